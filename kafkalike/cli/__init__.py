@@ -1,0 +1,1 @@
+"""The command-line face of kafkalike (``kafkalike ...``). Nothing imports this package."""

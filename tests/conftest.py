@@ -1,0 +1,2 @@
+"""Shared pytest fixtures. Integration fixtures (ZooKeeper ensemble, brokers) live in
+tests/fixtures_*.py modules registered here as plugins."""
