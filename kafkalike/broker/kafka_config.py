@@ -1,0 +1,432 @@
+"""KafkaConfig: the broker's configuration, with Kafka's property names, types and defaults.
+
+Follows Kafka's ``kafka.server.KafkaConfig`` (ZooKeeper mode, Kafka 3.x). A config comes from
+a ``server.properties`` file (Java properties syntax) plus ``--override key=value`` pairs.
+Every key is checked: an unknown key or a bad value raises ConfigError whose message is one
+line naming the key and what was expected, which the CLI prints before exiting.
+
+Kafka keys that kafkalike accepts but that have no effect here (thread pool sizes, socket
+buffer sizes, transaction log settings ...) are listed with ``effective=False``; the broker
+logs them once at start-up (``config_ignored``) so a user can bring Kafka's own
+server.properties unchanged. docs/configuration.md lists both kinds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, or its value does not fit its type or range.
+
+    ``str(err)`` is one line naming the key and what was expected.
+    """
+
+
+@attrs.frozen
+class ConfigKey:
+    """One broker property: its name, type, default (None = no default), range and doc.
+
+    type is one of "int" (32-bit), "long" (64-bit), "short", "double", "boolean", "string",
+    "list" (comma separated strings), "password". ``effective=False`` marks a Kafka key that
+    kafkalike accepts but ignores.
+    """
+
+    name: str
+    type: str
+    default: Any
+    doc: str
+    at_least: float | None = None
+    choices: tuple[str, ...] | None = None
+    effective: bool = True
+    required: bool = False
+
+
+_BOUNDS = {"int": (-(2**31), INT_MAX), "long": (-(2**63), LONG_MAX), "short": (-(2**15), 2**15 - 1)}
+
+
+def _key(name: str, type_: str, default: Any, doc: str, **kw: Any) -> ConfigKey:
+    return ConfigKey(name=name, type=type_, default=default, doc=doc, **kw)
+
+
+def _ignored(name: str, type_: str, default: Any) -> ConfigKey:
+    return ConfigKey(name=name, type=type_, default=default,
+                     doc="accepted for compatibility with Kafka; no effect in kafkalike",
+                     effective=False)
+
+
+# Kafka 3.x defaults (ZooKeeper mode). Sources: Kafka's KafkaConfig / ServerLogConfigs /
+# ReplicationConfigs / GroupCoordinatorConfig, and the broker configs page of the docs.
+CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
+    # --- identity and listeners
+    _key("broker.id", "int", -1, "broker id; -1 = generate one from /brokers/seqid", at_least=-1),
+    _key("broker.id.generation.enable", "boolean", True, "generate a broker id when broker.id is -1"),
+    _key("reserved.broker.max.id", "int", 1000, "generated ids start above this", at_least=0),
+    _key("broker.rack", "string", None, "rack of this broker (registered in ZooKeeper)"),
+    _key("listeners", "list", ["PLAINTEXT://:9092"], "listener URIs NAME://host:port"),
+    _key("advertised.listeners", "list", None, "listeners published in ZooKeeper (default: listeners)"),
+    _key("listener.security.protocol.map", "string",
+         "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+         "listener name -> security protocol (kafkalike serves PLAINTEXT only)"),
+    _key("inter.broker.listener.name", "string", None, "listener used between brokers"),
+    _key("security.inter.broker.protocol", "string", "PLAINTEXT", "protocol between brokers",
+         choices=("PLAINTEXT",)),
+    # --- ZooKeeper
+    _key("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot]", required=True),
+    _key("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (ms)", at_least=1),
+    _key("zookeeper.connection.timeout.ms", "int", None, "max wait for a ZooKeeper connection (ms)",
+         at_least=1),
+    _ignored("zookeeper.max.in.flight.requests", "int", 10),
+    _ignored("zookeeper.set.acl", "boolean", False),
+    # --- log storage
+    _key("log.dirs", "list", None, "log directories (default: log.dir)"),
+    _key("log.dir", "string", "/tmp/kafka-logs", "log directory used when log.dirs is unset"),
+    _key("log.segment.bytes", "int", 1073741824, "segment size before a roll (bytes)", at_least=14),
+    _key("log.roll.ms", "long", None, "max segment age before a roll (ms)", at_least=1),
+    _key("log.roll.hours", "int", 168, "max segment age before a roll (hours)", at_least=1),
+    _key("log.retention.ms", "long", None, "retention time (ms); -1 = unlimited"),
+    _key("log.retention.minutes", "int", None, "retention time (minutes)"),
+    _key("log.retention.hours", "int", 168, "retention time (hours)"),
+    _key("log.retention.bytes", "long", -1, "max log size per partition (bytes); -1 = unlimited"),
+    _key("log.retention.check.interval.ms", "long", 300000, "retention check period (ms)", at_least=1),
+    _key("log.index.size.max.bytes", "int", 10485760, "max offset index size (bytes)", at_least=4),
+    _key("log.index.interval.bytes", "int", 4096, "bytes between offset index entries", at_least=0),
+    _key("log.flush.interval.messages", "long", LONG_MAX, "messages between fsyncs", at_least=1),
+    _key("log.flush.interval.ms", "long", None, "max ms a message stays unflushed"),
+    _key("log.flush.scheduler.interval.ms", "long", LONG_MAX, "flush check period (ms)"),
+    _key("log.flush.offset.checkpoint.interval.ms", "int", 60000, "recovery point checkpoint period (ms)",
+         at_least=0),
+    _key("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
+         "log start offset checkpoint period (ms)", at_least=0),
+    _key("log.cleanup.policy", "list", ["delete"], "delete, compact, or both"),
+    _key("log.cleaner.enable", "boolean", True, "run the log cleaner (compaction)"),
+    _key("log.cleaner.threads", "int", 1, "cleaner workers", at_least=0),
+    _key("log.cleaner.backoff.ms", "long", 15000, "cleaner sleep when idle (ms)", at_least=0),
+    _key("log.cleaner.min.cleanable.ratio", "double", 0.5, "dirty ratio that triggers cleaning"),
+    _key("log.cleaner.delete.retention.ms", "long", 86400000, "tombstone retention (ms)", at_least=0),
+    _key("log.cleaner.min.compaction.lag.ms", "long", 0, "min age before compaction (ms)", at_least=0),
+    _key("log.message.timestamp.type", "string", "CreateTime", "timestamp type",
+         choices=("CreateTime", "LogAppendTime")),
+    _key("compression.type", "string", "producer", "compression of stored batches",
+         choices=("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
+    _key("num.recovery.threads.per.data.dir", "int", 1, "log recovery workers", at_least=1),
+    _key("message.max.bytes", "int", 1048588, "largest record batch accepted (bytes)", at_least=0),
+    # --- topics and replication
+    _key("num.partitions", "int", 1, "partitions of auto-created topics", at_least=1),
+    _key("default.replication.factor", "int", 1, "replication factor of auto-created topics", at_least=1),
+    _key("min.insync.replicas", "int", 1, "ISR size needed for acks=all", at_least=1),
+    _key("unclean.leader.election.enable", "boolean", False, "elect an out-of-sync replica as last resort"),
+    _key("auto.create.topics.enable", "boolean", True, "create topics on Metadata / Produce"),
+    _key("delete.topic.enable", "boolean", True, "allow topic deletion"),
+    _key("auto.leader.rebalance.enable", "boolean", True, "move leadership back to preferred replicas"),
+    _key("leader.imbalance.check.interval.seconds", "long", 300, "rebalance check period (s)", at_least=1),
+    _key("leader.imbalance.per.broker.percentage", "int", 10, "imbalance that triggers a rebalance (%)",
+         at_least=0),
+    _key("replica.lag.time.max.ms", "long", 30000, "max follower lag before leaving the ISR (ms)"),
+    _key("replica.fetch.max.bytes", "int", 1048576, "follower fetch bytes per partition", at_least=0),
+    _key("replica.fetch.response.max.bytes", "int", 10485760, "follower fetch bytes per response",
+         at_least=0),
+    _key("replica.fetch.min.bytes", "int", 1, "follower fetch min bytes"),
+    _key("replica.fetch.wait.max.ms", "int", 500, "follower fetch max wait (ms)"),
+    _key("replica.fetch.backoff.ms", "int", 1000, "follower sleep after a fetch error (ms)", at_least=0),
+    _key("replica.socket.timeout.ms", "int", 30000, "follower socket timeout (ms)"),
+    _key("num.replica.fetchers", "int", 1, "fetcher tasks per source broker", at_least=1),
+    _key("replica.high.watermark.checkpoint.interval.ms", "long", 5000, "HW checkpoint period (ms)"),
+    _key("controlled.shutdown.enable", "boolean", True, "move leaderships away before shutdown"),
+    _key("controlled.shutdown.max.retries", "int", 3, "ControlledShutdown attempts"),
+    _key("controlled.shutdown.retry.backoff.ms", "long", 5000, "wait between attempts (ms)"),
+    _key("controller.socket.timeout.ms", "int", 30000, "controller -> broker request timeout (ms)"),
+    # --- network
+    _key("socket.request.max.bytes", "int", 104857600, "largest request frame (bytes)", at_least=1),
+    _key("connections.max.idle.ms", "long", 600000, "idle connections are closed after (ms)"),
+    _key("fetch.max.bytes", "int", 57671680, "max bytes of one fetch response", at_least=0),
+    _ignored("num.network.threads", "int", 3),
+    _ignored("num.io.threads", "int", 8),
+    _ignored("background.threads", "int", 10),
+    _ignored("queued.max.requests", "int", 500),
+    _ignored("socket.send.buffer.bytes", "int", 102400),
+    _ignored("socket.receive.buffer.bytes", "int", 102400),
+    # --- group coordinator and __consumer_offsets
+    _key("offsets.topic.replication.factor", "short", 3, "replication factor of __consumer_offsets",
+         at_least=1),
+    _key("offsets.topic.num.partitions", "int", 50, "partitions of __consumer_offsets", at_least=1),
+    _key("offsets.topic.segment.bytes", "int", 104857600, "segment size of __consumer_offsets", at_least=1),
+    _key("offsets.retention.minutes", "int", 10080, "committed offset retention (minutes)", at_least=1),
+    _key("offsets.retention.check.interval.ms", "long", 600000, "offset expiry check period (ms)"),
+    _key("offsets.commit.timeout.ms", "int", 5000, "offset commit replication timeout (ms)"),
+    _key("offsets.load.buffer.size", "int", 5242880, "read size when loading groups (bytes)"),
+    _key("group.initial.rebalance.delay.ms", "int", 3000, "delay of the first rebalance (ms)"),
+    _key("group.min.session.timeout.ms", "int", 6000, "min consumer session timeout (ms)"),
+    _key("group.max.session.timeout.ms", "int", 1800000, "max consumer session timeout (ms)"),
+    _key("group.max.size", "int", INT_MAX, "max members per group", at_least=1),
+    # --- producer ids and transactions
+    _key("producer.id.expiration.ms", "int", 86400000, "idle producer state expiry (ms)"),
+    _ignored("transaction.state.log.replication.factor", "short", 3),
+    _ignored("transaction.state.log.min.isr", "int", 2),
+    _ignored("transaction.state.log.num.partitions", "int", 50),
+    _ignored("transactional.id.expiration.ms", "int", 604800000),
+    # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)
+    _ignored("inter.broker.protocol.version", "string", "3.9"),
+    _ignored("log.message.format.version", "string", "3.0"),
+]}
+
+_LINE_CONT = re.compile(r"(?<!\\)(\\\\)*\\$")
+
+
+def parse_properties(text: str) -> list[tuple[int, str, str]]:
+    """Parse Java properties text into (line number, key, value) triples, in file order.
+
+    Supports ``#`` and ``!`` comments, ``=``, ``:`` or whitespace separators, and backslash
+    line continuations, as java.util.Properties does (unicode escapes are not decoded).
+    """
+    out: list[tuple[int, str, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        lineno = i + 1
+        line = lines[i].lstrip()
+        i += 1
+        if not line or line[0] in "#!":
+            continue
+        while _LINE_CONT.search(line) and i < len(lines):
+            line = line[:-1] + lines[i].lstrip()
+            i += 1
+        m = re.match(r"((?:\\.|[^=:\s\\])+)\s*[=:\s]?\s*(.*)$", line)
+        if not m:
+            continue
+        key = re.sub(r"\\(.)", r"\1", m.group(1))
+        out.append((lineno, key, m.group(2).rstrip()))
+    return out
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _convert(key: ConfigKey, raw: str) -> Any:
+    """Convert one raw string to the key's type, raising ConfigError naming the key."""
+    raw = raw.strip()
+    t = key.type
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"invalid value {raw!r} for configuration {key.name!r}: expected {expected}")
+
+    if t in _BOUNDS:
+        try:
+            value: Any = int(raw)
+        except ValueError:
+            raise bad(f"{_article(t)} {t}") from None
+        lo, hi = _BOUNDS[t]
+        lo = max(lo, int(key.at_least)) if key.at_least is not None else lo
+        if not lo <= value <= hi:
+            raise bad(f"{_article(t)} {t} in [{lo}, {hi}]")
+        return value
+    if t == "double":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise bad("a number") from None
+        if key.at_least is not None and value < key.at_least:
+            raise bad(f"a number >= {key.at_least}")
+        return value
+    if t == "boolean":
+        if raw.lower() not in ("true", "false"):
+            raise bad("true or false")
+        return raw.lower() == "true"
+    if t == "list":
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if key.choices is not None and raw not in key.choices:
+        raise bad("one of " + ", ".join(key.choices))
+    return raw
+
+
+@attrs.frozen
+class EndPoint:
+    """A listener: ``NAME://host:port`` (host "" means all interfaces)."""
+
+    listener_name: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, uri: str, config_name: str = "listeners") -> "EndPoint":
+        """Parse ``PLAINTEXT://127.0.0.1:9092``; raises ConfigError naming config_name."""
+        m = re.fullmatch(r"([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:/]*):(\d+)", uri.strip())
+        if not m or not 0 <= int(m.group(3)) <= 65535:
+            raise ConfigError(
+                f"invalid value {uri!r} for configuration {config_name!r}: "
+                "expected NAME://host:port (e.g. PLAINTEXT://127.0.0.1:9092)")
+        return cls(m.group(1).upper(), m.group(2).strip("[]"), int(m.group(3)))
+
+    def uri(self) -> str:
+        return f"{self.listener_name}://{self.host}:{self.port}"
+
+
+@attrs.frozen
+class KafkaConfig:
+    """A validated broker configuration. ``values`` maps every known key to its typed value
+    (defaults filled in); ``originals`` holds only the keys the user set.
+
+    Build one with ``KafkaConfig.from_properties(text, overrides)`` or ``from_file``; read
+    values with ``config["num.partitions"]`` or the typed properties below.
+    """
+
+    values: Mapping[str, Any]
+    originals: Mapping[str, str]
+
+    @classmethod
+    def from_mapping(cls, props: Mapping[str, str] | Iterable[tuple[str, str]],
+                     source: Callable[[str], str] | None = None) -> "KafkaConfig":
+        """Validate key -> raw string pairs; raises ConfigError (one line) on the first bad one.
+
+        source(key) may describe where a key came from (e.g. "line 3 of server.properties").
+        """
+        pairs = list(props.items()) if isinstance(props, Mapping) else list(props)
+        originals: dict[str, str] = {}
+        values: dict[str, Any] = {name: k.default for name, k in CONFIG_KEYS.items()}
+        for name, raw in pairs:
+            key = CONFIG_KEYS.get(name)
+            if key is None:
+                where = f" ({source(name)})" if source else ""
+                raise ConfigError(
+                    f"unknown configuration key {name!r}{where}: see docs/configuration.md "
+                    "for the keys kafkalike knows")
+            values[name] = _convert(key, raw)
+            originals[name] = raw
+        for key in CONFIG_KEYS.values():
+            if key.required and values[key.name] in (None, ""):
+                raise ConfigError(f"missing required configuration {key.name!r}: {key.doc}")
+        config = cls(values=values, originals=originals)
+        config._check_consistency()
+        return config
+
+    @classmethod
+    def from_properties(cls, text: str, overrides: Iterable[str] = (),
+                        filename: str = "server.properties") -> "KafkaConfig":
+        """Parse properties text, then apply ``key=value`` overrides (later wins)."""
+        where: dict[str, str] = {}
+        merged: dict[str, str] = {}
+        for lineno, key, value in parse_properties(text):
+            merged[key] = value
+            where[key] = f"line {lineno} of {filename}"
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"invalid override {item!r}: expected key=value")
+            key, value = item.split("=", 1)
+            merged[key.strip()] = value
+            where[key.strip()] = "--override"
+        return cls.from_mapping(merged, source=lambda k: where.get(k, "?"))
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: Iterable[str] = ()) -> "KafkaConfig":
+        """Read a server.properties file; raises ConfigError if it can't be read or is invalid."""
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read configuration file {str(path)!r}: {e.strerror}") from None
+        return cls.from_properties(text, overrides, filename=Path(path).name)
+
+    def _check_consistency(self) -> None:
+        self.listeners  # parse now so a bad listener stops start-up
+        self.advertised_listeners
+        names = [e.listener_name for e in self.listeners]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"invalid value for configuration 'listeners': "
+                              f"each listener name must appear once, got {names}")
+        protocol_map = self.listener_security_protocol_map
+        for name in names:
+            if protocol_map.get(name, "") != "PLAINTEXT":
+                raise ConfigError(
+                    f"invalid value for configuration 'listeners': listener {name} maps to "
+                    f"{protocol_map.get(name, 'nothing')!r} in listener.security.protocol.map; "
+                    "kafkalike serves PLAINTEXT only")
+        ibl = self["inter.broker.listener.name"]
+        if ibl is not None and ibl not in names:
+            raise ConfigError(f"invalid value {ibl!r} for configuration 'inter.broker.listener.name': "
+                              f"expected one of the listeners {names}")
+        if self.broker_id == -1 and not self["broker.id.generation.enable"]:
+            raise ConfigError("invalid value '-1' for configuration 'broker.id': expected an id >= 0 "
+                              "when broker.id.generation.enable is false")
+        if self.broker_id > self["reserved.broker.max.id"]:
+            raise ConfigError(
+                f"invalid value '{self.broker_id}' for configuration 'broker.id': expected at most "
+                f"reserved.broker.max.id ({self['reserved.broker.max.id']})")
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def ignored_keys(self) -> list[str]:
+        """Keys the user set that kafkalike accepts but does not act on."""
+        return [k for k in self.originals if not CONFIG_KEYS[k].effective]
+
+    # --- typed views of the most used keys
+    @property
+    def broker_id(self) -> int:
+        return int(self["broker.id"])
+
+    @property
+    def listener_security_protocol_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in str(self["listener.security.protocol.map"]).split(","):
+            if ":" not in item:
+                raise ConfigError(f"invalid value {item!r} in configuration "
+                                  "'listener.security.protocol.map': expected NAME:PROTOCOL")
+            name, proto = item.split(":", 1)
+            out[name.strip().upper()] = proto.strip().upper()
+        return out
+
+    @property
+    def listeners(self) -> list[EndPoint]:
+        return [EndPoint.parse(u, "listeners") for u in self["listeners"]]
+
+    @property
+    def advertised_listeners(self) -> list[EndPoint]:
+        """advertised.listeners, else listeners; an empty host is left for the broker to fill."""
+        if self["advertised.listeners"] is None:
+            return self.listeners
+        return [EndPoint.parse(u, "advertised.listeners") for u in self["advertised.listeners"]]
+
+    @property
+    def inter_broker_listener_name(self) -> str:
+        return self["inter.broker.listener.name"] or self.listeners[0].listener_name
+
+    @property
+    def log_dirs(self) -> list[str]:
+        return list(self["log.dirs"]) if self["log.dirs"] else [self["log.dir"]]
+
+    @property
+    def zookeeper_connect(self) -> str:
+        return str(self["zookeeper.connect"])
+
+    @property
+    def zookeeper_session_timeout_ms(self) -> int:
+        return int(self["zookeeper.session.timeout.ms"])
+
+    @property
+    def zookeeper_connection_timeout_ms(self) -> int:
+        v = self["zookeeper.connection.timeout.ms"]
+        return int(v) if v is not None else self.zookeeper_session_timeout_ms
+
+    @property
+    def log_retention_ms(self) -> int:
+        """log.retention.ms, else minutes, else hours (Kafka's precedence); -1 = unlimited."""
+        if self["log.retention.ms"] is not None:
+            return int(self["log.retention.ms"])
+        if self["log.retention.minutes"] is not None:
+            return int(self["log.retention.minutes"]) * 60_000
+        return int(self["log.retention.hours"]) * 3_600_000
+
+    @property
+    def log_roll_ms(self) -> int:
+        """log.roll.ms, else log.roll.hours (Kafka's precedence)."""
+        if self["log.roll.ms"] is not None:
+            return int(self["log.roll.ms"])
+        return int(self["log.roll.hours"]) * 3_600_000
