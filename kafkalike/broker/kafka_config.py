@@ -430,3 +430,20 @@ class KafkaConfig:
         if self["log.roll.ms"] is not None:
             return int(self["log.roll.ms"])
         return int(self["log.roll.hours"]) * 3_600_000
+
+
+def render_markdown() -> str:
+    """docs/configuration.md's key table, generated from CONFIG_KEYS (a test keeps them equal)."""
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, list):
+            return ",".join(v)
+        return str(v)
+
+    rows = ["| key | type | default | effect in kafkalike |", "|---|---|---|---|"]
+    for k in sorted(CONFIG_KEYS.values(), key=lambda k: (not k.effective, k.name)):
+        rows.append(f"| `{k.name}` | {k.type} | `{fmt(k.default)}` | {k.doc} |")
+    return "\n".join(rows) + "\n"

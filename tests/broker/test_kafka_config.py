@@ -112,3 +112,13 @@ def test_properties_syntax_follows_java() -> None:
 def test_missing_file_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"^cannot read configuration file '/nonexistent/x.properties'"):
         KafkaConfig.from_file("/nonexistent/x.properties")
+
+
+def test_docs_configuration_table_matches_code() -> None:
+    """docs/configuration.md carries exactly the table generated from CONFIG_KEYS."""
+    from pathlib import Path
+
+    from kafkalike.broker.kafka_config import render_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    assert doc.endswith(render_markdown())
