@@ -12,6 +12,7 @@ import sys
 
 # Sub-command modules, in the order ``kafkalike --help`` lists them.
 COMMANDS = [
+    "kafkalike.cli.zk",
 
 ]
 

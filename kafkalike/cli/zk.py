@@ -1,0 +1,148 @@
+"""``kafkalike zk ...``: a local ZooKeeper ensemble (up / down / status) and the znode tree.
+
+    kafkalike zk up [--nodes 1|3|5] [--dir DIR] [--base-port N]
+    kafkalike zk status [--dir DIR] [--json]
+    kafkalike zk down [--dir DIR]
+    kafkalike zk tree [PATH] [--zookeeper HOST:PORT[,..][/chroot]] [--dir DIR] [--all]
+
+Thin: the work is in kafkalike.cluster.zk_ensemble and kafkalike.coordination.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DEFAULT_DIR = ".kafkalike"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``zk`` sub-command and its actions to the ``kafkalike`` parser."""
+    p = subparsers.add_parser("zk", help="a local ZooKeeper ensemble: up, down, status, tree")
+    sub = p.add_subparsers(dest="zk_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    up = sub.add_parser("up", help="start a local ensemble; returns once a quorum answers")
+    up.add_argument("--nodes", type=int, choices=[1, 3, 5], default=3, help="ensemble size (default 3)")
+    up.add_argument("--dir", default=DEFAULT_DIR, help=f"base directory (default {DEFAULT_DIR})")
+    up.add_argument("--base-port", type=int, default=2181,
+                    help="client port of every node (default 2181); quorum +707, election +1707")
+    up.add_argument("--host-prefix", default="127.0.0.",
+                    help="node i listens on <prefix>i (default 127.0.0.); a full address puts all nodes on it")
+    up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the quorum")
+    up.set_defaults(func=_up)
+
+    down = sub.add_parser("down", help="stop every node of the ensemble by pid")
+    down.add_argument("--dir", default=DEFAULT_DIR, help=f"base directory (default {DEFAULT_DIR})")
+    down.add_argument("--purge", action="store_true", help="also delete data dirs and logs")
+    down.set_defaults(func=_down)
+
+    status = sub.add_parser("status", help="each node's pid and mode (from the srvr four-letter word)")
+    status.add_argument("--dir", default=DEFAULT_DIR, help=f"base directory (default {DEFAULT_DIR})")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=_status)
+
+    tree = sub.add_parser("tree", help="the znode tree with data, ephemeral nodes marked")
+    tree.add_argument("path", nargs="?", default="/", help="znode to start from (default /)")
+    tree.add_argument("--zookeeper", help="connect string host:port[,..][/chroot] (default: the ensemble in --dir)")
+    tree.add_argument("--dir", default=DEFAULT_DIR, help=f"base directory (default {DEFAULT_DIR})")
+    tree.add_argument("--all", action="store_true", help="include ZooKeeper's own /zookeeper subtree")
+    tree.add_argument("--no-data", action="store_true", help="paths only")
+    tree.add_argument("--max-bytes", type=int, default=None, help="truncate data longer than this")
+    tree.set_defaults(func=_tree)
+
+
+def _err(msg: str) -> int:
+    print(f"kafkalike zk: {msg}", file=sys.stderr)
+    return 1
+
+
+def _print_status(statuses: list, as_json: bool = False) -> None:  # type: ignore[type-arg]
+    if as_json:
+        print(json.dumps([
+            {"node": s.node_id, "address": s.address, "pid": s.pid, "alive": s.alive, "mode": s.mode,
+             "zxid": s.zxid, "error": s.error} for s in statuses
+        ], indent=2))
+        return
+    print(f"{'node':<5} {'address':<22} {'pid':<8} {'mode':<11} detail")
+    for s in statuses:
+        print(f"{s.node_id:<5} {s.address:<22} {str(s.pid or '-'):<8} {s.mode or '-':<11} "
+              f"{s.error or ('zxid ' + s.zxid if s.zxid else '')}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+
+    try:
+        ens = ZkEnsemble(args.dir, nodes=args.nodes, base_port=args.base_port, host_prefix=args.host_prefix)
+        ens.start(timeout=args.timeout)
+    except ZkEnsembleError as exc:
+        return _err(str(exc))
+    _print_status(ens.status())
+    print(f"zookeeper.connect={ens.connect_string}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+
+    try:
+        ens = ZkEnsemble.load(args.dir)
+    except ZkEnsembleError as exc:
+        return _err(str(exc))
+    if args.purge:
+        ens.destroy()
+    else:
+        ens.stop()
+    print(f"ZooKeeper ensemble in {args.dir} stopped ({ens.nodes} nodes)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+
+    try:
+        ens = ZkEnsemble.load(args.dir)
+    except ZkEnsembleError as exc:
+        return _err(str(exc))
+    statuses = ens.status()
+    _print_status(statuses, args.json)
+    return 0 if sum(s.serving for s in statuses) > ens.nodes // 2 else 1
+
+
+def _tree(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from kafkalike import logs
+    from kafkalike.coordination import ConnectTimeout, CoordinationError, NoNode, ZooKeeperClient
+    from kafkalike.coordination.zk_tree import render, walk
+
+    logs.configure(fmt=getattr(args, "log_format", "console"), level=logging.WARNING)
+    connect = args.zookeeper
+    if not connect:
+        from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+
+        try:
+            connect = ZkEnsemble.load(args.dir).connect_string
+        except ZkEnsembleError as exc:
+            return _err(f"{exc}; pass --zookeeper HOST:PORT")
+
+    async def run() -> list[str]:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="tree") as zk:
+            nodes = await walk(zk, args.path, include_internal=args.all)
+        return render(nodes, with_data=not args.no_data, max_bytes=args.max_bytes)
+
+    try:
+        lines = trio.run(run)
+    except NoNode:
+        return _err(f"no znode {args.path}")
+    except ConnectTimeout:
+        return _err(f"cannot connect to ZooKeeper at {connect}")
+    except CoordinationError as exc:
+        return _err(str(exc))
+    for line in lines:
+        print(line)
+    return 0

@@ -1,0 +1,657 @@
+"""ZooKeeperClient: kazoo bridged into trio (Kafka's kafka.zookeeper.ZooKeeperClient role).
+
+kazoo runs its own threads (a connection thread and a callback thread); nothing else in
+kafkalike does (DESIGN.md decision 7). This module is the bridge:
+
+* Blocking kazoo calls run in a worker thread via ``trio.to_thread.run_sync`` (cancellable:
+  a cancelled trio caller abandons the thread; the ZooKeeper operation may still complete,
+  exactly like a call that ends in ConnectionLoss).
+* Session state changes (kazoo's connection listener, which must not block) and watch firings
+  (kazoo's callback thread) are handed to trio with ``TrioToken.run_sync_soon`` and delivered
+  through trio memory channels / events, never by blocking a kazoo thread.
+
+Sessions. ``session_events()`` gives a receive channel of ``SessionEvent``:
+CONNECTED (``new_session`` True for the first session and for every session created after an
+expiry), SUSPENDED (connection lost, session may survive), EXPIRED (session gone: every
+ephemeral node of it is deleted by ZooKeeper; kazoo then opens a NEW session by itself, which
+arrives as CONNECTED with ``new_session=True``), CLOSED (``close()`` was called). A broker
+re-registers on CONNECTED/new_session; a controller resigns on EXPIRED.
+
+Watches are one-shot, as in ZooKeeper: ``get_and_watch``, ``exists_and_watch`` and
+``get_children_and_watch`` return a ``Watch`` that fires at most once; ``await
+watch.wait()`` gives the ``WatchEvent``, and with ``channel=`` the event is also sent to that
+trio channel (e.g. a controller's event queue). To keep watching, re-arm: call the same
+``*_and_watch`` again after handling the event (and read the fresh data in the same call,
+which is why the read and the arm are one call). kazoo differs from the Java client in one
+way: when the connection drops (SUSPENDED) kazoo fires every pending watch with type
+DISCONNECTED instead of keeping it; treat DISCONNECTED as "state unknown": wait for
+CONNECTED (``wait_connected()``) then re-read and re-arm.
+
+Multi-op: ``multi([CheckOp, CreateOp, SetDataOp, DeleteOp, ...])`` applies all or nothing;
+on failure it raises ``MultiOpFailed`` naming the failing op and its error (BadVersion for a
+stale version check, NodeExists, NoNode, NotEmpty). Kafka's controller guards every write with
+a ``CheckOp("/controller_epoch", epoch_zk_version)``.
+
+Connect strings: ``host:port,host:port[/chroot]``; a missing chroot is created on start, as
+Kafka's KafkaZkClient does (KAFKA-7165 era ``createChrootIfNecessary``).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import time
+from typing import Any, Callable, Sequence, TypeVar
+
+import attrs
+import structlog
+import trio
+from kazoo.client import KazooClient, KazooState
+from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.protocol.states import ZnodeStat as _KzStat
+
+from kafkalike.coordination.errors import (
+    CoordinationError,
+    MultiOpFailed,
+    NodeExists,
+    RolledBack,
+    RuntimeInconsistency,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ZnodeStat:
+    """A znode's Stat (ZooKeeper's data/Stat.java), in snake_case.
+
+    czxid: zxid of the create (Kafka uses the broker registration's czxid as broker epoch);
+    version: data version (Kafka's "zkVersion", the partition epoch of a state znode);
+    ephemeral_owner: session id owning an ephemeral node, 0 for a persistent one;
+    ctime_ms / mtime_ms: create / modify time, ms since the epoch.
+    """
+
+    czxid: int
+    mzxid: int
+    ctime_ms: int
+    mtime_ms: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeral_owner: int
+    data_length: int
+    num_children: int
+    pzxid: int
+
+    @property
+    def ephemeral(self) -> bool:
+        """True for an ephemeral node (owned by a session)."""
+        return self.ephemeral_owner != 0
+
+    @classmethod
+    def from_kazoo(cls, s: _KzStat) -> "ZnodeStat":
+        """Convert kazoo's ZnodeStat namedtuple."""
+        return cls(
+            czxid=s.czxid, mzxid=s.mzxid, ctime_ms=s.ctime, mtime_ms=s.mtime, version=s.version,
+            cversion=s.cversion, aversion=s.aversion, ephemeral_owner=s.ephemeralOwner,
+            data_length=s.dataLength, num_children=s.numChildren, pzxid=s.pzxid,
+        )
+
+
+class SessionState(enum.Enum):
+    """ZooKeeper session states as kafkalike's layers see them (kazoo's KazooState, with
+    LOST split into EXPIRED and CLOSED)."""
+
+    CONNECTED = "CONNECTED"
+    SUSPENDED = "SUSPENDED"
+    EXPIRED = "EXPIRED"
+    CLOSED = "CLOSED"
+
+
+@attrs.frozen
+class SessionEvent:
+    """A session state change. ``session_id`` is the session the client holds after the
+    change (None when expired/closed); ``new_session`` is True on CONNECTED when this is a
+    different session from the previous one (first connect, or reconnect after expiry);
+    ``at`` is trio.current_time() when delivered."""
+
+    state: SessionState
+    session_id: int | None
+    new_session: bool = False
+    at: float = 0.0
+
+
+class WatchEventType(enum.Enum):
+    """What fired a watch (ZooKeeper's Watcher.Event.EventType; NONE is DISCONNECTED)."""
+
+    CREATED = "CREATED"
+    DELETED = "DELETED"
+    CHANGED = "CHANGED"
+    CHILD = "CHILD"
+    DISCONNECTED = "DISCONNECTED"  # connection lost / session ended: re-read and re-arm
+
+
+_EVENT_TYPES = {
+    EventType.CREATED: WatchEventType.CREATED,
+    EventType.DELETED: WatchEventType.DELETED,
+    EventType.CHANGED: WatchEventType.CHANGED,
+    EventType.CHILD: WatchEventType.CHILD,
+    EventType.NONE: WatchEventType.DISCONNECTED,
+}
+
+
+@attrs.frozen
+class WatchEvent:
+    """A fired one-shot watch: ``type``, the watched ``path`` (chroot-relative), and ``kind``
+    of watch that was armed ("data", "exists" or "children")."""
+
+    type: WatchEventType
+    path: str
+    kind: str
+
+
+class Watch:
+    """A one-shot ZooKeeper watch surfaced in trio. ``await wait()`` returns the WatchEvent
+    once it fired; ``fired`` is that event or None. Re-arm by calling the ``*_and_watch``
+    method again."""
+
+    def __init__(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None) -> None:
+        self.path = path
+        self.kind = kind
+        self.fired: WatchEvent | None = None
+        self._event = trio.Event()
+        self._channel = channel
+
+    def __repr__(self) -> str:
+        return f"<Watch {self.kind} {self.path} fired={self.fired}>"
+
+    async def wait(self) -> WatchEvent:
+        """Block until the watch fires; returns its event."""
+        await self._event.wait()
+        assert self.fired is not None
+        return self.fired
+
+    def _fire(self, ev: WatchEvent) -> None:  # runs in the trio thread
+        if self.fired is not None:
+            return
+        self.fired = ev
+        self._event.set()
+        if self._channel is not None:
+            _send_or_spawn(self._channel, ev)
+
+
+def _send_or_spawn(channel: trio.MemorySendChannel[Any], value: Any) -> None:
+    """Deliver ``value`` without blocking the trio thread's callback: send_nowait, or if the
+    channel is full, a system task that waits for room. A closed channel drops it."""
+    try:
+        channel.send_nowait(value)
+    except trio.WouldBlock:
+
+        async def _send() -> None:
+            try:
+                await channel.send(value)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+        trio.lowlevel.spawn_system_task(_send)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+# ---- multi-op ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CheckOp:
+    """Multi-op: require ``path`` to be at data ``version`` (ZooKeeper's Op.check)."""
+
+    path: str
+    version: int
+
+
+@attrs.frozen
+class CreateOp:
+    """Multi-op: create ``path`` with ``data`` (result: the created path; with
+    ``sequential`` it carries ZooKeeper's 10-digit suffix)."""
+
+    path: str
+    data: bytes = b""
+    ephemeral: bool = False
+    sequential: bool = False
+
+
+@attrs.frozen
+class SetDataOp:
+    """Multi-op: set ``path``'s data if at ``version`` (-1: any). Result: its new ZnodeStat."""
+
+    path: str
+    data: bytes
+    version: int = -1
+
+
+@attrs.frozen
+class DeleteOp:
+    """Multi-op: delete ``path`` if at ``version`` (-1: any). Result: True."""
+
+    path: str
+    version: int = -1
+
+
+Op = CheckOp | CreateOp | SetDataOp | DeleteOp
+OpResult = str | ZnodeStat | bool
+
+
+# ---- connect strings -------------------------------------------------------------------------
+
+
+def split_connect_string(connect: str) -> tuple[str, str]:
+    """``"h1:p1,h2:p2/chroot"`` -> (``"h1:p1,h2:p2"``, ``"/chroot"``); chroot "" if none.
+
+    Raises CoordinationError for an empty host list or a malformed chroot.
+    """
+    hosts, slash, chroot = connect.strip().partition("/")
+    if not hosts or any(not h.strip() for h in hosts.split(",")):
+        raise CoordinationError(f"bad ZooKeeper connect string {connect!r}: expected host:port[,host:port...][/chroot]")
+    if slash:
+        chroot = "/" + chroot.strip("/")
+        if chroot == "/":
+            chroot = ""
+        elif "//" in chroot:
+            raise CoordinationError(f"bad chroot in ZooKeeper connect string {connect!r}")
+    return hosts, chroot
+
+
+def _check_path(path: str) -> str:
+    if not path.startswith("/") or (len(path) > 1 and path.endswith("/")) or "//" in path:
+        raise CoordinationError(f"bad znode path {path!r}: must be absolute, no trailing or double '/'")
+    return path
+
+
+# ---- the client ------------------------------------------------------------------------------
+
+
+class ZooKeeperClient:
+    """An async (trio) ZooKeeper client over kazoo. One per trio run; use from that run only.
+
+    connect: ``host:port,...[/chroot]``. session_timeout_ms: requested session timeout
+    (Kafka's zookeeper.session.timeout.ms, default 18000; ZooKeeper clamps it to
+    [2, 20] x tickTime unless its config widens the range). connection_timeout_ms: how long
+    ``start()`` waits for the first connection (Kafka's zookeeper.connection.timeout.ms).
+
+    Use ``async with ZooKeeperClient(...) as zk:`` or ``await zk.start()`` / ``await
+    zk.close()``. Paths are chroot-relative. Errors are those of
+    ``kafkalike.coordination.errors`` (NoNode, NodeExists, BadVersion, ConnectionLoss,
+    SessionExpired, ...).
+    """
+
+    def __init__(
+        self,
+        connect: str,
+        session_timeout_ms: int = 18000,
+        connection_timeout_ms: int = 18000,
+        name: str = "zk",
+    ) -> None:
+        self.connect = connect
+        self.hosts, self.chroot = split_connect_string(connect)
+        self.session_timeout_ms = session_timeout_ms
+        self.connection_timeout_ms = connection_timeout_ms
+        self.name = name
+        self._kz: KazooClient | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._limiter = trio.CapacityLimiter(16)
+        self._subscribers: list[trio.MemorySendChannel[SessionEvent]] = []
+        self._closing = False
+        self._state = SessionState.CLOSED
+        self._session_id: int | None = None
+        self._last_session_id: int | None = None  # kazoo-thread view, for new_session
+        self._connected = trio.Event()
+
+    # -- lifecycle --
+
+    async def __aenter__(self) -> "ZooKeeperClient":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _new_kazoo(self, hosts: str, **kw: Any) -> KazooClient:
+        return KazooClient(
+            hosts=hosts,
+            timeout=self.session_timeout_ms / 1000.0,
+            connection_retry={"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": 1.0},
+            **kw,
+        )
+
+    async def start(self) -> None:
+        """Connect (creating the chroot if absent) and open a session.
+
+        Raises ConnectTimeout if no server answers within connection_timeout_ms.
+        """
+        if self._kz is not None:
+            raise CoordinationError("ZooKeeperClient already started")
+        self._token = trio.lowlevel.current_trio_token()
+        timeout_s = self.connection_timeout_ms / 1000.0
+        if self.chroot:
+            await self._run(functools.partial(self._ensure_chroot, timeout_s))
+        kz = self._new_kazoo(self.hosts + self.chroot)
+        kz.add_listener(self._on_kazoo_state)
+        self._kz = kz
+        try:
+            await self._run(functools.partial(kz.start, timeout=timeout_s))
+        except BaseException:
+            self._kz = None
+            await trio.to_thread.run_sync(self._stop_kazoo, kz)
+            raise
+        # kazoo's start() can return before its CONNECTED listener call reached trio
+        await self._connected.wait()
+        log.info("zk_connected", name=self.name, connect=self.connect, session_id=self.session_id_hex)
+
+    def _ensure_chroot(self, timeout_s: float) -> None:
+        kz = self._new_kazoo(self.hosts)
+        try:
+            kz.start(timeout=timeout_s)
+            kz.ensure_path(self.chroot)
+        finally:
+            self._stop_kazoo(kz)
+
+    @staticmethod
+    def _stop_kazoo(kz: KazooClient) -> None:
+        try:
+            kz.stop()
+        finally:
+            kz.close()
+
+    async def close(self) -> None:
+        """Close the session (its ephemeral nodes are deleted at once) and stop kazoo's
+        threads. Subscribers get CLOSED and then end-of-channel."""
+        kz, self._kz = self._kz, None
+        if kz is None:
+            return
+        self._closing = True
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(self._stop_kazoo, kz)
+            self._set_state(SessionEvent(SessionState.CLOSED, None))
+            for ch in self._subscribers:
+                ch.close()
+            self._subscribers.clear()
+        log.info("zk_closed", name=self.name)
+
+    # -- session state --
+
+    def _on_kazoo_state(self, state: str) -> bool:
+        """kazoo listener (kazoo's connection thread): must not block."""
+        if state == KazooState.CONNECTED:
+            sid = self._kz.client_id[0] if self._kz is not None and self._kz.client_id else None
+            new = sid != self._last_session_id
+            self._last_session_id = sid
+            ev = SessionEvent(SessionState.CONNECTED, sid, new_session=new)
+        elif state == KazooState.SUSPENDED:
+            ev = SessionEvent(SessionState.SUSPENDED, self._last_session_id)
+        else:  # LOST: expired, auth failed, or closed by us
+            ev = SessionEvent(SessionState.CLOSED if self._closing else SessionState.EXPIRED, None)
+        self._to_trio(self._set_state, ev)
+        return False  # stay registered
+
+    def _to_trio(self, fn: Callable[..., None], *args: Any) -> None:
+        token = self._token
+        if token is None:
+            return
+        try:
+            token.run_sync_soon(fn, *args)
+        except trio.RunFinishedError:
+            pass
+
+    def _set_state(self, ev: SessionEvent) -> None:  # trio thread
+        if self._state == SessionState.CLOSED and ev.state == SessionState.CLOSED:
+            return
+        ev = attrs.evolve(ev, at=trio.current_time())
+        prev = self._state
+        self._state = ev.state
+        if ev.state == SessionState.CONNECTED:
+            self._session_id = ev.session_id
+            self._connected.set()
+        else:
+            if self._connected.is_set():
+                self._connected = trio.Event()
+            if ev.state != SessionState.SUSPENDED:
+                self._session_id = None
+        if prev != ev.state or ev.new_session:
+            log.info("zk_session_state", name=self.name, state=ev.state.value,
+                     session_id=None if ev.session_id is None else f"0x{ev.session_id:x}",
+                     new_session=ev.new_session)
+        for ch in list(self._subscribers):
+            try:
+                ch.send_nowait(ev)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.remove(ch)
+
+    def session_events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
+        """A new receive channel of every later SessionEvent (unbounded buffer: state changes
+        are rare). Close it when done. Each call gives an independent subscription; subscribe
+        before ``start()`` to also see the first CONNECTED."""
+        send, recv = trio.open_memory_channel[SessionEvent](math.inf)
+        self._subscribers.append(send)
+        return recv
+
+    @property
+    def state(self) -> SessionState:
+        """The session state as last delivered to trio."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        """True while the session is connected."""
+        return self._state == SessionState.CONNECTED
+
+    @property
+    def session_id(self) -> int | None:
+        """The current session id (None while expired/closed)."""
+        return self._session_id
+
+    @property
+    def session_id_hex(self) -> str | None:
+        """The session id as ZooKeeper prints it (``0x...``)."""
+        return None if self._session_id is None else f"0x{self._session_id:x}"
+
+    @property
+    def session_password(self) -> bytes | None:
+        """The current session's password (with session_id, enough to take the session over)."""
+        kz = self._kz
+        return kz.client_id[1] if kz is not None and kz.client_id else None
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until the session is CONNECTED. Raises trio.TooSlowError after ``timeout`` s."""
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            while self._state != SessionState.CONNECTED:
+                if self._kz is None:
+                    raise CoordinationError("ZooKeeperClient is closed")
+                await self._connected.wait()
+
+    # -- plumbing --
+
+    def _client(self) -> KazooClient:
+        if self._kz is None:
+            raise CoordinationError("ZooKeeperClient is not started (or closed)")
+        return self._kz
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
+
+    def _watcher(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None) -> tuple[Watch, Callable[[WatchedEvent], None]]:
+        watch = Watch(path, kind, channel)
+
+        def on_event(event: WatchedEvent) -> None:  # kazoo's callback thread
+            ev = WatchEvent(_EVENT_TYPES.get(event.type, WatchEventType.DISCONNECTED), path, kind)
+            self._to_trio(watch._fire, ev)
+
+        return watch, on_event
+
+    # -- reads --
+
+    async def get(self, path: str) -> tuple[bytes, ZnodeStat]:
+        """The data and stat of ``path``. Raises NoNode."""
+        data, stat = await self._run(functools.partial(self._client().get, _check_path(path)))
+        return data, ZnodeStat.from_kazoo(stat)
+
+    async def get_and_watch(
+        self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
+    ) -> tuple[bytes, ZnodeStat, Watch]:
+        """Read ``path`` and arm a one-shot data watch (fires CHANGED or DELETED). Raises
+        NoNode (and arms nothing) if absent — use exists_and_watch to wait for a create."""
+        watch, cb = self._watcher(_check_path(path), "data", channel)
+        data, stat = await self._run(functools.partial(self._client().get, path, watch=cb))
+        return data, ZnodeStat.from_kazoo(stat), watch
+
+    async def exists(self, path: str) -> ZnodeStat | None:
+        """The stat of ``path``, or None if it does not exist."""
+        stat = await self._run(functools.partial(self._client().exists, _check_path(path)))
+        return None if stat is None else ZnodeStat.from_kazoo(stat)
+
+    async def exists_and_watch(
+        self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
+    ) -> tuple[ZnodeStat | None, Watch]:
+        """Stat ``path`` and arm a one-shot watch that fires on CREATED, CHANGED or DELETED
+        (Kafka's ZNodeChangeHandler registration is an exists watch)."""
+        watch, cb = self._watcher(_check_path(path), "exists", channel)
+        stat = await self._run(functools.partial(self._client().exists, path, watch=cb))
+        return (None if stat is None else ZnodeStat.from_kazoo(stat)), watch
+
+    async def get_children(self, path: str) -> list[str]:
+        """The child names of ``path``, sorted. Raises NoNode."""
+        children = await self._run(functools.partial(self._client().get_children, _check_path(path)))
+        return sorted(children)
+
+    async def get_children_and_watch(
+        self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
+    ) -> tuple[list[str], Watch]:
+        """Children of ``path`` (sorted) and a one-shot child watch (fires CHILD on a child
+        created/deleted, DELETED if ``path`` goes). Raises NoNode."""
+        watch, cb = self._watcher(_check_path(path), "children", channel)
+        children = await self._run(functools.partial(self._client().get_children, path, watch=cb))
+        return sorted(children), watch
+
+    async def sync(self, path: str = "/") -> None:
+        """Make the connected server catch up with the leader before the next read of
+        ``path`` (ZooKeeper's sync): reads after it see every write committed before it."""
+        await self._run(functools.partial(self._client().sync, _check_path(path)))
+
+    # -- writes --
+
+    async def create(
+        self,
+        path: str,
+        data: bytes = b"",
+        *,
+        ephemeral: bool = False,
+        sequential: bool = False,
+        make_parents: bool = False,
+    ) -> tuple[str, ZnodeStat]:
+        """Create ``path`` with ``data``; returns (created path, its stat) — the stat's czxid
+        is what Kafka calls the broker epoch for /brokers/ids/<id>.
+
+        Raises NodeExists, NoNode (parent missing and not make_parents),
+        NoChildrenForEphemerals.
+        """
+        kz = self._client()
+        created, stat = await self._run(
+            functools.partial(
+                kz.create, _check_path(path), bytes(data), ephemeral=ephemeral, sequence=sequential,
+                makepath=make_parents, include_data=True,
+            )
+        )
+        return created, ZnodeStat.from_kazoo(stat)
+
+    async def set(self, path: str, data: bytes, version: int = -1) -> ZnodeStat:
+        """Set ``path``'s data if its version is ``version`` (-1: unconditionally); returns
+        the new stat. Raises BadVersion, NoNode."""
+        stat = await self._run(functools.partial(self._client().set, _check_path(path), bytes(data), version))
+        return ZnodeStat.from_kazoo(stat)
+
+    async def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
+        """Delete ``path`` (if at ``version``; -1 any). With ``recursive`` its subtree too.
+        Raises NoNode, BadVersion, NotEmpty."""
+        await self._run(functools.partial(self._client().delete, _check_path(path), version, recursive))
+
+    async def ensure_path(self, path: str) -> None:
+        """Create ``path`` and any missing parents as empty persistent nodes (no error if
+        present)."""
+        await self._run(functools.partial(self._client().ensure_path, _check_path(path)))
+
+    async def create_if_absent(self, path: str, data: bytes = b"") -> bool:
+        """Create a persistent ``path`` (parents too) unless it exists; True if created
+        (Kafka's KafkaZkClient.createRecursive ignoring NodeExists)."""
+        try:
+            await self.create(path, data, make_parents=True)
+        except NodeExists:
+            return False
+        return True
+
+    async def multi(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Apply ``ops`` atomically (ZooKeeper multi). Returns one result per op: created path
+        (CreateOp), new ZnodeStat (SetDataOp), True (CheckOp, DeleteOp).
+
+        Raises MultiOpFailed (nothing applied) with the failing op's index and error, e.g.
+        BadVersion for a CheckOp on a stale version; ConnectionLoss / SessionExpired as any call.
+        """
+        if not ops:
+            return []
+        kz = self._client()
+        tx = kz.transaction()
+        for op in ops:
+            if isinstance(op, CheckOp):
+                tx.check(_check_path(op.path), op.version)
+            elif isinstance(op, CreateOp):
+                tx.create(_check_path(op.path), bytes(op.data), ephemeral=op.ephemeral, sequence=op.sequential)
+            elif isinstance(op, SetDataOp):
+                tx.set_data(_check_path(op.path), bytes(op.data), op.version)
+            elif isinstance(op, DeleteOp):
+                tx.delete(_check_path(op.path), op.version)
+            else:
+                raise CoordinationError(f"not a multi-op: {op!r}")
+        raw = await self._run(tx.commit)
+        results: list[OpResult] = []
+        failure: tuple[int, BaseException] | None = None
+        for i, r in enumerate(raw):
+            if isinstance(r, BaseException):
+                if failure is None and not isinstance(r, (RolledBack, RuntimeInconsistency)):
+                    failure = (i, r)
+                results.append(r)  # type: ignore[arg-type]
+            elif isinstance(r, tuple) and hasattr(r, "czxid"):
+                results.append(ZnodeStat.from_kazoo(r))  # type: ignore[arg-type]
+            else:
+                results.append(r)
+        if failure is not None:
+            i, err = failure
+            raise MultiOpFailed(index=i, op=ops[i], error=err, results=results)
+        return results
+
+
+async def expire_session(connect: str, session_id: int, session_password: bytes, timeout: float = 10.0) -> None:
+    """Force ZooKeeper to expire session ``session_id`` (for tests and chaos): open a second
+    connection with the same session id and password and close it, which closes the session
+    on the server (the classic trick of ZooKeeper's and Kafka's own tests). The original
+    client then sees SUSPENDED, EXPIRED and, once kazoo opens a new session, CONNECTED.
+    """
+    hosts, chroot = split_connect_string(connect)
+
+    def _run() -> None:
+        kz = KazooClient(hosts=hosts, client_id=(session_id, session_password), timeout=10.0)
+        try:
+            kz.start(timeout=timeout)
+        finally:
+            kz.stop()
+            kz.close()
+
+    await trio.to_thread.run_sync(_run, abandon_on_cancel=True)
+    log.info("zk_session_expired_forcibly", session_id=f"0x{session_id:x}")
+
+
+def now_ms() -> int:
+    """Wall-clock ms since the epoch (the timestamps Kafka writes into znodes)."""
+    return int(time.time() * 1000)

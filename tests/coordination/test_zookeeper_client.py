@@ -1,0 +1,180 @@
+"""ZooKeeperClient against a real 3-node ensemble: reads/writes, one-shot watches into trio,
+multi-op version checks, session events and expiry, chroot creation."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+import pytest
+import trio
+
+from kafkalike.coordination import (
+    BadVersion,
+    CheckOp,
+    CoordinationError,
+    CreateOp,
+    DeleteOp,
+    MultiOpFailed,
+    NodeExists,
+    NoNode,
+    NotEmpty,
+    SessionState,
+    SetDataOp,
+    WatchEvent,
+    WatchEventType,
+    ZooKeeperClient,
+    split_connect_string,
+)
+
+
+async def test_create_get_set_delete_round_trip(zk_client: ZooKeeperClient) -> None:
+    """Data written is read back with its stat; versions advance; delete removes the node."""
+    path, stat = await zk_client.create("/a/b", b"one", make_parents=True)
+    assert path == "/a/b" and stat.version == 0 and not stat.ephemeral and stat.czxid > 0
+    data, st = await zk_client.get("/a/b")
+    assert data == b"one" and st.czxid == stat.czxid
+    st2 = await zk_client.set("/a/b", b"two", version=0)
+    assert st2.version == 1
+    with pytest.raises(BadVersion):
+        await zk_client.set("/a/b", b"three", version=0)
+    with pytest.raises(NodeExists):
+        await zk_client.create("/a/b")
+    with pytest.raises(NotEmpty):
+        await zk_client.delete("/a")
+    assert await zk_client.get_children("/a") == ["b"]
+    await zk_client.delete("/a", recursive=True)
+    assert await zk_client.exists("/a") is None
+    with pytest.raises(NoNode):
+        await zk_client.get("/a/b")
+
+
+async def test_ephemeral_node_has_session_as_owner(zk_client: ZooKeeperClient) -> None:
+    """An ephemeral node's ephemeralOwner is the creating session's id."""
+    _, stat = await zk_client.create("/eph", b"x", ephemeral=True)
+    assert stat.ephemeral and stat.ephemeral_owner == zk_client.session_id
+
+
+async def test_sequential_create_appends_ten_digit_counter(zk_client: ZooKeeperClient) -> None:
+    """Sequential nodes get ZooKeeper's zero-padded 10-digit suffix, increasing."""
+    await zk_client.ensure_path("/isr_change_notification")
+    p1, _ = await zk_client.create("/isr_change_notification/isr_change_", b"{}", sequential=True)
+    p2, _ = await zk_client.create("/isr_change_notification/isr_change_", b"{}", sequential=True)
+    assert p1 == "/isr_change_notification/isr_change_0000000000"
+    assert p2 == "/isr_change_notification/isr_change_0000000001"
+
+
+async def test_data_watch_fires_once_into_trio_and_channel(zk_client: ZooKeeperClient) -> None:
+    """A data watch fires CHANGED exactly once, as a trio event and into the given channel."""
+    await zk_client.create("/w", b"0")
+    send, recv = trio.open_memory_channel[WatchEvent](10)
+    data, stat, watch = await zk_client.get_and_watch("/w", channel=send)
+    assert data == b"0" and watch.fired is None
+    await zk_client.set("/w", b"1")
+    with trio.fail_after(5):
+        ev = await watch.wait()
+        assert ev == WatchEvent(WatchEventType.CHANGED, "/w", "data")
+        assert await recv.receive() == ev
+    await zk_client.set("/w", b"2")  # not re-armed: no second event
+    await zk_client.sync("/w")
+    await trio.sleep(0.3)
+    with pytest.raises(trio.WouldBlock):
+        recv.receive_nowait()
+
+
+async def test_exists_watch_fires_on_create_and_child_watch_on_new_child(zk_client: ZooKeeperClient) -> None:
+    """An exists watch on an absent node fires CREATED; a child watch fires CHILD; re-arming works."""
+    stat, watch = await zk_client.exists_and_watch("/controller")
+    assert stat is None
+    await zk_client.create("/controller", b"{}", ephemeral=True)
+    with trio.fail_after(5):
+        assert (await watch.wait()).type == WatchEventType.CREATED
+
+    await zk_client.ensure_path("/brokers/ids")
+    children, cwatch = await zk_client.get_children_and_watch("/brokers/ids")
+    assert children == []
+    await zk_client.create("/brokers/ids/1", b"{}", ephemeral=True)
+    with trio.fail_after(5):
+        assert (await cwatch.wait()) == WatchEvent(WatchEventType.CHILD, "/brokers/ids", "children")
+    children, cwatch2 = await zk_client.get_children_and_watch("/brokers/ids")  # re-arm
+    assert children == ["1"]
+    await zk_client.delete("/brokers/ids/1")
+    with trio.fail_after(5):
+        assert (await cwatch2.wait()).type == WatchEventType.CHILD
+
+
+async def test_multi_applies_all_ops_atomically(zk_client: ZooKeeperClient) -> None:
+    """A multi-op with a passing version check applies every op and returns their results."""
+    await zk_client.create("/controller_epoch", b"1")
+    results = await zk_client.multi([
+        CheckOp("/controller_epoch", 0),
+        CreateOp("/controller", b'{"brokerid":1}', ephemeral=True),
+        SetDataOp("/controller_epoch", b"2", 0),
+    ])
+    assert results[0] is True and results[1] == "/controller"
+    assert results[2].version == 1
+    assert (await zk_client.get("/controller_epoch"))[0] == b"2"
+
+
+async def test_multi_with_stale_version_fails_and_applies_nothing(zk_client: ZooKeeperClient) -> None:
+    """A stale CheckOp version rolls the whole multi back and names the failing op."""
+    await zk_client.create("/controller_epoch", b"1")
+    await zk_client.set("/controller_epoch", b"2")  # now at version 1
+    with pytest.raises(MultiOpFailed) as info:
+        await zk_client.multi([
+            CreateOp("/p", b"x"),
+            CheckOp("/controller_epoch", 0),
+            DeleteOp("/controller_epoch"),
+        ])
+    assert info.value.index == 1 and isinstance(info.value.error, BadVersion)
+    assert info.value.op == CheckOp("/controller_epoch", 0)
+    assert await zk_client.exists("/p") is None
+    assert await zk_client.exists("/controller_epoch") is not None
+
+
+async def test_chroot_is_created_and_hides_outer_tree(zk_connect: str, zk_chroot_connect: str) -> None:
+    """A connect string with a missing chroot creates it; paths are relative to it."""
+    async with ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000) as inner:
+        await inner.create("/x", b"1")
+    _, chroot = split_connect_string(zk_chroot_connect)
+    async with ZooKeeperClient(zk_connect, session_timeout_ms=4000) as outer:
+        assert (await outer.get(chroot + "/x"))[0] == b"1"
+        await outer.delete(chroot, recursive=True)
+
+
+def test_bad_connect_string_and_path_are_typed_errors() -> None:
+    """Malformed connect strings give CoordinationError, never a crash."""
+    with pytest.raises(CoordinationError, match="connect string"):
+        ZooKeeperClient("")
+    with pytest.raises(CoordinationError, match="connect string"):
+        ZooKeeperClient("a:1,,b:2")
+    assert split_connect_string("h:1,h:2/kafka/") == ("h:1,h:2", "/kafka")
+
+
+async def test_bad_path_is_typed_error(zk_client: ZooKeeperClient) -> None:
+    """A relative path is refused with CoordinationError before reaching ZooKeeper."""
+    with pytest.raises(CoordinationError, match="bad znode path"):
+        await zk_client.get("relative")
+
+
+async def test_session_expiry_is_delivered_and_new_session_follows(
+    zk_client: ZooKeeperClient, zk_expire: Callable[[ZooKeeperClient], Awaitable[None]]
+) -> None:
+    """Expiring the session delivers EXPIRED, deletes its ephemerals, then a new session CONNECTs."""
+    await zk_client.create("/brokers/ids/1", b"{}", ephemeral=True, make_parents=True)
+    old = zk_client.session_id
+    events = zk_client.session_events()
+    await zk_expire(zk_client)
+    seen = []
+    with trio.fail_after(20):
+        async for ev in events:
+            seen.append(ev.state)
+            if ev.state == SessionState.CONNECTED and ev.new_session:
+                assert ev.session_id != old
+                break
+    assert SessionState.EXPIRED in seen
+    await zk_client.wait_connected(timeout=10)
+    assert zk_client.session_id not in (None, old)
+    assert await zk_client.exists("/brokers/ids/1") is None
+    # the new session can register again; its czxid is a new broker epoch
+    _, stat = await zk_client.create("/brokers/ids/1", b"{}", ephemeral=True)
+    assert stat.ephemeral_owner == zk_client.session_id
