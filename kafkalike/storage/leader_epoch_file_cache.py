@@ -1,0 +1,116 @@
+"""Leader epoch -> start offset history of one partition, persisted as leader-epoch-checkpoint
+(Kafka's LeaderEpochFileCache, KIP-101 / KIP-279).
+
+Each entry says "epoch E's leader wrote its first batch at offset O". Followers use
+end_offset_for(epoch) (OffsetsForLeaderEpoch) to find where their log diverges from the leader's
+and truncate there instead of to the high watermark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from kafkalike.storage.checkpoints import LeaderEpochCheckpointFile
+
+log = structlog.get_logger(__name__)
+
+UNDEFINED_EPOCH = -1
+UNDEFINED_EPOCH_OFFSET = -1
+
+
+class LeaderEpochFileCache:
+    """Sorted [(epoch, start_offset)], epochs and offsets both strictly increasing.
+
+    Every change is flushed to the checkpoint file (atomic write) when a path is given.
+    """
+
+    def __init__(self, checkpoint: LeaderEpochCheckpointFile | Path | None) -> None:
+        if checkpoint is not None and not isinstance(checkpoint, LeaderEpochCheckpointFile):
+            checkpoint = LeaderEpochCheckpointFile(checkpoint)
+        self.checkpoint = checkpoint
+        self.entries: list[tuple[int, int]] = checkpoint.read() if checkpoint else []
+
+    def _flush(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.write(self.entries)
+
+    @property
+    def latest_epoch(self) -> int | None:
+        """Highest epoch, None when empty."""
+        return self.entries[-1][0] if self.entries else None
+
+    @property
+    def earliest_entry(self) -> tuple[int, int] | None:
+        return self.entries[0] if self.entries else None
+
+    def assign(self, epoch: int, start_offset: int, flush: bool = True) -> bool:
+        """Record that `epoch` starts at `start_offset`; drops entries that would break
+        monotonicity (epoch >= new epoch or start offset >= new offset). Returns True if changed.
+
+        Raises ValueError for a negative epoch or offset.
+        """
+        if epoch < 0 or start_offset < 0:
+            raise ValueError(f"bad leader epoch entry ({epoch}, {start_offset})")
+        if self.entries:
+            last_epoch, last_off = self.entries[-1]
+            if epoch == last_epoch and start_offset >= last_off:
+                return False
+        removed = []
+        while self.entries and (self.entries[-1][0] >= epoch or self.entries[-1][1] >= start_offset):
+            removed.append(self.entries.pop())
+        if removed:
+            log.debug("leader_epochs_truncated", removed=removed, new=(epoch, start_offset))
+        self.entries.append((epoch, start_offset))
+        if flush:
+            self._flush()
+        return True
+
+    def end_offset_for(self, requested_epoch: int, log_end_offset: int) -> tuple[int, int]:
+        """(epoch, end offset) for OffsetsForLeaderEpoch (Kafka's endOffsetFor).
+
+        The end offset of epoch E is the start offset of the first epoch > E, or the log end
+        offset when E is the latest. Epoch above the latest or UNDEFINED -> (-1, -1). Epoch below
+        the first known -> (requested, first start offset). Epoch between known epochs -> (the
+        largest known epoch <= requested, start of the next).
+        """
+        if requested_epoch == UNDEFINED_EPOCH or not self.entries:
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        if requested_epoch == self.entries[-1][0]:
+            return requested_epoch, log_end_offset
+        higher = next((e for e in self.entries if e[0] > requested_epoch), None)
+        if higher is None:
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        floor = None
+        for e in self.entries:
+            if e[0] <= requested_epoch:
+                floor = e
+        if floor is None:
+            return requested_epoch, higher[1]
+        return floor[0], higher[1]
+
+    def truncate_from_end(self, end_offset: int) -> None:
+        """Drop entries whose start offset >= end_offset (after the log was truncated there)."""
+        if end_offset >= 0 and self.entries and self.entries[-1][1] >= end_offset:
+            self.entries = [e for e in self.entries if e[1] < end_offset]
+            self._flush()
+
+    def truncate_from_start(self, start_offset: int) -> None:
+        """Drop entries wholly before start_offset; the last one at or before it moves to start_offset."""
+        before = [e for e in self.entries if e[1] <= start_offset]
+        if not before:
+            return
+        after = [e for e in self.entries if e[1] > start_offset]
+        new = [(before[-1][0], start_offset)] + after
+        if new != self.entries:
+            self.entries = new
+            self._flush()
+
+    def clear(self) -> None:
+        """Remove every entry (truncate_fully_and_start_at)."""
+        self.entries = []
+        self._flush()
+
+    def flush(self) -> None:
+        self._flush()
