@@ -1,0 +1,141 @@
+"""The broker's API table: which Kafka APIs kafkalike serves, at which versions, and where.
+
+Holds ``ApiKey`` (Kafka's API keys used here, names as in Kafka's ``ApiKeys``),
+``SUPPORTED_APIS`` ({api_key: (min_version, max_version)}, what ApiVersions advertises),
+``API_COMPONENTS`` (which broker component serves each API; docs/protocol.md holds the
+same table and tests/protocol/test_api_table.py checks one against the other) and
+``IN_PROJECT_APIS`` (the ZooKeeper-era inter-broker RPCs defined in kafkalike, not kio).
+
+How the ranges were chosen (docs/protocol.md has the reasoning per client):
+
+- minimums are kio's oldest versions (Kafka 4.x dropped older ones; KIP-896), all of which
+  are <= the newest version of every client we must serve: kafka-python 3.0, librdkafka 2.0
+  (kcat 1.7) and 2.16 (confluent-kafka), aiokafka 0.14, Kafka 3.9's Java clients;
+- maximums follow a ZooKeeper-era Kafka 3.x broker, stopping before versions that need
+  features kafkalike does not have (topic-id addressed Fetch v13+/Produce v13, batched
+  FindCoordinator v4 and OffsetFetch v8, KRaft-migration fields).
+- kafka-python infers a broker version from this table: it reads as Kafka 3.0.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["ApiKey", "SUPPORTED_APIS", "API_COMPONENTS", "IN_PROJECT_APIS", "api_name"]
+
+
+class ApiKey(enum.IntEnum):
+    """Kafka API keys that kafkalike knows (Kafka protocol guide, "Api Keys")."""
+
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    LEADER_AND_ISR = 4
+    STOP_REPLICA = 5
+    UPDATE_METADATA = 6
+    CONTROLLED_SHUTDOWN = 7
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_CONFIGS = 32
+    ALTER_CONFIGS = 33
+    CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
+    INCREMENTAL_ALTER_CONFIGS = 44
+    DESCRIBE_CLUSTER = 60
+
+    @property
+    def kafka_name(self) -> str:
+        """Kafka's CamelCase name, e.g. ``"OffsetForLeaderEpoch"``."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+def api_name(api_key: int) -> str:
+    """Kafka's name for an api key (``"Produce"``), or ``"Unknown(<n>)"``."""
+    try:
+        return ApiKey(api_key).kafka_name
+    except ValueError:
+        return f"Unknown({api_key})"
+
+
+SUPPORTED_APIS: dict[int, tuple[int, int]] = {
+    ApiKey.PRODUCE: (3, 9),
+    ApiKey.FETCH: (4, 12),
+    ApiKey.LIST_OFFSETS: (1, 7),
+    ApiKey.METADATA: (0, 12),
+    ApiKey.LEADER_AND_ISR: (0, 6),
+    ApiKey.STOP_REPLICA: (0, 3),
+    ApiKey.UPDATE_METADATA: (0, 7),
+    ApiKey.CONTROLLED_SHUTDOWN: (0, 3),
+    ApiKey.OFFSET_COMMIT: (2, 8),
+    ApiKey.OFFSET_FETCH: (1, 7),
+    ApiKey.FIND_COORDINATOR: (0, 3),
+    ApiKey.JOIN_GROUP: (0, 7),
+    ApiKey.HEARTBEAT: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 4),
+    ApiKey.SYNC_GROUP: (0, 5),
+    ApiKey.DESCRIBE_GROUPS: (0, 5),
+    ApiKey.LIST_GROUPS: (0, 4),
+    ApiKey.API_VERSIONS: (0, 3),
+    ApiKey.CREATE_TOPICS: (2, 7),
+    ApiKey.DELETE_TOPICS: (1, 5),
+    ApiKey.INIT_PRODUCER_ID: (0, 4),
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    ApiKey.DESCRIBE_CONFIGS: (1, 4),
+    ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.CREATE_PARTITIONS: (0, 3),
+    ApiKey.DELETE_GROUPS: (0, 2),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
+    ApiKey.DESCRIBE_CLUSTER: (0, 1),
+}
+"""{api_key: (min_version, max_version)} the broker advertises in ApiVersions and accepts."""
+
+IN_PROJECT_APIS = frozenset(
+    {ApiKey.LEADER_AND_ISR, ApiKey.STOP_REPLICA, ApiKey.UPDATE_METADATA,
+     ApiKey.CONTROLLED_SHUTDOWN}
+)
+"""APIs whose schemas live in kafkalike.protocol (Kafka 3.x layouts), not in kio."""
+
+API_COMPONENTS: dict[int, str] = {
+    ApiKey.PRODUCE: "replica_manager",
+    ApiKey.FETCH: "replica_manager",
+    ApiKey.LIST_OFFSETS: "replica_manager",
+    ApiKey.METADATA: "metadata_cache",
+    ApiKey.LEADER_AND_ISR: "replica_manager",
+    ApiKey.STOP_REPLICA: "replica_manager",
+    ApiKey.UPDATE_METADATA: "metadata_cache",
+    ApiKey.CONTROLLED_SHUTDOWN: "kafka_controller",
+    ApiKey.OFFSET_COMMIT: "group_coordinator",
+    ApiKey.OFFSET_FETCH: "group_coordinator",
+    ApiKey.FIND_COORDINATOR: "kafka_apis",
+    ApiKey.JOIN_GROUP: "group_coordinator",
+    ApiKey.HEARTBEAT: "group_coordinator",
+    ApiKey.LEAVE_GROUP: "group_coordinator",
+    ApiKey.SYNC_GROUP: "group_coordinator",
+    ApiKey.DESCRIBE_GROUPS: "group_coordinator",
+    ApiKey.LIST_GROUPS: "group_coordinator",
+    ApiKey.API_VERSIONS: "kafka_apis",
+    ApiKey.CREATE_TOPICS: "zk_admin_manager",
+    ApiKey.DELETE_TOPICS: "zk_admin_manager",
+    ApiKey.INIT_PRODUCER_ID: "transaction_coordinator",
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: "replica_manager",
+    ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
+    ApiKey.ALTER_CONFIGS: "zk_admin_manager",
+    ApiKey.CREATE_PARTITIONS: "zk_admin_manager",
+    ApiKey.DELETE_GROUPS: "group_coordinator",
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: "zk_admin_manager",
+    ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
+}
+"""Which broker component (Kafka class, snake_case) answers each API."""

@@ -1,0 +1,185 @@
+"""FrameReader, request/response headers, unsupported APIs and the ApiVersions fallback."""
+
+from __future__ import annotations
+
+import random
+import struct
+import tracemalloc
+
+import pytest
+from kio.schema.api_versions.v0.request import ApiVersionsRequest as ApiVersionsRequestV0
+from kio.schema.api_versions.v3.request import ApiVersionsRequest as ApiVersionsRequestV3
+from kio.schema.metadata.v1.request import MetadataRequest as MetadataRequestV1
+
+from kafkalike.protocol import codec
+from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey
+from kafkalike.protocol.controlled_shutdown import ControlledShutdownRequest
+from kafkalike.protocol.errors import (ErrorCode, FrameSizeError, MalformedFrameError,
+                                       ProtocolError, UnknownApiKeyError,
+                                       UnsupportedVersionError, error_code_by_name, kafka_name)
+from kafkalike.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameReader, frame
+
+
+def test_frames_split_at_every_byte_boundary_come_out_whole() -> None:
+    """Frames fed in random pieces come out identical and in order."""
+    rng = random.Random(7)
+    payloads = [bytes(rng.randrange(256) for _ in range(n)) for n in (0, 1, 5, 300, 70000)]
+    stream = b"".join(frame(p) for p in payloads)
+    reader = FrameReader()
+    got = []
+    pos = 0
+    while pos < len(stream):
+        step = rng.randint(1, 9000)
+        reader.feed(stream[pos:pos + step])
+        pos += step
+        while (f := reader.next_frame()) is not None:
+            got.append(bytes(f))
+    assert got == payloads
+    assert not reader.in_progress
+
+
+def test_recv_into_path_delivers_the_same_frames() -> None:
+    """writable()/commit() (recv_into) assembles frames without feed()."""
+    payloads = [b"abc", b"", b"x" * 1000]
+    stream = memoryview(b"".join(frame(p) for p in payloads))
+    reader = FrameReader()
+    got = []
+    pos = 0
+    while pos < len(stream):
+        target = reader.writable()
+        n = min(len(target), 7, len(stream) - pos)
+        target[:n] = stream[pos:pos + n]
+        reader.commit(n)
+        pos += n
+        while (f := reader.next_frame()) is not None:
+            got.append(bytes(f))
+    assert got == payloads
+
+
+def test_frame_view_is_writable_for_in_place_patching() -> None:
+    """next_frame() returns a writable memoryview over the frame's own buffer."""
+    reader = FrameReader()
+    reader.feed(frame(b"\x00" * 8))
+    view = reader.next_frame()
+    assert view is not None and not view.readonly
+    view[0] = 1
+    assert view[0] == 1
+
+
+@pytest.mark.parametrize("size", [-1, -(2**31), DEFAULT_MAX_FRAME_SIZE + 1, 2**31 - 1])
+def test_bad_size_prefix_is_refused_without_allocating(size: int) -> None:
+    """A negative or oversize prefix raises FrameSizeError before any large allocation."""
+    reader = FrameReader()
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameSizeError, match=r"^(invalid frame size -\d+|frame size \d+ bytes exceeds)"):
+            reader.feed(struct.pack(">i", size) + b"rest")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    with pytest.raises(FrameSizeError):
+        reader.feed(b"more")
+
+
+def test_max_frame_size_is_configurable() -> None:
+    """socket.request.max.bytes is honoured exactly: equal passes, one above fails."""
+    reader = FrameReader(max_frame_size=10)
+    reader.feed(frame(b"0123456789"))
+    assert bytes(reader.next_frame() or b"") == b"0123456789"
+    with pytest.raises(FrameSizeError):
+        reader.feed(struct.pack(">i", 11))
+    assert issubclass(FrameSizeError, ProtocolError)
+
+
+def test_request_header_versions_follow_kafka() -> None:
+    """Header v2 for flexible versions, v1 otherwise, v0 for ControlledShutdown v0."""
+    assert codec.request_header_version(ApiKey.METADATA, 8) == 1
+    assert codec.request_header_version(ApiKey.METADATA, 9) == 2
+    assert codec.request_header_version(ApiKey.CONTROLLED_SHUTDOWN, 0) == 0
+    assert codec.request_header_version(ApiKey.CONTROLLED_SHUTDOWN, 3) == 2
+    assert codec.request_header_version(ApiKey.LEADER_AND_ISR, 4) == 2
+    assert codec.response_header_version(ApiKey.API_VERSIONS, 3) == 0
+    assert codec.response_header_version(ApiKey.FETCH, 12) == 1
+    assert codec.response_header_version(ApiKey.FETCH, 11) == 0
+
+
+def test_controlled_shutdown_v0_header_has_no_client_id() -> None:
+    """ControlledShutdown v0 uses request header v0: 8 header bytes, then the body."""
+    f = codec.encode_request(ControlledShutdownRequest(broker_id=3), correlation_id=5,
+                             client_id="ignored", api_version=0)
+    assert f == struct.pack(">ihhii", 12, 7, 0, 5, 3)
+    header, request = codec.parse_request(f[4:])
+    assert header.header_version == 0 and header.client_id is None
+    assert request.broker_id == 3
+
+
+def test_flexible_header_keeps_client_id_as_legacy_string() -> None:
+    """Request header v2 writes client_id with an int16 length, then an empty tag section."""
+    f = codec.encode_request(ApiVersionsRequestV3(client_software_name="a",
+                                                  client_software_version="b"),
+                             correlation_id=1, client_id="cid")
+    assert f[4:4 + 8 + 2 + 3 + 1] == struct.pack(">hhih", 18, 3, 1, 3) + b"cid" + b"\x00"
+
+
+def test_unknown_api_key_carries_the_correlation_id() -> None:
+    """An api key the broker does not serve raises UnknownApiKeyError with the header fields."""
+    body = struct.pack(">hhih", 17, 1, 42, -1)  # SaslHandshake
+    with pytest.raises(UnknownApiKeyError) as info:
+        codec.parse_request(body)
+    assert (info.value.api_key, info.value.api_version, info.value.correlation_id) == (17, 1, 42)
+
+
+def test_unsupported_version_carries_header_fields() -> None:
+    """A served api at an unsupported version raises UnsupportedVersionError (not Malformed)."""
+    body = struct.pack(">hhih", 18, 99, 77, 2) + b"id" + b"\x00\x00\x00"
+    with pytest.raises(UnsupportedVersionError) as info:
+        codec.parse_request(body)
+    assert info.value.correlation_id == 77 and info.value.client_id == "id"
+    assert info.value.error_code == ErrorCode.unsupported_version
+
+
+def test_api_versions_fallback_is_v0_with_unsupported_version_and_all_ranges() -> None:
+    """KIP-511: the fallback is an ApiVersions v0 response listing every supported range."""
+    out = codec.encode_api_versions_fallback(77)
+    size, cid, error, count = struct.unpack_from(">iihi", out)
+    assert size == len(out) - 4 and cid == 77 and error == 35
+    entries = [struct.unpack_from(">hhh", out, 14 + 6 * i) for i in range(count)]
+    assert {k: (lo, hi) for k, lo, hi in entries} == {int(k): v for k, v in SUPPORTED_APIS.items()}
+    assert 14 + 6 * count == len(out)
+    _cid, decoded = codec.decode_response(out[4:], ApiKey.API_VERSIONS, 3)
+    assert decoded.error_code == ErrorCode.unsupported_version
+
+
+def test_api_versions_v0_request_parses() -> None:
+    """The oldest ApiVersions request (empty body, header v1) is served."""
+    f = codec.encode_request(ApiVersionsRequestV0(), correlation_id=9, client_id=None)
+    header, request = codec.parse_request(f[4:])
+    assert header == codec.RequestHeader(18, 0, 9, None, 1)
+    assert request == ApiVersionsRequestV0()
+
+
+def test_trailing_bytes_are_malformed() -> None:
+    """A request with bytes left over after its body is refused with MalformedFrameError."""
+    f = codec.encode_request(MetadataRequestV1(topics=None), correlation_id=1)
+    with pytest.raises(MalformedFrameError, match="trailing bytes"):
+        codec.parse_request(f[4:] + b"\x00")
+
+
+def test_truncated_header_is_malformed() -> None:
+    """Fewer than 8 bytes cannot be a request header."""
+    with pytest.raises(MalformedFrameError):
+        codec.parse_request(b"\x00\x03\x00")
+
+
+def test_error_enum_has_numbers_names_and_retriability() -> None:
+    """ErrorCode maps Kafka's numbers to names and says which are retriable."""
+    assert int(ErrorCode.not_leader_or_follower) == 6
+    assert kafka_name(6) == "NOT_LEADER_OR_FOLLOWER"
+    assert ErrorCode.not_leader_or_follower.retriable is True
+    assert ErrorCode.topic_authorization_failed.retriable is False
+    assert error_code_by_name("UNSUPPORTED_VERSION") == 35
+    assert error_code_by_name("stale_controller_epoch") == 11
+    with pytest.raises(KeyError):
+        error_code_by_name("NO_SUCH_ERROR")
+    assert {int(e) for e in ErrorCode} >= set(range(-1, 100))
