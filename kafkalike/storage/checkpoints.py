@@ -233,3 +233,15 @@ def check_meta_properties(log_dir: Path, broker_id: int, cluster_id: str | None)
         stored = attrs.evolve(stored, cluster_id=cluster_id)
         write_meta_properties(log_dir, stored)
     return stored
+
+
+def sync_dir_path(path: Path) -> None:
+    """fsync a directory (after creating or renaming files in it). OSError -> KafkaStorageError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise KafkaStorageError(f"cannot fsync directory ({exc.strerror})", path) from exc

@@ -1,0 +1,306 @@
+"""All logs of a broker across its log dirs, their checkpoints and periodic work (Kafka's LogManager).
+
+Start-up: lock each log dir (`.lock`, flock, as Kafka does), check meta.properties against the
+configured broker.id / cluster.id, read the dir's checkpoints, note whether the last shutdown was
+clean (`.kafka_cleanshutdown` present), then open every `<topic>-<partition>` directory. A
+partition that can't be loaded is recorded in `offline` (with the KafkaStorageError naming the
+file) and the others keep loading. Directories named `*-delete` (topic deletion in progress) are
+removed.
+
+Periodic work the broker schedules (no threads here): `cleanup_logs()` (retention,
+log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), `checkpoint_*()`
+(log.flush.offset.checkpoint.interval.ms, log.flush.start.offset.checkpoint.interval.ms,
+replica.high.watermark.checkpoint.interval.ms), and the log cleaner (log_cleaner.LogCleaner).
+`shutdown()` flushes and closes every log, writes all checkpoints and the clean-shutdown marker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import attrs
+import structlog
+
+from kafkalike.storage.checkpoints import (
+    CLEAN_SHUTDOWN_FILE,
+    CLEANER_OFFSET_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+    MetaProperties,
+    OffsetCheckpointFile,
+    TopicPartition,
+    check_meta_properties,
+    sync_dir_path,
+)
+from kafkalike.storage.errors import KafkaStorageError
+from kafkalike.storage.log_config import LogConfig
+from kafkalike.storage.unified_log import UnifiedLog
+
+log = structlog.get_logger(__name__)
+
+LOCK_FILE = ".lock"
+DELETE_DIR_SUFFIX = "-delete"
+
+
+@attrs.frozen
+class LogManagerStatistics:
+    """Snapshot: dirs, partitions online/offline, total bytes."""
+
+    log_dirs: tuple[str, ...]
+    online_partitions: int
+    offline_partitions: tuple[str, ...]
+    size_bytes: int
+    clean_shutdown_dirs: tuple[str, ...]
+
+
+class LogManager:
+    """Owns every UnifiedLog of one broker. Not thread-safe; call from one task.
+
+    log_dirs: Kafka's log.dirs. default_config: broker-level LogConfig; topic_configs: per
+    topic overrides (a callable topic -> LogConfig | None). clock: ms wall clock (tests pass a
+    fake one).
+    """
+
+    def __init__(
+        self,
+        log_dirs: Iterable[Path | str],
+        default_config: LogConfig | None = None,
+        *,
+        topic_config: Callable[[str], LogConfig | None] | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.log_dirs = [Path(d) for d in log_dirs]
+        if not self.log_dirs:
+            raise ValueError("log.dirs is empty")
+        self.default_config = default_config or LogConfig()
+        self._topic_config = topic_config
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.logs: dict[TopicPartition, UnifiedLog] = {}
+        self.offline: dict[TopicPartition, KafkaStorageError] = {}
+        self.offline_dirs: dict[Path, KafkaStorageError] = {}
+        self.clean_shutdown_dirs: set[Path] = set()
+        self._locks: dict[Path, int] = {}
+        self._started = False
+
+    def config_for(self, topic: str) -> LogConfig:
+        cfg = self._topic_config(topic) if self._topic_config else None
+        return cfg or self.default_config
+
+    # ------------------------------------------------------------------ start-up
+    def startup(self, broker_id: int | None = None, cluster_id: str | None = None) -> None:
+        """Lock dirs, check meta.properties (when broker_id is given), load every log.
+
+        Raises InconsistentBrokerMetadataError for a foreign broker.id / cluster.id, and
+        KafkaStorageError if a log dir can't be created or locked (another process holds it).
+        A partition that fails to load goes to `self.offline` instead of raising.
+        """
+        for d in self.log_dirs:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise KafkaStorageError(f"cannot create log dir ({exc.strerror})", d) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                raise KafkaStorageError("log dir is locked by another process", d / LOCK_FILE) from exc
+            self._locks[d] = fd
+            if broker_id is not None:
+                check_meta_properties(d, broker_id, cluster_id)
+        for d in self.log_dirs:
+            self._load_dir(d)
+        self._started = True
+
+    def _load_dir(self, d: Path) -> None:
+        marker = d / CLEAN_SHUTDOWN_FILE
+        clean = marker.exists()
+        if clean:
+            self.clean_shutdown_dirs.add(d)
+        recovery_points = OffsetCheckpointFile(d / RECOVERY_POINT_CHECKPOINT).read()
+        start_offsets = OffsetCheckpointFile(d / LOG_START_OFFSET_CHECKPOINT).read()
+        high_watermarks = OffsetCheckpointFile(d / REPLICATION_OFFSET_CHECKPOINT).read()
+        cleaner_offsets = OffsetCheckpointFile(d / CLEANER_OFFSET_CHECKPOINT).read()
+        for entry in sorted(d.iterdir()):
+            if not entry.is_dir():
+                continue
+            if entry.name.endswith(DELETE_DIR_SUFFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            try:
+                tp = TopicPartition.parse_dir_name(entry.name)
+            except ValueError:
+                continue
+            try:
+                lg = UnifiedLog.open(
+                    entry,
+                    self.config_for(tp.topic),
+                    recovery_point=recovery_points.get(tp, 0),
+                    log_start_offset=start_offsets.get(tp, 0),
+                    had_clean_shutdown=clean,
+                    clock=self.clock,
+                )
+            except KafkaStorageError as exc:
+                log.error("partition_offline", partition=str(tp), error=str(exc))
+                self.offline[tp] = exc
+                continue
+            if tp in high_watermarks:
+                lg.update_high_watermark(high_watermarks[tp])
+            if tp in cleaner_offsets:
+                lg.cleaner_checkpoint = cleaner_offsets[tp]
+            self.logs[tp] = lg
+        if clean:
+            marker.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ logs
+    def get_log(self, tp: TopicPartition) -> UnifiedLog | None:
+        return self.logs.get(tp)
+
+    def get_or_create_log(self, tp: TopicPartition, config: LogConfig | None = None) -> UnifiedLog:
+        """The partition's log, created in the log dir holding the fewest partitions if absent.
+
+        Raises KafkaStorageError if the partition is offline or its directory can't be made.
+        """
+        if tp in self.offline:
+            raise self.offline[tp]
+        lg = self.logs.get(tp)
+        if lg is not None:
+            return lg
+        counts = {d: 0 for d in self.log_dirs if d not in self.offline_dirs}
+        if not counts:
+            raise KafkaStorageError("no online log dir", self.log_dirs[0])
+        for lg2 in self.logs.values():
+            parent = lg2.dir.parent
+            if parent in counts:
+                counts[parent] += 1
+        target = min(counts, key=lambda d: (counts[d], str(d)))
+        lg = UnifiedLog.open(target / str(tp), config or self.config_for(tp.topic), had_clean_shutdown=True, clock=self.clock)
+        self.logs[tp] = lg
+        log.info("log_created", partition=str(tp), dir=str(target))
+        return lg
+
+    def delete_log(self, tp: TopicPartition) -> None:
+        """Remove a partition's log (StopReplica with delete): rename to <tp>.<uuid>-delete, then rmtree."""
+        lg = self.logs.pop(tp, None)
+        self.offline.pop(tp, None)
+        if lg is None:
+            return
+        lg.close_handlers()
+        doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(8).hex()}{DELETE_DIR_SUFFIX}")
+        try:
+            os.replace(lg.dir, doomed)
+        except OSError:
+            doomed = lg.dir
+        shutil.rmtree(doomed, ignore_errors=True)
+        log.info("log_deleted", partition=str(tp))
+
+    # ------------------------------------------------------------------ periodic work
+    def cleanup_logs(self) -> int:
+        """Retention pass over every log; returns segments deleted."""
+        total = 0
+        for tp, lg in list(self.logs.items()):
+            try:
+                total += lg.delete_old_segments()
+            except KafkaStorageError as exc:
+                self._mark_offline(tp, exc)
+        return total
+
+    def flush_dirty_logs(self) -> int:
+        """flush.ms policy over every log; returns how many were flushed."""
+        n = 0
+        for tp, lg in list(self.logs.items()):
+            try:
+                n += lg.maybe_flush()
+            except KafkaStorageError as exc:
+                self._mark_offline(tp, exc)
+        return n
+
+    def _mark_offline(self, tp: TopicPartition, exc: KafkaStorageError) -> None:
+        log.error("partition_offline", partition=str(tp), error=str(exc))
+        lg = self.logs.pop(tp, None)
+        if lg is not None:
+            lg.close_handlers()
+        self.offline[tp] = exc
+
+    def _by_dir(self) -> dict[Path, dict[TopicPartition, UnifiedLog]]:
+        out: dict[Path, dict[TopicPartition, UnifiedLog]] = {d: {} for d in self.log_dirs}
+        for tp, lg in self.logs.items():
+            out.setdefault(lg.dir.parent, {})[tp] = lg
+        return out
+
+    def checkpoint_recovery_points(self) -> None:
+        """Write recovery-point-offset-checkpoint in every dir."""
+        for d, logs in self._by_dir().items():
+            OffsetCheckpointFile(d / RECOVERY_POINT_CHECKPOINT).write({tp: lg.recovery_point for tp, lg in logs.items()})
+
+    def checkpoint_log_start_offsets(self) -> None:
+        """Write log-start-offset-checkpoint (only logs whose start offset moved past their first segment, as Kafka)."""
+        for d, logs in self._by_dir().items():
+            OffsetCheckpointFile(d / LOG_START_OFFSET_CHECKPOINT).write(
+                {tp: lg.log_start_offset for tp, lg in logs.items() if lg.log_start_offset > lg.segments[0].base_offset}
+            )
+
+    def checkpoint_high_watermarks(self) -> None:
+        """Write replication-offset-checkpoint (high watermarks) in every dir."""
+        for d, logs in self._by_dir().items():
+            OffsetCheckpointFile(d / REPLICATION_OFFSET_CHECKPOINT).write({tp: lg.high_watermark for tp, lg in logs.items()})
+
+    def checkpoint_cleaner_offsets(self) -> None:
+        """Write cleaner-offset-checkpoint for compacted logs."""
+        for d, logs in self._by_dir().items():
+            OffsetCheckpointFile(d / CLEANER_OFFSET_CHECKPOINT).write(
+                {tp: lg.cleaner_checkpoint for tp, lg in logs.items() if lg.cleaner_checkpoint is not None}
+            )
+
+    def checkpoint_all(self) -> None:
+        self.checkpoint_recovery_points()
+        self.checkpoint_log_start_offsets()
+        self.checkpoint_high_watermarks()
+        self.checkpoint_cleaner_offsets()
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """Clean shutdown: flush + close every log, write checkpoints, write .kafka_cleanshutdown,
+        unlock dirs. The next start-up then skips recovery."""
+        for tp, lg in list(self.logs.items()):
+            try:
+                lg.close()
+            except KafkaStorageError as exc:
+                self._mark_offline(tp, exc)
+        self.checkpoint_all()
+        for d in self.log_dirs:
+            if d in self._locks:
+                marker = d / CLEAN_SHUTDOWN_FILE
+                marker.touch()
+                sync_dir_path(d)
+        self._release_locks()
+        log.info("log_manager_shutdown", logs=len(self.logs))
+
+    def close_uncleanly(self) -> None:
+        """Drop everything without flushing or markers (tests: simulates kill -9)."""
+        for lg in self.logs.values():
+            lg.close_handlers()
+        self._release_locks()
+
+    def _release_locks(self) -> None:
+        for fd in self._locks.values():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self._locks.clear()
+
+    def statistics(self) -> LogManagerStatistics:
+        return LogManagerStatistics(
+            log_dirs=tuple(str(d) for d in self.log_dirs),
+            online_partitions=len(self.logs),
+            offline_partitions=tuple(sorted(str(tp) for tp in self.offline)),
+            size_bytes=sum(lg.size_in_bytes for lg in self.logs.values()),
+            clean_shutdown_dirs=tuple(sorted(str(d) for d in self.clean_shutdown_dirs)),
+        )
