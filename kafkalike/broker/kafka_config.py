@@ -20,6 +20,8 @@ from typing import Any
 
 import attrs
 
+from kafkalike.coordination.zk_data import EndPoint
+
 INT_MAX = 2**31 - 1
 LONG_MAX = 2**63 - 1
 
@@ -248,26 +250,20 @@ def _convert(key: ConfigKey, raw: str) -> Any:
     return raw
 
 
-@attrs.frozen
-class EndPoint:
-    """A listener: ``NAME://host:port`` (host "" means all interfaces)."""
-
-    listener_name: str
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, uri: str, config_name: str = "listeners") -> "EndPoint":
-        """Parse ``PLAINTEXT://127.0.0.1:9092``; raises ConfigError naming config_name."""
-        m = re.fullmatch(r"([A-Za-z0-9_]+)://(\[[^\]]*\]|[^:/]*):(\d+)", uri.strip())
-        if not m or not 0 <= int(m.group(3)) <= 65535:
-            raise ConfigError(
-                f"invalid value {uri!r} for configuration {config_name!r}: "
-                "expected NAME://host:port (e.g. PLAINTEXT://127.0.0.1:9092)")
-        return cls(m.group(1).upper(), m.group(2).strip("[]"), int(m.group(3)))
-
-    def uri(self) -> str:
-        return f"{self.listener_name}://{self.host}:{self.port}"
+def parse_endpoint(uri: str, config_name: str, protocol_map: Mapping[str, str]) -> EndPoint:
+    """Parse a listener ``NAME://host:port`` (host "" = all interfaces) into coordination's
+    EndPoint, the type registered in ZooKeeper; raises ConfigError naming config_name."""
+    try:
+        ep = EndPoint.parse(uri.strip(), protocol_map)
+    except ValueError:
+        raise ConfigError(
+            f"invalid value {uri!r} for configuration {config_name!r}: "
+            "expected NAME://host:port (e.g. PLAINTEXT://127.0.0.1:9092) with NAME in "
+            "listener.security.protocol.map") from None
+    if not 0 <= ep.port <= 65535:
+        raise ConfigError(f"invalid value {uri!r} for configuration {config_name!r}: "
+                          "expected a port in [0, 65535]")
+    return ep
 
 
 @attrs.frozen
@@ -342,11 +338,11 @@ class KafkaConfig:
             raise ConfigError(f"invalid value for configuration 'listeners': "
                               f"each listener name must appear once, got {names}")
         protocol_map = self.listener_security_protocol_map
-        for name in names:
-            if protocol_map.get(name, "") != "PLAINTEXT":
+        for ep in self.listeners:
+            if ep.security_protocol != "PLAINTEXT":
                 raise ConfigError(
-                    f"invalid value for configuration 'listeners': listener {name} maps to "
-                    f"{protocol_map.get(name, 'nothing')!r} in listener.security.protocol.map; "
+                    f"invalid value for configuration 'listeners': listener {ep.listener_name} maps "
+                    f"to {ep.security_protocol!r} in listener.security.protocol.map; "
                     "kafkalike serves PLAINTEXT only")
         ibl = self["inter.broker.listener.name"]
         if ibl is not None and ibl not in names:
@@ -385,14 +381,15 @@ class KafkaConfig:
 
     @property
     def listeners(self) -> list[EndPoint]:
-        return [EndPoint.parse(u, "listeners") for u in self["listeners"]]
+        return [parse_endpoint(u, "listeners", self.listener_security_protocol_map) for u in self["listeners"]]
 
     @property
     def advertised_listeners(self) -> list[EndPoint]:
         """advertised.listeners, else listeners; an empty host is left for the broker to fill."""
         if self["advertised.listeners"] is None:
             return self.listeners
-        return [EndPoint.parse(u, "advertised.listeners") for u in self["advertised.listeners"]]
+        return [parse_endpoint(u, "advertised.listeners", self.listener_security_protocol_map)
+                for u in self["advertised.listeners"]]
 
     @property
     def inter_broker_listener_name(self) -> str:

@@ -14,6 +14,8 @@ import enum
 
 import attrs
 
+from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
+
 
 class PartitionState(enum.Enum):
     """Kafka's partition states as the controller tracks them."""
@@ -62,39 +64,14 @@ class IllegalStateTransition(RuntimeError):
     """A state machine was asked for a transition Kafka does not allow (a controller bug)."""
 
 
-@attrs.frozen(order=True)
-class TopicPartition:
-    """A partition: topic name and partition index."""
-
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
-
-
-@attrs.frozen
-class LeaderIsr:
-    """The partition state znode's content with its zkVersion (the partition epoch).
-
-    leader -1 means no leader (offline). controller_epoch is the epoch of the controller
-    that last wrote it.
-    """
-
-    leader: int
-    leader_epoch: int
-    isr: tuple[int, ...]
-    controller_epoch: int
-    zk_version: int
-
-
 @attrs.define
 class ControllerContext:
     """The active controller's view of the cluster (Kafka's ControllerContext).
 
     live_brokers: broker id -> broker epoch (czxid of /brokers/ids/<id>).
     assignments: partition -> replica list (first = preferred leader).
-    leadership: partition -> LeaderIsr as last read or written.
+    leadership: partition -> LeaderIsrAndControllerEpoch (with its zk_version) as last read
+    or written.
     """
 
     epoch: int = 0
@@ -103,7 +80,7 @@ class ControllerContext:
     shutting_down: set[int] = attrs.Factory(set)
     topic_ids: dict[str, str] = attrs.Factory(dict)
     assignments: dict[TopicPartition, list[int]] = attrs.Factory(dict)
-    leadership: dict[TopicPartition, LeaderIsr] = attrs.Factory(dict)
+    leadership: dict[TopicPartition, LeaderIsrAndControllerEpoch] = attrs.Factory(dict)
     partition_states: dict[TopicPartition, PartitionState] = attrs.Factory(dict)
     replica_states: dict[tuple[TopicPartition, int], ReplicaState] = attrs.Factory(dict)
     topics_to_delete: set[str] = attrs.Factory(set)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kafkalike.broker.kafka_config import ConfigError, EndPoint, KafkaConfig, parse_properties
+from kafkalike.broker.kafka_config import ConfigError, KafkaConfig, parse_properties
+from kafkalike.coordination.zk_data import EndPoint
 
 BASE = "broker.id=1\nzookeeper.connect=127.0.0.1:2181\n"
 
@@ -21,7 +22,7 @@ def test_defaults_match_kafka() -> None:
     assert c["unclean.leader.election.enable"] is False
     assert c["auto.create.topics.enable"] is True
     assert c.log_dirs == ["/tmp/kafka-logs"]
-    assert c.listeners == [EndPoint("PLAINTEXT", "", 9092)]
+    assert c.listeners == [EndPoint("PLAINTEXT", "", 9092, "PLAINTEXT")]
     assert c.log_retention_ms == 168 * 3_600_000
 
 
