@@ -1,0 +1,427 @@
+"""KafkaZkClient: Kafka's typed ZooKeeper operations over ZooKeeperClient (Kafka's
+kafka/zk/KafkaZkClient.scala), using the paths and codecs of zk_data.
+
+What the broker uses on start-up: ``create_top_level_paths``, ``get_or_create_cluster_id``,
+``register_broker`` (returns the broker epoch = czxid of the ephemeral registration, and
+refuses an id held by another live session). What the controller uses:
+``register_controller_and_increment_epoch`` (one multi-op: create the ephemeral /controller
+and bump /controller_epoch conditionally, Kafka's KAFKA-6082 fencing), and conditional
+partition-state writes guarded by a ``CheckOp`` on /controller_epoch's zkVersion
+(``ControllerMoved`` when another controller got there first). Partition leaders update their
+ISR conditionally on the state's zkVersion (``update_partition_state``) and post an
+ISR-change notification.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import attrs
+import structlog
+
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.errors import BadVersion, MultiOpFailed, NodeExists, NoNode
+from kafkalike.coordination.zookeeper_client import (
+    CheckOp,
+    CreateOp,
+    DeleteOp,
+    SetDataOp,
+    ZnodeStat,
+    ZooKeeperClient,
+    now_ms,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class KafkaZkError(Exception):
+    """Base of KafkaZkClient's own errors."""
+
+
+class BrokerIdInUse(KafkaZkError):
+    """``/brokers/ids/<id>`` is held by another live session (another broker with this id)."""
+
+
+class ControllerMoved(KafkaZkError):
+    """The controller epoch moved on: another broker is (or became) the controller, so this
+    one must not write (Kafka's ControllerMovedException)."""
+
+
+class TopicExists(KafkaZkError):
+    """``/brokers/topics/<t>`` already exists (Kafka's TopicExistsException)."""
+
+
+@attrs.frozen
+class RegisteredBroker:
+    """A broker registration read back: the decoded JSON and its ``broker_epoch`` (czxid)."""
+
+    registration: zd.BrokerRegistration
+    broker_epoch: int
+    session_id: int
+
+
+@attrs.frozen
+class ControllerEpoch:
+    """``/controller_epoch``'s value and its zkVersion (the fencing token for controller writes)."""
+
+    epoch: int
+    zk_version: int
+
+
+class KafkaZkClient:
+    """Typed Kafka ZooKeeper operations. ``zk`` must be started. All methods are async and
+    raise the coordination errors (ConnectionLoss, SessionExpired, ...) besides their own."""
+
+    def __init__(self, zk: ZooKeeperClient) -> None:
+        self.zk = zk
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    async def create_top_level_paths(self) -> None:
+        """Create every persistent path a broker expects (zk_data.PERSISTENT_PATHS) if absent."""
+        for path in zd.PERSISTENT_PATHS:
+            await self.zk.create_if_absent(path)
+
+    async def get_cluster_id(self) -> str | None:
+        """The cluster id in ``/cluster/id``, or None if absent."""
+        try:
+            data, _ = await self.zk.get(zd.CLUSTER_ID_PATH)
+        except NoNode:
+            return None
+        return zd.ClusterIdZNode.from_json(data).id
+
+    async def get_or_create_cluster_id(self, proposed: str | None = None) -> str:
+        """The cluster id; if absent, create ``/cluster/id`` with ``proposed`` (default: a new
+        random id). A concurrent creator wins and its id is returned (Kafka's
+        KafkaZkClient.createOrGetClusterId)."""
+        existing = await self.get_cluster_id()
+        if existing is not None:
+            return existing
+        node = zd.ClusterIdZNode(proposed) if proposed else zd.ClusterIdZNode.generate()
+        try:
+            await self.zk.create(zd.CLUSTER_ID_PATH, node.to_json(), make_parents=True)
+            log.info("cluster_id_created", cluster_id=node.id)
+            return node.id
+        except NodeExists:
+            got = await self.get_cluster_id()
+            assert got is not None
+            return got
+
+    # ---- brokers ------------------------------------------------------------------------------
+
+    async def register_broker(self, registration: zd.BrokerRegistration) -> int:
+        """Create the ephemeral ``/brokers/ids/<id>``; returns the broker epoch (its czxid).
+
+        If the node exists and belongs to this session (a retried create after a connection
+        loss) its czxid is returned. Raises BrokerIdInUse if another session holds it
+        (Kafka's checkedEphemeralCreate / "node already exists and owner does not match").
+        """
+        path = registration.path
+        try:
+            _, stat = await self.zk.create(path, registration.to_json(), ephemeral=True)
+        except NodeExists:
+            try:
+                _, stat = await self.zk.get(path)
+            except NoNode:  # vanished meanwhile (old session expired): try once more
+                _, stat = await self.zk.create(path, registration.to_json(), ephemeral=True)
+            else:
+                if stat.ephemeral_owner != self.zk.session_id:
+                    raise BrokerIdInUse(
+                        f"broker.id {registration.broker_id} is already registered at {path} by another "
+                        f"live session 0x{stat.ephemeral_owner:x} (this session is {self.zk.session_id_hex})"
+                    ) from None
+        log.info("broker_registered", broker_id=registration.broker_id, broker_epoch=stat.czxid,
+                 endpoints=[e.connection_string for e in registration.endpoints])
+        return stat.czxid
+
+    async def update_broker_info(self, registration: zd.BrokerRegistration) -> None:
+        """Rewrite this broker's registration data (node must exist). Raises NoNode."""
+        await self.zk.set(registration.path, registration.to_json())
+
+    async def get_broker(self, broker_id: int) -> RegisteredBroker | None:
+        """Broker ``broker_id``'s registration and epoch, or None if not registered."""
+        try:
+            data, stat = await self.zk.get(zd.broker_id_path(broker_id))
+        except NoNode:
+            return None
+        return RegisteredBroker(zd.BrokerRegistration.from_json(broker_id, data), stat.czxid, stat.ephemeral_owner)
+
+    async def get_broker_ids(self) -> list[int]:
+        """Ids of registered (live) brokers, ascending."""
+        try:
+            names = await self.zk.get_children(zd.BROKER_IDS_PATH)
+        except NoNode:
+            return []
+        return sorted(int(n) for n in names if n.isdigit())
+
+    async def get_all_brokers(self) -> dict[int, RegisteredBroker]:
+        """Every registered broker by id (brokers that vanish while reading are skipped)."""
+        out: dict[int, RegisteredBroker] = {}
+        for broker_id in await self.get_broker_ids():
+            b = await self.get_broker(broker_id)
+            if b is not None:
+                out[broker_id] = b
+        return out
+
+    # ---- controller ---------------------------------------------------------------------------
+
+    async def get_controller_id(self) -> int | None:
+        """The active controller's broker id, or None if there is none."""
+        try:
+            data, _ = await self.zk.get(zd.CONTROLLER_PATH)
+        except NoNode:
+            return None
+        return zd.ControllerZNode.from_json(data).broker_id
+
+    async def get_controller_epoch(self) -> ControllerEpoch | None:
+        """``/controller_epoch`` and its zkVersion, or None if it was never created."""
+        try:
+            data, stat = await self.zk.get(zd.CONTROLLER_EPOCH_PATH)
+        except NoNode:
+            return None
+        return ControllerEpoch(zd.decode_controller_epoch(data), stat.version)
+
+    async def _get_or_create_controller_epoch(self) -> ControllerEpoch:
+        current = await self.get_controller_epoch()
+        if current is not None:
+            return current
+        try:  # Kafka's KafkaController.InitialControllerEpoch = 0 / InitialControllerEpochZkVersion = 0
+            await self.zk.create(zd.CONTROLLER_EPOCH_PATH, zd.encode_controller_epoch(0))
+        except NodeExists:
+            pass
+        current = await self.get_controller_epoch()
+        assert current is not None
+        return current
+
+    async def register_controller_and_increment_epoch(self, broker_id: int) -> ControllerEpoch:
+        """Try to become controller: in ONE multi-op create the ephemeral ``/controller`` and
+        set ``/controller_epoch`` to epoch + 1 conditionally on its zkVersion (Kafka's
+        registerControllerAndIncrementControllerEpoch). Returns the new epoch and zkVersion.
+
+        Raises ControllerMoved if another broker is controller or won the race.
+        """
+        current = await self._get_or_create_controller_epoch()
+        new_epoch = current.epoch + 1
+        try:
+            results = await self.zk.multi([
+                CreateOp(zd.CONTROLLER_PATH, zd.ControllerZNode(broker_id, now_ms()).to_json(), ephemeral=True),
+                SetDataOp(zd.CONTROLLER_EPOCH_PATH, zd.encode_controller_epoch(new_epoch), current.zk_version),
+            ])
+        except MultiOpFailed as exc:
+            # a retried multi after ConnectionLoss may have succeeded: check whether it was ours
+            try:
+                _, stat = await self.zk.get(zd.CONTROLLER_PATH)
+                epoch = await self.get_controller_epoch()
+            except NoNode:
+                raise ControllerMoved(f"controller election lost: {exc}") from None
+            if stat.ephemeral_owner == self.zk.session_id and epoch is not None and epoch.epoch == new_epoch:
+                return epoch
+            raise ControllerMoved(f"controller election lost ({type(exc.error).__name__} at op {exc.index})") from None
+        stat = results[1]
+        assert isinstance(stat, ZnodeStat)
+        log.info("controller_elected", broker_id=broker_id, controller_epoch=new_epoch, epoch_zk_version=stat.version)
+        return ControllerEpoch(new_epoch, stat.version)
+
+    async def delete_controller(self, epoch_zk_version: int) -> None:
+        """Resign: delete ``/controller`` if the controller epoch's zkVersion is still
+        ``epoch_zk_version``. Raises ControllerMoved otherwise; a missing node is fine."""
+        try:
+            await self.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), DeleteOp(zd.CONTROLLER_PATH)])
+        except MultiOpFailed as exc:
+            if exc.index == 0:
+                raise ControllerMoved("controller epoch moved; not deleting /controller") from None
+            if not isinstance(exc.error, NoNode):
+                raise
+
+    async def _guarded(self, epoch_zk_version: int, ops: list) -> list:  # type: ignore[type-arg]
+        """Run ``ops`` behind a CheckOp on /controller_epoch; index shift hidden from callers."""
+        try:
+            results = await self.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), *ops])
+        except MultiOpFailed as exc:
+            if exc.index == 0:
+                raise ControllerMoved(
+                    f"/controller_epoch is no longer at zkVersion {epoch_zk_version}: another controller was elected"
+                ) from None
+            raise MultiOpFailed(exc.index - 1, exc.op, exc.error, exc.results[1:]) from None
+        return results[1:]
+
+    # ---- topics -------------------------------------------------------------------------------
+
+    async def get_all_topics(self) -> list[str]:
+        """Names of every topic in ``/brokers/topics``, sorted."""
+        try:
+            return await self.zk.get_children(zd.BROKER_TOPICS_PATH)
+        except NoNode:
+            return []
+
+    async def get_topic_assignment(self, topic: str) -> tuple[zd.TopicAssignment, int] | None:
+        """A topic's assignment and its znode's zkVersion, or None if the topic does not exist."""
+        try:
+            data, stat = await self.zk.get(zd.topic_path(topic))
+        except NoNode:
+            return None
+        return zd.TopicAssignment.from_json(topic, data), stat.version
+
+    async def create_topic_assignment(self, assignment: zd.TopicAssignment) -> None:
+        """Create ``/brokers/topics/<t>`` (what AdminZkClient.createTopic writes; the
+        controller then creates the partition states). Raises TopicExists."""
+        try:
+            await self.zk.create(assignment.path, assignment.to_json(), make_parents=True)
+        except NodeExists:
+            raise TopicExists(f"topic {assignment.topic!r} already exists") from None
+
+    async def set_topic_assignment(self, assignment: zd.TopicAssignment, expected_version: int, epoch_zk_version: int) -> int:
+        """Controller write of a topic assignment, conditional on the topic znode's version and
+        the controller epoch. Returns the new zkVersion. Raises ControllerMoved,
+        MultiOpFailed(BadVersion/NoNode)."""
+        [stat] = await self._guarded(epoch_zk_version, [SetDataOp(assignment.path, assignment.to_json(), expected_version)])
+        return stat.version
+
+    async def create_delete_topic_path(self, topic: str) -> bool:
+        """Mark ``topic`` for deletion (``/admin/delete_topics/<t>``); False if already marked."""
+        return await self.zk.create_if_absent(zd.delete_topic_path(topic))
+
+    async def get_topic_deletions(self) -> list[str]:
+        """Topics marked for deletion."""
+        try:
+            return await self.zk.get_children(zd.DELETE_TOPICS_PATH)
+        except NoNode:
+            return []
+
+    async def delete_topic_znodes(self, topic: str, epoch_zk_version: int) -> None:
+        """Controller's final step of a topic deletion: remove the topic's znodes, its config and
+        its deletion mark (a missing node is fine). Raises ControllerMoved."""
+        await self._check_epoch(epoch_zk_version)
+        for path in (zd.topic_path(topic), zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, topic), zd.delete_topic_path(topic)):
+            try:
+                await self.zk.delete(path, recursive=True)
+            except NoNode:
+                pass
+
+    async def _check_epoch(self, epoch_zk_version: int) -> None:
+        epoch = await self.get_controller_epoch()
+        if epoch is None or epoch.zk_version != epoch_zk_version:
+            raise ControllerMoved(f"/controller_epoch is no longer at zkVersion {epoch_zk_version}")
+
+    # ---- partition state ----------------------------------------------------------------------
+
+    async def get_partition_state(self, topic: str, partition: int) -> zd.LeaderIsrAndControllerEpoch | None:
+        """The partition's state with ``zk_version`` filled from the stat, or None if absent."""
+        try:
+            data, stat = await self.zk.get(zd.partition_state_path(topic, partition))
+        except NoNode:
+            return None
+        return zd.LeaderIsrAndControllerEpoch.from_json(data, stat.version)
+
+    async def create_partition_state(
+        self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch, epoch_zk_version: int
+    ) -> int:
+        """Controller: create ``.../partitions/<p>/state`` (parents as needed), guarded by the
+        controller epoch. Returns the new state's zkVersion (0). Raises ControllerMoved,
+        MultiOpFailed(NodeExists)."""
+        await self.zk.ensure_path(zd.topic_partition_path(tp.topic, tp.partition))
+        await self._guarded(epoch_zk_version, [CreateOp(zd.partition_state_path(tp.topic, tp.partition), state.to_json())])
+        return 0
+
+    async def update_partition_state_as_controller(
+        self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch, epoch_zk_version: int
+    ) -> int:
+        """Controller: set the partition state if its zkVersion is still ``state.zk_version``
+        and the controller epoch is still ``epoch_zk_version`` (Kafka's updateLeaderAndIsr).
+        Returns the new zkVersion (the new partition epoch). Raises ControllerMoved, BadVersion
+        (the state changed under us: re-read and retry), NoNode."""
+        try:
+            [stat] = await self._guarded(epoch_zk_version, [
+                SetDataOp(zd.partition_state_path(tp.topic, tp.partition), state.to_json(), state.zk_version)
+            ])
+        except MultiOpFailed as exc:
+            raise exc.error from None
+        return stat.version
+
+    async def update_partition_state(self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch) -> int:
+        """Partition leader (ZK-era ISR shrink/expand): set the state if its zkVersion is still
+        ``state.zk_version``; returns the new zkVersion. Raises BadVersion if the controller or
+        another writer changed it (the leader then re-reads and may have lost leadership)."""
+        stat = await self.zk.set(zd.partition_state_path(tp.topic, tp.partition), state.to_json(), state.zk_version)
+        return stat.version
+
+    # ---- notifications ------------------------------------------------------------------------
+
+    async def propagate_isr_changes(self, partitions: Iterable[zd.TopicPartition]) -> str:
+        """Post an ISR change notification (sequential node) for the controller; returns its path."""
+        node = zd.IsrChangeNotification(frozenset(partitions))
+        path, _ = await self.zk.create(zd.isr_change_notification_prefix(), node.to_json(), sequential=True, make_parents=True)
+        return path
+
+    async def get_isr_change_notifications(self) -> list[str]:
+        """Child names under ``/isr_change_notification`` in sequence order."""
+        try:
+            return await self.zk.get_children(zd.ISR_CHANGE_NOTIFICATION_PATH)
+        except NoNode:
+            return []
+
+    async def read_and_delete_isr_change_notifications(self, names: Iterable[str]) -> set[zd.TopicPartition]:
+        """Controller: read the given notifications, delete them, return their partitions."""
+        out: set[zd.TopicPartition] = set()
+        for name in names:
+            path = f"{zd.ISR_CHANGE_NOTIFICATION_PATH}/{name}"
+            try:
+                data, _ = await self.zk.get(path)
+                out |= zd.IsrChangeNotification.from_json(data).partitions
+                await self.zk.delete(path)
+            except NoNode:
+                continue
+        return out
+
+    async def propagate_log_dir_event(self, broker_id: int) -> str:
+        """Post a log-dir failure event for the controller; returns the sequential node's path."""
+        path, _ = await self.zk.create(
+            zd.log_dir_event_notification_prefix(), zd.LogDirEventNotification(broker_id).to_json(),
+            sequential=True, make_parents=True,
+        )
+        return path
+
+    # ---- configs ------------------------------------------------------------------------------
+
+    async def get_entity_config(self, entity_type: str, name: str) -> dict[str, str]:
+        """Dynamic config overrides of ``/config/<type>/<name>`` ({} if none)."""
+        try:
+            data, _ = await self.zk.get(zd.config_entity_path(entity_type, name))
+        except NoNode:
+            return {}
+        return dict(zd.ConfigEntity.from_json(data).config)
+
+    async def set_entity_config(self, entity_type: str, name: str, config: Mapping[str, str]) -> None:
+        """Write ``/config/<type>/<name>`` and post a version-2 change notification
+        (AdminZkClient.changeEntityConfig)."""
+        path = zd.config_entity_path(entity_type, name)
+        data = zd.ConfigEntity(dict(config)).to_json()
+        try:
+            await self.zk.set(path, data)
+        except NoNode:
+            await self.zk.create(path, data, make_parents=True)
+        await self.zk.create(
+            zd.config_change_notification_prefix(),
+            zd.ConfigChangeNotification.for_entity(entity_type, name).to_json(),
+            sequential=True, make_parents=True,
+        )
+
+    # ---- producer ids -------------------------------------------------------------------------
+
+    async def claim_producer_id_block(self, broker_id: int) -> zd.ProducerIdBlock:
+        """Claim the next block of PRODUCER_ID_BLOCK_SIZE producer ids for ``broker_id`` with a
+        conditional write on ``/latest_producer_id_block`` (retrying on BadVersion), as Kafka's
+        ZkProducerIdManager.getNewProducerIdBlock does."""
+        while True:
+            try:
+                data, stat = await self.zk.get(zd.PRODUCER_ID_BLOCK_PATH)
+            except NoNode:
+                await self.zk.create_if_absent(zd.PRODUCER_ID_BLOCK_PATH)
+                continue
+            previous = zd.ProducerIdBlock.from_json(data) if data else None
+            block = zd.ProducerIdBlock.next_after(previous, broker_id)
+            try:
+                await self.zk.set(zd.PRODUCER_ID_BLOCK_PATH, block.to_json(), stat.version)
+            except BadVersion:
+                continue
+            return block
