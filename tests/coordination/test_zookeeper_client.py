@@ -178,3 +178,15 @@ async def test_session_expiry_is_delivered_and_new_session_follows(
     # the new session can register again; its czxid is a new broker epoch
     _, stat = await zk_client.create("/brokers/ids/1", b"{}", ephemeral=True)
     assert stat.ephemeral_owner == zk_client.session_id
+
+
+async def test_connecting_to_nobody_times_out_with_typed_error() -> None:
+    """With no server at the address, start() raises ConnectTimeout after connection_timeout_ms."""
+    from kafkalike.cluster.zk_ensemble import find_free_base_port
+    from kafkalike.coordination import ConnectTimeout
+
+    port = find_free_base_port(["127.0.0.1"])
+    client = ZooKeeperClient(f"127.0.0.1:{port}", session_timeout_ms=2000, connection_timeout_ms=1000)
+    with trio.fail_after(10):
+        with pytest.raises(ConnectTimeout):
+            await client.start()
