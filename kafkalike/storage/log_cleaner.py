@@ -1,0 +1,285 @@
+"""Log compaction (Kafka's LogCleaner / Cleaner): keep the last record per key, offsets unchanged.
+
+For a log whose cleanup.policy includes "compact":
+1. the cleanable range ends at the first uncleanable offset: the active segment's base, the high
+   watermark, and the first segment younger than min.compaction.lag.ms, whichever is lowest,
+   rounded down to a segment boundary (so the active segment is never touched);
+2. an offset map (key -> latest offset) is built over the dirty part, from the cleaner checkpoint
+   (cleaner-offset-checkpoint) to the end of the cleanable range;
+3. the segments from the log start to the end of the range are rewritten, in groups whose total
+   size fits segment.bytes, into `<base>.log.cleaned`: a record survives if no later record has its
+   key; tombstones (null value) survive while their segment is dirty or younger than
+   delete.retention.ms; records without a key are dropped (Kafka refuses them at produce on
+   compacted topics). Batches whose records all survive are copied byte for byte; others are
+   rebuilt with the same baseOffset, lastOffsetDelta and compression codec (decompressed and
+   recompressed: gzip, snappy, lz4, zstd); a batch left empty is dropped unless it carries a
+   producer id (kept empty to preserve idempotent-producer state, as Kafka does). Control
+   batches are copied as they are. Offsets never change;
+4. each group is swapped in: .cleaned -> .swap (fsynced), old segment files deleted, .swap ->
+   .log — the loader completes a swap interrupted by a crash.
+
+Never blocks appends: `clean(log)` is a generator that yields after roughly every
+`yield_every_bytes` of work; the broker drives it from a task with `await trio.sleep(0)` between
+steps. It only reads inactive segments, and the swap (a few renames and a list update) happens
+between two steps; if the segments it read were truncated or deleted meanwhile, the group is
+abandoned. `clean_now(log)` runs a whole pass (tests, tools).
+
+Differences from Kafka: the offset map is a Python dict keyed by the key bytes (Kafka: a fixed
+memory buffer of MD5 hashes, log.cleaner.dedupe.buffer.size); tombstone expiry uses the
+segment's largest timestamp rather than KIP-534's per-batch delete horizon; aborted transactional
+data is not removed (transactions are not supported yet).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator, Iterator
+
+import attrs
+import structlog
+
+from kafkalike.protocol.record_batch import RecordBatch, RecordBatchError, TruncatedBatchError, iter_batches
+from kafkalike.storage import batch_codec
+from kafkalike.storage.log_loader import _new_segment
+from kafkalike.storage.log_segment import CLEANED_SUFFIX, SWAP_SUFFIX, LogSegment, sync_dir
+from kafkalike.storage.unified_log import UnifiedLog
+
+logger = structlog.get_logger(__name__)
+
+
+@attrs.frozen
+class CleanerStats:
+    """One cleaning pass: bytes and record counts, the offsets it covered."""
+
+    first_dirty_offset: int
+    end_offset: int
+    segments_read: int
+    segments_written: int
+    bytes_read: int
+    bytes_written: int
+    records_read: int
+    records_retained: int
+    tombstones_dropped: int
+    aborted: bool = False
+
+
+def _segment_batches(seg: LogSegment, chunk: int = 1 << 20) -> Iterator[RecordBatch]:
+    """Validated batches of an inactive segment, read with pread in chunks (never mmap: the log
+    may truncate the file while the cleaner is suspended, and a mapping would then fault).
+    Stops quietly if the file shrank; the swap step then notices the segment is gone."""
+    f = seg.log.file  # keep the descriptor alive even if the segment is deleted meanwhile
+    size = seg.size
+    pos = 0
+    while pos < size:
+        buf = os.pread(f.fd, min(chunk, size - pos), pos)
+        if not buf:
+            return
+        consumed = 0
+        try:
+            for b in iter_batches(buf):
+                consumed = b.end_position
+                yield b
+        except TruncatedBatchError as exc:
+            if consumed == 0:
+                whole = os.pread(f.fd, exc.needed, pos)
+                if len(whole) < exc.needed:
+                    return
+                [b] = list(iter_batches(whole))
+                consumed = len(whole)
+                yield b
+        pos += consumed
+
+
+@attrs.define
+class _Progress:
+    bytes_since_yield: int = 0
+
+
+class LogCleaner:
+    """Compacts logs. Stateless between passes apart from what it records on the log
+    (`cleaner_checkpoint`, the first dirty offset, checkpointed by LogManager)."""
+
+    def __init__(self, clock: Callable[[], int] | None = None, yield_every_bytes: int = 1 << 20) -> None:
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.yield_every_bytes = yield_every_bytes
+        self.in_progress: set[int] = set()
+        self.uncleanable: set[str] = set()
+
+    # ---------------------------------------------------------------- planning
+    def _cleanable_end(self, log: UnifiedLog, now: int) -> int:
+        """Base offset of the first segment that may not be cleaned."""
+        limit = min(log.active_segment.base_offset, log.high_watermark)
+        lag = log.config.min_compaction_lag_ms
+        end = log.segments[0].base_offset
+        for i, seg in enumerate(log.segments[:-1]):
+            nxt = log.segments[i + 1].base_offset
+            if nxt > limit:
+                break
+            if lag > 0 and now - seg.largest_timestamp < lag:
+                break
+            end = nxt
+        return end
+
+    def dirty_ratio(self, log: UnifiedLog) -> float:
+        """Dirty bytes / cleanable bytes (0.0 when nothing is cleanable)."""
+        now = self.clock()
+        end = self._cleanable_end(log, now)
+        first_dirty = max(log.cleaner_checkpoint or 0, log.log_start_offset)
+        total = dirty = 0
+        for seg in log.segments[:-1]:
+            if seg.base_offset >= end:
+                break
+            total += seg.size
+            if _next_base(log, seg) > first_dirty:
+                dirty += seg.size
+        return dirty / total if total else 0.0
+
+    def needs_cleaning(self, log: UnifiedLog) -> bool:
+        """cleanup.policy has compact and the dirty ratio reaches min.cleanable.dirty.ratio."""
+        if str(log.dir) in self.uncleanable:
+            return False
+        return log.config.compact and self.dirty_ratio(log) >= log.config.min_cleanable_dirty_ratio
+
+    # ---------------------------------------------------------------- cleaning
+    def clean_now(self, log: UnifiedLog) -> CleanerStats:
+        """Run a whole pass synchronously; returns its stats."""
+        gen = self.clean(log)
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value
+
+    def clean(self, log: UnifiedLog) -> Generator[None, None, CleanerStats]:
+        """A cleaning pass as a generator: yields between chunks of work, returns CleanerStats."""
+        if id(log) in self.in_progress:
+            raise RuntimeError(f"{log.dir} is already being cleaned")
+        self.in_progress.add(id(log))
+        try:
+            return (yield from self._clean(log))
+        except RecordBatchError as exc:
+            # A corrupt stored batch: leave the log as it is and stop cleaning it (Kafka marks
+            # the partition uncleanable); the broker keeps serving it.
+            self.uncleanable.add(str(log.dir))
+            logger.error("log_uncleanable", dir=str(log.dir), error=str(exc))
+            return CleanerStats(0, 0, 0, 0, 0, 0, 0, 0, 0, aborted=True)
+        except OSError as exc:
+            # The log was closed under us (descriptor gone): give up this pass.
+            logger.info("clean_aborted", dir=str(log.dir), error=str(exc))
+            return CleanerStats(0, 0, 0, 0, 0, 0, 0, 0, 0, aborted=True)
+        finally:
+            self.in_progress.discard(id(log))
+
+    def _maybe_yield(self, progress: _Progress, n: int) -> Iterator[None]:
+        progress.bytes_since_yield += n
+        if progress.bytes_since_yield >= self.yield_every_bytes:
+            progress.bytes_since_yield = 0
+            yield
+
+    def _clean(self, log: UnifiedLog) -> Generator[None, None, CleanerStats]:
+        now = self.clock()
+        end = self._cleanable_end(log, now)
+        first_dirty = max(log.cleaner_checkpoint or 0, log.log_start_offset)
+        empty = CleanerStats(first_dirty, end, 0, 0, 0, 0, 0, 0, 0)
+        if not log.config.compact or end <= log.segments[0].base_offset or first_dirty >= end:
+            return empty
+        progress = _Progress()
+        to_clean = [s for s in log.segments[:-1] if s.base_offset < end]
+        # 1. offset map over the dirty part
+        offset_map: dict[bytes, int] = {}
+        dirty_segments = {id(s) for s in to_clean if s is to_clean[-1] or _next_base(log, s) > first_dirty}
+        bytes_read = 0
+        for seg in to_clean:
+            if id(seg) not in dirty_segments:
+                continue
+            for batch in _segment_batches(seg):
+                if batch.is_control or batch.last_offset < first_dirty:
+                    continue
+                for rec in batch_codec.iter_records(batch):
+                    if rec.key is not None and rec.offset >= first_dirty:
+                        offset_map[rec.key] = rec.offset
+                bytes_read += batch.size_in_bytes
+                yield from self._maybe_yield(progress, batch.size_in_bytes)
+        # 2. rewrite in groups
+        groups: list[list[LogSegment]] = []
+        for seg in to_clean:
+            if groups and sum(s.size for s in groups[-1]) + seg.size <= log.config.segment_bytes and seg.base_offset - groups[-1][0].base_offset < 2**31 - 1:
+                groups[-1].append(seg)
+            else:
+                groups.append([seg])
+        records_read = retained = tombstones_dropped = written = segs_written = 0
+        for group in groups:
+            base = group[0].base_offset
+            cleaned = _new_segment(log.dir, base, log.config, True, log.clock, suffix=CLEANED_SUFFIX)
+            cleaned.log.truncate_to(0)
+            try:
+                for seg in group:
+                    keep_tombstones = id(seg) in dirty_segments or now - seg.largest_timestamp <= log.config.delete_retention_ms
+                    for batch in _segment_batches(seg):
+                        bytes_read += batch.size_in_bytes
+                        if batch.is_control:
+                            out = bytes(batch.view())
+                            kept_count = batch.records_count
+                        else:
+                            records = list(batch_codec.iter_records(batch))
+                            records_read += len(records)
+                            kept = []
+                            for rec in records:
+                                if rec.key is None:
+                                    continue
+                                latest = offset_map.get(rec.key)
+                                if latest is not None and rec.offset < latest:
+                                    continue
+                                if rec.value is None and not keep_tombstones:
+                                    tombstones_dropped += 1
+                                    continue
+                                kept.append(rec)
+                            kept_count = len(kept)
+                            retained += kept_count
+                            if kept_count == len(records):
+                                out = bytes(batch.view())
+                            elif kept or batch.producer_id >= 0:
+                                out = batch_codec.build_filtered_batch(batch, kept)
+                            else:
+                                out = b""
+                        if out:
+                            nb = RecordBatch(out)
+                            cleaned.append(memoryview(out), [(0, len(out), nb.last_offset, nb.max_timestamp)])
+                            written += len(out)
+                        yield from self._maybe_yield(progress, batch.size_in_bytes)
+            except BaseException:
+                # error, or the generator was dropped (GeneratorExit): leave no .cleaned file
+                cleaned.close_handlers()
+                cleaned.delete()
+                raise
+            # 3. swap, atomically with respect to the log's other users (no yield in here)
+            if log._closed or any(all(s is not t for t in log.segments) for s in group):
+                logger.info("clean_aborted", dir=str(log.dir), base_offset=base)
+                cleaned.close_handlers()
+                cleaned.delete()
+                return attrs.evolve(empty, aborted=True)
+            cleaned.on_become_inactive()
+            cleaned.flush()
+            cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
+            sync_dir(log.dir)
+            idx = next(i for i, s in enumerate(log.segments) if s is group[0])
+            for s in group:
+                s.delete()
+            cleaned.rename_suffix(SWAP_SUFFIX, "")
+            sync_dir(log.dir)
+            log.segments[idx : idx + len(group)] = [cleaned]
+            log._bases[idx : idx + len(group)] = [base]
+            log.generation += 1
+            segs_written += 1
+        log.cleaner_checkpoint = end
+        stats = CleanerStats(first_dirty, end, len(to_clean), segs_written, bytes_read, written, records_read, retained, tombstones_dropped)
+        logger.info("log_cleaned", dir=str(log.dir), **attrs.asdict(stats))
+        return stats
+
+
+def _next_base(log: UnifiedLog, seg: LogSegment) -> int:
+    for i, s in enumerate(log.segments):
+        if s is seg:
+            return log.segments[i + 1].base_offset if i + 1 < len(log.segments) else log.log_end_offset
+    return log.log_end_offset
