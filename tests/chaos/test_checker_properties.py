@@ -1,0 +1,111 @@
+"""Checker properties on generated histories: a simulated correct log is always valid, and any
+injected fault in it is never called valid (a deleted acked record is always reported lost)."""
+
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chaos_sim import simulate
+from kafkalike.chaos.checker import DOUBLE_ACK, DUPLICATE, LOST, PHANTOM, UNKNOWN, VALID, check
+from kafkalike.chaos.history import (
+    Acknowledged,
+    Consumed,
+    Drained,
+    Event,
+    history_text,
+    read_history,
+)
+
+sims = st.builds(
+    lambda seed, ops, partitions, keys, consumers: simulate(
+        seed, ops=ops, partitions=partitions, keys=keys, consumers=consumers),
+    st.integers(0, 2**32),
+    st.integers(20, 300),
+    st.integers(1, 4),
+    st.integers(1, 8),
+    st.integers(1, 3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sims)
+def test_simulated_correct_log_is_valid(h: list[Event]) -> None:
+    """Every history of the simulated correct log gets status valid with no anomaly."""
+    v = check(h)
+    assert v.status == VALID, v.render_text()
+    assert not any(v.counts.values())
+
+
+@settings(max_examples=10, deadline=None)
+@given(sims)
+def test_verdict_survives_the_file_format(h: list[Event]) -> None:
+    """Writing a history as JSON lines and reading it back gives the same verdict."""
+    back = list(read_history(io.StringIO(history_text(h))))
+    assert back == h
+    assert check(back).to_json() == check(h).to_json()
+
+
+def acked_records(h: list[Event]) -> list[Acknowledged]:
+    return [e for e in h if isinstance(e, Acknowledged)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(sims, st.data())
+def test_deleting_an_acked_record_from_what_was_read_is_always_lost(h: list[Event], data: st.DataObject) -> None:
+    """Remove every read of one acknowledged record: the checker reports exactly it as lost."""
+    acks = acked_records(h)
+    if not acks:
+        return
+    victim = data.draw(st.sampled_from(acks))
+    rid = (victim.key, victim.seq)
+    mutated = [e for e in h if not (isinstance(e, Consumed) and (e.key, e.seq) == rid)]
+    v = check(mutated)
+    assert v.status != VALID
+    assert v.counts[LOST] == 1
+    e = v.evidence[LOST][0]
+    assert (e["key"], e["seq"], e["partition"], e["offset"]) == (victim.key, victim.seq, victim.partition,
+                                                                 victim.offset)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sims, st.data())
+def test_injected_faults_are_never_called_valid(h: list[Event], data: st.DataObject) -> None:
+    """Each mutation breaks a guarantee; the verdict must not be valid and must name it."""
+    acks = acked_records(h)
+    drains = [e for e in h if isinstance(e, Drained) and any(a.partition == e.partition for a in acks)]
+    if len(acks) < 2 or not drains:
+        return
+    kind = data.draw(st.sampled_from(["double_ack", "duplicate", "phantom", "undrained"]))
+    if kind == "double_ack":
+        a, b = data.draw(st.lists(st.sampled_from(acks), min_size=2, max_size=2, unique=True))
+        i = h.index(b)
+        mutated = h[:i] + [Acknowledged(b.time, b.topic, b.key, b.seq, a.partition, a.offset)] + h[i + 1:]
+        expect = DOUBLE_ACK
+    elif kind == "duplicate":
+        a = data.draw(st.sampled_from(acks))
+        d = next(e for e in drains if e.partition == a.partition) if any(
+            e.partition == a.partition for e in drains) else None
+        if d is None:
+            return
+        i = h.index(d)
+        copy = Consumed(d.time, d.consumer, d.topic, d.partition, d.end_offset, a.key, a.seq)
+        end = Drained(d.time, d.consumer, d.topic, d.partition, d.start_offset, d.end_offset + 1)
+        mutated = h[:i] + [copy, end] + h[i + 1:]
+        expect = DUPLICATE
+    elif kind == "phantom":
+        d = data.draw(st.sampled_from(drains))
+        i = h.index(d)
+        ghost = Consumed(d.time, d.consumer, d.topic, d.partition, d.end_offset, "never-sent", 0)
+        end = Drained(d.time, d.consumer, d.topic, d.partition, d.start_offset, d.end_offset + 1)
+        mutated = h[:i] + [ghost, end] + h[i + 1:]
+        expect = PHANTOM
+    else:
+        d = data.draw(st.sampled_from(drains))
+        mutated = [e for e in h if e is not d]
+        v = check(mutated)
+        assert v.status == UNKNOWN
+        return
+    v = check(mutated)
+    assert v.status != VALID
+    assert v.counts[expect] >= 1, (kind, v.render_text())
