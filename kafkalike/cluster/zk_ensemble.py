@@ -481,7 +481,13 @@ class ZkEnsemble:
         return process.kill_pid(self.pid(node_id), sig)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop every node by pid and remove the pid files; leaves data dirs and logs."""
+        """Stop every node by pid and remove the pid files; leaves data dirs and logs.
+        All nodes get SIGTERM at once, then each is waited for (SIGKILL after ``timeout`` s)."""
+        for s in self.specs:
+            pid = self.pid(s.node_id)
+            if pid is not None:
+                process.signal_pid(pid, signal.SIGTERM)
+                process.signal_pid(pid, signal.SIGCONT)
         for s in self.specs:
             self.stop_node(s.node_id, timeout=timeout)
 

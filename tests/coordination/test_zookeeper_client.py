@@ -3,7 +3,7 @@ multi-op version checks, session events and expiry, chroot creation."""
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 import pytest
 import trio
@@ -25,6 +25,9 @@ from kafkalike.coordination import (
     ZooKeeperClient,
     split_connect_string,
 )
+
+if TYPE_CHECKING:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble
 
 
 async def test_create_get_set_delete_round_trip(zk_client: ZooKeeperClient) -> None:
@@ -190,3 +193,34 @@ async def test_connecting_to_nobody_times_out_with_typed_error() -> None:
     with trio.fail_after(10):
         with pytest.raises(ConnectTimeout):
             await client.start()
+
+
+async def test_losing_the_server_suspends_fires_watches_disconnected_and_resumes_session(
+    zk_ensemble_restored: "ZkEnsemble", zk_chroot_connect: str
+) -> None:
+    """Killing the only server a client knows gives SUSPENDED and DISCONNECTED watch events;
+    once the node is back the SAME session resumes (CONNECTED, new_session False)."""
+    ens = zk_ensemble_restored
+    follower = next(s.node_id for s in ens.status() if s.mode == "follower")
+    _, chroot = split_connect_string(zk_chroot_connect)
+    async with ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000) as setup:
+        await setup.create("/w", b"0")
+    client = ZooKeeperClient(ens.spec(follower).address + chroot, session_timeout_ms=15000)
+    events = client.session_events()
+    await client.start()
+    try:
+        assert (await events.receive()).state == SessionState.CONNECTED
+        sid = client.session_id
+        _, _, watch = await client.get_and_watch("/w")
+        await trio.to_thread.run_sync(ens.kill_node, follower)
+        with trio.fail_after(15):
+            assert (await events.receive()).state == SessionState.SUSPENDED
+            assert (await watch.wait()).type == WatchEventType.DISCONNECTED
+        await trio.to_thread.run_sync(ens.start_node, follower)
+        with trio.fail_after(30):
+            ev = await events.receive()
+        assert ev.state == SessionState.CONNECTED and not ev.new_session and ev.session_id == sid
+        data, _, _ = await client.get_and_watch("/w")  # re-read and re-arm after DISCONNECTED
+        assert data == b"0"
+    finally:
+        await client.close()
