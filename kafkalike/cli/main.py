@@ -13,6 +13,7 @@ import sys
 # Sub-command modules, in the order ``kafkalike --help`` lists them.
 COMMANDS = [
     "kafkalike.cli.zk",
+    "kafkalike.cli.broker",
 
 ]
 

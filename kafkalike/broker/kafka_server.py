@@ -1,0 +1,253 @@
+"""KafkaServer: one broker process's start-up, registration and shutdown (Kafka's
+kafka.server.KafkaServer, ZooKeeper mode).
+
+Start-up, in Kafka's order:
+  1. connect to ZooKeeper (creating the chroot if absent) and create Kafka's persistent
+     top-level paths;
+  2. read or create ``/cluster/id``;
+  3. decide the broker id: broker.id, else the one in meta.properties, else a new one from
+     ``/brokers/seqid`` (its version + reserved.broker.max.id, as Kafka generates ids);
+  4. open the log dirs (LogManager: dir locks, meta.properties must name this broker and
+     cluster, crash recovery); a foreign meta.properties stops start-up;
+  5. bind the listeners (SocketServer);
+  6. register the ephemeral ``/brokers/ids/<id>`` (version-5 JSON); its czxid is the broker
+     epoch. A live broker already holding the id stops start-up (BrokerIdInUse);
+  7. start the components that hang off the broker (controller election, replica manager...).
+
+While running, a ZooKeeper session expiry deletes the registration; on the new session the
+broker registers again and gets a new broker epoch (``broker_reregistered``).
+Shutdown (SIGTERM / SIGINT, or ``request_shutdown()``): components stop, the registration is
+deleted, logs are flushed and checkpointed with the clean-shutdown marker, ZooKeeper closed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from kafkalike.broker.kafka_apis import KafkaApis
+from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.metadata_cache import MetadataCache
+from kafkalike.broker.socket_server import BoundListener, SocketServer
+from kafkalike.coordination import SessionState, ZooKeeperClient
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.errors import NoNode
+from kafkalike.coordination.kafka_zk_client import BrokerIdInUse, KafkaZkClient
+from kafkalike.storage.checkpoints import read_meta_properties
+from kafkalike.storage.log_manager import LogManager
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerStartupError(Exception):
+    """Start-up cannot continue; ``str(err)`` is one line saying why."""
+
+
+class KafkaServer:
+    """One broker. ``await server.run()`` starts it and serves until shutdown is requested.
+
+    Attributes the other components use: config, broker_id, cluster_id, broker_epoch,
+    zk (ZooKeeperClient), kafka_zk (KafkaZkClient), log_manager, metadata_cache, apis
+    (KafkaApis, where components register handlers), bound_listeners, nursery (for
+    background tasks of components).
+    """
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self.config = config
+        self.broker_id: int = config.broker_id
+        self.cluster_id: str | None = None
+        self.broker_epoch: int = -1
+        self.zk: ZooKeeperClient | None = None
+        self.kafka_zk: KafkaZkClient | None = None
+        self.log_manager: LogManager | None = None
+        self.metadata_cache = MetadataCache(broker_id=self.broker_id)
+        self.apis = KafkaApis(self)
+        self.socket_server: SocketServer | None = None
+        self.bound_listeners: list[BoundListener] = []
+        self.registration: zd.BrokerRegistration | None = None
+        self.nursery: trio.Nursery | None = None
+        self.started = trio.Event()
+        self._shutdown = trio.Event()
+        # hooks filled by components as they are wired in
+        self.auto_create_topic: Callable[[str], Awaitable[Any]] | None = None
+        self.startup_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
+        self.metadata_listeners: list[Callable[[list[zd.TopicPartition]], Awaitable[None]]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def request_shutdown(self) -> None:
+        """Ask a running broker to shut down cleanly (what SIGTERM does)."""
+        self._shutdown.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the broker, report ``started`` (and task_status), serve until shutdown.
+
+        Raises BrokerStartupError (one-line reason) when start-up cannot proceed.
+        """
+        cfg = self.config
+        zk = ZooKeeperClient(cfg.zookeeper_connect, session_timeout_ms=cfg.zookeeper_session_timeout_ms,
+                             connection_timeout_ms=cfg.zookeeper_connection_timeout_ms,
+                             name=f"broker-{self.broker_id}")
+        try:
+            await zk.start()
+        except Exception as exc:
+            raise BrokerStartupError(
+                f"cannot connect to ZooKeeper at {cfg.zookeeper_connect!r}: {exc}") from exc
+        self.zk, self.kafka_zk = zk, KafkaZkClient(zk)
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self._startup(nursery)
+                self.started.set()
+                task_status.started(self)
+                await self._shutdown.wait()
+                log.info("shutdown_started")
+                await self._shutdown_components()
+                nursery.cancel_scope.cancel()
+        finally:
+            await self._close()
+
+    async def _startup(self, nursery: trio.Nursery) -> None:
+        cfg = self.config
+        assert self.kafka_zk is not None
+        await self.kafka_zk.create_top_level_paths()
+        self.cluster_id = await self.kafka_zk.get_or_create_cluster_id()
+        if self.broker_id < 0:
+            self.broker_id = await self._generate_broker_id()
+            self.metadata_cache.broker_id = self.broker_id
+        structlog.contextvars.bind_contextvars(broker_id=self.broker_id)
+        for key in cfg.ignored_keys():
+            log.info("config_ignored", key=key, reason="accepted for Kafka compatibility; no effect")
+        log.info("broker_starting", cluster_id=self.cluster_id, log_dirs=cfg.log_dirs,
+                 zookeeper=cfg.zookeeper_connect)
+
+        self.log_manager = LogManager(cfg.log_dirs)
+        try:
+            self.log_manager.startup(broker_id=self.broker_id, cluster_id=self.cluster_id)
+        except Exception as exc:
+            raise BrokerStartupError(str(exc)) from exc
+
+        self.socket_server = SocketServer(
+            [(e.listener_name, e.host, e.port) for e in cfg.listeners], self.apis,
+            max_request_bytes=cfg["socket.request.max.bytes"], idle_ms=cfg["connections.max.idle.ms"])
+        try:
+            self.bound_listeners = await nursery.start(self.socket_server.serve)
+        except OSError as exc:
+            raise BrokerStartupError(f"cannot bind listeners {[e.connection_string for e in cfg.listeners]}: {exc}") from exc
+
+        self.registration = self._registration()
+        try:
+            self.broker_epoch = await self.kafka_zk.register_broker(self.registration)
+        except BrokerIdInUse as exc:
+            raise BrokerStartupError(str(exc)) from exc
+        nursery.start_soon(self._watch_session)
+        for hook in self.startup_hooks:
+            await hook(self)
+        log.info("broker_started", broker_epoch=self.broker_epoch,
+                 endpoints=[e.connection_string for e in self.registration.endpoints])
+
+    async def _generate_broker_id(self) -> int:
+        """broker.id=-1: reuse the id in meta.properties, else take a new one from /brokers/seqid
+        (its data version after a write, plus reserved.broker.max.id: Kafka's generateBrokerId)."""
+        stored = {m.broker_id for d in self.config.log_dirs
+                  if (m := read_meta_properties(Path(d))) is not None}
+        if len(stored) > 1:
+            raise BrokerStartupError(f"log dirs hold different broker ids {sorted(stored)} in meta.properties")
+        if stored:
+            return stored.pop()
+        assert self.zk is not None
+        await self.zk.ensure_path(zd.BROKER_SEQUENCE_ID_PATH)
+        stat = await self.zk.set(zd.BROKER_SEQUENCE_ID_PATH, b"")
+        return stat.version + int(self.config["reserved.broker.max.id"])
+
+    def _registration(self) -> zd.BrokerRegistration:
+        """The /brokers/ids/<id> content: advertised listeners, with bound ports for port 0
+        and this broker's listener host (or 127.0.0.1) for an empty host."""
+        bound = {b.listener_name: b for b in self.bound_listeners}
+        endpoints = []
+        for ep in self.config.advertised_listeners:
+            b = bound.get(ep.listener_name)
+            port = ep.port or (b.port if b else ep.port)
+            host = ep.host or (b.host if b and b.host else "127.0.0.1")
+            endpoints.append(zd.EndPoint(ep.listener_name, host, port, ep.security_protocol))
+        return zd.BrokerRegistration(broker_id=self.broker_id, endpoints=tuple(endpoints),
+                                     timestamp_ms=int(time.time() * 1000),
+                                     rack=self.config["broker.rack"])
+
+    async def _watch_session(self) -> None:
+        """Re-register after a session expiry (new session => new broker epoch)."""
+        assert self.zk is not None and self.kafka_zk is not None
+        events = self.zk.session_events()
+        async for ev in events:
+            if ev.state is SessionState.EXPIRED:
+                log.warning("zookeeper_session_expired")
+            elif ev.state is SessionState.CONNECTED and ev.new_session and self.registration:
+                self.registration = self._registration()
+                try:
+                    self.broker_epoch = await self.kafka_zk.register_broker(self.registration)
+                except Exception as exc:  # keep trying on the next session event
+                    log.error("broker_reregistration_failed", error=str(exc))
+                    continue
+                log.info("broker_reregistered", broker_epoch=self.broker_epoch)
+
+    async def on_metadata_update(self, deleted: list[zd.TopicPartition]) -> None:
+        """Called by KafkaApis after each UpdateMetadata; forwards to registered listeners."""
+        for listener in self.metadata_listeners:
+            await listener(deleted)
+
+    async def _shutdown_components(self) -> None:
+        for hook in reversed(self.shutdown_hooks):
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("shutdown_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
+        if self.zk is not None and self.registration is not None and self.zk.connected:
+            with trio.move_on_after(5):
+                try:
+                    await self.zk.delete(self.registration.path)
+                    log.info("broker_deregistered")
+                except NoNode:
+                    pass
+                except Exception as exc:
+                    log.warning("broker_deregistration_failed", error=str(exc))
+
+    async def _close(self) -> None:
+        if self.log_manager is not None:
+            try:
+                self.log_manager.shutdown()
+            except Exception:
+                log.exception("log_manager_shutdown_failed")
+        if self.zk is not None:
+            with trio.CancelScope(shield=True):
+                await self.zk.close()
+        log.info("broker_stopped")
+
+
+async def run_broker(config: KafkaConfig) -> int:
+    """Run one broker until SIGTERM or SIGINT; returns the process exit code (0 clean, 1 on a
+    start-up error, which is logged as one line)."""
+    import signal
+
+    server = KafkaServer(config)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            async def on_signal() -> None:
+                async for sig in signals:
+                    log.info("signal_received", signal=signal.Signals(sig).name)
+                    server.request_shutdown()
+                    return
+
+            nursery.start_soon(on_signal)
+            try:
+                await server.run()
+            except BrokerStartupError as exc:
+                log.error("broker_startup_failed", error=str(exc))
+                nursery.cancel_scope.cancel()
+                return 1
+            nursery.cancel_scope.cancel()
+    return 0

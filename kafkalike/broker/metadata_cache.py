@@ -1,0 +1,127 @@
+"""MetadataCache: the broker's view of the cluster, filled only by the controller's
+UpdateMetadata requests (Kafka's ZkMetadataCache; DESIGN.md decision 4).
+
+Holds the live brokers (id -> endpoints per listener, rack), every partition's leader,
+leader epoch, ISR, replicas and offline replicas, topic ids, and the controller id. Nothing
+reads ZooKeeper for metadata: a broker that has not yet heard from the controller answers
+Metadata with no topics, as a Kafka 2.x broker does. This is the ZooKeeper era's known
+propagation lag, which the KRaft comparison measures.
+
+Source: Kafka core, kafka.server.metadata.ZkMetadataCache.updateMetadata (Kafka 3.x):
+a partition whose leader is LeaderDuringDelete (-2) is removed from the cache.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import attrs
+import structlog
+
+from kafkalike.coordination.zk_data import TopicPartition
+from kafkalike.protocol.update_metadata import UpdateMetadataRequest
+
+log = structlog.get_logger(__name__)
+
+LEADER_DURING_DELETE = -2
+NO_LEADER = -1
+
+
+@attrs.frozen
+class BrokerNode:
+    """A live broker: id, rack, and (host, port) per listener name."""
+
+    id: int
+    endpoints: dict[str, tuple[str, int]]
+    rack: str | None = None
+
+
+@attrs.frozen
+class PartitionInfo:
+    """One partition as the controller last described it. leader -1 = offline."""
+
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+    offline_replicas: tuple[int, ...]
+    zk_version: int
+    controller_epoch: int
+
+
+@attrs.define
+class MetadataCache:
+    """The broker's metadata cache. ``update()`` is called with each UpdateMetadata request."""
+
+    broker_id: int
+    controller_id: int | None = None
+    controller_epoch: int = 0
+    brokers: dict[int, BrokerNode] = attrs.Factory(dict)
+    partitions: dict[TopicPartition, PartitionInfo] = attrs.Factory(dict)
+    topic_ids: dict[str, uuid.UUID] = attrs.Factory(dict)
+    updates: int = 0
+
+    def update(self, request: UpdateMetadataRequest, version: int) -> list[TopicPartition]:
+        """Apply one UpdateMetadata request (any version 0-7); returns the deleted partitions.
+
+        The caller has already checked the controller epoch (STALE_CONTROLLER_EPOCH).
+        """
+        self.controller_id = request.controller_id
+        self.controller_epoch = request.controller_epoch
+        self.brokers = {}
+        for b in request.live_brokers:
+            if version == 0:
+                endpoints = {"PLAINTEXT": (b.v0_host, b.v0_port)}
+            else:
+                endpoints = {e.listener: (e.host, e.port) for e in b.endpoints}
+            self.brokers[b.id] = BrokerNode(b.id, endpoints, b.rack)
+        states: Iterable[tuple[str, object]]
+        if version >= 5:
+            states = [(t.topic_name, p) for t in request.topic_states for p in t.partition_states]
+            for t in request.topic_states:
+                if version >= 7 and t.topic_id.int != 0:
+                    self.topic_ids[t.topic_name] = t.topic_id
+        else:
+            states = [(p.topic_name, p) for p in request.ungrouped_partition_states]
+        deleted: list[TopicPartition] = []
+        for topic, p in states:
+            tp = TopicPartition(topic, p.partition_index)  # type: ignore[attr-defined]
+            if p.leader == LEADER_DURING_DELETE:  # type: ignore[attr-defined]
+                if self.partitions.pop(tp, None) is not None:
+                    deleted.append(tp)
+                continue
+            self.partitions[tp] = PartitionInfo(
+                leader=p.leader, leader_epoch=p.leader_epoch, isr=tuple(p.isr),  # type: ignore[attr-defined]
+                replicas=tuple(p.replicas), offline_replicas=tuple(p.offline_replicas),  # type: ignore[attr-defined]
+                zk_version=p.zk_version, controller_epoch=p.controller_epoch)  # type: ignore[attr-defined]
+        for topic in {tp.topic for tp in deleted}:
+            if not any(tp.topic == topic for tp in self.partitions):
+                self.topic_ids.pop(topic, None)
+        self.updates += 1
+        log.debug("metadata_cache_updated", controller_id=self.controller_id,
+                  brokers=sorted(self.brokers), partitions=len(self.partitions), deleted=len(deleted))
+        return deleted
+
+    # --- queries
+    def topics(self) -> list[str]:
+        """Every topic with at least one partition in the cache, sorted."""
+        return sorted({tp.topic for tp in self.partitions})
+
+    def contains_topic(self, topic: str) -> bool:
+        return any(tp.topic == topic for tp in self.partitions)
+
+    def partitions_of(self, topic: str) -> dict[int, PartitionInfo]:
+        """partition index -> PartitionInfo for one topic (empty if unknown)."""
+        return {tp.partition: info for tp, info in self.partitions.items() if tp.topic == topic}
+
+    def partition(self, tp: TopicPartition) -> PartitionInfo | None:
+        return self.partitions.get(tp)
+
+    def alive_broker_ids(self) -> list[int]:
+        return sorted(self.brokers)
+
+    def endpoint(self, broker_id: int, listener_name: str) -> tuple[str, int] | None:
+        """(host, port) of a live broker on a listener, or None."""
+        node = self.brokers.get(broker_id)
+        return node.endpoints.get(listener_name) if node else None
