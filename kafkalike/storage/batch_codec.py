@@ -1,11 +1,9 @@
 """Record-level decoding and re-encoding of stored v2 batches, for the log cleaner and ListOffsets.
 
-The hot paths (append, fetch) never come here. Handles every codec Kafka batches use:
-gzip, snappy (xerial framing as Kafka's SnappyOutputStream writes it, raw snappy accepted on
-read), lz4 (LZ4 frame format, KafkaLZ4BlockOutputStream), zstd — through cramjam.
-Follows the Kafka protocol guide, "Record" and "Record Batch".
-(kafkalike/protocol/records.py holds the protocol layer's full codec; this module stays
-independent so the storage engine works even before that is complete.)
+The hot paths (append, fetch) never come here. Compression (gzip, snappy/xerial, lz4 frame,
+zstd) is kafkalike.protocol.records'; this module adds what the cleaner needs on top: each
+record's raw encoding (so surviving records are copied, not re-encoded) and rebuilding a batch
+with a subset of its records. Follows the Kafka protocol guide, "Record" and "Record Batch".
 """
 
 from __future__ import annotations
@@ -14,9 +12,9 @@ import struct
 from collections.abc import Iterator
 
 import attrs
-import cramjam
 import crc32c
 
+from kafkalike.protocol import records as _records
 from kafkalike.protocol.record_batch import (
     ATTRIBUTES_AT,
     CODEC_GZIP,
@@ -32,56 +30,25 @@ from kafkalike.protocol.record_batch import (
     RecordBatch,
 )
 
-_XERIAL_MAGIC = b"\x82SNAPPY\x00"
-_XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)
-_XERIAL_BLOCK = 32 * 1024
-
 
 def decompress(codec: int, data: bytes | memoryview) -> bytes:
-    """Decompress the records part of a batch. Raises CorruptBatchError on bad data/codec."""
+    """Decompress the records part of a batch (kafkalike.protocol.records' codecs).
+
+    Raises CorruptBatchError for data that does not decompress or an unknown codec.
+    """
     try:
-        if codec == CODEC_NONE:
-            return bytes(data)
-        if codec == CODEC_GZIP:
-            return bytes(cramjam.gzip.decompress(bytes(data)))
-        if codec == CODEC_SNAPPY:
-            raw = bytes(data)
-            if raw.startswith(_XERIAL_MAGIC):
-                out = bytearray()
-                pos = 16
-                while pos < len(raw):
-                    (n,) = struct.unpack_from(">i", raw, pos)
-                    pos += 4
-                    out += bytes(cramjam.snappy.decompress_raw(raw[pos : pos + n]))
-                    pos += n
-                return bytes(out)
-            return bytes(cramjam.snappy.decompress_raw(raw))
-        if codec == CODEC_LZ4:
-            return bytes(cramjam.lz4.decompress(bytes(data)))
-        if codec == CODEC_ZSTD:
-            return bytes(cramjam.zstd.decompress(bytes(data)))
-    except Exception as exc:  # cramjam raises its own DecompressionError
+        return _records.decompress(codec, data)
+    except Exception as exc:  # CorruptRecordsError, UnsupportedCompressionError
         raise CorruptBatchError(f"cannot decompress records (codec {codec}): {exc}", 0) from exc
-    raise CorruptBatchError(f"unknown compression codec {codec}", 0)
 
 
 def compress(codec: int, data: bytes) -> bytes:
-    """Compress a records part with `codec` (same framings as decompress reads)."""
-    if codec == CODEC_NONE:
-        return data
-    if codec == CODEC_GZIP:
-        return bytes(cramjam.gzip.compress(data))
-    if codec == CODEC_SNAPPY:
-        out = bytearray(_XERIAL_HEADER)
-        for i in range(0, len(data), _XERIAL_BLOCK):
-            block = bytes(cramjam.snappy.compress_raw(data[i : i + _XERIAL_BLOCK]))
-            out += struct.pack(">i", len(block)) + block
-        return bytes(out)
-    if codec == CODEC_LZ4:
-        return bytes(cramjam.lz4.compress(data))
-    if codec == CODEC_ZSTD:
-        return bytes(cramjam.zstd.compress(data))
-    raise CorruptBatchError(f"unknown compression codec {codec}", 0)
+    """Compress a records part as Kafka producers do (gzip, snappy/xerial, lz4 frame with
+    independent blocks, zstd) — kafkalike.protocol.records' codecs."""
+    try:
+        return _records.compress(codec, data)
+    except Exception as exc:
+        raise CorruptBatchError(f"cannot compress records (codec {codec}): {exc}", 0) from exc
 
 
 @attrs.frozen

@@ -31,10 +31,12 @@ class LeaderEpochFileCache:
             checkpoint = LeaderEpochCheckpointFile(checkpoint)
         self.checkpoint = checkpoint
         self.entries: list[tuple[int, int]] = checkpoint.read() if checkpoint else []
+        self._dirty = False
 
     def _flush(self) -> None:
         if self.checkpoint is not None:
             self.checkpoint.write(self.entries)
+        self._dirty = False
 
     @property
     def latest_epoch(self) -> int | None:
@@ -63,6 +65,7 @@ class LeaderEpochFileCache:
         if removed:
             log.debug("leader_epochs_truncated", removed=removed, new=(epoch, start_offset))
         self.entries.append((epoch, start_offset))
+        self._dirty = True
         if flush:
             self._flush()
         return True
@@ -109,8 +112,11 @@ class LeaderEpochFileCache:
 
     def clear(self) -> None:
         """Remove every entry (truncate_fully_and_start_at)."""
-        self.entries = []
-        self._flush()
+        if self.entries or self._dirty:
+            self.entries = []
+            self._flush()
 
     def flush(self) -> None:
-        self._flush()
+        """Write the checkpoint if anything changed since the last write (or it does not exist)."""
+        if self._dirty or (self.checkpoint is not None and not self.checkpoint.path.exists()):
+            self._flush()
