@@ -43,7 +43,7 @@ from typing import Any
 
 import attrs
 from kio.index import load_request_schema, load_response_schema
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_writer
 
 from kafkalike.protocol import fetch as _fetch
 from kafkalike.protocol import produce as _produce
@@ -52,6 +52,7 @@ from kafkalike.protocol.controlled_shutdown import (ControlledShutdownRequest,
                                                     ControlledShutdownResponse)
 from kafkalike.protocol.errors import (ErrorCode, MalformedFrameError, ProtocolError,
                                        UnknownApiKeyError, UnsupportedVersionError)
+from kafkalike.protocol.kio_reader import read_entity
 from kafkalike.protocol.leader_and_isr import LeaderAndIsrRequest, LeaderAndIsrResponse
 from kafkalike.protocol.schema import Message, decode_struct, encode_struct, skip_tagged_fields
 from kafkalike.protocol.stop_replica import StopReplicaRequest, StopReplicaResponse
@@ -178,13 +179,9 @@ def response_header_version(api_key: int, api_version: int) -> int:
 def _decode_body(cls: type, api_version: int, buf: memoryview, pos: int) -> tuple[Any, int]:
     if issubclass(cls, Message):
         return decode_struct(cls, buf, pos, api_version, cls.is_flexible(api_version))
-    try:
-        obj, size = entity_reader(cls)(buf.toreadonly(), pos)
-    except ProtocolError:
-        raise
-    except Exception as exc:  # kio's native reader: BufferUnderflow, ValueError, ...
-        raise MalformedFrameError(f"{cls.__name__} v{api_version}: {exc}") from None
-    return obj, pos + size
+    # Not kio's native entity_reader: it preallocates arrays from untrusted lengths and
+    # aborts the process on a malformed frame (see kafkalike.protocol.kio_reader).
+    return read_entity(cls, buf, pos)
 
 
 def _encode_body(message: Any, api_version: int) -> bytes:
