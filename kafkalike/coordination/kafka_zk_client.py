@@ -20,11 +20,12 @@ import attrs
 import structlog
 
 from kafkalike.coordination import zk_data as zd
-from kafkalike.coordination.errors import BadVersion, MultiOpFailed, NodeExists, NoNode
+from kafkalike.coordination.errors import BadVersion, ConnectionLoss, MultiOpFailed, NodeExists, NoNode
 from kafkalike.coordination.zookeeper_client import (
     CheckOp,
     CreateOp,
     DeleteOp,
+    Op,
     SetDataOp,
     ZnodeStat,
     ZooKeeperClient,
@@ -202,25 +203,44 @@ class KafkaZkClient:
         """
         current = await self._get_or_create_controller_epoch()
         new_epoch = current.epoch + 1
-        try:
-            results = await self.zk.multi([
-                CreateOp(zd.CONTROLLER_PATH, zd.ControllerZNode(broker_id, now_ms()).to_json(), ephemeral=True),
-                SetDataOp(zd.CONTROLLER_EPOCH_PATH, zd.encode_controller_epoch(new_epoch), current.zk_version),
-            ])
-        except MultiOpFailed as exc:
-            # a retried multi after ConnectionLoss may have succeeded: check whether it was ours
+        ops: list[Op] = [
+            CreateOp(zd.CONTROLLER_PATH, zd.ControllerZNode(broker_id, now_ms()).to_json(), ephemeral=True),
+            SetDataOp(zd.CONTROLLER_EPOCH_PATH, zd.encode_controller_epoch(new_epoch), current.zk_version),
+        ]
+        while True:
             try:
-                _, stat = await self.zk.get(zd.CONTROLLER_PATH)
-                epoch = await self.get_controller_epoch()
-            except NoNode:
-                raise ControllerMoved(f"controller election lost: {exc}") from None
-            if stat.ephemeral_owner == self.zk.session_id and epoch is not None and epoch.epoch == new_epoch:
-                return epoch
-            raise ControllerMoved(f"controller election lost ({type(exc.error).__name__} at op {exc.index})") from None
-        stat = results[1]
-        assert isinstance(stat, ZnodeStat)
-        log.info("controller_elected", broker_id=broker_id, controller_epoch=new_epoch, epoch_zk_version=stat.version)
-        return ControllerEpoch(new_epoch, stat.version)
+                results = await self.zk.multi(ops)
+                break
+            except ConnectionLoss:
+                # outcome unknown: once reconnected, either our multi was applied or we retry it
+                # (the version check makes the retry safe), as Kafka's ZooKeeperClient retries
+                await self.zk.wait_connected()
+                won = await self._controller_is_ours(new_epoch)
+                if won is not None:
+                    return won
+            except MultiOpFailed as exc:
+                won = await self._controller_is_ours(new_epoch)
+                if won is not None:
+                    return won
+                raise ControllerMoved(
+                    f"controller election lost ({type(exc.error).__name__} at op {exc.index})"
+                ) from None
+        epoch_stat = results[1]
+        assert isinstance(epoch_stat, ZnodeStat)
+        log.info("controller_elected", broker_id=broker_id, controller_epoch=new_epoch, epoch_zk_version=epoch_stat.version)
+        return ControllerEpoch(new_epoch, epoch_stat.version)
+
+    async def _controller_is_ours(self, new_epoch: int) -> ControllerEpoch | None:
+        """After an unclear election attempt: our epoch if /controller is owned by this session
+        and /controller_epoch holds ``new_epoch`` (Kafka's checkControllerAndEpoch), else None."""
+        try:
+            _, stat = await self.zk.get(zd.CONTROLLER_PATH)
+        except NoNode:
+            return None
+        epoch = await self.get_controller_epoch()
+        if stat.ephemeral_owner == self.zk.session_id and epoch is not None and epoch.epoch == new_epoch:
+            return epoch
+        return None
 
     async def delete_controller(self, epoch_zk_version: int) -> None:
         """Resign: delete ``/controller`` if the controller epoch's zkVersion is still

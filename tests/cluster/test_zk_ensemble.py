@@ -28,7 +28,7 @@ def test_three_node_ensemble_has_one_leader_two_followers(zk_ensemble: ZkEnsembl
     """A 3-node ensemble forms a quorum: srvr reports exactly one leader and two followers."""
     statuses = zk_ensemble.status()
     assert [s.alive for s in statuses] == [True, True, True]
-    assert sorted(s.mode for s in statuses) == ["follower", "follower", "leader"]
+    assert sorted(str(s.mode) for s in statuses) == ["follower", "follower", "leader"]
     hosts = {s.address.split(":")[0] for s in statuses}
     assert hosts == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}  # each node its own address
     assert zk_ensemble.connect_string == ",".join(s.address for s in statuses)

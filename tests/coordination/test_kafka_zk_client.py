@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
+import attrs
 import pytest
 import trio
 
 from kafkalike.coordination import BadVersion, ZooKeeperClient
+from kafkalike.coordination.zookeeper_client import now_ms
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import (
     BrokerIdInUse,
@@ -19,13 +21,7 @@ from kafkalike.coordination.kafka_zk_client import (
 
 
 def registration(broker_id: int, port: int = 9092) -> zd.BrokerRegistration:
-    return zd.BrokerRegistration(broker_id, (zd.EndPoint("PLAINTEXT", "127.0.0.1", port),), timestamp_ms=zd_now())
-
-
-def zd_now() -> int:
-    from kafkalike.coordination.zookeeper_client import now_ms
-
-    return now_ms()
+    return zd.BrokerRegistration(broker_id, (zd.EndPoint("PLAINTEXT", "127.0.0.1", port),), timestamp_ms=now_ms())
 
 
 async def test_top_level_paths_and_cluster_id_are_created_once(zk_client: ZooKeeperClient) -> None:
@@ -101,14 +97,8 @@ async def test_controller_election_bumps_epoch_and_fences_the_loser(
         with pytest.raises(ControllerMoved):
             await kzk.create_partition_state(tp, state, first.zk_version)
         assert await kzk.get_partition_state("t", 0) is None
-        await other.create_partition_state(tp, attrs_evolve(state, controller_epoch=2), second.zk_version)
+        await other.create_partition_state(tp, attrs.evolve(state, controller_epoch=2), second.zk_version)
         assert (await other.get_partition_state("t", 0)).controller_epoch == 2  # type: ignore[union-attr]
-
-
-def attrs_evolve(state: zd.LeaderIsrAndControllerEpoch, **kw: int) -> zd.LeaderIsrAndControllerEpoch:
-    import attrs
-
-    return attrs.evolve(state, **kw)
 
 
 async def test_partition_state_updates_are_conditional_on_zk_version(zk_client: ZooKeeperClient) -> None:
@@ -123,10 +113,10 @@ async def test_partition_state_updates_are_conditional_on_zk_version(zk_client: 
     await kzk.create_partition_state(tp, zd.LeaderIsrAndControllerEpoch(1, 0, (1, 2), 1), epoch.zk_version)
     state = await kzk.get_partition_state("orders", 0)
     assert state is not None and state.zk_version == 0
-    v1 = await kzk.update_partition_state(tp, attrs_evolve(state, isr=(1,)))  # type: ignore[arg-type]
+    v1 = await kzk.update_partition_state(tp, attrs.evolve(state, isr=(1,)))  # type: ignore[arg-type]
     assert v1 == 1
     with pytest.raises(BadVersion):
-        await kzk.update_partition_state(tp, attrs_evolve(state, isr=(1, 2)))  # stale zkVersion 0
+        await kzk.update_partition_state(tp, attrs.evolve(state, isr=(1, 2)))  # stale zkVersion 0
     v2 = await kzk.update_partition_state_as_controller(
         tp, zd.LeaderIsrAndControllerEpoch(2, 1, (2,), 1, zk_version=v1), epoch.zk_version
     )

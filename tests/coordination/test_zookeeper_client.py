@@ -22,6 +22,7 @@ from kafkalike.coordination import (
     SetDataOp,
     WatchEvent,
     WatchEventType,
+    ZnodeStat,
     ZooKeeperClient,
     split_connect_string,
 )
@@ -114,7 +115,7 @@ async def test_multi_applies_all_ops_atomically(zk_client: ZooKeeperClient) -> N
         SetDataOp("/controller_epoch", b"2", 0),
     ])
     assert results[0] is True and results[1] == "/controller"
-    assert results[2].version == 1
+    assert isinstance(results[2], ZnodeStat) and results[2].version == 1
     assert (await zk_client.get("/controller_epoch"))[0] == b"2"
 
 
