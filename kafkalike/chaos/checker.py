@@ -5,10 +5,11 @@ record and per-consumer-stream tables), then derives every anomaly. The anomalie
 violation of what Kafka promises for acks=all, min.insync.replicas=2, idempotent producers
 and unclean election off (docs/chaos.md, "The checker", says the same at length):
 
-- lost: a record acknowledged before a drain of its partition was not read by that drain
-  consumer (at any offset) before its Drained marker. A drain covers acknowledged offsets
-  >= its start_offset; records acknowledged after the drain, below its start, or on a
-  partition without a drain are *unchecked* and make the verdict "unknown", never "valid".
+- lost: a record acknowledged before a drain of its partition began (its Assigned, else its
+  Drained marker) was not read, at any offset, in that drain pass. A drain covers
+  acknowledged offsets >= its start_offset; records acknowledged after the drain began,
+  below its start, or on a partition without a drain are *unchecked* and make the verdict
+  "unknown", never "valid".
 - duplicate: one (key, seq) read at two different offsets of its partition (rereading one
   offset after a rewind is not a duplicate). Counted as an anomaly only with
   ``idempotent=True`` (the default); otherwise at-least-once allows it and it is reported.
@@ -274,8 +275,8 @@ class _Stream:
     def __init__(self) -> None:
         self.offsets = array("q")
         self.rids: list[tuple[Any, Any]] = []
-        # (index of first read of the pass, Assigned offset or None)
-        self.passes: list[tuple[int, int | None]] = []
+        # (index of first read of the pass, Assigned offset or None, Assigned time or None)
+        self.passes: list[tuple[int, int | None, float | None]] = []
         self.drains: list[tuple[int, Drained]] = []
 
 
@@ -327,67 +328,12 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
     streams: dict[tuple[str, str, int], _Stream] = {}
     faults_raw: list[FaultStarted | FaultHealed] = []
     drains: list[tuple[str, str, int]] = []
-    n_events = 0
-    consumed_events = 0
-    last_time = float("-inf")
-    first_time = float("inf")
 
-    for ev in events:
-        n_events += 1
-        cls = type(ev)
-        if cls not in _EVENT_CLASSES:
-            raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
-        t = ev.time
-        if t > last_time:
-            last_time = t
-        if t < first_time:
-            first_time = t
-        if cls is Consumed:
-            consumed_events += 1
-            sk = (ev.consumer, ev.topic, ev.partition)
-            st = streams.get(sk)
-            if st is None:
-                st = streams[sk] = _Stream()
-                st.passes.append((0, None))
-            st.offsets.append(ev.offset)
-            st.rids.append((ev.key, ev.seq))
-        elif cls is Acknowledged:
-            rid = (ev.key, ev.seq)
-            if rid not in sent:
-                raise HistoryError(f"event {n_events}: {rid} acknowledged but never sent")
-            if rid in acked or rid in failed:
-                raise HistoryError(f"event {n_events}: {rid} has a second outcome")
-            acked[rid] = (ev.topic, ev.partition, ev.offset, t)
-        elif cls is Sent:
-            rid = (ev.key, ev.seq)
-            if rid in sent:
-                raise HistoryError(f"event {n_events}: {rid} sent twice")
-            sent[rid] = (t, ev.producer, ev.topic, ev.partition)
-        elif cls is Failed:
-            rid = (ev.key, ev.seq)
-            if rid not in sent:
-                raise HistoryError(f"event {n_events}: {rid} failed but never sent")
-            if rid in acked or rid in failed:
-                raise HistoryError(f"event {n_events}: {rid} has a second outcome")
-            failed[rid] = (ev.error, ev.definite, t, ev.partition)
-        elif cls is Assigned:
-            sk = (ev.consumer, ev.topic, ev.partition)
-            st = streams.get(sk)
-            if st is None:
-                st = streams[sk] = _Stream()
-            st.passes.append((len(st.offsets), ev.offset))
-        elif cls is Drained:
-            sk = (ev.consumer, ev.topic, ev.partition)
-            st = streams.get(sk)
-            if st is None:
-                st = streams[sk] = _Stream()
-                st.passes.append((0, None))
-            st.drains.append((len(st.offsets), ev))
-            drains.append(sk)
-        elif cls is FaultStarted or cls is FaultHealed:
-            faults_raw.append(ev)
-        else:
-            raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
+    try:
+        ingest = _ingest(events, sent, acked, failed, streams, faults_raw, drains)
+    except OverflowError as e:
+        raise HistoryError(f"an offset does not fit in 64 bits: {e}") from None
+    n_events, consumed_events, first_time, last_time = ingest
 
     evid = _Evidence(opts.max_evidence)
     if n_events == 0:
@@ -435,7 +381,7 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
         offsets = st.offsets
         rids = st.rids
         bounds = [p[0] for p in st.passes] + [len(offsets)]
-        for pi, (begin, assigned_off) in enumerate(st.passes):
+        for pi, (begin, assigned_off, _at) in enumerate(st.passes):
             end = bounds[pi + 1]
             last = None if assigned_off is None else assigned_off - 1
             key_last: dict[Any, tuple[int, tuple[Any, Any], int]] = {}
@@ -460,7 +406,8 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                 first = read_at.get(rid)
                 if first is None:
                     read_at[rid] = (topic, part, off)
-                elif (first[2] != off or first[1] != part or first[0] != topic) and rid not in dup_seen:
+                elif ((first[2] != off or first[1] != part or first[0] != topic)
+                      and rid not in dup_seen and rid[1] is not None):
                     dup_seen.add(rid)
                     evid.add(DUPLICATE, {"key": rid[0], "seq": rid[1],
                                          "first": f"{first[0]}-{first[1]}@{first[2]}",
@@ -512,7 +459,7 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                         key_last[k] = (ak[2], rid, off)
         # A drain that stopped short of its end offset skipped what lies in between.
         for count, dr in st.drains:
-            last_read = offsets[count - 1] if count > _drain_begin(st, count) else dr.start_offset - 1
+            last_read = offsets[count - 1] if count > _drain_pass(st, count)[0] else dr.start_offset - 1
             if last_read < dr.end_offset - 1:
                 jumps.append((sk, last_read, dr.end_offset, count))
 
@@ -548,10 +495,12 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
         tp = (sk[1], sk[2])
         drained_tps.add(tp)
         for count, dr in st.drains:
-            got = set(st.rids[_drain_begin(st, count):count])
+            begin, began_at = _drain_pass(st, count)
+            cutoff = dr.time if began_at is None else min(began_at, dr.time)
+            got = set(st.rids[begin:count])
             for rid in acked_by_tp.get(tp, ()):
                 topic, part, off, at = acked[rid]
-                if at > dr.time or off < dr.start_offset:
+                if at > cutoff or off < dr.start_offset:
                     continue
                 checked.add(rid)
                 if rid not in got and rid not in lost_seen:
@@ -631,16 +580,84 @@ def _delivered_before(rids: list[tuple[Any, Any]], begin: int, i: int, cache: li
     return rids[i] in seen
 
 
-def _drain_begin(st: _Stream, count: int) -> int:
-    """Index of the first read of the pass a drain marker (after ``count`` reads) closes: the
-    last Assigned at or before the marker (0 without one)."""
-    begin = 0
-    for b, _o in st.passes:
+def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
+            streams: dict[tuple[str, str, int], _Stream], faults_raw: list, drains: list
+            ) -> tuple[int, int, float, float]:
+    """The single pass over the history, filling the tables; returns (events, consumed
+    events, first time, last time). Raises HistoryError for an inconsistent history."""
+    n_events = 0
+    consumed_events = 0
+    last_time = float("-inf")
+    first_time = float("inf")
+    for ev in events:
+        n_events += 1
+        cls = type(ev)
+        if cls not in _EVENT_CLASSES:
+            raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
+        t = ev.time
+        if t > last_time:
+            last_time = t
+        if t < first_time:
+            first_time = t
+        if cls is Consumed:
+            consumed_events += 1
+            sk = (ev.consumer, ev.topic, ev.partition)
+            st = streams.get(sk)
+            if st is None:
+                st = streams[sk] = _Stream()
+                st.passes.append((0, None, None))
+            st.offsets.append(ev.offset)
+            st.rids.append((ev.key, ev.seq))
+        elif cls is Acknowledged:
+            rid = (ev.key, ev.seq)
+            if rid not in sent:
+                raise HistoryError(f"event {n_events}: {rid} acknowledged but never sent")
+            if rid in acked or rid in failed:
+                raise HistoryError(f"event {n_events}: {rid} has a second outcome")
+            acked[rid] = (ev.topic, ev.partition, ev.offset, t)
+        elif cls is Sent:
+            rid = (ev.key, ev.seq)
+            if rid in sent:
+                raise HistoryError(f"event {n_events}: {rid} sent twice")
+            sent[rid] = (t, ev.producer, ev.topic, ev.partition)
+        elif cls is Failed:
+            rid = (ev.key, ev.seq)
+            if rid not in sent:
+                raise HistoryError(f"event {n_events}: {rid} failed but never sent")
+            if rid in acked or rid in failed:
+                raise HistoryError(f"event {n_events}: {rid} has a second outcome")
+            failed[rid] = (ev.error, ev.definite, t, ev.partition)
+        elif cls is Assigned:
+            sk = (ev.consumer, ev.topic, ev.partition)
+            st = streams.get(sk)
+            if st is None:
+                st = streams[sk] = _Stream()
+            st.passes.append((len(st.offsets), ev.offset, t))
+        elif cls is Drained:
+            sk = (ev.consumer, ev.topic, ev.partition)
+            st = streams.get(sk)
+            if st is None:
+                st = streams[sk] = _Stream()
+                st.passes.append((0, None, None))
+            st.drains.append((len(st.offsets), ev))
+            drains.append(sk)
+        elif cls is FaultStarted or cls is FaultHealed:
+            faults_raw.append(ev)
+        else:
+            raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
+    return n_events, consumed_events, first_time, last_time
+
+
+def _drain_pass(st: _Stream, count: int) -> tuple[int, float | None]:
+    """The pass a drain marker (after ``count`` reads) closes: (index of its first read, time
+    of the Assigned that began it, None if none did): the last Assigned at or before it."""
+    begin, at = 0, None
+    for b, _o, t in st.passes:
         if b <= count:
-            begin = b
+            begin, at = b, t
         else:
             break
-    return begin
+    return begin, at
 
 
 def _rid_text(rid: tuple[Any, Any]) -> str:

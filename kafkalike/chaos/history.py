@@ -223,7 +223,7 @@ def _compile_fast(cls: type) -> Any:
     for i, (name, types) in enumerate(fields):
         lines.append(f"        v{i} = d[{name!r}]")
         if types is _NUM:
-            checks.append(f"(type(v{i}) is float or type(v{i}) is int)")
+            checks.append(f"(type(v{i}) is float and v{i} == v{i} or type(v{i}) is int)")
         elif types is _INT:
             checks.append(f"type(v{i}) is int")
         elif types is _STR:
@@ -274,6 +274,8 @@ def _event_from_dict_checked(d: Any) -> Event:
             t = type(v)
             if t not in types or (t is bool and types is not _BOOL):
                 raise HistoryError(f"{tag}: field {name!r} has type {t.__name__}")
+            if t is float and v != v:
+                raise HistoryError(f"{tag}: field {name!r} is NaN")
             kwargs[name] = v
     if len(kwargs) + 1 != len(d):
         extra = sorted(set(d) - set(kwargs) - {"type"})

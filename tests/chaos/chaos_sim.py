@@ -149,8 +149,8 @@ def simulate(
 
 def big_history(events: int, seed: int = 1) -> list[Event]:
     """About ``events`` events from a simulation with many keys and steady consumers."""
-    # roughly 2.3 events per op (sent + outcome + ~0.45 group reads + a drain read)
-    return simulate(seed, ops=int(events / 2.3), partitions=6, keys=1000, producers=4,
+    # about 1.87 events per step: a send (0.5) with its outcome, group reads, drain reads
+    return simulate(seed, ops=int(events / 1.87), partitions=6, keys=1000, producers=4,
                     consumers=2, p_fail=0.02, p_marker=0.0, p_no_outcome=0.001)
 
 

@@ -381,6 +381,17 @@ def test_acknowledgement_after_the_drain_is_unchecked() -> None:
     assert v.summary["acked_unchecked"] == 1
 
 
+def test_acknowledgement_during_the_drain_pass_is_unchecked_not_lost() -> None:
+    """A record acknowledged after the drain began may lie past the end offset the drain
+    fetched: it is unchecked (unknown), never lost."""
+    h = produced() + reads("c0", 1, P1, 4.0) + drain(1, P1, 3)
+    h += [Assigned(9.0, "drain", T, 0, 0)] + [Consumed(9.1, "drain", T, 0, o, k, s) for o, k, s in P0]
+    h += acked(9.2, "a", 9, 0, 4) + [Drained(9.5, "drain", T, 0, 0, 4)]
+    v = check(h)
+    assert v.status == UNKNOWN
+    assert v.counts[LOST] == 0 and v.summary["acked_unchecked"] == 1
+
+
 def test_anomaly_wins_over_unknown() -> None:
     """A history with an anomaly is invalid even if parts of it are unchecked."""
     h = produced() + reads("c0", 0, [P0[0], P0[0]], 4.0) + drain(1, P1, 3)
