@@ -1,0 +1,275 @@
+"""Admin operations: topics, partitions, configs, cluster description, offsets.
+
+Holds ``AdminClient``, ``NewTopic``, ``ConfigEntry``, ``ClusterDescription`` and
+``TopicDescription``. After Kafka's ``Admin`` / ``KafkaAdminClient``:
+
+- CreateTopics, DeleteTopics and CreatePartitions go to the **controller** (Metadata's
+  controller id), retried on NOT_CONTROLLER and other retriable errors after a Metadata
+  refresh, as the Java admin client does in ZooKeeper mode.
+- DescribeConfigs of a topic goes to any broker; of a broker, to that broker.
+- DescribeCluster (v0-v1) and Metadata go to any broker; ListOffsets to partition leaders.
+
+Per-resource errors: methods return {name: ErrorCode} (NONE for success) when
+``raise_errors=False``; by default they raise KafkaError for the first failed resource
+(TOPIC_ALREADY_EXISTS, INVALID_REPLICATION_FACTOR, INVALID_PARTITIONS, INVALID_CONFIG,
+UNKNOWN_TOPIC_OR_PARTITION, POLICY_VIOLATION, ...), with the broker's error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import structlog
+
+from kafkalike.client.cluster import Node, TopicInfo, TopicPartition
+from kafkalike.client.errors import KafkaError
+from kafkalike.client.kafka_client import KafkaClient, OffsetAndTimestamp
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+
+__all__ = ["AdminClient", "NewTopic", "ConfigEntry", "ClusterDescription",
+           "RESOURCE_TOPIC", "RESOURCE_BROKER"]
+
+log = structlog.get_logger("kafkalike.client.admin")
+
+RESOURCE_TOPIC = 2
+"""DescribeConfigs resource type of a topic (Kafka's ConfigResource.Type.TOPIC)."""
+RESOURCE_BROKER = 4
+"""DescribeConfigs resource type of a broker (ConfigResource.Type.BROKER)."""
+
+_RETRIABLE_ADMIN = {ErrorCode.not_controller, ErrorCode.request_timed_out}
+
+
+@attrs.frozen
+class NewTopic:
+    """A topic to create: ``num_partitions`` and ``replication_factor`` (-1: broker
+    defaults), or an explicit ``replica_assignment`` {partition: [broker ids]}; ``configs``
+    {Kafka topic config name: value}."""
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    replica_assignment: dict[int, list[int]] | None = None
+    configs: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ConfigEntry:
+    """One config value as DescribeConfigs reports it; ``source`` is Kafka's
+    ConfigSource id (1 dynamic topic, 4 static broker, 5 default, ...)."""
+
+    name: str
+    value: str | None
+    read_only: bool = False
+    is_default: bool = False
+    is_sensitive: bool = False
+    source: int = -1
+
+
+@attrs.frozen
+class ClusterDescription:
+    """DescribeCluster's answer: cluster id, controller id, brokers {id: Node}."""
+
+    cluster_id: str | None
+    controller_id: int
+    brokers: dict[int, Node]
+
+
+class AdminClient:
+    """Admin operations against a cluster (see module doc). ``client``: a started
+    KafkaClient, or bootstrap servers (then owned: use ``async with``)."""
+
+    def __init__(self, client: KafkaClient | str | Iterable[str], *,
+                 client_id: str = "kafkalike-admin", request_timeout_ms: float = 30000) -> None:
+        self._owns_client = not isinstance(client, KafkaClient)
+        self.client = client if isinstance(client, KafkaClient) else KafkaClient(
+            client, client_id=client_id, request_timeout_ms=request_timeout_ms)
+        self.request_timeout_ms = request_timeout_ms
+
+    async def __aenter__(self) -> AdminClient:
+        if self._owns_client:
+            await self.client.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _to_controller(self, api_key: int, what: str, build: Any,
+                             results_of: Any) -> dict[str, tuple[ErrorCode, str | None]]:
+        """Send ``build(version)``'s fields to the controller; retry while any per-topic
+        error is NOT_CONTROLLER. Returns {name: (error code, message)}."""
+
+        async def attempt() -> dict[str, tuple[ErrorCode, str | None]]:
+            conn = await self.client.controller_connection()
+            version = conn.api_version(api_key)
+            response = await conn.call(api_key, api_version=version,
+                                       timeout_ms=self.request_timeout_ms + 5000,
+                                       **build(version))
+            out = {r.name: (ErrorCode(r.error_code), getattr(r, "error_message", None))
+                   for r in results_of(response)}
+            for code, message in out.values():
+                if code == ErrorCode.not_controller:
+                    raise KafkaError(code, what, message)
+            return out
+
+        return await self.client.retry(attempt, what=what)
+
+    @staticmethod
+    def _finish(results: dict[str, tuple[ErrorCode, str | None]], what: str,
+                raise_errors: bool) -> dict[str, ErrorCode]:
+        if raise_errors:
+            for name, (code, message) in results.items():
+                if code != ErrorCode.none:
+                    raise KafkaError(code, f"{what} {name}", message)
+        return {name: code for name, (code, _m) in results.items()}
+
+    # ------------------------------------------------------------------ topics
+
+    async def create_topics(self, topics: Iterable[NewTopic | str], *, timeout_ms: int = 30000,
+                            validate_only: bool = False,
+                            raise_errors: bool = True) -> dict[str, ErrorCode]:
+        """CreateTopics (v2-v7) on the controller. ``timeout_ms``: how long the controller
+        may wait for the topics to be created (Kafka's CreateTopics timeoutMs). Returns
+        {topic: ErrorCode}; raises KafkaError (see module doc)."""
+        new = [NewTopic(t) if isinstance(t, str) else t for t in topics]
+
+        def build(version: int) -> dict[str, Any]:
+            entries = []
+            for t in new:
+                entry: dict[str, Any] = {
+                    "name": t.name, "num_partitions": t.num_partitions,
+                    "replication_factor": t.replication_factor,
+                    "configs": [{"name": k, "value": v} for k, v in t.configs.items()],
+                    "assignments": [],
+                }
+                if t.replica_assignment:
+                    entry["num_partitions"] = -1
+                    entry["replication_factor"] = -1
+                    entry["assignments"] = [{"partition_index": p, "broker_ids": list(ids)}
+                                            for p, ids in sorted(t.replica_assignment.items())]
+                elif version < 4 and (t.num_partitions < 0 or t.replication_factor < 0):
+                    raise ValueError("CreateTopics below v4 needs partitions and replication "
+                                     "factor (KIP-464 defaults need v4+)")
+                entries.append(entry)
+            return {"topics": entries, "timeout": timeout_ms, "validate_only": validate_only}
+
+        results = await self._to_controller(ApiKey.CREATE_TOPICS, "create_topics", build,
+                                            lambda r: r.topics)
+        if not validate_only and any(c == ErrorCode.none for c, _m in results.values()):
+            await self._refresh_quietly([t.name for t in new])
+        return self._finish(results, "create topic", raise_errors)
+
+    async def delete_topics(self, names: Iterable[str], *, timeout_ms: int = 30000,
+                            raise_errors: bool = True) -> dict[str, ErrorCode]:
+        """DeleteTopics (v1-v5) on the controller. Returns {topic: ErrorCode}."""
+        names = list(names)
+        results = await self._to_controller(
+            ApiKey.DELETE_TOPICS, "delete_topics",
+            lambda v: {"topic_names": names, "timeout": timeout_ms},
+            lambda r: r.responses)
+        await self._refresh_quietly(names)
+        return self._finish(results, "delete topic", raise_errors)
+
+    async def create_partitions(self, new_counts: dict[str, int], *,
+                                assignments: dict[str, list[list[int]]] | None = None,
+                                timeout_ms: int = 30000, validate_only: bool = False,
+                                raise_errors: bool = True) -> dict[str, ErrorCode]:
+        """CreatePartitions (v0-v3): grow each topic to ``new_counts[topic]`` partitions;
+        ``assignments[topic]`` optionally gives the replicas of each new partition."""
+        assignments = assignments or {}
+
+        def build(version: int) -> dict[str, Any]:
+            return {"topics": [{"name": name, "count": count,
+                                "assignments": None if name not in assignments else
+                                [{"broker_ids": ids} for ids in assignments[name]]}
+                               for name, count in new_counts.items()],
+                    "timeout": timeout_ms, "validate_only": validate_only}
+
+        results = await self._to_controller(ApiKey.CREATE_PARTITIONS, "create_partitions",
+                                            build, lambda r: r.results)
+        if not validate_only:
+            await self._refresh_quietly(list(new_counts))
+        return self._finish(results, "create partitions", raise_errors)
+
+    async def _refresh_quietly(self, topics: list[str]) -> None:
+        try:
+            await self.client.refresh_metadata(topics)
+        except Exception as exc:  # refreshing is a courtesy; the operation succeeded
+            log.debug("metadata_refresh_failed", error=str(exc))
+
+    # ------------------------------------------------------------------ describing
+
+    async def describe_topics(self, names: Iterable[str] | None = None) -> dict[str, TopicInfo]:
+        """Metadata of ``names`` (all topics when None): {topic: TopicInfo}. Unknown topics
+        are present with error_code UNKNOWN_TOPIC_OR_PARTITION."""
+        wanted = None if names is None else list(names)
+        cluster = await self.client.retry(
+            lambda: self.client.refresh_metadata(wanted), what="metadata")
+        if wanted is None:
+            return dict(cluster.topics)
+        return {n: cluster.topics[n] for n in wanted if n in cluster.topics}
+
+    async def list_topics(self) -> list[str]:
+        """Names of all non-internal topics, sorted."""
+        topics = await self.describe_topics(None)
+        return sorted(n for n, t in topics.items() if not t.is_internal)
+
+    async def describe_cluster(self) -> ClusterDescription:
+        """DescribeCluster (v0-v1); falls back to Metadata when the broker lacks it."""
+        async def attempt() -> ClusterDescription:
+            conn = await self.client.any_connection()
+            if ApiKey.DESCRIBE_CLUSTER not in conn.versions:
+                cluster = await self.client.refresh_metadata([])
+                return ClusterDescription(cluster.cluster_id, cluster.controller_id,
+                                          dict(cluster.brokers))
+            response = await conn.call(ApiKey.DESCRIBE_CLUSTER,
+                                       include_cluster_authorized_operations=False,
+                                       endpoint_type=1)
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, "describe_cluster",
+                                 response.error_message)
+            brokers = {int(b.broker_id): Node(int(b.broker_id), b.host, int(b.port), b.rack)
+                       for b in response.brokers}
+            return ClusterDescription(response.cluster_id, int(response.controller_id),
+                                      brokers)
+
+        return await self.client.retry(attempt, what="describe_cluster")
+
+    async def describe_configs(self, resource_type: int, name: str,
+                               keys: Iterable[str] | None = None) -> dict[str, ConfigEntry]:
+        """DescribeConfigs (v1-v4) of one resource: RESOURCE_TOPIC and a topic name, or
+        RESOURCE_BROKER and a broker id as a string (asked of that broker). ``keys``: only
+        these config names. Returns {name: ConfigEntry}; raises KafkaError."""
+        async def attempt() -> dict[str, ConfigEntry]:
+            if resource_type == RESOURCE_BROKER and name.isdigit():
+                conn = await self.client.connection(int(name))
+            else:
+                conn = await self.client.any_connection()
+            response = await conn.call(
+                ApiKey.DESCRIBE_CONFIGS, include_synonyms=False, include_documentation=False,
+                resources=[{"resource_type": resource_type, "resource_name": name,
+                            "configuration_keys": None if keys is None else list(keys)}])
+            out = {}
+            for result in response.results:
+                if result.error_code != ErrorCode.none:
+                    raise KafkaError(result.error_code, f"describe_configs {name}",
+                                     result.error_message)
+                for c in result.configs:
+                    source = int(getattr(c, "config_source", -1))
+                    is_default = bool(getattr(c, "is_default", source == 5))
+                    out[c.name] = ConfigEntry(c.name, c.value, bool(c.read_only), is_default,
+                                              bool(c.is_sensitive), source)
+            return out
+
+        return await self.client.retry(attempt, what="describe_configs")
+
+    async def list_offsets(self, timestamps: dict[TopicPartition, int], *,
+                           isolation_level: int = 0) -> dict[TopicPartition, OffsetAndTimestamp]:
+        """ListOffsets per partition; see KafkaClient.list_offsets (EARLIEST -2, LATEST -1,
+        or a timestamp in ms)."""
+        return await self.client.list_offsets(timestamps, isolation_level=isolation_level)

@@ -1,0 +1,430 @@
+"""One TCP connection to one Kafka broker: version negotiation, pipelined requests, timeouts.
+
+Holds ``KafkaConnection`` (trio; the codec is kafkalike.protocol's) and ``CLIENT_API_VERSIONS``
+(the versions this client can build and read). Design, after Kafka's ``NetworkClient`` /
+``KafkaChannel`` and librdkafka's ``rd_kafka_broker``:
+
+- ``connect()`` opens the stream and starts **one reader task** in the caller's nursery. The
+  reader feeds a ``FrameReader`` and hands each response frame to the oldest in-flight
+  request: Kafka answers the requests of one connection strictly in order, so a response
+  whose correlation id is not the oldest one outstanding is a protocol violation that closes
+  the connection (every waiter gets ``BadResponseError``).
+- Requests are **pipelined**: ``send()`` takes the write lock (FIFO) only to append itself to
+  the in-flight queue and write its frame, then waits for its response without holding it.
+  Produce with ``acks=0`` expects no response and returns ``None`` once written.
+- **ApiVersions negotiation** on connect (KIP-35/KIP-511): the newest ApiVersions this client
+  knows is sent first; a broker that does not know it answers UNSUPPORTED_VERSION in the v0
+  format with its own range, and the request is retried at the broker's newest version (v0
+  when it gave none), as librdkafka does. Each API then uses the highest version both sides
+  support (``api_version()``).
+- **Timeouts** (ms, per request, default ``request_timeout_ms``): when one expires the
+  connection is closed, because a late response would hold back every later one (Kafka's
+  NetworkClient does the same: "Disconnecting from node due to request timeout"). Other
+  in-flight requests fail with ``ConnectionClosedError``. A caller that is cancelled while
+  waiting abandons its request (the reader discards its response); one cancelled while its
+  frame is half-written closes the connection.
+
+Errors (kafkalike.client.errors): BrokerConnectionRefusedError, ConnectionClosedError,
+RequestTimeoutError, BadResponseError, UnsupportedApiVersionError, KafkaError (a failed
+ApiVersions). Error codes inside responses are left to the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedError,
+                                     ConnectionClosedError, KafkaError, RequestTimeoutError,
+                                     UnsupportedApiVersionError)
+from kafkalike.client.messages import build_request
+from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, api_name
+from kafkalike.protocol.codec import decode_response, encode_request, peek_correlation_id
+from kafkalike.protocol.errors import ErrorCode, ProtocolError
+from kafkalike.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameReader
+from kafkalike.protocol.schema import Message
+
+__all__ = ["KafkaConnection", "ConnectionStatistics", "CLIENT_API_VERSIONS",
+           "negotiate_versions"]
+
+log = structlog.get_logger("kafkalike.client.connection")
+
+CLIENT_API_VERSIONS: dict[int, tuple[int, int]] = dict(SUPPORTED_APIS)
+"""{api_key: (min, max)} this client can send and decode: the codec's table (kio schemas,
+Produce v3-9 and Fetch v4-12 fast paths, the in-project ZooKeeper-era RPCs)."""
+
+_CLIENT_SOFTWARE_NAME = "kafkalike-python"
+_CLIENT_SOFTWARE_VERSION = "0.1.0"
+_RECEIVE_CHUNK = 256 * 1024
+
+
+def negotiate_versions(
+    client: dict[int, tuple[int, int]], broker: dict[int, tuple[int, int]],
+) -> dict[int, int]:
+    """{api_key: highest version both sides support} for the APIs they share a version of."""
+    out = {}
+    for key, (cmin, cmax) in client.items():
+        if key not in broker:
+            continue
+        bmin, bmax = broker[key]
+        version = min(cmax, bmax)
+        if version >= max(cmin, bmin):
+            out[key] = version
+    return out
+
+
+@attrs.define
+class _InFlight:
+    correlation_id: int
+    api_key: int
+    api_version: int
+    done: trio.Event = attrs.field(factory=trio.Event)
+    frame: memoryview | None = None
+    error: BaseException | None = None
+    abandoned: bool = False
+
+
+@attrs.frozen
+class ConnectionStatistics:
+    """A connection's state in one value: address, node id, requests in flight, totals."""
+
+    host: str
+    port: int
+    node_id: int | None
+    closed: bool
+    in_flight: int
+    requests_sent: int
+    responses_received: int
+    bytes_sent: int
+    bytes_received: int
+
+
+class KafkaConnection:
+    """A trio connection to one broker (see module doc). Create with ``connect()``.
+
+    Attributes: ``host``, ``port``, ``node_id`` (broker id when known, else None),
+    ``broker_versions`` ({api_key: (min, max)} from ApiVersions), ``versions``
+    ({api_key: negotiated version}), ``request_timeout_ms``.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, host: str, port: int, *,
+                 client_id: str | None = "kafkalike", request_timeout_ms: float = 30000,
+                 max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, node_id: int | None = None,
+                 client_versions: dict[int, tuple[int, int]] | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.node_id = node_id
+        self.client_id = client_id
+        self.request_timeout_ms = request_timeout_ms
+        self.client_versions = dict(client_versions or CLIENT_API_VERSIONS)
+        self.broker_versions: dict[int, tuple[int, int]] = {}
+        self.versions: dict[int, int] = {}
+        self._stream = stream
+        self._max_frame_size = max_frame_size
+        self._send_lock = trio.Lock()
+        self._in_flight: deque[_InFlight] = deque()
+        self._next_correlation_id = 0
+        self._closed = False
+        self._close_reason: BaseException | None = None
+        self._reader_scope = trio.CancelScope()
+        self._reader_done = trio.Event()
+        self._requests_sent = 0
+        self._responses_received = 0
+        self._bytes_sent = 0
+        self._bytes_received = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, *, nursery: trio.Nursery,
+        client_id: str | None = "kafkalike", request_timeout_ms: float = 30000,
+        connect_timeout_ms: float = 10000, negotiate: bool = True,
+        node_id: int | None = None, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        client_versions: dict[int, tuple[int, int]] | None = None,
+    ) -> KafkaConnection:
+        """Open a connection to ``host:port`` and (``negotiate``) run ApiVersions.
+
+        The reader task runs in ``nursery`` until close(). Raises BrokerConnectionRefusedError
+        when the TCP connect fails or takes over ``connect_timeout_ms``; the errors of
+        ``send()`` when ApiVersions fails (the connection is closed then).
+        """
+        stream = None
+        with trio.move_on_after(connect_timeout_ms / 1000):
+            try:
+                stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                raise BrokerConnectionRefusedError(
+                    f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+        if stream is None:
+            raise BrokerConnectionRefusedError(
+                f"cannot connect to {host}:{port}: no answer in {connect_timeout_ms} ms")
+        conn = cls(stream, host, port, client_id=client_id,
+                   request_timeout_ms=request_timeout_ms, max_frame_size=max_frame_size,
+                   node_id=node_id, client_versions=client_versions)
+        nursery.start_soon(conn._read_loop)
+        if negotiate:
+            try:
+                await conn._negotiate()
+            except BaseException:
+                await conn.aclose()
+                raise
+        log.debug("connected", host=host, port=port, node_id=node_id)
+        return conn
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection cannot carry requests any more."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the connection: outstanding requests fail with ConnectionClosedError.
+
+        Idempotent; returns once the reader task has stopped.
+        """
+        self._fail(ConnectionClosedError(f"connection to {self.host}:{self.port} closed"))
+        await trio.aclose_forcefully(self._stream)
+        await self._reader_done.wait()
+
+    async def __aenter__(self) -> KafkaConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def statistics(self) -> ConnectionStatistics:
+        """The connection's state and counters now."""
+        return ConnectionStatistics(
+            host=self.host, port=self.port, node_id=self.node_id, closed=self._closed,
+            in_flight=len(self._in_flight), requests_sent=self._requests_sent,
+            responses_received=self._responses_received, bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received)
+
+    # ------------------------------------------------------------------ versions
+
+    def api_version(self, api_key: int, *, max_version: int | None = None,
+                    min_version: int | None = None) -> int:
+        """The version to use for ``api_key``: the highest both sides support, optionally
+        capped to ``[min_version, max_version]``.
+
+        Raises UnsupportedApiVersionError when there is none (or negotiation did not run).
+        """
+        if api_key not in self.versions:
+            have = self.broker_versions.get(api_key)
+            raise UnsupportedApiVersionError(
+                f"{api_name(api_key)}: broker at {self.host}:{self.port} supports "
+                f"{'no version' if have is None else f'v{have[0]}-v{have[1]}'}, client "
+                f"v{self.client_versions.get(api_key, ('-', '-'))[0]}-"
+                f"v{self.client_versions.get(api_key, ('-', '-'))[1]}", api_key)
+        version = self.versions[api_key]
+        if max_version is not None:
+            version = min(version, max_version)
+        low = max(self.broker_versions[api_key][0], self.client_versions[api_key][0],
+                  min_version if min_version is not None else 0)
+        if version < low:
+            raise UnsupportedApiVersionError(
+                f"{api_name(api_key)}: no common version in "
+                f"[{min_version}, {max_version}]", api_key)
+        return version
+
+    async def _negotiate(self) -> None:
+        version = self.client_versions[ApiKey.API_VERSIONS][1]
+        for _attempt in range(3):
+            request = build_request(ApiKey.API_VERSIONS, version,
+                                    client_software_name=_CLIENT_SOFTWARE_NAME,
+                                    client_software_version=_CLIENT_SOFTWARE_VERSION)
+            response = await self.send(request)
+            if response.error_code == ErrorCode.unsupported_version:
+                # KIP-511: the broker lists its own ApiVersions range in a v0 answer.
+                theirs = [k for k in response.api_keys if k.api_key == ApiKey.API_VERSIONS]
+                retry = min(theirs[0].max_version, version - 1) if theirs else 0
+                log.debug("api_versions_downgraded", host=self.host, port=self.port,
+                          tried=version, retry=retry)
+                if retry < 0 or retry >= version:
+                    break
+                version = retry
+                continue
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, f"ApiVersions v{version}")
+            self.broker_versions = {int(k.api_key): (int(k.min_version), int(k.max_version))
+                                    for k in response.api_keys}
+            self.versions = negotiate_versions(self.client_versions, self.broker_versions)
+            return
+        raise UnsupportedApiVersionError(
+            f"broker at {self.host}:{self.port} accepts no ApiVersions version",
+            ApiKey.API_VERSIONS)
+
+    # ------------------------------------------------------------------ requests
+
+    async def call(self, api_key: int, *, api_version: int | None = None,
+                   timeout_ms: float | None = None, **fields: Any) -> Any:
+        """Build a kio request of ``api_key`` at ``api_version`` (default: negotiated) from
+        ``fields`` (kafkalike.client.messages.build_request) and send it. Returns the
+        response entity; raises as send() and build_request()."""
+        if api_version is None:
+            api_version = self.api_version(api_key)
+        request = build_request(api_key, api_version, **fields)
+        return await self.send(request, timeout_ms=timeout_ms)
+
+    async def send(self, request: Any, *, api_version: int | None = None,
+                   timeout_ms: float | None = None,
+                   expect_response: bool | None = None) -> Any:
+        """Send one request and return its decoded response (kio entity or kafkalike
+        Message), or None when no response is expected (Produce with acks=0).
+
+        ``request``: a kio request entity (its class gives the version) or a kafkalike
+        Message for keys 4-7, sent at ``api_version`` (default: the negotiated version).
+        ``timeout_ms``: default ``request_timeout_ms``; on expiry the connection is closed
+        and RequestTimeoutError raised. Raises ConnectionClosedError, BadResponseError,
+        UnsupportedApiVersionError.
+        """
+        if self._closed:
+            raise self._closed_error()
+        if isinstance(request, Message):
+            api_key = type(request).__api_key__
+            if api_version is None:
+                api_version = self.api_version(api_key)
+        else:
+            api_key = int(getattr(type(request), "__api_key__", -1))
+            api_version = int(getattr(type(request), "__version__", -1))
+        if expect_response is None:
+            expect_response = not (api_key == ApiKey.PRODUCE and request.acks == 0)
+        timeout = self.request_timeout_ms if timeout_ms is None else timeout_ms
+        deadline = trio.current_time() + timeout / 1000 if timeout != math.inf else math.inf
+        entry = None
+        with trio.CancelScope(deadline=deadline) as scope:
+            async with self._send_lock:
+                if self._closed:
+                    raise self._closed_error()
+                correlation_id = self._next_correlation_id
+                self._next_correlation_id = (correlation_id + 1) & 0x7FFFFFFF
+                data = encode_request(request, correlation_id=correlation_id,
+                                      client_id=self.client_id, api_version=api_version)
+                if expect_response:
+                    entry = _InFlight(correlation_id, api_key, api_version)
+                    self._in_flight.append(entry)
+                try:
+                    await self._stream.send_all(data)
+                except BaseException as exc:
+                    # A frame may be half on the wire: nothing later can be trusted.
+                    self._fail(ConnectionClosedError(
+                        f"connection to {self.host}:{self.port} broken while sending "
+                        f"{api_name(api_key)}: {exc!r}"))
+                    if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError,
+                                        OSError)):
+                        raise self._closed_error() from exc
+                    raise
+                self._requests_sent += 1
+                self._bytes_sent += len(data)
+            if entry is None:
+                return None
+            try:
+                await entry.done.wait()
+            except BaseException:
+                entry.abandoned = True
+                raise
+        if scope.cancelled_caught:
+            if entry is not None:
+                entry.abandoned = True
+            err = RequestTimeoutError(
+                f"{api_name(api_key)} v{api_version} to {self.host}:{self.port}: no response "
+                f"in {timeout} ms", timeout)
+            log.info("request_timed_out", host=self.host, port=self.port,
+                     api=api_name(api_key), timeout_ms=timeout)
+            self._fail(ConnectionClosedError(
+                f"connection to {self.host}:{self.port} closed after a request timeout"))
+            await trio.aclose_forcefully(self._stream)
+            raise err
+        assert entry is not None
+        if entry.error is not None:
+            err = entry.error
+            if isinstance(err, (ConnectionClosedError, BadResponseError)):
+                raise type(err)(str(err)) from err
+            raise err
+        assert entry.frame is not None
+        try:
+            _cid, response = decode_response(entry.frame, api_key, api_version)
+        except ProtocolError as exc:
+            raise BadResponseError(
+                f"{api_name(api_key)} v{api_version} response from {self.host}:{self.port} "
+                f"does not decode: {exc}") from exc
+        return response
+
+    # ------------------------------------------------------------------ internals
+
+    def _closed_error(self) -> ConnectionClosedError:
+        reason = self._close_reason
+        if isinstance(reason, ConnectionClosedError):
+            return ConnectionClosedError(str(reason))
+        return ConnectionClosedError(
+            f"connection to {self.host}:{self.port} is closed"
+            + (f": {reason}" if reason is not None else ""))
+
+    def _fail(self, error: BaseException) -> None:
+        """Mark closed, fail every in-flight request with ``error``, stop the reader."""
+        if not self._closed:
+            self._closed = True
+            self._close_reason = error
+        while self._in_flight:
+            entry = self._in_flight.popleft()
+            entry.error = error if not isinstance(error, ConnectionClosedError) else \
+                ConnectionClosedError(str(error))
+            entry.done.set()
+        self._reader_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        reader = FrameReader(self._max_frame_size)
+        try:
+            with self._reader_scope:
+                while True:
+                    try:
+                        data = await self._stream.receive_some(_RECEIVE_CHUNK)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        self._fail(ConnectionClosedError(
+                            f"connection to {self.host}:{self.port} lost: {exc!r}"))
+                        return
+                    if not data:
+                        self._fail(ConnectionClosedError(
+                            f"connection to {self.host}:{self.port} closed by the broker"))
+                        return
+                    self._bytes_received += len(data)
+                    try:
+                        reader.feed(data)
+                        while (frame := reader.next_frame()) is not None:
+                            self._dispatch(frame)
+                    except (ProtocolError, BadResponseError) as exc:
+                        log.warning("bad_response", host=self.host, port=self.port,
+                                    error=str(exc))
+                        self._fail(exc if isinstance(exc, BadResponseError) else
+                                   BadResponseError(str(exc)))
+                        return
+        finally:
+            if not self._closed:
+                self._fail(ConnectionClosedError(
+                    f"connection to {self.host}:{self.port} closed"))
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
+            self._reader_done.set()
+
+    def _dispatch(self, frame: memoryview) -> None:
+        correlation_id = peek_correlation_id(frame)
+        if not self._in_flight:
+            raise BadResponseError(
+                f"unexpected response (correlation id {correlation_id}) from "
+                f"{self.host}:{self.port}: no request in flight")
+        head = self._in_flight[0]
+        if head.correlation_id != correlation_id:
+            raise BadResponseError(
+                f"response from {self.host}:{self.port} has correlation id {correlation_id}, "
+                f"expected {head.correlation_id} (responses must come in request order)")
+        self._in_flight.popleft()
+        self._responses_received += 1
+        if head.abandoned:
+            return
+        head.frame = frame
+        head.done.set()

@@ -1,0 +1,432 @@
+"""A trio producer: partitioning, per-partition batching (linger), v2 batches, acks 0/1/all.
+
+Holds ``KafkaProducer``, ``RecordMetadata`` and ``PendingRecord``. After Kafka's
+``KafkaProducer`` / ``RecordAccumulator`` / ``Sender``:
+
+- ``enqueue()`` picks the partition (explicit; else murmur2 of the key, Kafka's default
+  partitioner; else the sticky partition of KIP-480, which changes when its batch is sent)
+  and appends the record to that partition's open batch. A batch is *ready* when it holds
+  ``batch_size`` bytes, when ``linger_ms`` has passed since its first record, or on
+  ``flush()``/close.
+- One **sender task** drains ready batches, groups them by partition leader, and sends one
+  Produce request per leader (requests to different leaders run concurrently). At most one
+  batch per partition is in flight, so records of one partition are written in the order
+  they were enqueued even across retries (Kafka's ``max.in.flight.requests.per.connection=1``
+  guarantee, without idempotence).
+- Batches are record batch v2 built by kafkalike.protocol.records.build_records_batch,
+  compressed with ``compression_type`` (none, gzip, snappy, lz4, zstd).
+- Retriable partition errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
+  UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT ...), lost connections
+  and timeouts put the batch back at the head of its partition's queue after a backoff and a
+  Metadata refresh, up to ``retries`` times. A retried batch may be written twice (no
+  idempotence yet: docs/client.md). Other errors fail the batch's records with KafkaError.
+- ``acks``: 0 (no response; offsets are -1), 1 (leader), -1/"all" (all in-sync replicas).
+
+Errors: ``send()`` / ``PendingRecord.wait()`` raise KafkaError, KafkaConnectionError,
+RequestTimeoutError or UnsupportedApiVersionError; ``enqueue()`` raises ValueError for bad
+arguments and KafkaError(UNKNOWN_TOPIC_OR_PARTITION) for a topic Metadata does not know
+(after asking with auto-creation allowed) or a partition it does not have.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.client.cluster import TopicPartition
+from kafkalike.client.errors import ClientError, KafkaError
+from kafkalike.client.kafka_client import KafkaClient
+from kafkalike.client.partitioner import partition_for_key
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.records import build_records_batch
+
+__all__ = ["KafkaProducer", "RecordMetadata", "PendingRecord", "COMPRESSION_TYPES"]
+
+log = structlog.get_logger("kafkalike.client.producer")
+
+COMPRESSION_TYPES = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+"""Kafka's ``compression.type`` names -> codec ids in the batch attributes."""
+
+_PRODUCE_MAX_VERSION = 9  # the codec's Produce fast path covers v3-v9
+_RECORD_OVERHEAD = 24  # rough per-record bytes beyond key/value, for batch_size accounting
+
+
+@attrs.frozen
+class RecordMetadata:
+    """Where a record was written: ``offset`` (-1 with acks=0), ``timestamp`` ms (the
+    broker's LogAppendTime when the topic uses it, else the record's CreateTime)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class PendingRecord:
+    """A record handed to the producer; ``await wait()`` gives its RecordMetadata."""
+
+    __slots__ = ("topic", "partition", "_done", "_result", "_error")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self._done = trio.Event()
+        self._result: RecordMetadata | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once acknowledged or failed."""
+        return self._done.is_set()
+
+    async def wait(self) -> RecordMetadata:
+        """RecordMetadata once acknowledged; raises the error that failed the record."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def _resolve(self, result: RecordMetadata | None, error: BaseException | None) -> None:
+        self._result, self._error = result, error
+        self._done.set()
+
+
+@attrs.define
+class _Batch:
+    tp: TopicPartition
+    created: float
+    records: list[tuple] = attrs.field(factory=list)
+    pending: list[PendingRecord] = attrs.field(factory=list)
+    size: int = 0
+    attempts: int = 0
+    retry_at: float = 0.0
+    encoded: bytes | None = None
+
+
+class KafkaProducer:
+    """Produce records to a cluster (see module doc).
+
+    ``client``: a started KafkaClient, or bootstrap servers (the producer then owns a client).
+    ``acks`` 0, 1, -1 or "all"; ``compression_type`` a COMPRESSION_TYPES name; ``linger_ms``
+    and ``request_timeout_ms`` in ms (the latter is also the Produce timeout sent to the
+    broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes.
+    Use as ``async with KafkaProducer(...) as producer:``; leaving flushes.
+    """
+
+    def __init__(
+        self, client: KafkaClient | str | Iterable[str], *, acks: int | str = 1,
+        compression_type: str = "none", linger_ms: float = 0, batch_size: int = 16384,
+        max_request_size: int = 1048576, request_timeout_ms: float = 30000, retries: int = 5,
+        retry_backoff_ms: float = 100, client_id: str = "kafkalike-producer",
+    ) -> None:
+        if acks == "all":
+            acks = -1
+        if acks not in (0, 1, -1):
+            raise ValueError(f"acks must be 0, 1, -1 or 'all', got {acks!r}")
+        if compression_type not in COMPRESSION_TYPES:
+            raise ValueError(f"compression_type must be one of {sorted(COMPRESSION_TYPES)}, "
+                             f"got {compression_type!r}")
+        if batch_size < 1 or linger_ms < 0:
+            raise ValueError("batch_size must be >= 1 and linger_ms >= 0")
+        self._owns_client = not isinstance(client, KafkaClient)
+        self.client = client if isinstance(client, KafkaClient) else KafkaClient(
+            client, client_id=client_id, request_timeout_ms=request_timeout_ms + 5000)
+        self.acks = int(acks)
+        self.codec = COMPRESSION_TYPES[compression_type]
+        self.linger_ms = linger_ms
+        self.batch_size = batch_size
+        self.max_request_size = max_request_size
+        self.request_timeout_ms = request_timeout_ms
+        self.retries = retries
+        self.retry_backoff_ms = retry_backoff_ms
+        self._queues: dict[TopicPartition, deque[_Batch]] = {}
+        self._in_flight: set[TopicPartition] = set()
+        self._sticky: dict[str, int] = {}
+        self._wakeup = trio.Event()
+        self._flushing = 0
+        self._unsent = 0  # records enqueued and not yet resolved
+        self._idle = trio.Event()
+        self._idle.set()
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._closed = False
+        self._refreshing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> KafkaProducer:
+        if self._owns_client:
+            await self.client.start()
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        self._nursery.start_soon(self._sender)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                await self.flush()
+        finally:
+            self._closed = True
+            with trio.CancelScope(shield=True):
+                self._fail_all(ClientError("producer closed"))
+                assert self._nursery is not None
+                self._nursery.cancel_scope.cancel()
+                await self._nursery_cm.__aexit__(None, None, None)
+                if self._owns_client:
+                    await self.client.aclose()
+
+    # ------------------------------------------------------------------ public API
+
+    async def send(self, topic: str, value: bytes | None, *, key: bytes | None = None,
+                   headers: Sequence[tuple[str, bytes | None]] = (),
+                   partition: int | None = None,
+                   timestamp_ms: int | None = None) -> RecordMetadata:
+        """Produce one record and wait for its acknowledgement; see enqueue()."""
+        pending = await self.enqueue(topic, value, key=key, headers=headers,
+                                     partition=partition, timestamp_ms=timestamp_ms)
+        return await pending.wait()
+
+    async def send_many(self, topic: str, records: Iterable[tuple]) -> list[RecordMetadata]:
+        """Produce ``records`` ((key, value) or (key, value, headers) tuples) and wait for
+        all; returns their RecordMetadata in input order. Raises the first failure."""
+        pendings = []
+        for rec in records:
+            headers = rec[2] if len(rec) > 2 else ()
+            pendings.append(await self.enqueue(topic, rec[1], key=rec[0], headers=headers))
+        return [await p.wait() for p in pendings]
+
+    async def enqueue(self, topic: str, value: bytes | None, *, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes | None]] = (),
+                      partition: int | None = None,
+                      timestamp_ms: int | None = None) -> PendingRecord:
+        """Append a record to its partition's batch and return at once (after a Metadata
+        lookup for a topic seen for the first time). ``timestamp_ms`` defaults to now.
+
+        Raises ValueError (closed producer, non-bytes key/value), KafkaError
+        (UNKNOWN_TOPIC_OR_PARTITION).
+        """
+        if self._closed or self._nursery is None:
+            raise ValueError("producer is not open: use 'async with KafkaProducer(...)'")
+        for name, blob in (("key", key), ("value", value)):
+            if blob is not None and not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise ValueError(f"{name} must be bytes or None, got {type(blob).__name__}")
+        partitions = self.client.cluster.partitions_for(topic)
+        if not partitions:
+            await self.client.refresh_metadata([topic], allow_auto_topic_creation=True)
+            partitions = self.client.cluster.partitions_for(topic)
+            if not partitions:
+                info = self.client.cluster.topics.get(topic)
+                code = info.error_code if info is not None and info.error_code else \
+                    ErrorCode.unknown_topic_or_partition
+                raise KafkaError(code, f"produce to {topic}")
+        if partition is None:
+            if key is not None:
+                partition = partitions[partition_for_key(key, len(partitions))]
+            else:
+                partition = self._sticky_partition(topic, partitions)
+        elif partition not in partitions:
+            raise KafkaError(ErrorCode.unknown_topic_or_partition,
+                             f"produce to {topic}-{partition}")
+        ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+        key_b = None if key is None else bytes(key)
+        value_b = None if value is None else bytes(value)
+        record = (key_b, value_b, tuple(headers), ts)
+        size = _RECORD_OVERHEAD + len(key_b or b"") + len(value_b or b"") + \
+            sum(len(h[0]) + len(h[1] or b"") for h in headers)
+        tp = TopicPartition(topic, partition)
+        queue = self._queues.setdefault(tp, deque())
+        if not queue or queue[-1].encoded is not None or \
+                (queue[-1].size + size > self.batch_size and queue[-1].records):
+            queue.append(_Batch(tp, trio.current_time()))
+        batch = queue[-1]
+        pending = PendingRecord(topic, partition)
+        batch.records.append(record)
+        batch.pending.append(pending)
+        batch.size += size
+        self._unsent += 1
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._wakeup.set()
+        return pending
+
+    async def flush(self) -> None:
+        """Send every enqueued record now and wait until all are acknowledged or failed."""
+        self._flushing += 1
+        self._wakeup.set()
+        try:
+            await self._idle.wait()
+        finally:
+            self._flushing -= 1
+
+    # ------------------------------------------------------------------ internals
+
+    def _sticky_partition(self, topic: str, partitions: list[int]) -> int:
+        current = self._sticky.get(topic)
+        if current is not None:
+            queue = self._queues.get(TopicPartition(topic, current))
+            if queue and queue[-1].encoded is None and queue[-1].size < self.batch_size:
+                return current
+        available = self.client.cluster.available_partitions_for(topic) or partitions
+        choice = random.choice(available)
+        if current is not None and len(available) > 1:
+            while choice == current:
+                choice = random.choice(available)
+        self._sticky[topic] = choice
+        return choice
+
+    def _ready(self, now: float) -> tuple[list[_Batch], float]:
+        ready = []
+        wake = float("inf")
+        linger = self.linger_ms / 1000
+        for tp, queue in self._queues.items():
+            if not queue or tp in self._in_flight:
+                continue
+            head = queue[0]
+            if head.retry_at > now:
+                wake = min(wake, head.retry_at)
+                continue
+            due = head.created + linger
+            if self._flushing or self._closed or len(queue) > 1 or \
+                    head.size >= self.batch_size or due <= now:
+                ready.append(head)
+            else:
+                wake = min(wake, due)
+        return ready, wake
+
+    async def _sender(self) -> None:
+        assert self._nursery is not None
+        while True:
+            self._wakeup = trio.Event()
+            ready, wake = self._ready(trio.current_time())
+            if not ready:
+                with trio.move_on_at(wake):
+                    await self._wakeup.wait()
+                continue
+            by_leader: dict[int, list[_Batch]] = {}
+            for batch in ready:
+                leader = self.client.cluster.leader_for(batch.tp.topic, batch.tp.partition)
+                if leader is None:
+                    batch.retry_at = trio.current_time() + self.retry_backoff_ms / 1000
+                    self._count_attempt(batch, KafkaError(ErrorCode.leader_not_available,
+                                                          f"produce to {batch.tp}"))
+                    self._request_refresh([batch.tp.topic])
+                    continue
+                by_leader.setdefault(leader, []).append(batch)
+            for leader, batches in by_leader.items():
+                for batch in batches:
+                    self._queues[batch.tp].popleft()
+                    self._in_flight.add(batch.tp)
+                    if batch.encoded is None:
+                        batch.encoded = build_records_batch(batch.records,
+                                                            compression=self.codec)
+                self._nursery.start_soon(self._send_batches, leader, batches)
+
+    def _count_attempt(self, batch: _Batch, error: BaseException) -> None:
+        """Charge one failed attempt to a batch still at the head of its queue; fail it
+        when out of retries."""
+        batch.attempts += 1
+        if batch.attempts > self.retries:
+            queue = self._queues.get(batch.tp)
+            if queue and queue[0] is batch:
+                queue.popleft()
+            self._finish(batch, None, error)
+
+    def _request_refresh(self, topics: list[str] | None) -> None:
+        if self._refreshing or self._nursery is None:
+            return
+        self._refreshing = True
+
+        async def refresh() -> None:
+            try:
+                await self.client.refresh_metadata(topics)
+            except ClientError as exc:
+                log.debug("metadata_refresh_failed", error=str(exc))
+            finally:
+                self._refreshing = False
+                self._wakeup.set()
+
+        self._nursery.start_soon(refresh)
+
+    async def _send_batches(self, leader: int, batches: list[_Batch]) -> None:
+        try:
+            results = await self._produce(leader, batches)
+        except ClientError as exc:
+            results = {b.tp: (None, -1, exc) for b in batches}
+        retry_topics = set()
+        for batch in batches:
+            self._in_flight.discard(batch.tp)
+            base_offset, log_append_time, error = results.get(
+                batch.tp, (None, -1, KafkaError(ErrorCode.unknown_server_error,
+                                                f"no answer for {batch.tp}")))
+            if error is None:
+                self._finish(batch, (base_offset, log_append_time), None)
+                continue
+            retriable = getattr(error, "retriable", False)
+            if retriable and batch.attempts < self.retries:
+                batch.attempts += 1
+                batch.retry_at = trio.current_time() + self.retry_backoff_ms / 1000
+                self._queues[batch.tp].appendleft(batch)
+                retry_topics.add(batch.tp.topic)
+                log.debug("produce_retry", tp=str(batch.tp), attempt=batch.attempts,
+                          error=str(error))
+            else:
+                self._finish(batch, None, error)
+        if retry_topics:
+            self._request_refresh(sorted(retry_topics))
+        self._wakeup.set()
+
+    async def _produce(self, leader: int, batches: list[_Batch]) -> dict:
+        conn = await self.client.connection(leader)
+        version = conn.api_version(ApiKey.PRODUCE, max_version=_PRODUCE_MAX_VERSION)
+        topics: dict[str, list[dict]] = {}
+        for batch in batches:
+            topics.setdefault(batch.tp.topic, []).append(
+                {"index": batch.tp.partition, "records": batch.encoded})
+        response = await conn.call(
+            ApiKey.PRODUCE, api_version=version, transactional_id=None, acks=self.acks,
+            timeout=int(self.request_timeout_ms),
+            timeout_ms=self.request_timeout_ms + 5000,
+            topic_data=[{"name": t, "partition_data": ps} for t, ps in topics.items()])
+        if response is None:  # acks=0
+            return {b.tp: (-1, -1, None) for b in batches}
+        out = {}
+        for t in response.responses:
+            for p in t.partition_responses:
+                tp = TopicPartition(t.name, int(p.index))
+                if p.error_code != ErrorCode.none:
+                    out[tp] = (None, -1, KafkaError(p.error_code, f"produce to {tp}",
+                                                    getattr(p, "error_message", None)))
+                else:
+                    lat = getattr(p, "log_append_time", None)
+                    lat_ms = -1 if lat is None else int(lat.timestamp() * 1000)
+                    out[tp] = (int(p.base_offset), lat_ms, None)
+        return out
+
+    def _finish(self, batch: _Batch, result: tuple[int, int] | None,
+                error: BaseException | None) -> None:
+        for i, (pending, record) in enumerate(zip(batch.pending, batch.records)):
+            if error is not None:
+                pending._resolve(None, error)
+            else:
+                assert result is not None
+                base, lat = result
+                offset = -1 if base < 0 else base + i
+                pending._resolve(RecordMetadata(batch.tp.topic, batch.tp.partition, offset,
+                                                lat if lat >= 0 else record[3]), None)
+        self._unsent -= len(batch.pending)
+        if self._unsent == 0:
+            self._idle.set()
+
+    def _fail_all(self, error: BaseException) -> None:
+        for queue in self._queues.values():
+            while queue:
+                self._finish(queue.popleft(), None, error)
