@@ -109,6 +109,11 @@ class KafkaServer:
                 log.info("shutdown_started")
                 await self._shutdown_components()
                 nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            startup_errors = group.subgroup(BrokerStartupError)
+            if startup_errors is not None:  # raise the one-line reason, not the group
+                raise _first_leaf(startup_errors) from None
+            raise
         finally:
             await self._close()
 
@@ -226,6 +231,13 @@ class KafkaServer:
             with trio.CancelScope(shield=True):
                 await self.zk.close()
         log.info("broker_stopped")
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def run_broker(config: KafkaConfig) -> int:

@@ -14,6 +14,8 @@ import sys
 COMMANDS = [
     "kafkalike.cli.zk",
     "kafkalike.cli.broker",
+    "kafkalike.cli.cluster",
+    "kafkalike.cli.protocol",
 
 ]
 
@@ -41,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import logging
+
     from kafkalike import logs
 
-    logs.configure(fmt=args.log_format)
+    # tools log warnings only; long-running processes (broker start) raise this to INFO
+    logs.configure(fmt=args.log_format, level=logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

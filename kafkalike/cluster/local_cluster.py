@@ -1,0 +1,253 @@
+"""LocalCluster: a ZooKeeper ensemble plus N broker processes on this machine, supervised by
+pid file (what ``kafkalike cluster up|down|status`` and the integration tests run).
+
+Layout under the base dir (default ``.kafkalike``)::
+
+    <base>/cluster.json                 the cluster's shape, so ``up`` again reuses it
+    <base>/zk/                          the ZooKeeper ensemble (see zk_ensemble.py)
+    <base>/broker-<id>/server.properties
+    <base>/broker-<id>/logs/            the broker's log.dirs (topic-partition directories)
+    <base>/broker-<id>.log, .pid        the broker's output and pid
+
+Addresses: broker i listens on its own loopback address ``127.0.0.<i>`` at ``base_port``
+(9092), so ``localhost:9092`` reaches broker 1 and an iptables rule can cut exactly one
+broker's links (DESIGN.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181``.
+
+Teaching settings the launcher sets explicitly (and writes into each server.properties):
+``zookeeper.session.timeout.ms=6000`` (ZooKeeper caps sessions at 20 x tickTime = 10 s
+with our tickTime=500, so Kafka's 18000 would be cut anyway), ``group.initial.rebalance.delay.ms=0``
+(as Kafka's quickstart server.properties), and, for clusters of fewer than 3 brokers,
+``offsets.topic.replication.factor`` equal to the broker count (as Kafka's single-broker
+examples set it to 1).
+
+All methods are synchronous; from trio use ``trio.to_thread.run_sync``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.cluster import process
+from kafkalike.cluster.zk_ensemble import ZkEnsemble
+
+log = structlog.get_logger(__name__)
+
+STATE_FILE = "cluster.json"
+
+
+class ClusterError(Exception):
+    """The cluster could not be started, or a broker died; the message ends with the
+    broker's last log lines when there are any."""
+
+
+@attrs.frozen
+class ProcessStatus:
+    """One supervised process: role ("zookeeper" | "broker"), id, address, pid, alive."""
+
+    role: str
+    id: int
+    address: str
+    pid: int | None
+    alive: bool
+    detail: str = ""
+
+
+@attrs.define
+class LocalCluster:
+    """``brokers`` broker processes (ids 1..N) and, unless ``zookeeper_connect`` names an
+    existing ensemble, a ``zk_nodes``-node ZooKeeper ensemble, all under ``base_dir``.
+
+    base_port: every broker's port (each on its own address). chroot: ZooKeeper chroot for
+    the brokers ("" = none; tests sharing an ensemble use one each). overrides: extra
+    server.properties lines for every broker (Kafka property names).
+    """
+
+    base_dir: Path = attrs.field(converter=lambda p: Path(p).absolute())
+    brokers: int = 3
+    zk_nodes: int = 3
+    base_port: int = 9092
+    zk_base_port: int = 2181
+    host_prefix: str = "127.0.0."
+    first_host: int = 1
+    chroot: str = ""
+    zookeeper_connect: str | None = None
+    overrides: dict[str, str] = attrs.Factory(dict)
+
+    # ------------------------------------------------------------------ layout
+    @classmethod
+    def load(cls, base_dir: str | Path) -> "LocalCluster":
+        """The cluster recorded in ``base_dir/cluster.json``; raises ClusterError if none."""
+        path = Path(base_dir) / STATE_FILE
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ClusterError(f"no kafkalike cluster in {base_dir} (no {STATE_FILE})") from None
+        return cls(base_dir, **state)
+
+    def _save(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        state = attrs.asdict(self)
+        state.pop("base_dir")
+        (self.base_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+
+    @property
+    def zk(self) -> ZkEnsemble | None:
+        if self.zookeeper_connect:
+            return None
+        return ZkEnsemble(self.base_dir / "zk", nodes=self.zk_nodes, base_port=self.zk_base_port,
+                          host_prefix=self.host_prefix, first_host=self.first_host)
+
+    @property
+    def zk_connect(self) -> str:
+        """zookeeper.connect for the brokers, chroot included."""
+        base = self.zookeeper_connect or self.zk.connect_string  # type: ignore[union-attr]
+        return base + ("/" + self.chroot.strip("/") if self.chroot.strip("/") else "")
+
+    def broker_host(self, broker_id: int) -> str:
+        return f"{self.host_prefix}{self.first_host + broker_id - 1}"
+
+    def broker_address(self, broker_id: int) -> str:
+        return f"{self.broker_host(broker_id)}:{self.base_port}"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(self.broker_address(i) for i in self.broker_ids)
+
+    @property
+    def broker_ids(self) -> list[int]:
+        return list(range(1, self.brokers + 1))
+
+    def broker_dir(self, broker_id: int) -> Path:
+        return self.base_dir / f"broker-{broker_id}"
+
+    def config_path(self, broker_id: int) -> Path:
+        return self.broker_dir(broker_id) / "server.properties"
+
+    def log_path(self, broker_id: int) -> Path:
+        return self.base_dir / f"broker-{broker_id}.log"
+
+    def pid_path(self, broker_id: int) -> Path:
+        return self.base_dir / f"broker-{broker_id}.pid"
+
+    def server_properties(self, broker_id: int) -> dict[str, str]:
+        """The properties broker ``broker_id`` runs with (Kafka names; see module doc)."""
+        props = {
+            "broker.id": str(broker_id),
+            "listeners": f"PLAINTEXT://{self.broker_address(broker_id)}",
+            "log.dirs": str(self.broker_dir(broker_id) / "logs"),
+            "zookeeper.connect": self.zk_connect,
+            "zookeeper.session.timeout.ms": "6000",
+            "group.initial.rebalance.delay.ms": "0",
+            "offsets.topic.replication.factor": str(min(3, self.brokers)),
+        }
+        props.update(self.overrides)
+        return props
+
+    def write_configs(self) -> None:
+        for i in self.broker_ids:
+            self.broker_dir(i).mkdir(parents=True, exist_ok=True)
+            lines = ["# written by kafkalike cluster up; Kafka's property names"]
+            lines += [f"{k}={v}" for k, v in self.server_properties(i).items()]
+            self.config_path(i).write_text("\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------------ processes
+    def broker_pid(self, broker_id: int) -> int | None:
+        return process.read_pid(self.pid_path(broker_id))
+
+    def broker_alive(self, broker_id: int) -> bool:
+        return process.is_alive(self.broker_pid(broker_id), expect_in_cmdline=str(self.config_path(broker_id)))
+
+    def start_broker(self, broker_id: int) -> int:
+        """Start broker ``broker_id`` in the background (if not running); returns its pid."""
+        if self.broker_alive(broker_id):
+            return self.broker_pid(broker_id)  # type: ignore[return-value]
+        argv = [sys.executable, "-m", "kafkalike.cli.main", "broker", "start",
+                "--config", str(self.config_path(broker_id))]
+        spawned = process.spawn_detached(argv, self.log_path(broker_id), self.pid_path(broker_id))
+        log.info("broker_process_started", broker=broker_id, pid=spawned.pid)
+        return spawned.pid
+
+    def stop_broker(self, broker_id: int, timeout: float = 30.0) -> bool:
+        """SIGTERM (clean shutdown), SIGKILL after ``timeout`` s. False if it wasn't running."""
+        pid = self.broker_pid(broker_id)
+        if not self.broker_alive(broker_id):
+            return False
+        return process.stop_pid(pid, timeout=timeout)
+
+    def kill_broker(self, broker_id: int, sig: int = signal.SIGKILL) -> bool:
+        """Send ``sig`` (default SIGKILL: a crash) to broker ``broker_id``."""
+        if not self.broker_alive(broker_id):
+            return False
+        return process.kill_pid(self.broker_pid(broker_id), sig)
+
+    def registered_broker_ids(self) -> list[int]:
+        """Ids under /brokers/ids right now (asks ZooKeeper)."""
+        from kafkalike.coordination import ZooKeeperClient
+        from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+
+        async def ask() -> list[int]:
+            async with ZooKeeperClient(self.zk_connect, session_timeout_ms=6000,
+                                       connection_timeout_ms=10000, name="cluster-status") as zk:
+                return await KafkaZkClient(zk).get_broker_ids()
+
+        return trio.run(ask)
+
+    def wait_registered(self, broker_ids: list[int], timeout: float = 60.0) -> None:
+        """Block until every id in ``broker_ids`` is registered; ClusterError with the log tail
+        of a broker that died or didn't register in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in broker_ids:
+                if not self.broker_alive(i):
+                    raise ClusterError(f"broker {i} exited during start-up; last lines of "
+                                       f"{self.log_path(i)}:\n{process.tail(self.log_path(i), 15)}")
+            registered = set(self.registered_broker_ids())
+            if set(broker_ids) <= registered:
+                return
+            if time.monotonic() > deadline:
+                missing = sorted(set(broker_ids) - registered)
+                tails = "\n".join(f"--- broker {i}:\n{process.tail(self.log_path(i), 10)}" for i in missing)
+                raise ClusterError(f"brokers {missing} did not register within {timeout:.0f}s\n{tails}")
+            time.sleep(0.2)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the ensemble (if ours) and every broker; return once all are registered.
+        Re-running on a cluster that is up starts only what is missing and keeps all data."""
+        self._save()
+        ens = self.zk
+        if ens is not None:
+            ens.start(timeout=timeout)
+        self.write_configs()
+        for i in self.broker_ids:
+            self.start_broker(i)
+        self.wait_registered(self.broker_ids, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop every broker (clean shutdown, in parallel) then the ensemble; nothing is left."""
+        pids = {i: self.broker_pid(i) for i in self.broker_ids if self.broker_alive(i)}
+        for pid in pids.values():
+            process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        for i, pid in pids.items():
+            process.stop_pid(pid, timeout=30.0)
+        ens = self.zk
+        if ens is not None:
+            ens.stop()
+
+    def status(self) -> list[ProcessStatus]:
+        """Every process of the cluster: ZooKeeper nodes then brokers."""
+        out: list[ProcessStatus] = []
+        ens = self.zk
+        if ens is not None:
+            for s in ens.status():
+                out.append(ProcessStatus("zookeeper", s.node_id, s.address, s.pid, s.alive, s.mode or ""))
+        for i in self.broker_ids:
+            out.append(ProcessStatus("broker", i, self.broker_address(i), self.broker_pid(i), self.broker_alive(i)))
+        return out
