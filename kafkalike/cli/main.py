@@ -15,6 +15,7 @@ COMMANDS = [
     "kafkalike.cli.zk",
     "kafkalike.cli.broker",
     "kafkalike.cli.cluster",
+    "kafkalike.cli.demo",
     "kafkalike.cli.protocol",
 
 ]
