@@ -8,9 +8,12 @@ bytes`` and ``from_json(bytes, ...)``; malformed data raises ``ZNodeDecodeError`
 was wrong. JSON is written compactly (no spaces), as Jackson writes it; key order does not
 matter to Kafka's readers, we use the order a learner sees in zookeeper-shell on Kafka.
 
-Differences from DESIGN.md's table, following Kafka's code (ZkData.scala of Kafka 3.0):
-``/brokers/topics/<t>`` is written with ``"version":3`` when it carries a topic_id (Kafka
-2.8+; 1-3 are all read), and a broker registration has no "rack" key when no rack is set.
+Checked against Kafka's ZkData.scala (3.0) and against the znodes a real Apache Kafka 3.9.2
+broker wrote into a kafkalike ensemble (tests/coordination/test_zk_data.py holds them).
+Differences from DESIGN.md's table, following Kafka: ``/brokers/topics/<t>`` is written with
+``"version":3`` (Kafka 2.8+; 1-3 are read); a broker registration has no "rack" key when no
+rack is set; ``/controller`` is version 1 as Kafka 2.x-3.3 wrote it (Kafka 3.4+'s version 2
+with "kraftControllerEpoch" is read, and written on request).
 """
 
 from __future__ import annotations
@@ -264,24 +267,31 @@ class ControllerZNode:
     """``/controller`` (ephemeral): ``{"version":1,"brokerid":1,"timestamp":"<ms>"}``.
 
     broker_id: the controller's broker id; timestamp_ms: when it was elected (ms, written as
-    a string). Kafka's ControllerZNode.
+    a string). Kafka's ControllerZNode. Kafka 3.4+ writes version 2 with
+    ``"kraftControllerEpoch":-1`` (KIP-866 migration; -1 = a ZooKeeper controller); both are
+    read, and version 2 is written when ``version=2``.
     """
 
     broker_id: int
     timestamp_ms: int
     version: int = 1
+    kraft_controller_epoch: int = -1
 
     def to_json(self) -> bytes:
         """The znode's data."""
-        return encode_json({"version": self.version, "brokerid": self.broker_id, "timestamp": str(self.timestamp_ms)})
+        obj: dict[str, Any] = {"version": self.version, "brokerid": self.broker_id, "timestamp": str(self.timestamp_ms)}
+        if self.version >= 2:
+            obj["kraftControllerEpoch"] = self.kraft_controller_epoch
+        return encode_json(obj)
 
     @classmethod
     def from_json(cls, data: bytes) -> "ControllerZNode":
-        """Parse ``/controller``'s data. Raises ZNodeDecodeError."""
+        """Parse ``/controller``'s data (version 1 or 2). Raises ZNodeDecodeError."""
         what = CONTROLLER_PATH
         obj = _parse_object(data, what)
         ts = _digits(obj["timestamp"], "timestamp", what) if "timestamp" in obj else -1
-        return cls(_field(obj, "brokerid", int, what), ts, obj.get("version", 1))
+        kraft = _field(obj, "kraftControllerEpoch", int, what) if "kraftControllerEpoch" in obj else -1
+        return cls(_field(obj, "brokerid", int, what), ts, obj.get("version", 1), kraft)
 
 
 def encode_controller_epoch(epoch: int) -> bytes:
@@ -487,8 +497,8 @@ class ReplicaAssignment:
 
 @attrs.frozen
 class TopicAssignment:
-    """``/brokers/topics/<topic>``: ``{"version":3,"partitions":{"0":[1,2,3]},
-    "adding_replicas":{},"removing_replicas":{},"topic_id":"<22-char base64>"}``
+    """``/brokers/topics/<topic>``: ``{"partitions":{"0":[1,2,3]},"topic_id":"<22-char base64>",
+    "adding_replicas":{},"removing_replicas":{},"version":3}``
     (Kafka's TopicZNode; partitions keyed by decimal strings; adding/removing list only
     partitions under reassignment; topic_id absent for topics created before 2.8)."""
 
@@ -505,9 +515,10 @@ class TopicAssignment:
     def to_json(self) -> bytes:
         """The znode's data (Kafka's TopicZNode.encode)."""
         order = sorted(self.partitions)
-        obj: dict[str, Any] = {
-            "version": self.version,
-            "partitions": {str(p): list(self.partitions[p].replicas) for p in order},
+        obj: dict[str, Any] = {"partitions": {str(p): list(self.partitions[p].replicas) for p in order}}
+        if self.topic_id is not None:
+            obj["topic_id"] = self.topic_id
+        obj.update({
             "adding_replicas": {
                 str(p): list(self.partitions[p].adding_replicas) for p in order if self.partitions[p].adding_replicas
             },
@@ -516,9 +527,8 @@ class TopicAssignment:
                 for p in order
                 if self.partitions[p].removing_replicas
             },
-        }
-        if self.topic_id is not None:
-            obj["topic_id"] = self.topic_id
+            "version": self.version,
+        })
         return encode_json(obj)
 
     @classmethod
@@ -783,3 +793,37 @@ class ProducerIdBlock:
         """The block a broker claims after ``previous`` (None: the first, 0..999)."""
         start = 0 if previous is None else previous.block_end + 1
         return cls(broker_id, start, start + PRODUCER_ID_BLOCK_SIZE - 1)
+
+
+@attrs.frozen
+class FeatureZNode:
+    """``/feature``: cluster-wide finalized features (KIP-584), e.g. ``{"features":{},
+    "version":2,"status":1}`` as Kafka 3.9's controller writes it (status 1 = enabled,
+    0 = disabled). ``features`` maps a feature name to its version-level object as stored."""
+
+    status: int = 1
+    features: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    version: int = 2
+
+    def to_json(self) -> bytes:
+        """The znode's data."""
+        return encode_json({
+            "features": {k: dict(v) for k, v in self.features.items()},
+            "version": self.version,
+            "status": self.status,
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "FeatureZNode":
+        """Parse ``/feature``. Raises ZNodeDecodeError."""
+        what = FEATURE_PATH
+        obj = _parse_object(data, what)
+        version = _field(obj, "version", int, what)
+        status = _field(obj, "status", int, what)
+        if status not in (0, 1):
+            raise ZNodeDecodeError(f"{what}: malformed status {status}")
+        features = _field(obj, "features", dict, what)
+        for name, levels in features.items():
+            if not isinstance(levels, dict) or any(isinstance(v, bool) or not isinstance(v, int) for v in levels.values()):
+                raise ZNodeDecodeError(f"{what}: feature {name!r} must map labels to integers")
+        return cls(status, {k: dict(v) for k, v in features.items()}, version)

@@ -179,6 +179,65 @@ def test_bad_topic_and_entity_names_are_refused() -> None:
         zd.config_entity_path("widgets", "x")
 
 
+# ---- znodes written by a real Apache Kafka 3.9.2 broker -------------------------------------
+# Captured with `kafkalike zk tree / --zookeeper ...` after `./scripts/reference-kafka up --mode zk
+# --brokers 1 --zookeeper <a kafkalike zk ensemble>`, a topic create (2 partitions, retention.ms),
+# a topic config change and an idempotent produce.
+
+KAFKA_392 = {
+    "/brokers/ids/1": b'{"features":{},"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"endpoints":["PLAINTEXT://127.0.1.1:20770"],"jmx_port":-1,"port":20770,"host":"127.0.1.1","version":5,"timestamp":"1795240460597"}',
+    "/cluster/id": b'{"version":"1","id":"I6M7rQnNSYGlhw0Zpxox0Q"}',
+    "/brokers/topics/orders": b'{"partitions":{"0":[1],"1":[1]},"topic_id":"0azzOZ3LTNmoJt5YcwkLyw","adding_replicas":{},"removing_replicas":{},"version":3}',
+    "/brokers/topics/orders/partitions/0/state": b'{"controller_epoch":1,"leader":1,"version":1,"leader_epoch":0,"isr":[1]}',
+    "/config/changes/config_change_0000000000": b'{"version":2,"entity_path":"topics/orders"}',
+    "/config/topics/orders": b'{"version":1,"config":{"cleanup.policy":"compact","retention.ms":"60000"}}',
+    "/controller": b'{"version":2,"brokerid":1,"timestamp":"1795240460665","kraftControllerEpoch":-1}',
+    "/controller_epoch": b"1",
+    "/feature": b'{"features":{},"version":2,"status":1}',
+    "/latest_producer_id_block": b'{"version":1,"broker":1,"block_start":"0","block_end":"999"}',
+}
+
+
+def test_real_kafka_broker_registration_decodes_and_reencodes_byte_for_byte() -> None:
+    """Kafka 3.9.2's /brokers/ids/1 decodes, and our encoding of it is the same bytes."""
+    data = KAFKA_392["/brokers/ids/1"]
+    reg = zd.BrokerRegistration.from_json(1, data)
+    assert reg == zd.BrokerRegistration(1, (zd.EndPoint("PLAINTEXT", "127.0.1.1", 20770),), 1795240460597)
+    assert reg.to_json() == data
+
+
+def test_real_kafka_topic_and_partition_state_reencode_byte_for_byte() -> None:
+    """Kafka 3.9.2's topic znode (version 3, topic_id) and partition state round-trip exactly."""
+    topic = zd.TopicAssignment.from_json("orders", KAFKA_392["/brokers/topics/orders"])
+    assert topic.topic_id == "0azzOZ3LTNmoJt5YcwkLyw" and topic.version == 3
+    assert topic.partitions == {0: zd.ReplicaAssignment((1,)), 1: zd.ReplicaAssignment((1,))}
+    assert topic.to_json() == KAFKA_392["/brokers/topics/orders"]
+    state = zd.LeaderIsrAndControllerEpoch.from_json(KAFKA_392["/brokers/topics/orders/partitions/0/state"], 0)
+    assert state == zd.LeaderIsrAndControllerEpoch(1, 0, (1,), 1, zk_version=0)
+    assert state.to_json() == KAFKA_392["/brokers/topics/orders/partitions/0/state"]
+
+
+def test_real_kafka_small_znodes_reencode_byte_for_byte() -> None:
+    """Cluster id, controller (v2), epoch, config, config change, feature and producer-id block
+    written by Kafka 3.9.2 decode and re-encode to the same bytes."""
+    k = KAFKA_392
+    assert zd.ClusterIdZNode.from_json(k["/cluster/id"]).to_json() == k["/cluster/id"]
+    ctrl = zd.ControllerZNode.from_json(k["/controller"])
+    assert (ctrl.broker_id, ctrl.version, ctrl.kraft_controller_epoch) == (1, 2, -1)
+    assert ctrl.to_json() == k["/controller"]
+    assert zd.encode_controller_epoch(zd.decode_controller_epoch(k["/controller_epoch"])) == k["/controller_epoch"]
+    change = zd.ConfigChangeNotification.from_json(k["/config/changes/config_change_0000000000"])
+    assert change == zd.ConfigChangeNotification.for_entity("topics", "orders")
+    assert change.to_json() == k["/config/changes/config_change_0000000000"]
+    cfg = zd.ConfigEntity.from_json(k["/config/topics/orders"])
+    assert cfg.config == {"cleanup.policy": "compact", "retention.ms": "60000"}
+    assert cfg.to_json() == k["/config/topics/orders"]
+    assert zd.FeatureZNode.from_json(k["/feature"]).to_json() == k["/feature"]
+    block = zd.ProducerIdBlock.from_json(k["/latest_producer_id_block"])
+    assert block == zd.ProducerIdBlock.next_after(None, 1)
+    assert block.to_json() == k["/latest_producer_id_block"]
+
+
 # ---- round trips (hypothesis) ---------------------------------------------------------------
 
 endpoints = st.builds(
@@ -238,6 +297,8 @@ def test_small_znodes_round_trip(
     """Controller, epoch, cluster id, notifications, configs, producer-id blocks, reassignment
     and preferred election all decode back to what was encoded."""
     assert zd.ControllerZNode.from_json(zd.ControllerZNode(bid, ts).to_json()) == zd.ControllerZNode(bid, ts)
+    v2 = zd.ControllerZNode(bid, ts, version=2, kraft_controller_epoch=epoch)
+    assert zd.ControllerZNode.from_json(v2.to_json()) == v2
     assert zd.decode_controller_epoch(zd.encode_controller_epoch(epoch)) == epoch
     assert zd.ClusterIdZNode.from_json(zd.ClusterIdZNode(cid).to_json()).id == cid
     assert zd.IsrChangeNotification.from_json(zd.IsrChangeNotification(parts).to_json()).partitions == parts
