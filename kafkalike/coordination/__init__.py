@@ -40,6 +40,7 @@ from kafkalike.coordination.zookeeper_client import (
     Watch,
     WatchEvent,
     WatchEventType,
+    ZkClientStatistics,
     ZnodeStat,
     ZooKeeperClient,
     expire_session,
@@ -52,5 +53,5 @@ __all__ = [
     "NoChildrenForEphemerals", "NoNode", "NodeExists", "NotEmpty", "Op", "OpResult",
     "OperationTimeout", "RolledBack", "RuntimeInconsistency", "SessionEvent", "SessionExpired",
     "SessionMoved", "SessionState", "SetDataOp", "Watch", "WatchEvent", "WatchEventType",
-    "ZnodeStat", "ZooKeeperClient", "ZooKeeperError", "expire_session", "split_connect_string",
+    "ZkClientStatistics", "ZnodeStat", "ZooKeeperClient", "ZooKeeperError", "expire_session", "split_connect_string",
 ]

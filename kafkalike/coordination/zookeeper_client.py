@@ -155,6 +155,25 @@ class WatchEvent:
     kind: str
 
 
+@attrs.frozen
+class ZkClientStatistics:
+    """A ZooKeeperClient's state in one value (for the CLI, dashboards and tests).
+
+    calls: ZooKeeper operations issued; watches_armed / watches_fired: one-shot watches set /
+    delivered to trio; sessions: sessions opened (1 + reconnects after expiry);
+    expirations: EXPIRED events seen.
+    """
+
+    connect: str
+    state: SessionState
+    session_id: str | None
+    calls: int
+    watches_armed: int
+    watches_fired: int
+    sessions: int
+    expirations: int
+
+
 class Watch:
     """A one-shot ZooKeeper watch surfaced in trio. ``await wait()`` returns the WatchEvent
     once it fired; ``fired`` is that event or None. Re-arm by calling the ``*_and_watch``
@@ -310,6 +329,19 @@ class ZooKeeperClient:
         self._session_id: int | None = None
         self._last_session_id: int | None = None  # kazoo-thread view, for new_session
         self._connected = trio.Event()
+        self._calls = 0
+        self._watches_armed = 0
+        self._watches_fired = 0
+        self._sessions = 0
+        self._expirations = 0
+
+    def statistics(self) -> ZkClientStatistics:
+        """The client's state and counters right now."""
+        return ZkClientStatistics(
+            connect=self.connect, state=self._state, session_id=self.session_id_hex, calls=self._calls,
+            watches_armed=self._watches_armed, watches_fired=self._watches_fired,
+            sessions=self._sessions, expirations=self._expirations,
+        )
 
     # -- lifecycle --
 
@@ -413,7 +445,10 @@ class ZooKeeperClient:
         ev = attrs.evolve(ev, at=trio.current_time())
         prev = self._state
         self._state = ev.state
+        if ev.state == SessionState.EXPIRED:
+            self._expirations += 1
         if ev.state == SessionState.CONNECTED:
+            self._sessions += int(ev.new_session)
             self._session_id = ev.session_id
             self._connected.set()
         else:
@@ -481,14 +516,21 @@ class ZooKeeperClient:
         return self._kz
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        self._calls += 1
         return await trio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
 
     def _watcher(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None) -> tuple[Watch, Callable[[WatchedEvent], None]]:
         watch = Watch(path, kind, channel)
+        self._watches_armed += 1
+
+        def fire(ev: WatchEvent) -> None:  # trio thread
+            if watch.fired is None:
+                self._watches_fired += 1
+            watch._fire(ev)
 
         def on_event(event: WatchedEvent) -> None:  # kazoo's callback thread
             ev = WatchEvent(_EVENT_TYPES.get(event.type, WatchEventType.DISCONNECTED), path, kind)
-            self._to_trio(watch._fire, ev)
+            self._to_trio(fire, ev)
 
         return watch, on_event
 

@@ -78,6 +78,8 @@ async def test_data_watch_fires_once_into_trio_and_channel(zk_client: ZooKeeperC
         ev = await watch.wait()
         assert ev == WatchEvent(WatchEventType.CHANGED, "/w", "data")
         assert await recv.receive() == ev
+    stats = zk_client.statistics()
+    assert (stats.watches_armed, stats.watches_fired, stats.state) == (1, 1, SessionState.CONNECTED)
     await zk_client.set("/w", b"2")  # not re-armed: no second event
     await zk_client.sync("/w")
     await trio.sleep(0.3)
@@ -178,6 +180,8 @@ async def test_session_expiry_is_delivered_and_new_session_follows(
     assert SessionState.EXPIRED in seen
     await zk_client.wait_connected(timeout=10)
     assert zk_client.session_id not in (None, old)
+    stats = zk_client.statistics()
+    assert (stats.sessions, stats.expirations) == (2, 1) and stats.session_id == zk_client.session_id_hex
     assert await zk_client.exists("/brokers/ids/1") is None
     # the new session can register again; its czxid is a new broker epoch
     _, stat = await zk_client.create("/brokers/ids/1", b"{}", ephemeral=True)
