@@ -155,9 +155,10 @@ class KafkaClient:
             self._connections.clear()
             for conn in conns:
                 await conn.aclose()
-            if self._nursery_cm is not None:
-                self._nursery.cancel_scope.cancel()  # type: ignore[union-attr]
-                await self._nursery_cm.__aexit__(None, None, None)
+        if self._nursery_cm is not None:
+            # Cancel scopes must nest: the nursery is exited outside the shield above.
+            self._nursery.cancel_scope.cancel()  # type: ignore[union-attr]
+            await self._nursery_cm.__aexit__(None, None, None)
 
     @property
     def nursery(self) -> trio.Nursery:

@@ -177,13 +177,12 @@ class KafkaProducer:
                 await self.flush()
         finally:
             self._closed = True
-            with trio.CancelScope(shield=True):
-                self._fail_all(ClientError("producer closed"))
-                assert self._nursery is not None
-                self._nursery.cancel_scope.cancel()
-                await self._nursery_cm.__aexit__(None, None, None)
-                if self._owns_client:
-                    await self.client.aclose()
+            self._fail_all(ClientError("producer closed"))
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+            await self._nursery_cm.__aexit__(None, None, None)
+            if self._owns_client:
+                await self.client.aclose()
 
     # ------------------------------------------------------------------ public API
 

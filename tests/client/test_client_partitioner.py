@@ -9,6 +9,8 @@ from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from kafkalike.client.partitioner import murmur2, partition_for_key, to_positive
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 # Values from Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java
 JAVA_CASES = {
     b"21": -973932308,
