@@ -14,7 +14,13 @@ import enum
 
 import attrs
 
-from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
+from kafkalike.coordination.zk_data import (
+    BrokerRegistration,
+    EndPoint,
+    LeaderIsrAndControllerEpoch,
+    ReplicaAssignment,
+    TopicPartition,
+)
 
 
 class PartitionState(enum.Enum):
@@ -72,6 +78,9 @@ class ControllerContext:
     assignments: partition -> replica list (first = preferred leader).
     leadership: partition -> LeaderIsrAndControllerEpoch (with its zk_version) as last read
     or written.
+    broker_info: broker id -> its registration (endpoints, rack) from /brokers/ids/<id>.
+    reassigning: partition -> (adding, removing) replicas of an in-flight reassignment.
+    listener_name: the listener the controller reaches brokers on (inter.broker.listener.name).
     """
 
     epoch: int = 0
@@ -84,6 +93,11 @@ class ControllerContext:
     partition_states: dict[TopicPartition, PartitionState] = attrs.Factory(dict)
     replica_states: dict[tuple[TopicPartition, int], ReplicaState] = attrs.Factory(dict)
     topics_to_delete: set[str] = attrs.Factory(set)
+    topics_ineligible_for_deletion: set[str] = attrs.Factory(set)
+    topics_with_deletion_started: set[str] = attrs.Factory(set)
+    broker_info: dict[int, BrokerRegistration] = attrs.Factory(dict)
+    reassigning: dict[TopicPartition, tuple[tuple[int, ...], tuple[int, ...]]] = attrs.Factory(dict)
+    listener_name: str | None = None
 
     def partition_state(self, tp: TopicPartition) -> PartitionState:
         return self.partition_states.get(tp, PS.NonExistentPartition)
@@ -120,5 +134,78 @@ class ControllerContext:
     def partitions_led_by(self, broker_id: int) -> list[TopicPartition]:
         return sorted(tp for tp, li in self.leadership.items() if li.leader == broker_id)
 
-    def is_replica_online(self, tp: TopicPartition, replica: int) -> bool:
-        return replica in self.live_brokers and self.replica_state(tp, replica) is not RS.OfflineReplica
+    def is_replica_online(self, tp: TopicPartition, replica: int, include_shutting_down: bool = True) -> bool:
+        """True if ``replica``'s broker is registered (and, unless ``include_shutting_down``,
+        not shutting down) and the replica is not marked offline (Kafka's isReplicaOnline)."""
+        if replica not in self.live_brokers or (not include_shutting_down and replica in self.shutting_down):
+            return False
+        return self.replica_state(tp, replica) is not RS.OfflineReplica
+
+    # ---- views used by the state machines and the request batch ----------------------------
+
+    def live_or_shutting_down_broker_ids(self) -> set[int]:
+        """Every registered broker, shutting down or not (Kafka's liveOrShuttingDownBrokerIds)."""
+        return set(self.live_brokers)
+
+    def live_broker_ids(self) -> set[int]:
+        """Registered brokers that are not shutting down (Kafka's liveBrokerIds)."""
+        return set(self.live_brokers) - self.shutting_down
+
+    def full_assignment(self, tp: TopicPartition) -> ReplicaAssignment:
+        """``tp``'s replicas plus the adding/removing replicas of an in-flight reassignment."""
+        adding, removing = self.reassigning.get(tp, ((), ()))
+        return ReplicaAssignment(tuple(self.assignments.get(tp, ())), adding, removing)
+
+    def inter_broker_endpoint(self, broker_id: int) -> EndPoint | None:
+        """The endpoint the controller (and other brokers) reach ``broker_id`` on: the
+        listener named ``listener_name`` if it has one, else its first endpoint."""
+        reg = self.broker_info.get(broker_id)
+        if reg is None or not reg.endpoints:
+            return None
+        if self.listener_name is not None:
+            ep = reg.endpoint(self.listener_name)
+            if ep is not None:
+                return ep
+        return reg.endpoints[0]
+
+    def all_topics(self) -> set[str]:
+        return {tp.topic for tp in self.assignments}
+
+    def replicas_on_brokers(self, broker_ids: set[int]) -> list[tuple[TopicPartition, int]]:
+        """(partition, replica) for every replica hosted on one of ``broker_ids``."""
+        return [(tp, r) for tp, replicas in sorted(self.assignments.items()) for r in replicas if r in broker_ids]
+
+    def replicas_for_topic(self, topic: str) -> list[tuple[TopicPartition, int]]:
+        return [(tp, r) for tp in self.partitions_of_topic(topic) for r in self.assignments[tp]]
+
+    def offline_partition_count(self) -> int:
+        """Partitions in OfflinePartition, or Online with no live leader (Kafka's
+        OfflinePartitionsCount, excluding topics being deleted)."""
+        n = 0
+        for tp, state in self.partition_states.items():
+            if tp.topic in self.topics_to_delete:
+                continue
+            li = self.leadership.get(tp)
+            if state is PS.OfflinePartition or (state is PS.OnlinePartition and (li is None or li.leader not in self.live_brokers)):
+                n += 1
+        return n
+
+    def remove_topic(self, topic: str) -> None:
+        """Forget a deleted topic entirely."""
+        for tp in self.partitions_of_topic(topic):
+            self.assignments.pop(tp, None)
+            self.leadership.pop(tp, None)
+            self.partition_states.pop(tp, None)
+            self.reassigning.pop(tp, None)
+        for key in [k for k in self.replica_states if k[0].topic == topic]:
+            del self.replica_states[key]
+        self.topic_ids.pop(topic, None)
+        self.topics_to_delete.discard(topic)
+        self.topics_ineligible_for_deletion.discard(topic)
+        self.topics_with_deletion_started.discard(topic)
+
+    def reset(self) -> None:
+        """Forget everything (a resigning controller; Kafka's ControllerContext reset)."""
+        fresh = ControllerContext()
+        for field in attrs.fields(ControllerContext):
+            setattr(self, field.name, getattr(fresh, field.name))

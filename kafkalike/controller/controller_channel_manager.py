@@ -1,0 +1,508 @@
+"""ControllerChannelManager and ControllerBrokerRequestBatch: how the controller talks to brokers.
+
+ControllerChannelManager (Kafka's kafka.controller.ControllerChannelManager) keeps, for every
+live broker, ONE connection (kafkalike.client.KafkaConnection) and ONE send queue drained by
+one trio task (Kafka's RequestSendThread): requests go out one at a time, in queue order;
+a request is retried with exponential backoff (50 ms doubling to 1 s) on any connection
+failure or timeout until the broker answers, or until the broker is removed (its znode
+vanished), which cancels its task and drops what was queued. A request is built only once
+the connection has negotiated versions: queue items carry a ``build(version)`` function, so
+one controller serves brokers of any LeaderAndIsr / UpdateMetadata / StopReplica version.
+
+ControllerBrokerRequestBatch (Kafka's AbstractControllerBrokerRequestBatch) collects the
+requests of one controller action -- LeaderAndIsr per broker, UpdateMetadata for a set of
+brokers and partitions, StopReplica per broker -- and ``send_requests_to_brokers`` sends them
+in Kafka's order: LeaderAndIsr, then UpdateMetadata, then StopReplica. Every request carries
+the controller id, the controller epoch and the target broker's epoch (czxid of its
+registration), which brokers use to reject requests of a stale controller or meant for an
+earlier incarnation of themselves (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH).
+Partitions of topics queued for deletion are described with leader -2 (LeaderDuringDelete)
+in UpdateMetadata so that metadata caches drop them.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
+from kafkalike.protocol.api_keys import ApiKey, api_name
+from kafkalike.protocol.leader_and_isr import (
+    LeaderAndIsrLiveLeader,
+    LeaderAndIsrPartitionState,
+    LeaderAndIsrRequest,
+    LeaderAndIsrTopicState,
+)
+from kafkalike.protocol.schema import Message
+from kafkalike.protocol.stop_replica import (
+    StopReplicaPartitionState,
+    StopReplicaPartitionV0,
+    StopReplicaRequest,
+    StopReplicaTopicState,
+    StopReplicaTopicV1,
+)
+from kafkalike.protocol.update_metadata import (
+    UpdateMetadataBroker,
+    UpdateMetadataEndpoint,
+    UpdateMetadataPartitionState,
+    UpdateMetadataRequest,
+    UpdateMetadataTopicState,
+)
+
+if TYPE_CHECKING:
+    from kafkalike.client.connection import KafkaConnection
+    from kafkalike.controller.controller_context import ControllerContext
+
+log = structlog.get_logger(__name__)
+
+#: Kafka's LeaderAndIsr.LeaderDuringDelete: the leader UpdateMetadata gives partitions of a
+#: topic being deleted, which makes metadata caches drop them
+LEADER_DURING_DELETE = -2
+#: security protocol ids on the wire (Kafka's SecurityProtocol.id)
+SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
+
+Callback = Callable[[int, Any], None]
+"""Called as callback(broker_id, response) in the broker's send task; must not block."""
+
+
+@attrs.frozen
+class QueueItem:
+    """One request waiting in a broker's send queue: its API key, a builder taking the
+    negotiated version, and an optional callback for the response."""
+
+    api_key: int
+    build: Callable[[int], Message]
+    callback: Callback | None = None
+
+
+@attrs.frozen
+class BrokerChannelStatistics:
+    """One broker's channel: address, queued requests, sent/failed counts, connected or not."""
+
+    broker_id: int
+    host: str
+    port: int
+    queued: int
+    sent: int
+    retries: int
+    connected: bool
+
+
+@attrs.define
+class _BrokerChannel:
+    broker_id: int
+    host: str
+    port: int
+    send: trio.MemorySendChannel[QueueItem]
+    recv: trio.MemoryReceiveChannel[QueueItem]
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    conn: KafkaConnection | None = None
+    sent: int = 0
+    retries: int = 0
+
+
+class ControllerChannelManager:
+    """One connection and send queue per broker (see module doc).
+
+    controller_id: this broker's id (the client id is ``controller-<id>``);
+    request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run.
+    """
+
+    def __init__(self, controller_id: int, nursery: trio.Nursery, *, request_timeout_ms: float = 30000,
+                 initial_backoff_s: float = 0.05, max_backoff_s: float = 1.0) -> None:
+        self.controller_id = controller_id
+        self.nursery = nursery
+        self.request_timeout_ms = request_timeout_ms
+        self.initial_backoff_s = initial_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._brokers: dict[int, _BrokerChannel] = {}
+
+    # ---- brokers --------------------------------------------------------------------------
+
+    def add_broker(self, broker_id: int, host: str, port: int) -> None:
+        """Start a send queue (and task) for broker ``broker_id`` at host:port; a broker already
+        present at another address is replaced."""
+        existing = self._brokers.get(broker_id)
+        if existing is not None:
+            if (existing.host, existing.port) == (host, port):
+                return
+            self.remove_broker(broker_id)
+        send, recv = trio.open_memory_channel[QueueItem](math.inf)
+        channel = _BrokerChannel(broker_id, host, port, send, recv)
+        self._brokers[broker_id] = channel
+        self.nursery.start_soon(self._send_loop, channel)
+        log.debug("controller_channel_added", target_broker=broker_id, host=host, port=port)
+
+    def remove_broker(self, broker_id: int) -> None:
+        """Stop broker ``broker_id``'s send task; queued requests are dropped (Kafka's
+        removeBroker when a broker dies)."""
+        channel = self._brokers.pop(broker_id, None)
+        if channel is not None:
+            channel.scope.cancel()
+            channel.send.close()
+            log.debug("controller_channel_removed", target_broker=broker_id)
+
+    def shutdown(self) -> None:
+        """Remove every broker (used when the controller resigns)."""
+        for broker_id in list(self._brokers):
+            self.remove_broker(broker_id)
+
+    def has_broker(self, broker_id: int) -> bool:
+        return broker_id in self._brokers
+
+    # ---- sending --------------------------------------------------------------------------
+
+    def send(self, broker_id: int, api_key: int, build: Callable[[int], Message],
+             callback: Callback | None = None) -> bool:
+        """Queue a request for ``broker_id``; False (and dropped, as Kafka logs and drops) if
+        the broker has no channel (it is not live)."""
+        channel = self._brokers.get(broker_id)
+        if channel is None:
+            log.warning("controller_request_dropped", target_broker=broker_id, api=api_name(api_key),
+                        reason="broker not live")
+            return False
+        channel.send.send_nowait(QueueItem(api_key, build, callback))
+        return True
+
+    def queue_size(self, broker_id: int | None = None) -> int:
+        """Requests waiting (for one broker, or for all)."""
+        chans = [self._brokers[broker_id]] if broker_id is not None and broker_id in self._brokers else (
+            [] if broker_id is not None else list(self._brokers.values()))
+        return sum(c.recv.statistics().current_buffer_used for c in chans)
+
+    def statistics(self) -> list[BrokerChannelStatistics]:
+        """Each broker channel's state now."""
+        return [BrokerChannelStatistics(c.broker_id, c.host, c.port, c.recv.statistics().current_buffer_used,
+                                        c.sent, c.retries, c.conn is not None and not c.conn.closed)
+                for c in sorted(self._brokers.values(), key=lambda c: c.broker_id)]
+
+    async def _send_loop(self, channel: _BrokerChannel) -> None:
+        with channel.scope:
+            try:
+                async with trio.open_nursery() as conn_nursery:
+                    async for item in channel.recv:
+                        response = await self._send_with_retries(channel, item, conn_nursery)
+                        if response is not None and item.callback is not None:
+                            try:
+                                item.callback(channel.broker_id, response)
+                            except Exception:
+                                log.exception("controller_callback_failed", target_broker=channel.broker_id)
+                    conn_nursery.cancel_scope.cancel()
+            finally:
+                if channel.conn is not None:
+                    with trio.CancelScope(shield=True):
+                        await channel.conn.aclose()
+
+    async def _send_with_retries(self, channel: _BrokerChannel, item: QueueItem, nursery: trio.Nursery) -> Any:
+        from kafkalike.client.connection import KafkaConnection
+        from kafkalike.client.errors import ClientError, UnsupportedApiVersionError
+
+        backoff = self.initial_backoff_s
+        while True:
+            try:
+                if channel.conn is None or channel.conn.closed:
+                    channel.conn = await KafkaConnection.connect(
+                        channel.host, channel.port, nursery=nursery, client_id=f"controller-{self.controller_id}",
+                        request_timeout_ms=self.request_timeout_ms, node_id=channel.broker_id)
+                version = channel.conn.api_version(item.api_key)
+                request = item.build(version)
+                response = await channel.conn.send(request, api_version=version)
+                channel.sent += 1
+                return response
+            except UnsupportedApiVersionError as exc:
+                log.error("controller_request_unsupported", target_broker=channel.broker_id,
+                          api=api_name(item.api_key), error=str(exc))
+                return None
+            except ClientError as exc:
+                channel.retries += 1
+                log.info("controller_request_retry", target_broker=channel.broker_id,
+                         api=api_name(item.api_key), error=str(exc), backoff_ms=int(backoff * 1000))
+                if channel.conn is not None:
+                    await channel.conn.aclose()
+                    channel.conn = None
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+
+# ---- request building -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class LeaderAndIsrEntry:
+    """What LeaderAndIsr says about one partition to one broker."""
+
+    tp: TopicPartition
+    leader_isr: LeaderIsrAndControllerEpoch
+    replicas: tuple[int, ...]
+    adding: tuple[int, ...] = ()
+    removing: tuple[int, ...] = ()
+    is_new: bool = False
+
+
+@attrs.frozen
+class UpdateMetadataEntry:
+    """What UpdateMetadata says about one partition (leader -2 while its topic is deleted)."""
+
+    tp: TopicPartition
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    zk_version: int
+    controller_epoch: int
+    replicas: tuple[int, ...]
+    offline_replicas: tuple[int, ...]
+
+
+def _topic_uuid(topic_id: str | None) -> uuid.UUID:
+    if not topic_id:
+        return uuid.UUID(int=0)
+    try:
+        return zd.base64_to_uuid(topic_id)
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
+def build_leader_and_isr(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                         entries: Iterable[LeaderAndIsrEntry], live_leaders: Iterable[tuple[int, str, int]],
+                         topic_ids: dict[str, str]) -> LeaderAndIsrRequest:
+    """A LeaderAndIsr request of ``version`` (v0-v6 layouts; Kafka 3.x LeaderAndIsrRequest.json).
+    live_leaders: (broker id, host, port) of the leaders named in ``entries``."""
+    states = [LeaderAndIsrPartitionState(
+        topic_name=e.tp.topic, partition_index=e.tp.partition, controller_epoch=e.leader_isr.controller_epoch,
+        leader=e.leader_isr.leader, leader_epoch=e.leader_isr.leader_epoch, isr=tuple(e.leader_isr.isr),
+        zk_version=e.leader_isr.zk_version, replicas=e.replicas, adding_replicas=e.adding,
+        removing_replicas=e.removing, is_new=e.is_new) for e in entries]
+    leaders = tuple(LeaderAndIsrLiveLeader(broker_id=b, host_name=h, port=p) for b, h, p in live_leaders)
+    if version <= 1:
+        return LeaderAndIsrRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                   ungrouped_partition_states=tuple(states), topic_states=(), live_leaders=leaders)
+    by_topic: dict[str, list[LeaderAndIsrPartitionState]] = defaultdict(list)
+    for s in states:
+        by_topic[s.topic_name].append(s)
+    topics = tuple(LeaderAndIsrTopicState(topic_name=t, topic_id=_topic_uuid(topic_ids.get(t)),
+                                          partition_states=tuple(ps)) for t, ps in sorted(by_topic.items()))
+    return LeaderAndIsrRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                               broker_epoch=broker_epoch, ungrouped_partition_states=(), topic_states=topics,
+                               live_leaders=leaders)
+
+
+def build_update_metadata(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                          entries: Iterable[UpdateMetadataEntry], live_brokers: Iterable[zd.BrokerRegistration],
+                          topic_ids: dict[str, str]) -> UpdateMetadataRequest:
+    """An UpdateMetadata request of ``version`` (v0-v7 layouts; Kafka 3.x UpdateMetadataRequest.json)."""
+    brokers = []
+    for reg in live_brokers:
+        if version == 0:
+            ep = reg.endpoint("PLAINTEXT") or (reg.endpoints[0] if reg.endpoints else None)
+            brokers.append(UpdateMetadataBroker(id=reg.broker_id, v0_host=ep.host if ep else "",
+                                                v0_port=ep.port if ep else -1, endpoints=()))
+            continue
+        eps = tuple(UpdateMetadataEndpoint(port=e.port, host=e.host, listener=e.listener_name,
+                                           security_protocol=SECURITY_PROTOCOL_IDS.get(e.security_protocol, 0))
+                    for e in reg.endpoints)
+        brokers.append(UpdateMetadataBroker(id=reg.broker_id, endpoints=eps, rack=reg.rack))
+    states = [UpdateMetadataPartitionState(
+        topic_name=e.tp.topic, partition_index=e.tp.partition, controller_epoch=e.controller_epoch,
+        leader=e.leader, leader_epoch=e.leader_epoch, isr=e.isr, zk_version=e.zk_version,
+        replicas=e.replicas, offline_replicas=e.offline_replicas) for e in entries]
+    if version <= 4:
+        return UpdateMetadataRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                     ungrouped_partition_states=tuple(states), topic_states=(),
+                                     live_brokers=tuple(brokers))
+    by_topic: dict[str, list[UpdateMetadataPartitionState]] = defaultdict(list)
+    for s in states:
+        by_topic[s.topic_name].append(s)
+    topics = tuple(UpdateMetadataTopicState(topic_name=t, topic_id=_topic_uuid(topic_ids.get(t)),
+                                            partition_states=tuple(ps)) for t, ps in sorted(by_topic.items()))
+    return UpdateMetadataRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                 broker_epoch=broker_epoch, ungrouped_partition_states=(), topic_states=topics,
+                                 live_brokers=tuple(brokers))
+
+
+def build_stop_replica(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                       entries: Iterable[tuple[TopicPartition, int, bool]], delete: bool) -> StopReplicaRequest:
+    """A StopReplica request of ``version`` for (partition, leader epoch, delete) entries. v0-v2
+    carry one delete flag for the whole request, so callers split by ``delete`` for them."""
+    items = sorted(entries)
+    if version == 0:
+        return StopReplicaRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                  delete_partitions=delete, topics=(), topic_states=(),
+                                  ungrouped_partitions=tuple(StopReplicaPartitionV0(
+                                      topic_name=tp.topic, partition_index=tp.partition) for tp, _, _ in items))
+    by_topic: dict[str, list[tuple[int, int, bool]]] = defaultdict(list)
+    for tp, epoch, dele in items:
+        by_topic[tp.topic].append((tp.partition, epoch, dele))
+    if version <= 2:
+        return StopReplicaRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                  broker_epoch=broker_epoch, delete_partitions=delete, ungrouped_partitions=(),
+                                  topic_states=(), topics=tuple(StopReplicaTopicV1(
+                                      name=t, partition_indexes=tuple(p for p, _, _ in ps))
+                                      for t, ps in sorted(by_topic.items())))
+    return StopReplicaRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                              broker_epoch=broker_epoch, ungrouped_partitions=(), topics=(),
+                              topic_states=tuple(StopReplicaTopicState(topic_name=t, partition_states=tuple(
+                                  StopReplicaPartitionState(partition_index=p, leader_epoch=e, delete_partition=d)
+                                  for p, e, d in ps)) for t, ps in sorted(by_topic.items())))
+
+
+class ControllerBrokerRequestBatch:
+    """The requests of one controller action (Kafka's ControllerBrokerRequestBatch).
+
+    ``new_batch()`` must find it empty (a previous action that forgot to send is a bug);
+    ``add_*`` accumulate; ``send_requests_to_brokers(controller_epoch)`` sends and clears.
+    ``stop_replica_callback(broker_id, response)`` is attached to StopReplica requests with
+    delete=True (topic deletion progress).
+    """
+
+    def __init__(self, context: "ControllerContext", channel: ControllerChannelManager, controller_id: int,
+                 stop_replica_callback: Callback | None = None) -> None:
+        self.context = context
+        self.channel = channel
+        self.controller_id = controller_id
+        self.stop_replica_callback = stop_replica_callback
+        self.leader_and_isr: dict[int, dict[TopicPartition, LeaderAndIsrEntry]] = defaultdict(dict)
+        self.stop_replica: dict[int, dict[TopicPartition, tuple[int, bool]]] = defaultdict(dict)
+        self.update_metadata_brokers: set[int] = set()
+        self.update_metadata_partitions: dict[TopicPartition, UpdateMetadataEntry] = {}
+        self.sent = {"LeaderAndIsr": 0, "UpdateMetadata": 0, "StopReplica": 0}
+
+    def new_batch(self) -> None:
+        """Start a batch. Raises RuntimeError if the previous one was not sent."""
+        if self.leader_and_isr or self.stop_replica or self.update_metadata_brokers:
+            pending = (list(self.leader_and_isr), list(self.stop_replica), sorted(self.update_metadata_brokers))
+            self.clear()
+            raise RuntimeError(f"controller request batch was not empty when a new batch started: {pending}")
+
+    def clear(self) -> None:
+        self.leader_and_isr.clear()
+        self.stop_replica.clear()
+        self.update_metadata_brokers.clear()
+        self.update_metadata_partitions.clear()
+
+    def add_leader_and_isr_request_for_brokers(self, broker_ids: Iterable[int], tp: TopicPartition,
+                                               leader_isr: LeaderIsrAndControllerEpoch,
+                                               is_new: bool = False) -> None:
+        """LeaderAndIsr for ``tp`` to each of ``broker_ids`` (non-negative ids), and, as Kafka
+        does, UpdateMetadata for ``tp`` to every live broker."""
+        ctx = self.context
+        assignment = ctx.full_assignment(tp)
+        for b in broker_ids:
+            if b < 0:
+                continue
+            prev = self.leader_and_isr[b].get(tp)
+            self.leader_and_isr[b][tp] = LeaderAndIsrEntry(
+                tp, leader_isr, tuple(assignment.replicas), tuple(assignment.adding_replicas),
+                tuple(assignment.removing_replicas), is_new or (prev is not None and prev.is_new))
+        self.add_update_metadata_request_for_brokers(ctx.live_or_shutting_down_broker_ids(), [tp])
+
+    def add_stop_replica_request_for_brokers(self, broker_ids: Iterable[int], tp: TopicPartition,
+                                             delete_partition: bool) -> None:
+        """StopReplica for ``tp`` to each of ``broker_ids``; delete wins over a queued non-delete."""
+        li = self.context.leadership.get(tp)
+        epoch = -2 if delete_partition else (li.leader_epoch if li else -1)  # EpochDuringDelete = -2
+        for b in broker_ids:
+            if b < 0:
+                continue
+            prev = self.stop_replica[b].get(tp)
+            self.stop_replica[b][tp] = (epoch, delete_partition or (prev is not None and prev[1]))
+
+    def add_update_metadata_request_for_brokers(self, broker_ids: Iterable[int],
+                                                partitions: Iterable[TopicPartition] = ()) -> None:
+        """UpdateMetadata to ``broker_ids`` describing ``partitions`` as the context has them now
+        (leader -2 for topics being deleted; partitions without a state are skipped)."""
+        self.update_metadata_brokers.update(b for b in broker_ids if b >= 0)
+        ctx = self.context
+        for tp in partitions:
+            li = ctx.leadership.get(tp)
+            if li is None:
+                continue
+            replicas = tuple(ctx.assignments.get(tp, ()))
+            offline = tuple(r for r in replicas if not ctx.is_replica_online(tp, r))
+            leader = LEADER_DURING_DELETE if tp.topic in ctx.topics_to_delete else li.leader
+            self.update_metadata_partitions[tp] = UpdateMetadataEntry(
+                tp, leader, li.leader_epoch, tuple(li.isr), li.zk_version, li.controller_epoch, replicas, offline)
+
+    def send_requests_to_brokers(self, controller_epoch: int) -> None:
+        """Queue everything collected: LeaderAndIsr, then UpdateMetadata, then StopReplica;
+        then clear the batch."""
+        try:
+            self._send_leader_and_isr(controller_epoch)
+            self._send_update_metadata(controller_epoch)
+            self._send_stop_replica(controller_epoch)
+        finally:
+            self.clear()
+
+    def _broker_epoch(self, broker_id: int) -> int:
+        return self.context.live_brokers.get(broker_id, -1)
+
+    def _send_leader_and_isr(self, controller_epoch: int) -> None:
+        ctx = self.context
+        for broker_id, parts in sorted(self.leader_and_isr.items()):
+            if broker_id not in ctx.live_brokers:
+                continue
+            entries = list(parts.values())
+            leaders = []
+            for leader_id in sorted({e.leader_isr.leader for e in entries}):
+                reg = ctx.broker_info.get(leader_id)
+                ep = ctx.inter_broker_endpoint(leader_id) if reg else None
+                if ep is not None:
+                    leaders.append((leader_id, ep.host, ep.port))
+            broker_epoch = self._broker_epoch(broker_id)
+            topic_ids = dict(ctx.topic_ids)
+            cid = self.controller_id
+
+            def build(version: int, entries: list[LeaderAndIsrEntry] = entries, leaders: list[Any] = leaders,
+                      broker_epoch: int = broker_epoch) -> Message:
+                return build_leader_and_isr(version, cid, controller_epoch, broker_epoch, entries, leaders, topic_ids)
+
+            log.debug("leader_and_isr_queued", target_broker=broker_id,
+                      partitions=[str(e.tp) for e in entries][:20], count=len(entries))
+            if self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, build):
+                self.sent["LeaderAndIsr"] += 1
+
+    def _send_update_metadata(self, controller_epoch: int) -> None:
+        ctx = self.context
+        if not self.update_metadata_brokers:
+            return
+        entries = list(self.update_metadata_partitions.values())
+        live = [ctx.broker_info[b] for b in sorted(ctx.live_or_shutting_down_broker_ids()) if b in ctx.broker_info]
+        topic_ids = dict(ctx.topic_ids)
+        cid = self.controller_id
+        for broker_id in sorted(self.update_metadata_brokers):
+            if broker_id not in ctx.live_brokers:
+                continue
+            broker_epoch = self._broker_epoch(broker_id)
+
+            def build(version: int, broker_epoch: int = broker_epoch) -> Message:
+                return build_update_metadata(version, cid, controller_epoch, broker_epoch, entries, live, topic_ids)
+
+            if self.channel.send(broker_id, ApiKey.UPDATE_METADATA, build):
+                self.sent["UpdateMetadata"] += 1
+
+    def _send_stop_replica(self, controller_epoch: int) -> None:
+        ctx = self.context
+        cid = self.controller_id
+        for broker_id, parts in sorted(self.stop_replica.items()):
+            if broker_id not in ctx.live_brokers:
+                continue
+            broker_epoch = self._broker_epoch(broker_id)
+            for delete in (False, True):
+                entries = [(tp, epoch, d) for tp, (epoch, d) in parts.items() if d == delete]
+                if not entries:
+                    continue
+
+                def build(version: int, entries: list[Any] = entries, delete: bool = delete,
+                          broker_epoch: int = broker_epoch) -> Message:
+                    return build_stop_replica(version, cid, controller_epoch, broker_epoch, entries, delete)
+
+                callback = self.stop_replica_callback if delete else None
+                if self.channel.send(broker_id, ApiKey.STOP_REPLICA, build, callback):
+                    self.sent["StopReplica"] += 1

@@ -1,0 +1,1201 @@
+"""KafkaController: the ZooKeeper-era controller -- election, one event queue, and what it does
+on failover, broker start-up and failure, topic creation and deletion, controlled shutdown,
+preferred-replica election, partition reassignment and ISR change notifications (Kafka's
+kafka.controller.KafkaController, ZooKeeper mode; DESIGN.md decision 3 and section 3).
+
+Election. Every broker runs a KafkaController. On start-up (and whenever ``/controller``
+vanishes) it tries ``KafkaZkClient.register_controller_and_increment_epoch``: ONE multi-op
+that creates the ephemeral ``/controller`` and bumps ``/controller_epoch`` conditionally on
+its zkVersion. The winner becomes active (``controller_elected``); losers keep an exists
+watch on ``/controller`` and try again when it is deleted. The epoch's zkVersion returned by
+the multi-op is the fencing token: every controller write is a multi-op with a CheckOp on it
+(``ControllerMoved`` when another controller was elected since), and in addition a controller
+that is no longer active refuses to write at all. A controller whose ZooKeeper session
+expires resigns at once (``controller_resigned``), before the expiry event is even processed.
+
+One event queue. ZooKeeper watch firings (delivered by ZooKeeperClient straight into the
+queue as WatchEvents), broker requests (ControlledShutdown), StopReplica answers and timers
+(auto leader rebalance) are items on ONE trio memory channel, processed one at a time by one
+task (Kafka's ControllerEventManager). Watches are one-shot: each handler re-reads the znode
+and re-arms its watch in the same call. Events that need the active controller are ignored by
+an inactive one.
+
+Source: Kafka core 2.x/3.x, kafka.controller.KafkaController (onControllerFailover,
+onBrokerStartup, onBrokerFailure, onNewPartitionCreation, onPartitionReassignment,
+doControlledShutdown, processIsrChangeNotification, checkAndTriggerAutoLeaderRebalance).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch, ControllerChannelManager
+from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
+from kafkalike.controller.partition_state_machine import ElectionStrategy, PartitionStateMachine
+from kafkalike.controller.replica_state_machine import ReplicaStateMachine
+from kafkalike.controller.topic_deletion_manager import TopicDeletionManager
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.errors import (
+    BadVersion,
+    ConnectionLoss,
+    MultiOpFailed,
+    NoNode,
+    OperationTimeout,
+    ZooKeeperError,
+)
+from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient
+from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
+from kafkalike.coordination.zookeeper_client import (
+    CheckOp,
+    DeleteOp,
+    SessionEvent,
+    SessionState,
+    SetDataOp,
+    Watch,
+    WatchEvent,
+    WatchEventType,
+    ZooKeeperClient,
+)
+from kafkalike.protocol.controlled_shutdown import ControlledShutdownResponse, RemainingPartition
+from kafkalike.protocol.errors import ErrorCode
+
+log = structlog.get_logger(__name__)
+PS, RS = PartitionState, ReplicaState
+
+#: Kafka's defaults for the keys the controller reads (used when ``config`` lacks one)
+CONTROLLER_DEFAULTS: dict[str, Any] = {
+    "unclean.leader.election.enable": False,
+    "delete.topic.enable": True,
+    "auto.leader.rebalance.enable": True,
+    "leader.imbalance.check.interval.seconds": 300,
+    "leader.imbalance.per.broker.percentage": 10,
+    "controller.socket.timeout.ms": 30000,
+    "inter.broker.listener.name": None,
+}
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+@attrs.frozen
+class Startup:
+    """The controller starts: watch /controller and try to become controller."""
+
+
+@attrs.frozen
+class ControllerChange:
+    """/controller was created or changed (or must be re-read)."""
+
+
+@attrs.frozen
+class Reelect:
+    """/controller vanished (or a new session began): try to become controller."""
+
+
+@attrs.frozen
+class Expire:
+    """The ZooKeeper session expired: resign (already done at once) and clean up."""
+
+
+@attrs.frozen
+class BrokerChange:
+    """/brokers/ids children changed: brokers came, went or bounced."""
+
+
+@attrs.frozen
+class BrokerModification:
+    """/brokers/ids/<id> data changed (e.g. new endpoints)."""
+
+    broker_id: int
+
+
+@attrs.frozen
+class TopicChange:
+    """/brokers/topics children changed: topics created (or their znodes removed)."""
+
+
+@attrs.frozen
+class PartitionModifications:
+    """/brokers/topics/<t> data changed: partitions added (CreatePartitions)."""
+
+    topic: str
+
+
+@attrs.frozen
+class TopicDeletion:
+    """/admin/delete_topics children changed: topics marked for deletion."""
+
+
+@attrs.frozen
+class TopicDeletionStopReplicaResponseReceived:
+    """A broker answered StopReplica(delete=true): per-partition error codes."""
+
+    broker_id: int
+    error_code: int
+    partition_errors: tuple[tuple[TopicPartition, int], ...]
+
+
+@attrs.frozen
+class PartitionReassignment:
+    """/admin/reassign_partitions was created or changed."""
+
+
+@attrs.frozen
+class PartitionReassignmentIsrChange:
+    """The state of a partition being reassigned changed: maybe its new replicas joined the ISR."""
+
+    tp: TopicPartition
+
+
+@attrs.frozen
+class PreferredReplicaLeaderElection:
+    """/admin/preferred_replica_election was created or changed."""
+
+
+@attrs.frozen
+class AutoPreferredReplicaLeaderElection:
+    """Periodic (leader.imbalance.check.interval.seconds) leader imbalance check."""
+
+
+@attrs.frozen
+class IsrChangeNotification:
+    """/isr_change_notification children changed: leaders changed ISRs."""
+
+
+@attrs.define(eq=False)
+class ControlledShutdownReply:
+    """Where the ControlledShutdown event puts its answer for the waiting request handler."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    error: ErrorCode = ErrorCode.none
+    remaining: list[TopicPartition] = attrs.Factory(list)
+
+
+@attrs.frozen
+class ControlledShutdown:
+    """A broker asked to shut down cleanly (ControlledShutdown request)."""
+
+    broker_id: int
+    broker_epoch: int
+    reply: ControlledShutdownReply
+
+
+@attrs.frozen
+class _ShutdownEventThread:
+    """Stop the event loop."""
+
+
+ControllerEvent = Any
+
+
+@attrs.frozen
+class ControllerStatistics:
+    """The controller in one value (trio-style ``statistics()``)."""
+
+    broker_id: int
+    active: bool
+    active_controller_id: int | None
+    epoch: int
+    epoch_zk_version: int
+    live_brokers: tuple[int, ...]
+    shutting_down_brokers: tuple[int, ...]
+    topics: int
+    partitions: int
+    offline_partitions: int
+    preferred_replica_imbalance: int
+    topics_to_delete: tuple[str, ...]
+    partitions_being_reassigned: int
+    event_queue_size: int
+    events_processed: int
+    last_event: str | None
+
+
+class _FencedZk:
+    """KafkaZkClient as the controller uses it: every controller write first checks that this
+    controller is still active (a resigned controller never writes), then runs the guarded
+    multi-op (the CheckOp on /controller_epoch's zkVersion). Reads pass through."""
+
+    def __init__(self, controller: "KafkaController", kzk: KafkaZkClient) -> None:
+        self._c = controller
+        self._kzk = kzk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kzk, name)
+
+    def _check(self) -> None:
+        if not self._c.is_active:
+            raise ControllerMoved(f"broker {self._c.broker_id} is no longer the active controller")
+
+    async def create_partition_state(self, *a: Any) -> int:
+        self._check()
+        return await self._kzk.create_partition_state(*a)
+
+    async def update_partition_state_as_controller(self, *a: Any) -> int:
+        self._check()
+        return await self._kzk.update_partition_state_as_controller(*a)
+
+    async def set_topic_assignment(self, *a: Any) -> int:
+        self._check()
+        return await self._kzk.set_topic_assignment(*a)
+
+    async def delete_topic_znodes(self, *a: Any) -> None:
+        self._check()
+        await self._kzk.delete_topic_znodes(*a)
+
+    async def guarded_delete(self, path: str, epoch_zk_version: int) -> None:
+        """Delete ``path`` behind the epoch check; a missing node is fine."""
+        self._check()
+        try:
+            await self._kzk.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), DeleteOp(path)])
+        except MultiOpFailed as exc:
+            if exc.index == 0:
+                raise ControllerMoved(f"/controller_epoch moved on; not deleting {path}") from None
+            if not isinstance(exc.error, NoNode):
+                raise
+
+    async def guarded_set(self, path: str, data: bytes, epoch_zk_version: int) -> None:
+        """Set ``path``'s data behind the epoch check."""
+        self._check()
+        try:
+            await self._kzk.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), SetDataOp(path, data)])
+        except MultiOpFailed as exc:
+            if exc.index == 0:
+                raise ControllerMoved(f"/controller_epoch moved on; not writing {path}") from None
+            raise exc.error from None
+
+
+class KafkaController:
+    """One broker's controller (see module doc).
+
+    broker_id: this broker. config: Kafka's property names (a KafkaConfig or a plain mapping;
+    missing keys take CONTROLLER_DEFAULTS). zk: a started ZooKeeperClient (or set later by
+    ``startup_hook``). Run with ``await nursery.start(controller.run)``; stop with
+    ``controller.shutdown()``.
+    """
+
+    def __init__(self, broker_id: int, config: Mapping[str, Any] | Any = None,
+                 zk: ZooKeeperClient | None = None) -> None:
+        self.broker_id = broker_id
+        self.config = config if config is not None else {}
+        self.zk: ZooKeeperClient | None = None
+        self.kafka_zk: Any = None
+        self.context = ControllerContext()
+        self.partition_state_machine = PartitionStateMachine(self)
+        self.replica_state_machine = ReplicaStateMachine(self)
+        self.topic_deletion_manager = TopicDeletionManager(self)
+        self.channel: ControllerChannelManager | None = None
+        self.batch: ControllerBrokerRequestBatch = None  # type: ignore[assignment]
+        self.active_controller_id: int | None = None
+        self._active = False
+        self._events_send, self._events_recv = trio.open_memory_channel[ControllerEvent](math.inf)
+        self._watches: dict[tuple[str, str], Watch] = {}
+        self._nursery: trio.Nursery | None = None
+        self._rebalance_scope: trio.CancelScope | None = None
+        self._reassignment_targets: dict[TopicPartition, tuple[int, ...]] = {}
+        self.events_processed = 0
+        self.last_event: str | None = None
+        self.stopped = trio.Event()
+        self.became_active = trio.Event()
+        if zk is not None:
+            self.attach(zk)
+
+    def attach(self, zk: ZooKeeperClient) -> None:
+        """Use ``zk`` (started) for everything."""
+        self.zk = zk
+        self.kafka_zk = _FencedZk(self, KafkaZkClient(zk))
+
+    # ---- config, state ---------------------------------------------------------------------
+
+    def config_value(self, key: str) -> Any:
+        """``config[key]``, or Kafka's default when the config lacks it."""
+        try:
+            return self.config[key]
+        except (KeyError, TypeError):
+            return CONTROLLER_DEFAULTS[key]
+
+    async def unclean_leader_election_enabled(self, topic: str) -> bool:
+        """unclean.leader.election.enable for ``topic``: its /config/topics override, else the
+        broker's setting."""
+        try:
+            overrides = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, topic)
+        except zd.ZNodeDecodeError:
+            overrides = {}
+        value = overrides.get("unclean.leader.election.enable")
+        if value is not None:
+            return str(value).strip().lower() == "true"
+        return bool(self.config_value("unclean.leader.election.enable"))
+
+    @property
+    def is_active(self) -> bool:
+        """True while this broker is the active controller."""
+        return self._active
+
+    @property
+    def epoch(self) -> int:
+        return self.context.epoch
+
+    def statistics(self) -> ControllerStatistics:
+        """Epoch, live brokers, offline partitions, queue size ... now."""
+        ctx = self.context
+        imbalance = sum(1 for tp, li in ctx.leadership.items()
+                        if ctx.assignments.get(tp) and li.leader != ctx.assignments[tp][0])
+        return ControllerStatistics(
+            broker_id=self.broker_id, active=self._active, active_controller_id=self.active_controller_id,
+            epoch=ctx.epoch, epoch_zk_version=ctx.epoch_zk_version, live_brokers=tuple(sorted(ctx.live_brokers)),
+            shutting_down_brokers=tuple(sorted(ctx.shutting_down)), topics=len(ctx.all_topics()),
+            partitions=len(ctx.assignments), offline_partitions=ctx.offline_partition_count(),
+            preferred_replica_imbalance=imbalance, topics_to_delete=tuple(sorted(ctx.topics_to_delete)),
+            partitions_being_reassigned=len(ctx.reassigning),
+            event_queue_size=self._events_recv.statistics().current_buffer_used,
+            events_processed=self.events_processed, last_event=self.last_event)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def put(self, event: ControllerEvent) -> None:
+        """Add an event to the queue (never blocks)."""
+        try:
+            self._events_send.send_nowait(event)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the controller until ``shutdown()``: session watcher, channel manager, event loop."""
+        assert self.zk is not None, "KafkaController.run needs a ZooKeeperClient (attach())"
+        sessions = self.zk.session_events()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.channel = ControllerChannelManager(
+                    self.broker_id, nursery, request_timeout_ms=float(self.config_value("controller.socket.timeout.ms")))
+                self.batch = ControllerBrokerRequestBatch(self.context, self.channel, self.broker_id,
+                                                          stop_replica_callback=self._on_stop_replica_response)
+                nursery.start_soon(self._watch_session, sessions)
+                self.put(Startup())
+                task_status.started()
+                await self._event_loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            sessions.close()
+            self.stopped.set()
+
+    def shutdown(self) -> None:
+        """Ask the event loop to stop after the current event (Kafka's KafkaController.shutdown)."""
+        self.put(_ShutdownEventThread())
+
+    async def _watch_session(self, sessions: trio.MemoryReceiveChannel[SessionEvent]) -> None:
+        async for ev in sessions:
+            if ev.state is SessionState.EXPIRED:
+                if self._active:
+                    self._resign_now("zookeeper session expired")
+                self.put(Expire())
+            elif ev.state is SessionState.CONNECTED and ev.new_session:
+                self.put(Reelect())
+
+    def _resign_now(self, reason: str) -> None:
+        """Stop acting as controller at once (synchronously): no more writes or requests."""
+        was_active = self._active
+        self._active = False
+        if self._rebalance_scope is not None:
+            self._rebalance_scope.cancel()
+            self._rebalance_scope = None
+        if self.channel is not None:
+            self.channel.shutdown()
+        if was_active:
+            log.warning("controller_resigned", broker_id=self.broker_id, controller_epoch=self.context.epoch,
+                        reason=reason)
+        listener = self.context.listener_name
+        self.context.reset()
+        self.context.listener_name = listener
+        self._reassignment_targets.clear()
+        if self.batch is not None:
+            self.batch.clear()
+
+    # ---- the event loop ----------------------------------------------------------------------
+
+    async def _event_loop(self) -> None:
+        async for event in self._events_recv:
+            if isinstance(event, _ShutdownEventThread):
+                await self._on_shutdown()
+                return
+            if isinstance(event, WatchEvent):
+                event = self._translate_watch(event)
+                if event is None:
+                    continue
+            self.last_event = type(event).__name__
+            try:
+                await self._process(event)
+            except ControllerMoved as exc:
+                log.warning("controller_moved", broker_id=self.broker_id, event=self.last_event, error=str(exc))
+                self._resign_now("controller moved")
+                self.put(ControllerChange())
+            except ZooKeeperError as exc:
+                log.error("controller_event_zk_error", event=self.last_event, error=repr(exc))
+                if isinstance(exc, (ConnectionLoss, OperationTimeout)) and self._nursery is not None:
+                    self._nursery.start_soon(self._requeue_when_connected, event)  # retry once connected
+                if isinstance(event, ControlledShutdown):
+                    event.reply.error = ErrorCode.unknown_server_error
+                    event.reply.done.set()
+            except Exception as exc:
+                log.exception("controller_event_failed", event=self.last_event, error=repr(exc))
+                if isinstance(event, ControlledShutdown):
+                    event.reply.error = ErrorCode.unknown_server_error
+                    event.reply.done.set()
+                if self._active:
+                    await self._trigger_controller_move(f"{self.last_event} failed: {exc!r}")
+            finally:
+                self.events_processed += 1
+
+    async def _requeue_when_connected(self, event: ControllerEvent) -> None:
+        assert self.zk is not None
+        try:
+            await self.zk.wait_connected()
+        except Exception:
+            return
+        await trio.sleep(0.1)
+        self.put(event)
+
+    async def _trigger_controller_move(self, reason: str) -> None:
+        """A failure left the context unreliable: resign and delete /controller so that a
+        controller (maybe this one) starts afresh from ZooKeeper (Kafka's triggerControllerMove)."""
+        epoch_zk_version = self.context.epoch_zk_version
+        self._resign_now(reason)
+        try:
+            await KafkaZkClient(self.zk).delete_controller(epoch_zk_version)  # type: ignore[arg-type]
+        except (ControllerMoved, ZooKeeperError):
+            pass
+        self.put(Reelect())
+
+    def _translate_watch(self, ev: WatchEvent) -> ControllerEvent | None:
+        path = ev.path
+        if ev.type is WatchEventType.DISCONNECTED:
+            # state unknown: once connected again, re-read (which re-arms)
+            translated = self._translate_watch(WatchEvent(WatchEventType.CHANGED, path, ev.kind))
+            if translated is not None and self._nursery is not None:
+                self._nursery.start_soon(self._requeue_when_connected, translated)
+            return None
+        if path == zd.CONTROLLER_PATH:
+            return Reelect() if ev.type is WatchEventType.DELETED else ControllerChange()
+        if path == zd.BROKER_IDS_PATH:
+            return BrokerChange()
+        if path.startswith(zd.BROKER_IDS_PATH + "/"):
+            tail = path.rsplit("/", 1)[1]
+            return BrokerModification(int(tail)) if tail.isdigit() and ev.type is WatchEventType.CHANGED else None
+        if path == zd.BROKER_TOPICS_PATH:
+            return TopicChange()
+        if path.startswith(zd.BROKER_TOPICS_PATH + "/"):
+            parts = path.split("/")
+            if len(parts) == 4:
+                return PartitionModifications(parts[3]) if ev.type is WatchEventType.CHANGED else None
+            if len(parts) == 7 and parts[6] == "state":
+                return PartitionReassignmentIsrChange(TopicPartition(parts[3], int(parts[5])))
+            return None
+        if path == zd.DELETE_TOPICS_PATH:
+            return TopicDeletion()
+        if path == zd.REASSIGN_PARTITIONS_PATH:
+            return PartitionReassignment()
+        if path == zd.PREFERRED_REPLICA_ELECTION_PATH:
+            return PreferredReplicaLeaderElection()
+        if path == zd.ISR_CHANGE_NOTIFICATION_PATH:
+            return IsrChangeNotification()
+        return None
+
+    async def _process(self, event: ControllerEvent) -> None:
+        if isinstance(event, (Startup, ControllerChange, Reelect)):
+            await self._process_controller_change(reelect=not isinstance(event, ControllerChange))
+            return
+        if isinstance(event, Expire):
+            self._resign_now("zookeeper session expired")
+            return
+        if isinstance(event, ControlledShutdown):
+            await self._process_controlled_shutdown(event)
+            return
+        if not self._active:
+            return
+        handler = {
+            BrokerChange: self._process_broker_change,
+            BrokerModification: self._process_broker_modification,
+            TopicChange: self._process_topic_change,
+            PartitionModifications: self._process_partition_modifications,
+            TopicDeletion: self._process_topic_deletion,
+            TopicDeletionStopReplicaResponseReceived: self._process_stop_replica_response,
+            PartitionReassignment: self._process_partition_reassignment,
+            PartitionReassignmentIsrChange: self._process_reassignment_isr_change,
+            PreferredReplicaLeaderElection: self._process_preferred_replica_election,
+            AutoPreferredReplicaLeaderElection: self._process_auto_preferred_replica_election,
+            IsrChangeNotification: self._process_isr_change_notification,
+        }[type(event)]
+        await handler(event)
+
+    async def _on_shutdown(self) -> None:
+        if self._active:
+            epoch_zk_version = self.context.epoch_zk_version
+            self._resign_now("shutdown")
+            with trio.move_on_after(5):
+                try:
+                    await KafkaZkClient(self.zk).delete_controller(epoch_zk_version)  # type: ignore[arg-type]
+                except (ControllerMoved, ZooKeeperError):
+                    pass
+        else:
+            self._resign_now("shutdown")
+
+    # ---- watches -------------------------------------------------------------------------
+
+    async def _children_watch(self, path: str) -> list[str]:
+        assert self.zk is not None
+        key = (path, "children")
+        w = self._watches.get(key)
+        try:
+            if w is not None and w.fired is None:
+                return await self.zk.get_children(path)
+            children, self._watches[key] = await self.zk.get_children_and_watch(path, channel=self._events_send)
+            return children
+        except NoNode:
+            await self.zk.ensure_path(path)
+            children, self._watches[key] = await self.zk.get_children_and_watch(path, channel=self._events_send)
+            return children
+
+    async def _exists_watch(self, path: str) -> Any:
+        assert self.zk is not None
+        key = (path, "exists")
+        w = self._watches.get(key)
+        if w is not None and w.fired is None:
+            return await self.zk.exists(path)
+        stat, self._watches[key] = await self.zk.exists_and_watch(path, channel=self._events_send)
+        return stat
+
+    async def _data_watch(self, path: str) -> tuple[bytes, Any] | None:
+        """Read ``path`` and keep a data watch on it; None (no watch) if absent."""
+        assert self.zk is not None
+        key = (path, "data")
+        w = self._watches.get(key)
+        try:
+            if w is not None and w.fired is None:
+                return await self.zk.get(path)
+            data, stat, self._watches[key] = await self.zk.get_and_watch(path, channel=self._events_send)
+            return data, stat
+        except NoNode:
+            return None
+
+    # ---- election -------------------------------------------------------------------------
+
+    async def _process_controller_change(self, reelect: bool) -> None:
+        """Re-read /controller (re-arming its watch); resign if someone else holds it; try to
+        become controller if nobody does (Kafka's processControllerChange / processReelect)."""
+        stat = await self._exists_watch(zd.CONTROLLER_PATH)
+        active_id = await self.kafka_zk.get_controller_id() if stat is not None else None
+        self.active_controller_id = active_id
+        if self._active and active_id != self.broker_id:
+            self._resign_now(f"/controller now names broker {active_id}")
+        if active_id is None:
+            await self._elect()
+
+    async def _elect(self) -> None:
+        """Try to become controller (Kafka's KafkaController.elect)."""
+        try:
+            epoch = await KafkaZkClient(self.zk).register_controller_and_increment_epoch(self.broker_id)  # type: ignore[arg-type]
+        except ControllerMoved:
+            self.active_controller_id = await self.kafka_zk.get_controller_id()
+            log.info("controller_election_lost", broker_id=self.broker_id, active_controller=self.active_controller_id)
+            if self.active_controller_id is None:
+                self.put(ControllerChange())  # vanished again meanwhile: re-check (and re-elect)
+            return
+        self._active = True
+        self.active_controller_id = self.broker_id
+        self.context.epoch = epoch.epoch
+        self.context.epoch_zk_version = epoch.zk_version
+        await self._on_controller_failover()
+
+    async def _on_controller_failover(self) -> None:
+        """Become the active controller: read all state from ZooKeeper (arming the watches),
+        send UpdateMetadata to every live broker, then start the replica and partition state
+        machines (LeaderAndIsr), then resume deletions, reassignments, preferred elections
+        (Kafka's onControllerFailover)."""
+        ctx = self.context
+        listener = self.config_value("inter.broker.listener.name")
+        ctx.listener_name = listener if listener else None
+        log.info("controller_failover_started", broker_id=self.broker_id, controller_epoch=ctx.epoch)
+        t0 = trio.current_time()
+        # watches first, so that nothing that happens while we read is missed
+        await self._exists_watch(zd.REASSIGN_PARTITIONS_PATH)
+        await self._exists_watch(zd.PREFERRED_REPLICA_ELECTION_PATH)
+        await self._children_watch(zd.ISR_CHANGE_NOTIFICATION_PATH)
+        # read everything
+        for broker_id in sorted(int(b) for b in await self._children_watch(zd.BROKER_IDS_PATH) if b.isdigit()):
+            await self._read_broker(broker_id)
+        for topic in await self._children_watch(zd.BROKER_TOPICS_PATH):
+            await self._read_topic(topic, with_states=True)
+        deletions = await self._children_watch(zd.DELETE_TOPICS_PATH)
+        assert self.channel is not None
+        for broker_id in sorted(ctx.live_brokers):
+            self._add_channel(broker_id)
+        # UpdateMetadata to all live brokers BEFORE any LeaderAndIsr
+        self.send_update_metadata_request(sorted(ctx.live_brokers), sorted(ctx.leadership))
+        await self.replica_state_machine.startup()
+        await self.partition_state_machine.startup()
+        await self.topic_deletion_manager.init(
+            [t for t in deletions if t in ctx.all_topics()],
+            [t for t in deletions if any(r not in ctx.live_brokers for _, r in ctx.replicas_for_topic(t))])
+        for t in [t for t in deletions if t not in ctx.all_topics()]:  # stale marks
+            await self.kafka_zk.guarded_delete(zd.delete_topic_path(t), ctx.epoch_zk_version)
+        self.became_active.set()
+        log.info("controller_failover_done", broker_id=self.broker_id, controller_epoch=ctx.epoch,
+                 live_brokers=sorted(ctx.live_brokers), topics=len(ctx.all_topics()),
+                 partitions=len(ctx.assignments), offline_partitions=ctx.offline_partition_count(),
+                 ms=round((trio.current_time() - t0) * 1000, 1))
+        await self._process_partition_reassignment(PartitionReassignment())
+        await self.topic_deletion_manager.resume_deletions()
+        await self._process_preferred_replica_election(PreferredReplicaLeaderElection())
+        await self._process_isr_change_notification(IsrChangeNotification())
+        if self.config_value("auto.leader.rebalance.enable") and self._nursery is not None:
+            self._rebalance_scope = trio.CancelScope()
+            self._nursery.start_soon(self._auto_rebalance_timer, self._rebalance_scope)
+
+    async def _auto_rebalance_timer(self, scope: trio.CancelScope) -> None:
+        interval = float(self.config_value("leader.imbalance.check.interval.seconds"))
+        with scope:
+            while True:
+                await trio.sleep(interval)
+                self.put(AutoPreferredReplicaLeaderElection())
+
+    # ---- reading ZooKeeper into the context --------------------------------------------------
+
+    async def _read_broker(self, broker_id: int) -> bool:
+        """Read /brokers/ids/<id> (with a data watch) into the context; False if it is gone."""
+        got = await self._data_watch(zd.broker_id_path(broker_id))
+        if got is None:
+            return False
+        data, stat = got
+        self.context.broker_info[broker_id] = zd.BrokerRegistration.from_json(broker_id, data)
+        self.context.live_brokers[broker_id] = stat.czxid
+        return True
+
+    def _add_channel(self, broker_id: int) -> None:
+        ep = self.context.inter_broker_endpoint(broker_id)
+        if ep is not None and self.channel is not None:
+            self.channel.add_broker(broker_id, ep.host, ep.port)
+
+    async def _read_topic(self, topic: str, with_states: bool) -> list[TopicPartition]:
+        """Read /brokers/topics/<t> (with a data watch) into the context; returns the
+        partitions that were not known before."""
+        ctx = self.context
+        got = await self._data_watch(zd.topic_path(topic))
+        if got is None:
+            return []
+        assignment = zd.TopicAssignment.from_json(topic, got[0])
+        if assignment.topic_id:
+            ctx.topic_ids[topic] = assignment.topic_id
+        new = []
+        for p, ra in sorted(assignment.partitions.items()):
+            tp = TopicPartition(topic, p)
+            if tp not in ctx.assignments:
+                new.append(tp)
+                ctx.assignments[tp] = list(ra.replicas)
+                if ra.adding_replicas or ra.removing_replicas:
+                    ctx.reassigning[tp] = (tuple(ra.adding_replicas), tuple(ra.removing_replicas))
+            if with_states:
+                li = await self.kafka_zk.get_partition_state(topic, p)
+                if li is not None:
+                    ctx.leadership[tp] = li
+        return new
+
+    # ---- sending -------------------------------------------------------------------------
+
+    def send_update_metadata_request(self, broker_ids: Iterable[int], partitions: Iterable[TopicPartition] = ()
+                                     ) -> None:
+        """UpdateMetadata (live brokers + ``partitions``) to ``broker_ids``, now."""
+        self.batch.new_batch()
+        self.batch.add_update_metadata_request_for_brokers(list(broker_ids), list(partitions))
+        self.batch.send_requests_to_brokers(self.context.epoch)
+
+    def _on_stop_replica_response(self, broker_id: int, response: Any) -> None:
+        errors = tuple((TopicPartition(e.topic_name, e.partition_index), e.error_code)
+                       for e in response.partition_errors)
+        self.put(TopicDeletionStopReplicaResponseReceived(broker_id, response.error_code, errors))
+
+    # ---- brokers -------------------------------------------------------------------------
+
+    async def _process_broker_change(self, _: BrokerChange) -> None:
+        """Brokers came, went or bounced (Kafka's processBrokerChange)."""
+        ctx = self.context
+        ids = {int(b) for b in await self._children_watch(zd.BROKER_IDS_PATH) if b.isdigit()}
+        known = set(ctx.live_brokers)
+        new, dead, bounced = sorted(ids - known), sorted(known - ids), []
+        for broker_id in sorted(ids & known):
+            got = await self.kafka_zk.get_broker(broker_id)
+            if got is None:
+                dead.append(broker_id)
+            elif got.broker_epoch != ctx.live_brokers[broker_id]:
+                bounced.append(broker_id)
+        log.info("broker_change", live=sorted(ids), new=new, dead=dead, bounced=bounced)
+        if new:
+            added = [b for b in new if await self._read_broker(b)]
+            for b in added:
+                self._add_channel(b)
+            await self.on_broker_startup(added)
+        if bounced:
+            for b in bounced:
+                self._remove_live_broker(b)
+            await self.on_broker_failure(bounced)
+            added = [b for b in bounced if await self._read_broker(b)]
+            for b in added:
+                self._add_channel(b)
+            await self.on_broker_startup(added)
+        if dead:
+            for b in dead:
+                self._remove_live_broker(b)
+            await self.on_broker_failure(dead)
+
+    def _remove_live_broker(self, broker_id: int) -> None:
+        self.context.live_brokers.pop(broker_id, None)
+        self.context.broker_info.pop(broker_id, None)
+        if self.channel is not None:
+            self.channel.remove_broker(broker_id)
+        self._watches.pop((zd.broker_id_path(broker_id), "data"), None)
+
+    async def on_broker_startup(self, new_brokers: list[int]) -> None:
+        """New brokers: UpdateMetadata (broker list) to the others, full UpdateMetadata to the
+        new ones, their replicas -> OnlineReplica (LeaderAndIsr), then elect leaders for
+        partitions that were offline (Kafka's onBrokerStartup)."""
+        if not new_brokers:
+            return
+        ctx = self.context
+        log.info("broker_startup", brokers=new_brokers, broker_epochs={b: ctx.live_brokers[b] for b in new_brokers})
+        existing = sorted(set(ctx.live_brokers) - set(new_brokers))
+        self.send_update_metadata_request(existing, [])
+        self.send_update_metadata_request(new_brokers, sorted(ctx.leadership))
+        replicas = ctx.replicas_on_brokers(set(new_brokers))
+        await self.replica_state_machine.handle_state_changes(
+            [(tp, r) for tp, r in replicas if tp.topic not in ctx.topics_to_delete], RS.OnlineReplica)
+        await self.partition_state_machine.trigger_online_partition_state_change()
+        for tp in [tp for tp, r in replicas if tp in ctx.reassigning]:
+            await self._maybe_complete_reassignment(tp)
+        await self.topic_deletion_manager.resume_deletion_for_topics({tp.topic for tp, _ in replicas})
+
+    async def on_broker_failure(self, dead_brokers: list[int]) -> None:
+        """Dead brokers: their leaderships move (offline-partition election), they leave the
+        ISRs, LeaderAndIsr to the remaining replicas, UpdateMetadata to all (Kafka's
+        onBrokerFailure / onReplicasBecomeOffline)."""
+        if not dead_brokers:
+            return
+        ctx = self.context
+        ctx.shutting_down -= set(dead_brokers)
+        log.warning("broker_failure", brokers=dead_brokers)
+        replicas = ctx.replicas_on_brokers(set(dead_brokers))
+        await self.on_replicas_become_offline(replicas)
+
+    async def on_replicas_become_offline(self, replicas: list[tuple[TopicPartition, int]]) -> None:
+        ctx = self.context
+        for_deletion = [(tp, r) for tp, r in replicas if tp.topic in ctx.topics_to_delete]
+        others = [(tp, r) for tp, r in replicas if tp.topic not in ctx.topics_to_delete]
+        offline_leader = sorted(tp for tp, li in ctx.leadership.items()
+                                if tp.topic not in ctx.topics_to_delete and li.leader >= 0
+                                and not ctx.is_replica_online(tp, li.leader))
+        await self.partition_state_machine.handle_state_changes(offline_leader, PS.OfflinePartition)
+        await self.partition_state_machine.trigger_online_partition_state_change()
+        await self.replica_state_machine.handle_state_changes(others, RS.OfflineReplica)
+        if for_deletion:
+            await self.topic_deletion_manager.fail_replica_deletion(for_deletion)
+        if not offline_leader:
+            self.send_update_metadata_request(sorted(ctx.live_brokers), [])
+
+    async def _process_broker_modification(self, event: BrokerModification) -> None:
+        """A broker rewrote its registration: new endpoints -> UpdateMetadata to all."""
+        ctx = self.context
+        if event.broker_id not in ctx.live_brokers:
+            return
+        old = ctx.broker_info.get(event.broker_id)
+        if not await self._read_broker(event.broker_id):
+            return
+        if old is not None and old.endpoints != ctx.broker_info[event.broker_id].endpoints:
+            log.info("broker_modified", broker=event.broker_id,
+                     endpoints=[e.connection_string for e in ctx.broker_info[event.broker_id].endpoints])
+            self._add_channel(event.broker_id)
+            self.send_update_metadata_request(sorted(ctx.live_brokers), [])
+
+    # ---- topics --------------------------------------------------------------------------
+
+    async def _process_topic_change(self, _: TopicChange) -> None:
+        """New topics get partition states and leaders (Kafka's processTopicChange)."""
+        ctx = self.context
+        topics = set(await self._children_watch(zd.BROKER_TOPICS_PATH))
+        known = ctx.all_topics()
+        for gone in sorted(known - topics):  # removed behind our back
+            ctx.remove_topic(gone)
+        new_partitions: list[TopicPartition] = []
+        for topic in sorted(topics - known):
+            new_partitions += await self._read_topic(topic, with_states=False)
+        if new_partitions:
+            log.info("topics_created", topics=sorted({tp.topic for tp in new_partitions}),
+                     partitions=len(new_partitions))
+            await self.on_new_partition_creation(new_partitions)
+
+    async def _process_partition_modifications(self, event: PartitionModifications) -> None:
+        """Partitions added to an existing topic (CreatePartitions)."""
+        ctx = self.context
+        if event.topic not in ctx.all_topics():
+            return
+        if event.topic in ctx.topics_to_delete:
+            await self._data_watch(zd.topic_path(event.topic))
+            log.info("partitions_not_added", topic=event.topic, reason="topic is being deleted")
+            return
+        new = await self._read_topic(event.topic, with_states=False)
+        if new:
+            log.info("partitions_added", topic=event.topic, partitions=[tp.partition for tp in new])
+            await self.on_new_partition_creation(new)
+
+    async def on_new_partition_creation(self, partitions: list[TopicPartition]) -> None:
+        """New partitions: NewPartition, replicas NewReplica, then OnlinePartition (state
+        znodes written, first live replica leads; LeaderAndIsr + UpdateMetadata), replicas
+        OnlineReplica (Kafka's onNewPartitionCreation)."""
+        ctx = self.context
+        replicas = [(tp, r) for tp in partitions for r in ctx.assignments[tp]]
+        await self.partition_state_machine.handle_state_changes(partitions, PS.NewPartition)
+        await self.replica_state_machine.handle_state_changes(replicas, RS.NewReplica)
+        await self.partition_state_machine.handle_state_changes(partitions, PS.OnlinePartition, ElectionStrategy.OFFLINE)
+        await self.replica_state_machine.handle_state_changes(replicas, RS.OnlineReplica)
+
+    async def _process_topic_deletion(self, _: TopicDeletion) -> None:
+        """Topics marked in /admin/delete_topics: queue them (Kafka's processTopicDeletion)."""
+        ctx = self.context
+        marked = set(await self._children_watch(zd.DELETE_TOPICS_PATH))
+        unknown = marked - ctx.all_topics()
+        for topic in sorted(unknown):
+            log.info("topic_deletion_mark_removed", topic=topic, reason="no such topic")
+            await self.kafka_zk.guarded_delete(zd.delete_topic_path(topic), ctx.epoch_zk_version)
+        await self.topic_deletion_manager.enqueue_topics_for_deletion(marked - unknown - ctx.topics_to_delete)
+
+    async def _process_stop_replica_response(self, event: TopicDeletionStopReplicaResponseReceived) -> None:
+        ctx = self.context
+        ok, failed = [], []
+        for tp, code in event.partition_errors:
+            if tp.topic not in ctx.topics_to_delete:
+                continue
+            if ctx.replica_state(tp, event.broker_id) is not RS.ReplicaDeletionStarted:
+                continue
+            (ok if code == 0 and event.error_code == 0 else failed).append((tp, event.broker_id))
+        if event.error_code != 0:
+            log.warning("stop_replica_failed", broker=event.broker_id, error_code=event.error_code)
+        if failed:
+            await self.topic_deletion_manager.fail_replica_deletion(failed)
+        if ok:
+            await self.topic_deletion_manager.complete_replica_deletion(ok)
+
+    # ---- ISR changes ---------------------------------------------------------------------
+
+    async def _process_isr_change_notification(self, _: IsrChangeNotification) -> None:
+        """Leaders changed ISRs: refresh those partitions from ZooKeeper, UpdateMetadata to all
+        brokers, delete the notifications (Kafka's processIsrChangeNotification)."""
+        ctx = self.context
+        names = await self._children_watch(zd.ISR_CHANGE_NOTIFICATION_PATH)
+        if not names:
+            return
+        tps = await self.kafka_zk.read_and_delete_isr_change_notifications(names)
+        known = sorted(tp for tp in tps if tp in ctx.assignments)
+        for tp in known:
+            li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
+            if li is not None:
+                ctx.leadership[tp] = li
+        log.info("isr_change_processed", notifications=len(names), partitions=[str(tp) for tp in known][:20])
+        if known:
+            self.send_update_metadata_request(sorted(ctx.live_brokers), known)
+        for tp in known:
+            if tp in ctx.reassigning:
+                await self._maybe_complete_reassignment(tp)
+
+    # ---- controlled shutdown -------------------------------------------------------------
+
+    async def controlled_shutdown(self, broker_id: int, broker_epoch: int = -1) -> tuple[ErrorCode, list[TopicPartition]]:
+        """Queue a ControlledShutdown for ``broker_id`` and wait for the answer: an error code
+        (NONE, NOT_CONTROLLER, STALE_BROKER_EPOCH, BROKER_NOT_AVAILABLE) and the partitions it
+        still leads (the broker retries while there are some)."""
+        reply = ControlledShutdownReply()
+        self.put(ControlledShutdown(broker_id, broker_epoch, reply))
+        await reply.done.wait()
+        return reply.error, reply.remaining
+
+    async def handle_controlled_shutdown(self, header: Any, request: Any, conn: Any) -> ControlledShutdownResponse:
+        """KafkaApis handler for ControlledShutdown v0-v3."""
+        epoch = request.broker_epoch if header.api_version >= 2 else -1
+        error, remaining = await self.controlled_shutdown(request.broker_id, epoch)
+        return ControlledShutdownResponse(
+            error_code=int(error.value), remaining_partitions=tuple(
+                RemainingPartition(topic_name=tp.topic, partition_index=tp.partition) for tp in remaining))
+
+    async def _process_controlled_shutdown(self, event: ControlledShutdown) -> None:
+        """Move the broker's leaderships to other ISR members (controlled-shutdown election),
+        take it out of the ISRs it follows in, answer with what it still leads (Kafka's
+        doControlledShutdown)."""
+        reply = event.reply
+        try:
+            ctx = self.context
+            if not self._active:
+                reply.error = ErrorCode.not_controller
+                return
+            broker_id = event.broker_id
+            if broker_id not in ctx.live_brokers:
+                reply.error = ErrorCode.broker_not_available
+                return
+            if event.broker_epoch >= 0 and event.broker_epoch < ctx.live_brokers[broker_id]:
+                reply.error = ErrorCode.stale_broker_epoch
+                return
+            ctx.shutting_down.add(broker_id)
+            log.info("controlled_shutdown_started", broker=broker_id)
+
+            def act_on() -> list[TopicPartition]:
+                return [tp for tp in ctx.partitions_on_broker(broker_id)
+                        if len(ctx.assignments[tp]) > 1 and tp in ctx.leadership
+                        and tp.topic not in ctx.topics_to_delete]
+
+            led = [tp for tp in act_on() if ctx.leadership[tp].leader == broker_id]
+            followed = [tp for tp in act_on() if ctx.leadership[tp].leader != broker_id]
+            await self.partition_state_machine.handle_state_changes(
+                led, PS.OnlinePartition, ElectionStrategy.CONTROLLED_SHUTDOWN)
+            self.batch.new_batch()
+            for tp in followed:
+                self.batch.add_stop_replica_request_for_brokers([broker_id], tp, delete_partition=False)
+            self.batch.send_requests_to_brokers(ctx.epoch)
+            await self.replica_state_machine.handle_state_changes([(tp, broker_id) for tp in followed],
+                                                                  RS.OfflineReplica)
+            reply.remaining = [tp for tp in act_on() if ctx.leadership[tp].leader == broker_id]
+            log.info("controlled_shutdown_done", broker=broker_id, leaderships_moved=len(led) - len(reply.remaining),
+                     remaining=[str(tp) for tp in reply.remaining][:20])
+        finally:
+            reply.done.set()
+
+    # ---- preferred replica election -----------------------------------------------------
+
+    async def elect_preferred_leaders(self, partitions: Iterable[TopicPartition], reason: str) -> None:
+        """Move leadership of ``partitions`` back to their preferred (first) replica where it
+        is alive and in the ISR (Kafka's onReplicaElection with PreferredReplica strategy)."""
+        ctx = self.context
+        candidates = [tp for tp in sorted(set(partitions))
+                      if tp in ctx.leadership and ctx.assignments.get(tp)
+                      and ctx.leadership[tp].leader != ctx.assignments[tp][0]
+                      and ctx.partition_state(tp) is PS.OnlinePartition
+                      and tp.topic not in ctx.topics_to_delete and tp not in ctx.reassigning]
+        if not candidates:
+            return
+        log.info("preferred_replica_election", partitions=[str(tp) for tp in candidates][:20],
+                 count=len(candidates), reason=reason)
+        await self.partition_state_machine.handle_state_changes(candidates, PS.OnlinePartition,
+                                                                ElectionStrategy.PREFERRED)
+
+    async def _process_preferred_replica_election(self, _: PreferredReplicaLeaderElection) -> None:
+        """/admin/preferred_replica_election: elect, then delete the znode (fenced)."""
+        stat = await self._exists_watch(zd.PREFERRED_REPLICA_ELECTION_PATH)
+        if stat is None:
+            return
+        assert self.zk is not None
+        try:
+            data, _stat = await self.zk.get(zd.PREFERRED_REPLICA_ELECTION_PATH)
+        except NoNode:
+            return
+        try:
+            partitions = zd.PreferredReplicaElection.from_json(data).partitions
+        except zd.ZNodeDecodeError as exc:
+            log.error("preferred_replica_election_invalid", error=str(exc))
+            partitions = frozenset()
+        await self.elect_preferred_leaders(partitions, "admin")
+        await self.kafka_zk.guarded_delete(zd.PREFERRED_REPLICA_ELECTION_PATH, self.context.epoch_zk_version)
+
+    async def _process_auto_preferred_replica_election(self, _: AutoPreferredReplicaLeaderElection) -> None:
+        """auto.leader.rebalance.enable: for each broker whose share of preferred leaderships it
+        does not hold exceeds leader.imbalance.per.broker.percentage, elect preferred leaders
+        (Kafka's checkAndTriggerAutoLeaderRebalance)."""
+        ctx = self.context
+        if ctx.reassigning or ctx.topics_to_delete:
+            return
+        threshold = float(self.config_value("leader.imbalance.per.broker.percentage")) / 100.0
+        by_preferred: dict[int, list[TopicPartition]] = {}
+        for tp, replicas in ctx.assignments.items():
+            if replicas and tp in ctx.leadership:
+                by_preferred.setdefault(replicas[0], []).append(tp)
+        to_elect: list[TopicPartition] = []
+        for broker_id, tps in sorted(by_preferred.items()):
+            if broker_id not in ctx.live_broker_ids():
+                continue
+            not_led = [tp for tp in tps if ctx.leadership[tp].leader != broker_id]
+            ratio = len(not_led) / len(tps)
+            if ratio > threshold:
+                log.info("leader_imbalance", broker=broker_id, ratio=round(ratio, 3), threshold=threshold)
+                to_elect += [tp for tp in not_led if broker_id in ctx.leadership[tp].isr]
+        await self.elect_preferred_leaders(to_elect, "auto_rebalance")
+
+    # ---- partition reassignment ----------------------------------------------------------
+
+    async def _process_partition_reassignment(self, _: PartitionReassignment) -> None:
+        """/admin/reassign_partitions: start every listed reassignment not yet in progress
+        (Kafka's processZkPartitionReassignment)."""
+        stat = await self._exists_watch(zd.REASSIGN_PARTITIONS_PATH)
+        if stat is None:
+            return
+        assert self.zk is not None
+        try:
+            data, _stat = await self.zk.get(zd.REASSIGN_PARTITIONS_PATH)
+            wanted = dict(zd.PartitionReassignment.from_json(data).assignments)
+        except NoNode:
+            return
+        except zd.ZNodeDecodeError as exc:
+            log.error("partition_reassignment_invalid", error=str(exc))
+            await self.kafka_zk.guarded_delete(zd.REASSIGN_PARTITIONS_PATH, self.context.epoch_zk_version)
+            return
+        ctx = self.context
+        finished = []
+        for tp, target in sorted(wanted.items()):
+            if tp in self._reassignment_targets and self._reassignment_targets[tp] == tuple(target):
+                continue
+            if (tp not in ctx.assignments or tp.topic in ctx.topics_to_delete or not target
+                    or len(set(target)) != len(target)):
+                log.warning("partition_reassignment_rejected", partition=str(tp), target=list(target))
+                finished.append(tp)
+                continue
+            if list(target) == ctx.assignments[tp] and tp not in ctx.reassigning:
+                finished.append(tp)
+                continue
+            self._reassignment_targets[tp] = tuple(target)
+            await self._on_partition_reassignment(tp, tuple(target))
+        await self._remove_from_reassignment_znode(finished)
+
+    async def _on_partition_reassignment(self, tp: TopicPartition, target: tuple[int, ...]) -> None:
+        """Phase 1 (Kafka's onPartitionReassignment, KIP-455 layout): assignment becomes
+        target + original (adding/removing recorded in ZooKeeper), leader epoch bumped
+        (LeaderAndIsr to all), new replicas started; then wait for them to join the ISR."""
+        ctx = self.context
+        original = [r for r in ctx.assignments[tp] if r not in ctx.reassigning.get(tp, ((), ()))[0]] \
+            if tp in ctx.reassigning else list(ctx.assignments[tp])
+        full = list(dict.fromkeys(list(target) + original))
+        adding = tuple(r for r in target if r not in original)
+        removing = tuple(r for r in original if r not in target)
+        log.info("partition_reassignment_started", partition=str(tp), original=original, target=list(target),
+                 adding=list(adding), removing=list(removing))
+        ctx.assignments[tp] = full
+        ctx.reassigning[tp] = (adding, removing)
+        await self._write_topic_assignment(tp.topic)
+        await self._bump_leader_epoch(tp)
+        new_replicas = [(tp, r) for r in adding if ctx.replica_state(tp, r) is RS.NonExistentReplica]
+        await self.replica_state_machine.handle_state_changes(new_replicas, RS.NewReplica)
+        await self._data_watch(zd.partition_state_path(tp.topic, tp.partition))
+        await self._maybe_complete_reassignment(tp)
+
+    async def _process_reassignment_isr_change(self, event: PartitionReassignmentIsrChange) -> None:
+        if event.tp in self.context.reassigning:
+            await self._data_watch(zd.partition_state_path(event.tp.topic, event.tp.partition))
+            await self._maybe_complete_reassignment(event.tp)
+
+    async def _maybe_complete_reassignment(self, tp: TopicPartition) -> None:
+        """Phase 2, once every target replica is in the ISR: target replicas online,
+        assignment = target, leader moved into the target if needed (else epoch bump), removed
+        replicas stopped and deleted, ZooKeeper updated, UpdateMetadata to all."""
+        ctx = self.context
+        target = self._reassignment_targets.get(tp)
+        if target is None or tp not in ctx.reassigning:
+            return
+        li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
+        if li is None or not all(r in li.isr for r in target):
+            return
+        ctx.leadership[tp] = li
+        _adding, removing = ctx.reassigning[tp]
+        await self.replica_state_machine.handle_state_changes(
+            [(tp, r) for r in target if ctx.replica_state(tp, r) is not RS.OnlineReplica], RS.OnlineReplica)
+        ctx.assignments[tp] = list(target)
+        ctx.reassigning.pop(tp, None)
+        if li.leader not in target or not ctx.is_replica_online(tp, li.leader, include_shutting_down=False):
+            await self.partition_state_machine.handle_state_changes([tp], PS.OnlinePartition, ElectionStrategy.REASSIGN)
+        else:
+            await self._bump_leader_epoch(tp)
+        removed = [(tp, r) for r in removing]
+        rsm = self.replica_state_machine
+        await rsm.handle_state_changes(removed, RS.OfflineReplica)
+        await rsm.handle_state_changes(removed, RS.ReplicaDeletionStarted)
+        await rsm.handle_state_changes(removed, RS.ReplicaDeletionSuccessful)
+        await rsm.handle_state_changes(removed, RS.NonExistentReplica)
+        await self._write_topic_assignment(tp.topic)
+        self._reassignment_targets.pop(tp, None)
+        await self._remove_from_reassignment_znode([tp])
+        self.send_update_metadata_request(sorted(ctx.live_brokers), [tp])
+        log.info("partition_reassignment_completed", partition=str(tp), replicas=list(target),
+                 leader=ctx.leadership[tp].leader)
+        await self.topic_deletion_manager.resume_deletion_for_topics([tp.topic])
+
+    async def _bump_leader_epoch(self, tp: TopicPartition) -> None:
+        """Rewrite the partition state with leader_epoch + 1 and send LeaderAndIsr to every
+        live replica (Kafka's updateLeaderEpochAndSendRequest)."""
+        ctx = self.context
+        for _attempt in range(10):
+            current = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
+            if current is None:
+                return
+            new = LeaderIsrAndControllerEpoch(leader=current.leader, leader_epoch=current.leader_epoch + 1,
+                                              isr=current.isr, controller_epoch=ctx.epoch,
+                                              zk_version=current.zk_version)
+            try:
+                version = await self.kafka_zk.update_partition_state_as_controller(tp, new, ctx.epoch_zk_version)
+            except BadVersion:
+                continue
+            written = attrs.evolve(new, zk_version=version)
+            ctx.leadership[tp] = written
+            self.batch.new_batch()
+            self.batch.add_leader_and_isr_request_for_brokers(
+                [r for r in ctx.assignments[tp] if ctx.is_replica_online(tp, r)], tp, written)
+            self.batch.send_requests_to_brokers(ctx.epoch)
+            return
+
+    async def _write_topic_assignment(self, topic: str) -> None:
+        """Write the context's assignment of ``topic`` (with adding/removing) to its znode."""
+        ctx = self.context
+        got = await self.kafka_zk.get_topic_assignment(topic)
+        if got is None:
+            return
+        current, version = got
+        partitions = dict(current.partitions)
+        for tp in ctx.partitions_of_topic(topic):
+            ra = ctx.full_assignment(tp)
+            partitions[tp.partition] = zd.ReplicaAssignment(ra.replicas, ra.adding_replicas, ra.removing_replicas)
+        await self.kafka_zk.set_topic_assignment(attrs.evolve(current, partitions=partitions), version,
+                                                 ctx.epoch_zk_version)
+        await self._data_watch(zd.topic_path(topic))
+
+    async def _remove_from_reassignment_znode(self, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
+        assert self.zk is not None
+        try:
+            data, _ = await self.zk.get(zd.REASSIGN_PARTITIONS_PATH)
+            current = dict(zd.PartitionReassignment.from_json(data).assignments)
+        except NoNode:
+            return
+        except zd.ZNodeDecodeError:
+            current = {}
+        for tp in partitions:
+            current.pop(tp, None)
+        if current:
+            await self.kafka_zk.guarded_set(zd.REASSIGN_PARTITIONS_PATH,
+                                            zd.PartitionReassignment(current).to_json(), self.context.epoch_zk_version)
+        else:
+            await self.kafka_zk.guarded_delete(zd.REASSIGN_PARTITIONS_PATH, self.context.epoch_zk_version)
+
+    # ---- KafkaServer wiring --------------------------------------------------------------
+
+    @classmethod
+    def for_server(cls, server: Any) -> "KafkaController":
+        """The controller of a KafkaServer: its config and broker id; ZooKeeper is attached by
+        ``startup_hook`` once the server has connected."""
+        return cls(server.broker_id, server.config)
+
+    async def startup_hook(self, server: Any) -> None:
+        """KafkaServer start-up hook: attach the server's ZooKeeper client and start ``run`` in
+        the server's nursery."""
+        self.broker_id = server.broker_id
+        self.attach(server.zk)
+        await server.nursery.start(self.run)
+
+    async def shutdown_hook(self, server: Any) -> None:
+        """KafkaServer shutdown hook: stop the event loop (resigning if active) and wait."""
+        self.shutdown()
+        with trio.move_on_after(10):
+            await self.stopped.wait()

@@ -1,0 +1,257 @@
+"""PartitionStateMachine: moves partitions between Kafka's partition states, electing leaders
+and writing partition state znodes on the way (Kafka's ZkPartitionStateMachine).
+
+States (controller_context.PartitionState): NonExistentPartition -> NewPartition (the topic
+znode names it) -> OnlinePartition (a leader is elected and written) <-> OfflinePartition
+(its leader died) -> NonExistentPartition (topic deleted).
+
+To OnlinePartition:
+* from NewPartition: the first live replica in assignment order leads, the ISR is every live
+  replica, leader_epoch 0; ``/brokers/topics/<t>/partitions/<p>/state`` is CREATED behind the
+  controller-epoch check (Kafka's initializeLeaderAndIsrForPartitions);
+* from OfflinePartition / OnlinePartition: the state is re-read from ZooKeeper, a leader is
+  chosen by the requested ElectionStrategy (leader_election.py: offline, reassign, preferred,
+  controlled shutdown), leader_epoch + 1, and the state is UPDATED conditionally on its
+  zkVersion and the controller epoch (BadVersion: re-read and retry; a state written by a
+  newer controller epoch: that partition fails) (doElectLeaderForPartitions).
+Each success adds LeaderAndIsr for the partition's live replicas (and UpdateMetadata for all
+live brokers) to the controller's request batch; ``handle_state_changes`` sends the batch.
+
+A partition that cannot get a leader (no live replica; no live ISR member with unclean
+election off) stays where it was and is counted in statistics' offline partitions.
+ControllerMoved from a fenced write propagates: the caller (KafkaController) resigns.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+import structlog
+
+from kafkalike.controller.controller_context import PartitionState, VALID_PREVIOUS_PARTITION_STATES
+from kafkalike.controller.leader_election import (
+    LeaderElection,
+    controlled_shutdown_leader,
+    offline_partition_leader,
+    preferred_replica_leader,
+    reassign_partition_leader,
+)
+from kafkalike.coordination.errors import BadVersion, MultiOpFailed, NodeExists, NoNode
+from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
+
+if TYPE_CHECKING:
+    from kafkalike.controller.kafka_controller import KafkaController
+
+log = structlog.get_logger(__name__)
+PS = PartitionState
+
+
+class ElectionStrategy(enum.Enum):
+    """Which of Kafka's PartitionLeaderElectionStrategy to use when (re-)electing."""
+
+    OFFLINE = "offline"
+    REASSIGN = "reassign"
+    PREFERRED = "preferred"
+    CONTROLLED_SHUTDOWN = "controlled_shutdown"
+
+
+@attrs.frozen
+class ElectionFailure:
+    """Why a partition got no new leader (one line)."""
+
+    reason: str
+
+
+class PartitionStateMachine:
+    """Partition state transitions for ``controller`` (its context, ZooKeeper client, batch)."""
+
+    MAX_ZK_RETRIES = 10
+
+    def __init__(self, controller: "KafkaController") -> None:
+        self.controller = controller
+
+    @property
+    def ctx(self):  # type: ignore[no-untyped-def]
+        return self.controller.context
+
+    # ---- start-up ------------------------------------------------------------------------
+
+    def initialize_partition_state(self) -> None:
+        """Set every known partition's state from what was read from ZooKeeper: no state znode
+        -> NewPartition; leader alive -> OnlinePartition; else OfflinePartition."""
+        ctx = self.ctx
+        for tp in sorted(ctx.assignments):
+            li = ctx.leadership.get(tp)
+            if li is None:
+                ctx.partition_states[tp] = PS.NewPartition
+            elif ctx.is_replica_online(tp, li.leader):
+                ctx.partition_states[tp] = PS.OnlinePartition
+            else:
+                ctx.partition_states[tp] = PS.OfflinePartition
+
+    async def startup(self) -> None:
+        """Initialize states, then bring New/Offline partitions online (Kafka's startup)."""
+        self.initialize_partition_state()
+        await self.trigger_online_partition_state_change()
+
+    async def trigger_online_partition_state_change(self, topics: Iterable[str] | None = None
+                                                    ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        """Elect leaders (offline strategy) for every New/Offline partition not being deleted
+        (of ``topics`` only, if given)."""
+        ctx = self.ctx
+        wanted = None if topics is None else set(topics)
+        partitions = [tp for tp, s in sorted(ctx.partition_states.items())
+                      if s in (PS.NewPartition, PS.OfflinePartition) and tp.topic not in ctx.topics_to_delete
+                      and (wanted is None or tp.topic in wanted)]
+        if not partitions:
+            return {}
+        return await self.handle_state_changes(partitions, PS.OnlinePartition, ElectionStrategy.OFFLINE)
+
+    # ---- transitions ---------------------------------------------------------------------
+
+    async def handle_state_changes(self, partitions: Iterable[TopicPartition], target: PartitionState,
+                                   strategy: ElectionStrategy | None = None
+                                   ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        """Move ``partitions`` to ``target`` in one request batch, which is then sent.
+        Returns, for OnlinePartition, each partition's election or failure."""
+        batch = self.controller.batch
+        batch.new_batch()
+        try:
+            return await self._do_handle_state_changes(list(partitions), target, strategy)
+        finally:
+            batch.send_requests_to_brokers(self.ctx.epoch)
+
+    async def _do_handle_state_changes(self, partitions: list[TopicPartition], target: PartitionState,
+                                       strategy: ElectionStrategy | None
+                                       ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        ctx = self.ctx
+        valid = []
+        for tp in partitions:
+            current = ctx.partition_state(tp)
+            if current in VALID_PREVIOUS_PARTITION_STATES[target]:
+                valid.append(tp)
+            else:
+                log.error("partition_state_change_invalid", partition=str(tp), current=current.name,
+                          target=target.name)
+        if target is not PS.OnlinePartition:
+            for tp in valid:
+                ctx.move_partition(tp, target)
+            return {}
+        uninitialized = [tp for tp in valid if ctx.partition_state(tp) is PS.NewPartition]
+        to_elect = [tp for tp in valid if ctx.partition_state(tp) is not PS.NewPartition]
+        results: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
+        if uninitialized:
+            results.update(await self._initialize_leader_and_isr(uninitialized))
+        if to_elect:
+            results.update(await self._elect_leaders(to_elect, strategy or ElectionStrategy.OFFLINE))
+        for tp, outcome in results.items():
+            if isinstance(outcome, LeaderElection):
+                ctx.move_partition(tp, PS.OnlinePartition)
+        return results
+
+    async def _initialize_leader_and_isr(self, partitions: list[TopicPartition]
+                                         ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
+        out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
+        for tp in partitions:
+            replicas = ctx.assignments.get(tp, [])
+            live = [r for r in replicas if ctx.is_replica_online(tp, r, include_shutting_down=False)]
+            if not live:
+                out[tp] = ElectionFailure("no live replica")
+                log.warning("partition_offline", partition=str(tp), replicas=list(replicas), reason="no live replica")
+                continue
+            li = LeaderIsrAndControllerEpoch(leader=live[0], leader_epoch=0, isr=tuple(live),
+                                             controller_epoch=ctx.epoch, zk_version=0)
+            try:
+                await kzk.create_partition_state(tp, li, ctx.epoch_zk_version)
+            except MultiOpFailed as exc:
+                if not isinstance(exc.error, NodeExists):
+                    raise
+                # written by a controller that died before it could act on it: adopt it and elect
+                existing = await kzk.get_partition_state(tp.topic, tp.partition)
+                if existing is None:
+                    out[tp] = ElectionFailure("state znode vanished")
+                    continue
+                ctx.leadership[tp] = existing
+                ctx.move_partition(tp, PS.OfflinePartition)
+                out.update(await self._elect_leaders([tp], ElectionStrategy.OFFLINE))
+                continue
+            ctx.leadership[tp] = li
+            batch.add_leader_and_isr_request_for_brokers(live, tp, li, is_new=True)
+            out[tp] = LeaderElection(li.leader, li.isr)
+            log.info("leader_elected", partition=str(tp), leader=li.leader, leader_epoch=0, isr=list(li.isr),
+                     strategy="new_partition")
+        return out
+
+    async def _unclean_allowed(self, topic: str) -> bool:
+        return await self.controller.unclean_leader_election_enabled(topic)
+
+    async def _elect_leaders(self, partitions: list[TopicPartition], strategy: ElectionStrategy
+                             ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
+        out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
+        for tp in partitions:
+            for _attempt in range(self.MAX_ZK_RETRIES):
+                current = await kzk.get_partition_state(tp.topic, tp.partition)
+                if current is None:
+                    out[tp] = ElectionFailure("no partition state znode")
+                    break
+                if current.controller_epoch > ctx.epoch:
+                    out[tp] = ElectionFailure(
+                        f"state written by controller epoch {current.controller_epoch} > ours {ctx.epoch}")
+                    break
+                assignment = list(ctx.assignments.get(tp, []))
+                election, recipients = await self._choose(tp, strategy, assignment, current)
+                if election is None:
+                    ctx.leadership[tp] = current
+                    out[tp] = ElectionFailure(f"no eligible replica ({strategy.value})")
+                    log.warning("leader_election_failed", partition=str(tp), strategy=strategy.value,
+                                isr=list(current.isr), replicas=assignment,
+                                live=sorted(ctx.live_broker_ids()))
+                    break
+                new = LeaderIsrAndControllerEpoch(leader=election.leader, leader_epoch=current.leader_epoch + 1,
+                                                  isr=election.isr, controller_epoch=ctx.epoch,
+                                                  zk_version=current.zk_version)
+                try:
+                    version = await kzk.update_partition_state_as_controller(tp, new, ctx.epoch_zk_version)
+                except BadVersion:
+                    continue  # changed under us (a leader's ISR update): re-read
+                except NoNode:
+                    out[tp] = ElectionFailure("partition state znode vanished")
+                    break
+                written = attrs.evolve(new, zk_version=version)
+                ctx.leadership[tp] = written
+                batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
+                out[tp] = election
+                if election.unclean:
+                    log.error("unclean_leader_elected", partition=str(tp), leader=election.leader,
+                              previous_isr=list(current.isr),
+                              warning="an out-of-sync replica became leader: acknowledged records may be lost")
+                log.info("leader_elected", partition=str(tp), leader=written.leader, leader_epoch=written.leader_epoch,
+                         isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
+                break
+            else:
+                out[tp] = ElectionFailure("partition state kept changing")
+        return out
+
+    async def _choose(self, tp: TopicPartition, strategy: ElectionStrategy, assignment: list[int],
+                      current: LeaderIsrAndControllerEpoch) -> tuple[LeaderElection | None, list[int]]:
+        ctx = self.ctx
+        live = [r for r in assignment if ctx.is_replica_online(tp, r, include_shutting_down=False)]
+        if strategy is ElectionStrategy.OFFLINE:
+            election = offline_partition_leader(assignment, current.isr, live, False)
+            if election is None and live and await self._unclean_allowed(tp.topic):
+                election = offline_partition_leader(assignment, current.isr, live, True)
+            return election, live
+        if strategy is ElectionStrategy.REASSIGN:
+            adding, removing = ctx.reassigning.get(tp, ((), ()))
+            target = [r for r in assignment if r not in removing]
+            return reassign_partition_leader(target, current.isr, live), live
+        if strategy is ElectionStrategy.PREFERRED:
+            return preferred_replica_leader(assignment, current.isr, live), live
+        live_or_shutting = [r for r in assignment if ctx.is_replica_online(tp, r, include_shutting_down=True)]
+        election = controlled_shutdown_leader(assignment, current.isr, live_or_shutting, ctx.shutting_down)
+        return election, [r for r in live_or_shutting if r not in ctx.shutting_down]

@@ -1,0 +1,185 @@
+"""ReplicaStateMachine: moves replicas between Kafka's replica states, sending the requests
+each transition implies (Kafka's ZkReplicaStateMachine).
+
+Transitions and their effects (the requests go into the controller's batch, which
+``handle_state_changes`` sends at the end):
+
+* -> NewReplica: LeaderAndIsr (is_new) to the replica if its partition has a leader (a new
+  replica can never be the leader).
+* -> OnlineReplica: from NewReplica, the replica joins the assignment if absent; otherwise
+  LeaderAndIsr with the partition's current state to the replica.
+* -> OfflineReplica: StopReplica(delete=false) to the replica, then the replica is removed
+  from its partitions' ISRs in ZooKeeper (conditional on each state's zkVersion, fenced by the
+  controller epoch); if it led, the leader becomes -1 (NoLeader). The last ISR member is
+  never removed (Kafka keeps a one-replica ISR so that a clean election stays possible when it
+  returns). LeaderAndIsr to the other live replicas and UpdateMetadata to all brokers follow
+  (not for topics being deleted).
+* -> ReplicaDeletionStarted: StopReplica(delete=true), whose answer drives topic deletion.
+* -> ReplicaDeletionSuccessful / ReplicaDeletionIneligible: bookkeeping.
+* -> NonExistentReplica: the replica leaves the assignment.
+
+Source: Kafka core, kafka.controller.ZkReplicaStateMachine (Kafka 3.x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+import structlog
+
+from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
+from kafkalike.coordination.errors import BadVersion, NoNode
+from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
+
+if TYPE_CHECKING:
+    from kafkalike.controller.kafka_controller import KafkaController
+
+log = structlog.get_logger(__name__)
+RS = ReplicaState
+
+Replica = tuple[TopicPartition, int]
+
+
+class ReplicaStateMachine:
+    """Replica state transitions for ``controller`` (its context, ZooKeeper client, batch)."""
+
+    MAX_ZK_RETRIES = 10
+
+    def __init__(self, controller: "KafkaController") -> None:
+        self.controller = controller
+
+    @property
+    def ctx(self):  # type: ignore[no-untyped-def]
+        return self.controller.context
+
+    def initialize_replica_state(self) -> None:
+        """Replicas on live brokers start OnlineReplica, others ReplicaDeletionIneligible (so
+        that they may move to OfflineReplica), as Kafka's initializeReplicaState."""
+        ctx = self.ctx
+        for tp, replicas in sorted(ctx.assignments.items()):
+            for r in replicas:
+                ctx.replica_states[(tp, r)] = (RS.OnlineReplica if ctx.is_replica_online(tp, r)
+                                               else RS.ReplicaDeletionIneligible)
+
+    async def startup(self) -> None:
+        """Initialize states, then tell every live replica its state (LeaderAndIsr) and mark
+        the others offline (Kafka's ZkReplicaStateMachine.startup)."""
+        self.initialize_replica_state()
+        ctx = self.ctx
+        online = [k for k, s in sorted(ctx.replica_states.items()) if s is RS.OnlineReplica]
+        offline = [k for k, s in sorted(ctx.replica_states.items()) if s is not RS.OnlineReplica]
+        await self.handle_state_changes(online, RS.OnlineReplica)
+        await self.handle_state_changes(offline, RS.OfflineReplica)
+
+    async def handle_state_changes(self, replicas: Iterable[Replica], target: ReplicaState) -> None:
+        """Move ``replicas`` to ``target`` in one request batch, which is then sent."""
+        replicas = list(replicas)
+        if not replicas:
+            return
+        batch = self.controller.batch
+        batch.new_batch()
+        try:
+            by_broker: dict[int, list[TopicPartition]] = {}
+            for tp, r in replicas:
+                by_broker.setdefault(r, []).append(tp)
+            for replica_id, partitions in sorted(by_broker.items()):
+                await self._do_handle(replica_id, partitions, target)
+        finally:
+            batch.send_requests_to_brokers(self.ctx.epoch)
+
+    async def _do_handle(self, replica_id: int, partitions: list[TopicPartition], target: ReplicaState) -> None:
+        ctx, batch = self.ctx, self.controller.batch
+        valid = []
+        for tp in partitions:
+            current = ctx.replica_state(tp, replica_id)
+            if current in VALID_PREVIOUS_REPLICA_STATES[target]:
+                valid.append(tp)
+            else:
+                log.error("replica_state_change_invalid", partition=str(tp), replica=replica_id,
+                          current=current.name, target=target.name)
+        if target is RS.NewReplica:
+            for tp in valid:
+                li = ctx.leadership.get(tp)
+                if li is not None:
+                    if li.leader == replica_id:
+                        log.error("replica_state_change_invalid", partition=str(tp), replica=replica_id,
+                                  target=target.name, reason="replica is the leader")
+                        continue
+                    batch.add_leader_and_isr_request_for_brokers([replica_id], tp, li, is_new=True)
+                ctx.move_replica(tp, replica_id, target)
+        elif target is RS.OnlineReplica:
+            for tp in valid:
+                if ctx.replica_state(tp, replica_id) is RS.NewReplica:
+                    replicas = ctx.assignments.setdefault(tp, [])
+                    if replica_id not in replicas:
+                        replicas.append(replica_id)
+                else:
+                    li = ctx.leadership.get(tp)
+                    if li is not None:
+                        batch.add_leader_and_isr_request_for_brokers([replica_id], tp, li)
+                ctx.move_replica(tp, replica_id, target)
+        elif target is RS.OfflineReplica:
+            for tp in valid:
+                batch.add_stop_replica_request_for_brokers([replica_id], tp, delete_partition=False)
+            updated = await self.remove_replica_from_isr(replica_id, valid)
+            for tp, li in updated.items():
+                if tp.topic not in ctx.topics_to_delete:
+                    others = [r for r in ctx.assignments.get(tp, [])
+                              if r != replica_id and ctx.is_replica_online(tp, r)]
+                    batch.add_leader_and_isr_request_for_brokers(others, tp, li)
+            for tp in valid:
+                ctx.move_replica(tp, replica_id, target)
+        elif target is RS.ReplicaDeletionStarted:
+            for tp in valid:
+                batch.add_stop_replica_request_for_brokers([replica_id], tp, delete_partition=True)
+                ctx.move_replica(tp, replica_id, target)
+        elif target is RS.NonExistentReplica:
+            for tp in valid:
+                replicas = ctx.assignments.get(tp)
+                if replicas is not None and replica_id in replicas:
+                    replicas.remove(replica_id)
+                ctx.move_replica(tp, replica_id, target)
+        else:  # ReplicaDeletionSuccessful, ReplicaDeletionIneligible
+            for tp in valid:
+                ctx.move_replica(tp, replica_id, target)
+
+    async def remove_replica_from_isr(self, replica_id: int, partitions: Iterable[TopicPartition]
+                                      ) -> dict[TopicPartition, LeaderIsrAndControllerEpoch]:
+        """Remove ``replica_id`` from each partition's ISR in ZooKeeper (leader -> -1 if it
+        led; a one-member ISR is kept). Returns the partitions' states afterwards (changed or
+        not). Raises ControllerMoved."""
+        ctx, kzk = self.ctx, self.controller.kafka_zk
+        out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
+        for tp in partitions:
+            for _attempt in range(self.MAX_ZK_RETRIES):
+                current = await kzk.get_partition_state(tp.topic, tp.partition)
+                if current is None:
+                    break
+                if current.controller_epoch > ctx.epoch:
+                    log.warning("isr_shrink_skipped", partition=str(tp), replica=replica_id,
+                                reason=f"state of controller epoch {current.controller_epoch}")
+                    break
+                if replica_id not in current.isr and current.leader != replica_id:
+                    ctx.leadership[tp] = current
+                    out[tp] = current
+                    break
+                new_leader = NO_LEADER if current.leader == replica_id else current.leader
+                new_isr = current.isr if len(current.isr) == 1 else tuple(i for i in current.isr if i != replica_id)
+                new = LeaderIsrAndControllerEpoch(leader=new_leader, leader_epoch=current.leader_epoch + 1,
+                                                  isr=new_isr, controller_epoch=ctx.epoch,
+                                                  zk_version=current.zk_version)
+                try:
+                    version = await kzk.update_partition_state_as_controller(tp, new, ctx.epoch_zk_version)
+                except BadVersion:
+                    continue
+                except NoNode:
+                    break
+                written = attrs.evolve(new, zk_version=version)
+                ctx.leadership[tp] = written
+                out[tp] = written
+                log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
+                         leader=written.leader, leader_epoch=written.leader_epoch)
+                break
+        return out
