@@ -1,6 +1,6 @@
 """``kafkalike zk ...``: a local ZooKeeper ensemble (up / down / status) and the znode tree.
 
-    kafkalike zk up [--nodes 1|3|5] [--dir DIR] [--base-port N]
+    kafkalike zk up [--nodes 1|3|5] [--dir DIR] [--base-port N]     (DIR default .kafkalike/zk)
     kafkalike zk status [--dir DIR] [--json]
     kafkalike zk down [--dir DIR]
     kafkalike zk tree [PATH] [--zookeeper HOST:PORT[,..][/chroot]] [--dir DIR] [--all]
@@ -13,8 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-DEFAULT_DIR = ".kafkalike"
+if TYPE_CHECKING:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble
+
+# The ensemble's own directory; the same place ``kafkalike cluster up`` keeps its ensemble
+# (<cluster base>/zk), so ``zk status|tree|down`` find a cluster's ZooKeeper by default.
+DEFAULT_DIR = ".kafkalike/zk"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,6 +59,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     tree.set_defaults(func=_tree)
 
 
+def _load(directory: str) -> "ZkEnsemble":
+    """The ensemble in ``directory``, or in ``directory/zk`` when given a cluster's base dir."""
+    from pathlib import Path
+
+    from kafkalike.cluster.zk_ensemble import STATE_FILE, ZkEnsemble
+
+    d = Path(directory)
+    if not (d / STATE_FILE).exists() and (d / "zk" / STATE_FILE).exists():
+        d = d / "zk"
+    return ZkEnsemble.load(d)
+
+
 def _err(msg: str) -> int:
     print(f"kafkalike zk: {msg}", file=sys.stderr)
     return 1
@@ -85,10 +103,10 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+    from kafkalike.cluster.zk_ensemble import ZkEnsembleError
 
     try:
-        ens = ZkEnsemble.load(args.dir)
+        ens = _load(args.dir)
     except ZkEnsembleError as exc:
         return _err(str(exc))
     if args.purge:
@@ -100,10 +118,10 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+    from kafkalike.cluster.zk_ensemble import ZkEnsembleError
 
     try:
-        ens = ZkEnsemble.load(args.dir)
+        ens = _load(args.dir)
     except ZkEnsembleError as exc:
         return _err(str(exc))
     statuses = ens.status()
@@ -123,10 +141,10 @@ def _tree(args: argparse.Namespace) -> int:
     logs.configure(fmt=getattr(args, "log_format", "console"), level=logging.WARNING)
     connect = args.zookeeper
     if not connect:
-        from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
+        from kafkalike.cluster.zk_ensemble import ZkEnsembleError
 
         try:
-            connect = ZkEnsemble.load(args.dir).connect_string
+            connect = _load(args.dir).connect_string
         except ZkEnsembleError as exc:
             return _err(f"{exc}; pass --zookeeper HOST:PORT")
 

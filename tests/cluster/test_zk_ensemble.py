@@ -123,7 +123,7 @@ def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
     """`kafkalike zk up/status/down` on a 1-node ensemble: up prints the connect string,
     status shows standalone, down stops the JVM by pid and status then fails."""
     base = find_free_base_port(["127.0.0.1"])
-    d = str(tmp_path / "kl")
+    d = str(tmp_path / "kl" / "zk")
     up = _cli("zk", "up", "--nodes", "1", "--dir", d, "--base-port", str(base))
     try:
         assert up.returncode == 0, up.stderr
@@ -134,6 +134,8 @@ def test_cli_up_status_down_leaves_no_process(tmp_path: Path) -> None:
         assert st.returncode == 0
         [node] = json.loads(st.stdout)
         assert node["mode"] == "standalone" and node["pid"] == pid
+        # a cluster's base dir keeps its ensemble in <base>/zk: status finds it from there too
+        assert json.loads(_cli("zk", "status", "--dir", str(tmp_path / "kl"), "--json").stdout)[0]["pid"] == pid
     finally:
         down = _cli("zk", "down", "--dir", d)
     assert down.returncode == 0, down.stderr
