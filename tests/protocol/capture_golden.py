@@ -4,18 +4,19 @@
 
 A tiny plain-socket broker stand-in on 127.0.0.1 (a free port) answers with kafkalike's own
 encoder: ApiVersions (our table, or the v0 fallback), Metadata (one broker: itself; one
-topic "golden" with one partition), InitProducerId, Produce (offset 0). Every request frame
-it receives is saved, size prefix included, as ``<client>-<label>-<ApiName>-v<N>.bin`` (the
-first of each api/version per client run). Then it drives, one after the other:
+topic "golden" with one partition), InitProducerId, Produce (offset 0), ListOffsets,
+OffsetForLeaderEpoch, FindCoordinator, and Fetch (one stored batch served at offset 0 as a
+FileRecords chunk sent with os.sendfile). Every request frame it receives is saved, size
+prefix included, as ``<label>-<ApiName>-v<N>.bin`` (the first of each api/version per run).
 
-- kafka-python 3.0 (KafkaProducer, uncompressed and gzip),
-- confluent-kafka 2.16 / librdkafka (none, gzip, snappy, lz4, zstd),
-- aiokafka 0.14 (uncompressed),
-- kcat 1.7 / librdkafka 2.0 (if installed; uncompressed),
-
-each sending one record: key b"golden-key", value b"golden-value-" * 40, header ("h", b"v"),
-timestamp 1700000000000 ms. tests/protocol/test_protocol_golden.py decodes these files.
-Stops its listener and every client it started before exiting.
+Producers, each sending one record (key b"golden-key", value b"golden-value-" * 40,
+header ("h", b"v"), timestamp 1700000000000 ms): kafka-python 3.0 (none, gzip),
+confluent-kafka 2.16 / librdkafka (none, gzip, snappy, lz4, zstd), aiokafka 0.14, kcat 1.7 /
+librdkafka 2.0 (if installed). Consumers, each reading that record back from a batch that
+kafkalike built with the codec in the label: kafka-python (gzip), librdkafka (all five),
+aiokafka (lz4), kcat (snappy). A run fails unless the client delivered / received the
+record. tests/protocol/test_protocol_golden.py decodes the saved files. Stops its listener
+and every client it started before exiting.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -38,7 +41,9 @@ from kio.static.constants import EntityType
 from kafkalike.protocol import codec
 from kafkalike.protocol.api_keys import ApiKey, api_name
 from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnsupportedApiError
+from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader
+from kafkalike.protocol.records import build_records_batch
 
 TOPIC = "golden"
 KEY = b"golden-key"
@@ -104,6 +109,31 @@ def _init_producer_id_response(version: int) -> object:
                                       producer_epoch=0)
 
 
+def _list_offsets_response(version: int, request: object) -> object:
+    mod = load_payload_module(ApiKey.LIST_OFFSETS, version, EntityType.response)
+    topics = []
+    for topic in request.topics:  # type: ignore[attr-defined]
+        parts = tuple(_build(mod.ListOffsetsPartitionResponse, partition_index=p.partition_index,
+                             error_code=ErrorCode.none, timestamp=-1,
+                             offset=0 if p.timestamp == -2 else 1, leader_epoch=0)
+                      for p in topic.partitions)
+        topics.append(mod.ListOffsetsTopicResponse(name=topic.name, partitions=parts))
+    return _build(mod.ListOffsetsResponse, throttle_time=datetime.timedelta(0),
+                  topics=tuple(topics))
+
+
+def _offset_for_leader_epoch_response(version: int, request: object) -> object:
+    mod = load_payload_module(ApiKey.OFFSET_FOR_LEADER_EPOCH, version, EntityType.response)
+    topics = []
+    for topic in request.topics:  # type: ignore[attr-defined]
+        parts = tuple(mod.EpochEndOffset(error_code=ErrorCode.none, partition=p.partition,
+                                         leader_epoch=0, end_offset=1)
+                      for p in topic.partitions)
+        topics.append(mod.OffsetForLeaderTopicResult(topic=topic.topic, partitions=parts))
+    return _build(mod.OffsetForLeaderEpochResponse, throttle_time=datetime.timedelta(0),
+                  topics=tuple(topics))
+
+
 class GoldenBroker:
     """A listener that answers the first requests of a producer and saves every frame."""
 
@@ -117,6 +147,9 @@ class GoldenBroker:
         self.label = "none"
         self.saved: set[str] = set()
         self.produced = threading.Event()
+        self.batch_file = tempfile.TemporaryFile()
+        self.batch_size = 0
+        self.serve_codec(0)
         self._stop = False
         self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -126,8 +159,19 @@ class GoldenBroker:
         self.label = label
         self.produced.clear()
 
+    def serve_codec(self, compression: int) -> None:
+        """Store the golden record as a batch with this codec (what Fetch will serve)."""
+        batch = build_records_batch([(KEY, VALUE, tuple(HEADERS), TIMESTAMP_MS)],
+                                    compression=compression, partition_leader_epoch=0)
+        self.batch_file.seek(0)
+        self.batch_file.truncate()
+        self.batch_file.write(batch)
+        self.batch_file.flush()
+        self.batch_size = len(batch)
+
     def close(self) -> None:
         self._stop = True
+        self.batch_file.close()
         self.sock.close()
         for conn in self._conns:
             try:
@@ -173,14 +217,21 @@ class GoldenBroker:
                         answer = self._answer(body)
                     except UnsupportedApiError as exc:
                         if exc.api_key == ApiKey.API_VERSIONS:
-                            answer = codec.encode_api_versions_fallback(exc.correlation_id)
+                            answer = [codec.encode_api_versions_fallback(exc.correlation_id)]
                         else:
                             return
                     if answer is None:
                         return
-                    conn.sendall(answer)
+                    for chunk in answer:
+                        if isinstance(chunk, FileRecords):
+                            sent = 0
+                            while sent < chunk.size:
+                                sent += os.sendfile(conn.fileno(), chunk.file.fileno(),
+                                                    chunk.position + sent, chunk.size - sent)
+                        else:
+                            conn.sendall(chunk)
 
-    def _answer(self, body: bytes) -> bytes | None:
+    def _answer(self, body: bytes) -> list | None:
         header, request = codec.parse_request(body)
         if header.api_key == ApiKey.API_VERSIONS:
             response = codec.api_versions_response(header.api_version)
@@ -191,9 +242,44 @@ class GoldenBroker:
         elif header.api_key == ApiKey.PRODUCE:
             response = _produce_response(header.api_version, request)
             self.produced.set()
+        elif header.api_key == ApiKey.LIST_OFFSETS:
+            response = _list_offsets_response(header.api_version, request)
+        elif header.api_key == ApiKey.OFFSET_FOR_LEADER_EPOCH:
+            response = _offset_for_leader_epoch_response(header.api_version, request)
+        elif header.api_key == ApiKey.FIND_COORDINATOR:
+            mod = load_payload_module(ApiKey.FIND_COORDINATOR, header.api_version,
+                                      EntityType.response)
+            response = _build(mod.FindCoordinatorResponse, throttle_time=datetime.timedelta(0),
+                              error_code=ErrorCode.none, error_message=None, node_id=0,
+                              host="127.0.0.1", port=self.port)
+        elif header.api_key == ApiKey.FETCH:
+            response = self._fetch_response(header.api_version, request)
         else:
             return None
-        return codec.encode_response(header, response)
+        return codec.encode_response_chunks(header, response)
+
+    def _fetch_response(self, version: int, request: object) -> object:
+        """Serve the stored batch (a FileRecords slice, sent with os.sendfile) at offset 0."""
+        mod = load_payload_module(ApiKey.FETCH, version, EntityType.response)
+        topics = []
+        served = False
+        for topic in request.topics:  # type: ignore[attr-defined]
+            parts = []
+            for p in topic.partitions:
+                records = None
+                if p.fetch_offset == 0:
+                    records = FileRecords(self.batch_file, 0, self.batch_size)
+                    served = True
+                parts.append(_build(mod.PartitionData, partition_index=p.partition,
+                                    error_code=ErrorCode.none, high_watermark=1,
+                                    last_stable_offset=1, log_start_offset=0,
+                                    aborted_transactions=None, preferred_read_replica=-1,
+                                    records=records))
+            topics.append(mod.FetchableTopicResponse(topic=topic.topic, partitions=tuple(parts)))
+        if not served:  # nothing new: wait a little, as max_wait would
+            time.sleep(0.1)
+        return _build(mod.FetchResponse, throttle_time=datetime.timedelta(0),
+                      error_code=ErrorCode.none, session_id=0, responses=tuple(topics))
 
 
 def _kafka_python(broker: GoldenBroker, compression: str | None) -> None:
@@ -255,6 +341,78 @@ def _kcat(broker: GoldenBroker) -> None:
             proc.wait()
 
 
+def _expect(received: list) -> None:
+    if received != [(KEY, VALUE)]:
+        raise RuntimeError(f"consumer received {received!r}")
+
+
+def _kafka_python_consumer(broker: GoldenBroker) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{broker.port}", group_id=None,
+                             client_id="golden-kafka-python", enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    try:
+        consumer.assign([TopicPartition(TOPIC, 0)])
+        received: list = []
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                received += [(r.key, r.value) for r in records]
+        _expect(received)
+    finally:
+        consumer.close()
+
+
+def _confluent_consumer(broker: GoldenBroker) -> None:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{broker.port}",
+                         "group.id": "golden", "client.id": "golden-librdkafka",
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(TOPIC, 0, OFFSET_BEGINNING)])
+        received: list = []
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                received.append((msg.key(), msg.value()))
+        _expect(received)
+    finally:
+        consumer.close()
+
+
+def _aiokafka_consumer(broker: GoldenBroker) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{broker.port}",
+                                    client_id="golden-aiokafka", group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(TOPIC, 0)])
+            msg = await asyncio.wait_for(consumer.getone(), 20)
+            _expect([(msg.key, msg.value)])
+        finally:
+            await consumer.stop()
+
+    asyncio.run(run())
+
+
+def _kcat_consumer(broker: GoldenBroker) -> None:
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        print("kcat not installed: skipped")
+        return
+    out = subprocess.run(
+        [kcat, "-C", "-b", f"127.0.0.1:{broker.port}", "-t", TOPIC, "-p", "0", "-o",
+         "beginning", "-c", "1", "-e", "-f", "%k:%s\\n", "-X", "client.id=golden-kcat"],
+        capture_output=True, timeout=30, check=True).stdout
+    _expect([tuple(out.rstrip(b"\n").split(b":", 1))])
+
+
 def main(argv: list[str]) -> int:
     out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent.parent / "data" / "golden"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,13 +422,20 @@ def main(argv: list[str]) -> int:
     runs += [(f"librdkafka-{c}", (lambda c=c: _confluent(broker, c)))
              for c in ("none", "gzip", "snappy", "lz4", "zstd")]
     runs += [("aiokafka", lambda: _aiokafka(broker)), ("kcat", lambda: _kcat(broker))]
+    consumers = [("kafka-python-consume-gzip", 1, lambda: _kafka_python_consumer(broker))]
+    consumers += [(f"librdkafka-consume-{name}", c, (lambda: _confluent_consumer(broker)))
+                  for c, name in enumerate(("none", "gzip", "snappy", "lz4", "zstd"))]
+    consumers += [("aiokafka-consume-lz4", 3, lambda: _aiokafka_consumer(broker)),
+                  ("kcat-consume-snappy", 2, lambda: _kcat_consumer(broker))]
+    for label, compression, consume in consumers:
+        runs.append((label, (lambda c=compression, f=consume: (broker.serve_codec(c), f()))))
     failures = 0
     try:
         for label, run in runs:
             broker.start_run(label)
             try:
                 run()
-                print(f"{label}: ok ({'produced' if broker.produced.is_set() else 'no produce'})")
+                print(f"{label}: ok")
             except Exception as exc:  # report and go on with the next client
                 failures += 1
                 print(f"{label}: FAILED {type(exc).__name__}: {exc}")

@@ -42,6 +42,10 @@ def test_golden_frames_cover_every_client_and_codec() -> None:
     assert {label for label in CODEC_BY_LABEL if any(f"-{label}-" in n for n in produce)} == \
         set(CODEC_BY_LABEL)
     assert any("-Metadata-" in n for n in FILES) and any("-ApiVersions-" in n for n in FILES)
+    fetch = [n for n in FILES if "-Fetch-" in n]
+    assert {_client(n) for n in fetch} == set(CLIENT_IDS)
+    assert {n.split("-Fetch-")[0].rsplit("-", 1)[-1] for n in fetch} >= \
+        {"none", *CODEC_BY_LABEL}
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -68,6 +72,17 @@ def test_golden_frame_decodes_to_expected_values(name: str) -> None:
     if api == "ApiVersions" and version >= 3:
         assert request.client_software_name in ("kafka-python", "librdkafka",
                                                 "confluent-kafka-python")
+    if api == "Fetch":
+        (topic,) = request.topics
+        (part,) = topic.partitions
+        assert (topic.topic, part.partition, part.fetch_offset) == ("golden", 0, 0)
+        assert request.replica_id == -1 and part.partition_max_bytes > 0
+    if api == "ListOffsets":
+        (topic,) = request.topics
+        (part,) = topic.partitions
+        assert (topic.name, part.partition_index, part.timestamp) == ("golden", 0, -2)
+    if api == "FindCoordinator":
+        assert request.key == "golden"
     if api == "Produce":
         (topic,) = request.topic_data
         (part,) = topic.partition_data
