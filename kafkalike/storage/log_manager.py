@@ -20,7 +20,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
@@ -32,7 +32,6 @@ from kafkalike.storage.checkpoints import (
     LOG_START_OFFSET_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,
-    MetaProperties,
     OffsetCheckpointFile,
     TopicPartition,
     check_meta_properties,

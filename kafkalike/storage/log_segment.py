@@ -119,6 +119,9 @@ class LogSegment:
 
     def should_roll(self, append_size: int, max_timestamp: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int) -> bool:
         """Kafka's LogSegment.shouldRoll: size, age (by batch timestamps), full index, offset overflow."""
+        if self.size and self.rolling_based_timestamp is None:
+            first = self.log.read_header(0)  # reopened segment: Kafka's lazy rollingBasedTimestamp
+            self.rolling_based_timestamp = first.max_timestamp if first else NO_TIMESTAMP
         if self.size == 0:
             waited = 0
         elif self.rolling_based_timestamp is not None and self.rolling_based_timestamp >= 0 and max_timestamp >= 0:

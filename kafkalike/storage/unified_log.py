@@ -18,11 +18,13 @@ on the page cache and replication; it fsyncs a segment when it rolls and everyth
 from __future__ import annotations
 
 import bisect
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
+import crc32c
 import structlog
 
 from kafkalike.protocol.record_batch import (
@@ -55,11 +57,9 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 MAX_TIMESTAMP = -3
 
-import struct as _struct
-
-_INT64 = _struct.Struct(">q")
-_INT16 = _struct.Struct(">h")
-_UINT32 = _struct.Struct(">I")
+_INT64 = struct.Struct(">q")
+_INT16 = struct.Struct(">h")
+_UINT32 = struct.Struct(">I")
 
 
 @attrs.frozen
@@ -293,8 +293,6 @@ class UnifiedLog:
                 if log_append_time:
                     _INT64.pack_into(mv, b.position + MAX_TIMESTAMP_AT, now)
                     _INT16.pack_into(mv, b.position + ATTRIBUTES_AT, b.attributes | TIMESTAMP_TYPE_MASK)
-                    import crc32c
-
                     _UINT32.pack_into(mv, b.position + CRC_AT, crc32c.crc32c(mv[b.position + ATTRIBUTES_AT : b.end_position]))
                     b.max_timestamp = now
                 if first_offset < 0:
