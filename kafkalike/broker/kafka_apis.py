@@ -7,7 +7,12 @@ None means no response (Produce with acks=0). Components register their handlers
 ``register(api_key, handler)`` — the replica manager for Produce/Fetch/ListOffsets, the
 group coordinator for the group APIs, and so on — so this module stays the dispatch table
 plus the handlers that belong to no component (ApiVersions, Metadata, UpdateMetadata,
-DescribeCluster).
+DescribeCluster) and the thin request/response translation of the replica manager's APIs
+(Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, LeaderAndIsr, StopReplica) and the
+admin manager's (CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+AlterConfigs, IncrementalAlterConfigs): decode the kio entity into plain values, call the
+component (``server.replica_manager`` / ``server.admin_manager``), build the response of the
+request's version with ``build()``.
 
 Bad requests never crash the broker: an unknown API key, an unsupported version (other than
 ApiVersions, which gets the KIP-511 fallback answer) or a malformed body closes that one
@@ -40,6 +45,8 @@ from kafkalike.protocol.errors import (
     UnsupportedVersionError,
 )
 
+from kafkalike.storage import TopicPartition
+
 if TYPE_CHECKING:
     from kafkalike.broker.kafka_server import KafkaServer
 
@@ -68,9 +75,12 @@ def entity(parent: type, name: str) -> type:
 
 def response_class_for(request: Any) -> type:
     """The response entity class matching a kio request entity (same API and version)."""
+    from kio.static.constants import EntityType
+
     module = sys.modules[type(request).__module__.replace(".request", ".response")]
     return next(getattr(module, n) for n in dir(module)
-                if n.endswith("Response") and dataclasses.is_dataclass(getattr(module, n)))
+                if dataclasses.is_dataclass(getattr(module, n))
+                and getattr(getattr(module, n), "__type__", None) == EntityType.response)
 
 
 class KafkaApis:
@@ -83,6 +93,18 @@ class KafkaApis:
             ApiKey.METADATA: self.handle_metadata,
             ApiKey.UPDATE_METADATA: self.handle_update_metadata,
             ApiKey.DESCRIBE_CLUSTER: self.handle_describe_cluster,
+            ApiKey.PRODUCE: self.handle_produce,
+            ApiKey.FETCH: self.handle_fetch,
+            ApiKey.LIST_OFFSETS: self.handle_list_offsets,
+            ApiKey.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
+            ApiKey.LEADER_AND_ISR: self.handle_leader_and_isr,
+            ApiKey.STOP_REPLICA: self.handle_stop_replica,
+            ApiKey.CREATE_TOPICS: self.handle_create_topics,
+            ApiKey.DELETE_TOPICS: self.handle_delete_topics,
+            ApiKey.CREATE_PARTITIONS: self.handle_create_partitions,
+            ApiKey.DESCRIBE_CONFIGS: self.handle_describe_configs,
+            ApiKey.ALTER_CONFIGS: self.handle_alter_configs,
+            ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
         }
 
     def register(self, api_key: int, handler: Handler) -> None:
@@ -217,3 +239,181 @@ class KafkaApis:
                      cluster_id=self.server.cluster_id or "",
                      controller_id=cache.controller_id if cache.controller_id is not None else -1,
                      brokers=tuple(brokers), cluster_authorized_operations=-2147483648)
+
+    # ------------------------------------------------------------------ replica manager APIs
+    def _component(self, name: str) -> Any:
+        component = getattr(self.server, name, None)
+        if component is None:
+            raise CloseConnection(f"{name} is not running on this broker")
+        return component
+
+    async def handle_produce(self, header: RequestHeader, request: Any,
+                             conn: ConnectionContext) -> Any:
+        """Produce v3-v9 (Kafka protocol guide, Produce): records stay memoryviews of the frame
+        and are appended with offsets patched in place. acks=0 gets no response; if any
+        partition failed, the connection is closed instead (Kafka's way of telling an acks=0
+        producer). Unknown topics trigger auto-creation when enabled."""
+        rm = self._component("replica_manager")
+        entries: list[tuple[TopicPartition, Any]] = []
+        for t in request.topic_data:
+            for p in t.partition_data:
+                entries.append((TopicPartition(t.name, p.index), p.records))
+        statuses = await rm.append_records(request.acks, _ms(request.timeout), entries)
+        unknown = {tp.topic for tp, s in statuses.items()
+                   if s.error == ErrorCode.unknown_topic_or_partition}
+        for topic in sorted(unknown):
+            await self._maybe_auto_create(topic)
+        if request.acks == 0:
+            failed = [f"{tp}: {s.error.name.upper()}" for tp, s in statuses.items()
+                      if s.error != ErrorCode.none]
+            if failed:
+                raise CloseConnection(f"acks=0 produce failed ({', '.join(failed[:5])})")
+            return None
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "TopicProduceResponse")
+        part_cls = entity(resp_cls, "PartitionProduceResponse")
+        by_topic: dict[str, list[Any]] = {}
+        for tp, s in statuses.items():
+            by_topic.setdefault(tp.topic, []).append(build(
+                part_cls, index=tp.partition, error_code=s.error, base_offset=s.base_offset,
+                log_append_time=_datetime_or_none(s.log_append_time_ms),
+                log_start_offset=s.log_start_offset, record_errors=(),
+                error_message=s.error_message if s.error != ErrorCode.none else None))
+        return build(resp_cls, responses=tuple(
+            build(topic_cls, name=name, partition_responses=tuple(parts))
+            for name, parts in by_topic.items()))
+
+    async def _maybe_auto_create(self, topic: str) -> None:
+        server = self.server
+        if server.config["auto.create.topics.enable"] and server.auto_create_topic is not None:
+            try:
+                await server.auto_create_topic(topic)
+            except Exception as exc:  # never fail the request because of auto-creation
+                log.warning("auto_create_failed", topic=topic, error=str(exc))
+
+    async def handle_fetch(self, header: RequestHeader, request: Any,
+                           conn: ConnectionContext) -> Any:
+        """Fetch v4-v12 (Kafka protocol guide, Fetch): consumers (replica_id -1) read up to the
+        HW, followers (replica_id >= 0) up to the LEO; long polling with max_wait_ms and
+        min_bytes; records are file slices sent with os.sendfile. Fetch sessions (KIP-227)
+        are not kept: every answer has session_id 0, so clients send full fetches."""
+        from kafkalike.broker.delayed_fetch import FetchPartitionInfo
+
+        rm = self._component("replica_manager")
+        infos = []
+        for t in request.topics:
+            for p in t.partitions:
+                infos.append(FetchPartitionInfo(
+                    TopicPartition(t.topic, p.partition), p.fetch_offset, p.partition_max_bytes,
+                    getattr(p, "current_leader_epoch", -1), getattr(p, "log_start_offset", -1)))
+        results = await rm.fetch_messages(
+            request.replica_id, _ms(request.max_wait), request.min_bytes,
+            getattr(request, "max_bytes", 2**31 - 1), getattr(request, "isolation_level", 0), infos)
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "FetchableTopicResponse")
+        part_cls = entity(resp_cls, "PartitionData")
+        by_topic: dict[str, list[Any]] = {}
+        for d in results:
+            by_topic.setdefault(d.tp.topic, []).append(build(
+                part_cls, partition_index=d.tp.partition, error_code=d.error,
+                high_watermark=d.high_watermark, last_stable_offset=d.last_stable_offset,
+                log_start_offset=d.log_start_offset, aborted_transactions=None,
+                preferred_read_replica=-1, records=d.records))
+        return build(resp_cls, error_code=ErrorCode.none, session_id=0, responses=tuple(
+            build(topic_cls, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
+
+    async def handle_list_offsets(self, header: RequestHeader, request: Any,
+                                  conn: ConnectionContext) -> Any:
+        """ListOffsets v1-v7: -2 earliest, -1 latest (HW for consumers, LEO for replicas),
+        -3 max timestamp (KIP-734), else the first offset at or after a timestamp (ms)."""
+        rm = self._component("replica_manager")
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "ListOffsetsTopicResponse")
+        part_cls = entity(resp_cls, "ListOffsetsPartitionResponse")
+        isolation = getattr(request, "isolation_level", 0) if request.replica_id == -1 else None
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                error, ts, offset, epoch = rm.fetch_offset_for_timestamp(
+                    TopicPartition(t.name, p.partition_index), p.timestamp, isolation,
+                    getattr(p, "current_leader_epoch", -1), request.replica_id)
+                parts.append(build(part_cls, partition_index=p.partition_index, error_code=error,
+                                   timestamp=ts, offset=offset, leader_epoch=epoch))
+            topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
+        return build(resp_cls, topics=tuple(topics))
+
+    async def handle_offset_for_leader_epoch(self, header: RequestHeader, request: Any,
+                                             conn: ConnectionContext) -> Any:
+        """OffsetForLeaderEpoch v2-v4 (KIP-101/279): where an epoch ends in the leader's log."""
+        rm = self._component("replica_manager")
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "OffsetForLeaderTopicResult")
+        part_cls = entity(resp_cls, "EpochEndOffset")
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                error, epoch, end = rm.last_offset_for_leader_epoch(
+                    TopicPartition(t.topic, p.partition), getattr(p, "current_leader_epoch", -1),
+                    p.leader_epoch)
+                parts.append(build(part_cls, error_code=error, partition=p.partition,
+                                   leader_epoch=epoch, end_offset=end))
+            topics.append(build(topic_cls, topic=t.topic, partitions=tuple(parts)))
+        return build(resp_cls, topics=tuple(topics))
+
+    async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
+                                    conn: ConnectionContext) -> Any:
+        """LeaderAndIsr v0-v6 from the controller (ReplicaManager.become_leader_or_follower)."""
+        return await self._component("replica_manager").become_leader_or_follower(
+            header.api_version, request)
+
+    async def handle_stop_replica(self, header: RequestHeader, request: Any,
+                                  conn: ConnectionContext) -> Any:
+        """StopReplica v0-v3 from the controller (ReplicaManager.stop_replicas)."""
+        return await self._component("replica_manager").stop_replicas(header.api_version, request)
+
+    # ------------------------------------------------------------------ admin APIs
+    async def handle_create_topics(self, header: RequestHeader, request: Any,
+                                   conn: ConnectionContext) -> Any:
+        """CreateTopics v2-v7 (ZkAdminManager.create_topics)."""
+        return await self._component("admin_manager").create_topics(header, request)
+
+    async def handle_delete_topics(self, header: RequestHeader, request: Any,
+                                   conn: ConnectionContext) -> Any:
+        """DeleteTopics v1-v5 (ZkAdminManager.delete_topics)."""
+        return await self._component("admin_manager").delete_topics(header, request)
+
+    async def handle_create_partitions(self, header: RequestHeader, request: Any,
+                                       conn: ConnectionContext) -> Any:
+        """CreatePartitions v0-v3 (ZkAdminManager.create_partitions)."""
+        return await self._component("admin_manager").create_partitions(header, request)
+
+    async def handle_describe_configs(self, header: RequestHeader, request: Any,
+                                      conn: ConnectionContext) -> Any:
+        """DescribeConfigs v1-v4 (ZkAdminManager.describe_configs)."""
+        return await self._component("admin_manager").describe_configs(header, request)
+
+    async def handle_alter_configs(self, header: RequestHeader, request: Any,
+                                   conn: ConnectionContext) -> Any:
+        """AlterConfigs v0-v2 (ZkAdminManager.alter_configs)."""
+        return await self._component("admin_manager").alter_configs(header, request, incremental=False)
+
+    async def handle_incremental_alter_configs(self, header: RequestHeader, request: Any,
+                                               conn: ConnectionContext) -> Any:
+        """IncrementalAlterConfigs v0-v1 (ZkAdminManager.alter_configs, KIP-339)."""
+        return await self._component("admin_manager").alter_configs(header, request, incremental=True)
+
+
+def _ms(value: Any) -> int:
+    """A kio duration (timedelta) or int as integer milliseconds."""
+    if isinstance(value, datetime.timedelta):
+        return value // datetime.timedelta(milliseconds=1)
+    return int(value)
+
+
+def _datetime_or_none(ms: int) -> datetime.datetime | None:
+    """Produce's log_append_time: None (-1 on the wire) unless LogAppendTime is in use."""
+    if ms < 0:
+        return None
+    return datetime.datetime.fromtimestamp(ms / 1000.0, tz=datetime.timezone.utc)

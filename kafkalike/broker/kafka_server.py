@@ -78,6 +78,16 @@ class KafkaServer:
         self.startup_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
         self.metadata_listeners: list[Callable[[list[zd.TopicPartition]], Awaitable[None]]] = []
+        # the controller (election, event queue); ZooKeeper is attached by its startup hook
+        from kafkalike.controller.kafka_controller import KafkaController
+        from kafkalike.protocol.api_keys import ApiKey
+        self.controller = KafkaController.for_server(self)
+        self.startup_hooks.append(self.controller.startup_hook)
+        self.shutdown_hooks.append(self.controller.shutdown_hook)
+        self.apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
+        # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...): issue 5/6
+        from kafkalike.broker.replica_manager import ReplicaManager
+        self.replica_manager = ReplicaManager(self)
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:

@@ -1,0 +1,318 @@
+"""Partition: one partition replica hosted by this broker, as leader or follower (Kafka's
+kafka.cluster.Partition, ZooKeeper mode).
+
+State (all from the controller's LeaderAndIsr, except what the leader itself changes):
+  leader_id, leader_epoch, partition_epoch (the state znode's zkVersion), controller_epoch,
+  assigned replicas, ISR; the local UnifiedLog.
+As leader it also tracks every follower (``RemoteReplica``: log end offset from its fetch
+offsets, last caught-up time) and moves the high watermark: HW = min LEO over the ISR
+(leader included), never backwards. Consumers read below the HW, followers up to the LEO.
+
+ISR changes (issue 6): a follower that has not caught up to the leader's LEO for
+replica.lag.time.max.ms leaves the ISR (``isr_to_shrink``); one whose LEO reaches the HW
+(and the start of the current leader epoch) joins it (``isr_to_expand``). The new ISR is
+*proposed* here and written by the ReplicaManager to ``/brokers/topics/<t>/partitions/<p>/state``
+conditionally on ``partition_epoch``; ``apply_isr`` installs it only after the write
+succeeded (Kafka's ZK-era Partition.updateIsr). Every method is synchronous; the caller is
+the broker's one trio thread, so no lock is needed between checks and updates, except that
+the ReplicaManager keeps at most one ISR write in flight per partition.
+
+Errors are returned as Kafka ErrorCodes or raised as ``PartitionError(error_code)``:
+NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS,
+and storage's CorruptRecordError / RecordTooLargeError pass through from the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import attrs
+import structlog
+
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.storage import FileSlice, LogAppendInfo, TopicPartition, UnifiedLog
+
+log = structlog.get_logger(__name__)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PartitionError(Exception):
+    """A request this replica can't serve; ``error_code`` is the Kafka ErrorCode to answer."""
+
+    def __init__(self, error_code: ErrorCode, message: str = "") -> None:
+        super().__init__(message or error_code.name.upper())
+        self.error_code = error_code
+
+
+@attrs.define
+class RemoteReplica:
+    """The leader's view of one follower (Kafka's Replica): offsets and caught-up time (ms).
+
+    log_end_offset -1 = not known since this broker became leader.
+    """
+
+    broker_id: int
+    log_end_offset: int = -1
+    log_start_offset: int = -1
+    last_caught_up_time_ms: int = 0
+    last_fetch_time_ms: int = 0
+    last_fetch_leader_log_end_offset: int = -1
+
+
+@attrs.frozen
+class PartitionStatistics:
+    """One-call snapshot of a partition replica (for the CLI, metrics and tests)."""
+
+    topic: str
+    partition: int
+    is_leader: bool
+    leader_id: int
+    leader_epoch: int
+    partition_epoch: int
+    controller_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    high_watermark: int
+    log_end_offset: int
+    log_start_offset: int
+    follower_log_end_offsets: dict[int, int]
+    under_replicated: bool
+    isr_shrinks: int
+    isr_expands: int
+
+
+class Partition:
+    """One hosted partition replica. ``log`` is set on the first LeaderAndIsr."""
+
+    def __init__(self, tp: TopicPartition, local_broker_id: int, log: UnifiedLog,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.tp = tp
+        self.local_broker_id = local_broker_id
+        self.log = log
+        self.clock = clock
+        self.leader_id = -1
+        self.leader_epoch = -1
+        self.leader_epoch_start_offset = -1
+        self.partition_epoch = -1
+        self.controller_epoch = -1
+        self.assigned_replicas: tuple[int, ...] = ()
+        self.isr: tuple[int, ...] = ()
+        self.remote_replicas: dict[int, RemoteReplica] = {}
+        self.isr_update_in_flight = False
+        self.isr_shrinks = 0
+        self.isr_expands = 0
+
+    # ------------------------------------------------------------------ role
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_id == self.local_broker_id
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    def _update_assignment(self, state: object) -> None:
+        self.controller_epoch = state.controller_epoch  # type: ignore[attr-defined]
+        self.assigned_replicas = tuple(state.replicas)  # type: ignore[attr-defined]
+        self.isr = tuple(state.isr)  # type: ignore[attr-defined]
+        self.partition_epoch = state.zk_version  # type: ignore[attr-defined]
+        self.leader_epoch = state.leader_epoch  # type: ignore[attr-defined]
+        self.leader_id = state.leader  # type: ignore[attr-defined]
+
+    def make_leader(self, state: object) -> bool:
+        """Become leader from a LeaderAndIsr partition state (already checked to carry a newer
+        leader epoch). Records the epoch's start offset (the LEO) in the leader epoch cache,
+        resets follower state (ISR followers count as caught up now, Kafka's rule) and moves
+        the HW. Returns True if this broker was not leader before."""
+        was_leader = self.is_leader
+        self._update_assignment(state)
+        now = self.clock()
+        leo = self.log.log_end_offset
+        self.leader_epoch_start_offset = leo
+        latest = self.log.leader_epoch_cache.latest_epoch
+        if latest is None or self.leader_epoch > latest:
+            self.log.assign_epoch_start_offset(self.leader_epoch, leo)
+        self.remote_replicas = {
+            r: RemoteReplica(r, last_caught_up_time_ms=now if r in self.isr else 0)
+            for r in self.assigned_replicas if r != self.local_broker_id
+        }
+        self.maybe_increment_leader_hw()
+        log.info("became_leader", partition=str(self.tp), leader_epoch=self.leader_epoch,
+                 isr=list(self.isr), log_end_offset=leo, high_watermark=self.high_watermark)
+        return not was_leader
+
+    def make_follower(self, state: object) -> bool:
+        """Become (or stay) follower of ``state.leader``. Returns True if the leader changed
+        (the fetcher must then truncate and fetch from the new leader)."""
+        old_leader = self.leader_id
+        self._update_assignment(state)
+        self.remote_replicas = {}
+        self.leader_epoch_start_offset = -1
+        log.info("became_follower", partition=str(self.tp), leader=self.leader_id,
+                 leader_epoch=self.leader_epoch, log_end_offset=self.log.log_end_offset)
+        return old_leader != self.leader_id
+
+    # ------------------------------------------------------------------ leader: produce
+    def check_leader_epoch(self, current_leader_epoch: int, require_leader: bool = True) -> None:
+        """Fence a request by the leader epoch it carries (-1 = unchecked, KIP-320):
+        older -> FENCED_LEADER_EPOCH, newer -> UNKNOWN_LEADER_EPOCH; not leader (when
+        required) -> NOT_LEADER_OR_FOLLOWER. Raises PartitionError."""
+        if current_leader_epoch >= 0:
+            if current_leader_epoch < self.leader_epoch:
+                raise PartitionError(ErrorCode.fenced_leader_epoch)
+            if current_leader_epoch > self.leader_epoch:
+                raise PartitionError(ErrorCode.unknown_leader_epoch)
+        if require_leader and not self.is_leader:
+            raise PartitionError(ErrorCode.not_leader_or_follower)
+
+    def append_records_to_leader(self, records: memoryview, required_acks: int,
+                                 min_insync_replicas: int) -> LogAppendInfo:
+        """Append a producer's batch as leader: offsets and the leader epoch are patched in
+        place (never decoding records). acks=-1 with ISR < min.insync.replicas is refused
+        before the append (NOT_ENOUGH_REPLICAS). Raises PartitionError, CorruptRecordError,
+        RecordTooLargeError, KafkaStorageError."""
+        if not self.is_leader:
+            raise PartitionError(ErrorCode.not_leader_or_follower)
+        if required_acks == -1 and len(self.isr) < min_insync_replicas:
+            raise PartitionError(
+                ErrorCode.not_enough_replicas,
+                f"ISR {list(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}")
+        info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch)
+        self.maybe_increment_leader_hw()
+        return info
+
+    def check_enough_replicas_reached_offset(self, required_offset: int,
+                                             min_insync_replicas: int) -> tuple[bool, ErrorCode]:
+        """acks=all: (done, error) — done once the HW passed ``required_offset`` (the last
+        appended offset + 1); error NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+        min.insync.replicas meanwhile; NOT_LEADER_OR_FOLLOWER if leadership moved
+        (Kafka's Partition.checkEnoughReplicasReachOffset)."""
+        if not self.is_leader:
+            return True, ErrorCode.not_leader_or_follower
+        if self.high_watermark >= required_offset:
+            if len(self.isr) >= min_insync_replicas:
+                return True, ErrorCode.none
+            return True, ErrorCode.not_enough_replicas_after_append
+        return False, ErrorCode.none
+
+    # ------------------------------------------------------------------ leader: fetch
+    def read_records(self, fetch_offset: int, max_bytes: int, *, from_follower: bool,
+                     current_leader_epoch: int = -1, min_one_message: bool = True) -> list[FileSlice]:
+        """File slices from ``fetch_offset``: up to the LEO for followers, the HW for
+        consumers (Kafka's FetchHighWatermark vs FetchLogEnd). Raises PartitionError (epoch
+        fencing, not leader) and storage's OffsetOutOfRangeError."""
+        self.check_leader_epoch(current_leader_epoch)
+        max_offset = None if from_follower else self.high_watermark
+        return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message)
+
+    def update_follower_fetch_state(self, replica_id: int, fetch_offset: int,
+                                    follower_start_offset: int, leader_end_offset: int,
+                                    fetch_time_ms: int) -> bool:
+        """Record a follower's fetch: its LEO is the fetch offset; it is caught up if it asked
+        for the leader's LEO, or for what was the LEO at its previous fetch (Kafka's
+        Replica.updateFetchState). Returns True if the HW moved."""
+        replica = self.remote_replicas.get(replica_id)
+        if replica is None:
+            return False
+        if fetch_offset >= leader_end_offset:
+            replica.last_caught_up_time_ms = max(replica.last_caught_up_time_ms, fetch_time_ms)
+        elif fetch_offset >= replica.last_fetch_leader_log_end_offset >= 0:
+            replica.last_caught_up_time_ms = max(replica.last_caught_up_time_ms,
+                                                 replica.last_fetch_time_ms)
+        replica.log_end_offset = fetch_offset
+        replica.log_start_offset = follower_start_offset
+        replica.last_fetch_time_ms = fetch_time_ms
+        replica.last_fetch_leader_log_end_offset = leader_end_offset
+        return self.maybe_increment_leader_hw()
+
+    def maybe_increment_leader_hw(self) -> bool:
+        """HW = min LEO over the ISR (leader included), only forwards. True if it moved."""
+        if not self.is_leader:
+            return False
+        new_hw = self.log.log_end_offset
+        for r in self.isr:
+            if r == self.local_broker_id:
+                continue
+            replica = self.remote_replicas.get(r)
+            leo = replica.log_end_offset if replica is not None else -1
+            new_hw = min(new_hw, leo)
+        if new_hw > self.log.high_watermark:
+            self.log.update_high_watermark(new_hw)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ ISR
+    def isr_to_expand(self) -> tuple[int, ...] | None:
+        """The ISR with every caught-up follower added (LEO >= HW and >= the leader epoch's
+        start offset), or None if nobody qualifies (Kafka's maybeExpandIsr)."""
+        if not self.is_leader:
+            return None
+        hw = self.high_watermark
+        add = [r for r, rep in sorted(self.remote_replicas.items())
+               if r not in self.isr and r in self.assigned_replicas
+               and rep.log_end_offset >= hw and rep.log_end_offset >= self.leader_epoch_start_offset]
+        if not add:
+            return None
+        return tuple(self.isr) + tuple(add)
+
+    def isr_to_shrink(self, lag_time_max_ms: int) -> tuple[int, ...] | None:
+        """The ISR without followers that have not caught up for ``lag_time_max_ms`` (Kafka's
+        getOutOfSyncReplicas), or None when all are in sync. The leader always stays."""
+        if not self.is_leader:
+            return None
+        now = self.clock()
+        out = [r for r in self.isr if r != self.local_broker_id and
+               now - self.remote_replicas.get(r, RemoteReplica(r)).last_caught_up_time_ms > lag_time_max_ms]
+        if not out:
+            return None
+        return tuple(r for r in self.isr if r not in out)
+
+    def apply_isr(self, new_isr: tuple[int, ...], new_partition_epoch: int) -> None:
+        """Install an ISR the leader has written to ZooKeeper (new zkVersion); moves the HW."""
+        old = self.isr
+        self.isr = tuple(new_isr)
+        self.partition_epoch = new_partition_epoch
+        if len(new_isr) < len(old):
+            self.isr_shrinks += 1
+        elif len(new_isr) > len(old):
+            self.isr_expands += 1
+        log.info("isr_updated", partition=str(self.tp), old_isr=list(old), new_isr=list(new_isr),
+                 partition_epoch=new_partition_epoch)
+        self.maybe_increment_leader_hw()
+
+    # ------------------------------------------------------------------ follower
+    def append_records_to_follower(self, records: memoryview, leader_high_watermark: int) -> LogAppendInfo | None:
+        """Append the leader's batches unchanged (offsets and epochs kept) and move the local
+        HW to min(leader HW, LEO). Raises storage's UnexpectedAppendOffsetError /
+        CorruptRecordError."""
+        info = None
+        if records is not None and len(records):
+            info = self.log.append(records, assign_offsets=False)
+        self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
+        return info
+
+    # ------------------------------------------------------------------ introspection
+    def statistics(self) -> PartitionStatistics:
+        """Frozen snapshot: role, epochs, ISR, HW, LEO, follower LEOs, ISR change counts."""
+        return PartitionStatistics(
+            topic=self.tp.topic, partition=self.tp.partition, is_leader=self.is_leader,
+            leader_id=self.leader_id, leader_epoch=self.leader_epoch,
+            partition_epoch=self.partition_epoch, controller_epoch=self.controller_epoch,
+            replicas=self.assigned_replicas, isr=self.isr,
+            high_watermark=self.log.high_watermark, log_end_offset=self.log.log_end_offset,
+            log_start_offset=self.log.log_start_offset,
+            follower_log_end_offsets={r: rep.log_end_offset for r, rep in self.remote_replicas.items()},
+            under_replicated=self.is_leader and len(self.isr) < len(self.assigned_replicas),
+            isr_shrinks=self.isr_shrinks, isr_expands=self.isr_expands)
+
+    def __repr__(self) -> str:
+        return (f"Partition({self.tp}, leader={self.leader_id}, epoch={self.leader_epoch}, "
+                f"isr={list(self.isr)}, hw={self.log.high_watermark}, leo={self.log.log_end_offset})")

@@ -1,0 +1,380 @@
+"""Followers: one fetcher task per source broker pulling the partitions this broker follows
+(Kafka's ReplicaFetcherManager / ReplicaFetcherThread / AbstractFetcherThread).
+
+Each followed partition goes through two states (Kafka's PartitionFetchState):
+
+1. **Truncating** (after every LeaderAndIsr that makes this broker a follower): an
+   OffsetsForLeaderEpoch request asks the leader where this replica's latest leader epoch
+   ends in the leader's log (KIP-101/279); the follower truncates to
+   min(leader's end offset, its own end offset for that epoch). If the leader does not know
+   the epoch it answers with the largest smaller one, and the follower first truncates to
+   its own end of that epoch and asks again. An unknown epoch on either side (empty epoch
+   cache) falls back to the local high watermark — never "truncate to HW" otherwise.
+2. **Fetching**: Fetch v12 with replica_id = this broker, current_leader_epoch fencing, and
+   the follower's log start offset; the leader's batches are appended unchanged
+   (assign_offsets off), a partial trailing batch dropped, the local HW set to
+   min(leader HW, LEO). OFFSET_OUT_OF_RANGE: the follower asks the leader's LEO and log
+   start (ListOffsets as a replica) and truncates to the LEO or restarts at the log start.
+   FENCED/UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER park the partition until the
+   controller's next LeaderAndIsr; other errors back off replica.fetch.backoff.ms.
+
+Connections use kafkalike's own trio client (KafkaConnection) on the inter-broker
+listener; a lost connection backs off and reconnects. A fetcher with no partitions left is
+stopped (Kafka's shutdownIdleFetcherThreads).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, LOG_OVERHEAD
+from kafkalike.storage import TopicPartition
+
+if TYPE_CHECKING:
+    from kafkalike.broker.replica_manager import ReplicaManager
+
+log = structlog.get_logger(__name__)
+
+FETCH_VERSION = 12
+EPOCH_VERSION = 4
+LIST_OFFSETS_VERSION = 7
+
+
+def complete_batches_length(records: memoryview) -> int:
+    """Bytes of ``records`` holding whole batches (a fetch response may end inside one)."""
+    pos, n = 0, len(records)
+    while pos + LOG_OVERHEAD <= n:
+        length = int.from_bytes(records[pos + BATCH_LENGTH_AT:pos + BATCH_LENGTH_AT + 4], "big", signed=True)
+        if length <= 0 or pos + LOG_OVERHEAD + length > n:
+            break
+        pos += LOG_OVERHEAD + length
+    return pos
+
+
+@attrs.define
+class PartitionFetchState:
+    """A followed partition: its leader epoch, whether it still has to truncate, whether it
+    is parked (waiting for a new LeaderAndIsr) or backing off until ``delayed_until``."""
+
+    leader_epoch: int
+    truncating: bool = True
+    parked: bool = False
+    delayed_until: float = 0.0
+
+
+@attrs.frozen
+class FetcherStatistics:
+    """Snapshot of one fetcher: source broker, partitions, fetches, bytes, errors."""
+
+    leader_id: int
+    partitions: int
+    fetches: int
+    bytes_fetched: int
+    errors: int
+    connected: bool
+
+
+class ReplicaFetcher:
+    """Pulls every partition this broker follows from one leader broker."""
+
+    def __init__(self, manager: "ReplicaFetcherManager", leader_id: int, host: str, port: int) -> None:
+        self.manager = manager
+        self.rm = manager.rm
+        self.leader_id = leader_id
+        self.host = host
+        self.port = port
+        self.partitions: dict[TopicPartition, PartitionFetchState] = {}
+        self.cancel_scope = trio.CancelScope()
+        self.wakeup = trio.Event()
+        self.done = trio.Event()
+        self.conn: Any = None
+        self.fetches = 0
+        self.bytes_fetched = 0
+        self.errors = 0
+
+    def statistics(self) -> FetcherStatistics:
+        return FetcherStatistics(self.leader_id, len(self.partitions), self.fetches,
+                                 self.bytes_fetched, self.errors,
+                                 self.conn is not None and not self.conn.closed)
+
+    def _cfg(self, key: str) -> int:
+        return int(self.rm.server.config[key])
+
+    async def run(self) -> None:
+        from kafkalike.client.connection import KafkaConnection
+        backoff = self._cfg("replica.fetch.backoff.ms") / 1000.0
+        try:
+            with self.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    while True:
+                        if not self._ready():
+                            self.wakeup = trio.Event()
+                            with trio.move_on_after(self._next_delay()):
+                                await self.wakeup.wait()
+                            continue
+                        try:
+                            if self.conn is None or self.conn.closed:
+                                self.conn = await KafkaConnection.connect(
+                                    self.host, self.port, nursery=nursery,
+                                    client_id=f"broker-{self.rm.broker_id}-fetcher-{self.leader_id}",
+                                    request_timeout_ms=self._cfg("replica.socket.timeout.ms"),
+                                    connect_timeout_ms=self._cfg("replica.socket.timeout.ms"))
+                            if any(s.truncating and not s.parked for s in self.partitions.values()):
+                                await self._truncate()
+                            else:
+                                await self._fetch()
+                        except trio.Cancelled:
+                            raise
+                        except Exception as exc:
+                            self.errors += 1
+                            log.info("replica_fetch_failed", leader=self.leader_id, host=self.host,
+                                     port=self.port, error=str(exc))
+                            if self.conn is not None:
+                                await self.conn.aclose()
+                                self.conn = None
+                            await trio.sleep(backoff)
+        finally:
+            if self.conn is not None:
+                with trio.CancelScope(shield=True):
+                    await self.conn.aclose()
+            self.done.set()
+
+    def _ready(self) -> bool:
+        now = trio.current_time()
+        return any(not s.parked and s.delayed_until <= now for s in self.partitions.values())
+
+    def _next_delay(self) -> float:
+        now = trio.current_time()
+        waits = [s.delayed_until - now for s in self.partitions.values()
+                 if not s.parked and s.delayed_until > now]
+        return max(0.01, min(waits)) if waits else 3600.0
+
+    def _delay(self, tp: TopicPartition) -> None:
+        state = self.partitions.get(tp)
+        if state is not None:
+            state.delayed_until = trio.current_time() + self._cfg("replica.fetch.backoff.ms") / 1000.0
+
+    # ------------------------------------------------------------------ truncation
+    async def _truncate(self) -> None:
+        """One OffsetsForLeaderEpoch round for the partitions still truncating."""
+        wanted: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
+        for tp, state in self.partitions.items():
+            p = self.rm.get_partition(tp)
+            if not state.truncating or state.parked or p is None:
+                continue
+            latest = p.log.leader_epoch_cache.latest_epoch
+            if latest is None:
+                self._finish_truncation(tp, state, p.high_watermark, "no local leader epoch: high watermark")
+                continue
+            wanted[tp] = (state, latest)
+        if not wanted:
+            return
+        topics: dict[str, list[dict[str, int]]] = {}
+        for tp, (state, epoch) in wanted.items():
+            topics.setdefault(tp.topic, []).append(
+                {"partition": tp.partition, "current_leader_epoch": state.leader_epoch, "leader_epoch": epoch})
+        response = await self.conn.call(
+            ApiKey.OFFSET_FOR_LEADER_EPOCH, api_version=EPOCH_VERSION, replica_id=self.rm.broker_id,
+            topics=[{"topic": t, "partitions": parts} for t, parts in topics.items()])
+        for t in response.topics:
+            for r in t.partitions:
+                tp = TopicPartition(t.topic, r.partition)
+                entry = wanted.get(tp)
+                if entry is None or self.partitions.get(tp) is not entry[0]:
+                    continue  # removed or re-added meanwhile
+                state, requested = entry
+                p = self.rm.get_partition(tp)
+                if p is None:
+                    continue
+                if r.error_code != ErrorCode.none:
+                    self._on_partition_error(tp, ErrorCode(r.error_code), "OffsetsForLeaderEpoch")
+                    continue
+                leo = p.log_end_offset
+                if r.end_offset < 0:
+                    self._finish_truncation(tp, state, p.high_watermark, "leader does not know the epoch")
+                elif r.leader_epoch < 0:
+                    self._finish_truncation(tp, state, min(r.end_offset, leo), "leader end offset")
+                else:
+                    f_epoch, f_end = p.log.end_offset_for_epoch(r.leader_epoch)
+                    if f_end < 0:
+                        self._finish_truncation(tp, state, min(r.end_offset, leo), "leader end offset")
+                    elif f_epoch != r.leader_epoch:
+                        target = min(f_end, leo)
+                        self._truncate_log(p, target)
+                        log.info("follower_truncated_intermediate", partition=str(tp), offset=target,
+                                 requested_epoch=requested, leader_epoch=r.leader_epoch)
+                    else:
+                        self._finish_truncation(tp, state, min(f_end, r.end_offset, leo),
+                                                f"epoch {r.leader_epoch} ends at {r.end_offset} on the leader")
+
+    def _truncate_log(self, p: Any, target: int) -> None:
+        if target < p.log_end_offset:
+            p.log.truncate_to(target)
+
+    def _finish_truncation(self, tp: TopicPartition, state: PartitionFetchState, target: int, why: str) -> None:
+        p = self.rm.get_partition(tp)
+        if p is None:
+            return
+        before = p.log_end_offset
+        self._truncate_log(p, max(0, target))
+        state.truncating = False
+        log.info("follower_truncated", partition=str(tp), leader=self.leader_id, offset=target,
+                 log_end_offset_before=before, log_end_offset=p.log_end_offset, reason=why)
+
+    # ------------------------------------------------------------------ fetching
+    async def _fetch(self) -> None:
+        now = trio.current_time()
+        states = {tp: s for tp, s in self.partitions.items()
+                  if not s.truncating and not s.parked and s.delayed_until <= now}
+        topics: dict[str, list[dict[str, int]]] = {}
+        for tp, state in states.items():
+            p = self.rm.get_partition(tp)
+            if p is None:
+                continue
+            topics.setdefault(tp.topic, []).append({
+                "partition": tp.partition, "current_leader_epoch": state.leader_epoch,
+                "fetch_offset": p.log_end_offset, "last_fetched_epoch": -1,
+                "log_start_offset": p.log.log_start_offset,
+                "partition_max_bytes": self._cfg("replica.fetch.max.bytes")})
+        if not topics:
+            await trio.sleep(0.01)
+            return
+        wait_ms = self._cfg("replica.fetch.wait.max.ms")
+        response = await self.conn.call(
+            ApiKey.FETCH, api_version=FETCH_VERSION, replica_id=self.rm.broker_id,
+            max_wait=wait_ms, min_bytes=self._cfg("replica.fetch.min.bytes"),
+            max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
+            session_id=0, session_epoch=-1,
+            topics=[{"topic": t, "partitions": parts} for t, parts in topics.items()],
+            timeout_ms=self._cfg("replica.socket.timeout.ms") + wait_ms)
+        self.fetches += 1
+        for t in response.responses:
+            for d in t.partitions:
+                tp = TopicPartition(t.topic, d.partition_index)
+                state = states.get(tp)
+                if state is None or self.partitions.get(tp) is not state:
+                    continue
+                p = self.rm.get_partition(tp)
+                if p is None or p.is_leader:
+                    continue
+                if d.error_code != ErrorCode.none:
+                    if d.error_code == ErrorCode.offset_out_of_range:
+                        await self._handle_out_of_range(tp, p)
+                    else:
+                        self._on_partition_error(tp, ErrorCode(d.error_code), "Fetch")
+                    continue
+                records = d.records
+                if records is not None and len(records):
+                    records = records[:complete_batches_length(records)]
+                    self.bytes_fetched += len(records)
+                try:
+                    p.append_records_to_follower(records, d.high_watermark)
+                except Exception as exc:
+                    self.errors += 1
+                    log.warning("follower_append_failed", partition=str(tp), error=str(exc))
+                    self._delay(tp)
+                    continue
+
+    async def _handle_out_of_range(self, tp: TopicPartition, p: Any) -> None:
+        """Kafka's handleOutOfRangeError: follow the leader's LEO down, or restart at its log
+        start offset when the follower fell behind retention."""
+        response = await self.conn.call(
+            ApiKey.LIST_OFFSETS, api_version=LIST_OFFSETS_VERSION, replica_id=self.rm.broker_id,
+            isolation_level=0,
+            topics=[{"name": tp.topic, "partitions": [
+                {"partition_index": tp.partition, "timestamp": -1, "current_leader_epoch": -1},
+            ]}])
+        latest = response.topics[0].partitions[0]
+        if latest.error_code != ErrorCode.none:
+            self._on_partition_error(tp, ErrorCode(latest.error_code), "ListOffsets")
+            return
+        if latest.offset < p.log_end_offset:
+            p.log.truncate_to(latest.offset)
+            log.warning("follower_truncated_to_leader_end", partition=str(tp), offset=latest.offset)
+            return
+        response = await self.conn.call(
+            ApiKey.LIST_OFFSETS, api_version=LIST_OFFSETS_VERSION, replica_id=self.rm.broker_id,
+            isolation_level=0,
+            topics=[{"name": tp.topic, "partitions": [
+                {"partition_index": tp.partition, "timestamp": -2, "current_leader_epoch": -1},
+            ]}])
+        earliest = response.topics[0].partitions[0]
+        if earliest.error_code == ErrorCode.none:
+            p.log.truncate_fully_and_start_at(earliest.offset)
+            log.warning("follower_restarted_at_leader_log_start", partition=str(tp), offset=earliest.offset)
+
+    def _on_partition_error(self, tp: TopicPartition, error: ErrorCode, api: str) -> None:
+        self.errors += 1
+        state = self.partitions.get(tp)
+        if state is None:
+            return
+        if error in (ErrorCode.fenced_leader_epoch, ErrorCode.not_leader_or_follower):
+            log.info("follower_partition_parked", partition=str(tp), api=api, error=error.name.upper())
+            state.parked = error == ErrorCode.fenced_leader_epoch
+            if not state.parked:
+                self._delay(tp)
+        else:
+            log.info("follower_partition_error", partition=str(tp), api=api, error=error.name.upper())
+            self._delay(tp)
+
+
+class ReplicaFetcherManager:
+    """One ReplicaFetcher per source broker (num.replica.fetchers = 1)."""
+
+    def __init__(self, rm: "ReplicaManager") -> None:
+        self.rm = rm
+        self.fetchers: dict[int, ReplicaFetcher] = {}
+
+    def add_fetchers(self, partitions: dict[TopicPartition, tuple[int, str, int]]) -> None:
+        """Start following each tp from (leader id, host, port); it truncates first."""
+        nursery = self.rm.server.nursery
+        for tp, (leader_id, host, port) in partitions.items():
+            fetcher = self.fetchers.get(leader_id)
+            if fetcher is not None and (fetcher.host, fetcher.port) != (host, port):
+                fetcher.cancel_scope.cancel()
+                fetcher = None
+            if fetcher is None:
+                if nursery is None:
+                    log.warning("no_nursery_for_fetcher", leader=leader_id)
+                    continue
+                fetcher = ReplicaFetcher(self, leader_id, host, port)
+                self.fetchers[leader_id] = fetcher
+                nursery.start_soon(self._run, fetcher)
+            p = self.rm.get_partition(tp)
+            fetcher.partitions[tp] = PartitionFetchState(leader_epoch=p.leader_epoch if p else -1)
+            fetcher.wakeup.set()
+            log.info("follower_fetch_added", partition=str(tp), leader=leader_id)
+
+    async def _run(self, fetcher: ReplicaFetcher) -> None:
+        try:
+            await fetcher.run()
+        finally:
+            if self.fetchers.get(fetcher.leader_id) is fetcher:
+                del self.fetchers[fetcher.leader_id]
+
+    async def remove_fetchers(self, tps: list[TopicPartition]) -> None:
+        """Stop following ``tps``; fetchers left without partitions are stopped."""
+        wanted = set(tps)
+        for leader_id, fetcher in list(self.fetchers.items()):
+            for tp in wanted & set(fetcher.partitions):
+                del fetcher.partitions[tp]
+            if not fetcher.partitions:
+                fetcher.cancel_scope.cancel()
+                del self.fetchers[leader_id]
+
+    async def shutdown(self) -> None:
+        for fetcher in list(self.fetchers.values()):
+            fetcher.cancel_scope.cancel()
+        for fetcher in list(self.fetchers.values()):
+            with trio.move_on_after(5):
+                await fetcher.done.wait()
+        self.fetchers.clear()
+
+    def statistics(self) -> list[FetcherStatistics]:
+        return [f.statistics() for f in self.fetchers.values()]

@@ -1,0 +1,697 @@
+"""ReplicaManager: the partitions this broker hosts, and the request paths that touch them
+(Kafka's kafka.server.ReplicaManager, ZooKeeper mode).
+
+- LeaderAndIsr (``become_leader_or_follower``): fenced by controller epoch
+  (STALE_CONTROLLER_EPOCH) and broker epoch (STALE_BROKER_EPOCH); per partition the leader
+  epoch must grow (else STALE_CONTROLLER_EPOCH, Kafka's answer), and the broker must be in
+  the replica list (else UNKNOWN_TOPIC_OR_PARTITION). Logs are created on first sight with
+  the topic's config (``/config/topics/<t>`` over the broker defaults). Leaders stop
+  fetching; followers (re)start a fetcher from the new leader (replica_fetcher).
+- StopReplica (``stop_replicas``): stop fetching, drop the partition, delete its log when
+  asked; v3 leader epochs fence stale requests (FENCED_LEADER_EPOCH).
+- Produce (``append_records``): acks 0/1/-1; offsets assigned by patching the batch in
+  place; acks=-1 waits in the "Produce" purgatory (DelayedProduce) until the ISR has it.
+- Fetch (``fetch_messages``): file slices (never copied), consumers up to the HW, followers
+  (replica_id >= 0) up to the LEO, whose fetch offsets move the HW and the ISR; long polls
+  wait in the "Fetch" purgatory (DelayedFetch).
+- ListOffsets (``fetch_offset_for_timestamp``), OffsetsForLeaderEpoch
+  (``last_offset_for_leader_epoch``).
+- Background tasks: ISR shrink check (every replica.lag.time.max.ms / 2), ISR change
+  propagation to ``/isr_change_notification`` (Kafka's 2.5 s / 5 s / 60 s rule), HW
+  checkpoint (replica.high.watermark.checkpoint.interval.ms).
+
+Topic/partition keys are storage's TopicPartition; ZooKeeper calls use coordination's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
+from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
+from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
+from kafkalike.broker.partition import Partition, PartitionError, now_ms
+from kafkalike.coordination import BadVersion, NoNode
+from kafkalike.coordination import zk_data as zd
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.fetch import FileRecords
+from kafkalike.protocol.leader_and_isr import (LeaderAndIsrPartitionError, LeaderAndIsrResponse,
+                                               LeaderAndIsrTopicError)
+from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, HEADER_SIZE, LOG_OVERHEAD, MAGIC_AT
+from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopReplicaResponse
+from kafkalike.storage import (CorruptRecordError, KafkaStorageError, LogConfig,
+                               OffsetOutOfRangeError, RecordTooLargeError, TopicPartition)
+from kafkalike.storage.errors import InvalidRecordError
+from kafkalike.storage.unified_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
+
+if TYPE_CHECKING:
+    from kafkalike.broker.kafka_server import KafkaServer
+
+log = structlog.get_logger(__name__)
+
+EPOCH_DURING_DELETE = -2
+NO_EPOCH = -1
+ISR_CHANGE_PROPAGATION_INTERVAL_MS = 2500
+ISR_CHANGE_PROPAGATION_BLACKOUT_MS = 5000
+ISR_CHANGE_MAX_DELAY_MS = 60000
+READ_COMMITTED = 1
+
+
+def broker_log_config(config: Any) -> LogConfig:
+    """The broker-level LogConfig from a KafkaConfig's log.* / message.max.bytes values."""
+    props: dict[str, Any] = {}
+    for name, value in config.values.items():
+        if value is None:
+            continue
+        props[name] = ",".join(value) if isinstance(value, list) else value
+    return LogConfig.from_broker_properties(props)
+
+
+@attrs.frozen
+class FetchPartitionData:
+    """One partition of a Fetch answer: error, HW, last stable offset, log start offset,
+    records (protocol FileRecords slice, b"" when nothing, None on error)."""
+
+    tp: TopicPartition
+    error: ErrorCode
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: Any = None
+
+    @property
+    def size(self) -> int:
+        r = self.records
+        if r is None:
+            return 0
+        return r.size if isinstance(r, FileRecords) else len(r)
+
+
+@attrs.frozen
+class ReplicaManagerStatistics:
+    """Snapshot: partitions led / followed, under-replicated count, ISR shrink/expand totals,
+    purgatory sizes."""
+
+    leader_count: int
+    follower_count: int
+    under_replicated_partitions: int
+    isr_shrinks: int
+    isr_expands: int
+    delayed_produce: int
+    delayed_fetch: int
+
+
+def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
+    """Kafka's ProduceRequest.validateRecords (v3+): exactly one batch of magic 2.
+
+    Returns (error, message) or None when the header looks right (the log then checks CRC
+    and lengths: CORRUPT_MESSAGE)."""
+    if records is None or len(records) == 0:
+        return ErrorCode.invalid_record, "Produce requests must have at least one record batch"
+    n = len(records)
+    if n < MAGIC_AT + 1:
+        return ErrorCode.corrupt_message, f"record batch of {n} bytes is truncated"
+    magic = records[MAGIC_AT]
+    if magic in (0, 1):
+        return (ErrorCode.invalid_record,
+                "Produce requests are only allowed to contain record batches with magic version 2")
+    if n >= HEADER_SIZE:
+        batch_length = int.from_bytes(records[BATCH_LENGTH_AT:BATCH_LENGTH_AT + 4], "big", signed=True)
+        if 0 < batch_length and LOG_OVERHEAD + batch_length < n:
+            return (ErrorCode.invalid_record,
+                    "Produce requests are only allowed to contain exactly one record batch")
+    return None
+
+
+class ReplicaManager:
+    """The broker's partitions. Created by KafkaServer; wires its startup/shutdown hooks."""
+
+    def __init__(self, server: "KafkaServer") -> None:
+        self.server = server
+        self.partitions: dict[TopicPartition, Partition] = {}
+        self.controller_epoch = 0
+        self.produce_purgatory = DelayedOperationPurgatory("Produce")
+        self.fetch_purgatory = DelayedOperationPurgatory("Fetch")
+        self.topic_configs: dict[str, dict[str, str]] = {}
+        self.isr_change_set: set[TopicPartition] = set()
+        self.last_isr_change_ms = 0
+        self.last_isr_propagation_ms = 0
+        self._hw_checkpoint_started = False
+        self._isr_changed = trio.Event()
+        from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
+        self.fetcher_manager = ReplicaFetcherManager(self)
+        server.startup_hooks.append(self._startup)
+        server.shutdown_hooks.append(self._shutdown)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def broker_id(self) -> int:
+        return self.server.broker_id
+
+    async def _startup(self, server: "KafkaServer") -> None:
+        assert server.nursery is not None
+        server.nursery.start_soon(self._isr_expiration_task)
+        server.nursery.start_soon(self._isr_change_propagation_task)
+
+    async def _shutdown(self, server: "KafkaServer") -> None:
+        await self.fetcher_manager.shutdown()
+        for tp in list(self.partitions):
+            self._complete_delayed(tp)
+        if server.log_manager is not None:
+            try:
+                server.log_manager.checkpoint_high_watermarks()
+            except Exception as exc:
+                log.warning("hw_checkpoint_failed", error=str(exc))
+
+    # ------------------------------------------------------------------ configs
+    def log_config_for(self, topic: str) -> LogConfig:
+        """Broker defaults overridden by the topic's /config/topics entry (cached)."""
+        base = broker_log_config(self.server.config)
+        overrides = self.topic_configs.get(topic)
+        return LogConfig.from_properties(overrides, base) if overrides else base
+
+    def min_isr_of(self, topic: str) -> int:
+        """min.insync.replicas of a topic (override, else the broker's)."""
+        raw = self.topic_configs.get(topic, {}).get("min.insync.replicas")
+        try:
+            return int(raw) if raw is not None else int(self.server.config["min.insync.replicas"])
+        except ValueError:
+            return int(self.server.config["min.insync.replicas"])
+
+    async def _load_topic_config(self, topic: str) -> None:
+        if topic in self.topic_configs or self.server.kafka_zk is None:
+            return
+        try:
+            self.topic_configs[topic] = await self.server.kafka_zk.get_entity_config(
+                zd.CONFIG_TYPE_TOPIC, topic)
+        except Exception as exc:
+            log.warning("topic_config_read_failed", topic=topic, error=str(exc))
+
+    def update_topic_config(self, topic: str, config: dict[str, str]) -> None:
+        """A topic's dynamic config changed (/config/changes): apply it to its logs."""
+        self.topic_configs[topic] = dict(config)
+        lm = self.server.log_manager
+        if lm is None:
+            return
+        new = self.log_config_for(topic)
+        for tp, lg in list(lm.logs.items()):
+            if tp.topic == topic:
+                lg.update_config(new)
+
+    # ------------------------------------------------------------------ lookups
+    def get_partition(self, tp: TopicPartition) -> Partition | None:
+        return self.partitions.get(tp)
+
+    def _unknown_error(self, tp: TopicPartition) -> ErrorCode:
+        """Kafka's getPartitionOrError for a partition not hosted here."""
+        lm = self.server.log_manager
+        if lm is not None and tp in lm.offline:
+            return ErrorCode.kafka_storage_error
+        if self.server.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None:
+            return ErrorCode.not_leader_or_follower
+        return ErrorCode.unknown_topic_or_partition
+
+    def leader_partition(self, tp: TopicPartition) -> Partition:
+        """The partition if this broker leads it; raises PartitionError otherwise."""
+        p = self.partitions.get(tp)
+        if p is None:
+            raise PartitionError(self._unknown_error(tp))
+        if not p.is_leader:
+            raise PartitionError(ErrorCode.not_leader_or_follower)
+        return p
+
+    def _complete_delayed(self, tp: TopicPartition) -> None:
+        self.produce_purgatory.check_and_complete(tp)
+        self.fetch_purgatory.check_and_complete(tp)
+
+    # ------------------------------------------------------------------ LeaderAndIsr
+    async def become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
+        """Handle a LeaderAndIsr request (any version 0-6); returns the response entity."""
+        server = self.server
+        if request.controller_epoch < self.controller_epoch:
+            log.warning("stale_controller_epoch", api="LeaderAndIsr",
+                        request_epoch=request.controller_epoch, current=self.controller_epoch)
+            return LeaderAndIsrResponse(error_code=ErrorCode.stale_controller_epoch.value)
+        if version >= 2 and 0 <= request.broker_epoch < server.broker_epoch:
+            log.warning("stale_broker_epoch", api="LeaderAndIsr",
+                        request_epoch=request.broker_epoch, current=server.broker_epoch)
+            return LeaderAndIsrResponse(error_code=ErrorCode.stale_broker_epoch.value)
+        self.controller_epoch = request.controller_epoch
+
+        states: list[tuple[str, Any, Any]] = []  # (topic, topic_id, partition state)
+        if version >= 2:
+            for t in request.topic_states:
+                for p in t.partition_states:
+                    states.append((t.topic_name, t.topic_id, p))
+        else:
+            for p in request.ungrouped_partition_states:
+                states.append((p.topic_name, None, p))
+        leaders = {ll.broker_id: (ll.host_name, ll.port) for ll in request.live_leaders}
+
+        errors: dict[TopicPartition, ErrorCode] = {}
+        to_lead: list[tuple[Partition, Any]] = []
+        to_follow: list[tuple[Partition, Any]] = []
+        lm = server.log_manager
+        assert lm is not None
+        for topic, _topic_id, state in states:
+            tp = TopicPartition(topic, state.partition_index)
+            if tp in lm.offline:
+                errors[tp] = ErrorCode.kafka_storage_error
+                continue
+            p = self.partitions.get(tp)
+            current_epoch = p.leader_epoch if p is not None else -1
+            if state.leader_epoch > current_epoch:
+                if self.broker_id not in state.replicas:
+                    log.warning("leader_and_isr_not_a_replica", partition=str(tp),
+                                replicas=list(state.replicas))
+                    errors[tp] = ErrorCode.unknown_topic_or_partition
+                    continue
+            else:
+                log.info("leader_and_isr_stale_leader_epoch", partition=str(tp),
+                         request_leader_epoch=state.leader_epoch, current=current_epoch)
+                errors[tp] = ErrorCode.stale_controller_epoch
+                continue
+            if p is None:
+                await self._load_topic_config(topic)
+                try:
+                    lg = lm.get_or_create_log(tp, self.log_config_for(topic))
+                except KafkaStorageError as exc:
+                    log.error("log_create_failed", partition=str(tp), error=str(exc))
+                    errors[tp] = ErrorCode.kafka_storage_error
+                    continue
+                p = Partition(tp, self.broker_id, lg)
+                self.partitions[tp] = p
+            errors[tp] = ErrorCode.none
+            (to_lead if state.leader == self.broker_id else to_follow).append((p, state))
+
+        if to_lead:
+            await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_lead])
+            for p, state in to_lead:
+                p.make_leader(state)
+                self._complete_delayed(p.tp)
+        if to_follow:
+            await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_follow])
+            add: dict[TopicPartition, tuple[int, str, int]] = {}
+            for p, state in to_follow:
+                p.make_follower(state)
+                self._complete_delayed(p.tp)
+                endpoint = leaders.get(state.leader)
+                if endpoint is None:
+                    endpoint = server.metadata_cache.endpoint(state.leader,
+                                                              server.config.inter_broker_listener_name)
+                if state.leader >= 0 and endpoint is not None:
+                    add[p.tp] = (state.leader, endpoint[0], endpoint[1])
+                else:
+                    log.info("follower_leader_unavailable", partition=str(p.tp), leader=state.leader)
+            self.fetcher_manager.add_fetchers(add)
+        if not self._hw_checkpoint_started and server.nursery is not None:
+            self._hw_checkpoint_started = True
+            server.nursery.start_soon(self._hw_checkpoint_task)
+
+        if version >= 5:
+            by_topic: dict[str, list[LeaderAndIsrPartitionError]] = {}
+            ids: dict[str, Any] = {}
+            for topic, topic_id, state in states:
+                ids[topic] = topic_id
+                by_topic.setdefault(topic, []).append(LeaderAndIsrPartitionError(
+                    partition_index=state.partition_index,
+                    error_code=errors[TopicPartition(topic, state.partition_index)].value))
+            return LeaderAndIsrResponse(error_code=0, topics=tuple(
+                LeaderAndIsrTopicError(topic_id=ids[t], partition_errors=tuple(errs))
+                for t, errs in by_topic.items()))
+        return LeaderAndIsrResponse(error_code=0, partition_errors=tuple(
+            LeaderAndIsrPartitionError(topic_name=tp.topic, partition_index=tp.partition,
+                                       error_code=err.value)
+            for tp, err in errors.items()))
+
+    # ------------------------------------------------------------------ StopReplica
+    async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
+        """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked."""
+        server = self.server
+        if request.controller_epoch < self.controller_epoch:
+            log.warning("stale_controller_epoch", api="StopReplica",
+                        request_epoch=request.controller_epoch, current=self.controller_epoch)
+            return StopReplicaResponse(error_code=ErrorCode.stale_controller_epoch.value)
+        if version >= 1 and 0 <= request.broker_epoch < server.broker_epoch:
+            log.warning("stale_broker_epoch", api="StopReplica",
+                        request_epoch=request.broker_epoch, current=server.broker_epoch)
+            return StopReplicaResponse(error_code=ErrorCode.stale_broker_epoch.value)
+        self.controller_epoch = request.controller_epoch
+        items: list[tuple[TopicPartition, int, bool]] = []  # (tp, leader epoch, delete)
+        if version == 0:
+            items = [(TopicPartition(p.topic_name, p.partition_index), NO_EPOCH, request.delete_partitions)
+                     for p in request.ungrouped_partitions]
+        elif version <= 2:
+            items = [(TopicPartition(t.name, i), NO_EPOCH, request.delete_partitions)
+                     for t in request.topics for i in t.partition_indexes]
+        else:
+            items = [(TopicPartition(t.topic_name, p.partition_index), p.leader_epoch, p.delete_partition)
+                     for t in request.topic_states for p in t.partition_states]
+        errors: list[StopReplicaPartitionError] = []
+        stopping: list[tuple[TopicPartition, bool]] = []
+        for tp, epoch, delete in items:
+            p = self.partitions.get(tp)
+            if p is not None and epoch not in (EPOCH_DURING_DELETE, NO_EPOCH) and epoch < p.leader_epoch:
+                log.info("stop_replica_fenced", partition=str(tp), request_leader_epoch=epoch,
+                         current=p.leader_epoch)
+                errors.append(StopReplicaPartitionError(topic_name=tp.topic, partition_index=tp.partition,
+                                                        error_code=ErrorCode.fenced_leader_epoch.value))
+                continue
+            stopping.append((tp, delete))
+        await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
+        lm = server.log_manager
+        for tp, delete in stopping:
+            error = ErrorCode.none
+            p = self.partitions.pop(tp, None)
+            if p is not None:
+                self.produce_purgatory.complete_all(tp)
+                self.fetch_purgatory.complete_all(tp)
+            if delete and lm is not None:
+                try:
+                    lm.delete_log(tp)
+                except Exception as exc:
+                    log.error("log_delete_failed", partition=str(tp), error=str(exc))
+                    error = ErrorCode.kafka_storage_error
+                if not any(t.topic == tp.topic for t in self.partitions):
+                    self.topic_configs.pop(tp.topic, None)
+            log.info("replica_stopped", partition=str(tp), deleted=delete)
+            errors.append(StopReplicaPartitionError(topic_name=tp.topic, partition_index=tp.partition,
+                                                    error_code=error.value))
+        return StopReplicaResponse(error_code=0, partition_errors=tuple(errors))
+
+    # ------------------------------------------------------------------ Produce
+    async def append_records(self, required_acks: int, timeout_ms: int,
+                             entries: list[tuple[TopicPartition, Any]]) -> dict[TopicPartition, ProducePartitionStatus]:
+        """Append each (tp, records memoryview) as leader; with acks=-1 wait (DelayedProduce)
+        until replicated or ``timeout_ms``. Returns the per-partition status (error,
+        base offset, log append time, log start offset).
+
+        Errors per partition: INVALID_REQUIRED_ACKS, UNKNOWN_TOPIC_OR_PARTITION,
+        NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), INVALID_RECORD,
+        CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT.
+        """
+        statuses: dict[TopicPartition, ProducePartitionStatus] = {}
+        if required_acks not in (-1, 0, 1):
+            return {tp: ProducePartitionStatus(-1, ErrorCode.invalid_required_acks) for tp, _ in entries}
+        for tp, records in entries:
+            status = ProducePartitionStatus(-1)
+            statuses[tp] = status
+            bad = _validate_produce_records(records)
+            if bad is not None:
+                status.error, status.error_message = bad
+                continue
+            try:
+                p = self.leader_partition(tp)
+                info = p.append_records_to_leader(records, required_acks, self.min_isr_of(tp.topic))
+            except PartitionError as exc:
+                status.error, status.error_message = exc.error_code, str(exc)
+                continue
+            except RecordTooLargeError as exc:
+                status.error, status.error_message = ErrorCode.message_too_large, str(exc)
+                continue
+            except CorruptRecordError as exc:
+                status.error, status.error_message = ErrorCode.corrupt_message, str(exc)
+                continue
+            except InvalidRecordError as exc:
+                status.error, status.error_message = ErrorCode.invalid_record, str(exc)
+                continue
+            except KafkaStorageError as exc:
+                log.error("append_failed", partition=str(tp), error=str(exc))
+                status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
+                continue
+            status.base_offset = info.first_offset
+            status.log_append_time_ms = info.log_append_time_ms
+            status.log_start_offset = info.log_start_offset
+            status.required_offset = info.last_offset + 1
+            status.acks_pending = required_acks == -1
+            # followers waiting in Fetch purgatory see the new LEO; the HW may have moved
+            self._complete_delayed(tp)
+        if required_acks == -1 and any(s.acks_pending for s in statuses.values()):
+            op = DelayedProduce(timeout_ms, statuses, self.get_partition, self.min_isr_of)
+            await self.produce_purgatory.try_complete_else_watch(
+                op, [tp for tp, s in statuses.items() if s.acks_pending])
+        return statuses
+
+    # ------------------------------------------------------------------ Fetch
+    def _read_one(self, info: FetchPartitionInfo, max_bytes: int, replica_id: int,
+                  min_one_message: bool) -> FetchPartitionData:
+        from_follower = replica_id >= 0
+        tp = info.tp
+        p = self.partitions.get(tp)
+        if p is None:
+            return FetchPartitionData(tp, self._unknown_error(tp))
+        try:
+            p.check_leader_epoch(info.current_leader_epoch)
+            leo = p.log_end_offset
+            slices = p.read_records(info.fetch_offset, max_bytes, from_follower=from_follower,
+                                    current_leader_epoch=info.current_leader_epoch,
+                                    min_one_message=min_one_message)
+        except PartitionError as exc:
+            return FetchPartitionData(tp, exc.error_code)
+        except OffsetOutOfRangeError:
+            return FetchPartitionData(tp, ErrorCode.offset_out_of_range, p.high_watermark,
+                                      p.high_watermark, p.log.log_start_offset)
+        except KafkaStorageError as exc:
+            log.error("read_failed", partition=str(tp), error=str(exc))
+            return FetchPartitionData(tp, ErrorCode.kafka_storage_error)
+        if from_follower:
+            if p.update_follower_fetch_state(replica_id, info.fetch_offset,
+                                             info.log_start_offset, leo, now_ms()):
+                self._complete_delayed(tp)
+            self._maybe_expand_isr(p)
+        records: Any = b""
+        if slices:
+            s = slices[0]
+            records = FileRecords(s.file, s.position, s.length)
+        hw = p.high_watermark
+        return FetchPartitionData(tp, ErrorCode.none, hw, hw, p.log.log_start_offset, records)
+
+    def read_from_local_log(self, infos: list[FetchPartitionInfo], max_bytes: int,
+                            replica_id: int = -1) -> list[FetchPartitionData]:
+        """Read every partition of a fetch with a total byte budget ``max_bytes``: the first
+        partition with data may exceed it by one batch (KIP-74); each partition gets
+        min(its max_bytes, what is left). replica_id >= 0: a follower (reads to the LEO and
+        moves its fetch state); -1 a consumer (reads to the HW; READ_COMMITTED is the same
+        here, as kafkalike has no transactions: LSO = HW)."""
+        out = []
+        remaining = max_bytes
+        min_one = True
+        for info in infos:
+            data = self._read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one)
+            if data.size > 0:
+                min_one = False
+                remaining = max(0, remaining - data.size)
+            out.append(data)
+        return out
+
+    def _bytes_available(self, info: FetchPartitionInfo, from_follower: bool) -> int | None:
+        p = self.partitions.get(info.tp)
+        if p is None or not p.is_leader:
+            return None
+        if info.current_leader_epoch >= 0 and info.current_leader_epoch != p.leader_epoch:
+            return None
+        end = p.log_end_offset if from_follower else p.high_watermark
+        if info.fetch_offset > p.log_end_offset or info.fetch_offset < p.log.log_start_offset:
+            return None
+        if end <= info.fetch_offset:
+            return 0
+        try:
+            slices = p.log.read(info.fetch_offset, info.max_bytes, None if from_follower else end)
+        except (OffsetOutOfRangeError, KafkaStorageError):
+            return None
+        return sum(s.length for s in slices)
+
+    async def fetch_messages(self, replica_id: int, max_wait_ms: int, min_bytes: int, max_bytes: int,
+                             isolation_level: int, infos: list[FetchPartitionInfo]) -> list[FetchPartitionData]:
+        """Serve a Fetch: read now; answer at once when max_wait <= 0, nothing was asked, an
+        error occurred or min_bytes are there; else wait in the Fetch purgatory (DelayedFetch)
+        and read again on completion or at max_wait_ms."""
+        from_follower = replica_id >= 0
+        max_bytes = min(max_bytes, int(self.server.config["fetch.max.bytes"])) if not from_follower else max_bytes
+        first = self.read_from_local_log(infos, max_bytes, replica_id)
+        readable = sum(d.size for d in first)
+        if (max_wait_ms <= 0 or not infos or readable >= min_bytes
+                or any(d.error != ErrorCode.none for d in first)):
+            return first
+
+        def read() -> list[FetchPartitionData]:
+            return self.read_from_local_log(infos, max_bytes, replica_id)
+
+        op = DelayedFetch(max_wait_ms, infos, min_bytes,
+                          lambda i: self._bytes_available(i, from_follower), read)
+        await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])
+        return op.result if op.result is not None else first
+
+    # ------------------------------------------------------------------ ISR
+    def _maybe_expand_isr(self, p: Partition) -> None:
+        new_isr = p.isr_to_expand()
+        if new_isr is not None and not p.isr_update_in_flight and self.server.nursery is not None:
+            p.isr_update_in_flight = True
+            self.server.nursery.start_soon(self._update_isr, p, new_isr, "expand")
+
+    async def _update_isr(self, p: Partition, new_isr: tuple[int, ...], reason: str) -> None:
+        """Write a new ISR to the partition state znode, conditional on its zkVersion
+        (Kafka's ZK-era Partition.updateIsr); on success install it and note the change for
+        /isr_change_notification. A BadVersion means the controller changed the state: keep
+        ours until its LeaderAndIsr arrives (never overwrite)."""
+        p.isr_update_in_flight = True
+        epoch = p.leader_epoch
+        try:
+            kzk = self.server.kafka_zk
+            if kzk is None:
+                return
+            state = zd.LeaderIsrAndControllerEpoch(
+                leader=p.leader_id, leader_epoch=p.leader_epoch, isr=new_isr,
+                controller_epoch=p.controller_epoch, zk_version=p.partition_epoch)
+            try:
+                version = await kzk.update_partition_state(zd.TopicPartition(p.tp.topic, p.tp.partition), state)
+            except (BadVersion, NoNode):
+                log.info("isr_update_rejected_stale_zk_version", partition=str(p.tp),
+                         partition_epoch=p.partition_epoch, proposed_isr=list(new_isr))
+                return
+            except Exception as exc:
+                log.warning("isr_update_failed", partition=str(p.tp), error=str(exc))
+                return
+            if p.leader_epoch != epoch or not p.is_leader or self.partitions.get(p.tp) is not p:
+                return
+            log.info("isr_" + ("shrunk" if reason == "shrink" else "expanded"), partition=str(p.tp),
+                     old_isr=list(p.isr), new_isr=list(new_isr))
+            p.apply_isr(new_isr, version)
+            self.isr_change_set.add(p.tp)
+            self.last_isr_change_ms = now_ms()
+            self._isr_changed.set()
+            self._complete_delayed(p.tp)
+        finally:
+            p.isr_update_in_flight = False
+
+    async def maybe_shrink_isrs(self) -> None:
+        """One pass of Kafka's isr-expiration task over the partitions this broker leads."""
+        lag = int(self.server.config["replica.lag.time.max.ms"])
+        for p in list(self.partitions.values()):
+            if p.isr_update_in_flight:
+                continue
+            new_isr = p.isr_to_shrink(lag)
+            if new_isr is not None:
+                await self._update_isr(p, new_isr, "shrink")
+
+    async def _isr_expiration_task(self) -> None:
+        interval = max(0.05, int(self.server.config["replica.lag.time.max.ms"]) / 2000.0)
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.maybe_shrink_isrs()
+            except Exception:
+                log.exception("isr_expiration_failed")
+
+    async def maybe_propagate_isr_changes(self, force: bool = False) -> bool:
+        """Post /isr_change_notification when changes are pending and either none arrived for
+        5 s or the last post is 60 s old (Kafka's maybePropagateIsrChanges); ``force`` posts
+        now. Returns True if a notification was written."""
+        if not self.isr_change_set or self.server.kafka_zk is None:
+            return False
+        now = now_ms()
+        if not force and not (now - self.last_isr_change_ms > ISR_CHANGE_PROPAGATION_BLACKOUT_MS
+                              or now - self.last_isr_propagation_ms > ISR_CHANGE_MAX_DELAY_MS):
+            return False
+        changed, self.isr_change_set = self.isr_change_set, set()
+        try:
+            path = await self.server.kafka_zk.propagate_isr_changes(
+                zd.TopicPartition(tp.topic, tp.partition) for tp in changed)
+        except Exception as exc:
+            self.isr_change_set |= changed
+            log.warning("isr_change_propagation_failed", error=str(exc))
+            return False
+        self.last_isr_propagation_ms = now
+        log.info("isr_changes_propagated", path=path, partitions=sorted(map(str, changed)))
+        return True
+
+    async def _isr_change_propagation_task(self) -> None:
+        while True:
+            await trio.sleep(ISR_CHANGE_PROPAGATION_INTERVAL_MS / 1000.0)
+            try:
+                await self.maybe_propagate_isr_changes()
+            except Exception:
+                log.exception("isr_change_propagation_failed")
+
+    async def _hw_checkpoint_task(self) -> None:
+        interval = int(self.server.config["replica.high.watermark.checkpoint.interval.ms"]) / 1000.0
+        while True:
+            await trio.sleep(interval)
+            lm = self.server.log_manager
+            if lm is not None:
+                try:
+                    lm.checkpoint_high_watermarks()
+                except Exception as exc:
+                    log.warning("hw_checkpoint_failed", error=str(exc))
+
+    # ------------------------------------------------------------------ ListOffsets
+    def fetch_offset_for_timestamp(self, tp: TopicPartition, timestamp: int, isolation_level: int | None,
+                                   current_leader_epoch: int, replica_id: int) -> tuple[ErrorCode, int, int, int]:
+        """ListOffsets for one partition: (error, timestamp, offset, leader_epoch).
+
+        -2 earliest (log start), -1 latest (HW for consumers, LEO for replicas/debug), -3
+        max timestamp, else the first offset with timestamp >= it below the fetchable end
+        (-1/-1 when none). Leader only (NOT_LEADER_OR_FOLLOWER), epoch-fenced.
+        """
+        p = self.partitions.get(tp)
+        if p is None:
+            return self._unknown_error(tp), -1, -1, -1
+        try:
+            p.check_leader_epoch(current_leader_epoch, require_leader=replica_id != -2)
+        except PartitionError as exc:
+            return exc.error_code, -1, -1, -1
+        lg = p.log
+        last_fetchable = lg.log_end_offset if isolation_level is None else p.high_watermark
+        if timestamp == LATEST_TIMESTAMP:
+            return ErrorCode.none, -1, last_fetchable, p.leader_epoch
+        try:
+            found = lg.offset_for_timestamp(timestamp)
+        except ValueError:
+            return ErrorCode.invalid_request, -1, -1, -1
+        except KafkaStorageError:
+            return ErrorCode.kafka_storage_error, -1, -1, -1
+        if found is None:
+            return ErrorCode.none, -1, -1, -1
+        if timestamp == EARLIEST_TIMESTAMP:
+            return ErrorCode.none, -1, found.offset, found.leader_epoch
+        if timestamp != MAX_TIMESTAMP and found.offset >= last_fetchable:
+            return ErrorCode.none, -1, -1, -1
+        return ErrorCode.none, found.timestamp, found.offset, found.leader_epoch
+
+    # ------------------------------------------------------------------ OffsetsForLeaderEpoch
+    def last_offset_for_leader_epoch(self, tp: TopicPartition, current_leader_epoch: int,
+                                     leader_epoch: int) -> tuple[ErrorCode, int, int]:
+        """(error, epoch, end offset) from the leader's epoch cache (KIP-101/279); (-1, -1)
+        for an unknown epoch. Leader only."""
+        p = self.partitions.get(tp)
+        if p is None:
+            return self._unknown_error(tp), -1, -1
+        try:
+            p.check_leader_epoch(current_leader_epoch)
+        except PartitionError as exc:
+            return exc.error_code, -1, -1
+        epoch, end = p.log.end_offset_for_epoch(leader_epoch)
+        return ErrorCode.none, epoch, end
+
+    # ------------------------------------------------------------------ introspection
+    def statistics(self) -> ReplicaManagerStatistics:
+        """Frozen snapshot for the CLI, metrics and tests (UnderReplicatedPartitions, ...)."""
+        parts = list(self.partitions.values())
+        return ReplicaManagerStatistics(
+            leader_count=sum(p.is_leader for p in parts),
+            follower_count=sum(not p.is_leader for p in parts),
+            under_replicated_partitions=sum(p.is_leader and len(p.isr) < len(p.assigned_replicas) for p in parts),
+            isr_shrinks=sum(p.isr_shrinks for p in parts),
+            isr_expands=sum(p.isr_expands for p in parts),
+            delayed_produce=self.produce_purgatory.delayed,
+            delayed_fetch=self.fetch_purgatory.delayed)
+
+    def partition_statistics(self) -> dict[str, Any]:
+        """'topic-p' -> PartitionStatistics for every hosted partition."""
+        return {str(tp): p.statistics() for tp, p in sorted(self.partitions.items())}

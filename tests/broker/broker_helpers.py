@@ -1,0 +1,170 @@
+"""Helpers for broker request-path tests: an in-process KafkaServer (trio) against the real
+ZooKeeper ensemble, a kafkalike client connection over real TCP, controller requests
+(LeaderAndIsr, StopReplica, UpdateMetadata) built by hand, and record batches."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.kafka_server import KafkaServer
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.protocol.leader_and_isr import (LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState,
+                                               LeaderAndIsrRequest, LeaderAndIsrTopicState)
+from kafkalike.protocol.record_batch import SimpleRecord, build_batch
+from kafkalike.protocol.stop_replica import (StopReplicaPartitionState, StopReplicaRequest,
+                                             StopReplicaTopicState)
+from kafkalike.protocol.update_metadata import (UpdateMetadataBroker, UpdateMetadataEndpoint,
+                                                UpdateMetadataPartitionState, UpdateMetadataRequest,
+                                                UpdateMetadataTopicState)
+
+
+def make_config(tmp_path: Path, zk: str, broker_id: int = 1, **extra: str) -> KafkaConfig:
+    """A broker config on 127.0.0.1, port 0, logs under tmp_path, 4 s ZooKeeper sessions."""
+    props = {
+        "broker.id": str(broker_id),
+        "listeners": "PLAINTEXT://127.0.0.1:0",
+        "log.dirs": str(tmp_path / f"logs-{broker_id}"),
+        "zookeeper.connect": zk,
+        "zookeeper.session.timeout.ms": "4000",
+    }
+    props.update({k.replace("_", "."): v for k, v in extra.items()})
+    return KafkaConfig.from_mapping(props)
+
+
+@asynccontextmanager
+async def running_broker(tmp_path: Path, zk: str, broker_id: int = 1, **extra: str) -> AsyncIterator[KafkaServer]:
+    """A started KafkaServer; shut down cleanly when the block ends (also on failure)."""
+    server = KafkaServer(make_config(tmp_path, zk, broker_id, **extra))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        try:
+            yield server
+        finally:
+            server.request_shutdown()
+
+
+def port_of(server: KafkaServer) -> int:
+    return server.bound_listeners[0].port
+
+
+@asynccontextmanager
+async def connect(server: KafkaServer) -> AsyncIterator[KafkaConnection]:
+    """A kafkalike client connection to the broker over TCP (ApiVersions negotiated)."""
+    async with trio.open_nursery() as nursery:
+        conn = await KafkaConnection.connect("127.0.0.1", port_of(server), nursery=nursery,
+                                             request_timeout_ms=20000)
+        try:
+            yield conn
+        finally:
+            await conn.aclose()
+
+
+def leader_and_isr(server: KafkaServer, topic: str, partitions: dict[int, tuple[int, Sequence[int], Sequence[int]]],
+                   leader_epoch: int = 0, controller_epoch: int = 1, broker_epoch: int | None = None,
+                   leaders: dict[int, KafkaServer] | None = None, zk_version: int = 0,
+                   version: int = 6) -> LeaderAndIsrRequest:
+    """LeaderAndIsr for ``partitions``: p -> (leader, isr, replicas), in the layout of
+    ``version`` (v0-v1 ungrouped, v2+ per topic)."""
+    states = tuple(LeaderAndIsrPartitionState(
+        topic_name=topic, partition_index=p, controller_epoch=controller_epoch, leader=leader, leader_epoch=leader_epoch,
+        isr=tuple(isr), zk_version=zk_version, replicas=tuple(replicas), adding_replicas=(),
+        removing_replicas=(), is_new=False) for p, (leader, isr, replicas) in partitions.items())
+    live = tuple(LeaderAndIsrLiveLeader(broker_id=b, host_name="127.0.0.1", port=port_of(s))
+                 for b, s in (leaders or {}).items())
+    if version < 2:
+        return LeaderAndIsrRequest(controller_id=99, controller_epoch=controller_epoch,
+                                   ungrouped_partition_states=states, topic_states=(), live_leaders=live)
+    return LeaderAndIsrRequest(
+        controller_id=99, controller_epoch=controller_epoch,
+        broker_epoch=server.broker_epoch if broker_epoch is None else broker_epoch,
+        ungrouped_partition_states=(),
+        topic_states=(LeaderAndIsrTopicState(topic_name=topic, partition_states=states),),
+        live_leaders=live)
+
+
+def stop_replica(server: KafkaServer, topic: str, partitions: Sequence[int], delete: bool,
+                 leader_epoch: int = -1, controller_epoch: int = 1) -> StopReplicaRequest:
+    """StopReplica v3 for ``partitions`` of ``topic``."""
+    return StopReplicaRequest(
+        controller_id=99, controller_epoch=controller_epoch, broker_epoch=server.broker_epoch,
+        topic_states=(StopReplicaTopicState(topic_name=topic, partition_states=tuple(
+            StopReplicaPartitionState(partition_index=p, leader_epoch=leader_epoch, delete_partition=delete)
+            for p in partitions)),))
+
+
+def update_metadata(servers: Sequence[KafkaServer], topic: str,
+                    partitions: dict[int, tuple[int, Sequence[int], Sequence[int]]],
+                    leader_epoch: int = 0, controller_epoch: int = 1) -> UpdateMetadataRequest:
+    """UpdateMetadata v7 listing ``servers`` as live brokers and ``partitions`` of ``topic``."""
+    states = tuple(UpdateMetadataPartitionState(
+        partition_index=p, controller_epoch=controller_epoch, leader=leader, leader_epoch=leader_epoch,
+        isr=tuple(isr), zk_version=0, replicas=tuple(replicas), offline_replicas=())
+        for p, (leader, isr, replicas) in partitions.items())
+    brokers = tuple(UpdateMetadataBroker(id=s.broker_id, endpoints=(UpdateMetadataEndpoint(
+        port=port_of(s), host="127.0.0.1", listener="PLAINTEXT", security_protocol=0),), rack=None)
+        for s in servers)
+    return UpdateMetadataRequest(
+        controller_id=99, controller_epoch=controller_epoch, broker_epoch=-1,
+        topic_states=(UpdateMetadataTopicState(topic_name=topic, partition_states=states),) if states else (),
+        live_brokers=brokers)
+
+
+def batch(values: Sequence[bytes], key: bytes | None = None) -> bytes:
+    """One uncompressed v2 batch with these values (CreateTime = now)."""
+    now = int(time.time() * 1000)
+    return build_batch([SimpleRecord(value=v, key=key, timestamp=now) for v in values])
+
+
+def ms(n: int) -> datetime.timedelta:
+    return datetime.timedelta(milliseconds=n)
+
+
+async def produce(conn: KafkaConnection, topic: str, partition: int, records: bytes | None,
+                  acks: int = 1, timeout_ms: int = 5000, version: int = 9) -> Any:
+    """Send one Produce; returns the partition's response entity (None for acks=0)."""
+    from kafkalike.protocol.api_keys import ApiKey
+    resp = await conn.call(ApiKey.PRODUCE, api_version=version, acks=acks, timeout=timeout_ms,
+                           transactional_id=None,
+                           topic_data=[{"name": topic, "partition_data": [{"index": partition, "records": records}]}])
+    if resp is None:
+        return None
+    return resp.responses[0].partition_responses[0]
+
+
+async def fetch(conn: KafkaConnection, topic: str, partition: int, offset: int, *, max_wait_ms: int = 0,
+                min_bytes: int = 1, max_bytes: int = 1 << 20, partition_max_bytes: int = 1 << 20,
+                replica_id: int = -1, current_leader_epoch: int = -1, version: int = 12) -> Any:
+    """Send one Fetch for one partition; returns the partition's response data."""
+    from kafkalike.protocol.api_keys import ApiKey
+    resp = await conn.call(ApiKey.FETCH, api_version=version, replica_id=replica_id, max_wait=max_wait_ms,
+                           min_bytes=min_bytes, max_bytes=max_bytes, isolation_level=0, session_id=0,
+                           session_epoch=-1,
+                           topics=[{"topic": topic, "partitions": [{
+                               "partition": partition, "fetch_offset": offset, "current_leader_epoch": current_leader_epoch,
+                               "log_start_offset": -1, "partition_max_bytes": partition_max_bytes}]}])
+    return resp.responses[0].partitions[0]
+
+
+def values_of(records: Any) -> list[bytes | None]:
+    """Values of every complete record in a fetched records blob (uncompressed batches)."""
+    from kafkalike.protocol.record_batch import RecordBatch, iter_simple_records
+    out: list[bytes | None] = []
+    if not records:
+        return out
+    mv = memoryview(bytes(records))
+    pos = 0
+    while pos + 61 <= len(mv):
+        b = RecordBatch(mv, pos)
+        if b.end_position > len(mv):
+            break
+        out.extend(r.value for _, r in iter_simple_records(b))
+        pos = b.end_position
+    return out
