@@ -51,6 +51,7 @@ QUORUM_PORT_OFFSET = 707  # 2181 -> 2888
 ELECTION_PORT_OFFSET = 1707  # 2181 -> 3888
 STATE_FILE = "zk-ensemble.json"
 SERVING_MODES = ("leader", "follower", "standalone", "observer")
+_rng = random.Random()  # own generator: never disturbs (or depends on) the global random state
 
 
 class ZkEnsembleError(Exception):
@@ -162,7 +163,7 @@ def find_free_base_port(
     connections do not take them. Raises ZkEnsembleError if none found in ``tries`` attempts.
     """
     for _ in range(tries):
-        base = random.randrange(low, high)
+        base = _rng.randrange(low, high)
         ports = [
             base + off + i
             for off in (0, QUORUM_PORT_OFFSET, ELECTION_PORT_OFFSET)
