@@ -12,9 +12,10 @@ prefix included, as ``<label>-<ApiName>-v<N>.bin`` (the first of each api/versio
 Producers, each sending one record (key b"golden-key", value b"golden-value-" * 40,
 header ("h", b"v"), timestamp 1700000000000 ms): kafka-python 3.0 (none, gzip),
 confluent-kafka 2.16 / librdkafka (none, gzip, snappy, lz4, zstd), aiokafka 0.14, kcat 1.7 /
-librdkafka 2.0 (if installed). Consumers, each reading that record back from a batch that
-kafkalike built with the codec in the label: kafka-python (gzip), librdkafka (all five),
-aiokafka (lz4), kcat (snappy). A run fails unless the client delivered / received the
+librdkafka 2.0 (if installed), Kafka 3.9's ConsoleProducer (all five codecs; when the jars
+are in reference/lib or $KAFKALIKE_KAFKA_LIB). Consumers, each reading that record back from
+a batch that kafkalike built with the codec in the label: kafka-python (gzip), librdkafka
+(all five), aiokafka (lz4), kcat (snappy), Kafka 3.9's ConsoleConsumer (all five). A run fails unless the client delivered / received the
 record. tests/protocol/test_protocol_golden.py decodes the saved files. Stops its listener
 and every client it started before exiting.
 """
@@ -413,6 +414,53 @@ def _kcat_consumer(broker: GoldenBroker) -> None:
     _expect([tuple(out.rstrip(b"\n").split(b":", 1))])
 
 
+def _kafka_lib() -> Path | None:
+    """Kafka 3.9's jars (scripts/reference-kafka fetch puts them in reference/lib)."""
+    lib = Path(os.environ.get("KAFKALIKE_KAFKA_LIB",
+                              Path(__file__).parent.parent.parent / "reference" / "lib"))
+    return lib if any(lib.glob("kafka-clients-*.jar")) else None
+
+
+def _java(lib: Path, main_class: str, args: list[str], stdin: bytes | None) -> bytes:
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("java not installed")
+    proc = subprocess.Popen([java, "-Xmx256m", "-cp", f"{lib}/*", main_class, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(stdin, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{main_class} exited {proc.returncode}: {err.decode()[-500:]}")
+    return out
+
+
+def _java_producer(broker: GoldenBroker, lib: Path, compression: str) -> None:
+    _java(lib, "kafka.tools.ConsoleProducer",
+          ["--bootstrap-server", f"127.0.0.1:{broker.port}", "--topic", TOPIC,
+           "--compression-codec", compression,
+           "--property", "parse.key=true", "--property", "key.separator=|",
+           "--property", "parse.headers=true",
+           "--producer-property", "client.id=golden-java", "--producer-property", "linger.ms=0"],
+          b"h:v\t" + KEY + b"|" + VALUE + b"\n")
+    if not broker.produced.is_set():
+        raise RuntimeError("the Java producer sent no Produce request")
+
+
+def _java_consumer(broker: GoldenBroker, lib: Path) -> None:
+    out = _java(lib, "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                ["--bootstrap-server", f"127.0.0.1:{broker.port}", "--topic", TOPIC,
+                 "--partition", "0", "--offset", "earliest", "--max-messages", "1",
+                 "--timeout-ms", "30000", "--property", "print.key=true",
+                 "--property", "key.separator=|",
+                 "--consumer-property", "client.id=golden-java"], None)
+    _expect([tuple(out.strip().split(b"|", 1))])
+
+
 def main(argv: list[str]) -> int:
     out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent.parent / "data" / "golden"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -427,6 +475,14 @@ def main(argv: list[str]) -> int:
                   for c, name in enumerate(("none", "gzip", "snappy", "lz4", "zstd"))]
     consumers += [("aiokafka-consume-lz4", 3, lambda: _aiokafka_consumer(broker)),
                   ("kcat-consume-snappy", 2, lambda: _kcat_consumer(broker))]
+    lib = _kafka_lib()
+    if lib is None:
+        print("Kafka 3.9 jars not found (./scripts/reference-kafka fetch): Java skipped")
+    else:
+        runs += [(f"java-{name}", (lambda n=name: _java_producer(broker, lib, n)))
+                 for name in ("none", "gzip", "snappy", "lz4", "zstd")]
+        consumers += [(f"java-consume-{name}", c, (lambda: _java_consumer(broker, lib)))
+                      for c, name in enumerate(("none", "gzip", "snappy", "lz4", "zstd"))]
     for label, compression, consume in consumers:
         runs.append((label, (lambda c=compression, f=consume: (broker.serve_codec(c), f()))))
     failures = 0
