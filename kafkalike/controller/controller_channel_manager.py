@@ -206,6 +206,7 @@ class ControllerChannelManager:
         from kafkalike.client.errors import ClientError, UnsupportedApiVersionError
 
         backoff = self.initial_backoff_s
+        attempts = 0
         while True:
             try:
                 if channel.conn is None or channel.conn.closed:
@@ -223,7 +224,9 @@ class ControllerChannelManager:
                 return None
             except ClientError as exc:
                 channel.retries += 1
-                log.info("controller_request_retry", target_broker=channel.broker_id,
+                attempts += 1
+                (log.info if attempts == 1 or attempts % 20 == 0 else log.debug)(
+                    "controller_request_retry", attempt=attempts, target_broker=channel.broker_id,
                          api=api_name(item.api_key), error=str(exc), backoff_ms=int(backoff * 1000))
                 if channel.conn is not None:
                     await channel.conn.aclose()

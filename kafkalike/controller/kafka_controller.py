@@ -213,6 +213,7 @@ class ControllerStatistics:
     event_queue_size: int
     events_processed: int
     last_event: str | None
+    resignations: int
 
 
 class _FencedZk:
@@ -298,6 +299,7 @@ class KafkaController:
         self._rebalance_scope: trio.CancelScope | None = None
         self._reassignment_targets: dict[TopicPartition, tuple[int, ...]] = {}
         self.events_processed = 0
+        self.resignations = 0
         self.last_event: str | None = None
         self.stopped = trio.Event()
         self.became_active = trio.Event()
@@ -352,7 +354,8 @@ class KafkaController:
             preferred_replica_imbalance=imbalance, topics_to_delete=tuple(sorted(ctx.topics_to_delete)),
             partitions_being_reassigned=len(ctx.reassigning),
             event_queue_size=self._events_recv.statistics().current_buffer_used,
-            events_processed=self.events_processed, last_event=self.last_event)
+            events_processed=self.events_processed, last_event=self.last_event,
+            resignations=self.resignations)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -406,6 +409,7 @@ class KafkaController:
         if self.channel is not None:
             self.channel.shutdown()
         if was_active:
+            self.resignations += 1
             log.warning("controller_resigned", broker_id=self.broker_id, controller_epoch=self.context.epoch,
                         reason=reason)
         listener = self.context.listener_name
@@ -430,18 +434,18 @@ class KafkaController:
             try:
                 await self._process(event)
             except ControllerMoved as exc:
-                log.warning("controller_moved", broker_id=self.broker_id, event=self.last_event, error=str(exc))
+                log.warning("controller_moved", broker_id=self.broker_id, controller_event=self.last_event, error=str(exc))
                 self._resign_now("controller moved")
                 self.put(ControllerChange())
             except ZooKeeperError as exc:
-                log.error("controller_event_zk_error", event=self.last_event, error=repr(exc))
+                log.error("controller_event_zk_error", controller_event=self.last_event, error=repr(exc))
                 if isinstance(exc, (ConnectionLoss, OperationTimeout)) and self._nursery is not None:
                     self._nursery.start_soon(self._requeue_when_connected, event)  # retry once connected
                 if isinstance(event, ControlledShutdown):
                     event.reply.error = ErrorCode.unknown_server_error
                     event.reply.done.set()
             except Exception as exc:
-                log.exception("controller_event_failed", event=self.last_event, error=repr(exc))
+                log.exception("controller_event_failed", controller_event=self.last_event, error=repr(exc))
                 if isinstance(event, ControlledShutdown):
                     event.reply.error = ErrorCode.unknown_server_error
                     event.reply.done.set()
