@@ -24,8 +24,9 @@ Holds ``KafkaProducer``, ``RecordMetadata`` and ``PendingRecord``. After Kafka's
 
 Errors: ``send()`` / ``PendingRecord.wait()`` raise KafkaError, KafkaConnectionError,
 RequestTimeoutError or UnsupportedApiVersionError; ``enqueue()`` raises ValueError for bad
-arguments and KafkaError(UNKNOWN_TOPIC_OR_PARTITION) for a topic Metadata does not know
-(after asking with auto-creation allowed) or a partition it does not have.
+arguments and KafkaError (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, ...) for a topic
+that Metadata still does not show with partitions after ``max_block_ms`` (asking with
+auto-creation allowed, backing off on retriable errors) or a partition it does not have.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class KafkaProducer:
     ``client``: a started KafkaClient, or bootstrap servers (the producer then owns a client).
     ``acks`` 0, 1, -1 or "all"; ``compression_type`` a COMPRESSION_TYPES name; ``linger_ms``
     and ``request_timeout_ms`` in ms (the latter is also the Produce timeout sent to the
-    broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes.
+    broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes;
+    ``max_block_ms``: how long enqueue() waits for a new topic's Metadata.
     Use as ``async with KafkaProducer(...) as producer:``; leaving flushes.
     """
 
@@ -126,7 +128,8 @@ class KafkaProducer:
         self, client: KafkaClient | str | Iterable[str], *, acks: int | str = 1,
         compression_type: str = "none", linger_ms: float = 0, batch_size: int = 16384,
         max_request_size: int = 1048576, request_timeout_ms: float = 30000, retries: int = 5,
-        retry_backoff_ms: float = 100, client_id: str = "kafkalike-producer",
+        retry_backoff_ms: float = 100, max_block_ms: float = 60000,
+        client_id: str = "kafkalike-producer",
     ) -> None:
         if acks == "all":
             acks = -1
@@ -148,6 +151,7 @@ class KafkaProducer:
         self.request_timeout_ms = request_timeout_ms
         self.retries = retries
         self.retry_backoff_ms = retry_backoff_ms
+        self.max_block_ms = max_block_ms
         self._queues: dict[TopicPartition, deque[_Batch]] = {}
         self._in_flight: set[TopicPartition] = set()
         self._sticky: dict[str, int] = {}
@@ -212,7 +216,8 @@ class KafkaProducer:
         lookup for a topic seen for the first time). ``timestamp_ms`` defaults to now.
 
         Raises ValueError (closed producer, non-bytes key/value), KafkaError
-        (UNKNOWN_TOPIC_OR_PARTITION).
+        (UNKNOWN_TOPIC_OR_PARTITION after ``max_block_ms``; MESSAGE_TOO_LARGE for a record
+        above ``max_request_size``).
         """
         if self._closed or self._nursery is None:
             raise ValueError("producer is not open: use 'async with KafkaProducer(...)'")
@@ -221,13 +226,7 @@ class KafkaProducer:
                 raise ValueError(f"{name} must be bytes or None, got {type(blob).__name__}")
         partitions = self.client.cluster.partitions_for(topic)
         if not partitions:
-            await self.client.refresh_metadata([topic], allow_auto_topic_creation=True)
-            partitions = self.client.cluster.partitions_for(topic)
-            if not partitions:
-                info = self.client.cluster.topics.get(topic)
-                code = info.error_code if info is not None and info.error_code else \
-                    ErrorCode.unknown_topic_or_partition
-                raise KafkaError(code, f"produce to {topic}")
+            partitions = await self._wait_for_topic(topic)
         if partition is None:
             if key is not None:
                 partition = partitions[partition_for_key(key, len(partitions))]
@@ -242,6 +241,10 @@ class KafkaProducer:
         record = (key_b, value_b, tuple(headers), ts)
         size = _RECORD_OVERHEAD + len(key_b or b"") + len(value_b or b"") + \
             sum(len(h[0]) + len(h[1] or b"") for h in headers)
+        if size > self.max_request_size:
+            raise KafkaError(ErrorCode.message_too_large,
+                             f"produce to {topic}: record of about {size} bytes exceeds "
+                             f"max_request_size={self.max_request_size}")
         tp = TopicPartition(topic, partition)
         queue = self._queues.setdefault(tp, deque())
         if not queue or queue[-1].encoded is not None or \
@@ -256,6 +259,25 @@ class KafkaProducer:
         self._idle = trio.Event() if self._idle.is_set() else self._idle
         self._wakeup.set()
         return pending
+
+    async def _wait_for_topic(self, topic: str) -> list[int]:
+        """Ask Metadata for ``topic`` (auto-creation allowed) until it has partitions, backing
+        off while the error is retriable (a new topic is LEADER_NOT_AVAILABLE until its
+        leaders are elected), for at most ``max_block_ms`` (Kafka's max.block.ms)."""
+        deadline = trio.current_time() + self.max_block_ms / 1000
+        backoff = self.retry_backoff_ms
+        while True:
+            await self.client.refresh_metadata([topic], allow_auto_topic_creation=True)
+            partitions = self.client.cluster.partitions_for(topic)
+            if partitions:
+                return partitions
+            info = self.client.cluster.topics.get(topic)
+            code = info.error_code if info is not None and info.error_code else \
+                ErrorCode.unknown_topic_or_partition
+            if not code.retriable or trio.current_time() + backoff / 1000 > deadline:
+                raise KafkaError(code, f"produce to {topic} (after {self.max_block_ms} ms)")
+            await trio.sleep(backoff / 1000)
+            backoff = min(backoff * 2, 1000)
 
     async def flush(self) -> None:
         """Send every enqueued record now and wait until all are acknowledged or failed."""
@@ -321,13 +343,20 @@ class KafkaProducer:
                     continue
                 by_leader.setdefault(leader, []).append(batch)
             for leader, batches in by_leader.items():
+                request: list[_Batch] = []
+                request_bytes = 0
                 for batch in batches:
                     self._queues[batch.tp].popleft()
                     self._in_flight.add(batch.tp)
                     if batch.encoded is None:
                         batch.encoded = build_records_batch(batch.records,
                                                             compression=self.codec)
-                self._nursery.start_soon(self._send_batches, leader, batches)
+                    if request and request_bytes + len(batch.encoded) > self.max_request_size:
+                        self._nursery.start_soon(self._send_batches, leader, request)
+                        request, request_bytes = [], 0
+                    request.append(batch)
+                    request_bytes += len(batch.encoded)
+                self._nursery.start_soon(self._send_batches, leader, request)
 
     def _count_attempt(self, batch: _Batch, error: BaseException) -> None:
         """Charge one failed attempt to a batch still at the head of its queue; fail it

@@ -209,7 +209,7 @@ async def test_producer_to_unknown_topic_raises() -> None:
     """A topic Metadata does not know (and the broker does not auto-create) is a KafkaError."""
     async with trio.open_nursery() as nursery:
         cluster, _nodes = await start_tiny_cluster(nursery, 1)
-        async with KafkaProducer(_bootstrap(cluster)) as producer:
+        async with KafkaProducer(_bootstrap(cluster), max_block_ms=300) as producer:
             with pytest.raises(KafkaError, match="UNKNOWN_TOPIC_OR_PARTITION"):
                 await producer.send("nope", b"v")
         nursery.cancel_scope.cancel()
@@ -293,4 +293,23 @@ async def test_consumer_follows_a_leader_change() -> None:
             assert got[0].value == b"one"
             fetch_nodes = [n for (n, k, _v) in cluster.seen if k == ApiKey.FETCH]
             assert fetch_nodes[0] == 1 and fetch_nodes[-1] == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_requests_are_split_at_max_request_size() -> None:
+    """Batches for one leader go out in several Produce requests when together they exceed
+    max_request_size; a single record above it is refused with MESSAGE_TOO_LARGE."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("big", 4)
+        async with KafkaProducer(_bootstrap(cluster), max_request_size=600,
+                                 linger_ms=50) as producer:
+            pendings = [await producer.enqueue("big", b"x" * 200, partition=p % 4)
+                        for p in range(8)]
+            await producer.flush()
+            assert all(p.done for p in pendings)
+            assert [(await p.wait()).offset for p in pendings] == [0, 0, 0, 0, 1, 1, 1, 1]
+            assert cluster.produce_requests >= 2
+            with pytest.raises(KafkaError, match="MESSAGE_TOO_LARGE"):
+                await producer.send("big", b"y" * 1000)
         nursery.cancel_scope.cancel()
