@@ -187,7 +187,7 @@ class Verdict:
             "valid": self.valid,
             "counts": dict(self.counts),
             "unknown_reasons": list(self.unknown_reasons),
-            "summary": {k: v for k, v in self.summary.items() if k != "judged_kinds"},
+            "summary": dict(self.summary),
             "evidence": {k: list(v) for k, v in self.evidence.items() if v},
             "availability": [
                 {
@@ -389,8 +389,9 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
             for i in range(begin, end):
                 off = offsets[i]
                 rid = rids[i]
-                # phantom
-                if rid not in sent or rid in definite_failed:
+                ak = acked.get(rid)
+                # phantom (an acknowledged record was sent and did not fail)
+                if ak is None and (rid not in sent or rid in definite_failed):
                     if rid not in phantom_seen:
                         phantom_seen.add(rid)
                         if rid[1] is None:
@@ -441,7 +442,6 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                         jumps.append((sk, last, off, i))
                 last = off
                 # per-key read order against acknowledged offsets
-                ak = acked.get(rid)
                 if ak is None:
                     if rid in sent and rid not in definite_failed:
                         uncertain_read.add(rid)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import io
 import json
+import json.scanner
 import os
 import time as _time
 from collections.abc import Iterable, Iterator
@@ -362,35 +363,49 @@ class HistoryReader:
 
     def __iter__(self) -> Iterator[Event]:
         if isinstance(self._source, (str, os.PathLike)):
-            with open(self._source, "rb") as f:
+            # surrogateescape: a torn multi-byte character at the end must not fail the
+            # decoder; _events rejects escaped (invalid UTF-8) bytes on complete lines.
+            with open(self._source, encoding="utf-8", errors="surrogateescape", newline="\n") as f:
                 yield from self._events(f)
         else:
             yield from self._events(self._source)
 
     def _events(self, f: IO[str] | IO[bytes]) -> Iterator[Event]:
-        jloads = json.loads
+        scan = _SCAN
         from_dict = event_from_dict
         n = 0
         try:
             for line in f:
                 n += 1
-                last = line[-1:]
-                if last == b"\n" or last == "\n":
-                    if line.isspace():
-                        continue
+                if type(line) is bytes:
+                    line = line.decode("utf-8", "surrogateescape")
+                if line[-1:] == "\n":
+                    # Fast path: the C scanner on the line, which must be one object, then
+                    # only the newline (json.loads does the same through three Python calls).
                     try:
-                        yield from_dict(jloads(line))
-                    except (ValueError, HistoryError) as e:
-                        # UnicodeDecodeError is a ValueError too.
+                        d, end = scan(line, 0)
+                    except (StopIteration, ValueError):
+                        end = -1
+                    if end != len(line) - 1 and not (end > 0 and line[end:].isspace()):
+                        if line.isspace():
+                            continue
+                        d = _loads_strict(line, n)
+                    elif not line.isascii():
+                        _check_utf8(line, n)
+                    try:
+                        yield from_dict(d)
+                    except HistoryError as e:
                         raise HistoryError(f"history line {n}: {e}") from None
                 else:
                     # The last line (no newline): complete if it parses, torn if not.
                     if not line or line.isspace():
                         continue
                     try:
-                        d = jloads(line)
-                    except ValueError:
-                        self.torn = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+                        d = json.loads(line)
+                        if not line.isascii():
+                            line.encode("utf-8")
+                    except ValueError:  # UnicodeEncodeError is one too
+                        self.torn = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                         continue
                     try:
                         yield from_dict(d)
@@ -398,6 +413,27 @@ class HistoryReader:
                         raise HistoryError(f"history line {n}: {e}") from None
         finally:
             self.lines = n
+
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _loads_strict(line: str, n: int) -> Any:
+    """json.loads for a line the fast path refused, with HistoryError naming the line."""
+    try:
+        d = json.loads(line)
+    except ValueError as e:
+        raise HistoryError(f"history line {n}: not JSON: {e}") from None
+    _check_utf8(line, n)
+    return d
+
+
+def _check_utf8(line: str, n: int) -> None:
+    """Refuse a line that held invalid UTF-8 (decoded to escaped surrogates)."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise HistoryError(f"history line {n}: not UTF-8 ({e.reason})") from None
 
 
 def read_history(source: str | os.PathLike[str] | IO[str] | IO[bytes]) -> Iterator[Event]:

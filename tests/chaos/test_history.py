@@ -186,3 +186,30 @@ def test_writer_refuses_objects_that_are_not_events() -> None:
     w = HistoryWriter(io.StringIO())
     with pytest.raises(HistoryError, match=r"^not a history event"):
         w.write({"type": "sent"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"type":"fault_healed","time":1.0,"name":"n","target":"\xff"}\n', r"^history line 2: not UTF-8"),
+        (b'{"type":"fault_healed","time":1.0,"name":"n","target":"t"} x\n', r"^history line 2: not JSON: Extra data"),
+        (b'{"type":"fault_healed","time":1.0,"name":"n","target":"t"}{}\n', r"^history line 2: not JSON: Extra data"),
+        (b'{"type":"fault_healed","time":NaN,"name":"n","target":"t"}\n', r"^history line 2: fault_healed: field 'time' is NaN$"),
+    ],
+)
+def test_bad_complete_lines_are_refused(tmp_path: pathlib.Path, raw: bytes, message: str) -> None:
+    """Invalid UTF-8, trailing data after the object, and NaN times are HistoryErrors."""
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(dumps(EXAMPLES[0]).encode() + b"\n" + raw + dumps(EXAMPLES[1]).encode() + b"\n")
+    with pytest.raises(HistoryError, match=message):
+        list(read_history(path))
+
+
+def test_crlf_leading_spaces_and_binary_files_are_read(tmp_path: pathlib.Path) -> None:
+    """CRLF line ends, indented lines and binary file objects give the same events."""
+    lines = [dumps(e) for e in EXAMPLES]
+    raw = "\r\n".join("  " + ln if i % 2 else ln for i, ln in enumerate(lines)) + "\r\n"
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(raw.encode())
+    assert list(read_history(path)) == EXAMPLES
+    assert list(read_history(io.BytesIO(raw.encode()))) == EXAMPLES
