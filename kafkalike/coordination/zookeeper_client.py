@@ -41,6 +41,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import socket
 import time
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -48,6 +49,8 @@ import attrs
 import structlog
 import trio
 from kazoo.client import KazooClient, KazooState
+from kazoo.handlers import utils as _kz_utils
+from kazoo.handlers.threading import SequentialThreadingHandler
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.protocol.states import ZnodeStat as _KzStat
 
@@ -294,6 +297,34 @@ def _check_path(path: str) -> str:
 # ---- the client ------------------------------------------------------------------------------
 
 
+class _SourceBoundHandler(SequentialThreadingHandler):
+    """kazoo's threading handler, with every connection bound to a local source address.
+
+    On loopback the kernel picks 127.0.0.1 as the source of every connection, whatever
+    address the process serves on; binding the source to the process's own 127.0.0.x makes
+    its ZooKeeper links distinguishable, so a chaos test can cut exactly one of them with an
+    iptables rule on (source, destination).
+    """
+
+    def __init__(self, source_host: str) -> None:
+        super().__init__()
+        self.source_host = source_host
+
+    def create_connection(self, *args: Any, **kwargs: Any) -> socket.socket:
+        source = (self.source_host, 0)
+
+        class _SocketModule:  # the socket module, with create_connection bound to `source`
+            def __getattr__(self, name: str) -> Any:
+                return getattr(socket, name)
+
+            @staticmethod
+            def create_connection(address: Any, timeout: Any = None) -> socket.socket:
+                return socket.create_connection(address, timeout, source_address=source)
+
+        return _kz_utils.create_tcp_connection(_SocketModule(), *args, **kwargs)
+
+
+
 class ZooKeeperClient:
     """An async (trio) ZooKeeper client over kazoo. One per trio run; use from that run only.
 
@@ -301,6 +332,9 @@ class ZooKeeperClient:
     (Kafka's zookeeper.session.timeout.ms, default 18000; ZooKeeper clamps it to
     [2, 20] x tickTime unless its config widens the range). connection_timeout_ms: how long
     ``start()`` waits for the first connection (Kafka's zookeeper.connection.timeout.ms).
+    source_host: local address to connect from (e.g. the broker's own 127.0.0.x), so each
+    process's ZooKeeper links have their own (source, destination) pair; None = kernel's
+    choice (127.0.0.1 for every loopback connection).
 
     Use ``async with ZooKeeperClient(...) as zk:`` or ``await zk.start()`` / ``await
     zk.close()``. Paths are chroot-relative. Errors are those of
@@ -314,8 +348,10 @@ class ZooKeeperClient:
         session_timeout_ms: int = 18000,
         connection_timeout_ms: int = 18000,
         name: str = "zk",
+        source_host: str | None = None,
     ) -> None:
         self.connect = connect
+        self.source_host = source_host
         self.hosts, self.chroot = split_connect_string(connect)
         self.session_timeout_ms = session_timeout_ms
         self.connection_timeout_ms = connection_timeout_ms
@@ -353,6 +389,8 @@ class ZooKeeperClient:
         await self.close()
 
     def _new_kazoo(self, hosts: str, **kw: Any) -> KazooClient:
+        if self.source_host:
+            kw.setdefault("handler", _SourceBoundHandler(self.source_host))
         return KazooClient(
             hosts=hosts,
             timeout=self.session_timeout_ms / 1000.0,

@@ -229,3 +229,13 @@ async def test_losing_the_server_suspends_fires_watches_disconnected_and_resumes
         assert data == b"0"
     finally:
         await client.close()
+
+
+async def test_source_host_binds_the_client_connection(zk_connect: str) -> None:
+    """With source_host, the client's ZooKeeper connection comes from that loopback address
+    (so one process's link can be cut by an iptables rule), and the session works."""
+    async with ZooKeeperClient(zk_connect, session_timeout_ms=4000, source_host="127.0.0.77") as zk:
+        assert await zk.exists("/") is not None
+        # /proc/net/tcp lists local addresses as little-endian hex: 127.0.0.77 -> 4D00007F
+        local = {line.split()[1].split(":")[0] for line in open("/proc/net/tcp").readlines()[1:]}
+        assert "4D00007F" in local
