@@ -76,6 +76,7 @@ PRODUCER_PERFORMANCE = "org.apache.kafka.tools.ProducerPerformance"
 CONSUMER_PERFORMANCE = "org.apache.kafka.tools.ConsumerPerformance"
 END_TO_END_LATENCY = "org.apache.kafka.tools.EndToEndLatency"
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+METADATA_QUORUM_COMMAND = "org.apache.kafka.tools.MetadataQuorumCommand"
 CONSOLE_PRODUCER = "kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 ZOOKEEPER_MAIN = "org.apache.zookeeper.ZooKeeperMain"
@@ -779,6 +780,42 @@ class ReferenceKafka:
         except Exception:  # KafkaException: no broker answered in time
             return set(), -1
         return set(md.brokers), md.controller_id
+
+    def partition_leaders(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
+        """{partition: leader broker id (-1 if none)} of ``topic`` from a Metadata request.
+        Raises ReferenceKafkaError if the topic is unknown or no broker answers."""
+        from confluent_kafka.admin import AdminClient
+
+        quiet = logging.getLogger("kafkalike.bench.reference_kafka.librdkafka")
+        quiet.disabled = True
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": quiet,
+                             "error_cb": lambda err: None})
+        try:
+            md = admin.list_topics(topic=topic, timeout=timeout)
+        except Exception as e:
+            raise ReferenceKafkaError(f"no Metadata for {topic}: {e}") from e
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            raise ReferenceKafkaError(f"topic {topic}: {t.error if t else 'unknown'}")
+        return {p.id: p.leader for p in t.partitions.values()}
+
+    def active_controller(self) -> int:
+        """Id of the active controller. ZooKeeper mode: the controller id of a Metadata
+        response (the /controller holder). KRaft mode: the quorum's LeaderId from Kafka's
+        ``MetadataQuorumCommand describe --status`` (Metadata's controller id there is a
+        random broker, KIP-590). Raises ReferenceKafkaError when none is known."""
+        if self.mode == "zk":
+            _, controller = self.metadata_brokers()
+            if controller < 0:
+                raise ReferenceKafkaError("no active controller in Metadata")
+            return controller
+        out = self.run_tool(METADATA_QUORUM_COMMAND,
+                            ["--bootstrap-server", self.bootstrap, "describe", "--status"],
+                            timeout=60).stdout
+        m = re.search(r"^LeaderId:\s*(-?\d+)", out, re.MULTILINE)
+        if m is None or int(m.group(1)) < 0:
+            raise ReferenceKafkaError(f"no quorum leader in:\n{out}")
+        return int(m.group(1))
 
     def stop_broker(self, node_id: int, timeout: float = 60.0) -> float:
         """SIGTERM broker ``node_id`` (Kafka's controlled shutdown) and wait for it to exit;

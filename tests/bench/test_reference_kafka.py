@@ -163,25 +163,38 @@ def fetched() -> Path:
     return rk.fetch()
 
 
-@pytest.fixture(params=["zk-private", "zk-ensemble", "kraft"])
-def cluster(request: pytest.FixtureRequest, fetched: Path, tmp_path: Path) -> Iterator[ReferenceKafka]:
-    """A running 3-broker reference cluster on free ports, stopped by pid afterwards."""
+def _cluster(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+             overrides: dict[str, str] | None = None) -> Iterator[ReferenceKafka]:
     hosts = [f"{rk.HOST_PREFIX}{i}" for i in (1, 2, 3)]
     kwargs: dict[str, object] = {}
-    if request.param == "zk-ensemble":
+    if kind == "zk-ensemble":
         kwargs["zookeeper"] = request.getfixturevalue("zk_connect")
         kwargs["chroot"] = f"/kafka-reference-{uuid.uuid4().hex[:8]}"
-    elif request.param == "zk-private":
+    elif kind == "zk-private":
         kwargs["zookeeper_port"] = rk.find_free_port([rk.ZOOKEEPER_HOST], span=1)
     port = rk.find_free_port(hosts, span=2)
-    c = ReferenceKafka(mode="kraft" if request.param == "kraft" else "zk", base_dir=tmp_path / "ref",
-                       port=port, controller_port=port + 1, **kwargs)  # type: ignore[arg-type]
+    c = ReferenceKafka(mode="kraft" if kind == "kraft" else "zk", base_dir=tmp_path / "ref",
+                       port=port, controller_port=port + 1, overrides=overrides or {},
+                       **kwargs)  # type: ignore[arg-type]
     try:
         c.up(fresh=True, timeout=240)
         yield c
     finally:
         c.down(timeout=60)
         assert not c.running()
+
+
+@pytest.fixture(params=["zk-private", "zk-ensemble", "kraft"])
+def cluster(request: pytest.FixtureRequest, fetched: Path, tmp_path: Path) -> Iterator[ReferenceKafka]:
+    """A running 3-broker reference cluster on free ports, stopped by pid afterwards."""
+    yield from _cluster(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def zk_cluster_short_sessions(request: pytest.FixtureRequest, fetched: Path,
+                              tmp_path: Path) -> Iterator[ReferenceKafka]:
+    """A ZooKeeper-mode cluster (private node) with 6 s broker sessions."""
+    yield from _cluster("zk-private", request, tmp_path, {"zookeeper.session.timeout.ms": "6000"})
 
 
 @needs_reference
@@ -191,6 +204,9 @@ def test_reference_cluster_serves_real_clients_and_kafka_tools(cluster: Referenc
     assert brokers == {1, 2, 3} and controller >= 0
     assert all(n.alive for n in cluster.status().nodes)
     cluster.create_topic("smoke", partitions=6, replication_factor=3)
+    leaders = cluster.partition_leaders("smoke")
+    assert set(leaders) == set(range(6)) and set(leaders.values()) <= {1, 2, 3}
+    assert cluster.active_controller() in {1, 2, 3}
     got = _produce_and_consume(cluster, "smoke")
     assert sorted(got) == sorted(f"record-{i}".encode() for i in range(20))
     perf = cluster.producer_perf("smoke", 2000, 100, acks="all")
@@ -199,3 +215,20 @@ def test_reference_cluster_serves_real_clients_and_kafka_tools(cluster: Referenc
     assert consumed.records == 2020
     cluster.console_produce("console", ["alpha", "beta"])
     assert cluster.console_consume("console", 2) == ["alpha", "beta"]
+
+
+@needs_reference
+def test_killed_zk_mode_broker_restarts_after_its_registration_expires(
+        zk_cluster_short_sessions: ReferenceKafka) -> None:
+    """After kill -9, start_broker waits out the old ephemeral registration, then rejoins."""
+    c = zk_cluster_short_sessions
+    assert c.registered_brokers() == {1, 2, 3}
+    c.kill_broker(2)
+    assert c.pid(2) is None
+    started = time.monotonic()
+    c.start_broker(2)
+    assert time.monotonic() - started > 1.0  # it had to wait for the session to expire
+    assert c.registered_brokers() == {1, 2, 3}
+    assert c.metadata_brokers()[0] == {1, 2, 3}
+    assert c.stop_broker(3) > 0
+    assert c.registered_brokers() == {1, 2}
