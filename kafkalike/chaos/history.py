@@ -7,7 +7,9 @@ line, in the order each process observed it.
 Identity of a record: ``(key, seq)``. The workload gives every key one owner and sends each
 key's values with increasing ``seq`` (0, 1, 2, ...), each ``(key, seq)`` at most once; the
 value written to Kafka encodes the seq, and a consumer decodes it back (``seq=None`` when a
-value did not decode: the checker reports such a read as a phantom).
+value did not decode: the checker reports such a read as a phantom). ``producer`` names one
+producer client instance (one idempotent producer id); a producer recreated after a crash
+takes a new name, since Kafka keeps the order of one producer's sends only.
 
 Timestamps: ``time`` is float seconds of ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for
 every process on a machine, so events of several local processes compare). Only differences
