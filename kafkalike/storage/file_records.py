@@ -143,7 +143,10 @@ class FileRecords:
         """Header of the batch at `position`, or None past the end / on a short header."""
         if position + HEADER_SIZE > self.size:
             return None
-        raw = os.pread(self.file.fd, HEADER_SIZE, position)
+        try:
+            raw = os.pread(self.file.fd, HEADER_SIZE, position)
+        except OSError as exc:
+            raise KafkaStorageError(f"read failed ({exc.strerror})", self.path) from exc
         if len(raw) < HEADER_SIZE:
             return None
         f = HEADER.unpack(raw)
@@ -162,7 +165,10 @@ class FileRecords:
 
     def read_all(self, start: int = 0, end: int | None = None) -> bytes:
         end = self.size if end is None else end
-        return os.pread(self.file.fd, end - start, start)
+        try:
+            return os.pread(self.file.fd, end - start, start)
+        except OSError as exc:
+            raise KafkaStorageError(f"read failed ({exc.strerror})", self.path) from exc
 
     def map_for_scan(self) -> mmap.mmap | None:
         """A read-only mmap of the file for a recovery scan (None if empty)."""

@@ -199,6 +199,12 @@ class LogManager:
         shutil.rmtree(doomed, ignore_errors=True)
         log.info("log_deleted", partition=str(tp))
 
+    def update_topic_config(self, topic: str, config: LogConfig) -> None:
+        """Apply a changed topic config (/config/changes) to every open log of the topic."""
+        for tp, lg in self.logs.items():
+            if tp.topic == topic:
+                lg.update_config(config)
+
     # ------------------------------------------------------------------ periodic work
     def cleanup_logs(self) -> int:
         """Retention pass over every log; returns segments deleted."""
