@@ -52,12 +52,16 @@ def spawn_detached(
     *,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    group: int | None = None,
 ) -> SpawnedProcess:
     """Start ``argv`` in the background, detached into its own session.
 
     stdout and stderr are appended to ``log_path`` (created with its parent dirs); the pid is
     written to ``pid_path`` (one decimal line, as zkServer.sh and kafka's scripts do).
-    ``env`` replaces the environment when given (default: inherit).
+    ``env`` replaces the environment when given (default: inherit). ``group``: run with this
+    numeric gid (root only; no /etc/group entry needed) — lets iptables' ``-m owner
+    --gid-owner`` single out one process's packets, e.g. to SNAT its loopback connections to
+    its own 127.0.0.x source address.
     Raises ProcessError if the executable cannot be started (e.g. not installed).
     """
     log_path = Path(log_path)
@@ -75,6 +79,7 @@ def spawn_detached(
                 env=None if env is None else dict(env),
                 start_new_session=True,
                 close_fds=True,
+                group=group,
             )
         except OSError as exc:
             raise ProcessError(f"cannot start {argv[0]!r}: {exc}") from exc

@@ -182,6 +182,9 @@ class ZkEnsemble:
     host_prefix: "127.0.0." gives each node its own address (<prefix><first_host + i - 1>);
         a full address puts every node on it with ports offset by node index.
     heap_mb: JVM max heap per node (MiB). java: the java executable.
+    gid_base: when set (root only), node i runs with numeric gid ``gid_base + i``, so iptables
+        ``-m owner --gid-owner`` can match one node's packets (loopback connections all leave
+        from 127.0.0.1; see docs/zookeeper.md "Cutting one ZooKeeper link").
     Usable from sync code and tests; from trio wrap calls in ``trio.to_thread.run_sync``.
     """
 
@@ -191,6 +194,7 @@ class ZkEnsemble:
     host_prefix: str = "127.0.0."
     first_host: int = 1
     heap_mb: int = 256
+    gid_base: int | None = None
     java: str = "java"
     java_dir: Path = attrs.field(default=JAVA_DIR, converter=Path)
     zk_dir: Path = attrs.field(default=ZK_DIR, converter=Path)
@@ -216,7 +220,7 @@ class ZkEnsemble:
             raise ZkEnsembleError(f"no ZooKeeper ensemble in {base_dir} (no {STATE_FILE})") from None
         except ValueError as exc:
             raise ZkEnsembleError(f"{path} is not valid JSON: {exc}") from None
-        kwargs = {k: state[k] for k in ("nodes", "base_port", "host_prefix", "first_host") if k in state}
+        kwargs = {k: state[k] for k in ("nodes", "base_port", "host_prefix", "first_host", "gid_base") if k in state}
         kwargs.update(overrides)
         return cls(base_dir, **kwargs)  # type: ignore[arg-type]
 
@@ -310,7 +314,7 @@ class ZkEnsemble:
             old = json.loads(path.read_text())
         except ValueError:
             return
-        mine = self._state()
+        mine = {k: v for k, v in self._state().items() if k != "gid_base"}  # the shape only
         if {k: old.get(k) for k in mine} != mine:
             raise ZkEnsembleError(
                 f"{self.base_dir} already holds a different ZooKeeper ensemble {old} "
@@ -323,6 +327,7 @@ class ZkEnsemble:
             "base_port": self.base_port,
             "host_prefix": self.host_prefix,
             "first_host": self.first_host,
+            "gid_base": self.gid_base,
         }
 
     def write_configs(self) -> None:
@@ -356,6 +361,11 @@ class ZkEnsemble:
 
     # ---- processes ----------------------------------------------------------------------
 
+    def node_gid(self, node_id: int) -> int | None:
+        """The numeric gid node ``node_id`` runs with (None: the launcher's own)."""
+        self.spec(node_id)
+        return None if self.gid_base is None else self.gid_base + node_id
+
     def pid(self, node_id: int) -> int | None:
         """The pid of node ``node_id`` if it is running, else None."""
         spec = self.spec(node_id)
@@ -378,7 +388,10 @@ class ZkEnsemble:
         with open(spec.log_path, "ab") as f:
             f.write(f"---- kafkalike: starting ZooKeeper node {node_id} at {time.ctime()}\n".encode())
         try:
-            spawned = process.spawn_detached(self.command(node_id), spec.log_path, spec.pid_path, cwd=spec.node_dir)
+            spawned = process.spawn_detached(
+                self.command(node_id), spec.log_path, spec.pid_path, cwd=spec.node_dir,
+                group=None if self.gid_base is None else self.gid_base + node_id,
+            )
         except process.ProcessError as exc:
             raise ZkEnsembleError(str(exc)) from exc
         log.info("zk_node_started", node_id=node_id, address=spec.address, pid=spawned.pid)

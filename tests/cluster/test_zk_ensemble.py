@@ -178,3 +178,30 @@ def test_is_alive_checks_cmdline_marker(tmp_path: Path) -> None:
     finally:
         process.kill_pid(spawned.pid, signal.SIGKILL)
     assert not process.is_alive(spawned.pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setting a gid needs root")
+def test_spawn_detached_can_run_with_its_own_gid(tmp_path: Path) -> None:
+    """A process spawned with group=N runs with gid N (for iptables owner matches)."""
+    spawned = process.spawn_detached(["sleep", "30"], tmp_path / "g.log", tmp_path / "g.pid", group=61234)
+    try:
+        process.wait_for(lambda: bool(process.cmdline(spawned.pid)), 5, what="exec")
+        gid_line = next(l for l in Path(f"/proc/{spawned.pid}/status").read_text().splitlines() if l.startswith("Gid:"))
+        assert gid_line.split()[1] == "61234"
+    finally:
+        process.kill_pid(spawned.pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setting a gid needs root")
+def test_ensemble_nodes_can_run_with_their_own_gids(tmp_path: Path) -> None:
+    """With gid_base, node i's JVM runs with gid gid_base + i and still serves; load() keeps it."""
+    ens = ZkEnsemble(tmp_path, nodes=1, base_port=find_free_base_port(["127.0.0.1"]), gid_base=62000)
+    ens.start(timeout=60)
+    try:
+        pid = ens.pid(1)
+        gid_line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Gid:"))
+        assert gid_line.split()[1] == "62001" == str(ens.node_gid(1))
+        assert ens.status()[0].mode == "standalone"
+        assert ZkEnsemble.load(tmp_path).gid_base == 62000
+    finally:
+        ens.stop()
