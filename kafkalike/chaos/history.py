@@ -303,6 +303,44 @@ def loads(line: str | bytes) -> Event:
     return event_from_dict(d)
 
 
+def _cut_torn_tail(path: str | os.PathLike[str]) -> int:
+    """Truncate a history file after its last newline unless what follows is a complete event
+    (then add its newline); returns the bytes removed (0 for a missing or empty file, or one
+    ending in a newline)."""
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                keep = pos - step + i + 1
+                break
+            pos -= step
+        else:
+            keep = 0
+        f.seek(keep)
+        tail = f.read()
+        try:
+            loads(tail)
+        except HistoryError:
+            f.truncate(keep)
+            return size - keep
+        f.write(b"\n")  # a complete last event without its newline: keep it
+        return 0
+
+
 class HistoryWriter:
     """Appends events to a JSON-lines history, one line per event.
 
@@ -312,10 +350,16 @@ class HistoryWriter:
     at worst a torn last line, which ``read_history`` ignores. ``flush=False`` buffers (bulk
     writes, benchmarks). Blocking file I/O: one short write per event, fine inside trio for a
     workload's rates. A context manager; ``close`` closes only a file it opened.
+
+    Appending to a file whose last line is torn (a crashed run being resumed) first cuts that
+    fragment off, as a reader would ignore it, so that it cannot glue onto the next line;
+    ``dropped_torn``: the bytes cut (0 normally).
     """
 
     def __init__(self, target: str | os.PathLike[str] | IO[str], *, flush: bool = True) -> None:
+        self.dropped_torn = 0
         if isinstance(target, (str, os.PathLike)):
+            self.dropped_torn = _cut_torn_tail(target)
             self._file: IO[str] = open(target, "a", encoding="utf-8")
             self._owned = True
         else:

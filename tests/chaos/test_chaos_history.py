@@ -213,3 +213,35 @@ def test_crlf_leading_spaces_and_binary_files_are_read(tmp_path: pathlib.Path) -
     path.write_bytes(raw.encode())
     assert list(read_history(path)) == EXAMPLES
     assert list(read_history(io.BytesIO(raw.encode()))) == EXAMPLES
+
+
+def test_resuming_a_crashed_history_cuts_its_torn_tail(tmp_path: pathlib.Path) -> None:
+    """A writer appending to a file that ends in a torn line drops the fragment first, so the
+    resumed history reads cleanly instead of gluing the fragment to the next event."""
+    path = tmp_path / "h.jsonl"
+    torn = dumps(EXAMPLES[2])[:30]
+    path.write_text(history_text(EXAMPLES[:2]) + torn, encoding="utf-8")
+    with HistoryWriter(path) as w:
+        assert w.dropped_torn == len(torn)
+        w.write(EXAMPLES[3])
+    assert list(read_history(path)) == [EXAMPLES[0], EXAMPLES[1], EXAMPLES[3]]
+
+
+def test_resuming_a_history_that_is_only_a_torn_line(tmp_path: pathlib.Path) -> None:
+    """A file holding nothing but a fragment is emptied before appending."""
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b'{"type":"se')
+    with HistoryWriter(path) as w:
+        assert w.dropped_torn == 11
+        w.write(EXAMPLES[0])
+    assert list(read_history(path)) == [EXAMPLES[0]]
+
+
+def test_resuming_after_a_complete_line_without_newline_keeps_it(tmp_path: pathlib.Path) -> None:
+    """A last line that parses but lacks its newline is an event: the writer completes it."""
+    path = tmp_path / "h.jsonl"
+    path.write_text(history_text(EXAMPLES[:1]) + dumps(EXAMPLES[1]), encoding="utf-8")
+    with HistoryWriter(path) as w:
+        assert w.dropped_torn == 0
+        w.write(EXAMPLES[2])
+    assert list(read_history(path)) == EXAMPLES[:3]
