@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos_sim import simulate
-from kafkalike.chaos.checker import DOUBLE_ACK, DUPLICATE, LOST, PHANTOM, UNKNOWN, VALID, check
+from kafkalike.chaos.checker import DOUBLE_ACK, DUPLICATE, GAP, LOST, PHANTOM, REORDER, UNKNOWN, VALID, check
 from kafkalike.chaos.history import (
     Acknowledged,
+    Assigned,
     Consumed,
     Drained,
     Event,
@@ -106,3 +107,50 @@ def test_injected_faults_are_never_called_valid(h: list[Event], data: st.DataObj
     v = check(mutated)
     assert v.status != VALID
     assert v.counts[expect] >= 1, (kind, v.render_text())
+
+
+def consecutive_reads(h: list[Event], consumer_filter: str | None = None) -> list[tuple[int, int]]:
+    """Index pairs (i, j) of consecutive Consumed events of one consumer and partition within
+    one pass (no Assigned for them in between)."""
+    last: dict[tuple[str, int], int] = {}
+    pairs = []
+    for j, e in enumerate(h):
+        if isinstance(e, Assigned):
+            last.pop((e.consumer, e.partition), None)
+        elif isinstance(e, Consumed) and (consumer_filter is None or e.consumer != consumer_filter):
+            k = (e.consumer, e.partition)
+            if k in last:
+                pairs.append((last[k], j))
+            last[k] = j
+    return pairs
+
+
+@settings(max_examples=60, deadline=None)
+@given(sims, st.data())
+def test_consumer_going_backwards_is_always_reported(h: list[Event], data: st.DataObject) -> None:
+    """Swap two consecutive reads of one consumer pass: reorder, never valid."""
+    pairs = consecutive_reads(h)
+    if not pairs:
+        return
+    i, j = data.draw(st.sampled_from(pairs))
+    mutated = list(h)
+    mutated[i], mutated[j] = h[j], h[i]
+    v = check(mutated)
+    assert v.status != VALID
+    assert v.counts[REORDER] >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(sims, st.data())
+def test_group_consumer_skipping_a_record_is_exactly_a_gap(h: list[Event], data: st.DataObject) -> None:
+    """Delete a read that another read of the same pass follows: the consumer skipped a known
+    offset (the drain still has the record): exactly one gap."""
+    pairs = consecutive_reads(h, consumer_filter="drain")
+    if not pairs:
+        return
+    i, _j = data.draw(st.sampled_from(pairs))
+    mutated = h[:i] + h[i + 1:]
+    v = check(mutated)
+    assert v.status != VALID
+    assert {k for k, n in v.counts.items() if n} == {GAP}
+    assert v.counts[GAP] == 1
