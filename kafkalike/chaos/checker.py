@@ -180,6 +180,16 @@ class Verdict:
         """Longest window over all partitions, seconds."""
         return max((a.longest for a in self.availability), default=0.0)
 
+    def headline(self) -> str:
+        """One line for a live run's last output, e.g. ``INVALID: lost=520 double_ack=100;
+        acknowledged 1087, lost 520, longest unavailability 5.000 s``."""
+        bad = [f"{k}={self.counts[k]}" for k in ANOMALY_KINDS if self.counts[k]]
+        head = self.status.upper() + (": " + " ".join(bad) if bad else "")
+        if self.unknown_reasons:
+            head += f" ({self.unknown_reasons[0]})"
+        return (f"{head}; acknowledged {self.summary['acknowledged']}, lost {self.counts[LOST]},"
+                f" longest unavailability {self.longest_unavailability:.3f} s")
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the whole verdict."""
         return {

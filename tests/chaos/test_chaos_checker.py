@@ -440,6 +440,13 @@ def test_verdict_renders_as_text_and_json() -> None:
     assert j["faults"] == [{"name": "kill9", "target": "broker-2", "start": 0.5, "end": 3.0, "detail": ""}]
 
 
+def test_headline_is_one_line_with_the_verdict_and_the_loss() -> None:
+    """headline() names the status, the nonzero anomalies, acknowledged and lost counts."""
+    h = produced() + reads("c0", 0, P0[:3], 4.0) + reads("c0", 1, P1, 4.0) + drain(0, P0[:3], 3) + drain(1, P1, 3)
+    assert check(h).headline() == "INVALID: lost=1; acknowledged 7, lost 1, longest unavailability 8.000 s"
+    assert check(clean()).headline().startswith("VALID; acknowledged 7, lost 0")
+
+
 def test_check_file_ignores_a_torn_last_line(tmp_path: pathlib.Path) -> None:
     """A crashed run's history (torn last line) checks as its complete lines do."""
     path = tmp_path / "history.jsonl"
