@@ -181,7 +181,7 @@ class Verdict:
         return max((a.longest for a in self.availability), default=0.0)
 
     def headline(self) -> str:
-        """One line for a live run's last output, e.g. ``INVALID: lost=520 double_ack=100;
+        """One line for a live run's last output, e.g. ``INVALID: lost=520 order=100 double_ack=100;
         acknowledged 1087, lost 520, longest unavailability 5.000 s``."""
         bad = [f"{k}={self.counts[k]}" for k in ANOMALY_KINDS if self.counts[k]]
         head = self.status.upper() + (": " + " ".join(bad) if bad else "")
@@ -368,7 +368,7 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
             evid.add(DOUBLE_ACK, {
                 "topic": topic, "partition": part, "offset": off,
                 "first": _rid_text(other), "second": _rid_text(rid),
-                "first_acked_at": acked[other][3], "second_acked_at": at,
+                "first_acked_at": round(acked[other][3], 6), "second_acked_at": round(at, 6),
             })
 
     definite_failed = {rid for rid, f in failed.items() if f[1]}
@@ -516,7 +516,7 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                 if rid not in got and rid not in lost_seen:
                     lost_seen.add(rid)
                     evid.add(LOST, {"key": rid[0], "seq": rid[1], "topic": topic, "partition": part,
-                                    "offset": off, "acked_at": at, "drain_consumer": sk[0],
+                                    "offset": off, "acked_at": round(at, 6), "drain_consumer": sk[0],
                                     "drain_end_offset": dr.end_offset})
     acked_unchecked = len(acked) - len(checked)
 
@@ -711,8 +711,8 @@ def _check_ack_order(sent: dict, acked: dict, evid: _Evidence, opts: CheckerOpti
                 evid.add(ORDER, {
                     "why": "acknowledged before the other was sent, yet at a higher offset",
                     "key": key, "topic": topic, "partition": part,
-                    "earlier": f"seq {min_ack[1]} acked at t={min_ack[0]} @{min_ack[2]}",
-                    "later": f"seq {seq} sent at t={st} acked @{off}",
+                    "earlier": f"seq {min_ack[1]} acked at t={min_ack[0]:.6f} @{min_ack[2]}",
+                    "later": f"seq {seq} sent at t={st:.6f} acked @{off}",
                 })
             elif opts.idempotent:
                 ms = min_send.get(prod)
@@ -720,8 +720,8 @@ def _check_ack_order(sent: dict, acked: dict, evid: _Evidence, opts: CheckerOpti
                     evid.add(ORDER, {
                         "why": "one producer's sends acknowledged out of send order",
                         "key": key, "topic": topic, "partition": part, "producer": prod,
-                        "sent_first": f"seq {ms[1]} sent at t={ms[0]} acked @{ms[2]}",
-                        "sent_then": f"seq {seq} sent at t={st} acked @{off}",
+                        "sent_first": f"seq {ms[1]} sent at t={ms[0]:.6f} acked @{ms[2]}",
+                        "sent_then": f"seq {seq} sent at t={st:.6f} acked @{off}",
                     })
             if min_ack is None or at < min_ack[0]:
                 min_ack = (at, seq, off)
