@@ -157,7 +157,8 @@ async def test_controller_whose_session_expired_cannot_write(
             await zk_expire(zk1)
             await wait_for(lambda: _epoch_at_least(zk2, 2))  # a new controller was elected
             # the zombie's write, through ZooKeeper's own version check on /controller_epoch
-            li = await KafkaZkClient(zk1).get_partition_state("fenced", 0)
+            li = await KafkaZkClient(zk2).get_partition_state("fenced", 0)
+            await zk1.wait_connected(timeout=TIMEOUT)  # the zombie is back on a new session
             assert li is not None
             stale = zd.LeaderIsrAndControllerEpoch(leader=1, leader_epoch=99, isr=(1,), controller_epoch=1,
                                                    zk_version=li.zk_version)
