@@ -3,6 +3,8 @@ injected fault in it is never called valid (a deleted acked record is always rep
 
 import io
 
+import attrs
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +20,25 @@ from kafkalike.chaos.history import (
     read_history,
 )
 
+
+@attrs.frozen
+class Sim:
+    """Parameters of one simulated run; ``history()`` runs it (in the test body, so that data
+    generation stays fast and hypothesis's health checks hold on a loaded machine)."""
+
+    seed: int
+    ops: int
+    partitions: int
+    keys: int
+    consumers: int
+
+    def history(self) -> list[Event]:
+        return simulate(self.seed, ops=self.ops, partitions=self.partitions, keys=self.keys,
+                        consumers=self.consumers)
+
+
 sims = st.builds(
-    lambda seed, ops, partitions, keys, consumers: simulate(
-        seed, ops=ops, partitions=partitions, keys=keys, consumers=consumers),
+    Sim,
     st.integers(0, 2**32),
     st.integers(20, 300),
     st.integers(1, 4),
@@ -31,8 +49,9 @@ sims = st.builds(
 
 @settings(max_examples=60, deadline=None)
 @given(sims)
-def test_simulated_correct_log_is_valid(h: list[Event]) -> None:
+def test_simulated_correct_log_is_valid(sim: Sim) -> None:
     """Every history of the simulated correct log gets status valid with no anomaly."""
+    h = sim.history()
     v = check(h)
     assert v.status == VALID, v.render_text()
     assert not any(v.counts.values())
@@ -40,8 +59,9 @@ def test_simulated_correct_log_is_valid(h: list[Event]) -> None:
 
 @settings(max_examples=10, deadline=None)
 @given(sims)
-def test_verdict_survives_the_file_format(h: list[Event]) -> None:
+def test_verdict_survives_the_file_format(sim: Sim) -> None:
     """Writing a history as JSON lines and reading it back gives the same verdict."""
+    h = sim.history()
     back = list(read_history(io.StringIO(history_text(h))))
     assert back == h
     assert check(back).to_json() == check(h).to_json()
@@ -53,8 +73,9 @@ def acked_records(h: list[Event]) -> list[Acknowledged]:
 
 @settings(max_examples=60, deadline=None)
 @given(sims, st.data())
-def test_deleting_an_acked_record_from_what_was_read_is_always_lost(h: list[Event], data: st.DataObject) -> None:
+def test_deleting_an_acked_record_from_what_was_read_is_always_lost(sim: Sim, data: st.DataObject) -> None:
     """Remove every read of one acknowledged record: the checker reports exactly it as lost."""
+    h = sim.history()
     acks = acked_records(h)
     if not acks:
         return
@@ -71,8 +92,9 @@ def test_deleting_an_acked_record_from_what_was_read_is_always_lost(h: list[Even
 
 @settings(max_examples=60, deadline=None)
 @given(sims, st.data())
-def test_injected_faults_are_never_called_valid(h: list[Event], data: st.DataObject) -> None:
+def test_injected_faults_are_never_called_valid(sim: Sim, data: st.DataObject) -> None:
     """Each mutation breaks a guarantee; the verdict must not be valid and must name it."""
+    h = sim.history()
     acks = acked_records(h)
     drains = [e for e in h if isinstance(e, Drained) and any(a.partition == e.partition for a in acks)]
     if len(acks) < 2 or not drains:
@@ -127,8 +149,9 @@ def consecutive_reads(h: list[Event], consumer_filter: str | None = None) -> lis
 
 @settings(max_examples=60, deadline=None)
 @given(sims, st.data())
-def test_consumer_going_backwards_is_always_reported(h: list[Event], data: st.DataObject) -> None:
+def test_consumer_going_backwards_is_always_reported(sim: Sim, data: st.DataObject) -> None:
     """Swap two consecutive reads of one consumer pass: reorder, never valid."""
+    h = sim.history()
     pairs = consecutive_reads(h)
     if not pairs:
         return
@@ -142,9 +165,10 @@ def test_consumer_going_backwards_is_always_reported(h: list[Event], data: st.Da
 
 @settings(max_examples=60, deadline=None)
 @given(sims, st.data())
-def test_group_consumer_skipping_a_record_is_exactly_a_gap(h: list[Event], data: st.DataObject) -> None:
+def test_group_consumer_skipping_a_record_is_exactly_a_gap(sim: Sim, data: st.DataObject) -> None:
     """Delete a read that another read of the same pass follows: the consumer skipped a known
     offset (the drain still has the record): exactly one gap."""
+    h = sim.history()
     pairs = consecutive_reads(h, consumer_filter="drain")
     if not pairs:
         return
