@@ -4,7 +4,6 @@ injected fault in it is never called valid (a deleted acked record is always rep
 import io
 
 import attrs
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
