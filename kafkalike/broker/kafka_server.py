@@ -88,6 +88,8 @@ class KafkaServer:
         # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...): issue 5/6
         from kafkalike.broker.replica_manager import ReplicaManager
         self.replica_manager = ReplicaManager(self)
+        from kafkalike.broker.zk_admin_manager import ZkAdminManager
+        self.admin_manager = ZkAdminManager(self)
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:

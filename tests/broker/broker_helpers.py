@@ -168,3 +168,22 @@ def values_of(records: Any) -> list[bytes | None]:
         out.extend(r.value for _, r in iter_simple_records(b))
         pos = b.end_position
     return out
+
+
+async def zk_json(zk: Any, path: str) -> Any:
+    """The JSON of ``path`` read after a sync (the broker wrote through another server)."""
+    import json
+    await zk.sync(path)
+    return json.loads((await zk.get(path))[0])
+
+
+async def zk_exists(zk: Any, path: str) -> bool:
+    """Whether ``path`` exists, after a sync."""
+    await zk.sync("/")
+    return await zk.exists(path) is not None
+
+
+def has_controller(server: KafkaServer) -> bool:
+    """True once the controller is wired into KafkaServer (it then elects itself in a
+    one-broker test and answers admin changes with LeaderAndIsr/UpdateMetadata)."""
+    return getattr(server, "controller", None) is not None

@@ -1,0 +1,723 @@
+"""ZkAdminManager: the broker's admin path written to ZooKeeper (Kafka's ZkAdminManager,
+AdminZkClient and the ZK-era config change listener).
+
+- CreateTopics: name check (INVALID_TOPIC_EXCEPTION), TOPIC_ALREADY_EXISTS, defaults for -1
+  (num.partitions, default.replication.factor; KIP-464), explicit assignments checked
+  (INVALID_REPLICA_ASSIGNMENT), else Kafka's rack-unaware placement
+  (INVALID_PARTITIONS / INVALID_REPLICATION_FACTOR); topic configs checked (INVALID_CONFIG)
+  and written to ``/config/topics/<t>`` before the assignment ``/brokers/topics/<t>`` (as
+  AdminZkClient.createTopicWithAssignment). ``validate_only`` writes nothing. Unless the
+  timeout is 0, the answer waits (DelayedCreatePartitions) until every new partition has a
+  leader in this broker's metadata cache, else REQUEST_TIMED_OUT.
+- DeleteTopics: ``/admin/delete_topics/<t>``; waits (DelayedDeleteTopics) until the metadata
+  cache no longer has the topic, else REQUEST_TIMED_OUT. UNKNOWN_TOPIC_OR_PARTITION,
+  TOPIC_DELETION_DISABLED.
+- CreatePartitions: INVALID_PARTITIONS when not growing; the topic znode is rewritten
+  conditionally on its version.
+- DescribeConfigs: topic and broker resources with Kafka's names, defaults, sources
+  (DYNAMIC_TOPIC_CONFIG 1, STATIC_BROKER_CONFIG 4, DEFAULT_CONFIG 5), synonyms, types.
+- AlterConfigs (replace all) / IncrementalAlterConfigs (SET 0, DELETE 1, APPEND 2, SUBTRACT 3,
+  KIP-339) for topics: ``/config/topics/<t>`` plus a ``/config/changes`` notification.
+  Dynamic broker configs are refused (INVALID_REQUEST): kafkalike has none.
+- Config changes: a watch on ``/config/changes`` re-reads changed topic configs and applies
+  them to the local logs (replica_manager.update_topic_config).
+- Auto-creation (``auto_create_topic``, KafkaServer's hook used by Metadata and Produce).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
+from kafkalike.broker.kafka_apis import build, entity, response_class_for
+from kafkalike.broker.kafka_config import CONFIG_KEYS
+from kafkalike.broker.replica_manager import broker_log_config
+from kafkalike.controller.replica_assignment import AssignmentError, assign_replicas_to_brokers
+from kafkalike.coordination import BadVersion, NodeExists, NoNode
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.kafka_zk_client import TopicExists
+from kafkalike.protocol.errors import ErrorCode, error_code_by_name
+from kafkalike.storage import LogConfig
+
+if TYPE_CHECKING:
+    from kafkalike.broker.kafka_server import KafkaServer
+
+log = structlog.get_logger(__name__)
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+SOURCE_DYNAMIC_TOPIC = 1
+SOURCE_STATIC_BROKER = 4
+SOURCE_DEFAULT = 5
+TYPE_IDS = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6, "list": 7,
+            "password": 9}
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+MAX_TOPIC_LENGTH = 249
+LONG_MAX = 9223372036854775807
+
+
+@attrs.frozen
+class TopicConfigDef:
+    """A topic-level config: Kafka's name, type, default, broker synonyms (highest first)."""
+
+    name: str
+    type: str
+    default: str
+    synonyms: tuple[str, ...]
+    doc: str
+
+
+def _d(name: str, type_: str, default: Any, synonyms: tuple[str, ...], doc: str) -> TopicConfigDef:
+    value = ",".join(default) if isinstance(default, list) else str(default).lower() \
+        if isinstance(default, bool) else str(default)
+    return TopicConfigDef(name, type_, value, synonyms, doc)
+
+
+TOPIC_CONFIGS: dict[str, TopicConfigDef] = {c.name: c for c in [
+    _d("cleanup.policy", "list", ["delete"], ("log.cleanup.policy",), "delete and/or compact"),
+    _d("compression.type", "string", "producer", ("compression.type",), "compression of stored batches"),
+    _d("delete.retention.ms", "long", 86400000, ("log.cleaner.delete.retention.ms",), "tombstone retention (ms)"),
+    _d("file.delete.delay.ms", "long", 60000, ("log.segment.delete.delay.ms",), "delay before deleting a file (ms)"),
+    _d("flush.messages", "long", LONG_MAX, ("log.flush.interval.messages",), "messages between fsyncs"),
+    _d("flush.ms", "long", LONG_MAX, ("log.flush.interval.ms",), "ms between fsyncs"),
+    _d("follower.replication.throttled.replicas", "list", [], ("follower.replication.throttled.replicas",),
+       "accepted, no effect"),
+    _d("index.interval.bytes", "int", 4096, ("log.index.interval.bytes",), "bytes between index entries"),
+    _d("leader.replication.throttled.replicas", "list", [], ("leader.replication.throttled.replicas",),
+       "accepted, no effect"),
+    _d("max.compaction.lag.ms", "long", LONG_MAX, ("log.cleaner.max.compaction.lag.ms",), "max compaction delay"),
+    _d("max.message.bytes", "int", 1048588, ("message.max.bytes",), "largest record batch (bytes)"),
+    _d("message.downconversion.enable", "boolean", True, ("log.message.downconversion.enable",),
+       "accepted, no effect"),
+    _d("message.timestamp.type", "string", "CreateTime", ("log.message.timestamp.type",),
+       "CreateTime or LogAppendTime"),
+    _d("min.cleanable.dirty.ratio", "double", 0.5, ("log.cleaner.min.cleanable.ratio",), "dirty ratio to compact"),
+    _d("min.compaction.lag.ms", "long", 0, ("log.cleaner.min.compaction.lag.ms",), "min age before compaction"),
+    _d("min.insync.replicas", "int", 1, ("min.insync.replicas",), "ISR size needed for acks=all"),
+    _d("preallocate", "boolean", False, ("log.preallocate",), "preallocate segment files"),
+    _d("retention.bytes", "long", -1, ("log.retention.bytes",), "max partition size (bytes)"),
+    _d("retention.ms", "long", 604800000, ("log.retention.ms", "log.retention.minutes", "log.retention.hours"),
+       "retention time (ms)"),
+    _d("segment.bytes", "int", 1073741824, ("log.segment.bytes",), "segment size (bytes)"),
+    _d("segment.index.bytes", "int", 10485760, ("log.index.size.max.bytes",), "offset index size (bytes)"),
+    _d("segment.jitter.ms", "long", 0, ("log.roll.jitter.ms", "log.roll.jitter.hours"), "segment roll jitter"),
+    _d("segment.ms", "long", 604800000, ("log.roll.ms", "log.roll.hours"), "segment age before a roll (ms)"),
+    _d("unclean.leader.election.enable", "boolean", False, ("unclean.leader.election.enable",),
+       "elect out-of-sync replicas as a last resort"),
+]}
+"""Kafka 3.x topic configs (TopicConfig / LogConfig) with their defaults and broker synonyms."""
+
+
+class AdminError(Exception):
+    """An admin request that fails with ``error`` (Kafka ErrorCode) and a message."""
+
+    def __init__(self, error: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def validate_topic_name(topic: str) -> None:
+    """Kafka's Topic.validate: 1-249 chars of [a-zA-Z0-9._-], not "." or "..".
+    Raises AdminError(INVALID_TOPIC_EXCEPTION)."""
+    if not topic:
+        raise AdminError(ErrorCode.invalid_topic_exception, "Topic name is illegal, it can't be empty")
+    if topic in (".", ".."):
+        raise AdminError(ErrorCode.invalid_topic_exception, "Topic name cannot be \".\" or \"..\"")
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise AdminError(ErrorCode.invalid_topic_exception,
+                         f"Topic name is illegal, it can't be longer than {MAX_TOPIC_LENGTH} characters")
+    if not _LEGAL_TOPIC.match(topic):
+        raise AdminError(ErrorCode.invalid_topic_exception,
+                         f"Topic name \"{topic}\" is illegal, it contains a character other than "
+                         "ASCII alphanumerics, '.', '_' and '-'")
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """Check topic config names and values (INVALID_CONFIG); returns name -> value (None
+    values dropped)."""
+    out: dict[str, str] = {}
+    for name, value in configs.items():
+        if name not in TOPIC_CONFIGS:
+            raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
+        if value is None:
+            continue
+        d = TOPIC_CONFIGS[name]
+        try:
+            if d.type in ("int", "long", "short"):
+                int(value)
+            elif d.type == "double":
+                float(value)
+            elif d.type == "boolean" and value.strip().lower() not in ("true", "false"):
+                raise ValueError(value)
+        except ValueError:
+            raise AdminError(ErrorCode.invalid_config,
+                             f"Invalid value {value} for configuration {name}: expected {d.type}") from None
+        out[name] = value
+    if "min.insync.replicas" in out and int(out["min.insync.replicas"]) < 1:
+        raise AdminError(ErrorCode.invalid_config, "Invalid value for min.insync.replicas: must be at least 1")
+    if "message.timestamp.type" in out and out["message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
+        raise AdminError(ErrorCode.invalid_config,
+                         f"Invalid value {out['message.timestamp.type']} for configuration message.timestamp.type")
+    try:
+        LogConfig.from_properties(out)
+    except ValueError as exc:
+        raise AdminError(ErrorCode.invalid_config, str(exc)) from None
+    return out
+
+
+class DelayedMetadataWait(DelayedOperation):
+    """Waits until ``condition()`` holds in the metadata cache (Kafka's
+    DelayedCreatePartitions / DelayedDeleteTopics); ``timed_out`` tells the caller."""
+
+    def __init__(self, delay_ms: int, condition: Callable[[], bool]) -> None:
+        super().__init__(delay_ms)
+        self.condition = condition
+        self.timed_out = False
+
+    def try_complete(self) -> bool:
+        return self.force_complete() if self.condition() else False
+
+    def on_complete(self) -> None:
+        pass
+
+    def on_expiration(self) -> None:
+        self.timed_out = True
+
+
+def _ms(value: Any) -> int:
+    import datetime
+    if isinstance(value, datetime.timedelta):
+        return value // datetime.timedelta(milliseconds=1)
+    return int(value)
+
+
+class ZkAdminManager:
+    """Admin requests of one broker, written to ZooKeeper. Wired by KafkaServer."""
+
+    def __init__(self, server: "KafkaServer") -> None:
+        self.server = server
+        self.purgatory = DelayedOperationPurgatory("TopicAdmin")
+        self.last_config_change = ""
+        server.auto_create_topic = self.auto_create_topic
+        server.metadata_listeners.append(self._on_metadata_update)
+        server.startup_hooks.append(self._startup)
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def zk(self) -> Any:
+        assert self.server.zk is not None
+        return self.server.zk
+
+    @property
+    def kafka_zk(self) -> Any:
+        assert self.server.kafka_zk is not None
+        return self.server.kafka_zk
+
+    async def _on_metadata_update(self, deleted: list[zd.TopicPartition]) -> None:
+        self.purgatory.check_and_complete("metadata")
+
+    async def _wait_metadata(self, timeout_ms: int, condition: Callable[[], bool]) -> bool:
+        """True when ``condition`` held before ``timeout_ms``."""
+        op = DelayedMetadataWait(timeout_ms, condition)
+        await self.purgatory.try_complete_else_watch(op, ["metadata"])
+        return not op.timed_out
+
+    def _has_leaders(self, topic: str, partitions: list[int]) -> bool:
+        cache = self.server.metadata_cache
+        for p in partitions:
+            info = cache.partition(zd.TopicPartition(topic, p))
+            if info is None or info.leader < 0:
+                return False
+        return True
+
+    async def _live_brokers(self) -> list[int]:
+        return await self.kafka_zk.get_broker_ids()
+
+    # ------------------------------------------------------------------ topic creation
+    async def create_topic(self, topic: str, num_partitions: int, replication_factor: int,
+                           configs: Mapping[str, str | None] | None = None,
+                           assignments: Mapping[int, list[int]] | None = None,
+                           validate_only: bool = False) -> tuple[dict[int, list[int]], dict[str, str], str]:
+        """Check and (unless validate_only) write one topic; returns (assignment, configs,
+        topic id). -1 partitions / replication factor take the broker defaults. Raises
+        AdminError (TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
+        INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG,
+        INVALID_REQUEST)."""
+        validate_topic_name(topic)
+        cfg = self.server.config
+        checked = validate_topic_configs(configs or {})
+        if await self.kafka_zk.get_topic_assignment(topic) is not None:
+            raise AdminError(ErrorCode.topic_already_exists, f"Topic '{topic}' already exists.")
+        brokers = await self._live_brokers()
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise AdminError(ErrorCode.invalid_request,
+                                 "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                                 "Both cannot be used at the same time.")
+            assignment = self._check_assignment(dict(assignments), brokers, first_partition=0)
+        else:
+            n = int(cfg["num.partitions"]) if num_partitions == -1 else num_partitions
+            rf = int(cfg["default.replication.factor"]) if replication_factor == -1 else replication_factor
+            try:
+                assignment = assign_replicas_to_brokers(n, rf, brokers)
+            except AssignmentError as exc:
+                raise AdminError(error_code_by_name(exc.error), str(exc)) from None
+        topic_id = zd.generate_uuid_base64()
+        if not validate_only:
+            if checked:
+                path = zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, topic)
+                data = zd.ConfigEntity(checked).to_json()
+                try:
+                    await self.zk.create(path, data, make_parents=True)
+                except NodeExists:
+                    await self.zk.set(path, data)
+            try:
+                await self.kafka_zk.create_topic_assignment(zd.TopicAssignment(
+                    topic, {p: zd.ReplicaAssignment(tuple(r)) for p, r in assignment.items()}, topic_id))
+            except TopicExists:
+                raise AdminError(ErrorCode.topic_already_exists, f"Topic '{topic}' already exists.") from None
+            log.info("topic_created", topic=topic, partitions=len(assignment),
+                     replication_factor=len(next(iter(assignment.values()))), configs=checked)
+        return assignment, checked, topic_id
+
+    def _check_assignment(self, assignments: dict[int, list[int]], brokers: list[int],
+                          first_partition: int) -> dict[int, list[int]]:
+        """Kafka's validateReplicaAssignment: consecutive ids from ``first_partition``, same
+        non-zero size, distinct live brokers. Raises AdminError(INVALID_REPLICA_ASSIGNMENT)."""
+        ids = sorted(assignments)
+        if ids != list(range(first_partition, first_partition + len(ids))):
+            raise AdminError(ErrorCode.invalid_replica_assignment,
+                             f"Partitions should be a consecutive 0-based integer sequence, given {ids}")
+        sizes = {len(r) for r in assignments.values()}
+        if len(sizes) != 1 or 0 in sizes:
+            raise AdminError(ErrorCode.invalid_replica_assignment,
+                             "All partitions should have the same number of replicas, and at least one")
+        for p, replicas in assignments.items():
+            if len(set(replicas)) != len(replicas):
+                raise AdminError(ErrorCode.invalid_replica_assignment,
+                                 f"Duplicate brokers not allowed in replica assignment: {replicas} for partition {p}")
+            unknown = [b for b in replicas if b not in brokers]
+            if unknown:
+                raise AdminError(ErrorCode.invalid_replica_assignment,
+                                 f"Unknown broker(s) in replica assignment: {unknown}")
+        return {p: list(r) for p, r in assignments.items()}
+
+    async def auto_create_topic(self, topic: str) -> ErrorCode:
+        """Metadata / Produce auto-creation (auto.create.topics.enable): num.partitions and
+        default.replication.factor. Returns LEADER_NOT_AVAILABLE while the topic comes up
+        (also when another request created it first), INVALID_TOPIC_EXCEPTION for a bad
+        name, INVALID_REPLICATION_FACTOR with too few brokers (Kafka's answers)."""
+        try:
+            await self.create_topic(topic, -1, -1)
+        except AdminError as exc:
+            if exc.error == ErrorCode.topic_already_exists:
+                return ErrorCode.leader_not_available
+            log.info("auto_create_refused", topic=topic, error=exc.error.name.upper(), reason=str(exc))
+            return exc.error
+        except Exception as exc:
+            log.warning("auto_create_failed", topic=topic, error=str(exc))
+            return ErrorCode.unknown_server_error
+        return ErrorCode.leader_not_available
+
+    async def create_topics(self, header: Any, request: Any) -> Any:
+        """CreateTopics v2-v7 (see module doc); the response of the request's version."""
+        resp_cls = response_class_for(request)
+        result_cls = entity(resp_cls, "CreatableTopicResult")
+        config_cls = entity(resp_cls, "CreatableTopicConfigs") if header.api_version >= 5 else None
+        timeout_ms = _ms(request.timeout)
+        names = [t.name for t in request.topics]
+        dupes = {n for n in names if names.count(n) > 1}
+        results: dict[str, Any] = {}
+        created: dict[str, list[int]] = {}
+        for t in request.topics:
+            if t.name in dupes:
+                results[t.name] = (ErrorCode.invalid_request, "Create topics request contains multiple entries "
+                                   f"for the topic {t.name}", None)
+                continue
+            try:
+                assignment, configs, topic_id = await self.create_topic(
+                    t.name, t.num_partitions, t.replication_factor,
+                    {c.name: c.value for c in t.configs},
+                    {a.partition_index: list(a.broker_ids) for a in t.assignments},
+                    request.validate_only)
+            except AdminError as exc:
+                results[t.name] = (exc.error, str(exc), None)
+                continue
+            if not request.validate_only:
+                created[t.name] = sorted(assignment)
+            results[t.name] = (ErrorCode.none, None, (assignment, configs, topic_id))
+        if created and timeout_ms > 0:
+            ok = await self._wait_metadata(timeout_ms, lambda: all(
+                self._has_leaders(n, ps) for n, ps in created.items()))
+            if not ok:
+                for n, ps in created.items():
+                    if not self._has_leaders(n, ps):
+                        results[n] = (ErrorCode.request_timed_out,
+                                      "Timed out waiting for the topic's partitions to get leaders", results[n][2])
+        out = []
+        for t in request.topics:
+            error, message, detail = results[t.name]
+            fields: dict[str, Any] = {"name": t.name, "error_code": error, "error_message": message,
+                                      "topic_id": None, "topic_config_error_code": 0,
+                                      "num_partitions": -1, "replication_factor": -1, "configs": None}
+            if detail is not None and error in (ErrorCode.none, ErrorCode.request_timed_out):
+                assignment, configs, topic_id = detail
+                fields["num_partitions"] = len(assignment)
+                fields["replication_factor"] = len(next(iter(assignment.values())))
+                fields["topic_id"] = zd.base64_to_uuid(topic_id)
+                if config_cls is not None:
+                    fields["configs"] = tuple(
+                        build(config_cls, name=e.name, value=e.value, read_only=e.read_only,
+                              config_source=e.source, is_sensitive=False)
+                        for e in self.topic_config_entries(configs))
+            elif header.api_version >= 7:
+                fields["topic_id"] = uuid.UUID(int=0)
+            out.append(build(result_cls, **fields))
+        return build(resp_cls, topics=tuple(out))
+
+    # ------------------------------------------------------------------ deletion
+    async def delete_topics(self, header: Any, request: Any) -> Any:
+        """DeleteTopics v1-v5: mark each topic under /admin/delete_topics, then wait until the
+        metadata cache no longer has them (or the timeout: REQUEST_TIMED_OUT)."""
+        resp_cls = response_class_for(request)
+        result_cls = entity(resp_cls, "DeletableTopicResult")
+        timeout_ms = _ms(request.timeout)
+        errors: dict[str, tuple[ErrorCode, str | None]] = {}
+        pending: list[str] = []
+        for name in request.topic_names:
+            if name in errors:
+                continue
+            if not self.server.config["delete.topic.enable"]:
+                errors[name] = (ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
+                continue
+            if await self.kafka_zk.get_topic_assignment(name) is None:
+                errors[name] = (ErrorCode.unknown_topic_or_partition,
+                                "This server does not host this topic-partition.")
+                continue
+            await self.kafka_zk.create_delete_topic_path(name)
+            log.info("topic_deletion_requested", topic=name)
+            errors[name] = (ErrorCode.none, None)
+            pending.append(name)
+        cache = self.server.metadata_cache
+        if pending and timeout_ms > 0:
+            await self._wait_metadata(timeout_ms, lambda: not any(cache.contains_topic(n) for n in pending))
+        for name in pending:
+            if cache.contains_topic(name):
+                errors[name] = (ErrorCode.request_timed_out, "Timed out waiting for the topic's deletion")
+        return build(resp_cls, responses=tuple(
+            build(result_cls, name=n, error_code=e, error_message=m, topic_id=None)
+            for n, (e, m) in errors.items()))
+
+    # ------------------------------------------------------------------ partitions
+    async def create_partitions(self, header: Any, request: Any) -> Any:
+        """CreatePartitions v0-v3 (Kafka's AdminZkClient.addPartitions)."""
+        resp_cls = response_class_for(request)
+        result_cls = entity(resp_cls, "CreatePartitionsTopicResult")
+        timeout_ms = _ms(request.timeout)
+        names = [t.name for t in request.topics]
+        results: dict[str, tuple[ErrorCode, str | None]] = {}
+        created: dict[str, list[int]] = {}
+        for t in request.topics:
+            if names.count(t.name) > 1:
+                results[t.name] = (ErrorCode.invalid_request, "Duplicate topic in request.")
+                continue
+            try:
+                new = await self._add_partitions(t.name, t.count,
+                                                 [list(a.broker_ids) for a in t.assignments]
+                                                 if t.assignments is not None else None,
+                                                 request.validate_only)
+            except AdminError as exc:
+                results[t.name] = (exc.error, str(exc))
+                continue
+            results[t.name] = (ErrorCode.none, None)
+            if not request.validate_only:
+                created[t.name] = new
+        if created and timeout_ms > 0:
+            ok = await self._wait_metadata(timeout_ms, lambda: all(
+                self._has_leaders(n, ps) for n, ps in created.items()))
+            if not ok:
+                for n, ps in created.items():
+                    if not self._has_leaders(n, ps):
+                        results[n] = (ErrorCode.request_timed_out, "Timed out waiting for the new partitions")
+        return build(resp_cls, results=tuple(
+            build(result_cls, name=n, error_code=e, error_message=m) for n, (e, m) in results.items()))
+
+    async def _add_partitions(self, topic: str, count: int, assignments: list[list[int]] | None,
+                              validate_only: bool) -> list[int]:
+        found = await self.kafka_zk.get_topic_assignment(topic)
+        if found is None:
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"The topic '{topic}' does not exist.")
+        current, version = found
+        existing = len(current.partitions)
+        if count < existing:
+            raise AdminError(ErrorCode.invalid_partitions,
+                             f"Topic currently has {existing} partitions, which is higher than the requested {count}.")
+        if count == existing:
+            raise AdminError(ErrorCode.invalid_partitions, f"Topic already has {existing} partitions.")
+        brokers = await self._live_brokers()
+        rf = len(current.partitions[min(current.partitions)].replicas)
+        if assignments is not None:
+            if len(assignments) != count - existing:
+                raise AdminError(ErrorCode.invalid_replica_assignment,
+                                 f"Increasing the number of partitions by {count - existing} but "
+                                 f"{len(assignments)} assignments provided.")
+            new = self._check_assignment({existing + i: a for i, a in enumerate(assignments)}, brokers, existing)
+            if any(len(r) != rf for r in new.values()):
+                raise AdminError(ErrorCode.invalid_replica_assignment,
+                                 f"Inconsistent replication factor between partitions, expected {rf}")
+        else:
+            try:
+                new = assign_replicas_to_brokers(count - existing, rf, brokers, start_partition_id=existing)
+            except AssignmentError as exc:
+                raise AdminError(error_code_by_name(exc.error), str(exc)) from None
+        if validate_only:
+            return sorted(new)
+        partitions = dict(current.partitions)
+        partitions.update({p: zd.ReplicaAssignment(tuple(r)) for p, r in new.items()})
+        updated = zd.TopicAssignment(topic, partitions, current.topic_id, current.version)
+        try:
+            await self.zk.set(updated.path, updated.to_json(), version)
+        except BadVersion:
+            raise AdminError(ErrorCode.reassignment_in_progress,
+                             f"Topic '{topic}' changed while adding partitions; retry") from None
+        log.info("partitions_added", topic=topic, count=count, new=sorted(new))
+        return sorted(new)
+
+    # ------------------------------------------------------------------ configs
+    @attrs.frozen
+    class Entry:
+        """One described config: name, value, source, read-only, type, doc, synonyms."""
+
+        name: str
+        value: str | None
+        source: int
+        read_only: bool
+        type: str
+        doc: str
+        synonyms: tuple[tuple[str, str | None, int], ...]
+
+    def _broker_value(self, key: str) -> str | None:
+        value = self.server.config[key]
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return ",".join(value)
+        if isinstance(value, bool):
+            return str(value).lower()
+        return str(value)
+
+    def topic_config_entries(self, overrides: Mapping[str, str]) -> list["ZkAdminManager.Entry"]:
+        """Every topic config with its effective value: the topic override
+        (DYNAMIC_TOPIC_CONFIG), else a broker synonym set in server.properties
+        (STATIC_BROKER_CONFIG), else the default (DEFAULT_CONFIG). Synonyms in that order."""
+        cfg = self.server.config
+        effective = broker_log_config(cfg).to_properties()
+        out = []
+        for name, d in sorted(TOPIC_CONFIGS.items()):
+            synonyms: list[tuple[str, str | None, int]] = []
+            if name in overrides:
+                synonyms.append((name, overrides[name], SOURCE_DYNAMIC_TOPIC))
+            for syn in d.synonyms:
+                if syn in cfg.originals:
+                    synonyms.append((syn, self._broker_value(syn), SOURCE_STATIC_BROKER))
+            default_syn = next((s for s in d.synonyms if s in CONFIG_KEYS and CONFIG_KEYS[s].default is not None),
+                               None)
+            if default_syn is not None and default_syn not in cfg.originals:
+                synonyms.append((default_syn, str(CONFIG_KEYS[default_syn].default).lower()
+                                 if isinstance(CONFIG_KEYS[default_syn].default, bool)
+                                 else ",".join(CONFIG_KEYS[default_syn].default)
+                                 if isinstance(CONFIG_KEYS[default_syn].default, list)
+                                 else str(CONFIG_KEYS[default_syn].default), SOURCE_DEFAULT))
+            if name in overrides:
+                value, source = overrides[name], SOURCE_DYNAMIC_TOPIC
+            else:
+                if name in effective:
+                    value = effective[name]
+                elif d.synonyms[0] in CONFIG_KEYS:
+                    value = self._broker_value(d.synonyms[0]) or d.default
+                else:
+                    value = d.default
+                source = SOURCE_STATIC_BROKER if any(s in cfg.originals for s in d.synonyms) else SOURCE_DEFAULT
+            out.append(self.Entry(name, value, source, False, d.type, d.doc, tuple(synonyms)))
+        return out
+
+    def broker_config_entries(self) -> list["ZkAdminManager.Entry"]:
+        """Every broker key: STATIC_BROKER_CONFIG when set in server.properties, else
+        DEFAULT_CONFIG; read-only (kafkalike has no dynamic broker configs)."""
+        cfg = self.server.config
+        out = []
+        for name, key in sorted(CONFIG_KEYS.items()):
+            source = SOURCE_STATIC_BROKER if name in cfg.originals else SOURCE_DEFAULT
+            value = None if key.type == "password" else self._broker_value(name)
+            out.append(self.Entry(name, value, source, True, key.type, key.doc, ((name, value, source),)))
+        return out
+
+    async def _topic_exists(self, topic: str) -> bool:
+        if self.server.metadata_cache.contains_topic(topic):
+            return True
+        return await self.kafka_zk.get_topic_assignment(topic) is not None
+
+    async def describe_configs(self, header: Any, request: Any) -> Any:
+        """DescribeConfigs v1-v4 for topic (2) and broker (4) resources."""
+        resp_cls = response_class_for(request)
+        result_cls = entity(resp_cls, "DescribeConfigsResult")
+        entry_cls = entity(resp_cls, "DescribeConfigsResourceResult")
+        syn_cls = entity(resp_cls, "DescribeConfigsSynonym")
+        include_synonyms = getattr(request, "include_synonyms", False)
+        include_doc = getattr(request, "include_documentation", False)
+        results = []
+        for res in request.resources:
+            error, message, entries = ErrorCode.none, None, []
+            try:
+                if res.resource_type == RESOURCE_TOPIC:
+                    validate_topic_name(res.resource_name)
+                    if not await self._topic_exists(res.resource_name):
+                        raise AdminError(ErrorCode.unknown_topic_or_partition,
+                                         f"Topic {res.resource_name} does not exist")
+                    overrides = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, res.resource_name)
+                    entries = self.topic_config_entries(overrides)
+                elif res.resource_type == RESOURCE_BROKER:
+                    if res.resource_name not in ("", str(self.server.broker_id)):
+                        raise AdminError(ErrorCode.invalid_request,
+                                         f"Unexpected broker id, expected {self.server.broker_id} or empty "
+                                         f"string, but received {res.resource_name}")
+                    entries = self.broker_config_entries()
+                else:
+                    raise AdminError(ErrorCode.invalid_request,
+                                     f"Unsupported resource type {res.resource_type}")
+            except AdminError as exc:
+                error, message = exc.error, str(exc)
+            keys = res.configuration_keys
+            if keys:
+                entries = [e for e in entries if e.name in keys]
+            results.append(build(
+                result_cls, error_code=error, error_message=message, resource_type=res.resource_type,
+                resource_name=res.resource_name,
+                configs=tuple(build(
+                    entry_cls, name=e.name, value=e.value, read_only=e.read_only,
+                    config_source=e.source, is_default=e.source == SOURCE_DEFAULT, is_sensitive=False,
+                    synonyms=tuple(build(syn_cls, name=n, value=v, source=s) for n, v, s in e.synonyms)
+                    if include_synonyms else (),
+                    config_type=TYPE_IDS.get(e.type, 0),
+                    documentation=e.doc if include_doc else None) for e in entries)))
+        return build(resp_cls, results=tuple(results))
+
+    async def alter_configs(self, header: Any, request: Any, *, incremental: bool) -> Any:
+        """AlterConfigs v0-v2 (replace the topic's whole override set) or
+        IncrementalAlterConfigs v0-v1 (SET/DELETE/APPEND/SUBTRACT per key)."""
+        resp_cls = response_class_for(request)
+        result_cls = entity(resp_cls, "AlterConfigsResourceResponse")
+        out = []
+        for res in request.resources:
+            error, message = ErrorCode.none, None
+            try:
+                if res.resource_type == RESOURCE_BROKER:
+                    raise AdminError(ErrorCode.invalid_request,
+                                     "kafkalike has no dynamic broker configs; set them in server.properties")
+                if res.resource_type != RESOURCE_TOPIC:
+                    raise AdminError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
+                topic = res.resource_name
+                validate_topic_name(topic)
+                if not await self._topic_exists(topic):
+                    raise AdminError(ErrorCode.unknown_topic_or_partition, f"Topic {topic} does not exist")
+                current = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, topic)
+                if incremental:
+                    new = self._apply_incremental(current, res.configs)
+                else:
+                    new = {c.name: c.value for c in res.configs if c.value is not None}
+                    for c in res.configs:
+                        if c.name not in TOPIC_CONFIGS:
+                            raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
+                checked = validate_topic_configs(new)
+                if not request.validate_only:
+                    await self.kafka_zk.set_entity_config(zd.CONFIG_TYPE_TOPIC, topic, checked)
+                    log.info("topic_config_changed", topic=topic, config=checked)
+            except AdminError as exc:
+                error, message = exc.error, str(exc)
+            out.append(build(result_cls, error_code=error, error_message=message,
+                             resource_type=res.resource_type, resource_name=res.resource_name))
+        return build(resp_cls, responses=tuple(out))
+
+    def _apply_incremental(self, current: Mapping[str, str], ops: Any) -> dict[str, str]:
+        new = dict(current)
+        names = [c.name for c in ops]
+        if len(set(names)) != len(names):
+            raise AdminError(ErrorCode.invalid_request, "Duplicate config keys in the request")
+        for c in ops:
+            d = TOPIC_CONFIGS.get(c.name)
+            if d is None:
+                raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
+            if c.config_operation == OP_SET:
+                if c.value is None:
+                    raise AdminError(ErrorCode.invalid_request, f"Null value not supported for {c.name}")
+                new[c.name] = c.value
+            elif c.config_operation == OP_DELETE:
+                new.pop(c.name, None)
+            elif c.config_operation in (OP_APPEND, OP_SUBTRACT):
+                if d.type != "list":
+                    raise AdminError(ErrorCode.invalid_config,
+                                     f"Config value append/subtract is not allowed for config key: {c.name}")
+                base = new.get(c.name)
+                items = [x for x in (base if base is not None else d.default).split(",") if x]
+                values = [x for x in (c.value or "").split(",") if x]
+                if c.config_operation == OP_APPEND:
+                    items += [v for v in values if v not in items]
+                else:
+                    items = [x for x in items if x not in values]
+                new[c.name] = ",".join(items)
+            else:
+                raise AdminError(ErrorCode.invalid_request, f"Unknown config operation {c.config_operation}")
+        return new
+
+    # ------------------------------------------------------------------ config change listener
+    async def _startup(self, server: "KafkaServer") -> None:
+        assert server.nursery is not None
+        server.nursery.start_soon(self._config_change_listener)
+
+    async def _config_change_listener(self) -> None:
+        """Watch /config/changes; apply new topic config notifications to the local logs
+        (Kafka's ZkConfigChangeListener / TopicConfigHandler)."""
+        try:
+            existing = await self.zk.get_children(zd.CONFIG_CHANGES_PATH)
+        except NoNode:
+            existing = []
+        self.last_config_change = existing[-1] if existing else ""
+        while True:
+            try:
+                await self.zk.ensure_path(zd.CONFIG_CHANGES_PATH)
+                children, watch = await self.zk.get_children_and_watch(zd.CONFIG_CHANGES_PATH)
+                for name in children:
+                    if name <= self.last_config_change:
+                        continue
+                    self.last_config_change = name
+                    await self._process_config_change(f"{zd.CONFIG_CHANGES_PATH}/{name}")
+                await watch.wait()
+            except trio.Cancelled:
+                raise
+            except Exception as exc:
+                log.warning("config_change_listener_failed", error=str(exc))
+                await trio.sleep(1)
+
+    async def _process_config_change(self, path: str) -> None:
+        try:
+            data, _ = await self.zk.get(path)
+            note = zd.ConfigChangeNotification.from_json(data)
+        except Exception as exc:
+            log.warning("config_change_unreadable", path=path, error=str(exc))
+            return
+        kind, _, name = note.entity_path.partition("/")
+        if kind != zd.CONFIG_TYPE_TOPIC:
+            return
+        config = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, name)
+        rm = getattr(self.server, "replica_manager", None)
+        if rm is not None:
+            rm.update_topic_config(name, config)
+        log.info("topic_config_applied", topic=name, config=config)
