@@ -90,6 +90,10 @@ class KafkaServer:
         self.replica_manager = ReplicaManager(self)
         from kafkalike.broker.zk_admin_manager import ZkAdminManager
         self.admin_manager = ZkAdminManager(self)
+        # producer ids for idempotent producers (InitProducerId), from /latest_producer_id_block
+        from kafkalike.broker.producer_id_manager import ProducerIdManager
+        self.producer_id_manager = ProducerIdManager(self)
+        self.apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:

@@ -16,6 +16,7 @@ COMMANDS = [
     "kafkalike.cli.broker",
     "kafkalike.cli.cluster",
     "kafkalike.cli.demo",
+    "kafkalike.cli.topics",
     "kafkalike.cli.protocol",
 
 ]
