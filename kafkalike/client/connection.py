@@ -21,8 +21,9 @@ Holds ``KafkaConnection`` (trio; the codec is kafkalike.protocol's) and ``CLIENT
   connection is closed, because a late response would hold back every later one (Kafka's
   NetworkClient does the same: "Disconnecting from node due to request timeout"). Other
   in-flight requests fail with ``ConnectionClosedError``. A caller that is cancelled while
-  waiting abandons its request (the reader discards its response); one cancelled while its
-  frame is half-written closes the connection.
+  waiting abandons its request (the reader discards its response); a frame being written is
+  always finished first (the write is shielded from the caller's cancellation, bounded by the
+  request timeout, after which the connection is closed).
 
 Errors (kafkalike.client.errors): BrokerConnectionRefusedError, ConnectionClosedError,
 RequestTimeoutError, BadResponseError, UnsupportedApiVersionError, KafkaError (a failed
@@ -308,17 +309,25 @@ class KafkaConnection:
                 if expect_response:
                     entry = _InFlight(correlation_id, api_key, api_version)
                     self._in_flight.append(entry)
-                try:
-                    await self._stream.send_all(data)
-                except BaseException as exc:
-                    # A frame may be half on the wire: nothing later can be trusted.
-                    self._fail(ConnectionClosedError(
-                        f"connection to {self.host}:{self.port} broken while sending "
-                        f"{api_name(api_key)}: {exc!r}"))
-                    if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError,
-                                        OSError)):
+                # The frame is written whole or the connection is dropped: a caller's
+                # cancellation waits for the write (shield), only the request's own deadline
+                # may cut it, and a half-written frame leaves nothing trustworthy after it.
+                with trio.CancelScope(shield=True, deadline=deadline) as write_scope:
+                    try:
+                        await self._stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError,
+                            OSError) as exc:
+                        self._fail(ConnectionClosedError(
+                            f"connection to {self.host}:{self.port} broken while sending "
+                            f"{api_name(api_key)}: {exc!r}"))
                         raise self._closed_error() from exc
-                    raise
+                if write_scope.cancelled_caught:
+                    self._fail(ConnectionClosedError(
+                        f"connection to {self.host}:{self.port} closed: {api_name(api_key)} "
+                        f"not written within {timeout} ms"))
+                    raise RequestTimeoutError(
+                        f"{api_name(api_key)} v{api_version} to {self.host}:{self.port}: not "
+                        f"written in {timeout} ms", timeout)
                 self._requests_sent += 1
                 self._bytes_sent += len(data)
             if entry is None:

@@ -187,7 +187,11 @@ async def test_producer_retries_after_the_leader_moves() -> None:
             metas = await producer.send_many("m", [(None, b"a"), (None, b"b")])
             assert [m.offset for m in metas] == [1, 2]
             produce_nodes = [n for (n, k, _v) in cluster.seen if k == ApiKey.PRODUCE]
-            assert produce_nodes == [1, 1, 2]
+            # a retry may still hit node 1 if it runs before the Metadata refresh lands
+            assert produce_nodes[:2] == [1, 1] and produce_nodes[-1] == 2
+            values = [r.value for b in decode_batches(cluster.records("m", 0))
+                      for r in b.records]
+            assert values == [b"first", b"a", b"b"]
         nursery.cancel_scope.cancel()
 
 

@@ -7,6 +7,8 @@ import time
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kafkalike.client.connection import KafkaConnection, negotiate_versions
 from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedError,
@@ -266,3 +268,46 @@ def test_build_request_rejects_unknown_fields() -> None:
         build_request(ApiKey.METADATA, 12, topicz=None)
     request = build_request(ApiKey.METADATA, 4, topics=[{"name": "x", "topic_id": None}])
     assert request.topics[0].name == "x"  # topic_id exists only from v10: dropped
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(0, 4)),
+                min_size=1, max_size=25))
+def test_pipelined_callers_get_their_own_responses_despite_delays_and_cancels(
+        plan: list[tuple[int, bool, int]]) -> None:
+    """Each caller (answer delay ms, cancelled?, start delay ms) gets the response to its own
+    request; cancelled callers leave the connection in sync for everyone else."""
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            cluster, (node,) = await start_tiny_cluster(nursery)
+            cluster.delay = lambda header, request: (
+                int(request.topics[0].name.split("-")[1]) / 1000
+                if header.api_key == ApiKey.METADATA and request.topics else 0)
+            conn = await _connect(nursery, node.port)
+            answered: dict[int, str] = {}
+
+            async def caller(i: int, answer_ms: int, cancel: bool, start_ms: int) -> None:
+                await trio.sleep(start_ms / 1000)
+                name = f"t{i}-{answer_ms}"
+                with trio.CancelScope() as scope:
+                    if cancel:
+                        scope.deadline = trio.current_time() + 0.001
+                    response = await conn.call(ApiKey.METADATA, topics=[{"name": name}],
+                                               timeout_ms=10000)
+                    answered[i] = response.topics[0].name
+
+            async with trio.open_nursery() as inner:
+                for i, (answer_ms, cancel, start_ms) in enumerate(plan):
+                    inner.start_soon(caller, i, answer_ms, cancel, start_ms)
+            for i, (answer_ms, cancel, _s) in enumerate(plan):
+                if not cancel:
+                    assert answered[i] == f"t{i}-{answer_ms}"
+                elif i in answered:
+                    assert answered[i] == f"t{i}-{answer_ms}"
+            response = await conn.call(ApiKey.METADATA, topics=[{"name": "last-0"}])
+            assert response.topics[0].name == "last-0" and not conn.closed
+            await conn.aclose()
+            nursery.cancel_scope.cancel()
+
+    trio.run(run)

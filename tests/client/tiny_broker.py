@@ -13,11 +13,13 @@ poll, ListOffsets, CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs
 DescribeCluster, LeaderAndIsr) and hooks the tests use to misbehave: ``hold`` (answer nothing
 until N requests are queued), ``never_answer`` (api keys left unanswered), ``swap_next``
 (answer two responses in the wrong order), ``close_on`` (close the connection on an api key),
-``errors`` (queued per-partition error codes for Produce/Fetch).
+``errors`` (queued per-partition error codes for Produce/Fetch), ``delay`` (seconds to wait
+before answering a request).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import functools
@@ -62,6 +64,7 @@ class TinyCluster:
     produce_requests: int = 0
     appended: trio.Event = attrs.field(factory=trio.Event)
     leader_and_isr: list[Any] = attrs.field(factory=list)
+    delay: Callable[[RequestHeader, Any], float] | None = None  # seconds before answering
 
     def add_topic(self, name: str, partitions: int, leaders: list[int] | None = None) -> None:
         ids = sorted(self.brokers) or [1]
@@ -126,6 +129,8 @@ class TinyNode:
                     assert header is not None
                     if header.api_key in self.cluster.never_answer:
                         continue
+                    if self.cluster.delay is not None:
+                        await trio.sleep(self.cluster.delay(header, request))
                     response = await self._handle(header, request)
                     if response is not None:
                         out.append(encode_response(header, response))
