@@ -1,0 +1,170 @@
+"""The controller in real broker processes (LocalCluster, 3 brokers on 127.0.0.1-3 against the
+session's ZooKeeper ensemble): topic creation reaches every broker's metadata cache and the
+leaders accept produce; deletion removes the znodes and the topic; kill -9 of the controller
+gives a new controller with epoch + 1 that moves the dead broker's leaderships; the restarted
+broker is sent the metadata again."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.client.producer import KafkaProducer
+from kafkalike.cluster.local_cluster import LocalCluster
+from kafkalike.coordination import ZooKeeperClient
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+from kafkalike.protocol.api_keys import ApiKey
+from tests.fixtures_cluster import MakeCluster
+
+TIMEOUT = 30
+
+
+async def _zk(cluster: LocalCluster) -> ZooKeeperClient:
+    zk = ZooKeeperClient(cluster.zk_connect, session_timeout_ms=6000, connection_timeout_ms=10000, name="test")
+    await zk.start()
+    return zk
+
+
+async def metadata(cluster: LocalCluster, broker_id: int, topics: list[str]) -> dict[str, Any]:
+    """{topic: {partition: leader}} (topics the broker knows) and "controller" from a broker's
+    Metadata answer, i.e. from its metadata cache."""
+    host, port = cluster.broker_address(broker_id).split(":")
+    async with trio.open_nursery() as nursery:
+        conn = await KafkaConnection.connect(host, int(port), nursery=nursery, request_timeout_ms=10000)
+        try:
+            resp = await conn.call(ApiKey.METADATA, topics=[{"name": t} for t in topics],
+                                   allow_auto_topic_creation=False)
+        finally:
+            await conn.aclose()
+    out: dict[str, Any] = {"controller": resp.controller_id}
+    for t in resp.topics:
+        if t.error_code == 0:
+            out[t.name] = {p.partition_index: p.leader_id for p in t.partitions}
+    return out
+
+
+async def eventually(check: Any, timeout: float = TIMEOUT) -> Any:
+    deadline = trio.current_time() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+            if last:
+                return last
+        except Exception as exc:  # a broker not up yet, a znode not there yet
+            last = exc
+        if trio.current_time() > deadline:
+            raise AssertionError(f"condition not met in {timeout} s; last value: {last!r}")
+        await trio.sleep(0.1)
+
+
+async def leaders_in_zk(zk: ZooKeeperClient, topic: str, partitions: int) -> dict[int, zd.LeaderIsrAndControllerEpoch]:
+    kzk = KafkaZkClient(zk)
+    out = {}
+    for p in range(partitions):
+        li = await kzk.get_partition_state(topic, p)
+        if li is None:
+            return {}
+        out[p] = li
+    return out
+
+
+def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoin(make_cluster: MakeCluster) -> None:
+    """Create -> every broker's cache has the leaders written in ZooKeeper and produce works;
+    delete -> znodes and metadata gone; kill -9 controller -> epoch + 1, leaderships move off
+    the dead broker; restart -> it registers and learns the metadata again."""
+    cluster = make_cluster(brokers=3)
+    state: dict[str, Any] = {}
+
+    async def create_and_delete() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+            controller = await eventually(kzk.get_controller_id)
+            epoch = await kzk.get_controller_epoch()
+            assert epoch is not None
+            state.update(controller=controller, epoch=epoch.epoch)
+            await kzk.create_topic_assignment(zd.TopicAssignment(
+                "replicated", {0: zd.ReplicaAssignment((1, 2, 3)), 1: zd.ReplicaAssignment((2, 3, 1)),
+                               2: zd.ReplicaAssignment((3, 1, 2))}, zd.generate_uuid_base64()))
+            await kzk.create_topic_assignment(zd.TopicAssignment(
+                "doomed", {0: zd.ReplicaAssignment((1,)), 1: zd.ReplicaAssignment((2,))}, zd.generate_uuid_base64()))
+            states = await eventually(lambda: leaders_in_zk(zk, "replicated", 3))
+            assert {p: li.leader for p, li in states.items()} == {0: 1, 1: 2, 2: 3}
+            assert all(li.isr == r and li.leader_epoch == 0 and li.controller_epoch == epoch.epoch
+                       for li, r in zip(states.values(), [(1, 2, 3), (2, 3, 1), (3, 1, 2)]))
+            for b in (1, 2, 3):  # UpdateMetadata reached every broker's cache
+                async def cached(b: int = b) -> bool:
+                    md = await metadata(cluster, b, ["replicated", "doomed"])
+                    return md.get("replicated") == {0: 1, 1: 2, 2: 3} and md.get("doomed") == {0: 1, 1: 2} \
+                        and md["controller"] == controller
+                await eventually(cached)
+            # LeaderAndIsr made the leaders leaders: acks=1 produce succeeds on every partition
+            async with KafkaProducer(cluster.bootstrap_servers, acks=1, request_timeout_ms=10000) as producer:
+                for p in range(3):
+                    meta = await producer.send("replicated", b"v%d" % p, partition=p)
+                    assert meta.offset == 0
+            # deletion through /admin/delete_topics
+            await kzk.create_delete_topic_path("doomed")
+
+            async def deleted() -> bool:
+                gone = await zk.exists(zd.topic_path("doomed")) is None
+                unmarked = await zk.exists(zd.delete_topic_path("doomed")) is None
+                caches = [("doomed" not in await metadata(cluster, b, ["doomed"])) for b in (1, 2, 3)]
+                return gone and unmarked and all(caches)
+            await eventually(deleted)
+            assert "doomed" not in await kzk.get_all_topics()
+        finally:
+            await zk.close()
+
+    trio.run(create_and_delete)
+    victim = state["controller"]
+    assert cluster.kill_broker(victim)
+    killed_at = time.monotonic()
+
+    async def failover() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+
+            async def new_controller() -> bool:
+                cid = await kzk.get_controller_id()
+                epoch = await kzk.get_controller_epoch()
+                return cid is not None and cid != victim and epoch is not None and epoch.epoch == state["epoch"] + 1
+            await eventually(new_controller)
+            state["new_controller"] = await kzk.get_controller_id()
+
+            async def moved() -> dict[int, zd.LeaderIsrAndControllerEpoch] | None:
+                got = await leaders_in_zk(zk, "replicated", 3)
+                ok = got and all(li.leader not in (victim, -1) and victim not in li.isr for li in got.values())
+                return got if ok else None
+            states = await eventually(moved)
+            for p, li in states.items():  # offline-partition algorithm: next live ISR member in order
+                replicas = [(1, 2, 3), (2, 3, 1), (3, 1, 2)][p]
+                assert li.leader == next(r for r in replicas if r != victim)
+                assert li.controller_epoch == state["epoch"] + 1
+            survivors = [b for b in (1, 2, 3) if b != victim]
+            for b in survivors:
+                async def cached(b: int = b) -> bool:
+                    md = await metadata(cluster, b, ["replicated"])
+                    return md["controller"] == state["new_controller"] and victim not in md["replicated"].values()
+                await eventually(cached)
+        finally:
+            await zk.close()
+
+    trio.run(failover)
+    assert time.monotonic() - killed_at < 40
+    cluster.start_broker(victim)
+    cluster.wait_registered([victim], timeout=TIMEOUT)
+
+    async def rejoined() -> None:
+        async def cached() -> bool:
+            md = await metadata(cluster, victim, ["replicated"])
+            return md["controller"] == state["new_controller"] and set(md.get("replicated", {})) == {0, 1, 2}
+        await eventually(cached)
+
+    trio.run(rejoined)
