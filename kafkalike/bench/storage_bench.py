@@ -7,6 +7,8 @@
              1 MiB memory buffer (plain socket copy), by pread+sendall of the same files (the copy
              sendfile avoids), and iperf3 (3 s, one stream) when installed (--install-iperf3 runs
              `apt-get install -y iperf3`); all interleaved, one of each per repeat.
+  small      Per-append cost of 1 KiB batches: default (page cache) vs flush.messages=1 (fsync
+             on every append) — the durability trade-off in numbers.
   recovery   Reopen after an unclean shutdown of a 1 GiB log (16 KiB batches) with a torn tail:
              full scan (CRC of every batch), index rebuild, tail truncation.
   memory     Python heap (tracemalloc) and RSS per open partition, 1000 small partitions
@@ -108,6 +110,27 @@ def bench_append(dir: Path, gib: float, repeat: int) -> dict[str, Any]:
         "ratio_fsync": med["log_fsync"] / med["dd_fdatasync"],
         "samples": results,
     }
+
+
+def bench_small(dir: Path, repeat: int) -> dict[str, Any]:
+    """Per-append cost of 1 KiB batches (10 records): default policy vs flush.messages=1."""
+    from kafkalike.storage.log_config import LogConfig
+    from kafkalike.storage.unified_log import UnifiedLog
+
+    batch = _batch_of_size(1024, records=10)
+    res: dict[str, list[float]] = {"us_per_append_page_cache": [], "us_per_append_fsync_each": []}
+    for _ in range(repeat):
+        for key, cfg, n in (("us_per_append_page_cache", LogConfig(), 20000), ("us_per_append_fsync_each", LogConfig(flush_messages=1), 300)):
+            _clean(dir)
+            log = UnifiedLog.open(dir / "bench-0", cfg)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                log.append(batch, leader_epoch=0)
+            res[key].append((time.perf_counter() - t0) / n * 1e6)
+            log.close_handlers()
+    _clean(dir)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    return {"bench": "small", "batch_bytes": 1024, "records_per_batch": 10, "runs": repeat, "median": med, "samples": res}
 
 
 _RECEIVER = r"""
@@ -320,7 +343,7 @@ def bench_memory(dir: Path, partitions: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("which", choices=["append", "sendfile", "recovery", "memory", "all"])
+    p.add_argument("which", choices=["append", "small", "sendfile", "recovery", "memory", "all"])
     p.add_argument("--dir", type=Path, default=Path("/var/tmp/kafkalike-storage-bench"))
     p.add_argument("--gib", type=float, default=1.0, help="data volume per run, GiB")
     p.add_argument("--repeat", type=int, default=3)
@@ -338,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.which in ("append", "all"):
             out.append(bench_append(a.dir, a.gib, a.repeat))
+        if a.which in ("small", "all"):
+            out.append(bench_small(a.dir, a.repeat))
         if a.which in ("sendfile", "all"):
             out.append(bench_sendfile(a.dir, a.gib, a.repeat, a.install_iperf3))
         if a.which in ("recovery", "all"):

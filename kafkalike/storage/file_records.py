@@ -152,16 +152,33 @@ class FileRecords:
         f = HEADER.unpack(raw)
         return BatchHeaderInfo(position, f[1] + LOG_OVERHEAD, f[0], f[0] + f[6], f[8], f[2])
 
-    def iter_headers(self, start: int = 0, end: int | None = None) -> Iterator[BatchHeaderInfo]:
-        """Headers of the stored batches from byte `start` (a batch boundary) to `end`."""
+    def iter_headers(self, start: int = 0, end: int | None = None, chunk: int = 8192) -> Iterator[BatchHeaderInfo]:
+        """Headers of the stored batches from byte `start` (a batch boundary) to `end`.
+
+        Reads `chunk` bytes at a time so a walk over small batches costs one pread per chunk,
+        not one per batch. Stops at a short or malformed header (the loader validates fully).
+        """
         end = self.size if end is None else end
         pos = start
-        while pos < end:
-            h = self.read_header(pos)
-            if h is None or h.size < HEADER_SIZE:
+        buf = b""
+        buf_start = 0
+        unpack = HEADER.unpack_from
+        while pos + HEADER_SIZE <= end:
+            rel = pos - buf_start
+            if rel < 0 or rel + HEADER_SIZE > len(buf):
+                try:
+                    buf = os.pread(self.file.fd, max(chunk, HEADER_SIZE), pos)
+                except OSError as exc:
+                    raise KafkaStorageError(f"read failed ({exc.strerror})", self.path) from exc
+                buf_start, rel = pos, 0
+                if len(buf) < HEADER_SIZE:
+                    return
+            f = unpack(buf, rel)
+            size = f[1] + LOG_OVERHEAD
+            if size < HEADER_SIZE:
                 return
-            yield h
-            pos += h.size
+            yield BatchHeaderInfo(pos, size, f[0], f[0] + f[6], f[8], f[2])
+            pos += size
 
     def read_all(self, start: int = 0, end: int | None = None) -> bytes:
         end = self.size if end is None else end
