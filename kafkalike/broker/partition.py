@@ -250,18 +250,18 @@ class Partition:
         return False
 
     # ------------------------------------------------------------------ ISR
-    def isr_to_expand(self) -> tuple[int, ...] | None:
-        """The ISR with every caught-up follower added (LEO >= HW and >= the leader epoch's
-        start offset), or None if nobody qualifies (Kafka's maybeExpandIsr)."""
-        if not self.is_leader:
+    def isr_to_expand(self, replica_id: int) -> tuple[int, ...] | None:
+        """The ISR with follower ``replica_id`` added if it just fetched and is caught up
+        (LEO >= HW and >= the leader epoch's start offset), else None (Kafka's
+        maybeExpandIsr, run on that follower's fetch)."""
+        if not self.is_leader or replica_id in self.isr or replica_id not in self.assigned_replicas:
             return None
-        hw = self.high_watermark
-        add = [r for r, rep in sorted(self.remote_replicas.items())
-               if r not in self.isr and r in self.assigned_replicas
-               and rep.log_end_offset >= hw and rep.log_end_offset >= self.leader_epoch_start_offset]
-        if not add:
+        rep = self.remote_replicas.get(replica_id)
+        if rep is None or rep.log_end_offset < 0:
             return None
-        return tuple(self.isr) + tuple(add)
+        if rep.log_end_offset >= self.high_watermark and rep.log_end_offset >= self.leader_epoch_start_offset:
+            return tuple(self.isr) + (replica_id,)
+        return None
 
     def isr_to_shrink(self, lag_time_max_ms: int) -> tuple[int, ...] | None:
         """The ISR without followers that have not caught up for ``lag_time_max_ms`` (Kafka's

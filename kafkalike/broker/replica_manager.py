@@ -464,7 +464,7 @@ class ReplicaManager:
             if p.update_follower_fetch_state(replica_id, info.fetch_offset,
                                              info.log_start_offset, leo, now_ms()):
                 self._complete_delayed(tp)
-            self._maybe_expand_isr(p)
+            self._maybe_expand_isr(p, replica_id)
         records: Any = b""
         if slices:
             s = slices[0]
@@ -529,8 +529,8 @@ class ReplicaManager:
         return op.result if op.result is not None else first
 
     # ------------------------------------------------------------------ ISR
-    def _maybe_expand_isr(self, p: Partition) -> None:
-        new_isr = p.isr_to_expand()
+    def _maybe_expand_isr(self, p: Partition, replica_id: int) -> None:
+        new_isr = p.isr_to_expand(replica_id)
         if new_isr is not None and not p.isr_update_in_flight and self.server.nursery is not None:
             p.isr_update_in_flight = True
             self.server.nursery.start_soon(self._update_isr, p, new_isr, "expand")
