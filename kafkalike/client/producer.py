@@ -72,33 +72,46 @@ class RecordMetadata:
 
 
 class PendingRecord:
-    """A record handed to the producer; ``await wait()`` gives its RecordMetadata."""
+    """A record handed to the producer; ``await wait()`` gives its RecordMetadata.
 
-    __slots__ = ("topic", "partition", "_done", "_result", "_error")
+    Records of one batch share the batch's completion (one event per batch, not per record).
+    """
 
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-        self._done = trio.Event()
-        self._result: RecordMetadata | None = None
-        self._error: BaseException | None = None
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    @property
+    def topic(self) -> str:
+        return self._batch.tp.topic
+
+    @property
+    def partition(self) -> int:
+        return self._batch.tp.partition
 
     @property
     def done(self) -> bool:
         """True once acknowledged or failed."""
-        return self._done.is_set()
+        return self._batch.done.is_set()
 
     async def wait(self) -> RecordMetadata:
         """RecordMetadata once acknowledged; raises the error that failed the record."""
-        await self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        batch = self._batch
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        offset = -1 if batch.base_offset < 0 else batch.base_offset + self._index
+        timestamp = batch.log_append_time if batch.log_append_time >= 0 else \
+            batch.records[self._index][3]
+        return RecordMetadata(batch.tp.topic, batch.tp.partition, offset, timestamp)
 
-    def _resolve(self, result: RecordMetadata | None, error: BaseException | None) -> None:
-        self._result, self._error = result, error
-        self._done.set()
+
+def _as_bytes(name: str, blob: object) -> bytes:
+    if isinstance(blob, (bytes, bytearray, memoryview)):
+        return bytes(blob)
+    raise ValueError(f"{name} must be bytes or None, got {type(blob).__name__}")
 
 
 @attrs.define
@@ -106,11 +119,14 @@ class _Batch:
     tp: TopicPartition
     created: float
     records: list[tuple] = attrs.field(factory=list)
-    pending: list[PendingRecord] = attrs.field(factory=list)
     size: int = 0
     attempts: int = 0
     retry_at: float = 0.0
     encoded: bytes | None = None
+    done: trio.Event = attrs.field(factory=trio.Event)
+    base_offset: int = -1
+    log_append_time: int = -1
+    error: BaseException | None = None
 
 
 class KafkaProducer:
@@ -221,9 +237,10 @@ class KafkaProducer:
         """
         if self._closed or self._nursery is None:
             raise ValueError("producer is not open: use 'async with KafkaProducer(...)'")
-        for name, blob in (("key", key), ("value", value)):
-            if blob is not None and not isinstance(blob, (bytes, bytearray, memoryview)):
-                raise ValueError(f"{name} must be bytes or None, got {type(blob).__name__}")
+        if key is not None and type(key) is not bytes:
+            key = _as_bytes("key", key)
+        if value is not None and type(value) is not bytes:
+            value = _as_bytes("value", value)
         partitions = self.client.cluster.partitions_for(topic)
         if not partitions:
             partitions = await self._wait_for_topic(topic)
@@ -236,28 +253,38 @@ class KafkaProducer:
             raise KafkaError(ErrorCode.unknown_topic_or_partition,
                              f"produce to {topic}-{partition}")
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        key_b = None if key is None else bytes(key)
-        value_b = None if value is None else bytes(value)
-        record = (key_b, value_b, tuple(headers), ts)
-        size = _RECORD_OVERHEAD + len(key_b or b"") + len(value_b or b"") + \
-            sum(len(h[0]) + len(h[1] or b"") for h in headers)
+        size = _RECORD_OVERHEAD + (len(key) if key is not None else 0) + \
+            (len(value) if value is not None else 0)
+        if headers:
+            headers = tuple(headers)
+            size += sum(len(h[0]) + len(h[1] or b"") for h in headers)
+        else:
+            headers = ()
+        record = (key, value, headers, ts)
         if size > self.max_request_size:
             raise KafkaError(ErrorCode.message_too_large,
                              f"produce to {topic}: record of about {size} bytes exceeds "
                              f"max_request_size={self.max_request_size}")
         tp = TopicPartition(topic, partition)
-        queue = self._queues.setdefault(tp, deque())
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = deque()
+        wake = False
         if not queue or queue[-1].encoded is not None or \
                 (queue[-1].size + size > self.batch_size and queue[-1].records):
             queue.append(_Batch(tp, trio.current_time()))
+            wake = True  # the sender sleeps until the earliest known batch is due
         batch = queue[-1]
-        pending = PendingRecord(topic, partition)
+        pending = PendingRecord(batch, len(batch.records))
         batch.records.append(record)
-        batch.pending.append(pending)
         batch.size += size
+        if batch.size >= self.batch_size:
+            wake = True
         self._unsent += 1
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
-        self._wakeup.set()
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        if wake:
+            self._wakeup.set()
         return pending
 
     async def _wait_for_topic(self, topic: str) -> list[int]:
@@ -441,16 +468,13 @@ class KafkaProducer:
 
     def _finish(self, batch: _Batch, result: tuple[int, int] | None,
                 error: BaseException | None) -> None:
-        for i, (pending, record) in enumerate(zip(batch.pending, batch.records)):
-            if error is not None:
-                pending._resolve(None, error)
-            else:
-                assert result is not None
-                base, lat = result
-                offset = -1 if base < 0 else base + i
-                pending._resolve(RecordMetadata(batch.tp.topic, batch.tp.partition, offset,
-                                                lat if lat >= 0 else record[3]), None)
-        self._unsent -= len(batch.pending)
+        if error is not None:
+            batch.error = error
+        else:
+            assert result is not None
+            batch.base_offset, batch.log_append_time = result
+        batch.done.set()
+        self._unsent -= len(batch.records)
         if self._unsent == 0:
             self._idle.set()
 

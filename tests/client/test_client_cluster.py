@@ -317,3 +317,18 @@ async def test_requests_are_split_at_max_request_size() -> None:
             with pytest.raises(KafkaError, match="MESSAGE_TOO_LARGE"):
                 await producer.send("big", b"y" * 1000)
         nursery.cancel_scope.cancel()
+
+
+async def test_producer_refuses_non_bytes_keys_and_values() -> None:
+    """A str key or an int value is a ValueError naming the argument, before any I/O."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("b", 1)
+        async with KafkaProducer(_bootstrap(cluster)) as producer:
+            with pytest.raises(ValueError, match="^key must be bytes or None, got str$"):
+                await producer.send("b", b"v", key="text")  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="^value must be bytes or None, got int$"):
+                await producer.send("b", 5)  # type: ignore[arg-type]
+            meta = await producer.send("b", bytearray(b"ok"), key=memoryview(b"k"))
+            assert meta.offset == 0
+        nursery.cancel_scope.cancel()
