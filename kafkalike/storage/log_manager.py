@@ -20,7 +20,8 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
 from pathlib import Path
 
 import attrs
@@ -45,6 +46,16 @@ log = structlog.get_logger(__name__)
 
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
+
+
+@attrs.frozen
+class MaintenanceIntervals:
+    """How often LogManager.maintenance() runs each task (ms); Kafka's broker defaults."""
+
+    retention_check_ms: int = 300000  # log.retention.check.interval.ms
+    flush_check_ms: int = 1000  # log.flush.scheduler.interval.ms (Kafka: Long.MAX)
+    recovery_point_checkpoint_ms: int = 60000  # log.flush.offset.checkpoint.interval.ms
+    log_start_offset_checkpoint_ms: int = 60000  # log.flush.start.offset.checkpoint.interval.ms
 
 
 @attrs.frozen
@@ -86,6 +97,9 @@ class LogManager:
         self.clean_shutdown_dirs: set[Path] = set()
         self._locks: dict[Path, int] = {}
         self._started = False
+        self.intervals = MaintenanceIntervals()
+        self._due: dict[str, int] = {}
+        self.cleaner: Any = None  # a LogCleaner, made on first use
 
     def config_for(self, topic: str) -> LogConfig:
         cfg = self._topic_config(topic) if self._topic_config else None
@@ -268,6 +282,59 @@ class LogManager:
         self.checkpoint_log_start_offsets()
         self.checkpoint_high_watermarks()
         self.checkpoint_cleaner_offsets()
+
+    # ------------------------------------------------------------------ one call for the broker's timer
+    def maintenance(self) -> dict[str, int]:
+        """Run the periodic tasks that are due, by Kafka's broker intervals (`self.intervals`):
+        retention (log.retention.check.interval.ms), flush.ms checks
+        (log.flush.scheduler.interval.ms, here 1 s by default since Kafka's default is "never"),
+        recovery-point and log-start-offset checkpoints (log.flush.offset.checkpoint.interval.ms,
+        log.flush.start.offset.checkpoint.interval.ms). Call it every second or so from one task.
+        Returns what ran: {"segments_deleted": n, "logs_flushed": n, "checkpoints": n}.
+        """
+        now = self.clock()
+        done = {"segments_deleted": 0, "logs_flushed": 0, "checkpoints": 0}
+        iv = self.intervals
+        due = self._due
+        if now - due.get("retention", now - iv.retention_check_ms) >= iv.retention_check_ms:
+            done["segments_deleted"] = self.cleanup_logs()
+            due["retention"] = now
+        if now - due.get("flush", now - iv.flush_check_ms) >= iv.flush_check_ms:
+            done["logs_flushed"] = self.flush_dirty_logs()
+            due["flush"] = now
+        if now - due.get("recovery_cp", now) >= iv.recovery_point_checkpoint_ms:
+            self.checkpoint_recovery_points()
+            self.checkpoint_cleaner_offsets()
+            due["recovery_cp"] = now
+            done["checkpoints"] += 1
+        due.setdefault("recovery_cp", now)
+        if now - due.get("start_cp", now) >= iv.log_start_offset_checkpoint_ms:
+            self.checkpoint_log_start_offsets()
+            due["start_cp"] = now
+            done["checkpoints"] += 1
+        due.setdefault("start_cp", now)
+        return done
+
+    def clean_logs(self) -> Generator[None, None, int]:
+        """One compaction round over every log that needs cleaning (LogCleaner.needs_cleaning),
+        as a generator yielding between chunks of work; returns the number of logs cleaned.
+
+        Drive it from a task: ``for _ in lm.clean_logs(): await trio.sleep(0)``.
+        """
+        from kafkalike.storage.log_cleaner import LogCleaner
+
+        if self.cleaner is None:
+            self.cleaner = LogCleaner(clock=self.clock)
+        cleaned = 0
+        for tp, lg in list(self.logs.items()):
+            if self.logs.get(tp) is not lg or not self.cleaner.needs_cleaning(lg):
+                continue
+            stats = yield from self.cleaner.clean(lg)
+            if not stats.aborted:
+                cleaned += 1
+        if cleaned:
+            self.checkpoint_cleaner_offsets()
+        return cleaned
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from kafkalike.protocol.record_batch import SimpleRecord, build_batch, iter_batches
+from kafkalike.storage.batch_codec import iter_records
 from kafkalike.storage.file_records import read_slices
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.log_manager import LogManager
@@ -93,4 +97,38 @@ def test_log_manager_cleanup_and_start_offset_checkpoint(tmp_path: Path) -> None
     mgr = LogManager([tmp_path / "d"], LogConfig(segment_bytes=1000, retention_bytes=1500), clock=clock)
     mgr.startup()
     assert mgr.get_log(tp).log_start_offset == start + 1  # type: ignore[union-attr]
+    mgr.shutdown()
+
+
+def test_log_manager_maintenance_runs_due_tasks_and_compaction(tmp_path: Path) -> None:
+    """maintenance() runs retention/checkpoints when their intervals pass; clean_logs() compacts compacted topics."""
+    clock = FakeClock(now=10**12)
+    configs = {"c": LogConfig(segment_bytes=600, cleanup_policy="compact"), "d": LogConfig(segment_bytes=1000, retention_bytes=1500)}
+    mgr = LogManager([tmp_path / "d"], topic_config=configs.get, clock=clock)
+    mgr.startup()
+    d = mgr.get_or_create_log(TopicPartition("d", 0))
+    c = mgr.get_or_create_log(TopicPartition("c", 0))
+    for i in range(20):
+        d.append(batch(1, value=b"x" * 200))
+        c.append(bytearray(build_batch([SimpleRecord(b"v%d" % i, b"k%d" % (i % 3), timestamp=clock.now)])))
+    for lg in (c, d):
+        lg.roll()
+        lg.update_high_watermark(lg.log_end_offset)
+    first = mgr.maintenance()
+    assert first["segments_deleted"] > 0 and first["checkpoints"] == 0
+    assert mgr.maintenance() == {"segments_deleted": 0, "logs_flushed": 0, "checkpoints": 0}
+    clock.now += 60_001
+    assert mgr.maintenance()["checkpoints"] == 2
+    assert (tmp_path / "d" / "recovery-point-offset-checkpoint").exists()
+    steps = mgr.clean_logs()
+    n = 0
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(steps)
+            n += 1
+    assert stop.value.value == 1
+    data = read_slices(c.read(c.log_start_offset, 10**6))
+    kept = [(r.offset, r.key) for b in iter_batches(data) for r in iter_records(b)]
+    assert kept == [(17, b"k2"), (18, b"k0"), (19, b"k1")]  # the latest value of each key, offsets kept
+    assert "c 0" in (tmp_path / "d" / "cleaner-offset-checkpoint").read_text()
     mgr.shutdown()
