@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ApiKey", "SUPPORTED_APIS", "API_COMPONENTS", "IN_PROJECT_APIS", "api_name"]
+__all__ = ["ApiKey", "SUPPORTED_APIS", "API_COMPONENTS", "IN_PROJECT_APIS", "api_name",
+           "WIRESHARK_4_0_MAX_VERSIONS", "TSHARK_COMPATIBLE_APIS"]
 
 
 class ApiKey(enum.IntEnum):
@@ -139,3 +140,49 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
 }
 """Which broker component (Kafka class, snake_case) answers each API."""
+
+
+WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
+    ApiKey.PRODUCE: 8,
+    ApiKey.FETCH: 11,
+    ApiKey.LIST_OFFSETS: 5,
+    ApiKey.METADATA: 9,
+    ApiKey.LEADER_AND_ISR: 4,
+    ApiKey.STOP_REPLICA: 2,
+    ApiKey.UPDATE_METADATA: 6,
+    ApiKey.CONTROLLED_SHUTDOWN: 3,
+    ApiKey.OFFSET_COMMIT: 8,
+    ApiKey.OFFSET_FETCH: 7,
+    ApiKey.FIND_COORDINATOR: 3,
+    ApiKey.JOIN_GROUP: 7,
+    ApiKey.HEARTBEAT: 4,
+    ApiKey.LEAVE_GROUP: 4,
+    ApiKey.SYNC_GROUP: 5,
+    ApiKey.DESCRIBE_GROUPS: 5,
+    ApiKey.LIST_GROUPS: 3,
+    ApiKey.API_VERSIONS: 3,
+    ApiKey.CREATE_TOPICS: 5,
+    ApiKey.DELETE_TOPICS: 4,
+    ApiKey.INIT_PRODUCER_ID: 3,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: 3,
+    ApiKey.DESCRIBE_CONFIGS: 2,
+    ApiKey.ALTER_CONFIGS: 1,
+    ApiKey.CREATE_PARTITIONS: 2,
+    ApiKey.DELETE_GROUPS: 2,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+}
+"""Newest version of each API that Debian 12's tshark (Wireshark 4.0) dissects, measured with
+tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above these).
+Wireshark 4.0 does not know DescribeCluster (key 60) at all."""
+
+TSHARK_COMPATIBLE_APIS: dict[int, tuple[int, int]] = {
+    key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS.get(key, hi)))
+    for key, (lo, hi) in SUPPORTED_APIS.items()
+}
+"""SUPPORTED_APIS capped at Wireshark 4.0's maxima: advertise this table when captures must
+decode in Debian's tshark without "unsupported version" / malformed packets. Every client
+listed in docs/protocol.md still negotiates (they all go down to these versions); the cost is
+no flexible versions for Produce/Fetch/Metadata/ListOffsets, no Fetch diverging-epoch (v12:
+followers truncate with OffsetsForLeaderEpoch instead), no ListOffsets max-timestamp (v7),
+no ListGroups state filter (v4), no DescribeConfigs documentation (v3+). See
+docs/protocol.md, "Wireshark"."""

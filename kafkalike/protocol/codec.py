@@ -268,7 +268,7 @@ def parse_request(
     if header_version >= 2:
         pos = skip_tagged_fields(buf, pos)
     header = RequestHeader(api_key, api_version, correlation_id, client_id, header_version)
-    if api_key == ApiKey.PRODUCE:
+    if api_key == ApiKey.PRODUCE and api_version in _produce.FAST_VERSIONS:
         request, pos = _produce.decode_produce_request(buf, pos, api_version)
     else:
         request, pos = _decode_body(cls, api_version, buf, pos)
@@ -293,7 +293,7 @@ def encode_response_chunks(header: RequestHeader, response: Any) -> list:
     ``header``'s api key and version.
     """
     _check_message(response, header.api_key, header.api_version, "response")
-    if header.api_key == ApiKey.FETCH:
+    if header.api_key == ApiKey.FETCH and header.api_version in _fetch.FAST_VERSIONS:
         return _fetch.encode_fetch_response(response, header.api_version, header.correlation_id)
     return [encode_response(header, response)]
 
@@ -304,7 +304,7 @@ def encode_response(header: RequestHeader, response: Any) -> bytes:
     For a Fetch response whose records are FileRecords use encode_response_chunks().
     """
     _check_message(response, header.api_key, header.api_version, "response")
-    if header.api_key == ApiKey.FETCH:
+    if header.api_key == ApiKey.FETCH and header.api_version in _fetch.FAST_VERSIONS:
         chunks = _fetch.encode_fetch_response(response, header.api_version,
                                               header.correlation_id)
         if any(isinstance(c, _fetch.FileRecords) for c in chunks):
@@ -390,7 +390,7 @@ def encode_request(
             head += _I16.pack(len(cid)) + cid
     if hv >= 2:
         head.append(0)
-    if api_key == ApiKey.PRODUCE:
+    if api_key == ApiKey.PRODUCE and api_version in _produce.FAST_VERSIONS:
         chunks = _produce.encode_produce_request_body(request, api_version)
         size = len(head) + sum(c.nbytes if isinstance(c, memoryview) else len(c)
                                for c in chunks)
@@ -428,7 +428,7 @@ def decode_response(
             _I16.unpack_from(buf, pos)[0] == ErrorCode.unsupported_version:
         api_version = 0  # KIP-511: the broker answered in the v0 format
     cls = response_class(api_key, api_version)
-    if api_key == ApiKey.FETCH:
+    if api_key == ApiKey.FETCH and api_version in _fetch.FAST_VERSIONS:
         response, pos = _fetch.decode_fetch_response(buf, pos, api_version)
     else:
         response, pos = _decode_body(cls, api_version, buf, pos)

@@ -43,9 +43,11 @@ from kio.static.constants import EntityType
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint, write_uvarint
 
-__all__ = ["FileRecords", "encode_fetch_response", "decode_fetch_response", "frame_size",
+__all__ = ["FAST_VERSIONS", "FileRecords", "encode_fetch_response", "decode_fetch_response", "frame_size",
            "chunk_size", "FIRST_FLEXIBLE_VERSION"]
 
+FAST_VERSIONS = range(4, 13)
+"""Fetch versions with the name-addressed layout handled here (v13+ address topics by id)."""
 FIRST_FLEXIBLE_VERSION = 12
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")

@@ -1,7 +1,8 @@
 """Produce request (api key 0) fast path: decode without copying the record data.
 
 Holds ``decode_produce_request()`` (server side) and ``encode_produce_request_body()``
-(client side). Both follow the Kafka protocol guide, "Produce API", v3-v9:
+(client side). Both follow the Kafka protocol guide, "Produce API", v3-v12 (the request
+layout is the same from v9 to v12; v13 addresses topics by id and goes through kio):
 
     transactional_id  nullable string      (v3+)
     acks              int16
@@ -31,8 +32,10 @@ from kio.static.constants import EntityType
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint, skip_tagged_fields, write_uvarint
 
-__all__ = ["decode_produce_request", "encode_produce_request_body", "FIRST_FLEXIBLE_VERSION"]
+__all__ = ["FAST_VERSIONS", "decode_produce_request", "encode_produce_request_body", "FIRST_FLEXIBLE_VERSION"]
 
+FAST_VERSIONS = range(3, 13)
+"""Produce versions with the name-addressed layout handled here (v13 addresses topics by id)."""
 FIRST_FLEXIBLE_VERSION = 9
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -87,7 +90,7 @@ def _read_count(buf: Any, pos: int, flexible: bool) -> tuple[int, int]:
 
 
 def decode_produce_request(buf: memoryview, pos: int, version: int) -> tuple[Any, int]:
-    """Decode a Produce request body at ``buf[pos:]`` for ``version`` (3-9).
+    """Decode a Produce request body at ``buf[pos:]`` for ``version`` (3-12).
 
     Returns (kio ProduceRequest of that version, position after it). ``records`` fields are
     memoryview slices of ``buf`` (None when the client sent null). Raises MalformedFrameError.
@@ -164,7 +167,7 @@ def _write_string(out: list, value: str | None, flexible: bool) -> None:
 
 
 def encode_produce_request_body(request: Any, version: int) -> list[bytes | memoryview]:
-    """Encode a Produce request body (v3-9) as chunks; record data is passed through, not copied.
+    """Encode a Produce request body (v3-12) as chunks; record data is passed through, not copied.
 
     ``request`` is a kio ProduceRequest (any version's class; ``timeout`` a timedelta); records
     may be bytes, bytearray or memoryview. Returns the list of chunks to write in order.

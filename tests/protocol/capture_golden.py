@@ -1,6 +1,6 @@
 """Record golden request frames from real Kafka clients into tests/data/golden/ (run by hand).
 
-    .venv/bin/python tests/protocol/capture_golden.py [OUT_DIR]
+    .venv/bin/python tests/protocol/capture_golden.py [OUT_DIR] [--pcap FILE] [--table tshark]
 
 A tiny plain-socket broker stand-in on 127.0.0.1 (a free port) answers with kafkalike's own
 encoder: ApiVersions (our table, or the v0 fallback), Metadata (one broker: itself; one
@@ -16,12 +16,15 @@ librdkafka 2.0 (if installed), Kafka 3.9's ConsoleProducer (all five codecs; whe
 are in reference/lib or $KAFKALIKE_KAFKA_LIB). Consumers, each reading that record back from
 a batch that kafkalike built with the codec in the label: kafka-python (gzip), librdkafka
 (all five), aiokafka (lz4), kcat (snappy), Kafka 3.9's ConsoleConsumer (all five). A run fails unless the client delivered / received the
-record. tests/protocol/test_protocol_golden.py decodes the saved files. Stops its listener
+record. tests/protocol/test_protocol_golden.py decodes the saved files. With ``--pcap`` the
+traffic is also recorded with dumpcap and checked with Wireshark's Kafka dissector (tshark):
+no packet may be malformed. Stops its listener
 and every client it started before exiting.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import datetime
@@ -40,7 +43,8 @@ from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
 from kafkalike.protocol import codec
-from kafkalike.protocol.api_keys import ApiKey, api_name
+from kafkalike.protocol.api_keys import (SUPPORTED_APIS, TSHARK_COMPATIBLE_APIS, ApiKey,
+                                         api_name)
 from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnsupportedApiError
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader
@@ -138,8 +142,9 @@ def _offset_for_leader_epoch_response(version: int, request: object) -> object:
 class GoldenBroker:
     """A listener that answers the first requests of a producer and saves every frame."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, supported: dict | None = None) -> None:
         self.out_dir = out_dir
+        self.supported = SUPPORTED_APIS if supported is None else supported
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -218,24 +223,28 @@ class GoldenBroker:
                         answer = self._answer(body)
                     except UnsupportedApiError as exc:
                         if exc.api_key == ApiKey.API_VERSIONS:
-                            answer = [codec.encode_api_versions_fallback(exc.correlation_id)]
+                            answer = [codec.encode_api_versions_fallback(exc.correlation_id,
+                                                                      self.supported)]
                         else:
                             return
                     if answer is None:
                         return
-                    for chunk in answer:
-                        if isinstance(chunk, FileRecords):
-                            sent = 0
-                            while sent < chunk.size:
-                                sent += os.sendfile(conn.fileno(), chunk.file.fileno(),
-                                                    chunk.position + sent, chunk.size - sent)
-                        else:
-                            conn.sendall(chunk)
+                    try:
+                        for chunk in answer:
+                            if isinstance(chunk, FileRecords):
+                                sent = 0
+                                while sent < chunk.size:
+                                    sent += os.sendfile(conn.fileno(), chunk.file.fileno(),
+                                                        chunk.position + sent, chunk.size - sent)
+                            else:
+                                conn.sendall(chunk)
+                    except OSError:  # the client went away
+                        return
 
     def _answer(self, body: bytes) -> list | None:
-        header, request = codec.parse_request(body)
+        header, request = codec.parse_request(body, self.supported)
         if header.api_key == ApiKey.API_VERSIONS:
-            response = codec.api_versions_response(header.api_version)
+            response = codec.api_versions_response(header.api_version, self.supported)
         elif header.api_key == ApiKey.METADATA:
             response = _metadata_response(header.api_version, self.port)
         elif header.api_key == ApiKey.INIT_PRODUCER_ID:
@@ -267,7 +276,7 @@ class GoldenBroker:
         for topic in request.topics:  # type: ignore[attr-defined]
             parts = []
             for p in topic.partitions:
-                records = None
+                records = b""  # as Kafka: empty, never null (Wireshark 4.0 chokes on null)
                 if p.fetch_offset == 0:
                     records = FileRecords(self.batch_file, 0, self.batch_size)
                     served = True
@@ -461,10 +470,56 @@ def _java_consumer(broker: GoldenBroker, lib: Path) -> None:
     _expect([tuple(out.strip().split(b"|", 1))])
 
 
+def _start_dumpcap(port: int, pcap: Path) -> subprocess.Popen:
+    dumpcap = shutil.which("dumpcap")
+    if dumpcap is None:
+        raise RuntimeError("dumpcap not installed (Debian package tshark)")
+    proc = subprocess.Popen([dumpcap, "-q", "-i", "lo", "-f", f"tcp port {port}", "-w",
+                             str(pcap)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2)  # let the capture start
+    return proc
+
+
+def _stop_dumpcap(proc: subprocess.Popen) -> None:
+    time.sleep(1)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def check_pcap(pcap: Path, port: int) -> tuple[int, int]:
+    """(Kafka PDUs Wireshark decoded, malformed/error-level ones) in a capture."""
+    base = ["tshark", "-r", str(pcap), "-d", f"tcp.port=={port},kafka"]
+    total = subprocess.run([*base, "-Y", "kafka", "-T", "fields", "-e", "frame.number"],
+                           capture_output=True, check=True, text=True).stdout.split()
+    flagged = subprocess.run([*base, "-Y", "_ws.malformed || _ws.expert.severity >= error"],
+                             capture_output=True, check=True, text=True).stdout.splitlines()
+    # A client's ApiVersions v4 (newer than Wireshark 4.0 knows) and our v0-format answer to
+    # it (KIP-511) are flagged "unsupported version" by design; anything else is a failure.
+    bad = [line for line in flagged if "ApiVersions v4" not in line]
+    print(f"tshark: {len(flagged) - len(bad)} ApiVersions v4 exchanges flagged "
+          "(newer than Wireshark 4.0; answered with the v0 fallback)")
+    for line in bad[:20]:
+        print("  tshark:", line)
+    return len(total), len(bad)
+
+
 def main(argv: list[str]) -> int:
-    out_dir = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent.parent / "data" / "golden"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", nargs="?",
+                        default=str(Path(__file__).parent.parent / "data" / "golden"))
+    parser.add_argument("--pcap", help="also record the traffic with dumpcap and check it "
+                                       "with Wireshark's Kafka dissector (tshark)")
+    parser.add_argument("--table", choices=["supported", "tshark"], default="supported",
+                        help="advertise SUPPORTED_APIS (default) or TSHARK_COMPATIBLE_APIS")
+    args = parser.parse_args(argv[1:])
+    out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    broker = GoldenBroker(out_dir)
+    broker = GoldenBroker(out_dir, TSHARK_COMPATIBLE_APIS if args.table == "tshark" else None)
+    dumpcap = _start_dumpcap(broker.port, Path(args.pcap)) if args.pcap else None
     runs = [("kafka-python", lambda: _kafka_python(broker, None)),
             ("kafka-python-gzip", lambda: _kafka_python(broker, "gzip"))]
     runs += [(f"librdkafka-{c}", (lambda c=c: _confluent(broker, c)))
@@ -497,8 +552,14 @@ def main(argv: list[str]) -> int:
                 print(f"{label}: FAILED {type(exc).__name__}: {exc}")
     finally:
         broker.close()
+        if dumpcap is not None:
+            _stop_dumpcap(dumpcap)
     for name in sorted(os.listdir(out_dir)):
         print("  ", name)
+    if args.pcap:
+        decoded, bad = check_pcap(Path(args.pcap), broker.port)
+        print(f"tshark: {decoded} Kafka packets decoded, {bad} malformed or in error")
+        failures += bad > 0 or decoded == 0
     return 1 if failures else 0
 
 
