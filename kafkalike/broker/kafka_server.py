@@ -90,6 +90,9 @@ class KafkaServer:
         self.replica_manager = ReplicaManager(self)
         from kafkalike.broker.zk_admin_manager import ZkAdminManager
         self.admin_manager = ZkAdminManager(self)
+        # group coordinator (__consumer_offsets, group APIs): issue 7
+        from kafkalike.coordinator.group_coordinator import GroupCoordinator
+        self.group_coordinator = GroupCoordinator.for_server(self)
         # producer ids for idempotent producers (InitProducerId), from /latest_producer_id_block
         from kafkalike.broker.producer_id_manager import ProducerIdManager
         self.producer_id_manager = ProducerIdManager(self)
