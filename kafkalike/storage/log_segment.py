@@ -119,22 +119,22 @@ class LogSegment:
 
     def should_roll(self, append_size: int, max_timestamp: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int) -> bool:
         """Kafka's LogSegment.shouldRoll: size, age (by batch timestamps), full index, offset overflow."""
-        if self.size and self.rolling_based_timestamp is None:
+        size = self.log.size
+        if not 0 <= last_offset - self.base_offset <= INT32_MAX:
+            return True
+        if size == 0:
+            return False
+        if size > segment_bytes - append_size:
+            return True
+        oi, ti = self.offset_index, self.time_index
+        if oi._entries >= oi.max_index_size // 8 or ti._entries >= ti.max_index_size // 12 - 1:
+            return True
+        rbt = self.rolling_based_timestamp
+        if rbt is None:
             first = self.log.read_header(0)  # reopened segment: Kafka's lazy rollingBasedTimestamp
-            self.rolling_based_timestamp = first.max_timestamp if first else NO_TIMESTAMP
-        if self.size == 0:
-            waited = 0
-        elif self.rolling_based_timestamp is not None and self.rolling_based_timestamp >= 0 and max_timestamp >= 0:
-            waited = max_timestamp - self.rolling_based_timestamp
-        else:
-            waited = now_ms - self.created_ms
-        return (
-            self.size > segment_bytes - append_size
-            or (self.size > 0 and waited > segment_ms)
-            or self.offset_index.is_full()
-            or self.time_index.is_full()
-            or not self.can_convert_to_relative_offset(last_offset)
-        )
+            rbt = self.rolling_based_timestamp = first.max_timestamp if first else NO_TIMESTAMP
+        waited = max_timestamp - rbt if rbt >= 0 and max_timestamp >= 0 else now_ms - self.created_ms
+        return waited > segment_ms
 
     # ------------------------------------------------------------------ append
     def append(self, data: memoryview, batches: list[tuple[int, int, int, int]]) -> None:
