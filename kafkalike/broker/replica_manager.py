@@ -18,15 +18,17 @@
   (``last_offset_for_leader_epoch``).
 - Background tasks: ISR shrink check (every replica.lag.time.max.ms / 2), ISR change
   propagation to ``/isr_change_notification`` (Kafka's 2.5 s / 5 s / 60 s rule), HW
-  checkpoint (replica.high.watermark.checkpoint.interval.ms).
+  checkpoint (replica.high.watermark.checkpoint.interval.ms), and the LogManager's
+  scheduled work that Kafka's LogManager.startup schedules (retention every
+  log.retention.check.interval.ms, flush.ms, recovery-point and log-start checkpoints every
+  log.flush.(start.)offset.checkpoint.interval.ms, the log cleaner for compacted topics every
+  log.cleaner.backoff.ms when log.cleaner.enable) — storage has no trio, so it runs here.
 
 Topic/partition keys are storage's TopicPartition; ZooKeeper calls use coordination's.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -158,6 +160,7 @@ class ReplicaManager:
         assert server.nursery is not None
         server.nursery.start_soon(self._isr_expiration_task)
         server.nursery.start_soon(self._isr_change_propagation_task)
+        server.nursery.start_soon(self._log_maintenance_task)
 
     async def _shutdown(self, server: "KafkaServer") -> None:
         await self.fetcher_manager.shutdown()
@@ -629,6 +632,63 @@ class ReplicaManager:
                     lm.checkpoint_high_watermarks()
                 except Exception as exc:
                     log.warning("hw_checkpoint_failed", error=str(exc))
+
+    async def _log_maintenance_task(self) -> None:
+        """Retention, flush, checkpoints and compaction on their Kafka intervals."""
+        from kafkalike.storage.log_cleaner import LogCleaner
+
+        cfg = self.server.config
+        jobs = {
+            "retention": int(cfg["log.retention.check.interval.ms"]),
+            "recovery_points": int(cfg["log.flush.offset.checkpoint.interval.ms"]) or 60000,
+            "log_start": int(cfg["log.flush.start.offset.checkpoint.interval.ms"]) or 60000,
+            "cleaner": int(cfg["log.cleaner.backoff.ms"]) if cfg["log.cleaner.enable"] else 0,
+        }
+        due = {name: now_ms() + interval for name, interval in jobs.items() if interval > 0}
+        cleaner = LogCleaner()
+        while True:
+            await trio.sleep(1.0)
+            lm = self.server.log_manager
+            if lm is None:
+                continue
+            now = now_ms()
+            try:
+                lm.flush_dirty_logs()
+                for name, at in list(due.items()):
+                    if now < at:
+                        continue
+                    due[name] = now + jobs[name]
+                    if name == "retention":
+                        deleted = lm.cleanup_logs()
+                        if deleted:
+                            log.info("log_retention_done", segments_deleted=deleted)
+                    elif name == "recovery_points":
+                        lm.checkpoint_recovery_points()
+                    elif name == "log_start":
+                        lm.checkpoint_log_start_offsets()
+                    elif name == "cleaner":
+                        await self._clean_logs(cleaner)
+            except Exception:
+                log.exception("log_maintenance_failed")
+
+    async def _clean_logs(self, cleaner: Any) -> None:
+        lm = self.server.log_manager
+        if lm is None:
+            return
+        cleaned = False
+        for tp, lg in list(lm.logs.items()):
+            if not lg.config.compact or not cleaner.needs_cleaning(lg):
+                continue
+            steps = cleaner.clean(lg)
+            try:
+                while True:
+                    next(steps)
+                    await trio.sleep(0)
+            except StopIteration as done:
+                cleaned = True
+                log.info("log_cleaned", partition=str(tp), stats=str(done.value))
+        if cleaned:
+            lm.checkpoint_cleaner_offsets()
 
     # ------------------------------------------------------------------ ListOffsets
     def fetch_offset_for_timestamp(self, tp: TopicPartition, timestamp: int, isolation_level: int | None,

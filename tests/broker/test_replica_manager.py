@@ -269,3 +269,20 @@ async def test_stop_replica_with_and_without_delete(tmp_path: Path, zk_chroot_co
             while (tmp_path / "logs-1" / "sr-1").exists():
                 await trio.sleep(0.01)
         assert not (tmp_path / "logs-1" / "sr-0").exists()
+
+
+async def test_retention_runs_in_the_background(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """The broker schedules the LogManager's retention pass (log.retention.check.interval.ms):
+    with retention.bytes tiny, rolled segments are deleted and the log start offset moves."""
+    async with running_broker(tmp_path, zk_chroot_connect, log_retention_check_interval_ms="500",
+                              log_segment_bytes="1024", log_retention_bytes="1") as server, \
+            connect(server) as conn:
+        await _lead(conn, server, "ret")
+        for i in range(6):
+            assert (await produce(conn, "ret", 0, batch([bytes([i]) * 600]))).error_code == 0
+        lg = server.replica_manager.partitions[TopicPartition("ret", 0)].log
+        assert lg.log_start_offset == 0 and len(lg.segments) > 1
+        with trio.fail_after(10):
+            while lg.log_start_offset == 0:
+                await trio.sleep(0.05)
+        assert (await fetch(conn, "ret", 0, 0)).error_code == ErrorCode.offset_out_of_range
