@@ -48,18 +48,22 @@ _CONSUMER_PROTOCOL_BYTES = b"\x00\x00" + b"\x00\x00\x00\x00" + b"\xff\xff\xff\xf
 def _frames(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int, bytes, bytes]]:
     import test_protocol_fuzz
 
+    saved = test_protocol_fuzz._SAMPLE["bytes"]
     test_protocol_fuzz._SAMPLE["bytes"] = _CONSUMER_PROTOCOL_BYTES
-    out = []
-    for i, (key, version) in enumerate(pairs):
-        correlation_id = 1000 + i
-        request = _sample(codec.request_class(key, version), version)
-        response = _sample(codec.response_class(key, version), version)
-        req = codec.encode_request(request, correlation_id=correlation_id, client_id="probe",
-                                   api_version=version)
-        resp = codec.encode_response(
-            codec.RequestHeader(key, version, correlation_id, "probe"), response)
-        out.append((key, version, correlation_id, req, resp))
-    return out
+    try:
+        out = []
+        for i, (key, version) in enumerate(pairs):
+            correlation_id = 1000 + i
+            request = _sample(codec.request_class(key, version), version)
+            response = _sample(codec.response_class(key, version), version)
+            req = codec.encode_request(request, correlation_id=correlation_id,
+                                       client_id="probe", api_version=version)
+            resp = codec.encode_response(
+                codec.RequestHeader(key, version, correlation_id, "probe"), response)
+            out.append((key, version, correlation_id, req, resp))
+        return out
+    finally:
+        test_protocol_fuzz._SAMPLE["bytes"] = saved
 
 
 def probe(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
