@@ -17,6 +17,7 @@ COMMANDS = [
     "kafkalike.cli.cluster",
     "kafkalike.cli.demo",
     "kafkalike.cli.topics",
+    "kafkalike.cli.console",
     "kafkalike.cli.protocol",
 
 ]
