@@ -63,7 +63,7 @@ from kafkalike.coordination.zookeeper_client import (
     ZooKeeperClient,
 )
 from kafkalike.protocol.controlled_shutdown import ControlledShutdownResponse, RemainingPartition
-from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.errors import ErrorCode, kafka_name
 
 log = structlog.get_logger(__name__)
 PS, RS = PartitionState, ReplicaState
@@ -1203,3 +1203,59 @@ class KafkaController:
         self.shutdown()
         with trio.move_on_after(10):
             await self.stopped.wait()
+
+
+async def send_controlled_shutdown(kafka_zk: KafkaZkClient, broker_id: int, broker_epoch: int, *,
+                                   listener_name: str | None = None, max_retries: int = 3,
+                                   retry_backoff_ms: float = 5000, request_timeout_ms: float = 30000) -> bool:
+    """The broker side of a controlled shutdown (Kafka's KafkaServer.controlledShutdown, ZK
+    mode): find the controller in ``/controller``, send it ControlledShutdown(broker_id,
+    broker_epoch) over the wire, and retry after ``retry_backoff_ms`` while it answers an
+    error or lists partitions this broker still leads, at most ``max_retries`` attempts
+    (controlled.shutdown.max.retries / .retry.backoff.ms). Returns True once the controller
+    answered NONE with no remaining partitions, False otherwise (the broker then shuts down
+    anyway, as Kafka does: "proceeding to do an unclean shutdown").
+
+    To be called first thing in a broker's shutdown, while it still serves requests.
+    """
+    from kafkalike.client.connection import KafkaConnection
+    from kafkalike.client.errors import ClientError
+    from kafkalike.protocol.controlled_shutdown import ControlledShutdownRequest
+
+    for attempt in range(1, max_retries + 1):
+        reason = ""
+        controller_id = await kafka_zk.get_controller_id()
+        registered = await kafka_zk.get_broker(controller_id) if controller_id is not None else None
+        endpoint = None
+        if registered is not None:
+            reg = registered.registration
+            endpoint = (reg.endpoint(listener_name) if listener_name else None) or (
+                reg.endpoints[0] if reg.endpoints else None)
+        if endpoint is None:
+            reason = "no controller"
+        else:
+            try:
+                async with trio.open_nursery() as nursery:
+                    conn = await KafkaConnection.connect(
+                        endpoint.host, endpoint.port, nursery=nursery, client_id=f"broker-{broker_id}-shutdown",
+                        request_timeout_ms=request_timeout_ms, node_id=controller_id)
+                    try:
+                        response = await conn.send(ControlledShutdownRequest(broker_id=broker_id,
+                                                                             broker_epoch=broker_epoch))
+                    finally:
+                        await conn.aclose()
+            except ClientError as exc:
+                reason = f"controller {controller_id} unreachable: {exc}"
+            else:
+                remaining = [f"{p.topic_name}-{p.partition_index}" for p in response.remaining_partitions]
+                if response.error_code == 0 and not remaining:
+                    log.info("controlled_shutdown_succeeded", broker_id=broker_id, controller=controller_id,
+                             attempt=attempt)
+                    return True
+                reason = f"error {kafka_name(response.error_code)}, still leading {remaining[:10]}"
+        log.warning("controlled_shutdown_attempt_failed", broker_id=broker_id, attempt=attempt, reason=reason)
+        if attempt < max_retries:
+            await trio.sleep(retry_backoff_ms / 1000)
+    log.warning("controlled_shutdown_failed", broker_id=broker_id, retries=max_retries,
+                action="proceeding with an unclean shutdown")
+    return False

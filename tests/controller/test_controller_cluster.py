@@ -2,7 +2,7 @@
 session's ZooKeeper ensemble): topic creation reaches every broker's metadata cache and the
 leaders accept produce; deletion removes the znodes and the topic; kill -9 of the controller
 gives a new controller with epoch + 1 that moves the dead broker's leaderships; the restarted
-broker is sent the metadata again."""
+broker is sent the metadata again; ControlledShutdown over the wire moves leaderships away."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import trio
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.producer import KafkaProducer
 from kafkalike.cluster.local_cluster import LocalCluster
+from kafkalike.controller.kafka_controller import send_controlled_shutdown
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import KafkaZkClient
@@ -76,7 +77,8 @@ async def leaders_in_zk(zk: ZooKeeperClient, topic: str, partitions: int) -> dic
 def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoin(make_cluster: MakeCluster) -> None:
     """Create -> every broker's cache has the leaders written in ZooKeeper and produce works;
     delete -> znodes and metadata gone; kill -9 controller -> epoch + 1, leaderships move off
-    the dead broker; restart -> it registers and learns the metadata again."""
+    the dead broker; restart -> it registers and learns the metadata again; ControlledShutdown
+    of the controller's own broker -> its leaderships move to the other ISR member."""
     cluster = make_cluster(brokers=3)
     state: dict[str, Any] = {}
 
@@ -168,3 +170,26 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
         await eventually(cached)
 
     trio.run(rejoined)
+
+    async def controlled_shutdown_of_the_controller() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+            target = state["new_controller"]
+            registered = await kzk.get_broker(target)
+            assert registered is not None
+            before = await leaders_in_zk(zk, "replicated", 3)
+            assert any(li.leader == target for li in before.values())
+            # ControlledShutdown over the wire, to the controller (which is the target itself)
+            assert await send_controlled_shutdown(kzk, target, registered.broker_epoch, retry_backoff_ms=500)
+            after = await leaders_in_zk(zk, "replicated", 3)
+            for p, li in after.items():
+                assert li.leader not in (target, -1) and target not in li.isr
+                if before[p].leader == target:
+                    assert li.leader_epoch == before[p].leader_epoch + 1
+            # a stale broker epoch is refused: nothing more moves
+            assert not await send_controlled_shutdown(kzk, target, registered.broker_epoch - 1, max_retries=1)
+        finally:
+            await zk.close()
+
+    trio.run(controlled_shutdown_of_the_controller)
