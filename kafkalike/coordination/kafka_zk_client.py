@@ -183,6 +183,7 @@ class KafkaZkClient:
         return ControllerEpoch(zd.decode_controller_epoch(data), stat.version)
 
     async def _get_or_create_controller_epoch(self) -> ControllerEpoch:
+        await self.zk.sync(zd.CONTROLLER_EPOCH_PATH)  # a stale epoch would only lose the election
         current = await self.get_controller_epoch()
         if current is not None:
             return current

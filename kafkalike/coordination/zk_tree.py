@@ -63,6 +63,11 @@ async def walk(zk: ZooKeeperClient, path: str = "/", include_internal: bool = Fa
     Nodes deleted while walking are skipped. Raises NoNode if ``path`` itself does not exist.
     ``include_internal``: also list ZooKeeper's own /zookeeper subtree.
     """
+    await zk.sync(path)  # see every write committed so far, whichever server we talk to
+    return await _walk(zk, path, include_internal)
+
+
+async def _walk(zk: ZooKeeperClient, path: str, include_internal: bool) -> list[TreeNode]:
     out: list[TreeNode] = []
     data, stat = await zk.get(path)
     out.append(TreeNode(path, data, stat))
@@ -75,7 +80,7 @@ async def walk(zk: ZooKeeperClient, path: str = "/", include_internal: bool = Fa
         if child == ZOOKEEPER_INTERNAL and not include_internal:
             continue
         try:
-            out.extend(await walk(zk, child, include_internal))
+            out.extend(await _walk(zk, child, include_internal))
         except NoNode:
             continue
     return out

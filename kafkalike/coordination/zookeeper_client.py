@@ -58,6 +58,7 @@ from kafkalike.coordination.errors import (
     CoordinationError,
     MultiOpFailed,
     NodeExists,
+    NoNode,
     RolledBack,
     RuntimeInconsistency,
 )
@@ -574,8 +575,15 @@ class ZooKeeperClient:
 
     # -- reads --
 
-    async def get(self, path: str) -> tuple[bytes, ZnodeStat]:
-        """The data and stat of ``path``. Raises NoNode."""
+    async def get(self, path: str, *, sync: bool = False) -> tuple[bytes, ZnodeStat]:
+        """The data and stat of ``path``. Raises NoNode.
+
+        ZooKeeper serves reads from the server this session is connected to, which may lag the
+        leader: a read sees this session's own writes, but another session's write only after
+        ``sync=True`` (a ``sync(path)`` first) — as tests reading what a broker wrote need.
+        """
+        if sync:
+            await self.sync(path)
         data, stat = await self._run(functools.partial(self._client().get, _check_path(path)))
         return data, ZnodeStat.from_kazoo(stat)
 
@@ -588,8 +596,10 @@ class ZooKeeperClient:
         data, stat = await self._run(functools.partial(self._client().get, path, watch=cb))
         return data, ZnodeStat.from_kazoo(stat), watch
 
-    async def exists(self, path: str) -> ZnodeStat | None:
-        """The stat of ``path``, or None if it does not exist."""
+    async def exists(self, path: str, *, sync: bool = False) -> ZnodeStat | None:
+        """The stat of ``path``, or None if it does not exist (``sync``: see ``get``)."""
+        if sync:
+            await self.sync(path)
         stat = await self._run(functools.partial(self._client().exists, _check_path(path)))
         return None if stat is None else ZnodeStat.from_kazoo(stat)
 
@@ -602,8 +612,10 @@ class ZooKeeperClient:
         stat = await self._run(functools.partial(self._client().exists, path, watch=cb))
         return (None if stat is None else ZnodeStat.from_kazoo(stat)), watch
 
-    async def get_children(self, path: str) -> list[str]:
-        """The child names of ``path``, sorted. Raises NoNode."""
+    async def get_children(self, path: str, *, sync: bool = False) -> list[str]:
+        """The child names of ``path``, sorted. Raises NoNode (``sync``: see ``get``)."""
+        if sync:
+            await self.sync(path)
         children = await self._run(functools.partial(self._client().get_children, _check_path(path)))
         return sorted(children)
 
@@ -618,8 +630,12 @@ class ZooKeeperClient:
 
     async def sync(self, path: str = "/") -> None:
         """Make the connected server catch up with the leader before the next read of
-        ``path`` (ZooKeeper's sync): reads after it see every write committed before it."""
-        await self._run(functools.partial(self._client().sync, _check_path(path)))
+        ``path`` (ZooKeeper's sync): reads after it see every write committed before it.
+        A missing ``path`` is fine."""
+        try:
+            await self._run(functools.partial(self._client().sync, _check_path(path)))
+        except NoNode:
+            pass
 
     # -- writes --
 

@@ -143,7 +143,7 @@ async def test_chroot_is_created_and_hides_outer_tree(zk_connect: str, zk_chroot
         await inner.create("/x", b"1")
     _, chroot = split_connect_string(zk_chroot_connect)
     async with ZooKeeperClient(zk_connect, session_timeout_ms=4000) as outer:
-        assert (await outer.get(chroot + "/x"))[0] == b"1"
+        assert (await outer.get(chroot + "/x", sync=True))[0] == b"1"
         await outer.delete(chroot, recursive=True)
 
 
@@ -216,6 +216,7 @@ async def test_losing_the_server_suspends_fires_watches_disconnected_and_resumes
     try:
         assert (await events.receive()).state == SessionState.CONNECTED
         sid = client.session_id
+        await client.sync("/w")  # /w was written through another session, maybe another server
         _, _, watch = await client.get_and_watch("/w")
         await trio.to_thread.run_sync(ens.kill_node, follower)
         with trio.fail_after(15):
@@ -239,3 +240,14 @@ async def test_source_host_binds_the_client_connection(zk_connect: str) -> None:
         # /proc/net/tcp lists local addresses as little-endian hex: 127.0.0.77 -> 4D00007F
         local = {line.split()[1].split(":")[0] for line in open("/proc/net/tcp").readlines()[1:]}
         assert "4D00007F" in local
+
+
+async def test_sync_read_sees_another_sessions_write(zk_client: ZooKeeperClient, zk_chroot_connect: str) -> None:
+    """get(sync=True) sees a write another session just made; sync on a missing path is fine."""
+    async with ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000) as other:
+        for i in range(20):
+            await other.create(f"/s{i}", b"v")
+            assert (await zk_client.get(f"/s{i}", sync=True))[0] == b"v"
+            assert await zk_client.exists(f"/s{i}", sync=True) is not None
+        assert len(await zk_client.get_children("/", sync=True)) == 20
+    await zk_client.sync("/no/such/node")
