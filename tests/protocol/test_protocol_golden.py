@@ -42,6 +42,8 @@ def test_golden_frames_cover_every_client_and_codec() -> None:
     assert {label for label in CODEC_BY_LABEL if any(f"-{label}-" in n for n in produce)} == \
         set(CODEC_BY_LABEL)
     assert any("-Metadata-" in n for n in FILES) and any("-ApiVersions-" in n for n in FILES)
+    groups = {_client(n) for n in FILES if "-JoinGroup-" in n}
+    assert groups == {"kafka-python", "librdkafka", "aiokafka", "java"}
     fetch = [n for n in FILES if "-Fetch-" in n]
     assert {_client(n) for n in fetch} == set(CLIENT_IDS)
     assert {n.split("-Fetch-")[0].rsplit("-", 1)[-1] for n in fetch} >= \
@@ -84,7 +86,16 @@ def test_golden_frame_decodes_to_expected_values(name: str) -> None:
     if api == "InitProducerId":
         assert request.transactional_id is None
     if api == "FindCoordinator":
-        assert request.key == "golden"
+        assert request.key in ("golden", "golden-group")
+    if api in ("JoinGroup", "SyncGroup", "Heartbeat", "OffsetFetch", "OffsetCommit",
+               "LeaveGroup"):
+        assert request.group_id == "golden-group"
+    if api == "JoinGroup":
+        assert request.protocol_type == "consumer" and request.protocols
+    if api == "OffsetCommit":
+        ((topic_name, committed),) = [(t.name, [p.committed_offset for p in t.partitions])
+                                      for t in request.topics]
+        assert topic_name == "golden" and committed == [1]
     if api == "Produce":
         (topic,) = request.topic_data
         (part,) = topic.partition_data
