@@ -19,6 +19,7 @@ COMMANDS = [
     "kafkalike.cli.topics",
     "kafkalike.cli.console",
     "kafkalike.cli.protocol",
+    "kafkalike.cli.consumer_groups",
 
 ]
 

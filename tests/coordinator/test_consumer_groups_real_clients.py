@@ -1,0 +1,373 @@
+"""Consumer groups with real clients (kafka-python, confluent-kafka/librdkafka, aiokafka)
+against three kafkalike broker processes and a real ZooKeeper ensemble: partitions shared
+and taken over after a consumer is killed -9, independent groups each reading everything,
+cooperative-sticky rebalancing, offsets surviving consumer restarts and the coordinator's
+failover, and ``kafkalike consumer-groups`` describe / reset-offsets / delete."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from kafkalike.cluster.local_cluster import LocalCluster
+from tests.fixtures_cluster import MakeCluster, _new_cluster
+
+OVERRIDES = {"offsets.topic.num.partitions": "6", "group.min.session.timeout.ms": "1000"}
+WORKER = str(Path(__file__).with_name("group_worker.py"))
+
+
+@pytest.fixture(scope="module")
+def group_cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalCluster]:
+    """Three broker processes with a 6-partition __consumer_offsets (RF 3) and 1 s minimum
+    session timeout, shared by this module's tests (each uses its own topics and groups)."""
+    cluster = _new_cluster(tmp_path_factory.mktemp("groups"), zk_connect, 3, OVERRIDES)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 3)])
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
+    """``n`` keyed records value b"<i>" for i in start..start+n-1, acks=all."""
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
+    try:
+        for i in range(start, start + n):
+            p.send(topic, key=b"k%d" % i, value=b"%d" % i)
+        p.flush(timeout=60)
+    finally:
+        p.close()
+
+
+class Worker:
+    """A group_worker.py process and the lines it printed (read by a thread)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, session_ms: int = 3000) -> None:
+        self.proc = subprocess.Popen([sys.executable, WORKER, bootstrap, group, topic, str(session_ms)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: list[list[str]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.split())
+
+    def assignment(self) -> list[int]:
+        import json
+        for words in reversed(list(self.lines)):
+            if words[0] == "assigned":
+                return list(json.loads(" ".join(words[1:])))
+        return []
+
+    def records(self) -> list[tuple[int, int]]:
+        return [(int(w[1]), int(w[2])) for w in list(self.lines) if w[0] == "rec"]
+
+    def commits(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for w in list(self.lines):
+            if w[0] == "commit":
+                out[int(w[1])] = int(w[2])
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        ends = c.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: o for tp, o in ends.items()}
+    finally:
+        c.close()
+
+
+def test_three_consumers_share_partitions_and_survive_a_kill(group_cluster: LocalCluster) -> None:
+    """Three kafka-python consumers in one group on a 6-partition topic own two partitions
+    each; after one is killed -9 the other two own all six once its session (3 s) expires.
+    Every record is consumed; a record is consumed twice only if the killed consumer read it
+    after its last commit (the at-least-once window)."""
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "orders", 6)
+    produce(bs, "orders", 300)
+    workers = [Worker(bs, "shipping", "orders") for _ in range(3)]
+    try:
+        wait_for(lambda: sorted(len(w.assignment()) for w in workers) == [2, 2, 2]
+                 and sorted(p for w in workers for p in w.assignment()) == list(range(6)),
+                 60, "a 2/2/2 assignment")
+        wait_for(lambda: sum(v for w in workers for v in w.commits().values()) >= 300, 60,
+                 "300 committed")
+        victim, survivors = workers[0], workers[1:]
+        owned = set(victim.assignment())
+        produce(bs, "orders", 300, start=300)
+        victim.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(lambda: sorted(p for w in survivors for p in w.assignment()) == list(range(6)), 60,
+                 "the survivors to own all six partitions")
+        takeover_s = time.monotonic() - killed_at
+        ends = end_offsets(bs, "orders", 6)
+        assert sum(ends.values()) == 600
+        wait_for(lambda: all(max((c.get(p, 0) for c in (w.commits() for w in survivors)), default=0) >= ends[p]
+                             for p in range(6)), 60, "survivors to commit everything")
+        seen = collections.Counter(r for w in workers for r in w.records())
+        expected = {(p, o) for p, end in ends.items() for o in range(end)}
+        assert expected <= set(seen), f"skipped: {sorted(expected - set(seen))[:10]}"
+        last_commit = victim.commits()
+        for (p, o), n in seen.items():
+            if n > 1:
+                assert p in owned and o >= last_commit.get(p, 0), f"duplicate outside the window: {(p, o)}"
+        assert 3 <= takeover_s < 30
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def confluent_consume(bs: str, group: str, topic: str, want: int, timeout: float = 60,
+                      **conf: Any) -> list[tuple[int, int]]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": True, "auto.commit.interval.ms": 200, **conf})
+    c.subscribe([topic])
+    got: list[tuple[int, int]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            got.append((m.partition(), m.offset()))
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return got
+
+
+def test_independent_groups_each_receive_every_record(group_cluster: LocalCluster) -> None:
+    """The order-processing seed: inventory, billing and notification groups (librdkafka
+    consumers) each receive all 200 order events."""
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "order-events", 3)
+    produce(bs, "order-events", 200)
+    for group in ("inventory", "billing", "notification"):
+        got = confluent_consume(bs, group, "order-events", 200)
+        assert len(set(got)) == 200, (group, len(set(got)))
+
+
+def test_cooperative_sticky_rebalancing_with_librdkafka(group_cluster: LocalCluster) -> None:
+    """Two confluent-kafka consumers with cooperative-sticky: incremental rebalances end with
+    disjoint assignments covering all partitions, and every record is consumed."""
+    from confluent_kafka import Consumer
+
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "coop", 6)
+    produce(bs, "coop", 120)
+    seen: list[tuple[int, int]] = []
+    assignments: dict[int, set[int]] = {0: set(), 1: set()}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        c = Consumer({"bootstrap.servers": bs, "group.id": "coop-group", "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 6000,
+                      "heartbeat.interval.ms": 300})
+        c.subscribe(["coop"])
+        try:
+            while not stop.is_set():
+                m = c.poll(0.1)
+                if m is not None and not m.error():
+                    with lock:
+                        seen.append((m.partition(), m.offset()))
+                assignments[i] = {tp.partition for tp in c.assignment()}
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    try:
+        wait_for(lambda: len(assignments[0]) == 6, 60, "the first consumer to own all partitions")
+        threads.append(threading.Thread(target=run, args=(1,)))
+        threads[1].start()
+        wait_for(lambda: len(assignments[0]) == 3 and len(assignments[1]) == 3
+                 and assignments[0] | assignments[1] == set(range(6)), 60, "a 3/3 cooperative split")
+        wait_for(lambda: len(set(seen)) >= 120, 60, "all 120 records")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert set(seen) == {(p, o) for p, end in end_offsets(bs, "coop", 6).items() for o in range(end)}
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    """Run ``kafkalike consumer-groups ...`` in a child process; (exit code, stdout)."""
+    r = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "consumer-groups", *argv],
+                       capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def parse_describe(text: str) -> list[dict[str, str]]:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("GROUP "))
+    header = lines[start].split()
+    return [dict(zip(header, ln.split())) for ln in lines[start + 1:]]
+
+
+def test_cli_describe_shows_lag_and_reset_makes_group_reread(group_cluster: LocalCluster) -> None:
+    """``consumer-groups --describe`` shows the members of an active group and, while a
+    producer runs, lag = LOG-END-OFFSET - CURRENT-OFFSET; ``--reset-offsets --to-earliest
+    --execute`` on the idle group makes it read everything again; ``--list`` and ``--delete``
+    behave as Kafka's tool."""
+    from kafka import KafkaConsumer
+
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "events", 3)
+    produce(bs, "events", 90)
+    c = KafkaConsumer("events", bootstrap_servers=bs, group_id="reporting", client_id="reporter",
+                      auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=3000,
+                      heartbeat_interval_ms=300)
+    n = 0
+    deadline = time.monotonic() + 60
+    while n < 90 and time.monotonic() < deadline:
+        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+    c.commit()
+    assert n == 90
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting")
+    assert code == 0, out
+    rows = parse_describe(out)
+    assert sorted(int(r["PARTITION"]) for r in rows) == [0, 1, 2]
+    assert {r["CLIENT-ID"] for r in rows} == {"reporter"} and {r["HOST"] for r in rows} == {"/127.0.0.1"}
+    assert sum(int(r["CURRENT-OFFSET"]) for r in rows) == 90 and {r["LAG"] for r in rows} == {"0"}
+    c.close()
+
+    producer = threading.Thread(target=produce, args=(bs, "events", 60, 90))
+    producer.start()
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting")
+    producer.join()
+    assert code == 0, out
+    assert "Consumer group 'reporting' has no active members." in out
+    for r in parse_describe(out):
+        assert r["CONSUMER-ID"] == "-" and int(r["LAG"]) == int(r["LOG-END-OFFSET"]) - int(r["CURRENT-OFFSET"])
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting")
+    assert sum(int(r["LAG"]) for r in parse_describe(out)) == 60
+
+    code, out = cli("--bootstrap-server", bs, "--list")
+    assert code == 0 and "reporting" in out.split()
+    code, out = cli("--bootstrap-server", bs, "--reset-offsets", "--group", "reporting", "--topic", "events",
+                    "--to-earliest")
+    assert code == 0 and "No action will be performed" in out
+    code, out = cli("--bootstrap-server", bs, "--reset-offsets", "--group", "reporting", "--topic", "events",
+                    "--to-earliest", "--execute")
+    assert code == 0, out
+    assert [r["NEW-OFFSET"] for r in parse_describe(out)] == ["0", "0", "0"]
+    c = KafkaConsumer("events", bootstrap_servers=bs, group_id="reporting", auto_offset_reset="latest",
+                      enable_auto_commit=False, session_timeout_ms=3000, heartbeat_interval_ms=300)
+    n = 0
+    deadline = time.monotonic() + 60
+    while n < 150 and time.monotonic() < deadline:
+        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+    c.close()
+    assert n == 150
+    code, out = cli("--bootstrap-server", bs, "--delete", "--group", "reporting")
+    assert code == 0 and "Deletion of requested consumer groups ('reporting') was successful." in out
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting")
+    assert "Consumer group 'reporting' does not exist." in out
+
+
+async def _coordinator_of(bootstrap: str, group: str) -> int:
+    from kafkalike.client import KafkaClient
+    from kafkalike.protocol.api_keys import ApiKey
+
+    async with KafkaClient(bootstrap) as client:
+        for _ in range(100):
+            conn = await client.any_connection()
+            r = await conn.call(ApiKey.FIND_COORDINATOR, key=group, key_type=0)
+            if r.error_code.value == 0:
+                return int(r.node_id)
+            await trio.sleep(0.2)
+    raise AssertionError("no coordinator")
+
+
+async def _aiokafka_consume(bs: str, group: str, topic: str, want: int, timeout: float = 60) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest",
+                         enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    await c.start()
+    got: list[bytes] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            batch = await c.getmany(timeout_ms=300)
+            for records in batch.values():
+                got.extend(r.value for r in records)
+        await c.commit()
+    finally:
+        await c.stop()
+    return got
+
+
+def test_committed_offsets_survive_consumer_restart_and_coordinator_failover(make_cluster: MakeCluster) -> None:
+    """aiokafka commits 100 records; a restarted consumer continues after them; the group's
+    coordinator broker is killed -9 and a new leader of its __consumer_offsets partition
+    loads the offsets from its replica, so the next consumer again reads only new records."""
+    import asyncio
+
+    cluster = make_cluster(3, dict(OVERRIDES, **{"zookeeper.session.timeout.ms": "4000"}))
+    bs = cluster.bootstrap_servers
+    create_topic(bs, "ledger", 3)
+    produce(bs, "ledger", 100)
+    first = asyncio.run(_aiokafka_consume(bs, "accounts", "ledger", 100))
+    assert sorted(int(v) for v in first) == list(range(100))
+    produce(bs, "ledger", 20, start=100)
+    second = asyncio.run(_aiokafka_consume(bs, "accounts", "ledger", 20))
+    assert sorted(int(v) for v in second) == list(range(100, 120))
+
+    coordinator = trio.run(_coordinator_of, bs, "accounts")
+    cluster.kill_broker(coordinator)
+    alive = ",".join(cluster.broker_address(b) for b in cluster.broker_ids if b != coordinator)
+    produce(alive, "ledger", 30, start=120)
+    new_coordinator = trio.run(_coordinator_of, alive, "accounts")
+    assert new_coordinator != coordinator
+    third = asyncio.run(_aiokafka_consume(alive, "accounts", "ledger", 30))
+    assert sorted(int(v) for v in third) == list(range(120, 150))
