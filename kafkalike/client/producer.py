@@ -18,8 +18,15 @@ Holds ``KafkaProducer``, ``RecordMetadata`` and ``PendingRecord``. After Kafka's
 - Retriable partition errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
   UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT ...), lost connections
   and timeouts put the batch back at the head of its partition's queue after a backoff and a
-  Metadata refresh, up to ``retries`` times. A retried batch may be written twice (no
-  idempotence yet: docs/client.md). Other errors fail the batch's records with KafkaError.
+  Metadata refresh, up to ``retries`` times. Other errors fail the batch's records with
+  KafkaError.
+- Without idempotence a batch retried after a lost response may be written twice. With
+  ``enable_idempotence`` (KIP-98; needs acks=all) the producer gets a producer id and epoch
+  from InitProducerId and numbers each partition's records with sequence numbers in the
+  batch header; a retried batch carries the same numbers, so the leader writes it once
+  (answering NONE with the first write's offset, or DUPLICATE_SEQUENCE_NUMBER, taken as
+  success with offset -1). OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID and
+  INVALID_PRODUCER_EPOCH fail that batch and make the producer take a new producer id.
 - ``acks``: 0 (no response; offsets are -1), 1 (leader), -1/"all" (all in-sync replicas).
 
 Errors: ``send()`` / ``PendingRecord.wait()`` raise KafkaError, KafkaConnectionError,
@@ -56,6 +63,8 @@ log = structlog.get_logger("kafkalike.client.producer")
 COMPRESSION_TYPES = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 """Kafka's ``compression.type`` names -> codec ids in the batch attributes."""
 
+_SEQUENCE_ERRORS = frozenset({ErrorCode.out_of_order_sequence_number,
+                              ErrorCode.unknown_producer_id, ErrorCode.invalid_producer_epoch})
 _PRODUCE_MAX_VERSION = 9  # the codec's Produce fast path covers v3-v9
 _RECORD_OVERHEAD = 24  # rough per-record bytes beyond key/value, for batch_size accounting
 
@@ -136,7 +145,8 @@ class KafkaProducer:
     ``acks`` 0, 1, -1 or "all"; ``compression_type`` a COMPRESSION_TYPES name; ``linger_ms``
     and ``request_timeout_ms`` in ms (the latter is also the Produce timeout sent to the
     broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes;
-    ``max_block_ms``: how long enqueue() waits for a new topic's Metadata.
+    ``max_block_ms``: how long enqueue() waits for a new topic's Metadata;
+    ``enable_idempotence``: sequence-numbered batches (KIP-98), needs ``acks="all"``.
     Use as ``async with KafkaProducer(...) as producer:``; leaving flushes.
     """
 
@@ -145,12 +155,14 @@ class KafkaProducer:
         compression_type: str = "none", linger_ms: float = 0, batch_size: int = 16384,
         max_request_size: int = 1048576, request_timeout_ms: float = 30000, retries: int = 5,
         retry_backoff_ms: float = 100, max_block_ms: float = 60000,
-        client_id: str = "kafkalike-producer",
+        enable_idempotence: bool = False, client_id: str = "kafkalike-producer",
     ) -> None:
         if acks == "all":
             acks = -1
         if acks not in (0, 1, -1):
             raise ValueError(f"acks must be 0, 1, -1 or 'all', got {acks!r}")
+        if enable_idempotence and acks != -1:
+            raise ValueError("enable_idempotence needs acks='all' (Kafka's rule)")
         if compression_type not in COMPRESSION_TYPES:
             raise ValueError(f"compression_type must be one of {sorted(COMPRESSION_TYPES)}, "
                              f"got {compression_type!r}")
@@ -168,6 +180,12 @@ class KafkaProducer:
         self.retries = retries
         self.retry_backoff_ms = retry_backoff_ms
         self.max_block_ms = max_block_ms
+        self.enable_idempotence = enable_idempotence
+        self.producer_id = -1
+        """Producer id from InitProducerId (idempotence), -1 without."""
+        self.producer_epoch = -1
+        self._sequences: dict[TopicPartition, int] = {}
+        self._reset_producer_id = False
         self._queues: dict[TopicPartition, deque[_Batch]] = {}
         self._in_flight: set[TopicPartition] = set()
         self._sticky: dict[str, int] = {}
@@ -186,6 +204,13 @@ class KafkaProducer:
     async def __aenter__(self) -> KafkaProducer:
         if self._owns_client:
             await self.client.start()
+        if self.enable_idempotence:
+            try:
+                await self._init_producer_id()
+            except BaseException:
+                if self._owns_client:
+                    await self.client.aclose()
+                raise
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         self._nursery.start_soon(self._sender)
@@ -317,6 +342,35 @@ class KafkaProducer:
 
     # ------------------------------------------------------------------ internals
 
+    async def _init_producer_id(self) -> None:
+        """InitProducerId (KIP-98) without a transactional id: a fresh producer id and
+        epoch; sequence numbers restart at 0 for every partition. Raises KafkaError."""
+        async def attempt() -> None:
+            conn = await self.client.any_connection()
+            response = await conn.call(ApiKey.INIT_PRODUCER_ID, transactional_id=None,
+                                       transaction_timeout=60000, producer_id=-1,
+                                       producer_epoch=-1)
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, "init_producer_id")
+            self.producer_id = int(response.producer_id)
+            self.producer_epoch = int(response.producer_epoch)
+
+        await self.client.retry(attempt, what="init_producer_id")
+        self._sequences.clear()
+        self._reset_producer_id = False
+        log.debug("producer_id_assigned", producer_id=self.producer_id,
+                  epoch=self.producer_epoch)
+
+    def _encode(self, batch: _Batch) -> bytes:
+        if not self.enable_idempotence:
+            return build_records_batch(batch.records, compression=self.codec)
+        seq = self._sequences.get(batch.tp, 0)
+        # Kafka's DefaultRecordBatch.incrementSequence: wraps to 0 after Integer.MAX_VALUE
+        self._sequences[batch.tp] = (seq + len(batch.records)) & 0x7FFFFFFF
+        return build_records_batch(batch.records, compression=self.codec,
+                                   producer_id=self.producer_id,
+                                   producer_epoch=self.producer_epoch, base_sequence=seq)
+
     def _sticky_partition(self, topic: str, partitions: list[int]) -> int:
         current = self._sticky.get(topic)
         if current is not None:
@@ -338,6 +392,8 @@ class KafkaProducer:
         for tp, queue in self._queues.items():
             if not queue or tp in self._in_flight:
                 continue
+            if self._reset_producer_id:
+                continue
             head = queue[0]
             if head.retry_at > now:
                 wake = min(wake, head.retry_at)
@@ -353,6 +409,15 @@ class KafkaProducer:
     async def _sender(self) -> None:
         assert self._nursery is not None
         while True:
+            if self._reset_producer_id and not self._in_flight:
+                try:
+                    await self._init_producer_id()
+                except ClientError as exc:
+                    log.warning("init_producer_id_failed", error=str(exc))
+                    self._fail_all(exc)
+                for queue in self._queues.values():
+                    for batch in queue:
+                        batch.encoded = None  # re-sequenced under the new producer id
             self._wakeup = trio.Event()
             ready, wake = self._ready(trio.current_time())
             if not ready:
@@ -376,8 +441,7 @@ class KafkaProducer:
                     self._queues[batch.tp].popleft()
                     self._in_flight.add(batch.tp)
                     if batch.encoded is None:
-                        batch.encoded = build_records_batch(batch.records,
-                                                            compression=self.codec)
+                        batch.encoded = self._encode(batch)
                     if request and request_bytes + len(batch.encoded) > self.max_request_size:
                         self._nursery.start_soon(self._send_batches, leader, request)
                         request, request_bytes = [], 0
@@ -425,6 +489,15 @@ class KafkaProducer:
             if error is None:
                 self._finish(batch, (base_offset, log_append_time), None)
                 continue
+            code = getattr(error, "error_code", None)
+            if self.enable_idempotence and code in _SEQUENCE_ERRORS:
+                # The broker's view of this producer's sequence differs from ours: fail the
+                # batch and start over with a new producer id (as Kafka's TransactionManager
+                # does for an idempotent producer).
+                log.warning("producer_sequence_reset", tp=str(batch.tp), error=str(error))
+                self._reset_producer_id = True
+                self._finish(batch, None, error)
+                continue
             retriable = getattr(error, "retriable", False)
             if retriable and batch.attempts < self.retries:
                 batch.attempts += 1
@@ -457,7 +530,9 @@ class KafkaProducer:
         for t in response.responses:
             for p in t.partition_responses:
                 tp = TopicPartition(t.name, int(p.index))
-                if p.error_code != ErrorCode.none:
+                if p.error_code == ErrorCode.duplicate_sequence_number:
+                    out[tp] = (-1, -1, None)  # already written: success, offset unknown
+                elif p.error_code != ErrorCode.none:
                     out[tp] = (None, -1, KafkaError(p.error_code, f"produce to {tp}",
                                                     getattr(p, "error_message", None)))
                 else:

@@ -332,3 +332,81 @@ async def test_producer_refuses_non_bytes_keys_and_values() -> None:
             meta = await producer.send("b", bytearray(b"ok"), key=memoryview(b"k"))
             assert meta.offset == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_consumer_makes_progress_through_cut_fetch_responses() -> None:
+    """With a small max_partition_fetch_bytes the broker cuts the last batch short; the
+    consumer drops the partial tail and fetches it again next time, losing nothing."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("cut", 1)
+        async with KafkaClient(_bootstrap(cluster)) as client:
+            async with KafkaProducer(client, batch_size=1) as producer:  # one record a batch
+                await producer.send_many("cut", [(None, bytes([i]) * 50) for i in range(30)])
+            assert len(cluster.topics["cut"][0].batches) == 30
+            consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=10,
+                                     max_partition_fetch_bytes=400)
+            consumer.assign([("cut", 0)])
+            got = []
+            polls = 0
+            while len(got) < 30 and polls < 100:
+                got.extend(await consumer.poll())
+                polls += 1
+            assert [r.offset for r in got] == list(range(30))
+            assert [r.value for r in got] == [bytes([i]) * 50 for i in range(30)]
+            assert polls > 3  # it really was cut into several fetches
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+async def test_lost_produce_response_duplicates_unless_idempotent(idempotent: bool) -> None:
+    """The broker writes a batch and hangs up before answering; the producer retries. Without
+    idempotence the record is written twice (Kafka's documented at-least-once); with it the
+    retried batch carries the same producer id and sequence and is written once."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("dup", 1)
+        acks = "all" if idempotent else 1
+        async with KafkaProducer(_bootstrap(cluster), acks=acks, retry_backoff_ms=10,
+                                 enable_idempotence=idempotent) as producer:
+            await producer.send("dup", b"first")
+            cluster.lose_response.add(ApiKey.PRODUCE)
+            meta = await producer.send("dup", b"second")
+            await producer.send("dup", b"third")
+            batches = decode_batches(cluster.records("dup", 0))
+            values = [r.value for b in batches for r in b.records]
+            if idempotent:
+                assert values == [b"first", b"second", b"third"]
+                assert meta.offset == 1
+                assert {b.producer_id for b in batches} == {producer.producer_id} == {4001}
+                assert [b.base_sequence for b in batches] == [0, 1, 2]
+            else:
+                assert values == [b"first", b"second", b"second", b"third"]
+                assert {b.producer_id for b in batches} == {-1}
+        nursery.cancel_scope.cancel()
+
+
+async def test_idempotence_needs_acks_all() -> None:
+    """enable_idempotence with acks=1 is refused, as Kafka's config check does."""
+    with pytest.raises(ValueError, match="enable_idempotence needs acks='all'"):
+        KafkaProducer("127.0.0.1:1", acks=1, enable_idempotence=True)
+
+
+async def test_out_of_order_sequence_resets_the_producer_id() -> None:
+    """OUT_OF_ORDER_SEQUENCE_NUMBER fails that batch; the producer takes a new producer id
+    and the next records start again at sequence 0."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("oos", 1)
+        async with KafkaProducer(_bootstrap(cluster), acks="all",
+                                 enable_idempotence=True) as producer:
+            await producer.send("oos", b"a")
+            cluster.errors[(ApiKey.PRODUCE, "oos", 0)] = [
+                ErrorCode.out_of_order_sequence_number]
+            with pytest.raises(KafkaError, match="OUT_OF_ORDER_SEQUENCE_NUMBER"):
+                await producer.send("oos", b"b")
+            await producer.send("oos", b"c")
+            batches = decode_batches(cluster.records("oos", 0))
+            assert [(b.producer_id, b.base_sequence) for b in batches] == [(4001, 0),
+                                                                           (4002, 0)]
+        nursery.cancel_scope.cancel()

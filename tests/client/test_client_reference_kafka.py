@@ -22,6 +22,7 @@ from kafkalike.client import (AdminClient, KafkaClient, KafkaConnection, KafkaCo
 from kafkalike.client.admin import RESOURCE_BROKER, RESOURCE_TOPIC
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.records import decode_batches
 
 REFERENCE = os.environ.get("KAFKALIKE_REFERENCE") == "1"
 pytestmark = [
@@ -157,3 +158,30 @@ async def test_produce_and_consume_agree_with_real_clients(kafka: str, compressi
     assert seen == ours
     assert kp_parts == [m.partition for m in metas[:50]]
     assert ck_parts == kp_parts
+
+
+async def test_idempotent_producer_against_real_kafka(kafka: str) -> None:
+    """Kafka accepts kafkalike's sequence-numbered batches: a raw Fetch (the replica
+    fetcher's path) shows the producer id, epoch and contiguous sequences per partition."""
+    topic = f"idem-{uuid.uuid4().hex[:6]}"
+    async with KafkaClient(kafka) as client:
+        await AdminClient(client).create_topics([NewTopic(topic, 2, 3)])
+        async with KafkaProducer(client, acks="all", enable_idempotence=True,
+                                 linger_ms=2) as producer:
+            metas = await producer.send_many(topic, [(f"k{i}".encode(), b"v") for i in range(500)])
+            pid, epoch = producer.producer_id, producer.producer_epoch
+        assert pid >= 0 and epoch >= 0
+        for partition in (0, 1):
+            conn = await client.leader_connection(topic, partition)
+            response = await conn.call(
+                ApiKey.FETCH, replica_id=-1, max_wait=100, min_bytes=1, max_bytes=10_000_000,
+                topics=[{"topic": topic, "partitions": [
+                    {"partition": partition, "fetch_offset": 0,
+                     "partition_max_bytes": 10_000_000}]}])
+            batches = decode_batches(response.responses[0].partitions[0].records)
+            assert {(b.producer_id, b.producer_epoch) for b in batches} == {(pid, epoch)}
+            expected_seq = 0
+            for b in batches:
+                assert b.base_sequence == expected_seq
+                expected_seq += len(b.records)
+            assert expected_seq == sum(1 for m in metas if m.partition == partition)

@@ -14,7 +14,10 @@ DescribeCluster, LeaderAndIsr) and hooks the tests use to misbehave: ``hold`` (a
 until N requests are queued), ``never_answer`` (api keys left unanswered), ``swap_next``
 (answer two responses in the wrong order), ``close_on`` (close the connection on an api key),
 ``errors`` (queued per-partition error codes for Produce/Fetch), ``delay`` (seconds to wait
-before answering a request).
+before answering a request), ``lose_response`` (handle a request, then hang up instead of
+answering). Produce checks idempotent producers' sequence numbers as Kafka's
+ProducerStateManager does for the last batch (duplicate -> the first write's offset; a gap ->
+OUT_OF_ORDER_SEQUENCE_NUMBER); InitProducerId hands out ids from 4001.
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ class TinyCluster:
     appended: trio.Event = attrs.field(factory=trio.Event)
     leader_and_isr: list[Any] = attrs.field(factory=list)
     delay: Callable[[RequestHeader, Any], float] | None = None  # seconds before answering
+    lose_response: set[int] = attrs.field(factory=set)  # handle, then hang up (once per key)
+    producer_ids: int = 0
+    # (topic, partition, producer id) -> (base sequence, last sequence, base offset) of the
+    # producer's last batch, for Kafka's duplicate / out-of-order sequence checks
+    sequences: dict[tuple[str, int, int], tuple[int, int, int]] = attrs.field(factory=dict)
 
     def add_topic(self, name: str, partitions: int, leaders: list[int] | None = None) -> None:
         ids = sorted(self.brokers) or [1]
@@ -132,6 +140,9 @@ class TinyNode:
                     if self.cluster.delay is not None:
                         await trio.sleep(self.cluster.delay(header, request))
                     response = await self._handle(header, request)
+                    if header.api_key in self.cluster.lose_response:
+                        self.cluster.lose_response.discard(header.api_key)
+                        return
                     if response is not None:
                         out.append(encode_response(header, response))
                 queue.clear()
@@ -207,6 +218,9 @@ class TinyNode:
                               endpoint_type=1,
                               brokers=[{"broker_id": i, "host": h, "port": p}
                                        for i, (h, p) in sorted(c.brokers.items())])
+        if key == ApiKey.INIT_PRODUCER_ID:
+            c.producer_ids += 1
+            return self._resp(header, producer_id=4000 + c.producer_ids, producer_epoch=0)
         if key == ApiKey.LEADER_AND_ISR:
             c.leader_and_isr.append((header.api_version, request))
             return LeaderAndIsrResponse(error_code=0)
@@ -260,11 +274,28 @@ class TinyNode:
                     continue
                 base = plog.next_offset
                 for batch in iter_batches(p.records):
+                    pid = batch.producer_id
+                    if pid >= 0:
+                        key = (t.name, p.index, pid)
+                        last = self.cluster.sequences.get(key)
+                        if last is not None and last[0] == batch.base_sequence:
+                            base = last[2]  # a duplicate: answer the first write's offset
+                            break
+                        expected = 0 if last is None else last[1] + 1
+                        if batch.base_sequence != expected:
+                            code = ErrorCode.out_of_order_sequence_number
+                            break
+                        self.cluster.sequences[key] = (
+                            batch.base_sequence,
+                            batch.base_sequence + batch.last_offset_delta, plog.next_offset)
                     stored = bytearray(batch.view())
                     view = RecordBatch(stored)
                     view.set_base_offset(plog.next_offset)
                     plog.next_offset = view.next_offset
                     plog.batches.append(stored)
+                if code != ErrorCode.none:
+                    parts.append({"index": p.index, "error_code": code, "base_offset": -1})
+                    continue
                 parts.append({"index": p.index, "base_offset": base, "log_start_offset": 0})
             responses.append({"name": t.name, "partition_responses": parts})
         self.cluster.appended.set()
