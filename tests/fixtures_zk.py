@@ -7,7 +7,8 @@ zk_connect          session: its connect string "127.0.0.1:P,127.0.0.2:P,127.0.0
 zk_chroot_connect   per test: the connect string with a fresh chroot ("/t-<hex>"), so tests
                     never see each other's znodes; the chroot is created by ZooKeeperClient
 zk_client           per test (async): a started ZooKeeperClient on zk_chroot_connect,
-                    session timeout 4 s, closed after the test
+                    session timeout 4 s, closed after the test; it syncs before every read
+                    (sync_reads), so it sees what brokers/other sessions just wrote
 zk_standalone       session, lazy: a 1-node (standalone) ensemble
 zk_expire           an async helper: ``await zk_expire(client)`` expires that client's
                     session on the server (second connection with the same id+password,
@@ -86,7 +87,8 @@ def zk_chroot_connect(zk_connect: str) -> str:
 @pytest.fixture
 async def zk_client(zk_chroot_connect: str) -> AsyncIterator[ZooKeeperClient]:
     """A started ZooKeeperClient (session timeout 4 s) in this test's own chroot."""
-    client = ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000, connection_timeout_ms=10000, name="test")
+    client = ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000, connection_timeout_ms=10000, name="test",
+                             sync_reads=True)
     await client.start()
     try:
         yield client

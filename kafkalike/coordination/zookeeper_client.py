@@ -335,7 +335,9 @@ class ZooKeeperClient:
     ``start()`` waits for the first connection (Kafka's zookeeper.connection.timeout.ms).
     source_host: local address to connect from (e.g. the broker's own 127.0.0.x), so each
     process's ZooKeeper links have their own (source, destination) pair; None = kernel's
-    choice (127.0.0.1 for every loopback connection).
+    choice (127.0.0.1 for every loopback connection). sync_reads: ``sync`` before every read,
+    so reads also see other sessions' latest writes (one more round trip each; for tests and
+    tools — see ``get``).
 
     Use ``async with ZooKeeperClient(...) as zk:`` or ``await zk.start()`` / ``await
     zk.close()``. Paths are chroot-relative. Errors are those of
@@ -350,9 +352,11 @@ class ZooKeeperClient:
         connection_timeout_ms: int = 18000,
         name: str = "zk",
         source_host: str | None = None,
+        sync_reads: bool = False,
     ) -> None:
         self.connect = connect
         self.source_host = source_host
+        self.sync_reads = sync_reads
         self.hosts, self.chroot = split_connect_string(connect)
         self.session_timeout_ms = session_timeout_ms
         self.connection_timeout_ms = connection_timeout_ms
@@ -582,7 +586,7 @@ class ZooKeeperClient:
         leader: a read sees this session's own writes, but another session's write only after
         ``sync=True`` (a ``sync(path)`` first) — as tests reading what a broker wrote need.
         """
-        if sync:
+        if sync or self.sync_reads:
             await self.sync(path)
         data, stat = await self._run(functools.partial(self._client().get, _check_path(path)))
         return data, ZnodeStat.from_kazoo(stat)
@@ -593,12 +597,14 @@ class ZooKeeperClient:
         """Read ``path`` and arm a one-shot data watch (fires CHANGED or DELETED). Raises
         NoNode (and arms nothing) if absent — use exists_and_watch to wait for a create."""
         watch, cb = self._watcher(_check_path(path), "data", channel)
+        if self.sync_reads:
+            await self.sync(path)
         data, stat = await self._run(functools.partial(self._client().get, path, watch=cb))
         return data, ZnodeStat.from_kazoo(stat), watch
 
     async def exists(self, path: str, *, sync: bool = False) -> ZnodeStat | None:
         """The stat of ``path``, or None if it does not exist (``sync``: see ``get``)."""
-        if sync:
+        if sync or self.sync_reads:
             await self.sync(path)
         stat = await self._run(functools.partial(self._client().exists, _check_path(path)))
         return None if stat is None else ZnodeStat.from_kazoo(stat)
@@ -609,12 +615,14 @@ class ZooKeeperClient:
         """Stat ``path`` and arm a one-shot watch that fires on CREATED, CHANGED or DELETED
         (Kafka's ZNodeChangeHandler registration is an exists watch)."""
         watch, cb = self._watcher(_check_path(path), "exists", channel)
+        if self.sync_reads:
+            await self.sync(path)
         stat = await self._run(functools.partial(self._client().exists, path, watch=cb))
         return (None if stat is None else ZnodeStat.from_kazoo(stat)), watch
 
     async def get_children(self, path: str, *, sync: bool = False) -> list[str]:
         """The child names of ``path``, sorted. Raises NoNode (``sync``: see ``get``)."""
-        if sync:
+        if sync or self.sync_reads:
             await self.sync(path)
         children = await self._run(functools.partial(self._client().get_children, _check_path(path)))
         return sorted(children)
@@ -625,6 +633,8 @@ class ZooKeeperClient:
         """Children of ``path`` (sorted) and a one-shot child watch (fires CHILD on a child
         created/deleted, DELETED if ``path`` goes). Raises NoNode."""
         watch, cb = self._watcher(_check_path(path), "children", channel)
+        if self.sync_reads:
+            await self.sync(path)
         children = await self._run(functools.partial(self._client().get_children, path, watch=cb))
         return sorted(children), watch
 
