@@ -37,7 +37,11 @@ import trio
 
 from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch, ControllerChannelManager
 from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
-from kafkalike.controller.partition_state_machine import ElectionStrategy, PartitionStateMachine
+from kafkalike.controller.partition_state_machine import (
+    ElectionStrategy,
+    PartitionStateMachine,
+    for_each_concurrently,
+)
 from kafkalike.controller.replica_state_machine import ReplicaStateMachine
 from kafkalike.controller.topic_deletion_manager import TopicDeletionManager
 from kafkalike.coordination import zk_data as zd
@@ -701,10 +705,13 @@ class KafkaController:
                 ctx.assignments[tp] = list(ra.replicas)
                 if ra.adding_replicas or ra.removing_replicas:
                     ctx.reassigning[tp] = (tuple(ra.adding_replicas), tuple(ra.removing_replicas))
-            if with_states:
+        if with_states:
+            async def read_state(p: int) -> None:
                 li = await self.kafka_zk.get_partition_state(topic, p)
                 if li is not None:
-                    ctx.leadership[tp] = li
+                    ctx.leadership[TopicPartition(topic, p)] = li
+
+            await for_each_concurrently(sorted(assignment.partitions), read_state)
         return new
 
     # ---- sending -------------------------------------------------------------------------

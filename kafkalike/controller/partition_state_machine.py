@@ -25,11 +25,12 @@ ControllerMoved from a fenced write propagates: the caller (KafkaController) res
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import structlog
+import trio
 
 from kafkalike.controller.controller_context import PartitionState, VALID_PREVIOUS_PARTITION_STATES
 from kafkalike.controller.leader_election import (
@@ -47,6 +48,32 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 PS = PartitionState
+T = TypeVar("T")
+
+#: partitions whose ZooKeeper reads/writes run at once (ZooKeeperClient runs up to 16 calls)
+ZK_CONCURRENCY = 16
+
+
+async def for_each_concurrently(items: Iterable[T], fn: Callable[[T], Awaitable[None]],
+                                limit: int = ZK_CONCURRENCY) -> None:
+    """Run ``fn(item)`` for every item, ``limit`` at a time (independent partitions' ZooKeeper
+    round trips overlap; Kafka batches them into async multi-ops instead). The first exception
+    (e.g. ControllerMoved) is re-raised as itself once all have finished."""
+    errors: list[BaseException] = []
+    limiter = trio.Semaphore(limit)
+
+    async def one(item: T) -> None:
+        async with limiter:
+            try:
+                await fn(item)
+            except Exception as exc:
+                errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for item in items:
+            nursery.start_soon(one, item)
+    if errors:
+        raise errors[0]
 
 
 class ElectionStrategy(enum.Enum):
@@ -156,13 +183,14 @@ class PartitionStateMachine:
                                          ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
         ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
-        for tp in partitions:
+
+        async def one(tp: TopicPartition) -> None:
             replicas = ctx.assignments.get(tp, [])
             live = [r for r in replicas if ctx.is_replica_online(tp, r, include_shutting_down=False)]
             if not live:
                 out[tp] = ElectionFailure("no live replica")
                 log.warning("partition_offline", partition=str(tp), replicas=list(replicas), reason="no live replica")
-                continue
+                return
             li = LeaderIsrAndControllerEpoch(leader=live[0], leader_epoch=0, isr=tuple(live),
                                              controller_epoch=ctx.epoch, zk_version=0)
             try:
@@ -174,16 +202,18 @@ class PartitionStateMachine:
                 existing = await kzk.get_partition_state(tp.topic, tp.partition)
                 if existing is None:
                     out[tp] = ElectionFailure("state znode vanished")
-                    continue
+                    return
                 ctx.leadership[tp] = existing
                 ctx.move_partition(tp, PS.OfflinePartition)
                 out.update(await self._elect_leaders([tp], ElectionStrategy.OFFLINE))
-                continue
+                return
             ctx.leadership[tp] = li
             batch.add_leader_and_isr_request_for_brokers(live, tp, li, is_new=True)
             out[tp] = LeaderElection(li.leader, li.isr)
             log.info("leader_elected", partition=str(tp), leader=li.leader, leader_epoch=0, isr=list(li.isr),
                      strategy="new_partition")
+
+        await for_each_concurrently(partitions, one)
         return out
 
     async def _unclean_allowed(self, topic: str) -> bool:
@@ -193,7 +223,8 @@ class PartitionStateMachine:
                              ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
         ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
-        for tp in partitions:
+
+        async def one(tp: TopicPartition) -> None:
             for _attempt in range(self.MAX_ZK_RETRIES):
                 current = await kzk.get_partition_state(tp.topic, tp.partition)
                 if current is None:
@@ -235,6 +266,8 @@ class PartitionStateMachine:
                 break
             else:
                 out[tp] = ElectionFailure("partition state kept changing")
+
+        await for_each_concurrently(partitions, one)
         return out
 
     async def _choose(self, tp: TopicPartition, strategy: ElectionStrategy, assignment: list[int],

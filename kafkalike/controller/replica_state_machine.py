@@ -30,6 +30,7 @@ import attrs
 import structlog
 
 from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
+from kafkalike.controller.partition_state_machine import for_each_concurrently
 from kafkalike.coordination.errors import BadVersion, NoNode
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
@@ -152,7 +153,8 @@ class ReplicaStateMachine:
         not). Raises ControllerMoved."""
         ctx, kzk = self.ctx, self.controller.kafka_zk
         out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
-        for tp in partitions:
+
+        async def one(tp: TopicPartition) -> None:
             for _attempt in range(self.MAX_ZK_RETRIES):
                 current = await kzk.get_partition_state(tp.topic, tp.partition)
                 if current is None:
@@ -182,4 +184,6 @@ class ReplicaStateMachine:
                 log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
                          leader=written.leader, leader_epoch=written.leader_epoch)
                 break
+
+        await for_each_concurrently(partitions, one)
         return out
