@@ -159,11 +159,20 @@ def test_api_versions_v0_request_parses() -> None:
     assert request == ApiVersionsRequestV0()
 
 
-def test_trailing_bytes_are_malformed() -> None:
-    """A request with bytes left over after its body is refused with MalformedFrameError."""
+def test_trailing_bytes_after_a_request_body_are_ignored_as_kafka_does() -> None:
+    """Bytes after a complete request body are ignored, like Kafka's broker does."""
     f = codec.encode_request(MetadataRequestV1(topics=None), correlation_id=1)
-    with pytest.raises(MalformedFrameError, match="trailing bytes"):
-        codec.parse_request(f[4:] + b"\x00")
+    header, request = codec.parse_request(f[4:] + b"\x00")
+    assert header.correlation_id == 1 and request == MetadataRequestV1(topics=None)
+
+
+def test_librdkafka_all_topics_metadata_v12_with_three_extra_bytes_is_served() -> None:
+    """librdkafka 2.16 (confluent-kafka AdminClient.list_topics) sends this frame: a Metadata
+    v12 request for all topics followed by 3 more bytes. Kafka serves it; so must we."""
+    frame = bytes.fromhex("0003000c00000003000772646b61666b610000000000010000")
+    header, request = codec.parse_request(frame)
+    assert (header.api_key, header.api_version, header.client_id) == (3, 12, "rdkafka")
+    assert request.topics is None and request.allow_auto_topic_creation is False
 
 
 def test_truncated_header_is_malformed() -> None:
