@@ -55,6 +55,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.protocol.states import ZnodeStat as _KzStat
 
 from kafkalike.coordination.errors import (
+    ConnectTimeout,
     CoordinationError,
     MultiOpFailed,
     NodeExists,
@@ -411,6 +412,7 @@ class ZooKeeperClient:
         if self._kz is not None:
             raise CoordinationError("ZooKeeperClient already started")
         self._token = trio.lowlevel.current_trio_token()
+        self._closing = False
         timeout_s = self.connection_timeout_ms / 1000.0
         if self.chroot:
             await self._run(functools.partial(self._ensure_chroot, timeout_s))
@@ -421,10 +423,15 @@ class ZooKeeperClient:
             await self._run(functools.partial(kz.start, timeout=timeout_s))
         except BaseException:
             self._kz = None
-            await trio.to_thread.run_sync(self._stop_kazoo, kz)
+            with trio.CancelScope(shield=True):  # never leave kazoo's threads behind
+                await trio.to_thread.run_sync(self._stop_kazoo, kz)
             raise
         # kazoo's start() can return before its CONNECTED listener call reached trio
-        await self._connected.wait()
+        try:
+            await self.wait_connected(timeout=timeout_s)
+        except trio.TooSlowError:
+            await self.close()
+            raise ConnectTimeout(f"no ZooKeeper session within {timeout_s:.1f}s at {self.connect}") from None
         log.info("zk_connected", name=self.name, connect=self.connect, session_id=self.session_id_hex)
 
     def _ensure_chroot(self, timeout_s: float) -> None:
