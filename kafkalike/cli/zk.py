@@ -3,7 +3,7 @@
     kafkalike zk up [--nodes 1|3|5] [--dir DIR] [--base-port N]     (DIR default .kafkalike/zk)
     kafkalike zk status [--dir DIR] [--json]
     kafkalike zk down [--dir DIR]
-    kafkalike zk tree [PATH] [--zookeeper HOST:PORT[,..][/chroot]] [--dir DIR] [--all]
+    kafkalike zk tree [PATH] [--zookeeper HOST:PORT[,..][/chroot]] [--dir DIR] [--all] [--json]
 
 Thin: the work is in kafkalike.cluster.zk_ensemble and kafkalike.coordination.
 """
@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     tree.add_argument("--all", action="store_true", help="include ZooKeeper's own /zookeeper subtree")
     tree.add_argument("--no-data", action="store_true", help="paths only")
     tree.add_argument("--max-bytes", type=int, default=None, help="truncate data longer than this")
+    tree.add_argument("--json", action="store_true",
+                      help="one JSON object per znode: path, ephemeral, owner, czxid, version, data")
     tree.set_defaults(func=_tree)
 
 
@@ -151,6 +153,13 @@ def _tree(args: argparse.Namespace) -> int:
     async def run() -> list[str]:
         async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="tree") as zk:
             nodes = await walk(zk, args.path, include_internal=args.all)
+        if args.json:
+            return [json.dumps({
+                "path": n.path, "ephemeral": n.ephemeral,
+                "owner": f"0x{n.stat.ephemeral_owner:x}" if n.ephemeral else None,
+                "czxid": n.stat.czxid, "version": n.stat.version,
+                "data": None if args.no_data else n.data_text(args.max_bytes),
+            }) for n in nodes]
         return render(nodes, with_data=not args.no_data, max_bytes=args.max_bytes)
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -51,6 +52,13 @@ async def test_cli_tree_prints_broker_nodes(zk_client: ZooKeeperClient, zk_chroo
     assert lines[0] == "/brokers/ids"
     assert len(lines) == 4 and all("[ephemeral owner=0x" in line for line in lines[1:])
     assert '"endpoints":["PLAINTEXT://127.0.0.2:9092"]' in lines[2]
+    as_json = await trio.to_thread.run_sync(lambda: subprocess.run(
+        [sys.executable, "-m", "kafkalike.cli.main", "zk", "tree", "/brokers/ids", "--zookeeper", zk_chroot_connect, "--json"],
+        capture_output=True, text=True, timeout=60,
+    ))
+    docs = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [d["ephemeral"] for d in docs] == [False, True, True, True]
+    assert json.loads(docs[3]["data"])["host"] == "127.0.0.3"
 
 
 async def test_cli_tree_on_missing_path_is_one_line_error(zk_chroot_connect: str) -> None:
