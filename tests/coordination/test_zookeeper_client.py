@@ -210,7 +210,7 @@ async def test_losing_the_server_suspends_fires_watches_disconnected_and_resumes
     _, chroot = split_connect_string(zk_chroot_connect)
     async with ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000) as setup:
         await setup.create("/w", b"0")
-    client = ZooKeeperClient(ens.spec(follower).address + chroot, session_timeout_ms=15000)
+    client = ZooKeeperClient(ens.spec(follower).address + chroot, session_timeout_ms=30000)
     events = client.session_events()
     await client.start()
     try:
