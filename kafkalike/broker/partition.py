@@ -17,23 +17,40 @@ succeeded (Kafka's ZK-era Partition.updateIsr). Every method is synchronous; the
 the broker's one trio thread, so no lock is needed between checks and updates, except that
 the ReplicaManager keeps at most one ISR write in flight per partition.
 
+Idempotent producers (issue 6; Kafka's ProducerStateManager / ProducerAppendInfo, without
+snapshots): ``ProducerStateManager`` keeps, per producer id, its epoch and the metadata of its
+last five batches (first/last sequence, first/last offset). A leader append of a batch with a
+producer id is checked against it: a batch equal to a cached one is a retry and answers the
+original offsets without appending; a sequence that does not follow the last one is
+OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH; a newer epoch must start
+at sequence 0; an unknown producer may start anywhere (its state may have been removed by
+retention). Followers update the same state from the batches they replicate, so a follower
+that becomes leader already knows every producer — a batch retried after a failover is not
+written twice. The state is rebuilt from the batch headers on disk (one 61-byte read per
+batch) when the Partition is created, and cut back on truncation.
+
 Errors are returned as Kafka ErrorCodes or raised as ``PartitionError(error_code)``:
 NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS,
-and storage's CorruptRecordError / RecordTooLargeError pass through from the log.
+OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH; storage's CorruptRecordError /
+RecordTooLargeError pass through from the log.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 
 import attrs
 import structlog
 
 from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.record_batch import HEADER, HEADER_SIZE, LOG_OVERHEAD, RecordBatch
 from kafkalike.storage import FileSlice, LogAppendInfo, TopicPartition, UnifiedLog
 
 log = structlog.get_logger(__name__)
+_logger = log  # for methods whose parameter is named ``log``
 
 
 def now_ms() -> int:
@@ -46,6 +63,131 @@ class PartitionError(Exception):
     def __init__(self, error_code: ErrorCode, message: str = "") -> None:
         super().__init__(message or error_code.name.upper())
         self.error_code = error_code
+
+
+class DuplicateBatch(Exception):
+    """A retried idempotent batch already in the log at [first_offset, last_offset]."""
+
+    def __init__(self, first_offset: int, last_offset: int) -> None:
+        super().__init__(f"duplicate batch at offsets {first_offset}-{last_offset}")
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+
+
+@attrs.frozen
+class BatchMetadata:
+    """One appended batch of a producer: sequences and offsets (inclusive)."""
+
+    first_seq: int
+    last_seq: int
+    first_offset: int
+    last_offset: int
+
+
+@attrs.define
+class ProducerEntry:
+    """A producer's epoch and its last (up to five) batches, oldest first."""
+
+    epoch: int
+    batches: deque = attrs.Factory(lambda: deque(maxlen=ProducerStateManager.NUM_BATCHES_TO_RETAIN))
+
+
+INT32_MAX = 2**31 - 1
+
+
+def _next_seq(seq: int) -> int:
+    return 0 if seq == INT32_MAX else seq + 1
+
+
+class ProducerStateManager:
+    """Per-partition idempotent producer state (see the module doc)."""
+
+    NUM_BATCHES_TO_RETAIN = 5
+
+    def __init__(self) -> None:
+        self.producers: dict[int, ProducerEntry] = {}
+
+    def check(self, producer_id: int, epoch: int, first_seq: int, last_seq: int) -> None:
+        """Validate a client batch before the leader appends it. Raises DuplicateBatch,
+        PartitionError(OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH)."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if epoch < entry.epoch:
+            raise PartitionError(ErrorCode.invalid_producer_epoch,
+                                 f"producer {producer_id} epoch {epoch} is older than {entry.epoch}")
+        if epoch == entry.epoch:
+            for b in entry.batches:
+                if b.first_seq == first_seq and b.last_seq == last_seq:
+                    raise DuplicateBatch(b.first_offset, b.last_offset)
+            if entry.batches and first_seq != _next_seq(entry.batches[-1].last_seq):
+                raise PartitionError(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"out of order sequence number for producer {producer_id}: {first_seq} "
+                    f"(incoming batch seq) does not follow {entry.batches[-1].last_seq}")
+        elif first_seq != 0:
+            raise PartitionError(ErrorCode.out_of_order_sequence_number,
+                                 f"invalid sequence number {first_seq} for new epoch {epoch} of "
+                                 f"producer {producer_id} (expected 0)")
+
+    def update(self, producer_id: int, epoch: int, first_seq: int, last_seq: int,
+               first_offset: int, last_offset: int) -> None:
+        """Record an appended batch (leader or follower)."""
+        entry = self.producers.get(producer_id)
+        if entry is None or epoch > entry.epoch:
+            entry = ProducerEntry(epoch)
+            self.producers[producer_id] = entry
+        elif epoch < entry.epoch:
+            return
+        entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset))
+
+    def update_from_batches(self, records: memoryview) -> None:
+        """Record every idempotent batch of replicated bytes (whole batches, offsets set)."""
+        pos, n = 0, len(records)
+        while pos + HEADER_SIZE <= n:
+            b = RecordBatch(records, pos)
+            if b.producer_id >= 0 and b.base_sequence >= 0 and not b.is_control:
+                self.update(b.producer_id, b.producer_epoch, b.base_sequence,
+                            b.base_sequence + b.last_offset_delta, b.base_offset, b.last_offset)
+            pos = b.end_position
+
+    def truncate(self, offset: int) -> None:
+        """Forget batches at offsets >= ``offset`` (the log was truncated there)."""
+        for pid in list(self.producers):
+            entry = self.producers[pid]
+            while entry.batches and entry.batches[-1].last_offset >= offset:
+                entry.batches.pop()
+            if not entry.batches:
+                del self.producers[pid]
+
+    def rebuild(self, log: UnifiedLog) -> int:
+        """Rebuild from the headers of every stored batch; returns batches seen."""
+        self.producers.clear()
+        seen = 0
+        for pid, epoch, first_seq, last_seq, first_off, last_off in _scan_headers(log):
+            seen += 1
+            self.update(pid, epoch, first_seq, last_seq, first_off, last_off)
+        return seen
+
+
+def _scan_headers(log: UnifiedLog) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(producer id, epoch, first seq, last seq, first offset, last offset) of every stored
+    idempotent batch, reading only the 61-byte headers."""
+    for seg in list(log.segments):
+        records = seg.log
+        fd, size, pos = records.file.fd, records.size, 0
+        while pos + HEADER_SIZE <= size:
+            raw = os.pread(fd, HEADER_SIZE, pos)
+            if len(raw) < HEADER_SIZE:
+                break
+            (base_offset, batch_length, _ple, _magic, _crc, attributes, last_delta, _bt, _mt,
+             producer_id, producer_epoch, base_sequence, _count) = HEADER.unpack(raw)
+            if batch_length <= 0:
+                break
+            if producer_id >= 0 and base_sequence >= 0 and not attributes & 0x20:
+                yield (producer_id, producer_epoch, base_sequence, base_sequence + last_delta,
+                       base_offset, base_offset + last_delta)
+            pos += batch_length + LOG_OVERHEAD
 
 
 @attrs.define
@@ -105,6 +247,15 @@ class Partition:
         self.isr_update_in_flight = False
         self.isr_shrinks = 0
         self.isr_expands = 0
+        self.producer_state = ProducerStateManager()
+        try:
+            batches = self.producer_state.rebuild(log)
+        except OSError as exc:  # unreadable header: start without producer state
+            _logger.warning("producer_state_rebuild_failed", partition=str(tp), error=str(exc))
+        else:
+            if self.producer_state.producers:
+                _logger.info("producer_state_loaded", partition=str(tp), producers=len(self.producer_state.producers),
+                         batches=batches)
 
     # ------------------------------------------------------------------ role
     @property
@@ -185,7 +336,16 @@ class Partition:
             raise PartitionError(
                 ErrorCode.not_enough_replicas,
                 f"ISR {list(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}")
+        batch = RecordBatch(records, 0)
+        idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
+        if idempotent:
+            self.producer_state.check(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                                      batch.base_sequence + batch.last_offset_delta)
         info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch)
+        if idempotent:
+            self.producer_state.update(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                                       batch.base_sequence + batch.last_offset_delta,
+                                       info.first_offset, info.last_offset)
         self.maybe_increment_leader_hw()
         return info
 
@@ -296,8 +456,20 @@ class Partition:
         info = None
         if records is not None and len(records):
             info = self.log.append(records, assign_offsets=False)
+            self.producer_state.update_from_batches(records)
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
         return info
+
+    def truncate_to(self, offset: int) -> None:
+        """Follower truncation (leader-epoch based): log and producer state."""
+        if offset < self.log.log_end_offset:
+            self.log.truncate_to(offset)
+            self.producer_state.truncate(offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Follower fell behind the leader's log start: empty log at ``offset``."""
+        self.log.truncate_fully_and_start_at(offset)
+        self.producer_state.producers.clear()
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> PartitionStatistics:

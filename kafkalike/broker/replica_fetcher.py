@@ -214,8 +214,7 @@ class ReplicaFetcher:
                                                 f"epoch {r.leader_epoch} ends at {r.end_offset} on the leader")
 
     def _truncate_log(self, p: Any, target: int) -> None:
-        if target < p.log_end_offset:
-            p.log.truncate_to(target)
+        p.truncate_to(target)
 
     def _finish_truncation(self, tp: TopicPartition, state: PartitionFetchState, target: int, why: str) -> None:
         p = self.rm.get_partition(tp)
@@ -295,7 +294,7 @@ class ReplicaFetcher:
             self._on_partition_error(tp, ErrorCode(latest.error_code), "ListOffsets")
             return
         if latest.offset < p.log_end_offset:
-            p.log.truncate_to(latest.offset)
+            p.truncate_to(latest.offset)
             log.warning("follower_truncated_to_leader_end", partition=str(tp), offset=latest.offset)
             return
         response = await self.conn.call(
@@ -306,7 +305,7 @@ class ReplicaFetcher:
             ]}])
         earliest = response.topics[0].partitions[0]
         if earliest.error_code == ErrorCode.none:
-            p.log.truncate_fully_and_start_at(earliest.offset)
+            p.truncate_fully_and_start_at(earliest.offset)
             log.warning("follower_restarted_at_leader_log_start", partition=str(tp), offset=earliest.offset)
 
     def _on_partition_error(self, tp: TopicPartition, error: ErrorCode, api: str) -> None:

@@ -38,7 +38,7 @@ import trio
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
 from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
 from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
-from kafkalike.broker.partition import Partition, PartitionError, now_ms
+from kafkalike.broker.partition import DuplicateBatch, Partition, PartitionError, now_ms
 from kafkalike.coordination import BadVersion, NoNode
 from kafkalike.coordination import zk_data as zd
 from kafkalike.protocol.errors import ErrorCode
@@ -123,11 +123,12 @@ def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
     if magic in (0, 1):
         return (ErrorCode.invalid_record,
                 "Produce requests are only allowed to contain record batches with magic version 2")
-    if n >= HEADER_SIZE:
-        batch_length = int.from_bytes(records[BATCH_LENGTH_AT:BATCH_LENGTH_AT + 4], "big", signed=True)
-        if 0 < batch_length and LOG_OVERHEAD + batch_length < n:
-            return (ErrorCode.invalid_record,
-                    "Produce requests are only allowed to contain exactly one record batch")
+    if n < HEADER_SIZE:
+        return ErrorCode.corrupt_message, f"record batch of {n} bytes is shorter than its header"
+    batch_length = int.from_bytes(records[BATCH_LENGTH_AT:BATCH_LENGTH_AT + 4], "big", signed=True)
+    if 0 < batch_length and LOG_OVERHEAD + batch_length < n:
+        return (ErrorCode.invalid_record,
+                "Produce requests are only allowed to contain exactly one record batch")
     return None
 
 
@@ -397,7 +398,9 @@ class ReplicaManager:
 
         Errors per partition: INVALID_REQUIRED_ACKS, UNKNOWN_TOPIC_OR_PARTITION,
         NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), INVALID_RECORD,
-        CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT.
+        CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT,
+        OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH; a retried idempotent batch
+        answers NONE with its original base offset and is not appended again.
         """
         statuses: dict[TopicPartition, ProducePartitionStatus] = {}
         if required_acks not in (-1, 0, 1):
@@ -412,6 +415,14 @@ class ReplicaManager:
             try:
                 p = self.leader_partition(tp)
                 info = p.append_records_to_leader(records, required_acks, self.min_isr_of(tp.topic))
+            except DuplicateBatch as dup:
+                # a retried idempotent batch: answer the original offsets (Kafka 2.x+)
+                log.info("duplicate_batch", partition=str(tp), first_offset=dup.first_offset)
+                status.base_offset = dup.first_offset
+                status.log_start_offset = p.log.log_start_offset
+                status.required_offset = dup.last_offset + 1
+                status.acks_pending = required_acks == -1
+                continue
             except PartitionError as exc:
                 status.error, status.error_message = exc.error_code, str(exc)
                 continue

@@ -685,13 +685,16 @@ class ZkAdminManager:
     async def _config_change_listener(self) -> None:
         """Watch /config/changes; apply new topic config notifications to the local logs
         (Kafka's ZkConfigChangeListener / TopicConfigHandler)."""
-        try:
-            existing = await self.zk.get_children(zd.CONFIG_CHANGES_PATH)
-        except NoNode:
-            existing = []
-        self.last_config_change = existing[-1] if existing else ""
+        started = False
         while True:
             try:
+                if not started:  # notifications older than start-up are already in ZooKeeper's configs
+                    try:
+                        existing = await self.zk.get_children(zd.CONFIG_CHANGES_PATH)
+                    except NoNode:
+                        existing = []
+                    self.last_config_change = existing[-1] if existing else ""
+                    started = True
                 await self.zk.ensure_path(zd.CONFIG_CHANGES_PATH)
                 children, watch = await self.zk.get_children_and_watch(zd.CONFIG_CHANGES_PATH)
                 for name in children:

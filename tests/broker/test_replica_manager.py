@@ -286,3 +286,39 @@ async def test_retention_runs_in_the_background(tmp_path: Path, zk_chroot_connec
             while lg.log_start_offset == 0:
                 await trio.sleep(0.05)
         assert (await fetch(conn, "ret", 0, 0)).error_code == ErrorCode.offset_out_of_range
+
+
+def _idem(values: list[bytes], seq: int, pid: int = 4000, epoch: int = 0) -> bytes:
+    import time as _t
+
+    from kafkalike.protocol.record_batch import SimpleRecord, build_batch
+    now = int(_t.time() * 1000)
+    return build_batch([SimpleRecord(value=v, timestamp=now) for v in values], producer_id=pid,
+                       producer_epoch=epoch, base_sequence=seq)
+
+
+async def test_idempotent_producer_sequences(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A retried batch answers its original offset without a second copy; a gap in sequences
+    is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH; a new epoch must
+    start at 0; the state survives a broker restart (rebuilt from the log's batch headers)."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "idem")
+        first = _idem([b"a", b"b"], seq=0)
+        assert (await produce(conn, "idem", 0, first)).base_offset == 0
+        retry = await produce(conn, "idem", 0, first)
+        assert (retry.error_code, retry.base_offset) == (0, 0)
+        p = server.replica_manager.partitions[TopicPartition("idem", 0)]
+        assert p.log_end_offset == 2
+        assert (await produce(conn, "idem", 0, _idem([b"x"], seq=5))).error_code == ErrorCode.out_of_order_sequence_number
+        assert (await produce(conn, "idem", 0, _idem([b"c"], seq=2))).base_offset == 2
+        assert (await produce(conn, "idem", 0, _idem([b"d"], seq=3, epoch=1))).error_code == \
+            ErrorCode.out_of_order_sequence_number
+        assert (await produce(conn, "idem", 0, _idem([b"d"], seq=0, epoch=1))).base_offset == 3
+        assert (await produce(conn, "idem", 0, _idem([b"e"], seq=4, epoch=0))).error_code == \
+            ErrorCode.invalid_producer_epoch
+        assert (await produce(conn, "idem", 0, _idem([b"other"], seq=17, pid=4001))).base_offset == 4
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "idem", epoch=1)
+        again = await produce(conn, "idem", 0, _idem([b"d"], seq=0, epoch=1))
+        assert (again.error_code, again.base_offset) == (0, 3)
+        assert server.replica_manager.partitions[TopicPartition("idem", 0)].log_end_offset == 5

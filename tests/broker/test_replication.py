@@ -141,3 +141,33 @@ async def test_follower_truncates_by_leader_epoch(tmp_path: Path, zk_chroot_conn
         assert p1.log.read(0, 1 << 20)[0].read_bytes() == p2.log.read(0, 1 << 20)[0].read_bytes()
         assert values_of(p1.log.read(2, 1 << 20)[0].read_bytes()) == [b"new"]
         assert p1.log.leader_epoch_cache.entries == p2.log.leader_epoch_cache.entries == [(0, 0), (1, 2)]
+
+
+async def test_idempotent_retry_after_leader_change_is_stored_once(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A follower learns producer state from the batches it replicates: after it becomes
+    leader, the same idempotent batch retried by the producer answers its original offset and
+    is not written a second time."""
+    from tests.broker.test_replica_manager import _idem
+
+    async with AsyncExitStack() as stack:
+        s1 = await stack.enter_async_context(running_broker(tmp_path, zk_chroot_connect, broker_id=1,
+                                                            replica_fetch_wait_max_ms="100"))
+        s2 = await stack.enter_async_context(running_broker(tmp_path, zk_chroot_connect, broker_id=2,
+                                                            replica_fetch_wait_max_ms="100"))
+        c1 = await stack.enter_async_context(connect(s1))
+        c2 = await stack.enter_async_context(connect(s2))
+        tp = TopicPartition("idem-fo", 0)
+        state0 = {0: (1, [1, 2], [1, 2])}
+        for s, c in ((s1, c1), (s2, c2)):
+            await c.send(leader_and_isr(s, "idem-fo", state0, leader_epoch=0, leaders={1: s1}), api_version=6)
+        batch_ = _idem([b"once", b"only"], seq=0, pid=77)
+        assert (await produce(c1, "idem-fo", 0, batch_, acks=-1, timeout_ms=10000)).base_offset == 0
+        await _wait_for(lambda: s2.replica_manager.partitions[tp].log_end_offset == 2)
+        state1 = {0: (2, [2, 1], [1, 2])}
+        await c2.send(leader_and_isr(s2, "idem-fo", state1, leader_epoch=1, leaders={2: s2}), api_version=6)
+        await c1.send(leader_and_isr(s1, "idem-fo", state1, leader_epoch=1, leaders={2: s2}), api_version=6)
+        retry = await produce(c2, "idem-fo", 0, batch_, acks=1)
+        assert (retry.error_code, retry.base_offset) == (0, 0)
+        nxt = await produce(c2, "idem-fo", 0, _idem([b"next"], seq=2, pid=77), acks=1)
+        assert (nxt.error_code, nxt.base_offset) == (0, 2)
+        assert s2.replica_manager.partitions[tp].log_end_offset == 3
