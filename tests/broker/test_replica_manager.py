@@ -322,3 +322,27 @@ async def test_idempotent_producer_sequences(tmp_path: Path, zk_chroot_connect: 
         again = await produce(conn, "idem", 0, _idem([b"d"], seq=0, epoch=1))
         assert (again.error_code, again.base_offset) == (0, 3)
         assert server.replica_manager.partitions[TopicPartition("idem", 0)].log_end_offset == 5
+
+
+async def test_every_served_version_round_trips(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """Produce v3-v9, Fetch v4-v12, ListOffsets v1-v7 and OffsetForLeaderEpoch v2-v4 each get
+    a well-formed answer of their own version with the right offsets."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "vers")
+        for i, v in enumerate(range(3, 10)):
+            r = await produce(conn, "vers", 0, batch([f"p{v}".encode()]), version=v)
+            assert (r.error_code, r.base_offset) == (0, i)
+        for v in range(4, 13):
+            d = await fetch(conn, "vers", 0, 2, version=v)
+            assert d.error_code == 0 and d.high_watermark == 7
+            assert values_of(d.records) == [b"p5", b"p6", b"p7", b"p8", b"p9"]
+        for v in range(1, 8):
+            resp = await conn.call(ApiKey.LIST_OFFSETS, api_version=v, replica_id=-1, isolation_level=0,
+                                   topics=[{"name": "vers", "partitions": [{"partition_index": 0, "timestamp": -1}]}])
+            p = resp.topics[0].partitions[0]
+            assert (p.error_code, p.offset) == (0, 7)
+        for v in range(2, 5):
+            resp = await conn.call(ApiKey.OFFSET_FOR_LEADER_EPOCH, api_version=v, replica_id=-1, topics=[
+                {"topic": "vers", "partitions": [{"partition": 0, "current_leader_epoch": 0, "leader_epoch": 0}]}])
+            e = resp.topics[0].partitions[0]
+            assert (e.error_code, e.leader_epoch, e.end_offset) == (0, 0, 7)
