@@ -6,11 +6,14 @@ broker is sent the metadata again; ControlledShutdown over the wire moves leader
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
 import trio
 
+from kafkalike.client.admin import AdminClient, NewTopic
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.producer import KafkaProducer
 from kafkalike.cluster.local_cluster import LocalCluster
@@ -76,7 +79,8 @@ async def leaders_in_zk(zk: ZooKeeperClient, topic: str, partitions: int) -> dic
 
 def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoin(make_cluster: MakeCluster) -> None:
     """Create -> every broker's cache has the leaders written in ZooKeeper and produce works;
-    delete -> znodes and metadata gone; kill -9 controller -> epoch + 1, leaderships move off
+    delete -> znodes and metadata gone; the same through the admin API, seen in `kafkalike zk
+    tree`; kill -9 controller -> epoch + 1, leaderships move off
     the dead broker; restart -> it registers and learns the metadata again; ControlledShutdown
     of the controller's own broker -> its leaderships move to the other ISR member."""
     cluster = make_cluster(brokers=3)
@@ -124,6 +128,41 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
             await zk.close()
 
     trio.run(create_and_delete)
+
+    # through the admin API: CreateTopics / DeleteTopics, seen in `kafkalike zk tree`
+    def zk_tree() -> str:
+        done = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "zk", "tree", "/brokers/topics",
+                               "--zookeeper", cluster.zk_connect], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    async def admin_create() -> None:
+        async with AdminClient(cluster.bootstrap_servers) as admin:
+            await admin.create_topics([NewTopic("via-admin", num_partitions=2, replication_factor=2)])
+        zk = await _zk(cluster)
+        try:
+            await eventually(lambda: leaders_in_zk(zk, "via-admin", 2))
+        finally:
+            await zk.close()
+
+    trio.run(admin_create)
+    tree = zk_tree()
+    assert "via-admin" in tree and "/brokers/topics/via-admin/partitions/1/state" in tree
+    assert '"leader_epoch":0' in tree
+
+    async def admin_delete() -> None:
+        async with AdminClient(cluster.bootstrap_servers) as admin:
+            await admin.delete_topics(["via-admin"])
+        zk = await _zk(cluster)
+        try:
+            async def gone() -> bool:
+                return await zk.exists(zd.topic_path("via-admin")) is None
+            await eventually(gone)
+        finally:
+            await zk.close()
+
+    trio.run(admin_delete)
+    assert "via-admin" not in zk_tree()
     victim = state["controller"]
     assert cluster.kill_broker(victim)
     killed_at = time.monotonic()
