@@ -18,8 +18,11 @@ Holds ``KafkaProducer``, ``RecordMetadata`` and ``PendingRecord``. After Kafka's
 - Retriable partition errors (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
   UNKNOWN_TOPIC_OR_PARTITION, NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT ...), lost connections
   and timeouts put the batch back at the head of its partition's queue after a backoff and a
-  Metadata refresh, up to ``retries`` times. Other errors fail the batch's records with
-  KafkaError.
+  Metadata refresh (backoff ``retry_backoff_ms`` doubling per attempt up to
+  ``retry_backoff_max_ms``), until ``delivery_timeout_ms`` has passed since the batch was
+  created or ``retries`` attempts were made (Kafka 2.1+: delivery.timeout.ms 120 s, retries
+  unbounded); a batch that expires fails with RequestTimeoutError. Other errors fail the
+  batch's records with KafkaError.
 - Without idempotence a batch retried after a lost response may be written twice. With
   ``enable_idempotence`` (KIP-98; needs acks=all) the producer gets a producer id and epoch
   from InitProducerId and numbers each partition's records with sequence numbers in the
@@ -49,7 +52,7 @@ import structlog
 import trio
 
 from kafkalike.client.cluster import TopicPartition
-from kafkalike.client.errors import ClientError, KafkaError
+from kafkalike.client.errors import ClientError, KafkaError, RequestTimeoutError
 from kafkalike.client.kafka_client import KafkaClient
 from kafkalike.client.partitioner import partition_for_key
 from kafkalike.protocol.api_keys import ApiKey
@@ -146,15 +149,19 @@ class KafkaProducer:
     and ``request_timeout_ms`` in ms (the latter is also the Produce timeout sent to the
     broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes;
     ``max_block_ms``: how long enqueue() waits for a new topic's Metadata;
-    ``enable_idempotence``: sequence-numbered batches (KIP-98), needs ``acks="all"``.
+    ``enable_idempotence``: sequence-numbered batches (KIP-98), needs ``acks="all"``;
+    ``delivery_timeout_ms``: how long a record may take from enqueue() to acknowledgement,
+    retries included; ``retries``, ``retry_backoff_ms``, ``retry_backoff_max_ms``: see above.
     Use as ``async with KafkaProducer(...) as producer:``; leaving flushes.
     """
 
     def __init__(
         self, client: KafkaClient | str | Iterable[str], *, acks: int | str = 1,
         compression_type: str = "none", linger_ms: float = 0, batch_size: int = 16384,
-        max_request_size: int = 1048576, request_timeout_ms: float = 30000, retries: int = 5,
-        retry_backoff_ms: float = 100, max_block_ms: float = 60000,
+        max_request_size: int = 1048576, request_timeout_ms: float = 30000,
+        retries: int = 2147483647, retry_backoff_ms: float = 100,
+        retry_backoff_max_ms: float = 1000, delivery_timeout_ms: float = 120000,
+        max_block_ms: float = 60000,
         enable_idempotence: bool = False, client_id: str = "kafkalike-producer",
     ) -> None:
         if acks == "all":
@@ -179,6 +186,8 @@ class KafkaProducer:
         self.request_timeout_ms = request_timeout_ms
         self.retries = retries
         self.retry_backoff_ms = retry_backoff_ms
+        self.retry_backoff_max_ms = retry_backoff_max_ms
+        self.delivery_timeout_ms = delivery_timeout_ms
         self.max_block_ms = max_block_ms
         self.enable_idempotence = enable_idempotence
         self.producer_id = -1
@@ -387,6 +396,7 @@ class KafkaProducer:
 
     def _ready(self, now: float) -> tuple[list[_Batch], float]:
         ready = []
+        expired: list[_Batch] = []
         wake = float("inf")
         linger = self.linger_ms / 1000
         for tp, queue in self._queues.items():
@@ -395,6 +405,9 @@ class KafkaProducer:
             if self._reset_producer_id:
                 continue
             head = queue[0]
+            if now >= head.created + self.delivery_timeout_ms / 1000:
+                expired.append(head)
+                continue
             if head.retry_at > now:
                 wake = min(wake, head.retry_at)
                 continue
@@ -404,6 +417,13 @@ class KafkaProducer:
                 ready.append(head)
             else:
                 wake = min(wake, due)
+            wake = min(wake, head.created + self.delivery_timeout_ms / 1000)
+        for batch in expired:
+            self._queues[batch.tp].popleft()
+            self._finish(batch, None, RequestTimeoutError(
+                f"produce to {batch.tp}: {len(batch.records)} record(s) expired, "
+                f"{self.delivery_timeout_ms} ms passed since batch creation",
+                self.delivery_timeout_ms))
         return ready, wake
 
     async def _sender(self) -> None:
@@ -428,7 +448,7 @@ class KafkaProducer:
             for batch in ready:
                 leader = self.client.cluster.leader_for(batch.tp.topic, batch.tp.partition)
                 if leader is None:
-                    batch.retry_at = trio.current_time() + self.retry_backoff_ms / 1000
+                    batch.retry_at = trio.current_time() + self._backoff(batch) / 1000
                     self._count_attempt(batch, KafkaError(ErrorCode.leader_not_available,
                                                           f"produce to {batch.tp}"))
                     self._request_refresh([batch.tp.topic])
@@ -449,11 +469,16 @@ class KafkaProducer:
                     request_bytes += len(batch.encoded)
                 self._nursery.start_soon(self._send_batches, leader, request)
 
+    def _backoff(self, batch: _Batch) -> float:
+        """ms to wait before the next attempt of ``batch`` (exponential, capped)."""
+        return min(self.retry_backoff_ms * (2 ** min(batch.attempts, 20)),
+                   self.retry_backoff_max_ms)
+
     def _count_attempt(self, batch: _Batch, error: BaseException) -> None:
         """Charge one failed attempt to a batch still at the head of its queue; fail it
         when out of retries."""
         batch.attempts += 1
-        if batch.attempts > self.retries:
+        if batch.attempts > self.retries:  # (expiry by delivery_timeout_ms is _ready()'s)
             queue = self._queues.get(batch.tp)
             if queue and queue[0] is batch:
                 queue.popleft()
@@ -499,9 +524,12 @@ class KafkaProducer:
                 self._finish(batch, None, error)
                 continue
             retriable = getattr(error, "retriable", False)
-            if retriable and batch.attempts < self.retries:
+            now = trio.current_time()
+            if retriable and batch.attempts < self.retries and \
+                    now + self._backoff(batch) / 1000 < \
+                    batch.created + self.delivery_timeout_ms / 1000:
                 batch.attempts += 1
-                batch.retry_at = trio.current_time() + self.retry_backoff_ms / 1000
+                batch.retry_at = now + self._backoff(batch) / 1000
                 self._queues[batch.tp].appendleft(batch)
                 retry_topics.add(batch.tp.topic)
                 log.debug("produce_retry", tp=str(batch.tp), attempt=batch.attempts,

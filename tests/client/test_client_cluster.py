@@ -10,7 +10,7 @@ from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from kafkalike.client import (AdminClient, KafkaClient, KafkaConsumer, KafkaError,
                               KafkaProducer, NewTopic, NoBrokersAvailableError,
-                              TopicPartition)
+                              RequestTimeoutError, TopicPartition)
 from kafkalike.client.admin import RESOURCE_TOPIC
 from kafkalike.client.kafka_client import EARLIEST, LATEST, parse_bootstrap
 from kafkalike.protocol.api_keys import ApiKey
@@ -409,4 +409,19 @@ async def test_out_of_order_sequence_resets_the_producer_id() -> None:
             batches = decode_batches(cluster.records("oos", 0))
             assert [(b.producer_id, b.base_sequence) for b in batches] == [(4001, 0),
                                                                            (4002, 0)]
+        nursery.cancel_scope.cancel()
+
+
+async def test_records_expire_after_delivery_timeout() -> None:
+    """A partition whose leader stays unavailable: the record fails with RequestTimeoutError
+    once delivery_timeout_ms has passed, not before and not never."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("nl", 1, leaders=[9])  # broker 9 does not exist
+        async with KafkaProducer(_bootstrap(cluster), delivery_timeout_ms=400,
+                                 retry_backoff_ms=20) as producer:
+            start = trio.current_time()
+            with pytest.raises(RequestTimeoutError, match=r"nl-0: 1 record\(s\) expired"):
+                await producer.send("nl", b"v")
+            assert 0.35 <= trio.current_time() - start < 3
         nursery.cancel_scope.cancel()

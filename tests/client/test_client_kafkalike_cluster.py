@@ -9,7 +9,9 @@ key on the partition kafkalike's producer chose.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -116,3 +118,40 @@ async def test_negotiated_versions_with_kafkalike(kafka_cluster: LocalCluster) -
         assert conn.versions[ApiKey.METADATA] == 12
         assert conn.versions[ApiKey.FETCH] == 12
         assert conn.versions[ApiKey.LEADER_AND_ISR] == 6
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
+                    reason="kills a broker and waits out its ZooKeeper session: KAFKALIKE_SLOW=1")
+async def test_producer_rides_out_a_leader_kill(make_cluster: Callable[..., LocalCluster]) -> None:
+    """kill -9 of the partition leader while an idempotent acks=all producer runs: the
+    producer retries through connection errors and NOT_LEADER_OR_FOLLOWER until the
+    controller elects a new leader, and every acknowledged record is then read back, in
+    acknowledgement order (RF 3, min.insync.replicas 2)."""
+    cluster = await trio.to_thread.run_sync(make_cluster, 3)
+    topic = f"fo-{uuid.uuid4().hex[:6]}"
+    acked: list[bytes] = []
+    async with KafkaClient(cluster.bootstrap_servers) as client:
+        await AdminClient(client).create_topics(
+            [NewTopic(topic, 1, 3, configs={"min.insync.replicas": "2"})])
+        leader = await client.leader_for(topic, 0)
+        async with KafkaProducer(client, acks="all", enable_idempotence=True,
+                                 linger_ms=2) as producer:
+            with trio.fail_after(90):
+                for round_ in range(30):
+                    if round_ == 10:
+                        assert cluster.kill_broker(leader)
+                    metas = await producer.send_many(
+                        topic, [(None, f"r{round_}-{i}".encode()) for i in range(10)])
+                    acked.extend(f"r{round_}-{i}".encode() for i in range(10))
+                    assert all(m.offset >= 0 or m.offset == -1 for m in metas)
+        new_leader = await client.leader_for(topic, 0)
+        assert new_leader != leader
+        consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=100)
+        consumer.assign([TopicPartition(topic, 0)])
+        got: list[bytes] = []
+        with trio.fail_after(30):
+            while len(got) < len(acked):
+                got.extend(r.value for r in await consumer.poll())
+    first_seen = list(dict.fromkeys(got))
+    assert first_seen == acked  # nothing acknowledged is lost, order kept
