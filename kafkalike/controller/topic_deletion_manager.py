@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kafkalike.controller.controller_context import PartitionState, ReplicaState
-from kafkalike.coordination.errors import NoNode
 from kafkalike.coordination.zk_data import TopicPartition, delete_topic_path
 
 if TYPE_CHECKING:
@@ -60,10 +59,7 @@ class TopicDeletionManager:
 
     async def _remove_marks(self, topics: Iterable[str]) -> None:
         for topic in topics:
-            try:
-                await self.controller.kafka_zk.zk.delete(delete_topic_path(topic))
-            except NoNode:
-                pass
+            await self.controller.kafka_zk.guarded_delete(delete_topic_path(topic), self.ctx.epoch_zk_version)
             log.info("topic_deletion_disabled", topic=topic, reason="delete.topic.enable=false")
 
     async def enqueue_topics_for_deletion(self, topics: Iterable[str]) -> None:

@@ -253,3 +253,16 @@ async def _leader_is(zk: ZooKeeperClient, topic: str, p: int, leader: int) -> di
 
 async def _absent(zk: ZooKeeperClient, path: str) -> bool:
     return await zk.exists(path) is None
+
+
+async def test_deletion_disabled_removes_the_mark_and_keeps_the_topic(
+        zk_client: ZooKeeperClient, nursery: trio.Nursery, brokers: dict[int, ZooKeeperClient]) -> None:
+    """delete.topic.enable=false: /admin/delete_topics/<t> is removed, the topic stays."""
+    c = await start_controller(zk_client, nursery, **{"delete.topic.enable": False})
+    await wait_for(lambda: _true(len(c.context.live_brokers) == 3))
+    await create_topic(zk_client, "keep", {0: [1, 2]})
+    await online(c, "keep", 1)
+    await KafkaZkClient(zk_client).create_delete_topic_path("keep")
+    await wait_for(lambda: _absent(zk_client, zd.delete_topic_path("keep")))
+    assert await zk_client.exists(zd.topic_path("keep")) is not None
+    assert (await state_of(zk_client, "keep", 0)) is not None and c.statistics().topics_to_delete == ()
