@@ -15,6 +15,8 @@ from kafkalike.chaos.history import (
     Consumed,
     Drained,
     Event,
+    Failed,
+    Sent,
     history_text,
     read_history,
 )
@@ -177,3 +179,37 @@ def test_group_consumer_skipping_a_record_is_exactly_a_gap(sim: Sim, data: st.Da
     assert v.status != VALID
     assert {k for k, n in v.counts.items() if n} == {GAP}
     assert v.counts[GAP] == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 1000), st.integers(0, 50)), max_size=40))
+def test_unavailability_windows_cover_every_failure_and_no_acknowledgement(ops: list) -> None:
+    """For any mix of acknowledged and failed produces on one partition: windows are sorted
+    and disjoint, every failure's time lies in exactly one window, no acknowledgement falls
+    strictly inside one, and each window ends at an acknowledgement or the history's end."""
+    h: list[Event] = []
+    acks, fails = [], []
+    for i, (ok, sent_ms, latency_ms) in enumerate(ops):
+        t_sent, t_done = sent_ms / 1000, (sent_ms + latency_ms) / 1000
+        h.append(Sent(t_sent, "p0", "t", "k", i, 0))
+        if ok:
+            h.append(Acknowledged(t_done, "t", "k", i, 0, i))
+            acks.append(t_done)
+        else:
+            h.append(Failed(t_done, "t", "k", i, "REQUEST_TIMED_OUT", False, 0))
+            fails.append(t_done)
+    v = check(h)
+    if not fails:
+        assert all(not a.windows for a in v.availability)
+        return
+    (avail,) = v.availability
+    ws = avail.windows
+    assert all(a.end <= b.start for a, b in zip(ws, ws[1:]))
+    assert sum(w.failures for w in ws) == len(fails)
+    for f in fails:
+        assert sum(1 for w in ws if w.start <= f and (f < w.end or w.open)) == 1
+    for a in acks:
+        assert not any(w.start < a < w.end for w in ws)
+    end = max(e.time for e in h)
+    for w in ws:
+        assert w.end in acks or (w.open and w.end == end)
