@@ -22,24 +22,26 @@ See docs/client.md.
 from kafkalike.client.admin import AdminClient, ClusterDescription, ConfigEntry, NewTopic
 from kafkalike.client.cluster import Cluster, Node, PartitionInfo, TopicInfo, TopicPartition
 from kafkalike.client.connection import CLIENT_API_VERSIONS, KafkaConnection
-from kafkalike.client.consumer import ConsumerRecord, KafkaConsumer
+from kafkalike.client.consumer import ConsumerRecord, ConsumerStatistics, KafkaConsumer
 from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedError,
                                      ClientError, ConnectionClosedError, KafkaConnectionError,
                                      KafkaError, NoBrokersAvailableError, RequestTimeoutError,
                                      UnsupportedApiVersionError)
-from kafkalike.client.kafka_client import EARLIEST, LATEST, KafkaClient, OffsetAndTimestamp
+from kafkalike.client.kafka_client import (EARLIEST, LATEST, ClientStatistics, KafkaClient,
+                                           OffsetAndTimestamp)
 from kafkalike.client.partitioner import murmur2, partition_for_key
-from kafkalike.client.producer import KafkaProducer, PendingRecord, RecordMetadata
+from kafkalike.client.producer import (KafkaProducer, PendingRecord, ProducerStatistics,
+                                       RecordMetadata)
 
 __all__ = [
     "AdminClient", "ClusterDescription", "ConfigEntry", "NewTopic",
     "Cluster", "Node", "PartitionInfo", "TopicInfo", "TopicPartition",
     "CLIENT_API_VERSIONS", "KafkaConnection",
-    "ConsumerRecord", "KafkaConsumer",
+    "ConsumerRecord", "ConsumerStatistics", "KafkaConsumer",
     "BadResponseError", "BrokerConnectionRefusedError", "ClientError",
     "ConnectionClosedError", "KafkaConnectionError", "KafkaError", "NoBrokersAvailableError",
     "RequestTimeoutError", "UnsupportedApiVersionError",
-    "EARLIEST", "LATEST", "KafkaClient", "OffsetAndTimestamp",
+    "EARLIEST", "LATEST", "ClientStatistics", "KafkaClient", "OffsetAndTimestamp",
     "murmur2", "partition_for_key",
-    "KafkaProducer", "PendingRecord", "RecordMetadata",
+    "KafkaProducer", "PendingRecord", "ProducerStatistics", "RecordMetadata",
 ]

@@ -37,11 +37,29 @@ from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.records import decode_batches
 
-__all__ = ["KafkaConsumer", "ConsumerRecord"]
+__all__ = ["KafkaConsumer", "ConsumerRecord", "ConsumerStatistics"]
 
 log = structlog.get_logger("kafkalike.client.consumer")
 
 _FETCH_MAX_VERSION = 12  # the codec's Fetch fast path covers v4-v12 (v13+ address topics by id)
+
+
+@attrs.frozen
+class ConsumerStatistics:
+    """A consumer's state in one value: positions per assigned partition (None = not yet
+    resolved), last high watermarks, Fetch requests sent, records returned, offset resets."""
+
+    positions: dict[TopicPartition, int | None]
+    high_watermarks: dict[TopicPartition, int]
+    fetches: int
+    records: int
+    offset_resets: int
+
+    @property
+    def lag(self) -> dict[TopicPartition, int]:
+        """High watermark minus position, for partitions where both are known."""
+        return {tp: hw - pos for tp, hw in self.high_watermarks.items()
+                if (pos := self.positions.get(tp)) is not None}
 
 
 @attrs.frozen
@@ -92,6 +110,14 @@ class KafkaConsumer:
         self._positions: dict[TopicPartition, int | None] = {}
         self.high_watermarks: dict[TopicPartition, int] = {}
         """Last high watermark each Fetch reported, per partition."""
+        self._fetches = 0
+        self._records = 0
+        self._offset_resets = 0
+
+    def statistics(self) -> ConsumerStatistics:
+        """The consumer's state and counters now."""
+        return ConsumerStatistics(dict(self._positions), dict(self.high_watermarks),
+                                  self._fetches, self._records, self._offset_resets)
 
     async def __aenter__(self) -> KafkaConsumer:
         if self._owns_client:
@@ -234,6 +260,7 @@ class KafkaConsumer:
             except ClientError as exc:
                 log.debug("metadata_refresh_failed", error=str(exc))
         out = [r for chunk in results for r in chunk]
+        self._records += len(out)
         if not out and refresh:
             await trio.sleep(self.client.retry_backoff_ms / 1000)
         return out
@@ -261,6 +288,7 @@ class KafkaConsumer:
                 "partition_max_bytes": self.max_partition_fetch_bytes})
         if not asked:
             return []
+        self._fetches += 1
         response = await conn.call(
             ApiKey.FETCH, api_version=version, replica_id=-1, max_wait=wait_ms,
             min_bytes=self.fetch_min_bytes, max_bytes=self.fetch_max_bytes,
@@ -281,6 +309,7 @@ class KafkaConsumer:
                     log.info("offset_out_of_range", tp=str(tp), offset=asked[tp],
                              reset=self.auto_offset_reset)
                     self._positions[tp] = None
+                    self._offset_resets += 1
                     await self._reset_unknown([tp])
                     continue
                 if code != ErrorCode.none:

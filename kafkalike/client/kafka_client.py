@@ -38,7 +38,8 @@ from kafkalike.client.errors import (ClientError, KafkaError, NoBrokersAvailable
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 
-__all__ = ["KafkaClient", "parse_bootstrap", "OffsetAndTimestamp", "EARLIEST", "LATEST"]
+__all__ = ["KafkaClient", "ClientStatistics", "parse_bootstrap", "OffsetAndTimestamp",
+           "EARLIEST", "LATEST"]
 
 log = structlog.get_logger("kafkalike.client.kafka_client")
 
@@ -82,6 +83,19 @@ def parse_bootstrap(servers: str | Iterable[str]) -> list[tuple[str, int]]:
 
 
 @attrs.frozen
+class ClientStatistics:
+    """A KafkaClient's state in one value: brokers and topics known, controller id, open
+    connections (by broker id), Metadata refreshes and retries so far."""
+
+    brokers: tuple[int, ...]
+    topics: int
+    controller_id: int
+    connections: tuple[int, ...]
+    metadata_refreshes: int
+    retries: int
+
+
+@attrs.frozen
 class OffsetAndTimestamp:
     """A ListOffsets answer for one partition: ``offset`` (-1 none found), ``timestamp`` ms
     (-1 unknown), ``leader_epoch`` (-1 unknown)."""
@@ -119,6 +133,16 @@ class KafkaClient:
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._closed = False
+        self._metadata_refreshes = 0
+        self._retries = 0
+
+    def statistics(self) -> ClientStatistics:
+        """The client's state and counters now."""
+        return ClientStatistics(
+            brokers=tuple(sorted(self.cluster.brokers)), topics=len(self.cluster.topics),
+            controller_id=self.cluster.controller_id,
+            connections=tuple(sorted(n for n, c in self._connections.items() if not c.closed)),
+            metadata_refreshes=self._metadata_refreshes, retries=self._retries)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,6 +340,7 @@ class KafkaClient:
             except ClientError:
                 await conn.aclose()
                 raise
+            self._metadata_refreshes += 1
             if names is None:
                 self.cluster = fresh
                 self._refresh_generation += 1
@@ -344,6 +369,7 @@ class KafkaClient:
                 if not exc.retriable or attempt >= self.retries:
                     raise
                 attempt += 1
+                self._retries += 1
                 log.debug("retrying", what=what, attempt=attempt, error=str(exc))
                 await trio.sleep(backoff * random.uniform(0.8, 1.2) / 1000)
                 backoff = min(backoff * 2, self.retry_backoff_max_ms)

@@ -59,7 +59,8 @@ from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.records import build_records_batch
 
-__all__ = ["KafkaProducer", "RecordMetadata", "PendingRecord", "COMPRESSION_TYPES"]
+__all__ = ["KafkaProducer", "RecordMetadata", "PendingRecord", "ProducerStatistics",
+           "COMPRESSION_TYPES"]
 
 log = structlog.get_logger("kafkalike.client.producer")
 
@@ -70,6 +71,22 @@ _SEQUENCE_ERRORS = frozenset({ErrorCode.out_of_order_sequence_number,
                               ErrorCode.unknown_producer_id, ErrorCode.invalid_producer_epoch})
 _PRODUCE_MAX_VERSION = 9  # the codec's Produce fast path covers v3-v9
 _RECORD_OVERHEAD = 24  # rough per-record bytes beyond key/value, for batch_size accounting
+
+
+@attrs.frozen
+class ProducerStatistics:
+    """A producer's state in one value: records waiting (enqueued, not yet acknowledged or
+    failed), partitions with a batch in flight, Produce requests sent, records acknowledged
+    and failed, batch retries, and the producer id/epoch (-1 without idempotence)."""
+
+    records_waiting: int
+    partitions_in_flight: int
+    requests_sent: int
+    records_acked: int
+    records_failed: int
+    retries: int
+    producer_id: int
+    producer_epoch: int
 
 
 @attrs.frozen
@@ -195,6 +212,10 @@ class KafkaProducer:
         self.producer_epoch = -1
         self._sequences: dict[TopicPartition, int] = {}
         self._reset_producer_id = False
+        self._requests_sent = 0
+        self._records_acked = 0
+        self._records_failed = 0
+        self._retries = 0
         self._queues: dict[TopicPartition, deque[_Batch]] = {}
         self._in_flight: set[TopicPartition] = set()
         self._sticky: dict[str, int] = {}
@@ -207,6 +228,14 @@ class KafkaProducer:
         self._nursery_cm: Any = None
         self._closed = False
         self._refreshing = False
+
+    def statistics(self) -> ProducerStatistics:
+        """The producer's state and counters now."""
+        return ProducerStatistics(
+            records_waiting=self._unsent, partitions_in_flight=len(self._in_flight),
+            requests_sent=self._requests_sent, records_acked=self._records_acked,
+            records_failed=self._records_failed, retries=self._retries,
+            producer_id=self.producer_id, producer_epoch=self.producer_epoch)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -529,6 +558,7 @@ class KafkaProducer:
                     now + self._backoff(batch) / 1000 < \
                     batch.created + self.delivery_timeout_ms / 1000:
                 batch.attempts += 1
+                self._retries += 1
                 batch.retry_at = now + self._backoff(batch) / 1000
                 self._queues[batch.tp].appendleft(batch)
                 retry_topics.add(batch.tp.topic)
@@ -542,6 +572,7 @@ class KafkaProducer:
 
     async def _produce(self, leader: int, batches: list[_Batch]) -> dict:
         conn = await self.client.connection(leader)
+        self._requests_sent += 1
         version = conn.api_version(ApiKey.PRODUCE, max_version=_PRODUCE_MAX_VERSION)
         topics: dict[str, list[dict]] = {}
         for batch in batches:
@@ -573,9 +604,11 @@ class KafkaProducer:
                 error: BaseException | None) -> None:
         if error is not None:
             batch.error = error
+            self._records_failed += len(batch.records)
         else:
             assert result is not None
             batch.base_offset, batch.log_append_time = result
+            self._records_acked += len(batch.records)
         batch.done.set()
         self._unsent -= len(batch.records)
         if self._unsent == 0:

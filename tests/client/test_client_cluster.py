@@ -50,6 +50,9 @@ async def test_bootstrap_skips_dead_servers_and_learns_the_cluster() -> None:
             assert [client.cluster.leader_for("t", p) for p in range(3)] == [3, 1, 2]
             conn = await client.leader_connection("t", 0)
             assert conn.port == nodes[2].port
+            stats = client.statistics()
+            assert stats.brokers == (1, 2, 3) and stats.controller_id == 2
+            assert 3 in stats.connections and stats.topics == 1
         nursery.cancel_scope.cancel()
 
 
@@ -119,6 +122,10 @@ async def test_keyed_records_land_where_kafkas_partitioner_puts_them() -> None:
                 records = [(f"key-{i % 37}".encode(), f"value-{i}".encode(),
                             [("h", str(i).encode())]) for i in range(400)]
                 metas = await producer.send_many("k", records)
+                stats = producer.statistics()
+                assert (stats.records_acked, stats.records_waiting, stats.records_failed) == \
+                    (400, 0, 0)
+                assert stats.requests_sent == cluster.produce_requests
             per_partition: dict[int, list[int]] = {}
             for (key, _v, _h), meta in zip(records, metas):
                 assert meta.partition == (kafka_python_murmur2(key) & 0x7FFFFFFF) % 5
@@ -186,6 +193,7 @@ async def test_producer_retries_after_the_leader_moves() -> None:
             cluster.topics["m"][0].leader = 2
             metas = await producer.send_many("m", [(None, b"a"), (None, b"b")])
             assert [m.offset for m in metas] == [1, 2]
+            assert producer.statistics().retries >= 1
             produce_nodes = [n for (n, k, _v) in cluster.seen if k == ApiKey.PRODUCE]
             # a retry may still hit node 1 if it runs before the Metadata refresh lands
             assert produce_nodes[:2] == [1, 1] and produce_nodes[-1] == 2
@@ -268,9 +276,12 @@ async def test_consumer_seeks_and_resets_out_of_range_offsets() -> None:
             assert (await client.list_offsets({tp: LATEST}))[tp].offset == 10
             consumer.seek(tp, 7)
             assert [r.offset for r in await consumer.poll()] == [7, 8, 9]
+            assert consumer.statistics().lag == {tp: 0}
             consumer.seek(tp, 50)
             assert await consumer.poll() == []
             assert await consumer.position(tp) == 0
+            assert consumer.statistics().offset_resets == 1
+            assert consumer.statistics().lag == {tp: 10}
             assert [r.offset for r in await consumer.poll()] == list(range(10))
             with pytest.raises(ValueError, match="not assigned"):
                 consumer.seek(TopicPartition("s", 1), 0)
