@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXAMPLE = """example:
-  kafkalike demo                 # 3 ZooKeeper nodes + 3 brokers in .kafkalike
+EXAMPLE = """examples:
+  kafkalike demo flights         # 336,776 real flights through the cluster while a broker dies
+  kafkalike demo flights --limit 20000
+  kafkalike demo                 # just bring up 3 ZooKeeper nodes + 3 brokers in .kafkalike
   kafkalike zk tree /brokers     # look at the registrations yourself
   kafkalike cluster down"""
 
@@ -19,11 +21,29 @@ EXAMPLE = """example:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="bring up a local cluster and show it working",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("which", nargs="?", choices=["cluster", "flights"], default="cluster",
+                   help="cluster (default): bring the cluster up and show it; flights: the flights demo")
     p.add_argument("--dir", default=".kafkalike", help="cluster base directory (default .kafkalike)")
+    p.add_argument("--limit", type=int, default=None, help="flights demo: only the first N flights")
+    p.add_argument("--no-kill", action="store_true", help="flights demo: do not kill a broker")
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.which == "flights":
+        from kafkalike.cluster.local_cluster import ClusterError
+        from kafkalike.cluster.zk_ensemble import ZkEnsembleError
+        from kafkalike.demo.flights import DemoError, run_demo
+
+        try:
+            return run_demo(args.dir, limit=args.limit, kill=not args.no_kill)
+        except (DemoError, ClusterError, ZkEnsembleError) as exc:
+            print(f"kafkalike demo: {exc}", file=sys.stderr)
+            return 1
+    return _cluster_demo(args)
+
+
+def _cluster_demo(args: argparse.Namespace) -> int:
     import trio
 
     from kafkalike.cluster.local_cluster import ClusterError, LocalCluster

