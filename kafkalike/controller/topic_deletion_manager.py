@@ -97,7 +97,7 @@ class TopicDeletionManager:
         """Make ``topics`` eligible again (a broker came back, a reassignment finished)."""
         ctx = self.ctx
         topics = set(topics) & ctx.topics_to_delete
-        if topics & ctx.topics_ineligible_for_deletion:
+        if topics:
             ctx.topics_ineligible_for_deletion -= topics
             await self.resume_deletions()
 

@@ -81,7 +81,8 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
     """Create -> every broker's cache has the leaders written in ZooKeeper and produce works;
     delete -> znodes and metadata gone; the same through the admin API, seen in `kafkalike zk
     tree`; kill -9 controller -> epoch + 1, leaderships move off
-    the dead broker; restart -> it registers and learns the metadata again; ControlledShutdown
+    the dead broker, a deletion waits for it; restart -> it registers, learns the metadata
+    again and the deletion completes; ControlledShutdown
     of the controller's own broker -> its leaderships move to the other ISR member."""
     cluster = make_cluster(brokers=3)
     state: dict[str, Any] = {}
@@ -97,6 +98,9 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
             await kzk.create_topic_assignment(zd.TopicAssignment(
                 "replicated", {0: zd.ReplicaAssignment((1, 2, 3)), 1: zd.ReplicaAssignment((2, 3, 1)),
                                2: zd.ReplicaAssignment((3, 1, 2))}, zd.generate_uuid_base64()))
+            await kzk.create_topic_assignment(zd.TopicAssignment(
+                "stalled", {0: zd.ReplicaAssignment((1,)), 1: zd.ReplicaAssignment((2,)),
+                            2: zd.ReplicaAssignment((3,))}, zd.generate_uuid_base64()))
             await kzk.create_topic_assignment(zd.TopicAssignment(
                 "doomed", {0: zd.ReplicaAssignment((1,)), 1: zd.ReplicaAssignment((2,))}, zd.generate_uuid_base64()))
             states = await eventually(lambda: leaders_in_zk(zk, "replicated", 3))
@@ -194,6 +198,15 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
                     md = await metadata(cluster, b, ["replicated"])
                     return md["controller"] == state["new_controller"] and victim not in md["replicated"].values()
                 await eventually(cached)
+            # a deletion with a replica on the dead broker: caches drop the topic, the znodes stay
+            await eventually(lambda: leaders_in_zk(zk, "stalled", 3))
+            await kzk.create_delete_topic_path("stalled")
+            for b in survivors:
+                async def dropped(b: int = b) -> bool:
+                    return "stalled" not in await metadata(cluster, b, ["stalled"])
+                await eventually(dropped)
+            await trio.sleep(1)
+            assert await zk.exists(zd.topic_path("stalled")) is not None  # waits for the dead broker
         finally:
             await zk.close()
 
@@ -207,6 +220,14 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
             md = await metadata(cluster, victim, ["replicated"])
             return md["controller"] == state["new_controller"] and set(md.get("replicated", {})) == {0, 1, 2}
         await eventually(cached)
+        zk = await _zk(cluster)
+        try:  # the returning broker deletes its replica and the stalled deletion completes
+            async def deleted() -> bool:
+                return (await zk.exists(zd.topic_path("stalled")) is None
+                        and await zk.exists(zd.delete_topic_path("stalled")) is None)
+            await eventually(deleted)
+        finally:
+            await zk.close()
 
     trio.run(rejoined)
 

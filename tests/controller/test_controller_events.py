@@ -266,3 +266,29 @@ async def test_deletion_disabled_removes_the_mark_and_keeps_the_topic(
     await wait_for(lambda: _absent(zk_client, zd.delete_topic_path("keep")))
     assert await zk_client.exists(zd.topic_path("keep")) is not None
     assert (await state_of(zk_client, "keep", 0)) is not None and c.statistics().topics_to_delete == ()
+
+
+async def test_unclean_election_follows_the_topic_override(
+        zk_client: ZooKeeperClient, nursery: trio.Nursery, brokers: dict[int, ZooKeeperClient]) -> None:
+    """The only ISR member dies: with unclean election off the partition stays leaderless; a
+    topic whose /config/topics override enables it elects the live out-of-sync replica."""
+    c = await start_controller(zk_client, nursery)
+    await wait_for(lambda: _true(len(c.context.live_brokers) == 3))
+    kzk = KafkaZkClient(zk_client)
+    await kzk.set_entity_config(zd.CONFIG_TYPE_TOPIC, "lossy", {"unclean.leader.election.enable": "true"})
+    await create_topic(zk_client, "lossy", {0: [1, 2]})
+    await create_topic(zk_client, "safe", {0: [1, 2]})
+    await online(c, "lossy", 1)
+    await online(c, "safe", 1)
+    for topic in ("lossy", "safe"):  # the leader dropped its follower from the ISR
+        li = await kzk.get_partition_state(topic, 0)
+        assert li is not None
+        await kzk.update_partition_state(TP(topic, 0), zd.LeaderIsrAndControllerEpoch(
+            leader=1, leader_epoch=li.leader_epoch, isr=(1,), controller_epoch=li.controller_epoch,
+            zk_version=li.zk_version))
+    await brokers[1].close()
+    lossy = await wait_for(lambda: _leader_is(zk_client, "lossy", 0, 2))
+    assert lossy["isr"] == [2] and lossy["leader_epoch"] == 1
+    safe = await wait_for(lambda: _leader_is(zk_client, "safe", 0, -1))
+    assert safe["isr"] == [1]
+    assert c.statistics().offline_partitions == 1
