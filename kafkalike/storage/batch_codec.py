@@ -17,11 +17,6 @@ import crc32c
 from kafkalike.protocol import records as _records
 from kafkalike.protocol.record_batch import (
     ATTRIBUTES_AT,
-    CODEC_GZIP,
-    CODEC_LZ4,
-    CODEC_NONE,
-    CODEC_SNAPPY,
-    CODEC_ZSTD,
     CRC_AT,
     HEADER,
     HEADER_SIZE,

@@ -113,6 +113,13 @@ class LogManager:
         KafkaStorageError if a log dir can't be created or locked (another process holds it).
         A partition that fails to load goes to `self.offline` instead of raising.
         """
+        try:
+            self._startup(broker_id, cluster_id)
+        except BaseException:
+            self._release_locks()
+            raise
+
+    def _startup(self, broker_id: int | None, cluster_id: str | None) -> None:
         for d in self.log_dirs:
             try:
                 d.mkdir(parents=True, exist_ok=True)
@@ -136,10 +143,10 @@ class LogManager:
         clean = marker.exists()
         if clean:
             self.clean_shutdown_dirs.add(d)
-        recovery_points = OffsetCheckpointFile(d / RECOVERY_POINT_CHECKPOINT).read()
-        start_offsets = OffsetCheckpointFile(d / LOG_START_OFFSET_CHECKPOINT).read()
-        high_watermarks = OffsetCheckpointFile(d / REPLICATION_OFFSET_CHECKPOINT).read()
-        cleaner_offsets = OffsetCheckpointFile(d / CLEANER_OFFSET_CHECKPOINT).read()
+        recovery_points = self._read_checkpoint(d / RECOVERY_POINT_CHECKPOINT)
+        start_offsets = self._read_checkpoint(d / LOG_START_OFFSET_CHECKPOINT)
+        high_watermarks = self._read_checkpoint(d / REPLICATION_OFFSET_CHECKPOINT)
+        cleaner_offsets = self._read_checkpoint(d / CLEANER_OFFSET_CHECKPOINT)
         for entry in sorted(d.iterdir()):
             if not entry.is_dir():
                 continue
@@ -170,6 +177,16 @@ class LogManager:
             self.logs[tp] = lg
         if clean:
             marker.unlink(missing_ok=True)
+
+    @staticmethod
+    def _read_checkpoint(path: Path) -> dict[TopicPartition, int]:
+        """A checkpoint's entries; a malformed file is logged and ignored (recovery then starts
+        from offset 0, which is safe: it only costs a longer scan)."""
+        try:
+            return OffsetCheckpointFile(path).read()
+        except KafkaStorageError as exc:
+            log.error("checkpoint_ignored", file=str(path), error=str(exc))
+            return {}
 
     # ------------------------------------------------------------------ logs
     def get_log(self, tp: TopicPartition) -> UnifiedLog | None:
@@ -340,14 +357,16 @@ class LogManager:
     def shutdown(self) -> None:
         """Clean shutdown: flush + close every log, write checkpoints, write .kafka_cleanshutdown,
         unlock dirs. The next start-up then skips recovery."""
+        failed_dirs = set()
         for tp, lg in list(self.logs.items()):
             try:
                 lg.close()
             except KafkaStorageError as exc:
+                failed_dirs.add(lg.dir.parent)
                 self._mark_offline(tp, exc)
         self.checkpoint_all()
         for d in self.log_dirs:
-            if d in self._locks:
+            if d in self._locks and d not in failed_dirs:
                 marker = d / CLEAN_SHUTDOWN_FILE
                 marker.touch()
                 sync_dir_path(d)

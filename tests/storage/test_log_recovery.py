@@ -256,3 +256,30 @@ def test_interrupted_swap_is_completed(tmp_path: Path) -> None:
     log = UnifiedLog.open(d, SMALL, had_clean_shutdown=True)
     assert log.last_recovery.swaps_completed == (str(segs[0]),)
     assert _all_offsets(log) == list(range(60))
+
+
+def test_malformed_recovery_checkpoint_falls_back_to_full_scan(tmp_path: Path) -> None:
+    """A garbled recovery-point checkpoint is ignored: the log loads with a full recovery scan."""
+    mgr = LogManager([tmp_path / "d"], SMALL)
+    mgr.startup()
+    mgr.get_or_create_log(TopicPartition("t", 0)).append(batch(3))
+    mgr.checkpoint_all()
+    mgr.close_uncleanly()
+    (tmp_path / "d" / "recovery-point-offset-checkpoint").write_text("garbage\n")
+    mgr = LogManager([tmp_path / "d"], SMALL)
+    mgr.startup()
+    lg = mgr.get_log(TopicPartition("t", 0))
+    assert lg is not None and lg.log_end_offset == 3 and lg.last_recovery.segments_recovered == 1
+    mgr.shutdown()
+
+
+def test_failed_startup_releases_dir_locks(tmp_path: Path) -> None:
+    """A start-up refused for a foreign broker.id leaves the dir unlocked for the right broker."""
+    mgr = LogManager([tmp_path / "d"])
+    mgr.startup(broker_id=1, cluster_id="c")
+    mgr.shutdown()
+    with pytest.raises(InconsistentBrokerMetadataError):
+        LogManager([tmp_path / "d"]).startup(broker_id=2, cluster_id="c")
+    ok = LogManager([tmp_path / "d"])
+    ok.startup(broker_id=1, cluster_id="c")
+    ok.shutdown()
