@@ -605,6 +605,10 @@ class KafkaProducer:
         if error is not None:
             batch.error = error
             self._records_failed += len(batch.records)
+            if self.enable_idempotence and batch.encoded is not None and not self._closed:
+                # its sequence numbers were used and will never be acknowledged: the next
+                # batch would be OUT_OF_ORDER_SEQUENCE_NUMBER, so start a fresh producer id
+                self._reset_producer_id = True
         else:
             assert result is not None
             batch.base_offset, batch.log_append_time = result

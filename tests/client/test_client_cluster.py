@@ -436,3 +436,22 @@ async def test_records_expire_after_delivery_timeout() -> None:
                 await producer.send("nl", b"v")
             assert 0.35 <= trio.current_time() - start < 3
         nursery.cancel_scope.cancel()
+
+
+async def test_idempotent_batch_failure_starts_a_new_producer_id() -> None:
+    """A sent idempotent batch that fails for good (MESSAGE_TOO_LARGE) leaves a sequence gap;
+    the producer takes a new producer id so the next record is accepted, not refused as
+    OUT_OF_ORDER_SEQUENCE_NUMBER."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("gap", 1)
+        async with KafkaProducer(_bootstrap(cluster), acks="all",
+                                 enable_idempotence=True) as producer:
+            await producer.send("gap", b"a")
+            cluster.errors[(ApiKey.PRODUCE, "gap", 0)] = [ErrorCode.message_too_large]
+            with pytest.raises(KafkaError, match="MESSAGE_TOO_LARGE"):
+                await producer.send("gap", b"b")
+            meta = await producer.send("gap", b"c")
+            assert meta.offset == 1
+            assert producer.producer_id == 4002
+        nursery.cancel_scope.cancel()
