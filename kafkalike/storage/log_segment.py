@@ -75,6 +75,10 @@ class LogSegment:
         self.log = FileRecords(log_file(self.dir, base_offset, suffix))
         self.offset_index = OffsetIndex(index_file(self.dir, base_offset, suffix), base_offset, max_index_size, active)
         self.time_index = TimeIndex(time_index_file(self.dir, base_offset, suffix), base_offset, max_index_size, active)
+        if active and self.log.size == 0 and (self.offset_index.entries or self.time_index.entries):
+            # stale index files next to an empty .log (e.g. left by an earlier crash): start clean
+            self.offset_index.reset()
+            self.time_index.reset()
         self.bytes_since_last_index_entry = 0
         self._clock = clock or (lambda: int(time.time() * 1000))
         self.created_ms = self._clock()

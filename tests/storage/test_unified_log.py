@@ -228,3 +228,18 @@ def test_statistics_snapshot(tmp_path: Path) -> None:
     assert s.size_bytes == sum(p.stat().st_size for p in (tmp_path / "t-0").glob("*.log"))
     with pytest.raises(AttributeError):
         s.log_end_offset = 3  # type: ignore[misc]
+
+
+def test_roll_over_stale_index_files_starts_clean(tmp_path: Path) -> None:
+    """Leftover index files at a new segment's base offset are reset, so appends after the roll work."""
+    log = UnifiedLog.open(tmp_path / "t-0", SMALL)
+    log.append(batch(10))
+    (tmp_path / "t-0" / "00000000000000000010.index").write_bytes(struct.pack(">ii", 50, 999) * 3)
+    (tmp_path / "t-0" / "00000000000000000010.timeindex").write_bytes(struct.pack(">qi", 10**15, 50) * 2)
+    log.roll()
+    for _ in range(20):
+        log.append(batch(1, value=b"z" * 100))
+    assert offsets_in(read_slices(log.read(10, 10**6)))[:3] == [10, 11, 12]
+    log.close()
+    idx = (tmp_path / "t-0" / "00000000000000000010.index").read_bytes()
+    assert all(struct.unpack_from(">ii", idx, i)[0] < 20 for i in range(0, len(idx), 8))
