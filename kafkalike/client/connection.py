@@ -32,8 +32,10 @@ ApiVersions). Error codes inside responses are left to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -151,7 +153,8 @@ class KafkaConnection:
     ) -> KafkaConnection:
         """Open a connection to ``host:port`` and (``negotiate``) run ApiVersions.
 
-        The reader task runs in ``nursery`` until close(). Raises BrokerConnectionRefusedError
+        The reader task runs in ``nursery`` until aclose() (an unclosed connection keeps that
+        nursery open; ``open()`` is the context-managed form). Raises BrokerConnectionRefusedError
         when the TCP connect fails or takes over ``connect_timeout_ms``; the errors of
         ``send()`` when ApiVersions fails (the connection is closed then).
         """
@@ -177,6 +180,18 @@ class KafkaConnection:
                 raise
         log.debug("connected", host=host, port=port, node_id=node_id)
         return conn
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, host: str, port: int, **kwargs: Any) -> AsyncIterator[KafkaConnection]:
+        """``async with KafkaConnection.open(host, port) as conn:`` — connect() in a nursery
+        of its own, closed on exit. ``kwargs`` as connect() (without ``nursery``)."""
+        async with trio.open_nursery() as nursery:
+            conn = await cls.connect(host, port, nursery=nursery, **kwargs)
+            try:
+                yield conn
+            finally:
+                await conn.aclose()
 
     @property
     def closed(self) -> bool:

@@ -311,3 +311,13 @@ def test_pipelined_callers_get_their_own_responses_despite_delays_and_cancels(
             nursery.cancel_scope.cancel()
 
     trio.run(run)
+
+
+async def test_open_context_manager_connects_and_closes() -> None:
+    """KafkaConnection.open() yields a negotiated connection and closes it on exit."""
+    async with trio.open_nursery() as nursery:
+        _cluster, (node,) = await start_tiny_cluster(nursery)
+        async with KafkaConnection.open("127.0.0.1", node.port) as conn:
+            assert conn.versions[ApiKey.METADATA] == 12
+        assert conn.closed
+        nursery.cancel_scope.cancel()
