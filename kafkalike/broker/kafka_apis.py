@@ -252,13 +252,16 @@ class KafkaApis:
         """Produce v3-v9 (Kafka protocol guide, Produce): records stay memoryviews of the frame
         and are appended with offsets patched in place. acks=0 gets no response; if any
         partition failed, the connection is closed instead (Kafka's way of telling an acks=0
-        producer). Unknown topics trigger auto-creation when enabled."""
+        producer). Unknown topics trigger auto-creation when enabled. Internal topics
+        (__consumer_offsets) answer INVALID_TOPIC_EXCEPTION unless the client id is
+        "__admin_client" (Kafka's rule)."""
         rm = self._component("replica_manager")
         entries: list[tuple[TopicPartition, Any]] = []
         for t in request.topic_data:
             for p in t.partition_data:
                 entries.append((TopicPartition(t.name, p.index), p.records))
-        statuses = await rm.append_records(request.acks, _ms(request.timeout), entries)
+        statuses = await rm.append_records(request.acks, _ms(request.timeout), entries,
+                                           internal_topics_allowed=header.client_id == "__admin_client")
         unknown = {tp.topic for tp, s in statuses.items()
                    if s.error == ErrorCode.unknown_topic_or_partition}
         for topic in sorted(unknown):

@@ -63,6 +63,7 @@ ISR_CHANGE_PROPAGATION_INTERVAL_MS = 2500
 ISR_CHANGE_PROPAGATION_BLACKOUT_MS = 5000
 ISR_CHANGE_MAX_DELAY_MS = 60000
 READ_COMMITTED = 1
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 def broker_log_config(config: Any) -> LogConfig:
@@ -391,10 +392,12 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ Produce
     async def append_records(self, required_acks: int, timeout_ms: int,
-                             entries: list[tuple[TopicPartition, Any]]) -> dict[TopicPartition, ProducePartitionStatus]:
+                             entries: list[tuple[TopicPartition, Any]],
+                             internal_topics_allowed: bool = True) -> dict[TopicPartition, ProducePartitionStatus]:
         """Append each (tp, records memoryview) as leader; with acks=-1 wait (DelayedProduce)
         until replicated or ``timeout_ms``. Returns the per-partition status (error,
-        base offset, log append time, log start offset).
+        base offset, log append time, log start offset). ``internal_topics_allowed`` False
+        (client produce) refuses __consumer_offsets with INVALID_TOPIC_EXCEPTION.
 
         Errors per partition: INVALID_REQUIRED_ACKS, UNKNOWN_TOPIC_OR_PARTITION,
         NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), INVALID_RECORD,
@@ -408,6 +411,10 @@ class ReplicaManager:
         for tp, records in entries:
             status = ProducePartitionStatus(-1)
             statuses[tp] = status
+            if not internal_topics_allowed and tp.topic in INTERNAL_TOPICS:
+                status.error = ErrorCode.invalid_topic_exception
+                status.error_message = f"Cannot append to internal topic {tp.topic}"
+                continue
             bad = _validate_produce_records(records)
             if bad is not None:
                 status.error, status.error_message = bad

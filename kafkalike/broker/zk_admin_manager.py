@@ -62,6 +62,8 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_TOPIC_LENGTH = 249
 LONG_MAX = 9223372036854775807
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+"""Kafka's Topic.isInternal: not auto-created with the defaults, not writable by Produce."""
 
 
 @attrs.frozen
@@ -315,6 +317,14 @@ class ZkAdminManager:
         default.replication.factor. Returns LEADER_NOT_AVAILABLE while the topic comes up
         (also when another request created it first), INVALID_TOPIC_EXCEPTION for a bad
         name, INVALID_REPLICATION_FACTOR with too few brokers (Kafka's answers)."""
+        if topic in INTERNAL_TOPICS:
+            # internal topics get their own settings (offsets.topic.*): the group coordinator
+            # creates __consumer_offsets; nothing creates __transaction_state (no transactions)
+            creator = getattr(getattr(self.server, "group_coordinator", None), "_create_offsets_topic", None)
+            if topic == "__consumer_offsets" and creator is not None:
+                await creator()
+                return ErrorCode.leader_not_available
+            return ErrorCode.unknown_topic_or_partition
         try:
             await self.create_topic(topic, -1, -1)
         except AdminError as exc:

@@ -346,3 +346,15 @@ async def test_every_served_version_round_trips(tmp_path: Path, zk_chroot_connec
                 {"topic": "vers", "partitions": [{"partition": 0, "current_leader_epoch": 0, "leader_epoch": 0}]}])
             e = resp.topics[0].partitions[0]
             assert (e.error_code, e.leader_epoch, e.end_offset) == (0, 0, 7)
+
+
+async def test_clients_cannot_write_internal_topics(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """Produce to __consumer_offsets from a client answers INVALID_TOPIC_EXCEPTION (Kafka's
+    rule); the broker's own appends (group coordinator) still work."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "__consumer_offsets")
+        r = await produce(conn, "__consumer_offsets", 0, batch([b"x"]))
+        assert r.error_code == ErrorCode.invalid_topic_exception
+        statuses = await server.replica_manager.append_records(
+            1, 1000, [(TopicPartition("__consumer_offsets", 0), memoryview(bytearray(batch([b"y"]))))])
+        assert statuses[TopicPartition("__consumer_offsets", 0)].error == ErrorCode.none
