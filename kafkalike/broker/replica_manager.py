@@ -259,6 +259,13 @@ class ReplicaManager:
                 states.append((p.topic_name, None, p))
         leaders = {ll.broker_id: (ll.host_name, ll.port) for ll in request.live_leaders}
 
+        # every await happens before the checks below, so the epochs checked are the ones
+        # acted on (another LeaderAndIsr may be served meanwhile on another connection)
+        for topic in {t for t, _, _ in states}:
+            if not any(tp.topic == topic for tp in self.partitions):
+                await self._load_topic_config(topic)
+        if request.controller_epoch < self.controller_epoch:
+            return LeaderAndIsrResponse(error_code=ErrorCode.stale_controller_epoch.value)
         errors: dict[TopicPartition, ErrorCode] = {}
         to_lead: list[tuple[Partition, Any]] = []
         to_follow: list[tuple[Partition, Any]] = []
@@ -283,7 +290,6 @@ class ReplicaManager:
                 errors[tp] = ErrorCode.stale_controller_epoch
                 continue
             if p is None:
-                await self._load_topic_config(topic)
                 try:
                     lg = lm.get_or_create_log(tp, self.log_config_for(topic))
                 except KafkaStorageError as exc:
