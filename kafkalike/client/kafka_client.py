@@ -109,13 +109,15 @@ class KafkaClient:
     """Connections to a cluster's brokers plus its Metadata (see module doc).
 
     ``bootstrap_servers``: "host:port" list or comma-separated string. Times in ms.
-    ``retries``: extra attempts for retriable failures.
+    ``retries``: extra attempts for retriable failures. ``metadata_max_age_ms``: Metadata
+    for all topics is refreshed when it is this old (Kafka's metadata.max.age.ms).
     """
 
     def __init__(
         self, bootstrap_servers: str | Iterable[str], *, client_id: str = "kafkalike",
         request_timeout_ms: float = 30000, connect_timeout_ms: float = 10000,
         retry_backoff_ms: float = 100, retry_backoff_max_ms: float = 1000, retries: int = 10,
+        metadata_max_age_ms: float = 300000,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap_servers)
         self.client_id = client_id
@@ -124,6 +126,7 @@ class KafkaClient:
         self.retry_backoff_ms = retry_backoff_ms
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.retries = retries
+        self.metadata_max_age_ms = metadata_max_age_ms
         self.cluster = Cluster()
         self._connections: dict[int, KafkaConnection] = {}
         self._connect_locks: dict[int, trio.Lock] = {}
@@ -166,6 +169,19 @@ class KafkaClient:
         except BaseException as exc:
             await self.aclose(exc)
             raise
+        self._nursery.start_soon(self._refresh_periodically)
+
+    async def _refresh_periodically(self) -> None:
+        """Kafka's metadata.max.age.ms: refresh all topics when Metadata is that old."""
+        while True:
+            generation = self._refresh_generation
+            await trio.sleep(self.metadata_max_age_ms / 1000)
+            if self._refresh_generation != generation:
+                continue  # refreshed meanwhile; wait a whole period from now
+            try:
+                await self.refresh_metadata()
+            except ClientError as exc:
+                log.debug("metadata_refresh_failed", error=str(exc))
 
     async def aclose(self, exc: BaseException | None = None) -> None:
         """Close every connection and the nursery. Idempotent."""

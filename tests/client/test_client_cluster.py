@@ -455,3 +455,18 @@ async def test_idempotent_batch_failure_starts_a_new_producer_id() -> None:
             assert meta.offset == 1
             assert producer.producer_id == 4002
         nursery.cancel_scope.cancel()
+
+
+async def test_metadata_is_refreshed_when_older_than_max_age() -> None:
+    """With metadata_max_age_ms=100 a topic created behind the client's back shows up in
+    client.cluster without anyone asking."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        async with KafkaClient(_bootstrap(cluster), metadata_max_age_ms=100) as client:
+            assert "late" not in client.cluster.topics
+            cluster.add_topic("late", 2)
+            with trio.fail_after(5):
+                while "late" not in client.cluster.topics:
+                    await trio.sleep(0.05)
+            assert client.cluster.partitions_for("late") == [0, 1]
+        nursery.cancel_scope.cancel()
