@@ -257,10 +257,12 @@ class RecordBatch:
 
     @property
     def is_transactional(self) -> bool:
+        """attributes bit 4."""
         return bool(self.attributes & TRANSACTIONAL_FLAG_MASK)
 
     @property
     def is_control(self) -> bool:
+        """attributes bit 5 (transaction markers and the like)."""
         return bool(self.attributes & CONTROL_FLAG_MASK)
 
     @property

@@ -141,11 +141,13 @@ class LeaderEpochCheckpointFile:
         self.path = Path(path)
 
     def write(self, entries: Iterable[tuple[int, int]]) -> None:
+        """Replace the file with these (epoch, start offset) entries."""
         entries = list(entries)
         lines = [str(CHECKPOINT_VERSION), str(len(entries))] + [f"{e} {o}" for e, o in entries]
         write_atomically(self.path, "\n".join(lines) + "\n")
 
     def read(self) -> list[tuple[int, int]]:
+        """Entries, [] when the file does not exist. KafkaStorageError if malformed."""
         out = []
         for epoch, off in _parse(self.path, 2):
             try:

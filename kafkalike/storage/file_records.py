@@ -38,9 +38,11 @@ class SegmentFile:
             raise KafkaStorageError(f"cannot open log segment ({exc.strerror})", path) from exc
 
     def fileno(self) -> int:
+        """The descriptor (-1 once closed)."""
         return self.fd
 
     def close(self) -> None:
+        """Close the descriptor now (idempotent)."""
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
@@ -66,6 +68,7 @@ class FileSlice:
     length: int
 
     def fileno(self) -> int:
+        """The segment file's descriptor, for os.sendfile."""
         return self.file.fd
 
     def read_bytes(self) -> bytes:
@@ -137,6 +140,7 @@ class FileRecords:
         return removed
 
     def slice(self, position: int, length: int) -> FileSlice:
+        """A FileSlice of this file: `length` bytes from byte `position`."""
         return FileSlice(self.file, position, length)
 
     def read_header(self, position: int) -> BatchHeaderInfo | None:
@@ -181,6 +185,7 @@ class FileRecords:
             pos += size
 
     def read_all(self, start: int = 0, end: int | None = None) -> bytes:
+        """Copy bytes [start, end) of the file (cleaner, ListOffsets, tests)."""
         end = self.size if end is None else end
         try:
             return os.pread(self.file.fd, end - start, start)
@@ -194,9 +199,11 @@ class FileRecords:
         return mmap.mmap(self.file.fd, self.size, access=mmap.ACCESS_READ)
 
     def close(self) -> None:
+        """Close the descriptor."""
         self.file.close()
 
     def rename(self, new_path: Path) -> None:
+        """Rename the file (the descriptor stays valid)."""
         os.replace(self.path, new_path)
         self.path = Path(new_path)
         self.file.path = self.path

@@ -45,6 +45,7 @@ class LeaderEpochFileCache:
 
     @property
     def earliest_entry(self) -> tuple[int, int] | None:
+        """First (epoch, start offset), None when empty."""
         return self.entries[0] if self.entries else None
 
     def assign(self, epoch: int, start_offset: int, flush: bool = True) -> bool:

@@ -59,6 +59,7 @@ class RecoveryReport:
 
 @attrs.frozen
 class LoadedLog:
+    """What load_log hands to UnifiedLog: segments (last = active), offsets, the report."""
     segments: list[LogSegment]
     next_offset: int
     log_start_offset: int

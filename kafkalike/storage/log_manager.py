@@ -102,6 +102,7 @@ class LogManager:
         self.cleaner: Any = None  # a LogCleaner, made on first use
 
     def config_for(self, topic: str) -> LogConfig:
+        """The LogConfig for a topic: its override if any, else the broker default."""
         cfg = self._topic_config(topic) if self._topic_config else None
         return cfg or self.default_config
 
@@ -190,6 +191,7 @@ class LogManager:
 
     # ------------------------------------------------------------------ logs
     def get_log(self, tp: TopicPartition) -> UnifiedLog | None:
+        """The partition's open log, or None (not hosted here, or offline)."""
         return self.logs.get(tp)
 
     def get_or_create_log(self, tp: TopicPartition, config: LogConfig | None = None) -> UnifiedLog:
@@ -295,6 +297,7 @@ class LogManager:
             )
 
     def checkpoint_all(self) -> None:
+        """Write every checkpoint file in every log dir (atomically)."""
         self.checkpoint_recovery_points()
         self.checkpoint_log_start_offsets()
         self.checkpoint_high_watermarks()
@@ -388,6 +391,7 @@ class LogManager:
         self._locks.clear()
 
     def statistics(self) -> LogManagerStatistics:
+        """Frozen snapshot of the manager: dirs, online/offline partitions, bytes."""
         return LogManagerStatistics(
             log_dirs=tuple(str(d) for d in self.log_dirs),
             online_partitions=len(self.logs),

@@ -40,14 +40,17 @@ def filename_prefix(offset: int) -> str:
 
 
 def log_file(dir: Path, offset: int, suffix: str = "") -> Path:
+    """<dir>/<20-digit offset>.log[suffix]."""
     return dir / (filename_prefix(offset) + LOG_SUFFIX + suffix)
 
 
 def index_file(dir: Path, offset: int, suffix: str = "") -> Path:
+    """<dir>/<20-digit offset>.index[suffix]."""
     return dir / (filename_prefix(offset) + INDEX_SUFFIX + suffix)
 
 
 def time_index_file(dir: Path, offset: int, suffix: str = "") -> Path:
+    """<dir>/<20-digit offset>.timeindex[suffix]."""
     return dir / (filename_prefix(offset) + TIME_INDEX_SUFFIX + suffix)
 
 
@@ -119,6 +122,7 @@ class LogSegment:
             return 0
 
     def can_convert_to_relative_offset(self, offset: int) -> bool:
+        """True if offset - base_offset fits the indexes' int32."""
         return 0 <= offset - self.base_offset <= INT32_MAX
 
     def should_roll(self, append_size: int, max_timestamp: int, last_offset: int, now_ms: int, segment_bytes: int, segment_ms: int) -> bool:

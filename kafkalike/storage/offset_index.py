@@ -41,6 +41,7 @@ class OffsetIndex(AbstractIndex):
 
     @property
     def last_offset(self) -> int:
+        """Offset of the last entry (base_offset when empty)."""
         return self.last_entry()[0]
 
     def lookup(self, target_offset: int) -> tuple[int, int]:

@@ -206,22 +206,27 @@ class UnifiedLog:
     # ----------------------------------------------------------------- offsets
     @property
     def log_start_offset(self) -> int:
+        """First offset readable by consumers (moved by retention / DeleteRecords)."""
         return self._log_start_offset
 
     @property
     def log_end_offset(self) -> int:
+        """Offset the next appended record gets (LEO)."""
         return self._next_offset
 
     @property
     def recovery_point(self) -> int:
+        """Offsets below this are fsynced; recovery scans from here after a crash."""
         return self._recovery_point
 
     @property
     def high_watermark(self) -> int:
+        """The stored high watermark (set by the partition's replication logic)."""
         return self._high_watermark
 
     @property
     def active_segment(self) -> LogSegment:
+        """The last segment, the only one appended to."""
         return self.segments[-1]
 
     @property
