@@ -243,3 +243,27 @@ def test_roll_over_stale_index_files_starts_clean(tmp_path: Path) -> None:
     log.close()
     idx = (tmp_path / "t-0" / "00000000000000000010.index").read_bytes()
     assert all(struct.unpack_from(">ii", idx, i)[0] < 20 for i in range(0, len(idx), 8))
+
+
+def test_kip101_divergent_follower_truncates_to_leader_epoch_end(tmp_path: Path) -> None:
+    """A replica with unreplicated epoch-2 data truncates to the new leader's end offset for epoch 2 (KIP-101), then copies its log."""
+    a = UnifiedLog.open(tmp_path / "a" / "t-0", SMALL)  # old leader
+    b = UnifiedLog.open(tmp_path / "b" / "t-0", SMALL)  # follower, then new leader
+    for _ in range(5):
+        data = batch(2)
+        a.append(data, leader_epoch=1)
+        b.append(bytearray(data), assign_offsets=False)
+    for _ in range(3):  # epoch 2: a leads, b never receives these
+        a.append(batch(2), leader_epoch=2)
+    b.assign_epoch_start_offset(3, b.log_end_offset)  # b becomes leader in epoch 3 at offset 10
+    for _ in range(2):
+        b.append(batch(1, value=b"new"), leader_epoch=3)
+    # a, now a follower, asks b for the end of its latest epoch (2)
+    epoch, end = b.end_offset_for_epoch(a.leader_epoch_cache.latest_epoch)  # type: ignore[arg-type]
+    assert (epoch, end) == (1, 10)
+    a.truncate_to(end)
+    assert a.log_end_offset == 10 and a.leader_epoch_cache.entries == [(1, 0)]
+    fetched = bytearray(read_slices(b.read(a.log_end_offset, 10**6)))
+    a.append(fetched, assign_offsets=False)
+    assert read_slices(a.read(0, 10**6)) == read_slices(b.read(0, 10**6))
+    assert a.leader_epoch_cache.entries == b.leader_epoch_cache.entries == [(1, 0), (3, 10)]
