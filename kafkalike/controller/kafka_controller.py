@@ -190,6 +190,11 @@ class ControlledShutdown:
 
 
 @attrs.frozen
+class _Resync:
+    """An event failed half-way on a ZooKeeper connection loss: re-read everything."""
+
+
+@attrs.frozen
 class _ShutdownEventThread:
     """Stop the event loop."""
 
@@ -444,7 +449,11 @@ class KafkaController:
             except ZooKeeperError as exc:
                 log.error("controller_event_zk_error", controller_event=self.last_event, error=repr(exc))
                 if isinstance(exc, (ConnectionLoss, OperationTimeout)) and self._nursery is not None:
-                    self._nursery.start_soon(self._requeue_when_connected, event)  # retry once connected
+                    # the event may have stopped half-way: an active controller re-reads everything
+                    # once connected (_Resync); election events are simply retried
+                    retry = _Resync() if self._active else event
+                    if not isinstance(event, ControlledShutdown):
+                        self._nursery.start_soon(self._requeue_when_connected, retry)
                 if isinstance(event, ControlledShutdown):
                     event.reply.error = ErrorCode.unknown_server_error
                     event.reply.done.set()
@@ -523,6 +532,9 @@ class KafkaController:
             await self._process_controlled_shutdown(event)
             return
         if not self._active:
+            return
+        if isinstance(event, _Resync):
+            await self._resync()
             return
         handler = {
             BrokerChange: self._process_broker_change,
@@ -662,6 +674,29 @@ class KafkaController:
         if self.config_value("auto.leader.rebalance.enable") and self._nursery is not None:
             self._rebalance_scope = trio.CancelScope()
             self._nursery.start_soon(self._auto_rebalance_timer, self._rebalance_scope)
+
+    async def _resync(self) -> None:
+        """Rebuild the context from ZooKeeper with the same epoch (after an event was cut short
+        by a connection loss), if this broker still holds /controller at our epoch."""
+        ctx = self.context
+        epoch = await self.kafka_zk.get_controller_epoch()
+        if await self.kafka_zk.get_controller_id() != self.broker_id or epoch is None \
+                or epoch.zk_version != ctx.epoch_zk_version:
+            self._resign_now("controller moved during a connection loss")
+            self.put(ControllerChange())
+            return
+        log.warning("controller_resync", broker_id=self.broker_id, controller_epoch=ctx.epoch)
+        if self._rebalance_scope is not None:
+            self._rebalance_scope.cancel()
+            self._rebalance_scope = None
+        keep = (ctx.epoch, ctx.epoch_zk_version, ctx.listener_name)
+        ctx.reset()
+        ctx.epoch, ctx.epoch_zk_version, ctx.listener_name = keep
+        self._reassignment_targets.clear()
+        self.batch.clear()
+        if self.channel is not None:
+            self.channel.shutdown()
+        await self._on_controller_failover()
 
     async def _auto_rebalance_timer(self, scope: trio.CancelScope) -> None:
         interval = float(self.config_value("leader.imbalance.check.interval.seconds"))

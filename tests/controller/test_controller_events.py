@@ -292,3 +292,25 @@ async def test_unclean_election_follows_the_topic_override(
     safe = await wait_for(lambda: _leader_is(zk_client, "safe", 0, -1))
     assert safe["isr"] == [1]
     assert c.statistics().offline_partitions == 1
+
+
+async def test_resync_after_a_cut_short_event_rebuilds_the_same_view(
+        zk_client: ZooKeeperClient, nursery: trio.Nursery, brokers: dict[int, ZooKeeperClient]) -> None:
+    """The re-read an active controller does after a connection loss cut an event short keeps
+    its epoch, rebuilds the same partitions and leaders, and later events still work."""
+    from kafkalike.controller.kafka_controller import _Resync
+
+    c = await start_controller(zk_client, nursery)
+    await wait_for(lambda: _true(len(c.context.live_brokers) == 3))
+    await create_topic(zk_client, "rs", {0: [1, 2], 1: [2, 3]})
+    await online(c, "rs", 2)
+    before = dict(c.context.leadership)
+    processed = c.statistics().events_processed
+    c.put(_Resync())
+    await wait_for(lambda: _true(c.statistics().events_processed > processed))
+    stats = c.statistics()
+    assert stats.active and stats.epoch == 1 and stats.partitions == 2 and stats.live_brokers == (1, 2, 3)
+    assert c.context.leadership == before
+    await brokers[2].close()
+    s1 = await wait_for(lambda: _leader_is(zk_client, "rs", 1, 3))
+    assert s1["isr"] == [3]
