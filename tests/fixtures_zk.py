@@ -2,7 +2,10 @@
 plugin in tests/conftest.py.
 
 zk_ensemble         session: a 3-node ensemble on 127.0.0.1-3, random free ports, in a tmp
-                    dir; started once, stopped by pid at the end of the session (also at exit)
+                    dir; started once, stopped by pid at the end of the session (also at exit;
+                    and the nodes get SIGKILL if pytest itself is killed). Restart killed
+                    nodes from the main thread (ens.start_node / ens.start), not from
+                    trio.to_thread, so they keep that guarantee
 zk_connect          session: its connect string "127.0.0.1:P,127.0.0.2:P,127.0.0.3:P"
 zk_chroot_connect   per test: the connect string with a fresh chroot ("/t-<hex>"), so tests
                     never see each other's znodes; the chroot is created by ZooKeeperClient
@@ -37,7 +40,8 @@ def _start_ensemble(base_dir: str, nodes: int, first_host: int = 1) -> ZkEnsembl
     hosts = [f"127.0.0.{first_host + i}" for i in range(nodes)]
     last_error: Exception | None = None
     for _ in range(3):  # a port can be taken between the probe and the JVM's bind
-        ens = ZkEnsemble(base_dir, nodes=nodes, base_port=find_free_base_port(hosts), first_host=first_host)
+        ens = ZkEnsemble(base_dir, nodes=nodes, base_port=find_free_base_port(hosts), first_host=first_host,
+                         die_with_parent=True)  # no JVM outlives a killed pytest
         atexit.register(ens.stop)
         try:
             ens.start(timeout=60)

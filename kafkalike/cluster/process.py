@@ -15,8 +15,10 @@ previous command) are checked through ``/proc``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -53,6 +55,7 @@ def spawn_detached(
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     group: int | None = None,
+    die_with_parent: bool = False,
 ) -> SpawnedProcess:
     """Start ``argv`` in the background, detached into its own session.
 
@@ -61,11 +64,20 @@ def spawn_detached(
     ``env`` replaces the environment when given (default: inherit). ``group``: run with this
     numeric gid (root only; no /etc/group entry needed) — lets iptables' ``-m owner
     --gid-owner`` single out one process's packets, e.g. to SNAT its loopback connections to
-    its own 127.0.0.x source address.
+    its own 127.0.0.x source address. ``die_with_parent``: the process gets SIGKILL when this
+    Python process dies, however it dies (``setpriv --pdeathsig KILL``; for test fixtures,
+    never for ``kafkalike ... up``, whose processes must outlive the command). Linux ties the
+    signal to the forking *thread*, so it is only set when called from the main thread.
     Raises ProcessError if the executable cannot be started (e.g. not installed).
     """
     log_path = Path(log_path)
     pid_path = Path(pid_path)
+    if die_with_parent:
+        setpriv = shutil.which("setpriv")
+        if setpriv and threading.current_thread() is threading.main_thread():
+            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+        else:
+            log.debug("pdeathsig_skipped", reason="no setpriv" if not setpriv else "not the main thread")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:

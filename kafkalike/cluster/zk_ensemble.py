@@ -185,6 +185,8 @@ class ZkEnsemble:
     gid_base: when set (root only), node i runs with numeric gid ``gid_base + i``, so iptables
         ``-m owner --gid-owner`` can match one node's packets (loopback connections all leave
         from 127.0.0.1; see docs/zookeeper.md "Cutting one ZooKeeper link").
+    die_with_parent: nodes get SIGKILL if this Python process dies (test fixtures: no JVM
+        outlives a killed pytest); not for ``kafkalike zk up``.
     Usable from sync code and tests; from trio wrap calls in ``trio.to_thread.run_sync``.
     """
 
@@ -195,6 +197,7 @@ class ZkEnsemble:
     first_host: int = 1
     heap_mb: int = 256
     gid_base: int | None = None
+    die_with_parent: bool = False
     java: str = "java"
     java_dir: Path = attrs.field(default=JAVA_DIR, converter=Path)
     zk_dir: Path = attrs.field(default=ZK_DIR, converter=Path)
@@ -391,6 +394,7 @@ class ZkEnsemble:
             spawned = process.spawn_detached(
                 self.command(node_id), spec.log_path, spec.pid_path, cwd=spec.node_dir,
                 group=None if self.gid_base is None else self.gid_base + node_id,
+                die_with_parent=self.die_with_parent,
             )
         except process.ProcessError as exc:
             raise ZkEnsembleError(str(exc)) from exc

@@ -205,3 +205,19 @@ def test_ensemble_nodes_can_run_with_their_own_gids(tmp_path: Path) -> None:
         assert ZkEnsemble.load(tmp_path).gid_base == 62000
     finally:
         ens.stop()
+
+
+def test_die_with_parent_kills_the_child_when_the_spawner_dies(tmp_path: Path) -> None:
+    """A process spawned with die_with_parent is SIGKILLed when the Python process that spawned
+    it dies (so a killed pytest leaves no ZooKeeper behind)."""
+    script = (
+        "from kafkalike.cluster import process; import sys; "
+        f"sp = process.spawn_detached(['sleep', '60'], {str(tmp_path / 'c.log')!r}, {str(tmp_path / 'c.pid')!r}, "
+        "die_with_parent=True); print(sp.pid, flush=True)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    pid = int(out.stdout.strip().splitlines()[-1])
+    try:
+        process.wait_for(lambda: not process.is_alive(pid), 5, what="orphan to be killed")
+    finally:
+        process.kill_pid(pid)
