@@ -162,3 +162,35 @@ def test_kcat_lists_brokers_and_round_trips(kafka_cluster: LocalCluster) -> None
     out = subprocess.run(["kcat", "-b", bootstrap, "-t", "kcat-topic", "-C", "-o", "beginning", "-e",
                           "-f", "%k:%s\n"], capture_output=True, text=True, check=True, timeout=60).stdout
     assert sorted(out.split()) == sorted(lines.split())
+
+
+def test_kafka_python_admin_configs_partitions_delete(kafka_cluster: LocalCluster) -> None:
+    """kafka-python's admin client: DescribeConfigs, AlterConfigs, CreatePartitions and
+    DeleteTopics against the cluster, each visible in the next metadata."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic("adm", 1, 2, topic_configs={"retention.ms": "3600000"})])
+        def topic_configs() -> dict:
+            desc = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "adm")], config_filter="all")
+            return desc["topic"]["adm"]
+
+        entries = topic_configs()
+        assert entries["retention.ms"]["value"] == "3600000"
+        assert entries["cleanup.policy"]["value"] == "delete"
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "adm", configs={"retention.ms": "7200000"})])
+        assert topic_configs()["retention.ms"]["value"] == "7200000"
+        admin.create_partitions({"adm": NewPartitions(total_count=4)})
+        deadline = time.monotonic() + 30
+        while len(admin.describe_topics(["adm"])[0]["partitions"]) != 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(admin.describe_topics(["adm"])[0]["partitions"]) == 4
+        admin.delete_topics(["adm"], timeout_ms=30000)
+        deadline = time.monotonic() + 30
+        while "adm" in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "adm" not in admin.list_topics()
+    finally:
+        admin.close()
