@@ -181,3 +181,83 @@ async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot
             assert g.members[0].member_assignment == assignment({"t": [0]})
             hb = await heartbeat(conn, "durable", j.generation_id, j.member_id)
             assert hb.error_code == ErrorCode.none
+
+
+async def test_static_member_rejoins_without_rebalance_and_old_id_is_fenced(tmp_path: Path,
+                                                                           zk_chroot_connect: str) -> None:
+    """A static member (group.instance.id) restarting with an unknown member id gets a new id
+    in the same generation with its old assignment (no rebalance); its old id is fenced, and
+    LeaveGroup by instance id removes it."""
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "static")
+            await until_loaded(conn, "static")
+            j1 = await join(conn, "static", instance_id="host-1")  # static members skip MEMBER_ID_REQUIRED
+            assert j1.error_code == ErrorCode.none and j1.generation_id == 1
+            await sync(conn, "static", 1, j1.member_id, {j1.member_id: assignment({"t": [0, 1]})},
+                       instance_id="host-1")
+            j2 = await join(conn, "static", instance_id="host-1")
+            assert j2.error_code == ErrorCode.none and j2.generation_id == 1 and j2.member_id != j1.member_id
+            s2 = await sync(conn, "static", 1, j2.member_id, instance_id="host-1")
+            assert s2.error_code == ErrorCode.none and s2.assignment == assignment({"t": [0, 1]})
+            fenced = await conn.call(ApiKey.HEARTBEAT, group_id="static", generation_id=1,
+                                     member_id=j1.member_id, group_instance_id="host-1")
+            assert fenced.error_code == ErrorCode.fenced_instance_id
+            lv = await conn.call(ApiKey.LEAVE_GROUP, group_id="static",
+                                 members=[{"member_id": "", "group_instance_id": "host-1"}])
+            assert lv.members[0].error_code == ErrorCode.none and lv.members[0].member_id == j2.member_id
+            assert server.group_coordinator.statistics().groups["static"] == "Empty"
+
+
+async def test_old_api_versions(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """JoinGroup v0-v3 join directly (no MEMBER_ID_REQUIRED), LeaveGroup v0 leaves a single
+    member, OffsetCommit v2 with a retention time and OffsetFetch v1 work."""
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "old")
+            await until_loaded(conn, "old")
+            for version in (0, 3):
+                j = await join(conn, "old", version=version)
+                assert j.error_code == ErrorCode.none and j.member_id, (version, j)
+                lv = await conn.call(ApiKey.LEAVE_GROUP, api_version=0, group_id="old", member_id=j.member_id)
+                assert lv.error_code == ErrorCode.none
+            r = await conn.call(ApiKey.OFFSET_COMMIT, api_version=2, group_id="old", generation_id_or_member_epoch=-1,
+                                member_id="", retention_time=60000,
+                                topics=[{"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 8,
+                                                                      "committed_metadata": "x"}]}])
+            assert r.topics[0].partitions[0].error_code == ErrorCode.none
+            om = server.group_coordinator.manager.get_group("old").offsets
+            (only,) = om.values()
+            assert only.offset == 8 and only.expire_timestamp == only.commit_timestamp + 60000
+            f = await conn.call(ApiKey.OFFSET_FETCH, api_version=1, group_id="old",
+                                topics=[{"name": "t", "partition_indexes": [0, 1]}])
+            assert [(p.partition_index, p.committed_offset, p.metadata) for p in f.topics[0].partitions] == \
+                [(0, 8, "x"), (1, -1, "")]
+
+
+async def test_expired_offsets_are_tombstoned_and_empty_group_dies(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """Offset retention: a simple group's offsets expire retention after their commit; the
+    group, Empty without offsets, becomes Dead; after a restart nothing comes back (the
+    tombstones were written to __consumer_offsets)."""
+    import attrs
+
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "ephemeral")
+            await until_loaded(conn, "ephemeral")
+            assert set((await commit(conn, "ephemeral", {("t", 0): 1, ("t", 1): 2})).values()) == {0}
+            await commit(conn, "keeper", {("t", 0): 5})
+            mgr = server.group_coordinator.manager
+            mgr.config = attrs.evolve(mgr.config, retention_ms=300)
+            mgr.groups["keeper"].offsets = {tp: attrs.evolve(om, commit_timestamp=om.commit_timestamp + 10**9)
+                                            for tp, om in mgr.groups["keeper"].offsets.items()}
+            await trio.sleep(0.4)
+            assert await mgr.cleanup_group_metadata() == 2
+            assert mgr.get_group("ephemeral") is None and mgr.get_group("keeper") is not None
+            assert await fetch_offsets(conn, "ephemeral") == {}
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "ephemeral")
+            await until_loaded(conn, "ephemeral")
+            assert await fetch_offsets(conn, "ephemeral") == {}
+            assert await fetch_offsets(conn, "keeper") == {("t", 0): 5}
