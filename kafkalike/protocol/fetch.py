@@ -160,9 +160,12 @@ def encode_fetch_response(response: Any, version: int, correlation_id: int) -> l
                         buf.append(0)
             if version >= 11:
                 buf += _I32.pack(p.preferred_read_replica)
-            records = p.records
-            if records is None:
-                buf += b"\x00" if flexible else b"\xff\xff\xff\xff"
+            # A partition without data gets an empty record set, never null: Kafka's broker
+            # always writes one (MemoryRecords.EMPTY), and librdkafka 2.16 drops a Fetch v12
+            # partition whose records are null ("invalid MessageSetSize -1").
+            records = b"" if p.records is None else p.records
+            if not chunk_size(records):
+                buf += b"\x01" if flexible else b"\x00\x00\x00\x00"
             else:
                 size = chunk_size(records)
                 if flexible:

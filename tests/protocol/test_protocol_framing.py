@@ -192,3 +192,28 @@ def test_error_enum_has_numbers_names_and_retriability() -> None:
     with pytest.raises(KeyError):
         error_code_by_name("NO_SUCH_ERROR")
     assert {int(e) for e in ErrorCode} >= set(range(-1, 100))
+
+
+def test_fetch_partition_without_records_is_sent_empty_not_null() -> None:
+    """Kafka never sends a null record set; librdkafka 2.16 rejects one in Fetch v12
+    ("invalid MessageSetSize -1"). The encoder writes an empty one instead."""
+    import dataclasses
+    import datetime
+
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.protocol.codec import response_class
+
+    cls = response_class(ApiKey.FETCH, 12)
+    mod = __import__(cls.__module__, fromlist=["x"])
+    part = mod.PartitionData(partition_index=0, error_code=6, high_watermark=-1, last_stable_offset=-1,
+                             log_start_offset=-1, diverging_epoch=mod.EpochEndOffset(epoch=-1, end_offset=-1),
+                             current_leader=mod.LeaderIdAndEpoch(leader_id=-1, leader_epoch=-1),
+                             snapshot_id=mod.SnapshotId(end_offset=-1, epoch=-1),
+                             aborted_transactions=None, preferred_read_replica=-1, records=None)
+    resp = cls(throttle_time=datetime.timedelta(0), error_code=0, session_id=0,
+               responses=(mod.FetchableTopicResponse(topic="t", partitions=(part,)),))
+    frame = codec.encode_response(codec.RequestHeader(ApiKey.FETCH, 12, 7, "c"), resp)
+    _, decoded = codec.decode_response(frame[4:], ApiKey.FETCH, 12)
+    records = decoded.responses[0].partitions[0].records
+    assert records is not None and bytes(records) == b""
+    assert dataclasses.replace(decoded.responses[0].partitions[0], records=None) == part

@@ -47,6 +47,18 @@ def test_request_roundtrips_through_parse_request(api_key: int, version: int) ->
     check()
 
 
+def _empty_records(response: object) -> object:
+    """The Fetch response with every partition's records as bytes (None -> b"")."""
+    import dataclasses
+
+    def part(p: object) -> object:
+        return dataclasses.replace(p, records=bytes(p.records or b""))  # type: ignore[attr-defined]
+
+    topics = tuple(dataclasses.replace(t, partitions=tuple(part(p) for p in t.partitions))
+                   for t in response.responses)  # type: ignore[attr-defined]
+    return dataclasses.replace(response, responses=topics)  # type: ignore[type-var]
+
+
 @pytest.mark.parametrize(("api_key", "version"), CASES, ids=IDS)
 def test_response_roundtrips_through_decode_response(api_key: int, version: int) -> None:
     """Every served response version encodes and decodes back to an equal message."""
@@ -62,6 +74,8 @@ def test_response_roundtrips_through_decode_response(api_key: int, version: int)
         assert cid == correlation_id
         if api_key == ApiKey.API_VERSIONS and int(response.error_code) == 35 and version > 0:
             return  # decoded in the v0 fallback format by design (KIP-511)
+        if api_key == ApiKey.FETCH:  # null record sets go out empty, as Kafka sends them
+            response, decoded = _empty_records(response), _empty_records(decoded)
         assert decoded == response
 
     check()
@@ -94,6 +108,7 @@ def test_fetch_fast_path_matches_kio_bytes(version: int) -> None:
     @EXAMPLES
     @given(kio_entity(cls))
     def check(response) -> None:
+        response = _empty_records(response)  # we never send null record sets (Kafka doesn't)
         ours = codec.encode_response(codec.RequestHeader(1, version, 3, None), response)
         buf = io.BytesIO()
         entity_writer(cls)(buf, response)
