@@ -200,7 +200,10 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     def consume(member: int) -> None:
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                       "enable.auto.commit": True, "auto.commit.interval.ms": 1000,
-                      "session.timeout.ms": 10000, "client.id": f"dashboard-{member}"})
+                      "session.timeout.ms": 10000, "client.id": f"dashboard-{member}",
+                      # connection-refused lines for the killed broker would drown the story;
+                      # errors still arrive through message errors and are counted
+                      "log_level": 2})
         c.subscribe([TOPIC])
         try:
             while not stop_consumers.is_set():
@@ -235,7 +238,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
                          "linger.ms": 20, "compression.type": "lz4", "message.timeout.ms": 120000,
                          # a small queue paces the loop by acknowledgements, so the kill below
                          # lands mid-stream rather than after everything is enqueued
-                         "queue.buffering.max.messages": 5000})
+                         "queue.buffering.max.messages": 5000, "log_level": 2})
 
     def on_delivery(err: Any, msg: Any) -> None:
         with obs.lock:
