@@ -73,14 +73,22 @@ def entity(parent: type, name: str) -> type:
     return getattr(sys.modules[parent.__module__], name)
 
 
+_RESPONSE_CLASSES: dict[type, type] = {}
+
+
 def response_class_for(request: Any) -> type:
     """The response entity class matching a kio request entity (same API and version)."""
+    cls = _RESPONSE_CLASSES.get(type(request))
+    if cls is not None:
+        return cls
     from kio.static.constants import EntityType
 
     module = sys.modules[type(request).__module__.replace(".request", ".response")]
-    return next(getattr(module, n) for n in dir(module)
-                if dataclasses.is_dataclass(getattr(module, n))
-                and getattr(getattr(module, n), "__type__", None) == EntityType.response)
+    cls = next(getattr(module, n) for n in dir(module)
+               if dataclasses.is_dataclass(getattr(module, n))
+               and getattr(getattr(module, n), "__type__", None) == EntityType.response)
+    _RESPONSE_CLASSES[type(request)] = cls
+    return cls
 
 
 class KafkaApis:
