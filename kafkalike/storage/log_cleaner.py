@@ -136,10 +136,28 @@ class LogCleaner:
         return dirty / total if total else 0.0
 
     def needs_cleaning(self, log: UnifiedLog) -> bool:
-        """cleanup.policy has compact and the dirty ratio reaches min.cleanable.dirty.ratio."""
-        if str(log.dir) in self.uncleanable:
+        """cleanup.policy has compact and the dirty ratio reaches min.cleanable.dirty.ratio, or a
+        dirty segment is older than max.compaction.lag.ms."""
+        if str(log.dir) in self.uncleanable or not log.config.compact:
             return False
-        return log.config.compact and self.dirty_ratio(log) >= log.config.min_cleanable_dirty_ratio
+        if self.dirty_ratio(log) >= log.config.min_cleanable_dirty_ratio:
+            return True
+        return self._max_lag_exceeded(log)
+
+    def _max_lag_exceeded(self, log: UnifiedLog) -> bool:
+        """max.compaction.lag.ms (KIP-354): a dirty segment older than this forces a pass."""
+        lag = log.config.max_compaction_lag_ms
+        if lag >= 2**63 - 1:
+            return False
+        now = self.clock()
+        end = self._cleanable_end(log, now)
+        first_dirty = max(log.cleaner_checkpoint or 0, log.log_start_offset)
+        for seg in log.segments[:-1]:
+            if seg.base_offset >= end:
+                break
+            if _next_base(log, seg) > first_dirty and now - seg.largest_timestamp > lag:
+                return True
+        return False
 
     # ---------------------------------------------------------------- cleaning
     def clean_now(self, log: UnifiedLog) -> CleanerStats:

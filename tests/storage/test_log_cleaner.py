@@ -190,3 +190,22 @@ def test_dropped_cleaner_pass_leaves_no_files(tmp_path: Path) -> None:
     steps.close()
     assert not list((tmp_path / "t-0").glob("*.cleaned"))
     assert all_records(log) == before
+
+
+def test_max_compaction_lag_forces_cleaning_below_the_dirty_ratio(tmp_path: Path) -> None:
+    """With a dirty ratio under min.cleanable.dirty.ratio, a dirty segment older than max.compaction.lag.ms still triggers cleaning."""
+    clock = FakeClock()
+    cfg = LogConfig(segment_bytes=1500, cleanup_policy="compact", min_cleanable_dirty_ratio=0.99, max_compaction_lag_ms=60_000)
+    log = UnifiedLog.open(tmp_path / "t-0", cfg, clock=clock)
+    fill(log, clock)
+    log.roll()
+    log.update_high_watermark(log.log_end_offset)
+    cleaner = LogCleaner(clock=clock)
+    cleaner.clean_now(log)
+    fill(log, clock, rounds=2)
+    log.roll()
+    log.update_high_watermark(log.log_end_offset)
+    assert cleaner.dirty_ratio(log) < 0.99
+    assert not cleaner.needs_cleaning(log)
+    clock.now += 120_000
+    assert cleaner.needs_cleaning(log)
