@@ -24,8 +24,6 @@ import datetime
 import sys
 from typing import Any
 
-ERR = sys.stderr
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``consumer-groups`` to the kafkalike parser."""
@@ -69,22 +67,22 @@ def _main(args: argparse.Namespace) -> int:
     import trio
 
     if (args.describe or args.reset_offsets or args.delete) and not args.group:
-        print("error: --group is required with --describe, --reset-offsets and --delete", file=ERR)
+        print("error: --group is required with --describe, --reset-offsets and --delete", file=sys.stderr)
         return 2
     if args.reset_offsets:
         if not (args.topic or args.all_topics):
-            print("error: --reset-offsets needs --topic or --all-topics", file=ERR)
+            print("error: --reset-offsets needs --topic or --all-topics", file=sys.stderr)
             return 2
         if not (args.to_earliest or args.to_latest or args.to_offset is not None
                 or args.to_datetime is not None or args.shift_by is not None):
             print("error: --reset-offsets needs one of --to-earliest, --to-latest, --to-offset, "
-                  "--to-datetime, --shift-by", file=ERR)
+                  "--to-datetime, --shift-by", file=sys.stderr)
             return 2
         if args.to_datetime is not None:
             try:
                 parse_datetime_ms(args.to_datetime)
             except ValueError as exc:
-                print(f"error: bad --to-datetime {args.to_datetime!r}: {exc}", file=ERR)
+                print(f"error: bad --to-datetime {args.to_datetime!r}: {exc}", file=sys.stderr)
                 return 2
     try:
         return trio.run(_run, args)
@@ -92,7 +90,7 @@ def _main(args: argparse.Namespace) -> int:
         from kafkalike.client.errors import ClientError
 
         if isinstance(exc, ClientError):
-            print(f"Error: {exc}", file=ERR)
+            print(f"Error: {exc}", file=sys.stderr)
             return 1
         raise
 
@@ -125,7 +123,7 @@ async def _run(args: argparse.Namespace) -> int:
                     return await _delete(client, args.group)
                 return await _reset(client, args)
             except GroupsError as exc:
-                print(f"Error: {exc}", file=ERR)
+                print(f"Error: {exc}", file=sys.stderr)
                 return 1
 
 
@@ -337,7 +335,7 @@ async def _reset(client: Any, args: argparse.Namespace) -> int:
             errors = {f"{t.name}-{p.partition_index}": p.error_code.name.upper()
                       for t in r.topics for p in t.partitions if p.error_code.value != 0}
             if errors:
-                print(f"Error: committing offsets of group '{group}' failed: {errors}", file=ERR)
+                print(f"Error: committing offsets of group '{group}' failed: {errors}", file=sys.stderr)
                 rc = 1
         elif not args.dry_run:
             print("WARN: No action will be performed as the --execute option is missing. "

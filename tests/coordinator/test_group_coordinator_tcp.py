@@ -139,7 +139,7 @@ async def test_session_timeout_removes_silent_member(tmp_path: Path, zk_chroot_c
 
 async def test_simple_commits_and_invalid_requests(tmp_path: Path, zk_chroot_connect: str) -> None:
     """Commits with generation -1 work for groups without members; bad session timeouts,
-    unknown member ids and empty group ids get Kafka's errors."""
+    unknown member ids, empty group ids and a loading partition get Kafka's errors."""
     async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
         async with connect(server) as conn:
             await find_coordinator(conn, "simple")
@@ -155,9 +155,15 @@ async def test_simple_commits_and_invalid_requests(tmp_path: Path, zk_chroot_con
             assert ghost.error_code == ErrorCode.unknown_member_id
             empty = await join(conn, "")
             assert empty.error_code == ErrorCode.invalid_group_id
-            # a group on a partition this broker does not lead: none exists here, so
-            # every group id is local; NOT_COORDINATOR is covered by the cluster tests
-            assert partition_for("simple", int(PARTS)) in server.group_coordinator.manager.owned_partitions
+            # while its partition loads, a group's requests get COORDINATOR_LOAD_IN_PROGRESS
+            mgr = server.group_coordinator.manager
+            p = partition_for("simple", int(PARTS))
+            mgr.loading_partitions[p] = mgr.owned_partitions.pop(p)
+            r = await conn.call(ApiKey.OFFSET_FETCH, group_id="simple", topics=None, require_stable=False)
+            assert r.error_code == ErrorCode.coordinator_load_in_progress
+            assert (await heartbeat(conn, "simple", 1, "m")).error_code == ErrorCode.coordinator_load_in_progress
+            mgr.owned_partitions[p] = mgr.loading_partitions.pop(p)
+            assert await fetch_offsets(conn, "simple") == {("x", 0): 3, ("x", 1): 4}
 
 
 async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot_connect: str) -> None:
