@@ -194,3 +194,29 @@ def test_kafka_python_admin_configs_partitions_delete(kafka_cluster: LocalCluste
         assert "adm" not in admin.list_topics()
     finally:
         admin.close()
+
+
+@pytest.mark.skipif(__import__("os").environ.get("KAFKALIKE_REFERENCE") != "1",
+                    reason="needs the Maven-fetched Kafka 3.9 jars: KAFKALIKE_REFERENCE=1")
+def test_kafka_java_tools_produce_and_consume(kafka_cluster: LocalCluster) -> None:
+    """Kafka 3.9's own Java clients: ProducerPerformance (idempotent by default, acks=all) and
+    the console consumer in a consumer group read every record back."""
+    from kafkalike.bench.reference_kafka import LIB_DIR, fetch
+
+    fetch()
+    bootstrap = kafka_cluster.bootstrap_servers
+
+    def java(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["java", "-cp", f"{LIB_DIR}/*", *args], capture_output=True, text=True,
+                              timeout=180)
+
+    perf = java("org.apache.kafka.tools.ProducerPerformance", "--topic", "java-topic", "--num-records", "20000",
+                "--record-size", "100", "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
+                "acks=all")
+    assert perf.returncode == 0, perf.stderr[-2000:]
+    assert "20000 records sent" in perf.stdout
+    consumer = java("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap,
+                    "--topic", "java-topic", "--from-beginning", "--max-messages", "20000", "--timeout-ms", "60000",
+                    "--group", "java-group")
+    assert consumer.returncode == 0, consumer.stderr[-2000:]
+    assert len(consumer.stdout.splitlines()) == 20000
