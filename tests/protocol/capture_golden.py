@@ -17,7 +17,9 @@ are in reference/lib or $KAFKALIKE_KAFKA_LIB). Consumers, each reading that reco
 a batch that kafkalike built with the codec in the label: kafka-python (gzip), librdkafka
 (all five), aiokafka (lz4), kcat (snappy), Kafka 3.9's ConsoleConsumer (all five); and group
 consumers (kafka-python, librdkafka, aiokafka, Java) that find the coordinator, join, sync,
-fetch, commit and leave against a one-member group coordinator. A run fails unless the client delivered / received the
+fetch, commit and leave against a one-member group coordinator; and admin clients
+(confluent-kafka, kafka-python, Kafka 3.9's command-line tools) creating, altering,
+describing and deleting topics, configs and groups. A run fails unless the client delivered / received the
 record. tests/protocol/test_protocol_golden.py decodes the saved files. With ``--pcap`` the
 traffic is also recorded with dumpcap and checked with Wireshark's Kafka dissector (tshark):
 no packet may be malformed. Stops its listener
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,20 @@ VALUE = b"golden-value-" * 40  # compressible: clients skip compression that doe
 HEADERS = [("h", b"v")]
 TIMESTAMP_MS = 1700000000000
 TOPIC_ID = uuid.UUID("6f1d9a2c-0b5e-4c7a-9d3e-2a4b6c8d0e1f")
+
+
+CLIENT_IDS = {"kafka-python": "golden-kafka-python", "librdkafka": "golden-librdkafka",
+              "aiokafka": "golden-aiokafka", "kcat": "golden-kcat", "java": "golden-java"}
+
+
+def _client_id_of(body: bytes) -> str | None:
+    """The client id of a request frame body (header v1/v2), or None."""
+    if len(body) < 10:
+        return None
+    n = int.from_bytes(body[8:10], "big", signed=True)
+    if n < 0 or len(body) < 10 + n:
+        return None
+    return body[10:10 + n].decode("utf-8", "replace")
 
 
 def _metadata_response(version: int, port: int) -> object:
@@ -206,6 +223,102 @@ _GROUP_ANSWERS = {
 }
 
 
+# Admin answers: every operation succeeds; describes return one entry per thing asked about.
+def _create_topics(mod: Any, request: Any) -> Any:
+    results = tuple(_build(mod.CreatableTopicResult, name=t.name, topic_id=TOPIC_ID,
+                           error_code=ErrorCode.none, error_message=None,
+                           topic_config_error_code=ErrorCode.none,
+                           num_partitions=max(t.num_partitions, 1),
+                           replication_factor=max(t.replication_factor, 1), configs=())
+                    for t in request.topics)
+    return _build(mod.CreateTopicsResponse, throttle_time=datetime.timedelta(0),
+                  topics=results)
+
+
+def _delete_topics(mod: Any, request: Any) -> Any:
+    names = list(getattr(request, "topic_names", None) or
+                 [t.name for t in getattr(request, "topics", ())])
+    results = tuple(_build(mod.DeletableTopicResult, name=n, topic_id=None,
+                           error_code=ErrorCode.none, error_message=None) for n in names)
+    return _build(mod.DeleteTopicsResponse, throttle_time=datetime.timedelta(0),
+                  responses=results)
+
+
+def _create_partitions(mod: Any, request: Any) -> Any:
+    results = tuple(_build(mod.CreatePartitionsTopicResult, name=t.name,
+                           error_code=ErrorCode.none, error_message=None)
+                    for t in request.topics)
+    return _build(mod.CreatePartitionsResponse, throttle_time=datetime.timedelta(0),
+                  results=results)
+
+
+def _describe_configs(mod: Any, request: Any) -> Any:
+    results = []
+    for r in request.resources:
+        config = _build(mod.DescribeConfigsResourceResult, name="cleanup.policy", value="delete",
+                        read_only=False, is_default=True, config_source=5, is_sensitive=False,
+                        synonyms=(), config_type=2, documentation=None)
+        results.append(_build(mod.DescribeConfigsResult, error_code=ErrorCode.none,
+                              error_message=None, resource_type=r.resource_type,
+                              resource_name=r.resource_name, configs=(config,)))
+    return _build(mod.DescribeConfigsResponse, throttle_time=datetime.timedelta(0),
+                  results=tuple(results))
+
+
+def _alter_configs(mod: Any, request: Any) -> Any:
+    responses = tuple(_build(mod.AlterConfigsResourceResponse, error_code=ErrorCode.none,
+                             error_message=None, resource_type=r.resource_type,
+                             resource_name=r.resource_name) for r in request.resources)
+    response_cls = getattr(mod, "AlterConfigsResponse", None) or \
+        mod.IncrementalAlterConfigsResponse
+    return _build(response_cls, throttle_time=datetime.timedelta(0), responses=responses)
+
+
+def _list_groups(mod: Any, request: Any) -> Any:
+    group = _build(mod.ListedGroup, group_id="golden-group", protocol_type="consumer",
+                   group_state="Empty", group_type="classic")
+    return _build(mod.ListGroupsResponse, **_NO_ERROR, groups=(group,))
+
+
+def _describe_groups(mod: Any, request: Any) -> Any:
+    groups = tuple(_build(mod.DescribedGroup, error_code=ErrorCode.none, group_id=g,
+                          group_state="Empty", protocol_type="consumer", protocol_data="",
+                          members=(), authorized_operations=-2147483648)
+                   for g in request.groups)
+    return _build(mod.DescribeGroupsResponse, throttle_time=datetime.timedelta(0),
+                  groups=groups)
+
+
+def _delete_groups(mod: Any, request: Any) -> Any:
+    results = tuple(mod.DeletableGroupResult(group_id=g, error_code=ErrorCode.none)
+                    for g in request.groups_names)
+    return _build(mod.DeleteGroupsResponse, throttle_time=datetime.timedelta(0),
+                  results=results)
+
+
+def _describe_cluster_factory(port_of: Any) -> Any:
+    def answer(mod: Any, request: Any) -> Any:
+        broker = _build(mod.DescribeClusterBroker, broker_id=0, host="127.0.0.1",
+                        port=port_of(), rack=None)
+        return _build(mod.DescribeClusterResponse, **_NO_ERROR, error_message=None,
+                      endpoint_type=1, cluster_id="golden-cluster-000000", controller_id=0,
+                      brokers=(broker,), cluster_authorized_operations=-2147483648)
+    return answer
+
+
+_ADMIN_ANSWERS = {
+    ApiKey.CREATE_TOPICS: _create_topics,
+    ApiKey.DELETE_TOPICS: _delete_topics,
+    ApiKey.CREATE_PARTITIONS: _create_partitions,
+    ApiKey.DESCRIBE_CONFIGS: _describe_configs,
+    ApiKey.ALTER_CONFIGS: _alter_configs,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: _alter_configs,
+    ApiKey.LIST_GROUPS: _list_groups,
+    ApiKey.DESCRIBE_GROUPS: _describe_groups,
+    ApiKey.DELETE_GROUPS: _delete_groups,
+}
+
+
 class GoldenBroker:
     """A listener that answers the first requests of a producer and saves every frame."""
 
@@ -225,10 +338,21 @@ class GoldenBroker:
         self.serve_codec(0)
         self._stop = False
         self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.live_connections = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
     def start_run(self, label: str) -> None:
+        """Switch the file label, once the previous client's connections are gone (10 s)."""
+        deadline = time.monotonic() + 10
+        while self.live_connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for conn in self._conns:  # stragglers: cut them so they cannot speak for the next run
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self.label = label
         self.produced.clear()
 
@@ -262,12 +386,26 @@ class GoldenBroker:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _save(self, header_key: int, version: int, body: bytes) -> None:
+        client_id = _client_id_of(body)
+        expected = next((cid for prefix, cid in CLIENT_IDS.items()
+                         if self.label.startswith(prefix + "-") or self.label == prefix), None)
+        if client_id is not None and expected is not None and client_id != expected:
+            return  # a previous client's straggler, not this run's
         name = f"{self.label}-{api_name(header_key)}-v{version}.bin"
         if name not in self.saved:
             self.saved.add(name)
             (self.out_dir / name).write_bytes(len(body).to_bytes(4, "big") + body)
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.live_connections += 1
+        try:
+            self._serve_connection(conn)
+        finally:
+            with self._lock:
+                self.live_connections -= 1
+
+    def _serve_connection(self, conn: socket.socket) -> None:
         reader = FrameReader()
         with conn:
             while True:
@@ -331,9 +469,13 @@ class GoldenBroker:
                               host="127.0.0.1", port=self.port)
         elif header.api_key == ApiKey.FETCH:
             response = self._fetch_response(header.api_version, request)
-        elif header.api_key in _GROUP_ANSWERS:
+        elif header.api_key in _GROUP_ANSWERS or header.api_key in _ADMIN_ANSWERS:
             mod = load_payload_module(header.api_key, header.api_version, EntityType.response)
-            response = _GROUP_ANSWERS[header.api_key](mod, request)
+            answer = _GROUP_ANSWERS.get(header.api_key) or _ADMIN_ANSWERS[header.api_key]
+            response = answer(mod, request)
+        elif header.api_key == ApiKey.DESCRIBE_CLUSTER:
+            mod = load_payload_module(header.api_key, header.api_version, EntityType.response)
+            response = _describe_cluster_factory(lambda: self.port)(mod, request)
         else:
             return None
         return codec.encode_response_chunks(header, response)
@@ -550,6 +692,88 @@ def _aiokafka_group(broker: GoldenBroker) -> None:
     asyncio.run(run())
 
 
+def _confluent_admin(broker: GoldenBroker) -> None:
+    from confluent_kafka import ConsumerGroupState  # noqa: F401  (present in 2.x)
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewPartitions, NewTopic,
+                                       ResourceType)
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{broker.port}",
+                         "client.id": "golden-librdkafka"})
+
+    def wait(futures: Any) -> None:
+        for future in (futures.values() if isinstance(futures, dict) else [futures]):
+            future.result(timeout=20)
+
+    wait(admin.create_topics([NewTopic("golden-admin", num_partitions=3,
+                                       replication_factor=1,
+                                       config={"cleanup.policy": "compact"})]))
+    wait(admin.create_partitions([NewPartitions("golden-admin", 6)]))
+    resource = ConfigResource(ResourceType.TOPIC, "golden-admin")
+    wait(admin.describe_configs([resource]))
+    with warnings.catch_warnings():  # alter_configs is deprecated, but it is AlterConfigs
+        warnings.simplefilter("ignore")
+        wait(admin.alter_configs([ConfigResource(ResourceType.TOPIC, "golden-admin",
+                                                 set_config={"cleanup.policy": "delete"})]))
+    wait(admin.incremental_alter_configs([ConfigResource(
+        ResourceType.TOPIC, "golden-admin", incremental_configs=[ConfigEntry(
+            "retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])]))
+    admin.list_consumer_groups().result(timeout=20)
+    wait(admin.describe_consumer_groups(["golden-group"]))
+    wait(admin.delete_consumer_groups(["golden-group"]))
+    wait(admin.delete_topics(["golden-admin"]))
+
+
+def _kafka_python_admin(broker: GoldenBroker) -> None:
+    from kafka.admin import (ConfigResource, ConfigResourceType, KafkaAdminClient,
+                             NewPartitions, NewTopic)
+
+    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{broker.port}",
+                             client_id="golden-kafka-python")
+    try:
+        admin.create_topics([NewTopic("golden-admin", 3, 1,
+                                      topic_configs={"cleanup.policy": "compact"})])
+        admin.create_partitions({"golden-admin": NewPartitions(6)})
+        admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "golden-admin")])
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "golden-admin",
+                                            configs={"cleanup.policy": "delete"})])
+        admin.list_groups()
+        admin.describe_groups(["golden-group"])
+        admin.delete_groups(["golden-group"])
+        admin.describe_cluster()
+        admin.delete_topics(["golden-admin"])
+    finally:
+        admin.close()
+
+
+def _java_admin(broker: GoldenBroker, lib: Path) -> None:
+    bootstrap = ["--bootstrap-server", f"127.0.0.1:{broker.port}"]
+    props = broker.out_dir / ".golden-java-admin.properties"
+    props.write_text("client.id=golden-java\n")
+    config = ["--command-config", str(props)]
+    topic = "golden-admin"
+    _java(lib, "org.apache.kafka.tools.TopicCommand",
+          [*bootstrap, "--create", "--topic", topic, "--partitions", "3",
+           "--replication-factor", "1", "--config", "cleanup.policy=compact", *config], None)
+    _java(lib, "org.apache.kafka.tools.TopicCommand",
+          [*bootstrap, "--alter", "--topic", "golden", "--partitions", "6", *config], None)
+    _java(lib, "kafka.admin.ConfigCommand",
+          [*bootstrap, "--describe", "--entity-type", "topics", "--entity-name", topic,
+           *config], None)
+    _java(lib, "kafka.admin.ConfigCommand",
+          [*bootstrap, "--alter", "--entity-type", "topics", "--entity-name", topic,
+           "--add-config", "retention.ms=1000", *config], None)
+    _java(lib, "org.apache.kafka.tools.ClusterTool",
+          ["cluster-id", *bootstrap, "--config", str(props)], None)
+    group = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    _java(lib, group, [*bootstrap, "--list", *config], None)
+    _java(lib, group, [*bootstrap, "--describe", "--group", "golden-group", *config], None)
+    _java(lib, group, [*bootstrap, "--delete", "--group", "golden-group", *config], None)
+    _java(lib, "org.apache.kafka.tools.TopicCommand",
+          [*bootstrap, "--delete", "--topic", "golden", *config], None)
+    props.unlink()
+
+
 def _kafka_lib() -> Path | None:
     """Kafka 3.9's jars (scripts/reference-kafka fetch puts them in reference/lib)."""
     lib = Path(os.environ.get("KAFKALIKE_KAFKA_LIB",
@@ -619,7 +843,8 @@ def _stop_dumpcap(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-_WIRESHARK_GROUP_GAP = re.compile(r"Kafka (JoinGroup v[0-5]|SyncGroup v[0-3]|DescribeGroups v[0-4]) ")
+_WIRESHARK_GAP = re.compile(
+    r"Kafka (JoinGroup v[0-5]|SyncGroup v[0-3]|DescribeGroups v[0-4]|Unknown 60 v\d+) ")
 
 
 def check_pcap(pcap: Path, port: int) -> tuple[int, int]:
@@ -632,13 +857,13 @@ def check_pcap(pcap: Path, port: int) -> tuple[int, int]:
     # A client's ApiVersions v4 (newer than Wireshark 4.0 knows) and our v0-format answer to
     # it (KIP-511) are flagged "unsupported version" by design; anything else is a failure.
     by_design = [line for line in flagged if "ApiVersions v4" in line]
-    wireshark_gap = [line for line in flagged if _WIRESHARK_GROUP_GAP.search(line)]
+    wireshark_gap = [line for line in flagged if _WIRESHARK_GAP.search(line)]
     bad = [line for line in flagged if line not in by_design and line not in wireshark_gap]
     print(f"tshark: {len(by_design)} ApiVersions v4 exchanges flagged (newer than Wireshark "
           "4.0; answered with the v0 fallback)")
-    print(f"tshark: {len(wireshark_gap)} JoinGroup v0-5 / SyncGroup v0-3 / DescribeGroups v0-4 "
-          "PDUs flagged (Wireshark 4.0 cannot dissect their group metadata, clients' "
-          "requests included)")
+    print(f"tshark: {len(wireshark_gap)} PDUs flagged where Wireshark 4.0 falls short "
+          "(group metadata of JoinGroup v0-5 / SyncGroup v0-3 / DescribeGroups v0-4, "
+          "DescribeCluster unknown), clients' requests included")
     for line in bad[:20]:
         print("  tshark:", line)
     return len(total), len(bad)
@@ -661,7 +886,9 @@ def main(argv: list[str]) -> int:
             ("kafka-python-gzip", lambda: _kafka_python(broker, "gzip"))]
     runs += [(f"librdkafka-{c}", (lambda c=c: _confluent(broker, c)))
              for c in ("none", "gzip", "snappy", "lz4", "zstd")]
-    runs += [("aiokafka", lambda: _aiokafka(broker)), ("kcat", lambda: _kcat(broker))]
+    runs += [("aiokafka", lambda: _aiokafka(broker)), ("kcat", lambda: _kcat(broker)),
+             ("librdkafka-admin", lambda: _confluent_admin(broker)),
+             ("kafka-python-admin", lambda: _kafka_python_admin(broker))]
     consumers = [("kafka-python-consume-gzip", 1, lambda: _kafka_python_consumer(broker))]
     consumers += [(f"librdkafka-consume-{name}", c, (lambda: _confluent_consumer(broker)))
                   for c, name in enumerate(("none", "gzip", "snappy", "lz4", "zstd"))]
@@ -676,6 +903,7 @@ def main(argv: list[str]) -> int:
     else:
         runs += [(f"java-{name}", (lambda n=name: _java_producer(broker, lib, n)))
                  for name in ("none", "gzip", "snappy", "lz4", "zstd")]
+        runs.append(("java-admin", lambda: _java_admin(broker, lib)))
         consumers += [(f"java-consume-{name}", c, (lambda: _java_consumer(broker, lib)))
                       for c, name in enumerate(("none", "gzip", "snappy", "lz4", "zstd"))]
         consumers.append(("java-group-none", 0, lambda: _java_consumer(broker, lib, True)))

@@ -42,6 +42,10 @@ def test_golden_frames_cover_every_client_and_codec() -> None:
     assert {label for label in CODEC_BY_LABEL if any(f"-{label}-" in n for n in produce)} == \
         set(CODEC_BY_LABEL)
     assert any("-Metadata-" in n for n in FILES) and any("-ApiVersions-" in n for n in FILES)
+    admin_apis = {n.split("-admin-")[1].rsplit("-", 1)[0] for n in FILES if "-admin-" in n}
+    assert admin_apis >= {"CreateTopics", "CreatePartitions", "DeleteTopics", "DescribeConfigs",
+                          "AlterConfigs", "IncrementalAlterConfigs", "ListGroups",
+                          "DescribeGroups", "DeleteGroups", "DescribeCluster"}
     groups = {_client(n) for n in FILES if "-JoinGroup-" in n}
     assert groups == {"kafka-python", "librdkafka", "aiokafka", "java"}
     fetch = [n for n in FILES if "-Fetch-" in n]
@@ -92,6 +96,30 @@ def test_golden_frame_decodes_to_expected_values(name: str) -> None:
         assert request.group_id == "golden-group"
     if api == "JoinGroup":
         assert request.protocol_type == "consumer" and request.protocols
+    if api == "CreateTopics":
+        (topic,) = request.topics
+        assert (topic.name, topic.num_partitions, topic.replication_factor) == \
+            ("golden-admin", 3, 1)
+        assert [(c.name, c.value) for c in topic.configs] == [("cleanup.policy", "compact")]
+    if api == "CreatePartitions":
+        assert [(t.name, t.count) for t in request.topics] in ([("golden-admin", 6)],
+                                                               [("golden", 6)])
+    if api == "DeleteTopics":
+        names = list(getattr(request, "topic_names", None) or
+                     [t.name for t in getattr(request, "topics", ())])
+        assert names in (["golden-admin"], ["golden"])
+    if api == "DescribeConfigs":
+        assert [(r.resource_type, r.resource_name) for r in request.resources] == \
+            [(2, "golden-admin")]
+    if api in ("AlterConfigs", "IncrementalAlterConfigs"):
+        (resource,) = request.resources
+        assert (resource.resource_type, resource.resource_name) == (2, "golden-admin")
+        assert [(c.name, c.value) for c in resource.configs] in (
+            [("cleanup.policy", "delete")], [("retention.ms", "1000")])
+    if api in ("DescribeGroups",):
+        assert list(request.groups) == ["golden-group"]
+    if api == "DeleteGroups":
+        assert list(request.groups_names) == ["golden-group"]
     if api == "OffsetCommit":
         ((topic_name, committed),) = [(t.name, [p.committed_offset for p in t.partitions])
                                       for t in request.topics]
