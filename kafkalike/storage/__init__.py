@@ -18,10 +18,15 @@ from kafkalike.storage.errors import (
     UnexpectedAppendOffsetError,
 )
 from kafkalike.storage.file_records import FileSlice, read_slices
+from kafkalike.storage.log_cleaner import CleanerStats, LogCleaner
 from kafkalike.storage.log_config import LogConfig
+from kafkalike.storage.log_manager import LogManager
 from kafkalike.storage.unified_log import LogAppendInfo, LogStatistics, TimestampAndOffset, UnifiedLog
 
 __all__ = [
+    "CleanerStats",
+    "LogCleaner",
+    "LogManager",
     "CorruptRecordError",
     "FileSlice",
     "InconsistentBrokerMetadataError",
