@@ -174,8 +174,12 @@ async def test_reassignment_waits_for_isr_then_moves_replicas(
         got = await kzk.get_topic_assignment("mv")
         return got is not None and got[0].partitions[0] == zd.ReplicaAssignment((3, 2, 1), (3,), (1,))
     await wait_for(in_flight)
-    li = await kzk.get_partition_state("mv", 0)
-    assert li is not None and li.leader == 1 and li.leader_epoch == 1  # epoch bumped for the new replica set
+
+    async def bumped() -> zd.LeaderIsrAndControllerEpoch | None:  # epoch + 1 for the new replica set
+        got = await kzk.get_partition_state("mv", 0)
+        return got if got is not None and got.leader_epoch == 1 else None
+    li = await wait_for(bumped)
+    assert li.leader == 1 and li.isr == (1, 2)
     # the leader adds 3 to the ISR once it caught up
     await kzk.update_partition_state(TP("mv", 0), zd.LeaderIsrAndControllerEpoch(
         leader=1, leader_epoch=li.leader_epoch, isr=(1, 2, 3), controller_epoch=li.controller_epoch,
