@@ -201,7 +201,8 @@ async def test_broker_failure_moves_leadership_by_the_offline_algorithm(
         controller: KafkaController, zk_client: ZooKeeperClient, zk_chroot_connect: str) -> None:
     """The leader's registration vanishes: the next replica in assignment order that is alive
     and in the ISR leads, leader_epoch + 1, the ISR loses the dead broker; a partition whose
-    only replica died gets leader -1 and keeps its one-member ISR."""
+    only replica died gets leader -1 and keeps its one-member ISR; the dead broker's channel
+    (which was retrying, the broker never answered) is dropped."""
     b1 = await register(zk_chroot_connect, 1)
     b2 = await register(zk_chroot_connect, 2)
     b3 = await register(zk_chroot_connect, 3)
@@ -210,6 +211,10 @@ async def test_broker_failure_moves_leadership_by_the_offline_algorithm(
         await create_topic(zk_client, "t", {0: [1, 3, 2], 1: [2, 1, 3], 2: [1]})
         for p in range(3):
             await wait_for(lambda p=p: state_of(zk_client, "t", p))
+        # these "brokers" have no listener: the channel keeps retrying their requests
+        assert controller.channel is not None
+        await wait_for(lambda: _true(all(ch.retries > 0 and ch.queued > 0 and not ch.connected
+                                         for ch in controller.channel.statistics())))
         await b1.close()
         s0 = await wait_for(lambda: _leader_changed(zk_client, "t", 0, 1))
         assert s0["leader"] == 3 and s0["leader_epoch"] == 1 and s0["isr"] == [3, 2]
@@ -220,6 +225,8 @@ async def test_broker_failure_moves_leadership_by_the_offline_algorithm(
         assert s2["leader"] == -1 and s2["isr"] == [1]
         await wait_for(lambda: _true(controller.statistics().offline_partitions == 1))
         assert controller.statistics().live_brokers == (2, 3)
+        # the dead broker's channel and its queued requests are gone
+        assert [ch.broker_id for ch in controller.channel.statistics()] == [2, 3]
     finally:
         for b in (b1, b2, b3):
             await b.close()
