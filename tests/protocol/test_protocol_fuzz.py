@@ -13,7 +13,6 @@ import datetime
 import os
 import random
 import struct
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -140,7 +139,6 @@ def test_random_and_mutated_frames_raise_only_protocol_errors() -> None:
     """>= 100,000 random/mutated requests, responses, batches and streams: only ProtocolError."""
     rng = random.Random(SEED)
     requests, responses, batches = _corpus()
-    started = time.monotonic()
     for i in range(CASES):
         kind = i % 10
         if kind < 5:
@@ -169,4 +167,3 @@ def test_random_and_mutated_frames_raise_only_protocol_errors() -> None:
                     codec.parse_request(frame)
 
             _expect_only_protocol_errors(feed, data)
-    assert time.monotonic() - started < 120

@@ -66,6 +66,23 @@ def _frames(pairs: list[tuple[int, int]]) -> list[tuple[int, int, int, bytes, by
         test_protocol_fuzz._SAMPLE["bytes"] = saved
 
 
+def _wait_capturing(dumpcap: subprocess.Popen) -> None:
+    """Block until dumpcap says "Capturing on ..." (30 s at most, for loaded machines)."""
+    assert dumpcap.stderr is not None
+    ready = threading.Event()
+
+    def watch() -> None:
+        for line in iter(dumpcap.stderr.readline, b""):  # type: ignore[union-attr]
+            if line.startswith(b"Capturing on"):
+                ready.set()
+        ready.set()  # dumpcap ended: stop waiting either way
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not ready.wait(30) or dumpcap.poll() is not None:
+        raise RuntimeError("dumpcap did not start capturing on lo")
+    time.sleep(0.3)
+
+
 def probe(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
     """{(api_key, version): problems tshark reported (empty list = decoded cleanly)}."""
     frames = _frames(pairs)
@@ -75,14 +92,11 @@ def probe(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
     port = server.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp:
         pcap = Path(tmp) / "probe.pcapng"
-        dumpcap = subprocess.Popen(["dumpcap", "-q", "-i", "lo", "-f", f"tcp port {port}",
+        dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", f"tcp port {port}",
                                     "-w", str(pcap)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 10
-            while not pcap.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)
+            _wait_capturing(dumpcap)
 
             def serve() -> None:
                 conn, _ = server.accept()
