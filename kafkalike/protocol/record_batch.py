@@ -398,6 +398,8 @@ def iter_batches(
     if end is None:
         end = len(buffer)
     mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
     while position < end:
         size = _check_header(mv, position, end, max_batch_bytes)
         if size < HEADER_SIZE:  # pragma: no cover - excluded by MIN_BATCH_LENGTH
