@@ -7,6 +7,7 @@ leader's ISR change is written as a leader writes it (conditional update + notif
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -24,6 +25,9 @@ from tests.controller.test_kafka_controller import (
     state_of,
     wait_for,
 )
+
+if TYPE_CHECKING:
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble
 
 TP = zd.TopicPartition
 
@@ -318,3 +322,34 @@ async def test_resync_after_a_cut_short_event_rebuilds_the_same_view(
     await brokers[2].close()
     s1 = await wait_for(lambda: _leader_is(zk_client, "rs", 1, 3))
     assert s1["isr"] == [3]
+
+
+async def test_controller_catches_up_after_its_zookeeper_server_returns(
+        zk_ensemble_restored: "ZkEnsemble", zk_chroot_connect: str, zk_client: ZooKeeperClient,
+        brokers: dict[int, ZooKeeperClient]) -> None:
+    """The controller's only ZooKeeper server dies; a broker dies while the controller is cut
+    off (its watches fire DISCONNECTED); when the server returns the same session resumes, the
+    controller re-reads and re-arms, and the dead broker's leadership moves."""
+    from kafkalike.coordination.zookeeper_client import split_connect_string
+
+    ens = zk_ensemble_restored
+    follower = next(s.node_id for s in ens.status() if s.mode == "follower")
+    _, chroot = split_connect_string(zk_chroot_connect)
+    zk = ZooKeeperClient(ens.spec(follower).address + chroot, session_timeout_ms=30000, name="ctl")
+    await zk.start()
+    try:
+        async with trio.open_nursery() as nursery:
+            c = await start_controller(zk, nursery)
+            await wait_for(lambda: _true(len(c.context.live_brokers) == 3))
+            await create_topic(zk_client, "cut", {0: [1, 2]})
+            await online(c, "cut", 1)
+            await trio.to_thread.run_sync(ens.kill_node, follower)
+            await wait_for(lambda: _true(not zk.connected))
+            await brokers[1].close()  # happens while the controller cannot see it
+            ens.start_node(follower)
+            state = await wait_for(lambda: _leader_is(zk_client, "cut", 0, 2), timeout=60)
+            assert state["isr"] == [2] and state["controller_epoch"] == 1
+            assert c.is_active and c.statistics().live_brokers == (2, 3)
+            c.shutdown()
+    finally:
+        await zk.close()
