@@ -130,10 +130,22 @@ class DecodedBatch:
 # ----------------------------------------------------------------------------- compression
 
 
+def _snappy_raw(block: memoryview) -> bytes:
+    """Decompress one raw snappy block, refusing a declared size above the bomb guard."""
+    declared = 0
+    for i in range(min(5, len(block))):  # the uncompressed length, an unsigned varint
+        declared |= (block[i] & 0x7F) << (7 * i)
+        if not block[i] & 0x80:
+            break
+    if declared > MAX_DECOMPRESSED_BYTES:
+        raise CorruptRecordsError(f"snappy block declares {declared} bytes")
+    return bytes(cramjam.snappy.decompress_raw(block))
+
+
 def _snappy_decompress(data: bytes | memoryview) -> bytes:
     data = memoryview(data)
     if bytes(data[:8]) != _XERIAL_MAGIC:
-        return bytes(cramjam.snappy.decompress_raw(data))
+        return _snappy_raw(data)
     if len(data) < _XERIAL_HEADER.size:
         raise CorruptRecordsError("xerial snappy header truncated")
     out = bytearray()
@@ -145,7 +157,7 @@ def _snappy_decompress(data: bytes | memoryview) -> bytes:
         pos += 4
         if n < 0 or pos + n > len(data):
             raise CorruptRecordsError(f"xerial snappy block of {n} bytes overruns the payload")
-        out += cramjam.snappy.decompress_raw(data[pos:pos + n])
+        out += _snappy_raw(data[pos:pos + n])
         if len(out) > MAX_DECOMPRESSED_BYTES:
             raise CorruptRecordsError("decompressed batch too large")
         pos += n

@@ -177,3 +177,19 @@ def test_record_objects_can_be_rebuilt() -> None:
     records = [Record(3, 10, b"k", b"v"), Record(7, 11, None, None, (("h", None),))]
     batch = decode_batch(build_records_batch(records, base_offset=3))
     assert batch.records == tuple(records)
+
+
+def test_decompression_bombs_are_refused_without_inflating() -> None:
+    """Snappy/zstd/lz4 payloads declaring absurd sizes raise CorruptRecordsError, not MemoryError."""
+    snappy_bomb = b"\xff\xff\xff\xff\x0f" + b"\x00a"
+    with pytest.raises(CorruptRecordsError, match="declares"):
+        decompress(CODEC_SNAPPY, snappy_bomb)
+    xerial_bomb = b"\x82SNAPPY\x00" + struct.pack(">iii", 1, 1, len(snappy_bomb)) + snappy_bomb
+    with pytest.raises(CorruptRecordsError):
+        decompress(CODEC_SNAPPY, xerial_bomb)
+    zstd = compress(CODEC_ZSTD, b"a" * 100)
+    zstd_bomb = zstd[:4] + bytes([0xE0]) + struct.pack("<Q", 1 << 50) + zstd[6:]
+    with pytest.raises(CorruptRecordsError):
+        decompress(CODEC_ZSTD, zstd_bomb)
+    with pytest.raises(CorruptRecordsError):
+        decompress(CODEC_LZ4, b"\x04\x22\x4d\x18" + b"\xff" * 20)
