@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -412,3 +413,61 @@ def test_only_the_coordinator_serves_a_group(group_cluster: LocalCluster) -> Non
     nc = ErrorCode.not_coordinator.value
     assert answers.pop(coordinator) == (0, 0)
     assert set(answers.values()) == {(nc, nc)}
+
+
+LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+
+
+def kafka_consumer_groups(*argv: str) -> str:
+    """Kafka 3.9's kafka-consumer-groups.sh (ConsumerGroupCommand, Java AdminClient)."""
+    r = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                        *argv], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+def test_kafkas_consumer_groups_tool_agrees_with_ours(group_cluster: LocalCluster) -> None:
+    """Kafka's own kafka-consumer-groups.sh (Java AdminClient: FindCoordinator, ListGroups,
+    DescribeGroups, OffsetFetch, ListOffsets) lists and describes a kafkalike group with the
+    same rows as ``kafkalike consumer-groups``."""
+    from kafka import KafkaConsumer
+
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "audit-log", 2)
+    produce(bs, "audit-log", 40)
+    c = KafkaConsumer("audit-log", bootstrap_servers=bs, group_id="auditors", auto_offset_reset="earliest",
+                      enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500)
+    n = 0
+    deadline = time.monotonic() + 60
+    while n < 40 and time.monotonic() < deadline:
+        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+    c.commit()
+    c.close()
+    produce(bs, "audit-log", 10, start=40)
+    assert "auditors" in kafka_consumer_groups("--bootstrap-server", bs, "--list").split()
+    theirs = parse_describe(kafka_consumer_groups("--bootstrap-server", bs, "--describe", "--group", "auditors"))
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "auditors")
+    assert code == 0, out
+    ours = parse_describe(out)
+    columns = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID")
+    assert sorted(tuple(r[k] for k in columns) for r in theirs) == sorted(tuple(r[k] for k in columns) for r in ours)
+    assert sum(int(r["LAG"]) for r in theirs) == 10
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+def test_kafkas_java_consumer_joins_a_group(group_cluster: LocalCluster) -> None:
+    """Kafka 3.9's Java console consumer in a group reads every record and commits; the
+    committed offsets are the log end (LAG 0 in ``kafkalike consumer-groups --describe``)."""
+    bs = group_cluster.bootstrap_servers
+    create_topic(bs, "java-feed", 2)
+    produce(bs, "java-feed", 30)
+    r = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                        "--bootstrap-server", bs, "--topic", "java-feed", "--group", "java-readers",
+                        "--from-beginning", "--max-messages", "30", "--timeout-ms", "60000"],
+                       capture_output=True, text=True, timeout=180)
+    assert sorted(int(v) for v in r.stdout.split()) == list(range(30)), r.stdout + r.stderr
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "java-readers")
+    rows = parse_describe(out)
+    assert code == 0 and sum(int(x["CURRENT-OFFSET"]) for x in rows) == 30 and {x["LAG"] for x in rows} == {"0"}, out
