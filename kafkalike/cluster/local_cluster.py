@@ -14,8 +14,9 @@ Addresses: broker i listens on its own loopback address ``127.0.0.<i>`` at ``bas
 broker's links (DESIGN.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181``.
 
 Teaching settings the launcher sets explicitly (and writes into each server.properties):
-``zookeeper.session.timeout.ms=6000`` (ZooKeeper caps sessions at 20 x tickTime = 10 s
-with our tickTime=500, so Kafka's 18000 would be cut anyway), ``group.initial.rebalance.delay.ms=0``
+``zookeeper.session.timeout.ms=6000`` (Kafka's default is 18000; a shorter session makes a
+killed broker's registration vanish, and its partitions move, within seconds, which is what
+a learner wants to watch), ``group.initial.rebalance.delay.ms=0``
 (as Kafka's quickstart server.properties), and, for clusters of fewer than 3 brokers,
 ``offsets.topic.replication.factor`` equal to the broker count (as Kafka's single-broker
 examples set it to 1).

@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 
 _sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark)
+kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark iptables)
 
 ensure_debian_packages() {
     local missing=()
