@@ -111,6 +111,9 @@ class KafkaClient:
     ``bootstrap_servers``: "host:port" list or comma-separated string. Times in ms.
     ``retries``: extra attempts for retriable failures. ``metadata_max_age_ms``: Metadata
     for all topics is refreshed when it is this old (Kafka's metadata.max.age.ms).
+    ``client_versions``: {api_key: (min, max)} this client may use (default
+    CLIENT_API_VERSIONS); e.g. kafkalike.protocol.api_keys.TSHARK_COMPATIBLE_APIS keeps every
+    request at versions Debian's tshark (Wireshark 4.0) dissects.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class KafkaClient:
         request_timeout_ms: float = 30000, connect_timeout_ms: float = 10000,
         retry_backoff_ms: float = 100, retry_backoff_max_ms: float = 1000, retries: int = 10,
         metadata_max_age_ms: float = 300000,
+        client_versions: dict[int, tuple[int, int]] | None = None,
     ) -> None:
         self.bootstrap = parse_bootstrap(bootstrap_servers)
         self.client_id = client_id
@@ -127,6 +131,7 @@ class KafkaClient:
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.retries = retries
         self.metadata_max_age_ms = metadata_max_age_ms
+        self.client_versions = client_versions
         self.cluster = Cluster()
         self._connections: dict[int, KafkaConnection] = {}
         self._connect_locks: dict[int, trio.Lock] = {}
@@ -213,7 +218,8 @@ class KafkaClient:
         return await KafkaConnection.connect(
             host, port, nursery=self.nursery, client_id=self.client_id,
             request_timeout_ms=self.request_timeout_ms,
-            connect_timeout_ms=self.connect_timeout_ms, node_id=node_id)
+            connect_timeout_ms=self.connect_timeout_ms, node_id=node_id,
+            client_versions=self.client_versions)
 
     async def _bootstrap_metadata(self) -> None:
         errors = []

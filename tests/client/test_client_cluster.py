@@ -470,3 +470,21 @@ async def test_metadata_is_refreshed_when_older_than_max_age() -> None:
                     await trio.sleep(0.05)
             assert client.cluster.partitions_for("late") == [0, 1]
         nursery.cancel_scope.cancel()
+
+
+async def test_client_versions_cap_what_is_sent() -> None:
+    """client_versions=TSHARK_COMPATIBLE_APIS keeps Metadata at v9 and Produce at v8, the
+    newest Wireshark 4.0 dissects, even though the broker offers more."""
+    from kafkalike.protocol.api_keys import TSHARK_COMPATIBLE_APIS
+
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("w", 1)
+        async with KafkaClient(_bootstrap(cluster),
+                               client_versions=TSHARK_COMPATIBLE_APIS) as client:
+            async with KafkaProducer(client) as producer:
+                await producer.send("w", b"v")
+        sent = {(k, v) for (_n, k, v) in cluster.seen}
+        assert (ApiKey.METADATA, 9) in sent and (ApiKey.PRODUCE, 8) in sent
+        assert not any(k == ApiKey.METADATA and v > 9 for k, v in sent)
+        nursery.cancel_scope.cancel()
