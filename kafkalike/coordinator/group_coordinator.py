@@ -178,9 +178,19 @@ class GroupCoordinator:
         return wrapped
 
     async def startup_hook(self, server: Any) -> None:
-        """Start the timer and offset-expiration tasks in the server's nursery."""
+        """Start the timer and offset-expiration tasks in the server's nursery. If
+        __consumer_offsets exists, its real partition count wins over
+        offsets.topic.num.partitions (Kafka reads it from ZooKeeper at start-up too)."""
         self.manager.broker_id = server.broker_id
         self._nursery = server.nursery
+        if server.kafka_zk is not None:
+            try:
+                found = await server.kafka_zk.get_topic_assignment(OFFSETS_TOPIC)
+            except Exception as exc:
+                log.warning("offsets_topic_read_failed", error=str(exc))
+                found = None
+            if found is not None:
+                self._use_partition_count(len(found[0].partitions))
         self.active = True
         server.nursery.start_soon(self._timer_loop)
         server.nursery.start_soon(self._expiration_loop)
@@ -191,6 +201,13 @@ class GroupCoordinator:
         self.active = False
         for p in list(self.manager.owned_partitions) + list(self.manager.loading_partitions):
             self._unload(p)
+
+    def _use_partition_count(self, count: int) -> None:
+        if count > 0 and count != self.offset_config.num_partitions:
+            log.warning("offsets_topic_partition_count_differs", configured=self.offset_config.num_partitions,
+                        actual=count, using=count)
+            self.offset_config = attrs.evolve(self.offset_config, num_partitions=count)
+            self.manager.config = self.offset_config
 
     # ------------------------------------------------------------------ clocks, timers
     @staticmethod
@@ -341,6 +358,9 @@ class GroupCoordinator:
         if key is None:
             return FindCoordinatorResult(ErrorCode.invalid_request, message="null key")
         cache = self.server.metadata_cache
+        existing = cache.partitions_of(OFFSETS_TOPIC)
+        if existing:
+            self._use_partition_count(len(existing))
         partition = self.manager.partition_for(key)
         info = cache.partition(zd.TopicPartition(OFFSETS_TOPIC, partition))
         if info is None:

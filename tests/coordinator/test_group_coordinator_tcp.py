@@ -168,7 +168,8 @@ async def test_simple_commits_and_invalid_requests(tmp_path: Path, zk_chroot_con
 
 async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot_connect: str) -> None:
     """After a broker restart the coordinator reloads __consumer_offsets: committed offsets
-    and the stored group (generation, members) are back."""
+    and the stored group (generation, members) are back, even though the restarted broker is
+    configured with another offsets.topic.num.partitions (the topic's real count wins)."""
     async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
         async with connect(server) as conn:
             await find_coordinator(conn, "durable")
@@ -176,7 +177,7 @@ async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot
             j = await join_with_handshake(conn, "durable", session_ms=30000)
             await sync(conn, "durable", j.generation_id, j.member_id, {j.member_id: assignment({"t": [0]})})
             await commit(conn, "durable", {("t", 0): 11}, generation=j.generation_id, member_id=j.member_id)
-    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+    async with running_broker(tmp_path, zk_chroot_connect, **dict(FAST, offsets_topic_num_partitions="7")) as server:
         async with connect(server) as conn:
             await find_coordinator(conn, "durable")
             await until_loaded(conn, "durable")
@@ -187,6 +188,7 @@ async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot
             assert g.members[0].member_assignment == assignment({"t": [0]})
             hb = await heartbeat(conn, "durable", j.generation_id, j.member_id)
             assert hb.error_code == ErrorCode.none
+            assert server.group_coordinator.offset_config.num_partitions == int(PARTS)
 
 
 async def test_static_member_rejoins_without_rebalance_and_old_id_is_fenced(tmp_path: Path,
