@@ -20,6 +20,8 @@ COMMANDS = [
     "kafkalike.cli.console",
     "kafkalike.cli.protocol",
     "kafkalike.cli.consumer_groups",
+    "kafkalike.cli.chaos",
+    "kafkalike.cli.bench",
 
 ]
 

@@ -1,0 +1,462 @@
+"""The fault library and the nemesis: every fault through one interface, each with a heal.
+
+A ``Fault`` is a description ("kill -9 the leader of chaos/0"); ``Nemesis.inject(fault)``
+resolves its target *now* (who is the controller, who leads the partition), applies it
+through the backend (``kafkalike.chaos.local.LocalBackend``; a compose backend offers the
+same methods), records ``FaultStarted`` in the history, prints a live line, and returns an
+``Injection`` whose ``heal()`` undoes it and records ``FaultHealed``. ``Nemesis.heal_all()``
+heals whatever is still active and is called from the runner's ``finally``.
+
+Faults (``name`` in the history, target syntax):
+
+| class | name | what |
+|---|---|---|
+| Kill(target) | kill9 | SIGKILL a broker; heal: start it again once its old registration vanished |
+| Pause(target) | pause | SIGSTOP a broker; heal: SIGCONT (held past the session timeout: a zombie) |
+| Restart(target) | restart | clean shutdown (SIGTERM, controlled shutdown); heal: start it |
+| RollingRestart() | rolling-restart | each broker in turn: clean shutdown, start, wait for full ISRs |
+| KillZk(which) | zk-kill9 | SIGKILL a ZooKeeper node ("leader", "follower" or an id); heal: restart |
+| ZkQuorumLoss() | zk-quorum-loss | SIGKILL the ZooKeeper leader and one follower; heal: restart both |
+| Partition(a, b) | partition | cut every link between broker group a and node group b, both ways |
+| Isolate(target) | isolate | cut a broker from every other broker and from ZooKeeper |
+| CutFromZk(target) | zk-cut | cut a broker's links to every ZooKeeper node only |
+
+Broker targets: ``"controller"``, ``"leader"`` (of ``topic``/``partition`` given to the
+nemesis), ``"follower"`` (a non-leader replica of it), ``"random"``, or a broker id.
+Random choices come from the nemesis's seeded ``random.Random``.
+
+``random_schedule(rng, duration, ...)`` draws the seeded random nemesis: a list of
+(fault, hold seconds, quiet seconds after the heal).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import structlog
+
+from kafkalike.chaos.history import FaultHealed, FaultStarted, now
+
+log = structlog.get_logger(__name__)
+
+
+class ChaosError(Exception):
+    """A fault could not be resolved or applied (no controller, no such node, ...)."""
+
+
+class Backend(Protocol):
+    """What faults need from a backend (LocalBackend implements it)."""
+
+    name: str
+
+    @property
+    def broker_ids(self) -> list[int]: ...
+    @property
+    def bootstrap_servers(self) -> str: ...
+    @property
+    def session_timeout_s(self) -> float: ...
+    @property
+    def zk_node_ids(self) -> list[int]: ...
+    def zk_nodes(self) -> list[str]: ...
+    def controller_id(self) -> int | None: ...
+    def partition_states(self, topic: str) -> Any: ...
+    def broker_alive(self, broker_id: int) -> bool: ...
+    def kill_broker(self, broker_id: int) -> str: ...
+    def pause_broker(self, broker_id: int) -> str: ...
+    def resume_broker(self, broker_id: int) -> None: ...
+    def stop_broker(self, broker_id: int, timeout: float = 60.0) -> str: ...
+    def start_broker(self, broker_id: int, timeout: float = 90.0) -> None: ...
+    def zk_leader_id(self) -> int | None: ...
+    def kill_zk(self, node_id: int) -> str: ...
+    def start_zk(self, node_id: int, timeout: float = 60.0) -> None: ...
+    def cut(self, src: str, dst: str) -> Any: ...
+    def restore(self, handle: Any) -> None: ...
+    def heal_all(self) -> None: ...
+
+
+@attrs.define
+class Injection:
+    """An applied fault: ``heal()`` undoes it (once; later calls do nothing)."""
+
+    name: str
+    target: str
+    detail: str
+    started: float
+    undo: Callable[[], None]
+    healed: bool = False
+
+
+@attrs.define
+class FaultContext:
+    """What a fault resolves its target against: the backend, the workload's topic and the
+    partition faults aim at, and the seeded rng."""
+
+    backend: Backend
+    topic: str
+    partition: int
+    rng: random.Random
+
+    def broker(self, target: str | int, exclude: tuple[int, ...] = ()) -> int:
+        """Resolve a broker target to an id (ChaosError if there is none)."""
+        if isinstance(target, int):
+            return target
+        if target == "controller":
+            c = self.backend.controller_id()
+            if c is None:
+                raise ChaosError("no active controller")
+            return c
+        if target in ("leader", "follower"):
+            st = (self.backend.partition_states(self.topic) or {}).get(self.partition)
+            if st is None or st.leader < 0:
+                raise ChaosError(f"{self.topic}/{self.partition} has no leader")
+            if target == "leader":
+                return int(st.leader)
+            others = [r for r in st.replicas if r != st.leader and r not in exclude]
+            if not others:
+                raise ChaosError(f"{self.topic}/{self.partition} has no follower")
+            return self.rng.choice(sorted(others))
+        if target == "random":
+            alive = [b for b in self.backend.broker_ids if self.backend.broker_alive(b) and b not in exclude]
+            if not alive:
+                raise ChaosError("no broker alive")
+            return self.rng.choice(alive)
+        if target.isdigit():
+            return int(target)
+        raise ChaosError(f"unknown broker target {target!r}")
+
+    def replicas(self) -> list[int]:
+        st = (self.backend.partition_states(self.topic) or {}).get(self.partition)
+        return list(st.replicas) if st is not None else list(self.backend.broker_ids)
+
+
+class Fault:
+    """One kind of fault. ``apply(ctx)`` returns (target text, detail, undo callable)."""
+
+    name = "fault"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+@attrs.define
+class Kill(Fault):
+    """kill -9 a broker; heal starts it again (after its ZooKeeper session expired)."""
+
+    target: str | int = "random"
+    name = "kill9"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        b = ctx.broker(self.target)
+        detail = ctx.backend.kill_broker(b)
+        return f"broker-{b}", f"{self.target}; {detail}", lambda: ctx.backend.start_broker(b)
+
+    def describe(self) -> str:
+        return f"kill9 {self.target}"
+
+
+@attrs.define
+class Pause(Fault):
+    """SIGSTOP a broker; heal sends SIGCONT. Held past zookeeper.session.timeout.ms it wakes
+    as a zombie: its session is gone and someone else leads/controls."""
+
+    target: str | int = "random"
+    name = "pause"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        b = ctx.broker(self.target)
+        detail = ctx.backend.pause_broker(b)
+        return f"broker-{b}", f"{self.target}; SIGSTOP {detail}", lambda: ctx.backend.resume_broker(b)
+
+    def describe(self) -> str:
+        return f"pause {self.target}"
+
+
+@attrs.define
+class Restart(Fault):
+    """Clean shutdown of a broker (SIGTERM: controlled shutdown); heal starts it."""
+
+    target: str | int = "random"
+    name = "restart"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        b = ctx.broker(self.target)
+        detail = ctx.backend.stop_broker(b)
+        return f"broker-{b}", f"{self.target}; SIGTERM {detail}", lambda: ctx.backend.start_broker(b)
+
+    def describe(self) -> str:
+        return f"restart {self.target}"
+
+
+@attrs.define
+class RollingRestart(Fault):
+    """Every broker in turn: clean shutdown, start, wait until every partition of the topic
+    has its full ISR again. Done inside ``apply``; heal has nothing left to undo."""
+
+    isr_timeout: float = 90.0
+    name = "rolling-restart"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        order = list(ctx.backend.broker_ids)
+        for b in order:
+            ctx.backend.stop_broker(b)
+            ctx.backend.start_broker(b)
+            wait_isr_full(ctx.backend, ctx.topic, self.isr_timeout)
+        return "all", "brokers " + ",".join(map(str, order)), lambda: None
+
+
+@attrs.define
+class KillZk(Fault):
+    """kill -9 a ZooKeeper node ("leader", "follower" or a node id); heal restarts it."""
+
+    which: str | int = "leader"
+    name = "zk-kill9"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        ids = ctx.backend.zk_node_ids
+        if not ids:
+            raise ChaosError("no ZooKeeper ensemble to break on this backend")
+        leader = ctx.backend.zk_leader_id()
+        if self.which == "leader":
+            if leader is None:
+                raise ChaosError("the ZooKeeper ensemble has no leader")
+            n = leader
+        elif self.which == "follower":
+            n = ctx.rng.choice([i for i in ids if i != leader])
+        else:
+            n = int(self.which)
+        detail = ctx.backend.kill_zk(n)
+        return f"zk-{n}", f"{self.which}; {detail}", lambda: ctx.backend.start_zk(n)
+
+    def describe(self) -> str:
+        return f"zk-kill9 {self.which}"
+
+
+@attrs.define
+class ZkQuorumLoss(Fault):
+    """kill -9 two of three ZooKeeper nodes (the leader and a follower): no quorum, no writes
+    nor session keep-alives; heal restarts both."""
+
+    name = "zk-quorum-loss"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        ids = ctx.backend.zk_node_ids
+        if len(ids) < 3:
+            raise ChaosError("no 3-node ZooKeeper ensemble to break on this backend")
+        leader = ctx.backend.zk_leader_id() or ids[0]
+        other = ctx.rng.choice([i for i in ids if i != leader])
+        details = [ctx.backend.kill_zk(n) for n in (leader, other)]
+
+        def undo() -> None:
+            for n in (leader, other):
+                ctx.backend.start_zk(n)
+
+        return f"zk-{leader},zk-{other}", "; ".join(details), undo
+
+
+@attrs.define
+class Partition(Fault):
+    """Cut every link between broker group ``a`` and node group ``b`` in both directions.
+
+    ``a``: broker targets; ``b``: broker targets, "others" (every broker not in a) or
+    "followers" (the partition's other replicas), and/or "zk" (every ZooKeeper node).
+    """
+
+    a: tuple[str | int, ...] = ("leader",)
+    b: tuple[str | int, ...] = ("followers",)
+    name = "partition"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        side_a = [ctx.broker(t) for t in self.a]
+        side_b: list[str] = []
+        for t in self.b:
+            if t == "zk":
+                side_b += ctx.backend.zk_nodes()
+            elif t == "others":
+                side_b += [f"b{x}" for x in ctx.backend.broker_ids if x not in side_a]
+            elif t == "followers":
+                side_b += [f"b{x}" for x in ctx.replicas() if x not in side_a]
+            else:
+                side_b.append(f"b{ctx.broker(t)}")
+        handles: list[Any] = []
+        try:
+            for x in side_a:
+                for y in side_b:
+                    handles.append(ctx.backend.cut(f"b{x}", y))
+                    if y.startswith("b"):
+                        handles.append(ctx.backend.cut(y, f"b{x}"))
+        except BaseException:
+            for h in handles:
+                ctx.backend.restore(h)
+            raise
+
+        def undo() -> None:
+            for h in handles:
+                ctx.backend.restore(h)
+
+        target = "|".join(["+".join(f"b{x}" for x in side_a), "+".join(side_b)])
+        return target, f"{self.describe()}; {len(handles)} iptables rules", undo
+
+    def describe(self) -> str:
+        return f"partition {'+'.join(map(str, self.a))} | {'+'.join(map(str, self.b))}"
+
+
+def Isolate(target: str | int = "random") -> Partition:  # noqa: N802 - reads as a fault name
+    """A broker cut from every other broker and from ZooKeeper (it may still think it leads;
+    the workload's clients still reach it)."""
+    p = Partition((target,), ("others", "zk"))
+    return p
+
+
+def CutFromZk(target: str | int = "random") -> Partition:  # noqa: N802
+    """A broker cut from ZooKeeper only (its session expires; its broker links stay)."""
+    return Partition((target,), ("zk",))
+
+
+def wait_isr_full(backend: Backend, topic: str, timeout: float) -> bool:
+    """Poll ZooKeeper until every partition of ``topic`` has a leader and a full ISR; returns
+    False if ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = backend.partition_states(topic)
+        if states and all(s.isr_full for s in states.values()):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
+class Nemesis:
+    """Applies faults and heals, recording the timeline into the history and printing a live
+    line per fault through ``say``. Thread-safe heal; ``heal_all`` heals everything active
+    (newest first) then asks the backend to undo what is left (SIGCONT, iptables)."""
+
+    def __init__(self, ctx: FaultContext, history: Any, say: Callable[[str], None] = print) -> None:
+        self.ctx = ctx
+        self.history = history
+        self.say = say
+        self.active: list[Injection] = []
+        self.injected: list[Injection] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._t0 = now()
+
+    def _stamp(self) -> str:
+        return f"[{now() - self._t0:7.1f}s]"
+
+    def inject(self, fault: Fault) -> Injection | None:
+        """Apply ``fault``; None (and a printed line) if it could not be applied."""
+        t = now()
+        try:
+            target, detail, undo = fault.apply(self.ctx)
+        except Exception as exc:
+            msg = f"{fault.describe()}: not applied ({type(exc).__name__}: {exc})"
+            self.errors.append(msg)
+            self.say(f"{self._stamp()} {msg}")
+            log.warning("fault_not_applied", fault=fault.describe(), error=str(exc))
+            return None
+        inj = Injection(fault.name, target, detail, t, undo)
+        self.history.write(FaultStarted(t, fault.name, target, detail))
+        with self._lock:
+            self.active.append(inj)
+            self.injected.append(inj)
+        self.say(f"{self._stamp()} fault  {fault.name:<16} {target:<20} {detail}")
+        return inj
+
+    def heal(self, inj: Injection) -> None:
+        """Undo one injection (once) and record FaultHealed; a failing undo is printed and
+        recorded as an error (the backend's heal_all still runs at the end)."""
+        with self._lock:
+            if inj.healed:
+                return
+            inj.healed = True
+            if inj in self.active:
+                self.active.remove(inj)
+        t0 = now()
+        try:
+            inj.undo()
+            ok = ""
+        except Exception as exc:
+            ok = f" (heal failed: {type(exc).__name__}: {exc})"
+            self.errors.append(f"heal {inj.name} {inj.target}: {exc}")
+        self.history.write(FaultHealed(now(), inj.name, inj.target))
+        self.say(f"{self._stamp()} healed {inj.name:<16} {inj.target:<20} after {now() - inj.started:.1f}s"
+                 f" (heal took {now() - t0:.1f}s){ok}")
+
+    def heal_all(self) -> None:
+        """Heal every active injection, newest first, then the backend's leftovers."""
+        try:
+            while True:
+                with self._lock:
+                    if not self.active:
+                        break
+                    inj = self.active[-1]
+                self.heal(inj)
+        finally:
+            self.ctx.backend.heal_all()
+
+    def hold(self, seconds: float, stop: threading.Event | None = None) -> None:
+        """Sleep ``seconds`` (returns early when ``stop`` is set)."""
+        if stop is not None:
+            stop.wait(max(0.0, seconds))
+        else:
+            time.sleep(max(0.0, seconds))
+
+
+@attrs.frozen
+class Step:
+    """One step of a schedule: inject ``fault``, hold it ``hold`` s, heal, stay quiet
+    ``quiet`` s."""
+
+    fault: Fault
+    hold: float
+    quiet: float
+
+
+def fault_catalog(session_timeout_s: float, with_zk: bool) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
+    """The random nemesis's menu: (weight, draw(rng) -> (fault, hold seconds))."""
+    s = session_timeout_s
+    menu: list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]] = [
+        (3, lambda r: (Kill("leader"), r.uniform(2, 2 * s))),
+        (2, lambda r: (Kill("controller"), r.uniform(2, 2 * s))),
+        (1, lambda r: (Kill("random"), r.uniform(2, 2 * s))),
+        (2, lambda r: (Pause(r.choice(["controller", "leader"])), r.uniform(s + 1, 2 * s + 2))),
+        (1, lambda r: (Pause("random"), r.uniform(1, s / 2))),
+        (2, lambda r: (Partition(("leader",), ("followers",)), r.uniform(3, 3 * s))),
+        (2, lambda r: (Isolate(r.choice(["leader", "controller", "random"])), r.uniform(s, 3 * s))),
+        (1, lambda r: (CutFromZk("random"), r.uniform(s, 2 * s))),
+        (1, lambda r: (CutFromZk("controller"), r.uniform(s, 2 * s))),
+        (1, lambda r: (Restart("random"), r.uniform(1, 3))),
+    ]
+    if with_zk:
+        menu += [
+            (1, lambda r: (KillZk("leader"), r.uniform(2, 2 * s))),
+            (1, lambda r: (KillZk("follower"), r.uniform(2, 2 * s))),
+            (1, lambda r: (ZkQuorumLoss(), r.uniform(s / 2, 2 * s))),
+        ]
+    return menu
+
+
+def random_schedule(rng: random.Random, duration: float, session_timeout_s: float, with_zk: bool,
+                    quiet: tuple[float, float] = (3.0, 8.0)) -> list[Step]:
+    """A seeded random nemesis: steps whose holds and quiet gaps add up to about ``duration``
+    seconds (at least one step). Same rng seed, same schedule; targets are resolved when each
+    fault is injected."""
+    menu = fault_catalog(session_timeout_s, with_zk)
+    weights = [w for w, _ in menu]
+    steps: list[Step] = []
+    total = 0.0
+    while not steps or total < duration:
+        _, draw = rng.choices(menu, weights=weights)[0]
+        fault, hold = draw(rng)
+        q = rng.uniform(*quiet)
+        steps.append(Step(fault, round(hold, 2), round(q, 2)))
+        total += hold + q + 2 * session_timeout_s  # heals take about a session timeout
+    return steps

@@ -1,0 +1,184 @@
+"""The scenario library: named fault sequences, the same on every backend.
+
+A ``Scenario`` is a function of a ``ScenarioContext`` (the nemesis, the backend, the run's
+deadline) plus the topic configuration it needs and what the checker is expected to say:
+``expect="valid"`` (Kafka's promise holds) or ``expect="lost"`` (the scenario switches a
+protection off and the checker must report lost acknowledged records). docs/chaos.md
+explains each: what Kafka does, and what we observed.
+
+Most scenarios repeat one inject-hold-heal-quiet cycle until the duration is used up (at
+least once). ``random`` is the seeded random nemesis (faults.random_schedule).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+
+from kafkalike.chaos.faults import (
+    CutFromZk,
+    Fault,
+    FaultContext,
+    Isolate,
+    Kill,
+    KillZk,
+    Nemesis,
+    Partition,
+    Pause,
+    RollingRestart,
+    ZkQuorumLoss,
+    random_schedule,
+    wait_isr_full,
+)
+
+
+@attrs.define
+class ScenarioContext:
+    """What a scenario runs with: the nemesis (and through it the backend and topic), the
+    run's deadline (monotonic seconds), the seeded rng and a stop event (Ctrl-C)."""
+
+    nemesis: Nemesis
+    deadline: float
+    rng: random.Random
+    stop: threading.Event = attrs.Factory(threading.Event)
+
+    @property
+    def fault_ctx(self) -> FaultContext:
+        return self.nemesis.ctx
+
+    @property
+    def session_timeout_s(self) -> float:
+        return self.nemesis.ctx.backend.session_timeout_s
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.stop.wait(max(0.0, seconds))
+
+    def cycle(self, fault: Fault, hold: float, quiet: float) -> None:
+        """Inject ``fault``, hold ``hold`` s, heal, wait for full ISRs (up to 60 s), stay
+        quiet ``quiet`` s."""
+        inj = self.nemesis.inject(fault)
+        if inj is not None:
+            self.sleep(hold)
+            self.nemesis.heal(inj)
+        wait_isr_full(self.fault_ctx.backend, self.fault_ctx.topic, 60.0)
+        self.sleep(quiet)
+
+    def repeat(self, make: Callable[[], Fault], hold: float, quiet: float) -> None:
+        """``cycle`` until the deadline (at least once)."""
+        while True:
+            self.cycle(make(), hold, quiet)
+            if self.stop.is_set() or self.remaining() < hold + quiet:
+                return
+
+
+@attrs.frozen
+class Scenario:
+    """A named fault sequence. topic_config: per-topic overrides (Kafka names) it needs;
+    expect: "valid" or "lost"; needs_zk: it breaks ZooKeeper (the backend must own it)."""
+
+    name: str
+    summary: str
+    run: Callable[[ScenarioContext], None]
+    topic_config: dict[str, str] = attrs.Factory(dict)
+    expect: str = "valid"
+    needs_zk: bool = False
+
+
+def _leader_kill(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: Kill("leader"), hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
+def _controller_kill(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: Kill("controller"), hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
+def _zombie_controller(ctx: ScenarioContext) -> None:
+    s = ctx.session_timeout_s
+    ctx.repeat(lambda: Pause("controller"), hold=1.5 * s + 2.0, quiet=3.0)
+
+
+def _zk_leader_loss(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: KillZk("leader"), hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
+def _zk_quorum_loss(ctx: ScenarioContext) -> None:
+    ctx.repeat(ZkQuorumLoss, hold=max(5.0, 1.5 * ctx.session_timeout_s), quiet=5.0)
+
+
+def _leader_partition(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: Partition(("leader",), ("followers",)), hold=max(6.0, 2 * ctx.session_timeout_s), quiet=3.0)
+
+
+def _isolated_broker(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: Isolate("leader"), hold=2 * ctx.session_timeout_s + 2.0, quiet=3.0)
+
+
+def _controller_zk_cut(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: CutFromZk("controller"), hold=1.5 * ctx.session_timeout_s + 2.0, quiet=3.0)
+
+
+def _rolling_restart(ctx: ScenarioContext) -> None:
+    ctx.repeat(RollingRestart, hold=0.0, quiet=3.0)
+
+
+def _unclean_election(ctx: ScenarioContext) -> None:
+    """Jepsen 2013 on purpose: the followers die, the leader acknowledges alone
+    (min.insync.replicas=1), then the leader dies and an out-of-sync follower comes back and
+    is elected (unclean.leader.election.enable=true); the old leader returns and truncates."""
+    n, fc = ctx.nemesis, ctx.fault_ctx
+    s = ctx.session_timeout_s
+    leader = fc.broker("leader")
+    followers = [b for b in fc.replicas() if b != leader]
+    kills = [n.inject(Kill(f)) for f in followers]
+    ctx.sleep(s + 6.0)                            # ISR shrinks; the leader alone acknowledges
+    lk = n.inject(Kill(leader))
+    ctx.sleep(1.0)
+    if kills and kills[0] is not None:            # an out-of-sync follower returns first:
+        n.heal(kills[0])                          # the controller elects it, uncleanly
+    ctx.sleep(s + 6.0)                            # it acknowledges over the old tail
+    if lk is not None:
+        n.heal(lk)                                # the old leader truncates to follow it
+    for k in kills[1:]:
+        if k is not None:
+            n.heal(k)
+    wait_isr_full(fc.backend, fc.topic, 60.0)
+    ctx.sleep(2.0)
+
+
+def _random(ctx: ScenarioContext) -> None:
+    backend = ctx.fault_ctx.backend
+    steps = random_schedule(ctx.rng, max(0.0, ctx.remaining()), backend.session_timeout_s,
+                            with_zk=bool(backend.zk_node_ids))
+    for step in steps:
+        if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
+            break
+        ctx.cycle(step.fault, step.hold, step.quiet)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
+    Scenario("leader-kill", "kill -9 the leader of partition 0 under load, restart it", _leader_kill),
+    Scenario("controller-kill", "kill -9 the active controller, restart it", _controller_kill),
+    Scenario("zombie-controller", "SIGSTOP the controller past its session timeout, then SIGCONT",
+             _zombie_controller),
+    Scenario("zk-leader-loss", "kill -9 the ZooKeeper leader, restart it", _zk_leader_loss, needs_zk=True),
+    Scenario("zk-quorum-loss", "kill -9 two of three ZooKeeper nodes, restart them", _zk_quorum_loss,
+             needs_zk=True),
+    Scenario("leader-partition", "cut partition 0's leader from its followers (ZooKeeper still reachable)",
+             _leader_partition),
+    Scenario("isolated-broker", "cut partition 0's leader from every broker and ZooKeeper (clients still reach it)",
+             _isolated_broker),
+    Scenario("controller-zk-cut", "cut the controller from ZooKeeper only", _controller_zk_cut),
+    Scenario("rolling-restart", "clean restart of every broker in turn, waiting for full ISRs", _rolling_restart),
+    Scenario("unclean-election", "followers die, the lone leader acks (min.insync.replicas=1), leader dies, "
+             "an out-of-sync follower is elected (unclean.leader.election.enable=true): expected to LOSE data",
+             _unclean_election, topic_config={"unclean.leader.election.enable": "true", "min.insync.replicas": "1"},
+             expect="lost"),
+    Scenario("random", "the seeded random nemesis (every fault above, one at a time)", _random),
+]}

@@ -1,0 +1,91 @@
+"""Fast checks of the chaos harness's pieces that need no cluster: the seeded random
+schedule, the CLI's durations, the workload's value codec and partitioner, and the iptables
+guard (only 127.0.0.0/8 rules, all removed)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+
+import pytest
+
+from kafkalike.chaos.faults import Kill, random_schedule
+from kafkalike.chaos.local import ChaosBackendError, Iptables
+from kafkalike.chaos.scenarios import SCENARIOS
+from kafkalike.chaos.workload import decode_value, partition_for
+from kafkalike.cli.chaos import parse_duration
+
+
+def test_random_schedule_is_determined_by_the_seed() -> None:
+    """Same seed, same steps; another seed, other steps; the holds cover the duration."""
+    a = random_schedule(random.Random(1), 300, 6.0, with_zk=True)
+    b = random_schedule(random.Random(1), 300, 6.0, with_zk=True)
+    c = random_schedule(random.Random(2), 300, 6.0, with_zk=True)
+    assert [(s.fault, s.hold, s.quiet) for s in a] == [(s.fault, s.hold, s.quiet) for s in b]
+    assert [(s.fault, s.hold) for s in a] != [(s.fault, s.hold) for s in c]
+    assert sum(s.hold + s.quiet + 12.0 for s in a) >= 300
+    assert len({type(s.fault).__name__ + s.fault.name for s in a}) >= 4
+
+
+def test_random_schedule_without_zookeeper_never_breaks_it() -> None:
+    """A backend that does not own the ensemble gets no ZooKeeper faults."""
+    steps = random_schedule(random.Random(5), 2000, 6.0, with_zk=False)
+    assert not [s for s in steps if s.fault.name.startswith("zk-") and s.fault.name != "zk-cut"]
+    assert any(isinstance(s.fault, Kill) for s in steps)
+
+
+def test_duration_parsing() -> None:
+    """The CLI's --duration accepts s, m, ms and bare seconds, and refuses garbage."""
+    assert parse_duration("60s") == 60.0
+    assert parse_duration("5m") == 300.0
+    assert parse_duration("1.5") == 1.5
+    assert parse_duration("500ms") == 0.5
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_value_codec_and_partitioner() -> None:
+    """Values decode back to (key, seq); garbage decodes to (None, None); keys map to a stable
+    partition."""
+    assert decode_value(b"k1-3:41") == ("k1-3", 41)
+    assert decode_value(b"\xff\xfe") == (None, None)
+    assert decode_value(b"no-seq") == (None, None)
+    assert partition_for("k0-1", 3) == partition_for("k0-1", 3)
+    assert {partition_for(f"k{i}-{j}", 3) for i in range(2) for j in range(6)} == {0, 1, 2}
+
+
+def test_scenario_library_names_and_expectations() -> None:
+    """Every scenario of the issue is there; only unclean-election expects loss."""
+    want = {"leader-kill", "controller-kill", "zombie-controller", "zk-leader-loss", "zk-quorum-loss",
+            "leader-partition", "isolated-broker", "rolling-restart", "unclean-election", "random"}
+    assert want <= set(SCENARIOS)
+    assert [s.name for s in SCENARIOS.values() if s.expect == "lost"] == ["unclean-election"]
+    assert SCENARIOS["unclean-election"].topic_config["unclean.leader.election.enable"] == "true"
+
+
+def test_iptables_refuses_rules_outside_loopback() -> None:
+    """A rule naming an address outside 127.0.0.0/8 is refused before iptables runs."""
+    ipt = Iptables()
+    with pytest.raises(ChaosBackendError, match="outside 127"):
+        ipt._rule(("-d", "10.0.0.1"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("iptables") is None, reason="needs root and iptables")
+def test_iptables_rules_are_all_removed() -> None:
+    """Rules added under a run's tag are gone after remove_all (the atexit/finally path)."""
+    ipt = Iptables()
+
+    def tagged() -> list[str]:
+        out = subprocess.run(["iptables", "-w", "-S", "OUTPUT"], capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if ipt.tag in line]
+
+    try:
+        # gid 1 owns nothing that talks to this port: the rules are inert
+        ipt.add("-p", "tcp", "-m", "owner", "--gid-owner", "1", "-d", "127.0.0.250", "--dport", "9")
+        ipt.add("-p", "tcp", "-m", "owner", "--gid-owner", "1", "-d", "127.0.0.251", "--dport", "9")
+        assert len(tagged()) == 2
+    finally:
+        assert ipt.remove_all() >= 2
+    assert tagged() == []
