@@ -21,7 +21,6 @@ COMMANDS = [
     "kafkalike.cli.protocol",
     "kafkalike.cli.consumer_groups",
     "kafkalike.cli.chaos",
-    "kafkalike.cli.bench",
 
 ]
 
