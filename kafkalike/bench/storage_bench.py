@@ -3,10 +3,11 @@
   append     UnifiedLog.append of 1 MiB batches vs `dd bs=1M` to the same directory, both without
              fsync (page cache) and both ending with an fsync (dd conv=fdatasync vs log.flush()).
   sendfile   Fetch-style reads (UnifiedLog.read, 1 MiB max_bytes, os.sendfile of the slices) over
-             loopback TCP to a receiver process, vs the same receiver fed by sock.sendall from a
-             1 MiB memory buffer (plain socket copy), by pread+sendall of the same files (the copy
-             sendfile avoids), and iperf3 (3 s, one stream) when installed (--install-iperf3 runs
-             `apt-get install -y iperf3`); all interleaved, one of each per repeat.
+             loopback TCP to a receiver process (`dd of=/dev/null bs=4M` on the socket), vs the
+             same receiver fed by sock.sendall from a 1 MiB memory buffer (plain socket copy), by
+             pread+sendall of the same files (the copy sendfile avoids), and iperf3 (3 s, one
+             stream) when installed (--install-iperf3 runs `apt-get install -y iperf3`); all
+             interleaved, one of each per repeat.
   small      Per-append cost of 1 KiB batches: default (page cache) vs flush.messages=1 (fsync
              on every append) — the durability trade-off in numbers.
   recovery   Reopen after an unclean shutdown of a 1 GiB log (16 KiB batches) with a torn tail:
@@ -133,42 +134,38 @@ def bench_small(dir: Path, repeat: int) -> dict[str, Any]:
     return {"bench": "small", "batch_bytes": 1024, "records_per_batch": 10, "runs": repeat, "median": med, "samples": res}
 
 
-_RECEIVER = r"""
-import socket, sys, time
-port, total = int(sys.argv[1]), int(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-buf = bytearray(4 << 20)
-view = memoryview(buf)
-got = 0
-while got < total:
-    n = s.recv_into(view)
-    if not n:
-        break
-    got += n
-s.sendall(b"k")
-s.close()
-"""
 
 
 def _serve(total: int, send: Any) -> float:
-    """Start a receiver process reading `total` bytes; send(conn) pushes them; returns MB/s."""
+    """Start a receiver process reading `total` bytes; send(conn) pushes them; returns MB/s.
+
+    The receiver is `dd of=/dev/null bs=4M` reading the socket through bash's /dev/tcp — a C
+    read loop like iperf3's, so the receiver is not the bottleneck. Timed from the first byte
+    sent until the receiver has read everything and exited.
+    """
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
     port = ls.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", _RECEIVER, str(port), str(total)])
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec dd of=/dev/null bs=4M < /dev/tcp/127.0.0.1/{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         conn, _ = ls.accept()
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         t0 = time.perf_counter()
         send(conn)
-        conn.recv(1)
+        conn.shutdown(socket.SHUT_WR)
+        proc.wait(timeout=120)
         dt = time.perf_counter() - t0
         conn.close()
     finally:
         ls.close()
-        proc.wait(timeout=60)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     return total / dt / 1e6
 
 
