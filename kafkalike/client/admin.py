@@ -6,7 +6,8 @@ Holds ``AdminClient``, ``NewTopic``, ``ConfigEntry``, ``ClusterDescription`` and
 - CreateTopics, DeleteTopics and CreatePartitions go to the **controller** (Metadata's
   controller id), retried on NOT_CONTROLLER and other retriable errors after a Metadata
   refresh, as the Java admin client does in ZooKeeper mode.
-- DescribeConfigs of a topic goes to any broker; of a broker, to that broker.
+- DescribeConfigs / IncrementalAlterConfigs of a topic go to any broker; of a broker, to
+  that broker.
 - DescribeCluster (v0-v1) and Metadata go to any broker; ListOffsets to partition leaders.
 
 Per-resource errors: methods return {name: ErrorCode} (NONE for success) when
@@ -267,6 +268,31 @@ class AdminClient:
             return out
 
         return await self.client.retry(attempt, what="describe_configs")
+
+    async def alter_configs(self, resource_type: int, name: str,
+                            changes: dict[str, str | None], *, validate_only: bool = False) -> None:
+        """IncrementalAlterConfigs (KIP-339, v0-v1) of one resource: each ``changes`` value
+        is SET, or DELETEd (back to the default) when None. A topic goes to any broker (which
+        writes ``/config/topics`` and a change notification in ZooKeeper mode); a broker
+        resource to that broker. Raises KafkaError (INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION,
+        ...); UnsupportedApiVersionError when the broker lacks the API."""
+        configs = [{"name": k, "config_operation": 1 if v is None else 0, "value": v}
+                   for k, v in changes.items()]
+
+        async def attempt() -> None:
+            if resource_type == RESOURCE_BROKER and name.isdigit():
+                conn = await self.client.connection(int(name))
+            else:
+                conn = await self.client.any_connection()
+            response = await conn.call(
+                ApiKey.INCREMENTAL_ALTER_CONFIGS, validate_only=validate_only,
+                resources=[{"resource_type": resource_type, "resource_name": name,
+                            "configs": configs}])
+            for r in response.responses:
+                if r.error_code != ErrorCode.none:
+                    raise KafkaError(r.error_code, f"alter_configs {name}", r.error_message)
+
+        await self.client.retry(attempt, what="alter_configs")
 
     async def list_offsets(self, timestamps: dict[TopicPartition, int], *,
                            isolation_level: int = 0) -> dict[TopicPartition, OffsetAndTimestamp]:

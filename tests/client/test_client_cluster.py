@@ -87,6 +87,13 @@ async def test_admin_creates_describes_grows_and_deletes_topics() -> None:
             assert admin.client.cluster.partitions_for("a") == [0, 1, 2, 3]
             configs = await admin.describe_configs(RESOURCE_TOPIC, "a")
             assert configs["retention.ms"].value == "5"
+            await admin.alter_configs(RESOURCE_TOPIC, "a", {"retention.ms": None,
+                                                            "segment.bytes": "1024"})
+            configs = await admin.describe_configs(RESOURCE_TOPIC, "a")
+            assert configs["retention.ms"].value == "604800000"  # the tiny default again
+            assert configs["segment.bytes"].value == "1024"
+            with pytest.raises(KafkaError, match="alter_configs zz: UNKNOWN_TOPIC_OR_PARTITION"):
+                await admin.alter_configs(RESOURCE_TOPIC, "zz", {"x": "1"})
             desc = await admin.describe_cluster()
             assert desc.controller_id == 3 and sorted(desc.brokers) == [1, 2, 3]
             assert await admin.list_topics() == ["a", "b"]

@@ -43,6 +43,11 @@ async def test_admin_against_kafkalike(kafka_cluster: LocalCluster) -> None:
         assert f"{name}-v" not in await admin.list_topics()
         configs = await admin.describe_configs(RESOURCE_TOPIC, name, ["retention.ms"])
         assert configs["retention.ms"].value == "3600000"
+        await admin.alter_configs(RESOURCE_TOPIC, name, {"retention.ms": "7200000"})
+        with trio.fail_after(30):
+            while (await admin.describe_configs(RESOURCE_TOPIC, name, ["retention.ms"]))[
+                    "retention.ms"].value != "7200000":
+                await trio.sleep(0.2)
         await admin.create_partitions({name: 5})
         with trio.fail_after(30):
             while len((await admin.describe_topics([name]))[name].partitions) != 5:

@@ -83,6 +83,12 @@ async def test_admin_operations_against_real_kafka(kafka: str) -> None:
         assert f"{name}-v" not in await admin.list_topics()
         configs = await admin.describe_configs(RESOURCE_TOPIC, name, ["retention.ms"])
         assert configs["retention.ms"].value == "3600000"
+        await admin.alter_configs(RESOURCE_TOPIC, name, {"retention.ms": None,
+                                                         "segment.ms": "600000"})
+        configs = await admin.describe_configs(RESOURCE_TOPIC, name,
+                                               ["retention.ms", "segment.ms"])
+        assert configs["retention.ms"].value == "604800000" and configs["retention.ms"].is_default
+        assert configs["segment.ms"].value == "600000"
         broker_cfg = await admin.describe_configs(RESOURCE_BROKER, "1", ["broker.id"])
         assert broker_cfg["broker.id"].value == "1"
         await admin.create_partitions({name: 5})

@@ -213,6 +213,22 @@ class TinyNode:
                                             if r.configuration_keys is None or
                                             k in r.configuration_keys]})
             return self._resp(header, results=results)
+        if key == ApiKey.INCREMENTAL_ALTER_CONFIGS:
+            responses = []
+            for r in request.resources:
+                code = ErrorCode.none
+                if r.resource_type == 2 and r.resource_name not in c.topics:
+                    code = ErrorCode.unknown_topic_or_partition
+                elif not request.validate_only:
+                    cfg = c.configs.setdefault(r.resource_name, {})
+                    for item in r.configs:
+                        if item.config_operation == 1:
+                            cfg.pop(item.name, None)
+                        else:
+                            cfg[item.name] = item.value
+                responses.append({"error_code": code, "resource_type": r.resource_type,
+                                  "resource_name": r.resource_name})
+            return self._resp(header, responses=responses)
         if key == ApiKey.DESCRIBE_CLUSTER:
             return self._resp(header, cluster_id="tiny-cluster", controller_id=c.controller_id,
                               endpoint_type=1,
