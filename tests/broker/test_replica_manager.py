@@ -358,3 +358,28 @@ async def test_clients_cannot_write_internal_topics(tmp_path: Path, zk_chroot_co
         statuses = await server.replica_manager.append_records(
             1, 1000, [(TopicPartition("__consumer_offsets", 0), memoryview(bytearray(batch([b"y"]))))])
         assert statuses[TopicPartition("__consumer_offsets", 0)].error == ErrorCode.none
+
+
+async def test_fetch_response_carries_file_slices_not_bytes(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """The Fetch response's record data is a FileRecords slice of the segment file (sent with
+    os.sendfile), never bytes copied through Python (DESIGN.md decision 6)."""
+    from kafkalike.broker.socket_server import ConnectionContext
+    from kafkalike.client.messages import build_request
+    from kafkalike.protocol.codec import encode_request
+    from kafkalike.protocol.fetch import FileRecords
+
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "zc")
+        await produce(conn, "zc", 0, batch([b"a" * 500, b"b" * 500]))
+        req = build_request(ApiKey.FETCH, 12, replica_id=-1, max_wait=0, min_bytes=1, max_bytes=1 << 20,
+                            isolation_level=0, session_id=0, session_epoch=-1,
+                            topics=[{"topic": "zc", "partitions": [
+                                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}])
+        frame = encode_request(req, correlation_id=7)
+        chunks = await server.apis.handle(memoryview(bytearray(frame[4:])), ConnectionContext("PLAINTEXT", ("x", 0), 1))
+        slices = [c for c in chunks if isinstance(c, FileRecords)]
+        assert len(slices) == 1
+        segment = server.replica_manager.partitions[TopicPartition("zc", 0)].log.active_segment
+        assert slices[0].file.fileno() == segment.log.file.fileno() and slices[0].position == 0
+        assert all(isinstance(c, (bytes, FileRecords)) and (isinstance(c, FileRecords) or len(c) < 200)
+                   for c in chunks)
