@@ -11,7 +11,9 @@ OffsetFetch v1-v7, ListGroups v0-v4, DescribeGroups v0-v5, DeleteGroups v0-v2. O
 serves all versions of an API: ``_build`` drops the fields a version lacks. Version rules
 applied here: JoinGroup v4+ requires a known member id (KIP-394); JoinGroup v0 has no
 rebalance timeout (the session timeout is used); OffsetCommit v2-v4 retention_time != -1
-sets an explicit expire timestamp; OffsetFetch v1 carries errors per partition only.
+sets an explicit expire timestamp; OffsetCommit for a partition the broker's metadata does
+not know gets UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator (Kafka's KafkaApis);
+OffsetFetch v1 carries errors per partition only.
 The client host is stored as Kafka shows it, ``/<ip>``.
 """
 
@@ -129,14 +131,20 @@ class GroupApis:
         retention = _ms(getattr(request, "retention_time", -1)) if v <= 4 else -1
         expire = now + retention if retention >= 0 else None
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        unknown: dict[TopicPartition, ErrorCode] = {}
         for t in request.topics:
             for p in t.partitions:
-                offsets[TopicPartition(t.name, int(p.partition_index))] = OffsetAndMetadata(
+                tp = TopicPartition(t.name, int(p.partition_index))
+                if not self.coordinator.partition_exists(tp):
+                    unknown[tp] = ErrorCode.unknown_topic_or_partition
+                    continue
+                offsets[tp] = OffsetAndMetadata(
                     int(p.committed_offset), int(getattr(p, "committed_leader_epoch", -1)),
                     p.committed_metadata or "", now, expire)
         errors = await self.coordinator.commit_offsets(
             request.group_id, request.member_id, getattr(request, "group_instance_id", None),
-            int(request.generation_id_or_member_epoch), offsets)
+            int(request.generation_id_or_member_epoch), offsets) if offsets else {}
+        errors = {**unknown, **errors}
         by_topic: dict[str, list[Any]] = {}
         for tp, error in errors.items():
             by_topic.setdefault(tp.topic, []).append(

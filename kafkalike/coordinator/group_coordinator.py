@@ -767,6 +767,13 @@ class GroupCoordinator:
         return ErrorCode.none, out
 
     # ------------------------------------------------------------------ offsets
+    def partition_exists(self, tp: TopicPartition) -> bool:
+        """True if the broker's metadata cache knows the partition (OffsetCommit answers
+        UNKNOWN_TOPIC_OR_PARTITION otherwise, as Kafka's KafkaApis does)."""
+        from kafkalike.coordination import zk_data as zd
+
+        return self.server.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None
+
     async def commit_offsets(self, group_id: str, member_id: str, group_instance_id: str | None,
                              generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]
                              ) -> dict[TopicPartition, ErrorCode]:

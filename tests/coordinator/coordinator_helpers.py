@@ -106,3 +106,11 @@ async def fetch_offsets(conn: KafkaConnection, group: str, parts: list[tuple[str
     r = await conn.call(ApiKey.OFFSET_FETCH, group_id=group, topics=topics, require_stable=False)
     assert r.error_code == ErrorCode.none, r
     return {(t.name, p.partition_index): p.committed_offset for t in r.topics for p in t.partitions}
+
+
+async def create_topics(conn: KafkaConnection, *names: str, partitions: int = 3) -> None:
+    """Create topics (replication factor 1) and wait until their leaders are known."""
+    r = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False,
+                        topics=[{"name": n, "num_partitions": partitions, "replication_factor": 1,
+                                 "assignments": [], "configs": []} for n in names])
+    assert all(t.error_code in (ErrorCode.none, ErrorCode.topic_already_exists) for t in r.topics), r

@@ -392,9 +392,14 @@ async def _ask_every_broker(bootstrap: str, group: str) -> dict[int, tuple[int, 
     async with KafkaClient(bootstrap) as client:
         for node in sorted(client.cluster.brokers):
             conn = await client.connection(node)
-            c = await conn.call(ApiKey.OFFSET_COMMIT, group_id=group, generation_id_or_member_epoch=-1,
-                                member_id="", topics=[{"name": "t", "partitions": [
-                                    {"partition_index": 0, "committed_offset": 1, "committed_metadata": ""}]}])
+            with trio.fail_after(30):
+                while True:  # until this broker's metadata has the new topic
+                    c = await conn.call(ApiKey.OFFSET_COMMIT, group_id=group, generation_id_or_member_epoch=-1,
+                                        member_id="", topics=[{"name": "misdirected-topic", "partitions": [
+                                            {"partition_index": 0, "committed_offset": 1, "committed_metadata": ""}]}])
+                    if c.topics[0].partitions[0].error_code.value != 3:
+                        break
+                    await trio.sleep(0.1)
             j = await conn.call(ApiKey.JOIN_GROUP, api_version=3, group_id=group, session_timeout=6000,
                                 rebalance_timeout=6000, member_id="", protocol_type="consumer",
                                 protocols=[{"name": "range", "metadata": subscription("t")}])
@@ -408,6 +413,7 @@ def test_only_the_coordinator_serves_a_group(group_cluster: LocalCluster) -> Non
     from kafkalike.protocol.errors import ErrorCode
 
     bs = group_cluster.bootstrap_servers
+    create_topic(bs, "misdirected-topic", 1)
     coordinator = trio.run(_coordinator_of, bs, "misdirected")
     answers = trio.run(_ask_every_broker, bs, "misdirected")
     nc = ErrorCode.not_coordinator.value

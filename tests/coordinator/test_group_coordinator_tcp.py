@@ -13,8 +13,9 @@ from kafkalike.coordinator.group_metadata_manager import partition_for
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from tests.broker.broker_helpers import connect, running_broker, zk_json
-from tests.coordinator.coordinator_helpers import (assignment, commit, fetch_offsets, find_coordinator,
-                                                   heartbeat, join, join_with_handshake, sync, until_loaded)
+from tests.coordinator.coordinator_helpers import (assignment, commit, create_topics, fetch_offsets,
+                                                   find_coordinator, heartbeat, join, join_with_handshake, sync,
+                                                   until_loaded)
 
 PARTS = "4"
 FAST = {"offsets_topic_num_partitions": PARTS, "group_initial_rebalance_delay_ms": "0",
@@ -46,6 +47,7 @@ async def test_join_sync_heartbeat_commit_describe_leave_delete(tmp_path: Path, 
         async with connect(server) as a, connect(server) as b:
             await find_coordinator(a, "grp")
             await until_loaded(a, "grp")
+            await create_topics(a, "t")
             j1 = await join_with_handshake(a, "grp")
             assert j1.error_code == ErrorCode.none and j1.generation_id == 1
             assert j1.leader == j1.member_id and len(j1.members) == 1
@@ -144,11 +146,16 @@ async def test_simple_commits_and_invalid_requests(tmp_path: Path, zk_chroot_con
         async with connect(server) as conn:
             await find_coordinator(conn, "simple")
             await until_loaded(conn, "simple")
+            await create_topics(conn, "x")
             assert await commit(conn, "simple", {("x", 0): 3, ("x", 1): 4}, metadata="m") == \
                 {("x", 0): 0, ("x", 1): 0}
             assert await fetch_offsets(conn, "simple") == {("x", 0): 3, ("x", 1): 4}
             too_long = await commit(conn, "simple", {("x", 0): 9}, metadata="z" * 5000)
             assert too_long == {("x", 0): ErrorCode.offset_metadata_too_large.value}
+            unknown = await commit(conn, "simple", {("nope", 0): 1, ("x", 7): 1, ("x", 1): 5})
+            assert unknown == {("nope", 0): ErrorCode.unknown_topic_or_partition.value,
+                               ("x", 7): ErrorCode.unknown_topic_or_partition.value, ("x", 1): 0}
+            await commit(conn, "simple", {("x", 1): 4})
             bad = await join(conn, "simple", session_ms=100)
             assert bad.error_code == ErrorCode.invalid_session_timeout
             ghost = await join(conn, "simple", "ghost-member")
@@ -174,6 +181,7 @@ async def test_groups_and_offsets_reload_after_restart(tmp_path: Path, zk_chroot
         async with connect(server) as conn:
             await find_coordinator(conn, "durable")
             await until_loaded(conn, "durable")
+            await create_topics(conn, "t")
             j = await join_with_handshake(conn, "durable", session_ms=30000)
             await sync(conn, "durable", j.generation_id, j.member_id, {j.member_id: assignment({"t": [0]})})
             await commit(conn, "durable", {("t", 0): 11}, generation=j.generation_id, member_id=j.member_id)
@@ -224,6 +232,7 @@ async def test_old_api_versions(tmp_path: Path, zk_chroot_connect: str) -> None:
         async with connect(server) as conn:
             await find_coordinator(conn, "old")
             await until_loaded(conn, "old")
+            await create_topics(conn, "t")
             for version in (0, 3):
                 j = await join(conn, "old", version=version)
                 assert j.error_code == ErrorCode.none and j.member_id, (version, j)
@@ -253,6 +262,7 @@ async def test_expired_offsets_are_tombstoned_and_empty_group_dies(tmp_path: Pat
         async with connect(server) as conn:
             await find_coordinator(conn, "ephemeral")
             await until_loaded(conn, "ephemeral")
+            await create_topics(conn, "t")
             assert set((await commit(conn, "ephemeral", {("t", 0): 1, ("t", 1): 2})).values()) == {0}
             await commit(conn, "keeper", {("t", 0): 5})
             mgr = server.group_coordinator.manager

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.broker.broker_helpers import connect, running_broker
-from tests.coordinator.coordinator_helpers import (assignment, commit, find_coordinator, join_with_handshake,
-                                                   sync, until_loaded)
+from tests.coordinator.coordinator_helpers import (assignment, commit, create_topics, find_coordinator,
+                                                   join_with_handshake, sync, until_loaded)
 
 LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
@@ -32,6 +32,7 @@ async def test_kafka_dump_log_segments_decodes_our_offsets_records(tmp_path: Pat
         async with connect(server) as conn:
             await find_coordinator(conn, "audit")
             await until_loaded(conn, "audit")
+            await create_topics(conn, "payments", partitions=1)
             j = await join_with_handshake(conn, "audit", topics=("payments",))
             await sync(conn, "audit", j.generation_id, j.member_id, {j.member_id: assignment({"payments": [0]})})
             errors = await commit(conn, "audit", {("payments", 0): 1234}, generation=j.generation_id,
