@@ -246,28 +246,30 @@ class AdminClient:
         """DescribeConfigs (v1-v4) of one resource: RESOURCE_TOPIC and a topic name, or
         RESOURCE_BROKER and a broker id as a string (asked of that broker). ``keys``: only
         these config names. Returns {name: ConfigEntry}; raises KafkaError."""
-        async def attempt() -> dict[str, ConfigEntry]:
+        async def attempt() -> Any:
             if resource_type == RESOURCE_BROKER and name.isdigit():
                 conn = await self.client.connection(int(name))
             else:
                 conn = await self.client.any_connection()
-            response = await conn.call(
+            return await conn.call(
                 ApiKey.DESCRIBE_CONFIGS, include_synonyms=False, include_documentation=False,
                 resources=[{"resource_type": resource_type, "resource_name": name,
                             "configuration_keys": None if keys is None else list(keys)}])
-            out = {}
-            for result in response.results:
-                if result.error_code != ErrorCode.none:
-                    raise KafkaError(result.error_code, f"describe_configs {name}",
-                                     result.error_message)
-                for c in result.configs:
-                    source = int(getattr(c, "config_source", -1))
-                    is_default = bool(getattr(c, "is_default", source == 5))
-                    out[c.name] = ConfigEntry(c.name, c.value, bool(c.read_only), is_default,
-                                              bool(c.is_sensitive), source)
-            return out
 
-        return await self.client.retry(attempt, what="describe_configs")
+        # Only reaching a broker is retried: a per-resource error is the answer (as in
+        # Kafka's admin client), even a "retriable" one like UNKNOWN_TOPIC_OR_PARTITION.
+        response = await self.client.retry(attempt, what="describe_configs")
+        out = {}
+        for result in response.results:
+            if result.error_code != ErrorCode.none:
+                raise KafkaError(result.error_code, f"describe_configs {name}",
+                                 result.error_message)
+            for c in result.configs:
+                source = int(getattr(c, "config_source", -1))
+                is_default = bool(getattr(c, "is_default", source == 5))
+                out[c.name] = ConfigEntry(c.name, c.value, bool(c.read_only), is_default,
+                                          bool(c.is_sensitive), source)
+        return out
 
     async def alter_configs(self, resource_type: int, name: str,
                             changes: dict[str, str | None], *, validate_only: bool = False) -> None:
@@ -279,20 +281,20 @@ class AdminClient:
         configs = [{"name": k, "config_operation": 1 if v is None else 0, "value": v}
                    for k, v in changes.items()]
 
-        async def attempt() -> None:
+        async def attempt() -> Any:
             if resource_type == RESOURCE_BROKER and name.isdigit():
                 conn = await self.client.connection(int(name))
             else:
                 conn = await self.client.any_connection()
-            response = await conn.call(
+            return await conn.call(
                 ApiKey.INCREMENTAL_ALTER_CONFIGS, validate_only=validate_only,
                 resources=[{"resource_type": resource_type, "resource_name": name,
                             "configs": configs}])
-            for r in response.responses:
-                if r.error_code != ErrorCode.none:
-                    raise KafkaError(r.error_code, f"alter_configs {name}", r.error_message)
 
-        await self.client.retry(attempt, what="alter_configs")
+        response = await self.client.retry(attempt, what="alter_configs")
+        for r in response.responses:
+            if r.error_code != ErrorCode.none:
+                raise KafkaError(r.error_code, f"alter_configs {name}", r.error_message)
 
     async def list_offsets(self, timestamps: dict[TopicPartition, int], *,
                            isolation_level: int = 0) -> dict[TopicPartition, OffsetAndTimestamp]:
