@@ -63,8 +63,26 @@ class CompactionMachine(RuleBasedStateMachine):
         for i, r in enumerate(recs):
             self.model[info.first_offset + i] = (r.key, r.value)  # type: ignore[assignment]
             self.latest[r.key] = info.first_offset + i  # type: ignore[index]
-        self.log.update_high_watermark(self.log.log_end_offset)
         self.clock.now += 500
+
+    @rule()
+    def advance_high_watermark(self) -> None:
+        self.log.update_high_watermark(self.log.log_end_offset)
+
+    @rule(data=st.data())
+    def truncate_above_high_watermark(self, data: st.DataObject) -> None:
+        """Followers only ever truncate uncommitted data, i.e. at or above the high watermark."""
+        hw, leo = self.log.high_watermark, self.log.log_end_offset
+        if hw >= leo:
+            return
+        target = data.draw(st.integers(hw, leo))
+        self.log.truncate_to(target)
+        end = self.log.log_end_offset
+        assert end >= hw
+        self.model = {o: kv for o, kv in self.model.items() if o < end}
+        self.latest = {}
+        for o in sorted(self.model):
+            self.latest[self.model[o][0]] = o
 
     @rule()
     def roll(self) -> None:
