@@ -270,7 +270,7 @@ def test_build_request_rejects_unknown_fields() -> None:
     assert request.topics[0].name == "x"  # topic_id exists only from v10: dropped
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(0, 4)),
                 min_size=1, max_size=25))
 def test_pipelined_callers_get_their_own_responses_despite_delays_and_cancels(

@@ -28,14 +28,14 @@ def test_murmur2_matches_kafkas_java_test_vectors(key: bytes) -> None:
     assert murmur2(key) == JAVA_CASES[key]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=80))
 def test_murmur2_matches_kafka_python(key: bytes) -> None:
     """Same 32 bits as kafka-python's murmur2 for any key."""
     assert murmur2(key) & 0xFFFFFFFF == kafka_python_murmur2(key) & 0xFFFFFFFF
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=40), st.integers(1, 1000))
 def test_partition_for_key_matches_kafka_python_default_partitioner(key: bytes,
                                                                     partitions: int) -> None:
