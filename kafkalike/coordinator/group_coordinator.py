@@ -12,7 +12,9 @@ Each broker coordinates the groups whose __consumer_offsets partition it leads
   MEMBER_ID_REQUIRED, from JoinGroup v4), SyncGroup, Heartbeat, LeaveGroup (v3+ batches),
   the states of group_metadata.GroupState, the initial rebalance delay
   (group.initial.rebalance.delay.ms, Kafka's InitialDelayedJoin), rebalance timeouts
-  (Kafka's DelayedJoin) and session timeouts (Kafka's DelayedHeartbeat), static membership
+  (Kafka's DelayedJoin), session timeouts (Kafka's DelayedHeartbeat), the pending-sync
+  timeout (Kafka 3.x's DelayedSync: members of a new generation that do not send SyncGroup
+  within the rebalance timeout are removed and the group rebalances), static membership
   (group.instance.id, KIP-345: a restarted static member takes its old place without a
   rebalance when nothing else changed). Partition assignment stays in the clients: the
   leader's SyncGroup carries every member's assignment as opaque bytes;
@@ -223,6 +225,8 @@ class GroupCoordinator:
         for group in self.manager.groups.values():
             if group.is_state(GroupState.PREPARING_REBALANCE) and group.join_deadline_ms is not None:
                 deadline = min(deadline, group.join_deadline_ms)
+            if group.pending_sync and group.sync_deadline_ms is not None:
+                deadline = min(deadline, group.sync_deadline_ms)
             for m in group.members.values():
                 if m.is_awaiting_join:
                     if m.is_new:
@@ -257,6 +261,8 @@ class GroupCoordinator:
                     log.info("pending_member_expired", group=group.group_id, member_id=member_id)
                     del group.pending_members[member_id]
                     self._check_join(group)
+            if group.pending_sync and group.sync_deadline_ms is not None and group.sync_deadline_ms <= now:
+                self._expire_pending_sync(group)
             for m in list(group.members.values()):
                 if group.has(m.member_id) and not m.should_keep_alive(now, NEW_MEMBER_JOIN_TIMEOUT_MS):
                     log.info("member_session_expired", group=group.group_id, member_id=m.member_id,
@@ -264,6 +270,19 @@ class GroupCoordinator:
                     self.expired_members += 1
                     self._remove_member_and_update_group(group, m, "session timeout")
             self._check_join(group)
+
+    def _expire_pending_sync(self, group: GroupMetadata) -> None:
+        """Kafka's DelayedSync expiring: members of this generation that never sent SyncGroup
+        are removed (in CompletingRebalance or Stable), which starts a rebalance."""
+        missing = [group.get(mid) for mid in sorted(group.pending_sync) if group.has(mid)]
+        group.pending_sync.clear()
+        group.sync_deadline_ms = None
+        if group.state not in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+            return
+        for m in missing:
+            log.info("member_removed_no_sync", group=group.group_id, member_id=m.member_id,
+                     generation=group.generation_id)
+            self._remove_member_and_update_group(group, m, "no SyncGroup within the rebalance timeout")
 
     async def _expiration_loop(self) -> None:
         interval = max(self.offset_config.retention_check_interval_ms, 100) / 1000.0
@@ -582,6 +601,8 @@ class GroupCoordinator:
             group.join_deadline_ms = now + group.rebalance_timeout_ms()
             initial = False
         group.new_member_added = False
+        group.pending_sync.clear()
+        group.sync_deadline_ms = None
         group.transition_to(GroupState.PREPARING_REBALANCE, _wall_ms())
         self.rebalances += 1
         log.info("rebalance_started", group=group.group_id, generation=group.generation_id,
@@ -624,6 +645,8 @@ class GroupCoordinator:
             self._spawn(self.manager.store_group, group, {})
             return
         now = self.now_ms()
+        group.pending_sync = set(group.members)
+        group.sync_deadline_ms = now + group.rebalance_timeout_ms()
         for m in group.members.values():
             if m.is_awaiting_join:
                 m.complete_join(self._join_result(group, m.member_id))
@@ -670,6 +693,7 @@ class GroupCoordinator:
         member = group.get(member_id)
         if group.is_state(GroupState.EMPTY):
             return SyncGroupResult(ErrorCode.unknown_member_id)
+        group.pending_sync.discard(member_id)
         if group.is_state(GroupState.PREPARING_REBALANCE):
             return SyncGroupResult(ErrorCode.rebalance_in_progress)
         if group.is_state(GroupState.STABLE):

@@ -109,6 +109,9 @@ class GroupMetadata:
     join_deadline_ms: int | None = None
     initial_delay_remaining_ms: int = 0
     initial_delay_ms: int = 0
+    # members of the new generation that have not sent SyncGroup yet, and when they must have
+    pending_sync: set[str] = attrs.field(factory=set)
+    sync_deadline_ms: int | None = None
 
     # ------------------------------------------------------------------ state
     def is_state(self, state: GroupState) -> bool:
@@ -157,6 +160,7 @@ class GroupMetadata:
         member = self.members.pop(member_id, None)
         if member is None:
             return None
+        self.pending_sync.discard(member_id)
         if member.group_instance_id is not None and \
                 self.static_members.get(member.group_instance_id) == member_id:
             del self.static_members[member.group_instance_id]
@@ -183,6 +187,9 @@ class GroupMetadata:
         """Give a rejoining static member a new member id, keeping its assignment and role
         (Kafka's replaceStaticMember). Returns the member."""
         member = self.members.pop(old_member_id)
+        if old_member_id in self.pending_sync:
+            self.pending_sync.discard(old_member_id)
+            self.pending_sync.add(new_member_id)
         member.member_id = new_member_id
         self.members[new_member_id] = member
         if self.leader_id == old_member_id:

@@ -279,3 +279,40 @@ async def test_expired_offsets_are_tombstoned_and_empty_group_dies(tmp_path: Pat
             await until_loaded(conn, "ephemeral")
             assert await fetch_offsets(conn, "ephemeral") == {}
             assert await fetch_offsets(conn, "keeper") == {("t", 0): 5}
+
+
+async def test_member_that_never_syncs_is_removed_after_rebalance_timeout(tmp_path: Path,
+                                                                         zk_chroot_connect: str) -> None:
+    """A member that joins a generation but never sends SyncGroup (while still heartbeating)
+    is removed once the rebalance timeout passes, and the group rebalances without it (Kafka
+    3.x's pending-sync timeout)."""
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as a, connect(server) as b:
+            await find_coordinator(a, "lazy")
+            await until_loaded(a, "lazy")
+            ja = await join_with_handshake(a, "lazy", rebalance_ms=800)
+            await sync(a, "lazy", ja.generation_id, ja.member_id, {ja.member_id: b"A"})
+            first_b = await join(b, "lazy", rebalance_ms=800)
+            results: dict = {}
+            async with trio.open_nursery() as nursery:
+                async def join_b() -> None:
+                    results["b"] = await join(b, "lazy", first_b.member_id, rebalance_ms=800)
+
+                nursery.start_soon(join_b)
+                with trio.fail_after(10):
+                    while (await heartbeat(a, "lazy", 1, ja.member_id)).error_code != ErrorCode.rebalance_in_progress:
+                        await trio.sleep(0.05)
+                results["a"] = await join(a, "lazy", ja.member_id, rebalance_ms=800)
+            gen = results["a"].generation_id
+            s = await sync(a, "lazy", gen, ja.member_id, {ja.member_id: b"A", results["b"].member_id: b"B"})
+            assert s.error_code == ErrorCode.none
+            with trio.fail_after(10):  # b heartbeats but never syncs
+                while True:
+                    hb = await heartbeat(b, "lazy", gen, results["b"].member_id)
+                    if hb.error_code != ErrorCode.none:
+                        break
+                    await trio.sleep(0.1)
+            assert hb.error_code == ErrorCode.unknown_member_id
+            assert (await heartbeat(a, "lazy", gen, ja.member_id)).error_code == ErrorCode.rebalance_in_progress
+            again = await join(a, "lazy", ja.member_id, rebalance_ms=800)
+            assert again.generation_id == gen + 1 and [m.member_id for m in again.members] == [ja.member_id]
