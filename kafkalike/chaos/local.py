@@ -44,7 +44,7 @@ import trio
 
 from kafkalike.cluster import process
 from kafkalike.cluster.local_cluster import LocalCluster
-from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+from kafkalike.cluster.zk_ensemble import ELECTION_PORT_OFFSET, QUORUM_PORT_OFFSET, ZkEnsemble, find_free_base_port
 
 log = structlog.get_logger(__name__)
 
@@ -253,7 +253,7 @@ class LocalBackend:
         if zookeeper_connect is None:
             while True:
                 zk_port = find_free_base_port(hosts, low=20000, high=29000)
-                if abs(zk_port - port) > 2000:
+                if port not in (zk_port, zk_port + QUORUM_PORT_OFFSET, zk_port + ELECTION_PORT_OFFSET):
                     break
         cluster = LocalCluster(base_dir, brokers=brokers, base_port=port, zk_base_port=zk_port,
                                zookeeper_connect=zookeeper_connect, chroot=chroot,

@@ -352,7 +352,7 @@ class Workload:
                 try:
                     start = consumer.beginning_offsets([tp], timeout_ms=10000)[tp]
                     end = consumer.end_offsets([tp], timeout_ms=10000)[tp]
-                    while True:  # the high watermark is final once two readings agree
+                    for _ in range(30):  # the high watermark is final once two readings agree
                         time.sleep(1.0)
                         again = consumer.end_offsets([tp], timeout_ms=10000)[tp]
                         if again == end:
