@@ -78,7 +78,8 @@ def write_report(report_dir: Path, verdict: Verdict, history_path: Path, injecti
     written.append("faults.jsonl")
     note = ""
     try:
-        plot(report_dir / "plot.png", verdict, history_path, t0, title=run_info.get("title", "chaos run"))
+        plot(report_dir / "plot.png", verdict, history_path, t0, title=run_info.get("title", "chaos run"),
+             note=f"longest stall without acks {doc['longest_ack_stall_s']:.1f} s")
         written.append("plot.png")
     except ImportError as exc:
         note = f"\n(no plot: {exc}; pip install matplotlib)\n"
@@ -92,7 +93,8 @@ def write_report(report_dir: Path, verdict: Verdict, history_path: Path, injecti
     return written
 
 
-def plot(path: Path, verdict: Verdict, history_path: Path, t0: float, title: str = "chaos run") -> None:
+def plot(path: Path, verdict: Verdict, history_path: Path, t0: float, title: str = "chaos run",
+         note: str = "") -> None:
     """Two panels over run time (s): acknowledged/failed records per second; one row per
     partition with its unavailability windows. Faults are shaded on both. ImportError
     without matplotlib."""
@@ -120,7 +122,7 @@ def plot(path: Path, verdict: Verdict, history_path: Path, t0: float, title: str
     ax1.plot(secs, [acks[s] for s in secs], color="tab:blue", lw=1.2, label="acknowledged/s")
     ax1.plot(secs, [fails[s] for s in secs], color="tab:red", lw=1.0, label="failed/s")
     ax1.set_ylabel("records/s")
-    ax1.set_title(f"{title}: {verdict.headline()}", fontsize=9)
+    ax1.set_title(f"{title}: {verdict.headline()}" + (f"; {note}" if note else ""), fontsize=9)
     for i, a in enumerate(parts):
         ax2.broken_barh([(sec, 1) for sec in sorted(acked_secs.get((a.topic, a.partition), ()))],
                         (i - 0.12, 0.24), color="tab:green")

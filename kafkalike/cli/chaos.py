@@ -1,4 +1,4 @@
-"""``kafkalike chaos run|list|cleanup``: break a fresh local cluster and judge the history."""
+"""``kafkalike chaos run|list|check|cleanup``: break a fresh local cluster and judge the history."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ EXAMPLE = """examples:
   kafkalike chaos run --scenario leader-kill --duration 30s --report chaos-report
   kafkalike chaos run --nemesis random --duration 300s --seed 1 --report chaos-random-1
   kafkalike chaos run --scenario unclean-election      # expected to LOSE data; exit 0 if it does
+  kafkalike chaos check chaos-report                    # judge a recorded history again
   kafkalike chaos cleanup                               # iptables rules left by a killed run
 
 exit status: 0 when the verdict is what the scenario expects (valid; for unclean-election:
@@ -64,6 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.set_defaults(func=_run)
     ls = csub.add_parser("list", help="the scenario library")
     ls.set_defaults(func=_list)
+    chk = csub.add_parser("check", help="judge a recorded history (a file or a report directory)")
+    chk.add_argument("path", help="history.jsonl, or a report directory holding one")
+    chk.add_argument("--json", action="store_true", help="the verdict as JSON")
+    chk.add_argument("--not-idempotent", action="store_true",
+                     help="producers ran without enable.idempotence: duplicates are not anomalies")
+    chk.set_defaults(func=_check)
     clean = csub.add_parser("cleanup", help="delete iptables rules left by a chaos run that was killed")
     clean.set_defaults(func=_cleanup)
 
@@ -75,6 +82,23 @@ def _list(args: argparse.Namespace) -> int:
         flags = (" [expects loss]" if s.expect == "lost" else "") + (" [own ZooKeeper]" if s.needs_zk else "")
         print(f"{s.name:<20} {s.summary}{flags}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Exit 0 valid, 1 invalid, 3 unknown, 2 unreadable."""
+    from kafkalike.chaos.checker import CheckerOptions, check_file
+    from kafkalike.chaos.history import HistoryError
+
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / "history.jsonl"
+    try:
+        verdict = check_file(str(path), CheckerOptions(idempotent=not args.not_idempotent, contiguous_offsets=True))
+    except (OSError, HistoryError) as exc:
+        print(f"kafkalike chaos check: {exc}", file=sys.stderr)
+        return 2
+    print(verdict.dumps() if args.json else verdict.render_text() + "VERDICT " + verdict.headline())
+    return {"valid": 0, "invalid": 1}.get(verdict.status, 3)
 
 
 def _cleanup(args: argparse.Namespace) -> int:

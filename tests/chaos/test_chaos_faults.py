@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,30 @@ def test_iptables_rules_are_all_removed() -> None:
     finally:
         assert ipt.remove_all() >= 2
     assert tagged() == []
+
+
+def test_chaos_check_command_judges_a_history_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``kafkalike chaos check`` exits 0 on a valid history and 1 when an acknowledged record
+    is missing from the drain, naming it."""
+    from kafkalike.chaos.history import Acknowledged, Assigned, Consumed, Drained, Sent, write_history
+    from kafkalike.cli.main import main
+
+    def history(read_seq1: bool) -> list:
+        ev: list = [Sent(1.0, "p0.0", "t", "k", 0, 0), Acknowledged(1.1, "t", "k", 0, 0, 0),
+                    Sent(1.2, "p0.0", "t", "k", 1, 0), Acknowledged(1.3, "t", "k", 1, 0, 1),
+                    Assigned(2.0, "drain", "t", 0, 0), Consumed(2.1, "drain", "t", 0, 0, "k", 0)]
+        if read_seq1:
+            ev.append(Consumed(2.2, "drain", "t", 0, 1, "k", 1))
+        return ev + [Drained(2.3, "drain", "t", 0, 0, 2)]
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    write_history(good / "history.jsonl", history(True))
+    write_history(bad / "history.jsonl", history(False))
+    assert main(["chaos", "check", str(good)]) == 0
+    assert "VERDICT VALID" in capsys.readouterr().out
+    assert main(["chaos", "check", str(bad / "history.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "VERDICT INVALID: lost=1" in out and "key=k seq=1" in out
+    assert main(["chaos", "check", str(tmp_path / "missing")]) == 2
