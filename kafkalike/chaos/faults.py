@@ -22,7 +22,8 @@ Faults (``name`` in the history, target syntax):
 | CutFromZk(target) | zk-cut | cut a broker's links to every ZooKeeper node only |
 
 Broker targets: ``"controller"``, ``"leader"`` (of ``topic``/``partition`` given to the
-nemesis), ``"follower"`` (a non-leader replica of it), ``"random"``, or a broker id.
+nemesis; ``"leader:2"`` for partition 2), ``"follower"`` (a non-leader replica of it;
+``"follower:2"``), ``"random"``, or a broker id.
 Random choices come from the nemesis's seeded ``random.Random``.
 
 ``random_schedule(rng, duration, ...)`` draws the seeded random nemesis: a list of
@@ -110,16 +111,19 @@ class FaultContext:
             if c is None:
                 raise ChaosError("no active controller")
             return c
-        if target in ("leader", "follower"):
-            st = (self.backend.partition_states(self.topic) or {}).get(self.partition)
+        kind, _, part = target.partition(":")
+        if kind in ("leader", "follower"):
+            partition = int(part) if part.isdigit() else self.partition
+            st = (self.backend.partition_states(self.topic) or {}).get(partition)
             if st is None or st.leader < 0:
-                raise ChaosError(f"{self.topic}/{self.partition} has no leader")
+                raise ChaosError(f"{self.topic}/{partition} has no leader")
+            target = kind
             if target == "leader":
                 return int(st.leader)
             others = [r for r in st.replicas if r != st.leader and r not in exclude]
             if not others:
-                raise ChaosError(f"{self.topic}/{self.partition} has no follower")
-            return self.rng.choice(sorted(others))
+                raise ChaosError(f"{self.topic}/{partition} has no follower")
+            return int(self.rng.choice(sorted(others)))
         if target == "random":
             alive = [b for b in self.backend.broker_ids if self.backend.broker_alive(b) and b not in exclude]
             if not alive:
