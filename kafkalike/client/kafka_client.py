@@ -33,8 +33,7 @@ import trio
 
 from kafkalike.client.cluster import Cluster, Node, TopicPartition, cluster_from_metadata
 from kafkalike.client.connection import KafkaConnection
-from kafkalike.client.errors import (ClientError, KafkaError, NoBrokersAvailableError,
-                                     raise_for_error)
+from kafkalike.client.errors import ClientError, KafkaError, NoBrokersAvailableError
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 
@@ -452,8 +451,3 @@ class KafkaClient:
     def broker(self, node_id: int) -> Node | None:
         """The Node of broker ``node_id`` in the latest Metadata, or None."""
         return self.cluster.brokers.get(node_id)
-
-
-def check(error_code: Any, context: str = "", message: str | None = None) -> None:
-    """raise_for_error under a short name for the modules of this package."""
-    raise_for_error(error_code, context, message)

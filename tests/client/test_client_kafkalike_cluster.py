@@ -145,7 +145,8 @@ async def test_producer_rides_out_a_leader_kill(make_cluster: Callable[..., Loca
     async with KafkaClient(cluster.bootstrap_servers) as client:
         await AdminClient(client).create_topics(
             [NewTopic(topic, 1, 3, configs={"min.insync.replicas": "2"})])
-        leader = await client.leader_for(topic, 0)
+        # the new topic reaches every broker's metadata cache a little later (UpdateMetadata)
+        leader = await client.retry(lambda: client.leader_for(topic, 0), refresh_topics=[topic])
         async with KafkaProducer(client, acks="all", enable_idempotence=True,
                                  linger_ms=2) as producer:
             with trio.fail_after(90):
