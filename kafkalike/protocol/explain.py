@@ -26,7 +26,8 @@ import attrs
 from kafkalike.protocol import codec
 from kafkalike.protocol.api_keys import api_name
 from kafkalike.protocol.errors import RecordsError
-from kafkalike.protocol.record_batch import CODEC_NAMES, RecordBatch, RecordBatchError
+from kafkalike.protocol.record_batch import (CODEC_NAMES, MIN_BATCH_LENGTH, RecordBatch,
+                                             RecordBatchError)
 from kafkalike.protocol.records import decode_batches
 
 __all__ = ["load_frame", "explain_frame", "explain_records", "parse_api_spec", "known_apis"]
@@ -102,6 +103,10 @@ def explain_records(data: bytes | bytearray | memoryview, indent: int = 0) -> li
             header = RecordBatch(buf, pos)
             lines.append(f"{pad}batch at byte {pos}:")
             lines.extend(f"{pad}  {line}" for line in header.explain().splitlines())
+            if header.batch_length < MIN_BATCH_LENGTH:
+                lines.append(f"{pad}(stopped: batchLength {header.batch_length} is below the "
+                             f"v2 minimum {MIN_BATCH_LENGTH})")
+                break
             pos = header.end_position
     except RecordBatchError as exc:
         lines.append(f"{pad}(stopped: {exc})")
