@@ -219,8 +219,45 @@ class LocalCluster:
                 raise ClusterError(f"brokers {missing} did not register within {timeout:.0f}s\n{tails}")
             time.sleep(0.2)
 
+    def metadata_broker_ids(self, broker_id: int) -> list[int]:
+        """The live brokers broker ``broker_id`` lists in a Metadata response (its metadata
+        cache, filled only by the controller's UpdateMetadata); [] if it doesn't answer."""
+        from kafkalike.client.errors import ClientError
+        from kafkalike.client.kafka_client import KafkaClient
+
+        async def ask() -> list[int]:
+            client = KafkaClient([self.broker_address(broker_id)], client_id="cluster-status",
+                                 request_timeout_ms=5000)
+            try:
+                await client.start()
+                cluster = await client.refresh_metadata([])
+                return sorted(cluster.brokers)
+            finally:
+                await client.aclose()
+
+        try:
+            return trio.run(ask)
+        except (ClientError, OSError):
+            return []
+
+    def wait_ready(self, broker_ids: list[int], timeout: float = 60.0) -> None:
+        """Block until each of ``broker_ids`` answers Metadata listing all of them: registered
+        is not enough, a broker knows the cluster only after the controller's UpdateMetadata
+        (the ZooKeeper era's propagation lag). ClusterError on timeout."""
+        deadline = time.monotonic() + timeout
+        pending = list(broker_ids)
+        while pending:
+            pending = [i for i in pending if not set(broker_ids) <= set(self.metadata_broker_ids(i))]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"brokers {pending} registered but did not receive the cluster's "
+                                   f"metadata from the controller within {timeout:.0f}s")
+            time.sleep(0.2)
+
     def start(self, timeout: float = 90.0) -> None:
-        """Start the ensemble (if ours) and every broker; return once all are registered.
+        """Start the ensemble (if ours) and every broker; return once all are registered and
+        each one's metadata cache lists them all (so clients can bootstrap from any of them).
         Re-running on a cluster that is up starts only what is missing and keeps all data."""
         self._save()
         ens = self.zk
@@ -230,6 +267,7 @@ class LocalCluster:
         for i in self.broker_ids:
             self.start_broker(i)
         self.wait_registered(self.broker_ids, timeout=timeout)
+        self.wait_ready(self.broker_ids, timeout=timeout)
 
     def stop(self) -> None:
         """Stop every broker (clean shutdown, in parallel) then the ensemble; nothing is left."""
