@@ -31,6 +31,9 @@ Holds ``KafkaProducer``, ``RecordMetadata`` and ``PendingRecord``. After Kafka's
   success with offset -1). OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID and
   INVALID_PRODUCER_EPOCH fail that batch and make the producer take a new producer id.
 - ``acks``: 0 (no response; offsets are -1), 1 (leader), -1/"all" (all in-sync replicas).
+- Backpressure: records waiting for acknowledgement may hold ``buffer_memory`` bytes; beyond
+  that ``enqueue()`` sends what is queued and blocks until acknowledgements free room (at
+  most ``max_block_ms``), so ``send_many()`` of millions of records runs in bounded memory.
 
 Errors: ``send()`` / ``PendingRecord.wait()`` raise KafkaError, KafkaConnectionError,
 RequestTimeoutError or UnsupportedApiVersionError; ``enqueue()`` raises ValueError for bad
@@ -80,6 +83,7 @@ class ProducerStatistics:
     and failed, batch retries, and the producer id/epoch (-1 without idempotence)."""
 
     records_waiting: int
+    bytes_waiting: int
     partitions_in_flight: int
     requests_sent: int
     records_acked: int
@@ -167,6 +171,8 @@ class KafkaProducer:
     broker); ``batch_size`` bytes per partition batch; ``max_request_size`` bytes;
     ``max_block_ms``: how long enqueue() waits for a new topic's Metadata;
     ``enable_idempotence``: sequence-numbered batches (KIP-98), needs ``acks="all"``;
+    ``buffer_memory``: bytes of records waiting (enqueued, not yet acknowledged) before
+    enqueue() blocks (Kafka's buffer.memory, 32 MiB);
     ``delivery_timeout_ms``: how long a record may take from enqueue() to acknowledgement,
     retries included; ``retries``, ``retry_backoff_ms``, ``retry_backoff_max_ms``: see above.
     Use as ``async with KafkaProducer(...) as producer:``; leaving flushes.
@@ -179,7 +185,8 @@ class KafkaProducer:
         retries: int = 2147483647, retry_backoff_ms: float = 100,
         retry_backoff_max_ms: float = 1000, delivery_timeout_ms: float = 120000,
         max_block_ms: float = 60000,
-        enable_idempotence: bool = False, client_id: str = "kafkalike-producer",
+        enable_idempotence: bool = False, buffer_memory: int = 33554432,
+        client_id: str = "kafkalike-producer",
     ) -> None:
         if acks == "all":
             acks = -1
@@ -206,6 +213,7 @@ class KafkaProducer:
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.delivery_timeout_ms = delivery_timeout_ms
         self.max_block_ms = max_block_ms
+        self.buffer_memory = buffer_memory
         self.enable_idempotence = enable_idempotence
         self.producer_id = -1
         """Producer id from InitProducerId (idempotence), -1 without."""
@@ -222,6 +230,8 @@ class KafkaProducer:
         self._wakeup = trio.Event()
         self._flushing = 0
         self._unsent = 0  # records enqueued and not yet resolved
+        self._buffered = 0  # their bytes (estimate), bounded by buffer_memory
+        self._buffer_freed: trio.Event | None = None
         self._idle = trio.Event()
         self._idle.set()
         self._nursery: trio.Nursery | None = None
@@ -232,7 +242,8 @@ class KafkaProducer:
     def statistics(self) -> ProducerStatistics:
         """The producer's state and counters now."""
         return ProducerStatistics(
-            records_waiting=self._unsent, partitions_in_flight=len(self._in_flight),
+            records_waiting=self._unsent, bytes_waiting=self._buffered,
+            partitions_in_flight=len(self._in_flight),
             requests_sent=self._requests_sent, records_acked=self._records_acked,
             records_failed=self._records_failed, retries=self._retries,
             producer_id=self.producer_id, producer_epoch=self.producer_epoch)
@@ -328,6 +339,8 @@ class KafkaProducer:
             raise KafkaError(ErrorCode.message_too_large,
                              f"produce to {topic}: record of about {size} bytes exceeds "
                              f"max_request_size={self.max_request_size}")
+        if self._buffered + size > self.buffer_memory and self._unsent:
+            await self._wait_for_buffer(size)
         tp = TopicPartition(topic, partition)
         queue = self._queues.get(tp)
         if queue is None:
@@ -344,6 +357,7 @@ class KafkaProducer:
         if batch.size >= self.batch_size:
             wake = True
         self._unsent += 1
+        self._buffered += size
         if self._idle.is_set():
             self._idle = trio.Event()
         if wake:
@@ -368,6 +382,25 @@ class KafkaProducer:
                 raise KafkaError(code, f"produce to {topic} (after {self.max_block_ms} ms)")
             await trio.sleep(backoff / 1000)
             backoff = min(backoff * 2, 1000)
+
+    async def _wait_for_buffer(self, size: int) -> None:
+        """Block enqueue() until ``size`` more bytes fit in ``buffer_memory`` (Kafka's
+        BufferPool): batches are sent at once meanwhile. Raises RequestTimeoutError after
+        ``max_block_ms``."""
+        self._flushing += 1  # whatever waits goes out now, linger or not
+        self._wakeup.set()
+        try:
+            with trio.move_on_after(self.max_block_ms / 1000):
+                while self._buffered + size > self.buffer_memory and self._unsent:
+                    if self._buffer_freed is None:
+                        self._buffer_freed = trio.Event()
+                    await self._buffer_freed.wait()
+                return
+            raise RequestTimeoutError(
+                f"no room for {size} bytes in buffer_memory={self.buffer_memory} within "
+                f"max_block_ms={self.max_block_ms}", self.max_block_ms)
+        finally:
+            self._flushing -= 1
 
     async def flush(self) -> None:
         """Send every enqueued record now and wait until all are acknowledged or failed."""
@@ -615,6 +648,10 @@ class KafkaProducer:
             self._records_acked += len(batch.records)
         batch.done.set()
         self._unsent -= len(batch.records)
+        self._buffered -= batch.size
+        if self._buffer_freed is not None:
+            self._buffer_freed.set()
+            self._buffer_freed = None
         if self._unsent == 0:
             self._idle.set()
 

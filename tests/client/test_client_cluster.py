@@ -500,3 +500,23 @@ async def test_client_versions_cap_what_is_sent() -> None:
         assert (ApiKey.METADATA, 9) in sent and (ApiKey.PRODUCE, 8) in sent
         assert not any(k == ApiKey.METADATA and v > 9 for k, v in sent)
         nursery.cancel_scope.cancel()
+
+
+async def test_enqueue_blocks_at_buffer_memory() -> None:
+    """With buffer_memory=2000 bytes, enqueueing 200 records of ~124 bytes never holds more
+    than 2000 bytes waiting: enqueue() waits for acknowledgements, and all records land."""
+    async with trio.open_nursery() as nursery:
+        cluster, _nodes = await start_tiny_cluster(nursery, 1)
+        cluster.add_topic("bp", 2)
+        async with KafkaProducer(_bootstrap(cluster), buffer_memory=2000,
+                                 linger_ms=1000) as producer:
+            peak = 0
+            pendings = []
+            for i in range(200):
+                pendings.append(await producer.enqueue("bp", b"x" * 100, partition=i % 2))
+                peak = max(peak, producer.statistics().bytes_waiting)
+            await producer.flush()
+            assert peak <= 2000
+            assert [(await p.wait()).offset for p in pendings[-2:]] == [99, 99]
+            assert producer.statistics().bytes_waiting == 0
+        nursery.cancel_scope.cancel()
