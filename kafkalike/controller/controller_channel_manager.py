@@ -69,6 +69,32 @@ LEADER_DURING_DELETE = -2
 #: security protocol ids on the wire (Kafka's SecurityProtocol.id)
 SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
+# inter.broker.protocol.version (major, minor, patch, IV) -> the newest request version the
+# controller sends, as Kafka's ControllerChannelManager chooses them
+_IBP_THRESHOLDS: dict[int, list[tuple[tuple[int, int, int, int], int]]] = {
+    ApiKey.LEADER_AND_ISR: [((3, 2, 0, 0), 6), ((2, 8, 0, 1), 5), ((2, 4, 0, 1), 4), ((2, 4, 0, 0), 3),
+                            ((2, 2, 0, 0), 2), ((1, 0, 0, 0), 1)],
+    ApiKey.UPDATE_METADATA: [((2, 8, 0, 1), 7), ((2, 4, 0, 1), 6), ((2, 2, 0, 0), 5), ((1, 0, 0, 0), 4),
+                             ((0, 10, 2, 0), 3), ((0, 10, 0, 0), 2), ((0, 9, 0, 0), 1)],
+    ApiKey.STOP_REPLICA: [((2, 6, 0, 0), 3), ((2, 4, 0, 1), 2), ((2, 2, 0, 0), 1)],
+}
+
+
+def max_versions_for_ibp(ibp: str | None) -> dict[int, int]:
+    """{api key: newest LeaderAndIsr / UpdateMetadata / StopReplica version} allowed by
+    inter.broker.protocol.version ("3.9", "2.4", "2.4-IV0", "0.10.2"; a release without
+    "-IVn" means its last IV; None or unparsable: no cap), as Kafka's controller chooses them.
+    Lets a cluster speak versions an older peer or tool (Wireshark's dissector) knows."""
+    import re
+
+    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-IV(\d+))?", (ibp or "").strip())
+    if m is None:
+        return {}
+    key = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), 99 if m.group(4) is None else int(m.group(4)))
+    return {api: next((v for threshold, v in thresholds if key >= threshold), 0)
+            for api, thresholds in _IBP_THRESHOLDS.items()}
+
+
 Callback = Callable[[int, Any], None]
 """Called as callback(broker_id, response) in the broker's send task; must not block."""
 
@@ -113,12 +139,15 @@ class ControllerChannelManager:
     """One connection and send queue per broker (see module doc).
 
     controller_id: this broker's id (the client id is ``controller-<id>``);
-    request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run.
+    request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run;
+    max_versions: {api key: newest version to send} (max_versions_for_ibp).
     """
 
     def __init__(self, controller_id: int, nursery: trio.Nursery, *, request_timeout_ms: float = 30000,
-                 initial_backoff_s: float = 0.05, max_backoff_s: float = 1.0) -> None:
+                 initial_backoff_s: float = 0.05, max_backoff_s: float = 1.0,
+                 max_versions: dict[int, int] | None = None) -> None:
         self.controller_id = controller_id
+        self.max_versions = dict(max_versions or {})
         self.nursery = nursery
         self.request_timeout_ms = request_timeout_ms
         self.initial_backoff_s = initial_backoff_s
@@ -172,6 +201,10 @@ class ControllerChannelManager:
         channel.send.send_nowait(QueueItem(api_key, build, callback))
         return True
 
+    def _version_caps(self) -> dict[int, int | None]:
+        return {k: self.max_versions.get(k) for k in (ApiKey.LEADER_AND_ISR, ApiKey.UPDATE_METADATA,
+                                                       ApiKey.STOP_REPLICA)}
+
     def queue_size(self, broker_id: int | None = None) -> int:
         """Requests waiting (for one broker, or for all)."""
         chans = [self._brokers[broker_id]] if broker_id is not None and broker_id in self._brokers else (
@@ -213,7 +246,11 @@ class ControllerChannelManager:
                     channel.conn = await KafkaConnection.connect(
                         channel.host, channel.port, nursery=nursery, client_id=f"controller-{self.controller_id}",
                         request_timeout_ms=self.request_timeout_ms, node_id=channel.broker_id)
-                version = channel.conn.api_version(item.api_key)
+                    conn = channel.conn
+                    log.info("controller_channel_connected", target_broker=channel.broker_id, host=channel.host,
+                             port=channel.port, **{_VERSION_KEYS[k]: _version_or_none(conn, k, v)
+                                                   for k, v in self._version_caps().items()})
+                version = channel.conn.api_version(item.api_key, max_version=self.max_versions.get(item.api_key))
                 request = item.build(version)
                 response = await channel.conn.send(request, api_version=version)
                 channel.sent += 1
@@ -233,6 +270,17 @@ class ControllerChannelManager:
                     channel.conn = None
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
+
+
+_VERSION_KEYS = {ApiKey.LEADER_AND_ISR: "leader_and_isr_version", ApiKey.UPDATE_METADATA: "update_metadata_version",
+                 ApiKey.STOP_REPLICA: "stop_replica_version"}
+
+
+def _version_or_none(conn: Any, api_key: int, cap: int | None) -> int | None:
+    try:
+        return int(conn.api_version(api_key, max_version=cap))
+    except Exception:
+        return None
 
 
 # ---- request building -----------------------------------------------------------------------

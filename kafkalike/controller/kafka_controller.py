@@ -35,7 +35,11 @@ import attrs
 import structlog
 import trio
 
-from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch, ControllerChannelManager
+from kafkalike.controller.controller_channel_manager import (
+    ControllerBrokerRequestBatch,
+    ControllerChannelManager,
+    max_versions_for_ibp,
+)
 from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
 from kafkalike.controller.partition_state_machine import (
     ElectionStrategy,
@@ -81,6 +85,7 @@ CONTROLLER_DEFAULTS: dict[str, Any] = {
     "leader.imbalance.per.broker.percentage": 10,
     "controller.socket.timeout.ms": 30000,
     "inter.broker.listener.name": None,
+    "inter.broker.protocol.version": None,
 }
 
 
@@ -383,7 +388,8 @@ class KafkaController:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self.channel = ControllerChannelManager(
-                    self.broker_id, nursery, request_timeout_ms=float(self.config_value("controller.socket.timeout.ms")))
+                    self.broker_id, nursery, request_timeout_ms=float(self.config_value("controller.socket.timeout.ms")),
+                    max_versions=max_versions_for_ibp(self.config_value("inter.broker.protocol.version")))
                 self.batch = ControllerBrokerRequestBatch(self.context, self.channel, self.broker_id,
                                                           stop_replica_callback=self._on_stop_replica_response)
                 nursery.start_soon(self._watch_session, sessions)

@@ -253,3 +253,36 @@ def test_controller_drives_real_brokers_through_create_delete_failover_and_rejoi
             await zk.close()
 
     trio.run(controlled_shutdown_of_the_controller)
+
+
+def test_older_inter_broker_protocol_drives_brokers_with_older_request_versions(make_cluster: MakeCluster) -> None:
+    """inter.broker.protocol.version=2.2 (LeaderAndIsr v2, UpdateMetadata v5, StopReplica v1):
+    the brokers still get their leaderships and metadata, produce works, deletion completes."""
+    cluster = make_cluster(brokers=2, overrides={"inter.broker.protocol.version": "2.2"})
+
+    async def run() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+            await kzk.create_topic_assignment(zd.TopicAssignment(
+                "old-wire", {0: zd.ReplicaAssignment((1, 2)), 1: zd.ReplicaAssignment((2, 1))}, None))
+            for b in (1, 2):
+                async def cached(b: int = b) -> bool:
+                    return (await metadata(cluster, b, ["old-wire"])).get("old-wire") == {0: 1, 1: 2}
+                await eventually(cached)
+            async with KafkaProducer(cluster.bootstrap_servers, acks=1, request_timeout_ms=10000) as producer:
+                assert (await producer.send("old-wire", b"x", partition=1)).offset == 0
+            await kzk.create_delete_topic_path("old-wire")
+
+            async def deleted() -> bool:
+                return await zk.exists(zd.topic_path("old-wire")) is None
+            await eventually(deleted)
+        finally:
+            await zk.close()
+
+    trio.run(run)
+    # the controller says which versions it negotiated with each broker
+    lines = [ln for b in (1, 2) for ln in cluster.log_path(b).read_text().splitlines()
+             if "controller_channel_connected" in ln]
+    assert lines and all("leader_and_isr_version=2" in ln and "update_metadata_version=5" in ln
+                         and "stop_replica_version=1" in ln for ln in lines), lines

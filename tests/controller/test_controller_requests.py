@@ -10,8 +10,11 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 from kafkalike.controller.controller_channel_manager import (
     LEADER_DURING_DELETE,
+    max_versions_for_ibp,
     LeaderAndIsrEntry,
     UpdateMetadataEntry,
     build_leader_and_isr,
@@ -20,7 +23,8 @@ from kafkalike.controller.controller_channel_manager import (
 )
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
-from kafkalike.protocol.codec import parse_request, encode_request
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.codec import encode_request, parse_request
 
 topics = st.sampled_from(["a", "orders", "t-1", "__consumer_offsets"])
 broker_ids = st.integers(0, 5)
@@ -125,3 +129,20 @@ def test_stop_replica_survives_the_wire_in_every_version(version: int, parts: li
                for p in t.partition_states}
         assert all(p.delete_partition == delete for t in parsed.topic_states for p in t.partition_states)  # type: ignore[attr-defined]
     assert got == set(parts)
+
+
+@pytest.mark.parametrize("ibp, lai, um, sr", [
+    ("3.9", 6, 7, 3), ("3.1", 5, 7, 3), ("2.8", 5, 7, 3), ("2.8-IV0", 4, 6, 3), ("2.6", 4, 6, 3),
+    ("2.4", 4, 6, 2), ("2.4-IV0", 3, 5, 1), ("2.2", 2, 5, 1), ("1.0", 1, 4, 0), ("0.10.2", 0, 3, 0),
+    ("0.10.0", 0, 2, 0), ("0.8.2", 0, 0, 0)])
+def test_inter_broker_protocol_version_caps_request_versions(ibp: str, lai: int, um: int, sr: int) -> None:
+    """inter.broker.protocol.version picks the newest LeaderAndIsr / UpdateMetadata /
+    StopReplica versions as Kafka's controller does (with "2.4": LeaderAndIsr v4 and
+    UpdateMetadata v6, the newest Wireshark 4.0's Kafka dissector decodes)."""
+    assert max_versions_for_ibp(ibp) == {ApiKey.LEADER_AND_ISR: lai, ApiKey.UPDATE_METADATA: um,
+                                         ApiKey.STOP_REPLICA: sr}
+
+
+def test_unparsable_inter_broker_protocol_version_caps_nothing() -> None:
+    """No or an unparsable inter.broker.protocol.version leaves versions to negotiation."""
+    assert max_versions_for_ibp(None) == {} and max_versions_for_ibp("latest") == {}
