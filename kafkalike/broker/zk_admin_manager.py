@@ -6,14 +6,16 @@ AdminZkClient and the ZK-era config change listener).
   (INVALID_REPLICA_ASSIGNMENT), else Kafka's rack-unaware placement
   (INVALID_PARTITIONS / INVALID_REPLICATION_FACTOR); topic configs checked (INVALID_CONFIG)
   and written to ``/config/topics/<t>`` before the assignment ``/brokers/topics/<t>`` (as
-  AdminZkClient.createTopicWithAssignment). ``validate_only`` writes nothing. Unless the
-  timeout is 0, the answer waits (DelayedCreatePartitions) until every new partition has a
-  leader in this broker's metadata cache, else REQUEST_TIMED_OUT.
+  AdminZkClient.createTopicWithAssignment). ``validate_only`` writes nothing. The answer
+  waits (DelayedCreatePartitions) until every new partition has a leader in this broker's
+  metadata cache, else REQUEST_TIMED_OUT; with a timeout <= 0 the topic is written and the
+  answer is REQUEST_TIMED_OUT at once (Kafka's ZkAdminManager does exactly this).
 - DeleteTopics: ``/admin/delete_topics/<t>``; waits (DelayedDeleteTopics) until the metadata
-  cache no longer has the topic, else REQUEST_TIMED_OUT. UNKNOWN_TOPIC_OR_PARTITION,
-  TOPIC_DELETION_DISABLED.
-- CreatePartitions: INVALID_PARTITIONS when not growing; the topic znode is rewritten
-  conditionally on its version.
+  cache no longer has the topic, else (and at once for a timeout <= 0) REQUEST_TIMED_OUT.
+  UNKNOWN_TOPIC_OR_PARTITION, TOPIC_DELETION_DISABLED.
+- CreatePartitions: INVALID_PARTITIONS when not growing, REASSIGNMENT_IN_PROGRESS during a
+  reassignment; the topic znode is rewritten conditionally on its version; waits like
+  CreateTopics.
 - DescribeConfigs: topic and broker resources with Kafka's names, defaults, sources
   (DYNAMIC_TOPIC_CONFIG 1, STATIC_BROKER_CONFIG 4, DEFAULT_CONFIG 5), synonyms, types.
 - AlterConfigs (replace all) / IncrementalAlterConfigs (SET 0, DELETE 1, APPEND 2, SUBTRACT 3,
@@ -264,7 +266,8 @@ class ZkAdminManager:
                 raise AdminError(ErrorCode.invalid_request,
                                  "Both numPartitions or replicationFactor and replicasAssignments were set. "
                                  "Both cannot be used at the same time.")
-            assignment = self._check_assignment(dict(assignments), brokers, first_partition=0)
+            assignment = self._check_assignment(dict(assignments), brokers, first_partition=0,
+                                                check_brokers=False)
         else:
             n = int(cfg["num.partitions"]) if num_partitions == -1 else num_partitions
             rf = int(cfg["default.replication.factor"]) if replication_factor == -1 else replication_factor
@@ -291,9 +294,11 @@ class ZkAdminManager:
         return assignment, checked, topic_id
 
     def _check_assignment(self, assignments: dict[int, list[int]], brokers: list[int],
-                          first_partition: int) -> dict[int, list[int]]:
+                          first_partition: int, check_brokers: bool = True) -> dict[int, list[int]]:
         """Kafka's validateReplicaAssignment: consecutive ids from ``first_partition``, same
-        non-zero size, distinct live brokers. Raises AdminError(INVALID_REPLICA_ASSIGNMENT)."""
+        non-zero size, distinct brokers, and (CreatePartitions only: Kafka's CreateTopics
+        follows TopicCommand and does not check) live brokers.
+        Raises AdminError(INVALID_REPLICA_ASSIGNMENT)."""
         ids = sorted(assignments)
         if ids != list(range(first_partition, first_partition + len(ids))):
             raise AdminError(ErrorCode.invalid_replica_assignment,
@@ -307,7 +312,7 @@ class ZkAdminManager:
                 raise AdminError(ErrorCode.invalid_replica_assignment,
                                  f"Duplicate brokers not allowed in replica assignment: {replicas} for partition {p}")
             unknown = [b for b in replicas if b not in brokers]
-            if unknown:
+            if unknown and check_brokers:
                 raise AdminError(ErrorCode.invalid_replica_assignment,
                                  f"Unknown broker(s) in replica assignment: {unknown}")
         return {p: list(r) for p, r in assignments.items()}
@@ -364,7 +369,10 @@ class ZkAdminManager:
             if not request.validate_only:
                 created[t.name] = sorted(assignment)
             results[t.name] = (ErrorCode.none, None, (assignment, configs, topic_id))
-        if created and timeout_ms > 0:
+        if created and timeout_ms <= 0:  # Kafka: written, but not waited for
+            for n in created:
+                results[n] = (ErrorCode.request_timed_out, None, results[n][2])
+        elif created:
             ok = await self._wait_metadata(timeout_ms, lambda: all(
                 self._has_leaders(n, ps) for n, ps in created.items()))
             if not ok:
@@ -420,7 +428,9 @@ class ZkAdminManager:
         if pending and timeout_ms > 0:
             await self._wait_metadata(timeout_ms, lambda: not any(cache.contains_topic(n) for n in pending))
         for name in pending:
-            if cache.contains_topic(name):
+            if timeout_ms <= 0:  # Kafka: marked, but not waited for
+                errors[name] = (ErrorCode.request_timed_out, None)
+            elif cache.contains_topic(name):
                 errors[name] = (ErrorCode.request_timed_out, "Timed out waiting for the topic's deletion")
         return build(resp_cls, responses=tuple(
             build(result_cls, name=n, error_code=e, error_message=m, topic_id=None)
@@ -450,7 +460,10 @@ class ZkAdminManager:
             results[t.name] = (ErrorCode.none, None)
             if not request.validate_only:
                 created[t.name] = new
-        if created and timeout_ms > 0:
+        if created and timeout_ms <= 0:  # Kafka: written, but not waited for
+            for n in created:
+                results[n] = (ErrorCode.request_timed_out, None)
+        elif created:
             ok = await self._wait_metadata(timeout_ms, lambda: all(
                 self._has_leaders(n, ps) for n, ps in created.items()))
             if not ok:
@@ -466,6 +479,9 @@ class ZkAdminManager:
         if found is None:
             raise AdminError(ErrorCode.unknown_topic_or_partition, f"The topic '{topic}' does not exist.")
         current, version = found
+        if any(a.adding_replicas or a.removing_replicas for a in current.partitions.values()):
+            raise AdminError(ErrorCode.reassignment_in_progress,
+                             f"A partition reassignment is in progress for the topic '{topic}'.")
         existing = len(current.partitions)
         if count < existing:
             raise AdminError(ErrorCode.invalid_partitions,
@@ -599,7 +615,8 @@ class ZkAdminManager:
                         raise AdminError(ErrorCode.invalid_request,
                                          f"Unexpected broker id, expected {self.server.broker_id} or empty "
                                          f"string, but received {res.resource_name}")
-                    entries = self.broker_config_entries()
+                    # "" names the cluster-wide dynamic defaults, which kafkalike does not have
+                    entries = self.broker_config_entries() if res.resource_name else []
                 else:
                     raise AdminError(ErrorCode.invalid_request,
                                      f"Unsupported resource type {res.resource_type}")

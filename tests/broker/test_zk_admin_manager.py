@@ -4,10 +4,10 @@ with change notifications applied to local logs, and auto-creation on Metadata."
 
 from __future__ import annotations
 
-import json
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import pytest
 import trio
 
 from kafkalike.coordination import ZooKeeperClient
@@ -15,10 +15,10 @@ from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
 from tests.broker.broker_helpers import (connect, has_controller, leader_and_isr, running_broker,
-                                         update_metadata, zk_exists, zk_json)
+                                         zk_exists, zk_json)
 
 
-async def _create(conn, name: str, partitions: int = 3, rf: int = 1, timeout_ms: int = 0,
+async def _create(conn, name: str, partitions: int = 3, rf: int = 1, timeout_ms: int = 20000,
                   validate_only: bool = False, configs: dict[str, str] | None = None,
                   assignments: dict[int, list[int]] | None = None):
     resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=timeout_ms, validate_only=validate_only,
@@ -81,47 +81,49 @@ async def test_create_topics_errors_and_validate_only(tmp_path: Path, zk_chroot_
 
 async def test_create_topics_waits_for_metadata(tmp_path: Path, zk_chroot_connect: str) -> None:
     """With a timeout the answer comes only once the metadata cache shows a leader for every
-    new partition (from the controller, or here by hand when no controller runs)."""
+    new partition (elected by the controller and sent with UpdateMetadata)."""
     async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
-        result = {}
-
-        async def create() -> None:
-            async with connect(server) as c2:
-                result["r"] = await _create(c2, "waits", partitions=2, timeout_ms=20000)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(create)
-            if not has_controller(server):
-                await trio.sleep(0.3)
-                assert "r" not in result
-                await conn.send(update_metadata([server], "waits", {0: (1, [1], [1])}), api_version=7)
-                await trio.sleep(0.3)
-                assert "r" not in result  # partition 1 has no leader yet
-                await conn.send(update_metadata([server], "waits", {0: (1, [1], [1]), 1: (1, [1], [1])}),
-                                api_version=7)
-        assert result["r"].error_code == 0
+        if not has_controller(server):
+            pytest.skip("needs the controller wired into KafkaServer")
+        r = await _create(conn, "waits", partitions=2, timeout_ms=20000)
+        assert r.error_code == 0
         cache = server.metadata_cache.partitions_of("waits")
         assert sorted(cache) == [0, 1] and all(i.leader == 1 for i in cache.values())
 
 
 async def test_delete_topics(tmp_path: Path, zk_chroot_connect: str, zk_client: ZooKeeperClient) -> None:
     """DeleteTopics marks /admin/delete_topics/<t> and waits until the metadata cache drops the
-    topic (the controller's deletion), else REQUEST_TIMED_OUT; unknown topics get
-    UNKNOWN_TOPIC_OR_PARTITION."""
+    topic (the controller's deletion); unknown topics get UNKNOWN_TOPIC_OR_PARTITION; with a
+    timeout of 0 the mark is written and the answer is REQUEST_TIMED_OUT (Kafka's rule)."""
     async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
-        assert (await _create(conn, "doomed", timeout_ms=20000 if has_controller(server) else 0)).error_code == 0
         if not has_controller(server):
-            await conn.send(update_metadata([server], "doomed", {0: (1, [1], [1])}), api_version=7)
+            pytest.skip("needs the controller wired into KafkaServer")
+        assert (await _create(conn, "doomed")).error_code == 0
         assert server.metadata_cache.contains_topic("doomed")
-        timeout = 20000 if has_controller(server) else 200
-        resp = await conn.call(ApiKey.DELETE_TOPICS, api_version=5, timeout=timeout, topic_names=["doomed", "ghost"])
+        resp = await conn.call(ApiKey.DELETE_TOPICS, api_version=5, timeout=20000, topic_names=["doomed", "ghost"])
         errors = {r.name: r.error_code for r in resp.responses}
-        if has_controller(server):
-            assert errors == {"doomed": ErrorCode.none, "ghost": ErrorCode.unknown_topic_or_partition}
-            assert not server.metadata_cache.contains_topic("doomed")
-        else:
-            assert errors == {"doomed": ErrorCode.request_timed_out, "ghost": ErrorCode.unknown_topic_or_partition}
-            assert await zk_exists(zk_client, "/admin/delete_topics/doomed")
+        assert errors == {"doomed": ErrorCode.none, "ghost": ErrorCode.unknown_topic_or_partition}
+        assert not server.metadata_cache.contains_topic("doomed")
+        assert (await _create(conn, "quick")).error_code == 0
+        resp = await conn.call(ApiKey.DELETE_TOPICS, api_version=5, timeout=0, topic_names=["quick"])
+        assert resp.responses[0].error_code == ErrorCode.request_timed_out
+        with trio.fail_after(20):
+            while server.metadata_cache.contains_topic("quick"):
+                await trio.sleep(0.05)
+
+
+async def test_zero_timeout_writes_but_answers_request_timed_out(tmp_path: Path, zk_chroot_connect: str,
+                                                                 zk_client: ZooKeeperClient) -> None:
+    """CreateTopics and CreatePartitions with timeout 0 write ZooKeeper and answer
+    REQUEST_TIMED_OUT without waiting (Kafka's ZkAdminManager); validate_only answers NONE."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        assert (await _create(conn, "z0", partitions=1, timeout_ms=0)).error_code == ErrorCode.request_timed_out
+        assert (await zk_json(zk_client, "/brokers/topics/z0"))["partitions"] == {"0": [1]}
+        resp = await conn.call(ApiKey.CREATE_PARTITIONS, api_version=3, timeout=0, validate_only=False,
+                               topics=[{"name": "z0", "count": 2, "assignments": None}])
+        assert resp.results[0].error_code == ErrorCode.request_timed_out
+        assert sorted((await zk_json(zk_client, "/brokers/topics/z0"))["partitions"]) == ["0", "1"]
+        assert (await _create(conn, "z1", timeout_ms=0, validate_only=True)).error_code == 0
 
 
 async def test_create_partitions(tmp_path: Path, zk_chroot_connect: str, zk_client: ZooKeeperClient) -> None:
@@ -132,7 +134,7 @@ async def test_create_partitions(tmp_path: Path, zk_chroot_connect: str, zk_clie
         before = await zk_json(zk_client, "/brokers/topics/grow")
 
         async def grow(name: str, count: int) -> int:
-            resp = await conn.call(ApiKey.CREATE_PARTITIONS, api_version=3, timeout=0, validate_only=False,
+            resp = await conn.call(ApiKey.CREATE_PARTITIONS, api_version=3, timeout=20000, validate_only=False,
                                    topics=[{"name": name, "count": count, "assignments": None}])
             return resp.results[0].error_code
 
@@ -226,3 +228,34 @@ async def test_metadata_auto_creates_topic(tmp_path: Path, zk_chroot_connect: st
                                allow_auto_topic_creation=False)
         assert resp.topics[0].error_code == ErrorCode.unknown_topic_or_partition
         assert not await zk_exists(zk_client, "/brokers/topics/manual")
+
+
+async def test_every_served_admin_version_answers(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """CreateTopics v2-v7, CreatePartitions v0-v3, DescribeConfigs v1-v4, AlterConfigs v0-v2,
+    IncrementalAlterConfigs v0-v1 and DeleteTopics v1-v5 each answer in their own version."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        for v in range(2, 8):
+            resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=v, timeout=20000, validate_only=False,
+                                   topics=[{"name": f"v{v}", "num_partitions": 1, "replication_factor": 1,
+                                            "assignments": [], "configs": []}])
+            assert resp.topics[0].error_code == 0, v
+        for v in range(0, 4):
+            resp = await conn.call(ApiKey.CREATE_PARTITIONS, api_version=v, timeout=20000, validate_only=False,
+                                   topics=[{"name": "v2", "count": 2 + v, "assignments": None}])
+            assert resp.results[0].error_code == 0, v
+        for v in range(1, 5):
+            resp = await conn.call(ApiKey.DESCRIBE_CONFIGS, api_version=v, resources=[
+                {"resource_type": 2, "resource_name": "v3", "configuration_keys": ["retention.ms"]}])
+            assert [c.name for c in resp.results[0].configs] == ["retention.ms"], v
+        for v in range(0, 3):
+            resp = await conn.call(ApiKey.ALTER_CONFIGS, api_version=v, validate_only=False, resources=[
+                {"resource_type": 2, "resource_name": "v3", "configs": [{"name": "retention.ms", "value": str(1000 + v)}]}])
+            assert resp.responses[0].error_code == 0, v
+        for v in range(0, 2):
+            resp = await conn.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, api_version=v, validate_only=False, resources=[
+                {"resource_type": 2, "resource_name": "v3", "configs": [
+                    {"name": "segment.ms", "config_operation": 0, "value": str(60000 + v)}]}])
+            assert resp.responses[0].error_code == 0, v
+        for v in range(1, 6):
+            resp = await conn.call(ApiKey.DELETE_TOPICS, api_version=v, timeout=20000, topic_names=[f"v{v + 1}"])
+            assert resp.responses[0].error_code == 0, v
