@@ -475,6 +475,10 @@ class ReplicaManager:
             return FetchPartitionData(tp, self._unknown_error(tp))
         try:
             p.check_leader_epoch(info.current_leader_epoch)
+            if from_follower and replica_id not in p.remote_replicas:
+                # Kafka's getReplicaOrException: not a replica of this partition
+                raise PartitionError(ErrorCode.not_leader_or_follower,
+                                     f"replica {replica_id} is not a replica of {tp}")
             leo = p.log_end_offset
             slices = p.read_records(info.fetch_offset, max_bytes, from_follower=from_follower,
                                     current_leader_epoch=info.current_leader_epoch,

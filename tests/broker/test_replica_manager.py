@@ -383,3 +383,14 @@ async def test_fetch_response_carries_file_slices_not_bytes(tmp_path: Path, zk_c
         assert slices[0].file.fileno() == segment.log.file.fileno() and slices[0].position == 0
         assert all(isinstance(c, (bytes, FileRecords)) and (isinstance(c, FileRecords) or len(c) < 200)
                    for c in chunks)
+
+
+async def test_fetch_from_a_broker_that_is_not_a_replica(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A follower fetch from a broker outside the replica list answers NOT_LEADER_OR_FOLLOWER
+    and moves nothing."""
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        me = server.broker_id
+        await _lead(conn, server, "strangers", isr=(me, 2), replicas=(me, 2))
+        await produce(conn, "strangers", 0, batch([b"a"]))
+        assert (await fetch(conn, "strangers", 0, 1, replica_id=9)).error_code == ErrorCode.not_leader_or_follower
+        assert server.replica_manager.partitions[TopicPartition("strangers", 0)].high_watermark == 0
