@@ -21,6 +21,7 @@ COMMANDS = [
     "kafkalike.cli.protocol",
     "kafkalike.cli.consumer_groups",
     "kafkalike.cli.chaos",
+    "kafkalike.cli.bench",
 
 ]
 

@@ -1,0 +1,431 @@
+"""``kafkalike bench``: every workload against kafkalike, Apache Kafka 3.9 in ZooKeeper mode
+and in KRaft mode, in one invocation, alternating systems between runs (issue 10).
+
+One run:
+
+1. fetch Kafka 3.9.2's jars (cached) when a Kafka system or Kafka's tools are used;
+2. start one 3-node ZooKeeper ensemble (Debian's ZooKeeper 3.8, on 127.0.0.1-3) unless a
+   connect string is given; kafkalike and Kafka's ZooKeeper mode each live under their own
+   chroot of it;
+3. bring every system up at the same time, each on its own loopback addresses and free
+   ports (kafkalike 127.0.0.1-3, Kafka 127.0.1.1-3 — ZK and KRaft on different ports), so
+   rounds can alternate systems without restarts; idle systems cost little CPU;
+4. measure the machine (iperf3 loopback, dd with fdatasync), then each workload in rounds;
+   round r visits the systems rotated by r (round 0: a, b, c; round 1: b, c, a; ...), so a
+   slow drift of the shared machine does not always hit the same system;
+5. measure the machine again, stop everything by pid (even on errors), write the report.
+
+A measurement that fails is recorded in the report's "errors" list and the run goes on.
+
+``run_bench(config, systems, report_dir, ...)`` is the API; ``QUICK`` and ``FULL`` are the
+two shipped configurations.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import attrs
+import structlog
+
+from kafkalike.bench import reference_kafka as rkmod
+from kafkalike.bench import workloads as wl
+from kafkalike.bench.report import KAFKA_SYSTEMS, SYSTEMS, Sample, median, write_report
+from kafkalike.bench.systems import (BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
+                                     create_topic, delete_topic)
+from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+
+log = structlog.get_logger(__name__)
+
+TOOLS = ("kafka-perf", "librdkafka")
+WORKLOADS = ("produce", "consume", "latency", "resources", "failover")
+MB_PER_RECORD = wl.RECORD_SIZE / 1e6
+
+
+@attrs.frozen
+class BenchConfig:
+    """Sizes of one run.
+
+    records: records per produce run (100 B each; consume runs read the same count);
+    rounds: alternation rounds of the throughput and latency workloads;
+    latency_rates / latency_seconds: the fixed produce rates (records/s; each below every
+    system's maximum for single-record acks=all requests) and how long each runs;
+    rss_partitions: partitions (RF 3) of the "with N partitions" memory/CPU measurement;
+    idle_seconds: how long idle CPU is sampled;
+    failover_partitions: partition counts of the failover topics; failover_rounds: trials
+    of each failover measurement per count;
+    dd_mib / iperf_seconds: size of the machine-limit measurements.
+    """
+
+    name: str
+    records: int
+    rounds: int
+    latency_rates: tuple[int, ...]
+    latency_seconds: float
+    rss_partitions: int
+    idle_seconds: float
+    failover_partitions: tuple[int, ...]
+    failover_rounds: int
+    dd_mib: int
+    iperf_seconds: int
+
+
+QUICK = BenchConfig("quick", records=200_000, rounds=2, latency_rates=(100,), latency_seconds=10,
+                    rss_partitions=1_000, idle_seconds=5, failover_partitions=(30,),
+                    failover_rounds=1, dd_mib=256, iperf_seconds=3)
+FULL = BenchConfig("full", records=2_000_000, rounds=3, latency_rates=(100, 500), latency_seconds=60,
+                   rss_partitions=1_000, idle_seconds=15, failover_partitions=(100, 1_000, 10_000),
+                   failover_rounds=3, dd_mib=1024, iperf_seconds=10)
+
+
+def rotated(items: Sequence[str], r: int) -> list[str]:
+    """``items`` rotated left by ``r``: the visiting order of round ``r``."""
+    if not items:
+        return []
+    k = r % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+@attrs.define
+class _Run:
+    """State of one bench run: samples so far, errors, machine limits."""
+
+    samples: list[Sample] = attrs.Factory(list)
+    errors: list[str] = attrs.Factory(list)
+    limits: dict[str, list[float]] = attrs.Factory(dict)
+
+    def add(self, workload: str, metric: str, system: str, value: float, unit: str, rnd: int,
+            higher: bool = True, limit_key: str = "", limit_scale: float = 1.0) -> None:
+        self.samples.append(Sample(workload, metric, system, float(value), unit, rnd, higher,
+                                   limit_key, limit_scale))
+        log.info("bench_sample", workload=workload, metric=metric, system=system,
+                 value=round(float(value), 3), unit=unit, round=rnd)
+        print(f"  {workload:<28} {metric:<40} {system:<12} {value:>14,.3f} {unit}", flush=True)
+
+    def attempt(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one measurement; a failure is recorded and None returned."""
+        try:
+            return fn()
+        except Exception as e:  # one failed measurement must not lose the whole run
+            msg = f"{what}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.errors.append(msg)
+            log.warning("bench_measurement_failed", what=what, error=str(e)[:500])
+            log.debug("bench_traceback", tb=traceback.format_exc())
+            print(f"  !! {msg}", flush=True)
+            return None
+
+
+def machine_description() -> str:
+    """CPU model, core count, memory and kernel of this machine, one line."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
+                          if l.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    import os
+
+    return (f"{model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB RAM, "
+            f"Linux {platform.release()}, Python {platform.python_version()}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _measure_limits(run: _Run, cfg: BenchConfig, work_dir: Path, install_iperf3: bool) -> None:
+    mb = run.attempt("iperf3", lambda: wl.iperf3_loopback_mb_s(cfg.iperf_seconds, install_iperf3))
+    if mb:
+        run.limits.setdefault("loopback_mb_s", []).append(mb)
+        print(f"  machine: iperf3 loopback {mb:,.0f} MB/s", flush=True)
+    dd = run.attempt("dd", lambda: wl.dd_write_mb_s(work_dir, cfg.dd_mib))
+    if dd:
+        run.limits.setdefault("disk_mb_s", []).append(dd)
+        print(f"  machine: dd fdatasync {dd:,.0f} MB/s", flush=True)
+
+
+def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir: Path | str = "bench-report",
+              *, tools: Sequence[str] = TOOLS, workloads: Sequence[str] = WORKLOADS,
+              work_dir: Path | str | None = None, zookeeper_connect: str | None = None,
+              install_iperf3: bool = False, command: str = "", keep_work_dir: bool = False) -> Path:
+    """Run ``workloads`` against ``systems`` (names from report.SYSTEMS) with load from
+    ``tools`` ("kafka-perf": Kafka's Java perf tools; "librdkafka"), write the report into
+    ``report_dir`` and return the path of its report.md.
+
+    work_dir: where clusters keep their data (a fresh temporary directory by default,
+    removed afterwards unless ``keep_work_dir``); zookeeper_connect: an existing ensemble to
+    use instead of starting one. Raises BenchError for an unknown system, tool or workload,
+    or when a system cannot be started (everything started is stopped first).
+    """
+    for name in systems:
+        if name not in SYSTEMS:
+            raise BenchError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    for t in tools:
+        if t not in TOOLS:
+            raise BenchError(f"unknown tool {t!r}; choose from {', '.join(TOOLS)}")
+    for w in workloads:
+        if w not in WORKLOADS:
+            raise BenchError(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+    if not systems:
+        raise BenchError("no system to measure")
+    started = time.monotonic()
+    report_dir = Path(report_dir)
+    own_work = work_dir is None
+    work = Path(work_dir or tempfile.mkdtemp(prefix="kafkalike-bench-")).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    if "kafka-perf" in tools or any(s in KAFKA_SYSTEMS for s in systems):
+        try:
+            rkmod.fetch()
+        except rkmod.ReferenceKafkaError as e:
+            raise BenchError(f"cannot fetch Apache Kafka: {e}") from e
+    run = _Run()
+    ensemble: ZkEnsemble | None = None
+    live: dict[str, BenchSystem] = {}
+    load_before = load_average()
+    try:
+        if zookeeper_connect is None and ("kafkalike" in systems or "kafka-zk" in systems):
+            hosts = [f"127.0.0.{i}" for i in (1, 2, 3)]
+            ensemble = ZkEnsemble(work / "zk", nodes=3, base_port=find_free_base_port(hosts),
+                                  die_with_parent=True)
+            ensemble.start(timeout=90)
+            zookeeper_connect = ensemble.connect_string
+        chroot_tag = uuid.uuid4().hex[:6]
+        for name in systems:
+            print(f"starting {name} ...", flush=True)
+            t0 = time.monotonic()
+            system: BenchSystem
+            if name == "kafkalike":
+                port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
+                system = KafkalikeSystem(work / "kafkalike", zookeeper_connect or "", port,
+                                         chroot=f"bench-kafkalike-{chroot_tag}")
+            else:
+                port = rkmod.find_free_port([f"127.0.1.{i}" for i in (1, 2, 3)], span=2,
+                                            start=33000, stop=40000)
+                system = ReferenceSystem(work / name, "zk" if name == "kafka-zk" else "kraft", port,
+                                         zookeeper_connect=zookeeper_connect)
+            live[name] = system
+            system.up()
+            print(f"  {name} up in {time.monotonic() - t0:.1f} s: {system.bootstrap}", flush=True)
+        _measure_limits(run, config, work, install_iperf3)
+        tools_runner = wl.tool_runner(work) if "kafka-perf" in tools else None
+        names = list(systems)
+        if "resources" in workloads:
+            _resources_idle(run, config, live, names)
+        produced: dict[tuple[str, int], str] = {}
+        if "produce" in workloads or "consume" in workloads:
+            _produce(run, config, live, names, tools, tools_runner, produced)
+        if "consume" in workloads:
+            _consume(run, config, live, names, tools, tools_runner, produced)
+        if "latency" in workloads:
+            _latency(run, config, live, names)
+        if "resources" in workloads:
+            _resources_partitions(run, config, live, names)
+        if "failover" in workloads:
+            _failover(run, config, live, names)
+        _measure_limits(run, config, work, install_iperf3)
+    finally:
+        for name, system in live.items():
+            print(f"stopping {name} ...", flush=True)
+            try:
+                system.down()
+            except Exception as e:
+                log.warning("bench_stop_failed", system=name, error=str(e))
+        if ensemble is not None:
+            ensemble.stop()
+        if own_work and not keep_work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    limits = {k: median(v) for k, v in run.limits.items()}
+    context = {
+        "command": command or f"run_bench({config.name}, systems={list(systems)}, tools={list(tools)})",
+        "configuration": (f"{config.name}: {config.records:,} records × {wl.RECORD_SIZE} B per produce run, "
+                          f"{config.rounds} rounds; latency at {', '.join(f'{r:,}' for r in config.latency_rates)} records/s for "
+                          f"{config.latency_seconds:g} s; memory with {config.rss_partitions:,} partitions; "
+                          f"failover with {', '.join(f'{n:,}' for n in config.failover_partitions)} partitions "
+                          f"× {config.failover_rounds}"),
+        "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if any(
+            s in KAFKA_SYSTEMS for s in systems) else ""),
+        "load generators": ", ".join(tools),
+        "machine": machine_description(),
+        "load average before / after": f"{load_before} / {load_average()}",
+        "wall time": f"{time.monotonic() - started:.0f} s",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "errors": ("; ".join(run.errors) if run.errors else "none"),
+    }
+    path = write_report(run.samples, report_dir, limits=limits, context=context)
+    print(f"report: {path}", flush=True)
+    return path
+
+
+def _kafka_version() -> str:
+    try:
+        return rkmod.kafka_version()
+    except rkmod.ReferenceKafkaError:
+        return "?"
+
+
+# ------------------------------------------------------------------ workload drivers
+
+
+def _resources_idle(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
+    print("workload: memory and CPU, idle", flush=True)
+    for name in names:
+        system = live[name]
+        def measure() -> None:
+            pids = system.pids()
+            for pid in pids.values():
+                run.add("resources", "RSS per broker, idle", name, wl.rss_bytes(pid) / 2**20, "MiB", 0, False)
+            c0 = wl.total_cpu(pids)
+            time.sleep(cfg.idle_seconds)
+            run.add("resources", "CPU per broker, idle", name,
+                    (wl.total_cpu(pids) - c0) / cfg.idle_seconds / len(pids) * 100, "% of a core", 0, False)
+        run.attempt(f"{name} idle resources", measure)
+
+
+def _resources_partitions(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
+    n = cfg.rss_partitions
+    print(f"workload: memory and CPU with {n:,} partitions", flush=True)
+    for name in names:
+        system = live[name]
+        topic = f"rss-{n}"
+
+        def measure() -> None:
+            secs = wl.make_topic(system, topic, n)
+            run.add("resources", f"create {n:,} partitions (RF 3) to full ISR", name, secs, "s", 0, False)
+            time.sleep(2.0)
+            pids = system.pids()
+            for pid in pids.values():
+                run.add("resources", f"RSS per broker, {n:,} partitions", name,
+                        wl.rss_bytes(pid) / 2**20, "MiB", 0, False)
+            c0 = wl.total_cpu(pids)
+            time.sleep(cfg.idle_seconds)
+            run.add("resources", f"CPU per broker, idle, {n:,} partitions", name,
+                    (wl.total_cpu(pids) - c0) / cfg.idle_seconds / len(pids) * 100, "% of a core", 0, False)
+
+        run.attempt(f"{name} resources with {n} partitions", measure)
+        delete_topic(system.bootstrap, topic)
+
+
+def _produce(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str],
+             tools: Sequence[str], runner: rkmod.ReferenceKafka | None,
+             produced: dict[tuple[str, int], str]) -> None:
+    print(f"workload: produce {cfg.records:,} × {wl.RECORD_SIZE} B, 6 partitions, RF 3", flush=True)
+    for rnd in range(cfg.rounds):
+        for acks in ("1", "all"):
+            for tool in tools:
+                for name in rotated(names, rnd):
+                    system = live[name]
+                    topic = f"p-{tool}-acks{acks}-r{rnd}"
+
+                    def measure() -> wl.ProduceResult:
+                        create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                        if tool == "kafka-perf":
+                            assert runner is not None
+                            return wl.produce_kafka_perf(system, runner, topic, cfg.records, acks)
+                        return wl.produce_librdkafka(system, topic, cfg.records, acks)
+
+                    res = run.attempt(f"{name} produce acks={acks} {tool} round {rnd}", measure)
+                    if res is None:
+                        continue
+                    produced.setdefault((name, rnd), topic)
+                    run.add(f"produce acks={acks}", f"records/s ({tool})", name, res.records_per_sec,
+                            "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+                    run.add("broker CPU", "CPU s per GB written (all brokers)", name, res.cpu_s_per_gb,
+                            "CPU s/GB", rnd, False)
+
+
+def _consume(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str],
+             tools: Sequence[str], runner: rkmod.ReferenceKafka | None,
+             produced: dict[tuple[str, int], str]) -> None:
+    print(f"workload: consume {cfg.records:,} records from 6 partitions", flush=True)
+    for rnd in range(cfg.rounds):
+        for tool in tools:
+            for name in rotated(names, rnd):
+                system = live[name]
+                topic = produced.get((name, rnd))
+                if topic is None:
+                    run.errors.append(f"{name} consume round {rnd}: nothing was produced")
+                    continue
+                if tool == "kafka-perf":
+                    assert runner is not None
+                    res = run.attempt(f"{name} consume kafka-perf round {rnd}",
+                                      lambda: wl.consume_kafka_perf(system, runner, topic, cfg.records))
+                    if res is not None:
+                        run.add("consume", "records/s (kafka-perf, incl. group join)", name,
+                                res.records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+                        run.add("consume", "records/s (kafka-perf, fetch only)", name,
+                                res.fetch_records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+                else:
+                    rate = run.attempt(f"{name} consume librdkafka round {rnd}",
+                                       lambda: wl.consume_librdkafka(system, topic, cfg.records))
+                    if rate is not None:
+                        run.add("consume", "records/s (librdkafka)", name, rate, "records/s", rnd, True,
+                                "loopback_mb_s", MB_PER_RECORD)
+
+
+def _latency(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
+    for rate in cfg.latency_rates:
+        print(f"workload: end-to-end latency at {rate:,} records/s for {cfg.latency_seconds:g} s", flush=True)
+        workload = f"latency @ {rate:,} records/s, acks=all"
+        for rnd in range(cfg.rounds):
+            for name in rotated(names, rnd):
+                system = live[name]
+                topic = f"lat-{rate}-r{rnd}"
+
+                def measure() -> wl.LatencyResult:
+                    create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                    return wl.end_to_end_latency(system, topic, rate, cfg.latency_seconds)
+
+                res = run.attempt(f"{name} latency {rate}/s round {rnd}", measure)
+                if res is not None:
+                    run.add(workload, "p50", name, res.p50_ms, "ms", rnd, False)
+                    run.add(workload, "p99", name, res.p99_ms, "ms", rnd, False)
+                    run.add(workload, "p99.9", name, res.p999_ms, "ms", rnd, False)
+
+
+def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
+    for i, n in enumerate(cfg.failover_partitions):
+        print(f"workload: failover with {n:,} partitions (RF 3)", flush=True)
+        workload = f"failover, {n:,} partitions"
+        restore_timeout = 300.0 + n * 0.2
+        for name in rotated(names, i):
+            system = live[name]
+            topic = f"fo-{n}"
+            secs = run.attempt(f"{name} create {n} partitions", lambda: wl.make_topic(system, topic, n))
+            if secs is None:
+                continue
+            run.add(workload, "create topic to full ISR", name, secs, "s", 0, False)
+            for rnd in range(cfg.failover_rounds):
+                for label, fn in (
+                    ("leader kill -9 → first ack", lambda: wl.leader_kill_to_ack(system, topic)),
+                    ("controller kill -9 → CreateTopics ok", lambda: wl.controller_failover(system, str(n))),
+                    ("controlled shutdown (SIGTERM → exit)", lambda: wl.controlled_shutdown(system, topic)),
+                ):
+                    res = run.attempt(f"{name} {workload} {label} round {rnd}", fn)
+                    if res is not None:
+                        secs, broker = res
+                        run.add(workload, label, name, secs, "s", rnd, False)
+                    else:
+                        broker = None
+                    # bring the cluster back to 3 brokers and full ISRs before the next trial
+                    down = [b for b in (1, 2, 3) if b not in system.pids()]
+                    for b in down:
+                        run.attempt(f"{name} restart broker {b}",
+                                    lambda: system.start_broker(b))
+                    run.attempt(f"{name} {topic} back to full ISR",
+                                lambda: wl.wait_leaders(system.bootstrap, topic, n, restore_timeout, full_isr=3))
+            delete_topic(system.bootstrap, topic)

@@ -1,0 +1,80 @@
+"""``kafkalike bench``: kafkalike side by side with Apache Kafka 3.9 (ZooKeeper and KRaft mode).
+
+A thin face over ``kafkalike.bench.harness.run_bench`` (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+EXAMPLE = """examples:
+  kafkalike bench --quick                                  # all three systems, a few minutes
+  kafkalike bench --full --report bench-full               # long: 10,000-partition failovers
+  kafkalike bench --quick --systems kafkalike --tools librdkafka
+  kafkalike bench --quick --workloads produce,consume --systems kafkalike,kafka-kraft
+
+systems: kafkalike, kafka-zk, kafka-kraft; tools: kafka-perf (Kafka's ProducerPerformance /
+ConsumerPerformance, fetched with Maven), librdkafka; workloads: produce, consume, latency,
+resources, failover. Exit status 0 when the report was written with no failed measurement,
+1 when some measurement failed (listed in the report), 2 on a usage or set-up error."""
+
+
+def _csv(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        bad = [t for t in items if t not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices)}")
+        return items
+    return parse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from kafkalike.bench.harness import TOOLS, WORKLOADS
+    from kafkalike.bench.report import SYSTEMS
+
+    p = sub.add_parser("bench", help="benchmark kafkalike beside Apache Kafka 3.9 (ZK and KRaft mode)",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, a few minutes (default)")
+    size.add_argument("--full", action="store_true", help="the full sizes (much longer)")
+    p.add_argument("--systems", type=_csv(SYSTEMS), default=list(SYSTEMS),
+                   help="comma-separated (default: all three)")
+    p.add_argument("--tools", type=_csv(TOOLS), default=list(TOOLS), help="load generators (default: both)")
+    p.add_argument("--workloads", type=_csv(WORKLOADS), default=list(WORKLOADS),
+                   help="comma-separated (default: all)")
+    p.add_argument("--report", default="bench-report", help="report directory (default bench-report)")
+    p.add_argument("--records", type=int, default=None, help="records per produce run (overrides the size)")
+    p.add_argument("--rounds", type=int, default=None, help="alternation rounds (overrides the size)")
+    p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
+    p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import attrs
+
+    from kafkalike.bench.harness import FULL, QUICK, run_bench
+    from kafkalike.bench.systems import BenchError
+
+    config = FULL if args.full else QUICK
+    if args.records is not None:
+        config = attrs.evolve(config, records=args.records)
+    if args.rounds is not None:
+        config = attrs.evolve(config, rounds=args.rounds)
+    command = " ".join(shlex.quote(a) for a in [
+        "kafkalike", "bench", "--full" if args.full else "--quick", "--systems", ",".join(args.systems),
+        "--tools", ",".join(args.tools), "--workloads", ",".join(args.workloads), "--report", args.report,
+        *(["--records", str(args.records)] if args.records is not None else []),
+        *(["--rounds", str(args.rounds)] if args.rounds is not None else [])])
+    try:
+        path = run_bench(config, args.systems, args.report, tools=args.tools, workloads=args.workloads,
+                         work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command)
+    except BenchError as e:
+        print(f"kafkalike bench: {e}", file=sys.stderr)
+        return 2
+    text = path.read_text()
+    print(text)
+    return 0 if "- **errors**: none" in text else 1
