@@ -153,13 +153,17 @@ def _unclean_election(ctx: ScenarioContext) -> None:
 
 
 def _random(ctx: ScenarioContext) -> None:
+    """Steps of the seeded schedule until the deadline: a step starts only if its hold still
+    fits (the first always does); the schedule is extended, from the same rng, if the
+    steps went faster than random_schedule estimated."""
     backend = ctx.fault_ctx.backend
-    steps = random_schedule(ctx.rng, max(0.0, ctx.remaining()), backend.session_timeout_s,
-                            with_zk=bool(backend.zk_node_ids))
-    for step in steps:
-        if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
-            break
-        ctx.cycle(step.fault, step.hold, step.quiet)
+    while not ctx.stop.is_set() and ctx.remaining() > 0:
+        steps = random_schedule(ctx.rng, max(0.0, ctx.remaining()), backend.session_timeout_s,
+                                with_zk=bool(backend.zk_node_ids))
+        for step in steps:
+            if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
+                return
+            ctx.cycle(step.fault, step.hold, step.quiet)
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
