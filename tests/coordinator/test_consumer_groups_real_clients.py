@@ -26,6 +26,10 @@ from tests.fixtures_cluster import MakeCluster, _new_cluster
 
 OVERRIDES = {"offsets.topic.num.partitions": "6", "group.min.session.timeout.ms": "1000"}
 WORKER = str(Path(__file__).with_name("group_worker.py"))
+KP_POLL_MS = 5000
+"""kafka-python polls with a long timeout (it returns as soon as records arrive): kafka-python
+3.0.12 can hang for good when a poll() times out while its SyncGroup is in flight (seen here:
+SyncGroup answered in 20 ms, then the client loops without heartbeating or fetching)."""
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +70,8 @@ def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:
 class Worker:
     """A group_worker.py process and the lines it printed (read by a thread)."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, session_ms: int = 6000) -> None:
-        self.proc = subprocess.Popen([sys.executable, WORKER, bootstrap, group, topic, str(session_ms)],
+    def __init__(self, client: str, bootstrap: str, group: str, topic: str, session_ms: int = 6000) -> None:
+        self.proc = subprocess.Popen([sys.executable, WORKER, client, bootstrap, group, topic, str(session_ms)],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.lines: list[list[str]] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -125,7 +129,7 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
 
 
 def test_three_consumers_share_partitions_and_survive_a_kill(group_cluster: LocalCluster) -> None:
-    """Three kafka-python consumers in one group on a 6-partition topic own two partitions
+    """Three consumer processes (librdkafka) in one group on a 6-partition topic own two partitions
     each; after one is killed -9 the other two own all six once its session (6 s) expires.
     Every record is consumed; a record is consumed twice only inside the at-least-once window:
     some consumer read it and never committed past it (the killed one, or one whose partition
@@ -133,7 +137,7 @@ def test_three_consumers_share_partitions_and_survive_a_kill(group_cluster: Loca
     bs = group_cluster.bootstrap_servers
     create_topic(bs, "orders", 6)
     produce(bs, "orders", 300)
-    workers = [Worker(bs, "shipping", "orders") for _ in range(3)]
+    workers = [Worker("confluent", bs, "shipping", "orders") for _ in range(3)]
     try:
         wait_for(lambda: sorted(len(w.assignment()) for w in workers) == [2, 2, 2]
                  and sorted(p for w in workers for p in w.assignment()) == list(range(6)),
@@ -279,7 +283,7 @@ def test_cli_describe_shows_lag_and_reset_makes_group_reread(group_cluster: Loca
     n = 0
     deadline = time.monotonic() + 60
     while n < 90 and time.monotonic() < deadline:
-        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+        n += sum(len(v) for v in c.poll(timeout_ms=KP_POLL_MS).values())
     c.commit()
     assert n == 90
     code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting")
@@ -315,7 +319,7 @@ def test_cli_describe_shows_lag_and_reset_makes_group_reread(group_cluster: Loca
     n = 0
     deadline = time.monotonic() + 60
     while n < 150 and time.monotonic() < deadline:
-        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+        n += sum(len(v) for v in c.poll(timeout_ms=KP_POLL_MS).values())
     c.close()
     assert n == 150
     code, out = cli("--bootstrap-server", bs, "--delete", "--group", "reporting")
@@ -426,9 +430,10 @@ HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which
 
 
 def kafka_consumer_groups(*argv: str) -> str:
-    """Kafka 3.9's kafka-consumer-groups.sh (ConsumerGroupCommand, Java AdminClient)."""
+    """Kafka 3.9's kafka-consumer-groups.sh (ConsumerGroupCommand, Java AdminClient), with a
+    60 s admin timeout instead of 5 s (a JVM on a loaded machine needs it)."""
     r = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-                        *argv], capture_output=True, text=True, timeout=180)
+                        *argv, "--timeout", "60000"], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
@@ -448,7 +453,7 @@ def test_kafkas_consumer_groups_tool_agrees_with_ours(group_cluster: LocalCluste
     n = 0
     deadline = time.monotonic() + 60
     while n < 40 and time.monotonic() < deadline:
-        n += sum(len(v) for v in c.poll(timeout_ms=200).values())
+        n += sum(len(v) for v in c.poll(timeout_ms=KP_POLL_MS).values())
     c.commit()
     c.close()
     produce(bs, "audit-log", 10, start=40)
