@@ -164,19 +164,28 @@ class GroupCoordinator:
 
         coordinator = cls(server)
         group_apis.register(server.apis, coordinator)
-        for key in (ApiKey.LEADER_AND_ISR, ApiKey.STOP_REPLICA):
-            previous = server.apis.handlers.get(key)
-            if previous is not None:
-                server.apis.register(key, coordinator._after(previous))
+        coordinator._follow_leadership_requests(server.apis)
         server.startup_hooks.append(coordinator.startup_hook)
         server.shutdown_hooks.append(coordinator.shutdown_hook)
         return coordinator
+
+    def _follow_leadership_requests(self, apis: Any) -> None:
+        """Wrap the LeaderAndIsr and StopReplica handlers so that each is followed by
+        on_leadership_change (idempotent: a handler already wrapped is left alone; one
+        registered later by another component gets wrapped at start-up)."""
+        from kafkalike.protocol.api_keys import ApiKey
+
+        for key in (ApiKey.LEADER_AND_ISR, ApiKey.STOP_REPLICA):
+            handler = apis.handlers.get(key)
+            if handler is not None and not getattr(handler, "_group_coordinator_follows", False):
+                apis.register(key, self._after(handler))
 
     def _after(self, handler: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapped(header: Any, request: Any, conn: Any) -> Any:
             response = await handler(header, request, conn)
             self.on_leadership_change()
             return response
+        wrapped._group_coordinator_follows = True  # type: ignore[attr-defined]
         return wrapped
 
     async def startup_hook(self, server: Any) -> None:
@@ -185,6 +194,7 @@ class GroupCoordinator:
         offsets.topic.num.partitions (Kafka reads it from ZooKeeper at start-up too)."""
         self.manager.broker_id = server.broker_id
         self._nursery = server.nursery
+        self._follow_leadership_requests(server.apis)
         if server.kafka_zk is not None:
             try:
                 found = await server.kafka_zk.get_topic_assignment(OFFSETS_TOPIC)
