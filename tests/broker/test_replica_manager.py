@@ -394,3 +394,28 @@ async def test_fetch_from_a_broker_that_is_not_a_replica(tmp_path: Path, zk_chro
         await produce(conn, "strangers", 0, batch([b"a"]))
         assert (await fetch(conn, "strangers", 0, 1, replica_id=9)).error_code == ErrorCode.not_leader_or_follower
         assert server.replica_manager.partitions[TopicPartition("strangers", 0)].high_watermark == 0
+
+
+async def test_list_offsets_by_timestamp_and_max_timestamp(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """ListOffsets finds the first offset at or after a timestamp across batches, and -3
+    (KIP-734) the record with the largest timestamp."""
+    from kafkalike.protocol.record_batch import SimpleRecord, build_batch
+
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await _lead(conn, server, "ts")
+        for ts in (1000, 3000, 2000):
+            await produce(conn, "ts", 0, build_batch([SimpleRecord(value=b"x", timestamp=ts),
+                                                      SimpleRecord(value=b"y", timestamp=ts + 10)]))
+
+        async def lookup(ts: int) -> tuple[int, int]:
+            resp = await conn.call(ApiKey.LIST_OFFSETS, api_version=7, replica_id=-1, isolation_level=0,
+                                   topics=[{"name": "ts", "partitions": [{"partition_index": 0, "timestamp": ts}]}])
+            p = resp.topics[0].partitions[0]
+            assert p.error_code == 0
+            return p.timestamp, p.offset
+
+        assert await lookup(500) == (1000, 0)
+        assert await lookup(1005) == (1010, 1)
+        assert await lookup(2500) == (3000, 2)
+        assert await lookup(3011) == (-1, -1)
+        assert await lookup(-3) == (3010, 3)
