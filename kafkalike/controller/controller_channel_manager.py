@@ -476,7 +476,7 @@ class ControllerBrokerRequestBatch:
             if li is None:
                 continue
             replicas = tuple(ctx.assignments.get(tp, ()))
-            offline = tuple(r for r in replicas if not ctx.is_replica_online(tp, r))
+            offline = tuple(r for r in replicas if not ctx.is_replica_online(tp, r, include_shutting_down=False))
             leader = LEADER_DURING_DELETE if tp.topic in ctx.topics_to_delete else li.leader
             self.update_metadata_partitions[tp] = UpdateMetadataEntry(
                 tp, leader, li.leader_epoch, tuple(li.isr), li.zk_version, li.controller_epoch, replicas, offline)
