@@ -286,3 +286,78 @@ def test_older_inter_broker_protocol_drives_brokers_with_older_request_versions(
              if "controller_channel_connected" in ln]
     assert lines and all("leader_and_isr_version=2" in ln and "update_metadata_version=5" in ln
                          and "stop_replica_version=1" in ln for ln in lines), lines
+
+
+def test_paused_controller_wakes_fenced_and_resigned(make_cluster: MakeCluster) -> None:
+    """SIGSTOP the controller's broker until its session expires: another broker becomes
+    controller with epoch + 1; after SIGCONT the old one has resigned (its log says so, its
+    cache names the new controller), and a write guarded by the old epoch's zkVersion — what
+    the zombie would send — is refused by ZooKeeper."""
+    import signal
+
+    from kafkalike.coordination.kafka_zk_client import ControllerMoved
+
+    cluster = make_cluster(brokers=2)
+    state: dict[str, Any] = {}
+
+    async def before() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+            state["controller"] = await eventually(kzk.get_controller_id)
+            epoch = await kzk.get_controller_epoch()
+            assert epoch is not None
+            state["epoch"] = epoch
+            await kzk.create_topic_assignment(zd.TopicAssignment("z", {0: zd.ReplicaAssignment((1, 2))}, None))
+            await eventually(lambda: leaders_in_zk(zk, "z", 1))
+        finally:
+            await zk.close()
+
+    trio.run(before)
+    zombie = state["controller"]
+    assert cluster.kill_broker(zombie, signal.SIGSTOP)
+    try:
+        async def new_controller() -> None:
+            zk = await _zk(cluster)
+            try:
+                kzk = KafkaZkClient(zk)
+
+                async def elected() -> bool:
+                    epoch = await kzk.get_controller_epoch()
+                    return epoch is not None and epoch.epoch == state["epoch"].epoch + 1 \
+                        and await kzk.get_controller_id() not in (None, zombie)
+                await eventually(elected)
+                state["new_controller"] = await kzk.get_controller_id()
+            finally:
+                await zk.close()
+
+        trio.run(new_controller)
+    finally:
+        cluster.kill_broker(zombie, signal.SIGCONT)
+
+    async def after() -> None:
+        zk = await _zk(cluster)
+        try:
+            kzk = KafkaZkClient(zk)
+
+            async def cached() -> bool:
+                return (await metadata(cluster, zombie, ["z"]))["controller"] == state["new_controller"]
+            await eventually(cached)
+            li = await kzk.get_partition_state("z", 0)
+            assert li is not None
+            stale = zd.LeaderIsrAndControllerEpoch(leader=zombie, leader_epoch=li.leader_epoch + 5, isr=(zombie,),
+                                                   controller_epoch=state["epoch"].epoch, zk_version=li.zk_version)
+            try:
+                await kzk.update_partition_state_as_controller(zd.TopicPartition("z", 0), stale,
+                                                               state["epoch"].zk_version)
+            except ControllerMoved:
+                pass
+            else:
+                raise AssertionError("a write fenced by the old controller epoch went through")
+            assert (await kzk.get_partition_state("z", 0)) == li
+        finally:
+            await zk.close()
+
+    trio.run(after)
+    log = cluster.log_path(zombie).read_text()
+    assert "controller_resigned" in log and "zookeeper session expired" in log
