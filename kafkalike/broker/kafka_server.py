@@ -16,8 +16,10 @@ Start-up, in Kafka's order:
 
 While running, a ZooKeeper session expiry deletes the registration; on the new session the
 broker registers again and gets a new broker epoch (``broker_reregistered``).
-Shutdown (SIGTERM / SIGINT, or ``request_shutdown()``): components stop, the registration is
-deleted, logs are flushed and checkpointed with the clean-shutdown marker, ZooKeeper closed.
+Shutdown (SIGTERM / SIGINT, or ``request_shutdown()``): a controlled shutdown first (the
+controller moves this broker's leaderships away, controlled.shutdown.enable), then components
+stop, the registration is deleted, logs are flushed and checkpointed with the clean-shutdown
+marker, ZooKeeper closed.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ class KafkaServer:
                 task_status.started(self)
                 await self._shutdown.wait()
                 log.info("shutdown_started")
+                await self._controlled_shutdown()
                 await self._shutdown_components()
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -223,6 +226,30 @@ class KafkaServer:
         """Called by KafkaApis after each UpdateMetadata; forwards to registered listeners."""
         for listener in self.metadata_listeners:
             await listener(deleted)
+
+    async def _controlled_shutdown(self) -> None:
+        """controlled.shutdown.enable: ask the controller to move this broker's leaderships
+        away before anything stops (Kafka's KafkaServer.controlledShutdown), retrying
+        controlled.shutdown.max.retries times; after that the shutdown proceeds anyway."""
+        cfg = self.config
+        if not cfg["controlled.shutdown.enable"] or self.kafka_zk is None or self.zk is None \
+                or not self.zk.connected or self.broker_epoch < 0:
+            return
+        from kafkalike.controller.kafka_controller import send_controlled_shutdown
+
+        started = trio.current_time()
+        ok = False
+        try:
+            ok = await send_controlled_shutdown(
+                self.kafka_zk, self.broker_id, self.broker_epoch,
+                listener_name=cfg.inter_broker_listener_name,
+                max_retries=cfg["controlled.shutdown.max.retries"],
+                retry_backoff_ms=cfg["controlled.shutdown.retry.backoff.ms"],
+                request_timeout_ms=cfg["controller.socket.timeout.ms"])
+        except Exception as exc:
+            log.warning("controlled_shutdown_error", error=str(exc))
+        log.info("controlled_shutdown_finished", succeeded=ok,
+                 elapsed_ms=round((trio.current_time() - started) * 1000))
 
     async def _shutdown_components(self) -> None:
         for hook in reversed(self.shutdown_hooks):

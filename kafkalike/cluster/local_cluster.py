@@ -16,7 +16,9 @@ broker's links (DESIGN.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181
 Teaching settings the launcher sets explicitly (and writes into each server.properties):
 ``zookeeper.session.timeout.ms=6000`` (Kafka's default is 18000; a shorter session makes a
 killed broker's registration vanish, and its partitions move, within seconds, which is what
-a learner wants to watch), ``group.initial.rebalance.delay.ms=0``
+a learner wants to watch), ``controlled.shutdown.retry.backoff.ms=500`` (Kafka: 5000; when a
+whole cluster stops at once no broker can take the leaderships, and each broker would wait
+out three 5 s retries), ``group.initial.rebalance.delay.ms=0``
 (as Kafka's quickstart server.properties), and, for clusters of fewer than 3 brokers,
 ``offsets.topic.replication.factor`` equal to the broker count (as Kafka's single-broker
 examples set it to 1).
@@ -147,6 +149,7 @@ class LocalCluster:
             "zookeeper.connect": self.zk_connect,
             "zookeeper.session.timeout.ms": "6000",
             "group.initial.rebalance.delay.ms": "0",
+            "controlled.shutdown.retry.backoff.ms": "500",
             "offsets.topic.replication.factor": str(min(3, self.brokers)),
         }
         props.update(self.overrides)
