@@ -5,9 +5,13 @@ Flags and properties follow Kafka's tools: ``--property parse.key=true --propert
 key.separator=:`` for the producer (one record a stdin line), ``--producer-property acks=all``;
 ``--from-beginning``, ``--max-messages N``, ``--timeout-ms``, ``--partition``, ``--offset``,
 ``--property print.key=true|print.offset=true|print.partition=true|print.timestamp=true
-key.separator=...`` for the consumer. kafkalike's consumer reads every partition of the topic
-directly (assign, no group): ``--group`` needs the group protocol in kafkalike's client,
-which is not there yet (docs/client.md); use Kafka's or librdkafka's consumer for groups.
+key.separator=...`` for the consumer. Without ``--group`` the consumer reads every partition
+of the topic directly (assign, nothing committed). With ``--group G`` it is a member of
+consumer group G (kafkalike.client.group_consumer): it shares the partitions with the
+group's other members and commits what it printed (auto-commit and on exit), so a second
+run continues where the first stopped; as in kafka-console-consumer.sh, ``--from-beginning``
+then only applies to partitions the group has no committed offset for, and ``--partition`` /
+``--offset`` cannot be combined with ``--group``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ PRODUCER_EXAMPLE = """examples:
 CONSUMER_EXAMPLE = """examples:
   kafkalike console-consumer --bootstrap-server localhost:9092 --topic logs --from-beginning
   kafkalike console-consumer --bootstrap-server localhost:9092 --topic logs --from-beginning \\
-      --max-messages 10 --property print.key=true --property print.offset=true"""
+      --max-messages 10 --property print.key=true --property print.offset=true
+  kafkalike console-consumer --bootstrap-server localhost:9092 --topic logs --group audit \\
+      --from-beginning --max-messages 10"""
 
 
 def _props(items: list[str], what: str) -> dict[str, str]:
@@ -59,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]")
     c.add_argument("--topic", required=True)
     c.add_argument("--from-beginning", action="store_true")
+    c.add_argument("--group", default=None, metavar="G",
+                   help="consume as a member of consumer group G, committing offsets")
     c.add_argument("--partition", type=int, default=None, help="only this partition")
     c.add_argument("--offset", default=None, help="earliest, latest or a number (needs --partition)")
     c.add_argument("--max-messages", type=int, default=None)
@@ -147,6 +155,8 @@ def _consume(args: argparse.Namespace) -> int:
         servers = [s for s in args.bootstrap_server.split(",") if s]
         reset = "earliest" if args.from_beginning or args.offset == "earliest" else "latest"
         shown = 0
+        if args.group is not None:
+            return await run_group(servers, reset)
         async with KafkaConsumer(servers, auto_offset_reset=reset, client_id="console-consumer") as consumer:
             meta = await consumer.client.refresh_metadata([args.topic])
             info = meta.topics.get(args.topic)
@@ -177,6 +187,37 @@ def _consume(args: argparse.Namespace) -> int:
         print(f"Processed a total of {shown} messages", file=sys.stderr)
         return 0
 
+    async def run_group(servers: list[str], reset: str) -> int:
+        from kafkalike.client.group_consumer import KafkaGroupConsumer
+
+        shown = 0
+        async with KafkaGroupConsumer(servers, args.group, [args.topic], auto_offset_reset=reset,
+                                      client_id="console-consumer") as consumer:
+            meta = await consumer.client.refresh_metadata([args.topic])
+            info = meta.topics.get(args.topic)
+            if info is None or not info.partitions:
+                print(f"kafkalike console-consumer: unknown topic {args.topic!r}", file=sys.stderr)
+                return 1
+            idle = None if args.timeout_ms is None else args.timeout_ms / 1000
+            while args.max_messages is None or shown < args.max_messages:
+                left = None if args.max_messages is None else args.max_messages - shown
+                with trio.move_on_after(idle if idle is not None else float("inf")) as scope:
+                    records = []
+                    while not records:
+                        records = await consumer.poll(max_records=left)
+                if scope.cancelled_caught:
+                    break
+                for r in records:  # poll() returned at most `left`: all are printed, then committed
+                    sys.stdout.write(render(r) + line_sep)
+                    shown += 1
+                sys.stdout.flush()
+        print(f"Processed a total of {shown} messages", file=sys.stderr)
+        return 0
+
+    if args.group is not None and (args.partition is not None or args.offset is not None):
+        print("kafkalike console-consumer: --group cannot be combined with --partition or --offset",
+              file=sys.stderr)
+        return 2
     try:
         return trio.run(run)
     except ClientError as exc:
