@@ -3,12 +3,11 @@ partition leader is killed with -9 (nothing acknowledged is lost or duplicated, 
 leader comes from the old ISR with leader_epoch + 1, the returning broker catches up and
 rejoins the ISR), and two brokers down (NOT_ENOUGH_REPLICAS, nothing lost on return).
 
-Opt-in (KAFKALIKE_SLOW=1): each kill waits out a ZooKeeper session."""
+In the default run (about a minute: each kill waits out a 4 s ZooKeeper session)."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -16,9 +15,6 @@ from collections.abc import Callable
 import pytest
 
 from kafkalike.cluster.local_cluster import LocalCluster
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    os.environ.get("KAFKALIKE_SLOW") != "1", reason="kills brokers and waits out ZooKeeper sessions: KAFKALIKE_SLOW=1")]
 
 OVERRIDES = {"zookeeper.session.timeout.ms": "4000", "min.insync.replicas": "2",
              "replica.lag.time.max.ms": "3000", "replica.fetch.wait.max.ms": "100"}
