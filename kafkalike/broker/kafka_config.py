@@ -176,7 +176,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _ignored("transaction.state.log.num.partitions", "int", 50),
     _ignored("transactional.id.expiration.ms", "int", 604800000),
     # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)
-    _ignored("inter.broker.protocol.version", "string", "3.9"),
+    _key("inter.broker.protocol.version", "string", "3.9",
+         "caps the controller's LeaderAndIsr/UpdateMetadata/StopReplica versions (Kafka's IBP)"),
     _ignored("log.message.format.version", "string", "3.0"),
 ]}
 
