@@ -2,7 +2,7 @@
 Kafka's kafka-consumer-groups.sh, over the wire with kafkalike.client.
 
     kafkalike consumer-groups --bootstrap-server B --list
-    kafkalike consumer-groups --bootstrap-server B --describe --group G [--group G2 ...]
+    kafkalike consumer-groups --bootstrap-server B --describe --group G [--group G2 ...] [--members | --state]
     kafkalike consumer-groups --bootstrap-server B --reset-offsets --group G --topic T[:P,P]
         (--to-earliest | --to-latest | --to-offset N | --to-datetime YYYY-MM-DDTHH:mm:SS[.sss][Z]
          | --shift-by N) [--execute]
@@ -12,7 +12,9 @@ Kafka's kafka-consumer-groups.sh, over the wire with kafkalike.client.
 LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID), ``-`` where a value is missing: partitions
 assigned to a member but never committed have no CURRENT-OFFSET or LAG; committed
 partitions no member owns have no CONSUMER-ID/HOST/CLIENT-ID. LOG-END-OFFSET is the high
-watermark (ListOffsets latest). --reset-offsets only works on a group without active
+watermark (ListOffsets latest). ``--members`` shows GROUP CONSUMER-ID HOST CLIENT-ID
+#PARTITIONS and ``--state`` GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS, as
+Kafka's tool does. --reset-offsets only works on a group without active
 members (as Kafka's tool), prints the plan (GROUP TOPIC PARTITION NEW-OFFSET) and commits
 it only with --execute. Exit codes: 0 done, 1 a Kafka error (printed), 2 bad usage.
 """
@@ -45,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     to.add_argument("--to-offset", type=int, metavar="N")
     to.add_argument("--to-datetime", metavar="YYYY-MM-DDTHH:mm:SS.sss")
     to.add_argument("--shift-by", type=int, metavar="N")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--members", action="store_true", help="--describe: one row per member")
+    view.add_argument("--state", action="store_true", help="--describe: coordinator, strategy, state")
     p.add_argument("--execute", action="store_true", help="--reset-offsets: commit the new offsets")
     p.add_argument("--dry-run", action="store_true", help="--reset-offsets: only show (the default)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cluster")
@@ -117,7 +122,12 @@ async def _run(args: argparse.Namespace) -> int:
                         if not first:
                             print()
                         first = False
-                        print(await describe_text(client, g))
+                        if args.members:
+                            print(await describe_members_text(client, g))
+                        elif args.state:
+                            print(await describe_state_text(client, g))
+                        else:
+                            print(await describe_text(client, g))
                     return 0
                 if args.delete:
                     return await _delete(client, args.group)
@@ -243,6 +253,38 @@ async def describe_text(client: Any, group: str) -> str:
     lines.append("")
     lines.extend(_table([header] + rows))
     return "\n".join(lines)
+
+
+async def describe_members_text(client: Any, group: str) -> str:
+    """--describe --members: GROUP CONSUMER-ID HOST CLIENT-ID #PARTITIONS (Kafka's layout)."""
+    from kafkalike.coordinator.group_metadata import decode_assignment_partitions
+
+    state, members, _ = await describe_group(client, group)
+    if state == "Dead":
+        return f"Error: Consumer group '{group}' does not exist."
+    rows = [["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]]
+    for m in members:
+        rows.append([group, m.member_id, m.client_host, m.client_id,
+                     str(len(decode_assignment_partitions(bytes(m.member_assignment)) or []))])
+    lines = [f"Consumer group '{group}' has no active members."] if not members else []
+    return "\n".join(lines + [""] + _table(rows))
+
+
+async def describe_state_text(client: Any, group: str) -> str:
+    """--describe --state: GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS."""
+    from kafkalike.protocol.api_keys import ApiKey
+
+    conn = await client.any_connection()
+    fc = await conn.call(ApiKey.FIND_COORDINATOR, key=group, key_type=0)
+    d = await _call_coordinator(client, group, ApiKey.DESCRIBE_GROUPS, groups=[group],
+                                include_authorized_operations=False)
+    g = d.groups[0]
+    if g.group_state == "Dead":
+        return f"Error: Consumer group '{group}' does not exist."
+    rows = [["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
+            [group, f"{fc.host}:{fc.port} ({fc.node_id})", g.protocol_data or "", g.group_state,
+             str(len(g.members))]]
+    return "\n".join([""] + _table(rows))
 
 
 def _dash(v: int | None) -> str:

@@ -292,6 +292,12 @@ def test_cli_describe_shows_lag_and_reset_makes_group_reread(group_cluster: Loca
     assert sorted(int(r["PARTITION"]) for r in rows) == [0, 1, 2]
     assert {r["CLIENT-ID"] for r in rows} == {"reporter"} and {r["HOST"] for r in rows} == {"/127.0.0.1"}
     assert sum(int(r["CURRENT-OFFSET"]) for r in rows) == 90 and {r["LAG"] for r in rows} == {"0"}
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting", "--members")
+    (member,) = parse_describe(out)
+    assert code == 0 and (member["CLIENT-ID"], member["HOST"], member["#PARTITIONS"]) == ("reporter", "/127.0.0.1", "3")
+    code, out = cli("--bootstrap-server", bs, "--describe", "--group", "reporting", "--state")
+    state_row = next(ln for ln in out.splitlines() if ln.startswith("reporting "))
+    assert code == 0 and state_row.split()[-3:] == ["range", "Stable", "1"], out
     c.close()
 
     producer = threading.Thread(target=produce, args=(bs, "events", 60, 90))
