@@ -219,7 +219,9 @@ def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor
     from confluent_kafka.admin import NewTopic
 
     t0 = time.monotonic()
-    admin = admin_client(bootstrap)
+    # librdkafka fails a request after socket.timeout.ms (60 s by default): a ZooKeeper-mode
+    # controller can take longer than that for thousands of partitions on a busy machine
+    admin = admin_client(bootstrap, **{"socket.timeout.ms": int(min(timeout, 300.0) * 1000)})
     futures = admin.create_topics([NewTopic(topic, partitions, replication_factor, config=configs or {})],
                                   request_timeout=min(timeout, 300.0), operation_timeout=min(timeout, 300.0))
     try:

@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--report", default="bench-report", help="report directory (default bench-report)")
     p.add_argument("--records", type=int, default=None, help="records per produce run (overrides the size)")
     p.add_argument("--rounds", type=int, default=None, help="alternation rounds (overrides the size)")
+    p.add_argument("--failover-partitions", default=None,
+                   help="comma-separated partition counts of the failover topics (overrides the size)")
     p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
     p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
     p.set_defaults(func=run)
@@ -64,11 +66,22 @@ def run(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, records=args.records)
     if args.rounds is not None:
         config = attrs.evolve(config, rounds=args.rounds)
+    if args.failover_partitions is not None:
+        try:
+            counts = tuple(int(x) for x in args.failover_partitions.split(",") if x.strip())
+        except ValueError:
+            counts = ()
+        if not counts or min(counts) < 1:
+            print(f"kafkalike bench: --failover-partitions {args.failover_partitions!r}: "
+                  "expected positive integers, e.g. 100,1000", file=sys.stderr)
+            return 2
+        config = attrs.evolve(config, failover_partitions=counts)
     command = " ".join(shlex.quote(a) for a in [
         "kafkalike", "bench", "--full" if args.full else "--quick", "--systems", ",".join(args.systems),
         "--tools", ",".join(args.tools), "--workloads", ",".join(args.workloads), "--report", args.report,
         *(["--records", str(args.records)] if args.records is not None else []),
-        *(["--rounds", str(args.rounds)] if args.rounds is not None else [])])
+        *(["--rounds", str(args.rounds)] if args.rounds is not None else []),
+        *(["--failover-partitions", args.failover_partitions] if args.failover_partitions else [])])
     try:
         path = run_bench(config, args.systems, args.report, tools=args.tools, workloads=args.workloads,
                          work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command)
