@@ -229,36 +229,50 @@ def _confluent_member(bs: str, group: str, topic: str, stop: threading.Event,
         c.close()
 
 
-async def test_kafkalike_and_confluent_members_share_one_group(kafka_cluster: LocalCluster) -> None:
-    """A kafkalike member and a confluent-kafka member (range) in one group split 6
+@pytest.mark.parametrize("leader", ["kafkalike", "librdkafka"])
+async def test_kafkalike_and_confluent_members_share_one_group(kafka_cluster: LocalCluster,
+                                                               leader: str) -> None:
+    """A kafkalike member and a confluent-kafka member (range) in one group, either one
+    joining first and so leading (running the assignor on the other's subscription), split 6
     partitions 3/3 and together read all 300 records; ``consumer-groups --describe`` lists
-    the kafkalike member's client id and host."""
+    the kafkalike member's client id, member id and host."""
     bs = kafka_cluster.bootstrap_servers
     topic = await _topic(bs, 6)
     group = f"mix-{uuid.uuid4().hex[:6]}"
     stop = threading.Event()
     out: dict[str, object] = {}
+    c = KafkaGroupConsumer(bs, group, [topic], auto_offset_reset="earliest",
+                           client_id="kafkalike-member", **FAST)
+    mine: list[bytes] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: trio.to_thread.run_sync(_confluent_member, bs, group, topic, stop, out))
         try:
-            async with KafkaGroupConsumer(bs, group, [topic], auto_offset_reset="earliest",
-                                          client_id="kafkalike-member", **FAST) as c:
-                mine: list[bytes] = []
-                with trio.fail_after(45):
-                    while not (len(c.assignment()) == 3 and
-                               len(out.get("assignment", ())) == 3):  # type: ignore[arg-type]
-                        mine.extend(r.value for r in await c.poll(max_wait_ms=200))
-                    await _produce(bs, topic, 0, 300)
-                    while len(set(mine) | set(out.get("values", ()))) < 300:  # type: ignore[arg-type]
-                        mine.extend(r.value for r in await c.poll(max_wait_ms=200))
-                assert mine and out["values"]  # both members read their share
-                assert {tp.partition for tp in c.assignment()} | set(out["assignment"]) == set(range(6))  # type: ignore[arg-type]
-                assert set(mine) | set(out["values"]) == {f"v{i}".encode() for i in range(300)}  # type: ignore[arg-type]
-                await c.commit()
-                desc = await trio.to_thread.run_sync(lambda: subprocess.run(
-                    [sys.executable, "-m", "kafkalike.cli.main", "consumer-groups",
-                     "--bootstrap-server", bs, "--describe", "--group", group],
-                    capture_output=True, text=True, timeout=60))
+            if leader == "librdkafka":
+                nursery.start_soon(lambda: trio.to_thread.run_sync(
+                    _confluent_member, bs, group, topic, stop, out))
+                with trio.fail_after(30):
+                    while len(out.get("assignment", ())) != 6:  # type: ignore[arg-type]
+                        await trio.sleep(0.1)
+            await c.start()  # not inside a cancel scope that ends before c.aclose()
+            with trio.fail_after(45):
+                if leader == "kafkalike":
+                    while len(c.assignment()) != 6:
+                        await c.poll(max_wait_ms=100)
+                    nursery.start_soon(lambda: trio.to_thread.run_sync(
+                        _confluent_member, bs, group, topic, stop, out))
+                while not (len(c.assignment()) == 3 and
+                           len(out.get("assignment", ())) == 3):  # type: ignore[arg-type]
+                    mine.extend(r.value for r in await c.poll(max_wait_ms=200))
+                assert c.statistics().is_leader == (leader == "kafkalike")
+                await _produce(bs, topic, 0, 300)
+                while len(set(mine) | set(out.get("values", ()))) < 300:  # type: ignore[arg-type]
+                    mine.extend(r.value for r in await c.poll(max_wait_ms=200))
+            assert mine and out["values"]  # both members read their share
+            assert {tp.partition for tp in c.assignment()} | set(out["assignment"]) == set(range(6))  # type: ignore[arg-type]
+            assert set(mine) | set(out["values"]) == {f"v{i}".encode() for i in range(300)}  # type: ignore[arg-type]
+            await c.commit()
+            if leader == "kafkalike":
+                desc = await trio.to_thread.run_sync(lambda: _cli(
+                    "consumer-groups", "--bootstrap-server", bs, "--describe", "--group", group))
                 assert desc.returncode == 0, desc.stderr
                 mine_lines = [ln for ln in desc.stdout.splitlines() if "kafkalike-member" in ln]
                 assert len(mine_lines) == 3, desc.stdout  # one line per assigned partition
@@ -266,6 +280,7 @@ async def test_kafkalike_and_confluent_members_share_one_group(kafka_cluster: Lo
                 assert any("librdkafka-member" in ln for ln in desc.stdout.splitlines()), desc.stdout
         finally:
             stop.set()
+            await c.aclose()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
