@@ -452,7 +452,10 @@ class KafkaGroupConsumer:
         with scope:
             while True:
                 await trio.sleep(self.heartbeat_interval_ms / 1000)
-                if self._state != "stable" or self._rejoin_needed or self._join_lock.locked():
+                # Heartbeats go on while a rejoin waits for the next poll() (as Kafka's
+                # heartbeat thread does), so a slow caller is not also timed out.
+                if (self._state != "stable" or not self.member_id or self.generation_id < 0
+                        or self._join_lock.locked()):
                     continue
                 member, generation = self.member_id, self.generation_id
                 try:
