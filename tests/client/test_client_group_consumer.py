@@ -305,3 +305,35 @@ async def test_console_consumer_group_second_run_continues(kafka_cluster: LocalC
     assert second.stdout.split() == ["v4", "v5", "v6", "v7"]
     bad = await trio.to_thread.run_sync(lambda: _cli(*args, "--partition", "0"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+async def test_killed_console_member_partitions_move_after_session_timeout(kafka_cluster: LocalCluster) -> None:
+    """A ``console-consumer --group G`` process shares a 6-partition topic 3/3 with an
+    in-process member; after kill -9 (no LeaveGroup) the coordinator expires it at its
+    10 s session timeout and the in-process member gets all six partitions."""
+    bs = kafka_cluster.bootstrap_servers
+    topic = await _topic(bs, 6)
+    group = f"kill-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([sys.executable, "-m", "kafkalike.cli.main", "console-consumer",
+                             "--bootstrap-server", bs, "--topic", topic, "--group", group],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = KafkaGroupConsumer(bs, group, [topic], client_id="survivor", **FAST)
+    await c.start()
+    try:
+        with trio.fail_after(45):
+            while len(c.assignment()) != 3:
+                await c.poll(max_wait_ms=100)
+        proc.kill()  # SIGKILL of the process this test started
+        await trio.to_thread.run_sync(proc.wait)
+        killed_at = trio.current_time()
+        with trio.fail_after(45):
+            while len(c.assignment()) != 6:
+                await c.poll(max_wait_ms=100)
+        # Not a LeaveGroup: the move waited for the coordinator's session expiry.
+        assert trio.current_time() - killed_at > 3
+        assert c.assignment() == {TopicPartition(topic, p) for p in range(6)}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        await c.aclose()
