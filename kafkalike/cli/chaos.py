@@ -61,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                           "librdkafka bump the idempotent epoch and may duplicate records: docs/chaos.md)")
     run.add_argument("--session-timeout-ms", type=int, default=6000,
                      help="brokers' zookeeper.session.timeout.ms (default 6000)")
-    run.add_argument("--keep", action="store_true", help="leave the cluster's data dirs in the report dir")
+    run.add_argument("--keep", action="store_true",
+                     help="leave the cluster's logs and data dirs in REPORT/cluster (always kept when the "
+                          "verdict is not what the scenario expects)")
     run.set_defaults(func=_run)
     ls = csub.add_parser("list", help="the scenario library")
     ls.set_defaults(func=_list)
@@ -131,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGTERM, on_term)
     started = time.monotonic()
+    result = None
     try:
         print(f"starting a 3-node ZooKeeper ensemble and 3 brokers under {base} ...", flush=True)
         backend.start()
@@ -145,7 +148,9 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         backend.close()
         signal.signal(signal.SIGTERM, old)
-        if not args.keep:
+        if result is not None and not result.as_expected:
+            print(f"keeping the cluster's logs and data dirs for inspection: {base}")
+        elif not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     print(f"run took {time.monotonic() - started:.0f}s")
     return 0 if result.as_expected else 1
