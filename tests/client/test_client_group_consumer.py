@@ -6,11 +6,14 @@ ConsumerProtocol codecs are checked as pure functions (hypothesis) first."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -106,10 +109,11 @@ def test_consumer_protocol_decoders_reject_garbage_with_a_typed_error() -> None:
 
 # ---------------------------------------------------------------------- real brokers
 
-async def _topic(bootstrap: str, partitions: int = 6, records: int = 0) -> str:
+async def _topic(bootstrap: str, partitions: int = 6, records: int = 0, *,
+                 replication_factor: int = 1) -> str:
     name = f"grp-{uuid.uuid4().hex[:8]}"
     async with AdminClient(bootstrap) as admin:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([NewTopic(name, partitions, replication_factor)])
         with trio.fail_after(30):
             while True:
                 info = (await admin.describe_topics([name])).get(name)
@@ -236,8 +240,12 @@ async def test_kafkalike_and_confluent_members_share_one_group(kafka_cluster: Lo
     joining first and so leading (running the assignor on the other's subscription), split 6
     partitions 3/3 and together read all 300 records; ``consumer-groups --describe`` lists
     the kafkalike member's client id, member id and host."""
-    bs = kafka_cluster.bootstrap_servers
-    topic = await _topic(bs, 6)
+    await _share_with_confluent(kafka_cluster.bootstrap_servers, leader, describe=True)
+
+
+async def _share_with_confluent(bs: str, leader: str, *, describe: bool,
+                                replication_factor: int = 1) -> None:
+    topic = await _topic(bs, 6, replication_factor=replication_factor)
     group = f"mix-{uuid.uuid4().hex[:6]}"
     stop = threading.Event()
     out: dict[str, object] = {}
@@ -270,7 +278,7 @@ async def test_kafkalike_and_confluent_members_share_one_group(kafka_cluster: Lo
             assert {tp.partition for tp in c.assignment()} | set(out["assignment"]) == set(range(6))  # type: ignore[arg-type]
             assert set(mine) | set(out["values"]) == {f"v{i}".encode() for i in range(300)}  # type: ignore[arg-type]
             await c.commit()
-            if leader == "kafkalike":
+            if describe and leader == "kafkalike":
                 desc = await trio.to_thread.run_sync(lambda: _cli(
                     "consumer-groups", "--bootstrap-server", bs, "--describe", "--group", group))
                 assert desc.returncode == 0, desc.stderr
@@ -337,3 +345,55 @@ async def test_killed_console_member_partitions_move_after_session_timeout(kafka
             proc.kill()
             proc.wait()
         await c.aclose()
+
+
+# ---------------------------------------------------------------------- real Apache Kafka
+
+REFERENCE = os.environ.get("KAFKALIKE_REFERENCE") == "1"
+
+
+@pytest.fixture(scope="module")
+def reference_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running 3-broker Apache Kafka 3.9 cluster (ZooKeeper mode, Maven-fetched jars);
+    yields its bootstrap string. Stopped by pid afterwards."""
+    from kafkalike.bench import reference_kafka as rk
+    rk.fetch()
+    hosts = [f"{rk.HOST_PREFIX}{i}" for i in (1, 2, 3)]
+    port = rk.find_free_port(hosts, span=2)
+    cluster = rk.ReferenceKafka(
+        mode="zk", base_dir=Path(tmp_path_factory.mktemp("ref")) / "ref", port=port,
+        controller_port=port + 1,
+        zookeeper_port=rk.find_free_port([rk.ZOOKEEPER_HOST], span=1))
+    try:
+        cluster.up(fresh=True, timeout=240)
+        yield cluster.bootstrap
+    finally:
+        cluster.down(timeout=60)
+
+
+@pytest.mark.skipif(not REFERENCE, reason="needs Kafka 3.9 jars and 3 broker JVMs: set KAFKALIKE_REFERENCE=1")
+@pytest.mark.parametrize("leader", ["kafkalike", "librdkafka"])
+async def test_group_member_against_real_kafka(reference_kafka: str, leader: str) -> None:
+    """The same group shared with confluent-kafka, against Apache Kafka 3.9's own
+    GroupCoordinator: the client follows Kafka's protocol, not just kafkalike's broker."""
+    await _share_with_confluent(reference_kafka, leader, describe=False, replication_factor=3)
+
+
+@pytest.mark.skipif(not REFERENCE, reason="needs Kafka 3.9 jars and 3 broker JVMs: set KAFKALIKE_REFERENCE=1")
+async def test_commits_resume_against_real_kafka(reference_kafka: str) -> None:
+    """Commits made by one kafkalike member are where the next one starts, on Apache Kafka."""
+    topic = await _topic(reference_kafka, 2, 50, replication_factor=3)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    first: list[bytes] = []
+    async with KafkaGroupConsumer(reference_kafka, group, [topic], auto_offset_reset="earliest",
+                                  **FAST) as c:
+        with trio.fail_after(60):
+            while len(first) < 20:
+                first.extend(r.value for r in await c.poll(max_records=20 - len(first)))
+    async with KafkaGroupConsumer(reference_kafka, group, [topic], auto_offset_reset="earliest",
+                                  **FAST) as c2:
+        second: list[bytes] = []
+        with trio.fail_after(60):
+            while len(second) < 30:
+                second.extend(r.value for r in await c2.poll())
+    assert sorted(first + second) == sorted(f"v{i}".encode() for i in range(50))
