@@ -25,8 +25,10 @@ from kafkalike.client.assignors import (RangeAssignor, RoundRobinAssignor, Subsc
                                         decode_assignment, decode_subscription,
                                         encode_assignment, encode_subscription)
 from kafkalike.client.group_consumer import KafkaGroupConsumer
+from kafkalike.client.errors import ClientError
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.protocol.errors import MalformedFrameError
+from tests.fixtures_cluster import MakeCluster
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -346,6 +348,50 @@ async def test_killed_console_member_partitions_move_after_session_timeout(kafka
             proc.wait()
         await c.aclose()
 
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
+                    reason="kills the coordinator's broker and waits out its ZooKeeper session: KAFKALIKE_SLOW=1")
+async def test_group_survives_kill_of_the_coordinators_broker(make_cluster: MakeCluster) -> None:
+    """kill -9 of the broker hosting the group's coordinator (RF 3 everywhere): the members
+    find the new coordinator, every record (300 before, 300 after) is read, and their
+    commits land with the new coordinator."""
+    cluster = await trio.to_thread.run_sync(make_cluster, 3)  # LocalCluster.start runs its own trio loop
+    bs = cluster.bootstrap_servers
+    topic = await _topic(bs, 6, 300, replication_factor=3)
+    group = f"fo-{uuid.uuid4().hex[:6]}"
+    a = KafkaGroupConsumer(bs, group, [topic], auto_offset_reset="earliest", **FAST)
+    b = KafkaGroupConsumer(bs, group, [topic], auto_offset_reset="earliest", **FAST)
+    await a.start()
+    await b.start()
+    try:
+        seen: list[Counter[bytes]] = [Counter(), Counter()]
+        await _consume_until([a, b], seen, 300, timeout=45,
+                             until=lambda: len(a.assignment()) == len(b.assignment()) == 3)
+        await a.commit()
+        await b.commit()
+        coordinator = a.statistics().coordinator_id
+        assert coordinator in cluster.broker_ids
+        cluster.kill_broker(coordinator)
+        await _produce(bs, topic, 300, 300)
+        await _consume_until([a, b], seen, 600, timeout=90)
+        assert set(seen[0] + seen[1]) == {f"v{i}".encode() for i in range(600)}
+        tps = [TopicPartition(topic, p) for p in range(6)]
+        with trio.fail_after(60):
+            while True:  # commits reach the new coordinator and cover every record
+                for c in (a, b):
+                    await c.poll(max_wait_ms=100)
+                    try:
+                        await c.commit()
+                    except ClientError:
+                        pass
+                committed = await a.committed(tps)
+                if sum(committed.values()) == 600:
+                    break
+        assert a.statistics().coordinator_id not in (-1, coordinator)
+    finally:
+        await b.aclose()
+        await a.aclose()
 
 # ---------------------------------------------------------------------- real Apache Kafka
 
