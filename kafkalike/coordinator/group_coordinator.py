@@ -304,8 +304,16 @@ class GroupCoordinator:
                 log.exception("offsets_expiration_failed")
 
     def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the broker's nursery; a failure is logged, never propagated
+        (it would take the whole broker down)."""
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("group_coordinator_task_failed", task=getattr(fn, "__name__", repr(fn)))
+
         if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
+            self._nursery.start_soon(guarded)
 
     # ------------------------------------------------------------------ leadership
     def on_leadership_change(self) -> None:
