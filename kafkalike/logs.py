@@ -14,12 +14,24 @@ from typing import Any
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at write time, not at configure time: code that
+    swaps stderr (pytest's capture, a CLI run in-process) must not leave loggers holding a
+    closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: str = "console", level: int = logging.INFO, stream: Any = None, **bound: Any) -> None:
     """Configure structlog for this process.
 
     fmt: "console" (key=value lines) or "json" (one JSON object a line).
     level: stdlib level number; lines below it are dropped.
-    stream: file object to write to (default sys.stderr).
+    stream: file object to write to (default: sys.stderr as it is at each write).
     bound: key-values added to every line (e.g. broker_id=1).
     Raises ValueError for an unknown fmt.
     """
@@ -39,7 +51,7 @@ def configure(fmt: str = "console", level: int = logging.INFO, stream: Any = Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStderr()),
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.clear_contextvars()

@@ -33,3 +33,15 @@ def test_console_lines_are_key_value() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match=r"^log format must be 'console' or 'json'"):
         logs.configure(fmt="xml")
+
+
+def test_default_stream_follows_sys_stderr_after_it_is_swapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configured while one stderr is current, lines go to the stderr current when they are
+    written (a closed earlier stderr must not break logging)."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logs.configure(fmt="json")
+    first.close()
+    monkeypatch.setattr("sys.stderr", second)
+    structlog.get_logger().warning("after_swap")
+    assert json.loads(second.getvalue())["event"] == "after_swap"
