@@ -29,8 +29,9 @@ Kafka's classic group protocol as the Java consumer runs it (``ConsumerCoordinat
   rebalance: every partition is revoked) and on close. Then LeaveGroup on close.
 
 Rebalances are eager (Kafka's default range/roundrobin protocols): a rejoin gives up every
-partition. Not done: max.poll.interval.ms enforcement (the member stays while it
-heartbeats), static membership (group.instance.id), cooperative-sticky.
+partition. A member whose caller has not called ``poll()`` for ``max_poll_interval_ms``
+leaves the group (LeaveGroup) and joins again on its next ``poll()`` (KIP-62). Not done:
+static membership (group.instance.id), cooperative-sticky.
 
 Errors: KafkaError for non-retriable group errors (INCONSISTENT_GROUP_PROTOCOL,
 INVALID_SESSION_TIMEOUT, GROUP_AUTHORIZATION_FAILED, GROUP_MAX_SIZE_REACHED, ...),
@@ -101,8 +102,9 @@ class KafkaGroupConsumer:
 
     ``client``: a KafkaClient or bootstrap servers (then owned). Times in ms: session_timeout_ms
     (Kafka's session.timeout.ms, default 10000 here as in librdkafka / Kafka < 3.0),
-    heartbeat_interval_ms (3000), rebalance_timeout_ms (Kafka's max.poll.interval.ms,
-    300000), auto_commit_interval_ms (5000), retry_backoff_ms (100).
+    heartbeat_interval_ms (3000), max_poll_interval_ms (Kafka's max.poll.interval.ms,
+    300000: also JoinGroup's rebalance timeout; a member not calling poll() for that long
+    leaves the group and rejoins on its next poll()), auto_commit_interval_ms (5000), retry_backoff_ms (100).
     ``assignors``: protocol names in preference order ("range", "roundrobin"; Kafka's
     partition.assignment.strategy). ``auto_offset_reset``: earliest / latest / none.
     The fetch settings are KafkaConsumer's. Use as ``async with KafkaGroupConsumer(...) as c``.
@@ -113,7 +115,7 @@ class KafkaGroupConsumer:
         client_id: str = "kafkalike-consumer", auto_offset_reset: str = "latest",
         enable_auto_commit: bool = True, auto_commit_interval_ms: float = 5000,
         session_timeout_ms: int = 10000, heartbeat_interval_ms: float = 3000,
-        rebalance_timeout_ms: int = 300000, assignors: Iterable[str] = ("range",),
+        max_poll_interval_ms: int = 300000, assignors: Iterable[str] = ("range",),
         retry_backoff_ms: float = 100, request_timeout_ms: float = 30000,
         fetch_min_bytes: int = 1, fetch_max_wait_ms: int = 500, fetch_max_bytes: int = 52428800,
         max_partition_fetch_bytes: int = 1048576, isolation_level: int = 0,
@@ -138,7 +140,8 @@ class KafkaGroupConsumer:
         self.auto_commit_interval_ms = auto_commit_interval_ms
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.max_poll_interval_ms = max_poll_interval_ms
+        self._last_poll = math.inf
         self.retry_backoff_ms = retry_backoff_ms
         self.request_timeout_ms = request_timeout_ms
         self.auto_offset_reset = auto_offset_reset
@@ -246,6 +249,8 @@ class KafkaGroupConsumer:
         conn = self._coordinator
         if conn is not None and not conn.closed:
             return conn
+        if conn is not None:
+            await self._mark_coordinator_unknown("connection closed")
         async with self._coordinator_lock:
             if self._coordinator is not None and not self._coordinator.closed:
                 return self._coordinator
@@ -351,10 +356,10 @@ class KafkaGroupConsumer:
         metadata = encode_subscription(self.topics)
         response = await self._group_call(
             ApiKey.JOIN_GROUP, group_id=self.group_id, session_timeout=self.session_timeout_ms,
-            rebalance_timeout=self.rebalance_timeout_ms, member_id=self.member_id,
+            rebalance_timeout=self.max_poll_interval_ms, member_id=self.member_id,
             group_instance_id=None, protocol_type="consumer",
             protocols=[{"name": a.name, "metadata": metadata} for a in self._assignors],
-            reason=None, timeout_ms=max(self.request_timeout_ms, self.rebalance_timeout_ms + 5000))
+            reason=None, timeout_ms=max(self.request_timeout_ms, self.max_poll_interval_ms + 5000))
         code = ErrorCode(response.error_code)
         if code == ErrorCode.member_id_required:
             self.member_id = response.member_id  # KIP-394: rejoin with the id we were given
@@ -381,7 +386,7 @@ class KafkaGroupConsumer:
             ApiKey.SYNC_GROUP, group_id=self.group_id, generation_id=self.generation_id,
             member_id=self.member_id, group_instance_id=None, protocol_type="consumer",
             protocol_name=self.protocol_name, assignments=assignments,
-            timeout_ms=max(self.request_timeout_ms, self.rebalance_timeout_ms + 5000))
+            timeout_ms=max(self.request_timeout_ms, self.max_poll_interval_ms + 5000))
         code = ErrorCode(sync.error_code)
         if code == ErrorCode.rebalance_in_progress:
             return False
@@ -456,6 +461,15 @@ class KafkaGroupConsumer:
                 # heartbeat thread does), so a slow caller is not also timed out.
                 if (self._state != "stable" or not self.member_id or self.generation_id < 0
                         or self._join_lock.locked()):
+                    continue
+                if trio.current_time() - self._last_poll > self.max_poll_interval_ms / 1000:
+                    # Kafka's "consumer poll timeout has expired": leave, so the others get
+                    # the partitions; the next poll() joins again.
+                    log.warning("poll_timeout_expired", group=self.group_id, member=self.member_id,
+                                max_poll_interval_ms=self.max_poll_interval_ms)
+                    await self._leave_group()
+                    self._request_rejoin("poll_timeout", reset_member=True)
+                    self._state = "unjoined"
                     continue
                 member, generation = self.member_id, self.generation_id
                 try:
@@ -606,6 +620,7 @@ class KafkaGroupConsumer:
             raise RuntimeError("KafkaGroupConsumer not started: use 'async with'")
         if self._state == "closed":
             raise RuntimeError("KafkaGroupConsumer is closed")
+        self._last_poll = trio.current_time()
         await self._maybe_auto_commit()
         await self.ensure_active_group()
         wait = self._fetcher.fetch_max_wait_ms if max_wait_ms is None else max_wait_ms

@@ -293,6 +293,38 @@ async def _share_with_confluent(bs: str, leader: str, *, describe: bool,
             await c.aclose()
 
 
+
+async def test_member_that_stops_polling_leaves_and_rejoins(kafka_cluster: LocalCluster) -> None:
+    """max_poll_interval_ms (KIP-62): a member whose caller stops calling poll() leaves the
+    group although its heartbeats work, the other member takes all 4 partitions, and the
+    idle member's next poll() joins again (2 + 2)."""
+    bs = kafka_cluster.bootstrap_servers
+    topic = await _topic(bs, 4)
+    group = f"idle-{uuid.uuid4().hex[:6]}"
+    idle = KafkaGroupConsumer(bs, group, [topic], max_poll_interval_ms=2000, **FAST)
+    busy = KafkaGroupConsumer(bs, group, [topic], **FAST)
+    await idle.start()
+    await busy.start()
+    try:
+        async with trio.open_nursery() as nursery:
+            async def keep_busy() -> None:  # busy's caller polls all the time
+                while True:
+                    await busy.poll(max_wait_ms=100)
+            nursery.start_soon(keep_busy)
+            with trio.fail_after(40):
+                while len(busy.assignment()) != 2 or len(idle.assignment()) != 2:
+                    await idle.poll(max_wait_ms=100)
+                # idle's caller stops polling: after 2 s the member leaves by itself.
+                while len(busy.assignment()) != 4:
+                    await trio.sleep(0.1)
+                assert idle.statistics().state == "unjoined" and not idle.assignment()
+                while len(idle.assignment()) != 2 or len(busy.assignment()) != 2:
+                    await idle.poll(max_wait_ms=100)
+            nursery.cancel_scope.cancel()
+    finally:
+        await busy.aclose()
+        await idle.aclose()
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kafkalike.cli.main", *args],
                           capture_output=True, text=True, timeout=60)
