@@ -77,7 +77,7 @@ class Backend(Protocol):
     def start_zk(self, node_id: int, timeout: float = 60.0) -> None: ...
     def cut(self, src: str, dst: str) -> Any: ...
     def restore(self, handle: Any) -> None: ...
-    def heal_all(self) -> None: ...
+    def heal_all(self, restart_dead: bool = True) -> None: ...
 
 
 @attrs.define
@@ -395,7 +395,8 @@ class Nemesis:
                  f" (heal took {now() - t0:.1f}s){ok}")
 
     def heal_all(self) -> None:
-        """Heal every active injection, newest first, then the backend's leftovers."""
+        """Heal every active injection, newest first, then the backend's leftovers (paused
+        processes, iptables rules, processes a failed heal left down)."""
         try:
             while True:
                 with self._lock:

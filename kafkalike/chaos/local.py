@@ -292,8 +292,10 @@ class LocalBackend:
         log.info("chaos_broker_started", broker=broker_id, pid=spawned.pid, gid=self.gid(broker_id))
         return spawned.pid
 
-    def heal_all(self) -> None:
-        """Undo what can be undone at once: SIGCONT paused processes, delete iptables rules."""
+    def heal_all(self, restart_dead: bool = True) -> None:
+        """Undo everything: SIGCONT paused processes, delete iptables rules and, with
+        ``restart_dead``, start every ZooKeeper node and broker that is not running (a heal
+        that failed earlier); errors of those restarts are logged, not raised."""
         for i in list(self._paused):
             self.resume_broker(i)
         for z in list(self._paused_zk):
@@ -302,11 +304,26 @@ class LocalBackend:
                 ens.kill_node(z, signal.SIGCONT)
             self._paused_zk.discard(z)
         self.iptables.remove_all()
+        if not restart_dead:
+            return
+        ens = self.cluster.zk
+        for z in self.zk_node_ids:
+            if ens is not None and not process.is_alive(ens.pid(z)):
+                try:
+                    self.start_zk(z)
+                except Exception as exc:
+                    log.warning("heal_zk_restart_failed", node=z, error=str(exc))
+        for b in self.broker_ids:
+            if not self.cluster.broker_alive(b):
+                try:
+                    self.start_broker(b)
+                except Exception as exc:
+                    log.warning("heal_broker_restart_failed", broker=b, error=str(exc))
 
     def close(self) -> None:
         """heal_all, then stop every broker and our ensemble (by pid)."""
         try:
-            self.heal_all()
+            self.heal_all(restart_dead=False)
         finally:
             self.cluster.stop()
 
