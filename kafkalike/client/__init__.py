@@ -12,6 +12,7 @@ brokers too. Modules:
 - ``admin``: AdminClient (create/delete topics, create partitions, describe configs/cluster).
 - ``producer``: KafkaProducer (murmur2 partitioning, batching, compression, acks 0/1/all).
 - ``consumer``: KafkaConsumer (assign, seek, long-poll Fetch, decoded records).
+- ``group_consumer``: KafkaGroupConsumer (consumer group membership, range/roundrobin, commits).
 - ``partitioner``: Kafka's murmur2 default partitioner.
 - ``messages``: build a kio request of any version from keyword fields.
 - ``errors``: the typed errors.
@@ -23,6 +24,7 @@ from kafkalike.client.admin import AdminClient, ClusterDescription, ConfigEntry,
 from kafkalike.client.cluster import Cluster, Node, PartitionInfo, TopicInfo, TopicPartition
 from kafkalike.client.connection import CLIENT_API_VERSIONS, KafkaConnection
 from kafkalike.client.consumer import ConsumerRecord, ConsumerStatistics, KafkaConsumer
+from kafkalike.client.group_consumer import KafkaGroupConsumer
 from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedError,
                                      ClientError, ConnectionClosedError, KafkaConnectionError,
                                      KafkaError, NoBrokersAvailableError, RequestTimeoutError,
@@ -37,7 +39,7 @@ __all__ = [
     "AdminClient", "ClusterDescription", "ConfigEntry", "NewTopic",
     "Cluster", "Node", "PartitionInfo", "TopicInfo", "TopicPartition",
     "CLIENT_API_VERSIONS", "KafkaConnection",
-    "ConsumerRecord", "ConsumerStatistics", "KafkaConsumer",
+    "ConsumerRecord", "ConsumerStatistics", "KafkaConsumer", "KafkaGroupConsumer",
     "BadResponseError", "BrokerConnectionRefusedError", "ClientError",
     "ConnectionClosedError", "KafkaConnectionError", "KafkaError", "NoBrokersAvailableError",
     "RequestTimeoutError", "UnsupportedApiVersionError",
