@@ -232,7 +232,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor
     return time.monotonic() - t0
 
 
-def partition_metadata(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, list[int]]]:
+def partition_metadata(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, tuple[int, list[int]]]:
     """{partition: (leader id, isr)} of ``topic``; empty when unknown or unreachable."""
     try:
         md = admin_client(bootstrap).list_topics(topic=topic, timeout=timeout)

@@ -365,7 +365,11 @@ def leader_for_failover(system: BenchSystem, topic: str, controller: int) -> tup
     """(partition, leader) of ``topic`` whose leader is not the active controller (so the
     leader kill does not also measure a controller failover); the first partition if every
     leader is the controller."""
-    md = partition_metadata(system.bootstrap, topic)
+    md: dict[int, tuple[int, list[int]]] = {}
+    for _ in range(3):  # a Metadata request for thousands of partitions can time out under load
+        md = partition_metadata(system.bootstrap, topic)
+        if md:
+            break
     if not md:
         raise BenchError(f"{system.name}: no metadata for {topic}")
     for p in sorted(md):
