@@ -30,7 +30,13 @@ from typing import Any
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``consumer-groups`` to the kafkalike parser."""
     p = subparsers.add_parser("consumer-groups", help="list, describe, reset and delete consumer groups",
-                              description="Consumer group administration (kafka-consumer-groups.sh).")
+                              description="Consumer group administration (kafka-consumer-groups.sh).",
+                              epilog="examples:\n"
+                                     "  kafkalike consumer-groups --bootstrap-server localhost:9092 --list\n"
+                                     "  kafkalike consumer-groups --bootstrap-server localhost:9092 --describe --group billing\n"
+                                     "  kafkalike consumer-groups --bootstrap-server localhost:9092 --reset-offsets \\\n"
+                                     "      --group billing --topic orders --to-earliest --execute",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,HOST:PORT]")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="list all consumer groups")

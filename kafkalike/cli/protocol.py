@@ -15,7 +15,11 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``protocol`` with its ``explain`` sub-command to the kafkalike parser."""
-    parser = subparsers.add_parser("protocol", help="Kafka wire protocol tools")
+    parser = subparsers.add_parser("protocol", help="Kafka wire protocol tools",
+                                   epilog="example:\n"
+                                          "  kafkalike protocol explain tests/data/golden/kafka-python-ApiVersions-v3.bin\n"
+                                          "  xxd -p captured.bin | kafkalike protocol explain -     # hex on stdin",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="protocol_command", metavar="SUBCOMMAND")
     explain = sub.add_parser("explain", help="decode a captured frame (hex or binary)")
     explain.add_argument("file", help="file with one frame, or - for standard input")

@@ -25,7 +25,13 @@ DEFAULT_DIR = ".kafkalike/zk"
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``zk`` sub-command and its actions to the ``kafkalike`` parser."""
-    p = subparsers.add_parser("zk", help="a local ZooKeeper ensemble: up, down, status, tree")
+    p = subparsers.add_parser("zk", help="a local ZooKeeper ensemble: up, down, status, tree",
+                              epilog="examples:\n"
+                                     "  kafkalike zk up --nodes 3          # 127.0.0.1-3:2181, data in .kafkalike/zk\n"
+                                     "  kafkalike zk status\n"
+                                     "  kafkalike zk tree /brokers\n"
+                                     "  kafkalike zk down",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="zk_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
