@@ -23,9 +23,9 @@ two shipped configurations.
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
-import subprocess
 import tempfile
 import time
 import traceback
@@ -135,8 +135,6 @@ def machine_description() -> str:
                           if l.startswith("MemTotal")).split()[1])
     except (OSError, StopIteration, ValueError):
         mem_kb = 0
-    import os
-
     return (f"{model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB RAM, "
             f"Linux {platform.release()}, Python {platform.python_version()}")
 
@@ -217,7 +215,8 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
                 port = rkmod.find_free_port([f"127.0.1.{i}" for i in (1, 2, 3)], span=2,
                                             start=33000, stop=40000)
                 system = ReferenceSystem(work / name, "zk" if name == "kafka-zk" else "kraft", port,
-                                         zookeeper_connect=zookeeper_connect)
+                                         zookeeper_connect=zookeeper_connect,
+                                         chroot=f"/bench-kafka-zk-{chroot_tag}")
             live[name] = system
             system.up()
             print(f"  {name} up in {time.monotonic() - t0:.1f} s: {system.bootstrap}", flush=True)
@@ -417,10 +416,7 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
                 ):
                     res = run.attempt(f"{name} {workload} {label} round {rnd}", fn)
                     if res is not None:
-                        secs, broker = res
-                        run.add(workload, label, name, secs, "s", rnd, False)
-                    else:
-                        broker = None
+                        run.add(workload, label, name, res[0], "s", rnd, False)
                     # bring the cluster back to 3 brokers and full ISRs before the next trial
                     down = [b for b in (1, 2, 3) if b not in system.pids()]
                     for b in down:

@@ -122,13 +122,14 @@ class KafkalikeSystem:
 
 @attrs.define
 class ReferenceSystem:
-    """Apache Kafka 3.9 in ``mode`` "zk" (against ``zookeeper_connect``, chroot
-    ``/bench-kafka-zk``) or "kraft", on 127.0.1.x at ``port`` (KRaft controllers at port+1)."""
+    """Apache Kafka 3.9 in ``mode`` "zk" (against ``zookeeper_connect`` under ``chroot``) or
+    "kraft", on 127.0.1.x at ``port`` (KRaft controllers at port+1)."""
 
     base_dir: Path
     mode: str
     port: int
     zookeeper_connect: str | None = None
+    chroot: str = "/bench-kafka-zk"
     brokers: int = 3
     heap: str = "512m"
     name: str = attrs.field(init=False)
@@ -140,7 +141,7 @@ class ReferenceSystem:
                      else {"broker.session.timeout.ms": str(SESSION_TIMEOUT_MS)})
         zk = None
         if self.mode == "zk" and self.zookeeper_connect:
-            zk = self.zookeeper_connect + "/bench-kafka-zk"
+            zk = self.zookeeper_connect + self.chroot
         self.rk = ReferenceKafka(mode=self.mode, base_dir=self.base_dir, brokers=self.brokers,  # type: ignore[arg-type]
                                  port=self.port, controller_port=self.port + 1, zookeeper=zk,
                                  overrides=overrides, heap=self.heap)
