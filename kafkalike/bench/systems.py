@@ -84,7 +84,11 @@ class KafkalikeSystem:
     def __attrs_post_init__(self) -> None:
         self.cluster = LocalCluster(self.base_dir, brokers=self.brokers, base_port=self.port,
                                     zookeeper_connect=self.zookeeper_connect, chroot=self.chroot,
-                                    overrides={"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS)})
+                                    overrides={"zookeeper.session.timeout.ms": str(SESSION_TIMEOUT_MS),
+                                               # the durability settings Kafka gets (topic_defaults)
+                                               "min.insync.replicas": "2",
+                                               "default.replication.factor": str(min(3, self.brokers)),
+                                               "unclean.leader.election.enable": "false"})
 
     @property
     def bootstrap(self) -> str:
