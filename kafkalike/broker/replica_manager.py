@@ -235,19 +235,30 @@ class ReplicaManager:
         self.produce_purgatory.check_and_complete(tp)
         self.fetch_purgatory.check_and_complete(tp)
 
+    def _stale_request(self, request: Any, api: str, *, broker_epoch_since: int,
+                       version: int) -> ErrorCode | None:
+        """Fence a controller request (LeaderAndIsr, StopReplica): STALE_CONTROLLER_EPOCH if it
+        comes from an older controller, STALE_BROKER_EPOCH if it was meant for an earlier
+        registration of this broker (the field exists from ``broker_epoch_since``; -1 = not
+        set). Otherwise adopts the request's controller epoch and returns None."""
+        if request.controller_epoch < self.controller_epoch:
+            log.warning("stale_controller_epoch", api=api,
+                        request_epoch=request.controller_epoch, current=self.controller_epoch)
+            return ErrorCode.stale_controller_epoch
+        if version >= broker_epoch_since and 0 <= request.broker_epoch < self.server.broker_epoch:
+            log.warning("stale_broker_epoch", api=api,
+                        request_epoch=request.broker_epoch, current=self.server.broker_epoch)
+            return ErrorCode.stale_broker_epoch
+        self.controller_epoch = request.controller_epoch
+        return None
+
     # ------------------------------------------------------------------ LeaderAndIsr
     async def become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
         """Handle a LeaderAndIsr request (any version 0-6); returns the response entity."""
         server = self.server
-        if request.controller_epoch < self.controller_epoch:
-            log.warning("stale_controller_epoch", api="LeaderAndIsr",
-                        request_epoch=request.controller_epoch, current=self.controller_epoch)
-            return LeaderAndIsrResponse(error_code=ErrorCode.stale_controller_epoch.value)
-        if version >= 2 and 0 <= request.broker_epoch < server.broker_epoch:
-            log.warning("stale_broker_epoch", api="LeaderAndIsr",
-                        request_epoch=request.broker_epoch, current=server.broker_epoch)
-            return LeaderAndIsrResponse(error_code=ErrorCode.stale_broker_epoch.value)
-        self.controller_epoch = request.controller_epoch
+        stale = self._stale_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
+        if stale is not None:
+            return LeaderAndIsrResponse(error_code=stale.value)
 
         states: list[tuple[str, Any, Any]] = []  # (topic, topic_id, partition state)
         if version >= 2:
@@ -345,15 +356,9 @@ class ReplicaManager:
     async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
         """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked."""
         server = self.server
-        if request.controller_epoch < self.controller_epoch:
-            log.warning("stale_controller_epoch", api="StopReplica",
-                        request_epoch=request.controller_epoch, current=self.controller_epoch)
-            return StopReplicaResponse(error_code=ErrorCode.stale_controller_epoch.value)
-        if version >= 1 and 0 <= request.broker_epoch < server.broker_epoch:
-            log.warning("stale_broker_epoch", api="StopReplica",
-                        request_epoch=request.broker_epoch, current=server.broker_epoch)
-            return StopReplicaResponse(error_code=ErrorCode.stale_broker_epoch.value)
-        self.controller_epoch = request.controller_epoch
+        stale = self._stale_request(request, "StopReplica", broker_epoch_since=1, version=version)
+        if stale is not None:
+            return StopReplicaResponse(error_code=stale.value)
         items: list[tuple[TopicPartition, int, bool]] = []  # (tp, leader epoch, delete)
         if version == 0:
             items = [(TopicPartition(p.topic_name, p.partition_index), NO_EPOCH, request.delete_partitions)
