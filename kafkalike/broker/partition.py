@@ -104,8 +104,9 @@ class ProducerStateManager:
 
     NUM_BATCHES_TO_RETAIN = 5
 
-    def __init__(self) -> None:
+    def __init__(self, partition: str = "") -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        self.partition = partition  # for log lines only
 
     def check(self, producer_id: int, epoch: int, first_seq: int, last_seq: int) -> None:
         """Validate a client batch before the leader appends it. Raises DuplicateBatch,
@@ -121,11 +122,15 @@ class ProducerStateManager:
                 if b.first_seq == first_seq and b.last_seq == last_seq:
                     raise DuplicateBatch(b.first_offset, b.last_offset)
             if entry.batches and first_seq != _next_seq(entry.batches[-1].last_seq):
+                _logger.info("out_of_order_sequence", partition=self.partition, producer_id=producer_id,
+                             epoch=epoch, first_seq=first_seq, expected=_next_seq(entry.batches[-1].last_seq))
                 raise PartitionError(
                     ErrorCode.out_of_order_sequence_number,
                     f"out of order sequence number for producer {producer_id}: {first_seq} "
                     f"(incoming batch seq) does not follow {entry.batches[-1].last_seq}")
         elif first_seq != 0:
+            _logger.info("out_of_order_sequence", partition=self.partition, producer_id=producer_id,
+                         epoch=epoch, first_seq=first_seq, expected=0)
             raise PartitionError(ErrorCode.out_of_order_sequence_number,
                                  f"invalid sequence number {first_seq} for new epoch {epoch} of "
                                  f"producer {producer_id} (expected 0)")
@@ -135,6 +140,9 @@ class ProducerStateManager:
         """Record an appended batch (leader or follower)."""
         entry = self.producers.get(producer_id)
         if entry is None or epoch > entry.epoch:
+            if entry is not None:  # a new epoch: earlier batches no longer deduplicate (KIP-98)
+                _logger.info("producer_epoch_bumped", partition=self.partition, producer_id=producer_id,
+                             old_epoch=entry.epoch, epoch=epoch, first_seq=first_seq, first_offset=first_offset)
             entry = ProducerEntry(epoch)
             self.producers[producer_id] = entry
         elif epoch < entry.epoch:
@@ -247,7 +255,7 @@ class Partition:
         self.isr_update_in_flight = False
         self.isr_shrinks = 0
         self.isr_expands = 0
-        self.producer_state = ProducerStateManager()
+        self.producer_state = ProducerStateManager(str(tp))
         try:
             batches = self.producer_state.rebuild(log)
         except OSError as exc:  # unreadable header: start without producer state

@@ -13,6 +13,13 @@ and unclean election off (docs/chaos.md, "The checker", says the same at length)
 - duplicate: one (key, seq) read at two different offsets of its partition (rereading one
   offset after a rewind is not a duplicate). Counted as an anomaly only with
   ``idempotent=True`` (the default); otherwise at-least-once allows it and it is reported.
+- duplicate_new_epoch (reported, never judged): a duplicate whose producer's client moved
+  the record's partition to a new idempotent epoch (a ProducerEpoch event) after sending the
+  record and before its outcome. The broker deduplicates within one (producer id, epoch)
+  only (KIP-98); librdkafka bumps the epoch on its own (after OUT_OF_ORDER_SEQUENCE_NUMBER
+  on a request behind a failed one, or after message timeouts) and re-sends records that
+  may already be in the log under the new epoch from sequence 0 (confluentinc/librdkafka
+  issue 4953): a client's duplicate, not the cluster's.
 - phantom: a read of a (key, seq) never sent, of a value that did not decode (seq None), or
   of a record whose send failed *definitely*.
 - order: (a) acknowledged out of real-time order: record a of key k was acknowledged before
@@ -66,18 +73,23 @@ from kafkalike.chaos.history import (
     FaultHealed,
     FaultStarted,
     HistoryError,
+    ProducerEpoch,
     Sent,
 )
 
 LOST = "lost"
 DUPLICATE = "duplicate"
+DUPLICATE_NEW_EPOCH = "duplicate_new_epoch"
 PHANTOM = "phantom"
 ORDER = "order"
 DOUBLE_ACK = "double_ack"
 DIVERGENT_READ = "divergent_read"
 REORDER = "reorder"
 GAP = "gap"
-ANOMALY_KINDS: tuple[str, ...] = (LOST, DUPLICATE, PHANTOM, ORDER, DOUBLE_ACK, DIVERGENT_READ, REORDER, GAP)
+ANOMALY_KINDS: tuple[str, ...] = (LOST, DUPLICATE, PHANTOM, ORDER, DOUBLE_ACK, DIVERGENT_READ, REORDER, GAP,
+                                  DUPLICATE_NEW_EPOCH)
+NEVER_JUDGED: frozenset[str] = frozenset((DUPLICATE_NEW_EPOCH,))
+"""Kinds reported with their evidence but never making a verdict invalid."""
 
 VALID = "valid"
 INVALID = "invalid"
@@ -242,16 +254,16 @@ class Verdict:
             f" unchecked {s['acked_unchecked']}; indefinite/unanswered writes read {s['uncertain_read']}"
         )
         out.append("")
-        out.append(f"{'anomaly':<16}{'count':>8}  evidence")
+        out.append(f"{'anomaly':<32}{'count':>8}  evidence")
         for kind in ANOMALY_KINDS:
             n = self.counts[kind]
             ev = self.evidence.get(kind, [])
             judged = kind in s["judged_kinds"]
             label = kind if judged else f"{kind} (not judged)"
             first = _ev_text(ev[0]) if ev else ""
-            out.append(f"{label:<16}{n:>8}  {first}")
+            out.append(f"{label:<32}{n:>8}  {first}")
             for e in ev[1:evidence_lines]:
-                out.append(f"{'':<24}  {_ev_text(e)}")
+                out.append(f"{'':<40}  {_ev_text(e)}")
         out.append("")
         out.append(f"{'partition':<20}{'acked':>8}{'failed':>8}{'windows':>9}{'total_s':>10}{'longest_s':>11}")
         for a in self.availability:
@@ -327,7 +339,8 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_EVENT_CLASSES = frozenset((Sent, Acknowledged, Failed, Assigned, Consumed, Drained, FaultStarted, FaultHealed))
+_EVENT_CLASSES = frozenset((Sent, Acknowledged, Failed, Assigned, Consumed, Drained, FaultStarted, FaultHealed,
+                            ProducerEpoch))
 
 
 def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
@@ -338,9 +351,10 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
     streams: dict[tuple[str, str, int], _Stream] = {}
     faults_raw: list[FaultStarted | FaultHealed] = []
     drains: list[tuple[str, str, int]] = []
+    epochs: dict[tuple[str, str, int], list[ProducerEpoch]] = {}
 
     try:
-        ingest = _ingest(events, sent, acked, failed, streams, faults_raw, drains)
+        ingest = _ingest(events, sent, acked, failed, streams, faults_raw, drains, epochs)
     except OverflowError as e:
         raise HistoryError(f"an offset does not fit in 64 bits: {e}") from None
     n_events, consumed_events, first_time, last_time = ingest
@@ -420,9 +434,13 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                 elif ((first[2] != off or first[1] != part or first[0] != topic)
                       and rid not in dup_seen and rid[1] is not None):
                     dup_seen.add(rid)
-                    evid.add(DUPLICATE, {"key": rid[0], "seq": rid[1],
-                                         "first": f"{first[0]}-{first[1]}@{first[2]}",
-                                         "again": f"{topic}-{part}@{off}", "consumer": consumer})
+                    item = {"key": rid[0], "seq": rid[1], "first": f"{first[0]}-{first[1]}@{first[2]}",
+                            "again": f"{topic}-{part}@{off}", "consumer": consumer}
+                    bump = _epoch_bump_during(rid, sent, acked, failed, epochs) if epochs else None
+                    if bump is None:
+                        evid.add(DUPLICATE, item)
+                    else:
+                        evid.add(DUPLICATE_NEW_EPOCH, {**item, **bump})
                 # divergent read
                 # (At an acknowledged offset the ack is the reference: a read differing from
                 # another read there differs from the ack too. Elsewhere the first read is.)
@@ -526,7 +544,7 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
     availability, unattributed = _availability(sent, acked, failed, last_time)
     faults = _fault_timeline(faults_raw)
 
-    judged = set(ANOMALY_KINDS)
+    judged = set(ANOMALY_KINDS) - NEVER_JUDGED
     if not opts.idempotent:
         judged.discard(DUPLICATE)
     reasons: list[str] = []
@@ -590,8 +608,42 @@ def _delivered_before(rids: list[tuple[Any, Any]], begin: int, i: int, cache: li
     return rids[i] in seen
 
 
+def _epoch_bump_during(rid: tuple[Any, Any], sent: dict, acked: dict, failed: dict,
+                       epochs: dict[tuple[str, str, int], list[ProducerEpoch]]) -> dict[str, Any] | None:
+    """Evidence of the first epoch change of rid's producer on rid's partition after rid was
+    sent and not after its outcome (None: none): a record the client may have re-sent under
+    a new epoch, where the broker's deduplication does not reach."""
+    s = sent.get(rid)
+    if s is None:
+        return None
+    sent_at, producer, topic, part = s
+    if part is None:
+        a = acked.get(rid)
+        f = failed.get(rid)
+        part = a[1] if a is not None else (f[3] if f is not None else None)
+    changes = epochs.get((producer, topic, part)) if part is not None else None
+    if not changes:
+        return None
+    a = acked.get(rid)
+    f = failed.get(rid)
+    until = a[3] if a is not None else (f[2] if f is not None else float("inf"))
+    prev: ProducerEpoch | None = None
+    for ev in changes:
+        # a change: a (producer id, epoch) other than the partition's previous one, or, with no
+        # previous one recorded, one the client gave a reason for (a bump, not the first id)
+        changed = (ev.reason != "") if prev is None else \
+            (ev.producer_id, ev.epoch) != (prev.producer_id, prev.epoch)
+        if changed and sent_at < ev.time <= until:
+            return {"producer": producer, "epoch_changed_at": round(ev.time, 6),
+                    "from": "?" if prev is None else f"{prev.producer_id}/{prev.epoch}",
+                    "to": f"{ev.producer_id}/{ev.epoch}", "reason": ev.reason}
+        prev = ev
+    return None
+
+
 def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
-            streams: dict[tuple[str, str, int], _Stream], faults_raw: list, drains: list
+            streams: dict[tuple[str, str, int], _Stream], faults_raw: list, drains: list,
+            epochs: dict[tuple[str, str, int], list[ProducerEpoch]] | None = None
             ) -> tuple[int, int, float, float]:
     """The single pass over the history, filling the tables; returns (events, consumed
     events, first time, last time). Raises HistoryError for an inconsistent history."""
@@ -653,6 +705,9 @@ def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
             drains.append(sk)
         elif cls is FaultStarted or cls is FaultHealed:
             faults_raw.append(ev)
+        elif cls is ProducerEpoch:
+            if epochs is not None:
+                epochs.setdefault((ev.producer, ev.topic, ev.partition), []).append(ev)
         else:
             raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
     return n_events, consumed_events, first_time, last_time

@@ -36,6 +36,12 @@ Events (JSON ``"type"`` tag in brackets):
   record lost only against a drain.
 - FaultStarted [fault_started] / FaultHealed [fault_healed]: the nemesis's timeline,
   ``name`` (e.g. "kill9", "partition") and ``target`` (e.g. "broker-2", "b1|zk").
+- ProducerEpoch [producer_epoch]: producer ``producer``'s client starts sending
+  ``partition``'s records under idempotent ``(producer_id, epoch)`` (librdkafka's NEWPID);
+  ``reason`` says why the client left the previous one ("" for the first). The broker's
+  duplicate detection holds within one (producer id, epoch) only (KIP-98), so a record
+  still unacknowledged when the epoch changes may be written twice (checker: the
+  ``duplicate_new_epoch`` kind).
 
 Files: one JSON object a line, UTF-8, keys = the attrs field names plus ``"type"``.
 ``HistoryWriter`` flushes each line to the OS as written; ``read_history`` streams, and
@@ -158,7 +164,21 @@ class FaultHealed:
     target: str
 
 
-Event = Sent | Acknowledged | Failed | Assigned | Consumed | Drained | FaultStarted | FaultHealed
+@attrs.frozen
+class ProducerEpoch:
+    """Producer ``producer`` sends partition's records under (producer_id, epoch) from now on."""
+
+    time: float
+    producer: str
+    topic: str
+    partition: int
+    producer_id: int
+    epoch: int
+    reason: str = ""
+
+
+Event = (Sent | Acknowledged | Failed | Assigned | Consumed | Drained | FaultStarted | FaultHealed
+         | ProducerEpoch)
 
 EVENT_TYPES: dict[str, type] = {
     "sent": Sent,
@@ -169,6 +189,7 @@ EVENT_TYPES: dict[str, type] = {
     "drained": Drained,
     "fault_started": FaultStarted,
     "fault_healed": FaultHealed,
+    "producer_epoch": ProducerEpoch,
 }
 _TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
 
@@ -194,6 +215,8 @@ _SCHEMA: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
               ("start_offset", _INT), ("end_offset", _INT)),
     FaultStarted: (("time", _NUM), ("name", _STR), ("target", _STR), ("detail", _STR)),
     FaultHealed: (("time", _NUM), ("name", _STR), ("target", _STR)),
+    ProducerEpoch: (("time", _NUM), ("producer", _STR), ("topic", _STR), ("partition", _INT),
+                    ("producer_id", _INT), ("epoch", _INT), ("reason", _STR)),
 }
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f for f, _ in s) for cls, s in _SCHEMA.items()}
 

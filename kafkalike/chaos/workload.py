@@ -14,6 +14,13 @@ producer) is ``definite``. A producer whose client hits a fatal error (e.g. the 
 producer's sequence state lost after an unclean election) is purged, closed and recreated
 under a new name (``p<i>.<generation>``), since Kafka orders one producer instance's sends.
 
+Producers run with librdkafka's ``debug=eos`` into a Python logger (``EosLogHandler``): each
+time the client moves a partition to a new idempotent (producer id, epoch) -- its NEWPID
+log line -- the workload writes ``ProducerEpoch`` with the reason librdkafka gave for the
+bump (its DRAIN line), so the checker can tell a duplicate the client made by re-sending
+under a new epoch from one the broker's deduplication let through. Other client log lines
+of level warning and above go to stderr, as librdkafka's own logger would print them.
+
 Consumers (``consumers`` members of one group) record ``Assigned`` from the rebalance
 callback (offset None: the position is the committed offset, unknown to us) and
 ``Consumed`` for every record.
@@ -29,6 +36,9 @@ Threads: one per producer and consumer; the history writer is shared under a loc
 
 from __future__ import annotations
 
+import logging
+import re
+import sys
 import threading
 import time
 import zlib
@@ -46,6 +56,7 @@ from kafkalike.chaos.history import (
     Event,
     Failed,
     HistoryWriter,
+    ProducerEpoch,
     Sent,
     now,
 )
@@ -70,6 +81,70 @@ class LockedHistory:
     def close(self) -> None:
         with self._lock:
             self.writer.close()
+
+
+_NEWPID = re.compile(r"(?P<topic>\S+) \[(?P<partition>\d+)\] changed "
+                     r"PID\{(?:Invalid|Id:(?P<old_id>-?\d+),Epoch:(?P<old_epoch>-?\d+))\}"
+                     r" -> PID\{Id:(?P<id>-?\d+),Epoch:(?P<epoch>-?\d+)\}")
+_DRAIN = re.compile(r"Beginning partition drain (?:in state \S+ )?for .*?(?P<what>epoch bump|reset) .*?"
+                    r"in-flight requests: (?P<reason>.*)$")
+
+
+def parse_eos_line(message: str) -> tuple[str, dict[str, Any]] | None:
+    """One librdkafka log message as the Python logger gets it (``"FAC [client] [thrd:..]: text"``):
+    ("newpid", {topic, partition, old_id, old_epoch, id, epoch}) for a partition's producer id
+    change (rdkafka_partition.c, NEWPID; old_id -1 for the first, ``PID{Invalid}``);
+    ("drain", {what: "epoch bump" | "reset", reason}) for the start of an epoch bump or
+    producer id reset (rdkafka_idempotence.c, DRAIN); else None."""
+    fac, _, rest = message.partition(" ")
+    text = rest.split("]: ", 2)[-1]
+    if fac == "NEWPID":
+        m = _NEWPID.search(text)
+        if m:
+            d = m.groupdict()
+            return "newpid", {"topic": d["topic"],
+                              **{k: -1 if v is None else int(v) for k, v in d.items() if k != "topic"}}
+    elif fac == "DRAIN":
+        m = _DRAIN.search(text)
+        if m:
+            return "drain", {"what": m["what"], "reason": m["reason"].strip()}
+    return None
+
+
+class EosLogHandler(logging.Handler):
+    """A producer client's log: idempotence state changes become ``ProducerEpoch`` events of
+    ``producer`` in ``history``; other records of level WARNING and above are printed to
+    ``stream`` (default: sys.stderr at the time of writing) the way librdkafka prints them.
+    ``on_epoch_change()`` is called for every change after a partition's first producer id."""
+
+    def __init__(self, producer: str, history: "LockedHistory",
+                 on_epoch_change: Callable[[], None] | None = None, stream: Any = None) -> None:
+        super().__init__(logging.DEBUG)
+        self.producer = producer
+        self.history = history
+        self.on_epoch_change = on_epoch_change
+        self.stream = stream
+        self.reason = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            parsed = parse_eos_line(message)
+            if parsed is not None:
+                kind, d = parsed
+                if kind == "drain":
+                    self.reason = f"{d['what']}: {d['reason']}"
+                else:
+                    reason = "" if d["old_id"] < 0 else self.reason
+                    if d["old_id"] >= 0 and self.on_epoch_change is not None:
+                        self.on_epoch_change()
+                    self.history.write(ProducerEpoch(now(), self.producer, d["topic"], d["partition"],
+                                                     d["id"], d["epoch"], reason))
+            elif record.levelno >= logging.WARNING:
+                print(f"%{record.levelname[:4]}|{time.time():.3f}|{message}",
+                      file=self.stream or sys.stderr)
+        except Exception:  # a log line must never take the producer down
+            self.handleError(record)
 
 
 @attrs.frozen
@@ -121,6 +196,7 @@ class WorkloadStats:
     failed: int = 0
     consumed: int = 0
     acked_offset_unknown: int = 0
+    epoch_changes: int = 0
     producer_generations: int = 0
     errors: dict[str, int] = attrs.Factory(dict)
 
@@ -186,7 +262,15 @@ class Workload:
                     fatal.set()
                     self._error(f"fatal:{err.name()}")
 
-            return name, Producer({**self._producer_conf(name), "error_cb": on_error})
+            conf: dict[str, Any] = {**self._producer_conf(name), "error_cb": on_error}
+            if c.idempotence and c.acks == "all":
+                eos = EosLogHandler(name, self.history, lambda: self._count("epoch_changes"))
+                logger = logging.getLogger(f"kafkalike.chaos.librdkafka.{name}")
+                logger.handlers[:] = [eos]
+                logger.setLevel(logging.DEBUG)
+                logger.propagate = False
+                conf.update({"debug": "eos", "logger": logger})
+            return name, Producer(conf)
 
         name, producer = new_producer()
         topic = c.topic

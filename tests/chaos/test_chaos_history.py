@@ -21,6 +21,7 @@ from kafkalike.chaos.history import (
     HistoryError,
     HistoryReader,
     HistoryWriter,
+    ProducerEpoch,
     Sent,
     dumps,
     event_from_dict,
@@ -43,6 +44,7 @@ EXAMPLES = [
     Drained(3.0, "drain", "chaos", 2, 0, 19),
     FaultStarted(1.0, "kill9", "broker-2", "pid 4242"),
     FaultHealed(2.5, "kill9", "broker-2"),
+    ProducerEpoch(2.6, "p0", "chaos", 2, 1000, 1, "epoch bump: skipped sequence numbers"),
 ]
 
 
