@@ -3,7 +3,8 @@
 Holds: `RecordBatch` (a view over the 61-byte v2 header inside a bytearray/memoryview/bytes
 buffer, with in-place patching of baseOffset and partitionLeaderEpoch), `iter_batches()` (walks
 the batches stored back to back in one buffer and tells a truncated tail apart from a corrupt
-batch), the typed errors they raise, and `build_batch()` (makes a valid uncompressed v2 batch
+batch), `assign_offsets()` (the leader's single-pass validate-and-patch walk over a Produce's
+record set, no view per batch), the typed errors they raise, and `build_batch()` (makes a valid uncompressed v2 batch
 from simple records, for tests and tools).
 
 Follows the Kafka protocol guide, "Record Batch" (magic 2), and Kafka's DefaultRecordBatch:
@@ -29,9 +30,10 @@ decodes individual records except in `build_batch()` (encoding) and `iter_simple
 (uncompressed batches only, for tests); full record codecs and compression live in
 kafkalike/protocol/records.py.
 
-Error codes: a legacy message set (magic 0 or 1) is refused with `UnsupportedMagicError`, whose
-`error_code` is "CORRUPT_MESSAGE" (2). That is what a ZooKeeper-era Kafka 2.x broker answered
-to a Produce v3+ carrying magic < 2 (ProduceRequest.validateRecords raised
+Errors: every error here is a `RecordBatchError`, itself a `kafkalike.protocol.errors.RecordsError`
+(a `ProtocolError`) whose `error_code` is ErrorCode.corrupt_message (CORRUPT_MESSAGE, 2).
+A legacy message set (magic 0 or 1) is refused with `UnsupportedMagicError` (CORRUPT_MESSAGE):
+that is what a ZooKeeper-era Kafka 2.x broker answered to a Produce v3+ carrying magic < 2 (ProduceRequest.validateRecords raised
 InvalidRecordException, then a subclass of CorruptRecordException). Kafka 2.5+ answers
 INVALID_RECORD (87) instead; UNSUPPORTED_FOR_MESSAGE_FORMAT (43) is what Kafka uses for features
 the *topic's* message format cannot carry, which is not this case.
@@ -45,6 +47,9 @@ from typing import Union
 
 import attrs
 import crc32c as _crc32c
+
+from kafkalike.protocol import errors
+from kafkalike.protocol.errors import CorruptRecordsError, RecordsError
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -107,10 +112,13 @@ TIMESTAMP_LOG_APPEND_TIME = 1
 # --------------------------------------------------------------------------------------- errors
 
 
-class RecordBatchError(Exception):
-    """Base class: a buffer that does not hold valid v2 batches at `position` (bytes)."""
+class RecordBatchError(RecordsError):
+    """Base class: a buffer that does not hold valid v2 batches at `position` (bytes).
 
-    error_code = "CORRUPT_MESSAGE"
+    A `kafkalike.protocol.errors.RecordsError` (so a `ProtocolError`): `error_code` is
+    ErrorCode.corrupt_message (CORRUPT_MESSAGE, 2), and code that catches the codec's errors
+    catches these too.
+    """
 
     def __init__(self, message: str, position: int) -> None:
         super().__init__(f"{message} (at byte {position})")
@@ -134,8 +142,11 @@ class TruncatedBatchError(RecordBatchError):
         self.available = available
 
 
-class CorruptBatchError(RecordBatchError):
-    """A batch whose bytes are wrong: bad length, bad magic, or CRC mismatch (CORRUPT_MESSAGE)."""
+class CorruptBatchError(RecordBatchError, CorruptRecordsError):
+    """A batch whose bytes are wrong: bad length, bad magic, or CRC mismatch (CORRUPT_MESSAGE).
+
+    Also a `kafkalike.protocol.errors.CorruptRecordsError`, the codec's name for the same thing.
+    """
 
 
 class BadBatchLengthError(CorruptBatchError):
@@ -157,10 +168,10 @@ class CrcMismatchError(CorruptBatchError):
         self.computed = computed
 
 
-class UnsupportedMagicError(CorruptBatchError):
+class UnsupportedMagicError(CorruptBatchError, errors.UnsupportedMagicError):
     """A legacy message set (magic 0 or 1); kafkalike stores only magic 2.
 
-    error_code is CORRUPT_MESSAGE, as a Kafka 2.x broker answered to a Produce v3+ carrying
+    Also a `kafkalike.protocol.errors.UnsupportedMagicError`. error_code is CORRUPT_MESSAGE, as a Kafka 2.x broker answered to a Produce v3+ carrying
     magic < 2 (see the module docstring for Kafka 2.5+'s INVALID_RECORD).
     """
 
@@ -411,6 +422,129 @@ def iter_batches(
                 raise CrcMismatchError(position, batch.crc, computed)
         yield batch
         position += size
+
+
+_WALK = struct.Struct(">iibIhi8xq14xi")
+"""From batchLength (@8) to recordsCount (@57): batchLength, partitionLeaderEpoch, magic, crc,
+attributes, lastOffsetDelta, maxTimestamp, recordsCount (baseTimestamp and the producer fields
+skipped)."""
+assert _WALK.size == HEADER_SIZE - BATCH_LENGTH_AT
+_OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
+"""baseOffset, batchLength, partitionLeaderEpoch: one pack_into patches offset and epoch."""
+_ATTRIBUTES = struct.Struct(">h")
+_CRC = struct.Struct(">I")
+
+
+@attrs.frozen
+class AssignedOffsets:
+    """What `assign_offsets()` did to a record set (offsets int64, timestamps ms, sizes bytes).
+
+    batches: one (position, size, last offset, max timestamp) tuple per batch, in order, as
+    LogSegment.append takes them (position relative to the walk's start). epochs: the
+    (partitionLeaderEpoch, baseOffset) of each batch whose own epoch was kept and is >= 0 (only
+    filled when the walk did not set the epoch). first_offset/last_offset are -1 for an empty
+    record set; next_offset is the offset after the last record; max_batch_size is the largest
+    batch, for max.message.bytes checks.
+    """
+
+    first_offset: int
+    last_offset: int
+    next_offset: int
+    records_count: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    max_batch_size: int
+    valid_bytes: int
+    batches: list[tuple[int, int, int, int]]
+    epochs: list[tuple[int, int]]
+
+
+def assign_offsets(
+    buffer: bytearray | memoryview,
+    next_offset: int,
+    leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
+    *,
+    log_append_time_ms: int | None = None,
+    verify_crc: bool = True,
+) -> AssignedOffsets:
+    """Validate and patch a Produce's record set in one pass over its batches (the leader's append).
+
+    For each v2 batch stored back to back in `buffer` (writable: bytearray or writable
+    memoryview), in one walk: check the header as `iter_batches()` does (same errors, same
+    order, same positions), check the CRC-32C (unless `verify_crc=False`), refuse a negative
+    lastOffsetDelta, then write baseOffset = the next offset (starting at `next_offset`) and,
+    when `leader_epoch >= 0`, partitionLeaderEpoch = leader_epoch, with one `pack_into`. With
+    `log_append_time_ms` (topic message.timestamp.type=LogAppendTime) it also sets maxTimestamp
+    to that time and the timestamp-type attribute bit, and recomputes the CRC, as Kafka's
+    LogValidator.assignOffsetsNonCompressed / DefaultRecordBatch.setMaxTimestamp do. Records
+    are never decoded. Equivalent to `iter_batches()` + `set_base_offset()` +
+    `set_partition_leader_epoch()` per batch, without building a RecordBatch view per batch.
+
+    Returns AssignedOffsets. Raises TruncatedBatchError, UnsupportedMagicError, BadMagicError,
+    BadBatchLengthError, CrcMismatchError, CorruptBatchError (negative lastOffsetDelta), all
+    CORRUPT_MESSAGE, at the offending batch's position; batches before it are already patched.
+    TypeError for a read-only buffer.
+    """
+    mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    if mv.readonly:
+        raise TypeError("assign_offsets() patches in place: pass a bytearray or writable memoryview")
+    end = len(mv)
+    unpack = _WALK.unpack_from
+    crc32c = _crc32c.crc32c
+    pack_offset = _INT64.pack_into
+    pack_offset_epoch = _OFFSET_LENGTH_EPOCH.pack_into
+    set_epoch = leader_epoch >= 0
+    stamp = log_append_time_ms is not None
+    batches: list[tuple[int, int, int, int]] = []
+    add_batch = batches.append
+    epochs: list[tuple[int, int]] = []
+    offset = next_offset
+    count = 0
+    max_ts = NO_TIMESTAMP
+    offset_of_max = -1
+    largest = 0
+    position = 0
+    while position < end:
+        if end - position >= HEADER_SIZE:
+            length, epoch, magic, crc, attributes, delta, batch_max_ts, n = unpack(mv, position + BATCH_LENGTH_AT)
+            size = length + LOG_OVERHEAD
+            ok = magic == CURRENT_MAGIC and length >= MIN_BATCH_LENGTH and position + size <= end
+        else:
+            ok = False
+        if not ok:
+            _check_header(mv, position, end, None)  # raises the error iter_batches() would
+            raise BadBatchLengthError("record batch header not understood", position)  # pragma: no cover
+        if verify_crc:
+            computed = crc32c(mv[position + ATTRIBUTES_AT : position + size])
+            if computed != crc:
+                raise CrcMismatchError(position, crc, computed)
+        if delta < 0:
+            raise CorruptBatchError(f"negative lastOffsetDelta {delta}", position)
+        if set_epoch:
+            pack_offset_epoch(mv, position, offset, length, leader_epoch)
+        else:
+            pack_offset(mv, position, offset)
+            if epoch >= 0:
+                epochs.append((epoch, offset))
+        if stamp:
+            batch_max_ts = log_append_time_ms
+            _INT64.pack_into(mv, position + MAX_TIMESTAMP_AT, batch_max_ts)
+            _ATTRIBUTES.pack_into(mv, position + ATTRIBUTES_AT, attributes | TIMESTAMP_TYPE_MASK)
+            _CRC.pack_into(mv, position + CRC_AT, crc32c(mv[position + ATTRIBUTES_AT : position + size]))
+        last = offset + delta
+        if batch_max_ts > max_ts:
+            max_ts, offset_of_max = batch_max_ts, last
+        if size > largest:
+            largest = size
+        add_batch((position, size, last, batch_max_ts))
+        count += n
+        offset = last + 1
+        position += size
+    first = next_offset if batches else -1
+    return AssignedOffsets(first, offset - 1 if batches else -1, offset, count, max_ts, offset_of_max,
+                           largest, position, batches, epochs)
 
 
 def valid_prefix_length(buffer: Buffer, position: int = 0, end: int | None = None) -> tuple[int, RecordBatchError | None]:

@@ -25,7 +25,9 @@ batch's maxTimestamp.
 Errors (all ProtocolError): CorruptRecordsError (CORRUPT_MESSAGE) for a CRC mismatch,
 malformed record or undecompressible payload; UnsupportedMagicError (CORRUPT_MESSAGE) for
 legacy message sets (magic 0/1), which kafkalike refuses; UnsupportedCompressionError
-(UNSUPPORTED_COMPRESSION_TYPE) for codec ids 5-7.
+(UNSUPPORTED_COMPRESSION_TYPE) for codec ids 5-7. Batch-level errors come straight from
+record_batch (its CorruptBatchError is a CorruptRecordsError, its UnsupportedMagicError an
+errors.UnsupportedMagicError); only a truncated batch is turned into CorruptRecordsError here.
 """
 
 from __future__ import annotations
@@ -41,8 +43,7 @@ import cramjam
 import crc32c as _crc32c
 
 from kafkalike.protocol import record_batch as rb
-from kafkalike.protocol.errors import (CorruptRecordsError, UnsupportedCompressionError,
-                                       UnsupportedMagicError)
+from kafkalike.protocol.errors import CorruptRecordsError, UnsupportedCompressionError
 
 __all__ = [
     "Record",
@@ -305,12 +306,6 @@ def _decode_records(data: Any, count: int, base_offset: int, base_ts: int,
 # ----------------------------------------------------------------------------- batches
 
 
-def _wrap(exc: rb.RecordBatchError) -> Exception:
-    if isinstance(exc, rb.UnsupportedMagicError):
-        return UnsupportedMagicError(str(exc))
-    return CorruptRecordsError(str(exc))
-
-
 def decode_batch(buf: bytes | bytearray | memoryview, position: int = 0, *,
                  verify_crc: bool = True) -> DecodedBatch:
     """Decode the v2 batch at ``buf[position:]`` with all its records (decompressing).
@@ -321,8 +316,8 @@ def decode_batch(buf: bytes | bytearray | memoryview, position: int = 0, *,
     try:
         batch = next(rb.iter_batches(buf, position, position + _batch_extent(buf, position),
                                      verify_crc=verify_crc))
-    except rb.RecordBatchError as exc:
-        raise _wrap(exc) from None
+    except rb.TruncatedBatchError as exc:  # the others already are CorruptRecordsError
+        raise CorruptRecordsError(str(exc)) from None
     return _decode(batch)
 
 
@@ -370,11 +365,9 @@ def decode_batches(buf: bytes | bytearray | memoryview, *, verify_crc: bool = Tr
     try:
         for batch in rb.iter_batches(buf, verify_crc=verify_crc):
             out.append(_decode(batch))
-    except rb.TruncatedBatchError as exc:
+    except rb.TruncatedBatchError as exc:  # the others already are CorruptRecordsError
         if not allow_truncated_tail:
-            raise _wrap(exc) from None
-    except rb.RecordBatchError as exc:
-        raise _wrap(exc) from None
+            raise CorruptRecordsError(str(exc)) from None
     return out
 
 

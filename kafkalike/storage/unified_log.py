@@ -18,24 +18,19 @@ on the page cache and replication; it fsyncs a segment when it rolls and everyth
 from __future__ import annotations
 
 import bisect
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
-import crc32c
 import structlog
 
 from kafkalike.protocol.record_batch import (
-    ATTRIBUTES_AT,
-    CRC_AT,
-    MAX_TIMESTAMP_AT,
     NO_TIMESTAMP,
-    TIMESTAMP_TYPE_MASK,
     RecordBatchError,
     iter_batches,
 )
+from kafkalike.protocol.record_batch import assign_offsets as assign_offsets_in_place
 from kafkalike.storage import batch_codec
 from kafkalike.storage.checkpoints import LEADER_EPOCH_CHECKPOINT, TopicPartition
 from kafkalike.storage.errors import (
@@ -57,9 +52,6 @@ EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 MAX_TIMESTAMP = -3
 
-_INT64 = struct.Struct(">q")
-_INT16 = struct.Struct(">h")
-_UINT32 = struct.Struct(">I")
 
 
 @attrs.frozen
@@ -249,68 +241,50 @@ class UnifiedLog:
     ) -> LogAppendInfo:
         """Append one or more v2 batches (bytes back to back).
 
-        assign_offsets=True (leader, Produce): each batch's baseOffset is patched to the next
-        offset and, when leader_epoch >= 0, its partitionLeaderEpoch to leader_epoch — in place
-        in `records` when it is writable (bytearray / writable memoryview), else in a copy.
-        assign_offsets=False (follower, replicated fetch data): offsets are kept and must start at
-        or after the LEO and increase (UnexpectedAppendOffsetError otherwise); the batches' own
-        partitionLeaderEpoch values feed the leader epoch cache.
-        Topic config message.timestamp.type=LogAppendTime rewrites maxTimestamp and the
-        timestamp-type bit and recomputes the CRC (as Kafka's LogValidator does).
+        assign_offsets=True (leader, Produce): one pass of record_batch.assign_offsets() checks
+        each batch's header and CRC and patches its baseOffset to the next offset and, when
+        leader_epoch >= 0, its partitionLeaderEpoch to leader_epoch — in place in `records` when
+        it is writable (bytearray / writable memoryview), else in a copy. Topic config
+        message.timestamp.type=LogAppendTime also rewrites maxTimestamp and the timestamp-type
+        bit and recomputes the CRC (as Kafka's LogValidator does).
+        assign_offsets=False (follower, replicated fetch data; Kafka's UnifiedLog.appendAsFollower):
+        header and CRC are checked, but the bytes are stored exactly as the leader wrote them
+        (no offset, epoch or timestamp rewrite, so a follower's segments equal the leader's);
+        offsets must start at or after the LEO and increase (UnexpectedAppendOffsetError
+        otherwise); the batches' own partitionLeaderEpoch values feed the leader epoch cache.
 
         Raises CorruptRecordError (CORRUPT_MESSAGE; bad length/magic/CRC, a truncated batch, legacy
-        magic 0/1), RecordTooLargeError (MESSAGE_TOO_LARGE; batch > max.message.bytes or the
-        whole append > segment.bytes), KafkaStorageError (write failed).
+        magic 0/1, negative lastOffsetDelta), RecordTooLargeError (MESSAGE_TOO_LARGE; batch >
+        max.message.bytes or the whole append > segment.bytes), KafkaStorageError (write failed).
         """
         self._check_open()
         mv = records if isinstance(records, memoryview) else memoryview(records)
         if mv.format != "B" or mv.ndim != 1:
             mv = mv.cast("B")
-        log_append_time = self.config.message_timestamp_type == "LogAppendTime"
-        if mv.readonly and (assign_offsets or log_append_time):
+        log_append_time = assign_offsets and self.config.message_timestamp_type == "LogAppendTime"
+        if mv.readonly and assign_offsets:
             mv = memoryview(bytearray(mv))
         now = self.clock()
-        metas: list[tuple[int, int, int, int]] = []
-        epochs: list[tuple[int, int]] = []
-        expected = self._next_offset
-        count = 0
-        max_ts = NO_TIMESTAMP
-        offset_of_max = -1
-        first_offset = -1
-        try:
-            for b in iter_batches(mv):
-                if b.size_in_bytes > self.config.max_message_bytes:
-                    raise RecordTooLargeError(
-                        f"batch of {b.size_in_bytes} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
-                    )
-                if b.last_offset_delta < 0:
-                    raise CorruptRecordError(f"negative lastOffsetDelta {b.last_offset_delta}", b.position)
-                if assign_offsets:
-                    b.set_base_offset(expected)
-                    if leader_epoch >= 0:
-                        b.set_partition_leader_epoch(leader_epoch)
-                elif b.base_offset < expected:
-                    raise UnexpectedAppendOffsetError(
-                        f"follower append at offset {b.base_offset} below expected {expected} (log end offset {self._next_offset})",
-                        b.base_offset,
-                        b.last_offset,
-                    )
-                if log_append_time:
-                    _INT64.pack_into(mv, b.position + MAX_TIMESTAMP_AT, now)
-                    _INT16.pack_into(mv, b.position + ATTRIBUTES_AT, b.attributes | TIMESTAMP_TYPE_MASK)
-                    _UINT32.pack_into(mv, b.position + CRC_AT, crc32c.crc32c(mv[b.position + ATTRIBUTES_AT : b.end_position]))
-                    b.max_timestamp = now
-                if first_offset < 0:
-                    first_offset = b.base_offset
-                if b.max_timestamp > max_ts:
-                    max_ts, offset_of_max = b.max_timestamp, b.last_offset
-                metas.append((b.position, b.size_in_bytes, b.last_offset, b.max_timestamp))
-                if b.partition_leader_epoch >= 0:
-                    epochs.append((b.partition_leader_epoch, b.base_offset))
-                count += b.records_count
-                expected = b.last_offset + 1
-        except RecordBatchError as exc:
-            raise CorruptRecordError(str(exc), exc.position) from None
+        if assign_offsets:
+            try:
+                assigned = assign_offsets_in_place(
+                    mv, self._next_offset, leader_epoch, log_append_time_ms=now if log_append_time else None
+                )
+            except RecordBatchError as exc:
+                raise CorruptRecordError(str(exc), exc.position) from None
+            if assigned.max_batch_size > self.config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {assigned.max_batch_size} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
+                )
+            metas = assigned.batches
+            first_offset = assigned.first_offset
+            max_ts, offset_of_max, count = assigned.max_timestamp, assigned.offset_of_max_timestamp, assigned.records_count
+            if leader_epoch >= 0:
+                epochs = [(leader_epoch, first_offset)] if metas else []
+            else:
+                epochs = assigned.epochs
+        else:
+            metas, epochs, first_offset, max_ts, offset_of_max, count = self._check_follower_batches(mv)
         if not metas:
             return LogAppendInfo(-1, -1, self._next_offset, NO_TIMESTAMP, -1, 0, 0, 0, -1, self._log_start_offset, False)
         total = metas[-1][0] + metas[-1][1]
@@ -347,6 +321,49 @@ class UnifiedLog:
             self._log_start_offset,
             rolled,
         )
+
+    def _check_follower_batches(
+        self, mv: memoryview
+    ) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int]], int, int, int, int]:
+        """Validate a follower's batches without changing a byte (appendAsFollower).
+
+        Returns (batch metas for LogSegment.append, (epoch, base offset) pairs, first offset,
+        max timestamp, offset of the max timestamp, records count). Raises CorruptRecordError,
+        RecordTooLargeError, UnexpectedAppendOffsetError.
+        """
+        metas: list[tuple[int, int, int, int]] = []
+        epochs: list[tuple[int, int]] = []
+        expected = self._next_offset
+        count = 0
+        max_ts = NO_TIMESTAMP
+        offset_of_max = -1
+        first_offset = -1
+        try:
+            for b in iter_batches(mv):
+                if b.size_in_bytes > self.config.max_message_bytes:
+                    raise RecordTooLargeError(
+                        f"batch of {b.size_in_bytes} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
+                    )
+                if b.last_offset_delta < 0:
+                    raise CorruptRecordError(f"negative lastOffsetDelta {b.last_offset_delta}", b.position)
+                if b.base_offset < expected:
+                    raise UnexpectedAppendOffsetError(
+                        f"follower append at offset {b.base_offset} below expected {expected} (log end offset {self._next_offset})",
+                        b.base_offset,
+                        b.last_offset,
+                    )
+                if first_offset < 0:
+                    first_offset = b.base_offset
+                if b.max_timestamp > max_ts:
+                    max_ts, offset_of_max = b.max_timestamp, b.last_offset
+                metas.append((b.position, b.size_in_bytes, b.last_offset, b.max_timestamp))
+                if b.partition_leader_epoch >= 0:
+                    epochs.append((b.partition_leader_epoch, b.base_offset))
+                count += b.records_count
+                expected = b.last_offset + 1
+        except RecordBatchError as exc:
+            raise CorruptRecordError(str(exc), exc.position) from None
+        return metas, epochs, first_offset, max_ts, offset_of_max, count
 
     def roll(self, expected_next_offset: int | None = None) -> LogSegment:
         """Start a new active segment at max(expected_next_offset, LEO); fsync the old one

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafkalike.protocol import record_batch as rb
+from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import (
     BadBatchLengthError,
     BadMagicError,
@@ -72,7 +73,7 @@ def test_crc_mismatch_detected_at_any_covered_byte(records: list[SimpleRecord], 
     with pytest.raises(CrcMismatchError) as info:
         list(iter_batches(buf))
     assert info.value.position == 0
-    assert info.value.error_code == "CORRUPT_MESSAGE"
+    assert info.value.error_code == ErrorCode.corrupt_message
 
 
 def test_every_byte_change_is_detected_somewhere() -> None:
@@ -149,7 +150,7 @@ def test_legacy_magic_refused_with_typed_error(magic: int) -> None:
     with pytest.raises(UnsupportedMagicError, match=r"^unsupported record batch magic \d") as info:
         list(iter_batches(buf))
     assert info.value.magic == magic
-    assert info.value.error_code == "CORRUPT_MESSAGE"
+    assert info.value.error_code == ErrorCode.corrupt_message
 
 
 def test_unknown_magic_is_bad_magic() -> None:
