@@ -14,9 +14,13 @@ AlterConfigs, IncrementalAlterConfigs): decode the kio entity into plain values,
 component (``server.replica_manager`` / ``server.admin_manager``), build the response of the
 request's version with ``build()``.
 
+Which versions are served is the broker property ``kafkalike.api.versions``: ``latest``
+(SUPPORTED_APIS) or ``wireshark-4.0`` (TSHARK_COMPATIBLE_APIS, docs/protocol.md
+"Wireshark"); ApiVersions advertises that table and requests outside it are refused.
+
 Bad requests never crash the broker: an unknown API key, an unsupported version (other than
-ApiVersions, which gets the KIP-511 fallback answer) or a malformed body closes that one
-connection with one log line, as Kafka does.
+ApiVersions, which gets the KIP-511 fallback answer listing the same table) or a malformed
+body closes that one connection with one log line, as Kafka does.
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ class KafkaApis:
 
     def __init__(self, server: "KafkaServer") -> None:
         self.server = server
+        #: {api key: (min, max)} served: kafkalike.api.versions (KafkaConfig.api_versions)
+        self.supported: dict[int, tuple[int, int]] = server.config.api_versions
         self.handlers: dict[int, Handler] = {
             ApiKey.API_VERSIONS: self.handle_api_versions,
             ApiKey.METADATA: self.handle_metadata,
@@ -123,13 +129,14 @@ class KafkaApis:
         """Serve one request frame; returns response chunks or None (see module doc).
 
         Raises CloseConnection for an unknown API key, an unsupported version of anything
-        but ApiVersions, a malformed request, or an API no component serves yet.
+        but ApiVersions (versions outside ``self.supported``, the kafkalike.api.versions
+        table), a malformed request, or an API no component serves yet.
         """
         try:
-            header, request = parse_request(frame)
+            header, request = parse_request(frame, self.supported)
         except UnsupportedVersionError as exc:
             if exc.api_key == ApiKey.API_VERSIONS:
-                return [encode_api_versions_fallback(exc.correlation_id)]
+                return [encode_api_versions_fallback(exc.correlation_id, self.supported)]
             raise CloseConnection(f"unsupported version: {exc}") from None
         except UnknownApiKeyError as exc:
             raise CloseConnection(f"unknown api key: {exc}") from None
@@ -148,8 +155,9 @@ class KafkaApis:
     # ------------------------------------------------------------------ ApiVersions
     async def handle_api_versions(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
-        """ApiVersions v0-v3: the broker's version table (kafkalike.protocol.SUPPORTED_APIS)."""
-        return api_versions_response(header.api_version)
+        """ApiVersions v0-v3: the broker's version table (``self.supported``: SUPPORTED_APIS,
+        or TSHARK_COMPATIBLE_APIS with kafkalike.api.versions=wireshark-4.0)."""
+        return api_versions_response(header.api_version, self.supported)
 
     # ------------------------------------------------------------------ Metadata
     async def handle_metadata(self, header: RequestHeader, request: Any,

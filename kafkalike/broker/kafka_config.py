@@ -8,7 +8,8 @@ line naming the key and what was expected, which the CLI prints before exiting.
 Kafka keys that kafkalike accepts but that have no effect here (thread pool sizes, socket
 buffer sizes, transaction log settings ...) are listed with ``effective=False``; the broker
 logs them once at start-up (``config_ignored``) so a user can bring Kafka's own
-server.properties unchanged. docs/configuration.md lists both kinds.
+server.properties unchanged. docs/configuration.md lists both kinds. Keys starting with
+``kafkalike.`` are kafkalike's own (Kafka has no such key), e.g. ``kafkalike.api.versions``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import attrs
 
 from kafkalike.coordination.zk_data import EndPoint
+from kafkalike.protocol.api_keys import API_VERSION_PROFILES, parse_ibp
 
 INT_MAX = 2**31 - 1
 LONG_MAX = 2**63 - 1
@@ -177,7 +179,14 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _ignored("transactional.id.expiration.ms", "int", 604800000),
     # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)
     _key("inter.broker.protocol.version", "string", "3.9",
-         "caps the controller's LeaderAndIsr/UpdateMetadata/StopReplica versions (Kafka's IBP)"),
+         "Kafka's IBP (e.g. 2.4, 2.4-IV0): picks the versions brokers send each other, "
+         "controller LeaderAndIsr/UpdateMetadata/StopReplica and follower "
+         "Fetch/OffsetForLeaderEpoch/ListOffsets, as Kafka does"),
+    # --- kafkalike's own keys (not in Kafka)
+    _key("kafkalike.api.versions", "string", "latest",
+         "kafkalike only: the API version table the broker advertises and accepts; latest, or "
+         "wireshark-4.0 (capped so Debian 12's tshark decodes every frame; docs/protocol.md)",
+         choices=("latest", "wireshark-4.0")),
     _ignored("log.message.format.version", "string", "3.0"),
 ]}
 
@@ -338,7 +347,7 @@ class KafkaConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"invalid value for configuration 'listeners': "
                               f"each listener name must appear once, got {names}")
-        protocol_map = self.listener_security_protocol_map
+        self.listener_security_protocol_map  # parse now: a bad map stops start-up
         for ep in self.listeners:
             if ep.security_protocol != "PLAINTEXT":
                 raise ConfigError(
@@ -349,6 +358,11 @@ class KafkaConfig:
         if ibl is not None and ibl not in names:
             raise ConfigError(f"invalid value {ibl!r} for configuration 'inter.broker.listener.name': "
                               f"expected one of the listeners {names}")
+        ibp = self["inter.broker.protocol.version"]
+        if parse_ibp(ibp) is None:
+            raise ConfigError(f"invalid value {ibp!r} for configuration "
+                              "'inter.broker.protocol.version': expected a Kafka version such as "
+                              "3.9, 2.4 or 2.4-IV1")
         if self.broker_id == -1 and not self["broker.id.generation.enable"]:
             raise ConfigError("invalid value '-1' for configuration 'broker.id': expected an id >= 0 "
                               "when broker.id.generation.enable is false")
@@ -395,6 +409,12 @@ class KafkaConfig:
     @property
     def inter_broker_listener_name(self) -> str:
         return self["inter.broker.listener.name"] or self.listeners[0].listener_name
+
+    @property
+    def api_versions(self) -> dict[int, tuple[int, int]]:
+        """{api key: (min, max)} this broker advertises in ApiVersions and accepts, from
+        kafkalike.api.versions (kafkalike.protocol.api_keys.API_VERSION_PROFILES)."""
+        return API_VERSION_PROFILES[self["kafkalike.api.versions"]]
 
     @property
     def log_dirs(self) -> list[str]:

@@ -10,13 +10,20 @@ Each followed partition goes through two states (Kafka's PartitionFetchState):
    the epoch it answers with the largest smaller one, and the follower first truncates to
    its own end of that epoch and asks again. An unknown epoch on either side (empty epoch
    cache) falls back to the local high watermark — never "truncate to HW" otherwise.
-2. **Fetching**: Fetch v12 with replica_id = this broker, current_leader_epoch fencing, and
+2. **Fetching**: Fetch with replica_id = this broker, current_leader_epoch fencing, and
    the follower's log start offset; the leader's batches are appended unchanged
    (assign_offsets off), a partial trailing batch dropped, the local HW set to
    min(leader HW, LEO). OFFSET_OUT_OF_RANGE: the follower asks the leader's LEO and log
    start (ListOffsets as a replica) and truncates to the LEO or restarts at the log start.
    FENCED/UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER park the partition until the
    controller's next LeaderAndIsr; other errors back off replica.fetch.backoff.ms.
+
+Request versions follow inter.broker.protocol.version as Kafka's ReplicaFetcherThread
+does (MetadataVersion.fetchRequestVersion / offsetForLeaderEpochRequestVersion /
+listOffsetRequestVersion; ``fetcher_request_versions``), clamped to the versions kafkalike
+has, and never above what the leader advertised in ApiVersions: IBP 3.9 sends Fetch v12,
+OffsetForLeaderEpoch v4, ListOffsets v7; IBP 2.4 sends v11, v3, v5 (all of which
+Wireshark 4.0 dissects).
 
 Connections use kafkalike's own trio client (KafkaConnection) on the inter-broker
 listener; a lost connection backs off and reconnects. A fetcher with no partitions left is
@@ -31,7 +38,7 @@ import attrs
 import structlog
 import trio
 
-from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, request_versions_for_ibp
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, LOG_OVERHEAD
 from kafkalike.storage import TopicPartition
@@ -41,9 +48,22 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-FETCH_VERSION = 12
-EPOCH_VERSION = 4
-LIST_OFFSETS_VERSION = 7
+#: the requests a follower sends its leader
+FETCHER_APIS = (ApiKey.FETCH, ApiKey.OFFSET_FOR_LEADER_EPOCH, ApiKey.LIST_OFFSETS)
+
+
+def fetcher_request_versions(ibp: str | None) -> dict[int, int]:
+    """{api key: version} of Fetch, OffsetForLeaderEpoch and ListOffsets that a follower
+    sends at inter.broker.protocol.version ``ibp``: Kafka's choice (ReplicaFetcherThread via
+    MetadataVersion; e.g. "2.4" -> Fetch 11, OffsetForLeaderEpoch 3, ListOffsets 5) clamped
+    into SUPPORTED_APIS (IBP 3.5+ asks Fetch v15, kafkalike stops at v12; an IBP older than
+    kafkalike's minimums gets the minimums). None or unparsable: the newest supported."""
+    wanted = request_versions_for_ibp(ibp, FETCHER_APIS)
+    out = {}
+    for api in FETCHER_APIS:
+        lo, hi = SUPPORTED_APIS[api]
+        out[api] = max(lo, min(hi, wanted.get(api, hi)))
+    return out
 
 
 def complete_batches_length(records: memoryview) -> int:
@@ -97,6 +117,7 @@ class ReplicaFetcher:
         self.fetches = 0
         self.bytes_fetched = 0
         self.errors = 0
+        self.max_versions = fetcher_request_versions(self.rm.server.config["inter.broker.protocol.version"])
 
     def statistics(self) -> FetcherStatistics:
         return FetcherStatistics(self.leader_id, len(self.partitions), self.fetches,
@@ -105,6 +126,10 @@ class ReplicaFetcher:
 
     def _cfg(self, key: str) -> int:
         return int(self.rm.server.config[key])
+
+    def _version(self, api_key: int) -> int:
+        """The IBP's version of ``api_key`` (max_versions), lowered to what the leader serves."""
+        return int(self.conn.api_version(api_key, max_version=self.max_versions[api_key]))
 
     async def run(self) -> None:
         from kafkalike.client.connection import KafkaConnection
@@ -180,7 +205,8 @@ class ReplicaFetcher:
             topics.setdefault(tp.topic, []).append(
                 {"partition": tp.partition, "current_leader_epoch": state.leader_epoch, "leader_epoch": epoch})
         response = await self.conn.call(
-            ApiKey.OFFSET_FOR_LEADER_EPOCH, api_version=EPOCH_VERSION, replica_id=self.rm.broker_id,
+            ApiKey.OFFSET_FOR_LEADER_EPOCH, api_version=self._version(ApiKey.OFFSET_FOR_LEADER_EPOCH),
+            replica_id=self.rm.broker_id,
             topics=[{"topic": t, "partitions": parts} for t, parts in topics.items()])
         for t in response.topics:
             for r in t.partitions:
@@ -246,7 +272,7 @@ class ReplicaFetcher:
             return
         wait_ms = self._cfg("replica.fetch.wait.max.ms")
         response = await self.conn.call(
-            ApiKey.FETCH, api_version=FETCH_VERSION, replica_id=self.rm.broker_id,
+            ApiKey.FETCH, api_version=self._version(ApiKey.FETCH), replica_id=self.rm.broker_id,
             max_wait=wait_ms, min_bytes=self._cfg("replica.fetch.min.bytes"),
             max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
             session_id=0, session_epoch=-1,
@@ -284,7 +310,8 @@ class ReplicaFetcher:
         """Kafka's handleOutOfRangeError: follow the leader's LEO down, or restart at its log
         start offset when the follower fell behind retention."""
         response = await self.conn.call(
-            ApiKey.LIST_OFFSETS, api_version=LIST_OFFSETS_VERSION, replica_id=self.rm.broker_id,
+            ApiKey.LIST_OFFSETS, api_version=self._version(ApiKey.LIST_OFFSETS),
+            replica_id=self.rm.broker_id,
             isolation_level=0,
             topics=[{"name": tp.topic, "partitions": [
                 {"partition_index": tp.partition, "timestamp": -1, "current_leader_epoch": -1},
@@ -298,7 +325,8 @@ class ReplicaFetcher:
             log.warning("follower_truncated_to_leader_end", partition=str(tp), offset=latest.offset)
             return
         response = await self.conn.call(
-            ApiKey.LIST_OFFSETS, api_version=LIST_OFFSETS_VERSION, replica_id=self.rm.broker_id,
+            ApiKey.LIST_OFFSETS, api_version=self._version(ApiKey.LIST_OFFSETS),
+            replica_id=self.rm.broker_id,
             isolation_level=0,
             topics=[{"name": tp.topic, "partitions": [
                 {"partition_index": tp.partition, "timestamp": -2, "current_leader_epoch": -1},

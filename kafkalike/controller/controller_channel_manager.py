@@ -34,7 +34,7 @@ import trio
 
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
-from kafkalike.protocol.api_keys import ApiKey, api_name
+from kafkalike.protocol.api_keys import ApiKey, api_name, request_versions_for_ibp
 from kafkalike.protocol.leader_and_isr import (
     LeaderAndIsrLiveLeader,
     LeaderAndIsrPartitionState,
@@ -69,30 +69,18 @@ LEADER_DURING_DELETE = -2
 #: security protocol ids on the wire (Kafka's SecurityProtocol.id)
 SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
-# inter.broker.protocol.version (major, minor, patch, IV) -> the newest request version the
-# controller sends, as Kafka's ControllerChannelManager chooses them
-_IBP_THRESHOLDS: dict[int, list[tuple[tuple[int, int, int, int], int]]] = {
-    ApiKey.LEADER_AND_ISR: [((3, 2, 0, 0), 6), ((2, 8, 0, 1), 5), ((2, 4, 0, 1), 4), ((2, 4, 0, 0), 3),
-                            ((2, 2, 0, 0), 2), ((1, 0, 0, 0), 1)],
-    ApiKey.UPDATE_METADATA: [((2, 8, 0, 1), 7), ((2, 4, 0, 1), 6), ((2, 2, 0, 0), 5), ((1, 0, 0, 0), 4),
-                             ((0, 10, 2, 0), 3), ((0, 10, 0, 0), 2), ((0, 9, 0, 0), 1)],
-    ApiKey.STOP_REPLICA: [((2, 6, 0, 0), 3), ((2, 4, 0, 1), 2), ((2, 2, 0, 0), 1)],
-}
+#: the requests the controller sends brokers, capped by inter.broker.protocol.version
+CONTROLLER_APIS = (ApiKey.LEADER_AND_ISR, ApiKey.UPDATE_METADATA, ApiKey.STOP_REPLICA)
 
 
 def max_versions_for_ibp(ibp: str | None) -> dict[int, int]:
     """{api key: newest LeaderAndIsr / UpdateMetadata / StopReplica version} allowed by
     inter.broker.protocol.version ("3.9", "2.4", "2.4-IV0", "0.10.2"; a release without
     "-IVn" means its last IV; None or unparsable: no cap), as Kafka's controller chooses them.
-    Lets a cluster speak versions an older peer or tool (Wireshark's dissector) knows."""
-    import re
-
-    m = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-IV(\d+))?", (ibp or "").strip())
-    if m is None:
-        return {}
-    key = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), 99 if m.group(4) is None else int(m.group(4)))
-    return {api: next((v for threshold, v in thresholds if key >= threshold), 0)
-            for api, thresholds in _IBP_THRESHOLDS.items()}
+    The table is shared with the replica fetcher: kafkalike.protocol.api_keys.
+    request_versions_for_ibp. Lets a cluster speak versions an older peer or tool
+    (Wireshark's dissector) knows."""
+    return request_versions_for_ibp(ibp, CONTROLLER_APIS)
 
 
 Callback = Callable[[int, Any], None]

@@ -4,7 +4,11 @@ Holds ``ApiKey`` (Kafka's API keys used here, names as in Kafka's ``ApiKeys``),
 ``SUPPORTED_APIS`` ({api_key: (min_version, max_version)}, what ApiVersions advertises),
 ``API_COMPONENTS`` (which broker component serves each API; docs/protocol.md holds the
 same table and tests/protocol/test_api_table.py checks one against the other) and
-``IN_PROJECT_APIS`` (the ZooKeeper-era inter-broker RPCs defined in kafkalike, not kio).
+``IN_PROJECT_APIS`` (the ZooKeeper-era inter-broker RPCs defined in kafkalike, not kio),
+``TSHARK_COMPATIBLE_APIS`` and ``API_VERSION_PROFILES`` (the tables the broker property
+``kafkalike.api.versions`` chooses from), and ``request_versions_for_ibp`` (which versions
+a broker sends to other brokers under inter.broker.protocol.version, Kafka's
+MetadataVersion).
 
 How the ranges were chosen (docs/protocol.md has the reasoning per client):
 
@@ -20,9 +24,12 @@ How the ranges were chosen (docs/protocol.md has the reasoning per client):
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Iterable
 
 __all__ = ["ApiKey", "SUPPORTED_APIS", "API_COMPONENTS", "IN_PROJECT_APIS", "api_name",
-           "WIRESHARK_4_0_MAX_VERSIONS", "TSHARK_COMPATIBLE_APIS"]
+           "WIRESHARK_4_0_MAX_VERSIONS", "TSHARK_COMPATIBLE_APIS", "API_VERSION_PROFILES",
+           "parse_ibp", "request_versions_for_ibp"]
 
 
 class ApiKey(enum.IntEnum):
@@ -176,13 +183,75 @@ tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above
 Wireshark 4.0 does not know DescribeCluster (key 60) at all."""
 
 TSHARK_COMPATIBLE_APIS: dict[int, tuple[int, int]] = {
-    key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS.get(key, hi)))
-    for key, (lo, hi) in SUPPORTED_APIS.items()
+    key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS[key]))
+    for key, (lo, hi) in SUPPORTED_APIS.items() if key in WIRESHARK_4_0_MAX_VERSIONS
 }
-"""SUPPORTED_APIS capped at Wireshark 4.0's maxima: advertise this table when captures must
-decode in Debian's tshark without "unsupported version" / malformed packets. Every client
-listed in docs/protocol.md still negotiates (they all go down to these versions); the cost is
-no flexible versions for Produce/Fetch/Metadata/ListOffsets, no Fetch diverging-epoch (v12:
+"""SUPPORTED_APIS capped at Wireshark 4.0's maxima, without the APIs it does not know
+(DescribeCluster: an ApiVersions answer listing key 60 is flagged "Unknown 60 API key";
+clients fall back to Metadata, as Kafka's admin client does for brokers before 2.8).
+Advertised with the broker property kafkalike.api.versions=wireshark-4.0, so captures decode
+in Debian's tshark without "unsupported version" / malformed packets. Every client listed
+in docs/protocol.md still negotiates (they all go down to these versions); the cost is no
+flexible versions for Produce/Fetch/Metadata/ListOffsets, no Fetch diverging-epoch (v12:
 followers truncate with OffsetsForLeaderEpoch instead), no ListOffsets max-timestamp (v7),
-no ListGroups state filter (v4), no DescribeConfigs documentation (v3+). See
-docs/protocol.md, "Wireshark"."""
+no ListGroups state filter (v4), no DescribeConfigs documentation (v3+), no DescribeCluster.
+See docs/protocol.md, "Wireshark"."""
+
+API_VERSION_PROFILES: dict[str, dict[int, tuple[int, int]]] = {
+    "latest": SUPPORTED_APIS,
+    "wireshark-4.0": TSHARK_COMPATIBLE_APIS,
+}
+"""The values of the broker property ``kafkalike.api.versions``: which table the broker
+advertises in ApiVersions and accepts ("latest" = SUPPORTED_APIS, the default)."""
+
+
+# ---------------------------------------------------------------------------------------
+# inter.broker.protocol.version -> request versions one broker sends another.
+#
+# An IBP is compared as (major, minor, patch, IV); "2.4" without "-IVn" means that release's
+# last IV. Thresholds are Kafka's MetadataVersion (fetchRequestVersion,
+# offsetForLeaderEpochRequestVersion, listOffsetRequestVersion, used by ReplicaFetcherThread)
+# and ControllerChannelManager (LeaderAndIsr / UpdateMetadata / StopReplica). Newest first:
+# the first threshold the IBP reaches gives the version; below all of them, v0.
+_IBP_THRESHOLDS: dict[int, list[tuple[tuple[int, int, int, int], int]]] = {
+    ApiKey.LEADER_AND_ISR: [((3, 2, 0, 0), 6), ((2, 8, 0, 1), 5), ((2, 4, 0, 1), 4), ((2, 4, 0, 0), 3),
+                            ((2, 2, 0, 0), 2), ((1, 0, 0, 0), 1)],
+    ApiKey.UPDATE_METADATA: [((2, 8, 0, 1), 7), ((2, 4, 0, 1), 6), ((2, 2, 0, 0), 5), ((1, 0, 0, 0), 4),
+                             ((0, 10, 2, 0), 3), ((0, 10, 0, 0), 2), ((0, 9, 0, 0), 1)],
+    ApiKey.STOP_REPLICA: [((2, 6, 0, 0), 3), ((2, 4, 0, 1), 2), ((2, 2, 0, 0), 1)],
+    ApiKey.FETCH: [((3, 5, 0, 1), 15), ((3, 5, 0, 0), 14), ((3, 1, 0, 0), 13), ((2, 7, 0, 1), 12),
+                   ((2, 3, 0, 1), 11), ((2, 1, 0, 2), 10), ((2, 0, 0, 1), 8), ((1, 1, 0, 0), 7),
+                   ((0, 11, 0, 1), 5), ((0, 11, 0, 0), 4), ((0, 10, 1, 1), 3), ((0, 10, 0, 0), 2),
+                   ((0, 9, 0, 0), 1)],
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: [((2, 8, 0, 0), 4), ((2, 3, 0, 1), 3), ((2, 1, 0, 1), 2),
+                                     ((2, 0, 0, 0), 1)],
+    ApiKey.LIST_OFFSETS: [((3, 5, 0, 0), 8), ((3, 0, 0, 1), 7), ((2, 8, 0, 0), 6), ((2, 2, 0, 1), 5),
+                          ((2, 1, 0, 1), 4), ((2, 0, 0, 1), 3), ((0, 11, 0, 0), 2), ((0, 10, 1, 2), 1)],
+}
+
+_IBP = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-IV(\d+))?")
+
+
+def parse_ibp(ibp: str | None) -> tuple[int, int, int, int] | None:
+    """An inter.broker.protocol.version as (major, minor, patch, IV): "2.4" -> (2, 4, 0, 99)
+    (no "-IVn": the release's last IV), "2.4-IV0" -> (2, 4, 0, 0), "0.10.2" -> (0, 10, 2, 99).
+    None for None or anything else (e.g. "latest")."""
+    m = _IBP.fullmatch((ibp or "").strip())
+    if m is None:
+        return None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0),
+            99 if m.group(4) is None else int(m.group(4)))
+
+
+def request_versions_for_ibp(ibp: str | None, apis: Iterable[int] | None = None) -> dict[int, int]:
+    """{api key: the version Kafka sends at inter.broker.protocol.version ``ibp``} for
+    ``apis`` (default: every API with a threshold: LeaderAndIsr, UpdateMetadata, StopReplica,
+    Fetch, OffsetForLeaderEpoch, ListOffsets). Kafka's versions, which may lie outside
+    SUPPORTED_APIS (IBP 3.9 fetches with v15): callers clamp. None or an unparsable ``ibp``:
+    {} (no cap; negotiate). Source: Kafka's MetadataVersion and ControllerChannelManager."""
+    key = parse_ibp(ibp)
+    if key is None:
+        return {}
+    wanted = _IBP_THRESHOLDS if apis is None else {a: _IBP_THRESHOLDS[a] for a in apis}
+    return {int(api): next((v for threshold, v in thresholds if key >= threshold), 0)
+            for api, thresholds in wanted.items()}

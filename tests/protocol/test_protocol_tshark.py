@@ -2,7 +2,10 @@
 
 Every version of TSHARK_COMPATIBLE_APIS is exchanged over loopback under dumpcap
 (tests/protocol/tshark_probe.py) and must dissect without "malformed" or error-level expert
-info, except the pairs where Wireshark 4.0 itself is wrong or blind, listed with the reason.
+info, except the pairs where Wireshark 4.0 itself is wrong, listed with the reason (the table
+leaves out DescribeCluster, which Wireshark 4.0 does not know). The helpers that run dumpcap
+and tshark are in tshark_probe.py; tests/integration/test_wire_capture.py reuses them for a
+whole cluster's capture.
 Skipped when tshark/dumpcap are missing or cannot capture on lo.
 """
 
@@ -17,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import tshark_probe  # noqa: E402
 
-from kafkalike.protocol.api_keys import SUPPORTED_APIS, TSHARK_COMPATIBLE_APIS  # noqa: E402
+from kafkalike.protocol.api_keys import (API_VERSION_PROFILES, SUPPORTED_APIS,  # noqa: E402
+                                         TSHARK_COMPATIBLE_APIS, WIRESHARK_4_0_MAX_VERSIONS,
+                                         ApiKey)
 
 # (api_key, version) -> why Wireshark 4.0 flags correct bytes (checked against Kafka's JSON).
 KNOWN_WIRESHARK_4_0_GAPS = {
@@ -28,7 +33,6 @@ KNOWN_WIRESHARK_4_0_GAPS = {
     **{(19, v): "misreads CreateTopics replica assignments (broker_ids)" for v in range(2, 6)},
     **{(20, v): "skips DeleteTopics v1-v2 response throttle_time_ms" for v in (1, 2)},
     **{(37, v): "misreads CreatePartitions assignments" for v in range(3)},
-    **{(60, v): "does not know DescribeCluster (api key 60)" for v in range(3)},
 }
 
 
@@ -48,7 +52,14 @@ def test_tshark_decodes_every_tshark_compatible_version() -> None:
 
 
 def test_tshark_table_only_caps_maxima() -> None:
-    """TSHARK_COMPATIBLE_APIS keeps every API and minimum of SUPPORTED_APIS."""
-    assert set(TSHARK_COMPATIBLE_APIS) == set(SUPPORTED_APIS)
+    """TSHARK_COMPATIBLE_APIS keeps every minimum of SUPPORTED_APIS and every API that
+    Wireshark 4.0 knows; it drops only DescribeCluster (key 60), unknown to Wireshark 4.0."""
+    assert set(SUPPORTED_APIS) - set(TSHARK_COMPATIBLE_APIS) == {ApiKey.DESCRIBE_CLUSTER}
     for key, (lo, hi) in TSHARK_COMPATIBLE_APIS.items():
         assert lo == SUPPORTED_APIS[key][0] and lo <= hi <= SUPPORTED_APIS[key][1]
+        assert hi == min(SUPPORTED_APIS[key][1], WIRESHARK_4_0_MAX_VERSIONS[key])
+
+
+def test_api_version_profiles_name_the_two_tables() -> None:
+    """kafkalike.api.versions values map to SUPPORTED_APIS and TSHARK_COMPATIBLE_APIS."""
+    assert API_VERSION_PROFILES == {"latest": SUPPORTED_APIS, "wireshark-4.0": TSHARK_COMPATIBLE_APIS}
