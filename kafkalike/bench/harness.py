@@ -146,6 +146,65 @@ def load_average() -> str:
         return "?"
 
 
+OPEN_FILES_WANTED = 200_000
+
+
+def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE (inherited by every broker it starts) towards
+    ``wanted`` and return the (soft, hard) limit now in force.
+
+    A broker of a 10,000-partition RF 3 topic on 3 brokers holds every partition: Kafka keeps
+    one descriptor per segment's .log (indexes are mmapped, their files closed), kafkalike
+    three (CPython's mmap keeps a dup of the descriptor for each of the two indexes), so
+    the 20,000 this VM gives by default is not enough. Kafka's docs ask for 100,000+. The
+    soft limit goes up to the hard one; the hard one only as root (CAP_SYS_RESOURCE), and
+    never beyond /proc/sys/fs/nr_open."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        nr_open = hard
+    target = min(wanted, nr_open)
+    if soft >= target:
+        return soft, hard
+    for new in ((target, max(hard, target)), (min(target, hard), hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, new)
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+# descriptors a kafkalike broker holds per partition it hosts: the active segment's .log,
+# and one each for its offset and time index (CPython 3.11's mmap.mmap keeps a dup() of the
+# descriptor it maps; kafkalike/storage/abstract_index.py maps both indexes of the active
+# segment when the log is created). Measured: 19,998 descriptors at ~6,660 partitions.
+KAFKALIKE_FDS_PER_PARTITION = 3
+FD_HEADROOM = 500
+
+
+def descriptor_shortfall(system: BenchSystem, partitions: int) -> str:
+    """Why ``system`` cannot host a topic of ``partitions`` × RF 3 on its 3 brokers (every
+    broker holds every partition) under this process's open-files limit, or "" when it
+    can. Only kafkalike is checked (Kafka holds one descriptor per partition, see
+    raise_open_files_limit); a topic that cannot fit would fail after minutes of EMFILE
+    ("Too many open files") errors on every broker and a CreateTopics timeout."""
+    import resource
+
+    if system.name != "kafkalike":
+        return ""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = partitions * KAFKALIKE_FDS_PER_PARTITION + FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return ""
+    return (f"a kafkalike broker holding {partitions:,} partitions needs ~{need:,} open files "
+            f"({KAFKALIKE_FDS_PER_PARTITION} per partition: .log plus two index mmaps, each an fd "
+            f"under CPython 3.11), the limit here is {soft:,} and cannot be raised (no CAP_SYS_RESOURCE)")
+
+
 def _measure_limits(run: _Run, cfg: BenchConfig, work_dir: Path, install_iperf3: bool) -> None:
     mb = run.attempt("iperf3", lambda: wl.iperf3_loopback_mb_s(cfg.iperf_seconds, install_iperf3))
     if mb:
@@ -191,6 +250,10 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
             rkmod.fetch()
         except rkmod.ReferenceKafkaError as e:
             raise BenchError(f"cannot fetch Apache Kafka: {e}") from e
+    nofile = raise_open_files_limit()
+    if nofile[0] < 40_000 and "failover" in workloads and max(config.failover_partitions) >= 5_000:
+        print(f"  warning: open files limit {nofile[0]:,}: brokers of {max(config.failover_partitions):,} "
+              "partitions may run out of descriptors", flush=True)
     run = _Run()
     ensemble: ZkEnsemble | None = None
     live: dict[str, BenchSystem] = {}
@@ -217,12 +280,16 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
                 system = ReferenceSystem(work / name, "zk" if name == "kafka-zk" else "kraft", port,
                                          zookeeper_connect=zookeeper_connect,
                                          chroot=f"/bench-kafka-zk-{chroot_tag}")
-            live[name] = system
-            system.up()
-            print(f"  {name} up in {time.monotonic() - t0:.1f} s: {system.bootstrap}", flush=True)
+            live[name] = system  # from here on stopped in the finally block, whatever happens
+            if not _start_system(run, name, system):
+                del live[name]  # _start_system stopped it
+            else:
+                print(f"  {name} up in {time.monotonic() - t0:.1f} s: {system.bootstrap}", flush=True)
+        if not live:
+            raise BenchError("no system started: " + "; ".join(run.errors))
         _measure_limits(run, config, work, install_iperf3)
         tools_runner = wl.tool_runner(work) if "kafka-perf" in tools else None
-        names = list(systems)
+        names = [n for n in systems if n in live]
         if "resources" in workloads:
             _resources_idle(run, config, live, names)
         produced: dict[tuple[str, int], str] = {}
@@ -270,6 +337,42 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
     return path
 
 
+def _heal(run: _Run, name: str, system: BenchSystem) -> None:
+    """Restart any broker of ``system`` that is no longer running (a crash, or a Kafka broker
+    exiting after its ZooKeeper session expired on the loaded machine), so one lost broker
+    costs one measurement, not every later one. Each restart is recorded when it happens."""
+    for b in (1, 2, 3):
+        if b not in system.pids():
+            run.errors.append(f"{name}: broker {b} was found dead and restarted")
+            run.attempt(f"{name} restart broker {b}", lambda: system.start_broker(b))
+
+
+START_ATTEMPTS = 2
+
+
+def _start_system(run: _Run, name: str, system: BenchSystem) -> bool:
+    """Start ``system``, with one more try after stopping what the first left behind (on a
+    loaded machine a Kafka broker's 6 s ZooKeeper session can expire during start-up, and
+    Kafka then exits); True when it is up. A system that does not start is recorded in the
+    run's errors and left out, so the others are still measured."""
+    for attempt in range(START_ATTEMPTS):
+        try:
+            system.up()
+            return True
+        except Exception as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            log.warning("bench_start_failed", system=name, attempt=attempt, error=str(e)[:2000])
+            print(f"  !! {name} did not start (attempt {attempt + 1}): {first}", flush=True)
+            try:
+                system.down()
+            except Exception as stop_error:
+                log.warning("bench_stop_failed", system=name, error=str(stop_error))
+            if attempt + 1 == START_ATTEMPTS:
+                run.errors.append(f"{name} did not start ({START_ATTEMPTS} attempts): {first}; "
+                                  "left out of this run")
+    return False
+
+
 def _kafka_version() -> str:
     try:
         return rkmod.kafka_version()
@@ -300,6 +403,7 @@ def _resources_partitions(run: _Run, cfg: BenchConfig, live: dict[str, BenchSyst
     print(f"workload: memory and CPU with {n:,} partitions", flush=True)
     for name in names:
         system = live[name]
+        _heal(run, name, system)
         topic = f"rss-{n}"
 
         def measure() -> None:
@@ -328,6 +432,7 @@ def _produce(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: l
             for tool in tools:
                 for name in rotated(names, rnd):
                     system = live[name]
+                    _heal(run, name, system)
                     topic = f"p-{tool}-acks{acks}-r{rnd}"
 
                     def measure() -> wl.ProduceResult:
@@ -355,6 +460,7 @@ def _consume(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: l
         for tool in tools:
             for name in rotated(names, rnd):
                 system = live[name]
+                _heal(run, name, system)
                 topic = produced.get((name, rnd))
                 if topic is None:
                     run.errors.append(f"{name} consume round {rnd}: nothing was produced")
@@ -383,6 +489,7 @@ def _latency(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: l
         for rnd in range(cfg.rounds):
             for name in rotated(names, rnd):
                 system = live[name]
+                _heal(run, name, system)
                 topic = f"lat-{rate}-r{rnd}"
 
                 def measure() -> wl.LatencyResult:
@@ -403,9 +510,18 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
         restore_timeout = 300.0 + n * 0.2
         for name in rotated(names, i):
             system = live[name]
+            _heal(run, name, system)
             topic = f"fo-{n}"
+            short = descriptor_shortfall(system, n)
+            if short:
+                run.errors.append(f"{name} {workload}: skipped: {short}")
+                print(f"  !! {name} {workload}: skipped: {short}", flush=True)
+                continue
+            t_sys = time.monotonic()
             secs = run.attempt(f"{name} create {n} partitions", lambda: wl.make_topic(system, topic, n))
             if secs is None:
+                # a half-created topic would keep this system busy while the others are measured
+                delete_topic(system.bootstrap, topic)
                 continue
             run.add(workload, "create topic to full ISR", name, secs, "s", 0, False)
             for rnd in range(cfg.failover_rounds):
@@ -421,7 +537,8 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
                     down = [b for b in (1, 2, 3) if b not in system.pids()]
                     for b in down:
                         run.attempt(f"{name} restart broker {b}",
-                                    lambda: system.start_broker(b))
+                                    lambda: system.start_broker(b, timeout=restore_timeout))
                     run.attempt(f"{name} {topic} back to full ISR",
                                 lambda: wl.wait_leaders(system.bootstrap, topic, n, restore_timeout, full_isr=3))
             delete_topic(system.bootstrap, topic)
+            print(f"  {name}: {workload} took {time.monotonic() - t_sys:.0f} s", flush=True)

@@ -64,7 +64,7 @@ class BenchSystem(Protocol):
     def pids(self) -> dict[int, int]: ...
     def kill_broker(self, broker_id: int) -> None: ...
     def stop_broker(self, broker_id: int) -> float: ...
-    def start_broker(self, broker_id: int) -> None: ...
+    def start_broker(self, broker_id: int, timeout: float = 180.0) -> None: ...
     def active_controller(self) -> int: ...
 
 
@@ -115,10 +115,14 @@ class KafkalikeSystem:
         self.cluster.stop_broker(broker_id, timeout=120.0)
         return time.monotonic() - t0
 
-    def start_broker(self, broker_id: int) -> None:
+    def start_broker(self, broker_id: int, timeout: float = 180.0) -> None:
+        """Restart ``broker_id``; return when it is registered and Metadata lists every
+        broker (BenchError / LocalCluster's error after ``timeout`` seconds)."""
+        t0 = time.monotonic()
         self.cluster.start_broker(broker_id)
-        self.cluster.wait_registered([broker_id], timeout=120.0)
-        wait_metadata_brokers(self.bootstrap, set(self.cluster.broker_ids), 60.0, self.name)
+        self.cluster.wait_registered([broker_id], timeout=timeout)
+        wait_metadata_brokers(self.bootstrap, set(self.cluster.broker_ids),
+                              max(60.0, timeout - (time.monotonic() - t0)), self.name)
 
     def active_controller(self) -> int:
         return metadata_controller(self.bootstrap, self.name)
@@ -172,9 +176,11 @@ class ReferenceSystem:
     def stop_broker(self, broker_id: int) -> float:
         return self.rk.stop_broker(broker_id, timeout=120.0)
 
-    def start_broker(self, broker_id: int) -> None:
+    def start_broker(self, broker_id: int, timeout: float = 180.0) -> None:
+        """Restart ``broker_id`` and wait until it listens and is registered (a broker of
+        10,000 partitions loads every log first: minutes on this machine after a kill -9)."""
         try:
-            self.rk.start_broker(broker_id, wait=True, timeout=180.0)
+            self.rk.start_broker(broker_id, wait=True, timeout=timeout)
         except ReferenceKafkaError as e:
             raise BenchError(f"{self.name}: broker {broker_id} did not restart: {e}") from e
 

@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--rounds", type=int, default=None, help="alternation rounds (overrides the size)")
     p.add_argument("--failover-partitions", default=None,
                    help="comma-separated partition counts of the failover topics (overrides the size)")
+    p.add_argument("--failover-rounds", type=int, default=None,
+                   help="trials of each failover measurement per partition count (overrides the size)")
     p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
     p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
     p.set_defaults(func=run)
@@ -76,12 +78,19 @@ def run(args: argparse.Namespace) -> int:
                   "expected positive integers, e.g. 100,1000", file=sys.stderr)
             return 2
         config = attrs.evolve(config, failover_partitions=counts)
+    if args.failover_rounds is not None:
+        if args.failover_rounds < 1:
+            print(f"kafkalike bench: --failover-rounds {args.failover_rounds}: expected at least 1",
+                  file=sys.stderr)
+            return 2
+        config = attrs.evolve(config, failover_rounds=args.failover_rounds)
     command = " ".join(shlex.quote(a) for a in [
         "kafkalike", "bench", "--full" if args.full else "--quick", "--systems", ",".join(args.systems),
         "--tools", ",".join(args.tools), "--workloads", ",".join(args.workloads), "--report", args.report,
         *(["--records", str(args.records)] if args.records is not None else []),
         *(["--rounds", str(args.rounds)] if args.rounds is not None else []),
-        *(["--failover-partitions", args.failover_partitions] if args.failover_partitions else [])])
+        *(["--failover-partitions", args.failover_partitions] if args.failover_partitions else []),
+        *(["--failover-rounds", str(args.failover_rounds)] if args.failover_rounds is not None else [])])
     try:
         path = run_bench(config, args.systems, args.report, tools=args.tools, workloads=args.workloads,
                          work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command)

@@ -11,7 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kafkalike.bench.harness import rotated
+import resource
+import types
+
+from kafkalike.bench.harness import (KAFKALIKE_FDS_PER_PARTITION, _Run, descriptor_shortfall,
+                                     raise_open_files_limit, rotated)
 from kafkalike.bench.report import (ReportError, Sample, format_number, median, percentile, ratio,
                                     render_markdown, samples_from_json, samples_to_json, summarize,
                                     write_report)
@@ -142,3 +146,39 @@ def test_write_report_writes_markdown_plots_and_samples(tmp_path: Path) -> None:
     assert samples_to_json(back)[0]["system"] == "kafkalike"
     with pytest.raises(ReportError):
         samples_from_json({"not": "a list"})
+
+
+def test_failed_attempt_is_recorded_and_the_run_goes_on() -> None:
+    """A measurement that raises is listed in the run's errors with its name, returns None,
+    and the next measurement still runs and records its sample."""
+    run = _Run()
+
+    def boom() -> float:
+        raise TimeoutError("kafka-zk took too long")
+
+    assert run.attempt("kafka-zk failover, 10,000 partitions round 0", boom) is None
+    assert run.attempt("kafka-kraft failover", lambda: 4.5) == 4.5
+    run.add("failover", "leader kill", "kafka-kraft", 4.5, "s", 0, False)
+    assert run.errors == ["kafka-zk failover, 10,000 partitions round 0: TimeoutError: kafka-zk took too long"]
+    assert [s.system for s in run.samples] == ["kafka-kraft"]
+
+
+def test_descriptor_shortfall_only_for_kafkalike_beyond_the_open_files_limit() -> None:
+    """kafkalike needs ~3 descriptors per hosted partition: a count past the open-files limit
+    is refused with the reason, a small count and the Kafka systems are not."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    kafkalike = types.SimpleNamespace(name="kafkalike")
+    assert descriptor_shortfall(kafkalike, 100) == ""  # type: ignore[arg-type]
+    if soft != resource.RLIM_INFINITY:
+        too_many = soft // KAFKALIKE_FDS_PER_PARTITION + 1
+        reason = descriptor_shortfall(kafkalike, too_many)  # type: ignore[arg-type]
+        assert f"{too_many:,} partitions" in reason and f"{soft:,}" in reason
+        assert descriptor_shortfall(types.SimpleNamespace(name="kafka-zk"), too_many) == ""  # type: ignore[arg-type]
+
+
+def test_raise_open_files_limit_never_lowers_it() -> None:
+    """The limit after raise_open_files_limit is at least the one before (soft and hard)."""
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    after = raise_open_files_limit(before[0])
+    assert after[0] >= before[0] and after[1] >= before[1]
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == after

@@ -69,6 +69,8 @@ def test_bench_cli_rejects_unknown_system_and_tool(capsys: pytest.CaptureFixture
     assert "choose from kafkalike, kafka-zk, kafka-kraft" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bench", "--tools", "jmeter"])
+    assert main(["bench", "--quick", "--failover-rounds", "0"]) == 2
+    assert "--failover-rounds 0: expected at least 1" in capsys.readouterr().err
     with pytest.raises(BenchError, match="^unknown workload 'soak'"):
         run_bench(TINY, ["kafkalike"], "unused", workloads=["soak"])
     assert set(WORKLOADS) == {"produce", "consume", "latency", "resources", "failover"}
