@@ -14,6 +14,7 @@ EXAMPLE = """examples:
   kafkalike chaos list
   kafkalike chaos run --scenario leader-kill --duration 30s --report chaos-report
   kafkalike chaos run --nemesis random --duration 300s --seed 1 --report chaos-random-1
+  kafkalike chaos run --backend compose --scenario leader-kill   # containers (./scripts/build-image first)
   kafkalike chaos run --scenario unclean-election      # expected to LOSE data; exit 0 if it does
   kafkalike chaos check chaos-report                    # judge a recorded history again
   kafkalike chaos cleanup                               # iptables rules left by a killed run
@@ -43,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     csub = p.add_subparsers(dest="chaos_command", metavar="ACTION", required=True)
     run = csub.add_parser("run", help="start a fresh cluster, run a scenario under load, check, report",
                           epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--backend", choices=["local"], default="local",
-                     help="where the cluster runs (local: processes on 127.0.0.x; compose: not yet)")
+    run.add_argument("--backend", choices=["local", "compose"], default="local",
+                     help="where the cluster runs (local: processes on 127.0.0.x; compose: the containers "
+                          "of compose/docker-compose.yml, image from ./scripts/build-image)")
     what = run.add_mutually_exclusive_group()
     what.add_argument("--scenario", help="a scenario name (kafkalike chaos list)")
     what.add_argument("--nemesis", choices=["random"], help="the seeded random nemesis")
@@ -113,7 +115,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import shutil
 
-    from kafkalike.chaos.local import LocalBackend
+    from kafkalike.chaos.local import ChaosBackendError, LocalBackend
     from kafkalike.chaos.runner import ChaosRunError, RunOptions, run_chaos
 
     scenario = args.scenario or "random"
@@ -126,7 +128,12 @@ def _run(args: argparse.Namespace) -> int:
                  "replica.lag.time.max.ms": "5000", "replica.fetch.wait.max.ms": "100",
                  "min.insync.replicas": "2", "unclean.leader.election.enable": "false",
                  "default.replication.factor": "3"}
-    backend = LocalBackend.create(base, brokers=3, overrides=overrides)
+    if args.backend == "compose":
+        from kafkalike.chaos.compose import ComposeBackend
+
+        backend = ComposeBackend.create(base, overrides=overrides)
+    else:
+        backend = LocalBackend.create(base, brokers=3, overrides=overrides)
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -135,17 +142,20 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     result = None
     try:
-        print(f"starting a 3-node ZooKeeper ensemble and 3 brokers under {base} ...", flush=True)
+        where = f"compose project {backend.project}" if args.backend == "compose" else base
+        print(f"starting a 3-node ZooKeeper ensemble and 3 brokers ({where}) ...", flush=True)
         backend.start()
         result = run_chaos(backend, RunOptions(report, scenario=scenario, duration=args.duration, seed=args.seed,
                                                partitions=args.partitions, producers=args.producers,
                                                rate=args.rate, acks=args.acks,
                                                message_timeout_ms=args.message_timeout_ms),
                            say=lambda s: print(s, flush=True))
-    except ChaosRunError as exc:
+    except (ChaosRunError, ChaosBackendError) as exc:
         print(f"kafkalike chaos: {exc}", file=sys.stderr)
         return 2
     finally:
+        if args.backend == "compose" and (args.keep or result is None or not result.as_expected):
+            backend.save_logs(base / "logs")  # type: ignore[union-attr]
         backend.close()
         signal.signal(signal.SIGTERM, old)
         if result is not None and not result.as_expected:

@@ -12,6 +12,7 @@ Confluent's images do for their ``KAFKA_`` variables) runs of underscores escape
 ``__`` (two) is ``-`` and ``___`` (three) is ``_``, e.g. ``KAFKA_CFG_A___B__C_D`` ->
 ``a_b-c.d``. A run of four or more underscores, or nothing after the prefix, is an error.
 
+``property_name(variable) -> str`` and its inverse ``variable_for(property) -> str``;
 ``properties_from_env(environ) -> {property: value}`` (EnvConfigError on a bad name);
 ``config_from_env(environ, overrides) -> KafkaConfig`` validates them as a server.properties
 would be: an unknown key raises the usual one-line ConfigError, here naming the variable.
@@ -77,7 +78,7 @@ def config_from_env(environ: Mapping[str, str], overrides: Iterable[str] = ()) -
     overrides (later wins, as ``--override`` after a server.properties). Raises ConfigError
     (one line: an unknown key names its variable, a bad value its key) or EnvConfigError."""
     props = properties_from_env(environ)
-    where = {name: f"environment variable {PREFIX}{_variable_for(name)}" for name in props}
+    where = {name: f"environment variable {variable_for(name)}" for name in props}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"invalid override {item!r}: expected key=value")
@@ -90,6 +91,7 @@ def config_from_env(environ: Mapping[str, str], overrides: Iterable[str] = ()) -
     return KafkaConfig.from_mapping(props, source=lambda k: where.get(k, "?"))
 
 
-def _variable_for(name: str) -> str:
-    """The variable suffix that sets property ``name`` (the inverse of property_name)."""
-    return name.replace("_", "___").replace("-", "__").replace(".", "_").upper()
+def variable_for(name: str) -> str:
+    """The variable that sets property ``name`` ("log.dirs" -> "KAFKA_CFG_LOG_DIRS"; the
+    inverse of property_name)."""
+    return PREFIX + name.replace("_", "___").replace("-", "__").replace(".", "_").upper()

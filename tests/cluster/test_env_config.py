@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from kafkalike.broker.kafka_config import CONFIG_KEYS, ConfigError
 from kafkalike.cluster.env_config import (
     EnvConfigError,
-    _variable_for,
     config_from_env,
     properties_from_env,
     property_name,
+    variable_for,
 )
 
 BASE = {"KAFKA_CFG_BROKER_ID": "2", "KAFKA_CFG_ZOOKEEPER_CONNECT": "zk1:2181,zk2:2181/kafka",
@@ -48,7 +48,7 @@ def test_bad_variable_names_are_one_line_errors(variable: str) -> None:
 @given(st.sampled_from(sorted(CONFIG_KEYS)))
 def test_every_known_key_has_a_variable_that_maps_back(name: str) -> None:
     """Every property kafkalike knows can be set by a KAFKA_CFG_* variable."""
-    assert property_name("KAFKA_CFG_" + _variable_for(name)) == name
+    assert property_name(variable_for(name)) == name
 
 
 def test_config_from_env_builds_a_validated_config() -> None:
