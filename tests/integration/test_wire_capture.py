@@ -126,10 +126,14 @@ def _client_session(cluster: LocalCluster, topic: str) -> None:
     cluster.wait_ready(cluster.broker_ids, timeout=30)
 
     consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap_servers, api_version=(2, 4),
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000,
                              enable_auto_commit=False)
     consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
-    got = [m.value for m in consumer]
+    got = []
+    for m in consumer:
+        got.append(m.value)
+        if len(got) == 2 * RECORDS:
+            break
     consumer.close()
     assert sorted(got) == sorted([b"v%d" % i for i in range(RECORDS)] + [b"w%d" % i for i in range(RECORDS)])
 
