@@ -6,7 +6,8 @@ and which it sends.
 - A bad value stops start-up with one line naming the key.
 - The replica fetcher picks Fetch / OffsetForLeaderEpoch / ListOffsets by IBP as Kafka's
   ReplicaFetcherThread does, and a follower at IBP 3.9 still replicates from leaders that
-  advertise the capped table (real broker processes).
+  advertise the capped table (real broker processes, started from server.properties, whose
+  ApiVersions answers are checked too).
 """
 
 from __future__ import annotations
@@ -188,11 +189,21 @@ def test_followers_at_ibp_3_9_replicate_from_capped_leaders(make_cluster) -> Non
     finally:
         producer.close()
 
-    async def isr() -> list[list[int]]:
+    async def isr_and_tables() -> tuple[list[list[int]], list[dict[int, tuple[int, int]]]]:
         from kafkalike.client.admin import AdminClient
+        from kafkalike.client.connection import KafkaConnection
 
+        tables = []
+        async with trio.open_nursery() as nursery:
+            for i in cluster.broker_ids:
+                conn = await KafkaConnection.connect(cluster.broker_host(i), cluster.base_port,
+                                                     nursery=nursery)
+                tables.append(conn.broker_versions)
+                await conn.aclose()
         async with AdminClient(cluster.bootstrap_servers) as client:
             info = (await client.describe_topics([topic]))[topic]
-            return [sorted(p.isr) for p in info.partitions.values()]
+            return [sorted(p.isr) for p in info.partitions.values()], tables
 
-    assert trio.run(isr) == [[1, 2], [1, 2]]
+    isr, tables = trio.run(isr_and_tables)
+    assert tables == [TSHARK_COMPATIBLE_APIS, TSHARK_COMPATIBLE_APIS]  # the broker processes' ApiVersions
+    assert isr == [[1, 2], [1, 2]]
