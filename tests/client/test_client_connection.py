@@ -1,5 +1,7 @@
-"""KafkaConnection against a real TCP server speaking kafkalike's codec: negotiation,
-pipelining, correlation ids, timeouts, acks=0, closing, typed errors."""
+"""KafkaConnection against misbehaving_broker.py (real TCP, kafkalike's codec, misbehaviour on
+demand): negotiation with older brokers, pipelining, correlation ids, timeouts, out-of-order
+responses, closing, typed errors. A connection to a real broker (acks=0, open()) is tested in
+test_client_cluster.py."""
 
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ from kafkalike.client.messages import build_request
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.leader_and_isr import (LeaderAndIsrPartitionState,
                                                LeaderAndIsrRequest)
-from kafkalike.protocol.records import build_records_batch
-from tiny_broker import start_tiny_cluster, free_port
+from misbehaving_broker import free_port, start_tiny_cluster
 
 
 async def _connect(nursery: trio.Nursery, port: int, **kw: object) -> KafkaConnection:
@@ -177,26 +178,6 @@ async def test_out_of_order_response_is_a_protocol_violation() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_produce_with_acks_0_expects_no_response() -> None:
-    """Produce acks=0 returns None once written; later requests still match their
-    responses, and the records reached the broker."""
-    async with trio.open_nursery() as nursery:
-        cluster, (node,) = await start_tiny_cluster(nursery)
-        cluster.add_topic("t", 1)
-        conn = await _connect(nursery, node.port)
-        batch = build_records_batch([(b"k", b"v")])
-        for _ in range(3):
-            got = await conn.call(ApiKey.PRODUCE, transactional_id=None, acks=0, timeout=1000,
-                                  topic_data=[{"name": "t", "partition_data":
-                                               [{"index": 0, "records": batch}]}])
-            assert got is None
-        response = await conn.call(ApiKey.LIST_OFFSETS, replica_id=-1, topics=[
-            {"name": "t", "partitions": [{"partition_index": 0, "timestamp": -1}]}])
-        assert response.topics[0].partitions[0].offset == 3
-        await conn.aclose()
-        nursery.cancel_scope.cancel()
-
-
 async def test_connection_refused_is_typed() -> None:
     """Connecting to a port nobody listens on raises BrokerConnectionRefusedError."""
     async with trio.open_nursery() as nursery:
@@ -311,13 +292,3 @@ def test_pipelined_callers_get_their_own_responses_despite_delays_and_cancels(
             nursery.cancel_scope.cancel()
 
     trio.run(run)
-
-
-async def test_open_context_manager_connects_and_closes() -> None:
-    """KafkaConnection.open() yields a negotiated connection and closes it on exit."""
-    async with trio.open_nursery() as nursery:
-        _cluster, (node,) = await start_tiny_cluster(nursery)
-        async with KafkaConnection.open("127.0.0.1", node.port) as conn:
-            assert conn.versions[ApiKey.METADATA] == 12
-        assert conn.closed
-        nursery.cancel_scope.cancel()
