@@ -257,6 +257,77 @@ def write_plots(rows: Sequence[Row], out_dir: Path) -> list[str]:
     return names
 
 
+FAILOVER_PREFIX = "failover, "
+
+
+def failover_partitions(workload: str) -> int | None:
+    """The partition count in a failover workload's name ("failover, 10,000 partitions" ->
+    10000), None for any other workload."""
+    if not workload.startswith(FAILOVER_PREFIX) or not workload.endswith(" partitions"):
+        return None
+    digits = workload[len(FAILOVER_PREFIX):-len(" partitions")].replace(",", "")
+    return int(digits) if digits.isdigit() else None
+
+
+def scaling_table(samples: Iterable[Sample]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{failover metric: {system: [(partitions, median seconds), ...] ascending}} from the
+    samples of every "failover, N partitions" workload."""
+    values: dict[tuple[str, str, int], list[float]] = {}
+    for s in samples:
+        n = failover_partitions(s.workload)
+        if n is not None:
+            values.setdefault((s.metric, s.system, n), []).append(s.value)
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for (metric, system, n), vs in sorted(values.items(), key=lambda kv: kv[0][2]):
+        out.setdefault(metric, {}).setdefault(system, []).append((n, median(vs)))
+    return out
+
+
+def write_scaling_plot(samples: Iterable[Sample], out_dir: Path, name: str = "failover-scaling.png") -> str | None:
+    """One panel per failover metric: median seconds against partition count (log-log), a
+    line per system, so how each system scales from 100 to 10,000 partitions shows at a
+    glance. Returns the PNG's file name, or None when there are fewer than two counts."""
+    table = scaling_table(samples)
+    counts = {n for per_system in table.values() for pts in per_system.values() for n, _ in pts}
+    if len(counts) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colors = {KAFKALIKE: "#4c72b0", KAFKA_ZK: "#dd8452", KAFKA_KRAFT: "#55a868"}
+    fig, axes = plt.subplots(1, len(table), figsize=(3.4 * len(table), 3.4), squeeze=False)
+    for ax, (metric, per_system) in zip(axes[0], table.items()):
+        for system in SYSTEMS:
+            pts = per_system.get(system)
+            if not pts:
+                continue
+            ax.plot([n for n, _ in pts], [v for _, v in pts], marker="o", label=system, color=colors[system])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.yaxis.set_major_formatter(plain)
+        ys = [v for pts in per_system.values() for _, v in pts if v > 0]
+        if ys and max(ys) / min(ys) < 10:  # within a decade: label every minor tick
+            ax.yaxis.set_minor_formatter(plain)
+        else:  # 2s and 5s only, or the labels overlap
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1] in ("2", "5") else ""))
+        ax.set_xlabel("partitions (RF 3)", fontsize=8)
+        ax.set_ylabel("s (median)", fontsize=8)
+        ax.set_title(metric, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
 def samples_to_json(samples: Iterable[Sample]) -> list[dict[str, Any]]:
     """Samples as JSON-ready dicts (attrs field names)."""
     return [attrs.asdict(s) for s in samples]

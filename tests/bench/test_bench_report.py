@@ -182,3 +182,35 @@ def test_raise_open_files_limit_never_lowers_it() -> None:
     after = raise_open_files_limit(before[0])
     assert after[0] >= before[0] and after[1] >= before[1]
     assert resource.getrlimit(resource.RLIMIT_NOFILE) == after
+
+
+def test_failover_partitions_reads_the_count_from_the_workload_name() -> None:
+    """"failover, 10,000 partitions" is 10000; other workloads have no count."""
+    from kafkalike.bench.report import failover_partitions
+
+    assert failover_partitions("failover, 10,000 partitions") == 10_000
+    assert failover_partitions("failover, 30 partitions") == 30
+    assert failover_partitions("produce acks=all") is None
+    assert failover_partitions("failover, many partitions") is None
+
+
+def test_combine_merges_pieces_and_plots_failover_scaling(tmp_path: Path) -> None:
+    """Two pieces' samples end up in one report whose context names both commands, with a
+    scaling plot over their partition counts and per-count medians in scaling_table."""
+    from kafkalike.bench.combine import combine
+    from kafkalike.bench.report import scaling_table
+
+    a = [_s("kafkalike", 1e5), _s("kafka-zk", 2e5)]
+    b = [_s(sys_, v, metric="leader kill", workload=f"failover, {n:,} partitions", higher=False)
+         for sys_, n, v in (("kafkalike", 100, 6.0), ("kafkalike", 1000, 7.0), ("kafka-zk", 100, 6.5),
+                            ("kafka-zk", 1000, 8.0), ("kafka-zk", 1000, 10.0))]
+    write_report(a, tmp_path / "a", limits={"loopback_mb_s": 100.0}, context={"command": "piece-a", "errors": "none"})
+    write_report(b, tmp_path / "b", limits={"loopback_mb_s": 300.0}, context={"command": "piece-b", "errors": "none"})
+    path = combine(tmp_path / "out", [tmp_path / "a", tmp_path / "b"])
+    text = path.read_text()
+    assert "- **piece 1 command**: piece-a" in text and "- **piece 2 command**: piece-b" in text
+    assert "failover-scaling.png" in text and (tmp_path / "out" / "failover-scaling.png").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "limits.json").read_text()) == {"loopback_mb_s": 200.0}
+    assert scaling_table(b)["leader kill"]["kafka-zk"] == [(100, 6.5), (1000, 9.0)]
+    with pytest.raises(ReportError):
+        combine(tmp_path / "out2", [tmp_path / "missing"])
