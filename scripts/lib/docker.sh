@@ -99,3 +99,43 @@ release_dockerd() {
         flock -u "$KAFKALIKE_DOCKER_LOCK_FD" || true
     fi
 }
+
+# True when pytest's arguments ("$@") would collect the compose chaos test: no path given
+# (the whole suite), or a path that contains tests/chaos/test_chaos_compose.py.
+wants_compose_tests() {
+    local target="$ROOT/tests/chaos/test_chaos_compose.py" any_path=0 a p
+    for a in "$@"; do
+        p="${a%%::*}"
+        [ -e "$p" ] || continue
+        any_path=1
+        p="$(realpath "$p")"
+        case "$target" in "$p" | "$p"/*) return 0 ;; esac
+    done
+    [ "$any_path" = 0 ]
+}
+
+# For scripts/test: Docker packages, a dockerd (released at exit by release_dockerd) and the
+# image (./scripts/build-image, cached). On failure exports KAFKALIKE_COMPOSE_SKIP with the
+# reason, which the compose test reports as its skip reason; never fails itself.
+prepare_compose_tests() {
+    if [ "${KAFKALIKE_NO_DOCKER:-0}" = 1 ]; then
+        export KAFKALIKE_COMPOSE_SKIP="KAFKALIKE_NO_DOCKER=1"
+        return 0
+    fi
+    if ! (cd "$ROOT" && wants_compose_tests "$@"); then
+        return 0
+    fi
+    if ! (ensure_docker_packages); then
+        export KAFKALIKE_COMPOSE_SKIP="could not install docker.io/docker-compose/debootstrap with apt-get"
+        return 0
+    fi
+    if ! ensure_dockerd; then
+        export KAFKALIKE_COMPOSE_SKIP="dockerd could not start on this machine (see $DOCKER_STATE/dockerd.log)"
+        return 0
+    fi
+    if ! timeout 1200 "$ROOT/scripts/build-image" >"$DOCKER_STATE/build-image.log" 2>&1; then
+        export KAFKALIKE_COMPOSE_SKIP="./scripts/build-image failed (see $DOCKER_STATE/build-image.log)"
+        return 0
+    fi
+    tail -n 1 "$DOCKER_STATE/build-image.log" >&2
+}
