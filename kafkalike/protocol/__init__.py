@@ -7,7 +7,9 @@ Never imports trio, never touches sockets or files. Modules:
   encode_response[_chunks], encode_api_versions_fallback) and client side (encode_request,
   decode_response).
 - ``api_keys``: ApiKey, SUPPORTED_APIS (the broker's version table), API_COMPONENTS,
-  TSHARK_COMPATIBLE_APIS (the table capped at what Debian's Wireshark 4.0 dissects).
+  TSHARK_COMPATIBLE_APIS (the table capped at what Debian's Wireshark 4.0 dissects, without
+  DescribeCluster, which it does not know), request_versions_for_ibp (inter-broker request
+  versions by inter.broker.protocol.version).
 - ``errors``: ErrorCode (Kafka's error codes) and the ProtocolError hierarchy.
 - ``produce`` / ``fetch``: fast paths keeping record data as memoryview / file slices.
 - ``leader_and_isr``, ``stop_replica``, ``update_metadata``, ``controlled_shutdown``: the
