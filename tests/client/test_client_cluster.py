@@ -147,8 +147,8 @@ async def test_admin_config_errors_cluster_and_delete(kafka_cluster: LocalCluste
     """alter_configs with None restores the default; a per-resource error comes back at once
     (not retried); DescribeCluster names the controller; DeleteTopics removes the topic."""
     topic = _name("adm")
+    await _create(kafka_cluster, topic, 2, configs={"retention.ms": "5000"})
     async with AdminClient(kafka_cluster.bootstrap_servers) as admin:
-        await admin.create_topics([NewTopic(topic, 2, 1, configs={"retention.ms": "5000"})])
         await admin.alter_configs(RESOURCE_TOPIC, topic, {"retention.ms": None,
                                                           "segment.bytes": "1048576"})
         with trio.fail_after(30):
@@ -163,7 +163,9 @@ async def test_admin_config_errors_cluster_and_delete(kafka_cluster: LocalCluste
                 await admin.describe_configs(RESOURCE_TOPIC, _name("zz"))
         desc = await admin.describe_cluster()
         assert sorted(desc.brokers) == [1, 2, 3] and desc.controller_id in desc.brokers
-        assert topic in await admin.list_topics()
+        with trio.fail_after(30):  # Metadata may lag the controller (UpdateMetadata)
+            while topic not in await admin.list_topics():
+                await trio.sleep(0.2)
         await admin.delete_topics([topic])
         with trio.fail_after(30):
             while topic in await admin.list_topics():
@@ -522,7 +524,9 @@ async def test_admin_retries_not_controller_after_the_controller_moves(kafka_clu
         with trio.fail_after(60):
             await admin.create_topics([NewTopic(topic, 1, 1)])
         assert admin.client.cluster.controller_id == new
-        assert topic in await admin.list_topics()
+        with trio.fail_after(30):  # brokers learn the topic from the new controller's UpdateMetadata
+            while topic not in await admin.list_topics():
+                await trio.sleep(0.2)
 
 
 async def test_records_expire_after_delivery_timeout(kafka_cluster: LocalCluster) -> None:
