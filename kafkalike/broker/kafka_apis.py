@@ -221,20 +221,17 @@ class KafkaApis:
     async def handle_update_metadata(self, header: RequestHeader, request: Any,
                                      conn: ConnectionContext) -> Any:
         """UpdateMetadata v0-v7 from the controller: STALE_CONTROLLER_EPOCH for an older
-        controller, STALE_BROKER_EPOCH for a request meant for an earlier registration of
-        this broker; otherwise the cache is replaced (Kafka's KafkaApis.handleUpdateMetadataRequest)."""
+        controller (the same controller epoch LeaderAndIsr and StopReplica are fenced by,
+        kept in ReplicaManager as Kafka keeps it), STALE_BROKER_EPOCH for a request meant for
+        an earlier registration of this broker; otherwise the cache is replaced (Kafka's
+        KafkaApis.handleUpdateMetadataRequest, ReplicaManager.maybeUpdateMetadataCache)."""
         from kafkalike.protocol.update_metadata import UpdateMetadataResponse
 
         server = self.server
-        if request.controller_epoch < server.metadata_cache.controller_epoch:
-            log.warning("stale_controller_epoch", api="UpdateMetadata",
-                        request_epoch=request.controller_epoch,
-                        current=server.metadata_cache.controller_epoch)
-            return UpdateMetadataResponse(error_code=ErrorCode.stale_controller_epoch.value)
-        if header.api_version >= 5 and 0 <= request.broker_epoch < server.broker_epoch:
-            log.warning("stale_broker_epoch", api="UpdateMetadata",
-                        request_epoch=request.broker_epoch, current=server.broker_epoch)
-            return UpdateMetadataResponse(error_code=ErrorCode.stale_broker_epoch.value)
+        stale = server.replica_manager.fence_controller_request(
+            request, "UpdateMetadata", broker_epoch_since=5, version=header.api_version)
+        if stale is not None:
+            return UpdateMetadataResponse(error_code=stale.value)
         deleted = server.metadata_cache.update(request, header.api_version)
         await server.on_metadata_update(deleted)
         return UpdateMetadataResponse(error_code=0)

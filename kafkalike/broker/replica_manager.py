@@ -235,9 +235,11 @@ class ReplicaManager:
         self.produce_purgatory.check_and_complete(tp)
         self.fetch_purgatory.check_and_complete(tp)
 
-    def _stale_request(self, request: Any, api: str, *, broker_epoch_since: int,
-                       version: int) -> ErrorCode | None:
-        """Fence a controller request (LeaderAndIsr, StopReplica): STALE_CONTROLLER_EPOCH if it
+    def fence_controller_request(self, request: Any, api: str, *, broker_epoch_since: int,
+                                 version: int) -> ErrorCode | None:
+        """Fence a controller request (LeaderAndIsr, StopReplica, UpdateMetadata) against the
+        broker's one controller epoch (Kafka's ReplicaManager.controllerEpoch, which
+        maybeUpdateMetadataCache checks too): STALE_CONTROLLER_EPOCH if it
         comes from an older controller, STALE_BROKER_EPOCH if it was meant for an earlier
         registration of this broker (the field exists from ``broker_epoch_since``; -1 = not
         set). Otherwise adopts the request's controller epoch and returns None."""
@@ -256,7 +258,7 @@ class ReplicaManager:
     async def become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
         """Handle a LeaderAndIsr request (any version 0-6); returns the response entity."""
         server = self.server
-        stale = self._stale_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
+        stale = self.fence_controller_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
         if stale is not None:
             return LeaderAndIsrResponse(error_code=stale.value)
 
@@ -356,7 +358,7 @@ class ReplicaManager:
     async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
         """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked."""
         server = self.server
-        stale = self._stale_request(request, "StopReplica", broker_epoch_since=1, version=version)
+        stale = self.fence_controller_request(request, "StopReplica", broker_epoch_since=1, version=version)
         if stale is not None:
             return StopReplicaResponse(error_code=stale.value)
         items: list[tuple[TopicPartition, int, bool]] = []  # (tp, leader epoch, delete)
