@@ -1,30 +1,81 @@
-"""Base of the memory-mapped, fixed-entry-size index files (Kafka's AbstractIndex).
+"""Base of the fixed-entry-size index files, held in memory, no descriptor kept (Kafka's AbstractIndex).
 
-An index file holds fixed-size big-endian entries sorted by offset. While its segment is active the
-file is preallocated (sparse) to segment.index.bytes rounded down to a whole number of entries and
-mmapped read-write; when the segment rolls or the log closes it is trimmed to its valid entries,
-so Kafka's DumpLogSegments reads our files as its own. An existing file is taken to hold
-length // entry_size entries (as Kafka does); after an unclean shutdown the loader rebuilds the
-indexes of every segment past the recovery point instead of trusting them.
+An index file holds fixed-size big-endian entries sorted by offset, in Kafka's format (so Kafka's
+DumpLogSegments reads our files as its own). An existing file is taken to hold
+length // entry_size entries, as Kafka does.
 
-Inactive segments open their index lazily (first lookup), so an idle partition costs no mmap.
+Descriptors: none between calls. Kafka mmaps its index files and closes them; CPython 3.11's
+mmap.mmap dup()s the descriptor and keeps the copy until the map is closed (`trackfd=False` only
+exists from 3.13), so mmapped indexes would cost a broker two descriptors per partition on top of
+the active segment's .log. Instead (docs/storage.md, "Descriptors per partition"):
+
+* the active (writable) index keeps its entries in a bytearray. Its file is preallocated (sparse)
+  to segment.index.bytes rounded down to whole entries when it becomes writable, as Kafka does;
+  entries appended since the last write reach the file with open / pwrite / close at flush (then
+  fsync, as Kafka's mmap force), resize and trim (roll, clean close). Between flushes the newest
+  entries are only in memory: a crash loses nothing, because the loader rebuilds the indexes of
+  every segment past the recovery point, and the active segment always, from the .log
+  (log_loader.py step 4); every segment below the recovery point had its index written (trim on
+  roll) and fsynced (flush) before the recovery point passed it;
+* a read-only (inactive) index is loaded on first use with one open / pread / close into an
+  immutable bytes object and kept in a process-wide cache bounded by READ_ONLY_CACHE_BYTES
+  (least recently used first out; an evicted index reloads on its next lookup). The file is the
+  authority; nothing is ever written back from the cache.
+
+Lookups are binary searches over the in-memory bytes, as fast as over a mapping.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
+from collections import OrderedDict
 from pathlib import Path
 
 from kafkalike.storage.errors import KafkaStorageError
 
+READ_ONLY_CACHE_BYTES = 64 * 1024 * 1024
+"""Budget (bytes) for the entries of read-only indexes kept in memory, over all logs."""
+
+_read_only_cache: OrderedDict[int, tuple[AbstractIndex, int]] = OrderedDict()  # id -> (index, bytes)
+_read_only_cache_bytes = 0
+
+
+def read_only_cache_bytes() -> int:
+    """Bytes of read-only index entries currently held in memory (all logs of the process)."""
+    return _read_only_cache_bytes
+
+
+def _cache_add(index: AbstractIndex) -> None:
+    """Register a loaded read-only index; evict the least recently used others over budget."""
+    global _read_only_cache_bytes
+    _cache_remove(index)
+    size = len(index._buf)
+    _read_only_cache[id(index)] = (index, size)
+    _read_only_cache_bytes += size
+    while _read_only_cache_bytes > READ_ONLY_CACHE_BYTES and len(_read_only_cache) > 1:
+        key, (victim, vsize) = next(iter(_read_only_cache.items()))
+        if victim is index:  # never evict the index being loaded
+            break
+        del _read_only_cache[key]
+        _read_only_cache_bytes -= vsize
+        victim._buf = b""
+        victim._opened = False
+
+
+def _cache_remove(index: AbstractIndex) -> None:
+    global _read_only_cache_bytes
+    item = _read_only_cache.pop(id(index), None)
+    if item is not None:
+        _read_only_cache_bytes -= item[1]
+
 
 class AbstractIndex:
-    """Shared mechanics: open/mmap, resize, trim, entry count, binary search, close.
+    """Shared mechanics: load, write-back, resize, trim, entry count, binary search, close.
 
-    Subclasses set ENTRY (a struct.Struct) and implement `_key(slot)` for binary search.
-    Units: sizes in bytes; offsets absolute (entries store them relative to base_offset).
+    Subclasses set ENTRY (a struct.Struct) and implement `_key(slot)` for binary search over
+    `self._buf`. Units: sizes in bytes; offsets absolute (entries store them relative to
+    base_offset). File errors raise KafkaStorageError naming the file (KAFKA_STORAGE_ERROR).
     """
 
     ENTRY: struct.Struct
@@ -35,127 +86,179 @@ class AbstractIndex:
         self.entry_size = self.ENTRY.size
         self.max_index_size = max_index_size
         self.writable = writable
-        self._mm: mmap.mmap | None = None
-        self._opened = False
-        self._entries = 0
-        self._capacity = 0  # entries the current mapping can hold
+        self._buf: bytes | bytearray = b""  # the valid entries, when loaded
+        self._opened = False  # _buf holds the entries (False: load from the file on next use)
+        self._n = 0  # valid entries (meaningful when _opened)
+        self._in_file = 0  # leading entries known to be identical in the file
+        self._unsynced = False  # written to the file since the last fsync
         if writable:
-            self._open()
+            self._preallocate()
 
     # ------------------------------------------------------------------ file mechanics
+    def _fail(self, what: str, exc: OSError) -> KafkaStorageError:
+        return KafkaStorageError(f"cannot {what} index ({exc.strerror})", self.path)
+
     def _open(self) -> None:
-        """Open (creating if needed) and map the file; writable indexes are grown to max size."""
+        """Load the entries (file length // entry size of them) unless already in memory."""
         if self._opened:
             return
         try:
-            existed = self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise self._fail("open", exc) from exc
+        else:
             try:
-                length = os.fstat(fd).st_size
-                self._entries = length // self.entry_size if existed else 0
-                if self.writable:
-                    target = self._round(self.max_index_size)
-                    if target < (self._entries * self.entry_size):
-                        target = self._entries * self.entry_size
-                    if length != target:
-                        os.ftruncate(fd, target)
-                    length = target
-                self._map(fd, length)
+                n = os.fstat(fd).st_size // self.entry_size
+                data = os.pread(fd, n * self.entry_size, 0) if n else b""
+            except OSError as exc:
+                raise self._fail("read", exc) from exc
             finally:
                 os.close(fd)
-        except OSError as exc:
-            raise KafkaStorageError(f"cannot open index ({exc.strerror})", self.path) from exc
+        self._n = len(data) // self.entry_size
+        self._in_file = self._n
         self._opened = True
+        if self.writable:
+            self._buf = bytearray(data)
+        else:
+            self._buf = data
+            _cache_add(self)
 
     def _round(self, size: int) -> int:
         return (size // self.entry_size) * self.entry_size
 
-    def _map(self, fd: int, length: int) -> None:
-        if length > 0:
-            self._mm = mmap.mmap(fd, length, access=mmap.ACCESS_WRITE)
-        else:
-            self._mm = None
-        self._capacity = length // self.entry_size
-
-    def _close_map(self) -> None:
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
-
-    def resize(self, new_size: int) -> None:
-        """Set the file length to new_size rounded down to whole entries (>= valid entries); remap."""
-        self._open()
-        target = max(self._round(new_size), self._entries * self.entry_size)
-        self._close_map()
+    def _write_back(self, length: int | None = None, fsync: bool = False) -> None:
+        """One open/pwrite/[ftruncate]/[fsync]/close: entries not yet in the file are written;
+        with `length` the file is set to that many bytes; with fsync it is made durable."""
+        pending = self._opened and self._in_file < self._n
+        if not pending and length is None and not (fsync and self._unsynced):
+            return
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                os.ftruncate(fd, target)
-                self._map(fd, target)
+                if pending:
+                    es = self.entry_size
+                    view = memoryview(self._buf)[self._in_file * es : self._n * es]
+                    pos = self._in_file * es
+                    while view:
+                        k = os.pwrite(fd, view, pos)
+                        view, pos = view[k:], pos + k
+                    self._in_file = self._n
+                    self._unsynced = True
+                if length is not None and os.fstat(fd).st_size != length:
+                    os.ftruncate(fd, length)
+                    self._unsynced = True
+                if fsync and self._unsynced:
+                    os.fsync(fd)
+                    self._unsynced = False
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise KafkaStorageError(f"cannot resize index ({exc.strerror})", self.path) from exc
+            raise self._fail("write", exc) from exc
+
+    def _preallocate(self) -> None:
+        """Grow (sparsely) the file to segment.index.bytes rounded down to whole entries, or to
+        its valid entries if they are more (Kafka's writable index length)."""
+        self._open()
+        self._write_back(max(self._round(self.max_index_size), self._n * self.entry_size))
+
+    def _close_map(self) -> None:
+        """Forget the in-memory entries without writing them (a crash, or to free memory)."""
+        if not self.writable:
+            _cache_remove(self)
+        self._buf = b""
+        self._opened = False
+
+    def resize(self, new_size: int) -> None:
+        """Set the file length to new_size rounded down to whole entries (>= valid entries),
+        writing the entries not yet in the file first."""
+        self._open()
+        self._write_back(max(self._round(new_size), self._n * self.entry_size))
 
     def trim_to_valid_size(self) -> None:
-        """Shrink the file to exactly its entries (done on roll and close, as Kafka does)."""
+        """Write the entries and shrink the file to exactly them (on roll and close, as Kafka)."""
         if self._opened:
-            self.resize(self._entries * self.entry_size)
+            self.resize(self._n * self.entry_size)
 
     def make_writable(self) -> None:
-        """Become the active segment's index again: grow to segment.index.bytes."""
-        self.writable = True
-        if self._opened:
-            self.resize(self.max_index_size)
-        else:
-            self._open()
+        """Become the active segment's index (again): entries held in a bytearray, file grown
+        to segment.index.bytes."""
+        if not self.writable:
+            if self._opened:
+                _cache_remove(self)
+                self._buf = bytearray(self._buf)
+            self.writable = True
+        self._preallocate()
 
     def make_read_only(self) -> None:
-        """Leave the active role: trim to valid size."""
+        """Leave the active role: write and trim to valid size; entries become the read-only cache."""
         self.trim_to_valid_size()
-        self.writable = False
+        if self.writable:
+            self.writable = False
+            if self._opened:
+                self._buf = bytes(self._buf)
+                _cache_add(self)
 
     def flush(self) -> None:
-        """msync the mapping (part of a segment flush)."""
-        if self._mm is not None:
-            self._mm.flush()
+        """Write the entries not yet in the file and fsync it (part of a segment flush; Kafka's
+        mmap force). Does nothing when the file is already durable."""
+        self._write_back(fsync=True)
 
     def close(self) -> None:
-        """Trim and unmap."""
+        """Write, trim and forget the entries."""
         if self._opened:
             self.trim_to_valid_size()
             self._close_map()
-            self._opened = False
 
     def delete(self) -> None:
-        """Unmap and remove the file (missing file is fine)."""
+        """Forget the entries and remove the file (missing file is fine)."""
         self._close_map()
-        self._opened = False
+        self._n = self._in_file = 0
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
 
     def rename(self, new_path: Path) -> None:
-        """Rename the file (e.g. to .swap / from .cleaned); mapping stays valid."""
-        os.replace(self.path, new_path)
+        """Rename the file (e.g. to .swap / from .cleaned); entries in memory stay valid."""
+        try:
+            os.replace(self.path, new_path)
+        except OSError as exc:
+            raise self._fail("rename", exc) from exc
         self.path = Path(new_path)
 
     def reset(self) -> None:
-        """Drop all entries (before a rebuild)."""
-        self._open()
-        self._entries = 0
+        """Drop all entries (before a rebuild); the file is emptied (and preallocated again if
+        writable)."""
+        if self._opened and not self.writable:
+            _cache_remove(self)
+        self._buf = bytearray() if self.writable else b""
+        self._n = self._in_file = 0
+        self._opened = True
+        if not self.writable:
+            _cache_add(self)
+        self._write_back(0)
         if self.writable:
-            self.resize(self.max_index_size)
-        else:
-            self.resize(0)
+            self._write_back(self._round(self.max_index_size))
 
     # ------------------------------------------------------------------ entries
     @property
+    def _entries(self) -> int:
+        """Number of valid entries (loading them if needed)."""
+        if not self._opened:
+            self._open()
+        return self._n
+
+    @property
     def entries(self) -> int:
         """Number of valid entries."""
-        self._open()
         return self._entries
+
+    @property
+    def _capacity(self) -> int:
+        """Entries held in memory (0 when not loaded); kept for the storage benchmark."""
+        return len(self._buf) // self.entry_size
 
     @property
     def max_entries(self) -> int:
@@ -173,19 +276,42 @@ class AbstractIndex:
         except FileNotFoundError:
             return 0
 
-    def _ensure_room(self) -> None:
-        if self._entries >= self._capacity:
-            # Appending past the preallocated size (e.g. the time index's reserved roll slot).
-            self.resize(max(self._entries + 1, 2 * self._capacity, 64) * self.entry_size)
+    def _append_raw(self, entry: bytes) -> None:
+        """Add one packed entry at the end; the index must be writable (the active segment's,
+        or one being rebuilt). Raises KafkaStorageError for a read-only index."""
+        self._open()
+        buf = self._buf
+        if not self.writable or not isinstance(buf, bytearray):
+            raise KafkaStorageError("append to a read-only index", self.path)
+        end = self._n * self.entry_size
+        if len(buf) != end:
+            del buf[end:]
+        buf += entry
+        self._n += 1
 
     def truncate_to_entries(self, n: int) -> None:
         """Keep the first n entries."""
         self._open()
-        self._entries = min(self._entries, max(0, n))
+        n = min(self._n, max(0, n))
+        if n == self._n:
+            return
+        if self.writable:
+            assert isinstance(self._buf, bytearray)
+            del self._buf[n * self.entry_size :]
+            self._n = n
+            self._in_file = min(self._in_file, n)
+        else:  # not done by LogSegment (it truncates active indexes); written through at once
+            _cache_remove(self)
+            self._buf = self._buf[: n * self.entry_size]
+            self._n = self._in_file = n
+            _cache_add(self)
+            self._write_back(n * self.entry_size)
 
     def _largest_lower_bound_slot(self, target: int) -> int:
         """Slot of the largest entry whose key <= target, or -1."""
         lo, hi = 0, self.entries - 1
+        if not self.writable and id(self) in _read_only_cache:
+            _read_only_cache.move_to_end(id(self))
         if hi < 0 or self._key(0) > target:
             return -1
         while lo < hi:

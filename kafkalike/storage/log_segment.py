@@ -216,10 +216,11 @@ class LogSegment:
         """Rebuild both indexes from the .log, validating each batch (length, magic, CRC); truncate
         at the first invalid or incomplete batch. Returns (bytes truncated, the error found)."""
         was_writable = self.offset_index.writable
-        self.offset_index.make_writable()
-        self.time_index.make_writable()
+        # reset first: make_writable would otherwise load the old (maybe preallocated) entries
         self.offset_index.reset()
         self.time_index.reset()
+        self.offset_index.make_writable()
+        self.time_index.make_writable()
         self._max_ts = NO_TIMESTAMP
         self._offset_of_max_ts = self.base_offset
         self.bytes_since_last_index_entry = 0
@@ -311,7 +312,7 @@ class LogSegment:
         self.time_index.make_writable()
 
     def flush(self) -> None:
-        """fsync the .log and msync both indexes."""
+        """fsync the .log; write both indexes' new entries to their files and fsync them."""
         self.log.flush()
         self.offset_index.flush()
         self.time_index.flush()
@@ -325,7 +326,8 @@ class LogSegment:
         self.log.close()
 
     def close_handlers(self) -> None:
-        """Close without trimming (used when the directory is going away)."""
+        """Close without trimming or writing index entries (a crash: used when the directory is
+        going away, and by tests)."""
         self.offset_index._close_map()
         self.time_index._close_map()
         self.log.close()

@@ -22,14 +22,12 @@ class OffsetIndex(AbstractIndex):
     ENTRY = _ENTRY
 
     def _key(self, slot: int) -> int:
-        assert self._mm is not None
-        return _ENTRY.unpack_from(self._mm, slot * 8)[0]
+        return _ENTRY.unpack_from(self._buf, slot * 8)[0]
 
     def entry(self, slot: int) -> tuple[int, int]:
         """(absolute offset, position) of entry `slot`."""
         self._open()
-        assert self._mm is not None
-        rel, pos = _ENTRY.unpack_from(self._mm, slot * 8)
+        rel, pos = _ENTRY.unpack_from(self._buf, slot * 8)
         return self.base_offset + rel, pos
 
     def last_entry(self) -> tuple[int, int]:
@@ -57,14 +55,13 @@ class OffsetIndex(AbstractIndex):
         Raises ValueError for an offset going backwards (Kafka's InvalidOffsetException).
         """
         self._open()
-        if self._entries and offset <= self.last_offset:
-            if offset == self.last_offset:
-                return
-            raise ValueError(f"offset index append of {offset} after {self.last_offset} in {self.path}")
-        self._ensure_room()
-        assert self._mm is not None
-        _ENTRY.pack_into(self._mm, self._entries * 8, offset - self.base_offset, position)
-        self._entries += 1
+        if self._n:
+            last = self.base_offset + _ENTRY.unpack_from(self._buf, self._n * 8 - 8)[0]
+            if offset <= last:
+                if offset == last:
+                    return
+                raise ValueError(f"offset index append of {offset} after {last} in {self.path}")
+        self._append_raw(_ENTRY.pack(offset - self.base_offset, position))
 
     def truncate_to(self, offset: int) -> None:
         """Remove entries with offset >= `offset`."""
@@ -82,7 +79,7 @@ class OffsetIndex(AbstractIndex):
         length = self.sizeof_file()
         if length % 8 != 0:
             raise CorruptIndexError(f"index file size {length} is not a multiple of 8", self.path)
-        n = self._entries
+        n = self._n
         if n:
             last_off, last_pos = self.last_entry()
             first_off, first_pos = self.entry(0)

@@ -23,14 +23,12 @@ class TimeIndex(AbstractIndex):
     ENTRY = _ENTRY
 
     def _key(self, slot: int) -> int:
-        assert self._mm is not None
-        return _ENTRY.unpack_from(self._mm, slot * 12)[0]
+        return _ENTRY.unpack_from(self._buf, slot * 12)[0]
 
     def entry(self, slot: int) -> tuple[int, int]:
         """(timestamp ms, absolute offset) of entry `slot`."""
         self._open()
-        assert self._mm is not None
-        ts, rel = _ENTRY.unpack_from(self._mm, slot * 12)
+        ts, rel = _ENTRY.unpack_from(self._buf, slot * 12)
         return ts, self.base_offset + rel
 
     def last_entry(self) -> tuple[int, int]:
@@ -53,13 +51,10 @@ class TimeIndex(AbstractIndex):
         if not skip_full_check and self.is_full():
             raise ValueError(f"time index {self.path} is full")
         last_ts, last_off = self.last_entry()
-        if self._entries and offset < last_off:
+        if self._n and offset < last_off:
             raise ValueError(f"time index append of offset {offset} after {last_off} in {self.path}")
         if timestamp > last_ts:
-            self._ensure_room()
-            assert self._mm is not None
-            _ENTRY.pack_into(self._mm, self._entries * 12, timestamp, offset - self.base_offset)
-            self._entries += 1
+            self._append_raw(_ENTRY.pack(timestamp, offset - self.base_offset))
 
     def lookup(self, target_timestamp: int) -> tuple[int, int]:
         """(timestamp, offset) of the largest entry with timestamp <= target, else (-1, base)."""
@@ -82,7 +77,7 @@ class TimeIndex(AbstractIndex):
         length = self.sizeof_file()
         if length % 12 != 0:
             raise CorruptIndexError(f"time index file size {length} is not a multiple of 12", self.path)
-        if self._entries:
+        if self._n:
             last_ts, last_off = self.last_entry()
             first_ts, first_off = self.entry(0)
             if last_off < self.base_offset or last_ts < first_ts or last_off < first_off:
