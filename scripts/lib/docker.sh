@@ -3,6 +3,7 @@
 #   ensure_dockerd            start dockerd in the background unless one answers already
 #   release_dockerd           at exit: stop the dockerd we started, unless others still use it
 #   stop_dockerd              stop the dockerd these scripts started (its pid file), now
+#   stop_dockerd_if_unused    the same, unless another run holds the lock
 #
 # Who stops dockerd: every user (scripts/test, scripts/build-image) holds a shared flock on
 # .kafkalike/docker/users.lock while it runs. The one that started dockerd writes its pid to
@@ -89,6 +90,17 @@ stop_dockerd() {
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$DOCKERD_PIDFILE" "$DOCKER_STATE/dockerd.keep"
+}
+
+# `scripts/build-image --stop-dockerd`: stop our dockerd unless a test run still uses it.
+stop_dockerd_if_unused() {
+    _docker_lock
+    if ! flock -xn "$KAFKALIKE_DOCKER_LOCK_FD"; then
+        echo "docker: dockerd is in use by a running ./scripts/test or build-image; not stopped" >&2
+        return 1
+    fi
+    stop_dockerd
+    flock -u "$KAFKALIKE_DOCKER_LOCK_FD"
 }
 
 release_dockerd() {
