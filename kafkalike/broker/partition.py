@@ -27,7 +27,7 @@ at sequence 0; an unknown producer may start anywhere (its state may have been r
 retention). Followers update the same state from the batches they replicate, so a follower
 that becomes leader already knows every producer — a batch retried after a failover is not
 written twice. The state is rebuilt from the batch headers on disk (one 61-byte read per
-batch) when the Partition is created, and cut back on truncation.
+batch) when the Partition is created, and again after a truncation (Kafka's truncateAndReload).
 
 Errors are returned as Kafka ErrorCodes or raised as ``PartitionError(error_code)``:
 NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS,
@@ -159,14 +159,12 @@ class ProducerStateManager:
                             b.base_sequence + b.last_offset_delta, b.base_offset, b.last_offset)
             pos = b.end_position
 
-    def truncate(self, offset: int) -> None:
-        """Forget batches at offsets >= ``offset`` (the log was truncated there)."""
-        for pid in list(self.producers):
-            entry = self.producers[pid]
-            while entry.batches and entry.batches[-1].last_offset >= offset:
-                entry.batches.pop()
-            if not entry.batches:
-                del self.producers[pid]
+    def truncate_and_reload(self, log: UnifiedLog) -> int:
+        """After the log was truncated: rebuild from the batches left (Kafka's
+        UnifiedLog.truncateTo -> ProducerStateManager.truncateAndReload), so batches older than
+        the retained five and an older epoch whose batches survive deduplicate again.
+        Truncation is rare (a leader change); the rebuild reads one header per batch."""
+        return self.rebuild(log)
 
     def rebuild(self, log: UnifiedLog) -> int:
         """Rebuild from the headers of every stored batch; returns batches seen."""
@@ -472,7 +470,7 @@ class Partition:
         """Follower truncation (leader-epoch based): log and producer state."""
         if offset < self.log.log_end_offset:
             self.log.truncate_to(offset)
-            self.producer_state.truncate(offset)
+            self.producer_state.truncate_and_reload(self.log)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Follower fell behind the leader's log start: empty log at ``offset``."""
