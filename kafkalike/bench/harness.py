@@ -149,6 +149,50 @@ def load_average() -> str:
 OPEN_FILES_WANTED = 200_000
 
 
+class BenchInterrupted(BaseException):
+    """SIGTERM arrived: unwind through run_bench's finally so every system is stopped."""
+
+
+def _stop_on_sigterm() -> dict[int, Any]:
+    """Make SIGTERM (and SIGINT, which a shell's background job ignores) unwind the run like
+    Ctrl-C, so the clusters are stopped by pid on the way out; main thread only. Returns the
+    previous handlers ({signal: handler}) for ``_restore_signals``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        raise BenchInterrupted(f"signal {signum}")
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    import signal
+
+    for sig, h in previous.items():
+        signal.signal(sig, h)
+
+
+SMALL_HEAP = "512m"
+LARGE_HEAP = "1g"
+LARGE_PARTITIONS = 5_000
+
+
+def kafka_heap(config: BenchConfig, workloads: Sequence[str]) -> str:
+    """The Kafka brokers' -Xmx/-Xms: 512 MiB (enough up to a few thousand partitions, and
+    kind to the shared machine's memory), or Kafka's own default of 1 GiB
+    (kafka-server-start.sh) when a failover topic has ``LARGE_PARTITIONS`` or more: with
+    10,000 partitions a ZooKeeper-mode broker that became controller ran out of a 512 MiB
+    heap (java.lang.OutOfMemoryError in its request handlers, its followers' fetches then
+    failed and ISRs never refilled)."""
+    if "failover" in workloads and max(config.failover_partitions, default=0) >= LARGE_PARTITIONS:
+        return LARGE_HEAP
+    return SMALL_HEAP
+
+
 def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> tuple[int, int]:
     """Raise this process's RLIMIT_NOFILE (inherited by every broker it starts) towards
     ``wanted`` and return the (soft, hard) limit now in force.
@@ -254,6 +298,8 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
     if nofile[0] < 40_000 and "failover" in workloads and max(config.failover_partitions) >= 5_000:
         print(f"  warning: open files limit {nofile[0]:,}: brokers of {max(config.failover_partitions):,} "
               "partitions may run out of descriptors", flush=True)
+    heap = kafka_heap(config, workloads)
+    previous_handlers = _stop_on_sigterm()
     run = _Run()
     ensemble: ZkEnsemble | None = None
     live: dict[str, BenchSystem] = {}
@@ -279,7 +325,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
                                             start=33000, stop=40000)
                 system = ReferenceSystem(work / name, "zk" if name == "kafka-zk" else "kraft", port,
                                          zookeeper_connect=zookeeper_connect,
-                                         chroot=f"/bench-kafka-zk-{chroot_tag}")
+                                         chroot=f"/bench-kafka-zk-{chroot_tag}", heap=heap)
             live[name] = system  # from here on stopped in the finally block, whatever happens
             if not _start_system(run, name, system):
                 del live[name]  # _start_system stopped it
@@ -304,6 +350,9 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         if "failover" in workloads:
             _failover(run, config, live, names)
         _measure_limits(run, config, work, install_iperf3)
+    except BenchInterrupted as e:  # stop everything, then still write what was measured
+        run.errors.append(f"run interrupted ({e}); the figures above are what was measured before it")
+        print(f"  !! interrupted ({e}): stopping, then writing the report", flush=True)
     finally:
         for name, system in live.items():
             print(f"stopping {name} ...", flush=True)
@@ -315,6 +364,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
             ensemble.stop()
         if own_work and not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
+        _restore_signals(previous_handlers)
     limits = {k: median(v) for k, v in run.limits.items()}
     context = {
         "command": command or f"run_bench({config.name}, systems={list(systems)}, tools={list(tools)})",
@@ -326,6 +376,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if any(
             s in KAFKA_SYSTEMS for s in systems) else ""),
         "load generators": ", ".join(tools),
+        "Kafka broker heap": f"-Xmx{heap} -Xms{heap}",
         "machine": machine_description(),
         "load average before / after": f"{load_before} / {load_average()}",
         "wall time": f"{time.monotonic() - started:.0f} s",
@@ -507,7 +558,7 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
     for i, n in enumerate(cfg.failover_partitions):
         print(f"workload: failover with {n:,} partitions (RF 3)", flush=True)
         workload = f"failover, {n:,} partitions"
-        restore_timeout = 300.0 + n * 0.2
+        restore_timeout = 300.0 + n * 0.1  # a 10,000-partition Kafka broker loads its logs for minutes
         for name in rotated(names, i):
             system = live[name]
             _heal(run, name, system)

@@ -35,6 +35,8 @@ from kafkalike.cluster.local_cluster import LocalCluster
 log = structlog.get_logger(__name__)
 
 SESSION_TIMEOUT_MS = 6000
+EXCESSIVE_BATCH = "excessively large batch"
+KRAFT_PARTITIONS_PER_OP = 5_000
 LIBRDKAFKA_LOGGER = logging.getLogger("kafkalike.bench.librdkafka")
 LIBRDKAFKA_LOGGER.disabled = True
 
@@ -227,20 +229,54 @@ def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor
     """Create ``topic`` with CreateTopics (librdkafka) and wait until Metadata shows a leader
     for every partition; returns the seconds that took. BenchError on a CreateTopics error
     or after ``timeout`` seconds."""
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewPartitions, NewTopic
 
     t0 = time.monotonic()
     # librdkafka fails a request after socket.timeout.ms (60 s by default): a ZooKeeper-mode
     # controller can take longer than that for thousands of partitions on a busy machine
     admin = admin_client(bootstrap, **{"socket.timeout.ms": int(min(timeout, 300.0) * 1000)})
+    step = min(timeout, 300.0)
     futures = admin.create_topics([NewTopic(topic, partitions, replication_factor, config=configs or {})],
-                                  request_timeout=min(timeout, 300.0), operation_timeout=min(timeout, 300.0))
+                                  request_timeout=step, operation_timeout=step)
     try:
         futures[topic].result(timeout=timeout)
     except Exception as e:
-        raise BenchError(f"CreateTopics {topic} ({partitions} partitions): {e}") from e
+        if EXCESSIVE_BATCH not in str(e):
+            raise BenchError(f"CreateTopics {topic} ({partitions} partitions): {e}") from e
+        # KRaft's controller refuses a user operation of more than 10,000 metadata records
+        # (QuorumController's MAX_RECORDS_PER_USER_OP; BoundedListTooLongException becomes
+        # POLICY_VIOLATION): a 10,000-partition topic is one TopicRecord + 10,000
+        # PartitionRecords. Kafka's answer is to grow the topic with CreatePartitions.
+        log.info("bench_create_topic_in_steps", topic=topic, partitions=partitions)
+        count = min(partitions, KRAFT_PARTITIONS_PER_OP)
+        try:
+            admin.create_topics([NewTopic(topic, count, replication_factor, config=configs or {})],
+                                request_timeout=step, operation_timeout=step)[topic].result(timeout=timeout)
+            while count < partitions:
+                count = min(partitions, count + KRAFT_PARTITIONS_PER_OP)
+                admin.create_partitions([NewPartitions(topic, count)], request_timeout=step,
+                                        operation_timeout=step)[topic].result(timeout=timeout)
+        except Exception as e2:
+            raise BenchError(f"CreateTopics/CreatePartitions {topic} ({count} of {partitions} "
+                             f"partitions): {e2}") from e2
     wait_leaders(bootstrap, topic, partitions, timeout - (time.monotonic() - t0))
     return time.monotonic() - t0
+
+
+def elect_preferred_leaders(bootstrap: str, topic: str, timeout: float = 60.0) -> None:
+    """ElectLeaders (PREFERRED, KIP-460) for every partition of ``topic``, best effort: after
+    kill -9s and restarts a ZooKeeper-mode cluster can leave every leadership on one broker
+    until its periodic rebalance (leader.imbalance.check.interval.seconds, 300 s). Errors
+    (ELECTION_NOT_NEEDED, or a broker without the API) are logged, not raised."""
+    from confluent_kafka import ElectionType, TopicPartition
+
+    md = partition_metadata(bootstrap, topic)
+    admin = admin_client(bootstrap, **{"socket.timeout.ms": int(timeout * 1000)})
+    try:
+        admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, p) for p in md],
+                            request_timeout=timeout, operation_timeout=timeout).result(timeout=timeout)
+    except Exception as e:
+        log.info("bench_elect_leaders_failed", topic=topic, error=str(e)[:300])
 
 
 def partition_metadata(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, tuple[int, list[int]]]:

@@ -36,7 +36,7 @@ import structlog
 from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench.report import percentile
 from kafkalike.bench.systems import (BenchError, BenchSystem, LIBRDKAFKA_LOGGER, admin_client, create_topic,
-                                     partition_metadata, wait_leaders)
+                                     elect_preferred_leaders, partition_metadata, wait_leaders)
 
 log = structlog.get_logger(__name__)
 
@@ -422,18 +422,35 @@ def controller_failover(system: BenchSystem, tag: str, timeout: float = 300.0) -
     return time.perf_counter() - t0, controller
 
 
-def controlled_shutdown(system: BenchSystem, topic: str) -> tuple[float, int]:
+def controlled_shutdown(system: BenchSystem, topic: str, rebalance_wait: float = 330.0) -> tuple[float, int]:
     """SIGTERM (controlled shutdown: leaderships moved away first) of the non-controller
     broker that leads the most partitions of ``topic``, until its process has exited, in
-    seconds. Returns (seconds, stopped broker id)."""
+    seconds. Returns (seconds, stopped broker id). When the controller leads every
+    partition, a preferred leader election is asked for first and leaderships are awaited
+    for up to ``rebalance_wait`` seconds (the controller's own rebalance runs every 300 s);
+    BenchError after that."""
     controller = system.active_controller()
-    md = partition_metadata(system.bootstrap, topic)
     led: dict[int, int] = {}
-    for leader, _ in md.values():
-        if leader >= 0 and leader != controller:
-            led[leader] = led.get(leader, 0) + 1
+    deadline = time.monotonic() + rebalance_wait
+    elected = False
+    while True:
+        md = partition_metadata(system.bootstrap, topic)
+        led = {}
+        for leader, _ in md.values():
+            if leader >= 0 and leader != controller:
+                led[leader] = led.get(leader, 0) + 1
+        if led or time.monotonic() > deadline:
+            break
+        # every leadership sits on the controller (the other two brokers were restarted
+        # after earlier kills): move leaders back to their preferred replicas first
+        if not elected:
+            elect_preferred_leaders(system.bootstrap, topic)
+            elected = True
+        time.sleep(2.0)
+        controller = system.active_controller()
     if not led:
-        raise BenchError(f"{system.name}: no non-controller leader in {topic}")
+        raise BenchError(f"{system.name}: no non-controller leader in {topic} "
+                         f"{rebalance_wait:.0f} s after a preferred leader election")
     broker = max(led, key=lambda b: led[b])
     return system.stop_broker(broker), broker
 
