@@ -1,7 +1,8 @@
 """What the client knows about a cluster: brokers, topics, partition leaders (values only).
 
-Holds ``TopicPartition``, ``Node``, ``PartitionInfo``, ``TopicInfo`` and ``Cluster`` (Kafka's
-``org.apache.kafka.common`` classes of the same names) and ``cluster_from_metadata()``, which
+Holds ``Node``, ``PartitionInfo``, ``TopicInfo`` and ``Cluster`` (Kafka's
+``org.apache.kafka.common`` classes of the same names), re-exports ``TopicPartition``
+(kafkalike.protocol.topic_partition, the package-wide value) and ``cluster_from_metadata()``, which
 reads a Metadata response of any version (v0-v12: fields a version lacks get Kafka's
 defaults: controller -1, cluster id None, leader epoch -1, no offline replicas).
 """
@@ -13,20 +14,10 @@ from typing import Any
 import attrs
 
 from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.topic_partition import TopicPartition
 
 __all__ = ["TopicPartition", "Node", "PartitionInfo", "TopicInfo", "Cluster",
            "cluster_from_metadata"]
-
-
-@attrs.frozen(order=True)
-class TopicPartition:
-    """A partition of a topic: (topic name, partition index)."""
-
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
 
 
 @attrs.frozen

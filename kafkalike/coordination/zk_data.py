@@ -26,6 +26,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from kafkalike.protocol.topic_partition import TopicPartition  # re-exported: zk_data.TopicPartition
+
 # ---- errors and JSON helpers -----------------------------------------------------------------
 
 
@@ -231,32 +233,13 @@ def sequence_number(path: str, prefix: str) -> str:
 
 # ---- values -----------------------------------------------------------------------------------
 
-
-@attrs.frozen(order=True)
-class TopicPartition:
-    """A topic name and partition index (Kafka's TopicPartition)."""
-
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"topic":..,"partition":..}`` as in notification and election JSON."""
-        return {"topic": self.topic, "partition": self.partition}
-
-    @classmethod
-    def from_dict(cls, obj: Any, what: str) -> "TopicPartition":
-        """Parse ``{"topic":..,"partition":..}``. Raises ZNodeDecodeError."""
-        if not isinstance(obj, dict):
-            raise ZNodeDecodeError(f"{what}: expected {{topic, partition}}, got {obj!r}")
-        return cls(_field(obj, "topic", str, what), _field(obj, "partition", int, what))
+# TopicPartition is the package-wide value from kafkalike.protocol.topic_partition (re-exported
+# above); its from_dict() is given ZNodeDecodeError here.
 
 
 def _partitions_list(obj: dict[str, Any], what: str) -> frozenset[TopicPartition]:
     parts = _field(obj, "partitions", list, what)
-    return frozenset(TopicPartition.from_dict(p, what) for p in parts)
+    return frozenset(TopicPartition.from_dict(p, what, ZNodeDecodeError) for p in parts)
 
 
 # ---- /controller, /controller_epoch, /cluster/id ---------------------------------------------
@@ -732,7 +715,7 @@ class PartitionReassignment:
         obj = _parse_object(data, what)
         out = {}
         for entry in _field(obj, "partitions", list, what):
-            tp = TopicPartition.from_dict(entry, what)
+            tp = TopicPartition.from_dict(entry, what, ZNodeDecodeError)
             out[tp] = _int_list(_field(entry, "replicas", list, what), what)
         return cls(out)
 

@@ -17,6 +17,7 @@ Per log dir, `meta.properties` (Kafka's BrokerMetadataCheckpoint, Java propertie
 
 Every write is atomic: write <name>.tmp, fsync it, rename over <name>, fsync the directory.
 A malformed file raises KafkaStorageError naming it (Kafka: "Malformed line in checkpoint file").
+`TopicPartition` here is kafkalike.protocol.topic_partition's, re-exported.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import attrs
 
+from kafkalike.protocol.topic_partition import TopicPartition  # re-exported: checkpoints.TopicPartition
 from kafkalike.storage.errors import InconsistentBrokerMetadataError, KafkaStorageError
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -39,25 +41,6 @@ META_PROPERTIES = "meta.properties"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 
 CHECKPOINT_VERSION = 0
-
-
-@attrs.frozen(order=True)
-class TopicPartition:
-    """A topic name and partition number; str() gives Kafka's directory name "<topic>-<partition>"."""
-
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
-
-    @classmethod
-    def parse_dir_name(cls, name: str) -> "TopicPartition":
-        """"orders-3" -> TopicPartition("orders", 3). ValueError if the name has no -<int> tail."""
-        topic, sep, part = name.rpartition("-")
-        if not sep or not topic or not part.isdigit():
-            raise ValueError(f"not a partition directory name: {name!r}")
-        return cls(topic, int(part))
 
 
 def write_atomically(path: Path, text: str) -> None:
