@@ -46,6 +46,13 @@ async def running_broker(tmp_path: Path, zk: str, broker_id: int = 1, **extra: s
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         try:
+            # this broker's own controller (every KafkaServer runs the election) sends its first
+            # UpdateMetadata soon after start-up; wait for it so the controller epoch the
+            # hand-built requests below default to is the current one (one controller epoch
+            # fences LeaderAndIsr, StopReplica and UpdateMetadata alike, as in Kafka)
+            with trio.move_on_after(30):
+                while server.metadata_cache.updates == 0:
+                    await trio.sleep(0.02)
             yield server
         finally:
             server.request_shutdown()
@@ -67,12 +74,19 @@ async def connect(server: KafkaServer) -> AsyncIterator[KafkaConnection]:
             await conn.aclose()
 
 
+def current_controller_epoch(server: KafkaServer) -> int:
+    """The controller epoch ``server`` fences controller requests with (at least 1)."""
+    return max(1, server.replica_manager.controller_epoch)
+
+
 def leader_and_isr(server: KafkaServer, topic: str, partitions: dict[int, tuple[int, Sequence[int], Sequence[int]]],
-                   leader_epoch: int = 0, controller_epoch: int = 1, broker_epoch: int | None = None,
+                   leader_epoch: int = 0, controller_epoch: int | None = None, broker_epoch: int | None = None,
                    leaders: dict[int, KafkaServer] | None = None, zk_version: int = 0,
                    version: int = 6) -> LeaderAndIsrRequest:
     """LeaderAndIsr for ``partitions``: p -> (leader, isr, replicas), in the layout of
-    ``version`` (v0-v1 ungrouped, v2+ per topic)."""
+    ``version`` (v0-v1 ungrouped, v2+ per topic). ``controller_epoch`` defaults to the
+    broker's current one (``current_controller_epoch``)."""
+    controller_epoch = current_controller_epoch(server) if controller_epoch is None else controller_epoch
     states = tuple(LeaderAndIsrPartitionState(
         topic_name=topic, partition_index=p, controller_epoch=controller_epoch, leader=leader, leader_epoch=leader_epoch,
         isr=tuple(isr), zk_version=zk_version, replicas=tuple(replicas), adding_replicas=(),
@@ -91,8 +105,9 @@ def leader_and_isr(server: KafkaServer, topic: str, partitions: dict[int, tuple[
 
 
 def stop_replica(server: KafkaServer, topic: str, partitions: Sequence[int], delete: bool,
-                 leader_epoch: int = -1, controller_epoch: int = 1) -> StopReplicaRequest:
-    """StopReplica v3 for ``partitions`` of ``topic``."""
+                 leader_epoch: int = -1, controller_epoch: int | None = None) -> StopReplicaRequest:
+    """StopReplica v3 for ``partitions`` of ``topic`` (controller epoch: the broker's current one)."""
+    controller_epoch = current_controller_epoch(server) if controller_epoch is None else controller_epoch
     return StopReplicaRequest(
         controller_id=99, controller_epoch=controller_epoch, broker_epoch=server.broker_epoch,
         topic_states=(StopReplicaTopicState(topic_name=topic, partition_states=tuple(
@@ -102,8 +117,11 @@ def stop_replica(server: KafkaServer, topic: str, partitions: Sequence[int], del
 
 def update_metadata(servers: Sequence[KafkaServer], topic: str,
                     partitions: dict[int, tuple[int, Sequence[int], Sequence[int]]],
-                    leader_epoch: int = 0, controller_epoch: int = 1) -> UpdateMetadataRequest:
-    """UpdateMetadata v7 listing ``servers`` as live brokers and ``partitions`` of ``topic``."""
+                    leader_epoch: int = 0, controller_epoch: int | None = None) -> UpdateMetadataRequest:
+    """UpdateMetadata v7 listing ``servers`` as live brokers and ``partitions`` of ``topic``
+    (controller epoch: the highest current one among ``servers``)."""
+    if controller_epoch is None:
+        controller_epoch = max(current_controller_epoch(s) for s in servers)
     states = tuple(UpdateMetadataPartitionState(
         partition_index=p, controller_epoch=controller_epoch, leader=leader, leader_epoch=leader_epoch,
         isr=tuple(isr), zk_version=0, replicas=tuple(replicas), offline_replicas=())
