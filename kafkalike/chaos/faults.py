@@ -51,7 +51,7 @@ class ChaosError(Exception):
 
 
 class Backend(Protocol):
-    """What faults need from a backend (LocalBackend implements it)."""
+    """What faults need from a backend (LocalBackend and ComposeBackend implement it)."""
 
     name: str
 
