@@ -199,8 +199,8 @@ def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> tuple[int, int]:
 
     A broker of a 10,000-partition RF 3 topic on 3 brokers holds every partition: Kafka keeps
     one descriptor per segment's .log (indexes are mmapped, their files closed), kafkalike
-    three (CPython's mmap keeps a dup of the descriptor for each of the two indexes), so
-    the 20,000 this VM gives by default is not enough. Kafka's docs ask for 100,000+. The
+    too (docs/storage.md, "Descriptors per partition"), so the 20,000 this VM gives by
+    default is just enough for 10,000 partitions. Kafka's docs ask for 100,000+. The
     soft limit goes up to the hard one; the hard one only as root (CAP_SYS_RESOURCE), and
     never beyond /proc/sys/fs/nr_open."""
     import resource
@@ -222,11 +222,11 @@ def raise_open_files_limit(wanted: int = OPEN_FILES_WANTED) -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-# descriptors a kafkalike broker holds per partition it hosts: the active segment's .log,
-# and one each for its offset and time index (CPython 3.11's mmap.mmap keeps a dup() of the
-# descriptor it maps; kafkalike/storage/abstract_index.py maps both indexes of the active
-# segment when the log is created). Measured: 19,998 descriptors at ~6,660 partitions.
-KAFKALIKE_FDS_PER_PARTITION = 3
+# descriptors a kafkalike broker holds per partition it hosts: the active segment's .log
+# (index files hold none since commit dec75a5, docs/storage.md "Descriptors per partition";
+# before it, three: CPython 3.11's mmap keeps a dup() per mapped index). Measured: 8,017
+# descriptors for 8,000 partitions on one broker.
+KAFKALIKE_FDS_PER_PARTITION = 1
 FD_HEADROOM = 500
 
 
@@ -245,8 +245,7 @@ def descriptor_shortfall(system: BenchSystem, partitions: int) -> str:
     if soft == resource.RLIM_INFINITY or need <= soft:
         return ""
     return (f"a kafkalike broker holding {partitions:,} partitions needs ~{need:,} open files "
-            f"({KAFKALIKE_FDS_PER_PARTITION} per partition: .log plus two index mmaps, each an fd "
-            f"under CPython 3.11), the limit here is {soft:,} and cannot be raised (no CAP_SYS_RESOURCE)")
+            f"({KAFKALIKE_FDS_PER_PARTITION} per partition: its active segment's .log), the limit here is {soft:,} and cannot be raised (no CAP_SYS_RESOURCE)")
 
 
 def _measure_limits(run: _Run, cfg: BenchConfig, work_dir: Path, install_iperf3: bool) -> None:

@@ -164,7 +164,7 @@ def test_failed_attempt_is_recorded_and_the_run_goes_on() -> None:
 
 
 def test_descriptor_shortfall_only_for_kafkalike_beyond_the_open_files_limit() -> None:
-    """kafkalike needs ~3 descriptors per hosted partition: a count past the open-files limit
+    """kafkalike needs ~1 descriptor per hosted partition: a count past the open-files limit
     is refused with the reason, a small count and the Kafka systems are not."""
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     kafkalike = types.SimpleNamespace(name="kafkalike")
