@@ -12,6 +12,7 @@ import sys
 EXAMPLE = """examples:
   kafkalike bench --quick                                  # all three systems, a few minutes
   kafkalike bench --full --report bench-full               # long: 10,000-partition failovers
+  kafkalike bench --full --workloads failover --failover-partitions 10000 --failover-rounds 1
   kafkalike bench --quick --systems kafkalike --tools librdkafka
   kafkalike bench --quick --workloads produce,consume --systems kafkalike,kafka-kraft
 
