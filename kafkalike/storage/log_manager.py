@@ -207,10 +207,11 @@ class LogManager:
         counts = {d: 0 for d in self.log_dirs if d not in self.offline_dirs}
         if not counts:
             raise KafkaStorageError("no online log dir", self.log_dirs[0])
-        for lg2 in self.logs.values():
-            parent = lg2.dir.parent
-            if parent in counts:
-                counts[parent] += 1
+        if len(counts) > 1:  # one online dir: nothing to count (the count is O(logs) per new log)
+            for lg2 in self.logs.values():
+                parent = lg2.dir.parent
+                if parent in counts:
+                    counts[parent] += 1
         target = min(counts, key=lambda d: (counts[d], str(d)))
         lg = UnifiedLog.open(target / str(tp), config or self.config_for(tp.topic), had_clean_shutdown=True, clock=self.clock)
         self.logs[tp] = lg
