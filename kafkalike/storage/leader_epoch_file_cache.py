@@ -118,6 +118,12 @@ class LeaderEpochFileCache:
             self._flush()
 
     def flush(self) -> None:
-        """Write the checkpoint if anything changed since the last write (or it does not exist)."""
-        if self._dirty or (self.checkpoint is not None and not self.checkpoint.path.exists()):
+        """Write the checkpoint if anything changed since the last write; a missing file with
+        nothing to write is created empty, without fsync (Kafka's CheckpointFile)."""
+        if self._dirty:
             self._flush()
+        elif self.checkpoint is not None and not self.checkpoint.path.exists():
+            if self.entries:
+                self._flush()
+            else:
+                self.checkpoint.create_empty()
