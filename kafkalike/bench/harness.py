@@ -551,6 +551,9 @@ def _latency(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: l
                     run.add(workload, "p50", name, res.p50_ms, "ms", rnd, False)
                     run.add(workload, "p99", name, res.p99_ms, "ms", rnd, False)
                     run.add(workload, "p99.9", name, res.p999_ms, "ms", rnd, False)
+                    # below the offered rate = the system fell behind and the percentiles
+                    # above grew with the run's length (a queue), see LatencyResult
+                    run.add(workload, "records/s delivered", name, res.delivered_rate, "records/s", rnd, True)
 
 
 def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
