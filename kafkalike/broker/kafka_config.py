@@ -276,6 +276,17 @@ def parse_endpoint(uri: str, config_name: str, protocol_map: Mapping[str, str]) 
     return ep
 
 
+def apply_overrides(props: dict[str, str], where: dict[str, str], overrides: Iterable[str]) -> None:
+    """Apply ``key=value`` overrides to ``props`` in order (later wins), recording
+    ``where[key] = "--override"``. ConfigError for an item without ``=``."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"invalid override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        props[key.strip()] = value
+        where[key.strip()] = "--override"
+
+
 @attrs.frozen
 class KafkaConfig:
     """A validated broker configuration. ``values`` maps every known key to its typed value
@@ -323,12 +334,7 @@ class KafkaConfig:
         for lineno, key, value in parse_properties(text):
             merged[key] = value
             where[key] = f"line {lineno} of {filename}"
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"invalid override {item!r}: expected key=value")
-            key, value = item.split("=", 1)
-            merged[key.strip()] = value
-            where[key.strip()] = "--override"
+        apply_overrides(merged, where, overrides)
         return cls.from_mapping(merged, source=lambda k: where.get(k, "?"))
 
     @classmethod

@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 import structlog
 
-from kafkalike.chaos.local import ChaosBackendError, PartitionState, ZkView
+from kafkalike.chaos.local import ChaosBackendError, PartitionState, ZkView, wait_registration_gone
 from kafkalike.cluster.env_config import variable_for
 from kafkalike.cluster.zk_ensemble import four_letter_word, parse_srvr
 
@@ -379,13 +379,7 @@ class ComposeBackend:
         if self.broker_alive(broker_id):
             return
         deadline = time.monotonic() + timeout
-        while True:
-            ids = self.view().broker_ids()
-            if ids is not None and broker_id not in ids:
-                break
-            if time.monotonic() > deadline:
-                raise ChaosBackendError(f"broker {broker_id}'s old registration did not vanish")
-            time.sleep(0.5)
+        wait_registration_gone(self.view(), broker_id, deadline)
         self._container(svc).start()
         self._ip(svc)
         while True:

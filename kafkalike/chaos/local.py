@@ -55,6 +55,19 @@ class ChaosBackendError(Exception):
     """A fault primitive could not be applied (process missing, iptables failed, timeout)."""
 
 
+
+def wait_registration_gone(view: ZkView, broker_id: int, deadline: float) -> None:
+    """Block until ``/brokers/ids/<broker_id>`` is gone (a killed broker's session expired),
+    polling every 0.5 s; ChaosBackendError once ``time.monotonic()`` passes ``deadline``.
+    Both backends call it before restarting a broker, which would refuse a live duplicate id."""
+    while True:
+        ids = view.broker_ids()
+        if ids is not None and broker_id not in ids:
+            return
+        if time.monotonic() > deadline:
+            raise ChaosBackendError(f"broker {broker_id}'s old registration did not vanish")
+        time.sleep(0.5)
+
 @attrs.frozen
 class PartitionState:
     """One partition's state as the controller wrote it to ZooKeeper."""
@@ -401,13 +414,7 @@ class LocalBackend:
         if self.cluster.broker_alive(broker_id):
             return
         deadline = time.monotonic() + timeout
-        while True:
-            ids = self.view().broker_ids()
-            if ids is not None and broker_id not in ids:
-                break
-            if time.monotonic() > deadline:
-                raise ChaosBackendError(f"broker {broker_id}'s old registration did not vanish")
-            time.sleep(0.5)
+        wait_registration_gone(self.view(), broker_id, deadline)
         self._spawn(broker_id)
         try:
             self.cluster.wait_registered([broker_id], timeout=max(10.0, deadline - time.monotonic()))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from kafkalike.broker.kafka_config import ConfigError, KafkaConfig
+from kafkalike.broker.kafka_config import ConfigError, KafkaConfig, apply_overrides
 
 PREFIX = "KAFKA_CFG_"
 
@@ -79,12 +79,7 @@ def config_from_env(environ: Mapping[str, str], overrides: Iterable[str] = ()) -
     (one line: an unknown key names its variable, a bad value its key) or EnvConfigError."""
     props = properties_from_env(environ)
     where = {name: f"environment variable {variable_for(name)}" for name in props}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"invalid override {item!r}: expected key=value")
-        key, value = item.split("=", 1)
-        props[key.strip()] = value
-        where[key.strip()] = "--override"
+    apply_overrides(props, where, overrides)
     if not props:
         raise EnvConfigError(f"no {PREFIX}* environment variables set (e.g. {PREFIX}BROKER_ID=1, "
                              f"{PREFIX}ZOOKEEPER_CONNECT=zk1:2181)")
