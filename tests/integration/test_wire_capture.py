@@ -72,17 +72,7 @@ def capture(tmp_path: Path, zk_connect: str) -> Iterator[tuple[LocalCluster, Pat
         try:
             cluster.stop()
         finally:
-            _stop(dumpcap)
-
-
-def _stop(dumpcap: subprocess.Popen) -> None:
-    if dumpcap.poll() is None:
-        dumpcap.terminate()
-        try:
-            dumpcap.wait(10)
-        except subprocess.TimeoutExpired:
-            dumpcap.kill()
-            dumpcap.wait()
+            tshark_probe.stop_capture(dumpcap)
 
 
 def _client_session(cluster: LocalCluster, topic: str) -> None:
@@ -165,7 +155,7 @@ def test_client_session_decodes_in_tshark_without_malformed_frames(
     port = cluster.base_port
     _client_session(cluster, f"wire-{uuid.uuid4().hex[:8]}")
     cluster.stop()
-    _stop(dumpcap)
+    tshark_probe.stop_capture(dumpcap)
     assert pcap.exists() and pcap.stat().st_size > 0
 
     rows = _tshark(pcap, port, "-Y", "kafka", "-T", "fields", "-E", "separator=|",

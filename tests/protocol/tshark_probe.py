@@ -83,6 +83,17 @@ def _wait_capturing(dumpcap: subprocess.Popen) -> None:
     time.sleep(0.3)
 
 
+def stop_capture(dumpcap: subprocess.Popen) -> None:
+    """Stop a dumpcap process (SIGTERM, then SIGKILL after 10 s) and reap it."""
+    if dumpcap.poll() is None:
+        dumpcap.terminate()
+        try:
+            dumpcap.wait(10)
+        except subprocess.TimeoutExpired:
+            dumpcap.kill()
+            dumpcap.wait()
+
+
 def probe(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
     """{(api_key, version): problems tshark reported (empty list = decoded cleanly)}."""
     frames = _frames(pairs)
@@ -124,12 +135,7 @@ def probe(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
             thread.join(10)
             time.sleep(1)
         finally:
-            dumpcap.terminate()
-            try:
-                dumpcap.wait(10)
-            except subprocess.TimeoutExpired:
-                dumpcap.kill()
-                dumpcap.wait()
+            stop_capture(dumpcap)
             server.close()
         if not pcap.exists() or pcap.stat().st_size == 0:
             raise RuntimeError("dumpcap recorded nothing (no capture permission on lo?)")
