@@ -61,7 +61,10 @@ class BenchConfig:
     rss_partitions: partitions (RF 3) of the "with N partitions" memory/CPU measurement;
     idle_seconds: how long idle CPU is sampled;
     failover_partitions: partition counts of the failover topics; failover_rounds: trials
-    of each failover measurement per count;
+    of each failover measurement per count; large_failover_rounds: trials at counts of
+    ``LARGE_PARTITIONS`` or more (one 10,000-partition trial of all three systems takes
+    ~15 min on a quiet 2-core machine, so ``--full`` takes one there unless
+    ``--failover-rounds`` says otherwise);
     dd_mib / iperf_seconds: size of the machine-limit measurements.
     """
 
@@ -76,6 +79,13 @@ class BenchConfig:
     failover_rounds: int
     dd_mib: int
     iperf_seconds: int
+    large_failover_rounds: int = 1
+
+    def rounds_for(self, partitions: int) -> int:
+        """Trials of each failover measurement on a topic of ``partitions`` partitions."""
+        if partitions >= LARGE_PARTITIONS:
+            return min(self.failover_rounds, self.large_failover_rounds)
+        return self.failover_rounds
 
 
 QUICK = BenchConfig("quick", records=200_000, rounds=2, latency_rates=(100,), latency_seconds=10,
@@ -370,8 +380,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         "configuration": (f"{config.name}: {config.records:,} records × {wl.RECORD_SIZE} B per produce run, "
                           f"{config.rounds} rounds; latency at {', '.join(f'{r:,}' for r in config.latency_rates)} records/s for "
                           f"{config.latency_seconds:g} s; memory with {config.rss_partitions:,} partitions; "
-                          f"failover with {', '.join(f'{n:,}' for n in config.failover_partitions)} partitions "
-                          f"× {config.failover_rounds}"),
+                          f"failover trials: {', '.join(f'{n:,} partitions × {config.rounds_for(n)}' for n in config.failover_partitions)}"),
         "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if any(
             s in KAFKA_SYSTEMS for s in systems) else ""),
         "load generators": ", ".join(tools),
@@ -577,7 +586,7 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
                 delete_topic(system.bootstrap, topic)
                 continue
             run.add(workload, "create topic to full ISR", name, secs, "s", 0, False)
-            for rnd in range(cfg.failover_rounds):
+            for rnd in range(cfg.rounds_for(n)):
                 for label, fn in (
                     ("leader kill -9 → first ack", lambda: wl.leader_kill_to_ack(system, topic)),
                     ("controller kill -9 → CreateTopics ok", lambda: wl.controller_failover(system, str(n))),

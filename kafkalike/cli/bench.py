@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--failover-partitions", default=None,
                    help="comma-separated partition counts of the failover topics (overrides the size)")
     p.add_argument("--failover-rounds", type=int, default=None,
-                   help="trials of each failover measurement per partition count (overrides the size)")
+                   help="trials of each failover measurement per partition count (overrides the size; "
+                        "--full takes 3, and 1 at 5,000 partitions or more)")
     p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
     p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
     p.set_defaults(func=run)
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"kafkalike bench: --failover-rounds {args.failover_rounds}: expected at least 1",
                   file=sys.stderr)
             return 2
-        config = attrs.evolve(config, failover_rounds=args.failover_rounds)
+        config = attrs.evolve(config, failover_rounds=args.failover_rounds,
+                              large_failover_rounds=args.failover_rounds)
     command = " ".join(shlex.quote(a) for a in [
         "kafkalike", "bench", "--full" if args.full else "--quick", "--systems", ",".join(args.systems),
         "--tools", ",".join(args.tools), "--workloads", ",".join(args.workloads), "--report", args.report,

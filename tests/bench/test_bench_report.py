@@ -214,3 +214,16 @@ def test_combine_merges_pieces_and_plots_failover_scaling(tmp_path: Path) -> Non
     assert scaling_table(b)["leader kill"]["kafka-zk"] == [(100, 6.5), (1000, 9.0)]
     with pytest.raises(ReportError):
         combine(tmp_path / "out2", [tmp_path / "missing"])
+
+
+def test_full_takes_one_trial_at_large_partition_counts_unless_told() -> None:
+    import attrs
+
+    from kafkalike.bench.harness import FULL, LARGE_PARTITIONS
+
+    assert FULL.rounds_for(100) == 3
+    assert FULL.rounds_for(1_000) == 3
+    assert FULL.rounds_for(LARGE_PARTITIONS) == 1
+    assert FULL.rounds_for(10_000) == 1
+    told = attrs.evolve(FULL, failover_rounds=3, large_failover_rounds=3)  # --failover-rounds 3
+    assert told.rounds_for(10_000) == 3
