@@ -228,12 +228,13 @@ class KafkaApis:
         from kafkalike.protocol.update_metadata import UpdateMetadataResponse
 
         server = self.server
-        stale = server.replica_manager.fence_controller_request(
-            request, "UpdateMetadata", broker_epoch_since=5, version=header.api_version)
-        if stale is not None:
-            return UpdateMetadataResponse(error_code=stale.value)
-        deleted = server.metadata_cache.update(request, header.api_version)
-        await server.on_metadata_update(deleted)
+        async with server.replica_manager.state_change_lock:
+            stale = server.replica_manager.fence_controller_request(
+                request, "UpdateMetadata", broker_epoch_since=5, version=header.api_version)
+            if stale is not None:
+                return UpdateMetadataResponse(error_code=stale.value)
+            deleted = server.metadata_cache.update(request, header.api_version)
+            await server.on_metadata_update(deleted)
         return UpdateMetadataResponse(error_code=0)
 
     # ------------------------------------------------------------------ DescribeCluster

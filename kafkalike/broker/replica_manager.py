@@ -133,8 +133,19 @@ def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
     return None
 
 
+# partitions a LeaderAndIsr or StopReplica handles between two yields to the event loop: a
+# 10,000-partition LeaderAndIsr creates 10,000 logs (seconds of disk work), and the broker
+# must go on serving produce and fetch meanwhile, as Kafka's request handler threads do
+STATE_CHANGE_YIELD_EVERY = 100
+
+
 class ReplicaManager:
-    """The broker's partitions. Created by KafkaServer; wires its startup/shutdown hooks."""
+    """The broker's partitions. Created by KafkaServer; wires its startup/shutdown hooks.
+
+    ``state_change_lock`` is Kafka's replicaStateChangeLock: LeaderAndIsr, StopReplica and
+    UpdateMetadata each hold it from their controller-epoch check to their last change, so
+    a large request that yields to the event loop (every ``STATE_CHANGE_YIELD_EVERY``
+    partitions) is never interleaved with another controller request."""
 
     def __init__(self, server: "KafkaServer") -> None:
         self.server = server
@@ -148,6 +159,7 @@ class ReplicaManager:
         self.last_isr_propagation_ms = 0
         self._hw_checkpoint_started = False
         self._isr_changed = trio.Event()
+        self.state_change_lock = trio.Lock()
         from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
         self.fetcher_manager = ReplicaFetcherManager(self)
         server.startup_hooks.append(self._startup)
@@ -256,7 +268,16 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ LeaderAndIsr
     async def become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
-        """Handle a LeaderAndIsr request (any version 0-6); returns the response entity."""
+        """Handle a LeaderAndIsr request (any version 0-6); returns the response entity
+        (errors: STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH for the request; per partition
+        STALE_CONTROLLER_EPOCH for a leader epoch not newer than the current one,
+        UNKNOWN_TOPIC_OR_PARTITION when this broker is not a replica, KAFKA_STORAGE_ERROR for
+        an offline log dir). Holds ``state_change_lock``; yields to the event loop every
+        ``STATE_CHANGE_YIELD_EVERY`` partitions (Kafka's ReplicaManager.becomeLeaderOrFollower)."""
+        async with self.state_change_lock:
+            return await self._become_leader_or_follower(version, request)
+
+    async def _become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
         server = self.server
         stale = self.fence_controller_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
         if stale is not None:
@@ -284,7 +305,9 @@ class ReplicaManager:
         to_follow: list[tuple[Partition, Any]] = []
         lm = server.log_manager
         assert lm is not None
-        for topic, _topic_id, state in states:
+        for i, (topic, _topic_id, state) in enumerate(states):
+            if i and i % STATE_CHANGE_YIELD_EVERY == 0:
+                await trio.sleep(0)
             tp = TopicPartition(topic, state.partition_index)
             if tp in lm.offline:
                 errors[tp] = ErrorCode.kafka_storage_error
@@ -316,13 +339,17 @@ class ReplicaManager:
 
         if to_lead:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_lead])
-            for p, state in to_lead:
+            for i, (p, state) in enumerate(to_lead):
+                if i and i % STATE_CHANGE_YIELD_EVERY == 0:
+                    await trio.sleep(0)
                 p.make_leader(state)
                 self._complete_delayed(p.tp)
         if to_follow:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_follow])
             add: dict[TopicPartition, tuple[int, str, int]] = {}
-            for p, state in to_follow:
+            for i, (p, state) in enumerate(to_follow):
+                if i and i % STATE_CHANGE_YIELD_EVERY == 0:
+                    await trio.sleep(0)
                 p.make_follower(state)
                 self._complete_delayed(p.tp)
                 endpoint = leaders.get(state.leader)
@@ -356,7 +383,14 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ StopReplica
     async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
-        """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked."""
+        """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked (errors:
+        STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH; per partition FENCED_LEADER_EPOCH,
+        KAFKA_STORAGE_ERROR). Holds ``state_change_lock`` and yields every
+        ``STATE_CHANGE_YIELD_EVERY`` partitions, like LeaderAndIsr."""
+        async with self.state_change_lock:
+            return await self._stop_replicas(version, request)
+
+    async def _stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
         server = self.server
         stale = self.fence_controller_request(request, "StopReplica", broker_epoch_since=1, version=version)
         if stale is not None:
@@ -384,7 +418,9 @@ class ReplicaManager:
             stopping.append((tp, delete))
         await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
         lm = server.log_manager
-        for tp, delete in stopping:
+        for i, (tp, delete) in enumerate(stopping):
+            if i and i % STATE_CHANGE_YIELD_EVERY == 0:
+                await trio.sleep(0)
             error = ErrorCode.none
             p = self.partitions.pop(tp, None)
             if p is not None:
