@@ -45,7 +45,9 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
     metrics = {(s.workload, s.metric) for s in samples}
     for expected in [("produce acks=1", "records/s (librdkafka)"), ("produce acks=all", "records/s (librdkafka)"),
                      ("consume", "records/s (librdkafka)"), ("broker CPU", "CPU s per GB written (all brokers)"),
-                     ("latency @ 50 records/s, acks=all", "p99.9"), ("resources", "RSS per broker, idle"),
+                     ("latency @ 50 records/s, acks=all", "p99.9"),
+                     ("latency @ 50 records/s, acks=all", "records/s delivered"),
+                     ("resources", "RSS per broker, idle"),
                      ("resources", "RSS per broker, 24 partitions"),
                      ("failover, 6 partitions", "leader kill -9 → first ack"),
                      ("failover, 6 partitions", "controller kill -9 → CreateTopics ok"),
@@ -54,6 +56,9 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
     for s in samples:
         if "CPU per broker" not in s.metric:  # an idle broker may spend 0 ticks
             assert s.value > 0, s
+    # the latency producer kept up with its offered rate (a queue would show as far less)
+    [delivered] = [s.value for s in samples if s.metric == "records/s delivered"]
+    assert delivered >= 0.25 * TINY.latency_rates[0], delivered
     line = next(ln for ln in text.splitlines() if ln.startswith("| produce acks=all"))
     assert re.search(r"\| records/s \| [\d,]+ \(n=1\) \| — \| — \|", line), line
     assert len(list((tmp_path / "report").glob("*.png"))) >= 5
