@@ -44,7 +44,6 @@ from kafkalike.controller.controller_context import ControllerContext, Partition
 from kafkalike.controller.partition_state_machine import (
     ElectionStrategy,
     PartitionStateMachine,
-    for_each_concurrently,
 )
 from kafkalike.controller.replica_state_machine import ReplicaStateMachine
 from kafkalike.controller.topic_deletion_manager import TopicDeletionManager
@@ -747,12 +746,11 @@ class KafkaController:
                 if ra.adding_replicas or ra.removing_replicas:
                     ctx.reassigning[tp] = (tuple(ra.adding_replicas), tuple(ra.removing_replicas))
         if with_states:
-            async def read_state(p: int) -> None:
-                li = await self.kafka_zk.get_partition_state(topic, p)
-                if li is not None:
-                    ctx.leadership[TopicPartition(topic, p)] = li
-
-            await for_each_concurrently(sorted(assignment.partitions), read_state)
+            # one pipelined batch of reads (a 10,000-partition topic: ~8 s one by one, 16 at
+            # a time, in a benchmark's controller failover)
+            tps = [zd.TopicPartition(topic, p) for p in sorted(assignment.partitions)]
+            for ztp, li in (await self.kafka_zk.get_partition_states(tps)).items():
+                ctx.leadership[TopicPartition(ztp.topic, ztp.partition)] = li
         return new
 
     # ---- sending -------------------------------------------------------------------------

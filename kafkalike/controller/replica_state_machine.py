@@ -153,10 +153,17 @@ class ReplicaStateMachine:
         not). Raises ControllerMoved."""
         ctx, kzk = self.ctx, self.controller.kafka_zk
         out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
+        # the first read of every state in one pipelined batch (Kafka's removeReplicasFromIsr
+        # reads them with getTopicPartitionStatesRaw); a retry after BadVersion reads again
+        partitions = list(partitions)
+        first_read = await kzk.get_partition_states(partitions)
 
         async def one(tp: TopicPartition) -> None:
-            for _attempt in range(self.MAX_ZK_RETRIES):
-                current = await kzk.get_partition_state(tp.topic, tp.partition)
+            for attempt in range(self.MAX_ZK_RETRIES):
+                if attempt == 0:
+                    current = first_read.get(tp)
+                else:
+                    current = await kzk.get_partition_state(tp.topic, tp.partition)
                 if current is None:
                     break
                 if current.controller_epoch > ctx.epoch:

@@ -14,7 +14,7 @@ ISR-change notification.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import attrs
 import structlog
@@ -333,6 +333,14 @@ class KafkaZkClient:
         except NoNode:
             return None
         return zd.LeaderIsrAndControllerEpoch.from_json(data, stat.version)
+
+    async def get_partition_states(self, tps: Sequence[zd.TopicPartition]
+                                   ) -> dict[zd.TopicPartition, zd.LeaderIsrAndControllerEpoch]:
+        """The states of ``tps`` (absent ones left out), read in one pipelined batch (Kafka's
+        KafkaZkClient.getTopicPartitionStatesRaw)."""
+        got = await self.zk.get_many([zd.partition_state_path(tp.topic, tp.partition) for tp in tps])
+        return {tp: zd.LeaderIsrAndControllerEpoch.from_json(r[0], r[1].version)
+                for tp, r in zip(tps, got) if r is not None}
 
     async def create_partition_state(
         self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch, epoch_zk_version: int

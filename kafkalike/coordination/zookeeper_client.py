@@ -598,6 +598,35 @@ class ZooKeeperClient:
         data, stat = await self._run(functools.partial(self._client().get, _check_path(path)))
         return data, ZnodeStat.from_kazoo(stat)
 
+    async def get_many(self, paths: Sequence[str]) -> list[tuple[bytes, ZnodeStat] | None]:
+        """The data and stat of each of ``paths``, in order (None where the node is absent).
+
+        All requests are pipelined on the session's connection from one worker thread (kazoo's
+        ``get_async``), as Kafka's KafkaZkClient sends a batch of GetDataRequests at once,
+        instead of one thread hand-off per read: 5,000 reads take ~0.7-0.9 s here against
+        ~1.6 s 16 at a time (docs/benchmarks.md). Raises ConnectionLoss / SessionExpired as
+        any call (then none of the results is returned)."""
+        if not paths:
+            return []
+        checked = [_check_path(p) for p in paths]
+        if self.sync_reads:
+            await self.sync(checked[0])
+        kz = self._client()
+
+        def read_all() -> list[tuple[bytes, ZnodeStat] | None]:
+            pending = [kz.get_async(p) for p in checked]
+            out: list[tuple[bytes, ZnodeStat] | None] = []
+            for r in pending:
+                try:
+                    data, stat = r.get()
+                except NoNode:
+                    out.append(None)
+                else:
+                    out.append((data, ZnodeStat.from_kazoo(stat)))
+            return out
+
+        return await self._run(read_all)
+
     async def get_and_watch(
         self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
     ) -> tuple[bytes, ZnodeStat, Watch]:

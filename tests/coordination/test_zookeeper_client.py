@@ -108,6 +108,19 @@ async def test_exists_watch_fires_on_create_and_child_watch_on_new_child(zk_clie
         assert (await cwatch2.wait()).type == WatchEventType.CHILD
 
 
+async def test_get_many_reads_every_path_in_order_with_none_for_absent(zk_client: ZooKeeperClient) -> None:
+    """get_many returns each node's data and stat in the order asked, None for a missing one,
+    and the same values as one-by-one reads."""
+    await zk_client.create("/many/a", b"1", make_parents=True)
+    await zk_client.create("/many/b", b"22")
+    await zk_client.set("/many/b", b"333")
+    got = await zk_client.get_many(["/many/b", "/many/missing", "/many/a"])
+    assert [g[0] if g else None for g in got] == [b"333", None, b"1"]
+    assert got[0] is not None and got[0][1].version == 1
+    assert got[0] == await zk_client.get("/many/b")
+    assert await zk_client.get_many([]) == []
+
+
 async def test_multi_applies_all_ops_atomically(zk_client: ZooKeeperClient) -> None:
     """A multi-op with a passing version check applies every op and returns their results."""
     await zk_client.create("/controller_epoch", b"1")
