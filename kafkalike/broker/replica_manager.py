@@ -139,6 +139,13 @@ def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
 STATE_CHANGE_YIELD_EVERY = 100
 
 
+async def _yield_between_partitions(i: int) -> None:
+    """Let the event loop run before the ``i``-th partition of a state change, every
+    ``STATE_CHANGE_YIELD_EVERY`` partitions."""
+    if i and i % STATE_CHANGE_YIELD_EVERY == 0:
+        await trio.sleep(0)
+
+
 class ReplicaManager:
     """The broker's partitions. Created by KafkaServer; wires its startup/shutdown hooks.
 
@@ -306,8 +313,7 @@ class ReplicaManager:
         lm = server.log_manager
         assert lm is not None
         for i, (topic, _topic_id, state) in enumerate(states):
-            if i and i % STATE_CHANGE_YIELD_EVERY == 0:
-                await trio.sleep(0)
+            await _yield_between_partitions(i)
             tp = TopicPartition(topic, state.partition_index)
             if tp in lm.offline:
                 errors[tp] = ErrorCode.kafka_storage_error
@@ -340,16 +346,14 @@ class ReplicaManager:
         if to_lead:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_lead])
             for i, (p, state) in enumerate(to_lead):
-                if i and i % STATE_CHANGE_YIELD_EVERY == 0:
-                    await trio.sleep(0)
+                await _yield_between_partitions(i)
                 p.make_leader(state)
                 self._complete_delayed(p.tp)
         if to_follow:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_follow])
             add: dict[TopicPartition, tuple[int, str, int]] = {}
             for i, (p, state) in enumerate(to_follow):
-                if i and i % STATE_CHANGE_YIELD_EVERY == 0:
-                    await trio.sleep(0)
+                await _yield_between_partitions(i)
                 p.make_follower(state)
                 self._complete_delayed(p.tp)
                 endpoint = leaders.get(state.leader)
@@ -419,8 +423,7 @@ class ReplicaManager:
         await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
         lm = server.log_manager
         for i, (tp, delete) in enumerate(stopping):
-            if i and i % STATE_CHANGE_YIELD_EVERY == 0:
-                await trio.sleep(0)
+            await _yield_between_partitions(i)
             error = ErrorCode.none
             p = self.partitions.pop(tp, None)
             if p is not None:

@@ -748,9 +748,8 @@ class KafkaController:
         if with_states:
             # one pipelined batch of reads (a 10,000-partition topic: ~8 s one by one, 16 at
             # a time, in a benchmark's controller failover)
-            tps = [zd.TopicPartition(topic, p) for p in sorted(assignment.partitions)]
-            for ztp, li in (await self.kafka_zk.get_partition_states(tps)).items():
-                ctx.leadership[TopicPartition(ztp.topic, ztp.partition)] = li
+            tps = [TopicPartition(topic, p) for p in sorted(assignment.partitions)]
+            ctx.leadership.update(await self.kafka_zk.get_partition_states(tps))
         return new
 
     # ---- sending -------------------------------------------------------------------------
