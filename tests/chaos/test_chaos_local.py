@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from kafkalike.chaos.faults import FaultContext, Nemesis, Partition
 from kafkalike.chaos.history import read_history
 from kafkalike.chaos.local import LocalBackend
 from kafkalike.chaos.runner import RunOptions, RunResult, run_chaos
+from tests.chaos.chaos_helpers import started_local_backend
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("iptables") is None,
                                 reason="chaos faults need root and iptables")
@@ -36,13 +36,9 @@ OVERRIDES = {"zookeeper.session.timeout.ms": "4000", "min.insync.replicas": "2",
 def chaos_backend(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalBackend]:
     """A started 3-broker LocalBackend for this module; closed (rules removed, processes
     stopped) afterwards."""
-    backend = LocalBackend.create(tmp_path_factory.mktemp("chaos-cluster"), zookeeper_connect=zk_connect,
-                                  chroot=f"chaos-{uuid.uuid4().hex[:10]}", overrides=OVERRIDES)
-    backend.start(timeout=90)
-    try:
+    with started_local_backend(tmp_path_factory, zk_connect, dir_name="chaos-cluster",
+                               chroot_prefix="chaos-", overrides=OVERRIDES) as backend:
         yield backend
-    finally:
-        backend.close()
 
 
 def _rules(tag: str) -> list[str]:

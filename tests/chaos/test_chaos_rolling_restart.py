@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 from kafkalike.chaos.local import LocalBackend
 from kafkalike.chaos.runner import RunOptions, run_chaos
+from tests.chaos.chaos_helpers import started_local_backend
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("iptables") is None,
                                 reason="chaos backends need root and iptables")
@@ -37,13 +37,9 @@ STALL_BOUND_S = 2 * SESSION_TIMEOUT_S
 @pytest.fixture(scope="module")
 def rolling_backend(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalBackend]:
     """A started 3-broker LocalBackend for this module; closed afterwards."""
-    backend = LocalBackend.create(tmp_path_factory.mktemp("chaos-rolling"), zookeeper_connect=zk_connect,
-                                  chroot=f"chaos-rr-{uuid.uuid4().hex[:10]}", overrides=OVERRIDES)
-    backend.start(timeout=90)
-    try:
+    with started_local_backend(tmp_path_factory, zk_connect, dir_name="chaos-rolling",
+                               chroot_prefix="chaos-rr-", overrides=OVERRIDES) as backend:
         yield backend
-    finally:
-        backend.close()
 
 
 def test_rolling_restart_loses_nothing_and_stalls_less_than_the_bound(rolling_backend: LocalBackend,

@@ -103,6 +103,18 @@ async def _move_leader(cluster: LocalCluster, topic: str, to: int) -> None:
             await trio.sleep(0.2)
 
 
+async def _read(client: KafkaClient, partitions: list, n: int, *, fetch_max_wait_ms: int = 10) -> list:
+    """At least ``n`` records read from the start of ``partitions`` (TopicPartitions or
+    (topic, partition) pairs) by a new assigned KafkaConsumer; fails after 30 s."""
+    consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms)
+    consumer.assign(partitions)
+    got: list = []
+    with trio.fail_after(30):
+        while len(got) < n:
+            got.extend(await consumer.poll())
+    return got
+
+
 def _stored_batches(cluster: LocalCluster, broker: int, topic: str) -> list:
     """The batches in the first segment of ``topic``-0 on ``broker``'s disk, decoded."""
     data = (cluster.broker_dir(broker) / "logs" / f"{topic}-0" / "00000000000000000000.log").read_bytes()
@@ -195,12 +207,7 @@ async def test_keyed_records_land_where_kafkas_partitioner_puts_them(kafka_clust
             per_partition.setdefault(meta.partition, []).append(meta.offset)
         for offsets in per_partition.values():
             assert offsets == list(range(len(offsets)))
-        consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=50)
-        consumer.assign([TopicPartition(topic, p) for p in range(5)])
-        got = []
-        with trio.fail_after(30):
-            while len(got) < 400:
-                got.extend(await consumer.poll())
+        got = await _read(client, [TopicPartition(topic, p) for p in range(5)], 400, fetch_max_wait_ms=50)
         assert len(got) == 400
         by_value = {r.value: r for r in got}
         for i, (key, value, _headers) in enumerate(records):
@@ -221,12 +228,7 @@ async def test_compressed_batches_round_trip(kafka_cluster: LocalCluster, compre
         batches = _stored_batches(kafka_cluster, 2, topic)
         assert {b.compression for b in batches} == {
             {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}[compression]}
-        consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-        consumer.assign([(topic, 0)])
-        got = []
-        with trio.fail_after(30):
-            while len(got) < 50:
-                got.extend(await consumer.poll())
+        got = await _read(client, [(topic, 0)], 50)
         assert [r.value[-1] for r in got] == list(range(50))
 
 
@@ -260,12 +262,7 @@ async def test_producer_retries_after_the_leader_moves(kafka_cluster: LocalClust
             assert [m.offset for m in metas] == [1, 2]
             assert producer.statistics().retries >= 1
             assert client.cluster.leader_for(topic, 0) == 2
-        consumer = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=10)
-        consumer.assign([(topic, 0)])
-        got = []
-        with trio.fail_after(30):
-            while len(got) < 3:
-                got.extend(await consumer.poll())
+        got = await _read(client, [(topic, 0)], 3)
         assert [r.value for r in got] == [b"first", b"a", b"b"]
 
 
