@@ -58,6 +58,38 @@ def _consume_all_aio(bootstrap: str, topic: str, expected: int, timeout_s: float
     return asyncio.run(run())
 
 
+def _partition_count(cluster: LocalCluster, broker_id: int, topic: str) -> int:
+    """How many partitions of ``topic`` one broker's metadata cache lists (a Metadata request
+    on a connection to that broker alone; kafka-python's admin picks a broker per call)."""
+    import trio
+
+    from kafkalike.client.connection import KafkaConnection
+    from kafkalike.protocol.api_keys import ApiKey
+
+    async def ask() -> int:
+        async with KafkaConnection.open(cluster.broker_host(broker_id), cluster.base_port) as conn:
+            response = await conn.call(ApiKey.METADATA, topics=[{"name": topic}])
+        return sum(len(t.partitions) for t in response.topics if t.name == topic)
+
+    return trio.run(ask)
+
+
+def _wait_until_every_broker_lists(cluster: LocalCluster, topic: str, partitions: int,
+                                   timeout_s: float = 30.0) -> None:
+    """Wait until every broker's metadata lists ``partitions`` partitions of ``topic`` (0: the
+    topic is gone). Each broker applies the controller's UpdateMetadata on its own schedule,
+    as in Kafka, so one broker can answer the new count while another still answers the old:
+    the assertion is on what each broker was seen to answer, not on a fresh read elsewhere."""
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seen = {b: _partition_count(cluster, b, topic) for b in cluster.broker_ids}
+        if set(seen.values()) == {partitions}:
+            break
+        time.sleep(0.2)
+    assert seen == {b: partitions for b in cluster.broker_ids}
+
+
 def _check_order(messages: list) -> None:
     """Per partition: offsets strictly increase; per key: values in the order produced."""
     by_partition = defaultdict(list)
@@ -183,14 +215,10 @@ def test_kafka_python_admin_configs_partitions_delete(kafka_cluster: LocalCluste
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "adm", configs={"retention.ms": "7200000"})])
         assert topic_configs()["retention.ms"]["value"] == "7200000"
         admin.create_partitions({"adm": NewPartitions(total_count=4)})
-        deadline = time.monotonic() + 30
-        while len(admin.describe_topics(["adm"])[0]["partitions"]) != 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_until_every_broker_lists(kafka_cluster, "adm", 4)
         assert len(admin.describe_topics(["adm"])[0]["partitions"]) == 4
         admin.delete_topics(["adm"], timeout_ms=30000)
-        deadline = time.monotonic() + 30
-        while "adm" in admin.list_topics() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_until_every_broker_lists(kafka_cluster, "adm", 0)
         assert "adm" not in admin.list_topics()
     finally:
         admin.close()
