@@ -312,31 +312,47 @@ class KafkaApis:
                            conn: ConnectionContext) -> Any:
         """Fetch v4-v12 (Kafka protocol guide, Fetch): consumers (replica_id -1) read up to the
         HW, followers (replica_id >= 0) up to the LEO; long polling with max_wait_ms and
-        min_bytes; records are file slices sent with os.sendfile. Fetch sessions (KIP-227)
-        are not kept: every answer has session_id 0, so clients send full fetches."""
+        min_bytes; records are file slices sent with os.sendfile. v7+ carries incremental
+        fetch sessions (KIP-227, fetch_session.FetchManager): an incremental fetch reads (and
+        long-polls on) every partition of its session and answers only the partitions with
+        something new; session errors FETCH_SESSION_ID_NOT_FOUND / INVALID_FETCH_SESSION_EPOCH
+        come back at top level with no partitions."""
+        from time import monotonic
+
         from kafkalike.broker.delayed_fetch import FetchPartitionInfo
+        from kafkalike.broker.fetch_session import FetchRequestPartition
 
         rm = self._component("replica_manager")
-        infos = []
+        fetch_data: dict[TopicPartition, FetchRequestPartition] = {}
         for t in request.topics:
             for p in t.partitions:
-                infos.append(FetchPartitionInfo(
-                    TopicPartition(t.topic, p.partition), p.fetch_offset, p.partition_max_bytes,
-                    getattr(p, "current_leader_epoch", -1), getattr(p, "log_start_offset", -1)))
+                fetch_data[TopicPartition(t.topic, p.partition)] = FetchRequestPartition(
+                    p.fetch_offset, p.partition_max_bytes, getattr(p, "current_leader_epoch", -1),
+                    getattr(p, "log_start_offset", -1))
+        forgotten = [TopicPartition(t.topic, i) for t in getattr(request, "forgotten_topics_data", ())
+                     for i in t.partitions]
+        context = self._component("fetch_manager").new_context(
+            header.api_version, getattr(request, "session_id", 0), getattr(request, "session_epoch", -1),
+            request.replica_id >= 0, fetch_data, forgotten, int(monotonic() * 1000))
+        resp_cls = response_class_for(request)
+        if context.error != ErrorCode.none:
+            return build(resp_cls, error_code=context.error, session_id=0, responses=())
+        infos = [FetchPartitionInfo(tp, r.fetch_offset, r.max_bytes, r.current_leader_epoch, r.log_start_offset)
+                 for tp, r in context.partitions()]
         results = await rm.fetch_messages(
             request.replica_id, _ms(request.max_wait), request.min_bytes,
             getattr(request, "max_bytes", 2**31 - 1), getattr(request, "isolation_level", 0), infos)
-        resp_cls = response_class_for(request)
+        session_id, answer = context.update_and_generate_response({d.tp: d for d in results})
         topic_cls = entity(resp_cls, "FetchableTopicResponse")
         part_cls = entity(resp_cls, "PartitionData")
         by_topic: dict[str, list[Any]] = {}
-        for d in results:
-            by_topic.setdefault(d.tp.topic, []).append(build(
-                part_cls, partition_index=d.tp.partition, error_code=d.error,
+        for tp, d in answer:
+            by_topic.setdefault(tp.topic, []).append(build(
+                part_cls, partition_index=tp.partition, error_code=d.error,
                 high_watermark=d.high_watermark, last_stable_offset=d.last_stable_offset,
                 log_start_offset=d.log_start_offset, aborted_transactions=None,
                 preferred_read_replica=-1, records=d.records))
-        return build(resp_cls, error_code=ErrorCode.none, session_id=0, responses=tuple(
+        return build(resp_cls, error_code=ErrorCode.none, session_id=session_id, responses=tuple(
             build(topic_cls, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
 
     async def handle_list_offsets(self, header: RequestHeader, request: Any,

@@ -152,6 +152,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("socket.request.max.bytes", "int", 104857600, "largest request frame (bytes)", at_least=1),
     _key("connections.max.idle.ms", "long", 600000, "idle connections are closed after (ms)"),
     _key("fetch.max.bytes", "int", 57671680, "max bytes of one fetch response", at_least=0),
+    _key("max.incremental.fetch.session.cache.slots", "int", 1000,
+         "incremental fetch sessions (KIP-227) a broker keeps", at_least=0),
     _ignored("num.network.threads", "int", 3),
     _ignored("num.io.threads", "int", 8),
     _ignored("background.threads", "int", 10),

@@ -90,6 +90,10 @@ class KafkaServer:
         # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...): issue 5/6
         from kafkalike.broker.replica_manager import ReplicaManager
         self.replica_manager = ReplicaManager(self)
+        # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch
+        from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
+        self.fetch_manager = FetchManager(FetchSessionCache(
+            int(self.config["max.incremental.fetch.session.cache.slots"])))
         from kafkalike.broker.zk_admin_manager import ZkAdminManager
         self.admin_manager = ZkAdminManager(self)
         # group coordinator (__consumer_offsets, group APIs): issue 7

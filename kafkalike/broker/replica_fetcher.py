@@ -18,6 +18,14 @@ Each followed partition goes through two states (Kafka's PartitionFetchState):
    FENCED/UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER park the partition until the
    controller's next LeaderAndIsr; other errors back off replica.fetch.backoff.ms.
 
+Fetch sessions (KIP-227; Kafka's clients FetchSessionHandler): with Fetch v7+ each fetcher
+keeps one session with its leader. The first fetch is full (epoch 0) and opens it; the next
+ones are incremental and list only partitions added or whose fetch offset / log start
+offset / leader epoch changed, plus forgotten ones (no longer fetchable: removed, parked,
+backing off, truncating). A partition absent from an incremental answer has nothing new.
+FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, another top-level error or a lost
+connection restart with a full fetch.
+
 Request versions follow inter.broker.protocol.version as Kafka's ReplicaFetcherThread
 does (MetadataVersion.fetchRequestVersion / offsetForLeaderEpochRequestVersion /
 listOffsetRequestVersion; ``fetcher_request_versions``), clamped to the versions kafkalike
@@ -100,6 +108,56 @@ class FetcherStatistics:
     connected: bool
 
 
+class FetchSessionHandler:
+    """The follower's half of a fetch session (Kafka's clients FetchSessionHandler and
+    FetchMetadata): ``build(next)`` with {tp: request fields} the partitions to fetch now
+    -> (session_id, session_epoch, partitions to send, forgotten tps);
+    ``handle_response(error, session_id)`` after an answer, ``handle_error()`` after a lost
+    connection or a failed call. Sans-IO."""
+
+    def __init__(self) -> None:
+        self.session_id = 0
+        self.epoch = 0  # 0 = full fetch opening a session (INITIAL_EPOCH)
+        self.session: dict[TopicPartition, dict[str, int]] = {}
+        self._sent_full = True
+
+    def build(self, wanted: dict[TopicPartition, dict[str, int]]
+              ) -> tuple[int, int, dict[TopicPartition, dict[str, int]], list[TopicPartition]]:
+        if self.epoch == 0:
+            self.session = dict(wanted)
+            self._sent_full = True
+            return self.session_id, 0, dict(wanted), []
+        self._sent_full = False
+        send = {tp: d for tp, d in wanted.items() if self.session.get(tp) != d}
+        forgotten = [tp for tp in self.session if tp not in wanted]
+        self.session = dict(wanted)
+        return self.session_id, self.epoch, send, forgotten
+
+    def handle_response(self, error: int, session_id: int) -> None:
+        from kafkalike.broker.fetch_session import next_epoch
+        if error != ErrorCode.none:
+            if error != ErrorCode.fetch_session_id_not_found:
+                log.info("fetch_session_error", session_id=self.session_id, epoch=self.epoch,
+                         error=ErrorCode(error).name.upper())
+            self.reset(keep_id=error != ErrorCode.fetch_session_id_not_found)
+        elif session_id == 0:
+            self.reset(keep_id=False)  # sessionless answer (no room, or the session closed)
+        elif self._sent_full:
+            self.session_id, self.epoch = session_id, 1
+        else:
+            self.epoch = next_epoch(self.epoch)
+
+    def handle_error(self) -> None:
+        """Kafka's handleError: the next fetch is full, closing the old session."""
+        self.reset(keep_id=True)
+
+    def reset(self, keep_id: bool) -> None:
+        if not keep_id:
+            self.session_id = 0
+        self.epoch = 0
+        self.session = {}
+
+
 class ReplicaFetcher:
     """Pulls every partition this broker follows from one leader broker."""
 
@@ -118,6 +176,7 @@ class ReplicaFetcher:
         self.bytes_fetched = 0
         self.errors = 0
         self.max_versions = fetcher_request_versions(self.rm.server.config["inter.broker.protocol.version"])
+        self.session = FetchSessionHandler()
 
     def statistics(self) -> FetcherStatistics:
         return FetcherStatistics(self.leader_id, len(self.partitions), self.fetches,
@@ -160,6 +219,7 @@ class ReplicaFetcher:
                             self.errors += 1
                             log.info("replica_fetch_failed", leader=self.leader_id, host=self.host,
                                      port=self.port, error=str(exc))
+                            self.session.handle_error()
                             if self.conn is not None:
                                 await self.conn.aclose()
                                 self.conn = None
@@ -257,33 +317,47 @@ class ReplicaFetcher:
         now = trio.current_time()
         states = {tp: s for tp, s in self.partitions.items()
                   if not s.truncating and not s.parked and s.delayed_until <= now}
-        topics: dict[str, list[dict[str, int]]] = {}
+        wanted: dict[TopicPartition, dict[str, int]] = {}
         for tp, state in states.items():
             p = self.rm.get_partition(tp)
             if p is None:
                 continue
-            topics.setdefault(tp.topic, []).append({
+            wanted[tp] = {
                 "partition": tp.partition, "current_leader_epoch": state.leader_epoch,
                 "fetch_offset": p.log_end_offset, "last_fetched_epoch": -1,
                 "log_start_offset": p.log.log_start_offset,
-                "partition_max_bytes": self._cfg("replica.fetch.max.bytes")})
-        if not topics:
+                "partition_max_bytes": self._cfg("replica.fetch.max.bytes")}
+        if not wanted:
             await trio.sleep(0.01)
             return
+        version = self._version(ApiKey.FETCH)
+        if version >= 7:
+            session_id, epoch, send, forgotten = self.session.build(wanted)
+        else:
+            session_id, epoch, send, forgotten = 0, -1, wanted, []
+        topics: dict[str, list[dict[str, int]]] = {}
+        for tp, d in send.items():
+            topics.setdefault(tp.topic, []).append(d)
+        forgotten_topics: dict[str, list[int]] = {}
+        for tp in forgotten:
+            forgotten_topics.setdefault(tp.topic, []).append(tp.partition)
         wait_ms = self._cfg("replica.fetch.wait.max.ms")
         response = await self.conn.call(
-            ApiKey.FETCH, api_version=self._version(ApiKey.FETCH), replica_id=self.rm.broker_id,
+            ApiKey.FETCH, api_version=version, replica_id=self.rm.broker_id,
             max_wait=wait_ms, min_bytes=self._cfg("replica.fetch.min.bytes"),
             max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
-            session_id=0, session_epoch=-1,
+            session_id=session_id, session_epoch=epoch,
             topics=[{"topic": t, "partitions": parts} for t, parts in topics.items()],
+            forgotten_topics_data=[{"topic": t, "partitions": ps} for t, ps in forgotten_topics.items()],
             timeout_ms=self._cfg("replica.socket.timeout.ms") + wait_ms)
         self.fetches += 1
+        if version >= 7:
+            self.session.handle_response(getattr(response, "error_code", 0), getattr(response, "session_id", 0))
         for t in response.responses:
             for d in t.partitions:
                 tp = TopicPartition(t.topic, d.partition_index)
                 state = states.get(tp)
-                if state is None or self.partitions.get(tp) is not state:
+                if state is None or self.partitions.get(tp) is not state or tp not in wanted:
                     continue
                 p = self.rm.get_partition(tp)
                 if p is None or p.is_leader:
