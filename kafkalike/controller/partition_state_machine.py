@@ -8,12 +8,15 @@ znode names it) -> OnlinePartition (a leader is elected and written) <-> Offline
 To OnlinePartition:
 * from NewPartition: the first live replica in assignment order leads, the ISR is every live
   replica, leader_epoch 0; ``/brokers/topics/<t>/partitions/<p>/state`` is CREATED behind the
-  controller-epoch check (Kafka's initializeLeaderAndIsrForPartitions);
+  controller-epoch check, all of a step's partitions in one pipelined batch (Kafka's
+  initializeLeaderAndIsrForPartitions);
 * from OfflinePartition / OnlinePartition: the state is re-read from ZooKeeper, a leader is
   chosen by the requested ElectionStrategy (leader_election.py: offline, reassign, preferred,
   controlled shutdown), leader_epoch + 1, and the state is UPDATED conditionally on its
   zkVersion and the controller epoch (BadVersion: re-read and retry; a state written by a
-  newer controller epoch: that partition fails) (doElectLeaderForPartitions).
+  newer controller epoch: that partition fails) (doElectLeaderForPartitions). Reads and writes
+  go in pipelined batches: read all pending states, choose all leaders, write all new states
+  (KafkaZkClient.update_leader_and_isr_many), then go round again with the BadVersion ones.
 Each success adds LeaderAndIsr for the partition's live replicas (and UpdateMetadata for all
 live brokers) to the controller's request batch; ``handle_state_changes`` sends the batch.
 
@@ -25,7 +28,7 @@ ControllerMoved from a fenced write propagates: the caller (KafkaController) res
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
@@ -40,7 +43,8 @@ from kafkalike.controller.leader_election import (
     preferred_replica_leader,
     reassign_partition_leader,
 )
-from kafkalike.coordination.errors import BadVersion, MultiOpFailed, NodeExists, NoNode
+from kafkalike.coordination.errors import NodeExists, NoNode
+from kafkalike.coordination.kafka_zk_client import ControllerMoved
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 
 if TYPE_CHECKING:
@@ -74,6 +78,22 @@ async def for_each_concurrently(items: Iterable[T], fn: Callable[[T], Awaitable[
             nursery.start_soon(one, item)
     if errors:
         raise errors[0]
+
+
+def ensure_active(controller: "KafkaController") -> None:
+    """Raise ControllerMoved unless ``controller`` is still the active controller: a resigned
+    controller never writes (what the controller's fenced KafkaZkClient checks before each
+    single write, checked here before a batch write)."""
+    if not controller.is_active:
+        raise ControllerMoved(f"broker {controller.broker_id} is no longer the active controller")
+
+
+def raise_unexpected(failed: Mapping[TopicPartition, BaseException]) -> None:
+    """Re-raise the first error of a batch write other than NoNode (a vanished state znode,
+    which the callers handle per partition), as a single write would have raised it."""
+    for err in failed.values():
+        if not isinstance(err, NoNode):
+            raise err
 
 
 class ElectionStrategy(enum.Enum):
@@ -181,39 +201,50 @@ class PartitionStateMachine:
 
     async def _initialize_leader_and_isr(self, partitions: list[TopicPartition]
                                          ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        """Kafka's initializeLeaderAndIsrForPartitions: the first live replica leads, the ISR
+        is every live replica; every state znode is created in one pipelined guarded batch
+        (KafkaZkClient.create_partition_states_many)."""
         ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
-
-        async def one(tp: TopicPartition) -> None:
+        new_states: dict[TopicPartition, tuple[LeaderIsrAndControllerEpoch, list[int]]] = {}
+        for tp in partitions:
             replicas = ctx.assignments.get(tp, [])
             live = [r for r in replicas if ctx.is_replica_online(tp, r, include_shutting_down=False)]
             if not live:
                 out[tp] = ElectionFailure("no live replica")
                 log.warning("partition_offline", partition=str(tp), replicas=list(replicas), reason="no live replica")
-                return
-            li = LeaderIsrAndControllerEpoch(leader=live[0], leader_epoch=0, isr=tuple(live),
-                                             controller_epoch=ctx.epoch, zk_version=0)
-            try:
-                await kzk.create_partition_state(tp, li, ctx.epoch_zk_version)
-            except MultiOpFailed as exc:
-                if not isinstance(exc.error, NodeExists):
-                    raise
-                # written by a controller that died before it could act on it: adopt it and elect
-                existing = await kzk.get_partition_state(tp.topic, tp.partition)
-                if existing is None:
-                    out[tp] = ElectionFailure("state znode vanished")
-                    return
-                ctx.leadership[tp] = existing
-                ctx.move_partition(tp, PS.OfflinePartition)
-                out.update(await self._elect_leaders([tp], ElectionStrategy.OFFLINE))
-                return
+                continue
+            new_states[tp] = (LeaderIsrAndControllerEpoch(leader=live[0], leader_epoch=0, isr=tuple(live),
+                                                          controller_epoch=ctx.epoch, zk_version=0), live)
+        if not new_states:
+            return out
+        ensure_active(self.controller)
+        created = await kzk.create_partition_states_many({tp: li for tp, (li, _) in new_states.items()},
+                                                         ctx.epoch_zk_version)
+        existed = [tp for tp, r in created.items() if isinstance(r, NodeExists)]
+        for tp, r in created.items():
+            if isinstance(r, BaseException):
+                if not isinstance(r, NodeExists):
+                    raise r
+                continue
+            li, live = new_states[tp]
             ctx.leadership[tp] = li
             batch.add_leader_and_isr_request_for_brokers(live, tp, li, is_new=True)
             out[tp] = LeaderElection(li.leader, li.isr)
             log.info("leader_elected", partition=str(tp), leader=li.leader, leader_epoch=0, isr=list(li.isr),
                      strategy="new_partition")
 
-        await for_each_concurrently(partitions, one)
+        async def adopt(tp: TopicPartition) -> None:
+            # written by a controller that died before it could act on it: adopt it and elect
+            existing = await kzk.get_partition_state(tp.topic, tp.partition)
+            if existing is None:
+                out[tp] = ElectionFailure("state znode vanished")
+                return
+            ctx.leadership[tp] = existing
+            ctx.move_partition(tp, PS.OfflinePartition)
+            out.update(await self._elect_leaders([tp], ElectionStrategy.OFFLINE))
+
+        await for_each_concurrently(existed, adopt)
         return out
 
     async def _unclean_allowed(self, topic: str) -> bool:
@@ -221,19 +252,28 @@ class PartitionStateMachine:
 
     async def _elect_leaders(self, partitions: list[TopicPartition], strategy: ElectionStrategy
                              ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
+        """Kafka's doElectLeaderForPartitions loop: read every pending state in one batch,
+        choose each leader, write every new state in one pipelined guarded batch
+        (KafkaZkClient.update_leader_and_isr_many); the partitions that hit BadVersion go
+        round again, up to MAX_ZK_RETRIES rounds."""
         ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
+        pending = list(partitions)
+        for _attempt in range(self.MAX_ZK_RETRIES):
+            if not pending:
+                break
+            states = await kzk.get_partition_states(pending)
+            chosen: dict[TopicPartition, tuple[LeaderElection, list[int], LeaderIsrAndControllerEpoch]] = {}
 
-        async def one(tp: TopicPartition) -> None:
-            for _attempt in range(self.MAX_ZK_RETRIES):
-                current = await kzk.get_partition_state(tp.topic, tp.partition)
+            async def choose(tp: TopicPartition) -> None:
+                current = states.get(tp)
                 if current is None:
                     out[tp] = ElectionFailure("no partition state znode")
-                    break
+                    return
                 if current.controller_epoch > ctx.epoch:
                     out[tp] = ElectionFailure(
                         f"state written by controller epoch {current.controller_epoch} > ours {ctx.epoch}")
-                    break
+                    return
                 assignment = list(ctx.assignments.get(tp, []))
                 election, recipients = await self._choose(tp, strategy, assignment, current)
                 if election is None:
@@ -242,18 +282,25 @@ class PartitionStateMachine:
                     log.warning("leader_election_failed", partition=str(tp), strategy=strategy.value,
                                 isr=list(current.isr), replicas=assignment,
                                 live=sorted(ctx.live_broker_ids()))
-                    break
-                new = LeaderIsrAndControllerEpoch(leader=election.leader, leader_epoch=current.leader_epoch + 1,
-                                                  isr=election.isr, controller_epoch=ctx.epoch,
-                                                  zk_version=current.zk_version)
-                try:
-                    version = await kzk.update_partition_state_as_controller(tp, new, ctx.epoch_zk_version)
-                except BadVersion:
-                    continue  # changed under us (a leader's ISR update): re-read
-                except NoNode:
-                    out[tp] = ElectionFailure("partition state znode vanished")
-                    break
-                written = attrs.evolve(new, zk_version=version)
+                    return
+                chosen[tp] = (election, recipients, current)
+
+            # concurrently: an unclean-election check may read the topic's config from ZooKeeper
+            await for_each_concurrently(pending, choose)
+            new_states = {
+                tp: LeaderIsrAndControllerEpoch(leader=election.leader, leader_epoch=current.leader_epoch + 1,
+                                                isr=election.isr, controller_epoch=ctx.epoch,
+                                                zk_version=current.zk_version)
+                for tp, (election, _recipients, current) in chosen.items()
+            }
+            if not new_states:
+                pending = []
+                break
+            ensure_active(self.controller)
+            result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
+            for tp, version in result.succeeded.items():
+                election, recipients, current = chosen[tp]
+                written = attrs.evolve(new_states[tp], zk_version=version)
                 ctx.leadership[tp] = written
                 batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
                 out[tp] = election
@@ -263,11 +310,12 @@ class PartitionStateMachine:
                               warning="an out-of-sync replica became leader: acknowledged records may be lost")
                 log.info("leader_elected", partition=str(tp), leader=written.leader, leader_epoch=written.leader_epoch,
                          isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
-                break
-            else:
-                out[tp] = ElectionFailure("partition state kept changing")
-
-        await for_each_concurrently(partitions, one)
+            raise_unexpected(result.failed)
+            for tp in result.failed:
+                out[tp] = ElectionFailure("partition state znode vanished")
+            pending = result.bad_version  # changed under us (a leader's ISR update): re-read
+        for tp in pending:
+            out[tp] = ElectionFailure("partition state kept changing")
         return out
 
     async def _choose(self, tp: TopicPartition, strategy: ElectionStrategy, assignment: list[int],

@@ -9,8 +9,9 @@ Transitions and their effects (the requests go into the controller's batch, whic
 * -> OnlineReplica: from NewReplica, the replica joins the assignment if absent; otherwise
   LeaderAndIsr with the partition's current state to the replica.
 * -> OfflineReplica: StopReplica(delete=false) to the replica, then the replica is removed
-  from its partitions' ISRs in ZooKeeper (conditional on each state's zkVersion, fenced by the
-  controller epoch); if it led, the leader becomes -1 (NoLeader). The last ISR member is
+  from its partitions' ISRs in ZooKeeper (one pipelined batch write, each conditional on its
+  state's zkVersion and fenced by the controller epoch; BadVersion ones are re-read and
+  written again, as Kafka's updateLeaderAndIsr loop); if it led, the leader becomes -1 (NoLeader). The last ISR member is
   never removed (Kafka keeps a one-replica ISR so that a clean election stays possible when it
   returns). LeaderAndIsr to the other live replicas and UpdateMetadata to all brokers follow
   (not for topics being deleted).
@@ -30,8 +31,7 @@ import attrs
 import structlog
 
 from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
-from kafkalike.controller.partition_state_machine import for_each_concurrently
-from kafkalike.coordination.errors import BadVersion, NoNode
+from kafkalike.controller.partition_state_machine import ensure_active, raise_unexpected
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
 if TYPE_CHECKING:
@@ -153,44 +153,42 @@ class ReplicaStateMachine:
         not). Raises ControllerMoved."""
         ctx, kzk = self.ctx, self.controller.kafka_zk
         out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
-        # the first read of every state in one pipelined batch (Kafka's removeReplicasFromIsr
-        # reads them with getTopicPartitionStatesRaw); a retry after BadVersion reads again
-        partitions = list(partitions)
-        first_read = await kzk.get_partition_states(partitions)
-
-        async def one(tp: TopicPartition) -> None:
-            for attempt in range(self.MAX_ZK_RETRIES):
-                if attempt == 0:
-                    current = first_read.get(tp)
-                else:
-                    current = await kzk.get_partition_state(tp.topic, tp.partition)
+        # Kafka's removeReplicasFromIsr / updateLeaderAndIsr loop: read every state in one
+        # pipelined batch, compute every new state, write them all in one pipelined guarded
+        # batch; the partitions that hit BadVersion are re-read and go round again
+        pending = list(partitions)
+        for _attempt in range(self.MAX_ZK_RETRIES):
+            if not pending:
+                break
+            states = await kzk.get_partition_states(pending)
+            new_states: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
+            for tp in pending:
+                current = states.get(tp)
                 if current is None:
-                    break
+                    continue
                 if current.controller_epoch > ctx.epoch:
                     log.warning("isr_shrink_skipped", partition=str(tp), replica=replica_id,
                                 reason=f"state of controller epoch {current.controller_epoch}")
-                    break
+                    continue
                 if replica_id not in current.isr and current.leader != replica_id:
                     ctx.leadership[tp] = current
                     out[tp] = current
-                    break
+                    continue
                 new_leader = NO_LEADER if current.leader == replica_id else current.leader
                 new_isr = current.isr if len(current.isr) == 1 else tuple(i for i in current.isr if i != replica_id)
-                new = LeaderIsrAndControllerEpoch(leader=new_leader, leader_epoch=current.leader_epoch + 1,
-                                                  isr=new_isr, controller_epoch=ctx.epoch,
-                                                  zk_version=current.zk_version)
-                try:
-                    version = await kzk.update_partition_state_as_controller(tp, new, ctx.epoch_zk_version)
-                except BadVersion:
-                    continue
-                except NoNode:
-                    break
-                written = attrs.evolve(new, zk_version=version)
+                new_states[tp] = LeaderIsrAndControllerEpoch(
+                    leader=new_leader, leader_epoch=current.leader_epoch + 1, isr=new_isr,
+                    controller_epoch=ctx.epoch, zk_version=current.zk_version)
+            if not new_states:
+                break
+            ensure_active(self.controller)
+            result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
+            for tp, version in result.succeeded.items():
+                written = attrs.evolve(new_states[tp], zk_version=version)
                 ctx.leadership[tp] = written
                 out[tp] = written
                 log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
                          leader=written.leader, leader_epoch=written.leader_epoch)
-                break
-
-        await for_each_concurrently(partitions, one)
+            raise_unexpected(result.failed)  # NoNode: the partition is gone, nothing to shrink
+            pending = result.bad_version
         return out

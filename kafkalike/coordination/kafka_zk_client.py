@@ -7,7 +7,8 @@ refuses an id held by another live session). What the controller uses:
 ``register_controller_and_increment_epoch`` (one multi-op: create the ephemeral /controller
 and bump /controller_epoch conditionally, Kafka's KAFKA-6082 fencing), and conditional
 partition-state writes guarded by a ``CheckOp`` on /controller_epoch's zkVersion
-(``ControllerMoved`` when another controller got there first). Partition leaders update their
+(``ControllerMoved`` when another controller got there first), one at a time or many pipelined
+at once (``update_leader_and_isr_many``, Kafka's updateLeaderAndIsr). Partition leaders update their
 ISR conditionally on the state's zkVersion (``update_partition_state``) and post an
 ISR-change notification.
 """
@@ -67,6 +68,17 @@ class ControllerEpoch:
 
     epoch: int
     zk_version: int
+
+
+@attrs.define
+class UpdateLeaderAndIsrResult:
+    """Outcome of ``update_leader_and_isr_many`` (Kafka's UpdateLeaderAndIsrResult):
+    succeeded {tp: new zkVersion}; bad_version [tp] to re-read and retry; failed {tp: error}
+    (e.g. NoNode) for the rest."""
+
+    succeeded: dict[zd.TopicPartition, int] = attrs.Factory(dict)
+    bad_version: list[zd.TopicPartition] = attrs.Factory(list)
+    failed: dict[zd.TopicPartition, BaseException] = attrs.Factory(dict)
 
 
 class KafkaZkClient:
@@ -266,6 +278,26 @@ class KafkaZkClient:
             raise MultiOpFailed(exc.index - 1, exc.op, exc.error, exc.results[1:]) from None
         return results[1:]
 
+    async def _guarded_many(self, epoch_zk_version: int, batches: Sequence[Sequence[Op]]
+                            ) -> list[list | MultiOpFailed]:  # type: ignore[type-arg]
+        """``_guarded`` for many independent batches pipelined at once (ZooKeeperClient.
+        multi_many): each gets its own CheckOp on /controller_epoch. Returns per batch its
+        results or its MultiOpFailed, index shift hidden. Raises ControllerMoved if any batch's
+        epoch check failed (that batch wrote nothing; others may have been applied before the
+        epoch moved, as in Kafka)."""
+        check = CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version)
+        outcomes = await self.zk.multi_many([[check, *ops] for ops in batches])
+        out: list = []  # type: ignore[type-arg]
+        for o in outcomes:
+            if isinstance(o, MultiOpFailed):
+                if o.index == 0:
+                    raise ControllerMoved(
+                        f"/controller_epoch is no longer at zkVersion {epoch_zk_version}: another controller was elected")
+                out.append(MultiOpFailed(o.index - 1, o.op, o.error, o.results[1:]))
+            else:
+                out.append(o[1:])
+        return out
+
     # ---- topics -------------------------------------------------------------------------------
 
     async def get_all_topics(self) -> list[str]:
@@ -352,6 +384,21 @@ class KafkaZkClient:
         await self._guarded(epoch_zk_version, [CreateOp(zd.partition_state_path(tp.topic, tp.partition), state.to_json())])
         return 0
 
+    async def create_partition_states_many(
+        self, states: Mapping[zd.TopicPartition, zd.LeaderIsrAndControllerEpoch], epoch_zk_version: int
+    ) -> dict[zd.TopicPartition, int | BaseException]:
+        """Controller: ``create_partition_state`` for many partitions in pipelined batches
+        (Kafka's createTopicPartitionStatesRaw): the parents first (``ensure_paths``), then every
+        guarded create at once. Returns per partition the new zkVersion (0) or its error
+        (NodeExists: a state was written before). Raises ControllerMoved if the controller
+        epoch moved, ConnectionLoss / SessionExpired for the whole batch."""
+        tps = list(states)
+        await self.zk.ensure_paths([zd.topic_partition_path(tp.topic, tp.partition) for tp in tps])
+        outcomes = await self._guarded_many(epoch_zk_version, [
+            [CreateOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json())] for tp in tps
+        ])
+        return {tp: o.error if isinstance(o, MultiOpFailed) else 0 for tp, o in zip(tps, outcomes)}
+
     async def update_partition_state_as_controller(
         self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch, epoch_zk_version: int
     ) -> int:
@@ -366,6 +413,35 @@ class KafkaZkClient:
         except MultiOpFailed as exc:
             raise exc.error from None
         return stat.version
+
+    async def update_leader_and_isr_many(
+        self, states: Mapping[zd.TopicPartition, zd.LeaderIsrAndControllerEpoch], epoch_zk_version: int
+    ) -> UpdateLeaderAndIsrResult:
+        """Controller: ``update_partition_state_as_controller`` for many partitions in one
+        pipelined batch (Kafka's KafkaZkClient.updateLeaderAndIsr: every conditional SetData,
+        each in a MultiRequest behind the /controller_epoch version check, sent at once through
+        retryRequestsUntilConnected, then the responses sorted). ``states[tp].zk_version`` is
+        the version the state znode must still be at.
+
+        Returns UpdateLeaderAndIsrResult: succeeded {tp: new zkVersion}, bad_version [tp] (the
+        state changed under us: re-read, recompute, retry), failed {tp: error} (NoNode, ...).
+        Raises ControllerMoved if the controller epoch moved (no write of a failed check was
+        applied), ConnectionLoss / SessionExpired for the whole batch.
+        """
+        tps = list(states)
+        outcomes = await self._guarded_many(epoch_zk_version, [
+            [SetDataOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json(), states[tp].zk_version)]
+            for tp in tps
+        ])
+        result = UpdateLeaderAndIsrResult()
+        for tp, o in zip(tps, outcomes):
+            if not isinstance(o, MultiOpFailed):
+                result.succeeded[tp] = o[0].version
+            elif isinstance(o.error, BadVersion):
+                result.bad_version.append(tp)
+            else:
+                result.failed[tp] = o.error
+        return result
 
     async def update_partition_state(self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch) -> int:
         """Partition leader (ZK-era ISR shrink/expand): set the state if its zkVersion is still

@@ -32,6 +32,11 @@ on failure it raises ``MultiOpFailed`` naming the failing op and its error (BadV
 stale version check, NodeExists, NoNode, NotEmpty). Kafka's controller guards every write with
 a ``CheckOp("/controller_epoch", epoch_zk_version)``.
 
+Batches. ``get_many`` (reads) and ``multi_many`` (independent multi-ops) queue every request
+on the session's connection from one worker thread and then collect the answers in order, as
+Kafka's KafkaZkClient pipelines its async requests (retryRequestsUntilConnected), instead of one
+trio->thread hand-off per call (~0.4 ms of client CPU each).
+
 Connect strings: ``host:port,host:port[/chroot]``; a missing chroot is created on start, as
 Kafka's KafkaZkClient does (KAFKA-7165 era ``createChrootIfNecessary``).
 """
@@ -613,19 +618,26 @@ class ZooKeeperClient:
             await self.sync(checked[0])
         kz = self._client()
 
-        def read_all() -> list[tuple[bytes, ZnodeStat] | None]:
-            pending = [kz.get_async(p) for p in checked]
-            out: list[tuple[bytes, ZnodeStat] | None] = []
-            for r in pending:
-                try:
-                    data, stat = r.get()
-                except NoNode:
-                    out.append(None)
-                else:
-                    out.append((data, ZnodeStat.from_kazoo(stat)))
-            return out
+        def finish(r: Any) -> tuple[bytes, ZnodeStat] | None:
+            try:
+                data, stat = r.get()
+            except NoNode:
+                return None
+            return data, ZnodeStat.from_kazoo(stat)
 
-        return await self._run(read_all)
+        return await self._pipelined([functools.partial(kz.get_async, p) for p in checked], finish)
+
+    async def _pipelined(self, starts: Sequence[Callable[[], Any]], finish: Callable[[Any], T]) -> list[T]:
+        """Pipeline a batch from ONE worker thread: call every ``starts[i]()`` (a kazoo
+        ``*_async`` call, which only queues the request on the session's connection), then
+        ``finish(result)`` on each kazoo IAsyncResult in order. An exception ``finish`` lets
+        through (ConnectionLoss, SessionExpired) abandons the whole batch, as for any call."""
+
+        def run_all() -> list[T]:
+            pending = [start() for start in starts]
+            return [finish(r) for r in pending]
+
+        return await self._run(run_all)
 
     async def get_and_watch(
         self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
@@ -725,6 +737,27 @@ class ZooKeeperClient:
         present)."""
         await self._run(functools.partial(self._client().ensure_path, _check_path(path)))
 
+    async def ensure_paths(self, paths: Sequence[str]) -> None:
+        """``ensure_path`` for many paths at once: every missing ancestor and path is created
+        as an empty persistent node, one pipelined batch of creates per depth (NodeExists is
+        fine), as Kafka's KafkaZkClient.createTopicPartitions pipelines its CreateRequests.
+        Raises ConnectionLoss / SessionExpired as any call."""
+        wanted: set[str] = set()
+        for path in paths:
+            parts = _check_path(path).split("/")[1:]
+            wanted.update("/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0])
+        kz = self._client()
+
+        def finish(r: Any) -> None:
+            try:
+                r.get()
+            except NodeExists:
+                pass
+
+        for depth in sorted({p.count("/") for p in wanted}):
+            level = sorted(p for p in wanted if p.count("/") == depth)
+            await self._pipelined([functools.partial(kz.create_async, p, b"") for p in level], finish)
+
     async def create_if_absent(self, path: str, data: bytes = b"") -> bool:
         """Create a persistent ``path`` (parents too) unless it exists; True if created
         (Kafka's KafkaZkClient.createRecursive ignoring NodeExists)."""
@@ -743,8 +776,42 @@ class ZooKeeperClient:
         """
         if not ops:
             return []
-        kz = self._client()
-        tx = kz.transaction()
+        tx = self._transaction(ops)
+        outcome = _multi_outcome(ops, await self._run(tx.commit))
+        if isinstance(outcome, MultiOpFailed):
+            raise outcome
+        return outcome
+
+    async def multi_many(self, batches: Sequence[Sequence[Op]]) -> list[list[OpResult] | MultiOpFailed]:
+        """Apply each of ``batches`` as its own atomic multi-op, all pipelined at once; returns
+        one outcome per batch, in order: its results (as ``multi`` returns them) if applied, or
+        the ``MultiOpFailed`` (failing op's index and error: BadVersion, NoNode, NodeExists,
+        ...; nothing of that batch applied) it would have raised. Batches are independent: one
+        failing does not stop the others. An empty batch gives [].
+
+        Every transaction is committed (kazoo ``commit_async``) from one worker thread before
+        any answer is awaited, as Kafka's KafkaZkClient.updateLeaderAndIsr sends all its
+        MultiRequests through retryRequestsUntilConnected and then sorts the responses, instead
+        of one thread hand-off per multi-op. Raises ConnectionLoss / SessionExpired for the
+        whole batch as any call does (some transactions may then have been applied: re-read).
+        """
+        txs = [self._transaction(ops) if ops else None for ops in batches]
+
+        def finish(item: tuple[Sequence[Op], Any]) -> list[OpResult] | MultiOpFailed:
+            ops, r = item
+            return [] if r is None else _multi_outcome(ops, r.get())
+
+        def start(ops: Sequence[Op], tx: Any) -> tuple[Sequence[Op], Any]:
+            return ops, None if tx is None else tx.commit_async()
+
+        if not batches:
+            return []
+        return await self._pipelined([functools.partial(start, ops, tx) for ops, tx in zip(batches, txs)], finish)
+
+    def _transaction(self, ops: Sequence[Op]) -> Any:
+        """A kazoo transaction holding ``ops`` (not yet committed). Raises CoordinationError
+        for a bad path or something that is not an Op."""
+        tx = self._client().transaction()
         for op in ops:
             if isinstance(op, CheckOp):
                 tx.check(_check_path(op.path), op.version)
@@ -756,22 +823,27 @@ class ZooKeeperClient:
                 tx.delete(_check_path(op.path), op.version)
             else:
                 raise CoordinationError(f"not a multi-op: {op!r}")
-        raw = await self._run(tx.commit)
-        results: list[OpResult] = []
-        failure: tuple[int, BaseException] | None = None
-        for i, r in enumerate(raw):
-            if isinstance(r, BaseException):
-                if failure is None and not isinstance(r, (RolledBack, RuntimeInconsistency)):
-                    failure = (i, r)
-                results.append(r)  # type: ignore[arg-type]
-            elif isinstance(r, tuple) and hasattr(r, "czxid"):
-                results.append(ZnodeStat.from_kazoo(r))  # type: ignore[arg-type]
-            else:
-                results.append(r)
-        if failure is not None:
-            i, err = failure
-            raise MultiOpFailed(index=i, op=ops[i], error=err, results=results)
-        return results
+        return tx
+
+
+def _multi_outcome(ops: Sequence[Op], raw: Sequence[Any]) -> list[OpResult] | MultiOpFailed:
+    """kazoo's per-op transaction results -> our results, or the MultiOpFailed naming the
+    first op that failed (not RolledBack / RuntimeInconsistency, which only follow it)."""
+    results: list[OpResult] = []
+    failure: tuple[int, BaseException] | None = None
+    for i, r in enumerate(raw):
+        if isinstance(r, BaseException):
+            if failure is None and not isinstance(r, (RolledBack, RuntimeInconsistency)):
+                failure = (i, r)
+            results.append(r)  # type: ignore[arg-type]
+        elif isinstance(r, tuple) and hasattr(r, "czxid"):
+            results.append(ZnodeStat.from_kazoo(r))  # type: ignore[arg-type]
+        else:
+            results.append(r)
+    if failure is not None:
+        i, err = failure
+        return MultiOpFailed(index=i, op=ops[i], error=err, results=results)
+    return results
 
 
 async def expire_session(connect: str, session_id: int, session_password: bytes, timeout: float = 10.0) -> None:
