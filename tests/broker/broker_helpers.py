@@ -205,3 +205,30 @@ def has_controller(server: KafkaServer) -> bool:
     """True once the controller is wired into KafkaServer (it then elects itself in a
     one-broker test and answers admin changes with LeaderAndIsr/UpdateMetadata)."""
     return getattr(server, "controller", None) is not None
+
+
+async def three_brokers_with_topic(stack: Any, tmp_path: Path, zk: str, topic: str, partitions: int = 1,
+                                   **extra: str) -> dict[int, KafkaServer]:
+    """Brokers 1-3 (``extra``: running_broker's config overrides) entered on ``stack`` (an
+    AsyncExitStack), an RF-3 ``topic`` of ``partitions`` created with CreateTopics v7 through
+    broker 1, and every partition hosted on every broker (20 s, else trio.TooSlowError).
+    pytest.skip when the controller is not wired into KafkaServer."""
+    import pytest
+    import trio
+
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.storage import TopicPartition
+
+    servers = {i: await stack.enter_async_context(running_broker(tmp_path, zk, broker_id=i, **extra))
+               for i in (1, 2, 3)}
+    if not has_controller(servers[1]):
+        pytest.skip("needs the controller wired into KafkaServer")
+    conn = await stack.enter_async_context(connect(servers[1]))
+    resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
+        {"name": topic, "num_partitions": partitions, "replication_factor": 3, "assignments": [], "configs": []}])
+    assert resp.topics[0].error_code == 0
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    with trio.fail_after(20):
+        while not all(tp in s.replica_manager.partitions for s in servers.values() for tp in tps):
+            await trio.sleep(0.02)
+    return servers

@@ -9,14 +9,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
-from tests.broker.broker_helpers import batch, connect, has_controller, produce, running_broker, values_of
+from tests.broker.broker_helpers import (batch, connect, produce, running_broker,
+                                         three_brokers_with_topic, values_of)
 from tests.broker.test_replica_manager import _lead
 
 
@@ -117,19 +117,9 @@ async def test_followers_replicate_through_sessions(tmp_path: Path, zk_chroot_co
     """RF-3 followers open one privileged session each on the leader and keep replicating with
     incremental fetches, also after the leader forgets every session (full fetch again)."""
     async with AsyncExitStack() as stack:
-        servers = {i: await stack.enter_async_context(running_broker(
-            tmp_path, zk_chroot_connect, broker_id=i, min_insync_replicas="2",
-            replica_fetch_wait_max_ms="200")) for i in (1, 2, 3)}
-        if not has_controller(servers[1]):
-            pytest.skip("needs the controller wired into KafkaServer")
-        conn = await stack.enter_async_context(connect(servers[1]))
-        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
-            {"name": "rs", "num_partitions": 3, "replication_factor": 3, "assignments": [], "configs": []}])
-        assert resp.topics[0].error_code == 0
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "rs", partitions=3,
+                                                 min_insync_replicas="2", replica_fetch_wait_max_ms="200")
         tps = [TopicPartition("rs", p) for p in range(3)]
-        with trio.fail_after(20):
-            while not all(tp in s.replica_manager.partitions for s in servers.values() for tp in tps):
-                await trio.sleep(0.02)
         tp = tps[0]
         leader = next(s for s in servers.values() if s.replica_manager.partitions[tp].is_leader)
         lconn = await stack.enter_async_context(connect(leader))

@@ -8,15 +8,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import pytest
 import trio
 
 from kafkalike.coordination import ZooKeeperClient
-from kafkalike.protocol.api_keys import ApiKey
-from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
-from tests.broker.broker_helpers import (batch, connect, fetch, has_controller, leader_and_isr, produce,
-                                         running_broker,
+from tests.broker.broker_helpers import (batch, connect, fetch, leader_and_isr, produce,
+                                         running_broker, three_brokers_with_topic,
                                          values_of, zk_json)
 
 
@@ -31,17 +28,9 @@ async def test_rf3_topic_replicates_and_acks_all(tmp_path: Path, zk_chroot_conne
     """An RF-3 topic created through the admin API gets a leader and two fetching followers;
     acks=all returns once all three have the batch; followers hold the same bytes."""
     async with AsyncExitStack() as stack:
-        servers = {i: await stack.enter_async_context(running_broker(
-            tmp_path, zk_chroot_connect, broker_id=i, min_insync_replicas="2",
-            replica_fetch_wait_max_ms="200")) for i in (1, 2, 3)}
-        if not has_controller(servers[1]):
-            pytest.skip("needs the controller wired into KafkaServer")
-        conn = await stack.enter_async_context(connect(servers[1]))
-        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
-            {"name": "rep", "num_partitions": 1, "replication_factor": 3, "assignments": [], "configs": []}])
-        assert resp.topics[0].error_code == 0
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "rep",
+                                                 min_insync_replicas="2", replica_fetch_wait_max_ms="200")
         tp = TopicPartition("rep", 0)
-        await _wait_for(lambda: all(tp in s.replica_manager.partitions for s in servers.values()))
         leader_id = next(i for i, s in servers.items() if s.replica_manager.partitions[tp].is_leader)
         leader = servers[leader_id]
         lconn = await stack.enter_async_context(connect(leader))
@@ -68,17 +57,9 @@ async def test_isr_shrinks_and_expands_through_zookeeper(tmp_path: Path, zk_chro
     writes the state znode conditionally, same leader epoch, new zkVersion, and the
     controller's UpdateMetadata reaches every cache); when it fetches again it rejoins."""
     async with AsyncExitStack() as stack:
-        servers = {i: await stack.enter_async_context(running_broker(
-            tmp_path, zk_chroot_connect, broker_id=i, replica_lag_time_max_ms="1000",
-            replica_fetch_wait_max_ms="100")) for i in (1, 2, 3)}
-        if not has_controller(servers[1]):
-            pytest.skip("needs the controller wired into KafkaServer")
-        conn = await stack.enter_async_context(connect(servers[1]))
-        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
-            {"name": "isr", "num_partitions": 1, "replication_factor": 3, "assignments": [], "configs": []}])
-        assert resp.topics[0].error_code == 0
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "isr",
+                                                 replica_lag_time_max_ms="1000", replica_fetch_wait_max_ms="100")
         tp = TopicPartition("isr", 0)
-        await _wait_for(lambda: all(tp in s.replica_manager.partitions for s in servers.values()))
         leader_id = next(i for i, s in servers.items() if s.replica_manager.partitions[tp].is_leader)
         leader = servers[leader_id].replica_manager
         follower_id = next(i for i in servers if i != leader_id)
