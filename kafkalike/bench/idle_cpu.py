@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from kafkalike.bench import workloads as wl
-from kafkalike.bench.systems import create_topic, wait_leaders
+from kafkalike.bench.systems import create_topic, processes_run_from, wait_leaders
 from kafkalike.cluster.local_cluster import LocalCluster
 
 
@@ -46,16 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     codes = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     work = Path(tempfile.mkdtemp(prefix="idle-cpu-"))
     clusters: dict[str, LocalCluster] = {}
-    cwd, pythonpath = os.getcwd(), os.environ.get("PYTHONPATH")
     try:
         for k, (name, code) in enumerate(codes.items()):
-            # brokers run "python -m kafkalike ...": their import path is their cwd + PYTHONPATH
-            os.environ["PYTHONPATH"] = code
-            os.chdir(code)
             cluster = LocalCluster(work / name, brokers=3, zk_nodes=1, base_port=_free_port(),
                                    zk_base_port=_free_port(), first_host=150 + 10 * k)
             clusters[name] = cluster
-            cluster.start()
+            with processes_run_from(code):
+                cluster.start()
             t0 = time.monotonic()
             create_topic(cluster.bootstrap_servers, "idle", args.partitions, 3, timeout=900)
             wait_leaders(cluster.bootstrap_servers, "idle", args.partitions, 900, full_isr=3)
@@ -78,11 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for cluster in clusters.values():
             cluster.stop()
-        os.chdir(cwd)
-        if pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = pythonpath
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -21,8 +21,11 @@ Synchronous (subprocess, sockets, librdkafka); the harness calls it from plain t
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -314,3 +317,23 @@ def delete_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> None:
         admin.delete_topics([topic], operation_timeout=timeout)[topic].result(timeout=timeout)
     except Exception as e:
         log.warning("bench_delete_topic_failed", topic=topic, error=str(e))
+
+
+@contextlib.contextmanager
+def processes_run_from(checkout: str | Path) -> Iterator[None]:
+    """Within the block, kafkalike processes started (``python -m kafkalike ...``) import the
+    code of ``checkout`` (another kafkalike checkout): cwd and PYTHONPATH point there, and both
+    are restored on exit. For before/after benchmarks of two commits side by side
+    (bench/idle_cpu.py, bench/ack_latency.py); a broker restarted after the block would run
+    this process's code."""
+    cwd, pythonpath = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(checkout)
+    os.chdir(checkout)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = pythonpath
