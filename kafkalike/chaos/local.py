@@ -55,7 +55,6 @@ class ChaosBackendError(Exception):
     """A fault primitive could not be applied (process missing, iptables failed, timeout)."""
 
 
-
 def wait_registration_gone(view: ZkView, broker_id: int, deadline: float) -> None:
     """Block until ``/brokers/ids/<broker_id>`` is gone (a killed broker's session expired),
     polling every 0.5 s; ChaosBackendError once ``time.monotonic()`` passes ``deadline``.
@@ -67,6 +66,7 @@ def wait_registration_gone(view: ZkView, broker_id: int, deadline: float) -> Non
         if time.monotonic() > deadline:
             raise ChaosBackendError(f"broker {broker_id}'s old registration did not vanish")
         time.sleep(0.5)
+
 
 @attrs.frozen
 class PartitionState:

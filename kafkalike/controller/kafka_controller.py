@@ -56,7 +56,7 @@ from kafkalike.coordination.errors import (
     OperationTimeout,
     ZooKeeperError,
 )
-from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient
+from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient, UpdateLeaderAndIsrResult
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 from kafkalike.coordination.zookeeper_client import (
     CheckOp,
@@ -252,6 +252,14 @@ class _FencedZk:
     async def update_partition_state_as_controller(self, *a: Any) -> int:
         self._check()
         return await self._kzk.update_partition_state_as_controller(*a)
+
+    async def create_partition_states_many(self, *a: Any) -> dict[TopicPartition, int | BaseException]:
+        self._check()
+        return await self._kzk.create_partition_states_many(*a)
+
+    async def update_leader_and_isr_many(self, *a: Any) -> UpdateLeaderAndIsrResult:
+        self._check()
+        return await self._kzk.update_leader_and_isr_many(*a)
 
     async def set_topic_assignment(self, *a: Any) -> int:
         self._check()

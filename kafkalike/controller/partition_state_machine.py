@@ -44,7 +44,6 @@ from kafkalike.controller.leader_election import (
     reassign_partition_leader,
 )
 from kafkalike.coordination.errors import NodeExists, NoNode
-from kafkalike.coordination.kafka_zk_client import ControllerMoved
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 
 if TYPE_CHECKING:
@@ -78,14 +77,6 @@ async def for_each_concurrently(items: Iterable[T], fn: Callable[[T], Awaitable[
             nursery.start_soon(one, item)
     if errors:
         raise errors[0]
-
-
-def ensure_active(controller: "KafkaController") -> None:
-    """Raise ControllerMoved unless ``controller`` is still the active controller: a resigned
-    controller never writes (what the controller's fenced KafkaZkClient checks before each
-    single write, checked here before a batch write)."""
-    if not controller.is_active:
-        raise ControllerMoved(f"broker {controller.broker_id} is no longer the active controller")
 
 
 def raise_unexpected(failed: Mapping[TopicPartition, BaseException]) -> None:
@@ -218,7 +209,6 @@ class PartitionStateMachine:
                                                           controller_epoch=ctx.epoch, zk_version=0), live)
         if not new_states:
             return out
-        ensure_active(self.controller)
         created = await kzk.create_partition_states_many({tp: li for tp, (li, _) in new_states.items()},
                                                          ctx.epoch_zk_version)
         existed = [tp for tp, r in created.items() if isinstance(r, NodeExists)]
@@ -296,7 +286,6 @@ class PartitionStateMachine:
             if not new_states:
                 pending = []
                 break
-            ensure_active(self.controller)
             result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
             for tp, version in result.succeeded.items():
                 election, recipients, current = chosen[tp]

@@ -31,7 +31,7 @@ import attrs
 import structlog
 
 from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
-from kafkalike.controller.partition_state_machine import ensure_active, raise_unexpected
+from kafkalike.controller.partition_state_machine import raise_unexpected
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
 if TYPE_CHECKING:
@@ -181,7 +181,6 @@ class ReplicaStateMachine:
                     controller_epoch=ctx.epoch, zk_version=current.zk_version)
             if not new_states:
                 break
-            ensure_active(self.controller)
             result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
             for tp, version in result.succeeded.items():
                 written = attrs.evolve(new_states[tp], zk_version=version)

@@ -267,16 +267,12 @@ class KafkaZkClient:
                 raise
 
     async def _guarded(self, epoch_zk_version: int, ops: list) -> list:  # type: ignore[type-arg]
-        """Run ``ops`` behind a CheckOp on /controller_epoch; index shift hidden from callers."""
-        try:
-            results = await self.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), *ops])
-        except MultiOpFailed as exc:
-            if exc.index == 0:
-                raise ControllerMoved(
-                    f"/controller_epoch is no longer at zkVersion {epoch_zk_version}: another controller was elected"
-                ) from None
-            raise MultiOpFailed(exc.index - 1, exc.op, exc.error, exc.results[1:]) from None
-        return results[1:]
+        """Run ``ops`` behind a CheckOp on /controller_epoch; index shift hidden from callers.
+        Raises ControllerMoved, or MultiOpFailed for the op of ``ops`` that failed."""
+        [outcome] = await self._guarded_many(epoch_zk_version, [ops])
+        if isinstance(outcome, MultiOpFailed):
+            raise outcome
+        return outcome
 
     async def _guarded_many(self, epoch_zk_version: int, batches: Sequence[Sequence[Op]]
                             ) -> list[list | MultiOpFailed]:  # type: ignore[type-arg]
