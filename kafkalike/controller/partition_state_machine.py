@@ -79,12 +79,42 @@ async def for_each_concurrently(items: Iterable[T], fn: Callable[[T], Awaitable[
         raise errors[0]
 
 
-def raise_unexpected(failed: Mapping[TopicPartition, BaseException]) -> None:
-    """Re-raise the first error of a batch write other than NoNode (a vanished state znode,
-    which the callers handle per partition), as a single write would have raised it."""
-    for err in failed.values():
-        if not isinstance(err, NoNode):
-            raise err
+#: {partition: its state znode}, as read or as to be written
+PartitionStates = Mapping[TopicPartition, LeaderIsrAndControllerEpoch]
+
+
+async def update_states_until_settled(
+    controller: "KafkaController", partitions: Iterable[TopicPartition], max_rounds: int,
+    compute: Callable[[list[TopicPartition], PartitionStates], Awaitable[PartitionStates]],
+    on_written: Callable[[TopicPartition, LeaderIsrAndControllerEpoch], None],
+) -> tuple[list[TopicPartition], list[TopicPartition]]:
+    """Kafka's updateLeaderAndIsr retry loop, shared by the ISR removal and the elections:
+    read every pending partition's state in one pipelined batch, ``await compute(pending,
+    states)`` (absent states left out) -> {tp: new state, zk_version = the version read},
+    write them all in one pipelined guarded batch (KafkaZkClient.update_leader_and_isr_many)
+    and call ``on_written(tp, state with its new zkVersion)`` for each success; the ones that
+    hit BadVersion (changed under us, e.g. by a leader's ISR update) are re-read and go round
+    again, at most ``max_rounds`` rounds. Returns (vanished: NoNode on write, still pending
+    after the last round). Raises ControllerMoved, and any other write error as a single
+    write would (after the successes of its round were handed to ``on_written``)."""
+    kzk = controller.kafka_zk
+    vanished: list[TopicPartition] = []
+    pending = list(partitions)
+    for _round in range(max_rounds):
+        if not pending:
+            break
+        new_states = await compute(pending, await kzk.get_partition_states(pending))
+        if not new_states:
+            return vanished, []
+        result = await kzk.update_leader_and_isr_many(new_states, controller.context.epoch_zk_version)
+        for tp, version in result.succeeded.items():
+            on_written(tp, attrs.evolve(new_states[tp], zk_version=version))
+        for err in result.failed.values():
+            if not isinstance(err, NoNode):
+                raise err
+        vanished += result.failed
+        pending = result.bad_version
+    return vanished, pending
 
 
 class ElectionStrategy(enum.Enum):
@@ -246,14 +276,12 @@ class PartitionStateMachine:
         choose each leader, write every new state in one pipelined guarded batch
         (KafkaZkClient.update_leader_and_isr_many); the partitions that hit BadVersion go
         round again, up to MAX_ZK_RETRIES rounds."""
-        ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
+        ctx, batch = self.ctx, self.controller.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
-        pending = list(partitions)
-        for _attempt in range(self.MAX_ZK_RETRIES):
-            if not pending:
-                break
-            states = await kzk.get_partition_states(pending)
-            chosen: dict[TopicPartition, tuple[LeaderElection, list[int], LeaderIsrAndControllerEpoch]] = {}
+        chosen: dict[TopicPartition, tuple[LeaderElection, list[int], LeaderIsrAndControllerEpoch]] = {}
+
+        async def compute(pending: list[TopicPartition], states: PartitionStates) -> PartitionStates:
+            chosen.clear()
 
             async def choose(tp: TopicPartition) -> None:
                 current = states.get(tp)
@@ -277,33 +305,30 @@ class PartitionStateMachine:
 
             # concurrently: an unclean-election check may read the topic's config from ZooKeeper
             await for_each_concurrently(pending, choose)
-            new_states = {
+            return {
                 tp: LeaderIsrAndControllerEpoch(leader=election.leader, leader_epoch=current.leader_epoch + 1,
                                                 isr=election.isr, controller_epoch=ctx.epoch,
                                                 zk_version=current.zk_version)
                 for tp, (election, _recipients, current) in chosen.items()
             }
-            if not new_states:
-                pending = []
-                break
-            result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
-            for tp, version in result.succeeded.items():
-                election, recipients, current = chosen[tp]
-                written = attrs.evolve(new_states[tp], zk_version=version)
-                ctx.leadership[tp] = written
-                batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
-                out[tp] = election
-                if election.unclean:
-                    log.error("unclean_leader_elected", partition=str(tp), leader=election.leader,
-                              previous_isr=list(current.isr),
-                              warning="an out-of-sync replica became leader: acknowledged records may be lost")
-                log.info("leader_elected", partition=str(tp), leader=written.leader, leader_epoch=written.leader_epoch,
-                         isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
-            raise_unexpected(result.failed)
-            for tp in result.failed:
-                out[tp] = ElectionFailure("partition state znode vanished")
-            pending = result.bad_version  # changed under us (a leader's ISR update): re-read
-        for tp in pending:
+
+        def on_written(tp: TopicPartition, written: LeaderIsrAndControllerEpoch) -> None:
+            election, recipients, current = chosen[tp]
+            ctx.leadership[tp] = written
+            batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
+            out[tp] = election
+            if election.unclean:
+                log.error("unclean_leader_elected", partition=str(tp), leader=election.leader,
+                          previous_isr=list(current.isr),
+                          warning="an out-of-sync replica became leader: acknowledged records may be lost")
+            log.info("leader_elected", partition=str(tp), leader=written.leader, leader_epoch=written.leader_epoch,
+                     isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
+
+        vanished, changing = await update_states_until_settled(
+            self.controller, partitions, self.MAX_ZK_RETRIES, compute, on_written)
+        for tp in vanished:
+            out[tp] = ElectionFailure("partition state znode vanished")
+        for tp in changing:
             out[tp] = ElectionFailure("partition state kept changing")
         return out
 

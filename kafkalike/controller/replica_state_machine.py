@@ -27,11 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import attrs
 import structlog
 
 from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
-from kafkalike.controller.partition_state_machine import raise_unexpected
+from kafkalike.controller.partition_state_machine import PartitionStates, update_states_until_settled
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
 if TYPE_CHECKING:
@@ -151,16 +150,10 @@ class ReplicaStateMachine:
         """Remove ``replica_id`` from each partition's ISR in ZooKeeper (leader -> -1 if it
         led; a one-member ISR is kept). Returns the partitions' states afterwards (changed or
         not). Raises ControllerMoved."""
-        ctx, kzk = self.ctx, self.controller.kafka_zk
+        ctx = self.ctx
         out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
-        # Kafka's removeReplicasFromIsr / updateLeaderAndIsr loop: read every state in one
-        # pipelined batch, compute every new state, write them all in one pipelined guarded
-        # batch; the partitions that hit BadVersion are re-read and go round again
-        pending = list(partitions)
-        for _attempt in range(self.MAX_ZK_RETRIES):
-            if not pending:
-                break
-            states = await kzk.get_partition_states(pending)
+
+        async def compute(pending: list[TopicPartition], states: PartitionStates) -> PartitionStates:
             new_states: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
             for tp in pending:
                 current = states.get(tp)
@@ -179,15 +172,15 @@ class ReplicaStateMachine:
                 new_states[tp] = LeaderIsrAndControllerEpoch(
                     leader=new_leader, leader_epoch=current.leader_epoch + 1, isr=new_isr,
                     controller_epoch=ctx.epoch, zk_version=current.zk_version)
-            if not new_states:
-                break
-            result = await kzk.update_leader_and_isr_many(new_states, ctx.epoch_zk_version)
-            for tp, version in result.succeeded.items():
-                written = attrs.evolve(new_states[tp], zk_version=version)
-                ctx.leadership[tp] = written
-                out[tp] = written
-                log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
-                         leader=written.leader, leader_epoch=written.leader_epoch)
-            raise_unexpected(result.failed)  # NoNode: the partition is gone, nothing to shrink
-            pending = result.bad_version
+            return new_states
+
+        def on_written(tp: TopicPartition, written: LeaderIsrAndControllerEpoch) -> None:
+            ctx.leadership[tp] = written
+            out[tp] = written
+            log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
+                     leader=written.leader, leader_epoch=written.leader_epoch)
+
+        # Kafka's removeReplicasFromIsr: a vanished state znode leaves nothing to shrink; one
+        # still changing after MAX_ZK_RETRIES rounds keeps its state
+        await update_states_until_settled(self.controller, partitions, self.MAX_ZK_RETRIES, compute, on_written)
         return out
