@@ -266,7 +266,7 @@ class FullFetchContext(SessionlessFetchContext):
                 c.must_respond(r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, 0)
             cached[tp] = c
         sid = self.cache.maybe_create_session(self.now_ms, self.privileged, cached)
-        return sid, [(tp, results[tp]) for tp in self.fetch_data if tp in results]
+        return sid, super().update_and_generate_response(results)[1]
 
 
 class IncrementalFetchContext(FetchContext):
@@ -282,10 +282,9 @@ class IncrementalFetchContext(FetchContext):
     def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
         out = []
         parts = self.session.partitions
-        for tp in list(parts):
+        for tp, c in list(parts.items()):
             r = results.get(tp)
-            c = parts.get(tp)
-            if r is None or c is None:
+            if r is None:
                 continue
             if c.must_respond(r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.size):
                 out.append((tp, r))

@@ -318,6 +318,7 @@ class ReplicaFetcher:
         states = {tp: s for tp, s in self.partitions.items()
                   if not s.truncating and not s.parked and s.delayed_until <= now}
         wanted: dict[TopicPartition, dict[str, int]] = {}
+        max_bytes = self._cfg("replica.fetch.max.bytes")
         for tp, state in states.items():
             p = self.rm.get_partition(tp)
             if p is None:
@@ -326,7 +327,7 @@ class ReplicaFetcher:
                 "partition": tp.partition, "current_leader_epoch": state.leader_epoch,
                 "fetch_offset": p.log_end_offset, "last_fetched_epoch": -1,
                 "log_start_offset": p.log.log_start_offset,
-                "partition_max_bytes": self._cfg("replica.fetch.max.bytes")}
+                "partition_max_bytes": max_bytes}
         if not wanted:
             await trio.sleep(0.01)
             return
