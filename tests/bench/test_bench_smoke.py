@@ -17,7 +17,10 @@ from kafkalike.bench.report import SYSTEMS, samples_from_json
 from kafkalike.bench.systems import BenchError
 from kafkalike.cli.main import main
 
-TINY = attrs.evolve(QUICK, name="tiny", records=3_000, rounds=1, latency_rates=(50,), latency_seconds=2,
+# 100,000 records (10 MB): enough broker CPU to be seen in /proc's 10 ms clock ticks. With
+# 3,000 (0.3 MB, ~5 ms of broker CPU at ~17 CPU s/GB) a produce run could count 0 ticks and
+# report 0 CPU s/GB (CI, 2026-11-21).
+TINY = attrs.evolve(QUICK, name="tiny", records=100_000, rounds=1, latency_rates=(50,), latency_seconds=2,
                     rss_partitions=24, idle_seconds=0.5, failover_partitions=(6,), failover_rounds=1,
                     dd_mib=16, iperf_seconds=1)
 
