@@ -79,6 +79,12 @@ class KafkaStorageError(StorageError):
         self.path = Path(path)
 
 
+class LogDirFailureError(KafkaStorageError):
+    """A write failed and could not be undone: the bytes after the log end are unknown, so the
+    log (and, as Kafka does, its whole log dir) must go offline (KAFKA_STORAGE_ERROR). Kafka's
+    LogDirFailureChannel.maybeAddOfflineLogDir -> ReplicaManager.handleLogDirFailure."""
+
+
 class CorruptIndexError(StorageError):
     """An index file failing its sanity check (Kafka's CorruptIndexException); rebuilt on load."""
 

@@ -8,21 +8,29 @@ its bytes readable (POSIX unlink semantics) without Kafka's file.delete.delay.ms
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import attrs
+import structlog
 
 from kafkalike.protocol.record_batch import (
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
+    CorruptBatchError,
     RecordBatchError,
     iter_batches,
 )
-from kafkalike.storage.errors import KafkaStorageError
+from kafkalike.storage.errors import KafkaStorageError, LogDirFailureError
+
+log = structlog.get_logger(__name__)
+
+INT32_MAX = 2**31 - 1
 
 
 class SegmentFile:
@@ -105,27 +113,51 @@ class FileRecords:
             raise KafkaStorageError(f"cannot stat log segment ({exc.strerror})", self.path) from exc
 
     def append(self, data: memoryview | bytes) -> int:
-        """Write data at the end; returns bytes written. OSError -> KafkaStorageError."""
+        """Write data at the end (byte `size`); returns bytes written.
+
+        All or nothing: a write that fails part-way (ENOSPC, EIO, a short write) is rolled back
+        by cutting the file at the old end again, `size` unchanged, and KafkaStorageError
+        (KAFKA_STORAGE_ERROR) is raised; if the cut fails too, LogDirFailureError (the bytes
+        after the log end are unknown: the log must go offline). Kafka has no rollback: any
+        IOException takes the log dir offline (LogDirFailureChannel) and the next start-up,
+        unclean, recovers the tail.
+        """
         fd = self.file.fd
         pos = self.size
         view = memoryview(data)
         total = len(view)
+        written = 0
         try:
-            written = 0
             while written < total:
                 n = os.pwrite(fd, view[written:], pos + written)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "short write")
                 written += n
         except OSError as exc:
-            raise KafkaStorageError(f"write failed ({exc.strerror})", self.path) from exc
+            self._roll_back(pos, written, exc)
         self.size += total
         return total
 
+    def _roll_back(self, size: int, written: int, cause: OSError) -> NoReturn:
+        """Undo a failed append: cut the file at `size` bytes, then raise (see append)."""
+        try:
+            os.ftruncate(self.file.fd, size)
+        except OSError as exc:
+            log.error("write_rollback_failed", file=str(self.path), size=size, written=written,
+                      error=cause.strerror, rollback_error=exc.strerror)
+            raise LogDirFailureError(
+                f"write failed ({cause.strerror}) and could not be rolled back to byte {size} ({exc.strerror})",
+                self.path) from cause
+        log.warning("write_rolled_back", file=str(self.path), size=size, written=written, error=cause.strerror)
+        raise KafkaStorageError(f"write failed ({cause.strerror}); rolled back to byte {size}", self.path) from cause
+
     def flush(self) -> None:
-        """fsync the file."""
+        """fsync the file. A failed fsync raises LogDirFailureError: after it the kernel may have
+        dropped the dirty pages, so what is on disk is unknown (Kafka: the log dir goes offline)."""
         try:
             os.fsync(self.file.fd)
         except OSError as exc:
-            raise KafkaStorageError(f"fsync failed ({exc.strerror})", self.path) from exc
+            raise LogDirFailureError(f"fsync failed ({exc.strerror})", self.path) from exc
 
     def truncate_to(self, size: int) -> int:
         """Cut the file at `size` bytes; returns bytes removed."""
@@ -216,12 +248,27 @@ class FileRecords:
             pass
 
 
-def scan_valid_batches(buffer, callback) -> tuple[int, RecordBatchError | None]:  # type: ignore[no-untyped-def]
-    """Walk validated batches in buffer, calling callback(batch) for each; returns (valid end, error)."""
-    end = 0
+def scan_valid_batches(buffer, callback, *, start: int = 0, base_offset: int = 0) -> tuple[int, RecordBatchError | None]:  # type: ignore[no-untyped-def]
+    """Walk the valid batches of buffer from byte `start` (a batch boundary), calling
+    callback(batch) for each; returns (byte end of the last valid batch, the error that stopped
+    the walk or None).
+
+    Valid: complete, magic 2, length and CRC-32C right (record_batch.iter_batches), and offsets
+    in order: lastOffsetDelta >= 0, base offset >= `base_offset` (the segment's) and >= the
+    previous batch's last offset + 1, last offset - `base_offset` within int32 (Kafka's
+    LogSegment.recover ensureOffsetInRange). A batch failing a check gets CorruptBatchError.
+    """
+    end = start
+    expected = base_offset
     try:
-        for batch in iter_batches(buffer):
+        for batch in iter_batches(buffer, start):
+            last = batch.last_offset
+            if batch.last_offset_delta < 0 or batch.base_offset < expected or last - base_offset > INT32_MAX:
+                return batch.position, CorruptBatchError(
+                    f"batch offsets {batch.base_offset}..{last} out of order (expected >= {expected},"
+                    f" segment base {base_offset})", batch.position)
             callback(batch)
+            expected = last + 1
             end = batch.end_position
     except RecordBatchError as exc:
         return exc.position, exc.with_traceback(None)

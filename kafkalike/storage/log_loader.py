@@ -6,9 +6,12 @@ Steps, as Kafka 3.x does them:
    offsets fall in its offset range, then loses its .swap suffix;
 3. open every <base>.log; an index that is missing or fails its sanity check is rebuilt;
 4. after an unclean shutdown, every segment holding offsets at or past the recovery point is
-   scanned batch by batch (length, magic, CRC-32C) and its indexes rebuilt; at the first torn or
-   corrupt batch the segment is truncated and all later segments are deleted (reported in the
-   RecoveryReport and logged);
+   scanned batch by batch (length, magic, CRC-32C, offsets in order) and its indexes rebuilt;
+   at the first torn or corrupt batch the segment is truncated and all later segments are
+   deleted (reported in the RecoveryReport and logged). After a clean shutdown the same
+   segments are validated from the recovery point's index entry without rebuilding indexes
+   (LogSegment.check_tail), and cut the same way: Kafka trusts a clean shutdown's files, but
+   a checkpoint proves nothing about bytes past the last batch (issue 15);
 5. the last segment becomes the active one; the log end offset is read from it.
 A directory that cannot be read raises KafkaStorageError naming the file at fault.
 """
@@ -165,12 +168,12 @@ def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: i
         seg.time_index._opened = False
         segments.append(seg)
 
-    # 4. recovery
+    # 4. recovery (unclean), tail validation (clean)
     recovered = 0
     truncated_bytes = 0
     truncated_file = None
     reason = None
-    if not clean and segments:
+    if segments:
         start = 0
         for i, seg in enumerate(segments):
             if i + 1 < len(segments) and segments[i + 1].base_offset <= recovery_point:
@@ -185,13 +188,18 @@ def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: i
                 if batch.partition_leader_epoch >= 0 and batch.partition_leader_epoch != epoch_cache.latest_epoch:
                     epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset, flush=False)
 
-            n, err = seg.recover(on_batch=on_batch, max_batch_bytes=None)
-            recovered += 1
+            if clean:
+                # Kafka trusts a clean shutdown here; a checkpoint is no proof that nothing lies
+                # after the last batch, so the bytes past the recovery point are validated too
+                n, err = seg.check_tail(recovery_point if i == start else seg.base_offset)
+            else:
+                n, err = seg.recover(on_batch=on_batch, max_batch_bytes=None)
+                recovered += 1
             if n or err is not None:
                 truncated_bytes += n
                 truncated_file = str(seg.log.path)
                 reason = str(err) if err is not None else "truncated"
-                log.warning("log_tail_truncated", file=truncated_file, bytes=n, reason=reason)
+                log.warning("log_tail_truncated", file=truncated_file, bytes=n, reason=reason, clean_shutdown=clean)
                 for later in segments[i + 1 :]:
                     deleted.append(str(later.log.path))
                     later.delete()

@@ -147,13 +147,15 @@ class LogSegment:
     # ------------------------------------------------------------------ append
     def append(self, data: memoryview, batches: list[tuple[int, int, int, int]]) -> None:
         """Append `data` (whole batches); `batches` lists (relative position, size, last offset,
-        max timestamp) for each batch in data, in order. Offsets must fit this segment."""
+        max timestamp) for each batch in data, in order. Offsets must fit this segment.
+        Raises KafkaStorageError with nothing changed (the write was rolled back), or
+        LogDirFailureError when the rollback failed (FileRecords.append)."""
         if not data:
             return
         physical = self.log.size
+        self.log.append(data)  # all or nothing: a failed write changes no state here either
         if physical == 0:
             self.rolling_based_timestamp = max(b[3] for b in batches)
-        self.log.append(data)
         self._load_max_ts()
         assert self._max_ts is not None
         for rel_pos, size, last_offset, max_ts in batches:
@@ -213,8 +215,9 @@ class LogSegment:
 
     # ------------------------------------------------------------------ recovery / truncation
     def recover(self, on_batch: Callable[[RecordBatch], None] | None = None, max_batch_bytes: int | None = None) -> tuple[int, RecordBatchError | None]:
-        """Rebuild both indexes from the .log, validating each batch (length, magic, CRC); truncate
-        at the first invalid or incomplete batch. Returns (bytes truncated, the error found)."""
+        """Rebuild both indexes from the .log, validating each batch (length, magic, CRC, offsets
+        in order: file_records.scan_valid_batches); truncate at the first invalid or incomplete
+        batch. Returns (bytes truncated, the error found)."""
         was_writable = self.offset_index.writable
         # reset first: make_writable would otherwise load the old (maybe preallocated) entries
         self.offset_index.reset()
@@ -250,7 +253,7 @@ class LogSegment:
                     on_batch(batch)
 
             try:
-                valid_end, error = scan_valid_batches(mm, each)
+                valid_end, error = scan_valid_batches(mm, each, base_offset=self.base_offset)
             finally:
                 try:
                     mm.close()
@@ -262,6 +265,52 @@ class LogSegment:
             self.offset_index.make_read_only()
             self.time_index.make_read_only()
         return truncated, error
+
+    def check_tail(self, from_offset: int) -> tuple[int, RecordBatchError | None]:
+        """Validate the batches from the offset index entry at or below `from_offset` (the
+        recovery point: bytes before it were fsynced and are trusted) to the end of the .log,
+        as recover() does (length, magic, CRC, offsets in order), and cut the file at the first
+        invalid or incomplete batch; index entries of removed batches go too (when not even the
+        batch at the index entry is valid, the walk starts from the entry before). Returns
+        (bytes truncated, the error found). Costs a read of the bytes past the index entry: about
+        index.interval.bytes after a clean shutdown, where the recovery point is the LEO."""
+        size = self.log.size
+        entry_offset, pos = self.offset_index.lookup(from_offset)
+        if pos >= size:
+            return 0, None
+        try:
+            mm = self.log.map_for_scan()
+        except (OSError, ValueError) as exc:
+            raise KafkaStorageError(f"cannot map log segment for validation ({exc})", self.log.path) from exc
+        if mm is None:
+            return 0, None
+        valid_next: list[int] = []  # the offset after each valid batch
+        try:
+            while True:
+                valid_end, error = scan_valid_batches(
+                    mm, lambda b: valid_next.append(b.last_offset + 1), start=pos, base_offset=self.base_offset)
+                if valid_next or pos == 0:
+                    break
+                # not even the batch the entry names is valid: start from the entry before it
+                entry_offset, pos = self.offset_index.lookup(entry_offset - 1)
+        finally:
+            try:
+                mm.close()
+            except BufferError:  # a view still alive; let GC unmap it
+                pass
+        if valid_end >= size:
+            return 0, None
+        nxt = valid_next[-1] if valid_next else self.base_offset
+        self.offset_index.truncate_to(nxt)
+        self.time_index.truncate_to(nxt)
+        self.log.truncate_to(valid_end)
+        self._max_ts = None
+        self._load_max_ts()
+        _, last_pos = self.offset_index.last_entry()
+        for h in self.log.iter_headers(last_pos):
+            if h.max_timestamp > self._cur_max_ts():
+                self._max_ts, self._offset_of_max_ts = h.max_timestamp, h.last_offset
+        return size - valid_end, error
 
     def truncate_to(self, offset: int) -> tuple[int, int]:
         """Remove batches whose last offset >= offset (a batch holding `offset` goes whole).

@@ -36,6 +36,7 @@ from kafkalike.storage.checkpoints import LEADER_EPOCH_CHECKPOINT, TopicPartitio
 from kafkalike.storage.errors import (
     CorruptRecordError,
     KafkaStorageError,
+    LogDirFailureError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     UnexpectedAppendOffsetError,
@@ -143,6 +144,7 @@ class UnifiedLog:
         self._last_flush_ms = clock()
         self._dir_dirty = False
         self._closed = False
+        self.failed: LogDirFailureError | None = None  # set when a write could not be undone
         try:
             self.topic_partition: TopicPartition | None = TopicPartition.parse_dir_name(self.dir.name)
         except ValueError:
@@ -301,7 +303,11 @@ class UnifiedLog:
             rolled = True
             if not seg.can_convert_to_relative_offset(last_offset):
                 raise CorruptRecordError(f"append spans more than 2^31 offsets ({first_offset}..{last_offset})")
-        seg.append(mv[:total], metas)
+        try:
+            seg.append(mv[:total], metas)
+        except LogDirFailureError as exc:
+            self._mark_failed(exc)
+            raise
         for epoch, base in epochs:
             if epoch != self.leader_epoch_cache.latest_epoch:
                 self.leader_epoch_cache.assign(epoch, base)
@@ -628,7 +634,11 @@ class UnifiedLog:
             seg = self.segments[i]
             if seg.base_offset >= offset and i > 0:
                 break
-            seg.flush()
+            try:
+                seg.flush()
+            except LogDirFailureError as exc:
+                self._mark_failed(exc)
+                raise
         if self._dir_dirty:
             try:
                 sync_dir(self.dir)
@@ -674,8 +684,19 @@ class UnifiedLog:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _check_open(self) -> None:
+        if self.failed is not None:
+            raise KafkaStorageError(f"log is offline after a failed write ({self.failed})", self.dir)
         if self._closed:
             raise KafkaStorageError("log is closed", self.dir)
+
+    def _mark_failed(self, exc: LogDirFailureError) -> None:
+        """A write or fsync that cannot be undone: from now on every call raises
+        KafkaStorageError (KAFKA_STORAGE_ERROR) and nothing more is written; the broker takes
+        the log dir offline (ReplicaManager.handle_log_dir_failure). The next start-up recovers
+        the tail (no clean-shutdown marker is written for a failed dir)."""
+        if self.failed is None:
+            self.failed = exc
+            log.error("log_failed", dir=str(self.dir), error=str(exc))
 
     def update_config(self, config: LogConfig) -> None:
         """Apply a changed topic config (takes effect on the next append/roll/retention pass)."""

@@ -121,8 +121,8 @@ def test_missing_and_corrupt_indexes_are_rebuilt(tmp_path: Path) -> None:
     assert log.offset_for_timestamp(1020).offset == 40
 
 
-def test_clean_reopen_skips_the_scan(tmp_path: Path) -> None:
-    """After a clean shutdown the loader does not scan segments (corruption goes unnoticed); after an unclean one it does."""
+def test_clean_reopen_checks_only_the_tail_past_the_recovery_point(tmp_path: Path) -> None:
+    """After a clean shutdown the loader validates only the batches past the recovery point's index entry (older corruption goes unnoticed, a bad last batch is cut); after an unclean one it scans the segment."""
     mgr = LogManager([tmp_path / "d1"], SMALL)
     mgr.startup()
     tp = TopicPartition("t", 0)
@@ -133,7 +133,9 @@ def test_clean_reopen_skips_the_scan(tmp_path: Path) -> None:
     assert (tmp_path / "d1" / ".kafka_cleanshutdown").exists()
     seg = sorted((tmp_path / "d1" / "t-0").glob("*.log"))[-1]
     raw = bytearray(seg.read_bytes())
-    raw[-5] ^= 0xFF  # corrupt the last batch's body
+    batches = list(iter_batches(raw))
+    assert len(batches) >= 3
+    raw[batches[0].end_position - 5] ^= 0xFF  # corrupt the segment's first batch's body
     seg.write_bytes(raw)
 
     mgr = LogManager([tmp_path / "d1"], SMALL)
@@ -141,8 +143,19 @@ def test_clean_reopen_skips_the_scan(tmp_path: Path) -> None:
     lg = mgr.get_log(tp)
     assert lg is not None
     assert lg.last_recovery.clean_shutdown and lg.last_recovery.segments_recovered == 0
+    assert lg.last_recovery.bytes_truncated == 0
     assert lg.log_end_offset == 20
     assert not (tmp_path / "d1" / ".kafka_cleanshutdown").exists()
+    mgr.shutdown()
+
+    raw[-5] ^= 0xFF  # and the last batch's: past the recovery point's index entry
+    seg.write_bytes(raw)
+    mgr = LogManager([tmp_path / "d1"], SMALL)
+    mgr.startup()
+    lg = mgr.get_log(tp)
+    assert lg is not None and lg.last_recovery.clean_shutdown
+    assert lg.last_recovery.bytes_truncated == batches[-1].size_in_bytes
+    assert lg.log_end_offset == 18
     mgr.close_uncleanly()
 
     mgr = LogManager([tmp_path / "d1"], SMALL)
@@ -150,7 +163,7 @@ def test_clean_reopen_skips_the_scan(tmp_path: Path) -> None:
     lg = mgr.get_log(tp)
     assert lg is not None and not lg.last_recovery.clean_shutdown
     assert lg.last_recovery.segments_recovered >= 1
-    assert lg.log_end_offset == 18
+    assert lg.log_end_offset == int(seg.name[:20])  # cut at the segment's corrupt first batch
     mgr.close_uncleanly()
 
 
