@@ -28,7 +28,8 @@ class ProducePartitionStatus:
     """One partition of a Produce: the offset the HW must reach, and the answer so far.
 
     required_offset: last appended offset + 1. acks_pending: still waiting for replicas.
-    log_append_time_ms -1 unless the topic uses LogAppendTime.
+    log_append_time_ms -1 unless the topic uses LogAppendTime. record_errors: (batch index,
+    message) of each record refused one by one (INVALID_RECORD, Produce v8+ record_errors).
     """
 
     required_offset: int
@@ -38,6 +39,7 @@ class ProducePartitionStatus:
     log_start_offset: int = -1
     acks_pending: bool = False
     error_message: str | None = None
+    record_errors: tuple[tuple[int, str], ...] = ()
 
 
 class DelayedProduce(DelayedOperation):

@@ -268,7 +268,9 @@ class KafkaApis:
         partition failed, the connection is closed instead (Kafka's way of telling an acks=0
         producer). Unknown topics trigger auto-creation when enabled. Internal topics
         (__consumer_offsets) answer INVALID_TOPIC_EXCEPTION unless the client id is
-        "__admin_client" (Kafka's rule)."""
+        "__admin_client" (Kafka's rule). Every record is validated before the append (Kafka's
+        LogValidator, kafkalike.storage.log_validator): INVALID_RECORD / CORRUPT_MESSAGE with
+        error_message (v8+) and, for records refused one by one, record_errors (v8+, KIP-467)."""
         rm = self._component("replica_manager")
         entries: list[tuple[TopicPartition, Any]] = []
         for t in request.topic_data:
@@ -289,12 +291,15 @@ class KafkaApis:
         resp_cls = response_class_for(request)
         topic_cls = entity(resp_cls, "TopicProduceResponse")
         part_cls = entity(resp_cls, "PartitionProduceResponse")
+        record_error_cls = getattr(sys.modules[resp_cls.__module__], "BatchIndexAndErrorMessage", None)
         by_topic: dict[str, list[Any]] = {}
         for tp, s in statuses.items():
+            record_errors = () if record_error_cls is None else tuple(
+                build(record_error_cls, batch_index=i, batch_index_error_message=m) for i, m in s.record_errors)
             by_topic.setdefault(tp.topic, []).append(build(
                 part_cls, index=tp.partition, error_code=s.error, base_offset=s.base_offset,
                 log_append_time=_datetime_or_none(s.log_append_time_ms),
-                log_start_offset=s.log_start_offset, record_errors=(),
+                log_start_offset=s.log_start_offset, record_errors=record_errors,
                 error_message=s.error_message if s.error != ErrorCode.none else None))
         return build(resp_cls, responses=tuple(
             build(topic_cls, name=name, partition_responses=tuple(parts))

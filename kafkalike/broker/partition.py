@@ -334,8 +334,9 @@ class Partition:
                                  min_insync_replicas: int) -> LogAppendInfo:
         """Append a producer's batch as leader: offsets and the leader epoch are patched in
         place (never decoding records). acks=-1 with ISR < min.insync.replicas is refused
-        before the append (NOT_ENOUGH_REPLICAS). Raises PartitionError, CorruptRecordError,
-        RecordTooLargeError, KafkaStorageError."""
+        before the append (NOT_ENOUGH_REPLICAS). The log validates every record first (Kafka's
+        LogValidator). Raises PartitionError, CorruptRecordError, InvalidRecordError (incl.
+        log_validator.RecordValidationError), RecordTooLargeError, KafkaStorageError."""
         if not self.is_leader:
             raise PartitionError(ErrorCode.not_leader_or_follower)
         if required_acks == -1 and len(self.isr) < min_insync_replicas:

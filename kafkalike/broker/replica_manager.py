@@ -493,6 +493,8 @@ class ReplicaManager:
                 continue
             except InvalidRecordError as exc:
                 status.error, status.error_message = ErrorCode.invalid_record, str(exc)
+                status.record_errors = tuple((e.batch_index, e.message)
+                                             for e in getattr(exc, "record_errors", ()))
                 continue
             except KafkaStorageError as exc:
                 log.error("append_failed", partition=str(tp), error=str(exc))

@@ -31,7 +31,7 @@ from kafkalike.protocol.record_batch import (
     iter_batches,
 )
 from kafkalike.protocol.record_batch import assign_offsets as assign_offsets_in_place
-from kafkalike.storage import batch_codec
+from kafkalike.storage import batch_codec, log_validator
 from kafkalike.storage.checkpoints import LEADER_EPOCH_CHECKPOINT, TopicPartition
 from kafkalike.storage.errors import (
     CorruptRecordError,
@@ -115,7 +115,13 @@ class UnifiedLog:
     Errors: every OSError becomes KafkaStorageError (path named); offsets outside the log raise
     OffsetOutOfRangeError; malformed appended bytes raise CorruptRecordError; oversize batches
     RecordTooLargeError.
+
+    `validate_records` (class attribute, True): leader appends walk every record first
+    (kafkalike.storage.log_validator, Kafka's LogValidator). Only the produce-validation
+    benchmark turns it off, on its own instances, to measure the path without it.
     """
+
+    validate_records = True
 
     def __init__(
         self,
@@ -255,8 +261,14 @@ class UnifiedLog:
         offsets must start at or after the LEO and increase (UnexpectedAppendOffsetError
         otherwise); the batches' own partitionLeaderEpoch values feed the leader epoch cache.
 
+        assign_offsets=True then walks every record (log_validator.validate_records, Kafka's
+        LogValidator): a false record count, records that do not frame, offset deltas other
+        than 0..n-1, a control batch, keyless records on a compacted topic raise
+        InvalidRecordError (INVALID_RECORD); a body that does not decompress CorruptRecordError.
+
         Raises CorruptRecordError (CORRUPT_MESSAGE; bad length/magic/CRC, a truncated batch, legacy
-        magic 0/1, negative lastOffsetDelta), RecordTooLargeError (MESSAGE_TOO_LARGE; batch >
+        magic 0/1, negative lastOffsetDelta, compressed records that do not decompress),
+        InvalidRecordError (INVALID_RECORD, see above), RecordTooLargeError (MESSAGE_TOO_LARGE; batch >
         max.message.bytes or the whole append > segment.bytes), KafkaStorageError (write failed).
         """
         self._check_open()
@@ -278,6 +290,8 @@ class UnifiedLog:
                 raise RecordTooLargeError(
                     f"batch of {assigned.max_batch_size} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
                 )
+            if self.validate_records:  # Kafka's LogValidator: InvalidRecordError / CorruptRecordError
+                log_validator.validate_records(mv, compacted_topic=self.config.compact)
             metas = assigned.batches
             first_offset = assigned.first_offset
             max_ts, offset_of_max, count = assigned.max_timestamp, assigned.offset_of_max_timestamp, assigned.records_count
