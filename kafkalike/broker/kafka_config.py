@@ -190,6 +190,22 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "wireshark-4.0 (capped so Debian 12's tshark decodes every frame; docs/protocol.md)",
          choices=("latest", "wireshark-4.0")),
     _ignored("log.message.format.version", "string", "3.0"),
+    # --- limits on admin requests (docs/broker.md "Limits on admin requests")
+    _key("kafkalike.max.partitions.per.request", "int", 10000,
+         "kafkalike only: partitions one CreateTopics / CreatePartitions request may create, and "
+         "topics one DeleteTopics request may delete (Kafka's KRaft controller caps a user "
+         "operation at 10,000 metadata records); more: POLICY_VIOLATION", at_least=1),
+    _key("kafkalike.max.partitions", "int", 200000,
+         "kafkalike only: partitions in the cluster; creating more: POLICY_VIOLATION", at_least=1),
+    _key("kafkalike.max.replicas.per.broker", "int", 30000,
+         "kafkalike only: replicas one broker may host; creating more: POLICY_VIOLATION",
+         at_least=1),
+    # --- controller mutation quota (KIP-599; the quota itself is the client quota
+    # controller_mutation_rate in /config/clients)
+    _key("controller.quota.window.num", "int", 11,
+         "samples of the controller mutation quota: burst = num x size x rate", at_least=1),
+    _key("controller.quota.window.size.seconds", "int", 1,
+         "seconds per sample of the controller mutation quota", at_least=1),
 ]}
 
 _LINE_CONT = re.compile(r"(?<!\\)(\\\\)*\\$")

@@ -22,14 +22,23 @@ AdminZkClient and the ZK-era config change listener).
   KIP-339) for topics: ``/config/topics/<t>`` plus a ``/config/changes`` notification.
   Dynamic broker configs are refused (INVALID_REQUEST): kafkalike has none.
 - Config changes: a watch on ``/config/changes`` re-reads changed topic configs and applies
-  them to the local logs (replica_manager.update_topic_config).
+  them to the local logs (replica_manager.update_topic_config); client/user notifications
+  make the controller mutation quota re-read ``/config/clients``.
+- Limits (docs/broker.md "Limits on admin requests"): every partition count from the wire is
+  checked against kafkalike.max.partitions.per.request, kafkalike.max.partitions and
+  kafkalike.max.replicas.per.broker (PartitionBudget, POLICY_VIOLATION) before an assignment
+  is built; CreateTopics / CreatePartitions / DeleteTopics record their partitions in the
+  controller mutation quota (KIP-599, kafkalike.broker.controller_mutation_quota:
+  THROTTLING_QUOTA_EXCEEDED for the strict versions, throttle_time_ms in every response).
 - Auto-creation (``auto_create_topic``, KafkaServer's hook used by Metadata and Produce).
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +46,9 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker.controller_mutation_quota import (STRICT_SINCE, ControllerMutationQuota,
+                                                        ControllerMutationQuotaManager,
+                                                        ThrottlingQuotaExceeded)
 from kafkalike.broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
 from kafkalike.broker.kafka_apis import build, entity, response_class_for
 from kafkalike.broker.kafka_config import CONFIG_KEYS
@@ -177,6 +189,86 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
     return out
 
 
+EXCESSIVE = "Unable to perform excessively large batch operation"
+"""The start of Kafka's POLICY_VIOLATION message for an operation over the KRaft controller's
+MAX_RECORDS_PER_USER_OP (EventHandlerExceptionInfo, BoundedListTooLongException)."""
+
+
+class PartitionBudget:
+    """The partitions one admin request may still create: kafkalike.max.partitions.per.request
+    (all topics of the request together, validate_only included, as KRaft counts the records
+    of one user operation), kafkalike.max.partitions (cluster) and
+    kafkalike.max.replicas.per.broker. The cluster's current counts come from this broker's
+    metadata cache (partitions written to ZooKeeper but not yet announced by the controller
+    are not counted). ``check`` runs before anything is allocated; ``check_replicas`` once
+    the assignment (at most per-request partitions) exists; ``commit`` after the write.
+    Raises AdminError(POLICY_VIOLATION)."""
+
+    def __init__(self, manager: "ZkAdminManager") -> None:
+        cfg = manager.server.config
+        self.manager = manager
+        self.per_request = int(cfg["kafkalike.max.partitions.per.request"])
+        self.max_partitions = int(cfg["kafkalike.max.partitions"])
+        self.max_per_broker = int(cfg["kafkalike.max.replicas.per.broker"])
+        self.requested = 0
+        self.added = 0
+        self.added_per_broker: Counter[int] = Counter()
+
+    def check(self, partitions: int) -> None:
+        """Refuse ``partitions`` more (a count from the wire, any int) before allocating."""
+        total = self.requested + partitions
+        if total > self.per_request:
+            raise AdminError(ErrorCode.policy_violation,
+                             f"{EXCESSIVE}: the request would create {total} partitions, more than "
+                             f"kafkalike.max.partitions.per.request={self.per_request}.")
+        cluster = len(self.manager.server.metadata_cache.partitions) + self.added + partitions
+        if cluster > self.max_partitions:
+            raise AdminError(ErrorCode.policy_violation,
+                             f"Creating {partitions} partitions would make {cluster} partitions in the "
+                             f"cluster, more than kafkalike.max.partitions={self.max_partitions}.")
+
+    def check_replicas(self, assignment: Mapping[int, list[int]]) -> None:
+        """Refuse an assignment that puts more than kafkalike.max.replicas.per.broker replicas
+        on a broker; then count its partitions against this request."""
+        adding = Counter(b for replicas in assignment.values() for b in replicas)
+        hosted = self.manager.replicas_per_broker()
+        for broker, n in sorted(adding.items()):
+            total = hosted.get(broker, 0) + self.added_per_broker[broker] + n
+            if total > self.max_per_broker:
+                raise AdminError(ErrorCode.policy_violation,
+                                 f"The new partitions would put {total} replicas on broker {broker}, more "
+                                 f"than kafkalike.max.replicas.per.broker={self.max_per_broker}.")
+        self.requested += len(assignment)
+
+    def commit(self, assignment: Mapping[int, list[int]]) -> None:
+        """Count written partitions against the cluster and broker limits of this request."""
+        self.added += len(assignment)
+        self.added_per_broker.update(b for replicas in assignment.values() for b in replicas)
+
+
+def _legal_name(topic: Any) -> bool:
+    """True for a name Kafka's Topic.validate accepts (anything else cannot exist)."""
+    try:
+        validate_topic_name(topic)
+    except (AdminError, TypeError):
+        return False
+    return True
+
+
+def _throttle(quota: ControllerMutationQuota | None) -> datetime.timedelta:
+    return datetime.timedelta(milliseconds=quota.throttle_time_ms if quota is not None else 0)
+
+
+def _record(quota: ControllerMutationQuota | None, partitions: int) -> None:
+    """Record ``partitions`` mutations; AdminError(THROTTLING_QUOTA_EXCEEDED) when refused."""
+    if quota is None:
+        return
+    try:
+        quota.record(partitions)
+    except ThrottlingQuotaExceeded as exc:
+        raise AdminError(ErrorCode.throttling_quota_exceeded, str(exc)) from None
+
+
 class DelayedMetadataWait(DelayedOperation):
     """Waits until ``condition()`` holds in the metadata cache (Kafka's
     DelayedCreatePartitions / DelayedDeleteTopics); ``timed_out`` tells the caller."""
@@ -210,6 +302,10 @@ class ZkAdminManager:
         self.server = server
         self.purgatory = DelayedOperationPurgatory("TopicAdmin")
         self.last_config_change = ""
+        self.quotas = ControllerMutationQuotaManager(
+            self._client_config, window_num=int(server.config["controller.quota.window.num"]),
+            window_size_s=float(server.config["controller.quota.window.size.seconds"]))
+        self._replica_counts: tuple[int, Counter[int]] | None = None
         server.auto_create_topic = self.auto_create_topic
         server.metadata_listeners.append(self._on_metadata_update)
         server.startup_hooks.append(self._startup)
@@ -245,16 +341,42 @@ class ZkAdminManager:
     async def _live_brokers(self) -> list[int]:
         return await self.kafka_zk.get_broker_ids()
 
+    def replicas_per_broker(self) -> Counter[int]:
+        """broker id -> replicas it hosts, from the metadata cache (recounted only after the
+        cache changed)."""
+        cache = self.server.metadata_cache
+        if self._replica_counts is None or self._replica_counts[0] != cache.updates:
+            counts: Counter[int] = Counter()
+            for info in cache.partitions.values():
+                counts.update(info.replicas)
+            self._replica_counts = (cache.updates, counts)
+        return self._replica_counts[1]
+
+    async def _client_config(self, name: str) -> Mapping[str, str]:
+        return await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_CLIENT, name)
+
+    async def mutation_quota(self, header: Any, api: str) -> ControllerMutationQuota:
+        """The controller mutation quota of this request's client id: strict from
+        STRICT_SINCE[api] (CreateTopics v6, CreatePartitions v3, DeleteTopics v5), else
+        permissive (Kafka's ControllerMutationQuotaManager.newQuotaFor)."""
+        return await self.quotas.quota_for(header.client_id, header.api_version >= STRICT_SINCE[api])
+
     # ------------------------------------------------------------------ topic creation
     async def create_topic(self, topic: str, num_partitions: int, replication_factor: int,
                            configs: Mapping[str, str | None] | None = None,
                            assignments: Mapping[int, list[int]] | None = None,
-                           validate_only: bool = False) -> tuple[dict[int, list[int]], dict[str, str], str]:
+                           validate_only: bool = False, *, budget: PartitionBudget | None = None,
+                           quota: ControllerMutationQuota | None = None,
+                           ) -> tuple[dict[int, list[int]], dict[str, str], str]:
         """Check and (unless validate_only) write one topic; returns (assignment, configs,
-        topic id). -1 partitions / replication factor take the broker defaults. Raises
-        AdminError (TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS,
-        INVALID_REPLICATION_FACTOR, INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG,
-        INVALID_REQUEST)."""
+        topic id). -1 partitions / replication factor take the broker defaults. The partition
+        count is checked against ``budget`` (the request's PartitionBudget; a fresh one if
+        None) before any assignment is built, and recorded in ``quota`` (the controller
+        mutation quota) before the write. Raises AdminError (TOPIC_ALREADY_EXISTS,
+        INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
+        INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG, INVALID_REQUEST, POLICY_VIOLATION,
+        THROTTLING_QUOTA_EXCEEDED)."""
+        budget = budget if budget is not None else PartitionBudget(self)
         validate_topic_name(topic)
         cfg = self.server.config
         checked = validate_topic_configs(configs or {})
@@ -266,17 +388,25 @@ class ZkAdminManager:
                 raise AdminError(ErrorCode.invalid_request,
                                  "Both numPartitions or replicationFactor and replicasAssignments were set. "
                                  "Both cannot be used at the same time.")
+            budget.check(len(assignments))
             assignment = self._check_assignment(dict(assignments), brokers, first_partition=0,
                                                 check_brokers=False)
         else:
             n = int(cfg["num.partitions"]) if num_partitions == -1 else num_partitions
             rf = int(cfg["default.replication.factor"]) if replication_factor == -1 else replication_factor
+            if n <= 0:
+                raise AdminError(ErrorCode.invalid_partitions, "Number of partitions must be larger than 0.")
+            if rf <= 0:
+                raise AdminError(ErrorCode.invalid_replication_factor, "Replication factor must be larger than 0.")
+            budget.check(n)
             try:
                 assignment = assign_replicas_to_brokers(n, rf, brokers)
             except AssignmentError as exc:
                 raise AdminError(error_code_by_name(exc.error), str(exc)) from None
+        budget.check_replicas(assignment)
         topic_id = zd.generate_uuid_base64()
         if not validate_only:
+            _record(quota, len(assignment))
             if checked:
                 path = zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, topic)
                 data = zd.ConfigEntity(checked).to_json()
@@ -289,6 +419,7 @@ class ZkAdminManager:
                     topic, {p: zd.ReplicaAssignment(tuple(r)) for p, r in assignment.items()}, topic_id))
             except TopicExists:
                 raise AdminError(ErrorCode.topic_already_exists, f"Topic '{topic}' already exists.") from None
+            budget.commit(assignment)
             log.info("topic_created", topic=topic, partitions=len(assignment),
                      replication_factor=len(next(iter(assignment.values()))), configs=checked)
         return assignment, checked, topic_id
@@ -343,26 +474,33 @@ class ZkAdminManager:
         return ErrorCode.leader_not_available
 
     async def create_topics(self, header: Any, request: Any) -> Any:
-        """CreateTopics v2-v7 (see module doc); the response of the request's version."""
+        """CreateTopics v2-v7 (see module doc); the response of the request's version, with
+        the controller mutation quota's throttle_time_ms. More topics than
+        kafkalike.max.partitions.per.request: every topic POLICY_VIOLATION, nothing read."""
         resp_cls = response_class_for(request)
         result_cls = entity(resp_cls, "CreatableTopicResult")
         config_cls = entity(resp_cls, "CreatableTopicConfigs") if header.api_version >= 5 else None
         timeout_ms = _ms(request.timeout)
-        names = [t.name for t in request.topics]
-        dupes = {n for n in names if names.count(n) > 1}
+        counts = Counter(t.name for t in request.topics)
+        budget = PartitionBudget(self)
+        quota = await self.mutation_quota(header, "CreateTopics")
         results: dict[str, Any] = {}
         created: dict[str, list[int]] = {}
         for t in request.topics:
-            if t.name in dupes:
+            if counts[t.name] > 1:
                 results[t.name] = (ErrorCode.invalid_request, "Create topics request contains multiple entries "
                                    f"for the topic {t.name}", None)
                 continue
             try:
+                if len(counts) > budget.per_request:
+                    raise AdminError(ErrorCode.policy_violation,
+                                     f"{EXCESSIVE}: {len(counts)} topics in one request, more than "
+                                     f"kafkalike.max.partitions.per.request={budget.per_request}.")
                 assignment, configs, topic_id = await self.create_topic(
                     t.name, t.num_partitions, t.replication_factor,
                     {c.name: c.value for c in t.configs},
                     {a.partition_index: list(a.broker_ids) for a in t.assignments},
-                    request.validate_only)
+                    request.validate_only, budget=budget, quota=quota)
             except AdminError as exc:
                 results[t.name] = (exc.error, str(exc), None)
                 continue
@@ -399,26 +537,41 @@ class ZkAdminManager:
             elif header.api_version >= 7:
                 fields["topic_id"] = uuid.UUID(int=0)
             out.append(build(result_cls, **fields))
-        return build(resp_cls, topics=tuple(out))
+        return build(resp_cls, topics=tuple(out), throttle_time=_throttle(quota))
 
     # ------------------------------------------------------------------ deletion
     async def delete_topics(self, header: Any, request: Any) -> Any:
         """DeleteTopics v1-v5: mark each topic under /admin/delete_topics, then wait until the
-        metadata cache no longer has them (or the timeout: REQUEST_TIMED_OUT)."""
+        metadata cache no longer has them (or the timeout: REQUEST_TIMED_OUT). Each topic's
+        partitions are recorded in the controller mutation quota (THROTTLING_QUOTA_EXCEEDED);
+        more topics than kafkalike.max.partitions.per.request: every topic POLICY_VIOLATION
+        (KRaft's deleteTopics bounds its records the same way)."""
         resp_cls = response_class_for(request)
         result_cls = entity(resp_cls, "DeletableTopicResult")
         timeout_ms = _ms(request.timeout)
         errors: dict[str, tuple[ErrorCode, str | None]] = {}
         pending: list[str] = []
-        for name in request.topic_names:
-            if name in errors:
-                continue
+        quota = await self.mutation_quota(header, "DeleteTopics")
+        names = list(dict.fromkeys(request.topic_names or ()))
+        limit = int(self.server.config["kafkalike.max.partitions.per.request"])
+        if len(names) > limit:
+            message = f"{EXCESSIVE}: {len(names)} topics in one request, more than " \
+                      f"kafkalike.max.partitions.per.request={limit}."
+            errors = {name: (ErrorCode.policy_violation, message) for name in names}
+            names = []
+        for name in names:
             if not self.server.config["delete.topic.enable"]:
                 errors[name] = (ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
                 continue
-            if await self.kafka_zk.get_topic_assignment(name) is None:
+            found = await self.kafka_zk.get_topic_assignment(name) if _legal_name(name) else None
+            if found is None:
                 errors[name] = (ErrorCode.unknown_topic_or_partition,
                                 "This server does not host this topic-partition.")
+                continue
+            try:
+                _record(quota, len(found[0].partitions))
+            except AdminError as exc:
+                errors[name] = (exc.error, str(exc))
                 continue
             await self.kafka_zk.create_delete_topic_path(name)
             log.info("topic_deletion_requested", topic=name)
@@ -432,28 +585,36 @@ class ZkAdminManager:
                 errors[name] = (ErrorCode.request_timed_out, None)
             elif cache.contains_topic(name):
                 errors[name] = (ErrorCode.request_timed_out, "Timed out waiting for the topic's deletion")
-        return build(resp_cls, responses=tuple(
+        return build(resp_cls, throttle_time=_throttle(quota), responses=tuple(
             build(result_cls, name=n, error_code=e, error_message=m, topic_id=None)
             for n, (e, m) in errors.items()))
 
     # ------------------------------------------------------------------ partitions
     async def create_partitions(self, header: Any, request: Any) -> Any:
-        """CreatePartitions v0-v3 (Kafka's AdminZkClient.addPartitions)."""
+        """CreatePartitions v0-v3 (Kafka's AdminZkClient.addPartitions), with the partition
+        limits (POLICY_VIOLATION) and the controller mutation quota (THROTTLING_QUOTA_EXCEEDED,
+        throttle_time_ms)."""
         resp_cls = response_class_for(request)
         result_cls = entity(resp_cls, "CreatePartitionsTopicResult")
         timeout_ms = _ms(request.timeout)
-        names = [t.name for t in request.topics]
+        counts = Counter(t.name for t in request.topics)
+        budget = PartitionBudget(self)
+        quota = await self.mutation_quota(header, "CreatePartitions")
         results: dict[str, tuple[ErrorCode, str | None]] = {}
         created: dict[str, list[int]] = {}
         for t in request.topics:
-            if names.count(t.name) > 1:
+            if counts[t.name] > 1:
                 results[t.name] = (ErrorCode.invalid_request, "Duplicate topic in request.")
                 continue
             try:
+                if len(counts) > budget.per_request:
+                    raise AdminError(ErrorCode.policy_violation,
+                                     f"{EXCESSIVE}: {len(counts)} topics in one request, more than "
+                                     f"kafkalike.max.partitions.per.request={budget.per_request}.")
                 new = await self._add_partitions(t.name, t.count,
                                                  [list(a.broker_ids) for a in t.assignments]
                                                  if t.assignments is not None else None,
-                                                 request.validate_only)
+                                                 request.validate_only, budget, quota)
             except AdminError as exc:
                 results[t.name] = (exc.error, str(exc))
                 continue
@@ -470,12 +631,15 @@ class ZkAdminManager:
                 for n, ps in created.items():
                     if not self._has_leaders(n, ps):
                         results[n] = (ErrorCode.request_timed_out, "Timed out waiting for the new partitions")
-        return build(resp_cls, results=tuple(
+        return build(resp_cls, throttle_time=_throttle(quota), results=tuple(
             build(result_cls, name=n, error_code=e, error_message=m) for n, (e, m) in results.items()))
 
     async def _add_partitions(self, topic: str, count: int, assignments: list[list[int]] | None,
-                              validate_only: bool) -> list[int]:
-        found = await self.kafka_zk.get_topic_assignment(topic)
+                              validate_only: bool, budget: PartitionBudget,
+                              quota: ControllerMutationQuota | None) -> list[int]:
+        """Grow ``topic`` to ``count`` partitions (Kafka's ZkAdminManager.createPartitions);
+        ``count - existing`` is checked against ``budget`` before any assignment is built."""
+        found = await self.kafka_zk.get_topic_assignment(topic) if _legal_name(topic) else None
         if found is None:
             raise AdminError(ErrorCode.unknown_topic_or_partition, f"The topic '{topic}' does not exist.")
         current, version = found
@@ -488,6 +652,7 @@ class ZkAdminManager:
                              f"Topic currently has {existing} partitions, which is higher than the requested {count}.")
         if count == existing:
             raise AdminError(ErrorCode.invalid_partitions, f"Topic already has {existing} partitions.")
+        budget.check(count - existing)
         brokers = await self._live_brokers()
         rf = len(current.partitions[min(current.partitions)].replicas)
         if assignments is not None:
@@ -504,8 +669,10 @@ class ZkAdminManager:
                 new = assign_replicas_to_brokers(count - existing, rf, brokers, start_partition_id=existing)
             except AssignmentError as exc:
                 raise AdminError(error_code_by_name(exc.error), str(exc)) from None
+        budget.check_replicas(new)
         if validate_only:
             return sorted(new)
+        _record(quota, count - existing)
         partitions = dict(current.partitions)
         partitions.update({p: zd.ReplicaAssignment(tuple(r)) for p, r in new.items()})
         updated = zd.TopicAssignment(topic, partitions, current.topic_id, current.version)
@@ -514,6 +681,7 @@ class ZkAdminManager:
         except BadVersion:
             raise AdminError(ErrorCode.reassignment_in_progress,
                              f"Topic '{topic}' changed while adding partitions; retry") from None
+        budget.commit(new)
         log.info("partitions_added", topic=topic, count=count, new=sorted(new))
         return sorted(new)
 
@@ -744,6 +912,10 @@ class ZkAdminManager:
             log.warning("config_change_unreadable", path=path, error=str(exc))
             return
         kind, _, name = note.entity_path.partition("/")
+        if kind in (zd.CONFIG_TYPE_CLIENT, zd.CONFIG_TYPE_USER):
+            self.quotas.invalidate()  # the next admin request re-reads its client's quota
+            log.info("client_quota_changed", entity=note.entity_path)
+            return
         if kind != zd.CONFIG_TYPE_TOPIC:
             return
         config = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, name)
