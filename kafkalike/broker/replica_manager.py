@@ -499,6 +499,8 @@ class ReplicaManager:
             except KafkaStorageError as exc:
                 log.error("append_failed", partition=str(tp), error=str(exc))
                 status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
+                if p.log.failed is not None:  # the write could not be rolled back
+                    self.handle_log_dir_failure(p.log.dir.parent, p.log.failed)
                 continue
             status.base_offset = info.first_offset
             status.log_append_time_ms = info.log_append_time_ms
@@ -512,6 +514,41 @@ class ReplicaManager:
             await self.produce_purgatory.try_complete_else_watch(
                 op, [tp for tp, s in statuses.items() if s.acks_pending])
         return statuses
+
+    def handle_log_dir_failure(self, dir: Any, exc: KafkaStorageError) -> None:
+        """A log in ``dir`` failed a write it could not undo (Kafka's
+        ReplicaManager.handleLogDirFailure): the dir's logs go offline (LogManager), so its
+        partitions answer KAFKA_STORAGE_ERROR and their fetchers stop. With no log dir left
+        the broker halts at once, exit code 1, like Kafka's LogManager ("Shutdown broker
+        because all log dirs in ... have failed", Exit.halt): no clean-shutdown marker, so the
+        next start-up recovers the logs; leadership moves when the ZooKeeper session expires.
+        With dirs left, the broker posts /log_dir_event_notification/log_dir_event_<seq>
+        as Kafka's does (kafkalike's controller does not act on it yet: docs/storage.md)."""
+        import os
+        import sys
+
+        lm = self.server.log_manager
+        if lm is None:
+            return
+        gone = lm.handle_log_dir_failure(dir, exc)
+        nursery = self.server.nursery
+        if gone and nursery is not None:
+            nursery.start_soon(self.fetcher_manager.remove_fetchers, gone)
+        if not lm.online_log_dirs():
+            dirs = ", ".join(str(d) for d in lm.log_dirs)
+            log.critical("broker_halted", reason=f"Shutdown broker because all log dirs in {dirs} have failed")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+        if gone and nursery is not None and self.server.kafka_zk is not None:
+            nursery.start_soon(self._propagate_log_dir_event)
+
+    async def _propagate_log_dir_event(self) -> None:
+        try:
+            path = await self.server.kafka_zk.propagate_log_dir_event(self.broker_id)  # type: ignore[union-attr]
+            log.warning("log_dir_event_posted", path=path)
+        except Exception as exc:
+            log.error("log_dir_event_failed", error=str(exc))
 
     # ------------------------------------------------------------------ Fetch
     def _read_one(self, info: FetchPartitionInfo, max_bytes: int, replica_id: int,

@@ -65,6 +65,10 @@ def write_atomically(path: Path, text: str) -> None:
         finally:
             os.close(dfd)
     except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)  # a partial .tmp would only hold space on a full disk
+        except OSError:
+            pass
         raise KafkaStorageError(f"cannot write checkpoint ({exc.strerror})", path) from exc
 
 

@@ -204,7 +204,7 @@ class LogManager:
         lg = self.logs.get(tp)
         if lg is not None:
             return lg
-        counts = {d: 0 for d in self.log_dirs if d not in self.offline_dirs}
+        counts = {d: 0 for d in self.online_log_dirs()}
         if not counts:
             raise KafkaStorageError("no online log dir", self.log_dirs[0])
         if len(counts) > 1:  # one online dir: nothing to count (the count is O(logs) per new log)
@@ -267,10 +267,33 @@ class LogManager:
             lg.close_handlers()
         self.offline[tp] = exc
 
+    def online_log_dirs(self) -> list[Path]:
+        """The log dirs not taken offline by handle_log_dir_failure."""
+        return [d for d in self.log_dirs if d not in self.offline_dirs]
+
+    def handle_log_dir_failure(self, dir: Path, exc: KafkaStorageError) -> list[TopicPartition]:
+        """Take a log dir offline (Kafka's LogManager.handleLogDirFailure): its logs are closed
+        without flushing and listed in `offline` (KAFKA_STORAGE_ERROR from then on), no new log
+        is created there and no checkpoint or clean-shutdown marker is written to it, so the
+        next start-up recovers its logs. Returns the partitions taken offline (none if the dir
+        was already offline). When no dir is left online the broker must halt, as Kafka's does
+        ("Shutdown broker because all log dirs in ... have failed"); that is the caller's
+        (ReplicaManager.handle_log_dir_failure) job."""
+        dir = Path(dir)
+        if dir in self.offline_dirs:
+            return []
+        log.error("log_dir_offline", dir=str(dir), error=str(exc))
+        self.offline_dirs[dir] = exc
+        gone = [tp for tp, lg in self.logs.items() if lg.dir.parent == dir]
+        for tp in gone:
+            self._mark_offline(tp, exc)
+        return gone
+
     def _by_dir(self) -> dict[Path, dict[TopicPartition, UnifiedLog]]:
-        out: dict[Path, dict[TopicPartition, UnifiedLog]] = {d: {} for d in self.log_dirs}
+        out: dict[Path, dict[TopicPartition, UnifiedLog]] = {d: {} for d in self.online_log_dirs()}
         for tp, lg in self.logs.items():
-            out.setdefault(lg.dir.parent, {})[tp] = lg
+            if lg.dir.parent not in self.offline_dirs:
+                out.setdefault(lg.dir.parent, {})[tp] = lg
         return out
 
     def checkpoint_recovery_points(self) -> None:
@@ -360,20 +383,29 @@ class LogManager:
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """Clean shutdown: flush + close every log, write checkpoints, write .kafka_cleanshutdown,
-        unlock dirs. The next start-up then skips recovery."""
-        failed_dirs = set()
+        unlock dirs. The next start-up then only validates each log's tail past its recovery
+        point. A dir that failed (offline, a log that could not be closed, a checkpoint that
+        could not be written, e.g. on a full disk) gets no marker: its logs are recovered."""
+        failed_dirs = set(self.offline_dirs)
         for tp, lg in list(self.logs.items()):
             try:
                 lg.close()
             except KafkaStorageError as exc:
                 failed_dirs.add(lg.dir.parent)
                 self._mark_offline(tp, exc)
-        self.checkpoint_all()
+        try:
+            self.checkpoint_all()
+        except KafkaStorageError as exc:  # e.g. a full disk: no marker, the next start recovers
+            log.error("checkpoint_failed", error=str(exc))
+            failed_dirs.add(exc.path.parent)
         for d in self.log_dirs:
             if d in self._locks and d not in failed_dirs:
-                marker = d / CLEAN_SHUTDOWN_FILE
-                marker.touch()
-                sync_dir_path(d)
+                try:
+                    marker = d / CLEAN_SHUTDOWN_FILE
+                    marker.touch()
+                    sync_dir_path(d)
+                except OSError as exc:
+                    log.error("clean_shutdown_marker_failed", dir=str(d), error=exc.strerror)
         self._release_locks()
         log.info("log_manager_shutdown", logs=len(self.logs))
 

@@ -1,0 +1,200 @@
+"""Issue 15 with a real broker process on a small filesystem the test mounts: a full disk
+answers KAFKA_STORAGE_ERROR and leaves nothing after the log end, so clean and unclean
+(kill -9) restarts keep exactly the acknowledged records (a 2 MiB tmpfs); a write that
+cannot be rolled back halts the broker, as Kafka's does, and loses nothing (an ext4 loop
+device whose segment file is made immutable). Each mount is removed even if the test fails.
+
+In the default run: about 30 s, most of it waiting out one 4 s ZooKeeper session."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from kafkalike.cluster.local_cluster import LocalCluster
+
+TOPIC = "full"
+OVERRIDES = {"zookeeper.session.timeout.ms": "4000", "num.partitions": "1",
+             "default.replication.factor": "1", "offsets.topic.replication.factor": "1"}
+
+
+@contextmanager
+def _mounted(path: Path, *mount_args: str) -> Iterator[Path]:
+    """`mount <mount_args> <path>`, unmounted (lazily if still busy) and removed afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", *mount_args, str(path)], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+        path.rmdir()
+
+
+def _producer(cluster: LocalCluster):  # type: ignore[no-untyped-def]
+    from kafka import KafkaProducer
+
+    # retries=0: every send is one Produce whose answer the test sees (KAFKA_STORAGE_ERROR
+    # is retriable, so kafka-python would otherwise retry it until delivery.timeout.ms)
+    return KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, acks="all", retries=0,
+                         linger_ms=0, max_request_size=1 << 20, request_timeout_ms=10000)
+
+
+def _send(producer, value: bytes) -> int:  # type: ignore[no-untyped-def]
+    """Send one record and wait: its offset (raises the client's error)."""
+    return producer.send(TOPIC, value=value, partition=0).get(timeout=20).offset
+
+
+def _end_and_values(cluster: LocalCluster, expected: int) -> tuple[int, list[bytes]]:
+    """(latest offset, every record value from offset 0) read by a real consumer."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    tp = TopicPartition(TOPIC, 0)
+    consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap_servers, group_id=None,
+                             enable_auto_commit=False, fetch_max_bytes=1 << 20,
+                             max_partition_fetch_bytes=1 << 20, consumer_timeout_ms=1000)
+    try:
+        consumer.assign([tp])
+        end = consumer.end_offsets([tp])[tp]
+        consumer.seek(tp, 0)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while len(got) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in records)
+        return end, got
+    finally:
+        consumer.close()
+
+
+def _wait_unregistered(cluster: LocalCluster, broker_id: int) -> None:
+    """Wait until a dead broker's /brokers/ids entry expired (its ZooKeeper session)."""
+    deadline = time.monotonic() + 30
+    while broker_id in cluster.registered_broker_ids():
+        assert time.monotonic() < deadline, "the dead broker's registration did not expire"
+        time.sleep(0.5)
+
+
+def _restart(cluster: LocalCluster, kill: bool) -> None:
+    if kill:
+        cluster.kill_broker(1)
+        _wait_unregistered(cluster, 1)
+    else:
+        assert cluster.stop_broker(1)
+    cluster.start_broker(1)
+    cluster.wait_registered([1])
+    cluster.wait_ready([1])
+
+
+def _assert_exactly(cluster: LocalCluster, acked: dict[int, bytes]) -> None:
+    """The log ends right after the last acknowledged offset and holds exactly those records."""
+    end, values = _end_and_values(cluster, len(acked))
+    assert end == max(acked) + 1
+    assert sorted(acked) == list(range(len(acked)))
+    assert values == [acked[o] for o in range(len(acked))]
+
+
+def test_full_disk_keeps_exactly_the_acknowledged_records_across_restarts(
+        tmp_path: Path, make_cluster: Callable[..., LocalCluster]) -> None:
+    """Produce until a 2 MiB disk is full, free space, restart cleanly then with kill -9: no garbage offsets, nothing lost."""
+    with _mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=2m", "tmpfs") as disk:
+        (disk / "filler").write_bytes(b"\0" * (512 << 10))
+        cluster = make_cluster(brokers=1, overrides={**OVERRIDES, "log.dirs": str(disk / "logs")})
+        try:
+            producer = _producer(cluster)
+            acked: dict[int, bytes] = {}
+            errors = 0
+            try:
+                for i in range(400):
+                    value = bytes([65 + i % 26]) * 30000 + str(i).encode()
+                    try:
+                        acked[_send(producer, value)] = value
+                    except Exception as exc:  # kafka.errors.KafkaStorageError
+                        assert "KafkaStorageError" in type(exc).__name__, repr(exc)
+                        errors += 1
+                        if errors == 3:
+                            break
+                assert errors == 3 and len(acked) > 10, "the disk never filled up"
+                assert cluster.broker_alive(1)
+                (disk / "filler").unlink()
+                for i in range(3):
+                    value = b"after-free-%d" % i
+                    offset = _send(producer, value)
+                    assert offset == max(acked) + 1
+                    acked[offset] = value
+            finally:
+                producer.close()
+
+            _restart(cluster, kill=False)
+            _assert_exactly(cluster, acked)
+            producer = _producer(cluster)
+            try:
+                offset = _send(producer, b"after-clean-restart")
+                assert offset == max(acked) + 1
+                acked[offset] = b"after-clean-restart"
+            finally:
+                producer.close()
+
+            _restart(cluster, kill=True)
+            _assert_exactly(cluster, acked)
+        finally:
+            cluster.stop()
+
+
+def _loop_ext4(image: Path, size_mb: int = 16) -> None:
+    subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+
+
+def test_write_that_cannot_be_rolled_back_halts_the_broker_and_loses_nothing(
+        tmp_path: Path, make_cluster: Callable[..., LocalCluster]) -> None:
+    """An immutable segment file fails the write and its rollback: the broker halts (exit 1, Kafka's message) and restarts with every acknowledged record."""
+    image = tmp_path / "disk.img"
+    try:
+        _loop_ext4(image)
+    except (OSError, subprocess.CalledProcessError) as exc:  # pragma: no cover - no mkfs
+        pytest.skip(f"cannot make an ext4 image: {exc}")
+    with _mounted(tmp_path / "disk", "-o", "loop", str(image)) as disk:
+        cluster = make_cluster(brokers=1, overrides={**OVERRIDES, "log.dirs": str(disk / "logs")})
+        segment = None
+        try:
+            producer = _producer(cluster)
+            acked: dict[int, bytes] = {}
+            try:
+                for i in range(20):
+                    value = b"record-%d" % i
+                    acked[_send(producer, value)] = value
+                segment = sorted((disk / "logs" / f"{TOPIC}-0").glob("*.log"))[-1]
+                subprocess.run(["chattr", "+i", str(segment)], check=True)
+                with pytest.raises(Exception):
+                    _send(producer, b"never-acknowledged")
+            finally:
+                producer.close(timeout=5)
+            deadline = time.monotonic() + 20
+            while cluster.broker_alive(1):
+                assert time.monotonic() < deadline, "the broker did not halt"
+                time.sleep(0.2)
+            assert "Shutdown broker because all log dirs in" in cluster.log_path(1).read_text()
+            subprocess.run(["chattr", "-i", str(segment)], check=True)
+            segment = None
+            assert not (disk / "logs" / ".kafka_cleanshutdown").exists()
+
+            _wait_unregistered(cluster, 1)
+            cluster.start_broker(1)
+            cluster.wait_registered([1])
+            cluster.wait_ready([1])
+            _assert_exactly(cluster, acked)
+            producer = _producer(cluster)
+            try:
+                assert _send(producer, b"after-restart") == max(acked) + 1
+            finally:
+                producer.close()
+        finally:
+            if segment is not None:
+                subprocess.run(["chattr", "-i", str(segment)], check=False)
+            cluster.stop()
