@@ -183,3 +183,78 @@ def test_load_truncates_a_valid_batch_whose_offsets_go_backwards(tmp_path: Path,
         assert _offsets(lg) == list(range(end))
     finally:
         lg.close()
+
+
+def test_failed_log_dir_goes_offline_and_the_other_dir_keeps_serving(tmp_path: Path) -> None:
+    """A write that cannot be undone takes only its log dir offline: its logs refuse, new logs go to the other dir, only the healthy dir is marked clean."""
+    from kafkalike.storage.checkpoints import CLEAN_SHUTDOWN_FILE, TopicPartition
+    from kafkalike.storage.log_manager import LogManager
+
+    d1, d2 = tmp_path / "d1", tmp_path / "d2"
+    lm = LogManager([d1, d2], CONFIG)
+    lm.startup()
+    a, b = TopicPartition("a", 0), TopicPartition("b", 0)
+    la, lb = lm.get_or_create_log(a), lm.get_or_create_log(b)
+    assert {la.dir.parent, lb.dir.parent} == {d1, d2}
+    for lg in (la, lb):
+        lg.append(batch(2))
+    seg = la.active_segment
+    ro = os.open(seg.log.path, os.O_RDONLY)
+    try:
+        os.dup2(ro, seg.log.file.fd)
+    finally:
+        os.close(ro)
+    with pytest.raises(LogDirFailureError) as caught:
+        la.append(batch(1))
+    failed_dir = la.dir.parent
+    assert lm.handle_log_dir_failure(failed_dir, caught.value) == [a]
+    assert lm.online_log_dirs() == [lb.dir.parent]
+    assert a in lm.offline and lm.get_log(a) is None
+    assert lb.append(batch(1)).first_offset == 2
+    c = lm.get_or_create_log(TopicPartition("c", 0))
+    assert c.dir.parent == lb.dir.parent
+    lm.shutdown()
+    assert not (failed_dir / CLEAN_SHUTDOWN_FILE).exists()
+    assert (lb.dir.parent / CLEAN_SHUTDOWN_FILE).exists()
+
+    again = LogManager([d1, d2], CONFIG)
+    again.startup()
+    try:
+        got = again.get_log(a)
+        assert got is not None and not got.last_recovery.clean_shutdown
+        assert got.log_end_offset == 2
+    finally:
+        again.shutdown()
+
+
+def test_shutdown_on_a_full_disk_writes_no_clean_marker_and_loses_nothing(small_fs: Path) -> None:
+    """LogManager.shutdown with the disk still full does not raise; without a marker the next start recovers every acknowledged record."""
+    from kafkalike.storage.checkpoints import CLEAN_SHUTDOWN_FILE, TopicPartition
+    from kafkalike.storage.log_manager import LogManager
+
+    lm = LogManager([small_fs / "logs"], CONFIG)
+    lm.startup()
+    tp = TopicPartition("t", 0)
+    acked = _fill_until_full(lm.get_or_create_log(tp))
+    # the checkpoints written at shutdown need space too: take what is left
+    fd = os.open(small_fs / "rest", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    lm.shutdown()
+    assert not (small_fs / "logs" / CLEAN_SHUTDOWN_FILE).exists()
+    (small_fs / "rest").unlink()
+    (small_fs / "filler").unlink()
+    again = LogManager([small_fs / "logs"], CONFIG)
+    again.startup()
+    try:
+        lg = again.get_log(tp)
+        assert lg is not None and not lg.last_recovery.clean_shutdown
+        assert lg.log_end_offset == 2 * acked
+        assert _offsets(lg) == list(range(2 * acked))
+    finally:
+        again.shutdown()
