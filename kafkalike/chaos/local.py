@@ -58,7 +58,9 @@ class ChaosBackendError(Exception):
 def wait_registration_gone(view: ZkView, broker_id: int, deadline: float) -> None:
     """Block until ``/brokers/ids/<broker_id>`` is gone (a killed broker's session expired),
     polling every 0.5 s; ChaosBackendError once ``time.monotonic()`` passes ``deadline``.
-    Both backends call it before restarting a broker, which would refuse a live duplicate id."""
+    The compose backend calls it before restarting a broker container, which would refuse a
+    live duplicate id; the local backend's restarts go through LocalCluster.start_broker,
+    which does the same for local processes (and checks the znode's czxid and the process)."""
     while True:
         ids = view.broker_ids()
         if ids is not None and broker_id not in ids:
@@ -414,9 +416,9 @@ class LocalBackend:
         if self.cluster.broker_alive(broker_id):
             return
         deadline = time.monotonic() + timeout
-        wait_registration_gone(self.view(), broker_id, deadline)
-        self._spawn(broker_id)
-        try:
+        try:  # LocalCluster waits out the old registration (up to the whole timeout: after a
+            # quorum loss ZooKeeper restarts every session's timer) and spots a dead process
+            self.cluster.start_broker(broker_id, group=self.gid(broker_id), stale_wait_s=timeout)
             self.cluster.wait_registered([broker_id], timeout=max(10.0, deadline - time.monotonic()))
         except Exception as exc:
             raise ChaosBackendError(str(exc)) from exc

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("cluster", help="run a local cluster (ZooKeeper ensemble + brokers)",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
-    up = csub.add_parser("up", help="start (or restart, keeping data) a local cluster", epilog=EXAMPLE,
+    up = csub.add_parser("up", help="start (or restart, keeping data) a local cluster; a broker killed "
+                         "moments ago is started once its old ZooKeeper registration has expired", epilog=EXAMPLE,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("--brokers", type=int, default=None, help="number of brokers (default 3)")
     up.add_argument("--zk-nodes", type=int, choices=[1, 3, 5], default=None,
@@ -58,7 +59,8 @@ def _up(args: argparse.Namespace) -> int:
         cluster = LocalCluster(args.dir, brokers=args.brokers or 3, zk_nodes=args.zk_nodes or 3,
                                base_port=args.base_port or 9092, overrides=overrides)
     try:
-        cluster.start()
+        # a broker killed moments ago is started once its old registration expired; say so
+        cluster.start(say=lambda line: print(line, flush=True))
     except (ClusterError, ZkEnsembleError, TimeoutError) as exc:
         print(f"kafkalike cluster: {exc}", file=sys.stderr)
         return 1

@@ -23,6 +23,19 @@ out three 5 s retries), ``group.initial.rebalance.delay.ms=0``
 ``offsets.topic.replication.factor`` equal to the broker count (as Kafka's single-broker
 examples set it to 1).
 
+Restarting a killed broker: a kill -9 leaves the broker's ephemeral ``/brokers/ids/<id>``
+in ZooKeeper until its session times out, and a broker started meanwhile exits at once, as
+Kafka's does (KafkaZkClient.registerBroker -> checkedEphemeralCreate: NodeExistsException
+"node already exists and owner ... does not match current session"). So before starting a
+broker whose process is gone but whose id is still registered, ``start``/``start_broker``
+say so (``say``, the CLI prints it) and wait for that registration to expire, at most the
+broker's ``zookeeper.session.timeout.ms`` plus a margin (``stale_registration_wait_s``); a
+registration still there then belongs to a live session (another broker with this id) and
+is a ClusterError. A registration counts as the started process's only if it is not the one
+seen before the start (its czxid, the broker epoch, differs), and every wait checks that the
+started processes are alive, so one that exits during start-up fails the wait at once with
+its last log lines.
+
 All methods are synchronous; from trio use ``trio.to_thread.run_sync``.
 """
 
@@ -33,6 +46,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import structlog
@@ -45,10 +59,30 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "cluster.json"
 
+# ZooKeeper expires a session between one and two ticks after its timeout; the margin also
+# covers a busy machine. Seconds: max(STALE_MARGIN_MIN_S, timeout * STALE_MARGIN_FRACTION).
+STALE_MARGIN_MIN_S = 3.0
+STALE_MARGIN_FRACTION = 0.5
+
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default ``say``: print nothing (every such message is also a structlog event)."""
+
 
 class ClusterError(Exception):
     """The cluster could not be started, or a broker died; the message ends with the
     broker's last log lines when there are any."""
+
+
+@attrs.frozen
+class Registration:
+    """The stat of one ``/brokers/ids/<id>``: ``czxid`` (the broker epoch, KIP-380) and
+    ``session_id`` (its ephemeralOwner, the registering broker's ZooKeeper session)."""
+
+    czxid: int
+    session_id: int
 
 
 @attrs.frozen
@@ -83,6 +117,9 @@ class LocalCluster:
     chroot: str = ""
     zookeeper_connect: str | None = None
     overrides: dict[str, str] = attrs.Factory(dict)
+    # broker id -> czxid of /brokers/ids/<id> seen right before this object started the
+    # broker (None: absent); a registration with that czxid is not the new process's
+    _seen_before_start: dict[int, int | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     # ------------------------------------------------------------------ layout
     @classmethod
@@ -97,7 +134,7 @@ class LocalCluster:
 
     def _save(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        state = attrs.asdict(self)
+        state = attrs.asdict(self, filter=lambda a, _: a.init)
         state.pop("base_dir")
         (self.base_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -169,14 +206,33 @@ class LocalCluster:
     def broker_alive(self, broker_id: int) -> bool:
         return process.is_alive(self.broker_pid(broker_id), expect_in_cmdline=str(self.config_path(broker_id)))
 
-    def start_broker(self, broker_id: int) -> int:
-        """Start broker ``broker_id`` in the background (if not running); returns its pid."""
+    def start_broker(self, broker_id: int, *, group: int | None = None, say: Say = _quiet,
+                     stale_wait_s: float | None = None) -> int:
+        """Start broker ``broker_id`` in the background (if not running); returns its pid.
+
+        If its process is gone but ``/brokers/ids/<broker_id>`` is still registered (a kill -9:
+        the old ZooKeeper session outlives the process), first ``say`` so and wait for that
+        registration to expire, at most ``stale_wait_s`` seconds (default
+        ``stale_registration_wait_s``); a broker started earlier would exit at once, as Kafka's
+        does (KafkaZkClient.checkedEphemeralCreate: NodeExistsException). ClusterError if it
+        is still there then (a live session: another broker with this id). ``group``: run the
+        process with this gid (the chaos backend's iptables owner match). Does not wait for
+        the registration; see ``wait_registered``.
+        """
         if self.broker_alive(broker_id):
             return self.broker_pid(broker_id)  # type: ignore[return-value]
+        stale = self._stale_registrations([broker_id])
+        before = None
+        if stale:
+            before = self.wait_stale_registrations_gone(stale, say=say, timeout=stale_wait_s).get(broker_id)
+        return self._spawn(broker_id, before, group=group)
+
+    def _spawn(self, broker_id: int, before: "Registration | None", group: int | None = None) -> int:
         argv = [sys.executable, "-m", "kafkalike.cli.main", "broker", "start",
                 "--config", str(self.config_path(broker_id))]
-        spawned = process.spawn_detached(argv, self.log_path(broker_id), self.pid_path(broker_id))
-        log.info("broker_process_started", broker=broker_id, pid=spawned.pid)
+        self._seen_before_start[broker_id] = None if before is None else before.czxid
+        spawned = process.spawn_detached(argv, self.log_path(broker_id), self.pid_path(broker_id), group=group)
+        log.info("broker_process_started", broker=broker_id, pid=spawned.pid, gid=group)
         return spawned.pid
 
     def stop_broker(self, broker_id: int, timeout: float = 30.0) -> bool:
@@ -204,16 +260,117 @@ class LocalCluster:
 
         return trio.run(ask)
 
+    def registrations(self) -> dict[int, Registration]:
+        """Every ``/brokers/ids/<id>`` now, id -> its Registration (stats only: the JSON is not
+        decoded, so a garbled one is still seen); one short ZooKeeper session, synced reads.
+        Raises the coordination errors if ZooKeeper does not answer."""
+        from kafkalike.coordination import NoNode, ZooKeeperClient
+        from kafkalike.coordination.zk_data import BROKER_IDS_PATH, broker_id_path
+
+        async def ask() -> dict[int, Registration]:
+            async with ZooKeeperClient(self.zk_connect, session_timeout_ms=6000, connection_timeout_ms=10000,
+                                       name="cluster-status", sync_reads=True) as zk:
+                try:
+                    names = await zk.get_children(BROKER_IDS_PATH)
+                except NoNode:
+                    return {}
+                out = {}
+                for name in names:
+                    if name.isdigit() and (st := await zk.exists(broker_id_path(int(name)))) is not None:
+                        out[int(name)] = Registration(st.czxid, st.ephemeral_owner)
+                return out
+
+        return trio.run(ask)
+
+    def session_timeout_s(self, broker_id: int) -> float:
+        """Broker ``broker_id``'s zookeeper.session.timeout.ms in seconds (Kafka's default
+        18000 ms when the overrides remove it)."""
+        return int(self.server_properties(broker_id).get("zookeeper.session.timeout.ms", "18000")) / 1000.0
+
+    def stale_registration_wait_s(self, broker_id: int) -> float:
+        """How long to wait for a dead broker's registration to expire, in seconds: its
+        session timeout plus max(3 s, half of it) (ZooKeeper expires sessions on tick
+        boundaries, and a busy machine is late)."""
+        t = self.session_timeout_s(broker_id)
+        return t + max(STALE_MARGIN_MIN_S, t * STALE_MARGIN_FRACTION)
+
+    def _stale_registrations(self, broker_ids: list[int]) -> dict[int, Registration]:
+        """Those of ``broker_ids`` whose process is not running but whose id is registered."""
+        dead = [i for i in broker_ids if not self.broker_alive(i)]
+        if not dead:
+            return {}
+        regs = self.registrations()
+        return {i: regs[i] for i in dead if i in regs}
+
+    def wait_stale_registrations_gone(self, stale: dict[int, Registration], say: Say = _quiet,
+                                      timeout: float | None = None) -> dict[int, "Registration | None"]:
+        """Block until each registration in ``stale`` (id -> the registration of a broker
+        whose process is gone) has expired: the znode is absent or has another czxid.
+
+        ``say`` gets one line per broker before waiting and one when it is gone. Waits at most
+        ``timeout`` s (default: each broker's ``stale_registration_wait_s``). Returns id -> the
+        registration there now (None: absent). ClusterError naming the owner session if one is
+        still there then: that session is alive (another broker with this id runs against
+        this ZooKeeper), and a broker started now would exit with Kafka's "node already exists
+        and owner does not match current session".
+        """
+        started = time.monotonic()
+        limits = {i: timeout if timeout is not None else self.stale_registration_wait_s(i) for i in stale}
+        for i, reg in stale.items():
+            t = self.session_timeout_s(i)
+            say(f"broker {i}: waiting up to {t:g} s for the previous session's registration to expire "
+                f"(/brokers/ids/{i} is held by session 0x{reg.session_id:x}; its process is gone) ...")
+            log.info("broker_waiting_stale_registration", broker=i, session=f"0x{reg.session_id:x}",
+                     broker_epoch=reg.czxid, wait_s=round(limits[i], 1))
+        pending = dict(stale)
+        now_regs: dict[int, Registration | None] = {}
+        while True:
+            try:
+                regs = self.registrations()
+            except Exception as exc:  # ZooKeeper not answering (e.g. no quorum): poll on until the limit
+                log.info("registrations_read_failed", error=repr(exc))
+                regs = dict(pending)
+            for i in list(pending):
+                cur = regs.get(i)
+                if cur is None or cur.czxid != pending[i].czxid:
+                    waited = time.monotonic() - started
+                    say(f"broker {i}: the previous registration expired after {waited:.1f} s; starting it")
+                    log.info("broker_stale_registration_gone", broker=i, waited_s=round(waited, 1))
+                    now_regs[i] = cur
+                    del pending[i]
+            if not pending:
+                return now_regs
+            waited = time.monotonic() - started
+            for i, reg in pending.items():
+                if waited > limits[i]:
+                    raise ClusterError(
+                        f"broker {i}: /brokers/ids/{i} is still held by session 0x{reg.session_id:x} "
+                        f"{waited:.0f} s after its process was found gone (zookeeper.session.timeout.ms="
+                        f"{self.session_timeout_s(i) * 1000:.0f}): that session is alive, so another broker "
+                        f"with id {i} runs against {self.zk_connect}; stop it or give this cluster its own "
+                        "ZooKeeper chroot")
+            time.sleep(0.25)
+
+    def _raise_if_exited(self, broker_ids: list[int], when: str) -> None:
+        """ClusterError with the last log lines of the first of ``broker_ids`` not running."""
+        for i in broker_ids:
+            if not self.broker_alive(i):
+                pid = self.broker_pid(i)
+                who = f"broker {i} (pid {pid})" if pid is not None else f"broker {i} (never started)"
+                raise ClusterError(f"{who} exited {when}; last lines of {self.log_path(i)}:\n"
+                                   f"{process.tail(self.log_path(i), 15)}")
+
     def wait_registered(self, broker_ids: list[int], timeout: float = 60.0) -> None:
-        """Block until every id in ``broker_ids`` is registered; ClusterError with the log tail
-        of a broker that died or didn't register in time."""
+        """Block until every id in ``broker_ids`` is registered by its new process: a
+        registration seen right before this object started the broker (a dead predecessor's)
+        does not count. ClusterError at once, with its last log lines, if a broker process
+        is gone (e.g. it refused its config, its port or its id), or after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while True:
-            for i in broker_ids:
-                if not self.broker_alive(i):
-                    raise ClusterError(f"broker {i} exited during start-up; last lines of "
-                                       f"{self.log_path(i)}:\n{process.tail(self.log_path(i), 15)}")
-            registered = set(self.registered_broker_ids())
+            self._raise_if_exited(broker_ids, "during start-up")
+            regs = self.registrations()
+            # None (absent before the start, or not started here) never equals a czxid
+            registered = {i for i, reg in regs.items() if reg.czxid != self._seen_before_start.get(i)}
             if set(broker_ids) <= registered:
                 return
             if time.monotonic() > deadline:
@@ -246,10 +403,12 @@ class LocalCluster:
     def wait_ready(self, broker_ids: list[int], timeout: float = 60.0) -> None:
         """Block until each of ``broker_ids`` answers Metadata listing all of them: registered
         is not enough, a broker knows the cluster only after the controller's UpdateMetadata
-        (the ZooKeeper era's propagation lag). ClusterError on timeout."""
+        (the ZooKeeper era's propagation lag). ClusterError on timeout, and at once (with its
+        last log lines) if one of their processes is gone."""
         deadline = time.monotonic() + timeout
         pending = list(broker_ids)
         while pending:
+            self._raise_if_exited(broker_ids, "before it was ready")
             pending = [i for i in pending if not set(broker_ids) <= set(self.metadata_broker_ids(i))]
             if not pending:
                 return
@@ -258,17 +417,29 @@ class LocalCluster:
                                    f"metadata from the controller within {timeout:.0f}s")
             time.sleep(0.2)
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 90.0, say: Say = _quiet) -> None:
         """Start the ensemble (if ours) and every broker; return once all are registered and
         each one's metadata cache lists them all (so clients can bootstrap from any of them).
-        Re-running on a cluster that is up starts only what is missing and keeps all data."""
+        Re-running on a cluster that is up starts only what is missing and keeps all data.
+
+        A broker killed moments ago (kill -9) is started once its old registration has
+        expired (``say`` tells which, see ``wait_stale_registrations_gone``); the others are
+        started at once. ClusterError, with a broker's last log lines, as soon as one of the
+        started processes exits, or after ``timeout`` s of waiting for registration/metadata.
+        """
         self._save()
         ens = self.zk
         if ens is not None:
             ens.start(timeout=timeout)
         self.write_configs()
+        stale = self._stale_registrations(self.broker_ids)
         for i in self.broker_ids:
-            self.start_broker(i)
+            if i not in stale and not self.broker_alive(i):
+                self._spawn(i, None)
+        if stale:
+            now = self.wait_stale_registrations_gone(stale, say=say)
+            for i in stale:
+                self._spawn(i, now.get(i))
         self.wait_registered(self.broker_ids, timeout=timeout)
         self.wait_ready(self.broker_ids, timeout=timeout)
 
