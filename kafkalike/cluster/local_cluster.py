@@ -357,8 +357,9 @@ class LocalCluster:
             if not self.broker_alive(i):
                 pid = self.broker_pid(i)
                 who = f"broker {i} (pid {pid})" if pid is not None else f"broker {i} (never started)"
-                raise ClusterError(f"{who} exited {when}; last lines of {self.log_path(i)}:\n"
-                                   f"{process.tail(self.log_path(i), 15)}")
+                how = process.exit_description(pid)
+                raise ClusterError(f"{who} exited {when}{' (' + how + ')' if how else ''}; last lines of "
+                                   f"{self.log_path(i)}:\n{process.tail(self.log_path(i), 15)}")
 
     def wait_registered(self, broker_ids: list[int], timeout: float = 60.0) -> None:
         """Block until every id in ``broker_ids`` is registered by its new process: a

@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 # pid -> Popen for children of this process, so they can be reaped when they die.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+# pid -> returncode of children reaped by is_alive (negative: killed by that signal)
+_exit_codes: dict[int, int] = {}
 
 
 class ProcessError(Exception):
@@ -148,6 +150,7 @@ def is_alive(pid: int | None, expect_in_cmdline: str | None = None) -> bool:
     if child is not None:
         if child.poll() is not None:
             _children.pop(pid, None)
+            _exit_codes[pid] = child.returncode
             return False
     else:
         try:
@@ -163,6 +166,20 @@ def is_alive(pid: int | None, expect_in_cmdline: str | None = None) -> bool:
         # an empty cmdline is transient (right after fork/exec, e.g. java's launcher re-exec)
         return not argv or any(expect_in_cmdline in arg for arg in argv)
     return True
+
+
+def exit_description(pid: int | None) -> str:
+    """How ``pid`` ended, when it was a child of this Python process that ``is_alive`` found
+    dead: "exit code 1", "killed by SIGKILL"; "" when unknown (another launcher's process)."""
+    code = _exit_codes.get(pid) if pid is not None else None
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def wait_for(
