@@ -9,9 +9,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 
-from kafkalike.broker.controller_mutation_quota import sanitize
+from kafkalike.broker.controller_mutation_quota import (ControllerMutationQuota, ThrottlingQuotaExceeded,
+                                                        TokenBucket, sanitize)
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.coordination import zk_data as zd
@@ -72,9 +74,13 @@ def test_create_partitions_to_int32_max_gets_an_error_with_bounded_memory(
                 assert (await _create(conn, "huge", 1))[0] == ErrorCode.none
                 before = vm_kib(pid, "VmRSS")
                 for validate_only in (True, False):
+                    started = trio.current_time()
                     with trio.fail_after(30):
                         error, message, _ = await _add_partitions(conn, "huge", INT32_MAX,
                                                                   validate_only=validate_only)
+                    print(f"CreatePartitions to {INT32_MAX} (validate_only={validate_only}): "
+                          f"{error!r} in {(trio.current_time() - started) * 1000:.1f} ms, "
+                          f"broker RSS {before // 1024} -> {vm_kib(pid, 'VmRSS') // 1024} MiB")
                     assert error == ErrorCode.policy_violation, (error, message)
                     assert "kafkalike.max.partitions.per.request" in message
                 with trio.fail_after(30):
@@ -170,3 +176,26 @@ async def test_controller_mutation_quota_throttles_strict_and_permissive_version
         finally:
             await limited.aclose()
             await other.aclose()
+
+
+def test_token_bucket_follows_kafkas_example() -> None:
+    """Kafka's TokenBucket example (quota 5/s, 100 samples of 1 s: burst 500): a burst of 560
+    leaves -60 tokens, a throttle of 12 s; a strict quota then refuses, a permissive one
+    records and reports the throttle time; 12 s later the strict quota accepts again."""
+    now = [1000.0]
+    bucket = TokenBucket.full(5.0, 500.0, now[0])
+    strict = ControllerMutationQuota(bucket, strict=True, clock=lambda: now[0])
+    strict.record(560)  # not exhausted before: accepted, whatever its size
+    assert bucket.tokens == -60 and bucket.throttle_ms(now[0]) == 12000
+    with pytest.raises(ThrottlingQuotaExceeded) as refused:
+        strict.record(1)
+    assert refused.value.throttle_time_ms == 12000 and strict.throttle_time_ms == 12000
+    permissive = ControllerMutationQuota(bucket, strict=False, clock=lambda: now[0])
+    permissive.record(5)
+    assert permissive.throttle_time_ms == 13000
+    now[0] += 13.0
+    strict.record(1)
+    assert bucket.tokens == -1
+    unbounded = ControllerMutationQuota(None, strict=True)
+    unbounded.record(10**9)
+    assert unbounded.throttle_time_ms == 0
