@@ -40,8 +40,9 @@ class ConfigKey:
     """One broker property: its name, type, default (None = no default), range and doc.
 
     type is one of "int" (32-bit), "long" (64-bit), "short", "double", "boolean", "string",
-    "list" (comma separated strings), "password". ``effective=False`` marks a Kafka key that
-    kafkalike accepts but ignores.
+    "list" (comma separated strings), "password". at_least / at_most: Kafka's ConfigDef.Range
+    (inclusive); choices: ValidString.in, or for a list ValidList.in (every item one of them).
+    ``effective=False`` marks a Kafka key that kafkalike accepts but ignores.
     """
 
     name: str
@@ -49,6 +50,7 @@ class ConfigKey:
     default: Any
     doc: str
     at_least: float | None = None
+    at_most: float | None = None
     choices: tuple[str, ...] | None = None
     effective: bool = True
     required: bool = False
@@ -61,10 +63,10 @@ def _key(name: str, type_: str, default: Any, doc: str, **kw: Any) -> ConfigKey:
     return ConfigKey(name=name, type=type_, default=default, doc=doc, **kw)
 
 
-def _ignored(name: str, type_: str, default: Any) -> ConfigKey:
+def _ignored(name: str, type_: str, default: Any, **kw: Any) -> ConfigKey:
     return ConfigKey(name=name, type=type_, default=default,
                      doc="accepted for compatibility with Kafka; no effect in kafkalike",
-                     effective=False)
+                     effective=False, **kw)
 
 
 # Kafka 3.x defaults (ZooKeeper mode). Sources: Kafka's KafkaConfig / ServerLogConfigs /
@@ -88,7 +90,7 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (ms)", at_least=1),
     _key("zookeeper.connection.timeout.ms", "int", None, "max wait for a ZooKeeper connection (ms)",
          at_least=1),
-    _ignored("zookeeper.max.in.flight.requests", "int", 10),
+    _ignored("zookeeper.max.in.flight.requests", "int", 10, at_least=1),
     _ignored("zookeeper.set.acl", "boolean", False),
     # --- log storage
     _key("log.dirs", "list", None, "log directories (default: log.dir)"),
@@ -110,11 +112,13 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          at_least=0),
     _key("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
          "log start offset checkpoint period (ms)", at_least=0),
-    _key("log.cleanup.policy", "list", ["delete"], "delete, compact, or both"),
+    _key("log.cleanup.policy", "list", ["delete"], "delete, compact, or both",
+         choices=("compact", "delete")),
     _key("log.cleaner.enable", "boolean", True, "run the log cleaner (compaction)"),
     _key("log.cleaner.threads", "int", 1, "cleaner workers", at_least=0),
     _key("log.cleaner.backoff.ms", "long", 15000, "cleaner sleep when idle (ms)", at_least=0),
-    _key("log.cleaner.min.cleanable.ratio", "double", 0.5, "dirty ratio that triggers cleaning"),
+    _key("log.cleaner.min.cleanable.ratio", "double", 0.5, "dirty ratio that triggers cleaning",
+         at_least=0, at_most=1),
     _key("log.cleaner.delete.retention.ms", "long", 86400000, "tombstone retention (ms)", at_least=0),
     _key("log.cleaner.min.compaction.lag.ms", "long", 0, "min age before compaction (ms)", at_least=0),
     _key("log.message.timestamp.type", "string", "CreateTime", "timestamp type",
@@ -151,13 +155,13 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # --- network
     _key("socket.request.max.bytes", "int", 104857600, "largest request frame (bytes)", at_least=1),
     _key("connections.max.idle.ms", "long", 600000, "idle connections are closed after (ms)"),
-    _key("fetch.max.bytes", "int", 57671680, "max bytes of one fetch response", at_least=0),
+    _key("fetch.max.bytes", "int", 57671680, "max bytes of one fetch response", at_least=1024),
     _key("max.incremental.fetch.session.cache.slots", "int", 1000,
          "incremental fetch sessions (KIP-227) a broker keeps", at_least=0),
-    _ignored("num.network.threads", "int", 3),
-    _ignored("num.io.threads", "int", 8),
-    _ignored("background.threads", "int", 10),
-    _ignored("queued.max.requests", "int", 500),
+    _ignored("num.network.threads", "int", 3, at_least=1),
+    _ignored("num.io.threads", "int", 8, at_least=1),
+    _ignored("background.threads", "int", 10, at_least=1),
+    _ignored("queued.max.requests", "int", 500, at_least=1),
     _ignored("socket.send.buffer.bytes", "int", 102400),
     _ignored("socket.receive.buffer.bytes", "int", 102400),
     # --- group coordinator and __consumer_offsets
@@ -166,19 +170,20 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("offsets.topic.num.partitions", "int", 50, "partitions of __consumer_offsets", at_least=1),
     _key("offsets.topic.segment.bytes", "int", 104857600, "segment size of __consumer_offsets", at_least=1),
     _key("offsets.retention.minutes", "int", 10080, "committed offset retention (minutes)", at_least=1),
-    _key("offsets.retention.check.interval.ms", "long", 600000, "offset expiry check period (ms)"),
-    _key("offsets.commit.timeout.ms", "int", 5000, "offset commit replication timeout (ms)"),
-    _key("offsets.load.buffer.size", "int", 5242880, "read size when loading groups (bytes)"),
+    _key("offsets.retention.check.interval.ms", "long", 600000, "offset expiry check period (ms)",
+         at_least=1),
+    _key("offsets.commit.timeout.ms", "int", 5000, "offset commit replication timeout (ms)", at_least=1),
+    _key("offsets.load.buffer.size", "int", 5242880, "read size when loading groups (bytes)", at_least=1),
     _key("group.initial.rebalance.delay.ms", "int", 3000, "delay of the first rebalance (ms)"),
     _key("group.min.session.timeout.ms", "int", 6000, "min consumer session timeout (ms)"),
     _key("group.max.session.timeout.ms", "int", 1800000, "max consumer session timeout (ms)"),
     _key("group.max.size", "int", INT_MAX, "max members per group", at_least=1),
     # --- producer ids and transactions
-    _key("producer.id.expiration.ms", "int", 86400000, "idle producer state expiry (ms)"),
-    _ignored("transaction.state.log.replication.factor", "short", 3),
-    _ignored("transaction.state.log.min.isr", "int", 2),
-    _ignored("transaction.state.log.num.partitions", "int", 50),
-    _ignored("transactional.id.expiration.ms", "int", 604800000),
+    _key("producer.id.expiration.ms", "int", 86400000, "idle producer state expiry (ms)", at_least=1),
+    _ignored("transaction.state.log.replication.factor", "short", 3, at_least=1),
+    _ignored("transaction.state.log.min.isr", "int", 2, at_least=1),
+    _ignored("transaction.state.log.num.partitions", "int", 50, at_least=1),
+    _ignored("transactional.id.expiration.ms", "int", 604800000, at_least=1),
     # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)
     _key("inter.broker.protocol.version", "string", "3.9",
          "Kafka's IBP (e.g. 2.4, 2.4-IV0): picks the versions brokers send each other, "
@@ -265,14 +270,22 @@ def _convert(key: ConfigKey, raw: str) -> Any:
         except ValueError:
             raise bad("a number") from None
         if key.at_least is not None and value < key.at_least:
-            raise bad(f"a number >= {key.at_least}")
+            raise bad(f"a number >= {key.at_least:g}")
+        if key.at_most is not None and value > key.at_most:
+            raise bad(f"a number <= {key.at_most:g}")
         return value
     if t == "boolean":
         if raw.lower() not in ("true", "false"):
             raise bad("true or false")
         return raw.lower() == "true"
     if t == "list":
-        return [item.strip() for item in raw.split(",") if item.strip()]
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        if key.choices is not None:
+            for item in items:
+                if item not in key.choices:
+                    raise ConfigError(f"invalid value {item!r} in configuration {key.name!r}: "
+                                      "expected a comma separated list of " + ", ".join(key.choices))
+        return items
     if key.choices is not None and raw not in key.choices:
         raise bad("one of " + ", ".join(key.choices))
     return raw
@@ -394,6 +407,22 @@ class KafkaConfig:
             raise ConfigError(
                 f"invalid value '{self.broker_id}' for configuration 'broker.id': expected at most "
                 f"reserved.broker.max.id ({self['reserved.broker.max.id']})")
+        # KafkaConfig.validateValues' cross-key requirements, with Kafka's messages
+        if self.log_retention_ms == 0:
+            key = next(k for k in ("log.retention.ms", "log.retention.minutes", "log.retention.hours")
+                       if self[k] is not None)
+            raise ConfigError(f"invalid value '0' for configuration {key!r}: log.retention.ms must be "
+                              "unlimited (-1) or, greater than or equal to 1")
+        wait, socket_timeout = self["replica.fetch.wait.max.ms"], self["replica.socket.timeout.ms"]
+        if wait > socket_timeout:
+            raise ConfigError(f"invalid value '{socket_timeout}' for configuration 'replica.socket.timeout.ms': "
+                              "replica.socket.timeout.ms should always be at least replica.fetch.wait.max.ms "
+                              f"({wait}) to prevent unnecessary socket timeouts")
+        if wait > self["replica.lag.time.max.ms"]:
+            raise ConfigError(f"invalid value '{wait}' for configuration 'replica.fetch.wait.max.ms': "
+                              "replica.fetch.wait.max.ms should always be less than or equal to "
+                              f"replica.lag.time.max.ms ({self['replica.lag.time.max.ms']}) to prevent "
+                              "frequent changes in ISR")
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -459,12 +488,15 @@ class KafkaConfig:
 
     @property
     def log_retention_ms(self) -> int:
-        """log.retention.ms, else minutes, else hours (Kafka's precedence); -1 = unlimited."""
+        """log.retention.ms, else minutes, else hours (Kafka's precedence); any negative value
+        is -1 = unlimited (KafkaConfig.logRetentionTimeMillis)."""
         if self["log.retention.ms"] is not None:
-            return int(self["log.retention.ms"])
-        if self["log.retention.minutes"] is not None:
-            return int(self["log.retention.minutes"]) * 60_000
-        return int(self["log.retention.hours"]) * 3_600_000
+            millis = int(self["log.retention.ms"])
+        elif self["log.retention.minutes"] is not None:
+            millis = int(self["log.retention.minutes"]) * 60_000
+        else:
+            millis = int(self["log.retention.hours"]) * 3_600_000
+        return -1 if millis < 0 else millis
 
     @property
     def log_roll_ms(self) -> int:

@@ -59,6 +59,7 @@ from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import TopicExists
 from kafkalike.protocol.errors import ErrorCode, error_code_by_name
 from kafkalike.storage import LogConfig
+from kafkalike.storage.log_config import validate_topic_configs as check_topic_configs
 
 if TYPE_CHECKING:
     from kafkalike.broker.kafka_server import KafkaServer
@@ -156,37 +157,17 @@ def validate_topic_name(topic: str) -> None:
                          "ASCII alphanumerics, '.', '_' and '-'")
 
 
-def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
-    """Check topic config names and values (INVALID_CONFIG); returns name -> value (None
-    values dropped)."""
-    out: dict[str, str] = {}
-    for name, value in configs.items():
-        if name not in TOPIC_CONFIGS:
-            raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {name}")
-        if value is None:
-            continue
-        d = TOPIC_CONFIGS[name]
-        try:
-            if d.type in ("int", "long", "short"):
-                int(value)
-            elif d.type == "double":
-                float(value)
-            elif d.type == "boolean" and value.strip().lower() not in ("true", "false"):
-                raise ValueError(value)
-        except ValueError:
-            raise AdminError(ErrorCode.invalid_config,
-                             f"Invalid value {value} for configuration {name}: expected {d.type}") from None
-        out[name] = value
-    if "min.insync.replicas" in out and int(out["min.insync.replicas"]) < 1:
-        raise AdminError(ErrorCode.invalid_config, "Invalid value for min.insync.replicas: must be at least 1")
-    if "message.timestamp.type" in out and out["message.timestamp.type"] not in ("CreateTime", "LogAppendTime"):
-        raise AdminError(ErrorCode.invalid_config,
-                         f"Invalid value {out['message.timestamp.type']} for configuration message.timestamp.type")
-    try:
-        LogConfig.from_properties(out)
-    except ValueError as exc:
-        raise AdminError(ErrorCode.invalid_config, str(exc)) from None
-    return out
+def validate_topic_configs(configs: Mapping[str, str | None], replication_factor: int | None = None,
+                           base: LogConfig | None = None) -> dict[str, str]:
+    """Check a topic's config overrides against Kafka's LogConfig ConfigDef
+    (kafkalike.storage.log_config.validate_topic_configs: names, types, ranges, valid values,
+    min.insync.replicas <= ``replication_factor``); returns name -> value (None values
+    dropped). Raises AdminError(INVALID_CONFIG) with Kafka's message, e.g. "Invalid value 1
+    for configuration segment.bytes: Value must be at least 14"."""
+    problem = check_topic_configs(configs, replication_factor, base)
+    if problem is not None:
+        raise AdminError(ErrorCode.invalid_config, problem)
+    return {name: value for name, value in configs.items() if value is not None}
 
 
 EXCESSIVE = "Unable to perform excessively large batch operation"
@@ -379,7 +360,9 @@ class ZkAdminManager:
         budget = budget if budget is not None else PartitionBudget(self)
         validate_topic_name(topic)
         cfg = self.server.config
-        checked = validate_topic_configs(configs or {})
+        rf_hint = replication_factor if replication_factor != -1 else (
+            len(next(iter(assignments.values()))) if assignments else int(cfg["default.replication.factor"]))
+        checked = validate_topic_configs(configs or {}, rf_hint, broker_log_config(cfg))
         if await self.kafka_zk.get_topic_assignment(topic) is not None:
             raise AdminError(ErrorCode.topic_already_exists, f"Topic '{topic}' already exists.")
         brokers = await self._live_brokers()
@@ -831,7 +814,10 @@ class ZkAdminManager:
                     for c in res.configs:
                         if c.name not in TOPIC_CONFIGS:
                             raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
-                checked = validate_topic_configs(new)
+                found = await self.kafka_zk.get_topic_assignment(topic)
+                rf = min((len(r.replicas) for r in found[0].partitions.values()), default=None) \
+                    if found is not None else None
+                checked = validate_topic_configs(new, rf, broker_log_config(self.server.config))
                 if not request.validate_only:
                     await self.kafka_zk.set_entity_config(zd.CONFIG_TYPE_TOPIC, topic, checked)
                     log.info("topic_config_changed", topic=topic, config=checked)

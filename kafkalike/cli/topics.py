@@ -100,12 +100,12 @@ async def _run(args: argparse.Namespace) -> None:
                 k, v = item.split("=", 1)
                 configs[k] = v
             new = NewTopic(args.topic, args.partitions or -1, args.replication_factor or -1, configs=configs)
-            result = await admin.create_topics([new], raise_errors=False)
-            code = result.get(args.topic, ErrorCode.none)
-            if code == ErrorCode.topic_already_exists and args.if_not_exists:
-                return
-            if code != ErrorCode.none:
-                raise CommandError(_describe_error(code, args.topic))
+            try:
+                await admin.create_topics([new])
+            except KafkaError as exc:  # TopicCommand prints the broker's message when there is one
+                if exc.error_code == ErrorCode.topic_already_exists and args.if_not_exists:
+                    return
+                raise CommandError(exc.message or _describe_error(exc.error_code, args.topic)) from None
             print(f"Created topic {args.topic}.")
             return
 
