@@ -182,6 +182,9 @@ class ReplicaManager:
         server.nursery.start_soon(self._isr_expiration_task)
         server.nursery.start_soon(self._isr_change_propagation_task)
         server.nursery.start_soon(self._log_maintenance_task)
+        if server.log_manager is not None:  # any log's unrecoverable write failure (leader,
+            # follower, flush) takes its dir offline through here
+            server.log_manager.on_log_dir_failure = self.handle_log_dir_failure
 
     async def _shutdown(self, server: "KafkaServer") -> None:
         await self.fetcher_manager.shutdown()
@@ -499,8 +502,6 @@ class ReplicaManager:
             except KafkaStorageError as exc:
                 log.error("append_failed", partition=str(tp), error=str(exc))
                 status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
-                if p.log.failed is not None:  # the write could not be rolled back
-                    self.handle_log_dir_failure(p.log.dir.parent, p.log.failed)
                 continue
             status.base_offset = info.first_offset
             status.log_append_time_ms = info.log_append_time_ms

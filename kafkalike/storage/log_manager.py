@@ -100,6 +100,9 @@ class LogManager:
         self.intervals = MaintenanceIntervals()
         self._due: dict[str, int] = {}
         self.cleaner: Any = None  # a LogCleaner, made on first use
+        # called with (dir, error) when a log fails a write it cannot undo (the broker sets it to
+        # ReplicaManager.handle_log_dir_failure); None: handle_log_dir_failure here
+        self.on_log_dir_failure: Callable[[Path, KafkaStorageError], None] | None = None
 
     def config_for(self, topic: str) -> LogConfig:
         """The LogConfig for a topic: its override if any, else the broker default."""
@@ -171,6 +174,7 @@ class LogManager:
                 log.error("partition_offline", partition=str(tp), error=str(exc))
                 self.offline[tp] = exc
                 continue
+            lg.on_failure = self._log_failed
             if tp in high_watermarks:
                 lg.update_high_watermark(high_watermarks[tp])
             if tp in cleaner_offsets:
@@ -214,6 +218,7 @@ class LogManager:
                     counts[parent] += 1
         target = min(counts, key=lambda d: (counts[d], str(d)))
         lg = UnifiedLog.open(target / str(tp), config or self.config_for(tp.topic), had_clean_shutdown=True, clock=self.clock)
+        lg.on_failure = self._log_failed
         self.logs[tp] = lg
         log.info("log_created", partition=str(tp), dir=str(target))
         return lg
@@ -266,6 +271,13 @@ class LogManager:
         if lg is not None:
             lg.close_handlers()
         self.offline[tp] = exc
+
+    def _log_failed(self, lg: UnifiedLog, exc: KafkaStorageError) -> None:
+        """UnifiedLog.on_failure of every log here: its dir goes offline (via the broker's hook)."""
+        if self.on_log_dir_failure is not None:
+            self.on_log_dir_failure(lg.dir.parent, exc)
+        else:
+            self.handle_log_dir_failure(lg.dir.parent, exc)
 
     def online_log_dirs(self) -> list[Path]:
         """The log dirs not taken offline by handle_log_dir_failure."""

@@ -151,6 +151,8 @@ class UnifiedLog:
         self._dir_dirty = False
         self._closed = False
         self.failed: LogDirFailureError | None = None  # set when a write could not be undone
+        # called once when the log fails (LogManager sets it: the dir goes offline)
+        self.on_failure: Callable[[UnifiedLog, LogDirFailureError], None] | None = None
         try:
             self.topic_partition: TopicPartition | None = TopicPartition.parse_dir_name(self.dir.name)
         except ValueError:
@@ -705,12 +707,15 @@ class UnifiedLog:
 
     def _mark_failed(self, exc: LogDirFailureError) -> None:
         """A write or fsync that cannot be undone: from now on every call raises
-        KafkaStorageError (KAFKA_STORAGE_ERROR) and nothing more is written; the broker takes
-        the log dir offline (ReplicaManager.handle_log_dir_failure). The next start-up recovers
-        the tail (no clean-shutdown marker is written for a failed dir)."""
+        KafkaStorageError (KAFKA_STORAGE_ERROR) and nothing more is written; `on_failure`
+        (LogManager's) takes the log dir offline, and the broker's hook behind it halts a broker
+        left without log dirs (ReplicaManager.handle_log_dir_failure). The next start-up
+        recovers the tail (no clean-shutdown marker is written for a failed dir)."""
         if self.failed is None:
             self.failed = exc
             log.error("log_failed", dir=str(self.dir), error=str(exc))
+            if self.on_failure is not None:
+                self.on_failure(self, exc)
 
     def update_config(self, config: LogConfig) -> None:
         """Apply a changed topic config (takes effect on the next append/roll/retention pass)."""

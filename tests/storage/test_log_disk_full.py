@@ -204,10 +204,12 @@ def test_failed_log_dir_goes_offline_and_the_other_dir_keeps_serving(tmp_path: P
         os.dup2(ro, seg.log.file.fd)
     finally:
         os.close(ro)
-    with pytest.raises(LogDirFailureError) as caught:
+    calls: list[list[TopicPartition]] = []  # the broker's hook (ReplicaManager) stands here
+    lm.on_log_dir_failure = lambda d, exc: calls.append(lm.handle_log_dir_failure(d, exc))
+    with pytest.raises(LogDirFailureError):
         la.append(batch(1))
     failed_dir = la.dir.parent
-    assert lm.handle_log_dir_failure(failed_dir, caught.value) == [a]
+    assert calls == [[a]]
     assert lm.online_log_dirs() == [lb.dir.parent]
     assert a in lm.offline and lm.get_log(a) is None
     assert lb.append(batch(1)).first_offset == 2
