@@ -324,10 +324,16 @@ class UnifiedLog:
         except LogDirFailureError as exc:
             self._mark_failed(exc)
             raise
+        self._next_offset = last_offset + 1
         for epoch, base in epochs:
             if epoch != self.leader_epoch_cache.latest_epoch:
-                self.leader_epoch_cache.assign(epoch, base)
-        self._next_offset = last_offset + 1
+                try:
+                    self.leader_epoch_cache.assign(epoch, base)
+                except KafkaStorageError as exc:
+                    # the batches are stored and the epoch is in memory (written again at the
+                    # next change or at close; recovery rebuilds it): failing the append now
+                    # would answer an error for stored records
+                    log.warning("leader_epoch_checkpoint_failed", dir=str(self.dir), epoch=epoch, error=str(exc))
         if self._next_offset - self._recovery_point >= self.config.flush_messages:
             self.flush()
         return LogAppendInfo(

@@ -260,3 +260,23 @@ def test_shutdown_on_a_full_disk_writes_no_clean_marker_and_loses_nothing(small_
         assert _offsets(lg) == list(range(2 * acked))
     finally:
         again.shutdown()
+
+
+def test_append_whose_leader_epoch_checkpoint_cannot_be_written_keeps_offsets_unique(tmp_path: Path) -> None:
+    """A stored batch whose new leader epoch cannot be checkpointed still moves the LEO: the next append never reuses its offsets."""
+    d = tmp_path / "t-0"
+    lg = UnifiedLog.open(d, CONFIG)
+    lg.append(batch(2), leader_epoch=0)
+    (d / "leader-epoch-checkpoint.tmp").mkdir()  # the atomic write's temp file cannot be made
+    info = lg.append(batch(2), leader_epoch=1)
+    assert (info.first_offset, lg.log_end_offset) == (2, 4)
+    assert lg.append(batch(1), leader_epoch=1).first_offset == 4
+    assert _offsets(lg) == list(range(5))
+    (d / "leader-epoch-checkpoint.tmp").rmdir()
+    lg.close()
+    again = UnifiedLog.open(d, CONFIG, recovery_point=5, had_clean_shutdown=True)
+    try:
+        assert again.leader_epoch_cache.entries == [(0, 0), (1, 2)]
+        assert again.log_end_offset == 5
+    finally:
+        again.close()
