@@ -1,5 +1,9 @@
 """A segment's .log file: batches exactly as stored, appended at the end (Kafka's FileRecords).
 
+Appends are all or nothing: a failed write is cut back to the old end (a full disk leaves no
+bytes after the log end); when even that fails the caller gets LogDirFailureError.
+`scan_valid_batches` is the validity walk recovery and clean-load tail checks share.
+
 Also `FileSlice`, what reads hand to the network layer: (file, position, length) ready for
 os.sendfile, and `SegmentFile`, the open descriptor, which stays open as long as any slice
 references it — so a segment deleted by retention while a fetch response is being sent keeps

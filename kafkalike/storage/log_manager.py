@@ -11,7 +11,10 @@ Periodic work the broker schedules (no threads here): `cleanup_logs()` (retentio
 log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), `checkpoint_*()`
 (log.flush.offset.checkpoint.interval.ms, log.flush.start.offset.checkpoint.interval.ms,
 replica.high.watermark.checkpoint.interval.ms), and the log cleaner (log_cleaner.LogCleaner).
-`shutdown()` flushes and closes every log, writes all checkpoints and the clean-shutdown marker.
+`shutdown()` flushes and closes every log, writes all checkpoints and the clean-shutdown marker
+(not in a dir that failed). A log that fails a write it cannot undo reports it through
+`on_log_dir_failure`; `handle_log_dir_failure()` takes its whole dir offline (Kafka's
+LogManager.handleLogDirFailure).
 """
 
 from __future__ import annotations
