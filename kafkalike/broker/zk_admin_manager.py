@@ -360,6 +360,9 @@ class ZkAdminManager:
         budget = budget if budget is not None else PartitionBudget(self)
         validate_topic_name(topic)
         cfg = self.server.config
+        nulls = [name for name, value in (configs or {}).items() if value is None]
+        if nulls:  # Kafka's ZkAdminManager.createTopics
+            raise AdminError(ErrorCode.invalid_config, "Null value not supported for topic configs: " + ",".join(nulls))
         rf_hint = replication_factor if replication_factor != -1 else (
             len(next(iter(assignments.values()))) if assignments else int(cfg["default.replication.factor"]))
         checked = validate_topic_configs(configs or {}, rf_hint, broker_log_config(cfg))

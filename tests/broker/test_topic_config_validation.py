@@ -77,6 +77,23 @@ def test_kafka_python_create_topics_with_a_bad_config_is_refused(kafka_cluster: 
         admin.close()
 
 
+def test_create_topics_with_a_null_config_value_is_refused(kafka_cluster: LocalCluster) -> None:
+    """A CreateTopics config entry with a null value gets INVALID_CONFIG with Kafka's message
+    (ZkAdminManager.createTopics), not a topic with the entry silently dropped."""
+    from kafka.errors import InvalidConfigurationError
+
+    admin = _kafka_python_admin(kafka_cluster)
+    topic = _name("nullcfg")
+    try:
+        with pytest.raises(InvalidConfigurationError) as err:
+            admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 3,
+                                         "configs": {"retention.ms": None, "segment.ms": None}}})
+        assert "Null value not supported for topic configs: retention.ms,segment.ms" in str(err.value)
+        assert topic not in admin.list_topics()
+    finally:
+        admin.close()
+
+
 def test_confluent_create_topics_with_a_bad_config_gets_invalid_config(kafka_cluster: LocalCluster) -> None:
     """librdkafka's create_topics answers each bad config with error 40 and Kafka's message."""
     from confluent_kafka import KafkaException
