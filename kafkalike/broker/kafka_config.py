@@ -155,6 +155,15 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # --- network
     _key("socket.request.max.bytes", "int", 104857600, "largest request frame (bytes)", at_least=1),
     _key("connections.max.idle.ms", "long", 600000, "idle connections are closed after (ms)"),
+    _key("queued.max.request.bytes", "long", 536870912,
+         "bytes of requests being received or waiting to be handled before connections stop "
+         "reading; <= 0 = unbounded (Kafka's default -1; kafkalike bounds it, docs/broker.md)"),
+    _key("max.connections", "int", INT_MAX,
+         "connections the broker accepts; then accept waits for one to close", at_least=0),
+    _key("max.connections.per.ip", "int", INT_MAX,
+         "connections from one IP address; more are closed at once", at_least=0),
+    _key("max.connections.per.ip.overrides", "string", "",
+         "per-host limits host:count[,host:count...] (names or IPs)"),
     _key("fetch.max.bytes", "int", 57671680, "max bytes of one fetch response", at_least=1024),
     _key("max.incremental.fetch.session.cache.slots", "int", 1000,
          "incremental fetch sessions (KIP-227) a broker keeps", at_least=0),

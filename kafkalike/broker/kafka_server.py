@@ -35,7 +35,8 @@ import trio
 from kafkalike.broker.kafka_apis import KafkaApis
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
-from kafkalike.broker.socket_server import BoundListener, SocketServer
+from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
+                                            parse_per_ip_overrides)
 from kafkalike.coordination import SessionState, ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import NoNode
@@ -163,9 +164,21 @@ class KafkaServer:
         except Exception as exc:
             raise BrokerStartupError(str(exc)) from exc
 
+        try:
+            per_ip_overrides = parse_per_ip_overrides(cfg["max.connections.per.ip.overrides"])
+            queued_max = cfg["queued.max.request.bytes"]
+            if "queued.max.request.bytes" not in cfg.originals:  # kafkalike's default: fit the largest frame
+                queued_max = max(queued_max, cfg["socket.request.max.bytes"])
+            check_connection_config(cfg["max.connections.per.ip"], per_ip_overrides,
+                                    queued_max, cfg["socket.request.max.bytes"])
+        except ValueError as exc:
+            raise BrokerStartupError(str(exc)) from None
         self.socket_server = SocketServer(
             [(e.listener_name, e.host, e.port) for e in cfg.listeners], self.apis,
-            max_request_bytes=cfg["socket.request.max.bytes"], idle_ms=cfg["connections.max.idle.ms"])
+            max_request_bytes=cfg["socket.request.max.bytes"], idle_ms=cfg["connections.max.idle.ms"],
+            queued_max_request_bytes=queued_max,
+            max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
+            per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name)
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
         except OSError as exc:

@@ -14,13 +14,34 @@ A frame the codec refuses (negative size, over socket.request.max.bytes) or a ha
 raises CloseConnection ends that connection with one log line; any other handler exception
 is logged with its traceback and also closes only that connection — never the broker.
 Connections idle longer than connections.max.idle.ms are closed.
+
+Limits (Kafka's SocketServer / ConnectionQuotas / SimpleMemoryPool; docs/broker.md):
+
+- Memory: request bytes being received or waiting to be handled come from one MemoryPool of
+  ``queued.max.request.bytes``; a frame's buffer grows as its bytes arrive (never at the
+  declared size up front). When the pool is exhausted a connection stops reading (Kafka
+  mutes the channel) until a handled request gives its bytes back.
+- Connections: ``max.connections`` (broker-wide; the accept loop waits for a free slot, as
+  Kafka's Acceptor blocks) and ``max.connections.per.ip`` / ``max.connections.per.ip.overrides``
+  (a connection over its address's limit is closed at once). The inter-broker listener is
+  exempt from the broker-wide wait when there are several listeners; going over the limit
+  that way closes the least recently active connection of another listener (Kafka's
+  protected listener). Whatever the configuration, the total is also kept below the
+  process's open-files limit (RLIMIT_NOFILE, raised from soft to hard at start-up as the
+  JVM does) minus a reserve for the broker's own files, so segment rolls, checkpoints and
+  log maintenance keep working.
+- accept() failing with EMFILE / ENFILE / ENOBUFS / ENOMEM (descriptors used elsewhere)
+  backs off 50 ms doubling to 1 s and logs once per 10 s with a count, instead of a log
+  line every 100 ms (trio.serve_listeners); the pending connections wait in the backlog.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+import resource
+import socket
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -28,12 +49,26 @@ import structlog
 import trio
 
 from kafkalike.protocol.fetch import FileRecords
-from kafkalike.protocol.frame import FrameReader
+from kafkalike.protocol.frame import FrameReader, MemoryPool
 from kafkalike.protocol.errors import ProtocolError
 
 log = structlog.get_logger(__name__)
 
 RECEIVE_SIZE = 256 * 1024
+
+INT_MAX = 2**31 - 1
+
+DEFAULT_QUEUED_MAX_REQUEST_BYTES = 512 * 1024 * 1024
+"""kafkalike's default for queued.max.request.bytes (bytes); Kafka's is -1 (unbounded)."""
+
+FD_RESERVE_MIN = 64
+"""Descriptors kept free for the broker's own files beyond those open at start-up (at least
+this many, or an eighth of the limit if larger)."""
+
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_BACKOFF_MIN_S = 0.05
+ACCEPT_BACKOFF_MAX_S = 1.0
+LIMIT_LOG_INTERVAL_S = 10.0
 
 
 class CloseConnection(Exception):
@@ -66,6 +101,75 @@ class BoundListener:
     listener_name: str
     host: str
     port: int
+
+
+def parse_per_ip_overrides(text: str | None) -> dict[str, int]:
+    """Parse ``max.connections.per.ip.overrides``: ``host:count[,host:count...]`` (host a name
+    or an IP; IPv6 keeps its colons, the count is after the last one). Raises ValueError with
+    a one-line reason, as Kafka's ``KafkaConfig.getMap`` refuses a malformed map."""
+    out: dict[str, int] = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, count = item.rpartition(":")
+        host = host.strip().strip("[]")
+        try:
+            value = int(count)
+        except ValueError:
+            value = -1
+        if not sep or not host or value < 0:
+            raise ValueError(f"invalid value {text!r} for configuration "
+                             "'max.connections.per.ip.overrides': expected host:count pairs "
+                             "separated by commas, counts >= 0")
+        out[host] = value
+    return out
+
+
+def check_connection_config(max_connections_per_ip: int, overrides: Mapping[str, int],
+                            queued_max_request_bytes: int, socket_request_max_bytes: int) -> None:
+    """Kafka's KafkaConfig.validateValues checks of these keys; raises ValueError (one line).
+
+    max.connections.per.ip may be 0 only with overrides; queued.max.request.bytes, when
+    bounded (> 0), must be >= socket.request.max.bytes.
+    """
+    if max_connections_per_ip == 0 and not overrides:
+        raise ValueError("max.connections.per.ip can be set to zero only if "
+                         "max.connections.per.ip.overrides is set")
+    if 0 < queued_max_request_bytes < socket_request_max_bytes:
+        raise ValueError("queued.max.request.bytes must be larger or equal to "
+                         "socket.request.max.bytes")
+
+
+def raise_descriptor_limit() -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit, as the JVM does at start-up on
+    Linux (HotSpot's MaxFDLimit, on by default); returns (soft, hard) afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
+
+
+def open_descriptors() -> int:
+    """Descriptors this process has open now (0 if /proc is unavailable)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+def descriptor_connection_limit(soft_limit: int, open_now: int) -> int:
+    """Connections that fit below ``soft_limit`` descriptors when ``open_now`` are in use:
+    the limit minus those minus a reserve of max(FD_RESERVE_MIN, limit // 8) for files the
+    broker opens later (new segments and indexes, checkpoints); at least 1."""
+    if soft_limit == resource.RLIM_INFINITY or soft_limit < 0:
+        return INT_MAX
+    reserve = max(FD_RESERVE_MIN, soft_limit // 8)
+    return max(1, min(INT_MAX, soft_limit - open_now - reserve))
 
 
 async def send_chunks(stream: trio.SocketStream, chunks: Sequence[Any]) -> None:
@@ -112,60 +216,218 @@ async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
         await trio.lowlevel.checkpoint()
 
 
+@attrs.define(eq=False)
+class _Connection:
+    """Book-keeping of one open connection: for counts, and to close the least recently
+    active one when a protected listener goes over the limit."""
+
+    context: ConnectionContext
+    ip: str
+    scope: trio.CancelScope
+    last_active: float
+
+
+@attrs.define(eq=False)
+class _RateLimitedLog:
+    """Logs an event at most once per LIMIT_LOG_INTERVAL_S, with how often it happened."""
+
+    event: str
+    last: float = -1e18
+    suppressed: int = 0
+
+    def __call__(self, **kw: Any) -> None:
+        now = trio.current_time()
+        if now - self.last >= LIMIT_LOG_INTERVAL_S:
+            log.warning(self.event, times=self.suppressed + 1, **kw)
+            self.last = now
+            self.suppressed = 0
+        else:
+            self.suppressed += 1
+
+
 @attrs.define
 class SocketServer:
     """Serves ``handler`` on each (listener_name, host, port) in ``listeners``.
 
     max_request_bytes: socket.request.max.bytes. idle_ms: connections.max.idle.ms.
-    ``await nursery.start(server.serve)`` returns the list of BoundListener once every
-    listener is bound; cancel the nursery to stop (open connections are closed).
+    queued_max_request_bytes: queued.max.request.bytes (<= 0: unbounded). max_connections:
+    max.connections; max_connections_per_ip / per_ip_overrides (host or IP -> count):
+    max.connections.per.ip(.overrides). inter_broker_listener: the listener exempt from the
+    max.connections wait when there are several. ``await nursery.start(server.serve)``
+    returns the list of BoundListener once every listener is bound; cancel the nursery to
+    stop (open connections are closed).
     """
 
     listeners: Sequence[tuple[str, str, int]]
     handler: RequestHandler
     max_request_bytes: int = 104857600
     idle_ms: int = 600000
+    queued_max_request_bytes: int = DEFAULT_QUEUED_MAX_REQUEST_BYTES
+    max_connections: int = INT_MAX
+    max_connections_per_ip: int = INT_MAX
+    per_ip_overrides: Mapping[str, int] = attrs.Factory(dict)
+    inter_broker_listener: str | None = None
     bound: list[BoundListener] = attrs.Factory(list)
     _next_id: int = 0
     open_connections: int = 0
+    connection_limit: int = INT_MAX
+    """min(max.connections, the descriptor bound), set when serve() starts."""
+    pool: MemoryPool = attrs.field(init=False)
+    _per_ip: dict[str, int] = attrs.Factory(dict)
+    _ip_limits: dict[str, int] = attrs.Factory(dict)
+    _connections: dict[int, _Connection] = attrs.Factory(dict)
+    _slot_freed: trio.Event = attrs.Factory(trio.Event)
+    _memory_freed: trio.Event = attrs.Factory(trio.Event)
+    _log_accept_failed: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("accept_failed"))
+    _log_slots_full: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connections_at_limit"))
+    _log_per_ip: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connection_refused_per_ip"))
+    _log_muted: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connection_muted_memory"))
+
+    def __attrs_post_init__(self) -> None:
+        self.pool = MemoryPool(self.queued_max_request_bytes)
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Bind every listener, report them through task_status, then serve until cancelled.
 
         Raises OSError (e.g. EADDRINUSE) if a listener can't be bound.
         """
+        await self._resolve_ip_overrides()
         async with trio.open_nursery() as nursery:
+            bound_tcp = []
             for name, host, port in self.listeners:
                 tcp = await trio.open_tcp_listeners(port, host=host or None)
                 actual = tcp[0].socket.getsockname()[1]
                 self.bound.append(BoundListener(name, host, actual))
                 log.info("listener_bound", listener=name, host=host or "0.0.0.0", port=actual)
-                nursery.start_soon(trio.serve_listeners, self._make_handler(name), tcp)
+                bound_tcp.append((name, tcp))
+            soft, hard = raise_descriptor_limit()
+            fd_bound = descriptor_connection_limit(soft, open_descriptors())
+            self.connection_limit = min(self.max_connections, fd_bound)
+            log.info("connection_limits", max_connections=self.max_connections,
+                     descriptor_limit=soft, descriptor_bound=fd_bound,
+                     connection_limit=self.connection_limit,
+                     max_connections_per_ip=self.max_connections_per_ip,
+                     queued_max_request_bytes=self.queued_max_request_bytes)
+            protected = (self.inter_broker_listener
+                         if len(bound_tcp) > 1 and self.inter_broker_listener is not None else None)
+            for name, tcp in bound_tcp:
+                for listener in tcp:
+                    nursery.start_soon(self._accept_loop, name, listener, name == protected, nursery)
             task_status.started(list(self.bound))
 
-    def _make_handler(self, listener_name: str) -> Any:
-        async def handler(stream: trio.SocketStream) -> None:
-            self._next_id += 1
+    async def _resolve_ip_overrides(self) -> None:
+        """max.connections.per.ip.overrides by IP: names are resolved once (Kafka's
+        InetAddress.getByName); a name that does not resolve is kept as given."""
+        for host, count in self.per_ip_overrides.items():
             try:
-                peer = stream.socket.getpeername()[:2]
+                infos = await trio.socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
             except OSError:
-                peer = ("?", 0)
-            conn = ConnectionContext(listener_name, peer, self._next_id)
-            self.open_connections += 1
-            try:
-                await self._serve_connection(stream, conn)
-            finally:
-                self.open_connections -= 1
-                await trio.aclose_forcefully(stream)
-        return handler
+                infos = []
+            addresses = {info[4][0] for info in infos} or {host}
+            for address in addresses:
+                self._ip_limits[address] = count
 
-    async def _serve_connection(self, stream: trio.SocketStream, conn: ConnectionContext) -> None:
-        reader = FrameReader(self.max_request_bytes)
+    # -- accepting
+    async def _accept_loop(self, listener_name: str, listener: trio.SocketListener, protected: bool,
+                           nursery: trio.Nursery) -> None:
+        backoff = ACCEPT_BACKOFF_MIN_S
+        async with listener:
+            while True:
+                if not protected:
+                    await self._wait_connection_slot(listener_name)
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    self._log_accept_failed(listener=listener_name, errno=errno.errorcode[exc.errno],
+                                            error=os.strerror(exc.errno), open_connections=self.open_connections,
+                                            retry_in_ms=int(backoff * 1000))
+                    await trio.sleep(backoff)
+                    backoff = min(ACCEPT_BACKOFF_MAX_S, backoff * 2)
+                    continue
+                backoff = ACCEPT_BACKOFF_MIN_S
+                self._admit(listener_name, stream, nursery)
+
+    async def _wait_connection_slot(self, listener_name: str) -> None:
+        """Kafka's ConnectionQuotas.waitForConnectionSlot: block this acceptor while the broker
+        holds connection_limit connections."""
+        while self.open_connections >= self.connection_limit:
+            self._log_slots_full(listener=listener_name, open_connections=self.open_connections,
+                                 connection_limit=self.connection_limit)
+            await self._slot_freed.wait()
+
+    def _admit(self, listener_name: str, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+        try:
+            peer = stream.socket.getpeername()[:2]
+        except OSError:
+            peer = ("?", 0)
+        ip = peer[0]
+        limit = self._ip_limits.get(ip, self.max_connections_per_ip)
+        if self._per_ip.get(ip, 0) >= limit:  # Kafka: TooManyConnectionsException, closed at once
+            self._log_per_ip(listener=listener_name, ip=ip, limit=limit)
+            stream.socket.close()
+            return
+        self._next_id += 1
+        conn = _Connection(ConnectionContext(listener_name, peer, self._next_id), ip, trio.CancelScope(),
+                           trio.current_time())
+        self._connections[conn.context.connection_id] = conn
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        self.open_connections += 1
+        if self.open_connections > self.connection_limit:  # a protected listener went over
+            self._close_least_recently_active(listener_name)
+        nursery.start_soon(self._run_connection, stream, conn)
+
+    def _close_least_recently_active(self, protected_listener: str) -> None:
+        """Kafka's Processor.closeExcessConnections: close the least recently active
+        connection of another listener."""
+        others = [c for c in self._connections.values()
+                  if c.context.listener_name != protected_listener and not c.scope.cancel_called]
+        if others:
+            victim = min(others, key=lambda c: c.last_active)
+            log.info("connection_closed_over_limit", peer=victim.context.peer,
+                     listener=victim.context.listener_name, connection_limit=self.connection_limit)
+            victim.scope.cancel()
+
+    async def _run_connection(self, stream: trio.SocketStream, conn: _Connection) -> None:
+        try:
+            with conn.scope:
+                await self._serve_connection(stream, conn)
+        finally:
+            del self._connections[conn.context.connection_id]
+            left = self._per_ip[conn.ip] - 1
+            if left:
+                self._per_ip[conn.ip] = left
+            else:
+                del self._per_ip[conn.ip]
+            self.open_connections -= 1
+            self._slot_freed.set()
+            self._slot_freed = trio.Event()
+            await trio.aclose_forcefully(stream)
+
+    # -- serving
+    def _memory_changed(self) -> None:
+        self._memory_freed.set()
+        self._memory_freed = trio.Event()
+
+    async def _serve_connection(self, stream: trio.SocketStream, conn_state: _Connection) -> None:
+        conn = conn_state.context
+        reader = FrameReader(self.max_request_bytes, pool=self.pool)
         idle_s = self.idle_ms / 1000.0
         try:
             while True:
                 frame = reader.next_frame()
                 if frame is None:
+                    if reader.waiting_for_memory:  # muted: wait for a handled request's bytes
+                        freed = self._memory_freed
+                        if reader.resume():
+                            continue
+                        with trio.move_on_after(idle_s) as idle:
+                            await freed.wait()
+                        if idle.cancelled_caught:
+                            log.info("connection_idle_closed", peer=conn.peer, idle_ms=self.idle_ms)
+                            return
+                        continue
                     with trio.move_on_after(idle_s) as idle:
                         data = await stream.receive_some(RECEIVE_SIZE)
                     if idle.cancelled_caught:
@@ -173,9 +435,21 @@ class SocketServer:
                         return
                     if not data:
                         return
+                    conn_state.last_active = trio.current_time()
                     reader.feed(data)
+                    if reader.waiting_for_memory:
+                        self._log_muted(peer=conn.peer, pool_used=self.pool.used,
+                                        queued_max_request_bytes=self.pool.capacity)
+                        self._memory_changed()  # the first waiter may now be the only one left
                     continue
-                response = await self.handler.handle(frame, conn)
+                try:
+                    response = await self.handler.handle(frame, conn)
+                finally:
+                    reader.release(frame)
+                    del frame
+                    if self.pool.waiting:
+                        self._memory_changed()
+                conn_state.last_active = trio.current_time()
                 if response is not None:
                     await send_chunks(stream, response)
         except ProtocolError as exc:
@@ -186,3 +460,7 @@ class SocketServer:
             pass
         except Exception:
             log.exception("request_handler_failed", peer=conn.peer)
+        finally:
+            reader.close()
+            if self.pool.waiting:
+                self._memory_changed()

@@ -17,7 +17,8 @@ from kafkalike.protocol.controlled_shutdown import ControlledShutdownRequest
 from kafkalike.protocol.errors import (ErrorCode, FrameSizeError, MalformedFrameError,
                                        ProtocolError, UnknownApiKeyError,
                                        UnsupportedVersionError, error_code_by_name, kafka_name)
-from kafkalike.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameReader, frame
+from kafkalike.protocol.frame import (DEFAULT_MAX_FRAME_SIZE, EAGER_FRAME_BYTES, MAX_GROW_STEP,
+                                      FrameReader, MemoryPool, frame)
 
 
 def test_frames_split_at_every_byte_boundary_come_out_whole() -> None:
@@ -90,6 +91,123 @@ def test_max_frame_size_is_configurable() -> None:
     with pytest.raises(FrameSizeError):
         reader.feed(struct.pack(">i", 11))
     assert issubclass(FrameSizeError, ProtocolError)
+
+
+def test_declared_100_mib_frame_allocates_nothing_before_its_bytes_arrive() -> None:
+    """A 100 MiB size prefix with no body allocates no body buffer (10 such took a broker to 1 GB)."""
+    tracemalloc.start()
+    try:
+        readers = [FrameReader() for _ in range(10)]
+        for r in readers:
+            r.feed(struct.pack(">i", DEFAULT_MAX_FRAME_SIZE))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    assert all(r.in_progress and r.allocated == 0 for r in readers)
+
+
+def test_large_frame_buffer_grows_with_the_bytes_received() -> None:
+    """A 40 MiB frame's buffer stays within one grow step of what has arrived, and ends exact."""
+    size = 40 * 1024 * 1024
+    chunk = b"\x5a" * (256 * 1024)
+    reader = FrameReader()
+    reader.feed(struct.pack(">i", size) + chunk[:1])
+    assert reader.allocated == EAGER_FRAME_BYTES
+    received = 1
+    while received < size:
+        piece = chunk[:min(len(chunk), size - received)]
+        reader.feed(piece)
+        received += len(piece)
+        if received < size:
+            assert reader.allocated <= max(EAGER_FRAME_BYTES, received + MAX_GROW_STEP)
+            assert reader.allocated <= max(EAGER_FRAME_BYTES, 2 * received)
+    body = reader.next_frame()
+    assert body is not None and len(body) == size and body.obj is not None and len(body.obj) == size
+    assert body[0] == 0x5a and body[-1] == 0x5a and not reader.in_progress
+
+
+def test_ordinary_frame_gets_its_whole_buffer_on_the_first_body_byte() -> None:
+    """Frames up to EAGER_FRAME_BYTES are allocated once at their size (one copy, no growth)."""
+    reader = FrameReader()
+    reader.feed(struct.pack(">i", 100_000) + b"a")
+    assert reader.allocated == 100_000
+    reader.feed(b"b" * 99_999)
+    body = reader.next_frame()
+    assert body is not None and bytes(body[:2]) == b"ab" and len(body.obj) == 100_000
+
+
+def test_recv_into_path_grows_large_frames_in_steps_even_with_a_live_view() -> None:
+    """writable() hands out at most one grow step; a view kept alive forces a copy, not an error."""
+    size = 5 * 1024 * 1024
+    payload = bytes(range(256)) * (size // 256)
+    reader = FrameReader()
+    reader.feed(struct.pack(">i", size))
+    pos = 0
+    kept = []
+    while pos < size:
+        target = reader.writable()
+        assert 0 < len(target) <= max(EAGER_FRAME_BYTES, pos)
+        n = min(len(target), 700_000, size - pos)
+        target[:n] = payload[pos:pos + n]
+        kept.append(target)  # a live export: in-place resize is impossible
+        reader.commit(n)
+        pos += n
+    body = reader.next_frame()
+    assert body is not None and bytes(body) == payload
+
+
+def test_pool_refusal_keeps_the_input_and_resumes_after_release() -> None:
+    """An exhausted pool stops the reader with its input kept; after release nothing is lost."""
+    pool = MemoryPool(1000)
+    first, second = FrameReader(pool=pool), FrameReader(pool=pool)
+    first.feed(frame(b"x" * 1000))
+    held = first.next_frame()
+    assert held is not None and pool.used == 1000
+    second.feed(frame(b"abc") + frame(b"defg"))
+    assert second.waiting_for_memory and second.next_frame() is None
+    assert not second.resume()  # still exhausted
+    with pytest.raises(RuntimeError):
+        second.feed(b"more")
+    first.release(held)
+    assert second.resume()
+    assert [bytes(second.next_frame() or b""), bytes(second.next_frame() or b"")] == [b"abc", b"defg"]
+    assert pool.used == 7
+
+
+def test_pool_grants_the_first_waiter_when_waiting_partial_frames_hold_everything() -> None:
+    """Partial frames that fill the pool can't deadlock: the oldest waiter may overdraw."""
+    pool = MemoryPool(4 * 1024 * 1024)
+    a, b = FrameReader(pool=pool), FrameReader(pool=pool)
+    size = 3 * 1024 * 1024
+    a.feed(struct.pack(">i", size) + b"a" * 100)   # takes EAGER_FRAME_BYTES
+    b.feed(struct.pack(">i", size) + b"b" * 100)   # takes EAGER_FRAME_BYTES: pool exhausted
+    assert pool.used == 2 * EAGER_FRAME_BYTES
+    a.feed(b"a" * (EAGER_FRAME_BYTES - 100))
+    a.feed(b"a")
+    assert a.waiting_for_memory                       # b still receiving: b may release
+    b.feed(b"b" * (EAGER_FRAME_BYTES - 100))
+    b.feed(b"b")
+    assert b.waiting_for_memory                       # now both wait: a, the first, gets it
+    assert a.resume() and not b.resume()
+    a.feed(b"a" * (size - EAGER_FRAME_BYTES - 1))
+    done = a.next_frame()
+    assert done is not None and len(done) == size
+    a.release(done)
+    assert b.resume()
+    b.close()
+    a.close()
+    assert pool.used == 0 and pool.waiting == 0
+
+
+def test_closing_a_reader_returns_its_partial_and_unread_frames_to_the_pool() -> None:
+    """close() gives back the frame being assembled and complete frames not taken."""
+    pool = MemoryPool(0)  # unbounded, still counted
+    reader = FrameReader(pool=pool)
+    reader.feed(frame(b"12345") + struct.pack(">i", 10) + b"678")
+    assert pool.used == 15
+    reader.close()
+    assert pool.used == 0
 
 
 def test_request_header_versions_follow_kafka() -> None:
