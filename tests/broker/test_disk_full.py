@@ -1,10 +1,11 @@
 """Issue 15 with a real broker process on a small filesystem the test mounts: a full disk
 answers KAFKA_STORAGE_ERROR and leaves nothing after the log end, so clean and unclean
 (kill -9) restarts keep exactly the acknowledged records (a 2 MiB tmpfs); a write that
-cannot be rolled back halts the broker, as Kafka's does, and loses nothing (an ext4 loop
-device whose segment file is made immutable). Each mount is removed even if the test fails.
+cannot be rolled back halts a one-dir broker, as Kafka's does, and loses nothing, and with two
+log dirs takes only its dir offline and posts a log dir event (an ext4 loop device whose
+segment file is made immutable with chattr +i). Each mount is removed even if the test fails.
 
-In the default run: about 30 s, most of it waiting out one 4 s ZooKeeper session."""
+In the default run: about 40 s, some of it waiting out 4 s ZooKeeper sessions."""
 
 from __future__ import annotations
 
@@ -52,16 +53,17 @@ def _producer(cluster: LocalCluster):  # type: ignore[no-untyped-def]
                          linger_ms=0, max_request_size=1 << 20, request_timeout_ms=10000)
 
 
-def _send(producer, value: bytes) -> int:  # type: ignore[no-untyped-def]
+def _send(producer, value: bytes, topic: str = TOPIC, partition: int = 0) -> int:  # type: ignore[no-untyped-def]
     """Send one record and wait: its offset (raises the client's error)."""
-    return producer.send(TOPIC, value=value, partition=0).get(timeout=20).offset
+    return producer.send(topic, value=value, partition=partition).get(timeout=20).offset
 
 
-def _end_and_values(cluster: LocalCluster, expected: int) -> tuple[int, list[bytes]]:
+def _end_and_values(cluster: LocalCluster, expected: int, topic: str = TOPIC,
+                    partition: int = 0) -> tuple[int, list[bytes]]:
     """(latest offset, every record value from offset 0) read by a real consumer."""
     from kafka import KafkaConsumer, TopicPartition
 
-    tp = TopicPartition(TOPIC, 0)
+    tp = TopicPartition(topic, partition)
     consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap_servers, group_id=None,
                              enable_auto_commit=False, fetch_max_bytes=1 << 20,
                              max_partition_fetch_bytes=1 << 20, consumer_timeout_ms=1000)
@@ -207,3 +209,90 @@ def test_write_that_cannot_be_rolled_back_halts_the_broker_and_loses_nothing(
             if segment is not None:
                 subprocess.run(["chattr", "-i", str(segment)], check=False)
             cluster.stop()
+
+
+def test_failed_log_dir_goes_offline_while_the_other_dir_serves(
+        tmp_path: Path, make_cluster: Callable[..., LocalCluster]) -> None:
+    """With two log dirs, a write that cannot be rolled back takes only its dir offline: its partition answers KAFKA_STORAGE_ERROR, the other keeps serving, a log dir event is posted, a restart loses nothing."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    image = tmp_path / "disk.img"
+    try:
+        _loop_ext4(image)
+    except (OSError, subprocess.CalledProcessError) as exc:  # pragma: no cover - no mkfs
+        pytest.skip(f"cannot make an ext4 image: {exc}")
+    if shutil.which("chattr") is None:  # pragma: no cover - e2fsprogs without chattr
+        pytest.skip("no chattr")
+    with _mounted(tmp_path / "disk", "-o", "loop", str(image), skip_if_impossible=True) as disk:
+        bad_dir, good_dir = disk / "logs", tmp_path / "good-logs"
+        cluster = make_cluster(brokers=1, overrides={**OVERRIDES, "log.dirs": f"{bad_dir},{good_dir}"})
+        segment = None
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+            try:
+                admin.create_topics([NewTopic("two", 2, 1)], timeout_ms=30000)
+            finally:
+                admin.close()
+            producer = _producer(cluster)
+            acked: dict[int, dict[int, bytes]] = {0: {}, 1: {}}
+            try:
+                for i in range(10):
+                    for p in (0, 1):
+                        value = b"p%d-%d" % (p, i)
+                        acked[p][_send(producer, value, "two", p)] = value
+                (bad_log,) = bad_dir.glob("two-*")
+                bad_p = int(bad_log.name.rsplit("-", 1)[1])
+                good_p = 1 - bad_p
+                segment = sorted(bad_log.glob("*.log"))[-1]
+                subprocess.run(["chattr", "+i", str(segment)], check=True)
+                for _ in range(2):
+                    with pytest.raises(Exception) as caught:
+                        _send(producer, b"refused", "two", bad_p)
+                    assert "KafkaStorageError" in type(caught.value).__name__, repr(caught.value)
+                value = b"still-served"
+                acked[good_p][_send(producer, value, "two", good_p)] = value
+            finally:
+                producer.close(timeout=5)
+            assert cluster.broker_alive(1)
+            deadline = time.monotonic() + 15  # posted by a task the failure started
+            while not (events := _log_dir_events(cluster)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert events == [{"version": 1, "broker": 1, "event": 1}]
+            subprocess.run(["chattr", "-i", str(segment)], check=True)
+            segment = None
+
+            assert cluster.stop_broker(1)
+            assert not (bad_dir / ".kafka_cleanshutdown").exists()
+            assert (good_dir / ".kafka_cleanshutdown").exists()
+            cluster.start_broker(1)
+            cluster.wait_registered([1])
+            cluster.wait_ready([1])
+            for p in (0, 1):
+                end, values = _end_and_values(cluster, len(acked[p]), "two", p)
+                assert end == len(acked[p])
+                assert values == [acked[p][o] for o in range(len(acked[p]))]
+        finally:
+            if segment is not None:
+                subprocess.run(["chattr", "-i", str(segment)], check=False)
+            cluster.stop()
+
+
+def _log_dir_events(cluster: LocalCluster) -> list[dict]:
+    """The JSON of every /log_dir_event_notification child, in sequence order."""
+    import json
+
+    import trio
+
+    from kafkalike.coordination import NoNode, ZooKeeperClient
+
+    async def read() -> list[dict]:
+        async with ZooKeeperClient(cluster.zk_connect, session_timeout_ms=4000) as zk:
+            await zk.sync("/")
+            try:
+                names = sorted(await zk.get_children("/log_dir_event_notification"))
+            except NoNode:
+                return []
+            return [json.loads((await zk.get(f"/log_dir_event_notification/{n}"))[0]) for n in names]
+
+    return trio.run(read)
