@@ -52,7 +52,7 @@ from kafkalike.protocol.controlled_shutdown import (ControlledShutdownRequest,
                                                     ControlledShutdownResponse)
 from kafkalike.protocol.errors import (ErrorCode, MalformedFrameError, ProtocolError,
                                        UnknownApiKeyError, UnsupportedVersionError)
-from kafkalike.protocol.kio_reader import read_entity
+from kafkalike.protocol.kio_reader import MAX_REQUEST_FIELDS, read_entity
 from kafkalike.protocol.leader_and_isr import LeaderAndIsrRequest, LeaderAndIsrResponse
 from kafkalike.protocol.schema import Message, decode_struct, encode_struct, skip_tagged_fields
 from kafkalike.protocol.stop_replica import StopReplicaRequest, StopReplicaResponse
@@ -176,12 +176,13 @@ def response_header_version(api_key: int, api_version: int) -> int:
 # ------------------------------------------------------------------------------- bodies
 
 
-def _decode_body(cls: type, api_version: int, buf: memoryview, pos: int) -> tuple[Any, int]:
+def _decode_body(cls: type, api_version: int, buf: memoryview, pos: int,
+                 max_fields: int | None = None) -> tuple[Any, int]:
     if issubclass(cls, Message):
         return decode_struct(cls, buf, pos, api_version, cls.is_flexible(api_version))
     # Not kio's native entity_reader: it preallocates arrays from untrusted lengths and
     # aborts the process on a malformed frame (see kafkalike.protocol.kio_reader).
-    return read_entity(cls, buf, pos)
+    return read_entity(cls, buf, pos, max_fields)
 
 
 def _encode_body(message: Any, api_version: int) -> bytes:
@@ -234,7 +235,8 @@ def parse_request(
     Only (api_key, api_version) pairs in ``supported`` are accepted. Raises
     UnknownApiKeyError / UnsupportedVersionError (with the correlation id, so the server can
     answer ApiVersions with ``encode_api_versions_fallback``), MalformedFrameError for a
-    frame whose body does not decode (bytes left after a complete body are ignored, as Kafka's
+    frame whose body does not decode or holds more than kio_reader.MAX_REQUEST_FIELDS array
+    fields (bytes left after a complete body are ignored, as Kafka's
     broker ignores them).
     """
     buf = frame if isinstance(frame, memoryview) else memoryview(frame)
@@ -272,7 +274,7 @@ def parse_request(
     if api_key == ApiKey.PRODUCE and api_version in _produce.FAST_VERSIONS:
         request, pos = _produce.decode_produce_request(buf, pos, api_version)
     else:
-        request, pos = _decode_body(cls, api_version, buf, pos)
+        request, pos = _decode_body(cls, api_version, buf, pos, MAX_REQUEST_FIELDS)
     # Bytes after the body are ignored, as Kafka's broker does (AbstractRequest.parseRequest
     # reads the message and never checks for leftovers): librdkafka 2.16 sends 3 extra bytes
     # after an all-topics Metadata v12 request, and Kafka serves it.

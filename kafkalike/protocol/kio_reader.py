@@ -8,8 +8,17 @@ metadata (``kafka_type``, ``tag``, optionality, nesting; kio's ``_introspect`` h
 checks every length against the bytes actually left before building anything, and raises
 only MalformedFrameError.
 
-Holds ``read_entity(cls, buf, pos) -> (entity, new_pos)``. Readers are compiled once per
-class (closures in a cache), so the per-field cost is a function call and a struct unpack.
+Holds ``read_entity(cls, buf, pos, max_fields=None) -> (entity, new_pos)``. Readers are
+compiled once per class (closures in a cache), so the per-field cost is a function call and a
+struct unpack.
+
+Limits (issue 15): an array whose declared length times its elements' smallest encoding
+(4 bytes for int32, 16 for a UUID, 1 for anything else) exceeds the bytes left is refused
+before anything is allocated (Kafka's "Error reading array of size X, only Y bytes
+available"). ``max_fields`` (the broker passes MAX_REQUEST_FIELDS for requests) bounds the
+array elements of one message, each struct element weighing its number of fields: a valid
+100 MiB frame of 1-byte names would otherwise become ~50 million Python objects (measured:
+a 50 MiB DeleteTopics took a broker from 65 to 525 MiB and blocked it for 44 s).
 
 Semantics follow kio's own reader: zero UUIDs read as None, ``error_code`` as ErrorCode,
 ``timedelta_*`` as datetime.timedelta (ms), ``datetime_i64`` as an aware datetime (-1 ->
@@ -22,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import struct
+import threading
 import uuid
 from typing import Any, Callable
 
@@ -35,7 +45,15 @@ from kio.serial.readers import tz_aware_from_i64
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint
 
-__all__ = ["read_entity"]
+__all__ = ["read_entity", "MAX_REQUEST_FIELDS"]
+
+MAX_REQUEST_FIELDS = 500_000
+"""Array elements one request may hold, a struct element counting as its number of fields
+(kafkalike's own bound; Kafka has none). ~1.5 s of decoding and ~50 MB at most; a follower
+Fetch of 30,000 partitions (kafkalike.max.replicas.per.broker) weighs ~210,000, a Metadata
+request naming 100,000 topics ~300,000."""
+
+_budget = threading.local()  # fields left while a read_entity(max_fields=...) runs here
 
 Reader = Callable[[Any, int], tuple[Any, int]]
 
@@ -155,16 +173,28 @@ def _primitive_reader(kafka_type: str, flexible: bool, nullable: bool) -> Reader
     raise TypeError(f"no reader for kafka type {kafka_type!r}")  # pragma: no cover
 
 
-def _array_reader(item: Reader, flexible: bool, nullable: bool) -> Reader:
+def _take(weight: int) -> None:
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    if weight > left:
+        raise MalformedFrameError(f"message holds more than {_budget.limit} array fields "
+                                  f"(kafkalike's MAX_REQUEST_FIELDS)")
+    _budget.left = left - weight
+
+
+def _array_reader(item: Reader, flexible: bool, nullable: bool, min_size: int = 1,
+                  weight: int = 1) -> Reader:
     def read(buf: Any, pos: int) -> tuple[Any, int]:
         n, pos = _length(buf, pos, flexible, _I32)
         if n < 0:
             if n == -1 and nullable:
                 return None, pos
             raise MalformedFrameError(f"invalid array length {n}")
-        if n > len(buf) - pos:  # every element takes at least one byte
-            raise MalformedFrameError(f"array length {n} exceeds the {len(buf) - pos} "
-                                      f"bytes left")
+        if n * min_size > len(buf) - pos:
+            raise MalformedFrameError(f"Error reading array of size {n}, only "
+                                      f"{len(buf) - pos} bytes available")
+        _take(n * weight)
         out = []
         for _ in range(n):
             value, pos = item(buf, pos)
@@ -194,13 +224,17 @@ def _field_reader(field: dataclasses.Field, flexible: bool, is_tag: bool) -> Rea
     if isinstance(kind, PrimitiveField):
         return _primitive_reader(get_schema_field_type(field), flexible, optional)
     if isinstance(kind, PrimitiveTupleField):
-        item = _primitive_reader(get_schema_field_type(field), flexible, False)
-        return _array_reader(item, flexible, optional)
+        kafka_type = get_schema_field_type(field)
+        item = _primitive_reader(kafka_type, flexible, False)
+        min_size = _FIXED[kafka_type].size if kafka_type in _FIXED else 16 if kafka_type == "uuid" else \
+            2 if kafka_type == "error_code" else 1
+        return _array_reader(item, flexible, optional, min_size)
     if isinstance(kind, EntityField):
         inner = _entity_reader(kind.type_)
         return _nullable_struct(inner) if optional else inner
     if isinstance(kind, EntityTupleField):
-        return _array_reader(_entity_reader(kind.type_), flexible, optional)
+        weight = len(dataclasses.fields(kind.type_)) + (1 if flexible else 0)
+        return _array_reader(_entity_reader(kind.type_), flexible, optional, 1, max(1, weight))
     raise TypeError(f"cannot read field {field.name}")  # pragma: no cover
 
 
@@ -248,10 +282,19 @@ def _entity_reader(cls: type) -> Reader:
     return read
 
 
-def read_entity(cls: type, buf: Any, pos: int = 0) -> tuple[Any, int]:
+def read_entity(cls: type, buf: Any, pos: int = 0,
+                max_fields: int | None = None) -> tuple[Any, int]:
     """Read one ``cls`` (a kio entity class) at ``buf[pos:]``; returns (entity, new position).
 
     Raises MalformedFrameError for anything malformed, before allocating more than the input
-    could hold.
+    could hold, and (with ``max_fields``) for a message of more array fields than that (see
+    the module doc).
     """
-    return _entity_reader(cls)(buf, pos)
+    reader = _entity_reader(cls)
+    if max_fields is None:
+        return reader(buf, pos)
+    _budget.left, _budget.limit = max_fields, max_fields
+    try:
+        return reader(buf, pos)
+    finally:
+        _budget.left = None

@@ -178,6 +178,9 @@ CRAFTED = [
     _frame(ApiKey.METADATA, 12, _uvarint(2**28) + b"\x00" * 4, True),
     # DescribeConfigs v4: resources array length -5 (compact: 0 means null, 1 means empty)
     _frame(ApiKey.DESCRIBE_CONFIGS, 4, struct.pack(">i", -5), True),
+    # DeleteTopics v5, well-formed: 600,000 one-byte names (1.2 MB), over MAX_REQUEST_FIELDS
+    _frame(ApiKey.DELETE_TOPICS, 5, _uvarint(600_001) + b"\x02a" * 600_000 + struct.pack(">i", 0) + b"\x00",
+           True),
 ]
 
 
@@ -196,7 +199,7 @@ def test_admin_api_fuzz_gets_answers_or_clean_closes_with_bounded_memory(
         make_cluster: Callable[..., LocalCluster]) -> None:
     """160 seeded random admin requests with extreme counts, sizes, array lengths and names
     are each answered (no handler fails), hand-made frames announcing 2^31-element arrays and
-    strings close their connection; the broker process stays alive, answers ApiVersions, and
+    strings, or holding 600,000 names, close their connection; the broker process stays alive, answers ApiVersions, and
     its RSS stays under 350 MB."""
     cluster = make_cluster(brokers=1, overrides={
         "auto.create.topics.enable": "false", "offsets.topic.replication.factor": "1",
