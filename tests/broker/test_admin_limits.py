@@ -128,19 +128,19 @@ async def _set_client_quota(server, entity: str, rate: str) -> None:
 
 async def test_controller_mutation_quota_throttles_strict_and_permissive_versions(
         tmp_path: Path, zk_chroot_connect: str) -> None:
-    """With controller_mutation_rate=1 in /config/clients/<client-id> and a burst of 2
-    (controller.quota.window.num=2), a client that overdrew its bucket gets
+    """With controller_mutation_rate=0.1 in /config/clients/<client-id> and a burst of 2
+    (controller.quota.window.num=20), a client that overdrew its bucket gets
     THROTTLING_QUOTA_EXCEEDED and a throttle time from CreateTopics v6 / CreatePartitions v3 /
     DeleteTopics v5, older versions are served with a throttle time, other client ids are not
     limited until /config/clients/<default> sets a quota for them."""
-    async with running_broker(tmp_path, zk_chroot_connect, controller_quota_window_num="2") as server, \
+    async with running_broker(tmp_path, zk_chroot_connect, controller_quota_window_num="20") as server, \
             trio.open_nursery() as nursery:
         limited = await KafkaConnection.connect("127.0.0.1", port_of(server), nursery=nursery,
                                                 client_id="limited app", request_timeout_ms=20000)
         other = await KafkaConnection.connect("127.0.0.1", port_of(server), nursery=nursery,
                                               client_id="other", request_timeout_ms=20000)
         try:
-            await _set_client_quota(server, sanitize("limited app"), "1")
+            await _set_client_quota(server, sanitize("limited app"), "0.1")
             # the quota is picked up from the /config/changes notification
             with trio.fail_after(20):
                 n = 0
@@ -151,7 +151,8 @@ async def test_controller_mutation_quota_throttles_strict_and_permissive_version
                         break
                     assert error == ErrorCode.none
                     await trio.sleep(0.2)
-            assert datetime.timedelta(0) < throttle <= datetime.timedelta(seconds=5)
+            # 2 - 5 = -3 tokens at 0.1/s: 30 s to refill (so a slow machine cannot refill it here)
+            assert datetime.timedelta(seconds=10) < throttle <= datetime.timedelta(seconds=30)
             error, _, throttle = await _add_partitions(limited, "q1", 6, version=3)
             assert error == ErrorCode.throttling_quota_exceeded and throttle > datetime.timedelta(0)
             resp = await limited.call(ApiKey.DELETE_TOPICS, api_version=5, timeout=20000, topic_names=["q1"])
@@ -164,7 +165,7 @@ async def test_controller_mutation_quota_throttles_strict_and_permissive_version
             for i in range(3):
                 error, _, throttle = await _create(other, f"free{i}", 5, version=7)
                 assert (error, throttle) == (ErrorCode.none, datetime.timedelta(0))
-            await _set_client_quota(server, "<default>", "1")
+            await _set_client_quota(server, "<default>", "0.1")
             with trio.fail_after(20):
                 n = 0
                 while True:
