@@ -151,7 +151,8 @@ def _check_batch(count: int, last_delta: int, attributes: int, producer_id: int,
 
 def _varint_tail(buf: bytes | memoryview, p: int, limit: int, raw: int, max_bytes: int) -> tuple[int, int]:
     """Continue a varint whose first byte (already read, `raw` = its low 7 bits) had the high
-    bit set; `p` is just after that byte. Returns (zigzag-decoded value, position after it).
+    bit set; `p` is just after that byte. Returns (zigzag-decoded value, position after it),
+    wrapped to 32 bits (varint) or 64 bits (varlong) as Java's ByteUtils.readVarint/readVarlong.
     InvalidRecordError past `limit` or beyond `max_bytes` bytes (5 for varint, 10 for varlong)."""
     shift = 7
     n = 1
@@ -163,6 +164,7 @@ def _varint_tail(buf: bytes | memoryview, p: int, limit: int, raw: int, max_byte
         n += 1
         raw |= (b & 0x7F) << shift
         if b < 0x80:
+            raw &= 0xFFFFFFFF if max_bytes == 5 else 0xFFFFFFFFFFFFFFFF
             return (raw >> 1) ^ -(raw & 1), p
         if n >= max_bytes:
             raise InvalidRecordError(f"Found invalid record structure: varint longer than {max_bytes} bytes")
