@@ -190,8 +190,21 @@ class FrameReader:
             mv = mv.cast("B")
         pos = 0
         end = len(mv)
+        ready = self._ready
+        pool = self.pool
         while pos < end:
             if self._size < 0:
+                if self._header_filled == 0 and end - pos >= 4:
+                    size = SIZE_PREFIX.unpack_from(mv, pos)[0]
+                    pos += 4
+                    if 0 < size <= EAGER_FRAME_BYTES and size <= end - pos and (
+                            pool is None or pool.try_allocate(self, size)):
+                        # fast path: the whole frame is here; one copy, no zero-fill
+                        ready.append(memoryview(bytearray(mv[pos:pos + size])))
+                        pos += size
+                    else:
+                        self._begin(size)
+                    continue
                 take = min(4 - self._header_filled, end - pos)
                 self._header[self._header_filled:self._header_filled + take] = mv[pos:pos + take]
                 self._header_filled += take
@@ -303,8 +316,10 @@ class FrameReader:
 
     # -- internals
     def _start_body(self) -> None:
-        size = SIZE_PREFIX.unpack(self._header)[0]
         self._header_filled = 0
+        self._begin(SIZE_PREFIX.unpack(self._header)[0])
+
+    def _begin(self, size: int) -> None:
         if size < 0 or size > self.max_frame_size:
             self._error = FrameSizeError(size, self.max_frame_size)
             raise self._error
@@ -319,7 +334,8 @@ class FrameReader:
         """Make room for ``incoming`` more body bytes (at least one step); False if the pool
         refused (``_waiting`` is then set)."""
         size = self._size
-        current = self.allocated
+        body = self._body
+        current = len(body) if body is not None else 0
         need = min(size, self._body_filled + max(incoming, 1))
         if size <= EAGER_FRAME_BYTES:
             target = size
@@ -331,7 +347,6 @@ class FrameReader:
         if self.pool is not None and not self.pool.try_allocate(self, delta):
             self._waiting = True
             return False
-        body = self._body
         if body is None:
             self._body = bytearray(target)
         else:

@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
+import trio
 
 from kafkalike.cluster.zk_ensemble import find_free_base_port
 
@@ -347,3 +348,51 @@ def test_accept_failing_with_emfile_backs_off_and_logs_rarely(tmp_path: Path, zk
             for s in conns:
                 s.close()
         assert broker.alive()
+
+
+async def _api_versions_async(stream: "trio.SocketStream", correlation_id: int, timeout: float) -> bool:
+    """ApiVersions over a trio stream; True if answered within ``timeout`` seconds."""
+    await stream.send_all(api_versions_frame(correlation_id))
+    got = b""
+    with trio.move_on_after(timeout):
+        while len(got) < 4 or len(got) < 4 + struct.unpack(">i", got[:4])[0]:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return False
+            got += chunk
+        return struct.unpack(">i", got[4:8])[0] == correlation_id
+    return False
+
+
+async def test_inter_broker_listener_is_let_in_at_max_connections_and_the_oldest_idle_client_closed(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """At max.connections the inter-broker listener still accepts; the least recently active client is closed."""
+    from tests.broker.broker_helpers import running_broker
+
+    async with running_broker(tmp_path, zk_chroot_connect, max_connections="4",
+                              listeners="PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+                              **{"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+                                 "inter.broker.listener.name": "INTERNAL"}) as server:
+        ports = {b.listener_name: b.port for b in server.bound_listeners}
+        ss = server.socket_server
+        assert ss is not None and ss.connection_limit == 4
+        clients = []
+        try:
+            while ss.open_connections < 4:
+                stream = await trio.open_tcp_stream("127.0.0.1", ports["PLAINTEXT"])
+                clients.append(stream)
+                assert await _api_versions_async(stream, len(clients), 10)
+            oldest = clients[0]
+            for i, stream in enumerate(clients[1:]):  # every client but the first is active again
+                assert await _api_versions_async(stream, 100 + i, 10)
+            blocked = await trio.open_tcp_stream("127.0.0.1", ports["PLAINTEXT"])
+            clients.append(blocked)
+            assert not await _api_versions_async(blocked, 200, 0.5)  # accept waits
+            internal = await trio.open_tcp_stream("127.0.0.1", ports["INTERNAL"])
+            clients.append(internal)
+            assert await _api_versions_async(internal, 300, 10)
+            with trio.fail_after(10):
+                assert await oldest.receive_some(1) == b""  # least recently active: closed
+        finally:
+            for stream in clients:
+                await trio.aclose_forcefully(stream)
