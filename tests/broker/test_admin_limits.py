@@ -116,6 +116,15 @@ async def test_partition_limits_per_request_cluster_and_broker(tmp_path: Path, z
         assert error == ErrorCode.policy_violation, message
         assert server.metadata_cache.topics() == ["first"]
         assert (await _create(conn, "second", 10))[0] == ErrorCode.none
+        # more topics than the per-request limit: every one refused, none read or written
+        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False,
+                               topics=[{"name": f"many{i}", "num_partitions": 1, "replication_factor": 1,
+                                        "assignments": [], "configs": []} for i in range(21)])
+        assert {t.error_code for t in resp.topics} == {ErrorCode.policy_violation}
+        resp = await conn.call(ApiKey.DELETE_TOPICS, api_version=5, timeout=20000,
+                               topic_names=["first", "second"] + [f"many{i}" for i in range(19)])
+        assert {t.error_code for t in resp.responses} == {ErrorCode.policy_violation}
+        assert server.metadata_cache.topics() == ["first", "second"]
     async with running_broker(tmp_path, zk_chroot_connect, kafkalike_max_partitions="35") as server, \
             connect(server) as conn:
         error, message, _ = await _create(conn, "third", 6)
