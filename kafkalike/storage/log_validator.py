@@ -187,46 +187,71 @@ def walk_records(buf: bytes | memoryview, p: int, end: int, count: int, compacte
         raise InvalidRecordError("Incorrect declared batch size, premature EOF reached") from None
 
 
+_ZIGZAG = tuple((b >> 1) ^ -(b & 1) for b in range(128))
+"""The value of each one-byte zigzag varint (a tuple lookup is cheaper than decoding)."""
+
+
 def _walk(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic: bool) -> None:
+    # One- and two-byte varints are decoded inline (lengths under 64 / 8,192 bytes, deltas under
+    # 64 / 8,192: nearly every field of a producer's batch); longer ones go through
+    # _varint_tail. The offsetDelta check compares the raw byte with i's encoding while i < 64.
     tail = _varint_tail
+    zz = _ZIGZAG
     keyless: list[int] | None = None
+    i2 = 0  # zigzag encoding of i (one byte while i < 64)
     for i in range(count):
-        # record length (varint)
-        if p >= end:
-            raise InvalidRecordError(
-                f"Incorrect declared batch size, premature EOF reached (record {i} of {count})")
+        # record length (varint); at `end` the length check below refuses (or IndexError)
         b = buf[p]
-        p += 1
         if b < 0x80:
-            length = (b >> 1) ^ -(b & 1)
+            length = zz[b]
+            p += 1
         else:
-            length, p = tail(buf, p, end, b & 0x7F, 5)
+            b2 = buf[p + 1]
+            if b2 < 0x80:
+                raw = (b & 0x7F) | (b2 << 7)
+                length = (raw >> 1) ^ -(raw & 1)
+                p += 2
+            else:
+                length, p = tail(buf, p + 1, end, b & 0x7F, 5)
         rec_end = p + length
         if length <= 0 or rec_end > end:
             raise InvalidRecordError(
                 f"Invalid record size: expected {length} bytes in record payload, but the batch has "
                 f"only {end - p} remaining bytes (record {i})")
-        # attributes (int8, unused), then timestampDelta (varlong, skipped)
+        # attributes (int8, unused) at p, then timestampDelta (varlong, skipped)
         b = buf[p + 1]
-        p += 2
-        if b >= 0x80:
-            _, p = tail(buf, p, rec_end, b & 0x7F, 10)
+        if b < 0x80:
+            p += 2
+        elif buf[p + 2] < 0x80:
+            p += 3
+        else:
+            _, p = tail(buf, p + 2, rec_end, b & 0x7F, 10)
         # offsetDelta (varint): must be i
         b = buf[p]
-        p += 1
-        if b < 0x80:
-            delta = (b >> 1) ^ -(b & 1)
+        if b == i2 and i < 64:
+            p += 1
         else:
-            delta, p = tail(buf, p, rec_end, b & 0x7F, 5)
-        if delta != i:
-            raise InvalidRecordError(f"Invalid offset delta {delta} for record {i} (expected {i})")
+            if b < 0x80:
+                delta = zz[b]
+                p += 1
+            else:
+                delta, p = tail(buf, p + 1, rec_end, b & 0x7F, 5)
+            if delta != i:
+                raise InvalidRecordError(f"Invalid offset delta {delta} for record {i} (expected {i})")
+        i2 += 2
         # key (varint length, negative = null)
         b = buf[p]
-        p += 1
         if b < 0x80:
-            n = (b >> 1) ^ -(b & 1)
+            n = zz[b]
+            p += 1
         else:
-            n, p = tail(buf, p, rec_end, b & 0x7F, 5)
+            b2 = buf[p + 1]
+            if b2 < 0x80:
+                raw = (b & 0x7F) | (b2 << 7)
+                n = (raw >> 1) ^ -(raw & 1)
+                p += 2
+            else:
+                n, p = tail(buf, p + 1, rec_end, b & 0x7F, 5)
         if n >= 0:
             p += n
         elif compacted_topic:
@@ -235,21 +260,27 @@ def _walk(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic
             keyless.append(i)
         # value (varint length, negative = null)
         b = buf[p]
-        p += 1
         if b < 0x80:
-            n = (b >> 1) ^ -(b & 1)
+            n = zz[b]
+            p += 1
         else:
-            n, p = tail(buf, p, rec_end, b & 0x7F, 5)
+            b2 = buf[p + 1]
+            if b2 < 0x80:
+                raw = (b & 0x7F) | (b2 << 7)
+                n = (raw >> 1) ^ -(raw & 1)
+                p += 2
+            else:
+                n, p = tail(buf, p + 1, rec_end, b & 0x7F, 5)
         if n > 0:
             p += n
         # headers: varint count, then a key (not null) and a value each, 2 bytes at least
         b = buf[p]
         p += 1
-        if b < 0x80:
-            headers = (b >> 1) ^ -(b & 1)
-        else:
-            headers, p = tail(buf, p, rec_end, b & 0x7F, 5)
-        if headers:
+        if b:
+            if b < 0x80:
+                headers = zz[b]
+            else:
+                headers, p = tail(buf, p, rec_end, b & 0x7F, 5)
             if headers < 0:
                 raise InvalidRecordError(f"Found invalid number of record headers {headers} (record {i})")
             if 2 * headers > rec_end - p:
@@ -258,7 +289,7 @@ def _walk(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic
                 b = buf[p]
                 p += 1
                 if b < 0x80:
-                    n = (b >> 1) ^ -(b & 1)
+                    n = zz[b]
                 else:
                     n, p = tail(buf, p, rec_end, b & 0x7F, 5)
                 if n < 0:
@@ -267,7 +298,7 @@ def _walk(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic
                 b = buf[p]
                 p += 1
                 if b < 0x80:
-                    n = (b >> 1) ^ -(b & 1)
+                    n = zz[b]
                 else:
                     n, p = tail(buf, p, rec_end, b & 0x7F, 5)
                 if n > 0:

@@ -1,0 +1,164 @@
+"""Cost of record validation on produce (kafkalike.storage.log_validator, Kafka's LogValidator),
+measured beside the path without it in one run.
+
+What is timed: the leader's append path in-process, `UnifiedLog.append(batch, leader_epoch=0)`
+(header + CRC walk and offset patching, the record walk when validation is on, the pwrite to
+the page cache), for producer-shaped batches of ~16 KiB (the Java producer's batch.size):
+1,000-byte and 100-byte records, uncompressed and with lz4, zstd and gzip. For each workload,
+one round appends the same batch `--batches` times to a fresh log with validation on, then to
+another fresh log with it off (UnifiedLog.validate_records = False on that instance only),
+alternating which goes first from round to round; figures are medians over `--rounds` rounds.
+The record walk alone (validate_records on one batch) is timed too, in µs per batch and ns
+per record. Not a test: nothing here asserts.
+
+Usage:
+  .venv/bin/python -m kafkalike.bench.produce_validation --rounds 7 --batches 2000
+  .venv/bin/python -m kafkalike.bench.produce_validation --json    # JSON on stdout
+The log directories live under --dir (default: a fresh temporary directory) and are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BATCH_BYTES = 16 * 1024
+CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
+WORKLOADS = [(1000, "none"), (100, "none"), (1000, "lz4"), (100, "lz4"), (1000, "zstd"), (100, "zstd"),
+             (1000, "gzip"), (100, "gzip")]
+
+
+def make_batch(record_bytes: int, codec: str, seed: int = 1) -> tuple[bytearray, int]:
+    """A producer-shaped batch: as many records of `record_bytes` (value; 8-byte key) as fit in
+    16 KiB uncompressed, values of words from a small vocabulary (compressible about as JSON
+    is), compressed with `codec`. Returns (batch bytes, records in it)."""
+    import struct
+
+    import crc32c
+
+    from kafkalike.protocol import records as codecs
+    from kafkalike.protocol.record_batch import ATTRIBUTES_AT, CRC_AT, HEADER_SIZE, SimpleRecord, build_batch
+
+    rng = random.Random(seed)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(500)]
+    now = int(time.time() * 1000)
+    count = max(1, (BATCH_BYTES - HEADER_SIZE) // (record_bytes + 8 + 8))
+    recs = []
+    for i in range(count):
+        value = bytearray()
+        while len(value) < record_bytes:
+            value += rng.choice(words) + b" "
+        recs.append(SimpleRecord(value=bytes(value[:record_bytes]), key=b"key-%04d" % (i % 1000), timestamp=now + i))
+    data = build_batch(recs)
+    if CODECS[codec]:
+        body = codecs.compress(CODECS[codec], data[HEADER_SIZE:])
+        out = bytearray(data[:HEADER_SIZE]) + body
+        struct.pack_into(">i", out, 8, len(out) - 12)
+        struct.pack_into(">h", out, ATTRIBUTES_AT, CODECS[codec])
+        struct.pack_into(">I", out, CRC_AT, crc32c.crc32c(memoryview(out)[ATTRIBUTES_AT:]))
+        return out, count
+    return bytearray(data), count
+
+
+def _append_rate(dir: Path, batch: bytearray, batches: int, validate: bool) -> float:
+    """Seconds to append `batch` `batches` times to a fresh log, validation on or off."""
+    from kafkalike.storage.log_config import LogConfig
+    from kafkalike.storage.unified_log import UnifiedLog
+
+    shutil.rmtree(dir, ignore_errors=True)
+    log = UnifiedLog.open(dir, LogConfig())
+    log.validate_records = validate
+    try:
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            log.append(batch, leader_epoch=0)
+        return time.perf_counter() - t0
+    finally:
+        log.close_handlers()
+        shutil.rmtree(dir, ignore_errors=True)
+
+
+def _walk_us(batch: bytearray, reps: int = 200) -> float:
+    """µs for validate_records on one batch (median of 5 timings of `reps` calls)."""
+    from kafkalike.storage.log_validator import validate_records
+
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            validate_records(batch)
+        samples.append((time.perf_counter() - t0) / reps * 1e6)
+    return statistics.median(samples)
+
+
+def run(dir: Path, rounds: int, batches: int, workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Every workload, `rounds` alternating on/off rounds; one result dict per workload."""
+    out = []
+    for record_bytes, codec in workloads:
+        batch, count = make_batch(record_bytes, codec)
+        samples: dict[str, list[float]] = {"on": [], "off": []}
+        for r in range(rounds):
+            order = ("on", "off") if r % 2 == 0 else ("off", "on")
+            for mode in order:
+                dt = _append_rate(dir / f"bench-{mode}-0", batch, batches, mode == "on")
+                samples[mode].append(batches * count / dt)
+        on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
+        walk = _walk_us(batch)
+        out.append({
+            "record_bytes": record_bytes, "codec": codec, "records_per_batch": count,
+            "batch_bytes": len(batch), "batches_per_round": batches, "rounds": rounds,
+            "records_per_s_validation_on": on, "records_per_s_validation_off": off,
+            "MBps_uncompressed_on": on * record_bytes / 1e6, "MBps_uncompressed_off": off * record_bytes / 1e6,
+            "on_vs_off": on / off, "append_us_per_batch_on": count / on * 1e6,
+            "append_us_per_batch_off": count / off * 1e6, "walk_us_per_batch": walk,
+            "walk_ns_per_record": walk * 1000 / count, "samples": samples,
+        })
+    return out
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table (docs/benchmarks.md)."""
+    lines = ["| records | codec | records/batch (bytes) | validation on: records/s | off: records/s | on/off | "
+             "append µs/batch on / off | record walk alone: µs/batch (ns/record) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['record_bytes']} B | {r['codec']} | {r['records_per_batch']} ({r['batch_bytes']:,} B) | "
+            f"{r['records_per_s_validation_on']:,.0f} | {r['records_per_s_validation_off']:,.0f} | "
+            f"{r['on_vs_off']:.2f} | {r['append_us_per_batch_on']:.0f} / {r['append_us_per_batch_off']:.0f} | "
+            f"{r['walk_us_per_batch']:.0f} ({r['walk_ns_per_record']:.0f}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m kafkalike.bench.produce_validation",
+                                     description="produce append path with and without record validation")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--batches", type=int, default=2000, help="batches appended per round and mode")
+    parser.add_argument("--dir", type=Path, default=None, help="where the logs go (default: a temp dir)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    import logging
+
+    from kafkalike.logs import configure
+
+    configure(level=logging.WARNING)
+    base = Path(tempfile.mkdtemp(prefix="kafkalike-validation-", dir=args.dir))
+    try:
+        results = run(base, args.rounds, args.batches, WORKLOADS)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(results, indent=1) if args.json else markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
