@@ -27,19 +27,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
+import trio
 
+from kafkalike.broker.metadata_cache import MetadataSnapshot
 from kafkalike.broker.socket_server import CloseConnection, ConnectionContext
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.codec import (
     RequestHeader,
     api_versions_response,
     encode_api_versions_fallback,
+    encode_response_body,
     encode_response_chunks,
+    frame_response_body,
     parse_request,
 )
 from kafkalike.protocol.errors import (
@@ -65,10 +70,15 @@ def build(cls: type, **values: Any) -> Any:
     Lets one handler serve every version of an API: pass the union of fields, and each
     version's entity takes the ones it has. ``throttle_time`` defaults to 0 ms.
     """
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = _FIELD_NAMES.get(cls)
+    if fields is None:
+        fields = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
     if "throttle_time" in fields and "throttle_time" not in values:
         values["throttle_time"] = datetime.timedelta(0)
     return cls(**{k: v for k, v in values.items() if k in fields})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 def entity(parent: type, name: str) -> type:
@@ -102,6 +112,9 @@ class KafkaApis:
         self.server = server
         #: {api key: (min, max)} served: kafkalike.api.versions (KafkaConfig.api_versions)
         self.supported: dict[int, tuple[int, int]] = server.config.api_versions
+        #: (version, listener, cluster id) -> (MetadataCache.updates, encoded all-topics Metadata body)
+        self._all_topics_metadata: dict[tuple[int, str, str | None], tuple[int, bytes]] = {}
+        self._all_topics_metadata_lock = trio.Lock()
         self.handlers: dict[int, Handler] = {
             ApiKey.API_VERSIONS: self.handle_api_versions,
             ApiKey.METADATA: self.handle_metadata,
@@ -167,55 +180,75 @@ class KafkaApis:
         Unknown topics: auto-created when auto.create.topics.enable and the request allows it
         (v4+ allow_auto_topic_creation), answered LEADER_NOT_AVAILABLE meanwhile; otherwise
         UNKNOWN_TOPIC_OR_PARTITION. A partition whose leader is not alive: LEADER_NOT_AVAILABLE.
-        Brokers are listed with their endpoint on the listener the request came on.
+        Brokers are listed with their endpoint on the listener the request came on. Every
+        topic named is auto-created, as Kafka does (10,000 names: 10,000 topics).
+
+        Scale (issue 15): the answer is built from an immutable MetadataSnapshot, in a worker
+        thread when it names more than METADATA_INLINE_TOPICS topics, so the event loop keeps
+        serving other connections; the encoded all-topics answer is kept per (version,
+        listener) until the next UpdateMetadata (Kafka serves it from its MetadataSnapshot).
+        Returns the ready frame.
         """
         server = self.server
         cache = server.metadata_cache
-        resp_cls = response_class_for(request)
-        topic_cls = entity(resp_cls, "MetadataResponseTopic")
-        part_cls = entity(resp_cls, "MetadataResponsePartition")
-        broker_cls = entity(resp_cls, "MetadataResponseBroker")
-
         requested: list[str] | None
         if request.topics is None or (header.api_version == 0 and not request.topics):
             requested = None
         else:
             requested = [t.name for t in request.topics if t.name is not None]
-        names = cache.topics() if requested is None else requested
-        allow_auto = getattr(request, "allow_auto_topic_creation", True)
+        if requested is None:
+            key = (header.api_version, conn.listener_name, server.cluster_id)
+            cached = self._all_topics_metadata.get(key)
+            if cached is None or cached[0] != cache.updates:
+                async with self._all_topics_metadata_lock:  # clients refreshing at once: built once
+                    cached = self._all_topics_metadata.get(key)
+                    if cached is None or cached[0] != cache.updates:
+                        snap = cache.snapshot()
+                        body = await self._metadata_body(request, header.api_version, snap, None, {},
+                                                         conn.listener_name)
+                        if any(gen != snap.generation for gen, _ in self._all_topics_metadata.values()):
+                            self._all_topics_metadata.clear()  # an older cache's answers: never served again
+                        cached = self._all_topics_metadata[key] = (snap.generation, body)
+            return [frame_response_body(header, cached[1])]
 
-        topics = []
-        for name in names:
-            parts = cache.partitions_of(name)
-            if not parts:
-                error = ErrorCode.unknown_topic_or_partition
-                if allow_auto and server.config["auto.create.topics.enable"] and server.auto_create_topic:
-                    error = await server.auto_create_topic(name)
-                topics.append(build(topic_cls, error_code=error, name=name, topic_id=None,
-                                    is_internal=False, partitions=(),
-                                    topic_authorized_operations=-2147483648))
-                continue
-            partitions = []
-            for index, info in sorted(parts.items()):
-                alive = info.leader in cache.brokers
-                partitions.append(build(
-                    part_cls,
-                    error_code=ErrorCode.none if alive else ErrorCode.leader_not_available,
-                    partition_index=index, leader_id=info.leader if alive else -1,
-                    leader_epoch=info.leader_epoch, replica_nodes=info.replicas,
-                    isr_nodes=info.isr, offline_replicas=info.offline_replicas))
-            topics.append(build(topic_cls, error_code=ErrorCode.none, name=name,
-                                topic_id=cache.topic_ids.get(name),
-                                is_internal=name.startswith("__"), partitions=tuple(partitions),
-                                topic_authorized_operations=-2147483648))
-        brokers = []
-        for node in cache.brokers.values():
-            ep = node.endpoints.get(conn.listener_name)
-            if ep is not None:
-                brokers.append(build(broker_cls, node_id=node.id, host=ep[0], port=ep[1], rack=node.rack))
-        return build(resp_cls, brokers=tuple(brokers), cluster_id=server.cluster_id,
-                     controller_id=cache.controller_id if cache.controller_id is not None else -1,
-                     topics=tuple(topics), cluster_authorized_operations=-2147483648)
+        errors: dict[str, int] = {}
+        allow_auto = (getattr(request, "allow_auto_topic_creation", True)
+                      and server.config["auto.create.topics.enable"] and server.auto_create_topic is not None)
+        unknown = [name for name in dict.fromkeys(requested) if not cache.contains_topic(name)]
+        if unknown and allow_auto:
+            await self._auto_create(unknown, errors)
+        else:
+            errors.update((name, ErrorCode.unknown_topic_or_partition) for name in unknown)
+        body = await self._metadata_body(request, header.api_version, cache.snapshot(), requested, errors,
+                                         conn.listener_name)
+        return [frame_response_body(header, body)]
+
+    async def _auto_create(self, names: list[str], errors: dict[str, int]) -> None:
+        """Auto-create ``names`` (Kafka creates every unknown topic a Metadata request names),
+        AUTO_CREATE_IN_FLIGHT at a time so that their ZooKeeper round trips overlap instead of
+        queueing one after another (10,000 names took minutes one by one); ``errors[name]`` gets
+        each creation's answer (LEADER_NOT_AVAILABLE while it comes up, or why not)."""
+        create = self.server.auto_create_topic
+        assert create is not None
+        pending = iter(names)
+
+        async def worker() -> None:
+            for name in pending:  # shared iterator: each name goes to one worker
+                errors[name] = await create(name)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(min(AUTO_CREATE_IN_FLIGHT, len(names))):
+                nursery.start_soon(worker)
+
+    async def _metadata_body(self, request: Any, version: int, snap: MetadataSnapshot, names: list[str] | None,
+                             errors: dict[str, int], listener: str) -> bytes:
+        """The encoded Metadata response body; in a worker thread for big answers (the inputs
+        are immutable: a snapshot, fresh lists)."""
+        work = functools.partial(_encode_metadata, response_class_for(request), version, snap, names, errors,
+                                 listener, self.server.cluster_id)
+        if len(snap.topics if names is None else names) <= METADATA_INLINE_TOPICS:
+            return work()
+        return await trio.to_thread.run_sync(work)
 
     # ------------------------------------------------------------------ UpdateMetadata
     async def handle_update_metadata(self, header: RequestHeader, request: Any,
@@ -441,6 +474,55 @@ class KafkaApis:
                                                conn: ConnectionContext) -> Any:
         """IncrementalAlterConfigs v0-v1 (ZkAdminManager.alter_configs, KIP-339)."""
         return await self._component("admin_manager").alter_configs(header, request, incremental=True)
+
+
+#: Metadata answers naming more topics than this are built and encoded in a worker thread
+METADATA_INLINE_TOPICS = 100
+#: auto-creations of one Metadata request in flight at once
+AUTO_CREATE_IN_FLIGHT = 16
+
+
+def _encode_metadata(resp_cls: type, version: int, snap: MetadataSnapshot, names: list[str] | None,
+                     errors: dict[str, int], listener: str, cluster_id: str | None) -> bytes:
+    """Build and encode one Metadata response body of ``version`` from ``snap``: ``names``
+    (None: every topic of the snapshot, sorted) in order, ``errors[name]`` for the topics
+    answered with an error and no partitions (unknown, being auto-created). Pure: reads only
+    its arguments, so it may run in a worker thread."""
+    topic_cls = entity(resp_cls, "MetadataResponseTopic")
+    part_cls = entity(resp_cls, "MetadataResponsePartition")
+    broker_cls = entity(resp_cls, "MetadataResponseBroker")
+    brokers_alive = snap.brokers
+    topics = []
+    for name in (sorted(snap.topics) if names is None else names):
+        parts = None if name in errors else snap.topics.get(name)
+        if not parts:
+            topics.append(build(topic_cls, error_code=errors.get(name, ErrorCode.unknown_topic_or_partition),
+                                name=name, topic_id=None, is_internal=False, partitions=(),
+                                topic_authorized_operations=-2147483648))
+            continue
+        partitions = []
+        for index in sorted(parts):
+            info = parts[index]
+            alive = info.leader in brokers_alive
+            partitions.append(build(
+                part_cls,
+                error_code=ErrorCode.none if alive else ErrorCode.leader_not_available,
+                partition_index=index, leader_id=info.leader if alive else -1,
+                leader_epoch=info.leader_epoch, replica_nodes=info.replicas,
+                isr_nodes=info.isr, offline_replicas=info.offline_replicas))
+        topics.append(build(topic_cls, error_code=ErrorCode.none, name=name,
+                            topic_id=snap.topic_ids.get(name),
+                            is_internal=name.startswith("__"), partitions=tuple(partitions),
+                            topic_authorized_operations=-2147483648))
+    brokers = []
+    for node in snap.brokers.values():
+        ep = node.endpoints.get(listener)
+        if ep is not None:
+            brokers.append(build(broker_cls, node_id=node.id, host=ep[0], port=ep[1], rack=node.rack))
+    response = build(resp_cls, brokers=tuple(brokers), cluster_id=cluster_id,
+                     controller_id=snap.controller_id if snap.controller_id is not None else -1,
+                     topics=tuple(topics), cluster_authorized_operations=-2147483648)
+    return encode_response_body(ApiKey.METADATA, version, response)
 
 
 def _ms(value: Any) -> int:

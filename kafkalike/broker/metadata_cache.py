@@ -50,9 +50,31 @@ class PartitionInfo:
     controller_epoch: int
 
 
+@attrs.frozen
+class MetadataSnapshot:
+    """The cache at one moment, never mutated afterwards (Kafka's ZkMetadataCache keeps its
+    state in an immutable MetadataSnapshot replaced on each update): safe to read from a
+    worker thread while the cache moves on.
+
+    topics: topic -> {partition index -> PartitionInfo} (the inner maps are the cache's own,
+    which ``update`` replaces instead of mutating). generation: ``MetadataCache.updates`` when
+    taken (answers built from it stay valid while the counter has not moved)."""
+
+    generation: int
+    controller_id: int | None
+    brokers: dict[int, BrokerNode]
+    topics: dict[str, dict[int, PartitionInfo]]
+    topic_ids: dict[str, uuid.UUID]
+
+
 @attrs.define
 class MetadataCache:
-    """The broker's metadata cache. ``update()`` is called with each UpdateMetadata request."""
+    """The broker's metadata cache. ``update()`` is called with each UpdateMetadata request.
+
+    ``partitions`` holds every partition; ``_by_topic`` the same infos per topic, so that one
+    topic's partitions (Metadata for 10,000 topics asks 10,000 times) are found without a
+    scan of the whole cluster. Each per-topic map is replaced, never mutated, by ``update``
+    (copy on write), so ``snapshot()`` costs one shallow copy of the topic map."""
 
     broker_id: int
     controller_id: int | None = None
@@ -61,6 +83,7 @@ class MetadataCache:
     partitions: dict[TopicPartition, PartitionInfo] = attrs.Factory(dict)
     topic_ids: dict[str, uuid.UUID] = attrs.Factory(dict)
     updates: int = 0
+    _by_topic: dict[str, dict[int, PartitionInfo]] = attrs.Factory(dict)
 
     def update(self, request: UpdateMetadataRequest, version: int) -> list[TopicPartition]:
         """Apply one UpdateMetadata request (any version 0-7); returns the deleted partitions.
@@ -85,18 +108,29 @@ class MetadataCache:
         else:
             states = [(p.topic_name, p) for p in request.ungrouped_partition_states]
         deleted: list[TopicPartition] = []
+        touched: dict[str, dict[int, PartitionInfo]] = {}  # copies of the topics this request changes
         for topic, p in states:
-            tp = TopicPartition(topic, p.partition_index)  # type: ignore[attr-defined]
+            index = p.partition_index  # type: ignore[attr-defined]
+            tp = TopicPartition(topic, index)
+            parts = touched.get(topic)
+            if parts is None:
+                parts = touched[topic] = dict(self._by_topic.get(topic, ()))
             if p.leader == LEADER_DURING_DELETE:  # type: ignore[attr-defined]
                 if self.partitions.pop(tp, None) is not None:
                     deleted.append(tp)
+                parts.pop(index, None)
                 continue
-            self.partitions[tp] = PartitionInfo(
+            info = PartitionInfo(
                 leader=p.leader, leader_epoch=p.leader_epoch, isr=tuple(p.isr),  # type: ignore[attr-defined]
                 replicas=tuple(p.replicas), offline_replicas=tuple(p.offline_replicas),  # type: ignore[attr-defined]
                 zk_version=p.zk_version, controller_epoch=p.controller_epoch)  # type: ignore[attr-defined]
-        for topic in {tp.topic for tp in deleted}:
-            if not any(tp.topic == topic for tp in self.partitions):
+            self.partitions[tp] = info
+            parts[index] = info
+        for topic, parts in touched.items():
+            if parts:
+                self._by_topic[topic] = parts
+            else:
+                self._by_topic.pop(topic, None)
                 self.topic_ids.pop(topic, None)
         self.updates += 1
         log.debug("metadata_cache_updated", controller_id=self.controller_id,
@@ -104,16 +138,21 @@ class MetadataCache:
         return deleted
 
     # --- queries
+    def snapshot(self) -> MetadataSnapshot:
+        """The cache now, as an immutable MetadataSnapshot (O(topics) shallow copies)."""
+        return MetadataSnapshot(self.updates, self.controller_id, dict(self.brokers), dict(self._by_topic),
+                                dict(self.topic_ids))
+
     def topics(self) -> list[str]:
         """Every topic with at least one partition in the cache, sorted."""
-        return sorted({tp.topic for tp in self.partitions})
+        return sorted(self._by_topic)
 
     def contains_topic(self, topic: str) -> bool:
-        return any(tp.topic == topic for tp in self.partitions)
+        return topic in self._by_topic
 
     def partitions_of(self, topic: str) -> dict[int, PartitionInfo]:
-        """partition index -> PartitionInfo for one topic (empty if unknown)."""
-        return {tp.partition: info for tp, info in self.partitions.items() if tp.topic == topic}
+        """partition index -> PartitionInfo for one topic (empty if unknown); a copy."""
+        return dict(self._by_topic.get(topic, ()))
 
     def partition(self, tp: TopicPartition) -> PartitionInfo | None:
         return self.partitions.get(tp)

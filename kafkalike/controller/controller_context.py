@@ -11,6 +11,8 @@ ReplicaStateMachine (Kafka 3.x): the state names and their valid previous states
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -66,6 +68,68 @@ VALID_PREVIOUS_REPLICA_STATES: dict[ReplicaState, frozenset[ReplicaState]] = {
 }
 
 
+class PartitionAssignments(dict[TopicPartition, list[int]]):
+    """partition -> replica list, plus an index topic -> its partitions kept in step with every
+    write (Kafka's ControllerContext keeps its assignments per topic,
+    ``partitionAssignments: Map[topic, Map[partition, ReplicaAssignment]]``), so that the
+    partitions of one topic are found without scanning every partition of the cluster: with
+    10,000 topics a scan per topic made topic deletion quadratic (issue 15)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        #: topic -> {partition index: None} (insertion-ordered set)
+        self.by_topic: dict[str, dict[int, None]] = {}
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, tp: TopicPartition, replicas: list[int]) -> None:
+        super().__setitem__(tp, replicas)
+        self.by_topic.setdefault(tp.topic, {})[tp.partition] = None
+
+    def __delitem__(self, tp: TopicPartition) -> None:
+        super().__delitem__(tp)
+        self._unindex(tp)
+
+    def _unindex(self, tp: TopicPartition) -> None:
+        parts = self.by_topic.get(tp.topic)
+        if parts is not None:
+            parts.pop(tp.partition, None)
+            if not parts:
+                del self.by_topic[tp.topic]
+
+    _MISSING: Any = object()
+
+    def pop(self, tp: TopicPartition, default: Any = _MISSING) -> Any:  # type: ignore[override]
+        if tp in self:
+            value = super().pop(tp)
+            self._unindex(tp)
+            return value
+        if default is self._MISSING:
+            raise KeyError(tp)
+        return default
+
+    def setdefault(self, tp: TopicPartition, default: Any = None) -> Any:  # type: ignore[override]
+        if tp not in self:
+            self[tp] = default
+        return super().__getitem__(tp)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        for tp, replicas in dict(*args, **kwargs).items():
+            self[tp] = replicas
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_topic.clear()
+
+    def popitem(self) -> tuple[TopicPartition, list[int]]:
+        tp, replicas = super().popitem()
+        self._unindex(tp)
+        return tp, replicas
+
+
+def _assignments_converter(value: Any) -> PartitionAssignments:
+    return value if isinstance(value, PartitionAssignments) else PartitionAssignments(value)
+
+
 class IllegalStateTransition(RuntimeError):
     """A state machine was asked for a transition Kafka does not allow (a controller bug)."""
 
@@ -88,7 +152,7 @@ class ControllerContext:
     live_brokers: dict[int, int] = attrs.Factory(dict)
     shutting_down: set[int] = attrs.Factory(set)
     topic_ids: dict[str, str] = attrs.Factory(dict)
-    assignments: dict[TopicPartition, list[int]] = attrs.Factory(dict)
+    assignments: PartitionAssignments = attrs.field(factory=PartitionAssignments, converter=_assignments_converter)
     leadership: dict[TopicPartition, LeaderIsrAndControllerEpoch] = attrs.Factory(dict)
     partition_states: dict[TopicPartition, PartitionState] = attrs.Factory(dict)
     replica_states: dict[tuple[TopicPartition, int], ReplicaState] = attrs.Factory(dict)
@@ -126,7 +190,12 @@ class ControllerContext:
             self.replica_states[(tp, replica)] = target
 
     def partitions_of_topic(self, topic: str) -> list[TopicPartition]:
-        return sorted(tp for tp in self.assignments if tp.topic == topic)
+        """The topic's partitions, sorted (from the per-topic index: no scan of the cluster)."""
+        return [TopicPartition(topic, p) for p in sorted(self.assignments.by_topic.get(topic, ()))]
+
+    def has_topic(self, topic: str) -> bool:
+        """True if ``topic`` has at least one partition in the context."""
+        return topic in self.assignments.by_topic
 
     def partitions_on_broker(self, broker_id: int) -> list[TopicPartition]:
         return sorted(tp for tp, replicas in self.assignments.items() if broker_id in replicas)
@@ -169,7 +238,7 @@ class ControllerContext:
         return reg.endpoints[0]
 
     def all_topics(self) -> set[str]:
-        return {tp.topic for tp in self.assignments}
+        return set(self.assignments.by_topic)
 
     def replicas_on_brokers(self, broker_ids: set[int]) -> list[tuple[TopicPartition, int]]:
         """(partition, replica) for every replica hosted on one of ``broker_ids``."""
@@ -192,17 +261,26 @@ class ControllerContext:
 
     def remove_topic(self, topic: str) -> None:
         """Forget a deleted topic entirely."""
-        for tp in self.partitions_of_topic(topic):
-            self.assignments.pop(tp, None)
-            self.leadership.pop(tp, None)
-            self.partition_states.pop(tp, None)
-            self.reassigning.pop(tp, None)
-        for key in [k for k in self.replica_states if k[0].topic == topic]:
+        self.remove_topics([topic])
+
+    def remove_topics(self, topics: Iterable[str]) -> None:
+        """Forget deleted topics entirely: one pass over the replica states for the whole
+        batch (not one per topic: 10,000 deleted topics made that quadratic)."""
+        topics = set(topics)
+        if not topics:
+            return
+        for topic in topics:
+            for tp in self.partitions_of_topic(topic):
+                self.assignments.pop(tp, None)
+                self.leadership.pop(tp, None)
+                self.partition_states.pop(tp, None)
+                self.reassigning.pop(tp, None)
+            self.topic_ids.pop(topic, None)
+        for key in [k for k in self.replica_states if k[0].topic in topics]:
             del self.replica_states[key]
-        self.topic_ids.pop(topic, None)
-        self.topics_to_delete.discard(topic)
-        self.topics_ineligible_for_deletion.discard(topic)
-        self.topics_with_deletion_started.discard(topic)
+        self.topics_to_delete -= topics
+        self.topics_ineligible_for_deletion -= topics
+        self.topics_with_deletion_started -= topics
 
     def reset(self) -> None:
         """Forget everything (a resigning controller; Kafka's ControllerContext reset)."""

@@ -269,6 +269,10 @@ class _FencedZk:
         self._check()
         await self._kzk.delete_topic_znodes(*a)
 
+    async def delete_topic_znodes_many(self, *a: Any) -> None:
+        self._check()
+        await self._kzk.delete_topic_znodes_many(*a)
+
     async def guarded_delete(self, path: str, epoch_zk_version: int) -> None:
         """Delete ``path`` behind the epoch check; a missing node is fine."""
         self._check()
@@ -323,6 +327,8 @@ class KafkaController:
         self.resignations = 0
         self.last_event: str | None = None
         self.stopped = trio.Event()
+        self._stopping = False
+        self._event_scope: trio.CancelScope | None = None
         self.became_active = trio.Event()
         if zk is not None:
             self.attach(zk)
@@ -409,8 +415,30 @@ class KafkaController:
             self.stopped.set()
 
     def shutdown(self) -> None:
-        """Ask the event loop to stop after the current event (Kafka's KafkaController.shutdown)."""
+        """Stop the event loop now, whatever it is doing (Kafka's KafkaController.shutdown:
+        ControllerEventManager.close clears the queue, preempting the queued events, and puts
+        ShutdownEventThread). Beyond Kafka, the event being processed is cancelled too (its
+        cancel scope), so that a controller busy with a long event (10,000 topic deletions,
+        issue 15) still stops within the broker's shutdown; the controller resigns, and the
+        next one rebuilds everything from ZooKeeper, as after any failover."""
+        self._stopping = True
+        if self._event_scope is not None:
+            self._event_scope.cancel()
         self.put(_ShutdownEventThread())
+
+    def _preempt_queued_events(self) -> int:
+        """Drop every queued event; a queued ControlledShutdown is answered NOT_CONTROLLER
+        (Kafka's ControlledShutdown.preempt: ControllerMovedException). Returns how many."""
+        dropped = 0
+        while True:
+            try:
+                event = self._events_recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return dropped
+            dropped += 1
+            if isinstance(event, ControlledShutdown):
+                event.reply.error = ErrorCode.not_controller
+                event.reply.done.set()
 
     async def _watch_session(self, sessions: trio.MemoryReceiveChannel[SessionEvent]) -> None:
         async for ev in sessions:
@@ -445,7 +473,12 @@ class KafkaController:
 
     async def _event_loop(self) -> None:
         async for event in self._events_recv:
-            if isinstance(event, _ShutdownEventThread):
+            if self._stopping or isinstance(event, _ShutdownEventThread):
+                preempted = self._preempt_queued_events()
+                if isinstance(event, ControlledShutdown):
+                    event.reply.error = ErrorCode.not_controller
+                    event.reply.done.set()
+                log.info("controller_event_loop_stopping", broker_id=self.broker_id, preempted_events=preempted)
                 await self._on_shutdown()
                 return
             if isinstance(event, WatchEvent):
@@ -454,7 +487,14 @@ class KafkaController:
                     continue
             self.last_event = type(event).__name__
             try:
-                await self._process(event)
+                with trio.CancelScope() as self._event_scope:
+                    await self._process(event)
+                if self._event_scope.cancelled_caught:
+                    log.warning("controller_event_cancelled", controller_event=self.last_event,
+                                reason="controller shutting down")
+                    if isinstance(event, ControlledShutdown):
+                        event.reply.error = ErrorCode.not_controller
+                        event.reply.done.set()
             except ControllerMoved as exc:
                 log.warning("controller_moved", broker_id=self.broker_id, controller_event=self.last_event, error=str(exc))
                 self._resign_now("controller moved")
@@ -478,6 +518,7 @@ class KafkaController:
                 if self._active:
                     await self._trigger_controller_move(f"{self.last_event} failed: {exc!r}")
             finally:
+                self._event_scope = None
                 self.events_processed += 1
 
     async def _requeue_when_connected(self, event: ControllerEvent) -> None:
@@ -671,9 +712,9 @@ class KafkaController:
         await self.replica_state_machine.startup()
         await self.partition_state_machine.startup()
         await self.topic_deletion_manager.init(
-            [t for t in deletions if t in ctx.all_topics()],
+            [t for t in deletions if ctx.has_topic(t)],
             [t for t in deletions if any(r not in ctx.live_brokers for _, r in ctx.replicas_for_topic(t))])
-        for t in [t for t in deletions if t not in ctx.all_topics()]:  # stale marks
+        for t in [t for t in deletions if not ctx.has_topic(t)]:  # stale marks
             await self.kafka_zk.guarded_delete(zd.delete_topic_path(t), ctx.epoch_zk_version)
         self.became_active.set()
         log.info("controller_failover_done", broker_id=self.broker_id, controller_epoch=ctx.epoch,

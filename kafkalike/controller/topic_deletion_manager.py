@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import structlog
+import trio
 
 from kafkalike.controller.controller_context import PartitionState, ReplicaState
 from kafkalike.coordination.zk_data import TopicPartition, delete_topic_path
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 PS, RS = PartitionState, ReplicaState
+
+#: resume_deletions yields to the event loop after this many topics
+YIELD_EVERY = 500
 
 
 class TopicDeletionManager:
@@ -117,60 +121,91 @@ class TopicDeletionManager:
     async def resume_deletions(self) -> None:
         """Advance every queued topic as far as it can go (Kafka's resumeDeletions): complete
         topics whose replicas are all deleted; give replicas whose deletion failed (or whose
-        broker was down) another go at the next resume; start eligible topics."""
+        broker was down) another go; start eligible topics.
+
+        All topics of a call are handled as ONE batch, as Kafka's onTopicDeletion(topics) does:
+        one partition state change, one UpdateMetadata, one StopReplica per broker for all
+        their partitions, one pipelined ZooKeeper deletion of the completed topics. The scan
+        yields to the event loop every YIELD_EVERY topics, so that 10,000 queued topics never
+        keep the broker (and its SIGTERM handler) from running (issue 15)."""
         ctx = self.ctx
+        complete: list[str] = []
         retry: list[str] = []
         eligible: list[str] = []
-        for topic in sorted(ctx.topics_to_delete):
+        for i, topic in enumerate(sorted(ctx.topics_to_delete)):
+            if i and i % YIELD_EVERY == 0:
+                await trio.sleep(0)
             replicas = ctx.replicas_for_topic(topic)
+            states = [ctx.replica_state(tp, r) for tp, r in replicas]
             if topic in ctx.topics_with_deletion_started and all(
-                    ctx.replica_state(tp, r) is RS.ReplicaDeletionSuccessful for tp, r in replicas):
-                await self._complete_delete_topic(topic)
+                    state is RS.ReplicaDeletionSuccessful for state in states):
+                complete.append(topic)
                 continue
-            if not self.is_topic_deletion_in_progress(topic) and any(
-                    ctx.replica_state(tp, r) is RS.ReplicaDeletionIneligible for tp, r in replicas):
+            in_progress = RS.ReplicaDeletionStarted in states
+            if not in_progress and RS.ReplicaDeletionIneligible in states:
                 retry.append(topic)
-            if any(tp in ctx.reassigning for tp in ctx.partitions_of_topic(topic)):
+            if any(tp in ctx.reassigning for tp, _ in replicas):
                 self.mark_topic_ineligible_for_deletion([topic], "partition reassignment in progress")
-            if self.is_topic_eligible_for_deletion(topic):
+            if not in_progress and topic not in ctx.topics_ineligible_for_deletion:
                 eligible.append(topic)
-        for topic in retry:
-            failed = [(tp, r) for tp, r in ctx.replicas_for_topic(topic)
+        if complete:
+            await self._complete_delete_topics(complete)
+        if retry:
+            failed = [(tp, r) for topic in retry for tp, r in ctx.replicas_for_topic(topic)
                       if ctx.replica_state(tp, r) is RS.ReplicaDeletionIneligible]
             await self.controller.replica_state_machine.handle_state_changes(failed, RS.OfflineReplica)
-            ctx.topics_ineligible_for_deletion.discard(topic)
-        for topic in eligible:
-            await self._on_topic_deletion(topic)
+            ctx.topics_ineligible_for_deletion -= set(retry)
+        if eligible:
+            await self._on_topic_deletion(eligible)
 
-    async def _on_topic_deletion(self, topic: str) -> None:
+    async def _on_topic_deletion(self, topics: list[str]) -> None:
+        """Kafka's onTopicDeletion(topics): partitions of topics not yet started -> Offline ->
+        NonExistent; one UpdateMetadata (leader -2) for every partition of ``topics`` so that
+        metadata caches drop them at once; then their replicas' deletion."""
         ctx, c = self.ctx, self.controller
-        partitions = ctx.partitions_of_topic(topic)
-        if topic not in ctx.topics_with_deletion_started:
+        unseen = [t for t in topics if t not in ctx.topics_with_deletion_started]
+        if unseen:
+            partitions = [tp for t in unseen for tp in ctx.partitions_of_topic(t)]
             await c.partition_state_machine.handle_state_changes(
                 [tp for tp in partitions if ctx.partition_state(tp) is not PS.NonExistentPartition], PS.OfflinePartition)
             await c.partition_state_machine.handle_state_changes(partitions, PS.NonExistentPartition)
-            ctx.topics_with_deletion_started.add(topic)
-        # metadata caches drop the topic: its partitions go out with leader -2
+            ctx.topics_with_deletion_started |= set(unseen)
+        partitions = [tp for t in topics for tp in ctx.partitions_of_topic(t)]
         c.send_update_metadata_request(sorted(ctx.live_or_shutting_down_broker_ids()), partitions)
-        log.info("topic_deletion_started", topic=topic, partitions=len(partitions))
-        await self._start_replica_deletion(topic)
+        log.info("topic_deletion_started", topics=len(topics), partitions=len(partitions), first=topics[:10])
+        await self._start_replica_deletion(topics)
 
-    async def _start_replica_deletion(self, topic: str) -> None:
+    async def _start_replica_deletion(self, topics: list[str]) -> None:
+        """Kafka's onPartitionDeletion: replicas on dead brokers -> ReplicaDeletionIneligible
+        (their topics wait), the others -> OfflineReplica -> ReplicaDeletionStarted
+        (StopReplica with delete=true, one request per broker for the whole batch)."""
         ctx, rsm = self.ctx, self.controller.replica_state_machine
-        pending = [(tp, r) for tp, r in ctx.replicas_for_topic(topic)
-                   if ctx.replica_state(tp, r) is not RS.ReplicaDeletionSuccessful]
-        alive = [(tp, r) for tp, r in pending if r in ctx.live_brokers]
-        dead = [(tp, r) for tp, r in pending if r not in ctx.live_brokers]
+        alive: list[tuple[TopicPartition, int]] = []
+        dead: list[tuple[TopicPartition, int]] = []
+        dead_brokers: dict[str, set[int]] = {}
+        for topic in topics:
+            for tp, r in ctx.replicas_for_topic(topic):
+                if ctx.replica_state(tp, r) is RS.ReplicaDeletionSuccessful:
+                    continue
+                if r in ctx.live_brokers:
+                    alive.append((tp, r))
+                else:
+                    dead.append((tp, r))
+                    dead_brokers.setdefault(topic, set()).add(r)
         await rsm.handle_state_changes(dead, RS.ReplicaDeletionIneligible)
         await rsm.handle_state_changes(alive, RS.OfflineReplica)
         await rsm.handle_state_changes(alive, RS.ReplicaDeletionStarted)
-        if dead:
-            self.mark_topic_ineligible_for_deletion([topic], f"replicas on dead brokers {sorted({r for _, r in dead})}")
+        for topic, brokers in dead_brokers.items():
+            self.mark_topic_ineligible_for_deletion([topic], f"replicas on dead brokers {sorted(brokers)}")
 
-    async def _complete_delete_topic(self, topic: str) -> None:
+    async def _complete_delete_topics(self, topics: list[str]) -> None:
+        """Kafka's completeDeleteTopic for a batch: replicas -> NonExistentReplica, the topics'
+        znodes deleted in one pipelined batch (fenced by the controller epoch), the topics
+        forgotten by the context."""
         ctx, c = self.ctx, self.controller
-        replicas = ctx.replicas_for_topic(topic)
+        replicas = [rep for t in topics for rep in ctx.replicas_for_topic(t)]
+        partitions = {t: [tp.partition for tp in ctx.partitions_of_topic(t)] for t in topics}
         await c.replica_state_machine.handle_state_changes(replicas, RS.NonExistentReplica)
-        await c.kafka_zk.delete_topic_znodes(topic, ctx.epoch_zk_version)
-        ctx.remove_topic(topic)
-        log.info("topic_deleted", topic=topic)
+        await c.kafka_zk.delete_topic_znodes_many(partitions, ctx.epoch_zk_version)
+        ctx.remove_topics(topics)
+        log.info("topics_deleted", count=len(topics), topics=topics[:20])

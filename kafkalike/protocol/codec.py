@@ -318,6 +318,22 @@ def encode_response(header: RequestHeader, response: Any) -> bytes:
     return _I32.pack(len(head) + len(body)) + head + body
 
 
+def encode_response_body(api_key: int, api_version: int, response: Any) -> bytes:
+    """The body of a response (no size prefix, no response header): what stays the same
+    between two requests answered alike, e.g. the all-topics Metadata answer that KafkaApis
+    caches until the next UpdateMetadata. Frame it with ``frame_response_body``. Pure
+    computation on an immutable entity: safe to run in a worker thread."""
+    _check_message(response, api_key, api_version, "response")
+    return _encode_body(response, api_version)
+
+
+def frame_response_body(header: RequestHeader, body: bytes) -> bytes:
+    """The response frame (size prefix, response header of ``header``'s correlation id) around
+    a body from ``encode_response_body``."""
+    head = _response_header_bytes(header.api_key, header.api_version, header.correlation_id)
+    return _I32.pack(len(head) + len(body)) + head + body
+
+
 def api_versions_response(
     api_version: int,
     supported: dict[int, tuple[int, int]] = SUPPORTED_APIS,

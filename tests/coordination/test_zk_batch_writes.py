@@ -106,3 +106,30 @@ async def test_create_partition_states_many_creates_parents_and_reports_existing
     with pytest.raises(ControllerMoved):
         await kzk.create_partition_states_many({zd.TopicPartition("v", 0): new[tps[0]]}, epoch.zk_version + 1)
     assert await kzk.get_partition_state("v", 0) is None
+
+
+async def test_delete_topic_znodes_many_removes_every_topics_tree_config_and_mark(zk_client: ZooKeeperClient) -> None:
+    """A batch deletion removes each topic's znode with its partition states, its config and its
+    deletion mark; a topic whose tree has an extra node (or no partition states) still goes
+    (recursive fallback); missing configs and marks are fine; a moved epoch deletes nothing."""
+    kzk = KafkaZkClient(zk_client)
+    epoch = await kzk.register_controller_and_increment_epoch(1)
+    topics = {"a": [0, 1], "b": [0], "odd": [0], "bare": [0]}
+    for t, parts in topics.items():
+        await kzk.create_topic_assignment(zd.TopicAssignment(t, {p: zd.ReplicaAssignment((1,)) for p in parts}))
+        if t != "bare":  # "bare": the controller never wrote its partition states
+            await kzk.create_partition_states_many(
+                {zd.TopicPartition(t, p): zd.LeaderIsrAndControllerEpoch(1, 0, (1,), epoch.epoch) for p in parts},
+                epoch.zk_version)
+        await kzk.create_delete_topic_path(t)
+    await zk_client.create(zd.topic_path("odd") + "/extra", b"")
+    await zk_client.create(zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, "a"), b"{}", make_parents=True)
+    await zk_client.create_if_absent(zd.topic_path("kept"))
+    await kzk.create_delete_topic_path("kept")
+    with pytest.raises(ControllerMoved):
+        await kzk.delete_topic_znodes_many({"kept": [0]}, epoch.zk_version + 1)
+    assert await zk_client.exists(zd.topic_path("kept")) is not None
+    await kzk.delete_topic_znodes_many(topics, epoch.zk_version)
+    assert await zk_client.get_children(zd.BROKER_TOPICS_PATH) == ["kept"]
+    assert await zk_client.get_children(zd.DELETE_TOPICS_PATH) == ["kept"]
+    assert await zk_client.exists(zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, "a")) is None

@@ -1,0 +1,286 @@
+"""Many topics on one cluster: what one Metadata request with auto-creation does to a broker
+(issue 15), measured against real broker processes.
+
+    python -m kafkalike.bench.many_topics --topics 10000 --brokers 1 --metadata-rounds 5
+
+Starts a 1-node ZooKeeper ensemble and a ``--brokers`` cluster (auto.create.topics.enable,
+num.partitions 1, replication factor 1), all stopped afterwards by pid. Then:
+
+1. create: ONE Metadata v1 request naming ``--topics`` new topics (auto-creation, as the
+   issue's probe did); seconds until every broker's metadata cache lists them all;
+2. metadata: ``--metadata-rounds`` all-topics Metadata requests (v1) while a second
+   connection sends ApiVersions back to back: the Metadata round-trip times, the size of the
+   answer, and the longest ApiVersions round trip (how long the broker's event loop stalled);
+3. delete: DeleteTopics for every topic (batches of ``--delete-batch`` names, timeout 0 so
+   the request only marks them); seconds until the broker's metadata lists none, and the
+   longest ApiVersions round trip meanwhile;
+4. stop: SIGTERM to every broker; seconds until each process exited.
+
+Prints one line per step. docs/benchmarks.md ("Many topics") quotes it. The helpers are
+shared with tests/controller/test_many_topics.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.cluster import process
+from kafkalike.cluster.local_cluster import LocalCluster
+from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+from kafkalike.coordination import ZooKeeperClient
+from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.errors import MultiOpFailed
+from kafkalike.coordination.zookeeper_client import CreateOp
+from kafkalike.logs import configure as configure_logs
+from kafkalike.protocol.api_keys import ApiKey
+
+#: Metadata v1: the version of the issue's probe (auto-creation, no allow_auto flag)
+METADATA_VERSION = 1
+REQUEST_TIMEOUT_MS = 600_000.0
+
+
+@attrs.define
+class PingStats:
+    """ApiVersions round trips (seconds) sent back to back while something else runs."""
+
+    rtts: list[float] = attrs.Factory(list)
+
+    @property
+    def max(self) -> float:
+        return max(self.rtts, default=0.0)
+
+
+async def _connect(address: str, nursery: trio.Nursery) -> KafkaConnection:
+    host, port = address.rsplit(":", 1)
+    return await KafkaConnection.connect(host, int(port), nursery=nursery, request_timeout_ms=REQUEST_TIMEOUT_MS)
+
+
+async def while_pinging(address: str, work: Callable[[], Awaitable[Any]]) -> tuple[Any, PingStats]:
+    """Run ``work()`` while a second connection to ``address`` sends ApiVersions back to back
+    (one in flight); returns (work's result, the round trips). The longest round trip is how
+    long the broker's event loop was kept from answering a trivial request."""
+    stats = PingStats()
+    async with trio.open_nursery() as nursery:
+        conn = await _connect(address, nursery)
+        done = trio.Event()
+
+        async def ping() -> None:
+            while not done.is_set():
+                t0 = time.monotonic()
+                await conn.call(ApiKey.API_VERSIONS)
+                stats.rtts.append(time.monotonic() - t0)
+                await trio.sleep(0.005)
+
+        nursery.start_soon(ping)
+        try:
+            result = await work()
+        finally:
+            done.set()
+        await trio.sleep(0.05)
+        await conn.aclose()
+    return result, stats
+
+
+async def metadata(address: str, topics: Sequence[str] | None, *, allow_auto: bool = False) -> Any:
+    """One Metadata v1 request (``topics`` None: all topics) on a fresh connection."""
+    async with trio.open_nursery() as nursery:
+        conn = await _connect(address, nursery)
+        try:
+            fields: dict[str, Any] = {"topics": None if topics is None else [{"name": t} for t in topics]}
+            if allow_auto:
+                fields["allow_auto_topic_creation"] = True
+            return await conn.call(ApiKey.METADATA, api_version=METADATA_VERSION, **fields)
+        finally:
+            await conn.aclose()
+
+
+async def topic_count(address: str) -> int:
+    """How many topics the broker at ``address`` lists (all-topics Metadata)."""
+    resp = await metadata(address, None)
+    return sum(1 for t in resp.topics if t.error_code == 0)
+
+
+async def wait_topic_count(addresses: Sequence[str], want: Callable[[int], bool], timeout: float,
+                           poll: float = 0.5) -> float:
+    """Seconds until every broker's topic count satisfies ``want``; raises TimeoutError."""
+    t0 = time.monotonic()
+    with trio.fail_after(timeout):
+        for address in addresses:
+            while not want(await topic_count(address)):
+                await trio.sleep(poll)
+    return time.monotonic() - t0
+
+
+async def delete_topics(address: str, names: Sequence[str], batch: int = 1000) -> None:
+    """DeleteTopics for ``names`` (``batch`` names per request, timeout 0: mark only)."""
+    async with trio.open_nursery() as nursery:
+        conn = await _connect(address, nursery)
+        try:
+            for i in range(0, len(names), batch):
+                await conn.call(ApiKey.DELETE_TOPICS, topic_names=list(names[i:i + batch]), timeout=0)
+        finally:
+            await conn.aclose()
+
+
+async def mark_for_deletion_in_zk(zk_connect: str, names: Sequence[str]) -> None:
+    """Create ``/admin/delete_topics/<t>`` for every name, pipelined (what DeleteTopics, or
+    ``kafka-topics --zookeeper --delete``, writes): the controller's side of deletion alone."""
+    zk = ZooKeeperClient(zk_connect, name="many-topics-bench")
+    await zk.start()
+    try:
+        await zk.ensure_path(zd.DELETE_TOPICS_PATH)
+        await zk.multi_many([[CreateOp(zd.delete_topic_path(t))] for t in names])
+    finally:
+        await zk.close()
+
+
+async def create_in_zk(zk_connect: str, names: Sequence[str], broker: int = 1) -> None:
+    """Write ``/brokers/topics/<t>`` (one partition, on ``broker``) for every name, pipelined
+    (what Kafka's AdminZkClient.createTopic writes): the controller's side of creation alone."""
+    zk = ZooKeeperClient(zk_connect, name="many-topics-bench")
+    await zk.start()
+    try:
+        await zk.ensure_path(zd.BROKER_TOPICS_PATH)
+        outcomes = await zk.multi_many([
+            [CreateOp(zd.topic_path(t), zd.TopicAssignment(
+                t, {0: zd.ReplicaAssignment((broker,))}, zd.generate_uuid_base64()).to_json())]
+            for t in names])
+        failed = [o for o in outcomes if isinstance(o, MultiOpFailed)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} topic znodes not created: {failed[:3]}")
+    finally:
+        await zk.close()
+
+
+def topic_names(n: int, prefix: str = "many") -> list[str]:
+    return [f"{prefix}-{i:05d}" for i in range(n)]
+
+
+async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str) -> None:
+    addresses = [cluster.broker_address(b) for b in cluster.broker_ids]
+    first = addresses[0]
+    names = topic_names(topics)
+
+    t0 = time.monotonic()
+    if via == "api":
+        resp, ping = await while_pinging(first, lambda: metadata(first, names, allow_auto=True))
+        request_s = time.monotonic() - t0
+        wait_s = await wait_topic_count(addresses, lambda n: n >= topics, timeout=3600)
+        print(f"create : one Metadata v1 request naming {topics:,} topics answered in {request_s:.2f} s "
+              f"({len(resp.topics):,} topics in the answer); all brokers list them {request_s + wait_s:.2f} s "
+              f"after the request; longest ApiVersions round trip meanwhile {ping.max * 1000:.0f} ms", flush=True)
+    else:
+        async def create() -> float:
+            await create_in_zk(cluster.zk_connect, names)
+            return await wait_topic_count(addresses, lambda n: n >= topics, timeout=3600)
+
+        _, ping = await while_pinging(first, create)
+        print(f"create : {topics:,} topic znodes written to ZooKeeper; all brokers list them "
+              f"{time.monotonic() - t0:.2f} s later; longest ApiVersions round trip meanwhile "
+              f"{ping.max * 1000:.0f} ms", flush=True)
+
+    for r in range(metadata_rounds):
+        rtts: list[float] = []
+
+        async def rounds() -> int:
+            t = time.monotonic()
+            resp = await metadata(first, None)
+            rtts.append(time.monotonic() - t)
+            return len(resp.topics)
+
+        n, ping = await while_pinging(first, rounds)
+        print(f"metadata: all-topics Metadata v1 ({n:,} topics) {rtts[0] * 1000:.0f} ms; longest ApiVersions "
+              f"round trip meanwhile {ping.max * 1000:.0f} ms ({len(ping.rtts)} pings)", flush=True)
+
+    async def delete_all() -> tuple[float, float]:
+        t = time.monotonic()
+        if via == "api":
+            await delete_topics(first, names, delete_batch)
+        else:
+            await mark_for_deletion_in_zk(cluster.zk_connect, names)
+        await wait_topic_count(addresses, lambda n: n == 0, timeout=3600, poll=1.0)
+        metadata_s = time.monotonic() - t
+        zk = ZooKeeperClient(cluster.zk_connect, name="many-topics-bench")
+        await zk.start()
+        try:
+            while await zk.get_children(zd.BROKER_TOPICS_PATH) or await zk.get_children(zd.DELETE_TOPICS_PATH):
+                await trio.sleep(0.5)
+        finally:
+            await zk.close()
+        return metadata_s, time.monotonic() - t
+
+    (metadata_s, zk_s), ping = await while_pinging(first, delete_all)
+    how = "the first DeleteTopics" if via == "api" else "the deletion marks were written to ZooKeeper"
+    print(f"delete : {topics:,} topics gone from every broker's metadata {metadata_s:.2f} s after {how}, "
+          f"from ZooKeeper {zk_s:.2f} s after ({topics / zk_s:,.0f} topics/s); longest ApiVersions round trip "
+          f"meanwhile {ping.max * 1000:.0f} ms", flush=True)
+
+
+def stop_timed(cluster: LocalCluster) -> dict[int, float]:
+    """SIGTERM every broker at once; seconds until each exited (math.inf: killed after 120 s)."""
+    pids = {b: cluster.broker_pid(b) for b in cluster.broker_ids if cluster.broker_alive(b)}
+    t0 = time.monotonic()
+    for pid in pids.values():
+        process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]
+    out: dict[int, float] = {}
+    for b, pid in pids.items():
+        try:
+            process.wait_for(lambda: not process.is_alive(pid), 120, what=f"broker {b} to exit")
+            out[b] = time.monotonic() - t0
+        except TimeoutError:
+            out[b] = math.inf
+            process.stop_pid(pid, timeout=1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kafkalike.bench.many_topics", description=__doc__.split("\n")[0])
+    ap.add_argument("--topics", type=int, default=10_000)
+    ap.add_argument("--brokers", type=int, default=1)
+    ap.add_argument("--metadata-rounds", type=int, default=5)
+    ap.add_argument("--delete-batch", type=int, default=1000, help="topic names per DeleteTopics request")
+    ap.add_argument("--via", choices=("api", "zk"), default="api",
+                    help="api: create with one Metadata request, delete with DeleteTopics (the broker's admin "
+                         "path included); zk: write the topic znodes / deletion marks to ZooKeeper directly, "
+                         "pipelined (the controller's work alone)")
+    args = ap.parse_args(argv)
+    configure_logs(level=logging.WARNING)
+    work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))
+    ensemble = ZkEnsemble(work / "zk", nodes=1, base_port=find_free_base_port(["127.0.0.1"]), die_with_parent=True)
+    ensemble.start(timeout=90)
+    cluster = None
+    try:
+        hosts = [f"127.0.0.{i}" for i in range(1, args.brokers + 1)]
+        cluster = LocalCluster(work / "cluster", brokers=args.brokers, base_port=find_free_base_port(hosts, low=30000,
+                                                                                                     high=32000),
+                               zookeeper_connect=ensemble.connect_string, chroot="many-topics",
+                               overrides={"auto.create.topics.enable": "true", "num.partitions": "1",
+                                          "default.replication.factor": "1"})
+        cluster.start(timeout=90)
+        trio.run(run, cluster, args.topics, args.metadata_rounds, args.delete_batch, args.via)
+        exits = stop_timed(cluster)
+        print("stop   : " + ", ".join(f"broker {b} exited {s:.2f} s after SIGTERM" for b, s in exits.items()),
+              flush=True)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        ensemble.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
