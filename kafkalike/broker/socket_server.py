@@ -421,6 +421,8 @@ class SocketServer:
                     if reader.waiting_for_memory:  # muted: wait for a handled request's bytes
                         freed = self._memory_freed
                         if reader.resume():
+                            if self.pool.waiting:  # the next in line may have slept through its turn
+                                self._memory_changed()
                             continue
                         with trio.move_on_after(idle_s) as idle:
                             await freed.wait()

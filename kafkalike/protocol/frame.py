@@ -13,9 +13,11 @@ Rules (Kafka's ``NetworkReceive`` / ``SocketServer`` / ``SimpleMemoryPool``):
 - A frame body's buffer is never allocated at the *declared* size before the bytes arrive
   (a peer announcing 100 MiB and sending nothing costs nothing). Nothing is allocated until
   the first body byte; a frame of at most ``EAGER_FRAME_BYTES`` (2 MiB: every ordinary
-  request) then gets its whole ``bytearray`` at once; a larger one starts at 2 MiB and grows
-  as data arrives (doubling, at most ``MAX_GROW_STEP`` = 16 MiB per step, resized in place,
-  so a 100 MiB frame holds at most ~16 MiB more than it has received). When the frame is
+  request) then gets its whole ``bytearray`` at once (copied straight out of the received
+  chunk when the whole frame is in it); for a larger one ``feed()`` appends each received
+  chunk (the bytearray is resized in place: no zero-fill, no copy of what it holds), so it
+  holds exactly what has arrived; ``writable()`` grows it ahead of the socket in steps
+  (2 MiB first, then doubling, at most ``MAX_GROW_STEP`` = 16 MiB). When the frame is
   complete its buffer is exactly the body: ``next_frame()`` hands it out as a writable
   ``memoryview`` (never copied again; the broker patches batch offsets in place).
 - ``feed(data)`` copies ``data`` into the body once; ``writable()`` + ``commit(n)`` let a
@@ -63,23 +65,26 @@ class MemoryPool:
 
     Follows Kafka's ``SimpleMemoryPool`` as the SocketServer uses it (non-strict): an
     allocation is granted while the pool is not exhausted (``used < capacity``), so ``used``
-    may pass ``capacity`` by one allocation (here at most ``max(EAGER_FRAME_BYTES,
-    MAX_GROW_STEP)`` bytes). ``capacity`` <= 0 means unbounded (Kafka's ``MemoryPool.NONE``).
+    may pass ``capacity`` by one allocation (here at most ``MAX_GROW_STEP`` bytes: a 2 MiB
+    first buffer, one received chunk, or one ``writable()`` step). ``capacity`` <= 0 means
+    unbounded (Kafka's ``MemoryPool.NONE``); ``used`` is still counted.
 
     Unlike Kafka, which reserves a frame's declared size when its prefix arrives, memory is
     counted as a frame's buffer grows, i.e. as its bytes arrive, so size prefixes alone cannot
     exhaust the pool. To stay live when partial frames fill the pool, refused readers queue
     in arrival order and only the first may take memory next; when every counted byte
     belongs to a waiting reader (nothing else can ever release), the first one is granted
-    anyway, so some frame always completes.
+    anyway and may keep allocating until its frame is complete, so some frame always
+    completes and the overdraft is at most one frame (<= socket.request.max.bytes).
     """
 
-    __slots__ = ("capacity", "used", "_waiting")
+    __slots__ = ("capacity", "used", "_waiting", "_privileged")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
         self._waiting: dict[FrameReader, None] = {}
+        self._privileged: FrameReader | None = None  # granted past the budget until its frame is done
 
     @property
     def bounded(self) -> bool:
@@ -98,15 +103,17 @@ class MemoryPool:
 
     def try_allocate(self, reader: "FrameReader", nbytes: int) -> bool:
         """Take ``nbytes`` for ``reader``'s frame, or queue the reader and return False."""
-        if self.capacity <= 0:
+        if self.capacity <= 0 or reader is self._privileged:
             self.used += nbytes
             return True
         first = next(iter(self._waiting), None)
         if first is None or first is reader:
             grant = self.used < self.capacity
-            if not grant and first is reader:
+            if not grant and first is reader and self._privileged is None:
                 held_by_waiting = sum(r.held for r in self._waiting)
-                grant = held_by_waiting >= self.used  # no one else can release: deadlock breaker
+                if held_by_waiting >= self.used:  # no one else can release: deadlock breaker
+                    grant = True
+                    self._privileged = reader  # it may now finish its frame whatever it takes
             if grant:
                 self._waiting.pop(reader, None)
                 self.used += nbytes
@@ -118,9 +125,15 @@ class MemoryPool:
         """Give back ``nbytes`` taken earlier (a handled frame, a closed connection's buffer)."""
         self.used -= nbytes
 
+    def frame_done(self, reader: "FrameReader") -> None:
+        """``reader`` completed (or dropped) its frame: it loses any overdraft privilege."""
+        if self._privileged is reader:
+            self._privileged = None
+
     def forget(self, reader: "FrameReader") -> None:
         """Drop ``reader`` from the waiting queue (its connection is closing)."""
         self._waiting.pop(reader, None)
+        self.frame_done(reader)
 
 
 class FrameReader:
@@ -214,12 +227,25 @@ class FrameReader:
                 continue
             filled = self._body_filled
             take = min(self._size - filled, end - pos)
-            if (self._body is None or len(self._body) < filled + take) and not self._grow(take):
-                self._pending = bytes(mv[pos:])
-                return
             body = self._body
-            assert body is not None
-            body[filled:filled + take] = mv[pos:pos + take]
+            if self._size > EAGER_FRAME_BYTES and (body is None or len(body) == filled):
+                # a large frame holds what has arrived: append (resized in place, no zero-fill)
+                if pool is not None and not pool.try_allocate(self, take):
+                    self._waiting = True
+                    self._pending = bytes(mv[pos:])
+                    return
+                if body is None:
+                    self._body = bytearray(mv[pos:pos + take])
+                else:
+                    body += mv[pos:pos + take]
+                self.held += take
+            else:
+                if (body is None or len(body) < filled + take) and not self._grow(take):
+                    self._pending = bytes(mv[pos:])
+                    return
+                body = self._body
+                assert body is not None
+                body[filled:filled + take] = mv[pos:pos + take]
             self._body_filled = filled + take
             pos += take
             if self._body_filled == self._size:
@@ -367,3 +393,5 @@ class FrameReader:
         self._body_filled = 0
         self._size = -1
         self.held = 0
+        if self.pool is not None:
+            self.pool.frame_done(self)

@@ -9,6 +9,7 @@ TCP sockets, reads its memory (``/proc/<pid>/status`` VmRSS) and CPU time
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -199,37 +200,40 @@ def test_declared_100_mib_frames_do_not_grow_the_broker_and_it_keeps_serving(
         assert broker.alive()
 
 
+def send_round_robin(conns: list[socket.socket], data: bytes, sent: list[int], upto: int, deadline: float) -> None:
+    """Send ``data[sent[i]:upto]`` on every connection i, to whichever is writable (a muted
+    one just waits), counting in ``sent``, until done or ``deadline``."""
+    for s in conns:
+        s.setblocking(False)
+    while min(sent) < upto and time.monotonic() < deadline:
+        pending = [s for i, s in enumerate(conns) if sent[i] < upto]
+        _, writable, _ = select.select([], pending, [], 0.2)
+        for s in writable:
+            i = conns.index(s)
+            with suppress(BlockingIOError):
+                sent[i] += s.send(data[sent[i]:min(upto, sent[i] + MIB)])
+
+
 def test_queued_max_request_bytes_bounds_partly_received_frames(tmp_path: Path, zk_chroot_connect: str) -> None:
     """With a 20 MiB pool, 10 connections sending 8 MiB of 20 MiB frames hold ~20 MiB, not 80+; all complete."""
     with broker_process(tmp_path, zk_chroot_connect, socket_request_max_bytes=str(20 * MIB),
                         queued_max_request_bytes=str(20 * MIB)) as broker:
         time.sleep(1.0)
         before = broker.rss_bytes()
-        conns = [connect(broker.port, timeout=0.2) for _ in range(10)]
+        conns = [connect(broker.port) for _ in range(10)]
         try:
-            sent = [0] * len(conns)
             # api key 32767 (unknown): once complete the broker closes the connection
-            part = struct.pack(">ihhi", 20 * MIB, 32767, 0, 1) + bytes(8 * MIB - 12)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and min(sent) < len(part):
-                for i, s in enumerate(conns):
-                    if sent[i] < len(part):
-                        with suppress(TimeoutError, socket.timeout, BlockingIOError):
-                            sent[i] += s.send(part[sent[i]:sent[i] + MIB])
+            data = struct.pack(">ihhi", 20 * MIB, 32767, 0, 1) + bytes(20 * MIB - 8)
+            sent = [0] * len(conns)
+            send_round_robin(conns, data, sent, 8 * MIB, time.monotonic() + 5)
             time.sleep(1.0)
             grown = broker.rss_bytes() - before
             assert grown < 60 * MIB, f"RSS grew by {grown / MIB:.0f} MiB"
             # finish every frame: each completes (nothing is stuck) and is refused
-            rest = bytes(20 * MIB + 4 - len(part))
-            sent = [0] * len(conns)
-            deadline = time.monotonic() + 60
-            while min(sent) < len(rest):  # round robin: the pool lets one frame grow at a time
-                assert time.monotonic() < deadline, f"frames stuck: {sent}"
-                for i, s in enumerate(conns):
-                    if sent[i] < len(rest):
-                        with suppress(TimeoutError, socket.timeout, BlockingIOError):
-                            sent[i] += s.send(rest[sent[i]:sent[i] + MIB])
+            send_round_robin(conns, data, sent, len(data), time.monotonic() + 90)
+            assert min(sent) == len(data), f"frames stuck: {[n // MIB for n in sent]} MiB sent"
             for s in conns:
+                s.setblocking(True)
                 assert closed_by_peer(s, timeout=30)
         finally:
             for s in conns:
