@@ -202,6 +202,43 @@ def test_pool_grants_the_first_waiter_when_waiting_partial_frames_hold_everythin
     assert pool.used == 0 and pool.waiting == 0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_readers_sharing_a_small_pool_deliver_every_frame_intact(seed: int) -> None:
+    """Four readers driven like the socket server (mute on refusal, resume after release) lose and reorder nothing."""
+    rng = random.Random(seed)
+    pool = MemoryPool(3 * MIB)
+    sizes = [0, 1, 100, 70_000, EAGER_FRAME_BYTES, EAGER_FRAME_BYTES + 1, 3 * MIB]
+    streams = []
+    for _ in range(4):
+        payloads = [bytes([rng.randrange(256)]) * rng.choice(sizes) for _ in range(6)]
+        streams.append((payloads, b"".join(frame(p) for p in payloads)))
+    readers = [FrameReader(pool=pool) for _ in streams]
+    pos = [0] * len(streams)
+    got: list[list[bytes]] = [[] for _ in streams]
+    for _ in range(100_000):
+        if all(pos[i] == len(st[1]) and not r.waiting_for_memory and not r.in_progress
+               for i, (r, st) in enumerate(zip(readers, streams))):
+            break
+        i = rng.randrange(len(readers))
+        reader, (_payloads, data) = readers[i], streams[i]
+        while (f := reader.next_frame()) is not None:  # "handle" and give the bytes back
+            got[i].append(bytes(f))
+            reader.release(f)
+        if reader.waiting_for_memory:
+            reader.resume()
+        elif pos[i] < len(data):
+            step = rng.choice([1, 7, 4096, 256 * 1024])
+            reader.feed(data[pos[i]:pos[i] + step])
+            pos[i] = min(len(data), pos[i] + step)
+        assert pool.used <= 3 * MIB + EAGER_FRAME_BYTES + 3 * MIB  # budget + one grant + one frame
+    for i, reader in enumerate(readers):
+        while (f := reader.next_frame()) is not None:
+            got[i].append(bytes(f))
+            reader.release(f)
+        assert got[i] == streams[i][0]
+    assert pool.used == 0 and pool.waiting == 0
+
+
 def test_closing_a_reader_returns_its_partial_and_unread_frames_to_the_pool() -> None:
     """close() gives back the frame being assembled and complete frames not taken."""
     pool = MemoryPool(0)  # unbounded, still counted
