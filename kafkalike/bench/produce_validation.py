@@ -11,8 +11,15 @@ alternating which goes first from round to round; figures are medians over `--ro
 The record walk alone (validate_records on one batch) is timed too, in µs per batch and ns
 per record. Not a test: nothing here asserts.
 
+With --broker instead: two 1-broker clusters of real broker processes on one ZooKeeper, the
+second started with KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1 (validation off for that
+process only); librdkafka (acks=1, linger.ms 5, batch.size 16 KiB, 3 partitions) produces
+the same --mbytes of records to each in turn, alternating which goes first per round;
+records/s and broker CPU µs per record (/proc), medians over --rounds.
+
 Usage:
   .venv/bin/python -m kafkalike.bench.produce_validation --rounds 7 --batches 2000
+  .venv/bin/python -m kafkalike.bench.produce_validation --broker --rounds 5 --mbytes 20
   .venv/bin/python -m kafkalike.bench.produce_validation --json    # JSON on stdout
 The log directories live under --dir (default: a fresh temporary directory) and are removed.
 """
@@ -123,6 +130,137 @@ def run(dir: Path, rounds: int, batches: int, workloads: list[tuple[int, str]]) 
     return out
 
 
+ENV_OFF = "KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION"
+BROKER_WORKLOADS = [(100, "none"), (1000, "none"), (100, "lz4"), (1000, "zstd")]
+
+
+def _payloads(record_bytes: int, n: int = 512) -> list[bytes]:
+    rng = random.Random(record_bytes)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(500)]
+    out = []
+    for _ in range(n):
+        value = bytearray()
+        while len(value) < record_bytes:
+            value += rng.choice(words) + b" "
+        out.append(bytes(value[:record_bytes]))
+    return out
+
+
+def _produce(bootstrap: str, topic: str, codec: str, payloads: list[bytes], records: int, pid: int) -> tuple[float, float]:
+    """librdkafka, acks=1, linger.ms 5, batch.size 16 KiB (the Java producer's default),
+    `records` records over 3 partitions as fast as it goes; (records/s, broker CPU s)."""
+    from confluent_kafka import Producer
+
+    from kafkalike.bench.workloads import cpu_seconds
+
+    failed = 0
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        nonlocal failed
+        if err is not None:
+            failed += 1
+
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": "5", "batch.size": "16384",
+                         "compression.type": codec, "queue.buffering.max.messages": 1_000_000,
+                         "queue.buffering.max.kbytes": 1_048_576, "message.timeout.ms": 300_000})
+    producer.produce(topic, payloads[0], partition=0)
+    if producer.flush(60) != 0:
+        raise RuntimeError("warm-up record not acknowledged")
+    cpu0 = cpu_seconds(pid)
+    t0 = time.monotonic()
+    for i in range(records):
+        while True:
+            try:
+                producer.produce(topic, payloads[i % len(payloads)], key=b"key-%04d" % (i % 1000),
+                                 partition=i % 3, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.005)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(600)
+    secs = time.monotonic() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    if left or failed:
+        raise RuntimeError(f"{failed} failed, {left} unacknowledged of {records}")
+    return records / secs, cpu
+
+
+def run_broker(base: Path, rounds: int, mbytes: float, workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Two 1-broker clusters (real processes) on one ZooKeeper, the second started with
+    KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1; librdkafka produces the same records to
+    each in turn (order alternating per round). All processes stopped before returning."""
+    import os
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    from kafkalike.cluster.local_cluster import LocalCluster
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+
+    ens = ZkEnsemble(str(base / "zk"), nodes=1, base_port=find_free_base_port(["127.0.0.3"]), first_host=3,
+                     die_with_parent=True)
+    clusters: dict[str, LocalCluster] = {}
+    try:
+        ens.start(timeout=60)
+        for mode, host in (("on", 1), ("off", 2)):
+            cluster = LocalCluster(base / f"cluster-{mode}", brokers=1, first_host=host,
+                                   base_port=find_free_base_port([f"127.0.0.{host}"], low=30000, high=32000),
+                                   zookeeper_connect=ens.connect_string, chroot=f"validation-{mode}")
+            clusters[mode] = cluster
+            if mode == "off":
+                os.environ[ENV_OFF] = "1"
+            try:
+                cluster.start(timeout=90)
+            finally:
+                os.environ.pop(ENV_OFF, None)
+            said_off = "record_validation_off" in cluster.log_path(1).read_text(errors="replace")
+            if said_off != (mode == "off"):
+                raise RuntimeError(f"broker of the validation-{mode} cluster did not start as asked")
+        out = []
+        for record_bytes, codec in workloads:
+            topic = f"v-{record_bytes}-{codec}"
+            for cluster in clusters.values():
+                admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+                try:
+                    admin.create_topics([NewTopic(topic, 3, 1)])
+                finally:
+                    admin.close()
+            payloads = _payloads(record_bytes)
+            records = int(mbytes * 1e6 / record_bytes)
+            samples: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+            for r in range(rounds):
+                for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
+                    cluster = clusters[mode]
+                    pid = cluster.broker_pid(1)
+                    assert pid is not None
+                    samples[mode].append(_produce(cluster.bootstrap_servers, topic, codec, payloads, records, pid))
+            med = {m: (statistics.median(x[0] for x in v), statistics.median(x[1] / records * 1e6 for x in v))
+                   for m, v in samples.items()}
+            out.append({"record_bytes": record_bytes, "codec": codec, "records_per_run": records, "rounds": rounds,
+                        "records_per_s_validation_on": med["on"][0], "records_per_s_validation_off": med["off"][0],
+                        "on_vs_off": med["on"][0] / med["off"][0],
+                        "broker_cpu_us_per_record_on": med["on"][1], "broker_cpu_us_per_record_off": med["off"][1],
+                        "samples": samples})
+        return out
+    finally:
+        for cluster in clusters.values():
+            cluster.stop()
+        ens.stop()
+
+
+def markdown_broker(results: list[dict[str, Any]]) -> str:
+    """The broker results as a Markdown table (docs/benchmarks.md)."""
+    lines = ["| records | codec | records/run | validation on: records/s | off: records/s | on/off | "
+             "broker CPU µs/record on / off |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['record_bytes']} B | {r['codec']} | {r['records_per_run']:,} | "
+            f"{r['records_per_s_validation_on']:,.0f} | {r['records_per_s_validation_off']:,.0f} | "
+            f"{r['on_vs_off']:.2f} | {r['broker_cpu_us_per_record_on']:.2f} / {r['broker_cpu_us_per_record_off']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     """The results as a Markdown table (docs/benchmarks.md)."""
     lines = ["| records | codec | records/batch (bytes) | validation on: records/s | off: records/s | on/off | "
@@ -145,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=2000, help="batches appended per round and mode")
     parser.add_argument("--dir", type=Path, default=None, help="where the logs go (default: a temp dir)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--broker", action="store_true",
+                        help="instead: real broker processes (validation on / off) fed by librdkafka")
+    parser.add_argument("--mbytes", type=float, default=20.0, help="--broker: MB of records per produce run")
     args = parser.parse_args(argv)
     import logging
 
@@ -153,10 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     configure(level=logging.WARNING)
     base = Path(tempfile.mkdtemp(prefix="kafkalike-validation-", dir=args.dir))
     try:
-        results = run(base, args.rounds, args.batches, WORKLOADS)
+        if args.broker:
+            results = run_broker(base, args.rounds, args.mbytes, BROKER_WORKLOADS)
+        else:
+            results = run(base, args.rounds, args.batches, WORKLOADS)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(results, indent=1) if args.json else markdown(results))
+    print(json.dumps(results, indent=1) if args.json else (markdown_broker if args.broker else markdown)(results))
     return 0
 
 

@@ -18,6 +18,7 @@ on the page cache and replication; it fsyncs a segment when it rolls and everyth
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,9 @@ from kafkalike.storage.log_loader import RecoveryReport, _new_segment, load_log
 from kafkalike.storage.log_segment import LogSegment, sync_dir
 
 log = structlog.get_logger(__name__)
+
+if os.environ.get("KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION") == "1":
+    log.warning("record_validation_off", reason="KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1 (benchmarks only)")
 
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
@@ -118,10 +122,12 @@ class UnifiedLog:
 
     `validate_records` (class attribute, True): leader appends walk every record first
     (kafkalike.storage.log_validator, Kafka's LogValidator). Only the produce-validation
-    benchmark turns it off, on its own instances, to measure the path without it.
+    benchmark turns it off: on its own instances, or for a whole broker process it starts with
+    the environment variable KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1 (logged at import;
+    never for real use: malformed batches would be stored again).
     """
 
-    validate_records = True
+    validate_records = os.environ.get("KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION") != "1"
 
     def __init__(
         self,
