@@ -28,8 +28,9 @@ Limits (Kafka's SocketServer / ConnectionQuotas / SimpleMemoryPool; docs/broker.
   that way closes the least recently active connection of another listener (Kafka's
   protected listener). Whatever the configuration, the total is also kept below the
   process's open-files limit (RLIMIT_NOFILE, raised from soft to hard at start-up as the
-  JVM does) minus a reserve for the broker's own files, so segment rolls, checkpoints and
-  log maintenance keep working.
+  JVM does) minus the descriptors the broker holds besides its connections minus a reserve,
+  so segment rolls, checkpoints and log maintenance keep working; near the limit the bound is
+  recomputed (past half of it, at most once a second) as the broker's own files come and go.
 - accept() failing with EMFILE / ENFILE / ENOBUFS / ENOMEM (descriptors used elsewhere)
   backs off 50 ms doubling to 1 s and logs once per 10 s with a count, instead of a log
   line every 100 ms (trio.serve_listeners); the pending connections wait in the backlog.
@@ -276,6 +277,7 @@ class SocketServer:
     _per_ip: dict[str, int] = attrs.Factory(dict)
     _ip_limits: dict[str, int] = attrs.Factory(dict)
     _connections: dict[int, _Connection] = attrs.Factory(dict)
+    _bound_checked_at: float = -1e18
     _slot_freed: trio.Event = attrs.Factory(trio.Event)
     _memory_freed: trio.Event = attrs.Factory(trio.Event)
     _log_accept_failed: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("accept_failed"))
@@ -351,11 +353,33 @@ class SocketServer:
 
     async def _wait_connection_slot(self, listener_name: str) -> None:
         """Kafka's ConnectionQuotas.waitForConnectionSlot: block this acceptor while the broker
-        holds connection_limit connections."""
+        holds connection_limit connections (re-checked at least every second, since the
+        descriptor bound moves with the broker's own files)."""
+        self._refresh_descriptor_bound()
         while self.open_connections >= self.connection_limit:
             self._log_slots_full(listener=listener_name, open_connections=self.open_connections,
                                  connection_limit=self.connection_limit)
-            await self._slot_freed.wait()
+            with trio.move_on_after(1.0):
+                await self._slot_freed.wait()
+            self._refresh_descriptor_bound()
+
+    def _refresh_descriptor_bound(self) -> None:
+        """Past half the limit, at most once a second: recompute the descriptor bound from the
+        current RLIMIT_NOFILE and the descriptors the broker holds besides its connections
+        (segments of partitions created since start-up count against it)."""
+        if self.open_connections * 2 < self.connection_limit:
+            return
+        now = trio.current_time()
+        if now - self._bound_checked_at < 1.0:
+            return
+        self._bound_checked_at = now
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        own = max(0, open_descriptors() - self.open_connections)
+        limit = min(self.max_connections, descriptor_connection_limit(soft, own))
+        if limit != self.connection_limit:
+            log.info("connection_limit_changed", connection_limit=limit, descriptor_limit=soft,
+                     own_descriptors=own, open_connections=self.open_connections)
+            self.connection_limit = limit
 
     def _admit(self, listener_name: str, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
         try:

@@ -161,12 +161,12 @@ def closed_by_peer(s: socket.socket, timeout: float = 5.0) -> bool:
         return False
 
 
-def create_topic(port: int, topic: str) -> None:
+def create_topic(port: int, topic: str, partitions: int = 1) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=20000)
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
         admin.close()
 
@@ -324,6 +324,30 @@ def test_low_descriptor_limit_keeps_checkpoints_and_new_clients_working(
         log_text = broker.log_text()
         assert "hw_checkpoint_failed" not in log_text and "Too many open files" not in log_text
         assert broker.alive()
+
+
+def test_partitions_created_after_start_up_shrink_the_connection_bound(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """Under RLIMIT_NOFILE=256, 100 partitions created after start-up take descriptors; connections yield them."""
+    with broker_process(tmp_path, zk_chroot_connect, nofile=256,
+                        replica_high_watermark_checkpoint_interval_ms="300") as broker:
+        create_topic(broker.port, "many", partitions=100)
+        checkpoint = broker.log_dir / "replication-offset-checkpoint"
+        wait_for(lambda: checkpoint.exists() and checkpoint.read_text().count("many") == 100, 60, "HW checkpoint")
+        conns = []
+        try:
+            for _ in range(250):
+                conns.append(connect(broker.port, timeout=1))
+            time.sleep(1.5)
+            assert broker.open_fds() < 256
+            mtime_before = checkpoint.stat().st_mtime_ns
+            time.sleep(1.5)
+            assert checkpoint.stat().st_mtime_ns > mtime_before, "HW checkpoint stopped"
+        finally:
+            for s in conns:
+                s.close()
+        log_text = broker.log_text()
+        assert "connection_limit_changed" in log_text
+        assert "hw_checkpoint_failed" not in log_text and "Too many open files" not in log_text
 
 
 def test_accept_failing_with_emfile_backs_off_and_logs_rarely(tmp_path: Path, zk_chroot_connect: str) -> None:
