@@ -9,6 +9,7 @@ TCP sockets, reads its memory (``/proc/<pid>/status`` VmRSS) and CPU time
 from __future__ import annotations
 
 import os
+import resource
 import select
 import shutil
 import signal
@@ -428,3 +429,43 @@ async def test_inter_broker_listener_is_let_in_at_max_connections_and_the_oldest
         finally:
             for stream in clients:
                 await trio.aclose_forcefully(stream)
+
+
+def test_connection_config_follows_kafkas_validate_values() -> None:
+    """Kafka's rules: per-ip 0 needs overrides; a bounded pool must hold the largest request; overrides parse host:count."""
+    from kafkalike.broker.socket_server import check_connection_config, parse_per_ip_overrides
+
+    assert parse_per_ip_overrides("localhost:7, 10.0.0.1:0,[::1]:3") == {"localhost": 7, "10.0.0.1": 0, "::1": 3}
+    assert parse_per_ip_overrides("") == {}
+    for bad in ("localhost", "host:x", "host:-1", ":5"):
+        with pytest.raises(ValueError, match="max.connections.per.ip.overrides"):
+            parse_per_ip_overrides(bad)
+    with pytest.raises(ValueError, match="can be set to zero only if"):
+        check_connection_config(0, {}, -1, 100)
+    check_connection_config(0, {"127.0.0.1": 5}, -1, 100)
+    with pytest.raises(ValueError, match="queued.max.request.bytes must be larger or equal"):
+        check_connection_config(10, {}, 99, 100)
+    check_connection_config(10, {}, 100, 100)
+    check_connection_config(10, {}, -1, 100)
+
+
+def test_descriptor_bound_keeps_a_reserve_below_the_open_files_limit() -> None:
+    """Connections allowed = limit - own descriptors - max(64, limit/8), at least 1."""
+    from kafkalike.broker.socket_server import INT_MAX, descriptor_connection_limit
+
+    assert descriptor_connection_limit(256, 15) == 256 - 15 - 64
+    assert descriptor_connection_limit(65536, 1000) == 65536 - 1000 - 8192
+    assert descriptor_connection_limit(100, 90) == 1
+    assert descriptor_connection_limit(resource.RLIM_INFINITY, 10) == INT_MAX
+
+
+async def test_broker_refuses_to_start_with_a_pool_smaller_than_the_largest_request(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """queued.max.request.bytes below socket.request.max.bytes stops start-up with one line, as Kafka's check does."""
+    from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
+    from tests.broker.broker_helpers import make_config
+
+    server = KafkaServer(make_config(tmp_path, zk_chroot_connect, queued_max_request_bytes="1000"))
+    with pytest.raises(BrokerStartupError, match=r"^queued\.max\.request\.bytes must be larger or equal to "
+                                                 r"socket\.request\.max\.bytes$"):
+        await server.run()
