@@ -39,19 +39,23 @@ Differences from Kafka, on purpose:
     here.
 
 Cost: no per-record Python object and no copy of an uncompressed body: the walk indexes a
-memoryview with ints, with a one-byte fast path for varints (the common case). A compressed
-body is decompressed once (kafkalike.protocol.records' codecs, bounded by its
-MAX_DECOMPRESSED_BYTES) and walked the same way. Figures: docs/benchmarks.md, "Record
-validation on produce".
+memoryview with ints, one- and two-byte varints inline (nearly every field). A compressed
+body is decompressed once, never beyond MAX_DECOMPRESSED_BYTES (256 MiB: gzip and snappy
+through kafkalike.protocol.records' guards, lz4 and zstd into a bounded buffer; a
+decompression bomb is refused with CORRUPT_MESSAGE), and walked the same way. Figures:
+docs/benchmarks.md, "Record validation on produce".
 """
 
 from __future__ import annotations
 
 import attrs
+import cramjam
 
 from kafkalike.protocol import records as _records
 from kafkalike.protocol.record_batch import (
+    CODEC_LZ4,
     CODEC_NONE,
+    CODEC_ZSTD,
     CONTROL_FLAG_MASK,
     HEADER,
     HEADER_SIZE,
@@ -98,13 +102,15 @@ class LogValidator:
         validate_records(buffer, compacted_topic=self.compacted_topic)
 
 
-def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic: bool = False) -> None:
+def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic: bool = False,
+                     max_decompressed_bytes: int = _records.MAX_DECOMPRESSED_BYTES) -> None:
     """Validate every batch stored back to back in `buffer` (their headers and CRCs already checked).
 
     Raises InvalidRecordError (INVALID_RECORD; RecordValidationError with record_errors for
     keyless records on a compacted topic) or CorruptRecordError (CORRUPT_MESSAGE: a body that
-    does not decompress, an unknown codec). `position` of a CorruptRecordError is the batch's
-    byte position in `buffer`. Never raises anything else for any input bytes.
+    does not decompress, or not within `max_decompressed_bytes` (bytes; default 256 MiB, the
+    codecs' decompression-bomb guard), an unknown codec). `position` of a CorruptRecordError is
+    the batch's byte position in `buffer`. Never raises anything else for any input bytes.
     """
     mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
     if mv.format != "B" or mv.ndim != 1:
@@ -123,14 +129,44 @@ def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic:
         if codec == CODEC_NONE:
             walk_records(mv, position + HEADER_SIZE, batch_end, count, compacted_topic)
         else:
-            try:
-                body = _records.decompress(codec, mv[position + HEADER_SIZE:batch_end])
-            except Exception as exc:  # CorruptRecordsError, UnsupportedCompressionError
-                raise CorruptRecordError(f"compressed records do not decompress: {exc}", position) from None
+            body = _decompress(codec, mv[position + HEADER_SIZE:batch_end], max_decompressed_bytes, position)
             walk_records(body, 0, len(body), count, compacted_topic)
         position = batch_end
     if position != end:
         raise CorruptRecordError(f"{end - position} bytes after the last record batch", position)
+
+
+def _decompress(codec: int, data: memoryview, limit: int, position: int) -> bytes | memoryview:
+    """The records part of a compressed batch, at most `limit` bytes; CorruptRecordError otherwise.
+
+    gzip and snappy go through kafkalike.protocol.records (bounded by MAX_DECOMPRESSED_BYTES);
+    lz4 and zstd are decompressed into a buffer that doubles from 8x the compressed size up to
+    `limit`, so a small body that would inflate to gigabytes (a decompression bomb) costs at
+    most `limit` bytes of memory instead of taking the broker down.
+    """
+    try:
+        if codec not in (CODEC_LZ4, CODEC_ZSTD):
+            body = _records.decompress(codec, data)
+            if len(body) > limit:
+                raise CorruptRecordError(f"compressed records inflate beyond {limit} bytes", position)
+            return body
+        module = cramjam.lz4 if codec == CODEC_LZ4 else cramjam.zstd
+        size = min(limit, max(64 * 1024, 8 * len(data)))
+        while True:
+            out = bytearray(size)
+            try:
+                n = module.decompress_into(data, out)
+                return memoryview(out)[:n]
+            except cramjam.DecompressionError as exc:
+                if "whole buffer" not in str(exc):
+                    raise
+                if size >= limit:
+                    raise CorruptRecordError(f"compressed records inflate beyond {limit} bytes", position) from None
+                size = min(limit, 2 * size)
+    except CorruptRecordError:
+        raise
+    except Exception as exc:  # CorruptRecordsError, UnsupportedCompressionError, DecompressionError
+        raise CorruptRecordError(f"compressed records do not decompress: {exc}", position) from None
 
 
 def _check_batch(count: int, last_delta: int, attributes: int, producer_id: int, base_sequence: int) -> None:

@@ -272,3 +272,23 @@ def test_single_byte_mutation_is_refused_exactly_when_kafka_refuses(recs: list[S
     else:
         with pytest.raises((InvalidRecordError, CorruptRecordError)):
             validate_records(data)
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_a_decompression_bomb_is_refused_within_the_limit(codec: int) -> None:
+    """A small compressed body that inflates past the limit is refused with CORRUPT_MESSAGE,
+    and validating it never holds much more than the limit in memory; under the limit it passes."""
+    import tracemalloc
+
+    data = _compressed(build_batch([SimpleRecord(value=b"\0" * (4 << 20), key=b"k")]), codec)
+    assert len(data) < (1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptRecordError, match="inflate beyond|does not decompress|too large"):
+            validate_records(data, max_decompressed_bytes=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if codec in (3, 4):  # decompressed into the bounded buffer (gzip, snappy: the codecs' own 256 MiB guard)
+        assert peak < 3 << 20, peak
+    validate_records(data, max_decompressed_bytes=8 << 20)
