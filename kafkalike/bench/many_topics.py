@@ -27,6 +27,8 @@ import logging
 import math
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +39,7 @@ import attrs
 import trio
 
 from kafkalike.client.connection import KafkaConnection
+from kafkalike.client.messages import build_request
 from kafkalike.cluster import process
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
@@ -46,6 +49,7 @@ from kafkalike.coordination.errors import MultiOpFailed
 from kafkalike.coordination.zookeeper_client import CreateOp
 from kafkalike.logs import configure as configure_logs
 from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.codec import encode_request
 
 #: Metadata v1: the version of the issue's probe (auto-creation, no allow_auto flag)
 METADATA_VERSION = 1
@@ -68,30 +72,60 @@ async def _connect(address: str, nursery: trio.Nursery) -> KafkaConnection:
     return await KafkaConnection.connect(host, int(port), nursery=nursery, request_timeout_ms=REQUEST_TIMEOUT_MS)
 
 
+#: the pinger: its own process, so that the time this process spends decoding big answers is
+#: not counted as the broker's. argv: host, port, request frame (hex). Sends the frame, reads the
+#: answer, records the round trip, 5 ms pause, again; prints "ready" after the first answer;
+#: on SIGTERM prints the round trips (seconds, comma-separated) and exits.
+_PINGER = r"""
+import signal, socket, sys, time
+host, port, frame = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+rtts = []
+def done(*_):
+    print(",".join(f"{r:.6f}" for r in rtts), flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+s = socket.create_connection((host, port))
+def recv_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    return buf
+while True:
+    t0 = time.monotonic()
+    s.sendall(frame)
+    size = int.from_bytes(recv_exact(4), "big")
+    recv_exact(size)
+    rtts.append(time.monotonic() - t0)
+    if len(rtts) == 1:
+        print("ready", flush=True)
+    time.sleep(0.005)
+"""
+
+
 async def while_pinging(address: str, work: Callable[[], Awaitable[Any]]) -> tuple[Any, PingStats]:
-    """Run ``work()`` while a second connection to ``address`` sends ApiVersions back to back
-    (one in flight); returns (work's result, the round trips). The longest round trip is how
-    long the broker's event loop was kept from answering a trivial request."""
-    stats = PingStats()
-    async with trio.open_nursery() as nursery:
-        conn = await _connect(address, nursery)
-        done = trio.Event()
-
-        async def ping() -> None:
-            while not done.is_set():
-                t0 = time.monotonic()
-                await conn.call(ApiKey.API_VERSIONS)
-                stats.rtts.append(time.monotonic() - t0)
-                await trio.sleep(0.005)
-
-        nursery.start_soon(ping)
-        try:
-            result = await work()
-        finally:
-            done.set()
-        await trio.sleep(0.05)
-        await conn.aclose()
-    return result, stats
+    """Run ``work()`` while another process sends ApiVersions v0 to ``address`` back to back
+    (one in flight, 5 ms apart); returns (work's result, the round trips). The longest round
+    trip is how long the broker's event loop was kept from answering a trivial request. The
+    pinger process is stopped here, pass or fail."""
+    host, port = address.rsplit(":", 1)
+    frame = encode_request(build_request(ApiKey.API_VERSIONS, 0), correlation_id=1, client_id="pinger")
+    proc = subprocess.Popen([sys.executable, "-c", _PINGER, host, port, frame.hex()],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        ready = await trio.to_thread.run_sync(proc.stdout.readline)  # type: ignore[union-attr]
+        if ready.strip() != "ready":
+            raise RuntimeError(f"the ApiVersions pinger did not start (exit {proc.poll()})")
+        result = await work()
+        proc.send_signal(signal.SIGTERM)
+        out = await trio.to_thread.run_sync(proc.stdout.read)  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return result, PingStats([float(x) for x in out.strip().split(",") if x])
 
 
 async def metadata(address: str, topics: Sequence[str] | None, *, allow_auto: bool = False) -> Any:

@@ -701,8 +701,7 @@ class KafkaController:
         # read everything
         for broker_id in sorted(int(b) for b in await self._children_watch(zd.BROKER_IDS_PATH) if b.isdigit()):
             await self._read_broker(broker_id)
-        for topic in await self._children_watch(zd.BROKER_TOPICS_PATH):
-            await self._read_topic(topic, with_states=True)
+        await self._read_topics(await self._children_watch(zd.BROKER_TOPICS_PATH), with_states=True)
         deletions = await self._children_watch(zd.DELETE_TOPICS_PATH)
         assert self.channel is not None
         for broker_id in sorted(ctx.live_brokers):
@@ -799,6 +798,49 @@ class KafkaController:
             # a time, in a benchmark's controller failover)
             tps = [TopicPartition(topic, p) for p in sorted(assignment.partitions)]
             ctx.leadership.update(await self.kafka_zk.get_partition_states(tps))
+        return new
+
+    async def _read_topics(self, topics: Iterable[str], with_states: bool) -> list[TopicPartition]:
+        """``_read_topic`` for many topics: their znodes read (and data watches armed) in one
+        pipelined batch, and with ``with_states`` all their partition states in another (Kafka
+        reads them with one batch of GetDataRequests), instead of a round trip per topic:
+        10,000 new topics took ~40 s one by one here. Returns the new partitions."""
+        assert self.zk is not None
+        ctx = self.context
+        topics = list(topics)
+        fresh = [t for t in topics
+                 if (w := self._watches.get((zd.topic_path(t), "data"))) is None or w.fired is not None]
+        armed = [t for t in topics if t not in set(fresh)]
+        got: dict[str, bytes] = {}
+        for t, r in zip(fresh, await self.zk.get_many_and_watch([zd.topic_path(t) for t in fresh],
+                                                               channel=self._events_send)):
+            if r is not None:
+                got[t] = r[0]
+                self._watches[(zd.topic_path(t), "data")] = r[2]
+        for t in armed:  # a watch is still armed there: read without arming another
+            one = await self._data_watch(zd.topic_path(t))
+            if one is not None:
+                got[t] = one[0]
+        new: list[TopicPartition] = []
+        every: list[TopicPartition] = []
+        for i, topic in enumerate(topics):
+            if i and i % 500 == 0:
+                await trio.sleep(0)
+            if topic not in got:
+                continue
+            assignment = zd.TopicAssignment.from_json(topic, got[topic])
+            if assignment.topic_id:
+                ctx.topic_ids[topic] = assignment.topic_id
+            for p, ra in sorted(assignment.partitions.items()):
+                tp = TopicPartition(topic, p)
+                every.append(tp)
+                if tp not in ctx.assignments:
+                    new.append(tp)
+                    ctx.assignments[tp] = list(ra.replicas)
+                    if ra.adding_replicas or ra.removing_replicas:
+                        ctx.reassigning[tp] = (tuple(ra.adding_replicas), tuple(ra.removing_replicas))
+        if with_states and every:
+            ctx.leadership.update(await self.kafka_zk.get_partition_states(every))
         return new
 
     # ---- sending -------------------------------------------------------------------------
@@ -924,9 +966,7 @@ class KafkaController:
         known = ctx.all_topics()
         for gone in sorted(known - topics):  # removed behind our back
             ctx.remove_topic(gone)
-        new_partitions: list[TopicPartition] = []
-        for topic in sorted(topics - known):
-            new_partitions += await self._read_topic(topic, with_states=False)
+        new_partitions = await self._read_topics(sorted(topics - known), with_states=False)
         if new_partitions:
             log.info("topics_created", topics=sorted({tp.topic for tp in new_partitions}),
                      partitions=len(new_partitions))

@@ -121,6 +121,24 @@ async def test_get_many_reads_every_path_in_order_with_none_for_absent(zk_client
     assert await zk_client.get_many([]) == []
 
 
+async def test_get_many_and_watch_reads_in_order_and_arms_a_data_watch_per_present_node(
+        zk_client: ZooKeeperClient) -> None:
+    """get_many_and_watch returns each node's data and stat in order with an armed data watch
+    (None for a missing node), and each watch fires once into the channel when its node changes."""
+    await zk_client.create("/mw/a", b"1", make_parents=True)
+    await zk_client.create("/mw/b", b"2")
+    send, recv = trio.open_memory_channel[WatchEvent](10)
+    got = await zk_client.get_many_and_watch(["/mw/b", "/mw/missing", "/mw/a"], channel=send)
+    assert [g[0] if g else None for g in got] == [b"2", None, b"1"]
+    assert got[0] is not None and got[2] is not None
+    await zk_client.set("/mw/a", b"3")
+    with trio.fail_after(5):
+        assert await got[2][2].wait() == WatchEvent(WatchEventType.CHANGED, "/mw/a", "data")
+        assert await recv.receive() == WatchEvent(WatchEventType.CHANGED, "/mw/a", "data")
+    assert got[0][2].fired is None
+    assert await zk_client.get_many_and_watch([]) == []
+
+
 async def test_multi_applies_all_ops_atomically(zk_client: ZooKeeperClient) -> None:
     """A multi-op with a passing version check applies every op and returns their results."""
     await zk_client.create("/controller_epoch", b"1")
