@@ -123,6 +123,7 @@ class KafkaApis:
             ApiKey.PRODUCE: self.handle_produce,
             ApiKey.FETCH: self.handle_fetch,
             ApiKey.LIST_OFFSETS: self.handle_list_offsets,
+            ApiKey.DELETE_RECORDS: self.handle_delete_records,
             ApiKey.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
             ApiKey.LEADER_AND_ISR: self.handle_leader_and_isr,
             ApiKey.STOP_REPLICA: self.handle_stop_replica,
@@ -395,8 +396,9 @@ class KafkaApis:
 
     async def handle_list_offsets(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
-        """ListOffsets v1-v7: -2 earliest, -1 latest (HW for consumers, LEO for replicas),
-        -3 max timestamp (KIP-734), else the first offset at or after a timestamp (ms)."""
+        """ListOffsets v1-v9: -2 earliest, -1 latest (HW for consumers, LEO for replicas),
+        -3 max timestamp (KIP-734), -4 earliest-local, -5 latest-tiered (KIP-1005), else the
+        first offset at or after a timestamp (ms)."""
         rm = self._component("replica_manager")
         resp_cls = response_class_for(request)
         topic_cls = entity(resp_cls, "ListOffsetsTopicResponse")
@@ -412,6 +414,39 @@ class KafkaApis:
                 parts.append(build(part_cls, partition_index=p.partition_index, error_code=error,
                                    timestamp=ts, offset=offset, leader_epoch=epoch))
             topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
+        return build(resp_cls, topics=tuple(topics))
+
+    async def handle_delete_records(self, header: RequestHeader, request: Any,
+                                    conn: ConnectionContext) -> Any:
+        """DeleteRecords v0-v2 (KIP-107; ReplicaManager.delete_records): per partition the
+        low watermark, or UNKNOWN_TOPIC_OR_PARTITION (low watermark -1) for a partition the
+        metadata cache does not know (Kafka's KafkaApis.handleDeleteRecordsRequest)."""
+        from kafkalike.coordination import zk_data as zd
+
+        rm = self._component("replica_manager")
+        cache = self.server.metadata_cache
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "DeleteRecordsTopicResult")
+        part_cls = entity(resp_cls, "DeleteRecordsPartitionResult")
+        results: dict[tuple[str, int], tuple[int, int]] = {}
+        wanted: dict[TopicPartition, int] = {}
+        for t in request.topics:
+            for p in t.partitions:
+                if cache.partition(zd.TopicPartition(t.name, p.partition_index)) is None:
+                    results[(t.name, p.partition_index)] = (ErrorCode.unknown_topic_or_partition, -1)
+                else:
+                    wanted[TopicPartition(t.name, p.partition_index)] = p.offset
+        timeout_ms = int(request.timeout.total_seconds() * 1000)
+        if wanted:
+            for tp, status in (await rm.delete_records(timeout_ms, wanted)).items():
+                results[(tp.topic, tp.partition)] = (status.error, status.low_watermark)
+        topics = []
+        for t in request.topics:
+            parts = tuple(build(part_cls, partition_index=p.partition_index,
+                                error_code=results[(t.name, p.partition_index)][0],
+                                low_watermark=results[(t.name, p.partition_index)][1])
+                          for p in t.partitions)
+            topics.append(build(topic_cls, name=t.name, partitions=parts))
         return build(resp_cls, topics=tuple(topics))
 
     async def handle_offset_for_leader_epoch(self, header: RequestHeader, request: Any,

@@ -29,6 +29,12 @@ that becomes leader already knows every producer — a batch retried after a fai
 written twice. The state is rebuilt from the batch headers on disk (one 61-byte read per
 batch) when the Partition is created, and again after a truncation (Kafka's truncateAndReload).
 
+DeleteRecords (issue 17, KIP-107): the leader moves its log start offset
+(``delete_records_on_leader``); followers follow the leader's log start offset from its
+Fetch answers (``maybe_increment_log_start_offset``) and report theirs in their Fetch
+requests; ``low_watermark_if_leader`` is the smallest of them, which the DeleteRecords
+purgatory waits on.
+
 Errors are returned as Kafka ErrorCodes or raised as ``PartitionError(error_code)``:
 NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_ENOUGH_REPLICAS,
 OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH; storage's CorruptRecordError /
@@ -41,6 +47,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 import structlog
@@ -370,6 +377,50 @@ class Partition:
             return True, ErrorCode.not_enough_replicas_after_append
         return False, ErrorCode.none
 
+    # ------------------------------------------------------------------ leader: DeleteRecords
+    def delete_records_on_leader(self, offset: int) -> tuple[int, int]:
+        """DeleteRecords (KIP-107) as leader: move the log start offset up to ``offset``
+        (-1 = the high watermark); segments wholly below it are deleted. Returns
+        (requested offset, low watermark). Raises PartitionError: NOT_LEADER_OR_FOLLOWER,
+        POLICY_VIOLATION (cleanup.policy without "delete"), OFFSET_OUT_OF_RANGE (< 0 or past
+        the high watermark). Follows Kafka's Partition.deleteRecordsOnLeader and
+        UnifiedLog.maybeIncrementLogStartOffset (an offset at or below the current log start
+        offset changes nothing and succeeds)."""
+        if not self.is_leader:
+            raise PartitionError(ErrorCode.not_leader_or_follower,
+                                 f"Leader not local for partition {self.tp} on broker {self.local_broker_id}")
+        if not self.log.config.delete:
+            raise PartitionError(ErrorCode.policy_violation,
+                                 f"Records of partition {self.tp} can not be deleted due to the configured policy")
+        converted = self.high_watermark if offset == -1 else offset
+        if converted < 0:
+            raise PartitionError(ErrorCode.offset_out_of_range,
+                                 f"The offset {converted} for partition {self.tp} is not valid")
+        if converted > self.high_watermark:
+            raise PartitionError(
+                ErrorCode.offset_out_of_range,
+                f"Cannot increment the log start offset to {converted} of partition {self.tp} "
+                f"since it is larger than the high watermark {self.high_watermark}")
+        before = self.log.log_start_offset
+        self.log.delete_records_before(converted)
+        if self.log.log_start_offset > before:
+            log.info("log_start_offset_incremented", partition=str(self.tp), log_start_offset=self.log.log_start_offset,
+                     reason="client_record_deletion")
+        return converted, self.low_watermark_if_leader(None)
+
+    def low_watermark_if_leader(self, alive_brokers: Any) -> int:
+        """The smallest log start offset over the leader and its followers (-1 for a follower
+        not heard from since this broker became leader), skipping followers whose broker is
+        not in ``alive_brokers`` (a set of ids; None = all count). Kafka's
+        Partition.lowWatermarkIfLeader. Only meaningful on the leader."""
+        low = self.log.log_start_offset
+        for r, replica in self.remote_replicas.items():
+            if alive_brokers is not None and r not in alive_brokers:
+                continue
+            if replica.log_start_offset < low:
+                low = replica.log_start_offset
+        return low
+
     # ------------------------------------------------------------------ leader: fetch
     def read_records(self, fetch_offset: int, max_bytes: int, *, from_follower: bool,
                      current_leader_epoch: int = -1, min_one_message: bool = True) -> list[FileSlice]:
@@ -466,6 +517,20 @@ class Partition:
             self.producer_state.update_from_batches(records)
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
         return info
+
+    def maybe_increment_log_start_offset(self, leader_log_start_offset: int) -> bool:
+        """Follower: follow the leader's log start offset (from its Fetch answer) as Kafka's
+        ReplicaFetcherThread does (``log.maybeIncrementLogStartOffset(leaderLogStartOffset)``),
+        deleting the segments wholly below it. Never past the local high watermark (Kafka
+        refuses that with OFFSET_OUT_OF_RANGE; a later fetch brings the HW up). Returns True
+        if the log start offset moved."""
+        target = min(leader_log_start_offset, self.log.high_watermark)
+        if target <= self.log.log_start_offset:
+            return False
+        self.log.delete_records_before(target)
+        log.info("log_start_offset_incremented", partition=str(self.tp), log_start_offset=self.log.log_start_offset,
+                 reason="leader_offset_incremented")
+        return True
 
     def truncate_to(self, offset: int) -> None:
         """Follower truncation (leader-epoch based): log and producer state."""

@@ -13,7 +13,9 @@ Each followed partition goes through two states (Kafka's PartitionFetchState):
 2. **Fetching**: Fetch with replica_id = this broker, current_leader_epoch fencing, and
    the follower's log start offset; the leader's batches are appended unchanged
    (assign_offsets off), a partial trailing batch dropped, the local HW set to
-   min(leader HW, LEO). OFFSET_OUT_OF_RANGE: the follower asks the leader's LEO and log
+   min(leader HW, LEO), and the log start offset raised to the leader's (DeleteRecords,
+   retention; never past the local HW), which the next Fetch reports back to the leader
+   (its DeleteRecords purgatory waits on it). OFFSET_OUT_OF_RANGE: the follower asks the leader's LEO and log
    start (ListOffsets as a replica) and truncates to the LEO or restarts at the log start.
    FENCED/UNKNOWN_LEADER_EPOCH and NOT_LEADER_OR_FOLLOWER park the partition until the
    controller's next LeaderAndIsr; other errors back off replica.fetch.backoff.ms.
@@ -375,6 +377,11 @@ class ReplicaFetcher:
                     self.bytes_fetched += len(records)
                 try:
                     p.append_records_to_follower(records, d.high_watermark)
+                    # DeleteRecords / retention on the leader: follow its log start offset
+                    # (Kafka's ReplicaFetcherThread: log.maybeIncrementLogStartOffset)
+                    leader_start = getattr(d, "log_start_offset", -1)
+                    if leader_start > p.log.log_start_offset:
+                        p.maybe_increment_log_start_offset(leader_start)
                 except Exception as exc:
                     self.errors += 1
                     log.warning("follower_append_failed", partition=str(tp), error=str(exc))

@@ -16,6 +16,9 @@
   wait in the "Fetch" purgatory (DelayedFetch).
 - ListOffsets (``fetch_offset_for_timestamp``), OffsetsForLeaderEpoch
   (``last_offset_for_leader_epoch``).
+- DeleteRecords (``delete_records``, KIP-107): the leader moves its log start offset; the
+  answer waits in the "DeleteRecords" purgatory (DelayedDeleteRecords) until every follower
+  on a live broker has reported a log start offset at least as high in its Fetch.
 - Background tasks: ISR shrink check (every replica.lag.time.max.ms / 2), ISR change
   propagation to ``/isr_change_notification`` (Kafka's 2.5 s / 5 s / 60 s rule), HW
   checkpoint (replica.high.watermark.checkpoint.interval.ms), and the LogManager's
@@ -35,6 +38,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, DeleteRecordsPartitionStatus
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
 from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
 from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
@@ -50,7 +54,10 @@ from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopRepli
 from kafkalike.storage import (CorruptRecordError, KafkaStorageError, LogConfig,
                                OffsetOutOfRangeError, RecordTooLargeError, TopicPartition)
 from kafkalike.storage.errors import InvalidRecordError
-from kafkalike.storage.unified_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
+from kafkalike.storage.unified_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+
+EARLIEST_LOCAL_TIMESTAMP = -4  # ListOffsets v8+ (KIP-405)
+LATEST_TIERED_TIMESTAMP = -5  # ListOffsets v9+ (KIP-1005)
 
 if TYPE_CHECKING:
     from kafkalike.broker.kafka_server import KafkaServer
@@ -160,6 +167,7 @@ class ReplicaManager:
         self.controller_epoch = 0
         self.produce_purgatory = DelayedOperationPurgatory("Produce")
         self.fetch_purgatory = DelayedOperationPurgatory("Fetch")
+        self.delete_records_purgatory = DelayedOperationPurgatory("DeleteRecords")
         self.topic_configs: dict[str, dict[str, str]] = {}
         self.isr_change_set: set[TopicPartition] = set()
         self.last_isr_change_ms = 0
@@ -256,6 +264,7 @@ class ReplicaManager:
     def _complete_delayed(self, tp: TopicPartition) -> None:
         self.produce_purgatory.check_and_complete(tp)
         self.fetch_purgatory.check_and_complete(tp)
+        self.delete_records_purgatory.check_and_complete(tp)
 
     def fence_controller_request(self, request: Any, api: str, *, broker_epoch_since: int,
                                  version: int) -> ErrorCode | None:
@@ -432,6 +441,7 @@ class ReplicaManager:
             if p is not None:
                 self.produce_purgatory.complete_all(tp)
                 self.fetch_purgatory.complete_all(tp)
+                self.delete_records_purgatory.check_and_complete(tp)  # -> UNKNOWN_TOPIC_OR_PARTITION
             if delete and lm is not None:
                 try:
                     lm.delete_log(tp)
@@ -581,6 +591,8 @@ class ReplicaManager:
             if p.update_follower_fetch_state(replica_id, info.fetch_offset,
                                              info.log_start_offset, leo, now_ms()):
                 self._complete_delayed(tp)
+            elif self.delete_records_purgatory.watchers:  # the follower's log start offset may have moved
+                self.delete_records_purgatory.check_and_complete(tp)
             self._maybe_expand_isr(p, replica_id)
         records: Any = b""
         if slices:
@@ -810,8 +822,13 @@ class ReplicaManager:
         """ListOffsets for one partition: (error, timestamp, offset, leader_epoch).
 
         -2 earliest (log start), -1 latest (HW for consumers, LEO for replicas/debug), -3
-        max timestamp, else the first offset with timestamp >= it below the fetchable end
-        (-1/-1 when none). Leader only (NOT_LEADER_OR_FOLLOWER), epoch-fenced.
+        max timestamp (KIP-734: the offset of the record carrying the largest timestamp, if
+        below the fetchable end), -4 earliest-local (v8, KIP-405: the log start offset, as
+        kafkalike has no tiered storage), -5 latest-tiered (v9, KIP-1005: offset -1, leader
+        epoch -1 without tiered storage, as Kafka's UnifiedLog.fetchOffsetByTimestamp answers
+        when remote storage is off), else the first offset with timestamp >= it below the
+        fetchable end (-1/-1 when none). Leader only (NOT_LEADER_OR_FOLLOWER), epoch-fenced.
+        Kafka's Partition.fetchOffsetForTimestamp.
         """
         p = self.partitions.get(tp)
         if p is None:
@@ -824,6 +841,10 @@ class ReplicaManager:
         last_fetchable = lg.log_end_offset if isolation_level is None else p.high_watermark
         if timestamp == LATEST_TIMESTAMP:
             return ErrorCode.none, -1, last_fetchable, p.leader_epoch
+        if timestamp == LATEST_TIERED_TIMESTAMP:
+            return ErrorCode.none, -1, -1, -1
+        if timestamp == EARLIEST_LOCAL_TIMESTAMP:
+            timestamp = EARLIEST_TIMESTAMP  # no tiered storage: the local log starts at the log start offset
         try:
             found = lg.offset_for_timestamp(timestamp)
         except ValueError:
@@ -834,9 +855,58 @@ class ReplicaManager:
             return ErrorCode.none, -1, -1, -1
         if timestamp == EARLIEST_TIMESTAMP:
             return ErrorCode.none, -1, found.offset, found.leader_epoch
-        if timestamp != MAX_TIMESTAMP and found.offset >= last_fetchable:
+        if found.offset >= last_fetchable:
             return ErrorCode.none, -1, -1, -1
         return ErrorCode.none, found.timestamp, found.offset, found.leader_epoch
+
+    # ------------------------------------------------------------------ DeleteRecords
+    async def delete_records(self, timeout_ms: int, offsets: dict[TopicPartition, int],
+                             allow_internal_topics: bool = False) -> dict[TopicPartition, DeleteRecordsPartitionStatus]:
+        """DeleteRecords (KIP-107): for each (tp, offset) move the leader's log start offset
+        up to ``offset`` (-1 = the high watermark), then wait (DelayedDeleteRecords, at most
+        ``timeout_ms`` ms) until every follower on a live broker reports a log start offset
+        at least as high. Returns per partition the answer: error and low watermark (the
+        smallest log start offset over the replicas, -1 on error).
+
+        Errors: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE
+        (offset < -1 or past the high watermark), POLICY_VIOLATION (cleanup.policy without
+        delete), INVALID_TOPIC_EXCEPTION (an internal topic, unless ``allow_internal_topics``),
+        KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT (followers not caught up in time; the log start
+        offset stays moved). Kafka's ReplicaManager.deleteRecords / deleteRecordsOnLocalLog.
+        """
+        statuses: dict[TopicPartition, DeleteRecordsPartitionStatus] = {}
+        for tp, offset in offsets.items():
+            status = DeleteRecordsPartitionStatus(-1)
+            statuses[tp] = status
+            if tp.topic in INTERNAL_TOPICS and not allow_internal_topics:
+                status.error = ErrorCode.invalid_topic_exception
+                status.error_message = f"Cannot delete records of internal topic {tp.topic}"
+                continue
+            try:
+                p = self.partitions.get(tp)
+                if p is None:
+                    raise PartitionError(self._unknown_error(tp))
+                required, low = p.delete_records_on_leader(offset)
+            except PartitionError as exc:
+                status.error, status.error_message = exc.error_code, str(exc)
+                continue
+            except (OffsetOutOfRangeError, ValueError) as exc:
+                status.error, status.error_message = ErrorCode.offset_out_of_range, str(exc)
+                continue
+            except KafkaStorageError as exc:
+                log.error("delete_records_failed", partition=str(tp), error=str(exc))
+                status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
+                continue
+            status.required_offset = required
+            status.low_watermark = low
+            status.acks_pending = True
+            log.info("records_deleted", partition=str(tp), log_start_offset=required, low_watermark=low)
+        pending = [tp for tp, s in statuses.items() if s.acks_pending]
+        if pending:
+            op = DelayedDeleteRecords(timeout_ms, statuses, self.get_partition,
+                                      self.server.metadata_cache.alive_broker_ids)
+            await self.delete_records_purgatory.try_complete_else_watch(op, pending)
+        return statuses
 
     # ------------------------------------------------------------------ OffsetsForLeaderEpoch
     def last_offset_for_leader_epoch(self, tp: TopicPartition, current_leader_epoch: int,

@@ -17,7 +17,9 @@ How the ranges were chosen (docs/protocol.md has the reasoning per client):
   (kcat 1.7) and 2.16 (confluent-kafka), aiokafka 0.14, Kafka 3.9's Java clients;
 - maximums follow a ZooKeeper-era Kafka 3.x broker, stopping before versions that need
   features kafkalike does not have (topic-id addressed Fetch v13+/Produce v13, batched
-  FindCoordinator v4 and OffsetFetch v8, KRaft-migration fields).
+  FindCoordinator v4 and OffsetFetch v8, KRaft-migration fields). ListOffsets goes to v9
+  (KIP-1005's -4 earliest-local / -5 latest-tiered timestamps, answered as Kafka does
+  without tiered storage); v10 (KIP-1023, earliest-pending-upload -6) is Kafka 4.0's.
 - kafka-python infers a broker version from this table: it reads as Kafka 3.0.
 """
 
@@ -55,6 +57,7 @@ class ApiKey(enum.IntEnum):
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
+    DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
@@ -81,7 +84,7 @@ def api_name(api_key: int) -> str:
 SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 9),
     ApiKey.FETCH: (4, 12),
-    ApiKey.LIST_OFFSETS: (1, 7),
+    ApiKey.LIST_OFFSETS: (1, 9),
     ApiKey.METADATA: (0, 12),
     ApiKey.LEADER_AND_ISR: (0, 6),
     ApiKey.STOP_REPLICA: (0, 3),
@@ -99,6 +102,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.API_VERSIONS: (0, 3),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 5),
+    ApiKey.DELETE_RECORDS: (0, 2),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
@@ -137,6 +141,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.API_VERSIONS: "kafka_apis",
     ApiKey.CREATE_TOPICS: "zk_admin_manager",
     ApiKey.DELETE_TOPICS: "zk_admin_manager",
+    ApiKey.DELETE_RECORDS: "replica_manager",
     ApiKey.INIT_PRODUCER_ID: "transaction_coordinator",
     ApiKey.OFFSET_FOR_LEADER_EPOCH: "replica_manager",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
@@ -170,6 +175,7 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.API_VERSIONS: 3,
     ApiKey.CREATE_TOPICS: 5,
     ApiKey.DELETE_TOPICS: 4,
+    ApiKey.DELETE_RECORDS: 1,
     ApiKey.INIT_PRODUCER_ID: 3,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: 3,
     ApiKey.DESCRIBE_CONFIGS: 2,

@@ -28,6 +28,8 @@ import structlog
 
 from kafkalike.protocol.record_batch import (
     NO_TIMESTAMP,
+    TIMESTAMP_TYPE_MASK,
+    RecordBatch,
     RecordBatchError,
     iter_batches,
 )
@@ -477,7 +479,7 @@ class UnifiedLog:
         """ListOffsets: the first offset whose record timestamp >= `timestamp` (ms).
 
         Special timestamps: -2 EARLIEST (log start offset), -1 LATEST (LEO), -3 MAX_TIMESTAMP
-        (KIP-734: the batch holding the largest timestamp). Returns None when no record is that
+        (KIP-734: the record carrying the largest timestamp, ``_max_timestamp_record``). Returns None when no record is that
         recent. Record timestamps are read by decoding the candidate batch (not a hot path).
         """
         self._check_open()
@@ -486,14 +488,7 @@ class UnifiedLog:
         if timestamp == LATEST_TIMESTAMP:
             return TimestampAndOffset(NO_TIMESTAMP, self._next_offset, self.leader_epoch_cache.latest_epoch if self.leader_epoch_cache.latest_epoch is not None else -1)
         if timestamp == MAX_TIMESTAMP:
-            best = None
-            for seg in self.segments:
-                ts = seg.max_timestamp_so_far
-                if ts > NO_TIMESTAMP and (best is None or ts > best[0]):
-                    best = (ts, seg._offset_of_max_ts)
-            if best is None:
-                return None
-            return TimestampAndOffset(best[0], best[1], self.epoch_for_offset(best[1]))
+            return self._max_timestamp_record()
         if timestamp < 0:
             raise ValueError(f"unsupported ListOffsets timestamp {timestamp}")
         for seg in self.segments:
@@ -502,6 +497,34 @@ class UnifiedLog:
                 if found is not None:
                     ts, off = found
                     return TimestampAndOffset(ts, off, self.epoch_for_offset(off))
+        return None
+
+    def _max_timestamp_record(self) -> TimestampAndOffset | None:
+        """ListOffsets -3 (KIP-734): the record carrying the largest timestamp, as Kafka's
+        UnifiedLog.fetchOffsetByTimestamp (3.8+, KAFKA-16310) finds it: the segment with the
+        largest max timestamp (the first on ties), the first batch there whose max timestamp
+        equals it, and in that batch the first record whose timestamp equals it (a
+        LogAppendTime batch: its base offset, every record carries the batch's timestamp).
+        Leader epoch: the batch's. Decodes that one batch only. None for an empty log."""
+        best = None
+        for seg in self.segments:
+            if seg.size and seg.max_timestamp_so_far > NO_TIMESTAMP and (best is None or seg.max_timestamp_so_far > best.max_timestamp_so_far):
+                best = seg
+        if best is None:
+            return None
+        max_ts = best.max_timestamp_so_far
+        _, pos = best.offset_index.lookup(best._offset_of_max_ts)
+        for h in best.log.iter_headers(pos):
+            if h.max_timestamp != max_ts:
+                continue
+            raw = best.log.read_all(h.position, h.position + h.size)
+            epoch = h.partition_leader_epoch if h.partition_leader_epoch >= 0 else -1
+            if RecordBatch(raw).attributes & TIMESTAMP_TYPE_MASK:  # LogAppendTime
+                return TimestampAndOffset(max_ts, h.base_offset, epoch)
+            for off, ts in batch_codec.record_timestamps(raw):
+                if ts == max_ts:
+                    return TimestampAndOffset(max_ts, off, epoch)
+            return None
         return None
 
     def epoch_for_offset(self, offset: int) -> int:

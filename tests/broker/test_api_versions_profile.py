@@ -125,7 +125,7 @@ def test_bad_inter_broker_protocol_version_is_one_line_error(ibp: str) -> None:
 
 
 @pytest.mark.parametrize("ibp, fetch, epoch, list_offsets", [
-    ("3.9", 12, 4, 7),       # Kafka: 15 / 4 / 8, capped at kafkalike's newest
+    ("3.9", 12, 4, 8),       # Kafka: 15 / 4 / 8, Fetch capped at kafkalike's newest
     ("3.4", 12, 4, 7),       # Kafka: 13 / 4 / 7
     ("3.0", 12, 4, 7),       # 3.0-IV1: ListOffsets v7
     ("3.0-IV0", 12, 4, 6),
@@ -155,7 +155,7 @@ def test_kafka_versions_by_ibp_are_unclamped_in_the_shared_table() -> None:
         ApiKey.FETCH: 15, ApiKey.OFFSET_FOR_LEADER_EPOCH: 4, ApiKey.LIST_OFFSETS: 8}
     assert request_versions_for_ibp(None) == {}
     assert fetcher_request_versions(None) == {ApiKey.FETCH: 12, ApiKey.OFFSET_FOR_LEADER_EPOCH: 4,
-                                              ApiKey.LIST_OFFSETS: 7}
+                                              ApiKey.LIST_OFFSETS: 9}
 
 
 def test_followers_at_ibp_3_9_replicate_from_capped_leaders(make_cluster) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,155 @@
+"""DeleteRecords (API key 21, KIP-107) on a 3-broker RF-3 topic: the leader moves its log
+start offset, the answer waits until both followers have followed it through their Fetch
+(the DeleteRecords purgatory), consumers below it get OFFSET_OUT_OF_RANGE and ListOffsets
+earliest answers it; Kafka's errors for bad offsets, compacted topics, non-leaders, unknown
+topics and followers that do not catch up in time. Then real clients (kafka-python,
+confluent-kafka) and ``kafkalike delete-records`` against real broker processes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.storage import TopicPartition
+from tests.broker.broker_helpers import (batch, connect, fetch, produce, running_broker,
+                                         three_brokers_with_topic)
+
+
+async def _delete_records(conn: Any, topic: str, offsets: dict[int, int], timeout_ms: int = 15000,
+                          version: int = 2) -> dict[int, tuple[int, int]]:
+    """One DeleteRecords; {partition: (error code, low watermark)}."""
+    resp = await conn.call(ApiKey.DELETE_RECORDS, api_version=version,
+                           timeout=datetime.timedelta(milliseconds=timeout_ms),
+                           topics=[{"name": topic, "partitions": [
+                               {"partition_index": p, "offset": o} for p, o in offsets.items()]}])
+    return {p.partition_index: (p.error_code, p.low_watermark) for p in resp.topics[0].partitions}
+
+
+async def _earliest(conn: Any, topic: str, partition: int = 0) -> int:
+    resp = await conn.call(ApiKey.LIST_OFFSETS, api_version=7, replica_id=-1, isolation_level=0,
+                           topics=[{"name": topic, "partitions": [{"partition_index": partition, "timestamp": -2}]}])
+    p = resp.topics[0].partitions[0]
+    assert p.error_code == 0
+    return p.offset
+
+
+def _leader_of(servers: dict[int, Any], tp: TopicPartition) -> int:
+    return next(i for i, s in servers.items() if s.replica_manager.partitions[tp].is_leader)
+
+
+async def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.02)
+
+
+async def test_delete_records_waits_for_every_replica_and_moves_the_log_start(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """DeleteRecords answers once both followers' log start offsets reached the offset (low
+    watermark = it), every replica starts there, fetching below it is OFFSET_OUT_OF_RANGE,
+    ListOffsets earliest answers it, and -1 deletes up to the high watermark."""
+    async with AsyncExitStack() as stack:
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "dr",
+                                                 replica_fetch_wait_max_ms="100",
+                                                 log_segment_bytes="1024")
+        tp = TopicPartition("dr", 0)
+        leader_id = _leader_of(servers, tp)
+        conn = await stack.enter_async_context(connect(servers[leader_id]))
+        for i in range(10):
+            r = await produce(conn, "dr", 0, batch([b"v%d-%d" % (i, j) * 20 for j in range(3)]), acks=-1,
+                              timeout_ms=15000)
+            assert r.error_code == 0
+        leader = servers[leader_id].replica_manager.partitions[tp]
+        assert leader.high_watermark == 30
+        segments_before = len(leader.log.segments)
+
+        assert await _delete_records(conn, "dr", {0: 13}) == {0: (ErrorCode.none, 13)}
+        for s in servers.values():
+            assert s.replica_manager.partitions[tp].log.log_start_offset == 13
+        assert len(leader.log.segments) < segments_before  # segments wholly below 13 are gone
+        assert (await fetch(conn, "dr", 0, 12)).error_code == ErrorCode.offset_out_of_range
+        got = await fetch(conn, "dr", 0, 13)
+        assert got.error_code == 0 and got.log_start_offset == 13
+        assert await _earliest(conn, "dr") == 13
+
+        # an offset at or below the log start changes nothing and succeeds
+        assert await _delete_records(conn, "dr", {0: 5}, version=0) == {0: (ErrorCode.none, 13)}
+        # -1: up to the high watermark
+        assert await _delete_records(conn, "dr", {0: -1}, version=1) == {0: (ErrorCode.none, 30)}
+        assert await _earliest(conn, "dr") == 30
+        for s in servers.values():
+            assert s.replica_manager.partitions[tp].log.log_start_offset == 30
+
+
+async def test_delete_records_refusals_match_kafka(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """Past the high watermark or below -1: OFFSET_OUT_OF_RANGE; a compact-only topic:
+    POLICY_VIOLATION; a follower: NOT_LEADER_OR_FOLLOWER; an unknown topic:
+    UNKNOWN_TOPIC_OR_PARTITION; the log start offset never moves and nothing is lost."""
+    async with AsyncExitStack() as stack:
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "bad",
+                                                 replica_fetch_wait_max_ms="100")
+        tp = TopicPartition("bad", 0)
+        leader_id = _leader_of(servers, tp)
+        conn = await stack.enter_async_context(connect(servers[leader_id]))
+        assert (await produce(conn, "bad", 0, batch([b"a", b"b", b"c"]), acks=-1)).error_code == 0
+
+        assert await _delete_records(conn, "bad", {0: 4}) == {0: (ErrorCode.offset_out_of_range, -1)}
+        assert await _delete_records(conn, "bad", {0: -2}) == {0: (ErrorCode.offset_out_of_range, -1)}
+        follower_id = next(i for i in servers if i != leader_id)
+        fconn = await stack.enter_async_context(connect(servers[follower_id]))
+        assert await _delete_records(fconn, "bad", {0: 1}) == {0: (ErrorCode.not_leader_or_follower, -1)}
+        assert await _delete_records(conn, "nosuch", {0: 1}) == {0: (ErrorCode.unknown_topic_or_partition, -1)}
+        assert servers[leader_id].replica_manager.partitions[tp].log.log_start_offset == 0
+        assert await _earliest(conn, "bad") == 0
+
+        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
+            {"name": "compacted", "num_partitions": 1, "replication_factor": 3, "assignments": [],
+             "configs": [{"name": "cleanup.policy", "value": "compact"}]}])
+        assert resp.topics[0].error_code == 0
+        ctp = TopicPartition("compacted", 0)
+        await _wait_for(lambda: all(ctp in s.replica_manager.partitions for s in servers.values())
+                        and any(s.replica_manager.partitions[ctp].is_leader for s in servers.values()))
+        cconn = await stack.enter_async_context(connect(servers[_leader_of(servers, ctp)]))
+        assert (await produce(cconn, "compacted", 0, batch([b"x"], key=b"k"), acks=-1)).error_code == 0
+        assert await _delete_records(cconn, "compacted", {0: 1}) == {0: (ErrorCode.policy_violation, -1)}
+
+
+async def test_delete_records_times_out_while_a_follower_does_not_fetch(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A follower that stopped fetching (its broker still alive) holds the low watermark
+    back: REQUEST_TIMED_OUT after timeout_ms, with the low watermark known when the request
+    was accepted; the leader's log start offset has moved all the same, and the follower
+    follows it once it fetches again."""
+    async with AsyncExitStack() as stack:
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "slow",
+                                                 replica_fetch_wait_max_ms="100",
+                                                 replica_lag_time_max_ms="30000")
+        tp = TopicPartition("slow", 0)
+        leader_id = _leader_of(servers, tp)
+        conn = await stack.enter_async_context(connect(servers[leader_id]))
+        assert (await produce(conn, "slow", 0, batch([b"a"] * 8), acks=-1, timeout_ms=15000)).error_code == 0
+        leader = servers[leader_id].replica_manager.partitions[tp]
+        await _wait_for(lambda: all(r.log_start_offset == 0 for r in leader.remote_replicas.values()))
+        follower_id = next(i for i in servers if i != leader_id)
+        follower = servers[follower_id].replica_manager
+        fetcher = next(iter(follower.fetcher_manager.fetchers.values()))
+        endpoint = (fetcher.leader_id, fetcher.host, fetcher.port)
+        await follower.fetcher_manager.remove_fetchers([tp])
+
+        assert await _delete_records(conn, "slow", {0: 5}, timeout_ms=300) == {0: (ErrorCode.request_timed_out, 0)}
+        assert leader.log.log_start_offset == 5
+        assert servers[leader_id].replica_manager.delete_records_purgatory.delayed == 0
+
+        follower.fetcher_manager.add_fetchers({tp: endpoint})
+        await _wait_for(lambda: follower.partitions[tp].log.log_start_offset == 5)
+        await _wait_for(lambda: leader.low_watermark_if_leader(None) == 5)
+        assert await _delete_records(conn, "slow", {0: 5}) == {0: (ErrorCode.none, 5)}
