@@ -1,22 +1,26 @@
-"""Base of the fixed-entry-size index files, held in memory, no descriptor kept (Kafka's AbstractIndex).
+"""Base of the fixed-entry-size index files, held in memory and written through (Kafka's AbstractIndex).
 
 An index file holds fixed-size big-endian entries sorted by offset, in Kafka's format (so Kafka's
 DumpLogSegments reads our files as its own). An existing file is taken to hold
 length // entry_size entries, as Kafka does.
 
-Descriptors: none between calls. Kafka mmaps its index files and closes them; CPython 3.11's
+Descriptors: none per partition (at most WRITE_DESCRIPTORS over the process). Kafka mmaps its index files and closes them; CPython 3.11's
 mmap.mmap dup()s the descriptor and keeps the copy until the map is closed (`trackfd=False` only
 exists from 3.13), so mmapped indexes would cost a broker two descriptors per partition on top of
 the active segment's .log. Instead (docs/storage.md, "Descriptors per partition"):
 
 * the active (writable) index keeps its entries in a bytearray. Its file is preallocated (sparse)
-  to segment.index.bytes rounded down to whole entries when it becomes writable, as Kafka does;
-  entries appended since the last write reach the file with open / pwrite / close at flush (then
-  fsync, as Kafka's mmap force), resize and trim (roll, clean close). Between flushes the newest
-  entries are only in memory: a crash loses nothing, because the loader rebuilds the indexes of
-  every segment past the recovery point, and the active segment always, from the .log
-  (log_loader.py step 4); every segment below the recovery point had its index written (trim on
-  roll) and fsynced (flush) before the recovery point passed it;
+  to segment.index.bytes rounded down to whole entries when it becomes writable, as Kafka does.
+  Every entry is written through to the file as it is added (one pwrite of the 8- or 12-byte
+  entry per log.index.interval.bytes of appended data, on a descriptor taken from a process-wide
+  LRU of at most WRITE_DESCRIPTORS, released at flush, roll and close), so the file in the
+  page cache always holds the same entries as memory, as Kafka's memory-mapped index does: a
+  reader of a live segment's .index / .timeindex (kafka-dump-log.sh, another process) sees every
+  entry. Entries dropped by a truncation are zeroed in the file. fsync happens at flush (Kafka's
+  mmap force); a crash loses nothing, because the loader rebuilds the indexes of every segment
+  past the recovery point, and the active segment always, from the .log (log_loader.py step 4).
+  A rebuild (LogSegment.recover) defers the writes with `deferred_writes()` and writes all
+  entries at once at its end;
 * a read-only (inactive) index is loaded on first use with one open / pread / close into an
   immutable bytes object and kept in a process-wide cache bounded by READ_ONLY_CACHE_BYTES
   (least recently used first out; an evicted index reloads on its next lookup). The file is the
@@ -63,6 +67,45 @@ def _cache_add(index: AbstractIndex) -> None:
         victim._opened = False
 
 
+WRITE_DESCRIPTORS = 64
+"""Most descriptors kept open, over all logs, for writing through the active indexes of the
+partitions written most recently (a bounded, process-wide cost, not one per partition)."""
+
+_write_fds: OrderedDict[int, tuple[AbstractIndex, int]] = OrderedDict()  # id -> (index, fd)
+
+
+def _write_fd(index: AbstractIndex) -> int:
+    """An O_WRONLY descriptor on the index's file, from the bounded LRU or newly opened."""
+    item = _write_fds.get(id(index))
+    if item is not None:
+        _write_fds.move_to_end(id(index))
+        return item[1]
+    fd = os.open(index.path, os.O_WRONLY | os.O_CREAT, 0o644)
+    _write_fds[id(index)] = (index, fd)
+    while len(_write_fds) > WRITE_DESCRIPTORS:
+        _, (_, old) = _write_fds.popitem(last=False)
+        try:
+            os.close(old)
+        except OSError:
+            pass
+    return fd
+
+
+def _drop_write_fd(index: AbstractIndex) -> None:
+    """Close the index's write descriptor, if it holds one (flush, roll, close, rename, delete)."""
+    item = _write_fds.pop(id(index), None)
+    if item is not None:
+        try:
+            os.close(item[1])
+        except OSError:
+            pass
+
+
+def write_descriptors() -> int:
+    """Descriptors currently held for writing through active indexes (<= WRITE_DESCRIPTORS)."""
+    return len(_write_fds)
+
+
 def _cache_remove(index: AbstractIndex) -> None:
     global _read_only_cache_bytes
     item = _read_only_cache.pop(id(index), None)
@@ -79,6 +122,8 @@ class AbstractIndex:
     """
 
     ENTRY: struct.Struct
+    WRITE_THROUGH = True
+    """Entries reach the file as they are added (False only to measure what that costs)."""
 
     def __init__(self, path: Path, base_offset: int, max_index_size: int, writable: bool) -> None:
         self.path = Path(path)
@@ -91,6 +136,7 @@ class AbstractIndex:
         self._n = 0  # valid entries (meaningful when _opened)
         self._in_file = 0  # leading entries known to be identical in the file
         self._unsynced = False  # written to the file since the last fsync
+        self._write_through = self.WRITE_THROUGH  # each appended entry goes to the file at once
         if writable:
             self._preallocate()
 
@@ -165,6 +211,7 @@ class AbstractIndex:
 
     def _close_map(self) -> None:
         """Forget the in-memory entries without writing them (a crash, or to free memory)."""
+        _drop_write_fd(self)
         if not self.writable:
             _cache_remove(self)
         self._buf = b""
@@ -193,6 +240,7 @@ class AbstractIndex:
 
     def make_read_only(self) -> None:
         """Leave the active role: write and trim to valid size; entries become the read-only cache."""
+        _drop_write_fd(self)
         self.trim_to_valid_size()
         if self.writable:
             self.writable = False
@@ -202,7 +250,9 @@ class AbstractIndex:
 
     def flush(self) -> None:
         """Write the entries not yet in the file and fsync it (part of a segment flush; Kafka's
-        mmap force). Does nothing when the file is already durable."""
+        mmap force). Does nothing when the file is already durable. Releases the write
+        descriptor (the next append takes one again)."""
+        _drop_write_fd(self)
         self._write_back(fsync=True)
 
     def close(self) -> None:
@@ -222,6 +272,7 @@ class AbstractIndex:
 
     def rename(self, new_path: Path) -> None:
         """Rename the file (e.g. to .swap / from .cleaned); entries in memory stay valid."""
+        _drop_write_fd(self)
         try:
             os.replace(self.path, new_path)
         except OSError as exc:
@@ -231,6 +282,7 @@ class AbstractIndex:
     def reset(self) -> None:
         """Drop all entries (before a rebuild); the file is emptied (and preallocated again if
         writable)."""
+        _drop_write_fd(self)
         if self._opened and not self.writable:
             _cache_remove(self)
         self._buf = bytearray() if self.writable else b""
@@ -288,6 +340,30 @@ class AbstractIndex:
             del buf[end:]
         buf += entry
         self._n += 1
+        if self._write_through:
+            self._write_entry(entry, end)
+
+    def _write_entry(self, entry: bytes, pos: int) -> None:
+        """Write one packed entry at byte `pos` of the file (write-through; also any earlier
+        entries not yet in the file). Raises KafkaStorageError (KAFKA_STORAGE_ERROR)."""
+        if self._in_file != self._n - 1:
+            self._write_back()
+            return
+        try:
+            fd = _write_fd(self)
+            if os.pwrite(fd, entry, pos) != len(entry):  # a short write of <= 12 bytes: retry whole
+                _drop_write_fd(self)
+                self._write_back()
+        except OSError as exc:
+            _drop_write_fd(self)
+            raise self._fail("write", exc) from exc
+        self._in_file = self._n
+        self._unsynced = True
+
+    def deferred_writes(self) -> "_DeferredWrites":
+        """Context manager: appended entries stay in memory until it exits, then are written
+        with one pwrite (used by a rebuild from the .log, which adds thousands at once)."""
+        return _DeferredWrites(self)
 
     def truncate_to_entries(self, n: int) -> None:
         """Keep the first n entries."""
@@ -297,15 +373,38 @@ class AbstractIndex:
             return
         if self.writable:
             assert isinstance(self._buf, bytearray)
+            dropped_end = self._in_file * self.entry_size
             del self._buf[n * self.entry_size :]
             self._n = n
             self._in_file = min(self._in_file, n)
+            if dropped_end > n * self.entry_size:
+                self._zero_file_range(n * self.entry_size, dropped_end)
         else:  # not done by LogSegment (it truncates active indexes); written through at once
             _cache_remove(self)
             self._buf = self._buf[: n * self.entry_size]
             self._n = self._in_file = n
             _cache_add(self)
             self._write_back(n * self.entry_size)
+
+    def _zero_file_range(self, start: int, end: int) -> None:
+        """Zero bytes [start, end) of the file (entries dropped by a truncation), keeping its
+        length: a reader of the file sees only the valid entries, as after Kafka's truncate of
+        a memory-mapped index followed by new appends."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._fail("open", exc) from exc
+        try:
+            size = os.fstat(fd).st_size
+            if start < size:
+                os.pwrite(fd, bytes(min(end, size) - start), start)
+                self._unsynced = True
+        except OSError as exc:
+            raise self._fail("write", exc) from exc
+        finally:
+            os.close(fd)
 
     def _largest_lower_bound_slot(self, target: int) -> int:
         """Slot of the largest entry whose key <= target, or -1."""
@@ -324,3 +423,19 @@ class AbstractIndex:
 
     def _key(self, slot: int) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class _DeferredWrites:
+    """See AbstractIndex.deferred_writes."""
+
+    def __init__(self, index: AbstractIndex) -> None:
+        self.index = index
+
+    def __enter__(self) -> AbstractIndex:
+        self.index._write_through = False
+        return self.index
+
+    def __exit__(self, *exc: object) -> None:
+        self.index._write_through = self.index.WRITE_THROUGH
+        if exc[0] is None:
+            self.index._write_back()

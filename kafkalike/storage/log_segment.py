@@ -253,7 +253,8 @@ class LogSegment:
                     on_batch(batch)
 
             try:
-                valid_end, error = scan_valid_batches(mm, each, base_offset=self.base_offset)
+                with self.offset_index.deferred_writes(), self.time_index.deferred_writes():
+                    valid_end, error = scan_valid_batches(mm, each, base_offset=self.base_offset)
             finally:
                 try:
                     mm.close()
