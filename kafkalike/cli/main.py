@@ -20,6 +20,7 @@ COMMANDS = [
     "kafkalike.cli.console",
     "kafkalike.cli.protocol",
     "kafkalike.cli.consumer_groups",
+    "kafkalike.cli.delete_records",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
 

@@ -153,3 +153,67 @@ async def test_delete_records_times_out_while_a_follower_does_not_fetch(
         await _wait_for(lambda: follower.partitions[tp].log.log_start_offset == 5)
         await _wait_for(lambda: leader.low_watermark_if_leader(None) == 5)
         assert await _delete_records(conn, "slow", {0: 5}) == {0: (ErrorCode.none, 5)}
+
+
+def test_real_clients_and_the_cli_delete_records(make_cluster: Any, tmp_path: Path) -> None:
+    """Against 3 real broker processes (RF 3): confluent-kafka's AdminClient.delete_records
+    and kafka-python's KafkaAdminClient.delete_records get the low watermark, ``kafkalike
+    delete-records`` prints Kafka's lines (low watermark, or the partition's error) and
+    exits 0, and consumers then start at the new log start offsets."""
+    import confluent_kafka
+    from confluent_kafka.admin import AdminClient as ConfluentAdmin
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTP
+    from kafka.admin import NewTopic
+
+    cluster = make_cluster(brokers=3, overrides={"replica.fetch.wait.max.ms": "100"})
+    bootstrap = cluster.bootstrap_servers
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic("purge", 3, 3)])
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        for p in range(3):
+            for i in range(10):
+                producer.send("purge", value=b"v%d" % i, partition=p)
+        producer.flush()
+        producer.close()
+
+        confluent = ConfluentAdmin({"bootstrap.servers": bootstrap})
+        futures = confluent.delete_records([confluent_kafka.TopicPartition("purge", 0, 4)], request_timeout=30)
+        assert next(iter(futures.values())).result(timeout=30).low_watermark == 4
+
+        result = admin.delete_records({KTP("purge", 1): 6}, timeout_ms=30000)
+        assert result[KTP("purge", 1)]["low_watermark"] == 6
+    finally:
+        admin.close()
+
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"partitions": [{"topic": "purge", "partition": 2, "offset": -1},
+                                                  {"topic": "purge", "partition": 0, "offset": 99}],
+                                   "version": 1}))
+    run = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "delete-records", "--bootstrap-server",
+                          bootstrap, "--offset-json-file", str(offsets)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == [
+        "Executing records delete operation",
+        "Records delete operation completed:",
+        "partition: purge-2\tlow_watermark: 10",
+        "partition: purge-0\terror: org.apache.kafka.common.errors.OffsetOutOfRangeException: "
+        "The requested offset is not within the range of offsets maintained by the server.",
+    ]
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        tps = [KTP("purge", p) for p in range(3)]
+        assert consumer.beginning_offsets(tps) == {tps[0]: 4, tps[1]: 6, tps[2]: 10}
+    finally:
+        consumer.close()
+
+    offsets.write_text('{"partitions": [{"topic": "purge", "partition": 1, "offset": 1},'
+                       ' {"topic": "purge", "partition": 1, "offset": 2}], "version": 1}')
+    run = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "delete-records", "--bootstrap-server",
+                          bootstrap, "--offset-json-file", str(offsets)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.strip() == "Error: Offset json file contains duplicate topic partitions: purge-1"
