@@ -32,6 +32,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import structlog
 import trio
 
@@ -133,6 +134,7 @@ class KafkaApis:
             ApiKey.DESCRIBE_CONFIGS: self.handle_describe_configs,
             ApiKey.ALTER_CONFIGS: self.handle_alter_configs,
             ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
+            ApiKey.DESCRIBE_PRODUCERS: self.handle_describe_producers,
         }
 
     def register(self, api_key: int, handler: Handler) -> None:
@@ -473,6 +475,26 @@ class KafkaApis:
         """LeaderAndIsr v0-v6 from the controller (ReplicaManager.become_leader_or_follower)."""
         return await self._component("replica_manager").become_leader_or_follower(
             header.api_version, request)
+
+    async def handle_describe_producers(self, header: RequestHeader, request: Any,
+                                        conn: ConnectionContext) -> Any:
+        """DescribeProducers v0 (KIP-664): each partition's active idempotent producers from
+        this broker's replica (kafkalike.broker.describe_producers)."""
+        from kafkalike.broker.describe_producers import active_producer_state
+
+        rm = self._component("replica_manager")
+        resp_cls = response_class_for(request)
+        topic_cls, part_cls = entity(resp_cls, "TopicResponse"), entity(resp_cls, "PartitionResponse")
+        state_cls = entity(resp_cls, "ProducerState")
+        topics = []
+        for t in request.topics:
+            parts = []
+            for index in t.partition_indexes:
+                error, producers = active_producer_state(rm, TopicPartition(t.name, index))
+                parts.append(build(part_cls, partition_index=index, error_code=error, error_message=None,
+                                   active_producers=tuple(build(state_cls, **attrs.asdict(p)) for p in producers)))
+            topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
+        return build(resp_cls, topics=tuple(topics))
 
     async def handle_stop_replica(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:

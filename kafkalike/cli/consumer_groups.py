@@ -7,6 +7,7 @@ Kafka's kafka-consumer-groups.sh, over the wire with kafkalike.client.
         (--to-earliest | --to-latest | --to-offset N | --to-datetime YYYY-MM-DDTHH:mm:SS[.sss][Z]
          | --shift-by N) [--execute]
     kafkalike consumer-groups --bootstrap-server B --delete --group G [--group G2 ...]
+    kafkalike consumer-groups --bootstrap-server B --delete-offsets --group G --topic T[:P,P] [--topic ...]
 
 --describe prints kafka-consumer-groups.sh's columns (GROUP TOPIC PARTITION CURRENT-OFFSET
 LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID), ``-`` where a value is missing: partitions
@@ -16,7 +17,11 @@ watermark (ListOffsets latest). ``--members`` shows GROUP CONSUMER-ID HOST CLIEN
 #PARTITIONS and ``--state`` GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS, as
 Kafka's tool does. --reset-offsets only works on a group without active
 members (as Kafka's tool), prints the plan (GROUP TOPIC PARTITION NEW-OFFSET) and commits
-it only with --execute. Exit codes: 0 done, 1 a Kafka error (printed), 2 bad usage.
+it only with --execute. --delete-offsets (OffsetDelete, KIP-496) removes the group's committed
+offsets of the given partitions (every partition of a topic given without any) and prints
+Kafka's "Request succeed for deleting offsets with topic T group G" and a TOPIC PARTITION
+STATUS table (Kafka 2.4-3.6's ConsumerGroupCommand layout, one row per line). Exit codes: 0
+done, 1 a Kafka error (printed; Kafka's tool exits 0 after printing one), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -43,9 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     action.add_argument("--describe", action="store_true", help="offsets, lag and owners of groups")
     action.add_argument("--reset-offsets", action="store_true", help="reset a group's committed offsets")
     action.add_argument("--delete", action="store_true", help="delete groups without active members")
+    action.add_argument("--delete-offsets", action="store_true",
+                        help="delete a group's committed offsets of --topic T[:P,P] (OffsetDelete)")
     p.add_argument("--group", action="append", default=[], metavar="GROUP")
     p.add_argument("--topic", action="append", default=[], metavar="TOPIC[:P,P]",
-                   help="topic (optionally partitions) for --reset-offsets")
+                   help="topic (optionally partitions) for --reset-offsets and --delete-offsets")
     p.add_argument("--all-topics", action="store_true", help="--reset-offsets: every topic the group committed")
     to = p.add_mutually_exclusive_group()
     to.add_argument("--to-earliest", action="store_true")
@@ -77,8 +84,12 @@ def parse_datetime_ms(text: str) -> int:
 def _main(args: argparse.Namespace) -> int:
     import trio
 
-    if (args.describe or args.reset_offsets or args.delete) and not args.group:
-        print("error: --group is required with --describe, --reset-offsets and --delete", file=sys.stderr)
+    if (args.describe or args.reset_offsets or args.delete or args.delete_offsets) and not args.group:
+        print("error: --group is required with --describe, --reset-offsets, --delete and --delete-offsets",
+              file=sys.stderr)
+        return 2
+    if args.delete_offsets and (len(args.group) != 1 or not args.topic):
+        print("error: --delete-offsets takes one --group and at least one --topic", file=sys.stderr)
         return 2
     if args.reset_offsets:
         if not (args.topic or args.all_topics):
@@ -137,6 +148,8 @@ async def _run(args: argparse.Namespace) -> int:
                     return 0
                 if args.delete:
                     return await _delete(client, args.group)
+                if args.delete_offsets:
+                    return await delete_offsets(client, args.group[0], args.topic)
                 return await _reset(client, args)
             except GroupsError as exc:
                 print(f"Error: {exc}", file=sys.stderr)
@@ -397,3 +410,72 @@ async def _reset(client: Any, args: argparse.Namespace) -> int:
                  for tp, o in sorted(new.items(), key=lambda kv: (kv[0].topic, kv[0].partition))]
         print("\n".join(_table(rows)))
     return rc
+
+
+# Kafka's Errors messages for the errors --delete-offsets shows per partition
+_ERROR_MESSAGES = {
+    "GROUP_SUBSCRIBED_TO_TOPIC": "The consumer group is actively subscribed to the topic",
+    "UNKNOWN_TOPIC_OR_PARTITION": "This server does not host this topic-partition.",
+    "GROUP_ID_NOT_FOUND": "The group id does not exist.",
+    "NON_EMPTY_GROUP": "The group is not empty.",
+    "INVALID_GROUP_ID": "The configured groupId is invalid.",
+}
+
+
+async def delete_offsets(client: Any, group: str, topics: list[str]) -> int:
+    """--delete-offsets (Kafka's ConsumerGroupCommand.deleteOffsets over
+    AdminClient.deleteConsumerGroupOffsets): one OffsetDelete to the group's coordinator for
+    every partition named (``T:P,P``) or, for a bare ``T``, every partition the metadata lists
+    (an unknown topic gets one row with partition "Not Provided"). Prints Kafka's top line
+    for the group error (or "Request succeed ..."), then TOPIC PARTITION STATUS rows sorted as
+    Kafka sorts them (topic + partition as one string). Returns 0, or 1 when any error was
+    answered."""
+    from kafkalike.client.cluster import TopicPartition
+    from kafkalike.protocol.api_keys import ApiKey
+
+    results: dict[Any, str | None] = {}
+    wanted: list[Any] = []
+    for spec in topics:
+        topic, _, parts = spec.partition(":")
+        if parts:
+            wanted.extend(TopicPartition(topic, int(p)) for p in parts.split(","))
+            continue
+        await client.refresh_metadata([topic])
+        ps = client.cluster.partitions_for(topic)
+        if not ps:
+            results[TopicPartition(topic, -1)] = _ERROR_MESSAGES["UNKNOWN_TOPIC_OR_PARTITION"]
+        wanted.extend(TopicPartition(topic, p) for p in sorted(ps or ()))
+    by_topic: dict[str, list[dict]] = {}
+    for tp in dict.fromkeys(wanted):
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition})
+    r = await _call_coordinator(client, group, ApiKey.OFFSET_DELETE, group_id=group,
+                                topics=[{"name": t, "partitions": ps} for t, ps in by_topic.items()])
+    top = r.error_code.name.upper()
+    answered = {TopicPartition(t.name, int(p.partition_index)): p.error_code.name.upper()
+                for t in r.topics for p in t.partitions}
+    first_partition_error = next((e for e in answered.values() if e != "NONE"), None)
+    for tp in dict.fromkeys(wanted):
+        error = top if top != "NONE" else answered.get(tp, "NONE")
+        results[tp] = None if error == "NONE" else _ERROR_MESSAGES.get(error, error)
+    if top == "NONE" and first_partition_error is not None:
+        top = first_partition_error  # Kafka's admin client fails all() with the first partition error
+    messages = {
+        "INVALID_GROUP_ID": f"'{group}' is not valid.",
+        "GROUP_ID_NOT_FOUND": f"'{group}' does not exist.",
+        "GROUP_AUTHORIZATION_FAILED": f"Access to '{group}' is not authorized.",
+        "NON_EMPTY_GROUP": f"Deleting offsets of a consumer group '{group}' is forbidden if the group is not empty.",
+        "GROUP_SUBSCRIBED_TO_TOPIC": "Encounter some partition level error, see the follow-up details:",
+        "TOPIC_AUTHORIZATION_FAILED": "Encounter some partition level error, see the follow-up details:",
+        "UNKNOWN_TOPIC_OR_PARTITION": "Encounter some partition level error, see the follow-up details:",
+    }
+    if top == "NONE":
+        print(f"Request succeed for deleting offsets with topic {', '.join(topics)} group {group}")
+    else:
+        print(f"\nError: {messages.get(top, f'Encounter some unknown error: {top}')}", file=sys.stderr)
+    fmt = "{:<30} {:<15} {:<15}"
+    print("\n" + fmt.format("TOPIC", "PARTITION", "STATUS"))
+    for tp, err in sorted(results.items(), key=lambda kv: kv[0].topic + str(kv[0].partition)):
+        print(fmt.format(tp.topic, tp.partition if tp.partition >= 0 else "Not Provided",
+                         "Successful" if err is None else f"Error: :{err}").rstrip())
+    failed = top != "NONE" or any(e is not None for e in results.values())
+    return 1 if failed else 0

@@ -3,11 +3,12 @@ response entity of the request's version (the group part of Kafka's KafkaApis:
 handleFindCoordinatorRequest, handleJoinGroupRequest, handleSyncGroupRequest,
 handleHeartbeatRequest, handleLeaveGroupRequest, handleOffsetCommitRequest,
 handleOffsetFetchRequest, handleListGroupsRequest, handleDescribeGroupsRequest,
-handleDeleteGroupsRequest).
+handleDeleteGroupsRequest, handleOffsetDeleteRequest).
 
 Versions served (kafkalike.protocol.api_keys.SUPPORTED_APIS): FindCoordinator v0-v3,
 JoinGroup v0-v7, SyncGroup v0-v5, Heartbeat v0-v4, LeaveGroup v0-v4, OffsetCommit v2-v8,
-OffsetFetch v1-v7, ListGroups v0-v4, DescribeGroups v0-v5, DeleteGroups v0-v2. One handler
+OffsetFetch v1-v7, ListGroups v0-v4, DescribeGroups v0-v5, DeleteGroups v0-v2, OffsetDelete
+v0. One handler
 serves all versions of an API: ``_build`` drops the fields a version lacks. Version rules
 applied here: JoinGroup v4+ requires a known member id (KIP-394); JoinGroup v0 has no
 rebalance timeout (the session timeout is used); OffsetCommit v2-v4 retention_time != -1
@@ -202,9 +203,37 @@ class GroupApis:
         return _build(cls, results=tuple(_build(result_cls, group_id=g, error_code=e)
                                          for g, e in results.items()))
 
+    async def offset_delete(self, header: Any, request: Any, conn: Any) -> Any:
+        """OffsetDelete v0 (KIP-496; Kafka's KafkaApis.handleOffsetDeleteRequest): partitions
+        the broker's metadata does not know answer UNKNOWN_TOPIC_OR_PARTITION without reaching
+        the coordinator; the rest go to GroupCoordinator.delete_offsets. A group error is
+        answered at top level with no topics (Kafka's getErrorResponse)."""
+        cls = response_class(header.api_key, header.api_version)
+        topic_cls = _entity(cls, "OffsetDeleteResponseTopic")
+        part_cls = _entity(cls, "OffsetDeleteResponsePartition")
+        errors: dict[TopicPartition, ErrorCode] = {}
+        known: list[TopicPartition] = []
+        for t in request.topics:
+            for p in t.partitions:
+                tp = TopicPartition(t.name, int(p.partition_index))
+                if self.coordinator.partition_exists(tp):
+                    known.append(tp)
+                else:
+                    errors[tp] = ErrorCode.unknown_topic_or_partition
+        group_error, deleted = await self.coordinator.delete_offsets(request.group_id, known)
+        if group_error != ErrorCode.none:
+            return _build(cls, error_code=group_error, topics=())
+        errors.update(deleted)
+        by_topic: dict[str, list[Any]] = {}
+        for tp, error in errors.items():
+            by_topic.setdefault(tp.topic, []).append(
+                _build(part_cls, partition_index=tp.partition, error_code=error))
+        return _build(cls, error_code=ErrorCode.none, topics=tuple(
+            _build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
+
 
 def register(apis: Any, coordinator: "GroupCoordinator") -> GroupApis:
-    """Route the ten group APIs of ``apis`` (KafkaApis) to ``coordinator``."""
+    """Route the eleven group APIs of ``apis`` (KafkaApis) to ``coordinator``."""
     handlers = GroupApis(coordinator)
     apis.register(ApiKey.FIND_COORDINATOR, handlers.find_coordinator)
     apis.register(ApiKey.JOIN_GROUP, handlers.join_group)
@@ -216,4 +245,5 @@ def register(apis: Any, coordinator: "GroupCoordinator") -> GroupApis:
     apis.register(ApiKey.LIST_GROUPS, handlers.list_groups)
     apis.register(ApiKey.DESCRIBE_GROUPS, handlers.describe_groups)
     apis.register(ApiKey.DELETE_GROUPS, handlers.delete_groups)
+    apis.register(ApiKey.OFFSET_DELETE, handlers.offset_delete)
     return handlers

@@ -21,7 +21,9 @@ Each broker coordinates the groups whose __consumer_offsets partition it leads
 - stores offsets (OffsetCommit: generation and member checks; generation -1 commits from
   consumers outside group management are allowed while the group is Empty) and group
   metadata in __consumer_offsets through the replica manager (acks=-1), serves OffsetFetch,
-  ListGroups, DescribeGroups, DeleteGroups, and expires offsets (offsets.retention.minutes);
+  ListGroups, DescribeGroups, DeleteGroups, OffsetDelete (KIP-496), expires offsets
+  (offsets.retention.minutes) and removes the offsets of deleted topics (tombstones, after the
+  UpdateMetadata that deletes them);
 - loads a partition's groups when this broker becomes its leader (answering
   COORDINATOR_LOAD_IN_PROGRESS meanwhile) and drops them when it stops leading it
   (NOT_COORDINATOR), learning of both after every LeaderAndIsr / StopReplica.
@@ -36,7 +38,7 @@ Error answers follow Kafka's: INVALID_GROUP_ID, NOT_COORDINATOR, COORDINATOR_NOT
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_SESSION_TIMEOUT, INCONSISTENT_GROUP_PROTOCOL,
 UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS,
 FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP,
-OFFSET_METADATA_TOO_LARGE.
+OFFSET_METADATA_TOO_LARGE, GROUP_SUBSCRIBED_TO_TOPIC.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class GroupCoordinator:
         coordinator._follow_leadership_requests(server.apis)
         server.startup_hooks.append(coordinator.startup_hook)
         server.shutdown_hooks.append(coordinator.shutdown_hook)
+        server.metadata_listeners.append(coordinator.on_partitions_deleted)
         return coordinator
 
     def _follow_leadership_requests(self, apis: Any) -> None:
@@ -902,6 +905,76 @@ class GroupCoordinator:
                 out[gid] = await self.manager.delete_group_records(group)
                 log.info("group_deleted", group=gid, offsets=len(group.offsets))
         return out
+
+    async def delete_offsets(self, group_id: str, partitions: Sequence[TopicPartition]
+                             ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """OffsetDelete (KIP-496; Kafka's GroupCoordinator.handleDeleteOffsets): remove the
+        group's committed offsets of ``partitions`` (tombstones in __consumer_offsets).
+
+        Returns (group error, {partition: error}); with a group error the map is empty, as
+        Kafka answers. Group errors: INVALID_GROUP_ID (null or ""), COORDINATOR_NOT_AVAILABLE,
+        COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR (validateGroupStatus),
+        GROUP_ID_NOT_FOUND (no such group, or Dead), NON_EMPTY_GROUP (a group with members
+        that does not use the consumer protocol). An Empty group loses every partition asked
+        for; a consumer group with members (PreparingRebalance, CompletingRebalance, Stable)
+        answers GROUP_SUBSCRIBED_TO_TOPIC for partitions of topics its members subscribe to
+        (every topic when the subscriptions do not decode, Kafka's isSubscribedToTopic) and
+        loses the others. Partitions without an offset answer NONE too. A failed tombstone
+        append is logged, not answered (Kafka's cleanupGroupMetadata does the same)."""
+        error = self._validate(group_id)
+        if error is not None:
+            return error, {}
+        group = self.manager.get_group(group_id)
+        if group is None or group.is_state(GroupState.DEAD):
+            return ErrorCode.group_id_not_found, {}
+        errors: dict[TopicPartition, ErrorCode] = {}
+        if group.is_state(GroupState.EMPTY):
+            eligible = list(partitions)
+        elif group.protocol_type == "consumer":
+            subscribed = group.subscribed_topics()
+            eligible = []
+            for tp in partitions:
+                if subscribed is None or tp.topic in subscribed:
+                    errors[tp] = ErrorCode.group_subscribed_to_topic
+                else:
+                    eligible.append(tp)
+        else:
+            return ErrorCode.non_empty_group, {}
+        if eligible:
+            removed, append_error = await self.manager.remove_offsets(group, eligible)
+            errors.update((tp, ErrorCode.none) for tp in eligible)
+            log.info("offsets_deleted", group=group_id, asked=len(eligible), removed=len(removed),
+                     group_dead=group.is_state(GroupState.DEAD), append_error=append_error.name.upper())
+        return ErrorCode.none, errors
+
+    async def on_partitions_deleted(self, partitions: Sequence[Any]) -> None:
+        """A metadata listener (KafkaServer.metadata_listeners, called after each UpdateMetadata
+        with the partitions it deleted): every group this broker coordinates loses its
+        committed offsets of those partitions, with tombstones (Kafka's
+        GroupCoordinator.handleDeletedPartitions / onPartitionsDeleted, called by
+        KafkaApis.handleUpdateMetadataRequest in ZooKeeper mode). The cache changes at once;
+        the tombstones are written in the background (acks=-1 must not hold the
+        UpdateMetadata handler). ``partitions``: objects with ``topic`` and ``partition``."""
+        if not self.active or not partitions:
+            return
+        deleted = {TopicPartition(p.topic, p.partition) for p in partitions}
+        if OFFSETS_TOPIC in {tp.topic for tp in deleted}:
+            deleted = {tp for tp in deleted if tp.topic != OFFSETS_TOPIC}
+        touched = [g for g in list(self.manager.groups.values())
+                   if self.manager.is_group_local(g.group_id) and not deleted.isdisjoint(g.offsets)]
+        if touched:
+            self._spawn(self._remove_deleted_offsets, touched, deleted)
+
+    async def _remove_deleted_offsets(self, groups: list[GroupMetadata], deleted: set[TopicPartition]) -> None:
+        total = 0
+        for group in groups:
+            removed, error = await self.manager.remove_offsets(group, [tp for tp in group.offsets if tp in deleted])
+            total += len(removed)
+            if error != ErrorCode.none:
+                log.warning("deleted_partition_offsets_not_tombstoned", group=group.group_id,
+                            offsets=len(removed), error=error.name.upper())
+        log.info("deleted_partition_offsets_removed", groups=len(groups), offsets=total,
+                 topics=sorted({tp.topic for tp in deleted}))
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> CoordinatorStatistics:

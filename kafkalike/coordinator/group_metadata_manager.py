@@ -565,6 +565,27 @@ class GroupMetadataManager:
         records.append(group_metadata_record(group.group_id, None))
         return await self.append(group.group_id, records)
 
+    async def remove_offsets(self, group: GroupMetadata,
+                             partitions: Iterable[TopicPartition]) -> tuple[list[TopicPartition], ErrorCode]:
+        """Kafka's ``cleanupGroupMetadata(Seq(group), _.removeOffsets(partitions))``: drop the
+        group's committed offsets of ``partitions`` from the cache at once, then write a
+        tombstone for each one it had; a group left Empty with no offsets becomes Dead and its
+        metadata is tombstoned too (when it ever had a generation, Kafka's ``generation > 0``).
+        Partitions without a committed offset are skipped (no record). Returns (partitions
+        removed, NONE or the append's error as a group client sees it, e.g. NOT_COORDINATOR)."""
+        removed = [tp for tp in dict.fromkeys(partitions) if tp in group.offsets]
+        for tp in removed:
+            del group.offsets[tp]
+        records = [offset_commit_record(group.group_id, tp, None) for tp in removed]
+        if group.is_state(GroupState.EMPTY) and not group.offsets:
+            group.transition_to(GroupState.DEAD, self.wall_clock_ms())
+            if self.groups.get(group.group_id) is group:
+                del self.groups[group.group_id]
+                if group.generation_id > 0:
+                    records.append(group_metadata_record(group.group_id, None))
+        error = await self.append(group.group_id, records) if records else ErrorCode.none
+        return removed, error
+
     # ------------------------------------------------------------------ retention
     def expired_offsets(self, group: GroupMetadata, now_wall_ms: int) -> list[TopicPartition]:
         """Offsets due to expire (KIP-211, Kafka's GroupMetadata.removeExpiredOffsets): an

@@ -65,7 +65,9 @@ class ApiKey(enum.IntEnum):
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
+    OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
 
     @property
     def kafka_name(self) -> str:
@@ -111,6 +113,8 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
+    ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.DESCRIBE_PRODUCERS: (0, 0),
 }
 """{api_key: (min_version, max_version)} the broker advertises in ApiVersions and accepts."""
 
@@ -150,6 +154,8 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DELETE_GROUPS: "group_coordinator",
     ApiKey.INCREMENTAL_ALTER_CONFIGS: "zk_admin_manager",
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
+    ApiKey.OFFSET_DELETE: "group_coordinator",
+    ApiKey.DESCRIBE_PRODUCERS: "replica_manager",
 }
 """Which broker component (Kafka class, snake_case) answers each API."""
 
@@ -183,10 +189,11 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.CREATE_PARTITIONS: 2,
     ApiKey.DELETE_GROUPS: 2,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+    ApiKey.OFFSET_DELETE: 0,
 }
 """Newest version of each API that Debian 12's tshark (Wireshark 4.0) dissects, measured with
 tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above these).
-Wireshark 4.0 does not know DescribeCluster (key 60) at all."""
+Wireshark 4.0 does not know DescribeCluster (key 60) nor DescribeProducers (key 61) at all."""
 
 TSHARK_COMPATIBLE_APIS: dict[int, tuple[int, int]] = {
     key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS[key]))
