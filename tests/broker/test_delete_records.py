@@ -217,3 +217,25 @@ def test_real_clients_and_the_cli_delete_records(make_cluster: Any, tmp_path: Pa
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert run.stderr.strip() == "Error: Offset json file contains duplicate topic partitions: purge-1"
+
+
+async def test_log_start_offset_survives_a_restart(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A log start offset moved inside a segment is written to log-start-offset-checkpoint
+    (at the latest on clean shutdown) and a restarted broker answers it as earliest offset."""
+    from tests.broker.broker_helpers import leader_and_isr, update_metadata
+
+    async def lead(conn: Any, server: Any) -> None:
+        me = server.broker_id
+        await conn.send(leader_and_isr(server, "keep", {0: (me, (me,), (me,))}), api_version=6)
+        await conn.send(update_metadata([server], "keep", {0: (me, (me,), (me,))}), api_version=7)
+
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await lead(conn, server)
+        assert (await produce(conn, "keep", 0, batch([b"a"] * 5))).error_code == 0
+        assert await _delete_records(conn, "keep", {0: 3}) == {0: (ErrorCode.none, 3)}
+    checkpoint = tmp_path / "logs-1" / "log-start-offset-checkpoint"
+    assert "keep 0 3" in checkpoint.read_text().splitlines()
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        await lead(conn, server)
+        assert await _earliest(conn, "keep") == 3
+        assert (await fetch(conn, "keep", 0, 2)).error_code == ErrorCode.offset_out_of_range
