@@ -181,8 +181,14 @@ class KafkaServer:
             per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name)
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
-        except OSError as exc:
-            raise BrokerStartupError(f"cannot bind listeners {[e.connection_string for e in cfg.listeners]}: {exc}") from exc
+        except (OSError, BaseExceptionGroup) as exc:
+            # serve binds inside its own nursery, so trio hands the OSError up in a group
+            os_errors = exc if isinstance(exc, OSError) else exc.subgroup(OSError)
+            if os_errors is None:
+                raise
+            bind_error = os_errors if isinstance(os_errors, OSError) else _first_leaf(os_errors)
+            raise BrokerStartupError(
+                f"cannot bind listeners {[e.connection_string for e in cfg.listeners]}: {bind_error}") from None
 
         self.registration = self._registration()
         try:

@@ -106,3 +106,19 @@ async def test_log_dir_of_another_broker_is_refused(tmp_path: Path, zk_chroot_co
     moved = make_config(tmp_path, zk_chroot_connect, broker_id=4, **{"log.dirs": str(tmp_path / "logs-3")})
     with pytest.raises(BrokerStartupError, match=r"^Configured broker\.id 4 doesn't match stored broker\.id Some\(3\)"):
         await KafkaServer(moved).run()
+
+
+async def test_taken_listener_port_is_a_one_line_startup_error(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A listener port already bound by another socket stops start-up with one line naming the
+    listener (before: trio's ExceptionGroup escaped as a nested traceback)."""
+    taken = trio.socket.socket()
+    await taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        server = KafkaServer(make_config(tmp_path, zk_chroot_connect, broker_id=3,
+                                         listeners=f"PLAINTEXT://127.0.0.1:{port}"))
+        with pytest.raises(BrokerStartupError, match=rf"^cannot bind listeners .*127\.0\.0\.1:{port}.*in use"):
+            await server.run()
+    finally:
+        taken.close()
