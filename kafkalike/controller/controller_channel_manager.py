@@ -32,6 +32,8 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.client.errors import ClientError, UnsupportedApiVersionError
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 from kafkalike.protocol.api_keys import ApiKey, api_name, request_versions_for_ibp
@@ -58,7 +60,6 @@ from kafkalike.protocol.update_metadata import (
 )
 
 if TYPE_CHECKING:
-    from kafkalike.client.connection import KafkaConnection
     from kafkalike.controller.controller_context import ControllerContext
 
 log = structlog.get_logger(__name__)
@@ -223,9 +224,6 @@ class ControllerChannelManager:
                         await channel.conn.aclose()
 
     async def _send_with_retries(self, channel: _BrokerChannel, item: QueueItem, nursery: trio.Nursery) -> Any:
-        from kafkalike.client.connection import KafkaConnection
-        from kafkalike.client.errors import ClientError, UnsupportedApiVersionError
-
         backoff = self.initial_backoff_s
         attempts = 0
         while True:
