@@ -126,6 +126,7 @@ class KafkaApis:
             ApiKey.LIST_OFFSETS: self.handle_list_offsets,
             ApiKey.DELETE_RECORDS: self.handle_delete_records,
             ApiKey.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
+            ApiKey.DESCRIBE_LOG_DIRS: self.handle_describe_log_dirs,
             ApiKey.LEADER_AND_ISR: self.handle_leader_and_isr,
             ApiKey.STOP_REPLICA: self.handle_stop_replica,
             ApiKey.CREATE_TOPICS: self.handle_create_topics,
@@ -469,6 +470,29 @@ class KafkaApis:
                                    leader_epoch=epoch, end_offset=end))
             topics.append(build(topic_cls, topic=t.topic, partitions=tuple(parts)))
         return build(resp_cls, topics=tuple(topics))
+
+    async def handle_describe_log_dirs(self, header: RequestHeader, request: Any,
+                                       conn: ConnectionContext) -> Any:
+        """DescribeLogDirs v1-v4 (KIP-113; Kafka's KafkaApis.handleDescribeLogDirsRequest):
+        this broker's log dirs with their logs' sizes and offset lags (topics null: every
+        log), KAFKA_STORAGE_ERROR for an offline dir (ReplicaManager.describe_log_dirs)."""
+        resp_cls = response_class_for(request)
+        result_cls, topic_cls = entity(resp_cls, "DescribeLogDirsResult"), entity(resp_cls, "DescribeLogDirsTopic")
+        part_cls = entity(resp_cls, "DescribeLogDirsPartition")
+        wanted = None if request.topics is None else {
+            TopicPartition(t.topic, int(p)) for t in request.topics for p in t.partitions}
+        results = []
+        for d in self._component("replica_manager").describe_log_dirs(wanted):
+            by_topic: dict[str, list[Any]] = {}
+            for r in d.replicas:
+                by_topic.setdefault(r.tp.topic, []).append(build(
+                    part_cls, partition_index=r.tp.partition, partition_size=r.size,
+                    offset_lag=r.offset_lag, is_future_key=r.is_future))
+            results.append(build(result_cls, error_code=d.error, log_dir=d.log_dir,
+                                 total_bytes=d.total_bytes, usable_bytes=d.usable_bytes,
+                                 topics=tuple(build(topic_cls, name=t, partitions=tuple(ps))
+                                              for t, ps in by_topic.items())))
+        return build(resp_cls, error_code=ErrorCode.none, results=tuple(results))
 
     async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
                                     conn: ConnectionContext) -> Any:

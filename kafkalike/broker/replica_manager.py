@@ -15,7 +15,7 @@
   (replica_id >= 0) up to the LEO, whose fetch offsets move the HW and the ISR; long polls
   wait in the "Fetch" purgatory (DelayedFetch).
 - ListOffsets (``fetch_offset_for_timestamp``), OffsetsForLeaderEpoch
-  (``last_offset_for_leader_epoch``).
+  (``last_offset_for_leader_epoch``), DescribeLogDirs (``describe_log_dirs``, KIP-113).
 - DeleteRecords (``delete_records``, KIP-107): the leader moves its log start offset; the
   answer waits in the "DeleteRecords" purgatory (DelayedDeleteRecords) until every follower
   on a live broker has reported a log start offset at least as high in its Fetch.
@@ -115,6 +115,30 @@ class ReplicaManagerStatistics:
     isr_expands: int
     delayed_produce: int
     delayed_fetch: int
+
+
+@attrs.frozen
+class ReplicaLogDirInfo:
+    """One log in a DescribeLogDirs answer: partition, size (bytes of its .log files), offset
+    lag (offsets) and whether it is a -future log (Kafka's DescribeLogDirsPartition)."""
+
+    tp: TopicPartition
+    size: int
+    offset_lag: int
+    is_future: bool
+
+
+@attrs.frozen
+class LogDirDescription:
+    """One log dir in a DescribeLogDirs answer (Kafka's DescribeLogDirsResult): absolute path,
+    error (NONE or KAFKA_STORAGE_ERROR), volume total / usable bytes (-1 when unknown) and
+    its logs."""
+
+    log_dir: str
+    error: ErrorCode
+    total_bytes: int = -1
+    usable_bytes: int = -1
+    replicas: tuple[ReplicaLogDirInfo, ...] = ()
 
 
 def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
@@ -922,6 +946,49 @@ class ReplicaManager:
             return exc.error_code, -1, -1
         epoch, end = p.log.end_offset_for_epoch(leader_epoch)
         return ErrorCode.none, epoch, end
+
+    # ------------------------------------------------------------------ DescribeLogDirs
+    def describe_log_dirs(self, partitions: set[TopicPartition] | None) -> list[LogDirDescription]:
+        """DescribeLogDirs (KIP-113; Kafka's ReplicaManager.describeLogDirs): one entry per
+        configured log dir (absolute path). An offline dir (taken offline by a failed write,
+        handle_log_dir_failure) answers KAFKA_STORAGE_ERROR with no partitions and sizes -1;
+        an online one NONE, the volume's total / usable bytes (os.statvfs: f_blocks and f_bavail
+        times f_frsize, Java's FileStore.getTotalSpace / getUsableSpace) and each hosted log
+        of ``partitions`` (None: every log): its size (bytes of its .log files), offset lag
+        (max(HW - LEO, 0) for a current log, Kafka's getLogEndOffsetLag; kafkalike has no
+        -future logs, AlterReplicaLogDirs is not served) and is_future (False). A dir whose
+        statvfs fails answers KAFKA_STORAGE_ERROR too."""
+        import os
+
+        lm = self.server.log_manager
+        if lm is None:
+            return []
+        by_dir: dict[str, list[ReplicaLogDirInfo]] = {}
+        for tp, lg in lm.logs.items():
+            if partitions is not None and tp not in partitions:
+                continue
+            by_dir.setdefault(os.path.abspath(lg.dir.parent), []).append(ReplicaLogDirInfo(
+                tp, lg.size_in_bytes, max(lg.high_watermark - lg.log_end_offset, 0), False))
+        out: list[LogDirDescription] = []
+        seen: set[str] = set()
+        for d in lm.log_dirs:
+            path = os.path.abspath(d)
+            if path in seen:  # Kafka: config.logDirs.toSet
+                continue
+            seen.add(path)
+            if d in lm.offline_dirs:
+                out.append(LogDirDescription(path, ErrorCode.kafka_storage_error))
+                continue
+            try:
+                st = os.statvfs(path)
+            except OSError as exc:
+                log.warning("describe_log_dir_failed", dir=path, error=exc.strerror)
+                out.append(LogDirDescription(path, ErrorCode.kafka_storage_error))
+                continue
+            replicas = sorted(by_dir.get(path, ()), key=lambda r: (r.tp.topic, r.tp.partition))
+            out.append(LogDirDescription(path, ErrorCode.none, st.f_blocks * st.f_frsize,
+                                         st.f_bavail * st.f_frsize, tuple(replicas)))
+        return out
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> ReplicaManagerStatistics:

@@ -62,6 +62,7 @@ class ApiKey(enum.IntEnum):
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     INCREMENTAL_ALTER_CONFIGS = 44
@@ -109,6 +110,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.DESCRIBE_LOG_DIRS: (1, 4),
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
@@ -150,6 +152,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: "replica_manager",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
     ApiKey.ALTER_CONFIGS: "zk_admin_manager",
+    ApiKey.DESCRIBE_LOG_DIRS: "replica_manager",
     ApiKey.CREATE_PARTITIONS: "zk_admin_manager",
     ApiKey.DELETE_GROUPS: "group_coordinator",
     ApiKey.INCREMENTAL_ALTER_CONFIGS: "zk_admin_manager",
@@ -186,6 +189,7 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: 3,
     ApiKey.DESCRIBE_CONFIGS: 2,
     ApiKey.ALTER_CONFIGS: 1,
+    ApiKey.DESCRIBE_LOG_DIRS: 1,
     ApiKey.CREATE_PARTITIONS: 2,
     ApiKey.DELETE_GROUPS: 2,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
