@@ -1,5 +1,5 @@
 """MetadataCache: the broker's view of the cluster, filled only by the controller's
-UpdateMetadata requests (Kafka's ZkMetadataCache; DESIGN.md decision 4).
+UpdateMetadata requests (Kafka's ZkMetadataCache; docs/design.md decision 4).
 
 Holds the live brokers (id -> endpoints per listener, rack), every partition's leader,
 leader epoch, ISR, replicas and offline replicas, topic ids, and the controller id. Nothing

@@ -11,7 +11,7 @@ Layout under the base dir (default ``.kafkalike``)::
 
 Addresses: broker i listens on its own loopback address ``127.0.0.<i>`` at ``base_port``
 (9092), so ``localhost:9092`` reaches broker 1 and an iptables rule can cut exactly one
-broker's links (DESIGN.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181``.
+broker's links (docs/design.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181``.
 
 Teaching settings the launcher sets explicitly (and writes into each server.properties):
 ``zookeeper.session.timeout.ms=6000`` (Kafka's default is 18000; a shorter session makes a

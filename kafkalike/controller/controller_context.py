@@ -2,7 +2,7 @@
 states with Kafka's valid transitions.
 
 The controller reads all of it from ZooKeeper when it takes over and then keeps it current
-by processing events one at a time (DESIGN.md decision 3); nothing else mutates it.
+by processing events one at a time (docs/design.md decision 3); nothing else mutates it.
 
 Source: Kafka core, kafka.controller.ControllerContext, PartitionStateMachine and
 ReplicaStateMachine (Kafka 3.x): the state names and their valid previous states.

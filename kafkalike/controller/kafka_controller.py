@@ -1,7 +1,7 @@
 """KafkaController: the ZooKeeper-era controller -- election, one event queue, and what it does
 on failover, broker start-up and failure, topic creation and deletion, controlled shutdown,
 preferred-replica election, partition reassignment and ISR change notifications (Kafka's
-kafka.controller.KafkaController, ZooKeeper mode; DESIGN.md decision 3 and section 3).
+kafka.controller.KafkaController, ZooKeeper mode; docs/design.md decision 3 and section 3).
 
 Election. Every broker runs a KafkaController. On start-up (and whenever ``/controller``
 vanishes) it tries ``KafkaZkClient.register_controller_and_increment_epoch``: ONE multi-op

@@ -1,6 +1,6 @@
 """Kafka's ZooKeeper layout: every znode path and JSON codec (Kafka's kafka/zk/ZkData.scala).
 
-One place for the layout of DESIGN.md section 3, byte for byte in meaning with Kafka 2.8/3.x:
+One place for the layout of docs/design.md §3, byte for byte in meaning with Kafka 2.8/3.x:
 the same paths, the same JSON keys and value types (e.g. timestamps and producer-id block
 bounds as *strings* of digits, the cluster id's "version" as the string "1", the controller
 epoch as a bare decimal). Each znode's value is a frozen attrs class with ``to_json() ->
@@ -10,7 +10,7 @@ matter to Kafka's readers, we use the order a learner sees in zookeeper-shell on
 
 Checked against Kafka's ZkData.scala (3.0) and against the znodes a real Apache Kafka 3.9.2
 broker wrote into a kafkalike ensemble (tests/coordination/test_zk_data.py holds them).
-Differences from DESIGN.md's table, following Kafka: ``/brokers/topics/<t>`` is written with
+Differences from docs/design.md's table (§3), following Kafka: ``/brokers/topics/<t>`` is written with
 ``"version":3`` (Kafka 2.8+; 1-3 are read); a broker registration has no "rack" key when no
 rack is set; ``/controller`` is version 1 as Kafka 2.x-3.3 wrote it (Kafka 3.4+'s version 2
 with "kraftControllerEpoch" is read, and written on request).

@@ -1,7 +1,7 @@
 """ZooKeeperClient: kazoo bridged into trio (Kafka's kafka.zookeeper.ZooKeeperClient role).
 
 kazoo runs its own threads (a connection thread and a callback thread); nothing else in
-kafkalike does (DESIGN.md decision 7). This module is the bridge:
+kafkalike does (docs/design.md decision 7). This module is the bridge:
 
 * Blocking kazoo calls run in a worker thread via ``trio.to_thread.run_sync`` (cancellable:
   a cancelled trio caller abandons the thread; the ZooKeeper operation may still complete,

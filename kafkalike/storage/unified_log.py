@@ -2,7 +2,7 @@
 
 Holds `UnifiedLog` (append, read, truncation, retention, flush, statistics), `LogAppendInfo`,
 `TimestampAndOffset` and `LogStatistics`. The log is plain synchronous code with no threads and
-no trio: the broker calls it from its event loop. The hot paths follow DESIGN.md decision 6:
+no trio: the broker calls it from its event loop. The hot paths follow docs/design.md decision 6:
 append validates each batch's header and CRC-32C and patches baseOffset/partitionLeaderEpoch in
 place, then writes the caller's bytes with one pwrite; read returns file slices for os.sendfile.
 

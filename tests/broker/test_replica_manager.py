@@ -362,7 +362,7 @@ async def test_clients_cannot_write_internal_topics(tmp_path: Path, zk_chroot_co
 
 async def test_fetch_response_carries_file_slices_not_bytes(tmp_path: Path, zk_chroot_connect: str) -> None:
     """The Fetch response's record data is a FileRecords slice of the segment file (sent with
-    os.sendfile), never bytes copied through Python (DESIGN.md decision 6)."""
+    os.sendfile), never bytes copied through Python (docs/design.md decision 6)."""
     from kafkalike.broker.socket_server import ConnectionContext
     from kafkalike.client.messages import build_request
     from kafkalike.protocol.codec import encode_request
