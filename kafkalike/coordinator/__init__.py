@@ -9,7 +9,8 @@ Modules (Kafka class names in snake_case):
 - ``group_metadata_manager``: placement (Java String.hashCode), the __consumer_offsets key and
   value formats, loading a partition's groups, persisting offsets and groups, expiration.
 - ``group_coordinator``: GroupCoordinator (FindCoordinator, JoinGroup, SyncGroup, Heartbeat,
-  LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, timers).
+  LeaveGroup, OffsetCommit, OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete,
+  removal of deleted topics' offsets, timers).
 - ``group_apis``: the kio request/response translation registered with KafkaApis.
 
 See docs/groups.md.
