@@ -21,6 +21,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     (("--reset-offsets", "--group", "g", "--to-earliest"), r"needs --topic or --all-topics"),
     (("--reset-offsets", "--group", "g", "--topic", "t"), r"needs one of --to-earliest"),
     (("--reset-offsets", "--group", "g", "--topic", "t", "--to-datetime", "yesterday"), r"bad --to-datetime"),
+    (("--delete-offsets", "--topic", "t"), r"--group is required"),
+    (("--delete-offsets", "--group", "g"), r"--delete-offsets takes one --group and at least one --topic"),
+    (("--delete-offsets", "--group", "g", "--group", "h", "--topic", "t"), r"takes one --group"),
 ])
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], message: str) -> None:
     """Missing or malformed options are refused before any network I/O, exit code 2."""
