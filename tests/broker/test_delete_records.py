@@ -303,3 +303,45 @@ def test_fuzzed_delete_records_are_answered_and_lose_nothing(make_cluster: Any) 
         print("fuzz: log start offsets", starts)
     finally:
         consumer.close()
+
+
+async def test_waiting_delete_records_answers_not_leader_when_leadership_moves(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A DeleteRecords waiting for a follower that does not fetch is answered
+    NOT_LEADER_OR_FOLLOWER (low watermark -1) as soon as a LeaderAndIsr makes its broker a
+    follower, long before its timeout."""
+    from tests.broker.broker_helpers import leader_and_isr
+
+    async with AsyncExitStack() as stack:
+        servers = await three_brokers_with_topic(stack, tmp_path, zk_chroot_connect, "move",
+                                                 replica_fetch_wait_max_ms="100",
+                                                 replica_lag_time_max_ms="30000")
+        tp = TopicPartition("move", 0)
+        leader_id = _leader_of(servers, tp)
+        conn = await stack.enter_async_context(connect(servers[leader_id]))
+        assert (await produce(conn, "move", 0, batch([b"a"] * 4), acks=-1, timeout_ms=15000)).error_code == 0
+        leader = servers[leader_id].replica_manager
+        follower_id = next(i for i in servers if i != leader_id)
+        await servers[follower_id].replica_manager.fetcher_manager.remove_fetchers([tp])
+        ctrl = await stack.enter_async_context(connect(servers[leader_id]))
+        answer: dict[int, tuple[int, int]] = {}
+
+        async def delete() -> None:
+            answer.update(await _delete_records(conn, "move", {0: 2}, timeout_ms=60000))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(delete)
+            await _wait_for(lambda: leader.delete_records_purgatory.delayed == 1)
+            p = leader.partitions[tp]
+            others = tuple(i for i in servers if i != leader_id)
+            with trio.fail_after(10):
+                resp = await ctrl.send(leader_and_isr(servers[leader_id], "move", {
+                    0: (follower_id, (follower_id,) + tuple(i for i in others if i != follower_id) + (leader_id,),
+                        (1, 2, 3))}, leader_epoch=p.leader_epoch + 1, zk_version=p.partition_epoch),
+                    api_version=6)
+            assert all(e.error_code == 0 for t in resp.topics for e in t.partition_errors)
+            with trio.fail_after(10):
+                while not answer:
+                    await trio.sleep(0.02)
+        assert answer == {0: (ErrorCode.not_leader_or_follower, -1)}
+        assert leader.delete_records_purgatory.delayed == 0
