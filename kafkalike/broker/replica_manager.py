@@ -106,7 +106,7 @@ class FetchPartitionData:
 @attrs.frozen
 class ReplicaManagerStatistics:
     """Snapshot: partitions led / followed, under-replicated count, ISR shrink/expand totals,
-    purgatory sizes."""
+    purgatory sizes (requests waiting in Produce, Fetch, DeleteRecords)."""
 
     leader_count: int
     follower_count: int
@@ -115,6 +115,7 @@ class ReplicaManagerStatistics:
     isr_expands: int
     delayed_produce: int
     delayed_fetch: int
+    delayed_delete_records: int = 0
 
 
 @attrs.frozen
@@ -1001,7 +1002,8 @@ class ReplicaManager:
             isr_shrinks=sum(p.isr_shrinks for p in parts),
             isr_expands=sum(p.isr_expands for p in parts),
             delayed_produce=self.produce_purgatory.delayed,
-            delayed_fetch=self.fetch_purgatory.delayed)
+            delayed_fetch=self.fetch_purgatory.delayed,
+            delayed_delete_records=self.delete_records_purgatory.delayed)
 
     def partition_statistics(self) -> dict[str, Any]:
         """'topic-p' -> PartitionStatistics for every hosted partition."""

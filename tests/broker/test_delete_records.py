@@ -331,7 +331,7 @@ async def test_waiting_delete_records_answers_not_leader_when_leadership_moves(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(delete)
-            await _wait_for(lambda: leader.delete_records_purgatory.delayed == 1)
+            await _wait_for(lambda: leader.statistics().delayed_delete_records == 1)
             p = leader.partitions[tp]
             others = tuple(i for i in servers if i != leader_id)
             with trio.fail_after(10):
