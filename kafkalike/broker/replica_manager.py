@@ -171,6 +171,11 @@ def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
 STATE_CHANGE_YIELD_EVERY = 100
 
 
+# partition.metadata files written per worker-thread call (each is an fsynced write and a
+# directory fsync, ~5 ms here): a shutdown waits for at most one such call, not a whole batch
+PARTITION_METADATA_WRITES_PER_THREAD_CALL = 32
+
+
 async def _yield_between_partitions(i: int) -> None:
     """Let the event loop run before the ``i``-th partition of a state change, every
     ``STATE_CHANGE_YIELD_EVERY`` partitions."""
@@ -200,6 +205,7 @@ class ReplicaManager:
         self._hw_checkpoint_started = False
         self._isr_changed = trio.Event()
         self.state_change_lock = trio.Lock()
+        self._metadata_write_lock = trio.Lock()  # one partition.metadata batch at a time
         from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
         self.fetcher_manager = ReplicaFetcherManager(self)
         server.startup_hooks.append(self._startup)
@@ -349,11 +355,20 @@ class ReplicaManager:
         to_follow: list[tuple[Partition, Any]] = []
         lm = server.log_manager
         assert lm is not None
-        for i, (topic, _topic_id, state) in enumerate(states):
+        for i, (topic, topic_id, state) in enumerate(states):
             await _yield_between_partitions(i)
             tp = TopicPartition(topic, state.partition_index)
             if tp in lm.offline:
                 errors[tp] = ErrorCode.kafka_storage_error
+                continue
+            # KIP-516: the log's topic id (its partition.metadata) must match the request's
+            # (Kafka's hasConsistentTopicId); a zero id (v<5, or a topic without one) checks nothing
+            request_id = topic_id if topic_id is not None and topic_id.int != 0 else None
+            log_id = lm.topic_id(tp)
+            if request_id is not None and log_id is not None and log_id != request_id:
+                log.error("leader_and_isr_inconsistent_topic_id", partition=str(tp),
+                          log_topic_id=str(log_id), request_topic_id=str(request_id))
+                errors[tp] = ErrorCode.inconsistent_topic_id
                 continue
             p = self.partitions.get(tp)
             current_epoch = p.leader_epoch if p is not None else -1
@@ -363,6 +378,12 @@ class ReplicaManager:
                                 replicas=list(state.replicas))
                     errors[tp] = ErrorCode.unknown_topic_or_partition
                     continue
+            elif (p is not None and state.leader_epoch == current_epoch and request_id is not None
+                  and log_id is None):
+                # same epoch, the controller now knows the topic id: record it (Kafka: NONE)
+                lm.assign_topic_id(tp, request_id)
+                errors[tp] = ErrorCode.none
+                continue
             else:
                 log.info("leader_and_isr_stale_leader_epoch", partition=str(tp),
                          request_leader_epoch=state.leader_epoch, current=current_epoch)
@@ -377,6 +398,8 @@ class ReplicaManager:
                     continue
                 p = Partition(tp, self.broker_id, lg)
                 self.partitions[tp] = p
+            if request_id is not None and log_id is None:
+                lm.assign_topic_id(tp, request_id)
             errors[tp] = ErrorCode.none
             (to_lead if state.leader == self.broker_id else to_follow).append((p, state))
 
@@ -402,6 +425,10 @@ class ReplicaManager:
                 else:
                     log.info("follower_leader_unavailable", partition=str(p.tp), leader=state.leader)
             self.fetcher_manager.add_fetchers(add)
+        if server.nursery is not None:
+            pending = lm.take_pending_partition_metadata()
+            if pending:
+                server.nursery.start_soon(self._write_partition_metadata, pending)
         if not self._hw_checkpoint_started and server.nursery is not None:
             self._hw_checkpoint_started = True
             server.nursery.start_soon(self._hw_checkpoint_task)
@@ -421,6 +448,26 @@ class ReplicaManager:
             LeaderAndIsrPartitionError(topic_name=tp.topic, partition_index=tp.partition,
                                        error_code=err.value)
             for tp, err in errors.items()))
+
+    async def _write_partition_metadata(self, pending: list[tuple[TopicPartition, Any, Any]]) -> None:
+        """Write the partition.metadata files of newly assigned topic ids in a worker thread,
+        one batch at a time, after the LeaderAndIsr answer (Kafka's "flush-metadata-file"
+        scheduler task), PARTITION_METADATA_WRITES_PER_THREAD_CALL per thread call so that a
+        shutdown cancels between calls. A write that fails takes the log's dir offline, as Kafka's
+        PartitionMetadataFile.maybeFlush does through the LogDirFailureChannel."""
+        from kafkalike.storage.partition_metadata_file import write_partition_metadata
+
+        failed = []
+        async with self._metadata_write_lock:
+            for i in range(0, len(pending), PARTITION_METADATA_WRITES_PER_THREAD_CALL):
+                chunk = pending[i:i + PARTITION_METADATA_WRITES_PER_THREAD_CALL]
+                failed += await trio.to_thread.run_sync(write_partition_metadata, chunk)
+        lm = self.server.log_manager
+        for tp, partition_dir, exc in failed:
+            lg = lm.get_log(tp) if lm is not None else None  # type: ignore[arg-type]
+            if lg is not None and lg.dir == partition_dir:
+                log.error("partition_metadata_write_failed", partition=str(tp), error=str(exc))
+                self.handle_log_dir_failure(partition_dir.parent, exc)
 
     # ------------------------------------------------------------------ StopReplica
     async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:

@@ -4,7 +4,8 @@ Start-up: lock each log dir (`.lock`, flock, as Kafka does), check meta.properti
 configured broker.id / cluster.id, read the dir's checkpoints, note whether the last shutdown was
 clean (`.kafka_cleanshutdown` present), then open every `<topic>-<partition>` directory. A
 partition that can't be loaded is recorded in `offline` (with the KafkaStorageError naming the
-file) and the others keep loading. Directories named `*-delete` (topic deletion in progress) are
+file) and the others keep loading. Each partition's `partition.metadata` (KIP-516) gives its
+topic id (`topic_ids`); a malformed one takes that partition offline. Directories named `*-delete` (topic deletion in progress) are
 removed.
 
 Periodic work the broker schedules (no threads here): `cleanup_logs()` (retention,
@@ -23,6 +24,7 @@ import fcntl
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 from pathlib import Path
@@ -43,6 +45,7 @@ from kafkalike.storage.checkpoints import (
 )
 from kafkalike.storage.errors import KafkaStorageError
 from kafkalike.storage.log_config import LogConfig
+from kafkalike.storage.partition_metadata_file import PartitionMetadataFile
 from kafkalike.storage.unified_log import UnifiedLog
 
 log = structlog.get_logger(__name__)
@@ -103,6 +106,10 @@ class LogManager:
         self.intervals = MaintenanceIntervals()
         self._due: dict[str, int] = {}
         self.cleaner: Any = None  # a LogCleaner, made on first use
+        # KIP-516: each log's topic id (from its partition.metadata, or assigned by LeaderAndIsr),
+        # and the assigned ones whose file is not written yet (take_pending_partition_metadata)
+        self.topic_ids: dict[TopicPartition, uuid.UUID] = {}
+        self._pending_metadata: dict[TopicPartition, uuid.UUID] = {}
         # called with (dir, error) when a log fails a write it cannot undo (the broker sets it to
         # ReplicaManager.handle_log_dir_failure); None: handle_log_dir_failure here
         self.on_log_dir_failure: Callable[[Path, KafkaStorageError], None] | None = None
@@ -177,6 +184,15 @@ class LogManager:
                 log.error("partition_offline", partition=str(tp), error=str(exc))
                 self.offline[tp] = exc
                 continue
+            metadata = PartitionMetadataFile(entry)
+            if metadata.exists():
+                try:
+                    self.topic_ids[tp] = metadata.read()
+                except KafkaStorageError as exc:  # a partition whose topic id is unknown must not serve
+                    log.error("partition_offline", partition=str(tp), error=str(exc))
+                    lg.close_handlers()
+                    self.offline[tp] = exc
+                    continue
             lg.on_failure = self._log_failed
             if tp in high_watermarks:
                 lg.update_high_watermark(high_watermarks[tp])
@@ -230,6 +246,8 @@ class LogManager:
         """Remove a partition's log (StopReplica with delete): rename to <tp>.<uuid>-delete, then rmtree."""
         lg = self.logs.pop(tp, None)
         self.offline.pop(tp, None)
+        self.topic_ids.pop(tp, None)
+        self._pending_metadata.pop(tp, None)
         if lg is None:
             return
         lg.close_handlers()
@@ -240,6 +258,33 @@ class LogManager:
             doomed = lg.dir
         shutil.rmtree(doomed, ignore_errors=True)
         log.info("log_deleted", partition=str(tp))
+
+    # ------------------------------------------------------------------ topic ids (KIP-516)
+    def topic_id(self, tp: TopicPartition) -> uuid.UUID | None:
+        """The log's topic id (from partition.metadata or assigned), None if not known."""
+        return self.topic_ids.get(tp)
+
+    def assign_topic_id(self, tp: TopicPartition, topic_id: uuid.UUID) -> bool:
+        """Give a log without one its topic id (Kafka's UnifiedLog.assignTopicId); the
+        partition.metadata write is queued (take_pending_partition_metadata). Returns False,
+        changing nothing, when the log already has another id (INCONSISTENT_TOPIC_ID) or is
+        not hosted here; True otherwise."""
+        current = self.topic_ids.get(tp)
+        if current is not None:
+            return current == topic_id
+        if tp not in self.logs:
+            return False
+        self.topic_ids[tp] = topic_id
+        self._pending_metadata[tp] = topic_id
+        return True
+
+    def take_pending_partition_metadata(self) -> list[tuple[TopicPartition, Path, uuid.UUID]]:
+        """The assigned topic ids whose partition.metadata is not written yet, as
+        (partition, partition dir, topic id) for partition_metadata_file.write_partition_metadata
+        (which the broker runs in a worker thread); the queue is emptied."""
+        items = [(tp, self.logs[tp].dir, tid) for tp, tid in self._pending_metadata.items() if tp in self.logs]
+        self._pending_metadata.clear()
+        return items
 
     def update_topic_config(self, topic: str, config: LogConfig) -> None:
         """Apply a changed topic config (/config/changes) to every open log of the topic."""
