@@ -24,6 +24,7 @@ COMMANDS = [
     "kafkalike.cli.log_dirs",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
+    "kafkalike.cli.dashboard",
 
 ]
 

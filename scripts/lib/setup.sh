@@ -9,7 +9,8 @@ VENV="$ROOT/.venv"
 
 _sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark iptables)
+# chromium + chromium-driver: the dashboard's browser test (tests/dashboard), headless
+kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark iptables chromium chromium-driver)
 
 ensure_debian_packages() {
     local missing=()

@@ -1,0 +1,119 @@
+"""The dashboard's one page: plain HTML, CSS and JavaScript in one string (no build step, nothing
+fetched from elsewhere). It opens ``/events`` (server-sent events, one JSON message per
+snapshot: ``{"state": Snapshot.to_json(), "events": [{seq, ts_ms, kind, text}]}``) and
+re-renders; kill -9 / restart buttons POST ``/api/brokers/<id>/kill|restart`` with
+``{"confirm": true}`` after the browser's confirm() dialog."""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>kafkalike dashboard</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1em 1.5em; color: #222; background: #fafafa; }
+h1 { font-size: 1.3em; margin: 0 0 .2em; } h2 { font-size: 1.05em; margin: 1em 0 .3em; }
+#status { color: #555; margin-bottom: .5em; } .bad { color: #b00; font-weight: 600; } .good { color: #080; }
+.grid { display: grid; grid-template-columns: minmax(32em, 1fr) minmax(28em, 1fr); gap: 0 2em; }
+table { border-collapse: collapse; background: #fff; } td, th { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
+th { background: #eee; } tr.down td { color: #999; } tr.controller td:first-child { font-weight: 700; }
+.badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: .85em; background: #ddd; margin-left: 4px; }
+.badge.ctl { background: #ffd54f; } .badge.leader { background: #90caf9; } .badge.dead { background: #ef9a9a; }
+tr.changed td { animation: flash 3s; } @keyframes flash { from { background: #fff59d; } to { background: #fff; } }
+#timeline { list-style: none; padding: 0; margin: 0; max-height: 40em; overflow-y: auto; font-family: ui-monospace, monospace; font-size: 12.5px; }
+#timeline li { padding: 2px 4px; border-bottom: 1px solid #eee; } #timeline .ts { color: #777; margin-right: .6em; }
+.k-broker { color: #6a1b9a; } .k-controller { color: #e65100; } .k-partition { color: #1565c0; }
+.k-action { color: #000; font-weight: 700; } .k-process { color: #b71c1c; } .k-zk { color: #2e7d32; } .k-error { color: #b00; }
+button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .85em; }
+</style></head>
+<body>
+<h1>kafkalike dashboard</h1>
+<div id="status">connecting&hellip;</div>
+<div class="grid">
+<div>
+<h2>ZooKeeper ensemble</h2>
+<table id="zk"><thead><tr><th>node</th><th>state</th><th>zxid</th></tr></thead><tbody></tbody></table>
+<h2>Brokers</h2>
+<table id="brokers"><thead><tr><th>broker</th><th>address</th><th>process</th><th>/brokers/ids (broker epoch)</th><th>teach</th></tr></thead><tbody></tbody></table>
+<div id="controller"></div>
+<h2>Partitions</h2>
+<table id="partitions"><thead><tr><th>partition</th><th>replicas</th><th>leader</th><th>leader epoch</th><th>ISR</th><th>zkVersion</th><th>high watermark</th></tr></thead><tbody></tbody></table>
+<h2>Consumer groups</h2>
+<table id="groups"><thead><tr><th>group</th><th>state</th><th>members</th><th>coordinator</th><th>lag</th></tr></thead><tbody></tbody></table>
+<div id="errors"></div>
+</div>
+<div>
+<h2>Timeline (newest first)</h2>
+<ol id="timeline"></ol>
+</div>
+</div>
+<script>
+"use strict";
+const $ = (s) => document.querySelector(s);
+const esc = (v) => String(v === null || v === undefined ? "\\u2013" : v).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+const fmt = (ms) => { const d = new Date(ms); return d.toLocaleTimeString([], {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0"); };
+let lastParts = {};
+function render(st) {
+  const zkUp = st.zk_nodes.filter((n) => n.up).length;
+  $("#status").innerHTML = "cluster <code>" + esc(st.cluster_dir) + "</code> &middot; ZooKeeper " +
+    (st.zk_connected ? '<span class="good">connected</span>' : '<span class="bad">DOWN (not reachable)</span>') +
+    " (" + zkUp + "/" + st.zk_nodes.length + " nodes serving) &middot; snapshot " + fmt(st.taken_ms);
+  $("#zk tbody").innerHTML = st.zk_nodes.map((n) => '<tr class="' + (n.up ? "" : "down") + '"><td>' + esc(n.address) +
+    "</td><td>" + (n.up ? esc(n.mode) : '<span class="badge dead">down</span>') + "</td><td>" + esc(n.zxid) + "</td></tr>").join("");
+  const ctl = st.controller ? st.controller.id : null;
+  const leads = {};
+  st.partitions.forEach((p) => { leads[p.leader] = (leads[p.leader] || 0) + 1; });
+  $("#brokers tbody").innerHTML = Object.values(st.brokers).map((b) =>
+    '<tr id="broker-' + b.id + '" data-broker="' + b.id + '" class="broker' + (b.id === ctl ? " controller" : "") + (b.registered ? "" : " down") + '">' +
+    "<td>" + b.id + (b.id === ctl ? ' <span class="badge ctl">controller</span>' : "") + "</td><td>" + esc(b.address) + "</td>" +
+    "<td>" + (b.alive ? "pid " + esc(b.pid) : '<span class="badge dead">not running</span>') + "</td>" +
+    "<td>" + (b.registered ? "registered (" + esc(b.epoch) + ")" + (leads[b.id] ? ' <span class="badge leader">leads ' + leads[b.id] + "</span>" : "") : '<span class="badge dead">no registration</span>') + "</td>" +
+    '<td><button class="kill" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">kill -9</button>" +
+    '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button></td></tr>").join("");
+  $("#controller").innerHTML = st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
+    " (elected " + fmt(st.controller.since_ms) + ")" : (st.zk_connected ? '<span class="bad">no active controller</span>' : "");
+  const now = {};
+  $("#partitions tbody").innerHTML = st.partitions.map((p) => {
+    const key = p.topic + "-" + p.partition, sig = JSON.stringify([p.leader, p.leader_epoch, p.isr]);
+    now[key] = sig;
+    const changed = lastParts[key] !== undefined && lastParts[key] !== sig;
+    return '<tr class="partition' + (changed ? " changed" : "") + '" data-partition="' + esc(key) + '"><td>' + esc(key) + "</td><td>" + esc(p.replicas.join(",")) +
+      "</td><td>" + (p.leader === -1 ? '<span class="badge dead">none</span>' : esc(p.leader)) + "</td><td>" + esc(p.leader_epoch) + "</td><td>" + esc(p.isr.join(",")) +
+      "</td><td>" + esc(p.zk_version) + "</td><td>" + esc(p.high_watermark) + "</td></tr>";
+  }).join("");
+  lastParts = now;
+  $("#groups tbody").innerHTML = st.groups.map((g) => "<tr><td>" + esc(g.group) + "</td><td>" + esc(g.state) + "</td><td>" + esc(g.members) +
+    "</td><td>" + esc(g.coordinator) + "</td><td>" + esc(g.lag) + "</td></tr>").join("") || '<tr><td colspan="5">none</td></tr>';
+  $("#errors").textContent = st.errors.join(" \\u00b7 ");
+}
+function addEvents(evs) {
+  const ol = $("#timeline");
+  evs.forEach((e) => {
+    const li = document.createElement("li");
+    li.className = "ev k-" + e.kind; li.dataset.seq = e.seq;
+    li.innerHTML = '<span class="ts" title="' + (e.at_or_before ? "at or before this time (seen by polling)" : "") + '">' + (e.at_or_before ? "\u2264" : "&nbsp;") + fmt(e.ts_ms) + "</span>" + esc(e.text);
+    ol.insertBefore(li, ol.firstChild);
+  });
+}
+let lastSeq = 0;
+function connect() {
+  const es = new EventSource("/events?since=" + lastSeq);
+  es.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    addEvents(msg.events.filter((e) => e.seq > lastSeq));
+    if (msg.events.length) lastSeq = Math.max(lastSeq, ...msg.events.map((e) => e.seq));
+    render(msg.state);
+  };
+  es.onerror = () => { $("#status").innerHTML = '<span class="bad">dashboard connection lost; retrying&hellip;</span>'; };
+}
+document.addEventListener("click", async (ev) => {
+  const t = ev.target;
+  if (t.tagName !== "BUTTON" || !t.dataset.broker) return;
+  const id = t.dataset.broker, action = t.classList.contains("kill") ? "kill" : "restart";
+  const question = action === "kill" ? "kill -9 broker " + id + "? Its process dies at once; its ZooKeeper session expires after the session timeout."
+                                     : "restart broker " + id + "?";
+  if (!window.confirm(question)) return;
+  const r = await fetch("/api/brokers/" + id + "/" + action, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({confirm: true})});
+  if (!r.ok) { const body = await r.json().catch(() => ({})); window.alert(action + " broker " + id + ": " + (body.error || r.status)); }
+});
+connect();
+</script>
+</body></html>
+"""
