@@ -12,6 +12,7 @@ import trio
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from kafkalike.broker.kafka_config import CONFIG_KEYS
 from kafkalike.client.admin import AdminClient, NewTopic
 from kafkalike.cluster.zk_ensemble import find_free_base_port
 from tests.dashboard.dashboard_helpers import chromium, http, running_dashboard
@@ -29,6 +30,12 @@ def create_topic(bootstrap: str) -> None:
     trio.run(run)
 
 
+def free_metrics_port() -> dict[str, str]:
+    """Brokers' /metrics on any free port where brokers serve metrics: other clusters run
+    beside this one on the machine."""
+    return {"kafkalike.metrics.port": "0"} if "kafkalike.metrics.port" in CONFIG_KEYS else {}
+
+
 def timeline(driver) -> list[str]:  # type: ignore[no-untyped-def]
     return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#timeline li")]
 
@@ -38,8 +45,7 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
     """Headless Chromium sees 3 brokers and the controller; after kill -9 (the page's own button,
     confirmed) the timeline shows /brokers/ids/<victim> deleted and the partitions it led
     getting new leaders, within the session timeout plus a margin."""
-    # metrics on any free port: tests run beside other clusters on this machine
-    cluster = make_cluster(brokers=3, overrides={"kafkalike.metrics.port": "0"})
+    cluster = make_cluster(brokers=3, overrides=free_metrics_port())
     create_topic(cluster.bootstrap_servers)
     shots = os.environ.get("KAFKALIKE_DASHBOARD_SCREENSHOTS")
     with running_dashboard(cluster.base_dir, host="127.0.0.1") as url, chromium() as driver:
