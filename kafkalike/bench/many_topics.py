@@ -16,6 +16,9 @@ num.partitions 1, replication factor 1), all stopped afterwards by pid. Then:
    longest ApiVersions round trip meanwhile;
 4. stop: SIGTERM to every broker; seconds until each process exited.
 
+``--via zk`` writes the topic znodes and deletion marks to ZooKeeper directly instead (the
+controller's and broker's work without the admin requests'); ``--no-delete`` skips step 3.
+
 Prints one line per step. docs/benchmarks.md ("Many topics") quotes it. The helpers are
 shared with tests/controller/test_many_topics.py.
 """
@@ -203,7 +206,8 @@ def topic_names(n: int, prefix: str = "many") -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(n)]
 
 
-async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str) -> None:
+async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str,
+              delete: bool = True) -> None:
     addresses = [cluster.broker_address(b) for b in cluster.broker_ids]
     first = addresses[0]
     names = topic_names(topics)
@@ -238,6 +242,9 @@ async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_b
         n, ping = await while_pinging(first, rounds)
         print(f"metadata: all-topics Metadata v1 ({n:,} topics) {rtts[0] * 1000:.0f} ms; longest ApiVersions "
               f"round trip meanwhile {ping.max * 1000:.0f} ms ({len(ping.rtts)} pings)", flush=True)
+
+    if not delete:
+        return
 
     async def delete_all() -> tuple[float, float]:
         t = time.monotonic()
@@ -290,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="api: create with one Metadata request, delete with DeleteTopics (the broker's admin "
                          "path included); zk: write the topic znodes / deletion marks to ZooKeeper directly, "
                          "pipelined (the controller's work alone)")
+    ap.add_argument("--no-delete", action="store_true", help="skip step 3 (deleting is hours before issue 15's fix)")
     args = ap.parse_args(argv)
     configure_logs(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))
@@ -304,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                                overrides={"auto.create.topics.enable": "true", "num.partitions": "1",
                                           "default.replication.factor": "1"})
         cluster.start(timeout=90)
-        trio.run(run, cluster, args.topics, args.metadata_rounds, args.delete_batch, args.via)
+        trio.run(run, cluster, args.topics, args.metadata_rounds, args.delete_batch, args.via,
+                 not args.no_delete)
         exits = stop_timed(cluster)
         print("stop   : " + ", ".join(f"broker {b} exited {s:.2f} s after SIGTERM" for b, s in exits.items()),
               flush=True)

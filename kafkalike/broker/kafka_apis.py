@@ -223,8 +223,8 @@ class KafkaApis:
             await self._auto_create(unknown, errors)
         else:
             errors.update((name, ErrorCode.unknown_topic_or_partition) for name in unknown)
-        body = await self._metadata_body(request, header.api_version, cache.snapshot(), requested, errors,
-                                         conn.listener_name)
+        body = await self._metadata_body(request, header.api_version, cache.snapshot(requested), requested,
+                                         errors, conn.listener_name)
         return [frame_response_body(header, body)]
 
     async def _auto_create(self, names: list[str], errors: dict[str, int]) -> None:
@@ -250,7 +250,7 @@ class KafkaApis:
         are immutable: a snapshot, fresh lists)."""
         work = functools.partial(_encode_metadata, response_class_for(request), version, snap, names, errors,
                                  listener, self.server.cluster_id)
-        if len(snap.topics if names is None else names) <= METADATA_INLINE_TOPICS:
+        if len(snap.topics) <= METADATA_INLINE_TOPICS and (names is None or len(names) <= METADATA_INLINE_TOPICS):
             return work()
         return await trio.to_thread.run_sync(work)
 

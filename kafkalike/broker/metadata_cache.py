@@ -138,10 +138,15 @@ class MetadataCache:
         return deleted
 
     # --- queries
-    def snapshot(self) -> MetadataSnapshot:
-        """The cache now, as an immutable MetadataSnapshot (O(topics) shallow copies)."""
-        return MetadataSnapshot(self.updates, self.controller_id, dict(self.brokers), dict(self._by_topic),
-                                dict(self.topic_ids))
+    def snapshot(self, topics: Iterable[str] | None = None) -> MetadataSnapshot:
+        """The cache now, as an immutable MetadataSnapshot: every topic (O(topics) shallow
+        copies), or only ``topics`` (those the cache has), for an answer naming a few."""
+        if topics is None:
+            return MetadataSnapshot(self.updates, self.controller_id, dict(self.brokers), dict(self._by_topic),
+                                    dict(self.topic_ids))
+        by_topic = {t: p for t in topics if (p := self._by_topic.get(t)) is not None}
+        return MetadataSnapshot(self.updates, self.controller_id, dict(self.brokers), by_topic,
+                                {t: self.topic_ids[t] for t in by_topic if t in self.topic_ids})
 
     def topics(self) -> list[str]:
         """Every topic with at least one partition in the cache, sorted."""

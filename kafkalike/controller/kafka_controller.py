@@ -810,7 +810,8 @@ class KafkaController:
         topics = list(topics)
         fresh = [t for t in topics
                  if (w := self._watches.get((zd.topic_path(t), "data"))) is None or w.fired is not None]
-        armed = [t for t in topics if t not in set(fresh)]
+        fresh_set = set(fresh)
+        armed = [t for t in topics if t not in fresh_set]
         got: dict[str, bytes] = {}
         for t, r in zip(fresh, await self.zk.get_many_and_watch([zd.topic_path(t) for t in fresh],
                                                                channel=self._events_send)):
@@ -975,7 +976,7 @@ class KafkaController:
     async def _process_partition_modifications(self, event: PartitionModifications) -> None:
         """Partitions added to an existing topic (CreatePartitions)."""
         ctx = self.context
-        if event.topic not in ctx.all_topics():
+        if not ctx.has_topic(event.topic):
             return
         if event.topic in ctx.topics_to_delete:
             await self._data_watch(zd.topic_path(event.topic))
