@@ -36,7 +36,11 @@ import struct
 from collections import OrderedDict
 from pathlib import Path
 
+import structlog
+
 from kafkalike.storage.errors import KafkaStorageError
+
+log = structlog.get_logger(__name__)
 
 READ_ONLY_CACHE_BYTES = 64 * 1024 * 1024
 """Budget (bytes) for the entries of read-only indexes kept in memory, over all logs."""
@@ -137,6 +141,7 @@ class AbstractIndex:
         self._in_file = 0  # leading entries known to be identical in the file
         self._unsynced = False  # written to the file since the last fsync
         self._write_through = self.WRITE_THROUGH  # each appended entry goes to the file at once
+        self._write_failed = False  # the last write-through failed (warned once)
         if writable:
             self._preallocate()
 
@@ -345,20 +350,31 @@ class AbstractIndex:
 
     def _write_entry(self, entry: bytes, pos: int) -> None:
         """Write one packed entry at byte `pos` of the file (write-through; also any earlier
-        entries not yet in the file). Raises KafkaStorageError (KAFKA_STORAGE_ERROR)."""
-        if self._in_file != self._n - 1:
-            self._write_back()
-            return
+        entries not yet in the file). Never raises: the entry is already in memory and its
+        batch in the .log, so a failed write (ENOSPC filling a hole of the sparse file, EIO)
+        must not fail the append; the entries stay pending (`_in_file` behind) and are written
+        at the next append, flush, roll or close, where a failure raises KafkaStorageError as
+        before. One warning per failure streak."""
         try:
+            if self._in_file != self._n - 1:
+                self._write_back()
+                self._write_failed = False
+                return
             fd = _write_fd(self)
             if os.pwrite(fd, entry, pos) != len(entry):  # a short write of <= 12 bytes: retry whole
                 _drop_write_fd(self)
                 self._write_back()
-        except OSError as exc:
+                self._write_failed = False
+                return
+        except (OSError, KafkaStorageError) as exc:
             _drop_write_fd(self)
-            raise self._fail("write", exc) from exc
+            if not self._write_failed:
+                self._write_failed = True
+                log.warning("index_write_through_failed", file=str(self.path), error=str(exc))
+            return
         self._in_file = self._n
         self._unsynced = True
+        self._write_failed = False
 
     def deferred_writes(self) -> "_DeferredWrites":
         """Context manager: appended entries stay in memory until it exits, then are written

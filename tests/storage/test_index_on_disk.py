@@ -6,6 +6,7 @@ kafka-dump-log.sh or another process would, without any flush, roll or close in 
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -110,3 +111,37 @@ def test_write_through_descriptors_stay_bounded_and_are_released_at_flush(tmp_pa
     finally:
         for lg in logs:
             lg.close()
+
+
+def test_index_write_failing_on_a_full_disk_does_not_fail_the_append(tmp_path: Path) -> None:
+    """On a full tmpfs the .log append fits its page but the index entry's hole cannot be filled: the append still succeeds, and the entry reaches the file once there is room."""
+    from test_log_disk_full import tmpfs
+
+    from kafkalike.protocol.record_batch import iter_batches
+    from kafkalike.storage.file_records import read_slices
+
+    with tmpfs(tmp_path / "fs", "256k") as fs:
+        log = UnifiedLog.open(fs / "t-0", LogConfig(index_interval_bytes=100, segment_index_bytes=1 << 20))
+        try:
+            log.append(batch(2, value=b"a" * 80))  # the .log's first page; no index entry yet
+            filler = fs / "filler"
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+            try:  # take every free page
+                while os.write(fd, b"\0" * 4096):
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+            for i in range(3):  # each fits the .log's page, each adds an index entry in a hole
+                log.append(batch(2, value=b"b" * 80, ts=1_700_000_000_100 + i))
+            assert log.log_end_offset == 8
+            data = read_slices(log.read(0, 1 << 20))
+            assert [b.base_offset for b in iter_batches(data)] == [0, 2, 4, 6]
+            oi = log.active_segment.offset_index
+            assert oi.entries == 3 and _file_entries(oi.path, ">ii") == []
+            filler.unlink()
+            log.flush()
+            assert _file_entries(oi.path, ">ii") == [(oi.entry(s)[0], oi.entry(s)[1]) for s in range(3)]
+        finally:
+            log.close_handlers()
