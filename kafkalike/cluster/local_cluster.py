@@ -41,12 +41,13 @@ All methods are synchronous; from trio use ``trio.to_thread.run_sync``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable, TypeVar
 
 import attrs
 import structlog
@@ -56,6 +57,7 @@ from kafkalike.cluster import process
 from kafkalike.cluster.zk_ensemble import ZkEnsemble
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 STATE_FILE = "cluster.json"
 
@@ -258,7 +260,7 @@ class LocalCluster:
                                        connection_timeout_ms=10000, name="cluster-status") as zk:
                 return await KafkaZkClient(zk).get_broker_ids()
 
-        return trio.run(ask)
+        return _run_async(ask)
 
     def registrations(self) -> dict[int, Registration]:
         """Every ``/brokers/ids/<id>`` now, id -> its Registration (stats only: the JSON is not
@@ -280,7 +282,7 @@ class LocalCluster:
                         out[int(name)] = Registration(st.czxid, st.ephemeral_owner)
                 return out
 
-        return trio.run(ask)
+        return _run_async(ask)
 
     def session_timeout_s(self, broker_id: int) -> float:
         """Broker ``broker_id``'s zookeeper.session.timeout.ms in seconds (Kafka's default
@@ -397,7 +399,7 @@ class LocalCluster:
                 await client.aclose()
 
         try:
-            return trio.run(ask)
+            return _run_async(ask)
         except (ClientError, OSError):
             return []
 
@@ -465,3 +467,15 @@ class LocalCluster:
         for i in self.broker_ids:
             out.append(ProcessStatus("broker", i, self.broker_address(i), self.broker_pid(i), self.broker_alive(i)))
         return out
+
+
+def _run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` in a trio run of its own and return its result: here when no trio run is
+    active in this thread, else in a worker thread (a test's async code calls these blocking
+    methods too, and trio.run cannot nest)."""
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return trio.run(fn)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(trio.run, fn).result()
