@@ -30,12 +30,14 @@ import datetime
 import functools
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
 
+from kafkalike.broker.broker_metrics import BrokerTopicStats, RequestStats
 from kafkalike.broker.metadata_cache import MetadataSnapshot
 from kafkalike.broker.socket_server import CloseConnection, ConnectionContext
 from kafkalike.protocol.api_keys import ApiKey
@@ -116,6 +118,8 @@ class KafkaApis:
         #: (version, listener, cluster id) -> (MetadataCache.updates, encoded all-topics Metadata body)
         self._all_topics_metadata: dict[tuple[int, str, str | None], tuple[int, bytes]] = {}
         self._all_topics_metadata_lock = trio.Lock()
+        #: counters read by broker_metrics at scrape time (RequestMetrics, BrokerTopicMetrics)
+        self.request_stats, self.topic_stats = RequestStats(), BrokerTopicStats()
         self.handlers: dict[int, Handler] = {
             ApiKey.API_VERSIONS: self.handle_api_versions,
             ApiKey.METADATA: self.handle_metadata,
@@ -162,7 +166,9 @@ class KafkaApis:
         handler = self.handlers.get(header.api_key)
         if handler is None:
             raise CloseConnection(f"{header.api_name} is not served by this broker yet")
+        started = perf_counter()
         response = await handler(header, request, conn)
+        self.request_stats.record(header.api_key, (perf_counter() - started) * 1000.0)
         if response is None:
             return None
         if isinstance(response, list):
@@ -317,6 +323,9 @@ class KafkaApis:
                                            internal_topics_allowed=header.client_id == "__admin_client")
         unknown = {tp.topic for tp, s in statuses.items()
                    if s.error == ErrorCode.unknown_topic_or_partition}
+        for tp, records in entries:  # BytesIn/MessagesIn, once per appended partition
+            if (s := statuses[tp]).error == ErrorCode.none and s.required_offset > s.base_offset >= 0:
+                self.topic_stats.record_in(tp.topic, len(records), s.required_offset - s.base_offset)
         for topic in sorted(unknown):
             await self._maybe_auto_create(topic)
         if request.acks == 0:
@@ -385,6 +394,9 @@ class KafkaApis:
             request.replica_id, _ms(request.max_wait), request.min_bytes,
             getattr(request, "max_bytes", 2**31 - 1), getattr(request, "isolation_level", 0), infos)
         session_id, answer = context.update_and_generate_response({d.tp: d for d in results})
+        if request.replica_id < 0:  # BytesOut counts consumer fetches only (Kafka: not followers)
+            for tp, d in answer:
+                self.topic_stats.record_out(tp.topic, d.size)
         topic_cls = entity(resp_cls, "FetchableTopicResponse")
         part_cls = entity(resp_cls, "PartitionData")
         by_topic: dict[str, list[Any]] = {}

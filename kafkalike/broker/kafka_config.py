@@ -214,6 +214,12 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("kafkalike.max.replicas.per.broker", "int", 30000,
          "kafkalike only: replicas one broker may host; creating more: POLICY_VIOLATION",
          at_least=1),
+    # --- metrics (docs/observability.md)
+    _key("kafkalike.metrics.port", "int", 7071,
+         "kafkalike only: port of the broker's Prometheus endpoint /metrics, on the first listener's "
+         "host; 0 = any free port, -1 = off (Kafka has no such key: operators run the Prometheus JMX "
+         "exporter agent, commonly on port 7071). Set and taken: start-up fails; default and taken: "
+         "a warning, no endpoint", at_least=-1, at_most=65535),
     # --- controller mutation quota (KIP-599; the quota itself is the client quota
     # controller_mutation_rate in /config/clients)
     _key("controller.quota.window.num", "int", 11,

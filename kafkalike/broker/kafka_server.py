@@ -104,6 +104,8 @@ class KafkaServer:
         from kafkalike.broker.producer_id_manager import ProducerIdManager
         self.producer_id_manager = ProducerIdManager(self)
         self.apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
+        # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
+        self.metrics_server: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:
@@ -190,6 +192,8 @@ class KafkaServer:
             raise BrokerStartupError(
                 f"cannot bind listeners {[e.connection_string for e in cfg.listeners]}: {bind_error}") from None
 
+        await self._start_metrics(nursery)
+
         self.registration = self._registration()
         try:
             self.broker_epoch = await self.kafka_zk.register_broker(self.registration)
@@ -200,6 +204,32 @@ class KafkaServer:
             await hook(self)
         log.info("broker_started", broker_epoch=self.broker_epoch,
                  endpoints=[e.connection_string for e in self.registration.endpoints])
+
+    async def _start_metrics(self, nursery: trio.Nursery) -> None:
+        """Serve /metrics (broker_metrics) on the first listener's host at kafkalike.metrics.port
+        (-1: off). A port set in the config and taken stops start-up (BrokerStartupError); the
+        default port taken (another broker on this host) is a warning and no endpoint."""
+        port = self.config["kafkalike.metrics.port"]
+        if port < 0:
+            return
+        from kafkalike.broker.broker_metrics import BrokerMetricsCollector, MetricsServer, make_registry
+
+        collector = BrokerMetricsCollector(
+            broker_id=self.broker_id, replica_manager=self.replica_manager, controller=self.controller,
+            group_coordinator=self.group_coordinator,
+            zk_statistics=lambda: self.zk.statistics() if self.zk is not None else None,
+            request_stats=self.apis.request_stats, topic_stats=self.apis.topic_stats)
+        host = self.config.listeners[0].host if self.config.listeners else ""
+        server = MetricsServer(make_registry(collector), host, port)
+        try:
+            await nursery.start(server.serve)
+        except OSError as exc:
+            if "kafkalike.metrics.port" in self.config.originals:
+                raise BrokerStartupError(f"cannot bind kafkalike.metrics.port {host}:{port}: {exc}") from None
+            log.warning("metrics_not_served", host=host, port=port, error=str(exc),
+                        hint="set kafkalike.metrics.port (0 = any free port, -1 = off)")
+            return
+        self.metrics_server = server
 
     async def _generate_broker_id(self) -> int:
         """broker.id=-1: reuse the id in meta.properties, else take a new one from /brokers/seqid

@@ -96,6 +96,7 @@ class PartitionFetchState:
     truncating: bool = True
     parked: bool = False
     delayed_until: float = 0.0
+    lag: int = 0  # leader HW - our LEO after the last fetch (MaxLag, broker_metrics)
 
 
 @attrs.frozen
@@ -377,6 +378,7 @@ class ReplicaFetcher:
                     self.bytes_fetched += len(records)
                 try:
                     p.append_records_to_follower(records, d.high_watermark)
+                    state.lag = max(0, d.high_watermark - p.log_end_offset)
                     # DeleteRecords / retention on the leader: follow its log start offset
                     # (Kafka's ReplicaFetcherThread: log.maybeIncrementLogStartOffset)
                     leader_start = getattr(d, "log_start_offset", -1)

@@ -9,7 +9,8 @@ import sys
 EXAMPLE = """examples:
   kafkalike cluster up                      # 3 ZooKeeper nodes + 3 brokers in .kafkalike
   kafkalike cluster up --brokers 1 --zk-nodes 1
-  kafkalike cluster status --json
+  kafkalike cluster up --with-prometheus    # + Prometheus on 127.0.0.1:9090 scraping every broker
+  kafkalike cluster status --json           # metrics_url per broker
   kafkalike cluster down"""
 
 
@@ -27,8 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--base-port", type=int, default=None, help="broker port (default 9092)")
     up.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="server.properties override for every broker (repeatable)")
+    up.add_argument("--metrics-port", type=int, default=None,
+                    help="every broker's /metrics port, each on its own 127.0.0.<i> (default 7071 with the "
+                    "default --base-port, else off; -1 = off)")
+    up.add_argument("--with-prometheus", action="store_true",
+                    help="also start Debian's prometheus scraping every broker (stopped by 'cluster down')")
+    up.add_argument("--prometheus-port", type=int, default=None, help="Prometheus web port (default 9090)")
     up.set_defaults(func=_up)
-    down = csub.add_parser("down", help="stop every process of the cluster (data is kept)")
+    down = csub.add_parser("down", help="stop every process of the cluster, Prometheus included (data is kept)")
     down.add_argument("--dir", default=".kafkalike")
     down.set_defaults(func=_down)
     status = csub.add_parser("status", help="list the cluster's processes")
@@ -58,13 +65,24 @@ def _up(args: argparse.Namespace) -> int:
             overrides[k] = v
         cluster = LocalCluster(args.dir, brokers=args.brokers or 3, zk_nodes=args.zk_nodes or 3,
                                base_port=args.base_port or 9092, overrides=overrides)
+    if args.metrics_port is not None:
+        cluster.metrics_port = args.metrics_port
+    if args.prometheus_port is not None:
+        cluster.prometheus_port = args.prometheus_port
     try:
         # a broker killed moments ago is started once its old registration expired; say so
         cluster.start(say=lambda line: print(line, flush=True))
+        if args.with_prometheus:
+            cluster.start_prometheus()
     except (ClusterError, ZkEnsembleError, TimeoutError) as exc:
         print(f"kafkalike cluster: {exc}", file=sys.stderr)
         return 1
     _print_status(cluster)
+    for i in cluster.broker_ids:
+        if url := cluster.metrics_url(i):
+            print(f"broker {i} metrics: {url}")
+    if cluster.prometheus_alive():
+        print(f"prometheus: {cluster.prometheus_url} (targets: {cluster.prometheus_url}/targets)")
     print(f"zookeeper.connect={cluster.zk_connect}")
     print(f"bootstrap.servers={cluster.bootstrap_servers}")
     return 0

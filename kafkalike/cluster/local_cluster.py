@@ -8,10 +8,14 @@ Layout under the base dir (default ``.kafkalike``)::
     <base>/broker-<id>/server.properties
     <base>/broker-<id>/logs/            the broker's log.dirs (topic-partition directories)
     <base>/broker-<id>.log, .pid        the broker's output and pid
+    <base>/prometheus/, prometheus.log, .pid   with --with-prometheus: config, TSDB, output, pid
 
 Addresses: broker i listens on its own loopback address ``127.0.0.<i>`` at ``base_port``
 (9092), so ``localhost:9092`` reaches broker 1 and an iptables rule can cut exactly one
 broker's links (docs/design.md decision 8). ZooKeeper node i is on ``127.0.0.<i>:2181``.
+Broker i serves Prometheus metrics at ``http://127.0.0.<i>:<metrics_port>/metrics``
+(kafkalike.metrics.port: 7071 on the default base_port, off on other base ports unless
+``metrics_port`` is given); ``start_prometheus`` runs Debian's prometheus scraping them all.
 
 Teaching settings the launcher sets explicitly (and writes into each server.properties):
 ``zookeeper.session.timeout.ms=6000`` (Kafka's default is 18000; a shorter session makes a
@@ -68,6 +72,12 @@ STALE_MARGIN_FRACTION = 0.5
 
 Say = Callable[[str], None]
 
+#: kafkalike.metrics.port's default (the port Kafka users commonly give the JMX exporter agent)
+DEFAULT_METRICS_PORT = 7071
+
+#: the alert rules a --with-prometheus Prometheus loads (checked by promtool in the tests)
+ALERT_RULES = Path(__file__).resolve().parents[2] / "prometheus" / "kafkalike-alerts.yml"
+
 
 def _quiet(message: str) -> None:
     """The default ``say``: print nothing (every such message is also a structlog event)."""
@@ -97,6 +107,7 @@ class ProcessStatus:
     pid: int | None
     alive: bool
     detail: str = ""
+    metrics_url: str = ""
 
 
 @attrs.define
@@ -119,6 +130,12 @@ class LocalCluster:
     chroot: str = ""
     zookeeper_connect: str | None = None
     overrides: dict[str, str] = attrs.Factory(dict)
+    #: every broker's kafkalike.metrics.port (each on its own address, like base_port); None:
+    #: 7071 for a cluster on the default base_port 9092, else -1 (off), so that clusters on
+    #: other ports (tests, benchmarks, chaos runs side by side) never fight over 7071
+    metrics_port: int | None = None
+    #: Prometheus's web port (on 127.0.0.1) for start_prometheus / --with-prometheus
+    prometheus_port: int = 9090
     # broker id -> czxid of /brokers/ids/<id> seen right before this object started the
     # broker (None: absent); a registration with that czxid is not the new process's
     _seen_before_start: dict[int, int | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
@@ -190,9 +207,23 @@ class LocalCluster:
             "group.initial.rebalance.delay.ms": "0",
             "controlled.shutdown.retry.backoff.ms": "500",
             "offsets.topic.replication.factor": str(min(3, self.brokers)),
+            "kafkalike.metrics.port": str(self.effective_metrics_port),
         }
         props.update(self.overrides)
         return props
+
+    @property
+    def effective_metrics_port(self) -> int:
+        """``metrics_port``, or its default: 7071 when base_port is 9092, else -1 (off)."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return DEFAULT_METRICS_PORT if self.base_port == 9092 else -1
+
+    def metrics_url(self, broker_id: int) -> str:
+        """Broker ``broker_id``'s Prometheus endpoint ``http://127.0.0.<i>:<port>/metrics``
+        ("" when kafkalike.metrics.port is -1 or 0, i.e. off or not known in advance)."""
+        port = int(self.server_properties(broker_id).get("kafkalike.metrics.port", DEFAULT_METRICS_PORT))
+        return f"http://{self.broker_host(broker_id)}:{port}/metrics" if port > 0 else ""
 
     def write_configs(self) -> None:
         for i in self.broker_ids:
@@ -453,6 +484,7 @@ class LocalCluster:
             process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]
         for i, pid in pids.items():
             process.stop_pid(pid, timeout=30.0)
+        self.stop_prometheus()
         ens = self.zk
         if ens is not None:
             ens.stop()
@@ -465,8 +497,89 @@ class LocalCluster:
             for s in ens.status():
                 out.append(ProcessStatus("zookeeper", s.node_id, s.address, s.pid, s.alive, s.mode or ""))
         for i in self.broker_ids:
-            out.append(ProcessStatus("broker", i, self.broker_address(i), self.broker_pid(i), self.broker_alive(i)))
+            out.append(ProcessStatus("broker", i, self.broker_address(i), self.broker_pid(i), self.broker_alive(i),
+                                     metrics_url=self.metrics_url(i)))
+        pid = self.prometheus_pid()
+        if pid is not None:
+            out.append(ProcessStatus("prometheus", 0, f"127.0.0.1:{self.prometheus_port}", pid,
+                                     self.prometheus_alive(), detail=self.prometheus_url))
         return out
+
+    # ------------------------------------------------------------------ Prometheus
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.base_dir / "prometheus"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    def prometheus_pid(self) -> int | None:
+        return process.read_pid(self.base_dir / "prometheus.pid")
+
+    def prometheus_alive(self) -> bool:
+        return process.is_alive(self.prometheus_pid(), expect_in_cmdline=str(self.prometheus_dir))
+
+    def prometheus_config(self, scrape_interval_s: float = 5.0) -> str:
+        """prometheus.yml scraping every broker's /metrics (job "kafkalike", label broker=<id>),
+        with the alert rules of the repository's prometheus/kafkalike-alerts.yml when present."""
+        lines = ["# written by kafkalike cluster up --with-prometheus", "global:",
+                 f"  scrape_interval: {scrape_interval_s:g}s", f"  evaluation_interval: {scrape_interval_s:g}s"]
+        if ALERT_RULES.exists():
+            lines += ["rule_files:", f"  - {json.dumps(str(ALERT_RULES))}"]
+        lines += ["scrape_configs:", "  - job_name: kafkalike", "    static_configs:"]
+        for i in self.broker_ids:
+            url = self.metrics_url(i)
+            if url:
+                target = url.removeprefix("http://").removesuffix("/metrics")
+                lines += [f"      - targets: [{json.dumps(target)}]", f"        labels: {{broker: \"{i}\"}}"]
+        return "\n".join(lines) + "\n"
+
+    def start_prometheus(self, binary: str = "prometheus", timeout: float = 30.0) -> int:
+        """Write the scrape config and start Debian's ``prometheus`` on 127.0.0.1:prometheus_port
+        (pid in <base>/prometheus.pid, output in <base>/prometheus.log, TSDB under
+        <base>/prometheus/data); returns its pid once its /-/ready answers. Already running:
+        its pid. ClusterError if it is not installed, exits, or is not ready within ``timeout`` s
+        (then it is stopped)."""
+        import shutil
+        import urllib.request
+
+        if self.prometheus_alive():
+            return self.prometheus_pid()  # type: ignore[return-value]
+        exe = shutil.which(binary)
+        if exe is None:
+            raise ClusterError(f"{binary} is not installed (Debian: apt-get install prometheus)")
+        self._save()
+        self.prometheus_dir.mkdir(parents=True, exist_ok=True)
+        config = self.prometheus_dir / "prometheus.yml"
+        config.write_text(self.prometheus_config())
+        argv = [exe, f"--config.file={config}", f"--storage.tsdb.path={self.prometheus_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}", "--storage.tsdb.retention.time=2d"]
+        log_path = self.base_dir / "prometheus.log"
+        pid = process.spawn_detached(argv, log_path, self.base_dir / "prometheus.pid").pid
+        log.info("prometheus_started", pid=pid, url=self.prometheus_url)
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.prometheus_alive():
+                raise ClusterError(f"prometheus (pid {pid}) exited; last lines of {log_path}:\n"
+                                   f"{process.tail(log_path, 15)}")
+            try:
+                with urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return pid
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop_prometheus()
+                raise ClusterError(f"prometheus (pid {pid}) not ready within {timeout:.0f}s; last lines of "
+                                   f"{log_path}:\n{process.tail(log_path, 15)}")
+            time.sleep(0.2)
+
+    def stop_prometheus(self) -> bool:
+        """Stop the Prometheus this cluster started (by its pid file); False if none ran."""
+        if not self.prometheus_alive():
+            return False
+        return process.stop_pid(self.prometheus_pid(), timeout=15.0)
 
 
 def _run_async(fn: Callable[[], Awaitable[T]]) -> T:

@@ -324,6 +324,7 @@ class KafkaController:
         self._rebalance_scope: trio.CancelScope | None = None
         self._reassignment_targets: dict[TopicPartition, tuple[int, ...]] = {}
         self.events_processed = 0
+        self.event_times: dict[str, list[float]] = {}  # event name -> [count, total ms] (metrics)
         self.resignations = 0
         self.last_event: str | None = None
         self.stopped = trio.Event()
@@ -486,6 +487,7 @@ class KafkaController:
                 if event is None:
                     continue
             self.last_event = type(event).__name__
+            started = trio.current_time()
             try:
                 with trio.CancelScope() as self._event_scope:
                     await self._process(event)
@@ -520,6 +522,8 @@ class KafkaController:
             finally:
                 self._event_scope = None
                 self.events_processed += 1
+                timer = self.event_times.setdefault(self.last_event, [0, 0.0])
+                timer[0], timer[1] = timer[0] + 1, timer[1] + (trio.current_time() - started) * 1000.0
 
     async def _requeue_when_connected(self, event: ControllerEvent) -> None:
         assert self.zk is not None

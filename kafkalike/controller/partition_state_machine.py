@@ -140,6 +140,7 @@ class PartitionStateMachine:
 
     def __init__(self, controller: "KafkaController") -> None:
         self.controller = controller
+        self.unclean_elections = 0  # UncleanLeaderElectionsPerSec's count (broker_metrics)
 
     @property
     def ctx(self):  # type: ignore[no-untyped-def]
@@ -318,6 +319,7 @@ class PartitionStateMachine:
             batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
             out[tp] = election
             if election.unclean:
+                self.unclean_elections += 1
                 log.error("unclean_leader_elected", partition=str(tp), leader=election.leader,
                           previous_isr=list(current.isr),
                           warning="an out-of-sync replica became leader: acknowledged records may be lost")
