@@ -68,7 +68,8 @@ def _partition_count(cluster: LocalCluster, broker_id: int, topic: str) -> int:
 
     async def ask() -> int:
         async with KafkaConnection.open(cluster.broker_host(broker_id), cluster.base_port) as conn:
-            response = await conn.call(ApiKey.METADATA, topics=[{"name": topic}])
+            response = await conn.call(ApiKey.METADATA, topics=[{"name": topic}],
+                                        allow_auto_topic_creation=False)  # polling must not re-create it
         return sum(len(t.partitions) for t in response.topics if t.name == topic)
 
     return trio.run(ask)
