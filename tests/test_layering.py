@@ -31,7 +31,6 @@ LAYERS = {
 #: dependencies); each entry is one strongly connected set of modules
 KNOWN_CIRCLES: list[frozenset[str]] = [
     frozenset({"storage", "storage.log_cleaner", "storage.log_manager", "storage.unified_log"}),
-    frozenset({"coordinator.group_apis", "coordinator.group_coordinator"}),
     frozenset({"controller.kafka_controller", "controller.partition_state_machine",
                "controller.replica_state_machine", "controller.topic_deletion_manager"}),
     frozenset({"broker.kafka_apis", "broker.kafka_server", "broker.producer_id_manager",

@@ -97,9 +97,11 @@ class KafkaServer:
             int(self.config["max.incremental.fetch.session.cache.slots"])))
         from kafkalike.broker.zk_admin_manager import ZkAdminManager
         self.admin_manager = ZkAdminManager(self)
-        # group coordinator (__consumer_offsets, group APIs): issue 7
+        # group coordinator (__consumer_offsets) and the group APIs it serves
+        from kafkalike.coordinator import group_apis
         from kafkalike.coordinator.group_coordinator import GroupCoordinator
         self.group_coordinator = GroupCoordinator.for_server(self)
+        group_apis.register(self.apis, self.group_coordinator)
         # producer ids for idempotent producers (InitProducerId), from /latest_producer_id_block
         from kafkalike.broker.producer_id_manager import ProducerIdManager
         self.producer_id_manager = ProducerIdManager(self)

@@ -158,14 +158,11 @@ class GroupCoordinator:
     # ------------------------------------------------------------------ wiring
     @classmethod
     def for_server(cls, server: Any) -> "GroupCoordinator":
-        """Create the coordinator of a KafkaServer and wire it in: the group API handlers,
-        a LeaderAndIsr/StopReplica follow-up (load or unload offsets partitions), start-up and
-        shutdown hooks."""
-        from kafkalike.coordinator import group_apis
-        from kafkalike.protocol.api_keys import ApiKey
-
+        """Create the coordinator of a KafkaServer and wire it in: a LeaderAndIsr/StopReplica
+        follow-up (load or unload offsets partitions), start-up and shutdown hooks, the deleted
+        partitions listener. The server registers the group API handlers
+        (``group_apis.register``), so this module does not import them."""
         coordinator = cls(server)
-        group_apis.register(server.apis, coordinator)
         coordinator._follow_leadership_requests(server.apis)
         server.startup_hooks.append(coordinator.startup_hook)
         server.shutdown_hooks.append(coordinator.shutdown_hook)
