@@ -145,3 +145,26 @@ def test_index_write_failing_on_a_full_disk_does_not_fail_the_append(tmp_path: P
             assert _file_entries(oi.path, ">ii") == [(oi.entry(s)[0], oi.entry(s)[1]) for s in range(3)]
         finally:
             log.close_handlers()
+
+
+async def test_live_broker_index_file_holds_entries_while_it_runs(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A running broker's active segment .index, read from disk while it serves, holds an entry per log.index.interval.bytes."""
+    from kafkalike.protocol.api_keys import ApiKey
+    from tests.broker.broker_helpers import batch as records, connect, produce, running_broker
+
+    async with running_broker(tmp_path, zk_chroot_connect) as server, connect(server) as conn:
+        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
+            {"name": "live", "num_partitions": 1, "replication_factor": 1, "assignments": [], "configs": []}])
+        assert resp.topics[0].error_code == 0
+        import trio
+        from kafkalike.storage import TopicPartition
+        with trio.fail_after(20):
+            while TopicPartition("live", 0) not in server.replica_manager.partitions:
+                await trio.sleep(0.02)
+        for i in range(12):
+            assert (await produce(conn, "live", 0, records([b"r" * 1000]), acks=1)).error_code == 0
+        index = tmp_path / "logs-1" / "live-0" / "00000000000000000000.index"
+        on_disk = _file_entries(index, ">ii")
+        oi = server.log_manager.get_log(TopicPartition("live", 0)).active_segment.offset_index
+        assert len(on_disk) == oi.entries >= 2
+        assert on_disk == [(oi.entry(s)[0], oi.entry(s)[1]) for s in range(oi.entries)]
