@@ -47,7 +47,7 @@ TOTAL_TIME_BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 25, 50, 100, 250, 500, 
 #: (ControllerState.scala: BrokerChange's timer is LeaderElectionRateAndTimeMs)
 CONTROLLER_EVENT_TIMERS: dict[str, str] = {
     "BrokerChange": "leaderelectionrateandtimems",
-    "BrokerModification": "brokermodificationrateandtimems",
+    "BrokerModification": "leaderelectionrateandtimems",  # Kafka: state BrokerChange too
     "TopicChange": "topicchangerateandtimems",
     "PartitionModifications": "topicchangerateandtimems",
     "TopicDeletion": "topicdeletionrateandtimems",

@@ -1,6 +1,7 @@
 """Issue 20: a real Prometheus (Debian's ``prometheus`` package) scraping a local cluster of real
-broker processes, started the way ``kafkalike cluster up --with-prometheus`` starts it; and the
-alert rules file accepted by ``promtool check rules``."""
+broker processes, started the way ``kafkalike cluster up --with-prometheus`` starts it (the
+Grafana dashboard's queries run against it); and the alert rules file accepted by
+``promtool check rules``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def test_promtool_accepts_the_alert_rules() -> None:
 
 def test_prometheus_scrapes_every_broker_and_answers_a_query(make_cluster: Callable[..., LocalCluster]) -> None:
     """start_prometheus (cluster up --with-prometheus) writes a scrape config for every broker: all three
-    targets come up and a PromQL query over the brokers' metrics answers 1 active controller; the
+    targets come up, a PromQL query over the brokers' metrics answers 1 active controller, every
+    panel query of prometheus/grafana-dashboard.json is accepted and the alert rules are loaded; the
     Prometheus process is stopped by its pid afterwards."""
     port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=34000, high=35000)
     cluster = make_cluster(3, overrides={"kafkalike.metrics.port": str(port)})
@@ -57,6 +59,11 @@ def test_prometheus_scrapes_every_broker_and_answers_a_query(make_cluster: Calla
         query = urllib.parse.quote("sum(kafka_controller_kafkacontroller_activecontrollercount)")
         result = _api(cluster, f"/api/v1/query?query={query}")["result"]
         assert [float(r["value"][1]) for r in result] == [1.0]
+        # every panel of the Grafana dashboard is a query this Prometheus accepts over these brokers
+        dashboard = json.loads((ALERT_RULES.parent / "grafana-dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                _api(cluster, "/api/v1/query?query=" + urllib.parse.quote(target["expr"]))
         rules = _api(cluster, "/api/v1/rules")["groups"]
         assert {r["name"] for g in rules for r in g["rules"]} >= {"KafkaUnderReplicatedPartitions",
                                                                   "KafkaNoActiveController"}
