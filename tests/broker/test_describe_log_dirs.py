@@ -2,12 +2,15 @@
 partitions' sizes (the bytes of their .log files on disk), offset lag 0 and is_future false,
 the volume's total / usable bytes (v4), KAFKA_STORAGE_ERROR for a dir taken offline, and only
 the asked partitions when topics are named. Then kafka-python's describe_log_dirs and
-``kafkalike log-dirs`` (Kafka's LogDirsCommand output) against real broker processes."""
+``kafkalike log-dirs`` (Kafka's LogDirsCommand output, compared byte for byte with Kafka 3.9's
+own tool when its jars are fetched: ./scripts/reference-kafka fetch) against real broker
+processes."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import AsyncExitStack
@@ -20,6 +23,10 @@ from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import KafkaStorageError, TopicPartition
 from tests.broker.broker_helpers import batch, connect, has_controller, produce, running_broker
+
+
+KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
 
 
 def _log_bytes(partition_dir: Path) -> int:
@@ -168,3 +175,11 @@ def test_kafka_python_and_the_cli_describe_log_dirs(make_cluster: Any) -> None:
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.strip() == ("ERROR: The given brokers do not exist from --broker-list: 7. "
                                   "Current existent brokers: 1,2,3")
+
+    if HAVE_KAFKA:  # Kafka 3.9's own kafka-log-dirs.sh prints the very same bytes
+        for extra in (("--topic-list", "sizes"), ("--broker-list", "2,3")):
+            java = subprocess.run(["java", "-cp", f"{KAFKA_LIB}/*", "org.apache.kafka.tools.LogDirsCommand",
+                                   "--describe", "--bootstrap-server", bootstrap, *extra],
+                                  capture_output=True, text=True, timeout=120)
+            assert java.returncode == 0, java.stderr[-2000:]
+            assert java.stdout == run(*extra).stdout
