@@ -33,7 +33,7 @@ button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .8
 <h2>Brokers</h2>
 <table id="brokers"><thead><tr><th>broker</th><th>address</th><th>process</th><th>/brokers/ids (broker epoch)</th><th>teach</th></tr></thead><tbody></tbody></table>
 <div id="controller"></div>
-<h2>Partitions</h2>
+<h2>Partitions <label style="font-weight:normal;font-size:.8em"><input type="checkbox" id="show-internal"> show internal topics <span id="internal-count"></span></label></h2>
 <table id="partitions"><thead><tr><th>partition</th><th>replicas</th><th>leader</th><th>leader epoch</th><th>ISR</th><th>zkVersion</th><th>high watermark</th></tr></thead><tbody></tbody></table>
 <h2>Consumer groups</h2>
 <table id="groups"><thead><tr><th>group</th><th>state</th><th>members</th><th>coordinator</th><th>lag</th></tr></thead><tbody></tbody></table>
@@ -49,38 +49,43 @@ button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .8
 const $ = (s) => document.querySelector(s);
 const esc = (v) => String(v === null || v === undefined ? "\\u2013" : v).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 const fmt = (ms) => { const d = new Date(ms); return d.toLocaleTimeString([], {hour12: false}) + "." + String(d.getMilliseconds()).padStart(3, "0"); };
-let lastParts = {};
+let lastParts = {}, changedAt = {};
+// replace a table's rows only when they changed, so buttons under the pointer stay put
+function put(sel, html) { const el = $(sel); if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; } }
 function render(st) {
   const zkUp = st.zk_nodes.filter((n) => n.up).length;
   $("#status").innerHTML = "cluster <code>" + esc(st.cluster_dir) + "</code> &middot; ZooKeeper " +
     (st.zk_connected ? '<span class="good">connected</span>' : '<span class="bad">DOWN (not reachable)</span>') +
     " (" + zkUp + "/" + st.zk_nodes.length + " nodes serving) &middot; snapshot " + fmt(st.taken_ms);
-  $("#zk tbody").innerHTML = st.zk_nodes.map((n) => '<tr class="' + (n.up ? "" : "down") + '"><td>' + esc(n.address) +
-    "</td><td>" + (n.up ? esc(n.mode) : '<span class="badge dead">down</span>') + "</td><td>" + esc(n.zxid) + "</td></tr>").join("");
+  put("#zk tbody", st.zk_nodes.map((n) => '<tr class="' + (n.up ? "" : "down") + '"><td>' + esc(n.address) +
+    "</td><td>" + (n.up ? esc(n.mode) : '<span class="badge dead">down</span>') + "</td><td>" + esc(n.zxid) + "</td></tr>").join(""));
   const ctl = st.controller ? st.controller.id : null;
   const leads = {};
-  st.partitions.forEach((p) => { leads[p.leader] = (leads[p.leader] || 0) + 1; });
-  $("#brokers tbody").innerHTML = Object.values(st.brokers).map((b) =>
+  st.partitions.forEach((p) => { if (!p.internal) leads[p.leader] = (leads[p.leader] || 0) + 1; });
+  put("#brokers tbody", Object.values(st.brokers).map((b) =>
     '<tr id="broker-' + b.id + '" data-broker="' + b.id + '" class="broker' + (b.id === ctl ? " controller" : "") + (b.registered ? "" : " down") + '">' +
     "<td>" + b.id + (b.id === ctl ? ' <span class="badge ctl">controller</span>' : "") + "</td><td>" + esc(b.address) + "</td>" +
     "<td>" + (b.alive ? "pid " + esc(b.pid) : '<span class="badge dead">not running</span>') + "</td>" +
     "<td>" + (b.registered ? "registered (" + esc(b.epoch) + ")" + (leads[b.id] ? ' <span class="badge leader">leads ' + leads[b.id] + "</span>" : "") : '<span class="badge dead">no registration</span>') + "</td>" +
     '<td><button class="kill" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">kill -9</button>" +
-    '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button></td></tr>").join("");
-  $("#controller").innerHTML = st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
-    " (elected " + fmt(st.controller.since_ms) + ")" : (st.zk_connected ? '<span class="bad">no active controller</span>' : "");
+    '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button></td></tr>").join(""));
+  put("#controller", st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
+    " (elected " + fmt(st.controller.since_ms) + ")" : (st.zk_connected ? '<span class="bad">no active controller</span>' : ""));
   const now = {};
-  $("#partitions tbody").innerHTML = st.partitions.map((p) => {
+  const showInternal = $("#show-internal").checked;
+  $("#internal-count").textContent = "(" + st.partitions.filter((p) => p.internal).length + " partitions)";
+  put("#partitions tbody", st.partitions.filter((p) => showInternal || !p.internal).map((p) => {
     const key = p.topic + "-" + p.partition, sig = JSON.stringify([p.leader, p.leader_epoch, p.isr]);
     now[key] = sig;
-    const changed = lastParts[key] !== undefined && lastParts[key] !== sig;
+    if (lastParts[key] !== undefined && lastParts[key] !== sig) changedAt[key] = Date.now();
+    const changed = Date.now() - (changedAt[key] || 0) < 3000;
     return '<tr class="partition' + (changed ? " changed" : "") + '" data-partition="' + esc(key) + '"><td>' + esc(key) + "</td><td>" + esc(p.replicas.join(",")) +
       "</td><td>" + (p.leader === -1 ? '<span class="badge dead">none</span>' : esc(p.leader)) + "</td><td>" + esc(p.leader_epoch) + "</td><td>" + esc(p.isr.join(",")) +
       "</td><td>" + esc(p.zk_version) + "</td><td>" + esc(p.high_watermark) + "</td></tr>";
-  }).join("");
+  }).join(""));
   lastParts = now;
-  $("#groups tbody").innerHTML = st.groups.map((g) => "<tr><td>" + esc(g.group) + "</td><td>" + esc(g.state) + "</td><td>" + esc(g.members) +
-    "</td><td>" + esc(g.coordinator) + "</td><td>" + esc(g.lag) + "</td></tr>").join("") || '<tr><td colspan="5">none</td></tr>';
+  put("#groups tbody", st.groups.map((g) => "<tr><td>" + esc(g.group) + "</td><td>" + esc(g.state) + "</td><td>" + esc(g.members) +
+    "</td><td>" + esc(g.coordinator) + "</td><td>" + esc(g.lag) + "</td></tr>").join("") || '<tr><td colspan="5">none</td></tr>');
   $("#errors").textContent = st.errors.join(" \\u00b7 ");
 }
 function addEvents(evs) {
@@ -92,13 +97,15 @@ function addEvents(evs) {
     ol.insertBefore(li, ol.firstChild);
   });
 }
-let lastSeq = 0;
+let lastSeq = 0, lastState = null;
+document.addEventListener("change", (ev) => { if (ev.target.id === "show-internal" && lastState) render(lastState); });
 function connect() {
   const es = new EventSource("/events?since=" + lastSeq);
   es.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     addEvents(msg.events.filter((e) => e.seq > lastSeq));
     if (msg.events.length) lastSeq = Math.max(lastSeq, ...msg.events.map((e) => e.seq));
+    lastState = msg.state;
     render(msg.state);
   };
   es.onerror = () => { $("#status").innerHTML = '<span class="bad">dashboard connection lost; retrying&hellip;</span>'; };

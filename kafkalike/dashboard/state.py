@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 #: seconds one snapshot's Kafka-protocol part may take before it is given up for this round
 KAFKA_TIMEOUT_S = 3.0
+#: Kafka's internal topics (Topic.INTERNAL_TOPICS): the page hides their partitions unless
+#: asked, and the timeline sums up their changes in one line per snapshot
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 #: at most this many consumer groups are described per snapshot
 MAX_GROUPS = 20
 
@@ -138,7 +141,8 @@ async def _read_zk(zk: ZooKeeperClient, snap: Snapshot) -> None:
             tps.append((topic, p, list(getattr(replicas, "replicas", replicas))))
     states = await zk.get_many([zd.partition_state_path(t, p) for t, p, _ in tps])
     for (topic, p, replicas), got in zip(tps, states):
-        row: dict[str, Any] = {"topic": topic, "partition": p, "replicas": replicas, "leader": None,
+        row: dict[str, Any] = {"topic": topic, "partition": p, "internal": topic in INTERNAL_TOPICS,
+                               "replicas": replicas, "leader": None,
                                "leader_epoch": None, "isr": [], "zk_version": None, "mtime_ms": None,
                                "high_watermark": None}
         if got is not None:
@@ -288,10 +292,15 @@ def diff(before: Snapshot | None, after: Snapshot) -> list[Event]:
                                 f"/controller: broker {nc['id']} elected, controller epoch {nc['epoch']} "
                                 f"(was {was})"))
     old_parts = {(r["topic"], r["partition"]): r for r in before.partitions}
+    internal: dict[str, list[int]] = {}  # topic -> [partitions changed, of which leader moved, first mtime]
     for r in after.partitions:
         o = old_parts.get((r["topic"], r["partition"]))
         name = f"{r['topic']}-{r['partition']}"
         if o is None:
+            if r["topic"] in INTERNAL_TOPICS:
+                agg = internal.setdefault(r["topic"], [0, 0, r["mtime_ms"] or seen])
+                agg[0] += 1
+                continue
             if before.partitions or r["leader"] is not None:
                 events.append(Event(r["mtime_ms"] or seen, "partition",
                                     f"partition {name} created: replicas {r['replicas']}, leader {r['leader']}, "
@@ -304,8 +313,16 @@ def diff(before: Snapshot | None, after: Snapshot) -> list[Event]:
             parts.append(f"leader_epoch {_arrow(o['leader_epoch'], r['leader_epoch'])}")
         if o["isr"] != r["isr"]:
             parts.append(f"ISR {_arrow(o['isr'], r['isr'])}")
-        if parts:
+        if parts and r["topic"] in INTERNAL_TOPICS:
+            agg = internal.setdefault(r["topic"], [0, 0, r["mtime_ms"] or seen])
+            agg[0] += 1
+            agg[1] += o["leader"] != r["leader"]
+            agg[2] = min(agg[2], r["mtime_ms"] or seen)
+        elif parts:
             events.append(Event(r["mtime_ms"] or seen, "partition", f"partition {name} " + ", ".join(parts)))
+    for topic, (changed, moved, first) in sorted(internal.items()):
+        events.append(Event(first, "partition", f"{topic}: {changed} partitions changed state "
+                                                f"(leader moved in {moved})"))
     for i, b in sorted(after.brokers.items()):
         o = before.brokers.get(i, {})
         if b.get("registered") and not o.get("registered"):

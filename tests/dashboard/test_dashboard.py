@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import trio
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from kafkalike.broker.kafka_config import CONFIG_KEYS
-from kafkalike.client.admin import AdminClient, NewTopic
+from kafkalike.client import AdminClient, KafkaGroupConsumer, KafkaProducer, NewTopic, TopicPartition
 from kafkalike.cluster.zk_ensemble import find_free_base_port
 from tests.dashboard.dashboard_helpers import chromium, http, running_dashboard
 from tests.fixtures_cluster import MakeCluster
@@ -21,11 +22,22 @@ from tests.fixtures_cluster import MakeCluster
 TOPIC = "teach"
 
 
-def create_topic(bootstrap: str) -> None:
-    """3 partitions, replication factor 3."""
+GROUP = "teach-readers"
+RECORDS = 30
+COMMITTED = 5  # the group's committed offset in every partition
+
+
+def create_topic_produce_and_commit(bootstrap: str) -> None:
+    """3 partitions, replication factor 3, ``RECORDS`` records (acks=all), and a group that
+    committed offset ``COMMITTED`` in each partition, then left."""
     async def run() -> None:
         async with AdminClient(bootstrap) as admin:
             await admin.create_topics([NewTopic(TOPIC, 3, 3)])
+        async with KafkaProducer(bootstrap, acks="all") as producer:
+            await producer.send_many(TOPIC, [(b"v%d" % i, b"k%d" % i) for i in range(RECORDS)])
+        async with KafkaGroupConsumer(bootstrap, GROUP, [TOPIC], enable_auto_commit=False) as consumer:
+            await consumer.ensure_active_group()
+            await consumer.commit({TopicPartition(TOPIC, p): COMMITTED for p in range(3)})
 
     trio.run(run)
 
@@ -36,8 +48,35 @@ def free_metrics_port() -> dict[str, str]:
     return {"kafkalike.metrics.port": "0"} if "kafkalike.metrics.port" in CONFIG_KEYS else {}
 
 
+def texts(driver, selector: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """innerText of every element matching ``selector``, read in one script (the page
+    re-renders rows as snapshots arrive, so element handles can go stale)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.innerText)", selector)
+
+
+def attr(driver, selector: str, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Attribute ``name`` of every element matching ``selector``."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.getAttribute(arguments[1]))",
+        selector, name)
+
+
 def timeline(driver) -> list[str]:  # type: ignore[no-untyped-def]
-    return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    return texts(driver, "#timeline li")
+
+
+def click_and_confirm(driver, selector: str) -> None:  # type: ignore[no-untyped-def]
+    """Click the button (again if a re-render replaced it) and accept the confirm() dialog."""
+    def click(d) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            d.find_element(By.CSS_SELECTOR, selector).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    WebDriverWait(driver, 10, poll_frequency=0.1).until(click)
+    WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
 
 
 def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_brokers_registration_gone_and_new_leaders(
@@ -46,29 +85,31 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
     confirmed) the timeline shows /brokers/ids/<victim> deleted and the partitions it led
     getting new leaders, within the session timeout plus a margin."""
     cluster = make_cluster(brokers=3, overrides=free_metrics_port())
-    create_topic(cluster.bootstrap_servers)
+    create_topic_produce_and_commit(cluster.bootstrap_servers)
     shots = os.environ.get("KAFKALIKE_DASHBOARD_SCREENSHOTS")
     with running_dashboard(cluster.base_dir, host="127.0.0.1") as url, chromium() as driver:
         driver.get(url + "/")
         wait = WebDriverWait(driver, 30, poll_frequency=0.2)
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#brokers tr.broker")) == 3
-                   and len(d.find_elements(By.CSS_SELECTOR, "#partitions tr.partition")) == 3
-                   and all(r.text.split()[2] != "\u2013" for r in d.find_elements(By.CSS_SELECTOR, "#partitions tr.partition")))
-        rows = driver.find_elements(By.CSS_SELECTOR, "#brokers tr.broker")
-        assert [r.get_attribute("data-broker") for r in rows] == ["1", "2", "3"]
-        controllers = driver.find_elements(By.CSS_SELECTOR, "#brokers tr.controller")
-        assert len(controllers) == 1 and "controller" in controllers[0].text
-        controller = int(controllers[0].get_attribute("data-broker"))
-        assert driver.find_element(By.ID, "controller-id").text == str(controller)
+        wait.until(lambda d: len(texts(d, "#brokers tr.broker")) == 3
+                   and len(texts(d, "#partitions tr.partition")) == 3
+                   and all(t.split()[2] != "\u2013" for t in texts(d, "#partitions tr.partition"))
+                   and any(GROUP in t for t in texts(d, "#groups tr")))
+        group_row = next(t for t in texts(driver, "#groups tr") if GROUP in t).split()
+        assert group_row[0] == GROUP and group_row[-1] == str(RECORDS - 3 * COMMITTED)  # lag = HW - committed
+        assert attr(driver, "#brokers tr.broker", "data-broker") == ["1", "2", "3"]
+        controllers = attr(driver, "#brokers tr.controller", "data-broker")
+        assert len(controllers) == 1
+        controller = int(controllers[0])
+        assert "controller" in texts(driver, f"#broker-{controller}")[0]
+        assert texts(driver, "#controller-id") == [str(controller)]
         state = http("GET", url + "/api/state")[1]["state"]
-        leaders = {p["partition"]: p["leader"] for p in state["partitions"]}
+        leaders = {p["partition"]: p["leader"] for p in state["partitions"] if p["topic"] == TOPIC}
         victim = next(b for b in sorted(set(leaders.values())) if b != controller)
         led = sorted(p for p, b in leaders.items() if b == victim)
         if shots:
             driver.save_screenshot(str(Path(shots) / "dashboard-before-kill.png"))
 
-        driver.find_element(By.CSS_SELECTOR, f"#broker-{victim} button.kill").click()
-        WebDriverWait(driver, 10).until(lambda d: d.switch_to.alert).accept()
+        click_and_confirm(driver, f"#broker-{victim} button.kill")
         killed = time.monotonic()
         expected = [f"/brokers/ids/{victim} deleted"] + [f"partition {TOPIC}-{p} leader {victim}\u2192" for p in led]
         margin_s = 6 + 30  # zookeeper.session.timeout.ms=6000 plus a margin for a busy machine
@@ -81,15 +122,26 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
         assert any(f"broker {victim} process" in line and "is gone" in line for line in lines)
         # leaders moved to a survivor, and the victim's row says it is down
         for p in led:
-            row = driver.find_element(By.CSS_SELECTOR, f'#partitions tr[data-partition="{TOPIC}-{p}"]')
-            assert row.text.split()[2] in {str(b) for b in (1, 2, 3) if b != victim}
-        WebDriverWait(driver, 10).until(lambda d: "no registration" in d.find_element(By.ID, f"broker-{victim}").text)
+            row = texts(driver, f'#partitions tr[data-partition="{TOPIC}-{p}"]')[0]
+            assert row.split()[2] in {str(b) for b in (1, 2, 3) if b != victim}
+        WebDriverWait(driver, 10).until(lambda d: "no registration" in texts(d, f"#broker-{victim}")[0])
         if shots:
             time.sleep(1)  # let the ISR shrink land in the picture
             driver.save_screenshot(str(Path(shots) / "dashboard-after-kill.png"))
             (Path(shots) / "dashboard-kill-timeline.txt").write_text(
                 f"seen {seen_after_s:.1f} s after the kill\n" + "\n".join(timeline(driver)) + "\n")
         print(f"timeline showed the new leaders {seen_after_s:.1f} s after kill -9")
+
+        # restart through the page: the broker registers again and returns to every ISR
+        click_and_confirm(driver, f"#broker-{victim} button.restart")
+        WebDriverWait(driver, 90, poll_frequency=0.5).until(
+            lambda d: any(f"/brokers/ids/{victim} created" in line for line in timeline(d))
+            and all(len(t.split()[4].split(",")) == 3 for t in texts(d, "#partitions tr.partition")))
+        lines = timeline(driver)
+        assert any(f"you: restart broker {victim}" in line for line in lines)
+        assert cluster.broker_alive(victim)
+        if shots:
+            driver.save_screenshot(str(Path(shots) / "dashboard-after-restart.png"))
 
 
 def test_a_down_cluster_shows_as_down_and_bad_requests_get_clear_errors(tmp_path: Path) -> None:
