@@ -73,3 +73,32 @@ def test_partition_state_machine_never_reaches_a_state_by_a_forbidden_edge(path:
             assert ctx.partition_state(TP) is before
         else:
             assert before in VALID_PREVIOUS_PARTITION_STATES[target]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "pop", "del", "setdefault", "remove_topics"]),
+                          st.sampled_from(["a", "b", "c"]), st.integers(0, 3)), max_size=40))
+def test_assignments_topic_index_always_matches_the_partitions(ops: list[tuple[str, str, int]]) -> None:
+    """Whatever sequence of writes and removals, the per-topic index (partitions_of_topic,
+    all_topics, has_topic) lists exactly the partitions in the assignments (issue 15: it
+    replaced a scan of every partition per topic)."""
+    ctx = ControllerContext()
+    for op, topic, p in ops:
+        tp = TopicPartition(topic, p)
+        if op == "set":
+            ctx.assignments[tp] = [1]
+        elif op == "pop":
+            ctx.assignments.pop(tp, None)
+        elif op == "del" and tp in ctx.assignments:
+            del ctx.assignments[tp]
+        elif op == "setdefault":
+            ctx.assignments.setdefault(tp, []).append(2)
+        elif op == "remove_topics":
+            ctx.replica_states[(tp, 1)] = ReplicaState.OnlineReplica
+            ctx.remove_topics([topic])
+            assert not any(k[0].topic == topic for k in ctx.replica_states)
+        topics = {t.topic for t in ctx.assignments}
+        assert ctx.all_topics() == topics
+        for t in ["a", "b", "c"]:
+            assert ctx.partitions_of_topic(t) == sorted(x for x in ctx.assignments if x.topic == t)
+            assert ctx.has_topic(t) == (t in topics)
