@@ -11,7 +11,8 @@ Routes::
     POST /api/brokers/<id>/restart          start it again (waits out its old registration)
 
 Actions need the JSON body ``{"confirm": true}`` (the page asks with confirm() first):
-anything else is 400; a broker id not in the cluster the dashboard was started for, or any
+anything else is 400; another Content-Type than application/json is 415 and an Origin other
+than the page's own 403 (so another web site open in the same browser cannot post them); a broker id not in the cluster the dashboard was started for, or any
 other route, is 404; killing a broker that is not running or restarting one that is, 409.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import json
+from urllib.parse import urlsplit
 from typing import Any, AsyncIterator
 
 import attrs
@@ -193,6 +195,12 @@ def make_app(dash: Dashboard) -> Starlette:
         what = request.path_params["action"]
         if what not in ("kill", "restart") or broker_id not in dash.cluster.broker_ids:
             return JSONResponse({"error": f"no broker {broker_id} action {what!r} in this cluster"}, status_code=404)
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+            return JSONResponse({"error": f"{what} from another site ({origin}) refused"}, status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            # a cross-site HTML form can post text/plain; JSON needs a CORS preflight we never grant
+            return JSONResponse({"error": "send Content-Type: application/json"}, status_code=415)
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):

@@ -54,10 +54,11 @@ def running_dashboard(cluster_dir: Path, host: str = "127.0.0.1", interval: floa
         proc.wait(timeout=10)
 
 
-def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, decoded JSON or text) of one request; HTTP errors are returned, not raised."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"content-type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
             status, raw = r.status, r.read()

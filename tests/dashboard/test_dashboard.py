@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -146,8 +148,9 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
 
 def test_a_down_cluster_shows_as_down_and_bad_requests_get_clear_errors(tmp_path: Path) -> None:
     """With nothing listening where the cluster should be, the page and /api/state answer and
-    say ZooKeeper is down; unknown routes 404; actions without confirmation 400; brokers
-    outside the cluster 404; killing a broker that is not running 409."""
+    say ZooKeeper is down; unknown routes 404; actions without confirmation 400, not JSON 415,
+    from another origin 403; brokers outside the cluster 404; killing a broker that is not
+    running 409."""
     zk_port = find_free_base_port(["127.0.0.1"], low=32000, high=34000)
     (tmp_path / "cluster.json").write_text(json.dumps(
         {"brokers": 3, "zookeeper_connect": f"127.0.0.1:{zk_port}", "base_port": zk_port + 1}))
@@ -166,6 +169,24 @@ def test_a_down_cluster_shows_as_down_and_bad_requests_get_clear_errors(tmp_path
         status, body = http("POST", url + "/api/brokers/1/kill", {})
         assert status == 400 and "confirm" in body["error"]
         assert http("POST", url + "/api/brokers/1/kill", b"not json")[0] == 400
+        assert http("POST", url + "/api/brokers/1/kill", b'{"confirm": true}',
+                    headers={"content-type": "text/plain"})[0] == 415  # what a cross-site form can send
+        assert http("POST", url + "/api/brokers/1/kill", {"confirm": True},
+                    headers={"origin": "http://evil.example"})[0] == 403
         status, body = http("POST", url + "/api/brokers/1/kill", {"confirm": True})
         assert status == 409 and "not running" in body["error"]
         assert http("GET", url + "/api/state")[0] == 200  # still serving after all of that
+
+
+def test_cli_refuses_a_dir_without_a_cluster_and_bad_options_with_exit_1(tmp_path: Path) -> None:
+    """No cluster.json in --dir, a --bind that is not an IP address and an out-of-range --port
+    each exit 1 with a message naming the problem, without serving anything."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cluster.json").write_text(json.dumps({"brokers": 1, "zookeeper_connect": "127.0.0.1:1"}))
+    cases = [(["--dir", str(tmp_path / "none")], "no kafkalike cluster in"),
+             (["--dir", str(tmp_path / "c"), "--bind", "localhost:80"], "not an IP address"),
+             (["--dir", str(tmp_path / "c"), "--port", "70000"], "not a TCP port")]
+    for argv, message in cases:
+        out = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "dashboard", *argv],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and message in out.stderr, (argv, out.stdout, out.stderr)
