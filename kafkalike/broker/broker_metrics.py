@@ -125,13 +125,14 @@ class BrokerMetricsCollector(Collector):
     ``controller`` (KafkaController: statistics(), event_times, partition_state_machine);
     ``group_coordinator`` (its manager's groups and committed offsets, may be None);
     ``zk_statistics`` (a callable returning the ZooKeeper client's ZkClientStatistics or
-    None before it exists); ``request_stats`` / ``topic_stats`` (the counters above).
+    None before it exists); ``request_stats`` / ``topic_stats`` (the counters above);
+    ``socket_server`` (SocketServer: open connections, queued.max.request.bytes pool; may be None).
     Never raises to the scrape for one component: a failing part is logged and skipped.
     """
 
     def __init__(self, *, broker_id: int, replica_manager: Any, controller: Any, group_coordinator: Any,
                  zk_statistics: Callable[[], Any], request_stats: RequestStats,
-                 topic_stats: BrokerTopicStats) -> None:
+                 topic_stats: BrokerTopicStats, socket_server: Any = None) -> None:
         self.broker_id = broker_id
         self.replica_manager = replica_manager
         self.controller = controller
@@ -139,6 +140,7 @@ class BrokerMetricsCollector(Collector):
         self.zk_statistics = zk_statistics
         self.request_stats = request_stats
         self.topic_stats = topic_stats
+        self.socket_server = socket_server
 
     def describe(self) -> list[Any]:
         """No up-front description: collect() runs only at scrape time."""
@@ -147,7 +149,7 @@ class BrokerMetricsCollector(Collector):
     def collect(self) -> Iterator[Any]:
         """Every metric family, computed now (see docs/observability.md)."""
         for part in (self._replica_manager, self._controller, self._topics, self._requests,
-                     self._zookeeper, self._consumer_lag):
+                     self._network, self._zookeeper, self._consumer_lag):
             try:
                 yield from part()
             except Exception as exc:  # a half-updated component must not break the scrape
@@ -301,6 +303,23 @@ class BrokerMetricsCollector(Collector):
             hist.add_metric([name], cumulative, sum_value=rs.sum_ms.get(key, 0.0))
         yield reqs
         yield hist
+
+    # ---- kafka.network:type=SocketServer / socket-server-metrics
+    def _network(self) -> Iterator[Any]:
+        ss = self.socket_server
+        if ss is None:
+            return
+        pool = ss.pool
+        yield _gauge("kafka_network_socketserver_memorypoolused",
+                     "Bytes of requests being received or waiting to be handled, counted against "
+                     "queued.max.request.bytes (kafka.network:type=SocketServer,name=MemoryPoolUsed)", pool.used)
+        if pool.bounded:
+            yield _gauge("kafka_network_socketserver_memorypoolavailable",
+                         "queued.max.request.bytes left (kafka.network:type=SocketServer,name=MemoryPoolAvailable)",
+                         pool.available)
+        yield _gauge("kafka_server_socket_server_metrics_connection_count",
+                     "Open client and broker connections, all listeners (kafka.server:type=socket-server-metrics,"
+                     "listener=...,networkProcessor=... connection-count, summed)", ss.open_connections)
 
     # ---- kafka.server:type=SessionExpireListener (the broker's ZooKeeper session)
     def _zookeeper(self) -> Iterator[Any]:

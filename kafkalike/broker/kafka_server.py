@@ -220,7 +220,8 @@ class KafkaServer:
             broker_id=self.broker_id, replica_manager=self.replica_manager, controller=self.controller,
             group_coordinator=self.group_coordinator,
             zk_statistics=lambda: self.zk.statistics() if self.zk is not None else None,
-            request_stats=self.apis.request_stats, topic_stats=self.apis.topic_stats)
+            request_stats=self.apis.request_stats, topic_stats=self.apis.topic_stats,
+            socket_server=self.socket_server)
         host = self.config.listeners[0].host if self.config.listeners else ""
         server = MetricsServer(make_registry(collector), host, port)
         try:

@@ -186,6 +186,8 @@ async def test_metrics_endpoint_answers_bad_http_and_keeps_serving(tmp_path: Pat
             samples = scrape(f"http://{host}:{port}/metrics")
             assert value(samples, "kafka_server_sessionexpirelistener_sessionstate", state="CONNECTED") == 1
             assert value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
+            assert value(samples, "kafka_server_socket_server_metrics_connection_count") >= 1  # the controller's
+            assert value(samples, "kafka_network_socketserver_memorypoolused") >= 0
 
         await trio.to_thread.run_sync(checks)
         assert not server._shutdown.is_set()
