@@ -335,8 +335,12 @@ class BrokerMetricsCollector(Collector):
         yield _counter("kafka_server_sessionexpirelistener_zookeeperexpires",
                        "ZooKeeper session expirations (SessionExpireListener ZooKeeperExpiresPerSec)",
                        stats.expirations if stats is not None else 0)
-        yield _counter("kafka_server_zookeeperclientmetrics_zookeeperrequests",
-                       "kafkalike: ZooKeeper operations issued by this broker", stats.calls if stats else 0)
+        yield SummaryMetricFamily(
+            "kafka_server_zookeeperclientmetrics_zookeeperrequestlatencyms",
+            "ZooKeeper operations issued by this broker and their total time in ms "
+            "(kafka.server:type=ZooKeeperClientMetrics,name=ZooKeeperRequestLatencyMs)",
+            count_value=stats.calls if stats else 0,
+            sum_value=getattr(stats, "request_ms_total", 0.0) if stats else 0.0)
 
     # ---- kafka_exporter's consumer-group lag, for the groups this broker coordinates
     def _consumer_lag(self) -> Iterator[Any]:

@@ -171,7 +171,7 @@ class ZkClientStatistics:
 
     calls: ZooKeeper operations issued; watches_armed / watches_fired: one-shot watches set /
     delivered to trio; sessions: sessions opened (1 + reconnects after expiry);
-    expirations: EXPIRED events seen.
+    expirations: EXPIRED events seen; request_ms_total: milliseconds the calls took, summed.
     """
 
     connect: str
@@ -182,6 +182,7 @@ class ZkClientStatistics:
     watches_fired: int
     sessions: int
     expirations: int
+    request_ms_total: float = 0.0  # wall time of the ``calls``, summed (ZooKeeperRequestLatencyMs)
 
 
 class Watch:
@@ -377,6 +378,7 @@ class ZooKeeperClient:
         self._last_session_id: int | None = None  # kazoo-thread view, for new_session
         self._connected = trio.Event()
         self._calls = 0
+        self._request_ms_total = 0.0
         self._watches_armed = 0
         self._watches_fired = 0
         self._sessions = 0
@@ -387,7 +389,7 @@ class ZooKeeperClient:
         return ZkClientStatistics(
             connect=self.connect, state=self._state, session_id=self.session_id_hex, calls=self._calls,
             watches_armed=self._watches_armed, watches_fired=self._watches_fired,
-            sessions=self._sessions, expirations=self._expirations,
+            sessions=self._sessions, expirations=self._expirations, request_ms_total=self._request_ms_total,
         )
 
     # -- lifecycle --
@@ -572,7 +574,11 @@ class ZooKeeperClient:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         self._calls += 1
-        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
+        started = time.perf_counter()
+        try:
+            return await trio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
+        finally:
+            self._request_ms_total += (time.perf_counter() - started) * 1000.0
 
     def _watcher(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None) -> tuple[Watch, Callable[[WatchedEvent], None]]:
         watch = Watch(path, kind, channel)

@@ -185,6 +185,9 @@ async def test_metrics_endpoint_answers_bad_http_and_keeps_serving(tmp_path: Pat
             assert _raw(host, port, b"\x00\x01garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
             samples = scrape(f"http://{host}:{port}/metrics")
             assert value(samples, "kafka_server_sessionexpirelistener_sessionstate", state="CONNECTED") == 1
+            assert value(samples, "kafka_server_sessionexpirelistener_sessionstate", state="EXPIRED") == 0
+            assert value(samples, "kafka_server_zookeeperclientmetrics_zookeeperrequestlatencyms_count") > 0
+            assert value(samples, "kafka_server_zookeeperclientmetrics_zookeeperrequestlatencyms_sum") > 0
             assert value(samples, "kafka_controller_kafkacontroller_activecontrollercount") == 1
             assert value(samples, "kafka_server_socket_server_metrics_connection_count") >= 1  # the controller's
             assert value(samples, "kafka_network_socketserver_memorypoolused") >= 0
