@@ -1,5 +1,5 @@
 """``kafkalike bench``: every workload against kafkalike, Apache Kafka 3.9 in ZooKeeper mode
-and in KRaft mode, in one invocation, alternating systems between runs (issue 10).
+and in KRaft mode, in one invocation, alternating systems between runs.
 
 One run:
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m kafkalike.bench.protocol_codec [--runs N] [--batch-kib K ...]
 
-Per request, as a broker does it (issue 3's benchmark):
+Per request, as a broker does it (docs/bench-protocol.md):
 
 1. receive: FrameReader.feed() of the whole frame -- the one unavoidable payload copy
    (socket buffer -> frame buffer), reported separately;
@@ -15,7 +15,7 @@ Per request, as a broker does it (issue 3's benchmark):
 
 Reported: medians over ``--runs`` runs (default 2000) of the whole of 2-5 ("total"), of the
 CRC computation alone over the same bytes ("crc", C code), and of 2-5 with the CRC skipped
-("python-side"): the cost the codec itself adds per request, which issue 3 wants under
+("python-side"): the cost the codec itself adds per request, which the codec's target keeps under
 50 us. For comparison, "per-batch views" is the python-side figure with steps 3-4 done the
 previous way (an iter_batches() RecordBatch view per batch, then set_base_offset() and
 set_partition_leader_epoch()), timed in the same runs. Payload bytes are

@@ -1,7 +1,7 @@
 """The reference Apache Kafka 3.9 cluster that kafkalike is measured and checked against.
 
 Apache Kafka 3.9 is the last line that runs both in ZooKeeper mode (the architecture kafkalike
-reproduces) and in KRaft mode (what replaced it), so the benchmark (issue 10) and the
+reproduces) and in KRaft mode (what replaced it), so the benchmark and the
 compatibility tests run the real JVM broker beside kafkalike on the same machine. This module:
 
 - ``fetch()``: Kafka 3.9.x and every dependency from Maven Central, with

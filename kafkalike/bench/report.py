@@ -1,5 +1,5 @@
 """The side-by-side benchmark's results: samples, medians, ratios to Kafka, the Markdown
-report and its PNG plots (issue 10).
+report and its PNG plots.
 
 A run of ``kafkalike bench`` produces ``Sample`` values: one measured number of one metric of
 one workload on one system in one round. ``summarize`` groups them into ``Row`` values (the

@@ -1,4 +1,4 @@
-"""The workloads of ``kafkalike bench`` (issue 10), each one measurement on one system.
+"""The workloads of ``kafkalike bench``, each one measurement on one system.
 
 Every function takes a ``BenchSystem`` (systems.py) and returns plain numbers; the harness
 turns them into report Samples and alternates systems between calls. Loads come from two

@@ -193,7 +193,7 @@ class KafkaApis:
         Brokers are listed with their endpoint on the listener the request came on. Every
         topic named is auto-created, as Kafka does (10,000 names: 10,000 topics).
 
-        Scale (issue 15): the answer is built from an immutable MetadataSnapshot, in a worker
+        Scale: the answer is built from an immutable MetadataSnapshot, in a worker
         thread when it names more than METADATA_INLINE_TOPICS topics, so the event loop keeps
         serving other connections; the encoded all-topics answer is kept per (version,
         listener) until the next UpdateMetadata (Kafka serves it from its MetadataSnapshot).

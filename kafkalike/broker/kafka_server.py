@@ -88,7 +88,7 @@ class KafkaServer:
         self.startup_hooks.append(self.controller.startup_hook)
         self.shutdown_hooks.append(self.controller.shutdown_hook)
         self.apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
-        # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...): issue 5/6
+        # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...)
         from kafkalike.broker.replica_manager import ReplicaManager
         self.replica_manager = ReplicaManager(self)
         # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch

@@ -1,7 +1,7 @@
 """A trio consumer of assigned partitions: positions, long-poll Fetch, decoded records.
 
 Holds ``KafkaConsumer`` and ``ConsumerRecord``. After Kafka's ``KafkaConsumer`` with manual
-``assign()`` (group membership comes with the group coordinator, issue 7) and its
+``assign()`` (group membership comes with the group coordinator) and its
 ``Fetcher``:
 
 - ``assign()`` sets the partitions; a partition's position starts unknown and is resolved on

@@ -73,7 +73,7 @@ class PartitionAssignments(dict[TopicPartition, list[int]]):
     write (Kafka's ControllerContext keeps its assignments per topic,
     ``partitionAssignments: Map[topic, Map[partition, ReplicaAssignment]]``), so that the
     partitions of one topic are found without scanning every partition of the cluster: with
-    10,000 topics a scan per topic made topic deletion quadratic (issue 15)."""
+    10,000 topics a scan per topic made topic deletion quadratic."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()

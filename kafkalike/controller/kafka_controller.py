@@ -419,8 +419,8 @@ class KafkaController:
         """Stop the event loop now, whatever it is doing (Kafka's KafkaController.shutdown:
         ControllerEventManager.close clears the queue, preempting the queued events, and puts
         ShutdownEventThread). Beyond Kafka, the event being processed is cancelled too (its
-        cancel scope), so that a controller busy with a long event (10,000 topic deletions,
-        issue 15) still stops within the broker's shutdown; the controller resigns, and the
+        cancel scope), so that a controller busy with a long event (10,000 topic deletions)
+        still stops within the broker's shutdown; the controller resigns, and the
         next one rebuilds everything from ZooKeeper, as after any failover."""
         self._stopping = True
         if self._event_scope is not None:

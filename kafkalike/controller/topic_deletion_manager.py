@@ -127,7 +127,7 @@ class TopicDeletionManager:
         one partition state change, one UpdateMetadata, one StopReplica per broker for all
         their partitions, one pipelined ZooKeeper deletion of the completed topics. The scan
         yields to the event loop every YIELD_EVERY topics, so that 10,000 queued topics never
-        keep the broker (and its SIGTERM handler) from running (issue 15)."""
+        keep the broker (and its SIGTERM handler) from running."""
         ctx = self.ctx
         complete: list[str] = []
         retry: list[str] = []

@@ -1,7 +1,7 @@
 """The flights demo: 336,776 real NYC flights of 2013 through a ZooKeeper-era cluster while a
 broker dies (``kafkalike demo flights``; ./scripts/demo runs it).
 
-Steps (issue 8): start or reuse 3 ZooKeeper nodes + 3 brokers; create ``flights`` (6
+Steps: start or reuse 3 ZooKeeper nodes + 3 brokers; create ``flights`` (6
 partitions, RF 3, min.insync.replicas=2); produce every flight as JSON keyed by tailnum with
 acks=all and an idempotent producer (librdkafka via confluent-kafka: a real client, not ours),
 while a consumer group of 3 computes per-origin departure delay and per-carrier counts;

@@ -12,7 +12,7 @@ Holds ``read_entity(cls, buf, pos, max_fields=None) -> (entity, new_pos)``. Read
 compiled once per class (closures in a cache), so the per-field cost is a function call and a
 struct unpack.
 
-Limits (issue 15): an array whose declared length times its elements' smallest encoding
+Limits: an array whose declared length times its elements' smallest encoding
 (4 bytes for int32, 16 for a UUID, 1 for anything else) exceeds the bytes left is refused
 before anything is allocated (Kafka's "Error reading array of size X, only Y bytes
 available"). ``max_fields`` (the broker passes MAX_REQUEST_FIELDS for requests) bounds the

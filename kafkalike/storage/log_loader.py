@@ -11,7 +11,7 @@ Steps, as Kafka 3.x does them:
    deleted (reported in the RecoveryReport and logged). After a clean shutdown the same
    segments are validated from the recovery point's index entry without rebuilding indexes
    (LogSegment.check_tail), and cut the same way: Kafka trusts a clean shutdown's files, but
-   a checkpoint proves nothing about bytes past the last batch (issue 15);
+   a checkpoint proves nothing about bytes past the last batch;
 5. the last segment becomes the active one; the log end offset is read from it.
 A directory that cannot be read raises KafkaStorageError naming the file at fault.
 """

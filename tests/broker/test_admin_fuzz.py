@@ -1,7 +1,6 @@
 """Seeded fuzzing of the admin APIs (and a few others that take counts and names) against a
 REAL broker process over raw sockets: extreme counts, sizes, array lengths and names each get a
-response or a clean close, the broker keeps serving ApiVersions, and its memory stays bounded
-(issue 15)."""
+response or a clean close, the broker keeps serving ApiVersions, and its memory stays bounded."""
 
 from __future__ import annotations
 

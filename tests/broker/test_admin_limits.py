@@ -1,4 +1,4 @@
-"""Admin requests with extreme values get an error code and bounded memory (issue 15): the
+"""Admin requests with extreme values get an error code and bounded memory: the
 partitions per request / per cluster / replicas per broker limits (POLICY_VIOLATION) and the
 controller mutation quota (KIP-599, THROTTLING_QUOTA_EXCEEDED with throttle_time_ms)."""
 

@@ -1,4 +1,4 @@
-"""Issue 15 with a real broker process on a small filesystem the test mounts: a full disk
+"""A real broker process on a small filesystem the test mounts (docs/robustness.md): a full disk
 answers KAFKA_STORAGE_ERROR and leaves nothing after the log end, so clean and unclean
 (kill -9) restarts keep exactly the acknowledged records (a 2 MiB tmpfs); a write that
 cannot be rolled back halts a one-dir broker, as Kafka's does, and loses nothing, and with two

@@ -1,4 +1,4 @@
-"""Issue 6 with real broker processes: RF 3, min.insync.replicas 2, acks=all while the
+"""Failover with real broker processes: RF 3, min.insync.replicas 2, acks=all while the
 partition leader is killed with -9 (nothing acknowledged is lost or duplicated, the new
 leader comes from the old ISR with leader_epoch + 1, the returning broker catches up and
 rejoins the ISR), and two brokers down (NOT_ENOUGH_REPLICAS, nothing lost on return).

@@ -1,4 +1,4 @@
-"""MetadataCache as UpdateMetadata v7 requests fill it (issue 15): each topic's partitions are
+"""MetadataCache as UpdateMetadata v7 requests fill it: each topic's partitions are
 found without a scan, a topic whose partitions all go out with leader -2 (LeaderDuringDelete)
 leaves the cache with its topic id, and a MetadataSnapshot taken earlier never changes
 afterwards (the Metadata handler reads it from a worker thread)."""

@@ -1,4 +1,4 @@
-"""Issue 20: every broker process serves Prometheus /metrics with the JMX exporter's names for
+"""Every broker process serves Prometheus /metrics with the JMX exporter's names for
 Kafka's MBeans, parsed here with prometheus-client's own parser on a real 3-broker cluster
 (exactly one ActiveControllerCount 1; BytesIn/MessagesIn and consumer lag move with traffic;
 UnderReplicatedPartitions > 0 on the survivors after a kill -9 and 0 again after the restart),

@@ -1,4 +1,4 @@
-"""Replication (issue 6) with three in-process brokers and the real controller: followers
+"""Replication with three in-process brokers and the real controller: followers
 fetch from the leader, the HW follows the ISR, acks=all waits for the ISR, ISR shrink and
 expand are written to the partition state znode and announced in /isr_change_notification,
 and a follower truncates by leader epoch."""

@@ -1,4 +1,4 @@
-"""The socket server's memory and connection limits, on a real broker process (issue 15).
+"""The socket server's memory and connection limits, on a real broker process.
 
 Each test starts one kafkalike broker process (``kafkalike broker start``) against the real
 ZooKeeper ensemble, optionally under a low RLIMIT_NOFILE (``prlimit``), talks to it over raw

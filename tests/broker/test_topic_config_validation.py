@@ -1,4 +1,4 @@
-"""Configs that break a topic are refused (issue 15): topic configs outside Kafka's LogConfig
+"""Configs that break a topic are refused: topic configs outside Kafka's LogConfig
 ConfigDef get INVALID_CONFIG (error 40) with Kafka's message from CreateTopics (also
 validate_only), AlterConfigs and IncrementalAlterConfigs of a REAL 3-broker cluster, through
 kafka-python, confluent-kafka and ``kafkalike topics``, and the topic is left unchanged; a
@@ -19,7 +19,7 @@ from kafkalike.broker.zk_admin_manager import TOPIC_CONFIGS
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.storage.log_config import TOPIC_CONFIG_KEYS
 
-# issue 15's values, each with Kafka's message (the RF 3 one is kafkalike's addition)
+# the values docs/robustness.md lists, each with Kafka's message (the RF 3 one is kafkalike's addition)
 BAD = [
     ({"segment.bytes": "1"}, "Invalid value 1 for configuration segment.bytes: Value must be at least 14"),
     ({"max.message.bytes": "-1"}, "Invalid value -1 for configuration max.message.bytes: Value must be at least 0"),

@@ -1,5 +1,5 @@
 """``kafkalike cluster up`` after a kill -9, and broker processes that die during start-up
-(issue 15, first bullet): real ZooKeeper, real broker processes, the real CLI."""
+(first bullet): real ZooKeeper, real broker processes, the real CLI."""
 
 from __future__ import annotations
 

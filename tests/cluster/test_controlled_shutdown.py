@@ -1,5 +1,5 @@
 """SIGTERM makes a broker shut down in a controlled way: the controller moves its
-leaderships away before the process exits (controlled.shutdown.enable, issue 6)."""
+leaderships away before the process exits (controlled.shutdown.enable)."""
 
 from __future__ import annotations
 

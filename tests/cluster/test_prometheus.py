@@ -1,4 +1,4 @@
-"""Issue 20: a real Prometheus (Debian's ``prometheus`` package) scraping a local cluster of real
+"""A real Prometheus (Debian's ``prometheus`` package) scraping a local cluster of real
 broker processes, started the way ``kafkalike cluster up --with-prometheus`` starts it (the
 Grafana dashboard's queries run against it); and the alert rules file accepted by
 ``promtool check rules``."""

@@ -80,7 +80,7 @@ def test_partition_state_machine_never_reaches_a_state_by_a_forbidden_edge(path:
                           st.sampled_from(["a", "b", "c"]), st.integers(0, 3)), max_size=40))
 def test_assignments_topic_index_always_matches_the_partitions(ops: list[tuple[str, str, int]]) -> None:
     """Whatever sequence of writes and removals, the per-topic index (partitions_of_topic,
-    all_topics, has_topic) lists exactly the partitions in the assignments (issue 15: it
+    all_topics, has_topic) lists exactly the partitions in the assignments (it
     replaced a scan of every partition per topic)."""
     ctx = ControllerContext()
     for op, topic, p in ops:

@@ -1,4 +1,4 @@
-"""The flights demo on a slice of the real data, broker kill included (issue 8)."""
+"""The flights demo on a slice of the real data, broker kill included."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A real client session with a 3-broker kafkalike cluster, captured with dumpcap from the
 brokers' first byte, decodes cleanly in Wireshark's Kafka dissector (`tshark -V -d
 tcp.port==PORT,kafka`): no malformed packet, no "unsupported version", no error- or
-warning-level expert info, no frame left undissected (issue 5's last test).
+warning-level expert info, no frame left undissected.
 
 Debian 12's tshark (Wireshark 4.0) knows only older versions than kafkalike serves by
 default, so the cluster runs with ``kafkalike.api.versions=wireshark-4.0`` (clients get the

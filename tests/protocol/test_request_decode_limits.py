@@ -1,5 +1,5 @@
 """Request decoding refuses declared lengths and element counts it cannot afford before
-allocating them (issue 15): arrays longer than their smallest encoding allows, and requests of
+allocating them: arrays longer than their smallest encoding allows, and requests of
 more than MAX_REQUEST_FIELDS array fields."""
 
 from __future__ import annotations

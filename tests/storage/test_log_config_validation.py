@@ -107,7 +107,7 @@ def test_just_past_the_boundary_is_refused_with_kafkas_message(name: str) -> Non
                                   "uncompressed, zstd, lz4, snappy, gzip, producer"),
 ])
 def test_the_configs_of_the_issue_are_refused(props: dict, message: str) -> None:
-    """The four values issue 15 found accepted are refused, each with Kafka's message."""
+    """The four values once accepted (docs/robustness.md) are refused, each with Kafka's message."""
     assert validate_topic_configs(props, 3) == message
 
 

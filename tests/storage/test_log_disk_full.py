@@ -1,5 +1,5 @@
 """A full disk never leaves bytes after the log end, and loading never trusts bytes past the
-last valid batch (issue 15): UnifiedLog on a real, tiny tmpfs that fills up; a write whose
+last valid batch: UnifiedLog on a real, tiny tmpfs that fills up; a write whose
 rollback fails takes the log offline; clean and unclean loads truncate garbage tails."""
 
 from __future__ import annotations
