@@ -25,7 +25,6 @@ body closes that one connection with one log line, as Kafka does.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import sys
@@ -57,6 +56,8 @@ from kafkalike.protocol.errors import (
     UnsupportedVersionError,
 )
 
+from kafkalike.protocol.entities import (AUTHORIZED_OPERATIONS_OMITTED, build, duration_ms, entity,
+                                         response_class_for)
 from kafkalike.storage import TopicPartition
 
 if TYPE_CHECKING:
@@ -65,47 +66,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[RequestHeader, Any, ConnectionContext], Awaitable[Any]]
-
-
-def build(cls: type, **values: Any) -> Any:
-    """Make a kio entity of ``cls`` from ``values``, dropping the fields this version lacks.
-
-    Lets one handler serve every version of an API: pass the union of fields, and each
-    version's entity takes the ones it has. ``throttle_time`` defaults to 0 ms.
-    """
-    fields = _FIELD_NAMES.get(cls)
-    if fields is None:
-        fields = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))
-    if "throttle_time" in fields and "throttle_time" not in values:
-        values["throttle_time"] = datetime.timedelta(0)
-    return cls(**{k: v for k, v in values.items() if k in fields})
-
-
-_FIELD_NAMES: dict[type, frozenset[str]] = {}
-
-
-def entity(parent: type, name: str) -> type:
-    """The nested entity class ``name`` from the module of ``parent`` (same API version),
-    e.g. ``entity(MetadataResponse_v12, "MetadataResponseTopic")``."""
-    return getattr(sys.modules[parent.__module__], name)
-
-
-_RESPONSE_CLASSES: dict[type, type] = {}
-
-
-def response_class_for(request: Any) -> type:
-    """The response entity class matching a kio request entity (same API and version)."""
-    cls = _RESPONSE_CLASSES.get(type(request))
-    if cls is not None:
-        return cls
-    from kio.static.constants import EntityType
-
-    module = sys.modules[type(request).__module__.replace(".request", ".response")]
-    cls = next(getattr(module, n) for n in dir(module)
-               if dataclasses.is_dataclass(getattr(module, n))
-               and getattr(getattr(module, n), "__type__", None) == EntityType.response)
-    _RESPONSE_CLASSES[type(request)] = cls
-    return cls
 
 
 class KafkaApis:
@@ -295,7 +255,7 @@ class KafkaApis:
         return build(resp_cls, error_code=ErrorCode.none, error_message=None, endpoint_type=1,
                      cluster_id=self.server.cluster_id or "",
                      controller_id=cache.controller_id if cache.controller_id is not None else -1,
-                     brokers=tuple(brokers), cluster_authorized_operations=-2147483648)
+                     brokers=tuple(brokers), cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
 
     # ------------------------------------------------------------------ replica manager APIs
     def _component(self, name: str) -> Any:
@@ -319,7 +279,7 @@ class KafkaApis:
         for t in request.topic_data:
             for p in t.partition_data:
                 entries.append((TopicPartition(t.name, p.index), p.records))
-        statuses = await rm.append_records(request.acks, _ms(request.timeout), entries,
+        statuses = await rm.append_records(request.acks, duration_ms(request.timeout), entries,
                                            internal_topics_allowed=header.client_id == "__admin_client")
         unknown = {tp.topic for tp, s in statuses.items()
                    if s.error == ErrorCode.unknown_topic_or_partition}
@@ -391,7 +351,7 @@ class KafkaApis:
         infos = [FetchPartitionInfo(tp, r.fetch_offset, r.max_bytes, r.current_leader_epoch, r.log_start_offset)
                  for tp, r in context.partitions()]
         results = await rm.fetch_messages(
-            request.replica_id, _ms(request.max_wait), request.min_bytes,
+            request.replica_id, duration_ms(request.max_wait), request.min_bytes,
             getattr(request, "max_bytes", 2**31 - 1), getattr(request, "isolation_level", 0), infos)
         session_id, answer = context.update_and_generate_response({d.tp: d for d in results})
         if request.replica_id < 0:  # BytesOut counts consumer fetches only (Kafka: not followers)
@@ -591,7 +551,7 @@ def _encode_metadata(resp_cls: type, version: int, snap: MetadataSnapshot, names
         if not parts:
             topics.append(build(topic_cls, error_code=errors.get(name, ErrorCode.unknown_topic_or_partition),
                                 name=name, topic_id=None, is_internal=False, partitions=(),
-                                topic_authorized_operations=-2147483648))
+                                topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
             continue
         partitions = []
         for index in sorted(parts):
@@ -606,7 +566,7 @@ def _encode_metadata(resp_cls: type, version: int, snap: MetadataSnapshot, names
         topics.append(build(topic_cls, error_code=ErrorCode.none, name=name,
                             topic_id=snap.topic_ids.get(name),
                             is_internal=name.startswith("__"), partitions=tuple(partitions),
-                            topic_authorized_operations=-2147483648))
+                            topic_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
     brokers = []
     for node in snap.brokers.values():
         ep = node.endpoints.get(listener)
@@ -614,15 +574,8 @@ def _encode_metadata(resp_cls: type, version: int, snap: MetadataSnapshot, names
             brokers.append(build(broker_cls, node_id=node.id, host=ep[0], port=ep[1], rack=node.rack))
     response = build(resp_cls, brokers=tuple(brokers), cluster_id=cluster_id,
                      controller_id=snap.controller_id if snap.controller_id is not None else -1,
-                     topics=tuple(topics), cluster_authorized_operations=-2147483648)
+                     topics=tuple(topics), cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
     return encode_response_body(ApiKey.METADATA, version, response)
-
-
-def _ms(value: Any) -> int:
-    """A kio duration (timedelta) or int as integer milliseconds."""
-    if isinstance(value, datetime.timedelta):
-        return value // datetime.timedelta(milliseconds=1)
-    return int(value)
 
 
 def _datetime_or_none(ms: int) -> datetime.datetime | None:

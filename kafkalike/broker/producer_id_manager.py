@@ -19,6 +19,7 @@ import structlog
 import trio
 
 from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.entities import build, response_class_for
 
 if TYPE_CHECKING:
     from kafkalike.broker.kafka_server import KafkaServer
@@ -55,7 +56,6 @@ class ProducerIdManager:
         """InitProducerId v0-v4 (KIP-98, KIP-360): a new producer id with epoch 0 for an
         idempotent producer; INVALID_REQUEST for a transactional id (no transactions here);
         COORDINATOR_NOT_AVAILABLE if no block can be claimed from ZooKeeper."""
-        from kafkalike.broker.kafka_apis import build, response_class_for
 
         resp_cls = response_class_for(request)
         if request.transactional_id is not None:

@@ -9,7 +9,7 @@ Versions served (kafkalike.protocol.api_keys.SUPPORTED_APIS): FindCoordinator v0
 JoinGroup v0-v7, SyncGroup v0-v5, Heartbeat v0-v4, LeaveGroup v0-v4, OffsetCommit v2-v8,
 OffsetFetch v1-v7, ListGroups v0-v4, DescribeGroups v0-v5, DeleteGroups v0-v2, OffsetDelete
 v0. One handler
-serves all versions of an API: ``_build`` drops the fields a version lacks. Version rules
+serves all versions of an API: ``build`` drops the fields a version lacks. Version rules
 applied here: JoinGroup v4+ requires a known member id (KIP-394); JoinGroup v0 has no
 rebalance timeout (the session timeout is used); OffsetCommit v2-v4 retention_time != -1
 sets an explicit expire timestamp; OffsetCommit for a partition the broker's metadata does
@@ -20,38 +20,18 @@ The client host is stored as Kafka shows it, ``/<ip>``.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from kafkalike.coordinator.group_metadata import OffsetAndMetadata
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.codec import response_class
+from kafkalike.protocol.entities import AUTHORIZED_OPERATIONS_OMITTED, build, duration_ms, entity
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
 
 if TYPE_CHECKING:
     from kafkalike.coordinator.group_coordinator import GroupCoordinator
-
-
-def _build(cls: type, **values: Any) -> Any:
-    """A kio entity of ``cls`` from ``values``, dropping fields this version lacks."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    if "throttle_time" in names and "throttle_time" not in values:
-        values["throttle_time"] = datetime.timedelta(0)
-    return cls(**{k: v for k, v in values.items() if k in names})
-
-
-def _entity(parent: type, name: str) -> type:
-    return getattr(sys.modules[parent.__module__], name)
-
-
-def _ms(value: Any) -> int:
-    if isinstance(value, datetime.timedelta):
-        return value // datetime.timedelta(milliseconds=1)
-    return int(value)
 
 
 def _host(conn: Any) -> str:
@@ -69,26 +49,26 @@ class GroupApis:
         cls = response_class(header.api_key, header.api_version)
         result = await self.coordinator.find_coordinator(
             request.key, int(getattr(request, "key_type", 0)), conn.listener_name)
-        return _build(cls, error_code=result.error,
+        return build(cls, error_code=result.error,
                       error_message=result.message if result.error != ErrorCode.none else None,
                       node_id=result.node_id, host=result.host, port=result.port)
 
     async def join_group(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version
         cls = response_class(header.api_key, v)
-        member_cls = _entity(cls, "JoinGroupResponseMember")
-        session = _ms(request.session_timeout)
-        rebalance = _ms(getattr(request, "rebalance_timeout", session)) if v >= 1 else session
+        member_cls = entity(cls, "JoinGroupResponseMember")
+        session = duration_ms(request.session_timeout)
+        rebalance = duration_ms(getattr(request, "rebalance_timeout", session)) if v >= 1 else session
         result = await self.coordinator.join_group(
             request.group_id, request.member_id or "", getattr(request, "group_instance_id", None),
             v >= 4, header.client_id or "", _host(conn), rebalance, session, request.protocol_type,
             [(p.name, bytes(p.metadata)) for p in request.protocols])
-        members = tuple(_build(member_cls, member_id=mid, group_instance_id=iid, metadata=meta)
+        members = tuple(build(member_cls, member_id=mid, group_instance_id=iid, metadata=meta)
                         for mid, iid, meta in result.members)
         protocol_name = result.protocol_name
         if protocol_name is None and v < 7:
             protocol_name = ""
-        return _build(cls, error_code=result.error, generation_id=result.generation_id,
+        return build(cls, error_code=result.error, generation_id=result.generation_id,
                       protocol_type=result.protocol_type, protocol_name=protocol_name,
                       leader=result.leader_id, member_id=result.member_id, members=members)
 
@@ -99,7 +79,7 @@ class GroupApis:
             getattr(request, "protocol_type", None), getattr(request, "protocol_name", None),
             getattr(request, "group_instance_id", None),
             {a.member_id: bytes(a.assignment) for a in request.assignments})
-        return _build(cls, error_code=result.error, protocol_type=result.protocol_type,
+        return build(cls, error_code=result.error, protocol_type=result.protocol_type,
                       protocol_name=result.protocol_name, assignment=result.assignment)
 
     async def heartbeat(self, header: Any, request: Any, conn: Any) -> Any:
@@ -107,7 +87,7 @@ class GroupApis:
         error = self.coordinator.heartbeat(request.group_id, request.member_id,
                                            getattr(request, "group_instance_id", None),
                                            int(request.generation_id))
-        return _build(cls, error_code=error)
+        return build(cls, error_code=error)
 
     async def leave_group(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version
@@ -118,18 +98,18 @@ class GroupApis:
             leaving = [(request.member_id, None)]
         top, results = self.coordinator.leave_group(request.group_id, leaving)
         if v < 3:
-            return _build(cls, error_code=top if top != ErrorCode.none else results[0][2])
-        member_cls = _entity(cls, "MemberResponse")
-        return _build(cls, error_code=top, members=tuple(
-            _build(member_cls, member_id=m, group_instance_id=i, error_code=e) for m, i, e in results))
+            return build(cls, error_code=top if top != ErrorCode.none else results[0][2])
+        member_cls = entity(cls, "MemberResponse")
+        return build(cls, error_code=top, members=tuple(
+            build(member_cls, member_id=m, group_instance_id=i, error_code=e) for m, i, e in results))
 
     async def offset_commit(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version
         cls = response_class(header.api_key, v)
-        topic_cls = _entity(cls, "OffsetCommitResponseTopic")
-        part_cls = _entity(cls, "OffsetCommitResponsePartition")
+        topic_cls = entity(cls, "OffsetCommitResponseTopic")
+        part_cls = entity(cls, "OffsetCommitResponsePartition")
         now = int(time.time() * 1000)
-        retention = _ms(getattr(request, "retention_time", -1)) if v <= 4 else -1
+        retention = duration_ms(getattr(request, "retention_time", -1)) if v <= 4 else -1
         expire = now + retention if retention >= 0 else None
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         unknown: dict[TopicPartition, ErrorCode] = {}
@@ -149,58 +129,58 @@ class GroupApis:
         by_topic: dict[str, list[Any]] = {}
         for tp, error in errors.items():
             by_topic.setdefault(tp.topic, []).append(
-                _build(part_cls, partition_index=tp.partition, error_code=error))
-        return _build(cls, topics=tuple(_build(topic_cls, name=name, partitions=tuple(parts))
+                build(part_cls, partition_index=tp.partition, error_code=error))
+        return build(cls, topics=tuple(build(topic_cls, name=name, partitions=tuple(parts))
                                         for name, parts in by_topic.items()))
 
     async def offset_fetch(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version
         cls = response_class(header.api_key, v)
-        topic_cls = _entity(cls, "OffsetFetchResponseTopic")
-        part_cls = _entity(cls, "OffsetFetchResponsePartition")
+        topic_cls = entity(cls, "OffsetFetchResponseTopic")
+        part_cls = entity(cls, "OffsetFetchResponsePartition")
         wanted = None if request.topics is None else [
             TopicPartition(t.name, int(i)) for t in request.topics for i in t.partition_indexes]
         error, offsets = self.coordinator.fetch_offsets(request.group_id, wanted)
         part_error = error if v < 2 else ErrorCode.none
         by_topic: dict[str, list[Any]] = {}
         for tp, om in offsets.items():
-            by_topic.setdefault(tp.topic, []).append(_build(
+            by_topic.setdefault(tp.topic, []).append(build(
                 part_cls, partition_index=tp.partition,
                 committed_offset=om.offset if om is not None else -1,
                 committed_leader_epoch=om.leader_epoch if om is not None else -1,
                 metadata=om.metadata if om is not None else "", error_code=part_error))
-        return _build(cls, error_code=error, topics=tuple(
-            _build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
+        return build(cls, error_code=error, topics=tuple(
+            build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
 
     async def list_groups(self, header: Any, request: Any, conn: Any) -> Any:
         cls = response_class(header.api_key, header.api_version)
-        group_cls = _entity(cls, "ListedGroup")
+        group_cls = entity(cls, "ListedGroup")
         error, groups = self.coordinator.list_groups(tuple(getattr(request, "states_filter", ()) or ()))
-        return _build(cls, error_code=error, groups=tuple(
-            _build(group_cls, group_id=g, protocol_type=t, group_state=s) for g, t, s in groups))
+        return build(cls, error_code=error, groups=tuple(
+            build(group_cls, group_id=g, protocol_type=t, group_state=s) for g, t, s in groups))
 
     async def describe_groups(self, header: Any, request: Any, conn: Any) -> Any:
         cls = response_class(header.api_key, header.api_version)
-        group_cls = _entity(cls, "DescribedGroup")
-        member_cls = _entity(cls, "DescribedGroupMember")
+        group_cls = entity(cls, "DescribedGroup")
+        member_cls = entity(cls, "DescribedGroupMember")
         out = []
         for gid in request.groups:
             error, summary = self.coordinator.describe_group(gid)
-            out.append(_build(
+            out.append(build(
                 group_cls, error_code=error, group_id=gid, group_state=summary.state,
                 protocol_type=summary.protocol_type, protocol_data=summary.protocol,
-                members=tuple(_build(member_cls, member_id=m.member_id, group_instance_id=m.group_instance_id,
+                members=tuple(build(member_cls, member_id=m.member_id, group_instance_id=m.group_instance_id,
                                      client_id=m.client_id, client_host=m.client_host,
                                      member_metadata=m.metadata, member_assignment=m.assignment)
                               for m in summary.members),
-                authorized_operations=-2147483648))
-        return _build(cls, groups=tuple(out))
+                authorized_operations=AUTHORIZED_OPERATIONS_OMITTED))
+        return build(cls, groups=tuple(out))
 
     async def delete_groups(self, header: Any, request: Any, conn: Any) -> Any:
         cls = response_class(header.api_key, header.api_version)
-        result_cls = _entity(cls, "DeletableGroupResult")
+        result_cls = entity(cls, "DeletableGroupResult")
         results = await self.coordinator.delete_groups(list(request.groups_names))
-        return _build(cls, results=tuple(_build(result_cls, group_id=g, error_code=e)
+        return build(cls, results=tuple(build(result_cls, group_id=g, error_code=e)
                                          for g, e in results.items()))
 
     async def offset_delete(self, header: Any, request: Any, conn: Any) -> Any:
@@ -209,8 +189,8 @@ class GroupApis:
         the coordinator; the rest go to GroupCoordinator.delete_offsets. A group error is
         answered at top level with no topics (Kafka's getErrorResponse)."""
         cls = response_class(header.api_key, header.api_version)
-        topic_cls = _entity(cls, "OffsetDeleteResponseTopic")
-        part_cls = _entity(cls, "OffsetDeleteResponsePartition")
+        topic_cls = entity(cls, "OffsetDeleteResponseTopic")
+        part_cls = entity(cls, "OffsetDeleteResponsePartition")
         errors: dict[TopicPartition, ErrorCode] = {}
         known: list[TopicPartition] = []
         for t in request.topics:
@@ -222,14 +202,14 @@ class GroupApis:
                     errors[tp] = ErrorCode.unknown_topic_or_partition
         group_error, deleted = await self.coordinator.delete_offsets(request.group_id, known)
         if group_error != ErrorCode.none:
-            return _build(cls, error_code=group_error, topics=())
+            return build(cls, error_code=group_error, topics=())
         errors.update(deleted)
         by_topic: dict[str, list[Any]] = {}
         for tp, error in errors.items():
             by_topic.setdefault(tp.topic, []).append(
-                _build(part_cls, partition_index=tp.partition, error_code=error))
-        return _build(cls, error_code=ErrorCode.none, topics=tuple(
-            _build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
+                build(part_cls, partition_index=tp.partition, error_code=error))
+        return build(cls, error_code=ErrorCode.none, topics=tuple(
+            build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
 
 
 def register(apis: Any, coordinator: "GroupCoordinator") -> GroupApis:
