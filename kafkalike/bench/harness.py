@@ -141,8 +141,8 @@ def machine_description() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-        mem_kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines()
-                          if l.startswith("MemTotal")).split()[1])
+        mem_kb = int(next(row for row in Path("/proc/meminfo").read_text().splitlines()
+                          if row.startswith("MemTotal")).split()[1])
     except (OSError, StopIteration, ValueError):
         mem_kb = 0
     return (f"{model}, {os.cpu_count()} cores, {mem_kb / 1024 / 1024:.0f} GiB RAM, "
@@ -255,7 +255,8 @@ def descriptor_shortfall(system: BenchSystem, partitions: int) -> str:
     if soft == resource.RLIM_INFINITY or need <= soft:
         return ""
     return (f"a kafkalike broker holding {partitions:,} partitions needs ~{need:,} open files "
-            f"({KAFKALIKE_FDS_PER_PARTITION} per partition: its active segment's .log), the limit here is {soft:,} and cannot be raised (no CAP_SYS_RESOURCE)")
+            f"({KAFKALIKE_FDS_PER_PARTITION} per partition: its active segment's .log), the limit here is {soft:,} "
+            f"and cannot be raised (no CAP_SYS_RESOURCE)")
 
 
 def _measure_limits(run: _Run, cfg: BenchConfig, work_dir: Path, install_iperf3: bool) -> None:
@@ -380,7 +381,8 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         "configuration": (f"{config.name}: {config.records:,} records × {wl.RECORD_SIZE} B per produce run, "
                           f"{config.rounds} rounds; latency at {', '.join(f'{r:,}' for r in config.latency_rates)} records/s for "
                           f"{config.latency_seconds:g} s; memory with {config.rss_partitions:,} partitions; "
-                          f"failover trials: {', '.join(f'{n:,} partitions × {config.rounds_for(n)}' for n in config.failover_partitions)}"),
+                          "failover trials: "
+                          f"{', '.join(f'{n:,} partitions × {config.rounds_for(n)}' for n in config.failover_partitions)}"),
         "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if any(
             s in KAFKA_SYSTEMS for s in systems) else ""),
         "load generators": ", ".join(tools),

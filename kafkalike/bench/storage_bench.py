@@ -121,7 +121,8 @@ def bench_small(dir: Path, repeat: int) -> dict[str, Any]:
     batch = _batch_of_size(1024, records=10)
     res: dict[str, list[float]] = {"us_per_append_page_cache": [], "us_per_append_fsync_each": []}
     for _ in range(repeat):
-        for key, cfg, n in (("us_per_append_page_cache", LogConfig(), 20000), ("us_per_append_fsync_each", LogConfig(flush_messages=1), 300)):
+        for key, cfg, n in (("us_per_append_page_cache", LogConfig(), 20000),
+                            ("us_per_append_fsync_each", LogConfig(flush_messages=1), 300)):
             _clean(dir)
             log = UnifiedLog.open(dir / "bench-0", cfg)
             t0 = time.perf_counter()
@@ -177,7 +178,8 @@ def _iperf3(install: bool) -> float | None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", "3", "-J"], capture_output=True, text=True, timeout=60)
@@ -286,7 +288,8 @@ def bench_recovery(dir: Path, gib: float, repeat: int, cold: bool) -> dict[str, 
         info = {"bytes_truncated": rep.bytes_truncated, "log_end_offset": log.log_end_offset, "batches": batches}
         log.close_handlers()
     _clean(dir)
-    return {"bench": "recovery", "log_bytes": batches * 16 * 1024, "cold_cache": cold, "runs": repeat, "seconds_median": statistics.median(times), "samples": times, **info}
+    return {"bench": "recovery", "log_bytes": batches * 16 * 1024, "cold_cache": cold, "runs": repeat,
+            "seconds_median": statistics.median(times), "samples": times, **info}
 
 
 def _rss() -> int:

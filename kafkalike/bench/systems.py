@@ -301,10 +301,10 @@ def wait_leaders(bootstrap: str, topic: str, partitions: int, timeout: float,
     deadline = time.monotonic() + max(timeout, 1.0)
     while True:
         md = partition_metadata(bootstrap, topic)
-        if len(md) == partitions and all(l >= 0 and len(isr) >= full_isr for l, isr in md.values()):
+        if len(md) == partitions and all(leader >= 0 and len(isr) >= full_isr for leader, isr in md.values()):
             return
         if time.monotonic() > deadline:
-            ready = sum(1 for l, isr in md.values() if l >= 0 and len(isr) >= full_isr)
+            ready = sum(1 for leader, isr in md.values() if leader >= 0 and len(isr) >= full_isr)
             raise BenchError(f"topic {topic}: {ready}/{partitions} partitions ready after {timeout:.0f} s")
         time.sleep(0.5)
 

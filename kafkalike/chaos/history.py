@@ -241,7 +241,7 @@ def _compile_fast(cls: type) -> Any:
     event, or None to send the object through the checking slow path. Generated once per
     class so that reading millions of lines costs one call and no loop per line."""
     fields = _SCHEMA[cls]
-    lines = [f"def fast(d, cls=cls, NUM=_NUM, OPT_INT=_OPT_INT, OPT_STR=_OPT_STR):",
+    lines = ["def fast(d, cls=cls, NUM=_NUM, OPT_INT=_OPT_INT, OPT_STR=_OPT_STR):",
              f"    if len(d) != {len(fields) + 1}:",
              "        return None",
              "    try:"]

@@ -266,7 +266,7 @@ class KafkaZkClient:
             if not isinstance(exc.error, NoNode):
                 raise
 
-    async def _guarded(self, epoch_zk_version: int, ops: list) -> list:  # type: ignore[type-arg]
+    async def _guarded(self, epoch_zk_version: int, ops: list) -> list:
         """Run ``ops`` behind a CheckOp on /controller_epoch; index shift hidden from callers.
         Raises ControllerMoved, or MultiOpFailed for the op of ``ops`` that failed."""
         [outcome] = await self._guarded_many(epoch_zk_version, [ops])
@@ -275,7 +275,7 @@ class KafkaZkClient:
         return outcome
 
     async def _guarded_many(self, epoch_zk_version: int, batches: Sequence[Sequence[Op]]
-                            ) -> list[list | MultiOpFailed]:  # type: ignore[type-arg]
+                            ) -> list[list | MultiOpFailed]:
         """``_guarded`` for many independent batches pipelined at once (ZooKeeperClient.
         multi_many): each gets its own CheckOp on /controller_epoch. Returns per batch its
         results or its MultiOpFailed, index shift hidden. Raises ControllerMoved if any batch's
@@ -283,7 +283,7 @@ class KafkaZkClient:
         epoch moved, as in Kafka)."""
         check = CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version)
         outcomes = await self.zk.multi_many([[check, *ops] for ops in batches])
-        out: list = []  # type: ignore[type-arg]
+        out: list = []
         for o in outcomes:
             if isinstance(o, MultiOpFailed):
                 if o.index == 0:

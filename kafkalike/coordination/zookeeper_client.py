@@ -580,7 +580,8 @@ class ZooKeeperClient:
         finally:
             self._request_ms_total += (time.perf_counter() - started) * 1000.0
 
-    def _watcher(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None) -> tuple[Watch, Callable[[WatchedEvent], None]]:
+    def _watcher(self, path: str, kind: str, channel: trio.MemorySendChannel[WatchEvent] | None
+                 ) -> tuple[Watch, Callable[[WatchedEvent], None]]:
         watch = Watch(path, kind, channel)
         self._watches_armed += 1
 
@@ -870,9 +871,11 @@ def _multi_outcome(ops: Sequence[Op], raw: Sequence[Any]) -> list[OpResult] | Mu
         if isinstance(r, BaseException):
             if failure is None and not isinstance(r, (RolledBack, RuntimeInconsistency)):
                 failure = (i, r)
-            results.append(r)  # type: ignore[arg-type]
+            # kazoo puts a failed op's exception in its slot; such a list only travels inside
+            # MultiOpFailed.results, never as the success value typed list[OpResult]
+            results.append(r)  # type: ignore[arg-type]  # exception slot, see above
         elif isinstance(r, tuple) and hasattr(r, "czxid"):
-            results.append(ZnodeStat.from_kazoo(r))  # type: ignore[arg-type]
+            results.append(ZnodeStat.from_kazoo(r))
         else:
             results.append(r)
     if failure is not None:

@@ -12,8 +12,9 @@ Routes::
 
 Actions need the JSON body ``{"confirm": true}`` (the page asks with confirm() first):
 anything else is 400; another Content-Type than application/json is 415 and an Origin other
-than the page's own 403 (so another web site open in the same browser cannot post them); a broker id not in the cluster the dashboard was started for, or any
-other route, is 404; killing a broker that is not running or restarting one that is, 409.
+than the page's own 403 (so another web site open in the same browser cannot post them); a broker
+id not in the cluster the dashboard was started for, or any other route, is 404; killing a broker
+that is not running or restarting one that is, 409.
 """
 
 from __future__ import annotations

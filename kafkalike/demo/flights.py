@@ -374,7 +374,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     say("   mean departure delay (min)   consumed   from the CSV")
     for origin in expected:
         say(f"     {origin:<26} {observed.get(origin, float('nan')):8.3f}   {expected[origin]:8.3f}")
-    say(f"   flights per carrier   " + ", ".join(f"{c} {n}" for c, n in obs.carriers.most_common(6)) + ", ...")
+    say("   flights per carrier   " + ", ".join(f"{c} {n}" for c, n in obs.carriers.most_common(6)) + ", ...")
     say(f"   throughput            {obs.acked / produce_s:10,.0f} records/s, "
         f"{obs.sent_bytes / produce_s / 1e6:.2f} MB/s over {produce_s:.1f} s")
     if victim is not None:

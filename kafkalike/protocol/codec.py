@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime
 import io
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 from kio.index import load_request_schema, load_response_schema
@@ -57,6 +57,9 @@ from kafkalike.protocol.leader_and_isr import LeaderAndIsrRequest, LeaderAndIsrR
 from kafkalike.protocol.schema import Message, decode_struct, encode_struct, skip_tagged_fields
 from kafkalike.protocol.stop_replica import StopReplicaRequest, StopReplicaResponse
 from kafkalike.protocol.update_metadata import UpdateMetadataRequest, UpdateMetadataResponse
+
+if TYPE_CHECKING:
+    from kio.static.protocol import Payload
 
 __all__ = [
     "RequestHeader",
@@ -79,7 +82,7 @@ _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _FIXED = struct.Struct(">hhi")  # api_key, api_version, correlation_id
 
-_IN_PROJECT: dict[int, tuple[type, type]] = {
+_IN_PROJECT: dict[int, tuple[type[Message], type[Message]]] = {
     ApiKey.LEADER_AND_ISR: (LeaderAndIsrRequest, LeaderAndIsrResponse),
     ApiKey.STOP_REPLICA: (StopReplicaRequest, StopReplicaResponse),
     ApiKey.UPDATE_METADATA: (UpdateMetadataRequest, UpdateMetadataResponse),
@@ -132,12 +135,13 @@ def _schema(api_key: int, api_version: int, cache: dict, which: int) -> type:
     if cls is not None:
         return cls
     if api_key in _IN_PROJECT:
-        cls = _IN_PROJECT[api_key][which]
-        lo, hi = cls.__valid_versions__
+        message_cls = _IN_PROJECT[api_key][which]
+        lo, hi = message_cls.__valid_versions__
         if not lo <= api_version <= hi:
             raise UnsupportedVersionError(
                 f"{api_name(api_key)} v{api_version} is not defined (v{lo}-v{hi})",
                 api_key=api_key, api_version=api_version, correlation_id=-1)
+        cls = message_cls
     else:
         loader = load_request_schema if which == 0 else load_response_schema
         try:
@@ -156,7 +160,7 @@ def is_flexible(api_key: int, api_version: int) -> bool:
     cls = request_class(api_key, api_version)
     if isinstance(cls, type) and issubclass(cls, Message):
         return cls.is_flexible(api_version)
-    return bool(cls.__flexible__)
+    return bool(cast("type[Payload]", cls).__flexible__)
 
 
 def request_header_version(api_key: int, api_version: int) -> int:
@@ -390,10 +394,11 @@ def encode_request(
         if not lo <= api_version <= hi:
             raise ValueError(f"{cls.__name__} has no version {api_version}")
     else:
-        api_key = getattr(cls, "__api_key__", None)
+        key = getattr(cls, "__api_key__", None)
         version = getattr(cls, "__version__", None)
-        if api_key is None or version is None:
+        if key is None or version is None:
             raise TypeError(f"{cls.__name__} is not a request message")
+        api_key = int(key)
         if api_version is not None and api_version != version:
             raise ValueError(f"{cls.__module__}.{cls.__name__} is version {version}, "
                              f"not {api_version}")

@@ -46,7 +46,7 @@ def build(cls: type, **values: Any) -> Any:
 def entity(parent: type, name: str) -> type:
     """The nested entity class ``name`` from the module of ``parent`` (same API version),
     e.g. ``entity(MetadataResponse_v12, "MetadataResponseTopic")``."""
-    return getattr(sys.modules[parent.__module__], name)  # type: ignore[no-any-return]
+    return getattr(sys.modules[parent.__module__], name)
 
 
 def response_class_for(request: Any) -> type:

@@ -33,7 +33,7 @@ import datetime
 import struct
 import threading
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from kio.schema.errors import ErrorCode
 from kio.serial._implicit_defaults import get_tagged_field_default
@@ -44,6 +44,9 @@ from kio.serial.readers import tz_aware_from_i64
 
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint
+
+if TYPE_CHECKING:
+    from kio.static.protocol import Entity
 
 __all__ = ["read_entity", "MAX_REQUEST_FIELDS"]
 
@@ -246,7 +249,7 @@ def _entity_reader(cls: type) -> Reader:
     reader = _CACHE.get(cls)
     if reader is not None:
         return reader
-    flexible = bool(cls.__flexible__)
+    flexible = bool(cast("type[Entity]", cls).__flexible__)
     plain: list[tuple[str, Reader]] = []
     tagged: dict[int, tuple[str, Reader]] = {}
     for field in dataclasses.fields(cls):

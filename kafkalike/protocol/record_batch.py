@@ -41,6 +41,7 @@ the *topic's* message format cannot carry, which is not this case.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Union
@@ -51,7 +52,9 @@ import crc32c as _crc32c
 from kafkalike.protocol import errors
 from kafkalike.protocol.errors import CorruptRecordsError, RecordsError
 
-Buffer = Union[bytes, bytearray, memoryview]
+# what the batch readers take: any buffer struct.unpack_from and slicing work on (storage hands
+# its mmap'ed segments straight in)
+Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
 
 HEADER = struct.Struct(">qiibIhiqqqhii")
 """The 61-byte v2 header, all fields, big-endian."""
@@ -171,8 +174,8 @@ class CrcMismatchError(CorruptBatchError):
 class UnsupportedMagicError(CorruptBatchError, errors.UnsupportedMagicError):
     """A legacy message set (magic 0 or 1); kafkalike stores only magic 2.
 
-    Also a `kafkalike.protocol.errors.UnsupportedMagicError`. error_code is CORRUPT_MESSAGE, as a Kafka 2.x broker answered to a Produce v3+ carrying
-    magic < 2 (see the module docstring for Kafka 2.5+'s INVALID_RECORD).
+    Also a `kafkalike.protocol.errors.UnsupportedMagicError`. error_code is CORRUPT_MESSAGE, as a
+    Kafka 2.x broker answered to a Produce v3+ carrying magic < 2 (see the module docstring for Kafka 2.5+'s INVALID_RECORD).
     """
 
     def __init__(self, position: int, magic: int) -> None:
@@ -357,8 +360,9 @@ def _check_header(buffer: Buffer, position: int, end: int, max_batch_bytes: int 
     """Check what can be checked before the CRC; return the batch's size in bytes.
 
     Order (as Kafka's FileLogInputStream): need 12 bytes for baseOffset+length, else truncated;
-    length < 14 (Kafka's smallest legacy record) -> BadBatchLengthError; with >= 17 bytes, magic 0/1 -> UnsupportedMagicError, other != 2 -> BadMagicError; length
-    out of bounds -> BadBatchLengthError; fewer bytes than the batch -> TruncatedBatchError.
+    length < 14 (Kafka's smallest legacy record) -> BadBatchLengthError; with >= 17 bytes, magic
+    0/1 -> UnsupportedMagicError, other != 2 -> BadMagicError; length out of bounds ->
+    BadBatchLengthError; fewer bytes than the batch -> TruncatedBatchError.
     """
     available = end - position
     if available < LOG_OVERHEAD:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,7 +26,9 @@ from kafkalike.protocol.record_batch import (
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
+    Buffer,
     CorruptBatchError,
+    RecordBatch,
     RecordBatchError,
     iter_batches,
 )
@@ -252,7 +254,8 @@ class FileRecords:
             pass
 
 
-def scan_valid_batches(buffer, callback, *, start: int = 0, base_offset: int = 0) -> tuple[int, RecordBatchError | None]:  # type: ignore[no-untyped-def]
+def scan_valid_batches(buffer: Buffer, callback: Callable[[RecordBatch], object], *, start: int = 0,
+                       base_offset: int = 0) -> tuple[int, RecordBatchError | None]:
     """Walk the valid batches of buffer from byte `start` (a batch boundary), calling
     callback(batch) for each; returns (byte end of the last valid batch, the error that stopped
     the walk or None).

@@ -222,7 +222,8 @@ class LogCleaner:
         # 2. rewrite in groups
         groups: list[list[LogSegment]] = []
         for seg in to_clean:
-            if groups and sum(s.size for s in groups[-1]) + seg.size <= log.config.segment_bytes and seg.base_offset - groups[-1][0].base_offset < 2**31 - 1:
+            if (groups and sum(s.size for s in groups[-1]) + seg.size <= log.config.segment_bytes
+                    and seg.base_offset - groups[-1][0].base_offset < 2**31 - 1):
                 groups[-1].append(seg)
             else:
                 groups.append([seg])

@@ -18,7 +18,6 @@ A directory that cannot be read raises KafkaStorageError naming the file at faul
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,7 +108,8 @@ def _new_segment(dir: Path, base: int, config: LogConfig, active: bool, clock: C
     )
 
 
-def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: int, clean: bool, epoch_cache: LeaderEpochFileCache, clock: Callable[[], int]) -> LoadedLog:
+def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: int, clean: bool,
+          epoch_cache: LeaderEpochFileCache, clock: Callable[[], int]) -> LoadedLog:
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
     rebuilt: list[str] = []
@@ -118,8 +118,8 @@ def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: i
 
     # 1. leftovers
     for p in list(dir.iterdir()):
-        n = p.name
-        if n.endswith(DELETED_SUFFIX) or n.endswith(CLEANED_SUFFIX) or (n.endswith(".tmp") and _base_of(n) is not None):
+        name = p.name
+        if name.endswith(DELETED_SUFFIX) or name.endswith(CLEANED_SUFFIX) or (name.endswith(".tmp") and _base_of(name) is not None):
             p.unlink(missing_ok=True)
 
     # 2. interrupted swaps

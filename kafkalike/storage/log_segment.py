@@ -201,7 +201,8 @@ class LogSegment:
             nxt = h.last_offset + 1
         return nxt
 
-    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int, record_timestamps: Callable[[bytes], list[tuple[int, int]]]) -> tuple[int, int] | None:
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int,
+                                 record_timestamps: Callable[[bytes], list[tuple[int, int]]]) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with timestamp >= `timestamp` and offset >=
         starting_offset, or None. record_timestamps(batch bytes) -> [(offset, ts)]."""
         _, ts_offset = self.time_index.lookup(timestamp)
@@ -214,7 +215,8 @@ class LogSegment:
         return None
 
     # ------------------------------------------------------------------ recovery / truncation
-    def recover(self, on_batch: Callable[[RecordBatch], None] | None = None, max_batch_bytes: int | None = None) -> tuple[int, RecordBatchError | None]:
+    def recover(self, on_batch: Callable[[RecordBatch], None] | None = None,
+                max_batch_bytes: int | None = None) -> tuple[int, RecordBatchError | None]:
         """Rebuild both indexes from the .log, validating each batch (length, magic, CRC, offsets
         in order: file_records.scan_valid_batches); truncate at the first invalid or incomplete
         batch. Returns (bytes truncated, the error found)."""

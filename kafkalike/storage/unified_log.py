@@ -201,7 +201,8 @@ class UnifiedLog:
             epoch_cache=cache,
             clock=clock,
         )
-        self = cls(dir, config, loaded.segments, loaded.next_offset, loaded.log_start_offset, loaded.recovery_point, cache, clock, loaded.report)
+        self = cls(dir, config, loaded.segments, loaded.next_offset, loaded.log_start_offset, loaded.recovery_point,
+                   cache, clock, loaded.report)
         log.info(
             "log_loaded",
             dir=str(dir),
@@ -319,7 +320,8 @@ class UnifiedLog:
         last_offset = metas[-1][2]
         seg = self.active_segment
         rolled = False
-        if seg.should_roll(total, max_ts, last_offset, now, self.config.segment_bytes, self.config.segment_ms - self.config.segment_jitter_ms):
+        if seg.should_roll(total, max_ts, last_offset, now, self.config.segment_bytes,
+                           self.config.segment_ms - self.config.segment_jitter_ms):
             seg = self.roll(first_offset)
             rolled = True
         if not seg.can_convert_to_relative_offset(last_offset) or not seg.can_convert_to_relative_offset(first_offset):
@@ -410,7 +412,8 @@ class UnifiedLog:
         if old.base_offset == new_base and old.size == 0:
             return old
         if new_base <= old.base_offset:
-            raise KafkaStorageError(f"cannot roll to offset {new_base} at or below the active segment's base {old.base_offset}", old.log.path)
+            raise KafkaStorageError(f"cannot roll to offset {new_base} at or below the active segment's base {old.base_offset}",
+                                    old.log.path)
         old.on_become_inactive()
         seg = _new_segment(self.dir, new_base, self.config, True, self.clock)
         if seg.size:
@@ -486,7 +489,8 @@ class UnifiedLog:
         if timestamp == EARLIEST_TIMESTAMP:
             return TimestampAndOffset(NO_TIMESTAMP, self._log_start_offset, self.epoch_for_offset(self._log_start_offset))
         if timestamp == LATEST_TIMESTAMP:
-            return TimestampAndOffset(NO_TIMESTAMP, self._next_offset, self.leader_epoch_cache.latest_epoch if self.leader_epoch_cache.latest_epoch is not None else -1)
+            return TimestampAndOffset(NO_TIMESTAMP, self._next_offset,
+                                      self.leader_epoch_cache.latest_epoch if self.leader_epoch_cache.latest_epoch is not None else -1)
         if timestamp == MAX_TIMESTAMP:
             return self._max_timestamp_record()
         if timestamp < 0:
@@ -508,7 +512,8 @@ class UnifiedLog:
         Leader epoch: the batch's. Decodes that one batch only. None for an empty log."""
         best = None
         for seg in self.segments:
-            if seg.size and seg.max_timestamp_so_far > NO_TIMESTAMP and (best is None or seg.max_timestamp_so_far > best.max_timestamp_so_far):
+            if seg.size and seg.max_timestamp_so_far > NO_TIMESTAMP and (
+                    best is None or seg.max_timestamp_so_far > best.max_timestamp_so_far):
                 best = seg
         if best is None:
             return None
@@ -602,7 +607,8 @@ class UnifiedLog:
         self._check_open()
         if offset < 0 or offset > self._high_watermark:
             raise OffsetOutOfRangeError(
-                f"cannot increment the log start offset to {offset} of {self.dir.name} since it is larger than the high watermark {self._high_watermark}",
+                f"cannot increment the log start offset to {offset} of {self.dir.name} since it is larger than "
+                f"the high watermark {self._high_watermark}",
                 offset,
                 self._log_start_offset,
                 self._next_offset,
@@ -662,7 +668,8 @@ class UnifiedLog:
         if self.config.retention_bytes >= 0:
             diff = self.size_in_bytes - self.config.retention_bytes
             n = 0
-            while n + 1 < len(self.segments) and diff - self.segments[n].size >= 0 and self.segments[n + 1].base_offset <= self._high_watermark:
+            while (n + 1 < len(self.segments) and diff - self.segments[n].size >= 0
+                   and self.segments[n + 1].base_offset <= self._high_watermark):
                 diff -= self.segments[n].size
                 n += 1
             deleted += self._delete_segments(n, "retention_size_breach")

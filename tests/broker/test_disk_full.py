@@ -162,7 +162,8 @@ def _loop_ext4(image: Path, size_mb: int = 16) -> None:
 
 def test_write_that_cannot_be_rolled_back_halts_the_broker_and_loses_nothing(
         tmp_path: Path, make_cluster: Callable[..., LocalCluster]) -> None:
-    """An immutable segment file fails the write and its rollback: the broker halts (exit 1, Kafka's message) and restarts with every acknowledged record."""
+    """An immutable segment file fails the write and its rollback: the broker halts (exit 1, Kafka's message) and
+    restarts with every acknowledged record."""
     image = tmp_path / "disk.img"
     try:
         _loop_ext4(image)
@@ -213,7 +214,8 @@ def test_write_that_cannot_be_rolled_back_halts_the_broker_and_loses_nothing(
 
 def test_failed_log_dir_goes_offline_while_the_other_dir_serves(
         tmp_path: Path, make_cluster: Callable[..., LocalCluster]) -> None:
-    """With two log dirs, a write that cannot be rolled back takes only its dir offline: its partition answers KAFKA_STORAGE_ERROR, the other keeps serving, a log dir event is posted, a restart loses nothing."""
+    """With two log dirs, a write that cannot be rolled back takes only its dir offline: its partition answers
+    KAFKA_STORAGE_ERROR, the other keeps serving, a log dir event is posted, a restart loses nothing."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 

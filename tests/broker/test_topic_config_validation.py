@@ -180,7 +180,8 @@ BASE = "broker.id=1\nzookeeper.connect=127.0.0.1:2181\nlisteners=PLAINTEXT://127
     ("num.io.threads=0", r"'num.io.threads': expected an int in \[1, "),
     ("log.retention.ms=0", r"^invalid value '0' for configuration 'log.retention.ms': log.retention.ms must be "
                            r"unlimited \(-1\) or, greater than or equal to 1$"),
-    ("replica.fetch.wait.max.ms=40000\nreplica.socket.timeout.ms=50000", r"^invalid value '40000' for configuration 'replica.fetch.wait.max.ms': "
+    ("replica.fetch.wait.max.ms=40000\nreplica.socket.timeout.ms=50000",
+                                        r"^invalid value '40000' for configuration 'replica.fetch.wait.max.ms': "
                                         r"replica.fetch.wait.max.ms should always be less than or equal to "
                                         r"replica.lag.time.max.ms \(30000\)"),
     ("replica.fetch.wait.max.ms=40000\nreplica.lag.time.max.ms=50000",

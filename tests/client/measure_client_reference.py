@@ -38,7 +38,8 @@ async def bench(bootstrap: str) -> dict:
             out[f"produce acks={acks} {comp}"] = round(N / dt)
         cons = KafkaConsumer(client, auto_offset_reset="earliest", fetch_max_wait_ms=100)
         cons.assign([TopicPartition(topic, p) for p in range(6)])
-        t0 = time.perf_counter(); n = 0
+        t0 = time.perf_counter()
+        n = 0
         while n < 3 * N:
             n += len(await cons.poll())
         out["consume"] = round(n / (time.perf_counter() - t0))

@@ -186,7 +186,7 @@ def test_spawn_detached_can_run_with_its_own_gid(tmp_path: Path) -> None:
     spawned = process.spawn_detached(["sleep", "30"], tmp_path / "g.log", tmp_path / "g.pid", group=61234)
     try:
         process.wait_for(lambda: bool(process.cmdline(spawned.pid)), 5, what="exec")
-        gid_line = next(l for l in Path(f"/proc/{spawned.pid}/status").read_text().splitlines() if l.startswith("Gid:"))
+        gid_line = next(row for row in Path(f"/proc/{spawned.pid}/status").read_text().splitlines() if row.startswith("Gid:"))
         assert gid_line.split()[1] == "61234"
     finally:
         process.kill_pid(spawned.pid)
@@ -199,7 +199,7 @@ def test_ensemble_nodes_can_run_with_their_own_gids(tmp_path: Path) -> None:
     ens.start(timeout=60)
     try:
         pid = ens.pid(1)
-        gid_line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("Gid:"))
+        gid_line = next(row for row in Path(f"/proc/{pid}/status").read_text().splitlines() if row.startswith("Gid:"))
         assert gid_line.split()[1] == "62001" == str(ens.node_gid(1))
         assert ens.status()[0].mode == "standalone"
         assert ZkEnsemble.load(tmp_path).gid_base == 62000

@@ -117,7 +117,8 @@ def test_notifications_and_admin_znodes_match_kafka() -> None:
     assert fields(zd.ConfigEntity({"retention.ms": "1000"}).to_json()) == {"version": 1, "config": {"retention.ms": "1000"}}
     assert fields(zd.LogDirEventNotification(3).to_json()) == {"version": 1, "broker": 3, "event": 1}
     assert fields(zd.ProducerIdBlock(1, 0, 999).to_json()) == {"version": 1, "broker": 1, "block_start": "0", "block_end": "999"}
-    assert fields(zd.PartitionReassignment({tp: (1, 2)}).to_json()) == {"version": 1, "partitions": [{"topic": "t", "partition": 0, "replicas": [1, 2]}]}
+    assert fields(zd.PartitionReassignment({tp: (1, 2)}).to_json()) == {
+        "version": 1, "partitions": [{"topic": "t", "partition": 0, "replicas": [1, 2]}]}
     assert fields(zd.PreferredReplicaElection(frozenset([tp])).to_json()) == {"version": 1, "partitions": [{"topic": "t", "partition": 0}]}
 
 
@@ -187,7 +188,8 @@ def test_bad_topic_and_entity_names_are_refused() -> None:
 KAFKA_392 = {
     "/brokers/ids/1": b'{"features":{},"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"endpoints":["PLAINTEXT://127.0.1.1:20770"],"jmx_port":-1,"port":20770,"host":"127.0.1.1","version":5,"timestamp":"1795240460597"}',
     "/cluster/id": b'{"version":"1","id":"I6M7rQnNSYGlhw0Zpxox0Q"}',
-    "/brokers/topics/orders": b'{"partitions":{"0":[1],"1":[1]},"topic_id":"0azzOZ3LTNmoJt5YcwkLyw","adding_replicas":{},"removing_replicas":{},"version":3}',
+    "/brokers/topics/orders": b'{"partitions":{"0":[1],"1":[1]},"topic_id":"0azzOZ3LTNmoJt5YcwkLyw",'
+                              b'"adding_replicas":{},"removing_replicas":{},"version":3}',
     "/brokers/topics/orders/partitions/0/state": b'{"controller_epoch":1,"leader":1,"version":1,"leader_epoch":0,"isr":[1]}',
     "/config/changes/config_change_0000000000": b'{"version":2,"entity_path":"topics/orders"}',
     "/config/topics/orders": b'{"version":1,"config":{"cleanup.policy":"compact","retention.ms":"60000"}}',
@@ -250,7 +252,8 @@ registrations = st.builds(
     timestamps,
     st.integers(min_value=-1, max_value=65535),
     st.none() | st.text(min_size=1, max_size=10),
-    st.dictionaries(st.text(min_size=1, max_size=10), st.builds(zd.SupportedVersionRange, st.integers(0, 100), st.integers(0, 100)), max_size=2),
+    st.dictionaries(st.text(min_size=1, max_size=10),
+                    st.builds(zd.SupportedVersionRange, st.integers(0, 100), st.integers(0, 100)), max_size=2),
 )
 
 

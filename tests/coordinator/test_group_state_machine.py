@@ -42,7 +42,8 @@ def test_transitions_are_exactly_kafkas(src: GroupState, dst: GroupState) -> Non
         g.transition_to(dst, 5)
         assert g.state is dst and g.current_state_timestamp_ms == 5
     else:
-        with pytest.raises(IllegalGroupStateTransition, match=rf"^group g should be in one of .* before moving to {dst.value}, but it is {src.value}$"):
+        with pytest.raises(IllegalGroupStateTransition,
+                           match=rf"^group g should be in one of .* before moving to {dst.value}, but it is {src.value}$"):
             g.transition_to(dst)
 
 

@@ -132,7 +132,8 @@ def _damage(draw: st.DrawFn, data: bytes) -> bytearray:
 def test_single_pass_walk_equals_per_batch_views_and_rejects_the_same_inputs(
     batches: list[bytes], data: st.DataObject, next_offset: int, leader_epoch: int, log_append_time_ms: int | None
 ) -> None:
-    """On random (possibly damaged) batch sequences, assign_offsets patches the same bytes, reports the same batches, and raises the same error at the same byte."""
+    """On random (possibly damaged) batch sequences, assign_offsets patches the same bytes, reports the same batches,
+    and raises the same error at the same byte."""
     original = data.draw(_damage(b"".join(batches)))
     expected_buf, got_buf = bytearray(original), bytearray(original)
     try:

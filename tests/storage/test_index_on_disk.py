@@ -114,7 +114,8 @@ def test_write_through_descriptors_stay_bounded_and_are_released_at_flush(tmp_pa
 
 
 def test_index_write_failing_on_a_full_disk_does_not_fail_the_append(tmp_path: Path) -> None:
-    """On a full tmpfs the .log append fits its page but the index entry's hole cannot be filled: the append still succeeds, and the entry reaches the file once there is room."""
+    """On a full tmpfs the .log append fits its page but the index entry's hole cannot be filled: the append still
+    succeeds, and the entry reaches the file once there is room."""
     from test_log_disk_full import tmpfs
 
     from kafkalike.protocol.record_batch import iter_batches

@@ -42,7 +42,8 @@ def all_records(log: UnifiedLog) -> list[tuple[int, bytes | None, bytes | None]]
     return out
 
 
-def fill(log: UnifiedLog, clock: FakeClock, rounds: int = 12, codecs: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict[bytes, tuple[int, bytes | None]]:
+def fill(log: UnifiedLog, clock: FakeClock, rounds: int = 12,
+         codecs: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict[bytes, tuple[int, bytes | None]]:
     """Write `rounds` batches of 4 keys each; returns key -> (latest offset, value)."""
     latest: dict[bytes, tuple[int, bytes | None]] = {}
     for r in range(rounds):

@@ -51,7 +51,8 @@ class CompactionMachine(RuleBasedStateMachine):
         data = bytearray(build_batch(recs))
         if codec:
             from kafkalike.protocol.record_batch import HEADER
-            import crc32c, struct
+            import crc32c
+            import struct
 
             body = batch_codec.compress(codec, bytes(data[61:]))
             f = list(HEADER.unpack_from(data))

@@ -186,7 +186,8 @@ def test_load_truncates_a_valid_batch_whose_offsets_go_backwards(tmp_path: Path,
 
 
 def test_failed_log_dir_goes_offline_and_the_other_dir_keeps_serving(tmp_path: Path) -> None:
-    """A write that cannot be undone takes only its log dir offline: its logs refuse, new logs go to the other dir, only the healthy dir is marked clean."""
+    """A write that cannot be undone takes only its log dir offline: its logs refuse, new logs go to the other dir,
+    only the healthy dir is marked clean."""
     from kafkalike.storage.checkpoints import CLEAN_SHUTDOWN_FILE, TopicPartition
     from kafkalike.storage.log_manager import LogManager
 

@@ -122,7 +122,8 @@ def test_missing_and_corrupt_indexes_are_rebuilt(tmp_path: Path) -> None:
 
 
 def test_clean_reopen_checks_only_the_tail_past_the_recovery_point(tmp_path: Path) -> None:
-    """After a clean shutdown the loader validates only the batches past the recovery point's index entry (older corruption goes unnoticed, a bad last batch is cut); after an unclean one it scans the segment."""
+    """After a clean shutdown the loader validates only the batches past the recovery point's index entry (older
+    corruption goes unnoticed, a bad last batch is cut); after an unclean one it scans the segment."""
     mgr = LogManager([tmp_path / "d1"], SMALL)
     mgr.startup()
     tp = TopicPartition("t", 0)

@@ -71,7 +71,8 @@ def test_retention_never_deletes_above_high_watermark(tmp_path: Path) -> None:
 def test_compact_only_policy_ignores_time_and_size(tmp_path: Path) -> None:
     """cleanup.policy=compact never deletes by retention.ms / retention.bytes."""
     clock = FakeClock(now=10**12)
-    log = UnifiedLog.open(tmp_path / "t-0", LogConfig(segment_bytes=1000, retention_ms=1, retention_bytes=1, cleanup_policy="compact"), clock=clock)
+    log = UnifiedLog.open(tmp_path / "t-0", LogConfig(segment_bytes=1000, retention_ms=1, retention_bytes=1, cleanup_policy="compact"),
+                          clock=clock)
     for _ in range(20):
         log.append(batch(1, value=b"x" * 200, ts=1))
     log.update_high_watermark(log.log_end_offset)

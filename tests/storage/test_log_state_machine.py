@@ -83,7 +83,8 @@ class LogMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def read_out_of_range(self, data: st.DataObject) -> None:
-        offset = data.draw(st.one_of(st.integers(self.leo + 1, self.leo + 100), st.integers(-5, self.start - 1) if self.start > 0 else st.just(self.leo + 1)))
+        offset = data.draw(st.one_of(st.integers(self.leo + 1, self.leo + 100),
+                                     st.integers(-5, self.start - 1) if self.start > 0 else st.just(self.leo + 1)))
         try:
             self.log.read(offset, 100)
         except OffsetOutOfRangeError:
@@ -134,4 +135,5 @@ class LogMachine(RuleBasedStateMachine):
 
 
 TestLogStateMachine = LogMachine.TestCase
-TestLogStateMachine.settings = settings(max_examples=int(__import__("os").environ.get("SM_EXAMPLES", 40)), stateful_step_count=30, deadline=None)
+TestLogStateMachine.settings = settings(max_examples=int(__import__("os").environ.get("SM_EXAMPLES", 40)),
+                                       stateful_step_count=30, deadline=None)

@@ -21,7 +21,7 @@ from kafkalike.protocol import records as codecs
 from kafkalike.protocol.record_batch import (ATTRIBUTES_AT, CRC_AT, HEADER, HEADER_SIZE, LAST_OFFSET_DELTA_AT, LOG_OVERHEAD,
                                              RECORDS_COUNT_AT, RecordBatchError, SimpleRecord, assign_offsets,
                                              build_batch)
-from kafkalike.storage.errors import CorruptRecordError, InvalidRecordError, StorageError
+from kafkalike.storage.errors import CorruptRecordError, InvalidRecordError
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.log_validator import LogValidator, RecordValidationError, validate_records
 from kafkalike.storage.unified_log import UnifiedLog

@@ -23,7 +23,8 @@ def test_log_config_defaults_are_kafkas() -> None:
 
 def test_log_config_from_topic_and_broker_properties() -> None:
     """Topic names override; broker log.* names map through Kafka's synonyms (hours -> ms)."""
-    c = LogConfig.from_properties({"segment.bytes": "1048576", "cleanup.policy": "compact, delete", "preallocate": "true", "unknown.x": "1"})
+    c = LogConfig.from_properties({"segment.bytes": "1048576", "cleanup.policy": "compact, delete", "preallocate": "true",
+                                   "unknown.x": "1"})
     assert c.segment_bytes == 1048576 and c.compact and c.delete and c.preallocate
     b = LogConfig.from_broker_properties({"log.retention.hours": "1", "log.segment.bytes": 2048, "log.cleanup.policy": "compact"})
     assert b.retention_ms == 3600000 and b.segment_bytes == 2048 and b.compact and not b.delete
