@@ -15,7 +15,7 @@ ISR-change notification.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import attrs
 import structlog
@@ -266,7 +266,7 @@ class KafkaZkClient:
             if not isinstance(exc.error, NoNode):
                 raise
 
-    async def _guarded(self, epoch_zk_version: int, ops: list) -> list:
+    async def _guarded(self, epoch_zk_version: int, ops: list[Op]) -> list[Any]:
         """Run ``ops`` behind a CheckOp on /controller_epoch; index shift hidden from callers.
         Raises ControllerMoved, or MultiOpFailed for the op of ``ops`` that failed."""
         [outcome] = await self._guarded_many(epoch_zk_version, [ops])
@@ -275,7 +275,7 @@ class KafkaZkClient:
         return outcome
 
     async def _guarded_many(self, epoch_zk_version: int, batches: Sequence[Sequence[Op]]
-                            ) -> list[list | MultiOpFailed]:
+                            ) -> list[list[Any] | MultiOpFailed]:
         """``_guarded`` for many independent batches pipelined at once (ZooKeeperClient.
         multi_many): each gets its own CheckOp on /controller_epoch. Returns per batch its
         results or its MultiOpFailed, index shift hidden. Raises ControllerMoved if any batch's
@@ -283,7 +283,7 @@ class KafkaZkClient:
         epoch moved, as in Kafka)."""
         check = CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version)
         outcomes = await self.zk.multi_many([[check, *ops] for ops in batches])
-        out: list = []
+        out: list[list[Any] | MultiOpFailed] = []
         for o in outcomes:
             if isinstance(o, MultiOpFailed):
                 if o.index == 0:

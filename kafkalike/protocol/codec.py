@@ -129,7 +129,7 @@ def response_class(api_key: int, api_version: int) -> type:
     return _schema(api_key, api_version, _RESP_CACHE, 1)
 
 
-def _schema(api_key: int, api_version: int, cache: dict, which: int) -> type:
+def _schema(api_key: int, api_version: int, cache: dict[tuple[int, int], type], which: int) -> type:
     key = (api_key, api_version)
     cls = cache.get(key)
     if cls is not None:
@@ -291,7 +291,7 @@ def _response_header_bytes(api_key: int, api_version: int, correlation_id: int) 
     return _I32.pack(correlation_id)
 
 
-def encode_response_chunks(header: RequestHeader, response: Any) -> list:
+def encode_response_chunks(header: RequestHeader, response: Any) -> list[_fetch.Chunk]:
     """The response frame (size prefix included) as a list of chunks.
 
     For Fetch, each partition's ``records`` (None, bytes, memoryview or fetch.FileRecords)
@@ -316,7 +316,8 @@ def encode_response(header: RequestHeader, response: Any) -> bytes:
                                               header.correlation_id)
         if any(isinstance(c, _fetch.FileRecords) for c in chunks):
             raise TypeError("Fetch response holds FileRecords: use encode_response_chunks()")
-        return b"".join(bytes(c) if isinstance(c, memoryview) else c for c in chunks)
+        in_memory = cast("list[bytes | bytearray | memoryview]", chunks)  # no FileRecords: checked above
+        return b"".join(bytes(c) if isinstance(c, memoryview) else c for c in in_memory)
     head = _response_header_bytes(header.api_key, header.api_version, header.correlation_id)
     body = _encode_body(response, header.api_version)
     return _I32.pack(len(head) + len(body)) + head + body

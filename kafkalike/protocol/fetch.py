@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime
 import struct
 from types import ModuleType
-from typing import Any
+from typing import Any, Union, cast
 
 import attrs
 from kio.index import load_payload_module
@@ -43,7 +43,7 @@ from kio.static.constants import EntityType
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint, write_uvarint
 
-__all__ = ["FAST_VERSIONS", "FileRecords", "encode_fetch_response", "decode_fetch_response", "frame_size",
+__all__ = ["FAST_VERSIONS", "Chunk", "FileRecords", "encode_fetch_response", "decode_fetch_response", "frame_size",
            "chunk_size", "FIRST_FLEXIBLE_VERSION"]
 
 FAST_VERSIONS = range(4, 13)
@@ -71,7 +71,12 @@ class FileRecords:
     size: int
 
 
-def chunk_size(chunk: bytes | bytearray | memoryview | FileRecords) -> int:
+Chunk = Union[bytes, bytearray, memoryview, FileRecords]
+"""One piece of a response frame as the socket server sends it: bytes as they are, FileRecords
+spliced from the file."""
+
+
+def chunk_size(chunk: Chunk) -> int:
     """Bytes a chunk occupies on the wire."""
     if isinstance(chunk, FileRecords):
         return chunk.size
@@ -80,7 +85,7 @@ def chunk_size(chunk: bytes | bytearray | memoryview | FileRecords) -> int:
     return len(chunk)
 
 
-def frame_size(chunks: list) -> int:
+def frame_size(chunks: list[Chunk]) -> int:
     """Total bytes of a chunk list (for a whole frame: 4 + the size in its prefix)."""
     return sum(chunk_size(c) for c in chunks)
 
@@ -108,13 +113,13 @@ def _ms(value: Any) -> int:
     return int(value)
 
 
-def encode_fetch_response(response: Any, version: int, correlation_id: int) -> list:
+def encode_fetch_response(response: Any, version: int, correlation_id: int) -> list[Chunk]:
     """The whole Fetch response frame (size prefix, header, body) as chunks; see module doc.
 
     ``version`` 4-12; header v1 (flexible) from v12, else v0.
     """
     flexible = version >= FIRST_FLEXIBLE_VERSION
-    chunks: list = []
+    chunks: list[Chunk] = []
     buf = bytearray()
     buf += _I32.pack(0)  # size prefix, patched below
     buf += _I32.pack(correlation_id)
@@ -185,7 +190,7 @@ def encode_fetch_response(response: Any, version: int, correlation_id: int) -> l
         buf.append(0)
     chunks.append(bytes(buf))
     total += len(buf)
-    first = chunks[0]
+    first = cast(bytes, chunks[0])  # the header chunk appended first
     chunks[0] = _I32.pack(total - 4) + first[4:]
     return chunks
 
@@ -345,7 +350,7 @@ def _skip_tags(buf: Any, pos: int) -> int:
     return pos
 
 
-def _read_partition_tags(buf: Any, pos: int, mod: ModuleType, fields: dict) -> int:
+def _read_partition_tags(buf: Any, pos: int, mod: ModuleType, fields: dict[str, Any]) -> int:
     count, pos = read_uvarint(buf, pos)
     for _ in range(count):
         tag, pos = read_uvarint(buf, pos)

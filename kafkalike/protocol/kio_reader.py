@@ -222,7 +222,7 @@ def _nullable_struct(inner: Reader) -> Reader:
     return read
 
 
-def _field_reader(field: dataclasses.Field, flexible: bool, is_tag: bool) -> Reader:
+def _field_reader(field: dataclasses.Field[Any], flexible: bool, is_tag: bool) -> Reader:
     kind = classify_field(field)
     optional = False if is_tag else is_optional(field)
     if isinstance(kind, PrimitiveField):

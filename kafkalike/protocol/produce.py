@@ -152,7 +152,7 @@ def decode_produce_request(buf: memoryview, pos: int, version: int) -> tuple[Any
     return request, pos
 
 
-def _write_string(out: list, value: str | None, flexible: bool) -> None:
+def _write_string(out: list[bytes | memoryview], value: str | None, flexible: bool) -> None:
     if value is None:
         out.append(b"\x00" if flexible else b"\xff\xff")
         return

@@ -44,7 +44,7 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Union
+from typing import Any, Union
 
 import attrs
 import crc32c as _crc32c
@@ -615,7 +615,7 @@ def encode_record(record: SimpleRecord, offset_delta: int, timestamp_delta: int)
 
 
 def build_batch(
-    records: Iterable[SimpleRecord | tuple],
+    records: Iterable[SimpleRecord | tuple[Any, ...]],
     base_offset: int = 0,
     *,
     partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,

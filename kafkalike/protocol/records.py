@@ -379,7 +379,7 @@ def iter_records(buf: bytes | bytearray | memoryview, *,
 
 
 def build_records_batch(
-    records: Iterable[Record | tuple],
+    records: Iterable[Record | tuple[Any, ...]],
     *,
     base_offset: int = 0,
     compression: int = CODEC_NONE,
@@ -400,7 +400,7 @@ def build_records_batch(
     ``log_append_time`` (ms) sets LogAppendTime and maxTimestamp. Raises ValueError for an
     empty batch, UnsupportedCompressionError for an unknown codec.
     """
-    normalized: list[tuple[int, int, bytes | None, bytes | None, tuple]] = []
+    normalized: list[tuple[int, int, bytes | None, bytes | None, tuple[Any, ...]]] = []
     for i, r in enumerate(records):
         if isinstance(r, Record):
             delta = r.offset - base_offset if r.offset >= base_offset else i
