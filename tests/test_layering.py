@@ -11,7 +11,6 @@ import in a function does not remove the dependency.
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "kafkalike"
@@ -31,8 +30,6 @@ LAYERS = {
 #: dependencies); each entry is one strongly connected set of modules
 KNOWN_CIRCLES: list[frozenset[str]] = [
     frozenset({"storage", "storage.log_cleaner", "storage.log_manager", "storage.unified_log"}),
-    frozenset({"controller.kafka_controller", "controller.partition_state_machine",
-               "controller.replica_state_machine", "controller.topic_deletion_manager"}),
     frozenset({"broker.kafka_apis", "broker.kafka_server", "broker.producer_id_manager",
                "broker.replica_fetcher", "broker.replica_manager", "broker.zk_admin_manager"}),
 ]

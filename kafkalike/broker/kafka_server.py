@@ -81,12 +81,13 @@ class KafkaServer:
         self.startup_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
         self.shutdown_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
         self.metadata_listeners: list[Callable[[list[zd.TopicPartition]], Awaitable[None]]] = []
-        # the controller (election, event queue); ZooKeeper is attached by its startup hook
+        # the controller (election, event queue), built from the config and the broker id; it is
+        # started over the broker's ZooKeeper client by the start-up hook, stopped by the shutdown hook
         from kafkalike.controller.kafka_controller import KafkaController
         from kafkalike.protocol.api_keys import ApiKey
-        self.controller = KafkaController.for_server(self)
-        self.startup_hooks.append(self.controller.startup_hook)
-        self.shutdown_hooks.append(self.controller.shutdown_hook)
+        self.controller = KafkaController(self.broker_id, self.config)
+        self.startup_hooks.append(self._start_controller)
+        self.shutdown_hooks.append(lambda _server: self.controller.stop())
         self.apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
         # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...)
         from kafkalike.broker.replica_manager import ReplicaManager
@@ -206,6 +207,12 @@ class KafkaServer:
             await hook(self)
         log.info("broker_started", broker_epoch=self.broker_epoch,
                  endpoints=[e.connection_string for e in self.registration.endpoints])
+
+    async def _start_controller(self, _server: "KafkaServer") -> None:
+        """Start-up hook: the controller over this broker's ZooKeeper client, in its nursery,
+        with the broker id decided at start-up (Kafka's kafkaController.startup())."""
+        assert self.zk is not None and self.nursery is not None
+        await self.controller.start(self.nursery, self.zk, self.broker_id)
 
     async def _start_metrics(self, nursery: trio.Nursery) -> None:
         """Serve /metrics (broker_metrics) on the first listener's host at kafkalike.metrics.port

@@ -128,12 +128,14 @@ class ControllerChannelManager:
     """One connection and send queue per broker (see module doc).
 
     controller_id: this broker's id (the client id is ``controller-<id>``);
-    request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run;
-    max_versions: {api key: newest version to send} (max_versions_for_ibp).
+    request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run (may
+    be given later with ``start``, as Kafka builds its ControllerChannelManager with the
+    controller and starts it on failover); max_versions: {api key: newest version to send}
+    (max_versions_for_ibp).
     """
 
-    def __init__(self, controller_id: int, nursery: trio.Nursery, *, request_timeout_ms: float = 30000,
-                 initial_backoff_s: float = 0.05, max_backoff_s: float = 1.0,
+    def __init__(self, controller_id: int, nursery: trio.Nursery | None = None, *,
+                 request_timeout_ms: float = 30000, initial_backoff_s: float = 0.05, max_backoff_s: float = 1.0,
                  max_versions: dict[int, int] | None = None) -> None:
         self.controller_id = controller_id
         self.max_versions = dict(max_versions or {})
@@ -142,6 +144,10 @@ class ControllerChannelManager:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._brokers: dict[int, _BrokerChannel] = {}
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Run the brokers' send tasks in ``nursery`` from now on."""
+        self.nursery = nursery
 
     # ---- brokers --------------------------------------------------------------------------
 
@@ -155,6 +161,8 @@ class ControllerChannelManager:
             self.remove_broker(broker_id)
         send, recv = trio.open_memory_channel[QueueItem](math.inf)
         channel = _BrokerChannel(broker_id, host, port, send, recv)
+        if self.nursery is None:
+            raise RuntimeError("ControllerChannelManager.add_broker before start(nursery)")
         self._brokers[broker_id] = channel
         self.nursery.start_soon(self._send_loop, channel)
         log.debug("controller_channel_added", target_broker=broker_id, host=host, port=port)

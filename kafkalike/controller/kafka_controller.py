@@ -41,6 +41,7 @@ from kafkalike.controller.controller_channel_manager import (
     max_versions_for_ibp,
 )
 from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
+from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.partition_state_machine import (
     ElectionStrategy,
     PartitionStateMachine,
@@ -51,19 +52,15 @@ from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import (
     BadVersion,
     ConnectionLoss,
-    MultiOpFailed,
     NoNode,
     OperationTimeout,
     ZooKeeperError,
 )
-from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient, UpdateLeaderAndIsrResult
+from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 from kafkalike.coordination.zookeeper_client import (
-    CheckOp,
-    DeleteOp,
     SessionEvent,
     SessionState,
-    SetDataOp,
     Watch,
     WatchEvent,
     WatchEventType,
@@ -229,72 +226,6 @@ class ControllerStatistics:
     resignations: int
 
 
-class _FencedZk:
-    """KafkaZkClient as the controller uses it: every controller write first checks that this
-    controller is still active (a resigned controller never writes), then runs the guarded
-    multi-op (the CheckOp on /controller_epoch's zkVersion). Reads pass through."""
-
-    def __init__(self, controller: "KafkaController", kzk: KafkaZkClient) -> None:
-        self._c = controller
-        self._kzk = kzk
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._kzk, name)
-
-    def _check(self) -> None:
-        if not self._c.is_active:
-            raise ControllerMoved(f"broker {self._c.broker_id} is no longer the active controller")
-
-    async def create_partition_state(self, *a: Any) -> int:
-        self._check()
-        return await self._kzk.create_partition_state(*a)
-
-    async def update_partition_state_as_controller(self, *a: Any) -> int:
-        self._check()
-        return await self._kzk.update_partition_state_as_controller(*a)
-
-    async def create_partition_states_many(self, *a: Any) -> dict[TopicPartition, int | BaseException]:
-        self._check()
-        return await self._kzk.create_partition_states_many(*a)
-
-    async def update_leader_and_isr_many(self, *a: Any) -> UpdateLeaderAndIsrResult:
-        self._check()
-        return await self._kzk.update_leader_and_isr_many(*a)
-
-    async def set_topic_assignment(self, *a: Any) -> int:
-        self._check()
-        return await self._kzk.set_topic_assignment(*a)
-
-    async def delete_topic_znodes(self, *a: Any) -> None:
-        self._check()
-        await self._kzk.delete_topic_znodes(*a)
-
-    async def delete_topic_znodes_many(self, *a: Any) -> None:
-        self._check()
-        await self._kzk.delete_topic_znodes_many(*a)
-
-    async def guarded_delete(self, path: str, epoch_zk_version: int) -> None:
-        """Delete ``path`` behind the epoch check; a missing node is fine."""
-        self._check()
-        try:
-            await self._kzk.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), DeleteOp(path)])
-        except MultiOpFailed as exc:
-            if exc.index == 0:
-                raise ControllerMoved(f"/controller_epoch moved on; not deleting {path}") from None
-            if not isinstance(exc.error, NoNode):
-                raise
-
-    async def guarded_set(self, path: str, data: bytes, epoch_zk_version: int) -> None:
-        """Set ``path``'s data behind the epoch check."""
-        self._check()
-        try:
-            await self._kzk.zk.multi([CheckOp(zd.CONTROLLER_EPOCH_PATH, epoch_zk_version), SetDataOp(path, data)])
-        except MultiOpFailed as exc:
-            if exc.index == 0:
-                raise ControllerMoved(f"/controller_epoch moved on; not writing {path}") from None
-            raise exc.error from None
-
-
 class KafkaController:
     """One broker's controller (see module doc).
 
@@ -309,13 +240,25 @@ class KafkaController:
         self.broker_id = broker_id
         self.config = config if config is not None else {}
         self.zk: ZooKeeperClient | None = None
-        self.kafka_zk: Any = None
+        # the components, built as Kafka's KafkaController builds them, each from exactly what it
+        # uses (no component receives the controller): the context, the channel manager (started
+        # by run) and its request batch, the fenced ZooKeeper client (its KafkaZkClient given by
+        # attach), the state machines and the topic deletion manager
         self.context = ControllerContext()
-        self.partition_state_machine = PartitionStateMachine(self)
-        self.replica_state_machine = ReplicaStateMachine(self)
-        self.topic_deletion_manager = TopicDeletionManager(self)
-        self.channel: ControllerChannelManager | None = None
-        self.batch: ControllerBrokerRequestBatch = None  # type: ignore[assignment]
+        self._fenced_zk = FencedZkClient(None, is_active=lambda: self._active, broker_id=lambda: self.broker_id)
+        self._kafka_zk: Any = self._fenced_zk
+        self.channel = ControllerChannelManager(
+            broker_id, request_timeout_ms=float(self.config_value("controller.socket.timeout.ms")),
+            max_versions=max_versions_for_ibp(self.config_value("inter.broker.protocol.version")))
+        self.batch = ControllerBrokerRequestBatch(self.context, self.channel, broker_id,
+                                                  stop_replica_callback=self._on_stop_replica_response)
+        self.replica_state_machine = ReplicaStateMachine(self.context, self._fenced_zk, self.batch)
+        self.partition_state_machine = PartitionStateMachine(self.context, self._fenced_zk, self.batch,
+                                                             self.unclean_leader_election_enabled)
+        self.topic_deletion_manager = TopicDeletionManager(
+            self.context, self.replica_state_machine, self.partition_state_machine, self._fenced_zk,
+            delete_topic_enable=bool(self.config_value("delete.topic.enable")),
+            send_update_metadata=self.send_update_metadata_request)
         self.active_controller_id: int | None = None
         self._active = False
         self._events_send, self._events_recv = trio.open_memory_channel[ControllerEvent](math.inf)
@@ -337,7 +280,23 @@ class KafkaController:
     def attach(self, zk: ZooKeeperClient) -> None:
         """Use ``zk`` (started) for everything."""
         self.zk = zk
-        self.kafka_zk = _FencedZk(self, KafkaZkClient(zk))
+        self._fenced_zk.attach(KafkaZkClient(zk))
+        self.kafka_zk = self._fenced_zk
+
+    @property
+    def kafka_zk(self) -> Any:
+        """The ZooKeeper client the controller and its components read and write through: a
+        FencedZkClient (writes refused once this controller is inactive, and guarded by the
+        controller epoch). Assigning another client (tests inject one) hands it to the state
+        machines and the deletion manager as well."""
+        return self._kafka_zk
+
+    @kafka_zk.setter
+    def kafka_zk(self, client: Any) -> None:
+        self._kafka_zk = client
+        self.partition_state_machine.zk_client = client
+        self.replica_state_machine.zk_client = client
+        self.topic_deletion_manager.zk_client = client
 
     # ---- config, state ---------------------------------------------------------------------
 
@@ -401,11 +360,8 @@ class KafkaController:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.channel = ControllerChannelManager(
-                    self.broker_id, nursery, request_timeout_ms=float(self.config_value("controller.socket.timeout.ms")),
-                    max_versions=max_versions_for_ibp(self.config_value("inter.broker.protocol.version")))
-                self.batch = ControllerBrokerRequestBatch(self.context, self.channel, self.broker_id,
-                                                          stop_replica_callback=self._on_stop_replica_response)
+                self.channel.controller_id = self.batch.controller_id = self.broker_id
+                self.channel.start(nursery)
                 nursery.start_soon(self._watch_session, sessions)
                 self.put(Startup())
                 task_status.started()
@@ -1322,25 +1278,24 @@ class KafkaController:
         else:
             await self.kafka_zk.guarded_delete(zd.REASSIGN_PARTITIONS_PATH, self.context.epoch_zk_version)
 
-    # ---- KafkaServer wiring --------------------------------------------------------------
+    # ---- start and stop (KafkaServer wiring) ---------------------------------------------
 
-    @classmethod
-    def for_server(cls, server: Any) -> "KafkaController":
-        """The controller of a KafkaServer: its config and broker id; ZooKeeper is attached by
-        ``startup_hook`` once the server has connected."""
-        return cls(server.broker_id, server.config)
+    async def start(self, nursery: trio.Nursery, zk: ZooKeeperClient, broker_id: int | None = None) -> None:
+        """Start the controller in ``nursery`` over ``zk`` (a started ZooKeeperClient): what
+        KafkaServer's start-up does once ZooKeeper is connected and the broker registered
+        (Kafka's KafkaServer.startup -> kafkaController.startup()). ``broker_id``: the broker's
+        id when it was only decided at start-up (broker.id.generation); None keeps the
+        constructor's. Returns once the event loop runs (the election is its first event)."""
+        if broker_id is not None:
+            self.broker_id = broker_id
+        self.attach(zk)
+        await nursery.start(self.run)
 
-    async def startup_hook(self, server: Any) -> None:
-        """KafkaServer start-up hook: attach the server's ZooKeeper client and start ``run`` in
-        the server's nursery."""
-        self.broker_id = server.broker_id
-        self.attach(server.zk)
-        await server.nursery.start(self.run)
-
-    async def shutdown_hook(self, server: Any) -> None:
-        """KafkaServer shutdown hook: stop the event loop (resigning if active) and wait."""
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the event loop (resigning if active) and wait for it, at most ``timeout_s``
+        seconds (KafkaServer's shutdown -> kafkaController.shutdown())."""
         self.shutdown()
-        with trio.move_on_after(10):
+        with trio.move_on_after(timeout_s):
             await self.stopped.wait()
 
 

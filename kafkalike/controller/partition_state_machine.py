@@ -20,6 +20,10 @@ To OnlinePartition:
 Each success adds LeaderAndIsr for the partition's live replicas (and UpdateMetadata for all
 live brokers) to the controller's request batch; ``handle_state_changes`` sends the batch.
 
+Wiring (Kafka 2.x's ``ZkPartitionStateMachine(config, stateChangeLogger, controllerContext,
+zkClient, controllerBrokerRequestBatch)``): the machine receives the context, the fenced
+ZooKeeper client, the request batch and the unclean-election lookup -- never the controller.
+
 A partition that cannot get a leader (no live replica; no live ISR member with unclean
 election off) stays where it was and is counted in statistics' offline partitions.
 ControllerMoved from a fenced write propagates: the caller (KafkaController) resigns.
@@ -29,13 +33,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import attrs
 import structlog
 import trio
 
-from kafkalike.controller.controller_context import PartitionState, VALID_PREVIOUS_PARTITION_STATES
+from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch
+from kafkalike.controller.controller_context import (
+    VALID_PREVIOUS_PARTITION_STATES,
+    ControllerContext,
+    PartitionState,
+)
+from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.leader_election import (
     LeaderElection,
     controlled_shutdown_leader,
@@ -45,9 +55,6 @@ from kafkalike.controller.leader_election import (
 )
 from kafkalike.coordination.errors import NodeExists, NoNode
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
-
-if TYPE_CHECKING:
-    from kafkalike.controller.kafka_controller import KafkaController
 
 log = structlog.get_logger(__name__)
 PS = PartitionState
@@ -84,20 +91,21 @@ PartitionStates = Mapping[TopicPartition, LeaderIsrAndControllerEpoch]
 
 
 async def update_states_until_settled(
-    controller: "KafkaController", partitions: Iterable[TopicPartition], max_rounds: int,
+    zk_client: FencedZkClient, context: ControllerContext, partitions: Iterable[TopicPartition], max_rounds: int,
     compute: Callable[[list[TopicPartition], PartitionStates], Awaitable[PartitionStates]],
     on_written: Callable[[TopicPartition, LeaderIsrAndControllerEpoch], None],
 ) -> tuple[list[TopicPartition], list[TopicPartition]]:
     """Kafka's updateLeaderAndIsr retry loop, shared by the ISR removal and the elections:
     read every pending partition's state in one pipelined batch, ``await compute(pending,
     states)`` (absent states left out) -> {tp: new state, zk_version = the version read},
-    write them all in one pipelined guarded batch (KafkaZkClient.update_leader_and_isr_many)
-    and call ``on_written(tp, state with its new zkVersion)`` for each success; the ones that
-    hit BadVersion (changed under us, e.g. by a leader's ISR update) are re-read and go round
+    write them all in one pipelined batch through ``zk_client`` guarded by
+    ``context.epoch_zk_version`` (KafkaZkClient.update_leader_and_isr_many) and call
+    ``on_written(tp, state with its new zkVersion)`` for each success; the ones that hit
+    BadVersion (changed under us, e.g. by a leader's ISR update) are re-read and go round
     again, at most ``max_rounds`` rounds. Returns (vanished: NoNode on write, still pending
     after the last round). Raises ControllerMoved, and any other write error as a single
     write would (after the successes of its round were handed to ``on_written``)."""
-    kzk = controller.kafka_zk
+    kzk = zk_client
     vanished: list[TopicPartition] = []
     pending = list(partitions)
     for _round in range(max_rounds):
@@ -106,7 +114,7 @@ async def update_states_until_settled(
         new_states = await compute(pending, await kzk.get_partition_states(pending))
         if not new_states:
             return vanished, []
-        result = await kzk.update_leader_and_isr_many(new_states, controller.context.epoch_zk_version)
+        result = await kzk.update_leader_and_isr_many(new_states, context.epoch_zk_version)
         for tp, version in result.succeeded.items():
             on_written(tp, attrs.evolve(new_states[tp], zk_version=version))
         for err in result.failed.values():
@@ -134,17 +142,28 @@ class ElectionFailure:
 
 
 class PartitionStateMachine:
-    """Partition state transitions for ``controller`` (its context, ZooKeeper client, batch)."""
+    """Partition state transitions (see module doc), built from what they use (Kafka's
+    ZkPartitionStateMachine constructor):
+
+    context: the controller's ControllerContext (states, assignments, leaderships; read and
+    updated in place). zk_client: the fenced ZooKeeper client every state read and guarded
+    write goes through (ControllerMoved when this controller was fenced); the owner may hand a
+    new one by assigning ``zk_client``. request_batch: the ControllerBrokerRequestBatch that
+    LeaderAndIsr/UpdateMetadata are added to and sent from. unclean_leader_election_enabled:
+    ``await f(topic)`` -> unclean.leader.election.enable for the topic (its /config/topics
+    override, else the broker's setting; Kafka reads the topic's LogConfig the same way).
+    """
 
     MAX_ZK_RETRIES = 10
 
-    def __init__(self, controller: "KafkaController") -> None:
-        self.controller = controller
+    def __init__(self, context: ControllerContext, zk_client: FencedZkClient,
+                 request_batch: ControllerBrokerRequestBatch,
+                 unclean_leader_election_enabled: Callable[[str], Awaitable[bool]]) -> None:
+        self.ctx = context
+        self.zk_client = zk_client
+        self.batch = request_batch
+        self._unclean_leader_election_enabled = unclean_leader_election_enabled
         self.unclean_elections = 0  # UncleanLeaderElectionsPerSec's count (broker_metrics)
-
-    @property
-    def ctx(self):  # type: ignore[no-untyped-def]
-        return self.controller.context
 
     # ---- start-up ------------------------------------------------------------------------
 
@@ -186,7 +205,7 @@ class PartitionStateMachine:
                                    ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
         """Move ``partitions`` to ``target`` in one request batch, which is then sent.
         Returns, for OnlinePartition, each partition's election or failure."""
-        batch = self.controller.batch
+        batch = self.batch
         batch.new_batch()
         try:
             return await self._do_handle_state_changes(list(partitions), target, strategy)
@@ -226,7 +245,7 @@ class PartitionStateMachine:
         """Kafka's initializeLeaderAndIsrForPartitions: the first live replica leads, the ISR
         is every live replica; every state znode is created in one pipelined guarded batch
         (KafkaZkClient.create_partition_states_many)."""
-        ctx, kzk, batch = self.ctx, self.controller.kafka_zk, self.controller.batch
+        ctx, kzk, batch = self.ctx, self.zk_client, self.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
         new_states: dict[TopicPartition, tuple[LeaderIsrAndControllerEpoch, list[int]]] = {}
         for tp in partitions:
@@ -269,7 +288,7 @@ class PartitionStateMachine:
         return out
 
     async def _unclean_allowed(self, topic: str) -> bool:
-        return await self.controller.unclean_leader_election_enabled(topic)
+        return await self._unclean_leader_election_enabled(topic)
 
     async def _elect_leaders(self, partitions: list[TopicPartition], strategy: ElectionStrategy
                              ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
@@ -277,7 +296,7 @@ class PartitionStateMachine:
         choose each leader, write every new state in one pipelined guarded batch
         (KafkaZkClient.update_leader_and_isr_many); the partitions that hit BadVersion go
         round again, up to MAX_ZK_RETRIES rounds."""
-        ctx, batch = self.ctx, self.controller.batch
+        ctx, batch = self.ctx, self.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
         chosen: dict[TopicPartition, tuple[LeaderElection, list[int], LeaderIsrAndControllerEpoch]] = {}
 
@@ -327,7 +346,7 @@ class PartitionStateMachine:
                      isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
 
         vanished, changing = await update_states_until_settled(
-            self.controller, partitions, self.MAX_ZK_RETRIES, compute, on_written)
+            self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written)
         for tp in vanished:
             out[tp] = ElectionFailure("partition state znode vanished")
         for tp in changing:

@@ -19,22 +19,28 @@ Transitions and their effects (the requests go into the controller's batch, whic
 * -> ReplicaDeletionSuccessful / ReplicaDeletionIneligible: bookkeeping.
 * -> NonExistentReplica: the replica leaves the assignment.
 
+Wiring (Kafka 2.x's ``ZkReplicaStateMachine(config, stateChangeLogger, controllerContext,
+zkClient, controllerBrokerRequestBatch)``): the machine receives the context, the fenced
+ZooKeeper client and the request batch -- never the controller.
+
 Source: Kafka core, kafka.controller.ZkReplicaStateMachine (Kafka 3.x).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import structlog
 
-from kafkalike.controller.controller_context import ReplicaState, VALID_PREVIOUS_REPLICA_STATES
+from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch
+from kafkalike.controller.controller_context import (
+    VALID_PREVIOUS_REPLICA_STATES,
+    ControllerContext,
+    ReplicaState,
+)
+from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.partition_state_machine import PartitionStates, update_states_until_settled
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
-
-if TYPE_CHECKING:
-    from kafkalike.controller.kafka_controller import KafkaController
 
 log = structlog.get_logger(__name__)
 RS = ReplicaState
@@ -43,16 +49,23 @@ Replica = tuple[TopicPartition, int]
 
 
 class ReplicaStateMachine:
-    """Replica state transitions for ``controller`` (its context, ZooKeeper client, batch)."""
+    """Replica state transitions (see module doc), built from what they use (Kafka's
+    ZkReplicaStateMachine constructor):
+
+    context: the controller's ControllerContext (replica states, assignments, leaderships;
+    updated in place). zk_client: the fenced ZooKeeper client the ISR removals read and write
+    through (ControllerMoved when this controller was fenced); the owner may hand a new one by
+    assigning ``zk_client``. request_batch: the ControllerBrokerRequestBatch that LeaderAndIsr,
+    StopReplica and UpdateMetadata are added to and sent from.
+    """
 
     MAX_ZK_RETRIES = 10
 
-    def __init__(self, controller: "KafkaController") -> None:
-        self.controller = controller
-
-    @property
-    def ctx(self):  # type: ignore[no-untyped-def]
-        return self.controller.context
+    def __init__(self, context: ControllerContext, zk_client: FencedZkClient,
+                 request_batch: ControllerBrokerRequestBatch) -> None:
+        self.ctx = context
+        self.zk_client = zk_client
+        self.batch = request_batch
 
     def initialize_replica_state(self) -> None:
         """Replicas on live brokers start OnlineReplica, others ReplicaDeletionIneligible (so
@@ -78,7 +91,7 @@ class ReplicaStateMachine:
         replicas = list(replicas)
         if not replicas:
             return
-        batch = self.controller.batch
+        batch = self.batch
         batch.new_batch()
         try:
             by_broker: dict[int, list[TopicPartition]] = {}
@@ -90,7 +103,7 @@ class ReplicaStateMachine:
             batch.send_requests_to_brokers(self.ctx.epoch)
 
     async def _do_handle(self, replica_id: int, partitions: list[TopicPartition], target: ReplicaState) -> None:
-        ctx, batch = self.ctx, self.controller.batch
+        ctx, batch = self.ctx, self.batch
         valid = []
         for tp in partitions:
             current = ctx.replica_state(tp, replica_id)
@@ -182,5 +195,5 @@ class ReplicaStateMachine:
 
         # Kafka's removeReplicasFromIsr: a vanished state znode leaves nothing to shrink; one
         # still changing after MAX_ZK_RETRIES rounds keeps its state
-        await update_states_until_settled(self.controller, partitions, self.MAX_ZK_RETRIES, compute, on_written)
+        await update_states_until_settled(self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written)
         return out

@@ -15,21 +15,25 @@ A topic queued for deletion goes through:
 A topic whose replica is on a dead broker stays queued (ineligible) until that broker
 returns (Kafka's behaviour); a topic under reassignment waits for it to finish. With
 delete.topic.enable=false the mark is removed and nothing is deleted.
+
+Wiring (Kafka 2.x's ``TopicDeletionManager(config, controllerContext, replicaStateMachine,
+partitionStateMachine, client: DeletionClient)``): the manager receives the context, both
+state machines, the fenced ZooKeeper client for its guarded deletes, delete.topic.enable and
+the one callback Kafka's DeletionClient.sendMetadataUpdate stands for -- never the controller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
 import structlog
 import trio
 
-from kafkalike.controller.controller_context import PartitionState, ReplicaState
+from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
+from kafkalike.controller.fenced_zk_client import FencedZkClient
+from kafkalike.controller.partition_state_machine import PartitionStateMachine
+from kafkalike.controller.replica_state_machine import ReplicaStateMachine
 from kafkalike.coordination.zk_data import TopicPartition, delete_topic_path
-
-if TYPE_CHECKING:
-    from kafkalike.controller.kafka_controller import KafkaController
 
 log = structlog.get_logger(__name__)
 PS, RS = PartitionState, ReplicaState
@@ -39,18 +43,29 @@ YIELD_EVERY = 500
 
 
 class TopicDeletionManager:
-    """Topic deletion for ``controller`` (see module doc)."""
+    """Topic deletion (see module doc), built from what it uses (Kafka's TopicDeletionManager
+    constructor):
 
-    def __init__(self, controller: "KafkaController") -> None:
-        self.controller = controller
+    context: the controller's ControllerContext (deletion queues, states; updated in place).
+    replica_state_machine / partition_state_machine: the controller's state machines, which
+    move the topics' replicas and partitions. zk_client: the fenced ZooKeeper client the
+    marks and topic znodes are deleted through (ControllerMoved when this controller was
+    fenced); the owner may hand a new one by assigning ``zk_client``. delete_topic_enable:
+    delete.topic.enable (Kafka's default true). send_update_metadata: ``f(broker_ids,
+    partitions)`` sends UpdateMetadata for ``partitions`` to ``broker_ids`` now (Kafka's
+    DeletionClient.sendMetadataUpdate).
+    """
 
-    @property
-    def ctx(self):  # type: ignore[no-untyped-def]
-        return self.controller.context
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.controller.config_value("delete.topic.enable"))
+    def __init__(self, context: ControllerContext, replica_state_machine: ReplicaStateMachine,
+                 partition_state_machine: PartitionStateMachine, zk_client: FencedZkClient,
+                 delete_topic_enable: bool,
+                 send_update_metadata: Callable[[list[int], list[TopicPartition]], None]) -> None:
+        self.ctx = context
+        self.replica_state_machine = replica_state_machine
+        self.partition_state_machine = partition_state_machine
+        self.zk_client = zk_client
+        self.enabled = delete_topic_enable
+        self._send_update_metadata = send_update_metadata
 
     async def init(self, topics_to_delete: Iterable[str], ineligible: Iterable[str]) -> None:
         """On failover: queue the marked topics (or, deletion disabled, remove the marks)."""
@@ -63,7 +78,7 @@ class TopicDeletionManager:
 
     async def _remove_marks(self, topics: Iterable[str]) -> None:
         for topic in topics:
-            await self.controller.kafka_zk.guarded_delete(delete_topic_path(topic), self.ctx.epoch_zk_version)
+            await self.zk_client.guarded_delete(delete_topic_path(topic), self.ctx.epoch_zk_version)
             log.info("topic_deletion_disabled", topic=topic, reason="delete.topic.enable=false")
 
     async def enqueue_topics_for_deletion(self, topics: Iterable[str]) -> None:
@@ -107,14 +122,14 @@ class TopicDeletionManager:
 
     async def complete_replica_deletion(self, replicas: list[tuple[TopicPartition, int]]) -> None:
         """StopReplica(delete) succeeded for ``replicas``."""
-        await self.controller.replica_state_machine.handle_state_changes(replicas, RS.ReplicaDeletionSuccessful)
+        await self.replica_state_machine.handle_state_changes(replicas, RS.ReplicaDeletionSuccessful)
         await self.resume_deletions()
 
     async def fail_replica_deletion(self, replicas: list[tuple[TopicPartition, int]]) -> None:
         """StopReplica(delete) failed for ``replicas``: retry the topic later."""
         if not replicas:
             return
-        await self.controller.replica_state_machine.handle_state_changes(replicas, RS.ReplicaDeletionIneligible)
+        await self.replica_state_machine.handle_state_changes(replicas, RS.ReplicaDeletionIneligible)
         self.mark_topic_ineligible_for_deletion({tp.topic for tp, _ in replicas}, "replica deletion failed")
         await self.resume_deletions()
 
@@ -153,7 +168,7 @@ class TopicDeletionManager:
         if retry:
             failed = [(tp, r) for topic in retry for tp, r in ctx.replicas_for_topic(topic)
                       if ctx.replica_state(tp, r) is RS.ReplicaDeletionIneligible]
-            await self.controller.replica_state_machine.handle_state_changes(failed, RS.OfflineReplica)
+            await self.replica_state_machine.handle_state_changes(failed, RS.OfflineReplica)
             ctx.topics_ineligible_for_deletion -= set(retry)
         if eligible:
             await self._on_topic_deletion(eligible)
@@ -162,16 +177,16 @@ class TopicDeletionManager:
         """Kafka's onTopicDeletion(topics): partitions of topics not yet started -> Offline ->
         NonExistent; one UpdateMetadata (leader -2) for every partition of ``topics`` so that
         metadata caches drop them at once; then their replicas' deletion."""
-        ctx, c = self.ctx, self.controller
+        ctx, psm = self.ctx, self.partition_state_machine
         unseen = [t for t in topics if t not in ctx.topics_with_deletion_started]
         if unseen:
             partitions = [tp for t in unseen for tp in ctx.partitions_of_topic(t)]
-            await c.partition_state_machine.handle_state_changes(
+            await psm.handle_state_changes(
                 [tp for tp in partitions if ctx.partition_state(tp) is not PS.NonExistentPartition], PS.OfflinePartition)
-            await c.partition_state_machine.handle_state_changes(partitions, PS.NonExistentPartition)
+            await psm.handle_state_changes(partitions, PS.NonExistentPartition)
             ctx.topics_with_deletion_started |= set(unseen)
         partitions = [tp for t in topics for tp in ctx.partitions_of_topic(t)]
-        c.send_update_metadata_request(sorted(ctx.live_or_shutting_down_broker_ids()), partitions)
+        self._send_update_metadata(sorted(ctx.live_or_shutting_down_broker_ids()), partitions)
         log.info("topic_deletion_started", topics=len(topics), partitions=len(partitions), first=topics[:10])
         await self._start_replica_deletion(topics)
 
@@ -179,7 +194,7 @@ class TopicDeletionManager:
         """Kafka's onPartitionDeletion: replicas on dead brokers -> ReplicaDeletionIneligible
         (their topics wait), the others -> OfflineReplica -> ReplicaDeletionStarted
         (StopReplica with delete=true, one request per broker for the whole batch)."""
-        ctx, rsm = self.ctx, self.controller.replica_state_machine
+        ctx, rsm = self.ctx, self.replica_state_machine
         alive: list[tuple[TopicPartition, int]] = []
         dead: list[tuple[TopicPartition, int]] = []
         dead_brokers: dict[str, set[int]] = {}
@@ -202,10 +217,10 @@ class TopicDeletionManager:
         """Kafka's completeDeleteTopic for a batch: replicas -> NonExistentReplica, the topics'
         znodes deleted in one pipelined batch (fenced by the controller epoch), the topics
         forgotten by the context."""
-        ctx, c = self.ctx, self.controller
+        ctx = self.ctx
         replicas = [rep for t in topics for rep in ctx.replicas_for_topic(t)]
         partitions = {t: [tp.partition for tp in ctx.partitions_of_topic(t)] for t in topics}
-        await c.replica_state_machine.handle_state_changes(replicas, RS.NonExistentReplica)
-        await c.kafka_zk.delete_topic_znodes_many(partitions, ctx.epoch_zk_version)
+        await self.replica_state_machine.handle_state_changes(replicas, RS.NonExistentReplica)
+        await self.zk_client.delete_topic_znodes_many(partitions, ctx.epoch_zk_version)
         ctx.remove_topics(topics)
         log.info("topics_deleted", count=len(topics), topics=topics[:20])
