@@ -112,6 +112,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          at_least=0),
     _key("log.flush.start.offset.checkpoint.interval.ms", "int", 60000,
          "log start offset checkpoint period (ms)", at_least=0),
+    _key("log.segment.delete.delay.ms", "long", 60000,
+         "wait before a deleted log's renamed *-delete dir is removed (ms)", at_least=0),
     _key("log.cleanup.policy", "list", ["delete"], "delete, compact, or both",
          choices=("compact", "delete")),
     _key("log.cleaner.enable", "boolean", True, "run the log cleaner (compaction)"),

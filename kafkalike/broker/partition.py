@@ -54,7 +54,7 @@ import structlog
 
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import HEADER, HEADER_SIZE, LOG_OVERHEAD, RecordBatch
-from kafkalike.storage import FileSlice, LogAppendInfo, TopicPartition, UnifiedLog
+from kafkalike.storage import FileSlice, KafkaStorageError, LogAppendInfo, TopicPartition, UnifiedLog
 
 log = structlog.get_logger(__name__)
 _logger = log  # for methods whose parameter is named ``log``
@@ -293,7 +293,8 @@ class Partition:
 
     def make_leader(self, state: object) -> bool:
         """Become leader from a LeaderAndIsr partition state (already checked to carry a newer
-        leader epoch). Records the epoch's start offset (the LEO) in the leader epoch cache,
+        leader epoch). Records the epoch's start offset (the LEO) in the leader epoch cache
+        without writing its checkpoint (``flush_leader_epoch()`` or the first append does),
         resets follower state (ISR followers count as caught up now, Kafka's rule) and moves
         the HW. Returns True if this broker was not leader before."""
         was_leader = self.is_leader
@@ -303,7 +304,11 @@ class Partition:
         self.leader_epoch_start_offset = leo
         latest = self.log.leader_epoch_cache.latest_epoch
         if latest is None or self.leader_epoch > latest:
-            self.log.assign_epoch_start_offset(self.leader_epoch, leo)
+            # in memory only: the LeaderAndIsr handler writes the checkpoints of all its new
+            # leaders in a worker thread, and the first append at this epoch writes it first
+            # (append_records_to_leader), so the epoch is on disk before any record of it is
+            # acknowledged (Kafka writes it here, on a request handler thread)
+            self.log.leader_epoch_cache.assign(self.leader_epoch, leo, flush=False)
         self.remote_replicas = {
             r: RemoteReplica(r, last_caught_up_time_ms=now if r in self.isr else 0)
             for r in self.assigned_replicas if r != self.local_broker_id
@@ -355,6 +360,8 @@ class Partition:
         if idempotent:
             self.producer_state.check(batch.producer_id, batch.producer_epoch, batch.base_sequence,
                                       batch.base_sequence + batch.last_offset_delta)
+        if self.log.leader_epoch_cache.dirty:
+            self.flush_leader_epoch()
         info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch)
         if idempotent:
             self.producer_state.update(batch.producer_id, batch.producer_epoch, batch.base_sequence,
@@ -362,6 +369,16 @@ class Partition:
                                        info.first_offset, info.last_offset)
         self.maybe_increment_leader_hw()
         return info
+
+    def flush_leader_epoch(self) -> None:
+        """Write the leader-epoch-checkpoint if make_leader's epoch is not on disk yet (one
+        fsynced atomic write). A failed write (e.g. a full disk) is logged and the epoch stays in
+        memory, written at the next change or close, as an append's own epoch (commit 1b057ff):
+        the records are still appended."""
+        try:
+            self.log.leader_epoch_cache.flush()
+        except KafkaStorageError as exc:
+            log.warning("leader_epoch_checkpoint_failed", partition=str(self.tp), error=str(exc))
 
     def check_enough_replicas_reached_offset(self, required_offset: int,
                                              min_insync_replicas: int) -> tuple[bool, ErrorCode]:

@@ -32,6 +32,7 @@ Topic/partition keys are storage's TopicPartition; ZooKeeper calls use coordinat
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -167,8 +168,9 @@ def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
 
 # partitions a LeaderAndIsr or StopReplica handles between two yields to the event loop: a
 # 10,000-partition LeaderAndIsr creates 10,000 logs (seconds of disk work), and the broker
-# must go on serving produce and fetch meanwhile, as Kafka's request handler threads do
-STATE_CHANGE_YIELD_EVERY = 100
+# must go on serving produce and fetch meanwhile, as Kafka's request handler threads do:
+# a state change yields once it has held the loop this long (seconds)
+STATE_CHANGE_YIELD_AFTER_S = 0.02
 
 
 # partition.metadata files written per worker-thread call (each is an fsynced write and a
@@ -176,11 +178,26 @@ STATE_CHANGE_YIELD_EVERY = 100
 PARTITION_METADATA_WRITES_PER_THREAD_CALL = 32
 
 
-async def _yield_between_partitions(i: int) -> None:
-    """Let the event loop run before the ``i``-th partition of a state change, every
-    ``STATE_CHANGE_YIELD_EVERY`` partitions."""
-    if i and i % STATE_CHANGE_YIELD_EVERY == 0:
-        await trio.sleep(0)
+# leader-epoch-checkpoint files written per worker-thread call (each an fsynced atomic write)
+LEADER_EPOCH_WRITES_PER_THREAD_CALL = 32
+
+# renamed *-delete log dirs removed per worker-thread call
+LOG_DIRS_DELETED_PER_THREAD_CALL = 16
+
+
+class _LoopYielder:
+    """Lets the event loop run between the partitions of a state change once the change has
+    held it for ``STATE_CHANGE_YIELD_AFTER_S`` (by elapsed time, not a partition count: one
+    partition may cost microseconds or an fsync)."""
+
+    def __init__(self) -> None:
+        self._since = time.monotonic()
+
+    async def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._since >= STATE_CHANGE_YIELD_AFTER_S:
+            await trio.sleep(0)
+            self._since = time.monotonic()
 
 
 class ReplicaManager:
@@ -188,8 +205,8 @@ class ReplicaManager:
 
     ``state_change_lock`` is Kafka's replicaStateChangeLock: LeaderAndIsr, StopReplica and
     UpdateMetadata each hold it from their controller-epoch check to their last change, so
-    a large request that yields to the event loop (every ``STATE_CHANGE_YIELD_EVERY``
-    partitions) is never interleaved with another controller request."""
+    a large request that yields to the event loop (every ``STATE_CHANGE_YIELD_AFTER_S``)
+    is never interleaved with another controller request."""
 
     def __init__(self, server: "KafkaServer") -> None:
         self.server = server
@@ -206,6 +223,8 @@ class ReplicaManager:
         self._isr_changed = trio.Event()
         self.state_change_lock = trio.Lock()
         self._metadata_write_lock = trio.Lock()  # one partition.metadata batch at a time
+        self._epoch_write_lock = trio.Lock()  # one leader-epoch-checkpoint batch at a time
+        self._deletion_queued = trio.Event()  # set when StopReplica renamed a log to *-delete
         from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
         self.fetcher_manager = ReplicaFetcherManager(self)
         server.startup_hooks.append(self._startup)
@@ -221,9 +240,11 @@ class ReplicaManager:
         server.nursery.start_soon(self._isr_expiration_task)
         server.nursery.start_soon(self._isr_change_propagation_task)
         server.nursery.start_soon(self._log_maintenance_task)
+        server.nursery.start_soon(self._log_deletion_task)
         if server.log_manager is not None:  # any log's unrecoverable write failure (leader,
             # follower, flush) takes its dir offline through here
             server.log_manager.on_log_dir_failure = self.handle_log_dir_failure
+            server.log_manager.file_delete_delay_ms = int(server.config["log.segment.delete.delay.ms"])
 
     async def _shutdown(self, server: "KafkaServer") -> None:
         await self.fetcher_manager.shutdown()
@@ -323,7 +344,9 @@ class ReplicaManager:
         STALE_CONTROLLER_EPOCH for a leader epoch not newer than the current one,
         UNKNOWN_TOPIC_OR_PARTITION when this broker is not a replica, KAFKA_STORAGE_ERROR for
         an offline log dir). Holds ``state_change_lock``; yields to the event loop every
-        ``STATE_CHANGE_YIELD_EVERY`` partitions (Kafka's ReplicaManager.becomeLeaderOrFollower)."""
+        ``STATE_CHANGE_YIELD_AFTER_S`` (Kafka's ReplicaManager.becomeLeaderOrFollower). The new
+        leaders' leader-epoch-checkpoint files are written after the answer, in a worker
+        thread (``_write_leader_epochs``); a produce to one of them writes its file first."""
         async with self.state_change_lock:
             return await self._become_leader_or_follower(version, request)
 
@@ -355,8 +378,9 @@ class ReplicaManager:
         to_follow: list[tuple[Partition, Any]] = []
         lm = server.log_manager
         assert lm is not None
-        for i, (topic, topic_id, state) in enumerate(states):
-            await _yield_between_partitions(i)
+        maybe_yield = _LoopYielder()
+        for topic, topic_id, state in states:
+            await maybe_yield()
             tp = TopicPartition(topic, state.partition_index)
             if tp in lm.offline:
                 errors[tp] = ErrorCode.kafka_storage_error
@@ -405,15 +429,15 @@ class ReplicaManager:
 
         if to_lead:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_lead])
-            for i, (p, state) in enumerate(to_lead):
-                await _yield_between_partitions(i)
+            for p, state in to_lead:
+                await maybe_yield()
                 p.make_leader(state)
                 self._complete_delayed(p.tp)
         if to_follow:
             await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_follow])
             add: dict[TopicPartition, tuple[int, str, int]] = {}
-            for i, (p, state) in enumerate(to_follow):
-                await _yield_between_partitions(i)
+            for p, state in to_follow:
+                await maybe_yield()
                 p.make_follower(state)
                 self._complete_delayed(p.tp)
                 endpoint = leaders.get(state.leader)
@@ -429,6 +453,12 @@ class ReplicaManager:
             pending = lm.take_pending_partition_metadata()
             if pending:
                 server.nursery.start_soon(self._write_partition_metadata, pending)
+            epochs = [p for p, _ in to_lead if p.log.leader_epoch_cache.dirty]
+            if epochs:
+                server.nursery.start_soon(self._write_leader_epochs, epochs)
+        else:
+            for p, _ in to_lead:
+                p.flush_leader_epoch()
         if not self._hw_checkpoint_started and server.nursery is not None:
             self._hw_checkpoint_started = True
             server.nursery.start_soon(self._hw_checkpoint_task)
@@ -469,12 +499,55 @@ class ReplicaManager:
                 log.error("partition_metadata_write_failed", partition=str(tp), error=str(exc))
                 self.handle_log_dir_failure(partition_dir.parent, exc)
 
+    async def _write_leader_epochs(self, partitions: list[Partition]) -> None:
+        """Write the leader-epoch-checkpoint files that make_leader left in memory, in a worker
+        thread, LEADER_EPOCH_WRITES_PER_THREAD_CALL per call (so a shutdown cancels between
+        calls; what is left is written by the log's close). Kafka writes them in makeLeader, on
+        its request handler thread. A cache already written (by a produce, or by a later
+        change) is skipped; a failed write is logged and left in memory (written at the next
+        change or close), as Partition.flush_leader_epoch."""
+        from kafkalike.storage.leader_epoch_file_cache import flush_leader_epoch_caches
+
+        async with self._epoch_write_lock:
+            for i in range(0, len(partitions), LEADER_EPOCH_WRITES_PER_THREAD_CALL):
+                caches = [p.log.leader_epoch_cache for p in partitions[i:i + LEADER_EPOCH_WRITES_PER_THREAD_CALL]
+                          if p.log.leader_epoch_cache.dirty]
+                if not caches:
+                    continue
+                failed = await trio.to_thread.run_sync(flush_leader_epoch_caches, caches)
+                for cache, exc in failed:
+                    log.warning("leader_epoch_checkpoint_failed", file=str(exc.path), error=str(exc))
+
+    async def _log_deletion_task(self) -> None:
+        """Remove the *-delete dirs of deleted logs once log.segment.delete.delay.ms has passed
+        (Kafka's LogManager.deleteLogs, a scheduler task), in a worker thread,
+        LOG_DIRS_DELETED_PER_THREAD_CALL dirs per call; wakes at the next due time, at most 1 s
+        apart, or when StopReplica queues a dir."""
+        while True:
+            lm = self.server.log_manager
+            due = lm.take_due_deletions() if lm is not None else []
+            for i in range(0, len(due), LOG_DIRS_DELETED_PER_THREAD_CALL):
+                chunk = due[i:i + LOG_DIRS_DELETED_PER_THREAD_CALL]
+                removed = await trio.to_thread.run_sync(lm.delete_dirs, chunk)  # type: ignore[union-attr]
+                log.info("log_dirs_deleted", dirs=removed)
+            if due:
+                continue
+            wait_s = 1.0
+            next_due = lm.next_deletion_due_ms() if lm is not None else None
+            if next_due is not None:
+                wait_s = min(wait_s, max(0.0, (next_due - lm.clock()) / 1000.0))  # type: ignore[union-attr]
+            with trio.move_on_after(wait_s):
+                await self._deletion_queued.wait()
+            self._deletion_queued = trio.Event()
+
     # ------------------------------------------------------------------ StopReplica
     async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
         """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked (errors:
         STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH; per partition FENCED_LEADER_EPOCH,
         KAFKA_STORAGE_ERROR). Holds ``state_change_lock`` and yields every
-        ``STATE_CHANGE_YIELD_EVERY`` partitions, like LeaderAndIsr."""
+        ``STATE_CHANGE_YIELD_AFTER_S``, like LeaderAndIsr. A deleted log's dir is renamed to
+        ``*-delete`` at once and removed after log.segment.delete.delay.ms by
+        ``_log_deletion_task`` in a worker thread (Kafka's LogManager.asyncDelete)."""
         async with self.state_change_lock:
             return await self._stop_replicas(version, request)
 
@@ -506,8 +579,10 @@ class ReplicaManager:
             stopping.append((tp, delete))
         await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
         lm = server.log_manager
-        for i, (tp, delete) in enumerate(stopping):
-            await _yield_between_partitions(i)
+        maybe_yield = _LoopYielder()
+        deleted_any = False
+        for tp, delete in stopping:
+            await maybe_yield()
             error = ErrorCode.none
             p = self.partitions.pop(tp, None)
             if p is not None:
@@ -517,6 +592,7 @@ class ReplicaManager:
             if delete and lm is not None:
                 try:
                     lm.delete_log(tp)
+                    deleted_any = True
                 except Exception as exc:
                     log.error("log_delete_failed", partition=str(tp), error=str(exc))
                     error = ErrorCode.kafka_storage_error
@@ -525,6 +601,8 @@ class ReplicaManager:
             log.info("replica_stopped", partition=str(tp), deleted=delete)
             errors.append(StopReplicaPartitionError(topic_name=tp.topic, partition_index=tp.partition,
                                                     error_code=error.value))
+        if deleted_any:
+            self._deletion_queued.set()
         return StopReplicaResponse(error_code=0, partition_errors=tuple(errors))
 
     # ------------------------------------------------------------------ Produce

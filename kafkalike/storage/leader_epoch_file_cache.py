@@ -8,11 +8,13 @@ and truncate there instead of to the high watermark.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import structlog
 
 from kafkalike.storage.checkpoints import LeaderEpochCheckpointFile
+from kafkalike.storage.errors import KafkaStorageError
 
 log = structlog.get_logger(__name__)
 
@@ -23,7 +25,12 @@ UNDEFINED_EPOCH_OFFSET = -1
 class LeaderEpochFileCache:
     """Sorted [(epoch, start_offset)], epochs and offsets both strictly increasing.
 
-    Every change is flushed to the checkpoint file (atomic write) when a path is given.
+    Every change is flushed to the checkpoint file (atomic write) when a path is given, except
+    ``assign(..., flush=False)``: the change is then only in memory (``dirty``) until ``flush()``,
+    which may run in a worker thread (the broker batches a LeaderAndIsr's new-leader epochs that
+    way) while the event loop goes on changing the entries: every write holds ``_write_lock``
+    and writes a snapshot taken under it, so a later write never loses to an earlier one, and a
+    change made during a write leaves the cache dirty. Mutations themselves stay on one thread.
     """
 
     def __init__(self, checkpoint: LeaderEpochCheckpointFile | Path | None) -> None:
@@ -31,12 +38,22 @@ class LeaderEpochFileCache:
             checkpoint = LeaderEpochCheckpointFile(checkpoint)
         self.checkpoint = checkpoint
         self.entries: list[tuple[int, int]] = checkpoint.read() if checkpoint else []
-        self._dirty = False
+        self._version = 0  # bumped by every change
+        self._written_version = 0  # the version the file holds
+        self._write_lock = threading.Lock()
+
+    @property
+    def dirty(self) -> bool:
+        """True when a change is not written to the checkpoint file yet."""
+        return self._version != self._written_version
 
     def _flush(self) -> None:
-        if self.checkpoint is not None:
-            self.checkpoint.write(self.entries)
-        self._dirty = False
+        with self._write_lock:
+            version = self._version  # read before the snapshot: the snapshot is at least this new
+            snapshot = list(self.entries)
+            if self.checkpoint is not None:
+                self.checkpoint.write(snapshot)
+            self._written_version = version
 
     @property
     def latest_epoch(self) -> int | None:
@@ -66,7 +83,7 @@ class LeaderEpochFileCache:
         if removed:
             log.debug("leader_epochs_truncated", removed=removed, new=(epoch, start_offset))
         self.entries.append((epoch, start_offset))
-        self._dirty = True
+        self._version += 1
         if flush:
             self._flush()
         return True
@@ -98,6 +115,7 @@ class LeaderEpochFileCache:
         """Drop entries whose start offset >= end_offset (after the log was truncated there)."""
         if end_offset >= 0 and self.entries and self.entries[-1][1] >= end_offset:
             self.entries = [e for e in self.entries if e[1] < end_offset]
+            self._version += 1
             self._flush()
 
     def truncate_from_start(self, start_offset: int) -> None:
@@ -109,21 +127,39 @@ class LeaderEpochFileCache:
         new = [(before[-1][0], start_offset)] + after
         if new != self.entries:
             self.entries = new
+            self._version += 1
             self._flush()
 
     def clear(self) -> None:
         """Remove every entry (truncate_fully_and_start_at)."""
-        if self.entries or self._dirty:
+        if self.entries or self.dirty:
             self.entries = []
+            self._version += 1
             self._flush()
 
     def flush(self) -> None:
         """Write the checkpoint if anything changed since the last write; a missing file with
-        nothing to write is created empty, without fsync (Kafka's CheckpointFile)."""
-        if self._dirty:
+        nothing to write is created empty, without fsync (Kafka's CheckpointFile). Safe to call
+        from a worker thread while the owning thread changes the entries (see the class doc).
+        Raises KafkaStorageError when the write fails (the change then stays dirty)."""
+        if self.dirty:
             self._flush()
         elif self.checkpoint is not None and not self.checkpoint.path.exists():
             if self.entries:
                 self._flush()
             else:
                 self.checkpoint.create_empty()
+
+
+def flush_leader_epoch_caches(
+        caches: list[LeaderEpochFileCache]) -> list[tuple[LeaderEpochFileCache, KafkaStorageError]]:
+    """Write each dirty cache's checkpoint (``LeaderEpochFileCache.flush``); meant for a worker
+    thread (the broker batches a LeaderAndIsr's new leaders this way). Returns the caches whose
+    write failed, with the KafkaStorageError naming the file (they stay dirty)."""
+    failed = []
+    for cache in caches:
+        try:
+            cache.flush()
+        except KafkaStorageError as exc:
+            failed.append((cache, exc))
+    return failed

@@ -5,8 +5,12 @@ configured broker.id / cluster.id, read the dir's checkpoints, note whether the 
 clean (`.kafka_cleanshutdown` present), then open every `<topic>-<partition>` directory. A
 partition that can't be loaded is recorded in `offline` (with the KafkaStorageError naming the
 file) and the others keep loading. Each partition's `partition.metadata` (KIP-516) gives its
-topic id (`topic_ids`); a malformed one takes that partition offline. Directories named `*-delete` (topic deletion in progress) are
-removed.
+topic id (`topic_ids`); a malformed one takes that partition offline. Directories named
+`*-delete` (a deletion the last run did not finish) are removed.
+
+Deletion (`delete_log`, Kafka's asyncDelete) only renames a log's dir to `*-delete`; the dirs are
+handed out by `take_due_deletions()` after log.segment.delete.delay.ms and removed by
+`delete_dirs()` (the broker runs it in a worker thread).
 
 Periodic work the broker schedules (no threads here): `cleanup_logs()` (retention,
 log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), `checkpoint_*()`
@@ -110,6 +114,11 @@ class LogManager:
         # and the assigned ones whose file is not written yet (take_pending_partition_metadata)
         self.topic_ids: dict[TopicPartition, uuid.UUID] = {}
         self._pending_metadata: dict[TopicPartition, uuid.UUID] = {}
+        # (due clock ms, dir): logs renamed to *-delete by delete_log, not removed yet
+        self._pending_deletions: list[tuple[int, Path]] = []
+        # the broker's log.segment.delete.delay.ms (Kafka's LogManager reads the broker default
+        # config's file.delete.delay.ms); the broker sets it at start-up
+        self.file_delete_delay_ms = self.default_config.file_delete_delay_ms
         # called with (dir, error) when a log fails a write it cannot undo (the broker sets it to
         # ReplicaManager.handle_log_dir_failure); None: handle_log_dir_failure here
         self.on_log_dir_failure: Callable[[Path, KafkaStorageError], None] | None = None
@@ -243,7 +252,13 @@ class LogManager:
         return lg
 
     def delete_log(self, tp: TopicPartition) -> None:
-        """Remove a partition's log (StopReplica with delete): rename to <tp>.<uuid>-delete, then rmtree."""
+        """Remove a partition's log (StopReplica with delete), as Kafka's LogManager.asyncDelete:
+        close its files and rename its dir to <topic>-<partition>.<random hex>-delete at once (one
+        rename: cheap), then leave the removal of the renamed dir to whoever calls
+        ``take_due_deletions()`` after the broker's log.segment.delete.delay.ms
+        (``file_delete_delay_ms``, Kafka's default 60000 ms). A dir still there at
+        the next start-up is removed by the load (``_load_dir``). A dir that cannot be renamed
+        is queued under its own name. Never raises for a missing log."""
         lg = self.logs.pop(tp, None)
         self.offline.pop(tp, None)
         self.topic_ids.pop(tp, None)
@@ -251,13 +266,45 @@ class LogManager:
         if lg is None:
             return
         lg.close_handlers()
-        doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(8).hex()}{DELETE_DIR_SUFFIX}")
+        doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(16).hex()}{DELETE_DIR_SUFFIX}")
         try:
             os.replace(lg.dir, doomed)
-        except OSError:
+        except OSError as exc:
+            log.warning("log_rename_for_delete_failed", partition=str(tp), error=exc.strerror)
             doomed = lg.dir
-        shutil.rmtree(doomed, ignore_errors=True)
-        log.info("log_deleted", partition=str(tp))
+        self._pending_deletions.append((self.clock() + self.file_delete_delay_ms, doomed))
+        log.info("log_scheduled_for_deletion", partition=str(tp), dir=str(doomed),
+                 delay_ms=self.file_delete_delay_ms)
+
+    def take_due_deletions(self, now_ms: int | None = None) -> list[Path]:
+        """Dirs renamed by ``delete_log`` whose delay has passed at ``now_ms`` (default: the
+        clock), removed from the queue; the caller deletes them (``delete_dirs``, e.g. in a worker
+        thread). Kafka's LogManager.deleteLogs."""
+        now = self.clock() if now_ms is None else now_ms
+        due = [d for at, d in self._pending_deletions if at <= now]
+        if due:
+            self._pending_deletions = [(at, d) for at, d in self._pending_deletions if at > now]
+        return due
+
+    def next_deletion_due_ms(self) -> int | None:
+        """When the next renamed dir becomes due (clock ms), None when none is pending."""
+        return min((at for at, _ in self._pending_deletions), default=None)
+
+    @staticmethod
+    def delete_dirs(dirs: Iterable[Path]) -> int:
+        """Remove these dirs and everything under them (safe in a worker thread: touches no
+        LogManager state); a dir that cannot be removed is logged and left for the next
+        start-up. Returns how many were removed."""
+        removed = 0
+        for d in dirs:
+            try:
+                shutil.rmtree(d)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("log_dir_delete_failed", dir=str(d), error=exc.strerror)
+        return removed
 
     # ------------------------------------------------------------------ topic ids (KIP-516)
     def topic_id(self, tp: TopicPartition) -> uuid.UUID | None:
