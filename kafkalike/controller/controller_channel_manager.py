@@ -266,8 +266,9 @@ class ControllerChannelManager:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
 
-_VERSION_KEYS = {ApiKey.LEADER_AND_ISR: "leader_and_isr_version", ApiKey.UPDATE_METADATA: "update_metadata_version",
-                 ApiKey.STOP_REPLICA: "stop_replica_version"}
+_VERSION_KEYS: dict[int, str] = {ApiKey.LEADER_AND_ISR: "leader_and_isr_version",
+                                  ApiKey.UPDATE_METADATA: "update_metadata_version",
+                                  ApiKey.STOP_REPLICA: "stop_replica_version"}
 
 
 def _version_or_none(conn: Any, api_key: int, cap: int | None) -> int | None:

@@ -98,7 +98,7 @@ class PartitionAssignments(dict[TopicPartition, list[int]]):
 
     _MISSING: Any = object()
 
-    def pop(self, tp: TopicPartition, default: Any = _MISSING) -> Any:  # type: ignore[override]
+    def pop(self, tp: TopicPartition, default: Any = _MISSING) -> Any:
         if tp in self:
             value = super().pop(tp)
             self._unindex(tp)
@@ -107,12 +107,12 @@ class PartitionAssignments(dict[TopicPartition, list[int]]):
             raise KeyError(tp)
         return default
 
-    def setdefault(self, tp: TopicPartition, default: Any = None) -> Any:  # type: ignore[override]
+    def setdefault(self, tp: TopicPartition, default: Any = None) -> Any:
         if tp not in self:
             self[tp] = default
         return super().__getitem__(tp)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for tp, replicas in dict(*args, **kwargs).items():
             self[tp] = replicas
 

@@ -28,7 +28,7 @@ doControlledShutdown, processIsrChangeNotification, checkAndTriggerAutoLeaderReb
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -283,6 +283,12 @@ class KafkaController:
         self._fenced_zk.attach(KafkaZkClient(zk))
         self.kafka_zk = self._fenced_zk
 
+    def _unfenced_zk(self) -> KafkaZkClient:
+        """A KafkaZkClient without the is-active fence, for the controller's own election and
+        its deletion of /controller (both guarded by /controller_epoch's zkVersion instead)."""
+        assert self.zk is not None, "KafkaController needs a ZooKeeperClient (attach())"
+        return KafkaZkClient(self.zk)
+
     @property
     def kafka_zk(self) -> Any:
         """The ZooKeeper client the controller and its components read and write through: a
@@ -496,7 +502,7 @@ class KafkaController:
         epoch_zk_version = self.context.epoch_zk_version
         self._resign_now(reason)
         try:
-            await KafkaZkClient(self.zk).delete_controller(epoch_zk_version)  # type: ignore[arg-type]
+            await self._unfenced_zk().delete_controller(epoch_zk_version)
         except (ControllerMoved, ZooKeeperError):
             pass
         self.put(Reelect())
@@ -550,7 +556,7 @@ class KafkaController:
         if isinstance(event, _Resync):
             await self._resync()
             return
-        handler = {
+        handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             BrokerChange: self._process_broker_change,
             BrokerModification: self._process_broker_modification,
             TopicChange: self._process_topic_change,
@@ -562,8 +568,8 @@ class KafkaController:
             PreferredReplicaLeaderElection: self._process_preferred_replica_election,
             AutoPreferredReplicaLeaderElection: self._process_auto_preferred_replica_election,
             IsrChangeNotification: self._process_isr_change_notification,
-        }[type(event)]
-        await handler(event)
+        }
+        await handlers[type(event)](event)
 
     async def _on_shutdown(self) -> None:
         if self._active:
@@ -571,7 +577,7 @@ class KafkaController:
             self._resign_now("shutdown")
             with trio.move_on_after(5):
                 try:
-                    await KafkaZkClient(self.zk).delete_controller(epoch_zk_version)  # type: ignore[arg-type]
+                    await self._unfenced_zk().delete_controller(epoch_zk_version)
                 except (ControllerMoved, ZooKeeperError):
                     pass
         else:
@@ -631,7 +637,7 @@ class KafkaController:
     async def _elect(self) -> None:
         """Try to become controller (Kafka's KafkaController.elect)."""
         try:
-            epoch = await KafkaZkClient(self.zk).register_controller_and_increment_epoch(self.broker_id)  # type: ignore[arg-type]
+            epoch = await self._unfenced_zk().register_controller_and_increment_epoch(self.broker_id)
         except ControllerMoved:
             self.active_controller_id = await self.kafka_zk.get_controller_id()
             log.info("controller_election_lost", broker_id=self.broker_id, active_controller=self.active_controller_id)
@@ -970,7 +976,8 @@ class KafkaController:
 
     async def _process_stop_replica_response(self, event: TopicDeletionStopReplicaResponseReceived) -> None:
         ctx = self.context
-        ok, failed = [], []
+        ok: list[tuple[TopicPartition, int]] = []
+        failed: list[tuple[TopicPartition, int]] = []
         for tp, code in event.partition_errors:
             if tp.topic not in ctx.topics_to_delete:
                 continue
