@@ -230,9 +230,11 @@ class KafkaController:
     """One broker's controller (see module doc).
 
     broker_id: this broker. config: Kafka's property names (a KafkaConfig or a plain mapping;
-    missing keys take CONTROLLER_DEFAULTS). zk: a started ZooKeeperClient (or set later by
-    ``startup_hook``). Run with ``await nursery.start(controller.run)``; stop with
-    ``controller.shutdown()``.
+    missing keys take CONTROLLER_DEFAULTS). zk: a started ZooKeeperClient (or given later by
+    ``attach`` / ``start``). Run with ``await nursery.start(controller.run)`` (or ``await
+    controller.start(nursery, zk)``); stop with ``controller.shutdown()`` (or ``await
+    controller.stop()``). The constructor builds the components, each from what it uses
+    (docs/controller.md "Wiring").
     """
 
     def __init__(self, broker_id: int, config: Mapping[str, Any] | Any = None,
