@@ -545,11 +545,16 @@ class ZkAdminManager:
                       f"kafkalike.max.partitions.per.request={limit}."
             errors = {name: (ErrorCode.policy_violation, message) for name in names}
             names = []
-        for name in names:
-            if not self.server.config["delete.topic.enable"]:
+        if not self.server.config["delete.topic.enable"]:
+            for name in names:
                 errors[name] = (ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
-                continue
-            found = await self.kafka_zk.get_topic_assignment(name) if _legal_name(name) else None
+            names = []
+        # the topics' assignments read, and the accepted ones marked, in one pipelined batch
+        # each (one ZooKeeper round trip per topic before: ~70 topics/s)
+        legal = [n for n in names if _legal_name(n)]
+        assignments = dict(zip(legal, await self.kafka_zk.get_topic_assignments_many(legal)))
+        for name in names:
+            found = assignments.get(name)
             if found is None:
                 errors[name] = (ErrorCode.unknown_topic_or_partition,
                                 "This server does not host this topic-partition.")
@@ -559,10 +564,11 @@ class ZkAdminManager:
             except AdminError as exc:
                 errors[name] = (exc.error, str(exc))
                 continue
-            await self.kafka_zk.create_delete_topic_path(name)
-            log.info("topic_deletion_requested", topic=name)
             errors[name] = (ErrorCode.none, None)
             pending.append(name)
+        if pending:
+            await self.kafka_zk.create_delete_topic_paths(pending)
+            log.info("topic_deletion_requested", topics=len(pending), first=pending[0])
         cache = self.server.metadata_cache
         if pending and timeout_ms > 0:
             await self._wait_metadata(timeout_ms, lambda: not any(cache.contains_topic(n) for n in pending))

@@ -311,6 +311,14 @@ class KafkaZkClient:
             return None
         return zd.TopicAssignment.from_json(topic, data), stat.version
 
+    async def get_topic_assignments_many(self, topics: Sequence[str]
+                                         ) -> list[tuple[zd.TopicAssignment, int] | None]:
+        """``get_topic_assignment`` for many topics in one pipelined batch of reads
+        (``ZooKeeperClient.get_many``), in order; None where the topic does not exist."""
+        found = await self.zk.get_many([zd.topic_path(t) for t in topics])
+        return [None if f is None else (zd.TopicAssignment.from_json(t, f[0]), f[1].version)
+                for t, f in zip(topics, found)]
+
     async def create_topic_assignment(self, assignment: zd.TopicAssignment) -> None:
         """Create ``/brokers/topics/<t>`` (what AdminZkClient.createTopic writes; the
         controller then creates the partition states). Raises TopicExists."""
@@ -329,6 +337,12 @@ class KafkaZkClient:
     async def create_delete_topic_path(self, topic: str) -> bool:
         """Mark ``topic`` for deletion (``/admin/delete_topics/<t>``); False if already marked."""
         return await self.zk.create_if_absent(zd.delete_topic_path(topic))
+
+    async def create_delete_topic_paths(self, topics: Sequence[str]) -> None:
+        """Mark many topics for deletion at once: their ``/admin/delete_topics/<t>`` znodes
+        created in one pipelined batch (``ZooKeeperClient.ensure_paths``; already marked is
+        fine), as Kafka's AdminZkClient marks each topic but without a round trip each."""
+        await self.zk.ensure_paths([zd.delete_topic_path(t) for t in topics])
 
     async def get_topic_deletions(self) -> list[str]:
         """Topics marked for deletion."""

@@ -133,3 +133,19 @@ async def test_delete_topic_znodes_many_removes_every_topics_tree_config_and_mar
     assert await zk_client.get_children(zd.BROKER_TOPICS_PATH) == ["kept"]
     assert await zk_client.get_children(zd.DELETE_TOPICS_PATH) == ["kept"]
     assert await zk_client.exists(zd.config_entity_path(zd.CONFIG_TYPE_TOPIC, "a")) is None
+
+
+async def test_topic_assignments_read_and_deletion_marks_written_in_one_batch(zk_client: ZooKeeperClient) -> None:
+    """get_topic_assignments_many answers each topic in order (None for a missing one) and
+    create_delete_topic_paths marks every topic, an already-marked one included (what
+    DeleteTopics now does with one pipelined batch each instead of a round trip per topic)."""
+    kzk = KafkaZkClient(zk_client)
+    await kzk.create_top_level_paths()
+    for t, n in (("a", 2), ("b", 1)):
+        await kzk.create_topic_assignment(zd.TopicAssignment(t, {p: zd.ReplicaAssignment((1,)) for p in range(n)}))
+    found = await kzk.get_topic_assignments_many(["b", "missing", "a"])
+    assert [None if f is None else (f[0].topic, sorted(f[0].partitions)) for f in found] == \
+        [("b", [0]), None, ("a", [0, 1])]
+    assert await kzk.create_delete_topic_path("a")
+    await kzk.create_delete_topic_paths(["a", "b"])
+    assert sorted(await kzk.get_topic_deletions()) == ["a", "b"]
