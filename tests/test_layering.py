@@ -29,7 +29,6 @@ LAYERS = {
 #: import circles between modules that exist today (issue: components built from their
 #: dependencies); each entry is one strongly connected set of modules
 KNOWN_CIRCLES: list[frozenset[str]] = [
-    frozenset({"storage", "storage.log_cleaner", "storage.log_manager", "storage.unified_log"}),
     frozenset({"broker.kafka_apis", "broker.kafka_server", "broker.producer_id_manager",
                "broker.replica_fetcher", "broker.replica_manager", "broker.zk_admin_manager"}),
 ]
@@ -58,7 +57,11 @@ def _imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [module] + [f"{module}.{a.name}" for a in node.names]
+            # ``from pkg import submodule`` depends on the submodule; on ``pkg`` itself only
+            # when a name that is not a submodule is taken from it
+            submodules = [f"{module}.{a.name}" for a in node.names]
+            plain = any(sub[len("kafkalike."):] not in mods for sub in submodules)
+            targets = ([module] if plain or not module.startswith("kafkalike.") else []) + submodules
         else:
             continue
         for target in targets:
