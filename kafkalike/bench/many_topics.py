@@ -1,5 +1,5 @@
 """Many topics on one cluster: what one Metadata request with auto-creation does to a broker
-(issue 15), measured against real broker processes.
+(docs/robustness.md), measured against real broker processes.
 
     python -m kafkalike.bench.many_topics --topics 10000 --brokers 1 --metadata-rounds 5
 
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="api: create with one Metadata request, delete with DeleteTopics (the broker's admin "
                          "path included); zk: write the topic znodes / deletion marks to ZooKeeper directly, "
                          "pipelined (the controller's work alone)")
-    ap.add_argument("--no-delete", action="store_true", help="skip step 3 (deleting is hours before issue 15's fix)")
+    ap.add_argument("--no-delete", action="store_true", help="skip step 3 (deleting took hours before batched deletion)")
     args = ap.parse_args(argv)
     configure_logs(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))

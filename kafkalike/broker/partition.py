@@ -8,7 +8,7 @@ As leader it also tracks every follower (``RemoteReplica``: log end offset from 
 offsets, last caught-up time) and moves the high watermark: HW = min LEO over the ISR
 (leader included), never backwards. Consumers read below the HW, followers up to the LEO.
 
-ISR changes (issue 6): a follower that has not caught up to the leader's LEO for
+ISR changes: a follower that has not caught up to the leader's LEO for
 replica.lag.time.max.ms leaves the ISR (``isr_to_shrink``); one whose LEO reaches the HW
 (and the start of the current leader epoch) joins it (``isr_to_expand``). The new ISR is
 *proposed* here and written by the ReplicaManager to ``/brokers/topics/<t>/partitions/<p>/state``
@@ -17,7 +17,7 @@ succeeded (Kafka's ZK-era Partition.updateIsr). Every method is synchronous; the
 the broker's one trio thread, so no lock is needed between checks and updates, except that
 the ReplicaManager keeps at most one ISR write in flight per partition.
 
-Idempotent producers (issue 6; Kafka's ProducerStateManager / ProducerAppendInfo, without
+Idempotent producers (Kafka's ProducerStateManager / ProducerAppendInfo, without
 snapshots): ``ProducerStateManager`` keeps, per producer id, its epoch and the metadata of its
 last five batches (first/last sequence, first/last offset). A leader append of a batch with a
 producer id is checked against it: a batch equal to a cached one is a retry and answers the
@@ -29,7 +29,7 @@ that becomes leader already knows every producer — a batch retried after a fai
 written twice. The state is rebuilt from the batch headers on disk (one 61-byte read per
 batch) when the Partition is created, and again after a truncation (Kafka's truncateAndReload).
 
-DeleteRecords (issue 17, KIP-107): the leader moves its log start offset
+DeleteRecords (KIP-107): the leader moves its log start offset
 (``delete_records_on_leader``); followers follow the leader's log start offset from its
 Fetch answers (``maybe_increment_log_start_offset``) and report theirs in their Fetch
 requests; ``low_watermark_if_leader`` is the smallest of them, which the DeleteRecords

@@ -1,4 +1,4 @@
-"""Thousands of topics must not disable a cluster (issue 15): against a real broker process
+"""Thousands of topics must not disable a cluster: against a real broker process
 and the session's ZooKeeper ensemble, with TOPICS single-partition topics, all-topics Metadata
 requests do not keep the broker from answering ApiVersions, a broker whose controller is busy
 deleting them all stops on SIGTERM within its controlled-shutdown bound, and, restarted, it
