@@ -100,6 +100,7 @@ class KafkaApis:
             ApiKey.ALTER_CONFIGS: self.handle_alter_configs,
             ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
             ApiKey.DESCRIBE_PRODUCERS: self.handle_describe_producers,
+            ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
         }
 
     def register(self, api_key: int, handler: Handler) -> None:
@@ -498,6 +499,58 @@ class KafkaApis:
         return await self._component("replica_manager").stop_replicas(header.api_version, request)
 
     # ------------------------------------------------------------------ admin APIs
+    async def handle_elect_leaders(self, header: RequestHeader, request: Any,
+                                   conn: ConnectionContext) -> Any:
+        """ElectLeaders v0-v2 (KIP-460; Kafka's KafkaApis.handleElectLeaders and
+        ReplicaManager.electLeaders / DelayedElectLeader). election_type 0 = preferred (v0 has
+        no field: preferred), 1 = unclean; topic_partitions null = every partition in this
+        broker's metadata cache, and then the ELECTION_NOT_NEEDED ones are left out of the
+        answer. The controller's election (KafkaController.elect_leaders) answers each
+        partition (NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+        ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION,
+        NOT_CONTROLLER on a broker that is not the controller); a NONE answer waits until this
+        broker's metadata cache shows the new leader. Whatever is not done after ``timeout``
+        ms is REQUEST_TIMED_OUT."""
+        controller = self._component("controller")
+        cache = self._component("metadata_cache")
+        resp_cls = response_class_for(request)
+        result_cls, part_cls = entity(resp_cls, "ReplicaElectionResult"), entity(resp_cls, "PartitionResult")
+        election_type = int(getattr(request, "election_type", 0))
+        all_partitions = request.topic_partitions is None
+        if all_partitions:
+            wanted = [TopicPartition(t, p) for t in cache.topics() for p in sorted(cache.partitions_of(t))]
+        else:
+            wanted = [TopicPartition(t.topic, int(p)) for t in request.topic_partitions for p in t.partitions]
+        timeout_s = max(0, duration_ms(request.timeout)) / 1000.0
+        results: dict[TopicPartition, tuple[int, str | None]] = {}
+        if election_type not in (0, 1):
+            results = {tp: (ErrorCode.invalid_request, f"unknown election type {election_type}") for tp in wanted}
+        else:
+            waiting: dict[TopicPartition, int] = {}
+            with trio.move_on_after(timeout_s):
+                answer = await controller.elect_leaders(wanted, election_type)
+                results = {tp: (error, message) for tp, (error, message, _leader) in answer.items()}
+                waiting = {tp: leader for tp, (error, _m, leader) in answer.items() if error == ErrorCode.none}
+                while waiting:
+                    for tp, leader in list(waiting.items()):
+                        info = cache.partition(tp)
+                        if info is not None and info.leader == leader:
+                            del waiting[tp]
+                    if waiting:
+                        await trio.sleep(0.02)
+            for tp in wanted:
+                if tp not in results or tp in waiting:
+                    results[tp] = (ErrorCode.request_timed_out, "The request timed out.")
+        by_topic: dict[str, list[Any]] = {}
+        for tp, (error, message) in results.items():
+            if all_partitions and error == ErrorCode.election_not_needed:
+                continue
+            by_topic.setdefault(tp.topic, []).append(build(
+                part_cls, partition_id=tp.partition, error_code=error, error_message=message))
+        return build(resp_cls, throttle_time=datetime.timedelta(0), error_code=ErrorCode.none,
+                     replica_election_results=tuple(build(result_cls, topic=t, partition_result=tuple(ps))
+                                                    for t, ps in by_topic.items()))
+
     async def handle_create_topics(self, header: RequestHeader, request: Any,
                                    conn: ConnectionContext) -> Any:
         """CreateTopics v2-v7 (ZkAdminManager.create_topics)."""

@@ -21,6 +21,7 @@ COMMANDS = [
     "kafkalike.cli.protocol",
     "kafkalike.cli.consumer_groups",
     "kafkalike.cli.delete_records",
+    "kafkalike.cli.leader_election",
     "kafkalike.cli.log_dirs",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",

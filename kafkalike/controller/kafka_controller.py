@@ -27,6 +27,7 @@ doControlledShutdown, processIsrChangeNotification, checkAndTriggerAutoLeaderReb
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -42,6 +43,7 @@ from kafkalike.controller.controller_channel_manager import (
 )
 from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
 from kafkalike.controller.fenced_zk_client import FencedZkClient
+from kafkalike.controller.leader_election import LeaderElection
 from kafkalike.controller.partition_state_machine import (
     ElectionStrategy,
     PartitionStateMachine,
@@ -188,6 +190,34 @@ class ControlledShutdown:
     broker_id: int
     broker_epoch: int
     reply: ControlledShutdownReply
+
+
+class ElectionType(enum.IntEnum):
+    """ElectLeaders' election_type (Kafka's org.apache.kafka.common.ElectionType)."""
+
+    PREFERRED = 0
+    UNCLEAN = 1
+
+
+@attrs.define(eq=False)
+class ElectLeadersReply:
+    """Where the ReplicaLeaderElection event puts its per-partition answer: {partition:
+    (error code, message or None, new leader id or -1)} -- NONE (with the new leader), ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE,
+    ELIGIBLE_LEADERS_NOT_AVAILABLE, INVALID_TOPIC_EXCEPTION (topic being deleted),
+    UNKNOWN_TOPIC_OR_PARTITION, NOT_CONTROLLER."""
+
+    done: trio.Event = attrs.Factory(trio.Event)
+    results: dict[TopicPartition, tuple[ErrorCode, str | None, int]] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ReplicaLeaderElection:
+    """An admin client's ElectLeaders (Kafka's ReplicaLeaderElection event with
+    AdminClientTriggered)."""
+
+    partitions: frozenset[TopicPartition]
+    election_type: ElectionType
+    reply: ElectLeadersReply
 
 
 @attrs.frozen
@@ -392,8 +422,9 @@ class KafkaController:
         self.put(_ShutdownEventThread())
 
     def _preempt_queued_events(self) -> int:
-        """Drop every queued event; a queued ControlledShutdown is answered NOT_CONTROLLER
-        (Kafka's ControlledShutdown.preempt: ControllerMovedException). Returns how many."""
+        """Drop every queued event; a queued ControlledShutdown or ReplicaLeaderElection is
+        answered NOT_CONTROLLER (Kafka's preempt: ControllerMovedException / NOT_CONTROLLER).
+        Returns how many."""
         dropped = 0
         while True:
             try:
@@ -403,6 +434,9 @@ class KafkaController:
             dropped += 1
             if isinstance(event, ControlledShutdown):
                 event.reply.error = ErrorCode.not_controller
+                event.reply.done.set()
+            elif isinstance(event, ReplicaLeaderElection):
+                event.reply.results = {tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions}
                 event.reply.done.set()
 
     async def _watch_session(self, sessions: trio.MemoryReceiveChannel[SessionEvent]) -> None:
@@ -552,6 +586,9 @@ class KafkaController:
             return
         if isinstance(event, ControlledShutdown):
             await self._process_controlled_shutdown(event)
+            return
+        if isinstance(event, ReplicaLeaderElection):
+            await self._process_replica_leader_election(event)
             return
         if not self._active:
             return
@@ -1073,6 +1110,76 @@ class KafkaController:
             log.info("controlled_shutdown_done", broker=broker_id, leaderships_moved=len(led) - len(reply.remaining),
                      remaining=[str(tp) for tp in reply.remaining][:20])
         finally:
+            reply.done.set()
+
+    # ---- ElectLeaders (KIP-460) -----------------------------------------------------------
+
+    async def elect_leaders(self, partitions: Iterable[TopicPartition], election_type: ElectionType
+                            ) -> dict[TopicPartition, tuple[ErrorCode, str | None, int]]:
+        """Queue an admin ElectLeaders for ``partitions`` and wait for the answer: {partition:
+        (error code, message, new leader or -1)} (see ElectLeadersReply; NOT_CONTROLLER from an inactive
+        controller). Kafka's KafkaController.electLeaders."""
+        reply = ElectLeadersReply()
+        event = ReplicaLeaderElection(frozenset(partitions), ElectionType(election_type), reply)
+        self.put(event)
+        await reply.done.wait()
+        return reply.results
+
+    async def _process_replica_leader_election(self, event: ReplicaLeaderElection) -> None:
+        """Kafka's processReplicaLeaderElection(AdminClientTriggered) and onReplicaElection:
+        unknown partitions get UNKNOWN_TOPIC_OR_PARTITION, partitions of topics being deleted
+        INVALID_TOPIC_EXCEPTION; PREFERRED elects where the first assigned replica does not
+        lead (else ELECTION_NOT_NEEDED), with PreferredReplicaPartitionLeaderElectionStrategy;
+        UNCLEAN elects where there is no live leader (else ELECTION_NOT_NEEDED), with
+        OfflinePartitionLeaderElectionStrategy(allowUnclean = true), which ignores the topic's
+        unclean.leader.election.enable. A failed election is PREFERRED_LEADER_NOT_AVAILABLE
+        (preferred) or ELIGIBLE_LEADERS_NOT_AVAILABLE (unclean)."""
+        reply, results = event.reply, event.reply.results
+        try:
+            if not self._active:
+                results.update({tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions})
+                return
+            ctx = self.context
+            electable: list[TopicPartition] = []
+            live = ctx.live_broker_ids()
+            for tp in sorted(event.partitions):
+                if not ctx.assignments.get(tp) or tp not in ctx.leadership:
+                    results[tp] = (ErrorCode.unknown_topic_or_partition, "The partition does not exist.", -1)
+                elif tp.topic in ctx.topics_to_delete:
+                    results[tp] = (ErrorCode.invalid_topic_exception, "The topic is being deleted", -1)
+                else:
+                    leader = ctx.leadership[tp].leader
+                    if event.election_type is ElectionType.PREFERRED:
+                        needed = leader != ctx.assignments[tp][0]
+                    else:
+                        needed = leader < 0 or leader not in live
+                    if needed:
+                        electable.append(tp)
+                    else:
+                        results[tp] = (ErrorCode.election_not_needed, None, -1)
+            if not electable:
+                return
+            if event.election_type is ElectionType.PREFERRED:
+                strategy, failed = ElectionStrategy.PREFERRED, ErrorCode.preferred_leader_not_available
+                kafka_strategy = "PreferredReplicaPartitionLeaderElectionStrategy"
+            else:
+                strategy, failed = ElectionStrategy.OFFLINE_ALLOW_UNCLEAN, ErrorCode.eligible_leaders_not_available
+                kafka_strategy = "OfflinePartitionLeaderElectionStrategy(true)"
+            log.info("replica_leader_election", election_type=event.election_type.name, count=len(electable),
+                     partitions=[str(tp) for tp in electable][:20])
+            outcomes = await self.partition_state_machine.handle_state_changes(
+                electable, PS.OnlinePartition, strategy)
+            for tp in electable:
+                outcome = outcomes.get(tp)
+                if isinstance(outcome, LeaderElection):
+                    results[tp] = (ErrorCode.none, None, outcome.leader)
+                else:
+                    results[tp] = (failed, f"Failed to elect leader for partition {tp.topic}-{tp.partition} "
+                                           f"under strategy {kafka_strategy}", -1)
+        finally:
+            for tp in event.partitions:
+                results.setdefault(tp, (ErrorCode.not_controller if not self._active
+                                        else ErrorCode.unknown_server_error, None, -1))
             reply.done.set()
 
     # ---- preferred replica election -----------------------------------------------------

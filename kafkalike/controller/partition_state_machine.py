@@ -129,6 +129,9 @@ class ElectionStrategy(enum.Enum):
     """Which of Kafka's PartitionLeaderElectionStrategy to use when (re-)electing."""
 
     OFFLINE = "offline"
+    #: OfflinePartitionLeaderElectionStrategy(allowUnclean = true): an admin's unclean
+    #: ElectLeaders -- a live out-of-sync replica may lead whatever the topic config says
+    OFFLINE_ALLOW_UNCLEAN = "offline_allow_unclean"
     REASSIGN = "reassign"
     PREFERRED = "preferred"
     CONTROLLED_SHUTDOWN = "controlled_shutdown"
@@ -357,9 +360,10 @@ class PartitionStateMachine:
                       current: LeaderIsrAndControllerEpoch) -> tuple[LeaderElection | None, list[int]]:
         ctx = self.ctx
         live = [r for r in assignment if ctx.is_replica_online(tp, r, include_shutting_down=False)]
-        if strategy is ElectionStrategy.OFFLINE:
+        if strategy in (ElectionStrategy.OFFLINE, ElectionStrategy.OFFLINE_ALLOW_UNCLEAN):
             election = offline_partition_leader(assignment, current.isr, live, False)
-            if election is None and live and await self._unclean_allowed(tp.topic):
+            if election is None and live and (strategy is ElectionStrategy.OFFLINE_ALLOW_UNCLEAN
+                                              or await self._unclean_allowed(tp.topic)):
                 election = offline_partition_leader(assignment, current.isr, live, True)
             return election, live
         if strategy is ElectionStrategy.REASSIGN:
