@@ -81,10 +81,32 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("advertised.listeners", "list", None, "listeners published in ZooKeeper (default: listeners)"),
     _key("listener.security.protocol.map", "string",
          "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-         "listener name -> security protocol (kafkalike serves PLAINTEXT only)"),
-    _key("inter.broker.listener.name", "string", None, "listener used between brokers"),
+         "listener name -> security protocol (kafkalike serves PLAINTEXT and SSL)"),
+    _key("inter.broker.listener.name", "string", None,
+         "listener used between brokers (must map to PLAINTEXT in kafkalike)"),
     _key("security.inter.broker.protocol", "string", "PLAINTEXT", "protocol between brokers",
          choices=("PLAINTEXT",)),
+    # --- TLS (Kafka's SslConfigs / BrokerSecurityConfigs); each may also be set per listener
+    # as listener.name.<listener name, lower case>.<key>, which wins for that listener
+    _key("ssl.keystore.type", "string", "JKS", "keystore format: PEM or PKCS12 (JKS is refused)"),
+    _key("ssl.keystore.location", "string", None, "keystore file (PEM: private key + certificate chain)"),
+    _key("ssl.keystore.password", "password", None, "keystore password (PKCS12)"),
+    _key("ssl.key.password", "password", None, "password of the private key (encrypted PEM key)"),
+    _key("ssl.keystore.certificate.chain", "password", None, "PEM certificate chain inline (KIP-651)"),
+    _key("ssl.keystore.key", "password", None, "PEM private key inline (KIP-651)"),
+    _key("ssl.truststore.type", "string", "JKS", "truststore format: PEM or PKCS12 (JKS is refused)"),
+    _key("ssl.truststore.location", "string", None, "truststore file (CA certificates)"),
+    _key("ssl.truststore.password", "password", None, "truststore password (PKCS12)"),
+    _key("ssl.truststore.certificates", "password", None, "PEM CA certificates inline (KIP-651)"),
+    _key("ssl.client.auth", "string", "none", "client certificates: none, requested or required",
+         choices=("none", "requested", "required")),
+    _key("ssl.enabled.protocols", "list", ["TLSv1.2", "TLSv1.3"], "TLS versions served",
+         choices=("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
+    _key("ssl.protocol", "string", "TLSv1.3", "TLS protocol of the context (Python negotiates within "
+         "ssl.enabled.protocols)", choices=("TLS", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
+    _key("ssl.cipher.suites", "list", None, "cipher suites (OpenSSL names; null = OpenSSL's defaults)"),
+    _key("ssl.endpoint.identification.algorithm", "string", "https",
+         "client side: check the server's host name against its certificate (https) or not (empty)"),
     # --- ZooKeeper
     _key("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot]", required=True),
     _key("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (ms)", at_least=1),
@@ -259,6 +281,20 @@ def parse_properties(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
+_LISTENER_PREFIX = re.compile(r"listener\.name\.([^.]+)\.(ssl\..+)$")
+
+
+def config_key(name: str) -> ConfigKey | None:
+    """The ConfigKey of a property name: a known key, or ``listener.name.<listener>.ssl.*``
+    (the ssl key set for one listener); None for an unknown name."""
+    key = CONFIG_KEYS.get(name)
+    if key is None:
+        m = _LISTENER_PREFIX.match(name)
+        if m:
+            key = CONFIG_KEYS.get(m.group(2))
+    return key
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
@@ -358,13 +394,13 @@ class KafkaConfig:
         originals: dict[str, str] = {}
         values: dict[str, Any] = {name: k.default for name, k in CONFIG_KEYS.items()}
         for name, raw in pairs:
-            key = CONFIG_KEYS.get(name)
+            key = config_key(name)
             if key is None:
                 where = f" ({source(name)})" if source else ""
                 raise ConfigError(
                     f"unknown configuration key {name!r}{where}: see docs/configuration.md "
                     "for the keys kafkalike knows")
-            values[name] = _convert(key, raw)
+            values[name] = _convert(attrs.evolve(key, name=name), raw)
             originals[name] = raw
         for key in CONFIG_KEYS.values():
             if key.required and values[key.name] in (None, ""):
@@ -403,15 +439,21 @@ class KafkaConfig:
                               f"each listener name must appear once, got {names}")
         self.listener_security_protocol_map  # parse now: a bad map stops start-up
         for ep in self.listeners:
-            if ep.security_protocol != "PLAINTEXT":
+            if ep.security_protocol not in ("PLAINTEXT", "SSL"):
                 raise ConfigError(
                     f"invalid value for configuration 'listeners': listener {ep.listener_name} maps "
                     f"to {ep.security_protocol!r} in listener.security.protocol.map; "
-                    "kafkalike serves PLAINTEXT only")
+                    "kafkalike serves PLAINTEXT and SSL only (no SASL yet)")
         ibl = self["inter.broker.listener.name"]
         if ibl is not None and ibl not in names:
             raise ConfigError(f"invalid value {ibl!r} for configuration 'inter.broker.listener.name': "
                               f"expected one of the listeners {names}")
+        inter = next(e for e in self.listeners if e.listener_name == self.inter_broker_listener_name)
+        if inter.security_protocol != "PLAINTEXT":
+            raise ConfigError(
+                f"invalid value {inter.listener_name!r} for configuration 'inter.broker.listener.name': "
+                f"it maps to {inter.security_protocol}; kafkalike's inter-broker connections are "
+                "PLAINTEXT only (set inter.broker.listener.name to a PLAINTEXT listener)")
         ibp = self["inter.broker.protocol.version"]
         if parse_ibp(ibp) is None:
             raise ConfigError(f"invalid value {ibp!r} for configuration "
@@ -446,7 +488,22 @@ class KafkaConfig:
 
     def ignored_keys(self) -> list[str]:
         """Keys the user set that kafkalike accepts but does not act on."""
-        return [k for k in self.originals if not CONFIG_KEYS[k].effective]
+        return [k for k in self.originals if not config_key(k).effective]  # type: ignore[union-attr]
+
+    def listener_ssl_config(self, listener_name: str) -> dict[str, tuple[str, Any]]:
+        """The ssl.* settings of one listener: {ssl key: (the key it came from, value)}, the
+        listener-prefixed ``listener.name.<name>.ssl.*`` key winning over the plain one (Kafka's
+        KafkaConfig.valuesWithPrefixOverride)."""
+        prefix = f"listener.name.{listener_name.lower()}."
+        out: dict[str, tuple[str, Any]] = {}
+        for name in CONFIG_KEYS:
+            if name.startswith("ssl."):
+                out[name] = (name, self[name])
+        for name in self.originals:
+            if name.lower().startswith(prefix):
+                base = name[len(prefix):]
+                out[base] = (name, self.values[name])
+        return out
 
     # --- typed views of the most used keys
     @property
@@ -478,7 +535,12 @@ class KafkaConfig:
 
     @property
     def inter_broker_listener_name(self) -> str:
-        return self["inter.broker.listener.name"] or self.listeners[0].listener_name
+        """inter.broker.listener.name, else the listener named PLAINTEXT (Kafka's default,
+        from security.inter.broker.protocol), else the first listener."""
+        if self["inter.broker.listener.name"]:
+            return str(self["inter.broker.listener.name"])
+        names = [e.listener_name for e in self.listeners]
+        return "PLAINTEXT" if "PLAINTEXT" in names else names[0]
 
     @property
     def api_versions(self) -> dict[int, tuple[int, int]]:

@@ -35,6 +35,7 @@ import trio
 from kafkalike.broker.kafka_apis import KafkaApis
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
+from kafkalike.broker.ssl_factory import SslConfigError, server_context
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
 from kafkalike.coordination import SessionState, ZooKeeperClient
@@ -178,12 +179,18 @@ class KafkaServer:
                                     queued_max, cfg["socket.request.max.bytes"])
         except ValueError as exc:
             raise BrokerStartupError(str(exc)) from None
+        try:  # SSL listeners: a bad keystore / truststore stops start-up with one line naming the key
+            ssl_contexts = {e.listener_name: server_context(cfg.listener_ssl_config(e.listener_name))
+                            for e in cfg.listeners if e.security_protocol == "SSL"}
+        except SslConfigError as exc:
+            raise BrokerStartupError(str(exc)) from None
         self.socket_server = SocketServer(
             [(e.listener_name, e.host, e.port) for e in cfg.listeners], self.apis,
             max_request_bytes=cfg["socket.request.max.bytes"], idle_ms=cfg["connections.max.idle.ms"],
             queued_max_request_bytes=queued_max,
             max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
-            per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name)
+            per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name,
+            ssl_contexts=ssl_contexts)
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
         except (OSError, BaseExceptionGroup) as exc:

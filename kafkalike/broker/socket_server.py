@@ -10,6 +10,17 @@ Responses are chunk lists (bytes / memoryview / protocol.fetch.FileRecords); Fil
 out with os.sendfile straight from the segment file to the socket, so fetched record bytes
 are never copied through Python.
 
+SSL listeners (an ssl.SSLContext for the listener name, from broker/ssl_factory.py) wrap
+the accepted socket in a trio.SSLStream; the handshake is bounded by connections.max.idle.ms.
+A failed handshake (a PLAINTEXT client, an untrusted or missing client certificate) closes
+the connection with one ``ssl_handshake_failed`` line (rate-limited per listener: at most one
+per LIMIT_LOG_INTERVAL_S, with a count), as Kafka's Selector
+closes a channel whose SslTransportLayer.handshake fails. Over TLS the kernel can't encrypt,
+so FileRecords are read from the segment in SSL_FILE_CHUNK pieces (os.pread) and sent through
+the SSL stream, as Kafka's SslTransportLayer.transferFrom does; PLAINTEXT keeps sendfile.
+A TLS client on a PLAINTEXT listener: its ClientHello (0x16 0x03 ...) reads as a frame size
+over socket.request.max.bytes, so the frame check closes it.
+
 A frame the codec refuses (negative size, over socket.request.max.bytes) or a handler that
 raises CloseConnection ends that connection with one log line; any other handler exception
 is logged with its traceback and also closes only that connection — never the broker.
@@ -42,6 +53,7 @@ import errno
 import os
 import resource
 import socket
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -70,6 +82,9 @@ ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, e
 ACCEPT_BACKOFF_MIN_S = 0.05
 ACCEPT_BACKOFF_MAX_S = 1.0
 LIMIT_LOG_INTERVAL_S = 10.0
+
+SSL_FILE_CHUNK = 256 * 1024
+"""Bytes of a FileRecords region read per os.pread when it goes out over TLS."""
 
 
 class CloseConnection(Exception):
@@ -173,8 +188,9 @@ def descriptor_connection_limit(soft_limit: int, open_now: int) -> int:
     return max(1, min(INT_MAX, soft_limit - open_now - reserve))
 
 
-async def send_chunks(stream: trio.SocketStream, chunks: Sequence[Any]) -> None:
-    """Write a response: bytes-like chunks with send_all, FileRecords with os.sendfile.
+async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
+    """Write a response: bytes-like chunks with send_all, FileRecords with os.sendfile
+    (over a trio.SSLStream: read in SSL_FILE_CHUNK pieces and sent through the stream).
 
     Consecutive small bytes chunks are joined into one write. Raises trio.BrokenResourceError
     / trio.ClosedResourceError if the peer went away, OSError if a file can't be read.
@@ -190,10 +206,26 @@ async def send_chunks(stream: trio.SocketStream, chunks: Sequence[Any]) -> None:
     for chunk in chunks:
         if isinstance(chunk, FileRecords):
             await flush()
-            await _sendfile(stream, chunk)
+            if isinstance(stream, trio.SocketStream):
+                await _sendfile(stream, chunk)
+            else:
+                await _send_file_region(stream, chunk)
         elif chunk is not None:
             pending.append(chunk)
     await flush()
+
+
+async def _send_file_region(stream: trio.abc.Stream, region: FileRecords) -> None:
+    """FileRecords over a stream that isn't a plain socket (TLS): pread + send_all."""
+    fd = region.file if isinstance(region.file, int) else region.file.fileno()
+    offset, remaining = region.position, region.size
+    while remaining > 0:
+        data = os.pread(fd, min(remaining, SSL_FILE_CHUNK), offset)
+        if not data:  # file shorter than promised (truncated under us)
+            raise trio.BrokenResourceError(f"read hit end of file at {offset}")
+        await stream.send_all(data)
+        offset += len(data)
+        remaining -= len(data)
 
 
 async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
@@ -254,7 +286,8 @@ class SocketServer:
     queued_max_request_bytes: queued.max.request.bytes (<= 0: unbounded). max_connections:
     max.connections; max_connections_per_ip / per_ip_overrides (host or IP -> count):
     max.connections.per.ip(.overrides). inter_broker_listener: the listener exempt from the
-    max.connections wait when there are several. ``await nursery.start(server.serve)``
+    max.connections wait when there are several. ssl_contexts: listener name -> server
+    SSLContext for the SSL listeners. ``await nursery.start(server.serve)``
     returns the list of BoundListener once every listener is bound; cancel the nursery to
     stop (open connections are closed).
     """
@@ -268,6 +301,8 @@ class SocketServer:
     max_connections_per_ip: int = INT_MAX
     per_ip_overrides: Mapping[str, int] = attrs.Factory(dict)
     inter_broker_listener: str | None = None
+    ssl_contexts: Mapping[str, ssl.SSLContext] = attrs.Factory(dict)
+    """listener name -> server SSLContext, for the listeners that serve TLS."""
     bound: list[BoundListener] = attrs.Factory(list)
     _next_id: int = 0
     open_connections: int = 0
@@ -284,6 +319,8 @@ class SocketServer:
     _log_slots_full: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connections_at_limit"))
     _log_per_ip: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connection_refused_per_ip"))
     _log_muted: _RateLimitedLog = attrs.Factory(lambda: _RateLimitedLog("connection_muted_memory"))
+    _log_handshake: dict[str, _RateLimitedLog] = attrs.Factory(dict)
+    """listener name -> its rate-limited ssl_handshake_failed log."""
 
     def __attrs_post_init__(self) -> None:
         self.pool = MemoryPool(self.queued_max_request_bytes)
@@ -416,7 +453,13 @@ class SocketServer:
     async def _run_connection(self, stream: trio.SocketStream, conn: _Connection) -> None:
         try:
             with conn.scope:
-                await self._serve_connection(stream, conn)
+                ctx = self.ssl_contexts.get(conn.context.listener_name)
+                if ctx is None:
+                    await self._serve_connection(stream, conn)
+                else:
+                    tls = await self._tls_handshake(stream, ctx, conn.context)
+                    if tls is not None:
+                        await self._serve_connection(tls, conn)
         finally:
             del self._connections[conn.context.connection_id]
             left = self._per_ip[conn.ip] - 1
@@ -429,12 +472,34 @@ class SocketServer:
             self._slot_freed = trio.Event()
             await trio.aclose_forcefully(stream)
 
+    async def _tls_handshake(self, stream: trio.SocketStream, ctx: ssl.SSLContext,
+                             conn: ConnectionContext) -> trio.SSLStream[trio.SocketStream] | None:
+        """The server side of the TLS handshake, bounded by connections.max.idle.ms; None (after
+        one rate-limited log line) when it fails or times out."""
+        tls = trio.SSLStream(stream, ctx, server_side=True)
+        error: str | None = None
+        with trio.move_on_after(self.idle_ms / 1000.0) as timeout:
+            try:
+                await tls.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                cause = exc.__cause__
+                error = str(cause) if cause is not None else (str(exc) or "connection closed")
+        if timeout.cancelled_caught:
+            error = f"no handshake within connections.max.idle.ms ({self.idle_ms} ms)"
+        if error is not None:
+            limited = self._log_handshake.get(conn.listener_name)
+            if limited is None:
+                limited = self._log_handshake[conn.listener_name] = _RateLimitedLog("ssl_handshake_failed")
+            limited(listener=conn.listener_name, peer=conn.peer, error=error)
+            return None
+        return tls
+
     # -- serving
     def _memory_changed(self) -> None:
         self._memory_freed.set()
         self._memory_freed = trio.Event()
 
-    async def _serve_connection(self, stream: trio.SocketStream, conn_state: _Connection) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream, conn_state: _Connection) -> None:
         conn = conn_state.context
         reader = FrameReader(self.max_request_bytes, pool=self.pool)
         idle_s = self.idle_ms / 1000.0

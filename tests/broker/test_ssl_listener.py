@@ -1,0 +1,293 @@
+"""TLS listeners (Kafka's SSL security protocol): one real broker process with a PLAINTEXT
+listener, an SSL listener and an SSL listener requiring client certificates (MTLS, set up with
+the ``listener.name.mtls.ssl.*`` prefix); certificates made per module with trustme.
+
+Real clients (confluent-kafka / librdkafka, kafka-python) produce and fetch over TLS; raw
+sockets play the wrong-protocol peers (a PLAINTEXT client on the TLS port, a TLS client on
+the PLAINTEXT port, a client without certificate on MTLS), after which the broker must
+still serve. A keystore path that does not exist stops start-up with one line naming it."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+trustme = pytest.importorskip("trustme")
+
+START_TIMEOUT_S = 60.0
+
+
+@attrs.frozen
+class SslBroker:
+    """A running broker process and what tests need to reach it."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    plaintext_port: int
+    ssl_port: int
+    mtls_port: int
+    ca_pem: Path
+    client_cert: Path
+    client_key: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _write_properties(path: Path, props: dict[str, str]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+
+def _spawn(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "kafkalike.cli.main", "broker", "start",
+                                 "--config", str(config)], stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _api_versions_frame(correlation_id: int = 7) -> bytes:
+    """A raw ApiVersions v0 request: size, api_key 18, version 0, correlation id, null client id."""
+    return struct.pack(">ihhih", 10, 18, 0, correlation_id, -1)
+
+
+def _call_api_versions(sock: socket.socket | ssl.SSLSocket, correlation_id: int = 7) -> int:
+    """Send ApiVersions v0 on sock and return the error code of the answer."""
+    sock.sendall(_api_versions_frame(correlation_id))
+    buf = b""
+    while len(buf) < 10:
+        chunk = sock.recv(65536)
+        assert chunk, "broker closed the connection"
+        buf += chunk
+    size, corr, error = struct.unpack(">iih", buf[:10])
+    assert corr == correlation_id and size > 6
+    return int(error)
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"broker exited {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if _call_api_versions(s) == 0:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("broker did not answer in time")
+
+
+@pytest.fixture(scope="module")
+def ssl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[SslBroker]:
+    """One broker process with PLAINTEXT, SSL and MTLS (SSL + ssl.client.auth=required) listeners."""
+    base = tmp_path_factory.mktemp("ssl")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("client.kafkalike.test")
+    keystore, ca_pem = base / "broker.pem", base / "ca.pem"
+    client_cert, client_key = base / "client-cert.pem", base / "client-key.pem"
+    server.private_key_and_cert_chain_pem.write_to_path(str(keystore))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    client.cert_chain_pems[0].write_to_path(str(client_cert))
+    client.private_key_pem.write_to_path(str(client_key))
+    plain, tls, mtls = _free_ports(3)
+    props = {
+        "broker.id": "1",
+        "zookeeper.connect": f"{zk_connect}/kafkalike-ssl-{uuid.uuid4().hex[:10]}",
+        "zookeeper.session.timeout.ms": "6000",
+        "log.dirs": str(base / "logs"),
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls},MTLS://127.0.0.1:{mtls}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
+        "listener.name.mtls.ssl.truststore.type": "PEM",
+        "listener.name.mtls.ssl.truststore.location": str(ca_pem),
+        "listener.name.mtls.ssl.client.auth": "required",
+        "offsets.topic.replication.factor": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "kafkalike.metrics.port": "-1",
+    }
+    config = base / "server.properties"
+    _write_properties(config, props)
+    log_path = base / "broker.log"
+    process = _spawn(config, log_path)
+    try:
+        _wait_port(plain, process, log_path)
+        yield SslBroker(process, log_path, plain, tls, mtls, ca_pem, client_cert, client_key)
+    finally:
+        _stop(process)
+
+
+def _confluent_round_trip(broker: SslBroker, topic: str, n: int) -> list[bytes]:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    common = {"bootstrap.servers": f"127.0.0.1:{broker.ssl_port}", "security.protocol": "SSL",
+              "ssl.ca.location": str(broker.ca_pem)}
+    producer = Producer({**common, "linger.ms": 5})
+    for i in range(n):
+        producer.produce(topic, value=b"v%05d" % i + b"x" * 200, key=b"k%d" % i)
+    assert producer.flush(60) == 0
+    consumer = Consumer({**common, "group.id": f"g-{topic}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg.value())
+    finally:
+        consumer.close()
+    return got
+
+
+def _kafka_python_round_trip(broker: SslBroker, port: int, topic: str, n: int,
+                             with_cert: bool = False) -> list[bytes]:
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    common: dict[str, object] = {"bootstrap_servers": f"127.0.0.1:{port}", "security_protocol": "SSL",
+                                 "ssl_cafile": str(broker.ca_pem)}
+    if with_cert:
+        common.update(ssl_certfile=str(broker.client_cert), ssl_keyfile=str(broker.client_key))
+    producer = KafkaProducer(**common)
+    try:
+        for i in range(n):
+            producer.send(topic, value=b"p%05d" % i + b"y" * 300)
+        producer.flush(60)
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(**common, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek(TopicPartition(topic, 0), 0)
+    got: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < n and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in records)
+    finally:
+        consumer.close()
+    return got
+
+
+def test_confluent_kafka_produces_and_fetches_over_the_ssl_listener(ssl_broker: SslBroker) -> None:
+    """librdkafka with security.protocol=SSL produces 2000 records and fetches all of them back in order."""
+    got = _confluent_round_trip(ssl_broker, "ssl-confluent", 2000)
+    assert got == [b"v%05d" % i + b"x" * 200 for i in range(2000)]
+
+
+def test_kafka_python_produces_and_fetches_over_the_ssl_listener(ssl_broker: SslBroker) -> None:
+    """kafka-python with security_protocol=SSL produces 1000 records and fetches all of them back in order."""
+    got = _kafka_python_round_trip(ssl_broker, ssl_broker.ssl_port, "ssl-kafka-python", 1000)
+    assert got == [b"p%05d" % i + b"y" * 300 for i in range(1000)]
+
+
+def test_client_auth_required_refuses_a_client_without_certificate(ssl_broker: SslBroker) -> None:
+    """On the ssl.client.auth=required listener a TLS client without a certificate gets no answer."""
+    ctx = ssl.create_default_context(cafile=str(ssl_broker.ca_pem))
+    with socket.create_connection(("127.0.0.1", ssl_broker.mtls_port), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, AssertionError)):
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                _call_api_versions(tls)  # TLS 1.3: the refusal arrives on the first read
+    ctx.load_cert_chain(str(ssl_broker.client_cert), str(ssl_broker.client_key))
+    with socket.create_connection(("127.0.0.1", ssl_broker.mtls_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert _call_api_versions(tls) == 0
+
+
+def test_client_auth_required_serves_kafka_python_with_a_certificate(ssl_broker: SslBroker) -> None:
+    """kafka-python with a client certificate signed by the truststore's CA produces and fetches on MTLS."""
+    got = _kafka_python_round_trip(ssl_broker, ssl_broker.mtls_port, "ssl-mtls", 200, with_cert=True)
+    assert got == [b"p%05d" % i + b"y" * 300 for i in range(200)]
+
+
+def test_plaintext_client_on_the_tls_port_is_closed_and_the_broker_still_serves(ssl_broker: SslBroker) -> None:
+    """A Kafka request sent in clear to the SSL port closes that connection with an
+    ssl_handshake_failed line; TLS clients are served afterwards."""
+    with socket.create_connection(("127.0.0.1", ssl_broker.ssl_port), timeout=10) as s:
+        s.sendall(_api_versions_frame())
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"" or data[:1] == b"\x15"  # closed, or a TLS alert record then closed
+    ctx = ssl.create_default_context(cafile=str(ssl_broker.ca_pem))
+    with socket.create_connection(("127.0.0.1", ssl_broker.ssl_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert _call_api_versions(tls) == 0
+    def failed_on_ssl_listener() -> list[str]:
+        return [line for line in ssl_broker.log_text().splitlines()
+                if "ssl_handshake_failed" in line and "listener=SSL " in line]
+
+    deadline = time.monotonic() + 10
+    while not failed_on_ssl_listener() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(failed_on_ssl_listener()) == 1
+    assert ssl_broker.process.poll() is None
+
+
+def test_tls_client_on_the_plaintext_port_is_closed_by_the_frame_check(ssl_broker: SslBroker) -> None:
+    """A TLS ClientHello on the PLAINTEXT port reads as an oversized frame: the connection is
+    closed (connection_closed_bad_frame) and PLAINTEXT clients are still served."""
+    ctx = ssl.create_default_context(cafile=str(ssl_broker.ca_pem))
+    with socket.create_connection(("127.0.0.1", ssl_broker.plaintext_port), timeout=10) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", ssl_broker.plaintext_port), timeout=10) as s:
+        assert _call_api_versions(s) == 0
+    assert "connection_closed_bad_frame" in ssl_broker.log_text()  # logged before the answer above
+    assert ssl_broker.process.poll() is None
+
+
+def test_missing_keystore_stops_start_up_with_one_line_naming_the_key(tmp_path: Path, zk_connect: str) -> None:
+    """ssl.keystore.location pointing nowhere: the broker exits non-zero and says which key is wrong."""
+    plain, tls = _free_ports(2)
+    config = tmp_path / "server.properties"
+    _write_properties(config, {
+        "broker.id": "1", "zookeeper.connect": f"{zk_connect}/kafkalike-ssl-{uuid.uuid4().hex[:10]}",
+        "log.dirs": str(tmp_path / "logs"), "kafkalike.metrics.port": "-1",
+        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls}",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(tmp_path / "nope.pem"),
+    })
+    log_path = tmp_path / "broker.log"
+    process = _spawn(config, log_path)
+    try:
+        assert process.wait(START_TIMEOUT_S) != 0
+    finally:
+        _stop(process)
+    lines = [line for line in log_path.read_text().splitlines() if "ssl.keystore.location" in line]
+    assert lines and "no such file" in lines[0], log_path.read_text()[-2000:]
