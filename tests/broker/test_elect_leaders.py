@@ -22,6 +22,7 @@ from tests.fixtures_cluster import _new_cluster
 OVERRIDES = {"zookeeper.session.timeout.ms": "4000", "replica.lag.time.max.ms": "3000",
              "replica.fetch.wait.max.ms": "100", "auto.leader.rebalance.enable": "false"}
 NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_CONTROLLER, ELECTION_NOT_NEEDED = 0, 3, 41, 84
+PREFERRED_LEADER_NOT_AVAILABLE = 80
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,17 @@ def test_unclean_election_elects_out_of_sync_replica_despite_topic_config(cluste
         cluster.start_broker(out_of_sync)
         cluster.wait_ready([out_of_sync, controller])
         time.sleep(1.0)  # the controller has handled the broker's return: the partition stays offline
+        assert _state(cluster, topic, 0)["leader"] == -1
+
+        # the preferred replica is dead: a preferred election cannot help (CLI: exit code 1)
+        assert _elect(cluster, 0, {topic: [0]}) == {(topic, 0): PREFERRED_LEADER_NOT_AVAILABLE}
+        failed = _leader_election_cli(cluster, "--election-type", "preferred", "--topic", topic, "--partition", "0")
+        assert failed.returncode == 1
+        assert failed.stdout.strip() == (
+            f"Error completing leader election (PREFERRED) for partition: {topic}-0: "
+            "org.apache.kafka.common.errors.PreferredLeaderNotAvailableException: Failed to elect leader for "
+            f"partition {topic}-0 under strategy PreferredReplicaPartitionLeaderElectionStrategy")
+        assert failed.stderr.strip() == "Error: 1 replica(s) could not be elected"
         assert _state(cluster, topic, 0)["leader"] == -1
 
         assert _elect(cluster, 1, {topic: [0]}) == {(topic, 0): NONE}
