@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -150,21 +151,41 @@ class KafkaConnection:
         connect_timeout_ms: float = 10000, negotiate: bool = True,
         node_id: int | None = None, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         client_versions: dict[int, tuple[int, int]] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> KafkaConnection:
         """Open a connection to ``host:port`` and (``negotiate``) run ApiVersions.
+
+        ``ssl_context`` (a client context, e.g. kafkalike.broker.ssl_factory.client_context):
+        speak TLS (Kafka's SSL security protocol), server_hostname = ``host``; the handshake
+        counts against ``connect_timeout_ms`` and its failure (untrusted certificate, host name
+        mismatch, a PLAINTEXT port) raises BrokerConnectionRefusedError naming the reason.
 
         The reader task runs in ``nursery`` until aclose() (an unclosed connection keeps that
         nursery open; ``open()`` is the context-managed form). Raises BrokerConnectionRefusedError
         when the TCP connect fails or takes over ``connect_timeout_ms``; the errors of
         ``send()`` when ApiVersions fails (the connection is closed then).
         """
-        stream = None
+        stream: trio.abc.Stream | None = None
         with trio.move_on_after(connect_timeout_ms / 1000):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                tcp = await trio.open_tcp_stream(host, port)
             except OSError as exc:
                 raise BrokerConnectionRefusedError(
                     f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+            if ssl_context is None:
+                stream = tcp
+            else:
+                tls = trio.SSLStream(tcp, ssl_context, server_hostname=host)
+                try:
+                    await tls.do_handshake()
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    await trio.aclose_forcefully(tcp)
+                    raise BrokerConnectionRefusedError(
+                        f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}") from exc
+                except BaseException:  # cancelled (connect_timeout_ms)
+                    await trio.aclose_forcefully(tcp)
+                    raise
+                stream = tls
         if stream is None:
             raise BrokerConnectionRefusedError(
                 f"cannot connect to {host}:{port}: no answer in {connect_timeout_ms} ms")

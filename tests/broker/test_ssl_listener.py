@@ -291,3 +291,41 @@ def test_missing_keystore_stops_start_up_with_one_line_naming_the_key(tmp_path: 
         _stop(process)
     lines = [line for line in log_path.read_text().splitlines() if "ssl.keystore.location" in line]
     assert lines and "no such file" in lines[0], log_path.read_text()[-2000:]
+
+
+def _kafkalike_client_call(port: int, truststore: Path) -> int:
+    """ApiVersions + Metadata with kafkalike's own KafkaConnection over TLS; returns the
+    number of brokers listed."""
+    import trio
+
+    from kafkalike.broker.ssl_factory import client_context
+    from kafkalike.client.connection import KafkaConnection
+    from kafkalike.protocol.api_keys import ApiKey
+
+    ctx = client_context({"ssl.truststore.type": ("ssl.truststore.type", "PEM"),
+                          "ssl.truststore.location": ("ssl.truststore.location", str(truststore))})
+
+    async def call() -> int:
+        async with KafkaConnection.open("127.0.0.1", port, ssl_context=ctx,
+                                        request_timeout_ms=20000) as conn:
+            response = await conn.call(ApiKey.METADATA, topics=[])
+        return len(response.brokers)
+
+    return trio.run(call)
+
+
+def test_kafkalike_connection_speaks_tls_and_refuses_an_untrusted_broker(
+        ssl_broker: SslBroker, tmp_path: Path) -> None:
+    """KafkaConnection with a client SSLContext gets Metadata over the SSL listener; trusting
+    another CA, the handshake fails with BrokerConnectionRefusedError."""
+    from kafkalike.client.errors import BrokerConnectionRefusedError
+
+    assert _kafkalike_client_call(ssl_broker.ssl_port, ssl_broker.ca_pem) == 1
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    with pytest.raises(BaseExceptionGroup) as info:  # raised inside open()'s nursery
+        _kafkalike_client_call(ssl_broker.ssl_port, other_ca)
+    refused = info.value.subgroup(BrokerConnectionRefusedError)
+    assert refused is not None
+    assert "TLS handshake with 127.0.0.1:" in str(refused.exceptions[0])
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.exceptions[0])
