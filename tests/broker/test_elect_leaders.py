@@ -90,7 +90,8 @@ def _errors(response: Any) -> dict[tuple[str, int], int]:
             for r in response.replica_election_results for p in r.partition_result}
 
 
-def _elect(cluster: LocalCluster, election_type: int, partitions: dict[str, list[int]]) -> dict[tuple[str, int], int]:
+def _elect(cluster: LocalCluster, election_type: int,
+           partitions: dict[str, list[int]] | None) -> dict[tuple[str, int], int]:
     admin = _admin(cluster)
     try:
         return _errors(admin.elect_leaders(election_type, partitions, timeout_ms=30000, raise_errors=False))
@@ -138,6 +139,9 @@ def test_preferred_election_moves_leadership_back_then_is_not_needed(cluster: Lo
     noop = _leader_election_cli(cluster, "--election-type", "PREFERRED", "--path-to-json-file", str(election_file))
     assert noop.returncode == 0, noop.stderr
     assert noop.stdout.strip() == f"Valid replica already elected for partitions {topic}-0, {topic}-1"
+    # all partitions (the CLI sends topic_partitions null): those needing no election are left out
+    everything = _leader_election_cli(cluster, "--election-type", "preferred", "--all-topic-partitions")
+    assert topic not in everything.stdout, everything.stdout
 
 
 def test_unclean_election_elects_out_of_sync_replica_despite_topic_config(cluster: LocalCluster) -> None:
