@@ -109,6 +109,17 @@ def _controller(cluster: LocalCluster) -> int:
     return int(_zk_json(cluster, "/controller")["brokerid"])
 
 
+def _assert_librdkafka_sees_election_not_needed(cluster: LocalCluster, topic: str) -> None:
+    from confluent_kafka import ElectionType, KafkaError, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    result = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(timeout=60)
+    [(tp, error)] = result.items()
+    assert (tp.topic, tp.partition) == (topic, 0)
+    assert error is not None and error.code() == KafkaError.ELECTION_NOT_NEEDED
+
+
 def test_preferred_election_moves_leadership_back_then_is_not_needed(cluster: LocalCluster, tmp_path: Path) -> None:
     """After the preferred replica restarts and rejoins the ISR, ElectLeaders(PREFERRED) makes
     it leader again (NONE), a second one answers ELECTION_NOT_NEEDED, and the CLI prints
@@ -139,6 +150,7 @@ def test_preferred_election_moves_leadership_back_then_is_not_needed(cluster: Lo
     noop = _leader_election_cli(cluster, "--election-type", "PREFERRED", "--path-to-json-file", str(election_file))
     assert noop.returncode == 0, noop.stderr
     assert noop.stdout.strip() == f"Valid replica already elected for partitions {topic}-0, {topic}-1"
+    _assert_librdkafka_sees_election_not_needed(cluster, topic)
     # all partitions (the CLI sends topic_partitions null): those needing no election are left out
     everything = _leader_election_cli(cluster, "--election-type", "preferred", "--all-topic-partitions")
     assert topic not in everything.stdout, everything.stdout
