@@ -477,6 +477,9 @@ class KafkaController:
                 if isinstance(event, ControlledShutdown):
                     event.reply.error = ErrorCode.not_controller
                     event.reply.done.set()
+                elif isinstance(event, ReplicaLeaderElection):
+                    event.reply.results = {tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions}
+                    event.reply.done.set()
                 log.info("controller_event_loop_stopping", broker_id=self.broker_id, preempted_events=preempted)
                 await self._on_shutdown()
                 return
@@ -1121,6 +1124,9 @@ class KafkaController:
         controller). Kafka's KafkaController.electLeaders."""
         reply = ElectLeadersReply()
         event = ReplicaLeaderElection(frozenset(partitions), ElectionType(election_type), reply)
+        if self._stopping or self.stopped.is_set():
+            # the controller is stopping (broker shutting down): nobody will process the event
+            return {tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions}
         self.put(event)
         await reply.done.wait()
         return reply.results

@@ -220,3 +220,27 @@ def test_elect_leaders_on_a_broker_that_is_not_the_controller_answers_not_contro
             return _errors(resp)
 
     assert trio.run(send) == {("elect-preferred", 0): NOT_CONTROLLER}
+
+
+async def test_stopped_controller_answers_elect_leaders_not_controller_at_once(zk_client: Any, nursery: Any) -> None:
+    """A controller that has stopped (its broker is shutting down) answers NOT_CONTROLLER for
+    every partition instead of leaving the request waiting for an event loop that is gone;
+    while active, a partition it does not know is UNKNOWN_TOPIC_OR_PARTITION."""
+    import trio
+
+    from kafkalike.controller.kafka_controller import ElectionType, KafkaController
+    from kafkalike.coordination import zk_data as zd
+    from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+    from kafkalike.protocol.errors import ErrorCode
+
+    await KafkaZkClient(zk_client).create_top_level_paths()
+    c = KafkaController(100, {"auto.leader.rebalance.enable": False}, zk=zk_client)
+    await nursery.start(c.run)
+    tp = zd.TopicPartition("nope", 0)
+    with trio.fail_after(20):
+        await c.became_active.wait()
+        assert await c.elect_leaders([tp], ElectionType.PREFERRED) == {
+            tp: (ErrorCode.unknown_topic_or_partition, "The partition does not exist.", -1)}
+        await c.stop()
+    with trio.fail_after(5):
+        assert await c.elect_leaders([tp], ElectionType.UNCLEAN) == {tp: (ErrorCode.not_controller, None, -1)}
