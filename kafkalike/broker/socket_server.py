@@ -11,7 +11,9 @@ out with os.sendfile straight from the segment file to the socket, so fetched re
 are never copied through Python.
 
 SSL listeners (an ssl.SSLContext for the listener name, from broker/ssl_factory.py) wrap
-the accepted socket in a trio.SSLStream; the handshake is bounded by connections.max.idle.ms.
+the accepted socket in a ServerTlsStream (ssl.SSLObject over memory BIOs, decrypting every
+TLS record a socket read brought in one receive_some); the handshake is bounded by
+connections.max.idle.ms.
 A failed handshake (a PLAINTEXT client, an untrusted or missing client certificate) closes
 the connection with one ``ssl_handshake_failed`` line (rate-limited per listener: at most one
 per LIMIT_LOG_INTERVAL_S, with a count), as Kafka's Selector
@@ -249,6 +251,104 @@ async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
         await trio.lowlevel.checkpoint()
 
 
+class ServerTlsStream(trio.abc.Stream):
+    """The server side of TLS over a trio.SocketStream, for SocketServer's connections.
+
+    Unlike trio.SSLStream, whose receive_some returns one TLS record per call (librdkafka
+    sends a record per produced message, ~1 KB), receive_some here decrypts every record
+    the socket read brought (up to ``max_bytes``) in one call, so a produce request costs a
+    few reads, not one trip through the event loop per record. Not safe for concurrent
+    send/receive (SocketServer reads a request, then writes its response). A failed
+    handshake or a corrupt record raise trio.BrokenResourceError (from the ssl.SSLError).
+    """
+
+    def __init__(self, transport: trio.SocketStream, context: ssl.SSLContext) -> None:
+        self.transport = transport
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._buffer = bytearray(RECEIVE_SIZE)
+        self._eof = False
+
+    async def _flush(self) -> None:
+        if self._outgoing.pending:
+            await self.transport.send_all(self._outgoing.read())
+
+    async def _fill(self) -> bool:
+        """Feed one socket read to the TLS object; False at end of stream."""
+        data = await self.transport.receive_some(RECEIVE_SIZE)
+        if not data:
+            self._incoming.write_eof()
+            return False
+        self._incoming.write(data)
+        return True
+
+    async def do_handshake(self) -> None:
+        """Run the server handshake; trio.BrokenResourceError when it fails."""
+        while True:
+            try:
+                self._tls.do_handshake()
+                await self._flush()
+                return
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if not await self._fill():
+                    raise trio.BrokenResourceError("peer closed the connection during the TLS handshake")
+            except ssl.SSLError as exc:
+                with trio.move_on_after(1):  # the alert, best effort
+                    try:
+                        await self._flush()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+                raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        """Plaintext bytes (at most max_bytes, default RECEIVE_SIZE); b"" at end of stream."""
+        size = min(max_bytes or RECEIVE_SIZE, RECEIVE_SIZE)
+        view = memoryview(self._buffer)
+        while True:
+            got = 0
+            try:
+                while got < size:
+                    n: int = self._tls.read(size - got, view[got:size])  # type: ignore[assignment]  # an int with a buffer
+                    if n == 0:
+                        self._eof = True
+                        break
+                    got += n
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                self._eof = True
+            except ssl.SSLError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+            await self._flush()  # post-handshake messages (session tickets, key updates)
+            if got or self._eof:
+                return bytes(view[:got])
+            if not await self._fill():
+                self._eof = True
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send all of data."""
+        view = memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        pos = 0
+        try:
+            while pos < len(view):
+                pos += self._tls.write(view[pos:pos + RECEIVE_SIZE])
+                if self._outgoing.pending >= RECEIVE_SIZE:
+                    await self._flush()
+        except ssl.SSLError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        await self._flush()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.transport.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
 @attrs.define(eq=False)
 class _Connection:
     """Book-keeping of one open connection: for counts, and to close the least recently
@@ -473,10 +573,10 @@ class SocketServer:
             await trio.aclose_forcefully(stream)
 
     async def _tls_handshake(self, stream: trio.SocketStream, ctx: ssl.SSLContext,
-                             conn: ConnectionContext) -> trio.SSLStream[trio.SocketStream] | None:
+                             conn: ConnectionContext) -> "ServerTlsStream | None":
         """The server side of the TLS handshake, bounded by connections.max.idle.ms; None (after
         one rate-limited log line) when it fails or times out."""
-        tls = trio.SSLStream(stream, ctx, server_side=True)
+        tls = ServerTlsStream(stream, ctx)
         error: str | None = None
         with trio.move_on_after(self.idle_ms / 1000.0) as timeout:
             try:
