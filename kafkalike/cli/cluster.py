@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--metrics-port", type=int, default=None,
                     help="every broker's /metrics port, each on its own 127.0.0.<i> (default 7071 with the "
                     "default --base-port, else off; -1 = off)")
+    up.add_argument("--security", choices=["plaintext", "ssl"], default=None,
+                    help="ssl: each broker also serves TLS on base port + 1 with certificates from a "
+                         "CA made for the cluster; client properties in <dir>/client-ssl.properties")
     up.add_argument("--with-prometheus", action="store_true",
                     help="also start Debian's prometheus scraping every broker (stopped by 'cluster down')")
     up.add_argument("--prometheus-port", type=int, default=None, help="Prometheus web port (default 9090)")
@@ -64,7 +67,8 @@ def _up(args: argparse.Namespace) -> int:
             k, v = item.split("=", 1)
             overrides[k] = v
         cluster = LocalCluster(args.dir, brokers=args.brokers or 3, zk_nodes=args.zk_nodes or 3,
-                               base_port=args.base_port or 9092, overrides=overrides)
+                               base_port=args.base_port or 9092, overrides=overrides,
+                               security=args.security or "plaintext")
     if args.metrics_port is not None:
         cluster.metrics_port = args.metrics_port
     if args.prometheus_port is not None:
@@ -85,6 +89,9 @@ def _up(args: argparse.Namespace) -> int:
         print(f"prometheus: {cluster.prometheus_url} (targets: {cluster.prometheus_url}/targets)")
     print(f"zookeeper.connect={cluster.zk_connect}")
     print(f"bootstrap.servers={cluster.bootstrap_servers}")
+    if cluster.security == "ssl":
+        print(f"SSL bootstrap.servers={cluster.ssl_bootstrap_servers} "
+              f"(client properties: {cluster.client_ssl_properties_path})")
     return 0
 
 

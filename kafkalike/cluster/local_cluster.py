@@ -130,6 +130,10 @@ class LocalCluster:
     chroot: str = ""
     zookeeper_connect: str | None = None
     overrides: dict[str, str] = attrs.Factory(dict)
+    #: "plaintext", or "ssl": each broker also serves an SSL listener on ``ssl_port`` with a
+    #: certificate from a CA made for this cluster (<base>/ssl/, kafkalike.cluster.certs), and
+    #: <base>/client-ssl.properties holds the Java client's properties for it
+    security: str = "plaintext"
     #: every broker's kafkalike.metrics.port (each on its own address, like base_port); None:
     #: 7071 for a cluster on the default base_port 9092, else -1 (off), so that clusters on
     #: other ports (tests, benchmarks, chaos runs side by side) never fight over 7071
@@ -201,6 +205,7 @@ class LocalCluster:
         props = {
             "broker.id": str(broker_id),
             "listeners": f"PLAINTEXT://{self.broker_address(broker_id)}",
+            **self._ssl_properties(broker_id),
             "log.dirs": str(self.broker_dir(broker_id) / "logs"),
             "zookeeper.connect": self.zk_connect,
             "zookeeper.session.timeout.ms": "6000",
@@ -225,7 +230,51 @@ class LocalCluster:
         port = int(self.server_properties(broker_id).get("kafkalike.metrics.port", DEFAULT_METRICS_PORT))
         return f"http://{self.broker_host(broker_id)}:{port}/metrics" if port > 0 else ""
 
+    @property
+    def ssl_port(self) -> int:
+        """Every broker's SSL listener port with security "ssl": base_port + 1 (9093)."""
+        return self.base_port + 1
+
+    @property
+    def ssl_dir(self) -> Path:
+        return self.base_dir / "ssl"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        return ",".join(f"{self.broker_host(i)}:{self.ssl_port}" for i in self.broker_ids)
+
+    @property
+    def client_ssl_properties_path(self) -> Path:
+        return self.base_dir / "client-ssl.properties"
+
+    def _ssl_properties(self, broker_id: int) -> dict[str, str]:
+        if self.security != "ssl":
+            return {}
+        return {
+            "listeners": f"PLAINTEXT://{self.broker_address(broker_id)},"
+                         f"SSL://{self.broker_host(broker_id)}:{self.ssl_port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.ssl_dir / f"broker-{broker_id}.pem"),
+        }
+
+    def _write_ssl_files(self) -> None:
+        """The CA, each broker's PEM keystore (made once) and client-ssl.properties."""
+        from kafkalike.cluster import certs
+
+        ca_pem, _ = certs.ensure_ca(self.ssl_dir)
+        for i in self.broker_ids:
+            certs.ensure_broker_keystore(self.ssl_dir, i, self.broker_host(i))
+        self.client_ssl_properties_path.write_text(
+            "# written by kafkalike cluster up --security ssl: Kafka Java client properties\n"
+            f"# bootstrap.servers={self.ssl_bootstrap_servers}\n"
+            "security.protocol=SSL\n"
+            "ssl.truststore.type=PEM\n"
+            f"ssl.truststore.location={ca_pem}\n")
+
     def write_configs(self) -> None:
+        if self.security == "ssl":
+            self._write_ssl_files()
         for i in self.broker_ids:
             self.broker_dir(i).mkdir(parents=True, exist_ok=True)
             lines = ["# written by kafkalike cluster up; Kafka's property names"]

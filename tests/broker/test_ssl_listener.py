@@ -329,3 +329,47 @@ def test_kafkalike_connection_speaks_tls_and_refuses_an_untrusted_broker(
     assert refused is not None
     assert "TLS handshake with 127.0.0.1:" in str(refused.exceptions[0])
     assert "CERTIFICATE_VERIFY_FAILED" in str(refused.exceptions[0])
+
+
+def test_local_cluster_with_security_ssl_serves_clients_from_client_ssl_properties(
+        tmp_path: Path, zk_connect: str) -> None:
+    """LocalCluster(security="ssl") (kafkalike cluster up --security ssl): the broker serves TLS on
+    base port + 1 with a generated certificate, and the truststore named in
+    client-ssl.properties is enough for kafka-python to produce and fetch."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    from kafkalike.cluster.local_cluster import LocalCluster
+    from kafkalike.cluster.zk_ensemble import find_free_base_port
+
+    port = find_free_base_port(["127.0.0.1"], per_host_ports=2, low=30000, high=32000)
+    cluster = LocalCluster(tmp_path / "c", brokers=1, base_port=port, zookeeper_connect=zk_connect,
+                           chroot=f"kafkalike-{uuid.uuid4().hex[:10]}", security="ssl")
+    try:
+        cluster.start(timeout=60)
+        props = dict(line.split("=", 1) for line in cluster.client_ssl_properties_path.read_text().splitlines()
+                     if line and not line.startswith("#"))
+        assert props["security.protocol"] == "SSL" and props["ssl.truststore.type"] == "PEM"
+        common = {"bootstrap_servers": cluster.ssl_bootstrap_servers, "security_protocol": "SSL",
+                  "ssl_cafile": props["ssl.truststore.location"]}
+        producer = KafkaProducer(**common)
+        try:
+            for i in range(50):
+                producer.send("cluster-ssl", value=b"c%d" % i)
+            producer.flush(60)
+        finally:
+            producer.close()
+        consumer = KafkaConsumer(**common, group_id=None, enable_auto_commit=False)
+        tp = TopicPartition("cluster-ssl", 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 60
+        try:
+            while len(got) < 50 and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=500).values():
+                    got.extend(r.value for r in records)
+        finally:
+            consumer.close()
+        assert got == [b"c%d" % i for i in range(50)]
+    finally:
+        cluster.stop()
