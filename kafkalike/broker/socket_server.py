@@ -254,8 +254,8 @@ async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
 class ServerTlsStream(trio.abc.Stream):
     """The server side of TLS over a trio.SocketStream, for SocketServer's connections.
 
-    Unlike trio.SSLStream, whose receive_some returns one TLS record per call (librdkafka
-    sends a record per produced message, ~1 KB), receive_some here decrypts every record
+    Unlike trio.SSLStream, whose receive_some returns one TLS record per call (librdkafka's
+    produce requests arrive as TLS records of ~500 bytes), receive_some here decrypts every record
     the socket read brought (up to ``max_bytes``) in one call, so a produce request costs a
     few reads, not one trip through the event loop per record. Not safe for concurrent
     send/receive (SocketServer reads a request, then writes its response). A failed
