@@ -21,8 +21,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-
-trustme = pytest.importorskip("trustme")
+import trustme
 
 START_TIMEOUT_S = 60.0
 
@@ -373,3 +372,96 @@ def test_local_cluster_with_security_ssl_serves_clients_from_client_ssl_properti
         assert got == [b"c%d" % i for i in range(50)]
     finally:
         cluster.stop()
+
+
+def _settings(**kw: str) -> dict[str, tuple[str, str]]:
+    """ssl_factory settings from keyword names (ssl_keystore_type -> ssl.keystore.type)."""
+    return {k.replace("_", "."): (k.replace("_", "."), v) for k, v in kw.items()}
+
+
+async def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> bytes:
+    """A TLS handshake and one echo between ServerTlsStream and trio.SSLStream on a socket pair."""
+    import trio
+
+    from kafkalike.broker.socket_server import ServerTlsStream
+
+    a, b = trio.socket.socketpair()
+    server = ServerTlsStream(trio.SocketStream(a), server_ctx)
+    client = trio.SSLStream(trio.SocketStream(b), client_ctx, server_hostname="127.0.0.1")
+    got = b""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.do_handshake)
+        await client.do_handshake()
+    await client.send_all(b"ping" * 10000)
+    while len(got) < 40000:
+        got += await server.receive_some()
+    await server.send_all(got[:4])
+    answer = await client.receive_some()
+    await client.aclose()
+    await server.aclose()
+    return answer
+
+
+def test_ssl_factory_reads_pkcs12_and_inline_pem_stores(tmp_path: Path) -> None:
+    """A PKCS12 keystore + truststore and KIP-651 inline PEM keys both give contexts that complete
+    a handshake with a client trusting the CA."""
+    import trio
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from kafkalike.broker.ssl_factory import client_context, server_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    from cryptography import x509
+    leaf = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    p12 = tmp_path / "broker.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"broker", key, leaf, [ca_cert], serialization.BestAvailableEncryption(b"secret")))  # type: ignore[arg-type]
+    trust_p12 = tmp_path / "trust.p12"
+    trust_p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"trust", None, None, [ca_cert], serialization.BestAvailableEncryption(b"trustpw")))
+    client = client_context(_settings(ssl_truststore_type="PKCS12", ssl_truststore_location=str(trust_p12),
+                                      ssl_truststore_password="trustpw"))
+    from_p12 = server_context(_settings(ssl_keystore_type="PKCS12", ssl_keystore_location=str(p12),
+                                        ssl_keystore_password="secret"))
+    assert trio.run(_handshake, from_p12, client) == b"ping"
+    inline = server_context(_settings(ssl_keystore_type="PEM",
+                                      ssl_keystore_key=cert.private_key_pem.bytes().decode(),
+                                      ssl_keystore_certificate_chain=cert.cert_chain_pems[0].bytes().decode()))
+    assert trio.run(_handshake, inline, client) == b"ping"
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    ({"ssl_keystore_location": "/x.jks"}, r"^invalid value 'JKS' for configuration 'ssl.keystore.type': "
+                                          r"expected PEM or PKCS12"),
+    ({"ssl_keystore_type": "PEM"}, r"^missing configuration 'ssl.keystore.location'"),
+    ({"ssl_keystore_type": "PKCS12", "ssl_keystore_location": "@P12", "ssl_keystore_password": "wrong"},
+     r"^invalid value '.*broker.p12' for configuration 'ssl.keystore.location': cannot load the PKCS12"),
+    ({"ssl_keystore_type": "PEM", "ssl_keystore_location": "@PEM", "ssl_client_auth": "required"},
+     r"^missing configuration 'ssl.truststore.location': ssl.client.auth=required needs a truststore"),
+])
+def test_ssl_factory_errors_are_one_line_naming_the_key(tmp_path: Path, kw: dict[str, str], pattern: str) -> None:
+    """Unusable ssl.* settings raise SslConfigError naming the property (JKS, no keystore, a wrong
+    PKCS12 password, client auth without truststore)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from kafkalike.broker.ssl_factory import SslConfigError, server_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    pem = tmp_path / "broker.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    from cryptography import x509
+    p12 = tmp_path / "broker.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"b", key, x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes()), None,  # type: ignore[arg-type]
+        serialization.BestAvailableEncryption(b"right")))
+    kw = {k: {"@P12": str(p12), "@PEM": str(pem)}.get(v, v) for k, v in kw.items()}
+    with pytest.raises(SslConfigError, match=pattern) as info:
+        server_context(_settings(**kw))
+    assert "\n" not in str(info.value)
