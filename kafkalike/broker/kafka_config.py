@@ -82,10 +82,10 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("listener.security.protocol.map", "string",
          "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
          "listener name -> security protocol (kafkalike serves PLAINTEXT and SSL)"),
-    _key("inter.broker.listener.name", "string", None,
-         "listener used between brokers (must map to PLAINTEXT in kafkalike)"),
-    _key("security.inter.broker.protocol", "string", "PLAINTEXT", "protocol between brokers",
-         choices=("PLAINTEXT",)),
+    _key("inter.broker.listener.name", "string", None, "listener used between brokers"),
+    _key("security.inter.broker.protocol", "string", "PLAINTEXT",
+         "protocol between brokers (names the inter-broker listener when inter.broker.listener.name is unset)",
+         choices=("PLAINTEXT", "SSL")),
     # --- TLS (Kafka's SslConfigs / BrokerSecurityConfigs); each may also be set per listener
     # as listener.name.<listener name, lower case>.<key>, which wins for that listener
     _key("ssl.keystore.type", "string", "JKS", "keystore format: PEM or PKCS12 (JKS is refused)"),
@@ -448,12 +448,10 @@ class KafkaConfig:
         if ibl is not None and ibl not in names:
             raise ConfigError(f"invalid value {ibl!r} for configuration 'inter.broker.listener.name': "
                               f"expected one of the listeners {names}")
-        inter = next(e for e in self.listeners if e.listener_name == self.inter_broker_listener_name)
-        if inter.security_protocol != "PLAINTEXT":
-            raise ConfigError(
-                f"invalid value {inter.listener_name!r} for configuration 'inter.broker.listener.name': "
-                f"it maps to {inter.security_protocol}; kafkalike's inter-broker connections are "
-                "PLAINTEXT only (set inter.broker.listener.name to a PLAINTEXT listener)")
+        if ibl is not None and "security.inter.broker.protocol" in self.originals:
+            raise ConfigError("invalid value for configuration 'security.inter.broker.protocol': "
+                              "only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set")
         ibp = self["inter.broker.protocol.version"]
         if parse_ibp(ibp) is None:
             raise ConfigError(f"invalid value {ibp!r} for configuration "
@@ -535,12 +533,13 @@ class KafkaConfig:
 
     @property
     def inter_broker_listener_name(self) -> str:
-        """inter.broker.listener.name, else the listener named PLAINTEXT (Kafka's default,
-        from security.inter.broker.protocol), else the first listener."""
+        """inter.broker.listener.name, else the listener named after security.inter.broker.protocol
+        (Kafka's default: PLAINTEXT) when there is one, else the first listener."""
         if self["inter.broker.listener.name"]:
             return str(self["inter.broker.listener.name"])
         names = [e.listener_name for e in self.listeners]
-        return "PLAINTEXT" if "PLAINTEXT" in names else names[0]
+        proto = str(self["security.inter.broker.protocol"])
+        return proto if proto in names else names[0]
 
     @property
     def api_versions(self) -> dict[int, tuple[int, int]]:

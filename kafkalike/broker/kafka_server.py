@@ -35,7 +35,7 @@ import trio
 from kafkalike.broker.kafka_apis import KafkaApis
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
-from kafkalike.broker.ssl_factory import SslConfigError, server_context
+from kafkalike.broker.ssl_factory import SslConfigError, client_context, server_context
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
 from kafkalike.coordination import SessionState, ZooKeeperClient
@@ -73,6 +73,9 @@ class KafkaServer:
         self.apis = KafkaApis(self)
         self.socket_server: SocketServer | None = None
         self.bound_listeners: list[BoundListener] = []
+        #: client SSLContext for the broker's own connections (controller channel, replica
+        #: fetchers, controlled shutdown) when the inter-broker listener is SSL; else None
+        self.inter_broker_ssl_context: Any = None
         self.registration: zd.BrokerRegistration | None = None
         self.nursery: trio.Nursery | None = None
         self.started = trio.Event()
@@ -182,6 +185,10 @@ class KafkaServer:
         try:  # SSL listeners: a bad keystore / truststore stops start-up with one line naming the key
             ssl_contexts = {e.listener_name: server_context(cfg.listener_ssl_config(e.listener_name))
                             for e in cfg.listeners if e.security_protocol == "SSL"}
+            inter = cfg.inter_broker_listener_name
+            if inter in ssl_contexts:  # Kafka: the inter-broker listener's ssl.* configs, client mode
+                self.inter_broker_ssl_context = client_context(cfg.listener_ssl_config(inter))
+                self.controller.channel.ssl_context = self.inter_broker_ssl_context
         except SslConfigError as exc:
             raise BrokerStartupError(str(exc)) from None
         self.socket_server = SocketServer(
@@ -315,7 +322,8 @@ class KafkaServer:
                 listener_name=cfg.inter_broker_listener_name,
                 max_retries=cfg["controlled.shutdown.max.retries"],
                 retry_backoff_ms=cfg["controlled.shutdown.retry.backoff.ms"],
-                request_timeout_ms=cfg["controller.socket.timeout.ms"])
+                request_timeout_ms=cfg["controller.socket.timeout.ms"],
+                ssl_context=self.inter_broker_ssl_context)
         except Exception as exc:
             log.warning("controlled_shutdown_error", error=str(exc))
         log.info("controlled_shutdown_finished", succeeded=ok,

@@ -131,7 +131,8 @@ class ControllerChannelManager:
     request_timeout_ms: controller.socket.timeout.ms; nursery: where the send tasks run (may
     be given later with ``start``, as Kafka builds its ControllerChannelManager with the
     controller and starts it on failover); max_versions: {api key: newest version to send}
-    (max_versions_for_ibp).
+    (max_versions_for_ibp). ssl_context: a client SSLContext when the inter-broker listener
+    is SSL (set by KafkaServer; None = PLAINTEXT).
     """
 
     def __init__(self, controller_id: int, nursery: trio.Nursery | None = None, *,
@@ -144,6 +145,7 @@ class ControllerChannelManager:
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self._brokers: dict[int, _BrokerChannel] = {}
+        self.ssl_context: Any = None
 
     def start(self, nursery: trio.Nursery) -> None:
         """Run the brokers' send tasks in ``nursery`` from now on."""
@@ -239,7 +241,8 @@ class ControllerChannelManager:
                 if channel.conn is None or channel.conn.closed:
                     channel.conn = await KafkaConnection.connect(
                         channel.host, channel.port, nursery=nursery, client_id=f"controller-{self.controller_id}",
-                        request_timeout_ms=self.request_timeout_ms, node_id=channel.broker_id)
+                        request_timeout_ms=self.request_timeout_ms, node_id=channel.broker_id,
+                        ssl_context=self.ssl_context)
                     conn = channel.conn
                     log.info("controller_channel_connected", target_broker=channel.broker_id, host=channel.host,
                              port=channel.port, **{_VERSION_KEYS[k]: _version_or_none(conn, k, v)

@@ -1423,7 +1423,8 @@ class KafkaController:
 
 async def send_controlled_shutdown(kafka_zk: KafkaZkClient, broker_id: int, broker_epoch: int, *,
                                    listener_name: str | None = None, max_retries: int = 3,
-                                   retry_backoff_ms: float = 5000, request_timeout_ms: float = 30000) -> bool:
+                                   retry_backoff_ms: float = 5000, request_timeout_ms: float = 30000,
+                                   ssl_context: Any = None) -> bool:
     """The broker side of a controlled shutdown (Kafka's KafkaServer.controlledShutdown, ZK
     mode): find the controller in ``/controller``, send it ControlledShutdown(broker_id,
     broker_epoch) over the wire, and retry after ``retry_backoff_ms`` while it answers an
@@ -1454,7 +1455,7 @@ async def send_controlled_shutdown(kafka_zk: KafkaZkClient, broker_id: int, brok
                 async with trio.open_nursery() as nursery:
                     conn = await KafkaConnection.connect(
                         endpoint.host, endpoint.port, nursery=nursery, client_id=f"broker-{broker_id}-shutdown",
-                        request_timeout_ms=request_timeout_ms, node_id=controller_id)
+                        request_timeout_ms=request_timeout_ms, node_id=controller_id, ssl_context=ssl_context)
                     try:
                         response = await conn.send(ControlledShutdownRequest(broker_id=broker_id,
                                                                              broker_epoch=broker_epoch))

@@ -465,3 +465,62 @@ def test_ssl_factory_errors_are_one_line_naming_the_key(tmp_path: Path, kw: dict
     with pytest.raises(SslConfigError, match=pattern) as info:
         server_context(_settings(**kw))
     assert "\n" not in str(info.value)
+
+
+def test_brokers_replicate_and_take_controller_requests_over_an_ssl_inter_broker_listener(
+        tmp_path: Path, zk_connect: str) -> None:
+    """Two brokers with only SSL listeners (security.inter.broker.protocol=SSL, client auth
+    required): the controller's requests and the follower's fetches go over TLS, so a
+    replication-factor-2 topic gets both replicas in sync and serves acks=all produce."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    ca = trustme.CA()
+    ca_pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    chroot = f"kafkalike-ssl-{uuid.uuid4().hex[:10]}"
+    processes, ports = [], _free_ports(2)
+    try:
+        for broker_id, port in zip((1, 2), ports):
+            keystore = tmp_path / f"broker-{broker_id}.pem"
+            ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(keystore))
+            config = tmp_path / f"server-{broker_id}.properties"
+            _write_properties(config, {
+                "broker.id": str(broker_id), "zookeeper.connect": f"{zk_connect}/{chroot}",
+                "zookeeper.session.timeout.ms": "6000", "log.dirs": str(tmp_path / f"logs-{broker_id}"),
+                "kafkalike.metrics.port": "-1", "listeners": f"SSL://127.0.0.1:{port}",
+                "security.inter.broker.protocol": "SSL", "ssl.client.auth": "required",
+                "ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
+                "ssl.truststore.type": "PEM", "ssl.truststore.location": str(ca_pem),
+                "offsets.topic.replication.factor": "1",
+            })
+            processes.append(_spawn(config, tmp_path / f"broker-{broker_id}.log"))
+        client_pem = tmp_path / "client.pem"
+        ca.issue_cert("client.kafkalike.test").private_key_and_cert_chain_pem.write_to_path(str(client_pem))
+        conf = {"bootstrap.servers": f"127.0.0.1:{ports[0]}", "security.protocol": "SSL",
+                "ssl.ca.location": str(ca_pem), "ssl.certificate.location": str(client_pem),
+                "ssl.key.location": str(client_pem)}
+        admin = AdminClient(conf)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while len(admin.list_topics(timeout=5).brokers) < 2:
+            assert time.monotonic() < deadline, "brokers did not both register"
+            assert all(p.poll() is None for p in processes)
+            time.sleep(0.2)
+        admin.create_topics([NewTopic("ssl-replicated", 1, replication_factor=2)])["ssl-replicated"].result(30)
+        producer = Producer({**conf, "acks": "all"})
+        for i in range(100):
+            producer.produce("ssl-replicated", value=b"r%d" % i)
+        assert producer.flush(60) == 0
+        deadline = time.monotonic() + 30
+        while True:
+            partition = admin.list_topics("ssl-replicated", timeout=5).topics["ssl-replicated"].partitions[0]
+            if sorted(partition.isrs) == [1, 2]:
+                break
+            assert time.monotonic() < deadline, f"ISR stayed {partition.isrs}"
+            time.sleep(0.2)
+        follower = 2 if partition.leader == 1 else 1
+        hw_dir = tmp_path / f"logs-{follower}" / "ssl-replicated-0"
+        assert hw_dir.is_dir() and sum(f.stat().st_size for f in hw_dir.glob("*.log")) > 0
+    finally:
+        for p in processes:
+            _stop(p)
