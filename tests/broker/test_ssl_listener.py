@@ -522,5 +522,8 @@ def test_brokers_replicate_and_take_controller_requests_over_an_ssl_inter_broker
         hw_dir = tmp_path / f"logs-{follower}" / "ssl-replicated-0"
         assert hw_dir.is_dir() and sum(f.stat().st_size for f in hw_dir.glob("*.log")) > 0
     finally:
+        for p in processes:  # both at once: the last one has no controller to hand leadership to
+            if p.poll() is None:
+                p.terminate()
         for p in processes:
             _stop(p)
