@@ -52,7 +52,8 @@ from kafkalike.storage.log_segment import LogSegment, sync_dir
 
 log = structlog.get_logger(__name__)
 
-if os.environ.get("KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION") == "1":
+_RECORD_VALIDATION_OFF = os.environ.get("KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION") == "1"
+if _RECORD_VALIDATION_OFF:
     log.warning("record_validation_off", reason="KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1 (benchmarks only)")
 
 EARLIEST_TIMESTAMP = -2
@@ -129,7 +130,7 @@ class UnifiedLog:
     never for real use: malformed batches would be stored again).
     """
 
-    validate_records = os.environ.get("KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION") != "1"
+    validate_records = not _RECORD_VALIDATION_OFF
 
     def __init__(
         self,
