@@ -33,6 +33,7 @@ Topic/partition keys are storage's TopicPartition; ZooKeeper calls use coordinat
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -225,6 +226,11 @@ class ReplicaManager:
         self._metadata_write_lock = trio.Lock()  # one partition.metadata batch at a time
         self._epoch_write_lock = trio.Lock()  # one leader-epoch-checkpoint batch at a time
         self._deletion_queued = trio.Event()  # set when StopReplica renamed a log to *-delete
+        # Called as listener(tp, producer_id, producer_epoch, committed) once a transaction
+        # marker (WriteTxnMarkers, KIP-98) appended on this leader is replicated to the ISR and
+        # answered NONE (Kafka's KafkaApis.handleWriteTxnMarkersRequest then tells the group
+        # coordinator: onTransactionCompleted). Listeners are synchronous and must not raise.
+        self.txn_marker_listeners: list[Callable[[TopicPartition, int, int, bool], None]] = []
         from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
         self.fetcher_manager = ReplicaFetcherManager(self)
         server.startup_hooks.append(self._startup)
