@@ -3,18 +3,20 @@ response entity of the request's version (the group part of Kafka's KafkaApis:
 handleFindCoordinatorRequest, handleJoinGroupRequest, handleSyncGroupRequest,
 handleHeartbeatRequest, handleLeaveGroupRequest, handleOffsetCommitRequest,
 handleOffsetFetchRequest, handleListGroupsRequest, handleDescribeGroupsRequest,
-handleDeleteGroupsRequest, handleOffsetDeleteRequest).
+handleDeleteGroupsRequest, handleOffsetDeleteRequest, handleTxnOffsetCommitRequest).
 
 Versions served (kafkalike.protocol.api_keys.SUPPORTED_APIS): FindCoordinator v0-v3,
 JoinGroup v0-v7, SyncGroup v0-v5, Heartbeat v0-v4, LeaveGroup v0-v4, OffsetCommit v2-v8,
 OffsetFetch v1-v7, ListGroups v0-v4, DescribeGroups v0-v5, DeleteGroups v0-v2, OffsetDelete
-v0. One handler
+v0, TxnOffsetCommit v0-v3. One handler
 serves all versions of an API: ``build`` drops the fields a version lacks. Version rules
 applied here: JoinGroup v4+ requires a known member id (KIP-394); JoinGroup v0 has no
 rebalance timeout (the session timeout is used); OffsetCommit v2-v4 retention_time != -1
 sets an explicit expire timestamp; OffsetCommit for a partition the broker's metadata does
 not know gets UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator (Kafka's KafkaApis);
-OffsetFetch v1 carries errors per partition only.
+OffsetFetch v1 carries errors per partition only; OffsetFetch v7 with require_stable answers
+UNSTABLE_OFFSET_COMMIT (offset -1) for a requested partition with transactional offsets
+awaiting their marker (KIP-447).
 The client host is stored as Kafka shows it, ``/<ip>``.
 """
 
@@ -142,15 +144,55 @@ class GroupApis:
             TopicPartition(t.name, int(i)) for t in request.topics for i in t.partition_indexes]
         error, offsets = self.coordinator.fetch_offsets(request.group_id, wanted)
         part_error = error if v < 2 else ErrorCode.none
+        unstable = (self.coordinator.unstable_partitions(request.group_id, wanted)
+                    if wanted is not None and getattr(request, "require_stable", False)
+                    and error == ErrorCode.none else set())
         by_topic: dict[str, list[Any]] = {}
         for tp, om in offsets.items():
+            if tp in unstable:
+                om = None
             by_topic.setdefault(tp.topic, []).append(build(
                 part_cls, partition_index=tp.partition,
                 committed_offset=om.offset if om is not None else -1,
                 committed_leader_epoch=om.leader_epoch if om is not None else -1,
-                metadata=om.metadata if om is not None else "", error_code=part_error))
+                metadata=om.metadata if om is not None else "",
+                error_code=ErrorCode.unstable_offset_commit if tp in unstable else part_error))
         return build(cls, error_code=error, topics=tuple(
             build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
+
+    async def txn_offset_commit(self, header: Any, request: Any, conn: Any) -> Any:
+        """TxnOffsetCommit v0-v3 (KIP-98; KIP-447 adds generation_id, member_id and
+        group_instance_id in v3; Kafka's KafkaApis.handleTxnOffsetCommitRequest): partitions
+        the broker's metadata does not know get UNKNOWN_TOPIC_OR_PARTITION without reaching
+        the coordinator; the rest go to GroupCoordinator.txn_commit_offsets with commit
+        timestamp now, a null metadata as "". Errors per partition."""
+        cls = response_class(header.api_key, header.api_version)
+        topic_cls = entity(cls, "TxnOffsetCommitResponseTopic")
+        part_cls = entity(cls, "TxnOffsetCommitResponsePartition")
+        now = int(time.time() * 1000)
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        errors: dict[TopicPartition, ErrorCode] = {}
+        for t in request.topics:
+            for p in t.partitions:
+                tp = TopicPartition(t.name, int(p.partition_index))
+                if not self.coordinator.partition_exists(tp):
+                    errors[tp] = ErrorCode.unknown_topic_or_partition
+                    continue
+                offsets[tp] = OffsetAndMetadata(
+                    int(p.committed_offset), int(getattr(p, "committed_leader_epoch", -1)),
+                    p.committed_metadata or "", now, None)
+        if offsets:
+            errors.update(await self.coordinator.txn_commit_offsets(
+                request.group_id, request.transactional_id, int(request.producer_id),
+                int(request.producer_epoch), getattr(request, "member_id", "") or "",
+                getattr(request, "group_instance_id", None), int(getattr(request, "generation_id", -1)),
+                offsets))
+        by_topic: dict[str, list[Any]] = {}
+        for tp, error in errors.items():
+            by_topic.setdefault(tp.topic, []).append(
+                build(part_cls, partition_index=tp.partition, error_code=error))
+        return build(cls, topics=tuple(build(topic_cls, name=name, partitions=tuple(parts))
+                                        for name, parts in by_topic.items()))
 
     async def list_groups(self, header: Any, request: Any, conn: Any) -> Any:
         cls = response_class(header.api_key, header.api_version)
@@ -213,7 +255,7 @@ class GroupApis:
 
 
 def register(apis: Any, coordinator: "GroupCoordinator") -> GroupApis:
-    """Route the eleven group APIs of ``apis`` (KafkaApis) to ``coordinator``."""
+    """Route the twelve group APIs of ``apis`` (KafkaApis) to ``coordinator``."""
     handlers = GroupApis(coordinator)
     apis.register(ApiKey.FIND_COORDINATOR, handlers.find_coordinator)
     apis.register(ApiKey.JOIN_GROUP, handlers.join_group)
@@ -226,4 +268,5 @@ def register(apis: Any, coordinator: "GroupCoordinator") -> GroupApis:
     apis.register(ApiKey.DESCRIBE_GROUPS, handlers.describe_groups)
     apis.register(ApiKey.DELETE_GROUPS, handlers.delete_groups)
     apis.register(ApiKey.OFFSET_DELETE, handlers.offset_delete)
+    apis.register(ApiKey.TXN_OFFSET_COMMIT, handlers.txn_offset_commit)
     return handlers

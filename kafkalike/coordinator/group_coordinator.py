@@ -167,6 +167,11 @@ class GroupCoordinator:
         server.startup_hooks.append(coordinator.startup_hook)
         server.shutdown_hooks.append(coordinator.shutdown_hook)
         server.metadata_listeners.append(coordinator.on_partitions_deleted)
+        # COMMIT/ABORT markers written to __consumer_offsets complete transactional offsets
+        # (ReplicaManager.txn_marker_listeners; absent on a broker without transactions)
+        listeners = getattr(server.replica_manager, "txn_marker_listeners", None)
+        if listeners is not None:
+            listeners.append(coordinator.on_txn_marker)
         return coordinator
 
     def _follow_leadership_requests(self, apis: Any) -> None:
@@ -844,6 +849,57 @@ class GroupCoordinator:
                 return all_(ErrorCode.illegal_generation)
             group.get(member_id).latest_heartbeat_ms = self.now_ms()
         return await self.manager.store_offsets(group, offsets)
+
+    async def txn_commit_offsets(self, group_id: str, transactional_id: str, producer_id: int,
+                                 producer_epoch: int, member_id: str, group_instance_id: str | None,
+                                 generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]
+                                 ) -> dict[TopicPartition, ErrorCode]:
+        """TxnOffsetCommit v0-3 (KIP-98, KIP-447; Kafka's GroupCoordinator.handleTxnCommitOffsets
+        and doTxnCommitOffsets): validate the group (INVALID_GROUP_ID for an empty id,
+        COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR), create an
+        unknown group as Empty, then the KIP-447 checks, each only when the field is set:
+        FENCED_INSTANCE_ID (a static member replaced by another), UNKNOWN_MEMBER_ID (a
+        member id not in the group), ILLEGAL_GENERATION (a generation >= 0 other than the
+        group's). Then the offsets are appended as a transactional batch and stay pending
+        until the producer's transaction ends (on_txn_marker). Returns per-partition errors.
+        KIP-890 verification (is __consumer_offsets part of the transaction?) is not done."""
+        def all_(error: ErrorCode) -> dict[TopicPartition, ErrorCode]:
+            return {tp: error for tp in offsets}
+
+        error = self._validate(group_id)
+        if error is not None:
+            return all_(error)
+        group = self.manager.get_or_create_group(group_id)
+        if group.is_state(GroupState.DEAD):
+            return all_(ErrorCode.coordinator_not_available)
+        if group.is_static_member_fenced(member_id, group_instance_id):
+            return all_(ErrorCode.fenced_instance_id)
+        if member_id != UNKNOWN_MEMBER_ID and not group.has(member_id):
+            return all_(ErrorCode.unknown_member_id)
+        if generation_id >= 0 and generation_id != group.generation_id:
+            return all_(ErrorCode.illegal_generation)
+        log.debug("txn_offsets_commit", group=group_id, transactional_id=transactional_id,
+                  producer_id=producer_id, producer_epoch=producer_epoch, partitions=len(offsets))
+        return await self.manager.store_txn_offsets(group, producer_id, producer_epoch, offsets)
+
+    def on_txn_marker(self, tp: Any, producer_id: int, producer_epoch: int, committed: bool) -> None:
+        """ReplicaManager.txn_marker_listeners hook: a COMMIT (``committed``) or ABORT marker
+        of ``producer_id`` was appended to partition ``tp`` on this leader. For a
+        __consumer_offsets partition this completes the producer's pending transactional
+        offsets there (Kafka's GroupCoordinator.scheduleHandleTxnCompletion); other topics
+        are ignored."""
+        if tp.topic != OFFSETS_TOPIC:
+            return
+        self.manager.handle_txn_completion(producer_id, (tp.partition,), committed)
+
+    def unstable_partitions(self, group_id: str, partitions: Sequence[TopicPartition]) -> set[TopicPartition]:
+        """Of ``partitions``, those with transactional offsets of ``group_id`` awaiting their
+        marker: OffsetFetch v7+ with require_stable answers them UNSTABLE_OFFSET_COMMIT
+        (Kafka's GroupMetadataManager.getOffsets, KIP-447)."""
+        group = self.manager.get_group(group_id)
+        if group is None or not group.pending_txn_offsets:
+            return set()
+        return {tp for tp in partitions if group.has_pending_txn_offsets_for(tp)}
 
     def fetch_offsets(self, group_id: str, partitions: Sequence[TopicPartition] | None
                       ) -> tuple[ErrorCode, dict[TopicPartition, OffsetAndMetadata | None]]:

@@ -68,6 +68,24 @@ class OffsetAndMetadata:
 
 
 @attrs.frozen
+class CommitRecordMetadataAndOffset:
+    """A committed offset with the base offset of the __consumer_offsets batch that holds it
+    (None while its append has not completed), Kafka's CommitRecordMetadataAndOffset. The batch
+    offset orders commits by their position in the log: a transactional commit completed by a
+    COMMIT marker replaces the current offset only if that one was written earlier."""
+
+    appended_batch_offset: int | None
+    offset_and_metadata: OffsetAndMetadata
+
+    def older_than(self, that: "CommitRecordMetadataAndOffset") -> bool:
+        """True when this record precedes ``that`` in the log (both appended). Kafka's
+        olderThan; an offset whose position is unknown counts as older."""
+        if that.appended_batch_offset is None:
+            raise ValueError("older_than: the newer commit has not been appended yet")
+        return self.appended_batch_offset is None or self.appended_batch_offset < that.appended_batch_offset
+
+
+@attrs.frozen
 class MemberSummary:
     """One member as DescribeGroups shows it (metadata/assignment empty unless Stable)."""
 
@@ -103,6 +121,12 @@ class GroupMetadata:
     pending_members: dict[str, int] = attrs.field(factory=dict)  # member id -> expiry (ms)
     static_members: dict[str, str] = attrs.field(factory=dict)   # group.instance.id -> member id
     offsets: dict[TopicPartition, OffsetAndMetadata] = attrs.field(factory=dict)
+    # the __consumer_offsets batch offset of each committed offset's record (absent: unknown)
+    offset_positions: dict[TopicPartition, int] = attrs.field(factory=dict)
+    # transactional offsets awaiting their transaction's marker: producer id -> tp -> commit
+    # (Kafka's pendingTransactionalOffsetCommits; KIP-98)
+    pending_txn_offsets: dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]] = \
+        attrs.field(factory=dict)
     current_state_timestamp_ms: int = -1  # wall clock ms of the last state change
     new_member_added: bool = False
     # the join phase's deadline (monotonic ms) and the initial-delay budget left (ms)
@@ -279,10 +303,77 @@ class GroupMetadata:
 
     # ------------------------------------------------------------------ offsets
     def has_offsets(self) -> bool:
-        return bool(self.offsets)
+        """Committed or pending transactional offsets (Kafka's hasOffsets)."""
+        return bool(self.offsets) or bool(self.pending_txn_offsets)
 
     def offset(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         return self.offsets.get(tp)
+
+    def committed(self, tp: TopicPartition) -> CommitRecordMetadataAndOffset | None:
+        """The committed offset of ``tp`` with its log position, or None."""
+        om = self.offsets.get(tp)
+        return None if om is None else CommitRecordMetadataAndOffset(self.offset_positions.get(tp), om)
+
+    def put_offset(self, tp: TopicPartition, commit: CommitRecordMetadataAndOffset) -> None:
+        """Make ``commit`` the committed offset of ``tp`` (no log-order check)."""
+        self.offsets[tp] = commit.offset_and_metadata
+        if commit.appended_batch_offset is None:
+            self.offset_positions.pop(tp, None)
+        else:
+            self.offset_positions[tp] = commit.appended_batch_offset
+
+    def prepare_txn_offset_commit(self, producer_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Record ``offsets`` as pending for ``producer_id`` before their append (Kafka's
+        GroupMetadata.prepareTxnOffsetCommit)."""
+        pending = self.pending_txn_offsets.setdefault(producer_id, {})
+        for tp, om in offsets.items():
+            pending[tp] = CommitRecordMetadataAndOffset(None, om)
+
+    def on_txn_offset_commit_append(self, producer_id: int, tp: TopicPartition,
+                                    commit: CommitRecordMetadataAndOffset) -> None:
+        """The append of a pending transactional offset succeeded: remember its batch offset
+        (only if it is still the pending value; a later commit of the same producer wins)."""
+        pending = self.pending_txn_offsets.get(producer_id)
+        if pending is not None and tp in pending and \
+                pending[tp].offset_and_metadata == commit.offset_and_metadata:
+            pending[tp] = commit
+
+    def fail_pending_txn_offset_commit(self, producer_id: int, tp: TopicPartition) -> None:
+        """The append failed: forget the pending offset (the client retries)."""
+        pending = self.pending_txn_offsets.get(producer_id)
+        if pending is not None:
+            pending.pop(tp, None)
+            if not pending:
+                del self.pending_txn_offsets[producer_id]
+
+    def complete_pending_txn_offset_commit(self, producer_id: int, is_commit: bool) -> list[TopicPartition]:
+        """The producer's transaction ended (a COMMIT or ABORT marker was written to this
+        group's offsets partition). On commit each appended pending offset becomes the
+        committed one unless a commit written later in the log is already there (Kafka's
+        completePendingTxnOffsetCommit); on abort they are dropped. Returns the partitions
+        whose committed offset changed."""
+        pending = self.pending_txn_offsets.pop(producer_id, None)
+        changed: list[TopicPartition] = []
+        if not is_commit or pending is None:
+            return changed
+        for tp, commit in pending.items():
+            if commit.appended_batch_offset is None:
+                # the append has not completed: Kafka throws IllegalStateException here; the
+                # coordinator sends markers only after TxnOffsetCommit answered, so skip it
+                continue
+            current = self.committed(tp)
+            if current is None or current.older_than(commit):
+                self.put_offset(tp, commit)
+                changed.append(tp)
+        return changed
+
+    def has_pending_offset_commits_from_producer(self, producer_id: int) -> bool:
+        return producer_id in self.pending_txn_offsets
+
+    def has_pending_txn_offsets_for(self, tp: TopicPartition) -> bool:
+        """True while some producer's open transaction holds an offset of ``tp`` (OffsetFetch
+        with require_stable then answers UNSTABLE_OFFSET_COMMIT)."""
+        return any(tp in pending for pending in self.pending_txn_offsets.values())
 
     def subscribed_topics(self) -> set[str] | None:
         """Topics the members subscribe to, decoded from consumer-protocol metadata (v0+:

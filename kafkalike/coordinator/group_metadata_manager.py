@@ -19,6 +19,14 @@ key and value starts with an int16 version; the key's version says what the reco
                        bytes, assignment bytes]
     A null value (tombstone) deletes the offset / the group; compaction keeps the latest.
 
+Transactional offsets (TxnOffsetCommit, KIP-98/KIP-447): OffsetCommit records in a batch
+with the producer's id and epoch and the transactional flag. They stay pending per producer
+until a control batch of that producer (Kafka's ControlRecord: key int16 version 0, int16
+type 0=ABORT 1=COMMIT) completes them: COMMIT makes them the committed offsets (unless a
+commit written later in the log is already there), ABORT drops them. Loading replays the
+same rule from the log (Kafka's loadGroupsAndOffsets); offsets of a producer with no marker
+yet are loaded back as pending.
+
 Placement: group -> partition ``abs(java_string_hash(group)) % offsets.topic.num.partitions``
 (Kafka's Utils.abs(groupId.hashCode) % groupMetadataTopicPartitionCount; Utils.abs maps
 Integer.MIN_VALUE to 0). The leader of that partition is the group's coordinator.
@@ -38,7 +46,8 @@ from typing import Any
 import attrs
 import structlog
 
-from kafkalike.coordinator.group_metadata import GroupMetadata, GroupState, OffsetAndMetadata
+from kafkalike.coordinator.group_metadata import (CommitRecordMetadataAndOffset, GroupMetadata, GroupState,
+                                                  OffsetAndMetadata)
 from kafkalike.coordinator.member_metadata import MemberMetadata
 from kafkalike.coordinator.offset_config import OFFSETS_TOPIC, OffsetConfig
 from kafkalike.protocol.errors import ErrorCode
@@ -362,43 +371,133 @@ def group_metadata_record(group: str, value: GroupMetadataValue | None) -> tuple
             None if value is None else encode_group_metadata_value(value))
 
 
+PendingOffsets = dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]]
+"""One producer's pending transactional offsets: group -> partition -> commit."""
+
+
 @attrs.frozen
 class LoadedPartition:
     """What loading one offsets partition found: groups with metadata, offsets by group
-    (including groups that only have offsets: simple consumers), records read."""
+    (including groups that only have offsets: simple consumers), records read; the batch
+    offset of each committed offset's record (``positions``, same shape as ``offsets``) and
+    the transactional offsets still waiting for a marker (``pending``: producer id ->
+    PendingOffsets)."""
 
     group_values: dict[str, GroupMetadataValue]
     offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]]
     records: int
+    positions: dict[str, dict[TopicPartition, int]] = attrs.field(factory=dict)
+    pending: dict[int, PendingOffsets] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class LogBatch:
+    """One batch of __consumer_offsets as loading sees it: base offset, producer id, the
+    transactional flag, ``control`` (None for data; for a control batch True = COMMIT
+    marker, False = ABORT marker) and its records as (key, value)."""
+
+    base_offset: int
+    records: tuple[tuple[bytes | None, bytes | None], ...]
+    producer_id: int = -1
+    is_transactional: bool = False
+    control: bool | None = None
+
+
+def control_record_committed(key: bytes | memoryview | None) -> bool | None:
+    """A control record's key (Kafka's ControlRecordType: int16 version, int16 type):
+    True for COMMIT (1), False for ABORT (0), None for anything else."""
+    if key is None or len(key) < 4:
+        return None
+    kind = _I16.unpack_from(bytes(key[:4]), 2)[0]
+    return {0: False, 1: True}.get(kind)
 
 
 def replay(records: Iterable[tuple[bytes | None, bytes | None]]) -> LoadedPartition:
-    """Apply __consumer_offsets records in log order: the last value per key wins, tombstones
-    delete (a group tombstone removes the group's metadata, not its offsets). Undecodable
-    records are logged and skipped."""
+    """Apply non-transactional __consumer_offsets records in log order (record i at offset
+    i): see replay_batches."""
+    return replay_batches(LogBatch(i, (rec,)) for i, rec in enumerate(records))
+
+
+def replay_batches(batches: Iterable[LogBatch]) -> LoadedPartition:
+    """Apply __consumer_offsets batches in log order (Kafka's loadGroupsAndOffsets): the last
+    value per key wins, tombstones delete (a group tombstone removes the group's metadata,
+    not its offsets); offsets in a transactional batch are pending for its producer until
+    that producer's control batch: COMMIT installs each one unless the loaded offset was
+    written later in the log, ABORT drops them. Undecodable records are logged and skipped."""
     groups: dict[str, GroupMetadataValue] = {}
-    offsets: dict[str, dict[TopicPartition, OffsetAndMetadata]] = {}
+    offsets: dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]] = {}
+    pending: dict[int, PendingOffsets] = {}
     n = 0
-    for key_bytes, value_bytes in records:
-        n += 1
-        if key_bytes is None:
+    for batch in batches:
+        if batch.control is not None:
+            n += len(batch.records)
+            done = pending.pop(batch.producer_id, {})
+            if batch.control:
+                for gid, commits in done.items():
+                    loaded = offsets.setdefault(gid, {})
+                    for tp, commit in commits.items():
+                        current = loaded.get(tp)
+                        if current is None or current.older_than(commit):
+                            loaded[tp] = commit
             continue
-        try:
-            key = decode_key(key_bytes)
-            if isinstance(key, OffsetCommitKey):
-                tp = TopicPartition(key.topic, key.partition)
-                if value_bytes is None:
-                    offsets.get(key.group, {}).pop(tp, None)
+        for key_bytes, value_bytes in batch.records:
+            n += 1
+            if key_bytes is None:
+                continue
+            try:
+                key = decode_key(key_bytes)
+                if isinstance(key, OffsetCommitKey):
+                    tp = TopicPartition(key.topic, key.partition)
+                    if batch.is_transactional:
+                        target = pending.setdefault(batch.producer_id, {}).setdefault(key.group, {})
+                    else:
+                        target = offsets.setdefault(key.group, {})
+                    if value_bytes is None:
+                        target.pop(tp, None)
+                    else:
+                        target[tp] = CommitRecordMetadataAndOffset(
+                            batch.base_offset, decode_offset_commit_value(value_bytes))
                 else:
-                    offsets.setdefault(key.group, {})[tp] = decode_offset_commit_value(value_bytes)
-            else:
-                if value_bytes is None:
-                    groups.pop(key.group, None)
-                else:
-                    groups[key.group] = decode_group_metadata_value(value_bytes)
-        except OffsetsRecordError as exc:
-            log.warning("offsets_record_skipped", error=str(exc))
-    return LoadedPartition(groups, {g: o for g, o in offsets.items() if o}, n)
+                    if value_bytes is None:
+                        groups.pop(key.group, None)
+                    else:
+                        groups[key.group] = decode_group_metadata_value(value_bytes)
+            except OffsetsRecordError as exc:
+                log.warning("offsets_record_skipped", error=str(exc))
+    return LoadedPartition(
+        groups,
+        {g: {tp: c.offset_and_metadata for tp, c in o.items()} for g, o in offsets.items() if o},
+        n,
+        {g: {tp: c.appended_batch_offset for tp, c in o.items() if c.appended_batch_offset is not None}
+         for g, o in offsets.items() if o},
+        {pid: {g: o for g, o in by_group.items() if o} for pid, by_group in pending.items()
+         if any(by_group.values())})
+
+
+def iter_log_batches(partition_log: Any, end_offset: int, chunk_bytes: int) -> Iterator[LogBatch]:
+    """Every batch of ``partition_log`` (a storage UnifiedLog) from its start up to
+    ``end_offset`` (exclusive) as a LogBatch, reading ``chunk_bytes`` at a time."""
+    offset = partition_log.log_start_offset
+    while offset < end_offset:
+        slices = partition_log.read(offset, chunk_bytes, end_offset, True)
+        data = b"".join(s.read_bytes() for s in slices)
+        if not data:
+            break
+        batches = decode_batches(data, allow_truncated_tail=True)
+        if not batches:
+            break
+        for batch in batches:
+            if batch.last_offset < offset:
+                continue
+            control = None
+            if batch.is_control:
+                control = control_record_committed(batch.records[0].key) if batch.records else None
+                if control is None:
+                    offset = batch.last_offset + 1
+                    continue
+            records = tuple((rec.key, rec.value) for rec in batch.records if offset <= rec.offset < end_offset)
+            yield LogBatch(batch.base_offset, records, batch.producer_id, batch.is_transactional, control)
+            offset = max(offset, batch.last_offset + 1)
 
 
 def iter_log_records(partition_log: Any, end_offset: int, chunk_bytes: int) -> Iterator[tuple[bytes | None, bytes | None]]:
@@ -455,6 +554,8 @@ class GroupMetadataManager:
         self.groups: dict[str, GroupMetadata] = {}
         self.owned_partitions: dict[int, int] = {}    # partition -> leader epoch it was loaded for
         self.loading_partitions: dict[int, int] = {}  # partition -> leader epoch being loaded
+        # groups with pending transactional offsets, per producer id (Kafka's openGroupsForProducer)
+        self.producer_groups: dict[int, set[str]] = {}
 
     # ------------------------------------------------------------------ ownership
     def partition_for(self, group_id: str) -> int:
@@ -488,11 +589,12 @@ class GroupMetadataManager:
         (replacing any cached ones). Returns the loaded groups. Raises KeyError when the
         partition is not hosted here, storage errors as they come."""
         p = self.replica_manager.partitions[TopicPartition(OFFSETS_TOPIC, partition)]
-        loaded = replay(iter_log_records(p.log, p.log.log_end_offset, self.config.load_buffer_size))
+        loaded = replay_batches(iter_log_batches(p.log, p.log.log_end_offset, self.config.load_buffer_size))
         for g in self.groups_of_partition(partition):
-            del self.groups[g.group_id]
+            self._remove_group(g.group_id)
         out = []
-        for gid in set(loaded.group_values) | set(loaded.offsets):
+        pending_groups = {gid for by_group in loaded.pending.values() for gid in by_group}
+        for gid in set(loaded.group_values) | set(loaded.offsets) | pending_groups:
             offsets = loaded.offsets.get(gid, {})
             value = loaded.group_values.get(gid)
             if value is None:
@@ -500,17 +602,29 @@ class GroupMetadataManager:
                 group.offsets = dict(offsets)
             else:
                 group = group_from_value(gid, value, offsets, now_ms)
+            group.offset_positions = dict(loaded.positions.get(gid, {}))
+            for pid, by_group in loaded.pending.items():
+                if gid in by_group:
+                    group.pending_txn_offsets[pid] = dict(by_group[gid])
+                    self.producer_groups.setdefault(pid, set()).add(gid)
             self.groups[gid] = group
             out.append(group)
         log.info("offsets_partition_loaded", partition=partition, records=loaded.records,
-                 groups=len(out))
+                 groups=len(out), pending_txn_producers=len(loaded.pending))
         return out
+
+    def _remove_group(self, group_id: str) -> None:
+        self.groups.pop(group_id, None)
+        for pid in [pid for pid, gids in self.producer_groups.items() if group_id in gids]:
+            self.producer_groups[pid].discard(group_id)
+            if not self.producer_groups[pid]:
+                del self.producer_groups[pid]
 
     def remove_partition(self, partition: int) -> list[GroupMetadata]:
         """Forget the groups of a partition this broker no longer leads; returns them."""
         gone = self.groups_of_partition(partition)
         for g in gone:
-            del self.groups[g.group_id]
+            self._remove_group(g.group_id)
         self.owned_partitions.pop(partition, None)
         self.loading_partitions.pop(partition, None)
         return gone
@@ -519,21 +633,50 @@ class GroupMetadataManager:
     async def append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> ErrorCode:
         """Append records for ``group_id``'s partition with acks=-1; returns NONE or the
         error a group client should see (APPEND_ERROR_MAP)."""
+        return (await self.append_batch(group_id, records))[0]
+
+    async def append_batch(self, group_id: str, records: list[tuple[bytes, bytes | None]], *,
+                           producer_id: int = -1, producer_epoch: int = -1) -> tuple[ErrorCode, int]:
+        """Append ``records`` as one batch to ``group_id``'s offsets partition with acks=-1.
+        With ``producer_id`` >= 0 the batch is transactional (producer id and epoch set, the
+        transactional flag, the producer's next sequence on that partition: next_sequence).
+        Returns (NONE or the error a group client
+        should see, APPEND_ERROR_MAP; the batch's base offset or -1)."""
         partition = self.partition_for(group_id)
         if partition not in self.owned_partitions:
-            return ErrorCode.not_coordinator
+            return ErrorCode.not_coordinator, -1
         if not records:
-            return ErrorCode.none
+            return ErrorCode.none, -1
         now = self.wall_clock_ms()
-        batch = build_records_batch([(k, v, (), now) for k, v in records])
         tp = TopicPartition(OFFSETS_TOPIC, partition)
+        sequence = self.next_sequence(tp, producer_id, producer_epoch) if producer_id >= 0 else -1
+        batch = build_records_batch([(k, v, (), now) for k, v in records], producer_id=producer_id,
+                                    producer_epoch=producer_epoch, base_sequence=sequence,
+                                    transactional=producer_id >= 0)
         statuses = await self.replica_manager.append_records(
             -1, self.config.commit_timeout_ms, [(tp, memoryview(bytearray(batch)))])
         error = statuses[tp].error
         if error != ErrorCode.none:
             log.warning("offsets_append_failed", group=group_id, partition=partition,
-                        error=error.name.upper())
-        return APPEND_ERROR_MAP.get(error, error)
+                        error=error.name.upper(), producer_id=producer_id)
+            return APPEND_ERROR_MAP.get(error, error), -1
+        return ErrorCode.none, int(statuses[tp].base_offset)
+
+    def next_sequence(self, tp: TopicPartition, producer_id: int, producer_epoch: int) -> int:
+        """The base sequence of the group coordinator's next transactional batch of
+        ``producer_id`` on offsets partition ``tp``: one past the last sequence the partition's
+        producer state holds for that producer and epoch, else 0. Kafka's GroupMetadataManager
+        writes 0 every time and its log skips sequence checks for coordinator appends (origin
+        COORDINATOR); kafkalike's append path checks every producer batch, so the coordinator
+        continues the producer's sequence there instead (no await between this read and the
+        append, so nothing interleaves)."""
+        part = self.replica_manager.partitions.get(tp)
+        state = getattr(part, "producer_state", None)
+        entry = getattr(state, "producers", {}).get(producer_id)
+        batches = getattr(entry, "batches", None)
+        if entry is None or getattr(entry, "epoch", None) != producer_epoch or not batches:
+            return 0
+        return (int(batches[-1].last_seq) + 1) & 0x7FFFFFFF
 
     async def store_offsets(self, group: GroupMetadata,
                             offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
@@ -546,13 +689,73 @@ class GroupMetadataManager:
                 result[tp] = ErrorCode.offset_metadata_too_large
             else:
                 valid[tp] = om
-        error = await self.append(group.group_id, [offset_commit_record(group.group_id, tp, om)
-                                                   for tp, om in valid.items()])
+        error, base_offset = await self.append_batch(
+            group.group_id, [offset_commit_record(group.group_id, tp, om) for tp, om in valid.items()])
         for tp, om in valid.items():
             result[tp] = error
             if error == ErrorCode.none and not group.is_state(GroupState.DEAD):
-                group.offsets[tp] = om
+                group.put_offset(tp, CommitRecordMetadataAndOffset(base_offset if base_offset >= 0 else None, om))
         return result
+
+    async def store_txn_offsets(self, group: GroupMetadata, producer_id: int, producer_epoch: int,
+                                offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
+        """TxnOffsetCommit's write (Kafka's GroupMetadataManager.storeOffsets with a producer
+        id): the offsets are appended as one transactional batch of ``producer_id`` /
+        ``producer_epoch`` and kept pending for that producer, invisible to OffsetFetch,
+        until its transaction's marker (handle_txn_completion). Metadata longer than
+        offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE (not written); an append
+        error is answered per partition (APPEND_ERROR_MAP) and the pending offsets are
+        forgotten."""
+        result: dict[TopicPartition, ErrorCode] = {}
+        valid: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, om in offsets.items():
+            if om.metadata is not None and len(om.metadata.encode("utf-8")) > self.config.max_metadata_size:
+                result[tp] = ErrorCode.offset_metadata_too_large
+            else:
+                valid[tp] = om
+        if not valid:
+            return result
+        gid = group.group_id
+        self.producer_groups.setdefault(producer_id, set()).add(gid)
+        group.prepare_txn_offset_commit(producer_id, valid)
+        error, base_offset = await self.append_batch(
+            gid, [offset_commit_record(gid, tp, om) for tp, om in valid.items()],
+            producer_id=producer_id, producer_epoch=producer_epoch)
+        for tp, om in valid.items():
+            result[tp] = error
+            if group.is_state(GroupState.DEAD):
+                continue
+            if error == ErrorCode.none:
+                group.on_txn_offset_commit_append(producer_id, tp, CommitRecordMetadataAndOffset(base_offset, om))
+            else:
+                group.fail_pending_txn_offset_commit(producer_id, tp)
+        if error != ErrorCode.none and not group.has_pending_offset_commits_from_producer(producer_id):
+            gids = self.producer_groups.get(producer_id)
+            if gids is not None:
+                gids.discard(gid)
+                if not gids:
+                    del self.producer_groups[producer_id]
+        return result
+
+    def handle_txn_completion(self, producer_id: int, completed_partitions: Iterable[int],
+                              is_commit: bool) -> int:
+        """A COMMIT (``is_commit``) or ABORT marker of ``producer_id`` was written to the
+        offsets partitions ``completed_partitions``: complete the pending transactional
+        offsets of the groups there (Kafka's GroupMetadataManager.handleTxnCompletion).
+        Returns the number of committed offsets that changed."""
+        parts = set(completed_partitions)
+        gids = self.producer_groups.get(producer_id, set())
+        changed = 0
+        for gid in [g for g in gids if self.partition_for(g) in parts]:
+            group = self.groups.get(gid)
+            if group is not None and not group.is_state(GroupState.DEAD):
+                changed += len(group.complete_pending_txn_offset_commit(producer_id, is_commit))
+            gids.discard(gid)
+            log.info("txn_offsets_completed", group=gid, producer_id=producer_id,
+                     result="COMMIT" if is_commit else "ABORT")
+        if not gids:
+            self.producer_groups.pop(producer_id, None)
+        return changed
 
     async def store_group(self, group: GroupMetadata, assignment: dict[str, bytes] | None = None) -> ErrorCode:
         """Persist a group's metadata (GroupMetadataValue) with ``assignment``."""
@@ -622,7 +825,8 @@ class GroupMetadataManager:
             expired = self.expired_offsets(group, now)
             records = [offset_commit_record(group.group_id, tp, None) for tp in expired]
             becomes_dead = (group.is_state(GroupState.EMPTY) and
-                            len(expired) == len(group.offsets) and group.generation_id >= 0)
+                            len(expired) == len(group.offsets) and group.generation_id >= 0
+                            and not group.pending_txn_offsets)
             if becomes_dead:
                 records.append(group_metadata_record(group.group_id, None))
             if not records:
