@@ -22,7 +22,7 @@ LAYERS = {
     "controller": 2, "coordinator": 2,
     "broker": 3,
     "cluster": 4,
-    "chaos": 5, "bench": 5, "demo": 5, "dashboard": 5,
+    "chaos": 5, "bench": 5, "demo": 5, "dashboard": 5, "schema_registry": 5,
     "cli": 6,
 }
 

@@ -26,6 +26,7 @@ COMMANDS = [
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
     "kafkalike.cli.dashboard",
+    "kafkalike.cli.schema_registry",
 
 ]
 
