@@ -18,6 +18,7 @@ EXAMPLE = """examples:
   kafkalike chaos run --scenario unclean-election      # expected to LOSE data; exit 0 if it does
   kafkalike chaos check chaos-report                    # judge a recorded history again
   kafkalike chaos cleanup                               # iptables rules left by a killed run
+  kafkalike chaos campaign --runs 20 --duration 60s --report chaos-campaign   # many seeds, one summary
 
 exit status: 0 when the verdict is what the scenario expects (valid; for unclean-election:
 lost records reported), 1 otherwise, 2 on a usage or set-up error."""
@@ -75,6 +76,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chk.add_argument("--not-idempotent", action="store_true",
                      help="producers ran without enable.idempotence: duplicates are not anomalies")
     chk.set_defaults(func=_check)
+    camp = csub.add_parser("campaign", help="N seeded random-nemesis runs, each on a fresh cluster, one summary",
+                           epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    camp.add_argument("--runs", type=int, required=True, help="how many runs")
+    camp.add_argument("--backend", choices=["local", "compose"], default="local")
+    camp.add_argument("--duration", type=_duration, default=120.0, help="fault time per run (default 120s)")
+    camp.add_argument("--seed-from", type=int, default=1, help="the first run's seed; run i uses it + i (default 1)")
+    camp.add_argument("--report", default=None, help="campaign directory (default: a new temporary one)")
+    camp.add_argument("--rate", type=float, default=50.0, help="records/s per producer (default 50)")
+    camp.add_argument("--session-timeout-ms", type=int, default=6000,
+                      help="brokers' zookeeper.session.timeout.ms (default 6000)")
+    camp.set_defaults(func=_campaign)
     clean = csub.add_parser("cleanup", help="delete iptables rules left by a chaos run that was killed")
     clean.set_defaults(func=_cleanup)
 
@@ -103,6 +115,32 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     print(verdict.dumps() if args.json else verdict.render_text() + "VERDICT " + verdict.headline())
     return {"valid": 0, "invalid": 1}.get(verdict.status, 3)
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    """Exit 0 when every run was valid, 1 otherwise, 2 on a usage error."""
+    from kafkalike.chaos.campaign import CampaignOptions, run_campaign
+
+    if args.runs < 1:
+        print("kafkalike chaos campaign: --runs must be at least 1", file=sys.stderr)
+        return 2
+    report = Path(args.report or tempfile.mkdtemp(prefix="kafkalike-chaos-campaign-"))
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        summary = run_campaign(CampaignOptions(args.runs, report, args.backend, args.duration, args.seed_from,
+                                               args.session_timeout_ms, args.rate),
+                               say=lambda s: print(s, flush=True),
+                               command=(f"kafkalike chaos campaign --runs {args.runs} --backend {args.backend} "
+                                        f"--duration {args.duration:g}s --seed-from {args.seed_from} "
+                                        f"--report {report}"))
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    print(f"summary: {report / 'summary.md'}")
+    return 0 if summary.statuses.get("valid", 0) == summary.runs else 1
 
 
 def _cleanup(args: argparse.Namespace) -> int:
