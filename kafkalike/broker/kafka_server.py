@@ -93,6 +93,8 @@ class KafkaServer:
         self.startup_hooks.append(self._start_controller)
         self.shutdown_hooks.append(lambda _server: self.controller.stop())
         self.apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
+        self.apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, self.controller.handle_alter_partition_reassignments)
+        self.apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, self.controller.handle_list_partition_reassignments)
         # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...)
         from kafkalike.broker.replica_manager import ReplicaManager
         self.replica_manager = ReplicaManager(self)

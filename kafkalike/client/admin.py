@@ -30,7 +30,7 @@ from kafkalike.client.kafka_client import KafkaClient, OffsetAndTimestamp
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 
-__all__ = ["AdminClient", "NewTopic", "ConfigEntry", "ClusterDescription",
+__all__ = ["AdminClient", "NewTopic", "ConfigEntry", "ClusterDescription", "PartitionReassignment",
            "RESOURCE_TOPIC", "RESOURCE_BROKER"]
 
 log = structlog.get_logger("kafkalike.client.admin")
@@ -67,6 +67,17 @@ class ConfigEntry:
     is_default: bool = False
     is_sensitive: bool = False
     source: int = -1
+
+
+@attrs.frozen
+class PartitionReassignment:
+    """A partition being reassigned, as ListPartitionReassignments reports it (Kafka's
+    admin.PartitionReassignment): ``replicas`` (RS = target + original), ``adding_replicas``
+    and ``removing_replicas`` (broker ids)."""
+
+    replicas: tuple[int, ...]
+    adding_replicas: tuple[int, ...]
+    removing_replicas: tuple[int, ...]
 
 
 @attrs.frozen
@@ -301,3 +312,59 @@ class AdminClient:
         """ListOffsets per partition; see KafkaClient.list_offsets (EARLIEST -2, LATEST -1,
         or a timestamp in ms)."""
         return await self.client.list_offsets(timestamps, isolation_level=isolation_level)
+
+    # ------------------------------------------------------------------ reassignment (KIP-455)
+
+    async def alter_partition_reassignments(
+            self, reassignments: dict[TopicPartition, list[int] | None], *,
+            timeout_ms: int = 60000) -> dict[TopicPartition, tuple[ErrorCode, str | None]]:
+        """AlterPartitionReassignments v0 on the controller (Kafka's
+        Admin.alterPartitionReassignments): each partition moves to its target replicas, or
+        (None) its reassignment is cancelled. A top-level NOT_CONTROLLER refreshes Metadata and
+        retries. Returns {partition: (error code, message)}: NONE (started / cancelled),
+        INVALID_REPLICA_ASSIGNMENT (empty, duplicate, negative or dead brokers),
+        UNKNOWN_TOPIC_OR_PARTITION, NO_REASSIGNMENT_IN_PROGRESS (cancel of nothing). Raises
+        KafkaError for any other top-level error."""
+        topics: dict[str, list[dict[str, Any]]] = {}
+        for tp, replicas in sorted(reassignments.items()):
+            topics.setdefault(tp.topic, []).append(
+                {"partition_index": tp.partition, "replicas": None if replicas is None else list(replicas)})
+
+        async def attempt() -> Any:
+            conn = await self.client.controller_connection()
+            response = await conn.call(
+                ApiKey.ALTER_PARTITION_REASSIGNMENTS, timeout_ms=self.request_timeout_ms + 5000,
+                timeout=timeout_ms, topics=[{"name": t, "partitions": ps} for t, ps in topics.items()])
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, "alter_partition_reassignments", response.error_message)
+            return response
+
+        response = await self.client.retry(attempt, what="alter_partition_reassignments")
+        return {TopicPartition(t.name, int(p.partition_index)): (ErrorCode(p.error_code), p.error_message)
+                for t in response.responses for p in t.partitions}
+
+    async def list_partition_reassignments(self, partitions: Iterable[TopicPartition] | None = None, *,
+                                           timeout_ms: int = 60000) -> dict[TopicPartition, PartitionReassignment]:
+        """ListPartitionReassignments v0 on the controller (Kafka's
+        Admin.listPartitionReassignments): the partitions being reassigned (of ``partitions``,
+        or all) with their replicas, adding and removing replicas. Raises KafkaError for a
+        top-level error other than NOT_CONTROLLER (which is retried)."""
+        topics: dict[str, list[int]] | None = None
+        if partitions is not None:
+            topics = {}
+            for tp in sorted(partitions):
+                topics.setdefault(tp.topic, []).append(tp.partition)
+
+        async def attempt() -> Any:
+            conn = await self.client.controller_connection()
+            response = await conn.call(
+                ApiKey.LIST_PARTITION_REASSIGNMENTS, timeout_ms=self.request_timeout_ms + 5000, timeout=timeout_ms,
+                topics=None if topics is None else [{"name": t, "partition_indexes": ps} for t, ps in topics.items()])
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, "list_partition_reassignments", response.error_message)
+            return response
+
+        response = await self.client.retry(attempt, what="list_partition_reassignments")
+        return {TopicPartition(t.name, int(p.partition_index)): PartitionReassignment(
+                    tuple(p.replicas), tuple(p.adding_replicas), tuple(p.removing_replicas))
+                for t in response.topics for p in t.partitions}

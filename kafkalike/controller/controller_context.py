@@ -225,6 +225,16 @@ class ControllerContext:
         adding, removing = self.reassigning.get(tp, ((), ()))
         return ReplicaAssignment(tuple(self.assignments.get(tp, ())), adding, removing)
 
+    def update_full_assignment(self, tp: TopicPartition, assignment: ReplicaAssignment,
+                               reassigning: bool = False) -> None:
+        """Set ``tp``'s replicas and adding/removing replicas (Kafka's
+        updatePartitionFullReplicaAssignment). A partition already counted as being reassigned
+        (or with ``reassigning``) keeps counting, even with no adding/removing left (a
+        cancellation about to complete); others start counting when ``assignment`` has some."""
+        self.assignments[tp] = list(assignment.replicas)
+        if reassigning or tp in self.reassigning or assignment.is_being_reassigned:
+            self.reassigning[tp] = (tuple(assignment.adding_replicas), tuple(assignment.removing_replicas))
+
     def inter_broker_endpoint(self, broker_id: int) -> EndPoint | None:
         """The endpoint the controller (and other brokers) reach ``broker_id`` on: the
         listener named ``listener_name`` if it has one, else its first endpoint."""

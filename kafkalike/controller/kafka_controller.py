@@ -44,10 +44,12 @@ from kafkalike.controller.controller_channel_manager import (
 from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
 from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.leader_election import LeaderElection
+from kafkalike.controller import reassignment
 from kafkalike.controller.partition_state_machine import (
     ElectionStrategy,
     PartitionStateMachine,
 )
+from kafkalike.controller.reassignment import AlterReassignmentsReply, ListReassignmentsReply
 from kafkalike.controller.replica_state_machine import ReplicaStateMachine
 from kafkalike.controller.topic_deletion_manager import TopicDeletionManager
 from kafkalike.coordination import zk_data as zd
@@ -149,7 +151,27 @@ class TopicDeletionStopReplicaResponseReceived:
 
 @attrs.frozen
 class PartitionReassignment:
-    """/admin/reassign_partitions was created or changed."""
+    """/admin/reassign_partitions was created (``created``), or changed or deleted (then only
+    its watch is re-armed)."""
+
+    created: bool = True
+
+
+@attrs.frozen
+class ApiPartitionReassignment:
+    """An admin client's AlterPartitionReassignments: {partition: target replicas, or None to
+    cancel} (Kafka's ApiPartitionReassignment event)."""
+
+    reassignments: Mapping[TopicPartition, tuple[int, ...] | None]
+    reply: AlterReassignmentsReply
+
+
+@attrs.frozen
+class ListPartitionReassignments:
+    """An admin client's ListPartitionReassignments (partitions None = all)."""
+
+    partitions: frozenset[TopicPartition] | None
+    reply: ListReassignmentsReply
 
 
 @attrs.frozen
@@ -297,7 +319,6 @@ class KafkaController:
         self._watches: dict[tuple[str, str], Watch] = {}
         self._nursery: trio.Nursery | None = None
         self._rebalance_scope: trio.CancelScope | None = None
-        self._reassignment_targets: dict[TopicPartition, tuple[int, ...]] = {}
         self.events_processed = 0
         self.event_times: dict[str, list[float]] = {}  # event name -> [count, total ms] (metrics)
         self.resignations = 0
@@ -438,6 +459,8 @@ class KafkaController:
             elif isinstance(event, ReplicaLeaderElection):
                 event.reply.results = {tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions}
                 event.reply.done.set()
+            elif isinstance(event, (ApiPartitionReassignment, ListPartitionReassignments)):
+                event.reply.fail(ErrorCode.not_controller)
 
     async def _watch_session(self, sessions: trio.MemoryReceiveChannel[SessionEvent]) -> None:
         async for ev in sessions:
@@ -464,7 +487,6 @@ class KafkaController:
         listener = self.context.listener_name
         self.context.reset()
         self.context.listener_name = listener
-        self._reassignment_targets.clear()
         if self.batch is not None:
             self.batch.clear()
 
@@ -480,6 +502,8 @@ class KafkaController:
                 elif isinstance(event, ReplicaLeaderElection):
                     event.reply.results = {tp: (ErrorCode.not_controller, None, -1) for tp in event.partitions}
                     event.reply.done.set()
+                elif isinstance(event, (ApiPartitionReassignment, ListPartitionReassignments)):
+                    event.reply.fail(ErrorCode.not_controller)
                 log.info("controller_event_loop_stopping", broker_id=self.broker_id, preempted_events=preempted)
                 await self._on_shutdown()
                 return
@@ -573,7 +597,7 @@ class KafkaController:
         if path == zd.DELETE_TOPICS_PATH:
             return TopicDeletion()
         if path == zd.REASSIGN_PARTITIONS_PATH:
-            return PartitionReassignment()
+            return PartitionReassignment(created=ev.type is WatchEventType.CREATED)
         if path == zd.PREFERRED_REPLICA_ELECTION_PATH:
             return PreferredReplicaLeaderElection()
         if path == zd.ISR_CHANGE_NOTIFICATION_PATH:
@@ -592,6 +616,12 @@ class KafkaController:
             return
         if isinstance(event, ReplicaLeaderElection):
             await self._process_replica_leader_election(event)
+            return
+        if isinstance(event, ApiPartitionReassignment):
+            await self._process_api_partition_reassignment(event)
+            return
+        if isinstance(event, ListPartitionReassignments):
+            await self._process_list_partition_reassignments(event)
             return
         if not self._active:
             return
@@ -728,7 +758,7 @@ class KafkaController:
                  live_brokers=sorted(ctx.live_brokers), topics=len(ctx.all_topics()),
                  partitions=len(ctx.assignments), offline_partitions=ctx.offline_partition_count(),
                  ms=round((trio.current_time() - t0) * 1000, 1))
-        await self._process_partition_reassignment(PartitionReassignment())
+        await self._initialize_partition_reassignments()
         await self.topic_deletion_manager.resume_deletions()
         await self._process_preferred_replica_election(PreferredReplicaLeaderElection())
         await self._process_isr_change_notification(IsrChangeNotification())
@@ -753,7 +783,6 @@ class KafkaController:
         keep = (ctx.epoch, ctx.epoch_zk_version, ctx.listener_name)
         ctx.reset()
         ctx.epoch, ctx.epoch_zk_version, ctx.listener_name = keep
-        self._reassignment_targets.clear()
         self.batch.clear()
         if self.channel is not None:
             self.channel.shutdown()
@@ -921,8 +950,10 @@ class KafkaController:
         await self.replica_state_machine.handle_state_changes(
             [(tp, r) for tp, r in replicas if tp.topic not in ctx.topics_to_delete], RS.OnlineReplica)
         await self.partition_state_machine.trigger_online_partition_state_change()
-        for tp in [tp for tp, r in replicas if tp in ctx.reassigning]:
-            await self._maybe_complete_reassignment(tp)
+        # reassignments with replicas on the new brokers start over (Kafka's onBrokerStartup)
+        for tp in sorted({tp for tp, _r in replicas if tp in ctx.reassigning}):
+            if tp in ctx.reassigning:
+                await self._on_partition_reassignment(tp, ctx.full_assignment(tp))
         await self.topic_deletion_manager.resume_deletion_for_topics({tp.topic for tp, _ in replicas})
 
     async def on_broker_failure(self, dead_brokers: list[int]) -> None:
@@ -1247,101 +1278,291 @@ class KafkaController:
                 to_elect += [tp for tp in not_led if broker_id in ctx.leadership[tp].isr]
         await self.elect_preferred_leaders(to_elect, "auto_rebalance")
 
-    # ---- partition reassignment ----------------------------------------------------------
+    # ---- partition reassignment (KIP-455) -------------------------------------------------
 
-    async def _process_partition_reassignment(self, _: PartitionReassignment) -> None:
-        """/admin/reassign_partitions: start every listed reassignment not yet in progress
-        (Kafka's processZkPartitionReassignment)."""
+    async def alter_partition_reassignments(
+            self, reassignments: Mapping[TopicPartition, tuple[int, ...] | None]) -> AlterReassignmentsReply:
+        """Queue an AlterPartitionReassignments (target replicas per partition, None =
+        cancel) and wait for the answer (Kafka's KafkaController.alterPartitionReassignments):
+        a top-level NOT_CONTROLLER, or per-partition NONE / INVALID_REPLICA_ASSIGNMENT /
+        UNKNOWN_TOPIC_OR_PARTITION / NO_REASSIGNMENT_IN_PROGRESS (see AlterReassignmentsReply).
+        NONE means the reassignment started (or, for a cancellation, was reverted), not that
+        it finished."""
+        reply = AlterReassignmentsReply()
+        if self._stopping or self.stopped.is_set():
+            reply.fail(ErrorCode.not_controller)
+            return reply
+        self.put(ApiPartitionReassignment(dict(reassignments), reply))
+        await reply.done.wait()
+        return reply
+
+    async def list_partition_reassignments(self, partitions: Iterable[TopicPartition] | None
+                                           ) -> ListReassignmentsReply:
+        """Queue a ListPartitionReassignments (None = every partition) and wait: the partitions
+        being reassigned among them with their RS/AR/RR, or a top-level NOT_CONTROLLER (Kafka's
+        KafkaController.listPartitionReassignments)."""
+        reply = ListReassignmentsReply()
+        if self._stopping or self.stopped.is_set():
+            reply.fail(ErrorCode.not_controller)
+            return reply
+        self.put(ListPartitionReassignments(None if partitions is None else frozenset(partitions), reply))
+        await reply.done.wait()
+        return reply
+
+    async def handle_alter_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
+        """KafkaApis handler for AlterPartitionReassignments v0 (api key 45). The request's
+        timeout is not used (neither does Kafka's ZooKeeper-mode handler)."""
+        reply = await self.alter_partition_reassignments(reassignment.alter_request_targets(request))
+        return reassignment.alter_response(reply.error, reply.results)
+
+    async def handle_list_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
+        """KafkaApis handler for ListPartitionReassignments v0 (api key 46)."""
+        reply = await self.list_partition_reassignments(reassignment.list_request_partitions(request))
+        return reassignment.list_response(reply.error, reply.results)
+
+    async def _process_api_partition_reassignment(self, event: ApiPartitionReassignment) -> None:
+        """Kafka's processApiPartitionReassignment: validate each target, build the new full
+        assignment (a cancel of a partition not being reassigned: NO_REASSIGNMENT_IN_PROGRESS),
+        drop those partitions from /admin/reassign_partitions (the latest request wins), start
+        the reassignments."""
+        reply = event.reply
+        try:
+            if not self._active:
+                reply.error = ErrorCode.not_controller
+                return
+            ctx = self.context
+            to_reassign: dict[TopicPartition, zd.ReplicaAssignment] = {}
+            for tp, target in sorted(event.reassignments.items()):
+                current = ctx.full_assignment(tp)
+                invalid = (None if target is None
+                           else reassignment.validate_replicas(target, current, ctx.live_broker_ids()))
+                if invalid is not None:
+                    reply.results[tp] = invalid
+                    continue
+                built = reassignment.build_reassignment(current, target)
+                if built is None:
+                    reply.results[tp] = (ErrorCode.no_reassignment_in_progress, reassignment.NO_REASSIGNMENT_MESSAGE)
+                else:
+                    to_reassign[tp] = built
+            await self._remove_from_zk_reassignment(lambda tp, _replicas: tp in to_reassign)
+            reply.results.update(await self._trigger_partition_reassignment(to_reassign))
+        finally:
+            if reply.error == ErrorCode.none:
+                for tp in event.reassignments:
+                    reply.results.setdefault(tp, (ErrorCode.not_controller if not self._active
+                                                  else ErrorCode.unknown_server_error, None))
+            reply.done.set()
+
+    async def _process_list_partition_reassignments(self, event: ListPartitionReassignments) -> None:
+        """Kafka's processListPartitionReassignments: the asked partitions (or all being
+        reassigned) whose full assignment has adding or removing replicas."""
+        reply = event.reply
+        try:
+            if not self._active:
+                reply.error = ErrorCode.not_controller
+                return
+            ctx = self.context
+            wanted = sorted(ctx.reassigning) if event.partitions is None else sorted(event.partitions)
+            for tp in wanted:
+                ra = ctx.full_assignment(tp)
+                if ra.is_being_reassigned:
+                    reply.results[tp] = ra
+        finally:
+            reply.done.set()
+
+    async def _process_partition_reassignment(self, event: PartitionReassignment) -> None:
+        """/admin/reassign_partitions was created: start what it lists (Kafka's
+        ZkPartitionReassignment; changes and deletions only re-arm the watch, as Kafka's
+        handler reacts to creation only)."""
+        if event.created:
+            await self._process_zk_partition_reassignment()
+        else:
+            await self._exists_watch(zd.REASSIGN_PARTITIONS_PATH)
+
+    async def _process_zk_partition_reassignment(self) -> set[TopicPartition]:
+        """Kafka's processZkPartitionReassignment: every partition listed in
+        /admin/reassign_partitions is reassigned (beyond Kafka, a target list that
+        validate_replicas refuses is dropped too); the ones that fail leave the znode.
+        Returns the partitions started."""
         stat = await self._exists_watch(zd.REASSIGN_PARTITIONS_PATH)
         if stat is None:
-            return
+            return set()
         assert self.zk is not None
         try:
             data, _stat = await self.zk.get(zd.REASSIGN_PARTITIONS_PATH)
             wanted = dict(zd.PartitionReassignment.from_json(data).assignments)
         except NoNode:
-            return
+            return set()
         except zd.ZNodeDecodeError as exc:
             log.error("partition_reassignment_invalid", error=str(exc))
             await self.kafka_zk.guarded_delete(zd.REASSIGN_PARTITIONS_PATH, self.context.epoch_zk_version)
-            return
+            return set()
         ctx = self.context
-        finished = []
+        results: dict[TopicPartition, reassignment.PartitionResult] = {}
+        to_reassign: dict[TopicPartition, zd.ReplicaAssignment] = {}
         for tp, target in sorted(wanted.items()):
-            if tp in self._reassignment_targets and self._reassignment_targets[tp] == tuple(target):
+            current = ctx.full_assignment(tp)
+            invalid = reassignment.validate_replicas(target, current, ctx.live_broker_ids())
+            if invalid is not None:
+                results[tp] = invalid
                 continue
-            if (tp not in ctx.assignments or tp.topic in ctx.topics_to_delete or not target
-                    or len(set(target)) != len(target)):
-                log.warning("partition_reassignment_rejected", partition=str(tp), target=list(target))
-                finished.append(tp)
-                continue
-            if list(target) == ctx.assignments[tp] and tp not in ctx.reassigning:
-                finished.append(tp)
-                continue
-            self._reassignment_targets[tp] = tuple(target)
-            await self._on_partition_reassignment(tp, tuple(target))
-        await self._remove_from_reassignment_znode(finished)
+            built = reassignment.build_reassignment(current, target)
+            assert built is not None  # a target is given
+            to_reassign[tp] = built
+        results.update(await self._trigger_partition_reassignment(to_reassign))
+        failed = {tp: r for tp, r in results.items() if r[0] != ErrorCode.none}
+        if failed:
+            log.warning("partition_reassignment_rejected", source="zookeeper",
+                        errors={str(tp): f"{kafka_name(code)}: {message}" for tp, (code, message) in failed.items()})
+            await self._remove_from_zk_reassignment(lambda tp, _replicas: tp in failed)
+        return {tp for tp, r in results.items() if r[0] == ErrorCode.none}
 
-    async def _on_partition_reassignment(self, tp: TopicPartition, target: tuple[int, ...]) -> None:
-        """Phase 1 (Kafka's onPartitionReassignment, KIP-455 layout): assignment becomes
-        target + original (adding/removing recorded in ZooKeeper), leader epoch bumped
-        (LeaderAndIsr to all), new replicas started; then wait for them to join the ISR."""
+    async def _trigger_partition_reassignment(self, reassignments: Mapping[TopicPartition, zd.ReplicaAssignment]
+                                              ) -> dict[TopicPartition, reassignment.PartitionResult]:
+        """Kafka's maybeTriggerPartitionReassignment: partitions of topics being deleted or
+        unknown get UNKNOWN_TOPIC_OR_PARTITION; the others' topics become ineligible for
+        deletion and each goes through _on_partition_reassignment (NONE, or
+        UNKNOWN_SERVER_ERROR when that failed)."""
         ctx = self.context
-        original = [r for r in ctx.assignments[tp] if r not in ctx.reassigning.get(tp, ((), ()))[0]] \
-            if tp in ctx.reassigning else list(ctx.assignments[tp])
-        full = list(dict.fromkeys(list(target) + original))
-        adding = tuple(r for r in target if r not in original)
-        removing = tuple(r for r in original if r not in target)
-        log.info("partition_reassignment_started", partition=str(tp), original=original, target=list(target),
-                 adding=list(adding), removing=list(removing))
-        ctx.assignments[tp] = full
-        ctx.reassigning[tp] = (adding, removing)
+        results: dict[TopicPartition, reassignment.PartitionResult] = {}
+        go: dict[TopicPartition, zd.ReplicaAssignment] = {}
+        for tp, ra in sorted(reassignments.items()):
+            if tp.topic in ctx.topics_to_delete:
+                log.info("partition_reassignment_skipped", partition=str(tp), reason="topic is being deleted")
+                results[tp] = (ErrorCode.unknown_topic_or_partition, reassignment.UNKNOWN_PARTITION_MESSAGE)
+            elif not ctx.assignments.get(tp):
+                results[tp] = (ErrorCode.unknown_topic_or_partition, reassignment.UNKNOWN_PARTITION_MESSAGE)
+            else:
+                go[tp] = ra
+        self.topic_deletion_manager.mark_topic_ineligible_for_deletion(
+            sorted({tp.topic for tp in go}), "topic reassignment in progress")
+        for tp, ra in go.items():
+            try:
+                await self._on_partition_reassignment(tp, ra)
+            except (ControllerMoved, ZooKeeperError, trio.Cancelled):
+                raise
+            except Exception as exc:
+                log.exception("partition_reassignment_failed", partition=str(tp), error=repr(exc))
+                results[tp] = (ErrorCode.unknown_server_error, None)
+            else:
+                results[tp] = (ErrorCode.none, None)
+        return results
+
+    async def _initialize_partition_reassignments(self) -> None:
+        """On failover (Kafka's initializePartitionReassignments): start what
+        /admin/reassign_partitions lists, then resume every reassignment the topic znodes show
+        in flight (adding/removing replicas)."""
+        resumed = await self._process_zk_partition_reassignment()
+        ctx = self.context
+        for tp in sorted(ctx.reassigning):
+            if tp not in resumed and tp in ctx.reassigning:
+                log.info("partition_reassignment_resumed", partition=str(tp))
+                await self._on_partition_reassignment(tp, ctx.full_assignment(tp))
+
+    async def _on_partition_reassignment(self, tp: TopicPartition, ra: zd.ReplicaAssignment) -> None:
+        """Kafka's onPartitionReassignment with RS = ORS + TRS, AR = TRS - ORS, RR = ORS - TRS.
+
+        While TRS is not all in the ISR: A1 leader epoch + 1 with LeaderAndIsr (new RS, AR,
+        RR) to every replica; A2 AR -> NewReplica (they start fetching). Once it is: B1 AR ->
+        OnlineReplica; B2 RS = TRS in memory; B3 a leader outside TRS (or offline) is
+        replaced by the reassign election, else the leader epoch is bumped; B4/B5 RR ->
+        Offline (out of the ISR) -> ReplicaDeletionStarted (StopReplica delete=true) ->
+        Successful -> NonExistent; B6 the topic znode gets RS = TRS with no AR/RR; B7 the
+        partition leaves /admin/reassign_partitions (deleted when empty); B8 UpdateMetadata
+        to every broker. Raises ControllerMoved / ZooKeeperError."""
+        ctx = self.context
+        self.topic_deletion_manager.mark_topic_ineligible_for_deletion([tp.topic], "topic reassignment in progress")
+        await self._update_current_reassignment(tp, ra)
+        rsm = self.replica_state_machine
+        if not await self._is_reassignment_complete(tp, ra):
+            log.info("partition_reassignment_started", partition=str(tp), replicas=list(ra.replicas),
+                     adding=list(ra.adding_replicas), removing=list(ra.removing_replicas))
+            await self._bump_leader_epoch(tp)
+            await rsm.handle_state_changes(
+                [(tp, r) for r in ra.adding_replicas if ctx.replica_state(tp, r) is RS.NonExistentReplica],
+                RS.NewReplica)
+            return
+        await rsm.handle_state_changes([(tp, r) for r in ra.adding_replicas], RS.OnlineReplica)
+        completed = zd.ReplicaAssignment(ra.target_replicas)
+        ctx.update_full_assignment(tp, completed)
+        await self._move_reassigned_partition_leader_if_required(tp, completed)
+        await self._stop_removed_replicas(tp, ra.removing_replicas)
         await self._write_topic_assignment(tp.topic)
-        await self._bump_leader_epoch(tp)
-        new_replicas = [(tp, r) for r in adding if ctx.replica_state(tp, r) is RS.NonExistentReplica]
-        await self.replica_state_machine.handle_state_changes(new_replicas, RS.NewReplica)
+        await self._remove_from_zk_reassignment(lambda t, replicas: t == tp and tuple(replicas) == completed.replicas)
+        ctx.reassigning.pop(tp, None)
+        self.send_update_metadata_request(sorted(ctx.live_or_shutting_down_broker_ids()), [tp])
+        li = ctx.leadership.get(tp)
+        log.info("partition_reassignment_completed", partition=str(tp), replicas=list(completed.replicas),
+                 leader=li.leader if li else None, removed=list(ra.removing_replicas))
+        await self.topic_deletion_manager.resume_deletion_for_topics([tp.topic])
+
+    async def _update_current_reassignment(self, tp: TopicPartition, ra: zd.ReplicaAssignment) -> None:
+        """Kafka's updateCurrentReassignment: a new full assignment is written to the topic
+        znode and the context; replicas of an earlier assignment that the new one drops
+        (adding replicas of a cancelled or changed reassignment) are stopped and deleted; a
+        data watch on the partition's state znode sees the ISR grow; the partition counts as
+        being reassigned."""
+        ctx = self.context
+        current = ctx.full_assignment(tp)
+        if current != ra:
+            ctx.update_full_assignment(tp, ra, reassigning=True)
+            await self._write_topic_assignment(tp.topic)
+            unneeded = [r for r in current.replicas if r not in ra.replicas]
+            if unneeded:
+                await self._stop_removed_replicas(tp, unneeded)
         await self._data_watch(zd.partition_state_path(tp.topic, tp.partition))
-        await self._maybe_complete_reassignment(tp)
+        ctx.reassigning.setdefault(tp, (tuple(ra.adding_replicas), tuple(ra.removing_replicas)))
+
+    async def _is_reassignment_complete(self, tp: TopicPartition, ra: zd.ReplicaAssignment) -> bool:
+        """True when nothing is being added or removed, or every TRS replica is in the ISR
+        (read from the state znode, which also refreshes the context)."""
+        if not ra.is_being_reassigned:
+            return True
+        li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
+        if li is None:
+            return False
+        self.context.leadership[tp] = li
+        return set(ra.target_replicas) <= set(li.isr)
+
+    async def _move_reassigned_partition_leader_if_required(self, tp: TopicPartition,
+                                                             ra: zd.ReplicaAssignment) -> None:
+        """Kafka's moveReassignedPartitionLeaderIfRequired: a leader not in the new replicas, or
+        not online, is replaced by the reassign election (first TRS replica alive and in the
+        ISR); otherwise the leader epoch is bumped so every replica learns the new RS."""
+        ctx = self.context
+        li = ctx.leadership.get(tp)
+        leader = li.leader if li is not None else -1
+        if leader in ra.replicas and ctx.is_replica_online(tp, leader):
+            await self._bump_leader_epoch(tp)
+        else:
+            await self.partition_state_machine.handle_state_changes([tp], PS.OnlinePartition, ElectionStrategy.REASSIGN)
+
+    async def _stop_removed_replicas(self, tp: TopicPartition, removed: Iterable[int]) -> None:
+        """Kafka's stopRemovedReplicasOfReassignedPartition: Offline (out of the ISR) ->
+        ReplicaDeletionStarted (StopReplica delete=true) -> Successful -> NonExistent."""
+        replicas = [(tp, r) for r in removed]
+        if not replicas:
+            return
+        rsm = self.replica_state_machine
+        await rsm.handle_state_changes(replicas, RS.OfflineReplica)
+        await rsm.handle_state_changes(replicas, RS.ReplicaDeletionStarted)
+        await rsm.handle_state_changes(replicas, RS.ReplicaDeletionSuccessful)
+        await rsm.handle_state_changes(replicas, RS.NonExistentReplica)
 
     async def _process_reassignment_isr_change(self, event: PartitionReassignmentIsrChange) -> None:
+        """The state znode of a partition being reassigned changed (Kafka's
+        PartitionReassignmentIsrChangeHandler): re-arm the watch, maybe complete."""
         if event.tp in self.context.reassigning:
             await self._data_watch(zd.partition_state_path(event.tp.topic, event.tp.partition))
             await self._maybe_complete_reassignment(event.tp)
 
     async def _maybe_complete_reassignment(self, tp: TopicPartition) -> None:
-        """Phase 2, once every target replica is in the ISR: target replicas online,
-        assignment = target, leader moved into the target if needed (else epoch bump), removed
-        replicas stopped and deleted, ZooKeeper updated, UpdateMetadata to all."""
-        ctx = self.context
-        target = self._reassignment_targets.get(tp)
-        if target is None or tp not in ctx.reassigning:
-            return
-        li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
-        if li is None or not all(r in li.isr for r in target):
-            return
-        ctx.leadership[tp] = li
-        _adding, removing = ctx.reassigning[tp]
-        await self.replica_state_machine.handle_state_changes(
-            [(tp, r) for r in target if ctx.replica_state(tp, r) is not RS.OnlineReplica], RS.OnlineReplica)
-        ctx.assignments[tp] = list(target)
-        ctx.reassigning.pop(tp, None)
-        if li.leader not in target or not ctx.is_replica_online(tp, li.leader, include_shutting_down=False):
-            await self.partition_state_machine.handle_state_changes([tp], PS.OnlinePartition, ElectionStrategy.REASSIGN)
-        else:
-            await self._bump_leader_epoch(tp)
-        removed = [(tp, r) for r in removing]
-        rsm = self.replica_state_machine
-        await rsm.handle_state_changes(removed, RS.OfflineReplica)
-        await rsm.handle_state_changes(removed, RS.ReplicaDeletionStarted)
-        await rsm.handle_state_changes(removed, RS.ReplicaDeletionSuccessful)
-        await rsm.handle_state_changes(removed, RS.NonExistentReplica)
-        await self._write_topic_assignment(tp.topic)
-        self._reassignment_targets.pop(tp, None)
-        await self._remove_from_reassignment_znode([tp])
-        self.send_update_metadata_request(sorted(ctx.live_brokers), [tp])
-        log.info("partition_reassignment_completed", partition=str(tp), replicas=list(target),
-                 leader=ctx.leadership[tp].leader)
-        await self.topic_deletion_manager.resume_deletion_for_topics([tp.topic])
+        """Kafka's maybeCompleteReassignment: once every target replica is in the ISR, run
+        the completion half of _on_partition_reassignment."""
+        ra = self.context.full_assignment(tp)
+        if tp in self.context.reassigning and await self._is_reassignment_complete(tp, ra):
+            log.info("partition_reassignment_caught_up", partition=str(tp), target=list(ra.target_replicas))
+            await self._on_partition_reassignment(tp, ra)
 
     async def _bump_leader_epoch(self, tp: TopicPartition) -> None:
         """Rewrite the partition state with leader_epoch + 1 and send LeaderAndIsr to every
@@ -1381,22 +1602,26 @@ class KafkaController:
                                                  ctx.epoch_zk_version)
         await self._data_watch(zd.topic_path(topic))
 
-    async def _remove_from_reassignment_znode(self, partitions: list[TopicPartition]) -> None:
-        if not partitions:
-            return
+    async def _remove_from_zk_reassignment(self, should_remove: Callable[[TopicPartition, tuple[int, ...]], bool]
+                                           ) -> None:
+        """Kafka's maybeRemoveFromZkReassignment: drop the entries of /admin/reassign_partitions
+        for which ``should_remove(partition, replicas)``; the znode is deleted once empty
+        (fenced writes)."""
         assert self.zk is not None
         try:
             data, _ = await self.zk.get(zd.REASSIGN_PARTITIONS_PATH)
-            current = dict(zd.PartitionReassignment.from_json(data).assignments)
         except NoNode:
             return
+        try:
+            current = dict(zd.PartitionReassignment.from_json(data).assignments)
         except zd.ZNodeDecodeError:
             current = {}
-        for tp in partitions:
-            current.pop(tp, None)
-        if current:
+        kept = {tp: r for tp, r in current.items() if not should_remove(tp, tuple(r))}
+        if kept and len(kept) == len(current):
+            return
+        if kept:
             await self.kafka_zk.guarded_set(zd.REASSIGN_PARTITIONS_PATH,
-                                            zd.PartitionReassignment(current).to_json(), self.context.epoch_zk_version)
+                                            zd.PartitionReassignment(kept).to_json(), self.context.epoch_zk_version)
         else:
             await self.kafka_zk.guarded_delete(zd.REASSIGN_PARTITIONS_PATH, self.context.epoch_zk_version)
 
@@ -1424,7 +1649,7 @@ class KafkaController:
 async def send_controlled_shutdown(kafka_zk: KafkaZkClient, broker_id: int, broker_epoch: int, *,
                                    listener_name: str | None = None, max_retries: int = 3,
                                    retry_backoff_ms: float = 5000, request_timeout_ms: float = 30000,
-                                   ssl_context: Any = None) -> bool:
+                                   ssl_context: Any = None, sasl: Any = None) -> bool:
     """The broker side of a controlled shutdown (Kafka's KafkaServer.controlledShutdown, ZK
     mode): find the controller in ``/controller``, send it ControlledShutdown(broker_id,
     broker_epoch) over the wire, and retry after ``retry_backoff_ms`` while it answers an
@@ -1455,7 +1680,8 @@ async def send_controlled_shutdown(kafka_zk: KafkaZkClient, broker_id: int, brok
                 async with trio.open_nursery() as nursery:
                     conn = await KafkaConnection.connect(
                         endpoint.host, endpoint.port, nursery=nursery, client_id=f"broker-{broker_id}-shutdown",
-                        request_timeout_ms=request_timeout_ms, node_id=controller_id, ssl_context=ssl_context)
+                        request_timeout_ms=request_timeout_ms, node_id=controller_id, ssl_context=ssl_context,
+                        sasl=sasl)
                     try:
                         response = await conn.send(ControlledShutdownRequest(broker_id=broker_id,
                                                                              broker_epoch=broker_epoch))

@@ -22,7 +22,7 @@ import base64
 import json
 import re
 import uuid
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import attrs
 
@@ -476,6 +476,30 @@ class ReplicaAssignment:
     replicas: tuple[int, ...]
     adding_replicas: tuple[int, ...] = ()
     removing_replicas: tuple[int, ...] = ()
+
+    @property
+    def origin_replicas(self) -> tuple[int, ...]:
+        """ORS: the replicas before the reassignment (replicas - adding)."""
+        return tuple(r for r in self.replicas if r not in self.adding_replicas)
+
+    @property
+    def target_replicas(self) -> tuple[int, ...]:
+        """TRS: the replicas once the reassignment is done (replicas - removing)."""
+        return tuple(r for r in self.replicas if r not in self.removing_replicas)
+
+    @property
+    def is_being_reassigned(self) -> bool:
+        """True while replicas are being added or removed."""
+        return bool(self.adding_replicas or self.removing_replicas)
+
+    def reassign_to(self, target: Sequence[int]) -> "ReplicaAssignment":
+        """The assignment while moving to ``target``: RS = (TRS ++ ORS) distinct, AR = RS - ORS,
+        RR = RS - TRS (Kafka's ReplicaAssignment.reassignTo). Reassigning to ORS is a
+        cancellation: no adding, no removing."""
+        origin = self.origin_replicas
+        full = tuple(dict.fromkeys((*target, *origin)))
+        return ReplicaAssignment(full, tuple(r for r in full if r not in origin),
+                                 tuple(r for r in full if r not in target))
 
 
 @attrs.frozen

@@ -68,6 +68,8 @@ class ApiKey(enum.IntEnum):
     DELETE_GROUPS = 42
     ELECT_LEADERS = 43
     INCREMENTAL_ALTER_CONFIGS = 44
+    ALTER_PARTITION_REASSIGNMENTS = 45
+    LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
@@ -118,6 +120,8 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.ELECT_LEADERS: (0, 2),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (0, 0),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
     ApiKey.OFFSET_DELETE: (0, 0),
     ApiKey.DESCRIBE_PRODUCERS: (0, 0),
@@ -162,6 +166,8 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DELETE_GROUPS: "group_coordinator",
     ApiKey.ELECT_LEADERS: "kafka_controller",
     ApiKey.INCREMENTAL_ALTER_CONFIGS: "zk_admin_manager",
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: "kafka_controller",
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: "kafka_controller",
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
     ApiKey.OFFSET_DELETE: "group_coordinator",
     ApiKey.DESCRIBE_PRODUCERS: "replica_manager",
