@@ -100,6 +100,7 @@ class KafkaApis:
             ApiKey.ALTER_CONFIGS: self.handle_alter_configs,
             ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
             ApiKey.DESCRIBE_PRODUCERS: self.handle_describe_producers,
+            ApiKey.WRITE_TXN_MARKERS: self.handle_write_txn_markers,
             ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
         }
 
@@ -360,12 +361,16 @@ class KafkaApis:
                 self.topic_stats.record_out(tp.topic, d.size)
         topic_cls = entity(resp_cls, "FetchableTopicResponse")
         part_cls = entity(resp_cls, "PartitionData")
+        aborted_cls = entity(resp_cls, "AbortedTransaction")
         by_topic: dict[str, list[Any]] = {}
         for tp, d in answer:
+            aborted = None if d.aborted_transactions is None else tuple(
+                build(aborted_cls, producer_id=t.producer_id, first_offset=t.first_offset)
+                for t in d.aborted_transactions)
             by_topic.setdefault(tp.topic, []).append(build(
                 part_cls, partition_index=tp.partition, error_code=d.error,
                 high_watermark=d.high_watermark, last_stable_offset=d.last_stable_offset,
-                log_start_offset=d.log_start_offset, aborted_transactions=None,
+                log_start_offset=d.log_start_offset, aborted_transactions=aborted,
                 preferred_read_replica=-1, records=d.records))
         return build(resp_cls, error_code=ErrorCode.none, session_id=session_id, responses=tuple(
             build(topic_cls, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()))
@@ -492,6 +497,31 @@ class KafkaApis:
                                    active_producers=tuple(build(state_cls, **attrs.asdict(p)) for p in producers)))
             topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
         return build(resp_cls, topics=tuple(topics))
+
+    async def handle_write_txn_markers(self, header: RequestHeader, request: Any,
+                                       conn: ConnectionContext) -> Any:
+        """WriteTxnMarkers v1 (KIP-98; Kafka protocol guide, WriteTxnMarkers; sent by a
+        transaction coordinator): each marker's COMMIT/ABORT control batch is appended to
+        its partitions this broker leads, answered once the ISR has it
+        (ReplicaManager.write_txn_markers, which lists the per-partition errors)."""
+        from kafkalike.broker.replica_manager import TxnMarkerEntry
+
+        rm = self._component("replica_manager")
+        markers = [TxnMarkerEntry(m.producer_id, m.producer_epoch, m.coordinator_epoch, bool(m.transaction_result),
+                                  tuple(TopicPartition(t.name, i) for t in m.topics for i in t.partition_indexes))
+                   for m in request.markers]
+        # Kafka waits request.timeout.ms (default 30000), a key kafkalike's config does not have
+        results = await rm.write_txn_markers(markers, 30000)
+        resp_cls = response_class_for(request)
+        marker_cls, topic_cls = entity(resp_cls, "WritableTxnMarkerResult"), entity(resp_cls, "WritableTxnMarkerTopicResult")
+        part_cls = entity(resp_cls, "WritableTxnMarkerPartitionResult")
+        out = []
+        for m, errors in zip(request.markers, results):
+            topics = [build(topic_cls, name=t.name, partitions=tuple(
+                build(part_cls, partition_index=i, error_code=errors[TopicPartition(t.name, i)])
+                for i in t.partition_indexes)) for t in m.topics]
+            out.append(build(marker_cls, producer_id=m.producer_id, topics=tuple(topics)))
+        return build(resp_cls, markers=tuple(out))
 
     async def handle_stop_replica(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:

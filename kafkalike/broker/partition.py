@@ -17,17 +17,14 @@ succeeded (Kafka's ZK-era Partition.updateIsr). Every method is synchronous; the
 the broker's one trio thread, so no lock is needed between checks and updates, except that
 the ReplicaManager keeps at most one ISR write in flight per partition.
 
-Idempotent producers (Kafka's ProducerStateManager / ProducerAppendInfo, without
-snapshots): ``ProducerStateManager`` keeps, per producer id, its epoch and the metadata of its
-last five batches (first/last sequence, first/last offset). A leader append of a batch with a
-producer id is checked against it: a batch equal to a cached one is a retry and answers the
-original offsets without appending; a sequence that does not follow the last one is
-OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch INVALID_PRODUCER_EPOCH; a newer epoch must start
-at sequence 0; an unknown producer may start anywhere (its state may have been removed by
-retention). Followers update the same state from the batches they replicate, so a follower
-that becomes leader already knows every producer — a batch retried after a failover is not
-written twice. The state is rebuilt from the batch headers on disk (one 61-byte read per
-batch) when the Partition is created, and again after a truncation (Kafka's truncateAndReload).
+Idempotent and transactional producers: the log's ``ProducerStateManager``
+(kafkalike.storage.producer_state_manager, Kafka keeps it in UnifiedLog) holds per producer its
+epoch, last five batches and open transaction. The leader checks a client batch against it
+before the append (a retry answers the original offsets without appending, DuplicateBatch);
+the log updates it on every append, leader or follower, so a follower that becomes leader
+already knows every producer and open transaction. Transaction markers (WriteTxnMarkers) are
+appended by the leader with ``append_txn_marker_to_leader``; read_committed fetches read below
+the log's last stable offset (LSO).
 
 DeleteRecords (KIP-107): the leader moves its log start offset
 (``delete_records_on_leader``); followers follow the leader's log start offset from its
@@ -43,18 +40,20 @@ RecordTooLargeError pass through from the log.
 
 from __future__ import annotations
 
-import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import structlog
 
 from kafkalike.protocol.errors import ErrorCode
-from kafkalike.protocol.record_batch import HEADER, HEADER_SIZE, LOG_OVERHEAD, RecordBatch
+from kafkalike.protocol.record_batch import RecordBatch, build_end_txn_marker
 from kafkalike.storage import FileSlice, KafkaStorageError, LogAppendInfo, TopicPartition, UnifiedLog
+from kafkalike.storage.producer_state_manager import DuplicateBatch, ProducerStateError, ProducerStateManager
+
+__all__ = ["DuplicateBatch", "Partition", "PartitionError", "PartitionStatistics", "ProducerStateManager",
+           "RemoteReplica", "now_ms"]
 
 log = structlog.get_logger(__name__)
 _logger = log  # for methods whose parameter is named ``log``
@@ -70,137 +69,6 @@ class PartitionError(Exception):
     def __init__(self, error_code: ErrorCode, message: str = "") -> None:
         super().__init__(message or error_code.name.upper())
         self.error_code = error_code
-
-
-class DuplicateBatch(Exception):
-    """A retried idempotent batch already in the log at [first_offset, last_offset]."""
-
-    def __init__(self, first_offset: int, last_offset: int) -> None:
-        super().__init__(f"duplicate batch at offsets {first_offset}-{last_offset}")
-        self.first_offset = first_offset
-        self.last_offset = last_offset
-
-
-@attrs.frozen
-class BatchMetadata:
-    """One appended batch of a producer: sequences and offsets (inclusive)."""
-
-    first_seq: int
-    last_seq: int
-    first_offset: int
-    last_offset: int
-
-
-@attrs.define
-class ProducerEntry:
-    """A producer's epoch and its last (up to five) batches, oldest first."""
-
-    epoch: int
-    batches: deque = attrs.Factory(lambda: deque(maxlen=ProducerStateManager.NUM_BATCHES_TO_RETAIN))
-
-
-INT32_MAX = 2**31 - 1
-
-
-def _next_seq(seq: int) -> int:
-    return 0 if seq == INT32_MAX else seq + 1
-
-
-class ProducerStateManager:
-    """Per-partition idempotent producer state (see the module doc)."""
-
-    NUM_BATCHES_TO_RETAIN = 5
-
-    def __init__(self, partition: str = "") -> None:
-        self.producers: dict[int, ProducerEntry] = {}
-        self.partition = partition  # for log lines only
-
-    def check(self, producer_id: int, epoch: int, first_seq: int, last_seq: int) -> None:
-        """Validate a client batch before the leader appends it. Raises DuplicateBatch,
-        PartitionError(OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH)."""
-        entry = self.producers.get(producer_id)
-        if entry is None:
-            return
-        if epoch < entry.epoch:
-            raise PartitionError(ErrorCode.invalid_producer_epoch,
-                                 f"producer {producer_id} epoch {epoch} is older than {entry.epoch}")
-        if epoch == entry.epoch:
-            for b in entry.batches:
-                if b.first_seq == first_seq and b.last_seq == last_seq:
-                    raise DuplicateBatch(b.first_offset, b.last_offset)
-            if entry.batches and first_seq != _next_seq(entry.batches[-1].last_seq):
-                _logger.info("out_of_order_sequence", partition=self.partition, producer_id=producer_id,
-                             epoch=epoch, first_seq=first_seq, expected=_next_seq(entry.batches[-1].last_seq))
-                raise PartitionError(
-                    ErrorCode.out_of_order_sequence_number,
-                    f"out of order sequence number for producer {producer_id}: {first_seq} "
-                    f"(incoming batch seq) does not follow {entry.batches[-1].last_seq}")
-        elif first_seq != 0:
-            _logger.info("out_of_order_sequence", partition=self.partition, producer_id=producer_id,
-                         epoch=epoch, first_seq=first_seq, expected=0)
-            raise PartitionError(ErrorCode.out_of_order_sequence_number,
-                                 f"invalid sequence number {first_seq} for new epoch {epoch} of "
-                                 f"producer {producer_id} (expected 0)")
-
-    def update(self, producer_id: int, epoch: int, first_seq: int, last_seq: int,
-               first_offset: int, last_offset: int) -> None:
-        """Record an appended batch (leader or follower)."""
-        entry = self.producers.get(producer_id)
-        if entry is None or epoch > entry.epoch:
-            if entry is not None:  # a new epoch: earlier batches no longer deduplicate (KIP-98)
-                _logger.info("producer_epoch_bumped", partition=self.partition, producer_id=producer_id,
-                             old_epoch=entry.epoch, epoch=epoch, first_seq=first_seq, first_offset=first_offset)
-            entry = ProducerEntry(epoch)
-            self.producers[producer_id] = entry
-        elif epoch < entry.epoch:
-            return
-        entry.batches.append(BatchMetadata(first_seq, last_seq, first_offset, last_offset))
-
-    def update_from_batches(self, records: memoryview) -> None:
-        """Record every idempotent batch of replicated bytes (whole batches, offsets set)."""
-        pos, n = 0, len(records)
-        while pos + HEADER_SIZE <= n:
-            b = RecordBatch(records, pos)
-            if b.producer_id >= 0 and b.base_sequence >= 0 and not b.is_control:
-                self.update(b.producer_id, b.producer_epoch, b.base_sequence,
-                            b.base_sequence + b.last_offset_delta, b.base_offset, b.last_offset)
-            pos = b.end_position
-
-    def truncate_and_reload(self, log: UnifiedLog) -> int:
-        """After the log was truncated: rebuild from the batches left (Kafka's
-        UnifiedLog.truncateTo -> ProducerStateManager.truncateAndReload), so batches older than
-        the retained five and an older epoch whose batches survive deduplicate again.
-        Truncation is rare (a leader change); the rebuild reads one header per batch."""
-        return self.rebuild(log)
-
-    def rebuild(self, log: UnifiedLog) -> int:
-        """Rebuild from the headers of every stored batch; returns batches seen."""
-        self.producers.clear()
-        seen = 0
-        for pid, epoch, first_seq, last_seq, first_off, last_off in _scan_headers(log):
-            seen += 1
-            self.update(pid, epoch, first_seq, last_seq, first_off, last_off)
-        return seen
-
-
-def _scan_headers(log: UnifiedLog) -> Iterator[tuple[int, int, int, int, int, int]]:
-    """(producer id, epoch, first seq, last seq, first offset, last offset) of every stored
-    idempotent batch, reading only the 61-byte headers."""
-    for seg in list(log.segments):
-        records = seg.log
-        fd, size, pos = records.file.fd, records.size, 0
-        while pos + HEADER_SIZE <= size:
-            raw = os.pread(fd, HEADER_SIZE, pos)
-            if len(raw) < HEADER_SIZE:
-                break
-            (base_offset, batch_length, _ple, _magic, _crc, attributes, last_delta, _bt, _mt,
-             producer_id, producer_epoch, base_sequence, _count) = HEADER.unpack(raw)
-            if batch_length <= 0:
-                break
-            if producer_id >= 0 and base_sequence >= 0 and not attributes & 0x20:
-                yield (producer_id, producer_epoch, base_sequence, base_sequence + last_delta,
-                       base_offset, base_offset + last_delta)
-            pos += batch_length + LOG_OVERHEAD
 
 
 @attrs.define
@@ -260,15 +128,11 @@ class Partition:
         self.isr_update_in_flight = False
         self.isr_shrinks = 0
         self.isr_expands = 0
-        self.producer_state = ProducerStateManager(str(tp))
-        try:
-            batches = self.producer_state.rebuild(log)
-        except OSError as exc:  # unreadable header: start without producer state
-            _logger.warning("producer_state_rebuild_failed", partition=str(tp), error=str(exc))
-        else:
-            if self.producer_state.producers:
-                _logger.info("producer_state_loaded", partition=str(tp), producers=len(self.producer_state.producers),
-                         batches=batches)
+
+    @property
+    def producer_state(self) -> ProducerStateManager:
+        """The log's producer state (rebuilt from the batches when the log was opened)."""
+        return self.log.producer_state_manager
 
     # ------------------------------------------------------------------ role
     @property
@@ -356,17 +220,42 @@ class Partition:
                 ErrorCode.not_enough_replicas,
                 f"ISR {list(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}")
         batch = RecordBatch(records, 0)
-        idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
-        if idempotent:
-            self.producer_state.check(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                                      batch.base_sequence + batch.last_offset_delta)
+        if batch.producer_id >= 0 and batch.base_sequence >= 0:
+            try:
+                self.producer_state.check(batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                                          batch.base_sequence + batch.last_offset_delta, batch.is_transactional)
+            except ProducerStateError as exc:
+                raise PartitionError(exc.error_code, str(exc)) from None
         if self.log.leader_epoch_cache.dirty:
             self.flush_leader_epoch()
         info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch)
-        if idempotent:
-            self.producer_state.update(batch.producer_id, batch.producer_epoch, batch.base_sequence,
-                                       batch.base_sequence + batch.last_offset_delta,
-                                       info.first_offset, info.last_offset)
+        self.maybe_increment_leader_hw()
+        return info
+
+    def append_txn_marker_to_leader(self, producer_id: int, producer_epoch: int, coordinator_epoch: int,
+                                    committed: bool, min_insync_replicas: int) -> LogAppendInfo:
+        """Append a COMMIT/ABORT control batch for ``producer_id`` as leader (WriteTxnMarkers,
+        KIP-98; Kafka appends it with acks=-1 and origin COORDINATOR). Raises PartitionError:
+        NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS (ISR below min.insync.replicas),
+        INVALID_PRODUCER_EPOCH (marker epoch older than the producer's),
+        TRANSACTION_COORDINATOR_FENCED (coordinator epoch older than the last marker's);
+        KafkaStorageError from the log."""
+        if not self.is_leader:
+            raise PartitionError(ErrorCode.not_leader_or_follower)
+        if len(self.isr) < min_insync_replicas:
+            raise PartitionError(
+                ErrorCode.not_enough_replicas,
+                f"ISR {list(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}")
+        try:
+            self.producer_state.check_end_txn_marker(producer_id, producer_epoch, coordinator_epoch)
+        except ProducerStateError as exc:
+            raise PartitionError(exc.error_code, str(exc)) from None
+        if self.log.leader_epoch_cache.dirty:
+            self.flush_leader_epoch()
+        marker = bytearray(build_end_txn_marker(producer_id, producer_epoch, coordinator_epoch, committed, self.clock()))
+        info = self.log.append(marker, assign_offsets=True, leader_epoch=self.leader_epoch, origin="coordinator")
+        log.info("txn_marker_appended", partition=str(self.tp), producer_id=producer_id, producer_epoch=producer_epoch,
+                 coordinator_epoch=coordinator_epoch, committed=committed, offset=info.first_offset)
         self.maybe_increment_leader_hw()
         return info
 
@@ -440,12 +329,17 @@ class Partition:
 
     # ------------------------------------------------------------------ leader: fetch
     def read_records(self, fetch_offset: int, max_bytes: int, *, from_follower: bool,
-                     current_leader_epoch: int = -1, min_one_message: bool = True) -> list[FileSlice]:
+                     current_leader_epoch: int = -1, min_one_message: bool = True,
+                     read_committed: bool = False) -> list[FileSlice]:
         """File slices from ``fetch_offset``: up to the LEO for followers, the HW for
-        consumers (Kafka's FetchHighWatermark vs FetchLogEnd). Raises PartitionError (epoch
-        fencing, not leader) and storage's OffsetOutOfRangeError."""
+        consumers, the LSO for read_committed consumers (Kafka's FetchLogEnd,
+        FetchHighWatermark, FetchTxnCommitted). Raises PartitionError (epoch fencing, not
+        leader) and storage's OffsetOutOfRangeError."""
         self.check_leader_epoch(current_leader_epoch)
-        max_offset = None if from_follower else self.high_watermark
+        if from_follower:
+            max_offset = None
+        else:
+            max_offset = self.log.last_stable_offset if read_committed else self.high_watermark
         return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message)
 
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int,
@@ -530,8 +424,7 @@ class Partition:
         CorruptRecordError."""
         info = None
         if records is not None and len(records):
-            info = self.log.append(records, assign_offsets=False)
-            self.producer_state.update_from_batches(records)
+            info = self.log.append(records, assign_offsets=False)  # updates the producer state too
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
         return info
 
@@ -550,15 +443,13 @@ class Partition:
         return True
 
     def truncate_to(self, offset: int) -> None:
-        """Follower truncation (leader-epoch based): log and producer state."""
+        """Follower truncation (leader-epoch based): the log reloads its producer state."""
         if offset < self.log.log_end_offset:
             self.log.truncate_to(offset)
-            self.producer_state.truncate_and_reload(self.log)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Follower fell behind the leader's log start: empty log at ``offset``."""
         self.log.truncate_fully_and_start_at(offset)
-        self.producer_state.producers.clear()
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> PartitionStatistics:

@@ -56,6 +56,7 @@ from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopRepli
 from kafkalike.storage import (CorruptRecordError, KafkaStorageError, LogConfig,
                                OffsetOutOfRangeError, RecordTooLargeError, TopicPartition)
 from kafkalike.storage.errors import InvalidRecordError
+from kafkalike.storage.transaction_index import AbortedTxn
 from kafkalike.storage.unified_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
 EARLIEST_LOCAL_TIMESTAMP = -4  # ListOffsets v8+ (KIP-405)
@@ -88,7 +89,8 @@ def broker_log_config(config: Any) -> LogConfig:
 @attrs.frozen
 class FetchPartitionData:
     """One partition of a Fetch answer: error, HW, last stable offset, log start offset,
-    records (protocol FileRecords slice, b"" when nothing, None on error)."""
+    records (protocol FileRecords slice, b"" when nothing, None on error), and for a
+    read_committed fetch the aborted transactions overlapping the data (None otherwise)."""
 
     tp: TopicPartition
     error: ErrorCode
@@ -96,6 +98,7 @@ class FetchPartitionData:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: Any = None
+    aborted_transactions: tuple[AbortedTxn, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -103,6 +106,18 @@ class FetchPartitionData:
         if r is None:
             return 0
         return r.size if isinstance(r, FileRecords) else len(r)
+
+
+@attrs.frozen
+class TxnMarkerEntry:
+    """One marker of a WriteTxnMarkers request: the producer, the coordinator epoch, COMMIT
+    (True) or ABORT, and the partitions to write it to."""
+
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    committed: bool
+    partitions: tuple[TopicPartition, ...]
 
 
 @attrs.frozen
@@ -682,6 +697,61 @@ class ReplicaManager:
                 op, [tp for tp, s in statuses.items() if s.acks_pending])
         return statuses
 
+    async def write_txn_markers(self, markers: list[TxnMarkerEntry],
+                                timeout_ms: int) -> list[dict[TopicPartition, ErrorCode]]:
+        """WriteTxnMarkers (KIP-98; Kafka's KafkaApis.handleWriteTxnMarkersRequest): append each
+        marker's control batch to each of its partitions this broker leads, with acks=-1
+        semantics (the answer waits in the Produce purgatory until the ISR has the marker, or
+        ``timeout_ms``). Returns, per marker, the error of each partition:
+        UNKNOWN_TOPIC_OR_PARTITION (not hosted here), NOT_LEADER_OR_FOLLOWER,
+        NOT_ENOUGH_REPLICAS(_AFTER_APPEND), INVALID_PRODUCER_EPOCH,
+        TRANSACTION_COORDINATOR_FENCED, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT. Each partition
+        answered NONE is reported to every ``txn_marker_listeners`` entry."""
+        all_statuses: list[dict[TopicPartition, ProducePartitionStatus]] = []
+        for marker in markers:
+            statuses: dict[TopicPartition, ProducePartitionStatus] = {}
+            all_statuses.append(statuses)
+            for tp in marker.partitions:
+                status = statuses[tp] = ProducePartitionStatus(-1)
+                p = self.partitions.get(tp)
+                if p is None:
+                    status.error = ErrorCode.unknown_topic_or_partition
+                    continue
+                try:
+                    info = p.append_txn_marker_to_leader(marker.producer_id, marker.producer_epoch,
+                                                         marker.coordinator_epoch, marker.committed,
+                                                         self.min_isr_of(tp.topic))
+                except PartitionError as exc:
+                    log.info("txn_marker_refused", partition=str(tp), producer_id=marker.producer_id,
+                             error=exc.error_code.name, reason=str(exc))
+                    status.error, status.error_message = exc.error_code, str(exc)
+                    continue
+                except KafkaStorageError as exc:
+                    log.error("append_failed", partition=str(tp), error=str(exc))
+                    status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
+                    continue
+                status.base_offset = info.first_offset
+                status.required_offset = info.last_offset + 1
+                status.acks_pending = True
+                self._complete_delayed(tp)
+        for statuses in all_statuses:
+            if any(s.acks_pending for s in statuses.values()):
+                op = DelayedProduce(timeout_ms, statuses, self.get_partition, self.min_isr_of)
+                await self.produce_purgatory.try_complete_else_watch(
+                    op, [tp for tp, s in statuses.items() if s.acks_pending])
+        out = []
+        for marker, statuses in zip(markers, all_statuses):
+            errors = {tp: s.error for tp, s in statuses.items()}
+            for tp, error in errors.items():
+                if error == ErrorCode.none:
+                    for listener in self.txn_marker_listeners:
+                        try:
+                            listener(tp, marker.producer_id, marker.producer_epoch, marker.committed)
+                        except Exception as exc:  # a listener's bug must not fail the marker
+                            log.error("txn_marker_listener_failed", partition=str(tp), error=str(exc))
+            out.append(errors)
+        return out
+
     def handle_log_dir_failure(self, dir: Any, exc: KafkaStorageError) -> None:
         """A log in ``dir`` failed a write it could not undo (Kafka's
         ReplicaManager.handleLogDirFailure): the dir's logs go offline (LogManager), so its
@@ -719,7 +789,7 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ Fetch
     def _read_one(self, info: FetchPartitionInfo, max_bytes: int, replica_id: int,
-                  min_one_message: bool) -> FetchPartitionData:
+                  min_one_message: bool, isolation_level: int = 0) -> FetchPartitionData:
         from_follower = replica_id >= 0
         tp = info.tp
         p = self.partitions.get(tp)
@@ -732,9 +802,10 @@ class ReplicaManager:
                 raise PartitionError(ErrorCode.not_leader_or_follower,
                                      f"replica {replica_id} is not a replica of {tp}")
             leo = p.log_end_offset
+            read_committed = not from_follower and isolation_level == READ_COMMITTED
             slices = p.read_records(info.fetch_offset, max_bytes, from_follower=from_follower,
                                     current_leader_epoch=info.current_leader_epoch,
-                                    min_one_message=min_one_message)
+                                    min_one_message=min_one_message, read_committed=read_committed)
         except PartitionError as exc:
             return FetchPartitionData(tp, exc.error_code)
         except OffsetOutOfRangeError:
@@ -751,37 +822,46 @@ class ReplicaManager:
                 self.delete_records_purgatory.check_and_complete(tp)
             self._maybe_expand_isr(p, replica_id)
         records: Any = b""
+        aborted: tuple[AbortedTxn, ...] | None = None
+        lso = p.log.last_stable_offset
         if slices:
             s = slices[0]
             records = FileRecords(s.file, s.position, s.length)
-        hw = p.high_watermark
-        return FetchPartitionData(tp, ErrorCode.none, hw, hw, p.log.log_start_offset, records)
+        if read_committed:  # Kafka's addAbortedTransactions (read from the .txnindex files)
+            aborted = tuple(p.log.collect_aborted_transactions(info.fetch_offset, lso)) if slices else ()
+        return FetchPartitionData(tp, ErrorCode.none, p.high_watermark, lso, p.log.log_start_offset, records,
+                                  aborted)
 
     def read_from_local_log(self, infos: list[FetchPartitionInfo], max_bytes: int,
-                            replica_id: int = -1) -> list[FetchPartitionData]:
+                            replica_id: int = -1, isolation_level: int = 0) -> list[FetchPartitionData]:
         """Read every partition of a fetch with a total byte budget ``max_bytes``: the first
         partition with data may exceed it by one batch (KIP-74); each partition gets
         min(its max_bytes, what is left). replica_id >= 0: a follower (reads to the LEO and
-        moves its fetch state); -1 a consumer (reads to the HW; READ_COMMITTED is the same
-        here, as kafkalike has no transactions: LSO = HW)."""
+        moves its fetch state); -1 a consumer (reads to the HW, or with ``isolation_level`` 1,
+        READ_COMMITTED, to the last stable offset with the aborted transactions)."""
         out = []
         remaining = max_bytes
         min_one = True
         for info in infos:
-            data = self._read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one)
+            data = self._read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one,
+                                  isolation_level)
             if data.size > 0:
                 min_one = False
                 remaining = max(0, remaining - data.size)
             out.append(data)
         return out
 
-    def _bytes_available(self, info: FetchPartitionInfo, from_follower: bool) -> int | None:
+    def _bytes_available(self, info: FetchPartitionInfo, from_follower: bool,
+                         isolation_level: int = 0) -> int | None:
         p = self.partitions.get(info.tp)
         if p is None or not p.is_leader:
             return None
         if info.current_leader_epoch >= 0 and info.current_leader_epoch != p.leader_epoch:
             return None
-        end = p.log_end_offset if from_follower else p.high_watermark
+        if from_follower:
+            end = p.log_end_offset
+        else:  # a read_committed fetch waits on the LSO (Kafka's DelayedFetch, FetchTxnCommitted)
+            end = p.log.last_stable_offset if isolation_level == READ_COMMITTED else p.high_watermark
         if info.fetch_offset > p.log_end_offset or info.fetch_offset < p.log.log_start_offset:
             return None
         if end <= info.fetch_offset:
@@ -799,17 +879,17 @@ class ReplicaManager:
         and read again on completion or at max_wait_ms."""
         from_follower = replica_id >= 0
         max_bytes = min(max_bytes, int(self.server.config["fetch.max.bytes"])) if not from_follower else max_bytes
-        first = self.read_from_local_log(infos, max_bytes, replica_id)
+        first = self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
         readable = sum(d.size for d in first)
         if (max_wait_ms <= 0 or not infos or readable >= min_bytes
                 or any(d.error != ErrorCode.none for d in first)):
             return first
 
         def read() -> list[FetchPartitionData]:
-            return self.read_from_local_log(infos, max_bytes, replica_id)
+            return self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
 
         op = DelayedFetch(max_wait_ms, infos, min_bytes,
-                          lambda i: self._bytes_available(i, from_follower), read)
+                          lambda i: self._bytes_available(i, from_follower, isolation_level), read)
         await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])
         return op.result if op.result is not None else first
 
@@ -977,7 +1057,8 @@ class ReplicaManager:
                                    current_leader_epoch: int, replica_id: int) -> tuple[ErrorCode, int, int, int]:
         """ListOffsets for one partition: (error, timestamp, offset, leader_epoch).
 
-        -2 earliest (log start), -1 latest (HW for consumers, LEO for replicas/debug), -3
+        -2 earliest (log start), -1 latest (HW for consumers, the LSO for read_committed
+        ones, LEO for replicas/debug), -3
         max timestamp (KIP-734: the offset of the record carrying the largest timestamp, if
         below the fetchable end), -4 earliest-local (v8, KIP-405: the log start offset, as
         kafkalike has no tiered storage), -5 latest-tiered (v9, KIP-1005: offset -1, leader
@@ -994,7 +1075,12 @@ class ReplicaManager:
         except PartitionError as exc:
             return exc.error_code, -1, -1, -1
         lg = p.log
-        last_fetchable = lg.log_end_offset if isolation_level is None else p.high_watermark
+        if isolation_level is None:
+            last_fetchable = lg.log_end_offset
+        elif isolation_level == READ_COMMITTED:
+            last_fetchable = lg.last_stable_offset
+        else:
+            last_fetchable = p.high_watermark
         if timestamp == LATEST_TIMESTAMP:
             return ErrorCode.none, -1, last_fetchable, p.leader_epoch
         if timestamp == LATEST_TIERED_TIMESTAMP:

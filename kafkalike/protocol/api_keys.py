@@ -60,6 +60,7 @@ class ApiKey(enum.IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
@@ -112,6 +113,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_RECORDS: (0, 2),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    ApiKey.WRITE_TXN_MARKERS: (1, 1),
     ApiKey.TXN_OFFSET_COMMIT: (0, 3),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.ALTER_CONFIGS: (0, 2),
@@ -158,6 +160,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DELETE_RECORDS: "replica_manager",
     ApiKey.INIT_PRODUCER_ID: "transaction_coordinator",
     ApiKey.OFFSET_FOR_LEADER_EPOCH: "replica_manager",
+    ApiKey.WRITE_TXN_MARKERS: "replica_manager",
     ApiKey.TXN_OFFSET_COMMIT: "group_coordinator",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
     ApiKey.ALTER_CONFIGS: "zk_admin_manager",

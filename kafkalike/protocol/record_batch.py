@@ -736,3 +736,60 @@ def iter_simple_records(batch: RecordBatch) -> Iterator[tuple[int, SimpleRecord]
         yield batch.base_offset + off_delta, SimpleRecord(
             value=value, key=key, headers=tuple(headers), timestamp=batch.base_timestamp + ts_delta
         )
+
+
+CONTROL_TYPE_ABORT = 0
+CONTROL_TYPE_COMMIT = 1
+_CONTROL_KEY = struct.Struct(">hh")  # ControlRecordType key: version int16, type int16
+_END_TXN_MARKER = struct.Struct(">hi")  # EndTransactionMarker value: version int16, coordinatorEpoch int32
+
+
+def build_end_txn_marker(producer_id: int, producer_epoch: int, coordinator_epoch: int, committed: bool,
+                         timestamp_ms: int, base_offset: int = 0, partition_leader_epoch: int = -1) -> bytes:
+    """One control batch holding a transaction marker (Kafka's MemoryRecords.withEndTransactionMarker,
+    KIP-98): attributes isTransactional | isControl, baseSequence -1, one record whose key is
+    the ControlRecordType (version int16 0, type int16: 0 ABORT, 1 COMMIT) and whose value is
+    the EndTransactionMarker (version int16 0, coordinatorEpoch int32). ``timestamp_ms`` in ms."""
+    key = _CONTROL_KEY.pack(0, CONTROL_TYPE_COMMIT if committed else CONTROL_TYPE_ABORT)
+    value = _END_TXN_MARKER.pack(0, coordinator_epoch)
+    return build_batch([SimpleRecord(value=value, key=key, timestamp=timestamp_ms)], base_offset,
+                       partition_leader_epoch=partition_leader_epoch, producer_id=producer_id,
+                       producer_epoch=producer_epoch, base_sequence=NO_SEQUENCE, transactional=True, control=True)
+
+
+@attrs.frozen
+class EndTxnMarker:
+    """A decoded transaction marker: control type (0 ABORT, 1 COMMIT), coordinator epoch (-1
+    when the record carries no EndTransactionMarker value)."""
+
+    control_type: int
+    coordinator_epoch: int
+
+    @property
+    def committed(self) -> bool:
+        return self.control_type == CONTROL_TYPE_COMMIT
+
+
+def read_end_txn_marker(batch: RecordBatch) -> EndTxnMarker | None:
+    """The marker in a control batch (its first record; Kafka's ControlRecordType.parse and
+    EndTransactionMarker.deserialize), or None when the control record is not a transaction
+    marker (an unknown type, e.g. a KRaft control record). Control batches are never
+    compressed. Raises CorruptBatchError when the record does not frame."""
+    if not batch.is_control or batch.records_count < 1:
+        return None
+    buf = batch.records_view()
+    _length, pos = _read_varint(buf, 0)
+    pos += 1  # attributes
+    _ts, pos = _read_varint(buf, pos)
+    _off, pos = _read_varint(buf, pos)
+    key, pos = _read_bytes(buf, pos)
+    value, pos = _read_bytes(buf, pos)
+    if key is None or len(key) < 4:
+        raise CorruptBatchError("control record key shorter than 4 bytes", batch.position)
+    _version, control_type = _CONTROL_KEY.unpack_from(key)
+    if control_type not in (CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT):
+        return None
+    coordinator_epoch = -1
+    if value is not None and len(value) >= 6:
+        coordinator_epoch = _END_TXN_MARKER.unpack_from(value)[1]
+    return EndTxnMarker(control_type, coordinator_epoch)

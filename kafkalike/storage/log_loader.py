@@ -13,6 +13,8 @@ Steps, as Kafka 3.x does them:
    (LogSegment.check_tail), and cut the same way: Kafka trusts a clean shutdown's files, but
    a checkpoint proves nothing about bytes past the last batch;
 5. the last segment becomes the active one; the log end offset is read from it.
+The producer state and the .txnindex files are rebuilt from the batch headers afterwards by
+UnifiedLog.open (ProducerStateManager.rebuild), so they always match the recovered batches.
 A directory that cannot be read raises KafkaStorageError naming the file at fault.
 """
 
@@ -39,7 +41,9 @@ from kafkalike.storage.log_segment import (
     index_file,
     log_file,
     time_index_file,
+    txn_index_file,
 )
+from kafkalike.storage.transaction_index import TXN_INDEX_SUFFIX
 
 log = structlog.get_logger(__name__)
 
@@ -133,7 +137,7 @@ def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: i
         for other in sorted(dir.glob("*" + LOG_SUFFIX)):
             ob = _base_of(other.name)
             if ob is not None and base <= ob < end:
-                for f in (other, index_file(dir, ob), time_index_file(dir, ob)):
+                for f in (other, index_file(dir, ob), time_index_file(dir, ob), txn_index_file(dir, ob)):
                     f.unlink(missing_ok=True)
         seg.rename_suffix(SWAP_SUFFIX, "")
         seg.close()
@@ -147,7 +151,7 @@ def _load(dir: Path, config: LogConfig, recovery_point: int, log_start_offset: i
     bases = sorted(b for p in dir.glob("*" + LOG_SUFFIX) if (b := _base_of(p.name)) is not None and p.name == f"{b:020d}{LOG_SUFFIX}")
     base_set = set(bases)
     for p in list(dir.iterdir()):
-        if p.name.endswith(INDEX_SUFFIX) or p.name.endswith(TIME_INDEX_SUFFIX):
+        if p.name.endswith((INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX)):
             b = _base_of(p.name)
             if b is not None and b not in base_set:
                 p.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from kafkalike.storage.errors import CorruptIndexError, KafkaStorageError
 from kafkalike.storage.file_records import BatchHeaderInfo, FileRecords, FileSlice, scan_valid_batches
 from kafkalike.storage.offset_index import OffsetIndex
 from kafkalike.storage.time_index import TimeIndex
+from kafkalike.storage.transaction_index import TXN_INDEX_SUFFIX, TransactionIndex
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,11 @@ def time_index_file(dir: Path, offset: int, suffix: str = "") -> Path:
     return dir / (filename_prefix(offset) + TIME_INDEX_SUFFIX + suffix)
 
 
+def txn_index_file(dir: Path, offset: int, suffix: str = "") -> Path:
+    """<dir>/<20-digit offset>.txnindex[suffix] (aborted transactions, KIP-98)."""
+    return dir / (filename_prefix(offset) + TXN_INDEX_SUFFIX + suffix)
+
+
 class LogSegment:
     """A segment: FileRecords plus its OffsetIndex and TimeIndex.
 
@@ -78,6 +84,7 @@ class LogSegment:
         self.log = FileRecords(log_file(self.dir, base_offset, suffix))
         self.offset_index = OffsetIndex(index_file(self.dir, base_offset, suffix), base_offset, max_index_size, active)
         self.time_index = TimeIndex(time_index_file(self.dir, base_offset, suffix), base_offset, max_index_size, active)
+        self.txn_index = TransactionIndex(txn_index_file(self.dir, base_offset, suffix), base_offset)
         if active and self.log.size == 0 and (self.offset_index.entries or self.time_index.entries):
             # stale index files next to an empty .log (e.g. left by an earlier crash): start clean
             self.offset_index.reset()
@@ -323,6 +330,7 @@ class LogSegment:
             return 0, offset
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         removed = self.log.truncate_to(h.position)
         self.offset_index.resize(self.offset_index.max_index_size)
         self.time_index.resize(self.time_index.max_index_size)
@@ -364,10 +372,15 @@ class LogSegment:
         self.time_index.make_writable()
 
     def flush(self) -> None:
-        """fsync the .log; write both indexes' new entries to their files and fsync them."""
+        """fsync the .log; write both indexes' new entries to their files and fsync them (and
+        the .txnindex when entries were appended)."""
         self.log.flush()
         self.offset_index.flush()
         self.time_index.flush()
+        try:
+            self.txn_index.flush()
+        except OSError as exc:
+            raise KafkaStorageError(f"fsync of transaction index failed ({exc.strerror})", self.txn_index.path) from exc
 
     def close(self) -> None:
         """Clean close: final time index entry if active, trim indexes, close the file."""
@@ -385,15 +398,17 @@ class LogSegment:
         self.log.close()
 
     def delete(self) -> None:
-        """Remove the three files; in-flight slices keep the .log readable until sent."""
+        """Remove the segment's files; in-flight slices keep the .log readable until sent."""
         log.debug("segment_deleted", path=str(self.log.path))
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
         self.log.delete()
 
     def rename_suffix(self, old: str, new: str) -> None:
-        """Change the file-name suffix of all three files (e.g. ".cleaned" -> ".swap" -> "")."""
+        """Change the file-name suffix of the segment's files (e.g. ".cleaned" -> ".swap" -> "")."""
         self.log.rename(log_file(self.dir, self.base_offset, new))
+        self.txn_index.rename(txn_index_file(self.dir, self.base_offset, new))
         for idx, fn in ((self.offset_index, index_file), (self.time_index, time_index_file)):
             target = fn(self.dir, self.base_offset, new)
             if idx.path.exists():

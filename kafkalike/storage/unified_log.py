@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ import structlog
 
 from kafkalike.protocol.record_batch import (
     NO_TIMESTAMP,
+    PRODUCER_ID_AT,
     TIMESTAMP_TYPE_MASK,
     RecordBatch,
     RecordBatchError,
@@ -49,6 +51,8 @@ from kafkalike.storage.leader_epoch_file_cache import LeaderEpochFileCache
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.log_loader import RecoveryReport, _new_segment, load_log
 from kafkalike.storage.log_segment import LogSegment, sync_dir
+from kafkalike.storage.producer_state_manager import CompletedTxn, ProducerStateManager
+from kafkalike.storage.transaction_index import AbortedTxn
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +63,7 @@ if _RECORD_VALIDATION_OFF:
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 MAX_TIMESTAMP = -3
+_INT64 = struct.Struct(">q")
 
 
 
@@ -167,6 +172,8 @@ class UnifiedLog:
         except ValueError:
             self.topic_partition = None
         self.cleaner_checkpoint: int | None = None  # first dirty offset, set by LogManager/cleaner
+        # idempotence and transactions (Kafka keeps ProducerStateManager inside UnifiedLog)
+        self.producer_state_manager = ProducerStateManager(self.dir.name)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -204,6 +211,7 @@ class UnifiedLog:
         )
         self = cls(dir, config, loaded.segments, loaded.next_offset, loaded.log_start_offset, loaded.recovery_point,
                    cache, clock, loaded.report)
+        self._load_producer_state()
         log.info(
             "log_loaded",
             dir=str(dir),
@@ -214,6 +222,79 @@ class UnifiedLog:
             truncated_bytes=loaded.report.bytes_truncated,
         )
         return self
+
+    def _load_producer_state(self) -> None:
+        """Rebuild the producer state and every segment's .txnindex from the stored batches
+        (Kafka's LogLoader: producer state and aborted transactions are recovered with the
+        log). A .txnindex that differs from what the batches say (torn tail, missing, stale) is
+        rewritten. An unreadable header leaves the log without producer state (logged)."""
+        aborted: dict[int, list[AbortedTxn]] = {}
+
+        def on_aborted(seg: LogSegment, txn: CompletedTxn, lso: int) -> None:
+            aborted.setdefault(seg.base_offset, []).append(
+                AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, lso))
+
+        psm = self.producer_state_manager
+        try:
+            batches = psm.rebuild(self, on_aborted)
+            for seg in self.segments:
+                if seg.txn_index.replace(aborted.get(seg.base_offset, [])):
+                    log.warning("txn_index_rebuilt", file=str(seg.txn_index.path),
+                                entries=len(aborted.get(seg.base_offset, [])))
+        except (OSError, KafkaStorageError) as exc:
+            log.warning("producer_state_rebuild_failed", dir=str(self.dir), error=str(exc))
+            psm.clear()
+            return
+        if psm.producers:
+            log.info("producer_state_loaded", dir=str(self.dir), producers=len(psm.producers), batches=batches,
+                     ongoing_txns=len(psm.ongoing_txns))
+
+    def _update_producer_state(self, mv: memoryview, metas: list[tuple[int, int, int, int]], seg: LogSegment) -> None:
+        """Apply the appended batches with a producer id to the producer state; an ABORT marker
+        adds its transaction to ``seg``'s .txnindex (Kafka's UnifiedLog.append ->
+        segment.updateTxnIndex). Reads one int64 per batch, the header only when it has a
+        producer id."""
+        psm = self.producer_state_manager
+
+        def completed(txn: CompletedTxn) -> None:
+            if not txn.is_aborted:
+                return
+            entry = AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, psm.last_stable_offset_after(txn))
+            try:
+                seg.txn_index.append(entry)
+            except (ValueError, KafkaStorageError) as exc:  # the marker is stored; recovery rebuilds the index
+                log.warning("txn_index_append_failed", dir=str(self.dir), error=str(exc))
+
+        for meta in metas:
+            pos = meta[0]
+            if _INT64.unpack_from(mv, pos + PRODUCER_ID_AT)[0] >= 0:
+                psm.apply_batch(RecordBatch(mv, pos), completed)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: min(first offset of an open transaction (or of an ended one whose marker
+        is not yet below the HW), high watermark), never below the log start offset (Kafka's
+        UnifiedLog.lastStableOffset). read_committed consumers read below it."""
+        first = self.producer_state_manager.first_unstable_offset
+        if first is None or first >= self._high_watermark:
+            return self._high_watermark
+        return max(first, self._log_start_offset)
+
+    def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start_offset, upper_bound_offset): last offset >=
+        start_offset and first offset < upper_bound_offset, from the .txnindex of the segment
+        holding start_offset onward, stopping at an entry whose LSO reaches the upper bound
+        (Kafka's UnifiedLog.collectAbortedTransactions)."""
+        out: list[AbortedTxn] = []
+        for i in range(self._segment_index_for(start_offset), len(self.segments)):
+            seg = self.segments[i]
+            if seg.base_offset >= upper_bound_offset and i > self._segment_index_for(start_offset):
+                break
+            found = seg.txn_index.collect_aborted_txns(start_offset, upper_bound_offset)
+            out.extend(found.aborted)
+            if found.is_complete:
+                break
+        return out
 
     # ----------------------------------------------------------------- offsets
     @property
@@ -249,6 +330,7 @@ class UnifiedLog:
     def update_high_watermark(self, offset: int) -> int:
         """Set the high watermark, clamped to [log start offset, LEO]; returns the value stored."""
         self._high_watermark = max(self._log_start_offset, min(offset, self._next_offset))
+        self.producer_state_manager.on_high_watermark_updated(self._high_watermark)
         return self._high_watermark
 
     # ----------------------------------------------------------------- append
@@ -258,6 +340,7 @@ class UnifiedLog:
         *,
         assign_offsets: bool = True,
         leader_epoch: int = -1,
+        origin: str = "client",
     ) -> LogAppendInfo:
         """Append one or more v2 batches (bytes back to back).
 
@@ -277,6 +360,11 @@ class UnifiedLog:
         LogValidator): a false record count, records that do not frame, offset deltas other
         than 0..n-1, a control batch, keyless records on a compacted topic raise
         InvalidRecordError (INVALID_RECORD); a body that does not decompress CorruptRecordError.
+
+        origin "coordinator" (a transaction marker the broker built for WriteTxnMarkers) skips the
+        record walk, which refuses control batches from clients. Every appended batch with a
+        producer id updates the producer state (``producer_state_manager``; an ABORT marker also
+        the segment's .txnindex); the leader checks a client batch against it before (Partition).
 
         Raises CorruptRecordError (CORRUPT_MESSAGE; bad length/magic/CRC, a truncated batch, legacy
         magic 0/1, negative lastOffsetDelta, compressed records that do not decompress),
@@ -302,7 +390,7 @@ class UnifiedLog:
                 raise RecordTooLargeError(
                     f"batch of {assigned.max_batch_size} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
                 )
-            if self.validate_records:  # Kafka's LogValidator: InvalidRecordError / CorruptRecordError
+            if self.validate_records and origin == "client":  # Kafka's LogValidator: InvalidRecordError / CorruptRecordError
                 log_validator.validate_records(mv, compacted_topic=self.config.compact)
             metas = assigned.batches
             first_offset = assigned.first_offset
@@ -336,6 +424,7 @@ class UnifiedLog:
             self._mark_failed(exc)
             raise
         self._next_offset = last_offset + 1
+        self._update_producer_state(mv, metas, seg)
         for epoch, base in epochs:
             if epoch != self.leader_epoch_cache.latest_epoch:
                 try:
@@ -577,6 +666,11 @@ class UnifiedLog:
         self._high_watermark = min(self._high_watermark, self._next_offset)
         if self.cleaner_checkpoint is not None:
             self.cleaner_checkpoint = min(self.cleaner_checkpoint, self._next_offset)
+        try:  # Kafka's truncateTo -> producerStateManager.truncateAndReload
+            self.producer_state_manager.truncate_and_reload(self)
+        except OSError as exc:
+            log.warning("producer_state_rebuild_failed", dir=str(self.dir), error=str(exc))
+            self.producer_state_manager.clear()
         log.info("log_truncated", dir=str(self.dir), target=target_offset, log_end_offset=self._next_offset)
         return True
 
@@ -598,6 +692,7 @@ class UnifiedLog:
         self._next_offset = self._log_start_offset = self._recovery_point = self._high_watermark = new_offset
         self.leader_epoch_cache.clear()
         self.cleaner_checkpoint = None
+        self.producer_state_manager.clear()
         log.info("log_truncated_fully", dir=str(self.dir), start_offset=new_offset)
 
     # ----------------------------------------------------------------- retention
