@@ -213,10 +213,20 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("group.max.size", "int", INT_MAX, "max members per group", at_least=1),
     # --- producer ids and transactions
     _key("producer.id.expiration.ms", "int", 86400000, "idle producer state expiry (ms)", at_least=1),
-    _ignored("transaction.state.log.replication.factor", "short", 3, at_least=1),
-    _ignored("transaction.state.log.min.isr", "int", 2, at_least=1),
-    _ignored("transaction.state.log.num.partitions", "int", 50, at_least=1),
+    _key("transaction.state.log.replication.factor", "short", 3,
+         "replication factor of __transaction_state (capped at the live brokers)", at_least=1),
+    _key("transaction.state.log.min.isr", "int", 2, "min.insync.replicas of __transaction_state", at_least=1),
+    _key("transaction.state.log.num.partitions", "int", 50, "partitions of __transaction_state", at_least=1),
+    _key("transaction.state.log.segment.bytes", "int", 104857600, "segment size of __transaction_state",
+         at_least=1),
+    _key("transaction.state.log.load.buffer.size", "int", 5242880,
+         "read size when loading transactions (bytes)", at_least=1),
+    _key("transaction.max.timeout.ms", "int", 900000,
+         "largest transaction.timeout.ms a producer may ask for (ms)", at_least=1),
+    _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000,
+         "how often timed-out transactions are aborted (ms)", at_least=1),
     _ignored("transactional.id.expiration.ms", "int", 604800000, at_least=1),
+    _ignored("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000, at_least=1),
     # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)
     _key("inter.broker.protocol.version", "string", "3.9",
          "Kafka's IBP (e.g. 2.4, 2.4-IV0): picks the versions brokers send each other, "

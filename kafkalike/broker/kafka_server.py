@@ -115,6 +115,22 @@ class KafkaServer:
         self.apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
         # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
         self.metrics_server: Any = None
+        # transaction coordinator (__transaction_state, KIP-98) and the transaction APIs; it wraps
+        # InitProducerId (idempotent producers keep the ProducerIdManager's) and FindCoordinator
+        from kafkalike.coordinator.transaction import transaction_apis
+        from kafkalike.coordinator.transaction.transaction_coordinator import TransactionCoordinator
+        from kafkalike.coordinator.transaction.transaction_state_manager import TransactionConfig
+        self.transaction_coordinator = TransactionCoordinator(
+            TransactionConfig.from_broker_config(self.config), replica_manager=self.replica_manager,
+            metadata_cache=self.metadata_cache, admin_manager=self.admin_manager,
+            generate_producer_id=self.producer_id_manager.generate_producer_id,
+            inter_broker_listener=self.config.inter_broker_listener_name)
+        transaction_apis.register(self.apis, self.transaction_coordinator,
+                                  self.producer_id_manager.handle_init_producer_id,
+                                  self.group_coordinator.manager.partition_for)
+        self.startup_hooks.append(lambda s: self.transaction_coordinator.startup(
+            s.nursery, s.broker_id, s.kafka_zk, s.inter_broker_ssl_context))
+        self.shutdown_hooks.append(lambda _s: self.transaction_coordinator.shutdown())
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:

@@ -6,9 +6,10 @@ on ``/latest_producer_id_block`` (``{"version":1,"broker":id,"block_start":"n","
 so two brokers never hand out the same id. An idempotent producer (no transactional id) gets a
 new producer id with epoch 0 on every InitProducerId, as Kafka answers it.
 
-kafkalike has no transaction coordinator: an InitProducerId carrying a transactional id is
-answered INVALID_REQUEST (docs/broker.md says so); idempotent producers — the default of
-Kafka 3.x's Java producer and of kafka-python 3 — work.
+An InitProducerId carrying a transactional id goes to the transaction coordinator
+(kafkalike.coordinator.transaction.transaction_apis wraps this handler and calls it only for
+requests without one); ``generate_producer_id`` is also the coordinator's source of producer
+ids for new transactional ids.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class ProducerIdManager:
     async def handle_init_producer_id(self, header: "RequestHeader", request: Any,
                                       conn: "ConnectionContext") -> Any:
         """InitProducerId v0-v4 (KIP-98, KIP-360): a new producer id with epoch 0 for an
-        idempotent producer; INVALID_REQUEST for a transactional id (no transactions here);
+        idempotent producer; INVALID_REQUEST for a transactional id (those are the transaction
+        coordinator's, which wraps this handler);
         COORDINATOR_NOT_AVAILABLE if no block can be claimed from ZooKeeper."""
 
         resp_cls = response_class_for(request)

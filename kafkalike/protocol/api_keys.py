@@ -60,6 +60,9 @@ class ApiKey(enum.IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
     WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
     DESCRIBE_CONFIGS = 32
@@ -74,6 +77,8 @@ class ApiKey(enum.IntEnum):
     OFFSET_DELETE = 47
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
 
     @property
     def kafka_name(self) -> str:
@@ -113,6 +118,9 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_RECORDS: (0, 2),
     ApiKey.INIT_PRODUCER_ID: (0, 4),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
+    ApiKey.ADD_OFFSETS_TO_TXN: (0, 3),
+    ApiKey.END_TXN: (0, 3),
     ApiKey.WRITE_TXN_MARKERS: (1, 1),
     ApiKey.TXN_OFFSET_COMMIT: (0, 3),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
@@ -127,6 +135,8 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
     ApiKey.OFFSET_DELETE: (0, 0),
     ApiKey.DESCRIBE_PRODUCERS: (0, 0),
+    ApiKey.DESCRIBE_TRANSACTIONS: (0, 0),
+    ApiKey.LIST_TRANSACTIONS: (0, 1),
 }
 """{api_key: (min_version, max_version)} the broker advertises in ApiVersions and accepts."""
 
@@ -160,6 +170,9 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DELETE_RECORDS: "replica_manager",
     ApiKey.INIT_PRODUCER_ID: "transaction_coordinator",
     ApiKey.OFFSET_FOR_LEADER_EPOCH: "replica_manager",
+    ApiKey.ADD_PARTITIONS_TO_TXN: "transaction_coordinator",
+    ApiKey.ADD_OFFSETS_TO_TXN: "transaction_coordinator",
+    ApiKey.END_TXN: "transaction_coordinator",
     ApiKey.WRITE_TXN_MARKERS: "replica_manager",
     ApiKey.TXN_OFFSET_COMMIT: "group_coordinator",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
@@ -174,6 +187,8 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
     ApiKey.OFFSET_DELETE: "group_coordinator",
     ApiKey.DESCRIBE_PRODUCERS: "replica_manager",
+    ApiKey.DESCRIBE_TRANSACTIONS: "transaction_coordinator",
+    ApiKey.LIST_TRANSACTIONS: "transaction_coordinator",
 }
 """Which broker component (Kafka class, snake_case) answers each API."""
 

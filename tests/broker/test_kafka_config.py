@@ -53,10 +53,10 @@ group.initial.rebalance.delay.ms=0
     assert c.broker_id == 0
     assert c["offsets.topic.replication.factor"] == 1
     assert c.zookeeper_connect == "localhost:2181"
+    assert c["transaction.state.log.replication.factor"] == 1
     assert sorted(c.ignored_keys()) == sorted([
         "num.network.threads", "num.io.threads", "socket.send.buffer.bytes",
-        "socket.receive.buffer.bytes", "transaction.state.log.replication.factor",
-        "transaction.state.log.min.isr"])
+        "socket.receive.buffer.bytes"])
 
 
 def test_unknown_key_is_one_line_naming_it() -> None:
