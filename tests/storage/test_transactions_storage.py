@@ -6,6 +6,7 @@ comes back from the batches after a clean or unclean restart and after a truncat
 
 from __future__ import annotations
 
+import re
 import struct
 import time
 from pathlib import Path
@@ -225,3 +226,27 @@ def test_clients_may_not_append_control_batches(tmp_path: Path) -> None:
     with pytest.raises(InvalidRecordError):
         log.append(_marker(1, committed=True))
     log.close()
+
+
+def test_kafka_dump_log_segments_reads_markers_and_the_txnindex(tmp_path: Path) -> None:
+    """Kafka 3.9's DumpLogSegments decodes our transactional batches, the COMMIT/ABORT markers
+    (control records) and the .txnindex entries (needs the reference jars and java)."""
+    import os
+    import shutil
+    import subprocess
+
+    lib = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+    if not (lib.is_dir() and any(lib.glob("kafka_2.13-*.jar")) and shutil.which("java")):
+        pytest.skip("reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+    d = tmp_path / "t-0"
+    log = _open(d)
+    _aborted_then_open(log)
+    log.close()
+    files = [str(d / "00000000000000000000.log"), str(d / "00000000000000000000.txnindex")]
+    out = subprocess.run(["java", "-cp", f"{lib}/*", "kafka.tools.DumpLogSegments", "--deep-iteration",
+                          "--files", ",".join(files)], capture_output=True, text=True, timeout=120).stdout
+    assert out.count("isvalid: true") == 5, out
+    assert out.count("isTransactional: true") == 5 and out.count("isControl: true") == 2, out
+    assert "endTxnMarker: ABORT coordinatorEpoch: 0" in out and "endTxnMarker: COMMIT coordinatorEpoch: 0" in out, out
+    assert re.search(r"^version: 0 producerId: 1 firstOffset: 0 lastOffset: 2 lastStableOffset: 3$", out, re.M), out
+    assert "Exception" not in out, out
