@@ -19,6 +19,13 @@ num.partitions 1, replication factor 1), all stopped afterwards by pid. Then:
 ``--via zk`` writes the topic znodes and deletion marks to ZooKeeper directly instead (the
 controller's and broker's work without the admin requests'); ``--no-delete`` skips step 3.
 
+``--loop-steps`` also measures, inside each broker process, every step of its trio event loop
+(a trio Instrument, ``LoopStepWatch``, installed through a ``sitecustomize`` module the brokers
+import at start-up): after each phase it prints the longest single task step and how many steps
+took over 100 ms, figures that depend much less on the machine's load than the ApiVersions round
+trips do; a step over ``--stack-after-ms`` has its Python stack sampled by a watchdog thread
+and written to ``<work>/loop-steps-<pid>.txt`` (printed at the end with ``--show-stacks``).
+
 Prints one line per step. docs/benchmarks.md ("Many topics") quotes it. The helpers are
 shared with tests/controller/test_many_topics.py.
 """
@@ -28,12 +35,15 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +78,105 @@ class PingStats:
     @property
     def max(self) -> float:
         return max(self.rtts, default=0.0)
+
+
+class LoopStepWatch(trio.abc.Instrument):
+    """A trio Instrument timing every task step of the event loop it is installed in (seconds,
+    time.perf_counter): ``longest`` (duration, task name) and ``over`` (how many steps took more
+    than ``slow_s``). With ``stack_after_s`` a watchdog thread samples the loop thread's stack
+    when a step has run that long, and ``report()`` lists the slow steps with their samples.
+
+    A step is what runs between two checkpoints of one task: the time the loop could serve
+    nothing else. The longest step bounds how long any other request waited for the loop."""
+
+    def __init__(self, slow_s: float = 0.1, stack_after_s: float | None = None) -> None:
+        self.slow_s = slow_s
+        self.stack_after_s = stack_after_s
+        self.longest: tuple[float, str] = (0.0, "")
+        self.over = 0
+        self.steps = 0
+        self.slow: list[tuple[float, str, list[str]]] = []  # (seconds, task, stack samples)
+        self._started: float | None = None
+        self._samples: list[str] = []
+        self._thread_id = threading.get_ident()
+        self._lock = threading.Lock()
+        if stack_after_s is not None:
+            threading.Thread(target=self._watchdog, name="loop-step-watchdog", daemon=True).start()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        with self._lock:
+            self._started = time.perf_counter()
+            self._samples = []
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        with self._lock:
+            started, self._started = self._started, None
+            samples = self._samples
+        if started is None:
+            return
+        d = time.perf_counter() - started
+        self.steps += 1
+        if d > self.longest[0]:
+            self.longest = (d, task.name)
+        if d > self.slow_s:
+            self.over += 1
+            if self.stack_after_s is not None:
+                self.slow.append((d, task.name, samples))
+
+    def reset(self) -> tuple[float, str, int, int]:
+        """(longest step seconds, its task, steps over slow_s, steps) since the last reset."""
+        out = (*self.longest, self.over, self.steps)
+        self.longest, self.over, self.steps = (0.0, ""), 0, 0
+        return out
+
+    def _watchdog(self) -> None:
+        import sys as _sys
+
+        assert self.stack_after_s is not None
+        while True:
+            time.sleep(self.stack_after_s / 2)
+            with self._lock:
+                started = self._started
+                if started is None or time.perf_counter() - started < self.stack_after_s or len(self._samples) > 20:
+                    continue
+                frame = _sys._current_frames().get(self._thread_id)
+                if frame is not None:
+                    self._samples.append("".join(traceback.format_stack(frame)[-14:]))
+
+    def report(self) -> str:
+        lines = []
+        for d, name, samples in sorted(self.slow, key=lambda x: -x[0]):
+            lines.append(f"=== {d * 1000:.0f} ms step of {name}, {len(samples)} stack samples")
+            for smp in samples[:3]:
+                lines.append(smp)
+        return "\n".join(lines)
+
+
+#: sitecustomize for the brokers with --loop-steps: trio.run gets a LoopStepWatch; SIGUSR1
+#: writes "<longest ms> <task> <steps over 100 ms> <steps>" to <dir>/loop-steps-<pid>.now and
+#: resets; at exit the slow steps' stacks go to <dir>/loop-steps-<pid>.txt
+_SITECUSTOMIZE = r"""
+import atexit, os, signal, trio
+from kafkalike.bench.many_topics import LoopStepWatch
+_dir = os.environ["KAFKALIKE_LOOP_STEPS_DIR"]
+_after = float(os.environ.get("KAFKALIKE_LOOP_STEPS_STACK_AFTER_S", "0.08"))
+_watch = LoopStepWatch(stack_after_s=_after)
+_run = trio.run
+def _patched(*args, **kwargs):
+    kwargs["instruments"] = [*kwargs.get("instruments", ()), _watch]
+    return _run(*args, **kwargs)
+trio.run = _patched
+def _dump(*_):
+    d, name, over, steps = _watch.reset()
+    with open(os.path.join(_dir, f"loop-steps-{os.getpid()}.now.tmp"), "w") as f:
+        f.write(f"{d * 1000:.1f} {over} {steps} {name}\n")
+    os.replace(os.path.join(_dir, f"loop-steps-{os.getpid()}.now.tmp"), os.path.join(_dir, f"loop-steps-{os.getpid()}.now"))
+signal.signal(signal.SIGUSR1, _dump)
+def _stacks():
+    with open(os.path.join(_dir, f"loop-steps-{os.getpid()}.txt"), "w") as f:
+        f.write(_watch.report())
+atexit.register(_stacks)
+"""
 
 
 async def _connect(address: str, nursery: trio.Nursery) -> KafkaConnection:
@@ -202,12 +311,42 @@ async def create_in_zk(zk_connect: str, names: Sequence[str], broker: int = 1) -
         await zk.close()
 
 
+def loop_steps(cluster: LocalCluster, steps_dir: Path | None) -> str:
+    """With --loop-steps: each broker's longest event-loop step since the last call, as
+    " [broker 1: longest loop step 12 ms (SocketServer._run_connection), 0 of 3,210 steps over 100 ms]";
+    "" without."""
+    if steps_dir is None:
+        return ""
+    out = []
+    for b in cluster.broker_ids:
+        pid = cluster.broker_pid(b)
+        if pid is None:
+            continue
+        path = steps_dir / f"loop-steps-{pid}.now"
+        path.unlink(missing_ok=True)
+        process.signal_pid(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not path.exists():
+            out.append(f"broker {b}: no answer")
+            continue
+        ms, over, steps, name = path.read_text().split(maxsplit=3)
+        out.append(f"broker {b}: longest loop step {float(ms):.0f} ms ({name.strip().rsplit('.', 2)[-2:][0]}."
+                   f"{name.strip().rsplit('.', 1)[-1]}), {int(over):,} of {int(steps):,} steps over 100 ms")
+    return " [" + "; ".join(out) + "]"
+
+
 def topic_names(n: int, prefix: str = "many") -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(n)]
 
 
 async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str,
-              delete: bool = True) -> None:
+              delete: bool = True, steps_dir: Path | None = None) -> None:
+    def steps() -> str:
+        return loop_steps(cluster, steps_dir)
+
+    steps()  # start-up's steps are not counted
     addresses = [cluster.broker_address(b) for b in cluster.broker_ids]
     first = addresses[0]
     names = topic_names(topics)
@@ -219,7 +358,7 @@ async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_b
         wait_s = await wait_topic_count(addresses, lambda n: n >= topics, timeout=3600)
         print(f"create : one Metadata v1 request naming {topics:,} topics answered in {request_s:.2f} s "
               f"({len(resp.topics):,} topics in the answer); all brokers list them {request_s + wait_s:.2f} s "
-              f"after the request; longest ApiVersions round trip meanwhile {ping.max * 1000:.0f} ms", flush=True)
+              f"after the request; longest ApiVersions round trip meanwhile {ping.max * 1000:.0f} ms{steps()}", flush=True)
     else:
         async def create() -> float:
             await create_in_zk(cluster.zk_connect, names)
@@ -228,7 +367,7 @@ async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_b
         _, ping = await while_pinging(first, create)
         print(f"create : {topics:,} topic znodes written to ZooKeeper; all brokers list them "
               f"{time.monotonic() - t0:.2f} s later; longest ApiVersions round trip meanwhile "
-              f"{ping.max * 1000:.0f} ms", flush=True)
+              f"{ping.max * 1000:.0f} ms{steps()}", flush=True)
 
     for r in range(metadata_rounds):
         rtts: list[float] = []
@@ -241,7 +380,7 @@ async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_b
 
         n, ping = await while_pinging(first, rounds)
         print(f"metadata: all-topics Metadata v1 ({n:,} topics) {rtts[0] * 1000:.0f} ms; longest ApiVersions "
-              f"round trip meanwhile {ping.max * 1000:.0f} ms ({len(ping.rtts)} pings)", flush=True)
+              f"round trip meanwhile {ping.max * 1000:.0f} ms ({len(ping.rtts)} pings){steps()}", flush=True)
 
     if not delete:
         return
@@ -267,7 +406,7 @@ async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_b
     how = "the first DeleteTopics" if via == "api" else "the deletion marks were written to ZooKeeper"
     print(f"delete : {topics:,} topics gone from every broker's metadata {metadata_s:.2f} s after {how}, "
           f"from ZooKeeper {zk_s:.2f} s after ({topics / zk_s:,.0f} topics/s); longest ApiVersions round trip "
-          f"meanwhile {ping.max * 1000:.0f} ms", flush=True)
+          f"meanwhile {ping.max * 1000:.0f} ms{steps()}", flush=True)
 
 
 def stop_timed(cluster: LocalCluster) -> dict[int, float]:
@@ -298,9 +437,24 @@ def main(argv: list[str] | None = None) -> int:
                          "path included); zk: write the topic znodes / deletion marks to ZooKeeper directly, "
                          "pipelined (the controller's work alone)")
     ap.add_argument("--no-delete", action="store_true", help="skip step 3 (deleting took hours before batched deletion)")
+    ap.add_argument("--loop-steps", action="store_true",
+                    help="time every event-loop step inside the brokers (a trio Instrument) and print the longest")
+    ap.add_argument("--stack-after-ms", type=float, default=80.0,
+                    help="with --loop-steps: sample the stack of a step running this long")
+    ap.add_argument("--show-stacks", action="store_true", help="with --loop-steps: print the slow steps' stacks")
     args = ap.parse_args(argv)
     configure_logs(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))
+    steps_dir: Path | None = None
+    if args.loop_steps:
+        steps_dir = work / "loop-steps"
+        steps_dir.mkdir()
+        (steps_dir / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+        # the brokers inherit this environment (a sitecustomize on their path is imported at start-up)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(steps_dir), str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        os.environ["KAFKALIKE_LOOP_STEPS_DIR"] = str(steps_dir)
+        os.environ["KAFKALIKE_LOOP_STEPS_STACK_AFTER_S"] = str(args.stack_after_ms / 1000)
     ensemble = ZkEnsemble(work / "zk", nodes=1, base_port=find_free_base_port(["127.0.0.1"]), die_with_parent=True)
     ensemble.start(timeout=90)
     cluster = None
@@ -313,10 +467,16 @@ def main(argv: list[str] | None = None) -> int:
                                           "default.replication.factor": "1"})
         cluster.start(timeout=90)
         trio.run(run, cluster, args.topics, args.metadata_rounds, args.delete_batch, args.via,
-                 not args.no_delete)
+                 not args.no_delete, steps_dir)
+        pids = [cluster.broker_pid(b) for b in cluster.broker_ids]
         exits = stop_timed(cluster)
         print("stop   : " + ", ".join(f"broker {b} exited {s:.2f} s after SIGTERM" for b, s in exits.items()),
               flush=True)
+        if steps_dir is not None and args.show_stacks:
+            for pid in pids:
+                path = steps_dir / f"loop-steps-{pid}.txt"
+                if path.exists():
+                    print(f"--- broker pid {pid}: event-loop steps over 100 ms, with stack samples\n{path.read_text()}")
     finally:
         if cluster is not None:
             cluster.stop()

@@ -27,12 +27,20 @@ the active segment's .log. Instead (docs/storage.md, "Descriptors per partition"
   authority; nothing is ever written back from the cache.
 
 Lookups are binary searches over the in-memory bytes, as fast as over a mapping.
+
+Threads: the two process-wide structures (the read-only cache and the write-descriptor LRU) are
+guarded by one lock (``_lock``), and a write-through holds it from taking its descriptor to the
+end of its pwrite, so an eviction in another thread never closes a descriptor in use. So indexes
+may be created, loaded and closed in worker threads (LogManager creates the logs of a large
+LeaderAndIsr in one) while the event loop serves others; one index is still used by one thread
+at a time.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -48,6 +56,9 @@ READ_ONLY_CACHE_BYTES = 64 * 1024 * 1024
 _read_only_cache: OrderedDict[int, tuple[AbstractIndex, int]] = OrderedDict()  # id -> (index, bytes)
 _read_only_cache_bytes = 0
 
+#: guards _read_only_cache, _read_only_cache_bytes and _write_fds (see the module doc, "Threads")
+_lock = threading.RLock()
+
 
 def read_only_cache_bytes() -> int:
     """Bytes of read-only index entries currently held in memory (all logs of the process)."""
@@ -56,6 +67,11 @@ def read_only_cache_bytes() -> int:
 
 def _cache_add(index: AbstractIndex) -> None:
     """Register a loaded read-only index; evict the least recently used others over budget."""
+    with _lock:
+        _cache_add_locked(index)
+
+
+def _cache_add_locked(index: AbstractIndex) -> None:
     global _read_only_cache_bytes
     _cache_remove(index)
     size = len(index._buf)
@@ -79,7 +95,8 @@ _write_fds: OrderedDict[int, tuple[AbstractIndex, int]] = OrderedDict()  # id ->
 
 
 def _write_fd(index: AbstractIndex) -> int:
-    """An O_WRONLY descriptor on the index's file, from the bounded LRU or newly opened."""
+    """An O_WRONLY descriptor on the index's file, from the bounded LRU or newly opened. The
+    caller holds ``_lock`` until it no longer uses the descriptor."""
     item = _write_fds.get(id(index))
     if item is not None:
         _write_fds.move_to_end(id(index))
@@ -97,7 +114,8 @@ def _write_fd(index: AbstractIndex) -> int:
 
 def _drop_write_fd(index: AbstractIndex) -> None:
     """Close the index's write descriptor, if it holds one (flush, roll, close, rename, delete)."""
-    item = _write_fds.pop(id(index), None)
+    with _lock:
+        item = _write_fds.pop(id(index), None)
     if item is not None:
         try:
             os.close(item[1])
@@ -112,9 +130,10 @@ def write_descriptors() -> int:
 
 def _cache_remove(index: AbstractIndex) -> None:
     global _read_only_cache_bytes
-    item = _read_only_cache.pop(id(index), None)
-    if item is not None:
-        _read_only_cache_bytes -= item[1]
+    with _lock:
+        item = _read_only_cache.pop(id(index), None)
+        if item is not None:
+            _read_only_cache_bytes -= item[1]
 
 
 class AbstractIndex:
@@ -360,8 +379,10 @@ class AbstractIndex:
                 self._write_back()
                 self._write_failed = False
                 return
-            fd = _write_fd(self)
-            if os.pwrite(fd, entry, pos) != len(entry):  # a short write of <= 12 bytes: retry whole
+            with _lock:  # no other thread's eviction closes fd before the pwrite is done
+                fd = _write_fd(self)
+                short = os.pwrite(fd, entry, pos) != len(entry)
+            if short:  # a short write of <= 12 bytes: retry whole
                 _drop_write_fd(self)
                 self._write_back()
                 self._write_failed = False
@@ -426,7 +447,9 @@ class AbstractIndex:
         """Slot of the largest entry whose key <= target, or -1."""
         lo, hi = 0, self.entries - 1
         if not self.writable and id(self) in _read_only_cache:
-            _read_only_cache.move_to_end(id(self))
+            with _lock:
+                if id(self) in _read_only_cache:
+                    _read_only_cache.move_to_end(id(self))
         if hi < 0 or self._key(0) > target:
             return -1
         while lo < hi:

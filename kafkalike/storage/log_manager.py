@@ -8,6 +8,16 @@ file) and the others keep loading. Each partition's `partition.metadata` (KIP-51
 topic id (`topic_ids`); a malformed one takes that partition offline. Directories named
 `*-delete` (a deletion the last run did not finish) are removed.
 
+Creation in a worker thread: a LeaderAndIsr for thousands of new partitions creates thousands of
+logs (a directory, the .log, two preallocated indexes, ~1.5 ms each, far more when the disk is
+busy), which on the event loop would hold every other request up. So the caller first asks
+`plan_new_logs()` (on the loop: which partitions, which log dir, which config), runs
+`create_planned_logs()` on the plans in a worker thread (it touches no LogManager state), and
+hands the results to `add_prepared()`; `get_or_create_log()` then takes a prepared log instead
+of creating one, and `discard_prepared()` removes those nobody took (a LeaderAndIsr that was
+refused). A prepared log is not in `logs` (no checkpoint, maintenance or request sees it) until
+it is taken.
+
 Deletion (`delete_log`, Kafka's asyncDelete) only renames a log's dir to `*-delete`; the dirs are
 handed out by `take_due_deletions()` after log.segment.delete.delay.ms and removed by
 `delete_dirs()` (the broker runs it in a worker thread).
@@ -56,6 +66,27 @@ log = structlog.get_logger(__name__)
 
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
+
+
+@attrs.frozen
+class NewLogPlan:
+    """One log to create off the event loop (LogManager.plan_new_logs): the partition, the
+    directory it will have (``<log dir>/<topic>-<partition>``) and its LogConfig."""
+
+    tp: TopicPartition
+    dir: Path
+    config: LogConfig
+
+
+@attrs.frozen
+class PreparedLog:
+    """What LogManager.create_planned_logs made of one plan: the open log, or the
+    KafkaStorageError that kept it from being created (the partition is then created, or
+    fails, on the loop as before)."""
+
+    plan: NewLogPlan
+    log: UnifiedLog | None
+    error: KafkaStorageError | None = None
 
 
 @attrs.frozen
@@ -122,6 +153,10 @@ class LogManager:
         # called with (dir, error) when a log fails a write it cannot undo (the broker sets it to
         # ReplicaManager.handle_log_dir_failure); None: handle_log_dir_failure here
         self.on_log_dir_failure: Callable[[Path, KafkaStorageError], None] | None = None
+        # logs created in a worker thread and not taken by get_or_create_log yet, and the
+        # partitions planned (plan_new_logs) whose creation is under way
+        self._prepared: dict[TopicPartition, UnifiedLog] = {}
+        self._planned: set[TopicPartition] = set()
 
     def config_for(self, topic: str) -> LogConfig:
         """The LogConfig for a topic: its override if any, else the broker default."""
@@ -236,20 +271,125 @@ class LogManager:
         lg = self.logs.get(tp)
         if lg is not None:
             return lg
-        counts = {d: 0 for d in self.online_log_dirs()}
-        if not counts:
-            raise KafkaStorageError("no online log dir", self.log_dirs[0])
-        if len(counts) > 1:  # one online dir: nothing to count (the count is O(logs) per new log)
-            for lg2 in self.logs.values():
-                parent = lg2.dir.parent
-                if parent in counts:
-                    counts[parent] += 1
-        target = min(counts, key=lambda d: (counts[d], str(d)))
-        lg = UnifiedLog.open(target / str(tp), config or self.config_for(tp.topic), had_clean_shutdown=True, clock=self.clock)
+        config = config or self.config_for(tp.topic)
+        prepared = self._take_prepared(tp, config)
+        if prepared is not None:
+            return prepared
+        target = self._target_dir()
+        lg = UnifiedLog.open(target / str(tp), config, had_clean_shutdown=True, clock=self.clock)
         lg.on_failure = self._log_failed
         self.logs[tp] = lg
         log.info("log_created", partition=str(tp), dir=str(target))
         return lg
+
+    def _target_dir(self, planned: dict[Path, int] | None = None) -> Path:
+        """The online log dir holding the fewest partitions (``planned``: more to count per
+        dir); raises KafkaStorageError when no dir is online."""
+        counts = {d: 0 for d in self.online_log_dirs()}
+        if not counts:
+            raise KafkaStorageError("no online log dir", self.log_dirs[0])
+        if len(counts) > 1:  # one online dir: nothing to count (the count is O(logs) per new log)
+            for lg2 in [*self.logs.values(), *self._prepared.values()]:
+                parent = lg2.dir.parent
+                if parent in counts:
+                    counts[parent] += 1
+            for d, n in (planned or {}).items():
+                if d in counts:
+                    counts[d] += n
+        return min(counts, key=lambda d: (counts[d], str(d)))
+
+    # ------------------------------------------------------------------ creation off the loop
+    def plan_new_logs(self, partitions: Iterable[tuple[TopicPartition, LogConfig | None]]) -> list[NewLogPlan]:
+        """Plans for the logs of ``partitions`` (partition, its LogConfig or None: the topic's)
+        that do not exist yet: not open, not offline, not prepared or planned already. Spread
+        over the online log dirs as get_or_create_log would. Call on the loop; run
+        ``create_planned_logs`` on the result in a worker thread, then ``add_prepared``.
+        Returns [] when no log dir is online (get_or_create_log then answers the error)."""
+        plans: list[NewLogPlan] = []
+        if not self.online_log_dirs():
+            return plans
+        per_dir: dict[Path, int] = {}
+        single = len(self.online_log_dirs()) == 1
+        target = self._target_dir() if single else None
+        for tp, config in partitions:
+            if tp in self.logs or tp in self.offline or tp in self._prepared or tp in self._planned:
+                continue
+            d = target if target is not None else self._target_dir(per_dir)
+            per_dir[d] = per_dir.get(d, 0) + 1
+            plans.append(NewLogPlan(tp, d / str(tp), config or self.config_for(tp.topic)))
+            self._planned.add(tp)
+        return plans
+
+    def create_planned_logs(self, plans: Iterable[NewLogPlan]) -> list[PreparedLog]:
+        """Create (open) the logs of ``plans``: directory, .log, preallocated .index and
+        .timeindex, as get_or_create_log does. Safe in a worker thread: reads only the
+        clock, changes no LogManager state. A plan that fails holds its KafkaStorageError."""
+        out: list[PreparedLog] = []
+        for plan in plans:
+            try:
+                lg = UnifiedLog.open(plan.dir, plan.config, had_clean_shutdown=True, clock=self.clock)
+            except KafkaStorageError as exc:
+                out.append(PreparedLog(plan, None, exc))
+            else:
+                out.append(PreparedLog(plan, lg))
+        return out
+
+    def add_prepared(self, prepared: Iterable[PreparedLog]) -> None:
+        """Keep the logs ``create_planned_logs`` made until get_or_create_log takes them. One
+        whose partition meanwhile got a log, went offline or whose dir failed is closed and
+        removed; a failed plan is forgotten (get_or_create_log then tries on the loop)."""
+        for p in prepared:
+            tp = p.plan.tp
+            self._planned.discard(tp)
+            if p.log is None:
+                continue
+            if tp in self.logs or tp in self.offline or tp in self._prepared or p.plan.dir.parent in self.offline_dirs:
+                self._remove_unused(p.log)
+            else:
+                self._prepared[tp] = p.log
+
+    def forget_planned(self, plans: Iterable[NewLogPlan]) -> None:
+        """Plans whose creation will not happen (the worker-thread call was cancelled)."""
+        for plan in plans:
+            self._planned.discard(plan.tp)
+
+    def discard_prepared(self, partitions: Iterable[TopicPartition] | None = None) -> int:
+        """Close and remove the prepared logs of ``partitions`` (None: all) that nobody took
+        (their dirs are renamed ``*-delete`` and removed like deleted logs); returns how many."""
+        tps = list(self._prepared) if partitions is None else [tp for tp in partitions if tp in self._prepared]
+        for tp in tps:
+            self._remove_unused(self._prepared.pop(tp))
+        return len(tps)
+
+    def prepared_count(self) -> int:
+        """Logs created off the loop and not taken yet."""
+        return len(self._prepared)
+
+    def _take_prepared(self, tp: TopicPartition, config: LogConfig) -> UnifiedLog | None:
+        """The prepared log of ``tp`` registered as its log, if there is one made with
+        ``config`` (one made with another config, e.g. before the topic's overrides were read,
+        is removed and the caller creates the log as before)."""
+        lg = self._prepared.pop(tp, None)
+        if lg is None:
+            return None
+        if lg.config != config or lg.dir.parent in self.offline_dirs:
+            self._remove_unused(lg)
+            return None
+        lg.on_failure = self._log_failed
+        self.logs[tp] = lg
+        log.info("log_created", partition=str(tp), dir=str(lg.dir.parent), off_loop=True)
+        return lg
+
+    def _remove_unused(self, lg: UnifiedLog) -> None:
+        """A prepared log nobody took: close it, rename its dir *-delete, queue its removal."""
+        lg.close_handlers()
+        doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(16).hex()}{DELETE_DIR_SUFFIX}")
+        try:
+            os.replace(lg.dir, doomed)
+        except OSError as exc:
+            log.warning("log_rename_for_delete_failed", dir=str(lg.dir), error=exc.strerror)
+            doomed = lg.dir
+        self._pending_deletions.append((self.clock(), doomed))
 
     def delete_log(self, tp: TopicPartition) -> None:
         """Remove a partition's log (StopReplica with delete), as Kafka's LogManager.asyncDelete:
@@ -263,6 +403,7 @@ class LogManager:
         self.offline.pop(tp, None)
         self.topic_ids.pop(tp, None)
         self._pending_metadata.pop(tp, None)
+        self.discard_prepared([tp])
         if lg is None:
             return
         lg.close_handlers()
@@ -391,6 +532,8 @@ class LogManager:
             return []
         log.error("log_dir_offline", dir=str(dir), error=str(exc))
         self.offline_dirs[dir] = exc
+        for tp in [tp for tp, lg in self._prepared.items() if lg.dir.parent == dir]:
+            self._prepared.pop(tp).close_handlers()
         gone = [tp for tp, lg in self.logs.items() if lg.dir.parent == dir]
         for tp in gone:
             self._mark_offline(tp, exc)
@@ -494,6 +637,7 @@ class LogManager:
         point. A dir that failed (offline, a log that could not be closed, a checkpoint that
         could not be written, e.g. on a full disk) gets no marker: its logs are recovered."""
         failed_dirs = set(self.offline_dirs)
+        self.discard_prepared()
         for tp, lg in list(self.logs.items()):
             try:
                 lg.close()
