@@ -11,7 +11,9 @@ consumer group G (kafkalike.client.group_consumer): it shares the partitions wit
 group's other members and commits what it printed (auto-commit and on exit), so a second
 run continues where the first stopped; as in kafka-console-consumer.sh, ``--from-beginning``
 then only applies to partitions the group has no committed offset for, and ``--partition`` /
-``--offset`` cannot be combined with ``--group``.
+``--offset`` cannot be combined with ``--group``. ``--isolation-level read_committed`` reads
+only committed transactional records (up to the last stable offset, aborted transactions
+dropped; KIP-98); the default is read_uncommitted, as in Kafka's tool.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--offset", default=None, help="earliest, latest or a number (needs --partition)")
     c.add_argument("--max-messages", type=int, default=None)
     c.add_argument("--timeout-ms", type=int, default=None, help="exit after this long without a record")
+    c.add_argument("--isolation-level", default="read_uncommitted", choices=("read_uncommitted", "read_committed"),
+                   help="read_committed to filter out transactional records that are not committed, "
+                        "read_uncommitted to read all records (default: read_uncommitted, as Kafka's tool)")
     c.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="print.key, print.offset, print.partition, print.timestamp, print.headers, "
                         "key.separator, line.separator")
@@ -130,6 +135,7 @@ def _consume(args: argparse.Namespace) -> int:
     flag = lambda name: props.get(name, "false").lower() == "true"  # noqa: E731
     sep = _unescape(props.get("key.separator", "\t"))
     line_sep = _unescape(props.get("line.separator", "\n"))
+    isolation = 1 if args.isolation_level == "read_committed" else 0  # Fetch isolation_level (KIP-98)
 
     def render(r: Any) -> str:
         parts = []
@@ -157,7 +163,8 @@ def _consume(args: argparse.Namespace) -> int:
         shown = 0
         if args.group is not None:
             return await run_group(servers, reset)
-        async with KafkaConsumer(servers, auto_offset_reset=reset, client_id="console-consumer") as consumer:
+        async with KafkaConsumer(servers, auto_offset_reset=reset, client_id="console-consumer",
+                                 isolation_level=isolation) as consumer:
             meta = await consumer.client.refresh_metadata([args.topic])
             info = meta.topics.get(args.topic)
             if info is None or not info.partitions:
@@ -192,7 +199,7 @@ def _consume(args: argparse.Namespace) -> int:
 
         shown = 0
         async with KafkaGroupConsumer(servers, args.group, [args.topic], auto_offset_reset=reset,
-                                      client_id="console-consumer") as consumer:
+                                      client_id="console-consumer", isolation_level=isolation) as consumer:
             meta = await consumer.client.refresh_metadata([args.topic])
             info = meta.topics.get(args.topic)
             if info is None or not info.partitions:

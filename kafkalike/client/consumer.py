@@ -85,7 +85,8 @@ class KafkaConsumer:
     ``client``: a started KafkaClient or bootstrap servers (then owned). ``fetch_min_bytes``,
     ``fetch_max_bytes`` (per response), ``max_partition_fetch_bytes`` in bytes;
     ``fetch_max_wait_ms`` in ms; ``auto_offset_reset`` "earliest", "latest" or "none";
-    ``isolation_level`` 0 read_uncommitted, 1 read_committed.
+    ``isolation_level`` 0 read_uncommitted, 1 read_committed (fetches stop at the last stable
+    offset and batches of aborted transactions are dropped, KIP-98).
     """
 
     def __init__(
@@ -318,18 +319,39 @@ class KafkaConsumer:
                         continue
                     raise KafkaError(code, f"fetch {tp}")
                 self.high_watermarks[tp] = int(p.high_watermark)
-                out.extend(self._decode(tp, asked[tp], p.records))
+                aborted = None
+                if self.isolation_level == 1:
+                    aborted = sorted((int(a.first_offset), int(a.producer_id))
+                                     for a in (getattr(p, "aborted_transactions", None) or ()))
+                out.extend(self._decode(tp, asked[tp], p.records, aborted))
         return out
 
-    def _decode(self, tp: TopicPartition, position: int, data: Any) -> list[ConsumerRecord]:
+    def _decode(self, tp: TopicPartition, position: int, data: Any,
+                aborted: list[tuple[int, int]] | None = None) -> list[ConsumerRecord]:
+        """Records of a fetched partition from ``position`` on. ``aborted`` (read_committed
+        only): the response's aborted transactions as (first offset, producer id), sorted; a
+        transactional batch of a producer whose aborted transaction began at or before the
+        batch is skipped until that producer's ABORT marker (Kafka's Fetcher,
+        consumeAbortedTransactionsUpTo / isBatchAborted / containsAbortMarker)."""
         if not data:
             return []
         out = []
         next_offset = position
+        aborted_pids: set[int] = set()
+        pending = list(aborted or ())
         for batch in decode_batches(data, allow_truncated_tail=True):
             if batch.last_offset < position:
                 continue
             next_offset = max(next_offset, batch.last_offset + 1)
+            if aborted is not None and batch.producer_id >= 0:
+                while pending and pending[0][0] <= batch.last_offset:
+                    aborted_pids.add(pending.pop(0)[1])
+                if batch.is_control:
+                    key = batch.records[0].key if batch.records else None
+                    if key is not None and len(key) >= 4 and int.from_bytes(key[2:4], "big", signed=True) == 0:
+                        aborted_pids.discard(batch.producer_id)  # the ABORT marker ends it
+                elif batch.is_transactional and batch.producer_id in aborted_pids:
+                    continue
             if batch.is_control:
                 continue
             for r in batch.records:

@@ -211,3 +211,38 @@ async def test_loading_resolves_txn_offsets_by_the_markers_in_the_log(tmp_path: 
                 ("t", 0): (-1, ErrorCode.unstable_offset_commit.value)}
             _marker_hook(server, "lo", 13, committed=True)
             assert await fetch_offsets(conn, "lo", [("t", 0)]) == {("t", 0): 9}
+
+
+async def _write_markers(conn: KafkaConnection, group: str, producer_id: int, committed: bool) -> int:
+    """A WriteTxnMarkers v1 request for the group's offsets partition, as the transaction
+    coordinator sends it; returns the partition's error code."""
+    r = await conn.call(ApiKey.WRITE_TXN_MARKERS, markers=[{
+        "producer_id": producer_id, "producer_epoch": 0, "transaction_result": committed, "coordinator_epoch": 1,
+        "topics": [{"name": OFFSETS_TOPIC, "partition_indexes": [partition_for(group, int(PARTS))]}]}])
+    return int(r.markers[0].topics[0].partitions[0].error_code)
+
+
+async def test_write_txn_markers_request_completes_txn_offsets(tmp_path: Path, zk_chroot_connect: str) -> None:
+    """End to end on the broker side: WriteTxnMarkers (COMMIT) on the group's offsets partition
+    makes the pending offsets committed; a second transaction of the same producer (its
+    sequence continues on that partition) aborted by an ABORT marker leaves them as they were;
+    both survive a restart (the log replay agrees)."""
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "wm")
+            await until_loaded(conn, "wm")
+            await create_topics(conn, "t")
+            assert await _txn_commit(conn, "wm", {("t", 0): 10, ("t", 1): 11}, producer_id=77) == {
+                ("t", 0): 0, ("t", 1): 0}
+            assert await _txn_commit(conn, "wm", {("t", 0): 12}, producer_id=77) == {("t", 0): 0}
+            assert await fetch_offsets(conn, "wm", [("t", 0), ("t", 1)]) == {("t", 0): -1, ("t", 1): -1}
+            assert await _write_markers(conn, "wm", 77, True) == 0
+            assert await fetch_offsets(conn, "wm", [("t", 0), ("t", 1)]) == {("t", 0): 12, ("t", 1): 11}
+            assert await _txn_commit(conn, "wm", {("t", 0): 30}, producer_id=77) == {("t", 0): 0}
+            assert await _write_markers(conn, "wm", 77, False) == 0
+            assert await _fetch_stable(conn, "wm", [("t", 0), ("t", 1)]) == {("t", 0): (12, 0), ("t", 1): (11, 0)}
+    async with running_broker(tmp_path, zk_chroot_connect, **FAST) as server:
+        async with connect(server) as conn:
+            await find_coordinator(conn, "wm")
+            await until_loaded(conn, "wm")
+            assert await fetch_offsets(conn, "wm", [("t", 0), ("t", 1)]) == {("t", 0): 12, ("t", 1): 11}
