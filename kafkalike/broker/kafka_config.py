@@ -81,11 +81,20 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("advertised.listeners", "list", None, "listeners published in ZooKeeper (default: listeners)"),
     _key("listener.security.protocol.map", "string",
          "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-         "listener name -> security protocol (kafkalike serves PLAINTEXT and SSL)"),
+         "listener name -> security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"),
     _key("inter.broker.listener.name", "string", None, "listener used between brokers"),
     _key("security.inter.broker.protocol", "string", "PLAINTEXT",
          "protocol between brokers (names the inter-broker listener when inter.broker.listener.name is unset)",
-         choices=("PLAINTEXT", "SSL")),
+         choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")),
+    # --- SASL (Kafka's BrokerSecurityConfigs / SaslConfigs; KIP-43): sasl.enabled.mechanisms may be
+    # set per listener (listener.name.<listener>.sasl.enabled.mechanisms), the JAAS config only per
+    # listener and mechanism: listener.name.<listener>.<mechanism, lower case>.sasl.jaas.config
+    _key("sasl.enabled.mechanisms", "list", ["GSSAPI"],
+         "SASL mechanisms of the SASL listeners (kafkalike: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"),
+    _key("sasl.mechanism.inter.broker.protocol", "string", "GSSAPI",
+         "mechanism the broker uses on a SASL inter-broker listener"),
+    _key("sasl.jaas.config", "password", None,
+         "JAAS login module and options; on a broker only as listener.name.<l>.<mechanism>.sasl.jaas.config"),
     # --- TLS (Kafka's SslConfigs / BrokerSecurityConfigs); each may also be set per listener
     # as listener.name.<listener name, lower case>.<key>, which wins for that listener
     _key("ssl.keystore.type", "string", "JKS", "keystore format: PEM or PKCS12 (JKS is refused)"),
@@ -291,17 +300,19 @@ def parse_properties(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
-_LISTENER_PREFIX = re.compile(r"listener\.name\.([^.]+)\.(ssl\..+)$")
+_LISTENER_PREFIX = re.compile(r"listener\.name\.([^.]+)\.(ssl\..+|sasl\.enabled\.mechanisms)$")
+_LISTENER_MECHANISM_PREFIX = re.compile(r"listener\.name\.([^.]+)\.([A-Za-z0-9-]+)\.(sasl\.jaas\.config)$")
 
 
 def config_key(name: str) -> ConfigKey | None:
-    """The ConfigKey of a property name: a known key, or ``listener.name.<listener>.ssl.*``
-    (the ssl key set for one listener); None for an unknown name."""
+    """The ConfigKey of a property name: a known key, ``listener.name.<listener>.ssl.*`` /
+    ``.sasl.enabled.mechanisms`` (set for one listener), or
+    ``listener.name.<listener>.<mechanism>.sasl.jaas.config``; None for an unknown name."""
     key = CONFIG_KEYS.get(name)
     if key is None:
-        m = _LISTENER_PREFIX.match(name)
+        m = _LISTENER_PREFIX.match(name) or _LISTENER_MECHANISM_PREFIX.match(name)
         if m:
-            key = CONFIG_KEYS.get(m.group(2))
+            key = CONFIG_KEYS.get(m.group(m.lastindex or 2))
     return key
 
 
@@ -449,11 +460,11 @@ class KafkaConfig:
                               f"each listener name must appear once, got {names}")
         self.listener_security_protocol_map  # parse now: a bad map stops start-up
         for ep in self.listeners:
-            if ep.security_protocol not in ("PLAINTEXT", "SSL"):
+            if ep.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
                 raise ConfigError(
                     f"invalid value for configuration 'listeners': listener {ep.listener_name} maps "
                     f"to {ep.security_protocol!r} in listener.security.protocol.map; "
-                    "kafkalike serves PLAINTEXT and SSL only (no SASL yet)")
+                    "kafkalike serves PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL")
         ibl = self["inter.broker.listener.name"]
         if ibl is not None and ibl not in names:
             raise ConfigError(f"invalid value {ibl!r} for configuration 'inter.broker.listener.name': "

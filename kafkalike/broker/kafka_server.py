@@ -76,6 +76,9 @@ class KafkaServer:
         #: client SSLContext for the broker's own connections (controller channel, replica
         #: fetchers, controlled shutdown) when the inter-broker listener is SSL; else None
         self.inter_broker_ssl_context: Any = None
+        #: the broker's SASL credentials (SaslClientConfig) for those connections when the
+        #: inter-broker listener is SASL_PLAINTEXT / SASL_SSL; else None
+        self.inter_broker_sasl: Any = None
         self.registration: zd.BrokerRegistration | None = None
         self.nursery: trio.Nursery | None = None
         self.started = trio.Event()
@@ -113,6 +116,13 @@ class KafkaServer:
         from kafkalike.broker.producer_id_manager import ProducerIdManager
         self.producer_id_manager = ProducerIdManager(self)
         self.apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
+        # SASL: SCRAM credentials in /config/users (Alter/DescribeUserScramCredentials), and
+        # SaslHandshake / SaslAuthenticate outside the exchange answering ILLEGAL_SASL_STATE
+        from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
+        from kafkalike.broker.sasl_server_authenticator import register_authenticated_handlers
+        self.scram_credentials = ScramCredentialStore(lambda: self.kafka_zk)
+        ScramCredentialApis(self.scram_credentials).register(self.apis)
+        register_authenticated_handlers(self.apis)
         # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
         self.metrics_server: Any = None
         # transaction coordinator (__transaction_state, KIP-98) and the transaction APIs; it wraps
@@ -202,20 +212,31 @@ class KafkaServer:
             raise BrokerStartupError(str(exc)) from None
         try:  # SSL listeners: a bad keystore / truststore stops start-up with one line naming the key
             ssl_contexts = {e.listener_name: server_context(cfg.listener_ssl_config(e.listener_name))
-                            for e in cfg.listeners if e.security_protocol == "SSL"}
+                            for e in cfg.listeners if e.security_protocol in ("SSL", "SASL_SSL")}
             inter = cfg.inter_broker_listener_name
             if inter in ssl_contexts:  # Kafka: the inter-broker listener's ssl.* configs, client mode
                 self.inter_broker_ssl_context = client_context(cfg.listener_ssl_config(inter))
                 self.controller.channel.ssl_context = self.inter_broker_ssl_context
         except SslConfigError as exc:
             raise BrokerStartupError(str(exc)) from None
+        from kafkalike.broker import sasl_server_authenticator as sasl
+        try:  # SASL listeners: an unknown mechanism or a missing JAAS config stops start-up naming the key
+            sasl_configs = sasl.listener_sasl_configs(cfg)
+            self.inter_broker_sasl = sasl.inter_broker_sasl_client(cfg, sasl_configs)
+            self.controller.channel.sasl = self.inter_broker_sasl
+        except sasl.SaslConfigError as exc:
+            raise BrokerStartupError(str(exc)) from None
+        authenticators = {
+            name: (lambda conn, listener=listener: sasl.SaslServerAuthenticator(
+                listener, self.scram_credentials, self.apis, self.apis.supported, conn))
+            for name, listener in sasl_configs.items()}
         self.socket_server = SocketServer(
             [(e.listener_name, e.host, e.port) for e in cfg.listeners], self.apis,
             max_request_bytes=cfg["socket.request.max.bytes"], idle_ms=cfg["connections.max.idle.ms"],
             queued_max_request_bytes=queued_max,
             max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
             per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name,
-            ssl_contexts=ssl_contexts)
+            ssl_contexts=ssl_contexts, authenticators=authenticators)
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
         except (OSError, BaseExceptionGroup) as exc:
@@ -341,7 +362,7 @@ class KafkaServer:
                 max_retries=cfg["controlled.shutdown.max.retries"],
                 retry_backoff_ms=cfg["controlled.shutdown.retry.backoff.ms"],
                 request_timeout_ms=cfg["controller.socket.timeout.ms"],
-                ssl_context=self.inter_broker_ssl_context)
+                ssl_context=self.inter_broker_ssl_context, sasl=self.inter_broker_sasl)
         except Exception as exc:
             log.warning("controlled_shutdown_error", error=str(exc))
         log.info("controlled_shutdown_finished", succeeded=ok,

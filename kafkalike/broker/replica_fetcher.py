@@ -212,7 +212,8 @@ class ReplicaFetcher:
                                     client_id=f"broker-{self.rm.broker_id}-fetcher-{self.leader_id}",
                                     request_timeout_ms=self._cfg("replica.socket.timeout.ms"),
                                     connect_timeout_ms=self._cfg("replica.socket.timeout.ms"),
-                                    ssl_context=self.rm.server.inter_broker_ssl_context)
+                                    ssl_context=self.rm.server.inter_broker_ssl_context,
+                                    sasl=self.rm.server.inter_broker_sasl)
                             if any(s.truncating and not s.parked for s in self.partitions.values()):
                                 await self._truncate()
                             else:

@@ -56,7 +56,7 @@ import os
 import resource
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -96,11 +96,27 @@ class CloseConnection(Exception):
 @attrs.define
 class ConnectionContext:
     """What a handler knows of the connection a request came on: listener name, peer
-    address (host, port), and a per-connection id for logs."""
+    address (host, port), a per-connection id for logs, and the authenticated principal
+    (``User:<name>`` after SASL, Kafka's KafkaPrincipal; ``User:ANONYMOUS`` otherwise)."""
 
     listener_name: str
     peer: tuple[str, int]
     connection_id: int
+    principal: str = "User:ANONYMOUS"
+
+
+class Authenticator(Protocol):
+    """The authentication exchange of one connection (broker/sasl_server_authenticator.py):
+    every frame goes to ``authenticate`` until ``complete``."""
+
+    @property
+    def complete(self) -> bool:
+        ...
+
+    async def authenticate(self, frame: memoryview) -> Any:
+        """Returns an object with ``response`` (chunks or None) and ``close`` (a reason to
+        close the connection after sending the response, or None)."""
+        ...
 
 
 class RequestHandler(Protocol):
@@ -387,7 +403,8 @@ class SocketServer:
     max.connections; max_connections_per_ip / per_ip_overrides (host or IP -> count):
     max.connections.per.ip(.overrides). inter_broker_listener: the listener exempt from the
     max.connections wait when there are several. ssl_contexts: listener name -> server
-    SSLContext for the SSL listeners. ``await nursery.start(server.serve)``
+    SSLContext for the SSL listeners. authenticators: listener name -> a factory making each
+    new connection's Authenticator (SASL listeners). ``await nursery.start(server.serve)``
     returns the list of BoundListener once every listener is bound; cancel the nursery to
     stop (open connections are closed).
     """
@@ -403,6 +420,8 @@ class SocketServer:
     inter_broker_listener: str | None = None
     ssl_contexts: Mapping[str, ssl.SSLContext] = attrs.Factory(dict)
     """listener name -> server SSLContext, for the listeners that serve TLS."""
+    authenticators: Mapping[str, Callable[[ConnectionContext], Authenticator]] = attrs.Factory(dict)
+    """listener name -> Authenticator factory, for the SASL listeners."""
     bound: list[BoundListener] = attrs.Factory(list)
     _next_id: int = 0
     open_connections: int = 0
@@ -603,6 +622,8 @@ class SocketServer:
         conn = conn_state.context
         reader = FrameReader(self.max_request_bytes, pool=self.pool)
         idle_s = self.idle_ms / 1000.0
+        make_authenticator = self.authenticators.get(conn.listener_name)
+        auth = make_authenticator(conn) if make_authenticator is not None else None
         try:
             while True:
                 frame = reader.next_frame()
@@ -633,8 +654,13 @@ class SocketServer:
                                         queued_max_request_bytes=self.pool.capacity)
                         self._memory_changed()  # the first waiter may now be the only one left
                     continue
+                close_reason = None
                 try:
-                    response = await self.handler.handle(frame, conn)
+                    if auth is not None and not auth.complete:
+                        step = await auth.authenticate(frame)
+                        response, close_reason = step.response, step.close
+                    else:
+                        response = await self.handler.handle(frame, conn)
                 finally:
                     reader.release(frame)
                     del frame
@@ -643,6 +669,8 @@ class SocketServer:
                 conn_state.last_active = trio.current_time()
                 if response is not None:
                     await send_chunks(stream, response)
+                if close_reason is not None:  # failed authentication: logged by the authenticator
+                    return
         except ProtocolError as exc:
             log.warning("connection_closed_bad_frame", peer=conn.peer, error=str(exc))
         except CloseConnection as exc:

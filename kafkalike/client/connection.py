@@ -47,6 +47,8 @@ from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedEr
                                      ConnectionClosedError, KafkaError, RequestTimeoutError,
                                      UnsupportedApiVersionError)
 from kafkalike.client.messages import build_request
+from kafkalike.client.sasl import SaslClientConfig
+from kafkalike.client.sasl import authenticate as sasl_authenticate
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, api_name
 from kafkalike.protocol.codec import decode_response, encode_request, peek_correlation_id
 from kafkalike.protocol.errors import ErrorCode, ProtocolError
@@ -152,6 +154,7 @@ class KafkaConnection:
         node_id: int | None = None, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         client_versions: dict[int, tuple[int, int]] | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        sasl: SaslClientConfig | None = None,
     ) -> KafkaConnection:
         """Open a connection to ``host:port`` and (``negotiate``) run ApiVersions.
 
@@ -159,6 +162,10 @@ class KafkaConnection:
         speak TLS (Kafka's SSL security protocol), server_hostname = ``host``; the handshake
         counts against ``connect_timeout_ms`` and its failure (untrusted certificate, host name
         mismatch, a PLAINTEXT port) raises BrokerConnectionRefusedError naming the reason.
+
+        ``sasl`` (kafkalike.client.sasl.SaslClientConfig): after ApiVersions, authenticate
+        with SaslHandshake + SaslAuthenticate (SASL_PLAINTEXT, or SASL_SSL with ssl_context);
+        a refusal raises SaslAuthenticationError (the connection is closed).
 
         The reader task runs in ``nursery`` until aclose() (an unclosed connection keeps that
         nursery open; ``open()`` is the context-managed form). Raises BrokerConnectionRefusedError
@@ -193,9 +200,11 @@ class KafkaConnection:
                    request_timeout_ms=request_timeout_ms, max_frame_size=max_frame_size,
                    node_id=node_id, client_versions=client_versions)
         nursery.start_soon(conn._read_loop)
-        if negotiate:
+        if negotiate or sasl is not None:
             try:
                 await conn._negotiate()
+                if sasl is not None:
+                    await sasl_authenticate(conn, sasl)
             except BaseException:
                 await conn.aclose()
                 raise

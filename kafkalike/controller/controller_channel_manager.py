@@ -132,7 +132,8 @@ class ControllerChannelManager:
     be given later with ``start``, as Kafka builds its ControllerChannelManager with the
     controller and starts it on failover); max_versions: {api key: newest version to send}
     (max_versions_for_ibp). ssl_context: a client SSLContext when the inter-broker listener
-    is SSL (set by KafkaServer; None = PLAINTEXT).
+    is SSL (set by KafkaServer; None = PLAINTEXT). sasl: the broker's SaslClientConfig when
+    the inter-broker listener is SASL_* (set by KafkaServer; None = no SASL).
     """
 
     def __init__(self, controller_id: int, nursery: trio.Nursery | None = None, *,
@@ -146,6 +147,7 @@ class ControllerChannelManager:
         self.max_backoff_s = max_backoff_s
         self._brokers: dict[int, _BrokerChannel] = {}
         self.ssl_context: Any = None
+        self.sasl: Any = None
 
     def start(self, nursery: trio.Nursery) -> None:
         """Run the brokers' send tasks in ``nursery`` from now on."""
@@ -242,7 +244,7 @@ class ControllerChannelManager:
                     channel.conn = await KafkaConnection.connect(
                         channel.host, channel.port, nursery=nursery, client_id=f"controller-{self.controller_id}",
                         request_timeout_ms=self.request_timeout_ms, node_id=channel.broker_id,
-                        ssl_context=self.ssl_context)
+                        ssl_context=self.ssl_context, sasl=self.sasl)
                     conn = channel.conn
                     log.info("controller_channel_connected", target_broker=channel.broker_id, host=channel.host,
                              port=channel.port, **{_VERSION_KEYS[k]: _version_or_none(conn, k, v)

@@ -54,6 +54,7 @@ class ApiKey(enum.IntEnum):
     SYNC_GROUP = 14
     DESCRIBE_GROUPS = 15
     LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
@@ -68,6 +69,7 @@ class ApiKey(enum.IntEnum):
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
+    SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     ELECT_LEADERS = 43
@@ -75,6 +77,8 @@ class ApiKey(enum.IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61
     DESCRIBE_TRANSACTIONS = 65
@@ -112,6 +116,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.SYNC_GROUP: (0, 5),
     ApiKey.DESCRIBE_GROUPS: (0, 5),
     ApiKey.LIST_GROUPS: (0, 4),
+    ApiKey.SASL_HANDSHAKE: (0, 1),
     ApiKey.API_VERSIONS: (0, 3),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 5),
@@ -126,6 +131,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.ALTER_CONFIGS: (0, 2),
     ApiKey.DESCRIBE_LOG_DIRS: (1, 4),
+    ApiKey.SASL_AUTHENTICATE: (0, 2),
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.ELECT_LEADERS: (0, 2),
@@ -134,6 +140,8 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
     ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.DESCRIBE_PRODUCERS: (0, 0),
     ApiKey.DESCRIBE_TRANSACTIONS: (0, 0),
     ApiKey.LIST_TRANSACTIONS: (0, 1),
@@ -164,6 +172,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.SYNC_GROUP: "group_coordinator",
     ApiKey.DESCRIBE_GROUPS: "group_coordinator",
     ApiKey.LIST_GROUPS: "group_coordinator",
+    ApiKey.SASL_HANDSHAKE: "sasl_server_authenticator",
     ApiKey.API_VERSIONS: "kafka_apis",
     ApiKey.CREATE_TOPICS: "zk_admin_manager",
     ApiKey.DELETE_TOPICS: "zk_admin_manager",
@@ -178,6 +187,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
     ApiKey.ALTER_CONFIGS: "zk_admin_manager",
     ApiKey.DESCRIBE_LOG_DIRS: "replica_manager",
+    ApiKey.SASL_AUTHENTICATE: "sasl_server_authenticator",
     ApiKey.CREATE_PARTITIONS: "zk_admin_manager",
     ApiKey.DELETE_GROUPS: "group_coordinator",
     ApiKey.ELECT_LEADERS: "kafka_controller",
@@ -186,6 +196,8 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: "kafka_controller",
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
     ApiKey.OFFSET_DELETE: "group_coordinator",
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: "zk_admin_manager",
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: "zk_admin_manager",
     ApiKey.DESCRIBE_PRODUCERS: "replica_manager",
     ApiKey.DESCRIBE_TRANSACTIONS: "transaction_coordinator",
     ApiKey.LIST_TRANSACTIONS: "transaction_coordinator",
