@@ -157,6 +157,10 @@ class LogManager:
         # partitions planned (plan_new_logs) whose creation is under way
         self._prepared: dict[TopicPartition, UnifiedLog] = {}
         self._planned: set[TopicPartition] = set()
+        #: logs created since start-up by get_or_create_log itself (on the caller's thread: the
+        #: event loop) and taken ready-made from create_planned_logs (a worker thread)
+        self.logs_created_inline = 0
+        self.logs_created_prepared = 0
 
     def config_for(self, topic: str) -> LogConfig:
         """The LogConfig for a topic: its override if any, else the broker default."""
@@ -279,6 +283,7 @@ class LogManager:
         lg = UnifiedLog.open(target / str(tp), config, had_clean_shutdown=True, clock=self.clock)
         lg.on_failure = self._log_failed
         self.logs[tp] = lg
+        self.logs_created_inline += 1
         log.info("log_created", partition=str(tp), dir=str(target))
         return lg
 
@@ -377,6 +382,7 @@ class LogManager:
             return None
         lg.on_failure = self._log_failed
         self.logs[tp] = lg
+        self.logs_created_prepared += 1
         log.info("log_created", partition=str(tp), dir=str(lg.dir.parent), off_loop=True)
         return lg
 
