@@ -1,0 +1,244 @@
+"""The transaction coordinator against three real kafkalike broker processes and a real
+ZooKeeper ensemble: confluent-kafka's transactional producer (librdkafka 2.16) commits and
+aborts over two partitions, a second producer with the same transactional.id fences the
+first, a transaction past its timeout is aborted by the coordinator, and raw requests get
+Kafka's error codes (unknown transactional id, stale epoch, bad timeout)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import trio
+
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.cluster.local_cluster import LocalCluster
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+from tests.fixtures_cluster import _new_cluster
+
+pytest.importorskip("confluent_kafka")
+
+OVERRIDES = {"transaction.state.log.num.partitions": "4", "offsets.topic.num.partitions": "4",
+             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"}
+
+
+@pytest.fixture(scope="module")
+def txn_cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalCluster]:
+    """Three brokers with a 4-partition __transaction_state (RF 3, min ISR 2) and timed-out
+    transactions checked every 500 ms, shared by this module's tests (each uses its own
+    topic and transactional ids)."""
+    cluster = _new_cluster(tmp_path_factory.mktemp("txn"), zk_connect, 3, OVERRIDES)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, partitions, 3)])
+    futures[name].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until every partition has a leader in metadata
+        md = admin.list_topics(name, timeout=10).topics.get(name)
+        if md is not None and md.error is None and len(md.partitions) == partitions and \
+                all(p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"topic {name} has no leaders after 30 s")
+
+
+def producer(bootstrap: str, txn_id: str, **extra: Any) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, **extra})
+
+
+async def _request(cluster: LocalCluster, api_key: int, *, key: str | None = None, **fields: Any) -> Any:
+    """Send one request to the transaction coordinator of ``key`` (or broker 1 when None)."""
+    host, port = cluster.broker_address(1).split(":")
+    async with KafkaConnection.open(host, int(port)) as conn:
+        if key is None:
+            return await conn.call(api_key, **fields)
+        for _ in range(100):
+            found = await conn.call(ApiKey.FIND_COORDINATOR, key=key, key_type=1)
+            if found.error_code == ErrorCode.none:
+                break
+            await trio.sleep(0.2)
+        else:
+            raise AssertionError(f"no transaction coordinator for {key}: {found}")
+    async with KafkaConnection.open(found.host, int(found.port)) as coordinator:
+        return await coordinator.call(api_key, **fields)
+
+
+def request(cluster: LocalCluster, api_key: int, **kw: Any) -> Any:
+    return trio.run(lambda: _request(cluster, api_key, **kw))
+
+
+def describe(cluster: LocalCluster, txn_id: str) -> Any:
+    response = request(cluster, ApiKey.DESCRIBE_TRANSACTIONS, key=txn_id, transactional_ids=(txn_id,))
+    (state,) = response.transaction_states
+    return state
+
+
+def wait_state(cluster: LocalCluster, txn_id: str, state: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        d = describe(cluster, txn_id)
+        if d.transaction_state == state or time.monotonic() > deadline:
+            return d
+        time.sleep(0.2)
+
+
+def committed_values(bootstrap: str, topic: str, partitions: int, expect: int) -> list[bytes]:
+    """Values a read_committed consumer reads from ``topic`` (until ``expect`` or 20 s idle)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": _name("g"), "isolation.level": "read_committed",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        out: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(out) < expect and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                out.append(m.value())
+        end = time.monotonic() + 1.5  # nothing more (an aborted record would show up here)
+        while time.monotonic() < end:
+            m = c.poll(0.3)
+            if m is not None and m.error() is None:
+                out.append(m.value())
+        return out
+    finally:
+        c.close()
+
+
+def test_confluent_producer_commits_and_aborts_over_two_partitions(txn_cluster: LocalCluster) -> None:
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("txn-topic"), _name("txn")
+    create_topic(bootstrap, topic, 2)
+    p = producer(bootstrap, txn_id)
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(topic, value=f"c{i}".encode(), partition=i % 2)
+    p.commit_transaction(60)
+    done = wait_state(txn_cluster, txn_id, "CompleteCommit")
+    assert done.transaction_state == "CompleteCommit"
+    assert done.topics == ()
+
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, value=f"a{i}".encode(), partition=i % 2)
+    p.flush(30)
+    ongoing = describe(txn_cluster, txn_id)
+    assert ongoing.transaction_state == "Ongoing"
+    assert {(t.topic, tuple(sorted(t.partitions))) for t in ongoing.topics} == {(topic, (0, 1))}
+    p.abort_transaction(60)
+    assert wait_state(txn_cluster, txn_id, "CompleteAbort").transaction_state == "CompleteAbort"
+
+    listed = request(txn_cluster, ApiKey.LIST_TRANSACTIONS, key=txn_id, state_filters=("CompleteAbort",))
+    assert listed.error_code == ErrorCode.none
+    assert txn_id in {t.transactional_id for t in listed.transaction_states}
+
+    values = committed_values(bootstrap, topic, 2, 10)
+    assert sorted(values) == sorted(f"c{i}".encode() for i in range(10))
+
+
+def test_second_producer_with_the_same_transactional_id_fences_the_first(txn_cluster: LocalCluster) -> None:
+    from confluent_kafka import KafkaException
+
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("fence-topic"), _name("txn")
+    create_topic(bootstrap, topic, 2)
+    first = producer(bootstrap, txn_id)
+    first.init_transactions(60)
+    first.begin_transaction()
+    first.produce(topic, value=b"zombie", partition=0)
+    first.flush(30)
+    epoch_before = describe(txn_cluster, txn_id).producer_epoch
+
+    second = producer(bootstrap, txn_id)
+    second.init_transactions(60)  # aborts the first producer's open transaction, bumps the epoch
+    after = describe(txn_cluster, txn_id)
+    # Kafka's sequence: epoch+1 fences and aborts the open transaction (PrepareAbort ->
+    # CompleteAbort, markers with the new epoch), the retried InitProducerId bumps again (Empty)
+    assert (after.transaction_state, after.producer_epoch) == ("Empty", epoch_before + 2)
+
+    with pytest.raises(KafkaException) as raised:
+        first.produce(topic, value=b"zombie-2", partition=1)
+        first.commit_transaction(30)
+    err = raised.value.args[0]
+    assert err.fatal(), str(err)
+    assert "fenced" in str(err).lower(), str(err)
+
+    second.begin_transaction()
+    second.produce(topic, value=b"fresh", partition=1)
+    second.commit_transaction(60)
+    assert committed_values(bootstrap, topic, 2, 1) == [b"fresh"]
+
+
+def test_transaction_past_its_timeout_is_aborted_by_the_coordinator(txn_cluster: LocalCluster) -> None:
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("timeout-topic"), _name("txn")
+    create_topic(bootstrap, topic, 1)
+    p = producer(bootstrap, txn_id, **{"transaction.timeout.ms": 2000})
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(topic, value=b"late", partition=0)
+    p.flush(30)
+    before = describe(txn_cluster, txn_id)
+    assert before.transaction_state == "Ongoing"
+    after = wait_state(txn_cluster, txn_id, "CompleteAbort", timeout=30)
+    assert after.transaction_state == "CompleteAbort"
+    assert after.producer_epoch == before.producer_epoch + 1  # the coordinator fenced the producer
+    with pytest.raises(Exception):
+        p.commit_transaction(30)
+    assert committed_values(bootstrap, topic, 1, 0) == []
+
+
+def test_raw_requests_get_kafkas_error_codes_and_write_nothing(txn_cluster: LocalCluster) -> None:
+    txn_id = _name("raw")
+    unknown = request(txn_cluster, ApiKey.END_TXN, key=txn_id, transactional_id=txn_id, producer_id=12345,
+                      producer_epoch=0, committed=True)
+    assert unknown.error_code == ErrorCode.invalid_producer_id_mapping
+    assert describe(txn_cluster, txn_id).error_code == ErrorCode.transactional_id_not_found
+
+    too_long = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, key=txn_id, transactional_id=txn_id,
+                       transaction_timeout=900001)
+    assert too_long.error_code == ErrorCode.invalid_transaction_timeout
+
+    init = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, key=txn_id, transactional_id=txn_id,
+                   transaction_timeout=60000)
+    assert init.error_code == ErrorCode.none and init.producer_epoch == 0
+    topic = _name("raw-topic")
+    create_topic(txn_cluster.bootstrap_servers, topic, 1)
+    stale = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, key=txn_id,
+                    v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=init.producer_id,
+                    v3_and_below_producer_epoch=init.producer_epoch + 1,
+                    v3_and_below_topics=({"name": topic, "partitions": (0,)},))
+    (result,) = stale.results_by_topic_v3_and_below
+    assert result.results_by_partition[0].partition_error_code == ErrorCode.producer_fenced
+    missing = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, key=txn_id,
+                      v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=init.producer_id,
+                      v3_and_below_producer_epoch=init.producer_epoch,
+                      v3_and_below_topics=({"name": topic, "partitions": (0, 7)},))
+    errors = {int(p.partition_index): p.partition_error_code
+              for p in missing.results_by_topic_v3_and_below[0].results_by_partition}
+    assert errors == {0: ErrorCode.operation_not_attempted, 7: ErrorCode.unknown_topic_or_partition}
+    end_empty = request(txn_cluster, ApiKey.END_TXN, key=txn_id, transactional_id=txn_id,
+                        producer_id=init.producer_id, producer_epoch=init.producer_epoch, committed=True)
+    assert end_empty.error_code == ErrorCode.invalid_txn_state
+    d = describe(txn_cluster, txn_id)
+    assert (d.transaction_state, d.producer_epoch, d.topics) == ("Empty", 0, ())
