@@ -31,9 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     up.add_argument("--metrics-port", type=int, default=None,
                     help="every broker's /metrics port, each on its own 127.0.0.<i> (default 7071 with the "
                     "default --base-port, else off; -1 = off)")
-    up.add_argument("--security", choices=["plaintext", "ssl"], default=None,
+    up.add_argument("--security", choices=["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"], default=None,
                     help="ssl: each broker also serves TLS on base port + 1 with certificates from a "
-                         "CA made for the cluster; client properties in <dir>/client-ssl.properties")
+                         "CA made for the cluster; client properties in <dir>/client-ssl.properties. "
+                         "sasl_plaintext / sasl_ssl: a SASL listener (PLAIN, SCRAM-SHA-256/512) on base "
+                         "port + 1, also used between brokers (SCRAM-SHA-512 as user admin); the admin's "
+                         "client properties in <dir>/admin-client.properties")
     up.add_argument("--with-prometheus", action="store_true",
                     help="also start Debian's prometheus scraping every broker (stopped by 'cluster down')")
     up.add_argument("--prometheus-port", type=int, default=None, help="Prometheus web port (default 9090)")
@@ -92,6 +95,9 @@ def _up(args: argparse.Namespace) -> int:
     if cluster.security == "ssl":
         print(f"SSL bootstrap.servers={cluster.ssl_bootstrap_servers} "
               f"(client properties: {cluster.client_ssl_properties_path})")
+    if cluster.security in ("sasl_plaintext", "sasl_ssl"):
+        print(f"{cluster.sasl_listener_name} bootstrap.servers={cluster.sasl_bootstrap_servers} "
+              f"(admin client properties: {cluster.admin_client_properties_path})")
     return 0
 
 

@@ -23,6 +23,7 @@ COMMANDS = [
     "kafkalike.cli.delete_records",
     "kafkalike.cli.leader_election",
     "kafkalike.cli.log_dirs",
+    "kafkalike.cli.configs",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
     "kafkalike.cli.dashboard",

@@ -132,7 +132,12 @@ class LocalCluster:
     overrides: dict[str, str] = attrs.Factory(dict)
     #: "plaintext", or "ssl": each broker also serves an SSL listener on ``ssl_port`` with a
     #: certificate from a CA made for this cluster (<base>/ssl/, kafkalike.cluster.certs), and
-    #: <base>/client-ssl.properties holds the Java client's properties for it
+    #: <base>/client-ssl.properties holds the Java client's properties for it; "sasl_plaintext"
+    #: or "sasl_ssl": each broker also serves a SASL_PLAINTEXT / SASL_SSL listener on
+    #: ``sasl_port`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) that is also the inter-broker
+    #: listener (SCRAM-SHA-512 as user "admin", whose credentials are written to ZooKeeper
+    #: before the brokers start), and <base>/admin-client.properties holds the admin's client
+    #: properties (SASL_SSL: certificates as for "ssl")
     security: str = "plaintext"
     #: every broker's kafkalike.metrics.port (each on its own address, like base_port); None:
     #: 7071 for a cluster on the default base_port 9092, else -1 (off), so that clusters on
@@ -143,6 +148,8 @@ class LocalCluster:
     # broker id -> czxid of /brokers/ids/<id> seen right before this object started the
     # broker (None: absent); a registration with that czxid is not the new process's
     _seen_before_start: dict[int, int | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    # the admin user's password with security sasl_* (see admin_password)
+    _admin_password: str | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     # ------------------------------------------------------------------ layout
     @classmethod
@@ -206,6 +213,7 @@ class LocalCluster:
             "broker.id": str(broker_id),
             "listeners": f"PLAINTEXT://{self.broker_address(broker_id)}",
             **self._ssl_properties(broker_id),
+            **self._sasl_properties(broker_id),
             "log.dirs": str(self.broker_dir(broker_id) / "logs"),
             "zookeeper.connect": self.zk_connect,
             "zookeeper.session.timeout.ms": "6000",
@@ -272,9 +280,115 @@ class LocalCluster:
             "ssl.truststore.type=PEM\n"
             f"ssl.truststore.location={ca_pem}\n")
 
+    # ------------------------------------------------------------------ SASL
+    @property
+    def sasl_listener_name(self) -> str:
+        """SASL_PLAINTEXT or SASL_SSL (the listener name is the protocol's)."""
+        return self.security.upper()
+
+    @property
+    def sasl_port(self) -> int:
+        """Every broker's SASL listener port with security sasl_*: base_port + 1 (9093)."""
+        return self.base_port + 1
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        return ",".join(f"{self.broker_host(i)}:{self.sasl_port}" for i in self.broker_ids)
+
+    @property
+    def admin_client_properties_path(self) -> Path:
+        return self.base_dir / "admin-client.properties"
+
+    @property
+    def admin_password(self) -> str:
+        """The admin user's password: read back from admin-client.properties, else made now
+        (random, 24 bytes URL-safe) and kept in memory until write_configs writes the file."""
+        if self._admin_password:
+            return self._admin_password
+        from kafkalike.client.sasl import SaslClientConfig
+
+        path = self.admin_client_properties_path
+        if path.exists():
+            props = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                         if "=" in line and not line.startswith("#"))
+            password = SaslClientConfig.from_jaas("SCRAM-SHA-512", props["sasl.jaas.config"]).password
+        else:
+            import secrets
+
+            password = secrets.token_urlsafe(24)
+        self._admin_password = password
+        return password
+
+    def _sasl_properties(self, broker_id: int) -> dict[str, str]:
+        if self.security not in ("sasl_plaintext", "sasl_ssl"):
+            return {}
+        name, password = self.sasl_listener_name, self.admin_password
+        props = {
+            "listeners": f"PLAINTEXT://{self.broker_address(broker_id)},"
+                         f"{name}://{self.broker_host(broker_id)}:{self.sasl_port}",
+            "inter.broker.listener.name": name,
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            f"listener.name.{name.lower()}.plain.sasl.jaas.config":
+                f'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+                f'password="{password}" user_admin="{password}";',
+            f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config":
+                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" '
+                f'password="{password}";',
+        }
+        if self.security == "sasl_ssl":
+            props.update({
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(self.ssl_dir / f"broker-{broker_id}.pem"),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.ssl_dir / "ca.pem"),
+            })
+        return props
+
+    def _write_sasl_files(self) -> None:
+        """The admin's SCRAM credentials in ZooKeeper (before any broker starts: the brokers
+        authenticate to each other as admin), and admin-client.properties."""
+        from kafkalike.broker.sasl_scram import ScramCredentialStore, ScramFormatter, ScramMechanism
+        from kafkalike.cluster import certs
+        from kafkalike.coordination import ZooKeeperClient
+        from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+
+        password = self.admin_password
+        ca_pem = None
+        if self.security == "sasl_ssl":
+            self.ssl_dir.mkdir(parents=True, exist_ok=True)
+            ca_pem, _ = certs.ensure_ca(self.ssl_dir)
+            for i in self.broker_ids:
+                certs.ensure_broker_keystore(self.ssl_dir, i, self.broker_host(i))
+
+        async def write_credentials() -> None:
+            async with ZooKeeperClient(self.zk_connect, name="cluster-sasl") as zk:
+                kafka_zk = KafkaZkClient(zk)
+                store = ScramCredentialStore(lambda: kafka_zk)
+                existing = await store.user_config("admin")
+                if all(m.mechanism_name in existing for m in ScramMechanism):
+                    return
+                await store.alter("admin", {m: ScramFormatter(m).generate_credential(password, 4096)
+                                            for m in ScramMechanism}, ())
+
+        _run_async(write_credentials)
+        lines = [f"# written by kafkalike cluster up --security {self.security}: Kafka Java client properties",
+                 f"# bootstrap.servers={self.sasl_bootstrap_servers}",
+                 f"security.protocol={self.sasl_listener_name}",
+                 "sasl.mechanism=SCRAM-SHA-512",
+                 "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                 f'username="admin" password="{password}";']
+        if ca_pem is not None:
+            lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={ca_pem}"]
+        path = self.admin_client_properties_path
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+
     def write_configs(self) -> None:
         if self.security == "ssl":
             self._write_ssl_files()
+        if self.security in ("sasl_plaintext", "sasl_ssl"):
+            self._write_sasl_files()
         for i in self.broker_ids:
             self.broker_dir(i).mkdir(parents=True, exist_ok=True)
             lines = ["# written by kafkalike cluster up; Kafka's property names"]
