@@ -73,6 +73,18 @@ SECURITY_PROTOCOL_IDS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SS
 #: the requests the controller sends brokers, capped by inter.broker.protocol.version
 CONTROLLER_APIS = (ApiKey.LEADER_AND_ISR, ApiKey.UPDATE_METADATA, ApiKey.STOP_REPLICA)
 
+#: time (ms) added to controller.socket.timeout.ms per partition a request names. Kafka waits
+#: controller.socket.timeout.ms (30 s) for any request, then reconnects and sends it again;
+#: a kafkalike broker on a busy machine can take longer than that over a 10,000-partition
+#: LeaderAndIsr (it creates 10,000 logs), and each resend queued behind the one still being
+#: handled also timed out: the controller resent the same request for ever and the requests
+#: queued after it were never sent (seen with the many-topics bench at load average 20)
+REQUEST_TIMEOUT_MS_PER_PARTITION = 20.0
+
+#: requests naming this many partitions or more are built (entities for each partition) in a
+#: worker thread, not on the event loop the controller shares with the broker
+BUILD_OFF_LOOP_PARTITIONS = 1000
+
 
 def max_versions_for_ibp(ibp: str | None) -> dict[int, int]:
     """{api key: newest LeaderAndIsr / UpdateMetadata / StopReplica version} allowed by
@@ -96,6 +108,7 @@ class QueueItem:
     api_key: int
     build: Callable[[int], Message]
     callback: Callback | None = None
+    partitions: int = 0  # how many partitions the request names (its timeout and where it is built)
 
 
 @attrs.frozen
@@ -191,15 +204,18 @@ class ControllerChannelManager:
     # ---- sending --------------------------------------------------------------------------
 
     def send(self, broker_id: int, api_key: int, build: Callable[[int], Message],
-             callback: Callback | None = None) -> bool:
+             callback: Callback | None = None, *, partitions: int = 0) -> bool:
         """Queue a request for ``broker_id``; False (and dropped, as Kafka logs and drops) if
-        the broker has no channel (it is not live)."""
+        the broker has no channel (it is not live). ``partitions``: how many the request names;
+        its timeout is controller.socket.timeout.ms plus REQUEST_TIMEOUT_MS_PER_PARTITION each,
+        and from BUILD_OFF_LOOP_PARTITIONS on ``build`` runs in a worker thread (it must then
+        only read what it captured)."""
         channel = self._brokers.get(broker_id)
         if channel is None:
             log.warning("controller_request_dropped", target_broker=broker_id, api=api_name(api_key),
                         reason="broker not live")
             return False
-        channel.send.send_nowait(QueueItem(api_key, build, callback))
+        channel.send.send_nowait(QueueItem(api_key, build, callback, partitions))
         return True
 
     def _version_caps(self) -> dict[int, int | None]:
@@ -250,8 +266,12 @@ class ControllerChannelManager:
                              port=channel.port, **{_VERSION_KEYS[k]: _version_or_none(conn, k, v)
                                                    for k, v in self._version_caps().items()})
                 version = channel.conn.api_version(item.api_key, max_version=self.max_versions.get(item.api_key))
-                request = item.build(version)
-                response = await channel.conn.send(request, api_version=version)
+                if item.partitions >= BUILD_OFF_LOOP_PARTITIONS:
+                    request = await trio.to_thread.run_sync(item.build, version)
+                else:
+                    request = item.build(version)
+                timeout_ms = self.request_timeout_ms + item.partitions * REQUEST_TIMEOUT_MS_PER_PARTITION
+                response = await channel.conn.send(request, api_version=version, timeout_ms=timeout_ms)
                 channel.sent += 1
                 return response
             except UnsupportedApiVersionError as exc:
@@ -516,7 +536,7 @@ class ControllerBrokerRequestBatch:
 
             log.debug("leader_and_isr_queued", target_broker=broker_id,
                       partitions=[str(e.tp) for e in entries][:20], count=len(entries))
-            if self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, build):
+            if self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, build, partitions=len(entries)):
                 self.sent["LeaderAndIsr"] += 1
 
     def _send_update_metadata(self, controller_epoch: int) -> None:
@@ -535,7 +555,7 @@ class ControllerBrokerRequestBatch:
             def build(version: int, broker_epoch: int = broker_epoch) -> Message:
                 return build_update_metadata(version, cid, controller_epoch, broker_epoch, entries, live, topic_ids)
 
-            if self.channel.send(broker_id, ApiKey.UPDATE_METADATA, build):
+            if self.channel.send(broker_id, ApiKey.UPDATE_METADATA, build, partitions=len(entries)):
                 self.sent["UpdateMetadata"] += 1
 
     def _send_stop_replica(self, controller_epoch: int) -> None:
@@ -555,5 +575,5 @@ class ControllerBrokerRequestBatch:
                     return build_stop_replica(version, cid, controller_epoch, broker_epoch, entries, delete)
 
                 callback = self.stop_replica_callback if delete else None
-                if self.channel.send(broker_id, ApiKey.STOP_REPLICA, build, callback):
+                if self.channel.send(broker_id, ApiKey.STOP_REPLICA, build, callback, partitions=len(entries)):
                     self.sent["StopReplica"] += 1
