@@ -9,6 +9,9 @@ Holds ``AdminClient``, ``NewTopic``, ``ConfigEntry``, ``ClusterDescription`` and
 - DescribeConfigs / IncrementalAlterConfigs of a topic go to any broker; of a broker, to
   that broker.
 - DescribeCluster (v0-v1) and Metadata go to any broker; ListOffsets to partition leaders.
+- Transactions (KIP-664): DescribeProducers to the partition's leader (or a chosen broker),
+  ListTransactions to every broker (each lists the transactions it coordinates),
+  DescribeTransactions to each transactional id's coordinator (FindCoordinator key_type 1).
 
 Per-resource errors: methods return {name: ErrorCode} (NONE for success) when
 ``raise_errors=False``; by default they raise KafkaError for the first failed resource
@@ -18,6 +21,7 @@ UNKNOWN_TOPIC_OR_PARTITION, POLICY_VIOLATION, ...), with the broker's error mess
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,10 +32,11 @@ from kafkalike.client.cluster import Node, TopicInfo, TopicPartition
 from kafkalike.client.errors import KafkaError
 from kafkalike.client.kafka_client import KafkaClient, OffsetAndTimestamp
 from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.entities import duration_ms
 from kafkalike.protocol.errors import ErrorCode
 
 __all__ = ["AdminClient", "NewTopic", "ConfigEntry", "ClusterDescription", "PartitionReassignment",
-           "RESOURCE_TOPIC", "RESOURCE_BROKER"]
+           "ProducerState", "TransactionListing", "TransactionDescription", "RESOURCE_TOPIC", "RESOURCE_BROKER"]
 
 log = structlog.get_logger("kafkalike.client.admin")
 
@@ -67,6 +72,52 @@ class ConfigEntry:
     is_default: bool = False
     is_sensitive: bool = False
     source: int = -1
+
+
+@attrs.frozen
+class ProducerState:
+    """One active producer of a partition as DescribeProducers reports it (Kafka's
+    admin.ProducerState): ``coordinator_epoch`` and ``current_txn_start_offset`` are -1 when
+    absent; ``last_timestamp`` in ms since the epoch."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
+
+
+@attrs.frozen
+class TransactionListing:
+    """One transaction as ListTransactions reports it (Kafka's admin.TransactionListing);
+    ``state`` is the coordinator's name for it (Ongoing, PrepareCommit, CompleteAbort, ...)."""
+
+    transactional_id: str
+    producer_id: int
+    state: str
+
+
+@attrs.frozen
+class TransactionDescription:
+    """A transactional id's state as DescribeTransactions reports it (Kafka's
+    admin.TransactionDescription): its coordinator's broker id, times in ms,
+    ``transaction_start_time_ms`` -1 without an open transaction, the partitions in it."""
+
+    coordinator_id: int
+    state: str
+    producer_id: int
+    producer_epoch: int
+    transaction_timeout_ms: int
+    transaction_start_time_ms: int
+    topic_partitions: tuple[TopicPartition, ...]
+
+
+def _epoch_ms(value: Any) -> int:
+    """A kio timestamp (timezone-aware datetime) or int as ms since the epoch."""
+    if isinstance(value, datetime.datetime):
+        return round(value.timestamp() * 1000)
+    return int(value)
 
 
 @attrs.frozen
@@ -368,3 +419,85 @@ class AdminClient:
         return {TopicPartition(t.name, int(p.partition_index)): PartitionReassignment(
                     tuple(p.replicas), tuple(p.adding_replicas), tuple(p.removing_replicas))
                 for t in response.topics for p in t.partitions}
+
+    # ------------------------------------------------------------------ transactions
+
+    async def describe_producers(self, tp: TopicPartition, *, broker_id: int | None = None) -> list[ProducerState]:
+        """DescribeProducers v0 (KIP-664) of one partition, asked of its leader or of
+        ``broker_id`` (any replica answers with its own state). Raises KafkaError
+        (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, ...; retriable ones are retried
+        after a Metadata refresh when the leader was asked)."""
+        async def attempt() -> list[ProducerState]:
+            node = broker_id if broker_id is not None else await self.client.leader_for(tp.topic, tp.partition)
+            conn = await self.client.connection(node)
+            response = await conn.call(ApiKey.DESCRIBE_PRODUCERS,
+                                       topics=[{"name": tp.topic, "partition_indexes": [tp.partition]}])
+            part = response.topics[0].partitions[0]
+            if part.error_code != ErrorCode.none:
+                raise KafkaError(part.error_code, f"describe_producers {tp}", part.error_message)
+            return [ProducerState(int(p.producer_id), int(p.producer_epoch), int(p.last_sequence),
+                                  int(p.last_timestamp), int(p.coordinator_epoch), int(p.current_txn_start_offset))
+                    for p in part.active_producers]
+
+        if broker_id is not None:
+            return await attempt()
+        return await self.client.retry(attempt, what="describe_producers", refresh_topics=[tp.topic])
+
+    async def list_transactions(self, *, state_filters: Iterable[str] = (),
+                                producer_id_filters: Iterable[int] = ()) -> dict[int, list[TransactionListing]]:
+        """ListTransactions (v0-v1, KIP-664) of every broker (each coordinates its own
+        transactional ids): {broker id: listings}. Raises KafkaError for a broker's error
+        (COORDINATOR_LOAD_IN_PROGRESS is retried)."""
+        cluster = await self.client.refresh_metadata([])
+        out: dict[int, list[TransactionListing]] = {}
+        for node in sorted(cluster.brokers):
+            async def attempt(node: int = node) -> list[TransactionListing]:
+                conn = await self.client.connection(node)
+                response = await conn.call(ApiKey.LIST_TRANSACTIONS, state_filters=list(state_filters),
+                                           producer_id_filters=list(producer_id_filters), duration_filter=-1)
+                if response.error_code != ErrorCode.none:
+                    raise KafkaError(response.error_code, f"list_transactions on broker {node}")
+                return [TransactionListing(t.transactional_id, int(t.producer_id), t.transaction_state)
+                        for t in response.transaction_states]
+
+            out[node] = await self.client.retry(attempt, what="list_transactions")
+        return out
+
+    async def find_transaction_coordinator(self, transactional_id: str) -> int:
+        """FindCoordinator key_type 1 (TRANSACTION): the broker id coordinating
+        ``transactional_id``; COORDINATOR_NOT_AVAILABLE (e.g. while __transaction_state is
+        created) is retried. Raises KafkaError."""
+        async def attempt() -> int:
+            conn = await self.client.any_connection()
+            response = await conn.call(ApiKey.FIND_COORDINATOR, key=transactional_id, key_type=1)
+            if response.error_code != ErrorCode.none:
+                raise KafkaError(response.error_code, f"find_coordinator {transactional_id}", response.error_message)
+            return int(response.node_id)
+
+        return await self.client.retry(attempt, what="find_coordinator")
+
+    async def describe_transactions(self, transactional_ids: Iterable[str]
+                                    ) -> dict[str, TransactionDescription | KafkaError]:
+        """DescribeTransactions v0 (KIP-664), each id asked of its coordinator: {id:
+        description, or the KafkaError its coordinator answered (TRANSACTIONAL_ID_NOT_FOUND,
+        ...)}. NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS are retried."""
+        out: dict[str, TransactionDescription | KafkaError] = {}
+        for tid in dict.fromkeys(transactional_ids):
+            async def attempt(tid: str = tid) -> TransactionDescription | KafkaError:
+                node = await self.find_transaction_coordinator(tid)
+                conn = await self.client.connection(node)
+                response = await conn.call(ApiKey.DESCRIBE_TRANSACTIONS, transactional_ids=[tid])
+                st = response.transaction_states[0]
+                error = KafkaError(st.error_code, f"describe_transactions {tid}") \
+                    if st.error_code != ErrorCode.none else None
+                if error is not None and error.retriable:
+                    raise error
+                if error is not None:
+                    return error
+                return TransactionDescription(
+                    node, st.transaction_state, int(st.producer_id), int(st.producer_epoch),
+                    duration_ms(st.transaction_timeout), _epoch_ms(st.transaction_start_time),
+                    tuple(TopicPartition(t.topic, int(p)) for t in st.topics for p in t.partitions))
+
+            out[tid] = await self.client.retry(attempt, what="describe_transactions")
+        return out
