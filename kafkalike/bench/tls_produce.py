@@ -1,5 +1,5 @@
-"""Produce and fetch throughput over a TLS listener beside a PLAINTEXT listener of the same
-broker, measured in one run (docs/benchmarks.md, "TLS listeners").
+"""Produce and fetch throughput over a TLS (or SASL) listener beside a PLAINTEXT listener of
+the same broker, measured in one run (docs/benchmarks.md, "TLS listeners"; docs/security.md).
 
 One real broker process (LocalCluster: 1 broker, its own 1-node ZooKeeper) with
 ``PLAINTEXT://127.0.0.1:P`` and ``SSL://127.0.0.1:P+1`` (PEM keystore from a trustme CA).
@@ -10,9 +10,14 @@ goes first from round to round. Reported: records/s and MB/s, medians over ``--r
 Over TLS the broker reads fetched segment bytes with pread and encrypts them (no sendfile).
 Not a test: nothing here asserts.
 
+``--security`` picks the second listener: ``ssl`` (default), ``sasl_plaintext`` or
+``sasl_ssl`` (SASL PLAIN with a user from the listener's JAAS config; authentication happens
+once per connection, so the mechanism does not change steady-state throughput).
+
 Usage:
   .venv/bin/python -m kafkalike.bench.tls_produce --rounds 5 --mbytes 20 --size 1000
   .venv/bin/python -m kafkalike.bench.tls_produce --json
+  .venv/bin/python -m kafkalike.bench.tls_produce --security sasl_plaintext --rounds 5 --mbytes 20
 Needs the test extra's trustme (certificates) and confluent-kafka.
 """
 
@@ -86,23 +91,29 @@ def _fetch(conf: dict[str, Any], topic: str, start: int, count: int) -> float:
         consumer.close()
 
 
-def run(rounds: int, mbytes: float, size: int, base: Path) -> dict[str, Any]:
+def run(rounds: int, mbytes: float, size: int, base: Path, security: str = "ssl") -> dict[str, Any]:
     """Start the broker, run the alternating rounds, stop it; returns the medians."""
     keystore, ca_pem = _certs(base)
     port = find_free_base_port(["127.0.0.1"], per_host_ports=2, low=30000, high=32000)
     zk_port = find_free_base_port(["127.0.0.1"], low=20000, high=29000)
-    cluster = LocalCluster(base / "cluster", brokers=1, zk_nodes=1, base_port=port, zk_base_port=zk_port,
-                           overrides={
-                               "listeners": f"PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{port + 1}",
-                               "inter.broker.listener.name": "PLAINTEXT",
-                               "ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
-                               "offsets.topic.replication.factor": "1",
-                           })
-    confs = {
-        "PLAINTEXT": {"bootstrap.servers": f"127.0.0.1:{port}"},
-        "SSL": {"bootstrap.servers": f"127.0.0.1:{port + 1}", "security.protocol": "SSL",
-                "ssl.ca.location": str(ca_pem)},
+    proto = security.upper()
+    overrides = {
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},{proto}://127.0.0.1:{port + 1}",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
+        "offsets.topic.replication.factor": "1",
     }
+    second: dict[str, Any] = {"bootstrap.servers": f"127.0.0.1:{port + 1}", "security.protocol": proto}
+    if proto in ("SSL", "SASL_SSL"):
+        second["ssl.ca.location"] = str(ca_pem)
+    if proto.startswith("SASL_"):
+        overrides["sasl.enabled.mechanisms"] = "PLAIN"
+        overrides[f"listener.name.{proto.lower()}.plain.sasl.jaas.config"] = (
+            'org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";')
+        second.update({"sasl.mechanism": "PLAIN", "sasl.username": "bench", "sasl.password": "bench-secret"})
+    cluster = LocalCluster(base / "cluster", brokers=1, zk_nodes=1, base_port=port, zk_base_port=zk_port,
+                           overrides=overrides)
+    confs = {"PLAINTEXT": {"bootstrap.servers": f"127.0.0.1:{port}"}, proto: second}
     count = max(1, int(mbytes * 1e6 / size))
     value = b"x" * size
     results: dict[str, dict[str, list[float]]] = {p: {"produce": [], "fetch": []} for p in confs}
@@ -119,7 +130,7 @@ def run(rounds: int, mbytes: float, size: int, base: Path) -> dict[str, Any]:
                 results[proto]["fetch"].append(_fetch(confs[proto], topic, start, count))
     finally:
         cluster.stop()
-    out: dict[str, Any] = {"rounds": rounds, "records": count, "record_bytes": size}
+    out: dict[str, Any] = {"rounds": rounds, "records": count, "record_bytes": size, "security": proto}
     for proto, phases in results.items():
         for phase, times in phases.items():
             med = statistics.median(times)
@@ -133,17 +144,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mbytes", type=float, default=20.0, help="MB produced per protocol per round")
     ap.add_argument("--size", type=int, default=1000, help="record value size (bytes)")
+    ap.add_argument("--security", choices=["ssl", "sasl_plaintext", "sasl_ssl"], default="ssl",
+                    help="the listener measured beside PLAINTEXT")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kafkalike-tls-bench-") as tmp:
-        out = run(args.rounds, args.mbytes, args.size, Path(tmp))
+        out = run(args.rounds, args.mbytes, args.size, Path(tmp), args.security)
     if args.json:
         print(json.dumps(out))
     else:
         print(f"{out['records']} records of {out['record_bytes']} B per protocol per round, "
               f"medians over {out['rounds']} rounds")
-        for proto in ("PLAINTEXT", "SSL"):
-            print(f"{proto:9s} produce {out[f'{proto}_produce_records_per_s']:>9,} rec/s "
+        for proto in ("PLAINTEXT", out["security"]):
+            print(f"{proto:14s} produce {out[f'{proto}_produce_records_per_s']:>9,} rec/s "
                   f"{out[f'{proto}_produce_mb_per_s']:>6} MB/s   fetch "
                   f"{out[f'{proto}_fetch_records_per_s']:>9,} rec/s {out[f'{proto}_fetch_mb_per_s']:>6} MB/s")
     return 0

@@ -7,6 +7,8 @@ replication-factor-3 topic, which only works when the followers' fetches authent
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -112,5 +114,47 @@ def test_kafkalike_connection_authenticates_and_reports_a_wrong_password(tmp_pat
             assert err.value.error_code == ErrorCode.sasl_authentication_failed
 
         trio.run(main)
+    finally:
+        cluster.stop()
+
+
+KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+
+
+def _java(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["java", "-Xmx256m", "-cp", f"{KAFKA_LIB}/*", *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs Kafka 3.9's jars (KAFKALIKE_KAFKA_LIB, ./scripts/reference-kafka fetch) and java")
+def test_kafkas_own_configs_and_console_tools_work_over_sasl_with_client_properties(
+        tmp_path: Path, zk_connect: str) -> None:
+    """Kafka 3.9's kafka-configs.sh creates a SCRAM user over the SASL listener with the admin's
+    --command-config (kafkalike configs describes it); kafka-console-producer/consumer.sh
+    authenticate as that user with --producer.config / --consumer.config."""
+    cluster = _cluster(tmp_path, zk_connect, 1, "sasl_plaintext")
+    try:
+        cluster.start(timeout=60)
+        bootstrap, admin = cluster.sasl_bootstrap_servers, str(cluster.admin_client_properties_path)
+        out = _java("kafka.admin.ConfigCommand", "--bootstrap-server", bootstrap, "--command-config", admin,
+                    "--alter", "--add-config", "SCRAM-SHA-512=[iterations=8192,password=bob-secret]",
+                    "--entity-type", "users", "--entity-name", "bob")
+        assert out.returncode == 0 and "Completed updating config for user bob." in out.stdout, out.stderr[-2000:]
+        # (Kafka's --describe of users asks DescribeClientQuotas first, which kafkalike does not serve yet)
+        ours = _cli("configs", "--bootstrap-server", bootstrap, "--command-config", admin, "--describe",
+                    "--entity-type", "users")
+        assert "SCRAM credential configs for user-principal 'bob' are SCRAM-SHA-512=iterations=8192" in ours.stdout
+        bob = tmp_path / "bob.properties"
+        bob.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+                       "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                       'username="bob" password="bob-secret";\n')
+        out = _java("kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", "sasl-java",
+                    "--producer.config", str(bob), stdin="one\ntwo\nthree\n")
+        assert out.returncode == 0, out.stderr[-2000:]
+        out = _java("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap,
+                    "--topic", "sasl-java", "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000",
+                    "--consumer.config", str(bob))
+        assert out.stdout.split() == ["one", "two", "three"], out.stderr[-2000:]
     finally:
         cluster.stop()
