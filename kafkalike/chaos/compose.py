@@ -47,7 +47,8 @@ from kafkalike.cluster.zk_ensemble import four_letter_word, parse_srvr
 log = structlog.get_logger(__name__)
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
-IMAGE = "kafkalike:latest"
+IMAGE = os.environ.get("KAFKALIKE_IMAGE", "kafkalike:latest")
+"""The image every service runs: $KAFKALIKE_IMAGE (as the compose file reads it), else kafkalike:latest."""
 BROKER_PORT = 9092
 ZK_PORT = 2181
 RULE_TAG_PREFIX = "kafkalike-chaos-"
