@@ -20,6 +20,7 @@ Faults (``name`` in the history, target syntax):
 | Partition(a, b) | partition | cut every link between broker group a and node group b, both ways |
 | Isolate(target) | isolate | cut a broker from every other broker and from ZooKeeper |
 | CutFromZk(target) | zk-cut | cut a broker's links to every ZooKeeper node only |
+| ZkExpiryStorm(target) | zk-expiry-storm | pause a broker past its session timeout, let it wake and re-register; repeat |
 
 Broker targets: ``"controller"``, ``"leader"`` (of ``topic``/``partition`` given to the
 nemesis; ``"leader:2"`` for partition 2), ``"follower"`` (a non-leader replica of it;
@@ -310,6 +311,64 @@ class Partition(Fault):
 
     def describe(self) -> str:
         return f"partition {'+'.join(map(str, self.a))} | {'+'.join(map(str, self.b))}"
+
+
+@attrs.define
+class ZkExpiryStorm(Fault):
+    """A ZooKeeper session expiry storm on one broker: SIGSTOP it for ``over`` times
+    zookeeper.session.timeout.ms (its session expires, its /brokers/ids znode vanishes, the
+    controller moves its leaderships away), SIGCONT it for ``awake`` seconds (it learns of the
+    expiry, opens a new session and registers again, KIP-217's re-registration), and repeat
+    until healed; heal stops the cycling and leaves the broker running. ``cycles``: pauses so
+    far. The issue's "session expiry storm"; not in the random nemesis's menu yet (adding it
+    changes every seed's schedule)."""
+
+    target: str | int = "random"
+    over: float = 1.5
+    awake: float = 3.0
+    name = "zk-expiry-storm"
+    cycles: int = attrs.field(default=0, init=False)
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        b = ctx.broker(self.target)
+        pause_s = self.over * ctx.backend.session_timeout_s
+        stop = threading.Event()
+        detail = ctx.backend.pause_broker(b)
+        self.cycles = 1
+
+        def storm() -> None:
+            paused = True
+            try:
+                while True:
+                    stop.wait(pause_s)
+                    ctx.backend.resume_broker(b)
+                    paused = False
+                    if stop.wait(self.awake):
+                        return
+                    ctx.backend.pause_broker(b)
+                    paused = True
+                    self.cycles += 1
+            except Exception as exc:
+                log.warning("expiry_storm_failed", broker=b, error=str(exc))
+            finally:
+                if paused:
+                    try:
+                        ctx.backend.resume_broker(b)
+                    except Exception as exc:
+                        log.warning("expiry_storm_resume_failed", broker=b, error=str(exc))
+
+        thread = threading.Thread(target=storm, name=f"zk-expiry-storm-{b}", daemon=True)
+        thread.start()
+
+        def undo() -> None:
+            stop.set()
+            thread.join(pause_s + 60.0)
+
+        return (f"broker-{b}", f"{self.target}; SIGSTOP {pause_s:.1f}s / SIGCONT {self.awake:.1f}s cycles; {detail}",
+                undo)
+
+    def describe(self) -> str:
+        return f"zk-expiry-storm {self.target}"
 
 
 def Isolate(target: str | int = "random") -> Partition:  # noqa: N802 - reads as a fault name
