@@ -112,16 +112,19 @@ release_dockerd() {
     fi
 }
 
-# True when pytest's arguments ("$@") would collect the compose chaos test: no path given
-# (the whole suite), or a path that contains tests/chaos/test_chaos_compose.py.
+# True when pytest's arguments ("$@") would collect a test that needs containers: no path
+# given (the whole suite), or a path that contains tests/chaos/test_chaos_compose.py or
+# tests/cluster/test_compose_confluent.py.
 wants_compose_tests() {
-    local target="$ROOT/tests/chaos/test_chaos_compose.py" any_path=0 a p
+    local any_path=0 a p target
     for a in "$@"; do
         p="${a%%::*}"
         [ -e "$p" ] || continue
         any_path=1
         p="$(realpath "$p")"
-        case "$target" in "$p" | "$p"/*) return 0 ;; esac
+        for target in "$ROOT/tests/chaos/test_chaos_compose.py" "$ROOT/tests/cluster/test_compose_confluent.py"; do
+            case "$target" in "$p" | "$p"/*) return 0 ;; esac
+        done
     done
     [ "$any_path" = 0 ]
 }
