@@ -23,6 +23,12 @@ the SSL stream, as Kafka's SslTransportLayer.transferFrom does; PLAINTEXT keeps 
 A TLS client on a PLAINTEXT listener: its ClientHello (0x16 0x03 ...) reads as a frame size
 over socket.request.max.bytes, so the frame check closes it.
 
+SASL listeners (SASL_PLAINTEXT, SASL_SSL after the TLS handshake) get an Authenticator per
+connection from ``authenticators`` (broker/sasl_server_authenticator.py): every frame goes to it
+until it reports ``complete`` (then to the handler, with ConnectionContext.principal set); a
+step that says ``close`` ends the connection once its response is sent. Nothing reaches the
+request handler before authentication but what the authenticator passes on (ApiVersions).
+
 A frame the codec refuses (negative size, over socket.request.max.bytes) or a handler that
 raises CloseConnection ends that connection with one log line; any other handler exception
 is logged with its traceback and also closes only that connection — never the broker.
