@@ -3,7 +3,8 @@
 
 Watched in the ReplicaManager's "Fetch" purgatory under each fetched partition;
 ``check_and_complete(tp)`` runs after an append (followers wait for the LEO) and after the
-high watermark moves (consumers wait for the HW). ``try_complete`` completes when (Kafka's
+high watermark moves (consumers wait for the HW, read_committed consumers for the last stable
+offset, which moves with the HW and with transaction markers). ``try_complete`` completes when (Kafka's
 cases) a partition is no longer led here or its epoch moved (A), the fetch offset is beyond
 the log end after a truncation (D), or the bytes now readable across all partitions reach
 min_bytes (C). On completion, or at max_wait, the data is read afresh (``read``) and kept in

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import structlog
@@ -129,23 +129,6 @@ class CompletedTxn:
 
 def _next_seq(seq: int) -> int:
     return 0 if seq == INT32_MAX else seq + 1
-
-
-@attrs.frozen
-class _Header:
-    """The fields of a stored batch header the producer state needs (offsets absolute)."""
-
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    last_offset_delta: int
-    base_offset: int
-    attributes: int
-    max_timestamp: int
-
-    @property
-    def last_offset(self) -> int:
-        return self.base_offset + self.last_offset_delta
 
 
 class ProducerStateManager:
@@ -266,31 +249,33 @@ class ProducerStateManager:
         """Apply one stored batch (offsets set) without checks: a data batch with a producer id
         updates its producer, a marker ends its transaction (``on_completed`` gets the ended
         transaction before the state moves on, so the caller can compute the .txnindex LSO)."""
-        self._apply(_Header(batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.last_offset_delta,
-                            batch.base_offset, batch.attributes, batch.max_timestamp),
-                    lambda: batch, on_completed)
+        self.apply_header(HEADER.unpack_from(batch.buffer, batch.position), lambda: batch, on_completed)
 
-    def _apply(self, h: _Header, load: Callable[[], RecordBatch | None],
-               on_completed: Callable[[CompletedTxn], None] | None) -> None:
-        if h.producer_id < 0:
+    def apply_header(self, header: tuple[Any, ...], load: Callable[[], RecordBatch | None],
+                     on_completed: Callable[[CompletedTxn], None] | None = None) -> None:
+        """Apply one stored batch given its unpacked 61-byte header (record_batch.HEADER
+        fields); ``load()`` returns the whole batch, read only for a control batch."""
+        (base_offset, _length, _ple, _magic, _crc, attributes, last_delta, _bt, max_ts,
+         producer_id, producer_epoch, base_sequence, _count) = header
+        if producer_id < 0:
             return
-        if h.attributes & CONTROL_FLAG_MASK:
+        if attributes & CONTROL_FLAG_MASK:
             batch = load()
             marker = read_end_txn_marker(batch) if batch is not None else None
             if marker is None:
                 return
-            entry = self.producers.get(h.producer_id)
+            entry = self.producers.get(producer_id)
             if entry is not None and entry.current_txn_first_offset >= 0 and on_completed is not None:
-                on_completed(CompletedTxn(h.producer_id, entry.current_txn_first_offset, h.base_offset,
+                on_completed(CompletedTxn(producer_id, entry.current_txn_first_offset, base_offset,
                                           not marker.committed))
-            self.complete_txn(h.producer_id, h.producer_epoch, marker.coordinator_epoch, marker.committed,
-                              h.base_offset, h.max_timestamp)
+            self.complete_txn(producer_id, producer_epoch, marker.coordinator_epoch, marker.committed,
+                              base_offset, max_ts)
             return
-        if h.base_sequence < 0:  # not idempotent: nothing to remember
+        if base_sequence < 0:  # not idempotent: nothing to remember
             return
-        self.update(h.producer_id, h.producer_epoch, h.base_sequence, h.base_sequence + h.last_offset_delta,
-                    h.base_offset, h.last_offset, is_transactional=bool(h.attributes & TRANSACTIONAL_FLAG_MASK),
-                    timestamp=h.max_timestamp)
+        self.update(producer_id, producer_epoch, base_sequence, base_sequence + last_delta,
+                    base_offset, base_offset + last_delta, is_transactional=bool(attributes & TRANSACTIONAL_FLAG_MASK),
+                    timestamp=max_ts)
 
     def update_from_batches(self, records: memoryview) -> None:
         """Apply every batch of replicated bytes (whole batches, offsets set)."""
@@ -344,12 +329,12 @@ class ProducerStateManager:
                 if txn.is_aborted and on_aborted is not None:
                     on_aborted(seg, txn, self.last_stable_offset_after(txn))
 
-            self._apply(h, load, completed)
+            self.apply_header(h, load, completed)
         self.on_high_watermark_updated(log.high_watermark)
         return seen
 
 
-def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, _Header, Callable[[], RecordBatch | None]]]:
+def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, tuple[Any, ...], Callable[[], RecordBatch | None]]]:
     """(segment, header, loader of the whole batch) for every stored batch with a producer id,
     reading only the 61-byte headers (the loader reads the batch, used for markers)."""
     for seg in list(log.segments):
@@ -359,8 +344,8 @@ def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, _Header, Callable[[],
             raw = os.pread(fd, HEADER_SIZE, pos)
             if len(raw) < HEADER_SIZE:
                 break
-            (base_offset, batch_length, _ple, _magic, _crc, attributes, last_delta, _bt, max_ts,
-             producer_id, producer_epoch, base_sequence, _count) = HEADER.unpack(raw)
+            header = HEADER.unpack(raw)
+            batch_length, producer_id = header[1], header[9]
             if batch_length <= 0:
                 break
             total = batch_length + LOG_OVERHEAD
@@ -371,6 +356,5 @@ def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, _Header, Callable[[],
                         return RecordBatch(data, 0)
                     except RecordBatchError:
                         return None
-                yield seg, _Header(producer_id, producer_epoch, base_sequence, last_delta, base_offset,
-                                   attributes, max_ts), load
+                yield seg, header, load
             pos += total

@@ -18,6 +18,7 @@ on the page cache and replication; it fsyncs a segment when it rolls and everyth
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import struct
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 import attrs
 import structlog
 
+from kafkalike.protocol.record_batch import HEADER as BATCH_HEADER
 from kafkalike.protocol.record_batch import (
     NO_TIMESTAMP,
     PRODUCER_ID_AT,
@@ -268,7 +270,7 @@ class UnifiedLog:
         for meta in metas:
             pos = meta[0]
             if _INT64.unpack_from(mv, pos + PRODUCER_ID_AT)[0] >= 0:
-                psm.apply_batch(RecordBatch(mv, pos), completed)
+                psm.apply_header(BATCH_HEADER.unpack_from(mv, pos), functools.partial(RecordBatch, mv, pos), completed)
 
     @property
     def last_stable_offset(self) -> int:
