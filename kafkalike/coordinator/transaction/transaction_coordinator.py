@@ -61,7 +61,6 @@ __all__ = ["TransactionCoordinator", "InitProducerIdResult", "FindCoordinatorRes
 log = structlog.get_logger(__name__)
 
 S = TransactionState
-_COMPLETE_RETRIES = 10
 
 
 @attrs.frozen
@@ -429,11 +428,14 @@ class TransactionCoordinator:
         self.marker_manager.add_txn_markers_to_send(entry, complete)
 
     async def _complete_transaction(self, md: TransactionMetadata, coordinator_epoch: int) -> None:
-        """Write CompleteCommit/CompleteAbort once every marker is written; retried while the
-        log answers COORDINATOR_NOT_AVAILABLE, dropped when this broker is no longer the
-        coordinator at that epoch (the new one completes the transaction)."""
+        """Write CompleteCommit/CompleteAbort once every marker is written. Retried (backoff
+        0.1 s doubling to 2 s) while the log answers COORDINATOR_NOT_AVAILABLE (e.g. fewer
+        in-sync replicas than transaction.state.log.min.isr), as Kafka retries the append;
+        dropped when this broker is no longer the coordinator at that epoch (the next one
+        loads the Prepare state and completes the transaction)."""
         txn_id = md.transactional_id
-        for attempt in range(_COMPLETE_RETRIES):
+        attempt = 0
+        while True:
             found = self._state(txn_id)
             if not isinstance(found, CoordinatorEpochAndTxnMetadata) or found.transaction_metadata is not md \
                     or found.coordinator_epoch != coordinator_epoch:
@@ -451,8 +453,10 @@ class TransactionCoordinator:
             if error != ErrorCode.coordinator_not_available:
                 log.warning("transaction_completion_failed", transactional_id=txn_id, error=error.name.upper())
                 return
-            await trio.sleep(min(0.1 * 2 ** attempt, 2.0))
-        log.error("transaction_completion_gave_up", transactional_id=txn_id, attempts=_COMPLETE_RETRIES)
+            attempt += 1
+            (log.info if attempt % 20 == 1 else log.debug)(
+                "transaction_completion_retry", transactional_id=txn_id, attempt=attempt, error=error.name.upper())
+            await trio.sleep(min(0.1 * 2 ** min(attempt, 5), 2.0))
 
     # ------------------------------------------------------------------ timeouts
     async def _abort_timed_out_loop(self) -> None:

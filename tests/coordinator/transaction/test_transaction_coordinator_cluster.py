@@ -6,8 +6,12 @@ Kafka's error codes (unknown transactional id, stale epoch, bad timeout)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +22,12 @@ from kafkalike.client.connection import KafkaConnection
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
-from tests.fixtures_cluster import _new_cluster
+from tests.fixtures_cluster import MakeCluster, _new_cluster
 
 pytest.importorskip("confluent_kafka")
 
+LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[3] / "reference" / "lib"))
+HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
 OVERRIDES = {"transaction.state.log.num.partitions": "4", "offsets.topic.num.partitions": "4",
              "transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"}
 
@@ -64,19 +70,21 @@ def producer(bootstrap: str, txn_id: str, **extra: Any) -> Any:
     return Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, **extra})
 
 
-async def _request(cluster: LocalCluster, api_key: int, *, key: str | None = None, **fields: Any) -> Any:
-    """Send one request to the transaction coordinator of ``key`` (or broker 1 when None)."""
-    host, port = cluster.broker_address(1).split(":")
+async def _request(cluster: LocalCluster, api_key: int, *, coordinator_for: str | None = None, **fields: Any) -> Any:
+    """Send one request to the transaction coordinator of ``coordinator_for`` (or the first live broker
+    when None)."""
+    alive = [b for b in cluster.broker_ids if cluster.broker_alive(b)]
+    host, port = cluster.broker_address(alive[0]).split(":")
     async with KafkaConnection.open(host, int(port)) as conn:
-        if key is None:
+        if coordinator_for is None:
             return await conn.call(api_key, **fields)
         for _ in range(100):
-            found = await conn.call(ApiKey.FIND_COORDINATOR, key=key, key_type=1)
+            found = await conn.call(ApiKey.FIND_COORDINATOR, key=coordinator_for, key_type=1)
             if found.error_code == ErrorCode.none:
                 break
             await trio.sleep(0.2)
         else:
-            raise AssertionError(f"no transaction coordinator for {key}: {found}")
+            raise AssertionError(f"no transaction coordinator for {coordinator_for}: {found}")
     async with KafkaConnection.open(found.host, int(found.port)) as coordinator:
         return await coordinator.call(api_key, **fields)
 
@@ -86,7 +94,7 @@ def request(cluster: LocalCluster, api_key: int, **kw: Any) -> Any:
 
 
 def describe(cluster: LocalCluster, txn_id: str) -> Any:
-    response = request(cluster, ApiKey.DESCRIBE_TRANSACTIONS, key=txn_id, transactional_ids=(txn_id,))
+    response = request(cluster, ApiKey.DESCRIBE_TRANSACTIONS, coordinator_for=txn_id, transactional_ids=(txn_id,))
     (state,) = response.transaction_states
     return state
 
@@ -148,7 +156,7 @@ def test_confluent_producer_commits_and_aborts_over_two_partitions(txn_cluster: 
     p.abort_transaction(60)
     assert wait_state(txn_cluster, txn_id, "CompleteAbort").transaction_state == "CompleteAbort"
 
-    listed = request(txn_cluster, ApiKey.LIST_TRANSACTIONS, key=txn_id, state_filters=("CompleteAbort",))
+    listed = request(txn_cluster, ApiKey.LIST_TRANSACTIONS, coordinator_for=txn_id, state_filters=("CompleteAbort",))
     assert listed.error_code == ErrorCode.none
     assert txn_id in {t.transactional_id for t in listed.transaction_states}
 
@@ -210,35 +218,118 @@ def test_transaction_past_its_timeout_is_aborted_by_the_coordinator(txn_cluster:
 
 def test_raw_requests_get_kafkas_error_codes_and_write_nothing(txn_cluster: LocalCluster) -> None:
     txn_id = _name("raw")
-    unknown = request(txn_cluster, ApiKey.END_TXN, key=txn_id, transactional_id=txn_id, producer_id=12345,
+    unknown = request(txn_cluster, ApiKey.END_TXN, coordinator_for=txn_id, transactional_id=txn_id, producer_id=12345,
                       producer_epoch=0, committed=True)
     assert unknown.error_code == ErrorCode.invalid_producer_id_mapping
     assert describe(txn_cluster, txn_id).error_code == ErrorCode.transactional_id_not_found
 
-    too_long = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, key=txn_id, transactional_id=txn_id,
+    too_long = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, coordinator_for=txn_id, transactional_id=txn_id,
                        transaction_timeout=900001)
     assert too_long.error_code == ErrorCode.invalid_transaction_timeout
 
-    init = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, key=txn_id, transactional_id=txn_id,
+    init = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, coordinator_for=txn_id, transactional_id=txn_id,
                    transaction_timeout=60000)
     assert init.error_code == ErrorCode.none and init.producer_epoch == 0
     topic = _name("raw-topic")
     create_topic(txn_cluster.bootstrap_servers, topic, 1)
-    stale = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, key=txn_id,
+    stale = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, coordinator_for=txn_id,
                     v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=init.producer_id,
                     v3_and_below_producer_epoch=init.producer_epoch + 1,
                     v3_and_below_topics=({"name": topic, "partitions": (0,)},))
     (result,) = stale.results_by_topic_v3_and_below
     assert result.results_by_partition[0].partition_error_code == ErrorCode.producer_fenced
-    missing = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, key=txn_id,
+    missing = request(txn_cluster, ApiKey.ADD_PARTITIONS_TO_TXN, coordinator_for=txn_id,
                       v3_and_below_transactional_id=txn_id, v3_and_below_producer_id=init.producer_id,
                       v3_and_below_producer_epoch=init.producer_epoch,
                       v3_and_below_topics=({"name": topic, "partitions": (0, 7)},))
     errors = {int(p.partition_index): p.partition_error_code
               for p in missing.results_by_topic_v3_and_below[0].results_by_partition}
     assert errors == {0: ErrorCode.operation_not_attempted, 7: ErrorCode.unknown_topic_or_partition}
-    end_empty = request(txn_cluster, ApiKey.END_TXN, key=txn_id, transactional_id=txn_id,
+    end_empty = request(txn_cluster, ApiKey.END_TXN, coordinator_for=txn_id, transactional_id=txn_id,
                         producer_id=init.producer_id, producer_epoch=init.producer_epoch, committed=True)
     assert end_empty.error_code == ErrorCode.invalid_txn_state
     d = describe(txn_cluster, txn_id)
     assert (d.transaction_state, d.producer_epoch, d.topics) == ("Empty", 0, ())
+
+
+def _find_coordinator_id(cluster: LocalCluster, txn_id: str, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = trio.run(lambda: _request(cluster, ApiKey.FIND_COORDINATOR, key=txn_id, key_type=1))
+        if r.error_code == ErrorCode.none or time.monotonic() > deadline:
+            assert r.error_code == ErrorCode.none, r
+            return int(r.node_id)
+        time.sleep(0.3)
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+def test_kafka_dump_log_segments_decodes_our_transaction_state(txn_cluster: LocalCluster) -> None:
+    """Kafka 3.9's DumpLogSegments --transaction-log-decoder reads the coordinator's
+    __transaction_state segment: every state of one committed transaction, in order."""
+    from kafkalike.coordinator.transaction.transaction_state_manager import partition_for
+
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("dump-topic"), _name("txn")
+    create_topic(bootstrap, topic, 1)
+    p = producer(bootstrap, txn_id)
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(topic, value=b"v", partition=0)
+    p.commit_transaction(60)
+    assert wait_state(txn_cluster, txn_id, "CompleteCommit").transaction_state == "CompleteCommit"
+    node = _find_coordinator_id(txn_cluster, txn_id)
+    part = txn_cluster.broker_dir(node) / "logs" / f"__transaction_state-{partition_for(txn_id, 4)}"
+    files = ",".join(str(f) for f in sorted(part.glob("*.log")))
+    out = subprocess.run(["java", "-cp", f"{LIB}/*", "kafka.tools.DumpLogSegments", "--transaction-log-decoder",
+                          "--files", files], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ours = [line.split(" payload: ")[1] for line in out.stdout.splitlines()
+            if f"key: transaction_metadata::transactionalId={txn_id} payload: " in line]
+    states = [field.split("=")[1] for line in ours for field in line.split(",") if field.startswith("state=")]
+    assert states[-3:] == ["Ongoing", "PrepareCommit", "CompleteCommit"], out.stdout
+    assert states[0] == "Empty"
+    assert f"partitions=[{topic}-0]" in ours[-2], ours
+    assert "partitions=[]" in ours[-1] and "txnTimeoutMs=60000" in ours[-1], ours
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
+                    reason="stops a broker and kills the coordinator's, waiting out its ZooKeeper session: KAFKALIKE_SLOW=1")
+def test_new_coordinator_completes_a_commit_whose_markers_were_not_written(make_cluster: MakeCluster) -> None:
+    """kill -9 of the coordinator between PrepareCommit and the markers, made deterministic:
+    the only replica of the data partition is down, so no marker can be written; the commit
+    is answered (PrepareCommit is in the log), the coordinator is killed, the new coordinator
+    loads PrepareCommit and sends the markers again, and once the partition is back the
+    transaction completes and a read_committed consumer reads its record."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    cluster = make_cluster(3, {**OVERRIDES, "transaction.state.log.min.isr": "1"})
+    bootstrap = cluster.bootstrap_servers
+    topic, txn_id = _name("failover-topic"), _name("txn")
+    p = producer(bootstrap, txn_id)
+    p.init_transactions(60)
+    coordinator = _find_coordinator_id(cluster, txn_id)
+    holder = next(b for b in cluster.broker_ids if b != coordinator)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1, replica_assignment=[[holder]])])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader != holder:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    p.begin_transaction()
+    p.produce(topic, value=b"survives", partition=0)
+    p.flush(30)
+    assert cluster.stop_broker(holder)
+    p.commit_transaction(60)  # answered once PrepareCommit is written; the markers cannot be
+    assert describe(cluster, txn_id).transaction_state == "PrepareCommit"
+
+    assert cluster.kill_broker(coordinator)
+    deadline = time.monotonic() + 60
+    while _find_coordinator_id(cluster, txn_id) == coordinator:
+        assert time.monotonic() < deadline, "no new coordinator within 60 s"
+        time.sleep(0.5)
+    assert wait_state(cluster, txn_id, "CompleteCommit", timeout=3).transaction_state == "PrepareCommit"
+
+    cluster.start_broker(holder)
+    cluster.wait_registered([holder])
+    assert wait_state(cluster, txn_id, "CompleteCommit", timeout=60).transaction_state == "CompleteCommit"
+    assert committed_values(bootstrap, topic, 1, 1) == [b"survives"]
