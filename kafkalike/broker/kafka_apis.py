@@ -201,19 +201,23 @@ class KafkaApis:
                 else:
                     base = base if base is not None else rm.log_config_for(tp.topic)
                     configs[tp.topic] = base
-        plans = lm.plan_new_logs((tp, configs[tp.topic]) for tp in new)
-        try:
-            for i in range(0, len(plans), LOGS_PER_THREAD_CALL):
-                chunk = plans[i:i + LOGS_PER_THREAD_CALL]
-                try:
-                    made = await trio.to_thread.run_sync(lm.create_planned_logs, chunk)
-                except BaseException:
-                    lm.forget_planned(plans[i:])
-                    raise
-                lm.add_prepared(made)
-            yield
-        finally:
-            lm.discard_prepared(plan.tp for plan in plans)
+        planned: list[TopicPartition] = []
+        for i in range(0, len(new), LOGS_PER_THREAD_CALL):
+            await trio.sleep(0)  # planning 10,000 is a few hundred ms: one chunk per loop step
+            chunk = lm.plan_new_logs((tp, configs[tp.topic]) for tp in new[i:i + LOGS_PER_THREAD_CALL])
+            planned.extend(plan.tp for plan in chunk)
+            try:
+                made = await trio.to_thread.run_sync(lm.create_planned_logs, chunk)
+            except BaseException:
+                lm.forget_planned(chunk)
+                raise
+            lm.add_prepared(made)
+        # a request cancelled here or in the handler (its connection closed: the controller
+        # timed out and will send it again) keeps what is prepared for the next one to take
+        yield
+        unused = lm.pop_prepared(planned)  # refused partitions, a stale request
+        if unused:
+            lm.schedule_removal(await trio.to_thread.run_sync(lm.remove_unused_logs, unused))
 
     # ------------------------------------------------------------------ ApiVersions
     async def handle_api_versions(self, header: RequestHeader, request: Any,

@@ -349,7 +349,7 @@ class LogManager:
             if p.log is None:
                 continue
             if tp in self.logs or tp in self.offline or tp in self._prepared or p.plan.dir.parent in self.offline_dirs:
-                self._remove_unused(p.log)
+                self.schedule_removal(self.remove_unused_logs([p.log]))
             else:
                 self._prepared[tp] = p.log
 
@@ -360,11 +360,39 @@ class LogManager:
 
     def discard_prepared(self, partitions: Iterable[TopicPartition] | None = None) -> int:
         """Close and remove the prepared logs of ``partitions`` (None: all) that nobody took
-        (their dirs are renamed ``*-delete`` and removed like deleted logs); returns how many."""
+        (their dirs are renamed ``*-delete`` and removed like deleted logs); returns how many.
+        For many, off the loop: ``pop_prepared``, ``remove_unused_logs`` in a worker thread,
+        then ``schedule_removal``."""
+        unused = self.pop_prepared(partitions)
+        self.schedule_removal(self.remove_unused_logs(unused))
+        return len(unused)
+
+    def pop_prepared(self, partitions: Iterable[TopicPartition] | None = None) -> list[UnifiedLog]:
+        """Take the prepared logs of ``partitions`` (None: all) out of the pool, untouched."""
         tps = list(self._prepared) if partitions is None else [tp for tp in partitions if tp in self._prepared]
-        for tp in tps:
-            self._remove_unused(self._prepared.pop(tp))
-        return len(tps)
+        return [self._prepared.pop(tp) for tp in tps]
+
+    @staticmethod
+    def remove_unused_logs(logs: Iterable[UnifiedLog]) -> list[Path]:
+        """Close these logs (nobody used them) and rename their dirs
+        ``<topic>-<partition>.<hex>-delete``; returns the renamed dirs for ``schedule_removal``.
+        Safe in a worker thread (touches no LogManager state)."""
+        doomed_dirs = []
+        for lg in logs:
+            lg.close_handlers()
+            doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(16).hex()}{DELETE_DIR_SUFFIX}")
+            try:
+                os.replace(lg.dir, doomed)
+            except OSError as exc:
+                log.warning("log_rename_for_delete_failed", dir=str(lg.dir), error=exc.strerror)
+                doomed = lg.dir
+            doomed_dirs.append(doomed)
+        return doomed_dirs
+
+    def schedule_removal(self, dirs: Iterable[Path]) -> None:
+        """Queue dirs for removal now (``take_due_deletions``)."""
+        now = self.clock()
+        self._pending_deletions.extend((now, d) for d in dirs)
 
     def prepared_count(self) -> int:
         """Logs created off the loop and not taken yet."""
@@ -378,7 +406,7 @@ class LogManager:
         if lg is None:
             return None
         if lg.config != config or lg.dir.parent in self.offline_dirs:
-            self._remove_unused(lg)
+            self.schedule_removal(self.remove_unused_logs([lg]))
             return None
         lg.on_failure = self._log_failed
         self.logs[tp] = lg
@@ -386,16 +414,6 @@ class LogManager:
         log.info("log_created", partition=str(tp), dir=str(lg.dir.parent), off_loop=True)
         return lg
 
-    def _remove_unused(self, lg: UnifiedLog) -> None:
-        """A prepared log nobody took: close it, rename its dir *-delete, queue its removal."""
-        lg.close_handlers()
-        doomed = lg.dir.with_name(f"{lg.dir.name}.{os.urandom(16).hex()}{DELETE_DIR_SUFFIX}")
-        try:
-            os.replace(lg.dir, doomed)
-        except OSError as exc:
-            log.warning("log_rename_for_delete_failed", dir=str(lg.dir), error=exc.strerror)
-            doomed = lg.dir
-        self._pending_deletions.append((self.clock(), doomed))
 
     def delete_log(self, tp: TopicPartition) -> None:
         """Remove a partition's log (StopReplica with delete), as Kafka's LogManager.asyncDelete:
