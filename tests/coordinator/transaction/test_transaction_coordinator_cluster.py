@@ -333,3 +333,51 @@ def test_new_coordinator_completes_a_commit_whose_markers_were_not_written(make_
     cluster.wait_registered([holder])
     assert wait_state(cluster, txn_id, "CompleteCommit", timeout=60).transaction_state == "CompleteCommit"
     assert committed_values(bootstrap, topic, 1, 1) == [b"survives"]
+
+
+def test_send_offsets_to_transaction_commits_offsets_only_with_the_transaction(txn_cluster: LocalCluster) -> None:
+    """AddOffsetsToTxn (the group's __consumer_offsets partition joins the transaction), then
+    TxnOffsetCommit to the group coordinator: the offsets become the group's committed offsets
+    when the transaction commits (the COMMIT marker reaches __consumer_offsets) and are
+    dropped when it aborts."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    bootstrap = txn_cluster.bootstrap_servers
+    source, sink, txn_id, group = _name("src"), _name("sink"), _name("txn"), _name("g")
+    create_topic(bootstrap, source, 1)
+    create_topic(bootstrap, sink, 1)
+    plain = Producer({"bootstrap.servers": bootstrap})
+    for i in range(10):
+        plain.produce(source, value=f"in{i}".encode(), partition=0)
+    plain.flush(30)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    try:
+        consumer.assign([TopicPartition(source, 0, 0)])
+        p = producer(bootstrap, txn_id)
+        p.init_transactions(60)
+
+        def committed() -> int:
+            (tp,) = consumer.committed([TopicPartition(source, 0)], timeout=30)
+            return int(tp.offset)
+
+        p.begin_transaction()
+        p.produce(sink, value=b"out-1", partition=0)
+        p.send_offsets_to_transaction([TopicPartition(source, 0, 5)], consumer.consumer_group_metadata(), 60)
+        ongoing = describe(txn_cluster, txn_id)
+        assert any(t.topic == "__consumer_offsets" for t in ongoing.topics), ongoing
+        p.commit_transaction(60)
+        deadline = time.monotonic() + 30
+        while committed() != 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert committed() == 5
+
+        p.begin_transaction()
+        p.produce(sink, value=b"out-2", partition=0)
+        p.send_offsets_to_transaction([TopicPartition(source, 0, 8)], consumer.consumer_group_metadata(), 60)
+        p.abort_transaction(60)
+        assert wait_state(txn_cluster, txn_id, "CompleteAbort").transaction_state == "CompleteAbort"
+        assert committed() == 5
+    finally:
+        consumer.close()
+    assert committed_values(bootstrap, sink, 1, 1) == [b"out-1"]
