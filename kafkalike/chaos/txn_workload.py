@@ -379,3 +379,94 @@ def run_txn_workload(bootstrap: str, config: TxnWorkloadConfig, history_path: st
     finally:
         history.close()
     return workload.stats
+
+
+@attrs.frozen
+class TxnRunResult:
+    """A transactional chaos run's outcome: the verdict, whether it matched the scenario's
+    expectation (valid, or lost committed writes for a loss scenario), the report directory
+    (history.jsonl, verdict.json), faults applied and the workload's counters."""
+
+    verdict: Any
+    as_expected: bool
+    report_dir: Any
+    faults_injected: int
+    fault_errors: tuple[str, ...]
+    stats: dict[str, Any]
+
+
+def run_txn_chaos(backend: Any, options: Any, say: Callable[[str], None] = print,
+                  stop: threading.Event | None = None) -> TxnRunResult:
+    """``kafkalike chaos run --workload txn``: run_chaos's sequence with this workload and the
+    transactional checker. ``options`` is a runner.RunOptions (scenario, duration, seed,
+    partitions, producers; ``rate`` records/s per producer becomes rate / txn_size
+    transactions/s). Topics ``chaos-txn-<hex>`` and ``<that>-out`` (RF 3,
+    min.insync.replicas from the options); the nemesis aims at the first. Whatever happens the
+    nemesis heals everything before the drain. Raises runner.ChaosRunError as run_chaos."""
+    import json
+    import random
+    import uuid
+    from pathlib import Path
+
+    from kafkalike.chaos.faults import FaultContext, Nemesis, wait_isr_full
+    from kafkalike.chaos.runner import ChaosRunError, _create_topic
+    from kafkalike.chaos.scenarios import SCENARIOS, ScenarioContext
+    from kafkalike.chaos.txn_checker import LOST_COMMITTED_WRITE, check_txn_file
+
+    scenario = SCENARIOS.get(options.scenario)
+    if scenario is None:
+        raise ChaosRunError(f"unknown scenario {options.scenario!r}; known: {', '.join(SCENARIOS)}")
+    if scenario.needs_zk and not backend.zk_node_ids:
+        raise ChaosRunError(f"scenario {scenario.name} breaks ZooKeeper, which this backend does not own")
+    report_dir = Path(options.report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    topic = options.topic or f"chaos-txn-{uuid.uuid4().hex[:6]}"
+    out_topic = f"{topic}-out"
+    topic_config = {"min.insync.replicas": str(options.min_insync_replicas), **scenario.topic_config}
+    history_path = report_dir / "history.jsonl"
+    history_path.unlink(missing_ok=True)
+    say(f"chaos run (transactions): backend {backend.name}, scenario {scenario.name}, seed {options.seed}, "
+        f"duration {options.duration:g}s, topics {topic} {out_topic} {topic_config}")
+    for t in (topic, out_topic):
+        _create_topic(backend, t, options.partitions, topic_config)
+    rng = random.Random(options.seed)
+    history = LockedTxnHistory(TxnHistoryWriter(history_path))
+    nemesis = Nemesis(FaultContext(backend, topic, 0, rng), history, say)
+    config = TxnWorkloadConfig(topic, out_topic, partitions=options.partitions, producers=options.producers,
+                               rate=max(1.0, options.rate / 4), txn_size=4, group=f"{topic}-ctp",
+                               run=topic)
+    wl = TxnWorkload(backend.bootstrap_servers, config, history, say)
+    t0 = now()
+    stop = stop or threading.Event()
+    try:
+        wl.start()
+        stop.wait(options.warmup)
+        try:
+            scenario.run(ScenarioContext(nemesis, time.monotonic() + options.duration, rng, stop))
+        finally:
+            nemesis.heal_all()
+        say(f"[{now() - t0:7.1f}s] faults over; stopping producers ({wl.stats.transactions} transactions)")
+        wl.stop_producers()
+        stop.wait(3.0)
+        wl.stop_consumers()
+        for t in (topic, out_topic):
+            if not wait_isr_full(backend, t, 90.0):
+                say(f"warning: {t} has no full ISR again after 90 s; draining anyway")
+        drained = wl.drain(timeout=60.0)
+        say(f"[{now() - t0:7.1f}s] drained {sum(1 for v in drained.values() if v)} of {len(drained)} partitions")
+    finally:
+        wl.stop_producers(timeout=30)
+        wl.stop_consumers()
+        nemesis.heal_all()
+        history.close()
+    verdict = check_txn_file(history_path)
+    ok = verdict.counts[LOST_COMMITTED_WRITE] > 0 if scenario.expect == "lost" else verdict.valid
+    (report_dir / "verdict.json").write_text(json.dumps(
+        {**verdict.to_json(), "scenario": scenario.name, "seed": options.seed, "backend": backend.name,
+         "duration_s": options.duration, "faults_injected": len(nemesis.injected),
+         "fault_errors": list(nemesis.errors), "workload": attrs.asdict(wl.stats)}, indent=2))
+    say(f"VERDICT {verdict.headline()}")
+    say(f"expected {'loss' if scenario.expect == 'lost' else 'valid'}: "
+        f"{'as expected' if ok else 'NOT as expected'}; report in {report_dir}")
+    return TxnRunResult(verdict, ok, report_dir, len(nemesis.injected), tuple(nemesis.errors),
+                        attrs.asdict(wl.stats))

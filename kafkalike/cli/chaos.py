@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--producers", type=int, default=2)
     run.add_argument("--partitions", type=int, default=3)
     run.add_argument("--acks", choices=["all", "1", "0"], default="all")
+    run.add_argument("--workload", choices=["keyed", "txn"], default="keyed",
+                     help="keyed: idempotent keyed producers and a group (default); txn: transactions "
+                          "(kafkalike.chaos.txn_workload, judged by kafkalike.chaos.txn_checker)")
     run.add_argument("--message-timeout-ms", type=int, default=120000,
                      help="producers' message.timeout.ms: an unacknowledged record fails (indefinitely) "
                           "after this (default 120000, Kafka's delivery.timeout.ms; shorter ones make "
@@ -183,7 +186,12 @@ def _run(args: argparse.Namespace) -> int:
         where = f"compose project {backend.project}" if args.backend == "compose" else base
         print(f"starting a 3-node ZooKeeper ensemble and 3 brokers ({where}) ...", flush=True)
         backend.start()
-        result = run_chaos(backend, RunOptions(report, scenario=scenario, duration=args.duration, seed=args.seed,
+        runner = run_chaos
+        if args.workload == "txn":
+            from kafkalike.chaos.txn_workload import run_txn_chaos
+
+            runner = run_txn_chaos  # type: ignore[assignment]  # returns a TxnRunResult (.as_expected)
+        result = runner(backend, RunOptions(report, scenario=scenario, duration=args.duration, seed=args.seed,
                                                partitions=args.partitions, producers=args.producers,
                                                rate=args.rate, acks=args.acks,
                                                message_timeout_ms=args.message_timeout_ms),

@@ -5,6 +5,10 @@ transactions; the same history with one aborted record made visible to read_comm
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +59,17 @@ def test_txn_workload_history_is_valid_without_faults(cluster: LocalCluster, tmp
                    and not e.txn.startswith("txw-ctp"))
     bad = [*events, TxnConsumed(events[-1].time, "forged", READ_COMMITTED, "txw-in", 0, 10**6, aborted.txn, 0)]
     assert check_txn(bad).anomalies == {"aborted_read"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1", reason="KAFKALIKE_SLOW=1 runs a transactional chaos run")
+def test_chaos_run_with_the_txn_workload_under_the_random_nemesis(tmp_path: Path) -> None:
+    """`kafkalike chaos run --workload txn --nemesis random` (20 s of faults, 3 brokers):
+    the transactional history is judged valid and the report holds it."""
+    out = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "chaos", "run", "--workload", "txn",
+                          "--nemesis", "random", "--seed", "1", "--duration", "20s", "--report", str(tmp_path)],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["status"] == "valid" and verdict["summary"]["committed"] > 0, verdict
+    assert (tmp_path / "history.jsonl").exists()
