@@ -210,6 +210,8 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
     """The RunRecord of a finished run from what it left in ``run_dir`` (verdict.json and
     history.jsonl); status "error" if it left no verdict."""
     replay = shlex.join(replay_command(options, seed, run_dir))
+    if options.backend == "compose" and os.environ.get("KAFKALIKE_IMAGE"):
+        replay = f"KAFKALIKE_IMAGE={shlex.quote(os.environ['KAFKALIKE_IMAGE'])} {replay}"
     verdict_path = run_dir / "verdict.json"
     if not verdict_path.exists():
         return RunRecord(index, seed, options.backend, options.duration, "error", exit_code, 0, {}, {}, 0, {}, 0.0,
