@@ -21,7 +21,9 @@ Each broker coordinates the groups whose __consumer_offsets partition it leads
 - stores offsets (OffsetCommit: generation and member checks; generation -1 commits from
   consumers outside group management are allowed while the group is Empty) and group
   metadata in __consumer_offsets through the replica manager (acks=-1), serves OffsetFetch,
-  ListGroups, DescribeGroups, DeleteGroups, OffsetDelete (KIP-496), expires offsets
+  ListGroups, DescribeGroups, DeleteGroups, OffsetDelete (KIP-496), TxnOffsetCommit (KIP-98/
+  KIP-447: offsets pending per producer until the transaction's marker, ``on_txn_marker``,
+  registered in ReplicaManager.txn_marker_listeners), expires offsets
   (offsets.retention.minutes) and removes the offsets of deleted topics (tombstones, after the
   UpdateMetadata that deletes them);
 - loads a partition's groups when this broker becomes its leader (answering
@@ -390,8 +392,9 @@ class GroupCoordinator:
     async def find_coordinator(self, key: str, key_type: int, listener_name: str) -> FindCoordinatorResult:
         """FindCoordinator v0-v3 for a group (key_type 0): the leader of the group's offsets
         partition, creating __consumer_offsets first if needed. COORDINATOR_NOT_AVAILABLE
-        while there is no live leader; transaction coordinators (key_type 1) do not exist in
-        kafkalike (COORDINATOR_NOT_AVAILABLE)."""
+        while there is no live leader. key_type 1 (transactions) is answered by the
+        transaction coordinator's handler in front of this one; a key_type other than 0 that
+        reaches here gets COORDINATOR_NOT_AVAILABLE."""
         from kafkalike.coordination import zk_data as zd
 
         if key_type != 0:
