@@ -11,6 +11,8 @@ import struct
 
 import pytest
 import scramp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kafkalike.broker.sasl_scram import (ScramCredentialStore, ScramFormatter, ScramMechanism, credential_from_string,
                                          credential_to_string, desanitize, sanitize)
@@ -160,3 +162,32 @@ def test_raw_frame_layout_of_handshake_request_is_kafkas() -> None:
     frame = bytes(_frame(ApiKey.SASL_HANDSHAKE, 1, 9, mechanism="PLAIN"))
     assert struct.unpack(">hhi", frame[:8]) == (17, 1, 9)
     assert frame.endswith(b"\x00\x05PLAIN")
+
+
+_HANDSHAKES = [bytes(_frame(ApiKey.SASL_HANDSHAKE, v, 1, mechanism=m)) for v in (0, 1)
+               for m in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.binary(max_size=64),
+    st.sampled_from(_HANDSHAKES),
+    st.builds(lambda token: bytes(_frame(ApiKey.SASL_AUTHENTICATE, 2, 2, auth_bytes=token)),
+              st.one_of(st.binary(max_size=40), st.sampled_from([b"n,,n=alice,r=abc", b"\0alice\0", b"y,,n=,r="]))),
+    st.builds(lambda key, version, body: struct.pack(">hhih", key, version, 1, -1) + body,
+              st.sampled_from([ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE, ApiKey.METADATA, 99]),
+              st.integers(-1, 3), st.binary(max_size=48)),
+), min_size=1, max_size=6))
+async def test_fuzzed_sasl_exchange_never_raises_and_never_authenticates(frames: list[bytes]) -> None:
+    """Random frames and garbled SaslHandshake / SaslAuthenticate requests: every step is an
+    answer or a close (no exception escapes to the socket server), nothing authenticates,
+    and once a step closed the state stays FAILED."""
+    auth = _authenticator()
+    for data in frames:
+        if len(data) >= 2 and struct.unpack_from(">h", data)[0] == ApiKey.API_VERSIONS:
+            continue  # answered by the broker's handler, not the authenticator
+        step = await auth.authenticate(memoryview(data))
+        assert not auth.complete
+        if step.close is not None:
+            assert auth.state == SaslState.FAILED
+            break
