@@ -48,11 +48,11 @@ def call(cluster: LocalCluster, broker: int, api_key: int, **fields: Any) -> Any
     return trio.run(lambda: _call(cluster.bootstrap_servers, broker, api_key, **fields))
 
 
-def produce(cluster: LocalCluster, broker: int, batch: bytes) -> int:
+def produce(cluster: LocalCluster, broker: int, batch: bytes, topic: str = TOPIC) -> int:
     from kafkalike.protocol.api_keys import ApiKey
 
     r = call(cluster, broker, ApiKey.PRODUCE, acks=-1, timeout=10000, transactional_id=None,
-             topic_data=[{"name": TOPIC, "partition_data": [{"index": 0, "records": batch}]}])
+             topic_data=[{"name": topic, "partition_data": [{"index": 0, "records": batch}]}])
     p = r.responses[0].partition_responses[0]
     assert p.error_code == ErrorCode.none, p
     return int(p.base_offset)
@@ -76,12 +76,13 @@ def write_marker(cluster: LocalCluster, broker: int, pid: int, committed: bool,
     return ErrorCode(marker.topics[0].partitions[0].error_code)
 
 
-def fetch(cluster: LocalCluster, broker: int, isolation_level: int, offset: int = 0) -> Any:
+def fetch(cluster: LocalCluster, broker: int, isolation_level: int, offset: int = 0, topic: str = TOPIC,
+          max_wait: int = 0) -> Any:
     from kafkalike.protocol.api_keys import ApiKey
 
-    r = call(cluster, broker, ApiKey.FETCH, replica_id=-1, max_wait=0, min_bytes=1, max_bytes=1 << 20,
+    r = call(cluster, broker, ApiKey.FETCH, replica_id=-1, max_wait=max_wait, min_bytes=1, max_bytes=1 << 20,
              isolation_level=isolation_level, session_id=0, session_epoch=-1,
-             topics=[{"topic": TOPIC, "partitions": [{
+             topics=[{"topic": topic, "partitions": [{
                  "partition": 0, "current_leader_epoch": -1, "fetch_offset": offset, "last_fetched_epoch": -1,
                  "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}],
              forgotten_topics_data=[], rack_id="")
@@ -154,6 +155,40 @@ def confluent_values(cluster: LocalCluster, isolation: str, expected: int) -> li
         return got
     finally:
         c.close()
+
+
+def test_a_read_committed_long_poll_waits_for_the_lso_not_the_high_watermark(cluster: LocalCluster) -> None:
+    """A read_committed Fetch (max_wait 20 s, min_bytes 1) parked while a transaction is open
+    is answered with the transaction's records once the COMMIT marker moves the LSO: had it
+    waited on the high watermark (already past the records), it would have come back at once
+    with nothing."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    topic = "txn-data-poll"
+    leader = cluster.broker_ids[0]
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers, request_timeout_ms=30000)
+    try:
+        admin.create_topics([NewTopic(topic, replica_assignments={0: [leader]})])
+        admin.wait_for_topics([topic], timeout_ms=30000)
+    finally:
+        admin.close()
+    wait_for(lambda: fetch(cluster, leader, 0, topic=topic).error_code == ErrorCode.none, "the leader")
+    assert produce(cluster, leader, txn_batch(P1, [b"x0", b"x1"]), topic=topic) == 0
+    result: list[Any] = []
+
+    def long_poll() -> None:
+        result.append(fetch(cluster, leader, 1, topic=topic, max_wait=20000))
+
+    import threading
+
+    t = threading.Thread(target=long_poll)
+    t.start()
+    time.sleep(1.0)  # let the fetch park in the purgatory (if it answered already, the check below fails)
+    assert write_marker(cluster, leader, P1, committed=True, topic=topic) == ErrorCode.none
+    t.join(30)
+    (part,) = result
+    assert part.last_stable_offset == 3 and values(part) == [b"x0", b"x1"]
 
 
 def test_read_committed_sees_committed_data_only_and_markers_survive_failover_and_restart(
