@@ -281,10 +281,10 @@ def test_flexible_header_keeps_client_id_as_legacy_string() -> None:
 
 def test_unknown_api_key_carries_the_correlation_id() -> None:
     """An api key the broker does not serve raises UnknownApiKeyError with the header fields."""
-    body = struct.pack(">hhih", 17, 1, 42, -1)  # SaslHandshake
+    body = struct.pack(">hhih", 57, 1, 42, -1)  # UpdateFeatures: known to kio, served only by KRaft brokers
     with pytest.raises(UnknownApiKeyError) as info:
         codec.parse_request(body)
-    assert (info.value.api_key, info.value.api_version, info.value.correlation_id) == (17, 1, 42)
+    assert (info.value.api_key, info.value.api_version, info.value.correlation_id) == (57, 1, 42)
 
 
 def test_unsupported_version_carries_header_fields() -> None:
