@@ -27,7 +27,9 @@ abandoned. `clean_now(log)` runs a whole pass (tests, tools).
 Differences from Kafka: the offset map is a Python dict keyed by the key bytes (Kafka: a fixed
 memory buffer of MD5 hashes, log.cleaner.dedupe.buffer.size); tombstone expiry uses the
 segment's largest timestamp rather than KIP-534's per-batch delete horizon; aborted transactional
-data is not removed (transactions are not supported yet).
+data and transaction markers are not removed (Kafka removes aborted records and, after
+delete.retention.ms, markers); the .txnindex entries of a group's segments are carried into the
+cleaned segment.
 """
 
 from __future__ import annotations
@@ -279,6 +281,9 @@ class LogCleaner:
                 cleaned.delete()
                 return attrs.evolve(empty, aborted=True)
             cleaned.on_become_inactive()
+            # markers are copied, so the group's aborted transactions still hold: carry their
+            # .txnindex entries (read_committed fetches read them) into the cleaned segment
+            cleaned.txn_index.replace([t for s in group for t in s.txn_index.entries])
             cleaned.flush()
             cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
             sync_dir(log.dir)

@@ -250,3 +250,29 @@ def test_kafka_dump_log_segments_reads_markers_and_the_txnindex(tmp_path: Path) 
     assert "endTxnMarker: ABORT coordinatorEpoch: 0" in out and "endTxnMarker: COMMIT coordinatorEpoch: 0" in out, out
     assert re.search(r"^version: 0 producerId: 1 firstOffset: 0 lastOffset: 2 lastStableOffset: 3$", out, re.M), out
     assert "Exception" not in out, out
+
+
+def test_compaction_keeps_markers_and_carries_the_txnindex_into_cleaned_segments(tmp_path: Path) -> None:
+    """The cleaner copies control batches, so an aborted transaction stays aborted: its .txnindex
+    entry moves into the cleaned segment and the LSO / aborted list survive a reopen."""
+    from kafkalike.storage.log_cleaner import LogCleaner
+
+    d = tmp_path / "c-0"
+    log = UnifiedLog.open(d, LogConfig(cleanup_policy="compact"))
+    _aborted_then_open(log)
+    log.append(_marker(3, committed=True), origin="coordinator")
+    for i in range(5):  # newer values for key b"k": the older records become cleanable
+        log.append(bytearray(build_batch([SimpleRecord(value=b"n%d" % i, key=b"k", timestamp=NOW)])))
+    log.roll()
+    log.update_high_watermark(log.log_end_offset)
+    stats = LogCleaner().clean_now(log)
+    assert stats.records_retained < stats.records_read
+    assert log.collect_aborted_transactions(0, log.last_stable_offset) == [AbortedTxn(1, 0, 2, 3)]
+    hw = log.high_watermark
+    log.close()
+    again = UnifiedLog.open(d, LogConfig(cleanup_policy="compact"), had_clean_shutdown=True)
+    again.update_high_watermark(hw)
+    assert again.last_stable_offset == hw
+    assert again.collect_aborted_transactions(0, hw) == [AbortedTxn(1, 0, 2, 3)]
+    assert again.producer_state_manager.ongoing_txns == {}
+    again.close()
