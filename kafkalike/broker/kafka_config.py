@@ -188,6 +188,9 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     # --- network
     _key("socket.request.max.bytes", "int", 104857600, "largest request frame (bytes)", at_least=1),
     _key("connections.max.idle.ms", "long", 600000, "idle connections are closed after (ms)"),
+    _key("connection.failed.authentication.delay.ms", "int", 100,
+         "a connection whose SASL authentication failed is closed this long after its error response (ms)",
+         at_least=0),
     _key("queued.max.request.bytes", "long", 536870912,
          "bytes of requests being received or waiting to be handled before connections stop "
          "reading; <= 0 = unbounded (Kafka's default -1; kafkalike bounds it, docs/broker.md)"),

@@ -236,7 +236,8 @@ class KafkaServer:
             queued_max_request_bytes=queued_max,
             max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
             per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name,
-            ssl_contexts=ssl_contexts, authenticators=authenticators)
+            ssl_contexts=ssl_contexts, authenticators=authenticators,
+            failed_authentication_delay_ms=cfg["connection.failed.authentication.delay.ms"])
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
         except (OSError, BaseExceptionGroup) as exc:

@@ -26,7 +26,8 @@ over socket.request.max.bytes, so the frame check closes it.
 SASL listeners (SASL_PLAINTEXT, SASL_SSL after the TLS handshake) get an Authenticator per
 connection from ``authenticators`` (broker/sasl_server_authenticator.py): every frame goes to it
 until it reports ``complete`` (then to the handler, with ConnectionContext.principal set); a
-step that says ``close`` ends the connection once its response is sent. Nothing reaches the
+step that says ``close`` ends the connection once its response is sent and
+connection.failed.authentication.delay.ms has passed. Nothing reaches the
 request handler before authentication but what the authenticator passes on (ApiVersions).
 
 A frame the codec refuses (negative size, over socket.request.max.bytes) or a handler that
@@ -428,6 +429,10 @@ class SocketServer:
     """listener name -> server SSLContext, for the listeners that serve TLS."""
     authenticators: Mapping[str, Callable[[ConnectionContext], Authenticator]] = attrs.Factory(dict)
     """listener name -> Authenticator factory, for the SASL listeners."""
+    failed_authentication_delay_ms: int = 0
+    """connection.failed.authentication.delay.ms: how long a connection whose authentication
+    failed stays open (not read) after its error response, as Kafka delays the close to slow
+    down password guessing."""
     bound: list[BoundListener] = attrs.Factory(list)
     _next_id: int = 0
     open_connections: int = 0
@@ -676,6 +681,7 @@ class SocketServer:
                 if response is not None:
                     await send_chunks(stream, response)
                 if close_reason is not None:  # failed authentication: logged by the authenticator
+                    await trio.sleep(self.failed_authentication_delay_ms / 1000.0)
                     return
         except ProtocolError as exc:
             log.warning("connection_closed_bad_frame", peer=conn.peer, error=str(exc))
