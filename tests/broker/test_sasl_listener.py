@@ -371,3 +371,22 @@ def test_scram_credentials_alter_describe_and_delete_with_confluent_admin(sasl_b
 
     assert can_produce("SCRAM-SHA-256")
     assert not can_produce("SCRAM-SHA-512")
+
+
+def test_scram_exchange_cut_half_way_leaves_the_broker_serving(sasl_broker: SaslBroker) -> None:
+    """A client that sends SCRAM's client-first message and disconnects before the final one:
+    that connection just ends; the next client authenticates and is served."""
+    import scramp
+
+    with socket.create_connection(("127.0.0.1", sasl_broker.sasl_port), timeout=10) as s:
+        body = _raw_call(s, 17, 1, _string("SCRAM-SHA-256"))
+        assert body is not None and struct.unpack(">h", body[:2])[0] == 0
+        first = scramp.ScramClient(["SCRAM-SHA-256"], "alice", ALICE_PASSWORD).get_client_first().encode()
+        body = _raw_call(s, 36, 0, struct.pack(">i", len(first)) + first, 2)
+        assert body is not None and struct.unpack(">h", body[:2])[0] == 0  # server-first came back
+    with socket.create_connection(("127.0.0.1", sasl_broker.sasl_port), timeout=10) as s:
+        assert _raw_call(s, 17, 1, _string("PLAIN")) is not None
+        token = b"\0alice\0" + ALICE_PASSWORD.encode()
+        body = _raw_call(s, 36, 0, struct.pack(">i", len(token)) + token, 2)
+        assert body is not None and struct.unpack(">h", body[:2])[0] == 0
+        assert _raw_call(s, 3, 1, struct.pack(">i", 0), 3) is not None  # Metadata served
