@@ -27,7 +27,10 @@ from tests.fixtures_cluster import MakeCluster, _new_cluster
 pytest.importorskip("confluent_kafka")
 
 LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[3] / "reference" / "lib"))
-HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar"))
+              and shutil.which("java") is not None)
+"""Kafka 3.9's Java tools (DumpLogSegments, TransactionsCommand) run only with KAFKALIKE_KAFKA_LIB
+set (each JVM start takes seconds): KAFKALIKE_KAFKA_LIB=reference/lib pytest ..."""
 OVERRIDES = {"transaction.state.log.num.partitions": "4", "offsets.topic.num.partitions": "4",
              "transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"}
 
@@ -262,7 +265,7 @@ def _find_coordinator_id(cluster: LocalCluster, txn_id: str, timeout: float = 60
         time.sleep(0.3)
 
 
-@pytest.mark.skipif(not HAVE_KAFKA, reason="reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars, ./scripts/reference-kafka fetch) and java")
 def test_kafka_dump_log_segments_decodes_our_transaction_state(txn_cluster: LocalCluster) -> None:
     """Kafka 3.9's DumpLogSegments --transaction-log-decoder reads the coordinator's
     __transaction_state segment: every state of one committed transaction, in order."""
@@ -381,3 +384,38 @@ def test_send_offsets_to_transaction_commits_offsets_only_with_the_transaction(t
     finally:
         consumer.close()
     assert committed_values(bootstrap, sink, 1, 1) == [b"out-1"]
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars, ./scripts/reference-kafka fetch) and java")
+def test_kafka_transactions_tool_lists_and_describes_an_open_transaction(txn_cluster: LocalCluster) -> None:
+    """Kafka 3.9's kafka-transactions.sh (TransactionsCommand, Java admin client): ``list``
+    (ListTransactions to every broker) and ``describe`` (FindCoordinator key type 1, then
+    DescribeTransactions) show an Ongoing transaction with its coordinator, producer id and
+    partition."""
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("tool-topic"), _name("txn")
+    create_topic(bootstrap, topic, 1)
+    p = producer(bootstrap, txn_id)
+    p.init_transactions(60)
+    p.begin_transaction()
+    p.produce(topic, value=b"v", partition=0)
+    p.flush(30)
+    ours = describe(txn_cluster, txn_id)
+    coordinator = _find_coordinator_id(txn_cluster, txn_id)
+
+    def tool(*args: str) -> str:
+        out = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.TransactionsCommand",
+                              "--bootstrap-server", bootstrap, *args], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    listed = [line.split() for line in tool("list").splitlines()]
+    assert listed[0][:4] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"], listed
+    assert [txn_id, str(coordinator), str(ours.producer_id), "Ongoing"] in listed, listed
+    described = [line.split() for line in tool("describe", "--transactional-id", txn_id).splitlines()]
+    header, row = described[0], described[1]
+    fields = dict(zip(header, row))
+    assert fields["TransactionalId"] == txn_id and fields["TransactionState"] == "Ongoing", described
+    assert fields["CoordinatorId"] == str(coordinator) and fields["ProducerEpoch"] == str(ours.producer_epoch)
+    assert row[-1] == f"{topic}-0", described
+    p.commit_transaction(60)
