@@ -247,13 +247,27 @@ class TxnWorkload:
                     self.history.write(TxnEnded(now(), name, txn, "commit", UNKNOWN, now(), repr(exc)))
                     outcome = UNKNOWN
                 if outcome != COMMITTED:  # read the input again from the committed position
-                    committed = consumer.committed([TopicPartition(c.topic, p) for p in range(c.partitions)], 30)
-                    for tp in committed:
-                        consumer.seek(TopicPartition(c.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+                    self._rewind(consumer)
                 if outcome == UNKNOWN:
                     producer = self._new_producer(name)
         finally:
             consumer.close()
+
+    def _rewind(self, consumer: Any) -> None:
+        """Seek every input partition to the group's committed offset (0 without one),
+        retrying while the group coordinator moves (NOT_COORDINATOR, timeouts)."""
+        from confluent_kafka import TopicPartition
+
+        c = self.config
+        while not self._stop_consuming.is_set():
+            try:
+                committed = consumer.committed([TopicPartition(c.topic, p) for p in range(c.partitions)], 30)
+                for tp in committed:
+                    consumer.seek(TopicPartition(c.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+                return
+            except Exception as exc:
+                self._error(f"rewind:{type(exc).__name__}")
+                time.sleep(0.5)
 
     # ---------------------------------------------------------------- readers
     def _read_loop(self, isolation: str) -> None:
