@@ -419,3 +419,48 @@ def test_kafka_transactions_tool_lists_and_describes_an_open_transaction(txn_clu
     assert fields["CoordinatorId"] == str(coordinator) and fields["ProducerEpoch"] == str(ours.producer_epoch)
     assert row[-1] == f"{topic}-0", described
     p.commit_transaction(60)
+
+
+def test_kafka_python_and_aiokafka_transactional_producers_commit_and_abort(txn_cluster: LocalCluster) -> None:
+    """kafka-python 3's and aiokafka's transactional producers: one committed and one aborted
+    transaction each; a read_committed consumer reads exactly the committed records."""
+    from aiokafka import AIOKafkaProducer
+    from kafka import KafkaProducer
+
+    bootstrap = txn_cluster.bootstrap_servers
+    topic = _name("clients-topic")
+    create_topic(bootstrap, topic, 2)
+
+    kp = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=_name("kp"))
+    try:
+        kp.init_transactions()
+        kp.begin_transaction()
+        for i in range(4):
+            kp.send(topic, value=f"kp-commit-{i}".encode(), partition=i % 2)
+        kp.commit_transaction()
+        kp.begin_transaction()
+        for i in range(4):
+            kp.send(topic, value=f"kp-abort-{i}".encode(), partition=i % 2)
+        kp.flush()
+        kp.abort_transaction()
+    finally:
+        kp.close()
+
+    async def aio() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=_name("aio"))
+        await producer.start()
+        try:
+            async with producer.transaction():
+                for i in range(4):
+                    await producer.send_and_wait(topic, value=f"aio-commit-{i}".encode(), partition=i % 2)
+            await producer.begin_transaction()
+            for i in range(4):
+                await producer.send_and_wait(topic, value=f"aio-abort-{i}".encode(), partition=i % 2)
+            await producer.abort_transaction()
+        finally:
+            await producer.stop()
+
+    import asyncio
+    asyncio.run(aio())
+    expected = {f"{who}-commit-{i}".encode() for who in ("kp", "aio") for i in range(4)}
+    assert sorted(committed_values(bootstrap, topic, 2, 8)) == sorted(expected)
