@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
             backend.save_logs(base / "logs")  # type: ignore[union-attr]
         backend.close()
         signal.signal(signal.SIGTERM, old)
-        if result is not None and not result.as_expected:
+        if result is None or not result.as_expected:  # set-up failures keep their logs too
             print(f"keeping the cluster's logs and data dirs for inspection: {base}")
         elif not args.keep:
             shutil.rmtree(base, ignore_errors=True)
