@@ -236,12 +236,21 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.DELETE_GROUPS: 2,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
     ApiKey.OFFSET_DELETE: 0,
+    ApiKey.SASL_HANDSHAKE: 1,
+    ApiKey.SASL_AUTHENTICATE: 2,
+    ApiKey.ADD_PARTITIONS_TO_TXN: 1,
+    ApiKey.ADD_OFFSETS_TO_TXN: 1,
+    ApiKey.END_TXN: 1,
+    ApiKey.TXN_OFFSET_COMMIT: 3,
 }
 """Newest version of each API that Debian 12's tshark (Wireshark 4.0) dissects, measured with
 tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above these).
-Wireshark 4.0 does not know DescribeCluster (key 60) nor DescribeProducers (key 61) at all, and
-flags every version of ElectLeaders (key 43) as a Malformed Packet (tshark_probe.py), so none of
-the three is listed."""
+Wireshark 4.0 does not know DescribeCluster (60), DescribeProducers (61), Describe/AlterUserScram-
+Credentials (50, 51), DescribeTransactions (65) nor ListTransactions (66) at all, and flags every
+version of ElectLeaders (43), AlterPartitionReassignments (45), ListPartitionReassignments (46)
+and WriteTxnMarkers v1 (27; v0 is not served) as a Malformed Packet (tshark_probe.py), so none
+of these is listed. SaslAuthenticate v0-1, like CreatePartitions v0-1, decode with a
+"does not end at the pdu length" note and are kept."""
 
 TSHARK_COMPATIBLE_APIS: dict[int, tuple[int, int]] = {
     key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS[key]))

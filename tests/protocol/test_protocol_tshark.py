@@ -33,6 +33,7 @@ KNOWN_WIRESHARK_4_0_GAPS = {
     **{(19, v): "misreads CreateTopics replica assignments (broker_ids)" for v in range(2, 6)},
     **{(20, v): "skips DeleteTopics v1-v2 response throttle_time_ms" for v in (1, 2)},
     **{(37, v): "misreads CreatePartitions assignments" for v in range(3)},
+    **{(36, v): "SaslAuthenticate v0-v1: 'does not end at the pdu length' (v2 is clean)" for v in (0, 1)},
 }
 
 
@@ -53,12 +54,16 @@ def test_tshark_decodes_every_tshark_compatible_version() -> None:
 
 def test_tshark_table_only_caps_maxima() -> None:
     """TSHARK_COMPATIBLE_APIS keeps every minimum of SUPPORTED_APIS and every API that
-    Wireshark 4.0 knows; it drops only DescribeCluster (key 60) and DescribeProducers (key 61),
-    unknown to Wireshark 4.0, and ElectLeaders (key 43), whose every version it flags as a
-    Malformed Packet (tshark_probe.py)."""
-    assert set(SUPPORTED_APIS) - set(TSHARK_COMPATIBLE_APIS) == {ApiKey.DESCRIBE_CLUSTER,
-                                                                 ApiKey.DESCRIBE_PRODUCERS,
-                                                                 ApiKey.ELECT_LEADERS}
+    Wireshark 4.0 knows; it drops only the APIs unknown to Wireshark 4.0 (DescribeCluster,
+    DescribeProducers, Describe/AlterUserScramCredentials, Describe/ListTransactions) and those
+    whose every served version it flags as a Malformed Packet (ElectLeaders, Alter/List-
+    PartitionReassignments, WriteTxnMarkers v1; tshark_probe.py)."""
+    assert set(SUPPORTED_APIS) - set(TSHARK_COMPATIBLE_APIS) == {
+        ApiKey.DESCRIBE_CLUSTER, ApiKey.DESCRIBE_PRODUCERS, ApiKey.ELECT_LEADERS,
+        ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+        ApiKey.DESCRIBE_TRANSACTIONS, ApiKey.LIST_TRANSACTIONS,
+        ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
+        ApiKey.WRITE_TXN_MARKERS}
     for key, (lo, hi) in TSHARK_COMPATIBLE_APIS.items():
         assert lo == SUPPORTED_APIS[key][0] and lo <= hi <= SUPPORTED_APIS[key][1]
         assert hi == min(SUPPORTED_APIS[key][1], WIRESHARK_4_0_MAX_VERSIONS[key])
