@@ -140,10 +140,12 @@ class ComposeBackend:
         # YAML is a superset of JSON: no YAML library needed
         (self.workdir / "compose.override.yml").write_text(json.dumps(doc, indent=2) + "\n")
 
-    def start(self, timeout: float = 240.0) -> None:
+    def start(self, timeout: float = 600.0) -> None:
         """``compose up -d`` the project and wait until every service is healthy (ZooKeeper
-        serving, each broker in its own Metadata). ChaosBackendError (with the unhealthy
-        containers' log tails) on failure, after tearing down."""
+        serving, each broker in its own Metadata), at most ``timeout`` seconds (600: at load
+        average 30-40 on a 2-core machine, 240 s was too short for 3 of the first 5 runs of a
+        campaign). ChaosBackendError (with the unhealthy containers' log tails) on failure,
+        after tearing down."""
         atexit.register(self.close)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._client = docker_client()
