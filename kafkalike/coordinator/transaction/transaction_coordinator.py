@@ -308,7 +308,9 @@ class TransactionCoordinator:
         now = self.wall_clock_ms()
         if md.pending_state is not None:
             return InitProducerIdResult(ErrorCode.concurrent_transactions)
-        if expected is not None and expected[0] != md.producer_id:
+        # Kafka's isValidProducerId: a just-created id (no epoch yet) accepts any producer id (a
+        # producer recovering from UNKNOWN_PRODUCER_ID); otherwise it must be the current one
+        if expected is not None and md.producer_epoch != NO_PRODUCER_EPOCH and expected[0] != md.producer_id:
             return InitProducerIdResult(ErrorCode.producer_fenced)
         if md.state in (S.PREPARE_ABORT, S.PREPARE_COMMIT):
             return InitProducerIdResult(ErrorCode.concurrent_transactions)
@@ -491,12 +493,17 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ describe / list
     def handle_describe_transactions(self, transactional_id: str) -> TransactionDescription:
-        """DescribeTransactions for one id: TRANSACTIONAL_ID_NOT_FOUND, NOT_COORDINATOR,
-        COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE or its state."""
-        found = self._state(transactional_id) if transactional_id else None
+        """DescribeTransactions for one id: COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST (empty
+        id), COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR, TRANSACTIONAL_ID_NOT_FOUND (unknown
+        or Dead) or its state (Kafka's handleDescribeTransactions)."""
+        if not self.active:
+            return TransactionDescription(ErrorCode.coordinator_not_available, transactional_id)
+        if not transactional_id:
+            return TransactionDescription(ErrorCode.invalid_request, transactional_id)
+        found = self._state(transactional_id)
         if isinstance(found, ErrorCode):
             return TransactionDescription(found, transactional_id)
-        if found is None:
+        if found is None or found.transaction_metadata.state == S.DEAD:
             return TransactionDescription(ErrorCode.transactional_id_not_found, transactional_id)
         md = found.transaction_metadata
         return TransactionDescription(
@@ -526,6 +533,8 @@ class TransactionCoordinator:
         now = self.wall_clock_ms()
         out = []
         for _, md in self.state_manager.all_transactions():
+            if md.state == S.DEAD:  # being expired (Kafka leaves it out too)
+                continue
             if states and md.state not in states:
                 continue
             if pids and md.producer_id not in pids:

@@ -254,6 +254,19 @@ def test_raw_requests_get_kafkas_error_codes_and_write_nothing(txn_cluster: Loca
     d = describe(txn_cluster, txn_id)
     assert (d.transaction_state, d.producer_epoch, d.topics) == ("Empty", 0, ())
 
+    # KIP-360 (InitProducerId v3+ carrying the producer id and epoch the client had): another
+    # producer id is fenced; for an id the coordinator has never seen, any is accepted
+    other = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, coordinator_for=txn_id, transactional_id=txn_id,
+                    transaction_timeout=60000, producer_id=987654321, producer_epoch=0)
+    assert other.error_code == ErrorCode.producer_fenced
+    fresh_id = _name("raw-fresh")
+    fresh = request(txn_cluster, ApiKey.INIT_PRODUCER_ID, coordinator_for=fresh_id, transactional_id=fresh_id,
+                    transaction_timeout=60000, producer_id=987654321, producer_epoch=5)
+    assert (fresh.error_code, fresh.producer_epoch) == (ErrorCode.none, 0)
+    assert fresh.producer_id != 987654321
+    empty = request(txn_cluster, ApiKey.DESCRIBE_TRANSACTIONS, transactional_ids=("",))
+    assert empty.transaction_states[0].error_code == ErrorCode.invalid_request
+
 
 def _find_coordinator_id(cluster: LocalCluster, txn_id: str, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
