@@ -159,3 +159,12 @@ def test_restart_keeps_ids_and_a_second_instance_agrees(cluster, tmp_path: Path)
         assert http("GET", f"{c}/subjects/restart-value/versions/1")[1]["id"] == first
         assert http("GET", f"{c}/subjects/restart-value/versions/2")[1]["id"] == second
         assert http("POST", f"{c}/subjects/restart-value/versions", body(V1)) == (200, {"id": first})
+
+
+def test_the_store_is_a_compacted_topic_with_one_partition(cluster, registry: str) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    assert len(admin.list_topics("_schemas", timeout=30).topics["_schemas"].partitions) == 1
+    resource = ConfigResource("topic", "_schemas")
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["cleanup.policy"].value == "compact"
