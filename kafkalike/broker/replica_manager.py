@@ -828,7 +828,8 @@ class ReplicaManager:
             s = slices[0]
             records = FileRecords(s.file, s.position, s.length)
         if read_committed:  # Kafka's addAbortedTransactions (read from the .txnindex files)
-            aborted = tuple(p.log.collect_aborted_transactions(info.fetch_offset, lso)) if slices else ()
+            upper = min(lso, p.log.fetch_upper_bound_offset(info.fetch_offset))
+            aborted = tuple(p.log.collect_aborted_transactions(info.fetch_offset, upper)) if slices else ()
         return FetchPartitionData(tp, ErrorCode.none, p.high_watermark, lso, p.log.log_start_offset, records,
                                   aborted)
 

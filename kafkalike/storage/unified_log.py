@@ -282,6 +282,14 @@ class UnifiedLog:
             return self._high_watermark
         return max(first, self._log_start_offset)
 
+    def fetch_upper_bound_offset(self, fetch_offset: int) -> int:
+        """The offset a read from ``fetch_offset`` cannot pass: the next segment's base offset,
+        or the LEO in the last segment (a read returns one segment's bytes to a consumer; Kafka's
+        upper bound for collecting aborted transactions when the offset index has no entry past
+        the fetch size)."""
+        i = self._segment_index_for(fetch_offset)
+        return self.segments[i + 1].base_offset if i + 1 < len(self.segments) else self._next_offset
+
     def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping [start_offset, upper_bound_offset): last offset >=
         start_offset and first offset < upper_bound_offset, from the .txnindex of the segment

@@ -276,3 +276,21 @@ def test_compaction_keeps_markers_and_carries_the_txnindex_into_cleaned_segments
     assert again.collect_aborted_transactions(0, hw) == [AbortedTxn(1, 0, 2, 3)]
     assert again.producer_state_manager.ongoing_txns == {}
     again.close()
+
+
+def test_aborted_transactions_are_collected_up_to_the_segment_a_fetch_reads(tmp_path: Path) -> None:
+    """Two segments, one aborted transaction in each: a fetch from the first segment gets the
+    first one only (upper bound = the next segment's base offset), from the second the second."""
+    log = _open(tmp_path / "t-0")
+    log.append(_txn_batch(1, 0))
+    log.append(_marker(1, committed=False), origin="coordinator")
+    log.roll()
+    log.append(_txn_batch(2, 0))
+    log.append(_marker(2, committed=False), origin="coordinator")
+    log.update_high_watermark(log.log_end_offset)
+    assert log.fetch_upper_bound_offset(0) == 3 and log.fetch_upper_bound_offset(3) == 6
+    assert log.collect_aborted_transactions(0, min(log.last_stable_offset, log.fetch_upper_bound_offset(0))) \
+        == [AbortedTxn(1, 0, 2, 3)]
+    assert log.collect_aborted_transactions(3, min(log.last_stable_offset, log.fetch_upper_bound_offset(3))) \
+        == [AbortedTxn(2, 3, 5, 6)]
+    log.close()
