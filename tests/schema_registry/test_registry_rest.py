@@ -168,3 +168,31 @@ def test_the_store_is_a_compacted_topic_with_one_partition(cluster, registry: st
     resource = ConfigResource("topic", "_schemas")
     configs = admin.describe_configs([resource])[resource].result(timeout=30)
     assert configs["cleanup.policy"].value == "compact"
+
+
+def test_two_instances_writing_at_once_agree_on_every_id_and_version(cluster, tmp_path: Path) -> None:
+    """No leader: both instances register different schemas into one subject at the same time;
+    the log decides (first writer wins, the loser retries), so both end with the same versions,
+    each schema has one id, and every answer given to a client is what both instances serve."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    subject = "race-value"
+    schemas = [{"type": "enum", "name": "E", "symbols": [f"S{i}"]} for i in range(16)]
+    with running_registry(cluster.bootstrap_servers, tmp_path / "a.log") as a, \
+            running_registry(cluster.bootstrap_servers, tmp_path / "b.log") as b:
+        assert http("PUT", f"{a}/config/{subject}", {"compatibility": "NONE"})[0] == 200
+        jobs = [(a if i % 2 == 0 else b, schema) for i, schema in enumerate(schemas)]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda job: http("POST", f"{job[0]}/subjects/{subject}/versions", body(job[1])),
+                                    jobs))
+        assert all(status == 200 for status, _ in answers), answers
+        ids = [answer["id"] for _, answer in answers]
+        assert len(set(ids)) == len(schemas)  # one id per schema, none given twice
+        for url in (a, b):
+            versions = http("GET", f"{url}/subjects/{subject}/versions")[1]
+            assert versions == list(range(1, len(schemas) + 1))
+            for schema_id, schema in zip(ids, schemas):
+                assert json.loads(http("GET", f"{url}/schemas/ids/{schema_id}")[1]["schema"]) == schema
+        served = [[http("GET", f"{url}/subjects/{subject}/versions/{v}")[1]["id"] for v in range(1, 17)]
+                  for url in (a, b)]
+        assert served[0] == served[1] and sorted(served[0]) == sorted(ids)
