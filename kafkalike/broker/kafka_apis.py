@@ -78,8 +78,11 @@ OFF_LOOP_FRAME_BYTES = 64 * 1024
 
 #: a LeaderAndIsr needing this many new logs or more has them created in a worker thread
 #: (KafkaApis._new_logs_created_off_loop), LOGS_PER_THREAD_CALL per call (~1.5 ms each here: a
-#: shutdown waits for at most one call)
-LOGS_OFF_LOOP_MIN = 16
+#: shutdown waits for at most one call). Fewer are created by the replica manager on the loop,
+#: yielding every 20 ms: a worker thread's file calls each wait for the GIL, and while the loop
+#: is busy with Python work that wait is up to the switch interval (5 ms) per call, which made
+#: a 600-log LeaderAndIsr take 20+ s in tests/broker/test_leader_and_isr_yields.py
+LOGS_OFF_LOOP_MIN = 1000
 LOGS_PER_THREAD_CALL = 64
 
 
