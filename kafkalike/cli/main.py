@@ -22,6 +22,7 @@ COMMANDS = [
     "kafkalike.cli.consumer_groups",
     "kafkalike.cli.delete_records",
     "kafkalike.cli.leader_election",
+    "kafkalike.cli.reassign_partitions",
     "kafkalike.cli.transactions",
     "kafkalike.cli.log_dirs",
     "kafkalike.cli.configs",

@@ -6,10 +6,14 @@ reassignment must stay in flight (it cannot catch up), and resumed (SIGCONT) by 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import os
+import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +29,7 @@ from kafkalike.coordination import zk_data as zd
 from kafkalike.protocol.errors import ErrorCode
 from tests.fixtures_cluster import _new_cluster
 
-OVERRIDES = {"zookeeper.session.timeout.ms": "6000", "replica.lag.time.max.ms": "3000",
+OVERRIDES = {"zookeeper.session.timeout.ms": "10000", "replica.lag.time.max.ms": "3000",
              "replica.fetch.wait.max.ms": "100", "auto.leader.rebalance.enable": "false"}
 TP = zd.TopicPartition
 
@@ -79,20 +83,24 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
 
 
-def _admin(cluster: LocalCluster, op: Callable[[AdminClient], Any]) -> Any:
+def _admin(cluster: LocalCluster, op: Callable[[AdminClient], Any], avoid: int | None = None) -> Any:
+    """Run ``op`` with an AdminClient bootstrapped from every broker but ``avoid`` (a paused
+    one: a request to it would only time out)."""
+    bootstrap = ",".join(cluster.broker_address(b) for b in cluster.broker_ids if b != avoid)
+
     async def run() -> Any:
-        async with AdminClient(cluster.bootstrap_servers, request_timeout_ms=30000) as admin:
+        async with AdminClient(bootstrap, request_timeout_ms=30000) as admin:
             return await op(admin)
     return trio.run(run)
 
 
-def _alter(cluster: LocalCluster, wanted: dict[TP, list[int] | None]) -> dict[TP, ErrorCode]:
-    results = _admin(cluster, lambda a: a.alter_partition_reassignments(wanted))
+def _alter(cluster: LocalCluster, wanted: dict[TP, list[int] | None], avoid: int | None = None) -> dict[TP, ErrorCode]:
+    results = _admin(cluster, lambda a: a.alter_partition_reassignments(wanted), avoid)
     return {tp: code for tp, (code, _message) in results.items()}
 
 
-def _listed(cluster: LocalCluster) -> dict[TP, Any]:
-    return dict(_admin(cluster, lambda a: a.list_partition_reassignments()))
+def _listed(cluster: LocalCluster, avoid: int | None = None) -> dict[TP, Any]:
+    return dict(_admin(cluster, lambda a: a.list_partition_reassignments(), avoid))
 
 
 def _create(cluster: LocalCluster, topic: str, assignment: dict[int, list[int]]) -> None:
@@ -241,29 +249,31 @@ def test_a_broker_that_is_not_the_controller_answers_not_controller(cluster: Loc
 
 
 def test_cancelling_half_way_restores_the_original_replicas(cluster: LocalCluster) -> None:
-    """cx-0 [1, 2] -> [1, 3] while broker 3 is paused (it cannot catch up): the reassignment is
-    listed with replicas [1, 3, 2], adding [3], removing [2]; cancelling it (replicas null)
-    answers NONE and the topic znode is back to [1, 2] with nothing adding or removing, the
-    ISR [1, 2]; once broker 3 runs again it drops its copy."""
-    _create(cluster, "cx", {0: [1, 2]})
-    cluster.kill_broker(3, signal.SIGSTOP)
+    """cx-0 [C, A] -> [C, B] (C the controller) while broker B is paused (it cannot catch up):
+    the reassignment is listed with replicas [C, B, A], adding [B], removing [A]; cancelling it
+    (replicas null) answers NONE and the topic znode is back to [C, A] with nothing adding or
+    removing, the ISR [C, A]; once B runs again it drops its copy."""
+    c = _controller(cluster)
+    a, b = [x for x in sorted(cluster.broker_ids) if x != c]
+    _create(cluster, "cx", {0: [c, a]})
+    cluster.kill_broker(b, signal.SIGSTOP)
     try:
-        assert _alter(cluster, {TP("cx", 0): [1, 3]}) == {TP("cx", 0): ErrorCode.none}
-        listed = _listed(cluster)
+        assert _alter(cluster, {TP("cx", 0): [c, b]}, avoid=b) == {TP("cx", 0): ErrorCode.none}
+        listed = _listed(cluster, avoid=b)
         assert TP("cx", 0) in listed
         ra = listed[TP("cx", 0)]
-        assert (ra.replicas, ra.adding_replicas, ra.removing_replicas) == ((1, 3, 2), (3,), (2,))
+        assert (ra.replicas, ra.adding_replicas, ra.removing_replicas) == ((c, b, a), (b,), (a,))
         z = _topic(cluster, "cx")
-        assert z["partitions"]["0"] == [1, 3, 2] and z["adding_replicas"] == {"0": [3]} \
-            and z["removing_replicas"] == {"0": [2]}
-        assert _alter(cluster, {TP("cx", 0): None}) == {TP("cx", 0): ErrorCode.none}
-        _wait(lambda: _settled(cluster, "cx", 0, [1, 2]), 30, "cx-0 back on [1, 2]")
+        assert z["partitions"]["0"] == [c, b, a] and z["adding_replicas"] == {"0": [b]} \
+            and z["removing_replicas"] == {"0": [a]}
+        assert _alter(cluster, {TP("cx", 0): None}, avoid=b) == {TP("cx", 0): ErrorCode.none}
+        _wait(lambda: _settled(cluster, "cx", 0, [c, a]), 30, "cx-0 back on [C, A]")
     finally:
-        cluster.kill_broker(3, signal.SIGCONT)
+        cluster.kill_broker(b, signal.SIGCONT)
     state = _state(cluster, "cx", 0)
-    assert state["leader"] == 1 and sorted(state["isr"]) == [1, 2]
+    assert state["leader"] == c and sorted(state["isr"]) == sorted([c, a])
     assert TP("cx", 0) not in _listed(cluster)
-    _wait(lambda: not _partition_dir(cluster, 3, "cx", 0).exists(), 60, "cx-0 removed from broker 3")
+    _wait(lambda: not _partition_dir(cluster, b, "cx", 0).exists(), 60, "cx-0 removed from broker B")
 
 
 def test_the_legacy_reassign_partitions_znode_is_honoured_and_deleted(cluster: LocalCluster) -> None:
@@ -290,7 +300,7 @@ def test_a_new_controller_completes_a_reassignment_started_by_the_old_one(cluste
     _create(cluster, "fo", {0: [a]})
     cluster.kill_broker(b, signal.SIGSTOP)
     try:
-        assert _alter(cluster, {TP("fo", 0): [a, b]}) == {TP("fo", 0): ErrorCode.none}
+        assert _alter(cluster, {TP("fo", 0): [a, b]}, avoid=b) == {TP("fo", 0): ErrorCode.none}
         assert _topic(cluster, "fo")["adding_replicas"] == {"0": [b]}
         cluster.stop_broker(c)
     finally:
@@ -304,7 +314,151 @@ def test_a_new_controller_completes_a_reassignment_started_by_the_old_one(cluste
         cluster.wait_registered([c], timeout=60)
 
 
-def _cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "reassign-partitions",
-                           "--bootstrap-server", cluster.bootstrap_servers, *args],
-                          capture_output=True, text=True, timeout=120)
+def _cli(cluster: LocalCluster, *args: str, bootstrap: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``kafkalike reassign-partitions --bootstrap-server B *args`` run in this process (the
+    parser and command of ``kafkalike.cli.main``; a new Python per call costs seconds)."""
+    from kafkalike.cli.main import build_parser
+
+    argv = ["reassign-partitions", "--bootstrap-server", bootstrap or cluster.bootstrap_servers, *args]
+    parsed = build_parser().parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = int(parsed.func(parsed) or 0)
+    # the test session's own log lines (the client's debug events) land in the same stream
+    printed = "".join(line for line in out.getvalue().splitlines(keepends=True) if not _LOG_LINE.match(line))
+    return subprocess.CompletedProcess(argv, code, printed, err.getvalue())
+
+
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\S* \[")
+
+
+def _plan(tmp_path: Path, name: str, moves: dict[tuple[str, int], list[int]]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": t, "partition": p, "replicas": r} for (t, p), r in moves.items()]}))
+    return str(path)
+
+
+def test_cli_execute_verify_list_and_generate_print_kafkas_lines(cluster: LocalCluster, tmp_path: Path) -> None:
+    """``kafkalike reassign-partitions`` as kafka-reassign-partitions.sh: --execute prints the
+    rollback JSON and "Successfully started partition reassignments for cl-0,cl-1"; --verify
+    then reports each partition completed; --list finds none; --generate prints the current and
+    a proposed assignment over the given brokers; an unknown broker is refused before anything
+    is sent; --cancel with nothing active says so."""
+    _create(cluster, "cl", {0: [1, 2], 1: [2, 3]})
+    plan = _plan(tmp_path, "plan.json", {("cl", 0): [2, 3], ("cl", 1): [3, 1]})
+    out = _cli(cluster, "--execute", "--reassignment-json-file", plan)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == [
+        "Current partition replica assignment", "",
+        '{"version":1,"partitions":[{"topic":"cl","partition":0,"replicas":[1,2],"log_dirs":["any","any"]},'
+        '{"topic":"cl","partition":1,"replicas":[2,3],"log_dirs":["any","any"]}]}', "",
+        "Save this to use as the --reassignment-json-file option during rollback",
+        "Successfully started partition reassignments for cl-0,cl-1"]
+    _wait(lambda: _settled(cluster, "cl", 0, [2, 3]) and _settled(cluster, "cl", 1, [3, 1]), 60, "cl moved")
+    _wait(lambda: _cli(cluster, "--verify", "--reassignment-json-file", plan).stdout.splitlines()
+          == ["Status of partition reassignment:", "Reassignment of partition cl-0 is completed.",
+              "Reassignment of partition cl-1 is completed.", "",
+              "Clearing broker-level throttles on brokers 1,2,3", "Clearing topic-level throttles on topic cl"],
+          30, "metadata shows the move")
+    listed = _cli(cluster, "--list")
+    assert (listed.returncode, listed.stdout) == (0, "No partition reassignments found.\n")
+
+    topics = tmp_path / "topics.json"
+    topics.write_text('{"version":1,"topics":[{"topic":"cl"}]}')
+    gen = _cli(cluster, "--generate", "--topics-to-move-json-file", str(topics), "--broker-list", "1,2")
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    lines = gen.stdout.splitlines()
+    assert lines[0] == "Current partition replica assignment" and lines[3] == "Proposed partition reassignment configuration"
+    assert json.loads(lines[1])["partitions"][0]["replicas"] == [2, 3]
+    proposed = json.loads(lines[4])["partitions"]
+    assert [p["partition"] for p in proposed] == [0, 1] and all(sorted(p["replicas"]) == [1, 2] for p in proposed)
+
+    bad = _cli(cluster, "--execute", "--reassignment-json-file", _plan(tmp_path, "bad.json", {("cl", 0): [2, 99]}))
+    assert (bad.returncode, bad.stdout.splitlines()) == (1, ["Error: Unknown broker id 99"])
+    dup = _cli(cluster, "--execute", "--reassignment-json-file", _plan(tmp_path, "dup.json", {("cl", 0): [2, 2]}))
+    assert (dup.returncode, dup.stdout.splitlines()) == (
+        1, ["Error: Partition replica lists may not contain duplicate entries: cl-0 contains multiple entries for 2"])
+    none = _cli(cluster, "--cancel", "--reassignment-json-file", plan)
+    assert (none.returncode, none.stdout) == (0, "None of the specified partition reassignments are active.\n"
+                                                 "None of the specified partition moves are active."
+                                                 "Clearing broker-level throttles on brokers 1,2,3\n"
+                                                 "Clearing topic-level throttles on topic cl\n")
+
+
+def test_cli_lists_verifies_and_cancels_a_reassignment_in_flight(cluster: LocalCluster, tmp_path: Path) -> None:
+    """With broker B paused, ``--execute`` of cz-0 [C, A] -> [C, B] (C the controller) stays in
+    flight: --list prints "cz-0: replicas: C,B,A. adding: B. removing: A.", --verify "still in
+    progress", a second --execute without --additional is refused with Kafka's message, --cancel
+    prints "Successfully cancelled partition reassignment for: cz-0" and the partition is back
+    on [C, A]."""
+    c = _controller(cluster)
+    a, b = [x for x in sorted(cluster.broker_ids) if x != c]
+    _create(cluster, "cz", {0: [c, a]})
+    plan = _plan(tmp_path, "cz.json", {("cz", 0): [c, b]})
+    running = ",".join(cluster.broker_address(x) for x in (c, a))  # not the paused one
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return _cli(cluster, *args, bootstrap=running)
+
+    cluster.kill_broker(b, signal.SIGSTOP)
+    try:
+        execute = cli("--execute", "--reassignment-json-file", plan)
+        assert execute.returncode == 0, execute.stdout + execute.stderr
+        listed = cli("--list")
+        assert listed.stdout.splitlines() == ["Current partition reassignments:",
+                                              f"cz-0: replicas: {c},{b},{a}. adding: {b}. removing: {a}."]
+        verify = cli("--verify", "--reassignment-json-file", plan)
+        assert verify.stdout.splitlines()[:2] == ["Status of partition reassignment:",
+                                                  "Reassignment of partition cz-0 is still in progress."]
+        again = cli("--execute", "--reassignment-json-file", plan)
+        assert again.returncode == 1 and again.stdout.startswith("Cannot execute because there is an existing")
+        cancel = cli("--cancel", "--reassignment-json-file", plan)
+        assert (cancel.returncode, cancel.stdout.splitlines()) == (0, [
+            "Successfully cancelled partition reassignment for: cz-0",
+            "None of the specified partition moves are active.Clearing broker-level throttles on brokers 1,2,3",
+            "Clearing topic-level throttles on topic cz"])
+    finally:
+        cluster.kill_broker(b, signal.SIGCONT)
+    _wait(lambda: _settled(cluster, "cz", 0, [c, a]), 30, "cz-0 back on [C, A]")
+
+
+KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs Kafka 3.9's jars (./scripts/reference-kafka fetch) and java")
+def test_kafkas_own_reassign_partitions_tool_executes_and_verifies(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Kafka 3.9's ReassignPartitionsCommand (kafka-reassign-partitions.sh) --execute, --verify
+    and --list against kafkalike: the move happens, and its output is the same bytes
+    ``kafkalike reassign-partitions`` prints. --verify runs with --preserve-throttles: without
+    it Kafka's tool prints the same status and "Clearing broker-level throttles ..." line, then
+    fails deleting the broker throttle configs (kafkalike has no dynamic broker configs)."""
+    _create(cluster, "jv", {0: [1, 2]})
+    plan = _plan(tmp_path, "jv.json", {("jv", 0): [3, 2]})
+
+    def java(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["java", "-cp", f"{KAFKA_LIB}/*", "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                               "--bootstrap-server", cluster.bootstrap_servers, *args],
+                              capture_output=True, text=True, timeout=120)
+
+    execute = java("--execute", "--reassignment-json-file", plan)
+    assert execute.returncode == 0, execute.stdout + execute.stderr[-2000:]
+    assert execute.stdout.splitlines()[-1] == "Successfully started partition reassignment for jv-0"
+    assert execute.stdout.splitlines()[:3] == [
+        "Current partition replica assignment", "",
+        '{"version":1,"partitions":[{"topic":"jv","partition":0,"replicas":[1,2],"log_dirs":["any","any"]}]}']
+    _wait(lambda: _settled(cluster, "jv", 0, [3, 2]), 60, "jv-0 moved by Kafka's tool")
+    expected = ["Status of partition reassignment:", "Reassignment of partition jv-0 is completed.", ""]
+    deadline = time.monotonic() + 60
+    while True:  # the brokers' metadata caches follow the controller's UpdateMetadata
+        verify = java("--verify", "--reassignment-json-file", plan, "--preserve-throttles")
+        if verify.stdout.splitlines() == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert verify.returncode == 0 and verify.stdout.splitlines() == expected, verify.stdout + verify.stderr[-2000:]
+    assert verify.stdout == _cli(cluster, "--verify", "--reassignment-json-file", plan, "--preserve-throttles").stdout
+    unpreserved = java("--verify", "--reassignment-json-file", plan).stdout.splitlines()
+    assert unpreserved[:4] == _cli(cluster, "--verify", "--reassignment-json-file", plan).stdout.splitlines()[:4]
+    listed = java("--list")
+    assert (listed.returncode, listed.stdout) == (0, _cli(cluster, "--list").stdout)
