@@ -139,7 +139,7 @@ class KafkaServer:
                                   self.producer_id_manager.handle_init_producer_id,
                                   self.group_coordinator.manager.partition_for)
         self.startup_hooks.append(lambda s: self.transaction_coordinator.startup(
-            s.nursery, s.broker_id, s.kafka_zk, s.inter_broker_ssl_context))
+            s.nursery, s.broker_id, s.kafka_zk, s.inter_broker_ssl_context, s.inter_broker_sasl))
         self.shutdown_hooks.append(lambda _s: self.transaction_coordinator.shutdown())
 
     # ------------------------------------------------------------------ lifecycle

@@ -113,8 +113,8 @@ class TransactionCoordinator:
     partitions, leaders and broker endpoints; ``admin_manager``: creates __transaction_state
     (``create_topic``); ``generate_producer_id``: the ProducerIdManager's (async, int64);
     ``inter_broker_listener``: where markers are sent; ``wall_clock_ms``: injectable clock.
-    ``startup()`` gives it the broker id, nursery, ZooKeeper client and inter-broker SSL
-    context, which exist only once the broker runs.
+    ``startup()`` gives it the broker id, nursery, ZooKeeper client and the inter-broker
+    listener's SSL context and SASL credentials, which exist only once the broker runs.
     """
 
     def __init__(self, config: TransactionConfig, *, replica_manager: Any, metadata_cache: Any,
@@ -153,7 +153,7 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self, nursery: trio.Nursery | None, broker_id: int, kafka_zk: Any,
-                      ssl_context: Any = None) -> None:
+                      ssl_context: Any = None, sasl: Any = None) -> None:
         """Start serving: the marker sender, the timed-out transaction aborter, and the
         partitions this broker leads already. If __transaction_state exists its real partition
         count wins over transaction.state.log.num.partitions."""
@@ -163,6 +163,7 @@ class TransactionCoordinator:
         self.state_manager.broker_id = broker_id
         self.marker_manager.broker_id = broker_id
         self.marker_manager.ssl_context = ssl_context
+        self.marker_manager.sasl = sasl
         if kafka_zk is not None:
             try:
                 found = await kafka_zk.get_topic_assignment(TRANSACTION_STATE_TOPIC)

@@ -7,8 +7,8 @@ epoch, COMMIT or ABORT, its partitions, the coordinator epoch). Each partition i
 the broker that leads it now (``leader_for``, read from the broker's metadata cache); one
 task per destination broker drains its queue into a single WriteTxnMarkers request (one
 WritableTxnMarker per transaction, grouped by topic) over a kafkalike.client
-KafkaConnection (the inter-broker listener, ``ssl_context`` when it is SSL). Per partition
-result:
+KafkaConnection (the inter-broker listener, with its SSL context and SASL credentials).
+Per partition result:
 
 - NONE: the partition is done; when all of a transaction's partitions are done,
   ``on_complete()`` runs (the coordinator writes CompleteCommit/CompleteAbort);
@@ -100,19 +100,22 @@ class TransactionMarkerChannelManager:
 
     ``leader_for(tp) -> broker id or -1`` and ``endpoint_for(broker_id) -> (host, port) or
     None`` read the broker's metadata cache (inter-broker listener); ``topic_exists(topic)``
-    too. ``request_timeout_ms``: per WriteTxnMarkers request; ``retry_backoff_ms``: wait
-    before a failed partition is sent again.
+    too. ``ssl_context`` / ``sasl`` (kafkalike.client.sasl.SaslClientConfig): the inter-broker
+    listener's TLS context and SASL credentials, None when it has none. ``request_timeout_ms``:
+    per WriteTxnMarkers request; ``retry_backoff_ms``: wait before a failed partition is sent
+    again.
     """
 
     def __init__(self, broker_id: int, leader_for: Callable[[TopicPartition], int],
                  endpoint_for: Callable[[int], tuple[str, int] | None],
-                 topic_exists: Callable[[str], bool], *, ssl_context: Any = None,
+                 topic_exists: Callable[[str], bool], *, ssl_context: Any = None, sasl: Any = None,
                  request_timeout_ms: float = 30000, retry_backoff_ms: float = 100) -> None:
         self.broker_id = broker_id
         self.leader_for = leader_for
         self.endpoint_for = endpoint_for
         self.topic_exists = topic_exists
         self.ssl_context = ssl_context
+        self.sasl = sasl
         self.request_timeout_ms = request_timeout_ms
         self.retry_backoff_ms = retry_backoff_ms
         self._nursery: trio.Nursery | None = None
@@ -257,7 +260,7 @@ class TransactionMarkerChannelManager:
             dest.conn = await KafkaConnection.connect(
                 address[0], address[1], nursery=nursery, client_id=f"broker-{self.broker_id}-txn-marker-sender",
                 request_timeout_ms=self.request_timeout_ms, node_id=dest.broker_id,
-                client_versions=versions, ssl_context=self.ssl_context)
+                client_versions=versions, ssl_context=self.ssl_context, sasl=self.sasl)
             dest.address = address
         return dest.conn
 

@@ -477,3 +477,72 @@ def test_kafka_python_and_aiokafka_transactional_producers_commit_and_abort(txn_
     asyncio.run(aio())
     expected = {f"{who}-commit-{i}".encode() for who in ("kp", "aio") for i in range(4)}
     assert sorted(committed_values(bootstrap, topic, 2, 8)) == sorted(expected)
+
+
+def test_markers_authenticate_over_a_sasl_inter_broker_listener(tmp_path: Path, zk_connect: str) -> None:
+    """With SASL_PLAINTEXT as the inter-broker listener (SCRAM-SHA-512 admin), the coordinator's
+    WriteTxnMarkers connections authenticate: a committed transaction completes and is read by
+    a read_committed consumer, an aborted one is not (markers sent to the broker itself)."""
+    import uuid as _uuid
+
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import TopicPartition as CTopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from kafkalike.client.sasl import SaslClientConfig
+    from kafkalike.cluster.zk_ensemble import find_free_base_port
+
+    port = find_free_base_port(["127.0.0.1"], per_host_ports=2, low=30000, high=32000)
+    cluster = LocalCluster(tmp_path / "c", brokers=1, base_port=port, zookeeper_connect=zk_connect,
+                           chroot=f"kafkalike-{_uuid.uuid4().hex[:10]}", security="sasl_plaintext",
+                           overrides={"transaction.state.log.num.partitions": "2",
+                                      "transaction.state.log.replication.factor": "1",
+                                      "transaction.state.log.min.isr": "1", "offsets.topic.num.partitions": "2",
+                                      "offsets.topic.replication.factor": "1"})
+    try:
+        cluster.start(timeout=90)
+        props = {k: v for k, v in (line.split("=", 1) for line in
+                                   cluster.admin_client_properties_path.read_text().splitlines()
+                                   if "=" in line and not line.startswith("#"))}
+        admin_user = SaslClientConfig.from_jaas(props["sasl.mechanism"], props["sasl.jaas.config"])
+        conf = {"bootstrap.servers": cluster.sasl_bootstrap_servers, "security.protocol": props["security.protocol"],
+                "sasl.mechanism": props["sasl.mechanism"], "sasl.username": admin_user.username,
+                "sasl.password": admin_user.password}
+        topic, txn_id = _name("sasl-txn"), _name("txn")
+        admin = AdminClient(conf)
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer({**conf, "transactional.id": txn_id})
+        p.init_transactions(60)
+        p.begin_transaction()
+        p.produce(topic, value=b"kept", partition=0)
+        p.commit_transaction(60)
+        p.begin_transaction()
+        p.produce(topic, value=b"dropped", partition=0)
+        p.flush(30)  # written before the abort (else librdkafka purges it unsent)
+        p.abort_transaction(60)
+        c = Consumer({**conf, "group.id": _name("g"), "isolation.level": "read_committed",
+                      "enable.auto.commit": False})
+        try:
+            c.assign([CTopicPartition(topic, 0, 0)])
+            seen: list[bytes] = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(seen) < 1:
+                m = c.poll(0.5)
+                if m is not None and m.error() is None:
+                    seen.append(m.value())
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                m = c.poll(0.3)
+                if m is not None and m.error() is None:
+                    seen.append(m.value())
+            assert seen == [b"kept"]
+            # the ABORT marker is written too (after abort_transaction returns): the
+            # read_committed end offset (LSO) reaches the log end: kept, COMMIT, dropped, ABORT
+            deadline = time.monotonic() + 20
+            while c.get_watermark_offsets(CTopicPartition(topic, 0), timeout=10)[1] != 4:
+                assert time.monotonic() < deadline, c.get_watermark_offsets(CTopicPartition(topic, 0), timeout=10)
+                time.sleep(0.2)
+        finally:
+            c.close()
+    finally:
+        cluster.stop()
