@@ -409,7 +409,8 @@ class KafkaApis:
     async def handle_fetch(self, header: RequestHeader, request: Any,
                            conn: ConnectionContext) -> Any:
         """Fetch v4-v12 (Kafka protocol guide, Fetch): consumers (replica_id -1) read up to the
-        HW, followers (replica_id >= 0) up to the LEO; long polling with max_wait_ms and
+        HW (isolation_level 1, read_committed: up to the LSO, with the aborted transactions),
+        followers (replica_id >= 0) up to the LEO; long polling with max_wait_ms and
         min_bytes; records are file slices sent with os.sendfile. v7+ carries incremental
         fetch sessions (KIP-227, fetch_session.FetchManager): an incremental fetch reads (and
         long-polls on) every partition of its session and answers only the partitions with
@@ -462,7 +463,8 @@ class KafkaApis:
 
     async def handle_list_offsets(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
-        """ListOffsets v1-v9: -2 earliest, -1 latest (HW for consumers, LEO for replicas),
+        """ListOffsets v1-v9: -2 earliest, -1 latest (HW for consumers, the LSO for
+        read_committed ones, LEO for replicas),
         -3 max timestamp (KIP-734), -4 earliest-local, -5 latest-tiered (KIP-1005), else the
         first offset at or after a timestamp (ms)."""
         rm = self._component("replica_manager")
