@@ -52,6 +52,20 @@ ORDER_KINDS = ("order", "reorder")
 """Checker anomaly kinds counted as order violations in the summary."""
 
 
+def fault_kind(name: str, detail: str = "") -> str:
+    """The kind a campaign counts a fault under: its history name, except that the
+    ``partition`` faults are told apart by their groups (faults.Partition.describe() opens
+    the detail): ``partition`` (leader | followers, or other groups), ``isolate`` (a broker
+    cut from every other broker and ZooKeeper) and ``zk-cut`` (cut from ZooKeeper only)."""
+    if name == "partition":
+        groups = detail.split(";")[0]
+        if groups.endswith("| others+zk"):
+            return "isolate"
+        if groups.endswith("| zk"):
+            return "zk-cut"
+    return name
+
+
 @attrs.frozen
 class CampaignOptions:
     """A campaign's parameters. runs: how many; backend: "local" or "compose"; duration:
@@ -161,12 +175,13 @@ def ack_gaps(history_path: Path) -> tuple[list[tuple[float, float]], list[tuple[
     """From a history: the gaps between consecutive acknowledgements of each partition while
     producers were sending (``[(start, end)]``, history seconds, the first Sent and the last
     Sent bounding each partition's series, as report.ack_stalls does), and the fault
-    intervals ``[(kind, start, end)]`` (end: the matching FaultHealed, or the history's end)."""
+    intervals ``[(kind, start, end)]`` (kind: fault_kind; end: the matching FaultHealed, or
+    the history's end)."""
     acks: dict[tuple[str, int], list[float]] = {}
     first_sent: float | None = None
     last_sent = 0.0
     last = 0.0
-    open_faults: dict[tuple[str, str], list[float]] = {}
+    open_faults: dict[tuple[str, str], list[tuple[float, str]]] = {}
     faults: list[tuple[str, float, float]] = []
     for ev in read_history(history_path):
         last = max(last, ev.time)
@@ -176,13 +191,14 @@ def ack_gaps(history_path: Path) -> tuple[list[tuple[float, float]], list[tuple[
         elif isinstance(ev, Acknowledged):
             acks.setdefault((ev.topic, ev.partition), []).append(ev.time)
         elif isinstance(ev, FaultStarted):
-            open_faults.setdefault((ev.name, ev.target), []).append(ev.time)
+            open_faults.setdefault((ev.name, ev.target), []).append((ev.time, fault_kind(ev.name, ev.detail)))
         elif isinstance(ev, FaultHealed):
             starts = open_faults.get((ev.name, ev.target))
             if starts:
-                faults.append((ev.name, starts.pop(0), ev.time))
-    for (name, _), starts in open_faults.items():
-        faults.extend((name, s, last) for s in starts)
+                t, kind = starts.pop(0)
+                faults.append((kind, t, ev.time))
+    for starts in open_faults.values():
+        faults.extend((kind, t, last) for t, kind in starts)
     gaps: list[tuple[float, float]] = []
     if first_sent is not None:
         for times in acks.values():
@@ -217,7 +233,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
         return RunRecord(index, seed, options.backend, options.duration, "error", exit_code, 0, {}, {}, 0, {}, 0.0,
                          round(wall_s, 1), replay, str(run_dir), log_tail)
     doc = json.loads(verdict_path.read_text())
-    faults = Counter(f["name"] for f in doc.get("faults", []))
+    faults = Counter(fault_kind(f["name"], f.get("detail", "")) for f in doc.get("faults", []))
     history = run_dir / "history.jsonl"
     unavailability: dict[str, float] = {}
     if history.exists():
@@ -282,7 +298,9 @@ def render_markdown(s: Summary, title: str = "Chaos campaign", command: str = ""
         out += ["Other anomaly counts (all runs): " + ", ".join(f"{k}={v}" for k, v in other.items()), ""]
     out += ["## Faults by kind", "",
             "Longest unavailability: the longest gap between acknowledgements on one partition, while",
-            "producers were sending, that began while a fault of this kind was active (kafkalike/chaos/campaign.py).", "",
+            f"producers were sending, overlapping a fault of this kind or the {AFTERMATH_S:g} s after its heal",
+            "(kafkalike/chaos/campaign.py). `isolate` and `zk-cut` are the `partition` faults that cut a",
+            "broker from everything / from ZooKeeper only.", "",
             "| fault kind | injected | in runs | longest unavailability (s) | in seed |", "|---|---:|---:|---:|---:|"]
     for f in s.faults:
         out.append(f"| {f.kind} | {f.injected} | {f.runs} | {f.longest_unavailability_s:.1f} "
@@ -359,6 +377,30 @@ def load_records(report_dir: Path) -> list[RunRecord]:
     """Every run-*/campaign-run.json under ``report_dir``, in run order."""
     recs = [RunRecord.from_json(json.loads(p.read_text())) for p in report_dir.glob("run-*/campaign-run.json")]
     return sorted(recs, key=lambda r: r.index)
+
+
+def resummarize(report_dir: Path, command: str = "") -> Summary:
+    """Rebuild every run's RunRecord from what its directory holds (verdict.json,
+    history.jsonl; exit code, wall time and options from its campaign-run.json) with this
+    code, and rewrite the summary; the load samples and wall time come from the old
+    summary.json. For a campaign recorded before a change to how runs are summarized."""
+    report_dir = Path(report_dir)
+    old = json.loads((report_dir / "summary.json").read_text()) if (report_dir / "summary.json").exists() else {}
+    records = []
+    for rec in load_records(report_dir):
+        argv = shlex.split(rec.replay)
+        flags = dict(zip(argv, argv[1:]))
+        opts = CampaignOptions(1, report_dir, rec.backend, rec.duration_s,
+                               session_timeout_ms=int(flags.get("--session-timeout-ms", 6000)),
+                               rate=float(flags.get("--rate", 50.0)))
+        new = run_record(rec.index, rec.seed, opts, Path(rec.report_dir), rec.exit_code, rec.wall_s, rec.error)
+        new = attrs.evolve(new, replay=rec.replay, error=rec.error)
+        (Path(rec.report_dir) / "campaign-run.json").write_text(json.dumps(new.to_json(), indent=2) + "\n")
+        records.append(new)
+    load = [(float(x[0]), float(x[1]), float(x[2])) for x in old.get("load", [])]
+    s = summarize(records, load, old.get("wall_s", 0.0), old.get("cpus"))
+    write_summary(report_dir, s, command)
+    return s
 
 
 def _tail(path: Path, lines: int = 12) -> str:

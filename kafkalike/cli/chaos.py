@@ -81,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chk.set_defaults(func=_check)
     camp = csub.add_parser("campaign", help="N seeded random-nemesis runs, each on a fresh cluster, one summary",
                            epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    camp.add_argument("--runs", type=int, required=True, help="how many runs")
+    camp.add_argument("--runs", type=int, help="how many runs (required unless --summarize-only)")
+    camp.add_argument("--summarize-only", action="store_true",
+                      help="run nothing: rebuild --report DIR's summary from its run directories")
     camp.add_argument("--backend", choices=["local", "compose"], default="local")
     camp.add_argument("--duration", type=_duration, default=120.0, help="fault time per run (default 120s)")
     camp.add_argument("--seed-from", type=int, default=1, help="the first run's seed; run i uses it + i (default 1)")
@@ -122,9 +124,16 @@ def _check(args: argparse.Namespace) -> int:
 
 def _campaign(args: argparse.Namespace) -> int:
     """Exit 0 when every run was valid, 1 otherwise, 2 on a usage error."""
-    from kafkalike.chaos.campaign import CampaignOptions, run_campaign
+    from kafkalike.chaos.campaign import CampaignOptions, resummarize, run_campaign
 
-    if args.runs < 1:
+    if args.summarize_only:
+        if not args.report:
+            print("kafkalike chaos campaign: --summarize-only needs --report DIR", file=sys.stderr)
+            return 2
+        summary = resummarize(Path(args.report))
+        print(f"summary: {Path(args.report) / 'summary.md'}")
+        return 0 if summary.statuses.get("valid", 0) == summary.runs else 1
+    if args.runs is None or args.runs < 1:
         print("kafkalike chaos campaign: --runs must be at least 1", file=sys.stderr)
         return 2
     report = Path(args.report or tempfile.mkdtemp(prefix="kafkalike-chaos-campaign-"))

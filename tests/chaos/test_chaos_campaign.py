@@ -17,8 +17,10 @@ from kafkalike.chaos.campaign import (
     NO_FAULT,
     CampaignOptions,
     ack_gaps,
+    fault_kind,
     load_records,
     render_markdown,
+    resummarize,
     run_record,
     summarize,
     unavailability_by_fault,
@@ -85,6 +87,17 @@ def test_stalls_are_charged_to_the_faults_they_overlap() -> None:
     assert unavailability_by_fault(gaps, faults, aftermath=0.0)["pause"] == 0.0
 
 
+@pytest.mark.parametrize(("name", "detail", "kind"), [
+    ("partition", "partition leader | followers; 4 iptables rules", "partition"),
+    ("partition", "partition controller | others+zk; 7 iptables rules", "isolate"),
+    ("partition", "partition random | zk; 3 iptables rules", "zk-cut"),
+    ("kill9", "leader; pid 4122", "kill9"),
+])
+def test_partition_faults_are_told_apart_by_their_groups(name: str, detail: str, kind: str) -> None:
+    """Isolate and CutFromZk are recorded as "partition"; the campaign counts them apart."""
+    assert fault_kind(name, detail) == kind
+
+
 def test_ack_gaps_come_from_the_history(tmp_path: Path) -> None:
     """The history's longest gap between acknowledgements and its fault intervals; a fault
     never healed lasts to the history's end."""
@@ -125,6 +138,9 @@ def test_summary_from_recorded_verdicts(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "summary.json").read_text())["lost"] == 1
     assert (tmp_path / "summary.md").read_text().startswith("# Chaos campaign")
     assert (tmp_path / "campaign.png").stat().st_size > 0
+    again = resummarize(tmp_path)
+    assert (again.statuses, again.lost, again.load, again.wall_s) == (s.statuses, s.lost, s.load, s.wall_s)
+    assert [r.replay for r in again.records] == [r.replay for r in s.records]
 
 
 def test_a_run_without_a_verdict_is_an_error_not_a_pass(tmp_path: Path) -> None:
