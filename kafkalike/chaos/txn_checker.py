@@ -53,7 +53,8 @@ Anomalies (each judged; docs/chaos.md explains them beside Jepsen's Bufstream fi
   visible, or a committed one was lost); a transaction of unknown outcome may explain it.
 
 Verdict: "invalid" if any anomaly counts; else "unknown" when something could not be checked
-(a committed record on a partition without a read_committed drain); else "valid".
+(a committed record on a partition without a read_committed drain, or no transaction committed
+at all); else "valid".
 """
 
 from __future__ import annotations
@@ -498,6 +499,8 @@ def check_txn(events: Iterable[Any], options: TxnCheckerOptions | None = None) -
         reasons.append(f"{unchecked} committed records on partitions without a read_committed drain")
     if not any(counts.values()) and not drains and txn_records:
         reasons.append("no read_committed drain")
+    if not summary["committed"]:
+        reasons.append("no committed transaction: nothing was judged")
     status = "invalid" if any(counts.values()) else ("unknown" if reasons else "valid")
     return TxnVerdict(status, counts, evidence, summary, tuple(reasons))
 

@@ -144,6 +144,14 @@ def test_committed_records_without_a_drain_make_the_verdict_unknown() -> None:
     assert verdict.status == "unknown" and verdict.summary["unchecked_committed_records"] == 1
 
 
+def test_a_history_without_committed_transactions_is_not_valid() -> None:
+    """Producers that never got a transaction through (e.g. init_transactions failing all
+    run long) leave nothing to judge: unknown, not valid."""
+    ev = [e for e in _valid() if isinstance(e, (TxnAssigned, TxnDrained))]
+    verdict = check_txn(ev)
+    assert verdict.status == "unknown" and "no committed transaction" in verdict.unknown_reasons[0]
+
+
 def test_history_round_trip_and_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "txn-history.jsonl"
     w = TxnHistoryWriter(path)
