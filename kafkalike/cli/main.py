@@ -30,6 +30,7 @@ COMMANDS = [
     "kafkalike.cli.bench",
     "kafkalike.cli.dashboard",
     "kafkalike.cli.schema_registry",
+    "kafkalike.cli.storage",
 
 ]
 
