@@ -36,10 +36,12 @@ from __future__ import annotations
 import base64
 import struct
 import uuid
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import attrs
 
+from kafkalike.protocol import record_batch as rb
 from kafkalike.protocol.errors import ErrorCode, MalformedFrameError, ProtocolError
 from kafkalike.protocol.schema import MAX_VERSION, read_uvarint, write_uvarint
 
@@ -631,3 +633,27 @@ def parse_control_record(key: bytes | None, value: bytes | None, version: int = 
     if pos != len(value):
         raise MetadataParseError(f"Found {len(value) - pos} byte(s) of garbage after {cls.__name__}")
     return message
+
+
+# ------------------------------------------------------------------ batches of the metadata log
+
+
+def build_metadata_batch(records: Iterable[ApiMessage | ApiMessageAndVersion], base_offset: int = 0, *,
+                         epoch: int, append_time_ms: int) -> bytes:
+    """One uncompressed v2 batch of metadata records as KRaft writes them (BatchBuilder): null keys,
+    values framed by MetadataRecordSerde (messages at the version Kafka 3.9 writes, or as given),
+    partitionLeaderEpoch = the Raft `epoch`, every record's timestamp `append_time_ms` (ms),
+    producer id/epoch/sequence -1. Raises ValueError for an empty batch or a bad version."""
+    values = [serialize_record(r.message, r.version) if isinstance(r, ApiMessageAndVersion) else serialize_record(r)
+              for r in records]
+    return rb.build_batch([rb.SimpleRecord(value=v, key=None, timestamp=append_time_ms) for v in values],
+                          base_offset, partition_leader_epoch=epoch)
+
+
+def build_control_batch(message: ControlMessage, base_offset: int = 0, *, epoch: int, append_time_ms: int) -> bytes:
+    """One control batch (attribute bit 5, not transactional) holding `message` as KRaft writes it
+    (MemoryRecords.withLeaderChangeMessage / withSnapshotHeaderRecord / withSnapshotFooterRecord):
+    key ControlRecordType (0, type), value the message at version 0."""
+    record = rb.SimpleRecord(key=control_record_key(message.control_type), value=control_record_value(message),
+                             timestamp=append_time_ms)
+    return rb.build_batch([record], base_offset, partition_leader_epoch=epoch, control=True)

@@ -30,7 +30,6 @@ from pathlib import Path
 import attrs
 
 from kafkalike.protocol import metadata_records as mr
-from kafkalike.protocol import record_batch as rb
 from kafkalike.protocol.errors import RecordsError
 from kafkalike.protocol.records import decode_batches
 from kafkalike.storage.checkpoints import sync_dir_path
@@ -107,28 +106,23 @@ def encode_snapshot(records: Iterable[mr.ApiMessage | mr.ApiMessageAndVersion], 
 
     def control(message: mr.ControlMessage) -> None:
         nonlocal offset
-        record = rb.SimpleRecord(key=mr.control_record_key(message.control_type),
-                                 value=mr.control_record_value(message), timestamp=now)
-        out.extend(rb.build_batch([record], offset, partition_leader_epoch=epoch, control=True))
+        out.extend(mr.build_control_batch(message, offset, epoch=epoch, append_time_ms=now))
         offset += 1
 
-    def flush(pending: list[rb.SimpleRecord]) -> None:
+    def flush(pending: list[mr.ApiMessage | mr.ApiMessageAndVersion]) -> None:
         nonlocal offset
         if pending:
-            out.extend(rb.build_batch(pending, offset, partition_leader_epoch=epoch))
+            out.extend(mr.build_metadata_batch(pending, offset, epoch=epoch, append_time_ms=now))
             offset += len(pending)
             pending.clear()
 
     control(mr.SnapshotHeaderRecord(version=0, last_contained_log_timestamp=last_contained_log_timestamp))
-    pending: list[rb.SimpleRecord] = []
+    pending: list[mr.ApiMessage | mr.ApiMessageAndVersion] = []
     size = 0
     for item in records:
-        if isinstance(item, mr.ApiMessageAndVersion):
-            value = mr.serialize_record(item.message, item.version)
-        else:
-            value = mr.serialize_record(item)
-        pending.append(rb.SimpleRecord(key=None, value=value, timestamp=now))
-        size += len(value) + 8
+        pending.append(item)
+        message = item.message if isinstance(item, mr.ApiMessageAndVersion) else item
+        size += len(message.to_bytes()) + 8  # estimate: body + framing and record overhead
         if size >= max_batch_bytes:
             flush(pending)
             size = 0

@@ -186,3 +186,48 @@ def test_kafka_metadata_shell_lists_the_topic_of_our_snapshot(tmp_path: Path) ->
     found = shell("find", "/image").splitlines()
     assert "/image/topics/byId/EjRWeJCrze8SNFZ4kKvN7w/1" in found
     assert "/image/configs/TOPIC:orders/cleanup.policy" in found
+
+
+def _metadata_log(tmp_path: Path) -> Path:
+    """A __cluster_metadata-0 segment log as a Raft leader of epoch 4 would write it: LeaderChange
+    control batch, then batches of records (offsets assigned by the log)."""
+    from kafkalike.storage.unified_log import UnifiedLog
+
+    log_dir = tmp_path / "__cluster_metadata-0"
+    log = UnifiedLog.open(log_dir)
+    leader_change = mr.LeaderChangeMessage(version=0, leader_id=1, voters=(mr.Voter(1), mr.Voter(2), mr.Voter(3)),
+                                           granting_voters=(mr.Voter(1), mr.Voter(3)))
+    # Kafka appends with AppendOrigin.RAFT_LEADER, which skips the client checks (a control batch)
+    log.append(bytearray(mr.build_control_batch(leader_change, epoch=4, append_time_ms=1_700_000_000_000)),
+               leader_epoch=4, origin="raft_leader")
+    records = _records()
+    log.append(bytearray(mr.build_metadata_batch(records[:2], epoch=4, append_time_ms=1_700_000_000_001)), leader_epoch=4)
+    log.append(bytearray(mr.build_metadata_batch(records[2:], epoch=4, append_time_ms=1_700_000_000_002)), leader_epoch=4)
+    log.close()
+    return log_dir
+
+
+def test_metadata_log_batches_carry_the_raft_epoch_and_decode(tmp_path: Path) -> None:
+    log_dir = _metadata_log(tmp_path)
+    data = (log_dir / "00000000000000000000.log").read_bytes()
+    batches = decode_batches(data)
+    assert [(b.base_offset, b.is_control, len(b.records)) for b in batches] == [(0, True, 1), (1, False, 2), (3, False, 3)]
+    assert {b.partition_leader_epoch for b in batches} == {4}
+    first = batches[0].records[0]
+    assert first.key == bytes.fromhex("00000002")
+    assert mr.parse_control_record(first.key, first.value).granting_voters == (mr.Voter(1), mr.Voter(3))
+    assert [mr.deserialize_record(r.value).message for b in batches[1:] for r in b.records] == _records()
+
+
+@NEEDS_KAFKA
+def test_kafka_dump_log_segments_decodes_our_metadata_log_segment(tmp_path: Path) -> None:
+    segment = _metadata_log(tmp_path) / "00000000000000000000.log"
+    out = subprocess.run(["java", "-cp", f"{LIB}/*", "kafka.tools.DumpLogSegments", "--cluster-metadata-decoder",
+                          "--files", str(segment)], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("isvalid: true") == 3 and "isvalid: false" not in out.stdout
+    assert out.stdout.count("partitionLeaderEpoch: 4") == 3
+    # in a segment, DumpLogSegments names a control record's type (its value is judged by MetadataRecordSerdeCheck.java)
+    assert "keySize: 4 valueSize: 34 sequence: -1 headerKeys: [] controlType: LEADER_CHANGE(2)" in out.stdout
+    assert out.stdout.count("payload: {") == 5
+    assert "Exception" not in out.stdout + out.stderr
