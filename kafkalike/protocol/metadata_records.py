@@ -20,6 +20,9 @@ Control records (Kafka's ``ControlRecordType``) have the key ``version int16 (0)
 a value that is the message body without framing: LeaderChangeMessage (type 2), SnapshotHeader (3),
 SnapshotFooter (4), written by Raft into the metadata log and at both ends of every snapshot.
 
+`build_metadata_batch` / `build_control_batch` make the v2 batches of the metadata log and of
+snapshots from these (partitionLeaderEpoch = the Raft epoch).
+
 Wire types: int8/16/32/64, uint16, bool, uuid (16 bytes; ``uuid.UUID``; Kafka's ZERO_UUID is
 ``ZERO_UUID``), compact string (uvarint length + 1, 0 = null), compact arrays of those or of
 structs. A tagged field is written only when its value differs from its default, as Kafka's

@@ -121,8 +121,9 @@ def encode_snapshot(records: Iterable[mr.ApiMessage | mr.ApiMessageAndVersion], 
     size = 0
     for item in records:
         pending.append(item)
-        message = item.message if isinstance(item, mr.ApiMessageAndVersion) else item
-        size += len(message.to_bytes()) + 8  # estimate: body + framing and record overhead
+        value = (mr.serialize_record(item.message, item.version) if isinstance(item, mr.ApiMessageAndVersion)
+                 else mr.serialize_record(item))
+        size += len(value) + 8  # the value, plus about 8 bytes of record overhead
         if size >= max_batch_bytes:
             flush(pending)
             size = 0

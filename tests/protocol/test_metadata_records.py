@@ -129,6 +129,20 @@ def test_bad_record_values_raise_metadata_parse_error(value: str, message: str) 
     assert info.value.error_code.name == "corrupt_message"
 
 
+@settings(max_examples=500)
+@given(st.binary(max_size=64), st.sampled_from(sorted(mr.METADATA_RECORD_TYPES)), st.integers(0, 3))
+def test_random_bytes_never_raise_anything_but_metadata_parse_error(body: bytes, api_key: int, version: int) -> None:
+    value = bytes([1, api_key, version]) + body
+    try:
+        mr.deserialize_record(value)
+    except mr.MetadataParseError:
+        pass
+    try:
+        mr.parse_control_record(bytes([0, 0, 0, 2 + version % 3]), body)
+    except mr.MetadataParseError:
+        pass
+
+
 def test_control_record_of_another_type_is_refused() -> None:
     with pytest.raises(mr.MetadataParseError, match="type 1"):
         mr.parse_control_record(bytes.fromhex("00000001"), bytes.fromhex("000000000000"))
