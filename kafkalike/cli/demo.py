@@ -13,6 +13,7 @@ import sys
 EXAMPLE = """examples:
   kafkalike demo flights         # 336,776 real flights through the cluster while a broker dies
   kafkalike demo flights --limit 20000
+  kafkalike demo flights --exactly-once --limit 20000   # consume-transform-produce with transactions
   kafkalike demo                 # just bring up 3 ZooKeeper nodes + 3 brokers in .kafkalike
   kafkalike zk tree /brokers     # look at the registrations yourself
   kafkalike cluster down"""
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--dir", default=".kafkalike", help="cluster base directory (default .kafkalike)")
     p.add_argument("--limit", type=int, default=None, help="flights demo: only the first N flights")
     p.add_argument("--no-kill", action="store_true", help="flights demo: do not kill a broker")
+    p.add_argument("--exactly-once", action="store_true",
+                   help="flights demo: per-airport delay aggregates by consume-transform-produce with a "
+                        "transactional producer and read_committed; checks every flight is counted once")
     p.set_defaults(func=_demo)
 
 
@@ -36,6 +40,10 @@ def _demo(args: argparse.Namespace) -> int:
         from kafkalike.demo.flights import DemoError, run_demo
 
         try:
+            if args.exactly_once:
+                from kafkalike.demo.exactly_once import run_exactly_once_demo
+
+                return run_exactly_once_demo(args.dir, limit=args.limit, kill=not args.no_kill)
             return run_demo(args.dir, limit=args.limit, kill=not args.no_kill)
         except (DemoError, ClusterError, ZkEnsembleError) as exc:
             print(f"kafkalike demo: {exc}", file=sys.stderr)
