@@ -313,7 +313,8 @@ def render_markdown(s: Summary, title: str = "Chaos campaign", command: str = ""
         out += [f"- seed {r.seed}: **{r.status}** ({bad}; exit {r.exit_code}); replay:", "",
                 f"      {r.replay}", ""]
         if r.error:
-            out += ["  last lines of its log:", "", *("      " + ln for ln in r.error.splitlines()[-8:]), ""]
+            out += ["  last lines of its log (each cut at 400 characters):", "",
+                    *("      " + (ln if len(ln) <= 400 else ln[:400] + " ...") for ln in r.error.splitlines()[-8:]), ""]
     out += ["## Every run", "",
             "| # | seed | verdict | acknowledged | lost | dup | order | faults | longest stall (s) | wall (s) |",
             "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
