@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.fixtures_cluster import MakeCluster
+from tests.fixtures_cluster import _new_cluster
 from tests.schema_registry.registry_helpers import running_registry
 
 ORDER_V1 = json.dumps({
@@ -33,9 +33,16 @@ ORDER_BAD = json.dumps({
     "fields": [{"name": "order_id", "type": "string"}, {"name": "status", "type": "string"}]})
 
 
-def test_avro_serializer_and_deserializer_round_trip_through_kafkalike(make_cluster: MakeCluster,
-                                                                        tmp_path: Path) -> None:
-    cluster = make_cluster(brokers=1)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str):
+    c = _new_cluster(tmp_path_factory.mktemp("serdes"), zk_connect, 1, None)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def test_avro_serializer_and_deserializer_round_trip_through_kafkalike(cluster, tmp_path: Path) -> None:
     with running_registry(cluster.bootstrap_servers, tmp_path / "registry.log") as url:
         client = SchemaRegistryClient({"url": url})
         serialize = AvroSerializer(client, ORDER_V1)
@@ -89,10 +96,9 @@ def test_avro_serializer_and_deserializer_round_trip_through_kafkalike(make_clus
         assert any("magic byte" in m.lower() or "unknown" in m.lower() for _k, _n, m in failures), failures
 
 
-def test_deserializer_error_type_for_malformed_bytes(make_cluster: MakeCluster, tmp_path: Path) -> None:
+def test_deserializer_error_type_for_malformed_bytes(cluster, tmp_path: Path) -> None:
     """Malformed Avro bytes give confluent-kafka's SerializationError subclass, so a consumer can
     route the record to a DLQ and continue."""
-    cluster = make_cluster(brokers=1)
     with running_registry(cluster.bootstrap_servers, tmp_path / "registry.log") as url:
         client = SchemaRegistryClient({"url": url})
         schema_id = client.register_schema("m-value", Schema(ORDER_V1, "AVRO"))
