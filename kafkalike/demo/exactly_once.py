@@ -219,7 +219,7 @@ class _Transformer:
     partition (manual assignment, no auto commit) and a transactional producer."""
 
     def __init__(self, bootstrap: str, group: str, transactional_id: str, stats: TransformStats) -> None:
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import Consumer
 
         self.bootstrap = bootstrap
         self.group = group
@@ -228,9 +228,12 @@ class _Transformer:
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                                   "isolation.level": "read_committed", "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "log_level": 2})
-        self.consumer.assign([TopicPartition(INPUT_TOPIC, p) for p in range(INPUT_PARTITIONS)])
         self.committed = {p: 0 for p in range(INPUT_PARTITIONS)}  # the group's offsets as we know them
         self.producer = self._new_producer()
+        # start from the group's committed offsets, asked for explicitly (retried while the group
+        # coordinator loads): an assignment without offsets leaves that fetch to librdkafka, which
+        # in one run against a just-created 50-partition __consumer_offsets never fetched anything
+        self.rewind()
 
     def _new_producer(self) -> Any:
         """A transactional producer after init_transactions (retried while the transaction
@@ -277,7 +280,12 @@ class _Transformer:
         if ``abort``); returns how many flights were in it (0: nothing to read)."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        msgs: list[Any] = [m for m in self.consumer.consume(batch, 0.5) if not m.error()]
+        msgs: list[Any] = []
+        for m in self.consumer.consume(batch, 0.5):
+            if m.error():
+                self.stats.errors.append(f"consume: {m.error()}")
+            else:
+                msgs.append(m)
         if not msgs:
             return 0
         positions: dict[int, int] = {}
@@ -387,7 +395,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
             before = _partition_states(cluster, topics)
             leaders = Counter(s["leader"] for s in before.values())
             victim = leaders.most_common(1)[0][0]
-            say(f"== kill -9 broker {victim} (pid {cluster.broker_pid(victim)}), leader of {leaders[victim]} of "
+            say(f"\n== kill -9 broker {victim} (pid {cluster.broker_pid(victim)}), leader of {leaders[victim]} of "
                 f"{len(before)} partitions, after {stats.processed:,} flights processed")
             cluster.kill_broker(victim, signal.SIGKILL)
             killed_at = time.monotonic()
@@ -396,11 +404,11 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
             if all(s["leader"] not in (victim, -1) for s in now_states.values()):
                 moved_at = time.monotonic()
                 moved = sum(1 for k, s in before.items() if s["leader"] == victim)
-                say(f"== the controller moved {moved} leaders off broker {victim} "
+                say(f"\n== the controller moved {moved} leaders off broker {victim} "
                     f"{moved_at - killed_at:.1f} s after the kill")
         if victim is not None and moved_at is not None and not restarted and stats.processed >= restart_at \
                 and victim not in cluster.registered_broker_ids():
-            say(f"== restarting broker {victim} after {stats.processed:,} flights processed")
+            say(f"\n== restarting broker {victim} after {stats.processed:,} flights processed")
             cluster.start_broker(victim)
             restarted = True
 
@@ -410,6 +418,9 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
         while True:
             if time.monotonic() - last_check > 0.5:
                 last_check = time.monotonic()
+                out.write(f"\r   {stats.processed:>7,}/{total:,} flights in committed transactions, "
+                          f"{stats.transactions[COMMITTED]} committed, {n - stats.transactions[COMMITTED]} aborted ")
+                out.flush()
                 faults()
             if all(t.committed[p] >= ends[p] for p in ends) and (not kill or restarted):
                 break
