@@ -399,7 +399,7 @@ class GroupCoordinator:
 
         if key_type != 0:
             return FindCoordinatorResult(ErrorCode.coordinator_not_available,
-                                         message="kafkalike has no transaction coordinator")
+                                         message=f"key type {key_type} is not a group")
         if key is None:
             return FindCoordinatorResult(ErrorCode.invalid_request, message="null key")
         cache = self.server.metadata_cache
