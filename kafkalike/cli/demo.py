@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--exactly-once", action="store_true",
                    help="flights demo: per-airport delay aggregates by consume-transform-produce with a "
                         "transactional producer and read_committed; checks every flight is counted once")
+    p.add_argument("--kill-coordinator", action="store_true",
+                   help="with --exactly-once: kill the transaction coordinator rather than the busiest leader")
     p.set_defaults(func=_demo)
 
 
@@ -43,7 +45,8 @@ def _demo(args: argparse.Namespace) -> int:
             if args.exactly_once:
                 from kafkalike.demo.exactly_once import run_exactly_once_demo
 
-                return run_exactly_once_demo(args.dir, limit=args.limit, kill=not args.no_kill)
+                return run_exactly_once_demo(args.dir, limit=args.limit, kill=not args.no_kill,
+                                             kill_coordinator=args.kill_coordinator)
             return run_demo(args.dir, limit=args.limit, kill=not args.no_kill)
         except (DemoError, ClusterError, ZkEnsembleError) as exc:
             print(f"kafkalike demo: {exc}", file=sys.stderr)

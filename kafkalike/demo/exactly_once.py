@@ -160,6 +160,19 @@ def _produce_input(bootstrap: str, rows: list[dict[str, str]], timeout_s: float)
         raise DemoError(f"input not fully acknowledged: {failed[:1] or 'flush timed out'}")
 
 
+def _transaction_coordinator(bootstrap: str, transactional_id: str) -> tuple[int, int]:
+    """(broker id, partition): the leader of ``transactional_id``'s ``__transaction_state``
+    partition (Kafka's placement, abs(hashCode) % partitions), from the cluster's metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    from kafkalike.coordinator.transaction.transaction_state_manager import partition_for
+
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics("__transaction_state", timeout=30)
+    partitions = md.topics["__transaction_state"].partitions
+    p = partition_for(transactional_id, len(partitions))
+    return partitions[p].leader, p
+
+
 def aggregate_batch(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The transform: per origin airport, ``{"origin", "flights", "delay_sum", "delay_n",
     "seqs"}`` over one batch of input flights (``delay_sum`` in minutes over the ``delay_n``
@@ -333,13 +346,15 @@ class _Transformer:
 
 def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool = True,
                           out: Any = sys.stdout, timeout_s: float = 600.0, batch: int = 500,
-                          abort_every: int = 7) -> int:
+                          abort_every: int = 7, kill_coordinator: bool = False) -> int:
     """Run the exactly-once demo end to end; returns the exit code (0: PASS, every flight
     counted exactly once; 1: FAIL).
 
     ``limit``: only the first N flights; ``kill``: SIGKILL the busiest leader at 35% of the
     input processed and restart it at 60%; ``batch``: at most this many flights per
-    transaction; ``abort_every``: every n-th transaction is aborted on purpose (0: none).
+    transaction; ``abort_every``: every n-th transaction is aborted on purpose (0: none);
+    ``kill_coordinator``: the broker killed is the transaction coordinator of the demo's
+    transactional.id (the leader of its ``__transaction_state`` partition), not the busiest leader.
     Raises DemoError for a missing data set, a cluster or client that will not work.
     """
     from confluent_kafka import TopicPartition
@@ -395,7 +410,11 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
             before = _partition_states(cluster, topics)
             leaders = Counter(s["leader"] for s in before.values())
             victim = leaders.most_common(1)[0][0]
-            say(f"\n== kill -9 broker {victim} (pid {cluster.broker_pid(victim)}), leader of {leaders[victim]} of "
+            role = ""
+            if kill_coordinator:
+                victim, txn_partition = _transaction_coordinator(bootstrap, txn_id)
+                role = f"the transaction coordinator of {txn_id} (leader of __transaction_state-{txn_partition}), "
+            say(f"\n== kill -9 broker {victim} (pid {cluster.broker_pid(victim)}), {role}leader of {leaders[victim]} of "
                 f"{len(before)} partitions, after {stats.processed:,} flights processed")
             cluster.kill_broker(victim, signal.SIGKILL)
             killed_at = time.monotonic()
