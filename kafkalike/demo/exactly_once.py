@@ -19,7 +19,11 @@ must never be counted). After an abort the consumer rewinds to the group's commi
 after an error whose outcome is unknown the producer is recreated with the same
 ``transactional.id`` (InitProducerId bumps the epoch, fencing the old instance and finishing
 its transaction) before rewinding. Part-way the broker leading the most partitions of the two
-topics is killed with SIGKILL (through LocalCluster, by pid) and later restarted.
+topics is killed with SIGKILL (through LocalCluster, by pid) and later restarted. At 80% a
+second producer instance with the same ``transactional.id`` calls init_transactions in the
+middle of a transaction (a zombie's successor): the first instance's commit fails with
+PRODUCER_FENCED, the coordinator has aborted that transaction, and the demo recreates the
+producer and rewinds.
 
 At the end a fresh read_committed consumer reads every aggregate: the flights counted per origin
 must equal the input's, every ``seq`` must be counted exactly once (none twice, none missing),
@@ -288,9 +292,12 @@ class _Transformer:
                     raise DemoError(f"cannot read the group's committed offsets: {exc}") from exc
                 time.sleep(0.5)
 
-    def step(self, batch: int, abort: bool) -> int:
+    def step(self, batch: int, abort: bool, fence: bool = False) -> int:
         """Consume up to ``batch`` flights and run one transaction over them (aborted on purpose
-        if ``abort``); returns how many flights were in it (0: nothing to read)."""
+        if ``abort``; if ``fence``, a second producer instance with the same transactional.id
+        calls init_transactions before the commit, as a restarted copy of this application
+        would, so the commit fails with PRODUCER_FENCED); returns how many flights were in it
+        (0: nothing to read)."""
         from confluent_kafka import KafkaException, TopicPartition
 
         msgs: list[Any] = []
@@ -314,6 +321,9 @@ class _Transformer:
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(INPUT_TOPIC, p, o) for p, o in sorted(positions.items())],
                 self.consumer.consumer_group_metadata(), 30)
+            if fence:
+                self.producer.flush(30)  # the aggregates reach the log; the fencing aborts them
+                self._new_producer()
             if abort:
                 self.producer.abort_transaction(30)
                 outcome = ABORTED
@@ -346,7 +356,7 @@ class _Transformer:
 
 def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool = True,
                           out: Any = sys.stdout, timeout_s: float = 600.0, batch: int = 500,
-                          abort_every: int = 7, kill_coordinator: bool = False) -> int:
+                          abort_every: int = 7, kill_coordinator: bool = False, fence: bool = True) -> int:
     """Run the exactly-once demo end to end; returns the exit code (0: PASS, every flight
     counted exactly once; 1: FAIL).
 
@@ -354,7 +364,9 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     input processed and restart it at 60%; ``batch``: at most this many flights per
     transaction; ``abort_every``: every n-th transaction is aborted on purpose (0: none);
     ``kill_coordinator``: the broker killed is the transaction coordinator of the demo's
-    transactional.id (the leader of its ``__transaction_state`` partition), not the busiest leader.
+    transactional.id (the leader of its ``__transaction_state`` partition), not the busiest leader;
+    ``fence``: at 80% a second instance with the same transactional.id fences the producer in
+    the middle of a transaction (its commit fails; the demo recreates the producer and rewinds).
     Raises DemoError for a missing data set, a cluster or client that will not work.
     """
     from confluent_kafka import TopicPartition
@@ -432,6 +444,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
             restarted = True
 
     n = 0
+    fenced = False
     last_check = 0.0
     try:
         while True:
@@ -447,7 +460,12 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
                 say(f"== timed out after {timeout_s:.0f} s")
                 break
             abort = bool(abort_every) and (n + 1) % abort_every == 0
-            if t.step(batch, abort):
+            fence_now = fence and not fenced and stats.processed >= int(total * 0.8)
+            if fence_now:
+                fenced = True
+                say(f"\n== a second producer with transactional.id {txn_id} calls init_transactions in the "
+                    f"middle of transaction {n + 1}: the first is fenced, its transaction aborted")
+            if t.step(batch, abort, fence=fence_now):
                 n += 1
         transform_s = time.monotonic() - started
         final = t.consumer.committed([TopicPartition(INPUT_TOPIC, p) for p in range(INPUT_PARTITIONS)], 30)
@@ -507,6 +525,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
         and all(abs(mean[o] - expected_delay[o]) < 1e-6 for o in expected_delay),
         "group offsets = input end offsets": group_offsets == ends,
         "broker killed and restarted": not kill or restarted,
+        "the fenced transaction failed": not fence or (fenced and stats.transactions[COMMITTED] < n),
     }
     failed = [name for name, ok in checks.items() if not ok]
     say(f"   kafkalike cluster down{'' if base_dir == '.kafkalike' else f' --dir {base_dir}'}   # when done")

@@ -15,7 +15,8 @@ OVERRIDES = {"transaction.state.log.num.partitions": "3", "offsets.topic.num.par
 
 def test_exactly_once_demo_counts_every_flight_once_through_a_broker_kill(make_cluster: MakeCluster) -> None:
     """300 flights, at most 20 per transaction, every 4th transaction aborted on purpose, kill -9
-    of the busiest leader and its restart: the committed aggregates read with read_committed
+    of the busiest leader and its restart, and at 80% a second producer instance with the same
+    transactional.id fencing the first mid-transaction: the committed aggregates read with read_committed
     count each origin's flights exactly as the CSV does, no seq twice or missing, the group's
     offsets end at the input's end, and read_uncommitted does see the aborted aggregates."""
     from kafkalike.demo.exactly_once import run_exactly_once_demo
@@ -28,6 +29,8 @@ def test_exactly_once_demo_counts_every_flight_once_through_a_broker_kill(make_c
     assert "PASS: every one of 300 flights counted exactly once" in text
     assert re.search(r"== kill -9 broker \d \(pid \d+\), leader of \d+ of 9 partitions", text)
     assert re.search(r"== restarting broker \d", text)
+    assert "calls init_transactions in the middle of transaction" in text
+    assert re.search(r"[1-9]\d* with an unknown outcome; [3-9] producer instance", text)  # the fenced one, replaced
     assert re.search(r"flights counted twice\s+0\s+flights never counted\s+0", text)
     assert re.search(r"total\s+300\s+300\s", text)
     committed_txns, aborted = map(int, re.search(r"transactions: (\d+) committed, (\d+) aborted on purpose", text).groups())
