@@ -355,7 +355,7 @@ class _Transformer:
 
 
 def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool = True,
-                          out: Any = sys.stdout, timeout_s: float = 600.0, batch: int = 500,
+                          out: Any = sys.stdout, timeout_s: float = 3600.0, batch: int = 500,
                           abort_every: int = 7, kill_coordinator: bool = False, fence: bool = True) -> int:
     """Run the exactly-once demo end to end; returns the exit code (0: PASS, every flight
     counted exactly once; 1: FAIL).
