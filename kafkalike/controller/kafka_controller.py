@@ -108,7 +108,15 @@ class Reelect:
 
 @attrs.frozen
 class Expire:
-    """The ZooKeeper session expired: resign (already done at once) and clean up."""
+    """The ZooKeeper session expired: resign (already done at once) and clean up.
+
+    ``expiry`` counts this controller's session expiries (1, 2, ...): a controller elected
+    after that expiry ignores the event (see KafkaController._process). Kafka needs no such
+    number because it clears the queue and puts Expire first (ControllerEventManager
+    .clearAndPut) and waits for it before starting the new session; kafkalike queues Expire
+    behind the events already there, so an election on the new session can come first."""
+
+    expiry: int = 0
 
 
 @attrs.frozen
@@ -322,6 +330,9 @@ class KafkaController:
         self.events_processed = 0
         self.event_times: dict[str, list[float]] = {}  # event name -> [count, total ms] (metrics)
         self.resignations = 0
+        #: session expiries seen (Expire.expiry), and how many had been seen at the last election
+        self._expiries = 0
+        self._elected_after_expiries = -1
         self.last_event: str | None = None
         self.stopped = trio.Event()
         self._stopping = False
@@ -465,9 +476,10 @@ class KafkaController:
     async def _watch_session(self, sessions: trio.MemoryReceiveChannel[SessionEvent]) -> None:
         async for ev in sessions:
             if ev.state is SessionState.EXPIRED:
+                self._expiries += 1
                 if self._active:
                     self._resign_now("zookeeper session expired")
-                self.put(Expire())
+                self.put(Expire(self._expiries))
             elif ev.state is SessionState.CONNECTED and ev.new_session:
                 self.put(Reelect())
 
@@ -609,6 +621,13 @@ class KafkaController:
             await self._process_controller_change(reelect=not isinstance(event, ControllerChange))
             return
         if isinstance(event, Expire):
+            if self._active and self._elected_after_expiries >= event.expiry:
+                # elected on a new session after this expiry (the resignation it asks for was
+                # done when the expiry was seen): resigning now would leave /controller held by
+                # a broker that no longer acts as controller, with nobody to take over
+                log.info("stale_expire_ignored", broker_id=self.broker_id, expiry=event.expiry,
+                         controller_epoch=self.context.epoch)
+                return
             self._resign_now("zookeeper session expired")
             return
         if isinstance(event, ControlledShutdown):
@@ -717,6 +736,7 @@ class KafkaController:
                 self.put(ControllerChange())  # vanished again meanwhile: re-check (and re-elect)
             return
         self._active = True
+        self._elected_after_expiries = self._expiries
         self.active_controller_id = self.broker_id
         self.context.epoch = epoch.epoch
         self.context.epoch_zk_version = epoch.zk_version

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from kafkalike.controller.kafka_controller import KafkaController
+from kafkalike.controller.kafka_controller import Expire, KafkaController
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient
@@ -130,6 +130,36 @@ async def test_controller_resigns_at_once_when_its_session_expires(
     finally:
         await zk1.close()
         await zk2.close()
+
+
+async def test_a_queued_expire_from_before_the_reelection_does_not_unelect_the_controller(
+        zk_chroot_connect: str, zk_expire: Callable[[ZooKeeperClient], Awaitable[None]]) -> None:
+    """The order a chaos campaign found (compose backend, seed 7): the controller's session
+    expires, it resigns at once and wins the election again on its new session (epoch 2), and
+    only then is the Expire event of that expiry taken from the queue (it was queued behind a
+    long backlog). That event must not un-elect it: /controller still names it, so no other
+    broker would take over and the cluster would have no controller (6+ minutes in that run)."""
+    zk1 = await new_client(zk_chroot_connect, "c1")
+    try:
+        await KafkaZkClient(zk1).create_top_level_paths()
+        c1 = KafkaController(1, zk=zk1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(c1.run)
+            with trio.fail_after(TIMEOUT):
+                await c1.became_active.wait()
+            await zk_expire(zk1)
+            await wait_for(lambda: _true(c1.is_active and c1.statistics().epoch == 2))
+            assert c1.statistics().resignations == 1
+            c1.put(Expire(expiry=1))  # that expiry's event, processed after the re-election
+            before = c1.events_processed
+            await wait_for(lambda: _true(c1.events_processed > before))
+            assert c1.is_active and c1.statistics().resignations == 1
+            assert await KafkaZkClient(zk1).get_controller_id() == 1
+            c1.put(Expire(expiry=2))  # a newer expiry than the election: resign as before
+            await wait_for(lambda: _true(not c1.is_active))
+            c1.shutdown()
+    finally:
+        await zk1.close()
 
 
 async def _true(value: bool) -> bool:
