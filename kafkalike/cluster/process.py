@@ -168,6 +168,23 @@ def is_alive(pid: int | None, expect_in_cmdline: str | None = None) -> bool:
     return True
 
 
+def pids_with_arg(arg: str) -> list[int]:
+    """Pids of live processes (not zombies) one of whose argv elements equals ``arg`` exactly,
+    from /proc, in ascending order. For finding a process by a unique marker of its own (e.g.
+    ``-Dkafkalike.zk.node=<node dir>``) when its pid file is lost or stale; callers still
+    stop what they find by pid."""
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if pid == os.getpid() or arg not in cmdline(pid):
+            continue
+        if _proc_state(pid) not in (None, "Z", "X"):
+            out.append(pid)
+    return sorted(out)
+
+
 def exit_description(pid: int | None) -> str:
     """How ``pid`` ended, when it was a child of this Python process that ``is_alive`` found
     dead: "exit code 1", "killed by SIGKILL"; "" when unknown (another launcher's process)."""

@@ -271,6 +271,11 @@ class ZkEnsemble:
             ]
         )
 
+    def node_marker(self, node_id: int) -> str:
+        """The JVM argument ``-Dkafkalike.zk.node=<node dir>`` that names node ``node_id``'s
+        process (unique per node and base dir)."""
+        return f"-Dkafkalike.zk.node={self.spec(node_id).node_dir}"
+
     def command(self, node_id: int) -> list[str]:
         """The argv that runs node ``node_id``'s JVM."""
         spec = self.spec(node_id)
@@ -285,7 +290,7 @@ class ZkEnsemble:
             "-Djava.net.preferIPv4Stack=true",
             "-Dzookeeper.jmx.log4j.disable=true",
             f"-Dlog4j.configuration=file:{self.zk_dir / 'log4j.properties'}",
-            f"-Dkafkalike.zk.node={spec.node_dir}",  # marks the process for is_alive()
+            self.node_marker(node_id),  # marks the process for is_alive() and stray_pids()
             "-cp",
             self._classpath(),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -377,6 +382,13 @@ class ZkEnsemble:
             return pid
         return None
 
+    def stray_pids(self, node_id: int) -> list[int]:
+        """Pids of running JVMs of node ``node_id`` (found by ``node_marker`` in /proc) other
+        than the one its pid file names: a node whose pid file was lost or overwritten
+        (e.g. by a second start of the same node) would otherwise outlive ``stop()``."""
+        known = self.pid(node_id)
+        return [p for p in process.pids_with_arg(self.node_marker(node_id)) if p != known]
+
     def start_node(self, node_id: int) -> int:
         """Start node ``node_id`` if it is not running (configs must exist); returns its pid.
 
@@ -386,6 +398,11 @@ class ZkEnsemble:
         if running is not None:
             return running
         spec = self.spec(node_id)
+        strays = self.stray_pids(node_id)
+        if strays:  # running, but its pid file is lost or stale: adopt it, never start a twin
+            spec.pid_path.write_text(f"{strays[0]}\n")
+            log.warning("zk_node_adopted", node_id=node_id, pid=strays[0])
+            return strays[0]
         if not spec.cfg_path.exists():
             self.write_configs()
         with open(spec.log_path, "ab") as f:
@@ -485,9 +502,13 @@ class ZkEnsemble:
 
     def stop_node(self, node_id: int, timeout: float = 10.0) -> bool:
         """Stop node ``node_id`` by pid (SIGTERM, SIGKILL after ``timeout`` s) and remove its
-        pid file. Returns False if it was not running."""
+        pid file; also stops, by pid, any JVM of this node its pid file does not name
+        (``stray_pids``). Returns False if none was running."""
         spec = self.spec(node_id)
         stopped = process.stop_pid(self.pid(node_id), timeout=timeout)
+        for pid in self.stray_pids(node_id):  # a JVM of this node its pid file does not name
+            log.warning("zk_node_stray_stopped", node_id=node_id, pid=pid)
+            stopped = process.stop_pid(pid, timeout=timeout) or stopped
         spec.pid_path.unlink(missing_ok=True)
         if stopped:
             log.info("zk_node_stopped", node_id=node_id)
@@ -503,9 +524,9 @@ class ZkEnsemble:
         All nodes get SIGTERM at once, then each is waited for (SIGKILL after ``timeout`` s)."""
         for s in self.specs:
             pid = self.pid(s.node_id)
-            if pid is not None:
-                process.signal_pid(pid, signal.SIGTERM)
-                process.signal_pid(pid, signal.SIGCONT)
+            for p in ([] if pid is None else [pid]) + self.stray_pids(s.node_id):
+                process.signal_pid(p, signal.SIGTERM)
+                process.signal_pid(p, signal.SIGCONT)
         for s in self.specs:
             self.stop_node(s.node_id, timeout=timeout)
 
