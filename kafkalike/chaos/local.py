@@ -238,6 +238,20 @@ class ZkView:
         return self._run(f)  # type: ignore[no-any-return]
 
 
+def stop_earlier_cluster(base_dir: str | Path) -> bool:
+    """Stop, by pid, every process of a cluster an earlier run left in ``base_dir`` (its
+    brokers from their pid files; its ZooKeeper nodes from their pid files or, failing those,
+    their ``-Dkafkalike.zk.node`` marker), before the dir is deleted and reused. A run killed
+    with SIGKILL/SIGHUP cannot stop its own processes; deleting its dir would orphan them
+    (issue 22). Returns False if ``base_dir`` holds no cluster."""
+    if not (Path(base_dir) / "cluster.json").exists():
+        return False
+    cluster = LocalCluster.load(base_dir)
+    cluster.stop()
+    log.info("chaos_earlier_cluster_stopped", dir=str(base_dir))
+    return True
+
+
 @attrs.define
 class LocalBackend:
     """Chaos primitives on a LocalCluster whose broker i runs with gid ``gid_base + i``.

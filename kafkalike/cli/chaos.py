@@ -165,7 +165,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import shutil
 
-    from kafkalike.chaos.local import ChaosBackendError, LocalBackend
+    from kafkalike.chaos.local import ChaosBackendError, LocalBackend, stop_earlier_cluster
     from kafkalike.chaos.runner import ChaosRunError, RunOptions, run_chaos
 
     scenario = args.scenario or "random"
@@ -173,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     report.mkdir(parents=True, exist_ok=True)
     base = report / "cluster"
     if base.exists():
+        stop_earlier_cluster(base)  # a run killed -9 in this dir: stop its processes first
         shutil.rmtree(base)
     overrides = {"zookeeper.session.timeout.ms": str(args.session_timeout_ms),
                  "replica.lag.time.max.ms": "5000", "replica.fetch.wait.max.ms": "100",

@@ -391,6 +391,7 @@ class ZkEnsemble:
 
     def start_node(self, node_id: int) -> int:
         """Start node ``node_id`` if it is not running (configs must exist); returns its pid.
+        A JVM of this node that its pid file does not name (``stray_pids``) is stopped first.
 
         Does not wait for it to serve. Raises ZkEnsembleError if the JVM cannot be started.
         """
@@ -398,11 +399,10 @@ class ZkEnsemble:
         if running is not None:
             return running
         spec = self.spec(node_id)
-        strays = self.stray_pids(node_id)
-        if strays:  # running, but its pid file is lost or stale: adopt it, never start a twin
-            spec.pid_path.write_text(f"{strays[0]}\n")
-            log.warning("zk_node_adopted", node_id=node_id, pid=strays[0])
-            return strays[0]
+        for pid in self.stray_pids(node_id):  # runs without a (valid) pid file, maybe with
+            # another config: replace it rather than start a twin that the pid file would name
+            log.warning("zk_node_stray_stopped", node_id=node_id, pid=pid)
+            process.stop_pid(pid)
         if not spec.cfg_path.exists():
             self.write_configs()
         with open(spec.log_path, "ab") as f:

@@ -41,18 +41,18 @@ def test_stop_leaves_no_jvm_whose_pid_file_was_lost(tmp_path: Path) -> None:
         _stop_leftovers(tmp_path)
 
 
-def test_start_node_adopts_a_running_node_instead_of_starting_a_twin(tmp_path: Path) -> None:
-    """start_node on a node that runs without a pid file adopts that JVM (no second JVM whose
-    pid file would hide the first from stop())."""
+def test_start_node_replaces_a_running_node_its_pid_file_does_not_name(tmp_path: Path) -> None:
+    """start_node on a node whose JVM runs without a pid file (a cluster dir re-laid over a
+    running one) stops that JVM and starts one the pid file names: never two JVMs per node."""
     ens = ZkEnsemble(tmp_path / "zk", nodes=1, base_port=find_free_base_port(["127.0.0.1"]), die_with_parent=True)
     try:
         ens.start(timeout=60)
-        running = ens.pid(1)
+        old = ens.pid(1)
         ens.spec(1).pid_path.unlink()
-        assert ens.start_node(1) == running
-        assert ens.pid(1) == running
-        assert ens.node_status(1).serving
-        assert _processes_naming(tmp_path) == [running]
+        new = ens.start_node(1)
+        assert new != old
+        assert _processes_naming(tmp_path) == [new]
+        ens.wait_until_serving(timeout=60, all_nodes=True)
         ens.stop()
         assert _processes_naming(tmp_path) == []
     finally:
