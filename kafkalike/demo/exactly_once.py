@@ -45,7 +45,8 @@ import attrs
 import trio
 
 from kafkalike.cluster.local_cluster import LocalCluster
-from kafkalike.demo.flights import DemoError, key_of, load_flights, mean_delay_by_origin, start_demo_cluster
+from kafkalike.demo.flights import (DemoError, key_of, load_flights, mean_delay_by_origin,
+                                    recreate_demo_topics, start_demo_cluster)
 
 INPUT_TOPIC = "flights-eos"
 INPUT_PARTITIONS = 6
@@ -99,42 +100,6 @@ def _partition_states(cluster: LocalCluster, topics: dict[str, int]) -> dict[tup
             return out
 
     return trio.run(read)
-
-
-def _recreate_topics(admin: Any, bootstrap: str, topics: dict[str, int], say: Any) -> None:
-    """Delete ``topics`` if they exist and create them (RF 3, min.insync.replicas=2)."""
-    from confluent_kafka.admin import NewTopic
-
-    def names() -> set[str]:
-        for attempt in range(10):  # brokers that just started may not have metadata yet
-            try:
-                return set(admin.list_topics(timeout=10).topics)
-            except Exception as exc:
-                if attempt == 9:
-                    raise DemoError(f"cannot list topics at {bootstrap}: {exc}") from exc
-                time.sleep(1)
-        return set()
-
-    old = [t for t in topics if t in names()]
-    if old:
-        say(f"== deleting {', '.join(old)} for a fresh run")
-        for f in admin.delete_topics(old).values():
-            f.result(60)
-        deadline = time.monotonic() + 60
-        while set(old) & names() and time.monotonic() < deadline:
-            time.sleep(0.5)
-    for topic, partitions in topics.items():
-        deadline = time.monotonic() + 90
-        while True:  # a deleted topic's znodes linger until the controller finishes the deletion
-            try:
-                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=3,
-                                              config={"min.insync.replicas": "2"})])[topic].result(60)
-                break
-            except Exception as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc) or time.monotonic() > deadline:
-                    raise DemoError(f"cannot create topic {topic}: {exc}") from exc
-                time.sleep(1)
-        say(f"== created topic {topic}: {partitions} partitions, replication factor 3, min.insync.replicas=2")
 
 
 def _produce_input(bootstrap: str, rows: list[dict[str, str]], timeout_s: float) -> None:
@@ -381,7 +346,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     cluster = start_demo_cluster(base_dir, say)
     bootstrap = cluster.bootstrap_servers
     topics = {INPUT_TOPIC: INPUT_PARTITIONS, OUTPUT_TOPIC: OUTPUT_PARTITIONS}
-    _recreate_topics(AdminClient({"bootstrap.servers": bootstrap}), bootstrap, topics, say)
+    recreate_demo_topics(AdminClient({"bootstrap.servers": bootstrap}), bootstrap, topics, say)
     deadline = time.monotonic() + 60
     while len(_partition_states(cluster, topics)) < sum(topics.values()) and time.monotonic() < deadline:
         time.sleep(0.3)

@@ -121,6 +121,42 @@ def start_demo_cluster(base_dir: Any, say: Callable[[str], None]) -> LocalCluste
     return cluster
 
 
+def recreate_demo_topics(admin: Any, bootstrap: str, topics: dict[str, int], say: Any) -> None:
+    """Delete ``topics`` if they exist and create them (RF 3, min.insync.replicas=2)."""
+    from confluent_kafka.admin import NewTopic
+
+    def names() -> set[str]:
+        for attempt in range(10):  # brokers that just started may not have metadata yet
+            try:
+                return set(admin.list_topics(timeout=10).topics)
+            except Exception as exc:
+                if attempt == 9:
+                    raise DemoError(f"cannot list topics at {bootstrap}: {exc}") from exc
+                time.sleep(1)
+        return set()
+
+    old = [t for t in topics if t in names()]
+    if old:
+        say(f"== deleting {', '.join(old)} for a fresh run")
+        for f in admin.delete_topics(old).values():
+            f.result(60)
+        deadline = time.monotonic() + 60
+        while set(old) & names() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    for topic, partitions in topics.items():
+        deadline = time.monotonic() + 90
+        while True:  # a deleted topic's znodes linger until the controller finishes the deletion
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=3,
+                                              config={"min.insync.replicas": "2"})])[topic].result(60)
+                break
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc) or time.monotonic() > deadline:
+                    raise DemoError(f"cannot create topic {topic}: {exc}") from exc
+                time.sleep(1)
+        say(f"== created topic {topic}: {partitions} partitions, replication factor 3, min.insync.replicas=2")
+
+
 def _zk_partition_states(cluster: LocalCluster) -> dict[int, dict[str, Any]]:
     """partition -> {"leader", "leader_epoch", "isr"} of the flights topic, read from ZooKeeper."""
     from kafkalike.coordination import ZooKeeperClient
@@ -156,7 +192,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     Raises DemoError for a missing data set or a cluster that will not start.
     """
     from confluent_kafka import Consumer, KafkaError, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)
@@ -170,34 +206,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
-    def topic_names() -> set[str]:
-        for attempt in range(10):  # brokers that just started may not have metadata yet
-            try:
-                return set(admin.list_topics(timeout=10).topics)
-            except Exception as exc:
-                if attempt == 9:
-                    raise DemoError(f"cannot list topics at {bootstrap}: {exc}") from exc
-                time.sleep(1)
-        return set()
-
-    existing = topic_names()
-    if TOPIC in existing:
-        say(f"== topic {TOPIC} exists: deleting it for a fresh run")
-        admin.delete_topics([TOPIC])[TOPIC].result(60)
-        deadline = time.monotonic() + 60
-        while TOPIC in topic_names() and time.monotonic() < deadline:
-            time.sleep(0.5)
-    deadline = time.monotonic() + 90
-    while True:  # a deleted topic's znodes linger until the controller finishes the deletion
-        try:
-            admin.create_topics([NewTopic(TOPIC, num_partitions=PARTITIONS, replication_factor=3,
-                                          config={"min.insync.replicas": "2"})])[TOPIC].result(60)
-            break
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc) or time.monotonic() > deadline:
-                raise DemoError(f"cannot create topic {TOPIC}: {exc}") from exc
-            time.sleep(1)
-    say(f"== created topic {TOPIC}: {PARTITIONS} partitions, replication factor 3, min.insync.replicas=2")
+    recreate_demo_topics(admin, bootstrap, {TOPIC: PARTITIONS}, say)
     deadline = time.monotonic() + 60
     while len(_zk_partition_states(cluster)) < PARTITIONS and time.monotonic() < deadline:
         time.sleep(0.3)
