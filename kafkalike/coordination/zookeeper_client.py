@@ -889,19 +889,31 @@ async def expire_session(connect: str, session_id: int, session_password: bytes,
     connection with the same session id and password and close it, which closes the session
     on the server (the classic trick of ZooKeeper's and Kafka's own tests). The original
     client then sees SUSPENDED, EXPIRED and, once kazoo opens a new session, CONNECTED.
+
+    The trick can lose a race: the original client, dropped when the second connection takes
+    the session over, may reconnect and take it back before the close arrives; ZooKeeper then
+    refuses the close (the session moved) and the session lives on (seen in CI). So the close
+    is repeated until a connection with the old id and password is given a *new* session,
+    which is ZooKeeper saying the old one is gone. RuntimeError after ``attempts`` closes.
     """
     hosts, chroot = split_connect_string(connect)
+    attempts = 5
 
-    def _run() -> None:
+    def _close_once() -> bool:
+        """One connect-and-close; True once the old session no longer exists."""
         kz = KazooClient(hosts=hosts, client_id=(session_id, session_password), timeout=10.0)
         try:
             kz.start(timeout=timeout)
+            return kz.client_id is None or kz.client_id[0] != session_id
         finally:
             kz.stop()
             kz.close()
 
-    await trio.to_thread.run_sync(_run, abandon_on_cancel=True)
-    log.info("zk_session_expired_forcibly", session_id=f"0x{session_id:x}")
+    for attempt in range(1, attempts + 1):
+        if await trio.to_thread.run_sync(_close_once, abandon_on_cancel=True):
+            log.info("zk_session_expired_forcibly", session_id=f"0x{session_id:x}", closes=attempt - 1)
+            return
+    raise RuntimeError(f"ZooKeeper session 0x{session_id:x} outlived {attempts} forced closes")
 
 
 def now_ms() -> int:
