@@ -116,6 +116,12 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("ssl.cipher.suites", "list", None, "cipher suites (OpenSSL names; null = OpenSSL's defaults)"),
     _key("ssl.endpoint.identification.algorithm", "string", "https",
          "client side: check the server's host name against its certificate (https) or not (empty)"),
+    # --- authorization (Kafka's AclAuthorizer; broker/acl_authorizer.py)
+    _key("authorizer.class.name", "string", "",
+         "authorizer: empty (none) or kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper)"),
+    _key("super.users", "string", None, "principals allowed everything, ';'-separated (User:admin;User:alice)"),
+    _key("allow.everyone.if.no.acl.found", "boolean", False,
+         "with an authorizer: allow access to resources no ACL names (default false: deny)"),
     # --- ZooKeeper
     _key("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot]", required=True),
     _key("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (ms)", at_least=1),

@@ -834,3 +834,128 @@ class FeatureZNode:
             if not isinstance(levels, dict) or any(isinstance(v, bool) or not isinstance(v, int) for v in levels.values()):
                 raise ZNodeDecodeError(f"{what}: feature {name!r} must map labels to integers")
         return cls(status, {k: dict(v) for k, v in features.items()}, version)
+
+
+# ---- ACLs (Kafka's ZkAclStore / ZkAclChangeStore / AclEntry, kafka.security.authorizer) ---------
+
+#: literal ACLs: ``/kafka-acl/<ResourceType>/<name>`` (LiteralAclStore)
+LITERAL_ACL_PATH = "/kafka-acl"
+#: prefixed ACLs: ``/kafka-acl-extended/prefixed/<ResourceType>/<prefix>`` (ExtendedAclZNode)
+EXTENDED_ACL_PATH = "/kafka-acl-extended"
+PREFIXED_ACL_PATH = "/kafka-acl-extended/prefixed"
+#: change notifications ``acl_changes_<seq>``: data ``<ResourceType>:<name>`` (LiteralAclChangeStore)
+LITERAL_ACL_CHANGES_PATH = "/kafka-acl-changes"
+#: change notifications for prefixed ACLs: ExtendedAclChangeEvent JSON (ExtendedAclChangeStore)
+EXTENDED_ACL_CHANGES_PATH = "/kafka-acl-extended-changes"
+ACL_CHANGE_PREFIX = "acl_changes_"
+#: the resource types under each ACL store (SecurityUtils.resourceTypeName of ResourceType.values
+#: without ANY/UNKNOWN), created by KafkaZkClient.createAclPaths
+ACL_RESOURCE_TYPES = ("Topic", "Group", "Cluster", "TransactionalId", "DelegationToken", "User")
+
+
+def acl_store_path(pattern_type: str) -> str:
+    """The store of a pattern type: ``LITERAL`` -> /kafka-acl, ``PREFIXED`` -> /kafka-acl-extended/prefixed."""
+    if pattern_type == "LITERAL":
+        return LITERAL_ACL_PATH
+    if pattern_type == "PREFIXED":
+        return PREFIXED_ACL_PATH
+    raise ValueError(f"no ACL store for pattern type {pattern_type!r}")
+
+
+def acl_change_path(pattern_type: str) -> str:
+    """Where a change of a ``pattern_type`` resource is announced (ZkAclChangeStore.aclChangePath)."""
+    return LITERAL_ACL_CHANGES_PATH if pattern_type == "LITERAL" else EXTENDED_ACL_CHANGES_PATH
+
+
+def acl_resource_path(pattern_type: str, resource_type: str, name: str) -> str:
+    """``/kafka-acl/Topic/t`` (ZkAclStore.path(resourceType, name)). ValueError for an unknown
+    resource type or a name ZooKeeper can't hold (empty, containing '/')."""
+    if resource_type not in ACL_RESOURCE_TYPES:
+        raise ValueError(f"unknown ACL resource type {resource_type!r}")
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"invalid ACL resource name {name!r}")
+    return f"{acl_store_path(pattern_type)}/{resource_type}/{name}"
+
+
+def acl_paths() -> tuple[str, ...]:
+    """Every path KafkaZkClient.createAclPaths makes: both stores with one child per resource
+    type, and both change paths."""
+    stores = (LITERAL_ACL_PATH, PREFIXED_ACL_PATH)
+    return (*stores, *(f"{s}/{t}" for s in stores for t in ACL_RESOURCE_TYPES),
+            LITERAL_ACL_CHANGES_PATH, EXTENDED_ACL_CHANGES_PATH)
+
+
+@attrs.frozen
+class AclEntryJson:
+    """One ACL of a resource znode as Kafka stores it (AclEntry.toJsonCompatibleMap):
+    ``{"principal":"User:alice","permissionType":"Allow","operation":"Read","host":"*"}``;
+    operation names are Kafka's SecurityUtils.operationName (``Read``, ``ClusterAction``,
+    ``IdempotentWrite``, ``All``...), permission types ``Allow`` / ``Deny``."""
+
+    principal: str
+    permission_type: str
+    operation: str
+    host: str
+
+
+def encode_acls(acls: Sequence[AclEntryJson]) -> bytes:
+    """A resource znode's data: ``{"version":1,"acls":[...]}`` (AclEntry.toJsonCompatibleMap)."""
+    return encode_json({"version": 1, "acls": [
+        {"principal": a.principal, "permissionType": a.permission_type, "operation": a.operation,
+         "host": a.host} for a in acls]})
+
+
+def decode_acls(data: bytes | None) -> list[AclEntryJson]:
+    """Parse a resource znode (empty data: no ACLs, as Kafka's AclEntry.fromBytes). Raises
+    ZNodeDecodeError."""
+    if not data:
+        return []
+    what = "acl znode"
+    obj = _parse_object(data, what)
+    version = _field(obj, "version", int, what)
+    if version != 1:
+        raise ZNodeDecodeError(f"{what}: unsupported version {version}, expected 1")
+    out = []
+    for item in _field(obj, "acls", list, what):
+        if not isinstance(item, dict):
+            raise ZNodeDecodeError(f"{what}: each acl must be an object, got {item!r}")
+        out.append(AclEntryJson(_field(item, "principal", str, what), _field(item, "permissionType", str, what),
+                                _field(item, "operation", str, what), _field(item, "host", str, what)))
+    return out
+
+
+@attrs.frozen
+class AclChangeNotification:
+    """An ACL change notification: which resource pattern changed. Literal ones are stored as
+    ``Topic:t`` (LiteralAclChangeStore.encode), prefixed ones as ``{"version":1,
+    "resourceType":"TOPIC","name":"t-","patternType":"PREFIXED"}`` (ExtendedAclChangeEvent: the
+    Java enum names). ``resource_type`` is the store's spelling (``Topic``, ``TransactionalId``)."""
+
+    resource_type: str
+    name: str
+    pattern_type: str = "LITERAL"
+
+    def to_bytes(self) -> bytes:
+        """The notification znode's data."""
+        if self.pattern_type == "LITERAL":
+            return f"{self.resource_type}:{self.name}".encode()
+        enum_name = re.sub(r"(?<!^)(?=[A-Z])", "_", self.resource_type).upper()  # TransactionalId -> TRANSACTIONAL_ID
+        return encode_json({"version": 1, "resourceType": enum_name, "name": self.name,
+                            "patternType": self.pattern_type})
+
+    @classmethod
+    def from_bytes(cls, data: bytes, literal: bool) -> "AclChangeNotification":
+        """Parse a notification of /kafka-acl-changes (``literal``) or /kafka-acl-extended-changes.
+        Raises ZNodeDecodeError."""
+        if literal:
+            text = bytes(data).decode("utf-8", "replace")
+            resource_type, sep, name = text.partition(":")
+            if not sep or not name:
+                raise ZNodeDecodeError(f"acl change notification: expected <ResourceType>:<name>, got {text!r}")
+            return cls(resource_type, name, "LITERAL")
+        what = "extended acl change notification"
+        obj = _parse_object(data, what)
+        raw_type = _field(obj, "resourceType", str, what)
+        by_enum = {t.upper(): t for t in ACL_RESOURCE_TYPES}
+        resource_type = by_enum.get(raw_type.replace("_", "").upper(), raw_type)
+        return cls(resource_type, _field(obj, "name", str, what), _field(obj, "patternType", str, what).upper())
