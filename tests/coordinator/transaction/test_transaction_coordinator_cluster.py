@@ -7,6 +7,7 @@ Kafka's error codes (unknown transactional id, stale epoch, bad timeout)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -306,6 +307,66 @@ def test_kafka_dump_log_segments_decodes_our_transaction_state(txn_cluster: Loca
     assert states[0] == "Empty"
     assert f"partitions=[{topic}-0]" in ours[-2], ours
     assert "partitions=[]" in ours[-1] and "txnTimeoutMs=60000" in ours[-1], ours
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars, ./scripts/reference-kafka fetch) and java")
+def test_kafka_dump_log_segments_reads_the_markers_the_coordinator_wrote_on_every_replica(
+        txn_cluster: LocalCluster) -> None:
+    """A committed and an aborted transaction of confluent-kafka's producer on a partition of
+    RF 3: Kafka 3.9's DumpLogSegments (kafka-dump-log.sh --deep-iteration) on each replica's
+    segment finds the transactional batches, the COMMIT and ABORT control records with the
+    producer's id and epoch, and the aborted transaction in the .txnindex."""
+    bootstrap = txn_cluster.bootstrap_servers
+    topic, txn_id = _name("marker-topic"), _name("txn")
+    create_topic(bootstrap, topic, 1)
+    p = producer(bootstrap, txn_id)
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"c{i}".encode(), partition=0)
+    p.commit_transaction(60)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"a{i}".encode(), partition=0)
+    p.flush(30)  # written before the abort (else librdkafka purges it unsent)
+    p.abort_transaction(60)
+    done = wait_state(txn_cluster, txn_id, "CompleteAbort")
+    assert done.transaction_state == "CompleteAbort"
+    pid, epoch = done.producer_id, done.producer_epoch
+
+    async def read_committed_end() -> int:
+        from kafkalike.client import KafkaClient
+
+        async with KafkaClient(bootstrap, client_id="dump-test") as client:
+            conn = await client.leader_connection(topic, 0)
+            r = await conn.call(ApiKey.LIST_OFFSETS, replica_id=-1, isolation_level=1, topics=[
+                {"name": topic, "partitions": [{"partition_index": 0, "timestamp": -1}]}])
+            return int(r.topics[0].partitions[0].offset)
+
+    # c0-c2 at 0-2, COMMIT at 3, a0-a2 at 4-6, ABORT at 7: the LSO reaches 8 once the ABORT
+    # marker is below the high watermark, i.e. on every replica of the ISR
+    deadline = time.monotonic() + 30
+    while trio.run(read_committed_end) != 8:
+        assert time.monotonic() < deadline, trio.run(read_committed_end)
+        time.sleep(0.2)
+    for broker in txn_cluster.broker_ids:
+        part = txn_cluster.broker_dir(broker) / "logs" / f"{topic}-0"
+        files = [str(f) for f in sorted(part.glob("*.log")) + sorted(part.glob("*.txnindex"))]
+        out = subprocess.run(["java", "-cp", f"{LIB}/*", "kafka.tools.DumpLogSegments", "--deep-iteration",
+                              "--files", ",".join(files)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Exception" not in out.stdout + out.stderr, out.stdout + out.stderr
+        batches = [line for line in out.stdout.splitlines() if line.startswith("baseOffset: ")]
+        assert batches and all(f"producerId: {pid} " in b and "isTransactional: true" in b
+                               and "isvalid: true" in b for b in batches), out.stdout
+        control = [b.split()[1] for b in batches if "isControl: true" in b]
+        assert control == ["3", "7"], out.stdout
+        assert [f"producerEpoch: {epoch} " in b for b in batches if "isControl: true" in b] == [True, True]
+        markers = re.findall(r"^\| offset: (\d+) .*endTxnMarker: (COMMIT|ABORT) coordinatorEpoch: (\d+)$",
+                             out.stdout, re.M)
+        assert [(o, kind) for o, kind, _ in markers] == [("3", "COMMIT"), ("7", "ABORT")], out.stdout
+        assert markers[0][2] == markers[1][2], markers  # the same coordinator wrote both
+        assert re.search(rf"^version: 0 producerId: {pid} firstOffset: 4 lastOffset: 7 lastStableOffset: 8$",
+                         out.stdout, re.M), out.stdout
 
 
 @pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
