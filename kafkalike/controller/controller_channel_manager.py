@@ -34,6 +34,13 @@ import trio
 
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.errors import ClientError, UnsupportedApiVersionError
+from kafkalike.controller.state_change_logger import (
+    StateChangeLogger,
+    leader_and_isr_partition_state_str,
+    node_str,
+    partition_str,
+    scala_set,
+)
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 from kafkalike.protocol.api_keys import ApiKey, api_name, request_versions_for_ibp
@@ -162,6 +169,10 @@ class ControllerChannelManager:
         self._brokers: dict[int, _BrokerChannel] = {}
         self.ssl_context: Any = None
         self.sasl: Any = None
+        #: state-change.log's "Received response ... with correlation id N" lines (set by
+        #: KafkaController with the epoch it has now; default writes nothing)
+        self.state_change_logger = StateChangeLogger(controller_id, in_controller_context=True)
+        self.controller_epoch: Callable[[], int] = lambda: 0
 
     def start(self, nursery: trio.Nursery) -> None:
         """Run the brokers' send tasks in ``nursery`` from now on."""
@@ -272,8 +283,17 @@ class ControllerChannelManager:
                 else:
                     request = item.build(version)
                 timeout_ms = self.request_timeout_ms + item.partitions * REQUEST_TIMEOUT_MS_PER_PARTITION
+                # the id send() gives the request: this task is the connection's only sender
+                correlation_id = channel.conn._next_correlation_id
                 response = await channel.conn.send(request, api_version=version, timeout_ms=timeout_ms)
                 channel.sent += 1
+                scl = self.state_change_logger
+                if scl.is_trace_enabled:
+                    scl.with_controller_epoch(self.controller_epoch()).trace(
+                        f"Received response {type(response).__name__}(errorCode="
+                        f"{getattr(response, 'error_code', 0)}) for request {ApiKey(item.api_key).name} with "
+                        f"correlation id {correlation_id} sent to broker "
+                        f"{node_str(channel.host, channel.port, channel.broker_id)}")
                 return response
             except UnsupportedApiVersionError as exc:
                 log.error("controller_request_unsupported", target_broker=channel.broker_id,
@@ -435,8 +455,11 @@ class ControllerBrokerRequestBatch:
     """
 
     def __init__(self, context: "ControllerContext", channel: ControllerChannelManager, controller_id: int,
-                 stop_replica_callback: Callback | None = None) -> None:
+                 stop_replica_callback: Callback | None = None,
+                 state_change_logger: StateChangeLogger | None = None) -> None:
         self.context = context
+        #: state-change.log's "Sending LeaderAndIsr request to broker 2 ..." lines
+        self.state_change_logger = state_change_logger or StateChangeLogger(controller_id, in_controller_context=True)
         self.channel = channel
         self.controller_id = controller_id
         self.stop_replica_callback = stop_replica_callback
@@ -537,14 +560,34 @@ class ControllerBrokerRequestBatch:
 
             log.debug("leader_and_isr_queued", target_broker=broker_id,
                       partitions=[str(e.tp) for e in entries][:20], count=len(entries))
+            self._log_leader_and_isr(controller_epoch, broker_id, entries)
             if self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, build, partitions=len(entries)):
                 self.sent["LeaderAndIsr"] += 1
+
+    def _log_leader_and_isr(self, controller_epoch: int, broker_id: int, entries: list[LeaderAndIsrEntry]) -> None:
+        """Kafka's sendLeaderAndIsrRequest lines: per partition (TRACE) and per broker (INFO)."""
+        scl = self.state_change_logger.with_controller_epoch(controller_epoch)
+        leaders = sum(1 for e in entries if e.leader_isr.leader == broker_id)
+        if scl.is_trace_enabled:
+            for e in entries:
+                li = e.leader_isr
+                kind = "become-leader" if li.leader == broker_id else "become-follower"
+                state = leader_and_isr_partition_state_str(
+                    e.tp.topic, e.tp.partition, li.controller_epoch, li.leader, li.leader_epoch, li.isr,
+                    li.zk_version, e.replicas, e.adding, e.removing, e.is_new, li.leader_recovery_state)
+                scl.trace(f"Sending {kind} LeaderAndIsr request {state} to broker {broker_id} for partition "
+                          f"{partition_str(e.tp)}")
+        scl.info(f"Sending LeaderAndIsr request to broker {broker_id} with {leaders} become-leader and "
+                 f"{len(entries) - leaders} become-follower partitions")
 
     def _send_update_metadata(self, controller_epoch: int) -> None:
         ctx = self.context
         if not self.update_metadata_brokers:
             return
         entries = list(self.update_metadata_partitions.values())
+        self.state_change_logger.with_controller_epoch(controller_epoch).info(
+            f"Sending UpdateMetadata request to brokers {scala_set(sorted(self.update_metadata_brokers))} "
+            f"for {len(entries)} partitions")
         live = [ctx.broker_info[b] for b in sorted(ctx.live_or_shutting_down_broker_ids()) if b in ctx.broker_info]
         topic_ids = dict(ctx.topic_ids)
         cid = self.controller_id
@@ -570,6 +613,10 @@ class ControllerBrokerRequestBatch:
                 entries = [(tp, epoch, d) for tp, (epoch, d) in parts.items() if d == delete]
                 if not entries:
                     continue
+                # delete and non-delete go in separate requests: Kafka's line for that (pre-v3) shape
+                self.state_change_logger.with_controller_epoch(controller_epoch).info(
+                    f"Sending StopReplica request (delete = {'true' if delete else 'false'}) for {len(entries)} "
+                    f"replicas to broker {broker_id}")
 
                 def build(version: int, entries: list[Any] = entries, delete: bool = delete,
                           broker_epoch: int = broker_epoch) -> Message:

@@ -53,6 +53,7 @@ from kafkalike.controller.leader_election import (
     preferred_replica_leader,
     reassign_partition_leader,
 )
+from kafkalike.controller.state_change_logger import StateChangeLogger, leader_and_isr_str, partition_str
 from kafkalike.coordination.errors import NodeExists, NoNode
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 
@@ -137,6 +138,16 @@ class ElectionStrategy(enum.Enum):
     CONTROLLED_SHUTDOWN = "controlled_shutdown"
 
 
+#: Kafka's PartitionLeaderElectionStrategy objects as their toString prints them
+_STRATEGY_NAMES = {
+    ElectionStrategy.OFFLINE: "OfflinePartitionLeaderElectionStrategy(false)",
+    ElectionStrategy.OFFLINE_ALLOW_UNCLEAN: "OfflinePartitionLeaderElectionStrategy(true)",
+    ElectionStrategy.REASSIGN: "ReassignPartitionLeaderElectionStrategy",
+    ElectionStrategy.PREFERRED: "PreferredReplicaPartitionLeaderElectionStrategy",
+    ElectionStrategy.CONTROLLED_SHUTDOWN: "ControlledShutdownPartitionLeaderElectionStrategy",
+}
+
+
 @attrs.frozen
 class ElectionFailure:
     """Why a partition got no new leader (one line)."""
@@ -155,14 +166,19 @@ class PartitionStateMachine:
     LeaderAndIsr/UpdateMetadata are added to and sent from. unclean_leader_election_enabled:
     ``await f(topic)`` -> unclean.leader.election.enable for the topic (its /config/topics
     override, else the broker's setting; Kafka reads the topic's LogConfig the same way).
+    state_change_logger: the controller's StateChangeLogger (state-change.log: "Changed
+    partition t-0 from OfflinePartition to OnlinePartition with state LeaderAndIsr(...)" and
+    the failures, Kafka's lines); default writes nothing.
     """
 
     MAX_ZK_RETRIES = 10
 
     def __init__(self, context: ControllerContext, zk_client: FencedZkClient,
                  request_batch: ControllerBrokerRequestBatch,
-                 unclean_leader_election_enabled: Callable[[str], Awaitable[bool]]) -> None:
+                 unclean_leader_election_enabled: Callable[[str], Awaitable[bool]],
+                 state_change_logger: StateChangeLogger | None = None) -> None:
         self.ctx = context
+        self.state_change_logger = state_change_logger or StateChangeLogger(-1, in_controller_context=True)
         self.zk_client = zk_client
         self.batch = request_batch
         self._unclean_leader_election_enabled = unclean_leader_election_enabled
@@ -219,6 +235,7 @@ class PartitionStateMachine:
                                        strategy: ElectionStrategy | None
                                        ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
         ctx = self.ctx
+        scl = self.state_change_logger.with_controller_epoch(ctx.epoch)
         valid = []
         for tp in partitions:
             current = ctx.partition_state(tp)
@@ -227,8 +244,19 @@ class PartitionStateMachine:
             else:
                 log.error("partition_state_change_invalid", partition=str(tp), current=current.name,
                           target=target.name)
+                previous = ",".join(s.name for s in VALID_PREVIOUS_PARTITION_STATES[target])
+                self._log_failed_state_change(
+                    tp, current, target, f"java.lang.IllegalStateException: Partition {partition_str(tp)} should be "
+                    f"in one of {previous} states before moving to {target.name} state. Instead it is in "
+                    f"{current.name} state")
         if target is not PS.OnlinePartition:
             for tp in valid:
+                if target is PS.NewPartition:
+                    scl.info(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} to "
+                             f"{target.name} with assigned replicas {','.join(map(str, ctx.assignments.get(tp, [])))}")
+                elif scl.is_trace_enabled:
+                    scl.trace(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} "
+                              f"to {target.name}")
                 ctx.move_partition(tp, target)
             return {}
         uninitialized = [tp for tp in valid if ctx.partition_state(tp) is PS.NewPartition]
@@ -240,8 +268,35 @@ class PartitionStateMachine:
             results.update(await self._elect_leaders(to_elect, strategy or ElectionStrategy.OFFLINE))
         for tp, outcome in results.items():
             if isinstance(outcome, LeaderElection):
+                written = ctx.leadership.get(tp)
+                if written is not None:
+                    scl.info(f"Changed partition {partition_str(tp)} from {ctx.partition_state(tp).name} to "
+                             f"{PS.OnlinePartition.name} with state {leader_and_isr_str(written)}")
                 ctx.move_partition(tp, PS.OnlinePartition)
+            else:
+                self._log_failed_state_change(
+                    tp, ctx.partition_state(tp), PS.OnlinePartition,
+                    f"kafka.common.StateChangeFailedException: {self._failure_text(tp, outcome, strategy)}")
         return results
+
+    def _failure_text(self, tp: TopicPartition, failure: ElectionFailure, strategy: ElectionStrategy | None) -> str:
+        """The StateChangeFailedException message Kafka builds for a failed election."""
+        ctx = self.ctx
+        if ctx.partition_state(tp) is PS.NewPartition and failure.reason == "no live replica":
+            replicas = ",".join(map(str, ctx.assignments.get(tp, [])))
+            live = ", ".join(map(str, sorted(ctx.live_broker_ids())))
+            return (f"Controller {self.state_change_logger.broker_id} epoch {ctx.epoch} encountered error during "
+                    f"state change of partition {partition_str(tp)} from New to Online, assigned replicas are "
+                    f"[{replicas}], live brokers are [Set({live})]. No assigned replica is alive.")
+        name = _STRATEGY_NAMES[strategy or ElectionStrategy.OFFLINE]
+        return f"Failed to elect leader for partition {partition_str(tp)} under strategy {name} ({failure.reason})"
+
+    def _log_failed_state_change(self, tp: TopicPartition, current: PartitionState, target: PartitionState,
+                                 cause: str) -> None:
+        """Kafka's logFailedStateChange: an ERROR line, the cause (Kafka's exception) after it."""
+        scl = self.state_change_logger.with_controller_epoch(self.ctx.epoch)
+        scl.error(f"Controller {scl.broker_id} epoch {self.ctx.epoch} failed to change state for partition "
+                  f"{partition_str(tp)} from {current.name} to {target.name}", cause)
 
     async def _initialize_leader_and_isr(self, partitions: list[TopicPartition]
                                          ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:

@@ -40,6 +40,7 @@ from kafkalike.controller.controller_context import (
 )
 from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.partition_state_machine import PartitionStates, update_states_until_settled
+from kafkalike.controller.state_change_logger import StateChangeLogger, partition_str
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
 log = structlog.get_logger(__name__)
@@ -56,16 +57,21 @@ class ReplicaStateMachine:
     updated in place). zk_client: the fenced ZooKeeper client the ISR removals read and write
     through (ControllerMoved when this controller was fenced); the owner may hand a new one by
     assigning ``zk_client``. request_batch: the ControllerBrokerRequestBatch that LeaderAndIsr,
-    StopReplica and UpdateMetadata are added to and sent from.
+    StopReplica and UpdateMetadata are added to and sent from. state_change_logger: the
+    controller's StateChangeLogger (state-change.log: "Changed state of replica 2 for partition
+    t-0 from OnlineReplica to OfflineReplica", Kafka's TRACE line, and failed transitions);
+    default writes nothing.
     """
 
     MAX_ZK_RETRIES = 10
 
     def __init__(self, context: ControllerContext, zk_client: FencedZkClient,
-                 request_batch: ControllerBrokerRequestBatch) -> None:
+                 request_batch: ControllerBrokerRequestBatch,
+                 state_change_logger: StateChangeLogger | None = None) -> None:
         self.ctx = context
         self.zk_client = zk_client
         self.batch = request_batch
+        self.state_change_logger = state_change_logger or StateChangeLogger(-1, in_controller_context=True)
 
     def initialize_replica_state(self) -> None:
         """Replicas on live brokers start OnlineReplica, others ReplicaDeletionIneligible (so
@@ -102,6 +108,23 @@ class ReplicaStateMachine:
         finally:
             batch.send_requests_to_brokers(self.ctx.epoch)
 
+    def _move(self, tp: TopicPartition, replica_id: int, target: ReplicaState) -> None:
+        """Record the transition, with Kafka's logSuccessfulTransition line (TRACE)."""
+        scl = self.state_change_logger
+        if scl.is_trace_enabled:
+            scl.with_controller_epoch(self.ctx.epoch).trace(
+                f"Changed state of replica {replica_id} for partition {partition_str(tp)} from "
+                f"{self.ctx.replica_state(tp, replica_id).name} to {target.name}")
+        self.ctx.move_replica(tp, replica_id, target)
+
+    def _log_failed_state_change(self, tp: TopicPartition, replica_id: int, current: ReplicaState,
+                                 target: ReplicaState, cause: str) -> None:
+        """Kafka's logFailedStateChange: an ERROR line, the cause (Kafka's exception) after it."""
+        scl = self.state_change_logger.with_controller_epoch(self.ctx.epoch)
+        scl.error(f"Controller {scl.broker_id} epoch {self.ctx.epoch} initiated state change of replica "
+                  f"{replica_id} for partition {partition_str(tp)} from {current.name} to {target.name} failed",
+                  cause)
+
     async def _do_handle(self, replica_id: int, partitions: list[TopicPartition], target: ReplicaState) -> None:
         ctx, batch = self.ctx, self.batch
         valid = []
@@ -112,6 +135,12 @@ class ReplicaStateMachine:
             else:
                 log.error("replica_state_change_invalid", partition=str(tp), replica=replica_id,
                           current=current.name, target=target.name)
+                previous = ",".join(s.name for s in VALID_PREVIOUS_REPLICA_STATES[target])
+                self._log_failed_state_change(
+                    tp, replica_id, current, target,
+                    f"java.lang.IllegalStateException: Replica [Topic={tp.topic},Partition={tp.partition},"
+                    f"Replica={replica_id}] should be in the {previous} states before moving to {target.name} "
+                    f"state. Instead it is in {current.name} state")
         if target is RS.NewReplica:
             for tp in valid:
                 li = ctx.leadership.get(tp)
@@ -121,7 +150,7 @@ class ReplicaStateMachine:
                                   target=target.name, reason="replica is the leader")
                         continue
                     batch.add_leader_and_isr_request_for_brokers([replica_id], tp, li, is_new=True)
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
         elif target is RS.OnlineReplica:
             for tp in valid:
                 if ctx.replica_state(tp, replica_id) is RS.NewReplica:
@@ -132,7 +161,7 @@ class ReplicaStateMachine:
                     li = ctx.leadership.get(tp)
                     if li is not None:
                         batch.add_leader_and_isr_request_for_brokers([replica_id], tp, li)
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
         elif target is RS.OfflineReplica:
             for tp in valid:
                 batch.add_stop_replica_request_for_brokers([replica_id], tp, delete_partition=False)
@@ -143,20 +172,20 @@ class ReplicaStateMachine:
                               if r != replica_id and ctx.is_replica_online(tp, r)]
                     batch.add_leader_and_isr_request_for_brokers(others, tp, li)
             for tp in valid:
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
         elif target is RS.ReplicaDeletionStarted:
             for tp in valid:
                 batch.add_stop_replica_request_for_brokers([replica_id], tp, delete_partition=True)
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
         elif target is RS.NonExistentReplica:
             for tp in valid:
                 replicas = ctx.assignments.get(tp)
                 if replicas is not None and replica_id in replicas:
                     replicas.remove(replica_id)
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
         else:  # ReplicaDeletionSuccessful, ReplicaDeletionIneligible
             for tp in valid:
-                ctx.move_replica(tp, replica_id, target)
+                self._move(tp, replica_id, target)
 
     async def remove_replica_from_isr(self, replica_id: int, partitions: Iterable[TopicPartition]
                                       ) -> dict[TopicPartition, LeaderIsrAndControllerEpoch]:
