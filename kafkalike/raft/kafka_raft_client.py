@@ -1,0 +1,869 @@
+"""Raft for the KRaft metadata log on trio (KIP-595), after Kafka 3.9's ``KafkaRaftClient``.
+
+A quorum of static voters (``controller.quorum.voters`` = ``"1@127.0.0.1:9093,2@..."``,
+kraft.version 0) keeps one log, ``__cluster_metadata``-0 (topic id ``AAAAAAAAAAAAAAAAAAAAAQ``):
+
+* **Election.** A voter that hears from no leader for an election timeout (random in
+  [``election_timeout_ms``, 2 x``election_timeout_ms``]; a follower: ``fetch_timeout_ms`` without
+  a successful Fetch) becomes a candidate of epoch + 1 and sends **Vote** (v0) to every voter with
+  the epoch and end offset of its log. A voter grants one vote per epoch, to a candidate whose log
+  is at least as up to date as its own (QuorumState). With a majority the candidate is leader: it
+  appends a **LeaderChange** control batch (its first batch of the epoch) and sends
+  **BeginQuorumEpoch** (v0) to the others until each answers. Without one before the timeout, or
+  refused by a majority, it waits a random backoff (< ``election_backoff_max_ms``) and stands again.
+* **Replication.** Followers pull with **Fetch** (v13, by topic id) from the leader:
+  ``fetch_offset`` = their end offset, ``last_fetched_epoch`` = the epoch of their last batch. The
+  leader checks the pair against its log: when the follower's log diverged (the epoch is not the
+  leader's at that offset) it answers ``diverging_epoch`` = (epoch, end offset) and the follower
+  truncates (KIP-320's rule, in the Fetch itself); otherwise it answers batches from
+  ``fetch_offset`` (waiting up to ``fetch_max_wait_ms`` when there are none) and its high
+  watermark. A Fetch at offset N tells the leader that the follower holds everything below N; the
+  high watermark is the largest offset a majority of voters holds, once it is past the
+  leader's LeaderChange batch. Each batch carries its Raft epoch as partitionLeaderEpoch.
+* **Leaving.** A leader that has no Fetch from a majority within 1.5 x ``fetch_timeout_ms``
+  (Kafka's check-quorum), or is shut down, resigns: it sends **EndQuorumEpoch** (v0) naming its
+  preferred successors (most up to date first); a follower named first stands at once.
+* Any request or response with a higher epoch makes the node unattached (or a follower, when it
+  names the leader) in that epoch; an older epoch gets FENCED_LEADER_EPOCH.
+
+API (Kafka's RaftClient): ``append(records) -> last offset`` on the leader (``NotLeaderError``,
+NOT_LEADER_OR_FOLLOWER, otherwise); a ``RaftClientListener`` gets ``handle_commit(Batch)`` for each
+committed batch in order (data and control) and ``handle_leader_change(LeaderAndEpoch)``;
+``describe_quorum()`` (also served as DescribeQuorum v0-1 to ``kafka-metadata-quorum.sh``);
+``resign()``. The RPCs are served by ``RaftServer`` on the node's controller listener; requests go out
+through ``RaftNetworkChannel`` (kafkalike.client.connection, one connection per voter and purpose).
+
+Errors answered (Kafka's): FENCED_LEADER_EPOCH (older epoch), UNKNOWN_LEADER_EPOCH (newer epoch
+in a Fetch), NOT_LEADER_OR_FOLLOWER (Fetch/DescribeQuorum to a non-leader), INCONSISTENT_CLUSTER_ID,
+INCONSISTENT_VOTER_SET (a Vote/BeginQuorumEpoch/EndQuorumEpoch from a non-voter), UNKNOWN_TOPIC_ID /
+UNKNOWN_TOPIC_OR_PARTITION (not ``__cluster_metadata``-0), INVALID_REQUEST (negative offsets).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.client.errors import ClientError
+from kafkalike.client.messages import build_entity
+from kafkalike.protocol import metadata_records as mr
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.codec import (RequestHeader, api_versions_response, encode_api_versions_fallback,
+                                      encode_response, parse_request, request_class, response_class)
+from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnknownApiKeyError, UnsupportedVersionError
+from kafkalike.protocol.frame import FrameReader
+from kafkalike.raft.kafka_metadata_log import METADATA_TOPIC, Batch, KafkaMetadataLog, decode_raft_batch
+from kafkalike.raft.quorum_state import (CandidateState, FollowerState, IllegalStateError, LeaderState,
+                                         OffsetAndEpoch, QuorumState, ReplicaState, ResignedState, UnattachedState,
+                                         VotedState)
+
+__all__ = ["RaftConfig", "KafkaRaftClient", "RaftClientListener", "LeaderAndEpoch", "NotLeaderError",
+           "QuorumInfo", "RaftServer", "RaftNetworkChannel", "parse_voters", "RAFT_APIS", "METADATA_TOPIC_ID"]
+
+log = structlog.get_logger("kafkalike.raft")
+
+METADATA_TOPIC_ID = mr.METADATA_TOPIC_ID
+"""Kafka's Topic.METADATA_TOPIC_ID: Uuid(0, 1), printed AAAAAAAAAAAAAAAAAAAAAQ."""
+
+VOTE_VERSION = 0
+BEGIN_QUORUM_EPOCH_VERSION = 0
+END_QUORUM_EPOCH_VERSION = 0
+FETCH_VERSION = 13
+
+RAFT_APIS: dict[int, tuple[int, int]] = {
+    ApiKey.FETCH: (FETCH_VERSION, FETCH_VERSION),
+    ApiKey.API_VERSIONS: (0, 3),
+    ApiKey.VOTE: (0, 0),
+    ApiKey.BEGIN_QUORUM_EPOCH: (0, 0),
+    ApiKey.END_QUORUM_EPOCH: (0, 0),
+    ApiKey.DESCRIBE_QUORUM: (0, 1),
+}
+"""The APIs a Raft node serves on its controller listener, at these versions (kraft.version 0:
+the versions before KIP-853's directory ids; Fetch from v13, addressed by topic id)."""
+
+FETCH_MAX_BYTES = 8 * 1024 * 1024  # Kafka's KafkaRaftClient.MAX_FETCH_SIZE_BYTES
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parse_voters(text: str) -> dict[int, tuple[str, int]]:
+    """``controller.quorum.voters`` ("1@host:9093,2@[::1]:9094") -> {id: (host, port)}.
+    Raises ValueError naming the bad entry (Kafka: "Invalid format of voter entry")."""
+    voters: dict[int, tuple[str, int]] = {}
+    for entry in (e.strip() for e in text.split(",") if e.strip()):
+        node, sep, address = entry.partition("@")
+        host, _, port = address.rpartition(":")
+        if not sep or not node.isdigit() or not host or not port.isdigit():
+            raise ValueError(f"Invalid format of voter entry {entry!r} (expected id@host:port)")
+        voters[int(node)] = (host.strip("[]"), int(port))
+    if not voters:
+        raise ValueError("controller.quorum.voters is empty")
+    return voters
+
+
+@attrs.frozen
+class RaftConfig:
+    """A Raft node's settings, Kafka's names and defaults (QuorumConfig), times in ms.
+
+    ``node_id`` (node.id), ``voters`` {id: (host, port)} (controller.quorum.voters),
+    ``cluster_id`` (checked in every request; None: not checked), ``election_timeout_ms``
+    (controller.quorum.election.timeout.ms, 1000), ``election_backoff_max_ms``
+    (controller.quorum.election.backoff.max.ms, 1000), ``fetch_timeout_ms``
+    (controller.quorum.fetch.timeout.ms, 2000), ``request_timeout_ms``
+    (controller.quorum.request.timeout.ms, 2000), ``retry_backoff_ms``
+    (controller.quorum.retry.backoff.ms, 20), ``fetch_max_wait_ms`` (Kafka's fixed 500)."""
+
+    node_id: int
+    voters: dict[int, tuple[str, int]]
+    cluster_id: str | None = None
+    election_timeout_ms: int = 1000
+    election_backoff_max_ms: int = 1000
+    fetch_timeout_ms: int = 2000
+    request_timeout_ms: int = 2000
+    retry_backoff_ms: int = 20
+    fetch_max_wait_ms: int = 500
+
+
+@attrs.frozen
+class LeaderAndEpoch:
+    """The leader of an epoch as a listener sees it (``leader_id`` -1: unknown)."""
+
+    leader_id: int
+    epoch: int
+
+
+class RaftClientListener(Protocol):
+    """What the layer above (the quorum controller, a metadata loader) implements (Kafka's
+    RaftClient.Listener). Called on the client's task; must not block."""
+
+    def handle_commit(self, batch: Batch) -> None:
+        """A committed batch (offsets below the high watermark), in log order, each once."""
+
+    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
+        """The known leader or epoch changed."""
+
+
+class NotLeaderError(Exception):
+    """append() on a node that is not the leader of the given epoch (NOT_LEADER_OR_FOLLOWER)."""
+
+    error_code = ErrorCode.not_leader_or_follower
+
+
+@attrs.frozen
+class QuorumInfo:
+    """describe_quorum(): leader, epoch, high watermark and each replica's state."""
+
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: tuple[ReplicaState, ...]
+    observers: tuple[ReplicaState, ...]
+
+
+# ------------------------------------------------------------------------------ network channel
+
+
+class RaftNetworkChannel:
+    """Outgoing Raft requests (Kafka's KafkaNetworkChannel): one KafkaConnection per (voter,
+    purpose), opened on demand in ``nursery`` and dropped on any failure. ``send`` returns the
+    response entity, or None when the voter cannot be reached or does not answer in time."""
+
+    def __init__(self, config: RaftConfig, nursery: trio.Nursery) -> None:
+        self.config = config
+        self._nursery = nursery
+        self._connections: dict[tuple[int, str], KafkaConnection] = {}
+        self._locks: dict[tuple[int, str], trio.Lock] = {}
+
+    async def _connection(self, node_id: int, purpose: str) -> KafkaConnection | None:
+        key = (node_id, purpose)
+        async with self._locks.setdefault(key, trio.Lock()):
+            conn = self._connections.get(key)
+            if conn is not None and not conn.closed:
+                return conn
+            host, port = self.config.voters[node_id]
+            try:
+                conn = await KafkaConnection.connect(
+                    host, port, nursery=self._nursery, client_id=f"raft-client-{self.config.node_id}",
+                    negotiate=False, node_id=node_id, connect_timeout_ms=self.config.request_timeout_ms,
+                    request_timeout_ms=self.config.request_timeout_ms)
+            except (ClientError, OSError) as exc:
+                log.debug("raft_connect_failed", node_id=node_id, error=str(exc))
+                return None
+            self._connections[key] = conn
+            return conn
+
+    async def send(self, node_id: int, request: Any, *, purpose: str = "control",
+                   timeout_ms: float | None = None) -> Any | None:
+        """Send ``request`` (a kio entity) to voter ``node_id``; None on failure (logged)."""
+        conn = await self._connection(node_id, purpose)
+        if conn is None:
+            return None
+        try:
+            return await conn.send(request, timeout_ms=timeout_ms)
+        except (ClientError, OSError) as exc:
+            log.debug("raft_request_failed", node_id=node_id, api=type(request).__name__, error=str(exc))
+            self._connections.pop((node_id, purpose), None)
+            await conn.aclose()
+            return None
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        for conn in list(self._connections.values()):
+            await conn.aclose()
+        self._connections.clear()
+
+
+# ------------------------------------------------------------------------------ the client
+
+
+def _entity(api_key: int, version: int, kind: str, **fields: Any) -> Any:
+    cls = request_class(api_key, version) if kind == "request" else response_class(api_key, version)
+    return build_entity(cls, fields)
+
+
+class KafkaRaftClient:
+    """One Raft node (see module doc). ``log``: its KafkaMetadataLog; ``quorum``: its QuorumState
+    (voters = config.voters); ``listener``: gets committed batches and leader changes (optional);
+    ``rng``: the election timeouts' randomness (tests seed it).
+
+    Start with ``await nursery.start(client.run)``: it initializes the quorum state from the
+    quorum-state file and runs until cancelled. Serve its RPCs with ``RaftServer(client)``.
+    """
+
+    def __init__(self, config: RaftConfig, log: KafkaMetadataLog, quorum: QuorumState,
+                 listener: RaftClientListener | None = None, *, rng: random.Random | None = None,
+                 clock_ms: Callable[[], int] = _now_ms) -> None:
+        if quorum.voters != frozenset(config.voters):
+            raise ValueError(f"quorum voters {sorted(quorum.voters)} != config voters {sorted(config.voters)}")
+        self.config = config
+        self.log = log
+        self.quorum = quorum
+        self.listener = listener
+        self.rng = rng or random.Random()
+        self.clock_ms = clock_ms
+        self._nursery: trio.Nursery | None = None
+        self._channel: RaftNetworkChannel | None = None
+        self._role_scope = trio.CancelScope()
+        self._changed = trio.Event()
+        self._fetch_deadline = math.inf
+        self._next_commit_offset = 0  # the listener's next offset
+        self._notified_leader: LeaderAndEpoch | None = None
+        self._candidate_rejected = trio.Event()
+        self._known_high_watermark = -1  # a follower's: the leader's, capped at our end offset
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Initialize the quorum state and run the node until cancelled (network channel in a
+        nursery of its own)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._channel = RaftNetworkChannel(self.config, nursery)
+            self.quorum.initialize(self.log.end_offset_and_epoch())
+            self._enter_state()
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._role_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await self._channel.aclose()
+
+    @property
+    def node_id(self) -> int:
+        """This node's id."""
+        return self.config.node_id
+
+    @property
+    def high_watermark(self) -> int:
+        """The high watermark this node knows (-1 before it knows one)."""
+        s = self.quorum.state
+        if isinstance(s, LeaderState):
+            return s.high_watermark
+        return self._known_high_watermark
+
+    def leader_and_epoch(self) -> LeaderAndEpoch:
+        """The leader this node knows now."""
+        return LeaderAndEpoch(self.quorum.leader_id, self.quorum.epoch)
+
+    def _changed_signal(self) -> None:
+        """Wake every waiting Fetch (new data, a new high watermark or a state change)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ------------------------------------------------------------------ transitions
+
+    def _enter_state(self) -> None:
+        """Start the role tasks of the current state (cancelling the previous ones)."""
+        assert self._nursery is not None
+        self._role_scope.cancel()
+        scope = self._role_scope = trio.CancelScope()
+        self._nursery.start_soon(self._run_role, scope, self.quorum.state)
+        self._changed_signal()
+        self._maybe_notify_leader_change()
+
+    def _transition(self, change: Callable[[], object]) -> bool:
+        """Apply a QuorumState transition and enter the new state; False (logged) when Kafka's
+        rules refuse it."""
+        before = self.quorum.state
+        try:
+            change()
+        except IllegalStateError as exc:
+            log.warning("raft_transition_refused", node_id=self.node_id, error=str(exc))
+            return False
+        if self.quorum.state is not before:
+            self._enter_state()
+        return True
+
+    def _maybe_transition(self, leader_id: int, epoch: int) -> None:
+        """Follow a higher epoch (or a newly known leader of this one) that a peer reported
+        (Kafka's maybeHandleCommonResponse / maybeTransition)."""
+        q = self.quorum
+        if epoch > q.epoch:
+            if leader_id >= 0 and leader_id != self.node_id:
+                self._transition(lambda: q.transition_to_follower(epoch, leader_id))
+            else:
+                self._transition(lambda: q.transition_to_unattached(epoch))
+        elif epoch == q.epoch and leader_id >= 0 and leader_id != self.node_id and \
+                isinstance(q.state, (UnattachedState, VotedState, CandidateState)):
+            self._transition(lambda: q.transition_to_follower(epoch, leader_id))
+
+    def _become_candidate(self) -> None:
+        self._candidate_rejected = trio.Event()
+        self._transition(self.quorum.transition_to_candidate)
+
+    def _become_leader(self) -> None:
+        q = self.quorum
+        start = self.log.end_offset
+        if not self._transition(lambda: q.transition_to_leader(start, self.clock_ms())):
+            return
+        state = q.state
+        assert isinstance(state, LeaderState)
+        voters = tuple(mr.Voter(v) for v in sorted(q.voters))
+        message = mr.LeaderChangeMessage(version=0, leader_id=self.node_id, voters=voters,
+                                         granting_voters=tuple(mr.Voter(v) for v in sorted(state.granting)))
+        now = self.clock_ms()
+        self.log.append_as_leader(mr.build_control_batch(message, epoch=state.epoch, append_time_ms=now),
+                                  state.epoch)
+        self._on_leader_end_offset(state)
+        log.info("raft_leader_elected", node_id=self.node_id, epoch=state.epoch, epoch_start_offset=start,
+                 granting=sorted(state.granting))
+
+    def _random_election_timeout_s(self) -> float:
+        t = self.config.election_timeout_ms
+        return (t + self.rng.randrange(t)) / 1000 if t > 0 else 0.0
+
+    # ------------------------------------------------------------------ roles
+
+    async def _run_role(self, scope: trio.CancelScope, state: object) -> None:
+        with scope:
+            if isinstance(state, (UnattachedState, VotedState, ResignedState)):
+                if isinstance(state, ResignedState):
+                    await self._send_end_quorum_epoch(state)
+                await trio.sleep(self._random_election_timeout_s())
+                if self.quorum.is_voter:
+                    self._become_candidate()
+            elif isinstance(state, CandidateState):
+                await self._run_candidate(state)
+            elif isinstance(state, LeaderState):
+                await self._run_leader(state)
+            elif isinstance(state, FollowerState):
+                await self._run_follower(state)
+
+    async def _run_candidate(self, state: CandidateState) -> None:
+        if state.is_vote_granted():  # a quorum of one
+            self._become_leader()
+            return
+        rejected = self._candidate_rejected
+        async with trio.open_nursery() as nursery:
+            for voter in sorted(self.quorum.voters - {self.node_id}):
+                nursery.start_soon(self._request_vote, state, voter)
+            with trio.move_on_after(self._random_election_timeout_s()):
+                await rejected.wait()
+            nursery.cancel_scope.cancel()
+        # lost (refused by a majority) or timed out: back off, then stand again (Kafka's
+        # exponential backoff, capped at election.backoff.max.ms)
+        cap = self.config.election_backoff_max_ms
+        backoff = min(cap, self.rng.randrange(1, max(2, min(cap, 50 * 2 ** state.retries))))
+        log.info("raft_election_lost", node_id=self.node_id, epoch=state.epoch, granting=sorted(state.granting),
+                 rejecting=sorted(state.rejecting), backoff_ms=backoff)
+        await trio.sleep(backoff / 1000)
+        self._become_candidate()
+
+    async def _request_vote(self, state: CandidateState, voter: int) -> None:
+        assert self._channel is not None
+        last = self.log.end_offset_and_epoch()
+        request = _entity(ApiKey.VOTE, VOTE_VERSION, "request", cluster_id=self.config.cluster_id, topics=[{
+            "topic_name": METADATA_TOPIC, "partitions": [{
+                "partition_index": 0, "replica_epoch": state.epoch, "replica_id": self.node_id,
+                "last_offset_epoch": last.epoch, "last_offset": last.offset}]}])
+        while True:
+            response = await self._channel.send(voter, request)
+            if response is not None:
+                break
+            await trio.sleep(self.config.retry_backoff_ms / 1000)
+        if response.error_code != ErrorCode.none or not response.topics or not response.topics[0].partitions:
+            log.warning("raft_vote_error", node_id=self.node_id, voter=voter, error=str(response.error_code))
+            return
+        p = response.topics[0].partitions[0]
+        self._maybe_transition(p.leader_id, p.leader_epoch)
+        if self.quorum.state is not state:
+            return
+        if p.error_code == ErrorCode.none and p.leader_epoch == state.epoch:
+            if p.vote_granted:
+                state.record_granted_vote(voter)
+                if state.is_vote_granted():
+                    self._become_leader()
+            else:
+                state.record_rejected_vote(voter)
+                if state.is_vote_rejected():
+                    self._candidate_rejected.set()
+
+    async def _run_leader(self, state: LeaderState) -> None:
+        check_quorum_s = self.config.fetch_timeout_ms * 1.5 / 1000
+        started = self.clock_ms()
+        async with trio.open_nursery() as nursery:
+            for voter in sorted(self.quorum.voters - {self.node_id}):
+                nursery.start_soon(self._begin_quorum_epoch, state, voter)
+            while True:  # check quorum (Kafka's LeaderState.timeUntilCheckQuorumExpires)
+                await trio.sleep(check_quorum_s / 2)
+                now = self.clock_ms()
+                if now - started < check_quorum_s * 1000:
+                    continue
+                recent = {r.replica_id for r in state.voter_states.values()
+                          if r.replica_id == self.node_id or now - r.last_fetch_ms <= check_quorum_s * 1000}
+                if len(recent) < len(self.quorum.voters) // 2 + 1:
+                    log.warning("raft_leader_lost_quorum", node_id=self.node_id, epoch=state.epoch,
+                                fetched_recently=sorted(recent))
+                    self.resign()
+                    return
+
+    async def _begin_quorum_epoch(self, state: LeaderState, voter: int) -> None:
+        assert self._channel is not None
+        request = _entity(ApiKey.BEGIN_QUORUM_EPOCH, BEGIN_QUORUM_EPOCH_VERSION, "request",
+                          cluster_id=self.config.cluster_id, topics=[{
+                              "topic_name": METADATA_TOPIC, "partitions": [{
+                                  "partition_index": 0, "leader_id": self.node_id, "leader_epoch": state.epoch}]}])
+        while True:
+            response = await self._channel.send(voter, request)
+            if response is not None and response.error_code == ErrorCode.none and response.topics and \
+                    response.topics[0].partitions:
+                p = response.topics[0].partitions[0]
+                self._maybe_transition(p.leader_id, p.leader_epoch)
+                if p.error_code == ErrorCode.none:
+                    return
+            await trio.sleep(self.config.retry_backoff_ms / 1000 if response is None else
+                             self.config.request_timeout_ms / 4000)
+
+    def resign(self) -> None:
+        """A leader gives up its epoch (shutdown, lost quorum): Resigned, EndQuorumEpoch sent to
+        the others naming the voters by how far they fetched. No-op when not leader."""
+        s = self.quorum.state
+        if not isinstance(s, LeaderState):
+            return
+        successors = tuple(r.replica_id for r in sorted(s.voter_states.values(), key=lambda r: -r.end_offset)
+                           if r.replica_id != self.node_id)
+        self._transition(lambda: self.quorum.transition_to_resigned(successors))
+
+    async def _send_end_quorum_epoch(self, state: ResignedState) -> None:
+        assert self._channel is not None
+        request = _entity(ApiKey.END_QUORUM_EPOCH, END_QUORUM_EPOCH_VERSION, "request",
+                          cluster_id=self.config.cluster_id, topics=[{
+                              "topic_name": METADATA_TOPIC, "partitions": [{
+                                  "partition_index": 0, "leader_id": self.node_id, "leader_epoch": state.epoch,
+                                  "preferred_successors": list(state.preferred_successors)}]}])
+        channel = self._channel
+
+        async def send(voter: int) -> None:
+            await channel.send(voter, request)
+
+        with trio.move_on_after(self.config.request_timeout_ms / 1000):
+            async with trio.open_nursery() as nursery:
+                for voter in sorted(self.quorum.voters - {self.node_id}):
+                    nursery.start_soon(send, voter)
+
+    async def _run_follower(self, state: FollowerState) -> None:
+        self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._fetch_loop, state)
+            while (remaining := self._fetch_deadline - trio.current_time()) > 0:
+                await trio.sleep(remaining)
+            log.info("raft_fetch_timeout", node_id=self.node_id, leader_id=state.leader_id, epoch=state.epoch)
+            if self.quorum.is_voter:
+                self._become_candidate()
+                return
+            nursery.cancel_scope.cancel()
+
+    async def _fetch_loop(self, state: FollowerState) -> None:
+        assert self._channel is not None
+        while self.quorum.state is state:
+            end = self.log.end_offset_and_epoch()
+            request = _entity(ApiKey.FETCH, FETCH_VERSION, "request", cluster_id=self.config.cluster_id,
+                              replica_id=self.node_id, max_wait=self.config.fetch_max_wait_ms, min_bytes=0,
+                              max_bytes=FETCH_MAX_BYTES, topics=[{
+                                  "topic_id": METADATA_TOPIC_ID, "partitions": [{
+                                      "partition": 0, "current_leader_epoch": state.epoch,
+                                      "fetch_offset": end.offset, "last_fetched_epoch": end.epoch,
+                                      "log_start_offset": self.log.start_offset,
+                                      "partition_max_bytes": FETCH_MAX_BYTES}]}])
+            response = await self._channel.send(
+                state.leader_id, request, purpose="fetch",
+                timeout_ms=self.config.fetch_max_wait_ms + self.config.request_timeout_ms)
+            if response is None:
+                await trio.sleep(self.config.retry_backoff_ms / 1000)
+                continue
+            if not self._handle_fetch_response(state, response):
+                await trio.sleep(self.config.retry_backoff_ms / 1000)
+
+    def _handle_fetch_response(self, state: FollowerState, response: Any) -> bool:
+        """Apply a Fetch answer; True when it was a successful fetch."""
+        if response.error_code != ErrorCode.none or not response.responses or \
+                not response.responses[0].partitions:
+            log.warning("raft_fetch_error", node_id=self.node_id, error=str(response.error_code))
+            return False
+        p = response.responses[0].partitions[0]
+        self._maybe_transition(p.current_leader.leader_id, p.current_leader.leader_epoch)
+        if self.quorum.state is not state:
+            return False
+        if p.error_code != ErrorCode.none:
+            log.info("raft_fetch_refused", node_id=self.node_id, error=str(p.error_code))
+            return False
+        self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
+        if p.diverging_epoch.epoch >= 0 and p.diverging_epoch.end_offset >= 0:
+            diverging = OffsetAndEpoch(p.diverging_epoch.epoch, p.diverging_epoch.end_offset)
+            before = self.log.end_offset
+            target = self.log.truncate_to_end_offset(diverging)
+            log.info("raft_log_truncated", node_id=self.node_id, diverging_epoch=diverging.epoch,
+                     diverging_end_offset=diverging.offset, from_offset=before, to_offset=target)
+            self._next_commit_offset = min(self._next_commit_offset, target)
+            return True
+        if p.snapshot_id.end_offset >= 0:
+            log.warning("raft_snapshot_needed_not_supported", node_id=self.node_id,
+                        snapshot_end_offset=p.snapshot_id.end_offset, snapshot_epoch=p.snapshot_id.epoch)
+            return False
+        if p.records:
+            self.log.append_as_follower(p.records)
+        hw = min(p.high_watermark, self.log.end_offset)
+        if hw > self._known_high_watermark:
+            self._known_high_watermark = self.log.update_high_watermark(hw)
+            self._deliver_commits()
+        return True
+
+    # ------------------------------------------------------------------ leader bookkeeping
+
+    def _on_leader_end_offset(self, state: LeaderState) -> None:
+        if state.update_end_offset(self.node_id, self.log.end_offset, self.clock_ms(), self.log.end_offset):
+            self._on_high_watermark(state)
+        self._changed_signal()
+
+    def _on_high_watermark(self, state: LeaderState) -> None:
+        self.log.update_high_watermark(state.high_watermark)
+        self._known_high_watermark = state.high_watermark
+        self._deliver_commits()
+        self._changed_signal()
+
+    def _deliver_commits(self) -> None:
+        hw = self.high_watermark
+        while self._next_commit_offset < hw:
+            progressed = False
+            for raw in self.log.committed_batches(self._next_commit_offset, hw):
+                batch = decode_raft_batch(raw)
+                self._next_commit_offset = batch.last_offset + 1
+                progressed = True
+                if self.listener is not None:
+                    self.listener.handle_commit(batch)
+            if not progressed:
+                break
+
+    def _maybe_notify_leader_change(self) -> None:
+        current = self.leader_and_epoch()
+        if current != self._notified_leader:
+            self._notified_leader = current
+            if self.listener is not None:
+                self.listener.handle_leader_change(current)
+
+    # ------------------------------------------------------------------ API
+
+    def append(self, records: Sequence[mr.ApiMessage | mr.ApiMessageAndVersion], epoch: int | None = None) -> int:
+        """Append ``records`` as one batch of the current epoch (leader only); returns the offset of
+        the last record. They are committed once the high watermark passes it (handle_commit).
+        Raises NotLeaderError when not leader, or not leader of ``epoch`` when given (Kafka's
+        scheduleAppend); ValueError for no records."""
+        s = self.quorum.state
+        if not isinstance(s, LeaderState) or (epoch is not None and epoch != s.epoch):
+            raise NotLeaderError(f"node {self.node_id} is not the leader of epoch {epoch if epoch is not None else '-'}"
+                                 f" (state {s.name}, epoch {s.epoch}, leader {self.quorum.leader_id})")
+        batch = mr.build_metadata_batch(records, epoch=s.epoch, append_time_ms=self.clock_ms())
+        _base, last = self.log.append_as_leader(batch, s.epoch)
+        self._on_leader_end_offset(s)
+        return last
+
+    def describe_quorum(self) -> QuorumInfo:
+        """The leader's view of the quorum. Raises NotLeaderError on a non-leader (DescribeQuorum
+        is answered by the leader only)."""
+        s = self.quorum.state
+        if not isinstance(s, LeaderState):
+            raise NotLeaderError(f"node {self.node_id} is not the leader (leader {self.quorum.leader_id})")
+        return QuorumInfo(self.node_id, s.epoch, s.high_watermark,
+                          tuple(s.voter_states[v] for v in sorted(s.voter_states)),
+                          tuple(s.observers[o] for o in sorted(s.observers)))
+
+    # ------------------------------------------------------------------ serving RPCs
+
+    def _check_cluster_id(self, cluster_id: str | None) -> bool:
+        return cluster_id is None or self.config.cluster_id is None or cluster_id == self.config.cluster_id
+
+    def _voter_only_error(self, epoch: int, remote_id: int) -> ErrorCode | None:
+        """Kafka's validateVoterOnlyRequest."""
+        if epoch < self.quorum.epoch:
+            return ErrorCode.fenced_leader_epoch
+        if remote_id < 0:
+            return ErrorCode.invalid_request
+        if not self.quorum.is_voter or remote_id not in self.quorum.voters:
+            return ErrorCode.inconsistent_voter_set
+        return None
+
+    def handle_vote(self, request: Any) -> Any:
+        """Answer a Vote request (see QuorumState.handle_vote_request)."""
+        def answer(error: ErrorCode, granted: bool = False, top: ErrorCode = ErrorCode.none) -> Any:
+            return _entity(ApiKey.VOTE, VOTE_VERSION, "response", error_code=top, topics=[] if top else [{
+                "topic_name": METADATA_TOPIC, "partitions": [{
+                    "partition_index": 0, "error_code": error, "leader_id": self.quorum.leader_id,
+                    "leader_epoch": self.quorum.epoch, "vote_granted": granted}]}])
+        if not self._check_cluster_id(request.cluster_id):
+            return answer(ErrorCode.none, top=ErrorCode.inconsistent_cluster_id)
+        p = _only_partition(request.topics)
+        if p is None:
+            return answer(ErrorCode.none, top=ErrorCode.invalid_request)
+        error = self._voter_only_error(p.replica_epoch, p.replica_id)
+        if error is not None:
+            return answer(error)
+        before = self.quorum.state
+        try:
+            granted = self.quorum.handle_vote_request(p.replica_id, p.replica_epoch,
+                                                      OffsetAndEpoch(p.last_offset_epoch, p.last_offset),
+                                                      self.log.end_offset_and_epoch())
+        except IllegalStateError as exc:
+            log.warning("raft_vote_refused", node_id=self.node_id, error=str(exc))
+            granted = False
+        if self.quorum.state is not before:
+            self._enter_state()
+        log.info("raft_vote", node_id=self.node_id, candidate=p.replica_id, epoch=p.replica_epoch, granted=granted)
+        return answer(ErrorCode.none, granted)
+
+    def handle_begin_quorum_epoch(self, request: Any) -> Any:
+        """Answer BeginQuorumEpoch: follow the new leader of that epoch."""
+        def answer(error: ErrorCode, top: ErrorCode = ErrorCode.none) -> Any:
+            return _entity(ApiKey.BEGIN_QUORUM_EPOCH, BEGIN_QUORUM_EPOCH_VERSION, "response", error_code=top,
+                           topics=[] if top else [{"topic_name": METADATA_TOPIC, "partitions": [{
+                               "partition_index": 0, "error_code": error, "leader_id": self.quorum.leader_id,
+                               "leader_epoch": self.quorum.epoch}]}])
+        if not self._check_cluster_id(request.cluster_id):
+            return answer(ErrorCode.none, top=ErrorCode.inconsistent_cluster_id)
+        p = _only_partition(request.topics)
+        if p is None:
+            return answer(ErrorCode.none, top=ErrorCode.invalid_request)
+        error = self._voter_only_error(p.leader_epoch, p.leader_id)
+        if error is not None:
+            return answer(error)
+        self._maybe_transition(p.leader_id, p.leader_epoch)
+        return answer(ErrorCode.none)
+
+    def handle_end_quorum_epoch(self, request: Any) -> Any:
+        """Answer EndQuorumEpoch: a follower of the resigning leader stands for election after a
+        backoff by its place among the preferred successors (0 for the first)."""
+        def answer(error: ErrorCode, top: ErrorCode = ErrorCode.none) -> Any:
+            return _entity(ApiKey.END_QUORUM_EPOCH, END_QUORUM_EPOCH_VERSION, "response", error_code=top,
+                           topics=[] if top else [{"topic_name": METADATA_TOPIC, "partitions": [{
+                               "partition_index": 0, "error_code": error, "leader_id": self.quorum.leader_id,
+                               "leader_epoch": self.quorum.epoch}]}])
+        if not self._check_cluster_id(request.cluster_id):
+            return answer(ErrorCode.none, top=ErrorCode.inconsistent_cluster_id)
+        p = _only_partition(request.topics)
+        if p is None:
+            return answer(ErrorCode.none, top=ErrorCode.invalid_request)
+        error = self._voter_only_error(p.leader_epoch, p.leader_id)
+        if error is not None:
+            return answer(error)
+        self._maybe_transition(p.leader_id, p.leader_epoch)
+        s = self.quorum.state
+        if isinstance(s, FollowerState) and s.leader_id == p.leader_id and s.epoch == p.leader_epoch:
+            successors = list(p.preferred_successors)
+            position = successors.index(self.node_id) if self.node_id in successors else len(successors)
+            backoff_ms = 0 if position == 0 else \
+                self.config.election_backoff_max_ms * position // max(1, len(successors))
+            self._fetch_deadline = min(self._fetch_deadline, trio.current_time() + backoff_ms / 1000)
+            log.info("raft_leader_resigned", node_id=self.node_id, leader_id=p.leader_id, epoch=p.leader_epoch,
+                     election_in_ms=backoff_ms)
+        return answer(ErrorCode.none)
+
+    async def handle_fetch(self, request: Any) -> Any:
+        """Answer a Fetch of ``__cluster_metadata``-0 (leader only; see module doc). Waits up to
+        the request's max_wait when there is nothing new."""
+        p0 = request.topics[0].partitions[0] if request.topics and request.topics[0].partitions else None
+
+        def answer(error: ErrorCode = ErrorCode.none, *, top: ErrorCode = ErrorCode.none, records: bytes | None = None,
+                   diverging: OffsetAndEpoch | None = None) -> Any:
+            partition: dict[str, Any] = {
+                "partition_index": 0, "error_code": error, "high_watermark": max(-1, self.high_watermark),
+                "log_start_offset": self.log.start_offset, "records": records,
+                "current_leader": {"leader_id": self.quorum.leader_id, "leader_epoch": self.quorum.epoch}}
+            if diverging is not None:
+                partition["diverging_epoch"] = {"epoch": diverging.epoch, "end_offset": diverging.offset}
+            topic_id = request.topics[0].topic_id if request.topics else METADATA_TOPIC_ID
+            return _entity(ApiKey.FETCH, FETCH_VERSION, "response", throttle_time=0, error_code=top,
+                           responses=[] if top else [{"topic_id": topic_id, "partitions": [partition]}])
+        if not self._check_cluster_id(request.cluster_id):
+            return answer(top=ErrorCode.inconsistent_cluster_id)
+        if p0 is None or len(request.topics) != 1 or len(request.topics[0].partitions) != 1:
+            return answer(top=ErrorCode.invalid_request)
+        if request.topics[0].topic_id != METADATA_TOPIC_ID:
+            return answer(ErrorCode.unknown_topic_id)
+        if p0.partition != 0:
+            return answer(ErrorCode.unknown_topic_or_partition)
+        if p0.fetch_offset < 0 or p0.last_fetched_epoch < 0:
+            return answer(ErrorCode.invalid_request)
+        s = self.quorum.state
+        if p0.current_leader_epoch < s.epoch:
+            return answer(ErrorCode.fenced_leader_epoch)
+        if p0.current_leader_epoch > s.epoch:
+            return answer(ErrorCode.unknown_leader_epoch)
+        if not isinstance(s, LeaderState):
+            return answer(ErrorCode.not_leader_or_follower)
+        # the follower's log must agree with ours at (fetch_offset, last_fetched_epoch)
+        end = self.log.end_offset_for_epoch(p0.last_fetched_epoch)
+        if end.epoch != p0.last_fetched_epoch or end.offset < p0.fetch_offset:
+            return answer(diverging=end)
+        if p0.fetch_offset > self.log.end_offset:
+            return answer(ErrorCode.offset_out_of_range)
+        replica_id = request.replica_id
+        if replica_id >= 0:
+            if s.update_end_offset(replica_id, p0.fetch_offset, self.clock_ms(), self.log.end_offset):
+                self._on_high_watermark(s)
+        hw_seen = s.high_watermark
+        max_wait_s = min(request.max_wait.total_seconds(), self.config.fetch_max_wait_ms / 1000)
+        if p0.fetch_offset == self.log.end_offset and max_wait_s > 0:
+            # nothing new: wait for an append, a new high watermark or a state change (long poll)
+            with trio.move_on_after(max_wait_s):
+                while self.quorum.state is s and p0.fetch_offset == self.log.end_offset and \
+                        s.high_watermark == hw_seen:
+                    await self._changed.wait()
+            if self.quorum.state is not s:
+                return answer(ErrorCode.not_leader_or_follower)
+        max_bytes = min(p0.partition_max_bytes, request.max_bytes) if request.max_bytes > 0 else p0.partition_max_bytes
+        records = self.log.read(p0.fetch_offset, max(1, max_bytes)) if p0.fetch_offset < self.log.end_offset else b""
+        return answer(records=records or None)
+
+    def handle_describe_quorum(self, request: Any, version: int) -> Any:
+        """Answer DescribeQuorum v0-1 (the leader's view; NOT_LEADER_OR_FOLLOWER elsewhere)."""
+        def replica(r: ReplicaState) -> dict[str, Any]:
+            return {"replica_id": r.replica_id, "log_end_offset": r.end_offset,
+                    "last_fetch_timestamp": r.last_fetch_ms, "last_caught_up_timestamp": r.last_caught_up_ms}
+        p = _only_partition(request.topics)
+        if p is None or request.topics[0].topic_name != METADATA_TOPIC or p.partition_index != 0:
+            return _entity(ApiKey.DESCRIBE_QUORUM, version, "response", error_code=ErrorCode.unknown_topic_or_partition,
+                           topics=[])
+        partition: dict[str, Any] = {"partition_index": 0, "leader_id": self.quorum.leader_id,
+                                     "leader_epoch": self.quorum.epoch, "high_watermark": self.high_watermark}
+        try:
+            info = self.describe_quorum()
+        except NotLeaderError:
+            partition.update(error_code=ErrorCode.not_leader_or_follower, current_voters=[], observers=[])
+        else:
+            now = self.clock_ms()
+            voters = [replica(attrs.evolve(r, last_fetch_ms=now, last_caught_up_ms=now) if r.replica_id == self.node_id
+                              else r) for r in info.voters]
+            partition.update(error_code=ErrorCode.none, current_voters=voters,
+                             observers=[replica(r) for r in info.observers])
+        return _entity(ApiKey.DESCRIBE_QUORUM, version, "response", error_code=ErrorCode.none,
+                       topics=[{"topic_name": METADATA_TOPIC, "partitions": [partition]}])
+
+
+def _only_partition(topics: Any) -> Any | None:
+    if len(topics) != 1 or len(topics[0].partitions) != 1:
+        return None
+    p = topics[0].partitions[0]
+    if getattr(topics[0], "topic_name", METADATA_TOPIC) != METADATA_TOPIC:
+        return None
+    return p
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+class RaftServer:
+    """Serves a KafkaRaftClient's RPCs (RAFT_APIS) on a TCP listener: one task per connection,
+    requests answered in order. A frame that does not parse closes the connection (logged); an
+    unknown API or version gets the ApiVersions fallback answer (KIP-511) when it is ApiVersions,
+    else the connection is closed, as Kafka's controller does."""
+
+    def __init__(self, client: KafkaRaftClient) -> None:
+        self.client = client
+
+    async def serve(self, host: str, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on host:port until cancelled; task_status.started(bound port)."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self._handle_connection, listeners)
+
+    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+        reader = FrameReader()
+        peer = None
+        try:
+            peer = stream.socket.getpeername()
+            while True:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                reader.feed(data)
+                while (frame := reader.next_frame()) is not None:
+                    response = await self._handle_frame(frame, peer)
+                    if response is None:
+                        return
+                    await stream.send_all(response)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        except ProtocolError as exc:
+            log.warning("raft_bad_frame", peer=str(peer), error=str(exc))
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _handle_frame(self, frame: memoryview, peer: object) -> bytes | None:
+        try:
+            header, request = parse_request(frame, RAFT_APIS)
+        except (UnknownApiKeyError, UnsupportedVersionError) as exc:
+            if exc.api_key == ApiKey.API_VERSIONS:
+                return encode_api_versions_fallback(exc.correlation_id, RAFT_APIS)
+            log.warning("raft_unsupported_request", peer=str(peer), error=str(exc))
+            return None
+        except ProtocolError as exc:
+            log.warning("raft_bad_request", peer=str(peer), error=str(exc))
+            return None
+        return encode_response(header, await self._dispatch(header, request))
+
+    async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
+        c = self.client
+        key = header.api_key
+        if key == ApiKey.API_VERSIONS:
+            return api_versions_response(header.api_version, RAFT_APIS)
+        if key == ApiKey.VOTE:
+            return c.handle_vote(request)
+        if key == ApiKey.BEGIN_QUORUM_EPOCH:
+            return c.handle_begin_quorum_epoch(request)
+        if key == ApiKey.END_QUORUM_EPOCH:
+            return c.handle_end_quorum_epoch(request)
+        if key == ApiKey.FETCH:
+            return await c.handle_fetch(request)
+        if key == ApiKey.DESCRIBE_QUORUM:
+            return c.handle_describe_quorum(request, header.api_version)
+        raise AssertionError(f"unhandled api key {key}")  # RAFT_APIS lists only the above
