@@ -11,8 +11,8 @@ ReplicaStateMachine (Kafka 3.x): the state names and their valid previous states
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
@@ -47,6 +47,43 @@ class ReplicaState(enum.Enum):
 
 
 PS, RS = PartitionState, ReplicaState
+T = TypeVar("T")
+
+#: how many partitions (or replicas) the controller's bulk work -- creating and deleting topics --
+#: hands to a state machine at a time, going back to the event loop in between. A state machine
+#: call does its per-partition Python work (checks, state records, request entries, log lines,
+#: ZooKeeper ops) in one event-loop step between its ZooKeeper round trips, ~50-150 us a partition
+#: here, so 10,000 partitions in one call held the broker's loop for 1-3 s; 250 keeps a step near
+#: 40 ms. Kafka's controller does the whole set in one call on its own thread (onNewPartitionCreation,
+#: onTopicDeletion), with one LeaderAndIsr per broker; kafkalike sends one per chunk.
+STATE_CHANGE_CHUNK = 250
+
+
+def chunks(items: Sequence[T], size: int | None = None) -> Iterator[list[T]]:
+    """``items`` in consecutive lists of at most ``size`` (default STATE_CHANGE_CHUNK, read at
+    call time); nothing for an empty sequence."""
+    n = size or STATE_CHANGE_CHUNK
+    for i in range(0, len(items), n):
+        yield list(items[i:i + n])
+
+
+def topic_chunks(topics: Sequence[str], partitions_per_topic: Callable[[str], int],
+                 size: int | None = None) -> Iterator[list[str]]:
+    """``topics`` in consecutive lists whose partitions add up to about ``size`` (default
+    STATE_CHANGE_CHUNK): a list closes once it reaches ``size`` partitions, so a topic is never
+    split and a topic with more partitions than ``size`` is a list of its own."""
+    n = size or STATE_CHANGE_CHUNK
+    chunk: list[str] = []
+    count = 0
+    for topic in topics:
+        chunk.append(topic)
+        count += max(1, partitions_per_topic(topic))
+        if count >= n:
+            yield chunk
+            chunk, count = [], 0
+    if chunk:
+        yield chunk
+
 
 VALID_PREVIOUS_PARTITION_STATES: dict[PartitionState, frozenset[PartitionState]] = {
     PS.NewPartition: frozenset({PS.NonExistentPartition}),

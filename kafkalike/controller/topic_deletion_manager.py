@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterable
 import structlog
 import trio
 
-from kafkalike.controller.controller_context import ControllerContext, PartitionState, ReplicaState
+from kafkalike.controller.controller_context import (
+    ControllerContext,
+    PartitionState,
+    ReplicaState,
+    chunks,
+    topic_chunks,
+)
 from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.partition_state_machine import PartitionStateMachine
 from kafkalike.controller.replica_state_machine import ReplicaStateMachine
@@ -90,7 +96,8 @@ class TopicDeletionManager:
             await self._remove_marks(topics)
             return
         self.ctx.topics_to_delete |= topics
-        log.info("topics_queued_for_deletion", topics=sorted(topics))
+        queued = sorted(topics)
+        log.info("topics_queued_for_deletion", count=len(queued), topics=queued[:20])
         await self.resume_deletions()
 
     def is_topic_queued_up_for_deletion(self, topic: str) -> bool:
@@ -121,8 +128,12 @@ class TopicDeletionManager:
             await self.resume_deletions()
 
     async def complete_replica_deletion(self, replicas: list[tuple[TopicPartition, int]]) -> None:
-        """StopReplica(delete) succeeded for ``replicas``."""
-        await self.replica_state_machine.handle_state_changes(replicas, RS.ReplicaDeletionSuccessful)
+        """StopReplica(delete) succeeded for ``replicas`` (STATE_CHANGE_CHUNK at a time, with a
+        checkpoint in between)."""
+        for i, chunk in enumerate(chunks(replicas)):
+            if i:
+                await trio.lowlevel.checkpoint()
+            await self.replica_state_machine.handle_state_changes(chunk, RS.ReplicaDeletionSuccessful)
         await self.resume_deletions()
 
     async def fail_replica_deletion(self, replicas: list[tuple[TopicPartition, int]]) -> None:
@@ -138,11 +149,13 @@ class TopicDeletionManager:
         topics whose replicas are all deleted; give replicas whose deletion failed (or whose
         broker was down) another go; start eligible topics.
 
-        All topics of a call are handled as ONE batch, as Kafka's onTopicDeletion(topics) does:
-        one partition state change, one UpdateMetadata, one StopReplica per broker for all
-        their partitions, one pipelined ZooKeeper deletion of the completed topics. The scan
-        yields to the event loop every YIELD_EVERY topics, so that 10,000 queued topics never
-        keep the broker (and its SIGTERM handler) from running."""
+        The topics of a call are handled in batches of about STATE_CHANGE_CHUNK partitions
+        (Kafka's onTopicDeletion(topics) takes them all in one): per batch one partition state
+        change, one UpdateMetadata, one StopReplica per broker for all their partitions, one
+        pipelined ZooKeeper deletion of the completed topics, and a checkpoint between batches.
+        The scan yields to the event loop every YIELD_EVERY topics. So 10,000 queued topics
+        never keep the broker (and its SIGTERM handler) from running: in one batch, their state
+        changes held the loop for up to a second per step."""
         ctx = self.ctx
         complete: list[str] = []
         retry: list[str] = []
@@ -163,15 +176,22 @@ class TopicDeletionManager:
                 self.mark_topic_ineligible_for_deletion([topic], "partition reassignment in progress")
             if not in_progress and topic not in ctx.topics_ineligible_for_deletion:
                 eligible.append(topic)
-        if complete:
-            await self._complete_delete_topics(complete)
-        if retry:
-            failed = [(tp, r) for topic in retry for tp, r in ctx.replicas_for_topic(topic)
+        partitions = self._partition_count
+        for batch in topic_chunks(complete, partitions):
+            await trio.lowlevel.checkpoint()
+            await self._complete_delete_topics(batch)
+        for batch in topic_chunks(retry, partitions):
+            await trio.lowlevel.checkpoint()
+            failed = [(tp, r) for topic in batch for tp, r in ctx.replicas_for_topic(topic)
                       if ctx.replica_state(tp, r) is RS.ReplicaDeletionIneligible]
             await self.replica_state_machine.handle_state_changes(failed, RS.OfflineReplica)
-            ctx.topics_ineligible_for_deletion -= set(retry)
-        if eligible:
-            await self._on_topic_deletion(eligible)
+            ctx.topics_ineligible_for_deletion -= set(batch)
+        for batch in topic_chunks(eligible, partitions):
+            await trio.lowlevel.checkpoint()
+            await self._on_topic_deletion(batch)
+
+    def _partition_count(self, topic: str) -> int:
+        return len(self.ctx.assignments.by_topic.get(topic, ()))
 
     async def _on_topic_deletion(self, topics: list[str]) -> None:
         """Kafka's onTopicDeletion(topics): partitions of topics not yet started -> Offline ->
