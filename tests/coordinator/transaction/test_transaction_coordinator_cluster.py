@@ -540,6 +540,85 @@ def test_kafka_python_and_aiokafka_transactional_producers_commit_and_abort(txn_
     assert sorted(committed_values(bootstrap, topic, 2, 8)) == sorted(expected)
 
 
+def test_kafka_python_and_aiokafka_send_offsets_to_transaction_commit_offsets_only_with_it(
+        txn_cluster: LocalCluster) -> None:
+    """Consume-transform-produce with kafka-python 3's and aiokafka's producers:
+    send_offsets_to_transaction (AddOffsetsToTxn, then TxnOffsetCommit) in a committed
+    transaction moves the group's committed offset, as each library's own consumer reads it;
+    in an aborted one it does not, and the aborted output stays invisible to read_committed."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTopicPartition
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KpTopicPartition
+
+    bootstrap = txn_cluster.bootstrap_servers
+    source, sink = _name("src"), _name("sink")
+    create_topic(bootstrap, source, 1)
+    create_topic(bootstrap, sink, 1)
+
+    def wait_for(read: Any, expected: int | None) -> int | None:
+        deadline = time.monotonic() + 30
+        got = read()
+        while got != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = read()
+        return got
+
+    kp_group = _name("kp-g")
+    kp = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=_name("kp"))
+    kc = KafkaConsumer(bootstrap_servers=bootstrap, group_id=kp_group, enable_auto_commit=False)
+    try:
+        def kp_committed() -> int | None:
+            return kc.committed(KpTopicPartition(source, 0), timeout_ms=10_000)
+
+        kp.init_transactions()
+        kp.begin_transaction()
+        kp.send(sink, value=b"kp-out-1", partition=0)
+        kp.send_offsets_to_transaction({KpTopicPartition(source, 0): OffsetAndMetadata(5, "", -1)}, kp_group)
+        kp.commit_transaction()
+        assert wait_for(kp_committed, 5) == 5
+        kp.begin_transaction()
+        kp.send(sink, value=b"kp-out-2", partition=0)
+        kp.send_offsets_to_transaction({KpTopicPartition(source, 0): OffsetAndMetadata(8, "", -1)}, kp_group)
+        kp.flush()
+        kp.abort_transaction()
+        assert kp_committed() == 5
+    finally:
+        kc.close()
+        kp.close()
+
+    aio_group = _name("aio-g")
+
+    async def aio() -> tuple[int | None, int | None]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=_name("aio"))
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=aio_group, enable_auto_commit=False)
+        await producer.start()
+        await consumer.start()
+        try:
+            tp = AioTopicPartition(source, 0)
+            async with producer.transaction():
+                await producer.send_and_wait(sink, value=b"aio-out-1", partition=0)
+                await producer.send_offsets_to_transaction({tp: 5}, aio_group)
+            deadline = time.monotonic() + 30
+            after_commit = await consumer.committed(tp)
+            while after_commit != 5 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                after_commit = await consumer.committed(tp)
+            await producer.begin_transaction()
+            await producer.send_and_wait(sink, value=b"aio-out-2", partition=0)
+            await producer.send_offsets_to_transaction({tp: 8}, aio_group)
+            await producer.abort_transaction()
+            return after_commit, await consumer.committed(tp)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    assert asyncio.run(aio()) == (5, 5)
+    assert sorted(committed_values(bootstrap, sink, 1, 2)) == [b"aio-out-1", b"kp-out-1"]
+
+
 def test_markers_authenticate_over_a_sasl_inter_broker_listener(tmp_path: Path, zk_connect: str) -> None:
     """With SASL_PLAINTEXT as the inter-broker listener (SCRAM-SHA-512 admin), the coordinator's
     WriteTxnMarkers connections authenticate: a committed transaction completes and is read by
