@@ -26,12 +26,10 @@ LAYERS = {
     "cli": 6,
 }
 
-#: import circles between modules that exist today (issue: components built from their
-#: dependencies); each entry is one strongly connected set of modules
-KNOWN_CIRCLES: list[frozenset[str]] = [
-    frozenset({"broker.kafka_apis", "broker.kafka_server", "broker.producer_id_manager",
-               "broker.replica_fetcher", "broker.replica_manager", "broker.zk_admin_manager"}),
-]
+#: import circles between modules that exist today; each entry is one strongly connected set
+#: of modules. Empty since the broker's components are built from their dependencies
+#: (docs/architecture.md): a new circle fails the test.
+KNOWN_CIRCLES: list[frozenset[str]] = []
 
 
 def _modules() -> dict[str, Path]:

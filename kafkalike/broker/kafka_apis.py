@@ -11,8 +11,8 @@ DescribeCluster) and the thin request/response translation of the replica manage
 (Produce, Fetch, ListOffsets, OffsetForLeaderEpoch, LeaderAndIsr, StopReplica) and the
 admin manager's (CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
 AlterConfigs, IncrementalAlterConfigs): decode the kio entity into plain values, call the
-component (``server.replica_manager`` / ``server.admin_manager``), build the response of the
-request's version with ``build()``.
+component (the ReplicaManager / ZkAdminManager KafkaApis was built with), build the response
+of the request's version with ``build()``.
 
 Which versions are served is the broker property ``kafkalike.api.versions``: ``latest``
 (SUPPORTED_APIS) or ``wireshark-4.0`` (TSHARK_COMPATIBLE_APIS, docs/protocol.md
@@ -38,8 +38,15 @@ import structlog
 import trio
 
 from kafkalike.broker.broker_metrics import BrokerTopicStats, RequestStats
-from kafkalike.broker.metadata_cache import MetadataSnapshot
+from kafkalike.broker.delayed_fetch import FetchPartitionInfo
+from kafkalike.broker.describe_producers import active_producer_state
+from kafkalike.broker.fetch_session import FetchManager, FetchRequestPartition
+from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.metadata_cache import MetadataCache, MetadataSnapshot
+from kafkalike.broker.replica_manager import ReplicaManager, TxnMarkerEntry
 from kafkalike.broker.socket_server import CloseConnection, ConnectionContext
+from kafkalike.broker.zk_admin_manager import ZkAdminManager
+from kafkalike.coordination import zk_data as zd
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.codec import (
     RequestHeader,
@@ -60,9 +67,10 @@ from kafkalike.protocol.errors import (
 from kafkalike.protocol.entities import (AUTHORIZED_OPERATIONS_OMITTED, build, duration_ms, entity,
                                          response_class_for)
 from kafkalike.storage import TopicPartition
+from kafkalike.storage.log_manager import LogManager
 
 if TYPE_CHECKING:
-    from kafkalike.broker.kafka_server import KafkaServer
+    from kafkalike.controller.kafka_controller import KafkaController
 
 log = structlog.get_logger(__name__)
 
@@ -92,12 +100,36 @@ def _api_key_of(frame: memoryview) -> int:
 
 
 class KafkaApis:
-    """Request dispatch for one broker. ``handle`` is the SocketServer's RequestHandler."""
+    """Request dispatch for one broker. ``handle`` is the SocketServer's RequestHandler.
 
-    def __init__(self, server: "KafkaServer") -> None:
-        self.server = server
+    Built last by KafkaServer.startup, from the components its handlers call (Kafka's
+    KafkaApis is built the same way): ``config`` (kafkalike.api.versions,
+    auto.create.topics.enable), ``broker_id``, ``cluster_id`` (Metadata, DescribeCluster),
+    ``metadata_cache``, ``log_manager`` (logs of a big LeaderAndIsr created in worker threads),
+    ``replica_manager``, ``fetch_manager`` (fetch sessions), ``admin_manager``, ``controller``
+    (ElectLeaders), ``auto_create_topic`` (topic -> the error to answer meanwhile:
+    AutoTopicCreationManager.create_topic) and ``on_metadata_update`` (called after each
+    UpdateMetadata with the partitions it deleted). Other components add their handlers
+    with ``register``."""
+
+    def __init__(self, config: KafkaConfig, broker_id: int, cluster_id: str | None, *,
+                 metadata_cache: MetadataCache, log_manager: LogManager, replica_manager: ReplicaManager,
+                 fetch_manager: FetchManager, admin_manager: ZkAdminManager, controller: "KafkaController",
+                 auto_create_topic: Callable[[str], Awaitable[int]],
+                 on_metadata_update: Callable[[list[zd.TopicPartition]], Awaitable[None]]) -> None:
+        self.config = config
+        self.broker_id = broker_id
+        self.cluster_id = cluster_id
+        self.metadata_cache = metadata_cache
+        self.log_manager = log_manager
+        self.replica_manager = replica_manager
+        self.fetch_manager = fetch_manager
+        self.admin_manager = admin_manager
+        self.controller = controller
+        self.auto_create_topic = auto_create_topic
+        self.on_metadata_update = on_metadata_update
         #: {api key: (min, max)} served: kafkalike.api.versions (KafkaConfig.api_versions)
-        self.supported: dict[int, tuple[int, int]] = server.config.api_versions
+        self.supported: dict[int, tuple[int, int]] = config.api_versions
         #: (version, listener, cluster id) -> (MetadataCache.updates, encoded all-topics Metadata body)
         self._all_topics_metadata: dict[tuple[int, str, str | None], tuple[int, bytes]] = {}
         self._all_topics_metadata_lock = trio.Lock()
@@ -182,12 +214,8 @@ class KafkaApis:
         takes them (LogManager "Creation in a worker thread"). The ones it did not take (a
         stale request, a partition refused) are removed afterwards. Fewer than
         LOGS_OFF_LOOP_MIN new logs are left to the replica manager, as before."""
-        lm = self.server.log_manager
-        rm = getattr(self.server, "replica_manager", None)
-        if lm is None or rm is None:
-            yield
-            return
-        me = self.server.broker_id
+        lm, rm = self.log_manager, self.replica_manager
+        me = self.broker_id
         states = ([(t.topic_name, p) for t in request.topic_states for p in t.partition_states]
                   or [(p.topic_name, p) for p in request.ungrouped_partition_states])
         wanted = [TopicPartition(topic, p.partition_index) for topic, p in states if me in p.replicas]
@@ -246,15 +274,14 @@ class KafkaApis:
         listener) until the next UpdateMetadata (Kafka serves it from its MetadataSnapshot).
         Returns the ready frame.
         """
-        server = self.server
-        cache = server.metadata_cache
+        cache = self.metadata_cache
         requested: list[str] | None
         if request.topics is None or (header.api_version == 0 and not request.topics):
             requested = None
         else:
             requested = [t.name for t in request.topics if t.name is not None]
         if requested is None:
-            key = (header.api_version, conn.listener_name, server.cluster_id)
+            key = (header.api_version, conn.listener_name, self.cluster_id)
             cached = self._all_topics_metadata.get(key)
             if cached is None or cached[0] != cache.updates:
                 async with self._all_topics_metadata_lock:  # clients refreshing at once: built once
@@ -270,7 +297,7 @@ class KafkaApis:
 
         errors: dict[str, int] = {}
         allow_auto = (getattr(request, "allow_auto_topic_creation", True)
-                      and server.config["auto.create.topics.enable"] and server.auto_create_topic is not None)
+                      and self.config["auto.create.topics.enable"])
         unknown = [name for name in dict.fromkeys(requested) if not cache.contains_topic(name)]
         if unknown and allow_auto:
             await self._auto_create(unknown, errors)
@@ -285,8 +312,7 @@ class KafkaApis:
         AUTO_CREATE_IN_FLIGHT at a time so that their ZooKeeper round trips overlap instead of
         queueing one after another (10,000 names took minutes one by one); ``errors[name]`` gets
         each creation's answer (LEADER_NOT_AVAILABLE while it comes up, or why not)."""
-        create = self.server.auto_create_topic
-        assert create is not None
+        create = self.auto_create_topic
         pending = iter(names)
 
         async def worker() -> None:
@@ -302,7 +328,7 @@ class KafkaApis:
         """The encoded Metadata response body; in a worker thread for big answers (the inputs
         are immutable: a snapshot, fresh lists)."""
         work = functools.partial(_encode_metadata, response_class_for(request), version, snap, names, errors,
-                                 listener, self.server.cluster_id)
+                                 listener, self.cluster_id)
         if len(snap.topics) <= METADATA_INLINE_TOPICS and (names is None or len(names) <= METADATA_INLINE_TOPICS):
             return work()
         return await trio.to_thread.run_sync(work)
@@ -317,21 +343,21 @@ class KafkaApis:
         KafkaApis.handleUpdateMetadataRequest, ReplicaManager.maybeUpdateMetadataCache)."""
         from kafkalike.protocol.update_metadata import UpdateMetadataResponse
 
-        server = self.server
-        async with server.replica_manager.state_change_lock:
-            stale = server.replica_manager.fence_controller_request(
+        rm = self.replica_manager
+        async with rm.state_change_lock:
+            stale = rm.fence_controller_request(
                 request, "UpdateMetadata", broker_epoch_since=5, version=header.api_version)
             if stale is not None:
                 return UpdateMetadataResponse(error_code=stale.value)
-            deleted = server.metadata_cache.update(request, header.api_version)
-            await server.on_metadata_update(deleted)
+            deleted = self.metadata_cache.update(request, header.api_version)
+            await self.on_metadata_update(deleted)
         return UpdateMetadataResponse(error_code=0)
 
     # ------------------------------------------------------------------ DescribeCluster
     async def handle_describe_cluster(self, header: RequestHeader, request: Any,
                                       conn: ConnectionContext) -> Any:
         """DescribeCluster v0-v1 (KIP-700): brokers on this listener, cluster id, controller."""
-        cache = self.server.metadata_cache
+        cache = self.metadata_cache
         resp_cls = response_class_for(request)
         broker_cls = entity(resp_cls, "DescribeClusterBroker")
         brokers = []
@@ -340,17 +366,11 @@ class KafkaApis:
             if ep is not None:
                 brokers.append(build(broker_cls, broker_id=node.id, host=ep[0], port=ep[1], rack=node.rack))
         return build(resp_cls, error_code=ErrorCode.none, error_message=None, endpoint_type=1,
-                     cluster_id=self.server.cluster_id or "",
+                     cluster_id=self.cluster_id or "",
                      controller_id=cache.controller_id if cache.controller_id is not None else -1,
                      brokers=tuple(brokers), cluster_authorized_operations=AUTHORIZED_OPERATIONS_OMITTED)
 
     # ------------------------------------------------------------------ replica manager APIs
-    def _component(self, name: str) -> Any:
-        component = getattr(self.server, name, None)
-        if component is None:
-            raise CloseConnection(f"{name} is not running on this broker")
-        return component
-
     async def handle_produce(self, header: RequestHeader, request: Any,
                              conn: ConnectionContext) -> Any:
         """Produce v3-v9 (Kafka protocol guide, Produce): records stay memoryviews of the frame
@@ -361,7 +381,7 @@ class KafkaApis:
         "__admin_client" (Kafka's rule). Every record is validated before the append (Kafka's
         LogValidator, kafkalike.storage.log_validator): INVALID_RECORD / CORRUPT_MESSAGE with
         error_message (v8+) and, for records refused one by one, record_errors (v8+, KIP-467)."""
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         entries: list[tuple[TopicPartition, Any]] = []
         for t in request.topic_data:
             for p in t.partition_data:
@@ -399,10 +419,9 @@ class KafkaApis:
             for name, parts in by_topic.items()))
 
     async def _maybe_auto_create(self, topic: str) -> None:
-        server = self.server
-        if server.config["auto.create.topics.enable"] and server.auto_create_topic is not None:
+        if self.config["auto.create.topics.enable"]:
             try:
-                await server.auto_create_topic(topic)
+                await self.auto_create_topic(topic)
             except Exception as exc:  # never fail the request because of auto-creation
                 log.warning("auto_create_failed", topic=topic, error=str(exc))
 
@@ -418,10 +437,7 @@ class KafkaApis:
         come back at top level with no partitions."""
         from time import monotonic
 
-        from kafkalike.broker.delayed_fetch import FetchPartitionInfo
-        from kafkalike.broker.fetch_session import FetchRequestPartition
-
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         fetch_data: dict[TopicPartition, FetchRequestPartition] = {}
         for t in request.topics:
             for p in t.partitions:
@@ -430,7 +446,7 @@ class KafkaApis:
                     getattr(p, "log_start_offset", -1))
         forgotten = [TopicPartition(t.topic, i) for t in getattr(request, "forgotten_topics_data", ())
                      for i in t.partitions]
-        context = self._component("fetch_manager").new_context(
+        context = self.fetch_manager.new_context(
             header.api_version, getattr(request, "session_id", 0), getattr(request, "session_epoch", -1),
             request.replica_id >= 0, fetch_data, forgotten, int(monotonic() * 1000))
         resp_cls = response_class_for(request)
@@ -467,7 +483,7 @@ class KafkaApis:
         read_committed ones, LEO for replicas),
         -3 max timestamp (KIP-734), -4 earliest-local, -5 latest-tiered (KIP-1005), else the
         first offset at or after a timestamp (ms)."""
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         resp_cls = response_class_for(request)
         topic_cls = entity(resp_cls, "ListOffsetsTopicResponse")
         part_cls = entity(resp_cls, "ListOffsetsPartitionResponse")
@@ -489,10 +505,8 @@ class KafkaApis:
         """DeleteRecords v0-v2 (KIP-107; ReplicaManager.delete_records): per partition the
         low watermark, or UNKNOWN_TOPIC_OR_PARTITION (low watermark -1) for a partition the
         metadata cache does not know (Kafka's KafkaApis.handleDeleteRecordsRequest)."""
-        from kafkalike.coordination import zk_data as zd
-
-        rm = self._component("replica_manager")
-        cache = self.server.metadata_cache
+        rm = self.replica_manager
+        cache = self.metadata_cache
         resp_cls = response_class_for(request)
         topic_cls = entity(resp_cls, "DeleteRecordsTopicResult")
         part_cls = entity(resp_cls, "DeleteRecordsPartitionResult")
@@ -520,7 +534,7 @@ class KafkaApis:
     async def handle_offset_for_leader_epoch(self, header: RequestHeader, request: Any,
                                              conn: ConnectionContext) -> Any:
         """OffsetForLeaderEpoch v2-v4 (KIP-101/279): where an epoch ends in the leader's log."""
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         resp_cls = response_class_for(request)
         topic_cls = entity(resp_cls, "OffsetForLeaderTopicResult")
         part_cls = entity(resp_cls, "EpochEndOffset")
@@ -547,7 +561,7 @@ class KafkaApis:
         wanted = None if request.topics is None else {
             TopicPartition(t.topic, int(p)) for t in request.topics for p in t.partitions}
         results = []
-        for d in self._component("replica_manager").describe_log_dirs(wanted):
+        for d in self.replica_manager.describe_log_dirs(wanted):
             by_topic: dict[str, list[Any]] = {}
             for r in d.replicas:
                 by_topic.setdefault(r.tp.topic, []).append(build(
@@ -562,16 +576,14 @@ class KafkaApis:
     async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
                                     conn: ConnectionContext) -> Any:
         """LeaderAndIsr v0-v6 from the controller (ReplicaManager.become_leader_or_follower)."""
-        return await self._component("replica_manager").become_leader_or_follower(
+        return await self.replica_manager.become_leader_or_follower(
             header.api_version, request)
 
     async def handle_describe_producers(self, header: RequestHeader, request: Any,
                                         conn: ConnectionContext) -> Any:
         """DescribeProducers v0 (KIP-664): each partition's active idempotent producers from
         this broker's replica (kafkalike.broker.describe_producers)."""
-        from kafkalike.broker.describe_producers import active_producer_state
-
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         resp_cls = response_class_for(request)
         topic_cls, part_cls = entity(resp_cls, "TopicResponse"), entity(resp_cls, "PartitionResponse")
         state_cls = entity(resp_cls, "ProducerState")
@@ -591,9 +603,7 @@ class KafkaApis:
         transaction coordinator): each marker's COMMIT/ABORT control batch is appended to
         its partitions this broker leads, answered once the ISR has it
         (ReplicaManager.write_txn_markers, which lists the per-partition errors)."""
-        from kafkalike.broker.replica_manager import TxnMarkerEntry
-
-        rm = self._component("replica_manager")
+        rm = self.replica_manager
         markers = [TxnMarkerEntry(m.producer_id, m.producer_epoch, m.coordinator_epoch, bool(m.transaction_result),
                                   tuple(TopicPartition(t.name, i) for t in m.topics for i in t.partition_indexes))
                    for m in request.markers]
@@ -613,7 +623,7 @@ class KafkaApis:
     async def handle_stop_replica(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
         """StopReplica v0-v3 from the controller (ReplicaManager.stop_replicas)."""
-        return await self._component("replica_manager").stop_replicas(header.api_version, request)
+        return await self.replica_manager.stop_replicas(header.api_version, request)
 
     # ------------------------------------------------------------------ admin APIs
     async def handle_elect_leaders(self, header: RequestHeader, request: Any,
@@ -628,8 +638,8 @@ class KafkaApis:
         NOT_CONTROLLER on a broker that is not the controller); a NONE answer waits until this
         broker's metadata cache shows the new leader. Whatever is not done after ``timeout``
         ms is REQUEST_TIMED_OUT."""
-        controller = self._component("controller")
-        cache = self._component("metadata_cache")
+        controller = self.controller
+        cache = self.metadata_cache
         resp_cls = response_class_for(request)
         result_cls, part_cls = entity(resp_cls, "ReplicaElectionResult"), entity(resp_cls, "PartitionResult")
         election_type = int(getattr(request, "election_type", 0))
@@ -671,32 +681,32 @@ class KafkaApis:
     async def handle_create_topics(self, header: RequestHeader, request: Any,
                                    conn: ConnectionContext) -> Any:
         """CreateTopics v2-v7 (ZkAdminManager.create_topics)."""
-        return await self._component("admin_manager").create_topics(header, request)
+        return await self.admin_manager.create_topics(header, request)
 
     async def handle_delete_topics(self, header: RequestHeader, request: Any,
                                    conn: ConnectionContext) -> Any:
         """DeleteTopics v1-v5 (ZkAdminManager.delete_topics)."""
-        return await self._component("admin_manager").delete_topics(header, request)
+        return await self.admin_manager.delete_topics(header, request)
 
     async def handle_create_partitions(self, header: RequestHeader, request: Any,
                                        conn: ConnectionContext) -> Any:
         """CreatePartitions v0-v3 (ZkAdminManager.create_partitions)."""
-        return await self._component("admin_manager").create_partitions(header, request)
+        return await self.admin_manager.create_partitions(header, request)
 
     async def handle_describe_configs(self, header: RequestHeader, request: Any,
                                       conn: ConnectionContext) -> Any:
         """DescribeConfigs v1-v4 (ZkAdminManager.describe_configs)."""
-        return await self._component("admin_manager").describe_configs(header, request)
+        return await self.admin_manager.describe_configs(header, request)
 
     async def handle_alter_configs(self, header: RequestHeader, request: Any,
                                    conn: ConnectionContext) -> Any:
         """AlterConfigs v0-v2 (ZkAdminManager.alter_configs)."""
-        return await self._component("admin_manager").alter_configs(header, request, incremental=False)
+        return await self.admin_manager.alter_configs(header, request, incremental=False)
 
     async def handle_incremental_alter_configs(self, header: RequestHeader, request: Any,
                                                conn: ConnectionContext) -> Any:
         """IncrementalAlterConfigs v0-v1 (ZkAdminManager.alter_configs, KIP-339)."""
-        return await self._component("admin_manager").alter_configs(header, request, incremental=True)
+        return await self.admin_manager.alter_configs(header, request, incremental=True)
 
 
 #: Metadata answers naming more topics than this are built and encoded in a worker thread

@@ -14,6 +14,13 @@ Start-up, in Kafka's order:
      epoch. A live broker already holding the id stops start-up (BrokerIdInUse);
   7. start the components that hang off the broker (controller election, replica manager...).
 
+The components are built between steps 4 and 5, in dependency order, each from exactly what
+it uses (``_build_components``; Kafka's KafkaServer.startup does the same): replica manager
+(log manager, ZooKeeper client, metadata cache), fetch manager, admin manager, group
+coordinator, producer-id manager, transaction coordinator, auto topic creation, and last
+KafkaApis, which the socket server dispatches to. No component receives the server.
+docs/architecture.md draws the graph.
+
 While running, a ZooKeeper session expiry deletes the registration; on the new session the
 broker registers again and gets a new broker epoch (``broker_reregistered``).
 Shutdown (SIGTERM / SIGINT, or ``request_shutdown()``): a controlled shutdown first (the
@@ -32,16 +39,32 @@ from typing import Any
 import structlog
 import trio
 
+from kafkalike.broker import sasl_server_authenticator as sasl
+from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
+from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
 from kafkalike.broker.kafka_apis import KafkaApis
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
-from kafkalike.broker.ssl_factory import SslConfigError, client_context, server_context
+from kafkalike.broker.producer_id_manager import ProducerIdManager
+from kafkalike.broker.replica_fetcher import InterBrokerClientConfig
+from kafkalike.broker.replica_manager import ReplicaManager
+from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
+from kafkalike.broker.ssl_factory import SslConfigError, client_context, server_context
+from kafkalike.broker.zk_admin_manager import ZkAdminManager
 from kafkalike.coordination import SessionState, ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import NoNode
 from kafkalike.coordination.kafka_zk_client import BrokerIdInUse, KafkaZkClient
+from kafkalike.coordinator import group_apis
+from kafkalike.coordinator.group_coordinator import GroupCoordinator
+from kafkalike.coordinator.offset_config import configs_from
+from kafkalike.coordinator.transaction import transaction_apis
+from kafkalike.coordinator.transaction.transaction_coordinator import TransactionCoordinator
+from kafkalike.coordinator.transaction.transaction_state_manager import TransactionConfig
+from kafkalike.controller.kafka_controller import KafkaController, send_controlled_shutdown
+from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.storage.checkpoints import read_meta_properties
 from kafkalike.storage.log_manager import LogManager
 
@@ -55,10 +78,11 @@ class BrokerStartupError(Exception):
 class KafkaServer:
     """One broker. ``await server.run()`` starts it and serves until shutdown is requested.
 
-    Attributes the other components use: config, broker_id, cluster_id, broker_epoch,
-    zk (ZooKeeperClient), kafka_zk (KafkaZkClient), log_manager, metadata_cache, apis
-    (KafkaApis, where components register handlers), bound_listeners, nursery (for
-    background tasks of components).
+    Attributes, set by start-up (``_build_components``) unless noted: config, broker_id,
+    cluster_id, broker_epoch, zk (ZooKeeperClient), kafka_zk (KafkaZkClient), log_manager,
+    metadata_cache and controller (both from the constructor), replica_manager,
+    fetch_manager, admin_manager, group_coordinator, producer_id_manager,
+    transaction_coordinator, apis (KafkaApis), bound_listeners, nursery.
     """
 
     def __init__(self, config: KafkaConfig) -> None:
@@ -70,77 +94,88 @@ class KafkaServer:
         self.kafka_zk: KafkaZkClient | None = None
         self.log_manager: LogManager | None = None
         self.metadata_cache = MetadataCache(broker_id=self.broker_id)
-        self.apis = KafkaApis(self)
         self.socket_server: SocketServer | None = None
         self.bound_listeners: list[BoundListener] = []
-        #: client SSLContext for the broker's own connections (controller channel, replica
-        #: fetchers, controlled shutdown) when the inter-broker listener is SSL; else None
-        self.inter_broker_ssl_context: Any = None
-        #: the broker's SASL credentials (SaslClientConfig) for those connections when the
-        #: inter-broker listener is SASL_PLAINTEXT / SASL_SSL; else None
-        self.inter_broker_sasl: Any = None
+        #: how the broker's own connections (controller channel, replica fetchers, controlled
+        #: shutdown, transaction markers) use the inter-broker listener's SSL / SASL
+        self.inter_broker = InterBrokerClientConfig()
         self.registration: zd.BrokerRegistration | None = None
         self.nursery: trio.Nursery | None = None
         self.started = trio.Event()
         self._shutdown = trio.Event()
-        # hooks filled by components as they are wired in
-        self.auto_create_topic: Callable[[str], Awaitable[Any]] | None = None
-        self.startup_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
-        self.shutdown_hooks: list[Callable[["KafkaServer"], Awaitable[None]]] = []
+        # run in order after the registration, in reverse order at shutdown (filled by
+        # _build_components, in dependency order)
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.metadata_listeners: list[Callable[[list[zd.TopicPartition]], Awaitable[None]]] = []
         # the controller (election, event queue), built from the config and the broker id; it is
         # started over the broker's ZooKeeper client by the start-up hook, stopped by the shutdown hook
-        from kafkalike.controller.kafka_controller import KafkaController
-        from kafkalike.protocol.api_keys import ApiKey
+        # Kafka's state-change.log, here in the first log dir (Kafka: next to server.log)
         self.controller = KafkaController(self.broker_id, self.config)
-        self.startup_hooks.append(self._start_controller)
-        self.shutdown_hooks.append(lambda _server: self.controller.stop())
-        self.apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
-        self.apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, self.controller.handle_alter_partition_reassignments)
-        self.apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, self.controller.handle_list_partition_reassignments)
-        # replica manager (LeaderAndIsr, StopReplica, Produce, Fetch, ListOffsets, ...)
-        from kafkalike.broker.replica_manager import ReplicaManager
-        self.replica_manager = ReplicaManager(self)
-        # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch
-        from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
-        self.fetch_manager = FetchManager(FetchSessionCache(
-            int(self.config["max.incremental.fetch.session.cache.slots"])))
-        from kafkalike.broker.zk_admin_manager import ZkAdminManager
-        self.admin_manager = ZkAdminManager(self)
-        # group coordinator (__consumer_offsets) and the group APIs it serves
-        from kafkalike.coordinator import group_apis
-        from kafkalike.coordinator.group_coordinator import GroupCoordinator
-        self.group_coordinator = GroupCoordinator.for_server(self)
-        group_apis.register(self.apis, self.group_coordinator)
-        # producer ids for idempotent producers (InitProducerId), from /latest_producer_id_block
-        from kafkalike.broker.producer_id_manager import ProducerIdManager
-        self.producer_id_manager = ProducerIdManager(self)
-        self.apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
-        # SASL: SCRAM credentials in /config/users (Alter/DescribeUserScramCredentials), and
-        # SaslHandshake / SaslAuthenticate outside the exchange answering ILLEGAL_SASL_STATE
-        from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
-        from kafkalike.broker.sasl_server_authenticator import register_authenticated_handlers
+        # SCRAM credentials in /config/users (SASL/SCRAM logins, Alter/DescribeUserScramCredentials)
         self.scram_credentials = ScramCredentialStore(lambda: self.kafka_zk)
-        ScramCredentialApis(self.scram_credentials).register(self.apis)
-        register_authenticated_handlers(self.apis)
         # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
         self.metrics_server: Any = None
-        # transaction coordinator (__transaction_state, KIP-98) and the transaction APIs; it wraps
-        # InitProducerId (idempotent producers keep the ProducerIdManager's) and FindCoordinator
-        from kafkalike.coordinator.transaction import transaction_apis
-        from kafkalike.coordinator.transaction.transaction_coordinator import TransactionCoordinator
-        from kafkalike.coordinator.transaction.transaction_state_manager import TransactionConfig
-        self.transaction_coordinator = TransactionCoordinator(
-            TransactionConfig.from_broker_config(self.config), replica_manager=self.replica_manager,
-            metadata_cache=self.metadata_cache, admin_manager=self.admin_manager,
+
+    def _build_components(self, nursery: trio.Nursery, log_manager: LogManager, zk: ZooKeeperClient,
+                          kafka_zk: KafkaZkClient) -> None:
+        """Build the broker's components in dependency order, each from what it uses (Kafka's
+        KafkaServer.startup): replica manager, fetch sessions, admin manager, group
+        coordinator, producer ids, transaction coordinator, auto topic creation, then the
+        request handlers. Start-up and shutdown hooks are added in the same order."""
+        cfg = self.config
+        self.replica_manager = rm = ReplicaManager(
+            cfg, self.broker_id, log_manager, self.metadata_cache, kafka_zk, nursery,
+            broker_epoch=lambda: self.broker_epoch, inter_broker=self.inter_broker)
+        # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch
+        self.fetch_manager = FetchManager(FetchSessionCache(int(cfg["max.incremental.fetch.session.cache.slots"])))
+        self.admin_manager = admin = ZkAdminManager(cfg, self.broker_id, zk, kafka_zk, self.metadata_cache,
+                                                    nursery, on_topic_config_change=rm.update_topic_config)
+        # group coordinator (__consumer_offsets) and the group APIs it serves
+        offset_config, group_config = configs_from(cfg)
+        self.group_coordinator = group = GroupCoordinator(
+            self.broker_id, offset_config, group_config, replica_manager=rm,
+            metadata_cache=self.metadata_cache, kafka_zk=kafka_zk, create_topic=admin.create_topic,
+            nursery=nursery)
+        # COMMIT/ABORT markers written to __consumer_offsets complete transactional offsets
+        rm.txn_marker_listeners.append(group.on_txn_marker)
+        # producer ids for idempotent producers (InitProducerId), from /latest_producer_id_block
+        self.producer_id_manager = ProducerIdManager(self.broker_id, kafka_zk)
+        # transaction coordinator (__transaction_state, KIP-98); it wraps InitProducerId
+        # (idempotent producers keep the ProducerIdManager's) and FindCoordinator
+        self.transaction_coordinator = txn = TransactionCoordinator(
+            TransactionConfig.from_broker_config(cfg), replica_manager=rm,
+            metadata_cache=self.metadata_cache, admin_manager=admin,
             generate_producer_id=self.producer_id_manager.generate_producer_id,
-            inter_broker_listener=self.config.inter_broker_listener_name)
-        transaction_apis.register(self.apis, self.transaction_coordinator,
-                                  self.producer_id_manager.handle_init_producer_id,
-                                  self.group_coordinator.manager.partition_for)
-        self.startup_hooks.append(lambda s: self.transaction_coordinator.startup(
-            s.nursery, s.broker_id, s.kafka_zk, s.inter_broker_ssl_context, s.inter_broker_sasl))
-        self.shutdown_hooks.append(lambda _s: self.transaction_coordinator.shutdown())
+            inter_broker_listener=cfg.inter_broker_listener_name)
+        self.auto_topic_creation_manager = AutoTopicCreationManager(admin.auto_create_topic,
+                                                                    group.create_offsets_topic)
+        self.metadata_listeners += [admin.on_metadata_update, group.on_partitions_deleted]
+
+        self.apis = apis = KafkaApis(
+            cfg, self.broker_id, self.cluster_id, metadata_cache=self.metadata_cache, log_manager=log_manager,
+            replica_manager=rm, fetch_manager=self.fetch_manager, admin_manager=admin,
+            controller=self.controller, auto_create_topic=self.auto_topic_creation_manager.create_topic,
+            on_metadata_update=self.on_metadata_update)
+        apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
+        apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, self.controller.handle_alter_partition_reassignments)
+        apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, self.controller.handle_list_partition_reassignments)
+        group.follow_leadership_requests(apis)
+        group_apis.register(apis, group)
+        apis.register(ApiKey.INIT_PRODUCER_ID, self.producer_id_manager.handle_init_producer_id)
+        # SASL: SCRAM credentials (Alter/DescribeUserScramCredentials), and SaslHandshake /
+        # SaslAuthenticate outside the exchange answering ILLEGAL_SASL_STATE
+        ScramCredentialApis(self.scram_credentials).register(apis)
+        sasl.register_authenticated_handlers(apis)
+        transaction_apis.register(apis, txn, self.producer_id_manager.handle_init_producer_id,
+                                  group.manager.partition_for)
+
+        self.startup_hooks += [
+            lambda: self.controller.start(nursery, zk, self.broker_id),
+            rm.startup, admin.startup, group.startup,
+            lambda: txn.startup(nursery, self.broker_id, kafka_zk, self.inter_broker.ssl_context,
+                                self.inter_broker.sasl)]
+        self.shutdown_hooks += [self.controller.stop, rm.shutdown, group.shutdown, txn.shutdown]
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:
@@ -214,18 +249,21 @@ class KafkaServer:
             ssl_contexts = {e.listener_name: server_context(cfg.listener_ssl_config(e.listener_name))
                             for e in cfg.listeners if e.security_protocol in ("SSL", "SASL_SSL")}
             inter = cfg.inter_broker_listener_name
+            inter_ssl = None
             if inter in ssl_contexts:  # Kafka: the inter-broker listener's ssl.* configs, client mode
-                self.inter_broker_ssl_context = client_context(cfg.listener_ssl_config(inter))
-                self.controller.channel.ssl_context = self.inter_broker_ssl_context
+                inter_ssl = client_context(cfg.listener_ssl_config(inter))
+                self.controller.channel.ssl_context = inter_ssl
         except SslConfigError as exc:
             raise BrokerStartupError(str(exc)) from None
-        from kafkalike.broker import sasl_server_authenticator as sasl
         try:  # SASL listeners: an unknown mechanism or a missing JAAS config stops start-up naming the key
             sasl_configs = sasl.listener_sasl_configs(cfg)
-            self.inter_broker_sasl = sasl.inter_broker_sasl_client(cfg, sasl_configs)
-            self.controller.channel.sasl = self.inter_broker_sasl
+            inter_sasl = sasl.inter_broker_sasl_client(cfg, sasl_configs)
+            self.controller.channel.sasl = inter_sasl
         except sasl.SaslConfigError as exc:
             raise BrokerStartupError(str(exc)) from None
+        self.inter_broker = InterBrokerClientConfig(ssl_context=inter_ssl, sasl=inter_sasl)
+        assert self.zk is not None
+        self._build_components(nursery, self.log_manager, self.zk, self.kafka_zk)
         authenticators = {
             name: (lambda conn, listener=listener: sasl.SaslServerAuthenticator(
                 listener, self.scram_credentials, self.apis, self.apis.supported, conn))
@@ -258,15 +296,9 @@ class KafkaServer:
             raise BrokerStartupError(str(exc)) from exc
         nursery.start_soon(self._watch_session)
         for hook in self.startup_hooks:
-            await hook(self)
+            await hook()
         log.info("broker_started", broker_epoch=self.broker_epoch,
                  endpoints=[e.connection_string for e in self.registration.endpoints])
-
-    async def _start_controller(self, _server: "KafkaServer") -> None:
-        """Start-up hook: the controller over this broker's ZooKeeper client, in its nursery,
-        with the broker id decided at start-up (Kafka's kafkaController.startup())."""
-        assert self.zk is not None and self.nursery is not None
-        await self.controller.start(self.nursery, self.zk, self.broker_id)
 
     async def _start_metrics(self, nursery: trio.Nursery) -> None:
         """Serve /metrics (broker_metrics) on the first listener's host at kafkalike.metrics.port
@@ -352,8 +384,6 @@ class KafkaServer:
         if not cfg["controlled.shutdown.enable"] or self.kafka_zk is None or self.zk is None \
                 or not self.zk.connected or self.broker_epoch < 0:
             return
-        from kafkalike.controller.kafka_controller import send_controlled_shutdown
-
         started = trio.current_time()
         ok = False
         try:
@@ -363,7 +393,7 @@ class KafkaServer:
                 max_retries=cfg["controlled.shutdown.max.retries"],
                 retry_backoff_ms=cfg["controlled.shutdown.retry.backoff.ms"],
                 request_timeout_ms=cfg["controller.socket.timeout.ms"],
-                ssl_context=self.inter_broker_ssl_context, sasl=self.inter_broker_sasl)
+                ssl_context=self.inter_broker.ssl_context, sasl=self.inter_broker.sasl)
         except Exception as exc:
             log.warning("controlled_shutdown_error", error=str(exc))
         log.info("controlled_shutdown_finished", succeeded=ok,
@@ -372,7 +402,7 @@ class KafkaServer:
     async def _shutdown_components(self) -> None:
         for hook in reversed(self.shutdown_hooks):
             try:
-                await hook(self)
+                await hook()
             except Exception:
                 log.exception("shutdown_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
         if self.zk is not None and self.registration is not None and self.zk.connected:

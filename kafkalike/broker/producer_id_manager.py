@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
+from kafkalike.coordination.kafka_zk_client import KafkaZkClient
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.entities import build, response_class_for
 
 if TYPE_CHECKING:
-    from kafkalike.broker.kafka_server import KafkaServer
     from kafkalike.broker.socket_server import ConnectionContext
     from kafkalike.protocol.codec import RequestHeader
 
@@ -31,10 +31,13 @@ log = structlog.get_logger(__name__)
 
 
 class ProducerIdManager:
-    """Hands out producer ids (int64) from ZooKeeper-claimed blocks of 1000."""
+    """Hands out producer ids (int64) from ZooKeeper-claimed blocks of 1000 (Kafka's
+    ZkProducerIdManager(brokerId, zkClient)): ``broker_id`` is written into the block it
+    claims, ``kafka_zk`` is the broker's KafkaZkClient."""
 
-    def __init__(self, server: "KafkaServer") -> None:
-        self.server = server
+    def __init__(self, broker_id: int, kafka_zk: KafkaZkClient) -> None:
+        self.broker_id = broker_id
+        self.kafka_zk = kafka_zk
         self._next = 0
         self._end = -1  # inclusive end of the current block
         self._lock = trio.Lock()
@@ -44,8 +47,7 @@ class ProducerIdManager:
         Raises the coordination layer's errors if ZooKeeper can't be written."""
         async with self._lock:
             if self._next > self._end:
-                assert self.server.kafka_zk is not None
-                block = await self.server.kafka_zk.claim_producer_id_block(self.server.broker_id)
+                block = await self.kafka_zk.claim_producer_id_block(self.broker_id)
                 self._next, self._end = block.block_start, block.block_end
                 log.info("producer_id_block_claimed", start=block.block_start, end=block.block_end)
             pid = self._next

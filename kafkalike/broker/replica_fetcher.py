@@ -42,19 +42,22 @@ stopped (Kafka's shutdownIdleFetcherThreads).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
 import trio
 
+from kafkalike.broker.fetch_session import next_epoch
+from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, request_versions_for_ibp
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, LOG_OVERHEAD
 from kafkalike.storage import TopicPartition
 
 if TYPE_CHECKING:
-    from kafkalike.broker.replica_manager import ReplicaManager
+    from kafkalike.broker.partition import Partition
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +88,18 @@ def complete_batches_length(records: memoryview) -> int:
             break
         pos += LOG_OVERHEAD + length
     return pos
+
+
+@attrs.frozen
+class InterBrokerClientConfig:
+    """How this broker opens its own connections to other brokers (replica fetchers, the
+    controller channel, controlled shutdown, transaction markers): the client SSLContext
+    (``ssl.SSLContext``) when the inter-broker listener is SSL / SASL_SSL, else None; the
+    SASL credentials (client.sasl.SaslClientConfig) when it is SASL_PLAINTEXT / SASL_SSL,
+    else None. Kafka: the inter-broker listener's ssl.* / sasl.* configs in client mode."""
+
+    ssl_context: Any = None
+    sasl: Any = None
 
 
 @attrs.define
@@ -137,7 +152,6 @@ class FetchSessionHandler:
         return self.session_id, self.epoch, send, forgotten
 
     def handle_response(self, error: int, session_id: int) -> None:
-        from kafkalike.broker.fetch_session import next_epoch
         if error != ErrorCode.none:
             if error != ErrorCode.fetch_session_id_not_found:
                 log.info("fetch_session_error", session_id=self.session_id, epoch=self.epoch,
@@ -166,7 +180,6 @@ class ReplicaFetcher:
 
     def __init__(self, manager: "ReplicaFetcherManager", leader_id: int, host: str, port: int) -> None:
         self.manager = manager
-        self.rm = manager.rm
         self.leader_id = leader_id
         self.host = host
         self.port = port
@@ -178,7 +191,7 @@ class ReplicaFetcher:
         self.fetches = 0
         self.bytes_fetched = 0
         self.errors = 0
-        self.max_versions = fetcher_request_versions(self.rm.server.config["inter.broker.protocol.version"])
+        self.max_versions = fetcher_request_versions(manager.config["inter.broker.protocol.version"])
         self.session = FetchSessionHandler()
 
     def statistics(self) -> FetcherStatistics:
@@ -187,7 +200,7 @@ class ReplicaFetcher:
                                  self.conn is not None and not self.conn.closed)
 
     def _cfg(self, key: str) -> int:
-        return int(self.rm.server.config[key])
+        return int(self.manager.config[key])
 
     def _version(self, api_key: int) -> int:
         """The IBP's version of ``api_key`` (max_versions), lowered to what the leader serves."""
@@ -209,11 +222,11 @@ class ReplicaFetcher:
                             if self.conn is None or self.conn.closed:
                                 self.conn = await KafkaConnection.connect(
                                     self.host, self.port, nursery=nursery,
-                                    client_id=f"broker-{self.rm.broker_id}-fetcher-{self.leader_id}",
+                                    client_id=f"broker-{self.manager.broker_id}-fetcher-{self.leader_id}",
                                     request_timeout_ms=self._cfg("replica.socket.timeout.ms"),
                                     connect_timeout_ms=self._cfg("replica.socket.timeout.ms"),
-                                    ssl_context=self.rm.server.inter_broker_ssl_context,
-                                    sasl=self.rm.server.inter_broker_sasl)
+                                    ssl_context=self.manager.inter_broker.ssl_context,
+                                    sasl=self.manager.inter_broker.sasl)
                             if any(s.truncating and not s.parked for s in self.partitions.values()):
                                 await self._truncate()
                             else:
@@ -255,7 +268,7 @@ class ReplicaFetcher:
         """One OffsetsForLeaderEpoch round for the partitions still truncating."""
         wanted: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         for tp, state in self.partitions.items():
-            p = self.rm.get_partition(tp)
+            p = self.manager.get_partition(tp)
             if not state.truncating or state.parked or p is None:
                 continue
             latest = p.log.leader_epoch_cache.latest_epoch
@@ -271,7 +284,7 @@ class ReplicaFetcher:
                 {"partition": tp.partition, "current_leader_epoch": state.leader_epoch, "leader_epoch": epoch})
         response = await self.conn.call(
             ApiKey.OFFSET_FOR_LEADER_EPOCH, api_version=self._version(ApiKey.OFFSET_FOR_LEADER_EPOCH),
-            replica_id=self.rm.broker_id,
+            replica_id=self.manager.broker_id,
             topics=[{"topic": t, "partitions": parts} for t, parts in topics.items()])
         for t in response.topics:
             for r in t.partitions:
@@ -280,7 +293,7 @@ class ReplicaFetcher:
                 if entry is None or self.partitions.get(tp) is not entry[0]:
                     continue  # removed or re-added meanwhile
                 state, requested = entry
-                p = self.rm.get_partition(tp)
+                p = self.manager.get_partition(tp)
                 if p is None:
                     continue
                 if r.error_code != ErrorCode.none:
@@ -308,7 +321,7 @@ class ReplicaFetcher:
         p.truncate_to(target)
 
     def _finish_truncation(self, tp: TopicPartition, state: PartitionFetchState, target: int, why: str) -> None:
-        p = self.rm.get_partition(tp)
+        p = self.manager.get_partition(tp)
         if p is None:
             return
         before = p.log_end_offset
@@ -325,7 +338,7 @@ class ReplicaFetcher:
         wanted: dict[TopicPartition, dict[str, int]] = {}
         max_bytes = self._cfg("replica.fetch.max.bytes")
         for tp, state in states.items():
-            p = self.rm.get_partition(tp)
+            p = self.manager.get_partition(tp)
             if p is None:
                 continue
             wanted[tp] = {
@@ -349,7 +362,7 @@ class ReplicaFetcher:
             forgotten_topics.setdefault(tp.topic, []).append(tp.partition)
         wait_ms = self._cfg("replica.fetch.wait.max.ms")
         response = await self.conn.call(
-            ApiKey.FETCH, api_version=version, replica_id=self.rm.broker_id,
+            ApiKey.FETCH, api_version=version, replica_id=self.manager.broker_id,
             max_wait=wait_ms, min_bytes=self._cfg("replica.fetch.min.bytes"),
             max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
             session_id=session_id, session_epoch=epoch,
@@ -365,7 +378,7 @@ class ReplicaFetcher:
                 state = states.get(tp)
                 if state is None or self.partitions.get(tp) is not state or tp not in wanted:
                     continue
-                p = self.rm.get_partition(tp)
+                p = self.manager.get_partition(tp)
                 if p is None or p.is_leader:
                     continue
                 if d.error_code != ErrorCode.none:
@@ -397,7 +410,7 @@ class ReplicaFetcher:
         start offset when the follower fell behind retention."""
         response = await self.conn.call(
             ApiKey.LIST_OFFSETS, api_version=self._version(ApiKey.LIST_OFFSETS),
-            replica_id=self.rm.broker_id,
+            replica_id=self.manager.broker_id,
             isolation_level=0,
             topics=[{"name": tp.topic, "partitions": [
                 {"partition_index": tp.partition, "timestamp": -1, "current_leader_epoch": -1},
@@ -412,7 +425,7 @@ class ReplicaFetcher:
             return
         response = await self.conn.call(
             ApiKey.LIST_OFFSETS, api_version=self._version(ApiKey.LIST_OFFSETS),
-            replica_id=self.rm.broker_id,
+            replica_id=self.manager.broker_id,
             isolation_level=0,
             topics=[{"name": tp.topic, "partitions": [
                 {"partition_index": tp.partition, "timestamp": -2, "current_leader_epoch": -1},
@@ -438,28 +451,37 @@ class ReplicaFetcher:
 
 
 class ReplicaFetcherManager:
-    """One ReplicaFetcher per source broker (num.replica.fetchers = 1)."""
+    """One ReplicaFetcher per source broker (num.replica.fetchers = 1); Kafka's
+    ReplicaFetcherManager, created by the ReplicaManager.
 
-    def __init__(self, rm: "ReplicaManager") -> None:
-        self.rm = rm
+    Receives: ``broker_id`` (the replica id its fetches carry), ``config`` (the broker's
+    KafkaConfig: replica.* keys and inter.broker.protocol.version),
+    ``get_partition`` (tp -> the hosted Partition or None: where fetched batches are
+    appended), ``nursery`` (where fetcher tasks run) and ``inter_broker`` (SSL / SASL of the
+    connections to leaders)."""
+
+    def __init__(self, broker_id: int, config: KafkaConfig,
+                 get_partition: Callable[[TopicPartition], "Partition | None"], nursery: trio.Nursery,
+                 inter_broker: InterBrokerClientConfig) -> None:
+        self.broker_id = broker_id
+        self.config = config
+        self.get_partition = get_partition
+        self.nursery = nursery
+        self.inter_broker = inter_broker
         self.fetchers: dict[int, ReplicaFetcher] = {}
 
     def add_fetchers(self, partitions: dict[TopicPartition, tuple[int, str, int]]) -> None:
         """Start following each tp from (leader id, host, port); it truncates first."""
-        nursery = self.rm.server.nursery
         for tp, (leader_id, host, port) in partitions.items():
             fetcher = self.fetchers.get(leader_id)
             if fetcher is not None and (fetcher.host, fetcher.port) != (host, port):
                 fetcher.cancel_scope.cancel()
                 fetcher = None
             if fetcher is None:
-                if nursery is None:
-                    log.warning("no_nursery_for_fetcher", leader=leader_id)
-                    continue
                 fetcher = ReplicaFetcher(self, leader_id, host, port)
                 self.fetchers[leader_id] = fetcher
-                nursery.start_soon(self._run, fetcher)
-            p = self.rm.get_partition(tp)
+                self.nursery.start_soon(self._run, fetcher)
+            p = self.get_partition(tp)
             fetcher.partitions[tp] = PartitionFetchState(leader_epoch=p.leader_epoch if p else -1)
             fetcher.wakeup.set()
             log.info("follower_fetch_added", partition=str(tp), leader=leader_id)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import structlog
@@ -44,9 +44,13 @@ from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, Delete
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
 from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
 from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
+from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.partition import DuplicateBatch, Partition, PartitionError, now_ms
+from kafkalike.broker.replica_fetcher import InterBrokerClientConfig, ReplicaFetcherManager
 from kafkalike.coordination import BadVersion, NoNode
 from kafkalike.coordination import zk_data as zd
+from kafkalike.coordination.kafka_zk_client import KafkaZkClient
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.leader_and_isr import (LeaderAndIsrPartitionError, LeaderAndIsrResponse,
@@ -56,14 +60,12 @@ from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopRepli
 from kafkalike.storage import (CorruptRecordError, KafkaStorageError, LogConfig,
                                OffsetOutOfRangeError, RecordTooLargeError, TopicPartition)
 from kafkalike.storage.errors import InvalidRecordError
+from kafkalike.storage.log_manager import LogManager
 from kafkalike.storage.transaction_index import AbortedTxn
 from kafkalike.storage.unified_log import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
 EARLIEST_LOCAL_TIMESTAMP = -4  # ListOffsets v8+ (KIP-405)
 LATEST_TIERED_TIMESTAMP = -5  # ListOffsets v9+ (KIP-1005)
-
-if TYPE_CHECKING:
-    from kafkalike.broker.kafka_server import KafkaServer
 
 log = structlog.get_logger(__name__)
 
@@ -217,15 +219,40 @@ class _LoopYielder:
 
 
 class ReplicaManager:
-    """The broker's partitions. Created by KafkaServer; wires its startup/shutdown hooks.
+    """The broker's partitions (Kafka's ReplicaManager). Built by KafkaServer.startup from
+    what it uses, as Kafka's KafkaServer builds its ReplicaManager:
+
+    - ``config``: the broker's KafkaConfig (log.* defaults, min.insync.replicas,
+      replica.lag.time.max.ms, fetch.max.bytes, checkpoint and retention intervals, and the
+      replica.* keys its fetchers read);
+    - ``broker_id``; ``broker_epoch``: a callable answering the current broker epoch (the
+      czxid of this broker's registration, which changes when it registers again after a
+      session expiry; controller requests for an older one are fenced);
+    - ``log_manager`` (started: logs loaded), ``metadata_cache`` (endpoints of leaders, live
+      brokers, known partitions), ``zk_client`` (ISR writes, /isr_change_notification,
+      /log_dir_event_notification, topic configs);
+    - ``nursery``: where its background tasks, fetchers and after-answer file writes run;
+    - ``inter_broker``: SSL / SASL of its fetchers' connections to leaders.
+
+    ``startup()`` starts the background tasks; ``shutdown()`` stops the fetchers, answers
+    what waits in the purgatories and checkpoints the high watermarks.
 
     ``state_change_lock`` is Kafka's replicaStateChangeLock: LeaderAndIsr, StopReplica and
     UpdateMetadata each hold it from their controller-epoch check to their last change, so
     a large request that yields to the event loop (every ``STATE_CHANGE_YIELD_AFTER_S``)
     is never interleaved with another controller request."""
 
-    def __init__(self, server: "KafkaServer") -> None:
-        self.server = server
+    def __init__(self, config: KafkaConfig, broker_id: int, log_manager: LogManager,
+                 metadata_cache: MetadataCache, zk_client: KafkaZkClient, nursery: trio.Nursery,
+                 broker_epoch: Callable[[], int],
+                 inter_broker: InterBrokerClientConfig = InterBrokerClientConfig()) -> None:
+        self.config = config
+        self.broker_id = broker_id
+        self.log_manager = log_manager
+        self.metadata_cache = metadata_cache
+        self.zk_client = zk_client
+        self.nursery = nursery
+        self.broker_epoch = broker_epoch
         self.partitions: dict[TopicPartition, Partition] = {}
         self.controller_epoch = 0
         self.produce_purgatory = DelayedOperationPurgatory("Produce")
@@ -246,41 +273,37 @@ class ReplicaManager:
         # answered NONE (Kafka's KafkaApis.handleWriteTxnMarkersRequest then tells the group
         # coordinator: onTransactionCompleted). Listeners are synchronous and must not raise.
         self.txn_marker_listeners: list[Callable[[TopicPartition, int, int, bool], None]] = []
-        from kafkalike.broker.replica_fetcher import ReplicaFetcherManager
-        self.fetcher_manager = ReplicaFetcherManager(self)
-        server.startup_hooks.append(self._startup)
-        server.shutdown_hooks.append(self._shutdown)
+        self.fetcher_manager = ReplicaFetcherManager(broker_id, config, self.get_partition, nursery,
+                                                     inter_broker)
+        # any log's unrecoverable write failure (leader, follower, flush) takes its dir
+        # offline through here
+        log_manager.on_log_dir_failure = self.handle_log_dir_failure
+        log_manager.file_delete_delay_ms = int(config["log.segment.delete.delay.ms"])
 
     # ------------------------------------------------------------------ lifecycle
-    @property
-    def broker_id(self) -> int:
-        return self.server.broker_id
+    async def startup(self) -> None:
+        """Start the background tasks (Kafka's ReplicaManager.startup and the LogManager's
+        scheduled work): ISR expiration, ISR change propagation, log maintenance, deletion
+        of renamed log dirs."""
+        self.nursery.start_soon(self._isr_expiration_task)
+        self.nursery.start_soon(self._isr_change_propagation_task)
+        self.nursery.start_soon(self._log_maintenance_task)
+        self.nursery.start_soon(self._log_deletion_task)
 
-    async def _startup(self, server: "KafkaServer") -> None:
-        assert server.nursery is not None
-        server.nursery.start_soon(self._isr_expiration_task)
-        server.nursery.start_soon(self._isr_change_propagation_task)
-        server.nursery.start_soon(self._log_maintenance_task)
-        server.nursery.start_soon(self._log_deletion_task)
-        if server.log_manager is not None:  # any log's unrecoverable write failure (leader,
-            # follower, flush) takes its dir offline through here
-            server.log_manager.on_log_dir_failure = self.handle_log_dir_failure
-            server.log_manager.file_delete_delay_ms = int(server.config["log.segment.delete.delay.ms"])
-
-    async def _shutdown(self, server: "KafkaServer") -> None:
+    async def shutdown(self) -> None:
+        """Stop the fetchers, complete what waits in the purgatories, checkpoint the HWs."""
         await self.fetcher_manager.shutdown()
         for tp in list(self.partitions):
             self._complete_delayed(tp)
-        if server.log_manager is not None:
-            try:
-                server.log_manager.checkpoint_high_watermarks()
-            except Exception as exc:
-                log.warning("hw_checkpoint_failed", error=str(exc))
+        try:
+            self.log_manager.checkpoint_high_watermarks()
+        except Exception as exc:
+            log.warning("hw_checkpoint_failed", error=str(exc))
 
     # ------------------------------------------------------------------ configs
     def log_config_for(self, topic: str) -> LogConfig:
         """Broker defaults overridden by the topic's /config/topics entry (cached)."""
-        base = broker_log_config(self.server.config)
+        base = broker_log_config(self.config)
         overrides = self.topic_configs.get(topic)
         return LogConfig.from_properties(overrides, base) if overrides else base
 
@@ -288,15 +311,15 @@ class ReplicaManager:
         """min.insync.replicas of a topic (override, else the broker's)."""
         raw = self.topic_configs.get(topic, {}).get("min.insync.replicas")
         try:
-            return int(raw) if raw is not None else int(self.server.config["min.insync.replicas"])
+            return int(raw) if raw is not None else int(self.config["min.insync.replicas"])
         except ValueError:
-            return int(self.server.config["min.insync.replicas"])
+            return int(self.config["min.insync.replicas"])
 
     async def _load_topic_config(self, topic: str) -> None:
-        if topic in self.topic_configs or self.server.kafka_zk is None:
+        if topic in self.topic_configs:
             return
         try:
-            self.topic_configs[topic] = await self.server.kafka_zk.get_entity_config(
+            self.topic_configs[topic] = await self.zk_client.get_entity_config(
                 zd.CONFIG_TYPE_TOPIC, topic)
         except Exception as exc:
             log.warning("topic_config_read_failed", topic=topic, error=str(exc))
@@ -304,11 +327,8 @@ class ReplicaManager:
     def update_topic_config(self, topic: str, config: dict[str, str]) -> None:
         """A topic's dynamic config changed (/config/changes): apply it to its logs."""
         self.topic_configs[topic] = dict(config)
-        lm = self.server.log_manager
-        if lm is None:
-            return
         new = self.log_config_for(topic)
-        for tp, lg in list(lm.logs.items()):
+        for tp, lg in list(self.log_manager.logs.items()):
             if tp.topic == topic:
                 lg.update_config(new)
 
@@ -318,10 +338,9 @@ class ReplicaManager:
 
     def _unknown_error(self, tp: TopicPartition) -> ErrorCode:
         """Kafka's getPartitionOrError for a partition not hosted here."""
-        lm = self.server.log_manager
-        if lm is not None and tp in lm.offline:
+        if tp in self.log_manager.offline:
             return ErrorCode.kafka_storage_error
-        if self.server.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None:
+        if self.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None:
             return ErrorCode.not_leader_or_follower
         return ErrorCode.unknown_topic_or_partition
 
@@ -351,9 +370,9 @@ class ReplicaManager:
             log.warning("stale_controller_epoch", api=api,
                         request_epoch=request.controller_epoch, current=self.controller_epoch)
             return ErrorCode.stale_controller_epoch
-        if version >= broker_epoch_since and 0 <= request.broker_epoch < self.server.broker_epoch:
+        if version >= broker_epoch_since and 0 <= request.broker_epoch < self.broker_epoch():
             log.warning("stale_broker_epoch", api=api,
-                        request_epoch=request.broker_epoch, current=self.server.broker_epoch)
+                        request_epoch=request.broker_epoch, current=self.broker_epoch())
             return ErrorCode.stale_broker_epoch
         self.controller_epoch = request.controller_epoch
         return None
@@ -372,7 +391,6 @@ class ReplicaManager:
             return await self._become_leader_or_follower(version, request)
 
     async def _become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
-        server = self.server
         stale = self.fence_controller_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
         if stale is not None:
             return LeaderAndIsrResponse(error_code=stale.value)
@@ -397,8 +415,7 @@ class ReplicaManager:
         errors: dict[TopicPartition, ErrorCode] = {}
         to_lead: list[tuple[Partition, Any]] = []
         to_follow: list[tuple[Partition, Any]] = []
-        lm = server.log_manager
-        assert lm is not None
+        lm = self.log_manager
         maybe_yield = _LoopYielder()
         for topic, topic_id, state in states:
             await maybe_yield()
@@ -463,26 +480,22 @@ class ReplicaManager:
                 self._complete_delayed(p.tp)
                 endpoint = leaders.get(state.leader)
                 if endpoint is None:
-                    endpoint = server.metadata_cache.endpoint(state.leader,
-                                                              server.config.inter_broker_listener_name)
+                    endpoint = self.metadata_cache.endpoint(state.leader,
+                                                            self.config.inter_broker_listener_name)
                 if state.leader >= 0 and endpoint is not None:
                     add[p.tp] = (state.leader, endpoint[0], endpoint[1])
                 else:
                     log.info("follower_leader_unavailable", partition=str(p.tp), leader=state.leader)
             self.fetcher_manager.add_fetchers(add)
-        if server.nursery is not None:
-            pending = lm.take_pending_partition_metadata()
-            if pending:
-                server.nursery.start_soon(self._write_partition_metadata, pending)
-            epochs = [p for p, _ in to_lead if p.log.leader_epoch_cache.dirty]
-            if epochs:
-                server.nursery.start_soon(self._write_leader_epochs, epochs)
-        else:
-            for p, _ in to_lead:
-                p.flush_leader_epoch()
-        if not self._hw_checkpoint_started and server.nursery is not None:
+        pending = lm.take_pending_partition_metadata()
+        if pending:
+            self.nursery.start_soon(self._write_partition_metadata, pending)
+        epochs = [p for p, _ in to_lead if p.log.leader_epoch_cache.dirty]
+        if epochs:
+            self.nursery.start_soon(self._write_leader_epochs, epochs)
+        if not self._hw_checkpoint_started:
             self._hw_checkpoint_started = True
-            server.nursery.start_soon(self._hw_checkpoint_task)
+            self.nursery.start_soon(self._hw_checkpoint_task)
 
         if version >= 5:
             by_topic: dict[str, list[LeaderAndIsrPartitionError]] = {}
@@ -513,9 +526,8 @@ class ReplicaManager:
             for i in range(0, len(pending), PARTITION_METADATA_WRITES_PER_THREAD_CALL):
                 chunk = pending[i:i + PARTITION_METADATA_WRITES_PER_THREAD_CALL]
                 failed += await trio.to_thread.run_sync(write_partition_metadata, chunk)
-        lm = self.server.log_manager
         for tp, partition_dir, exc in failed:
-            lg = lm.get_log(tp) if lm is not None else None  # type: ignore[arg-type]
+            lg = self.log_manager.get_log(tp)
             if lg is not None and lg.dir == partition_dir:
                 log.error("partition_metadata_write_failed", partition=str(tp), error=str(exc))
                 self.handle_log_dir_failure(partition_dir.parent, exc)
@@ -544,19 +556,19 @@ class ReplicaManager:
         (Kafka's LogManager.deleteLogs, a scheduler task), in a worker thread,
         LOG_DIRS_DELETED_PER_THREAD_CALL dirs per call; wakes at the next due time, at most 1 s
         apart, or when StopReplica queues a dir."""
+        lm = self.log_manager
         while True:
-            lm = self.server.log_manager
-            due = lm.take_due_deletions() if lm is not None else []
+            due = lm.take_due_deletions()
             for i in range(0, len(due), LOG_DIRS_DELETED_PER_THREAD_CALL):
                 chunk = due[i:i + LOG_DIRS_DELETED_PER_THREAD_CALL]
-                removed = await trio.to_thread.run_sync(lm.delete_dirs, chunk)  # type: ignore[union-attr]
+                removed = await trio.to_thread.run_sync(lm.delete_dirs, chunk)
                 log.info("log_dirs_deleted", dirs=removed)
             if due:
                 continue
             wait_s = 1.0
-            next_due = lm.next_deletion_due_ms() if lm is not None else None
+            next_due = lm.next_deletion_due_ms()
             if next_due is not None:
-                wait_s = min(wait_s, max(0.0, (next_due - lm.clock()) / 1000.0))  # type: ignore[union-attr]
+                wait_s = min(wait_s, max(0.0, (next_due - lm.clock()) / 1000.0))
             with trio.move_on_after(wait_s):
                 await self._deletion_queued.wait()
             self._deletion_queued = trio.Event()
@@ -573,7 +585,6 @@ class ReplicaManager:
             return await self._stop_replicas(version, request)
 
     async def _stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
-        server = self.server
         stale = self.fence_controller_request(request, "StopReplica", broker_epoch_since=1, version=version)
         if stale is not None:
             return StopReplicaResponse(error_code=stale.value)
@@ -599,7 +610,7 @@ class ReplicaManager:
                 continue
             stopping.append((tp, delete))
         await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
-        lm = server.log_manager
+        lm = self.log_manager
         maybe_yield = _LoopYielder()
         deleted_any = False
         for tp, delete in stopping:
@@ -610,7 +621,7 @@ class ReplicaManager:
                 self.produce_purgatory.complete_all(tp)
                 self.fetch_purgatory.complete_all(tp)
                 self.delete_records_purgatory.check_and_complete(tp)  # -> UNKNOWN_TOPIC_OR_PARTITION
-            if delete and lm is not None:
+            if delete:
                 try:
                     lm.delete_log(tp)
                     deleted_any = True
@@ -764,25 +775,22 @@ class ReplicaManager:
         import os
         import sys
 
-        lm = self.server.log_manager
-        if lm is None:
-            return
+        lm = self.log_manager
         gone = lm.handle_log_dir_failure(dir, exc)
-        nursery = self.server.nursery
-        if gone and nursery is not None:
-            nursery.start_soon(self.fetcher_manager.remove_fetchers, gone)
+        if gone:
+            self.nursery.start_soon(self.fetcher_manager.remove_fetchers, gone)
         if not lm.online_log_dirs():
             dirs = ", ".join(str(d) for d in lm.log_dirs)
             log.critical("broker_halted", reason=f"Shutdown broker because all log dirs in {dirs} have failed")
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
-        if gone and nursery is not None and self.server.kafka_zk is not None:
-            nursery.start_soon(self._propagate_log_dir_event)
+        if gone:
+            self.nursery.start_soon(self._propagate_log_dir_event)
 
     async def _propagate_log_dir_event(self) -> None:
         try:
-            path = await self.server.kafka_zk.propagate_log_dir_event(self.broker_id)  # type: ignore[union-attr]
+            path = await self.zk_client.propagate_log_dir_event(self.broker_id)
             log.warning("log_dir_event_posted", path=path)
         except Exception as exc:
             log.error("log_dir_event_failed", error=str(exc))
@@ -879,7 +887,7 @@ class ReplicaManager:
         error occurred or min_bytes are there; else wait in the Fetch purgatory (DelayedFetch)
         and read again on completion or at max_wait_ms."""
         from_follower = replica_id >= 0
-        max_bytes = min(max_bytes, int(self.server.config["fetch.max.bytes"])) if not from_follower else max_bytes
+        max_bytes = min(max_bytes, int(self.config["fetch.max.bytes"])) if not from_follower else max_bytes
         first = self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
         readable = sum(d.size for d in first)
         if (max_wait_ms <= 0 or not infos or readable >= min_bytes
@@ -897,9 +905,9 @@ class ReplicaManager:
     # ------------------------------------------------------------------ ISR
     def _maybe_expand_isr(self, p: Partition, replica_id: int) -> None:
         new_isr = p.isr_to_expand(replica_id)
-        if new_isr is not None and not p.isr_update_in_flight and self.server.nursery is not None:
+        if new_isr is not None and not p.isr_update_in_flight:
             p.isr_update_in_flight = True
-            self.server.nursery.start_soon(self._update_isr, p, new_isr, "expand")
+            self.nursery.start_soon(self._update_isr, p, new_isr, "expand")
 
     async def _update_isr(self, p: Partition, new_isr: tuple[int, ...], reason: str) -> None:
         """Write a new ISR to the partition state znode, conditional on its zkVersion
@@ -909,14 +917,11 @@ class ReplicaManager:
         p.isr_update_in_flight = True
         epoch = p.leader_epoch
         try:
-            kzk = self.server.kafka_zk
-            if kzk is None:
-                return
             state = zd.LeaderIsrAndControllerEpoch(
                 leader=p.leader_id, leader_epoch=p.leader_epoch, isr=new_isr,
                 controller_epoch=p.controller_epoch, zk_version=p.partition_epoch)
             try:
-                version = await kzk.update_partition_state(zd.TopicPartition(p.tp.topic, p.tp.partition), state)
+                version = await self.zk_client.update_partition_state(zd.TopicPartition(p.tp.topic, p.tp.partition), state)
             except (BadVersion, NoNode):
                 log.info("isr_update_rejected_stale_zk_version", partition=str(p.tp),
                          partition_epoch=p.partition_epoch, proposed_isr=list(new_isr))
@@ -938,7 +943,7 @@ class ReplicaManager:
 
     async def maybe_shrink_isrs(self) -> None:
         """One pass of Kafka's isr-expiration task over the partitions this broker leads."""
-        lag = int(self.server.config["replica.lag.time.max.ms"])
+        lag = int(self.config["replica.lag.time.max.ms"])
         for p in list(self.partitions.values()):
             if p.isr_update_in_flight:
                 continue
@@ -947,7 +952,7 @@ class ReplicaManager:
                 await self._update_isr(p, new_isr, "shrink")
 
     async def _isr_expiration_task(self) -> None:
-        interval = max(0.05, int(self.server.config["replica.lag.time.max.ms"]) / 2000.0)
+        interval = max(0.05, int(self.config["replica.lag.time.max.ms"]) / 2000.0)
         while True:
             await trio.sleep(interval)
             try:
@@ -959,7 +964,7 @@ class ReplicaManager:
         """Post /isr_change_notification when changes are pending and either none arrived for
         5 s or the last post is 60 s old (Kafka's maybePropagateIsrChanges); ``force`` posts
         now. Returns True if a notification was written."""
-        if not self.isr_change_set or self.server.kafka_zk is None:
+        if not self.isr_change_set:
             return False
         now = now_ms()
         if not force and not (now - self.last_isr_change_ms > ISR_CHANGE_PROPAGATION_BLACKOUT_MS
@@ -967,7 +972,7 @@ class ReplicaManager:
             return False
         changed, self.isr_change_set = self.isr_change_set, set()
         try:
-            path = await self.server.kafka_zk.propagate_isr_changes(
+            path = await self.zk_client.propagate_isr_changes(
                 zd.TopicPartition(tp.topic, tp.partition) for tp in changed)
         except Exception as exc:
             self.isr_change_set |= changed
@@ -986,21 +991,20 @@ class ReplicaManager:
                 log.exception("isr_change_propagation_failed")
 
     async def _hw_checkpoint_task(self) -> None:
-        interval = int(self.server.config["replica.high.watermark.checkpoint.interval.ms"]) / 1000.0
+        interval = int(self.config["replica.high.watermark.checkpoint.interval.ms"]) / 1000.0
         while True:
             await trio.sleep(interval)
-            lm = self.server.log_manager
-            if lm is not None:
-                try:
-                    lm.checkpoint_high_watermarks()
-                except Exception as exc:
-                    log.warning("hw_checkpoint_failed", error=str(exc))
+            try:
+                self.log_manager.checkpoint_high_watermarks()
+            except Exception as exc:
+                log.warning("hw_checkpoint_failed", error=str(exc))
 
     async def _log_maintenance_task(self) -> None:
         """Retention, flush, checkpoints and compaction on their Kafka intervals."""
         from kafkalike.storage.log_cleaner import LogCleaner
 
-        cfg = self.server.config
+        cfg = self.config
+        lm = self.log_manager
         jobs = {
             "retention": int(cfg["log.retention.check.interval.ms"]),
             "recovery_points": int(cfg["log.flush.offset.checkpoint.interval.ms"]) or 60000,
@@ -1011,9 +1015,6 @@ class ReplicaManager:
         cleaner = LogCleaner()
         while True:
             await trio.sleep(1.0)
-            lm = self.server.log_manager
-            if lm is None:
-                continue
             now = now_ms()
             try:
                 lm.flush_dirty_logs()
@@ -1035,9 +1036,7 @@ class ReplicaManager:
                 log.exception("log_maintenance_failed")
 
     async def _clean_logs(self, cleaner: Any) -> None:
-        lm = self.server.log_manager
-        if lm is None:
-            return
+        lm = self.log_manager
         cleaned = False
         for tp, lg in list(lm.logs.items()):
             if not lg.config.compact or not cleaner.needs_cleaning(lg):
@@ -1147,7 +1146,7 @@ class ReplicaManager:
         pending = [tp for tp, s in statuses.items() if s.acks_pending]
         if pending:
             op = DelayedDeleteRecords(timeout_ms, statuses, self.get_partition,
-                                      self.server.metadata_cache.alive_broker_ids)
+                                      self.metadata_cache.alive_broker_ids)
             await self.delete_records_purgatory.try_complete_else_watch(op, pending)
         return statuses
 
@@ -1179,9 +1178,7 @@ class ReplicaManager:
         statvfs fails answers KAFKA_STORAGE_ERROR too."""
         import os
 
-        lm = self.server.log_manager
-        if lm is None:
-            return []
+        lm = self.log_manager
         by_dir: dict[str, list[ReplicaLogDirInfo]] = {}
         for tp, lg in lm.logs.items():
             if partitions is not None and tp not in partitions:

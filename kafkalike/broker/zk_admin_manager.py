@@ -30,7 +30,9 @@ AdminZkClient and the ZK-era config change listener).
   is built; CreateTopics / CreatePartitions / DeleteTopics record their partitions in the
   controller mutation quota (KIP-599, kafkalike.broker.controller_mutation_quota:
   THROTTLING_QUOTA_EXCEEDED for the strict versions, throttle_time_ms in every response).
-- Auto-creation (``auto_create_topic``, KafkaServer's hook used by Metadata and Produce).
+- Auto-creation (``auto_create_topic``, used by Metadata and Produce through
+  auto_topic_creation_manager.AutoTopicCreationManager, which sends __consumer_offsets to
+  the group coordinator).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import structlog
@@ -51,19 +53,19 @@ from kafkalike.broker.controller_mutation_quota import (STRICT_SINCE, Controller
                                                         ControllerMutationQuotaManager,
                                                         ThrottlingQuotaExceeded)
 from kafkalike.broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
-from kafkalike.broker.kafka_apis import build, entity, response_class_for
-from kafkalike.broker.kafka_config import CONFIG_KEYS
+from kafkalike.broker.kafka_config import CONFIG_KEYS, KafkaConfig
+from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.replica_manager import broker_log_config
 from kafkalike.controller.replica_assignment import AssignmentError, assign_replicas_to_brokers
 from kafkalike.coordination import BadVersion, NodeExists, NoNode
 from kafkalike.coordination import zk_data as zd
-from kafkalike.coordination.kafka_zk_client import TopicExists
+from kafkalike.coordination.kafka_zk_client import KafkaZkClient, TopicExists
+from kafkalike.coordination.zookeeper_client import ZooKeeperClient
+from kafkalike.protocol.entities import build, entity, response_class_for
 from kafkalike.protocol.errors import ErrorCode, error_code_by_name
 from kafkalike.storage import LogConfig
 from kafkalike.storage.log_config import validate_topic_configs as check_topic_configs
 
-if TYPE_CHECKING:
-    from kafkalike.broker.kafka_server import KafkaServer
 
 log = structlog.get_logger(__name__)
 
@@ -187,7 +189,7 @@ class PartitionBudget:
     Raises AdminError(POLICY_VIOLATION)."""
 
     def __init__(self, manager: "ZkAdminManager") -> None:
-        cfg = manager.server.config
+        cfg = manager.config
         self.manager = manager
         self.per_request = int(cfg["kafkalike.max.partitions.per.request"])
         self.max_partitions = int(cfg["kafkalike.max.partitions"])
@@ -203,7 +205,7 @@ class PartitionBudget:
             raise AdminError(ErrorCode.policy_violation,
                              f"{EXCESSIVE}: the request would create {total} partitions, more than "
                              f"kafkalike.max.partitions.per.request={self.per_request}.")
-        cluster = len(self.manager.server.metadata_cache.partitions) + self.added + partitions
+        cluster = len(self.manager.metadata_cache.partitions) + self.added + partitions
         if cluster > self.max_partitions:
             raise AdminError(ErrorCode.policy_violation,
                              f"Creating {partitions} partitions would make {cluster} partitions in the "
@@ -278,32 +280,37 @@ def _ms(value: Any) -> int:
 
 
 class ZkAdminManager:
-    """Admin requests of one broker, written to ZooKeeper. Wired by KafkaServer."""
+    """Admin requests of one broker, written to ZooKeeper (Kafka's ZkAdminManager). Built by
+    KafkaServer.startup from what it uses: ``config`` (the broker's KafkaConfig: defaults,
+    limits, quota windows), ``broker_id``, ``zk`` (the broker's ZooKeeperClient: the
+    /config/changes watch), ``kafka_zk`` (its KafkaZkClient: topics, configs, deletions),
+    ``metadata_cache`` (what the controller announced: admin answers wait on it),
+    ``nursery`` (the config change listener's task) and ``on_topic_config_change``
+    (topic, config) -> None, called when /config/changes announces a topic's new config
+    (the replica manager's update_topic_config). ``on_metadata_update`` is to be called after
+    each UpdateMetadata (it completes the requests waiting for the metadata cache);
+    ``startup()`` starts the config change listener."""
 
-    def __init__(self, server: "KafkaServer") -> None:
-        self.server = server
+    def __init__(self, config: KafkaConfig, broker_id: int, zk: ZooKeeperClient, kafka_zk: KafkaZkClient,
+                 metadata_cache: MetadataCache, nursery: trio.Nursery,
+                 on_topic_config_change: Callable[[str, dict[str, str]], None]) -> None:
+        self.config = config
+        self.broker_id = broker_id
+        self.zk = zk
+        self.kafka_zk = kafka_zk
+        self.metadata_cache = metadata_cache
+        self.nursery = nursery
+        self.on_topic_config_change = on_topic_config_change
         self.purgatory = DelayedOperationPurgatory("TopicAdmin")
         self.last_config_change = ""
         self.quotas = ControllerMutationQuotaManager(
-            self._client_config, window_num=int(server.config["controller.quota.window.num"]),
-            window_size_s=float(server.config["controller.quota.window.size.seconds"]))
+            self._client_config, window_num=int(config["controller.quota.window.num"]),
+            window_size_s=float(config["controller.quota.window.size.seconds"]))
         self._replica_counts: tuple[int, Counter[int]] | None = None
-        server.auto_create_topic = self.auto_create_topic
-        server.metadata_listeners.append(self._on_metadata_update)
-        server.startup_hooks.append(self._startup)
 
     # ------------------------------------------------------------------ plumbing
-    @property
-    def zk(self) -> Any:
-        assert self.server.zk is not None
-        return self.server.zk
-
-    @property
-    def kafka_zk(self) -> Any:
-        assert self.server.kafka_zk is not None
-        return self.server.kafka_zk
-
-    async def _on_metadata_update(self, deleted: list[zd.TopicPartition]) -> None:
+    async def on_metadata_update(self, deleted: list[zd.TopicPartition]) -> None:
+        """After an UpdateMetadata: complete the admin requests waiting for the cache."""
         self.purgatory.check_and_complete("metadata")
 
     async def _wait_metadata(self, timeout_ms: int, condition: Callable[[], bool]) -> bool:
@@ -313,7 +320,7 @@ class ZkAdminManager:
         return not op.timed_out
 
     def _has_leaders(self, topic: str, partitions: list[int]) -> bool:
-        cache = self.server.metadata_cache
+        cache = self.metadata_cache
         for p in partitions:
             info = cache.partition(zd.TopicPartition(topic, p))
             if info is None or info.leader < 0:
@@ -326,7 +333,7 @@ class ZkAdminManager:
     def replicas_per_broker(self) -> Counter[int]:
         """broker id -> replicas it hosts, from the metadata cache (recounted only after the
         cache changed)."""
-        cache = self.server.metadata_cache
+        cache = self.metadata_cache
         if self._replica_counts is None or self._replica_counts[0] != cache.updates:
             # one C-level count over every replica list: ~55 ms at 200,000 partitions
             counts = Counter(chain.from_iterable(info.replicas for info in cache.partitions.values()))
@@ -359,7 +366,7 @@ class ZkAdminManager:
         THROTTLING_QUOTA_EXCEEDED)."""
         budget = budget if budget is not None else PartitionBudget(self)
         validate_topic_name(topic)
-        cfg = self.server.config
+        cfg = self.config
         nulls = [name for name, value in (configs or {}).items() if value is None]
         if nulls:  # Kafka's ZkAdminManager.createTopics
             raise AdminError(ErrorCode.invalid_config, "Null value not supported for topic configs: " + ",".join(nulls))
@@ -441,11 +448,8 @@ class ZkAdminManager:
         name, INVALID_REPLICATION_FACTOR with too few brokers (Kafka's answers)."""
         if topic in INTERNAL_TOPICS:
             # internal topics get their own settings (offsets.topic.*): the group coordinator
-            # creates __consumer_offsets; nothing creates __transaction_state (no transactions)
-            creator = getattr(getattr(self.server, "group_coordinator", None), "_create_offsets_topic", None)
-            if topic == "__consumer_offsets" and creator is not None:
-                await creator()
-                return ErrorCode.leader_not_available
+            # creates __consumer_offsets (AutoTopicCreationManager sends it there), the
+            # transaction coordinator __transaction_state
             return ErrorCode.unknown_topic_or_partition
         try:
             await self.create_topic(topic, -1, -1)
@@ -539,13 +543,13 @@ class ZkAdminManager:
         pending: list[str] = []
         quota = await self.mutation_quota(header, "DeleteTopics")
         names = list(dict.fromkeys(request.topic_names or ()))
-        limit = int(self.server.config["kafkalike.max.partitions.per.request"])
+        limit = int(self.config["kafkalike.max.partitions.per.request"])
         if len(names) > limit:
             message = f"{EXCESSIVE}: {len(names)} topics in one request, more than " \
                       f"kafkalike.max.partitions.per.request={limit}."
             errors = {name: (ErrorCode.policy_violation, message) for name in names}
             names = []
-        if not self.server.config["delete.topic.enable"]:
+        if not self.config["delete.topic.enable"]:
             for name in names:
                 errors[name] = (ErrorCode.topic_deletion_disabled, "Topic deletion is disabled.")
             names = []
@@ -569,7 +573,7 @@ class ZkAdminManager:
         if pending:
             await self.kafka_zk.create_delete_topic_paths(pending)
             log.info("topic_deletion_requested", topics=len(pending), first=pending[0])
-        cache = self.server.metadata_cache
+        cache = self.metadata_cache
         if pending and timeout_ms > 0:
             await self._wait_metadata(timeout_ms, lambda: not any(cache.contains_topic(n) for n in pending))
         for name in pending:
@@ -691,7 +695,7 @@ class ZkAdminManager:
         synonyms: tuple[tuple[str, str | None, int], ...]
 
     def _broker_value(self, key: str) -> str | None:
-        value = self.server.config[key]
+        value = self.config[key]
         if value is None:
             return None
         if isinstance(value, list):
@@ -704,7 +708,7 @@ class ZkAdminManager:
         """Every topic config with its effective value: the topic override
         (DYNAMIC_TOPIC_CONFIG), else a broker synonym set in server.properties
         (STATIC_BROKER_CONFIG), else the default (DEFAULT_CONFIG). Synonyms in that order."""
-        cfg = self.server.config
+        cfg = self.config
         effective = broker_log_config(cfg).to_properties()
         out = []
         for name, d in sorted(TOPIC_CONFIGS.items()):
@@ -738,7 +742,7 @@ class ZkAdminManager:
     def broker_config_entries(self) -> list["ZkAdminManager.Entry"]:
         """Every broker key: STATIC_BROKER_CONFIG when set in server.properties, else
         DEFAULT_CONFIG; read-only (kafkalike has no dynamic broker configs)."""
-        cfg = self.server.config
+        cfg = self.config
         out = []
         for name, key in sorted(CONFIG_KEYS.items()):
             source = SOURCE_STATIC_BROKER if name in cfg.originals else SOURCE_DEFAULT
@@ -747,7 +751,7 @@ class ZkAdminManager:
         return out
 
     async def _topic_exists(self, topic: str) -> bool:
-        if self.server.metadata_cache.contains_topic(topic):
+        if self.metadata_cache.contains_topic(topic):
             return True
         return await self.kafka_zk.get_topic_assignment(topic) is not None
 
@@ -771,9 +775,9 @@ class ZkAdminManager:
                     overrides = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, res.resource_name)
                     entries = self.topic_config_entries(overrides)
                 elif res.resource_type == RESOURCE_BROKER:
-                    if res.resource_name not in ("", str(self.server.broker_id)):
+                    if res.resource_name not in ("", str(self.broker_id)):
                         raise AdminError(ErrorCode.invalid_request,
-                                         f"Unexpected broker id, expected {self.server.broker_id} or empty "
+                                         f"Unexpected broker id, expected {self.broker_id} or empty "
                                          f"string, but received {res.resource_name}")
                     # "" names the cluster-wide dynamic defaults, which kafkalike does not have
                     entries = self.broker_config_entries() if res.resource_name else []
@@ -826,7 +830,7 @@ class ZkAdminManager:
                 found = await self.kafka_zk.get_topic_assignment(topic)
                 rf = min((len(r.replicas) for r in found[0].partitions.values()), default=None) \
                     if found is not None else None
-                checked = validate_topic_configs(new, rf, broker_log_config(self.server.config))
+                checked = validate_topic_configs(new, rf, broker_log_config(self.config))
                 if not request.validate_only:
                     await self.kafka_zk.set_entity_config(zd.CONFIG_TYPE_TOPIC, topic, checked)
                     log.info("topic_config_changed", topic=topic, config=checked)
@@ -868,9 +872,9 @@ class ZkAdminManager:
         return new
 
     # ------------------------------------------------------------------ config change listener
-    async def _startup(self, server: "KafkaServer") -> None:
-        assert server.nursery is not None
-        server.nursery.start_soon(self._config_change_listener)
+    async def startup(self) -> None:
+        """Start watching /config/changes (Kafka's ZkConfigChangeListener)."""
+        self.nursery.start_soon(self._config_change_listener)
 
     async def _config_change_listener(self) -> None:
         """Watch /config/changes; apply new topic config notifications to the local logs
@@ -914,7 +918,5 @@ class ZkAdminManager:
         if kind != zd.CONFIG_TYPE_TOPIC:
             return
         config = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, name)
-        rm = getattr(self.server, "replica_manager", None)
-        if rm is not None:
-            rm.update_topic_config(name, config)
+        self.on_topic_config_change(name, config)
         log.info("topic_config_applied", topic=name, config=config)

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -60,8 +60,7 @@ from kafkalike.coordinator.group_metadata import (GroupMetadata, GroupState, Gro
 from kafkalike.coordinator.group_metadata_manager import GroupMetadataManager
 from kafkalike.coordinator.member_metadata import MemberMetadata
 from kafkalike.coordinator.offset_config import (NEW_MEMBER_JOIN_TIMEOUT_MS, OFFSETS_TOPIC,
-                                                 OFFSETS_TOPIC_CONFIGS, GroupConfig, OffsetConfig,
-                                                 configs_from)
+                                                 OFFSETS_TOPIC_CONFIGS, GroupConfig, OffsetConfig)
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
 
@@ -140,46 +139,44 @@ def _wall_ms() -> int:
 
 
 class GroupCoordinator:
-    """Group coordination for one broker. ``server`` is the KafkaServer (its config,
-    replica_manager, metadata_cache, kafka_zk, admin_manager, nursery)."""
+    """Group coordination for one broker (Kafka's GroupCoordinator). Built by
+    KafkaServer.startup from what it uses: ``broker_id``; ``offset_config`` / ``group_config``
+    (offsets.* and group.* settings, ``offset_config.configs_from`` a KafkaConfig);
+    ``replica_manager`` (the broker's ReplicaManager: __consumer_offsets is read and written
+    through it, its partitions say which offsets partitions this broker leads);
+    ``metadata_cache`` (the broker's MetadataCache: FindCoordinator, OffsetCommit's partition
+    check); ``kafka_zk`` (KafkaZkClient: does __consumer_offsets exist, live brokers);
+    ``create_topic`` (the admin manager's ``create_topic(name, partitions, replication factor,
+    configs)``, for __consumer_offsets) and ``nursery`` (timer, expiration, load and store
+    tasks).
 
-    def __init__(self, server: Any, offset_config: OffsetConfig | None = None,
-                 group_config: GroupConfig | None = None) -> None:
-        self.server = server
-        off, grp = configs_from(server.config)
-        self.offset_config = offset_config or off
-        self.group_config = group_config or grp
-        self.manager = GroupMetadataManager(server.broker_id, self.offset_config, server.replica_manager)
+    The server wires the rest: ``follow_leadership_requests(apis)`` (load / unload offsets
+    partitions after LeaderAndIsr and StopReplica), ``on_partitions_deleted`` after each
+    UpdateMetadata, ``on_txn_marker`` as a ReplicaManager.txn_marker_listeners entry, the
+    group API handlers (``group_apis.register``), ``startup()`` and ``shutdown()``."""
+
+    def __init__(self, broker_id: int, offset_config: OffsetConfig, group_config: GroupConfig, *,
+                 replica_manager: Any, metadata_cache: Any, kafka_zk: Any,
+                 create_topic: Callable[..., Awaitable[Any]], nursery: trio.Nursery) -> None:
+        self.offset_config = offset_config
+        self.group_config = group_config
+        self.replica_manager = replica_manager
+        self.metadata_cache = metadata_cache
+        self.kafka_zk = kafka_zk
+        self.create_topic = create_topic
+        self._nursery = nursery
+        self.manager = GroupMetadataManager(broker_id, self.offset_config, replica_manager)
         self.active = False
         self.rebalances = 0
         self.expired_members = 0
         self._wakeup = trio.Event()
         self._create_lock = trio.Lock()
-        self._nursery: trio.Nursery | None = None
 
     # ------------------------------------------------------------------ wiring
-    @classmethod
-    def for_server(cls, server: Any) -> "GroupCoordinator":
-        """Create the coordinator of a KafkaServer and wire it in: a LeaderAndIsr/StopReplica
-        follow-up (load or unload offsets partitions), start-up and shutdown hooks, the deleted
-        partitions listener. The server registers the group API handlers
-        (``group_apis.register``), so this module does not import them."""
-        coordinator = cls(server)
-        coordinator._follow_leadership_requests(server.apis)
-        server.startup_hooks.append(coordinator.startup_hook)
-        server.shutdown_hooks.append(coordinator.shutdown_hook)
-        server.metadata_listeners.append(coordinator.on_partitions_deleted)
-        # COMMIT/ABORT markers written to __consumer_offsets complete transactional offsets
-        # (ReplicaManager.txn_marker_listeners; absent on a broker without transactions)
-        listeners = getattr(server.replica_manager, "txn_marker_listeners", None)
-        if listeners is not None:
-            listeners.append(coordinator.on_txn_marker)
-        return coordinator
-
-    def _follow_leadership_requests(self, apis: Any) -> None:
+    def follow_leadership_requests(self, apis: Any) -> None:
         """Wrap the LeaderAndIsr and StopReplica handlers so that each is followed by
         on_leadership_change (idempotent: a handler already wrapped is left alone; one
-        registered later by another component gets wrapped at start-up)."""
+        registered later has to be wrapped by calling this again)."""
         from kafkalike.protocol.api_keys import ApiKey
 
         for key in (ApiKey.LEADER_AND_ISR, ApiKey.STOP_REPLICA):
@@ -195,27 +192,23 @@ class GroupCoordinator:
         wrapped._group_coordinator_follows = True  # type: ignore[attr-defined]
         return wrapped
 
-    async def startup_hook(self, server: Any) -> None:
-        """Start the timer and offset-expiration tasks in the server's nursery. If
+    async def startup(self) -> None:
+        """Start the timer and offset-expiration tasks in the broker's nursery. If
         __consumer_offsets exists, its real partition count wins over
         offsets.topic.num.partitions (Kafka reads it from ZooKeeper at start-up too)."""
-        self.manager.broker_id = server.broker_id
-        self._nursery = server.nursery
-        self._follow_leadership_requests(server.apis)
-        if server.kafka_zk is not None:
-            try:
-                found = await server.kafka_zk.get_topic_assignment(OFFSETS_TOPIC)
-            except Exception as exc:
-                log.warning("offsets_topic_read_failed", error=str(exc))
-                found = None
-            if found is not None:
-                self._use_partition_count(len(found[0].partitions))
+        try:
+            found = await self.kafka_zk.get_topic_assignment(OFFSETS_TOPIC)
+        except Exception as exc:
+            log.warning("offsets_topic_read_failed", error=str(exc))
+            found = None
+        if found is not None:
+            self._use_partition_count(len(found[0].partitions))
         self.active = True
-        server.nursery.start_soon(self._timer_loop)
-        server.nursery.start_soon(self._expiration_loop)
+        self._nursery.start_soon(self._timer_loop)
+        self._nursery.start_soon(self._expiration_loop)
         self.on_leadership_change()
 
-    async def shutdown_hook(self, server: Any) -> None:
+    async def shutdown(self) -> None:
         """Answer every parked request with NOT_COORDINATOR and stop serving groups."""
         self.active = False
         for p in list(self.manager.owned_partitions) + list(self.manager.loading_partitions):
@@ -319,15 +312,14 @@ class GroupCoordinator:
             except Exception:
                 log.exception("group_coordinator_task_failed", task=getattr(fn, "__name__", repr(fn)))
 
-        if self._nursery is not None:
-            self._nursery.start_soon(guarded)
+        self._nursery.start_soon(guarded)
 
     # ------------------------------------------------------------------ leadership
     def on_leadership_change(self) -> None:
         """Compare the offsets partitions this broker leads with those it owns: load new ones
         (in the background), unload lost ones (Kafka's onElection / onResignation)."""
-        rm = getattr(self.server, "replica_manager", None)
-        if rm is None or not self.active:
+        rm = self.replica_manager
+        if not self.active:
             return
         mgr = self.manager
         for p in range(self.offset_config.num_partitions):
@@ -402,7 +394,7 @@ class GroupCoordinator:
                                          message=f"key type {key_type} is not a group")
         if key is None:
             return FindCoordinatorResult(ErrorCode.invalid_request, message="null key")
-        cache = self.server.metadata_cache
+        cache = self.metadata_cache
         existing = cache.partitions_of(OFFSETS_TOPIC)
         if existing:
             self._use_partition_count(len(existing))
@@ -410,7 +402,7 @@ class GroupCoordinator:
         info = cache.partition(zd.TopicPartition(OFFSETS_TOPIC, partition))
         if info is None:
             if not cache.partitions_of(OFFSETS_TOPIC):
-                await self._create_offsets_topic()
+                await self.create_offsets_topic()
             return FindCoordinatorResult(ErrorCode.coordinator_not_available,
                                          message=f"{OFFSETS_TOPIC} is being created")
         endpoint = cache.endpoint(info.leader, listener_name) if info.leader >= 0 else None
@@ -419,15 +411,12 @@ class GroupCoordinator:
                                          message=f"{OFFSETS_TOPIC}-{partition} has no live leader")
         return FindCoordinatorResult(ErrorCode.none, info.leader, endpoint[0], endpoint[1])
 
-    async def _create_offsets_topic(self) -> None:
-        """Create __consumer_offsets (once; concurrent callers wait for the first)."""
-        admin = getattr(self.server, "admin_manager", None)
-        if admin is None:
-            log.warning("offsets_topic_not_created", reason="no admin manager on this broker")
-            return
+    async def create_offsets_topic(self) -> None:
+        """Create __consumer_offsets (once; concurrent callers wait for the first) with
+        offsets.topic.* settings, the replication factor clamped to the live brokers."""
         async with self._create_lock:
-            kzk = self.server.kafka_zk
-            if kzk is None or await kzk.get_topic_assignment(OFFSETS_TOPIC) is not None:
+            kzk = self.kafka_zk
+            if await kzk.get_topic_assignment(OFFSETS_TOPIC) is not None:
                 return
             live = await kzk.get_broker_ids()
             rf = self.offset_config.replication_factor
@@ -438,7 +427,7 @@ class GroupCoordinator:
                 rf = max(1, len(live))
             configs = dict(OFFSETS_TOPIC_CONFIGS, **{"segment.bytes": str(self.offset_config.segment_bytes)})
             try:
-                await admin.create_topic(OFFSETS_TOPIC, self.offset_config.num_partitions, rf, configs)
+                await self.create_topic(OFFSETS_TOPIC, self.offset_config.num_partitions, rf, configs)
             except Exception as exc:
                 if "already exists" not in str(exc):
                     log.warning("offsets_topic_create_failed", error=str(exc))
@@ -822,7 +811,7 @@ class GroupCoordinator:
         UNKNOWN_TOPIC_OR_PARTITION otherwise, as Kafka's KafkaApis does)."""
         from kafkalike.coordination import zk_data as zd
 
-        return self.server.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None
+        return self.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None
 
     async def commit_offsets(self, group_id: str, member_id: str, group_instance_id: str | None,
                              generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]
