@@ -36,6 +36,7 @@ from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.dashboard.page import PAGE
 from kafkalike.dashboard.state import Event, Snapshot, collect, diff, now_ms
+from kafkalike.dashboard.state_change_log import StateChangeLogReader, StateChangeTimeline
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,9 @@ KEEPALIVE_S = 15.0
 @attrs.define
 class Dashboard:
     """Polls ``cluster`` every ``poll_interval_s`` seconds into ``snapshot`` and appends what
-    changed to the timeline (``events``: (seq, Event), seq from 1). Run ``run`` in a nursery;
+    changed to the timeline (``events``: (seq, Event), seq from 1), followed by what the
+    brokers' state-change.log files gained meanwhile (kafkalike.dashboard.state_change_log:
+    the controller's and the brokers' steps, with correlation ids). Run ``run`` in a nursery;
     teaching actions started by the app run in that nursery too."""
 
     cluster: LocalCluster
@@ -89,6 +92,9 @@ class Dashboard:
             self._nursery = nursery
             zk: ZooKeeperClient | None = None
             started = False
+            # the state-change.log files, followed from their ends as they are now
+            reader = await trio.to_thread.run_sync(StateChangeLogReader.for_cluster, self.cluster)
+            steps = StateChangeTimeline()
             try:
                 while True:
                     if zk is None:
@@ -99,6 +105,7 @@ class Dashboard:
                             await zk.close()
                         zk = None
                     self.add(diff(self.snapshot, snap))
+                    self.add(steps.feed(await trio.to_thread.run_sync(reader.poll), now_ms()))
                     self.snapshot = snap
                     self._wake()
                     if not started:

@@ -21,6 +21,7 @@ tr.changed td { animation: flash 3s; } @keyframes flash { from { background: #ff
 #timeline li { padding: 2px 4px; border-bottom: 1px solid #eee; } #timeline .ts { color: #777; margin-right: .6em; }
 .k-broker { color: #6a1b9a; } .k-controller { color: #e65100; } .k-partition { color: #1565c0; }
 .k-action { color: #000; font-weight: 700; } .k-process { color: #b71c1c; } .k-zk { color: #2e7d32; } .k-error { color: #b00; }
+.k-statechange { color: #00695c; } #timeline.hide-steps .k-statechange { display: none; }
 button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .85em; }
 </style></head>
 <body>
@@ -40,7 +41,7 @@ button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .8
 <div id="errors"></div>
 </div>
 <div>
-<h2>Timeline (newest first)</h2>
+<h2>Timeline (newest first) <label style="font-weight:normal;font-size:.8em"><input type="checkbox" id="show-steps" checked> controller and broker steps (state-change.log)</label></h2>
 <ol id="timeline"></ol>
 </div>
 </div>
@@ -98,7 +99,10 @@ function addEvents(evs) {
   });
 }
 let lastSeq = 0, lastState = null;
-document.addEventListener("change", (ev) => { if (ev.target.id === "show-internal" && lastState) render(lastState); });
+document.addEventListener("change", (ev) => {
+  if (ev.target.id === "show-internal" && lastState) render(lastState);
+  if (ev.target.id === "show-steps") $("#timeline").classList.toggle("hide-steps", !ev.target.checked);
+});
 function connect() {
   const es = new EventSource("/events?since=" + lastSeq);
   es.onmessage = (m) => {
