@@ -65,11 +65,13 @@ class _Log4jFormatter(logging.Formatter):
 class StateChangeLog:
     """One ``state-change.log`` file (Kafka's stateChangeAppender).
 
-    path: the file (appended to; its directory is created); None: a log that writes nothing
+    path: the file, appended to and opened at the first line (its directory must exist by
+    then: a broker's log dir, which LogManager creates); None: a log that writes nothing
     (components built without a file, e.g. in unit tests). level: the lowest level written
     (TRACE = 5 by default, logging.INFO for Kafka 3.x's default lines). Each line is written
-    and flushed synchronously (a few hundred bytes; log4j's FileAppender does the same).
-    ``close()`` closes the file. Raises OSError if the file cannot be opened.
+    and flushed synchronously (a few hundred bytes; log4j's FileAppender does the same). A
+    failed write (missing dir, disk full) is reported on stderr by logging's handler, never
+    raised into the caller. ``close()`` closes the file.
     """
 
     def __init__(self, path: Path | str | None, level: int = TRACE) -> None:
@@ -80,8 +82,8 @@ class StateChangeLog:
         self._logger.propagate = False
         self._handler: logging.Handler | None = None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+            # opened at the first line (delay): the broker builds this before its log dirs exist
+            self._handler = logging.FileHandler(self.path, mode="a", encoding="utf-8", delay=True)
             self._handler.setFormatter(_Log4jFormatter())
             self._logger.addHandler(self._handler)
         else:
@@ -91,8 +93,7 @@ class StateChangeLog:
         return self._handler is not None and self._logger.isEnabledFor(level)
 
     def write(self, level: int, message: str) -> None:
-        """Append one line at ``level``; an OSError (disk full) is reported by logging's own
-        handler error path, never raised into the caller."""
+        """Append one line at ``level``."""
         if self._handler is not None:
             self._logger.log(level, message)
 
