@@ -89,8 +89,9 @@ CONTROLLER_APIS = (ApiKey.LEADER_AND_ISR, ApiKey.UPDATE_METADATA, ApiKey.STOP_RE
 #: creating one log took 27-80 ms instead of 1.5 ms idle: 100 ms each leaves room for that)
 REQUEST_TIMEOUT_MS_PER_PARTITION = 100.0
 
-#: requests naming this many partitions or more are built (entities for each partition) in a
-#: worker thread, not on the event loop the controller shares with the broker
+#: requests naming this many partitions or more are built (entities for each partition),
+#: encoded, and their answers decoded, in a worker thread, not on the event loop the controller
+#: shares with the broker
 BUILD_OFF_LOOP_PARTITIONS = 1000
 
 
@@ -221,7 +222,7 @@ class ControllerChannelManager:
         the broker has no channel (it is not live). ``partitions``: how many the request names;
         its timeout is controller.socket.timeout.ms plus REQUEST_TIMEOUT_MS_PER_PARTITION each,
         and from BUILD_OFF_LOOP_PARTITIONS on ``build`` runs in a worker thread (it must then
-        only read what it captured)."""
+        only read what it captured), as do the request's encoding and its answer's decoding."""
         channel = self._brokers.get(broker_id)
         if channel is None:
             log.warning("controller_request_dropped", target_broker=broker_id, api=api_name(api_key),
@@ -278,14 +279,17 @@ class ControllerChannelManager:
                              port=channel.port, **{_VERSION_KEYS[k]: _version_or_none(conn, k, v)
                                                    for k, v in self._version_caps().items()})
                 version = channel.conn.api_version(item.api_key, max_version=self.max_versions.get(item.api_key))
-                if item.partitions >= BUILD_OFF_LOOP_PARTITIONS:
+                off_loop = item.partitions >= BUILD_OFF_LOOP_PARTITIONS
+                if off_loop:
                     request = await trio.to_thread.run_sync(item.build, version)
                 else:
                     request = item.build(version)
                 timeout_ms = self.request_timeout_ms + item.partitions * REQUEST_TIMEOUT_MS_PER_PARTITION
                 # the id send() gives the request: this task is the connection's only sender
                 correlation_id = channel.conn._next_correlation_id
-                response = await channel.conn.send(request, api_version=version, timeout_ms=timeout_ms)
+                # big ones are encoded (and their answers decoded) off the loop too
+                response = await channel.conn.send(request, api_version=version, timeout_ms=timeout_ms,
+                                                   off_loop=off_loop)
                 channel.sent += 1
                 scl = self.state_change_logger
                 if scl.is_trace_enabled:
