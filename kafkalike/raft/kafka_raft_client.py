@@ -536,7 +536,7 @@ class KafkaRaftClient:
         if self.quorum.state is not state:
             return False
         if p.error_code != ErrorCode.none:
-            log.info("raft_fetch_refused", node_id=self.node_id, error=str(p.error_code))
+            log.debug("raft_fetch_refused", node_id=self.node_id, error=str(p.error_code))
             return False
         self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
         if p.diverging_epoch.epoch >= 0 and p.diverging_epoch.end_offset >= 0:
