@@ -46,6 +46,12 @@ from kafkalike.broker.metadata_cache import MetadataCache, MetadataSnapshot
 from kafkalike.broker.replica_manager import ReplicaManager, TxnMarkerEntry
 from kafkalike.broker.socket_server import CloseConnection, ConnectionContext
 from kafkalike.broker.zk_admin_manager import ZkAdminManager
+from kafkalike.controller.state_change_logger import (
+    StateChangeLogger,
+    log_leader_and_isr_handled,
+    log_leader_and_isr_received,
+    log_stop_replica_received,
+)
 from kafkalike.coordination import zk_data as zd
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.codec import (
@@ -116,8 +122,11 @@ class KafkaApis:
                  metadata_cache: MetadataCache, log_manager: LogManager, replica_manager: ReplicaManager,
                  fetch_manager: FetchManager, admin_manager: ZkAdminManager, controller: "KafkaController",
                  auto_create_topic: Callable[[str], Awaitable[int]],
-                 on_metadata_update: Callable[[list[zd.TopicPartition]], Awaitable[None]]) -> None:
+                 on_metadata_update: Callable[[list[zd.TopicPartition]], Awaitable[None]],
+                 state_change_logger: StateChangeLogger | None = None) -> None:
         self.config = config
+        #: the broker's state-change.log lines for LeaderAndIsr / StopReplica (Kafka's ReplicaManager's)
+        self.state_change_logger = state_change_logger or StateChangeLogger(broker_id, in_controller_context=False)
         self.broker_id = broker_id
         self.cluster_id = cluster_id
         self.metadata_cache = metadata_cache
@@ -576,8 +585,14 @@ class KafkaApis:
     async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
                                     conn: ConnectionContext) -> Any:
         """LeaderAndIsr v0-v6 from the controller (ReplicaManager.become_leader_or_follower)."""
-        return await self.replica_manager.become_leader_or_follower(
+        scl, cid, version = self.state_change_logger, header.correlation_id, header.api_version
+        log_leader_and_isr_received(scl, cid, version, request)
+        started = perf_counter()
+        response = await self.replica_manager.become_leader_or_follower(
             header.api_version, request)
+        log_leader_and_isr_handled(scl, self.broker_id, cid, version, request, response,
+                                   (perf_counter() - started) * 1000)
+        return response
 
     async def handle_describe_producers(self, header: RequestHeader, request: Any,
                                         conn: ConnectionContext) -> Any:
@@ -623,6 +638,7 @@ class KafkaApis:
     async def handle_stop_replica(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
         """StopReplica v0-v3 from the controller (ReplicaManager.stop_replicas)."""
+        log_stop_replica_received(self.state_change_logger, header.correlation_id, header.api_version, request)
         return await self.replica_manager.stop_replicas(header.api_version, request)
 
     # ------------------------------------------------------------------ admin APIs

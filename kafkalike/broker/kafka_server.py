@@ -64,6 +64,7 @@ from kafkalike.coordinator.transaction import transaction_apis
 from kafkalike.coordinator.transaction.transaction_coordinator import TransactionCoordinator
 from kafkalike.coordinator.transaction.transaction_state_manager import TransactionConfig
 from kafkalike.controller.kafka_controller import KafkaController, send_controlled_shutdown
+from kafkalike.controller.state_change_logger import STATE_CHANGE_LOG_FILE, StateChangeLog, StateChangeLogger
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.storage.checkpoints import read_meta_properties
 from kafkalike.storage.log_manager import LogManager
@@ -111,7 +112,9 @@ class KafkaServer:
         # the controller (election, event queue), built from the config and the broker id; it is
         # started over the broker's ZooKeeper client by the start-up hook, stopped by the shutdown hook
         # Kafka's state-change.log, here in the first log dir (Kafka: next to server.log)
-        self.controller = KafkaController(self.broker_id, self.config)
+        # Kafka's state-change.log, here in the first log dir (Kafka: next to server.log)
+        self.state_change_log = StateChangeLog(Path(config.log_dirs[0]) / STATE_CHANGE_LOG_FILE)
+        self.controller = KafkaController(self.broker_id, self.config, state_change_log=self.state_change_log)
         # SCRAM credentials in /config/users (SASL/SCRAM logins, Alter/DescribeUserScramCredentials)
         self.scram_credentials = ScramCredentialStore(lambda: self.kafka_zk)
         # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
@@ -156,7 +159,8 @@ class KafkaServer:
             cfg, self.broker_id, self.cluster_id, metadata_cache=self.metadata_cache, log_manager=log_manager,
             replica_manager=rm, fetch_manager=self.fetch_manager, admin_manager=admin,
             controller=self.controller, auto_create_topic=self.auto_topic_creation_manager.create_topic,
-            on_metadata_update=self.on_metadata_update)
+            on_metadata_update=self.on_metadata_update,
+            state_change_logger=StateChangeLogger(self.broker_id, False, log=self.state_change_log))
         apis.register(ApiKey.CONTROLLED_SHUTDOWN, self.controller.handle_controlled_shutdown)
         apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, self.controller.handle_alter_partition_reassignments)
         apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, self.controller.handle_list_partition_reassignments)
@@ -424,6 +428,7 @@ class KafkaServer:
         if self.zk is not None:
             with trio.CancelScope(shield=True):
                 await self.zk.close()
+        self.state_change_log.close()
         log.info("broker_stopped")
 
 

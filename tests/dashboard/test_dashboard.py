@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -122,6 +123,14 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
         lines = timeline(driver)
         assert any(f"you: kill -9 broker {victim}" in line for line in lines)
         assert any(f"broker {victim} process" in line and "is gone" in line for line in lines)
+        # the steps from the brokers' state-change.log: the controller's elections, and each
+        # survivor's LeaderAndIsr named by its correlation id
+        survivors = [b for b in (1, 2, 3) if b != victim]
+        steps = [rf"controller {controller} \(epoch \d+\): {TOPIC}-{p} OfflinePartition\u2192OnlinePartition, "
+                 rf"leader (?!{victim}\b)\d, " for p in led]
+        steps += [rf"broker {b} \u2190 LeaderAndIsr correlation id \d+ from controller {controller} " for b in survivors]
+        WebDriverWait(driver, 20, poll_frequency=0.2).until(
+            lambda d: all(any(re.search(s, line) for line in timeline(d)) for s in steps))
         # leaders moved to a survivor, and the victim's row says it is down
         for p in led:
             row = texts(driver, f'#partitions tr[data-partition="{TOPIC}-{p}"]')[0]
