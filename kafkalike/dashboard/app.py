@@ -9,18 +9,25 @@ Routes::
     GET  /api/state                         the same message once, as JSON
     POST /api/brokers/<id>/kill             kill -9 broker <id> of THIS cluster
     POST /api/brokers/<id>/restart          start it again (waits out its old registration)
+    POST /api/brokers/<id>/pause            SIGSTOP it (a zombie: sockets open, nothing answers)
+    POST /api/brokers/<id>/resume           SIGCONT a paused broker
+    POST /api/elect-preferred               ElectLeaders (PREFERRED) for every partition
+    POST /api/produce                       {"topic": T, "count": N}: N records to T (acks=all)
 
-Actions need the JSON body ``{"confirm": true}`` (the page asks with confirm() first):
-anything else is 400; another Content-Type than application/json is 415 and an Origin other
-than the page's own 403 (so another web site open in the same browser cannot post them); a broker
-id not in the cluster the dashboard was started for, or any other route, is 404; killing a broker
-that is not running or restarting one that is, 409.
+Kill, restart, pause and the election need the JSON body ``{"confirm": true}`` (the page asks
+with confirm() first): anything else is 400; every action needs Content-Type application/json
+(else 415) and, when the browser sends an Origin, the page's own (else 403), so another web
+site open in the same browser cannot post them; a broker id not in the cluster the dashboard
+was started for, or any other route, is 404; killing or pausing a broker that is not running,
+restarting one that is, resuming one that is not paused, 409. A produce burst needs a topic
+name and 1 <= count <= MAX_BURST (else 400).
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import signal
 from urllib.parse import urlsplit
 from typing import Any, AsyncIterator
 
@@ -32,9 +39,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from kafkalike.client import KafkaClient, KafkaProducer
+from kafkalike.client.errors import ClientError
+from kafkalike.cluster import process
 from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.dashboard.page import PAGE
+from kafkalike.protocol.errors import ErrorCode
 from kafkalike.dashboard.state import Event, Snapshot, collect, diff, now_ms
 from kafkalike.dashboard.state_change_log import StateChangeLogReader, StateChangeTimeline
 
@@ -44,6 +55,10 @@ log = structlog.get_logger(__name__)
 MAX_EVENTS = 2000
 #: seconds between SSE keep-alive comments when nothing changes
 KEEPALIVE_S = 15.0
+#: most records one produce burst sends
+MAX_BURST = 100_000
+#: seconds a teaching action's Kafka requests may take
+ACTION_TIMEOUT_S = 30.0
 
 
 @attrs.define
@@ -62,6 +77,7 @@ class Dashboard:
     _changed: trio.Event = attrs.Factory(trio.Event)
     _nursery: trio.Nursery | None = None
     _busy: set[int] = attrs.Factory(set)
+    _paused: set[int] = attrs.Factory(set)
 
     def add(self, events: list[Event]) -> None:
         """Append ``events`` to the timeline and wake every listener."""
@@ -136,13 +152,88 @@ class Dashboard:
         pid = await trio.to_thread.run_sync(self.cluster.broker_pid, broker_id)
         if not await trio.to_thread.run_sync(self.cluster.kill_broker, broker_id):
             return 409, f"broker {broker_id} is not running"
+        self._paused.discard(broker_id)
         self.add([Event(now_ms(), "action", f"you: kill -9 broker {broker_id} (pid {pid})")])
         return 200, f"broker {broker_id} (pid {pid}) killed"
+
+    async def pause(self, broker_id: int) -> tuple[int, str]:
+        """SIGSTOP broker ``broker_id``: (HTTP status, message). Its sockets stay open and its
+        ZooKeeper session expires after zookeeper.session.timeout.ms: the controller sees it
+        gone while clients still connect to it."""
+        pid = await trio.to_thread.run_sync(self.cluster.broker_pid, broker_id)
+        if broker_id in self._paused:
+            return 409, f"broker {broker_id} is already paused"
+        if not await trio.to_thread.run_sync(self.cluster.kill_broker, broker_id, signal.SIGSTOP):
+            return 409, f"broker {broker_id} is not running"
+        self._paused.add(broker_id)
+        self.add([Event(now_ms(), "action", f"you: pause broker {broker_id} (SIGSTOP pid {pid}; its session "
+                                            f"expires after the session timeout, its sockets stay open)")])
+        return 200, f"broker {broker_id} (pid {pid}) paused"
+
+    async def resume(self, broker_id: int) -> tuple[int, str]:
+        """SIGCONT a broker paused here: (HTTP status, message)."""
+        pid = await trio.to_thread.run_sync(self.cluster.broker_pid, broker_id)
+        if broker_id not in self._paused or pid is None:
+            return 409, f"broker {broker_id} is not paused"
+        self._paused.discard(broker_id)
+        if not process.signal_pid(pid, signal.SIGCONT):
+            return 409, f"broker {broker_id} (pid {pid}) is gone"
+        self.add([Event(now_ms(), "action", f"you: resume broker {broker_id} (SIGCONT pid {pid})")])
+        return 200, f"broker {broker_id} (pid {pid}) resumed"
+
+    async def elect_preferred(self) -> tuple[int, str]:
+        """ElectLeaders (election type PREFERRED, every partition) to the controller, as
+        kafka-leader-election.sh --election-type preferred --all-topic-partitions: (HTTP
+        status, a summary: elected, ELECTION_NOT_NEEDED, other errors)."""
+        from kafkalike.protocol.api_keys import ApiKey
+
+        self.add([Event(now_ms(), "action", "you: preferred leader election for every partition")])
+        try:
+            with trio.fail_after(ACTION_TIMEOUT_S):
+                async with KafkaClient(self.cluster.bootstrap_servers, client_id="kafkalike-dashboard") as client:
+                    conn = await client.controller_connection()
+                    response = await conn.call(ApiKey.ELECT_LEADERS, election_type=0, topic_partitions=None,
+                                               timeout=_timedelta_ms(ACTION_TIMEOUT_S * 1000))
+        except (ClientError, OSError, trio.TooSlowError) as exc:
+            text = f"preferred leader election failed: {exc or type(exc).__name__}"
+            self.add([Event(now_ms(), "error", text)])
+            return 502, text
+        counts: dict[str, int] = collections.Counter()
+        elected = []
+        for topic in response.replica_election_results:
+            for p in topic.partition_result:
+                name = ErrorCode(p.error_code).name.upper()
+                counts[name] += 1
+                if p.error_code == 0:
+                    elected.append(f"{topic.topic}-{p.partition_id}")
+        summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no partitions"
+        text = f"preferred leader election: {summary}" + (f" (new leaders for {', '.join(elected[:10])})"
+                                                          if elected else "")
+        self.add([Event(now_ms(), "action", text)])
+        return 200, text
+
+    async def produce_burst(self, topic: str, count: int) -> tuple[int, str]:
+        """Produce ``count`` records (``burst-<i>``, acks=all) to ``topic`` with kafkalike's
+        producer: (HTTP status, message)."""
+        self.add([Event(now_ms(), "action", f"you: produce {count} records to {topic}")])
+        started = trio.current_time()
+        try:
+            with trio.fail_after(ACTION_TIMEOUT_S):
+                async with KafkaProducer(self.cluster.bootstrap_servers, acks="all") as producer:
+                    await producer.send_many(topic, [(None, b"burst-%d" % i) for i in range(count)])
+        except (ClientError, OSError, trio.TooSlowError) as exc:
+            text = f"produce to {topic} failed: {exc or type(exc).__name__}"
+            self.add([Event(now_ms(), "error", text)])
+            return 502, text
+        text = f"{count} records produced to {topic} in {(trio.current_time() - started) * 1000:.0f} ms"
+        self.add([Event(now_ms(), "action", text)])
+        return 200, text
 
     async def restart(self, broker_id: int) -> tuple[int, str]:
         """Start broker ``broker_id`` again in the background: (HTTP status, message)."""
         if broker_id in self._busy or await trio.to_thread.run_sync(self.cluster.broker_alive, broker_id):
             return 409, f"broker {broker_id} is running or starting"
+        self._paused.discard(broker_id)
         assert self._nursery is not None
         self._busy.add(broker_id)
         self.add([Event(now_ms(), "action", f"you: restart broker {broker_id}")])
@@ -198,11 +289,9 @@ def make_app(dash: Dashboard) -> Starlette:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    async def action(request: Request) -> Response:
-        broker_id = request.path_params["broker_id"]
-        what = request.path_params["action"]
-        if what not in ("kill", "restart") or broker_id not in dash.cluster.broker_ids:
-            return JSONResponse({"error": f"no broker {broker_id} action {what!r} in this cluster"}, status_code=404)
+    async def checked_body(request: Request, what: str, confirm: bool) -> dict[str, Any] | Response:
+        """The action's JSON body, or the refusal: 403 another origin, 415 not JSON, 400 not an
+        object or (``confirm``) without ``"confirm": true``."""
         origin = request.headers.get("origin")
         if origin and urlsplit(origin).netloc != request.headers.get("host"):
             return JSONResponse({"error": f"{what} from another site ({origin}) refused"}, status_code=403)
@@ -213,16 +302,54 @@ def make_app(dash: Dashboard) -> Starlette:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             body = None
-        if not isinstance(body, dict) or body.get("confirm") is not True:
-            return JSONResponse({"error": f"{what} broker {broker_id} is destructive: send {{\"confirm\": true}}"},
-                                status_code=400)
-        status, text = await (dash.kill(broker_id) if what == "kill" else dash.restart(broker_id))
+        if not isinstance(body, dict) or (confirm and body.get("confirm") is not True):
+            return JSONResponse({"error": f"{what} is destructive: send {{\"confirm\": true}}" if confirm
+                                 else f"{what}: send a JSON object"}, status_code=400)
+        return body
+
+    def answer(status: int, text: str) -> Response:
         return JSONResponse({"ok": status < 300, "message": text, **({} if status < 300 else {"error": text})},
                             status_code=status)
+
+    async def action(request: Request) -> Response:
+        broker_id = request.path_params["broker_id"]
+        what = request.path_params["action"]
+        handlers = {"kill": dash.kill, "restart": dash.restart, "pause": dash.pause, "resume": dash.resume}
+        if what not in handlers or broker_id not in dash.cluster.broker_ids:
+            return JSONResponse({"error": f"no broker {broker_id} action {what!r} in this cluster"}, status_code=404)
+        body = await checked_body(request, f"{what} broker {broker_id}", confirm=what != "resume")
+        if isinstance(body, Response):
+            return body
+        return answer(*await handlers[what](broker_id))
+
+    async def elect_preferred(request: Request) -> Response:
+        body = await checked_body(request, "preferred leader election", confirm=True)
+        if isinstance(body, Response):
+            return body
+        return answer(*await dash.elect_preferred())
+
+    async def produce(request: Request) -> Response:
+        body = await checked_body(request, "produce", confirm=False)
+        if isinstance(body, Response):
+            return body
+        topic, count = body.get("topic"), body.get("count")
+        if not isinstance(topic, str) or not topic or len(topic) > 249 \
+                or not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BURST:
+            return JSONResponse({"error": f"produce: send {{\"topic\": name, \"count\": 1..{MAX_BURST}}}"},
+                                status_code=400)
+        return answer(*await dash.produce_burst(topic, count))
 
     return Starlette(routes=[
         Route("/", index),
         Route("/events", events),
         Route("/api/state", state),
         Route("/api/brokers/{broker_id:int}/{action}", action, methods=["POST"]),
+        Route("/api/elect-preferred", elect_preferred, methods=["POST"]),
+        Route("/api/produce", produce, methods=["POST"]),
     ])
+
+
+def _timedelta_ms(ms: float) -> Any:
+    import datetime
+
+    return datetime.timedelta(milliseconds=ms)

@@ -1,8 +1,10 @@
 """The dashboard's one page: plain HTML, CSS and JavaScript in one string (no build step, nothing
 fetched from elsewhere). It opens ``/events`` (server-sent events, one JSON message per
 snapshot: ``{"state": Snapshot.to_json(), "events": [{seq, ts_ms, kind, text}]}``) and
-re-renders; kill -9 / restart buttons POST ``/api/brokers/<id>/kill|restart`` with
-``{"confirm": true}`` after the browser's confirm() dialog."""
+re-renders; kill -9 / restart / pause / resume buttons POST ``/api/brokers/<id>/<action>``
+(with ``{"confirm": true}`` after the browser's confirm() dialog, except resume), the
+preferred-election button ``/api/elect-preferred`` (confirmed) and the produce form
+``/api/produce``."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -34,6 +36,9 @@ button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .8
 <h2>Brokers</h2>
 <table id="brokers"><thead><tr><th>broker</th><th>address</th><th>process</th><th>/brokers/ids (broker epoch)</th><th>teach</th></tr></thead><tbody></tbody></table>
 <div id="controller"></div>
+<p id="controls"><button id="elect-preferred">preferred leader election</button>
+produce <input id="burst-count" type="number" min="1" max="100000" value="1000" style="width:6em"> records to
+<select id="burst-topic"></select> <button id="produce-burst">produce</button></p>
 <h2>Partitions <label style="font-weight:normal;font-size:.8em"><input type="checkbox" id="show-internal"> show internal topics <span id="internal-count"></span></label></h2>
 <table id="partitions"><thead><tr><th>partition</th><th>replicas</th><th>leader</th><th>leader epoch</th><th>ISR</th><th>zkVersion</th><th>high watermark</th></tr></thead><tbody></tbody></table>
 <h2>Consumer groups</h2>
@@ -69,7 +74,11 @@ function render(st) {
     "<td>" + (b.alive ? "pid " + esc(b.pid) : '<span class="badge dead">not running</span>') + "</td>" +
     "<td>" + (b.registered ? "registered (" + esc(b.epoch) + ")" + (leads[b.id] ? ' <span class="badge leader">leads ' + leads[b.id] + "</span>" : "") : '<span class="badge dead">no registration</span>') + "</td>" +
     '<td><button class="kill" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">kill -9</button>" +
-    '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button></td></tr>").join(""));
+    '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button>" +
+    '<button class="pause" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">pause</button>" +
+    '<button class="resume" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">resume</button></td></tr>").join(""));
+  const topics = [...new Set(st.partitions.filter((p) => !p.internal).map((p) => p.topic))].sort();
+  put("#burst-topic", topics.map((t) => '<option value="' + esc(t) + '">' + esc(t) + "</option>").join(""));
   put("#controller", st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
     " (elected " + fmt(st.controller.since_ms) + ")" : (st.zk_connected ? '<span class="bad">no active controller</span>' : ""));
   const now = {};
@@ -114,15 +123,31 @@ function connect() {
   };
   es.onerror = () => { $("#status").innerHTML = '<span class="bad">dashboard connection lost; retrying&hellip;</span>'; };
 }
+async function post(path, body, what) {
+  const r = await fetch(path, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
+  if (!r.ok) { const b = await r.json().catch(() => ({})); window.alert(what + ": " + (b.error || r.status)); }
+}
+const QUESTIONS = {
+  kill: (id) => "kill -9 broker " + id + "? Its process dies at once; its ZooKeeper session expires after the session timeout.",
+  restart: (id) => "restart broker " + id + "?",
+  pause: (id) => "pause broker " + id + " (SIGSTOP)? It keeps its sockets but answers nothing; its ZooKeeper session expires after the session timeout.",
+};
 document.addEventListener("click", async (ev) => {
   const t = ev.target;
-  if (t.tagName !== "BUTTON" || !t.dataset.broker) return;
-  const id = t.dataset.broker, action = t.classList.contains("kill") ? "kill" : "restart";
-  const question = action === "kill" ? "kill -9 broker " + id + "? Its process dies at once; its ZooKeeper session expires after the session timeout."
-                                     : "restart broker " + id + "?";
-  if (!window.confirm(question)) return;
-  const r = await fetch("/api/brokers/" + id + "/" + action, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({confirm: true})});
-  if (!r.ok) { const body = await r.json().catch(() => ({})); window.alert(action + " broker " + id + ": " + (body.error || r.status)); }
+  if (t.tagName !== "BUTTON") return;
+  if (t.id === "elect-preferred") {
+    if (window.confirm("Elect the preferred replica (the first of each partition's replicas) as leader of every partition?"))
+      await post("/api/elect-preferred", {confirm: true}, "preferred leader election");
+    return;
+  }
+  if (t.id === "produce-burst") {
+    await post("/api/produce", {topic: $("#burst-topic").value, count: parseInt($("#burst-count").value, 10)}, "produce");
+    return;
+  }
+  if (!t.dataset.broker) return;
+  const id = t.dataset.broker, action = ["kill", "restart", "pause", "resume"].find((a) => t.classList.contains(a));
+  if (QUESTIONS[action] && !window.confirm(QUESTIONS[action](id))) return;
+  await post("/api/brokers/" + id + "/" + action, QUESTIONS[action] ? {confirm: true} : {}, action + " broker " + id);
 });
 connect();
 </script>
