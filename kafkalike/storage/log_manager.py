@@ -22,10 +22,12 @@ Deletion (`delete_log`, Kafka's asyncDelete) only renames a log's dir to `*-dele
 handed out by `take_due_deletions()` after log.segment.delete.delay.ms and removed by
 `delete_dirs()` (the broker runs it in a worker thread).
 
-Periodic work the broker schedules (no threads here): `cleanup_logs()` (retention,
+Periodic work the broker schedules: `cleanup_logs()` (retention,
 log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), `checkpoint_*()`
 (log.flush.offset.checkpoint.interval.ms, log.flush.start.offset.checkpoint.interval.ms,
-replica.high.watermark.checkpoint.interval.ms), and the log cleaner (log_cleaner.LogCleaner).
+replica.high.watermark.checkpoint.interval.ms; the high-watermark, recovery-point and
+log-start-offset files are written by one writer thread, from offsets read on the caller's
+thread), and the log cleaner (log_cleaner.LogCleaner).
 `shutdown()` flushes and closes every log, writes all checkpoints and the clean-shutdown marker
 (not in a dir that failed). A log that fails a write it cannot undo reports it through
 `on_log_dir_failure`; `handle_log_dir_failure()` takes its whole dir offline (Kafka's
@@ -159,10 +161,11 @@ class LogManager:
         # partitions planned (plan_new_logs) whose creation is under way
         self._prepared: dict[TopicPartition, UnifiedLog] = {}
         self._planned: set[TopicPartition] = set()
-        # checkpoint_high_watermarks' writer thread and the snapshot it is to write next
+        # the checkpoint writer thread (checkpoint_high_watermarks, checkpoint_recovery_points,
+        # checkpoint_log_start_offsets) and what it is to write next: file name -> dir -> offsets
         self._hw_lock = threading.Lock()
         self._hw_writer: ThreadPoolExecutor | None = None
-        self._hw_latest: dict[Path, dict[TopicPartition, int]] | None = None
+        self._hw_latest: dict[str, dict[Path, dict[TopicPartition, int]]] = {}
         #: logs created since start-up by get_or_create_log itself (on the caller's thread: the
         #: event loop) and taken ready-made from create_planned_logs (a worker thread)
         self.logs_created_inline = 0
@@ -581,16 +584,29 @@ class LogManager:
         return out
 
     def checkpoint_recovery_points(self) -> None:
-        """Write recovery-point-offset-checkpoint in every dir."""
-        for d, logs in self._by_dir().items():
-            OffsetCheckpointFile(d / RECOVERY_POINT_CHECKPOINT).write({tp: lg.recovery_point for tp, lg in logs.items()})
+        """Write recovery-point-offset-checkpoint in every dir, in the background: the
+        recovery points are read here, the files written by the checkpoint writer thread (see
+        checkpoint_high_watermarks; 10,000 partitions' file, fsynced, held the event loop up to
+        hundreds of ms on a busy disk every log.flush.offset.checkpoint.interval.ms). A log
+        recovers from an older recovery point than the one it has, never a newer: a late write
+        loses nothing."""
+        self._checkpoint_in_background(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
 
     def checkpoint_log_start_offsets(self) -> None:
-        """Write log-start-offset-checkpoint (only logs whose start offset moved past their first segment, as Kafka)."""
-        for d, logs in self._by_dir().items():
-            OffsetCheckpointFile(d / LOG_START_OFFSET_CHECKPOINT).write(
-                {tp: lg.log_start_offset for tp, lg in logs.items() if lg.log_start_offset > lg.segments[0].base_offset}
-            )
+        """Write log-start-offset-checkpoint (only logs whose start offset moved past their
+        first segment, as Kafka), in the background as checkpoint_recovery_points."""
+        self._checkpoint_in_background(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
+
+    def _recovery_points(self) -> dict[Path, dict[TopicPartition, int]]:
+        return {d: {tp: lg.recovery_point for tp, lg in logs.items()} for d, logs in self._by_dir().items()}
+
+    def _log_start_offsets(self) -> dict[Path, dict[TopicPartition, int]]:
+        return {d: {tp: lg.log_start_offset for tp, lg in logs.items()
+                    if lg.log_start_offset > lg.segments[0].base_offset}
+                for d, logs in self._by_dir().items()}
+
+    def _high_watermarks(self) -> dict[Path, dict[TopicPartition, int]]:
+        return {d: {tp: lg.high_watermark for tp, lg in logs.items()} for d, logs in self._by_dir().items()}
 
     def checkpoint_high_watermarks(self) -> None:
         """Write replication-offset-checkpoint (high watermarks) in every dir, in the
@@ -601,34 +617,45 @@ class LogManager:
         machine). A newer call supersedes a write not started yet; a failed write is logged
         (``hw_checkpoint_failed``), as the broker's checkpoint task logs it. ``shutdown`` waits
         for the writer and then writes the final one itself (``checkpoint_all``)."""
-        snapshot = {d: {tp: lg.high_watermark for tp, lg in logs.items()} for d, logs in self._by_dir().items()}
+        self._checkpoint_in_background(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
+
+    def _checkpoint_in_background(self, file_name: str, snapshot: dict[Path, dict[TopicPartition, int]]) -> None:
+        """Queue ``snapshot`` (dir -> offsets) to be written as ``file_name`` in each dir by the
+        checkpoint writer thread (one thread, "hw-checkpoint", for the high-watermark,
+        recovery-point and log-start-offset files); it replaces a queued, unwritten snapshot of
+        the same file."""
         with self._hw_lock:
-            queued = self._hw_latest is not None
-            self._hw_latest = snapshot
+            queued = bool(self._hw_latest)
+            self._hw_latest[file_name] = snapshot
             if queued:
                 return
             if self._hw_writer is None:
                 self._hw_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-checkpoint")
-            self._hw_writer.submit(self._write_latest_high_watermarks)
+            self._hw_writer.submit(self._write_queued_checkpoints)
 
-    def _write_latest_high_watermarks(self) -> None:
-        """The writer thread's job: the latest queued snapshot, if any."""
+    def _write_queued_checkpoints(self) -> None:
+        """The writer thread's job: every queued snapshot (the latest of each file)."""
         with self._hw_lock:
-            snapshot, self._hw_latest = self._hw_latest, None
-        for d, offsets in (snapshot or {}).items():
-            try:
-                OffsetCheckpointFile(d / REPLICATION_OFFSET_CHECKPOINT).write(offsets)
-            except KafkaStorageError as exc:
-                log.warning("hw_checkpoint_failed", error=str(exc))
+            queued, self._hw_latest = self._hw_latest, {}
+        for file_name, snapshot in queued.items():
+            for d, offsets in snapshot.items():
+                try:
+                    OffsetCheckpointFile(d / file_name).write(offsets)
+                except KafkaStorageError as exc:
+                    event = "hw_checkpoint_failed" if file_name == REPLICATION_OFFSET_CHECKPOINT else "checkpoint_failed"
+                    log.warning(event, file=file_name, error=str(exc))
 
-    def _checkpoint_high_watermarks_now(self) -> None:
-        """Wait for the background writer, then write the high watermarks here (shutdown)."""
+    def _stop_checkpoint_writer(self) -> None:
+        """Wait for the writer thread's running and queued writes, and stop it."""
         with self._hw_lock:
-            writer, self._hw_writer, self._hw_latest = self._hw_writer, None, None
+            writer, self._hw_writer = self._hw_writer, None
         if writer is not None:
             writer.shutdown(wait=True)
-        for d, logs in self._by_dir().items():
-            OffsetCheckpointFile(d / REPLICATION_OFFSET_CHECKPOINT).write({tp: lg.high_watermark for tp, lg in logs.items()})
+
+    @staticmethod
+    def _write_checkpoints_now(file_name: str, snapshot: dict[Path, dict[TopicPartition, int]]) -> None:
+        for d, offsets in snapshot.items():
+            OffsetCheckpointFile(d / file_name).write(offsets)
 
     def checkpoint_cleaner_offsets(self) -> None:
         """Write cleaner-offset-checkpoint for compacted logs."""
@@ -638,10 +665,12 @@ class LogManager:
             )
 
     def checkpoint_all(self) -> None:
-        """Write every checkpoint file in every log dir (atomically)."""
-        self.checkpoint_recovery_points()
-        self.checkpoint_log_start_offsets()
-        self._checkpoint_high_watermarks_now()
+        """Write every checkpoint file in every log dir (atomically), on the caller's thread,
+        after the writer thread's queued writes (shutdown: these are the last ones)."""
+        self._stop_checkpoint_writer()
+        self._write_checkpoints_now(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
+        self._write_checkpoints_now(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
+        self._write_checkpoints_now(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
         self.checkpoint_cleaner_offsets()
 
     # ------------------------------------------------------------------ one call for the broker's timer
@@ -650,7 +679,8 @@ class LogManager:
         retention (log.retention.check.interval.ms), flush.ms checks
         (log.flush.scheduler.interval.ms, here 1 s by default since Kafka's default is "never"),
         recovery-point and log-start-offset checkpoints (log.flush.offset.checkpoint.interval.ms,
-        log.flush.start.offset.checkpoint.interval.ms). Call it every second or so from one task.
+        log.flush.start.offset.checkpoint.interval.ms; written here, on the caller's thread,
+        unlike checkpoint_recovery_points()). Call it every second or so from one task.
         Returns what ran: {"segments_deleted": n, "logs_flushed": n, "checkpoints": n}.
         """
         now = self.clock()
@@ -664,13 +694,13 @@ class LogManager:
             done["logs_flushed"] = self.flush_dirty_logs()
             due["flush"] = now
         if now - due.get("recovery_cp", now) >= iv.recovery_point_checkpoint_ms:
-            self.checkpoint_recovery_points()
+            self._write_checkpoints_now(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
             self.checkpoint_cleaner_offsets()
             due["recovery_cp"] = now
             done["checkpoints"] += 1
         due.setdefault("recovery_cp", now)
         if now - due.get("start_cp", now) >= iv.log_start_offset_checkpoint_ms:
-            self.checkpoint_log_start_offsets()
+            self._write_checkpoints_now(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
             due["start_cp"] = now
             done["checkpoints"] += 1
         due.setdefault("start_cp", now)
@@ -729,8 +759,8 @@ class LogManager:
 
     def close_uncleanly(self) -> None:
         """Drop everything without flushing or markers (tests: simulates kill -9)."""
-        with self._hw_lock:  # a queued high-watermark write is dropped, a running one finishes
-            writer, self._hw_writer, self._hw_latest = self._hw_writer, None, None
+        with self._hw_lock:  # queued checkpoint writes are dropped, a running one finishes
+            writer, self._hw_writer, self._hw_latest = self._hw_writer, None, {}
         if writer is not None:
             writer.shutdown(wait=True)
         for lg in self.logs.values():
