@@ -203,6 +203,8 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
 
     cluster = start_demo_cluster(base_dir, say)
     bootstrap = cluster.bootstrap_servers
+    say(f"== watch it live: run `kafkalike dashboard{'' if base_dir == '.kafkalike' else f' --dir {base_dir}'}` "
+        "in another terminal and open http://127.0.0.1:8080/ (the broker kill below shows on its timeline)")
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
