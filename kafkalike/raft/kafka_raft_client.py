@@ -85,9 +85,14 @@ RAFT_APIS: dict[int, tuple[int, int]] = {
     ApiKey.BEGIN_QUORUM_EPOCH: (0, 0),
     ApiKey.END_QUORUM_EPOCH: (0, 0),
     ApiKey.DESCRIBE_QUORUM: (0, 1),
+    ApiKey.DESCRIBE_CLUSTER: (1, 1),
 }
 """The APIs a Raft node serves on its controller listener, at these versions (kraft.version 0:
-the versions before KIP-853's directory ids; Fetch from v13, addressed by topic id)."""
+the versions before KIP-853's directory ids; Fetch from v13, addressed by topic id).
+DescribeCluster v1 with endpoint type controller (KIP-919) is what an admin client sent to
+``--bootstrap-controller`` asks first (kafka-metadata-quorum.sh)."""
+
+ENDPOINT_TYPE_CONTROLLER = 2  # KIP-919: DescribeCluster's EndpointType (1 broker, 2 controller)
 
 FETCH_MAX_BYTES = 8 * 1024 * 1024  # Kafka's KafkaRaftClient.MAX_FETCH_SIZE_BYTES
 
@@ -866,4 +871,22 @@ class RaftServer:
             return await c.handle_fetch(request)
         if key == ApiKey.DESCRIBE_QUORUM:
             return c.handle_describe_quorum(request, header.api_version)
+        if key == ApiKey.DESCRIBE_CLUSTER:
+            return self._describe_cluster(request, header.api_version)
         raise AssertionError(f"unhandled api key {key}")  # RAFT_APIS lists only the above
+
+    def _describe_cluster(self, request: Any, version: int) -> Any:
+        """DescribeCluster as a controller answers it (Kafka's ControllerApis): the voters as the
+        nodes, the Raft leader as controller id; UNSUPPORTED_ENDPOINT_TYPE for a broker-endpoint
+        request (KIP-919)."""
+        c = self.client
+        if request.endpoint_type != ENDPOINT_TYPE_CONTROLLER:
+            return _entity(ApiKey.DESCRIBE_CLUSTER, version, "response", throttle_time=0,
+                           error_code=ErrorCode.unsupported_endpoint_type, endpoint_type=request.endpoint_type,
+                           error_message="The controller can only describe controller endpoints", cluster_id="",
+                           brokers=[])
+        nodes = [{"broker_id": node_id, "host": host, "port": port} for node_id, (host, port)
+                 in sorted(c.config.voters.items())]
+        return _entity(ApiKey.DESCRIBE_CLUSTER, version, "response", throttle_time=0, error_code=ErrorCode.none,
+                       endpoint_type=ENDPOINT_TYPE_CONTROLLER, cluster_id=c.config.cluster_id or "",
+                       controller_id=c.quorum.leader_id, brokers=nodes)

@@ -2,8 +2,10 @@
 NoOpRecord batch every 100 ms while leader): one leader is elected and its first batch is the
 LeaderChange; appends commit only once a majority holds them; kill -9 of the leader elects a new
 one in a higher epoch with nothing committed lost; a follower with a divergent tail truncates it.
-With KAFKALIKE_KAFKA_LIB set, Kafka 3.9's DumpLogSegments --cluster-metadata-decoder reads a
-voter's log."""
+A voter answers ApiVersions and DescribeCluster (controller endpoints, KIP-919). With
+KAFKALIKE_KAFKA_LIB set, Kafka 3.9's DumpLogSegments --cluster-metadata-decoder reads a voter's log
+and kafka-metadata-quorum.sh describe --status / --replication (MetadataQuorumCommand with
+--bootstrap-controller) describes the quorum."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from kafkalike.client.connection import KafkaConnection
 from kafkalike.protocol import metadata_records as mr
+from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, ElectionState, FileQuorumStateStore
@@ -155,6 +159,48 @@ async def test_a_follower_with_a_divergent_tail_truncates_it(tmp_path: Path) -> 
         await wait_for(converged, "node 1 to catch up")
         assert _data_prefix(n1, quorum.high_watermark) == _data_prefix(leader, quorum.high_watermark)
         assert 2 not in {b.partition_leader_epoch for b in n1.batches()}
+
+
+async def test_a_voter_answers_api_versions_and_describe_cluster_as_a_controller(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path) as nodes:
+        leader, _ = await leader_of(nodes, min_epoch=1)
+        follower = next(n for n in nodes if n is not leader)
+        async with KafkaConnection.open("127.0.0.1", follower.port) as conn:  # ApiVersions first
+            assert conn.broker_versions[ApiKey.VOTE] == (0, 0)
+            assert conn.broker_versions[ApiKey.DESCRIBE_QUORUM] == (0, 1)
+            assert ApiKey.PRODUCE not in conn.broker_versions
+            answer = await conn.call(ApiKey.DESCRIBE_CLUSTER, include_cluster_authorized_operations=False,
+                                     endpoint_type=2)
+            assert answer.error_code == ErrorCode.none and answer.endpoint_type == 2
+            assert answer.controller_id == leader.node_id
+            assert sorted((b.broker_id, b.port) for b in answer.brokers) == sorted((n.node_id, n.port) for n in nodes)
+            refused = await conn.call(ApiKey.DESCRIBE_CLUSTER, include_cluster_authorized_operations=False,
+                                      endpoint_type=1)
+            assert refused.error_code == ErrorCode.unsupported_endpoint_type
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars) and java")
+async def test_kafka_metadata_quorum_describes_the_quorum(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path, args=("--cluster-id", "MkU3OEVBNTcwNTJENDM2Qk")) as nodes:
+        leader, _ = await leader_of(nodes, min_epoch=1, min_hw=5)
+        follower = next(n for n in nodes if n is not leader)
+
+        def tool(*args: str) -> str:
+            out = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.MetadataQuorumCommand",
+                                  "--bootstrap-controller", f"127.0.0.1:{follower.port}", "describe", *args],
+                                 capture_output=True, text=True, timeout=300)
+            assert out.returncode == 0, out.stdout + out.stderr
+            return out.stdout
+        status = await trio.to_thread.run_sync(tool, "--status")
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["ClusterId"].strip() == "MkU3OEVBNTcwNTJENDM2Qk"
+        assert int(fields["LeaderId"]) == leader.node_id
+        assert int(fields["HighWatermark"]) >= 5
+        assert '"id": 1' in fields["CurrentVoters"] and '"id": 3' in fields["CurrentVoters"]
+        replication = await trio.to_thread.run_sync(tool, "--replication")
+        rows = [line.split() for line in replication.splitlines()[1:] if line.strip()]
+        assert sorted((int(r[0]), r[-1]) for r in rows) == sorted(
+            (n.node_id, "Leader" if n is leader else "Follower") for n in nodes)
 
 
 @pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars) and java")
