@@ -118,7 +118,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "client side: check the server's host name against its certificate (https) or not (empty)"),
     # --- authorization (Kafka's AclAuthorizer; broker/acl_authorizer.py)
     _key("authorizer.class.name", "string", "",
-         "authorizer: empty (none) or kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper)"),
+         "authorizer: empty (none) or kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper)",
+         choices=("", "kafka.security.authorizer.AclAuthorizer")),
     _key("super.users", "string", None, "principals allowed everything, ';'-separated (User:admin;User:alice)"),
     _key("allow.everyone.if.no.acl.found", "boolean", False,
          "with an authorizer: allow access to resources no ACL names (default false: deny)"),

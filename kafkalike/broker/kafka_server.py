@@ -173,6 +173,17 @@ class KafkaServer:
         sasl.register_authenticated_handlers(apis)
         transaction_apis.register(apis, txn, self.producer_id_manager.handle_init_producer_id,
                                   group.manager.partition_for)
+        # ACLs (authorizer.class.name): CreateAcls / DescribeAcls / DeleteAcls, and every handler
+        # above wrapped with Kafka's per-API authorization (acl_authorizer.py, auth_helper.py);
+        # the authorizer loads /kafka-acl and follows its changes from the first start-up hook
+        from kafkalike.broker.acl_apis import AclApis
+        from kafkalike.broker.acl_authorizer import AclAuthorizer
+        from kafkalike.broker.auth_helper import AuthHelper, install
+        self.authorizer = authorizer = AclAuthorizer.from_config(cfg)
+        AclApis(authorizer).register(apis)
+        if authorizer is not None:
+            install(apis, AuthHelper(authorizer, self.metadata_cache.contains_topic))
+            self.startup_hooks.append(lambda: authorizer.start(zk, nursery))
 
         self.startup_hooks += [
             lambda: self.controller.start(nursery, zk, self.broker_id),

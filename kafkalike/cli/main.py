@@ -26,6 +26,7 @@ COMMANDS = [
     "kafkalike.cli.transactions",
     "kafkalike.cli.log_dirs",
     "kafkalike.cli.configs",
+    "kafkalike.cli.acls",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
     "kafkalike.cli.dashboard",

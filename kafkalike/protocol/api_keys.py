@@ -66,6 +66,9 @@ class ApiKey(enum.IntEnum):
     END_TXN = 26
     WRITE_TXN_MARKERS = 27
     TXN_OFFSET_COMMIT = 28
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
     DESCRIBE_LOG_DIRS = 35
@@ -133,6 +136,9 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.END_TXN: (0, 3),
     ApiKey.WRITE_TXN_MARKERS: (1, 1),
     ApiKey.TXN_OFFSET_COMMIT: (0, 3),
+    ApiKey.DESCRIBE_ACLS: (1, 3),
+    ApiKey.CREATE_ACLS: (1, 3),
+    ApiKey.DELETE_ACLS: (1, 3),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.ALTER_CONFIGS: (0, 2),
     ApiKey.DESCRIBE_LOG_DIRS: (1, 4),
@@ -189,6 +195,9 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.END_TXN: "transaction_coordinator",
     ApiKey.WRITE_TXN_MARKERS: "replica_manager",
     ApiKey.TXN_OFFSET_COMMIT: "group_coordinator",
+    ApiKey.DESCRIBE_ACLS: "acl_apis",
+    ApiKey.CREATE_ACLS: "acl_apis",
+    ApiKey.DELETE_ACLS: "acl_apis",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
     ApiKey.ALTER_CONFIGS: "zk_admin_manager",
     ApiKey.DESCRIBE_LOG_DIRS: "replica_manager",
@@ -247,6 +256,9 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.ADD_OFFSETS_TO_TXN: 1,
     ApiKey.END_TXN: 1,
     ApiKey.TXN_OFFSET_COMMIT: 3,
+    ApiKey.DESCRIBE_ACLS: 2,
+    ApiKey.CREATE_ACLS: 2,
+    ApiKey.DELETE_ACLS: 2,
 }
 """Newest version of each API that Debian 12's tshark (Wireshark 4.0) dissects, measured with
 tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above these).
@@ -254,8 +266,8 @@ Wireshark 4.0 does not know DescribeCluster (60), DescribeProducers (61), Descri
 Credentials (50, 51), DescribeTransactions (65) nor ListTransactions (66) at all, and flags every
 version of ElectLeaders (43), AlterPartitionReassignments (45), ListPartitionReassignments (46)
 and WriteTxnMarkers v1 (27; v0 is not served) as a Malformed Packet (tshark_probe.py), so none
-of these is listed. SaslAuthenticate v0-1, like CreatePartitions v0-1, decode with a
-"does not end at the pdu length" note and are kept."""
+of these is listed. SaslAuthenticate v0-1, like CreatePartitions v0-1 and DeleteAcls v1's
+response, decode with a "does not end at the pdu length" note and are kept."""
 
 TSHARK_COMPATIBLE_APIS: dict[int, tuple[int, int]] = {
     key: (lo, min(hi, WIRESHARK_4_0_MAX_VERSIONS[key]))

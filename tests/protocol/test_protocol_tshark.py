@@ -34,6 +34,7 @@ KNOWN_WIRESHARK_4_0_GAPS = {
     **{(20, v): "skips DeleteTopics v1-v2 response throttle_time_ms" for v in (1, 2)},
     **{(37, v): "misreads CreatePartitions assignments" for v in range(3)},
     **{(36, v): "SaslAuthenticate v0-v1: 'does not end at the pdu length' (v2 is clean)" for v in (0, 1)},
+    (31, 1): "DeleteAcls v1 response: 'does not end at the pdu length' (v2 is clean)",
 }
 
 
