@@ -1,0 +1,122 @@
+"""KafkaRaftClient's API in one process, over real sockets on loopback: append() on the leader
+returns offsets whose batches reach every voter's listener (handle_commit) in order, once;
+append() elsewhere raises NotLeaderError (NOT_LEADER_OR_FOLLOWER); listeners see the leader change;
+a request from an older epoch is fenced (FENCED_LEADER_EPOCH) and a Fetch of another topic id
+refused (UNKNOWN_TOPIC_ID)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from kafkalike.client.connection import KafkaConnection
+from kafkalike.client.messages import build_request
+from kafkalike.protocol import metadata_records as mr
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.raft.kafka_metadata_log import Batch, KafkaMetadataLog
+from kafkalike.raft.kafka_raft_client import (KafkaRaftClient, LeaderAndEpoch, NotLeaderError, RaftConfig,
+                                              RaftServer, parse_voters)
+from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
+from tests.raft.raft_helpers import free_ports
+
+
+@attrs.define
+class Recorder:
+    batches: list[Batch] = attrs.field(factory=list)
+    leaders: list[LeaderAndEpoch] = attrs.field(factory=list)
+
+    def handle_commit(self, batch: Batch) -> None:
+        self.batches.append(batch)
+
+    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
+        self.leaders.append(leader)
+
+    def noop_offsets(self) -> list[int]:
+        return [b.base_offset for b in self.batches if b.records]
+
+
+async def _start_quorum(nursery: trio.Nursery, tmp_path: Path, n: int = 3,
+                        ) -> tuple[list[KafkaRaftClient], list[Recorder], dict[int, tuple[str, int]]]:
+    ports = free_ports(n)
+    voters = {i + 1: ("127.0.0.1", port) for i, port in enumerate(ports)}
+    clients, recorders = [], []
+    for node_id in voters:
+        log = KafkaMetadataLog.open(tmp_path / f"n{node_id}")
+        quorum = QuorumState(node_id, set(voters), FileQuorumStateStore(log.dir / QUORUM_STATE_FILE))
+        recorder = Recorder()
+        client = KafkaRaftClient(RaftConfig(node_id=node_id, voters=voters, cluster_id="c1",
+                                            election_timeout_ms=300, election_backoff_max_ms=300),
+                                 log, quorum, recorder)
+        await nursery.start(client.run)
+        await nursery.start(RaftServer(client).serve, "127.0.0.1", voters[node_id][1])
+        clients.append(client)
+        recorders.append(recorder)
+    return clients, recorders, voters
+
+
+async def _leader(clients: list[KafkaRaftClient]) -> KafkaRaftClient:
+    with trio.fail_after(60):
+        while True:
+            leaders = [c for c in clients if c.quorum.is_leader()]
+            if len(leaders) == 1 and leaders[0].high_watermark > 0:
+                return leaders[0]
+            await trio.sleep(0.05)
+
+
+def test_parse_voters_reads_kafkas_syntax() -> None:
+    assert parse_voters("1@127.0.0.1:9093, 2@[::1]:9094") == {1: ("127.0.0.1", 9093), 2: ("::1", 9094)}
+    with pytest.raises(ValueError, match="Invalid format of voter entry"):
+        parse_voters("1@host")
+
+
+async def test_appends_reach_every_listener_in_order_once(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        clients, recorders, _ = await _start_quorum(nursery, tmp_path)
+        leader = await _leader(clients)
+        follower = next(c for c in clients if c is not leader)
+        with pytest.raises(NotLeaderError):
+            follower.append([mr.NoOpRecord()])
+        with pytest.raises(NotLeaderError):
+            leader.append([mr.NoOpRecord()], epoch=leader.quorum.epoch + 1)
+        offsets = [leader.append([mr.NoOpRecord(), mr.NoOpRecord()]) for _ in range(5)]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 5
+        with trio.fail_after(60):
+            while not all(r.batches and r.batches[-1].last_offset >= offsets[-1] for r in recorders):
+                await trio.sleep(0.05)
+        for recorder in recorders:
+            # the LeaderChange control batch first, then the five NoOp batches, each once
+            assert recorder.batches[0].control_records[0].leader_id == leader.node_id
+            assert [b.last_offset for b in recorder.batches if b.records] == offsets
+            assert all(len(b.records) == 2 and b.epoch == leader.quorum.epoch for b in recorder.batches if b.records)
+            assert recorder.leaders[-1] == LeaderAndEpoch(leader.node_id, leader.quorum.epoch)
+        nursery.cancel_scope.cancel()
+
+
+async def test_old_epochs_are_fenced_and_other_topics_refused(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        clients, _, voters = await _start_quorum(nursery, tmp_path)
+        leader = await _leader(clients)
+        epoch = leader.quorum.epoch
+        async with KafkaConnection.open(*voters[leader.node_id], negotiate=False) as conn:
+            vote = build_request(ApiKey.VOTE, 0, cluster_id="c1", topics=[{
+                "topic_name": "__cluster_metadata", "partitions": [{
+                    "partition_index": 0, "replica_epoch": epoch - 1, "replica_id": 2, "last_offset_epoch": 0,
+                    "last_offset": 0}]}])
+            answer = (await conn.send(vote)).topics[0].partitions[0]
+            assert answer.error_code == ErrorCode.fenced_leader_epoch and not answer.vote_granted
+            assert (answer.leader_id, answer.leader_epoch) == (leader.node_id, epoch)
+            wrong_cluster = build_request(ApiKey.VOTE, 0, cluster_id="other", topics=[])
+            assert (await conn.send(wrong_cluster)).error_code == ErrorCode.inconsistent_cluster_id
+            fetch = build_request(ApiKey.FETCH, 13, replica_id=-1, max_wait=0, min_bytes=0, topics=[{
+                "topic_id": uuid.uuid4(), "partitions": [{
+                    "partition": 0, "current_leader_epoch": epoch, "fetch_offset": 0, "last_fetched_epoch": 0,
+                    "partition_max_bytes": 1000}]}])
+            answer = (await conn.send(fetch)).responses[0].partitions[0]
+            assert answer.error_code == ErrorCode.unknown_topic_id
+        assert leader.quorum.is_leader() and leader.quorum.epoch == epoch
+        nursery.cancel_scope.cancel()
