@@ -33,6 +33,7 @@ shared with tests/controller/test_many_topics.py.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import os
@@ -95,15 +96,31 @@ class LoopStepWatch(trio.abc.Instrument):
         self.longest: tuple[float, str] = (0.0, "")
         self.longest_cpu: tuple[float, str] = (0.0, "")  # the loop thread's CPU time (time.thread_time)
         self.over = 0
+        self.over_cpu = 0  # steps whose loop-thread CPU time alone was over slow_s
         self.steps = 0
-        self.slow: list[tuple[float, str, list[str]]] = []  # (seconds, task, stack samples)
+        self.slow: list[tuple[float, str, list[str], float]] = []  # (seconds, task, stack samples, CPU seconds)
         self._started: float | None = None
         self._started_cpu = 0.0
         self._samples: list[str] = []
         self._thread_id = threading.get_ident()
         self._lock = threading.Lock()
+        #: the cyclic garbage collector's full (generation 2) collections: how many, the longest
+        #: (seconds); any thread's collection holds every thread, the loop's included
+        self.gc_full = 0
+        self.gc_longest = 0.0
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
         if stack_after_s is not None:
             threading.Thread(target=self._watchdog, name="loop-step-watchdog", daemon=True).start()
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_full += 1
+            self.gc_longest = max(self.gc_longest, time.perf_counter() - self._gc_started)
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         with self._lock:
@@ -124,17 +141,21 @@ class LoopStepWatch(trio.abc.Instrument):
             self.longest = (d, task.name)
         if cpu > self.longest_cpu[0]:
             self.longest_cpu = (cpu, task.name)
+        if cpu > self.slow_s:
+            self.over_cpu += 1
         if d > self.slow_s:
             self.over += 1
             if self.stack_after_s is not None:
-                self.slow.append((d, task.name, samples))
+                self.slow.append((d, task.name, samples, cpu))
 
-    def reset(self) -> tuple[float, str, int, int, float, str]:
+    def reset(self) -> tuple[float, str, int, int, float, str, int, int, float]:
         """(longest step seconds, its task, steps over slow_s, steps, longest step in CPU
-        seconds of the loop thread, its task) since the last reset. The CPU figure leaves out
-        the time the thread was preempted (a loaded machine) or blocked (disk, the GIL)."""
-        out = (*self.longest, self.over, self.steps, *self.longest_cpu)
-        self.longest, self.longest_cpu, self.over, self.steps = (0.0, ""), (0.0, ""), 0, 0
+        seconds of the loop thread, its task, steps over slow_s in CPU time, full garbage
+        collections, the longest one in seconds) since the last reset. The CPU figures leave
+        out the time the thread was preempted (a loaded machine) or blocked (disk, the GIL)."""
+        out = (*self.longest, self.over, self.steps, *self.longest_cpu, self.over_cpu, self.gc_full, self.gc_longest)
+        self.longest, self.longest_cpu, self.over, self.steps, self.over_cpu = (0.0, ""), (0.0, ""), 0, 0, 0
+        self.gc_full, self.gc_longest = 0, 0.0
         return out
 
     def _watchdog(self) -> None:
@@ -152,16 +173,18 @@ class LoopStepWatch(trio.abc.Instrument):
                     self._samples.append("".join(traceback.format_stack(frame)[-14:]))
 
     def report(self) -> str:
+        """The slow steps, most loop-thread CPU time first, each with up to 3 stack samples."""
         lines = []
-        for d, name, samples in sorted(self.slow, key=lambda x: -x[0]):
-            lines.append(f"=== {d * 1000:.0f} ms step of {name}, {len(samples)} stack samples")
+        for d, name, samples, cpu in sorted(self.slow, key=lambda x: -x[3]):
+            lines.append(f"=== {d * 1000:.0f} ms step ({cpu * 1000:.0f} ms CPU) of {name}, {len(samples)} stack samples")
             for smp in samples[:3]:
                 lines.append(smp)
         return "\n".join(lines)
 
 
 #: sitecustomize for the brokers with --loop-steps: trio.run gets a LoopStepWatch; SIGUSR1
-#: writes "<longest ms> <task> <steps over 100 ms> <steps>" to <dir>/loop-steps-<pid>.now and
+#: writes "<longest ms> <steps over 100 ms> <steps> <longest CPU ms> <task> <CPU task> <steps over
+#: 100 ms CPU> <full GCs> <longest full GC ms>" (tab-separated) to <dir>/loop-steps-<pid>.now and
 #: resets; at exit the slow steps' stacks go to <dir>/loop-steps-<pid>.txt
 _SITECUSTOMIZE = r"""
 import atexit, os, signal, trio
@@ -175,11 +198,20 @@ def _patched(*args, **kwargs):
     return _run(*args, **kwargs)
 trio.run = _patched
 def _dump(*_):
-    d, name, over, steps, cpu, cpu_name = _watch.reset()
+    d, name, over, steps, cpu, cpu_name, over_cpu, gc_full, gc_longest = _watch.reset()
     with open(os.path.join(_dir, f"loop-steps-{os.getpid()}.now.tmp"), "w") as f:
-        f.write(f"{d * 1000:.1f}\t{over}\t{steps}\t{cpu * 1000:.1f}\t{name}\t{cpu_name}\n")
+        f.write(f"{d * 1000:.1f}\t{over}\t{steps}\t{cpu * 1000:.1f}\t{name}\t{cpu_name}\t{over_cpu}\t{gc_full}\t"
+                f"{gc_longest * 1000:.1f}\n")
     os.replace(os.path.join(_dir, f"loop-steps-{os.getpid()}.now.tmp"), os.path.join(_dir, f"loop-steps-{os.getpid()}.now"))
 signal.signal(signal.SIGUSR1, _dump)
+_freeze_every = float(os.environ.get("KAFKALIKE_GC_FREEZE_EVERY_S", "0"))
+if _freeze_every > 0:  # the --gc-freeze-every experiment: survivors leave the collector's view
+    import gc, threading, time
+    def _freezer():
+        while True:
+            time.sleep(_freeze_every)
+            gc.freeze()
+    threading.Thread(target=_freezer, name="gc-freezer", daemon=True).start()
 def _stacks():
     with open(os.path.join(_dir, f"loop-steps-{os.getpid()}.txt"), "w") as f:
         f.write(_watch.report())
@@ -339,13 +371,15 @@ def loop_steps(cluster: LocalCluster, steps_dir: Path | None) -> str:
         if not path.exists():
             out.append(f"broker {b}: no answer")
             continue
-        ms, over, steps, cpu_ms, name, cpu_name = path.read_text().rstrip("\n").split("\t")
+        ms, over, steps, cpu_ms, name, cpu_name, over_cpu, gc_full, gc_ms = path.read_text().rstrip("\n").split("\t")
 
         def short(task: str) -> str:
             return ".".join(task.rsplit(".", 2)[-2:])
 
         out.append(f"broker {b}: longest loop step {float(ms):.0f} ms ({short(name)}), {int(over):,} of "
-                   f"{int(steps):,} steps over 100 ms; longest in CPU time {float(cpu_ms):.0f} ms ({short(cpu_name)})")
+                   f"{int(steps):,} steps over 100 ms; longest in CPU time {float(cpu_ms):.0f} ms ({short(cpu_name)}), "
+                   f"{int(over_cpu):,} over 100 ms in CPU time; {int(gc_full)} full garbage collections, "
+                   f"longest {float(gc_ms):.0f} ms")
     return " [" + "; ".join(out) + "]"
 
 
@@ -454,6 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack-after-ms", type=float, default=80.0,
                     help="with --loop-steps: sample the stack of a step running this long")
     ap.add_argument("--show-stacks", action="store_true", help="with --loop-steps: print the slow steps' stacks")
+    ap.add_argument("--gc-freeze-every", type=float, default=0.0, metavar="S",
+                    help="with --loop-steps, an experiment: every S seconds the brokers call gc.freeze() (objects "
+                         "alive then are left out of later garbage collections: a full collection of a broker "
+                         "holding 10,000 topics' objects takes hundreds of ms)")
     args = ap.parse_args(argv)
     configure_logs(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))
@@ -467,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
             [str(steps_dir), str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         os.environ["KAFKALIKE_LOOP_STEPS_DIR"] = str(steps_dir)
         os.environ["KAFKALIKE_LOOP_STEPS_STACK_AFTER_S"] = str(args.stack_after_ms / 1000)
+        os.environ["KAFKALIKE_GC_FREEZE_EVERY_S"] = str(args.gc_freeze_every)
     ensemble = ZkEnsemble(work / "zk", nodes=1, base_port=find_free_base_port(["127.0.0.1"]), die_with_parent=True)
     ensemble.start(timeout=90)
     cluster = None
