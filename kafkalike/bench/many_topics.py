@@ -387,6 +387,20 @@ def topic_names(n: int, prefix: str = "many") -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(n)]
 
 
+async def sigterm_while_creating(cluster: LocalCluster, topics: int, after_s: float) -> None:
+    """Write ``topics`` topic znodes, wait ``after_s`` seconds (the controller busy creating
+    them), then SIGTERM every broker and print how long each took to exit (and how many topics
+    it listed just before)."""
+    first = cluster.broker_address(cluster.broker_ids[0])
+    await create_in_zk(cluster.zk_connect, topic_names(topics))
+    await trio.sleep(after_s)
+    listed = await topic_count(first)
+    exits = stop_timed(cluster)
+    print(f"stop   : SIGTERM {after_s:.0f} s after {topics:,} topic znodes were written ({listed:,} listed by broker "
+          f"{cluster.broker_ids[0]} then): " + ", ".join(f"broker {b} exited {s:.2f} s after SIGTERM"
+                                                           for b, s in exits.items()), flush=True)
+
+
 async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str,
               delete: bool = True, steps_dir: Path | None = None) -> None:
     def steps() -> str:
@@ -488,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stack-after-ms", type=float, default=80.0,
                     help="with --loop-steps: sample the stack of a step running this long")
     ap.add_argument("--show-stacks", action="store_true", help="with --loop-steps: print the slow steps' stacks")
+    ap.add_argument("--sigterm-while-creating", type=float, default=None, metavar="S",
+                    help="instead of the steps above: write the topic znodes, SIGTERM the brokers S seconds later "
+                         "(their controller busy creating the topics) and time their exit")
     ap.add_argument("--gc-freeze-every", type=float, default=0.0, metavar="S",
                     help="with --loop-steps, an experiment: every S seconds the brokers call gc.freeze() (objects "
                          "alive then are left out of later garbage collections: a full collection of a broker "
@@ -517,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
                                overrides={"auto.create.topics.enable": "true", "num.partitions": "1",
                                           "default.replication.factor": "1"})
         cluster.start(timeout=90)
+        if args.sigterm_while_creating is not None:
+            trio.run(sigterm_while_creating, cluster, args.topics, args.sigterm_while_creating)
+            return 0
         trio.run(run, cluster, args.topics, args.metadata_rounds, args.delete_batch, args.via,
                  not args.no_delete, steps_dir)
         pids = [cluster.broker_pid(b) for b in cluster.broker_ids]
