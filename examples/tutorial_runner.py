@@ -13,10 +13,12 @@ comment is treated specially:
     # setup-cluster      starts the cluster: skipped with --bootstrap-server
     # cleanup            always runs at the end, even after a failure (set +e)
     # cleanup-cluster    likewise, skipped with --bootstrap-server
+    # own-cluster        acts on the page's own cluster (kills a broker): skipped with --bootstrap-server
 
 With ``--bootstrap-server B`` (tests: a cluster that already runs) ``localhost:9092`` is
-replaced by B, and ``localhost:8081`` / ``--port 8081`` by a free port. ``.tutorial`` (the
-page's scratch directory) and ``.kafkalike-tutorial`` (its cluster directory) are replaced by
+replaced by B, and ``localhost:8081`` / ``--port 8081`` by a free port, likewise Connect's
+``localhost:8083`` / ``--rest-port 8083`` and MariaDB's ``--port 3306`` / ``"database.port": "3306"``.
+``.tutorial`` (the page's scratch directory) and ``.kafkalike-tutorial`` (its cluster directory) are replaced by
 directories under ``--work-dir`` when given. Exit status: the main script's.
 """
 
@@ -71,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         subs += [("localhost:9092", args.bootstrap_server), ("localhost:8081", f"127.0.0.1:{port}"),
                  ("--port 8081", f"--port {port}")]
+        rest, mariadb = free_port(), free_port()
+        subs += [("localhost:8083", f"127.0.0.1:{rest}"), ("--rest-port 8083", f"--rest-port {rest}"),
+                 ("--port 3306", f"--port {mariadb}"), ('"database.port": "3306"', f'"database.port": "{mariadb}"')]
     main_steps, cleanup = [], []
     for block in blocks((PAGES / f"{args.name}.md").read_text()):
         first = block.split("\n", 1)[0].strip()
-        if first == "# not-run" or (args.bootstrap_server and first in ("# setup-cluster", "# cleanup-cluster")):
+        if first == "# not-run" or (args.bootstrap_server and first in ("# setup-cluster", "# cleanup-cluster",
+                                                                       "# own-cluster")):
             continue
         for old, new in subs:
             block = block.replace(old, new)

@@ -1,0 +1,80 @@
+"""``./scripts/tutorial connect`` (docs/tutorials/connect.md): Apache Kafka 3.9's Connect runtime
+in distributed mode with Debezium's MySQL connector reading a real MariaDB into kafkalike, and
+Connect's FileStreamSink writing the rows back out, exactly-once; the page's own commands, its
+checks (examples/connect/check_cdc.py) and its clean-up.
+
+Opt-in (KAFKALIKE_SLOW=1): the first run installs Debian's maven and mariadb-server and fetches
+the Connect and Debezium jars from Maven Central, and a run takes minutes (two JVM restarts of a
+task, a MariaDB restart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_cluster import MakeCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIAL = ROOT / "scripts" / "tutorial"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
+                       reason="installs MariaDB, fetches Connect + Debezium from Maven Central, runs minutes: "
+                              "KAFKALIKE_SLOW=1"),
+]
+
+
+def run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TUTORIAL), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def _no_process_left_in(work: Path) -> None:
+    """The page's clean-up stopped MariaDB and the Connect worker: their pid files are gone and no
+    process runs with the work dir on its command line."""
+    assert not list(work.rglob("*.pid")), list(work.rglob("*.pid"))
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert str(work) not in cmdline, f"pid {proc.name} still runs: {cmdline[:300]}"
+
+
+def _check_summary(summary: dict[str, object]) -> None:
+    """check_cdc.py's last verdict: the table (3 first rows, the bulk load, the rows changed while
+    the task was FAILED) equals both the replayed change events and the sink file, no duplicate."""
+    assert summary["ok"] is True and summary["problems"] == []
+    assert summary["duplicates"] == 0
+    ops = summary["ops"]
+    assert isinstance(ops, dict)
+    # snapshot of row 1; creates 2, 3, 100..299, 4; updates 1, 50 bulk, 3; deletes 2, 20 bulk
+    assert ops == {"r": 1, "c": 203, "u": 52, "d": 21}
+    assert summary["tombstones"] == 21
+    assert summary["rows"] == summary["sink_rows"] == 3 + 200 - 20
+    assert summary["sink_lines"] == 1 + 203 + 52 + 21
+
+
+def test_connect_tutorial_against_a_running_three_broker_cluster(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    cluster = make_cluster(brokers=3)
+    done = run("connect", "--bootstrap-server", cluster.bootstrap_servers, "--work-dir", str(tmp_path), timeout=1500)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert "tutorial connect: OK" in done.stdout
+    _check_summary(json.loads((tmp_path / "scratch" / "summary.json").read_text()))
+    _no_process_left_in(tmp_path)
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_CONNECT_OWN_CLUSTER") != "1",
+                    reason="starts its own cluster on 127.0.0.1-3:9092, ZooKeeper on 2181, Connect on 8083 and "
+                           "MariaDB on 3306, as a reader does: KAFKALIKE_CONNECT_OWN_CLUSTER=1 too")
+def test_connect_tutorial_from_cluster_up_to_cluster_down_with_a_broker_killed(tmp_path: Path) -> None:
+    done = run("connect", "--work-dir", str(tmp_path), timeout=1800)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert "tutorial connect: OK" in done.stdout
+    assert "kill -9" in done.stderr  # the own-cluster block ran (bash -x echoes it)
+    _no_process_left_in(tmp_path)
