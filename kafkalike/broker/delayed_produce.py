@@ -21,6 +21,7 @@ import attrs
 from kafkalike.broker.delayed_operation import DelayedOperation
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
+from kafkalike.storage.log_validator import RecordError
 
 
 @attrs.define
@@ -28,8 +29,9 @@ class ProducePartitionStatus:
     """One partition of a Produce: the offset the HW must reach, and the answer so far.
 
     required_offset: last appended offset + 1. acks_pending: still waiting for replicas.
-    log_append_time_ms -1 unless the topic uses LogAppendTime. record_errors: (batch index,
-    message) of each record refused one by one (INVALID_RECORD, Produce v8+ record_errors).
+    log_append_time_ms -1 unless the topic uses LogAppendTime. record_errors: the
+    log_validator.RecordError (batch index, message) of each record refused one by one
+    (INVALID_RECORD, Produce v8+ record_errors, KIP-467).
     """
 
     required_offset: int
@@ -39,7 +41,7 @@ class ProducePartitionStatus:
     log_start_offset: int = -1
     acks_pending: bool = False
     error_message: str | None = None
-    record_errors: tuple[tuple[int, str], ...] = ()
+    record_errors: tuple[RecordError, ...] = ()
 
 
 class DelayedProduce(DelayedOperation):

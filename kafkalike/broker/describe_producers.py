@@ -18,14 +18,14 @@ the log's ProducerStateManager.
 
 from __future__ import annotations
 
-from typing import Any
 
 import attrs
 
+from kafkalike.broker.replica_manager import ReplicaManager
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
 
-__all__ = ["ActiveProducer", "active_producer_state"]
+__all__ = ["ActiveProducer", "PartitionProducerState", "active_producer_state"]
 
 
 @attrs.frozen
@@ -43,13 +43,21 @@ class ActiveProducer:
     current_txn_start_offset: int = -1
 
 
-def active_producer_state(replica_manager: Any, tp: TopicPartition) -> tuple[ErrorCode, list[ActiveProducer]]:
-    """(error, producers) for one partition on this broker (see the module doc for the
+@attrs.frozen
+class PartitionProducerState:
+    """One partition of a DescribeProducers answer: error and its active producers."""
+
+    error: ErrorCode
+    producers: tuple[ActiveProducer, ...] = ()
+
+
+def active_producer_state(replica_manager: ReplicaManager, tp: TopicPartition) -> PartitionProducerState:
+    """The error and producers of one partition on this broker (see the module doc for the
     errors: NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR).
     Producers are sorted by producer id."""
     partition = replica_manager.get_partition(tp)
     if partition is None:
-        return replica_manager._unknown_error(tp), []
+        return PartitionProducerState(replica_manager.unknown_partition_error(tp))
     out = []
     for pid, entry in sorted(partition.producer_state.producers.items()):
         last = entry.batches[-1] if entry.batches else None
@@ -59,4 +67,4 @@ def active_producer_state(replica_manager: Any, tp: TopicPartition) -> tuple[Err
             last_timestamp=entry.last_timestamp,
             coordinator_epoch=entry.coordinator_epoch,
             current_txn_start_offset=entry.current_txn_first_offset))
-    return ErrorCode.none, out
+    return PartitionProducerState(ErrorCode.none, tuple(out))

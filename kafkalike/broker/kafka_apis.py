@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import functools
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,10 @@ from kafkalike.broker.describe_producers import active_producer_state
 from kafkalike.broker.fetch_session import FetchManager, FetchRequestPartition
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache, MetadataSnapshot
-from kafkalike.broker.replica_manager import ReplicaManager, TxnMarkerEntry
+from kafkalike.broker.partition import PartitionState
+from kafkalike.broker.replica_fetcher import BrokerEndpoint
+from kafkalike.broker.replica_manager import (NO_EPOCH, ReplicaManager, ReplicaStateChange, StopReplicaPartition,
+                                              TxnMarkerEntry)
 from kafkalike.broker.socket_server import CloseConnection, ConnectionContext
 from kafkalike.broker.zk_admin_manager import ZkAdminManager
 from kafkalike.controller.state_change_logger import (
@@ -63,6 +67,9 @@ from kafkalike.protocol.codec import (
     frame_response_body,
     parse_request,
 )
+from kafkalike.protocol.leader_and_isr import (LeaderAndIsrPartitionError, LeaderAndIsrResponse,
+                                               LeaderAndIsrTopicError)
+from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopReplicaResponse
 from kafkalike.protocol.errors import (
     ErrorCode,
     MalformedFrameError,
@@ -354,8 +361,8 @@ class KafkaApis:
 
         rm = self.replica_manager
         async with rm.state_change_lock:
-            stale = rm.fence_controller_request(
-                request, "UpdateMetadata", broker_epoch_since=5, version=header.api_version)
+            stale = rm.fence_controller_request("UpdateMetadata", request.controller_epoch,
+                                                _broker_epoch(request, header.api_version, since=5))
             if stale is not None:
                 return UpdateMetadataResponse(error_code=stale.value)
             deleted = self.metadata_cache.update(request, header.api_version)
@@ -417,7 +424,8 @@ class KafkaApis:
         by_topic: dict[str, list[Any]] = {}
         for tp, s in statuses.items():
             record_errors = () if record_error_cls is None else tuple(
-                build(record_error_cls, batch_index=i, batch_index_error_message=m) for i, m in s.record_errors)
+                build(record_error_cls, batch_index=e.batch_index, batch_index_error_message=e.message)
+                for e in s.record_errors)
             by_topic.setdefault(tp.topic, []).append(build(
                 part_cls, index=tp.partition, error_code=s.error, base_offset=s.base_offset,
                 log_append_time=_datetime_or_none(s.log_append_time_ms),
@@ -501,11 +509,11 @@ class KafkaApis:
         for t in request.topics:
             parts = []
             for p in t.partitions:
-                error, ts, offset, epoch = rm.fetch_offset_for_timestamp(
+                found = rm.fetch_offset_for_timestamp(
                     TopicPartition(t.name, p.partition_index), p.timestamp, isolation,
                     getattr(p, "current_leader_epoch", -1), request.replica_id)
-                parts.append(build(part_cls, partition_index=p.partition_index, error_code=error,
-                                   timestamp=ts, offset=offset, leader_epoch=epoch))
+                parts.append(build(part_cls, partition_index=p.partition_index, error_code=found.error,
+                                   timestamp=found.timestamp, offset=found.offset, leader_epoch=found.leader_epoch))
             topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
         return build(resp_cls, topics=tuple(topics))
 
@@ -551,11 +559,11 @@ class KafkaApis:
         for t in request.topics:
             parts = []
             for p in t.partitions:
-                error, epoch, end = rm.last_offset_for_leader_epoch(
+                found = rm.last_offset_for_leader_epoch(
                     TopicPartition(t.topic, p.partition), getattr(p, "current_leader_epoch", -1),
                     p.leader_epoch)
-                parts.append(build(part_cls, error_code=error, partition=p.partition,
-                                   leader_epoch=epoch, end_offset=end))
+                parts.append(build(part_cls, error_code=found.error, partition=p.partition,
+                                   leader_epoch=found.leader_epoch, end_offset=found.end_offset))
             topics.append(build(topic_cls, topic=t.topic, partitions=tuple(parts)))
         return build(resp_cls, topics=tuple(topics))
 
@@ -584,12 +592,11 @@ class KafkaApis:
 
     async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
                                     conn: ConnectionContext) -> Any:
-        """LeaderAndIsr v0-v6 from the controller (ReplicaManager.become_leader_or_follower)."""
+        """LeaderAndIsr v0-v6 from the controller (``_become_leader_or_follower``)."""
         scl, cid, version = self.state_change_logger, header.correlation_id, header.api_version
         log_leader_and_isr_received(scl, cid, version, request)
         started = perf_counter()
-        response = await self.replica_manager.become_leader_or_follower(
-            header.api_version, request)
+        response = await self._become_leader_or_follower(header.api_version, request)
         log_leader_and_isr_handled(scl, self.broker_id, cid, version, request, response,
                                    (perf_counter() - started) * 1000)
         return response
@@ -606,9 +613,10 @@ class KafkaApis:
         for t in request.topics:
             parts = []
             for index in t.partition_indexes:
-                error, producers = active_producer_state(rm, TopicPartition(t.name, index))
-                parts.append(build(part_cls, partition_index=index, error_code=error, error_message=None,
-                                   active_producers=tuple(build(state_cls, **attrs.asdict(p)) for p in producers)))
+                found = active_producer_state(rm, TopicPartition(t.name, index))
+                parts.append(build(part_cls, partition_index=index, error_code=found.error, error_message=None,
+                                   active_producers=tuple(build(state_cls, **attrs.asdict(p))
+                                                          for p in found.producers)))
             topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
         return build(resp_cls, topics=tuple(topics))
 
@@ -637,9 +645,44 @@ class KafkaApis:
 
     async def handle_stop_replica(self, header: RequestHeader, request: Any,
                                   conn: ConnectionContext) -> Any:
-        """StopReplica v0-v3 from the controller (ReplicaManager.stop_replicas)."""
+        """StopReplica v0-v3 from the controller (``_stop_replicas``)."""
         log_stop_replica_received(self.state_change_logger, header.correlation_id, header.api_version, request)
-        return await self.replica_manager.stop_replicas(header.api_version, request)
+        return await self._stop_replicas(header.api_version, request)
+
+    # ------------------------------------------------------------------ ZooKeeper control plane
+    # LeaderAndIsr and StopReplica are translated into the replica manager's control-plane
+    # calls (named records, docs/architecture.md "The control-plane seam"); what is ZooKeeper
+    # mode's alone stays here: the controller-epoch / broker-epoch fencing (under the replica
+    # manager's state_change_lock, held until the changes are made) and the response layout.
+    async def _become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
+        """LeaderAndIsr v0-v6 -> ReplicaManager.become_leader_or_follower. Errors:
+        STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH (v2+) for the request; per partition what
+        the replica manager answers."""
+        rm = self.replica_manager
+        async with rm.state_change_lock:
+            stale = rm.fence_controller_request("LeaderAndIsr", request.controller_epoch,
+                                                _broker_epoch(request, version, since=2))
+            if stale is not None:
+                return LeaderAndIsrResponse(error_code=stale.value)
+            endpoints = {ll.broker_id: BrokerEndpoint(ll.broker_id, ll.host_name, ll.port)
+                         for ll in request.live_leaders}
+            errors = await rm.become_leader_or_follower(leader_and_isr_changes(version, request), endpoints)
+        return leader_and_isr_response(version, request, errors)
+
+    async def _stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
+        """StopReplica v0-v3 -> ReplicaManager.stop_replicas. Errors: STALE_CONTROLLER_EPOCH,
+        STALE_BROKER_EPOCH (v1+) for the request; per partition FENCED_LEADER_EPOCH,
+        KAFKA_STORAGE_ERROR."""
+        rm = self.replica_manager
+        async with rm.state_change_lock:
+            stale = rm.fence_controller_request("StopReplica", request.controller_epoch,
+                                                _broker_epoch(request, version, since=1))
+            if stale is not None:
+                return StopReplicaResponse(error_code=stale.value)
+            results = await rm.stop_replicas(stop_replica_partitions(version, request))
+        return StopReplicaResponse(error_code=0, partition_errors=tuple(
+            StopReplicaPartitionError(topic_name=r.tp.topic, partition_index=r.tp.partition,
+                                      error_code=r.error.value) for r in results))
 
     # ------------------------------------------------------------------ admin APIs
     async def handle_elect_leaders(self, header: RequestHeader, request: Any,
@@ -723,6 +766,64 @@ class KafkaApis:
                                                conn: ConnectionContext) -> Any:
         """IncrementalAlterConfigs v0-v1 (ZkAdminManager.alter_configs, KIP-339)."""
         return await self.admin_manager.alter_configs(header, request, incremental=True)
+
+
+def _broker_epoch(request: Any, version: int, *, since: int) -> int:
+    """A controller request's broker_epoch (the field exists from version ``since``), else -1."""
+    return int(request.broker_epoch) if version >= since else -1
+
+
+def leader_and_isr_changes(version: int, request: Any) -> list[ReplicaStateChange]:
+    """A LeaderAndIsr request (v0-v1 ungrouped partition states, v2+ per topic; topic ids from
+    v5, a zero id meaning none) as the replica manager's ReplicaStateChange records, in the
+    request's order."""
+    if version >= 2:
+        return [ReplicaStateChange(TopicPartition(t.topic_name, p.partition_index),
+                                   _topic_id(getattr(t, "topic_id", None)), PartitionState.from_leader_and_isr(p))
+                for t in request.topic_states for p in t.partition_states]
+    return [ReplicaStateChange(TopicPartition(p.topic_name, p.partition_index), None,
+                               PartitionState.from_leader_and_isr(p))
+            for p in request.ungrouped_partition_states]
+
+
+def _topic_id(topic_id: uuid.UUID | None) -> uuid.UUID | None:
+    return topic_id if topic_id is not None and topic_id.int != 0 else None
+
+
+def leader_and_isr_response(version: int, request: Any, errors: dict[TopicPartition, ErrorCode]
+                            ) -> LeaderAndIsrResponse:
+    """The LeaderAndIsr answer of ``version`` from the per-partition ``errors``: v5+ per topic
+    (with the request's topic ids), in the request's order; older versions one entry per
+    partition, in the order of ``errors``."""
+    if version >= 5:
+        by_topic: dict[str, list[LeaderAndIsrPartitionError]] = {}
+        ids: dict[str, Any] = {}
+        for t in request.topic_states:
+            for p in t.partition_states:
+                ids[t.topic_name] = t.topic_id
+                by_topic.setdefault(t.topic_name, []).append(LeaderAndIsrPartitionError(
+                    partition_index=p.partition_index,
+                    error_code=errors[TopicPartition(t.topic_name, p.partition_index)].value))
+        return LeaderAndIsrResponse(error_code=0, topics=tuple(
+            LeaderAndIsrTopicError(topic_id=ids[t], partition_errors=tuple(errs))
+            for t, errs in by_topic.items()))
+    return LeaderAndIsrResponse(error_code=0, partition_errors=tuple(
+        LeaderAndIsrPartitionError(topic_name=tp.topic, partition_index=tp.partition, error_code=err.value)
+        for tp, err in errors.items()))
+
+
+def stop_replica_partitions(version: int, request: Any) -> list[StopReplicaPartition]:
+    """A StopReplica request (v0 ungrouped, v1-v2 per topic with one delete flag, v3 per
+    partition with its leader epoch and delete flag) as StopReplicaPartition records."""
+    if version == 0:
+        return [StopReplicaPartition(TopicPartition(p.topic_name, p.partition_index), NO_EPOCH,
+                                     request.delete_partitions) for p in request.ungrouped_partitions]
+    if version <= 2:
+        return [StopReplicaPartition(TopicPartition(t.name, i), NO_EPOCH, request.delete_partitions)
+                for t in request.topics for i in t.partition_indexes]
+    return [StopReplicaPartition(TopicPartition(t.topic_name, p.partition_index), p.leader_epoch,
+                                 p.delete_partition)
+            for t in request.topic_states for p in t.partition_states]
 
 
 #: Metadata answers naming more topics than this are built and encoded in a worker thread

@@ -52,8 +52,8 @@ from kafkalike.protocol.record_batch import RecordBatch, build_end_txn_marker
 from kafkalike.storage import FileSlice, KafkaStorageError, LogAppendInfo, TopicPartition, UnifiedLog
 from kafkalike.storage.producer_state_manager import DuplicateBatch, ProducerStateError, ProducerStateManager
 
-__all__ = ["DuplicateBatch", "Partition", "PartitionError", "PartitionStatistics", "ProducerStateManager",
-           "RemoteReplica", "now_ms"]
+__all__ = ["DuplicateBatch", "LogDeleteRecordsResult", "Partition", "PartitionError", "PartitionState", "PartitionStatistics",
+           "ProducerStateManager", "RemoteReplica", "now_ms"]
 
 log = structlog.get_logger(__name__)
 _logger = log  # for methods whose parameter is named ``log``
@@ -69,6 +69,42 @@ class PartitionError(Exception):
     def __init__(self, error_code: ErrorCode, message: str = "") -> None:
         super().__init__(message or error_code.name.upper())
         self.error_code = error_code
+
+
+@attrs.frozen
+class PartitionState:
+    """A partition's leader, epochs and replicas as a control plane hands them to this broker
+    (ZooKeeper mode: a LeaderAndIsr partition state, Kafka's LeaderAndIsrPartitionState;
+    KRaft: a PartitionRegistration of the metadata log). Broker ids are ints, epochs ints.
+
+    ``partition_epoch`` is the version of the partition's state: the state znode's zkVersion
+    in ZooKeeper mode (an ISR change this broker writes is conditional on it), the partition
+    epoch in KRaft. ``controller_epoch`` is the epoch of the controller that made the change
+    (ZooKeeper mode; -1 when there is none)."""
+
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    replicas: tuple[int, ...]
+    partition_epoch: int
+    controller_epoch: int = -1
+
+    @classmethod
+    def from_leader_and_isr(cls, state: Any) -> "PartitionState":
+        """From a LeaderAndIsr request's partition state (any version): leader, leader_epoch,
+        isr, replicas, zk_version, controller_epoch."""
+        return cls(leader=state.leader, leader_epoch=state.leader_epoch, isr=tuple(state.isr),
+                   replicas=tuple(state.replicas), partition_epoch=state.zk_version,
+                   controller_epoch=state.controller_epoch)
+
+
+@attrs.frozen
+class LogDeleteRecordsResult:
+    """What ``delete_records_on_leader`` did (Kafka's LogDeleteRecordsResult): the log start
+    offset asked for (the HW for -1) and the partition's low watermark after it (offsets)."""
+
+    requested_offset: int
+    low_watermark: int
 
 
 @attrs.define
@@ -147,17 +183,19 @@ class Partition:
     def log_end_offset(self) -> int:
         return self.log.log_end_offset
 
-    def _update_assignment(self, state: object) -> None:
-        self.controller_epoch = state.controller_epoch  # type: ignore[attr-defined]
-        self.assigned_replicas = tuple(state.replicas)  # type: ignore[attr-defined]
-        self.isr = tuple(state.isr)  # type: ignore[attr-defined]
-        self.partition_epoch = state.zk_version  # type: ignore[attr-defined]
-        self.leader_epoch = state.leader_epoch  # type: ignore[attr-defined]
-        self.leader_id = state.leader  # type: ignore[attr-defined]
+    def _update_assignment(self, state: Any) -> None:
+        if not isinstance(state, PartitionState):
+            state = PartitionState.from_leader_and_isr(state)
+        self.controller_epoch = state.controller_epoch
+        self.assigned_replicas = state.replicas
+        self.isr = state.isr
+        self.partition_epoch = state.partition_epoch
+        self.leader_epoch = state.leader_epoch
+        self.leader_id = state.leader
 
-    def make_leader(self, state: object) -> bool:
-        """Become leader from a LeaderAndIsr partition state (already checked to carry a newer
-        leader epoch). Records the epoch's start offset (the LEO) in the leader epoch cache
+    def make_leader(self, state: PartitionState | Any) -> bool:
+        """Become leader from ``state`` (a PartitionState, or a LeaderAndIsr partition state,
+        converted; already checked to carry a newer leader epoch). Records the epoch's start offset (the LEO) in the leader epoch cache
         without writing its checkpoint (``flush_leader_epoch()`` or the first append does),
         resets follower state (ISR followers count as caught up now, Kafka's rule) and moves
         the HW. Returns True if this broker was not leader before."""
@@ -182,9 +220,10 @@ class Partition:
                  isr=list(self.isr), log_end_offset=leo, high_watermark=self.high_watermark)
         return not was_leader
 
-    def make_follower(self, state: object) -> bool:
-        """Become (or stay) follower of ``state.leader``. Returns True if the leader changed
-        (the fetcher must then truncate and fetch from the new leader)."""
+    def make_follower(self, state: PartitionState | Any) -> bool:
+        """Become (or stay) follower of ``state.leader`` (a PartitionState, or a LeaderAndIsr
+        partition state). Returns True if the leader changed (the fetcher must then truncate
+        and fetch from the new leader)."""
         old_leader = self.leader_id
         self._update_assignment(state)
         self.remote_replicas = {}
@@ -207,9 +246,12 @@ class Partition:
             raise PartitionError(ErrorCode.not_leader_or_follower)
 
     def append_records_to_leader(self, records: memoryview, required_acks: int,
-                                 min_insync_replicas: int) -> LogAppendInfo:
+                                 min_insync_replicas: int, batch: RecordBatch | None = None) -> LogAppendInfo:
         """Append a producer's batch as leader: offsets and the leader epoch are patched in
-        place (never decoding records). acks=-1 with ISR < min.insync.replicas is refused
+        place (never decoding records). ``batch`` is the header view of the batch at the start
+        of ``records`` that the caller already parsed (ReplicaManager.append_records parses it
+        once per Produce partition); None parses it here. Its producer fields are checked
+        against the producer state. acks=-1 with ISR < min.insync.replicas is refused
         before the append (NOT_ENOUGH_REPLICAS). The log validates every record first (Kafka's
         LogValidator). Raises PartitionError, CorruptRecordError, InvalidRecordError (incl.
         log_validator.RecordValidationError), RecordTooLargeError, KafkaStorageError."""
@@ -219,7 +261,8 @@ class Partition:
             raise PartitionError(
                 ErrorCode.not_enough_replicas,
                 f"ISR {list(self.isr)} is smaller than min.insync.replicas {min_insync_replicas}")
-        batch = RecordBatch(records, 0)
+        if batch is None:
+            batch = RecordBatch(records, 0)
         if batch.producer_id >= 0 and batch.base_sequence >= 0:
             try:
                 self.producer_state.check(batch.producer_id, batch.producer_epoch, batch.base_sequence,
@@ -284,10 +327,10 @@ class Partition:
         return False, ErrorCode.none
 
     # ------------------------------------------------------------------ leader: DeleteRecords
-    def delete_records_on_leader(self, offset: int) -> tuple[int, int]:
+    def delete_records_on_leader(self, offset: int) -> LogDeleteRecordsResult:
         """DeleteRecords (KIP-107) as leader: move the log start offset up to ``offset``
-        (-1 = the high watermark); segments wholly below it are deleted. Returns
-        (requested offset, low watermark). Raises PartitionError: NOT_LEADER_OR_FOLLOWER,
+        (-1 = the high watermark); segments wholly below it are deleted. Returns the
+        requested offset and the low watermark. Raises PartitionError: NOT_LEADER_OR_FOLLOWER,
         POLICY_VIOLATION (cleanup.policy without "delete"), OFFSET_OUT_OF_RANGE (< 0 or past
         the high watermark). Follows Kafka's Partition.deleteRecordsOnLeader and
         UnifiedLog.maybeIncrementLogStartOffset (an offset at or below the current log start
@@ -312,7 +355,7 @@ class Partition:
         if self.log.log_start_offset > before:
             log.info("log_start_offset_incremented", partition=str(self.tp), log_start_offset=self.log.log_start_offset,
                      reason="client_record_deletion")
-        return converted, self.low_watermark_if_leader(None)
+        return LogDeleteRecordsResult(converted, self.low_watermark_if_leader(None))
 
     def low_watermark_if_leader(self, alive_brokers: Any) -> int:
         """The smallest log start offset over the leader and its followers (-1 for a follower

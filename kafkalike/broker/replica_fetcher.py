@@ -102,6 +102,16 @@ class InterBrokerClientConfig:
     sasl: Any = None
 
 
+@attrs.frozen
+class BrokerEndpoint:
+    """Where a broker is reached on the inter-broker listener: a follower fetches from its
+    leader's (LeaderAndIsr live_leaders, else the metadata cache)."""
+
+    broker_id: int
+    host: str
+    port: int
+
+
 @attrs.define
 class PartitionFetchState:
     """A followed partition: its leader epoch, whether it still has to truncate, whether it
@@ -470,9 +480,10 @@ class ReplicaFetcherManager:
         self.inter_broker = inter_broker
         self.fetchers: dict[int, ReplicaFetcher] = {}
 
-    def add_fetchers(self, partitions: dict[TopicPartition, tuple[int, str, int]]) -> None:
-        """Start following each tp from (leader id, host, port); it truncates first."""
-        for tp, (leader_id, host, port) in partitions.items():
+    def add_fetchers(self, partitions: dict[TopicPartition, BrokerEndpoint]) -> None:
+        """Start following each tp from its leader's endpoint; it truncates first."""
+        for tp, leader in partitions.items():
+            leader_id, host, port = leader.broker_id, leader.host, leader.port
             fetcher = self.fetchers.get(leader_id)
             if fetcher is not None and (fetcher.host, fetcher.port) != (host, port):
                 fetcher.cancel_scope.cancel()

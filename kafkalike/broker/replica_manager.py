@@ -1,14 +1,16 @@
 """ReplicaManager: the partitions this broker hosts, and the request paths that touch them
 (Kafka's kafka.server.ReplicaManager, ZooKeeper mode).
 
-- LeaderAndIsr (``become_leader_or_follower``): fenced by controller epoch
-  (STALE_CONTROLLER_EPOCH) and broker epoch (STALE_BROKER_EPOCH); per partition the leader
-  epoch must grow (else STALE_CONTROLLER_EPOCH, Kafka's answer), and the broker must be in
-  the replica list (else UNKNOWN_TOPIC_OR_PARTITION). Logs are created on first sight with
-  the topic's config (``/config/topics/<t>`` over the broker defaults). Leaders stop
-  fetching; followers (re)start a fetcher from the new leader (replica_fetcher).
-- StopReplica (``stop_replicas``): stop fetching, drop the partition, delete its log when
-  asked; v3 leader epochs fence stale requests (FENCED_LEADER_EPOCH).
+- The control-plane seam (docs/architecture.md): ``become_leader_or_follower`` with
+  ReplicaStateChange records (per partition the leader epoch must grow, else
+  STALE_CONTROLLER_EPOCH, Kafka's answer; the broker must be in the replica list, else
+  UNKNOWN_TOPIC_OR_PARTITION; logs are created on first sight with the topic's config,
+  ``/config/topics/<t>`` over the broker defaults), then ``make_leaders`` (stop fetching)
+  and ``make_followers`` ((re)start a fetcher from the new leader, replica_fetcher);
+  ``stop_replicas`` with StopReplicaPartition records (stop fetching, drop the partition,
+  delete its log when asked; leader epochs fence stale stops: FENCED_LEADER_EPOCH). The
+  ZooKeeper controller's LeaderAndIsr / StopReplica requests are fenced (controller epoch,
+  broker epoch: ``fence_controller_request``) and translated by KafkaApis.
 - Produce (``append_records``): acks 0/1/-1; offsets assigned by patching the batch in
   place; acks=-1 waits in the "Produce" purgatory (DelayedProduce) until the ISR has it.
 - Fetch (``fetch_messages``): file slices (never copied), consumers up to the HW, followers
@@ -33,7 +35,8 @@ Topic/partition keys are storage's TopicPartition; ZooKeeper calls use coordinat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -46,17 +49,14 @@ from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
 from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
-from kafkalike.broker.partition import DuplicateBatch, Partition, PartitionError, now_ms
-from kafkalike.broker.replica_fetcher import InterBrokerClientConfig, ReplicaFetcherManager
+from kafkalike.broker.partition import DuplicateBatch, Partition, PartitionError, PartitionState, now_ms
+from kafkalike.broker.replica_fetcher import BrokerEndpoint, InterBrokerClientConfig, ReplicaFetcherManager
 from kafkalike.coordination import BadVersion, NoNode
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import KafkaZkClient
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.fetch import FileRecords
-from kafkalike.protocol.leader_and_isr import (LeaderAndIsrPartitionError, LeaderAndIsrResponse,
-                                               LeaderAndIsrTopicError)
-from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, HEADER_SIZE, LOG_OVERHEAD, MAGIC_AT
-from kafkalike.protocol.stop_replica import StopReplicaPartitionError, StopReplicaResponse
+from kafkalike.protocol.record_batch import HEADER_SIZE, LOG_OVERHEAD, MAGIC_AT, RecordBatch
 from kafkalike.storage import (CorruptRecordError, KafkaStorageError, LogConfig,
                                OffsetOutOfRangeError, RecordTooLargeError, TopicPartition)
 from kafkalike.storage.errors import InvalidRecordError
@@ -161,27 +161,89 @@ class LogDirDescription:
     replicas: tuple[ReplicaLogDirInfo, ...] = ()
 
 
-def _validate_produce_records(records: Any) -> tuple[ErrorCode, str] | None:
+@attrs.frozen
+class OffsetForTimestampResult:
+    """One partition of a ListOffsets answer: error, the timestamp (ms) and offset found and
+    the leader epoch of that offset (-1 each when none)."""
+
+    error: ErrorCode
+    timestamp: int = -1
+    offset: int = -1
+    leader_epoch: int = -1
+
+
+@attrs.frozen
+class EpochEndOffset:
+    """One partition of an OffsetsForLeaderEpoch answer (KIP-101/279): error, the largest
+    leader epoch <= the one asked and where it ends (offset), -1 each when unknown."""
+
+    error: ErrorCode
+    leader_epoch: int = -1
+    end_offset: int = -1
+
+
+@attrs.frozen
+class ReplicaStateChange:
+    """One partition's new state for this broker, as a control plane hands it over (ZooKeeper
+    mode: a LeaderAndIsr partition state; KRaft: the partition's registration in a metadata
+    delta). ``topic_id``: the topic's id (KIP-516), None when unknown (LeaderAndIsr before v5,
+    a zero id)."""
+
+    tp: TopicPartition
+    topic_id: uuid.UUID | None
+    state: PartitionState
+
+
+@attrs.frozen
+class StopReplicaPartition:
+    """One partition to stop hosting: ``leader_epoch`` fences a stale stop (-1: unchecked,
+    -2: the topic is being deleted), ``delete`` also deletes its log."""
+
+    tp: TopicPartition
+    leader_epoch: int = -1
+    delete: bool = False
+
+
+@attrs.frozen
+class StopReplicaResult:
+    """What ``stop_replicas`` did to one partition: NONE, FENCED_LEADER_EPOCH or
+    KAFKA_STORAGE_ERROR (its log could not be deleted)."""
+
+    tp: TopicPartition
+    error: ErrorCode
+
+
+@attrs.frozen
+class ProduceRecordsError:
+    """Why a Produce partition's records were refused before the append (Kafka's
+    ProduceRequest.validateRecords): INVALID_RECORD or CORRUPT_MESSAGE, with the message."""
+
+    error: ErrorCode
+    message: str
+
+
+def _validate_produce_records(records: Any) -> RecordBatch | ProduceRecordsError:
     """Kafka's ProduceRequest.validateRecords (v3+): exactly one batch of magic 2.
 
-    Returns (error, message) or None when the header looks right (the log then checks CRC
-    and lengths: CORRUPT_MESSAGE)."""
+    Returns the batch's header view (protocol.record_batch.RecordBatch, parsed once here and
+    handed down to Partition.append_records_to_leader) when the header looks right (the log
+    then checks CRC and lengths: CORRUPT_MESSAGE), else the ProduceRecordsError to answer."""
     if records is None or len(records) == 0:
-        return ErrorCode.invalid_record, "Produce requests must have at least one record batch"
+        return ProduceRecordsError(ErrorCode.invalid_record, "Produce requests must have at least one record batch")
     n = len(records)
     if n < MAGIC_AT + 1:
-        return ErrorCode.corrupt_message, f"record batch of {n} bytes is truncated"
+        return ProduceRecordsError(ErrorCode.corrupt_message, f"record batch of {n} bytes is truncated")
     magic = records[MAGIC_AT]
     if magic in (0, 1):
-        return (ErrorCode.invalid_record,
-                "Produce requests are only allowed to contain record batches with magic version 2")
+        return ProduceRecordsError(
+            ErrorCode.invalid_record, "Produce requests are only allowed to contain record batches with magic version 2")
     if n < HEADER_SIZE:
-        return ErrorCode.corrupt_message, f"record batch of {n} bytes is shorter than its header"
-    batch_length = int.from_bytes(records[BATCH_LENGTH_AT:BATCH_LENGTH_AT + 4], "big", signed=True)
-    if 0 < batch_length and LOG_OVERHEAD + batch_length < n:
-        return (ErrorCode.invalid_record,
-                "Produce requests are only allowed to contain exactly one record batch")
-    return None
+        return ProduceRecordsError(ErrorCode.corrupt_message, f"record batch of {n} bytes is shorter than its header")
+    batch = RecordBatch(records, 0)
+    if 0 < batch.batch_length and LOG_OVERHEAD + batch.batch_length < n:
+        return ProduceRecordsError(
+            ErrorCode.invalid_record, "Produce requests are only allowed to contain exactly one record batch")
+    return batch
 
 
 # partitions a LeaderAndIsr or StopReplica handles between two yields to the event loop: a
@@ -336,8 +398,10 @@ class ReplicaManager:
     def get_partition(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
 
-    def _unknown_error(self, tp: TopicPartition) -> ErrorCode:
-        """Kafka's getPartitionOrError for a partition not hosted here."""
+    def unknown_partition_error(self, tp: TopicPartition) -> ErrorCode:
+        """Kafka's getPartitionOrError for a partition not hosted here: KAFKA_STORAGE_ERROR
+        (its log dir is offline), NOT_LEADER_OR_FOLLOWER (the cluster has it), else
+        UNKNOWN_TOPIC_OR_PARTITION."""
         if tp in self.log_manager.offline:
             return ErrorCode.kafka_storage_error
         if self.metadata_cache.partition(zd.TopicPartition(tp.topic, tp.partition)) is not None:
@@ -348,7 +412,7 @@ class ReplicaManager:
         """The partition if this broker leads it; raises PartitionError otherwise."""
         p = self.partitions.get(tp)
         if p is None:
-            raise PartitionError(self._unknown_error(tp))
+            raise PartitionError(self.unknown_partition_error(tp))
         if not p.is_leader:
             raise PartitionError(ErrorCode.not_leader_or_follower)
         return p
@@ -358,74 +422,63 @@ class ReplicaManager:
         self.fetch_purgatory.check_and_complete(tp)
         self.delete_records_purgatory.check_and_complete(tp)
 
-    def fence_controller_request(self, request: Any, api: str, *, broker_epoch_since: int,
-                                 version: int) -> ErrorCode | None:
-        """Fence a controller request (LeaderAndIsr, StopReplica, UpdateMetadata) against the
-        broker's one controller epoch (Kafka's ReplicaManager.controllerEpoch, which
-        maybeUpdateMetadataCache checks too): STALE_CONTROLLER_EPOCH if it
-        comes from an older controller, STALE_BROKER_EPOCH if it was meant for an earlier
-        registration of this broker (the field exists from ``broker_epoch_since``; -1 = not
-        set). Otherwise adopts the request's controller epoch and returns None."""
-        if request.controller_epoch < self.controller_epoch:
+    def fence_controller_request(self, api: str, controller_epoch: int, broker_epoch: int = -1) -> ErrorCode | None:
+        """Fence a ZooKeeper-mode controller request (LeaderAndIsr, StopReplica, UpdateMetadata)
+        against the broker's one controller epoch (Kafka's ReplicaManager.controllerEpoch,
+        which maybeUpdateMetadataCache checks too): STALE_CONTROLLER_EPOCH if it comes from an
+        older controller, STALE_BROKER_EPOCH if it was meant for an earlier registration of this
+        broker (``broker_epoch`` -1: the request version has no such field, or it is not set).
+        Otherwise adopts ``controller_epoch`` and returns None. The caller holds
+        ``state_change_lock`` until the request's changes are made."""
+        if controller_epoch < self.controller_epoch:
             log.warning("stale_controller_epoch", api=api,
-                        request_epoch=request.controller_epoch, current=self.controller_epoch)
+                        request_epoch=controller_epoch, current=self.controller_epoch)
             return ErrorCode.stale_controller_epoch
-        if version >= broker_epoch_since and 0 <= request.broker_epoch < self.broker_epoch():
+        if 0 <= broker_epoch < self.broker_epoch():
             log.warning("stale_broker_epoch", api=api,
-                        request_epoch=request.broker_epoch, current=self.broker_epoch())
+                        request_epoch=broker_epoch, current=self.broker_epoch())
             return ErrorCode.stale_broker_epoch
-        self.controller_epoch = request.controller_epoch
+        self.controller_epoch = controller_epoch
         return None
 
-    # ------------------------------------------------------------------ LeaderAndIsr
-    async def become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
-        """Handle a LeaderAndIsr request (any version 0-6); returns the response entity
-        (errors: STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH for the request; per partition
-        STALE_CONTROLLER_EPOCH for a leader epoch not newer than the current one,
-        UNKNOWN_TOPIC_OR_PARTITION when this broker is not a replica, KAFKA_STORAGE_ERROR for
-        an offline log dir). Holds ``state_change_lock``; yields to the event loop every
-        ``STATE_CHANGE_YIELD_AFTER_S`` (Kafka's ReplicaManager.becomeLeaderOrFollower). The new
-        leaders' leader-epoch-checkpoint files are written after the answer, in a worker
+    # ------------------------------------------------------------------ control-plane seam
+    # The state changes both of Kafka's control planes make (ZooKeeper mode: the LeaderAndIsr
+    # and StopReplica handlers; KRaft: BrokerMetadataPublisher -> ReplicaManager.applyDelta):
+    # become_leader_or_follower (checks, then make_leaders / make_followers), stop_replicas.
+    # They take named records, never a request: KafkaApis translates the controller's requests
+    # (and fences them by controller epoch and broker epoch) before calling them. Callers hold
+    # ``state_change_lock``.
+    async def become_leader_or_follower(self, changes: Sequence[ReplicaStateChange],
+                                        leader_endpoints: Mapping[int, BrokerEndpoint]
+                                        ) -> dict[TopicPartition, ErrorCode]:
+        """Apply ``changes`` (Kafka's ReplicaManager.becomeLeaderOrFollower past its request
+        checks): per partition the leader epoch must grow (else STALE_CONTROLLER_EPOCH, Kafka's
+        answer; the same epoch with a topic id now known records the id and answers NONE),
+        this broker must be a replica (else UNKNOWN_TOPIC_OR_PARTITION), the log's topic id
+        must match (else INCONSISTENT_TOPIC_ID), its dir must be online (else
+        KAFKA_STORAGE_ERROR). Logs are created on first sight with the topic's config
+        (``/config/topics/<t>`` over the broker defaults). Then ``make_leaders`` and
+        ``make_followers`` (followers fetch from ``leader_endpoints``, else from the metadata
+        cache's endpoint on the inter-broker listener). Returns each partition's error, in
+        the order of ``changes``. Yields to the event loop every ``STATE_CHANGE_YIELD_AFTER_S``.
+        The new leaders' leader-epoch-checkpoint files are written afterwards, in a worker
         thread (``_write_leader_epochs``); a produce to one of them writes its file first."""
-        async with self.state_change_lock:
-            return await self._become_leader_or_follower(version, request)
-
-    async def _become_leader_or_follower(self, version: int, request: Any) -> LeaderAndIsrResponse:
-        stale = self.fence_controller_request(request, "LeaderAndIsr", broker_epoch_since=2, version=version)
-        if stale is not None:
-            return LeaderAndIsrResponse(error_code=stale.value)
-
-        states: list[tuple[str, Any, Any]] = []  # (topic, topic_id, partition state)
-        if version >= 2:
-            for t in request.topic_states:
-                for p in t.partition_states:
-                    states.append((t.topic_name, t.topic_id, p))
-        else:
-            for p in request.ungrouped_partition_states:
-                states.append((p.topic_name, None, p))
-        leaders = {ll.broker_id: (ll.host_name, ll.port) for ll in request.live_leaders}
-
-        # every await happens before the checks below, so the epochs checked are the ones
-        # acted on (another LeaderAndIsr may be served meanwhile on another connection)
-        for topic in {t for t, _, _ in states}:
+        for topic in {c.tp.topic for c in changes}:
             if not any(tp.topic == topic for tp in self.partitions):
                 await self._load_topic_config(topic)
-        if request.controller_epoch < self.controller_epoch:
-            return LeaderAndIsrResponse(error_code=ErrorCode.stale_controller_epoch.value)
         errors: dict[TopicPartition, ErrorCode] = {}
-        to_lead: list[tuple[Partition, Any]] = []
-        to_follow: list[tuple[Partition, Any]] = []
+        to_lead: list[ReplicaStateChange] = []
+        to_follow: list[ReplicaStateChange] = []
         lm = self.log_manager
         maybe_yield = _LoopYielder()
-        for topic, topic_id, state in states:
+        for change in changes:
             await maybe_yield()
-            tp = TopicPartition(topic, state.partition_index)
+            tp, state, request_id = change.tp, change.state, change.topic_id
             if tp in lm.offline:
                 errors[tp] = ErrorCode.kafka_storage_error
                 continue
-            # KIP-516: the log's topic id (its partition.metadata) must match the request's
-            # (Kafka's hasConsistentTopicId); a zero id (v<5, or a topic without one) checks nothing
-            request_id = topic_id if topic_id is not None and topic_id.int != 0 else None
+            # KIP-516: the log's topic id (its partition.metadata) must match the control
+            # plane's (Kafka's hasConsistentTopicId); an unknown id checks nothing
             log_id = lm.topic_id(tp)
             if request_id is not None and log_id is not None and log_id != request_id:
                 log.error("leader_and_isr_inconsistent_topic_id", partition=str(tp),
@@ -453,65 +506,86 @@ class ReplicaManager:
                 continue
             if p is None:
                 try:
-                    lg = lm.get_or_create_log(tp, self.log_config_for(topic))
+                    self.get_or_create_partition(tp)
                 except KafkaStorageError as exc:
                     log.error("log_create_failed", partition=str(tp), error=str(exc))
                     errors[tp] = ErrorCode.kafka_storage_error
                     continue
-                p = Partition(tp, self.broker_id, lg)
-                self.partitions[tp] = p
             if request_id is not None and log_id is None:
                 lm.assign_topic_id(tp, request_id)
             errors[tp] = ErrorCode.none
-            (to_lead if state.leader == self.broker_id else to_follow).append((p, state))
+            (to_lead if state.leader == self.broker_id else to_follow).append(change)
 
-        if to_lead:
-            await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_lead])
-            for p, state in to_lead:
-                await maybe_yield()
-                p.make_leader(state)
-                self._complete_delayed(p.tp)
-        if to_follow:
-            await self.fetcher_manager.remove_fetchers([p.tp for p, _ in to_follow])
-            add: dict[TopicPartition, tuple[int, str, int]] = {}
-            for p, state in to_follow:
-                await maybe_yield()
-                p.make_follower(state)
-                self._complete_delayed(p.tp)
-                endpoint = leaders.get(state.leader)
-                if endpoint is None:
-                    endpoint = self.metadata_cache.endpoint(state.leader,
-                                                            self.config.inter_broker_listener_name)
-                if state.leader >= 0 and endpoint is not None:
-                    add[p.tp] = (state.leader, endpoint[0], endpoint[1])
-                else:
-                    log.info("follower_leader_unavailable", partition=str(p.tp), leader=state.leader)
-            self.fetcher_manager.add_fetchers(add)
+        await self.make_leaders(to_lead, maybe_yield)
+        await self.make_followers(to_follow, leader_endpoints, maybe_yield)
         pending = lm.take_pending_partition_metadata()
         if pending:
             self.nursery.start_soon(self._write_partition_metadata, pending)
-        epochs = [p for p, _ in to_lead if p.log.leader_epoch_cache.dirty]
-        if epochs:
-            self.nursery.start_soon(self._write_leader_epochs, epochs)
         if not self._hw_checkpoint_started:
             self._hw_checkpoint_started = True
             self.nursery.start_soon(self._hw_checkpoint_task)
+        return errors
 
-        if version >= 5:
-            by_topic: dict[str, list[LeaderAndIsrPartitionError]] = {}
-            ids: dict[str, Any] = {}
-            for topic, topic_id, state in states:
-                ids[topic] = topic_id
-                by_topic.setdefault(topic, []).append(LeaderAndIsrPartitionError(
-                    partition_index=state.partition_index,
-                    error_code=errors[TopicPartition(topic, state.partition_index)].value))
-            return LeaderAndIsrResponse(error_code=0, topics=tuple(
-                LeaderAndIsrTopicError(topic_id=ids[t], partition_errors=tuple(errs))
-                for t, errs in by_topic.items()))
-        return LeaderAndIsrResponse(error_code=0, partition_errors=tuple(
-            LeaderAndIsrPartitionError(topic_name=tp.topic, partition_index=tp.partition,
-                                       error_code=err.value)
-            for tp, err in errors.items()))
+    def get_or_create_partition(self, tp: TopicPartition) -> Partition:
+        """The hosted Partition of ``tp``, created (with its log, opened or created with the
+        topic's LogConfig) on first sight (Kafka's ReplicaManager.getOrCreatePartition).
+        Raises KafkaStorageError when the log cannot be created."""
+        p = self.partitions.get(tp)
+        if p is None:
+            lg = self.log_manager.get_or_create_log(tp, self.log_config_for(tp.topic))
+            p = self.partitions[tp] = Partition(tp, self.broker_id, lg)
+        return p
+
+    async def make_leaders(self, changes: Sequence[ReplicaStateChange],
+                           maybe_yield: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Make this broker the leader of each (hosted: ``get_or_create_partition``) partition
+        of ``changes`` (Kafka's ReplicaManager.makeLeaders): stop fetching it, install the new
+        state (Partition.make_leader), complete the requests waiting on it; the new epochs'
+        checkpoint files are written afterwards in a worker thread."""
+        if not changes:
+            return
+        maybe_yield = maybe_yield or _LoopYielder()
+        await self.fetcher_manager.remove_fetchers([c.tp for c in changes])
+        led: list[Partition] = []
+        for change in changes:
+            await maybe_yield()
+            p = self.partitions[change.tp]
+            p.make_leader(change.state)
+            self._complete_delayed(p.tp)
+            led.append(p)
+        epochs = [p for p in led if p.log.leader_epoch_cache.dirty]
+        if epochs:
+            self.nursery.start_soon(self._write_leader_epochs, epochs)
+
+    async def make_followers(self, changes: Sequence[ReplicaStateChange],
+                             leader_endpoints: Mapping[int, BrokerEndpoint],
+                             maybe_yield: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Make this broker a follower of each (hosted) partition of ``changes`` (Kafka's
+        ReplicaManager.makeFollowers): install the new state (Partition.make_follower),
+        complete the requests waiting on it, and fetch from its leader: the endpoint in
+        ``leader_endpoints``, else the metadata cache's on the inter-broker listener; a
+        partition whose leader is unknown (-1 or no endpoint) is not fetched
+        (``follower_leader_unavailable``). Every follower truncates first (replica_fetcher)."""
+        if not changes:
+            return
+        maybe_yield = maybe_yield or _LoopYielder()
+        await self.fetcher_manager.remove_fetchers([c.tp for c in changes])
+        add: dict[TopicPartition, BrokerEndpoint] = {}
+        for change in changes:
+            await maybe_yield()
+            p, state = self.partitions[change.tp], change.state
+            p.make_follower(state)
+            self._complete_delayed(p.tp)
+            endpoint = leader_endpoints.get(state.leader)
+            if endpoint is None:
+                found = self.metadata_cache.endpoint(state.leader, self.config.inter_broker_listener_name)
+                if found is not None:
+                    endpoint = BrokerEndpoint(state.leader, found[0], found[1])
+            if state.leader >= 0 and endpoint is not None:
+                add[p.tp] = endpoint
+            else:
+                log.info("follower_leader_unavailable", partition=str(p.tp), leader=state.leader)
+        self.fetcher_manager.add_fetchers(add)
 
     async def _write_partition_metadata(self, pending: list[tuple[TopicPartition, Any, Any]]) -> None:
         """Write the partition.metadata files of newly assigned topic ids in a worker thread,
@@ -574,47 +648,34 @@ class ReplicaManager:
             self._deletion_queued = trio.Event()
 
     # ------------------------------------------------------------------ StopReplica
-    async def stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
-        """Handle StopReplica v0-v3: stop fetching / leading, delete logs when asked (errors:
-        STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH; per partition FENCED_LEADER_EPOCH,
-        KAFKA_STORAGE_ERROR). Holds ``state_change_lock`` and yields every
-        ``STATE_CHANGE_YIELD_AFTER_S``, like LeaderAndIsr. A deleted log's dir is renamed to
-        ``*-delete`` at once and removed after log.segment.delete.delay.ms by
-        ``_log_deletion_task`` in a worker thread (Kafka's LogManager.asyncDelete)."""
-        async with self.state_change_lock:
-            return await self._stop_replicas(version, request)
-
-    async def _stop_replicas(self, version: int, request: Any) -> StopReplicaResponse:
-        stale = self.fence_controller_request(request, "StopReplica", broker_epoch_since=1, version=version)
-        if stale is not None:
-            return StopReplicaResponse(error_code=stale.value)
-        items: list[tuple[TopicPartition, int, bool]] = []  # (tp, leader epoch, delete)
-        if version == 0:
-            items = [(TopicPartition(p.topic_name, p.partition_index), NO_EPOCH, request.delete_partitions)
-                     for p in request.ungrouped_partitions]
-        elif version <= 2:
-            items = [(TopicPartition(t.name, i), NO_EPOCH, request.delete_partitions)
-                     for t in request.topics for i in t.partition_indexes]
-        else:
-            items = [(TopicPartition(t.topic_name, p.partition_index), p.leader_epoch, p.delete_partition)
-                     for t in request.topic_states for p in t.partition_states]
-        errors: list[StopReplicaPartitionError] = []
-        stopping: list[tuple[TopicPartition, bool]] = []
-        for tp, epoch, delete in items:
-            p = self.partitions.get(tp)
+    async def stop_replicas(self, partitions: Sequence[StopReplicaPartition]) -> list[StopReplicaResult]:
+        """Stop hosting ``partitions`` (Kafka's ReplicaManager.stopReplicas; part of the
+        control-plane seam, callers hold ``state_change_lock``): stop fetching / leading, answer
+        what waits on them, delete their logs when asked. A partition whose leader epoch is
+        newer than the one given (not -1 / -2) is left alone: FENCED_LEADER_EPOCH; a log that
+        cannot be deleted: KAFKA_STORAGE_ERROR. Returns one result per partition, the fenced
+        ones first. Yields every ``STATE_CHANGE_YIELD_AFTER_S``, like LeaderAndIsr. A deleted
+        log's dir is renamed to ``*-delete`` at once and removed after
+        log.segment.delete.delay.ms by ``_log_deletion_task`` in a worker thread (Kafka's
+        LogManager.asyncDelete)."""
+        results: list[StopReplicaResult] = []
+        stopping: list[StopReplicaPartition] = []
+        for item in partitions:
+            p = self.partitions.get(item.tp)
+            epoch = item.leader_epoch
             if p is not None and epoch not in (EPOCH_DURING_DELETE, NO_EPOCH) and epoch < p.leader_epoch:
-                log.info("stop_replica_fenced", partition=str(tp), request_leader_epoch=epoch,
+                log.info("stop_replica_fenced", partition=str(item.tp), request_leader_epoch=epoch,
                          current=p.leader_epoch)
-                errors.append(StopReplicaPartitionError(topic_name=tp.topic, partition_index=tp.partition,
-                                                        error_code=ErrorCode.fenced_leader_epoch.value))
+                results.append(StopReplicaResult(item.tp, ErrorCode.fenced_leader_epoch))
                 continue
-            stopping.append((tp, delete))
-        await self.fetcher_manager.remove_fetchers([tp for tp, _ in stopping])
+            stopping.append(item)
+        await self.fetcher_manager.remove_fetchers([item.tp for item in stopping])
         lm = self.log_manager
         maybe_yield = _LoopYielder()
         deleted_any = False
-        for tp, delete in stopping:
+        for item in stopping:
             await maybe_yield()
+            tp, delete = item.tp, item.delete
             error = ErrorCode.none
             p = self.partitions.pop(tp, None)
             if p is not None:
@@ -631,11 +692,10 @@ class ReplicaManager:
                 if not any(t.topic == tp.topic for t in self.partitions):
                     self.topic_configs.pop(tp.topic, None)
             log.info("replica_stopped", partition=str(tp), deleted=delete)
-            errors.append(StopReplicaPartitionError(topic_name=tp.topic, partition_index=tp.partition,
-                                                    error_code=error.value))
+            results.append(StopReplicaResult(tp, error))
         if deleted_any:
             self._deletion_queued.set()
-        return StopReplicaResponse(error_code=0, partition_errors=tuple(errors))
+        return results
 
     # ------------------------------------------------------------------ Produce
     async def append_records(self, required_acks: int, timeout_ms: int,
@@ -662,13 +722,13 @@ class ReplicaManager:
                 status.error = ErrorCode.invalid_topic_exception
                 status.error_message = f"Cannot append to internal topic {tp.topic}"
                 continue
-            bad = _validate_produce_records(records)
-            if bad is not None:
-                status.error, status.error_message = bad
+            batch = _validate_produce_records(records)
+            if isinstance(batch, ProduceRecordsError):
+                status.error, status.error_message = batch.error, batch.message
                 continue
             try:
                 p = self.leader_partition(tp)
-                info = p.append_records_to_leader(records, required_acks, self.min_isr_of(tp.topic))
+                info = p.append_records_to_leader(records, required_acks, self.min_isr_of(tp.topic), batch)
             except DuplicateBatch as dup:
                 # a retried idempotent batch: answer the original offsets (Kafka 2.x+)
                 log.info("duplicate_batch", partition=str(tp), first_offset=dup.first_offset)
@@ -688,8 +748,7 @@ class ReplicaManager:
                 continue
             except InvalidRecordError as exc:
                 status.error, status.error_message = ErrorCode.invalid_record, str(exc)
-                status.record_errors = tuple((e.batch_index, e.message)
-                                             for e in getattr(exc, "record_errors", ()))
+                status.record_errors = tuple(getattr(exc, "record_errors", ()))
                 continue
             except KafkaStorageError as exc:
                 log.error("append_failed", partition=str(tp), error=str(exc))
@@ -802,7 +861,7 @@ class ReplicaManager:
         tp = info.tp
         p = self.partitions.get(tp)
         if p is None:
-            return FetchPartitionData(tp, self._unknown_error(tp))
+            return FetchPartitionData(tp, self.unknown_partition_error(tp))
         try:
             p.check_leader_epoch(info.current_leader_epoch)
             if from_follower and replica_id not in p.remote_replicas:
@@ -1054,8 +1113,8 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ ListOffsets
     def fetch_offset_for_timestamp(self, tp: TopicPartition, timestamp: int, isolation_level: int | None,
-                                   current_leader_epoch: int, replica_id: int) -> tuple[ErrorCode, int, int, int]:
-        """ListOffsets for one partition: (error, timestamp, offset, leader_epoch).
+                                   current_leader_epoch: int, replica_id: int) -> OffsetForTimestampResult:
+        """ListOffsets for one partition: error, timestamp, offset, leader_epoch (-1 when none).
 
         -2 earliest (log start), -1 latest (HW for consumers, the LSO for read_committed
         ones, LEO for replicas/debug), -3
@@ -1069,11 +1128,11 @@ class ReplicaManager:
         """
         p = self.partitions.get(tp)
         if p is None:
-            return self._unknown_error(tp), -1, -1, -1
+            return OffsetForTimestampResult(self.unknown_partition_error(tp), -1, -1, -1)
         try:
             p.check_leader_epoch(current_leader_epoch, require_leader=replica_id != -2)
         except PartitionError as exc:
-            return exc.error_code, -1, -1, -1
+            return OffsetForTimestampResult(exc.error_code, -1, -1, -1)
         lg = p.log
         if isolation_level is None:
             last_fetchable = lg.log_end_offset
@@ -1082,24 +1141,24 @@ class ReplicaManager:
         else:
             last_fetchable = p.high_watermark
         if timestamp == LATEST_TIMESTAMP:
-            return ErrorCode.none, -1, last_fetchable, p.leader_epoch
+            return OffsetForTimestampResult(ErrorCode.none, -1, last_fetchable, p.leader_epoch)
         if timestamp == LATEST_TIERED_TIMESTAMP:
-            return ErrorCode.none, -1, -1, -1
+            return OffsetForTimestampResult(ErrorCode.none, -1, -1, -1)
         if timestamp == EARLIEST_LOCAL_TIMESTAMP:
             timestamp = EARLIEST_TIMESTAMP  # no tiered storage: the local log starts at the log start offset
         try:
             found = lg.offset_for_timestamp(timestamp)
         except ValueError:
-            return ErrorCode.invalid_request, -1, -1, -1
+            return OffsetForTimestampResult(ErrorCode.invalid_request, -1, -1, -1)
         except KafkaStorageError:
-            return ErrorCode.kafka_storage_error, -1, -1, -1
+            return OffsetForTimestampResult(ErrorCode.kafka_storage_error, -1, -1, -1)
         if found is None:
-            return ErrorCode.none, -1, -1, -1
+            return OffsetForTimestampResult(ErrorCode.none, -1, -1, -1)
         if timestamp == EARLIEST_TIMESTAMP:
-            return ErrorCode.none, -1, found.offset, found.leader_epoch
+            return OffsetForTimestampResult(ErrorCode.none, -1, found.offset, found.leader_epoch)
         if found.offset >= last_fetchable:
-            return ErrorCode.none, -1, -1, -1
-        return ErrorCode.none, found.timestamp, found.offset, found.leader_epoch
+            return OffsetForTimestampResult(ErrorCode.none, -1, -1, -1)
+        return OffsetForTimestampResult(ErrorCode.none, found.timestamp, found.offset, found.leader_epoch)
 
     # ------------------------------------------------------------------ DeleteRecords
     async def delete_records(self, timeout_ms: int, offsets: dict[TopicPartition, int],
@@ -1127,8 +1186,8 @@ class ReplicaManager:
             try:
                 p = self.partitions.get(tp)
                 if p is None:
-                    raise PartitionError(self._unknown_error(tp))
-                required, low = p.delete_records_on_leader(offset)
+                    raise PartitionError(self.unknown_partition_error(tp))
+                deleted = p.delete_records_on_leader(offset)
             except PartitionError as exc:
                 status.error, status.error_message = exc.error_code, str(exc)
                 continue
@@ -1139,10 +1198,11 @@ class ReplicaManager:
                 log.error("delete_records_failed", partition=str(tp), error=str(exc))
                 status.error, status.error_message = ErrorCode.kafka_storage_error, str(exc)
                 continue
-            status.required_offset = required
-            status.low_watermark = low
+            status.required_offset = deleted.requested_offset
+            status.low_watermark = deleted.low_watermark
             status.acks_pending = True
-            log.info("records_deleted", partition=str(tp), log_start_offset=required, low_watermark=low)
+            log.info("records_deleted", partition=str(tp), log_start_offset=deleted.requested_offset,
+                     low_watermark=deleted.low_watermark)
         pending = [tp for tp, s in statuses.items() if s.acks_pending]
         if pending:
             op = DelayedDeleteRecords(timeout_ms, statuses, self.get_partition,
@@ -1152,18 +1212,20 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ OffsetsForLeaderEpoch
     def last_offset_for_leader_epoch(self, tp: TopicPartition, current_leader_epoch: int,
-                                     leader_epoch: int) -> tuple[ErrorCode, int, int]:
-        """(error, epoch, end offset) from the leader's epoch cache (KIP-101/279); (-1, -1)
-        for an unknown epoch. Leader only."""
+                                     leader_epoch: int) -> EpochEndOffset:
+        """Where ``leader_epoch`` ends in the leader's log, from its epoch cache (KIP-101/279):
+        the largest epoch <= it and that epoch's end offset, (-1, -1) for an unknown epoch.
+        Leader only: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH,
+        UNKNOWN_LEADER_EPOCH."""
         p = self.partitions.get(tp)
         if p is None:
-            return self._unknown_error(tp), -1, -1
+            return EpochEndOffset(self.unknown_partition_error(tp))
         try:
             p.check_leader_epoch(current_leader_epoch)
         except PartitionError as exc:
-            return exc.error_code, -1, -1
+            return EpochEndOffset(exc.error_code)
         epoch, end = p.log.end_offset_for_epoch(leader_epoch)
-        return ErrorCode.none, epoch, end
+        return EpochEndOffset(ErrorCode.none, epoch, end)
 
     # ------------------------------------------------------------------ DescribeLogDirs
     def describe_log_dirs(self, partitions: set[TopicPartition] | None) -> list[LogDirDescription]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import trio
 
+from kafkalike.broker.replica_fetcher import BrokerEndpoint
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
@@ -142,7 +143,7 @@ async def test_delete_records_times_out_while_a_follower_does_not_fetch(
         follower_id = next(i for i in servers if i != leader_id)
         follower = servers[follower_id].replica_manager
         fetcher = next(iter(follower.fetcher_manager.fetchers.values()))
-        endpoint = (fetcher.leader_id, fetcher.host, fetcher.port)
+        endpoint = BrokerEndpoint(fetcher.leader_id, fetcher.host, fetcher.port)
         await follower.fetcher_manager.remove_fetchers([tp])
 
         assert await _delete_records(conn, "slow", {0: 5}, timeout_ms=300) == {0: (ErrorCode.request_timed_out, 0)}

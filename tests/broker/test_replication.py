@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trio
 
+from kafkalike.broker.replica_fetcher import BrokerEndpoint
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.storage import TopicPartition
 from tests.broker.broker_helpers import (batch, connect, fetch, leader_and_isr, produce,
@@ -68,7 +69,7 @@ async def test_isr_shrinks_and_expands_through_zookeeper(tmp_path: Path, zk_chro
         before = await zk_json(zk_client, "/brokers/topics/isr/partitions/0/state")
 
         fetcher = next(f for f in follower.fetcher_manager.fetchers.values())
-        endpoint = (fetcher.leader_id, fetcher.host, fetcher.port)
+        endpoint = BrokerEndpoint(fetcher.leader_id, fetcher.host, fetcher.port)
         await follower.fetcher_manager.remove_fetchers([tp])
         await _wait_for(lambda: follower_id not in leader.partitions[tp].isr, what="shrink")
         shrunk = await zk_json(zk_client, "/brokers/topics/isr/partitions/0/state")
