@@ -25,8 +25,14 @@ Commands (all take --bootstrap-server):
     order_windows.py judge --app streams|quix --work-dir W [--cluster-dir D] [--count N] ...
         the exactly-once judge (issue 18): creates the topics, starts the app, produces orders at
         --rate per second, kills the app with SIGKILL at 30% of the output and starts it again,
-        with --cluster-dir also SIGKILLs a broker (the leader of the output's partition) at 60%
-        and restarts it, then runs ``check --exactly-once``. Summary: W/summary.json.
+        with --cluster-dir also SIGKILLs a broker (the leader of the output's partition 0) at 60%
+        and restarts it, then runs ``check --exactly-once``. Summary: W/summary.json. For
+        quixstreams the killed broker is never the group coordinator: librdkafka's
+        send_offsets_to_transaction can block forever when the group coordinator goes down
+        mid-transaction (librdkafka issues 5456 and 5511, seen here with quixstreams 3.28.1 /
+        confluent-kafka 2.12.2: the transaction timed out and was aborted by kafkalike's
+        coordinator after 60 s, the app stayed blocked).
+        --input / --output: the topic names (default orders, order-counts-<app>).
 
 Runs in kafkalike's .venv (confluent-kafka); the quixstreams app has its own venv (scripts/streams).
 """
@@ -331,9 +337,22 @@ class App:
         return None if self.proc is None else self.proc.poll()
 
 
-def _leader_of(bootstrap: str, topic: str) -> int:
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
-    return int(meta.topics[topic].partitions[0].leader)
+def choose_broker_to_kill(bootstrap: str, topic: str, group: str, spare_group_coordinator: bool) -> tuple[int, str]:
+    """(broker id, why): the leader of ``topic``-0, or with ``spare_group_coordinator`` the
+    leader of the first partition of ``topic`` whose leader is not ``group``'s coordinator
+    (else any other broker)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    leaders = [(p, int(partitions[p].leader)) for p in sorted(partitions)]
+    if not spare_group_coordinator:
+        return leaders[0][1], f"leader of {topic}-{leaders[0][0]}"
+    coordinator = int(admin.describe_consumer_groups([group])[group].result(timeout=30).coordinator.id)
+    for p, leader in leaders:
+        if leader != coordinator:
+            return leader, f"leader of {topic}-{p}; broker {coordinator}, the group coordinator, spared"
+    brokers = sorted(int(b) for b in admin.list_topics(timeout=10).brokers)
+    other = next(b for b in brokers if b != coordinator)
+    return other, f"not the group coordinator (broker {coordinator})"
 
 
 def judge(args: argparse.Namespace) -> dict[str, Any]:
@@ -391,9 +410,9 @@ def judge(args: argparse.Namespace) -> dict[str, Any]:
                 app_killed = True
                 app.start()
             if cluster is not None and not broker_killed and reader.records >= args.kill_broker_at * args.count:
-                victim = _leader_of(args.bootstrap_server, output)
+                victim, why = choose_broker_to_kill(args.bootstrap_server, output, output, args.app == "quix")
                 cluster.kill_broker(victim)
-                event(f"kill -9 broker {victim} (leader of {output}-0) at {reader.records} updates read")
+                event(f"kill -9 broker {victim} ({why}) at {reader.records} updates read")
                 broker_killed = True
                 time.sleep(3)
                 cluster.start_broker(victim, say=say)
