@@ -369,6 +369,41 @@ def test_kafka_dump_log_segments_reads_the_markers_the_coordinator_wrote_on_ever
                          out.stdout, re.M), out.stdout
 
 
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB (Kafka 3.9 jars, ./scripts/reference-kafka fetch) and java")
+def test_kafkas_transactional_message_copier_copies_every_record_exactly_once(txn_cluster: LocalCluster) -> None:
+    """Kafka 3.9's TransactionalMessageCopier (the consume-transform-produce tool of Kafka's own
+    exactly-once system tests; Java producer and consumer): a subscribed group member (KIP-447
+    group metadata) copies 400 records in transactions of 25, aborting some at random and
+    rewinding to the committed offsets; the output read read_committed holds every input
+    record exactly once, and the group's committed offset is the input's end."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    bootstrap = txn_cluster.bootstrap_servers
+    source, sink, group, txn_id = _name("copy-in"), _name("copy-out"), _name("copy-g"), _name("copier")
+    create_topic(bootstrap, source, 1)
+    create_topic(bootstrap, sink, 3)
+    plain = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(400):
+        plain.produce(source, value=f"m{i}".encode(), partition=0)
+    assert plain.flush(30) == 0
+    out = subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.TransactionalMessageCopier",
+                          "--broker-list", bootstrap, "--input-topic", source, "--input-partition", "0",
+                          "--output-topic", sink, "--consumer-group", group, "--transactional-id", txn_id,
+                          "--transaction-size", "25", "--enable-random-aborts", "--group-mode",
+                          "--use-group-metadata"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    status = [line for line in out.stdout.splitlines() if '"remaining"' in line]
+    assert status and '"remaining":0' in status[-1].replace(" ", ""), out.stdout[-3000:]
+    values = committed_values(bootstrap, sink, 3, 400)
+    assert sorted(values) == sorted(f"m{i}".encode() for i in range(400)), len(values)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        (tp,) = consumer.committed([TopicPartition(source, 0)], timeout=30)
+        assert tp.offset == 400
+    finally:
+        consumer.close()
+
+
 @pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
                     reason="stops a broker and kills the coordinator's, waiting out its ZooKeeper session: KAFKALIKE_SLOW=1")
 def test_new_coordinator_completes_a_commit_whose_markers_were_not_written(make_cluster: MakeCluster) -> None:
