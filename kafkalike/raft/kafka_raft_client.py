@@ -265,6 +265,7 @@ class KafkaRaftClient:
         self._notified_leader: LeaderAndEpoch | None = None
         self._candidate_rejected = trio.Event()
         self._known_high_watermark = -1  # a follower's: the leader's, capped at our end offset
+        self._election_deadline = math.inf  # trio time when an unattached/voted/resigned node or a candidate gives up
 
     # ------------------------------------------------------------------ life cycle
 
@@ -275,7 +276,7 @@ class KafkaRaftClient:
             self._nursery = nursery
             self._channel = RaftNetworkChannel(self.config, nursery)
             self.quorum.initialize(self.log.end_offset_and_epoch())
-            self._enter_state()
+            self._enter_state(None)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -308,9 +309,17 @@ class KafkaRaftClient:
 
     # ------------------------------------------------------------------ transitions
 
-    def _enter_state(self) -> None:
-        """Start the role tasks of the current state (cancelling the previous ones)."""
+    def _enter_state(self, previous: object) -> None:
+        """Start the role tasks of the current state (cancelling the previous ones). The election
+        timer: a new random one, except that a candidate or an unattached node (no vote cast) that
+        moves to unattached in a higher epoch keeps what was left of its own (Kafka's
+        QuorumState.transitionToUnattached), so that Vote requests of ever higher epochs from a
+        voter that cannot win do not keep resetting everyone's timer."""
         assert self._nursery is not None
+        state = self.quorum.state
+        keeps_timer = isinstance(state, UnattachedState) and isinstance(previous, (CandidateState, UnattachedState))
+        if not keeps_timer:
+            self._election_deadline = trio.current_time() + self._random_election_timeout_s()
         self._role_scope.cancel()
         scope = self._role_scope = trio.CancelScope()
         self._nursery.start_soon(self._run_role, scope, self.quorum.state)
@@ -327,7 +336,7 @@ class KafkaRaftClient:
             log.warning("raft_transition_refused", node_id=self.node_id, error=str(exc))
             return False
         if self.quorum.state is not before:
-            self._enter_state()
+            self._enter_state(before)
         return True
 
     def _maybe_transition(self, leader_id: int, epoch: int) -> None:
@@ -375,7 +384,7 @@ class KafkaRaftClient:
             if isinstance(state, (UnattachedState, VotedState, ResignedState)):
                 if isinstance(state, ResignedState):
                     await self._send_end_quorum_epoch(state)
-                await trio.sleep(self._random_election_timeout_s())
+                await trio.sleep_until(self._election_deadline)
                 if self.quorum.is_voter:
                     self._become_candidate()
             elif isinstance(state, CandidateState):
@@ -393,7 +402,7 @@ class KafkaRaftClient:
         async with trio.open_nursery() as nursery:
             for voter in sorted(self.quorum.voters - {self.node_id}):
                 nursery.start_soon(self._request_vote, state, voter)
-            with trio.move_on_after(self._random_election_timeout_s()):
+            with trio.move_on_at(self._election_deadline):
                 await rejected.wait()
             nursery.cancel_scope.cancel()
         # lost (refused by a majority) or timed out: back off, then stand again (Kafka's
@@ -662,7 +671,7 @@ class KafkaRaftClient:
             log.warning("raft_vote_refused", node_id=self.node_id, error=str(exc))
             granted = False
         if self.quorum.state is not before:
-            self._enter_state()
+            self._enter_state(before)
         log.info("raft_vote", node_id=self.node_id, candidate=p.replica_id, epoch=p.replica_epoch, granted=granted)
         return answer(ErrorCode.none, granted)
 
