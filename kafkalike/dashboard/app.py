@@ -120,8 +120,11 @@ class Dashboard:
                         with trio.move_on_after(2):
                             await zk.close()
                         zk = None
+                    records = await trio.to_thread.run_sync(reader.poll)
+                    # no await from here to the wake-up: a listener sees the new events with
+                    # the snapshot they describe
                     self.add(diff(self.snapshot, snap))
-                    self.add(steps.feed(await trio.to_thread.run_sync(reader.poll), now_ms()))
+                    self.add(steps.feed(records, now_ms()))
                     self.snapshot = snap
                     self._wake()
                     if not started:

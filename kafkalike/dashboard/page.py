@@ -4,7 +4,9 @@ snapshot: ``{"state": Snapshot.to_json(), "events": [{seq, ts_ms, kind, text}]}`
 re-renders; kill -9 / restart / pause / resume buttons POST ``/api/brokers/<id>/<action>``
 (with ``{"confirm": true}`` after the browser's confirm() dialog, except resume), the
 preferred-election button ``/api/elect-preferred`` (confirmed) and the produce form
-``/api/produce``."""
+``/api/produce``. The znode tree (``state.znodes``) is drawn indented, ephemeral znodes
+badged with their owner session, and a znode created or changed since the previous snapshot
+highlighted for 3 s (its data version, child version or mtime moved)."""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -23,7 +25,10 @@ tr.changed td { animation: flash 3s; } @keyframes flash { from { background: #ff
 #timeline li { padding: 2px 4px; border-bottom: 1px solid #eee; } #timeline .ts { color: #777; margin-right: .6em; }
 .k-broker { color: #6a1b9a; } .k-controller { color: #e65100; } .k-partition { color: #1565c0; }
 .k-action { color: #000; font-weight: 700; } .k-process { color: #b71c1c; } .k-zk { color: #2e7d32; } .k-error { color: #b00; }
-.k-statechange { color: #00695c; } #timeline.hide-steps .k-statechange { display: none; }
+.k-statechange { color: #00695c; }
+#znodes-box { max-height: 28em; overflow-y: auto; } #znodes td { font-family: ui-monospace, monospace; font-size: 12px; }
+#znodes td.data { max-width: 32em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; color: #555; }
+.badge.eph { background: #ce93d8; } #timeline.hide-steps .k-statechange { display: none; }
 button { font-size: .85em; margin: 0 2px; } #errors { color: #b00; font-size: .85em; }
 </style></head>
 <body>
@@ -46,6 +51,8 @@ produce <input id="burst-count" type="number" min="1" max="100000" value="1000" 
 <div id="errors"></div>
 </div>
 <div>
+<h2>ZooKeeper znodes <span style="font-weight:normal;font-size:.8em" id="znode-count"></span></h2>
+<div id="znodes-box"><table id="znodes"><thead><tr><th>znode</th><th>kind</th><th>version</th><th>data</th></tr></thead><tbody></tbody></table></div>
 <h2>Timeline (newest first) <label style="font-weight:normal;font-size:.8em"><input type="checkbox" id="show-steps" checked> controller and broker steps (state-change.log)</label></h2>
 <ol id="timeline"></ol>
 </div>
@@ -94,9 +101,32 @@ function render(st) {
       "</td><td>" + esc(p.zk_version) + "</td><td>" + esc(p.high_watermark) + "</td></tr>";
   }).join(""));
   lastParts = now;
+  renderZnodes(st, showInternal);
   put("#groups tbody", st.groups.map((g) => "<tr><td>" + esc(g.group) + "</td><td>" + esc(g.state) + "</td><td>" + esc(g.members) +
     "</td><td>" + esc(g.coordinator) + "</td><td>" + esc(g.lag) + "</td></tr>").join("") || '<tr><td colspan="5">none</td></tr>');
   $("#errors").textContent = st.errors.join(" \\u00b7 ");
+}
+let lastZnodes = {}, znodeChangedAt = {};
+const INTERNAL_PARTITIONS = new RegExp("^/brokers/topics/__[a-z_]+/partitions/");
+function renderZnodes(st, showInternal) {
+  const now = {}, rows = [];
+  let hidden = 0;
+  st.znodes.forEach((z) => {
+    const sig = JSON.stringify([z.version, z.cversion, z.mtime_ms, z.owner]);
+    now[z.path] = sig;
+    if (lastZnodes[z.path] !== sig && Object.keys(lastZnodes).length) znodeChangedAt[z.path] = Date.now();
+    if (!showInternal && INTERNAL_PARTITIONS.test(z.path)) { hidden++; return; }
+    const depth = z.path === "/" ? 0 : z.path.split("/").length - 1, name = z.path === "/" ? "/" : z.path.split("/").pop();
+    const changed = Date.now() - (znodeChangedAt[z.path] || 0) < 3000;
+    rows.push('<tr class="znode' + (changed ? " changed" : "") + (z.ephemeral ? " ephemeral" : "") + '" data-path="' + esc(z.path) + '" title="' + esc(z.path) + '">' +
+      '<td style="padding-left:' + (4 + depth * 14) + 'px">' + esc(name) + (z.children ? " (" + z.children + ")" : "") + "</td>" +
+      "<td>" + (z.ephemeral ? '<span class="badge eph">ephemeral ' + esc(z.owner) + "</span>" : "persistent") + "</td>" +
+      "<td>" + esc(z.version) + '</td><td class="data">' + esc(z.data) + "</td></tr>");
+  });
+  lastZnodes = now;
+  put("#znodes tbody", rows.join(""));
+  $("#znode-count").textContent = "(" + st.znodes.length + (st.znodes_truncated ? "+, truncated" : "") + " znodes" +
+    (hidden ? ", " + hidden + " of internal topics' partitions hidden" : "") + ")";
 }
 function addEvents(evs) {
   const ol = $("#timeline");

@@ -11,6 +11,10 @@ OffsetFetch; lag = high watermark - committed offset, as kafka-consumer-groups.s
 it). Any part that cannot be read is left empty and named in ``errors``: a cluster that is
 down gives a snapshot saying so, never an exception.
 
+``read_znode_tree(zk)`` walks the cluster's whole znode tree (under its chroot), level by
+level with pipelined reads: each znode's path, ephemeral or not (its ephemeralOwner), data
+version, child version, mtime and the start of its data, for the page's tree view.
+
 ``diff(before, after)`` turns two snapshots into timeline ``Event``s, ordered cause first:
 ZooKeeper nodes, broker processes, registrations deleted, controller, partition leader /
 leader epoch / ISR, registrations created.
@@ -46,6 +50,10 @@ KAFKA_TIMEOUT_S = 3.0
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 #: at most this many consumer groups are described per snapshot
 MAX_GROUPS = 20
+#: at most this many znodes are read for the tree view per snapshot (the rest is counted)
+MAX_ZNODES = 2000
+#: characters of a znode's data shown in the tree view
+ZNODE_DATA_CHARS = 160
 
 
 def now_ms() -> int:
@@ -85,6 +93,10 @@ class Snapshot:
     controller: dict[str, Any] | None = None
     partitions: list[dict[str, Any]] = attrs.Factory(list)
     groups: list[dict[str, Any]] = attrs.Factory(list)
+    #: the znode tree, depth first: [{path, ephemeral, owner, version, cversion, mtime_ms,
+    #: children, data}] (read_znode_tree); znodes_truncated: more than MAX_ZNODES
+    znodes: list[dict[str, Any]] = attrs.Factory(list)
+    znodes_truncated: bool = False
     errors: list[str] = attrs.Factory(list)
 
     def to_json(self) -> dict[str, Any]:
@@ -150,6 +162,49 @@ async def _read_zk(zk: ZooKeeperClient, snap: Snapshot) -> None:
             row.update(leader=st.leader, leader_epoch=st.leader_epoch, isr=list(st.isr),
                        zk_version=st.zk_version, mtime_ms=got[1].mtime_ms)
         snap.partitions.append(row)
+
+
+async def read_znode_tree(zk: ZooKeeperClient, limit: int = MAX_ZNODES) -> tuple[list[dict[str, Any]], bool]:
+    """The znode tree under the client's chroot, depth-first sorted by path: (znodes, truncated).
+    Each level's data and stats come in one pipelined batch (``get_many``); children are listed
+    only for znodes whose stat says they have some. A znode deleted while walking is left out.
+    Raises what the client raises (ConnectionLoss, ...)."""
+    out: dict[str, dict[str, Any]] = {}
+    level = ["/"]
+    truncated = False
+    while level:
+        if len(out) + len(level) > limit:
+            level, truncated = level[:max(0, limit - len(out))], True
+        got = await zk.get_many(level)
+        parents = []
+        for path, item in zip(level, got):
+            if item is None:
+                continue
+            data, stat = item
+            out[path] = {"path": path, "ephemeral": stat.ephemeral_owner != 0,
+                         "owner": f"0x{stat.ephemeral_owner:x}" if stat.ephemeral_owner else None,
+                         "version": stat.version, "cversion": stat.cversion, "mtime_ms": stat.mtime_ms,
+                         "children": stat.num_children,
+                         "data": data[:ZNODE_DATA_CHARS].decode("utf-8", "replace") if data else ""}
+            if stat.num_children:
+                parents.append(path)
+        children: dict[str, list[str]] = {}
+        limiter = trio.Semaphore(16)
+
+        async def list_children(path: str) -> None:
+            async with limiter:
+                try:
+                    children[path] = await zk.get_children(path)
+                except NoNode:
+                    pass
+
+        async with trio.open_nursery() as nursery:
+            for path in parents:
+                nursery.start_soon(list_children, path)
+        level = [("" if p == "/" else p) + "/" + c for p in parents for c in sorted(children.get(p, []))]
+        if truncated:
+            break
+    return [out[p] for p in sorted(out, key=lambda p: p.split("/"))], truncated
 
 
 async def _read_kafka(bootstrap: list[str], snap: Snapshot) -> None:
@@ -229,6 +284,11 @@ async def collect(cluster: LocalCluster, zk: ZooKeeperClient | None) -> Snapshot
     except Exception as exc:
         snap.errors.append(f"ZooKeeper: {type(exc).__name__} {exc}")
         return snap
+    try:
+        with trio.fail_after(KAFKA_TIMEOUT_S):
+            snap.znodes, snap.znodes_truncated = await read_znode_tree(zk)
+    except Exception as exc:
+        snap.errors.append(f"ZooKeeper tree: {type(exc).__name__} {exc}")
     bootstrap = [b["address"] for b in snap.brokers.values() if b.get("registered") and b.get("address")]
     if bootstrap:
         with trio.move_on_after(KAFKA_TIMEOUT_S) as scope:

@@ -313,10 +313,11 @@ def _summarize(records: list[Record], requests: dict[tuple[int, int, int], _Requ
             detail = "; ".join(f"{t}-{p} at leader epoch {e}, ISR {isr}" for t, p, e, isr in shown)
             said.append(f"leads {_names(leads)}" + (f" ({detail})" if detail else ""))
         if req.follows:
-            said.append("follows " + ", ".join(
-                f"{t}-{p} (leader {ld})" for t, p, ld in req.follows if t not in INTERNAL_TOPICS)
-                + (f" + {sum(1 for f in req.follows if f[0] in INTERNAL_TOPICS)} internal"
-                   if any(f[0] in INTERNAL_TOPICS for f in req.follows) else ""))
+            visible = [f"{t}-{p} (leader {ld})" for t, p, ld in req.follows if t not in INTERNAL_TOPICS]
+            internal = sum(1 for f in req.follows if f[0] in INTERNAL_TOPICS)
+            said.append("follows " + " + ".join(
+                ([", ".join(visible[:8]) + (f" and {len(visible) - 8} more" if len(visible) > 8 else "")]
+                 if visible else []) + ([f"{internal} internal"] if internal else [])))
         if req.stopped:
             deletes = {d for _t, _p, d in req.stopped}
             said.append(f"stops {_names([(t, p) for t, p, _d in req.stopped])}"

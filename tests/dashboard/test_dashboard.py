@@ -109,11 +109,22 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
         leaders = {p["partition"]: p["leader"] for p in state["partitions"] if p["topic"] == TOPIC}
         victim = next(b for b in sorted(set(leaders.values())) if b != controller)
         led = sorted(p for p, b in leaders.items() if b == victim)
+        # the znode tree: registrations and /controller are ephemeral (owned by a session), topics persistent
+        def znode_kind(d, path: str) -> str:  # type: ignore[no-untyped-def]
+            rows = texts(d, f'#znodes tr[data-path="{path}"]')
+            return rows[0] if rows else ""
+
+        wait.until(lambda d: all("ephemeral 0x" in znode_kind(d, f"/brokers/ids/{b}") for b in (1, 2, 3)))
+        assert "ephemeral 0x" in znode_kind(driver, "/controller")
+        assert "persistent" in znode_kind(driver, f"/brokers/topics/{TOPIC}")
+        victim_session = znode_kind(driver, f"/brokers/ids/{victim}").split("ephemeral ")[1].split()[0]
         if shots:
             driver.save_screenshot(str(Path(shots) / "dashboard-before-kill.png"))
 
         click_and_confirm(driver, f"#broker-{victim} button.kill")
         killed = time.monotonic()
+        # znodes written by the controller after the kill are highlighted as they change
+        WebDriverWait(driver, 6 + 30, poll_frequency=0.2).until(lambda d: texts(d, "#znodes tr.changed"))
         expected = [f"/brokers/ids/{victim} deleted"] + [f"partition {TOPIC}-{p} leader {victim}\u2192" for p in led]
         margin_s = 6 + 30  # zookeeper.session.timeout.ms=6000 plus a margin for a busy machine
         WebDriverWait(driver, margin_s, poll_frequency=0.2).until(
@@ -136,6 +147,7 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
             row = texts(driver, f'#partitions tr[data-partition="{TOPIC}-{p}"]')[0]
             assert row.split()[2] in {str(b) for b in (1, 2, 3) if b != victim}
         WebDriverWait(driver, 10).until(lambda d: "no registration" in texts(d, f"#broker-{victim}")[0])
+        WebDriverWait(driver, 10).until(lambda d: znode_kind(d, f"/brokers/ids/{victim}") == "")
         if shots:
             time.sleep(1)  # let the ISR shrink land in the picture
             driver.save_screenshot(str(Path(shots) / "dashboard-after-kill.png"))
@@ -151,6 +163,9 @@ def test_page_lists_three_brokers_marks_the_controller_and_shows_a_killed_broker
         lines = timeline(driver)
         assert any(f"you: restart broker {victim}" in line for line in lines)
         assert cluster.broker_alive(victim)
+        # its registration is back in the tree, owned by a new session
+        WebDriverWait(driver, 10).until(lambda d: "ephemeral 0x" in znode_kind(d, f"/brokers/ids/{victim}"))
+        assert victim_session not in znode_kind(driver, f"/brokers/ids/{victim}")
         if shots:
             driver.save_screenshot(str(Path(shots) / "dashboard-after-restart.png"))
 
