@@ -61,6 +61,7 @@ from kafkalike.protocol.codec import (RequestHeader, api_versions_response, enco
 from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnknownApiKeyError, UnsupportedVersionError
 from kafkalike.protocol.frame import FrameReader
 from kafkalike.raft.kafka_metadata_log import METADATA_TOPIC, Batch, KafkaMetadataLog, decode_raft_batch
+from kafkalike.storage.errors import StorageError
 from kafkalike.raft.quorum_state import (CandidateState, FollowerState, IllegalStateError, LeaderState,
                                          OffsetAndEpoch, QuorumState, ReplicaState, ResignedState, UnattachedState,
                                          VotedState)
@@ -536,7 +537,14 @@ class KafkaRaftClient:
             if response is None:
                 await trio.sleep(self.config.retry_backoff_ms / 1000)
                 continue
-            if not self._handle_fetch_response(state, response):
+            try:
+                ok = self._handle_fetch_response(state, response)
+            except (StorageError, ProtocolError) as exc:
+                # records that do not append (corrupt, out of order) or a log that cannot be
+                # written: nothing is applied; fetch again after a backoff
+                log.error("raft_fetch_apply_failed", node_id=self.node_id, error=repr(exc))
+                ok = False
+            if not ok:
                 await trio.sleep(self.config.retry_backoff_ms / 1000)
 
     def _handle_fetch_response(self, state: FollowerState, response: Any) -> bool:
@@ -863,7 +871,14 @@ class RaftServer:
         except ProtocolError as exc:
             log.warning("raft_bad_request", peer=str(peer), error=str(exc))
             return None
-        return encode_response(header, await self._dispatch(header, request))
+        try:
+            return encode_response(header, await self._dispatch(header, request))
+        except (StorageError, ProtocolError, IllegalStateError, ValueError, TypeError, AttributeError,
+                IndexError) as exc:
+            # a request we cannot answer (e.g. a field out of range for its type, an unreadable
+            # log): close this connection with a line, keep the node running
+            log.error("raft_request_failed", peer=str(peer), api=header.api_name, error=repr(exc))
+            return None
 
     async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
         c = self.client

@@ -2,7 +2,7 @@
 returns offsets whose batches reach every voter's listener (handle_commit) in order, once;
 append() elsewhere raises NotLeaderError (NOT_LEADER_OR_FOLLOWER); listeners see the leader change;
 a request from an older epoch is fenced (FENCED_LEADER_EPOCH) and a Fetch of another topic id
-refused (UNKNOWN_TOPIC_ID)."""
+refused (UNKNOWN_TOPIC_ID); a malformed frame closes its connection and nothing else."""
 
 from __future__ import annotations
 
@@ -119,4 +119,23 @@ async def test_old_epochs_are_fenced_and_other_topics_refused(tmp_path: Path) ->
             answer = (await conn.send(fetch)).responses[0].partitions[0]
             assert answer.error_code == ErrorCode.unknown_topic_id
         assert leader.quorum.is_leader() and leader.quorum.epoch == epoch
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_malformed_request_closes_its_connection_and_the_node_keeps_serving(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        clients, _, voters = await _start_quorum(nursery, tmp_path)
+        leader = await _leader(clients)
+        stream = await trio.open_tcp_stream(*voters[leader.node_id])
+        # a Vote v0 frame whose body is cut short after the header
+        await stream.send_all(bytes.fromhex("0000000c" "00340000" "00000007" "ffff00ff"))
+        with trio.fail_after(30):
+            assert await stream.receive_some(100) == b""  # closed, no answer
+        await stream.aclose()
+        async with KafkaConnection.open(*voters[leader.node_id]) as conn:
+            answer = await conn.call(ApiKey.DESCRIBE_QUORUM, api_version=1, topics=[
+                {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}])
+            partition = answer.topics[0].partitions[0]
+            assert partition.error_code == ErrorCode.none and partition.leader_id == leader.node_id
+            assert [v.replica_id for v in partition.current_voters] == [1, 2, 3]
         nursery.cancel_scope.cancel()
