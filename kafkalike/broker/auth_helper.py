@@ -38,7 +38,8 @@ of authorization. The rules (resource, operation -> error):
 - Inter-broker and cluster APIs: LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown,
   WriteTxnMarkers need ClusterAction on the cluster; ElectLeaders, AlterPartitionReassignments,
   AlterUserScramCredentials Alter; ListPartitionReassignments, DescribeLogDirs,
-  DescribeUserScramCredentials Describe (CLUSTER_AUTHORIZATION_FAILED).
+  DescribeUserScramCredentials Describe; DescribeClientQuotas DescribeConfigs, AlterClientQuotas
+  AlterConfigs (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -419,6 +420,18 @@ def _scram_alter_denied(request: Any, header: Any) -> Any:
                                                error_message="Cluster authorization failed.") for u in users))
 
 
+def _alter_client_quotas_denied(request: Any, header: Any) -> Any:
+    resp_cls = response_class_for(request)
+    entry_cls, ent_cls = entity(resp_cls, "EntryData"), entity(resp_cls, "EntityData")
+    return build(resp_cls, entries=tuple(build(
+        entry_cls, error_code=CLUSTER_DENIED, error_message="Cluster authorization failed.",
+        entity=tuple(build(ent_cls, entity_type=d.entity_type, entity_name=d.entity_name) for d in e.entity))
+        for e in request.entries))
+
+
+describe_client_quotas = _cluster_rule(Op.DESCRIBE_CONFIGS, _kio(error_message="Cluster authorization failed.",
+                                                                 entries=None))
+alter_client_quotas = _cluster_rule(Op.ALTER_CONFIGS, _alter_client_quotas_denied)
 leader_and_isr = _cluster_rule(Op.CLUSTER_ACTION, _in_project("leader_and_isr", "LeaderAndIsrResponse",
                                                               partition_errors=(), topics=()))
 stop_replica = _cluster_rule(Op.CLUSTER_ACTION, _in_project("stop_replica", "StopReplicaResponse", partition_errors=()))
@@ -693,6 +706,8 @@ RULES: dict[int, Callable[..., Awaitable[Any]]] = {
     ApiKey.DESCRIBE_PRODUCERS: describe_producers,
     ApiKey.DESCRIBE_TRANSACTIONS: describe_transactions,
     ApiKey.LIST_TRANSACTIONS: list_transactions,
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: describe_client_quotas,
+    ApiKey.ALTER_CLIENT_QUOTAS: alter_client_quotas,
 }
 """api key -> its rule (every served API except ApiVersions, SaslHandshake, SaslAuthenticate
 and the ACL APIs)."""

@@ -179,6 +179,13 @@ class KafkaServer:
         from kafkalike.broker.acl_apis import AclApis
         from kafkalike.broker.acl_authorizer import AclAuthorizer
         from kafkalike.broker.auth_helper import AuthHelper, install
+        from kafkalike.broker.client_quota_manager import (ClientQuotaApis, ClientQuotaManager,
+                                                           fetch_record_bytes, install_throttling)
+        # client quotas (/config/users|clients producer_byte_rate, consumer_byte_rate; KIP-546 APIs)
+        self.client_quotas = quotas = ClientQuotaManager()
+        install_throttling(apis, quotas, fetch_record_bytes)
+        ClientQuotaApis(quotas).register(apis)
+        self.startup_hooks.append(lambda: quotas.start(zk, nursery))
         self.authorizer = authorizer = AclAuthorizer.from_config(cfg)
         AclApis(authorizer).register(apis)
         if authorizer is not None:

@@ -80,6 +80,8 @@ class ApiKey(enum.IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_USER_SCRAM_CREDENTIALS = 50
     ALTER_USER_SCRAM_CREDENTIALS = 51
     VOTE = 52  # KRaft (KIP-595): served on the controller listener (kafkalike.raft), not here
@@ -151,6 +153,8 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.DESCRIBE_CLUSTER: (0, 1),
     ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: (0, 1),
+    ApiKey.ALTER_CLIENT_QUOTAS: (0, 1),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.DESCRIBE_PRODUCERS: (0, 0),
@@ -210,6 +214,8 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: "kafka_controller",
     ApiKey.DESCRIBE_CLUSTER: "metadata_cache",
     ApiKey.OFFSET_DELETE: "group_coordinator",
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: "client_quota_manager",
+    ApiKey.ALTER_CLIENT_QUOTAS: "client_quota_manager",
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: "zk_admin_manager",
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: "zk_admin_manager",
     ApiKey.DESCRIBE_PRODUCERS: "replica_manager",
@@ -263,7 +269,8 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
 """Newest version of each API that Debian 12's tshark (Wireshark 4.0) dissects, measured with
 tests/protocol/tshark_probe.py ("Unsupported <api> version. Supports v0-N" above these).
 Wireshark 4.0 does not know DescribeCluster (60), DescribeProducers (61), Describe/AlterUserScram-
-Credentials (50, 51), DescribeTransactions (65) nor ListTransactions (66) at all, and flags every
+Credentials (50, 51), Describe/AlterClientQuotas (48, 49), DescribeTransactions (65) nor
+ListTransactions (66) at all, and flags every
 version of ElectLeaders (43), AlterPartitionReassignments (45), ListPartitionReassignments (46)
 and WriteTxnMarkers v1 (27; v0 is not served) as a Malformed Packet (tshark_probe.py), so none
 of these is listed. SaslAuthenticate v0-1, like CreatePartitions v0-1 and DeleteAcls v1's

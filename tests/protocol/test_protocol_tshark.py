@@ -56,7 +56,8 @@ def test_tshark_decodes_every_tshark_compatible_version() -> None:
 def test_tshark_table_only_caps_maxima() -> None:
     """TSHARK_COMPATIBLE_APIS keeps every minimum of SUPPORTED_APIS and every API that
     Wireshark 4.0 knows; it drops only the APIs unknown to Wireshark 4.0 (DescribeCluster,
-    DescribeProducers, Describe/AlterUserScramCredentials, Describe/ListTransactions) and those
+    DescribeProducers, Describe/AlterUserScramCredentials, Describe/ListTransactions,
+    Describe/AlterClientQuotas) and those
     whose every served version it flags as a Malformed Packet (ElectLeaders, Alter/List-
     PartitionReassignments, WriteTxnMarkers v1; tshark_probe.py)."""
     assert set(SUPPORTED_APIS) - set(TSHARK_COMPATIBLE_APIS) == {
@@ -64,7 +65,7 @@ def test_tshark_table_only_caps_maxima() -> None:
         ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
         ApiKey.DESCRIBE_TRANSACTIONS, ApiKey.LIST_TRANSACTIONS,
         ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
-        ApiKey.WRITE_TXN_MARKERS}
+        ApiKey.WRITE_TXN_MARKERS, ApiKey.DESCRIBE_CLIENT_QUOTAS, ApiKey.ALTER_CLIENT_QUOTAS}
     for key, (lo, hi) in TSHARK_COMPATIBLE_APIS.items():
         assert lo == SUPPORTED_APIS[key][0] and lo <= hi <= SUPPORTED_APIS[key][1]
         assert hi == min(SUPPORTED_APIS[key][1], WIRESHARK_4_0_MAX_VERSIONS[key])
