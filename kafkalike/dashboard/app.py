@@ -11,6 +11,8 @@ Routes::
     POST /api/brokers/<id>/restart          start it again (waits out its old registration)
     POST /api/brokers/<id>/pause            SIGSTOP it (a zombie: sockets open, nothing answers)
     POST /api/brokers/<id>/resume           SIGCONT a paused broker
+    POST /api/brokers/<id>/cut-zk           drop what it sends to every ZooKeeper node (iptables)
+    POST /api/brokers/<id>/heal-zk          remove those rules
     POST /api/elect-preferred               ElectLeaders (PREFERRED) for every partition
     POST /api/produce                       {"topic": T, "count": N}: N records to T (acks=all)
 
@@ -20,13 +22,16 @@ with confirm() first): anything else is 400; every action needs Content-Type app
 site open in the same browser cannot post them; a broker id not in the cluster the dashboard
 was started for, or any other route, is 404; killing or pausing a broker that is not running,
 restarting one that is, resuming one that is not paused, 409. A produce burst needs a topic
-name and 1 <= count <= MAX_BURST (else 400).
+name and 1 <= count <= MAX_BURST (else 400). cut-zk needs confirmation too, and a broker that
+runs with its own gid (the chaos backend's iptables owner match): brokers the dashboard
+restarted have one (``gid_base + id``), others 409 with what to do; without iptables (root) 501.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import random
 import signal
 from urllib.parse import urlsplit
 from typing import Any, AsyncIterator
@@ -42,6 +47,7 @@ from starlette.routing import Route
 from kafkalike.client import KafkaClient, KafkaProducer
 from kafkalike.client.errors import ClientError
 from kafkalike.cluster import process
+from kafkalike.chaos.local import ChaosBackendError, LocalBackend
 from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.dashboard.page import PAGE
@@ -78,6 +84,12 @@ class Dashboard:
     _nursery: trio.Nursery | None = None
     _busy: set[int] = attrs.Factory(set)
     _paused: set[int] = attrs.Factory(set)
+    #: brokers restarted here run with gid gid_base + id, so that a ZooKeeper cut can match
+    #: their packets (kafkalike.chaos.local.LocalBackend.cut); random per dashboard, outside the
+    #: chaos runner's range [40000, 59000)
+    gid_base: int = attrs.Factory(lambda: random.randrange(60000, 65000, 10))
+    _backend: LocalBackend | None = None
+    _cuts: dict[int, list[tuple[str, ...]]] = attrs.Factory(dict)
 
     def add(self, events: list[Event]) -> None:
         """Append ``events`` to the timeline and wake every listener."""
@@ -132,6 +144,8 @@ class Dashboard:
                         started = True
                     await trio.sleep(self.poll_interval_s)
             finally:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.remove_cuts)
                 if zk is not None:
                     with trio.CancelScope(shield=True), trio.move_on_after(2):
                         await zk.close()
@@ -156,6 +170,8 @@ class Dashboard:
         if not await trio.to_thread.run_sync(self.cluster.kill_broker, broker_id):
             return 409, f"broker {broker_id} is not running"
         self._paused.discard(broker_id)
+        for handle in self._cuts.pop(broker_id, []):  # a restarted process starts uncut
+            await trio.to_thread.run_sync(self._chaos().restore, handle)
         self.add([Event(now_ms(), "action", f"you: kill -9 broker {broker_id} (pid {pid})")])
         return 200, f"broker {broker_id} (pid {pid}) killed"
 
@@ -232,6 +248,55 @@ class Dashboard:
         self.add([Event(now_ms(), "action", text)])
         return 200, text
 
+    def _chaos(self) -> LocalBackend:
+        if self._backend is None:
+            self._backend = LocalBackend(self.cluster, self.gid_base)
+        return self._backend
+
+    async def cut_zk(self, broker_id: int) -> tuple[int, str]:
+        """Drop every packet broker ``broker_id`` sends to the ZooKeeper nodes (the chaos
+        backend's link cut, one per node): its session expires while the process and its
+        Kafka connections live. (HTTP status, message): 409 not running / already cut / not
+        on its own gid, 501 no iptables."""
+        pid = await trio.to_thread.run_sync(self.cluster.broker_pid, broker_id)
+        if pid is None or not await trio.to_thread.run_sync(self.cluster.broker_alive, broker_id):
+            return 409, f"broker {broker_id} is not running"
+        if broker_id in self._cuts:
+            return 409, f"broker {broker_id} is already cut from ZooKeeper"
+        backend = self._chaos()
+        if not backend.iptables.available:
+            return 501, "cutting from ZooKeeper needs iptables (and root)"
+        gid = await trio.to_thread.run_sync(_process_gid, pid)
+        if gid != backend.gid(broker_id):
+            return 409, (f"broker {broker_id} (pid {pid}) runs with gid {gid}, shared with other processes; "
+                         "kill -9 and restart it here to give it its own gid, then cut it")
+        try:
+            handles = [await trio.to_thread.run_sync(backend.cut, f"b{broker_id}", zk) for zk in backend.zk_nodes()]
+        except ChaosBackendError as exc:
+            await trio.to_thread.run_sync(backend.iptables.remove_all)
+            return 502, f"cut of broker {broker_id} failed: {exc}"
+        self._cuts[broker_id] = handles
+        self.add([Event(now_ms(), "action", f"you: cut broker {broker_id} from ZooKeeper (iptables drops what gid "
+                                            f"{gid} sends to {', '.join(backend.zk_nodes())}; its session expires "
+                                            "after the session timeout, its Kafka connections stay)")])
+        return 200, f"broker {broker_id} cut from ZooKeeper"
+
+    async def heal_zk(self, broker_id: int) -> tuple[int, str]:
+        """Remove broker ``broker_id``'s ZooKeeper cut: (HTTP status, message)."""
+        handles = self._cuts.pop(broker_id, None)
+        if handles is None:
+            return 409, f"broker {broker_id} is not cut from ZooKeeper"
+        for handle in handles:
+            await trio.to_thread.run_sync(self._chaos().restore, handle)
+        self.add([Event(now_ms(), "action", f"you: heal broker {broker_id}'s link to ZooKeeper")])
+        return 200, f"broker {broker_id} reaches ZooKeeper again"
+
+    def remove_cuts(self) -> None:
+        """Delete every iptables rule this dashboard added (at exit)."""
+        if self._backend is not None:
+            self._backend.iptables.remove_all()
+        self._cuts.clear()
+
     async def restart(self, broker_id: int) -> tuple[int, str]:
         """Start broker ``broker_id`` again in the background: (HTTP status, message)."""
         if broker_id in self._busy or await trio.to_thread.run_sync(self.cluster.broker_alive, broker_id):
@@ -250,7 +315,8 @@ class Dashboard:
             trio.from_thread.run_sync(self.add, [Event(now_ms(), "action", text)], trio_token=token)
 
         try:
-            pid = await trio.to_thread.run_sync(lambda: self.cluster.start_broker(broker_id, say=say))
+            pid = await trio.to_thread.run_sync(
+                lambda: self.cluster.start_broker(broker_id, say=say, group=self.gid_base + broker_id))
             self.add([Event(now_ms(), "process", f"broker {broker_id} process started (pid {pid})")])
         except (ClusterError, OSError) as exc:
             self.add([Event(now_ms(), "error", f"restart of broker {broker_id} failed: {exc}")])
@@ -317,10 +383,11 @@ def make_app(dash: Dashboard) -> Starlette:
     async def action(request: Request) -> Response:
         broker_id = request.path_params["broker_id"]
         what = request.path_params["action"]
-        handlers = {"kill": dash.kill, "restart": dash.restart, "pause": dash.pause, "resume": dash.resume}
+        handlers = {"kill": dash.kill, "restart": dash.restart, "pause": dash.pause, "resume": dash.resume,
+                    "cut-zk": dash.cut_zk, "heal-zk": dash.heal_zk}
         if what not in handlers or broker_id not in dash.cluster.broker_ids:
             return JSONResponse({"error": f"no broker {broker_id} action {what!r} in this cluster"}, status_code=404)
-        body = await checked_body(request, f"{what} broker {broker_id}", confirm=what != "resume")
+        body = await checked_body(request, f"{what} broker {broker_id}", confirm=what not in ("resume", "heal-zk"))
         if isinstance(body, Response):
             return body
         return answer(*await handlers[what](broker_id))
@@ -350,6 +417,18 @@ def make_app(dash: Dashboard) -> Starlette:
         Route("/api/elect-preferred", elect_preferred, methods=["POST"]),
         Route("/api/produce", produce, methods=["POST"]),
     ])
+
+
+def _process_gid(pid: int) -> int | None:
+    """The effective gid of process ``pid`` (/proc/<pid>/status), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Gid:"):
+                    return int(line.split()[2])
+    except OSError:
+        return None
+    return None
 
 
 def _timedelta_ms(ms: float) -> Any:

@@ -1,8 +1,9 @@
 """The dashboard's one page: plain HTML, CSS and JavaScript in one string (no build step, nothing
 fetched from elsewhere). It opens ``/events`` (server-sent events, one JSON message per
 snapshot: ``{"state": Snapshot.to_json(), "events": [{seq, ts_ms, kind, text}]}``) and
-re-renders; kill -9 / restart / pause / resume buttons POST ``/api/brokers/<id>/<action>``
-(with ``{"confirm": true}`` after the browser's confirm() dialog, except resume), the
+re-renders; kill -9 / restart / pause / resume / cut ZK / heal ZK buttons POST
+``/api/brokers/<id>/<action>`` (with ``{"confirm": true}`` after the browser's confirm()
+dialog, except resume and heal), the
 preferred-election button ``/api/elect-preferred`` (confirmed) and the produce form
 ``/api/produce``. The znode tree (``state.znodes``) is drawn indented, ephemeral znodes
 badged with their owner session, and a znode created or changed since the previous snapshot
@@ -83,7 +84,9 @@ function render(st) {
     '<td><button class="kill" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">kill -9</button>" +
     '<button class="restart" data-broker="' + b.id + '"' + (b.alive ? " disabled" : "") + ">restart</button>" +
     '<button class="pause" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">pause</button>" +
-    '<button class="resume" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">resume</button></td></tr>").join(""));
+    '<button class="resume" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">resume</button>" +
+    '<button class="cut-zk" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">cut ZK</button>" +
+    '<button class="heal-zk" data-broker="' + b.id + '">heal ZK</button></td></tr>").join(""));
   const topics = [...new Set(st.partitions.filter((p) => !p.internal).map((p) => p.topic))].sort();
   put("#burst-topic", topics.map((t) => '<option value="' + esc(t) + '">' + esc(t) + "</option>").join(""));
   put("#controller", st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
@@ -161,6 +164,7 @@ const QUESTIONS = {
   kill: (id) => "kill -9 broker " + id + "? Its process dies at once; its ZooKeeper session expires after the session timeout.",
   restart: (id) => "restart broker " + id + "?",
   pause: (id) => "pause broker " + id + " (SIGSTOP)? It keeps its sockets but answers nothing; its ZooKeeper session expires after the session timeout.",
+  "cut-zk": (id) => "cut broker " + id + " from ZooKeeper (iptables)? It keeps serving clients, but its session expires and the controller moves its partitions.",
 };
 document.addEventListener("click", async (ev) => {
   const t = ev.target;
@@ -175,7 +179,7 @@ document.addEventListener("click", async (ev) => {
     return;
   }
   if (!t.dataset.broker) return;
-  const id = t.dataset.broker, action = ["kill", "restart", "pause", "resume"].find((a) => t.classList.contains(a));
+  const id = t.dataset.broker, action = ["kill", "restart", "pause", "resume", "cut-zk", "heal-zk"].find((a) => t.classList.contains(a));
   if (QUESTIONS[action] && !window.confirm(QUESTIONS[action](id))) return;
   await post("/api/brokers/" + id + "/" + action, QUESTIONS[action] ? {confirm: true} : {}, action + " broker " + id);
 });

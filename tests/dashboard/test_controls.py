@@ -4,9 +4,13 @@ election, each on the timeline with its consequences; and their bad-input answer
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from tests.dashboard.dashboard_helpers import http, running_dashboard
 from tests.dashboard.test_dashboard import TOPIC, create_topic_produce_and_commit, free_metrics_port
@@ -88,3 +92,54 @@ def test_produce_burst_pause_resume_and_preferred_election_show_on_the_timeline(
         assert any(line.startswith("preferred leader election: ") for line in lines)
         assert any(f"partition {TOPIC}-" in line and f"leader {victim}" not in line.split("leader", 1)[0]
                    and f"\u2192{victim}" in line for line in lines), lines
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1" or shutil.which("iptables") is None or os.geteuid() != 0,
+                    reason="kill, restart and a ZooKeeper session expiry, about 1 min, iptables as root: KAFKALIKE_SLOW=1")
+def test_cut_from_zookeeper_expires_the_session_of_a_live_broker_and_heal_brings_it_back(
+        make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(brokers=3, overrides=free_metrics_port())
+    create_topic_produce_and_commit(cluster.bootstrap_servers)
+    with running_dashboard(cluster.base_dir, host="127.0.0.1") as url:
+
+        def state() -> dict[str, Any]:
+            return http("GET", url + "/api/state")[1]["state"]
+
+        def timeline() -> list[str]:
+            return [e["text"] for e in http("GET", url + "/api/state")[1]["events"]]
+
+        def parts() -> list[dict[str, Any]]:
+            return [p for p in state()["partitions"] if p["topic"] == TOPIC]
+
+        wait_for("a controller", lambda: state()["controller"])
+        controller = state()["controller"]["id"]
+        victim = next(b for b in (1, 2, 3) if b != controller)
+        assert http("POST", url + f"/api/brokers/{victim}/cut-zk", {})[0] == 400  # unconfirmed
+        status, body = http("POST", url + f"/api/brokers/{victim}/cut-zk", {"confirm": True})
+        assert status == 409 and "own gid" in body["error"], body  # started by the fixture: gid shared
+        assert http("POST", url + f"/api/brokers/{victim}/heal-zk", {})[0] == 409  # not cut
+
+        # kill -9 and restart from the dashboard: the new process runs with its own gid
+        old_epoch = state()["brokers"][str(victim)]["epoch"]
+        assert http("POST", url + f"/api/brokers/{victim}/kill", {"confirm": True})[0] == 200
+        assert http("POST", url + f"/api/brokers/{victim}/restart", {"confirm": True})[0] == 202
+        wait_for("the restarted broker registered (a new broker epoch) and back in every ISR", lambda: (
+            state()["brokers"][str(victim)]["registered"] and state()["brokers"][str(victim)]["epoch"] != old_epoch
+            and all(len(p["isr"]) == 3 for p in parts())), 90)
+        pid = cluster.broker_pid(victim)
+        status, body = http("POST", url + f"/api/brokers/{victim}/cut-zk", {"confirm": True})
+        assert status == 200, body
+        try:
+            wait_for("the cut broker's registration gone and its partitions led elsewhere", lambda: (
+                not state()["brokers"][str(victim)]["registered"]
+                and all(p["leader"] != victim and victim not in p["isr"] for p in parts())), 45)
+            assert cluster.broker_alive(victim) and cluster.broker_pid(victim) == pid
+            assert any(f"you: cut broker {victim} from ZooKeeper" in line for line in timeline())
+        finally:
+            status, body = http("POST", url + f"/api/brokers/{victim}/heal-zk", {})
+        assert status == 200, body
+        wait_for("the healed broker registered again and back in every ISR", lambda: (
+            state()["brokers"][str(victim)]["registered"] and all(len(p["isr"]) == 3 for p in parts())), 90)
+        assert any(f"/brokers/ids/{victim} created" in line for line in timeline())
+        assert cluster.broker_pid(victim) == pid  # the same process: it was never stopped
+        assert any(f"you: heal broker {victim}'s link to ZooKeeper" in line for line in timeline())
