@@ -164,6 +164,13 @@ def test_kafkas_own_kafka_configs_sh_alters_and_describes_client_quotas(quota_br
     out = configs("--describe", "--entity-type", "clients", "--entity-name", "java-c")
     assert "Quota configs for client-id 'java-c' are" in out.stdout, out.stdout + out.stderr[-2000:]
     assert "producer_byte_rate=4096.0" in out.stdout and "consumer_byte_rate=8192.0" in out.stdout
+    # users: DescribeClientQuotas first, then DescribeUserScramCredentials (failed before quotas existed)
+    trio.run(lambda: _call(port, 49, validate_only=False, entries=[
+        {"entity": [{"entity_type": "user", "entity_name": "quota-user"}],
+         "ops": [{"key": "consumer_byte_rate", "value": 1024.0, "remove": False}]}]))
+    out = configs("--describe", "--entity-type", "users", "--entity-name", "quota-user")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Quota configs for user-principal 'quota-user' are consumer_byte_rate=1024.0" in out.stdout, out.stdout
 
 
 # ---------------------------------------------------------------------------- the benchmark
