@@ -11,6 +11,7 @@ ReplicaStateMachine (Kafka 3.x): the state names and their valid previous states
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -48,6 +49,10 @@ class ReplicaState(enum.Enum):
 
 PS, RS = PartitionState, ReplicaState
 T = TypeVar("T")
+
+#: sort key for TopicPartitions, (topic, partition): the order attrs' comparisons give, ~10x
+#: faster (attrs builds two tuples per comparison: sorting 10,000 took ~1 s of a busy loop)
+tp_order = operator.attrgetter("topic", "partition")
 
 #: how many partitions (or replicas) the controller's bulk work -- creating and deleting topics --
 #: hands to a state machine at a time, going back to the event loop in between. A state machine
@@ -235,10 +240,10 @@ class ControllerContext:
         return topic in self.assignments.by_topic
 
     def partitions_on_broker(self, broker_id: int) -> list[TopicPartition]:
-        return sorted(tp for tp, replicas in self.assignments.items() if broker_id in replicas)
+        return sorted((tp for tp, replicas in self.assignments.items() if broker_id in replicas), key=tp_order)
 
     def partitions_led_by(self, broker_id: int) -> list[TopicPartition]:
-        return sorted(tp for tp, li in self.leadership.items() if li.leader == broker_id)
+        return sorted((tp for tp, li in self.leadership.items() if li.leader == broker_id), key=tp_order)
 
     def is_replica_online(self, tp: TopicPartition, replica: int, include_shutting_down: bool = True) -> bool:
         """True if ``replica``'s broker is registered (and, unless ``include_shutting_down``,
@@ -289,7 +294,8 @@ class ControllerContext:
 
     def replicas_on_brokers(self, broker_ids: set[int]) -> list[tuple[TopicPartition, int]]:
         """(partition, replica) for every replica hosted on one of ``broker_ids``."""
-        return [(tp, r) for tp, replicas in sorted(self.assignments.items()) for r in replicas if r in broker_ids]
+        return [(tp, r) for tp in sorted(self.assignments, key=tp_order) for r in self.assignments[tp]
+                if r in broker_ids]
 
     def replicas_for_topic(self, topic: str) -> list[tuple[TopicPartition, int]]:
         return [(tp, r) for tp in self.partitions_of_topic(topic) for r in self.assignments[tp]]
