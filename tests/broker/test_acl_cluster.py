@@ -315,3 +315,42 @@ def test_kafkas_own_kafka_acls_sh_adds_lists_and_removes_acls(acl_broker: AclBro
                "--group", "frank-g")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "User:frank" not in acls("--list").stdout
+
+
+def test_a_transactional_producer_needs_write_on_its_transactional_id(granted: AclBroker) -> None:
+    """alice (All on topics and groups) with Write on transactional id tx-a commits a
+    transaction; with id tx-b, which no ACL names, init_transactions fails with
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED (FindCoordinator / InitProducerId)."""
+    from confluent_kafka import KafkaError, KafkaException, Producer
+
+    _create(granted, _binding("TRANSACTIONAL_ID", "tx-a", "User:alice", "WRITE"),
+            _binding("TRANSACTIONAL_ID", "tx-a", "User:alice", "DESCRIBE"))
+    producer = Producer(granted.client("alice", **{"transactional.id": "tx-a"}))
+    producer.init_transactions(60)
+    producer.begin_transaction()
+    producer.produce("t", value=b"in-a-transaction")
+    producer.commit_transaction(60)
+    refused = Producer(granted.client("alice", **{"transactional.id": "tx-b"}))
+    with pytest.raises(KafkaException) as err:
+        refused.init_transactions(30)
+    assert err.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_authorized_operations_are_answered_when_asked(granted: AclBroker) -> None:
+    """Metadata / DescribeCluster / DescribeGroups authorized-operations bit fields, through
+    confluent-kafka's describe_topics / describe_cluster / describe_consumer_groups."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+
+    bob = _admin(granted, "bob")
+    topic = bob.describe_topics(TopicCollection(["t"]),  # type: ignore[attr-defined]
+                                include_authorized_operations=True)["t"].result(30)
+    assert set(topic.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+    cluster = bob.describe_cluster(include_authorized_operations=True).result(30)  # type: ignore[attr-defined]
+    assert not cluster.authorized_operations  # bob has no cluster ACL
+    admin = _admin(granted)  # kept alive until the future completes
+    admin_cluster = admin.describe_cluster(include_authorized_operations=True).result(30)  # type: ignore[attr-defined]
+    assert AclOperation.ALTER in admin_cluster.authorized_operations  # a super user
+    group = bob.describe_consumer_groups(["bob-g"],  # type: ignore[attr-defined]
+                                         include_authorized_operations=True)["bob-g"].result(30)
+    assert set(group.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
