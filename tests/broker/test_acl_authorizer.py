@@ -4,6 +4,7 @@ ZooKeeper): the znodes Kafka writes, change notifications reaching a second brok
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import trio
@@ -190,3 +191,20 @@ async def test_a_second_brokers_cache_follows_the_change_notifications(
                                            ("transactional_id", ResourceType.TRANSACTIONAL_ID), ("x", ResourceType.UNKNOWN)])
 def test_resource_type_names(text: str, expected: ResourceType) -> None:
     assert ResourceType.parse(text) == expected
+
+
+async def test_a_cache_whose_zookeeper_session_expired_catches_up_with_changes_made_meanwhile(
+        zk_client: ZooKeeperClient, zk_chroot_connect: str, zk_expire: Any) -> None:
+    """The reader's session expires (its child watch dies with it); an ACL written meanwhile
+    reaches its cache once it has a new session (relist / re-armed watch)."""
+    writer, reader = AclAuthorizer(), AclAuthorizer()
+    async with ZooKeeperClient(zk_chroot_connect, session_timeout_ms=4000) as other:
+        async with trio.open_nursery() as nursery:
+            await writer.start(zk_client, nursery)
+            await reader.start(other, nursery)
+            await zk_expire(other)
+            await writer.create_acls([AclBinding(topic("while-away"), ace(op=Op.WRITE))])
+            with trio.fail_after(45):
+                while not reader.authorize("User:bob", "h", Op.WRITE, ResourceType.TOPIC, "while-away"):
+                    await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
