@@ -11,6 +11,7 @@ cluster has no eligible leader replicas). Errors are one line on stderr, exit co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
 from typing import Any
@@ -64,6 +65,12 @@ def _main(args: argparse.Namespace) -> int:
     except ClientError as exc:
         print(f"kafkalike topics: {exc} (bootstrap server {args.bootstrap_server})", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader of our stdout is gone (`kafkalike topics --list | grep -q NAME`): not a broker
+        # error; kafka-topics.sh's PrintStream ignores it too. Point stdout at /dev/null so that
+        # the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         print(f"kafkalike topics: no broker reachable at {args.bootstrap_server}: {exc}", file=sys.stderr)
         return 1
