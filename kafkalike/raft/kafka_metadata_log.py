@@ -14,7 +14,7 @@ UnexpectedAppendOffsetError, OffsetOutOfRangeError), each naming the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -23,6 +23,7 @@ from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.record_batch import valid_prefix_length
 from kafkalike.protocol.records import DecodedBatch, decode_batches
 from kafkalike.raft.quorum_state import OffsetAndEpoch
+from kafkalike.storage import snapshots
 from kafkalike.storage.file_records import read_slices
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.unified_log import UnifiedLog
@@ -69,8 +70,16 @@ class KafkaMetadataLog:
 
     @classmethod
     def open(cls, metadata_dir: Path, config: LogConfig | None = None) -> KafkaMetadataLog:
-        """Open (creating if absent, recovering a torn tail) the log under ``metadata_dir``."""
-        return cls(UnifiedLog.open(Path(metadata_dir) / METADATA_PARTITION_DIR, config))
+        """Open (creating if absent, recovering a torn tail) the log under ``metadata_dir``. A log
+        that ends before its latest snapshot (it was lost, or the snapshot was fetched) starts
+        empty at the snapshot's end offset; one that holds it starts there (Kafka's
+        KafkaMetadataLog: the log start offset is never below the oldest snapshot's when segments
+        below it are gone)."""
+        self = cls(UnifiedLog.open(Path(metadata_dir) / METADATA_PARTITION_DIR, config))
+        latest = self.latest_snapshot_id()
+        if latest is not None and self.end_offset < latest.end_offset:
+            self.log.truncate_fully_and_start_at(latest.end_offset)
+        return self
 
     @property
     def dir(self) -> Path:
@@ -89,9 +98,13 @@ class KafkaMetadataLog:
 
     @property
     def last_fetched_epoch(self) -> int:
-        """The epoch of the last batch (0 for an empty log), Kafka's lastFetchedEpoch."""
+        """The epoch of the last batch; for an empty log the latest snapshot's, else 0 (Kafka's
+        lastFetchedEpoch)."""
         latest = self.log.leader_epoch_cache.latest_epoch
-        return 0 if latest is None else latest
+        if latest is not None:
+            return latest
+        snapshot = self.latest_snapshot_id()
+        return snapshot.epoch if snapshot is not None else 0
 
     def end_offset_and_epoch(self) -> OffsetAndEpoch:
         """(last epoch, end offset): what a Vote compares."""
@@ -99,11 +112,64 @@ class KafkaMetadataLog:
 
     def end_offset_for_epoch(self, epoch: int) -> OffsetAndEpoch:
         """The end offset of ``epoch`` in this log and the largest epoch <= it that the log has
-        (Kafka's KafkaMetadataLog.endOffsetForEpoch); (0, 0) when the log knows none."""
+        (Kafka's KafkaMetadataLog.endOffsetForEpoch): an epoch older than the log's first is
+        answered with the oldest snapshot's id; an epoch the log does not know with its own
+        (last fetched epoch, end offset)."""
         found_epoch, offset = self.log.end_offset_for_epoch(epoch)
         if found_epoch < 0:
-            return OffsetAndEpoch(0, 0)
+            return OffsetAndEpoch(self.last_fetched_epoch, self.end_offset)
+        oldest = self.earliest_snapshot_id()
+        if oldest is not None and offset == oldest.end_offset and found_epoch == epoch:
+            return OffsetAndEpoch(oldest.epoch, oldest.end_offset)
         return OffsetAndEpoch(found_epoch, offset)
+
+    # ------------------------------------------------------------------ snapshots (KIP-630)
+
+    def latest_snapshot_id(self) -> snapshots.SnapshotId | None:
+        """The newest complete snapshot in the partition dir."""
+        found = snapshots.list_snapshots(self.dir)
+        return found[-1] if found else None
+
+    def earliest_snapshot_id(self) -> snapshots.SnapshotId | None:
+        """The oldest complete snapshot in the partition dir."""
+        found = snapshots.list_snapshots(self.dir)
+        return found[0] if found else None
+
+    def create_snapshot(self, end_offset: int, records: Sequence[mr.ApiMessage | mr.ApiMessageAndVersion],
+                        last_contained_log_timestamp: int) -> snapshots.SnapshotId:
+        """Write the snapshot of the state up to, not including, ``end_offset`` (committed: <=
+        the high watermark; its epoch is that of the record before it). Raises ValueError for an
+        offset above the high watermark or below the log start offset."""
+        if not self.start_offset < end_offset <= self.high_watermark:
+            raise ValueError(f"cannot snapshot at {end_offset}: outside ({self.start_offset}, high watermark "
+                             f"{self.high_watermark}]")
+        snapshot_id = snapshots.SnapshotId(end_offset, self.log.epoch_for_offset(end_offset - 1))
+        snapshots.write_snapshot(self.dir, snapshot_id, records,
+                                 last_contained_log_timestamp=last_contained_log_timestamp)
+        return snapshot_id
+
+    def delete_before_snapshot(self) -> int:
+        """Move the log start offset to the latest snapshot's end offset and delete the segments
+        wholly below it (Kafka's deleteBeforeSnapshot). Returns the log start offset."""
+        latest = self.latest_snapshot_id()
+        if latest is None or latest.end_offset > self.high_watermark:
+            return self.start_offset
+        return self.log.delete_records_before(latest.end_offset)
+
+    def install_snapshot(self, snapshot_id: snapshots.SnapshotId, data: bytes) -> snapshots.Snapshot:
+        """A follower's fetched snapshot: check it (CorruptSnapshotError), write it (.part, fsync,
+        rename), and start the log empty at its end offset (truncateToLatestSnapshot)."""
+        snapshot = snapshots.decode_snapshot(data, snapshots.snapshot_path(self.dir, snapshot_id))
+        snapshots.write_snapshot_file(snapshots.snapshot_path(self.dir, snapshot_id), data)
+        self.log.truncate_fully_and_start_at(snapshot_id.end_offset)
+        return snapshot
+
+    def read_snapshot_bytes(self, snapshot_id: snapshots.SnapshotId) -> bytes | None:
+        """The bytes of snapshot ``snapshot_id``, None when there is no such snapshot."""
+        try:
+            return snapshots.snapshot_path(self.dir, snapshot_id).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def append_as_leader(self, batch: bytes | bytearray, epoch: int) -> tuple[int, int]:
         """Append one batch at the next offset with partitionLeaderEpoch ``epoch``, flush it.

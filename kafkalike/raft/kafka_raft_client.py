@@ -62,6 +62,7 @@ from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnknownApiKeyErr
 from kafkalike.protocol.frame import FrameReader
 from kafkalike.raft.kafka_metadata_log import METADATA_TOPIC, Batch, KafkaMetadataLog, decode_raft_batch
 from kafkalike.storage.errors import StorageError
+from kafkalike.storage.snapshots import Snapshot, SnapshotId, read_snapshot, snapshot_path
 from kafkalike.raft.quorum_state import (CandidateState, FollowerState, IllegalStateError, LeaderState,
                                          OffsetAndEpoch, QuorumState, ReplicaState, ResignedState, UnattachedState,
                                          VotedState)
@@ -78,6 +79,7 @@ VOTE_VERSION = 0
 BEGIN_QUORUM_EPOCH_VERSION = 0
 END_QUORUM_EPOCH_VERSION = 0
 FETCH_VERSION = 13
+FETCH_SNAPSHOT_VERSION = 0
 
 RAFT_APIS: dict[int, tuple[int, int]] = {
     ApiKey.FETCH: (FETCH_VERSION, FETCH_VERSION),
@@ -87,6 +89,7 @@ RAFT_APIS: dict[int, tuple[int, int]] = {
     ApiKey.END_QUORUM_EPOCH: (0, 0),
     ApiKey.DESCRIBE_QUORUM: (0, 1),
     ApiKey.DESCRIBE_CLUSTER: (1, 1),
+    ApiKey.FETCH_SNAPSHOT: (0, 0),
 }
 """The APIs a Raft node serves on its controller listener, at these versions (kraft.version 0:
 the versions before KIP-853's directory ids; Fetch from v13, addressed by topic id).
@@ -157,6 +160,10 @@ class RaftClientListener(Protocol):
 
     def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
         """The known leader or epoch changed."""
+
+    # optional: ``handle_load_snapshot(snapshot_id: SnapshotId, snapshot: Snapshot)``, called
+    # before the commits that follow a snapshot when the listener is behind the log start offset
+    # (a follower that fetched a snapshot; Kafka's handleLoadSnapshot)
 
 
 class NotLeaderError(Exception):
@@ -539,6 +546,8 @@ class KafkaRaftClient:
                 continue
             try:
                 ok = self._handle_fetch_response(state, response)
+                if isinstance(ok, SnapshotId):
+                    ok = await self._fetch_snapshot(state, ok)
             except (StorageError, ProtocolError) as exc:
                 # records that do not append (corrupt, out of order) or a log that cannot be
                 # written: nothing is applied; fetch again after a backoff
@@ -547,8 +556,9 @@ class KafkaRaftClient:
             if not ok:
                 await trio.sleep(self.config.retry_backoff_ms / 1000)
 
-    def _handle_fetch_response(self, state: FollowerState, response: Any) -> bool:
-        """Apply a Fetch answer; True when it was a successful fetch."""
+    def _handle_fetch_response(self, state: FollowerState, response: Any) -> bool | SnapshotId:
+        """Apply a Fetch answer; True when it was a successful fetch, the SnapshotId to fetch when
+        the leader's log starts after our end offset."""
         if response.error_code != ErrorCode.none or not response.responses or \
                 not response.responses[0].partitions:
             log.warning("raft_fetch_error", node_id=self.node_id, error=str(response.error_code))
@@ -569,10 +579,8 @@ class KafkaRaftClient:
                      diverging_end_offset=diverging.offset, from_offset=before, to_offset=target)
             self._next_commit_offset = min(self._next_commit_offset, target)
             return True
-        if p.snapshot_id.end_offset >= 0:
-            log.warning("raft_snapshot_needed_not_supported", node_id=self.node_id,
-                        snapshot_end_offset=p.snapshot_id.end_offset, snapshot_epoch=p.snapshot_id.epoch)
-            return False
+        if p.snapshot_id.end_offset >= 0 and p.snapshot_id.epoch >= 0:
+            return SnapshotId(p.snapshot_id.end_offset, p.snapshot_id.epoch)
         if p.records:
             self.log.append_as_follower(p.records)
         hw = min(p.high_watermark, self.log.end_offset)
@@ -580,6 +588,48 @@ class KafkaRaftClient:
             self._known_high_watermark = self.log.update_high_watermark(hw)
             self._deliver_commits()
         return True
+
+    async def _fetch_snapshot(self, state: FollowerState, snapshot_id: SnapshotId) -> bool:
+        """Download snapshot ``snapshot_id`` from the leader with FetchSnapshot (v0, in chunks of
+        up to FETCH_MAX_BYTES), install it and start the log at its end offset. True when done."""
+        assert self._channel is not None
+        data = bytearray()
+        log.info("raft_snapshot_fetching", node_id=self.node_id, end_offset=snapshot_id.end_offset,
+                 epoch=snapshot_id.epoch)
+        while self.quorum.state is state:
+            request = _entity(ApiKey.FETCH_SNAPSHOT, FETCH_SNAPSHOT_VERSION, "request",
+                              cluster_id=self.config.cluster_id, replica_id=self.node_id, max_bytes=FETCH_MAX_BYTES,
+                              topics=[{"name": METADATA_TOPIC, "partitions": [{
+                                  "partition": 0, "current_leader_epoch": state.epoch,
+                                  "snapshot_id": {"end_offset": snapshot_id.end_offset, "epoch": snapshot_id.epoch},
+                                  "position": len(data)}]}])
+            response = await self._channel.send(state.leader_id, request, purpose="fetch")
+            if response is None or response.error_code != ErrorCode.none or not response.topics:
+                return False
+            p = response.topics[0].partitions[0]
+            self._maybe_transition(p.current_leader.leader_id, p.current_leader.leader_epoch)
+            if self.quorum.state is not state or p.error_code != ErrorCode.none or p.position != len(data):
+                log.info("raft_snapshot_fetch_refused", node_id=self.node_id, error=str(p.error_code))
+                return False
+            self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
+            data += p.unaligned_records or b""
+            if len(data) >= p.size:
+                break
+        else:
+            return False
+        snapshot = self.log.install_snapshot(snapshot_id, bytes(data))
+        self._next_commit_offset = snapshot_id.end_offset
+        self._known_high_watermark = max(self._known_high_watermark, snapshot_id.end_offset)
+        self.log.update_high_watermark(snapshot_id.end_offset)
+        log.info("raft_snapshot_installed", node_id=self.node_id, end_offset=snapshot_id.end_offset,
+                 epoch=snapshot_id.epoch, records=len(snapshot.records), size=len(data))
+        self._load_snapshot(snapshot_id, snapshot)
+        return True
+
+    def _load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
+        handle = getattr(self.listener, "handle_load_snapshot", None)
+        if handle is not None:
+            handle(snapshot_id, snapshot)
 
     # ------------------------------------------------------------------ leader bookkeeping
 
@@ -596,6 +646,12 @@ class KafkaRaftClient:
 
     def _deliver_commits(self) -> None:
         hw = self.high_watermark
+        if self._next_commit_offset < self.log.start_offset:
+            # the listener is behind the log's start: it starts from the latest snapshot
+            latest = self.log.latest_snapshot_id()
+            if latest is not None and latest.end_offset <= hw:
+                self._load_snapshot(latest, read_snapshot(snapshot_path(self.log.dir, latest)))
+                self._next_commit_offset = latest.end_offset
         while self._next_commit_offset < hw:
             progressed = False
             for raw in self.log.committed_batches(self._next_commit_offset, hw):
@@ -629,6 +685,20 @@ class KafkaRaftClient:
         _base, last = self.log.append_as_leader(batch, s.epoch)
         self._on_leader_end_offset(s)
         return last
+
+    def create_snapshot(self, end_offset: int, records: Sequence[mr.ApiMessage | mr.ApiMessageAndVersion],
+                        *, delete_log_before: bool = True) -> SnapshotId:
+        """Write a snapshot of the state up to, not including, ``end_offset`` (committed; Kafka's
+        RaftClient.createSnapshot, KIP-630), made of ``records``, and (``delete_log_before``) move
+        the log start offset to it, deleting the segments wholly below. Followers whose end offset
+        falls below the log start then fetch the snapshot (FetchSnapshot). Raises ValueError for an
+        offset that is not committed."""
+        snapshot_id = self.log.create_snapshot(end_offset, records, self.clock_ms())
+        if delete_log_before:
+            self.log.delete_before_snapshot()
+        log.info("raft_snapshot_created", node_id=self.node_id, end_offset=snapshot_id.end_offset,
+                 epoch=snapshot_id.epoch, log_start_offset=self.log.start_offset)
+        return snapshot_id
 
     def describe_quorum(self) -> QuorumInfo:
         """The leader's view of the quorum. Raises NotLeaderError on a non-leader (DescribeQuorum
@@ -735,13 +805,15 @@ class KafkaRaftClient:
         p0 = request.topics[0].partitions[0] if request.topics and request.topics[0].partitions else None
 
         def answer(error: ErrorCode = ErrorCode.none, *, top: ErrorCode = ErrorCode.none, records: bytes | None = None,
-                   diverging: OffsetAndEpoch | None = None) -> Any:
+                   diverging: OffsetAndEpoch | None = None, snapshot: SnapshotId | None = None) -> Any:
             partition: dict[str, Any] = {
                 "partition_index": 0, "error_code": error, "high_watermark": max(-1, self.high_watermark),
                 "log_start_offset": self.log.start_offset, "records": records,
                 "current_leader": {"leader_id": self.quorum.leader_id, "leader_epoch": self.quorum.epoch}}
             if diverging is not None:
                 partition["diverging_epoch"] = {"epoch": diverging.epoch, "end_offset": diverging.offset}
+            if snapshot is not None:
+                partition["snapshot_id"] = {"end_offset": snapshot.end_offset, "epoch": snapshot.epoch}
             topic_id = request.topics[0].topic_id if request.topics else METADATA_TOPIC_ID
             return _entity(ApiKey.FETCH, FETCH_VERSION, "response", throttle_time=0, error_code=top,
                            responses=[] if top else [{"topic_id": topic_id, "partitions": [partition]}])
@@ -762,6 +834,15 @@ class KafkaRaftClient:
             return answer(ErrorCode.unknown_leader_epoch)
         if not isinstance(s, LeaderState):
             return answer(ErrorCode.not_leader_or_follower)
+        # below our log (or at its start with another epoch): fetch the snapshot first (KIP-630)
+        oldest = self.log.earliest_snapshot_id()
+        start = self.log.start_offset
+        if oldest is not None and not (start == 0 and p0.fetch_offset == 0) and (
+                p0.fetch_offset < start or (p0.fetch_offset == start and p0.last_fetched_epoch != oldest.epoch)
+                or p0.last_fetched_epoch < oldest.epoch):
+            latest = self.log.latest_snapshot_id()
+            assert latest is not None
+            return answer(snapshot=latest)
         # the follower's log must agree with ours at (fetch_offset, last_fetched_epoch)
         end = self.log.end_offset_for_epoch(p0.last_fetched_epoch)
         if end.epoch != p0.last_fetched_epoch or end.offset < p0.fetch_offset:
@@ -785,6 +866,41 @@ class KafkaRaftClient:
         max_bytes = min(p0.partition_max_bytes, request.max_bytes) if request.max_bytes > 0 else p0.partition_max_bytes
         records = self.log.read(p0.fetch_offset, max(1, max_bytes)) if p0.fetch_offset < self.log.end_offset else b""
         return answer(records=records or None)
+
+    def handle_fetch_snapshot(self, request: Any) -> Any:
+        """Answer FetchSnapshot v0 (leader only): ``max_bytes`` of the snapshot file from
+        ``position``; SNAPSHOT_NOT_FOUND, POSITION_OUT_OF_RANGE, and the epoch errors of Fetch."""
+        def answer(error: ErrorCode = ErrorCode.none, *, top: ErrorCode = ErrorCode.none, size: int = -1,
+                   position: int = -1, data: bytes = b"", snapshot: Any = None) -> Any:
+            partition = {"index": 0, "error_code": error, "size": size, "position": position,
+                         "unaligned_records": data,
+                         "snapshot_id": snapshot or {"end_offset": -1, "epoch": -1},
+                         "current_leader": {"leader_id": self.quorum.leader_id, "leader_epoch": self.quorum.epoch}}
+            return _entity(ApiKey.FETCH_SNAPSHOT, FETCH_SNAPSHOT_VERSION, "response", throttle_time=0,
+                           error_code=top, topics=[] if top else [{"name": METADATA_TOPIC, "partitions": [partition]}])
+        if not self._check_cluster_id(request.cluster_id):
+            return answer(top=ErrorCode.inconsistent_cluster_id)
+        if len(request.topics) != 1 or len(request.topics[0].partitions) != 1:
+            return answer(top=ErrorCode.invalid_request)
+        p = request.topics[0].partitions[0]
+        if request.topics[0].name != METADATA_TOPIC or p.partition != 0:
+            return answer(ErrorCode.unknown_topic_or_partition)
+        s = self.quorum.state
+        if p.current_leader_epoch < s.epoch:
+            return answer(ErrorCode.fenced_leader_epoch)
+        if p.current_leader_epoch > s.epoch:
+            return answer(ErrorCode.unknown_leader_epoch)
+        if not isinstance(s, LeaderState):
+            return answer(ErrorCode.not_leader_or_follower)
+        snapshot_id = SnapshotId(p.snapshot_id.end_offset, p.snapshot_id.epoch)
+        data = self.log.read_snapshot_bytes(snapshot_id) if snapshot_id.end_offset >= 0 else None
+        ident = {"end_offset": snapshot_id.end_offset, "epoch": snapshot_id.epoch}
+        if data is None:
+            return answer(ErrorCode.snapshot_not_found, snapshot=ident)
+        if not 0 <= p.position < len(data):
+            return answer(ErrorCode.position_out_of_range, snapshot=ident)
+        chunk = data[p.position:p.position + max(1, min(request.max_bytes, FETCH_MAX_BYTES))]
+        return answer(size=len(data), position=p.position, data=chunk, snapshot=ident)
 
     def handle_describe_quorum(self, request: Any, version: int) -> Any:
         """Answer DescribeQuorum v0-1 (the leader's view; NOT_LEADER_OR_FOLLOWER elsewhere)."""
@@ -897,6 +1013,8 @@ class RaftServer:
             return c.handle_describe_quorum(request, header.api_version)
         if key == ApiKey.DESCRIBE_CLUSTER:
             return self._describe_cluster(request, header.api_version)
+        if key == ApiKey.FETCH_SNAPSHOT:
+            return c.handle_fetch_snapshot(request)
         raise AssertionError(f"unhandled api key {key}")  # RAFT_APIS lists only the above
 
     def _describe_cluster(self, request: Any, version: int) -> Any:

@@ -2,7 +2,9 @@
 returns offsets whose batches reach every voter's listener (handle_commit) in order, once;
 append() elsewhere raises NotLeaderError (NOT_LEADER_OR_FOLLOWER); listeners see the leader change;
 a request from an older epoch is fenced (FENCED_LEADER_EPOCH) and a Fetch of another topic id
-refused (UNKNOWN_TOPIC_ID); a malformed frame closes its connection and nothing else."""
+refused (UNKNOWN_TOPIC_ID); a malformed frame closes its connection and nothing else; a voter
+whose log ends below the leader's log start fetches the leader's snapshot (FetchSnapshot, KIP-630),
+hands it to its listener and goes on from the snapshot's end offset."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from kafkalike.raft.kafka_metadata_log import Batch, KafkaMetadataLog
 from kafkalike.raft.kafka_raft_client import (KafkaRaftClient, LeaderAndEpoch, NotLeaderError, RaftConfig,
                                               RaftServer, parse_voters)
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
+from kafkalike.storage.snapshots import Snapshot, SnapshotId
 from tests.raft.raft_helpers import free_ports
 
 
@@ -63,7 +66,9 @@ async def _leader(clients: list[KafkaRaftClient]) -> KafkaRaftClient:
     with trio.fail_after(60):
         while True:
             leaders = [c for c in clients if c.quorum.is_leader()]
-            if len(leaders) == 1 and leaders[0].high_watermark > 0:
+            # settled: every node follows that leader in its epoch, and something is committed
+            if len(leaders) == 1 and leaders[0].high_watermark > 0 and all(
+                    c.leader_and_epoch() == leaders[0].leader_and_epoch() for c in clients):
                 return leaders[0]
             await trio.sleep(0.05)
 
@@ -138,4 +143,51 @@ async def test_a_malformed_request_closes_its_connection_and_the_node_keeps_serv
             partition = answer.topics[0].partitions[0]
             assert partition.error_code == ErrorCode.none and partition.leader_id == leader.node_id
             assert [v.replica_id for v in partition.current_voters] == [1, 2, 3]
+        nursery.cancel_scope.cancel()
+
+
+@attrs.define
+class SnapshotRecorder(Recorder):
+    snapshots: list[tuple[SnapshotId, Snapshot]] = attrs.field(factory=list)
+
+    def handle_load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
+        self.snapshots.append((snapshot_id, snapshot))
+
+
+async def test_a_new_voter_behind_the_leaders_log_start_fetches_the_snapshot_then_the_log(tmp_path: Path) -> None:
+    ports = free_ports(3)
+    voters = {i + 1: ("127.0.0.1", port) for i, port in enumerate(ports)}
+
+    async def start(nursery: trio.Nursery, node_id: int) -> tuple[KafkaRaftClient, SnapshotRecorder]:
+        log = KafkaMetadataLog.open(tmp_path / f"n{node_id}")
+        quorum = QuorumState(node_id, set(voters), FileQuorumStateStore(log.dir / QUORUM_STATE_FILE))
+        recorder = SnapshotRecorder()
+        client = KafkaRaftClient(RaftConfig(node_id=node_id, voters=voters, election_timeout_ms=300,
+                                            election_backoff_max_ms=300), log, quorum, recorder)
+        await nursery.start(client.run)
+        await nursery.start(RaftServer(client).serve, "127.0.0.1", voters[node_id][1])
+        return client, recorder
+
+    async with trio.open_nursery() as nursery:
+        first_two = [await start(nursery, 1), await start(nursery, 2)]  # 2 of 3: a majority
+        leader = await _leader([c for c, _ in first_two])
+        for _ in range(10):
+            last = leader.append([mr.NoOpRecord()])
+        with trio.fail_after(60):
+            while leader.high_watermark <= last:
+                await trio.sleep(0.05)
+        state = [mr.FeatureLevelRecord(name="metadata.version", feature_level=21)]
+        snapshot_id = leader.create_snapshot(last + 1, state)
+        assert leader.log.start_offset == last + 1 and snapshot_id == SnapshotId(last + 1, leader.quorum.epoch)
+        after = leader.append([mr.NoOpRecord(), mr.NoOpRecord()])
+        late, recorder = await start(nursery, 3)  # an empty log: offset 0 is below the leader's log start
+        with trio.fail_after(60):
+            while not (recorder.batches and recorder.batches[-1].last_offset >= after):
+                await trio.sleep(0.05)
+        assert [sid for sid, _ in recorder.snapshots] == [snapshot_id]
+        assert [r.message for r in recorder.snapshots[0][1].records] == state
+        assert recorder.batches[0].base_offset == snapshot_id.end_offset  # nothing below the snapshot replayed
+        assert late.log.start_offset == snapshot_id.end_offset and late.log.end_offset == after + 1
+        name = snapshot_id.file_name
+        assert (late.log.dir / name).read_bytes() == (leader.log.dir / name).read_bytes()
         nursery.cancel_scope.cancel()
