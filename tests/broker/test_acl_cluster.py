@@ -354,3 +354,26 @@ def test_authorized_operations_are_answered_when_asked(granted: AclBroker) -> No
     group = bob.describe_consumer_groups(["bob-g"],  # type: ignore[attr-defined]
                                          include_authorized_operations=True)["bob-g"].result(30)
     assert set(group.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE}
+
+
+def test_admin_apis_answer_authorization_errors_per_resource(granted: AclBroker) -> None:
+    """bob (Read on t only): CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs of
+    t / u and AlterConfigs are refused per resource; his own group is listed, alice's is not."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import ConfigResource, NewPartitions, NewTopic
+
+    bob = _admin(granted, "bob")
+
+    def code(future: object) -> int:
+        with pytest.raises(KafkaException) as err:
+            future.result(30)  # type: ignore[attr-defined]
+        return err.value.args[0].code()
+    assert code(bob.create_topics([NewTopic("bobs", 1, 1)])["bobs"]) == KafkaError.TOPIC_AUTHORIZATION_FAILED  # type: ignore[attr-defined]
+    assert code(bob.delete_topics(["t"])["t"]) == KafkaError.TOPIC_AUTHORIZATION_FAILED  # type: ignore[attr-defined]
+    assert code(bob.create_partitions([NewPartitions("t", 2)])["t"]) == KafkaError.TOPIC_AUTHORIZATION_FAILED  # type: ignore[attr-defined]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "u")
+    assert code(bob.describe_configs([resource])[resource]) == KafkaError.TOPIC_AUTHORIZATION_FAILED  # type: ignore[attr-defined]
+    assert set(_admin(granted).list_topics(timeout=30).topics) >= {"t", "u"}  # nothing was deleted
+    groups = bob.list_consumer_groups().result(30)  # type: ignore[attr-defined]
+    names = {g.group_id for g in groups.valid}
+    assert "alice-g" not in names
