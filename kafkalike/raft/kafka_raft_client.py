@@ -273,6 +273,7 @@ class KafkaRaftClient:
         self._notified_leader: LeaderAndEpoch | None = None
         self._candidate_rejected = trio.Event()
         self._known_high_watermark = -1  # a follower's: the leader's, capped at our end offset
+        self._end_quorum_epoch_sent = trio.Event()
         self._election_deadline = math.inf  # trio time when an unattached/voted/resigned node or a candidate gives up
 
     # ------------------------------------------------------------------ life cycle
@@ -497,6 +498,16 @@ class KafkaRaftClient:
                            if r.replica_id != self.node_id)
         self._transition(lambda: self.quorum.transition_to_resigned(successors))
 
+    async def shutdown(self) -> None:
+        """Graceful shutdown (Kafka's RaftClient.shutdown): a leader resigns and this returns once
+        its EndQuorumEpoch requests were answered or ``request_timeout_ms`` passed; other states
+        return at once. Cancel ``run`` afterwards."""
+        if isinstance(self.quorum.state, LeaderState):
+            self._end_quorum_epoch_sent = trio.Event()
+            self.resign()
+            with trio.move_on_after(self.config.request_timeout_ms / 1000 + 1):
+                await self._end_quorum_epoch_sent.wait()
+
     async def _send_end_quorum_epoch(self, state: ResignedState) -> None:
         assert self._channel is not None
         request = _entity(ApiKey.END_QUORUM_EPOCH, END_QUORUM_EPOCH_VERSION, "request",
@@ -513,6 +524,7 @@ class KafkaRaftClient:
             async with trio.open_nursery() as nursery:
                 for voter in sorted(self.quorum.voters - {self.node_id}):
                     nursery.start_soon(send, voter)
+        self._end_quorum_epoch_sent.set()
 
     async def _run_follower(self, state: FollowerState) -> None:
         self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000

@@ -78,8 +78,7 @@ async def run_node(args: argparse.Namespace) -> None:
                     nursery.start_soon(_noop_workload, client, args.noop_interval_ms)
                 async for signum in signals:
                     log.info("raft_node_stopping", node_id=args.node_id, signal=signum)
-                    client.resign()
-                    await trio.sleep(0.2)  # let EndQuorumEpoch go out
+                    await client.shutdown()  # a leader resigns: EndQuorumEpoch to the others
                     nursery.cancel_scope.cancel()
                     break
     finally:

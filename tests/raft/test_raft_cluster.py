@@ -1,7 +1,8 @@
 """Three Raft voters as real processes on loopback (``python -m kafkalike.raft.node``, appending a
 NoOpRecord batch every 100 ms while leader): one leader is elected and its first batch is the
 LeaderChange; appends commit only once a majority holds them; kill -9 of the leader elects a new
-one in a higher epoch with nothing committed lost; a follower with a divergent tail truncates it.
+one in a higher epoch with nothing committed lost; SIGTERM makes the leader resign and name its
+successor; a leader cut off from the majority resigns; a follower with a divergent tail truncates it.
 A voter answers ApiVersions and DescribeCluster (controller endpoints, KIP-919). With
 KAFKALIKE_KAFKA_LIB set, Kafka 3.9's DumpLogSegments --cluster-metadata-decoder reads a voter's log
 and kafka-metadata-quorum.sh describe --status / --replication (MetadataQuorumCommand with
@@ -109,6 +110,46 @@ async def test_kill_9_of_the_leader_elects_a_new_leader_and_keeps_what_was_commi
             return q is not None and q.voters.get(old.node_id, -1) >= after.high_watermark
         await wait_for(old_caught_up, "the restarted old leader to catch up")
         assert _data_prefix(old, after.high_watermark) == _data_prefix(new, after.high_watermark)
+
+
+async def test_a_stopped_leader_resigns_and_names_its_successor(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path) as nodes:
+        old, before = await leader_of(nodes, min_epoch=1, min_hw=5)
+        old.stop()  # SIGTERM: resign, EndQuorumEpoch to the others
+        assert old.process is not None and old.process.returncode == 0
+        assert [e["new"] for e in old.events("quorum_state_changed")][-1] == f"Resigned@{before.epoch}"
+        survivors = [n for n in nodes if n is not old]
+        new, after = await leader_of(survivors, min_epoch=before.epoch + 1)
+        # the first preferred successor stands at once (no fetch timeout to wait for)
+        told = {n.node_id: [e for e in n.events("raft_leader_resigned") if e["epoch"] == before.epoch]
+                for n in survivors}
+        assert sorted(e[0]["election_in_ms"] for e in told.values() if e)[0] == 0
+
+
+async def test_a_leader_cut_off_from_the_majority_resigns(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path) as nodes:
+        leader, before = await leader_of(nodes, min_epoch=1, min_hw=5)
+        followers = [n for n in nodes if n is not leader]
+        for follower in followers:
+            follower.pause()
+
+        async def resigned() -> bool:
+            q = await describe(leader)
+            return q is not None and q.error == ErrorCode.not_leader_or_follower
+        await wait_for(resigned, "the leader to resign without Fetches from a majority")
+        assert leader.events("raft_leader_lost_quorum")
+        for follower in followers:
+            follower.resume()
+        new, after = await leader_of(nodes, min_epoch=before.epoch + 1)
+
+        async def all_caught_up() -> bool:
+            q = await describe(new)
+            return q is not None and all(q.voters.get(n.node_id, -1) >= after.high_watermark for n in nodes)
+        await wait_for(all_caught_up, "every voter to reach the new high watermark")
+        # the lone leader's appends after the pause were never committed: whether the new leader
+        # kept them (it may be the old one, its log was the longest) or not, all logs now agree
+        assert _data_prefix(leader, after.high_watermark) == _data_prefix(new, after.high_watermark)
+        assert all(_data_prefix(f, after.high_watermark) == _data_prefix(new, after.high_watermark) for f in followers)
 
 
 def _write_log(node: RaftNode, epochs: list[tuple[int, int, int]]) -> None:
