@@ -142,10 +142,21 @@ def install(apis: Any, helper: AuthHelper) -> None:
 
 
 def _wrapped(rule: Callable[..., Awaitable[Any]], helper: AuthHelper, inner: Handler) -> Handler:
+    super_users = helper.authorizer.super_users
+    fills_operations = rule in (metadata, describe_cluster, describe_groups)
+
     async def handler(header: Any, request: Any, conn: Any) -> Any:
+        if conn.principal in super_users and not (fills_operations and _asks_operations(request)):
+            return await inner(header, request, conn)  # allowed everything: no per-resource work
         return await rule(helper, header, request, conn, inner)
     handler.__qualname__ = f"authorized {getattr(inner, '__qualname__', inner)}"
     return handler
+
+
+def _asks_operations(request: Any) -> bool:
+    return bool(getattr(request, "include_topic_authorized_operations", False)
+                or getattr(request, "include_cluster_authorized_operations", False)
+                or getattr(request, "include_authorized_operations", False))
 
 
 def _replace(entity_: Any, **changes: Any) -> Any:
