@@ -1,4 +1,15 @@
 """Shared pytest fixtures. Integration fixtures (ZooKeeper ensemble, brokers) live in
-tests/fixtures_*.py modules registered here as plugins."""
+tests/fixtures_*.py modules registered here as plugins.
+
+Hypothesis runs under one profile: no per-example deadline and no ``too_slow`` health check.
+Both measure wall time, which on a shared 2-core machine says more about the other processes
+than about the code (a codec round trip failed ``too_slow`` once at load 23); what a property
+test checks is the property, and speed lives in benchmarks. A test's own ``@settings`` still
+overrides these."""
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("kafkalike", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kafkalike")
 
 pytest_plugins = ["tests.fixtures_zk", "tests.fixtures_cluster"]
