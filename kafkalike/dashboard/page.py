@@ -86,7 +86,7 @@ function render(st) {
     '<button class="pause" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">pause</button>" +
     '<button class="resume" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">resume</button>" +
     '<button class="cut-zk" data-broker="' + b.id + '"' + (b.alive ? "" : " disabled") + ">cut ZK</button>" +
-    '<button class="heal-zk" data-broker="' + b.id + '">heal ZK</button></td></tr>").join(""));
+    '<button class="heal-zk" data-broker="' + b.id + '">heal ZK</button></td></tr>').join(""));
   const topics = [...new Set(st.partitions.filter((p) => !p.internal).map((p) => p.topic))].sort();
   put("#burst-topic", topics.map((t) => '<option value="' + esc(t) + '">' + esc(t) + "</option>").join(""));
   put("#controller", st.controller ? "Controller: broker <b id=\\"controller-id\\">" + st.controller.id + "</b>, controller epoch " + esc(st.controller.epoch) +
