@@ -2,7 +2,8 @@
 NoOpRecord batch every 100 ms while leader): one leader is elected and its first batch is the
 LeaderChange; appends commit only once a majority holds them; kill -9 of the leader elects a new
 one in a higher epoch with nothing committed lost; SIGTERM makes the leader resign and name its
-successor; a leader cut off from the majority resigns; a follower with a divergent tail truncates it.
+successor; a leader cut off from the majority resigns; all three killed and restarted keep their
+log and move to a higher epoch; a follower with a divergent tail truncates it.
 A voter answers ApiVersions and DescribeCluster (controller endpoints, KIP-919). With
 KAFKALIKE_KAFKA_LIB set, Kafka 3.9's DumpLogSegments --cluster-metadata-decoder reads a voter's log
 and kafka-metadata-quorum.sh describe --status / --replication (MetadataQuorumCommand with
@@ -150,6 +151,22 @@ async def test_a_leader_cut_off_from_the_majority_resigns(tmp_path: Path) -> Non
         # kept them (it may be the old one, its log was the longest) or not, all logs now agree
         assert _data_prefix(leader, after.high_watermark) == _data_prefix(new, after.high_watermark)
         assert all(_data_prefix(f, after.high_watermark) == _data_prefix(new, after.high_watermark) for f in followers)
+
+
+async def test_a_quorum_restarted_whole_keeps_its_log_and_moves_to_a_higher_epoch(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path) as nodes:
+        old, before = await leader_of(nodes, min_epoch=1, min_hw=5)
+        for node in nodes:
+            node.kill9()
+        committed = _data_prefix(old, before.high_watermark)  # a lagging follower may hold less
+        for node in nodes:
+            node.start()
+        new, after = await leader_of(nodes, min_epoch=before.epoch + 1, min_hw=before.high_watermark + 1)
+        # each voter came back from its quorum-state file (no epoch reused) and lost nothing committed
+        for node in nodes:
+            restarted = node.events("quorum_state_initialized")[-1]
+            assert restarted["epoch"] >= before.epoch
+        assert _data_prefix(new, before.high_watermark) == committed
 
 
 def _write_log(node: RaftNode, epochs: list[tuple[int, int, int]]) -> None:
