@@ -52,7 +52,7 @@ from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 from kafkalike.coordination import ZooKeeperClient
 from kafkalike.dashboard.page import PAGE
 from kafkalike.protocol.errors import ErrorCode
-from kafkalike.dashboard.state import Event, Snapshot, collect, diff, now_ms
+from kafkalike.dashboard.state import ChildrenCache, Event, Snapshot, collect, diff, now_ms
 from kafkalike.dashboard.state_change_log import StateChangeLogReader, StateChangeTimeline
 
 log = structlog.get_logger(__name__)
@@ -123,11 +123,12 @@ class Dashboard:
             # the state-change.log files, followed from their ends as they are now
             reader = await trio.to_thread.run_sync(StateChangeLogReader.for_cluster, self.cluster)
             steps = StateChangeTimeline()
+            tree_cache: ChildrenCache = {}
             try:
                 while True:
                     if zk is None:
                         zk = await self._connect()
-                    snap = await collect(self.cluster, zk)
+                    snap = await collect(self.cluster, zk, tree_cache)
                     if not snap.zk_connected and zk is not None:
                         with trio.move_on_after(2):
                             await zk.close()

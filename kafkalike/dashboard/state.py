@@ -164,11 +164,19 @@ async def _read_zk(zk: ZooKeeperClient, snap: Snapshot) -> None:
         snap.partitions.append(row)
 
 
-async def read_znode_tree(zk: ZooKeeperClient, limit: int = MAX_ZNODES) -> tuple[list[dict[str, Any]], bool]:
+#: {path: (cversion, pzxid, children)} kept between walks: a znode's children are listed again
+#: only when its Stat says they changed
+ChildrenCache = dict[str, tuple[int, int, list[str]]]
+
+
+async def read_znode_tree(zk: ZooKeeperClient, limit: int = MAX_ZNODES,
+                          cache: ChildrenCache | None = None) -> tuple[list[dict[str, Any]], bool]:
     """The znode tree under the client's chroot, depth-first sorted by path: (znodes, truncated).
     Each level's data and stats come in one pipelined batch (``get_many``); children are listed
-    only for znodes whose stat says they have some. A znode deleted while walking is left out.
-    Raises what the client raises (ConnectionLoss, ...)."""
+    only for znodes whose stat says they have some, and (with ``cache``, updated in place) only
+    when the stat's cversion/pzxid moved since the last walk. A znode deleted while walking is
+    left out. Raises what the client raises (ConnectionLoss, ...)."""
+    cache = {} if cache is None else cache
     out: dict[str, dict[str, Any]] = {}
     level = ["/"]
     truncated = False
@@ -176,7 +184,8 @@ async def read_znode_tree(zk: ZooKeeperClient, limit: int = MAX_ZNODES) -> tuple
         if len(out) + len(level) > limit:
             level, truncated = level[:max(0, limit - len(out))], True
         got = await zk.get_many(level)
-        parents = []
+        parents: list[str] = []
+        stale: list[tuple[str, int, int]] = []
         for path, item in zip(level, got):
             if item is None:
                 continue
@@ -188,19 +197,25 @@ async def read_znode_tree(zk: ZooKeeperClient, limit: int = MAX_ZNODES) -> tuple
                          "data": data[:ZNODE_DATA_CHARS].decode("utf-8", "replace") if data else ""}
             if stat.num_children:
                 parents.append(path)
-        children: dict[str, list[str]] = {}
+                known = cache.get(path)
+                if known is not None and known[:2] == (stat.cversion, stat.pzxid):
+                    continue
+                stale.append((path, stat.cversion, stat.pzxid))
+        children: dict[str, list[str]] = {p: cache[p][2] for p in parents if p in cache}
         limiter = trio.Semaphore(16)
 
-        async def list_children(path: str) -> None:
+        async def list_children(path: str, cversion: int, pzxid: int) -> None:
             async with limiter:
                 try:
                     children[path] = await zk.get_children(path)
+                    cache[path] = (cversion, pzxid, children[path])
                 except NoNode:
-                    pass
+                    children.pop(path, None)
+                    cache.pop(path, None)
 
         async with trio.open_nursery() as nursery:
-            for path in parents:
-                nursery.start_soon(list_children, path)
+            for path, cversion, pzxid in stale:
+                nursery.start_soon(list_children, path, cversion, pzxid)
         level = [("" if p == "/" else p) + "/" + c for p in parents for c in sorted(children.get(p, []))]
         if truncated:
             break
@@ -263,9 +278,11 @@ async def _describe_group(client: KafkaClient, group: str, hws: dict[TopicPartit
     return out
 
 
-async def collect(cluster: LocalCluster, zk: ZooKeeperClient | None) -> Snapshot:
+async def collect(cluster: LocalCluster, zk: ZooKeeperClient | None,
+                  tree_cache: ChildrenCache | None = None) -> Snapshot:
     """One snapshot of ``cluster``; ``zk`` a started client on ``cluster.zk_connect`` (or None
-    when ZooKeeper cannot be reached). Never raises for an unreachable cluster: what could not
+    when ZooKeeper cannot be reached); ``tree_cache``: read_znode_tree's, kept by the caller.
+    Never raises for an unreachable cluster: what could not
     be read is named in ``errors``."""
     snap = Snapshot(taken_ms=now_ms(), cluster_dir=str(cluster.base_dir))
     for i in cluster.broker_ids:
@@ -286,7 +303,7 @@ async def collect(cluster: LocalCluster, zk: ZooKeeperClient | None) -> Snapshot
         return snap
     try:
         with trio.fail_after(KAFKA_TIMEOUT_S):
-            snap.znodes, snap.znodes_truncated = await read_znode_tree(zk)
+            snap.znodes, snap.znodes_truncated = await read_znode_tree(zk, cache=tree_cache)
     except Exception as exc:
         snap.errors.append(f"ZooKeeper tree: {type(exc).__name__} {exc}")
     bootstrap = [b["address"] for b in snap.brokers.values() if b.get("registered") and b.get("address")]
