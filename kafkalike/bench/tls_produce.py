@@ -130,7 +130,7 @@ def run(rounds: int, mbytes: float, size: int, base: Path, security: str = "ssl"
                 results[proto]["fetch"].append(_fetch(confs[proto], topic, start, count))
     finally:
         cluster.stop()
-    out: dict[str, Any] = {"rounds": rounds, "records": count, "record_bytes": size, "security": proto}
+    out: dict[str, Any] = {"rounds": rounds, "records": count, "record_bytes": size, "security": security.upper()}
     for proto, phases in results.items():
         for phase, times in phases.items():
             med = statistics.median(times)
