@@ -41,6 +41,16 @@ def _host(conn: Any) -> str:
     return f"/{peer[0]}" if peer else ""
 
 
+def _partition_errors_response(cls: Any, topic_cls: Any, part_cls: Any, errors: dict[TopicPartition, ErrorCode]) -> Any:
+    """An OffsetCommit / TxnOffsetCommit response (``cls``, its topic and partition entity
+    classes): one error code per partition, grouped by topic in ``errors``' order."""
+    by_topic: dict[str, list[Any]] = {}
+    for tp, error in errors.items():
+        by_topic.setdefault(tp.topic, []).append(build(part_cls, partition_index=tp.partition, error_code=error))
+    return build(cls, topics=tuple(build(topic_cls, name=name, partitions=tuple(parts))
+                                    for name, parts in by_topic.items()))
+
+
 class GroupApis:
     """Handlers bound to one GroupCoordinator (registered with KafkaApis by ``register``)."""
 
@@ -105,17 +115,15 @@ class GroupApis:
         return build(cls, error_code=top, members=tuple(
             build(member_cls, member_id=m, group_instance_id=i, error_code=e) for m, i, e in results))
 
-    async def offset_commit(self, header: Any, request: Any, conn: Any) -> Any:
-        v = header.api_version
-        cls = response_class(header.api_key, v)
-        topic_cls = entity(cls, "OffsetCommitResponseTopic")
-        part_cls = entity(cls, "OffsetCommitResponsePartition")
-        now = int(time.time() * 1000)
-        retention = duration_ms(getattr(request, "retention_time", -1)) if v <= 4 else -1
-        expire = now + retention if retention >= 0 else None
+    def _requested_offsets(self, topics: Any, now: int, expire: int | None
+                           ) -> tuple[dict[TopicPartition, OffsetAndMetadata], dict[TopicPartition, ErrorCode]]:
+        """The offsets an OffsetCommit / TxnOffsetCommit request's ``topics`` ask to commit, as
+        OffsetAndMetadata committed at ``now`` (ms) expiring at ``expire`` (ms, None: never; a
+        null metadata as ""), and UNKNOWN_TOPIC_OR_PARTITION for each partition the broker's
+        metadata does not know (Kafka's KafkaApis answers those without the coordinator)."""
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         unknown: dict[TopicPartition, ErrorCode] = {}
-        for t in request.topics:
+        for t in topics:
             for p in t.partitions:
                 tp = TopicPartition(t.name, int(p.partition_index))
                 if not self.coordinator.partition_exists(tp):
@@ -124,16 +132,22 @@ class GroupApis:
                 offsets[tp] = OffsetAndMetadata(
                     int(p.committed_offset), int(getattr(p, "committed_leader_epoch", -1)),
                     p.committed_metadata or "", now, expire)
+        return offsets, unknown
+
+    async def offset_commit(self, header: Any, request: Any, conn: Any) -> Any:
+        v = header.api_version
+        cls = response_class(header.api_key, v)
+        topic_cls = entity(cls, "OffsetCommitResponseTopic")
+        part_cls = entity(cls, "OffsetCommitResponsePartition")
+        now = int(time.time() * 1000)
+        retention = duration_ms(getattr(request, "retention_time", -1)) if v <= 4 else -1
+        expire = now + retention if retention >= 0 else None
+        offsets, unknown = self._requested_offsets(request.topics, now, expire)
         errors = await self.coordinator.commit_offsets(
             request.group_id, request.member_id, getattr(request, "group_instance_id", None),
             int(request.generation_id_or_member_epoch), offsets) if offsets else {}
         errors = {**unknown, **errors}
-        by_topic: dict[str, list[Any]] = {}
-        for tp, error in errors.items():
-            by_topic.setdefault(tp.topic, []).append(
-                build(part_cls, partition_index=tp.partition, error_code=error))
-        return build(cls, topics=tuple(build(topic_cls, name=name, partitions=tuple(parts))
-                                        for name, parts in by_topic.items()))
+        return _partition_errors_response(cls, topic_cls, part_cls, errors)
 
     async def offset_fetch(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version
@@ -170,29 +184,14 @@ class GroupApis:
         topic_cls = entity(cls, "TxnOffsetCommitResponseTopic")
         part_cls = entity(cls, "TxnOffsetCommitResponsePartition")
         now = int(time.time() * 1000)
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        errors: dict[TopicPartition, ErrorCode] = {}
-        for t in request.topics:
-            for p in t.partitions:
-                tp = TopicPartition(t.name, int(p.partition_index))
-                if not self.coordinator.partition_exists(tp):
-                    errors[tp] = ErrorCode.unknown_topic_or_partition
-                    continue
-                offsets[tp] = OffsetAndMetadata(
-                    int(p.committed_offset), int(getattr(p, "committed_leader_epoch", -1)),
-                    p.committed_metadata or "", now, None)
+        offsets, errors = self._requested_offsets(request.topics, now, None)
         if offsets:
             errors.update(await self.coordinator.txn_commit_offsets(
                 request.group_id, request.transactional_id, int(request.producer_id),
                 int(request.producer_epoch), getattr(request, "member_id", "") or "",
                 getattr(request, "group_instance_id", None), int(getattr(request, "generation_id", -1)),
                 offsets))
-        by_topic: dict[str, list[Any]] = {}
-        for tp, error in errors.items():
-            by_topic.setdefault(tp.topic, []).append(
-                build(part_cls, partition_index=tp.partition, error_code=error))
-        return build(cls, topics=tuple(build(topic_cls, name=name, partitions=tuple(parts))
-                                        for name, parts in by_topic.items()))
+        return _partition_errors_response(cls, topic_cls, part_cls, errors)
 
     async def list_groups(self, header: Any, request: Any, conn: Any) -> Any:
         cls = response_class(header.api_key, header.api_version)

@@ -500,28 +500,6 @@ def iter_log_batches(partition_log: Any, end_offset: int, chunk_bytes: int) -> I
             offset = max(offset, batch.last_offset + 1)
 
 
-def iter_log_records(partition_log: Any, end_offset: int, chunk_bytes: int) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record in ``partition_log`` (a storage UnifiedLog) from its
-    start up to ``end_offset`` (exclusive), reading ``chunk_bytes`` at a time."""
-    offset = partition_log.log_start_offset
-    while offset < end_offset:
-        slices = partition_log.read(offset, chunk_bytes, end_offset, True)
-        data = b"".join(s.read_bytes() for s in slices)
-        if not data:
-            break
-        batches = decode_batches(data, allow_truncated_tail=True)
-        if not batches:
-            break
-        for batch in batches:
-            if batch.is_control:
-                offset = batch.last_offset + 1
-                continue
-            for rec in batch.records:
-                if offset <= rec.offset < end_offset:
-                    yield rec.key, rec.value
-            offset = max(offset, batch.last_offset + 1)
-
-
 # ----------------------------------------------------------------------------- the manager
 
 APPEND_ERROR_MAP = {

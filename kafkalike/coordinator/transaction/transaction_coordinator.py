@@ -44,6 +44,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.coordinator.group_coordinator import FindCoordinatorResult  # key type 1 answers the same shape
 from kafkalike.coordinator.transaction.transaction_marker_channel_manager import (TransactionMarkerChannelManager,
                                                                                    TxnMarkerEntry)
 from kafkalike.coordinator.transaction.transaction_metadata import (NO_PRODUCER_EPOCH, TransactionMetadata,
@@ -70,17 +71,6 @@ class InitProducerIdResult:
     error: ErrorCode
     producer_id: int = -1
     producer_epoch: int = -1
-
-
-@attrs.frozen
-class FindCoordinatorResult:
-    """FindCoordinator's answer for key type 1."""
-
-    error: ErrorCode
-    node_id: int = -1
-    host: str = ""
-    port: int = -1
-    message: str | None = None
 
 
 @attrs.frozen

@@ -33,14 +33,14 @@ from typing import Any
 import attrs
 import structlog
 
-from kafkalike.coordinator.group_metadata_manager import java_string_hash, kafka_abs
+from kafkalike.coordinator.group_metadata_manager import iter_log_batches, java_string_hash, kafka_abs
 from kafkalike.coordinator.transaction.transaction_log import (TransactionLogError, TransactionLogKey,
                                                                 decode_key, decode_value, encode_key,
                                                                 encode_value)
 from kafkalike.coordinator.transaction.transaction_metadata import (TransactionMetadata, TransactionState,
                                                                     TxnTransitMetadata)
 from kafkalike.protocol.errors import ErrorCode
-from kafkalike.protocol.records import build_records_batch, decode_batches
+from kafkalike.protocol.records import build_records_batch
 from kafkalike.storage import TopicPartition
 
 __all__ = ["TRANSACTION_STATE_TOPIC", "TransactionConfig", "TransactionStateManager", "partition_for",
@@ -132,20 +132,10 @@ TransactionStateManager.appendTransactionToLog); any other error is UNKNOWN_SERV
 def iter_partition_records(partition_log: Any, end_offset: int,
                            chunk_bytes: int) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every data record of a storage UnifiedLog from its start up to
-    ``end_offset`` (exclusive), read ``chunk_bytes`` at a time."""
-    offset = partition_log.log_start_offset
-    while offset < end_offset:
-        slices = partition_log.read(offset, chunk_bytes, end_offset, True)
-        data = b"".join(s.read_bytes() for s in slices)
-        batches = decode_batches(data, allow_truncated_tail=True) if data else []
-        if not batches:
-            break
-        for batch in batches:
-            if not batch.is_control:
-                for rec in batch.records:
-                    if offset <= rec.offset < end_offset:
-                        yield rec.key, rec.value
-            offset = max(offset, batch.last_offset + 1)
+    ``end_offset`` (exclusive), read ``chunk_bytes`` at a time (control batches skipped)."""
+    for batch in iter_log_batches(partition_log, end_offset, chunk_bytes):
+        if batch.control is None:
+            yield from batch.records
 
 
 class TransactionStateManager:
