@@ -3,7 +3,8 @@ NoOpRecord batch every 100 ms while leader): one leader is elected and its first
 LeaderChange; appends commit only once a majority holds them; kill -9 of the leader elects a new
 one in a higher epoch with nothing committed lost; SIGTERM makes the leader resign and name its
 successor; a leader cut off from the majority resigns; all three killed and restarted keep their
-log and move to a higher epoch; a follower with a divergent tail truncates it.
+log and move to a higher epoch; a voter that lost its disk catches up from the leader's snapshot
+(FetchSnapshot); a follower with a divergent tail truncates it.
 A voter answers ApiVersions and DescribeCluster (controller endpoints, KIP-919). With
 KAFKALIKE_KAFKA_LIB set, Kafka 3.9's DumpLogSegments --cluster-metadata-decoder reads a voter's log
 and kafka-metadata-quorum.sh describe --status / --replication (MetadataQuorumCommand with
@@ -25,6 +26,7 @@ from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, ElectionState, FileQuorumStateStore
+from kafkalike.storage.snapshots import SnapshotId
 from tests.raft.raft_helpers import RaftNode, describe, leader_of, raft_cluster, wait_for
 
 LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
@@ -167,6 +169,38 @@ async def test_a_quorum_restarted_whole_keeps_its_log_and_moves_to_a_higher_epoc
             restarted = node.events("quorum_state_initialized")[-1]
             assert restarted["epoch"] >= before.epoch
         assert _data_prefix(new, before.high_watermark) == committed
+
+
+async def test_a_voter_that_lost_its_disk_catches_up_from_the_leaders_snapshot(tmp_path: Path) -> None:
+    with raft_cluster(tmp_path, args=("--snapshot-every", "20")) as nodes:
+        leader, _ = await leader_of(nodes, min_epoch=1, min_hw=5)
+
+        async def leader_snapshotted() -> int | None:
+            created = leader.events("raft_snapshot_created")
+            return created[-1]["log_start_offset"] if created and created[-1]["log_start_offset"] > 0 else None
+        log_start = await wait_for(leader_snapshotted, "the leader to snapshot and move its log start")
+        lost = next(n for n in nodes if n is not leader)
+        lost.kill9()
+        shutil.rmtree(lost.dir)  # a new, empty disk: its fetch offset 0 is below the leader's log start
+        lost.dir.mkdir()
+        lost.start()
+
+        async def installed() -> dict | None:
+            events = lost.events("raft_snapshot_installed")
+            return events[0] if events else None
+        event = await wait_for(installed, "the wiped voter to fetch and install a snapshot")
+        assert event["end_offset"] >= log_start
+        assert (lost.dir / "__cluster_metadata-0" / SnapshotId(event["end_offset"], event["epoch"]).file_name).exists()
+        now = await describe(leader)
+        assert now is not None
+
+        async def caught_up() -> bool:
+            q = await describe(leader)
+            return q is not None and q.voters.get(lost.node_id, -1) >= now.high_watermark
+        await wait_for(caught_up, "the wiped voter to catch up after the snapshot")
+        above = [b for b in _data_prefix(leader, now.high_watermark) if b[0] >= event["end_offset"]]
+        assert above and [b for b in _data_prefix(lost, now.high_watermark) if b[0] >= event["end_offset"]] == above
+        assert all(b.base_offset >= event["end_offset"] for b in lost.batches())  # nothing below it was fetched
 
 
 def _write_log(node: RaftNode, epochs: list[tuple[int, int, int]]) -> None:
