@@ -40,7 +40,7 @@ from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench import workloads as wl
 from kafkalike.bench.report import KAFKA_SYSTEMS, SYSTEMS, Sample, median, write_report
 from kafkalike.bench.systems import (BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
-                                     create_topic, delete_topic)
+                                     create_topic, delete_topic, rotated, stop_systems)
 from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
 
 log = structlog.get_logger(__name__)
@@ -94,14 +94,6 @@ QUICK = BenchConfig("quick", records=200_000, rounds=2, latency_rates=(100,), la
 FULL = BenchConfig("full", records=2_000_000, rounds=3, latency_rates=(100, 500), latency_seconds=60,
                    rss_partitions=1_000, idle_seconds=15, failover_partitions=(100, 1_000, 10_000),
                    failover_rounds=3, dd_mib=1024, iperf_seconds=10)
-
-
-def rotated(items: Sequence[str], r: int) -> list[str]:
-    """``items`` rotated left by ``r``: the visiting order of round ``r``."""
-    if not items:
-        return []
-    k = r % len(items)
-    return list(items[k:]) + list(items[:k])
 
 
 @attrs.define
@@ -364,14 +356,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         run.errors.append(f"run interrupted ({e}); the figures above are what was measured before it")
         print(f"  !! interrupted ({e}): stopping, then writing the report", flush=True)
     finally:
-        for name, system in live.items():
-            print(f"stopping {name} ...", flush=True)
-            try:
-                system.down()
-            except Exception as e:
-                log.warning("bench_stop_failed", system=name, error=str(e))
-        if ensemble is not None:
-            ensemble.stop()
+        stop_systems(live, ensemble, "bench_stop_failed")
         if own_work and not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
         _restore_signals(previous_handlers)

@@ -45,10 +45,7 @@ def _old_tree(base: Path, commit: str) -> Path:
 def run(base: Path, rounds: int, mbytes: float, record_bytes: int, before: str,
         scrape_interval: float) -> dict[str, Any]:
     """Both clusters, the alternating produce rounds, then every process stopped."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    from kafkalike.bench.produce_validation import _payloads, _produce
+    from kafkalike.bench.produce_validation import produce_in_turn
     from kafkalike.cluster.local_cluster import LocalCluster
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
 
@@ -106,33 +103,17 @@ def run(base: Path, rounds: int, mbytes: float, record_bytes: int, before: str,
 
         thread = threading.Thread(target=scraper, daemon=True)
         thread.start()
-        topic = f"m-{record_bytes}"
-        for cluster in clusters.values():
-            admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-            try:
-                admin.create_topics([NewTopic(topic, 3, 1)])
-            finally:
-                admin.close()
-        payloads = _payloads(record_bytes)
-        records = int(mbytes * 1e6 / record_bytes)
-        samples: dict[str, list[tuple[float, float]]] = {"before": [], "after": []}
-        for r in range(rounds):
-            for mode in (("before", "after") if r % 2 == 0 else ("after", "before")):
-                pid = clusters[mode].broker_pid(1)
-                assert pid is not None
-                samples[mode].append(_produce(clusters[mode].bootstrap_servers, topic, "none", payloads, records,
-                                              pid))
+        # clusters holds "before" then "after": round 0 produces to "before" first, as it did
+        m = produce_in_turn(clusters, f"m-{record_bytes}", "none", record_bytes, mbytes, rounds)
         stop_scraping.set()
-        med = {m: (statistics.median(x[0] for x in v), statistics.median(x[1] / records * 1e6 for x in v))
-               for m, v in samples.items()}
-        return {"before_commit": before, "record_bytes": record_bytes, "records_per_run": records,
+        return {"before_commit": before, "record_bytes": record_bytes, "records_per_run": m.records,
                 "rounds": rounds, "scrape_interval_s": scrape_interval, "scrapes": scrapes[0],
                 "scrape_ms_median": statistics.median(scrape_ms) if scrape_ms else None,
                 "scrape_bytes": scrape_bytes[0],
-                "records_per_s_before": med["before"][0], "records_per_s_after": med["after"][0],
-                "after_vs_before": med["after"][0] / med["before"][0],
-                "broker_cpu_us_per_record_before": med["before"][1],
-                "broker_cpu_us_per_record_after": med["after"][1], "samples": samples}
+                "records_per_s_before": m.records_per_s["before"], "records_per_s_after": m.records_per_s["after"],
+                "after_vs_before": m.records_per_s["after"] / m.records_per_s["before"],
+                "broker_cpu_us_per_record_before": m.cpu_us_per_record["before"],
+                "broker_cpu_us_per_record_after": m.cpu_us_per_record["after"], "samples": m.samples}
     finally:
         stop_scraping.set()
         for cluster in clusters.values():

@@ -33,8 +33,16 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kafkalike.bench.systems import rotated
+
+if TYPE_CHECKING:
+    from kafkalike.cluster.local_cluster import LocalCluster
 
 BATCH_BYTES = 16 * 1024
 CODECS = {"none": 0, "gzip": 1, "lz4": 3, "zstd": 4}
@@ -112,8 +120,7 @@ def run(dir: Path, rounds: int, batches: int, workloads: list[tuple[int, str]]) 
         batch, count = make_batch(record_bytes, codec)
         samples: dict[str, list[float]] = {"on": [], "off": []}
         for r in range(rounds):
-            order = ("on", "off") if r % 2 == 0 else ("off", "on")
-            for mode in order:
+            for mode in rotated(("on", "off"), r):
                 dt = _append_rate(dir / f"bench-{mode}-0", batch, batches, mode == "on")
                 samples[mode].append(batches * count / dt)
         on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
@@ -186,14 +193,51 @@ def _produce(bootstrap: str, topic: str, codec: str, payloads: list[bytes], reco
     return records / secs, cpu
 
 
+@attrs.frozen
+class InTurnResult:
+    """What :func:`produce_in_turn` measured: ``records`` per produce run; per side the
+    (records/s, broker CPU s) of every round, and the medians over the rounds."""
+
+    records: int
+    samples: dict[str, list[tuple[float, float]]]
+    records_per_s: dict[str, float]
+    cpu_us_per_record: dict[str, float]
+
+
+def produce_in_turn(clusters: Mapping[str, LocalCluster], topic: str, codec: str, record_bytes: int,
+                    mbytes: float, rounds: int) -> InTurnResult:
+    """Side by side: create ``topic`` (3 partitions, replication factor 1, kafka-python's
+    CreateTopics) on each 1-broker cluster of ``clusters`` (side name -> cluster), then for
+    ``rounds`` rounds produce ``mbytes`` MB of ``record_bytes``-byte records (``codec``) to each
+    in turn with :func:`_produce`, the order rotating per round. RuntimeError from
+    :func:`_produce` when a record is not acknowledged."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    for cluster in clusters.values():
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+        try:
+            admin.create_topics([NewTopic(topic, 3, 1)])
+        finally:
+            admin.close()
+    payloads = _payloads(record_bytes)
+    records = int(mbytes * 1e6 / record_bytes)
+    samples: dict[str, list[tuple[float, float]]] = {side: [] for side in clusters}
+    for r in range(rounds):
+        for side in rotated(list(clusters), r):
+            pid = clusters[side].broker_pid(1)
+            assert pid is not None
+            samples[side].append(_produce(clusters[side].bootstrap_servers, topic, codec, payloads, records, pid))
+    return InTurnResult(records, samples,
+                        {side: statistics.median(x[0] for x in v) for side, v in samples.items()},
+                        {side: statistics.median(x[1] / records * 1e6 for x in v) for side, v in samples.items()})
+
+
 def run_broker(base: Path, rounds: int, mbytes: float, workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
     """Two 1-broker clusters (real processes) on one ZooKeeper, the second started with
     KAFKALIKE_BENCH_UNSAFE_NO_RECORD_VALIDATION=1; librdkafka produces the same records to
     each in turn (order alternating per round). All processes stopped before returning."""
     import os
-
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
 
     from kafkalike.cluster.local_cluster import LocalCluster
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
@@ -219,29 +263,14 @@ def run_broker(base: Path, rounds: int, mbytes: float, workloads: list[tuple[int
                 raise RuntimeError(f"broker of the validation-{mode} cluster did not start as asked")
         out = []
         for record_bytes, codec in workloads:
-            topic = f"v-{record_bytes}-{codec}"
-            for cluster in clusters.values():
-                admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-                try:
-                    admin.create_topics([NewTopic(topic, 3, 1)])
-                finally:
-                    admin.close()
-            payloads = _payloads(record_bytes)
-            records = int(mbytes * 1e6 / record_bytes)
-            samples: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
-            for r in range(rounds):
-                for mode in (("on", "off") if r % 2 == 0 else ("off", "on")):
-                    cluster = clusters[mode]
-                    pid = cluster.broker_pid(1)
-                    assert pid is not None
-                    samples[mode].append(_produce(cluster.bootstrap_servers, topic, codec, payloads, records, pid))
-            med = {m: (statistics.median(x[0] for x in v), statistics.median(x[1] / records * 1e6 for x in v))
-                   for m, v in samples.items()}
-            out.append({"record_bytes": record_bytes, "codec": codec, "records_per_run": records, "rounds": rounds,
-                        "records_per_s_validation_on": med["on"][0], "records_per_s_validation_off": med["off"][0],
-                        "on_vs_off": med["on"][0] / med["off"][0],
-                        "broker_cpu_us_per_record_on": med["on"][1], "broker_cpu_us_per_record_off": med["off"][1],
-                        "samples": samples})
+            m = produce_in_turn(clusters, f"v-{record_bytes}-{codec}", codec, record_bytes, mbytes, rounds)
+            out.append({"record_bytes": record_bytes, "codec": codec, "records_per_run": m.records, "rounds": rounds,
+                        "records_per_s_validation_on": m.records_per_s["on"],
+                        "records_per_s_validation_off": m.records_per_s["off"],
+                        "on_vs_off": m.records_per_s["on"] / m.records_per_s["off"],
+                        "broker_cpu_us_per_record_on": m.cpu_us_per_record["on"],
+                        "broker_cpu_us_per_record_off": m.cpu_us_per_record["off"],
+                        "samples": m.samples})
         return out
     finally:
         for cluster in clusters.values():

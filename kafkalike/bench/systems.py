@@ -25,9 +25,9 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import structlog
@@ -197,6 +197,37 @@ class ReferenceSystem:
 
 
 # ------------------------------------------------------------------ metadata helpers
+
+
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], r: int) -> list[T]:
+    """``items`` rotated left by ``r``: the visiting order of round ``r`` of a side-by-side
+    measurement (round 0: a, b, c; round 1: b, c, a; ...), so that warm-up and drift over a run
+    fall on every side alike. With two sides: A B, B A, A B, ... (negative warm-up rounds too)."""
+    if not items:
+        return []
+    k = r % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def stop_systems(live: Mapping[str, BenchSystem], ensemble: _Stoppable | None, event: str) -> None:
+    """Stop every system in ``live`` (printing which), then ``ensemble`` (the ZooKeeper the
+    bench started itself, or None). A system that fails to stop is logged as ``event`` with its
+    name and the error, and the others are still stopped: for a bench's ``finally`` block."""
+    for name, system in live.items():
+        print(f"stopping {name} ...", flush=True)
+        try:
+            system.down()
+        except Exception as e:
+            log.warning(event, system=name, error=str(e))
+    if ensemble is not None:
+        ensemble.stop()
 
 
 def wait_metadata_brokers(bootstrap: str, expected: set[int], timeout: float, name: str) -> None:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kafkalike.bench.systems import rotated
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.cluster.zk_ensemble import find_free_base_port
 
@@ -122,8 +123,7 @@ def run(rounds: int, mbytes: float, size: int, base: Path, security: str = "ssl"
         for proto, conf in confs.items():  # warm-up: topic creation, connections
             _produce(conf, f"bench-{proto.lower()}", 100, value)
         for r in range(rounds):
-            order = list(confs) if r % 2 == 0 else list(reversed(confs))
-            for proto in order:
+            for proto in rotated(list(confs), r):
                 topic = f"bench-{proto.lower()}"
                 start = 100 + r * count
                 results[proto]["produce"].append(_produce(confs[proto], topic, count, value))

@@ -61,7 +61,7 @@ import structlog
 
 from kafkalike.bench import reference_kafka as rk
 from kafkalike.bench.systems import (LIBRDKAFKA_LOGGER, BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
-                                     create_topic)
+                                     create_topic, rotated, stop_systems)
 from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
 
 log = structlog.get_logger(__name__)
@@ -287,9 +287,8 @@ def run(config: TxnBenchConfig, systems: Sequence[str] = SYSTEM_NAMES, work: Pat
                 print(f"  {name} {mode}: warming up", flush=True)
                 producers[name, mode] = _Producer(system.bootstrap, mode, topic, config.partitions, value)
         for r in range(-config.warmup_rounds, config.rounds):
-            names = list(live) if r % 2 == 0 else list(reversed(live))
-            for name in names:
-                for mode in (MODES if r % 2 == 0 else tuple(reversed(MODES))):
+            for name in rotated(list(live), r):
+                for mode in rotated(MODES, r):
                     s = producers[name, mode].measure(config.records, config.txn_records)
                     if r >= 0:
                         seconds[name, mode].append(s)
@@ -305,14 +304,7 @@ def run(config: TxnBenchConfig, systems: Sequence[str] = SYSTEM_NAMES, work: Pat
         for p in producers.values():
             p.producer.flush(10)
     finally:
-        for name, system in live.items():
-            print(f"stopping {name} ...", flush=True)
-            try:
-                system.down()
-            except Exception as e:
-                log.warning("txn_bench_stop_failed", system=name, error=str(e))
-        if ensemble is not None:
-            ensemble.stop()
+        stop_systems(live, ensemble, "txn_bench_stop_failed")
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
     transactions = -(-config.records // config.txn_records)
