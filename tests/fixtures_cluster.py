@@ -62,3 +62,49 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> 
         yield cluster
     finally:
         cluster.stop()
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, replication_factor: int = 3, *,
+                 configs: dict[str, str] | None = None, request_timeout_ms: int = 30_000,
+                 leaders_within: float | None = None) -> None:
+    """Create topic ``name`` on the cluster at ``bootstrap`` with kafka-python's CreateTopics
+    (kafka-python raises on an error code, e.g. TopicAlreadyExistsError). With
+    ``leaders_within`` (seconds), also wait until Metadata (librdkafka) shows that many
+    partitions, each with a leader; AssertionError when it does not in time."""
+    import time
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
+    try:
+        admin.create_topics([NewTopic(name, partitions, replication_factor, topic_configs=configs or {})])
+    finally:
+        admin.close()
+    if leaders_within is None:
+        return
+    from confluent_kafka.admin import AdminClient
+
+    metadata_admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + leaders_within
+    while time.monotonic() < deadline:
+        md = metadata_admin.list_topics(name, timeout=10).topics.get(name)
+        if md is not None and md.error is None and len(md.partitions) == partitions and \
+                all(p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"topic {name} has no leaders after {leaders_within:g} s")
+
+
+def assert_no_process_runs_from(path: Path) -> None:
+    """No process on this machine has ``path`` in its command line (/proc/<pid>/cmdline): what
+    a test that started processes under ``path`` checks after they should all be stopped."""
+    import os
+
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            assert str(path) not in cmd, f"process {pid} left running: {cmd[:200]}"

@@ -16,6 +16,7 @@ from kafkalike.bench.harness import QUICK, WORKLOADS, run_bench
 from kafkalike.bench.report import SYSTEMS, samples_from_json
 from kafkalike.bench.systems import BenchError
 from kafkalike.cli.main import main
+from tests.fixtures_cluster import assert_no_process_runs_from
 
 # 100,000 records (10 MB): enough broker CPU to be seen in /proc's 10 ms clock ticks. With
 # 3,000 (0.3 MB, ~5 ms of broker CPU at ~17 CPU s/GB) a produce run could count 0 ticks and
@@ -23,16 +24,6 @@ from kafkalike.cli.main import main
 TINY = attrs.evolve(QUICK, name="tiny", records=100_000, rounds=1, latency_rates=(50,), latency_seconds=2,
                     rss_partitions=24, idle_seconds=0.5, failover_partitions=(6,), failover_rounds=1,
                     dd_mib=16, iperf_seconds=1)
-
-
-def _no_leftover_processes(work: Path) -> None:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            assert str(work) not in cmd, f"process {pid} left running: {cmd[:200]}"
 
 
 def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_connect: str) -> None:
@@ -66,7 +57,7 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
     assert re.search(r"\| records/s \| [\d,]+ \(n=1\) \| — \| — \|", line), line
     assert len(list((tmp_path / "report").glob("*.png"))) >= 5
     assert json.loads((tmp_path / "report" / "limits.json").read_text())["disk_mb_s"] > 0
-    _no_leftover_processes(work)
+    assert_no_process_runs_from(work)
 
 
 def test_bench_cli_rejects_unknown_system_and_tool(capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,4 +91,4 @@ def test_bench_measures_all_three_systems_in_one_run(tmp_path: Path, zk_connect:
             assert any(s.system == system and s.metric == f"records/s ({tool})" for s in samples), (system, tool)
     line = next(ln for ln in text.splitlines() if ln.startswith("| produce acks=all") and "kafka-perf" in ln)
     assert re.search(r"\| \d+\.\d\dx \| \d+\.\d\dx \|", line), line
-    _no_leftover_processes(work)
+    assert_no_process_runs_from(work)

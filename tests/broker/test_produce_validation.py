@@ -20,7 +20,7 @@ from kafkalike.protocol import records as codecs
 from kafkalike.protocol.record_batch import (ATTRIBUTES_AT, CRC_AT, HEADER_SIZE, LAST_OFFSET_DELTA_AT,
                                              LOG_OVERHEAD, RECORDS_COUNT_AT, SimpleRecord, build_batch)
 from tests.broker.broker_helpers import produce
-from tests.fixtures_cluster import _new_cluster
+from tests.fixtures_cluster import _new_cluster, create_topic
 
 CORRUPT_MESSAGE = 2
 INVALID_RECORD = 87
@@ -112,17 +112,6 @@ CASES = _cases()
 # ----------------------------------------------------------------------------- helpers
 
 
-def _create_topic(cluster: LocalCluster, topic: str, configs: dict[str, str] | None = None) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
-    try:
-        admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs or {})])
-    finally:
-        admin.close()
-
-
 async def _produce_until_led(conn, topic: str, records: bytes) -> object:  # type: ignore[no-untyped-def]
     """Produce `records` (acks=1), retrying while the new topic's leadership propagates."""
     with trio.fail_after(30):
@@ -165,7 +154,7 @@ def test_malformed_batches_are_refused_and_the_partition_stays_readable(one_brok
     from kafkalike.client.connection import KafkaConnection
 
     topic = f"validate-{uuid.uuid4().hex[:8]}"
-    _create_topic(one_broker, topic)
+    create_topic(one_broker.bootstrap_servers, topic, 1, 1)
     answers: dict[str, tuple[int, str | None]] = {}
     good: list[bytes] = []
     moved: dict[str, int] = {}
@@ -200,7 +189,7 @@ def test_keyless_records_on_a_compacted_topic_are_refused_with_record_errors(one
     from kafkalike.client.connection import KafkaConnection
 
     topic = f"compacted-{uuid.uuid4().hex[:8]}"
-    _create_topic(one_broker, topic, {"cleanup.policy": "compact"})
+    create_topic(one_broker.bootstrap_servers, topic, 1, 1, configs={"cleanup.policy": "compact"})
     now = int(time.time() * 1000)
     mixed = build_batch([SimpleRecord(value=b"a", key=b"k", timestamp=now),
                          SimpleRecord(value=b"b", key=None, timestamp=now),

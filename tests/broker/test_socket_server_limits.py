@@ -26,6 +26,7 @@ import pytest
 import trio
 
 from kafkalike.cluster.zk_ensemble import find_free_base_port
+from tests.fixtures_cluster import create_topic
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 
@@ -162,16 +163,6 @@ def closed_by_peer(s: socket.socket, timeout: float = 5.0) -> bool:
         return False
 
 
-def create_topic(port: int, topic: str, partitions: int = 1) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=20000)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        admin.close()
-
-
 def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not pred():
@@ -298,7 +289,7 @@ def test_low_descriptor_limit_keeps_checkpoints_and_new_clients_working(
     """Under RLIMIT_NOFILE=256, 300 connections: checkpoints keep being written, no spin, clients served after closes."""
     with broker_process(tmp_path, zk_chroot_connect, nofile=256,
                         replica_high_watermark_checkpoint_interval_ms="300") as broker:
-        create_topic(broker.port, "fd-limit")
+        create_topic(f"127.0.0.1:{broker.port}", "fd-limit", 1, 1, request_timeout_ms=20000)
         checkpoint = broker.log_dir / "replication-offset-checkpoint"
         wait_for(lambda: checkpoint.exists() and "fd-limit" in checkpoint.read_text(), 30, "HW checkpoint")
         conns = []
@@ -331,7 +322,7 @@ def test_partitions_created_after_start_up_shrink_the_connection_bound(tmp_path:
     """Under RLIMIT_NOFILE=256, 100 partitions created after start-up take descriptors; connections yield them."""
     with broker_process(tmp_path, zk_chroot_connect, nofile=256,
                         replica_high_watermark_checkpoint_interval_ms="300") as broker:
-        create_topic(broker.port, "many", partitions=100)
+        create_topic(f"127.0.0.1:{broker.port}", "many", 100, 1, request_timeout_ms=20000)
         checkpoint = broker.log_dir / "replication-offset-checkpoint"
         wait_for(lambda: checkpoint.exists() and checkpoint.read_text().count("many") == 100, 60, "HW checkpoint")
         conns = []
@@ -356,7 +347,8 @@ def test_accept_failing_with_emfile_backs_off_and_logs_rarely(tmp_path: Path, zk
     if shutil.which("prlimit") is None:
         pytest.skip("needs prlimit (util-linux)")
     with broker_process(tmp_path, zk_chroot_connect) as broker:
-        create_topic(broker.port, "emfile")  # the controller's channel and clients are set up first
+        # the controller's channel and clients are set up first
+        create_topic(f"127.0.0.1:{broker.port}", "emfile", 1, 1, request_timeout_ms=20000)
         time.sleep(0.5)
         limit = broker.open_fds() + 3
         subprocess.run(["prlimit", f"--pid={broker.pid}", f"--nofile={limit}:20000"], check=True)

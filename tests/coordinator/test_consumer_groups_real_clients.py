@@ -22,7 +22,7 @@ import pytest
 import trio
 
 from kafkalike.cluster.local_cluster import LocalCluster
-from tests.fixtures_cluster import MakeCluster, _new_cluster
+from tests.fixtures_cluster import MakeCluster, _new_cluster, create_topic
 
 OVERRIDES = {"offsets.topic.num.partitions": "6", "group.min.session.timeout.ms": "1000"}
 WORKER = str(Path(__file__).with_name("group_worker.py"))
@@ -41,17 +41,6 @@ def group_cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> 
         yield cluster
     finally:
         cluster.stop()
-
-
-def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 3)])
-    finally:
-        admin.close()
 
 
 def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> None:

@@ -23,6 +23,7 @@ from kafkalike.client.connection import KafkaConnection
 from kafkalike.cluster.local_cluster import LocalCluster
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
+from tests import fixtures_cluster
 from tests.fixtures_cluster import MakeCluster, _new_cluster
 
 pytest.importorskip("confluent_kafka")
@@ -53,19 +54,8 @@ def _name(prefix: str) -> str:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, partitions, 3)])
-    futures[name].result(30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # wait until every partition has a leader in metadata
-        md = admin.list_topics(name, timeout=10).topics.get(name)
-        if md is not None and md.error is None and len(md.partitions) == partitions and \
-                all(p.leader >= 0 for p in md.partitions.values()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"topic {name} has no leaders after 30 s")
+    """RF 3, and every partition led in Metadata before the test goes on."""
+    fixtures_cluster.create_topic(bootstrap, name, partitions, 3, leaders_within=30)
 
 
 def producer(bootstrap: str, txn_id: str, **extra: Any) -> Any:

@@ -13,20 +13,11 @@ import pytest
 
 from kafkalike.bench.systems import BenchError
 from kafkalike.bench.txn_produce import TxnBenchConfig, format_table, main, run
+from tests.fixtures_cluster import assert_no_process_runs_from
 
 pytest.importorskip("confluent_kafka")
 
 TINY = TxnBenchConfig(records=300, size=100, txn_records=100, partitions=3, rounds=1, warmup_rounds=0)
-
-
-def _no_process_runs_from(work: Path) -> None:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            assert str(work) not in cmd, f"process {pid} left running: {cmd[:200]}"
 
 
 def test_txn_produce_bench_measures_both_modes_and_reads_every_record_back(tmp_path: Path, zk_connect: str) -> None:
@@ -43,7 +34,7 @@ def test_txn_produce_bench_measures_both_modes_and_reads_every_record_back(tmp_p
     assert set(out["ratios"]) == {"kafkalike transactional/idempotent"}
     table = format_table(out)
     assert "| kafkalike | transactional |" in table and "| kafkalike | idempotent | " in table, table
-    _no_process_runs_from(work)
+    assert_no_process_runs_from(work)
 
 
 def test_txn_produce_bench_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,4 +58,4 @@ def test_txn_produce_bench_measures_kafkalike_and_kafka_in_one_run(tmp_path: Pat
     assert set(out["ratios"]) == {"kafkalike transactional/idempotent", "kafka-zk transactional/idempotent",
                                   "idempotent kafkalike/kafka-zk", "transactional kafkalike/kafka-zk"}
     assert all(v > 0 for v in out["ratios"].values())
-    _no_process_runs_from(work)
+    assert_no_process_runs_from(work)
