@@ -21,7 +21,8 @@ import attrs
 import pytest
 import trustme
 
-from tests.broker.test_ssl_listener import _free_ports, _spawn, _stop, _wait_port, _write_properties
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, kafka_python_round_trip,
+                                           single_broker_properties, spawn, stop, write_properties)
 
 ADMIN_PASSWORD = "admin-secret"
 ALICE_PASSWORD = "alice-secret"
@@ -56,30 +57,17 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> It
     keystore, ca_pem = base / "broker.pem", base / "ca.pem"
     ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(keystore))
     ca.cert_pem.write_to_path(str(ca_pem))
-    plain, sasl, sasl_ssl = _free_ports(3)
-    props = {
-        "broker.id": "1",
-        "zookeeper.connect": f"{zk_connect}/kafkalike-sasl-{uuid.uuid4().hex[:10]}",
-        "zookeeper.session.timeout.ms": "6000",
-        "log.dirs": str(base / "logs"),
-        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl},"
-                     f"SASL_SSL://127.0.0.1:{sasl_ssl}",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.plain.sasl.jaas.config": _plain_jaas(admin=ADMIN_PASSWORD, alice=ALICE_PASSWORD),
-        "listener.name.sasl_ssl.plain.sasl.jaas.config": _plain_jaas(admin=ADMIN_PASSWORD),
-        "ssl.keystore.type": "PEM",
-        "ssl.keystore.location": str(keystore),
-        "offsets.topic.replication.factor": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        "kafkalike.metrics.port": "-1",
-    }
-    config = base / "server.properties"
-    _write_properties(config, props)
-    log_path = base / "broker.log"
-    process = _spawn(config, log_path)
-    try:
-        _wait_port(plain, process, log_path)
+    plain, sasl, sasl_ssl = free_ports(3)
+    props = single_broker_properties(
+        base, zk_connect, "sasl", plain, f"SASL_PLAINTEXT://127.0.0.1:{sasl},SASL_SSL://127.0.0.1:{sasl_ssl}", **{
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": _plain_jaas(admin=ADMIN_PASSWORD,
+                                                                               alice=ALICE_PASSWORD),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": _plain_jaas(admin=ADMIN_PASSWORD),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+        })
+    with broker_process(base, props, plain) as (process, log_path):
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
         deadline = time.monotonic() + 60  # librdkafka sends the alter to the controller: wait for one
         while True:
@@ -98,31 +86,6 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> It
             except Exception as exc:
                 raise AssertionError(f"{exc!r}: {log_path.read_text()[-3000:]}") from exc
         yield SaslBroker(process, log_path, plain, sasl, sasl_ssl, ca_pem)
-    finally:
-        _stop(process)
-
-
-def _confluent_round_trip(port: int, topic: str, n: int, **security: str) -> list[bytes]:
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    common = {"bootstrap.servers": f"127.0.0.1:{port}", **security}
-    producer = Producer({**common, "linger.ms": 5})
-    for i in range(n):
-        producer.produce(topic, value=b"v%05d" % i, key=b"k%d" % i)
-    assert producer.flush(60) == 0
-    consumer = Consumer({**common, "group.id": f"g-{topic}", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < n and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                got.append(msg.value())
-    finally:
-        consumer.close()
-    return got
 
 
 @pytest.mark.parametrize("mechanism, user, password", [
@@ -133,7 +96,7 @@ def _confluent_round_trip(port: int, topic: str, n: int, **security: str) -> lis
 def test_confluent_kafka_produces_and_consumes_over_sasl_plaintext(
         sasl_broker: SaslBroker, mechanism: str, user: str, password: str) -> None:
     topic = f"sasl-{mechanism.lower()}"
-    got = _confluent_round_trip(sasl_broker.sasl_port, topic, 500, **{
+    got = confluent_round_trip(sasl_broker.sasl_port, topic, 500, **{
         "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
         "sasl.username": user, "sasl.password": password})
     assert got == [b"v%05d" % i for i in range(500)]
@@ -141,37 +104,17 @@ def test_confluent_kafka_produces_and_consumes_over_sasl_plaintext(
 
 
 def test_confluent_kafka_over_sasl_ssl_with_scram_sha_512(sasl_broker: SaslBroker) -> None:
-    got = _confluent_round_trip(sasl_broker.sasl_ssl_port, "sasl-ssl", 300, **{
+    got = confluent_round_trip(sasl_broker.sasl_ssl_port, "sasl-ssl", 300, **{
         "security.protocol": "SASL_SSL", "ssl.ca.location": str(sasl_broker.ca_pem),
         "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": ALICE_PASSWORD})
     assert got == [b"v%05d" % i for i in range(300)]
 
 
 def test_kafka_python_with_scram_sha_256(sasl_broker: SaslBroker) -> None:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
     common: dict[str, object] = {"bootstrap_servers": f"127.0.0.1:{sasl_broker.sasl_port}",
                                  "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
                                  "sasl_plain_username": "alice", "sasl_plain_password": ALICE_PASSWORD}
-    producer = KafkaProducer(**common)
-    try:
-        for i in range(100):
-            producer.send("sasl-kafka-python", value=b"p%03d" % i)
-        producer.flush(60)
-    finally:
-        producer.close()
-    consumer = KafkaConsumer(**common, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
-    tp = TopicPartition("sasl-kafka-python", 0)
-    consumer.assign([tp])
-    consumer.seek(tp, 0)
-    got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < 100 and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                got.extend(r.value for r in records)
-    finally:
-        consumer.close()
+    got = kafka_python_round_trip(common, "sasl-kafka-python", 100, lambda i: b"p%03d" % i)
     assert got == [b"p%03d" % i for i in range(100)]
 
 
@@ -312,18 +255,18 @@ def test_bad_sasl_config_stops_start_up_with_one_line_naming_the_key(
         tmp_path: Path, zk_connect: str, props: dict[str, str], pattern: str) -> None:
     import re
 
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     config = tmp_path / "server.properties"
-    _write_properties(config, {
+    write_properties(config, {
         "broker.id": "1", "zookeeper.connect": f"{zk_connect}/kafkalike-sasl-bad-{uuid.uuid4().hex[:8]}",
         "log.dirs": str(tmp_path / "logs"), "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
         "kafkalike.metrics.port": "-1", **props})
     log_path = tmp_path / "broker.log"
-    process = _spawn(config, log_path)
+    process = spawn(config, log_path)
     try:
         assert process.wait(60) != 0
     finally:
-        _stop(process)
+        stop(process)
     lines = [line for line in log_path.read_text().splitlines() if re.search(pattern, line)]
     assert len(lines) == 1, log_path.read_text()[-2000:]
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,8 +22,17 @@ import attrs
 import pytest
 import trustme
 
-START_TIMEOUT_S = 60.0
-
+# _free_ports, _spawn, _stop, _wait_port, _write_properties: also imported from here by
+# tests/broker/test_acl_*.py
+from tests.broker.listener_helpers import START_TIMEOUT_S, broker_process, confluent_round_trip, kafka_python_round_trip
+from tests.broker.listener_helpers import api_versions_frame as _api_versions_frame
+from tests.broker.listener_helpers import call_api_versions as _call_api_versions
+from tests.broker.listener_helpers import free_ports as _free_ports
+from tests.broker.listener_helpers import single_broker_properties
+from tests.broker.listener_helpers import spawn as _spawn
+from tests.broker.listener_helpers import stop as _stop
+from tests.broker.listener_helpers import wait_port as _wait_port  # noqa: F401  (test_acl_*.py)
+from tests.broker.listener_helpers import write_properties as _write_properties
 
 @attrs.frozen
 class SslBroker:
@@ -44,70 +51,6 @@ class SslBroker:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _write_properties(path: Path, props: dict[str, str]) -> None:
-    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-
-
-def _spawn(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "kafkalike.cli.main", "broker", "start",
-                                 "--config", str(config)], stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _api_versions_frame(correlation_id: int = 7) -> bytes:
-    """A raw ApiVersions v0 request: size, api_key 18, version 0, correlation id, null client id."""
-    return struct.pack(">ihhih", 10, 18, 0, correlation_id, -1)
-
-
-def _call_api_versions(sock: socket.socket | ssl.SSLSocket, correlation_id: int = 7) -> int:
-    """Send ApiVersions v0 on sock and return the error code of the answer."""
-    sock.sendall(_api_versions_frame(correlation_id))
-    buf = b""
-    while len(buf) < 10:
-        chunk = sock.recv(65536)
-        assert chunk, "broker closed the connection"
-        buf += chunk
-    size, corr, error = struct.unpack(">iih", buf[:10])
-    assert corr == correlation_id and size > 6
-    return int(error)
-
-
-def _wait_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"broker exited {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if _call_api_versions(s) == 0:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("broker did not answer in time")
-
-
 @pytest.fixture(scope="module")
 def ssl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[SslBroker]:
     """One broker process with PLAINTEXT, SSL and MTLS (SSL + ssl.client.auth=required) listeners."""
@@ -122,86 +65,30 @@ def ssl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Ite
     client.cert_chain_pems[0].write_to_path(str(client_cert))
     client.private_key_pem.write_to_path(str(client_key))
     plain, tls, mtls = _free_ports(3)
-    props = {
-        "broker.id": "1",
-        "zookeeper.connect": f"{zk_connect}/kafkalike-ssl-{uuid.uuid4().hex[:10]}",
-        "zookeeper.session.timeout.ms": "6000",
-        "log.dirs": str(base / "logs"),
-        "listeners": f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls},MTLS://127.0.0.1:{mtls}",
+    props = single_broker_properties(base, zk_connect, "ssl", plain, f"SSL://127.0.0.1:{tls},MTLS://127.0.0.1:{mtls}", **{
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL",
-        "inter.broker.listener.name": "PLAINTEXT",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(keystore),
         "listener.name.mtls.ssl.truststore.type": "PEM",
         "listener.name.mtls.ssl.truststore.location": str(ca_pem),
         "listener.name.mtls.ssl.client.auth": "required",
-        "offsets.topic.replication.factor": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        "kafkalike.metrics.port": "-1",
-    }
-    config = base / "server.properties"
-    _write_properties(config, props)
-    log_path = base / "broker.log"
-    process = _spawn(config, log_path)
-    try:
-        _wait_port(plain, process, log_path)
+    })
+    with broker_process(base, props, plain) as (process, log_path):
         yield SslBroker(process, log_path, plain, tls, mtls, ca_pem, client_cert, client_key)
-    finally:
-        _stop(process)
 
 
 def _confluent_round_trip(broker: SslBroker, topic: str, n: int) -> list[bytes]:
-    from confluent_kafka import Consumer, Producer, TopicPartition
-
-    common = {"bootstrap.servers": f"127.0.0.1:{broker.ssl_port}", "security.protocol": "SSL",
-              "ssl.ca.location": str(broker.ca_pem)}
-    producer = Producer({**common, "linger.ms": 5})
-    for i in range(n):
-        producer.produce(topic, value=b"v%05d" % i + b"x" * 200, key=b"k%d" % i)
-    assert producer.flush(60) == 0
-    consumer = Consumer({**common, "group.id": f"g-{topic}", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < n and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                got.append(msg.value())
-    finally:
-        consumer.close()
-    return got
+    return confluent_round_trip(broker.ssl_port, topic, n, padding=b"x" * 200, **{
+        "security.protocol": "SSL", "ssl.ca.location": str(broker.ca_pem)})
 
 
 def _kafka_python_round_trip(broker: SslBroker, port: int, topic: str, n: int,
                              with_cert: bool = False) -> list[bytes]:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
     common: dict[str, object] = {"bootstrap_servers": f"127.0.0.1:{port}", "security_protocol": "SSL",
                                  "ssl_cafile": str(broker.ca_pem)}
     if with_cert:
         common.update(ssl_certfile=str(broker.client_cert), ssl_keyfile=str(broker.client_key))
-    producer = KafkaProducer(**common)
-    try:
-        for i in range(n):
-            producer.send(topic, value=b"p%05d" % i + b"y" * 300)
-        producer.flush(60)
-    finally:
-        producer.close()
-    consumer = KafkaConsumer(**common, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
-    consumer.assign([TopicPartition(topic, 0)])
-    consumer.seek(TopicPartition(topic, 0), 0)
-    got: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(got) < n and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                got.extend(r.value for r in records)
-    finally:
-        consumer.close()
-    return got
+    return kafka_python_round_trip(common, topic, n, lambda i: b"p%05d" % i + b"y" * 300)
 
 
 def test_confluent_kafka_produces_and_fetches_over_the_ssl_listener(ssl_broker: SslBroker) -> None:
