@@ -656,17 +656,24 @@ class GroupMetadataManager:
             return 0
         return (int(batches[-1].last_seq) + 1) & 0x7FFFFFFF
 
+    def _split_oversized_metadata(self, offsets: dict[TopicPartition, OffsetAndMetadata]
+                                  ) -> tuple[dict[TopicPartition, ErrorCode], dict[TopicPartition, OffsetAndMetadata]]:
+        """(OFFSET_METADATA_TOO_LARGE for each offset whose metadata is longer than
+        offset.metadata.max.bytes in UTF-8, the offsets to write)."""
+        too_large: dict[TopicPartition, ErrorCode] = {}
+        valid: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, om in offsets.items():
+            if om.metadata is not None and len(om.metadata.encode("utf-8")) > self.config.max_metadata_size:
+                too_large[tp] = ErrorCode.offset_metadata_too_large
+            else:
+                valid[tp] = om
+        return too_large, valid
+
     async def store_offsets(self, group: GroupMetadata,
                             offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, ErrorCode]:
         """Persist and then cache committed offsets. Metadata longer than
         offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE (not written)."""
-        result: dict[TopicPartition, ErrorCode] = {}
-        valid: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, om in offsets.items():
-            if om.metadata is not None and len(om.metadata.encode("utf-8")) > self.config.max_metadata_size:
-                result[tp] = ErrorCode.offset_metadata_too_large
-            else:
-                valid[tp] = om
+        result, valid = self._split_oversized_metadata(offsets)
         error, base_offset = await self.append_batch(
             group.group_id, [offset_commit_record(group.group_id, tp, om) for tp, om in valid.items()])
         for tp, om in valid.items():
@@ -684,13 +691,7 @@ class GroupMetadataManager:
         offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE (not written); an append
         error is answered per partition (APPEND_ERROR_MAP) and the pending offsets are
         forgotten."""
-        result: dict[TopicPartition, ErrorCode] = {}
-        valid: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, om in offsets.items():
-            if om.metadata is not None and len(om.metadata.encode("utf-8")) > self.config.max_metadata_size:
-                result[tp] = ErrorCode.offset_metadata_too_large
-            else:
-                valid[tp] = om
+        result, valid = self._split_oversized_metadata(offsets)
         if not valid:
             return result
         gid = group.group_id
