@@ -199,19 +199,32 @@ async def fetch(h: AuthHelper, header: Any, request: Any, conn: Any, inner: Hand
     else:
         ok = h.allowed(conn, Op.READ, RT.TOPIC, (t.topic for t in request.topics), "Fetch")
     denied = {t.topic: [p.partition for p in t.partitions] for t in request.topics if t.topic not in ok}
-    if not denied:
-        return await inner(header, request, conn)
     resp_cls = response_class_for(request)
-    errors = _topic_errors(resp_cls, "FetchableTopicResponse", "PartitionData", "topic", "partitions",
-                           "partition_index", denied, TOPIC_DENIED, high_watermark=-1, last_stable_offset=-1,
-                           log_start_offset=-1, aborted_transactions=None, preferred_read_replica=-1, records=None)
     kept = tuple(t for t in request.topics if t.topic in ok)
-    if not kept and getattr(request, "session_epoch", -1) <= 0:
-        return build(resp_cls, error_code=ErrorCode.none, session_id=0, responses=errors)
-    response = await inner(header, _replace(request, topics=kept), conn)
+    if denied and not kept and getattr(request, "session_epoch", -1) <= 0:
+        return build(resp_cls, error_code=ErrorCode.none, session_id=0, responses=_fetch_errors(resp_cls, denied))
+    response = await inner(header, _replace(request, topics=kept) if denied else request, conn)
     if response.error_code != ErrorCode.none:
         return response
-    return _replace(response, responses=tuple(response.responses) + errors)
+    if request.replica_id < 0:
+        # an incremental fetch also answers partitions of its session the request did not name
+        # (or named and was refused: taking them out of the request leaves them in the session):
+        # their topics need Read too, so an ACL removed mid-session stops the data, as in Kafka
+        unnamed = {t.topic for t in response.responses} - ok - set(denied)
+        revoked = (unnamed - h.allowed(conn, Op.READ, RT.TOPIC, unnamed, "Fetch")) | set(denied)
+        if any(t.topic in revoked for t in response.responses):
+            denied.update({t.topic: [p.partition_index for p in t.partitions]
+                           for t in response.responses if t.topic in revoked and t.topic not in denied})
+            response = _replace(response, responses=tuple(t for t in response.responses if t.topic not in revoked))
+    if not denied:
+        return response
+    return _replace(response, responses=tuple(response.responses) + _fetch_errors(resp_cls, denied))
+
+
+def _fetch_errors(resp_cls: type, denied: dict[str, list[int]]) -> tuple[Any, ...]:
+    return _topic_errors(resp_cls, "FetchableTopicResponse", "PartitionData", "topic", "partitions",
+                         "partition_index", denied, TOPIC_DENIED, high_watermark=-1, last_stable_offset=-1,
+                         log_start_offset=-1, aborted_transactions=None, preferred_read_replica=-1, records=None)
 
 
 def _per_topic_rule(op: AclOperation, topics_field: str, name_field: str, parts_field: str, part_index: str,
