@@ -49,16 +49,19 @@ def _no_process_left_in(work: Path) -> None:
 
 def _check_summary(summary: dict[str, object]) -> None:
     """check_cdc.py's last verdict: the table (3 first rows, the bulk load, the rows changed while
-    the task was FAILED) equals both the replayed change events and the sink file, no duplicate."""
+    the worker was down and while the task was FAILED) equals both the replayed change events and
+    the sink file, no duplicate event."""
     assert summary["ok"] is True and summary["problems"] == []
     assert summary["duplicates"] == 0
     ops = summary["ops"]
     assert isinstance(ops, dict)
-    # snapshot of row 1; creates 2, 3, 100..299, 4; updates 1, 50 bulk, 3; deletes 2, 20 bulk
-    assert ops == {"r": 1, "c": 203, "u": 52, "d": 21}
-    assert summary["tombstones"] == 21
+    # snapshot of row 1; creates 2, 3, 100..299, 5, 4; updates 1, 50 bulk, 3; deletes 2, 20 bulk, 100
+    assert ops == {"r": 1, "c": 204, "u": 52, "d": 22}
+    assert summary["tombstones"] == 22
     assert summary["rows"] == summary["sink_rows"] == 3 + 200 - 20
-    assert summary["sink_lines"] == 1 + 203 + 52 + 21
+    # the sink is at-least-once (a consumer group's committed offsets): a line may repeat, none may be missing
+    sink_lines = summary["sink_lines"]
+    assert isinstance(sink_lines, int) and sink_lines >= 1 + 204 + 52 + 22
 
 
 def test_connect_tutorial_against_a_running_three_broker_cluster(make_cluster: MakeCluster, tmp_path: Path) -> None:
