@@ -112,7 +112,6 @@ class KafkaServer:
         # the controller (election, event queue), built from the config and the broker id; it is
         # started over the broker's ZooKeeper client by the start-up hook, stopped by the shutdown hook
         # Kafka's state-change.log, here in the first log dir (Kafka: next to server.log)
-        # Kafka's state-change.log, here in the first log dir (Kafka: next to server.log)
         self.state_change_log = StateChangeLog(Path(config.log_dirs[0]) / STATE_CHANGE_LOG_FILE)
         self.controller = KafkaController(self.broker_id, self.config, state_change_log=self.state_change_log)
         # SCRAM credentials in /config/users (SASL/SCRAM logins, Alter/DescribeUserScramCredentials)
