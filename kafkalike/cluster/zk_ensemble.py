@@ -187,6 +187,13 @@ class ZkEnsemble:
         from 127.0.0.1; see docs/zookeeper.md "Cutting one ZooKeeper link").
     die_with_parent: nodes get SIGKILL if this Python process dies (test fixtures: no JVM
         outlives a killed pytest); not for ``kafkalike zk up``.
+    sasl_users: when set ({user: password}), every node accepts SASL DIGEST-MD5 logins of these
+        users: zoo.cfg gets ``authProvider.1=org.apache.zookeeper.server.auth.
+        SASLAuthenticationProvider`` and the JVM ``-Djava.security.auth.login.config=<base>/
+        zk-jaas.conf``, whose ``Server`` section is a DigestLoginModule with ``user_<name>=
+        "<password>"`` (ZooKeeper's SASL guide; what Kafka's docs tell a ZooKeeper admin to
+        write). Anonymous clients still connect (Kafka does not set requireClientAuthScheme):
+        what they may touch is decided by each znode's ACL.
     Usable from sync code and tests; from trio wrap calls in ``trio.to_thread.run_sync``.
     """
 
@@ -198,6 +205,7 @@ class ZkEnsemble:
     heap_mb: int = 256
     gid_base: int | None = None
     die_with_parent: bool = False
+    sasl_users: dict[str, str] | None = None
     java: str = "java"
     java_dir: Path = attrs.field(default=JAVA_DIR, converter=Path)
     zk_dir: Path = attrs.field(default=ZK_DIR, converter=Path)
@@ -223,9 +231,10 @@ class ZkEnsemble:
             raise ZkEnsembleError(f"no ZooKeeper ensemble in {base_dir} (no {STATE_FILE})") from None
         except ValueError as exc:
             raise ZkEnsembleError(f"{path} is not valid JSON: {exc}") from None
-        kwargs = {k: state[k] for k in ("nodes", "base_port", "host_prefix", "first_host", "gid_base") if k in state}
+        kwargs = {k: state[k] for k in ("nodes", "base_port", "host_prefix", "first_host", "gid_base", "sasl_users")
+                  if k in state}
         kwargs.update(overrides)
-        return cls(base_dir, **kwargs)  # type: ignore[arg-type]
+        return cls(base_dir, **kwargs)
 
     @property
     def specs(self) -> list[ZkNodeSpec]:
@@ -271,6 +280,19 @@ class ZkEnsemble:
             ]
         )
 
+    @property
+    def jaas_path(self) -> Path:
+        """The nodes' JAAS file (written by ``write_configs`` when ``sasl_users`` is set)."""
+        return self.base_dir / "zk-jaas.conf"
+
+    def _jaas_text(self) -> str:
+        def q(v: str) -> str:
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        users = "".join(f"\n    user_{name}={q(pw)}" for name, pw in sorted((self.sasl_users or {}).items()))
+        return (f"// written by kafkalike (ZkEnsemble.sasl_users): SASL DIGEST-MD5 users of ZooKeeper\n"
+                f"Server {{\n    org.apache.zookeeper.server.auth.DigestLoginModule required{users};\n}};\n")
+
     def node_marker(self, node_id: int) -> str:
         """The JVM argument ``-Dkafkalike.zk.node=<node dir>`` that names node ``node_id``'s
         process (unique per node and base dir)."""
@@ -291,6 +313,7 @@ class ZkEnsemble:
             "-Dzookeeper.jmx.log4j.disable=true",
             f"-Dlog4j.configuration=file:{self.zk_dir / 'log4j.properties'}",
             self.node_marker(node_id),  # marks the process for is_alive() and stray_pids()
+            *([f"-Djava.security.auth.login.config={self.jaas_path}"] if self.sasl_users else []),
             "-cp",
             self._classpath(),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -322,7 +345,7 @@ class ZkEnsemble:
             old = json.loads(path.read_text())
         except ValueError:
             return
-        mine = {k: v for k, v in self._state().items() if k != "gid_base"}  # the shape only
+        mine = {k: v for k, v in self._state().items() if k not in ("gid_base", "sasl_users")}  # the shape only
         if {k: old.get(k) for k in mine} != mine:
             raise ZkEnsembleError(
                 f"{self.base_dir} already holds a different ZooKeeper ensemble {old} "
@@ -336,6 +359,7 @@ class ZkEnsemble:
             "host_prefix": self.host_prefix,
             "first_host": self.first_host,
             "gid_base": self.gid_base,
+            **({"sasl_users": self.sasl_users} if self.sasl_users else {}),
         }
 
     def write_configs(self) -> None:
@@ -352,6 +376,12 @@ class ZkEnsemble:
             servers = "\n".join(
                 f"server.{s.node_id}={s.host}:{s.quorum_port}:{s.election_port}" for s in self.specs
             )
+        sasl = ""
+        if self.sasl_users:
+            self.jaas_path.write_text(self._jaas_text())
+            self.jaas_path.chmod(0o600)
+            sasl = "\n# SASL (ZkEnsemble.sasl_users): users in zk-jaas.conf\n" \
+                   "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
         for s in self.specs:
             s.data_dir.mkdir(parents=True, exist_ok=True)
             (s.data_dir / "myid").write_text(f"{s.node_id}\n")
@@ -364,6 +394,7 @@ class ZkEnsemble:
                     host=s.host,
                     servers=servers,
                 )
+                + sasl
             )
         (self.base_dir / STATE_FILE).write_text(json.dumps(self._state(), indent=2) + "\n")
 

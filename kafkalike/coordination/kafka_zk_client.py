@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import attrs
 import structlog
+from kazoo.security import ACL, CREATOR_ALL_ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import BadVersion, ConnectionLoss, MultiOpFailed, NodeExists, NoNode
@@ -34,6 +35,32 @@ from kafkalike.coordination.zookeeper_client import (
 )
 
 log = structlog.get_logger(__name__)
+
+#: Kafka's ZkData.SensitiveRootPaths: znodes under these (SCRAM credentials in /config/users,
+#: broker configs with passwords, delegation tokens) get no world READ when secured.
+SENSITIVE_ROOT_PATHS = ("/config/users", "/config/brokers", "/delegation_token/tokens")
+
+
+def sensitive_path(path: str) -> bool:
+    """Kafka's ZkData.sensitivePath: ``path`` starts with one of SENSITIVE_ROOT_PATHS (a plain
+    prefix test, as Kafka's ``startsWith``)."""
+    return any(path.startswith(root) for root in SENSITIVE_ROOT_PATHS)
+
+
+def default_acls(is_secure: bool, path: str) -> list[ACL]:
+    """The ACL Kafka creates znode ``path`` (chroot-relative) with (Kafka 3.9 ZkData.defaultAcls).
+
+    ``is_secure`` (``zookeeper.set.acl=true``): the creator's authenticated identity
+    (``sasl:<user>``, ZooKeeper's ``auth`` scheme) gets ALL, and everyone READ unless
+    ``sensitive_path(path)``. Not secure: world:anyone ALL (OPEN_ACL_UNSAFE). A secured create
+    from an unauthenticated session fails with ZooKeeper's INVALIDACL.
+    """
+    if not is_secure:
+        return list(OPEN_ACL_UNSAFE)
+    acls = list(CREATOR_ALL_ACL)
+    if not sensitive_path(path):
+        acls += list(READ_ACL_UNSAFE)
+    return acls
 
 
 class KafkaZkError(Exception):

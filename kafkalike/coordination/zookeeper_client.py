@@ -39,6 +39,13 @@ trio->thread hand-off per call (~0.4 ms of client CPU each).
 
 Connect strings: ``host:port,host:port[/chroot]``; a missing chroot is created on start, as
 Kafka's KafkaZkClient does (KAFKA-7165 era ``createChrootIfNecessary``).
+
+Security (docs/security.md "ZooKeeper security"). ``sasl=ZkSaslCredentials(user, password)``
+authenticates the session with SASL DIGEST-MD5, as Kafka's ZooKeeper client does from the JAAS
+``Client`` section (``read_jaas_client_section`` reads that section from a JAAS file); a wrong
+password makes ``start()`` raise AuthFailed. ``acl_provider(path) -> [ACL]`` gives the ACL of
+every znode this client creates (``create``, ``ensure_path(s)``, multi ``CreateOp``, the
+chroot), as Kafka passes ``ZkData.defaultAcls(isSecure, path)`` to every create.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import re
 import socket
 import time
 from typing import Any, Callable, Sequence, TypeVar
@@ -53,11 +61,13 @@ from typing import Any, Callable, Sequence, TypeVar
 import attrs
 import structlog
 import trio
+from kazoo import exceptions as _kx
 from kazoo.client import KazooClient, KazooState
 from kazoo.handlers import utils as _kz_utils
 from kazoo.handlers.threading import SequentialThreadingHandler
-from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.protocol.states import EventType, KeeperState, WatchedEvent
 from kazoo.protocol.states import ZnodeStat as _KzStat
+from kazoo.security import ACL
 
 from kafkalike.coordination.errors import (
     ConnectTimeout,
@@ -71,6 +81,43 @@ from kafkalike.coordination.errors import (
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+#: NOAUTH (-102): the session's identities lack the permission a znode's ACL demands
+NoAuth = _kx.NoAuthError
+#: ``acl_provider``: a chroot-relative path -> the ACL list its znode is created with
+AclProvider = Callable[[str], list[ACL]]
+
+
+@attrs.frozen
+class ZkSaslCredentials:
+    """A SASL DIGEST-MD5 identity for the ZooKeeper session: ``username`` / ``password`` (what
+    the JAAS ``Client`` section's DigestLoginModule gives Kafka's ZooKeeper client). The
+    server's ``SASLAuthenticationProvider`` then names the session ``sasl:<username>``."""
+
+    username: str
+    password: str = attrs.field(repr=False)
+
+    def sasl_options(self) -> dict[str, str]:
+        """kazoo's ``sasl_options`` for this identity (pure-sasl DIGEST-MD5)."""
+        return {"mechanism": "DIGEST-MD5", "username": self.username, "password": self.password}
+
+
+_JAAS_SECTION = re.compile(r"([A-Za-z0-9_.-]+)\s*\{(.*?)\}\s*;", re.S)
+_JAAS_OPTION = re.compile(r"([A-Za-z0-9_.]+)\s*=\s*(\"(?:[^\"\\\\]|\\\\.)*\"|[^\s;]+)")
+
+
+def read_jaas_client_section(text: str, section: str = "Client") -> ZkSaslCredentials | None:
+    """The ``username``/``password`` of JAAS file ``text``'s ``section`` (ZooKeeper's client
+    section name, ``zookeeper.sasl.clientconfig``, default "Client"), or None if the file has
+    no such section. Raises CoordinationError if the section lacks username or password."""
+    for name, body in _JAAS_SECTION.findall(text):
+        if name != section:
+            continue
+        opts = {k: (v[1:-1] if v.startswith('"') else v) for k, v in _JAAS_OPTION.findall(body)}
+        if "username" not in opts or "password" not in opts:
+            raise CoordinationError(f"JAAS section {section!r} needs username= and password= "
+                                    "(org.apache.zookeeper.server.auth.DigestLoginModule)")
+        return ZkSaslCredentials(opts["username"], opts["password"])
+    return None
 
 
 # ---- values ---------------------------------------------------------------------------------
@@ -344,7 +391,9 @@ class ZooKeeperClient:
     process's ZooKeeper links have their own (source, destination) pair; None = kernel's
     choice (127.0.0.1 for every loopback connection). sync_reads: ``sync`` before every read,
     so reads also see other sessions' latest writes (one more round trip each; for tests and
-    tools — see ``get``).
+    tools — see ``get``). sasl: authenticate with SASL DIGEST-MD5 (None: anonymous).
+    acl_provider: ACLs of the znodes this client creates (None: world:anyone ALL, ZooKeeper's
+    OPEN_ACL_UNSAFE, Kafka's choice when ``zookeeper.set.acl`` is false).
 
     Use ``async with ZooKeeperClient(...) as zk:`` or ``await zk.start()`` / ``await
     zk.close()``. Paths are chroot-relative. Errors are those of
@@ -360,8 +409,12 @@ class ZooKeeperClient:
         name: str = "zk",
         source_host: str | None = None,
         sync_reads: bool = False,
+        sasl: ZkSaslCredentials | None = None,
+        acl_provider: AclProvider | None = None,
     ) -> None:
         self.connect = connect
+        self.sasl = sasl
+        self.acl_provider = acl_provider
         self.source_host = source_host
         self.sync_reads = sync_reads
         self.hosts, self.chroot = split_connect_string(connect)
@@ -404,6 +457,8 @@ class ZooKeeperClient:
     def _new_kazoo(self, hosts: str, **kw: Any) -> KazooClient:
         if self.source_host:
             kw.setdefault("handler", _SourceBoundHandler(self.source_host))
+        if self.sasl is not None:
+            kw.setdefault("sasl_options", self.sasl.sasl_options())
         return KazooClient(
             hosts=hosts,
             timeout=self.session_timeout_ms / 1000.0,
@@ -439,15 +494,34 @@ class ZooKeeperClient:
         except trio.TooSlowError:
             await self.close()
             raise ConnectTimeout(f"no ZooKeeper session within {timeout_s:.1f}s at {self.connect}") from None
+        if self.sasl is not None:
+            # kazoo reports CONNECTED before its SASL exchange; the first request is answered
+            # only after it, so one round trip tells whether the login was accepted
+            try:
+                await self._run(functools.partial(kz.exists, "/"))
+            except Exception:
+                if kz.client_state != KeeperState.AUTH_FAILED:
+                    raise
+                await self.close()
+                raise self._auth_failed() from None
         log.info("zk_connected", name=self.name, connect=self.connect, session_id=self.session_id_hex)
 
     def _ensure_chroot(self, timeout_s: float) -> None:
         kz = self._new_kazoo(self.hosts)
         try:
             kz.start(timeout=timeout_s)
-            kz.ensure_path(self.chroot)
+            kz.ensure_path(self.chroot, acl=self._acl(self.chroot))
+        except Exception:
+            if kz.client_state == KeeperState.AUTH_FAILED:
+                raise self._auth_failed() from None
+            raise
         finally:
             self._stop_kazoo(kz)
+
+    def _auth_failed(self) -> Exception:
+        user = self.sasl.username if self.sasl is not None else None
+        return _kx.AuthFailedError(f"ZooKeeper at {self.hosts} rejected the SASL DIGEST-MD5 login of user "
+                                   f"{user!r} (wrong username or password?)")
 
     @staticmethod
     def _stop_kazoo(kz: KazooClient) -> None:
@@ -566,6 +640,21 @@ class ZooKeeperClient:
                 await self._connected.wait()
 
     # -- plumbing --
+
+    def _acl(self, path: str) -> list[ACL] | None:
+        """The ACL a znode at ``path`` is created with (None: kazoo's OPEN_ACL_UNSAFE)."""
+        return None if self.acl_provider is None else self.acl_provider(path)
+
+    async def get_acls(self, path: str) -> tuple[list[ACL], ZnodeStat]:
+        """``path``'s ACL list and stat (ZooKeeper getACL). Raises NoNode."""
+        acls, stat = await self._run(functools.partial(self._client().get_acls, _check_path(path)))
+        return list(acls), ZnodeStat.from_kazoo(stat)
+
+    async def set_acls(self, path: str, acls: Sequence[ACL], version: int = -1) -> ZnodeStat:
+        """Replace ``path``'s ACL if its ACL version is ``version`` (-1: any); ZooKeeper setACL.
+        Raises NoNode, BadVersion, NoAuth (the session lacks ADMIN on it)."""
+        stat = await self._run(functools.partial(self._client().set_acls, _check_path(path), list(acls), version))
+        return ZnodeStat.from_kazoo(stat)
 
     def _client(self) -> KazooClient:
         if self._kz is None:
@@ -749,10 +838,12 @@ class ZooKeeperClient:
         NoChildrenForEphemerals.
         """
         kz = self._client()
+        if make_parents and self.acl_provider is not None and path.count("/") > 1:
+            await self.ensure_paths([path.rsplit("/", 1)[0]])  # each parent with its own ACL
         created, stat = await self._run(
             functools.partial(
-                kz.create, _check_path(path), bytes(data), ephemeral=ephemeral, sequence=sequential,
-                makepath=make_parents, include_data=True,
+                kz.create, _check_path(path), bytes(data), acl=self._acl(path), ephemeral=ephemeral,
+                sequence=sequential, makepath=make_parents, include_data=True,
             )
         )
         return created, ZnodeStat.from_kazoo(stat)
@@ -771,6 +862,9 @@ class ZooKeeperClient:
     async def ensure_path(self, path: str) -> None:
         """Create ``path`` and any missing parents as empty persistent nodes (no error if
         present)."""
+        if self.acl_provider is not None:
+            await self.ensure_paths([path])  # each missing parent with its own ACL
+            return
         await self._run(functools.partial(self._client().ensure_path, _check_path(path)))
 
     async def ensure_paths(self, paths: Sequence[str]) -> None:
@@ -792,7 +886,8 @@ class ZooKeeperClient:
 
         for depth in sorted({p.count("/") for p in wanted}):
             level = sorted(p for p in wanted if p.count("/") == depth)
-            await self._pipelined([functools.partial(kz.create_async, p, b"") for p in level], finish)
+            await self._pipelined([functools.partial(kz.create_async, p, b"", acl=self._acl(p)) for p in level],
+                                  finish)
 
     async def create_if_absent(self, path: str, data: bytes = b"") -> bool:
         """Create a persistent ``path`` (parents too) unless it exists; True if created
@@ -852,7 +947,8 @@ class ZooKeeperClient:
             if isinstance(op, CheckOp):
                 tx.check(_check_path(op.path), op.version)
             elif isinstance(op, CreateOp):
-                tx.create(_check_path(op.path), bytes(op.data), ephemeral=op.ephemeral, sequence=op.sequential)
+                tx.create(_check_path(op.path), bytes(op.data), acl=self._acl(op.path), ephemeral=op.ephemeral,
+                          sequence=op.sequential)
             elif isinstance(op, SetDataOp):
                 tx.set_data(_check_path(op.path), bytes(op.data), op.version)
             elif isinstance(op, DeleteOp):
