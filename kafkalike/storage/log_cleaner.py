@@ -24,27 +24,58 @@ steps. It only reads inactive segments, and the swap (a few renames and a list u
 between two steps; if the segments it read were truncated or deleted meanwhile, the group is
 abandoned. `clean_now(log)` runs a whole pass (tests, tools).
 
+Transactions (Kafka's Cleaner with CleanedTransactionMetadata, KIP-98 and KIP-534): the cleanable
+range also ends at the last stable offset, so batches of an ongoing transaction are never
+cleaned. The aborted transactions (the .txnindex entries of the log's segments, ordered by first
+offset) say which transactional batches are aborted: they never enter the offset map (an aborted
+value cannot shadow a committed one) and their records are removed. A COMMIT/ABORT marker is
+kept while the pass met any batch of its transaction; once it met none, the marker is rewritten
+with a delete horizon (attribute bit 6, baseTimestamp = now + delete.retention.ms, record
+timestamps unchanged) and is removed by the first pass after that horizon. The batch holding a
+producer's last data offset (or, for a producer with no data left, its last marker of the
+current epoch) is kept, empty if need be, so the producer's epoch and sequence survive. A
+transactional batch left empty by compaction is otherwise dropped. The .txnindex of a cleaned
+segment holds the aborted transactions whose ABORT marker is in it and whose data was still met.
+
 Differences from Kafka: the offset map is a Python dict keyed by the key bytes (Kafka: a fixed
 memory buffer of MD5 hashes, log.cleaner.dedupe.buffer.size); tombstone expiry uses the
-segment's largest timestamp rather than KIP-534's per-batch delete horizon; aborted transactional
-data and transaction markers are not removed (Kafka removes aborted records and, after
-delete.retention.ms, markers); the .txnindex entries of a group's segments are carried into the
-cleaned segment.
+segment's largest timestamp rather than KIP-534's per-batch delete horizon (only markers get a
+delete horizon); an empty non-transactional batch with a producer id is always kept (Kafka keeps
+only each producer's last one); the transaction tracking spans the whole pass rather than one
+segment group, so a marker whose data sits in an earlier group of the same pass is kept.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Callable, Generator, Iterator
 
 import attrs
+import crc32c
 import structlog
 
-from kafkalike.protocol.record_batch import RecordBatch, RecordBatchError, TruncatedBatchError, iter_batches
+from kafkalike.protocol.record_batch import (
+    ATTRIBUTES_AT,
+    CONTROL_TYPE_ABORT,
+    CRC_AT,
+    DELETE_HORIZON_FLAG_MASK,
+    HEADER,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    RecordBatch,
+    RecordBatchError,
+    SimpleRecord,
+    TruncatedBatchError,
+    encode_record,
+    iter_batches,
+    read_end_txn_marker,
+)
 from kafkalike.storage import batch_codec
 from kafkalike.storage.log_loader import _new_segment
 from kafkalike.storage.log_segment import CLEANED_SUFFIX, SWAP_SUFFIX, LogSegment, sync_dir
+from kafkalike.storage.transaction_index import AbortedTxn
 from kafkalike.storage.unified_log import UnifiedLog
 
 logger = structlog.get_logger(__name__)
@@ -64,6 +95,8 @@ class CleanerStats:
     records_retained: int
     tombstones_dropped: int
     aborted: bool = False
+    aborted_records_dropped: int = 0
+    markers_dropped: int = 0
 
 
 def _segment_batches(seg: LogSegment, chunk: int = 1 << 20) -> Iterator[RecordBatch]:
@@ -98,6 +131,101 @@ class _Progress:
     bytes_since_yield: int = 0
 
 
+@attrs.define
+class CleanedTransactionMetadata:
+    """What one cleaning pass knows about transactions (Kafka's CleanedTransactionMetadata):
+    the aborted transactions not yet reached (sorted by first offset), those whose first offset
+    was passed and whose ABORT marker was not (producer id -> [txn, a batch of it was met]),
+    and the producers with a committed transaction in progress whose batches were met.
+    Batches must be fed in offset order."""
+
+    pending: list[AbortedTxn]
+    ongoing_aborted: dict[int, list[object]] = attrs.Factory(dict)
+    ongoing_committed: set[int] = attrs.Factory(set)
+
+    @classmethod
+    def for_log(cls, log: UnifiedLog, end: int) -> CleanedTransactionMetadata:
+        """The aborted transactions of `log` starting below `end` (from every segment's
+        .txnindex), oldest first offset first."""
+        txns = [t for seg in log.segments for t in seg.txn_index.entries if t.first_offset < end]
+        return cls(sorted(txns, key=lambda t: (t.first_offset, t.last_offset)))
+
+    def _consume_up_to(self, offset: int) -> None:
+        while self.pending and self.pending[0].first_offset <= offset:
+            txn = self.pending.pop(0)
+            self.ongoing_aborted.setdefault(txn.producer_id, [txn, False])
+
+    def on_batch_read(self, batch: RecordBatch) -> bool:
+        """A data batch: True if it belongs to an aborted transaction (its records go)."""
+        self._consume_up_to(batch.last_offset)
+        if not batch.is_transactional:
+            return False
+        aborted = self.ongoing_aborted.get(batch.producer_id)
+        if aborted is not None:
+            aborted[1] = True
+            return True
+        self.ongoing_committed.add(batch.producer_id)
+        return False
+
+    def on_control_batch_read(self, batch: RecordBatch) -> tuple[bool, AbortedTxn | None]:
+        """A control batch: (may it be discarded because no batch of its transaction is left,
+        the aborted transaction to keep in the cleaned .txnindex when it must stay)."""
+        self._consume_up_to(batch.last_offset)
+        if batch.records_count == 0:
+            return True, None  # a marker already emptied by an earlier pass
+        marker = read_end_txn_marker(batch)
+        if marker is None:
+            return False, None
+        pid = batch.producer_id
+        if marker.control_type == CONTROL_TYPE_ABORT:
+            aborted = self.ongoing_aborted.pop(pid, None)
+            if aborted is not None and aborted[1]:
+                txn = aborted[0]
+                assert isinstance(txn, AbortedTxn)
+                return False, txn
+            return True, None
+        if pid in self.ongoing_committed:
+            self.ongoing_committed.discard(pid)
+            return False, None
+        return True, None
+
+
+def _last_batch_offsets(log: UnifiedLog) -> dict[int, tuple[int, int]]:
+    """producer id -> (last data offset or -1, epoch): the batch each producer's state needs."""
+    out = {}
+    for pid, entry in log.producer_state_manager.producers.items():
+        out[pid] = (entry.batches[-1].last_offset if entry.batches else -1, entry.epoch)
+    return out
+
+
+def _is_last_of_producer(batch: RecordBatch, last: dict[int, tuple[int, int]]) -> bool:
+    """Kafka's isBatchLastRecordOfProducer."""
+    if batch.producer_id < 0 or batch.producer_id not in last:
+        return False
+    last_data, epoch = last[batch.producer_id]
+    if last_data >= 0:
+        return batch.last_offset == last_data
+    return batch.is_control and batch.producer_epoch == epoch
+
+
+def with_delete_horizon(batch: RecordBatch, horizon_ms: int) -> bytes:
+    """A copy of an uncompressed (control) batch with the delete-horizon flag (attributes bit 6)
+    set and baseTimestamp = `horizon_ms`; record timestamps keep their absolute values (their
+    deltas become relative to the horizon), maxTimestamp is unchanged (KIP-534, Kafka's
+    MemoryRecordsBuilder with deleteHorizonMs)."""
+    body = b"".join(
+        encode_record(SimpleRecord(value=r.value, key=r.key, timestamp=r.timestamp),
+                      r.offset - batch.base_offset, r.timestamp - horizon_ms)
+        for r in batch_codec.iter_records(batch))
+    out = bytearray(HEADER_SIZE) + body
+    HEADER.pack_into(out, 0, batch.base_offset, len(out) - LOG_OVERHEAD, batch.partition_leader_epoch, 2, 0,
+                     batch.attributes | DELETE_HORIZON_FLAG_MASK, batch.last_offset_delta, horizon_ms,
+                     batch.max_timestamp, batch.producer_id, batch.producer_epoch, batch.base_sequence,
+                     batch.records_count)
+    struct.pack_into(">I", out, CRC_AT, crc32c.crc32c(memoryview(out)[ATTRIBUTES_AT:]))
+    return bytes(out)
+
+
 class LogCleaner:
     """Compacts logs. Stateless between passes apart from what it records on the log
     (`cleaner_checkpoint`, the first dirty offset, checkpointed by LogManager)."""
@@ -111,7 +239,7 @@ class LogCleaner:
     # ---------------------------------------------------------------- planning
     def _cleanable_end(self, log: UnifiedLog, now: int) -> int:
         """Base offset of the first segment that may not be cleaned."""
-        limit = min(log.active_segment.base_offset, log.high_watermark)
+        limit = min(log.active_segment.base_offset, log.high_watermark, log.last_stable_offset)
         lag = log.config.min_compaction_lag_ms
         end = log.segments[0].base_offset
         for i, seg in enumerate(log.segments[:-1]):
@@ -210,11 +338,15 @@ class LogCleaner:
         offset_map: dict[bytes, int] = {}
         dirty_segments = {id(s) for s in to_clean if s is to_clean[-1] or _next_base(log, s) > first_dirty}
         bytes_read = 0
+        map_txns = CleanedTransactionMetadata.for_log(log, end)
         for seg in to_clean:
             if id(seg) not in dirty_segments:
                 continue
             for batch in _segment_batches(seg):
-                if batch.is_control or batch.last_offset < first_dirty:
+                if batch.is_control:
+                    map_txns.on_control_batch_read(batch)
+                    continue
+                if map_txns.on_batch_read(batch) or batch.last_offset < first_dirty:
                     continue
                 for rec in batch_codec.iter_records(batch):
                     if rec.key is not None and rec.offset >= first_dirty:
@@ -230,7 +362,11 @@ class LogCleaner:
             else:
                 groups.append([seg])
         records_read = retained = tombstones_dropped = written = segs_written = 0
+        aborted_dropped = markers_dropped = 0
+        txns = CleanedTransactionMetadata.for_log(log, end)
+        last_of_producer = _last_batch_offsets(log)
         for group in groups:
+            kept_aborted: list[AbortedTxn] = []
             base = group[0].base_offset
             cleaned = _new_segment(log.dir, base, log.config, True, log.clock, suffix=CLEANED_SUFFIX)
             cleaned.log.truncate_to(0)
@@ -239,9 +375,25 @@ class LogCleaner:
                     keep_tombstones = id(seg) in dirty_segments or now - seg.largest_timestamp <= log.config.delete_retention_ms
                     for batch in _segment_batches(seg):
                         bytes_read += batch.size_in_bytes
+                        is_last = _is_last_of_producer(batch, last_of_producer)
                         if batch.is_control:
-                            out = bytes(batch.view())
+                            can_discard, keep_txn = txns.on_control_batch_read(batch)
+                            if keep_txn is not None:
+                                kept_aborted.append(keep_txn)
                             kept_count = batch.records_count
+                            if can_discard and batch.has_delete_horizon and batch.base_timestamp <= now:
+                                markers_dropped += 1
+                                kept_count = 0
+                                out = batch_codec.build_filtered_batch(batch, []) if is_last else b""
+                            elif can_discard and not batch.has_delete_horizon and batch.records_count:
+                                out = with_delete_horizon(batch, now + log.config.delete_retention_ms)
+                            else:
+                                out = bytes(batch.view())
+                        elif txns.on_batch_read(batch):
+                            records_read += batch.records_count
+                            aborted_dropped += batch.records_count
+                            kept_count = 0
+                            out = batch_codec.build_filtered_batch(batch, []) if is_last else b""
                         else:
                             records = list(batch_codec.iter_records(batch))
                             records_read += len(records)
@@ -260,7 +412,7 @@ class LogCleaner:
                             retained += kept_count
                             if kept_count == len(records):
                                 out = bytes(batch.view())
-                            elif kept or batch.producer_id >= 0:
+                            elif kept or (batch.producer_id >= 0 and (not batch.is_transactional or is_last)):
                                 out = batch_codec.build_filtered_batch(batch, kept)
                             else:
                                 out = b""
@@ -281,9 +433,9 @@ class LogCleaner:
                 cleaned.delete()
                 return attrs.evolve(empty, aborted=True)
             cleaned.on_become_inactive()
-            # markers are copied, so the group's aborted transactions still hold: carry their
-            # .txnindex entries (read_committed fetches read them) into the cleaned segment
-            cleaned.txn_index.replace([t for s in group for t in s.txn_index.entries])
+            # the aborted transactions whose ABORT marker stays here with some of their data
+            # (read_committed fetches read them); the others have no data left to hide
+            cleaned.txn_index.replace(kept_aborted)
             cleaned.flush()
             cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
             sync_dir(log.dir)
@@ -297,7 +449,9 @@ class LogCleaner:
             log.generation += 1
             segs_written += 1
         log.cleaner_checkpoint = end
-        stats = CleanerStats(first_dirty, end, len(to_clean), segs_written, bytes_read, written, records_read, retained, tombstones_dropped)
+        stats = CleanerStats(first_dirty, end, len(to_clean), segs_written, bytes_read, written, records_read,
+                             retained, tombstones_dropped, aborted_records_dropped=aborted_dropped,
+                             markers_dropped=markers_dropped)
         logger.info("log_cleaned", dir=str(log.dir), **attrs.asdict(stats))
         return stats
 
