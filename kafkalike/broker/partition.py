@@ -251,8 +251,9 @@ class Partition:
         place (never decoding records). ``batch`` is the header view of the batch at the start
         of ``records`` that the caller already parsed (ReplicaManager.append_records parses it
         once per Produce partition); None parses it here. Its producer fields are checked
-        against the producer state. acks=-1 with ISR < min.insync.replicas is refused
-        before the append (NOT_ENOUGH_REPLICAS). The log validates every record first (Kafka's
+        against the producer state; the view goes on into the log (UnifiedLog.append's
+        ``parsed``), so the header is parsed once between the socket and the file. acks=-1
+        with ISR < min.insync.replicas is refused before the append (NOT_ENOUGH_REPLICAS). The log validates every record first (Kafka's
         LogValidator). Raises PartitionError, CorruptRecordError, InvalidRecordError (incl.
         log_validator.RecordValidationError), RecordTooLargeError, KafkaStorageError."""
         if not self.is_leader:
@@ -271,7 +272,7 @@ class Partition:
                 raise PartitionError(exc.error_code, str(exc)) from None
         if self.log.leader_epoch_cache.dirty:
             self.flush_leader_epoch()
-        info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch)
+        info = self.log.append(records, assign_offsets=True, leader_epoch=self.leader_epoch, parsed=(batch,))
         self.maybe_increment_leader_hw()
         return info
 

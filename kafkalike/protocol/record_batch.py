@@ -428,11 +428,6 @@ def iter_batches(
         position += size
 
 
-_WALK = struct.Struct(">iibIhi8xq14xi")
-"""From batchLength (@8) to recordsCount (@57): batchLength, partitionLeaderEpoch, magic, crc,
-attributes, lastOffsetDelta, maxTimestamp, recordsCount (baseTimestamp and the producer fields
-skipped)."""
-assert _WALK.size == HEADER_SIZE - BATCH_LENGTH_AT
 _OFFSET_LENGTH_EPOCH = struct.Struct(">qii")
 """baseOffset, batchLength, partitionLeaderEpoch: one pack_into patches offset and epoch."""
 _ATTRIBUTES = struct.Struct(">h")
@@ -448,7 +443,9 @@ class AssignedOffsets:
     (partitionLeaderEpoch, baseOffset) of each batch whose own epoch was kept and is >= 0 (only
     filled when the walk did not set the epoch). first_offset/last_offset are -1 for an empty
     record set; next_offset is the offset after the last record; max_batch_size is the largest
-    batch, for max.message.bytes checks.
+    batch, for max.message.bytes checks. views: the RecordBatch header view of each batch, in
+    order, describing the patched bytes (buffer = the walked memoryview), to hand on to the
+    record walk and the producer state without reading the header again.
     """
 
     first_offset: int
@@ -461,6 +458,7 @@ class AssignedOffsets:
     valid_bytes: int
     batches: list[tuple[int, int, int, int]]
     epochs: list[tuple[int, int]]
+    views: list[RecordBatch]
 
 
 def assign_offsets(
@@ -470,6 +468,7 @@ def assign_offsets(
     *,
     log_append_time_ms: int | None = None,
     verify_crc: bool = True,
+    parsed: Sequence[RecordBatch] = (),
 ) -> AssignedOffsets:
     """Validate and patch a Produce's record set in one pass over its batches (the leader's append).
 
@@ -482,7 +481,13 @@ def assign_offsets(
     to that time and the timestamp-type attribute bit, and recomputes the CRC, as Kafka's
     LogValidator.assignOffsetsNonCompressed / DefaultRecordBatch.setMaxTimestamp do. Records
     are never decoded. Equivalent to `iter_batches()` + `set_base_offset()` +
-    `set_partition_leader_epoch()` per batch, without building a RecordBatch view per batch.
+    `set_partition_leader_epoch()` per batch.
+
+    Each batch's 61-byte header is parsed once: `parsed` holds header views the caller already
+    built over the same bytes (ReplicaManager's validateRecords parses a Produce partition's
+    one batch), used for the batches at their positions; the other batches get a RecordBatch
+    view here. Every view is updated to the patched fields and rebound to the walked buffer
+    (a copy when `buffer` was not the views' buffer), and returned in `views`.
 
     Returns AssignedOffsets. Raises TruncatedBatchError, UnsupportedMagicError, BadMagicError,
     BadBatchLengthError, CrcMismatchError, CorruptBatchError (negative lastOffsetDelta), all
@@ -495,15 +500,14 @@ def assign_offsets(
     if mv.readonly:
         raise TypeError("assign_offsets() patches in place: pass a bytearray or writable memoryview")
     end = len(mv)
-    unpack = _WALK.unpack_from
     crc32c = _crc32c.crc32c
     pack_offset = _INT64.pack_into
     pack_offset_epoch = _OFFSET_LENGTH_EPOCH.pack_into
     set_epoch = leader_epoch >= 0
-    stamp = log_append_time_ms is not None
     batches: list[tuple[int, int, int, int]] = []
     add_batch = batches.append
     epochs: list[tuple[int, int]] = []
+    views: list[RecordBatch] = []
     offset = next_offset
     count = 0
     max_ts = NO_TIMESTAMP
@@ -511,44 +515,56 @@ def assign_offsets(
     largest = 0
     position = 0
     while position < end:
-        if end - position >= HEADER_SIZE:
-            length, epoch, magic, crc, attributes, delta, batch_max_ts, n = unpack(mv, position + BATCH_LENGTH_AT)
+        i = len(views)
+        view: RecordBatch | None = parsed[i] if i < len(parsed) and parsed[i].position == position else None
+        if view is None and end - position >= HEADER_SIZE:
+            view = RecordBatch(mv, position)
+        if view is not None:
+            length = view.batch_length
             size = length + LOG_OVERHEAD
-            ok = magic == CURRENT_MAGIC and length >= MIN_BATCH_LENGTH and position + size <= end
+            ok = view.magic == CURRENT_MAGIC and length >= MIN_BATCH_LENGTH and position + size <= end
         else:
             ok = False
-        if not ok:
+        if not ok or view is None:
             _check_header(mv, position, end, None)  # raises the error iter_batches() would
             raise BadBatchLengthError("record batch header not understood", position)  # pragma: no cover
+        view.buffer = mv
         if verify_crc:
             computed = crc32c(mv[position + ATTRIBUTES_AT : position + size])
-            if computed != crc:
-                raise CrcMismatchError(position, crc, computed)
+            if computed != view.crc:
+                raise CrcMismatchError(position, view.crc, computed)
+        delta = view.last_offset_delta
         if delta < 0:
             raise CorruptBatchError(f"negative lastOffsetDelta {delta}", position)
         if set_epoch:
             pack_offset_epoch(mv, position, offset, length, leader_epoch)
+            view.partition_leader_epoch = leader_epoch
         else:
             pack_offset(mv, position, offset)
-            if epoch >= 0:
-                epochs.append((epoch, offset))
-        if stamp:
-            batch_max_ts = log_append_time_ms
+            if view.partition_leader_epoch >= 0:
+                epochs.append((view.partition_leader_epoch, offset))
+        view.base_offset = offset
+        batch_max_ts = view.max_timestamp
+        if log_append_time_ms is not None:
+            batch_max_ts = view.max_timestamp = log_append_time_ms
+            view.attributes |= TIMESTAMP_TYPE_MASK
             _INT64.pack_into(mv, position + MAX_TIMESTAMP_AT, batch_max_ts)
-            _ATTRIBUTES.pack_into(mv, position + ATTRIBUTES_AT, attributes | TIMESTAMP_TYPE_MASK)
-            _CRC.pack_into(mv, position + CRC_AT, crc32c(mv[position + ATTRIBUTES_AT : position + size]))
+            _ATTRIBUTES.pack_into(mv, position + ATTRIBUTES_AT, view.attributes)
+            view.crc = crc32c(mv[position + ATTRIBUTES_AT : position + size])
+            _CRC.pack_into(mv, position + CRC_AT, view.crc)
         last = offset + delta
         if batch_max_ts > max_ts:
             max_ts, offset_of_max = batch_max_ts, last
         if size > largest:
             largest = size
         add_batch((position, size, last, batch_max_ts))
-        count += n
+        views.append(view)
+        count += view.records_count
         offset = last + 1
         position += size
     first = next_offset if batches else -1
     return AssignedOffsets(first, offset - 1 if batches else -1, offset, count, max_ts, offset_of_max,
-                           largest, position, batches, epochs)
+                           largest, position, batches, epochs, views)
 
 
 def valid_prefix_length(buffer: Buffer, position: int = 0, end: int | None = None) -> tuple[int, RecordBatchError | None]:

@@ -48,6 +48,8 @@ docs/benchmarks.md, "Record validation on produce".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import cramjam
 
@@ -60,6 +62,7 @@ from kafkalike.protocol.record_batch import (
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
+    RecordBatch,
 )
 from kafkalike.storage.errors import CorruptRecordError, InvalidRecordError
 
@@ -103,8 +106,12 @@ class LogValidator:
 
 
 def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic: bool = False,
-                     max_decompressed_bytes: int = _records.MAX_DECOMPRESSED_BYTES) -> None:
+                     max_decompressed_bytes: int = _records.MAX_DECOMPRESSED_BYTES,
+                     batches: Sequence[RecordBatch] | None = None) -> None:
     """Validate every batch stored back to back in `buffer` (their headers and CRCs already checked).
+
+    `batches`: the header views of those batches, already parsed (record_batch.assign_offsets
+    returns them), so the headers are not read again; None reads each header here.
 
     Raises InvalidRecordError (INVALID_RECORD; RecordValidationError with record_errors for
     keyless records on a compacted topic) or CorruptRecordError (CORRUPT_MESSAGE: a body that
@@ -116,24 +123,43 @@ def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic:
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     end = len(mv)
+    if batches is not None:
+        position = 0
+        for b in batches:
+            position = b.position
+            batch_end = position + b.batch_length + LOG_OVERHEAD
+            _validate_batch(mv, position, batch_end, end, b.attributes, b.last_offset_delta, b.producer_id,
+                            b.base_sequence, b.records_count, compacted_topic, max_decompressed_bytes)
+            position = batch_end
+        if position != end:
+            raise CorruptRecordError(f"{end - position} bytes after the last record batch", position)
+        return
     position = 0
     unpack = HEADER.unpack_from
     while position + HEADER_SIZE <= end:
         (_base, length, _epoch, _magic, _crc, attributes, last_delta, _base_ts, _max_ts,
          producer_id, _producer_epoch, base_sequence, count) = unpack(mv, position)
         batch_end = position + length + LOG_OVERHEAD
-        if batch_end > end or length + LOG_OVERHEAD < HEADER_SIZE:
-            raise CorruptRecordError(f"record batch of {length + LOG_OVERHEAD} bytes does not fit", position)
-        _check_batch(count, last_delta, attributes, producer_id, base_sequence)
-        codec = attributes & 0x07
-        if codec == CODEC_NONE:
-            walk_records(mv, position + HEADER_SIZE, batch_end, count, compacted_topic)
-        else:
-            body = _decompress(codec, mv[position + HEADER_SIZE:batch_end], max_decompressed_bytes, position)
-            walk_records(body, 0, len(body), count, compacted_topic)
+        _validate_batch(mv, position, batch_end, end, attributes, last_delta, producer_id, base_sequence, count,
+                        compacted_topic, max_decompressed_bytes)
         position = batch_end
     if position != end:
         raise CorruptRecordError(f"{end - position} bytes after the last record batch", position)
+
+
+def _validate_batch(mv: memoryview, position: int, batch_end: int, end: int, attributes: int, last_delta: int,
+                    producer_id: int, base_sequence: int, count: int, compacted_topic: bool,
+                    max_decompressed_bytes: int) -> None:
+    """One batch of `validate_records()`, from its header fields (already parsed)."""
+    if batch_end > end or batch_end - position < HEADER_SIZE:
+        raise CorruptRecordError(f"record batch of {batch_end - position} bytes does not fit", position)
+    _check_batch(count, last_delta, attributes, producer_id, base_sequence)
+    codec = attributes & 0x07
+    if codec == CODEC_NONE:
+        walk_records(mv, position + HEADER_SIZE, batch_end, count, compacted_topic)
+    else:
+        body = _decompress(codec, mv[position + HEADER_SIZE:batch_end], max_decompressed_bytes, position)
+        walk_records(body, 0, len(body), count, compacted_topic)
 
 
 def _decompress(codec: int, data: memoryview, limit: int, position: int) -> bytes | memoryview:

@@ -246,10 +246,12 @@ class ProducerStateManager:
         return min(others) if others else txn.last_offset + 1
 
     def apply_batch(self, batch: RecordBatch, on_completed: Callable[[CompletedTxn], None] | None = None) -> None:
-        """Apply one stored batch (offsets set) without checks: a data batch with a producer id
-        updates its producer, a marker ends its transaction (``on_completed`` gets the ended
-        transaction before the state moves on, so the caller can compute the .txnindex LSO)."""
-        self.apply_header(HEADER.unpack_from(batch.buffer, batch.position), lambda: batch, on_completed)
+        """Apply one stored batch (offsets set) without checks, from its header view's fields
+        (the header is not read again): a data batch with a producer id updates its producer, a
+        marker ends its transaction (``on_completed`` gets the ended transaction before the
+        state moves on, so the caller can compute the .txnindex LSO)."""
+        self._apply(batch.base_offset, batch.attributes, batch.last_offset_delta, batch.max_timestamp,
+                    batch.producer_id, batch.producer_epoch, batch.base_sequence, lambda: batch, on_completed)
 
     def apply_header(self, header: tuple[Any, ...], load: Callable[[], RecordBatch | None],
                      on_completed: Callable[[CompletedTxn], None] | None = None) -> None:
@@ -257,6 +259,12 @@ class ProducerStateManager:
         fields); ``load()`` returns the whole batch, read only for a control batch."""
         (base_offset, _length, _ple, _magic, _crc, attributes, last_delta, _bt, max_ts,
          producer_id, producer_epoch, base_sequence, _count) = header
+        self._apply(base_offset, attributes, last_delta, max_ts, producer_id, producer_epoch, base_sequence,
+                    load, on_completed)
+
+    def _apply(self, base_offset: int, attributes: int, last_delta: int, max_ts: int, producer_id: int,
+               producer_epoch: int, base_sequence: int, load: Callable[[], RecordBatch | None],
+               on_completed: Callable[[CompletedTxn], None] | None) -> None:
         if producer_id < 0:
             return
         if attributes & CONTROL_FLAG_MASK:

@@ -18,20 +18,16 @@ on the page cache and replication; it fsyncs a segment when it rolls and everyth
 from __future__ import annotations
 
 import bisect
-import functools
 import os
-import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
 import structlog
 
-from kafkalike.protocol.record_batch import HEADER as BATCH_HEADER
 from kafkalike.protocol.record_batch import (
     NO_TIMESTAMP,
-    PRODUCER_ID_AT,
     TIMESTAMP_TYPE_MASK,
     RecordBatch,
     RecordBatchError,
@@ -65,7 +61,6 @@ if _RECORD_VALIDATION_OFF:
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
 MAX_TIMESTAMP = -3
-_INT64 = struct.Struct(">q")
 
 
 
@@ -251,11 +246,11 @@ class UnifiedLog:
             log.info("producer_state_loaded", dir=str(self.dir), producers=len(psm.producers), batches=batches,
                      ongoing_txns=len(psm.ongoing_txns))
 
-    def _update_producer_state(self, mv: memoryview, metas: list[tuple[int, int, int, int]], seg: LogSegment) -> None:
+    def _update_producer_state(self, views: list[RecordBatch], seg: LogSegment) -> None:
         """Apply the appended batches with a producer id to the producer state; an ABORT marker
         adds its transaction to ``seg``'s .txnindex (Kafka's UnifiedLog.append ->
-        segment.updateTxnIndex). Reads one int64 per batch, the header only when it has a
-        producer id."""
+        segment.updateTxnIndex). ``views``: the appended batches' header views, parsed once
+        earlier in the append (never read again here)."""
         psm = self.producer_state_manager
 
         def completed(txn: CompletedTxn) -> None:
@@ -267,10 +262,9 @@ class UnifiedLog:
             except (ValueError, KafkaStorageError) as exc:  # the marker is stored; recovery rebuilds the index
                 log.warning("txn_index_append_failed", dir=str(self.dir), error=str(exc))
 
-        for meta in metas:
-            pos = meta[0]
-            if _INT64.unpack_from(mv, pos + PRODUCER_ID_AT)[0] >= 0:
-                psm.apply_header(BATCH_HEADER.unpack_from(mv, pos), functools.partial(RecordBatch, mv, pos), completed)
+        for b in views:
+            if b.producer_id >= 0:
+                psm.apply_batch(b, completed)
 
     @property
     def last_stable_offset(self) -> int:
@@ -351,8 +345,15 @@ class UnifiedLog:
         assign_offsets: bool = True,
         leader_epoch: int = -1,
         origin: str = "client",
+        parsed: Sequence[RecordBatch] = (),
     ) -> LogAppendInfo:
         """Append one or more v2 batches (bytes back to back).
+
+        Each batch's 61-byte header is parsed once per append: ``parsed`` holds the header views
+        the caller already built over ``records`` (the leader's Produce path: ReplicaManager's
+        validateRecords), used for those batches; the other headers are parsed in the first walk
+        (assign_offsets / the follower check), and those views feed the record walk and the
+        producer state. ``parsed`` views are updated to the patched fields.
 
         assign_offsets=True (leader, Produce): one pass of record_batch.assign_offsets() checks
         each batch's header and CRC and patches its baseOffset to the next offset and, when
@@ -392,7 +393,8 @@ class UnifiedLog:
         if assign_offsets:
             try:
                 assigned = assign_offsets_in_place(
-                    mv, self._next_offset, leader_epoch, log_append_time_ms=now if log_append_time else None
+                    mv, self._next_offset, leader_epoch, log_append_time_ms=now if log_append_time else None,
+                    parsed=parsed,
                 )
             except RecordBatchError as exc:
                 raise CorruptRecordError(str(exc), exc.position) from None
@@ -401,8 +403,8 @@ class UnifiedLog:
                     f"batch of {assigned.max_batch_size} bytes exceeds max.message.bytes {self.config.max_message_bytes}"
                 )
             if self.validate_records and origin == "client":  # Kafka's LogValidator: InvalidRecordError / CorruptRecordError
-                log_validator.validate_records(mv, compacted_topic=self.config.compact)
-            metas = assigned.batches
+                log_validator.validate_records(mv, compacted_topic=self.config.compact, batches=assigned.views)
+            metas, views = assigned.batches, assigned.views
             first_offset = assigned.first_offset
             max_ts, offset_of_max, count = assigned.max_timestamp, assigned.offset_of_max_timestamp, assigned.records_count
             if leader_epoch >= 0:
@@ -410,7 +412,7 @@ class UnifiedLog:
             else:
                 epochs = assigned.epochs
         else:
-            metas, epochs, first_offset, max_ts, offset_of_max, count = self._check_follower_batches(mv)
+            metas, views, epochs, first_offset, max_ts, offset_of_max, count = self._check_follower_batches(mv)
         if not metas:
             return LogAppendInfo(-1, -1, self._next_offset, NO_TIMESTAMP, -1, 0, 0, 0, -1, self._log_start_offset, False)
         total = metas[-1][0] + metas[-1][1]
@@ -434,7 +436,7 @@ class UnifiedLog:
             self._mark_failed(exc)
             raise
         self._next_offset = last_offset + 1
-        self._update_producer_state(mv, metas, seg)
+        self._update_producer_state(views, seg)
         for epoch, base in epochs:
             if epoch != self.leader_epoch_cache.latest_epoch:
                 try:
@@ -462,14 +464,16 @@ class UnifiedLog:
 
     def _check_follower_batches(
         self, mv: memoryview
-    ) -> tuple[list[tuple[int, int, int, int]], list[tuple[int, int]], int, int, int, int]:
+    ) -> tuple[list[tuple[int, int, int, int]], list[RecordBatch], list[tuple[int, int]], int, int, int, int]:
         """Validate a follower's batches without changing a byte (appendAsFollower).
 
-        Returns (batch metas for LogSegment.append, (epoch, base offset) pairs, first offset,
+        Returns (batch metas for LogSegment.append, the batches' header views (each header
+        parsed once, by iter_batches), (epoch, base offset) pairs, first offset,
         max timestamp, offset of the max timestamp, records count). Raises CorruptRecordError,
         RecordTooLargeError, UnexpectedAppendOffsetError.
         """
         metas: list[tuple[int, int, int, int]] = []
+        views: list[RecordBatch] = []
         epochs: list[tuple[int, int]] = []
         expected = self._next_offset
         count = 0
@@ -495,13 +499,14 @@ class UnifiedLog:
                 if b.max_timestamp > max_ts:
                     max_ts, offset_of_max = b.max_timestamp, b.last_offset
                 metas.append((b.position, b.size_in_bytes, b.last_offset, b.max_timestamp))
+                views.append(b)
                 if b.partition_leader_epoch >= 0:
                     epochs.append((b.partition_leader_epoch, b.base_offset))
                 count += b.records_count
                 expected = b.last_offset + 1
         except RecordBatchError as exc:
             raise CorruptRecordError(str(exc), exc.position) from None
-        return metas, epochs, first_offset, max_ts, offset_of_max, count
+        return metas, views, epochs, first_offset, max_ts, offset_of_max, count
 
     def roll(self, expected_next_offset: int | None = None) -> LogSegment:
         """Start a new active segment at max(expected_next_offset, LEO); fsync the old one
