@@ -267,12 +267,12 @@ async def while_pinging(address: str, work: Callable[[], Awaitable[Any]]) -> tup
     proc = subprocess.Popen([sys.executable, "-c", _PINGER, host, port, frame.hex()],
                             stdout=subprocess.PIPE, text=True)
     try:
-        ready = await trio.to_thread.run_sync(proc.stdout.readline)  # type: ignore[union-attr]
+        ready = await trio.to_thread.run_sync(proc.stdout.readline)  # type: ignore[union-attr]  # stdout=PIPE, so stdout is set
         if ready.strip() != "ready":
             raise RuntimeError(f"the ApiVersions pinger did not start (exit {proc.poll()})")
         result = await work()
         proc.send_signal(signal.SIGTERM)
-        out = await trio.to_thread.run_sync(proc.stdout.read)  # type: ignore[union-attr]
+        out = await trio.to_thread.run_sync(proc.stdout.read)  # type: ignore[union-attr]  # stdout=PIPE, so stdout is set
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -474,7 +474,7 @@ def stop_timed(cluster: LocalCluster) -> dict[int, float]:
     pids = {b: cluster.broker_pid(b) for b in cluster.broker_ids if cluster.broker_alive(b)}
     t0 = time.monotonic()
     for pid in pids.values():
-        process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]
+        process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]  # only alive brokers, which have a pid
     out: dict[int, float] = {}
     for b, pid in pids.items():
         try:

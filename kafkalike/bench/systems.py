@@ -155,7 +155,7 @@ class ReferenceSystem:
         zk = None
         if self.mode == "zk" and self.zookeeper_connect:
             zk = self.zookeeper_connect + self.chroot
-        self.rk = ReferenceKafka(mode=self.mode, base_dir=self.base_dir, brokers=self.brokers,  # type: ignore[arg-type]
+        self.rk = ReferenceKafka(mode=self.mode, base_dir=self.base_dir, brokers=self.brokers,  # type: ignore[arg-type]  # mode is 'zk' or 'kraft', checked by the CLI
                                  port=self.port, controller_port=self.port + 1, zookeeper=zk,
                                  overrides=overrides, heap=self.heap)
 

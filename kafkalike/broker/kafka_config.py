@@ -517,7 +517,7 @@ class KafkaConfig:
 
     def ignored_keys(self) -> list[str]:
         """Keys the user set that kafkalike accepts but does not act on."""
-        return [k for k in self.originals if not config_key(k).effective]  # type: ignore[union-attr]
+        return [k for k in self.originals if not config_key(k).effective]  # type: ignore[union-attr]  # config_key() of a key in originals is never None
 
     def listener_ssl_config(self, listener_name: str) -> dict[str, tuple[str, Any]]:
         """The ssl.* settings of one listener: {ssl key: (the key it came from, value)}, the

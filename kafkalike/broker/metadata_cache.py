@@ -110,20 +110,20 @@ class MetadataCache:
         deleted: list[TopicPartition] = []
         touched: dict[str, dict[int, PartitionInfo]] = {}  # copies of the topics this request changes
         for topic, p in states:
-            index = p.partition_index  # type: ignore[attr-defined]
+            index = p.partition_index  # type: ignore[attr-defined]  # p is a LeaderAndIsr/UpdateMetadata partition state of either layout
             tp = TopicPartition(topic, index)
             parts = touched.get(topic)
             if parts is None:
                 parts = touched[topic] = dict(self._by_topic.get(topic, ()))
-            if p.leader == LEADER_DURING_DELETE:  # type: ignore[attr-defined]
+            if p.leader == LEADER_DURING_DELETE:  # type: ignore[attr-defined]  # p: partition state, see above
                 if self.partitions.pop(tp, None) is not None:
                     deleted.append(tp)
                 parts.pop(index, None)
                 continue
             info = PartitionInfo(
-                leader=p.leader, leader_epoch=p.leader_epoch, isr=tuple(p.isr),  # type: ignore[attr-defined]
-                replicas=tuple(p.replicas), offline_replicas=tuple(p.offline_replicas),  # type: ignore[attr-defined]
-                zk_version=p.zk_version, controller_epoch=p.controller_epoch)  # type: ignore[attr-defined]
+                leader=p.leader, leader_epoch=p.leader_epoch, isr=tuple(p.isr),  # type: ignore[attr-defined]  # p: partition state, see above
+                replicas=tuple(p.replicas), offline_replicas=tuple(p.offline_replicas),  # type: ignore[attr-defined]  # p: partition state, see above
+                zk_version=p.zk_version, controller_epoch=p.controller_epoch)  # type: ignore[attr-defined]  # p: partition state, see above
             self.partitions[tp] = info
             parts[index] = info
         for topic, parts in touched.items():

@@ -269,7 +269,7 @@ def summarize(records: Sequence[RunRecord], load: Sequence[tuple[float, float, f
                    sum(r.lost for r in records), sum(r.duplicates for r in records),
                    sum(r.order_violations for r in records), dict(sorted(anomalies.items())), faults,
                    sum(r.fault_errors for r in records), tuple(r for r in records if r.status != "valid"),
-                   tuple(records), tuple(tuple(x) for x in load), round(wall_s, 1),  # type: ignore[misc]
+                   tuple(records), tuple(tuple(x) for x in load), round(wall_s, 1),  # type: ignore[misc]  # attrs converters: tuples of lists become tuples of tuples
                    cpus if cpus is not None else (os.cpu_count() or 1))
 
 

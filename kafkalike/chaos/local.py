@@ -121,7 +121,7 @@ class Iptables:
             raise ChaosBackendError("iptables is not available (needs root and the iptables command)")
         rule = self._rule(args)
         with self._lock:
-            r = subprocess.run([self._exe, "-w", "-A", "OUTPUT", *rule], capture_output=True, text=True)  # type: ignore[list-item]
+            r = subprocess.run([self._exe, "-w", "-A", "OUTPUT", *rule], capture_output=True, text=True)  # type: ignore[list-item]  # _exe is str | None, checked by `available` above
             if r.returncode != 0:
                 raise ChaosBackendError(f"iptables -A OUTPUT {' '.join(rule)}: {r.stderr.strip()}")
             self._rules.append(args)
@@ -184,11 +184,11 @@ class ZkView:
         self.connect = connect
         self.timeout = timeout
 
-    def _run(self, fn):  # type: ignore[no-untyped-def]
+    def _run(self, fn):  # type: ignore[no-untyped-def]  # fn is any coroutine function of a KafkaZkClient
         from kafkalike.coordination import ZooKeeperClient
         from kafkalike.coordination.kafka_zk_client import KafkaZkClient
 
-        async def go():  # type: ignore[no-untyped-def]
+        async def go():  # type: ignore[no-untyped-def]  # returns whatever fn returns
             with trio.move_on_after(self.timeout):
                 async with ZooKeeperClient(self.connect, session_timeout_ms=6000,
                                            connection_timeout_ms=int(self.timeout * 1000), name="chaos-view",
@@ -205,23 +205,23 @@ class ZkView:
     def controller_id(self) -> int | None:
         """The active controller's broker id, None if none (or ZooKeeper did not answer)."""
 
-        async def f(kz):  # type: ignore[no-untyped-def]
+        async def f(kz):  # type: ignore[no-untyped-def]  # kz: KafkaZkClient, imported lazily in _run
             return await kz.get_controller_id()
 
-        return self._run(f)  # type: ignore[no-any-return]
+        return self._run(f)
 
     def broker_ids(self) -> list[int] | None:
         """Registered broker ids, None if ZooKeeper did not answer."""
 
-        async def f(kz):  # type: ignore[no-untyped-def]
+        async def f(kz):  # type: ignore[no-untyped-def]  # kz: KafkaZkClient, imported lazily in _run
             return await kz.get_broker_ids()
 
-        return self._run(f)  # type: ignore[no-any-return]
+        return self._run(f)
 
     def partition_states(self, topic: str) -> dict[int, PartitionState] | None:
         """Every partition's state of ``topic`` (leader -1: offline), None if unknown."""
 
-        async def f(kz):  # type: ignore[no-untyped-def]
+        async def f(kz):  # type: ignore[no-untyped-def]  # kz: KafkaZkClient, imported lazily in _run
             got = await kz.get_topic_assignment(topic)
             if got is None:
                 return None
@@ -235,7 +235,7 @@ class ZkView:
                                              tuple(replicas.replicas))
             return out
 
-        return self._run(f)  # type: ignore[no-any-return]
+        return self._run(f)
 
 
 def stop_earlier_cluster(base_dir: str | Path) -> bool:
@@ -315,7 +315,7 @@ class LocalBackend:
     def _spawn(self, broker_id: int) -> int:
         c = self.cluster
         if c.broker_alive(broker_id):
-            return c.broker_pid(broker_id)  # type: ignore[return-value]
+            return c.broker_pid(broker_id)  # type: ignore[return-value]  # broker_alive() True implies a pid
         argv = [sys.executable, "-m", "kafkalike.cli.main", "broker", "start", "--config", str(c.config_path(broker_id))]
         spawned = process.spawn_detached(argv, c.log_path(broker_id), c.pid_path(broker_id), group=self.gid(broker_id))
         log.info("chaos_broker_started", broker=broker_id, pid=spawned.pid, gid=self.gid(broker_id))

@@ -41,7 +41,7 @@ __all__ = ["register", "run"]
 NL = "\n"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("acls", help="add, list and remove ACLs (kafka-acls.sh)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]", help="the broker to ask")

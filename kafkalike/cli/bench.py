@@ -22,7 +22,7 @@ resources, failover. Exit status 0 when the report was written with no failed me
 1 when some measurement failed (listed in the report), 2 on a usage or set-up error."""
 
 
-def _csv(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _csv(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]  # returns an argparse type callable
     def parse(text: str) -> list[str]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         bad = [t for t in items if t not in choices]
@@ -32,7 +32,7 @@ def _csv(choices: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return parse
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from kafkalike.bench.harness import TOOLS, WORKLOADS
     from kafkalike.bench.report import SYSTEMS
 

@@ -14,7 +14,7 @@ EXAMPLE = """example:
   kafkalike broker check --bootstrap-server 127.0.0.1:9092 --broker-id 1"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("broker", help="run one broker process",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     bsub = p.add_subparsers(dest="broker_command", metavar="ACTION", required=True)

@@ -39,7 +39,7 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chaos", help="chaos tests: faults under load, then a verdict on the history",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     csub = p.add_subparsers(dest="chaos_command", metavar="ACTION", required=True)
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     finally:
         if args.backend == "compose" and (args.keep or result is None or not result.as_expected):
-            backend.save_logs(base / "logs")  # type: ignore[union-attr]
+            backend.save_logs(base / "logs")
         backend.close()
         signal.signal(signal.SIGTERM, old)
         if result is None or not result.as_expected:  # set-up failures keep their logs too

@@ -14,7 +14,7 @@ EXAMPLE = """examples:
   kafkalike cluster down"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("cluster", help="run a local cluster (ZooKeeper ensemble + brokers)",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     csub = p.add_subparsers(dest="cluster_command", metavar="ACTION", required=True)
@@ -119,7 +119,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _print_status(cluster: object) -> None:
-    rows = cluster.status()  # type: ignore[attr-defined]
+    rows = cluster.status()  # type: ignore[attr-defined]  # cluster: a LocalCluster (imported lazily)
     print(f"{'role':<10} {'id':<3} {'address':<18} {'pid':<8} {'alive':<6} detail")
     for s in rows:
         print(f"{s.role:<10} {s.id:<3} {s.address:<18} {str(s.pid or '-'):<8} {str(s.alive).lower():<6} {s.detail}")

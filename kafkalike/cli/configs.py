@@ -41,7 +41,7 @@ class CommandError(Exception):
     """One line for stderr."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("configs", help="add, delete and describe users' SCRAM credentials (kafka-configs.sh)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_mutually_exclusive_group(required=True)
@@ -236,7 +236,7 @@ async def _run_wire(args: argparse.Namespace) -> None:
                         print(f"Error retrieving SCRAM credential configs for user-principal '{result.user}': "
                               f"{kafka_name(ErrorCode(result.error_code))}: {result.error_message}")
                     continue
-                infos = ", ".join(f"{ScramMechanism.for_type(int(i.mechanism)).mechanism_name}="  # type: ignore[union-attr]
+                infos = ", ".join(f"{ScramMechanism.for_type(int(i.mechanism)).mechanism_name}="  # type: ignore[union-attr]  # mechanism ids in an answer are known ones
                                   f"iterations={i.iterations}" for i in result.credential_infos)
                 print(f"SCRAM credential configs for user-principal '{result.user}' are {infos}")
     except ClientError as exc:

@@ -49,7 +49,7 @@ def _unescape(sep: str) -> str:
     return sep.encode().decode("unicode_escape")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("console-producer", help="produce stdin lines to a topic (kafka-console-producer.sh)",
                        epilog=PRODUCER_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]")

@@ -15,7 +15,7 @@ import sys
 DEFAULT_DIR = ".kafkalike"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``dashboard`` sub-command to the ``kafkalike`` parser."""
     p = subparsers.add_parser(
         "dashboard", help="a live web page of a local cluster: ensemble, brokers, partitions, timeline",

@@ -53,7 +53,7 @@ class CommandError(Exception):
     """One line for stderr (Kafka's AdminCommandFailedException / parse errors)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("delete-records", help="delete records below an offset (kafka-delete-records.sh)",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]",

@@ -19,7 +19,7 @@ EXAMPLE = """examples:
   kafkalike cluster down"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="bring up a local cluster and show it working",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("which", nargs="?", choices=["cluster", "flights"], default="cluster",

@@ -40,7 +40,7 @@ class CommandError(Exception):
     """One line for stderr (Kafka's AdminOperationException / parse errors)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("leader-election", help="elect preferred or unclean leaders (kafka-leader-election.sh)")
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]",
                    help="A hostname and port for the broker to connect to. REQUIRED.")

@@ -40,7 +40,7 @@ class CommandError(Exception):
     """One line for stderr, exit code 1 (Kafka's TerseException)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``log-dirs`` to the kafkalike parser."""
     p = sub.add_parser("log-dirs", help="describe brokers' log dirs (kafka-log-dirs.sh)",
                        description="This tool helps to query log directory usage on the specified brokers.")

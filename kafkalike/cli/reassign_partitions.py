@@ -41,7 +41,7 @@ class CommandError(Exception):
     """One message for stdout, then exit code 1 (Kafka's TerseException / AdminCommandFailedException)."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("reassign-partitions", help="move partitions between brokers (kafka-reassign-partitions.sh)")
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]",
                    help="the server(s) to use for bootstrapping. REQUIRED.")

@@ -15,7 +15,7 @@ import ipaddress
 import sys
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``schema-registry`` sub-command to the ``kafkalike`` parser."""
     p = subparsers.add_parser(
         "schema-registry", help="a schema registry (Confluent's REST API) storing in the _schemas topic",

@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `storage` with its `format` and `random-uuid` sub-commands."""
     parser = subparsers.add_parser("storage", help="format KRaft log dirs, like kafka-storage.sh",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -29,7 +29,7 @@ class CommandError(Exception):
     """One line for stderr, as Kafka's 'Error while executing topic command : ...'."""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("topics", help="create, list, describe, alter and delete topics (kafka-topics.sh)",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT[,...]")

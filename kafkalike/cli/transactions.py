@@ -80,7 +80,7 @@ def _failure(what: str, exc: BaseException) -> CommandError:
     return CommandError(f"{what}: {text}. Enable debug logging for additional detail.")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("transactions", help="list and describe transactions and producers (kafka-transactions.sh)",
                        description="This tool is used to analyze the transactional state of producers in the "
                                    "cluster. It can be used to detect and recover from hanging transactions.")

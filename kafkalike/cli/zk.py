@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_DIR = ".kafkalike/zk"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``zk`` sub-command and its actions to the ``kafkalike`` parser."""
     p = subparsers.add_parser("zk", help="a local ZooKeeper ensemble: up, down, status, tree",
                               epilog="examples:\n"
@@ -84,7 +84,7 @@ def _err(msg: str) -> int:
     return 1
 
 
-def _print_status(statuses: list, as_json: bool = False) -> None:  # type: ignore[type-arg]
+def _print_status(statuses: list, as_json: bool = False) -> None:  # type: ignore[type-arg]  # list of ZooKeeper status records of mixed shapes
     if as_json:
         print(json.dumps([
             {"node": s.node_id, "address": s.address, "pid": s.pid, "alive": s.alive, "mode": s.mode,

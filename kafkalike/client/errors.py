@@ -88,7 +88,7 @@ class KafkaError(ClientError):
         self.message = message
 
     @property
-    def retriable(self) -> bool:  # type: ignore[override]
+    def retriable(self) -> bool:  # type: ignore[override]  # a property over Exception's plain attribute
         return bool(self.error_code.retriable)
 
 

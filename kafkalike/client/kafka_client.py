@@ -201,7 +201,7 @@ class KafkaClient:
                 await conn.aclose()
         if self._nursery_cm is not None:
             # Cancel scopes must nest: the nursery is exited outside the shield above.
-            self._nursery.cancel_scope.cancel()  # type: ignore[union-attr]
+            self._nursery.cancel_scope.cancel()  # type: ignore[union-attr]  # _nursery is set whenever _nursery_cm is
             await self._nursery_cm.__aexit__(None, None, None)
 
     @property

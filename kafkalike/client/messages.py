@@ -98,8 +98,8 @@ def _convert(f: dataclasses.Field, value: Any) -> Any:
 def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
     kind = classify_field(f)
     if is_optional(f):
         return None

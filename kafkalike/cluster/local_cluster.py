@@ -178,7 +178,7 @@ class LocalCluster:
     @property
     def zk_connect(self) -> str:
         """zookeeper.connect for the brokers, chroot included."""
-        base = self.zookeeper_connect or self.zk.connect_string  # type: ignore[union-attr]
+        base = self.zookeeper_connect or self.zk.connect_string  # type: ignore[union-attr]  # zk is set when zookeeper_connect is not
         return base + ("/" + self.chroot.strip("/") if self.chroot.strip("/") else "")
 
     def broker_host(self, broker_id: int) -> str:
@@ -416,7 +416,7 @@ class LocalCluster:
         the registration; see ``wait_registered``.
         """
         if self.broker_alive(broker_id):
-            return self.broker_pid(broker_id)  # type: ignore[return-value]
+            return self.broker_pid(broker_id)  # type: ignore[return-value]  # broker_alive() True implies a pid
         stale = self._stale_registrations([broker_id])
         before = None
         if stale:
@@ -644,7 +644,7 @@ class LocalCluster:
         """Stop every broker (clean shutdown, in parallel) then the ensemble; nothing is left."""
         pids = {i: self.broker_pid(i) for i in self.broker_ids if self.broker_alive(i)}
         for pid in pids.values():
-            process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]
+            process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]  # only alive brokers, which have a pid
         for i, pid in pids.items():
             process.stop_pid(pid, timeout=30.0)
         self.stop_prometheus()
@@ -708,7 +708,7 @@ class LocalCluster:
         import urllib.request
 
         if self.prometheus_alive():
-            return self.prometheus_pid()  # type: ignore[return-value]
+            return self.prometheus_pid()  # type: ignore[return-value]  # prometheus_alive() True implies a pid
         exe = shutil.which(binary)
         if exe is None:
             raise ClusterError(f"{binary} is not installed (Debian: apt-get install prometheus)")

@@ -189,7 +189,7 @@ class GroupCoordinator:
             response = await handler(header, request, conn)
             self.on_leadership_change()
             return response
-        wrapped._group_coordinator_follows = True  # type: ignore[attr-defined]
+        wrapped._group_coordinator_follows = True  # type: ignore[attr-defined]  # a marker attribute on a function object
         return wrapped
 
     async def startup(self) -> None:

@@ -87,8 +87,8 @@ class StateChangeLogReader:
     def for_cluster(cls, cluster: object) -> "StateChangeLogReader":
         """The files of a LocalCluster's brokers: ``<first of log.dirs>/state-change.log``."""
         paths: dict[int, Path] = {}
-        for b in cluster.broker_ids:  # type: ignore[attr-defined]
-            log_dirs = cluster.server_properties(b).get("log.dirs", "")  # type: ignore[attr-defined]
+        for b in cluster.broker_ids:  # type: ignore[attr-defined]  # cluster: a LocalCluster, not imported (layering)
+            log_dirs = cluster.server_properties(b).get("log.dirs", "")  # type: ignore[attr-defined]  # cluster: a LocalCluster, not imported (layering)
             if log_dirs:
                 paths[b] = Path(log_dirs.split(",")[0]) / STATE_CHANGE_LOG_FILE
         return cls(paths)

@@ -165,7 +165,7 @@ def _follow(handler: Handler, after: Callable[[], None]) -> Handler:
     for name, value in vars(handler).items() if hasattr(handler, "__dict__") else ():
         if name.endswith("_follows"):
             setattr(wrapped, name, value)
-    wrapped._transaction_coordinator_follows = True  # type: ignore[attr-defined]
+    wrapped._transaction_coordinator_follows = True  # type: ignore[attr-defined]  # a marker attribute on a function object
     return wrapped
 
 
