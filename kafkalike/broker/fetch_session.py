@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -204,9 +204,19 @@ class FetchSessionCache:
 
 # ---------------------------------------------------------------------- contexts
 
+class FetchSessionResponse(NamedTuple):
+    """What a FetchContext answers (Kafka's FetchContext.updateAndGenerateResponseData: the
+    FetchResponse's session_id and its partitions): ``session_id`` (0 = no session), and
+    ``partitions``, the [(tp, result)] to put in the response, in answer order. A NamedTuple,
+    so callers may unpack it as ``session_id, partitions = ...``."""
+
+    session_id: int
+    partitions: list[tuple[TopicPartition, Any]]
+
+
 class FetchContext:
     """What a Fetch reads and answers. ``partitions()`` -> [(tp, request values)] to read;
-    ``update_and_generate_response(results)`` -> (session id, [(tp, result)] to answer),
+    ``update_and_generate_response(results)`` -> FetchSessionResponse(session id, [(tp, result)] to answer),
     where results are {tp: result} with ``error``, ``high_watermark``,
     ``last_stable_offset``, ``log_start_offset``, ``size``. ``error`` is the top-level
     error code (FETCH_SESSION_ID_NOT_FOUND / INVALID_FETCH_SESSION_EPOCH or none)."""
@@ -216,7 +226,7 @@ class FetchContext:
     def partitions(self) -> list[tuple[TopicPartition, FetchRequestPartition]]:
         raise NotImplementedError
 
-    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
+    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
         raise NotImplementedError
 
 
@@ -229,8 +239,8 @@ class SessionErrorContext(FetchContext):
     def partitions(self) -> list[tuple[TopicPartition, FetchRequestPartition]]:
         return []
 
-    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
-        return INVALID_SESSION_ID, []
+    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
+        return FetchSessionResponse(INVALID_SESSION_ID, [])
 
 
 class SessionlessFetchContext(FetchContext):
@@ -242,8 +252,8 @@ class SessionlessFetchContext(FetchContext):
     def partitions(self) -> list[tuple[TopicPartition, FetchRequestPartition]]:
         return list(self.fetch_data.items())
 
-    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
-        return INVALID_SESSION_ID, [(tp, results[tp]) for tp in self.fetch_data if tp in results]
+    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
+        return FetchSessionResponse(INVALID_SESSION_ID, [(tp, results[tp]) for tp in self.fetch_data if tp in results])
 
 
 class FullFetchContext(SessionlessFetchContext):
@@ -257,7 +267,7 @@ class FullFetchContext(SessionlessFetchContext):
         self.now_ms = now_ms
         self.privileged = privileged
 
-    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
+    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
         cached: dict[TopicPartition, CachedPartition] = {}
         for tp, req in self.fetch_data.items():
             c = CachedPartition(req)
@@ -266,7 +276,7 @@ class FullFetchContext(SessionlessFetchContext):
                 c.must_respond(r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, 0)
             cached[tp] = c
         sid = self.cache.maybe_create_session(self.now_ms, self.privileged, cached)
-        return sid, super().update_and_generate_response(results)[1]
+        return FetchSessionResponse(sid, super().update_and_generate_response(results).partitions)
 
 
 class IncrementalFetchContext(FetchContext):
@@ -279,7 +289,7 @@ class IncrementalFetchContext(FetchContext):
     def partitions(self) -> list[tuple[TopicPartition, FetchRequestPartition]]:
         return [(tp, c.req) for tp, c in self.session.partitions.items()]
 
-    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> tuple[int, list[tuple[TopicPartition, Any]]]:
+    def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
         out = []
         parts = self.session.partitions
         for tp, c in list(parts.items()):
@@ -289,7 +299,7 @@ class IncrementalFetchContext(FetchContext):
             if c.must_respond(r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.size):
                 out.append((tp, r))
                 parts[tp] = parts.pop(tp)  # answered partitions go last (round-robin)
-        return self.session.id, out
+        return FetchSessionResponse(self.session.id, out)
 
 
 class FetchManager:
