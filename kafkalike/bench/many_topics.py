@@ -401,10 +401,22 @@ async def sigterm_while_creating(cluster: LocalCluster, topics: int, after_s: fl
                                                            for b, s in exits.items()), flush=True)
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident set size of process ``pid`` in bytes (VmRSS of /proc/<pid>/status; 0 if gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 async def run(cluster: LocalCluster, topics: int, metadata_rounds: int, delete_batch: int, via: str,
               delete: bool = True, steps_dir: Path | None = None) -> None:
     def steps() -> str:
-        return loop_steps(cluster, steps_dir)
+        return loop_steps(cluster, steps_dir) + "; broker RSS " + ", ".join(
+            f"{rss_bytes(cluster.broker_pid(b)) / 2**20:.0f} MiB" for b in cluster.broker_ids)
 
     steps()  # start-up's steps are not counted
     addresses = [cluster.broker_address(b) for b in cluster.broker_ids]
@@ -509,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --loop-steps, an experiment: every S seconds the brokers call gc.freeze() (objects "
                          "alive then are left out of later garbage collections: a full collection of a broker "
                          "holding 10,000 topics' objects takes hundreds of ms)")
+    ap.add_argument("--gc-freeze-interval-ms", type=int, default=None, metavar="MS",
+                    help="the brokers' kafkalike.gc.freeze.interval.ms (default: the broker's, 10000; 0 = off)")
     args = ap.parse_args(argv)
     configure_logs(level=logging.WARNING)
     work = Path(tempfile.mkdtemp(prefix="kafkalike-many-topics-"))
@@ -532,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                                                      high=32000),
                                zookeeper_connect=ensemble.connect_string, chroot="many-topics",
                                overrides={"auto.create.topics.enable": "true", "num.partitions": "1",
-                                          "default.replication.factor": "1"})
+                                          "default.replication.factor": "1",
+                                          **({} if args.gc_freeze_interval_ms is None else
+                                             {"kafkalike.gc.freeze.interval.ms": str(args.gc_freeze_interval_ms)})})
         cluster.start(timeout=90)
         if args.sigterm_while_creating is not None:
             trio.run(sigterm_while_creating, cluster, args.topics, args.sigterm_while_creating)

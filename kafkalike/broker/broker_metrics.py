@@ -385,15 +385,29 @@ def _log_size(log_: Any) -> int:
     return int(log_.size_in_bytes)
 
 
+class FrozenObjectsCollector(Collector):
+    """``python_gc_frozen_objects``: gc.get_freeze_count(), the objects the broker's GcPolicy
+    (kafkalike.gc.freeze.interval.ms) has moved out of the garbage collector's view."""
+
+    def collect(self) -> Iterator[Any]:
+        import gc
+
+        yield _gauge("python_gc_frozen_objects", "Objects in the garbage collector's permanent "
+                     "generation (gc.freeze; kafkalike.gc.freeze.interval.ms)", gc.get_freeze_count())
+
+
 def make_registry(collector: BrokerMetricsCollector) -> CollectorRegistry:
     """A registry holding ``collector`` plus prometheus-client's process metrics
-    (process_cpu_seconds_total, process_resident_memory_bytes, ...)."""
-    from prometheus_client import PlatformCollector, ProcessCollector
+    (process_cpu_seconds_total, process_resident_memory_bytes, ...), its garbage-collector
+    counters (python_gc_collections_total, ...) and python_gc_frozen_objects."""
+    from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    registry.register(FrozenObjectsCollector())
     return registry
 
 

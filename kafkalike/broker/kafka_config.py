@@ -273,6 +273,16 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "host; 0 = any free port, -1 = off (Kafka has no such key: operators run the Prometheus JMX "
          "exporter agent, commonly on port 7071). Set and taken: start-up fails; default and taken: "
          "a warning, no endpoint", at_least=-1, at_most=65535),
+    # --- garbage collection (kafkalike/broker/gc_policy.py, docs/design.md)
+    _key("kafkalike.gc.freeze.interval.ms", "int", 10000,
+         "kafkalike only: every this many ms the broker runs a full garbage collection of the objects "
+         "allocated since the last one and gc.freeze()s the survivors (also once after start-up), so "
+         "collections never walk the long-lived objects of thousands of topics; 0 = off (CPython's "
+         "defaults). Kafka has no such key (its JVM runs G1 with MaxGCPauseMillis=20)", at_least=0),
+    _key("kafkalike.gc.unfreeze.interval.ms", "int", 3600000,
+         "kafkalike only: every this many ms one freeze pass unfreezes everything first, so cyclic "
+         "garbage among frozen objects (e.g. deleted topics' logs) is collected; 0 = never",
+         at_least=0),
     # --- controller mutation quota (KIP-599; the quota itself is the client quota
     # controller_mutation_rate in /config/clients)
     _key("controller.quota.window.num", "int", 11,

@@ -42,6 +42,7 @@ import trio
 from kafkalike.broker import sasl_server_authenticator as sasl
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
 from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
+from kafkalike.broker.gc_policy import GcPolicy
 from kafkalike.broker.kafka_apis import KafkaApis
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
@@ -118,6 +119,9 @@ class KafkaServer:
         self.scram_credentials = ScramCredentialStore(lambda: self.kafka_zk)
         # Prometheus /metrics (kafkalike.metrics.port), started after the listeners bind
         self.metrics_server: Any = None
+        # collect-then-gc.freeze() after start-up and every kafkalike.gc.freeze.interval.ms
+        self.gc_policy = GcPolicy(config["kafkalike.gc.freeze.interval.ms"],
+                                  config["kafkalike.gc.unfreeze.interval.ms"])
 
     def _build_components(self, nursery: trio.Nursery, log_manager: LogManager, zk: ZooKeeperClient,
                           kafka_zk: KafkaZkClient) -> None:
@@ -318,6 +322,9 @@ class KafkaServer:
         nursery.start_soon(self._watch_session)
         for hook in self.startup_hooks:
             await hook()
+        # the objects of start-up (logs recovered, caches loaded) leave the collector's view
+        self.gc_policy.after_startup()
+        await nursery.start(self.gc_policy.run)
         log.info("broker_started", broker_epoch=self.broker_epoch,
                  endpoints=[e.connection_string for e in self.registration.endpoints])
 
@@ -446,6 +453,7 @@ class KafkaServer:
             with trio.CancelScope(shield=True):
                 await self.zk.close()
         self.state_change_log.close()
+        self.gc_policy.shutdown()
         log.info("broker_stopped")
 
 
