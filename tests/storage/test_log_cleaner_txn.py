@@ -229,3 +229,43 @@ def test_cleaning_keeps_exactly_the_latest_committed_value_per_key(tmp_path_fact
     assert {k: (o, v) for o, k, v in records(log)} == latest
     assert sorted(o for o, _, _ in records(log)) == sorted(o for o, _ in latest.values())
     log.close()
+
+
+def test_kafka_dump_log_segments_reads_cleaned_transactional_segments(tmp_path: Path) -> None:
+    """Kafka 3.9's DumpLogSegments reads a cleaned segment: every batch valid, the ABORT marker
+    with its delete horizon and its record's original CreateTime, the aborted record gone."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    lib = os.environ.get("KAFKALIKE_KAFKA_LIB")
+    if not lib or not shutil.which("java"):
+        pytest.skip("set KAFKALIKE_KAFKA_LIB to the Kafka 3.9 jars (and have java)")
+    clock = FakeClock()
+    d = tmp_path / "t-0"
+    log = UnifiedLog.open(d, CFG, clock=clock)
+    w = Txns(log, clock)
+    w.data(2, [(b"x", b"aborted-x")])
+    abort_at = w.end(2, committed=False)
+    marker_ts = clock.now - 10
+    w.data(2, [(b"y", b"committed-y")])
+    w.end(2, committed=True)
+    settle(log)
+    cleaner = LogCleaner(clock=clock)
+    cleaner.clean_now(log)
+    w.data(-1, [(b"z", b"plain")])
+    settle(log)
+    cleaner.clean_now(log)
+    horizon = clock.now + RETENTION
+    log.close()
+    files = sorted(str(p) for p in d.iterdir() if p.suffix == ".log")
+    out = subprocess.run(
+        ["java", "-cp", f"{lib}/*", "kafka.tools.DumpLogSegments", "--deep-iteration", "--print-data-log",
+         "--files", ",".join(files)], capture_output=True, text=True, timeout=120).stdout
+    assert out.count("isvalid: true") == 4 and "isvalid: false" not in out and "Exception" not in out
+    assert f"baseOffset: {abort_at} lastOffset: {abort_at} count: 1" in out
+    assert f"isControl: true deleteHorizonMs: OptionalLong[{horizon}]" in out
+    assert f"| offset: {abort_at} CreateTime: {marker_ts} " in out and "endTxnMarker: ABORT" in out
+    assert "aborted-x" not in out and "payload: committed-y" in out
