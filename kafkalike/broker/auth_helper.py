@@ -657,7 +657,17 @@ def _txn_offset_commit_denied(request: Any, header: Any) -> Any:
         "partition_index", {t.name: [int(p.partition_index) for p in t.partitions] for t in request.topics}, TXN_DENIED))
 
 
-add_partitions_to_txn = _txn_rule(_add_partitions_topics_rule, _add_partitions_denied)
+_add_partitions_to_txn_v3 = _txn_rule(_add_partitions_topics_rule, _add_partitions_denied)
+
+
+async def add_partitions_to_txn(h: AuthHelper, header: Any, request: Any, conn: Any, inner: Handler) -> Any:
+    """v0-3 (producers): Write on the id and each topic. v4+ (KIP-890 verification, sent by
+    brokers): ClusterAction on the cluster, else CLUSTER_AUTHORIZATION_FAILED (Kafka 3.9)."""
+    if header.api_version < 4:
+        return await _add_partitions_to_txn_v3(h, header, request, conn, inner)
+    if h.cluster(conn, Op.CLUSTER_ACTION, "AddPartitionsToTxn"):
+        return await inner(header, request, conn)
+    return build(response_class_for(request), error_code=CLUSTER_DENIED, results_by_transaction=())
 add_offsets_to_txn = _txn_rule(add_offsets_to_txn_group, _error_only(TXN_DENIED))
 end_txn = _txn_rule(None, _error_only(TXN_DENIED))
 txn_offset_commit = _txn_rule(txn_offset_commit_group, _txn_offset_commit_denied)

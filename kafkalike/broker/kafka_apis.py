@@ -403,7 +403,8 @@ class KafkaApis:
             for p in t.partition_data:
                 entries.append((TopicPartition(t.name, p.index), p.records))
         statuses = await rm.append_records(request.acks, duration_ms(request.timeout), entries,
-                                           internal_topics_allowed=header.client_id == "__admin_client")
+                                           internal_topics_allowed=header.client_id == "__admin_client",
+                                           transactional_id=request.transactional_id)
         unknown = {tp.topic for tp, s in statuses.items()
                    if s.error == ErrorCode.unknown_topic_or_partition}
         for tp, records in entries:  # BytesIn/MessagesIn, once per appended partition

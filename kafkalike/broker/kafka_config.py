@@ -244,6 +244,9 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "largest transaction.timeout.ms a producer may ask for (ms)", at_least=1),
     _key("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", 10000,
          "how often timed-out transactions are aborted (ms)", at_least=1),
+    _key("transaction.partition.verification.enable", "boolean", True,
+         "KIP-890 part 1: a leader asks the transaction coordinator (AddPartitionsToTxn v4) before a "
+         "producer's first transactional write to a partition"),
     _ignored("transactional.id.expiration.ms", "int", 604800000, at_least=1),
     _ignored("transaction.remove.expired.transaction.cleanup.interval.ms", "int", 3600000, at_least=1),
     # --- versions (kafkalike speaks one protocol set; see docs/protocol.md)

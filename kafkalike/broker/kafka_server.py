@@ -40,6 +40,7 @@ import structlog
 import trio
 
 from kafkalike.broker import sasl_server_authenticator as sasl
+from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
 from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
 from kafkalike.broker.gc_policy import GcPolicy
@@ -63,11 +64,12 @@ from kafkalike.coordinator.group_coordinator import GroupCoordinator
 from kafkalike.coordinator.offset_config import configs_from
 from kafkalike.coordinator.transaction import transaction_apis
 from kafkalike.coordinator.transaction.transaction_coordinator import TransactionCoordinator
-from kafkalike.coordinator.transaction.transaction_state_manager import TransactionConfig
+from kafkalike.coordinator.transaction.transaction_state_manager import TRANSACTION_STATE_TOPIC, TransactionConfig
 from kafkalike.controller.kafka_controller import KafkaController, send_controlled_shutdown
 from kafkalike.controller.state_change_logger import STATE_CHANGE_LOG_FILE, StateChangeLog, StateChangeLogger
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.storage.checkpoints import read_meta_properties
+from kafkalike.storage import TopicPartition
 from kafkalike.storage.log_manager import LogManager
 
 log = structlog.get_logger(__name__)
@@ -130,9 +132,17 @@ class KafkaServer:
         coordinator, producer ids, transaction coordinator, auto topic creation, then the
         request handlers. Start-up and shutdown hooks are added in the same order."""
         cfg = self.config
+        # KIP-890 part 1: leaders ask the transactional id's coordinator (the leader of its
+        # __transaction_state partition) before a producer's first transactional write
+        self.add_partitions_to_txn_manager = verifier = AddPartitionsToTxnManager(
+            self.broker_id, self._transaction_coordinator_for,
+            lambda b: self.metadata_cache.endpoint(b, cfg.inter_broker_listener_name), nursery,
+            inter_broker=self.inter_broker,
+            request_timeout_ms=TransactionConfig.from_broker_config(cfg).request_timeout_ms)
         self.replica_manager = rm = ReplicaManager(
             cfg, self.broker_id, log_manager, self.metadata_cache, kafka_zk, nursery,
-            broker_epoch=lambda: self.broker_epoch, inter_broker=self.inter_broker)
+            broker_epoch=lambda: self.broker_epoch, inter_broker=self.inter_broker,
+            add_partitions_to_txn_manager=verifier if cfg["transaction.partition.verification.enable"] else None)
         # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch
         self.fetch_manager = FetchManager(FetchSessionCache(int(cfg["max.incremental.fetch.session.cache.slots"])))
         self.admin_manager = admin = ZkAdminManager(cfg, self.broker_id, zk, kafka_zk, self.metadata_cache,
@@ -200,7 +210,15 @@ class KafkaServer:
             rm.startup, admin.startup, group.startup,
             lambda: txn.startup(nursery, self.broker_id, kafka_zk, self.inter_broker.ssl_context,
                                 self.inter_broker.sasl)]
-        self.shutdown_hooks += [self.controller.stop, rm.shutdown, group.shutdown, txn.shutdown]
+        self.shutdown_hooks += [self.controller.stop, rm.shutdown, group.shutdown, txn.shutdown,
+                                verifier.shutdown]
+
+    def _transaction_coordinator_for(self, transactional_id: str) -> int:
+        """The broker leading ``transactional_id``'s __transaction_state partition, -1 none."""
+        txn = self.transaction_coordinator
+        info = self.metadata_cache.partition(
+            TopicPartition(TRANSACTION_STATE_TOPIC, txn.state_manager.partition_for(transactional_id)))
+        return -1 if info is None else int(info.leader)
 
     # ------------------------------------------------------------------ lifecycle
     def request_shutdown(self) -> None:

@@ -43,6 +43,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, DeleteRecordsPartitionStatus
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
 from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
@@ -246,6 +247,13 @@ def _validate_produce_records(records: Any) -> RecordBatch | ProduceRecordsError
     return batch
 
 
+# coordinator answers to a KIP-890 verification a producer retries (as NOT_ENOUGH_REPLICAS)
+_VERIFICATION_RETRIABLE = frozenset({
+    ErrorCode.concurrent_transactions, ErrorCode.coordinator_load_in_progress,
+    ErrorCode.coordinator_not_available, ErrorCode.not_coordinator, ErrorCode.network_exception,
+})
+
+
 # partitions a LeaderAndIsr or StopReplica handles between two yields to the event loop: a
 # 10,000-partition LeaderAndIsr creates 10,000 logs (seconds of disk work), and the broker
 # must go on serving produce and fetch meanwhile, as Kafka's request handler threads do:
@@ -294,7 +302,10 @@ class ReplicaManager:
       brokers, known partitions), ``zk_client`` (ISR writes, /isr_change_notification,
       /log_dir_event_notification, topic configs);
     - ``nursery``: where its background tasks, fetchers and after-answer file writes run;
-    - ``inter_broker``: SSL / SASL of its fetchers' connections to leaders.
+    - ``inter_broker``: SSL / SASL of its fetchers' connections to leaders;
+    - ``add_partitions_to_txn_manager``: asks transaction coordinators before a producer's
+      first transactional write to a partition (KIP-890 part 1), used when
+      ``transaction.partition.verification.enable`` is true (None: no verification).
 
     ``startup()`` starts the background tasks; ``shutdown()`` stops the fetchers, answers
     what waits in the purgatories and checkpoints the high watermarks.
@@ -307,8 +318,14 @@ class ReplicaManager:
     def __init__(self, config: KafkaConfig, broker_id: int, log_manager: LogManager,
                  metadata_cache: MetadataCache, zk_client: KafkaZkClient, nursery: trio.Nursery,
                  broker_epoch: Callable[[], int],
-                 inter_broker: InterBrokerClientConfig = InterBrokerClientConfig()) -> None:
+                 inter_broker: InterBrokerClientConfig = InterBrokerClientConfig(),
+                 add_partitions_to_txn_manager: AddPartitionsToTxnManager | None = None) -> None:
         self.config = config
+        self.add_partitions_to_txn_manager = add_partitions_to_txn_manager
+        # KIP-890 verification guards (Kafka's VerificationGuard): (partition, producer id) ->
+        # the guard of a verification in flight; a marker for the producer removes it, so a
+        # batch verified before an abort marker landed is refused, not appended
+        self._verification_guards: dict[tuple[TopicPartition, int], object] = {}
         self.broker_id = broker_id
         self.log_manager = log_manager
         self.metadata_cache = metadata_cache
@@ -700,7 +717,8 @@ class ReplicaManager:
     # ------------------------------------------------------------------ Produce
     async def append_records(self, required_acks: int, timeout_ms: int,
                              entries: list[tuple[TopicPartition, Any]],
-                             internal_topics_allowed: bool = True) -> dict[TopicPartition, ProducePartitionStatus]:
+                             internal_topics_allowed: bool = True,
+                             transactional_id: str | None = None) -> dict[TopicPartition, ProducePartitionStatus]:
         """Append each (tp, records memoryview) as leader; with acks=-1 wait (DelayedProduce)
         until replicated or ``timeout_ms``. Returns the per-partition status (error,
         base offset, log append time, log start offset). ``internal_topics_allowed`` False
@@ -711,13 +729,32 @@ class ReplicaManager:
         CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, KAFKA_STORAGE_ERROR, REQUEST_TIMED_OUT,
         OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH; a retried idempotent batch
         answers NONE with its original base offset and is not appended again.
+
+        KIP-890 part 1 (``transactional_id`` given, verification enabled): a transactional
+        batch of a producer without an ongoing transaction on the partition is appended only
+        once its transaction coordinator confirms the partition is in the producer's
+        transaction (``_verify_transactions``); otherwise INVALID_TXN_STATE (or the
+        coordinator's PRODUCER_FENCED / INVALID_PRODUCER_ID_MAPPING), and
+        NOT_ENOUGH_REPLICAS when the coordinator could not answer (retriable).
         """
         statuses: dict[TopicPartition, ProducePartitionStatus] = {}
         if required_acks not in (-1, 0, 1):
             return {tp: ProducePartitionStatus(-1, ErrorCode.invalid_required_acks) for tp, _ in entries}
+        guards = await self._verify_transactions(transactional_id, entries)
         for tp, records in entries:
             status = ProducePartitionStatus(-1)
             statuses[tp] = status
+            if (verified := guards.get(tp)) is not None:
+                error, guard, pid = verified
+                if (error == ErrorCode.none and self._verification_guards.get((tp, pid)) is not guard
+                        and not self._in_transaction(tp, pid)):
+                    error = ErrorCode.invalid_txn_state  # a marker ended the transaction meanwhile
+                if error != ErrorCode.none:
+                    status.error = error
+                    status.error_message = ("Partition was not added to the transaction"
+                                            if error == ErrorCode.invalid_txn_state else None)
+                    continue
+                self._verification_guards.pop((tp, pid), None)  # the append below opens the txn
             if not internal_topics_allowed and tp.topic in INTERNAL_TOPICS:
                 status.error = ErrorCode.invalid_topic_exception
                 status.error_message = f"Cannot append to internal topic {tp.topic}"
@@ -767,6 +804,56 @@ class ReplicaManager:
                 op, [tp for tp, s in statuses.items() if s.acks_pending])
         return statuses
 
+    def _in_transaction(self, tp: TopicPartition, producer_id: int) -> bool:
+        p = self.partitions.get(tp)
+        entry = p.producer_state.producers.get(producer_id) if p is not None and p.log is not None else None
+        return entry is not None and entry.current_txn_first_offset >= 0
+
+    async def _verify_transactions(self, transactional_id: str | None, entries: list[tuple[TopicPartition, Any]],
+                                   ) -> dict[TopicPartition, tuple[ErrorCode, object, int]]:
+        """KIP-890 part 1 (Kafka 3.9's ReplicaManager.appendRecords with
+        transaction.partition.verification.enable): for each transactional batch whose producer
+        has no ongoing transaction on the partition this broker leads, place a verification
+        guard and ask the coordinator (one AddPartitionsToTxn v4 for all of them). Returns
+        {partition: (error for the producer, guard, producer id)} for the partitions asked
+        about; the append must find the same guard still in place. Coordinator errors
+        CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+        NOT_COORDINATOR and an unanswered question become NOT_ENOUGH_REPLICAS (Kafka's
+        translation: producers retry it)."""
+        manager = self.add_partitions_to_txn_manager
+        if manager is None or not transactional_id:
+            return {}
+        asked: dict[TopicPartition, tuple[object, int]] = {}
+        producer: tuple[int, int] | None = None
+        for tp, records in entries:
+            batch = _validate_produce_records(records)
+            if isinstance(batch, ProduceRecordsError) or not batch.is_transactional:
+                continue
+            p = self.partitions.get(tp)
+            if p is None or p.leader_id != self.broker_id or p.log is None:
+                continue  # the append answers the partition's error
+            if self._in_transaction(tp, batch.producer_id):
+                continue  # already in a transaction here: verified when it began
+            guard = self._verification_guards.setdefault((tp, batch.producer_id), object())
+            asked[tp] = (guard, batch.producer_id)
+            producer = (batch.producer_id, batch.producer_epoch)
+        if producer is None:
+            return {}
+        errors = await manager.verify(transactional_id, producer[0], producer[1], list(asked))
+        out: dict[TopicPartition, tuple[ErrorCode, object, int]] = {}
+        for tp, (guard, pid) in asked.items():
+            error = errors.get(tp, ErrorCode.network_exception)
+            if error in _VERIFICATION_RETRIABLE:
+                log.info("txn_verification_retriable", partition=str(tp), producer_id=pid, error=error.name.upper())
+                error = ErrorCode.not_enough_replicas
+            elif error != ErrorCode.none:
+                log.info("txn_verification_refused", partition=str(tp), producer_id=pid,
+                         transactional_id=transactional_id, error=error.name.upper())
+            if error != ErrorCode.none and self._verification_guards.get((tp, pid)) is guard:
+                del self._verification_guards[(tp, pid)]
+            out[tp] = (error, guard, pid)
+        return out
+
     async def write_txn_markers(self, markers: list[TxnMarkerEntry],
                                 timeout_ms: int) -> list[dict[TopicPartition, ErrorCode]]:
         """WriteTxnMarkers (KIP-98; Kafka's KafkaApis.handleWriteTxnMarkersRequest): append each
@@ -783,6 +870,7 @@ class ReplicaManager:
             all_statuses.append(statuses)
             for tp in marker.partitions:
                 status = statuses[tp] = ProducePartitionStatus(-1)
+                self._verification_guards.pop((tp, marker.producer_id), None)  # KIP-890 guard void
                 p = self.partitions.get(tp)
                 if p is None:
                     status.error = ErrorCode.unknown_topic_or_partition

@@ -64,6 +64,9 @@ log = structlog.get_logger("kafkalike.client.connection")
 CLIENT_API_VERSIONS: dict[int, tuple[int, int]] = dict(SUPPORTED_APIS)
 """{api_key: (min, max)} this client can send and decode: the codec's table (kio schemas,
 Produce v3-9 and Fetch v4-12 fast paths, the in-project ZooKeeper-era RPCs)."""
+# AddPartitionsToTxn v4+ is broker-to-broker (KIP-890 verification): clients stop at v3, as
+# Kafka's AddPartitionsToTxnRequest.Builder.forClient does; the broker's verifier asks for v4
+CLIENT_API_VERSIONS[24] = (0, 3)
 
 _CLIENT_SOFTWARE_NAME = "kafkalike-python"
 _CLIENT_SOFTWARE_VERSION = "0.1.0"

@@ -5,7 +5,7 @@ handleEndTxnRequest, handleDescribeTransactionsRequest, handleListTransactionsRe
 handleFindCoordinatorRequest for key type 1).
 
 Versions (kafkalike.protocol.api_keys.SUPPORTED_APIS, as a Kafka 3.9 ZooKeeper-mode broker):
-InitProducerId v0-v4, AddPartitionsToTxn v0-v3, AddOffsetsToTxn v0-v3, EndTxn v0-v3,
+InitProducerId v0-v4, AddPartitionsToTxn v0-v4, AddOffsetsToTxn v0-v3, EndTxn v0-v3,
 DescribeTransactions v0, ListTransactions v0-v1. Version rules applied here (Kafka's): an
 InitProducerId without a transactional id goes to the idempotent handler it wraps;
 PRODUCER_FENCED is answered INVALID_PRODUCER_EPOCH to InitProducerId before v4 and to
@@ -13,7 +13,10 @@ AddPartitionsToTxn / AddOffsetsToTxn / EndTxn before v2 (older clients do not kn
 AddPartitionsToTxn with partitions the broker's metadata does not know answers
 UNKNOWN_TOPIC_OR_PARTITION for those and OPERATION_NOT_ATTEMPTED for the rest without
 reaching the coordinator. FindCoordinator with key type 1 is answered here, every other key
-type by the handler it wraps (the group coordinator's).
+type by the handler it wraps (the group coordinator's). AddPartitionsToTxn v4 (KIP-890 part 1,
+broker-to-broker: Kafka's producers stop at v3) carries several transactions; each with
+verify_only is answered from handle_verify_partitions_in_transaction (NONE / INVALID_TXN_STATE
+per partition, nothing written), each without it is added as v3 would be.
 """
 
 from __future__ import annotations
@@ -93,6 +96,8 @@ class TransactionApis:
         cls = response_class(header.api_key, v)
         topic_cls = entity(cls, "AddPartitionsToTxnTopicResult")
         part_cls = entity(cls, "AddPartitionsToTxnPartitionResult")
+        if v >= 4:
+            return await self._add_partitions_to_txn_v4(request, cls, topic_cls, part_cls)
         wanted = [TopicPartition(t.name, int(p)) for t in request.v3_and_below_topics for p in t.partitions]
         unknown = {tp for tp in wanted if not self.coordinator.partition_exists(tp)}
         if unknown:
@@ -110,6 +115,32 @@ class TransactionApis:
                                                            partition_error_code=e))
         return build(cls, results_by_topic_v3_and_below=tuple(
             build(topic_cls, name=t, results_by_partition=tuple(ps)) for t, ps in by_topic.items()))
+
+    async def _add_partitions_to_txn_v4(self, request: Any, cls: Any, topic_cls: Any, part_cls: Any) -> Any:
+        """AddPartitionsToTxn v4 (KIP-890): one result per transaction of the request."""
+        result_cls = entity(cls, "AddPartitionsToTxnResult")
+        results = []
+        for txn in request.transactions:
+            wanted = [TopicPartition(t.name, int(p)) for t in txn.topics for p in t.partitions]
+            unknown = {tp for tp in wanted if not self.coordinator.partition_exists(tp)}
+            errors: dict[TopicPartition, ErrorCode]
+            if unknown:
+                errors = {tp: ErrorCode.unknown_topic_or_partition if tp in unknown
+                          else ErrorCode.operation_not_attempted for tp in wanted}
+            elif txn.verify_only:
+                errors = self.coordinator.handle_verify_partitions_in_transaction(
+                    txn.transactional_id, int(txn.producer_id), int(txn.producer_epoch), wanted)
+            else:
+                error = await self.coordinator.handle_add_partitions_to_transaction(
+                    txn.transactional_id, int(txn.producer_id), int(txn.producer_epoch), wanted)
+                errors = {tp: error for tp in wanted}
+            by_topic: dict[str, list[Any]] = {}
+            for tp, e in errors.items():
+                by_topic.setdefault(tp.topic, []).append(build(part_cls, partition_index=tp.partition,
+                                                               partition_error_code=e))
+            results.append(build(result_cls, transactional_id=txn.transactional_id, topic_results=tuple(
+                build(topic_cls, name=t, results_by_partition=tuple(ps)) for t, ps in by_topic.items())))
+        return build(cls, error_code=ErrorCode.none, results_by_transaction=tuple(results))
 
     async def add_offsets_to_txn(self, header: Any, request: Any, conn: Any) -> Any:
         v = header.api_version

@@ -30,8 +30,13 @@ written on an error:
   markers again and completes them.
 - DescribeTransactions, ListTransactions (KIP-664; v1's duration filter, KIP-994).
 
+- KIP-890 part 1: AddPartitionsToTxn v4 with verify_only (a partition leader asks, before the
+  first transactional write of a producer to a partition, whether the partition is in the
+  producer's ongoing transaction): per partition NONE when it is, INVALID_TXN_STATE when not;
+  the id-level errors as for AddPartitionsToTxn (nothing written either way).
+
 Not done: transactional.id.expiration.ms (ids never expire; Kafka tombstones ids idle that
-long), KIP-890 (AddPartitionsToTxn v4+ verification).
+long).
 """
 
 from __future__ import annotations
@@ -364,6 +369,42 @@ class TransactionCoordinator:
         transit = md.prepare_add_partitions(added, self.wall_clock_ms())
         return await self.state_manager.append_transaction_to_log(transactional_id, found.coordinator_epoch,
                                                                   md, transit)
+
+    def handle_verify_partitions_in_transaction(self, transactional_id: str, producer_id: int,
+                                                producer_epoch: int,
+                                                partitions: Iterable[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
+        """KIP-890 part 1 (Kafka 3.9's TransactionCoordinator.handleVerifyPartitionsInTransaction):
+        is each of ``partitions`` part of the id's ongoing transaction? Per partition NONE (it
+        is) or INVALID_TXN_STATE (it is not: the transaction never added it, is not Ongoing, or
+        ended). Every
+        partition gets the same id-level error when there is one: INVALID_REQUEST (empty id),
+        NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS, INVALID_PRODUCER_ID_MAPPING (unknown id
+        or other producer id), PRODUCER_FENCED (other epoch), CONCURRENT_TRANSACTIONS (a
+        PrepareCommit/PrepareAbort pending). Writes nothing."""
+        wanted = list(partitions)
+        error = self._verify_error(transactional_id, producer_id, producer_epoch)
+        if isinstance(error, ErrorCode):
+            return {tp: error for tp in wanted}
+        ongoing = error.topic_partitions if error.state == S.ONGOING else set()
+        return {tp: ErrorCode.none if tp in ongoing else ErrorCode.invalid_txn_state for tp in wanted}
+
+    def _verify_error(self, transactional_id: str, producer_id: int,
+                      producer_epoch: int) -> ErrorCode | TransactionMetadata:
+        if transactional_id == "":
+            return ErrorCode.invalid_request
+        found = self._state(transactional_id)
+        if isinstance(found, ErrorCode):
+            return found
+        if found is None:
+            return ErrorCode.invalid_producer_id_mapping
+        md = found.transaction_metadata
+        if md.producer_id != producer_id:
+            return ErrorCode.invalid_producer_id_mapping
+        if md.producer_epoch != producer_epoch:
+            return ErrorCode.producer_fenced
+        if md.pending_state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+            return ErrorCode.concurrent_transactions
+        return md
 
     # ------------------------------------------------------------------ EndTxn
     async def handle_end_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int,
