@@ -48,7 +48,7 @@ import attrs
 import scramp
 import structlog
 
-from kafkalike.broker.sasl_scram import ScramCredentialStore, ScramMechanism
+from kafkalike.broker.sasl_scram import ScramCredentialStore, ScramFormatter, ScramMechanism
 from kafkalike.broker.socket_server import ConnectionContext, RequestHandler
 from kafkalike.client.sasl import (PLAIN_LOGIN_MODULE, SASL_MECHANISMS, SCRAM_LOGIN_MODULE, JaasConfigError,
                                    SaslClientConfig, parse_jaas_config)
@@ -246,6 +246,38 @@ class _ScramServer:
         self.username: str | None = None
         self.complete = False
         self._server: Any = None
+        self._credential: Any = None
+        self._client_first_bare = ""
+        self._server_first = ""
+
+    def _legacy_nonce_final(self, message: str) -> bytes | None:
+        """The server-final message for a client-final whose nonce is the client nonce followed
+        by the server's combined nonce (librdkafka before 2.6.1 prepends its nonce twice:
+        confluentinc/librdkafka#4895); Kafka 3.8.1-3.9 accept a nonce that ends with the
+        server's (ScramSaslServer, ``endsWith``), Kafka 4 only an equal one. None for any other
+        message (scramp checks those). Raises _AuthenticationFailed for a wrong proof."""
+        import base64
+
+        attrs_ = dict(part.split("=", 1) for part in message.split(",") if "=" in part[:2])
+        server_nonce = dict(part.split("=", 1) for part in self._server_first.split(",")).get("r", "")
+        nonce = attrs_.get("r", "")
+        if not server_nonce or nonce == server_nonce or not nonce.endswith(server_nonce) or "p" not in attrs_:
+            return None
+        without_proof = message[:message.rindex(",p=")]
+        auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
+        formatter = ScramFormatter(self.mechanism)
+        cred = self._credential
+        try:
+            proof = base64.b64decode(attrs_["p"], validate=True)
+        except ValueError:
+            raise _AuthenticationFailed("proof is not base64") from None
+        signature = formatter.hmac(cred.stored_key, auth_message)
+        if len(proof) != len(signature):
+            raise _AuthenticationFailed("proof has the wrong length")
+        client_key = bytes(a ^ b for a, b in zip(proof, signature))
+        if not hmac.compare_digest(formatter.hash(client_key), cred.stored_key):
+            raise _AuthenticationFailed("invalid proof")
+        return b"v=" + base64.b64encode(formatter.hmac(cred.server_key, auth_message))
 
     async def evaluate(self, token: bytes) -> bytes:
         try:
@@ -265,9 +297,16 @@ class _ScramServer:
                     lambda _name: auth_info)
                 self._server.set_client_first(message)
                 self.username = username
-                return str(self._server.get_server_first()).encode()
+                self._credential = credential
+                self._client_first_bare = message.split(",", 2)[2]
+                self._server_first = str(self._server.get_server_first())
+                return self._server_first.encode()
             if self.complete:
                 raise _AuthenticationFailed("unexpected token after the exchange completed")
+            legacy = self._legacy_nonce_final(message)
+            if legacy is not None:
+                self.complete = True
+                return legacy
             self._server.set_client_final(message)
             final = str(self._server.get_server_final()).encode()
             self.complete = True
