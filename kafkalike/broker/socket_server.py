@@ -70,6 +70,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker.ssl_factory import principal_from_peer_certificate
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader, MemoryPool
 from kafkalike.protocol.errors import ProtocolError
@@ -292,6 +293,10 @@ class ServerTlsStream(trio.abc.Stream):
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._buffer = bytearray(RECEIVE_SIZE)
         self._eof = False
+
+    def peer_certificate(self) -> bytes | None:
+        """The client's certificate (DER bytes) after the handshake; None when it sent none."""
+        return self._tls.getpeercert(binary_form=True)
 
     async def _flush(self) -> None:
         if self._outgoing.pending:
@@ -622,6 +627,8 @@ class SocketServer:
                 limited = self._log_handshake[conn.listener_name] = _RateLimitedLog("ssl_handshake_failed")
             limited(listener=conn.listener_name, peer=conn.peer, error=error)
             return None
+        # the certificate's subject (User:CN=...) or ANONYMOUS; SASL_SSL's SASL exchange replaces it
+        conn.principal = principal_from_peer_certificate(tls.peer_certificate())
         return tls
 
     # -- serving

@@ -222,3 +222,19 @@ def client_context(cfg: SslSettings) -> ssl.SSLContext:
     _, algorithm = _get(cfg, "ssl.endpoint.identification.algorithm")
     ctx.check_hostname = (algorithm or "").lower() == "https"
     return ctx
+
+
+def principal_from_peer_certificate(der: bytes | None) -> str:
+    """The KafkaPrincipal of a TLS connection (Kafka's DefaultKafkaPrincipalBuilder with the
+    default ``ssl.principal.mapping.rules=DEFAULT``): ``User:`` + the client certificate's
+    subject distinguished name in RFC 2253 order and form (most specific RDN first:
+    ``User:CN=alice,OU=eng,O=Example,C=US``), as Java's X500Principal.getName() prints it;
+    ``User:ANONYMOUS`` when the client sent no certificate (``ssl.client.auth=none``, or
+    ``requested`` and the client has none). ``der``: the peer certificate, DER bytes.
+    Attributes outside RFC 4514's short names print as dotted OIDs (Java: the same OIDs, hex
+    values ``#...``)."""
+    if not der:
+        return "User:ANONYMOUS"
+    from cryptography import x509
+
+    return "User:" + x509.load_der_x509_certificate(der).subject.rfc4514_string()

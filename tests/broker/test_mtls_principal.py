@@ -1,0 +1,104 @@
+"""Mutual TLS principals (issue 19): on an SSL listener with ``ssl.client.auth=required`` the
+connection's principal is ``User:`` + the client certificate's subject DN in RFC 2253 form
+(Kafka's DefaultKafkaPrincipalBuilder with ``ssl.principal.mapping.rules=DEFAULT``), and ACLs
+written for that principal decide what it may do on a broker whose AclAuthorizer denies by
+default. One broker: PLAINTEXT (inter-broker; ANONYMOUS is its super user here, so the tests'
+admin can write ACLs) beside MTLS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import trustme
+
+from kafkalike.broker.ssl_factory import principal_from_peer_certificate
+from tests.broker.listener_helpers import broker_process, confluent_round_trip, free_ports, single_broker_properties
+
+ALICE = "User:CN=alice,OU=judges,O=kafkalike"
+
+
+@attrs.frozen
+class MtlsBroker:
+    log_path: Path
+    plaintext_port: int
+    mtls_port: int
+    ca_pem: Path
+    certs: dict[str, tuple[Path, Path]]  # name -> (certificate, key)
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[MtlsBroker]:
+    base = tmp_path_factory.mktemp("mtls")
+    ca = trustme.CA()
+    keystore, ca_pem = base / "broker.pem", base / "ca.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(keystore))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    certs = {}
+    for name in ("alice", "bob"):
+        leaf = ca.issue_cert(f"{name}.kafkalike.test", common_name=name, organization_name="kafkalike",
+                             organization_unit_name="judges")
+        cert, key = base / f"{name}-cert.pem", base / f"{name}-key.pem"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        certs[name] = (cert, key)
+    plain, mtls = free_ports(2)
+    props = single_broker_properties(base, zk_connect, "mtls", plain, f"MTLS://127.0.0.1:{mtls}", **{
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,MTLS:SSL",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(ca_pem),
+        "ssl.client.auth": "required",
+        "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+        "super.users": "User:ANONYMOUS",
+    })
+    with broker_process(base, props, plain) as (_process, log_path):
+        yield MtlsBroker(log_path, plain, mtls, ca_pem, certs)
+
+
+def _tls(broker: MtlsBroker, who: str) -> dict[str, str]:
+    cert, key = broker.certs[who]
+    return {"security.protocol": "SSL", "ssl.ca.location": str(broker.ca_pem),
+            "ssl.certificate.location": str(cert), "ssl.key.location": str(key)}
+
+
+def test_principal_of_a_connection_without_certificate_is_anonymous() -> None:
+    assert principal_from_peer_certificate(None) == "User:ANONYMOUS"
+    assert principal_from_peer_certificate(b"") == "User:ANONYMOUS"
+
+
+def test_client_certificate_subject_is_the_principal_and_its_acls_apply(mtls_broker: MtlsBroker) -> None:
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{mtls_broker.plaintext_port}"})
+    bindings = [AclBinding(ResourceType.TOPIC, "mtls-t", ResourcePatternType.LITERAL, ALICE, "*", op,
+                           AclPermissionType.ALLOW) for op in (AclOperation.ALL,)]
+    bindings.append(AclBinding(ResourceType.GROUP, "g-mtls-t", ResourcePatternType.LITERAL, ALICE, "*",
+                               AclOperation.READ, AclPermissionType.ALLOW))
+    for future in admin.create_acls(bindings).values():
+        future.result(30)
+    deadline = time.monotonic() + 30  # the broker's ACL cache follows the change notification
+    while True:
+        try:
+            got = confluent_round_trip(mtls_broker.mtls_port, "mtls-t", 50, **_tls(mtls_broker, "alice"))
+            break
+        except (AssertionError, KafkaException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert got == [b"v%05d" % i for i in range(50)]
+
+    errors: list[str] = []  # bob's certificate is trusted, but User:CN=bob,... has no ACL
+    bob = Producer({"bootstrap.servers": f"127.0.0.1:{mtls_broker.mtls_port}", **_tls(mtls_broker, "bob"),
+                    "message.timeout.ms": 20000})
+    bob.produce("mtls-t", b"bob", on_delivery=lambda err, msg: errors.append(str(err)))
+    bob.flush(60)
+    assert errors and "TOPIC_AUTHORIZATION_FAILED" in errors[0]
+    log = mtls_broker.log_path.read_text(errors="replace")
+    assert "User:CN=bob,OU=judges,O=kafkalike" in log  # the authorizer's denial line names him
