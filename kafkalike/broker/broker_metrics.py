@@ -386,20 +386,24 @@ def _log_size(log_: Any) -> int:
 
 
 class FrozenObjectsCollector(Collector):
-    """``python_gc_frozen_objects``: gc.get_freeze_count(), the objects the broker's GcPolicy
-    (kafkalike.gc.freeze.interval.ms) has moved out of the garbage collector's view."""
+    """``kafkalike_gc_frozen_objects_total``: objects the broker's GcPolicy
+    (kafkalike.gc.freeze.interval.ms) has moved out of the garbage collector's view, summed over
+    its passes (``frozen_total()``; not gc.get_freeze_count(), which walks every frozen object)."""
+
+    def __init__(self, frozen_total: Callable[[], int]) -> None:
+        self.frozen_total = frozen_total
 
     def collect(self) -> Iterator[Any]:
-        import gc
-
-        yield _gauge("python_gc_frozen_objects", "Objects in the garbage collector's permanent "
-                     "generation (gc.freeze; kafkalike.gc.freeze.interval.ms)", gc.get_freeze_count())
+        yield _counter("kafkalike_gc_frozen_objects", "Objects frozen by the broker's garbage-collection "
+                       "passes (gc.freeze; kafkalike.gc.freeze.interval.ms)", self.frozen_total())
 
 
-def make_registry(collector: BrokerMetricsCollector) -> CollectorRegistry:
+def make_registry(collector: BrokerMetricsCollector,
+                  gc_frozen_total: Callable[[], int] | None = None) -> CollectorRegistry:
     """A registry holding ``collector`` plus prometheus-client's process metrics
     (process_cpu_seconds_total, process_resident_memory_bytes, ...), its garbage-collector
-    counters (python_gc_collections_total, ...) and python_gc_frozen_objects."""
+    counters (python_gc_collections_total, ...) and, given ``gc_frozen_total``,
+    kafkalike_gc_frozen_objects_total."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=False)
@@ -407,7 +411,8 @@ def make_registry(collector: BrokerMetricsCollector) -> CollectorRegistry:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    registry.register(FrozenObjectsCollector())
+    if gc_frozen_total is not None:
+        registry.register(FrozenObjectsCollector(gc_frozen_total))
     return registry
 
 

@@ -45,8 +45,8 @@ log = structlog.get_logger(__name__)
 @attrs.frozen
 class GcPass:
     """One pass of the policy: ``kind`` ("startup", "freeze" or "unfreeze"), ``collected``
-    (unreachable objects found by the collection), ``frozen`` (gc.get_freeze_count() after
-    the freeze), ``ms`` (wall time of collection + freeze, milliseconds)."""
+    (unreachable objects found by the collection), ``frozen`` (objects this pass moved into
+    the permanent generation), ``ms`` (wall time of the pass, milliseconds)."""
 
     kind: str
     collected: int
@@ -59,7 +59,12 @@ class GcPolicy:
 
     ``freeze_interval_ms`` (> 0 on; 0 disables ``run``, ``after_startup`` does nothing),
     ``unfreeze_interval_ms`` (0: never unfreeze). ``passes`` counts the passes by kind,
-    ``last`` is the latest GcPass. Nothing raises; the collector's own errors propagate.
+    ``last`` is the latest GcPass, ``frozen_total`` the objects all passes have frozen (a
+    counter: frozen objects freed later are not subtracted). Nothing raises.
+
+    gc.get_freeze_count() walks the whole permanent generation (~90 ms for 600,000 objects at
+    load 15), so the periodic pass counts only what it freezes (``len(gc.get_objects())``: the
+    unfrozen objects) and the /metrics counter is ``frozen_total``.
     """
 
     def __init__(self, freeze_interval_ms: int, unfreeze_interval_ms: int) -> None:
@@ -67,6 +72,7 @@ class GcPolicy:
         self.unfreeze_interval_ms = unfreeze_interval_ms
         self.passes: dict[str, int] = {"startup": 0, "freeze": 0, "unfreeze": 0}
         self.last: GcPass | None = None
+        self.frozen_total = 0
 
     @property
     def enabled(self) -> bool:
@@ -80,8 +86,15 @@ class GcPolicy:
         if kind == "unfreeze":
             gc.unfreeze()
         collected = gc.collect(1 if kind == "freeze" else 2)
-        gc.freeze()
-        done = GcPass(kind=kind, collected=collected, frozen=gc.get_freeze_count(),
+        if kind == "freeze":
+            moved = len(gc.get_objects())  # the unfrozen objects only
+            gc.freeze()
+        else:  # these passes walked every object already
+            before = 0 if kind == "unfreeze" else gc.get_freeze_count()
+            gc.freeze()
+            moved = gc.get_freeze_count() - before
+        self.frozen_total += moved
+        done = GcPass(kind=kind, collected=collected, frozen=moved,
                       ms=round((time.perf_counter() - started) * 1000, 1))
         self.passes[kind] = self.passes.get(kind, 0) + 1
         self.last = done

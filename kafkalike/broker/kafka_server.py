@@ -362,7 +362,7 @@ class KafkaServer:
             request_stats=self.apis.request_stats, topic_stats=self.apis.topic_stats,
             socket_server=self.socket_server)
         host = self.config.listeners[0].host if self.config.listeners else ""
-        server = MetricsServer(make_registry(collector), host, port)
+        server = MetricsServer(make_registry(collector, lambda: self.gc_policy.frozen_total), host, port)
         try:
             await nursery.start(server.serve)
         except OSError as exc:

@@ -50,6 +50,7 @@ def test_freeze_pass_collects_cyclic_garbage_before_freezing_and_unfreeze_pass_f
     done = policy.collect_and_freeze()
     assert dead_before() is None  # collected by the pass, not frozen
     assert done.kind == "freeze" and done.collected >= 2 and done.frozen == gc.get_freeze_count() > 0
+    assert policy.frozen_total == done.frozen
 
     kept_ref, kept = cycle()
     policy.collect_and_freeze()  # alive: frozen
@@ -89,14 +90,15 @@ def gc_cluster(make_cluster: Callable[..., LocalCluster], interval_ms: int) -> L
 
 
 def frozen(cluster: LocalCluster) -> float:
-    return value(scrape(cluster.metrics_url(cluster.broker_ids[0])), "python_gc_frozen_objects")
+    return value(scrape(cluster.metrics_url(cluster.broker_ids[0])), "kafkalike_gc_frozen_objects_total")
 
 
 def test_broker_freezes_after_startup_and_again_after_leader_and_isr_creates_logs(
         make_cluster: Callable[..., LocalCluster]) -> None:
     """A broker process (kafkalike.gc.freeze.interval.ms=500) has frozen objects once started; after
-    a LeaderAndIsr created 100 logs a later pass freezes their objects too (the frozen count grows by
-    at least 20 objects per log); with the key at 0 nothing is ever frozen."""
+    a LeaderAndIsr created 100 logs a later pass freezes their objects too
+    (kafkalike_gc_frozen_objects_total grows by at least 20 objects per log); with the key at 0
+    nothing is ever frozen."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
