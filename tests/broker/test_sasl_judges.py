@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.broker.listener_helpers import kafka_python_round_trip
+from tests.broker.test_sasl_cluster import HAVE_KAFKA, _java
 from tests.broker.test_sasl_listener import ALICE_PASSWORD, SaslBroker, sasl_broker  # noqa: F401 (fixture)
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "protocol"))
@@ -136,3 +137,25 @@ def test_tshark_decodes_a_sasl_plaintext_capture(sasl_broker: SaslBroker, tmp_pa
     # Wireshark 4.0 names SaslAuthenticate v1 and its correlation ids but flags librdkafka's own
     # request as malformed too ("SASL Authentication Bytes: <MISSING>"): its dissector's limit
     assert "SaslAuthenticate v1 Request" in out and "SaslAuthenticate v1 Response" in out
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="needs KAFKALIKE_KAFKA_LIB set to Kafka 3.9's jars "
+                                            "(./scripts/reference-kafka fetch) and java")
+def test_kafkas_console_producer_and_consumer_over_sasl_ssl_with_client_properties(
+        sasl_broker: SaslBroker, tmp_path: Path) -> None:  # noqa: F811
+    """Kafka 3.9's kafka-console-producer/consumer.sh with --producer.config / --consumer.config
+    holding SASL_SSL + SCRAM-SHA-512 and a PEM truststore (Kafka's Java client, host name
+    verification on)."""
+    props = tmp_path / "alice.properties"
+    props.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                     f'username="alice" password="{ALICE_PASSWORD}";\n'
+                     f"ssl.truststore.type=PEM\nssl.truststore.location={sasl_broker.ca_pem}\n")
+    bootstrap, topic = f"127.0.0.1:{sasl_broker.sasl_ssl_port}", "judge-java-sasl-ssl"
+    out = _java("kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", topic,
+                "--producer.config", str(props), stdin="one\ntwo\nthree\n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = _java("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap,
+                "--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000",
+                "--consumer.config", str(props))
+    assert out.stdout.split() == ["one", "two", "three"], out.stderr[-2000:]
