@@ -50,6 +50,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 
 import attrs
@@ -139,20 +140,22 @@ class CleanedTransactionMetadata:
     and the producers with a committed transaction in progress whose batches were met.
     Batches must be fed in offset order."""
 
-    pending: list[AbortedTxn]
+    pending: deque[AbortedTxn]
     ongoing_aborted: dict[int, list[object]] = attrs.Factory(dict)
     ongoing_committed: set[int] = attrs.Factory(set)
 
     @classmethod
-    def for_log(cls, log: UnifiedLog, end: int) -> CleanedTransactionMetadata:
-        """The aborted transactions of `log` starting below `end` (from every segment's
+    def for_log(cls, log: UnifiedLog, end: int, start: int = 0) -> CleanedTransactionMetadata:
+        """The aborted transactions of `log` starting below `end` and ending (ABORT marker) at
+        or after `start`, the first offset the pass will read (from every segment's
         .txnindex), oldest first offset first."""
-        txns = [t for seg in log.segments for t in seg.txn_index.entries if t.first_offset < end]
-        return cls(sorted(txns, key=lambda t: (t.first_offset, t.last_offset)))
+        txns = [t for seg in log.segments for t in seg.txn_index.entries
+                if t.first_offset < end and t.last_offset >= start]
+        return cls(deque(sorted(txns, key=lambda t: (t.first_offset, t.last_offset))))
 
     def _consume_up_to(self, offset: int) -> None:
         while self.pending and self.pending[0].first_offset <= offset:
-            txn = self.pending.pop(0)
+            txn = self.pending.popleft()
             self.ongoing_aborted.setdefault(txn.producer_id, [txn, False])
 
     def on_batch_read(self, batch: RecordBatch) -> bool:
@@ -338,7 +341,10 @@ class LogCleaner:
         offset_map: dict[bytes, int] = {}
         dirty_segments = {id(s) for s in to_clean if s is to_clean[-1] or _next_base(log, s) > first_dirty}
         bytes_read = 0
-        map_txns = CleanedTransactionMetadata.for_log(log, end)
+        # the map reads only the dirty segments: a transaction whose marker lies before them
+        # must not make that producer's later batches look aborted
+        map_start = min((s.base_offset for s in to_clean if id(s) in dirty_segments), default=end)
+        map_txns = CleanedTransactionMetadata.for_log(log, end, map_start)
         for seg in to_clean:
             if id(seg) not in dirty_segments:
                 continue
