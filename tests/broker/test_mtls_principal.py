@@ -102,3 +102,68 @@ def test_client_certificate_subject_is_the_principal_and_its_acls_apply(mtls_bro
     assert errors and "TOPIC_AUTHORIZATION_FAILED" in errors[0]
     log = mtls_broker.log_path.read_text(errors="replace")
     assert "User:CN=bob,OU=judges,O=kafkalike" in log  # the authorizer's denial line names him
+
+
+def test_aiokafka_with_a_client_certificate_acts_as_its_subject(mtls_broker: MtlsBroker) -> None:
+    """aiokafka over mutual TLS as alice (her ACLs: All on mtls-a) produces and reads back;
+    bob's certificate gets TopicAuthorizationFailedError on the same topic."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.errors import TopicAuthorizationFailedError
+    from aiokafka.helpers import create_ssl_context
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{mtls_broker.plaintext_port}"})
+    for future in admin.create_acls([AclBinding(ResourceType.TOPIC, "mtls-a", ResourcePatternType.LITERAL, ALICE,
+                                                "*", AclOperation.ALL, AclPermissionType.ALLOW)]).values():
+        future.result(30)
+
+    def tls(who: str) -> dict[str, object]:
+        cert, key = mtls_broker.certs[who]
+        return {"bootstrap_servers": f"127.0.0.1:{mtls_broker.mtls_port}", "security_protocol": "SSL",
+                "ssl_context": create_ssl_context(cafile=str(mtls_broker.ca_pem), certfile=str(cert),
+                                                  keyfile=str(key))}
+
+    async def run() -> list[bytes]:
+        producer = AIOKafkaProducer(**tls("alice"))
+        await producer.start()
+        try:
+            for attempt in range(60):  # the broker's ACL cache follows the change notification
+                try:
+                    await producer.send_and_wait("mtls-a", b"first", partition=0)
+                    break
+                except TopicAuthorizationFailedError:
+                    assert attempt < 59
+                    await asyncio.sleep(0.5)
+            for i in range(20):
+                await producer.send_and_wait("mtls-a", b"m%02d" % i, partition=0)
+        finally:
+            await producer.stop()
+        bob = AIOKafkaProducer(**tls("bob"))
+        await bob.start()
+        try:
+            try:
+                await bob.send_and_wait("mtls-a", b"bob", partition=0)
+                raise AssertionError("bob wrote to mtls-a without an ACL")
+            except TopicAuthorizationFailedError:
+                pass
+        finally:
+            await bob.stop()
+        consumer = AIOKafkaConsumer(**tls("alice"), enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            tp = TopicPartition("mtls-a", 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            got: list[bytes] = []
+            while len(got) < 21:
+                batch = await consumer.getmany(tp, timeout_ms=10000)
+                assert batch, f"no records after {len(got)}"
+                got += [m.value for m in batch[tp]]
+            return got
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(run()) == [b"first"] + [b"m%02d" % i for i in range(20)]
