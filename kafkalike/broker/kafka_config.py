@@ -129,7 +129,13 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("zookeeper.connection.timeout.ms", "int", None, "max wait for a ZooKeeper connection (ms)",
          at_least=1),
     _ignored("zookeeper.max.in.flight.requests", "int", 10, at_least=1),
-    _ignored("zookeeper.set.acl", "boolean", False),
+    _key("zookeeper.set.acl", "boolean", False,
+         "create znodes with Kafka's secure ACLs (creator ALL, world READ except credentials); needs a "
+         "ZooKeeper SASL login (kafkalike.zookeeper.jaas.config)"),
+    _key("kafkalike.zookeeper.jaas.config", "string", None,
+         "kafkalike only: a JAAS file whose Client section (DigestLoginModule username/password) logs the "
+         "broker in to ZooKeeper with SASL DIGEST-MD5; Kafka takes this file from the JVM's "
+         "-Djava.security.auth.login.config (KAFKA_OPTS), which kafkalike also reads when this is unset"),
     # --- log storage
     _key("log.dirs", "list", None, "log directories (default: log.dir)"),
     _key("log.dir", "string", "/tmp/kafka-logs", "log directory used when log.dirs is unset"),

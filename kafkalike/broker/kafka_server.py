@@ -31,6 +31,9 @@ marker, ZooKeeper closed.
 
 from __future__ import annotations
 
+import functools
+import os
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,10 +58,11 @@ from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_c
                                             parse_per_ip_overrides)
 from kafkalike.broker.ssl_factory import SslConfigError, client_context, server_context
 from kafkalike.broker.zk_admin_manager import ZkAdminManager
-from kafkalike.coordination import SessionState, ZooKeeperClient
+from kafkalike.coordination import CoordinationError, SessionState, ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import NoNode
-from kafkalike.coordination.kafka_zk_client import BrokerIdInUse, KafkaZkClient
+from kafkalike.coordination.kafka_zk_client import BrokerIdInUse, KafkaZkClient, default_acls
+from kafkalike.coordination.zookeeper_client import ZkSaslCredentials, read_jaas_client_section
 from kafkalike.coordinator import group_apis
 from kafkalike.coordinator.group_coordinator import GroupCoordinator
 from kafkalike.coordinator.offset_config import configs_from
@@ -231,9 +235,14 @@ class KafkaServer:
         Raises BrokerStartupError (one-line reason) when start-up cannot proceed.
         """
         cfg = self.config
+        zk_sasl = zookeeper_sasl_credentials(cfg)
+        if cfg["zookeeper.set.acl"] and zk_sasl is None:  # Kafka: a SecurityException at start-up
+            raise BrokerStartupError("zookeeper.set.acl is true, but no ZooKeeper SASL login was configured: "
+                                     "set kafkalike.zookeeper.jaas.config to a JAAS file with a Client section")
         zk = ZooKeeperClient(cfg.zookeeper_connect, session_timeout_ms=cfg.zookeeper_session_timeout_ms,
                              connection_timeout_ms=cfg.zookeeper_connection_timeout_ms,
-                             name=f"broker-{self.broker_id}")
+                             name=f"broker-{self.broker_id}", sasl=zk_sasl,
+                             acl_provider=functools.partial(default_acls, True) if cfg["zookeeper.set.acl"] else None)
         try:
             await zk.start()
         except Exception as exc:
@@ -473,6 +482,25 @@ class KafkaServer:
         self.state_change_log.close()
         self.gc_policy.shutdown()
         log.info("broker_stopped")
+
+
+def zookeeper_sasl_credentials(cfg: KafkaConfig) -> ZkSaslCredentials | None:
+    """The broker's SASL login to ZooKeeper: the ``Client`` section of the JAAS file named by
+    ``kafkalike.zookeeper.jaas.config``, else by ``-Djava.security.auth.login.config=`` in the
+    KAFKA_OPTS environment variable (where Kafka's scripts pass it to the JVM); None if neither
+    is set or the file has no Client section (Kafka then connects without SASL too).
+    Raises BrokerStartupError for an unreadable file or a Client section without credentials."""
+    path = cfg["kafkalike.zookeeper.jaas.config"]
+    if path is None:
+        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
+            if arg.startswith("-Djava.security.auth.login.config="):
+                path = arg.partition("=")[2]
+    if not path:
+        return None
+    try:
+        return read_jaas_client_section(Path(path).read_text())
+    except (OSError, CoordinationError) as exc:
+        raise BrokerStartupError(f"cannot read the ZooKeeper JAAS login from {path}: {exc}") from exc
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

@@ -483,10 +483,12 @@ class ZooKeeperClient:
         self._kz = kz
         try:
             await self._run(functools.partial(kz.start, timeout=timeout_s))
-        except BaseException:
+        except BaseException as exc:
             self._kz = None
             with trio.CancelScope(shield=True):  # never leave kazoo's threads behind
                 await trio.to_thread.run_sync(self._stop_kazoo, kz)
+            if isinstance(exc, _kx.AuthFailedError):  # the SASL login was rejected during start()
+                raise self._auth_failed() from None
             raise
         # kazoo's start() can return before its CONNECTED listener call reached trio
         try:
@@ -499,8 +501,8 @@ class ZooKeeperClient:
             # only after it, so one round trip tells whether the login was accepted
             try:
                 await self._run(functools.partial(kz.exists, "/"))
-            except Exception:
-                if kz.client_state != KeeperState.AUTH_FAILED:
+            except Exception as exc:
+                if not (isinstance(exc, _kx.AuthFailedError) or kz.client_state == KeeperState.AUTH_FAILED):
                     raise
                 await self.close()
                 raise self._auth_failed() from None
@@ -511,8 +513,8 @@ class ZooKeeperClient:
         try:
             kz.start(timeout=timeout_s)
             kz.ensure_path(self.chroot, acl=self._acl(self.chroot))
-        except Exception:
-            if kz.client_state == KeeperState.AUTH_FAILED:
+        except Exception as exc:
+            if isinstance(exc, _kx.AuthFailedError) or kz.client_state == KeeperState.AUTH_FAILED:
                 raise self._auth_failed() from None
             raise
         finally:

@@ -1,0 +1,137 @@
+"""A broker PROCESS on a REAL ZooKeeper that requires SASL logins for writes (issue 19):
+``zookeeper.set.acl=true`` with the broker's ZooKeeper login in a JAAS ``Client`` section
+(``kafkalike.zookeeper.jaas.config``). Judges: confluent-kafka (create a topic, SCRAM user,
+produce, consume) and an unauthenticated kazoo session (what a stranger may do)."""
+
+from __future__ import annotations
+
+import atexit
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import trio
+
+from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+from kafkalike.coordination.zookeeper_client import NoAuth, ZkSaslCredentials, ZooKeeperClient
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, spawn, stop,
+                                           write_properties)
+
+USER, PASSWORD = "kafka", "zk-broker-secret"
+
+
+@pytest.fixture(scope="module")
+def sasl_zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkEnsemble]:
+    """A standalone ZooKeeper with SASL DIGEST-MD5 (user kafka)."""
+    ens = ZkEnsemble(tmp_path_factory.mktemp("zk-sasl"), nodes=1, base_port=find_free_base_port(["127.0.0.1"]),
+                     first_host=1, die_with_parent=True, sasl_users={USER: PASSWORD})
+    atexit.register(ens.stop)
+    try:
+        ens.start(timeout=60)
+        yield ens
+    finally:
+        ens.stop()
+
+
+def _props(base: Path, ens: ZkEnsemble, port: int, password: str) -> dict[str, str]:
+    jaas = base / "broker-jaas.conf"
+    jaas.write_text("Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+                    f'  username="{USER}"\n  password="{password}";\n}};\n')
+    return {
+        "broker.id": "1",
+        "zookeeper.connect": ens.connect_string_with_chroot(f"kafkalike-acl-{uuid.uuid4().hex[:8]}"),
+        "zookeeper.session.timeout.ms": "6000",
+        "zookeeper.connection.timeout.ms": "8000",
+        "zookeeper.set.acl": "true",
+        "kafkalike.zookeeper.jaas.config": str(jaas),
+        "log.dirs": str(base / "logs"),
+        "listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "offsets.topic.replication.factor": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "kafkalike.metrics.port": "-1",
+    }
+
+
+def test_secured_broker_serves_clients_and_strangers_cannot_write_its_znodes(sasl_zk: ZkEnsemble,
+                                                                             tmp_path: Path) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    (port,) = free_ports(1)
+    props = _props(tmp_path, sasl_zk, port, PASSWORD)
+    with broker_process(tmp_path, props, port):
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        for _ in range(60):  # librdkafka sends CreateTopics only to a known controller
+            if admin.list_topics(timeout=5).controller_id == 1:
+                break
+            time.sleep(0.5)
+        admin.create_topics([NewTopic("flights", 1, 1)])["flights"].result(30)
+        upsert = UserScramCredentialUpsertion("alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096),
+                                              b"alice-pw")
+        for fut in admin.alter_user_scram_credentials([upsert]).values():
+            fut.result(30)
+        got = confluent_round_trip(port, "flights", 20)
+        assert got == [b"v%05d" % i for i in range(20)]
+
+        async def stranger() -> None:
+            async with ZooKeeperClient(props["zookeeper.connect"], session_timeout_ms=6000, name="stranger") as zk:
+                assert await zk.get_children("/brokers/ids") == ["1"]
+                await zk.get("/brokers/ids/1")  # world READ
+                await zk.get("/brokers/topics/flights")
+                with pytest.raises(NoAuth):
+                    await zk.get_children("/config/users")  # not even the user names
+                with pytest.raises(NoAuth):
+                    await zk.get("/config/users/alice")  # SCRAM credentials: no world READ
+                with pytest.raises(NoAuth):
+                    await zk.set("/controller", b'{"version":1,"brokerid":666,"timestamp":"0"}')
+                with pytest.raises(NoAuth):
+                    await zk.delete("/brokers/topics/flights/partitions/0/state")
+                with pytest.raises(NoAuth):
+                    await zk.create("/admin/delete_topics/flights")
+                acls, _ = await zk.get_acls("/brokers/topics/flights")
+                assert sorted((a.id.scheme, a.id.id, a.perms) for a in acls) == [
+                    ("sasl", USER, 31), ("world", "anyone", 1)]
+                with pytest.raises(NoAuth):  # ZooKeeper 3.8: getACL needs READ too
+                    await zk.get_acls("/config/users/alice")
+            async with ZooKeeperClient(props["zookeeper.connect"], session_timeout_ms=6000, name="broker-user",
+                                       sasl=ZkSaslCredentials(USER, PASSWORD)) as zk:
+                acls, _ = await zk.get_acls("/config/users/alice")
+                assert [(a.id.scheme, a.id.id, a.perms) for a in acls] == [("sasl", USER, 31)]
+                data, _ = await zk.get("/config/users/alice")
+                assert b"SCRAM-SHA-256" in data
+
+        trio.run(stranger)
+
+
+def test_wrong_zookeeper_password_stops_the_broker_at_start_up_with_one_line(sasl_zk: ZkEnsemble,
+                                                                            tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    config = tmp_path / "server.properties"
+    write_properties(config, _props(tmp_path, sasl_zk, port, "not-the-password"))
+    log_path = tmp_path / "broker.log"
+    process = spawn(config, log_path)
+    try:
+        process.wait(60)
+    finally:
+        stop(process)
+    assert process.returncode == 1
+    lines = [ln for ln in log_path.read_text().splitlines() if "rejected the SASL DIGEST-MD5 login" in ln]
+    assert len(lines) == 1, log_path.read_text()[-3000:]
+    assert "user 'kafka'" in lines[0]
+
+
+def test_set_acl_without_a_zookeeper_login_is_refused(sasl_zk: ZkEnsemble, tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    props = _props(tmp_path, sasl_zk, port, PASSWORD)
+    del props["kafkalike.zookeeper.jaas.config"]
+    config = tmp_path / "server.properties"
+    write_properties(config, props)
+    log_path = tmp_path / "broker.log"
+    process = spawn(config, log_path)
+    try:
+        process.wait(60)
+    finally:
+        stop(process)
+    assert process.returncode == 1
+    assert "zookeeper.set.acl is true, but no ZooKeeper SASL login" in log_path.read_text()
