@@ -4,6 +4,12 @@
     kafkalike zk status [--dir DIR] [--json]
     kafkalike zk down [--dir DIR]
     kafkalike zk tree [PATH] [--zookeeper HOST:PORT[,..][/chroot]] [--dir DIR] [--all] [--json]
+    kafkalike zk getacl PATH [--zookeeper ...] [--jaas-config FILE]   (zkCli.sh getAcl's output)
+
+``up --sasl-user NAME=PASSWORD`` makes the ensemble accept SASL DIGEST-MD5 logins (Kafka's
+``zookeeper.set.acl`` setup, docs/security.md "ZooKeeper security"); ``tree`` and ``getacl`` log
+in as the JAAS ``Client`` section of ``--jaas-config`` (else of ``-Djava.security.auth.login.config``
+in KAFKA_OPTS, as Kafka's own tools read it).
 
 Thin: the work is in kafkalike.cluster.zk_ensemble and kafkalike.coordination.
 """
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kafkalike.cluster.zk_ensemble import ZkEnsemble
+    from kafkalike.coordination.zookeeper_client import ZkSaslCredentials
 
 # The ensemble's own directory; the same place ``kafkalike cluster up`` keeps its ensemble
 # (<cluster base>/zk), so ``zk status|tree|down`` find a cluster's ZooKeeper by default.
@@ -43,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--host-prefix", default="127.0.0.",
                     help="node i listens on <prefix>i (default 127.0.0.); a full address puts all nodes on it")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the quorum")
+    up.add_argument("--sasl-user", action="append", default=[], metavar="NAME=PASSWORD",
+                    help="accept SASL DIGEST-MD5 logins of this user (repeatable; JAAS Server section)")
     up.set_defaults(func=_up)
 
     down = sub.add_parser("down", help="stop every node of the ensemble by pid")
@@ -64,7 +73,85 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tree.add_argument("--max-bytes", type=int, default=None, help="truncate data longer than this")
     tree.add_argument("--json", action="store_true",
                       help="one JSON object per znode: path, ephemeral, owner, czxid, version, data")
+    tree.add_argument("--jaas-config", help="JAAS file whose Client section logs in (SASL DIGEST-MD5)")
     tree.set_defaults(func=_tree)
+
+    getacl = sub.add_parser("getacl", help="a znode's ACL, as zkCli.sh getAcl prints it")
+    getacl.add_argument("path", help="the znode")
+    getacl.add_argument("--zookeeper", help="connect string host:port[,..][/chroot] (default: the ensemble in --dir)")
+    getacl.add_argument("--dir", default=DEFAULT_DIR, help=f"base directory (default {DEFAULT_DIR})")
+    getacl.add_argument("--jaas-config", help="JAAS file whose Client section logs in (SASL DIGEST-MD5)")
+    getacl.set_defaults(func=_getacl)
+
+
+def _sasl(args: argparse.Namespace) -> "ZkSaslCredentials | None":
+    """The tool's ZooKeeper login: --jaas-config's Client section, else KAFKA_OPTS's
+    -Djava.security.auth.login.config file's; None: anonymous."""
+    import os
+    import shlex
+    from pathlib import Path
+
+    from kafkalike.coordination.zookeeper_client import read_jaas_client_section
+
+    path = getattr(args, "jaas_config", None)
+    if not path:
+        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
+            if arg.startswith("-Djava.security.auth.login.config="):
+                path = arg.partition("=")[2]
+    return read_jaas_client_section(Path(path).read_text()) if path else None
+
+
+_PERMS = "cdrwa"  # zkCli.sh's letters: CREATE 4, DELETE 8, READ 1, WRITE 2, ADMIN 16
+_PERM_BITS = {"c": 4, "d": 8, "r": 1, "w": 2, "a": 16}
+
+
+def format_acl(acls: list) -> list[str]:  # type: ignore[type-arg]  # kazoo ACL records
+    """``acls`` as zkCli.sh getAcl prints them: ``'scheme,'id`` then ``: perms`` (cdrwa)."""
+    out = []
+    for a in acls:
+        out.append(f"'{a.id.scheme},'{a.id.id}")
+        out.append(": " + "".join(ch for ch in _PERMS if a.perms & _PERM_BITS[ch]))
+    return out
+
+
+def _getacl(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from kafkalike import logs
+    from kafkalike.coordination import ConnectTimeout, CoordinationError, NoNode, ZooKeeperClient
+    from kafkalike.coordination.zookeeper_client import NoAuth
+
+    logs.configure(fmt=getattr(args, "log_format", "console"), level=logging.WARNING)
+    connect = args.zookeeper
+    if not connect:
+        from kafkalike.cluster.zk_ensemble import ZkEnsembleError
+
+        try:
+            connect = _load(args.dir).connect_string
+        except ZkEnsembleError as exc:
+            return _err(f"{exc}; pass --zookeeper HOST:PORT")
+
+    async def run() -> list[str]:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="getacl",
+                                   sasl=_sasl(args)) as zk:
+            acls, _ = await zk.get_acls(args.path)
+        return format_acl(acls)
+
+    try:
+        lines = trio.run(run)
+    except NoNode:
+        return _err(f"no znode {args.path}")
+    except NoAuth:
+        return _err(f"Insufficient permission : {args.path}")  # zkCli.sh's message
+    except ConnectTimeout:
+        return _err(f"cannot connect to ZooKeeper at {connect}")
+    except (CoordinationError, OSError) as exc:
+        return _err(str(exc))
+    for line in lines:
+        print(line)
+    return 0
 
 
 def _load(directory: str) -> "ZkEnsemble":
@@ -100,8 +187,12 @@ def _print_status(statuses: list, as_json: bool = False) -> None:  # type: ignor
 def _up(args: argparse.Namespace) -> int:
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, ZkEnsembleError
 
+    users = dict(u.partition("=")[::2] for u in args.sasl_user)
+    if any(not name or not pw for name, pw in users.items()):
+        return _err("--sasl-user takes NAME=PASSWORD")
     try:
-        ens = ZkEnsemble(args.dir, nodes=args.nodes, base_port=args.base_port, host_prefix=args.host_prefix)
+        ens = ZkEnsemble(args.dir, nodes=args.nodes, base_port=args.base_port, host_prefix=args.host_prefix,
+                         sasl_users=users or None)
         ens.start(timeout=args.timeout)
     except ZkEnsembleError as exc:
         return _err(str(exc))
@@ -157,7 +248,8 @@ def _tree(args: argparse.Namespace) -> int:
             return _err(f"{exc}; pass --zookeeper HOST:PORT")
 
     async def run() -> list[str]:
-        async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="tree") as zk:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="tree",
+                                   sasl=_sasl(args)) as zk:
             nodes = await walk(zk, args.path, include_internal=args.all)
         if args.json:
             return [json.dumps({

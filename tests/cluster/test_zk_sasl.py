@@ -135,3 +135,37 @@ def test_set_acl_without_a_zookeeper_login_is_refused(sasl_zk: ZkEnsemble, tmp_p
         stop(process)
     assert process.returncode == 1
     assert "zookeeper.set.acl is true, but no ZooKeeper SASL login" in log_path.read_text()
+
+
+def test_zk_getacl_prints_zkcli_format_and_needs_a_login_for_credentials(sasl_zk: ZkEnsemble, tmp_path: Path) -> None:
+    import functools
+    import subprocess
+    import sys
+
+    from kafkalike.coordination.kafka_zk_client import default_acls
+
+    connect = sasl_zk.connect_string_with_chroot(f"kafkalike-cli-{uuid.uuid4().hex[:8]}")
+
+    async def secure_writes() -> None:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, sasl=ZkSaslCredentials(USER, PASSWORD),
+                                   acl_provider=functools.partial(default_acls, True)) as zk:
+            await zk.create("/brokers/ids/1", b"{}", make_parents=True)
+            await zk.create("/config/users/alice", b"{}", make_parents=True)
+
+    trio.run(secure_writes)
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required '
+                    f'username="{USER}" password="{PASSWORD}"; }};\n')
+
+    def getacl(path: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "zk", "getacl", path, "--zookeeper",
+                               connect, *extra], capture_output=True, text=True, timeout=60)
+
+    out = getacl("/brokers/ids/1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"'sasl,'{USER}", ": cdrwa", "'world,'anyone", ": r"]
+    out = getacl("/config/users/alice")
+    assert out.returncode == 1 and "Insufficient permission : /config/users/alice" in out.stderr
+    out = getacl("/config/users/alice", "--jaas-config", str(jaas))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"'sasl,'{USER}", ": cdrwa"]
