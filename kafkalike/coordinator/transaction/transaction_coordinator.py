@@ -375,18 +375,20 @@ class TransactionCoordinator:
                                                 partitions: Iterable[TopicPartition]) -> dict[TopicPartition, ErrorCode]:
         """KIP-890 part 1 (Kafka 3.9's TransactionCoordinator.handleVerifyPartitionsInTransaction):
         is each of ``partitions`` part of the id's ongoing transaction? Per partition NONE (it
-        is) or INVALID_TXN_STATE (it is not: the transaction never added it, is not Ongoing, or
-        ended). Every
+        is) or INVALID_TXN_STATE (it is not: the transaction never added it, or completed; newer
+        Kafka answers TRANSACTION_ABORTABLE here). Every
         partition gets the same id-level error when there is one: INVALID_REQUEST (empty id),
         NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS, INVALID_PRODUCER_ID_MAPPING (unknown id
-        or other producer id), PRODUCER_FENCED (other epoch), CONCURRENT_TRANSACTIONS (a
-        PrepareCommit/PrepareAbort pending). Writes nothing."""
+        or other producer id), PRODUCER_FENCED (other epoch), CONCURRENT_TRANSACTIONS (the
+        transaction is in PrepareCommit/PrepareAbort). Writes nothing."""
         wanted = list(partitions)
         error = self._verify_error(transactional_id, producer_id, producer_epoch)
         if isinstance(error, ErrorCode):
             return {tp: error for tp in wanted}
-        ongoing = error.topic_partitions if error.state == S.ONGOING else set()
-        return {tp: ErrorCode.none if tp in ongoing else ErrorCode.invalid_txn_state for tp in wanted}
+        # the partitions are recorded when AddPartitionsToTxn is written and cleared when the
+        # transaction completes (Kafka checks membership only, as here)
+        return {tp: ErrorCode.none if tp in error.topic_partitions else ErrorCode.invalid_txn_state
+                for tp in wanted}
 
     def _verify_error(self, transactional_id: str, producer_id: int,
                       producer_epoch: int) -> ErrorCode | TransactionMetadata:
@@ -402,7 +404,7 @@ class TransactionCoordinator:
             return ErrorCode.invalid_producer_id_mapping
         if md.producer_epoch != producer_epoch:
             return ErrorCode.producer_fenced
-        if md.pending_state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
+        if md.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
             return ErrorCode.concurrent_transactions
         return md
 
