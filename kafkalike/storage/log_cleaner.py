@@ -2,7 +2,8 @@
 
 For a log whose cleanup.policy includes "compact":
 1. the cleanable range ends at the first uncleanable offset: the active segment's base, the high
-   watermark, and the first segment younger than min.compaction.lag.ms, whichever is lowest,
+   watermark, the last stable offset and the first segment younger than min.compaction.lag.ms,
+   whichever is lowest,
    rounded down to a segment boundary (so the active segment is never touched);
 2. an offset map (key -> latest offset) is built over the dirty part, from the cleaner checkpoint
    (cleaner-offset-checkpoint) to the end of the cleanable range;
@@ -12,9 +13,9 @@ For a log whose cleanup.policy includes "compact":
    delete.retention.ms; records without a key are dropped (Kafka refuses them at produce on
    compacted topics). Batches whose records all survive are copied byte for byte; others are
    rebuilt with the same baseOffset, lastOffsetDelta and compression codec (decompressed and
-   recompressed: gzip, snappy, lz4, zstd); a batch left empty is dropped unless it carries a
-   producer id (kept empty to preserve idempotent-producer state, as Kafka does). Control
-   batches are copied as they are. Offsets never change;
+   recompressed: gzip, snappy, lz4, zstd); a non-transactional batch left empty is dropped
+   unless it carries a producer id (kept empty to preserve idempotent-producer state).
+   Transactional and control batches follow "Transactions" below. Offsets never change;
 4. each group is swapped in: .cleaned -> .swap (fsynced), old segment files deleted, .swap ->
    .log — the loader completes a swap interrupted by a crash.
 
