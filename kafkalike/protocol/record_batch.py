@@ -4,8 +4,9 @@ Holds: `RecordBatch` (a view over the 61-byte v2 header inside a bytearray/memor
 buffer, with in-place patching of baseOffset and partitionLeaderEpoch), `iter_batches()` (walks
 the batches stored back to back in one buffer and tells a truncated tail apart from a corrupt
 batch), `assign_offsets()` (the leader's single-pass validate-and-patch walk over a Produce's
-record set, no view per batch), the typed errors they raise, and `build_batch()` (makes a valid uncompressed v2 batch
-from simple records, for tests and tools).
+record set, reusing the views its caller parsed and returning one view per batch, so a
+header is parsed once per append), the typed errors they raise, and `build_batch()` (makes a
+valid uncompressed v2 batch from simple records, for tests and tools).
 
 Follows the Kafka protocol guide, "Record Batch" (magic 2), and Kafka's DefaultRecordBatch:
 
