@@ -83,6 +83,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     getacl.add_argument("--jaas-config", help="JAAS file whose Client section logs in (SASL DIGEST-MD5)")
     getacl.set_defaults(func=_getacl)
 
+    mig = sub.add_parser("security-migration",
+                         help="set Kafka's znode ACLs on an existing tree (zookeeper-security-migration.sh)")
+    mig.add_argument("--zookeeper.acl", dest="zookeeper_acl", required=True, choices=["secure", "unsecure"],
+                     help="secure: the login's identity ALL, world READ (none on credentials); unsecure: world ALL")
+    mig.add_argument("--zookeeper.connect", dest="zookeeper", required=True, metavar="HOST:PORT[/chroot]",
+                     help="the cluster's zookeeper.connect")
+    mig.add_argument("--jaas-config", help="JAAS file whose Client section logs in (default: KAFKA_OPTS's)")
+    mig.set_defaults(func=_security_migration)
+
 
 def _sasl(args: argparse.Namespace) -> "ZkSaslCredentials | None":
     """The tool's ZooKeeper login: --jaas-config's Client section, else KAFKA_OPTS's
@@ -270,4 +279,43 @@ def _tree(args: argparse.Namespace) -> int:
         return _err(str(exc))
     for line in lines:
         print(line)
+    return 0
+
+
+def _security_migration(args: argparse.Namespace) -> int:
+    """Kafka's ZkSecurityMigrator: the tree's ACLs set as a broker with zookeeper.set.acl would
+    have created them (secure) or opened again (unsecure)."""
+    import logging
+
+    import trio
+
+    from kafkalike import logs
+    from kafkalike.coordination import ConnectTimeout, CoordinationError, ZooKeeperClient
+    from kafkalike.coordination.kafka_zk_client import migrate_acls
+    from kafkalike.coordination.zookeeper_client import NoAuth
+
+    logs.configure(fmt=getattr(args, "log_format", "console"), level=logging.WARNING)
+    secure = args.zookeeper_acl == "secure"
+    try:
+        sasl = _sasl(args)
+    except (CoordinationError, OSError) as exc:
+        return _err(str(exc))
+    if secure and sasl is None:  # Kafka: "...but JAAS login file was not found"
+        return _err("zookeeper.acl is secure but no JAAS login was given (--jaas-config or "
+                    "-Djava.security.auth.login.config in KAFKA_OPTS)")
+
+    async def run() -> int:
+        async with ZooKeeperClient(args.zookeeper, session_timeout_ms=6000, connection_timeout_ms=5000,
+                                   name="security-migration", sasl=sasl) as zk:
+            return await migrate_acls(zk, secure)
+
+    try:
+        n = trio.run(run)
+    except NoAuth as exc:
+        return _err(f"not allowed to set ACLs (run as the brokers' ZooKeeper user): {exc!r}")
+    except ConnectTimeout:
+        return _err(f"cannot connect to ZooKeeper at {args.zookeeper}")
+    except CoordinationError as exc:
+        return _err(str(exc))
+    print(f"set {args.zookeeper_acl} ACLs on {n} znodes")
     return 0

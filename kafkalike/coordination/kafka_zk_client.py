@@ -47,6 +47,34 @@ def sensitive_path(path: str) -> bool:
     return any(path.startswith(root) for root in SENSITIVE_ROOT_PATHS)
 
 
+#: Kafka 3.9 ZkData.SecureRootPaths (with ZkAclStore.securePaths): the subtrees
+#: ZkSecurityMigrator (zookeeper-security-migration.sh) sets ACLs on.
+SECURE_ROOT_PATHS = ("/admin", "/brokers", "/cluster", "/config", "/controller", "/controller_epoch",
+                     "/isr_change_notification", "/latest_producer_id_block", "/log_dir_event_notification",
+                     "/delegation_token", "/kafka-acl-extended", "/migration", "/feature",
+                     "/kafka-acl", "/kafka-acl-changes", "/kafka-acl-extended-changes")
+
+
+async def migrate_acls(zk: ZooKeeperClient, is_secure: bool) -> int:
+    """Kafka's ZkSecurityMigrator: set ``default_acls(is_secure, path)`` on every znode of the
+    SECURE_ROOT_PATHS subtrees that exist (``secure``: creator ALL + world READ, none for the
+    sensitive ones; ``unsecure``: world ALL). The session's login becomes the ``auth`` identity,
+    so run it as the brokers' ZooKeeper user. Returns the number of znodes updated.
+    Raises NoAuth where the session lacks ADMIN on a znode."""
+    count = 0
+    stack = [p for p in reversed(SECURE_ROOT_PATHS)]
+    while stack:
+        path = stack.pop()
+        try:
+            await zk.set_acls(path, default_acls(is_secure, path))
+            children = await zk.get_children(path)
+        except NoNode:
+            continue
+        count += 1
+        stack.extend(f"{path}/{c}" for c in reversed(children))
+    return count
+
+
 def default_acls(is_secure: bool, path: str) -> list[ACL]:
     """The ACL Kafka creates znode ``path`` (chroot-relative) with (Kafka 3.9 ZkData.defaultAcls).
 

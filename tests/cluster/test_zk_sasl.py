@@ -169,3 +169,51 @@ def test_zk_getacl_prints_zkcli_format_and_needs_a_login_for_credentials(sasl_zk
     out = getacl("/config/users/alice", "--jaas-config", str(jaas))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [f"'sasl,'{USER}", ": cdrwa"]
+
+
+def test_security_migration_secures_an_open_tree_and_opens_it_again(sasl_zk: ZkEnsemble, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    connect = sasl_zk.connect_string_with_chroot(f"kafkalike-mig-{uuid.uuid4().hex[:8]}")
+
+    async def open_tree() -> None:  # what brokers with zookeeper.set.acl=false left behind
+        async with ZooKeeperClient(connect, session_timeout_ms=6000) as zk:
+            await zk.create("/brokers/ids/1", b"{}", make_parents=True)
+            await zk.create("/config/users/alice", b"{}", make_parents=True)
+            await zk.create("/controller", b"{}")
+            await zk.create("/consumers/old", b"", make_parents=True)
+
+    trio.run(open_tree)
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required '
+                    f'username="{USER}" password="{PASSWORD}"; }};\n')
+
+    def migrate(acl: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "zk", "security-migration",
+                               "--zookeeper.acl", acl, "--zookeeper.connect", connect, *extra],
+                              capture_output=True, text=True, timeout=60)
+
+    out = migrate("secure")
+    assert out.returncode == 1 and "no JAAS login" in out.stderr
+    out = migrate("secure", "--jaas-config", str(jaas))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "set secure ACLs on 7 znodes"  # /brokers, ids, 1, /config, users, alice, /controller
+
+    async def stranger(expect_secure: bool) -> None:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, name="stranger") as zk:
+            await zk.get("/brokers/ids/1")
+            await zk.set("/consumers/old", b"x")  # outside Kafka's secure roots: untouched
+            if expect_secure:
+                with pytest.raises(NoAuth):
+                    await zk.set("/controller", b'{"brokerid":666}')
+                with pytest.raises(NoAuth):
+                    await zk.get("/config/users/alice")
+            else:
+                await zk.set("/controller", b"{}")
+                await zk.get("/config/users/alice")
+
+    trio.run(stranger, True)
+    out = migrate("unsecure", "--jaas-config", str(jaas))
+    assert out.returncode == 0, out.stderr
+    trio.run(stranger, False)
