@@ -6,6 +6,8 @@ produce, consume) and an unauthenticated kazoo session (what a stranger may do).
 from __future__ import annotations
 
 import atexit
+import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -217,3 +219,50 @@ def test_security_migration_secures_an_open_tree_and_opens_it_again(sasl_zk: ZkE
     out = migrate("unsecure", "--jaas-config", str(jaas))
     assert out.returncode == 0, out.stderr
     trio.run(stranger, False)
+
+
+KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
+
+
+@pytest.mark.skipif(not HAVE_KAFKA, reason="reference Kafka jars not fetched (./scripts/reference-kafka fetch) or no java")
+def test_kafka_zk_security_migrator_sets_the_acls_kafkalike_creates(sasl_zk: ZkEnsemble, tmp_path: Path) -> None:
+    """Judge: Kafka 3.9's own ZkSecurityMigrator secures an open tree; every znode then has the
+    ACL kafkalike's default_acls gives that path (what a broker with zookeeper.set.acl creates)."""
+    import subprocess
+
+    from kafkalike.coordination.kafka_zk_client import default_acls
+
+    connect = sasl_zk.connect_string_with_chroot(f"kafkalike-judge-{uuid.uuid4().hex[:8]}")
+    paths = ["/brokers/ids/1", "/brokers/topics/t", "/config/users/alice", "/config/topics/t", "/controller",
+             "/kafka-acl/Topic/t", "/config/brokers/1"]
+
+    async def open_tree() -> None:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000) as zk:
+            for p in paths:
+                await zk.create(p, b"{}", make_parents=True)
+            acls, _ = await zk.get_acls("/config/users/alice")
+            assert [(a.id.scheme, a.id.id, a.perms) for a in acls] == [("world", "anyone", 31)]  # open before
+
+    trio.run(open_tree)
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required '
+                    f'username="{USER}" password="{PASSWORD}"; }};\n')
+    out = subprocess.run(["java", f"-Djava.security.auth.login.config={jaas}", "-cp", f"{KAFKA_LIB}/*",
+                          "kafka.admin.ZkSecurityMigrator", "--zookeeper.acl", "secure", "--zookeeper.connect",
+                          connect], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+    async def compare() -> None:
+        async with ZooKeeperClient(connect, session_timeout_ms=6000, sasl=ZkSaslCredentials(USER, PASSWORD)) as zk:
+            for p in paths:
+                parts = p.split("/")
+                for i in range(2, len(parts) + 1):
+                    path = "/".join(parts[:i])
+                    acls, _ = await zk.get_acls(path)
+                    want = [(a.id.scheme, USER if a.id.scheme == "auth" else a.id.id, a.perms)
+                            for a in default_acls(True, path)]
+                    got = [(a.id.scheme.replace("sasl", "auth"), a.id.id, a.perms) for a in acls]
+                    assert sorted(got) == sorted(want), path
+
+    trio.run(compare)
