@@ -44,7 +44,11 @@ def traffic(bootstrap: str, topics: list[str], stop: threading.Event, counts: di
     try:
         while not stop.is_set():
             for _ in range(100):
-                producer.produce(topics[i % len(topics)], value)
+                try:
+                    producer.produce(topics[i % len(topics)], value)
+                except BufferError:  # librdkafka's queue is full: let it drain
+                    producer.poll(0.1)
+                    continue
                 i += 1
             producer.poll(0)
             counts["produced"] = i
@@ -52,7 +56,7 @@ def traffic(bootstrap: str, topics: list[str], stop: threading.Event, counts: di
             if got:
                 counts["consumed"] = counts.get("consumed", 0) + len(got)
                 consumer.commit(asynchronous=True)
-        producer.flush(30)
+        producer.flush(10)
     finally:
         consumer.close()
 
