@@ -57,6 +57,19 @@ def mtls_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> It
         "super.users": "User:ANONYMOUS",
     })
     with broker_process(base, props, plain) as (_process, log_path):
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
+        deadline = time.monotonic() + 60  # the admin requests below go to a broker that has a controller
+        while True:
+            try:
+                if admin.list_topics(timeout=5).controller_id >= 0:
+                    break
+            except KafkaException:  # not answering yet (a loaded machine)
+                pass
+            assert time.monotonic() < deadline, "no controller elected"
+            time.sleep(0.2)
         yield MtlsBroker(log_path, plain, mtls, ca_pem, certs)
 
 
@@ -81,8 +94,8 @@ def test_client_certificate_subject_is_the_principal_and_its_acls_apply(mtls_bro
                            AclPermissionType.ALLOW) for op in (AclOperation.ALL,)]
     bindings.append(AclBinding(ResourceType.GROUP, "g-mtls-t", ResourcePatternType.LITERAL, ALICE, "*",
                                AclOperation.READ, AclPermissionType.ALLOW))
-    for future in admin.create_acls(bindings).values():
-        future.result(30)
+    for future in admin.create_acls(bindings, request_timeout=60).values():
+        future.result(90)
     deadline = time.monotonic() + 30  # the broker's ACL cache follows the change notification
     while True:
         try:
