@@ -279,6 +279,21 @@ class TransactionCoordinator:
             return ErrorCode.coordinator_not_available
         return self.state_manager.get_transaction_state(transactional_id)
 
+    def _producer_state(self, transactional_id: str,
+                        producer_id: int) -> ErrorCode | CoordinatorEpochAndTxnMetadata:
+        """The id's state if ``producer_id`` owns it, else the error AddPartitionsToTxn, EndTxn and
+        the KIP-890 check answer: INVALID_REQUEST (empty id), COORDINATOR_NOT_AVAILABLE /
+        NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS (from the state manager),
+        INVALID_PRODUCER_ID_MAPPING (unknown id or another producer id)."""
+        if transactional_id == "":
+            return ErrorCode.invalid_request
+        found = self._state(transactional_id)
+        if isinstance(found, ErrorCode):
+            return found
+        if found is None or found.transaction_metadata.producer_id != producer_id:
+            return ErrorCode.invalid_producer_id_mapping
+        return found
+
     async def handle_init_producer_id(self, transactional_id: str, transaction_timeout_ms: int,
                                       expected: tuple[int, int] | None = None) -> InitProducerIdResult:
         """InitProducerId for a transactional id (see module doc). ``expected``: (producer id,
@@ -347,17 +362,11 @@ class TransactionCoordinator:
                                                    producer_epoch: int,
                                                    partitions: Iterable[TopicPartition]) -> ErrorCode:
         """Add ``partitions`` to the id's transaction (state Ongoing). Errors: see module doc."""
-        if transactional_id == "":
-            return ErrorCode.invalid_request
-        found = self._state(transactional_id)
+        found = self._producer_state(transactional_id, producer_id)
         if isinstance(found, ErrorCode):
             return found
-        if found is None:
-            return ErrorCode.invalid_producer_id_mapping
         md = found.transaction_metadata
         added = set(partitions)
-        if md.producer_id != producer_id:
-            return ErrorCode.invalid_producer_id_mapping
         if md.producer_epoch != producer_epoch:
             return ErrorCode.producer_fenced
         if md.pending_state is not None or md.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
@@ -392,16 +401,10 @@ class TransactionCoordinator:
 
     def _verify_error(self, transactional_id: str, producer_id: int,
                       producer_epoch: int) -> ErrorCode | TransactionMetadata:
-        if transactional_id == "":
-            return ErrorCode.invalid_request
-        found = self._state(transactional_id)
+        found = self._producer_state(transactional_id, producer_id)
         if isinstance(found, ErrorCode):
             return found
-        if found is None:
-            return ErrorCode.invalid_producer_id_mapping
         md = found.transaction_metadata
-        if md.producer_id != producer_id:
-            return ErrorCode.invalid_producer_id_mapping
         if md.producer_epoch != producer_epoch:
             return ErrorCode.producer_fenced
         if md.state in (S.PREPARE_COMMIT, S.PREPARE_ABORT):
@@ -413,16 +416,10 @@ class TransactionCoordinator:
                                      committed: bool, *, is_from_client: bool = True) -> ErrorCode:
         """End the id's transaction: PrepareCommit/PrepareAbort written, then (after this
         returns NONE) markers and CompleteCommit/CompleteAbort. Errors: see module doc."""
-        if transactional_id == "":
-            return ErrorCode.invalid_request
-        found = self._state(transactional_id)
+        found = self._producer_state(transactional_id, producer_id)
         if isinstance(found, ErrorCode):
             return found
-        if found is None:
-            return ErrorCode.invalid_producer_id_mapping
         md = found.transaction_metadata
-        if md.producer_id != producer_id:
-            return ErrorCode.invalid_producer_id_mapping
         if (is_from_client and producer_epoch != md.producer_epoch) or producer_epoch < md.producer_epoch:
             return ErrorCode.producer_fenced
         if md.pending_state is not None:
