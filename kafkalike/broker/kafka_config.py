@@ -124,7 +124,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("allow.everyone.if.no.acl.found", "boolean", False,
          "with an authorizer: allow access to resources no ACL names (default false: deny)"),
     # --- ZooKeeper
-    _key("zookeeper.connect", "string", None, "host:port[,host:port...][/chroot]", required=True),
+    _key("zookeeper.connect", "string", None,
+         "host:port[,host:port...][/chroot]; required unless process.roles is set (KRaft)"),
     _key("zookeeper.session.timeout.ms", "int", 18000, "ZooKeeper session timeout (ms)", at_least=1),
     _key("zookeeper.connection.timeout.ms", "int", None, "max wait for a ZooKeeper connection (ms)",
          at_least=1),
@@ -136,6 +137,32 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "kafkalike only: a JAAS file whose Client section (DigestLoginModule username/password) logs the "
          "broker in to ZooKeeper with SASL DIGEST-MD5; Kafka takes this file from the JVM's "
          "-Djava.security.auth.login.config (KAFKA_OPTS), which kafkalike also reads when this is unset"),
+    # --- KRaft (KIP-500/KIP-595/KIP-631; Kafka's KRaftConfigs, QuorumConfig): process.roles set = KRaft mode
+    _key("process.roles", "list", [], "KRaft roles of this node: broker, controller or both; empty = ZooKeeper mode",
+         choices=("broker", "controller")),
+    _key("node.id", "int", -1, "KRaft node id (broker and controller); required when process.roles is set",
+         at_least=-1),
+    _key("controller.quorum.voters", "string", "", "the static Raft voters: id@host:port,... (kraft.version 0)"),
+    _key("controller.listener.names", "list", None, "listeners the controllers serve on (the first is the one "
+         "brokers and other controllers connect to); unmapped names default to PLAINTEXT"),
+    _key("metadata.log.dir", "string", None, "dir of __cluster_metadata-0 (default: the first log dir)"),
+    _key("broker.session.timeout.ms", "int", 9000, "KRaft: a broker without a heartbeat for this long is fenced "
+         "by the controller (ms)", at_least=1),
+    _key("broker.heartbeat.interval.ms", "int", 2000, "KRaft: broker -> controller heartbeat period (ms)",
+         at_least=1),
+    _key("controller.quorum.election.timeout.ms", "int", 1000, "Raft: election timeout (ms; random in [t, 2t])",
+         at_least=1),
+    _key("controller.quorum.election.backoff.max.ms", "int", 1000, "Raft: max backoff before standing again (ms)",
+         at_least=1),
+    _key("controller.quorum.fetch.timeout.ms", "int", 2000, "Raft: a follower without a good Fetch for this long "
+         "stands for election (ms)", at_least=1),
+    _key("controller.quorum.request.timeout.ms", "int", 2000, "Raft: request timeout between voters (ms)",
+         at_least=1),
+    _key("controller.quorum.retry.backoff.ms", "int", 20, "Raft: wait before retrying a failed request (ms)",
+         at_least=0),
+    _key("metadata.max.idle.interval.ms", "int", 500, "KRaft: the active controller appends a NoOpRecord this "
+         "often when idle (ms; 0 = never)", at_least=0),
+    _ignored("controller.quorum.append.linger.ms", "int", 25, at_least=0),
     # --- log storage
     _key("log.dirs", "list", None, "log directories (default: log.dir)"),
     _key("log.dir", "string", "/tmp/kafka-logs", "log directory used when log.dirs is unset"),
@@ -481,6 +508,19 @@ class KafkaConfig:
         return cls.from_properties(text, overrides, filename=Path(path).name)
 
     def _check_consistency(self) -> None:
+        if not self.process_roles and not self["zookeeper.connect"]:
+            raise ConfigError("missing required configuration 'zookeeper.connect': host:port[,host:port...]"
+                              "[/chroot] (or set process.roles for KRaft mode)")
+        if self.process_roles and self.node_id < 0:
+            raise ConfigError("missing required configuration 'node.id': a KRaft node (process.roles is set) "
+                              "needs an id >= 0")
+        if "controller" in self.process_roles:
+            if not self["controller.quorum.voters"]:
+                raise ConfigError("missing required configuration 'controller.quorum.voters': a controller "
+                                  "needs the static voters id@host:port,...")
+            if not self["controller.listener.names"]:
+                raise ConfigError("missing required configuration 'controller.listener.names': a controller "
+                                  "serves on one of its listeners")
         self.listeners  # parse now so a bad listener stops start-up
         self.advertised_listeners
         names = [e.listener_name for e in self.listeners]
@@ -559,6 +599,16 @@ class KafkaConfig:
         return int(self["broker.id"])
 
     @property
+    def process_roles(self) -> frozenset[str]:
+        """process.roles: {"broker"}, {"controller"}, both, or empty (ZooKeeper mode)."""
+        return frozenset(self["process.roles"] or ())
+
+    @property
+    def node_id(self) -> int:
+        """node.id (KRaft mode's id for brokers and controllers)."""
+        return int(self["node.id"])
+
+    @property
     def listener_security_protocol_map(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for item in str(self["listener.security.protocol.map"]).split(","):
@@ -567,6 +617,10 @@ class KafkaConfig:
                                   "'listener.security.protocol.map': expected NAME:PROTOCOL")
             name, proto = item.split(":", 1)
             out[name.strip().upper()] = proto.strip().upper()
+        if "listener.security.protocol.map" not in self.originals:
+            # Kafka 3.x: with the default map, a controller listener not in it is PLAINTEXT
+            for name in self["controller.listener.names"] or ():
+                out.setdefault(name.strip().upper(), "PLAINTEXT")
         return out
 
     @property
