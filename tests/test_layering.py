@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kafkalike"
 #: layer of each top-level folder; a module may import its own layer's folder and lower ones
 LAYERS = {
     "protocol": 0, "coordination": 0,
-    "storage": 1, "client": 1,
+    "storage": 1, "client": 1, "image": 1,
     "controller": 2, "coordinator": 2, "raft": 2,
     "broker": 3,
     "cluster": 4,
