@@ -393,6 +393,9 @@ class KafkaRaftClient:
             if isinstance(state, (UnattachedState, VotedState, ResignedState)):
                 if isinstance(state, ResignedState):
                     await self._send_end_quorum_epoch(state)
+                if not self.quorum.is_voter:
+                    await self._find_leader(state)  # an observer never stands: it asks who leads
+                    return
                 await trio.sleep_until(self._election_deadline)
                 if self.quorum.is_voter:
                     self._become_candidate()
@@ -527,29 +530,62 @@ class KafkaRaftClient:
         self._end_quorum_epoch_sent.set()
 
     async def _run_follower(self, state: FollowerState) -> None:
-        self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._fetch_loop, state)
-            while (remaining := self._fetch_deadline - trio.current_time()) > 0:
-                await trio.sleep(remaining)
-            log.info("raft_fetch_timeout", node_id=self.node_id, leader_id=state.leader_id, epoch=state.epoch)
-            if self.quorum.is_voter:
-                self._become_candidate()
-                return
-            nursery.cancel_scope.cancel()
+        while True:
+            self._fetch_deadline = trio.current_time() + self.config.fetch_timeout_ms / 1000
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._fetch_loop, state)
+                while (remaining := self._fetch_deadline - trio.current_time()) > 0:
+                    await trio.sleep(remaining)
+                log.info("raft_fetch_timeout", node_id=self.node_id, leader_id=state.leader_id, epoch=state.epoch)
+                if self.quorum.is_voter:
+                    self._become_candidate()
+                    return
+                nursery.cancel_scope.cancel()
+            # an observer stays a follower and asks the voters who leads now (Kafka 3.9's
+            # pollFollowerAsObserver: after a fetch timeout, Fetch to any bootstrap voter)
+            await self._find_leader(state)
+
+    def _fetch_request(self, epoch: int, max_wait_ms: int) -> Any:
+        """A Fetch of ``__cluster_metadata``-0 from this node's end offset (replica id = node id,
+        for a voter and an observer alike)."""
+        end = self.log.end_offset_and_epoch()
+        return _entity(ApiKey.FETCH, FETCH_VERSION, "request", cluster_id=self.config.cluster_id,
+                       replica_id=self.node_id, max_wait=max_wait_ms, min_bytes=0,
+                       max_bytes=FETCH_MAX_BYTES, topics=[{
+                           "topic_id": METADATA_TOPIC_ID, "partitions": [{
+                               "partition": 0, "current_leader_epoch": epoch,
+                               "fetch_offset": end.offset, "last_fetched_epoch": end.epoch,
+                               "log_start_offset": self.log.start_offset,
+                               "partition_max_bytes": FETCH_MAX_BYTES}]}])
+
+    async def _find_leader(self, state: UnattachedState | VotedState | ResignedState | FollowerState) -> None:
+        """An observer (not in ``voters``) that knows no leader, or whose leader went silent: send
+        a Fetch (no wait) to one voter after another until an answer names a leader of a newer
+        epoch, or of this epoch while unattached (the node then follows it and this role is
+        cancelled), or the leader followed now answers again (returns). A non-leader voter answers
+        NOT_LEADER_OR_FOLLOWER / FENCED_LEADER_EPOCH with the leader and epoch it knows (Kafka's
+        maybeSendFetchToAnyBootstrap and its response handling)."""
+        assert self._channel is not None
+        voters = sorted(self.config.voters)
+        turn = self.rng.randrange(len(voters))
+        while self.quorum.state is state:
+            voter = voters[turn % len(voters)]
+            turn += 1
+            response = await self._channel.send(voter, self._fetch_request(state.epoch, 0), purpose="discover")
+            if response is not None and response.error_code == ErrorCode.none and response.responses and \
+                    response.responses[0].partitions:
+                p = response.responses[0].partitions[0]
+                self._maybe_transition(p.current_leader.leader_id, p.current_leader.leader_epoch)
+                if self.quorum.state is not state:
+                    return
+                if isinstance(state, FollowerState) and voter == state.leader_id and p.error_code == ErrorCode.none:
+                    return
+            await trio.sleep(max(self.config.retry_backoff_ms, 50) / 1000)
 
     async def _fetch_loop(self, state: FollowerState) -> None:
         assert self._channel is not None
         while self.quorum.state is state:
-            end = self.log.end_offset_and_epoch()
-            request = _entity(ApiKey.FETCH, FETCH_VERSION, "request", cluster_id=self.config.cluster_id,
-                              replica_id=self.node_id, max_wait=self.config.fetch_max_wait_ms, min_bytes=0,
-                              max_bytes=FETCH_MAX_BYTES, topics=[{
-                                  "topic_id": METADATA_TOPIC_ID, "partitions": [{
-                                      "partition": 0, "current_leader_epoch": state.epoch,
-                                      "fetch_offset": end.offset, "last_fetched_epoch": end.epoch,
-                                      "log_start_offset": self.log.start_offset,
-                                      "partition_max_bytes": FETCH_MAX_BYTES}]}])
+            request = self._fetch_request(state.epoch, self.config.fetch_max_wait_ms)
             response = await self._channel.send(
                 state.leader_id, request, purpose="fetch",
                 timeout_ms=self.config.fetch_max_wait_ms + self.config.request_timeout_ms)
@@ -957,6 +993,9 @@ class RaftServer:
     unknown API or version gets the ApiVersions fallback answer (KIP-511) when it is ApiVersions,
     else the connection is closed, as Kafka's controller does."""
 
+    apis: dict[int, tuple[int, int]] = RAFT_APIS
+    """What this server answers (a controller's ControllerApis serves more)."""
+
     def __init__(self, client: KafkaRaftClient) -> None:
         self.client = client
 
@@ -990,10 +1029,10 @@ class RaftServer:
 
     async def _handle_frame(self, frame: memoryview, peer: object) -> bytes | None:
         try:
-            header, request = parse_request(frame, RAFT_APIS)
+            header, request = parse_request(frame, self.apis)
         except (UnknownApiKeyError, UnsupportedVersionError) as exc:
             if exc.api_key == ApiKey.API_VERSIONS:
-                return encode_api_versions_fallback(exc.correlation_id, RAFT_APIS)
+                return encode_api_versions_fallback(exc.correlation_id, self.apis)
             log.warning("raft_unsupported_request", peer=str(peer), error=str(exc))
             return None
         except ProtocolError as exc:
@@ -1012,7 +1051,7 @@ class RaftServer:
         c = self.client
         key = header.api_key
         if key == ApiKey.API_VERSIONS:
-            return api_versions_response(header.api_version, RAFT_APIS)
+            return api_versions_response(header.api_version, self.apis)
         if key == ApiKey.VOTE:
             return c.handle_vote(request)
         if key == ApiKey.BEGIN_QUORUM_EPOCH:
