@@ -84,6 +84,8 @@ class KafkalikeSystem:
     brokers: int = 3
     chroot: str = "bench-kafkalike"
     name: str = "kafkalike"
+    overrides: dict[str, str] = attrs.Factory(dict)
+    """extra broker configuration (e.g. kafkalike.debug.request.hops=true)."""
     cluster: LocalCluster = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -93,7 +95,8 @@ class KafkalikeSystem:
                                                # the durability settings Kafka gets (topic_defaults)
                                                "min.insync.replicas": "2",
                                                "default.replication.factor": str(min(3, self.brokers)),
-                                               "unclean.leader.election.enable": "false"})
+                                               "unclean.leader.election.enable": "false",
+                                               **self.overrides})
 
     @property
     def bootstrap(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from kafkalike.broker import request_hops
 from kafkalike.broker.delayed_operation import DelayedOperation
 from kafkalike.storage import TopicPartition
 
@@ -48,6 +49,9 @@ class DelayedFetch(DelayedOperation):
         self._bytes_available = bytes_available
         self._read = read
         self.result: Any = None
+        self.hops = request_hops.current()  # the Fetch's hop timing (debug, usually None)
+        if self.hops is not None:
+            self.hops.delayed = True
 
     def try_complete(self) -> bool:
         total = 0
@@ -62,3 +66,5 @@ class DelayedFetch(DelayedOperation):
 
     def on_complete(self) -> None:
         self.result = self._read()
+        if self.hops is not None:
+            self.hops.mark("read")

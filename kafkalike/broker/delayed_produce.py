@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from kafkalike.broker import request_hops
 from kafkalike.broker.delayed_operation import DelayedOperation
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.storage import TopicPartition
@@ -55,6 +56,7 @@ class DelayedProduce(DelayedOperation):
                  partition_of: Callable[[TopicPartition], Any],
                  min_isr_of: Callable[[str], int]) -> None:
         super().__init__(delay_ms)
+        self.hops = request_hops.current()  # the Produce's hop timing (debug, usually None)
         self.statuses = statuses
         self._partition_of = partition_of
         self._min_isr_of = min_isr_of
@@ -77,6 +79,7 @@ class DelayedProduce(DelayedOperation):
         return self.force_complete()
 
     def on_complete(self) -> None:
+        request_hops.mark_replicated(self.hops)
         for status in self.statuses.values():
             if status.acks_pending:
                 status.acks_pending = False

@@ -38,6 +38,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker import request_hops
 from kafkalike.broker.broker_metrics import BrokerTopicStats, RequestStats
 from kafkalike.broker.delayed_fetch import FetchPartitionInfo
 from kafkalike.broker.describe_producers import active_producer_state
@@ -151,6 +152,8 @@ class KafkaApis:
         self._all_topics_metadata_lock = trio.Lock()
         #: counters read by broker_metrics at scrape time (RequestMetrics, BrokerTopicMetrics)
         self.request_stats, self.topic_stats = RequestStats(), BrokerTopicStats()
+        #: kafkalike.debug.request.hops: a request_hops line per Produce/Fetch (broker/request_hops.py)
+        self.request_hops: bool = bool(config["kafkalike.debug.request.hops"])
         self.handlers: dict[int, Handler] = {
             ApiKey.API_VERSIONS: self.handle_api_versions,
             ApiKey.METADATA: self.handle_metadata,
@@ -207,6 +210,9 @@ class KafkaApis:
         handler = self.handlers.get(header.api_key)
         if handler is None:
             raise CloseConnection(f"{header.api_name} is not served by this broker yet")
+        if self.request_hops and header.api_key in (ApiKey.PRODUCE, ApiKey.FETCH):
+            request_hops.begin(header.api_name, "produce" if header.api_key == ApiKey.PRODUCE else
+                               "follower" if request.replica_id >= 0 else "consumer", conn.received_ns, conn.written_ns)
         started = perf_counter()
         if header.api_key == ApiKey.LEADER_AND_ISR:
             async with self._new_logs_created_off_loop(request):

@@ -292,6 +292,10 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "kafkalike only: the API version table the broker advertises and accepts; latest, or "
          "wireshark-4.0 (capped so Debian 12's tshark decodes every frame; docs/protocol.md)",
          choices=("latest", "wireshark-4.0")),
+    _key("kafkalike.debug.request.hops", "boolean", False,
+         "kafkalike only, a debug metric: log a request_hops line per Produce and Fetch with the "
+         "time of each hop (read, append, follower fetch, high watermark, response written; "
+         "broker/request_hops.py, docs/benchmarks.md)"),
     _ignored("log.message.format.version", "string", "3.0"),
     # --- limits on admin requests (docs/broker.md "Limits on admin requests")
     _key("kafkalike.max.partitions.per.request", "int", 10000,

@@ -43,6 +43,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker import request_hops
 from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, DeleteRecordsPartitionStatus
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
@@ -798,10 +799,12 @@ class ReplicaManager:
             status.acks_pending = required_acks == -1
             # followers waiting in Fetch purgatory see the new LEO; the HW may have moved
             self._complete_delayed(tp)
+        request_hops.mark("appended")
         if required_acks == -1 and any(s.acks_pending for s in statuses.values()):
             op = DelayedProduce(timeout_ms, statuses, self.get_partition, self.min_isr_of)
             await self.produce_purgatory.try_complete_else_watch(
                 op, [tp for tp, s in statuses.items() if s.acks_pending])
+            request_hops.mark("woken")
         return statuses
 
     def _in_transaction(self, tp: TopicPartition, producer_id: int) -> bool:
@@ -1039,6 +1042,7 @@ class ReplicaManager:
         readable = sum(d.size for d in first)
         if (max_wait_ms <= 0 or not infos or readable >= min_bytes
                 or any(d.error != ErrorCode.none for d in first)):
+            request_hops.mark("read")
             return first
 
         def read() -> list[FetchPartitionData]:
@@ -1047,6 +1051,7 @@ class ReplicaManager:
         op = DelayedFetch(max_wait_ms, infos, min_bytes,
                           lambda i: self._bytes_available(i, from_follower, isolation_level), read)
         await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])
+        request_hops.mark("woken")
         return op.result if op.result is not None else first
 
     # ------------------------------------------------------------------ ISR

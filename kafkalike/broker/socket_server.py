@@ -63,6 +63,7 @@ import os
 import resource
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -70,6 +71,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker import request_hops
 from kafkalike.broker.ssl_factory import principal_from_peer_certificate
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader, MemoryPool
@@ -111,6 +113,10 @@ class ConnectionContext:
     peer: tuple[str, int]
     connection_id: int
     principal: str = "User:ANONYMOUS"
+    received_ns: int = 0
+    """perf_counter_ns of the socket read that completed the frame being served."""
+    written_ns: int = 0
+    """perf_counter_ns at which the previous response on this connection was written."""
 
 
 class Authenticator(Protocol):
@@ -666,6 +672,7 @@ class SocketServer:
                     if not data:
                         return
                     conn_state.last_active = trio.current_time()
+                    conn.received_ns = time.perf_counter_ns()
                     reader.feed(data)
                     if reader.waiting_for_memory:
                         self._log_muted(peer=conn.peer, pool_used=self.pool.used,
@@ -686,7 +693,12 @@ class SocketServer:
                         self._memory_changed()
                 conn_state.last_active = trio.current_time()
                 if response is not None:
+                    request_hops.mark("response_queued")
                     await send_chunks(stream, response)
+                    conn.written_ns = time.perf_counter_ns()
+                    request_hops.finish(conn.written_ns)
+                else:
+                    request_hops.clear()
                 if close_reason is not None:  # failed authentication: logged by the authenticator
                     await trio.sleep(self.failed_authentication_delay_ms / 1000.0)
                     return
