@@ -146,6 +146,10 @@ class MetadataDelta:
         """Ids of the brokers registered or changed in this delta."""
         return frozenset(self._brokers)
 
+    def changed_config_resources(self) -> frozenset[tuple[int, str]]:
+        """(resource type, resource name) of every config resource set, deleted or cleared."""
+        return frozenset(self._config_changes) | frozenset(self._cleared_configs)
+
     def has_changes(self) -> bool:
         """True when applying would give an image other than the base one (provenance aside)."""
         return bool(self._features or self._brokers or self._changed_topics or self._deleted_topic_ids or
