@@ -25,8 +25,18 @@ log, which writes it to the segment's .txnindex with ``last_stable_offset_after`
 Followers apply the same batches (``apply_batch``, no checks: Kafka's AppendOrigin.REPLICATION),
 so a follower that becomes leader knows every producer and open transaction. The whole state
 is rebuilt from the batch headers (one 61-byte read per batch, plus the control record of a
-marker) when the log is opened and after a truncation (Kafka's truncateAndReload); kafkalike
-keeps no ``.snapshot`` files (docs/storage.md).
+marker) after a truncation (Kafka's truncateAndReload) and when the log is opened, from the
+latest producer state snapshot on: ``<20-digit offset>.snapshot`` files in the partition
+directory, Kafka's format (ProducerStateManager.writeSnapshot, version 1): int16 version, uint32
+CRC-32C of everything after it, then an int32-counted array of entries (producer id int64,
+epoch int16, last sequence int32, last offset int64, offset delta int32, timestamp int64,
+coordinator epoch int32, current transaction first offset int64). The log takes one at every
+segment roll (named after the new segment's base offset) and at clean shutdown (the log end
+offset); ``rebuild`` loads the newest one at or below the log end offset and replays only the
+batches from its offset. A corrupt snapshot (bad version, CRC or length) is deleted with one
+log line and the next older one (or the log from its start) is used instead. As in Kafka, a
+snapshot keeps only each producer's last batch, so after a restart only that batch of the
+older ones deduplicates a retry.
 
 Errors raised: ``DuplicateBatch`` and ``ProducerStateError(error_code)`` with Kafka's code.
 """
@@ -34,11 +44,14 @@ Errors raised: ``DuplicateBatch`` and ``ProducerStateError(error_code)`` with Ka
 from __future__ import annotations
 
 import os
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import crc32c
 import structlog
 
 from kafkalike.protocol.errors import ErrorCode
@@ -66,10 +79,92 @@ class _Log(Protocol):
     @property
     def high_watermark(self) -> int: ...
 
+    @property
+    def log_end_offset(self) -> int: ...
+
 log = structlog.get_logger(__name__)
 
 NUM_BATCHES_TO_RETAIN = 5
 INT32_MAX = 2**31 - 1
+
+
+SNAPSHOT_SUFFIX = ".snapshot"
+PRODUCER_SNAPSHOT_VERSION = 1
+_SNAPSHOT_HEADER = struct.Struct(">hI")  # version, crc32c of the bytes after it
+_SNAPSHOT_COUNT = struct.Struct(">i")
+# producer id, epoch, last sequence, last offset, offset delta, timestamp, coordinator epoch,
+# current txn first offset (Kafka's PRODUCER_SNAPSHOT_ENTRY_SCHEMA, 46 bytes)
+_SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
+
+
+class CorruptSnapshotError(Exception):
+    """A .snapshot file that is not a valid version-1 producer snapshot (Kafka's
+    CorruptSnapshotException): wrong version, CRC mismatch, truncated or trailing bytes."""
+
+
+@attrs.frozen
+class ProducerSnapshotEntry:
+    """One producer in a .snapshot file (Kafka's snapshot entry schema): its epoch, its last
+    batch (last sequence, last offset, offset delta = last - first offset; -1/-1/0 when it has
+    written only markers), the max timestamp of that batch (ms), the coordinator epoch of its
+    last marker and the first offset of its open transaction (-1 none)."""
+
+    producer_id: int
+    epoch: int
+    last_seq: int
+    last_offset: int
+    offset_delta: int
+    timestamp: int
+    coordinator_epoch: int
+    current_txn_first_offset: int
+
+
+def snapshot_file(dir: Path, offset: int) -> Path:
+    """<dir>/<20-digit offset>.snapshot."""
+    return Path(dir) / f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+
+def list_snapshot_files(dir: Path) -> list[tuple[int, Path]]:
+    """(offset, path) of every <20-digit offset>.snapshot in ``dir``, oldest first ([] when
+    the directory cannot be listed)."""
+    out = []
+    try:
+        names = os.listdir(dir)
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(SNAPSHOT_SUFFIX) and len(name) == 20 + len(SNAPSHOT_SUFFIX) and name[:20].isdigit():
+            out.append((int(name[:20]), Path(dir) / name))
+    return sorted(out)
+
+
+def encode_snapshot(entries: list[ProducerSnapshotEntry]) -> bytes:
+    """The bytes of a version-1 snapshot file holding ``entries``."""
+    body = bytearray(_SNAPSHOT_COUNT.pack(len(entries)))
+    for e in entries:
+        body += _SNAPSHOT_ENTRY.pack(e.producer_id, e.epoch, e.last_seq, e.last_offset, e.offset_delta,
+                                     e.timestamp, e.coordinator_epoch, e.current_txn_first_offset)
+    return _SNAPSHOT_HEADER.pack(PRODUCER_SNAPSHOT_VERSION, crc32c.crc32c(bytes(body))) + bytes(body)
+
+
+def decode_snapshot(data: bytes) -> list[ProducerSnapshotEntry]:
+    """Entries of a snapshot file's bytes. Raises CorruptSnapshotError (Kafka's readSnapshot
+    checks: version 1, CRC-32C of the bytes after the CRC, the entry count matching the size)."""
+    if len(data) < _SNAPSHOT_HEADER.size + _SNAPSHOT_COUNT.size:
+        raise CorruptSnapshotError(f"snapshot of {len(data)} bytes is too short")
+    version, crc = _SNAPSHOT_HEADER.unpack_from(data, 0)
+    if version != PRODUCER_SNAPSHOT_VERSION:
+        raise CorruptSnapshotError(f"snapshot contained an unknown file version {version}")
+    body = data[_SNAPSHOT_HEADER.size:]
+    computed = crc32c.crc32c(body)
+    if computed != crc:
+        raise CorruptSnapshotError(f"snapshot is corrupt (CRC is no longer valid). Stored crc: {crc}. "
+                                   f"Computed crc: {computed}")
+    (count,) = _SNAPSHOT_COUNT.unpack_from(body, 0)
+    if count < 0 or len(body) != _SNAPSHOT_COUNT.size + count * _SNAPSHOT_ENTRY.size:
+        raise CorruptSnapshotError(f"snapshot of {len(data)} bytes does not hold {count} entries")
+    return [ProducerSnapshotEntry(*_SNAPSHOT_ENTRY.unpack_from(body, _SNAPSHOT_COUNT.size + i * _SNAPSHOT_ENTRY.size))
+            for i in range(count)]
 
 
 class DuplicateBatch(Exception):
@@ -136,7 +231,9 @@ class ProducerStateManager:
 
     NUM_BATCHES_TO_RETAIN = NUM_BATCHES_TO_RETAIN
 
-    def __init__(self, partition: str = "") -> None:
+    def __init__(self, partition: str = "", dir: Path | None = None) -> None:
+        self.dir = Path(dir) if dir is not None else None  # None: no .snapshot files
+        self.last_snap_offset = 0  # offset of the snapshot the last rebuild started from (0: none)
         self.producers: dict[int, ProducerStateEntry] = {}
         self.ongoing_txns: dict[int, int] = {}  # first offset -> producer id (open transactions)
         self.unreplicated_txns: dict[int, CompletedTxn] = {}  # first offset -> ended, marker not yet below the HW
@@ -309,6 +406,102 @@ class ProducerStateManager:
                 if txn.last_offset < high_watermark:
                     del self.unreplicated_txns[first]
 
+    # ------------------------------------------------------------------ snapshots
+    def snapshot_entries(self) -> list[ProducerSnapshotEntry]:
+        """The producers as Kafka writes them to a snapshot (each with its last batch only)."""
+        out = []
+        for pid, e in self.producers.items():
+            if e.batches:
+                b = e.batches[-1]
+                last_seq, last_offset, delta = b.last_seq, b.last_offset, b.last_offset - b.first_offset
+            else:
+                last_seq, last_offset, delta = -1, -1, 0
+            out.append(ProducerSnapshotEntry(pid, e.epoch, last_seq, last_offset, delta, e.last_timestamp,
+                                             e.coordinator_epoch, e.current_txn_first_offset))
+        return out
+
+    def take_snapshot(self, offset: int) -> Path | None:
+        """Write ``<offset>.snapshot`` (the state as of the log reaching ``offset``: every
+        batch below it applied) through a .tmp file, fsynced and renamed; None without a dir.
+        Kafka's takeSnapshot at segment roll and clean shutdown. Raises OSError."""
+        if self.dir is None:
+            return None
+        path = snapshot_file(self.dir, offset)
+        tmp = path.with_name(path.name + ".tmp")
+        data = encode_snapshot(self.snapshot_entries())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return path
+
+    def delete_snapshots(self, below: int | None = None, above: int | None = None) -> int:
+        """Delete the snapshots at offsets < ``below`` (their segments were deleted: Kafka's
+        deleteSnapshotsBefore) and > ``above`` (the log was truncated below them); returns how
+        many went."""
+        if self.dir is None:
+            return 0
+        n = 0
+        for off, p in list_snapshot_files(self.dir):
+            if (below is not None and off < below) or (above is not None and off > above):
+                p.unlink(missing_ok=True)
+                n += 1
+        return n
+
+    def remove_stray_snapshots(self, segment_bases: list[int]) -> int:
+        """Delete snapshots that belong to no segment, except the newest one when it lies past
+        every segment base (the clean shutdown's); Kafka's removeStraySnapshots at load."""
+        if self.dir is None:
+            return 0
+        bases = set(segment_bases)
+        top = max(segment_bases, default=-1)
+        strays = [(off, p) for off, p in list_snapshot_files(self.dir) if off not in bases]
+        if strays and strays[-1][0] > top:
+            strays.pop()
+        for _off, p in strays:
+            p.unlink(missing_ok=True)
+        return len(strays)
+
+    def _load_latest_snapshot(self, lg: _Log) -> int:
+        """Load the newest valid snapshot at an offset in [first segment base, log end offset]
+        (deleting those past the log end); returns its offset, 0 when none. A corrupt one is
+        deleted, logged once, and the next older one tried (Kafka's loadFromSnapshot)."""
+        self.last_snap_offset = 0
+        if self.dir is None or not lg.segments:
+            return 0
+        leo, first_base = lg.log_end_offset, lg.segments[0].base_offset
+        for off, path in reversed(list_snapshot_files(self.dir)):
+            if off > leo:
+                path.unlink(missing_ok=True)
+                continue
+            if off < first_base:
+                break
+            try:
+                entries = decode_snapshot(path.read_bytes())
+            except (CorruptSnapshotError, OSError) as exc:
+                log_line = "producer_snapshot_corrupt" if isinstance(exc, CorruptSnapshotError) else "producer_snapshot_unreadable"
+                log.warning(log_line, file=str(path), error=str(exc))
+                path.unlink(missing_ok=True)
+                continue
+            for e in entries:
+                self._load_entry(e)
+            self.last_snap_offset = off
+            return off
+        return 0
+
+    def _load_entry(self, e: ProducerSnapshotEntry) -> None:
+        entry = ProducerStateEntry(e.epoch, coordinator_epoch=e.coordinator_epoch,
+                                   current_txn_first_offset=e.current_txn_first_offset, last_timestamp=e.timestamp)
+        if e.last_offset >= 0:
+            entry.batches.append(BatchMetadata(e.last_seq - e.offset_delta, e.last_seq,
+                                               e.last_offset - e.offset_delta, e.last_offset))
+        self.producers[e.producer_id] = entry
+        if e.current_txn_first_offset >= 0:
+            self.ongoing_txns[e.current_txn_first_offset] = e.producer_id
+
     # ------------------------------------------------------------------ rebuild
     def clear(self) -> None:
         """Forget every producer and transaction (the log was emptied)."""
@@ -324,13 +517,15 @@ class ProducerStateManager:
 
     def rebuild(self, log: _Log,
                 on_aborted: Callable[[LogSegment, CompletedTxn, int], None] | None = None) -> int:
-        """Rebuild from the headers of every stored batch (control batches: their marker record
-        too); returns batches seen. ``on_aborted(segment, txn, lso)`` is called for every
+        """Rebuild from the newest snapshot at or below the log end offset (``last_snap_offset``;
+        snapshots past the log end are deleted) and the headers of every stored batch from its
+        offset on (control batches: their marker record too); returns batches seen. ``on_aborted(segment, txn, lso)`` is called for every
         aborted transaction, with the segment holding its marker and the LSO after it (the
         log rebuilds its .txnindex files with it). Raises OSError when a header cannot be read."""
         self.clear()
+        start = self._load_latest_snapshot(log)
         seen = 0
-        for seg, h, load in _scan_headers(log):
+        for seg, h, load in _scan_headers(log, start):
             seen += 1
 
             def completed(txn: CompletedTxn, seg: LogSegment = seg) -> None:
@@ -342,12 +537,21 @@ class ProducerStateManager:
         return seen
 
 
-def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, tuple[Any, ...], Callable[[], RecordBatch | None]]]:
-    """(segment, header, loader of the whole batch) for every stored batch with a producer id,
-    reading only the 61-byte headers (the loader reads the batch, used for markers)."""
-    for seg in list(log.segments):
+def _scan_headers(log: _Log, start: int = 0) -> Iterator[tuple[LogSegment, tuple[Any, ...], Callable[[], RecordBatch | None]]]:
+    """(segment, header, loader of the whole batch) for every stored batch with a producer id
+    and a base offset at or after ``start``, reading only the 61-byte headers (the loader reads
+    the batch, used for markers)."""
+    segments = list(log.segments)
+    for i, seg in enumerate(segments):
+        if i + 1 < len(segments) and segments[i + 1].base_offset <= start:
+            continue  # wholly below the snapshot
         records = seg.log
         fd, size, pos = records.file.fd, records.size, 0
+        if start > seg.base_offset:
+            h = seg.translate_offset(start)
+            if h is None:
+                continue
+            pos = h.position
         while pos + HEADER_SIZE <= size:
             raw = os.pread(fd, HEADER_SIZE, pos)
             if len(raw) < HEADER_SIZE:
@@ -357,7 +561,7 @@ def _scan_headers(log: _Log) -> Iterator[tuple[LogSegment, tuple[Any, ...], Call
             if batch_length <= 0:
                 break
             total = batch_length + LOG_OVERHEAD
-            if producer_id >= 0:
+            if producer_id >= 0 and header[0] >= start:
                 def load(fd: int = fd, pos: int = pos, total: int = total) -> RecordBatch | None:
                     data = os.pread(fd, total, pos)
                     try:

@@ -170,7 +170,7 @@ class UnifiedLog:
             self.topic_partition = None
         self.cleaner_checkpoint: int | None = None  # first dirty offset, set by LogManager/cleaner
         # idempotence and transactions (Kafka keeps ProducerStateManager inside UnifiedLog)
-        self.producer_state_manager = ProducerStateManager(self.dir.name)
+        self.producer_state_manager = ProducerStateManager(self.dir.name, self.dir)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -221,21 +221,36 @@ class UnifiedLog:
         return self
 
     def _load_producer_state(self) -> None:
-        """Rebuild the producer state and every segment's .txnindex from the stored batches
-        (Kafka's LogLoader: producer state and aborted transactions are recovered with the
-        log). A .txnindex that differs from what the batches say (torn tail, missing, stale) is
-        rewritten. An unreadable header leaves the log without producer state (logged)."""
+        """Rebuild the producer state from the newest .snapshot and the batches after it, and
+        the .txnindex of every segment holding those batches (Kafka's LogLoader: producer
+        state and aborted transactions are recovered with the log). A .txnindex that differs
+        from what the batches say (torn tail, missing, stale) is rewritten; a segment wholly
+        below the snapshot keeps its .txnindex unless its size is torn (then no snapshot is
+        used). An unreadable header leaves the log without producer state (logged)."""
         aborted: dict[int, list[AbortedTxn]] = {}
+        psm = self.producer_state_manager
+        try:
+            psm.remove_stray_snapshots(self._bases)
+            if any(seg.txn_index.path.exists() and seg.txn_index.path.stat().st_size % 34
+                   for seg in self.segments):
+                psm.delete_snapshots(below=self._next_offset + 1)
+        except OSError as exc:
+            log.warning("producer_snapshot_cleanup_failed", dir=str(self.dir), error=str(exc))
 
         def on_aborted(seg: LogSegment, txn: CompletedTxn, lso: int) -> None:
             aborted.setdefault(seg.base_offset, []).append(
                 AbortedTxn(txn.producer_id, txn.first_offset, txn.last_offset, lso))
 
-        psm = self.producer_state_manager
         try:
             batches = psm.rebuild(self, on_aborted)
-            for seg in self.segments:
-                if seg.txn_index.replace(aborted.get(seg.base_offset, [])):
+            start = psm.last_snap_offset
+            for i, seg in enumerate(self.segments):
+                if i + 1 < len(self.segments) and self.segments[i + 1].base_offset <= start:
+                    continue  # wholly below the snapshot: its .txnindex stands
+                new = aborted.get(seg.base_offset, [])
+                if seg.base_offset < start:
+                    new = [t for t in seg.txn_index.entries if t.last_offset < start] + new
+                if seg.txn_index.replace(new):
                     log.warning("txn_index_rebuilt", file=str(seg.txn_index.path),
                                 entries=len(aborted.get(seg.base_offset, [])))
         except (OSError, KafkaStorageError) as exc:
@@ -244,7 +259,16 @@ class UnifiedLog:
             return
         if psm.producers:
             log.info("producer_state_loaded", dir=str(self.dir), producers=len(psm.producers), batches=batches,
-                     ongoing_txns=len(psm.ongoing_txns))
+                     ongoing_txns=len(psm.ongoing_txns), snapshot_offset=psm.last_snap_offset)
+
+    def _take_producer_snapshot(self, offset: int) -> None:
+        """Write the producer state snapshot at ``offset`` (segment roll, clean close). A
+        failed write is logged and skipped: the next load replays more batches (Kafka takes the
+        log dir offline instead; docs/storage.md)."""
+        try:
+            self.producer_state_manager.take_snapshot(offset)
+        except OSError as exc:
+            log.warning("producer_snapshot_failed", dir=str(self.dir), offset=offset, error=exc.strerror)
 
     def _update_producer_state(self, views: list[RecordBatch], seg: LogSegment) -> None:
         """Apply the appended batches with a producer id to the producer state; an ABORT marker
@@ -529,6 +553,7 @@ class UnifiedLog:
         self._dir_dirty = True
         log.info("segment_rolled", dir=str(self.dir), base_offset=new_base, previous_size=old.size)
         self.flush(new_base)
+        self._take_producer_snapshot(new_base)  # Kafka's roll -> producerStateManager.takeSnapshot
         return seg
 
     # ----------------------------------------------------------------- read
@@ -708,6 +733,7 @@ class UnifiedLog:
         self.leader_epoch_cache.clear()
         self.cleaner_checkpoint = None
         self.producer_state_manager.clear()
+        self.producer_state_manager.delete_snapshots(below=2**63 - 1)
         log.info("log_truncated_fully", dir=str(self.dir), start_offset=new_offset)
 
     # ----------------------------------------------------------------- retention
@@ -743,6 +769,7 @@ class UnifiedLog:
             seg.delete()
             log.info("segment_deleted", dir=str(self.dir), base_offset=seg.base_offset, reason=reason)
         new_start = self.segments[0].base_offset
+        self.producer_state_manager.delete_snapshots(below=new_start)  # Kafka: deleted with their segments
         if new_start > self._log_start_offset:
             self._log_start_offset = new_start
             self.leader_epoch_cache.truncate_from_start(new_start)
@@ -831,6 +858,8 @@ class UnifiedLog:
         if self._closed:
             return
         self.flush()
+        if self.failed is None:
+            self._take_producer_snapshot(self._next_offset)  # Kafka: a snapshot at clean shutdown
         for seg in self.segments:
             seg.close()
         self.leader_epoch_cache.flush()
