@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import structlog
@@ -399,11 +399,13 @@ class FrozenObjectsCollector(Collector):
 
 
 def make_registry(collector: BrokerMetricsCollector,
-                  gc_frozen_total: Callable[[], int] | None = None) -> CollectorRegistry:
+                  gc_frozen_total: Callable[[], int] | None = None,
+                  extra: Iterable[Any] = ()) -> CollectorRegistry:
     """A registry holding ``collector`` plus prometheus-client's process metrics
     (process_cpu_seconds_total, process_resident_memory_bytes, ...), its garbage-collector
-    counters (python_gc_collections_total, ...) and, given ``gc_frozen_total``,
-    kafkalike_gc_frozen_objects_total."""
+    counters (python_gc_collections_total, ...), given ``gc_frozen_total``,
+    kafkalike_gc_frozen_objects_total, and the ``extra`` collectors (objects with ``collect()``,
+    e.g. client_quota_manager.QuotaMetricsCollector)."""
     from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 
     registry = CollectorRegistry(auto_describe=False)
@@ -413,6 +415,8 @@ def make_registry(collector: BrokerMetricsCollector,
     GCCollector(registry=registry)
     if gc_frozen_total is not None:
         registry.register(FrozenObjectsCollector(gc_frozen_total))
+    for c in extra:
+        registry.register(c)
     return registry
 
 

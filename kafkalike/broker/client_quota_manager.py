@@ -17,13 +17,29 @@ takes the rate above the quota gets ``throttle_time_ms = (rate - quota) / quota 
 its response and its connection is muted for that long (KIP-219; here: the next request on the
 connection waits). Produce records the request's record bytes, Fetch the response's record bytes
 (consumers only; replication is not throttled by client quotas, as Kafka).
+
+``request_percentage`` (KIP-124, Kafka's ClientRequestQuotaManager): the time the broker's event
+loop spends running each request's handler (``RequestTimeMeter``, a trio instrument summing the
+steps of the connection's task while the handler runs: the analogue of Kafka's request handler
+thread time; waits in purgatory are not counted) is recorded per entity as a percentage of one
+second (``nanosToPercentage``); over the quota, ``throttle_time_ms`` (capped at one window, as
+Kafka's ``maxThrottleTimeMs``) goes into every response that has the field and the connection's
+next request waits it out. Inter-broker requests (LeaderAndIsr, UpdateMetadata, StopReplica,
+ControlledShutdown, WriteTxnMarkers, follower fetches) are exempt, as Kafka exempts ClusterAction.
+
+Metrics (``QuotaMetricsCollector``): Kafka's per-entity sensors
+``kafka.server:type=Produce|Fetch|Request,user=<u>,client-id=<c>`` attributes ``byte-rate`` /
+``request-time`` and ``throttle-time``, named as the Prometheus JMX exporter's kafka-2_0_0.yml
+quota rule renders them: ``kafka_server_quota_byte_rate``, ``kafka_server_quota_request_time``,
+``kafka_server_quota_throttle_time`` with labels ``resource``, ``user``, ``clientId``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import attrs
@@ -41,6 +57,9 @@ log = structlog.get_logger(__name__)
 
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
+REQUEST_PERCENTAGE = "request_percentage"
+#: the sensor type (Kafka's QuotaType / MBean type) each quota key is measured by
+QUOTA_TYPES = {PRODUCER_BYTE_RATE: "Produce", CONSUMER_BYTE_RATE: "Fetch", REQUEST_PERCENTAGE: "Request"}
 #: the client quota keys Kafka's AlterClientQuotas accepts for user / client-id entities
 QUOTA_KEYS = (PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, "request_percentage", "controller_mutation_rate")
 DEFAULT = "<default>"
@@ -95,6 +114,46 @@ class Rate:
         return sum(s[1] for s in self.samples) / (self.window_size_ms(now_ms) / 1000.0)
 
 
+@attrs.define
+class Avg:
+    """Kafka's Avg over ``num`` samples of ``window_ms``: the mean of the values recorded in the
+    live samples (0.0 when none), e.g. the throttle-time sensor (ms)."""
+
+    window_ms: int
+    num: int
+    samples: list[list[float]] = attrs.field(factory=list)  # [start_ms, total, count]
+
+    def record(self, value: float, now_ms: float) -> None:
+        if not self.samples or now_ms >= self.samples[-1][0] + self.window_ms:
+            self.samples.append([now_ms, 0.0, 0.0])
+        self.samples[-1][1] += value
+        self.samples[-1][2] += 1
+        self._purge(now_ms)
+
+    def _purge(self, now_ms: float) -> None:
+        while self.samples and now_ms - self.samples[0][0] >= self.num * self.window_ms:
+            self.samples.pop(0)
+
+    def value(self, now_ms: float) -> float:
+        self._purge(now_ms)
+        count = sum(s[2] for s in self.samples)
+        return sum(s[1] for s in self.samples) / count if count else 0.0
+
+
+@attrs.frozen
+class QuotaSensorValue:
+    """One entity's quota sensors now (``ClientQuotaManager.sensor_values``): ``quota_type``
+    Produce / Fetch / Request; ``user`` / ``client_id`` the measured entity ("" when not part of
+    it); ``rate`` bytes/s (Produce, Fetch) or percent of one thread (Request); ``throttle_time_ms``
+    the mean throttle time of the window's requests."""
+
+    quota_type: str
+    user: str
+    client_id: str
+    rate: float
+    throttle_time_ms: float
+
+
 class ClientQuotaManager:
     """Quotas from ZooKeeper (cached, following /config/changes) and the byte-rate sensors."""
 
@@ -102,6 +161,7 @@ class ClientQuotaManager:
         self.window_num, self.window_ms = window_num, int(window_size_s * 1000)
         self.quotas: dict[QuotaEntity, dict[str, float]] = {}
         self._rates: dict[tuple[str, QuotaEntity], Rate] = {}
+        self._throttle_times: dict[tuple[str, QuotaEntity], Avg] = {}
         self._zk: Any = None
         self._last_change = ""
 
@@ -189,10 +249,16 @@ class ClientQuotaManager:
                 return measured, value
         return None
 
+    def has_quota(self, key: str) -> bool:
+        """True if some entity has a quota of ``key`` (e.g. request_percentage)."""
+        return any(key in values for values in self.quotas.values())
+
     def record_and_get_throttle_time_ms(self, key: str, user: str, client_id: str, value: float,
                                         now_ms: float | None = None) -> int:
-        """Record ``value`` bytes for the client's quota of ``key``; the throttle time (ms) if
-        the rate is now above the quota, else 0 (ClientQuotaManager.maybeRecordAndGetThrottleTimeMs)."""
+        """Record ``value`` (bytes; for request_percentage the percent of one second the request
+        took) for the client's quota of ``key``; the throttle time (ms) if the rate is now above
+        the quota, else 0 (ClientQuotaManager.maybeRecordAndGetThrottleTimeMs). request_percentage's
+        throttle time is capped at one window (ClientRequestQuotaManager.maxThrottleTimeMs)."""
         found = self.matching(key, user, client_id)
         if found is None:
             return 0
@@ -201,11 +267,26 @@ class ClientQuotaManager:
         rate = self._rates.get((key, measured))
         if rate is None:
             rate = self._rates[(key, measured)] = Rate(self.window_ms, self.window_num)
+            self._throttle_times[(key, measured)] = Avg(self.window_ms, self.window_num)
         rate.record(value, now_ms)
         observed = rate.rate(now_ms)
-        if quota <= 0 or observed <= quota:
-            return 0
-        return int((observed - quota) / quota * rate.window_size_ms(now_ms))
+        throttle = 0
+        if quota > 0 and observed > quota:
+            throttle = int((observed - quota) / quota * rate.window_size_ms(now_ms))
+            if key == REQUEST_PERCENTAGE:
+                throttle = min(throttle, self.window_ms)
+        self._throttle_times[(key, measured)].record(throttle, now_ms)
+        return throttle
+
+    def sensor_values(self, now_ms: float | None = None) -> list[QuotaSensorValue]:
+        """Every measured entity's rate and mean throttle time now (for /metrics)."""
+        now_ms = time.monotonic() * 1000 if now_ms is None else now_ms
+        out = []
+        for (key, ent), rate in sorted(self._rates.items(), key=lambda kv: (kv[0][0], kv[0][1].user or "",
+                                                                             kv[0][1].client_id or "")):
+            out.append(QuotaSensorValue(QUOTA_TYPES.get(key, key), ent.user or "", ent.client_id or "",
+                                        rate.rate(now_ms), self._throttle_times[(key, ent)].value(now_ms)))
+        return out
 
     # ------------------------------------------------------------------ Describe/AlterClientQuotas
     def describe(self, components: list[tuple[str, int, str | None]], strict: bool) -> list[tuple[QuotaEntity, dict[str, float]]]:
@@ -332,27 +413,42 @@ class ClientQuotaApis:
 Handler = Callable[[Any, Any, Any], Awaitable[Any]]
 
 
-def install_throttling(apis: Any, manager: ClientQuotaManager, record_bytes: Callable[[Any], int]) -> None:
-    """Wrap Produce and Fetch of ``apis``: record the bytes (Produce: the request's records;
-    Fetch: the response's records, consumers only, through ``record_bytes(response)``), put the
-    throttle time in the answer and mute the connection that long (its next Produce/Fetch waits)."""
-    muted_until: dict[int, float] = {}
+class ChannelMuter:
+    """Which connections are muted until when (KIP-219: a throttled connection's next request
+    waits out the throttle time). Shared by the byte-rate and the request quota wrappers."""
 
-    async def wait_unmuted(conn: Any) -> None:
-        until = muted_until.get(conn.connection_id)
+    def __init__(self) -> None:
+        self.muted_until: dict[int, float] = {}
+
+    async def wait_unmuted(self, conn: Any) -> None:
+        """Sleep until ``conn`` (a ConnectionContext) is no longer muted."""
+        until = self.muted_until.get(conn.connection_id)
         if until is not None:
             delay = until - trio.current_time()
             if delay > 0:
                 await trio.sleep(delay)
-            muted_until.pop(conn.connection_id, None)
+            self.muted_until.pop(conn.connection_id, None)
 
-    def mute(conn: Any, throttle_ms: int) -> None:
+    def mute(self, conn: Any, throttle_ms: int) -> None:
+        """Mute ``conn`` for ``throttle_ms`` ms from now (a longer mute already set is kept)."""
         if throttle_ms > 0:
+            muted_until = self.muted_until
             if len(muted_until) > 10000:  # forget connections long unmuted
                 now = trio.current_time()
                 for k in [k for k, v in muted_until.items() if v < now]:
                     del muted_until[k]
-            muted_until[conn.connection_id] = trio.current_time() + throttle_ms / 1000.0
+            until = trio.current_time() + throttle_ms / 1000.0
+            muted_until[conn.connection_id] = max(until, muted_until.get(conn.connection_id, 0.0))
+
+
+def install_throttling(apis: Any, manager: ClientQuotaManager, record_bytes: Callable[[Any], int],
+                       muter: ChannelMuter | None = None) -> ChannelMuter:
+    """Wrap Produce and Fetch of ``apis``: record the bytes (Produce: the request's records;
+    Fetch: the response's records, consumers only, through ``record_bytes(response)``), put the
+    throttle time in the answer and mute the connection that long (its next Produce/Fetch waits).
+    Returns the ChannelMuter used (``muter`` or a new one)."""
+    muter = muter if muter is not None else ChannelMuter()
+    wait_unmuted, mute = muter.wait_unmuted, muter.mute
 
     produce, fetch = apis.handlers.get(ApiKey.PRODUCE), apis.handlers.get(ApiKey.FETCH)
 
@@ -385,10 +481,159 @@ def install_throttling(apis: Any, manager: ClientQuotaManager, record_bytes: Cal
         apis.register(ApiKey.PRODUCE, throttled_produce)
     if fetch is not None:
         apis.register(ApiKey.FETCH, throttled_fetch)
+    return muter
+
+
+class RequestTimeMeter(trio.abc.Instrument):
+    """Loop time spent running chosen tasks: between ``track(task)`` and ``untrack(task)``, every
+    step of ``task`` adds its duration (seconds) — kafkalike's analogue of Kafka's request handler
+    thread time (``RequestChannel.Request.requestThreadTimeNanos``). Installed in the run loop
+    only while some request_percentage quota exists (each step then costs two calls)."""
+
+    def __init__(self) -> None:
+        self._spent: dict[Any, float] = {}
+        self._step_start: dict[Any, float] = {}
+        self.installed = False
+
+    def track(self, task: Any) -> None:
+        self._spent[task] = 0.0
+        self._step_start[task] = time.perf_counter()  # the tracking task is running right now
+
+    def untrack(self, task: Any) -> float:
+        """Stop tracking ``task``; the seconds its steps took since ``track`` (this step included)."""
+        spent = self._spent.pop(task, 0.0)
+        start = self._step_start.pop(task, None)
+        return spent + (time.perf_counter() - start if start is not None else 0.0)
+
+    def before_task_step(self, task: Any) -> None:
+        if task in self._spent:
+            self._step_start[task] = time.perf_counter()
+
+    def after_task_step(self, task: Any) -> None:
+        start = self._step_start.pop(task, None)
+        if start is not None and task in self._spent:
+            self._spent[task] += time.perf_counter() - start
+
+    def ensure(self, wanted: bool) -> None:
+        """Install the instrument in the running trio loop (``wanted``) or remove it."""
+        if wanted and not self.installed:
+            trio.lowlevel.add_instrument(self)
+            self.installed = True
+        elif not wanted and self.installed:
+            try:
+                trio.lowlevel.remove_instrument(self)
+            except KeyError:
+                pass
+            self.installed = False
+
+
+#: inter-broker APIs (ClusterAction): exempt from request quotas, as Kafka's maybeRecordExempt
+EXEMPT_API_KEYS = frozenset({ApiKey.LEADER_AND_ISR, ApiKey.UPDATE_METADATA, ApiKey.STOP_REPLICA,
+                             ApiKey.CONTROLLED_SHUTDOWN, ApiKey.WRITE_TXN_MARKERS})
+#: Kafka's nanosToPercentagePerSecond, for seconds: 1 s of handler time = 100 %
+SECONDS_TO_PERCENTAGE = 100.0
+
+
+def install_request_quota(apis: Any, manager: ClientQuotaManager, muter: ChannelMuter,
+                          meter: RequestTimeMeter | None = None) -> RequestTimeMeter:
+    """Wrap every handler of ``apis`` (call it after the other wrappers, so authorization is
+    timed too) with request_percentage enforcement: wait while the connection is muted; when a
+    request_percentage quota exists, time the handler's loop steps (RequestTimeMeter), record
+    them for the client's entity and, over the quota, put the throttle time in the response
+    (the larger of it and a byte-rate throttle already there) and mute the connection.
+    Inter-broker requests and follower fetches are exempt. Returns the meter."""
+    meter = meter if meter is not None else RequestTimeMeter()
+
+    def wrap(api_key: int, handler: Handler) -> Handler:
+        async def quota_checked(header: Any, request: Any, conn: Any) -> Any:
+            await muter.wait_unmuted(conn)
+            wanted = manager.has_quota(REQUEST_PERCENTAGE)
+            meter.ensure(wanted)
+            if (not wanted or api_key in EXEMPT_API_KEYS
+                    or (api_key == ApiKey.FETCH and getattr(request, "replica_id", -1) >= 0)):
+                return await handler(header, request, conn)
+            task = trio.lowlevel.current_task()
+            meter.track(task)
+            try:
+                response = await handler(header, request, conn)
+            finally:
+                spent_s = meter.untrack(task)
+            throttle = manager.record_and_get_throttle_time_ms(
+                REQUEST_PERCENTAGE, _user(conn), header.client_id or "", spent_s * SECONDS_TO_PERCENTAGE)
+            if throttle <= 0:
+                return response
+            muter.mute(conn, throttle)
+            if isinstance(response, list):  # a ready frame (Metadata's cached answer, Fetch)
+                return with_frame_throttle_time(response, api_key, header.api_version, throttle)
+            return with_throttle_time(response, throttle)
+        return quota_checked
+
+    for api_key, handler in list(apis.handlers.items()):
+        apis.register(api_key, wrap(api_key, handler))
+    return meter
+
+
+def with_throttle_time(response: Any, throttle_ms: int) -> Any:
+    """``response`` with throttle_time_ms = max(its own, ``throttle_ms``) when it is a response
+    entity with that field (kio's ``throttle_time``, a timedelta); anything else unchanged."""
+    if not dataclasses.is_dataclass(response) or isinstance(response, type):
+        return response
+    if "throttle_time" not in {f.name for f in dataclasses.fields(response)}:
+        return response
+    current = response.throttle_time  # type: ignore[attr-defined]  # checked just above
+    wanted = datetime.timedelta(milliseconds=throttle_ms)
+    return dataclasses.replace(response, throttle_time=max(current, wanted) if current is not None else wanted)
+
+
+#: APIs answered with ready frames whose body starts with throttle_time_ms (int32), from version
+FRAME_THROTTLE_FIRST = {ApiKey.METADATA: 3, ApiKey.FETCH: 1}
+
+
+def with_frame_throttle_time(chunks: list[Any], api_key: int, api_version: int, throttle_ms: int) -> list[Any]:
+    """A ready response frame (chunks; the first holds the size, the response header and the
+    body's start) with its leading throttle_time_ms raised to ``throttle_ms``, for the APIs of
+    FRAME_THROTTLE_FIRST; other frames are returned unchanged (no throttle field to set)."""
+    from kafkalike.protocol.codec import response_header_version
+
+    since = FRAME_THROTTLE_FIRST.get(api_key)
+    if since is None or api_version < since or not chunks or not isinstance(chunks[0], (bytes, bytearray)):
+        return chunks
+    at = 4 + 4 + (1 if response_header_version(api_key, api_version) == 1 else 0)  # size, correlation id, tags
+    first = bytearray(chunks[0])
+    if len(first) < at + 4:
+        return chunks
+    current = int.from_bytes(first[at:at + 4], "big", signed=True)
+    first[at:at + 4] = max(current, throttle_ms).to_bytes(4, "big", signed=True)
+    return [bytes(first), *chunks[1:]]
+
+
+class QuotaMetricsCollector:
+    """prometheus-client collector of the quota sensors (module doc, "Metrics"), read at scrape."""
+
+    def __init__(self, manager: ClientQuotaManager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["resource", "user", "clientId"]
+        byte_rate = GaugeMetricFamily("kafka_server_quota_byte_rate", "Bytes/s per quota entity "
+                                      "(kafka.server:type=Produce|Fetch,user=..,client-id=.. byte-rate)", labels=labels)
+        request_time = GaugeMetricFamily("kafka_server_quota_request_time", "Request handler time, percent of one "
+                                         "thread, per quota entity (kafka.server:type=Request,... request-time)",
+                                         labels=labels)
+        throttle = GaugeMetricFamily("kafka_server_quota_throttle_time", "Mean throttle time (ms) per quota entity "
+                                     "(kafka.server:type=Produce|Fetch|Request,... throttle-time)", labels=labels)
+        for v in self.manager.sensor_values():
+            values = [v.quota_type, v.user, v.client_id]
+            (request_time if v.quota_type == "Request" else byte_rate).add_metric(values, v.rate)
+            throttle.add_metric(values, v.throttle_time_ms)
+        yield byte_rate
+        yield request_time
+        yield throttle
 
 
 def attrs_replace(entity_: Any, **changes: Any) -> Any:
-    import dataclasses
     return dataclasses.replace(entity_, **changes)
 
 
@@ -403,5 +648,6 @@ def fetch_record_bytes(response: Any) -> int:
     return sum(chunk_size(p.records) for t in response.responses for p in t.partitions if p.records is not None)
 
 
-__all__ = ["ClientQuotaManager", "ClientQuotaApis", "QuotaEntity", "Rate", "install_throttling",
-           "fetch_record_bytes"]
+__all__ = ["ClientQuotaManager", "ClientQuotaApis", "QuotaEntity", "Rate", "Avg", "QuotaSensorValue",
+           "install_throttling", "install_request_quota", "ChannelMuter", "RequestTimeMeter", "QuotaMetricsCollector",
+           "with_throttle_time", "fetch_record_bytes"]

@@ -196,11 +196,11 @@ class KafkaServer:
         from kafkalike.broker.acl_apis import AclApis
         from kafkalike.broker.acl_authorizer import AclAuthorizer
         from kafkalike.broker.auth_helper import AuthHelper, install
-        from kafkalike.broker.client_quota_manager import (ClientQuotaApis, ClientQuotaManager,
-                                                           fetch_record_bytes, install_throttling)
+        from kafkalike.broker.client_quota_manager import (ClientQuotaApis, ClientQuotaManager, fetch_record_bytes,
+                                                           install_request_quota, install_throttling)
         # client quotas (/config/users|clients producer_byte_rate, consumer_byte_rate; KIP-546 APIs)
         self.client_quotas = quotas = ClientQuotaManager()
-        install_throttling(apis, quotas, fetch_record_bytes)
+        muter = install_throttling(apis, quotas, fetch_record_bytes)
         ClientQuotaApis(quotas).register(apis)
         self.startup_hooks.append(lambda: quotas.start(zk, nursery))
         self.authorizer = authorizer = AclAuthorizer.from_config(cfg)
@@ -208,6 +208,8 @@ class KafkaServer:
         if authorizer is not None:
             install(apis, AuthHelper(authorizer, self.metadata_cache.contains_topic))
             self.startup_hooks.append(lambda: authorizer.start(zk, nursery))
+        # request_percentage quotas: every handler (authorization included) timed, outermost
+        install_request_quota(apis, quotas, muter)
 
         self.startup_hooks += [
             lambda: self.controller.start(nursery, zk, self.broker_id),
@@ -371,7 +373,10 @@ class KafkaServer:
             request_stats=self.apis.request_stats, topic_stats=self.apis.topic_stats,
             socket_server=self.socket_server)
         host = self.config.listeners[0].host if self.config.listeners else ""
-        server = MetricsServer(make_registry(collector, lambda: self.gc_policy.frozen_total), host, port)
+        from kafkalike.broker.client_quota_manager import QuotaMetricsCollector
+
+        server = MetricsServer(make_registry(collector, lambda: self.gc_policy.frozen_total,
+                                             extra=[QuotaMetricsCollector(self.client_quotas)]), host, port)
         try:
             await nursery.start(server.serve)
         except OSError as exc:
