@@ -1,7 +1,8 @@
 """A chaos campaign: N seeded random-nemesis runs, one after another, each on a fresh cluster.
 
 ``kafkalike chaos campaign --runs N --backend local|compose [--duration 120s] [--seed-from S]
-[--report DIR]`` runs ``kafkalike chaos run --nemesis random --seed S+i ...`` N times, each in
+[--menu v1|v2] [--report DIR]`` runs ``kafkalike chaos run --nemesis random --menu M --seed S+i
+...`` N times, each in
 its own process (so a run that wedges or leaks cannot spoil the next, and the command that
 replays a run is literally the one the campaign ran), into ``DIR/run-<i>-seed-<S+i>/``, which
 keeps that run's history, verdict, fault timeline, plot and console log (``run.log``). After
@@ -43,6 +44,7 @@ from typing import Any
 
 import attrs
 
+from kafkalike.chaos.faults import DEFAULT_MENU
 from kafkalike.chaos.history import Acknowledged, FaultHealed, FaultStarted, Sent, read_history
 
 NO_FAULT = "(no fault)"
@@ -70,7 +72,8 @@ def fault_kind(name: str, detail: str = "") -> str:
 class CampaignOptions:
     """A campaign's parameters. runs: how many; backend: "local" or "compose"; duration:
     seconds of faults per run; seed_from: the first run's seed (run i uses seed_from + i);
-    report_dir: where everything goes; session_timeout_ms, rate: passed to every run."""
+    report_dir: where everything goes; session_timeout_ms, rate: passed to every run; menu:
+    the random nemesis's menu version (faults.MENUS), recorded in every RunRecord."""
 
     runs: int
     report_dir: Path
@@ -79,6 +82,7 @@ class CampaignOptions:
     seed_from: int = 1
     session_timeout_ms: int = 6000
     rate: float = 50.0
+    menu: str = DEFAULT_MENU
 
 
 @attrs.frozen
@@ -87,7 +91,8 @@ class RunRecord:
     "unknown", or "error" when the run produced no verdict (set-up failed; ``error`` holds the
     last lines of its log). counts: anomaly kind -> count; faults: fault kind -> injections;
     unavailability: fault kind -> longest ack gap begun under it (s); wall_s: the run's own
-    wall time including cluster start and stop; replay: the shell command that repeats it."""
+    wall time including cluster start and stop; replay: the shell command that repeats it;
+    menu: the nemesis menu it drew from (records written before menus existed are "v1")."""
 
     index: int
     seed: int
@@ -105,6 +110,7 @@ class RunRecord:
     replay: str
     report_dir: str
     error: str = ""
+    menu: str = "v1"
 
     @property
     def lost(self) -> int:
@@ -142,7 +148,8 @@ class FaultKindSummary:
 class Summary:
     """A campaign's totals (see the module doc). statuses: status -> runs; anomalies: kind ->
     total count; not_valid: the records of runs that were not valid; load: os.getloadavg()
-    samples taken before the first run and after each; wall_s: the campaign's wall time."""
+    samples taken before the first run and after each; wall_s: the campaign's wall time;
+    menus: nemesis menu version -> runs."""
 
     runs: int
     statuses: dict[str, int]
@@ -158,6 +165,7 @@ class Summary:
     load: tuple[tuple[float, float, float], ...]
     wall_s: float
     cpus: int
+    menus: dict[str, int] = attrs.Factory(dict)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -166,7 +174,7 @@ class Summary:
 def replay_command(options: CampaignOptions, seed: int, report_dir: Path) -> list[str]:
     """The ``kafkalike chaos run`` argv of one campaign run (also its replay command)."""
     return ["kafkalike", "chaos", "run", "--backend", options.backend, "--nemesis", "random",
-            "--seed", str(seed), "--duration", f"{options.duration:g}s",
+            "--menu", options.menu, "--seed", str(seed), "--duration", f"{options.duration:g}s",
             "--session-timeout-ms", str(options.session_timeout_ms), "--rate", f"{options.rate:g}",
             "--report", str(report_dir)]
 
@@ -231,7 +239,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
     verdict_path = run_dir / "verdict.json"
     if not verdict_path.exists():
         return RunRecord(index, seed, options.backend, options.duration, "error", exit_code, 0, {}, {}, 0, {}, 0.0,
-                         round(wall_s, 1), replay, str(run_dir), log_tail)
+                         round(wall_s, 1), replay, str(run_dir), log_tail, options.menu)
     doc = json.loads(verdict_path.read_text())
     faults = Counter(fault_kind(f["name"], f.get("detail", "")) for f in doc.get("faults", []))
     history = run_dir / "history.jsonl"
@@ -244,7 +252,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
                      int(doc["summary"]["acknowledged"]), {k: int(v) for k, v in doc["counts"].items()},
                      dict(sorted(faults.items())), len(run.get("fault_errors", [])), unavailability,
                      float(doc.get("longest_ack_stall_s", 0.0)), round(wall_s, 1), replay, str(run_dir),
-                     "" if doc["status"] == "valid" else log_tail)
+                     "" if doc["status"] == "valid" else log_tail, run.get("menu") or options.menu)
 
 
 def summarize(records: Sequence[RunRecord], load: Sequence[tuple[float, float, float]] = (),
@@ -270,7 +278,8 @@ def summarize(records: Sequence[RunRecord], load: Sequence[tuple[float, float, f
                    sum(r.order_violations for r in records), dict(sorted(anomalies.items())), faults,
                    sum(r.fault_errors for r in records), tuple(r for r in records if r.status != "valid"),
                    tuple(records), tuple(tuple(x) for x in load), round(wall_s, 1),  # type: ignore[misc]  # attrs converters: tuples of lists become tuples of tuples
-                   cpus if cpus is not None else (os.cpu_count() or 1))
+                   cpus if cpus is not None else (os.cpu_count() or 1),
+                   dict(sorted(Counter(r.menu for r in records).items())))
 
 
 def _load_text(load: Sequence[tuple[float, float, float]]) -> str:
@@ -288,7 +297,8 @@ def render_markdown(s: Summary, title: str = "Chaos campaign", command: str = ""
         out += ["    " + command, ""]
     valid = s.statuses.get("valid", 0)
     out += [f"{s.runs} runs: " + ", ".join(f"{n} {k}" for k, n in s.statuses.items()) + f" ({valid}/{s.runs} valid).",
-            f"Campaign wall time {s.wall_s:.0f} s; machine: {s.cpus} CPUs, {_load_text(s.load)}.", "",
+            f"Campaign wall time {s.wall_s:.0f} s; machine: {s.cpus} CPUs, {_load_text(s.load)}.",
+            "Nemesis menu: " + (", ".join(f"{m} ({n} runs)" for m, n in s.menus.items()) or "none") + ".", "",
             "| runs | valid | acknowledged | lost | duplicates | order violations | faults injected | faults not applied |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {s.runs} | {valid} | {s.acknowledged} | {s.lost} | {s.duplicates} | {s.order_violations} "
@@ -393,7 +403,7 @@ def resummarize(report_dir: Path, command: str = "") -> Summary:
         flags = dict(zip(argv, argv[1:]))
         opts = CampaignOptions(1, report_dir, rec.backend, rec.duration_s,
                                session_timeout_ms=int(flags.get("--session-timeout-ms", 6000)),
-                               rate=float(flags.get("--rate", 50.0)))
+                               rate=float(flags.get("--rate", 50.0)), menu=flags.get("--menu", rec.menu))
         new = run_record(rec.index, rec.seed, opts, Path(rec.report_dir), rec.exit_code, rec.wall_s, rec.error)
         new = attrs.evolve(new, replay=rec.replay, error=rec.error)
         (Path(rec.report_dir) / "campaign-run.json").write_text(json.dumps(new.to_json(), indent=2) + "\n")

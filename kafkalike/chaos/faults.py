@@ -21,14 +21,18 @@ Faults (``name`` in the history, target syntax):
 | Isolate(target) | isolate | cut a broker from every other broker and from ZooKeeper |
 | CutFromZk(target) | zk-cut | cut a broker's links to every ZooKeeper node only |
 | ZkExpiryStorm(target) | zk-expiry-storm | pause a broker past its session timeout, let it wake and re-register; repeat |
+| FullDisk(target) | disk-full | fill the small filesystem under a broker's log dir; heal: free it (restart the broker if it halted) |
+| ClockJump(target, offset_s) | clock-jump | step one broker's wall clock (CLOCK_REALTIME) by offset_s; heal: step it back |
 
 Broker targets: ``"controller"``, ``"leader"`` (of ``topic``/``partition`` given to the
 nemesis; ``"leader:2"`` for partition 2), ``"follower"`` (a non-leader replica of it;
 ``"follower:2"``), ``"random"``, or a broker id.
 Random choices come from the nemesis's seeded ``random.Random``.
 
-``random_schedule(rng, duration, ...)`` draws the seeded random nemesis: a list of
-(fault, hold seconds, quiet seconds after the heal).
+``random_schedule(rng, duration, ..., menu="v2")`` draws the seeded random nemesis: a list of
+(fault, hold seconds, quiet seconds after the heal) from menu ``v1`` (the faults of the first
+campaigns, docs/campaigns/2026-12-07-*) or ``v2`` (v1 plus expiry storms, full disks and clock
+jumps where the backend offers them).
 """
 
 from __future__ import annotations
@@ -320,8 +324,7 @@ class ZkExpiryStorm(Fault):
     controller moves its leaderships away), SIGCONT it for ``awake`` seconds (it learns of the
     expiry, opens a new session and registers again, KIP-217's re-registration), and repeat
     until healed; heal stops the cycling and leaves the broker running. ``cycles``: pauses so
-    far. The issue's "session expiry storm"; not in the random nemesis's menu yet (adding it
-    changes every seed's schedule)."""
+    far. The issue's "session expiry storm"; in the random nemesis's menu ``v2``."""
 
     target: str | int = "random"
     over: float = 1.5
@@ -369,6 +372,55 @@ class ZkExpiryStorm(Fault):
 
     def describe(self) -> str:
         return f"zk-expiry-storm {self.target}"
+
+
+@attrs.define
+class FullDisk(Fault):
+    """Fill the small filesystem the backend mounted under a broker's log dir (a filler file
+    takes every free byte), so the broker's appends fail with ENOSPC: kafkalike rolls the
+    failed write back and answers KAFKA_STORAGE_ERROR, or takes the log dir offline and halts
+    when it cannot (docs/robustness.md), as Kafka's LogDirFailureChannel does. Heal: delete
+    the filler; a broker that halted is started again. Needs a backend with ``fill_disk``
+    (the local backend created with ``disk_mb``); ChaosError otherwise."""
+
+    target: str | int = "leader"
+    name = "disk-full"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        fill = getattr(ctx.backend, "fill_disk", None)
+        if fill is None or not getattr(ctx.backend, "disk_faults", False):
+            raise ChaosError(f"the {ctx.backend.name} backend has no small log-dir filesystem to fill")
+        b = ctx.broker(self.target)
+        detail = fill(b)
+        return f"broker-{b}", f"{self.target}; {detail}", lambda: ctx.backend.free_disk(b)  # type: ignore[attr-defined]  # checked above
+
+    def describe(self) -> str:
+        return f"disk-full {self.target}"
+
+
+@attrs.define
+class ClockJump(Fault):
+    """Step one broker's wall clock (CLOCK_REALTIME: ``time.time()``, record and index
+    timestamps, retention) by ``offset_s`` seconds, forward (> 0) or back (< 0), as an NTP
+    step would; CLOCK_MONOTONIC (every timeout, trio's clock) is not touched, as NTP does
+    not touch it. Heal steps it back to the real time (the opposite jump). Needs a backend with
+    ``set_clock_offset`` (the local backend created with ``clock_faults``); ChaosError
+    otherwise."""
+
+    target: str | int = "random"
+    offset_s: float = 600.0
+    name = "clock-jump"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        shift = getattr(ctx.backend, "set_clock_offset", None)
+        if shift is None or not getattr(ctx.backend, "clock_faults", False):
+            raise ChaosError(f"the {ctx.backend.name} backend cannot move a broker's clock")
+        b = ctx.broker(self.target)
+        detail = shift(b, self.offset_s)
+        return f"broker-{b}", f"{self.target}; {self.offset_s:+g}s; {detail}", lambda: shift(b, 0.0)
+
+    def describe(self) -> str:
+        return f"clock-jump {self.target} {self.offset_s:+g}s"
 
 
 def Isolate(target: str | int = "random") -> Partition:  # noqa: N802 - reads as a fault name
@@ -484,10 +536,23 @@ class Step:
     quiet: float
 
 
-def fault_catalog(session_timeout_s: float, with_zk: bool) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
-    """The random nemesis's menu: (weight, draw(rng) -> (fault, hold seconds))."""
+MENUS: tuple[str, ...] = ("v1", "v2")
+"""Versions of the random nemesis's menu. v1: the faults of the first campaigns
+(docs/campaigns/2026-12-07-local, -compose), kept so their seeds replay; v2 (the default):
+v1 plus ZooKeeper session expiry storms, full disks and clock jumps (the last two where the
+backend offers them). A new entry changes every seed's schedule, hence a new version."""
+DEFAULT_MENU = "v2"
+
+
+def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_MENU, with_disk: bool = False,
+                  with_clock: bool = False) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
+    """The random nemesis's menu ``menu`` (MENUS): (weight, draw(rng) -> (fault, hold seconds)).
+    with_zk: the backend owns the ensemble (ZooKeeper kills); with_disk / with_clock: it
+    offers FullDisk / ClockJump (v2 only). ValueError for an unknown menu."""
+    if menu not in MENUS:
+        raise ValueError(f"unknown nemesis menu {menu!r}; known: {', '.join(MENUS)}")
     s = session_timeout_s
-    menu: list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]] = [
+    menu_v1: list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]] = [
         (3, lambda r: (Kill("leader"), r.uniform(2, 2 * s))),
         (2, lambda r: (Kill("controller"), r.uniform(2, 2 * s))),
         (1, lambda r: (Kill("random"), r.uniform(2, 2 * s))),
@@ -500,25 +565,39 @@ def fault_catalog(session_timeout_s: float, with_zk: bool) -> list[tuple[float, 
         (1, lambda r: (Restart("random"), r.uniform(1, 3))),
     ]
     if with_zk:
-        menu += [
+        menu_v1 += [
             (1, lambda r: (KillZk("leader"), r.uniform(2, 2 * s))),
             (1, lambda r: (KillZk("follower"), r.uniform(2, 2 * s))),
             (1, lambda r: (ZkQuorumLoss(), r.uniform(s / 2, 2 * s))),
         ]
-    return menu
+    if menu == "v1":
+        return menu_v1
+    menu_v2 = menu_v1 + [
+        (2, lambda r: (ZkExpiryStorm(r.choice(["controller", "leader", "random"])), r.uniform(2 * s, 4 * s))),
+    ]
+    if with_disk:
+        menu_v2.append((2, lambda r: (FullDisk(r.choice(["leader", "follower", "controller"])),
+                                      r.uniform(3, 2 * s))))
+    if with_clock:
+        menu_v2.append((2, lambda r: (ClockJump(r.choice(["leader", "controller", "random"]),
+                                                r.choice([-1, 1]) * round(r.uniform(30, 3600))),
+                                      r.uniform(3, 3 * s))))
+    return menu_v2
 
 
 def random_schedule(rng: random.Random, duration: float, session_timeout_s: float, with_zk: bool,
-                    quiet: tuple[float, float] = (3.0, 8.0)) -> list[Step]:
+                    quiet: tuple[float, float] = (3.0, 8.0), menu: str = DEFAULT_MENU, with_disk: bool = False,
+                    with_clock: bool = False) -> list[Step]:
     """A seeded random nemesis: steps whose holds and quiet gaps add up to about ``duration``
-    seconds (at least one step). Same rng seed, same schedule; targets are resolved when each
+    seconds (at least one step), drawn from ``fault_catalog(..., menu, with_disk,
+    with_clock)``. Same rng seed and menu, same schedule; targets are resolved when each
     fault is injected."""
-    menu = fault_catalog(session_timeout_s, with_zk)
-    weights = [w for w, _ in menu]
+    entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock)
+    weights = [w for w, _ in entries]
     steps: list[Step] = []
     total = 0.0
     while not steps or total < duration:
-        _, draw = rng.choices(menu, weights=weights)[0]
+        _, draw = rng.choices(entries, weights=weights)[0]
         fault, hold = draw(rng)
         q = rng.uniform(*quiet)
         steps.append(Step(fault, round(hold, 2), round(q, 2)))

@@ -22,12 +22,23 @@ Rules are only ever added with a ``-d 127.0.0.x`` address, a ``--dport`` and thi
 comment; ``Iptables.remove_all`` deletes them (called by heal, by the runner's ``finally``
 and by an ``atexit`` hook), and ``purge_rules(tag)`` deletes leftovers of a crashed run.
 
+Two optional fault surfaces (``LocalBackend.create(disk_mb=..., clock_faults=True)``):
+
+- **full disk**: each broker's log dir is a tmpfs of ``disk_mb`` MiB mounted before the
+  broker starts (root only); ``fill_disk`` puts a filler file there that takes every free
+  byte, ``free_disk`` deletes it (and starts the broker again if its log dir went offline
+  and it halted). ``close`` and ``stop_earlier_cluster`` unmount them;
+- **clock jumps**: each broker runs with ``LD_PRELOAD`` of a small library built here from
+  ``clock_offset.c`` (gcc), which adds the seconds written in ``<broker dir>/clock-offset``
+  to CLOCK_REALTIME; ``set_clock_offset`` writes that file (CLOCK_MONOTONIC is untouched).
+
 All methods are blocking (the chaos runner drives the cluster from plain threads).
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import random
 import shutil
 import signal
@@ -37,13 +48,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import attrs
 import structlog
 import trio
 
 from kafkalike.cluster import process
-from kafkalike.cluster.local_cluster import LocalCluster
+from kafkalike.cluster.local_cluster import LocalCluster, Registration
 from kafkalike.cluster.zk_ensemble import ELECTION_PORT_OFFSET, QUORUM_PORT_OFFSET, ZkEnsemble, find_free_base_port
 
 log = structlog.get_logger(__name__)
@@ -105,8 +117,6 @@ class Iptables:
     @property
     def available(self) -> bool:
         """iptables is installed (and we are allowed to run it: root)."""
-        import os
-
         return self._exe is not None and os.geteuid() == 0
 
     def _rule(self, args: tuple[str, ...]) -> list[str]:
@@ -238,6 +248,104 @@ class ZkView:
         return self._run(f)
 
 
+FILLER_NAME = ".kafkalike-chaos-filler"
+"""The full-disk fault's filler file in a broker's log dir (a file, so the broker's log
+loading, which only reads directories, ignores it)."""
+CLOCK_OFFSET_FILE = "clock-offset"
+CLOCK_SOURCE = Path(__file__).with_name("clock_offset.c")
+
+
+def build_clock_library(out_dir: str | Path) -> Path:
+    """Compile ``clock_offset.c`` into ``out_dir/libkafkalike_clock.so`` (once: an existing
+    library newer than the source is reused); returns its path. ChaosBackendError if gcc is
+    missing or fails."""
+    out = Path(out_dir) / "libkafkalike_clock.so"
+    if out.exists() and out.stat().st_mtime >= CLOCK_SOURCE.stat().st_mtime:
+        return out
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise ChaosBackendError("clock faults need gcc to build clock_offset.c")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+    r = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(CLOCK_SOURCE), "-ldl"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ChaosBackendError(f"building {CLOCK_SOURCE.name} failed: {r.stderr.strip()}")
+    tmp.replace(out)
+    return out
+
+
+def mounts_under(base_dir: str | Path) -> list[Path]:
+    """Mount points at or below ``base_dir`` (from /proc/self/mounts), deepest first."""
+    base = Path(base_dir).absolute()
+    found = []
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if point == base or base in point.parents:
+            found.append(point)
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def unmount(point: Path) -> bool:
+    """``umount`` one mount point (lazily if busy); False if it failed."""
+    r = subprocess.run(["umount", str(point)], capture_output=True, text=True)
+    if r.returncode != 0:
+        r = subprocess.run(["umount", "-l", str(point)], capture_output=True, text=True)
+    if r.returncode != 0:
+        log.warning("chaos_umount_failed", point=str(point), error=r.stderr.strip())
+        return False
+    log.info("chaos_unmounted", point=str(point))
+    return True
+
+
+@attrs.define
+class ChaosLocalCluster(LocalCluster):
+    """A LocalCluster whose brokers start with extra environment variables (``broker_env``:
+    the clock library's LD_PRELOAD); everything else is LocalCluster's."""
+
+    broker_env: dict[str, str] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+
+    def _spawn(self, broker_id: int, before: Registration | None, group: int | None = None) -> int:
+        if not self.broker_env:
+            return super()._spawn(broker_id, before, group)
+        argv = [sys.executable, "-m", "kafkalike.cli.main", "broker", "start",
+                "--config", str(self.config_path(broker_id))]
+        self._seen_before_start[broker_id] = None if before is None else before.czxid
+        env = {**os.environ, **self.broker_env,
+               "KAFKALIKE_CLOCK_OFFSET_FILE": str(self.broker_dir(broker_id) / CLOCK_OFFSET_FILE)}
+        spawned = process.spawn_detached(argv, self.log_path(broker_id), self.pid_path(broker_id), group=group,
+                                         env=env)
+        log.info("broker_process_started", broker=broker_id, pid=spawned.pid, gid=group, preload=True)
+        return spawned.pid
+
+
+DEFAULT_DISK_MB = 256
+"""Size of each broker's tmpfs log dir when a run uses full-disk faults (MiB): a 300 s run
+of the default workload writes a few MiB per broker; tmpfs holds only what is written."""
+
+
+def fault_surfaces(needs: tuple[str, ...], random_menu: str | None) -> dict[str, Any]:
+    """``LocalBackend.create`` arguments for a run: tmpfs log dirs (``disk_mb``) and the clock
+    library (``clock_faults``) when the scenario needs them (``needs``: "disk", "clock") or
+    the random nemesis draws from menu v2 (``random_menu``), and only where this machine
+    allows them (root for mount, gcc for the library); otherwise none, so v1 runs replay
+    on the same plain cluster as before."""
+    want = set(needs) | ({"disk", "clock"} if random_menu not in (None, "v1") else set())
+    out: dict[str, Any] = {}
+    if "disk" in want and os.geteuid() == 0 and shutil.which("mount"):
+        out["disk_mb"] = DEFAULT_DISK_MB
+    if "clock" in want and (shutil.which("gcc") or shutil.which("cc")):
+        out["clock_faults"] = True
+    return out
+
+
 def stop_earlier_cluster(base_dir: str | Path) -> bool:
     """Stop, by pid, every process of a cluster an earlier run left in ``base_dir`` (its
     brokers from their pid files; its ZooKeeper nodes from their pid files or, failing those,
@@ -248,6 +356,8 @@ def stop_earlier_cluster(base_dir: str | Path) -> bool:
         return False
     cluster = LocalCluster.load(base_dir)
     cluster.stop()
+    for point in mounts_under(base_dir):  # the full-disk fault's tmpfs log dirs
+        unmount(point)
     log.info("chaos_earlier_cluster_stopped", dir=str(base_dir))
     return True
 
@@ -258,24 +368,32 @@ class LocalBackend:
 
     Build with ``LocalBackend.create(...)`` (a fresh cluster, own ZooKeeper ensemble unless
     ``zookeeper_connect`` is given) then ``start()``; ``close()`` resumes paused processes,
-    removes every iptables rule and stops every process it started.
-    Broker nodes are named ``"b<i>"``, ZooKeeper nodes ``"zk<i>"``.
+    removes every iptables rule, stops every process it started and unmounts its tmpfs log
+    dirs. Broker nodes are named ``"b<i>"``, ZooKeeper nodes ``"zk<i>"``. ``disk_mb``: each
+    broker's log dir is a tmpfs of that many MiB (full-disk faults); ``clock_faults``: brokers
+    run with the clock library preloaded (clock-jump faults).
     """
 
     cluster: LocalCluster
     gid_base: int
     iptables: Iptables = attrs.Factory(Iptables)
     name: str = "local"
+    disk_mb: int | None = None
+    clock_faults: bool = False
     _paused: set[int] = attrs.Factory(set)
     _paused_zk: set[int] = attrs.Factory(set)
+    _mounts: list[Path] = attrs.Factory(list)
 
     @classmethod
     def create(cls, base_dir: str | Path, brokers: int = 3, zookeeper_connect: str | None = None,
                chroot: str = "", overrides: dict[str, str] | None = None,
-               gid_base: int | None = None) -> "LocalBackend":
+               gid_base: int | None = None, disk_mb: int | None = None,
+               clock_faults: bool = False) -> "LocalBackend":
         """A not yet started backend on a fresh cluster under ``base_dir``: brokers on
         127.0.0.1..N at a free port, and (without ``zookeeper_connect``) a 3-node ensemble on
-        127.0.0.1..3 at another free port. gid_base: default random in [40000, 59000)."""
+        127.0.0.1..3 at another free port. gid_base: default random in [40000, 59000).
+        disk_mb: give each broker a tmpfs log dir of this size (MiB; needs root: mount);
+        clock_faults: preload the clock library into every broker (needs gcc)."""
         hosts = [f"127.0.0.{i}" for i in range(1, max(brokers, 3) + 1)]
         port = find_free_base_port(hosts, low=30000, high=32000)
         zk_port = 2181
@@ -284,12 +402,17 @@ class LocalBackend:
                 zk_port = find_free_base_port(hosts, low=20000, high=29000)
                 if port not in (zk_port, zk_port + QUORUM_PORT_OFFSET, zk_port + ELECTION_PORT_OFFSET):
                     break
-        cluster = LocalCluster(base_dir, brokers=brokers, base_port=port, zk_base_port=zk_port,
-                               zookeeper_connect=zookeeper_connect, chroot=chroot,
-                               overrides=dict(overrides or {}))
+        cluster = ChaosLocalCluster(base_dir, brokers=brokers, base_port=port, zk_base_port=zk_port,
+                                    zookeeper_connect=zookeeper_connect, chroot=chroot,
+                                    overrides=dict(overrides or {}))
         if gid_base is None:
             gid_base = random.randrange(40000, 59000, 10)
-        return cls(cluster, gid_base)
+        return cls(cluster, gid_base, disk_mb=disk_mb, clock_faults=clock_faults)
+
+    @property
+    def disk_faults(self) -> bool:
+        """The brokers' log dirs are small filesystems this backend can fill."""
+        return self.disk_mb is not None
 
     # ---------------------------------------------------------------- lifecycle
     def gid(self, broker_id: int) -> int:
@@ -305,6 +428,15 @@ class LocalBackend:
             if ens is not None:
                 ens.start(timeout=timeout)
             self.cluster.write_configs()
+            if self.disk_mb is not None:
+                for i in self.cluster.broker_ids:
+                    self._mount_log_dir(i)
+            if self.clock_faults:
+                lib = build_clock_library(self.cluster.base_dir)
+                for i in self.cluster.broker_ids:
+                    (self.cluster.broker_dir(i) / CLOCK_OFFSET_FILE).write_text("0\n")
+                if isinstance(self.cluster, ChaosLocalCluster):
+                    self.cluster.broker_env = {"LD_PRELOAD": str(lib)}
             for i in self.cluster.broker_ids:
                 self._spawn(i)
             self.cluster.wait_registered(self.cluster.broker_ids, timeout=timeout)
@@ -316,11 +448,26 @@ class LocalBackend:
         c = self.cluster
         if c.broker_alive(broker_id):
             return c.broker_pid(broker_id)  # type: ignore[return-value]  # broker_alive() True implies a pid
+        if isinstance(c, ChaosLocalCluster) and c.broker_env:
+            return c.start_broker(broker_id, group=self.gid(broker_id))
         argv = [sys.executable, "-m", "kafkalike.cli.main", "broker", "start", "--config", str(c.config_path(broker_id))]
         spawned = process.spawn_detached(argv, c.log_path(broker_id), c.pid_path(broker_id), group=self.gid(broker_id))
         log.info("chaos_broker_started", broker=broker_id, pid=spawned.pid, gid=self.gid(broker_id))
         return spawned.pid
 
+    def log_dir(self, broker_id: int) -> Path:
+        """Broker ``broker_id``'s log.dirs directory."""
+        return Path(self.cluster.server_properties(broker_id)["log.dirs"].split(",")[0])
+
+    def _mount_log_dir(self, broker_id: int) -> None:
+        d = self.log_dir(broker_id)
+        d.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.disk_mb}m,mode=0755",
+                            f"kafkalike-chaos-b{broker_id}", str(d)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ChaosBackendError(f"mounting a {self.disk_mb} MiB tmpfs on {d}: {r.stderr.strip()} (needs root)")
+        self._mounts.append(d)
+        log.info("chaos_log_dir_mounted", broker=broker_id, dir=str(d), size_mb=self.disk_mb)
     def heal_all(self, restart_dead: bool = True) -> None:
         """Undo everything: SIGCONT paused processes, delete iptables rules and, with
         ``restart_dead``, start every ZooKeeper node and broker that is not running (a heal
@@ -350,11 +497,30 @@ class LocalBackend:
                     log.warning("heal_broker_restart_failed", broker=b, error=str(exc))
 
     def close(self) -> None:
-        """heal_all, then stop every broker and our ensemble (by pid)."""
+        """heal_all, then stop every broker and our ensemble (by pid), then unmount the tmpfs
+        log dirs, copying what they hold to the disk dir beneath first (so a kept cluster of an
+        unexpected verdict still has its logs)."""
         try:
             self.heal_all(restart_dead=False)
         finally:
-            self.cluster.stop()
+            try:
+                self.cluster.stop()
+            finally:
+                while self._mounts:
+                    self._unmount_keeping(self._mounts.pop())
+
+    def _unmount_keeping(self, point: Path) -> None:
+        (point / FILLER_NAME).unlink(missing_ok=True)
+        saved = point.with_name(point.name + ".tmpfs-copy")
+        try:
+            shutil.copytree(point, saved, dirs_exist_ok=True)
+            copied = True
+        except OSError as exc:
+            log.warning("chaos_tmpfs_copy_failed", point=str(point), error=str(exc))
+            copied = False
+        if unmount(point) and copied:
+            shutil.copytree(saved, point, dirs_exist_ok=True)
+            shutil.rmtree(saved, ignore_errors=True)
 
     # ---------------------------------------------------------------- shape
     @property
@@ -436,6 +602,54 @@ class LocalBackend:
             self.cluster.wait_registered([broker_id], timeout=max(10.0, deadline - time.monotonic()))
         except Exception as exc:
             raise ChaosBackendError(str(exc)) from exc
+
+    # ---------------------------------------------------------------- disk and clock faults
+    def fill_disk(self, broker_id: int) -> str:
+        """Fill broker ``broker_id``'s tmpfs log dir: a filler file takes every free byte
+        (posix_fallocate, then writes until ENOSPC). Returns "filled N bytes of M".
+        ChaosBackendError without ``disk_mb``."""
+        if self.disk_mb is None:
+            raise ChaosBackendError("this backend has no small log-dir filesystems (create it with disk_mb)")
+        d = self.log_dir(broker_id)
+        st = os.statvfs(d)
+        free = st.f_bavail * st.f_frsize
+        filler = d / FILLER_NAME
+        written = 0
+        with open(filler, "ab") as f:
+            try:
+                os.posix_fallocate(f.fileno(), f.tell(), free)
+                written = free
+            except OSError:
+                pass
+            chunk = b"\0" * 65536
+            while True:
+                try:
+                    f.write(chunk)
+                    f.flush()
+                    written += len(chunk)
+                except OSError:
+                    break
+        left = os.statvfs(d)
+        return f"filled {written} bytes; {left.f_bavail * left.f_frsize} of {st.f_blocks * st.f_frsize} left"
+
+    def free_disk(self, broker_id: int) -> None:
+        """Delete the filler; a broker that halted meanwhile (its only log dir went offline)
+        is started again and waited for."""
+        (self.log_dir(broker_id) / FILLER_NAME).unlink(missing_ok=True)
+        if not self.cluster.broker_alive(broker_id):
+            self.start_broker(broker_id)
+
+    def set_clock_offset(self, broker_id: int, offset_s: float) -> str:
+        """Step broker ``broker_id``'s CLOCK_REALTIME to real time + ``offset_s`` seconds (the
+        preloaded library re-reads the file within 100 ms). ChaosBackendError without
+        ``clock_faults``."""
+        if not self.clock_faults:
+            raise ChaosBackendError("brokers run without the clock library (create the backend with clock_faults)")
+        path = self.cluster.broker_dir(broker_id) / CLOCK_OFFSET_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{offset_s:+.3f}\n")
+        tmp.replace(path)
+        return f"wall clock = real {offset_s:+g} s"
 
     # ---------------------------------------------------------------- ZooKeeper faults
     def zk_leader_id(self) -> int | None:

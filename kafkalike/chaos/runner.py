@@ -28,7 +28,7 @@ import attrs
 import structlog
 
 from kafkalike.chaos.checker import CheckerOptions, Verdict, check_file
-from kafkalike.chaos.faults import Backend, FaultContext, Nemesis, wait_isr_full
+from kafkalike.chaos.faults import DEFAULT_MENU, Backend, FaultContext, Nemesis, wait_isr_full
 from kafkalike.chaos.history import HistoryWriter, now
 from kafkalike.chaos.report import write_report
 from kafkalike.chaos.scenarios import SCENARIOS, Scenario, ScenarioContext
@@ -45,7 +45,8 @@ class ChaosRunError(Exception):
 class RunOptions:
     """A run's parameters. duration: seconds of faults (after ``warmup``); scenario: a name
     of scenarios.SCENARIOS ("random": the seeded random nemesis); topic: default
-    ``chaos-<scenario>-<hex>``; the rest shapes the workload (WorkloadConfig). acks "all" runs
+    ``chaos-<scenario>-<hex>``; menu: the random nemesis's menu version (faults.MENUS); the
+    rest shapes the workload (WorkloadConfig). acks "all" runs
     idempotent producers; "1"/"0" run plain ones, and the checker then does not judge duplicates."""
 
     report_dir: Path
@@ -62,6 +63,7 @@ class RunOptions:
     consumers: int = 2
     message_timeout_ms: int = 120000
     min_insync_replicas: int = 2
+    menu: str = DEFAULT_MENU
 
 
 @attrs.frozen
@@ -122,13 +124,19 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
         raise ChaosRunError(f"unknown scenario {options.scenario!r}; known: {', '.join(SCENARIOS)}")
     if scenario.needs_zk and not backend.zk_node_ids:
         raise ChaosRunError(f"scenario {scenario.name} breaks ZooKeeper, which this backend does not own")
+    surfaces = {"disk": "disk_faults", "clock": "clock_faults"}
+    missing = [n for n in scenario.needs if not getattr(backend, surfaces.get(n, n), False)]
+    if missing:
+        raise ChaosRunError(f"scenario {scenario.name} needs a backend with {', '.join(missing)} faults "
+                            f"(the local backend, as root, with gcc); {backend.name} has none")
     report_dir = Path(options.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     topic = options.topic or f"chaos-{scenario.name}-{uuid.uuid4().hex[:6]}"
     config = {"min.insync.replicas": str(options.min_insync_replicas), **scenario.topic_config}
     history_path = report_dir / "history.jsonl"
     history_path.unlink(missing_ok=True)
-    say(f"chaos run: backend {backend.name}, scenario {scenario.name}, seed {options.seed}, "
+    say(f"chaos run: backend {backend.name}, scenario {scenario.name}"
+        f"{f' (menu {options.menu})' if scenario.name == 'random' else ''}, seed {options.seed}, "
         f"duration {options.duration:g}s, topic {topic} {config}")
     _create_topic(backend, topic, options.partitions, config)
 
@@ -149,7 +157,7 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
     try:
         wl.start()
         stop.wait(options.warmup)
-        sctx = ScenarioContext(nemesis, time.monotonic() + options.duration, rng, stop)
+        sctx = ScenarioContext(nemesis, time.monotonic() + options.duration, rng, stop, menu=options.menu)
         try:
             scenario.run(sctx)
         finally:
@@ -175,6 +183,7 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
     ok = expectation_met(scenario, verdict)
     info = {"title": f"{backend.name} {scenario.name} seed {options.seed}", "backend": backend.name,
             "scenario": scenario.name, "seed": options.seed, "duration_s": options.duration, "topic": topic,
+            "menu": options.menu if scenario.name == "random" else None,
             "topic_config": config, "expect": scenario.expect, "as_expected": ok,
             "faults_injected": len(nemesis.injected), "fault_errors": nemesis.errors,
             "workload": attrs.asdict(wl.stats)}

@@ -31,6 +31,10 @@ from kafkalike.chaos.faults import (
     Pause,
     RollingRestart,
     ZkQuorumLoss,
+    DEFAULT_MENU,
+    ClockJump,
+    FullDisk,
+    ZkExpiryStorm,
     random_schedule,
     wait_isr_full,
 )
@@ -39,12 +43,14 @@ from kafkalike.chaos.faults import (
 @attrs.define
 class ScenarioContext:
     """What a scenario runs with: the nemesis (and through it the backend and topic), the
-    run's deadline (monotonic seconds), the seeded rng and a stop event (Ctrl-C)."""
+    run's deadline (monotonic seconds), the seeded rng, a stop event (Ctrl-C) and the random
+    nemesis's menu version (faults.MENUS)."""
 
     nemesis: Nemesis
     deadline: float
     rng: random.Random
     stop: threading.Event = attrs.Factory(threading.Event)
+    menu: str = DEFAULT_MENU
 
     @property
     def fault_ctx(self) -> FaultContext:
@@ -81,7 +87,8 @@ class ScenarioContext:
 @attrs.frozen
 class Scenario:
     """A named fault sequence. topic_config: per-topic overrides (Kafka names) it needs;
-    expect: "valid" or "lost"; needs_zk: it breaks ZooKeeper (the backend must own it)."""
+    expect: "valid" or "lost"; needs_zk: it breaks ZooKeeper (the backend must own it);
+    needs: backend fault surfaces it uses ("disk": tmpfs log dirs, "clock": the clock library)."""
 
     name: str
     summary: str
@@ -89,6 +96,7 @@ class Scenario:
     topic_config: dict[str, str] = attrs.Factory(dict)
     expect: str = "valid"
     needs_zk: bool = False
+    needs: tuple[str, ...] = ()
 
 
 def _leader_kill(ctx: ScenarioContext) -> None:
@@ -152,6 +160,25 @@ def _unclean_election(ctx: ScenarioContext) -> None:
     ctx.sleep(2.0)
 
 
+def _disk_full(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: FullDisk("leader"), hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
+def _clock_jump(ctx: ScenarioContext) -> None:
+    """The leader's wall clock an hour ahead, healed (a jump back); then the controller's an
+    hour behind, healed (a jump forward); repeated until the deadline."""
+    hold = max(3.0, ctx.session_timeout_s)
+    while True:
+        ctx.cycle(ClockJump("leader", 3600.0), hold, 2.0)
+        ctx.cycle(ClockJump("controller", -3600.0), hold, 2.0)
+        if ctx.stop.is_set() or ctx.remaining() < 2 * hold + 4.0:
+            return
+
+
+def _expiry_storm(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: ZkExpiryStorm("leader"), hold=3.0 * ctx.session_timeout_s, quiet=3.0)
+
+
 def _random(ctx: ScenarioContext) -> None:
     """Steps of the seeded schedule until the deadline: a step starts only if its hold still
     fits (the first always does); the schedule is extended, from the same rng, if the
@@ -159,7 +186,9 @@ def _random(ctx: ScenarioContext) -> None:
     backend = ctx.fault_ctx.backend
     while not ctx.stop.is_set() and ctx.remaining() > 0:
         steps = random_schedule(ctx.rng, max(0.0, ctx.remaining()), backend.session_timeout_s,
-                                with_zk=bool(backend.zk_node_ids))
+                                with_zk=bool(backend.zk_node_ids), menu=ctx.menu,
+                                with_disk=bool(getattr(backend, "disk_faults", False)),
+                                with_clock=bool(getattr(backend, "clock_faults", False)))
         for step in steps:
             if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
                 return
@@ -184,5 +213,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "an out-of-sync follower is elected (unclean.leader.election.enable=true): expected to LOSE data",
              _unclean_election, topic_config={"unclean.leader.election.enable": "true", "min.insync.replicas": "1"},
              expect="lost"),
-    Scenario("random", "the seeded random nemesis (every fault above, one at a time)", _random),
+    Scenario("disk-full", "fill the small filesystem under partition 0's leader's log dir, then free it "
+             "(local backend with tmpfs log dirs)", _disk_full, needs=("disk",)),
+    Scenario("clock-jump", "the leader's wall clock +1 h then back, the controller's -1 h then back "
+             "(local backend with the clock library)", _clock_jump, needs=("clock",)),
+    Scenario("expiry-storm", "the leader paused past its ZooKeeper session again and again (re-registers "
+             "each time)", _expiry_storm),
+    Scenario("random", "the seeded random nemesis (every fault above, one at a time; --menu v1|v2)", _random),
 ]}

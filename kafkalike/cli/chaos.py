@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     what = run.add_mutually_exclusive_group()
     what.add_argument("--scenario", help="a scenario name (kafkalike chaos list)")
     what.add_argument("--nemesis", choices=["random"], help="the seeded random nemesis")
+    run.add_argument("--menu", choices=["v1", "v2"], default="v2",
+                     help="the random nemesis's menu: v1 (the first campaigns' faults, to replay their seeds) or "
+                          "v2 (v1 + expiry storms, full disks, clock jumps; default)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--duration", type=_duration, default=60.0, help="fault time, e.g. 60s, 5m (default 60s)")
     run.add_argument("--report", default=None, help="report directory (default: a new temporary one)")
@@ -91,6 +94,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     camp.add_argument("--rate", type=float, default=50.0, help="records/s per producer (default 50)")
     camp.add_argument("--session-timeout-ms", type=int, default=6000,
                       help="brokers' zookeeper.session.timeout.ms (default 6000)")
+    camp.add_argument("--menu", choices=["v1", "v2"], default="v2",
+                      help="the random nemesis's menu, recorded with every run (default v2; v1 replays the "
+                           "first campaigns' seeds)")
     camp.set_defaults(func=_campaign)
     clean = csub.add_parser("cleanup", help="delete iptables rules left by a chaos run that was killed")
     clean.set_defaults(func=_cleanup)
@@ -144,10 +150,11 @@ def _campaign(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGTERM, on_term)
     try:
         summary = run_campaign(CampaignOptions(args.runs, report, args.backend, args.duration, args.seed_from,
-                                               args.session_timeout_ms, args.rate),
+                                               args.session_timeout_ms, args.rate, args.menu),
                                say=lambda s: print(s, flush=True),
                                command=(f"kafkalike chaos campaign --runs {args.runs} --backend {args.backend} "
                                         f"--duration {args.duration:g}s --seed-from {args.seed_from} "
+                                        f"--menu {args.menu} "
                                         f"--report {report}"))
     finally:
         signal.signal(signal.SIGTERM, old)
@@ -165,8 +172,9 @@ def _cleanup(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import shutil
 
-    from kafkalike.chaos.local import ChaosBackendError, LocalBackend, stop_earlier_cluster
+    from kafkalike.chaos.local import ChaosBackendError, LocalBackend, fault_surfaces, stop_earlier_cluster
     from kafkalike.chaos.runner import ChaosRunError, RunOptions, run_chaos
+    from kafkalike.chaos.scenarios import SCENARIOS
 
     scenario = args.scenario or "random"
     report = Path(args.report or tempfile.mkdtemp(prefix=f"kafkalike-chaos-{scenario}-"))
@@ -184,7 +192,10 @@ def _run(args: argparse.Namespace) -> int:
 
         backend = ComposeBackend.create(base, overrides=overrides)
     else:
-        backend = LocalBackend.create(base, brokers=3, overrides=overrides)
+        known = SCENARIOS.get(scenario)
+        backend = LocalBackend.create(base, brokers=3, overrides=overrides,
+                                      **fault_surfaces(known.needs if known else (),
+                                                       args.menu if scenario == "random" else None))
 
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -204,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         result = runner(backend, RunOptions(report, scenario=scenario, duration=args.duration, seed=args.seed,
                                                partitions=args.partitions, producers=args.producers,
                                                rate=args.rate, acks=args.acks,
-                                               message_timeout_ms=args.message_timeout_ms),
+                                               message_timeout_ms=args.message_timeout_ms, menu=args.menu),
                            say=lambda s: print(s, flush=True))
     except (ChaosRunError, ChaosBackendError) as exc:
         print(f"kafkalike chaos: {exc}", file=sys.stderr)

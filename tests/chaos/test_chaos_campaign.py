@@ -16,10 +16,12 @@ import pytest
 from kafkalike.chaos.campaign import (
     NO_FAULT,
     CampaignOptions,
+    RunRecord,
     ack_gaps,
     fault_kind,
     load_records,
     render_markdown,
+    replay_command,
     resummarize,
     run_record,
     summarize,
@@ -131,8 +133,9 @@ def test_summary_from_recorded_verdicts(tmp_path: Path) -> None:
     assert [r.seed for r in s.not_valid] == [2]
     text = render_markdown(s)
     assert "seed 2: **invalid** (lost=1" in text
-    assert ("kafkalike chaos run --backend local --nemesis random --seed 2 --duration 60s "
+    assert ("kafkalike chaos run --backend local --nemesis random --menu v2 --seed 2 --duration 60s "
             f"--session-timeout-ms 6000 --rate 50 --report {d2}") in text
+    assert s.menus == {"v2": 2} and "Nemesis menu: v2 (2 runs)." in text
     assert "1-min load average 1.0 .. 3.0" in text and "wall time 186 s" in text
     write_summary(tmp_path, s)
     assert json.loads((tmp_path / "summary.json").read_text())["lost"] == 1
@@ -141,6 +144,18 @@ def test_summary_from_recorded_verdicts(tmp_path: Path) -> None:
     again = resummarize(tmp_path)
     assert (again.statuses, again.lost, again.load, again.wall_s) == (s.statuses, s.lost, s.load, s.wall_s)
     assert [r.replay for r in again.records] == [r.replay for r in s.records]
+    assert again.menus == {"v2": 2}
+
+
+def test_records_from_before_menus_count_as_menu_v1(tmp_path: Path) -> None:
+    """The first campaigns' campaign-run.json files have no menu: they read back as v1, and a
+    v1 campaign's replay commands say --menu v1."""
+    old = json.loads(next((Path(__file__).parents[2] / "docs" / "campaigns" / "2026-12-07-local" / "runs")
+                          .glob("*/campaign-run.json")).read_text())
+    assert "menu" not in old
+    assert RunRecord.from_json(old).menu == "v1"
+    opts = CampaignOptions(runs=1, report_dir=tmp_path, menu="v1")
+    assert replay_command(opts, 7, tmp_path)[6:9] == ["random", "--menu", "v1"]
 
 
 def test_a_run_without_a_verdict_is_an_error_not_a_pass(tmp_path: Path) -> None:

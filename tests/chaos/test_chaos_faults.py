@@ -4,6 +4,7 @@ guard (only 127.0.0.0/8 rules, all removed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kafkalike.chaos.faults import Kill, random_schedule
+from kafkalike.chaos.campaign import fault_kind
+from kafkalike.chaos.faults import MENUS, ClockJump, Kill, KillZk, ZkQuorumLoss, fault_catalog, random_schedule
 from kafkalike.chaos.local import ChaosBackendError, Iptables
 from kafkalike.chaos.scenarios import SCENARIOS
 from kafkalike.chaos.workload import decode_value, partition_for
@@ -32,9 +34,55 @@ def test_random_schedule_is_determined_by_the_seed() -> None:
 
 def test_random_schedule_without_zookeeper_never_breaks_it() -> None:
     """A backend that does not own the ensemble gets no ZooKeeper faults."""
-    steps = random_schedule(random.Random(5), 2000, 6.0, with_zk=False)
-    assert not [s for s in steps if s.fault.name.startswith("zk-") and s.fault.name != "zk-cut"]
-    assert any(isinstance(s.fault, Kill) for s in steps)
+    for menu in MENUS:
+        steps = random_schedule(random.Random(5), 2000, 6.0, with_zk=False, menu=menu)
+        assert not [s for s in steps if isinstance(s.fault, (KillZk, ZkQuorumLoss))]
+        assert any(isinstance(s.fault, Kill) for s in steps)
+
+
+CAMPAIGN_V1 = Path(__file__).parents[2] / "docs" / "campaigns" / "2026-12-07-local" / "runs"
+
+
+def test_menu_v1_replays_the_first_campaigns_schedules() -> None:
+    """The first campaign ran before menus existed: for every one of its runs whose faults
+    were all applied, the fault kinds it recorded are, in order, the kinds of the v1 schedule
+    drawn from its seed (the first draw, before targets consume the rng)."""
+    checked = 0
+    for run in sorted(CAMPAIGN_V1.iterdir()):
+        record = json.loads((run / "campaign-run.json").read_text())
+        if record["fault_errors"] or record["status"] == "error":
+            continue
+        recorded = [fault_kind(f["name"], f["detail"]) for f in
+                    (json.loads(line) for line in (run / "faults.jsonl").read_text().splitlines() if line)]
+        steps = random_schedule(random.Random(record["seed"]), record["duration_s"], 6.0, with_zk=True, menu="v1")
+        drawn = [fault_kind(s.fault.name, s.fault.describe()) for s in steps]
+        n = min(len(recorded), len(steps) - 1)
+        assert recorded[:n] == drawn[:n], (run.name, recorded, drawn)
+        checked += n
+    assert checked >= 50
+
+
+def test_menu_v2_adds_storms_and_offers_disks_and_clocks_only_where_the_backend_can() -> None:
+    """v2 holds every v1 fault kind plus zk-expiry-storm; disk-full and clock-jump only with
+    with_disk / with_clock; clock jumps go both ways; an unknown menu is refused."""
+    def kinds(**kw: bool) -> set[str]:
+        out: set[str] = set()
+        for seed in range(30):
+            out |= {s.fault.name for s in random_schedule(random.Random(seed), 600, 6.0, with_zk=True, **kw)}
+        return out
+
+    v1 = {s.fault.name for seed in range(30)
+          for s in random_schedule(random.Random(seed), 600, 6.0, with_zk=True, menu="v1")}
+    bare = kinds()
+    full = kinds(with_disk=True, with_clock=True)
+    assert v1 <= bare and bare - v1 == {"zk-expiry-storm"}
+    assert full - bare == {"disk-full", "clock-jump"}
+    jumps = [s.fault.offset_s for seed in range(30) for s in
+             random_schedule(random.Random(seed), 600, 6.0, with_zk=True, with_clock=True)
+             if isinstance(s.fault, ClockJump)]
+    assert min(jumps) < 0 < max(jumps)
+    with pytest.raises(ValueError, match="unknown nemesis menu"):
+        fault_catalog(6.0, True, menu="v3")
 
 
 def test_duration_parsing() -> None:
