@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kafkalike"
 LAYERS = {
     "protocol": 0, "coordination": 0,
     "storage": 1, "client": 1, "image": 1,
-    "controller": 2, "coordinator": 2, "raft": 2,
+    "controller": 2, "coordinator": 2, "raft": 2, "kraft": 2,
     "broker": 3,
     "cluster": 4,
     "chaos": 5, "bench": 5, "demo": 5, "dashboard": 5, "schema_registry": 5,

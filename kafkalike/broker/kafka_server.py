@@ -520,6 +520,10 @@ async def run_broker(config: KafkaConfig) -> int:
     start-up error, which is logged as one line)."""
     import signal
 
+    if config.process_roles == frozenset({"controller"}):  # a KRaft controller process (issue 21)
+        from kafkalike.broker.controller_server import run_controller
+
+        return await run_controller(config)
     server = KafkaServer(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:

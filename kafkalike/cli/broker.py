@@ -56,7 +56,9 @@ def _start(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"kafkalike broker: {exc}", file=sys.stderr)
         return 2
-    logs.configure(fmt=args.log_format, broker_id=config.broker_id)
+    # a KRaft node's lines carry node_id (its events use broker_id for the brokers they concern)
+    ids = {"node_id": config.node_id} if config.process_roles else {"broker_id": config.broker_id}
+    logs.configure(fmt=args.log_format, **ids)
     return trio.run(run_broker, config)
 
 

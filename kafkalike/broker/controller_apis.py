@@ -1,0 +1,244 @@
+"""What a KRaft controller answers on its controller listener (Kafka's ControllerApis).
+
+``ControllerApis`` is a ``RaftServer`` (Raft's RPCs: Vote, BeginQuorumEpoch, EndQuorumEpoch,
+Fetch and FetchSnapshot of ``__cluster_metadata``-0 from voters and observers alike,
+DescribeQuorum, DescribeCluster, ApiVersions) that also serves the controller RPCs, each handed to
+the QuorumController's event queue:
+
+=========================  ========  =======================================================
+API                        versions  from
+=========================  ========  =======================================================
+BrokerRegistration (62)    0-4       brokers, at start-up (broker epoch back)
+BrokerHeartbeat (63)       0-1       brokers, every broker.heartbeat.interval.ms
+AlterPartition (56)        2-3       partition leaders (ISR changes; by topic id)
+AllocateProducerIds (67)   0         brokers (blocks of 1,000 producer ids)
+CreateTopics (19)          2-7       admin clients with --bootstrap-controller, or forwarded
+DeleteTopics (20)          1-6       "
+CreatePartitions (37)      0-3       "
+IncrementalAlterConfigs    0-1       "
+ElectLeaders (43)          0-2       " (preferred, unclean)
+=========================  ========  =======================================================
+
+ApiVersions lists exactly these with the Raft APIs (Kafka's ApiMessageType with listener
+"controller", the subset kafkalike serves). Every operation on a controller that is not active
+is answered NOT_CONTROLLER for each item, as Kafka's controller does; a broker then asks the
+quorum who leads (DescribeQuorum / the Fetch answers) and retries there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from kafkalike.client.messages import build_entity
+from kafkalike.kraft.controller_result import ControllerError
+from kafkalike.kraft.quorum_controller import QuorumController
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.codec import RequestHeader, response_class
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.raft.kafka_raft_client import RAFT_APIS, KafkaRaftClient, RaftServer
+
+__all__ = ["ControllerApis", "CONTROLLER_APIS", "BROKER_REGISTRATION", "BROKER_HEARTBEAT", "ALTER_PARTITION",
+           "ALLOCATE_PRODUCER_IDS"]
+
+log = structlog.get_logger("kafkalike.kraft")
+
+ALTER_PARTITION = 56
+BROKER_REGISTRATION = 62
+BROKER_HEARTBEAT = 63
+ALLOCATE_PRODUCER_IDS = 67
+
+CONTROLLER_APIS: dict[int, tuple[int, int]] = {
+    **RAFT_APIS,
+    BROKER_REGISTRATION: (0, 4),
+    BROKER_HEARTBEAT: (0, 1),
+    ALTER_PARTITION: (2, 3),
+    ALLOCATE_PRODUCER_IDS: (0, 0),
+    ApiKey.CREATE_TOPICS: (2, 7),
+    ApiKey.DELETE_TOPICS: (1, 6),
+    ApiKey.CREATE_PARTITIONS: (0, 3),
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
+    ApiKey.ELECT_LEADERS: (0, 2),
+}
+"""{api key: (min, max)} a kafkalike controller serves (module doc)."""
+
+
+def _response(api_key: int, version: int, **fields: Any) -> Any:
+    return build_entity(response_class(api_key, version), fields)
+
+
+class ControllerApis(RaftServer):
+    """Serves CONTROLLER_APIS on a controller listener: Raft's through ``RaftServer``, the rest
+    through ``controller`` (see module doc)."""
+
+    apis = CONTROLLER_APIS
+
+    def __init__(self, client: KafkaRaftClient, controller: QuorumController) -> None:
+        super().__init__(client)
+        self.controller = controller
+        self._handlers: dict[int, Callable[[Any, int], Awaitable[Any]]] = {
+            BROKER_REGISTRATION: self.handle_broker_registration,
+            BROKER_HEARTBEAT: self.handle_broker_heartbeat,
+            ALTER_PARTITION: self.handle_alter_partition,
+            ALLOCATE_PRODUCER_IDS: self.handle_allocate_producer_ids,
+            ApiKey.CREATE_TOPICS: self.handle_create_topics,
+            ApiKey.DELETE_TOPICS: self.handle_delete_topics,
+            ApiKey.CREATE_PARTITIONS: self.handle_create_partitions,
+            ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
+            ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
+        }
+
+    async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
+        handler = self._handlers.get(header.api_key)
+        if handler is None:
+            return await super()._dispatch(header, request)
+        return await handler(request, header.api_version)
+
+    # ------------------------------------------------------------------ brokers
+
+    async def handle_broker_registration(self, request: Any, version: int) -> Any:
+        """BrokerRegistration: the broker epoch, or INCONSISTENT_CLUSTER_ID,
+        DUPLICATE_BROKER_REGISTRATION, UNSUPPORTED_VERSION, INVALID_REGISTRATION, NOT_CONTROLLER."""
+        try:
+            epoch = await self.controller.register_broker(request, version)
+        except ControllerError as exc:
+            log.info("broker_registration_refused", broker_id=request.broker_id, error=exc.error.name,
+                     message=exc.message)
+            return _response(BROKER_REGISTRATION, version, throttle_time=0, error_code=exc.error, broker_epoch=-1)
+        return _response(BROKER_REGISTRATION, version, throttle_time=0, error_code=ErrorCode.none, broker_epoch=epoch)
+
+    async def handle_broker_heartbeat(self, request: Any, version: int) -> Any:
+        """BrokerHeartbeat: isCaughtUp, isFenced, shouldShutDown; STALE_BROKER_EPOCH, NOT_CONTROLLER."""
+        try:
+            reply = await self.controller.process_broker_heartbeat(request)
+        except ControllerError as exc:
+            return _response(BROKER_HEARTBEAT, version, throttle_time=0, error_code=exc.error, is_caught_up=False,
+                             is_fenced=True, should_shut_down=False)
+        return _response(BROKER_HEARTBEAT, version, throttle_time=0, error_code=ErrorCode.none,
+                         is_caught_up=reply.is_caught_up, is_fenced=reply.is_fenced,
+                         should_shut_down=reply.should_shut_down)
+
+    async def handle_alter_partition(self, request: Any, version: int) -> Any:
+        """AlterPartition: per partition its new state or Kafka's error (ReplicationControlManager)."""
+        try:
+            result = await self.controller.alter_partition(request, version)
+        except ControllerError as exc:
+            return _response(ALTER_PARTITION, version, throttle_time=0, error_code=exc.error, topics=[])
+        by_topic: dict[Any, list[dict[str, Any]]] = {}
+        for topic_id, index, error, part in result.partitions:
+            entry: dict[str, Any] = {"partition_index": index, "error_code": error}
+            if part is not None:
+                entry.update(leader_id=part.leader, leader_epoch=part.leader_epoch, isr=list(part.isr),
+                             leader_recovery_state=part.leader_recovery_state, partition_epoch=part.partition_epoch)
+            else:
+                entry.update(leader_id=-1, leader_epoch=-1, isr=[], leader_recovery_state=0, partition_epoch=-1)
+            by_topic.setdefault(topic_id, []).append(entry)
+        return _response(ALTER_PARTITION, version, throttle_time=0, error_code=result.error,
+                         topics=[{"topic_id": t, "partitions": ps} for t, ps in by_topic.items()])
+
+    async def handle_allocate_producer_ids(self, request: Any, version: int) -> Any:
+        """AllocateProducerIds: the next block of 1,000; STALE_BROKER_EPOCH, NOT_CONTROLLER."""
+        try:
+            block = await self.controller.allocate_producer_ids(request.broker_id, request.broker_epoch)
+        except ControllerError as exc:
+            return _response(ALLOCATE_PRODUCER_IDS, version, throttle_time=0, error_code=exc.error,
+                             producer_id_start=-1, producer_id_len=0)
+        return _response(ALLOCATE_PRODUCER_IDS, version, throttle_time=0, error_code=ErrorCode.none,
+                         producer_id_start=block.first_producer_id, producer_id_len=block.size)
+
+    # ------------------------------------------------------------------ admin
+
+    async def handle_create_topics(self, request: Any, version: int) -> Any:
+        """CreateTopics (results per topic; NOT_CONTROLLER for all on a standby)."""
+        try:
+            results = await self.controller.create_topics(request.topics, request.validate_only)
+        except ControllerError as exc:
+            return _response(ApiKey.CREATE_TOPICS, version, throttle_time=0, topics=[
+                {"name": t.name, "error_code": exc.error, "error_message": exc.message or None, "num_partitions": -1,
+                 "replication_factor": -1} for t in request.topics])
+        topics = []
+        for r in results:
+            entry: dict[str, Any] = {"name": r.name, "error_code": r.error, "error_message": r.message,
+                                     "num_partitions": r.num_partitions, "replication_factor": r.replication_factor,
+                                     "topic_config_error_code": 0}
+            if version >= 7:
+                entry["topic_id"] = r.topic_id
+            if version >= 5:
+                entry["configs"] = [] if r.error is ErrorCode.none else None
+            topics.append(entry)
+        return _response(ApiKey.CREATE_TOPICS, version, throttle_time=0, topics=topics)
+
+    async def handle_delete_topics(self, request: Any, version: int) -> Any:
+        """DeleteTopics by name (v1-6) or by id (v6)."""
+        if version < 6:
+            request = [_NameOnly(n) for n in request.topic_names]
+        else:
+            request = request.topics
+        try:
+            results = await self.controller.delete_topics(request)
+        except ControllerError as exc:
+            return _response(ApiKey.DELETE_TOPICS, version, throttle_time=0, responses=[
+                {"name": getattr(t, "name", None), "topic_id": getattr(t, "topic_id", None), "error_code": exc.error,
+                 "error_message": exc.message or None} for t in request])
+        responses = []
+        for r in results:
+            entry: dict[str, Any] = {"name": r.name, "error_code": r.error}
+            if version >= 5:
+                entry["error_message"] = r.message
+            if version >= 6:
+                entry["topic_id"] = r.topic_id
+            responses.append(entry)
+        return _response(ApiKey.DELETE_TOPICS, version, throttle_time=0, responses=responses)
+
+    async def handle_create_partitions(self, request: Any, version: int) -> Any:
+        """CreatePartitions."""
+        try:
+            results = await self.controller.create_partitions(request.topics, request.validate_only)
+        except ControllerError as exc:
+            return _response(ApiKey.CREATE_PARTITIONS, version, throttle_time=0, results=[
+                {"name": t.name, "error_code": exc.error, "error_message": exc.message or None}
+                for t in request.topics])
+        return _response(ApiKey.CREATE_PARTITIONS, version, throttle_time=0, results=[
+            {"name": r.name, "error_code": r.error, "error_message": r.message} for r in results])
+
+    async def handle_incremental_alter_configs(self, request: Any, version: int) -> Any:
+        """IncrementalAlterConfigs for TOPIC and BROKER resources."""
+        try:
+            results = await self.controller.incremental_alter_configs(request.resources, request.validate_only)
+        except ControllerError as exc:
+            return _response(ApiKey.INCREMENTAL_ALTER_CONFIGS, version, throttle_time=0, responses=[
+                {"error_code": exc.error, "error_message": exc.message or None, "resource_type": r.resource_type,
+                 "resource_name": r.resource_name} for r in request.resources])
+        return _response(ApiKey.INCREMENTAL_ALTER_CONFIGS, version, throttle_time=0, responses=[
+            {"error_code": r.error, "error_message": r.message, "resource_type": r.resource_type,
+             "resource_name": r.resource_name} for r in results])
+
+    async def handle_elect_leaders(self, request: Any, version: int) -> Any:
+        """ElectLeaders: election_type 0 preferred, 1 unclean (v1+); null partitions = all."""
+        election = "unclean" if getattr(request, "election_type", 0) == 1 else "preferred"
+        if request.topic_partitions is None:
+            wanted = [(t.name, p) for t, p, _part in self.controller.replication.partitions()]
+        else:
+            wanted = [(tp.topic, p) for tp in request.topic_partitions for p in tp.partitions]
+        try:
+            answers = await self.controller.elect_leaders(wanted, election)
+        except ControllerError as exc:
+            answers = [(t, p, exc.error, exc.message or None) for t, p in wanted]
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for topic, pid, error, message in answers:
+            by_topic.setdefault(topic, []).append({"partition_id": pid, "error_code": error, "error_message": message})
+        fields: dict[str, Any] = {"throttle_time": 0, "replica_election_results": [
+            {"topic": t, "partition_result": ps} for t, ps in by_topic.items()]}
+        if version >= 1:
+            fields["error_code"] = ErrorCode.none
+        return _response(ApiKey.ELECT_LEADERS, version, **fields)
+
+
+class _NameOnly:
+    """A DeleteTopics v1-5 topic (names only)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.topic_id = None

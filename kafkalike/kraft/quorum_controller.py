@@ -1,0 +1,354 @@
+"""The KRaft quorum controller (Kafka's QuorumController, KIP-631) on trio.
+
+One controller process per voter of ``controller.quorum.voters``; the Raft leader is the **active
+controller**. Everything the controllers know is in the metadata log:
+
+* **One event queue.** Every operation (a broker's registration or heartbeat, CreateTopics, an
+  AlterPartition, fencing a broker whose session expired, a NoOp) is an event run one at a time by
+  ``run``. An event reads the committed state, returns its records and its answer
+  (ControllerResult); the records are appended as one batch through ``KafkaRaftClient.append`` in
+  the active epoch, and the answer is given once the high watermark passes them. The next event
+  starts only then, so each event sees the effect of the one before it.
+* **State only by replay.** ``handle_commit`` (a Raft listener) replays each committed record into
+  the control managers (cluster, replication, configuration, features, producer ids);
+  ``handle_load_snapshot`` resets them and replays a snapshot. Standby controllers replay the same
+  records, so a new active controller already holds the state.
+* **Activation.** When Raft makes this node leader of epoch E, the controller is not active until
+  its own LeaderChange batch of E is committed: every record before it has then been replayed. On
+  activation it writes the bootstrap records of ``bootstrap.checkpoint`` (FeatureLevelRecord
+  metadata.version 3.9-IV0) if the log holds none yet, starts every broker's session afresh, and
+  then appends a NoOpRecord every ``metadata.max.idle.interval.ms`` (KIP-835) and fences brokers
+  whose session expired, one per event.
+* A controller that is not active answers NOT_CONTROLLER; one that loses leadership while waiting
+  for a commit answers NOT_CONTROLLER too (the records may or may not commit).
+
+Errors: operations raise ControllerError (a Kafka error code and message) that ControllerApis
+turns into the response's error; anything unexpected becomes UNKNOWN_SERVER_ERROR, logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import structlog
+import trio
+
+from kafkalike.kraft.cluster_control_manager import ClusterControlManager
+from kafkalike.kraft.configuration_control_manager import ConfigurationControlManager
+from kafkalike.kraft.controller_result import ControllerError, ControllerResult
+from kafkalike.kraft.feature_control_manager import FeatureControlManager
+from kafkalike.kraft.producer_id_control_manager import ProducerIdControlManager
+from kafkalike.kraft.replication_control_manager import ReplicationControlManager
+from kafkalike.protocol import metadata_records as mr
+from kafkalike.protocol.errors import ErrorCode
+from kafkalike.raft.kafka_metadata_log import Batch
+from kafkalike.raft.kafka_raft_client import KafkaRaftClient, LeaderAndEpoch, NotLeaderError
+from kafkalike.storage.snapshots import Snapshot, SnapshotId
+
+__all__ = ["QuorumController", "QuorumControllerConfig", "ControllerError"]
+
+log = structlog.get_logger("kafkalike.kraft")
+
+
+@attrs.frozen
+class QuorumControllerConfig:
+    """The controller's settings (Kafka's names): ``cluster_id`` (meta.properties),
+    ``session_timeout_ms`` broker.session.timeout.ms, ``num_partitions`` /
+    ``default_replication_factor`` / ``unclean_leader_election`` / ``delete_topic_enable``,
+    ``idle_interval_ms`` metadata.max.idle.interval.ms (0: no NoOps), ``bootstrap_records`` (from
+    bootstrap.checkpoint), ``commit_timeout_ms`` (how long an event waits for its commit before it
+    answers REQUEST_TIMED_OUT)."""
+
+    cluster_id: str
+    session_timeout_ms: int = 9000
+    num_partitions: int = 1
+    default_replication_factor: int = 1
+    unclean_leader_election: bool = False
+    delete_topic_enable: bool = True
+    idle_interval_ms: int = 500
+    bootstrap_records: tuple[mr.ApiMessageAndVersion | mr.ApiMessage, ...] = ()
+    commit_timeout_ms: int = 30000
+
+
+class _Future:
+    def __init__(self) -> None:
+        self._done = trio.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set(self, value: Any) -> None:
+        self._value = value
+        self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    async def get(self) -> Any:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+@attrs.frozen
+class _Event:
+    name: str
+    op: Callable[[], ControllerResult]
+    future: _Future
+
+
+class QuorumController:
+    """See module doc. ``raft``: this voter's KafkaRaftClient (this object is its listener);
+    start with ``await nursery.start(controller.run)``."""
+
+    def __init__(self, raft: KafkaRaftClient, config: QuorumControllerConfig) -> None:
+        self.raft = raft
+        self.config = config
+        self.node_id = raft.node_id
+        self.cluster = ClusterControlManager(config.cluster_id, config.session_timeout_ms)
+        self.configs = ConfigurationControlManager()
+        self.features = FeatureControlManager()
+        self.replication = ReplicationControlManager(
+            self.cluster, self.configs, default_num_partitions=config.num_partitions,
+            default_replication_factor=config.default_replication_factor,
+            unclean_default=config.unclean_leader_election, delete_topic_enable=config.delete_topic_enable)
+        self.producer_ids = ProducerIdControlManager(self.cluster)
+        self.last_committed_offset = -1
+        self.last_committed_epoch = -1
+        self.active_epoch: int | None = None  # the epoch this controller is active in
+        self._claimed_epoch: int | None = None  # leader of this epoch, activation pending
+        self._committed = trio.Event()
+        self._send, self._receive = trio.open_memory_channel[_Event](math.inf)
+        self._pending: set[str] = set()
+
+    # ------------------------------------------------------------------ Raft listener
+
+    def handle_commit(self, batch: Batch) -> None:
+        """Replay a committed batch; activate when it is this leader's own LeaderChange batch."""
+        for i, record in enumerate(batch.records):
+            self.replay(record.message, batch.base_offset + i)
+        for control in batch.control_records:
+            if isinstance(control, mr.LeaderChangeMessage) and control.leader_id == self.node_id and \
+                    batch.epoch == self._claimed_epoch and self.active_epoch is None:
+                self._enqueue("activate", self._activate, internal=True)
+        self.last_committed_offset = batch.last_offset
+        self.last_committed_epoch = batch.epoch
+        self._wake()
+
+    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
+        """Raft's leader changed: claim the epoch when it is ours, else stop being active."""
+        if leader.leader_id == self.node_id:
+            if self.active_epoch != leader.epoch:
+                self._claimed_epoch = leader.epoch
+        else:
+            self._claimed_epoch = None
+            self._deactivate("leader_changed")
+
+    def handle_load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
+        """Replace the state by a snapshot's (Kafka: handleLoadSnapshot)."""
+        self.cluster.reset()
+        self.configs.reset()
+        self.replication.reset()
+        self.features.finalized.clear()
+        self.producer_ids.next_producer_id = 0
+        for record in snapshot.records:
+            self.replay(record.message, snapshot_id.end_offset - 1)
+        self.last_committed_offset = snapshot_id.end_offset - 1
+        self.last_committed_epoch = snapshot_id.epoch
+        log.info("controller_snapshot_loaded", node_id=self.node_id, end_offset=snapshot_id.end_offset,
+                 records=len(snapshot.records))
+        self._wake()
+
+    def replay(self, message: mr.ApiMessage, offset: int) -> None:
+        """Apply one committed record (Kafka's QuorumController.replay)."""
+        if isinstance(message, mr.RegisterBrokerRecord):
+            self.cluster.replay_register(message, offset)
+        elif isinstance(message, mr.BrokerRegistrationChangeRecord):
+            self.cluster.replay_change(message, offset)
+        elif isinstance(message, (mr.TopicRecord, mr.PartitionRecord, mr.PartitionChangeRecord, mr.RemoveTopicRecord)):
+            self.replication.replay(message)
+        elif isinstance(message, mr.ConfigRecord):
+            self.configs.replay(message)
+        elif isinstance(message, mr.FeatureLevelRecord):
+            self.features.replay(message)
+        elif isinstance(message, mr.ProducerIdsRecord):
+            self.producer_ids.replay(message)
+
+    def snapshot_records(self) -> list[mr.ApiMessage]:
+        """The committed state as records (what a snapshot holds), in an order that replays."""
+        out: list[mr.ApiMessage] = [mr.FeatureLevelRecord(name=n, feature_level=v)
+                                    for n, v in sorted(self.features.finalized.items())]
+        for b in sorted(self.cluster.registrations):
+            r = self.cluster.registrations[b]
+            out.append(mr.RegisterBrokerRecord(
+                broker_id=b, incarnation_id=r.incarnation_id, broker_epoch=r.epoch, end_points=r.listeners,
+                features=r.features, rack=r.rack, fenced=r.fenced, in_controlled_shutdown=r.in_controlled_shutdown,
+                log_dirs=r.directories))
+        for (rtype, name), values in sorted(self.configs.configs.items()):
+            out += [mr.ConfigRecord(resource_type=rtype, resource_name=name, name=k, value=v)
+                    for k, v in sorted(values.items())]
+        for name in sorted(self.replication.topics_by_name):
+            topic = self.replication.topics[self.replication.topics_by_name[name]]
+            out.append(mr.TopicRecord(name=name, topic_id=topic.topic_id))
+            for pid in sorted(topic.parts):
+                p = topic.parts[pid]
+                out.append(mr.PartitionRecord(
+                    partition_id=pid, topic_id=topic.topic_id, replicas=p.replicas, isr=p.isr,
+                    removing_replicas=p.removing_replicas, adding_replicas=p.adding_replicas, leader=p.leader,
+                    leader_recovery_state=p.leader_recovery_state, leader_epoch=p.leader_epoch,
+                    partition_epoch=p.partition_epoch, directories=p.directories))
+        if self.producer_ids.next_producer_id:
+            out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
+        return out
+
+    # ------------------------------------------------------------------ activation
+
+    def is_active(self) -> bool:
+        """This controller is the active one (leader, caught up to its epoch's start)."""
+        return self.active_epoch is not None
+
+    def _activate(self) -> ControllerResult:
+        epoch = self._claimed_epoch
+        if epoch is None or not self.raft.quorum.is_leader() or self.raft.quorum.epoch != epoch:
+            return ControllerResult(())
+        self.active_epoch = epoch
+        self.cluster.activate()
+        log.info("controller_activated", node_id=self.node_id, epoch=epoch,
+                 last_committed_offset=self.last_committed_offset, metadata_version=self.features.metadata_version)
+        if self.features.metadata_version == 0 and self.config.bootstrap_records:
+            log.info("controller_bootstrap_written", node_id=self.node_id, records=len(self.config.bootstrap_records))
+            return ControllerResult(tuple(self.config.bootstrap_records))
+        return ControllerResult(())
+
+    def _deactivate(self, reason: str) -> None:
+        if self.active_epoch is not None:
+            log.info("controller_deactivated", node_id=self.node_id, epoch=self.active_epoch, reason=reason)
+        self.active_epoch = None
+        self.cluster.deactivate()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._committed.set()
+        self._committed = trio.Event()
+
+    # ------------------------------------------------------------------ the event queue
+
+    def _enqueue(self, name: str, op: Callable[[], ControllerResult], *, internal: bool = False) -> _Future:
+        future = _Future()
+        if internal:
+            self._pending.add(name)
+        self._send.send_nowait(_Event(name, op, future))
+        return future
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the event queue and the periodic tasks until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._periodic)
+            task_status.started()
+            async for event in self._receive:
+                await self._process(event)
+
+    async def _process(self, event: _Event) -> None:
+        self._pending.discard(event.name)
+        try:
+            if event.name != "activate" and not self.is_active():
+                raise ControllerError(ErrorCode.not_controller, f"node {self.node_id} is not the active controller")
+            result = event.op()
+            if result.records:
+                epoch = self.active_epoch
+                try:
+                    last = self.raft.append(list(result.records), epoch=epoch)
+                except NotLeaderError:
+                    self._deactivate("not_leader")
+                    raise ControllerError(ErrorCode.not_controller, "leadership lost") from None
+                await self._wait_committed(last)
+            event.future.set(result.response)
+        except ControllerError as exc:
+            event.future.fail(exc)
+        except Exception as exc:  # a bug: answer UNKNOWN_SERVER_ERROR, keep the controller running
+            log.exception("controller_event_failed", event=event.name, error=repr(exc))
+            event.future.fail(ControllerError(ErrorCode.unknown_server_error, repr(exc)))
+
+    async def _wait_committed(self, offset: int) -> None:
+        epoch = self.active_epoch
+        with trio.move_on_after(self.config.commit_timeout_ms / 1000):
+            while self.last_committed_offset < offset:
+                if self.active_epoch != epoch:
+                    raise ControllerError(ErrorCode.not_controller, "leadership lost before the records committed")
+                await self._committed.wait()
+            return
+        raise ControllerError(ErrorCode.request_timed_out, f"records up to offset {offset} not committed in time")
+
+    async def _periodic(self) -> None:
+        last_noop = trio.current_time()
+        while True:
+            await trio.sleep(0.1)
+            if self._claimed_epoch is not None and self.active_epoch is not None and \
+                    not self.raft.quorum.is_leader():
+                self._deactivate("resigned")
+            if not self.is_active():
+                continue
+            if self.cluster.stale_brokers() and "fence_stale" not in self._pending:
+                self._enqueue("fence_stale", self._fence_stale_broker, internal=True)
+            interval = self.config.idle_interval_ms / 1000
+            if interval > 0 and trio.current_time() - last_noop >= interval and "noop" not in self._pending:
+                last_noop = trio.current_time()
+                self._enqueue("noop", lambda: ControllerResult((mr.NoOpRecord(),)), internal=True)
+
+    def _fence_stale_broker(self) -> ControllerResult:
+        """Fence one broker whose session expired (Kafka's maybeFenceOneStaleBroker)."""
+        stale = self.cluster.stale_brokers()
+        if not stale:
+            return ControllerResult(())
+        broker_id = stale[0]
+        log.info("broker_session_expired", broker_id=broker_id, session_timeout_ms=self.config.session_timeout_ms)
+        return ControllerResult(tuple(self.replication.handle_broker_fenced(broker_id)))
+
+    async def _write(self, name: str, op: Callable[[], ControllerResult]) -> Any:
+        return await self._enqueue(name, op).get()
+
+    # ------------------------------------------------------------------ operations (ControllerApis)
+
+    async def register_broker(self, request: Any, version: int) -> int:
+        """BrokerRegistration -> the new broker epoch. Raises ControllerError."""
+        return await self._write("register_broker", lambda: self.cluster.register_broker(
+            request, version, self.raft.log.end_offset, self.features.metadata_version))
+
+    async def process_broker_heartbeat(self, request: Any) -> Any:
+        """BrokerHeartbeat -> HeartbeatReply. Raises ControllerError."""
+        return await self._write("broker_heartbeat", lambda: self.replication.process_broker_heartbeat(request))
+
+    async def create_topics(self, topics: Sequence[Any], validate_only: bool) -> Any:
+        """CreateTopics -> [CreatedTopic]."""
+        return await self._write("create_topics", lambda: self.replication.create_topics(topics, validate_only))
+
+    async def delete_topics(self, topics: Sequence[Any]) -> Any:
+        """DeleteTopics -> [TopicResult]."""
+        return await self._write("delete_topics", lambda: self.replication.delete_topics(topics))
+
+    async def create_partitions(self, topics: Sequence[Any], validate_only: bool) -> Any:
+        """CreatePartitions -> [TopicResult]."""
+        return await self._write("create_partitions",
+                                 lambda: self.replication.create_partitions(topics, validate_only))
+
+    async def alter_partition(self, request: Any, version: int) -> Any:
+        """AlterPartition -> AlterPartitionResult."""
+        return await self._write("alter_partition", lambda: self.replication.alter_partition(request, version))
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> Any:
+        """AllocateProducerIds -> ProducerIdsBlock."""
+        return await self._write("allocate_producer_ids",
+                                 lambda: self.producer_ids.generate_next_producer_id(broker_id, broker_epoch))
+
+    async def incremental_alter_configs(self, resources: Sequence[Any], validate_only: bool) -> Any:
+        """IncrementalAlterConfigs -> [ConfigResult]."""
+        return await self._write("incremental_alter_configs", lambda: self.configs.incremental_alter_configs(
+            resources, validate_only, lambda name: name in self.replication.topics_by_name))
+
+    async def elect_leaders(self, partitions: Sequence[tuple[str, int]], election: str) -> Any:
+        """ElectLeaders -> [(topic, partition, error, message)]."""
+        return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election))
