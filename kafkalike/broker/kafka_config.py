@@ -329,6 +329,12 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "samples of the controller mutation quota: burst = num x size x rate", at_least=1),
     _key("controller.quota.window.size.seconds", "int", 1,
          "seconds per sample of the controller mutation quota", at_least=1),
+    # --- replication throttles (KIP-73; the rates themselves are dynamic broker configs)
+    _key("replication.quota.window.num", "int", 11,
+         "samples of the replication throttles' byte rate (leader/follower.replication.throttled.rate)",
+         at_least=1),
+    _key("replication.quota.window.size.seconds", "int", 1,
+         "seconds per sample of the replication throttles' byte rate", at_least=1),
 ]}
 
 _LINE_CONT = re.compile(r"(?<!\\)(\\\\)*\\$")

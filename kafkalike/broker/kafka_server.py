@@ -45,6 +45,8 @@ import trio
 from kafkalike.broker import sasl_server_authenticator as sasl
 from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
+from kafkalike.broker.dynamic_broker_config import (FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE,
+                                                    DynamicBrokerConfig)
 from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
 from kafkalike.broker.gc_policy import GcPolicy
 from kafkalike.broker.kafka_apis import KafkaApis
@@ -53,6 +55,7 @@ from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.producer_id_manager import ProducerIdManager
 from kafkalike.broker.replica_fetcher import InterBrokerClientConfig
 from kafkalike.broker.replica_manager import ReplicaManager
+from kafkalike.broker.replication_quota_manager import ReplicationQuotas
 from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
@@ -143,14 +146,29 @@ class KafkaServer:
             lambda b: self.metadata_cache.endpoint(b, cfg.inter_broker_listener_name), nursery,
             inter_broker=self.inter_broker,
             request_timeout_ms=TransactionConfig.from_broker_config(cfg).request_timeout_ms)
+        # replication throttles (KIP-73): throttled replicas from topic configs, rates from the
+        # dynamic broker configs
+        dynamic = self.dynamic_config
+        self.replication_quotas = rq = ReplicationQuotas.create(
+            self.broker_id, int(cfg["replication.quota.window.num"]), float(cfg["replication.quota.window.size.seconds"]))
+
+        def update_rates(_: KafkaConfig) -> None:
+            rq.update_rates(dynamic.quota_rate(LEADER_THROTTLED_RATE), dynamic.quota_rate(FOLLOWER_THROTTLED_RATE))
+        update_rates(cfg)
         self.replica_manager = rm = ReplicaManager(
             cfg, self.broker_id, log_manager, self.metadata_cache, kafka_zk, nursery,
             broker_epoch=lambda: self.broker_epoch, inter_broker=self.inter_broker,
-            add_partitions_to_txn_manager=verifier if cfg["transaction.partition.verification.enable"] else None)
+            add_partitions_to_txn_manager=verifier if cfg["transaction.partition.verification.enable"] else None,
+            replication_quotas=rq)
         # incremental fetch sessions (KIP-227), used by KafkaApis.handle_fetch
         self.fetch_manager = FetchManager(FetchSessionCache(int(cfg["max.incremental.fetch.session.cache.slots"])))
         self.admin_manager = admin = ZkAdminManager(cfg, self.broker_id, zk, kafka_zk, self.metadata_cache,
-                                                    nursery, on_topic_config_change=rm.update_topic_config)
+                                                    nursery, on_topic_config_change=rm.update_topic_config,
+                                                    dynamic_config=dynamic)
+
+        def reconfigure_admin(new: KafkaConfig) -> None:
+            admin.config = new
+        dynamic.reconfigurables += [rm.reconfigure, reconfigure_admin, update_rates]
         # group coordinator (__consumer_offsets) and the group APIs it serves
         offset_config, group_config = configs_from(cfg)
         self.group_coordinator = group = GroupCoordinator(
@@ -279,10 +297,15 @@ class KafkaServer:
             self.broker_id = await self._generate_broker_id()
             self.metadata_cache.broker_id = self.broker_id
         structlog.contextvars.bind_contextvars(broker_id=self.broker_id)
+        # dynamic broker configs (KIP-226): /config/brokers/<default> and /<id> over server.properties
+        self.dynamic_config = DynamicBrokerConfig(cfg, self.broker_id, self.kafka_zk)
+        self.config = cfg = await self.dynamic_config.initialize()
         for key in cfg.ignored_keys():
             log.info("config_ignored", key=key, reason="accepted for Kafka compatibility; no effect")
         log.info("broker_starting", cluster_id=self.cluster_id, log_dirs=cfg.log_dirs,
                  zookeeper=cfg.zookeeper_connect)
+
+
 
         self.log_manager = LogManager(cfg.log_dirs)
         try:

@@ -51,6 +51,7 @@ import trio
 
 from kafkalike.broker.fetch_session import next_epoch
 from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.replication_quota_manager import ReplicationQuotaManager
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, request_versions_for_ibp
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, LOG_OVERHEAD
@@ -122,6 +123,7 @@ class PartitionFetchState:
     parked: bool = False
     delayed_until: float = 0.0
     lag: int = 0  # leader HW - our LEO after the last fetch (MaxLag, broker_metrics)
+    caught_up: bool = False  # reached the leader's HW at the last fetch (Kafka's isReplicaInSync)
 
 
 @attrs.frozen
@@ -347,17 +349,21 @@ class ReplicaFetcher:
                   if not s.truncating and not s.parked and s.delayed_until <= now}
         wanted: dict[TopicPartition, dict[str, int]] = {}
         max_bytes = self._cfg("replica.fetch.max.bytes")
+        quota = self.manager.quota
         for tp, state in states.items():
             p = self.manager.get_partition(tp)
             if p is None:
                 continue
+            if quota is not None and quota.should_throttle(tp, state.caught_up):
+                continue  # KIP-73: follower throttle exceeded, this partition waits
             wanted[tp] = {
                 "partition": tp.partition, "current_leader_epoch": state.leader_epoch,
                 "fetch_offset": p.log_end_offset, "last_fetched_epoch": -1,
                 "log_start_offset": p.log.log_start_offset,
                 "partition_max_bytes": max_bytes}
         if not wanted:
-            await trio.sleep(0.01)
+            # nothing to fetch (all throttled): Kafka's fetcher waits replica.fetch.backoff.ms
+            await trio.sleep(0.01 if quota is None or not states else self._cfg("replica.fetch.backoff.ms") / 1000.0)
             return
         version = self._version(ApiKey.FETCH)
         if version >= 7:
@@ -401,9 +407,12 @@ class ReplicaFetcher:
                 if records is not None and len(records):
                     records = records[:complete_batches_length(records)]
                     self.bytes_fetched += len(records)
+                    if quota is not None and quota.is_throttled(tp):
+                        quota.record(len(records))
                 try:
                     p.append_records_to_follower(records, d.high_watermark)
                     state.lag = max(0, d.high_watermark - p.log_end_offset)
+                    state.caught_up = state.lag == 0
                     # DeleteRecords / retention on the leader: follow its log start offset
                     # (Kafka's ReplicaFetcherThread: log.maybeIncrementLogStartOffset)
                     leader_start = getattr(d, "log_start_offset", -1)
@@ -467,13 +476,15 @@ class ReplicaFetcherManager:
     Receives: ``broker_id`` (the replica id its fetches carry), ``config`` (the broker's
     KafkaConfig: replica.* keys and inter.broker.protocol.version),
     ``get_partition`` (tp -> the hosted Partition or None: where fetched batches are
-    appended), ``nursery`` (where fetcher tasks run) and ``inter_broker`` (SSL / SASL of the
-    connections to leaders)."""
+    appended), ``nursery`` (where fetcher tasks run), ``inter_broker`` (SSL / SASL of the
+    connections to leaders) and ``quota`` (the follower ReplicationQuotaManager: throttled
+    partitions that have not caught up skip fetches while it is exceeded; KIP-73)."""
 
     def __init__(self, broker_id: int, config: KafkaConfig,
                  get_partition: Callable[[TopicPartition], "Partition | None"], nursery: trio.Nursery,
-                 inter_broker: InterBrokerClientConfig) -> None:
+                 inter_broker: InterBrokerClientConfig, quota: ReplicationQuotaManager | None = None) -> None:
         self.broker_id = broker_id
+        self.quota = quota  # the follower replication quota (KIP-73), None = never throttled
         self.config = config
         self.get_partition = get_partition
         self.nursery = nursery

@@ -53,6 +53,7 @@ from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.partition import DuplicateBatch, Partition, PartitionError, PartitionState, now_ms
 from kafkalike.broker.replica_fetcher import BrokerEndpoint, InterBrokerClientConfig, ReplicaFetcherManager
+from kafkalike.broker.replication_quota_manager import ReplicationQuotas
 from kafkalike.coordination import BadVersion, NoNode
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.kafka_zk_client import KafkaZkClient
@@ -320,8 +321,11 @@ class ReplicaManager:
                  metadata_cache: MetadataCache, zk_client: KafkaZkClient, nursery: trio.Nursery,
                  broker_epoch: Callable[[], int],
                  inter_broker: InterBrokerClientConfig = InterBrokerClientConfig(),
-                 add_partitions_to_txn_manager: AddPartitionsToTxnManager | None = None) -> None:
+                 add_partitions_to_txn_manager: AddPartitionsToTxnManager | None = None,
+                 replication_quotas: ReplicationQuotas | None = None) -> None:
         self.config = config
+        # KIP-73 replication throttles (leader side here, follower side in the fetchers)
+        self.replication_quotas = replication_quotas
         self.add_partitions_to_txn_manager = add_partitions_to_txn_manager
         # KIP-890 verification guards (Kafka's VerificationGuard): (partition, producer id) ->
         # the guard of a verification in flight; a marker for the producer removes it, so a
@@ -354,7 +358,8 @@ class ReplicaManager:
         # coordinator: onTransactionCompleted). Listeners are synchronous and must not raise.
         self.txn_marker_listeners: list[Callable[[TopicPartition, int, int, bool], None]] = []
         self.fetcher_manager = ReplicaFetcherManager(broker_id, config, self.get_partition, nursery,
-                                                     inter_broker)
+                                                     inter_broker, quota=replication_quotas.follower
+                                                     if replication_quotas is not None else None)
         # any log's unrecoverable write failure (leader, follower, flush) takes its dir
         # offline through here
         log_manager.on_log_dir_failure = self.handle_log_dir_failure
@@ -401,16 +406,32 @@ class ReplicaManager:
         try:
             self.topic_configs[topic] = await self.zk_client.get_entity_config(
                 zd.CONFIG_TYPE_TOPIC, topic)
+            if self.replication_quotas is not None:
+                self.replication_quotas.update_topic(topic, self.topic_configs[topic])
         except Exception as exc:
             log.warning("topic_config_read_failed", topic=topic, error=str(exc))
 
     def update_topic_config(self, topic: str, config: dict[str, str]) -> None:
         """A topic's dynamic config changed (/config/changes): apply it to its logs."""
         self.topic_configs[topic] = dict(config)
+        if self.replication_quotas is not None:
+            self.replication_quotas.update_topic(topic, config)
         new = self.log_config_for(topic)
         for tp, lg in list(self.log_manager.logs.items()):
             if tp.topic == topic:
                 lg.update_config(new)
+
+    def reconfigure(self, config: KafkaConfig) -> None:
+        """A dynamic broker config change (DynamicBrokerConfig, KIP-226): use ``config`` from
+        now on and give every log its topic's config over the new broker defaults (Kafka's
+        DynamicLogConfig.reconfigure: logs without an override take the new default)."""
+        self.config = config
+        self.fetcher_manager.config = config
+        configs: dict[str, LogConfig] = {}
+        for tp, lg in list(self.log_manager.logs.items()):
+            if tp.topic not in configs:
+                configs[tp.topic] = self.log_config_for(tp.topic)
+            lg.update_config(configs[tp.topic])
 
     # ------------------------------------------------------------------ lookups
     def get_partition(self, tp: TopicPartition) -> Partition | None:
@@ -982,6 +1003,10 @@ class ReplicaManager:
         records: Any = b""
         aborted: tuple[AbortedTxn, ...] | None = None
         lso = p.log.last_stable_offset
+        quotas = self.replication_quotas
+        if (from_follower and slices and quotas is not None
+                and quotas.leader.should_throttle(tp, replica_id in p.isr)):
+            slices = []  # KIP-73: a throttled, out-of-sync follower gets no records for now
         if slices:
             s = slices[0]
             records = FileRecords(s.file, s.position, s.length)
@@ -1360,6 +1385,10 @@ class ReplicaManager:
             out.append(LogDirDescription(path, ErrorCode.none, st.f_blocks * st.f_frsize,
                                          st.f_bavail * st.f_frsize, tuple(replicas)))
         return out
+
+
+
+
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> ReplicaManagerStatistics:

@@ -17,12 +17,15 @@ AdminZkClient and the ZK-era config change listener).
   reassignment; the topic znode is rewritten conditionally on its version; waits like
   CreateTopics.
 - DescribeConfigs: topic and broker resources with Kafka's names, defaults, sources
-  (DYNAMIC_TOPIC_CONFIG 1, STATIC_BROKER_CONFIG 4, DEFAULT_CONFIG 5), synonyms, types.
+  (DYNAMIC_TOPIC_CONFIG 1, DYNAMIC_BROKER_CONFIG 2, DYNAMIC_DEFAULT_BROKER_CONFIG 3,
+  STATIC_BROKER_CONFIG 4, DEFAULT_CONFIG 5), synonyms, types.
 - AlterConfigs (replace all) / IncrementalAlterConfigs (SET 0, DELETE 1, APPEND 2, SUBTRACT 3,
-  KIP-339) for topics: ``/config/topics/<t>`` plus a ``/config/changes`` notification.
-  Dynamic broker configs are refused (INVALID_REQUEST): kafkalike has none.
+  KIP-339) for topics: ``/config/topics/<t>`` plus a ``/config/changes`` notification; for
+  brokers ("" = cluster default, or this broker's id; KIP-226) through DynamicBrokerConfig:
+  ``/config/brokers/<id|<default>>`` plus a notification.
 - Config changes: a watch on ``/config/changes`` re-reads changed topic configs and applies
-  them to the local logs (replica_manager.update_topic_config); client/user notifications
+  them to the local logs (replica_manager.update_topic_config); broker notifications reload
+  the dynamic broker configs (DynamicBrokerConfig.reload); client/user notifications
   make the controller mutation quota re-read ``/config/clients``.
 - Limits (docs/broker.md "Limits on admin requests"): every partition count from the wire is
   checked against kafkalike.max.partitions.per.request, kafkalike.max.partitions and
@@ -53,6 +56,7 @@ from kafkalike.broker.controller_mutation_quota import (STRICT_SINCE, Controller
                                                         ControllerMutationQuotaManager,
                                                         ThrottlingQuotaExceeded)
 from kafkalike.broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
+from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig, DynamicConfigError
 from kafkalike.broker.kafka_config import CONFIG_KEYS, KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.replica_manager import broker_log_config
@@ -289,12 +293,15 @@ class ZkAdminManager:
     (topic, config) -> None, called when /config/changes announces a topic's new config
     (the replica manager's update_topic_config). ``on_metadata_update`` is to be called after
     each UpdateMetadata (it completes the requests waiting for the metadata cache);
-    ``startup()`` starts the config change listener."""
+    ``startup()`` starts the config change listener. ``dynamic_config`` (DynamicBrokerConfig)
+    serves BROKER resources; without it they are refused (INVALID_REQUEST)."""
 
     def __init__(self, config: KafkaConfig, broker_id: int, zk: ZooKeeperClient, kafka_zk: KafkaZkClient,
                  metadata_cache: MetadataCache, nursery: trio.Nursery,
-                 on_topic_config_change: Callable[[str, dict[str, str]], None]) -> None:
+                 on_topic_config_change: Callable[[str, dict[str, str]], None],
+                 dynamic_config: DynamicBrokerConfig | None = None) -> None:
         self.config = config
+        self.dynamic_config = dynamic_config
         self.broker_id = broker_id
         self.zk = zk
         self.kafka_zk = kafka_zk
@@ -715,6 +722,9 @@ class ZkAdminManager:
             synonyms: list[tuple[str, str | None, int]] = []
             if name in overrides:
                 synonyms.append((name, overrides[name], SOURCE_DYNAMIC_TOPIC))
+            dynamic = [s for syn in d.synonyms for s in self.dynamic_config.topic_synonyms(syn)] \
+                if self.dynamic_config is not None else []
+            synonyms += sorted(dynamic, key=lambda s: s[2])  # per-broker, then cluster default
             for syn in d.synonyms:
                 if syn in cfg.originals:
                     synonyms.append((syn, self._broker_value(syn), SOURCE_STATIC_BROKER))
@@ -736,6 +746,7 @@ class ZkAdminManager:
                 else:
                     value = d.default
                 source = SOURCE_STATIC_BROKER if any(s in cfg.originals for s in d.synonyms) else SOURCE_DEFAULT
+                source = dynamic[0][2] if dynamic else source
             out.append(self.Entry(name, value, source, False, d.type, d.doc, tuple(synonyms)))
         return out
 
@@ -774,6 +785,8 @@ class ZkAdminManager:
                                          f"Topic {res.resource_name} does not exist")
                     overrides = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, res.resource_name)
                     entries = self.topic_config_entries(overrides)
+                elif res.resource_type == RESOURCE_BROKER and self.dynamic_config is not None:
+                    entries = self.dynamic_config.describe(res.resource_name)
                 elif res.resource_type == RESOURCE_BROKER:
                     if res.resource_name not in ("", str(self.broker_id)):
                         raise AdminError(ErrorCode.invalid_request,
@@ -784,7 +797,7 @@ class ZkAdminManager:
                 else:
                     raise AdminError(ErrorCode.invalid_request,
                                      f"Unsupported resource type {res.resource_type}")
-            except AdminError as exc:
+            except (AdminError, DynamicConfigError) as exc:
                 error, message = exc.error, str(exc)
             keys = res.configuration_keys
             if keys:
@@ -810,45 +823,73 @@ class ZkAdminManager:
         for res in request.resources:
             error, message = ErrorCode.none, None
             try:
-                if res.resource_type == RESOURCE_BROKER:
+                if res.resource_type == RESOURCE_BROKER and self.dynamic_config is not None:
+                    await self._alter_broker_configs(res, incremental, request.validate_only)
+                elif res.resource_type == RESOURCE_BROKER:
                     raise AdminError(ErrorCode.invalid_request,
                                      "kafkalike has no dynamic broker configs; set them in server.properties")
-                if res.resource_type != RESOURCE_TOPIC:
+                elif res.resource_type != RESOURCE_TOPIC:
                     raise AdminError(ErrorCode.invalid_request, f"Unsupported resource type {res.resource_type}")
-                topic = res.resource_name
-                validate_topic_name(topic)
-                if not await self._topic_exists(topic):
-                    raise AdminError(ErrorCode.unknown_topic_or_partition, f"Topic {topic} does not exist")
-                current = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, topic)
-                if incremental:
-                    new = self._apply_incremental(current, res.configs)
                 else:
-                    new = {c.name: c.value for c in res.configs if c.value is not None}
-                    for c in res.configs:
-                        if c.name not in TOPIC_CONFIGS:
-                            raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
-                found = await self.kafka_zk.get_topic_assignment(topic)
-                rf = min((len(r.replicas) for r in found[0].partitions.values()), default=None) \
-                    if found is not None else None
-                checked = validate_topic_configs(new, rf, broker_log_config(self.config))
-                if not request.validate_only:
-                    await self.kafka_zk.set_entity_config(zd.CONFIG_TYPE_TOPIC, topic, checked)
-                    log.info("topic_config_changed", topic=topic, config=checked)
-            except AdminError as exc:
+                    await self._alter_topic_configs(res, incremental, request.validate_only)
+            except (AdminError, DynamicConfigError) as exc:
                 error, message = exc.error, str(exc)
             out.append(build(result_cls, error_code=error, error_message=message,
                              resource_type=res.resource_type, resource_name=res.resource_name))
         return build(resp_cls, responses=tuple(out))
 
-    def _apply_incremental(self, current: Mapping[str, str], ops: Any) -> dict[str, str]:
+    async def _alter_topic_configs(self, res: Any, incremental: bool, validate_only: bool) -> None:
+        topic = res.resource_name
+        validate_topic_name(topic)
+        if not await self._topic_exists(topic):
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"Topic {topic} does not exist")
+        current = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, topic)
+        if incremental:
+            new = self._apply_incremental(current, res.configs)
+        else:
+            new = {c.name: c.value for c in res.configs if c.value is not None}
+            for c in res.configs:
+                if c.name not in TOPIC_CONFIGS:
+                    raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
+        found = await self.kafka_zk.get_topic_assignment(topic)
+        rf = min((len(r.replicas) for r in found[0].partitions.values()), default=None) \
+            if found is not None else None
+        checked = validate_topic_configs(new, rf, broker_log_config(self.config))
+        if not validate_only:
+            await self.kafka_zk.set_entity_config(zd.CONFIG_TYPE_TOPIC, topic, checked)
+            log.info("topic_config_changed", topic=topic, config=checked)
+
+    async def _alter_broker_configs(self, res: Any, incremental: bool, validate_only: bool) -> None:
+        """A BROKER resource (KIP-226, Kafka's ZkAdminManager.alterBrokerConfigs): AlterConfigs
+        replaces its whole dynamic set, IncrementalAlterConfigs edits the stored one."""
+        assert self.dynamic_config is not None
+        if incremental:
+            stored = await self.dynamic_config.stored(res.resource_name)
+            new = self._apply_incremental(stored, res.configs, known=None)
+        else:
+            self.dynamic_config.entity_of(res.resource_name)
+            new = {c.name: c.value for c in res.configs if c.value is not None}
+        await self.dynamic_config.alter(res.resource_name, new, validate_only)
+
+    def _apply_incremental(self, current: Mapping[str, str], ops: Any,
+                           known: Mapping[str, TopicConfigDef] | None = TOPIC_CONFIGS) -> dict[str, str]:
+        """Apply SET / DELETE / APPEND / SUBTRACT to ``current``; ``known`` the topic
+        configs (unknown names are INVALID_CONFIG), None for a broker (any name; lists by the
+        broker key's type)."""
         new = dict(current)
         names = [c.name for c in ops]
         if len(set(names)) != len(names):
             raise AdminError(ErrorCode.invalid_request, "Duplicate config keys in the request")
         for c in ops:
-            d = TOPIC_CONFIGS.get(c.name)
-            if d is None:
-                raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
+            if known is None:
+                key = CONFIG_KEYS.get(c.name)
+                d = TopicConfigDef(c.name, key.type if key else "string",
+                                   ",".join(key.default) if key and isinstance(key.default, list) else "", (), "")
+            else:
+                found = known.get(c.name)
+                if found is None:
+                    raise AdminError(ErrorCode.invalid_config, f"Unknown topic config name: {c.name}")
+                d = found
             if c.config_operation == OP_SET:
                 if c.value is None:
                     raise AdminError(ErrorCode.invalid_request, f"Null value not supported for {c.name}")
@@ -914,6 +955,9 @@ class ZkAdminManager:
         if kind in (zd.CONFIG_TYPE_CLIENT, zd.CONFIG_TYPE_USER):
             self.quotas.invalidate()  # the next admin request re-reads its client's quota
             log.info("client_quota_changed", entity=note.entity_path)
+            return
+        if kind == zd.CONFIG_TYPE_BROKER and self.dynamic_config is not None:
+            await self.dynamic_config.reload(name)
             return
         if kind != zd.CONFIG_TYPE_TOPIC:
             return
