@@ -80,3 +80,29 @@ def test_a_failing_check_fails_the_tutorial_and_cleanup_still_runs(tmp_path: Pat
 def test_tutorial_from_cluster_up_to_cluster_down(name: str, tmp_path: Path) -> None:
     done = run(name, "--work-dir", str(tmp_path), timeout=900)
     assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
+                    reason="a 3-broker cluster, a broker killed and its partitions failed over: 2-3 min; "
+                           "KAFKALIKE_SLOW=1")
+def test_orders_fault_tolerant_page_loses_no_order_when_a_broker_is_killed(
+        make_cluster: MakeCluster, tmp_path: Path) -> None:
+    """docs/tutorials/orders-fault-tolerant.md against a 3-broker test cluster: the page's demo
+    SIGKILLs the broker whose pid is in ``<work>/cluster/broker-2.pid`` (linked here to the test
+    cluster's directory) half-way through 100 orders; every good order is still processed by
+    every service, each poison message reaches orders.DLQ, every group ends at lag 0."""
+    cluster = make_cluster(brokers=3)
+    (tmp_path / "cluster").symlink_to(cluster.base_dir)
+    killed = cluster.broker_pid(2)
+    done = run("orders-fault-tolerant", "--bootstrap-server", cluster.bootstrap_servers, "--work-dir", str(tmp_path),
+               timeout=600)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    assert "tutorial orders-fault-tolerant: OK" in done.stdout
+    assert killed is not None and not cluster.broker_alive(2)  # the page did kill it
+    summary = json.loads((tmp_path / "scratch" / "orders" / "summary.json").read_text())
+    assert summary["ok"] and summary["broker_killed"] and summary["missing"] == {} and summary["unexpected"] == {}
+    assert summary["processed"] == {"inventory": 100, "billing": 101, "notification": 101}
+    assert sorted(set((r["key"], r["headers"]["retry.service"]) for r in summary["dlq"])) == [
+        ("poison-garbage", "billing"), ("poison-garbage", "inventory"),
+        ("poison-garbage", "notification"), ("poison-quantity", "inventory")]
