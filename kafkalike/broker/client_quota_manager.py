@@ -174,6 +174,11 @@ class ClientQuotaManager:
         await self.load()
         nursery.start_soon(self._follow_changes)
 
+    def use_zookeeper(self, zk: Any) -> None:
+        """Read and write quotas through ``zk`` (a ZooKeeperClient) without following changes
+        (what ``kafkalike configs --zookeeper`` does: then ``load``, ``describe``, ``alter``)."""
+        self._zk = zk
+
     async def load(self) -> None:
         """Read /config/users (and their clients/) and /config/clients."""
         quotas: dict[QuotaEntity, dict[str, float]] = {}

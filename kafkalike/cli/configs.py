@@ -1,5 +1,6 @@
-"""``kafkalike configs``: kafka-configs.sh for users' SCRAM credentials (Kafka's ConfigCommand,
-KIP-554), through ZooKeeper or over the wire.
+"""``kafkalike configs``: kafka-configs.sh for users and clients — SCRAM credentials (KIP-554) and
+client quotas (KIP-546: producer_byte_rate, consumer_byte_rate, request_percentage,
+controller_mutation_rate) — through ZooKeeper or over the wire (Kafka's ConfigCommand).
 
     kafkalike configs --zookeeper 127.0.0.1:2181 --alter --entity-type users --entity-name alice \\
         --add-config 'SCRAM-SHA-256=[iterations=8192,password=alice-secret],SCRAM-SHA-512=[password=alice-secret]'
@@ -7,34 +8,56 @@ KIP-554), through ZooKeeper or over the wire.
         --describe --entity-type users [--entity-name alice]
     kafkalike configs --bootstrap-server ... --alter --entity-type users --entity-name alice \\
         --delete-config SCRAM-SHA-512
+    kafkalike configs --bootstrap-server ... --alter --entity-type clients --entity-name c1 \\
+        --add-config 'producer_byte_rate=1048576,consumer_byte_rate=2097152,request_percentage=50'
+    kafkalike configs --bootstrap-server ... --alter --entity-type users --entity-name alice \\
+        --entity-type clients --entity-default --add-config producer_byte_rate=1024
+    kafkalike configs --bootstrap-server ... --describe --entity-type clients
 
-``--zookeeper`` writes ``/config/users/<user>`` itself (``{"version":1,"config":{"SCRAM-SHA-256":
-"salt=...,stored_key=...,server_key=...,iterations=8192"}}`` plus a ``/config/changes``
-notification), as Kafka's ConfigCommand does in ZooKeeper mode — the way to create the
-inter-broker user before any broker runs. ``--bootstrap-server`` sends AlterUserScramCredentials
-/ DescribeUserScramCredentials (salted password computed here, as Kafka's admin client does);
-``--command-config FILE`` holds Kafka client properties (``security.protocol``,
-``sasl.mechanism``, ``sasl.jaas.config``, ``ssl.truststore.*``).
+``--zookeeper`` writes ``/config/users/<user>`` (``/config/clients/<id>``,
+``/config/users/<user>/clients/<id>``, ``<default>`` for a default entity) itself, plus a
+``/config/changes`` notification, as Kafka's ConfigCommand does in ZooKeeper mode — the way to
+create the inter-broker user before any broker runs; on a secured ZooKeeper it logs in as the JAAS
+``Client`` section of ``--jaas-config`` (else of ``-Djava.security.auth.login.config`` in
+KAFKA_OPTS, as Kafka's tool) and creates znodes with Kafka's secure ACLs. ``--bootstrap-server``
+sends AlterUserScramCredentials / DescribeUserScramCredentials (salted password computed here, as
+Kafka's admin client does) and AlterClientQuotas / DescribeClientQuotas; ``--command-config FILE``
+holds Kafka client properties (``security.protocol``, ``sasl.mechanism``, ``sasl.jaas.config``,
+``ssl.truststore.*``), read by ``cluster.client_properties.ClientProperties``.
 
-Output is Kafka's: ``Completed updating config for user alice.``; describe over the wire
-``SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=8192``
-(kafkalike has no quotas yet, so the ``Quota configs ...`` line Kafka prints before it is left
-out); through ZooKeeper ``Configs for user-principal 'alice' are SCRAM-SHA-256=salt=...``.
-Errors: one line on stderr, exit code 1. Only ``--entity-type users`` is served so far.
+Entities (ConfigCommand's rules): ``--entity-type`` users and/or clients (users first), each
+matched in order by an ``--entity-name``; a type left without a name takes the default entity
+with ``--entity-default``, else (describe only) every entity of the type.
+
+Output is Kafka's: ``Completed updating config for user alice.`` / ``... for client c1.`` /
+``Completed updating default config for users in the cluster.``; describe over the wire
+``Quota configs for user-principal 'alice', client-id 'c1' are producer_byte_rate=1024.0`` (Java's
+Double.toString) then, for users only, ``SCRAM credential configs for user-principal 'alice' are
+SCRAM-SHA-256=iterations=8192``; through ZooKeeper ``Configs for user-principal 'alice' are
+SCRAM-SHA-256=salt=...,producer_byte_rate=1024``. Errors: one line on stderr, exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
+import os
 import secrets
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from kafkalike.broker.sasl_scram import (ScramCredentialError, ScramCredentialStore, ScramFormatter, ScramMechanism,
                                          credential_to_string)
 
-__all__ = ["register", "parse_add_config", "client_security", "CommandError"]
+__all__ = ["register", "parse_add_config", "parse_quota_config", "client_security", "java_double", "CommandError"]
+
+#: client quota keys (Kafka's QuotaConfigs for user / client-id entities)
+QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate")
+USER_TYPE, CLIENT_TYPE = "users", "clients"
 
 
 class CommandError(Exception):
@@ -42,22 +65,32 @@ class CommandError(Exception):
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("configs", help="add, delete and describe users' SCRAM credentials (kafka-configs.sh)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("configs", help="add, delete and describe users' SCRAM credentials and users' / clients' "
+                       "quotas (kafka-configs.sh)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--zookeeper", metavar="HOST:PORT[/chroot]",
                        help="write/read /config/users in ZooKeeper directly")
     where.add_argument("--bootstrap-server", metavar="HOST:PORT[,...]", help="the broker to send requests to")
     p.add_argument("--command-config", metavar="FILE",
                    help="client properties: security.protocol, sasl.mechanism, sasl.jaas.config, ssl.*")
+    p.add_argument("--jaas-config", metavar="FILE",
+                   help="with --zookeeper: JAAS file whose Client section logs in to ZooKeeper (SASL DIGEST-MD5; "
+                        "default: KAFKA_OPTS's -Djava.security.auth.login.config)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--alter", action="store_true", help="alter the entity's configs")
     what.add_argument("--describe", action="store_true", help="list the entity's configs")
-    p.add_argument("--entity-type", required=True, choices=["users"], help="only users (SCRAM credentials)")
-    p.add_argument("--entity-name", help="the user name (describe: all users when left out)")
-    p.add_argument("--add-config", metavar="K=[iterations=N,password=P],...",
-                   help="SCRAM-SHA-256=[iterations=8192,password=alice-secret] (iterations default 4096)")
-    p.add_argument("--delete-config", metavar="K,...", help="mechanisms to delete, e.g. SCRAM-SHA-512")
+    p.add_argument("--entity-type", required=True, action="append", choices=[USER_TYPE, CLIENT_TYPE],
+                   help="users or clients (both, repeated, for a user's client-id quota)")
+    p.add_argument("--entity-name", action="append", default=[],
+                   help="the user / client id, in --entity-type order (describe: every entity when left out)")
+    p.add_argument("--entity-default", action="store_true",
+                   help="the default user / client id (for the --entity-type given no --entity-name)")
+    p.add_argument("--add-config", metavar="K=V,...",
+                   help="SCRAM-SHA-256=[iterations=8192,password=alice-secret] (iterations default 4096); "
+                        "producer_byte_rate=1048576,consumer_byte_rate=...,request_percentage=50")
+    p.add_argument("--delete-config", metavar="K,...",
+                   help="keys to delete, e.g. SCRAM-SHA-512 or producer_byte_rate")
     p.set_defaults(func=run)
 
 
@@ -79,17 +112,35 @@ def _split_top_level(text: str) -> list[str]:
     return [s.strip() for s in out if s.strip()]
 
 
+def parse_quota_config(text: str) -> dict[str, float]:
+    """The client quota part of ``--add-config``: ``producer_byte_rate=1024,request_percentage=50``
+    -> {key: value}; SCRAM keys are left to ``parse_add_config``. Raises CommandError for a
+    value that is not a number."""
+    out: dict[str, float] = {}
+    for item in _split_top_level(text):
+        name, _, value = item.partition("=")
+        if name.strip() in QUOTA_KEYS:
+            try:
+                out[name.strip()] = float(value)
+            except ValueError:
+                raise CommandError(f"Invalid value {value!r} for {name.strip()}: a number") from None
+    return out
+
+
 def parse_add_config(text: str) -> dict[ScramMechanism, tuple[int, str]]:
     """``SCRAM-SHA-256=[iterations=8192,password=p],SCRAM-SHA-512=[password=q]`` ->
     {mechanism: (iterations, password)}; iterations default to the mechanism's minimum (4096).
-    Raises CommandError for another key, a missing password, or bad iterations."""
+    Quota keys (QUOTA_KEYS) are skipped (``parse_quota_config``). Raises CommandError for another
+    key, a missing password, or bad iterations."""
     out: dict[ScramMechanism, tuple[int, str]] = {}
     for item in _split_top_level(text):
         name, sep, value = item.partition("=")
+        if name.strip() in QUOTA_KEYS:
+            continue
         mechanism = ScramMechanism.for_name(name.strip())
         if mechanism is None or not sep:
-            raise CommandError(f"Invalid config(s): {name.strip()} (kafkalike configs alters SCRAM-SHA-256 and "
-                               "SCRAM-SHA-512 of users)")
+            raise CommandError(f"Invalid config(s): {name.strip()} (users and clients take "
+                               f"{', '.join(QUOTA_KEYS)}; users also SCRAM-SHA-256 and SCRAM-SHA-512)")
         value = value.strip()
         if value.startswith("[") and value.endswith("]"):
             value = value[1:-1]
@@ -108,10 +159,14 @@ def parse_add_config(text: str) -> dict[ScramMechanism, tuple[int, str]]:
     return out
 
 
+def _parse_delete_quotas(text: str | None) -> list[str]:
+    return [n.strip() for n in (text or "").split(",") if n.strip() in QUOTA_KEYS]
+
+
 def _parse_delete_config(text: str | None) -> list[ScramMechanism]:
     out = []
     for name in (text or "").split(","):
-        if not name.strip():
+        if not name.strip() or name.strip() in QUOTA_KEYS:
             continue
         mechanism = ScramMechanism.for_name(name.strip())
         if mechanism is None:
@@ -122,38 +177,94 @@ def _parse_delete_config(text: str | None) -> list[ScramMechanism]:
 
 def client_security(path: str | None) -> tuple[Any, Any]:
     """(ssl_context, SaslClientConfig) from a Kafka client properties file (None, None
-    without one, or for PLAINTEXT). Raises CommandError (one line) for a bad file."""
+    without one, or for PLAINTEXT), through ClientProperties. Raises CommandError (one line)
+    for a bad file."""
     if path is None:
         return None, None
-    from kafkalike.broker.kafka_config import parse_properties
-    from kafkalike.broker.ssl_factory import SslConfigError, client_context
-    from kafkalike.client.sasl import JaasConfigError, SaslClientConfig
+    from kafkalike.cluster.client_properties import ClientProperties, ClientPropertiesError
 
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-    props = {key: value for _, key, value in parse_properties(text)}
-    protocol = props.get("security.protocol", "PLAINTEXT").strip().upper()
-    try:
-        sasl = SaslClientConfig.from_properties(props)
-        ssl_context = None
-        if protocol in ("SSL", "SASL_SSL"):
-            ssl_context = client_context({k: (k, v) for k, v in props.items() if k.startswith("ssl.")})
-    except (JaasConfigError, SslConfigError) as exc:
-        raise CommandError(f"{path}: {exc}") from None
-    return ssl_context, sasl
+        return ClientProperties.load(path).kafkalike_security()
+    except ClientPropertiesError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def java_double(value: float) -> str:
+    """``value`` as Java's Double.toString writes it (what kafka-configs.sh prints for quotas):
+    ``1024.0``, ``0.5``, ``1.048576E7`` (10^7 and over), ``1.0E-4`` (under 10^-3)."""
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        text = repr(float(value))
+        return text if "e" not in text else format(decimal.Decimal(text), "f")
+    sign, digits, exponent = decimal.Decimal(repr(float(value))).as_tuple()
+    d = "".join(map(str, digits)).rstrip("0") or "0"
+    power = len(digits) + int(exponent) - 1
+    return f"{'-' if sign else ''}{d[0]}.{d[1:] or '0'}E{power}"
+
+
+@attrs.frozen
+class Entity:
+    """The command's entity: ``types`` (users / clients, users first) and their ``names``
+    (None: every entity of the type, describe only; "" the default entity)."""
+
+    types: tuple[str, ...]
+    names: tuple[str | None, ...]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Entity":
+        types = list(dict.fromkeys(args.entity_type))
+        names: list[str | None] = list(args.entity_name)
+        if len(names) > len(types):
+            raise CommandError("More --entity-name than --entity-type were given")
+        while len(names) < len(types):
+            names.append("" if args.entity_default else None)
+        pairs = sorted(zip(types, names), key=lambda tn: tn[0] != USER_TYPE)  # users first
+        return cls(tuple(t for t, _ in pairs), tuple(n for _, n in pairs))
+
+    def name_of(self, entity_type: str) -> str | None:
+        return self.names[self.types.index(entity_type)] if entity_type in self.types else None
+
+    @property
+    def head(self) -> tuple[str, str | None]:
+        return self.types[0], self.names[0]
+
+    def quota_entity(self) -> Any:
+        """The client_quota_manager.QuotaEntity (alter: every name given or default)."""
+        from kafkalike.broker.client_quota_manager import DEFAULT, QuotaEntity
+
+        def of(t: str) -> str | None:
+            name = self.name_of(t)
+            return None if t not in self.types else (DEFAULT if name == "" else name)
+        return QuotaEntity(user=of(USER_TYPE), client_id=of(CLIENT_TYPE))
+
+
+def _completed(entity: Entity) -> str:
+    entity_type, name = entity.head
+    if name:
+        return f"Completed updating config for {entity_type[:-1]} {name}."
+    return f"Completed updating default config for {entity_type} in the cluster."
+
+
+def _quota_line(parts: list[tuple[str, str | None]], values: list[tuple[str, float]]) -> str:
+    """Kafka's ``Quota configs for user-principal 'u', client-id 'c' are k=v, k=v`` (None: default)."""
+    label = {"user": "user-principal", "client-id": "client-id"}
+    who = ", ".join(f"{label[t]} '{n}'" if n is not None else f"the default {label[t]}" for t, n in parts)
+    return f"Quota configs for {who} are " + ", ".join(f"{k}={java_double(v)}" for k, v in values)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        entity = Entity.from_args(args)
         if args.alter:
-            if not args.entity_name:
-                raise CommandError("an entity name must be specified with --alter of users")
+            if any(n is None for n in entity.names):
+                raise CommandError("an entity name or --entity-default must be specified with --alter")
             adds = parse_add_config(args.add_config or "")
             deletes = _parse_delete_config(args.delete_config)
-            if not adds and not deletes:
+            quota_adds, quota_deletes = parse_quota_config(args.add_config or ""), _parse_delete_quotas(args.delete_config)
+            if not adds and not deletes and not quota_adds and not quota_deletes:
                 raise CommandError("At least one of --add-config or --delete-config must be specified with --alter")
+            if (adds or deletes) and (entity.types != (USER_TYPE,) or not entity.names[0]):
+                raise CommandError("SCRAM credentials are altered for one named user (--entity-type users "
+                                   "--entity-name NAME)")
         import trio
 
         if args.zookeeper:
@@ -166,35 +277,90 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_zookeeper(args: argparse.Namespace) -> None:
-    from kafkalike.coordination import ZooKeeperClient
-    from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+def _zookeeper_login(args: argparse.Namespace) -> Any:
+    """--jaas-config's Client section, else KAFKA_OPTS's JAAS file's (Kafka's tool reads the JVM
+    property); None: anonymous. Raises CommandError for an unreadable file."""
+    from kafkalike.coordination.errors import CoordinationError
+    from kafkalike.coordination.zookeeper_client import read_jaas_client_section
 
+    path = args.jaas_config
+    if not path:
+        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
+            if arg.startswith("-Djava.security.auth.login.config="):
+                path = arg.partition("=")[2]
+    if not path:
+        return None
     try:
+        return read_jaas_client_section(Path(path).read_text())
+    except (OSError, CoordinationError) as exc:
+        raise CommandError(f"cannot read the ZooKeeper JAAS login from {path}: {exc}") from None
+
+
+async def _run_zookeeper(args: argparse.Namespace) -> None:
+    import functools
+
+    from kafkalike.coordination import ZooKeeperClient
+    from kafkalike.coordination.kafka_zk_client import KafkaZkClient, default_acls
+
+    sasl = _zookeeper_login(args)
+    try:  # logged in: Kafka's secure ACLs on what it creates (ConfigCommand: JaasUtils.isZkSaslEnabled)
         async with ZooKeeperClient(args.zookeeper, session_timeout_ms=6000, connection_timeout_ms=5000,
-                                   name="kafkalike-configs") as zk:
-            await _zookeeper_command(KafkaZkClient(zk), args)
+                                   name="kafkalike-configs", sasl=sasl,
+                                   acl_provider=functools.partial(default_acls, True) if sasl else None) as zk:
+            await _zookeeper_command(zk, KafkaZkClient(zk), args)
     except (CommandError, ScramCredentialError):
         raise
     except Exception as exc:
         raise CommandError(f"ZooKeeper at {args.zookeeper}: {exc}") from None
 
 
-async def _zookeeper_command(kafka_zk: Any, args: argparse.Namespace) -> None:
+async def _zookeeper_command(zk: Any, kafka_zk: Any, args: argparse.Namespace) -> None:
+    from kafkalike.broker.client_quota_manager import DEFAULT, ClientQuotaManager, QuotaEntity
+
+    entity = Entity.from_args(args)
     store = ScramCredentialStore(lambda: kafka_zk)
+    quotas = ClientQuotaManager()
+    quotas.use_zookeeper(zk)
     if args.alter:
         adds = parse_add_config(args.add_config or "")
         deletes = _parse_delete_config(args.delete_config)
-        upserts = {m: ScramFormatter(m).generate_credential(password, iterations)
-                   for m, (iterations, password) in adds.items()}
-        await store.alter(args.entity_name, upserts, deletes)
-        print(f"Completed updating config for user {args.entity_name}.")
+        if adds or deletes:
+            upserts = {m: ScramFormatter(m).generate_credential(password, iterations)
+                       for m, (iterations, password) in adds.items()}
+            await store.alter(entity.names[0], upserts, deletes)  # type: ignore[arg-type]  # checked in run()
+        ops = [(k, v, False) for k, v in parse_quota_config(args.add_config or "").items()]
+        ops += [(k, 0.0, True) for k in _parse_delete_quotas(args.delete_config)]
+        if ops:
+            await quotas.alter(entity.quota_entity(), ops)
+        print(_completed(entity))
         return
-    users = [args.entity_name] if args.entity_name else sorted(await store.users())
-    for user in users:
-        config = await store.user_config(user)
-        text = ",".join(f"{k}={v}" for k, v in sorted(config.items()))
-        print(f"Configs for user-principal '{user}' are {text}")
+    await quotas.load()
+
+    def znode_text(v: float) -> str:  # as the znode holds it (byte rates as integers)
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+    def label(entity_type: str, name: str) -> str:  # ConfigCommand's ConfigEntity.toString
+        kind = "user-principal" if entity_type == USER_TYPE else "client-id"
+        return f"default {kind}" if name == DEFAULT else f"{kind} '{name}'"
+
+    want = entity.quota_entity()
+    found: dict[Any, dict[str, str]] = {}
+    if entity.types == (USER_TYPE,):
+        users = ([want.user] if want.user is not None
+                 else sorted(set(await store.users()) | {q.user for q in quotas.quotas if q.user and not q.client_id}))
+        for user in users:
+            found[QuotaEntity(user)] = dict(await store.user_config(user)) if user != DEFAULT else {}
+    for ent, values in quotas.quotas.items():
+        if (ent.user is not None) != (USER_TYPE in entity.types) or (ent.client_id is not None) != (
+                CLIENT_TYPE in entity.types):
+            continue
+        if (entity.name_of(USER_TYPE) is not None and ent.user != want.user) or (
+                entity.name_of(CLIENT_TYPE) is not None and ent.client_id != want.client_id):
+            continue
+        found.setdefault(ent, {}).update({k: znode_text(v) for k, v in values.items()})
+    for ent, config in sorted(found.items(), key=lambda kv: (kv[0].user or "", kv[0].client_id or "")):
+        who = ", ".join(label(t, n) for t, n in ((USER_TYPE, ent.user), (CLIENT_TYPE, ent.client_id)) if n is not None)
+        print(f"Configs for {who} are " + ",".join(f"{k}={v}" for k, v in sorted(config.items())))
 
 
 async def _run_wire(args: argparse.Namespace) -> None:
@@ -204,35 +370,45 @@ async def _run_wire(args: argparse.Namespace) -> None:
     from kafkalike.protocol.errors import ErrorCode, kafka_name
 
     ssl_context, sasl = client_security(args.command_config)
+    entity = Entity.from_args(args)
+    user = entity.name_of(USER_TYPE)
     host, _, port = args.bootstrap_server.split(",")[0].strip().rpartition(":")
     try:
         async with KafkaConnection.open(host, int(port), client_id="kafkalike-configs", ssl_context=ssl_context,
                                         sasl=sasl) as conn:
             if args.alter:
+                await _alter_quotas_over_the_wire(conn, entity, args)
                 adds = parse_add_config(args.add_config or "")
                 deletes = _parse_delete_config(args.delete_config)
+                if not adds and not deletes:
+                    print(_completed(entity))
+                    return
                 upsertions = []
                 for mechanism, (iterations, password) in adds.items():
                     salt = secrets.token_bytes(32)
                     salted = ScramFormatter(mechanism).salted_password(password, salt, iterations)
-                    upsertions.append({"name": args.entity_name, "mechanism": mechanism.type, "iterations": iterations,
+                    upsertions.append({"name": user, "mechanism": mechanism.type, "iterations": iterations,
                                        "salt": salt, "salted_password": salted})
                 response = await conn.call(
                     ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
-                    deletions=[{"name": args.entity_name, "mechanism": m.type} for m in deletes],
+                    deletions=[{"name": user, "mechanism": m.type} for m in deletes],
                     upsertions=upsertions)
                 for result in response.results:
                     if result.error_code != ErrorCode.none:
                         raise CommandError(f"{kafka_name(ErrorCode(result.error_code))}: {result.error_message}")
-                print(f"Completed updating config for user {args.entity_name}.")
+                print(_completed(entity))
                 return
-            users = None if not args.entity_name else [{"name": args.entity_name}]
+            await _describe_quotas_over_the_wire(conn, entity)
+            # ConfigCommand: SCRAM credentials only for users, and not for a default entity
+            if CLIENT_TYPE in entity.types or "" in entity.names:
+                return
+            users = None if not user else [{"name": user}]
             response = await conn.call(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, users=users)
             if response.error_code != ErrorCode.none:
                 raise CommandError(f"{kafka_name(ErrorCode(response.error_code))}: {response.error_message}")
             for result in response.results:
                 if result.error_code != ErrorCode.none:
-                    if args.entity_name:  # Kafka prints the failure for a named user
+                    if user:  # Kafka prints the failure for a named user
                         print(f"Error retrieving SCRAM credential configs for user-principal '{result.user}': "
                               f"{kafka_name(ErrorCode(result.error_code))}: {result.error_message}")
                     continue
@@ -241,6 +417,43 @@ async def _run_wire(args: argparse.Namespace) -> None:
                 print(f"SCRAM credential configs for user-principal '{result.user}' are {infos}")
     except ClientError as exc:
         raise CommandError(str(exc)) from None
+
+
+async def _alter_quotas_over_the_wire(conn: Any, entity: Entity, args: argparse.Namespace) -> None:
+    """AlterClientQuotas for the quota keys of --add-config / --delete-config (none: no request)."""
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.protocol.errors import ErrorCode, kafka_name
+
+    ops = [{"key": k, "value": v, "remove": False} for k, v in parse_quota_config(args.add_config or "").items()]
+    ops += [{"key": k, "value": 0.0, "remove": True} for k in _parse_delete_quotas(args.delete_config)]
+    if not ops:
+        return
+    wire_type = {USER_TYPE: "user", CLIENT_TYPE: "client-id"}
+    response = await conn.call(ApiKey.ALTER_CLIENT_QUOTAS, validate_only=False, entries=[{
+        "entity": [{"entity_type": wire_type[t], "entity_name": n or None} for t, n in zip(entity.types, entity.names)],
+        "ops": ops}])
+    for result in response.entries:
+        if result.error_code != ErrorCode.none:
+            raise CommandError(f"{kafka_name(ErrorCode(result.error_code))}: {result.error_message}")
+
+
+async def _describe_quotas_over_the_wire(conn: Any, entity: Entity) -> None:
+    """DescribeClientQuotas with ConfigCommand's strict filter; one ``Quota configs ...`` line
+    per entity answered."""
+    from kafkalike.broker.client_quota_manager import MATCH_ANY, MATCH_DEFAULT, MATCH_EXACT
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.protocol.errors import ErrorCode, kafka_name
+
+    wire_type = {USER_TYPE: "user", CLIENT_TYPE: "client-id"}
+    components = [{"entity_type": wire_type[t],
+                   "match_type": MATCH_ANY if n is None else MATCH_DEFAULT if n == "" else MATCH_EXACT,
+                   "match": n or None} for t, n in zip(entity.types, entity.names)]
+    response = await conn.call(ApiKey.DESCRIBE_CLIENT_QUOTAS, components=components, strict=True)
+    if response.error_code != ErrorCode.none:
+        raise CommandError(f"{kafka_name(ErrorCode(response.error_code))}: {response.error_message}")
+    for entry in response.entries or ():
+        parts = sorted(((e.entity_type, e.entity_name) for e in entry.entity), key=lambda p: p[0] != "user")
+        print(_quota_line(parts, [(v.key, float(v.value)) for v in entry.values]))
 
 
 def credential_text(mechanism: ScramMechanism, password: str, iterations: int) -> str:
