@@ -20,8 +20,9 @@ configs (QuotaConfig.brokerQuotaConfigs), as far as kafkalike knows the key (DYN
 Applied at once by kafkalike: the log.* defaults that map to topic configs and
 message.max.bytes (every log without a topic override gets the new default:
 ReplicaManager.reconfigure), min.insync.replicas, and the replication throttles
-leader.replication.throttled.rate / follower.replication.throttled.rate
-(ReplicationQuotaManager). The others in DYNAMIC_KEYS (thread counts, log cleaner tuning,
+leader.replication.throttled.rate / follower.replication.throttled.rate /
+replica.alter.log.dirs.io.max.bytes.per.second (ReplicationQuotaManager; the last one is the
+quota a ReplicaAlterLogDirsThread checks). The others in DYNAMIC_KEYS (thread counts, log cleaner tuning,
 connection limits, producer id expiry) are stored and described as Kafka does but take
 effect only at the broker's next start (kafkalike has no thread pools to resize and reads
 these once); docs/configuration.md lists them. Kafka's listener and SSL keystore updates
@@ -68,7 +69,7 @@ QUOTA_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     ConfigKey(LEADER_THROTTLED_RATE, "long", LONG_MAX, "leader side " + _QUOTA_DOC, at_least=0),
     ConfigKey(FOLLOWER_THROTTLED_RATE, "long", LONG_MAX, "follower side " + _QUOTA_DOC, at_least=0),
     ConfigKey(ALTER_LOG_DIRS_RATE, "long", LONG_MAX,
-              "replica moves between log dirs (bytes/s); accepted, kafkalike does not throttle them", at_least=0),
+              "replica moves between log dirs of this broker (bytes/s; AlterReplicaLogDirs, KIP-113)", at_least=0),
 ]}
 """Kafka's QuotaConfig.brokerQuotaConfigs: dynamic only (not in server.properties)."""
 
@@ -80,7 +81,7 @@ APPLIED_NOW = frozenset({
     "log.segment.delete.delay.ms", "log.cleaner.min.cleanable.ratio", "log.cleanup.policy",
     "unclean.leader.election.enable", "min.insync.replicas", "compression.type",
     "log.message.timestamp.type",
-    LEADER_THROTTLED_RATE, FOLLOWER_THROTTLED_RATE,
+    LEADER_THROTTLED_RATE, FOLLOWER_THROTTLED_RATE, ALTER_LOG_DIRS_RATE,
 })
 """Dynamic keys kafkalike applies without a restart."""
 
@@ -90,7 +91,7 @@ _AT_RESTART = frozenset({
     "num.io.threads", "num.network.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
     "background.threads", "log.cleaner.threads", "log.cleaner.backoff.ms", "max.connections",
     "max.connections.per.ip", "max.connections.per.ip.overrides", "producer.id.expiration.ms",
-    "transaction.partition.verification.enable", ALTER_LOG_DIRS_RATE,
+    "transaction.partition.verification.enable",
 })
 
 DYNAMIC_KEYS: frozenset[str] = frozenset(

@@ -45,8 +45,8 @@ import trio
 from kafkalike.broker import sasl_server_authenticator as sasl
 from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
-from kafkalike.broker.dynamic_broker_config import (FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE,
-                                                    DynamicBrokerConfig)
+from kafkalike.broker.dynamic_broker_config import (ALTER_LOG_DIRS_RATE, FOLLOWER_THROTTLED_RATE,
+                                                    LEADER_THROTTLED_RATE, DynamicBrokerConfig)
 from kafkalike.broker.fetch_session import FetchManager, FetchSessionCache
 from kafkalike.broker.gc_policy import GcPolicy
 from kafkalike.broker.kafka_apis import KafkaApis
@@ -153,7 +153,8 @@ class KafkaServer:
             self.broker_id, int(cfg["replication.quota.window.num"]), float(cfg["replication.quota.window.size.seconds"]))
 
         def update_rates(_: KafkaConfig) -> None:
-            rq.update_rates(dynamic.quota_rate(LEADER_THROTTLED_RATE), dynamic.quota_rate(FOLLOWER_THROTTLED_RATE))
+            rq.update_rates(dynamic.quota_rate(LEADER_THROTTLED_RATE), dynamic.quota_rate(FOLLOWER_THROTTLED_RATE),
+                            dynamic.quota_rate(ALTER_LOG_DIRS_RATE))
         update_rates(cfg)
         self.replica_manager = rm = ReplicaManager(
             cfg, self.broker_id, log_manager, self.metadata_cache, kafka_zk, nursery,

@@ -1068,16 +1068,31 @@ class ReplicaManager:
         if (max_wait_ms <= 0 or not infos or readable >= min_bytes
                 or any(d.error != ErrorCode.none for d in first)):
             request_hops.mark("read")
-            return first
+            return self._record_throttled(from_follower, first)
 
         def read() -> list[FetchPartitionData]:
             return self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
 
-        op = DelayedFetch(max_wait_ms, infos, min_bytes,
-                          lambda i: self._bytes_available(i, from_follower, isolation_level), read)
+        def available(i: FetchPartitionInfo) -> int | None:
+            quotas = self.replication_quotas
+            if from_follower and quotas is not None and quotas.leader.is_throttled(i.tp):
+                p = self.partitions.get(i.tp)  # DelayedFetch: throttled bytes do not count
+                if p is not None and replica_id not in p.isr and quotas.leader.is_quota_exceeded():
+                    return 0
+            return self._bytes_available(i, from_follower, isolation_level)
+
+        op = DelayedFetch(max_wait_ms, infos, min_bytes, available, read)
         await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])
         request_hops.mark("woken")
-        return op.result if op.result is not None else first
+        return self._record_throttled(from_follower, op.result if op.result is not None else first)
+
+    def _record_throttled(self, from_follower: bool, result: list[FetchPartitionData]) -> list[FetchPartitionData]:
+        """Record the bytes a follower fetch returns for throttled partitions in the leader
+        quota (Kafka's KafkaApis.handleFetchRequest: quotas.leader.record)."""
+        quotas = self.replication_quotas
+        if from_follower and quotas is not None and quotas.leader.throttled:
+            quotas.leader.record(quotas.throttled_bytes((d.tp, d.size) for d in result))
+        return result
 
     # ------------------------------------------------------------------ ISR
     def _maybe_expand_isr(self, p: Partition, replica_id: int) -> None:

@@ -180,18 +180,22 @@ class ReplicationQuotaManager:
 
 @attrs.define
 class ReplicationQuotas:
-    """The broker's leader and follower replication quotas (Kafka's QuotaManagers.leader /
-    .follower), fed by topic config changes (``update_topic``) and dynamic broker config
-    changes (``update_rates``)."""
+    """The broker's leader, follower and alter-log-dirs replication quotas (Kafka's
+    QuotaManagers.leader / .follower / .alterLogDirs), fed by topic config changes
+    (``update_topic``) and dynamic broker config changes (``update_rates``). The
+    alter-log-dirs quota (replica.alter.log.dirs.io.max.bytes.per.second) is the hook a
+    ReplicaAlterLogDirsThread checks (is_quota_exceeded / record) for every partition it moves."""
 
     broker_id: int
     leader: ReplicationQuotaManager
     follower: ReplicationQuotaManager
+    alter_log_dirs: ReplicationQuotaManager
 
     @classmethod
     def create(cls, broker_id: int, window_num: int = 11, window_size_s: float = 1.0) -> "ReplicationQuotas":
         return cls(broker_id, ReplicationQuotaManager("leader", window_num, window_size_s),
-                   ReplicationQuotaManager("follower", window_num, window_size_s))
+                   ReplicationQuotaManager("follower", window_num, window_size_s),
+                   ReplicationQuotaManager("alter_log_dirs", window_num, window_size_s))
 
     def update_topic(self, topic: str, config: Mapping[str, str]) -> None:
         """A topic's config (all of its overrides) was read or changed: set or remove its
@@ -203,10 +207,11 @@ class ReplicationQuotas:
             else:
                 manager.mark_throttled(topic, partitions)
 
-    def update_rates(self, leader_rate: int, follower_rate: int) -> None:
-        """New leader / follower bounds (bytes/s; LONG_MAX = unlimited)."""
+    def update_rates(self, leader_rate: int, follower_rate: int, alter_log_dirs_rate: int = LONG_MAX) -> None:
+        """New leader / follower / alter-log-dirs bounds (bytes/s; LONG_MAX = unlimited)."""
         self.leader.update_quota(leader_rate)
         self.follower.update_quota(follower_rate)
+        self.alter_log_dirs.update_quota(alter_log_dirs_rate)
 
     def throttled_bytes(self, sizes: Iterable[tuple[TopicPartition, int]]) -> int:
         """Bytes of the throttled partitions among (tp, bytes) of one follower fetch answer."""
