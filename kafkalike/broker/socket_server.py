@@ -221,12 +221,23 @@ def descriptor_connection_limit(soft_limit: int, open_now: int) -> int:
 
 
 async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
-    """Write a response: bytes-like chunks with send_all, FileRecords with os.sendfile
-    (over a trio.SSLStream: read in SSL_FILE_CHUNK pieces and sent through the stream).
+    """Write a response: bytes-like chunks and FileRecords (os.sendfile from the segment
+    file); over a stream that isn't a plain socket (TLS) FileRecords are read in
+    SSL_FILE_CHUNK pieces and sent through the stream.
 
-    Consecutive small bytes chunks are joined into one write. Raises trio.BrokenResourceError
-    / trio.ClosedResourceError if the peer went away, OSError if a file can't be read.
+    On a plain trio.SocketStream every chunk goes out with non-blocking system calls made
+    directly on the socket (bytes with os.writev, FileRecords with os.sendfile), waiting only
+    while the socket's send buffer is full, then one checkpoint: a response costs one trip
+    through trio's scheduler, not one per chunk (trio's send_all yields after each send, so
+    a Fetch response of n partitions with records took 2n + 1 trips; on a loaded machine
+    each trip is where other tasks run first; docs/benchmarks.md "Hop timing").
+
+    Raises trio.BrokenResourceError / trio.ClosedResourceError if the peer went away or the
+    stream was closed, OSError if a file can't be read.
     """
+    if isinstance(stream, trio.SocketStream):
+        await _send_chunks_to_socket(stream.socket, chunks)
+        return
     pending: list[bytes | memoryview] = []
 
     async def flush() -> None:
@@ -238,13 +249,61 @@ async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
     for chunk in chunks:
         if isinstance(chunk, FileRecords):
             await flush()
-            if isinstance(stream, trio.SocketStream):
-                await _sendfile(stream, chunk)
-            else:
-                await _send_file_region(stream, chunk)
+            await _send_file_region(stream, chunk)
         elif chunk is not None:
             pending.append(chunk)
     await flush()
+
+
+IOV_MAX = 1024
+"""Buffers per os.writev call (Linux's UIO_MAXIOV)."""
+
+
+def _socket_error(exc: OSError) -> Exception:
+    """The trio stream error for a failed send on a socket (closed here, or by the peer)."""
+    if exc.errno == errno.EBADF:
+        return trio.ClosedResourceError(str(exc))
+    if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+        return trio.BrokenResourceError(str(exc))
+    return exc
+
+
+async def _send_chunks_to_socket(sock: Any, chunks: Sequence[Any]) -> None:
+    pending: list[memoryview] = []
+    for chunk in chunks:
+        if isinstance(chunk, FileRecords):
+            if pending:
+                await _writev_all(sock, pending)
+                pending = []
+            await _sendfile(sock, chunk)
+        elif chunk is not None and len(chunk):
+            pending.append(memoryview(chunk).cast("B"))
+    if pending:
+        await _writev_all(sock, pending)
+    await trio.lowlevel.checkpoint()
+
+
+async def _writev_all(sock: Any, views: list[memoryview]) -> None:
+    """Write every byte of ``views`` to the non-blocking trio socket ``sock``."""
+    i = 0
+    while i < len(views):
+        try:
+            sent = os.writev(sock.fileno(), views[i:i + IOV_MAX])
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            continue
+        except OSError as exc:
+            raise _socket_error(exc) from exc
+        while sent and i < len(views):
+            n = views[i].nbytes
+            if sent >= n:
+                sent -= n
+                i += 1
+            else:
+                views[i] = views[i][sent:]
+                sent = 0
+        while i < len(views) and not views[i].nbytes:
+            i += 1
 
 
 async def _send_file_region(stream: trio.abc.Stream, region: FileRecords) -> None:
@@ -260,9 +319,10 @@ async def _send_file_region(stream: trio.abc.Stream, region: FileRecords) -> Non
         remaining -= len(data)
 
 
-async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
+async def _sendfile(sock: Any, region: FileRecords) -> None:
+    """os.sendfile of ``region`` to the non-blocking trio socket ``sock``; yields when the
+    socket's send buffer is full (and after a partial send), not after a complete one."""
     fd = region.file if isinstance(region.file, int) else region.file.fileno()
-    sock = stream.socket
     offset, remaining = region.position, region.size
     while remaining > 0:
         try:
@@ -271,14 +331,13 @@ async def _sendfile(stream: trio.SocketStream, region: FileRecords) -> None:
             await trio.lowlevel.wait_writable(sock)
             continue
         except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.ECONNRESET):
-                raise trio.BrokenResourceError(str(exc)) from exc
-            raise
+            raise _socket_error(exc) from exc
         if sent == 0:  # file shorter than promised (truncated under us): pad is not possible
             raise trio.BrokenResourceError(f"sendfile hit end of file at {offset}")
         offset += sent
         remaining -= sent
-        await trio.lowlevel.checkpoint()
+        if remaining > 0:
+            await trio.lowlevel.checkpoint()
 
 
 class ServerTlsStream(trio.abc.Stream):

@@ -1,0 +1,104 @@
+"""socket_server.send_chunks on a plain TCP connection writes a response with direct
+non-blocking system calls (os.writev for bytes, os.sendfile for FileRecords) and one trip
+through trio's scheduler per response, instead of one per chunk (the "response encoded →
+written" hop of docs/benchmarks.md's hop timing). Real loopback sockets, a real segment-like
+file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from kafkalike.broker.socket_server import send_chunks
+from kafkalike.protocol.fetch import FileRecords
+
+
+async def _connected_pair() -> tuple[trio.SocketStream, trio.SocketStream, trio.SocketListener]:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    server = await listeners[0].accept()
+    return server, client, listeners[0]
+
+
+async def _read_exactly(stream: trio.SocketStream, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        data = await stream.receive_some(1 << 20)
+        assert data, f"peer closed after {len(out)} of {n} bytes"
+        out += data
+    return bytes(out)
+
+
+def _segment(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "00000000000000000000.log"
+    path.write_bytes((bytes(range(251)) * (size // 251 + 1))[:size])
+    return path
+
+
+async def test_a_fetch_like_response_arrives_whole_and_in_order_with_one_scheduler_trip(tmp_path: Path) -> None:
+    """Header bytes, two file regions with bytes between them and a memoryview trailer
+    arrive byte for byte in chunk order; the other task, runnable meanwhile, runs only once
+    every byte was handed to the kernel (no yield between chunks)."""
+    seg = _segment(tmp_path, 10_000)
+    server, client, listener = await _connected_pair()
+    order: list[str] = []
+    with open(seg, "rb") as f:
+        chunks = [b"HEAD", FileRecords(f, 100, 2_000), b"-mid-", FileRecords(f.fileno(), 5_000, 3_000),
+                  memoryview(b"xxTAILxx")[2:6], None, b""]
+        expected = b"HEAD" + seg.read_bytes()[100:2_100] + b"-mid-" + seg.read_bytes()[5_000:8_000] + b"TAIL"
+
+        async def other() -> None:
+            order.append("other task ran")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+            await send_chunks(server, chunks)
+            order.append("response written")
+        received = await _read_exactly(client, len(expected))
+    assert received == expected
+    assert order == ["response written", "other task ran"]
+    await server.aclose()
+    await client.aclose()
+    await listener.aclose()
+
+
+async def test_a_response_larger_than_the_socket_buffer_waits_for_the_reader(tmp_path: Path) -> None:
+    """8 MiB of file region and 2 MiB of bytes (more than loopback's send buffer) go out
+    whole while the peer reads slowly: the writer waits for the socket to drain instead of
+    losing or reordering bytes."""
+    seg = _segment(tmp_path, 8 << 20)
+    big = bytes(range(256)) * (8 << 10)  # 2 MiB
+    server, client, listener = await _connected_pair()
+    with open(seg, "rb") as f:
+        expected = big + seg.read_bytes() + big[:1000]
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            await trio.sleep(0.2)  # let the buffers fill first
+            got.append(await _read_exactly(client, len(expected)))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await send_chunks(server, [big, FileRecords(f, 0, 8 << 20), memoryview(big)[:1000]])
+    assert got[0] == expected
+    await server.aclose()
+    await client.aclose()
+    await listener.aclose()
+
+
+async def test_writing_to_a_closed_peer_or_a_closed_stream_raises_trio_stream_errors(tmp_path: Path) -> None:
+    """A peer that went away gives trio.BrokenResourceError (as send_all does), a stream
+    closed here trio.ClosedResourceError: the connection loop ends quietly on both."""
+    server, client, listener = await _connected_pair()
+    await client.aclose()
+    with pytest.raises(trio.BrokenResourceError):
+        for _ in range(100):  # the first writes may still be accepted by the kernel
+            await send_chunks(server, [b"x" * 65_536])
+            await trio.sleep(0.01)
+    await server.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await send_chunks(server, [b"after close"])
+    await listener.aclose()
