@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     help="ZooKeeper ensemble size (default 3)")
     up.add_argument("--dir", default=".kafkalike", help="base directory (default .kafkalike)")
     up.add_argument("--base-port", type=int, default=None, help="broker port (default 9092)")
+    up.add_argument("--zk-base-port", type=int, default=None,
+                    help="ZooKeeper client port of the cluster's own ensemble (default 2181; quorum and election "
+                         "ports follow it)")
     up.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="server.properties override for every broker (repeatable)")
     up.add_argument("--metrics-port", type=int, default=None,
@@ -36,7 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "CA made for the cluster; client properties in <dir>/client-ssl.properties. "
                          "sasl_plaintext / sasl_ssl: a SASL listener (PLAIN, SCRAM-SHA-256/512) on base "
                          "port + 1, also used between brokers (SCRAM-SHA-512 as user admin); the admin's "
-                         "client properties in <dir>/admin-client.properties")
+                         "client properties in <dir>/admin-client.properties; ZooKeeper with SASL and "
+                         "zookeeper.set.acl=true (the brokers' login in <dir>/kafka_server_jaas.conf). "
+                         "sasl_ssl also denies by default (AclAuthorizer, super.users=User:admin)")
     up.add_argument("--with-prometheus", action="store_true",
                     help="also start Debian's prometheus scraping every broker (stopped by 'cluster down')")
     up.add_argument("--prometheus-port", type=int, default=None, help="Prometheus web port (default 9090)")
@@ -70,8 +75,8 @@ def _up(args: argparse.Namespace) -> int:
             k, v = item.split("=", 1)
             overrides[k] = v
         cluster = LocalCluster(args.dir, brokers=args.brokers or 3, zk_nodes=args.zk_nodes or 3,
-                               base_port=args.base_port or 9092, overrides=overrides,
-                               security=args.security or "plaintext")
+                               base_port=args.base_port or 9092, zk_base_port=args.zk_base_port or 2181,
+                               overrides=overrides, security=args.security or "plaintext")
     if args.metrics_port is not None:
         cluster.metrics_port = args.metrics_port
     if args.prometheus_port is not None:
@@ -98,6 +103,10 @@ def _up(args: argparse.Namespace) -> int:
     if cluster.security in ("sasl_plaintext", "sasl_ssl"):
         print(f"{cluster.sasl_listener_name} bootstrap.servers={cluster.sasl_bootstrap_servers} "
               f"(admin client properties: {cluster.admin_client_properties_path})")
+        if cluster.server_properties(cluster.broker_ids[0]).get("authorizer.class.name"):
+            print(f"ACLs: deny by default; super.users={cluster.server_properties(cluster.broker_ids[0]).get('super.users', '(none)')}")
+        if cluster.zk_secured:
+            print(f"ZooKeeper: SASL, zookeeper.set.acl=true (login: {cluster.zk_jaas_path}, its Client section)")
     return 0
 
 

@@ -46,12 +46,13 @@ All methods are synchronous; from trio use ``trio.to_thread.run_sync``.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 import attrs
 import structlog
@@ -59,6 +60,9 @@ import trio
 
 from kafkalike.cluster import process
 from kafkalike.cluster.zk_ensemble import ZkEnsemble
+
+if TYPE_CHECKING:
+    from kafkalike.coordination.zookeeper_client import ZkSaslCredentials
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -137,7 +141,11 @@ class LocalCluster:
     #: ``sasl_port`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) that is also the inter-broker
     #: listener (SCRAM-SHA-512 as user "admin", whose credentials are written to ZooKeeper
     #: before the brokers start), and <base>/admin-client.properties holds the admin's client
-    #: properties (SASL_SSL: certificates as for "ssl")
+    #: properties (SASL_SSL: certificates as for "ssl"). With sasl_* and the cluster's own
+    #: ensemble, ZooKeeper is secured too: the ensemble accepts the SASL DIGEST-MD5 user "kafka"
+    #: (password in <base>/kafka_server_jaas.conf, mode 0600) and the brokers log in as it with
+    #: ``zookeeper.set.acl=true`` (docs/security.md "ZooKeeper security"). "sasl_ssl" also turns
+    #: on the AclAuthorizer denying by default with ``super.users=User:admin`` (overrides win).
     security: str = "plaintext"
     #: every broker's kafkalike.metrics.port (each on its own address, like base_port); None:
     #: 7071 for a cluster on the default base_port 9092, else -1 (off), so that clusters on
@@ -150,6 +158,8 @@ class LocalCluster:
     _seen_before_start: dict[int, int | None] = attrs.field(factory=dict, init=False, repr=False, eq=False)
     # the admin user's password with security sasl_* (see admin_password)
     _admin_password: str | None = attrs.field(default=None, init=False, repr=False, eq=False)
+    # the brokers' ZooKeeper SASL password with security sasl_* (see zk_sasl_credentials)
+    _zk_password: str | None = attrs.field(default=None, init=False, repr=False, eq=False)
 
     # ------------------------------------------------------------------ layout
     @classmethod
@@ -172,8 +182,50 @@ class LocalCluster:
     def zk(self) -> ZkEnsemble | None:
         if self.zookeeper_connect:
             return None
+        sasl = self.zk_sasl_credentials
         return ZkEnsemble(self.base_dir / "zk", nodes=self.zk_nodes, base_port=self.zk_base_port,
-                          host_prefix=self.host_prefix, first_host=self.first_host)
+                          host_prefix=self.host_prefix, first_host=self.first_host,
+                          sasl_users={sasl.username: sasl.password} if sasl else None)
+
+    @property
+    def zk_secured(self) -> bool:
+        """True when the brokers log in to ZooKeeper and create znodes with Kafka's secure ACLs:
+        security sasl_* on the cluster's own ensemble (an existing ``zookeeper_connect`` is
+        left as it is: its users are not ours to make)."""
+        return self.security in ("sasl_plaintext", "sasl_ssl") and not self.zookeeper_connect
+
+    @property
+    def zk_jaas_path(self) -> Path:
+        """<base>/kafka_server_jaas.conf: the brokers' (and tools') JAAS ``Client`` section."""
+        return self.base_dir / "kafka_server_jaas.conf"
+
+    @property
+    def zk_sasl_credentials(self) -> ZkSaslCredentials | None:
+        """The brokers' ZooKeeper login (user "kafka") when ``zk_secured``: read back from
+        kafka_server_jaas.conf, else a random password made now (written by write_configs)."""
+        from kafkalike.coordination import zookeeper_client
+
+        if not self.zk_secured:
+            return None
+        if self._zk_password is None and self.zk_jaas_path.exists():
+            found = zookeeper_client.read_jaas_client_section(self.zk_jaas_path.read_text())
+            self._zk_password = found.password if found else None
+        if self._zk_password is None:
+            import secrets
+
+            self._zk_password = secrets.token_urlsafe(24)
+        return zookeeper_client.ZkSaslCredentials("kafka", self._zk_password)
+
+    def _write_zk_jaas(self) -> None:
+        sasl = self.zk_sasl_credentials
+        if sasl is None:
+            return
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.zk_jaas_path.write_text(
+            "// written by kafkalike cluster up --security: the brokers' ZooKeeper login (Kafka's Client section)\n"
+            "Client {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n"
+            f'  username="{sasl.username}"\n  password="{sasl.password}";\n}};\n')
+        self.zk_jaas_path.chmod(0o600)
 
     @property
     def zk_connect(self) -> str:
@@ -222,6 +274,8 @@ class LocalCluster:
             "offsets.topic.replication.factor": str(min(3, self.brokers)),
             "kafkalike.metrics.port": str(self.effective_metrics_port),
         }
+        if self.zk_secured:
+            props.update({"zookeeper.set.acl": "true", "kafkalike.zookeeper.jaas.config": str(self.zk_jaas_path)})
         props.update(self.overrides)
         return props
 
@@ -342,6 +396,10 @@ class LocalCluster:
                 "ssl.keystore.location": str(self.ssl_dir / f"broker-{broker_id}.pem"),
                 "ssl.truststore.type": "PEM",
                 "ssl.truststore.location": str(self.ssl_dir / "ca.pem"),
+                # deny by default; the inter-broker user may do anything (ClusterAction included)
+                "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": "User:admin",
             })
         return props
 
@@ -351,7 +409,7 @@ class LocalCluster:
         from kafkalike.broker.sasl_scram import ScramCredentialStore, ScramFormatter, ScramMechanism
         from kafkalike.cluster import certs
         from kafkalike.coordination import ZooKeeperClient
-        from kafkalike.coordination.kafka_zk_client import KafkaZkClient
+        from kafkalike.coordination.kafka_zk_client import KafkaZkClient, default_acls
 
         password = self.admin_password
         ca_pem = None
@@ -361,8 +419,11 @@ class LocalCluster:
             for i in self.broker_ids:
                 certs.ensure_broker_keystore(self.ssl_dir, i, self.broker_host(i))
 
-        async def write_credentials() -> None:
-            async with ZooKeeperClient(self.zk_connect, name="cluster-sasl") as zk:
+        zk_sasl = self.zk_sasl_credentials
+
+        async def write_credentials() -> None:  # as the brokers' ZooKeeper user, with their ACLs
+            async with ZooKeeperClient(self.zk_connect, name="cluster-sasl", sasl=zk_sasl,
+                                       acl_provider=functools.partial(default_acls, True) if zk_sasl else None) as zk:
                 kafka_zk = KafkaZkClient(zk)
                 store = ScramCredentialStore(lambda: kafka_zk)
                 existing = await store.user_config("admin")
@@ -385,6 +446,7 @@ class LocalCluster:
         path.chmod(0o600)
 
     def write_configs(self) -> None:
+        self._write_zk_jaas()
         if self.security == "ssl":
             self._write_ssl_files()
         if self.security in ("sasl_plaintext", "sasl_ssl"):
@@ -625,6 +687,7 @@ class LocalCluster:
         started processes exits, or after ``timeout`` s of waiting for registration/metadata.
         """
         self._save()
+        self._write_zk_jaas()  # the ensemble's SASL user and the brokers' login share its password
         ens = self.zk
         if ens is not None:
             ens.start(timeout=timeout)

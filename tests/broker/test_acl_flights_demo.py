@@ -4,7 +4,9 @@ inter-broker listener (SCRAM-SHA-512 as the super user admin, the only super use
 AclAuthorizer denying by default. ``kafkalike demo flights --command-config flights.properties``
 runs every client as User:flights over SASL_SSL with exactly the ACLs it needs, granted with
 ``kafkalike acls``; then bob, with only Read on ``flights`` and his group, reads it and is refused
-a write and another topic. Opt-in (KAFKALIKE_SLOW=1: a few minutes).
+a write and another topic. The cluster's own ZooKeeper is secured (cluster up --security sasl_ssl
+does it): users are made with ``configs --zookeeper --jaas-config <dir>/kafka_server_jaas.conf``,
+the brokers' login. Opt-in (KAFKALIKE_SLOW=1: a few minutes).
 
 The default tests check ``ClientProperties`` (the one parser of ``--command-config`` files) maps
 Kafka's Java client properties to librdkafka's names and refuses what librdkafka cannot use."""
@@ -98,7 +100,8 @@ def test_the_flights_demo_passes_as_an_authorized_sasl_ssl_user_and_a_read_only_
         cluster.start(timeout=180)
         ca = str(cluster.ssl_dir / "ca.pem")
         for user in ("flights", "bob"):
-            made = _cli("configs", "--zookeeper", cluster.zk_connect, "--alter", "--entity-type", "users",
+            made = _cli("configs", "--zookeeper", cluster.zk_connect, "--jaas-config", str(cluster.zk_jaas_path),
+                        "--alter", "--entity-type", "users",
                         "--entity-name", user, "--add-config", f"SCRAM-SHA-512=[password={user}-secret]")
             assert made.returncode == 0, made.stderr
         acls = ["acls", "--bootstrap-server", cluster.sasl_bootstrap_servers,
@@ -188,7 +191,8 @@ def test_the_exactly_once_demo_passes_as_an_authorized_sasl_ssl_user(tmp_path: P
                                       "super.users": "User:admin"})
     try:
         cluster.start(timeout=180)
-        made = _cli("configs", "--zookeeper", cluster.zk_connect, "--alter", "--entity-type", "users",
+        made = _cli("configs", "--zookeeper", cluster.zk_connect, "--jaas-config", str(cluster.zk_jaas_path),
+                    "--alter", "--entity-type", "users",
                     "--entity-name", "eos", "--add-config", "SCRAM-SHA-512=[password=eos-secret]")
         assert made.returncode == 0, made.stderr
         acls = ["acls", "--bootstrap-server", cluster.sasl_bootstrap_servers,
