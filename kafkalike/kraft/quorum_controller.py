@@ -48,7 +48,7 @@ from kafkalike.raft.kafka_metadata_log import Batch
 from kafkalike.raft.kafka_raft_client import KafkaRaftClient, LeaderAndEpoch, NotLeaderError
 from kafkalike.storage.snapshots import Snapshot, SnapshotId
 
-__all__ = ["QuorumController", "QuorumControllerConfig", "ControllerError"]
+__all__ = ["QuorumController", "QuorumControllerConfig", "ControllerState", "ControllerError"]
 
 log = structlog.get_logger("kafkalike.kraft")
 
@@ -101,6 +101,73 @@ class _Event:
     future: _Future
 
 
+class ControllerState:
+    """The control managers a controller's state consists of, rebuilt by ``replay`` alone
+    (cluster, configuration, features, replication, producer ids); ``snapshot_records`` writes the
+    state back as records. Two states that replayed the same records are equal
+    (``snapshot_records`` compares them)."""
+
+    def __init__(self, config: QuorumControllerConfig, clock: Callable[[], float] = trio.current_time) -> None:
+        self.cluster = ClusterControlManager(config.cluster_id, config.session_timeout_ms, clock)
+        self.configs = ConfigurationControlManager()
+        self.features = FeatureControlManager()
+        self.replication = ReplicationControlManager(
+            self.cluster, self.configs, default_num_partitions=config.num_partitions,
+            default_replication_factor=config.default_replication_factor,
+            unclean_default=config.unclean_leader_election, delete_topic_enable=config.delete_topic_enable)
+        self.producer_ids = ProducerIdControlManager(self.cluster)
+
+    def reset(self) -> None:
+        """Forget everything (before a snapshot is loaded)."""
+        self.cluster.reset()
+        self.configs.reset()
+        self.replication.reset()
+        self.features.finalized.clear()
+        self.producer_ids.next_producer_id = 0
+
+    def replay(self, message: mr.ApiMessage, offset: int) -> None:
+        """Apply one committed record (Kafka's QuorumController.replay)."""
+        if isinstance(message, mr.RegisterBrokerRecord):
+            self.cluster.replay_register(message, offset)
+        elif isinstance(message, mr.BrokerRegistrationChangeRecord):
+            self.cluster.replay_change(message, offset)
+        elif isinstance(message, (mr.TopicRecord, mr.PartitionRecord, mr.PartitionChangeRecord, mr.RemoveTopicRecord)):
+            self.replication.replay(message)
+        elif isinstance(message, mr.ConfigRecord):
+            self.configs.replay(message)
+        elif isinstance(message, mr.FeatureLevelRecord):
+            self.features.replay(message)
+        elif isinstance(message, mr.ProducerIdsRecord):
+            self.producer_ids.replay(message)
+
+    def snapshot_records(self) -> list[mr.ApiMessage]:
+        """The state as records (what a snapshot holds), in an order that replays to the same state."""
+        out: list[mr.ApiMessage] = [mr.FeatureLevelRecord(name=n, feature_level=v)
+                                    for n, v in sorted(self.features.finalized.items())]
+        for b in sorted(self.cluster.registrations):
+            r = self.cluster.registrations[b]
+            out.append(mr.RegisterBrokerRecord(
+                broker_id=b, incarnation_id=r.incarnation_id, broker_epoch=r.epoch, end_points=r.listeners,
+                features=r.features, rack=r.rack, fenced=r.fenced, in_controlled_shutdown=r.in_controlled_shutdown,
+                log_dirs=r.directories))
+        for (rtype, name), values in sorted(self.configs.configs.items()):
+            out += [mr.ConfigRecord(resource_type=rtype, resource_name=name, name=k, value=v)
+                    for k, v in sorted(values.items())]
+        for name in sorted(self.replication.topics_by_name):
+            topic = self.replication.topics[self.replication.topics_by_name[name]]
+            out.append(mr.TopicRecord(name=name, topic_id=topic.topic_id))
+            for pid in sorted(topic.parts):
+                p = topic.parts[pid]
+                out.append(mr.PartitionRecord(
+                    partition_id=pid, topic_id=topic.topic_id, replicas=p.replicas, isr=p.isr,
+                    removing_replicas=p.removing_replicas, adding_replicas=p.adding_replicas, leader=p.leader,
+                    leader_recovery_state=p.leader_recovery_state, leader_epoch=p.leader_epoch,
+                    partition_epoch=p.partition_epoch, directories=p.directories))
+        if self.producer_ids.next_producer_id:
+            out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
+        return out
+
+
 class QuorumController:
     """See module doc. ``raft``: this voter's KafkaRaftClient (this object is its listener);
     start with ``await nursery.start(controller.run)``."""
@@ -109,14 +176,12 @@ class QuorumController:
         self.raft = raft
         self.config = config
         self.node_id = raft.node_id
-        self.cluster = ClusterControlManager(config.cluster_id, config.session_timeout_ms)
-        self.configs = ConfigurationControlManager()
-        self.features = FeatureControlManager()
-        self.replication = ReplicationControlManager(
-            self.cluster, self.configs, default_num_partitions=config.num_partitions,
-            default_replication_factor=config.default_replication_factor,
-            unclean_default=config.unclean_leader_election, delete_topic_enable=config.delete_topic_enable)
-        self.producer_ids = ProducerIdControlManager(self.cluster)
+        self.state = ControllerState(config)
+        self.cluster = self.state.cluster
+        self.configs = self.state.configs
+        self.features = self.state.features
+        self.replication = self.state.replication
+        self.producer_ids = self.state.producer_ids
         self.last_committed_offset = -1
         self.last_committed_epoch = -1
         self.active_epoch: int | None = None  # the epoch this controller is active in
@@ -150,11 +215,7 @@ class QuorumController:
 
     def handle_load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
         """Replace the state by a snapshot's (Kafka: handleLoadSnapshot)."""
-        self.cluster.reset()
-        self.configs.reset()
-        self.replication.reset()
-        self.features.finalized.clear()
-        self.producer_ids.next_producer_id = 0
+        self.state.reset()
         for record in snapshot.records:
             self.replay(record.message, snapshot_id.end_offset - 1)
         self.last_committed_offset = snapshot_id.end_offset - 1
@@ -165,45 +226,7 @@ class QuorumController:
 
     def replay(self, message: mr.ApiMessage, offset: int) -> None:
         """Apply one committed record (Kafka's QuorumController.replay)."""
-        if isinstance(message, mr.RegisterBrokerRecord):
-            self.cluster.replay_register(message, offset)
-        elif isinstance(message, mr.BrokerRegistrationChangeRecord):
-            self.cluster.replay_change(message, offset)
-        elif isinstance(message, (mr.TopicRecord, mr.PartitionRecord, mr.PartitionChangeRecord, mr.RemoveTopicRecord)):
-            self.replication.replay(message)
-        elif isinstance(message, mr.ConfigRecord):
-            self.configs.replay(message)
-        elif isinstance(message, mr.FeatureLevelRecord):
-            self.features.replay(message)
-        elif isinstance(message, mr.ProducerIdsRecord):
-            self.producer_ids.replay(message)
-
-    def snapshot_records(self) -> list[mr.ApiMessage]:
-        """The committed state as records (what a snapshot holds), in an order that replays."""
-        out: list[mr.ApiMessage] = [mr.FeatureLevelRecord(name=n, feature_level=v)
-                                    for n, v in sorted(self.features.finalized.items())]
-        for b in sorted(self.cluster.registrations):
-            r = self.cluster.registrations[b]
-            out.append(mr.RegisterBrokerRecord(
-                broker_id=b, incarnation_id=r.incarnation_id, broker_epoch=r.epoch, end_points=r.listeners,
-                features=r.features, rack=r.rack, fenced=r.fenced, in_controlled_shutdown=r.in_controlled_shutdown,
-                log_dirs=r.directories))
-        for (rtype, name), values in sorted(self.configs.configs.items()):
-            out += [mr.ConfigRecord(resource_type=rtype, resource_name=name, name=k, value=v)
-                    for k, v in sorted(values.items())]
-        for name in sorted(self.replication.topics_by_name):
-            topic = self.replication.topics[self.replication.topics_by_name[name]]
-            out.append(mr.TopicRecord(name=name, topic_id=topic.topic_id))
-            for pid in sorted(topic.parts):
-                p = topic.parts[pid]
-                out.append(mr.PartitionRecord(
-                    partition_id=pid, topic_id=topic.topic_id, replicas=p.replicas, isr=p.isr,
-                    removing_replicas=p.removing_replicas, adding_replicas=p.adding_replicas, leader=p.leader,
-                    leader_recovery_state=p.leader_recovery_state, leader_epoch=p.leader_epoch,
-                    partition_epoch=p.partition_epoch, directories=p.directories))
-        if self.producer_ids.next_producer_id:
-            out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
-        return out
+        self.state.replay(message, offset)
 
     # ------------------------------------------------------------------ activation
 

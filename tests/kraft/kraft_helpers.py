@@ -92,7 +92,8 @@ async def active_controller(nodes: list[ControllerNode], min_epoch: int = 0) -> 
     """The Raft leader once it serves controller requests (an AllocateProducerIds of an unknown
     broker answers STALE_BROKER_EPOCH instead of NOT_CONTROLLER)."""
     async def check() -> ControllerNode | None:
-        leader, _quorum = await leader_of([n for n in nodes if n.process and n.process.poll() is None], min_epoch)
+        raft_leader, _quorum = await leader_of([n for n in nodes if n.process and n.process.poll() is None], min_epoch)
+        leader = next(n for n in nodes if n.node_id == raft_leader.node_id)
         try:
             r = await send(leader, build_request(ALLOCATE_PRODUCER_IDS, 0, broker_id=999, broker_epoch=-1), 10)
         except Exception:

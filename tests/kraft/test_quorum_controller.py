@@ -7,10 +7,10 @@ The last test kills the active controller with SIGKILL."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
-import trio
 
 from kafkalike.client.messages import build_request
 from kafkalike.protocol import metadata_records as mr
@@ -252,10 +252,11 @@ async def test_producer_id_blocks_follow_each_other_and_survive_a_controller_kil
         assert again.topics[0].error_code == ErrorCode.topic_already_exists
         created = await send(new_leader, _create_topics("after-failover", 2, 1))
         assert created.topics[0].error_code == ErrorCode.none
+        if os.environ.get("KAFKALIKE_SLOW") != "1":
+            return  # a killed voter rejoining is tests/raft's; with KAFKALIKE_SLOW=1 also here
         # the killed controller comes back as a follower and gets everything
         leader.start()
 
         async def caught_up() -> bool:
             return len(_partitions(leader, "after-failover")) == 2
         await wait_for(caught_up, "the restarted controller replicating the new topic", timeout_s=120)
-        await trio.sleep(0)
