@@ -469,6 +469,20 @@ alter_partition_reassignments = _cluster_rule(Op.ALTER, _kio(error_message="Clus
 list_partition_reassignments = _cluster_rule(Op.DESCRIBE, _kio(error_message="Cluster authorization failed.",
                                                                topics=()))
 describe_log_dirs = _cluster_rule(Op.DESCRIBE, _kio(results=()))
+
+
+def _alter_replica_log_dirs_denied(request: Any, header: Any) -> Any:
+    resp_cls = response_class_for(request)
+    topic_cls, part_cls = entity(resp_cls, "AlterReplicaLogDirTopicResult"), entity(resp_cls, "AlterReplicaLogDirPartitionResult")
+    parts: dict[str, list[int]] = {}
+    for d in request.dirs:
+        for t in d.topics:
+            parts.setdefault(t.name, []).extend(t.partitions)
+    return build(resp_cls, throttle_time_ms=0, results=tuple(build(topic_cls, topic_name=t, partitions=tuple(
+        build(part_cls, partition_index=p, error_code=CLUSTER_DENIED) for p in ps)) for t, ps in parts.items()))
+
+
+alter_replica_log_dirs = _cluster_rule(Op.ALTER, _alter_replica_log_dirs_denied)  # Kafka: ALTER on CLUSTER
 describe_user_scram_credentials = _cluster_rule(Op.DESCRIBE, _kio(error_message="Cluster authorization failed.",
                                                                   results=()))
 alter_user_scram_credentials = _cluster_rule(Op.ALTER, _scram_alter_denied)
@@ -727,6 +741,7 @@ RULES: dict[int, Callable[..., Awaitable[Any]]] = {
     ApiKey.DESCRIBE_CONFIGS: describe_configs,
     ApiKey.ALTER_CONFIGS: alter_configs,
     ApiKey.DESCRIBE_LOG_DIRS: describe_log_dirs,
+    ApiKey.ALTER_REPLICA_LOG_DIRS: alter_replica_log_dirs,
     ApiKey.CREATE_PARTITIONS: create_partitions,
     ApiKey.DELETE_GROUPS: delete_groups,
     ApiKey.ELECT_LEADERS: elect_leaders,

@@ -165,6 +165,7 @@ class KafkaApis:
             ApiKey.DELETE_RECORDS: self.handle_delete_records,
             ApiKey.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
             ApiKey.DESCRIBE_LOG_DIRS: self.handle_describe_log_dirs,
+            ApiKey.ALTER_REPLICA_LOG_DIRS: self.handle_alter_replica_log_dirs,
             ApiKey.LEADER_AND_ISR: self.handle_leader_and_isr,
             ApiKey.STOP_REPLICA: self.handle_stop_replica,
             ApiKey.CREATE_TOPICS: self.handle_create_topics,
@@ -596,6 +597,23 @@ class KafkaApis:
                                  topics=tuple(build(topic_cls, name=t, partitions=tuple(ps))
                                               for t, ps in by_topic.items())))
         return build(resp_cls, error_code=ErrorCode.none, results=tuple(results))
+
+    async def handle_alter_replica_log_dirs(self, header: RequestHeader, request: Any,
+                                            conn: ConnectionContext) -> Any:
+        """AlterReplicaLogDirs v1-v2 (KIP-113; Kafka's KafkaApis.handleAlterReplicaLogDirsRequest):
+        move replicas of this broker between its log dirs, one error per partition
+        (ReplicaManager.alter_replica_log_dirs: NONE, LOG_DIR_NOT_FOUND, KAFKA_STORAGE_ERROR,
+        REPLICA_NOT_AVAILABLE). ALTER on the cluster is checked by auth_helper."""
+        resp_cls = response_class_for(request)
+        topic_cls = entity(resp_cls, "AlterReplicaLogDirTopicResult")
+        part_cls = entity(resp_cls, "AlterReplicaLogDirPartitionResult")
+        wanted = {TopicPartition(t.name, int(p)): d.path for d in request.dirs for t in d.topics for p in t.partitions}
+        results = self.replica_manager.alter_replica_log_dirs(wanted)
+        by_topic: dict[str, list[Any]] = {}
+        for tp, err in results.items():
+            by_topic.setdefault(tp.topic, []).append(build(part_cls, partition_index=tp.partition, error_code=err))
+        return build(resp_cls, throttle_time_ms=0, results=tuple(
+            build(topic_cls, topic_name=t, partitions=tuple(ps)) for t, ps in by_topic.items()))
 
     async def handle_leader_and_isr(self, header: RequestHeader, request: Any,
                                     conn: ConnectionContext) -> Any:

@@ -1368,9 +1368,9 @@ class ReplicaManager:
         an online one NONE, the volume's total / usable bytes (os.statvfs: f_blocks and f_bavail
         times f_frsize, Java's FileStore.getTotalSpace / getUsableSpace) and each hosted log
         of ``partitions`` (None: every log): its size (bytes of its .log files), offset lag
-        (max(HW - LEO, 0) for a current log, Kafka's getLogEndOffsetLag; kafkalike has no
-        -future logs, AlterReplicaLogDirs is not served) and is_future (False). A dir whose
-        statvfs fails answers KAFKA_STORAGE_ERROR too."""
+        (Kafka's getLogEndOffsetLag: max(HW - LEO, 0) for a current log, current LEO - its LEO
+        for a -future log of AlterReplicaLogDirs) and is_future. A dir whose statvfs fails
+        answers KAFKA_STORAGE_ERROR too."""
         import os
 
         lm = self.log_manager
@@ -1380,6 +1380,10 @@ class ReplicaManager:
                 continue
             by_dir.setdefault(os.path.abspath(lg.dir.parent), []).append(ReplicaLogDirInfo(
                 tp, lg.size_in_bytes, max(lg.high_watermark - lg.log_end_offset, 0), False))
+            fut = lm.future_logs.get(tp)
+            if fut is not None:
+                by_dir.setdefault(os.path.abspath(fut.dir.parent), []).append(ReplicaLogDirInfo(
+                    tp, fut.size_in_bytes, max(lg.log_end_offset - fut.log_end_offset, 0), True))
         out: list[LogDirDescription] = []
         seen: set[str] = set()
         for d in lm.log_dirs:
@@ -1401,9 +1405,74 @@ class ReplicaManager:
                                          st.f_bavail * st.f_frsize, tuple(replicas)))
         return out
 
+    # ------------------------------------------------------------------ AlterReplicaLogDirs
+    def alter_replica_log_dirs(self, dirs: Mapping[TopicPartition, str]) -> dict[TopicPartition, ErrorCode]:
+        """AlterReplicaLogDirs (KIP-113; Kafka's ReplicaManager.alterReplicaLogDirs): move each
+        partition's replica to the log dir named (an absolute path of log.dirs). The dir is
+        remembered for a replica not created yet (the next LeaderAndIsr creates it there).
+        A hosted replica in another dir gets a -future log there, filled and swapped in by
+        the ReplicaAlterLogDirsThread; one already there (or moving there) answers NONE, and a
+        move to a different dir replaces the one under way. Errors per partition:
+        LOG_DIR_NOT_FOUND (not a configured dir), KAFKA_STORAGE_ERROR (the dir or the
+        partition is offline, or the future log cannot be made), REPLICA_NOT_AVAILABLE (no
+        replica here yet: Kafka's answer for NotLeaderOrFollower)."""
+        lm = self.log_manager
+        out: dict[TopicPartition, ErrorCode] = {}
+        for tp, path in dirs.items():
+            try:
+                dest = lm.log_dir_for(path)
+            except LookupError as exc:
+                log.warning("alter_replica_log_dir_refused", partition=str(tp), dir=path, error=str(exc))
+                out[tp] = ErrorCode.log_dir_not_found
+                continue
+            if dest in lm.offline_dirs or tp in lm.offline:
+                out[tp] = ErrorCode.kafka_storage_error
+                continue
+            fut = lm.future_logs.get(tp)
+            if fut is not None and fut.dir.parent != dest:  # Kafka: futureReplicaDirChanged
+                self.alter_log_dirs_thread().remove_partition(tp)
+                lm.abort_future_log(tp)
+            current = lm.get_log(tp)
+            if current is None or tp not in self.partitions:
+                lm.preferred_log_dirs[tp] = dest  # Kafka's maybeUpdatePreferredLogDir
+                out[tp] = ErrorCode.replica_not_available
+                continue
+            if current.dir.parent == dest:
+                lm.abort_future_log(tp)  # moving back where it is: nothing to copy
+                out[tp] = ErrorCode.none
+                continue
+            try:
+                lm.create_future_log(tp, dest)
+            except KafkaStorageError as exc:
+                log.error("future_log_create_failed", partition=str(tp), dir=str(dest), error=str(exc))
+                out[tp] = ErrorCode.kafka_storage_error
+                continue
+            self.alter_log_dirs_thread().add_partition(tp)
+            log.info("replica_log_dir_move_started", partition=str(tp), to=str(dest), log_end_offset=current.log_end_offset)
+            out[tp] = ErrorCode.none
+        return out
 
+    def alter_log_dirs_thread(self) -> Any:
+        """The ReplicaAlterLogDirsThread, started in the broker's nursery on first use."""
+        thread = getattr(self, "_alter_log_dirs_thread", None)
+        if thread is None:
+            from kafkalike.broker.replica_alter_log_dirs_thread import ReplicaAlterLogDirsThread
 
+            quotas = getattr(self, "replication_quotas", None)  # the throttle's hook (KIP-113 quota)
+            thread = ReplicaAlterLogDirsThread(
+                self.log_manager, self._on_future_log_swapped,
+                fetch_max_bytes=int(self.config["replica.fetch.max.bytes"]),
+                quota=getattr(quotas, "alter_log_dirs", None))
+            self._alter_log_dirs_thread = thread
+            self.nursery.start_soon(thread.run)
+        return thread
 
+    def _on_future_log_swapped(self, tp: TopicPartition, new: Any) -> None:
+        p = self.partitions.get(tp)
+        if p is not None:
+            p.log = new
+            if p.is_leader:
+                p.maybe_increment_leader_hw()
 
     # ------------------------------------------------------------------ introspection
     def statistics(self) -> ReplicaManagerStatistics:

@@ -71,6 +71,7 @@ class ApiKey(enum.IntEnum):
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     ALTER_CONFIGS = 33
+    ALTER_REPLICA_LOG_DIRS = 34
     DESCRIBE_LOG_DIRS = 35
     SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
@@ -143,6 +144,7 @@ SUPPORTED_APIS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_ACLS: (1, 3),
     ApiKey.DESCRIBE_CONFIGS: (1, 4),
     ApiKey.ALTER_CONFIGS: (0, 2),
+    ApiKey.ALTER_REPLICA_LOG_DIRS: (1, 2),
     ApiKey.DESCRIBE_LOG_DIRS: (1, 4),
     ApiKey.SASL_AUTHENTICATE: (0, 2),
     ApiKey.CREATE_PARTITIONS: (0, 3),
@@ -204,6 +206,7 @@ API_COMPONENTS: dict[int, str] = {
     ApiKey.DELETE_ACLS: "acl_apis",
     ApiKey.DESCRIBE_CONFIGS: "zk_admin_manager",
     ApiKey.ALTER_CONFIGS: "zk_admin_manager",
+    ApiKey.ALTER_REPLICA_LOG_DIRS: "replica_manager",
     ApiKey.DESCRIBE_LOG_DIRS: "replica_manager",
     ApiKey.SASL_AUTHENTICATE: "sasl_server_authenticator",
     ApiKey.CREATE_PARTITIONS: "zk_admin_manager",
@@ -251,6 +254,7 @@ WIRESHARK_4_0_MAX_VERSIONS: dict[int, int] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: 3,
     ApiKey.DESCRIBE_CONFIGS: 2,
     ApiKey.ALTER_CONFIGS: 1,
+    ApiKey.ALTER_REPLICA_LOG_DIRS: 1,
     ApiKey.DESCRIBE_LOG_DIRS: 1,
     ApiKey.CREATE_PARTITIONS: 2,
     ApiKey.DELETE_GROUPS: 2,

@@ -70,6 +70,7 @@ log = structlog.get_logger(__name__)
 
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
+FUTURE_DIR_SUFFIX = "-future"  # <topic>-<partition>.<uuid hex>-future: a replica moving here (KIP-113)
 
 
 @attrs.frozen
@@ -170,6 +171,10 @@ class LogManager:
         #: event loop) and taken ready-made from create_planned_logs (a worker thread)
         self.logs_created_inline = 0
         self.logs_created_prepared = 0
+        # KIP-113 (AlterReplicaLogDirs): the -future log of each replica moving between dirs, and
+        # the dir asked for a replica not created yet (Kafka's preferredLogDirs)
+        self.future_logs: dict[TopicPartition, UnifiedLog] = {}
+        self.preferred_log_dirs: dict[TopicPartition, Path] = {}
 
     def config_for(self, topic: str) -> LogConfig:
         """The LogConfig for a topic: its override if any, else the broker default."""
@@ -222,6 +227,10 @@ class LogManager:
             if not entry.is_dir():
                 continue
             if entry.name.endswith(DELETE_DIR_SUFFIX):
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            if entry.name.endswith(FUTURE_DIR_SUFFIX):  # a move the last run did not finish
+                log.warning("future_log_abandoned", dir=str(entry))
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
             try:
@@ -288,13 +297,109 @@ class LogManager:
         prepared = self._take_prepared(tp, config)
         if prepared is not None:
             return prepared
-        target = self._target_dir()
+        target = self._preferred_dir(tp) or self._target_dir()
         lg = UnifiedLog.open(target / str(tp), config, had_clean_shutdown=True, clock=self.clock)
         lg.on_failure = self._log_failed
         self.logs[tp] = lg
         self.logs_created_inline += 1
         log.info("log_created", partition=str(tp), dir=str(target))
         return lg
+
+    def _preferred_dir(self, tp: TopicPartition) -> Path | None:
+        """The online dir AlterReplicaLogDirs asked for ``tp`` before its log existed (taken:
+        Kafka forgets it once the log is created), else None."""
+        d = self.preferred_log_dirs.pop(tp, None)
+        return d if d is not None and d in self.online_log_dirs() else None
+
+    # ------------------------------------------------------------------ future logs (KIP-113)
+    def log_dir_for(self, path: str) -> Path:
+        """The configured log dir named by ``path`` (compared as absolute paths). Raises
+        LookupError (Kafka's LogDirNotFoundException: LOG_DIR_NOT_FOUND) for any other path."""
+        wanted = os.path.abspath(path)
+        for d in self.log_dirs:
+            if os.path.abspath(d) == wanted:
+                return d
+        raise LookupError(f"Log dir {path} is not found in the config.")
+
+    def create_future_log(self, tp: TopicPartition, dest: Path) -> UnifiedLog:
+        """The -future log of ``tp`` in ``dest`` (created empty at the current log's start
+        offset, with its partition.metadata copied), or the existing one when it is already in
+        ``dest``; one in another dir is deleted first (Kafka's maybeCreateFutureReplica).
+        Raises KafkaStorageError when ``dest`` is offline or the log cannot be made."""
+        if dest in self.offline_dirs:
+            raise KafkaStorageError(f"Log directory {dest} is offline", dest)
+        current = self.logs[tp]
+        fut = self.future_logs.get(tp)
+        if fut is not None:
+            if fut.dir.parent == dest:
+                return fut
+            self.abort_future_log(tp)
+        d = dest / f"{tp}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
+        fut = UnifiedLog.open(d, current.config, had_clean_shutdown=True, clock=self.clock)
+        if current.log_start_offset > 0:
+            fut.truncate_fully_and_start_at(current.log_start_offset)
+        meta = current.dir / "partition.metadata"
+        try:
+            if meta.exists():
+                shutil.copyfile(meta, d / "partition.metadata")
+        except OSError as exc:
+            fut.delete()
+            raise KafkaStorageError(f"cannot copy partition.metadata ({exc.strerror})", d) from exc
+        self.future_logs[tp] = fut
+        log.info("future_log_created", partition=str(tp), dir=str(d))
+        return fut
+
+    def abort_future_log(self, tp: TopicPartition) -> None:
+        """Delete the -future log of ``tp`` (the move was cancelled or its partition went)."""
+        fut = self.future_logs.pop(tp, None)
+        if fut is not None:
+            fut.delete()
+            log.info("future_log_deleted", partition=str(tp), dir=str(fut.dir))
+
+    def replace_current_with_future_log(self, tp: TopicPartition) -> UnifiedLog:
+        """Swap the caught-up -future log of ``tp`` in (Kafka's replaceCurrentWithFutureLog):
+        it is closed (its producer state snapshot written), its dir renamed to
+        <topic>-<partition> and opened again (nothing replayed) as the log, with the current
+        log's high watermark, log start offset and newer leader epochs; the old dir is renamed
+        to <topic>-<partition>.<uuid hex>-delete and removed after log.segment.delete.delay.ms
+        (its files stay open until nothing reads them). Call on the loop with the future log's
+        end offset equal to the current one's. Raises KafkaStorageError when the future log
+        cannot be renamed or opened (the current log then stays, the future one is deleted)."""
+        fut, current = self.future_logs.pop(tp), self.logs[tp]
+        target = fut.dir.with_name(str(tp))
+        try:
+            fut.close()
+            os.replace(fut.dir, target)
+            new = UnifiedLog.open(target, current.config, recovery_point=fut.log_end_offset,
+                                  log_start_offset=current.log_start_offset, had_clean_shutdown=True,
+                                  clock=self.clock)
+        except (OSError, KafkaStorageError) as exc:
+            for d in (fut.dir, target):
+                shutil.rmtree(d, ignore_errors=True)
+            if isinstance(exc, KafkaStorageError):
+                raise
+            raise KafkaStorageError(f"cannot rename the future log ({exc.strerror})", fut.dir) from exc
+        doomed = current.dir.with_name(f"{tp}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        try:
+            os.replace(current.dir, doomed)
+        except OSError as exc:
+            log.warning("log_rename_for_delete_failed", partition=str(tp), error=exc.strerror)
+            doomed = current.dir
+        new.update_high_watermark(min(current.high_watermark, new.log_end_offset))
+        latest = new.leader_epoch_cache.latest_epoch
+        for epoch, start in current.leader_epoch_cache.entries:
+            if latest is None or epoch > latest:
+                new.leader_epoch_cache.assign(epoch, start, flush=False)
+        new.leader_epoch_cache.flush()
+        current.on_failure = None
+        current.generation += 1  # a compaction of the old log in progress aborts
+        new.on_failure = self._log_failed
+        new.cleaner_checkpoint = current.cleaner_checkpoint
+        self.logs[tp] = new
+        self._pending_deletions.append((self.clock() + self.file_delete_delay_ms, doomed))
+        log.info("future_log_swapped_in", partition=str(tp), dir=str(target), old_dir=str(doomed),
+                 log_end_offset=new.log_end_offset)
+        return new
 
     def _target_dir(self, planned: dict[Path, int] | None = None) -> Path:
         """The online log dir holding the fewest partitions (``planned``: more to count per
@@ -328,7 +433,7 @@ class LogManager:
         for tp, config in partitions:
             if tp in self.logs or tp in self.offline or tp in self._prepared or tp in self._planned:
                 continue
-            d = target if target is not None else self._target_dir(per_dir)
+            d = self._preferred_dir(tp) or (target if target is not None else self._target_dir(per_dir))
             per_dir[d] = per_dir.get(d, 0) + 1
             plans.append(NewLogPlan(tp, d / str(tp), config or self.config_for(tp.topic)))
             self._planned.add(tp)
@@ -433,6 +538,8 @@ class LogManager:
         the next start-up is removed by the load (``_load_dir``). A dir that cannot be renamed
         is queued under its own name. Never raises for a missing log."""
         lg = self.logs.pop(tp, None)
+        self.abort_future_log(tp)
+        self.preferred_log_dirs.pop(tp, None)
         self.offline.pop(tp, None)
         self.topic_ids.pop(tp, None)
         self._pending_metadata.pop(tp, None)
@@ -735,6 +842,8 @@ class LogManager:
         could not be written, e.g. on a full disk) gets no marker: its logs are recovered."""
         failed_dirs = set(self.offline_dirs)
         self.discard_prepared()
+        for fut in self.future_logs.values():  # removed at the next start (an unfinished move)
+            fut.close_handlers()
         for tp, lg in list(self.logs.items()):
             try:
                 lg.close()
