@@ -65,7 +65,13 @@ class BenchConfig:
     ``LARGE_PARTITIONS`` or more (one 10,000-partition trial of all three systems takes
     ~15 min on a quiet 2-core machine, so ``--full`` takes one there unless
     ``--failover-rounds`` says otherwise);
-    dd_mib / iperf_seconds: size of the machine-limit measurements.
+    dd_mib / iperf_seconds: size of the machine-limit measurements;
+    client_defaults: also produce with each tool's default batching (acks=all), beside the
+    tuned PRODUCER_BATCHING; warmup: before the measured rounds every system gets a
+    discarded run of each workload (JIT for the JVMs, page cache and allocator for all) of
+    this fraction of the measured size (records, latency seconds; 0 = none);
+    latency_idle_partitions: the latency workload runs once per entry with that many idle
+    partitions (one RF 3 topic, created to full ISR first) on the cluster (0 = none).
     """
 
     name: str
@@ -80,6 +86,9 @@ class BenchConfig:
     dd_mib: int
     iperf_seconds: int
     large_failover_rounds: int = 1
+    client_defaults: bool = False
+    warmup: float = 1.0
+    latency_idle_partitions: tuple[int, ...] = (0,)
 
     def rounds_for(self, partitions: int) -> int:
         """Trials of each failover measurement on a topic of ``partitions`` partitions."""
@@ -91,9 +100,10 @@ class BenchConfig:
 QUICK = BenchConfig("quick", records=200_000, rounds=2, latency_rates=(100,), latency_seconds=10,
                     rss_partitions=1_000, idle_seconds=5, failover_partitions=(30,),
                     failover_rounds=1, dd_mib=256, iperf_seconds=3)
-FULL = BenchConfig("full", records=2_000_000, rounds=3, latency_rates=(100, 500), latency_seconds=60,
+FULL = BenchConfig("full", records=2_000_000, rounds=3, latency_rates=(100, 500, 5_000), latency_seconds=60,
                    rss_partitions=1_000, idle_seconds=15, failover_partitions=(100, 1_000, 10_000),
-                   failover_rounds=3, dd_mib=1024, iperf_seconds=10)
+                   failover_rounds=3, dd_mib=1024, iperf_seconds=10, client_defaults=True,
+                   latency_idle_partitions=(0, 1_000))
 
 
 @attrs.define
@@ -364,8 +374,11 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
     context = {
         "command": command or f"run_bench({config.name}, systems={list(systems)}, tools={list(tools)})",
         "configuration": (f"{config.name}: {config.records:,} records × {wl.RECORD_SIZE} B per produce run, "
-                          f"{config.rounds} rounds; latency at {', '.join(f'{r:,}' for r in config.latency_rates)} records/s for "
-                          f"{config.latency_seconds:g} s; memory with {config.rss_partitions:,} partitions; "
+                          f"{config.rounds} rounds after a discarded warm-up of {config.warmup:g}x that size per "
+                          f"system and workload; produce tuned{' and at client defaults' if config.client_defaults else ''}; "
+                          f"latency at {', '.join(f'{r:,}' for r in config.latency_rates)} records/s for "
+                          f"{config.latency_seconds:g} s with {' / '.join(f'{n:,}' for n in config.latency_idle_partitions)} "
+                          f"idle partitions; memory with {config.rss_partitions:,} partitions; "
                           "failover trials: "
                           f"{', '.join(f'{n:,} partitions × {config.rounds_for(n)}' for n in config.failover_partitions)}"),
         "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if any(
@@ -469,87 +482,154 @@ def _resources_partitions(run: _Run, cfg: BenchConfig, live: dict[str, BenchSyst
         delete_topic(system.bootstrap, topic)
 
 
+def _produce_variants(cfg: BenchConfig) -> list[tuple[str, str, dict[str, str] | None]]:
+    """(workload name, acks, batching) of the produce runs: acks=1 and acks=all tuned, and
+    with ``client_defaults`` acks=all at each tool's defaults."""
+    out: list[tuple[str, str, dict[str, str] | None]] = [("produce acks=1", "1", None),
+                                                         ("produce acks=all", "all", None)]
+    if cfg.client_defaults:
+        out.append(("produce acks=all, client defaults", "all", wl.CLIENT_DEFAULTS))
+    return out
+
+
+def _warm_records(cfg: BenchConfig) -> int:
+    return max(1_000, int(cfg.records * cfg.warmup))
+
+
 def _produce(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str],
              tools: Sequence[str], runner: rkmod.ReferenceKafka | None,
              produced: dict[tuple[str, int], str]) -> None:
     print(f"workload: produce {cfg.records:,} × {wl.RECORD_SIZE} B, 6 partitions, RF 3", flush=True)
+    variants = _produce_variants(cfg)
+
+    def produce_once(name: str, tool: str, topic: str, records: int, acks: str,
+                     batching: dict[str, str] | None) -> wl.ProduceResult:
+        system = live[name]
+        create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+        if tool == "kafka-perf":
+            assert runner is not None
+            return wl.produce_kafka_perf(system, runner, topic, records, acks, batching)
+        return wl.produce_librdkafka(system, topic, records, acks, batching=batching)
+
+    if cfg.warmup > 0:  # discarded: one run of every variant and tool per system
+        n = _warm_records(cfg)
+        print(f"  warm-up (discarded): {n:,} records per variant, tool and system", flush=True)
+        for name in names:
+            _heal(run, name, live[name])
+            for i, (workload, acks, batching) in enumerate(variants):
+                for tool in tools:
+                    topic = f"w-p-{tool}-{i}"
+                    res = run.attempt(f"{name} warm-up {workload} {tool}",
+                                      lambda: produce_once(name, tool, topic, n, acks, batching))
+                    if res is not None:
+                        produced.setdefault((name, -1), topic)
     for rnd in range(cfg.rounds):
-        for acks in ("1", "all"):
+        for i, (workload, acks, batching) in enumerate(variants):
             for tool in tools:
                 for name in rotated(names, rnd):
-                    system = live[name]
-                    _heal(run, name, system)
-                    topic = f"p-{tool}-acks{acks}-r{rnd}"
-
-                    def measure() -> wl.ProduceResult:
-                        create_topic(system.bootstrap, topic, 6, 3, timeout=120)
-                        if tool == "kafka-perf":
-                            assert runner is not None
-                            return wl.produce_kafka_perf(system, runner, topic, cfg.records, acks)
-                        return wl.produce_librdkafka(system, topic, cfg.records, acks)
-
-                    res = run.attempt(f"{name} produce acks={acks} {tool} round {rnd}", measure)
+                    _heal(run, name, live[name])
+                    topic = f"p-{tool}-acks{acks}-r{rnd}" if batching is None else f"p-{tool}-v{i}-r{rnd}"
+                    res = run.attempt(f"{name} {workload} {tool} round {rnd}",
+                                      lambda: produce_once(name, tool, topic, cfg.records, acks, batching))
                     if res is None:
                         continue
                     produced.setdefault((name, rnd), topic)
-                    run.add(f"produce acks={acks}", f"records/s ({tool})", name, res.records_per_sec,
+                    run.add(workload, f"records/s ({tool})", name, res.records_per_sec,
                             "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
-                    run.add("broker CPU", "CPU s per GB written (all brokers)", name, res.cpu_s_per_gb,
-                            "CPU s/GB", rnd, False)
+                    if batching is None:
+                        run.add("broker CPU", "CPU s per GB written (all brokers)", name, res.cpu_s_per_gb,
+                                "CPU s/GB", rnd, False)
 
 
 def _consume(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str],
              tools: Sequence[str], runner: rkmod.ReferenceKafka | None,
              produced: dict[tuple[str, int], str]) -> None:
     print(f"workload: consume {cfg.records:,} records from 6 partitions", flush=True)
+
+    def consume_once(name: str, tool: str, rnd: int, records: int) -> None:
+        system = live[name]
+        _heal(run, name, system)
+        topic = produced.get((name, rnd))
+        warm = rnd < 0
+        what = "warm-up consume" if warm else "consume"
+        if topic is None:
+            run.errors.append(f"{name} {what} round {rnd}: nothing was produced")
+            return
+        if tool == "kafka-perf":
+            assert runner is not None
+            res = run.attempt(f"{name} {what} kafka-perf round {rnd}",
+                              lambda: wl.consume_kafka_perf(system, runner, topic, records))
+            if res is not None and not warm:
+                run.add("consume", "records/s (kafka-perf, incl. group join)", name,
+                        res.records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+                run.add("consume", "records/s (kafka-perf, fetch only)", name,
+                        res.fetch_records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+            return
+        for group, metric in ((False, "records/s (librdkafka)"), (True, "records/s (librdkafka, fresh group)")):
+            rate = run.attempt(f"{name} {what} {metric} round {rnd}",
+                               lambda: wl.consume_librdkafka(system, topic, records, group=group))
+            if rate is not None and not warm:
+                run.add("consume", metric, name, rate, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
+
+    if cfg.warmup > 0:
+        print("  warm-up (discarded): one read of the warm-up topic per tool and system", flush=True)
+        for name in names:
+            for tool in tools:
+                consume_once(name, tool, -1, _warm_records(cfg))
     for rnd in range(cfg.rounds):
         for tool in tools:
             for name in rotated(names, rnd):
-                system = live[name]
-                _heal(run, name, system)
-                topic = produced.get((name, rnd))
-                if topic is None:
-                    run.errors.append(f"{name} consume round {rnd}: nothing was produced")
-                    continue
-                if tool == "kafka-perf":
-                    assert runner is not None
-                    res = run.attempt(f"{name} consume kafka-perf round {rnd}",
-                                      lambda: wl.consume_kafka_perf(system, runner, topic, cfg.records))
-                    if res is not None:
-                        run.add("consume", "records/s (kafka-perf, incl. group join)", name,
-                                res.records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
-                        run.add("consume", "records/s (kafka-perf, fetch only)", name,
-                                res.fetch_records_per_sec, "records/s", rnd, True, "loopback_mb_s", MB_PER_RECORD)
-                else:
-                    rate = run.attempt(f"{name} consume librdkafka round {rnd}",
-                                       lambda: wl.consume_librdkafka(system, topic, cfg.records))
-                    if rate is not None:
-                        run.add("consume", "records/s (librdkafka)", name, rate, "records/s", rnd, True,
-                                "loopback_mb_s", MB_PER_RECORD)
+                consume_once(name, tool, rnd, cfg.records)
 
 
 def _latency(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:
-    for rate in cfg.latency_rates:
-        print(f"workload: end-to-end latency at {rate:,} records/s for {cfg.latency_seconds:g} s", flush=True)
-        workload = f"latency @ {rate:,} records/s, acks=all"
-        for rnd in range(cfg.rounds):
-            for name in rotated(names, rnd):
-                system = live[name]
-                _heal(run, name, system)
-                topic = f"lat-{rate}-r{rnd}"
+    if cfg.warmup > 0 and cfg.latency_rates:
+        secs = max(1.0, cfg.latency_seconds * cfg.warmup)
+        print(f"workload: end-to-end latency warm-up (discarded): {cfg.latency_rates[0]:,} records/s for "
+              f"{secs:g} s per system", flush=True)
+        for name in names:
+            system = live[name]
+            _heal(run, name, system)
 
-                def measure() -> wl.LatencyResult:
-                    create_topic(system.bootstrap, topic, 6, 3, timeout=120)
-                    return wl.end_to_end_latency(system, topic, rate, cfg.latency_seconds)
+            def warm() -> wl.LatencyResult:
+                create_topic(system.bootstrap, "w-lat", 6, 3, timeout=120)
+                return wl.end_to_end_latency(system, "w-lat", cfg.latency_rates[0], secs)
 
-                res = run.attempt(f"{name} latency {rate}/s round {rnd}", measure)
-                if res is not None:
-                    run.add(workload, "p50", name, res.p50_ms, "ms", rnd, False)
-                    run.add(workload, "p99", name, res.p99_ms, "ms", rnd, False)
-                    run.add(workload, "p99.9", name, res.p999_ms, "ms", rnd, False)
-                    # below the offered rate = the system fell behind and the percentiles
-                    # above grew with the run's length (a queue), see LatencyResult
-                    run.add(workload, "records/s delivered", name, res.delivered_rate, "records/s", rnd, True)
+            run.attempt(f"{name} latency warm-up", warm)
+    for idle in cfg.latency_idle_partitions:
+        idle_topic = f"idle-{idle}"
+        if idle:
+            print(f"  creating {idle:,} idle partitions (RF 3) on every system", flush=True)
+            for name in names:
+                _heal(run, name, live[name])
+                run.attempt(f"{name} create {idle} idle partitions",
+                            lambda: wl.make_topic(live[name], idle_topic, idle))
+        for rate in cfg.latency_rates:
+            suffix = f", {idle:,} idle partitions" if idle else ""
+            print(f"workload: end-to-end latency at {rate:,} records/s for {cfg.latency_seconds:g} s{suffix}",
+                  flush=True)
+            workload = f"latency @ {rate:,} records/s, acks=all{suffix}"
+            for rnd in range(cfg.rounds):
+                for name in rotated(names, rnd):
+                    system = live[name]
+                    _heal(run, name, system)
+                    topic = f"lat-{rate}-i{idle}-r{rnd}"
+
+                    def measure() -> wl.LatencyResult:
+                        create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                        return wl.end_to_end_latency(system, topic, rate, cfg.latency_seconds)
+
+                    res = run.attempt(f"{name} latency {rate}/s{suffix} round {rnd}", measure)
+                    if res is not None:
+                        run.add(workload, "p50", name, res.p50_ms, "ms", rnd, False)
+                        run.add(workload, "p99", name, res.p99_ms, "ms", rnd, False)
+                        run.add(workload, "p99.9", name, res.p999_ms, "ms", rnd, False)
+                        # below the offered rate = the system fell behind and the percentiles
+                        # above grew with the run's length (a queue), see LatencyResult
+                        run.add(workload, "records/s delivered", name, res.delivered_rate, "records/s", rnd, True)
+        if idle:
+            for name in names:
+                delete_topic(live[name].bootstrap, idle_topic)
 
 
 def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: list[str]) -> None:

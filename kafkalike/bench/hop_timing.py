@@ -24,6 +24,7 @@ DelayedProduce). Medians of hops do not add up to the median total.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -130,17 +131,57 @@ def broker_hop_lines(log_paths: Iterable[Path]) -> list[HopLine]:
     return lines
 
 
-def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path) -> dict[str, Any]:
-    """Start a 3-broker kafkalike cluster with hop timing on (its own ZooKeeper ensemble
-    unless ``zookeeper_connect``), run the end-to-end latency workload at ``rate`` for
-    ``seconds`` on a fresh 6-partition RF 3 topic, stop everything by pid; returns
-    {"latency": LatencyResult, "summaries": [HopSummary...]}."""
+@attrs.frozen
+class SystemResult:
+    """One system of a hop-timing run: its label, the end-to-end LatencyResult of each round
+    and the hop summaries over all rounds (none for Kafka: its brokers log no hops)."""
+
+    label: str
+    latencies: tuple[Any, ...]
+    summaries: tuple[HopSummary, ...]
+
+
+def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None) -> Any:
+    """A 3-broker kafkalike with hop timing on; ``source``: a kafkalike source tree whose code
+    the broker processes run (PYTHONPATH while they are spawned), else this checkout's."""
+    from kafkalike.bench.systems import KafkalikeSystem
+    from kafkalike.cluster.zk_ensemble import find_free_base_port
+
+    port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
+    system = KafkalikeSystem(work_dir / label, zookeeper_connect, port, chroot=f"hops-{label}-{uuid.uuid4().hex[:6]}",
+                             overrides={HOPS_KEY: "true"})
+    system.name = label
+    previous = os.environ.get("PYTHONPATH")
+    if source is not None:
+        os.environ["PYTHONPATH"] = str(source)
+    try:
+        system.up()
+    finally:
+        if source is not None:
+            if previous is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = previous
+    return system
+
+
+def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path, rounds: int = 1,
+        before: Path | None = None, kafka: bool = False, after: Path | None = None) -> list[SystemResult]:
+    """Start a 3-broker kafkalike cluster with hop timing on (plus, with ``before``, a second
+    one running the kafkalike source tree at that path; ``after``: run the first one from that
+    tree too instead of this checkout; with ``kafka`` Apache Kafka 3.9
+    in ZooKeeper mode), all on one ZooKeeper ensemble (started here unless
+    ``zookeeper_connect``); then ``rounds`` rounds of the end-to-end latency workload at
+    ``rate`` records/s for ``seconds``, each on a fresh 6-partition RF 3 topic, the systems
+    rotated per round; stop everything by pid. Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
-    from kafkalike.bench.systems import KafkalikeSystem, create_topic, stop_systems
+    from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
 
     ensemble = None
     live: dict[str, Any] = {}
+    offsets: dict[str, dict[int, int]] = {}
+    latencies: dict[str, list[Any]] = {}
     try:
         hosts = [f"127.0.0.{i}" for i in (1, 2, 3)]
         if zookeeper_connect is None:
@@ -148,43 +189,76 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                                   die_with_parent=True)
             ensemble.start(timeout=90)
             zookeeper_connect = ensemble.connect_string
-        port = find_free_base_port(hosts, low=30000, high=32000)
-        system = KafkalikeSystem(work_dir / "kafkalike", zookeeper_connect, port,
-                                 chroot=f"hops-{uuid.uuid4().hex[:6]}", overrides={HOPS_KEY: "true"})
-        live["kafkalike"] = system
-        system.up()
-        topic = f"hops-{rate}"
-        create_topic(system.bootstrap, topic, 6, 3, timeout=120)
-        start_offsets = {b: system.cluster.log_path(b).stat().st_size for b in system.cluster.broker_ids}
-        latency = wl.end_to_end_latency(system, topic, rate, seconds)
+        if before is not None:
+            live["kafkalike-before"] = None
+            live["kafkalike-before"] = _start_kafkalike(work_dir, "kafkalike-before", zookeeper_connect, before)
+        live["kafkalike"] = None
+        live["kafkalike"] = _start_kafkalike(work_dir, "kafkalike", zookeeper_connect, after)
+        if kafka:
+            from kafkalike.bench import reference_kafka as rkmod
+
+            rkmod.fetch()
+            port = rkmod.find_free_port([f"127.0.1.{i}" for i in (1, 2, 3)], span=2, start=33000, stop=40000)
+            ref = ReferenceSystem(work_dir / "kafka-zk", "zk", port, zookeeper_connect=zookeeper_connect,
+                                  chroot=f"/hops-kafka-zk-{uuid.uuid4().hex[:6]}")
+            live["kafka-zk"] = ref
+            ref.up()
+        for label, system in live.items():
+            if label != "kafka-zk":
+                offsets[label] = {b: system.cluster.log_path(b).stat().st_size for b in system.cluster.broker_ids}
+        for rnd in range(rounds):
+            for label in rotated(list(live), rnd):
+                system = live[label]
+                topic = f"hops-{rate}-r{rnd}"
+                create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                res = wl.end_to_end_latency(system, topic, rate, seconds)
+                latencies.setdefault(label, []).append(res)
+                print(f"  round {rnd} {label:<18} p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
+                      f"delivered {res.delivered_rate:,.0f}/s", flush=True)
     finally:
-        stop_systems(live, ensemble, "hop_timing_stop_failed")
-    lines: list[HopLine] = []  # read once the brokers stopped: their last lines are flushed
-    for b, offset in start_offsets.items():
-        with open(system.cluster.log_path(b), errors="replace") as f:
-            f.seek(offset)
-            lines.extend(parse_hop_lines(f))
-    summaries = [summarize(lines, "produce", PRODUCE_HOPS), summarize(lines, "follower", FETCH_HOPS),
-                 summarize(lines, "consumer", FETCH_HOPS)]
-    return {"latency": latency, "summaries": summaries}
+        stop_systems({k: v for k, v in live.items() if v is not None}, ensemble, "hop_timing_stop_failed")
+    results = []
+    for label, system in live.items():
+        lines: list[HopLine] = []  # read once the brokers stopped: their last lines are flushed
+        for b, offset in offsets.get(label, {}).items():
+            with open(system.cluster.log_path(b), errors="replace") as f:
+                f.seek(offset)
+                lines.extend(parse_hop_lines(f))
+        summaries = (summarize(lines, "produce", PRODUCE_HOPS), summarize(lines, "follower", FETCH_HOPS),
+                     summarize(lines, "consumer", FETCH_HOPS)) if label in offsets else ()
+        results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries))
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m kafkalike.bench.hop_timing", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rate", type=int, default=100, help="records/s (default 100)")
-    p.add_argument("--seconds", type=float, default=30.0, help="length of the run (default 30)")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of each round (default 30)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds per system, systems rotated (default 1)")
+    p.add_argument("--before", type=Path, default=None,
+                   help="also run a kafkalike source tree (e.g. `git archive <commit> | tar -x -C DIR`) "
+                        "side by side, labelled kafkalike-before")
+    p.add_argument("--after", type=Path, default=None,
+                   help="run the kafkalike cluster from this source tree instead of this checkout")
+    p.add_argument("--kafka", action="store_true", help="also run Apache Kafka 3.9 in ZooKeeper mode")
     p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
     args = p.parse_args(argv)
+    load0 = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="kafkalike-hops-") as d:
         t0 = time.monotonic()
-        res = run(args.rate, args.seconds, args.zookeeper, Path(d))
-    lat = res["latency"]
-    print(f"end-to-end latency at {args.rate} records/s acks=all for {args.seconds:g} s "
-          f"(load average {Path('/proc/loadavg').read_text().split()[0]}, {time.monotonic() - t0:.0f} s): "
-          f"p50 {lat.p50_ms:.2f} ms, p99 {lat.p99_ms:.2f} ms, p99.9 {lat.p999_ms:.2f} ms, n={lat.samples}")
-    for s in res["summaries"]:
-        print(format_summary(s))
+        results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after)
+    load1 = Path("/proc/loadavg").read_text().split()[0]
+    print(f"end-to-end latency at {args.rate} records/s acks=all, {args.rounds} x {args.seconds:g} s per system "
+          f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
+    for r in results:
+        p50 = statistics.median(x.p50_ms for x in r.latencies)
+        p99 = statistics.median(x.p99_ms for x in r.latencies)
+        print(f"  {r.label:<18} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  (median over {len(r.latencies)} rounds; "
+              f"p50s {', '.join(f'{x.p50_ms:.2f}' for x in r.latencies)})")
+    for r in results:
+        for s in r.summaries:
+            print(f"[{r.label}] " + format_summary(s))
     return 0
 
 

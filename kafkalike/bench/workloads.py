@@ -42,6 +42,10 @@ log = structlog.get_logger(__name__)
 
 RECORD_SIZE = 100
 PRODUCER_BATCHING = {"linger.ms": "5", "batch.size": "262144"}
+# --client-defaults: each tool's own batching, what users run first (Kafka 3.9's
+# ProducerConfig: batch.size 16384, linger.ms 0 - 5 only from Kafka 4.0, KIP-1030; acks=all
+# since 3.0. librdkafka: linger.ms 5, batch.size 1,000,000, batch.num.messages 10,000)
+CLIENT_DEFAULTS: dict[str, str] = {}
 # The latency producer's cap on requests in flight per broker connection: the Java
 # producer's default (and the most an idempotent producer may have). librdkafka's default
 # (1,000,000) with linger.ms=0 sends every record as its own ProduceRequest however slowly the
@@ -169,12 +173,14 @@ def tool_runner(work_dir: Path) -> rkmod.ReferenceKafka:
 
 
 def produce_kafka_perf(system: BenchSystem, tools: rkmod.ReferenceKafka, topic: str, records: int,
-                       acks: str) -> ProduceResult:
+                       acks: str, batching: dict[str, str] | None = None) -> ProduceResult:
     """Kafka's ProducerPerformance: ``records`` × 100 B as fast as possible with ``acks``
-    against ``system``; its own records/s (first send to last ack, JVM start excluded)."""
+    against ``system``; its own records/s (first send to last ack, JVM start excluded).
+    ``batching``: producer properties (default PRODUCER_BATCHING; CLIENT_DEFAULTS = none)."""
     pids = system.pids()
     cpu0 = total_cpu(pids)
-    props = {"bootstrap.servers": system.bootstrap, "acks": acks, **PRODUCER_BATCHING}
+    props = {"bootstrap.servers": system.bootstrap, "acks": acks,
+             **(PRODUCER_BATCHING if batching is None else batching)}
     args = ["--topic", topic, "--num-records", str(records), "--record-size", str(RECORD_SIZE),
             "--throughput", "-1", "--producer-props", *(f"{k}={v}" for k, v in props.items())]
     try:
@@ -190,10 +196,11 @@ def produce_kafka_perf(system: BenchSystem, tools: rkmod.ReferenceKafka, topic: 
 
 
 def produce_librdkafka(system: BenchSystem, topic: str, records: int, acks: str,
-                       partitions: int = 6) -> ProduceResult:
+                       partitions: int = 6, batching: dict[str, str] | None = None) -> ProduceResult:
     """librdkafka (confluent-kafka) producer: ``records`` × 100 B round-robin over
     ``partitions`` as fast as it goes with ``acks``; records/s from the first produce() to
-    the last delivery report. BenchError if any record fails."""
+    the last delivery report. ``batching``: as produce_kafka_perf. BenchError if any record
+    fails."""
     from confluent_kafka import Producer
 
     failed = 0
@@ -206,7 +213,8 @@ def produce_librdkafka(system: BenchSystem, topic: str, records: int, acks: str,
     producer = Producer({"bootstrap.servers": system.bootstrap, "acks": acks,
                          "queue.buffering.max.messages": 1_000_000,
                          "queue.buffering.max.kbytes": 1_048_576, "logger": LIBRDKAFKA_LOGGER,
-                         "message.timeout.ms": 300_000, **PRODUCER_BATCHING})
+                         "message.timeout.ms": 300_000,
+                         **(PRODUCER_BATCHING if batching is None else batching)})
     payload = b"x" * RECORD_SIZE
     producer.produce(topic, payload, partition=0)  # warm-up: metadata, connections
     if producer.flush(60) != 0:
@@ -251,17 +259,22 @@ def consume_kafka_perf(system: BenchSystem, tools: rkmod.ReferenceKafka, topic: 
 
 
 def consume_librdkafka(system: BenchSystem, topic: str, records: int, partitions: int = 6,
-                       timeout: float = 600.0) -> float:
+                       timeout: float = 600.0, group: bool = False) -> float:
     """librdkafka consumer assigned every partition of ``topic`` from the beginning (no
-    group join); returns records/s from assign() to the ``records``-th record."""
+    group join), or with ``group`` subscribed in a fresh group (auto.offset.reset=earliest:
+    FindCoordinator, JoinGroup, SyncGroup and OffsetFetch included); returns records/s from
+    assign()/subscribe() to the ``records``-th record."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": system.bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "logger": LIBRDKAFKA_LOGGER,
-                         "fetch.message.max.bytes": 1_048_576})
+                         "auto.offset.reset": "earliest", "fetch.message.max.bytes": 1_048_576})
     try:
         t0 = time.monotonic()
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        if group:
+            consumer.subscribe([topic])
+        else:
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         got = 0
         while got < records:
             if time.monotonic() - t0 > timeout:

@@ -15,6 +15,8 @@ EXAMPLE = """examples:
   kafkalike bench --full --workloads failover --failover-partitions 10000 --failover-rounds 1
   kafkalike bench --quick --systems kafkalike --tools librdkafka
   kafkalike bench --quick --workloads produce,consume --systems kafkalike,kafka-kraft
+  kafkalike bench --quick --client-defaults --workloads produce,consume,latency \\
+      --latency-rates 100,500,5000 --idle-partitions 0,1000
 
 systems: kafkalike, kafka-zk, kafka-kraft; tools: kafka-perf (Kafka's ProducerPerformance /
 ConsumerPerformance, fetched with Maven), librdkafka; workloads: produce, consume, latency,
@@ -54,6 +56,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--failover-rounds", type=int, default=None,
                    help="trials of each failover measurement per partition count (overrides the size; "
                         "--full takes 3, and 1 at 5,000 partitions or more)")
+    p.add_argument("--client-defaults", action="store_true",
+                   help="also produce (acks=all) with each tool's default batching (--full does)")
+    p.add_argument("--warmup", type=float, default=None,
+                   help="discarded warm-up run per system and workload, as a fraction of the measured "
+                        "size (default 1; 0 = none)")
+    p.add_argument("--latency-rates", default=None,
+                   help="comma-separated records/s of the latency workload (overrides the size, e.g. 100,500,5000)")
+    p.add_argument("--idle-partitions", default=None,
+                   help="comma-separated idle partition counts the latency workload also runs with "
+                        "(overrides the size, e.g. 0,1000)")
     p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
     p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
     p.set_defaults(func=run)
@@ -80,6 +92,26 @@ def run(args: argparse.Namespace) -> int:
                   "expected positive integers, e.g. 100,1000", file=sys.stderr)
             return 2
         config = attrs.evolve(config, failover_partitions=counts)
+    if args.client_defaults:
+        config = attrs.evolve(config, client_defaults=True)
+    if args.warmup is not None:
+        if args.warmup < 0:
+            print(f"kafkalike bench: --warmup {args.warmup}: expected 0 or more", file=sys.stderr)
+            return 2
+        config = attrs.evolve(config, warmup=args.warmup)
+    for flag, text, field, low in (("--latency-rates", args.latency_rates, "latency_rates", 1),
+                                   ("--idle-partitions", args.idle_partitions, "latency_idle_partitions", 0)):
+        if text is None:
+            continue
+        try:
+            values = tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            values = ()
+        if not values or min(values) < low:
+            print(f"kafkalike bench: {flag} {text!r}: expected integers >= {low}, comma-separated",
+                  file=sys.stderr)
+            return 2
+        config = attrs.evolve(config, **{field: values})
     if args.failover_rounds is not None:
         if args.failover_rounds < 1:
             print(f"kafkalike bench: --failover-rounds {args.failover_rounds}: expected at least 1",
@@ -93,7 +125,11 @@ def run(args: argparse.Namespace) -> int:
         *(["--records", str(args.records)] if args.records is not None else []),
         *(["--rounds", str(args.rounds)] if args.rounds is not None else []),
         *(["--failover-partitions", args.failover_partitions] if args.failover_partitions else []),
-        *(["--failover-rounds", str(args.failover_rounds)] if args.failover_rounds is not None else [])])
+        *(["--failover-rounds", str(args.failover_rounds)] if args.failover_rounds is not None else []),
+        *(["--client-defaults"] if args.client_defaults else []),
+        *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
+        *(["--latency-rates", args.latency_rates] if args.latency_rates else []),
+        *(["--idle-partitions", args.idle_partitions] if args.idle_partitions else [])])
     try:
         path = run_bench(config, args.systems, args.report, tools=args.tools, workloads=args.workloads,
                          work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command)

@@ -23,12 +23,15 @@ from tests.fixtures_cluster import assert_no_process_runs_from
 # report 0 CPU s/GB (CI, 2026-11-21).
 TINY = attrs.evolve(QUICK, name="tiny", records=100_000, rounds=1, latency_rates=(50,), latency_seconds=2,
                     rss_partitions=24, idle_seconds=0.5, failover_partitions=(6,), failover_rounds=1,
-                    dd_mib=16, iperf_seconds=1)
+                    dd_mib=16, iperf_seconds=1, client_defaults=True, warmup=0.05,
+                    latency_idle_partitions=(0, 12))
 
 
 def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_connect: str) -> None:
-    """A tiny run of all workloads against kafkalike writes report.md, plots and a positive
-    number for every metric, with no failed measurement, and stops every process."""
+    """A tiny run of all workloads against kafkalike (discarded warm-ups first, produce also
+    at client defaults, consume assigned and in a fresh group, latency also with 12 idle
+    partitions) writes report.md, plots and a positive number for every metric, with no
+    failed measurement, and stops every process."""
     work = tmp_path / "work"
     path = run_bench(TINY, ["kafkalike"], tmp_path / "report", tools=["librdkafka"], work_dir=work,
                      zookeeper_connect=zk_connect, command="smoke")
@@ -38,7 +41,10 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
     assert {s.system for s in samples} == {"kafkalike"}
     metrics = {(s.workload, s.metric) for s in samples}
     for expected in [("produce acks=1", "records/s (librdkafka)"), ("produce acks=all", "records/s (librdkafka)"),
-                     ("consume", "records/s (librdkafka)"), ("broker CPU", "CPU s per GB written (all brokers)"),
+                     ("produce acks=all, client defaults", "records/s (librdkafka)"),
+                     ("consume", "records/s (librdkafka)"), ("consume", "records/s (librdkafka, fresh group)"),
+                     ("broker CPU", "CPU s per GB written (all brokers)"),
+                     ("latency @ 50 records/s, acks=all, 12 idle partitions", "p50"),
                      ("latency @ 50 records/s, acks=all", "p99.9"),
                      ("latency @ 50 records/s, acks=all", "records/s delivered"),
                      ("resources", "RSS per broker, idle"),
@@ -51,8 +57,10 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
         if "CPU per broker" not in s.metric:  # an idle broker may spend 0 ticks
             assert s.value > 0, s
     # the latency producer kept up with its offered rate (a queue would show as far less)
-    [delivered] = [s.value for s in samples if s.metric == "records/s delivered"]
-    assert delivered >= 0.25 * TINY.latency_rates[0], delivered
+    for delivered in [s.value for s in samples if s.metric == "records/s delivered"]:
+        assert delivered >= 0.25 * TINY.latency_rates[0], delivered
+    assert {s.round for s in samples} == {0}, "a warm-up run was recorded"
+    assert "discarded warm-up of 0.05x" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| produce acks=all"))
     assert re.search(r"\| records/s \| [\d,]+ \(n=1\) \| — \| — \|", line), line
     assert len(list((tmp_path / "report").glob("*.png"))) >= 5
