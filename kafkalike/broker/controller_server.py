@@ -128,7 +128,8 @@ class ControllerServer:
                 num_partitions=cfg["num.partitions"], default_replication_factor=cfg["default.replication.factor"],
                 unclean_leader_election=cfg["unclean.leader.election.enable"],
                 delete_topic_enable=cfg["delete.topic.enable"], idle_interval_ms=cfg["metadata.max.idle.interval.ms"],
-                bootstrap_records=tuple(bootstrap)))
+                bootstrap_records=tuple(bootstrap),
+                snapshot_bytes=cfg["metadata.log.max.record.bytes.between.snapshots"]))
             raft.listener = controller
             async with trio.open_nursery() as nursery:
                 await nursery.start(controller.run)

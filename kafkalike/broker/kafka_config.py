@@ -162,6 +162,8 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          at_least=0),
     _key("metadata.max.idle.interval.ms", "int", 500, "KRaft: the active controller appends a NoOpRecord this "
          "often when idle (ms; 0 = never)", at_least=0),
+    _key("metadata.log.max.record.bytes.between.snapshots", "long", 20971520, "KRaft: a controller writes a "
+         "snapshot of its state once this many bytes of records were committed since the last one", at_least=1),
     _ignored("controller.quorum.append.linger.ms", "int", 25, at_least=0),
     # --- log storage
     _key("log.dirs", "list", None, "log directories (default: log.dir)"),

@@ -19,6 +19,9 @@ controller**. Everything the controllers know is in the metadata log:
   metadata.version 3.9-IV0) if the log holds none yet, starts every broker's session afresh, and
   then appends a NoOpRecord every ``metadata.max.idle.interval.ms`` (KIP-835) and fences brokers
   whose session expired, one per event.
+* **Snapshots.** Every controller writes a snapshot of its state (``snapshot_records``) once
+  metadata.log.max.record.bytes.between.snapshots of records were committed since its last one; a
+  voter that fell behind the leader's log start fetches it (FetchSnapshot) and loads it.
 * A controller that is not active answers NOT_CONTROLLER; one that loses leadership while waiting
   for a commit answers NOT_CONTROLLER too (the records may or may not commit).
 
@@ -60,7 +63,7 @@ class QuorumControllerConfig:
     ``default_replication_factor`` / ``unclean_leader_election`` / ``delete_topic_enable``,
     ``idle_interval_ms`` metadata.max.idle.interval.ms (0: no NoOps), ``bootstrap_records`` (from
     bootstrap.checkpoint), ``commit_timeout_ms`` (how long an event waits for its commit before it
-    answers REQUEST_TIMED_OUT)."""
+    answers REQUEST_TIMED_OUT), ``snapshot_bytes`` metadata.log.max.record.bytes.between.snapshots."""
 
     cluster_id: str
     session_timeout_ms: int = 9000
@@ -71,6 +74,7 @@ class QuorumControllerConfig:
     idle_interval_ms: int = 500
     bootstrap_records: tuple[mr.ApiMessageAndVersion | mr.ApiMessage, ...] = ()
     commit_timeout_ms: int = 30000
+    snapshot_bytes: int = 20971520
 
 
 class _Future:
@@ -189,6 +193,7 @@ class QuorumController:
         self._committed = trio.Event()
         self._send, self._receive = trio.open_memory_channel[_Event](math.inf)
         self._pending: set[str] = set()
+        self._bytes_since_snapshot = 0
 
     # ------------------------------------------------------------------ Raft listener
 
@@ -202,6 +207,7 @@ class QuorumController:
                 self._enqueue("activate", self._activate, internal=True)
         self.last_committed_offset = batch.last_offset
         self.last_committed_epoch = batch.epoch
+        self._bytes_since_snapshot += batch.size_in_bytes
         self._wake()
 
     def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
@@ -220,6 +226,7 @@ class QuorumController:
             self.replay(record.message, snapshot_id.end_offset - 1)
         self.last_committed_offset = snapshot_id.end_offset - 1
         self.last_committed_epoch = snapshot_id.epoch
+        self._bytes_since_snapshot = 0
         log.info("controller_snapshot_loaded", node_id=self.node_id, end_offset=snapshot_id.end_offset,
                  records=len(snapshot.records))
         self._wake()
@@ -310,6 +317,7 @@ class QuorumController:
         last_noop = trio.current_time()
         while True:
             await trio.sleep(0.1)
+            self._maybe_snapshot()
             if self._claimed_epoch is not None and self.active_epoch is not None and \
                     not self.raft.quorum.is_leader():
                 self._deactivate("resigned")
@@ -321,6 +329,26 @@ class QuorumController:
             if interval > 0 and trio.current_time() - last_noop >= interval and "noop" not in self._pending:
                 last_noop = trio.current_time()
                 self._enqueue("noop", lambda: ControllerResult((mr.NoOpRecord(),)), internal=True)
+
+    def _maybe_snapshot(self) -> None:
+        """Every voter, active or not, snapshots its state once ``snapshot_bytes`` of records were
+        committed since its last snapshot (Kafka's SnapshotGenerator, KIP-630): the snapshot of
+        offset last committed + 1 holds ``snapshot_records()``, the state replayed up to there."""
+        if self._bytes_since_snapshot < self.config.snapshot_bytes or self.last_committed_offset < 0:
+            return
+        end = self.last_committed_offset + 1
+        latest = self.raft.log.latest_snapshot_id()
+        if (latest is not None and latest.end_offset >= end) or end <= self.raft.log.start_offset:
+            return
+        records = self.state.snapshot_records()
+        try:
+            snapshot_id = self.raft.create_snapshot(end, records)
+        except ValueError as exc:  # not committed on this node's log yet: try again later
+            log.debug("controller_snapshot_deferred", node_id=self.node_id, end_offset=end, error=str(exc))
+            return
+        self._bytes_since_snapshot = 0
+        log.info("controller_snapshot_written", node_id=self.node_id, end_offset=snapshot_id.end_offset,
+                 epoch=snapshot_id.epoch, records=len(records))
 
     def _fence_stale_broker(self) -> ControllerResult:
         """Fence one broker whose session expired (Kafka's maybeFenceOneStaleBroker)."""

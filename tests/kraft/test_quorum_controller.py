@@ -2,7 +2,8 @@
 ``kafkalike broker start``), driven over real sockets by a test playing the brokers' side.
 
 One quorum serves the whole module (starting three processes is most of the cost); each test uses
-its own broker ids and topics. broker.session.timeout.ms is 3000 here so that fencing is quick.
+its own broker ids and topics. broker.session.timeout.ms is 3000 here so that fencing is quick, and
+metadata.log.max.record.bytes.between.snapshots 4096 so that every voter writes snapshots.
 The last test kills the active controller with SIGKILL."""
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from kafkalike.client.messages import build_request
+from kafkalike.kraft.quorum_controller import ControllerState, QuorumControllerConfig
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
-from tests.kraft.kraft_helpers import (ALLOCATE_PRODUCER_IDS, ALTER_PARTITION, ControllerNode, DrivenBroker,
+from kafkalike.raft.kafka_metadata_log import METADATA_PARTITION_DIR
+from kafkalike.storage.snapshots import list_snapshots, read_snapshot, snapshot_path
+from tests.kraft.kraft_helpers import (ALLOCATE_PRODUCER_IDS, ALTER_PARTITION, CLUSTER_ID, ControllerNode, DrivenBroker,
                                        active_controller, controller_quorum, fence, heartbeat_until, keep_heartbeating,
                                        send)
 from tests.raft.raft_helpers import leader_of, wait_for
@@ -24,7 +28,8 @@ from tests.raft.raft_helpers import leader_of, wait_for
 
 @pytest.fixture(scope="module")
 def quorum(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ControllerNode]]:
-    with controller_quorum(tmp_path_factory.mktemp("kraft"), extra="broker.session.timeout.ms=3000\n") as nodes:
+    with controller_quorum(tmp_path_factory.mktemp("kraft"), extra="broker.session.timeout.ms=3000\n"
+                          "metadata.log.max.record.bytes.between.snapshots=4096\n") as nodes:
         yield nodes
 
 
@@ -225,6 +230,30 @@ async def test_alter_partition_checks_leader_and_partition_epochs(quorum: list[C
         stale = await send(leader, build_request(ALTER_PARTITION, 3, broker_id=51, broker_epoch=b51.epoch - 1,
                                                  topics=[]))
         assert stale.error_code == ErrorCode.stale_broker_epoch
+
+
+async def test_every_voter_snapshots_the_state_it_replayed_from_the_log(quorum: list[ControllerNode]) -> None:
+    """With metadata.log.max.record.bytes.between.snapshots=4096 each voter has written snapshots;
+    the latest one holds exactly the state the log's records before it replay to."""
+    config = QuorumControllerConfig(cluster_id=CLUSTER_ID)
+
+    async def snapshots_everywhere() -> bool:
+        return all(list_snapshots(n.dir / METADATA_PARTITION_DIR) for n in quorum
+                   if n.process is not None and n.process.poll() is None)
+    await wait_for(snapshots_everywhere, "a snapshot in every voter's metadata log dir", timeout_s=60)
+    for node in quorum:
+        snapshot_id = list_snapshots(node.dir / METADATA_PARTITION_DIR)[-1]
+        snapshot = read_snapshot(snapshot_path(node.dir / METADATA_PARTITION_DIR, snapshot_id))
+        from_log = ControllerState(config, clock=lambda: 0.0)
+        for batch in node.batches():
+            for i, rec in enumerate(batch.records if not batch.is_control else ()):
+                if batch.base_offset + i < snapshot_id.end_offset:
+                    from_log.replay(mr.deserialize_record(rec.value or b"").message, batch.base_offset + i)
+        from_snapshot = ControllerState(config, clock=lambda: 0.0)
+        for r in snapshot.records:
+            from_snapshot.replay(r.message, snapshot_id.end_offset - 1)
+        assert from_snapshot.snapshot_records() == from_log.snapshot_records()
+        assert "orders" in from_snapshot.replication.topics_by_name
 
 
 async def test_producer_id_blocks_follow_each_other_and_survive_a_controller_kill(
