@@ -308,6 +308,27 @@ class KafkaServer:
 
 
 
+        await self._start_serving(nursery, self.zk, self.kafka_zk)
+
+        self.registration = self._registration()
+        try:
+            self.broker_epoch = await self.kafka_zk.register_broker(self.registration)
+        except BrokerIdInUse as exc:
+            raise BrokerStartupError(str(exc)) from exc
+        nursery.start_soon(self._watch_session)
+        for hook in self.startup_hooks:
+            await hook()
+        # the objects of start-up (logs recovered, caches loaded) leave the collector's view
+        self.gc_policy.after_startup()
+        await nursery.start(self.gc_policy.run)
+        log.info("broker_started", broker_epoch=self.broker_epoch,
+                 endpoints=[e.connection_string for e in self.registration.endpoints])
+
+    async def _start_serving(self, nursery: trio.Nursery, zk: Any, kafka_zk: Any) -> None:
+        """Load the logs, build the components over the control plane's clients (ZooKeeper mode:
+        the ZooKeeperClient and KafkaZkClient; KRaft's BrokerServer: None and its
+        KRaftControlPlane), bind the listeners and serve /metrics. Shared by both modes."""
+        cfg = self.config
         self.log_manager = LogManager(cfg.log_dirs)
         try:
             self.log_manager.startup(broker_id=self.broker_id, cluster_id=self.cluster_id)
@@ -340,8 +361,7 @@ class KafkaServer:
         except sasl.SaslConfigError as exc:
             raise BrokerStartupError(str(exc)) from None
         self.inter_broker = InterBrokerClientConfig(ssl_context=inter_ssl, sasl=inter_sasl)
-        assert self.zk is not None
-        self._build_components(nursery, self.log_manager, self.zk, self.kafka_zk)
+        self._build_components(nursery, self.log_manager, zk, kafka_zk)
         authenticators = {
             name: (lambda conn, listener=listener: sasl.SaslServerAuthenticator(
                 listener, self.scram_credentials, self.apis, self.apis.supported, conn))
@@ -366,20 +386,6 @@ class KafkaServer:
                 f"cannot bind listeners {[e.connection_string for e in cfg.listeners]}: {bind_error}") from None
 
         await self._start_metrics(nursery)
-
-        self.registration = self._registration()
-        try:
-            self.broker_epoch = await self.kafka_zk.register_broker(self.registration)
-        except BrokerIdInUse as exc:
-            raise BrokerStartupError(str(exc)) from exc
-        nursery.start_soon(self._watch_session)
-        for hook in self.startup_hooks:
-            await hook()
-        # the objects of start-up (logs recovered, caches loaded) leave the collector's view
-        self.gc_policy.after_startup()
-        await nursery.start(self.gc_policy.run)
-        log.info("broker_started", broker_epoch=self.broker_epoch,
-                 endpoints=[e.connection_string for e in self.registration.endpoints])
 
     async def _start_metrics(self, nursery: trio.Nursery) -> None:
         """Serve /metrics (broker_metrics) on the first listener's host at kafkalike.metrics.port

@@ -1,0 +1,307 @@
+"""A KRaft broker process (Kafka 3.9's ``kafka.server.BrokerServer``): ``process.roles=broker``.
+
+    kafkalike storage format -t CLUSTER_ID -c broker.properties
+    kafkalike broker start --config broker.properties
+
+with, e.g.::
+
+    process.roles=broker
+    node.id=4
+    controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095
+    controller.listener.names=CONTROLLER
+    listeners=PLAINTEXT://127.0.0.1:9092
+    log.dirs=/tmp/kraft-broker-4/logs
+    metadata.log.dir=/tmp/kraft-broker-4/metadata
+
+The data plane is the ZooKeeper mode's, built by the same code (``KafkaServer._start_serving`` and
+``_build_components``: log manager, replica manager, fetch sessions, group and transaction
+coordinators, KafkaApis, socket server); what differs is the control plane around it:
+
+* no ZooKeeper: the components get a ``KRaftControlPlane`` where they would get the KafkaZkClient
+  (ISR writes become AlterPartition, producer id blocks AllocateProducerIds, topic lookups and
+  dynamic configs come from the metadata image), and a ``ForwardingManager`` as admin manager
+  (CreateTopics, DeleteTopics, CreatePartitions, Incremental/AlterConfigs and ElectLeaders go to
+  the active controller; topic creation by the coordinators and auto-creation too);
+* the broker is an **observer** of ``__cluster_metadata`` (KafkaRaftClient with its node id, not
+  a voter) whose ``MetadataLoader`` feeds the ``BrokerMetadataPublisher``: KRaft metadata cache,
+  replica changes through the seam, coordinators' leadership;
+* the ``BrokerLifecycleManager`` registers the broker and heartbeats; start-up waits until the
+  controller says the broker caught up with the metadata log, publishes, then asks to be unfenced
+  and waits until it is; SIGTERM is a controlled shutdown through heartbeats (``want_shut_down``
+  until ``should_shut_down``, at most ``broker.session.timeout.ms``).
+
+Start-up errors (``BrokerStartupError``, one line): not formatted (no meta.properties v1 in the
+metadata dir), node id or cluster id mismatch, a controller role, ``metadata.log.dir`` inside
+``log.dirs`` (kafkalike's LogManager would load ``__cluster_metadata-0`` as a partition; Kafka's
+skips it), ``authorizer.class.name`` (ACLs live in ZooKeeper in kafkalike; KRaft's ACL records are
+not built).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
+from kafkalike.broker.broker_lifecycle_manager import BrokerLifecycleManager
+from kafkalike.broker.broker_metadata_publisher import BrokerMetadataPublisher, MetadataLoader
+from kafkalike.broker.forwarding_manager import ForwardingManager, KRaftControlPlane, NodeToControllerChannel
+from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer, _first_leaf
+from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
+from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
+from kafkalike.raft.kafka_raft_client import KafkaRaftClient, RaftConfig, parse_voters
+from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
+from kafkalike.storage.errors import StorageError
+from kafkalike.storage.meta_properties import read_meta_properties_v1
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["BrokerServer", "run_kraft_broker"]
+
+
+class BrokerServer(KafkaServer):
+    """One KRaft broker (see module doc). ``await server.run()`` starts it (``started`` is set
+    once it is unfenced) and serves until ``request_shutdown()``. Besides KafkaServer's
+    attributes: ``raft`` (the observer), ``loader``, ``publisher``, ``lifecycle``, ``channel``,
+    ``control_plane``, ``forwarding``."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        super().__init__(config)
+        self.broker_id = config.node_id
+        self.metadata_cache: KRaftMetadataCache = KRaftMetadataCache(broker_id=self.broker_id)
+        self.raft: KafkaRaftClient | None = None
+        self.metadata_log: KafkaMetadataLog | None = None
+        self.loader = MetadataLoader()
+        self.publisher: BrokerMetadataPublisher | None = None
+        self.lifecycle: BrokerLifecycleManager | None = None
+        self.channel: NodeToControllerChannel | None = None
+        self.control_plane: KRaftControlPlane | None = None
+        self.forwarding: ForwardingManager | None = None
+
+    @property
+    def metadata_dir(self) -> Path:
+        """metadata.log.dir (required outside log.dirs, see module doc)."""
+        return Path(self.config["metadata.log.dir"] or self.config.log_dirs[0])
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Start (no ZooKeeper), report ``started`` and task_status, serve until shutdown.
+        Raises BrokerStartupError (one-line reason)."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                await self._startup(nursery)
+                self.started.set()
+                task_status.started(self)
+                await self._shutdown.wait()
+                log.info("shutdown_started")
+                await self._controlled_shutdown()
+                await self._shutdown_components()
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            startup_errors = group.subgroup(BrokerStartupError)
+            if startup_errors is not None:
+                raise _first_leaf(startup_errors) from None
+            raise
+        finally:
+            await self._close()
+
+    def _check_config(self) -> tuple[dict[int, tuple[str, int]], str]:
+        """The voters and the cluster id (from meta.properties); BrokerStartupError otherwise."""
+        cfg = self.config
+        if cfg.process_roles != frozenset({"broker"}):
+            raise BrokerStartupError(f"process.roles={','.join(sorted(cfg.process_roles))}: kafkalike runs "
+                                     "brokers and controllers as separate processes (process.roles=broker here)")
+        if cfg["authorizer.class.name"]:
+            raise BrokerStartupError("authorizer.class.name is not supported in KRaft mode by kafkalike "
+                                     "(its ACLs are kept in ZooKeeper)")
+        log_dirs = {Path(d).resolve() for d in cfg.log_dirs}
+        if not cfg["metadata.log.dir"] or Path(cfg["metadata.log.dir"]).resolve() in log_dirs:
+            raise BrokerStartupError("set metadata.log.dir to a directory that is not one of log.dirs "
+                                     "(kafkalike's LogManager would load __cluster_metadata-0 as a partition)")
+        try:
+            voters = parse_voters(cfg["controller.quorum.voters"])
+        except ValueError as exc:
+            raise BrokerStartupError(str(exc)) from None
+        if self.broker_id in voters:
+            raise BrokerStartupError(f"node.id {self.broker_id} is a controller.quorum.voters id: a broker "
+                                     "needs an id of its own")
+        try:
+            meta = read_meta_properties_v1(self.metadata_dir)
+        except StorageError as exc:
+            raise BrokerStartupError(str(exc)) from None
+        if meta is None or not meta.cluster_id:
+            raise BrokerStartupError(f"No `meta.properties` found in {self.metadata_dir} (have you run "
+                                     "`kafkalike storage format` to format the directory?)")
+        if meta.node_id is not None and meta.node_id != self.broker_id:
+            raise BrokerStartupError(f"Stored node id {meta.node_id} doesn't match previous node id "
+                                     f"{self.broker_id} in {self.metadata_dir}")
+        return voters, meta.cluster_id
+
+    def _log_dir_ids(self) -> list[uuid.UUID]:
+        ids = []
+        for d in self.config.log_dirs:
+            try:
+                meta = read_meta_properties_v1(Path(d))
+            except StorageError:
+                continue
+            if meta is not None and meta.directory_id is not None:
+                ids.append(meta.directory_id)
+        return ids
+
+    async def _startup(self, nursery: trio.Nursery) -> None:
+        cfg = self.config
+        voters, cluster_id = self._check_config()
+        self.cluster_id = cluster_id
+        structlog.contextvars.bind_contextvars(broker_id=self.broker_id)
+        log.info("broker_starting", cluster_id=cluster_id, log_dirs=cfg.log_dirs, mode="kraft",
+                 metadata_log_dir=str(self.metadata_dir), voters=sorted(voters))
+
+        # the Raft observer and the controller channel
+        try:
+            self.metadata_log = metadata_log = KafkaMetadataLog.open(self.metadata_dir)
+        except StorageError as exc:
+            raise BrokerStartupError(f"cannot open the metadata log in {self.metadata_dir}: {exc}") from None
+        quorum = QuorumState(self.broker_id, set(voters), FileQuorumStateStore(metadata_log.dir / QUORUM_STATE_FILE))
+        raft = self.raft = KafkaRaftClient(RaftConfig(
+            node_id=self.broker_id, voters=voters, cluster_id=cluster_id,
+            election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
+            election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
+            fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
+            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
+            retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"]), metadata_log, quorum, self.loader)
+        channel = self.channel = NodeToControllerChannel(
+            self.broker_id, voters, lambda: raft.leader_and_epoch().leader_id, nursery,
+            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"] * 5)
+        self.control_plane = control_plane = KRaftControlPlane(self.broker_id, channel, lambda: self.loader.image,
+                                                               lambda: self.broker_epoch)
+        self._init_dynamic_config(control_plane)
+
+        # the data plane: the ZooKeeper mode's construction over the KRaft control plane
+        await self._start_serving(nursery, None, control_plane)
+        self._rewire_for_kraft(nursery, control_plane, channel)
+
+        # metadata: publisher, loader, observer
+        rm, group, txn = self.replica_manager, self.group_coordinator, self.transaction_coordinator
+        self.publisher = BrokerMetadataPublisher(
+            self.broker_id, rm, self.metadata_cache, cfg.inter_broker_listener_name,
+            leadership_listeners=[group.on_leadership_change, txn.on_leadership_change],
+            metadata_listeners=[self.on_metadata_update])
+        self.loader.publishers.append(self.publisher)
+        await nursery.start(self.loader.run)
+        await nursery.start(raft.run)
+
+        # registration, catch-up, unfencing (Kafka's BrokerServer.startup)
+        self.registration = self._registration()
+        endpoints = [(e.listener_name, e.host, e.port, e.security_protocol) for e in self.registration.endpoints]
+        lifecycle = self.lifecycle = BrokerLifecycleManager(
+            self.broker_id, cluster_id, channel, lambda: endpoints, lambda: self.loader.image.offset,
+            rack=cfg["broker.rack"], log_dirs=self._log_dir_ids(),
+            heartbeat_interval_ms=cfg["broker.heartbeat.interval.ms"])
+        await nursery.start(lifecycle.run)
+        self.broker_epoch = lifecycle.broker_epoch
+        log.info("broker_waiting_for_catch_up", broker_epoch=self.broker_epoch)
+        await lifecycle.initial_catch_up.wait()
+        await self.loader.wait_for_offset(self.loader.last_committed_offset)
+        for hook in self.startup_hooks:
+            await hook()
+        lifecycle.set_ready_to_unfence()
+        await lifecycle.unfenced.wait()
+        self.gc_policy.after_startup()
+        await nursery.start(self.gc_policy.run)
+        log.info("broker_started", broker_epoch=self.broker_epoch, metadata_offset=self.loader.image.offset,
+                 endpoints=[f"{n}://{h}:{p}" for n, h, p, _ in endpoints])
+
+    def _init_dynamic_config(self, control_plane: KRaftControlPlane) -> None:
+        """Dynamic broker configs: the ZooKeeper mode's DynamicBrokerConfig over the control plane
+        (static configs only at start-up: the image is read later; not followed afterwards)."""
+        try:
+            from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig
+        except ImportError:  # a tree without dynamic broker configs
+            return
+        zk_like: Any = control_plane  # the KafkaZkClient calls it makes, answered from the image
+        self.dynamic_config = DynamicBrokerConfig(self.config, self.broker_id, zk_like)
+
+    def _rewire_for_kraft(self, nursery: trio.Nursery, control_plane: KRaftControlPlane,
+                          channel: NodeToControllerChannel) -> None:
+        """After ``_build_components``: the admin manager becomes the ForwardingManager (DescribeConfigs
+        still answered by the ZkAdminManager built over the control plane), topic creation of the
+        coordinators and auto-creation go through it, ElectLeaders is forwarded, and the start-up /
+        shutdown hooks are the data plane's only (no ZooKeeper controller, config-change watch,
+        quota or ACL loaders)."""
+        cfg = self.config
+        rm, group, txn, apis = self.replica_manager, self.group_coordinator, self.transaction_coordinator, self.apis
+        forwarding = self.forwarding = ForwardingManager(cfg, channel, self.metadata_cache, describe=self.admin_manager)
+        admin: Any = forwarding  # the methods KafkaApis calls on ZkAdminManager
+        self.admin_manager = admin
+        apis.admin_manager = admin
+        group.create_topic = forwarding.create_topic
+        txn.admin_manager = forwarding
+        self.auto_topic_creation_manager = AutoTopicCreationManager(forwarding.auto_create_topic,
+                                                                    group.create_offsets_topic)
+        apis.auto_create_topic = self.auto_topic_creation_manager.create_topic
+
+        async def elect_leaders(header: Any, request: Any, conn: Any) -> Any:
+            return await channel.send(request)
+        apis.register(ApiKey.ELECT_LEADERS, elect_leaders)
+        verifier = self.add_partitions_to_txn_manager
+        self.startup_hooks = [
+            rm.startup, group.startup,
+            lambda: txn.startup(nursery, self.broker_id, control_plane, self.inter_broker.ssl_context,
+                                self.inter_broker.sasl)]
+        self.shutdown_hooks = [rm.shutdown, group.shutdown, txn.shutdown, verifier.shutdown]
+
+    async def _controlled_shutdown(self) -> None:
+        """Heartbeats with want_shut_down until the controller answers should_shut_down (it moved
+        this broker's leaderships away), at most broker.session.timeout.ms; then the shutdown
+        proceeds either way."""
+        lifecycle = self.lifecycle
+        if lifecycle is None or lifecycle.broker_epoch < 0:
+            return
+        started = trio.current_time()
+        lifecycle.begin_controlled_shutdown()
+        with trio.move_on_after(self.config["broker.session.timeout.ms"] / 1000):
+            await lifecycle.controlled_shutdown_done.wait()
+        log.info("controlled_shutdown_finished", succeeded=lifecycle.controlled_shutdown_done.is_set(),
+                 elapsed_ms=round((trio.current_time() - started) * 1000))
+
+    async def _close(self) -> None:
+        if self.channel is not None:
+            with trio.CancelScope(shield=True):
+                await self.channel.aclose()
+        if self.metadata_log is not None:
+            try:
+                self.metadata_log.close()
+            except Exception:
+                log.exception("metadata_log_close_failed")
+        await super()._close()
+
+
+async def run_kraft_broker(config: KafkaConfig) -> int:
+    """Run one KRaft broker until SIGTERM or SIGINT; the exit code (0 clean, 1 when it cannot
+    start, logged as one line ``broker_startup_failed``)."""
+    import signal
+
+    server = BrokerServer(config)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            async def on_signal() -> None:
+                async for sig in signals:
+                    log.info("signal_received", signal=signal.Signals(sig).name)
+                    server.request_shutdown()
+                    return
+
+            nursery.start_soon(on_signal)
+            try:
+                await server.run()
+            except BrokerStartupError as exc:
+                log.error("broker_startup_failed", error=str(exc))
+                nursery.cancel_scope.cancel()
+                return 1
+            nursery.cancel_scope.cancel()
+    return 0
