@@ -38,6 +38,20 @@ and unclean election off (docs/chaos.md, "The checker", says the same at length)
   event shows holding a record (transaction markers, compacted records) are not gaps;
   ``contiguous_offsets=True`` (topics with neither) counts any jump.
 
+Consumer-group checks (for consumers that wrote a Joined event; groups that commit after
+processing, as the workload's do):
+
+- commit_backwards: a group committed an offset for a partition lower than one it had
+  committed (and the coordinator accepted) before.
+- skipped_by_group: an offset known to hold a record (acked or read there by anyone), at or
+  above the partition's log start (the drain's start_offset, else 0), below an offset the
+  group committed, that no member of the group had read by the time of that commit.
+- unread_by_group: an acknowledged record the drain checked, at an offset below the group's
+  last commit on its partition and not already a skipped_by_group offset, that no member of
+  the group ever read (at any offset): the group read something else where it was. Records
+  at or above the group's last commit were never reached by it: they make the verdict
+  "unknown" (the group did not catch up), never "valid".
+
 Unavailability, per partition (reported, not judged): a window opens at the first failed
 produce on the partition while none is open -- starting at that produce's send time, or at
 the partition's last acknowledgement if that came later -- and closes at the time of the
@@ -46,9 +60,10 @@ open closes at the history's last event and is marked open. A failure's partitio
 Failed event's, else its Sent's; failures with neither are counted as unattributed.
 
 Verdict: "invalid" if any anomaly counts; else "unknown" if some acknowledged record went
-unchecked; else "valid". Evidence keeps at most ``max_evidence`` items per kind; the counts
-are exact. The history itself must be consistent (each (key, seq) sent once, at most one
-outcome, every outcome after its Sent): else HistoryError.
+unchecked (by the drain, or by a group that did not catch up); else "valid". Evidence
+keeps at most ``max_evidence`` items per kind; the counts are exact. The history itself
+must be consistent (each (key, seq) sent once, at most one outcome, every outcome after
+its Sent): else HistoryError.
 """
 
 from __future__ import annotations
@@ -73,6 +88,8 @@ from kafkalike.chaos.history import (
     FaultHealed,
     FaultStarted,
     HistoryError,
+    Committed,
+    Joined,
     ProducerEpoch,
     Sent,
 )
@@ -86,8 +103,11 @@ DOUBLE_ACK = "double_ack"
 DIVERGENT_READ = "divergent_read"
 REORDER = "reorder"
 GAP = "gap"
+COMMIT_BACKWARDS = "commit_backwards"
+SKIPPED_BY_GROUP = "skipped_by_group"
+UNREAD_BY_GROUP = "unread_by_group"
 ANOMALY_KINDS: tuple[str, ...] = (LOST, DUPLICATE, PHANTOM, ORDER, DOUBLE_ACK, DIVERGENT_READ, REORDER, GAP,
-                                  DUPLICATE_NEW_EPOCH)
+                                  DUPLICATE_NEW_EPOCH, COMMIT_BACKWARDS, SKIPPED_BY_GROUP, UNREAD_BY_GROUP)
 NEVER_JUDGED: frozenset[str] = frozenset((DUPLICATE_NEW_EPOCH,))
 """Kinds reported with their evidence but never making a verdict invalid."""
 
@@ -302,6 +322,20 @@ class _Stream:
         self.drains: list[tuple[int, Drained]] = []
 
 
+class _Groups:
+    """Consumer groups as the history shows them: member -> group (Joined), per (group,
+    topic, partition) the first time each offset was read by a member and the accepted
+    commits in history order (time, offset, consumer), per (group, topic) the records read."""
+
+    __slots__ = ("members", "reads", "rids", "commits")
+
+    def __init__(self) -> None:
+        self.members: dict[str, str] = {}
+        self.reads: dict[tuple[str, str, int], dict[int, float]] = {}
+        self.rids: dict[tuple[str, str], set[tuple[Any, Any]]] = {}
+        self.commits: dict[tuple[str, str, int], list[tuple[float, int, str]]] = {}
+
+
 class _Evidence:
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -340,7 +374,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 _EVENT_CLASSES = frozenset((Sent, Acknowledged, Failed, Assigned, Consumed, Drained, FaultStarted, FaultHealed,
-                            ProducerEpoch))
+                            ProducerEpoch, Joined, Committed))
 
 
 def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
@@ -352,9 +386,10 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
     faults_raw: list[FaultStarted | FaultHealed] = []
     drains: list[tuple[str, str, int]] = []
     epochs: dict[tuple[str, str, int], list[ProducerEpoch]] = {}
+    groups = _Groups()
 
     try:
-        ingest = _ingest(events, sent, acked, failed, streams, faults_raw, drains, epochs)
+        ingest = _ingest(events, sent, acked, failed, streams, faults_raw, drains, epochs, groups)
     except OverflowError as e:
         raise HistoryError(f"an offset does not fit in 64 bits: {e}") from None
     n_events, consumed_events, first_time, last_time = ingest
@@ -538,6 +573,9 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
                                     "drain_end_offset": dr.end_offset})
     acked_unchecked = len(acked) - len(checked)
 
+    group_unreached = _check_groups(groups, acked, acks_by_tp, acked_by_tp, read_holder, streams, drains, checked,
+                                    evid) if groups.commits or groups.members else {}
+
     # order at acknowledgement: real time and (idempotent) per-producer send order
     _check_ack_order(sent, acked, evid, opts)
 
@@ -554,6 +592,8 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
         if undrained:
             why += f" (partitions without a drain: {', '.join(undrained[:10])})"
         reasons.append(why)
+    for g, n in sorted(group_unreached.items()):
+        reasons.append(f"group {g} did not commit past {n} acknowledged record(s): it never caught up with them")
     if any(evid.counts[k] for k in judged):
         status = INVALID
     elif reasons:
@@ -581,6 +621,8 @@ def _check(events: Iterable[Event], opts: CheckerOptions) -> Verdict:
         "uncertain_read": len(uncertain_read),
         "unattributed_failures": unattributed,
         "faults": len(faults),
+        "groups": len(set(groups.members.values()) | {k[0] for k in groups.commits}),
+        "commits": sum(len(c) for c in groups.commits.values()),
         "judged_kinds": sorted(judged),
     }
     return Verdict(
@@ -643,8 +685,8 @@ def _epoch_bump_during(rid: tuple[Any, Any], sent: dict, acked: dict, failed: di
 
 def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
             streams: dict[tuple[str, str, int], _Stream], faults_raw: list, drains: list,
-            epochs: dict[tuple[str, str, int], list[ProducerEpoch]] | None = None
-            ) -> tuple[int, int, float, float]:
+            epochs: dict[tuple[str, str, int], list[ProducerEpoch]] | None = None,
+            groups: _Groups | None = None) -> tuple[int, int, float, float]:
     """The single pass over the history, filling the tables; returns (events, consumed
     events, first time, last time). Raises HistoryError for an inconsistent history."""
     n_events = 0
@@ -670,6 +712,19 @@ def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
                 st.passes.append((0, None, None))
             st.offsets.append(ev.offset)
             st.rids.append((ev.key, ev.seq))
+            if groups is not None and groups.members:
+                g = groups.members.get(ev.consumer)
+                if g is not None:
+                    gk = (g, ev.topic, ev.partition)
+                    reads = groups.reads.get(gk)
+                    if reads is None:
+                        reads = groups.reads[gk] = {}
+                    if ev.offset not in reads:
+                        reads[ev.offset] = t
+                    grids = groups.rids.get((g, ev.topic))
+                    if grids is None:
+                        grids = groups.rids[(g, ev.topic)] = set()
+                    grids.add((ev.key, ev.seq))
         elif cls is Acknowledged:
             rid = (ev.key, ev.seq)
             if rid not in sent:
@@ -708,9 +763,76 @@ def _ingest(events: Iterable[Event], sent: dict, acked: dict, failed: dict,
         elif cls is ProducerEpoch:
             if epochs is not None:
                 epochs.setdefault((ev.producer, ev.topic, ev.partition), []).append(ev)
+        elif cls is Joined:
+            if groups is not None:
+                groups.members.setdefault(ev.consumer, ev.group)
+        elif cls is Committed:
+            if groups is not None:
+                groups.commits.setdefault((ev.group, ev.topic, ev.partition), []).append((t, ev.offset, ev.consumer))
         else:
             raise HistoryError(f"event {n_events}: not a history event: {ev!r}")
     return n_events, consumed_events, first_time, last_time
+
+
+def _check_groups(groups: _Groups, acked: dict, acks_by_tp: dict, acked_by_tp: dict, read_holder: dict,
+                  streams: dict, drains: list, checked: set, evid: _Evidence) -> dict[str, int]:
+    """commit_backwards, skipped_by_group and unread_by_group (module doc); returns, per
+    group, how many drain-checked acknowledged records lay at or above its last commit."""
+    log_start: dict[tuple[str, int], int] = {}
+    for sk in dict.fromkeys(drains):
+        for _count, dr in streams[sk].drains:
+            tp = (sk[1], sk[2])
+            log_start[tp] = min(log_start.get(tp, dr.start_offset), dr.start_offset)
+    skipped: set[tuple[str, str, int, int]] = set()
+    last_commit: dict[tuple[str, str, int], int] = {}
+    for (g, topic, part), commits in groups.commits.items():
+        tp = (topic, part)
+        top = -1
+        tops: list[int] = []    # rising maxima of the committed offsets, in history order
+        top_at: list[float] = []  # ... and when each was first committed
+        for at, off, consumer in commits:
+            if off < top:
+                evid.add(COMMIT_BACKWARDS, {"group": g, "topic": topic, "partition": part, "offset": off,
+                                            "previous": top, "consumer": consumer, "time": round(at, 6)})
+            elif off > top:
+                top = off
+                tops.append(off)
+                top_at.append(at)
+        last_commit[(g, topic, part)] = top
+        if not tops:
+            continue
+        known = set(acks_by_tp.get(tp, ()))
+        known.update(read_holder.get(tp, ()))
+        reads = groups.reads.get((g, topic, part), {})
+        lo = log_start.get(tp, 0)
+        for off in sorted(known):
+            if off < lo:
+                continue
+            i = bisect_right(tops, off)  # the first commit past this offset
+            if i == len(tops):
+                break
+            read_at = reads.get(off)
+            if read_at is None or read_at > top_at[i]:
+                skipped.add((g, topic, part, off))
+                evid.add(SKIPPED_BY_GROUP, {"group": g, "topic": topic, "partition": part, "offset": off,
+                                            "committed": tops[i], "committed_at": round(top_at[i], 6),
+                                            "read_at": None if read_at is None else round(read_at, 6)})
+    unreached: dict[str, int] = {}
+    for g in sorted(set(groups.members.values()) | {k[0] for k in groups.commits}):
+        for tp, rids in acked_by_tp.items():
+            topic, part = tp
+            top = last_commit.get((g, topic, part), -1)
+            got = groups.rids.get((g, topic), set())
+            for rid in rids:
+                if rid not in checked:
+                    continue
+                off = acked[rid][2]
+                if off >= top:
+                    unreached[g] = unreached.get(g, 0) + 1
+                elif rid not in got and (g, topic, part, off) not in skipped:
+                    evid.add(UNREAD_BY_GROUP, {"group": g, "key": rid[0], "seq": rid[1], "topic": topic,
+                                               "partition": part, "offset": off, "group_committed": top})
+    return unreached
 
 
 def _drain_pass(st: _Stream, count: int) -> tuple[int, float | None]:

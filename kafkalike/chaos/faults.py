@@ -23,6 +23,11 @@ Faults (``name`` in the history, target syntax):
 | ZkExpiryStorm(target) | zk-expiry-storm | pause a broker past its session timeout, let it wake and re-register; repeat |
 | FullDisk(target) | disk-full | fill the small filesystem under a broker's log dir; heal: free it (restart the broker if it halted) |
 | ClockJump(target, offset_s) | clock-jump | step one broker's wall clock (CLOCK_REALTIME) by offset_s; heal: step it back |
+| Grow() | grow | a spare broker joins, one replica of every partition is reassigned onto it; heal: back, then it is stopped |
+| Decommission(target) | decommission | every replica of a broker reassigned onto a spare, then the broker stopped; heal: the reverse |
+| Both(first, second) | first+second | two faults at once, the second ``after`` s later (kill during reassignment); healed in reverse |
+| DeleteTopicDuringControllerKill() | delete-topic+kill9 | delete a scratch topic, kill -9 the controller at once; |
+|   |   | heal: restart it, the deletion must complete |
 
 Broker targets: ``"controller"``, ``"leader"`` (of ``topic``/``partition`` given to the
 nemesis; ``"leader:2"`` for partition 2), ``"follower"`` (a non-leader replica of it;
@@ -31,8 +36,9 @@ Random choices come from the nemesis's seeded ``random.Random``.
 
 ``random_schedule(rng, duration, ..., menu="v2")`` draws the seeded random nemesis: a list of
 (fault, hold seconds, quiet seconds after the heal) from menu ``v1`` (the faults of the first
-campaigns, docs/campaigns/2026-12-07-*) or ``v2`` (v1 plus expiry storms, full disks and clock
-jumps where the backend offers them).
+campaigns, docs/campaigns/2026-12-07-*) or ``v2`` (v1 plus expiry storms, and where the backend
+offers them full disks, clock jumps, cluster growth and decommissioning, a kill during a
+reassignment and a controller kill during a topic deletion).
 """
 
 from __future__ import annotations
@@ -423,6 +429,170 @@ class ClockJump(Fault):
         return f"clock-jump {self.target} {self.offset_s:+g}s"
 
 
+def _backend_call(ctx: FaultContext, method: str) -> Callable[..., Any]:
+    fn = getattr(ctx.backend, method, None)
+    if fn is None:
+        raise ChaosError(f"the {ctx.backend.name} backend cannot {method.replace('_', ' ')}")
+    return fn  # type: ignore[no-any-return]  # a backend method
+
+
+def _original_replicas(ctx: FaultContext) -> dict[int, list[int]]:
+    states = ctx.backend.partition_states(ctx.topic)
+    if not states:
+        raise ChaosError(f"{ctx.topic}: no partition states in ZooKeeper")
+    return {p: list(st.replicas) for p, st in states.items()}
+
+
+@attrs.define
+class Grow(Fault):
+    """The cluster grows while producing: a spare broker starts and registers, and one
+    replica of every partition of the topic (a replica drawn from the seeded rng, the leader
+    among the candidates) is reassigned onto it with AlterPartitionReassignments (KIP-455);
+    the reassignment runs during the hold. Heal shrinks it back: reassign the original
+    replicas (waiting until they are in sync), then a clean shutdown of the added broker
+    (decommissioned). Needs a backend with spare brokers; ChaosError otherwise."""
+
+    reassign_wait_s: float = 120.0
+    name = "grow"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        add = _backend_call(ctx, "add_broker")
+        reassign = _backend_call(ctx, "reassign")
+        original = _original_replicas(ctx)
+        b = add()
+        try:
+            moves = {}
+            for p, replicas in original.items():
+                out = ctx.rng.choice(replicas)
+                moves[p] = [b if r == out else r for r in replicas]
+            text = reassign(ctx.topic, moves)
+        except BaseException:
+            ctx.backend.retire_broker(b)  # type: ignore[attr-defined]  # a backend with add_broker has it
+            raise
+
+        def undo() -> None:
+            reassign(ctx.topic, original, wait_s=self.reassign_wait_s)
+            ctx.backend.retire_broker(b)  # type: ignore[attr-defined]
+
+        return f"broker-{b}", f"broker {b} joined; {text}", undo
+
+
+@attrs.define
+class Decommission(Fault):
+    """A broker is decommissioned while producing: a spare broker starts, every replica the
+    target holds of the topic is reassigned onto the spare (waiting until in sync), then the
+    target gets a clean shutdown. Heal: the target starts again, the original replicas are
+    reassigned back (waiting), the spare is stopped. Needs a backend with spare brokers."""
+
+    target: str | int = "random"
+    reassign_wait_s: float = 120.0
+    name = "decommission"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        add = _backend_call(ctx, "add_broker")
+        reassign = _backend_call(ctx, "reassign")
+        original = _original_replicas(ctx)
+        t = ctx.broker(self.target)
+        b = add()
+        try:
+            moves = {p: [b if r == t else r for r in rs] for p, rs in original.items() if t in rs}
+            text = reassign(ctx.topic, moves, wait_s=self.reassign_wait_s) if moves else "no replica to move"
+            ctx.backend.retire_broker(t)  # type: ignore[attr-defined]  # a backend with add_broker has it
+        except BaseException:
+            ctx.backend.retire_broker(b)  # type: ignore[attr-defined]
+            raise
+
+        def undo() -> None:
+            add(t)
+            if moves:
+                reassign(ctx.topic, {p: original[p] for p in moves}, wait_s=self.reassign_wait_s)
+            ctx.backend.retire_broker(b)  # type: ignore[attr-defined]
+
+        return f"broker-{t}", f"{self.target}; replicas moved to broker {b}: {text}; broker {t} stopped", undo
+
+    def describe(self) -> str:
+        return f"decommission {self.target}"
+
+
+@attrs.define
+class Both(Fault):
+    """Two faults at once: ``first``, then ``after`` seconds later ``second`` (e.g. a kill -9
+    during a reassignment); heal undoes the second, then the first. History name
+    ``<first>+<second>``. If the second cannot be applied, the first is healed and the error
+    raised."""
+
+    first: Fault = attrs.field(factory=Grow)
+    second: Fault = attrs.field(factory=lambda: Kill("leader"))
+    after: float = 1.0
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # a computed class-level name
+        return f"{self.first.name}+{self.second.name}"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        t1, d1, undo1 = self.first.apply(ctx)
+        try:
+            time.sleep(self.after)
+            t2, d2, undo2 = self.second.apply(ctx)
+        except BaseException:
+            undo1()
+            raise
+
+        def undo() -> None:
+            try:
+                undo2()
+            finally:
+                undo1()
+
+        return f"{t1}+{t2}", f"{self.first.describe()}: {d1} || {self.second.describe()}: {d2}", undo
+
+    def describe(self) -> str:
+        return f"{self.first.describe()} + {self.second.describe()}"
+
+
+@attrs.define
+class DeleteTopicDuringControllerKill(Fault):
+    """Controller move during topic deletion: create a scratch topic (RF 3, 3 partitions,
+    through the admin API), delete it, and at once kill -9 the controller, whose deletion
+    work is then in flight (KafkaController's TopicDeletionManager). Heal: the killed broker
+    starts again; the new controller must finish the deletion (``/brokers/topics/<t>`` and
+    ``/admin/delete_topics/<t>`` gone) within ``deletion_wait_s`` — else the heal fails and
+    the run records the error. Needs ``topic_znodes`` (local backend)."""
+
+    deletion_wait_s: float = 120.0
+    name = "delete-topic+kill9"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        znodes = _backend_call(ctx, "topic_znodes")
+        scratch = f"{ctx.topic}-scratch-{ctx.rng.randrange(16**6):06x}"
+        admin = AdminClient({"bootstrap.servers": ctx.backend.bootstrap_servers})
+        admin.create_topics([NewTopic(scratch, 3, 3)], operation_timeout=30)[scratch].result(60)
+        if not wait_isr_full(ctx.backend, scratch, 60.0):
+            raise ChaosError(f"scratch topic {scratch} did not get full ISRs")
+        c = ctx.broker("controller")
+        admin.delete_topics([scratch], operation_timeout=0)  # the request only: no waiting
+        deadline = time.monotonic() + 15.0
+        while znodes(scratch) == (True, False) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the deletion marker is written (or the topic already gone)
+        detail = ctx.backend.kill_broker(c)
+
+        def undo() -> None:
+            ctx.backend.start_broker(c)
+            deadline = time.monotonic() + self.deletion_wait_s
+            while True:
+                state = znodes(scratch)
+                if state == (False, False):
+                    return
+                if time.monotonic() > deadline:
+                    raise ChaosError(f"deletion of {scratch} not complete after {self.deletion_wait_s:.0f}s "
+                                     f"(topic znode, deletion marker: {state})")
+                time.sleep(0.5)
+
+        return f"broker-{c}", f"deleting {scratch}; controller {c} killed: {detail}", undo
+
+
 def Isolate(target: str | int = "random") -> Partition:  # noqa: N802 - reads as a fault name
     """A broker cut from every other broker and from ZooKeeper (it may still think it leads;
     the workload's clients still reach it)."""
@@ -539,16 +709,21 @@ class Step:
 MENUS: tuple[str, ...] = ("v1", "v2")
 """Versions of the random nemesis's menu. v1: the faults of the first campaigns
 (docs/campaigns/2026-12-07-local, -compose), kept so their seeds replay; v2 (the default):
-v1 plus ZooKeeper session expiry storms, full disks and clock jumps (the last two where the
-backend offers them). A new entry changes every seed's schedule, hence a new version."""
+v1 plus ZooKeeper session expiry storms, and where the backend offers them full disks, clock
+jumps, grow / decommission / kill-during-reassignment, and a controller kill during a topic
+deletion. A new entry changes every seed's schedule, hence a new version."""
 DEFAULT_MENU = "v2"
 
 
 def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_MENU, with_disk: bool = False,
-                  with_clock: bool = False) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
+                  with_clock: bool = False, with_spare: bool = False
+                  ) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
     """The random nemesis's menu ``menu`` (MENUS): (weight, draw(rng) -> (fault, hold seconds)).
-    with_zk: the backend owns the ensemble (ZooKeeper kills); with_disk / with_clock: it
-    offers FullDisk / ClockJump (v2 only). ValueError for an unknown menu."""
+    with_zk: the backend owns the ensemble (ZooKeeper kills); with_disk / with_clock /
+    with_spare: it offers FullDisk / ClockJump / a spare broker for Grow, Decommission and
+    the kill-during-reassignment combination (v2 only). DeleteTopicDuringControllerKill is
+    in v2 on every backend that can show topic znodes (with_zk). ValueError for an unknown
+    menu."""
     if menu not in MENUS:
         raise ValueError(f"unknown nemesis menu {menu!r}; known: {', '.join(MENUS)}")
     s = session_timeout_s
@@ -582,17 +757,26 @@ def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_M
         menu_v2.append((2, lambda r: (ClockJump(r.choice(["leader", "controller", "random"]),
                                                 r.choice([-1, 1]) * round(r.uniform(30, 3600))),
                                       r.uniform(3, 3 * s))))
+    if with_spare:
+        menu_v2 += [
+            (1, lambda r: (Grow(), r.uniform(s, 3 * s))),
+            (1, lambda r: (Decommission(r.choice(["leader", "controller", "random"])), r.uniform(s, 2 * s))),
+            (1, lambda r: (Both(Grow(), Kill(r.choice(["leader", "controller"])), after=r.uniform(0.2, 2.0)),
+                           r.uniform(2, 2 * s))),
+        ]
+    if with_zk:
+        menu_v2.append((1, lambda r: (DeleteTopicDuringControllerKill(), r.uniform(2, 2 * s))))
     return menu_v2
 
 
 def random_schedule(rng: random.Random, duration: float, session_timeout_s: float, with_zk: bool,
                     quiet: tuple[float, float] = (3.0, 8.0), menu: str = DEFAULT_MENU, with_disk: bool = False,
-                    with_clock: bool = False) -> list[Step]:
+                    with_clock: bool = False, with_spare: bool = False) -> list[Step]:
     """A seeded random nemesis: steps whose holds and quiet gaps add up to about ``duration``
     seconds (at least one step), drawn from ``fault_catalog(..., menu, with_disk,
-    with_clock)``. Same rng seed and menu, same schedule; targets are resolved when each
+    with_clock, with_spare)``. Same rng seed and menu, same schedule; targets are resolved when each
     fault is injected."""
-    entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock)
+    entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock, with_spare)
     weights = [w for w, _ in entries]
     steps: list[Step] = []
     total = 0.0

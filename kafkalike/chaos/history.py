@@ -42,6 +42,12 @@ Events (JSON ``"type"`` tag in brackets):
   duplicate detection holds within one (producer id, epoch) only (KIP-98), so a record
   still unacknowledged when the epoch changes may be written twice (checker: the
   ``duplicate_new_epoch`` kind).
+- Joined [joined]: consumer ``consumer`` is a member of consumer group ``group`` (written
+  once, when its client is created; a consumer without one belongs to no group).
+- Committed [committed]: group ``group`` committed ``offset`` (the next offset to read) for
+  ``partition``, through member ``consumer``, and the coordinator accepted it (the
+  OffsetCommit answer had no error). The workload commits after processing, so every
+  record below ``offset`` must have been read by the group by then.
 
 Files: one JSON object a line, UTF-8, keys = the attrs field names plus ``"type"``.
 ``HistoryWriter`` flushes each line to the OS as written; ``read_history`` streams, and
@@ -177,8 +183,30 @@ class ProducerEpoch:
     reason: str = ""
 
 
+@attrs.frozen
+class Joined:
+    """Consumer ``consumer`` is a member of consumer group ``group``."""
+
+    time: float
+    consumer: str
+    group: str
+
+
+@attrs.frozen
+class Committed:
+    """Group ``group`` committed ``offset`` (the next to read) for partition, through member
+    ``consumer``; only commits the group coordinator accepted."""
+
+    time: float
+    consumer: str
+    group: str
+    topic: str
+    partition: int
+    offset: int
+
+
 Event = (Sent | Acknowledged | Failed | Assigned | Consumed | Drained | FaultStarted | FaultHealed
-         | ProducerEpoch)
+         | ProducerEpoch | Joined | Committed)
 
 EVENT_TYPES: dict[str, type] = {
     "sent": Sent,
@@ -190,6 +218,8 @@ EVENT_TYPES: dict[str, type] = {
     "fault_started": FaultStarted,
     "fault_healed": FaultHealed,
     "producer_epoch": ProducerEpoch,
+    "joined": Joined,
+    "committed": Committed,
 }
 _TAGS: dict[type, str] = {cls: tag for tag, cls in EVENT_TYPES.items()}
 
@@ -217,6 +247,9 @@ _SCHEMA: dict[type, tuple[tuple[str, tuple[type, ...]], ...]] = {
     FaultHealed: (("time", _NUM), ("name", _STR), ("target", _STR)),
     ProducerEpoch: (("time", _NUM), ("producer", _STR), ("topic", _STR), ("partition", _INT),
                     ("producer_id", _INT), ("epoch", _INT), ("reason", _STR)),
+    Joined: (("time", _NUM), ("consumer", _STR), ("group", _STR)),
+    Committed: (("time", _NUM), ("consumer", _STR), ("group", _STR), ("topic", _STR), ("partition", _INT),
+                ("offset", _INT)),
 }
 _FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f for f, _ in s) for cls, s in _SCHEMA.items()}
 

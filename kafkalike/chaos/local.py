@@ -228,6 +228,15 @@ class ZkView:
 
         return self._run(f)
 
+    def topic_znodes(self, topic: str) -> tuple[bool, bool] | None:
+        """(``/brokers/topics/<topic>`` exists, ``/admin/delete_topics/<topic>`` exists), None
+        if ZooKeeper did not answer."""
+
+        async def f(kz):  # type: ignore[no-untyped-def]  # kz: KafkaZkClient, imported lazily in _run
+            return topic in await kz.get_all_topics(), topic in await kz.get_topic_deletions()
+
+        return self._run(f)
+
     def partition_states(self, topic: str) -> dict[int, PartitionState] | None:
         """Every partition's state of ``topic`` (leader -1: offline), None if unknown."""
 
@@ -332,17 +341,20 @@ of the default workload writes a few MiB per broker; tmpfs holds only what is wr
 
 
 def fault_surfaces(needs: tuple[str, ...], random_menu: str | None) -> dict[str, Any]:
-    """``LocalBackend.create`` arguments for a run: tmpfs log dirs (``disk_mb``) and the clock
-    library (``clock_faults``) when the scenario needs them (``needs``: "disk", "clock") or
+    """``LocalBackend.create`` arguments for a run: tmpfs log dirs (``disk_mb``), the clock
+    library (``clock_faults``) and a spare broker (``spare_brokers``) when the scenario needs
+    them (``needs``: "disk", "clock", "spare") or
     the random nemesis draws from menu v2 (``random_menu``), and only where this machine
     allows them (root for mount, gcc for the library); otherwise none, so v1 runs replay
     on the same plain cluster as before."""
-    want = set(needs) | ({"disk", "clock"} if random_menu not in (None, "v1") else set())
+    want = set(needs) | ({"disk", "clock", "spare"} if random_menu not in (None, "v1") else set())
     out: dict[str, Any] = {}
     if "disk" in want and os.geteuid() == 0 and shutil.which("mount"):
         out["disk_mb"] = DEFAULT_DISK_MB
     if "clock" in want and (shutil.which("gcc") or shutil.which("cc")):
         out["clock_faults"] = True
+    if "spare" in want:
+        out["spare_brokers"] = 1
     return out
 
 
@@ -380,6 +392,7 @@ class LocalBackend:
     name: str = "local"
     disk_mb: int | None = None
     clock_faults: bool = False
+    spares: set[int] = attrs.Factory(set)
     _paused: set[int] = attrs.Factory(set)
     _paused_zk: set[int] = attrs.Factory(set)
     _mounts: list[Path] = attrs.Factory(list)
@@ -388,12 +401,16 @@ class LocalBackend:
     def create(cls, base_dir: str | Path, brokers: int = 3, zookeeper_connect: str | None = None,
                chroot: str = "", overrides: dict[str, str] | None = None,
                gid_base: int | None = None, disk_mb: int | None = None,
-               clock_faults: bool = False) -> "LocalBackend":
+               clock_faults: bool = False, spare_brokers: int = 0) -> "LocalBackend":
         """A not yet started backend on a fresh cluster under ``base_dir``: brokers on
         127.0.0.1..N at a free port, and (without ``zookeeper_connect``) a 3-node ensemble on
         127.0.0.1..3 at another free port. gid_base: default random in [40000, 59000).
         disk_mb: give each broker a tmpfs log dir of this size (MiB; needs root: mount);
-        clock_faults: preload the clock library into every broker (needs gcc)."""
+        clock_faults: preload the clock library into every broker (needs gcc). spare_brokers:
+        configure this many more brokers (ids brokers+1, ...) that stay stopped until a grow
+        or decommission fault adds one (``add_broker``)."""
+        active = brokers
+        brokers = brokers + spare_brokers
         hosts = [f"127.0.0.{i}" for i in range(1, max(brokers, 3) + 1)]
         port = find_free_base_port(hosts, low=30000, high=32000)
         zk_port = 2181
@@ -407,7 +424,8 @@ class LocalBackend:
                                     overrides=dict(overrides or {}))
         if gid_base is None:
             gid_base = random.randrange(40000, 59000, 10)
-        return cls(cluster, gid_base, disk_mb=disk_mb, clock_faults=clock_faults)
+        return cls(cluster, gid_base, disk_mb=disk_mb, clock_faults=clock_faults,
+                   spares=set(range(active + 1, brokers + 1)))
 
     @property
     def disk_faults(self) -> bool:
@@ -437,9 +455,9 @@ class LocalBackend:
                     (self.cluster.broker_dir(i) / CLOCK_OFFSET_FILE).write_text("0\n")
                 if isinstance(self.cluster, ChaosLocalCluster):
                     self.cluster.broker_env = {"LD_PRELOAD": str(lib)}
-            for i in self.cluster.broker_ids:
+            for i in self.broker_ids:
                 self._spawn(i)
-            self.cluster.wait_registered(self.cluster.broker_ids, timeout=timeout)
+            self.cluster.wait_registered(self.broker_ids, timeout=timeout)
         except BaseException:
             self.close()
             raise
@@ -525,11 +543,12 @@ class LocalBackend:
     # ---------------------------------------------------------------- shape
     @property
     def broker_ids(self) -> list[int]:
-        return self.cluster.broker_ids
+        """The cluster's brokers, spares not in service excluded."""
+        return [b for b in self.cluster.broker_ids if b not in self.spares]
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.cluster.bootstrap_servers
+        return ",".join(self.cluster.broker_address(b) for b in self.broker_ids)
 
     @property
     def session_timeout_s(self) -> float:
@@ -650,6 +669,58 @@ class LocalBackend:
         tmp.write_text(f"{offset_s:+.3f}\n")
         tmp.replace(path)
         return f"wall clock = real {offset_s:+g} s"
+
+    # ---------------------------------------------------------------- cluster growth
+    def add_broker(self, broker_id: int | None = None) -> int:
+        """Start spare ``broker_id`` (default: the lowest-numbered spare) and put it in service;
+        returns its id once it is registered. ChaosBackendError if there is no such spare."""
+        if not self.spares or (broker_id is not None and broker_id not in self.spares):
+            raise ChaosBackendError("no spare broker (create the backend with spare_brokers)")
+        b = min(self.spares) if broker_id is None else broker_id
+        self.start_broker(b)
+        self.spares.discard(b)
+        return b
+
+    def retire_broker(self, broker_id: int) -> None:
+        """Clean shutdown of ``broker_id`` and back to the spares (its data stays)."""
+        self.stop_broker(broker_id)
+        self.spares.add(broker_id)
+
+    def reassign(self, topic: str, moves: dict[int, list[int]], wait_s: float = 0.0) -> str:
+        """AlterPartitionReassignments (kafkalike's admin client, to the controller): each
+        partition of ``topic`` in ``moves`` to those replicas. With ``wait_s`` > 0, wait until
+        ZooKeeper shows them as the partitions' replicas with full ISRs. ChaosBackendError for
+        an error code or a reassignment not done in time."""
+        from kafkalike.client.admin import AdminClient
+        from kafkalike.client.cluster import TopicPartition
+
+        async def run() -> dict:  # type: ignore[type-arg]  # TopicPartition -> (ErrorCode, message)
+            async with AdminClient(self.bootstrap_servers, request_timeout_ms=30000) as admin:
+                return await admin.alter_partition_reassignments(
+                    {TopicPartition(topic, p): list(r) for p, r in moves.items()})
+
+        try:
+            results = trio.run(run)
+        except Exception as exc:
+            raise ChaosBackendError(f"reassigning {topic}: {exc}") from exc
+        bad = {f"{tp.topic}-{tp.partition}": code.name for tp, (code, _m) in results.items() if code.value != 0}
+        if bad:
+            raise ChaosBackendError(f"reassigning {topic}: {bad}")
+        text = ", ".join(f"{topic}-{p}->{r}" for p, r in sorted(moves.items()))
+        if wait_s > 0:
+            deadline = time.monotonic() + wait_s
+            while True:
+                states = self.partition_states(topic) or {}
+                if all(p in states and list(states[p].replicas) == list(r) and states[p].isr_full
+                       for p, r in moves.items()):
+                    break
+                if time.monotonic() > deadline:
+                    raise ChaosBackendError(f"reassignment {text} not done after {wait_s:.0f}s")
+                time.sleep(0.5)
+        return text
+
+    def topic_znodes(self, topic: str) -> tuple[bool, bool] | None:
+        return self.view().topic_znodes(topic)
 
     # ---------------------------------------------------------------- ZooKeeper faults
     def zk_leader_id(self) -> int | None:

@@ -124,11 +124,11 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
         raise ChaosRunError(f"unknown scenario {options.scenario!r}; known: {', '.join(SCENARIOS)}")
     if scenario.needs_zk and not backend.zk_node_ids:
         raise ChaosRunError(f"scenario {scenario.name} breaks ZooKeeper, which this backend does not own")
-    surfaces = {"disk": "disk_faults", "clock": "clock_faults"}
+    surfaces = {"disk": "disk_faults", "clock": "clock_faults", "spare": "spares"}
     missing = [n for n in scenario.needs if not getattr(backend, surfaces.get(n, n), False)]
     if missing:
         raise ChaosRunError(f"scenario {scenario.name} needs a backend with {', '.join(missing)} faults "
-                            f"(the local backend, as root, with gcc); {backend.name} has none")
+                            f"(the local backend, as root, with gcc, with a spare broker); {backend.name} has none")
     report_dir = Path(options.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     topic = options.topic or f"chaos-{scenario.name}-{uuid.uuid4().hex[:6]}"
@@ -165,8 +165,9 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
         say(f"[{now() - t0:7.1f}s] faults over; stopping producers "
             f"(sent {wl.stats.sent}, acknowledged {wl.stats.acked}, failed {wl.stats.failed})")
         wl.stop_producers()
-        say(f"[{now() - t0:7.1f}s] producers stopped; stopping the group")
-        stop.wait(2.0)
+        say(f"[{now() - t0:7.1f}s] producers stopped; waiting for the group to commit every high watermark")
+        caught_up = wl.wait_group_caught_up(90.0)
+        say(f"[{now() - t0:7.1f}s] group {'caught up' if caught_up else 'NOT caught up after 90 s'}; stopping it")
         wl.stop_consumers()
         say(f"[{now() - t0:7.1f}s] group stopped; waiting for full ISRs")
         if not wait_isr_full(backend, topic, 90.0):

@@ -32,8 +32,12 @@ from kafkalike.chaos.faults import (
     RollingRestart,
     ZkQuorumLoss,
     DEFAULT_MENU,
+    Both,
     ClockJump,
+    Decommission,
+    DeleteTopicDuringControllerKill,
     FullDisk,
+    Grow,
     ZkExpiryStorm,
     random_schedule,
     wait_isr_full,
@@ -175,6 +179,25 @@ def _clock_jump(ctx: ScenarioContext) -> None:
             return
 
 
+def _grow_shrink(ctx: ScenarioContext) -> None:
+    """A spare joins and takes a replica of every partition (held), then leaves again; then
+    partition 0's leader is decommissioned onto the spare (held), then restored."""
+    hold = max(3.0, ctx.session_timeout_s)
+    while True:
+        ctx.cycle(Grow(), hold, 2.0)
+        ctx.cycle(Decommission("leader"), hold, 2.0)
+        if ctx.stop.is_set() or ctx.remaining() < 2 * hold + 4.0:
+            return
+
+
+def _kill_during_reassignment(ctx: ScenarioContext) -> None:
+    ctx.repeat(lambda: Both(Grow(), Kill("leader"), after=0.5), hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
+def _delete_topic_controller_kill(ctx: ScenarioContext) -> None:
+    ctx.repeat(DeleteTopicDuringControllerKill, hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
+
+
 def _expiry_storm(ctx: ScenarioContext) -> None:
     ctx.repeat(lambda: ZkExpiryStorm("leader"), hold=3.0 * ctx.session_timeout_s, quiet=3.0)
 
@@ -188,7 +211,8 @@ def _random(ctx: ScenarioContext) -> None:
         steps = random_schedule(ctx.rng, max(0.0, ctx.remaining()), backend.session_timeout_s,
                                 with_zk=bool(backend.zk_node_ids), menu=ctx.menu,
                                 with_disk=bool(getattr(backend, "disk_faults", False)),
-                                with_clock=bool(getattr(backend, "clock_faults", False)))
+                                with_clock=bool(getattr(backend, "clock_faults", False)),
+                                with_spare=bool(getattr(backend, "spares", None)))
         for step in steps:
             if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
                 return
@@ -217,6 +241,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "(local backend with tmpfs log dirs)", _disk_full, needs=("disk",)),
     Scenario("clock-jump", "the leader's wall clock +1 h then back, the controller's -1 h then back "
              "(local backend with the clock library)", _clock_jump, needs=("clock",)),
+    Scenario("grow-shrink", "a 4th broker joins and takes a replica of every partition, leaves again; then the "
+             "leader is decommissioned onto it and restored (needs a spare broker)", _grow_shrink, needs=("spare",)),
+    Scenario("kill-during-reassignment", "kill -9 the leader while partitions are being reassigned onto a new "
+             "broker (needs a spare broker)", _kill_during_reassignment, needs=("spare",)),
+    Scenario("delete-topic-controller-kill", "delete a topic and kill -9 the controller at once; the deletion "
+             "must complete under the next controller", _delete_topic_controller_kill),
     Scenario("expiry-storm", "the leader paused past its ZooKeeper session again and again (re-registers "
              "each time)", _expiry_storm),
     Scenario("random", "the seeded random nemesis (every fault above, one at a time; --menu v1|v2)", _random),

@@ -55,6 +55,7 @@ def _run(backend: LocalBackend, tmp_path: Path, scenario: str) -> tuple[object, 
     assert v.counts["lost"] == 0 and v.counts["order"] == 0
     assert result.faults_injected >= 1 and result.fault_errors == ()
     assert v.summary["acknowledged"] > 50
+    assert v.summary["groups"] == 1 and v.summary["commits"] > 0  # the group's checks ran on real commits
     assert all(backend.broker_alive(b) for b in backend.broker_ids)
     return result, lines
 

@@ -13,6 +13,7 @@ from kafkalike.chaos.history import (
     EVENT_TYPES,
     Acknowledged,
     Assigned,
+    Committed,
     Consumed,
     Drained,
     Failed,
@@ -21,6 +22,7 @@ from kafkalike.chaos.history import (
     HistoryError,
     HistoryReader,
     HistoryWriter,
+    Joined,
     ProducerEpoch,
     Sent,
     dumps,
@@ -45,6 +47,8 @@ EXAMPLES = [
     FaultStarted(1.0, "kill9", "broker-2", "pid 4242"),
     FaultHealed(2.5, "kill9", "broker-2"),
     ProducerEpoch(2.6, "p0", "chaos", 2, 1000, 1, "epoch bump: skipped sequence numbers"),
+    Joined(0.5, "c0", "chaos-group"),
+    Committed(2.3, "c0", "chaos-group", "chaos", 2, 19),
 ]
 
 
