@@ -116,6 +116,9 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
     _key("ssl.cipher.suites", "list", None, "cipher suites (OpenSSL names; null = OpenSSL's defaults)"),
     _key("ssl.endpoint.identification.algorithm", "string", "https",
          "client side: check the server's host name against its certificate (https) or not (empty)"),
+    _key("ssl.principal.mapping.rules", "string", "DEFAULT",
+         "client certificate subject DN -> principal name: RULE:pattern/replacement/[LU],... or DEFAULT "
+         "(KIP-371)"),
     # --- authorization (Kafka's AclAuthorizer; broker/acl_authorizer.py)
     _key("authorizer.class.name", "string", "",
          "authorizer: empty (none) or kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper)",

@@ -59,7 +59,7 @@ from kafkalike.broker.replication_quota_manager import ReplicationQuotas
 from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
-from kafkalike.broker.ssl_factory import SslConfigError, client_context, server_context
+from kafkalike.broker.ssl_factory import SslConfigError, SslPrincipalMapper, client_context, server_context
 from kafkalike.broker.zk_admin_manager import ZkAdminManager
 from kafkalike.coordination import CoordinationError, SessionState, ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
@@ -347,6 +347,10 @@ class KafkaServer:
         try:  # SSL listeners: a bad keystore / truststore stops start-up with one line naming the key
             ssl_contexts = {e.listener_name: server_context(cfg.listener_ssl_config(e.listener_name))
                             for e in cfg.listeners if e.security_protocol in ("SSL", "SASL_SSL")}
+            principal_mappers = {}  # ssl.principal.mapping.rules per TLS listener (KIP-371)
+            for name in ssl_contexts:
+                prop, rules = cfg.listener_ssl_config(name)["ssl.principal.mapping.rules"]
+                principal_mappers[name] = SslPrincipalMapper.from_rules(rules, prop)
             inter = cfg.inter_broker_listener_name
             inter_ssl = None
             if inter in ssl_contexts:  # Kafka: the inter-broker listener's ssl.* configs, client mode
@@ -372,7 +376,7 @@ class KafkaServer:
             queued_max_request_bytes=queued_max,
             max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
             per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name,
-            ssl_contexts=ssl_contexts, authenticators=authenticators,
+            ssl_contexts=ssl_contexts, principal_mappers=principal_mappers, authenticators=authenticators,
             failed_authentication_delay_ms=cfg["connection.failed.authentication.delay.ms"])
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)

@@ -72,7 +72,7 @@ import structlog
 import trio
 
 from kafkalike.broker import request_hops
-from kafkalike.broker.ssl_factory import principal_from_peer_certificate
+from kafkalike.broker.ssl_factory import NoMatchingRule, SslPrincipalMapper, principal_from_peer_certificate
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader, MemoryPool
 from kafkalike.protocol.errors import ProtocolError
@@ -497,6 +497,8 @@ class SocketServer:
     inter_broker_listener: str | None = None
     ssl_contexts: Mapping[str, ssl.SSLContext] = attrs.Factory(dict)
     """listener name -> server SSLContext, for the listeners that serve TLS."""
+    principal_mappers: Mapping[str, SslPrincipalMapper] = attrs.Factory(dict)
+    """listener name -> its ssl.principal.mapping.rules (absent: DEFAULT, the subject DN)."""
     authenticators: Mapping[str, Callable[[ConnectionContext], Authenticator]] = attrs.Factory(dict)
     """listener name -> Authenticator factory, for the SASL listeners."""
     failed_authentication_delay_ms: int = 0
@@ -692,8 +694,14 @@ class SocketServer:
                 limited = self._log_handshake[conn.listener_name] = _RateLimitedLog("ssl_handshake_failed")
             limited(listener=conn.listener_name, peer=conn.peer, error=error)
             return None
-        # the certificate's subject (User:CN=...) or ANONYMOUS; SASL_SSL's SASL exchange replaces it
-        conn.principal = principal_from_peer_certificate(tls.peer_certificate())
+        # the certificate's subject (User:CN=...) as ssl.principal.mapping.rules map it, or
+        # ANONYMOUS; SASL_SSL's SASL exchange replaces it
+        try:
+            conn.principal = principal_from_peer_certificate(tls.peer_certificate(),
+                                                             self.principal_mappers.get(conn.listener_name))
+        except NoMatchingRule as exc:  # Kafka: "Failed to map name ... based on SSL principal mapping rules"
+            log.warning("ssl_principal_mapping_failed", listener=conn.listener_name, peer=conn.peer, error=str(exc))
+            return None
         return tls
 
     # -- serving

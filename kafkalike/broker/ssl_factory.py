@@ -19,13 +19,17 @@ Every problem raises SslConfigError, one line naming the property (with its
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-__all__ = ["SslConfigError", "server_context", "client_context"]
+import attrs
+
+__all__ = ["SslConfigError", "server_context", "client_context", "SslPrincipalMapper", "NoMatchingRule",
+           "principal_from_peer_certificate"]
 
 _TLS_VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -224,17 +228,108 @@ def client_context(cfg: SslSettings) -> ssl.SSLContext:
     return ctx
 
 
-def principal_from_peer_certificate(der: bytes | None) -> str:
-    """The KafkaPrincipal of a TLS connection (Kafka's DefaultKafkaPrincipalBuilder with the
-    default ``ssl.principal.mapping.rules=DEFAULT``): ``User:`` + the client certificate's
-    subject distinguished name in RFC 2253 order and form (most specific RDN first:
-    ``User:CN=alice,OU=eng,O=Example,C=US``), as Java's X500Principal.getName() prints it;
-    ``User:ANONYMOUS`` when the client sent no certificate (``ssl.client.auth=none``, or
-    ``requested`` and the client has none). ``der``: the peer certificate, DER bytes.
-    Attributes outside RFC 4514's short names print as dotted OIDs (Java: the same OIDs, hex
-    values ``#...``)."""
+class NoMatchingRule(ValueError):
+    """No ``ssl.principal.mapping.rules`` rule maps this subject (Kafka's
+    SslPrincipalMapper.NoMatchingRule: the connection fails authentication)."""
+
+
+# Kafka's SslPrincipalMapper.RULE_PATTERN: DEFAULT | RULE:pattern/replacement/[LU] | anything else
+_RULE = r"(DEFAULT)|RULE:((?:\\.|[^\\/])*)/((?:\\.|[^\\/])*)/([LU]?).*?|(.*)"
+_RULE_SPLITTER = re.compile(r"\s*(" + _RULE.replace("(DEFAULT)", "(?:DEFAULT)").replace("([LU]?)", "(?:[LU]?)")
+                            .replace("|(.*)", "|(?:.*)").replace("((?:", "(?:(?:") + r")\s*(?:,\s*|$)")
+_RULE_PARSER = re.compile(_RULE)
+_JAVA_GROUP_REF = re.compile(r"\\(.)|\$(\d+)")
+
+
+@attrs.frozen
+class SslPrincipalRule:
+    """One rule: DEFAULT (``is_default``: the DN as it is) or ``RULE:pattern/replacement/[LU]``."""
+
+    is_default: bool = False
+    pattern: str = ""
+    replacement: str = ""
+    to_lower: bool = False
+    to_upper: bool = False
+
+    def apply(self, dn: str) -> str | None:
+        """The name this rule maps ``dn`` to, or None when its pattern does not match the whole DN."""
+        if self.is_default:
+            return dn
+        compiled = re.compile(self.pattern)
+        if compiled.fullmatch(dn) is None:
+            return None
+        result = compiled.sub(lambda m: _java_replacement(self.replacement, m), dn)  # Java's replaceAll
+        return result.lower() if self.to_lower else result.upper() if self.to_upper else result
+
+
+def _java_replacement(replacement: str, m: re.Match[str]) -> str:
+    """Java Matcher.appendReplacement: ``$n`` is group n (literal when there is no such group,
+    as Kafka's escapeLiteralBackReferences makes it), ``\\x`` is x."""
+    def one(ref: re.Match[str]) -> str:
+        if ref.group(1) is not None:
+            return ref.group(1)
+        n = int(ref.group(2))
+        return (m.group(n) or "") if n <= (m.re.groups or 0) else ref.group(0)
+    return _JAVA_GROUP_REF.sub(one, replacement)
+
+
+@attrs.frozen
+class SslPrincipalMapper:
+    """``ssl.principal.mapping.rules`` (KIP-371; Kafka's SslPrincipalMapper): rules tried in
+    order on the client certificate's subject DN (RFC 2253), the first that matches gives the
+    principal's name. ``RULE:pattern/replacement/`` with Java regex syntax (``$1`` references),
+    an optional ``L`` / ``U`` to lower / upper-case the result; ``DEFAULT`` keeps the DN."""
+
+    rules: tuple[SslPrincipalRule, ...] = (SslPrincipalRule(is_default=True),)
+
+    @classmethod
+    def from_rules(cls, text: str | None, prop: str = "ssl.principal.mapping.rules") -> "SslPrincipalMapper":
+        """Parse the property's value (None: DEFAULT). Raises SslConfigError naming ``prop`` for a
+        rule that does not parse or whose pattern is not a valid regex."""
+        if text is None:
+            return cls()
+        rules = []
+        for part in _split_rules(text):
+            m = _RULE_PARSER.match(part)
+            if m is None or m.end() != len(part) or m.group(5):
+                raise _error(prop, text, f"invalid rule {part!r} (RULE:pattern/replacement/[LU] or DEFAULT)")
+            if m.group(1):
+                rules.append(SslPrincipalRule(is_default=True))
+            elif m.group(2) is not None:
+                try:
+                    re.compile(m.group(2))
+                except re.error as exc:
+                    raise _error(prop, text, f"invalid pattern {m.group(2)!r}: {exc}") from None
+                rules.append(SslPrincipalRule(False, m.group(2), m.group(3), m.group(4) == "L", m.group(4) == "U"))
+        return cls(tuple(rules))
+
+    def name(self, dn: str) -> str:
+        """The principal name of subject ``dn``. Raises NoMatchingRule when no rule applies."""
+        for rule in self.rules:
+            name = rule.apply(dn)
+            if name is not None:
+                return name
+        raise NoMatchingRule(f"No rules apply to {dn}, rules {[r.pattern or 'DEFAULT' for r in self.rules]}")
+
+
+def _split_rules(text: str) -> list[str]:
+    """SslPrincipalMapper.splitRules: the rules of a comma-separated list (commas inside a
+    rule's pattern or replacement stay in it)."""
+    return [m.group(1) for m in _RULE_SPLITTER.finditer(text.strip()) if m.group(1)]
+
+
+def principal_from_peer_certificate(der: bytes | None, mapper: SslPrincipalMapper | None = None) -> str:
+    """The KafkaPrincipal of a TLS connection (Kafka's DefaultKafkaPrincipalBuilder):
+    ``User:`` + the client certificate's subject distinguished name in RFC 2253 order and form
+    (most specific RDN first: ``User:CN=alice,OU=eng,O=Example,C=US``), as Java's
+    X500Principal.getName() prints it, mapped by ``mapper`` (``ssl.principal.mapping.rules``;
+    None: DEFAULT); ``User:ANONYMOUS`` when the client sent no certificate
+    (``ssl.client.auth=none``, or ``requested`` and the client has none). ``der``: the peer
+    certificate, DER bytes. Attributes outside RFC 4514's short names print as dotted OIDs
+    (Java: the same OIDs, hex values ``#...``). Raises NoMatchingRule when no rule maps the DN."""
     if not der:
         return "User:ANONYMOUS"
     from cryptography import x509
 
-    return "User:" + x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    dn = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    return "User:" + (mapper.name(dn) if mapper is not None else dn)
