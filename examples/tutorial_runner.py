@@ -17,7 +17,8 @@ comment is treated specially:
 
 With ``--bootstrap-server B`` (tests: a cluster that already runs) ``localhost:9092`` is
 replaced by B, and ``localhost:8081`` / ``--port 8081`` by a free port, likewise Connect's
-``localhost:8083`` / ``--rest-port 8083`` and MariaDB's ``--port 3306`` / ``"database.port": "3306"``.
+``localhost:8083`` / ``--rest-port 8083``, MariaDB's ``--port 3306`` / ``"database.port": "3306"`` and
+PostgreSQL's ``--port 5432`` / ``127.0.0.1:5432``.
 ``.tutorial`` (the page's scratch directory) and ``.kafkalike-tutorial`` (its cluster directory) are replaced by
 directories under ``--work-dir`` when given. Exit status: the main script's.
 """
@@ -73,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         subs += [("localhost:9092", args.bootstrap_server), ("localhost:8081", f"127.0.0.1:{port}"),
                  ("--port 8081", f"--port {port}")]
-        rest, mariadb = free_port(), free_port()
+        rest, mariadb, postgres = free_port(), free_port(), free_port()
         subs += [("localhost:8083", f"127.0.0.1:{rest}"), ("--rest-port 8083", f"--rest-port {rest}"),
-                 ("--port 3306", f"--port {mariadb}"), ('"database.port": "3306"', f'"database.port": "{mariadb}"')]
+                 ("--port 3306", f"--port {mariadb}"), ('"database.port": "3306"', f'"database.port": "{mariadb}"'),
+                 ("--port 5432", f"--port {postgres}"), ("127.0.0.1:5432", f"127.0.0.1:{postgres}")]
     main_steps, cleanup = [], []
     for block in blocks((PAGES / f"{args.name}.md").read_text()):
         first = block.split("\n", 1)[0].strip()

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 POM = Path(__file__).resolve().parent / "pom.xml"
 BUILD = ROOT / "build" / "connect"
 LIB = BUILD / "lib"            # the worker's class path: connect-runtime, connect-json, connect-file
-PLUGINS = BUILD / "plugins"    # plugin.path: plugins/debezium holds Debezium's MySQL connector
+PLUGINS = BUILD / "plugins"    # plugin.path: plugins/debezium (MySQL source), plugins/debezium-jdbc (JDBC sink)
 
 
 class ConnectError(Exception):
@@ -105,7 +105,8 @@ def fetch(force: bool = False) -> None:
     if mvn is None:
         raise ConnectError("mvn not found: apt-get install -y maven (./scripts/connect does it)")
     BUILD.mkdir(parents=True, exist_ok=True)
-    for profile, dest in (("worker", LIB), ("debezium", PLUGINS / "debezium")):
+    for profile, dest in (("worker", LIB), ("debezium", PLUGINS / "debezium"),
+                          ("debezium-jdbc", PLUGINS / "debezium-jdbc")):
         tmp = Path(tempfile.mkdtemp(prefix=f"{profile}-", dir=BUILD))
         done = subprocess.run([mvn, "-B", "-q", "-f", str(POM), "-P", profile, "dependency:copy-dependencies",
                                f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],

@@ -82,3 +82,32 @@ def test_connect_tutorial_from_cluster_up_to_cluster_down_with_a_broker_killed(t
     assert "tutorial connect: OK" in done.stdout
     assert "kill -9" in done.stderr  # the own-cluster block ran (bash -x echoes it)
     _no_process_left_in(tmp_path)
+
+
+def test_cdc_postgres_tutorial_mariadb_rows_reach_postgresql_through_the_jdbc_sink(
+        make_cluster: MakeCluster, tmp_path: Path) -> None:
+    """``./scripts/tutorial cdc-postgres`` (docs/tutorials/cdc-postgres.md) on a 3-broker test
+    cluster: MariaDB -> Debezium source -> kafkalike -> Debezium JDBC sink -> PostgreSQL, the
+    page's compare_databases.py checks equal after the first changes and after the bulk load."""
+    cluster = make_cluster(brokers=3)
+    done = run("cdc-postgres", "--bootstrap-server", cluster.bootstrap_servers, "--work-dir", str(tmp_path),
+               timeout=1500)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert "tutorial cdc-postgres: OK" in done.stdout
+    summary = json.loads((tmp_path / "scratch" / "summary.json").read_text())
+    # rows 1 and 3 (2 deleted), the bulk load's 200 inserts less its 20 deletes
+    assert summary["ok"] is True and summary["source_rows"] == summary["sink_rows"] == 2 + 200 - 20
+    assert summary["missing"] == summary["extra"] == [] and summary["different"] == {}
+    _no_process_left_in(tmp_path / "scratch")
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_CONNECT_OWN_CLUSTER") != "1",
+                    reason="its own cluster on 127.0.0.1-3:9092, ZooKeeper 2181, Connect 8083, MariaDB 3306, "
+                           "PostgreSQL 5432: KAFKALIKE_CONNECT_OWN_CLUSTER=1 too")
+def test_cdc_postgres_tutorial_from_cluster_up_to_cluster_down_with_a_broker_killed(tmp_path: Path) -> None:
+    done = run("cdc-postgres", "--work-dir", str(tmp_path), timeout=1800)
+    assert done.returncode == 0, f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert "tutorial cdc-postgres: OK" in done.stdout
+    assert "kill -9" in done.stderr  # the own-cluster block ran (bash -x echoes it)
+    assert "OK: 182 rows in MariaDB's shop.orders and PostgreSQL's orders" in done.stdout  # after the bulk load
+    _no_process_left_in(tmp_path)
