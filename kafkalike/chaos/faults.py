@@ -25,6 +25,8 @@ Faults (``name`` in the history, target syntax):
 | ClockJump(target, offset_s) | clock-jump | step one broker's wall clock (CLOCK_REALTIME) by offset_s; heal: step it back |
 | Grow() | grow | a spare broker joins, one replica of every partition is reassigned onto it; heal: back, then it is stopped |
 | Decommission(target) | decommission | every replica of a broker reassigned onto a spare, then the broker stopped; heal: the reverse |
+| ZkLinkDelay(target, delay_s) | net-delay | a broker's ZooKeeper traffic delayed delay_s each way (user-space proxy) |
+| ZkLinkDrop(target, every_s) | net-drop | a broker's ZooKeeper connections dropped every every_s s, refused for down_s |
 | Both(first, second) | first+second | two faults at once, the second ``after`` s later (kill during reassignment); healed in reverse |
 | DeleteTopicDuringControllerKill() | delete-topic+kill9 | delete a scratch topic, kill -9 the controller at once; |
 |   |   | heal: restart it, the deletion must complete |
@@ -38,7 +40,8 @@ Random choices come from the nemesis's seeded ``random.Random``.
 (fault, hold seconds, quiet seconds after the heal) from menu ``v1`` (the faults of the first
 campaigns, docs/campaigns/2026-12-07-*) or ``v2`` (v1 plus expiry storms, and where the backend
 offers them full disks, clock jumps, cluster growth and decommissioning, a kill during a
-reassignment and a controller kill during a topic deletion).
+reassignment, a controller kill during a topic deletion, and delayed or dropped ZooKeeper
+links through a user-space proxy).
 """
 
 from __future__ import annotations
@@ -429,6 +432,76 @@ class ClockJump(Fault):
         return f"clock-jump {self.target} {self.offset_s:+g}s"
 
 
+@attrs.define
+class ZkLinkDelay(Fault):
+    """Network delay where ``tc netem`` is unavailable: everything between one broker and
+    every ZooKeeper node goes through the backend's user-space proxy (kafkalike.chaos.proxy)
+    and is held ``delay_s`` seconds each way; heal: no delay (chunks already held are still
+    delivered, in order). Needs a backend with ``zk_link_delay`` (the local backend created
+    with ``zk_proxy``)."""
+
+    target: str | int = "random"
+    delay_s: float = 1.0
+    name = "net-delay"
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        fn = _backend_call(ctx, "zk_link_delay")
+        b = ctx.broker(self.target)
+        detail = fn(b, self.delay_s)
+        return f"broker-{b}|zk", f"{self.target}; {detail}", lambda: fn(b, 0.0)
+
+    def describe(self) -> str:
+        return f"net-delay {self.target} {self.delay_s:g}s"
+
+
+@attrs.define
+class ZkLinkDrop(Fault):
+    """Connection loss where packet loss cannot be injected: every ``every_s`` seconds the
+    proxy closes all of one broker's connections to ZooKeeper and refuses new ones for
+    ``down_s`` seconds (its client reconnects, to the same or another node; a session
+    survives as long as some reconnect happens within the session timeout). Heal: stop,
+    accept again. Needs ``zk_link_drop`` (the local backend created with ``zk_proxy``)."""
+
+    target: str | int = "random"
+    every_s: float = 3.0
+    down_s: float = 1.0
+    name = "net-drop"
+    drops: int = attrs.field(default=0, init=False)
+
+    def apply(self, ctx: FaultContext) -> tuple[str, str, Callable[[], None]]:
+        fn = _backend_call(ctx, "zk_link_drop")
+        b = ctx.broker(self.target)
+        stop = threading.Event()
+        closed = fn(b, True)
+        self.drops = 1
+
+        def flap() -> None:
+            try:
+                while not stop.wait(self.down_s):
+                    fn(b, False)
+                    if stop.wait(max(0.0, self.every_s - self.down_s)):
+                        return
+                    fn(b, True)
+                    self.drops += 1
+            except Exception as exc:
+                log.warning("net_drop_failed", broker=b, error=str(exc))
+            finally:
+                fn(b, False)
+
+        thread = threading.Thread(target=flap, name=f"net-drop-{b}", daemon=True)
+        thread.start()
+
+        def undo() -> None:
+            stop.set()
+            thread.join(self.every_s + 10.0)
+
+        return (f"broker-{b}|zk", f"{self.target}; ZooKeeper connections dropped every {self.every_s:.1f}s, "
+                f"refused {self.down_s:.1f}s each time; {closed} closed at first", undo)
+
+    def describe(self) -> str:
+        return f"net-drop {self.target}"
+
+
 def _backend_call(ctx: FaultContext, method: str) -> Callable[..., Any]:
     fn = getattr(ctx.backend, method, None)
     if fn is None:
@@ -710,18 +783,19 @@ MENUS: tuple[str, ...] = ("v1", "v2")
 """Versions of the random nemesis's menu. v1: the faults of the first campaigns
 (docs/campaigns/2026-12-07-local, -compose), kept so their seeds replay; v2 (the default):
 v1 plus ZooKeeper session expiry storms, and where the backend offers them full disks, clock
-jumps, grow / decommission / kill-during-reassignment, and a controller kill during a topic
-deletion. A new entry changes every seed's schedule, hence a new version."""
+jumps, grow / decommission / kill-during-reassignment, a controller kill during a topic
+deletion, and ZooKeeper link delay / connection drops (proxy). A new entry changes every seed's schedule, hence a new version."""
 DEFAULT_MENU = "v2"
 
 
 def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_MENU, with_disk: bool = False,
-                  with_clock: bool = False, with_spare: bool = False
+                  with_clock: bool = False, with_spare: bool = False, with_proxy: bool = False
                   ) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
     """The random nemesis's menu ``menu`` (MENUS): (weight, draw(rng) -> (fault, hold seconds)).
     with_zk: the backend owns the ensemble (ZooKeeper kills); with_disk / with_clock /
-    with_spare: it offers FullDisk / ClockJump / a spare broker for Grow, Decommission and
-    the kill-during-reassignment combination (v2 only). DeleteTopicDuringControllerKill is
+    with_spare / with_proxy: it offers FullDisk / ClockJump / a spare broker for Grow,
+    Decommission and the kill-during-reassignment combination / ZkLinkDelay and ZkLinkDrop
+    (v2 only). DeleteTopicDuringControllerKill is
     in v2 on every backend that can show topic znodes (with_zk). ValueError for an unknown
     menu."""
     if menu not in MENUS:
@@ -766,17 +840,24 @@ def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_M
         ]
     if with_zk:
         menu_v2.append((1, lambda r: (DeleteTopicDuringControllerKill(), r.uniform(2, 2 * s))))
+    if with_proxy:
+        menu_v2 += [
+            (1, lambda r: (ZkLinkDelay(r.choice(["controller", "leader", "random"]), round(r.uniform(0.1, s / 3), 2)),
+                           r.uniform(s, 3 * s))),
+            (1, lambda r: (ZkLinkDrop(r.choice(["controller", "leader", "random"]), every_s=r.uniform(2, s),
+                                      down_s=r.uniform(0.5, 2.0)), r.uniform(s, 3 * s))),
+        ]
     return menu_v2
 
 
 def random_schedule(rng: random.Random, duration: float, session_timeout_s: float, with_zk: bool,
                     quiet: tuple[float, float] = (3.0, 8.0), menu: str = DEFAULT_MENU, with_disk: bool = False,
-                    with_clock: bool = False, with_spare: bool = False) -> list[Step]:
+                    with_clock: bool = False, with_spare: bool = False, with_proxy: bool = False) -> list[Step]:
     """A seeded random nemesis: steps whose holds and quiet gaps add up to about ``duration``
     seconds (at least one step), drawn from ``fault_catalog(..., menu, with_disk,
-    with_clock, with_spare)``. Same rng seed and menu, same schedule; targets are resolved when each
+    with_clock, with_spare, with_proxy)``. Same rng seed and menu, same schedule; targets are resolved when each
     fault is injected."""
-    entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock, with_spare)
+    entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock, with_spare, with_proxy)
     weights = [w for w, _ in entries]
     steps: list[Step] = []
     total = 0.0

@@ -54,6 +54,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.chaos.proxy import ProxyError, Route, TcpProxy
 from kafkalike.cluster import process
 from kafkalike.cluster.local_cluster import LocalCluster, Registration
 from kafkalike.cluster.zk_ensemble import ELECTION_PORT_OFFSET, QUORUM_PORT_OFFSET, ZkEnsemble, find_free_base_port
@@ -317,9 +318,18 @@ def unmount(point: Path) -> bool:
 @attrs.define
 class ChaosLocalCluster(LocalCluster):
     """A LocalCluster whose brokers start with extra environment variables (``broker_env``:
-    the clock library's LD_PRELOAD); everything else is LocalCluster's."""
+    the clock library's LD_PRELOAD) and may reach ZooKeeper through their own proxy routes
+    (``zk_connect_of``); everything else is LocalCluster's."""
 
     broker_env: dict[str, str] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    # broker id -> its zookeeper.connect through the chaos proxy (kafkalike.chaos.proxy)
+    zk_connect_of: dict[int, str] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+
+    def server_properties(self, broker_id: int) -> dict[str, str]:
+        props = super().server_properties(broker_id)
+        if broker_id in self.zk_connect_of:
+            props["zookeeper.connect"] = self.zk_connect_of[broker_id]
+        return props
 
     def _spawn(self, broker_id: int, before: Registration | None, group: int | None = None) -> int:
         if not self.broker_env:
@@ -342,12 +352,13 @@ of the default workload writes a few MiB per broker; tmpfs holds only what is wr
 
 def fault_surfaces(needs: tuple[str, ...], random_menu: str | None) -> dict[str, Any]:
     """``LocalBackend.create`` arguments for a run: tmpfs log dirs (``disk_mb``), the clock
-    library (``clock_faults``) and a spare broker (``spare_brokers``) when the scenario needs
-    them (``needs``: "disk", "clock", "spare") or
+    library (``clock_faults``), a spare broker (``spare_brokers``) and the ZooKeeper proxy
+    (``zk_proxy``) when the scenario needs them (``needs``: "disk", "clock", "spare",
+    "proxy") or
     the random nemesis draws from menu v2 (``random_menu``), and only where this machine
     allows them (root for mount, gcc for the library); otherwise none, so v1 runs replay
     on the same plain cluster as before."""
-    want = set(needs) | ({"disk", "clock", "spare"} if random_menu not in (None, "v1") else set())
+    want = set(needs) | ({"disk", "clock", "spare", "proxy"} if random_menu not in (None, "v1") else set())
     out: dict[str, Any] = {}
     if "disk" in want and os.geteuid() == 0 and shutil.which("mount"):
         out["disk_mb"] = DEFAULT_DISK_MB
@@ -355,6 +366,8 @@ def fault_surfaces(needs: tuple[str, ...], random_menu: str | None) -> dict[str,
         out["clock_faults"] = True
     if "spare" in want:
         out["spare_brokers"] = 1
+    if "proxy" in want:
+        out["zk_proxy"] = True
     return out
 
 
@@ -393,6 +406,8 @@ class LocalBackend:
     disk_mb: int | None = None
     clock_faults: bool = False
     spares: set[int] = attrs.Factory(set)
+    zk_proxy: bool = False
+    _proxy: TcpProxy | None = None
     _paused: set[int] = attrs.Factory(set)
     _paused_zk: set[int] = attrs.Factory(set)
     _mounts: list[Path] = attrs.Factory(list)
@@ -401,14 +416,16 @@ class LocalBackend:
     def create(cls, base_dir: str | Path, brokers: int = 3, zookeeper_connect: str | None = None,
                chroot: str = "", overrides: dict[str, str] | None = None,
                gid_base: int | None = None, disk_mb: int | None = None,
-               clock_faults: bool = False, spare_brokers: int = 0) -> "LocalBackend":
+               clock_faults: bool = False, spare_brokers: int = 0, zk_proxy: bool = False) -> "LocalBackend":
         """A not yet started backend on a fresh cluster under ``base_dir``: brokers on
         127.0.0.1..N at a free port, and (without ``zookeeper_connect``) a 3-node ensemble on
         127.0.0.1..3 at another free port. gid_base: default random in [40000, 59000).
         disk_mb: give each broker a tmpfs log dir of this size (MiB; needs root: mount);
         clock_faults: preload the clock library into every broker (needs gcc). spare_brokers:
         configure this many more brokers (ids brokers+1, ...) that stay stopped until a grow
-        or decommission fault adds one (``add_broker``)."""
+        or decommission fault adds one (``add_broker``). zk_proxy: every broker reaches each
+        ZooKeeper node through its own route of a user-space proxy (delay and connection-drop
+        faults: ``zk_link_delay``, ``zk_link_drop``)."""
         active = brokers
         brokers = brokers + spare_brokers
         hosts = [f"127.0.0.{i}" for i in range(1, max(brokers, 3) + 1)]
@@ -425,7 +442,7 @@ class LocalBackend:
         if gid_base is None:
             gid_base = random.randrange(40000, 59000, 10)
         return cls(cluster, gid_base, disk_mb=disk_mb, clock_faults=clock_faults,
-                   spares=set(range(active + 1, brokers + 1)))
+                   spares=set(range(active + 1, brokers + 1)), zk_proxy=zk_proxy)
 
     @property
     def disk_faults(self) -> bool:
@@ -445,6 +462,8 @@ class LocalBackend:
             ens = self.cluster.zk
             if ens is not None:
                 ens.start(timeout=timeout)
+            if self.zk_proxy:
+                self._start_proxy()
             self.cluster.write_configs()
             if self.disk_mb is not None:
                 for i in self.cluster.broker_ids:
@@ -472,6 +491,52 @@ class LocalBackend:
         spawned = process.spawn_detached(argv, c.log_path(broker_id), c.pid_path(broker_id), group=self.gid(broker_id))
         log.info("chaos_broker_started", broker=broker_id, pid=spawned.pid, gid=self.gid(broker_id))
         return spawned.pid
+
+    def _zk_hosts(self) -> tuple[list[tuple[str, int]], str]:
+        hosts, _, chroot = self.cluster.zk_connect.partition("/")
+        out = []
+        for h in hosts.split(","):
+            host, port = h.rsplit(":", 1)
+            out.append((host, int(port)))
+        return out, ("/" + chroot if chroot else "")
+
+    def _start_proxy(self) -> None:
+        zk, chroot = self._zk_hosts()
+        routes = [Route(f"b{b}-zk{j}", self.cluster.broker_host(b), 0, host, port)
+                  for b in self.cluster.broker_ids for j, (host, port) in enumerate(zk, start=1)]
+        self._proxy = TcpProxy(routes)
+        try:
+            self._proxy.start()
+        except ProxyError as exc:
+            raise ChaosBackendError(str(exc)) from exc
+        if isinstance(self.cluster, ChaosLocalCluster):
+            for b in self.cluster.broker_ids:
+                self.cluster.zk_connect_of[b] = ",".join(
+                    f"{r.listen_host}:{r.listen_port}" for r in routes if r.name.startswith(f"b{b}-")) + chroot
+        log.info("chaos_zk_proxy_started", routes=len(routes))
+
+    def _routes_of(self, broker_id: int) -> list[str]:
+        if self._proxy is None:
+            raise ChaosBackendError("brokers do not reach ZooKeeper through the proxy (create the backend with "
+                                    "zk_proxy)")
+        return [n for n in self._proxy.routes if n.startswith(f"b{broker_id}-")]
+
+    def zk_link_delay(self, broker_id: int, seconds: float) -> str:
+        """Delay everything between broker ``broker_id`` and every ZooKeeper node by
+        ``seconds`` each way (0: heal)."""
+        for name in self._routes_of(broker_id):
+            self._proxy.set_delay(name, seconds)  # type: ignore[union-attr]  # _routes_of checked it
+        return f"ZooKeeper links delayed {seconds:g} s each way"
+
+    def zk_link_drop(self, broker_id: int, refuse: bool) -> int:
+        """Close every connection between broker ``broker_id`` and ZooKeeper, and while
+        ``refuse`` close its new ones at once; returns how many were closed."""
+        n = 0
+        for name in self._routes_of(broker_id):
+            self._proxy.set_refuse(name, refuse)  # type: ignore[union-attr]  # _routes_of checked it
+            if refuse:
+                n += self._proxy.sever(name)  # type: ignore[union-attr]
+        return n
 
     def log_dir(self, broker_id: int) -> Path:
         """Broker ``broker_id``'s log.dirs directory."""
@@ -524,6 +589,8 @@ class LocalBackend:
             try:
                 self.cluster.stop()
             finally:
+                if self._proxy is not None:
+                    self._proxy.close()
                 while self._mounts:
                     self._unmount_keeping(self._mounts.pop())
 
@@ -771,7 +838,12 @@ class LocalBackend:
         returns the rule's handle for ``restore``."""
         if not src.startswith("b"):
             raise ChaosBackendError(f"only brokers' links can be cut at the source, not {src!r}")
-        host, port = self._endpoint(dst)
+        route = f"{src}-{dst}"
+        if dst.startswith("zk") and self._proxy is not None and route in self._proxy.routes:
+            r = self._proxy.routes[route]  # the broker reaches this node through its proxy route
+            host, port = r.listen_host, r.listen_port
+        else:
+            host, port = self._endpoint(dst)
         return self.iptables.add("-p", "tcp", "-m", "owner", "--gid-owner", str(self.gid(int(src[1:]))),
                                  "-d", host, "--dport", str(port))
 

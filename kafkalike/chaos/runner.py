@@ -124,7 +124,7 @@ def run_chaos(backend: Backend, options: RunOptions, say: Callable[[str], None] 
         raise ChaosRunError(f"unknown scenario {options.scenario!r}; known: {', '.join(SCENARIOS)}")
     if scenario.needs_zk and not backend.zk_node_ids:
         raise ChaosRunError(f"scenario {scenario.name} breaks ZooKeeper, which this backend does not own")
-    surfaces = {"disk": "disk_faults", "clock": "clock_faults", "spare": "spares"}
+    surfaces = {"disk": "disk_faults", "clock": "clock_faults", "spare": "spares", "proxy": "zk_proxy"}
     missing = [n for n in scenario.needs if not getattr(backend, surfaces.get(n, n), False)]
     if missing:
         raise ChaosRunError(f"scenario {scenario.name} needs a backend with {', '.join(missing)} faults "

@@ -38,6 +38,8 @@ from kafkalike.chaos.faults import (
     DeleteTopicDuringControllerKill,
     FullDisk,
     Grow,
+    ZkLinkDelay,
+    ZkLinkDrop,
     ZkExpiryStorm,
     random_schedule,
     wait_isr_full,
@@ -198,6 +200,38 @@ def _delete_topic_controller_kill(ctx: ScenarioContext) -> None:
     ctx.repeat(DeleteTopicDuringControllerKill, hold=max(3.0, ctx.session_timeout_s), quiet=3.0)
 
 
+def _zk_link_faults(ctx: ScenarioContext) -> None:
+    """The controller's ZooKeeper links delayed (a third of the session timeout each way),
+    then the leader's dropped every 2 s; repeated until the deadline."""
+    s = ctx.session_timeout_s
+    hold = max(3.0, s)
+    while True:
+        ctx.cycle(ZkLinkDelay("controller", round(s / 3, 2)), hold, 2.0)
+        ctx.cycle(ZkLinkDrop("leader", every_s=2.0, down_s=1.0), hold, 2.0)
+        if ctx.stop.is_set() or ctx.remaining() < 2 * hold + 4.0:
+            return
+
+
+def _tour_v2(ctx: ScenarioContext) -> None:
+    """Each single-broker fault new in menu v2 once, those the backend offers: the leader's
+    disk full, the leader's clock +1 h, the controller's -1 h, the controller's ZooKeeper
+    links delayed, the leader's dropped; held half a session timeout (at least 2 s) each."""
+    b = ctx.fault_ctx.backend
+    s = ctx.session_timeout_s
+    hold = max(2.0, s / 2)
+    faults: list[Fault] = []
+    if getattr(b, "disk_faults", False):
+        faults.append(FullDisk("leader"))
+    if getattr(b, "clock_faults", False):
+        faults += [ClockJump("leader", 3600.0), ClockJump("controller", -3600.0)]
+    if getattr(b, "zk_proxy", False):
+        faults += [ZkLinkDelay("controller", round(s / 3, 2)), ZkLinkDrop("leader", every_s=2.0, down_s=1.0)]
+    for f in faults:
+        if ctx.stop.is_set():
+            return
+        ctx.cycle(f, hold, 1.0)
+
+
 def _expiry_storm(ctx: ScenarioContext) -> None:
     ctx.repeat(lambda: ZkExpiryStorm("leader"), hold=3.0 * ctx.session_timeout_s, quiet=3.0)
 
@@ -212,7 +246,8 @@ def _random(ctx: ScenarioContext) -> None:
                                 with_zk=bool(backend.zk_node_ids), menu=ctx.menu,
                                 with_disk=bool(getattr(backend, "disk_faults", False)),
                                 with_clock=bool(getattr(backend, "clock_faults", False)),
-                                with_spare=bool(getattr(backend, "spares", None)))
+                                with_spare=bool(getattr(backend, "spares", None)),
+                                with_proxy=bool(getattr(backend, "zk_proxy", False)))
         for step in steps:
             if ctx.stop.is_set() or (ctx.remaining() < step.hold and ctx.nemesis.injected):
                 return
@@ -247,6 +282,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              "broker (needs a spare broker)", _kill_during_reassignment, needs=("spare",)),
     Scenario("delete-topic-controller-kill", "delete a topic and kill -9 the controller at once; the deletion "
              "must complete under the next controller", _delete_topic_controller_kill),
+    Scenario("zk-link-faults", "the controller's ZooKeeper traffic delayed, then the leader's ZooKeeper "
+             "connections dropped repeatedly (user-space proxy)", _zk_link_faults, needs=("proxy",)),
+    Scenario("tour-v2", "each single-broker fault new in menu v2 once (full disk, clock jumps both ways, "
+             "ZooKeeper link delay and drops), those the backend offers", _tour_v2),
     Scenario("expiry-storm", "the leader paused past its ZooKeeper session again and again (re-registers "
              "each time)", _expiry_storm),
     Scenario("random", "the seeded random nemesis (every fault above, one at a time; --menu v1|v2)", _random),

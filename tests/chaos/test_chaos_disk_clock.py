@@ -1,11 +1,16 @@
-"""The full-disk and clock-jump faults (kafkalike/chaos/faults.py FullDisk, ClockJump) on a
-real 3-broker local cluster whose log dirs are 64 MiB tmpfs mounts and whose brokers run
-with the clock library preloaded (kafkalike/chaos/clock_offset.c).
+"""The faults new in nemesis menu v2 that act on one broker — full disk, clock jumps both
+ways, ZooKeeper link delay and connection drops (kafkalike/chaos/faults.py FullDisk,
+ClockJump, ZkLinkDelay, ZkLinkDrop) — on a real 3-broker local cluster whose log dirs are
+64 MiB tmpfs mounts, whose brokers run with the clock library preloaded
+(kafkalike/chaos/clock_offset.c) and reach ZooKeeper through the user-space proxy
+(kafkalike/chaos/proxy.py).
 
-Each scenario runs under the chaos workload (idempotent acks=all producers, a group, the
-drain) and must be judged VALID with no acknowledged record lost; the clock test also reads
-a broker's wall clock through a LogAppendTime topic, whose records carry the leader's time.
-Needs root (mount, iptables) and gcc; skipped otherwise."""
+One run of the ``tour-v2`` scenario injects each once under the chaos workload (idempotent
+acks=all producers, a group committing after processing, the drain) and must be judged
+VALID with no acknowledged record lost; then each fault's effect is checked directly: the
+disk was filled to 0 bytes free, a broker's wall clock read through a LogAppendTime topic
+is an hour ahead, and the proxy delayed and dropped the broker's ZooKeeper connections.
+Needs root (tmpfs mounts, the backend's gids) and gcc; skipped otherwise."""
 
 from __future__ import annotations
 
@@ -34,50 +39,49 @@ OVERRIDES = {"zookeeper.session.timeout.ms": "4000", "min.insync.replicas": "2",
 def backend(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalBackend]:
     with started_local_backend(tmp_path_factory, zk_connect, dir_name="disk-clock-cluster",
                                chroot_prefix="/disk-clock-", overrides=OVERRIDES, disk_mb=64,
-                               clock_faults=True) as b:
+                               clock_faults=True, zk_proxy=True) as b:
         base = b.cluster.base_dir
         assert len(mounts_under(base)) == 3
         yield b
     assert mounts_under(base) == [], "close() left a tmpfs mounted"
 
 
-def _run(backend: LocalBackend, tmp_path: Path, scenario: str) -> tuple[object, list[str]]:
+def test_full_disk_clock_jumps_and_zk_link_faults_under_load_lose_nothing(backend: LocalBackend,
+                                                                          tmp_path: Path) -> None:
+    """The leader's log dir filled to the last byte then freed, the leader's clock +1 h and
+    the controller's -1 h (each then stepped back), the controller's ZooKeeper links delayed
+    and the leader's dropped every 2 s: VALID, nothing lost, the group's commits checked; the
+    filler is gone and the proxy really dropped connections."""
     lines: list[str] = []
 
     def say(s: str) -> None:
         lines.append(s)
         print(s)
 
-    result = run_chaos(backend, RunOptions(tmp_path / "report", scenario=scenario, duration=1.0, seed=3,
+    result = run_chaos(backend, RunOptions(tmp_path / "report", scenario="tour-v2", duration=1.0, seed=3,
                                            warmup=2.0, rate=30.0, partitions=1, consumers=1), say=say)
     v = result.verdict
     assert v.status == "valid", v.render_text()
     assert v.counts["lost"] == 0 and v.counts["order"] == 0
-    assert result.faults_injected >= 1 and result.fault_errors == ()
+    assert result.fault_errors == (), result.fault_errors
+    assert [f.name for f in v.faults] == ["disk-full", "clock-jump", "clock-jump", "net-delay", "net-drop"]
+    assert all(f.end is not None for f in v.faults)
     assert v.summary["acknowledged"] > 50
     assert v.summary["groups"] == 1 and v.summary["commits"] > 0  # the group's checks ran on real commits
     assert all(backend.broker_alive(b) for b in backend.broker_ids)
-    return result, lines
-
-
-def test_a_full_disk_under_the_leader_loses_no_acknowledged_record(backend: LocalBackend, tmp_path: Path) -> None:
-    """The leader's 64 MiB log dir filled to the last byte while producing, then freed: the
-    broker's appends fail (rolled back, or the dir goes offline and the broker halts and is
-    started again by the heal), and the checker still finds every acknowledged record."""
-    result, lines = _run(backend, tmp_path, "disk-full")
-    started = [line for line in lines if " fault  disk-full" in line]
-    assert started, lines
-    assert " 0 of " in started[0], f"the disk was not filled to 0 bytes free: {started[0]}"
+    disk = next(line for line in lines if " fault  disk-full" in line)
+    assert " 0 of " in disk, f"the disk was not filled to 0 bytes free: {disk}"
     for b in backend.broker_ids:
         assert not (backend.log_dir(b) / FILLER_NAME).exists()
+    proxy = backend._proxy
+    assert proxy is not None
+    assert sum(r.severed for r in proxy.routes.values()) > 0, "net-drop closed no ZooKeeper connection"
+    assert all(r.delay_s == 0 and not r.refuse for r in proxy.routes.values())
 
 
-def test_clock_jumps_on_a_broker_lose_nothing_and_move_its_log_append_time(backend: LocalBackend,
-                                                                           tmp_path: Path) -> None:
-    """The leader's wall clock +1 h then back and the controller's -1 h then back under load:
-    VALID. Then, directly: with its offset at +1 h, the leader of a LogAppendTime topic
-    stamps a record about an hour ahead; back at 0, within a minute of the real time."""
-    _run(backend, tmp_path, "clock-jump")
+def test_a_clock_offset_moves_the_brokers_log_append_time(backend: LocalBackend) -> None:
+    """With its offset at +1 h the leader of a LogAppendTime topic stamps a record about an
+    hour ahead; back at 0, within a minute of the real time."""
     from confluent_kafka import Producer
 
     topic = f"clock-{uuid.uuid4().hex[:6]}"

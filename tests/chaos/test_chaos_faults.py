@@ -64,8 +64,8 @@ def test_menu_v1_replays_the_first_campaigns_schedules() -> None:
 
 def test_menu_v2_adds_storms_and_offers_disks_clocks_and_growth_only_where_the_backend_can() -> None:
     """v2 holds every v1 fault kind plus zk-expiry-storm and the topic-deletion combination;
-    disk-full, clock-jump and the growth faults only with with_disk / with_clock /
-    with_spare; clock jumps go both ways; an unknown menu is refused."""
+    disk-full, clock-jump, the growth and the proxy faults only with with_disk / with_clock /
+    with_spare / with_proxy; clock jumps go both ways; an unknown menu is refused."""
     def kinds(**kw: bool) -> set[str]:
         out: set[str] = set()
         for seed in range(30):
@@ -75,9 +75,9 @@ def test_menu_v2_adds_storms_and_offers_disks_clocks_and_growth_only_where_the_b
     v1 = {s.fault.name for seed in range(30)
           for s in random_schedule(random.Random(seed), 600, 6.0, with_zk=True, menu="v1")}
     bare = kinds()
-    full = kinds(with_disk=True, with_clock=True, with_spare=True)
+    full = kinds(with_disk=True, with_clock=True, with_spare=True, with_proxy=True)
     assert v1 <= bare and bare - v1 == {"zk-expiry-storm", "delete-topic+kill9"}
-    assert full - bare == {"disk-full", "clock-jump", "grow", "decommission", "grow+kill9"}
+    assert full - bare == {"disk-full", "clock-jump", "grow", "decommission", "grow+kill9", "net-delay", "net-drop"}
     jumps = [s.fault.offset_s for seed in range(30) for s in
              random_schedule(random.Random(seed), 600, 6.0, with_zk=True, with_clock=True)
              if isinstance(s.fault, ClockJump)]
