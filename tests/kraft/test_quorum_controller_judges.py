@@ -3,7 +3,7 @@ and java): ``kafka-metadata-quorum.sh --bootstrap-controller ... describe --stat
 (MetadataQuorumCommand) against a running controller quorum with brokers registered, and
 ``kafka-dump-log.sh --cluster-metadata-decoder`` (DumpLogSegments) on every voter's segments after a
 workload of registrations, fencing, topics, configs, ISR changes and producer ids: every batch valid,
-every record decoded by Kafka's MetadataRecordSerde."""
+every record decoded by Kafka's MetadataRecordSerde; the same for the controllers' latest snapshot."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import trio
 from kafkalike.client.messages import build_request
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
+from kafkalike.raft.kafka_metadata_log import METADATA_PARTITION_DIR
 from tests.kraft.kraft_helpers import (ALLOCATE_PRODUCER_IDS, CLUSTER_ID, DrivenBroker, active_controller,
                                        controller_quorum, heartbeat_until, keep_heartbeating, send)
 from tests.raft.raft_helpers import wait_for
@@ -33,7 +34,8 @@ def _java(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_kafka_tools_describe_the_controller_quorum_and_decode_every_record_it_wrote(tmp_path: Path) -> None:
-    with controller_quorum(tmp_path, extra="broker.session.timeout.ms=3000\n") as nodes:
+    with controller_quorum(tmp_path, extra="broker.session.timeout.ms=3000\n"
+                           "metadata.log.max.record.bytes.between.snapshots=2048\n") as nodes:
         leader = await active_controller(nodes)
         brokers = [DrivenBroker(i) for i in (1, 2, 3)]
         for b in brokers:
@@ -79,4 +81,14 @@ async def test_kafka_tools_describe_the_controller_quorum_and_decode_every_recor
                      "TOPIC_RECORD", "CONFIG_RECORD", "PARTITION_RECORD", "PARTITION_CHANGE_RECORD",
                      "PRODUCER_IDS_RECORD", "NO_OP_RECORD"):
             assert f'"type":"{kind}"' in text, kind
+        assert "Exception" not in out.stdout + out.stderr
+        # the controller's snapshots: Kafka reads them too (header, records, footer)
+        snapshots = sorted((node.dir / METADATA_PARTITION_DIR).glob("*.checkpoint"))
+        assert snapshots
+        out = await trio.to_thread.run_sync(lambda: _java(
+            "kafka.tools.DumpLogSegments", "--cluster-metadata-decoder", "--files", str(snapshots[-1])))
+        assert out.returncode == 0 and "isvalid: false" not in out.stdout, out.stdout + out.stderr
+        assert "SnapshotHeader" in out.stdout and "SnapshotFooter" in out.stdout
+        text = out.stdout.replace(" ", "")
+        assert '"type":"TOPIC_RECORD"' in text and '"type":"REGISTER_BROKER_RECORD"' in text
         assert "Exception" not in out.stdout + out.stderr
