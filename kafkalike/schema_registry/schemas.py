@@ -9,8 +9,10 @@ find an already registered schema.
   field's default matches its type. ``schema`` is the submitted JSON without
   whitespace; ``identity`` is Avro's own normalized JSON (``{"type": "string"}`` and
   ``"string"`` are the same schema), so re-registering an equal schema finds the old id.
-- JSON (JSON Schema): must be a JSON object or boolean; not checked against the JSON Schema
-  meta-schema.
+- JSON (JSON Schema): must be a JSON object or boolean, valid against the meta-schema of the
+  draft its ``$schema`` names (draft-07, Confluent's default, when it names none), checked with the
+  ``jsonschema`` library; e.g. ``{"type": "strin"}`` or ``{"required": "id"}`` is 42201, as
+  Confluent's registry refuses a schema its JSON Schema loader cannot read.
 - PROTOBUF: stored as text; only checked to be non-empty with balanced braces (no .proto parser).
 
 Schema references (Confluent's ``references``) are refused for AVRO and stored as given for
@@ -81,6 +83,7 @@ def parse_schema(text: Any, schema_type: str | None = None,
             raise errors.invalid_schema(f"Invalid schema {text}, details: not JSON: {exc}") from None
         if not isinstance(doc, (dict, bool)):
             raise errors.invalid_schema(f"Invalid schema {text}, details: a JSON Schema is an object or a boolean")
+        _check_json_schema(text, doc)
         return ParsedSchema(JSON, _compact(doc), json.dumps(doc, sort_keys=True, separators=(",", ":")), references)
     if schema_type == PROTOBUF:
         depth = 0
@@ -92,6 +95,20 @@ def parse_schema(text: Any, schema_type: str | None = None,
             raise errors.invalid_schema("Invalid schema: unbalanced braces in the .proto text")
         return ParsedSchema(PROTOBUF, text, " ".join(text.split()), references)
     raise errors.invalid_schema(f"Invalid schema type {schema_type}")
+
+
+def _check_json_schema(text: str, doc: dict[str, Any] | bool) -> None:
+    """Validates ``doc`` against its draft's meta-schema (``$schema``; draft-07 when absent);
+    raises 42201 naming the first violation and where it is."""
+    import jsonschema.exceptions  # type: ignore[import-untyped]  # no stubs installed
+    import jsonschema.validators  # type: ignore[import-untyped]
+
+    cls = jsonschema.validators.validator_for(doc, default=jsonschema.validators.Draft7Validator)
+    try:
+        cls.check_schema(doc)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise errors.invalid_schema(f"Invalid schema {text}, details: at {where}: {exc.message}") from None
 
 
 def _parse_avro(text: str, references: tuple[tuple[str, str, int], ...]) -> ParsedSchema:

@@ -145,6 +145,24 @@ def test_json_schema_and_protobuf_are_stored_and_served(registry: str) -> None:
                 {"schema": "message {", "schemaType": "PROTOBUF"})[1]["error_code"] == 42201
 
 
+def test_a_json_schema_that_breaks_its_meta_schema_is_refused_with_42201(registry: str) -> None:
+    """JSON Schema texts are checked against their draft's meta-schema (draft-07 by default):
+    a misspelt type, ``required`` that is not an array, a negative ``minLength`` under an
+    explicit draft-07 ``$schema`` are 422/42201, naming where; a valid one registers."""
+    bad = [({"type": "strin"}, "at type"), ({"type": "object", "required": "id"}, "at required"),
+           ({"$schema": "http://json-schema.org/draft-07/schema#",
+             "properties": {"a": {"type": "string", "minLength": -1}}}, "at properties/a/minLength")]
+    for schema, where in bad:
+        status, err = http("POST", f"{registry}/subjects/js-bad-value/versions",
+                           {"schema": json.dumps(schema), "schemaType": "JSON"})
+        assert status == 422 and err["error_code"] == 42201 and where in err["message"], (schema, err)
+    assert http("GET", f"{registry}/subjects/js-bad-value/versions")[1]["error_code"] == 40401
+    good = {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}
+    status, reg = http("POST", f"{registry}/subjects/js-bad-value/versions",
+                       {"schema": json.dumps(good), "schemaType": "JSON"})
+    assert status == 200 and isinstance(reg["id"], int)
+
+
 def test_restart_keeps_ids_and_a_second_instance_agrees(cluster, tmp_path: Path) -> None:
     with running_registry(cluster.bootstrap_servers, tmp_path / "a.log") as a:
         first = http("POST", f"{a}/subjects/restart-value/versions", body(V1))[1]["id"]
