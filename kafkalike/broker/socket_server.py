@@ -255,6 +255,30 @@ async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
     await flush()
 
 
+async def receive_some(stream: trio.abc.Stream) -> bytes:
+    """Up to RECEIVE_SIZE bytes of a request stream; b"" at end of stream.
+
+    On a plain trio.SocketStream the bytes already in the socket are read at once with a
+    direct non-blocking read, and the task waits (wait_readable) only when there are none:
+    trio's receive_some yields to the scheduler after every successful read, so a request
+    whose bytes had arrived was served one scheduler trip late (every other runnable task
+    first). The connection loop still yields at least once per request (send_chunks'
+    checkpoint, or an explicit one when no response is due). Raises
+    trio.BrokenResourceError if the peer reset the connection, trio.ClosedResourceError if
+    the stream was closed here.
+    """
+    if not isinstance(stream, trio.SocketStream):
+        return await stream.receive_some(RECEIVE_SIZE)
+    sock = stream.socket
+    while True:
+        try:
+            return os.read(sock.fileno(), RECEIVE_SIZE)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+        except OSError as exc:
+            raise _socket_error(exc) from exc
+
+
 IOV_MAX = 1024
 """Buffers per os.writev call (Linux's UIO_MAXIOV)."""
 
@@ -263,7 +287,7 @@ def _socket_error(exc: OSError) -> Exception:
     """The trio stream error for a failed send on a socket (closed here, or by the peer)."""
     if exc.errno == errno.EBADF:
         return trio.ClosedResourceError(str(exc))
-    if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+    if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ETIMEDOUT):
         return trio.BrokenResourceError(str(exc))
     return exc
 
@@ -732,7 +756,7 @@ class SocketServer:
                             return
                         continue
                     with trio.move_on_after(idle_s) as idle:
-                        data = await stream.receive_some(RECEIVE_SIZE)
+                        data = await receive_some(stream)
                     if idle.cancelled_caught:
                         log.info("connection_idle_closed", peer=conn.peer, idle_ms=self.idle_ms)
                         return
@@ -766,6 +790,7 @@ class SocketServer:
                     request_hops.finish(conn.written_ns)
                 else:
                     request_hops.clear()
+                    await trio.lowlevel.checkpoint()  # receive_some may not yield: let others run
                 if close_reason is not None:  # failed authentication: logged by the authenticator
                     await trio.sleep(self.failed_authentication_delay_ms / 1000.0)
                     return

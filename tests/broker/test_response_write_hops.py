@@ -1,8 +1,9 @@
 """socket_server.send_chunks on a plain TCP connection writes a response with direct
 non-blocking system calls (os.writev for bytes, os.sendfile for FileRecords) and one trip
-through trio's scheduler per response, instead of one per chunk (the "response encoded →
-written" hop of docs/benchmarks.md's hop timing). Real loopback sockets, a real segment-like
-file."""
+through trio's scheduler per response, instead of one per chunk; socket_server.receive_some
+reads request bytes already in the socket without a trip (the "response encoded → written"
+and "follower turnaround" hops of docs/benchmarks.md's hop timing). Real loopback sockets, a
+real segment-like file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from kafkalike.broker.socket_server import send_chunks
+from kafkalike.broker.socket_server import receive_some, send_chunks
 from kafkalike.protocol.fetch import FileRecords
 
 
@@ -38,28 +39,38 @@ def _segment(tmp_path: Path, size: int) -> Path:
     return path
 
 
+class _Trips(trio.abc.Instrument):
+    """Counts how often ``task`` is resumed by trio's scheduler (its trips through it)."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.trips = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.trips += 1
+
+
 async def test_a_fetch_like_response_arrives_whole_and_in_order_with_one_scheduler_trip(tmp_path: Path) -> None:
     """Header bytes, two file regions with bytes between them and a memoryview trailer
-    arrive byte for byte in chunk order; the other task, runnable meanwhile, runs only once
-    every byte was handed to the kernel (no yield between chunks)."""
+    arrive byte for byte in chunk order, and writing them took one trip through trio's
+    scheduler (at most two, should the kernel take a region in two pieces), where send_all
+    per chunk took one per chunk (5 here)."""
     seg = _segment(tmp_path, 10_000)
     server, client, listener = await _connected_pair()
-    order: list[str] = []
     with open(seg, "rb") as f:
         chunks = [b"HEAD", FileRecords(f, 100, 2_000), b"-mid-", FileRecords(f.fileno(), 5_000, 3_000),
                   memoryview(b"xxTAILxx")[2:6], None, b""]
         expected = b"HEAD" + seg.read_bytes()[100:2_100] + b"-mid-" + seg.read_bytes()[5_000:8_000] + b"TAIL"
-
-        async def other() -> None:
-            order.append("other task ran")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(other)
+        trips = _Trips(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(trips)
+        try:
             await send_chunks(server, chunks)
-            order.append("response written")
+        finally:
+            trio.lowlevel.remove_instrument(trips)
         received = await _read_exactly(client, len(expected))
     assert received == expected
-    assert order == ["response written", "other task ran"]
+    assert 1 <= trips.trips <= 2, trips.trips
     await server.aclose()
     await client.aclose()
     await listener.aclose()
@@ -101,4 +112,37 @@ async def test_writing_to_a_closed_peer_or_a_closed_stream_raises_trio_stream_er
     await server.aclose()
     with pytest.raises(trio.ClosedResourceError):
         await send_chunks(server, [b"after close"])
+    await listener.aclose()
+
+
+async def test_request_bytes_already_in_the_socket_are_read_without_a_scheduler_trip() -> None:
+    """receive_some returns the bytes waiting in the socket without a trip through trio's
+    scheduler (trio's own receive_some takes one); with nothing there it waits for the next
+    bytes; at the peer's close it returns b""."""
+    server, client, listener = await _connected_pair()
+    await client.send_all(b"request-1")
+    await trio.sleep(0.2)  # the bytes are in the server's socket now
+    trips = _Trips(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(trips)
+    try:
+        first = await receive_some(server)
+    finally:
+        trio.lowlevel.remove_instrument(trips)
+    assert first == b"request-1" and trips.trips == 0
+    async with trio.open_nursery() as nursery:
+        got: list[bytes] = []
+
+        async def late_reader() -> None:
+            got.append(await receive_some(server))
+
+        nursery.start_soon(late_reader)
+        await trio.sleep(0.05)
+        assert not got  # waiting: nothing to read yet
+        await client.send_all(b"request-2")
+    assert got == [b"request-2"]
+    await client.aclose()
+    assert await receive_some(server) == b""
+    await server.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await receive_some(server)
     await listener.aclose()
