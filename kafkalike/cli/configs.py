@@ -29,6 +29,15 @@ Entities (ConfigCommand's rules): ``--entity-type`` users and/or clients (users 
 matched in order by an ``--entity-name``; a type left without a name takes the default entity
 with ``--entity-default``, else (describe only) every entity of the type.
 
+Brokers (dynamic broker configs, KIP-226), over the wire only:
+``--entity-type brokers --entity-name 1`` (or ``--entity-default``: the cluster-wide defaults)
+with ``--add-config k=v,...`` / ``--delete-config k,...`` (deleting a key that is not set is
+"Invalid config(s): k", as Kafka's); ``--describe`` prints the dynamic configs (``--all``: every
+config) as Kafka's ``Dynamic configs for broker 1 are:`` / ``  log.retention.ms=3600000
+sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=3600000, ...}``; without a
+name it describes every live broker, then the defaults. Kafka 3.9's tool replaces the whole
+dynamic set with AlterConfigs; this one sends IncrementalAlterConfigs (same znode afterwards).
+
 Output is Kafka's: ``Completed updating config for user alice.`` / ``... for client c1.`` /
 ``Completed updating default config for users in the cluster.``; describe over the wire
 ``Quota configs for user-principal 'alice', client-id 'c1' are producer_byte_rate=1024.0`` (Java's
@@ -57,7 +66,11 @@ __all__ = ["register", "parse_add_config", "parse_quota_config", "client_securit
 
 #: client quota keys (Kafka's QuotaConfigs for user / client-id entities)
 QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate")
-USER_TYPE, CLIENT_TYPE = "users", "clients"
+USER_TYPE, CLIENT_TYPE, BROKER_TYPE = "users", "clients", "brokers"
+#: Kafka's ConfigEntry.ConfigSource names by id (DescribeConfigs config_source)
+SOURCE_NAMES = {0: "UNKNOWN", 1: "DYNAMIC_TOPIC_CONFIG", 2: "DYNAMIC_BROKER_CONFIG",
+                3: "DYNAMIC_DEFAULT_BROKER_CONFIG", 4: "STATIC_BROKER_CONFIG", 5: "DEFAULT_CONFIG",
+                6: "DYNAMIC_BROKER_LOGGER_CONFIG"}
 
 
 class CommandError(Exception):
@@ -80,8 +93,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--alter", action="store_true", help="alter the entity's configs")
     what.add_argument("--describe", action="store_true", help="list the entity's configs")
-    p.add_argument("--entity-type", required=True, action="append", choices=[USER_TYPE, CLIENT_TYPE],
-                   help="users or clients (both, repeated, for a user's client-id quota)")
+    p.add_argument("--entity-type", required=True, action="append", choices=[USER_TYPE, CLIENT_TYPE, BROKER_TYPE],
+                   help="users or clients (both, repeated, for a user's client-id quota), or brokers")
     p.add_argument("--entity-name", action="append", default=[],
                    help="the user / client id, in --entity-type order (describe: every entity when left out)")
     p.add_argument("--entity-default", action="store_true",
@@ -91,6 +104,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "producer_byte_rate=1048576,consumer_byte_rate=...,request_percentage=50")
     p.add_argument("--delete-config", metavar="K,...",
                    help="keys to delete, e.g. SCRAM-SHA-512 or producer_byte_rate")
+    p.add_argument("--all", action="store_true", help="with --describe of a broker: every config, not only dynamic ones")
     p.set_defaults(func=run)
 
 
@@ -252,6 +266,8 @@ def _quota_line(parts: list[tuple[str, str | None]], values: list[tuple[str, flo
 
 
 def run(args: argparse.Namespace) -> int:
+    if BROKER_TYPE in args.entity_type:
+        return run_brokers(args)
     try:
         entity = Entity.from_args(args)
         if args.alter:
@@ -459,3 +475,114 @@ async def _describe_quotas_over_the_wire(conn: Any, entity: Entity) -> None:
 def credential_text(mechanism: ScramMechanism, password: str, iterations: int) -> str:
     """The /config/users value for a new credential (what --zookeeper writes)."""
     return credential_to_string(ScramFormatter(mechanism).generate_credential(password, iterations))
+
+
+# ---------------------------------------------------------------------- brokers (KIP-226)
+def run_brokers(args: argparse.Namespace) -> int:
+    """``--entity-type brokers``: alter or describe dynamic broker configs over the wire."""
+    import trio
+
+    from kafkalike.client.errors import ClientError
+
+    try:
+        if args.zookeeper or len(set(args.entity_type)) > 1:
+            raise CommandError("--entity-type brokers is served over the wire only, alone (--bootstrap-server)")
+        if args.command_config:
+            raise CommandError("--command-config is not supported with --entity-type brokers")
+        if len(args.entity_name) > 1:
+            raise CommandError("More --entity-name than --entity-type were given")
+        name = args.entity_name[0] if args.entity_name else ("" if args.entity_default else None)
+        if name and not name.lstrip("-").isdigit():
+            raise CommandError(f"The entity name for brokers must be a valid integer broker id, found: {name}")
+        if args.alter:
+            if name is None:
+                raise CommandError("an entity name or --entity-default must be specified with --alter")
+            if not args.add_config and not args.delete_config:
+                raise CommandError("At least one of --add-config or --delete-config must be specified with --alter")
+        trio.run(_brokers_command, args, name)
+    except CommandError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"Error: no broker reachable at {args.bootstrap_server}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parse_broker_config(text: str | None) -> dict[str, str]:
+    """``k=v,k2=[a,b]`` -> {k: v, k2: "a,b"} (Kafka's parseConfigsToBeAdded: commas inside
+    [...] belong to the value). Raises CommandError for an item without ``=``."""
+    out = {}
+    for item in _split_top_level(text or ""):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"Invalid config(s): {item} (expected key=value)")
+        value = value.strip()
+        if value.startswith("[") and value.endswith("]"):
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+async def describe_broker_entries(admin: Any, name: str, include_synonyms: bool) -> list[Any]:
+    """DescribeConfigs of BROKER ``name`` ("" = cluster defaults) on that broker (the defaults on
+    any broker): the answer's entries, sorted by name. Raises CommandError for an error."""
+    from kafkalike.protocol.api_keys import ApiKey
+
+    conn = await (admin.client.connection(int(name)) if name else admin.client.any_connection())
+    response = await conn.call(ApiKey.DESCRIBE_CONFIGS, include_synonyms=include_synonyms,
+                               include_documentation=False,
+                               resources=[{"resource_type": 4, "resource_name": name, "configuration_keys": None}])
+    result = response.results[0]
+    if result.error_code:
+        from kafkalike.protocol.errors import kafka_name
+        raise CommandError(f"{kafka_name(result.error_code)}: {result.error_message}")
+    return sorted(result.configs, key=lambda c: c.name)
+
+
+def _dynamic_source(name: str) -> int:
+    return 3 if name == "" else 2  # DYNAMIC_DEFAULT_BROKER_CONFIG / DYNAMIC_BROKER_CONFIG
+
+
+def _value(v: str | None) -> str:
+    return "null" if v is None else v
+
+
+async def _brokers_command(args: argparse.Namespace, name: str | None) -> None:
+    from kafkalike.client.admin import RESOURCE_BROKER, AdminClient
+
+    async with AdminClient(args.bootstrap_server, client_id="kafkalike-configs") as admin:
+        if args.alter:
+            assert name is not None
+            old = {c.name for c in await describe_broker_entries(admin, name, False)
+                   if c.config_source == _dynamic_source(name)}
+            deletes = [k.strip() for k in (args.delete_config or "").split(",") if k.strip()]
+            invalid = [k for k in deletes if k not in old]
+            if invalid:
+                raise CommandError(f"Invalid config(s): {','.join(invalid)}")
+            changes: dict[str, str | None] = dict(parse_broker_config(args.add_config))
+            changes.update(dict.fromkeys(deletes))
+            await admin.alter_configs(RESOURCE_BROKER, name, changes)
+            print(f"Completed updating config for broker {name}." if name
+                  else "Completed updating default config for brokers in the cluster.")
+            return
+        if name is None:
+            cluster = await admin.describe_cluster()
+            entities = [str(b) for b in sorted(cluster.brokers)] + [""]
+        else:
+            entities = [name]
+        for entity in entities:
+            if entity == "":
+                print("Default configs for brokers in the cluster are:")
+            else:
+                print(f"{'All' if args.all else 'Dynamic'} configs for broker {entity} are:")
+            for c in await describe_broker_entries(admin, entity, True):
+                if not args.all and c.config_source != _dynamic_source(entity):
+                    continue
+                synonyms = ", ".join(f"{SOURCE_NAMES.get(s.source, 'UNKNOWN')}:{s.name}={_value(s.value)}"
+                                     for s in c.synonyms)
+                print(f"  {c.name}={_value(c.value)} sensitive={str(bool(c.is_sensitive)).lower()} "
+                      f"synonyms={{{synonyms}}}")

@@ -14,11 +14,19 @@ Files are Kafka's: topics to move ``{"version":1,"topics":[{"topic":"foo"}]}``; 
 Requests go to the controller (AlterPartitionReassignments / ListPartitionReassignments, with
 Metadata and DescribeCluster to any broker) through kafkalike's AdminClient.
 
+Throttles (KIP-73), as Kafka's tool sets them: ``--execute --throttle N`` writes, with
+IncrementalAlterConfigs, ``leader.replication.throttled.replicas`` (partition:source broker for
+every moving partition) and ``follower.replication.throttled.replicas`` (partition:new broker) on
+each moving topic, and ``leader/follower.replication.throttled.rate`` = N (bytes/s) on every
+broker involved; ``--replica-alter-log-dirs-throttle N`` sets
+``replica.alter.log.dirs.io.max.bytes.per.second`` on the brokers with log dir moves (none here,
+so only the line is printed). ``--verify`` once nothing is moving, and ``--cancel``, delete
+them again (unless ``--preserve-throttles``) and print Kafka's "Clearing broker-level throttles
+..." / "Clearing topic-level throttles ..." lines.
+
 Exit codes as Kafka's tool: 0, or 1 after printing the error (on stdout, as Kafka's
-TerseException / "Error: ..." lines). Not supported (refused with one line, exit 1):
-``--throttle`` / ``--replica-alter-log-dirs-throttle`` (kafkalike has no replication quotas)
-and log_dirs other than "any"; ``--verify`` and ``--cancel`` print Kafka's "Clearing broker-level
-throttles ..." / "Clearing topic-level throttles ..." lines but have nothing to clear.
+TerseException / "Error: ..." lines). Not supported (refused with one line, exit 1): log_dirs
+other than "any".
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ CANNOT_EXECUTE_BECAUSE_OF_EXISTING_MESSAGE = (
     "can also be used to change the throttle by resubmitting the current reassignment.")
 
 ACTIONS = ("generate", "execute", "verify", "cancel", "list")
+YOU_MUST_RUN_VERIFY_PERIODICALLY_MESSAGE = ("Warning: You must run --verify periodically, until the reassignment "
+                                            "completes, to ensure the throttle is removed.")
+BROKER_LEVEL_THROTTLES = ("leader.replication.throttled.rate", "follower.replication.throttled.rate",
+                          "replica.alter.log.dirs.io.max.bytes.per.second")
+TOPIC_LEVEL_THROTTLES = ("leader.replication.throttled.replicas", "follower.replication.throttled.replicas")
 
 
 class CommandError(Exception):
@@ -60,11 +73,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--additional", action="store_true",
                    help="execute this reassignment in addition to any other ongoing ones")
     p.add_argument("--preserve-throttles", action="store_true",
-                   help="do not print the throttle-clearing lines of --verify / --cancel (kafkalike has no throttles)")
+                   help="do not modify broker or topic throttles (with --verify / --cancel)")
     p.add_argument("--disable-rack-aware", action="store_true",
                    help="accepted; kafkalike's --generate is always rack-unaware")
-    p.add_argument("--throttle", type=int, default=-1, help="not supported (kafkalike has no replication quotas)")
-    p.add_argument("--replica-alter-log-dirs-throttle", type=int, default=-1, help="not supported")
+    p.add_argument("--throttle", type=int, default=-1,
+                   help="the movement of partitions between brokers will be throttled to this value (bytes/sec)")
+    p.add_argument("--replica-alter-log-dirs-throttle", type=int, default=-1,
+                   help="the movement of replicas between log directories on the same broker will be throttled "
+                        "to this value (bytes/sec)")
     p.add_argument("--timeout", type=int, default=10000, help="ms (accepted; used only for log dir moves in Kafka)")
     p.add_argument("--command-config", metavar="FILE", help="not supported (no client security settings yet)")
     p.set_defaults(func=_main)
@@ -208,10 +224,6 @@ def _main(args: argparse.Namespace) -> int:
         print("Command must include exactly one action: --generate, --execute, --verify, --cancel, --list",
               file=sys.stderr)
         return 1
-    if args.throttle >= 0 or args.replica_alter_log_dirs_throttle >= 0:
-        print("kafkalike reassign-partitions: --throttle and --replica-alter-log-dirs-throttle are not supported "
-              "(kafkalike has no replication quotas; see docs/operations.md)", file=sys.stderr)
-        return 1
     if args.command_config is not None:
         print("kafkalike reassign-partitions: --command-config is not supported", file=sys.stderr)
         return 1
@@ -237,7 +249,8 @@ async def _run(action: str, args: argparse.Namespace) -> int:
         elif action == "generate":
             await generate(admin, _read(args.topics_to_move_json_file, "topics-to-move-json-file"), args.broker_list)
         elif action == "execute":
-            await execute(admin, _read(args.reassignment_json_file, "reassignment-json-file"), args.additional)
+            await execute(admin, _read(args.reassignment_json_file, "reassignment-json-file"), args.additional,
+                          args.throttle, args.replica_alter_log_dirs_throttle)
         elif action == "verify":
             await verify(admin, _read(args.reassignment_json_file, "reassignment-json-file"), args.preserve_throttles)
         else:
@@ -314,13 +327,16 @@ async def generate(admin: Any, topics_json: str, broker_list: str | None) -> Non
     print(f"Proposed partition reassignment configuration\n{format_as_reassignment_json(proposed)}")
 
 
-async def execute(admin: Any, reassignment_json: str, additional: bool) -> None:
+async def execute(admin: Any, reassignment_json: str, additional: bool, throttle: int = -1,
+                  log_dir_throttle: int = -1) -> None:
     """--execute: refuse while other reassignments run (unless --additional), check the
-    brokers exist, print the current assignment (for rollback), start the reassignments."""
+    brokers exist, print the current assignment (for rollback), set the throttles when asked
+    (``throttle`` / ``log_dir_throttle`` bytes/s, < 0 = none), start the reassignments."""
     from kafkalike.client.cluster import TopicPartition
 
     proposed = validate_execute(parse_reassignment_json(reassignment_json))
-    if not additional and await admin.list_partition_reassignments():
+    ongoing = await admin.list_partition_reassignments()
+    if not additional and ongoing:
         raise CommandError(CANNOT_EXECUTE_BECAUSE_OF_EXISTING_MESSAGE)
     cluster = await admin.describe_cluster()
     unknown = [b for replicas in proposed.values() for b in replicas if b not in cluster.brokers]
@@ -334,6 +350,13 @@ async def execute(admin: Any, reassignment_json: str, additional: bool) -> None:
     current = {tp: r for tp, r in current_all.items() if tp in proposed}
     print("Current partition replica assignment\n\n" + format_as_reassignment_json(current)
           + "\n\nSave this to use as the --reassignment-json-file option during rollback")
+    if throttle >= 0 or log_dir_throttle >= 0:
+        print(YOU_MUST_RUN_VERIFY_PERIODICALLY_MESSAGE)
+        if throttle >= 0:
+            moves = proposed_move_map(ongoing, proposed, current)
+            await modify_reassignment_throttle(admin, moves, throttle)
+        if log_dir_throttle >= 0:  # no log dir moves (log_dirs "any" only): no broker to set
+            print(f"The replica-alter-dir throttle limit was set to {log_dir_throttle} B/s")
     results = await admin.alter_partition_reassignments(
         {TopicPartition(t, p): replicas for (t, p), replicas in proposed.items()})
     errors = {tp: r for tp, r in results.items() if r[0] != 0}
@@ -381,14 +404,66 @@ async def verify(admin: Any, reassignment_json: str, preserve_throttles: bool = 
 
 
 async def clear_all_throttles(admin: Any, targets: list[tuple[tuple[str, int], list[int]]]) -> None:
-    """Kafka's clearAllThrottles prints which brokers and topics it clears the reassignment
-    throttles of; kafkalike sets no throttles, so there is nothing to delete: only the lines."""
+    """Kafka's clearAllThrottles: delete the three broker-level throttle configs on every live
+    broker and every broker of the file, and the two topic-level ones on the file's topics
+    (IncrementalAlterConfigs DELETE), printing which."""
+    from kafkalike.client.admin import RESOURCE_BROKER, RESOURCE_TOPIC
+
     cluster = await admin.describe_cluster()
     brokers = java_hash_set_order([*sorted(cluster.brokers), *(r for _tp, replicas in targets for r in replicas)])
     topics = java_hash_set_order([t for (t, _p), _r in targets])
     print(f"Clearing broker-level throttles on broker{'' if len(brokers) == 1 else 's'} "
           f"{','.join(map(str, brokers))}")
+    for broker in brokers:
+        await admin.alter_configs(RESOURCE_BROKER, str(broker), dict.fromkeys(BROKER_LEVEL_THROTTLES))
     print(f"Clearing topic-level throttles on topic{'' if len(topics) == 1 else 's'} {','.join(topics)}")
+    for topic in topics:
+        await admin.alter_configs(RESOURCE_TOPIC, topic, dict.fromkeys(TOPIC_LEVEL_THROTTLES))
+
+
+def proposed_move_map(ongoing: Mapping[Any, Any], proposed: Mapping[tuple[str, int], list[int]],
+                      current: Mapping[tuple[str, int], list[int]]) -> dict[str, dict[int, tuple[set[int], set[int]]]]:
+    """Kafka's calculateProposedMoveMap: topic -> partition -> (sources, destinations), the
+    reassignments under way (replicas minus adding -> adding) and the proposed ones (sources:
+    the under-way move's, else the current replicas; destinations: new replicas not sources)."""
+    moves: dict[str, dict[int, tuple[set[int], set[int]]]] = {}
+    for tp, ra in ongoing.items():
+        adding = set(ra.adding_replicas)
+        moves.setdefault(tp.topic, {})[tp.partition] = (set(ra.replicas) - adding, adding)
+    for (topic, partition), replicas in proposed.items():
+        parts = moves.setdefault(topic, {})
+        sources = parts[partition][0] if partition in parts else set(current[(topic, partition)])
+        parts[partition] = (sources, set(replicas) - sources)
+    return moves
+
+
+def leader_throttles(moves: Mapping[str, Mapping[int, tuple[set[int], set[int]]]]) -> dict[str, str]:
+    """Kafka's calculateLeaderThrottles: topic -> "partition:source,..." (sorted as strings)."""
+    return {t: ",".join(sorted(f"{p}:{s}" for p, (sources, _d) in parts.items() for s in sources))
+            for t, parts in moves.items()}
+
+
+def follower_throttles(moves: Mapping[str, Mapping[int, tuple[set[int], set[int]]]]) -> dict[str, str]:
+    """Kafka's calculateFollowerThrottles: topic -> "partition:destination,..." (sorted as strings)."""
+    return {t: ",".join(sorted(f"{p}:{d}" for p, (sources, dests) in parts.items() for d in dests
+                               if d not in sources)) for t, parts in moves.items()}
+
+
+async def modify_reassignment_throttle(admin: Any, moves: Mapping[str, Mapping[int, tuple[set[int], set[int]]]],
+                                       throttle: int) -> None:
+    """Kafka's modifyReassignmentThrottle: the topic throttles, then the rate on every broker
+    taking part (sources and destinations)."""
+    from kafkalike.client.admin import RESOURCE_BROKER, RESOURCE_TOPIC
+
+    leaders, followers = leader_throttles(moves), follower_throttles(moves)
+    for topic in sorted(moves):
+        await admin.alter_configs(RESOURCE_TOPIC, topic, {TOPIC_LEVEL_THROTTLES[0]: leaders[topic],
+                                                          TOPIC_LEVEL_THROTTLES[1]: followers[topic]})
+    brokers = sorted({b for parts in moves.values() for sources, dests in parts.values() for b in sources | dests})
+    for broker in brokers:
+        await admin.alter_configs(RESOURCE_BROKER, str(broker), {BROKER_LEVEL_THROTTLES[0]: str(throttle),
+                                                                 BROKER_LEVEL_THROTTLES[1]: str(throttle)})
+    print(f"The inter-broker throttle limit was set to {throttle} B/s")
 
 
 async def cancel(admin: Any, reassignment_json: str, preserve_throttles: bool = False) -> None:
