@@ -80,3 +80,14 @@ def test_a_controller_killed_while_deleting_a_topic_still_deletes_it(backend: Lo
     deletion completes (the heal checks both znodes), and the workload's topic is VALID."""
     lines = _run(backend, tmp_path, "delete-topic-controller-kill")
     assert any(" healed delete-topic+kill9" in line and "heal failed" not in line for line in lines), lines
+
+
+def test_growing_then_decommissioning_the_leader_loses_nothing(backend: LocalBackend, tmp_path: Path) -> None:
+    """Broker 4 joins and takes a replica of every partition, then leaves (its replicas
+    moved back first); then partition 0's leader is decommissioned onto broker 4 (its
+    replicas moved, then it is stopped) and restored. VALID; both faults healed cleanly."""
+    lines = _run(backend, tmp_path, "grow-shrink")
+    assert any(" fault  grow " in line for line in lines), lines
+    decommissioned = [line for line in lines if " fault  decommission" in line]
+    assert decommissioned and "replicas moved to broker 4" in decommissioned[0], lines
+    assert not [line for line in lines if "heal failed" in line], lines
