@@ -330,6 +330,11 @@ class ComposeBackend:
     def partition_states(self, topic: str) -> dict[int, PartitionState] | None:
         return self.view().partition_states(topic)
 
+    def topic_znodes(self, topic: str) -> tuple[bool, bool] | None:
+        """(topic znode exists, deletion marker exists): the DeleteTopicDuringControllerKill
+        fault's heal check."""
+        return self.view().topic_znodes(topic)
+
     def broker_alive(self, broker_id: int) -> bool:
         """The broker's container runs (paused counts as alive, as a SIGSTOPped process)."""
         return self._status(f"broker{broker_id}") in ("running", "paused")
