@@ -17,6 +17,7 @@ DeleteTopics (20)          1-6       "
 CreatePartitions (37)      0-3       "
 IncrementalAlterConfigs    0-1       "
 ElectLeaders (43)          0-2       " (preferred, unclean)
+Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
 ApiVersions lists exactly these with the Raft APIs (Kafka's ApiMessageType with listener
@@ -36,8 +37,8 @@ from kafkalike.client.messages import build_entity
 from kafkalike.kraft.controller_result import ControllerError
 from kafkalike.kraft.quorum_controller import QuorumController
 from kafkalike.protocol.api_keys import ApiKey
-from kafkalike.protocol.codec import RequestHeader, response_class
-from kafkalike.protocol.errors import ErrorCode
+from kafkalike.protocol.codec import RequestHeader, encode_response, parse_request, response_class
+from kafkalike.protocol.errors import ErrorCode, ProtocolError
 from kafkalike.raft.kafka_raft_client import RAFT_APIS, KafkaRaftClient, RaftServer
 
 __all__ = ["ControllerApis", "CONTROLLER_APIS", "BROKER_REGISTRATION", "BROKER_HEARTBEAT", "ALTER_PARTITION",
@@ -49,6 +50,7 @@ ALTER_PARTITION = 56
 BROKER_REGISTRATION = 62
 BROKER_HEARTBEAT = 63
 ALLOCATE_PRODUCER_IDS = 67
+ENVELOPE = 58
 
 CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     **RAFT_APIS,
@@ -61,8 +63,15 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.ELECT_LEADERS: (0, 2),
+    ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
+
+FORWARDABLE_APIS: dict[int, tuple[int, int]] = {
+    k: v for k, v in CONTROLLER_APIS.items()
+    if k in (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.INCREMENTAL_ALTER_CONFIGS,
+             ApiKey.ELECT_LEADERS)}
+"""What a broker may forward inside an Envelope (KIP-590)."""
 
 
 def _response(api_key: int, version: int, **fields: Any) -> Any:
@@ -88,6 +97,7 @@ class ControllerApis(RaftServer):
             ApiKey.CREATE_PARTITIONS: self.handle_create_partitions,
             ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
             ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
+            ENVELOPE: self.handle_envelope,
         }
 
     async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
@@ -147,6 +157,20 @@ class ControllerApis(RaftServer):
                              producer_id_start=-1, producer_id_len=0)
         return _response(ALLOCATE_PRODUCER_IDS, version, throttle_time=0, error_code=ErrorCode.none,
                          producer_id_start=block.first_producer_id, producer_id_len=block.size)
+
+    async def handle_envelope(self, request: Any, version: int) -> Any:
+        """Envelope (KIP-590): a broker forwards a client's admin request (its header and body in
+        ``request_data``); the answer is the inner response's header and body in ``response_data``.
+        INVALID_REQUEST for an inner request that does not parse or is not forwardable
+        (FORWARDABLE_APIS). The client's principal is not checked: controllers have no authorizer."""
+        try:
+            inner_header, inner = parse_request(request.request_data, FORWARDABLE_APIS)
+        except ProtocolError as exc:
+            log.info("envelope_refused", error=str(exc))
+            return _response(ENVELOPE, version, response_data=None, error_code=ErrorCode.invalid_request)
+        inner_response = await self._handlers[inner_header.api_key](inner, inner_header.api_version)
+        frame = encode_response(inner_header, inner_response)
+        return _response(ENVELOPE, version, response_data=frame[4:], error_code=ErrorCode.none)
 
     # ------------------------------------------------------------------ admin
 
