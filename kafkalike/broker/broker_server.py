@@ -249,6 +249,9 @@ class BrokerServer(KafkaServer):
         async def elect_leaders(header: Any, request: Any, conn: Any) -> Any:
             return await channel.send(request)
         apis.register(ApiKey.ELECT_LEADERS, elect_leaders)
+        # the ZooKeeper controller's reassignment handlers would wait on a controller never started
+        apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, forwarding.handle_list_partition_reassignments)
+        apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, forwarding.handle_alter_partition_reassignments)
         verifier = self.add_partitions_to_txn_manager
         self.startup_hooks = [
             rm.startup, group.startup,

@@ -39,6 +39,7 @@ from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.errors import ClientError
 from kafkalike.client.messages import build_request
 from kafkalike.coordination import BadVersion
+from kafkalike.controller import reassignment
 from kafkalike.coordination import zk_data as zd
 from kafkalike.image import MetadataImage
 from kafkalike.image.metadata_image import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC
@@ -295,6 +296,23 @@ class ForwardingManager:
     async def startup(self) -> None:
         """Nothing to start (ZooKeeper mode's config-change watch has no KRaft counterpart: the
         publisher hands topic configs to the replica manager)."""
+
+    async def handle_list_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
+        """ListPartitionReassignments v0 answered from the image: the asked partitions (all when
+        none are named) whose registration has adding or removing replicas."""
+        wanted = reassignment.list_request_partitions(request)
+        results: dict[zd.TopicPartition, zd.ReplicaAssignment] = {}
+        for topic in self.metadata_cache.image.topics:
+            for index, p in topic.partitions.items():
+                tp = zd.TopicPartition(topic.name, index)
+                if (p.adding_replicas or p.removing_replicas) and (wanted is None or tp in wanted):
+                    results[tp] = zd.ReplicaAssignment(p.replicas, p.adding_replicas, p.removing_replicas)
+        return reassignment.list_response(ErrorCode.none, results)
+
+    async def handle_alter_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
+        """AlterPartitionReassignments: UNSUPPORTED_VERSION (kafkalike's quorum controller does not
+        reassign partitions yet)."""
+        return reassignment.alter_response(ErrorCode.unsupported_version, {})
 
     # ---------------------------------------------------------------- for the coordinators
     async def create_topic(self, topic: str, num_partitions: int, replication_factor: int,

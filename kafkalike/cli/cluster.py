@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "moments ago is started once its old ZooKeeper registration has expired", epilog=EXAMPLE,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("--brokers", type=int, default=None, help="number of brokers (default 3)")
+    up.add_argument("--mode", choices=["zk", "kraft"], default=None,
+                    help="zk (default): a ZooKeeper ensemble + brokers; kraft: a Raft quorum of controller "
+                         "processes + brokers (process.roles=broker), no ZooKeeper")
+    up.add_argument("--controllers", type=int, choices=[1, 3, 5], default=None,
+                    help="--mode kraft: number of controllers (default 3)")
     up.add_argument("--zk-nodes", type=int, choices=[1, 3, 5], default=None,
                     help="ZooKeeper ensemble size (default 3)")
     up.add_argument("--dir", default=".kafkalike", help="base directory (default .kafkalike)")
@@ -56,9 +61,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.kraft_cluster import KRaftCluster
     from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
     from kafkalike.cluster.zk_ensemble import ZkEnsembleError
 
+    if args.mode == "kraft" or KRaftCluster.is_kraft(args.dir):
+        return _up_kraft(args)
     try:
         cluster = LocalCluster.load(args.dir)
         if args.brokers is not None and args.brokers != cluster.brokers:
@@ -111,8 +119,11 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.kraft_cluster import KRaftCluster
     from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 
+    if KRaftCluster.is_kraft(args.dir):
+        return _kraft(args, "down")
     try:
         cluster = LocalCluster.load(args.dir)
     except ClusterError as exc:
@@ -135,8 +146,11 @@ def _print_status(cluster: object) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from kafkalike.cluster.kraft_cluster import KRaftCluster
     from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
 
+    if KRaftCluster.is_kraft(args.dir):
+        return _kraft(args, "status")
     try:
         cluster = LocalCluster.load(args.dir)
     except ClusterError as exc:
@@ -150,4 +164,85 @@ def _status(args: argparse.Namespace) -> int:
                           "processes": [attrs.asdict(s) for s in cluster.status()]}, indent=2))
     else:
         _print_status(cluster)
+    return 0
+
+
+def _up_kraft(args: argparse.Namespace) -> int:
+    """``cluster up --mode kraft``: controllers + brokers (kafkalike.cluster.kraft_cluster)."""
+    from kafkalike.cluster.kraft_cluster import KRaftCluster
+    from kafkalike.cluster.local_cluster import ClusterError
+
+    if args.mode == "zk":
+        print(f"kafkalike cluster: {args.dir} holds a KRaft cluster; use another --dir", file=sys.stderr)
+        return 2
+    try:
+        cluster = KRaftCluster.load(args.dir)
+        if (args.brokers or cluster.brokers) != cluster.brokers or \
+                (args.controllers or cluster.controllers) != cluster.controllers:
+            print(f"kafkalike cluster: {args.dir} already holds a KRaft cluster of {cluster.controllers} controllers "
+                  f"and {cluster.brokers} brokers; run 'kafkalike cluster down' and use another --dir",
+                  file=sys.stderr)
+            return 2
+    except ClusterError:
+        overrides = dict(item.split("=", 1) for item in args.override if "=" in item)
+        if len(overrides) != len(args.override):
+            print("kafkalike cluster: invalid --override: expected key=value", file=sys.stderr)
+            return 2
+        cluster = KRaftCluster(args.dir, brokers=args.brokers or 3, controllers=args.controllers or 3,
+                               base_port=args.base_port or 9092, controller_port=(args.base_port or 9092) + 1,
+                               overrides=overrides)
+    try:
+        cluster.start(say=lambda line: print(line, flush=True))
+    except (ClusterError, TimeoutError) as exc:
+        print(f"kafkalike cluster: {exc}", file=sys.stderr)
+        return 1
+    _print_kraft_status(cluster)
+    print(f"controller.quorum.voters={cluster.quorum_voters}")
+    print(f"bootstrap.servers={cluster.bootstrap_servers}")
+    return 0
+
+
+def _print_kraft_status(cluster: object) -> None:
+    quorum = cluster.quorum()  # type: ignore[attr-defined]  # cluster: a KRaftCluster (imported lazily)
+    _print_rows(cluster.status(quorum))  # type: ignore[attr-defined]  # as above
+    if quorum is None:
+        print("quorum: no leader answered DescribeQuorum")
+        return
+    print(f"quorum: leader {quorum.leader_id}, epoch {quorum.epoch}, high watermark {quorum.high_watermark}")
+    for kind, replicas in (("voter", quorum.voters), ("observer", quorum.observers)):
+        for r in replicas:
+            print(f"  {kind:<8} {r.node_id:<5} log end offset {r.log_end_offset:<7} lag {r.lag:<5} "
+                  f"last fetch {r.last_fetch_ms_ago} ms ago")
+
+
+def _print_rows(rows: list) -> None:  # type: ignore[type-arg]  # ProcessStatus rows
+    print(f"{'role':<10} {'id':<5} {'address':<18} {'pid':<8} {'alive':<6} detail")
+    for s in rows:
+        print(f"{s.role:<10} {s.id:<5} {s.address:<18} {str(s.pid or '-'):<8} {str(s.alive).lower():<6} {s.detail}")
+
+
+def _kraft(args: argparse.Namespace, action: str) -> int:
+    """``cluster down`` / ``cluster status`` of a KRaft cluster."""
+    import attrs
+
+    from kafkalike.cluster.kraft_cluster import KRaftCluster
+
+    cluster = KRaftCluster.load(args.dir)
+    if action == "down":
+        cluster.stop()
+        left = [s for s in cluster.status() if s.alive]
+        if left:
+            print(f"kafkalike cluster: still running: {left}", file=sys.stderr)
+            return 1
+        print(f"cluster in {args.dir} stopped ({cluster.controllers} controllers, {cluster.brokers} brokers); "
+              "data kept")
+        return 0
+    if args.json:
+        quorum = cluster.quorum()
+        print(json.dumps({"mode": "kraft", "bootstrap_servers": cluster.bootstrap_servers,
+                          "controller_quorum_voters": cluster.quorum_voters,
+                          "quorum": attrs.asdict(quorum) if quorum else None,
+                          "processes": [attrs.asdict(s) for s in cluster.status(quorum)]}, indent=2))
+    else:
+        _print_kraft_status(cluster)
     return 0

@@ -1,13 +1,15 @@
-"""KRaft mode end to end with real processes and real clients: 3 controller processes and
+"""KRaft mode end to end with real processes and real clients: controller processes and
 ``process.roles=broker`` processes (BrokerServer: an observer of the metadata log, registered and
 heartbeating, admin requests forwarded to the active controller).
 
-Default run: one broker; a topic created with confluent-kafka's admin and one with ``kafkalike
-topics``; idempotent acks=all produce (producer ids from AllocateProducerIds), a consumer group
-committing offsets (``__consumer_offsets`` created through the controller), kafka-python reading
-everything back; SIGTERM is a controlled shutdown the controllers see.
-KAFKALIKE_SLOW=1: three brokers, RF 3 / min.insync.replicas 2: kill -9 of a broker -> every partition
-led again and produce goes on; kill -9 of the quorum leader -> a topic can be created again."""
+Default run: one controller and one broker (a quorum of one: the fewest processes); a topic
+created with confluent-kafka's admin and one with ``kafkalike topics``; idempotent acks=all
+produce (producer ids from AllocateProducerIds), a consumer group committing offsets
+(``__consumer_offsets`` created through the controller), kafka-python reading everything back;
+SIGTERM is a controlled shutdown the controller sees.
+KAFKALIKE_SLOW=1: three controllers and three brokers, RF 3 / min.insync.replicas 2: kill -9 of a
+broker -> every partition led again and produce goes on; kill -9 of the quorum leader -> a topic
+can be created again."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ def _read_all_kafka_python(bootstrap: str, topic: str, n: int) -> list[str]:
 
 
 async def test_one_broker_serves_topics_producers_groups_and_shuts_down_under_control(tmp_path: Path) -> None:
-    with kraft_cluster(tmp_path, brokers=1) as (controllers, brokers):
+    with kraft_cluster(tmp_path, brokers=1, controllers=1) as (controllers, brokers):
         broker = brokers[0]
         await broker.started()
         bs = broker.bootstrap
