@@ -197,7 +197,7 @@ def _record_log(draw: st.DrawFn) -> list[mr.ApiMessage]:
     return records
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(records=_record_log(), cuts=st.sets(st.integers(0, 80)))
 def test_any_split_into_deltas_gives_the_same_image(records: list[mr.ApiMessage], cuts: set[int]) -> None:
     """Replaying the log in one delta or in several (applied one after another, as a loader does
