@@ -118,6 +118,11 @@ class ConnectionContext:
     written_ns: int = 0
     """perf_counter_ns at which the previous response on this connection was written."""
 
+    def response_written(self) -> None:
+        """A response's last byte went to the kernel: stamp ``written_ns``, end its hop timing."""
+        self.written_ns = time.perf_counter_ns()
+        request_hops.finish(self.written_ns)
+
 
 class Authenticator(Protocol):
     """The authentication exchange of one connection (broker/sasl_server_authenticator.py):
@@ -220,10 +225,12 @@ def descriptor_connection_limit(soft_limit: int, open_now: int) -> int:
     return max(1, min(INT_MAX, soft_limit - open_now - reserve))
 
 
-async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
+async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any],
+                      written: Callable[[], None] | None = None) -> None:
     """Write a response: bytes-like chunks and FileRecords (os.sendfile from the segment
     file); over a stream that isn't a plain socket (TLS) FileRecords are read in
-    SSL_FILE_CHUNK pieces and sent through the stream.
+    SSL_FILE_CHUNK pieces and sent through the stream. ``written`` is called once the last
+    byte was handed to the kernel (before the final checkpoint: the hop timing's mark).
 
     On a plain trio.SocketStream every chunk goes out with non-blocking system calls made
     directly on the socket (bytes with os.writev, FileRecords with os.sendfile), waiting only
@@ -237,6 +244,9 @@ async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
     """
     if isinstance(stream, trio.SocketStream):
         await _send_chunks_to_socket(stream.socket, chunks)
+        if written is not None:
+            written()
+        await trio.lowlevel.checkpoint()
         return
     pending: list[bytes | memoryview] = []
 
@@ -253,6 +263,8 @@ async def send_chunks(stream: trio.abc.Stream, chunks: Sequence[Any]) -> None:
         elif chunk is not None:
             pending.append(chunk)
     await flush()
+    if written is not None:
+        written()
 
 
 async def receive_some(stream: trio.abc.Stream) -> bytes:
@@ -304,7 +316,6 @@ async def _send_chunks_to_socket(sock: Any, chunks: Sequence[Any]) -> None:
             pending.append(memoryview(chunk).cast("B"))
     if pending:
         await _writev_all(sock, pending)
-    await trio.lowlevel.checkpoint()
 
 
 async def _writev_all(sock: Any, views: list[memoryview]) -> None:
@@ -785,9 +796,7 @@ class SocketServer:
                 conn_state.last_active = trio.current_time()
                 if response is not None:
                     request_hops.mark("response_queued")
-                    await send_chunks(stream, response)
-                    conn.written_ns = time.perf_counter_ns()
-                    request_hops.finish(conn.written_ns)
+                    await send_chunks(stream, response, written=conn.response_written)
                 else:
                     request_hops.clear()
                     await trio.lowlevel.checkpoint()  # receive_some may not yield: let others run

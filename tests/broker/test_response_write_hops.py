@@ -55,7 +55,7 @@ async def test_a_fetch_like_response_arrives_whole_and_in_order_with_one_schedul
     """Header bytes, two file regions with bytes between them and a memoryview trailer
     arrive byte for byte in chunk order, and writing them took one trip through trio's
     scheduler (at most two, should the kernel take a region in two pieces), where send_all
-    per chunk took one per chunk (5 here)."""
+    per chunk took one per chunk (5 here); ``written`` is called before that last trip."""
     seg = _segment(tmp_path, 10_000)
     server, client, listener = await _connected_pair()
     with open(seg, "rb") as f:
@@ -64,13 +64,15 @@ async def test_a_fetch_like_response_arrives_whole_and_in_order_with_one_schedul
         expected = b"HEAD" + seg.read_bytes()[100:2_100] + b"-mid-" + seg.read_bytes()[5_000:8_000] + b"TAIL"
         trips = _Trips(trio.lowlevel.current_task())
         trio.lowlevel.add_instrument(trips)
+        written_after: list[int] = []
         try:
-            await send_chunks(server, chunks)
+            await send_chunks(server, chunks, written=lambda: written_after.append(trips.trips))
         finally:
             trio.lowlevel.remove_instrument(trips)
         received = await _read_exactly(client, len(expected))
     assert received == expected
     assert 1 <= trips.trips <= 2, trips.trips
+    assert written_after == [trips.trips - 1]  # the write is reported before the final trip
     await server.aclose()
     await client.aclose()
     await listener.aclose()
