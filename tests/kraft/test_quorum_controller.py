@@ -79,6 +79,13 @@ async def test_one_controller_activates_and_writes_the_bootstrap_metadata_versio
     keys = {k.api_key: (k.min_version, k.max_version) for k in versions.api_keys}
     assert keys[62] == (0, 4) and keys[63] == (0, 1) and keys[56] == (2, 3) and keys[67] == (0, 0)
     assert ApiKey.VOTE in keys and ApiKey.CREATE_TOPICS in keys and ApiKey.PRODUCE not in keys
+    # bad input inside an Envelope gets INVALID_REQUEST, and the controller keeps serving
+    for inner in (b"\x00\x13garbage", b"\x00\x12\x00\x03\x00\x00\x00\x01\xff\xff\x00"):  # torn; ApiVersions
+        refused = await send(leader, build_request(58, 0, request_data=inner, request_principal=None,
+                                                   client_host_address=b"\x7f\x00\x00\x01"))
+        assert refused.error_code == ErrorCode.invalid_request
+    r = await send(leader, build_request(ALLOCATE_PRODUCER_IDS, 0, broker_id=1, broker_epoch=1))
+    assert r.error_code == ErrorCode.stale_broker_epoch
 
 
 async def test_a_registered_broker_is_fenced_until_it_has_caught_up_with_its_registration(
