@@ -42,6 +42,7 @@ from kafkalike.storage.unified_log import UnifiedLog
 log = structlog.get_logger(__name__)
 
 _LENGTH = struct.Struct(">i")  # a batch's length field, at byte 8 of its header
+_BASE_OFFSET = struct.Struct(">q")  # a batch's base offset, at byte 0
 
 
 class ReplicaQuota(Protocol):
@@ -195,6 +196,13 @@ class ReplicaAlterLogDirsThread:
         if start >= current.log_end_offset:
             return 0
         data = read_slices(current.read(start, self.fetch_max_bytes, max_offset=current.log_end_offset))
+        if len(data) >= 12 and fut.log_end_offset == fut.log_start_offset:
+            (base,) = _BASE_OFFSET.unpack_from(data, 0)
+            if base < start:
+                # the log start offset is inside the first batch (DeleteRecords): start the empty
+                # future log at the batch's base offset (Kafka's
+                # Partition.appendRecordsToFollowerOrFutureReplica on UnexpectedAppendOffset)
+                fut.truncate_fully_and_start_at(base)
         mv, n = memoryview(data), 0
         for a, b in whole_batches(data, fut.config.segment_bytes):
             fut.append(mv[a:b], assign_offsets=False)

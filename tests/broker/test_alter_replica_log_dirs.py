@@ -151,6 +151,33 @@ async def test_alter_replica_log_dirs_errors_and_a_dir_chosen_before_the_replica
         assert lm.future_logs == {}
 
 
+async def test_a_replica_whose_log_start_is_inside_a_batch_moves_and_keeps_its_log_start(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """DeleteRecords to offset 4 of a 10-record batch: the future log starts at the batch's
+    base offset (Kafka's rule), and the swapped-in log still starts at 4."""
+    d1, d2 = tmp_path / "dir-a", tmp_path / "dir-b"
+    tp = TopicPartition("mid", 0)
+    async with AsyncExitStack() as stack:
+        server = await stack.enter_async_context(running_broker(tmp_path, zk_chroot_connect, log_dirs=f"{d1},{d2}"))
+        if not has_controller(server):
+            pytest.skip("needs the controller wired into KafkaServer")
+        conn = await stack.enter_async_context(connect(server))
+        await _create(conn, server, "mid")
+        assert (await produce(conn, "mid", 0, batch([b"m%d" % i for i in range(10)]), acks=-1)).error_code == 0
+        resp = await conn.call(ApiKey.DELETE_RECORDS, api_version=2, timeout_ms=10000, topics=[
+            {"name": "mid", "partitions": [{"partition_index": 0, "offset": 4}]}])
+        assert resp.topics[0].partitions[0].low_watermark == 4
+        dest = d2 if server.log_manager.get_log(tp).dir.parent == d1 else d1
+        assert await _alter(conn, str(dest), "mid", [0]) == {0: ErrorCode.none}
+        with trio.fail_after(30):
+            while server.log_manager.get_log(tp).dir.parent != dest:
+                await trio.sleep(0.02)
+        moved = server.log_manager.get_log(tp)
+        assert (moved.log_start_offset, moved.log_end_offset) == (4, 10)
+        part = await fetch(conn, "mid", 0, 4)
+        assert part.error_code == 0 and values_of(part.records)[-6:] == [b"m%d" % i for i in range(4, 10)]
+
+
 async def test_a_moved_replica_stays_in_its_new_dir_after_a_restart(tmp_path: Path, zk_chroot_connect: str) -> None:
     d1, d2 = tmp_path / "dir-a", tmp_path / "dir-b"
     tp = TopicPartition("r", 0)
