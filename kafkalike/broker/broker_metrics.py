@@ -215,6 +215,9 @@ class BrokerMetricsCollector(Collector):
         yield size
         yield leo
         yield start
+        quotas = getattr(rm, "replication_quotas", None)
+        if quotas is not None:
+            yield from _replication_quotas(quotas)
 
     # ---- kafka.controller:type=KafkaController / ControllerEventManager / ControllerStats
     def _controller(self) -> Iterator[Any]:
@@ -366,6 +369,28 @@ class BrokerMetricsCollector(Collector):
                         lag.add_metric(labels, max(0, p.high_watermark - om.offset))
         yield lag
         yield current
+
+
+def _replication_quotas(quotas: Any) -> Iterator[Any]:
+    """The replication throttles (KIP-73; broker/replication_quota_manager.py): Kafka's
+    kafka.server:type=LeaderReplication / FollowerReplication byte-rate (throttled bytes/s over
+    the quota window), and kafkalike's counters of throttled bytes and throttle decisions."""
+    stats = {"leader": quotas.leader.statistics(), "follower": quotas.follower.statistics()}
+    for kind, name in (("leader", "LeaderReplication"), ("follower", "FollowerReplication")):
+        yield _gauge(f"kafka_server_{kind}replication_byte_rate",
+                     f"Throttled replication bytes/s measured by the {kind} quota "
+                     f"(kafka.server:type={name}, byte-rate)", stats[kind].rate)
+    recorded = CounterMetricFamily("kafkalike_replication_throttled_bytes",
+                                   "Bytes of throttled partitions recorded by a replication quota",
+                                   labels=["replication"])
+    decisions = CounterMetricFamily("kafkalike_replication_throttle_decisions",
+                                    "Partitions left out of a read (leader) or fetch (follower) because the "
+                                    "replication quota was exceeded", labels=["replication"])
+    for kind, st in stats.items():
+        recorded.add_metric([kind], st.recorded_bytes)
+        decisions.add_metric([kind], st.throttled_decisions)
+    yield recorded
+    yield decisions
 
 
 def _fmt(bound: float) -> str:

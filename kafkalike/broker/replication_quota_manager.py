@@ -27,8 +27,11 @@ window). The quota is exceeded while that rate is above the bound.
   exceeded; the bytes fetched for throttled partitions are recorded
   (ReplicaFetcherThread.processPartitionData).
 
-Counters (``statistics``): bytes recorded, fetches / partitions left out by the throttle; the
-broker's /metrics shows them as kafkalike_replication_throttled_*.
+Counters (``statistics``): bytes recorded, partitions left out by the throttle; the broker's
+/metrics shows the rates as kafka_server_leaderreplication_byte_rate /
+kafka_server_followerreplication_byte_rate (Kafka's LeaderReplication / FollowerReplication
+byte-rate) and the counters as kafkalike_replication_throttled_bytes_total /
+kafkalike_replication_throttle_decisions_total{replication="leader|follower"}.
 """
 
 from __future__ import annotations

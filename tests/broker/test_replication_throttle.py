@@ -95,6 +95,17 @@ async def test_throttled_reassignment_copies_slower_than_unthrottled_by_bytes_co
         assert slow_bytes <= follower.recorded_bytes < 2 * slow_bytes
         assert q2.leader.statistics().recorded_bytes == 0  # broker 2 leads nothing throttled
 
+        # the same counters on /metrics (the broker's own collector, read as a scrape does)
+        from kafkalike.broker.broker_metrics import BrokerMetricsCollector
+        collector = BrokerMetricsCollector(
+            broker_id=2, replica_manager=b2.replica_manager, controller=b2.controller, group_coordinator=None,
+            zk_statistics=lambda: None, request_stats=b2.apis.request_stats, topic_stats=b2.apis.topic_stats)
+        samples = {(s.name, s.labels.get("replication")): s.value
+                   for family in collector.collect() for s in family.samples}
+        assert samples[("kafkalike_replication_throttled_bytes_total", "follower")] == follower.recorded_bytes
+        assert samples[("kafkalike_replication_throttle_decisions_total", "follower")] == follower.throttled_decisions
+        assert ("kafka_server_followerreplication_byte_rate", None) in samples
+
         # removing the throttle (what --verify does) clears the throttled partitions
         await admin.alter_configs(RESOURCE_TOPIC, "slow", {"leader.replication.throttled.replicas": None,
                                                            "follower.replication.throttled.replicas": None})
