@@ -166,14 +166,16 @@ def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source:
 
 
 def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path, rounds: int = 1,
-        before: Path | None = None, kafka: bool = False, after: Path | None = None) -> list[SystemResult]:
+        before: Path | None = None, kafka: bool = False, after: Path | None = None,
+        warmup: float = 0.0) -> list[SystemResult]:
     """Start a 3-broker kafkalike cluster with hop timing on (plus, with ``before``, a second
     one running the kafkalike source tree at that path; ``after``: run the first one from that
     tree too instead of this checkout; with ``kafka`` Apache Kafka 3.9
     in ZooKeeper mode), all on one ZooKeeper ensemble (started here unless
     ``zookeeper_connect``); then ``rounds`` rounds of the end-to-end latency workload at
     ``rate`` records/s for ``seconds``, each on a fresh 6-partition RF 3 topic, the systems
-    rotated per round; stop everything by pid. Returns one SystemResult per system."""
+    rotated per round, after a discarded ``warmup``-second run per system (0: none); stop
+    everything by pid. Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
     from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
@@ -203,7 +205,12 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                                   chroot=f"/hops-kafka-zk-{uuid.uuid4().hex[:6]}")
             live["kafka-zk"] = ref
             ref.up()
-        for label, system in live.items():
+        if warmup > 0:  # discarded, as kafkalike bench's warm-up: JIT for the JVMs, caches for all
+            for label, system in live.items():
+                create_topic(system.bootstrap, "hops-warm-up", 6, 3, timeout=120)
+                wl.end_to_end_latency(system, "hops-warm-up", rate, warmup)
+                print(f"  warm-up {label} ({warmup:g} s, discarded)", flush=True)
+        for label, system in live.items():  # hop lines are read from here on
             if label != "kafka-zk":
                 offsets[label] = {b: system.cluster.log_path(b).stat().st_size for b in system.cluster.broker_ids}
         for rnd in range(rounds):
@@ -242,12 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--after", type=Path, default=None,
                    help="run the kafkalike cluster from this source tree instead of this checkout")
     p.add_argument("--kafka", action="store_true", help="also run Apache Kafka 3.9 in ZooKeeper mode")
+    p.add_argument("--warmup", type=float, default=10.0,
+                   help="seconds of a discarded warm-up run per system first (default 10; 0 = none)")
     p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
     args = p.parse_args(argv)
     load0 = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="kafkalike-hops-") as d:
         t0 = time.monotonic()
-        results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after)
+        results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after,
+                      args.warmup)
     load1 = Path("/proc/loadavg").read_text().split()[0]
     print(f"end-to-end latency at {args.rate} records/s acks=all, {args.rounds} x {args.seconds:g} s per system "
           f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")

@@ -49,7 +49,7 @@ def test_hop_timing_runs_this_checkout_beside_another_source_tree(tmp_path: Path
     root = Path(__file__).parents[2]
     archive = subprocess.run(["git", "archive", "HEAD", "kafkalike"], cwd=root, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
-    results = run(50, 2.0, zk_connect, tmp_path / "work", rounds=1, before=tree)
+    results = run(50, 2.0, zk_connect, tmp_path / "work", rounds=1, before=tree, warmup=1.0)
     assert [r.label for r in results] == ["kafkalike-before", "kafkalike"]
     for r in results:
         assert len(r.latencies) == 1 and r.latencies[0].samples > 0
