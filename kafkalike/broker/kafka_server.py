@@ -169,6 +169,8 @@ class KafkaServer:
 
         def reconfigure_admin(new: KafkaConfig) -> None:
             admin.config = new
+            self.controller.config = new  # unclean.leader.election.enable's broker default
+        reconfigure_admin(cfg)
         dynamic.reconfigurables += [rm.reconfigure, reconfigure_admin, update_rates]
         # group coordinator (__consumer_offsets) and the group APIs it serves
         offset_config, group_config = configs_from(cfg)
