@@ -49,6 +49,7 @@ import trio
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
 from kafkalike.broker.broker_lifecycle_manager import BrokerLifecycleManager
 from kafkalike.broker.broker_metadata_publisher import BrokerMetadataPublisher, MetadataLoader
+from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig
 from kafkalike.broker.forwarding_manager import ForwardingManager, KRaftControlPlane, NodeToControllerChannel
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer, _first_leaf
@@ -218,12 +219,9 @@ class BrokerServer(KafkaServer):
                  endpoints=[f"{n}://{h}:{p}" for n, h, p, _ in endpoints])
 
     def _init_dynamic_config(self, control_plane: KRaftControlPlane) -> None:
-        """Dynamic broker configs: the ZooKeeper mode's DynamicBrokerConfig over the control plane
-        (static configs only at start-up: the image is read later; not followed afterwards)."""
-        try:
-            from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig
-        except ImportError:  # a tree without dynamic broker configs
-            return
+        """Dynamic broker configs: the ZooKeeper mode's DynamicBrokerConfig over the control plane,
+        not initialized (the image is not loaded yet) and not followed afterwards: a KRaft broker
+        runs on its static configs (docs/kraft.md)."""
         zk_like: Any = control_plane  # the KafkaZkClient calls it makes, answered from the image
         self.dynamic_config = DynamicBrokerConfig(self.config, self.broker_id, zk_like)
 
