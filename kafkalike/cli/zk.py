@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from kafkalike.cluster.zk_ensemble import ZkEnsemble
+    from kafkalike.coordination import ZooKeeperClient
     from kafkalike.coordination.zookeeper_client import ZkSaslCredentials
 
 # The ensemble's own directory; the same place ``kafkalike cluster up`` keeps its ensemble
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                      "  kafkalike zk down",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="zk_command", metavar="ACTION")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(func=lambda args: _help(p))
 
     up = sub.add_parser("up", help="start a local ensemble; returns once a quorum answers")
     up.add_argument("--nodes", type=int, choices=[1, 3, 5], default=3, help="ensemble size (default 3)")
@@ -91,6 +92,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="the cluster's zookeeper.connect")
     mig.add_argument("--jaas-config", help="JAAS file whose Client section logs in (default: KAFKA_OPTS's)")
     mig.set_defaults(func=_security_migration)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    """``kafkalike zk`` without an action: the help, exit code 2."""
+    parser.print_help()
+    return 2
 
 
 def _sasl(args: argparse.Namespace) -> "ZkSaslCredentials | None":
@@ -245,6 +252,7 @@ def _tree(args: argparse.Namespace) -> int:
     from kafkalike import logs
     from kafkalike.coordination import ConnectTimeout, CoordinationError, NoNode, ZooKeeperClient
     from kafkalike.coordination.zk_tree import render, walk
+    from kafkalike.coordination.zookeeper_client import NoAuth
 
     logs.configure(fmt=getattr(args, "log_format", "console"), level=logging.WARNING)
     connect = args.zookeeper
@@ -256,10 +264,18 @@ def _tree(args: argparse.Namespace) -> int:
         except ZkEnsembleError as exc:
             return _err(f"{exc}; pass --zookeeper HOST:PORT")
 
+    sasl = None
+    try:
+        sasl = _sasl(args)
+    except (CoordinationError, OSError) as exc:
+        return _err(str(exc))
+    reads = _ReadTracker()
+
     async def run() -> list[str]:
         async with ZooKeeperClient(connect, session_timeout_ms=6000, connection_timeout_ms=5000, name="tree",
-                                   sasl=_sasl(args)) as zk:
-            nodes = await walk(zk, args.path, include_internal=args.all)
+                                   sasl=sasl) as zk:
+            reads.zk = zk
+            nodes = await walk(cast("ZooKeeperClient", reads), args.path, include_internal=args.all)
         if args.json:
             return [json.dumps({
                 "path": n.path, "ephemeral": n.ephemeral,
@@ -273,6 +289,8 @@ def _tree(args: argparse.Namespace) -> int:
         lines = trio.run(run)
     except NoNode:
         return _err(f"no znode {args.path}")
+    except NoAuth:  # a secured tree (zookeeper.set.acl=true): credentials are the brokers' only
+        return _err(_no_auth_line(reads.last_path or args.path, sasl))
     except ConnectTimeout:
         return _err(f"cannot connect to ZooKeeper at {connect}")
     except CoordinationError as exc:
@@ -280,6 +298,38 @@ def _tree(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+class _ReadTracker:
+    """Stands in for the ZooKeeperClient that ``zk_tree.walk`` reads through and remembers the
+    znode of the last read (``last_path``), so a NoAuth names the znode it was refused on."""
+
+    def __init__(self) -> None:
+        self.zk: Any = None
+        self.last_path = ""
+
+    async def sync(self, path: str) -> Any:
+        self.last_path = path
+        return await self.zk.sync(path)
+
+    async def get(self, path: str) -> Any:
+        self.last_path = path
+        return await self.zk.get(path)
+
+    async def get_children(self, path: str) -> Any:
+        self.last_path = path
+        return await self.zk.get_children(path)
+
+
+def _no_auth_line(path: str, sasl: "ZkSaslCredentials | None") -> str:
+    """One line for a NOAUTH (-102) on ``path``: zkCli.sh's "Insufficient permission : <path>"
+    (Kafka's tools: "KeeperErrorCode = NoAuth for <path>") and what to pass to log in."""
+    if sasl is None:
+        how = ("the tree is secured (zookeeper.set.acl=true); log in as the brokers' ZooKeeper user with "
+               "--jaas-config FILE or KAFKA_OPTS=-Djava.security.auth.login.config=FILE (its Client section)")
+    else:
+        how = f"the login sasl:{sasl.username} may not read it (its ACL names another identity)"
+    return f"Insufficient permission : {path} (KeeperErrorCode = NoAuth for {path}): {how}"
 
 
 def _security_migration(args: argparse.Namespace) -> int:
