@@ -173,7 +173,12 @@ class ClusterControlManager:
         self.heartbeats = None
 
     def has_valid_session(self, broker_id: int) -> bool:
-        """The broker heartbeated within the session timeout (active controller only)."""
+        """The broker is unfenced and heartbeated within the session timeout (active controller only;
+        Kafka's BrokerHeartbeatManager.hasValidSession: false for a fenced broker, so a broker that
+        stopped after a controlled shutdown, or was fenced, may register again at once)."""
+        reg = self.registrations.get(broker_id)
+        if reg is None or reg.fenced:
+            return False
         hb = (self.heartbeats or {}).get(broker_id)
         return hb is not None and self.clock() - hb.last_contact < self.session_timeout_ms / 1000
 
