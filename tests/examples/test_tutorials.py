@@ -27,7 +27,7 @@ def test_list_prints_one_name_per_line() -> None:
     assert done.returncode == 0
     names = done.stdout.split("\n")
     assert names[-1] == "" and names[:-1] == sorted(set(names[:-1]))  # one per line, sorted, no blank
-    assert {"connect", "dlq", "schemas"} <= set(names)
+    assert {"cdc-postgres", "connect", "dlq", "orders-fault-tolerant", "schemas", "streams"} <= set(names)
 
 
 def test_unknown_tutorial_fails() -> None:
