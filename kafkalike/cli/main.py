@@ -29,6 +29,7 @@ COMMANDS = [
     "kafkalike.cli.acls",
     "kafkalike.cli.chaos",
     "kafkalike.cli.bench",
+    "kafkalike.cli.compare",
     "kafkalike.cli.dashboard",
     "kafkalike.cli.schema_registry",
     "kafkalike.cli.storage",
