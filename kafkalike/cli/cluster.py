@@ -40,8 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     help="every broker's /metrics port, each on its own 127.0.0.<i> (default 7071 with the "
                     "default --base-port, else off; -1 = off)")
     up.add_argument("--security", choices=["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"], default=None,
-                    help="ssl: each broker also serves TLS on base port + 1 with certificates from a "
-                         "CA made for the cluster; client properties in <dir>/client-ssl.properties. "
+                    help="ssl: each broker also serves mutual TLS (ssl.client.auth=required) on base port + 1 "
+                         "with certificates from a CA made for the cluster, also used between brokers; deny "
+                         "by default, super.users = the brokers' and the admin's certificates; the admin's "
+                         "client properties in <dir>/admin-client.properties; ZooKeeper secured as below. "
                          "sasl_plaintext / sasl_ssl: a SASL listener (PLAIN, SCRAM-SHA-256/512) on base "
                          "port + 1, also used between brokers (SCRAM-SHA-512 as user admin); the admin's "
                          "client properties in <dir>/admin-client.properties; ZooKeeper with SASL and "
@@ -107,10 +109,11 @@ def _up(args: argparse.Namespace) -> int:
     print(f"bootstrap.servers={cluster.bootstrap_servers}")
     if cluster.security == "ssl":
         print(f"SSL bootstrap.servers={cluster.ssl_bootstrap_servers} "
-              f"(client properties: {cluster.client_ssl_properties_path})")
+              f"(admin client properties: {cluster.admin_client_properties_path}; mutual TLS)")
     if cluster.security in ("sasl_plaintext", "sasl_ssl"):
         print(f"{cluster.sasl_listener_name} bootstrap.servers={cluster.sasl_bootstrap_servers} "
               f"(admin client properties: {cluster.admin_client_properties_path})")
+    if cluster.security != "plaintext":
         if cluster.server_properties(cluster.broker_ids[0]).get("authorizer.class.name"):
             print(f"ACLs: deny by default; super.users={cluster.server_properties(cluster.broker_ids[0]).get('super.users', '(none)')}")
         if cluster.zk_secured:

@@ -6,7 +6,10 @@ clients' truststore), ``ca-key.pem`` (its key, 0600), ``broker-<id>.pem`` (0600:
 private key followed by its certificate chain — a PEM keystore in Kafka's sense, KIP-651),
 each broker certificate naming the broker's address as an IP subjectAltName (plus DNS
 ``localhost``), so clients that check host names (librdkafka's default
-``ssl.endpoint.identification.algorithm=https``) accept it. For local clusters only.
+``ssl.endpoint.identification.algorithm=https``) accept it; ``<name>.pem`` (0600, same layout): a
+client certificate ``CN=<name>`` (extendedKeyUsage clientAuth) for ``ssl.client.auth=required``
+listeners, whose principal is then ``User:CN=<name>`` (Kafka's default
+``ssl.principal.mapping.rules``). For local clusters only.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALID_DAYS = 365
 
@@ -59,9 +62,36 @@ def ensure_ca(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def ensure_broker_keystore(directory: Path, broker_id: int, host: str) -> Path:
-    """``broker-<id>.pem`` (key + certificate for ``host``, signed by the CA), created if missing."""
-    path = directory / f"broker-{broker_id}.pem"
+def broker_subject(broker_id: int) -> str:
+    """The subject DN of broker ``broker_id``'s certificate (RFC 4514, as Kafka's default
+    principal builder names it: ``User:`` + this)."""
+    return f"CN=kafkalike-broker-{broker_id}"
+
+
+def ensure_broker_keystore(directory: Path, broker_id: int, host: str, *more_hosts: str) -> Path:
+    """``broker-<id>.pem`` (key + certificate for ``host`` and ``more_hosts`` — IP addresses or
+    DNS names, e.g. a compose service name — and DNS localhost, signed by the CA), created if missing."""
+    san: list[x509.GeneralName] = []
+    for h in (host, *more_hosts, "localhost"):
+        try:
+            san.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            san.append(x509.DNSName(h))
+    return _ensure_keystore(directory / f"broker-{broker_id}.pem", f"kafkalike-broker-{broker_id}", san,
+                            server=True)
+
+
+def ensure_client_keystore(directory: Path, name: str) -> Path:
+    """``<name>.pem`` in ``directory``: a client's PEM keystore (key, certificate ``CN=<name>``
+    with extendedKeyUsage clientAuth, CA certificate), signed by the CA; created if missing.
+    ValueError for a name that is not a plain file name."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"invalid client certificate name {name!r}")
+    return _ensure_keystore(directory / f"{name}.pem", name, [], server=False)
+
+
+def _ensure_keystore(path: Path, common_name: str, san: list[x509.GeneralName], server: bool) -> Path:
+    directory = path.parent
     if path.exists():
         return path
     ca_cert_path, ca_key_path = ensure_ca(directory)
@@ -70,16 +100,18 @@ def ensure_broker_keystore(directory: Path, broker_id: int, host: str) -> Path:
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kafkalike-broker-{broker_id}")]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .issuer_name(ca_cert.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    if not server:  # a broker certificate has no EKU: it serves and is the inter-broker client's
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
     _write_private(path, _key_pem(key) + cert.public_bytes(serialization.Encoding.PEM)
                    + ca_cert.public_bytes(serialization.Encoding.PEM))
     return path

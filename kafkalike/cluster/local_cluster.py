@@ -69,6 +69,9 @@ T = TypeVar("T")
 
 STATE_FILE = "cluster.json"
 
+#: the admin's client certificate name with security "ssl" (principal User:CN=admin)
+SSL_ADMIN = "admin"
+
 # ZooKeeper expires a session between one and two ticks after its timeout; the margin also
 # covers a busy machine. Seconds: max(STALE_MARGIN_MIN_S, timeout * STALE_MARGIN_FRACTION).
 STALE_MARGIN_MIN_S = 3.0
@@ -135,8 +138,12 @@ class LocalCluster:
     zookeeper_connect: str | None = None
     overrides: dict[str, str] = attrs.Factory(dict)
     #: "plaintext", or "ssl": each broker also serves an SSL listener on ``ssl_port`` with a
-    #: certificate from a CA made for this cluster (<base>/ssl/, kafkalike.cluster.certs), and
-    #: <base>/client-ssl.properties holds the Java client's properties for it; "sasl_plaintext"
+    #: certificate from a CA made for this cluster (<base>/ssl/, kafkalike.cluster.certs),
+    #: mutual TLS (ssl.client.auth=required, the principal the certificate's subject) used
+    #: between brokers too, the AclAuthorizer denying by default with super.users naming every
+    #: broker's certificate and the admin's (User:CN=admin, <base>/ssl/admin.pem), whose client
+    #: properties are <base>/admin-client.properties; ZooKeeper secured as for sasl_* below;
+    #: "sasl_plaintext"
     #: or "sasl_ssl": each broker also serves a SASL_PLAINTEXT / SASL_SSL listener on
     #: ``sasl_port`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) that is also the inter-broker
     #: listener (SCRAM-SHA-512 as user "admin", whose credentials are written to ZooKeeper
@@ -190,9 +197,9 @@ class LocalCluster:
     @property
     def zk_secured(self) -> bool:
         """True when the brokers log in to ZooKeeper and create znodes with Kafka's secure ACLs:
-        security sasl_* on the cluster's own ensemble (an existing ``zookeeper_connect`` is
+        security ssl or sasl_* on the cluster's own ensemble (an existing ``zookeeper_connect`` is
         left as it is: its users are not ours to make)."""
-        return self.security in ("sasl_plaintext", "sasl_ssl") and not self.zookeeper_connect
+        return self.security in ("ssl", "sasl_plaintext", "sasl_ssl") and not self.zookeeper_connect
 
     @property
     def zk_jaas_path(self) -> Path:
@@ -309,30 +316,61 @@ class LocalCluster:
     def client_ssl_properties_path(self) -> Path:
         return self.base_dir / "client-ssl.properties"
 
+    @property
+    def ssl_super_users(self) -> str:
+        """super.users with security "ssl": every broker's certificate principal (the
+        inter-broker client's, which needs ClusterAction) and the admin's, ``;``-separated."""
+        from kafkalike.cluster import certs
+
+        return ";".join([f"User:{certs.broker_subject(i)}" for i in self.broker_ids] + [f"User:CN={SSL_ADMIN}"])
+
     def _ssl_properties(self, broker_id: int) -> dict[str, str]:
+        """Mutual TLS (Kafka's SSL listener with ssl.client.auth=required) for clients and
+        between brokers; the principal is the certificate's subject DN (default
+        ssl.principal.mapping.rules); the AclAuthorizer denies by default."""
         if self.security != "ssl":
             return {}
         return {
             "listeners": f"PLAINTEXT://{self.broker_address(broker_id)},"
                          f"SSL://{self.broker_host(broker_id)}:{self.ssl_port}",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": "SSL",
+            "ssl.client.auth": "required",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.ssl_dir / f"broker-{broker_id}.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ssl_dir / "ca.pem"),
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": self.ssl_super_users,
         }
 
     def _write_ssl_files(self) -> None:
-        """The CA, each broker's PEM keystore (made once) and client-ssl.properties."""
+        """The CA, each broker's PEM keystore and the admin's (made once), client-ssl.properties
+        (truststore only: enough to check the brokers, not to pass ssl.client.auth=required) and
+        admin-client.properties (the admin's PEM keystore too, mode 0600)."""
         from kafkalike.cluster import certs
 
         ca_pem, _ = certs.ensure_ca(self.ssl_dir)
         for i in self.broker_ids:
             certs.ensure_broker_keystore(self.ssl_dir, i, self.broker_host(i))
+        admin_pem = certs.ensure_client_keystore(self.ssl_dir, SSL_ADMIN)
         self.client_ssl_properties_path.write_text(
             "# written by kafkalike cluster up --security ssl: Kafka Java client properties\n"
             f"# bootstrap.servers={self.ssl_bootstrap_servers}\n"
+            "# the brokers require a client certificate (ssl.client.auth=required): add ssl.keystore.*\n"
             "security.protocol=SSL\n"
             "ssl.truststore.type=PEM\n"
             f"ssl.truststore.location={ca_pem}\n")
+        path = self.admin_client_properties_path
+        path.write_text(
+            f"# written by kafkalike cluster up --security ssl: Kafka Java client properties (User:CN={SSL_ADMIN})\n"
+            f"# bootstrap.servers={self.ssl_bootstrap_servers}\n"
+            "security.protocol=SSL\n"
+            "ssl.keystore.type=PEM\n"
+            f"ssl.keystore.location={admin_pem}\n"
+            "ssl.truststore.type=PEM\n"
+            f"ssl.truststore.location={ca_pem}\n")
+        path.chmod(0o600)
 
     # ------------------------------------------------------------------ SASL
     @property
