@@ -28,7 +28,7 @@ from kafkalike.storage.producer_state_manager import (
 )
 
 NOW = int(time.time() * 1000)
-LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", "/nonexistent"))  # the Java judges only when it is set
 HAVE_KAFKA = LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
 
 
