@@ -22,6 +22,9 @@ Routes (Confluent's "Schema Registry API Reference"; answers are application/vnd
     POST   /compatibility/subjects/{s}/versions[/{v}][?verbose=true]   {"is_compatible": bool}
     GET    /mode                                         {"mode": "READWRITE"}
 
+Apicurio Registry's v2 API subset that its serdes/Connect converter use is served under
+``/apis/registry/v2`` on the same registry (apicurio_v2.py).
+
 Errors are ``{"error_code": N, "message": "..."}`` with the HTTP status of the code (see
 errors.py); a body that is not JSON is 400/400 and an unknown route 404/404, as Confluent's
 rest-utils answer; an unexpected exception is 500/50001 with a log line.
@@ -38,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kafkalike.schema_registry import errors
+from kafkalike.schema_registry import apicurio_v2, errors
 from kafkalike.schema_registry.kafka_schema_registry import KafkaSchemaRegistry
 
 log = structlog.get_logger(__name__)
@@ -173,6 +176,7 @@ def make_app(registry: KafkaSchemaRegistry) -> Starlette:
         Route("/compatibility/subjects/{subject}/versions", route(compat), methods=["POST"]),
         Route("/compatibility/subjects/{subject}/versions/{version}", route(compat), methods=["POST"]),
         Route("/mode", route(mode), methods=["GET"]),
+        *apicurio_v2.routes(registry),  # Apicurio Registry v2 subset under /apis/registry/v2
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
