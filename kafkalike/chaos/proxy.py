@@ -158,6 +158,8 @@ class TcpProxy:
                 async with server, trio.open_nursery() as nursery:
                     nursery.start_soon(self._pump, route, client, server, nursery.cancel_scope)
                     nursery.start_soon(self._pump, route, server, client, nursery.cancel_scope)
+            except Exception as exc:  # anything one connection raises ends that connection only
+                log.debug("proxy_connection_failed", route=route.name, error=repr(exc))
             finally:
                 route._scopes.discard(scope)
                 with trio.CancelScope(shield=True):
@@ -184,6 +186,7 @@ class TcpProxy:
                         if not data:
                             break
                         send.send_nowait((trio.current_time() + route.delay_s, data))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except Exception:  # noqa: S110 - a reset or closed socket on either side (grouped by the nursery)
             pass
-        both.cancel()
+        finally:
+            both.cancel()
