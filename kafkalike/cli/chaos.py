@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 EXAMPLE = """examples:
   kafkalike chaos list
@@ -48,6 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--backend", choices=["local", "compose"], default="local",
                      help="where the cluster runs (local: processes on 127.0.0.x; compose: the containers "
                           "of compose/docker-compose.yml, image from ./scripts/build-image)")
+    run.add_argument("--mode", choices=["zk", "kraft"], default="zk",
+                     help="zk (default): a ZooKeeper ensemble + brokers; kraft: 3 controllers + 3 brokers "
+                          "(local backend; kafkalike.chaos.kraft_backend maps the faults)")
     what = run.add_mutually_exclusive_group()
     what.add_argument("--scenario", help="a scenario name (kafkalike chaos list)")
     what.add_argument("--nemesis", choices=["random"], help="the seeded random nemesis")
@@ -187,7 +191,14 @@ def _run(args: argparse.Namespace) -> int:
                  "replica.lag.time.max.ms": "5000", "replica.fetch.wait.max.ms": "100",
                  "min.insync.replicas": "2", "unclean.leader.election.enable": "false",
                  "default.replication.factor": "3"}
-    if args.backend == "compose":
+    if args.mode == "kraft":
+        from kafkalike.chaos.kraft_backend import KRaftBackend
+
+        if args.backend != "local":
+            print("kafkalike chaos: --mode kraft runs on the local backend only", file=sys.stderr)
+            return 2
+        backend: Any = KRaftBackend.create(base, overrides=overrides)
+    elif args.backend == "compose":
         from kafkalike.chaos.compose import ComposeBackend
 
         backend = ComposeBackend.create(base, overrides=overrides)
@@ -205,7 +216,8 @@ def _run(args: argparse.Namespace) -> int:
     result = None
     try:
         where = f"compose project {backend.project}" if args.backend == "compose" else base
-        print(f"starting a 3-node ZooKeeper ensemble and 3 brokers ({where}) ...", flush=True)
+        first = "3 KRaft controllers" if args.mode == "kraft" else "a 3-node ZooKeeper ensemble"
+        print(f"starting {first} and 3 brokers ({where}) ...", flush=True)
         backend.start()
         runner = run_chaos
         if args.workload == "txn":
