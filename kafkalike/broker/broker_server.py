@@ -54,6 +54,7 @@ from kafkalike.broker.forwarding_manager import ForwardingManager, KRaftControlP
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer, _first_leaf
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
+from kafkalike.broker.server import run_until_signal
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
 from kafkalike.raft.kafka_raft_client import KafkaRaftClient, RaftConfig, parse_voters
@@ -286,23 +287,6 @@ class BrokerServer(KafkaServer):
 async def run_kraft_broker(config: KafkaConfig) -> int:
     """Run one KRaft broker until SIGTERM or SIGINT; the exit code (0 clean, 1 when it cannot
     start, logged as one line ``broker_startup_failed``)."""
-    import signal
 
     server = BrokerServer(config)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            async def on_signal() -> None:
-                async for sig in signals:
-                    log.info("signal_received", signal=signal.Signals(sig).name)
-                    server.request_shutdown()
-                    return
-
-            nursery.start_soon(on_signal)
-            try:
-                await server.run()
-            except BrokerStartupError as exc:
-                log.error("broker_startup_failed", error=str(exc))
-                nursery.cancel_scope.cancel()
-                return 1
-            nursery.cancel_scope.cancel()
-    return 0
+    return await run_until_signal(server, BrokerStartupError, "broker_startup_failed", log)

@@ -33,6 +33,7 @@ import trio
 
 from kafkalike.broker.controller_apis import ControllerApis
 from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.server import run_until_signal
 from kafkalike.kraft.feature_control_manager import METADATA_VERSION, MV_3_9_IV0
 from kafkalike.kraft.quorum_controller import QuorumController, QuorumControllerConfig
 from kafkalike.protocol import metadata_records as mr
@@ -153,23 +154,6 @@ class ControllerServer:
 async def run_controller(config: KafkaConfig) -> int:
     """Run one controller until SIGTERM or SIGINT; the process exit code (0 clean, 1 when it
     cannot start, logged as one line ``controller_startup_failed``)."""
-    import signal
 
     server = ControllerServer(config)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            async def on_signal() -> None:
-                async for sig in signals:
-                    log.info("signal_received", signal=signal.Signals(sig).name)
-                    server.request_shutdown()
-                    return
-
-            nursery.start_soon(on_signal)
-            try:
-                await server.run()
-            except ControllerStartupError as exc:
-                log.error("controller_startup_failed", error=str(exc))
-                nursery.cancel_scope.cancel()
-                return 1
-            nursery.cancel_scope.cancel()
-    return 0
+    return await run_until_signal(server, ControllerStartupError, "controller_startup_failed", log)

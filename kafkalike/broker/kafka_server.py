@@ -57,6 +57,7 @@ from kafkalike.broker.replica_fetcher import InterBrokerClientConfig
 from kafkalike.broker.replica_manager import ReplicaManager
 from kafkalike.broker.replication_quota_manager import ReplicationQuotas
 from kafkalike.broker.sasl_scram import ScramCredentialApis, ScramCredentialStore
+from kafkalike.broker.server import run_until_signal
 from kafkalike.broker.socket_server import (BoundListener, SocketServer, check_connection_config,
                                             parse_per_ip_overrides)
 from kafkalike.broker.ssl_factory import SslConfigError, SslPrincipalMapper, client_context, server_context
@@ -554,27 +555,9 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 async def run_broker(config: KafkaConfig) -> int:
     """Run one broker until SIGTERM or SIGINT; returns the process exit code (0 clean, 1 on a
     start-up error, which is logged as one line)."""
-    import signal
-
     if config.process_roles == frozenset({"controller"}):  # a KRaft controller process (issue 21)
         from kafkalike.broker.controller_server import run_controller
 
         return await run_controller(config)
     server = KafkaServer(config)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-            async def on_signal() -> None:
-                async for sig in signals:
-                    log.info("signal_received", signal=signal.Signals(sig).name)
-                    server.request_shutdown()
-                    return
-
-            nursery.start_soon(on_signal)
-            try:
-                await server.run()
-            except BrokerStartupError as exc:
-                log.error("broker_startup_failed", error=str(exc))
-                nursery.cancel_scope.cancel()
-                return 1
-            nursery.cancel_scope.cancel()
-    return 0
+    return await run_until_signal(server, BrokerStartupError, "broker_startup_failed", log)
