@@ -32,8 +32,6 @@ marker, ZooKeeper closed.
 from __future__ import annotations
 
 import functools
-import os
-import shlex
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -66,7 +64,7 @@ from kafkalike.coordination import CoordinationError, SessionState, ZooKeeperCli
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import NoNode
 from kafkalike.coordination.kafka_zk_client import BrokerIdInUse, KafkaZkClient, default_acls
-from kafkalike.coordination.zookeeper_client import ZkSaslCredentials, read_jaas_client_section
+from kafkalike.coordination.zookeeper_client import ZkSaslCredentials, read_jaas_login
 from kafkalike.coordinator import group_apis
 from kafkalike.coordinator.group_coordinator import GroupCoordinator
 from kafkalike.coordinator.offset_config import configs_from
@@ -532,17 +530,10 @@ def zookeeper_sasl_credentials(cfg: KafkaConfig) -> ZkSaslCredentials | None:
     KAFKA_OPTS environment variable (where Kafka's scripts pass it to the JVM); None if neither
     is set or the file has no Client section (Kafka then connects without SASL too).
     Raises BrokerStartupError for an unreadable file or a Client section without credentials."""
-    path = cfg["kafkalike.zookeeper.jaas.config"]
-    if path is None:
-        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
-            if arg.startswith("-Djava.security.auth.login.config="):
-                path = arg.partition("=")[2]
-    if not path:
-        return None
     try:
-        return read_jaas_client_section(Path(path).read_text())
-    except (OSError, CoordinationError) as exc:
-        raise BrokerStartupError(f"cannot read the ZooKeeper JAAS login from {path}: {exc}") from exc
+        return read_jaas_login(cfg["kafkalike.zookeeper.jaas.config"])
+    except CoordinationError as exc:
+        raise BrokerStartupError(str(exc)) from exc
 
 
 def _first_leaf(group: BaseExceptionGroup) -> BaseException:

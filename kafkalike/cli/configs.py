@@ -50,11 +50,8 @@ from __future__ import annotations
 
 import argparse
 import decimal
-import os
 import secrets
-import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -297,19 +294,12 @@ def _zookeeper_login(args: argparse.Namespace) -> Any:
     """--jaas-config's Client section, else KAFKA_OPTS's JAAS file's (Kafka's tool reads the JVM
     property); None: anonymous. Raises CommandError for an unreadable file."""
     from kafkalike.coordination.errors import CoordinationError
-    from kafkalike.coordination.zookeeper_client import read_jaas_client_section
+    from kafkalike.coordination.zookeeper_client import read_jaas_login
 
-    path = args.jaas_config
-    if not path:
-        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
-            if arg.startswith("-Djava.security.auth.login.config="):
-                path = arg.partition("=")[2]
-    if not path:
-        return None
     try:
-        return read_jaas_client_section(Path(path).read_text())
-    except (OSError, CoordinationError) as exc:
-        raise CommandError(f"cannot read the ZooKeeper JAAS login from {path}: {exc}") from None
+        return read_jaas_login(args.jaas_config or None)
+    except CoordinationError as exc:
+        raise CommandError(str(exc)) from None
 
 
 async def _run_zookeeper(args: argparse.Namespace) -> None:

@@ -53,9 +53,12 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import os
 import re
+import shlex
 import socket
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 import attrs
@@ -118,6 +121,25 @@ def read_jaas_client_section(text: str, section: str = "Client") -> ZkSaslCreden
                                     "(org.apache.zookeeper.server.auth.DigestLoginModule)")
         return ZkSaslCredentials(opts["username"], opts["password"])
     return None
+
+
+def read_jaas_login(path: str | None) -> ZkSaslCredentials | None:
+    """The SASL login to ZooKeeper of a broker or a tool: the ``Client`` section of the JAAS file
+    ``path``, else (``path`` None) of the file named by ``-Djava.security.auth.login.config=`` in the KAFKA_OPTS
+    environment variable (where Kafka's scripts pass it to the JVM; the last one counts); None
+    if neither is set or the file has no Client section (Kafka then connects without SASL).
+    Raises CoordinationError ``cannot read the ZooKeeper JAAS login from <path>: <reason>`` for
+    an unreadable file or a Client section without username/password."""
+    if path is None:
+        for arg in shlex.split(os.environ.get("KAFKA_OPTS", "")):
+            if arg.startswith("-Djava.security.auth.login.config="):
+                path = arg.partition("=")[2]
+    if not path:
+        return None
+    try:
+        return read_jaas_client_section(Path(path).read_text())
+    except (OSError, CoordinationError) as exc:
+        raise CoordinationError(f"cannot read the ZooKeeper JAAS login from {path}: {exc}") from exc
 
 
 # ---- values ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
-from kafkalike.coordination.errors import AuthFailed, NoNode
+from kafkalike.coordination.errors import AuthFailed, CoordinationError, NoNode
 from kafkalike.coordination.kafka_zk_client import default_acls, sensitive_path
 from kafkalike.coordination.zookeeper_client import (
     CreateOp,
@@ -22,6 +22,7 @@ from kafkalike.coordination.zookeeper_client import (
     ZkSaslCredentials,
     ZooKeeperClient,
     read_jaas_client_section,
+    read_jaas_login,
 )
 
 BROKER = ZkSaslCredentials("kafka", 'broker-"secret"')
@@ -53,6 +54,26 @@ def test_jaas_client_section_gives_the_digest_login() -> None:
     )
     assert read_jaas_client_section(text) == ZkSaslCredentials("kafka", "pw")
     assert read_jaas_client_section(text, "Other") is None
+
+
+def test_jaas_login_comes_from_the_path_else_kafka_opts_and_an_unreadable_file_is_one_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_jaas_login, shared by the broker (kafkalike.zookeeper.jaas.config) and kafkalike
+    configs (--jaas-config): the named file, else KAFKA_OPTS' -Djava.security.auth.login.config."""
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text('Client { org.apache.zookeeper.server.auth.DigestLoginModule required username="k" '
+                    'password="p"; };\n')
+    other = tmp_path / "other.conf"
+    other.write_text('KafkaServer { x required username="a" password="b"; };\n')
+    monkeypatch.setenv("KAFKA_OPTS", f"-Xmx1g -Djava.security.auth.login.config={other}")
+    assert read_jaas_login(str(jaas)) == ZkSaslCredentials("k", "p")
+    assert read_jaas_login(None) is None  # KAFKA_OPTS' file has no Client section
+    monkeypatch.setenv("KAFKA_OPTS", f"-Djava.security.auth.login.config={jaas}")
+    assert read_jaas_login(None) == ZkSaslCredentials("k", "p")
+    monkeypatch.delenv("KAFKA_OPTS")
+    assert read_jaas_login(None) is None
+    with pytest.raises(CoordinationError, match=f"cannot read the ZooKeeper JAAS login from {tmp_path}/missing: "):
+        read_jaas_login(str(tmp_path / "missing"))
 
 
 def test_default_acls_follow_kafka_zkdata() -> None:
