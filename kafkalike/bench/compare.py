@@ -266,7 +266,7 @@ def write_report(results: dict[str, Any], report_dir: Path) -> Path:
                 if v is None:
                     continue
                 ratio = f"{v[0] / zk[0]:.2f}" if system == "kafkalike-kraft" and zk and zk[0] > 0 else ""
-                moved = str(v[2]) if scenario == "controlled_shutdown" else ""
+                moved = str(v[2]) if scenario in ("controlled_shutdown", "broker_failure") else ""
                 out.append(f"| {scenario} | {p:,} | {system} | {v[1]} | {v[0]:.2f} | {moved} | {ratio} |")
     if results["errors"]:
         out += ["", "## Failed", ""] + [f"- {e['system']} at {e['partitions']} partitions: {e['error'][:300]}"

@@ -62,9 +62,9 @@ def test_traces_name_each_step_from_state_change_log_and_structlog_lines(tmp_pat
 
 def test_report_has_one_row_per_scenario_partitions_and_system_with_the_kraft_ratio(tmp_path: Path) -> None:
     """write_report: medians of the rounds, the ratio KRaft / ZooKeeper on the KRaft row, the
-    partitions moved for controlled shutdown, a PNG per scenario, a trace section per trace."""
+    partitions moved for broker failure and controlled shutdown, a PNG per scenario, a trace section per trace."""
     ms = [{"system": s, "partitions": 100, "round": r, "scenario": sc, "seconds": sec, "fault_at": 0.0,
-           "done_at": 1.0, "moved": 33 if sc == "controlled_shutdown" else 0, "node": 3}
+           "done_at": 1.0, "moved": 33, "node": 3}
           for s, base in (("kafkalike-zk", 2.0), ("kafkalike-kraft", 1.0)) for r, sec in ((1, base), (2, 3 * base))
           for sc in ("broker_failure", "controlled_shutdown")]
     traces = [{"system": "kafkalike-kraft", "partitions": 100, "scenario": "broker_failure",
@@ -73,8 +73,8 @@ def test_report_has_one_row_per_scenario_partitions_and_system_with_the_kraft_ra
     path = write_report({"measurements": ms, "traces": traces, "errors": [], "load": ["12.5"], "started": "now"},
                         tmp_path)
     text = path.read_text()
-    assert "| broker_failure | 100 | kafkalike-zk | 2 | 4.00 |  |  |" in text
-    assert "| broker_failure | 100 | kafkalike-kraft | 2 | 2.00 |  | 0.50 |" in text
+    assert "| broker_failure | 100 | kafkalike-zk | 2 | 4.00 | 33 |  |" in text
+    assert "| broker_failure | 100 | kafkalike-kraft | 2 | 2.00 | 33 | 0.50 |" in text
     assert "| controlled_shutdown | 100 | kafkalike-kraft | 2 | 2.00 | 33 | 0.50 |" in text
     assert "### broker_failure, kafkalike-kraft, 100 partitions" in text
     assert "| +7.100 | +7.100 | controller 3001 | broker_fenced | 1 |" in text
@@ -117,10 +117,11 @@ def test_compare_runs_metadata_propagation_on_both_modes_and_traces_each_control
                     reason="every scenario on two fresh 3+3 clusters, minutes: KAFKALIKE_SLOW=1")
 def test_compare_runs_every_scenario_on_both_modes(tmp_path: Path) -> None:
     """All six scenarios, one round, 30 partitions: every row and every trace present; the
-    controlled shutdown moved the partitions the stopped broker led."""
+    broker failure and the controlled shutdown each hit a broker that led partitions."""
     report = tmp_path / "report"
     run_compare(list(SYSTEMS), [30], list(SCENARIOS), 1, report, tmp_path / "work", say=lambda _m: None)
     _check_report(report, list(SCENARIOS), 30, 1)
     results = json.loads((report / "results.json").read_text())
-    assert all(m["moved"] > 0 for m in results["measurements"] if m["scenario"] == "controlled_shutdown")
+    assert all(m["moved"] > 0 for m in results["measurements"]
+               if m["scenario"] in ("controlled_shutdown", "broker_failure"))
     assert_no_process_runs_from(tmp_path / "work")
