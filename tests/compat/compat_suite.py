@@ -4,9 +4,10 @@ each recorded as a row: client, call, Kafka API, WORKS / FAILS, what it showed.
 
 Clients: Apache Kafka 3.9's own command-line tools (the reference jars, run as
 ``java -cp <lib>/* <tool class>``, exactly what the kafka-*.sh scripts run), confluent-kafka's
-AdminClient (librdkafka) and kafka-python's KafkaAdminClient. tests/compat/test_compat_suite.py
-runs it (the Python clients always, the Java tools with KAFKALIKE_KAFKA_LIB) and asserts every
-row works; ``KAFKALIKE_COMPAT_TABLE=<file>`` also writes the table (Markdown) there, which is
+AdminClient (librdkafka), kafka-python's KafkaAdminClient and franz-go's kadm (tests/compat/kadm,
+built with ``go build`` from the Go module proxy). tests/compat/test_compat_suite.py runs it
+(the Java tools with KAFKALIKE_KAFKA_LIB; the Python clients and kadm with the jars or
+KAFKALIKE_SLOW=1) and asserts every row works; ``KAFKALIKE_COMPAT_TABLE=<file>`` also writes the table (Markdown) there, which is
 what docs/compatibility.md shows.
 
 Each check is a function ``(suite) -> note``; it raises (AssertionError with the tool's output,
@@ -156,7 +157,8 @@ def setup(s: Suite) -> None:
     for ts in (1_700_000_001_000, 1_700_000_005_000, 1_700_000_002_000):
         p2.produce(s.topic("ts"), value=b"t", partition=0, timestamp=ts)
     p2.flush(30)
-    for group, topics in ((s.topic("g-del"), [s.topic("ops")]), (s.topic("grp-deleted"), [s.topic("ops"), s.topic("gone")])):
+    for group, topics in ((s.topic("g-del"), [s.topic("ops")]), (s.topic("grp-deleted"), [s.topic("ops"), s.topic("gone")]),
+                          (s.topic("grp-kadm"), [s.topic("ops")])):
         c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": group, "enable.auto.commit": False})
         c.commit(offsets=[CTP(t, 0, 5) for t in topics], asynchronous=False)
         c.close()
@@ -594,3 +596,48 @@ def run_python_clients(s: Suite) -> None:
 def run_java_tools(s: Suite) -> None:
     for call, api, fn in JAVA_CHECKS:
         s.run("Kafka 3.9 tools", call, api, fn)
+
+
+# ---------------------------------------------------------------------- franz-go kadm
+KADM_DIR = Path(__file__).resolve().parent / "kadm"
+
+
+def run_kadm(s: Suite, go: str) -> None:
+    """Build tests/compat/kadm (franz-go's kadm from the Go module proxy, pinned in go.mod /
+    go.sum) with ``go`` and record one row per call it makes; then check the log dir move it
+    asked for happened."""
+    binary = s.work / "kadm-compat"
+    build = subprocess.run([go, "build", "-o", str(binary), "."], cwd=KADM_DIR, capture_output=True, text=True,
+                           timeout=900)
+    if build.returncode != 0:
+        s.rows.append(Row("franz-go kadm", "go build tests/compat/kadm", "-", False, build.stderr.strip()[-300:]))
+        return
+    t = s.topic("ops")
+    b = s.replicas(t, 0)[0]
+    d = s.cluster.log_dirs(b)
+    where = next(x for x in d if (x / f"{t}-0").exists())
+    dest = d[1] if where == d[0] else d[0]
+    out = subprocess.run([str(binary), s.bootstrap, t, s.topic("rt"), s.topic("grp-kadm"), str(dest), str(b)],
+                         capture_output=True, text=True, timeout=300)
+    version = next((line.split()[1] for line in (KADM_DIR / "go.mod").read_text().splitlines()
+                    if line.strip().startswith("github.com/twmb/franz-go/pkg/kadm")), "?")
+    for line in out.stdout.splitlines():
+        r = json.loads(line)
+        s.rows.append(Row(f"franz-go kadm {version}", f"kadm.Client.{r['call']}", _KADM_APIS.get(r["call"], "-"),
+                          bool(r["ok"]), str(r["note"])[:300]))
+    if out.returncode != 0 or not out.stdout.strip():
+        s.rows.append(Row("franz-go kadm", "kadm-compat run", "-", False, (out.stdout + out.stderr).strip()[-300:]))
+
+    def moved() -> str:
+        s.wait_for("the kadm log dir move", lambda: (dest / f"{t}-0").is_dir() and not (where / f"{t}-0").exists())
+        return f"{t}-0 on broker {b} is now in {dest.name}"
+    s.run(f"franz-go kadm {version}", "AlterBrokerReplicaLogDirs: the move completes", "AlterReplicaLogDirs", lambda _s: moved())
+
+
+_KADM_APIS = {
+    "DescribeAllLogDirs": "DescribeLogDirs", "AlterReplicaLogDirs": "AlterReplicaLogDirs",
+    "AlterPartitionAssignments": "AlterPartitionReassignments", "ListPartitionReassignments": "ListPartitionReassignments",
+    "ElectLeaders(preferred)": "ElectLeaders", "DeleteRecords": "DeleteRecords", "DeleteOffsets": "OffsetDelete",
+    "DescribeProducers": "DescribeProducers", "AlterBrokerConfigs": "IncrementalAlterConfigs",
+    "ListEndOffsets": "ListOffsets",
+}

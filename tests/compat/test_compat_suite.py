@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kafkalike.cluster.zk_ensemble import find_free_base_port
-from tests.compat.compat_suite import Suite, TwoDirCluster, run_java_tools, run_python_clients, setup
+from tests.compat.compat_suite import Suite, TwoDirCluster, run_java_tools, run_kadm, run_python_clients, setup
 
 LIB = os.environ.get("KAFKALIKE_KAFKA_LIB")
 HAVE_KAFKA = bool(LIB) and Path(LIB or ".").is_dir() and any(Path(LIB or ".").glob("kafka_2.13-*.jar")) \
@@ -61,4 +61,16 @@ def test_kafka_3_9_tools_work(suite: Suite) -> None:
     before = len(suite.rows)
     run_java_tools(suite)
     failed = [r for r in suite.rows[before:] if not r.works and r.call not in KNOWN_GAPS]
+    assert failed == [], "\n".join(f"{r.call}: {r.note}" for r in failed)
+
+
+@pytest.mark.skipif(shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists(), reason="no Go toolchain")
+@pytest.mark.skipif(not HAVE_KAFKA and os.environ.get("KAFKALIKE_SLOW") != "1",
+                    reason="builds franz-go (Go module proxy): KAFKALIKE_SLOW=1 or KAFKALIKE_KAFKA_LIB")
+def test_franz_go_kadm_calls_work(suite: Suite) -> None:
+    before = len(suite.rows)
+    run_kadm(suite, shutil.which("go") or "/usr/local/go/bin/go")
+    rows = suite.rows[before:]
+    assert len(rows) >= 10
+    failed = [r for r in rows if not r.works and r.call not in KNOWN_GAPS]
     assert failed == [], "\n".join(f"{r.call}: {r.note}" for r in failed)
