@@ -185,6 +185,35 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
             assert sorted(read) == sorted(f"flight-{i}".encode() for i in range(30))
         finally:
             c.close()
+        # the README's host commands: the admin's properties with the host's path to the CA make
+        # a SCRAM user bob and grant him Read; bob reads flights and sees nothing else
+        host_props = tmp_path / "admin.properties"
+        host_props.write_text((secure / "admin-client.properties").read_text()
+                              .replace("/etc/kafkalike/secure", str(secure)))
+        wire = ["--bootstrap-server", bootstrap, "--command-config", str(host_props)]
+        code, out, err = _main("configs", *wire, "--alter", "--entity-type", "users", "--entity-name", "bob",
+                               "--add-config", "SCRAM-SHA-512=[password=bob-secret]")
+        assert (code, out) == (0, "Completed updating config for user bob.\n"), err
+        code, _, err = _main("acls", *wire, "--add", "--allow-principal", "User:bob", "--operation", "Read",
+                             "--topic", "flights", "--group", "bob-group")
+        assert code == 0, err
+        code, out, err = _main("acls", *wire, "--list")
+        assert code == 0 and "principal=User:bob" in out, out + err
+        bob = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL", "ssl.ca.location": str(secure / "ca.pem"),
+               "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bob", "sasl.password": "bob-secret"}
+        bc = Consumer({**bob, "group.id": "bob-group", "auto.offset.reset": "earliest"})
+        try:
+            bc.subscribe(["flights"])
+            got: list[bytes] = []
+            deadline = time.monotonic() + 120
+            while len(got) < 30 and time.monotonic() < deadline:
+                got += [bytes(m.value() or b"") for m in bc.consume(num_messages=50, timeout=1.0)
+                        if m.error() is None]
+            assert sorted(got) == sorted(read)
+            assert set(bc.list_topics(timeout=30).topics) == {"flights"}
+        finally:
+            bc.close()
+
         # User:ANONYMOUS on the PLAINTEXT listener: denied by default, sees no topic
         anonymous = AdminClient({"bootstrap.servers": f"{brokers[1]}:9092"})
         assert "flights" not in anonymous.list_topics(timeout=30).topics
