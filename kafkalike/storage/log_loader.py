@@ -13,8 +13,9 @@ Steps, as Kafka 3.x does them:
    (LogSegment.check_tail), and cut the same way: Kafka trusts a clean shutdown's files, but
    a checkpoint proves nothing about bytes past the last batch;
 5. the last segment becomes the active one; the log end offset is read from it.
-The producer state and the .txnindex files are rebuilt from the batch headers afterwards by
-UnifiedLog.open (ProducerStateManager.rebuild), so they always match the recovered batches.
+The producer state and the .txnindex files are rebuilt afterwards by UnifiedLog.open
+(ProducerStateManager.rebuild: the newest <offset>.snapshot at or below the recovered log end,
+then the batch headers after it), so they always match the recovered batches.
 A directory that cannot be read raises KafkaStorageError naming the file at fault.
 """
 
