@@ -106,7 +106,7 @@ def fetch(force: bool = False) -> None:
         raise ConnectError("mvn not found: apt-get install -y maven (./scripts/connect does it)")
     BUILD.mkdir(parents=True, exist_ok=True)
     for profile, dest in (("worker", LIB), ("debezium", PLUGINS / "debezium"),
-                          ("debezium-jdbc", PLUGINS / "debezium-jdbc")):
+                          ("debezium-jdbc", PLUGINS / "debezium-jdbc"), ("apicurio", PLUGINS / "apicurio")):
         tmp = Path(tempfile.mkdtemp(prefix=f"{profile}-", dir=BUILD))
         done = subprocess.run([mvn, "-B", "-q", "-f", str(POM), "-P", profile, "dependency:copy-dependencies",
                                f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
