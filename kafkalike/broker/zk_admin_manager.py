@@ -712,9 +712,10 @@ class ZkAdminManager:
         return str(value)
 
     def topic_config_entries(self, overrides: Mapping[str, str]) -> list["ZkAdminManager.Entry"]:
-        """Every topic config with its effective value: the topic override
-        (DYNAMIC_TOPIC_CONFIG), else a broker synonym set in server.properties
-        (STATIC_BROKER_CONFIG), else the default (DEFAULT_CONFIG). Synonyms in that order."""
+        """Every topic config with its effective value; source and synonyms as Kafka's
+        ConfigHelper.createTopicConfigEntry: the topic override (DYNAMIC_TOPIC_CONFIG), then the
+        broker synonyms (dynamic per-broker, dynamic default, server.properties, default)
+        starting at the primary one; the source is the first synonym's (DEFAULT_CONFIG if none)."""
         cfg = self.config
         effective = broker_log_config(cfg).to_properties()
         out = []
@@ -736,17 +737,23 @@ class ZkAdminManager:
                                  else ",".join(CONFIG_KEYS[default_syn].default)
                                  if isinstance(CONFIG_KEYS[default_syn].default, list)
                                  else str(CONFIG_KEYS[default_syn].default), SOURCE_DEFAULT))
+            # Kafka's ConfigHelper.configSynonyms keeps the broker synonyms from the topic config's
+            # primary one (ServerTopicConfigSynonyms.TOPIC_CONFIG_SYNONYMS: log.retention.ms for
+            # retention.ms) on: a log.retention.hours alone (default or set) is not listed, and the
+            # entry's source is then DEFAULT_CONFIG (seen on a Kafka 3.9 broker, librdkafka v1)
+            topic_syn = synonyms[:1] if name in overrides else []
+            broker_syn = synonyms[len(topic_syn):]
+            primary_at = next((i for i, s in enumerate(broker_syn) if s[0] == d.synonyms[0]), len(broker_syn))
+            synonyms = topic_syn + broker_syn[primary_at:]
             if name in overrides:
-                value, source = overrides[name], SOURCE_DYNAMIC_TOPIC
+                value = overrides[name]
+            elif name in effective:
+                value = effective[name]
+            elif d.synonyms[0] in CONFIG_KEYS:
+                value = self._broker_value(d.synonyms[0]) or d.default
             else:
-                if name in effective:
-                    value = effective[name]
-                elif d.synonyms[0] in CONFIG_KEYS:
-                    value = self._broker_value(d.synonyms[0]) or d.default
-                else:
-                    value = d.default
-                source = SOURCE_STATIC_BROKER if any(s in cfg.originals for s in d.synonyms) else SOURCE_DEFAULT
-                source = dynamic[0][2] if dynamic else source
+                value = d.default
+            source = synonyms[0][2] if synonyms else SOURCE_DEFAULT
             out.append(self.Entry(name, value, source, False, d.type, d.doc, tuple(synonyms)))
         return out
 

@@ -55,8 +55,14 @@ def test_confluent_describe_configs_of_topic_returns_its_values(kafka_cluster: L
     retention = entries["retention.ms"]
     assert (retention.value, retention.source) == ("3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     assert not retention.is_default
-    # librdkafka asks for synonyms: the override first, as Kafka lists them
-    assert [(s.name, s.value) for s in retention.synonyms.values()][0] == ("retention.ms", "3600000")
+    # librdkafka asks for synonyms. A Kafka 3.9 broker lists only the override here: its broker
+    # synonyms start at log.retention.ms (unset), so the default log.retention.hours is left out
+    assert [(s.name, s.value, s.source) for s in retention.synonyms.values()] == \
+        [("retention.ms", "3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)]
+    assert (entries["segment.ms"].value, list(entries["segment.ms"].synonyms)) == ("604800000", [])
+    segment = entries["segment.bytes"]
+    assert [(s.name, s.value, s.source) for s in segment.synonyms.values()] == \
+        [("log.segment.bytes", "1073741824", ConfigSource.DEFAULT_CONFIG.value)]
     policy = entries["cleanup.policy"]
     assert (policy.value, policy.source, policy.is_default) == ("delete", ConfigSource.DEFAULT_CONFIG.value, True)
     assert not entries["min.insync.replicas"].is_read_only
