@@ -220,9 +220,9 @@ def test_kafkalike_connection_speaks_tls_and_refuses_an_untrusted_broker(
 
 def test_local_cluster_with_security_ssl_serves_clients_from_client_ssl_properties(
         tmp_path: Path, zk_connect: str) -> None:
-    """LocalCluster(security="ssl") (kafkalike cluster up --security ssl): the broker serves TLS on
-    base port + 1 with a generated certificate, and the truststore named in
-    client-ssl.properties is enough for kafka-python to produce and fetch."""
+    """LocalCluster(security="ssl") (kafkalike cluster up --security ssl): the broker serves mutual
+    TLS on base port + 1 with a generated certificate, and the truststore and admin keystore named
+    in admin-client.properties are enough for kafka-python to produce and fetch."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     from kafkalike.cluster.local_cluster import LocalCluster
@@ -233,11 +233,12 @@ def test_local_cluster_with_security_ssl_serves_clients_from_client_ssl_properti
                            chroot=f"kafkalike-{uuid.uuid4().hex[:10]}", security="ssl")
     try:
         cluster.start(timeout=60)
-        props = dict(line.split("=", 1) for line in cluster.client_ssl_properties_path.read_text().splitlines()
+        props = dict(line.split("=", 1) for line in cluster.admin_client_properties_path.read_text().splitlines()
                      if line and not line.startswith("#"))
         assert props["security.protocol"] == "SSL" and props["ssl.truststore.type"] == "PEM"
         common = {"bootstrap_servers": cluster.ssl_bootstrap_servers, "security_protocol": "SSL",
-                  "ssl_cafile": props["ssl.truststore.location"]}
+                  "ssl_cafile": props["ssl.truststore.location"],
+                  "ssl_certfile": props["ssl.keystore.location"], "ssl_keyfile": props["ssl.keystore.location"]}
         producer = KafkaProducer(**common)
         try:
             for i in range(50):
