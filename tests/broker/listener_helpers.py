@@ -127,6 +127,24 @@ def broker_process(base: Path, props: dict[str, str], plaintext_port: int
         stop(process)
 
 
+def wait_for_controller(admin: Any, timeout_s: float) -> None:
+    """Until confluent-kafka's ``admin`` (an AdminClient) sees a controller in Metadata (requests
+    librdkafka sends to the controller, such as CreateAcls or AlterConfigs, need one), retrying
+    while the broker does not answer yet; AssertionError "no controller elected" after
+    ``timeout_s`` seconds."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if admin.list_topics(timeout=5).controller_id >= 0:
+                return
+        except KafkaException:  # not answering yet (a loaded machine)
+            pass
+        assert time.monotonic() < deadline, "no controller elected"
+        time.sleep(0.2)
+
+
 def confluent_round_trip(port: int, topic: str, n: int, padding: bytes = b"", **security: Any) -> list[bytes]:
     """confluent-kafka produces ``n`` records (value b"v%05d" % i + ``padding``, key b"k<i>")
     to partition 0 of ``topic`` on 127.0.0.1:``port`` with the ``security`` settings

@@ -16,7 +16,8 @@ import pytest
 import trustme
 
 from kafkalike.broker.ssl_factory import principal_from_peer_certificate
-from tests.broker.listener_helpers import broker_process, confluent_round_trip, free_ports, single_broker_properties
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, single_broker_properties,
+                                           wait_for_controller)
 
 ALICE = "User:CN=alice,OU=judges,O=kafkalike"
 
@@ -57,19 +58,10 @@ def mtls_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> It
         "super.users": "User:ANONYMOUS",
     })
     with broker_process(base, props, plain) as (_process, log_path):
-        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
-        deadline = time.monotonic() + 60  # the admin requests below go to a broker that has a controller
-        while True:
-            try:
-                if admin.list_topics(timeout=5).controller_id >= 0:
-                    break
-            except KafkaException:  # not answering yet (a loaded machine)
-                pass
-            assert time.monotonic() < deadline, "no controller elected"
-            time.sleep(0.2)
+        wait_for_controller(admin, 60)  # the admin requests below go to a broker that has a controller
         yield MtlsBroker(log_path, plain, mtls, ca_pem, certs)
 
 

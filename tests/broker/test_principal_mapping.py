@@ -13,7 +13,8 @@ import pytest
 import trustme
 
 from kafkalike.broker.ssl_factory import NoMatchingRule, SslConfigError, SslPrincipalMapper
-from tests.broker.listener_helpers import broker_process, confluent_round_trip, free_ports, single_broker_properties
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, single_broker_properties,
+                                           wait_for_controller)
 
 KAFKA_TEST_RULES = ("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?),OU=(.*?),O=(.*?),L=(.*?),ST=(.*?),"
                     "C=(.*?)$/$1@$2/L,RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT")
@@ -71,19 +72,10 @@ def mapped_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> 
         "super.users": "User:ANONYMOUS",
     })
     with broker_process(base, props, plain) as (_process, log_path):
-        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
-        deadline = time.monotonic() + 90  # the test's CreateAcls go to a broker that has a controller
-        while True:
-            try:
-                if admin.list_topics(timeout=5).controller_id >= 0:
-                    break
-            except KafkaException:  # not answering yet (a loaded machine)
-                pass
-            assert time.monotonic() < deadline, "no controller elected"
-            time.sleep(0.2)
+        wait_for_controller(admin, 90)  # the test's CreateAcls go to a broker that has a controller
         del admin
         yield {"plain": plain, "mtls": mtls, "ca": ca_pem, "certs": certs, "log": log_path}
 

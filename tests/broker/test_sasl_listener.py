@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, kafka_python_round_trip,
-                                           single_broker_properties, spawn, stop, write_properties)
+                                           single_broker_properties, spawn, stop, wait_for_controller, write_properties)
 
 ADMIN_PASSWORD = "admin-secret"
 ALICE_PASSWORD = "alice-secret"
@@ -49,7 +49,6 @@ def _plain_jaas(**users: str) -> str:
 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[SaslBroker]:
-    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
 
     base = tmp_path_factory.mktemp("sasl")
@@ -69,15 +68,7 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> It
         })
     with broker_process(base, props, plain) as (process, log_path):
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain}"})
-        deadline = time.monotonic() + 60  # librdkafka sends the alter to the controller: wait for one
-        while True:
-            try:
-                if admin.list_topics(timeout=5).controller_id >= 0:
-                    break
-            except KafkaException:  # not answering yet (a loaded machine)
-                pass
-            assert time.monotonic() < deadline, "no controller elected"
-            time.sleep(0.2)
+        wait_for_controller(admin, 60)  # librdkafka sends the alter to the controller: wait for one
         upserts = [UserScramCredentialUpsertion("alice", ScramCredentialInfo(mechanism, 4096), ALICE_PASSWORD.encode())
                    for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512)]
         for future in admin.alter_user_scram_credentials(upserts).values():
