@@ -110,6 +110,15 @@ def single_broker_properties(base: Path, zk_connect: str, name: str, plaintext_p
     }
 
 
+def plaintext_broker_properties(base: Path, zookeeper_connect: str, port: int, **extra: str) -> dict[str, str]:
+    """server.properties of broker 1 with only a PLAINTEXT listener on ``port``, its logs under
+    ``base``, ``zookeeper_connect`` as given (the caller's chroot), offsets topic RF 1, no
+    metrics endpoint; ``extra`` added (dots as in Kafka's keys)."""
+    return {"broker.id": "1", "log.dirs": str(base / "logs"), "zookeeper.connect": zookeeper_connect,
+            "listeners": f"PLAINTEXT://127.0.0.1:{port}", "offsets.topic.replication.factor": "1",
+            "kafkalike.metrics.port": "-1", **extra}
+
+
 @contextlib.contextmanager
 def broker_process(base: Path, props: dict[str, str], plaintext_port: int
                    ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:

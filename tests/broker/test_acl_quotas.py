@@ -74,21 +74,13 @@ def test_quota_precedence_is_kafkas() -> None:
 # ---------------------------------------------------------------------------- a real broker
 @pytest.fixture(scope="module")
 def quota_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[tuple[int, str]]:
-    from tests.broker.test_ssl_listener import _free_ports, _spawn, _stop, _wait_port, _write_properties
+    from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties
 
     base = tmp_path_factory.mktemp("quota")
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     chroot = f"{zk_connect}/kafkalike-quota-{uuid.uuid4().hex[:10]}"
-    config = base / "server.properties"
-    _write_properties(config, {"broker.id": "1", "zookeeper.connect": chroot, "log.dirs": str(base / "logs"),
-                               "listeners": f"PLAINTEXT://127.0.0.1:{port}", "offsets.topic.replication.factor": "1",
-                               "kafkalike.metrics.port": "-1"})
-    process = _spawn(config, base / "broker.log")
-    try:
-        _wait_port(port, process, base / "broker.log")
+    with broker_process(base, plaintext_broker_properties(base, chroot, port), port):
         yield port, chroot
-    finally:
-        _stop(process)
 
 
 async def _call(port: int, api_key: int, **fields: Any) -> Any:

@@ -19,7 +19,7 @@ import trio
 from kafkalike.broker.client_quota_manager import (REQUEST_PERCENTAGE, Avg, ClientQuotaManager, QuotaEntity,
                                                    QuotaMetricsCollector)
 from kafkalike.protocol.api_keys import ApiKey
-from tests.broker.listener_helpers import free_ports, spawn, stop, wait_port, write_properties
+from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties
 
 
 def test_request_time_over_request_percentage_is_throttled_at_most_one_window() -> None:
@@ -63,17 +63,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterato
     """One broker process: (its PLAINTEXT port, its /metrics port)."""
     base = tmp_path_factory.mktemp("request-quota")
     port, metrics_port = free_ports(2)
-    config = base / "server.properties"
-    write_properties(config, {"broker.id": "1", "log.dirs": str(base / "logs"),
-                              "zookeeper.connect": f"{zk_connect}/kafkalike-rq-{uuid.uuid4().hex[:10]}",
-                              "listeners": f"PLAINTEXT://127.0.0.1:{port}", "offsets.topic.replication.factor": "1",
-                              "kafkalike.metrics.port": str(metrics_port)})
-    process = spawn(config, base / "broker.log")
-    try:
-        wait_port(port, process, base / "broker.log")
+    props = plaintext_broker_properties(base, f"{zk_connect}/kafkalike-rq-{uuid.uuid4().hex[:10]}", port,
+                                        **{"kafkalike.metrics.port": str(metrics_port)})
+    with broker_process(base, props, port):
         yield port, metrics_port
-    finally:
-        stop(process)
 
 
 def _set_quota(port: int, client_id: str, value: float) -> None:

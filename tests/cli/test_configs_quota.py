@@ -20,7 +20,7 @@ import trio
 
 from kafkalike.cli.configs import CommandError, Entity, java_double, parse_add_config, parse_quota_config
 from kafkalike.coordination import ZooKeeperClient
-from tests.broker.listener_helpers import free_ports, spawn, stop, wait_port, write_properties
+from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties
 
 KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar"))
@@ -61,16 +61,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterato
     base = tmp_path_factory.mktemp("configs-quota")
     (port,) = free_ports(1)
     chroot = f"{zk_connect}/kafkalike-cq-{uuid.uuid4().hex[:10]}"
-    config = base / "server.properties"
-    write_properties(config, {"broker.id": "1", "log.dirs": str(base / "logs"), "zookeeper.connect": chroot,
-                              "listeners": f"PLAINTEXT://127.0.0.1:{port}", "offsets.topic.replication.factor": "1",
-                              "kafkalike.metrics.port": "-1"})
-    process = spawn(config, base / "broker.log")
-    try:
-        wait_port(port, process, base / "broker.log")
+    with broker_process(base, plaintext_broker_properties(base, chroot, port), port):
         yield port, chroot
-    finally:
-        stop(process)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
