@@ -814,7 +814,7 @@ class ZkAdminManager:
                 resource_name=res.resource_name,
                 configs=tuple(build(
                     entry_cls, name=e.name, value=e.value, read_only=e.read_only,
-                    config_source=e.source, is_default=e.source == SOURCE_DEFAULT, is_sensitive=False,
+                    config_source=e.source, is_default=e.source == SOURCE_DEFAULT, is_sensitive=e.type == "password",
                     synonyms=tuple(build(syn_cls, name=n, value=v, source=s) for n, v, s in e.synonyms)
                     if include_synonyms else (),
                     config_type=TYPE_IDS.get(e.type, 0),

@@ -76,6 +76,10 @@ def test_confluent_describe_configs_of_a_broker_is_answered_by_that_broker(kafka
         assert entries["broker.id"].source == ConfigSource.STATIC_BROKER_CONFIG.value
         assert entries["listeners"].value == f"PLAINTEXT://{kafka_cluster.broker_address(broker_id)}"
         assert entries["num.partitions"].source == ConfigSource.DEFAULT_CONFIG.value
+        # PASSWORD keys are sensitive, with no value, as on a Kafka 3.9 broker
+        for name in ("ssl.keystore.password", "sasl.jaas.config"):
+            assert (entries[name].is_sensitive, entries[name].value) == (True, None), name
+        assert not entries["num.partitions"].is_sensitive
 
 
 def test_confluent_alter_and_incremental_alter_topic_configs_show_in_describe(kafka_cluster: LocalCluster) -> None:
