@@ -51,8 +51,9 @@ async def _alter_default(server: Any, op: int, **configs: str) -> Any:
 
 async def _describe_broker(server: Any, name: str, resource_type: int = 4) -> dict[str, Any]:
     """DescribeConfigs v4 (synonyms) of BROKER (4; TOPIC 2) ``name`` through kafkalike's client
-    (confluent-kafka 2.16's describe_configs future never resolves against this in-process
-    broker, topics included and before this change too, although the answer arrives)."""
+    (a blocking confluent-kafka ``result()`` on this thread would stall the in-process broker's
+    trio loop until it times out; tests/broker/test_describe_configs_librdkafka.py calls it from a
+    worker thread)."""
     from kafkalike.protocol.api_keys import ApiKey
     from tests.broker.broker_helpers import connect
     async with connect(server) as conn:
