@@ -157,6 +157,26 @@ async def produce(conn: KafkaConnection, topic: str, partition: int, records: by
     return resp.responses[0].partition_responses[0]
 
 
+async def create_filled_partition(server: KafkaServer, topic: str, batches: int) -> None:
+    """Topic ``topic`` with one partition whose only replica is ``server`` (CreateTopics v7 with
+    a manual assignment), then, once ``server`` hosts it (at most 20 s), ``batches`` batches of
+    4 records of 16000 bytes each (~64 KB a batch) produced to it with acks=1 (the partition
+    the reassignment-throttle tests move)."""
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.storage import TopicPartition
+
+    async with connect(server) as conn:
+        resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
+            {"name": topic, "num_partitions": -1, "replication_factor": -1,
+             "assignments": [{"partition_index": 0, "broker_ids": [server.config.broker_id]}], "configs": []}])
+        assert resp.topics[0].error_code == 0
+        with trio.fail_after(20):
+            while TopicPartition(topic, 0) not in server.replica_manager.partitions:
+                await trio.sleep(0.05)
+        for _ in range(batches):
+            await produce(conn, topic, 0, batch([b"x" * 16000] * 4), acks=1)
+
+
 async def fetch(conn: KafkaConnection, topic: str, partition: int, offset: int, *, max_wait_ms: int = 0,
                 min_bytes: int = 1, max_bytes: int = 1 << 20, partition_max_bytes: int = 1 << 20,
                 replica_id: int = -1, current_leader_epoch: int = -1, version: int = 12) -> Any:

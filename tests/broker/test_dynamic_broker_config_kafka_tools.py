@@ -17,9 +17,8 @@ import pytest
 import trio
 
 from kafkalike.coordination import ZooKeeperClient
-from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.storage import TopicPartition
-from tests.broker.broker_helpers import batch, connect, port_of, produce, running_broker
+from tests.broker.broker_helpers import create_filled_partition, port_of, running_broker
 
 KAFKA_LIB = os.environ.get("KAFKALIKE_KAFKA_LIB", "")
 HAVE_KAFKA = bool(KAFKA_LIB) and any(Path(KAFKA_LIB).glob("kafka_2.13-*.jar")) and shutil.which("java") is not None
@@ -99,16 +98,7 @@ async def test_kafka_reassign_partitions_sh_throttle_is_written_and_verify_remov
         b1 = await stack.enter_async_context(running_broker(tmp_path, zk_chroot_connect, broker_id=1))
         b2 = await stack.enter_async_context(running_broker(tmp_path, zk_chroot_connect, broker_id=2))
         tp = TopicPartition("moving", 0)
-        async with connect(b1) as conn:
-            resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
-                {"name": "moving", "num_partitions": -1, "replication_factor": -1,
-                 "assignments": [{"partition_index": 0, "broker_ids": [1]}], "configs": []}])
-            assert resp.topics[0].error_code == 0
-            with trio.fail_after(20):
-                while tp not in b1.replica_manager.partitions:
-                    await trio.sleep(0.05)
-            for _ in range(40):
-                await produce(conn, "moving", 0, batch([b"x" * 16000] * 4), acks=1)
+        await create_filled_partition(b1, "moving", batches=40)
         plan = tmp_path / "plan.json"
         plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 0,
                                                                   "replicas": [1, 2]}]}))

@@ -19,9 +19,7 @@ import pytest
 import trio
 
 from kafkalike.coordination import ZooKeeperClient
-from kafkalike.protocol.api_keys import ApiKey
-from kafkalike.storage import TopicPartition
-from tests.broker.broker_helpers import batch, connect, port_of, produce, running_broker
+from tests.broker.broker_helpers import create_filled_partition, port_of, running_broker
 
 pytestmark = [pytest.mark.trio,
               pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1", reason="nine CLI processes: KAFKALIKE_SLOW=1")]
@@ -75,17 +73,7 @@ async def test_configs_brokers_and_reassign_throttle_print_kafkas_lines_and_writ
         assert "Cannot update these configs dynamically: Set(broker.id)" in out.stderr
 
         # reassign-partitions --throttle: the topic and broker configs Kafka's tool writes
-        tp = TopicPartition("moving", 0)
-        async with connect(b1) as conn:
-            resp = await conn.call(ApiKey.CREATE_TOPICS, api_version=7, timeout=20000, validate_only=False, topics=[
-                {"name": "moving", "num_partitions": -1, "replication_factor": -1,
-                 "assignments": [{"partition_index": 0, "broker_ids": [1]}], "configs": []}])
-            assert resp.topics[0].error_code == 0
-            with trio.fail_after(20):
-                while tp not in b1.replica_manager.partitions:
-                    await trio.sleep(0.05)
-            for _ in range(10):
-                await produce(conn, "moving", 0, batch([b"x" * 16000] * 4), acks=1)
+        await create_filled_partition(b1, "moving", batches=10)
         plan = tmp_path / "plan.json"
         plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 0,
                                                                   "replicas": [1, 2]}]}))
