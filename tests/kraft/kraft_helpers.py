@@ -21,7 +21,7 @@ from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.messages import build_request
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.errors import ErrorCode
-from tests.raft.raft_helpers import REPO, RaftNode, free_ports, leader_of, wait_for
+from tests.raft.raft_helpers import REPO, RaftNode, leader_of, raft_cluster, wait_for
 
 CLUSTER_ID = "MkU3OEVBNTcwNTJENDM2Qg"
 BROKER_REGISTRATION, BROKER_HEARTBEAT, ALTER_PARTITION, ALLOCATE_PRODUCER_IDS = 62, 63, 56, 67
@@ -64,21 +64,15 @@ class ControllerNode(RaftNode):
 @contextlib.contextmanager
 def controller_quorum(tmp_path: Path, n: int = 3, extra: str = "") -> Iterator[list[ControllerNode]]:
     """n formatted controllers (ids 1..n) under tmp_path, started; stopped (SIGTERM, then SIGKILL) at exit."""
-    ports = free_ports(n)
-    voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(ports))
-    nodes = [ControllerNode(i + 1, port, tmp_path / f"node{i + 1}", voters, [], extra=extra)
-             for i, port in enumerate(ports)]
-    for node in nodes:
-        node.dir.mkdir(parents=True, exist_ok=True)
-        node.write_config()
-        assert cli_main(["storage", "format", "-t", CLUSTER_ID, "-c", str(node.config)]) == 0
-    try:
+    def format_storage(nodes: list[ControllerNode]) -> None:
         for node in nodes:
-            node.start()
+            node.write_config()
+            assert cli_main(["storage", "format", "-t", CLUSTER_ID, "-c", str(node.config)]) == 0
+
+    with raft_cluster(tmp_path, n, prepare=format_storage,
+                      make_node=lambda node_id, port, path, voters: ControllerNode(
+                          node_id, port, path, voters, [], extra=extra)) as nodes:
         yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 async def send(node: RaftNode, request: Any, timeout_s: float = 30.0) -> Any:

@@ -11,27 +11,12 @@ import attrs
 import trio
 
 from kafkalike.protocol import metadata_records as mr
-from kafkalike.raft.kafka_metadata_log import Batch, KafkaMetadataLog
-from kafkalike.raft.kafka_raft_client import KafkaRaftClient, LeaderAndEpoch, RaftConfig, RaftServer
+from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
+from kafkalike.raft.kafka_raft_client import KafkaRaftClient, RaftConfig, RaftServer
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, CandidateState, FileQuorumStateStore, QuorumState
-from tests.raft.raft_helpers import free_ports
+from tests.raft.raft_helpers import Recorder, free_ports
 
 OBSERVER_ID = 100
-
-
-@attrs.define
-class Recorder:
-    batches: list[Batch] = attrs.field(factory=list)
-    leaders: list[LeaderAndEpoch] = attrs.field(factory=list)
-
-    def handle_commit(self, batch: Batch) -> None:
-        self.batches.append(batch)
-
-    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
-        self.leaders.append(leader)
-
-    def data_offsets(self) -> list[int]:
-        return [b.last_offset for b in self.batches if b.records]
 
 
 @attrs.define

@@ -26,13 +26,15 @@ from kafkalike.client.messages import build_request
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.records import DecodedBatch, decode_batches
-from kafkalike.raft.kafka_metadata_log import METADATA_PARTITION_DIR
+from kafkalike.raft.kafka_metadata_log import METADATA_PARTITION_DIR, Batch
+from kafkalike.raft.kafka_raft_client import LeaderAndEpoch
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 120.0
 """Bound for a node's start (imports alone take 10 s on a loaded 2-core machine)."""
 
 T = TypeVar("T")
+N = TypeVar("N", bound="RaftNode")
 
 
 def free_ports(n: int) -> list[int]:
@@ -89,12 +91,7 @@ class RaftNode:
         if p is None or p.poll() is not None:
             return
         self.resume()
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        terminate(p, 20)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         """JSON lines this node printed (all its runs), optionally only events called ``name``."""
@@ -117,13 +114,51 @@ class RaftNode:
         return found
 
 
+def terminate(process: subprocess.Popen[Any], timeout_s: float) -> None:
+    """SIGTERM ``process`` unless it has exited, wait up to ``timeout_s`` s, then SIGKILL it
+    and wait for it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@attrs.define
+class Recorder:
+    """A KafkaRaftClient listener that keeps what it is given: every committed batch
+    (``handle_commit``, control batches included) and every leader change, in order."""
+
+    batches: list[Batch] = attrs.field(factory=list)
+    leaders: list[LeaderAndEpoch] = attrs.field(factory=list)
+
+    def handle_commit(self, batch: Batch) -> None:
+        self.batches.append(batch)
+
+    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
+        self.leaders.append(leader)
+
+    def data_offsets(self) -> list[int]:
+        """The last offset of each committed batch that has records (control batches left out)."""
+        return [b.last_offset for b in self.batches if b.records]
+
+
 @contextlib.contextmanager
 def raft_cluster(tmp_path: Path, n: int = 3, args: tuple[str, ...] = (),
-                 prepare: Callable[[list[RaftNode]], None] | None = None) -> Iterator[list[RaftNode]]:
-    """n voters (ids 1..n) under tmp_path; ``prepare`` may write their dirs before they start."""
+                 prepare: Callable[[list[N]], None] | None = None,
+                 make_node: Callable[[int, int, Path, str], N] | None = None) -> Iterator[list[N]]:
+    """n voters (ids 1..n) under tmp_path (dirs ``node<id>``), started in order, stopped (SIGTERM,
+    then SIGKILL) at exit; ``prepare`` may write their dirs before they start. ``make_node(node_id,
+    port, dir, voters)`` makes each node (default: a RaftNode with ``args``; kraft_helpers'
+    controller_quorum makes ControllerNodes)."""
+    make: Callable[[int, int, Path, str], Any] = make_node or (
+        lambda node_id, port, path, voters: RaftNode(node_id, port, path, voters, list(args)))
     ports = free_ports(n)
     voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(ports))
-    nodes = [RaftNode(i + 1, port, tmp_path / f"node{i + 1}", voters, list(args)) for i, port in enumerate(ports)]
+    nodes = [make(i + 1, port, tmp_path / f"node{i + 1}", voters) for i, port in enumerate(ports)]
     for node in nodes:
         node.dir.mkdir(parents=True, exist_ok=True)
     if prepare is not None:

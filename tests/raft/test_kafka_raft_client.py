@@ -20,27 +20,12 @@ from kafkalike.client.messages import build_request
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
-from kafkalike.raft.kafka_metadata_log import Batch, KafkaMetadataLog
+from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
 from kafkalike.raft.kafka_raft_client import (KafkaRaftClient, LeaderAndEpoch, NotLeaderError, RaftConfig,
                                               RaftServer, parse_voters)
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
 from kafkalike.storage.snapshots import Snapshot, SnapshotId
-from tests.raft.raft_helpers import free_ports
-
-
-@attrs.define
-class Recorder:
-    batches: list[Batch] = attrs.field(factory=list)
-    leaders: list[LeaderAndEpoch] = attrs.field(factory=list)
-
-    def handle_commit(self, batch: Batch) -> None:
-        self.batches.append(batch)
-
-    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
-        self.leaders.append(leader)
-
-    def noop_offsets(self) -> list[int]:
-        return [b.base_offset for b in self.batches if b.records]
+from tests.raft.raft_helpers import Recorder, free_ports
 
 
 async def _start_quorum(nursery: trio.Nursery, tmp_path: Path, n: int = 3,
@@ -96,7 +81,7 @@ async def test_appends_reach_every_listener_in_order_once(tmp_path: Path) -> Non
         for recorder in recorders:
             # the LeaderChange control batch first, then the five NoOp batches, each once
             assert recorder.batches[0].control_records[0].leader_id == leader.node_id
-            assert [b.last_offset for b in recorder.batches if b.records] == offsets
+            assert recorder.data_offsets() == offsets
             assert all(len(b.records) == 2 and b.epoch == leader.quorum.epoch for b in recorder.batches if b.records)
             assert recorder.leaders[-1] == LeaderAndEpoch(leader.node_id, leader.quorum.epoch)
         nursery.cancel_scope.cancel()
