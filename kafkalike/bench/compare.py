@@ -173,7 +173,7 @@ def run_compare(systems: list[str], partitions: list[int], scenarios: list[str],
                     for r in range(1, rounds + 1):
                         for scenario in scenarios:
                             m = run_scenario(c, scenario, p, r)
-                            say(f"  {scenario} round {r}: {m.seconds:.2f} s (load {_load()})")
+                            say(f"  {scenario} round {r}: {m.seconds:.2f} s, node {m.node}, moved {m.moved} (load {_load()})")
                             results["measurements"].append({"system": system, "partitions": p, "round": r,
                                                             **attrs.asdict(m)})
                             if r == 1:
@@ -256,6 +256,10 @@ def write_report(results: dict[str, Any], report_dir: Path) -> Path:
            f"Started {results.get('started', '?')}; 1-minute load average at the start and after each "
            f"cluster: {', '.join(results['load'])}. Seconds are wall-clock medians of the rounds, measured "
            "from the fault by a client polling each broker's Metadata every 0.1 s. Ratio = KRaft / ZooKeeper.",
+           "", "Failure detection differs by setting, not only by design: ZooKeeper mode uses kafkalike's "
+           "teaching zookeeper.session.timeout.ms=6000 (Kafka 18000); KRaft mode Kafka's defaults "
+           "broker.session.timeout.ms=9000, broker.heartbeat.interval.ms=2000, "
+           "controller.quorum.fetch.timeout.ms=2000, controller.quorum.election.timeout.ms=1000.",
            "", "| scenario | partitions | system | rounds | median s | partitions moved | ratio |",
            "|---|---:|---|---:|---:|---:|---:|"]
     for scenario in SCENARIOS:

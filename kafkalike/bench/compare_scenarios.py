@@ -21,7 +21,8 @@ Scenarios (``SCENARIOS``; seconds, wall clock, measured by this process polling 
   controllers), start it again -> from the start until every partition is led in every broker's
   Metadata.
 
-Each fault is undone after the measurement (the node restarted, the cluster whole again) before
+Before each fault the scenario topic's preferred leaders are elected (ElectLeaders), so every
+broker leads about a third of it. Each fault is undone after the measurement (the node restarted, the cluster whole again) before
 the next. All functions are synchronous (they drive processes); probes run ``trio.run``.
 """
 
@@ -49,7 +50,7 @@ from kafkalike.protocol.errors import ErrorCode
 log = structlog.get_logger(__name__)
 
 __all__ = ["SYSTEMS", "SCENARIOS", "ComparedCluster", "Measurement", "CompareError", "run_scenario",
-           "metadata_of", "wait_until"]
+           "metadata_of", "wait_until", "elect_preferred_leaders"]
 
 SYSTEMS = ("kafkalike-zk", "kafkalike-kraft")
 SCENARIOS = ("controller_failover", "broker_failure", "controlled_shutdown", "create_partitions",
@@ -217,6 +218,41 @@ class ComparedCluster:
         return True
 
 
+def elect_preferred_leaders(c: ComparedCluster, partitions: int, timeout: float = 300.0) -> bool:
+    """ElectLeaders (preferred, Kafka's election type 0) for every partition of ``TOPIC``, then wait
+    until every broker's Metadata shows each partition led by its first replica: each fault starts
+    from a balanced cluster, as after Kafka's auto.leader.rebalance. False (and a warning) if it
+    did not balance within ``timeout`` s (the next fault's ``moved`` then says how many it hit)."""
+    import datetime
+
+    from kafkalike.client.kafka_client import KafkaClient
+
+    async def elect() -> None:
+        with trio.fail_after(60):
+            async with KafkaClient(c.bootstrap(), client_id="kafkalike-compare", request_timeout_ms=30000) as client:
+                conn = await client.controller_connection()
+                await conn.call(ApiKey.ELECT_LEADERS, election_type=0, timeout=datetime.timedelta(seconds=30),
+                                topic_partitions=[{"topic": TOPIC, "partitions": list(range(partitions))}])
+
+    def balanced() -> bool:
+        for b in c.broker_ids:
+            md = metadata_of(c.address(b), [TOPIC])
+            info = md.topics.get(TOPIC) if md is not None else None
+            if info is None or any(not p.replicas or p.leader != p.replicas[0] for p in info.partitions.values()):
+                return False
+        return True
+
+    if balanced():
+        return True
+    try:
+        trio.run(elect)
+        wait_until(balanced, timeout, f"{c.system}: preferred leaders of {TOPIC}")
+        return True
+    except Exception as exc:  # noqa: BLE001 -- best effort: the measurement goes on, with moved recorded
+        log.warning("compare_rebalance_failed", system=c.system, error=str(exc))
+        return False
+
+
 def _victim(c: ComparedCluster, partitions: int) -> int:
     """The broker a broker fault hits: of the brokers that are not the ZK controller (a broker
     fault, not a controller failover), the one leading the most partitions of ``TOPIC`` (after
@@ -236,6 +272,8 @@ def run_scenario(c: ComparedCluster, scenario: str, partitions: int, round_no: i
                  timeout: float = 900.0) -> Measurement:
     """Run one round of ``scenario`` on the started cluster ``c`` whose ``TOPIC`` has
     ``partitions`` partitions; leave the cluster whole again. CompareError on a timeout."""
+    if scenario in ("controller_failover", "broker_failure", "controlled_shutdown"):
+        elect_preferred_leaders(c, partitions)
     if scenario == "controller_failover":
         victim = c.active_controller()
         name = f"compare-cf-{round_no}"
