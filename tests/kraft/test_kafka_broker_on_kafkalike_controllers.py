@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import trio
 
 from kafkalike.protocol import metadata_records as mr
 from tests.kraft.kraft_helpers import CLUSTER_ID, active_controller, controller_quorum
-from tests.raft.raft_helpers import free_ports, wait_for
+from tests.raft.raft_helpers import free_ports, terminate, wait_for
 
 LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar"))
@@ -82,10 +81,4 @@ async def test_a_kafka_3_9_broker_runs_on_kafkalike_controllers(tmp_path: Path) 
             assert [t.name for t in topics if t.name == "judge"] == ["judge"]
             assert "Kafka Server started" in (tmp_path / "broker4.out").read_text()
         finally:
-            if java.poll() is None:
-                java.send_signal(signal.SIGTERM)
-                try:
-                    java.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    java.kill()
-                    java.wait()
+            terminate(java, 60)
