@@ -172,7 +172,13 @@ def run_compare(systems: list[str], partitions: list[int], scenarios: list[str],
                     wait_until(lambda: c.all_led(TOPIC, p, c.broker_ids), 900.0, f"{TOPIC} led")
                     for r in range(1, rounds + 1):
                         for scenario in scenarios:
-                            m = run_scenario(c, scenario, p, r)
+                            try:
+                                m = run_scenario(c, scenario, p, r)
+                            except CompareError as exc:  # recorded; the cluster is made whole for the next
+                                say(f"  {scenario} round {r} failed: {exc}")
+                                results["errors"].append({"system": system, "partitions": p, "error": str(exc)[:2000]})
+                                c.restore()
+                                continue
                             say(f"  {scenario} round {r}: {m.seconds:.2f} s, node {m.node}, moved {m.moved} (load {_load()})")
                             results["measurements"].append({"system": system, "partitions": p, "round": r,
                                                             **attrs.asdict(m)})
