@@ -52,7 +52,7 @@ from kafkalike.broker.broker_metadata_publisher import BrokerMetadataPublisher, 
 from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig
 from kafkalike.broker.forwarding_manager import ForwardingManager, KRaftControlPlane, NodeToControllerChannel
 from kafkalike.broker.kafka_config import KafkaConfig
-from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer, _first_leaf
+from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.server import run_until_signal
 from kafkalike.protocol.api_keys import ApiKey
@@ -94,24 +94,7 @@ class BrokerServer(KafkaServer):
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start (no ZooKeeper), report ``started`` and task_status, serve until shutdown.
         Raises BrokerStartupError (one-line reason)."""
-        try:
-            async with trio.open_nursery() as nursery:
-                self.nursery = nursery
-                await self._startup(nursery)
-                self.started.set()
-                task_status.started(self)
-                await self._shutdown.wait()
-                log.info("shutdown_started")
-                await self._controlled_shutdown()
-                await self._shutdown_components()
-                nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            startup_errors = group.subgroup(BrokerStartupError)
-            if startup_errors is not None:
-                raise _first_leaf(startup_errors) from None
-            raise
-        finally:
-            await self._close()
+        await self._serve(task_status)
 
     def _check_config(self) -> tuple[dict[int, tuple[str, int]], str]:
         """The voters and the cluster id (from meta.properties); BrokerStartupError otherwise."""

@@ -271,6 +271,13 @@ class KafkaServer:
             raise BrokerStartupError(
                 f"cannot connect to ZooKeeper at {cfg.zookeeper_connect!r}: {exc}") from exc
         self.zk, self.kafka_zk = zk, KafkaZkClient(zk)
+        await self._serve(task_status)
+
+    async def _serve(self, task_status: Any) -> None:
+        """Start the components (``_startup``), report ``started`` and ``task_status``, serve until
+        ``request_shutdown()``, then controlled shutdown and stop; ``_close()`` always. A
+        BrokerStartupError from start-up is raised alone (one-line reason), not in its group.
+        Shared by KafkaServer (ZooKeeper mode) and BrokerServer (KRaft)."""
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
