@@ -136,6 +136,21 @@ def broker_process(base: Path, props: dict[str, str], plaintext_port: int
         stop(process)
 
 
+def read_zk_json(zookeeper_connect: str, path: str) -> Any:
+    """The JSON of znode ``path`` under ``zookeeper_connect`` (with its chroot), read after a
+    sync on a fresh session (what a broker process wrote is there); NoNode if it is absent."""
+    import json
+
+    import trio
+
+    from kafkalike.coordination import ZooKeeperClient
+
+    async def read() -> Any:
+        async with ZooKeeperClient(zookeeper_connect, session_timeout_ms=6000) as zk:
+            return json.loads((await zk.get(path, sync=True))[0])
+    return trio.run(read)
+
+
 def wait_for_controller(admin: Any, timeout_s: float) -> None:
     """Until confluent-kafka's ``admin`` (an AdminClient) sees a controller in Metadata (requests
     librdkafka sends to the controller, such as CreateAcls or AlterConfigs, need one), retrying

@@ -10,7 +10,6 @@ The benchmark (how close the throttled rate comes to the quota) is not a test:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import pytest
 import trio
 
 from kafkalike.broker.client_quota_manager import DEFAULT, ClientQuotaManager, QuotaEntity, Rate
-from kafkalike.coordination import ZooKeeperClient
+from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties, read_zk_json
 
 KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar"))
@@ -74,8 +73,6 @@ def test_quota_precedence_is_kafkas() -> None:
 # ---------------------------------------------------------------------------- a real broker
 @pytest.fixture(scope="module")
 def quota_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[tuple[int, str]]:
-    from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties
-
     base = tmp_path_factory.mktemp("quota")
     (port,) = free_ports(1)
     chroot = f"{zk_connect}/kafkalike-quota-{uuid.uuid4().hex[:10]}"
@@ -87,13 +84,6 @@ async def _call(port: int, api_key: int, **fields: Any) -> Any:
     from kafkalike.client.connection import KafkaConnection
     async with KafkaConnection.open("127.0.0.1", port) as conn:
         return await conn.call(api_key, **fields)
-
-
-def _zk_get(connect: str, path: str) -> Any:
-    async def read() -> Any:
-        async with ZooKeeperClient(connect, session_timeout_ms=6000) as zk:
-            return json.loads((await zk.get(path, sync=True))[0])
-    return trio.run(read)
 
 
 def test_alter_and_describe_client_quotas_store_kafkas_znodes(quota_broker: tuple[int, str]) -> None:
@@ -108,8 +98,8 @@ def test_alter_and_describe_client_quotas_store_kafkas_znodes(quota_broker: tupl
         {"entity": [{"entity_type": "client-id", "entity_name": "x"}],
          "ops": [{"key": "no_such_quota", "value": 1.0, "remove": False}]}]))
     assert [int(e.error_code) for e in answer.entries] == [0, 0, 42]  # INVALID_REQUEST for the unknown key
-    assert _zk_get(chroot, "/config/users/alice/clients/c1") == {"version": 1, "config": {"producer_byte_rate": "1048576"}}
-    assert _zk_get(chroot, "/config/clients/<default>") == {"version": 1, "config": {"consumer_byte_rate": "2048"}}
+    assert read_zk_json(chroot, "/config/users/alice/clients/c1") == {"version": 1, "config": {"producer_byte_rate": "1048576"}}
+    assert read_zk_json(chroot, "/config/clients/<default>") == {"version": 1, "config": {"consumer_byte_rate": "2048"}}
     described = trio.run(lambda: _call(port, ApiKey.DESCRIBE_CLIENT_QUOTAS, strict=False, components=[
         {"entity_type": "client-id", "match_type": 2, "match": None}]))
     found = {tuple((e.entity_type, e.entity_name) for e in entry.entity): {v.key: v.value for v in entry.values}
@@ -151,7 +141,7 @@ def test_kafkas_own_kafka_configs_sh_alters_and_describes_client_quotas(quota_br
     out = configs("--alter", "--add-config", "producer_byte_rate=4096,consumer_byte_rate=8192",
                   "--entity-type", "clients", "--entity-name", "java-c")
     assert out.returncode == 0 and "Completed updating config for client java-c." in out.stdout, out.stderr[-2000:]
-    assert _zk_get(chroot, "/config/clients/java-c")["config"] == {"producer_byte_rate": "4096",
+    assert read_zk_json(chroot, "/config/clients/java-c")["config"] == {"producer_byte_rate": "4096",
                                                                    "consumer_byte_rate": "8192"}
     out = configs("--describe", "--entity-type", "clients", "--entity-name", "java-c")
     assert "Quota configs for client-id 'java-c' are" in out.stdout, out.stdout + out.stderr[-2000:]

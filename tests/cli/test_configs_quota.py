@@ -7,7 +7,6 @@ own kafka-configs.sh describes what ours wrote with the same lines."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -16,11 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trio
 
 from kafkalike.cli.configs import CommandError, Entity, java_double, parse_add_config, parse_quota_config
-from kafkalike.coordination import ZooKeeperClient
-from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties
+from tests.broker.listener_helpers import broker_process, free_ports, plaintext_broker_properties, read_zk_json
 
 KAFKA_LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and KAFKA_LIB.is_dir() and any(KAFKA_LIB.glob("kafka_2.13-*.jar"))
@@ -79,25 +76,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(["kafkalike", "configs", *args], code, out.getvalue(), err.getvalue())
 
 
-def _zk_json(connect: str, path: str) -> object:
-    async def read() -> object:
-        async with ZooKeeperClient(connect, session_timeout_ms=6000) as zk:
-            return json.loads((await zk.get(path, sync=True))[0])
-    return trio.run(read)
-
-
 def test_configs_alters_and_describes_client_and_user_quotas_over_the_wire(broker: tuple[int, str]) -> None:
     port, chroot = broker
     wire = ["--bootstrap-server", f"127.0.0.1:{port}"]
     done = _cli(*wire, "--alter", "--entity-type", "clients", "--entity-name", "c1",
                 "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152,request_percentage=50")
     assert (done.returncode, done.stdout) == (0, "Completed updating config for client c1.\n"), done.stderr
-    assert _zk_json(chroot, "/config/clients/c1") == {"version": 1, "config": {
+    assert read_zk_json(chroot, "/config/clients/c1") == {"version": 1, "config": {
         "producer_byte_rate": "1048576", "consumer_byte_rate": "2097152", "request_percentage": "50"}}
     done = _cli(*wire, "--alter", "--entity-type", "users", "--entity-name", "alice", "--entity-type", "clients",
                 "--entity-default", "--add-config", "producer_byte_rate=10485760")
     assert done.stdout == "Completed updating config for user alice.\n", done.stderr
-    assert _zk_json(chroot, "/config/users/alice/clients/<default>")["config"] == {"producer_byte_rate": "10485760"}
+    assert read_zk_json(chroot, "/config/users/alice/clients/<default>")["config"] == {"producer_byte_rate": "10485760"}
     done = _cli(*wire, "--alter", "--entity-type", "users", "--entity-default", "--add-config", "request_percentage=0.0001")
     assert done.stdout == "Completed updating default config for users in the cluster.\n", done.stderr
 
@@ -114,7 +104,7 @@ def test_configs_alters_and_describes_client_and_user_quotas_over_the_wire(broke
     done = _cli(*wire, "--alter", "--entity-type", "clients", "--entity-name", "c1",
                 "--delete-config", "request_percentage,consumer_byte_rate")
     assert done.returncode == 0, done.stderr
-    assert _zk_json(chroot, "/config/clients/c1")["config"] == {"producer_byte_rate": "1048576"}
+    assert read_zk_json(chroot, "/config/clients/c1")["config"] == {"producer_byte_rate": "1048576"}
     bad = _cli(*wire, "--alter", "--entity-type", "clients", "--entity-name", "c1", "--add-config", "fast=1")
     assert bad.returncode == 1 and bad.stderr.startswith("Error: Invalid config(s): fast")
 
@@ -125,7 +115,7 @@ def test_configs_through_zookeeper_writes_and_reads_quota_znodes(broker: tuple[i
     done = _cli(*zk, "--alter", "--entity-type", "clients", "--entity-name", "zk-client",
                 "--add-config", "consumer_byte_rate=4096")
     assert done.stdout == "Completed updating config for client zk-client.\n", done.stderr
-    assert _zk_json(chroot, "/config/clients/zk-client") == {"version": 1, "config": {"consumer_byte_rate": "4096"}}
+    assert read_zk_json(chroot, "/config/clients/zk-client") == {"version": 1, "config": {"consumer_byte_rate": "4096"}}
     described = _cli(*zk, "--describe", "--entity-type", "clients", "--entity-name", "zk-client")
     assert described.stdout == "Configs for client-id 'zk-client' are consumer_byte_rate=4096\n", described.stderr
 
