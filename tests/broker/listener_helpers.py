@@ -151,6 +151,28 @@ def read_zk_json(zookeeper_connect: str, path: str) -> Any:
     return trio.run(read)
 
 
+def mtls_certificates(base: Path, units: dict[str, str]) -> tuple[Path, Path, dict[str, tuple[Path, Path]]]:
+    """A fresh test CA (trustme) under ``base``: the broker's key and certificate for
+    127.0.0.1/localhost in one PEM (ssl.keystore.type=PEM), the CA certificate, and per client
+    ``name`` in ``units`` a certificate with subject CN=<name>,OU=<unit>,O=kafkalike and its
+    key. Returns (keystore path, CA path, {name: (cert path, key path)})."""
+    import trustme
+
+    ca = trustme.CA()
+    keystore, ca_pem = base / "broker.pem", base / "ca.pem"
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(keystore))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    certs: dict[str, tuple[Path, Path]] = {}
+    for name, unit in units.items():
+        leaf = ca.issue_cert(f"{name}.kafkalike.test", common_name=name, organization_name="kafkalike",
+                             organization_unit_name=unit)
+        cert, key = base / f"{name}-cert.pem", base / f"{name}-key.pem"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        certs[name] = (cert, key)
+    return keystore, ca_pem, certs
+
+
 def wait_for_controller(admin: Any, timeout_s: float) -> None:
     """Until confluent-kafka's ``admin`` (an AdminClient) sees a controller in Metadata (requests
     librdkafka sends to the controller, such as CreateAcls or AlterConfigs, need one), retrying

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import attrs
 import pytest
-import trustme
 
 from kafkalike.broker.ssl_factory import principal_from_peer_certificate
-from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, single_broker_properties,
-                                           wait_for_controller)
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, mtls_certificates,
+                                           single_broker_properties, wait_for_controller)
 
 ALICE = "User:CN=alice,OU=judges,O=kafkalike"
 
@@ -34,18 +33,7 @@ class MtlsBroker:
 @pytest.fixture(scope="module")
 def mtls_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[MtlsBroker]:
     base = tmp_path_factory.mktemp("mtls")
-    ca = trustme.CA()
-    keystore, ca_pem = base / "broker.pem", base / "ca.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(keystore))
-    ca.cert_pem.write_to_path(str(ca_pem))
-    certs = {}
-    for name in ("alice", "bob"):
-        leaf = ca.issue_cert(f"{name}.kafkalike.test", common_name=name, organization_name="kafkalike",
-                             organization_unit_name="judges")
-        cert, key = base / f"{name}-cert.pem", base / f"{name}-key.pem"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        certs[name] = (cert, key)
+    keystore, ca_pem, certs = mtls_certificates(base, {"alice": "judges", "bob": "judges"})
     plain, mtls = free_ports(2)
     props = single_broker_properties(base, zk_connect, "mtls", plain, f"MTLS://127.0.0.1:{mtls}", **{
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,MTLS:SSL",

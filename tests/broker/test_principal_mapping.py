@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from kafkalike.broker.ssl_factory import NoMatchingRule, SslConfigError, SslPrincipalMapper
-from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, single_broker_properties,
-                                           wait_for_controller)
+from tests.broker.listener_helpers import (broker_process, confluent_round_trip, free_ports, mtls_certificates,
+                                           single_broker_properties, wait_for_controller)
 
 KAFKA_TEST_RULES = ("RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/,RULE:^CN=(.*?),OU=(.*?),O=(.*?),L=(.*?),ST=(.*?),"
                     "C=(.*?)$/$1@$2/L,RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT")
@@ -49,18 +48,7 @@ def mapped_broker(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> 
     """A broker whose MTLS listener maps CN=<lowercase>,OU=judges,... to the upper-cased CN and
     nothing else; PLAINTEXT (ANONYMOUS the super user) for the test's ACL writes."""
     base = tmp_path_factory.mktemp("mapping")
-    ca = trustme.CA()
-    keystore, ca_pem = base / "broker.pem", base / "ca.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(keystore))
-    ca.cert_pem.write_to_path(str(ca_pem))
-    certs: dict[str, tuple[Path, Path]] = {}
-    for name, unit in (("alice", "judges"), ("carol", "outsiders")):
-        leaf = ca.issue_cert(f"{name}.kafkalike.test", common_name=name, organization_name="kafkalike",
-                             organization_unit_name=unit)
-        cert, key = base / f"{name}-cert.pem", base / f"{name}-key.pem"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        certs[name] = (cert, key)
+    keystore, ca_pem, certs = mtls_certificates(base, {"alice": "judges", "carol": "outsiders"})
     plain, mtls = free_ports(2)
     props = single_broker_properties(base, zk_connect, "mapping", plain, f"MTLS://127.0.0.1:{mtls}", **{
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,MTLS:SSL",
