@@ -13,17 +13,19 @@ For Avro the reader/writer check is Apache Avro's ``avro.compatibility``
 that Confluent's registry uses), which follows the Avro specification's "Schema Resolution":
 promotions int->long->float->double, string<->bytes, record fields matched by name or alias, a
 reader field missing from the writer needs a default, enum symbols, union branches, fixed size.
-JSON Schema and Protobuf schemas are not checked (every change passes): kafkalike's registry
-stores and serves them only.
+JSON Schema pairs follow Confluent's JSON Schema rules (``json_schema_compat``: open/closed
+content models, types, bounds, enums). Protobuf schemas are not checked (every change passes).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 import attrs
 
-from kafkalike.schema_registry.schemas import AVRO, ParsedSchema
+from kafkalike.schema_registry import json_schema_compat
+from kafkalike.schema_registry.schemas import AVRO, JSON, ParsedSchema
 
 LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
           "FULL", "FULL_TRANSITIVE")
@@ -67,7 +69,10 @@ class Incompatibility:
 
 def can_read(reader: ParsedSchema, writer: ParsedSchema) -> list[tuple[str, str, str]]:
     """Findings (error type, location, message) that stop ``reader`` from reading data written
-    with ``writer``; [] when it can. Only AVRO pairs are checked; other types return []."""
+    with ``writer``; [] when it can. AVRO and JSON pairs are checked; PROTOBUF returns []."""
+    if reader.schema_type == JSON and writer.schema_type == JSON:
+        return [(d.type, d.json_path, d.type)
+                for d in json_schema_compat.incompatibilities(json.loads(writer.schema), json.loads(reader.schema))]
     if reader.schema_type != AVRO or writer.schema_type != AVRO:
         return []
     from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
