@@ -89,10 +89,11 @@ def test_a_route_off_loopback_is_refused() -> None:
 
 
 def test_a_reset_connection_ends_only_itself(echo_port: int) -> None:
-    """Regression (v2 campaign, seed 10): a peer that resets its connection while the proxy
-    still holds delayed bytes for it made the delivery task raise inside a nursery; the
-    exception group escaped and stopped the whole proxy, cutting every broker from
-    ZooKeeper. Now the reset ends that connection and the route keeps serving."""
+    """Regression (v2 campaign, seeds 6 and 10): a peer that reset its connection (a broker
+    or ZooKeeper node killed -9) made the proxy's read or write raise inside a nursery; the
+    exception group escaped the proxy's except clause and stopped the whole proxy, cutting
+    every broker from ZooKeeper. Now the reset ends that connection and every route keeps
+    serving."""
     import struct
 
     resetter = socket.socket()
@@ -102,24 +103,22 @@ def test_a_reset_connection_ends_only_itself(echo_port: int) -> None:
                       Route("echo", "127.0.0.1", 0, "127.0.0.1", echo_port)])
     proxy.start()
     try:
-        proxy.set_delay("reset", 0.3)
-        c = socket.create_connection(("127.0.0.1", proxy.routes["reset"].listen_port), timeout=10)
-        far, _ = resetter.accept()
-        c.sendall(b"x" * 1000)  # held 0.3 s by the proxy ...
-        far.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        far.close()  # ... while the far side resets (RST)
-        assert c.recv(10) == b""
-        c.close()
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", proxy.routes["reset"].listen_port), timeout=10)
+            far, _ = resetter.accept()
+            c.sendall(b"x" * 1000)
+            assert _recv_exactly(far, 1000) == b"x" * 1000  # through the proxy ...
+            far.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            far.close()  # ... then the far side resets (RST), as a killed process's socket does
+            try:
+                assert c.recv(10) == b""  # the proxy ended this connection: closed ...
+            except ConnectionResetError:
+                pass  # ... or reset
+            c.close()
         e = socket.create_connection(("127.0.0.1", proxy.routes["echo"].listen_port), timeout=10)
         e.sendall(b"still here")
         assert _recv_exactly(e, 10) == b"still here"
         e.close()
-        c2 = socket.create_connection(("127.0.0.1", proxy.routes["reset"].listen_port), timeout=10)
-        far2, _ = resetter.accept()
-        far2.sendall(b"ok")
-        assert _recv_exactly(c2, 2) == b"ok"
-        c2.close()
-        far2.close()
     finally:
         proxy.close()
         resetter.close()
