@@ -57,12 +57,15 @@ class Incompatibility:
     def describe(self) -> str:
         """Confluent-style detail text of this finding."""
         reader, writer = ("new", "old") if self.reader_is_new else ("old", "new")
+        info = self.message
         if self.error_type == "READER_FIELD_MISSING_DEFAULT_VALUE":
             text = (f"The field '{self.message}' at path '{self.location}' in the {reader} schema has no default "
                     f"value and is missing in the {writer} schema")
+        elif self.location.startswith("#"):  # a JSON Schema difference (json_schema_compat)
+            text = info = self.message.replace("{reader}", reader).replace("{writer}", writer)
         else:
             text = f"{self.message} at path '{self.location}' ({reader} schema reading {writer} schema data)"
-        return (f"{{errorType:'{self.error_type}', description:'{text}', additionalInfo:'{self.message}'}}, "
+        return (f"{{errorType:'{self.error_type}', description:'{text}', additionalInfo:'{info}'}}, "
                 f"{{oldSchemaVersion: {self.old_version}}}, {{oldSchema: '{self.old_schema}'}}, "
                 f"{{compatibility: '{self.level}'}}")
 
@@ -71,7 +74,7 @@ def can_read(reader: ParsedSchema, writer: ParsedSchema) -> list[tuple[str, str,
     """Findings (error type, location, message) that stop ``reader`` from reading data written
     with ``writer``; [] when it can. AVRO and JSON pairs are checked; PROTOBUF returns []."""
     if reader.schema_type == JSON and writer.schema_type == JSON:
-        return [(d.type, d.json_path, d.type)
+        return [(d.type, d.json_path, d.describe("{reader}", "{writer}"))
                 for d in json_schema_compat.incompatibilities(json.loads(writer.schema), json.loads(reader.schema))]
     if reader.schema_type != AVRO or writer.schema_type != AVRO:
         return []

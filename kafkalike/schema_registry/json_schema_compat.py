@@ -78,6 +78,63 @@ class Difference:
     def compatible(self) -> bool:
         return self.type in COMPATIBLE_CHANGES
 
+    def describe(self, reader: str = "new", writer: str = "old") -> str:
+        """The sentence Confluent's registry gives this difference in a 409, naming the
+        ``reader`` side (the update) and the ``writer`` side (the original), e.g. "The new
+        schema has an open content model and has a property or item at path '#/properties/b'
+        which is missing in the old schema"."""
+        p, t = self.json_path, self.type
+        if t in _ADDED_OR_REMOVED:
+            return f"The keyword at path '{p}' in the {reader} schema is not present in the {writer} schema"
+        if t in _INCREASED:
+            return f"The value at path '{p}' in the {reader} schema is more than its value in the {writer} schema"
+        if t in _DECREASED:
+            return f"The value at path '{p}' in the {reader} schema is less than its value in the {writer} schema"
+        if t in _CHANGED:
+            return f"The value at path '{p}' is different between the {reader} and {writer} schema"
+        if t in _FEWER:
+            return (f"An array or combined type at path '{p}' has fewer elements in the {reader} schema "
+                    f"than the {writer} schema")
+        if t in _MORE:
+            return (f"An array or combined type at path '{p}' has more elements in the {reader} schema "
+                    f"than the {writer} schema")
+        if t in _TYPE_DIFFERS:
+            return f"A type at path '{p}' is different between the {reader} schema and the {writer} schema"
+        if t == "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL":
+            return (f"The {reader} schema has an open content model and has a property or item at path '{p}' "
+                    f"which is missing in the {writer} schema")
+        if t == "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL":
+            return (f"The {reader} schema has an unopen content model and has a required property at path "
+                    f"'{p}' which is missing in the {writer} schema")
+        if t == "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL":
+            return (f"The {reader} has a closed content model and is missing a property or item present at "
+                    f"path '{p}' in the {writer} schema")
+        if t == "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL":
+            return (f"A property or item is missing in the {reader} schema but present at path '{p}' in the "
+                    f"{writer} schema and is not covered by its partially open content model")
+        if t == "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL":
+            return (f"The {reader} schema has a property or item at path '{p}' which is missing in the "
+                    f"{writer} schema and is not covered by its partially open content model")
+        return f"{t} at path '{p}'"
+
+
+# How Confluent's Difference words each incompatible type (its error() groups).
+_ADDED_OR_REMOVED = frozenset({
+    "MAXIMUM_ADDED", "MINIMUM_ADDED", "EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MINIMUM_ADDED", "MULTIPLE_OF_ADDED",
+    "MAX_LENGTH_ADDED", "MIN_LENGTH_ADDED", "PATTERN_ADDED", "REQUIRED_ATTRIBUTE_ADDED", "MAX_PROPERTIES_ADDED",
+    "MIN_PROPERTIES_ADDED", "DEPENDENCY_ARRAY_ADDED", "DEPENDENCY_SCHEMA_ADDED", "MAX_ITEMS_ADDED",
+    "MIN_ITEMS_ADDED", "UNIQUE_ITEMS_ADDED", "ADDITIONAL_ITEMS_REMOVED", "ADDITIONAL_PROPERTIES_REMOVED"})
+_INCREASED = frozenset({"MIN_LENGTH_INCREASED", "MINIMUM_INCREASED", "EXCLUSIVE_MINIMUM_INCREASED",
+                        "MIN_PROPERTIES_INCREASED", "MULTIPLE_OF_EXPANDED", "MIN_ITEMS_INCREASED"})
+_DECREASED = frozenset({"MAX_LENGTH_DECREASED", "MAXIMUM_DECREASED", "MAX_ITEMS_DECREASED",
+                        "EXCLUSIVE_MAXIMUM_DECREASED", "MAX_PROPERTIES_DECREASED"})
+_CHANGED = frozenset({"PATTERN_CHANGED", "MULTIPLE_OF_CHANGED", "DEPENDENCY_ARRAY_CHANGED"})
+_FEWER = frozenset({"ADDITIONAL_ITEMS_NARROWED", "ENUM_ARRAY_NARROWED", "SUM_TYPE_NARROWED",
+                    "ADDITIONAL_PROPERTIES_NARROWED"})
+_MORE = frozenset({"DEPENDENCY_ARRAY_EXTENDED", "PRODUCT_TYPE_EXTENDED", "SUM_TYPE_EXTENDED", "NOT_TYPE_EXTENDED"})
+_TYPE_DIFFERS = frozenset({"TYPE_CHANGED", "TYPE_NARROWED", "COMBINED_TYPE_CHANGED",
+                           "COMBINED_TYPE_SUBSCHEMAS_CHANGED", "ENUM_ARRAY_CHANGED"})
+
 
 _COMBINERS = ("allOf", "anyOf", "oneOf")
 

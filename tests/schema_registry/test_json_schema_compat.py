@@ -136,6 +136,20 @@ def test_levels_pick_the_direction_and_transitive_checks_every_version() -> None
     found = check(v4, [(1, v0), (2, v3)], "FORWARD_TRANSITIVE")
     assert [(f.error_type, f.old_version) for f in found] == [("MAX_LENGTH_DECREASED", 1)]
     assert check(v4, [(1, v0), (2, v3)], "NONE") == []
+    assert ("The value at path '#/properties/a/maxLength' in the old schema is less than its value in the new "
+            "schema") in found[0].describe()
+
+
+def test_descriptions_name_the_reader_and_writer_sides() -> None:
+    """Confluent's sentences: the reader (update) is named first, the writer (original) second."""
+    added, = incompatibilities(OPEN, {**OPEN, "properties": {"a": S, "b": N}})
+    assert added.describe() == ("The new schema has an open content model and has a property or item at path "
+                                "'#/properties/b' which is missing in the old schema")
+    removed, = incompatibilities({**CLOSED, "properties": {"a": S, "b": N}}, CLOSED)
+    assert removed.describe("old", "new") == ("The old has a closed content model and is missing a property or "
+                                              "item present at path '#/properties/b' in the new schema")
+    changed, = incompatibilities(S, N)
+    assert changed.describe() == "A type at path '#/' is different between the new schema and the old schema"
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +176,8 @@ def test_an_incompatible_json_schema_is_refused_with_409(registry: str) -> None:
     status, err = post({**OPEN, "properties": {"a": S, "b": N}})
     assert (status, err["error_code"]) == (409, 409), err
     assert "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in err["message"] and "#/properties/b" in err["message"]
+    assert ("The new schema has an open content model and has a property or item at path '#/properties/b' "
+            "which is missing in the old schema") in err["message"]
     assert post({**OPEN, "properties": {"a": S, "b": N}}, f"/compatibility/subjects/{s}/versions/latest") == (
         200, {"is_compatible": False})
     assert post({**OPEN, "properties": {"a": S, "b": {}}})[0] == 200
