@@ -18,13 +18,15 @@ PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL (incompatible); a required property a
 unopen writer model needs a ``default``.
 
 Covered: empty/true/false schemas, type changed / integer->number (TYPE_EXTENDED) and back
-(TYPE_NARROWED), type lists as sums (SUM_TYPE_EXTENDED / SUM_TYPE_NARROWED), string
-maxLength/minLength/pattern, number maximum/minimum/exclusive*/multipleOf, enum arrays,
-object properties/required/additionalProperties/patternProperties/dependencies (arrays)/
-maxProperties/minProperties, array items (one schema)/maxItems/minItems/uniqueItems, and
-id/title/description/default. Not covered (a difference kafkalike does not report, so the
-change passes): ``$ref`` resolution, ``allOf``/``anyOf``/``oneOf``/``not`` other than type
-lists, tuple ``items``, ``const``, schema-valued ``dependencies``.
+(TYPE_NARROWED), type lists and allOf/anyOf/oneOf (criterion widened or changed, subschemas
+paired by a maximum matching as Confluent's CombinedSchemaDiff), ``not``, ``{"type", "enum"}``
+products, string maxLength/minLength/pattern, number maximum/minimum/exclusive*/multipleOf,
+enum arrays, object properties/required/additionalProperties/patternProperties/dependencies/
+maxProperties/minProperties, array items (one schema)/maxItems/minItems/uniqueItems,
+id/title/description/default, and local ``$ref``s (inlined). Not covered (no difference is
+reported, so such a change passes): tuple ``items``/``additionalItems``, ``const``,
+``if``/``then``/``else``, references to other subjects, Confluent's metadata/reserved-property
+rules.
 """
 
 from __future__ import annotations
@@ -480,19 +482,25 @@ def _compare_object(out: list[Difference], path: str, original: dict[str, Any], 
     _bound(out, path, original, update, "minProperties", "MIN_PROPERTIES")
 
 
-def _compare_dependencies(out: list[Difference], path: str, original: dict[str, Any], update: dict[str, Any]) -> None:
-    od = {k: v for k, v in (original.get("dependencies") or {}).items() if isinstance(v, list)}
-    ud = {k: v for k, v in (update.get("dependencies") or {}).items() if isinstance(v, list)}
-    for name in sorted(set(od) | set(ud)):
-        where = f"{path}/dependencies/{name}"
-        if name not in ud:
-            out.append(Difference("DEPENDENCY_ARRAY_REMOVED", where))
-        elif name not in od:
-            out.append(Difference("DEPENDENCY_ARRAY_ADDED", where))
-        elif set(od[name]) != set(ud[name]):
-            a, b = set(od[name]), set(ud[name])
-            out.append(Difference("DEPENDENCY_ARRAY_EXTENDED" if b > a else "DEPENDENCY_ARRAY_NARROWED"
-                                  if b < a else "DEPENDENCY_ARRAY_CHANGED", where))
+def _compare_dependencies(out: list[Difference], path: str, original: dict[str, Any],
+                          update: dict[str, Any]) -> None:
+    """``dependencies``: property arrays (DEPENDENCY_ARRAY_*) and schemas (DEPENDENCY_SCHEMA_*)."""
+    odeps, udeps = original.get("dependencies") or {}, update.get("dependencies") or {}
+    for kind, pick in (("ARRAY", lambda v: isinstance(v, list)), ("SCHEMA", lambda v: not isinstance(v, list))):
+        od = {k: v for k, v in odeps.items() if pick(v)}
+        ud = {k: v for k, v in udeps.items() if pick(v)}
+        for name in sorted(set(od) | set(ud)):
+            where = f"{path}/dependencies/{name}"
+            if name not in ud:
+                out.append(Difference(f"DEPENDENCY_{kind}_REMOVED", where))
+            elif name not in od:
+                out.append(Difference(f"DEPENDENCY_{kind}_ADDED", where))
+            elif kind == "SCHEMA":
+                _compare(out, where, od[name], ud[name])
+            elif set(od[name]) != set(ud[name]):
+                a, b = set(od[name]), set(ud[name])
+                out.append(Difference("DEPENDENCY_ARRAY_EXTENDED" if b > a else "DEPENDENCY_ARRAY_NARROWED"
+                                      if b < a else "DEPENDENCY_ARRAY_CHANGED", where))
 
 
 def _compare_additional(out: list[Difference], path: str, original: dict[str, Any], update: dict[str, Any]) -> None:
