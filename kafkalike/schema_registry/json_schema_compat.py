@@ -418,8 +418,11 @@ def _is_open(schema: dict[str, Any]) -> bool:
 def _partial(schema: dict[str, Any], name: str) -> Any:
     """The schema a partially open model gives an undeclared property ``name``, or None."""
     for pattern, sub in (schema.get("patternProperties") or {}).items():
-        if re.search(pattern, name):
-            return sub
+        try:
+            if re.search(pattern, name):
+                return sub
+        except re.error:  # an ECMA 262 pattern Python cannot compile covers nothing here
+            continue
     extra = schema.get("additionalProperties")
     return None if isinstance(extra, bool) or extra is None else extra
 
