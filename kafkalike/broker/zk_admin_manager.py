@@ -56,7 +56,7 @@ from kafkalike.broker.controller_mutation_quota import (STRICT_SINCE, Controller
                                                         ControllerMutationQuotaManager,
                                                         ThrottlingQuotaExceeded)
 from kafkalike.broker.delayed_operation import DelayedOperation, DelayedOperationPurgatory
-from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig, DynamicConfigError
+from kafkalike.broker.dynamic_broker_config import DescribedConfig, DynamicBrokerConfig, DynamicConfigError
 from kafkalike.broker.kafka_config import CONFIG_KEYS, KafkaConfig
 from kafkalike.broker.metadata_cache import MetadataCache
 from kafkalike.broker.replica_manager import broker_log_config
@@ -689,17 +689,9 @@ class ZkAdminManager:
         return sorted(new)
 
     # ------------------------------------------------------------------ configs
-    @attrs.frozen
-    class Entry:
-        """One described config: name, value, source, read-only, type, doc, synonyms."""
-
-        name: str
-        value: str | None
-        source: int
-        read_only: bool
-        type: str
-        doc: str
-        synonyms: tuple[tuple[str, str | None, int], ...]
+    #: one described config (name, value, source, read-only, type, doc, synonyms): the broker
+    #: entries' record, shared with DynamicBrokerConfig
+    Entry = DescribedConfig
 
     def _broker_value(self, key: str) -> str | None:
         value = self.config[key]
