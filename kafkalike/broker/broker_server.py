@@ -50,7 +50,8 @@ from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManage
 from kafkalike.broker.broker_lifecycle_manager import BrokerLifecycleManager
 from kafkalike.broker.broker_metadata_publisher import BrokerMetadataPublisher, MetadataLoader
 from kafkalike.broker.dynamic_broker_config import DynamicBrokerConfig
-from kafkalike.broker.forwarding_manager import ForwardingManager, KRaftControlPlane, NodeToControllerChannel
+from kafkalike.broker.forwarding_manager import (ControllerUnavailableError, ForwardingManager, KRaftControlPlane,
+                                                 NodeToControllerChannel, forwarding_error_response)
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
@@ -229,7 +230,11 @@ class BrokerServer(KafkaServer):
         apis.auto_create_topic = self.auto_topic_creation_manager.create_topic
 
         async def elect_leaders(header: Any, request: Any, conn: Any) -> Any:
-            return await channel.send(request)
+            try:
+                return await channel.send(request)
+            except ControllerUnavailableError as exc:  # Kafka's ForwardingManager: REQUEST_TIMED_OUT
+                log.warning("forward_failed", api=type(request).__name__, error=str(exc))
+                return forwarding_error_response(request, exc.error_code, str(exc))
         apis.register(ApiKey.ELECT_LEADERS, elect_leaders)
         # the ZooKeeper controller's reassignment handlers would wait on a controller never started
         apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, forwarding.handle_list_partition_reassignments)

@@ -50,7 +50,8 @@ from kafkalike.protocol.metadata_records import uuid_to_base64
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["NodeToControllerChannel", "ControllerUnavailableError", "ForwardingManager", "KRaftControlPlane"]
+__all__ = ["NodeToControllerChannel", "ControllerUnavailableError", "ForwardingManager", "KRaftControlPlane",
+           "forwarding_error_response"]
 
 ALTER_PARTITION = 56  # api keys ApiKey does not name (controller-only APIs)
 ALLOCATE_PRODUCER_IDS = 67
@@ -224,6 +225,45 @@ class KRaftControlPlane:
         return dict(self.image().configs.config_map(kind, "" if name == "<default>" else name))
 
 
+def forwarding_error_response(request: Any, error: ErrorCode, message: str | None = None) -> Any:
+    """The answer to a forwarded admin ``request`` (a kio CreateTopics, DeleteTopics,
+    CreatePartitions, IncrementalAlterConfigs, AlterConfigs or ElectLeaders entity, any version)
+    that no controller answered: ``error`` (REQUEST_TIMED_OUT from the channel) for every topic,
+    resource or partition it names, as Kafka's ``AbstractRequest.getErrorResponse`` does
+    (ElectLeaders with no partitions named: the top-level error only, v1+). Raises ValueError for
+    other APIs."""
+    resp_cls = response_class_for(request)
+    key = type(request).__api_key__
+    nil = uuid.UUID(int=0)
+    if key == ApiKey.CREATE_TOPICS:
+        cls = entity(resp_cls, "CreatableTopicResult")
+        return build(resp_cls, topics=tuple(build(
+            cls, name=t.name, topic_id=nil, error_code=error, error_message=message, configs=(),
+            num_partitions=-1, replication_factor=-1) for t in request.topics))
+    if key == ApiKey.DELETE_TOPICS:
+        cls = entity(resp_cls, "DeletableTopicResult")
+        named = [(n, nil) for n in request.topic_names or ()] if hasattr(request, "topic_names") \
+            else [(t.name, t.topic_id) for t in request.topics]
+        return build(resp_cls, responses=tuple(build(cls, name=n, topic_id=i, error_code=error, error_message=message)
+                                               for n, i in named))
+    if key == ApiKey.CREATE_PARTITIONS:
+        cls = entity(resp_cls, "CreatePartitionsTopicResult")
+        return build(resp_cls, results=tuple(build(cls, name=t.name, error_code=error, error_message=message)
+                                             for t in request.topics))
+    if key in (ApiKey.INCREMENTAL_ALTER_CONFIGS, ApiKey.ALTER_CONFIGS):
+        cls = entity(resp_cls, "AlterConfigsResourceResponse")
+        return build(resp_cls, responses=tuple(build(
+            cls, error_code=error, error_message=message, resource_type=r.resource_type,
+            resource_name=r.resource_name) for r in request.resources))
+    if key == ApiKey.ELECT_LEADERS:
+        topic_cls, part_cls = entity(resp_cls, "ReplicaElectionResult"), entity(resp_cls, "PartitionResult")
+        return build(resp_cls, error_code=error, replica_election_results=tuple(build(
+            topic_cls, topic=t.topic, partition_result=tuple(build(
+                part_cls, partition_id=p, error_code=error, error_message=message) for p in t.partitions))
+            for t in request.topic_partitions or ()))
+    raise ValueError(f"no forwarding error answer for {type(request).__name__}")
+
+
 @attrs.frozen
 class _TopicError:
     error: ErrorCode
@@ -243,12 +283,16 @@ class ForwardingManager:
         self.describe = describe
 
     # ---------------------------------------------------------------- forwarded as they are
-    async def _forward(self, request: Any) -> Any:
+    async def _forward(self, request: Any, client_request: Any = None) -> Any:
+        """``request`` sent to the controller, its answer; when no controller answers in time,
+        ``client_request``'s (default ``request``'s) REQUEST_TIMED_OUT answer (Kafka 3.9's
+        ForwardingManager answers a forwarded request that times out so)."""
         try:
             return await self.channel.send(request)
         except ControllerUnavailableError as exc:
             log.warning("forward_failed", api=type(request).__name__, error=str(exc))
-            raise
+            return forwarding_error_response(request if client_request is None else client_request,
+                                             exc.error_code, str(exc))
 
     async def create_topics(self, header: Any, request: Any) -> Any:
         """CreateTopics, forwarded to the controller."""
@@ -283,7 +327,9 @@ class ForwardingManager:
                               "configs": ops})
         forwarded = build_request(ApiKey.INCREMENTAL_ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS_VERSION,
                                   resources=resources, validate_only=request.validate_only)
-        answer = await self._forward(forwarded)
+        answer = await self._forward(forwarded, request)
+        if type(answer) is response_class_for(request):
+            return answer  # the client's request's error answer (no controller answered)
         resp_cls = response_class_for(request)
         item_cls = entity(resp_cls, "AlterConfigsResourceResponse")
         return build(resp_cls, throttle_time=answer.throttle_time, responses=tuple(
