@@ -72,7 +72,8 @@ class BrokerServer(KafkaServer):
     """One KRaft broker (see module doc). ``await server.run()`` starts it (``started`` is set
     once it is unfenced) and serves until ``request_shutdown()``. Besides KafkaServer's
     attributes: ``raft`` (the observer), ``loader``, ``publisher``, ``lifecycle``, ``channel``,
-    ``control_plane``, ``forwarding``."""
+    ``control_plane``, ``forwarding``, ``request_processing_enabled`` (set once unfenced: until
+    then requests other than ApiVersions wait, as in Kafka)."""
 
     def __init__(self, config: KafkaConfig) -> None:
         super().__init__(config)
@@ -86,6 +87,7 @@ class BrokerServer(KafkaServer):
         self.channel: NodeToControllerChannel | None = None
         self.control_plane: KRaftControlPlane | None = None
         self.forwarding: ForwardingManager | None = None
+        self.request_processing_enabled = trio.Event()
 
     @property
     def metadata_dir(self) -> Path:
@@ -171,6 +173,7 @@ class BrokerServer(KafkaServer):
         # the data plane: the ZooKeeper mode's construction over the KRaft control plane
         await self._start_serving(nursery, None, control_plane)
         self._rewire_for_kraft(nursery, control_plane, channel)
+        self._hold_requests_until_unfenced()
 
         # metadata: publisher, loader, observer
         rm, group, txn = self.replica_manager, self.group_coordinator, self.transaction_coordinator
@@ -198,10 +201,29 @@ class BrokerServer(KafkaServer):
             await hook()
         lifecycle.set_ready_to_unfence()
         await lifecycle.unfenced.wait()
+        self.request_processing_enabled.set()
         self.gc_policy.after_startup()
         await nursery.start(self.gc_policy.run)
         log.info("broker_started", broker_epoch=self.broker_epoch, metadata_offset=self.loader.image.offset,
                  endpoints=[f"{n}://{h}:{p}" for n, h, p, _ in endpoints])
+
+    def _hold_requests_until_unfenced(self) -> None:
+        """Requests other than ApiVersions wait for ``request_processing_enabled`` (set once the
+        controller unfenced this broker), as Kafka 3.9's BrokerServer enables request processing only
+        after unfencing. Without it a restarted broker answered Metadata from the metadata log on its
+        disk, which may still list its previous incarnation as alive (in controlled shutdown), while
+        the controller does not place replicas on it yet (issue 21)."""
+        gate = self.request_processing_enabled
+
+        def held(inner: Any) -> Any:
+            async def handler(header: Any, request: Any, conn: Any) -> Any:
+                await gate.wait()
+                return await inner(header, request, conn)
+            return handler
+        apis = self.apis
+        for key, inner in list(apis.handlers.items()):
+            if key != ApiKey.API_VERSIONS:
+                apis.handlers[key] = held(inner)
 
     def _init_dynamic_config(self, control_plane: KRaftControlPlane) -> None:
         """Dynamic broker configs: the ZooKeeper mode's DynamicBrokerConfig over the control plane,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +11,14 @@ import trio
 from kafkalike.broker.forwarding_manager import (ForwardingManager, NodeToControllerChannel,
                                                  forwarding_error_response)
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
+from kafkalike.cli.main import main as cli_main
 from kafkalike.client.messages import build_request
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.codec import encode_response_body
 from kafkalike.protocol.errors import ErrorCode
+from tests.kraft.kraft_broker_helpers import BrokerNode
+from tests.kraft.kraft_helpers import CLUSTER_ID, controller_quorum, send
+from tests.raft.raft_helpers import free_ports, wait_for
 
 TIMED_OUT = ErrorCode.request_timed_out
 
@@ -85,3 +90,40 @@ def test_elect_leaders_error_answer_names_every_partition() -> None:
     _encodes(request, response)
     everything = build_request(ApiKey.ELECT_LEADERS, 2, election_type=0, timeout=1000, topic_partitions=None)
     assert forwarding_error_response(everything, TIMED_OUT).replica_election_results == ()
+
+
+async def test_a_kraft_broker_answers_metadata_only_once_the_controller_unfenced_it(tmp_path: Path) -> None:
+    """Kafka enables request processing after unfencing; a restarted kafkalike broker answered
+    Metadata at once from its local metadata log (its old incarnation listed as alive) while the
+    controller still refused to place replicas on it (INVALID_REPLICATION_FACTOR, issue 21)."""
+    with controller_quorum(tmp_path, 1) as voters:
+        controller = voters[0]
+        controller.stop()  # the broker starts with no controller: it cannot register
+        broker = BrokerNode(101, free_ports(1)[0], tmp_path / "broker101", controller.voters, [])
+        try:
+            broker.dir.mkdir(parents=True)
+            broker.write_config()
+            assert cli_main(["storage", "format", "-t", CLUSTER_ID, "-c", str(broker.config)]) == 0
+            broker.start()
+
+            async def listening() -> bool:
+                try:
+                    await send(broker, build_request(ApiKey.API_VERSIONS, 3, client_software_name="t",
+                                                     client_software_version="1"), 5)
+                except Exception:  # not listening yet (refused, possibly in a group)
+                    return False
+                return True
+            await wait_for(listening, "the fenced broker's listener", timeout_s=120)
+            answer: list[Any] = []
+
+            async def ask_metadata() -> None:
+                answer.append(await send(broker, build_request(ApiKey.METADATA, 12, topics=None,
+                                                               allow_auto_topic_creation=False), 180))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask_metadata)
+                await trio.sleep(0.5)  # the request is in before the controller exists
+                controller.start()
+                await broker.started()
+            assert [b.node_id for b in answer[0].brokers] == [101]
+        finally:
+            broker.stop()
