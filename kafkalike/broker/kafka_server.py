@@ -314,8 +314,6 @@ class KafkaServer:
         log.info("broker_starting", cluster_id=self.cluster_id, log_dirs=cfg.log_dirs,
                  zookeeper=cfg.zookeeper_connect)
 
-
-
         await self._start_serving(nursery, self.zk, self.kafka_zk)
 
         self.registration = self._registration()
