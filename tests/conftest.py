@@ -24,9 +24,15 @@ settings.load_profile("kafkalike")
 pytest_plugins = ["tests.fixtures_zk", "tests.fixtures_cluster"]
 
 
+#: structlog's configuration before any test ran (conftest is imported before test modules)
+_STRUCTLOG_BASELINE = structlog.get_config()
+
+
 @pytest.fixture(autouse=True)
 def _restore_structlog_config() -> Iterator[None]:
-    """Each test starts with the structlog configuration the one before it started with."""
-    saved = structlog.get_config()
+    """After each test, structlog's configuration is the one from before the first test: a
+    module- or session-scoped fixture that configured it (set up before a test's own fixtures,
+    so saving at each test's start would keep its change) does not leak past its module's
+    tests either."""
     yield
-    structlog.configure(**saved)
+    structlog.configure(**_STRUCTLOG_BASELINE)
