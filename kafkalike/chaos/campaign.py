@@ -1,6 +1,6 @@
 """A chaos campaign: N seeded random-nemesis runs, one after another, each on a fresh cluster.
 
-``kafkalike chaos campaign --runs N --backend local|compose [--duration 120s] [--seed-from S]
+``kafkalike chaos campaign --runs N --backend local|compose [--mode zk|kraft] [--duration 120s] [--seed-from S]
 [--menu v1|v2] [--report DIR]`` runs ``kafkalike chaos run --nemesis random --menu M --seed S+i
 ...`` N times, each in
 its own process (so a run that wedges or leaks cannot spoil the next, and the command that
@@ -73,7 +73,9 @@ class CampaignOptions:
     """A campaign's parameters. runs: how many; backend: "local" or "compose"; duration:
     seconds of faults per run; seed_from: the first run's seed (run i uses seed_from + i);
     report_dir: where everything goes; session_timeout_ms, rate: passed to every run; menu:
-    the random nemesis's menu version (faults.MENUS), recorded in every RunRecord."""
+    the random nemesis's menu version (faults.MENUS), recorded in every RunRecord; mode: the
+    control plane, "zk" (a ZooKeeper ensemble and an elected controller) or "kraft" (3 KRaft
+    controllers, local backend only), passed to every run as ``--mode``."""
 
     runs: int
     report_dir: Path
@@ -83,6 +85,7 @@ class CampaignOptions:
     session_timeout_ms: int = 6000
     rate: float = 50.0
     menu: str = DEFAULT_MENU
+    mode: str = "zk"
 
 
 @attrs.frozen
@@ -92,7 +95,8 @@ class RunRecord:
     last lines of its log). counts: anomaly kind -> count; faults: fault kind -> injections;
     unavailability: fault kind -> longest ack gap begun under it (s); wall_s: the run's own
     wall time including cluster start and stop; replay: the shell command that repeats it;
-    menu: the nemesis menu it drew from (records written before menus existed are "v1")."""
+    menu: the nemesis menu it drew from (records written before menus existed are "v1"); mode:
+    "zk" or "kraft" (records written before --mode existed are "zk")."""
 
     index: int
     seed: int
@@ -111,6 +115,7 @@ class RunRecord:
     report_dir: str
     error: str = ""
     menu: str = "v1"
+    mode: str = "zk"
 
     @property
     def lost(self) -> int:
@@ -173,7 +178,7 @@ class Summary:
 
 def replay_command(options: CampaignOptions, seed: int, report_dir: Path) -> list[str]:
     """The ``kafkalike chaos run`` argv of one campaign run (also its replay command)."""
-    return ["kafkalike", "chaos", "run", "--backend", options.backend, "--nemesis", "random",
+    return ["kafkalike", "chaos", "run", "--backend", options.backend, "--mode", options.mode, "--nemesis", "random",
             "--menu", options.menu, "--seed", str(seed), "--duration", f"{options.duration:g}s",
             "--session-timeout-ms", str(options.session_timeout_ms), "--rate", f"{options.rate:g}",
             "--report", str(report_dir)]
@@ -239,7 +244,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
     verdict_path = run_dir / "verdict.json"
     if not verdict_path.exists():
         return RunRecord(index, seed, options.backend, options.duration, "error", exit_code, 0, {}, {}, 0, {}, 0.0,
-                         round(wall_s, 1), replay, str(run_dir), log_tail, options.menu)
+                         round(wall_s, 1), replay, str(run_dir), log_tail, options.menu, options.mode)
     doc = json.loads(verdict_path.read_text())
     faults = Counter(fault_kind(f["name"], f.get("detail", "")) for f in doc.get("faults", []))
     history = run_dir / "history.jsonl"
@@ -252,7 +257,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
                      int(doc["summary"]["acknowledged"]), {k: int(v) for k, v in doc["counts"].items()},
                      dict(sorted(faults.items())), len(run.get("fault_errors", [])), unavailability,
                      float(doc.get("longest_ack_stall_s", 0.0)), round(wall_s, 1), replay, str(run_dir),
-                     "" if doc["status"] == "valid" else log_tail, run.get("menu") or options.menu)
+                     "" if doc["status"] == "valid" else log_tail, run.get("menu") or options.menu, options.mode)
 
 
 def summarize(records: Sequence[RunRecord], load: Sequence[tuple[float, float, float]] = (),
@@ -298,7 +303,9 @@ def render_markdown(s: Summary, title: str = "Chaos campaign", command: str = ""
     valid = s.statuses.get("valid", 0)
     out += [f"{s.runs} runs: " + ", ".join(f"{n} {k}" for k, n in s.statuses.items()) + f" ({valid}/{s.runs} valid).",
             f"Campaign wall time {s.wall_s:.0f} s; machine: {s.cpus} CPUs, {_load_text(s.load)}.",
-            "Nemesis menu: " + (", ".join(f"{m} ({n} runs)" for m, n in s.menus.items()) or "none") + ".", "",
+            "Nemesis menu: " + (", ".join(f"{m} ({n} runs)" for m, n in s.menus.items()) or "none") + ".",
+            "Control plane: " + (", ".join(f"{m} ({n} runs)" for m, n in Counter(r.mode for r in s.records).items())
+                                 or "none") + ".", "",
             "| runs | valid | acknowledged | lost | duplicates | order violations | faults injected | faults not applied |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {s.runs} | {valid} | {s.acknowledged} | {s.lost} | {s.duplicates} | {s.order_violations} "
@@ -403,7 +410,8 @@ def resummarize(report_dir: Path, command: str = "") -> Summary:
         flags = dict(zip(argv, argv[1:]))
         opts = CampaignOptions(1, report_dir, rec.backend, rec.duration_s,
                                session_timeout_ms=int(flags.get("--session-timeout-ms", 6000)),
-                               rate=float(flags.get("--rate", 50.0)), menu=flags.get("--menu", rec.menu))
+                               rate=float(flags.get("--rate", 50.0)), menu=flags.get("--menu", rec.menu),
+                               mode=flags.get("--mode", rec.mode))
         new = run_record(rec.index, rec.seed, opts, Path(rec.report_dir), rec.exit_code, rec.wall_s, rec.error)
         new = attrs.evolve(new, replay=rec.replay, error=rec.error)
         (Path(rec.report_dir) / "campaign-run.json").write_text(json.dumps(new.to_json(), indent=2) + "\n")

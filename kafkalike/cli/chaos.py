@@ -92,6 +92,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     camp.add_argument("--summarize-only", action="store_true",
                       help="run nothing: rebuild --report DIR's summary from its run directories")
     camp.add_argument("--backend", choices=["local", "compose"], default="local")
+    camp.add_argument("--mode", choices=["zk", "kraft"], default="zk",
+                      help="control plane of every run: zk (default) or kraft (3 KRaft controllers; local only)")
     camp.add_argument("--duration", type=_duration, default=120.0, help="fault time per run (default 120s)")
     camp.add_argument("--seed-from", type=int, default=1, help="the first run's seed; run i uses it + i (default 1)")
     camp.add_argument("--report", default=None, help="campaign directory (default: a new temporary one)")
@@ -146,6 +148,9 @@ def _campaign(args: argparse.Namespace) -> int:
     if args.runs is None or args.runs < 1:
         print("kafkalike chaos campaign: --runs must be at least 1", file=sys.stderr)
         return 2
+    if args.mode == "kraft" and args.backend != "local":
+        print("kafkalike chaos campaign: --mode kraft runs on the local backend only", file=sys.stderr)
+        return 2
     report = Path(args.report or tempfile.mkdtemp(prefix="kafkalike-chaos-campaign-"))
 
     def on_term(signum: int, frame: object) -> None:
@@ -154,9 +159,10 @@ def _campaign(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGTERM, on_term)
     try:
         summary = run_campaign(CampaignOptions(args.runs, report, args.backend, args.duration, args.seed_from,
-                                               args.session_timeout_ms, args.rate, args.menu),
+                                               args.session_timeout_ms, args.rate, args.menu, args.mode),
                                say=lambda s: print(s, flush=True),
                                command=(f"kafkalike chaos campaign --runs {args.runs} --backend {args.backend} "
+                                        f"--mode {args.mode} "
                                         f"--duration {args.duration:g}s --seed-from {args.seed_from} "
                                         f"--menu {args.menu} "
                                         f"--report {report}"))

@@ -133,9 +133,9 @@ def test_summary_from_recorded_verdicts(tmp_path: Path) -> None:
     assert [r.seed for r in s.not_valid] == [2]
     text = render_markdown(s)
     assert "seed 2: **invalid** (lost=1" in text
-    assert ("kafkalike chaos run --backend local --nemesis random --menu v2 --seed 2 --duration 60s "
+    assert ("kafkalike chaos run --backend local --mode zk --nemesis random --menu v2 --seed 2 --duration 60s "
             f"--session-timeout-ms 6000 --rate 50 --report {d2}") in text
-    assert s.menus == {"v2": 2} and "Nemesis menu: v2 (2 runs)." in text
+    assert s.menus == {"v2": 2} and "Nemesis menu: v2 (2 runs)." in text and "Control plane: zk (2 runs)." in text
     assert "1-min load average 1.0 .. 3.0" in text and "wall time 186 s" in text
     write_summary(tmp_path, s)
     assert json.loads((tmp_path / "summary.json").read_text())["lost"] == 1
@@ -155,7 +155,30 @@ def test_records_from_before_menus_count_as_menu_v1(tmp_path: Path) -> None:
     assert "menu" not in old
     assert RunRecord.from_json(old).menu == "v1"
     opts = CampaignOptions(runs=1, report_dir=tmp_path, menu="v1")
-    assert replay_command(opts, 7, tmp_path)[6:9] == ["random", "--menu", "v1"]
+    argv = replay_command(opts, 7, tmp_path)
+    assert argv[argv.index("--nemesis") + 1:argv.index("--menu") + 2] == ["random", "--menu", "v1"]
+
+
+def test_a_kraft_campaign_replays_its_runs_in_kraft_mode(tmp_path: Path) -> None:
+    """`chaos campaign --mode kraft`: every run's replay command says --mode kraft, the record
+    keeps the mode, and records from before --mode existed read back as zk."""
+    opts = CampaignOptions(runs=1, report_dir=tmp_path, mode="kraft")
+    argv = replay_command(opts, 3, tmp_path)
+    assert argv[argv.index("--mode") + 1] == "kraft"
+    rec = run_record(0, 3, opts, tmp_path, 2, 10.0, "no verdict")
+    assert rec.mode == "kraft" and "--mode kraft" in rec.replay
+    old = json.loads(next((Path(__file__).parents[2] / "docs" / "campaigns" / "2026-12-07-local" / "runs")
+                          .glob("*/campaign-run.json")).read_text())
+    assert RunRecord.from_json(old).mode == "zk"
+
+
+def test_a_kraft_campaign_on_compose_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--mode kraft with --backend compose stops with one line and exit status 2."""
+    from kafkalike.cli.main import main
+
+    assert main(["chaos", "campaign", "--runs", "1", "--backend", "compose", "--mode", "kraft",
+                 "--report", str(tmp_path)]) == 2
+    assert "--mode kraft runs on the local backend only" in capsys.readouterr().err
 
 
 def test_a_run_without_a_verdict_is_an_error_not_a_pass(tmp_path: Path) -> None:
