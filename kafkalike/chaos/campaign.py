@@ -44,7 +44,7 @@ from typing import Any
 
 import attrs
 
-from kafkalike.chaos.faults import DEFAULT_MENU
+from kafkalike.chaos.faults import DEFAULT_MENU, MenuSpec, parse_kinds
 from kafkalike.chaos.history import Acknowledged, FaultHealed, FaultStarted, Sent, read_history
 
 NO_FAULT = "(no fault)"
@@ -75,7 +75,9 @@ class CampaignOptions:
     report_dir: where everything goes; session_timeout_ms, rate: passed to every run; menu:
     the random nemesis's menu version (faults.MENUS), recorded in every RunRecord; mode: the
     control plane, "zk" (a ZooKeeper ensemble and an elected controller) or "kraft" (3 KRaft
-    controllers, local backend only), passed to every run as ``--mode``."""
+    controllers, local backend only), passed to every run as ``--mode``; kinds: a focus, the
+    fault kinds (faults.KINDS) every run's nemesis draws from (empty: the whole menu), passed
+    as ``--kinds`` and recorded as the run's menu (``v2:disk-full,...``)."""
 
     runs: int
     report_dir: Path
@@ -86,6 +88,12 @@ class CampaignOptions:
     rate: float = 50.0
     menu: str = DEFAULT_MENU
     mode: str = "zk"
+    kinds: tuple[str, ...] = ()
+
+    @property
+    def menu_spec(self) -> str:
+        """The menu as runs record it: ``v2`` or, with a focus, ``v2:kind,...``."""
+        return str(MenuSpec(self.menu, self.kinds))
 
 
 @attrs.frozen
@@ -95,7 +103,8 @@ class RunRecord:
     last lines of its log). counts: anomaly kind -> count; faults: fault kind -> injections;
     unavailability: fault kind -> longest ack gap begun under it (s); wall_s: the run's own
     wall time including cluster start and stop; replay: the shell command that repeats it;
-    menu: the nemesis menu it drew from (records written before menus existed are "v1"); mode:
+    menu: the nemesis menu it drew from, with its focus if any (``v2:disk-full,grow``;
+    records written before menus existed are "v1"); mode:
     "zk" or "kraft" (records written before --mode existed are "zk")."""
 
     index: int
@@ -180,6 +189,7 @@ def replay_command(options: CampaignOptions, seed: int, report_dir: Path) -> lis
     """The ``kafkalike chaos run`` argv of one campaign run (also its replay command)."""
     return ["kafkalike", "chaos", "run", "--backend", options.backend, "--mode", options.mode, "--nemesis", "random",
             "--menu", options.menu, "--seed", str(seed), "--duration", f"{options.duration:g}s",
+            *(["--kinds", ",".join(options.kinds)] if options.kinds else []),
             "--session-timeout-ms", str(options.session_timeout_ms), "--rate", f"{options.rate:g}",
             "--report", str(report_dir)]
 
@@ -244,7 +254,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
     verdict_path = run_dir / "verdict.json"
     if not verdict_path.exists():
         return RunRecord(index, seed, options.backend, options.duration, "error", exit_code, 0, {}, {}, 0, {}, 0.0,
-                         round(wall_s, 1), replay, str(run_dir), log_tail, options.menu, options.mode)
+                         round(wall_s, 1), replay, str(run_dir), log_tail, options.menu_spec, options.mode)
     doc = json.loads(verdict_path.read_text())
     faults = Counter(fault_kind(f["name"], f.get("detail", "")) for f in doc.get("faults", []))
     history = run_dir / "history.jsonl"
@@ -257,7 +267,7 @@ def run_record(index: int, seed: int, options: CampaignOptions, run_dir: Path, e
                      int(doc["summary"]["acknowledged"]), {k: int(v) for k, v in doc["counts"].items()},
                      dict(sorted(faults.items())), len(run.get("fault_errors", [])), unavailability,
                      float(doc.get("longest_ack_stall_s", 0.0)), round(wall_s, 1), replay, str(run_dir),
-                     "" if doc["status"] == "valid" else log_tail, run.get("menu") or options.menu, options.mode)
+                     "" if doc["status"] == "valid" else log_tail, run.get("menu") or options.menu_spec, options.mode)
 
 
 def summarize(records: Sequence[RunRecord], load: Sequence[tuple[float, float, float]] = (),
@@ -303,7 +313,9 @@ def render_markdown(s: Summary, title: str = "Chaos campaign", command: str = ""
     valid = s.statuses.get("valid", 0)
     out += [f"{s.runs} runs: " + ", ".join(f"{n} {k}" for k, n in s.statuses.items()) + f" ({valid}/{s.runs} valid).",
             f"Campaign wall time {s.wall_s:.0f} s; machine: {s.cpus} CPUs, {_load_text(s.load)}.",
-            "Nemesis menu: " + (", ".join(f"{m} ({n} runs)" for m, n in s.menus.items()) or "none") + ".",
+            "Nemesis menu: " + (", ".join(f"{m} ({n} runs)" for m, n in s.menus.items()) or "none") + "."
+            + (" A menu `vN:kind,...` is a focus: the draw restricted to those kinds (`--kinds`), weights as in vN."
+               if any(":" in m for m in s.menus) else ""),
             "Control plane: " + (", ".join(f"{m} ({n} runs)" for m, n in Counter(r.mode for r in s.records).items())
                                  or "none") + ".", "",
             "| runs | valid | acknowledged | lost | duplicates | order violations | faults injected | faults not applied |",
@@ -410,8 +422,9 @@ def resummarize(report_dir: Path, command: str = "") -> Summary:
         flags = dict(zip(argv, argv[1:]))
         opts = CampaignOptions(1, report_dir, rec.backend, rec.duration_s,
                                session_timeout_ms=int(flags.get("--session-timeout-ms", 6000)),
-                               rate=float(flags.get("--rate", 50.0)), menu=flags.get("--menu", rec.menu),
-                               mode=flags.get("--mode", rec.mode))
+                               rate=float(flags.get("--rate", 50.0)), menu=flags.get("--menu", rec.menu.split(":")[0]),
+                               mode=flags.get("--mode", rec.mode),
+                               kinds=parse_kinds(flags.get("--kinds", ""), flags.get("--menu", rec.menu.split(":")[0])))
         new = run_record(rec.index, rec.seed, opts, Path(rec.report_dir), rec.exit_code, rec.wall_s, rec.error)
         new = attrs.evolve(new, replay=rec.replay, error=rec.error)
         (Path(rec.report_dir) / "campaign-run.json").write_text(json.dumps(new.to_json(), indent=2) + "\n")

@@ -49,7 +49,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -787,65 +787,138 @@ jumps, grow / decommission / kill-during-reassignment, a controller kill during 
 deletion, and ZooKeeper link delay / connection drops (proxy). A new entry changes every seed's schedule, hence a new version."""
 DEFAULT_MENU = "v2"
 
+V1_KINDS: tuple[str, ...] = ("kill9", "pause", "partition", "isolate", "zk-cut", "restart", "zk-kill9",
+                             "zk-quorum-loss")
+"""The fault kinds of menu v1, as a campaign counts them (campaign.fault_kind)."""
+NEW_KINDS: tuple[str, ...] = ("zk-expiry-storm", "disk-full", "clock-jump", "grow", "decommission", "grow+kill9",
+                              "delete-topic+kill9", "net-delay", "net-drop")
+"""The fault kinds menu v2 adds to v1 (``new`` in a focus list stands for all of them)."""
+KINDS: tuple[str, ...] = V1_KINDS + NEW_KINDS
+
+
+@attrs.frozen
+class MenuSpec:
+    """A parsed menu spec: ``version`` (MENUS) and ``kinds``, the fault kinds the nemesis's
+    draw is restricted to (a focus; empty: the whole menu). Text form: ``v2`` or
+    ``v2:disk-full,clock-jump`` (``str(spec)``, what runs record and replay)."""
+
+    version: str
+    kinds: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.version + (":" + ",".join(self.kinds) if self.kinds else "")
+
+
+def parse_kinds(text: str | Sequence[str], menu: str = DEFAULT_MENU) -> tuple[str, ...]:
+    """A focus list, ``"disk-full,clock-jump"`` or a sequence, ``new`` standing for NEW_KINDS:
+    the kinds in KINDS order without repeats (empty for an empty text). ValueError for a kind
+    that is not in ``menu`` (v1 has only V1_KINDS)."""
+    words = [w.strip() for w in (text.split(",") if isinstance(text, str) else text) if w.strip()]
+    known = V1_KINDS if menu == "v1" else KINDS
+    wanted: set[str] = set()
+    for w in words:
+        if w == "new" and menu != "v1":
+            wanted |= set(NEW_KINDS)
+        elif w in known:
+            wanted.add(w)
+        else:
+            raise ValueError(f"unknown fault kind {w!r} for menu {menu}; known: "
+                             f"{', '.join(known)}{'' if menu == 'v1' else ', new'}")
+    return tuple(k for k in KINDS if k in wanted)
+
+
+def parse_menu(spec: str) -> MenuSpec:
+    """``"v2"`` or ``"v2:kind,kind"`` -> MenuSpec. ValueError for an unknown version or kind."""
+    version, _, kinds = spec.partition(":")
+    if version not in MENUS:
+        raise ValueError(f"unknown nemesis menu {version!r}; known: {', '.join(MENUS)}")
+    focus = parse_kinds(kinds, version)
+    if ":" in spec and not focus:
+        raise ValueError(f"menu spec {spec!r} names no fault kind")
+    return MenuSpec(version, focus)
+
+
+Draw = Callable[[random.Random], tuple[Fault, float]]
+
 
 def fault_catalog(session_timeout_s: float, with_zk: bool, menu: str = DEFAULT_MENU, with_disk: bool = False,
                   with_clock: bool = False, with_spare: bool = False, with_proxy: bool = False
-                  ) -> list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]]:
-    """The random nemesis's menu ``menu`` (MENUS): (weight, draw(rng) -> (fault, hold seconds)).
-    with_zk: the backend owns the ensemble (ZooKeeper kills); with_disk / with_clock /
-    with_spare / with_proxy: it offers FullDisk / ClockJump / a spare broker for Grow,
-    Decommission and the kill-during-reassignment combination / ZkLinkDelay and ZkLinkDrop
-    (v2 only). DeleteTopicDuringControllerKill is
-    in v2 on every backend that can show topic znodes (with_zk). ValueError for an unknown
-    menu."""
-    if menu not in MENUS:
-        raise ValueError(f"unknown nemesis menu {menu!r}; known: {', '.join(MENUS)}")
+                  ) -> list[tuple[float, Draw]]:
+    """The random nemesis's menu ``menu`` (a MenuSpec text: ``v1``, ``v2``, or ``v2:kind,...``
+    for a focus): (weight, draw(rng) -> (fault, hold seconds)). with_zk: the backend owns the
+    ensemble (ZooKeeper kills); with_disk / with_clock / with_spare / with_proxy: it offers
+    FullDisk / ClockJump / a spare broker for Grow, Decommission and the kill-during-reassignment
+    combination / ZkLinkDelay and ZkLinkDrop (v2 only). DeleteTopicDuringControllerKill is in v2
+    on every backend that can show topic znodes (with_zk). A focus keeps only the entries of
+    its kinds, with their weights and in menu order (so, for one kind list, a seed still
+    draws one schedule). ValueError for an unknown menu or kind, and for a focus kind this
+    backend does not offer."""
+    spec = parse_menu(menu)
+    entries = [(w, d) for w, k, d in _catalog_entries(session_timeout_s, with_zk, spec.version, with_disk,
+                                                      with_clock, with_spare, with_proxy)
+               if not spec.kinds or k in spec.kinds]
+    if spec.kinds:
+        offered = {k for _, k, _ in _catalog_entries(session_timeout_s, with_zk, spec.version, with_disk,
+                                                     with_clock, with_spare, with_proxy)}
+        missing = [k for k in spec.kinds if k not in offered]
+        if missing:
+            raise ValueError(f"fault kind(s) {', '.join(missing)} not offered by this backend "
+                             f"(offered: {', '.join(k for k in KINDS if k in offered)})")
+    return entries
+
+
+def _catalog_entries(session_timeout_s: float, with_zk: bool, menu: str, with_disk: bool, with_clock: bool,
+                     with_spare: bool, with_proxy: bool) -> list[tuple[float, str, Draw]]:
+    """fault_catalog's entries with their kinds: (weight, kind, draw), menu order."""
     s = session_timeout_s
-    menu_v1: list[tuple[float, Callable[[random.Random], tuple[Fault, float]]]] = [
-        (3, lambda r: (Kill("leader"), r.uniform(2, 2 * s))),
-        (2, lambda r: (Kill("controller"), r.uniform(2, 2 * s))),
-        (1, lambda r: (Kill("random"), r.uniform(2, 2 * s))),
-        (2, lambda r: (Pause(r.choice(["controller", "leader"])), r.uniform(s + 1, 2 * s + 2))),
-        (1, lambda r: (Pause("random"), r.uniform(1, s / 2))),
-        (2, lambda r: (Partition(("leader",), ("followers",)), r.uniform(3, 3 * s))),
-        (2, lambda r: (Isolate(r.choice(["leader", "controller", "random"])), r.uniform(s, 3 * s))),
-        (1, lambda r: (CutFromZk("random"), r.uniform(s, 2 * s))),
-        (1, lambda r: (CutFromZk("controller"), r.uniform(s, 2 * s))),
-        (1, lambda r: (Restart("random"), r.uniform(1, 3))),
+    menu_v1: list[tuple[float, str, Draw]] = [
+        (3, "kill9", lambda r: (Kill("leader"), r.uniform(2, 2 * s))),
+        (2, "kill9", lambda r: (Kill("controller"), r.uniform(2, 2 * s))),
+        (1, "kill9", lambda r: (Kill("random"), r.uniform(2, 2 * s))),
+        (2, "pause", lambda r: (Pause(r.choice(["controller", "leader"])), r.uniform(s + 1, 2 * s + 2))),
+        (1, "pause", lambda r: (Pause("random"), r.uniform(1, s / 2))),
+        (2, "partition", lambda r: (Partition(("leader",), ("followers",)), r.uniform(3, 3 * s))),
+        (2, "isolate", lambda r: (Isolate(r.choice(["leader", "controller", "random"])), r.uniform(s, 3 * s))),
+        (1, "zk-cut", lambda r: (CutFromZk("random"), r.uniform(s, 2 * s))),
+        (1, "zk-cut", lambda r: (CutFromZk("controller"), r.uniform(s, 2 * s))),
+        (1, "restart", lambda r: (Restart("random"), r.uniform(1, 3))),
     ]
     if with_zk:
         menu_v1 += [
-            (1, lambda r: (KillZk("leader"), r.uniform(2, 2 * s))),
-            (1, lambda r: (KillZk("follower"), r.uniform(2, 2 * s))),
-            (1, lambda r: (ZkQuorumLoss(), r.uniform(s / 2, 2 * s))),
+            (1, "zk-kill9", lambda r: (KillZk("leader"), r.uniform(2, 2 * s))),
+            (1, "zk-kill9", lambda r: (KillZk("follower"), r.uniform(2, 2 * s))),
+            (1, "zk-quorum-loss", lambda r: (ZkQuorumLoss(), r.uniform(s / 2, 2 * s))),
         ]
     if menu == "v1":
         return menu_v1
     menu_v2 = menu_v1 + [
-        (2, lambda r: (ZkExpiryStorm(r.choice(["controller", "leader", "random"])), r.uniform(2 * s, 4 * s))),
+        (2, "zk-expiry-storm",
+         lambda r: (ZkExpiryStorm(r.choice(["controller", "leader", "random"])), r.uniform(2 * s, 4 * s))),
     ]
     if with_disk:
-        menu_v2.append((2, lambda r: (FullDisk(r.choice(["leader", "follower", "controller"])),
-                                      r.uniform(3, 2 * s))))
+        menu_v2.append((2, "disk-full", lambda r: (FullDisk(r.choice(["leader", "follower", "controller"])),
+                                                   r.uniform(3, 2 * s))))
     if with_clock:
-        menu_v2.append((2, lambda r: (ClockJump(r.choice(["leader", "controller", "random"]),
-                                                r.choice([-1, 1]) * round(r.uniform(30, 3600))),
-                                      r.uniform(3, 3 * s))))
+        menu_v2.append((2, "clock-jump", lambda r: (ClockJump(r.choice(["leader", "controller", "random"]),
+                                                              r.choice([-1, 1]) * round(r.uniform(30, 3600))),
+                                                    r.uniform(3, 3 * s))))
     if with_spare:
         menu_v2 += [
-            (1, lambda r: (Grow(), r.uniform(s, 3 * s))),
-            (1, lambda r: (Decommission(r.choice(["leader", "controller", "random"])), r.uniform(s, 2 * s))),
-            (1, lambda r: (Both(Grow(), Kill(r.choice(["leader", "controller"])), after=r.uniform(0.2, 2.0)),
-                           r.uniform(2, 2 * s))),
+            (1, "grow", lambda r: (Grow(), r.uniform(s, 3 * s))),
+            (1, "decommission",
+             lambda r: (Decommission(r.choice(["leader", "controller", "random"])), r.uniform(s, 2 * s))),
+            (1, "grow+kill9",
+             lambda r: (Both(Grow(), Kill(r.choice(["leader", "controller"])), after=r.uniform(0.2, 2.0)),
+                        r.uniform(2, 2 * s))),
         ]
     if with_zk:
-        menu_v2.append((1, lambda r: (DeleteTopicDuringControllerKill(), r.uniform(2, 2 * s))))
+        menu_v2.append((1, "delete-topic+kill9", lambda r: (DeleteTopicDuringControllerKill(), r.uniform(2, 2 * s))))
     if with_proxy:
         menu_v2 += [
-            (1, lambda r: (ZkLinkDelay(r.choice(["controller", "leader", "random"]), round(r.uniform(0.1, s / 3), 2)),
-                           r.uniform(s, 3 * s))),
-            (1, lambda r: (ZkLinkDrop(r.choice(["controller", "leader", "random"]), every_s=r.uniform(2, s),
-                                      down_s=r.uniform(0.5, 2.0)), r.uniform(s, 3 * s))),
+            (1, "net-delay", lambda r: (ZkLinkDelay(r.choice(["controller", "leader", "random"]),
+                                                    round(r.uniform(0.1, s / 3), 2)), r.uniform(s, 3 * s))),
+            (1, "net-drop", lambda r: (ZkLinkDrop(r.choice(["controller", "leader", "random"]), every_s=r.uniform(2, s),
+                                                  down_s=r.uniform(0.5, 2.0)), r.uniform(s, 3 * s))),
         ]
     return menu_v2
 
@@ -855,8 +928,9 @@ def random_schedule(rng: random.Random, duration: float, session_timeout_s: floa
                     with_clock: bool = False, with_spare: bool = False, with_proxy: bool = False) -> list[Step]:
     """A seeded random nemesis: steps whose holds and quiet gaps add up to about ``duration``
     seconds (at least one step), drawn from ``fault_catalog(..., menu, with_disk,
-    with_clock, with_spare, with_proxy)``. Same rng seed and menu, same schedule; targets are resolved when each
-    fault is injected."""
+    with_clock, with_spare, with_proxy)`` (``menu`` may carry a focus: ``v2:disk-full,grow``).
+    Same rng seed and menu spec, same schedule; targets are resolved when each fault is
+    injected. ValueError as fault_catalog."""
     entries = fault_catalog(session_timeout_s, with_zk, menu, with_disk, with_clock, with_spare, with_proxy)
     weights = [w for w, _ in entries]
     steps: list[Step] = []

@@ -33,6 +33,17 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[m.group(2)]
 
 
+def _kinds(text: str) -> str:
+    """A --kinds value checked against faults.KINDS (unknown kind: a usage error), kept as text."""
+    from kafkalike.chaos.faults import parse_kinds
+
+    try:
+        parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -58,6 +69,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--menu", choices=["v1", "v2"], default="v2",
                      help="the random nemesis's menu: v1 (the first campaigns' faults, to replay their seeds) or "
                           "v2 (v1 + expiry storms, full disks, clock jumps; default)")
+    run.add_argument("--kinds", type=_kinds, default="",
+                     help="restrict the random nemesis's draw to these fault kinds, e.g. disk-full,clock-jump "
+                          "(\"new\": every kind menu v2 adds); recorded as the run's menu, e.g. v2:disk-full,...")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--duration", type=_duration, default=60.0, help="fault time, e.g. 60s, 5m (default 60s)")
     run.add_argument("--report", default=None, help="report directory (default: a new temporary one)")
@@ -103,6 +117,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     camp.add_argument("--menu", choices=["v1", "v2"], default="v2",
                       help="the random nemesis's menu, recorded with every run (default v2; v1 replays the "
                            "first campaigns' seeds)")
+    camp.add_argument("--kinds", type=_kinds, default="",
+                      help="every run's nemesis draws only these fault kinds (comma-separated; \"new\": every "
+                           "kind menu v2 adds), to weight a campaign toward kinds with few injections; passed "
+                           "to and recorded by every run")
     camp.set_defaults(func=_campaign)
     clean = csub.add_parser("cleanup", help="delete iptables rules left by a chaos run that was killed")
     clean.set_defaults(func=_cleanup)
@@ -151,6 +169,13 @@ def _campaign(args: argparse.Namespace) -> int:
     if args.mode == "kraft" and args.backend != "local":
         print("kafkalike chaos campaign: --mode kraft runs on the local backend only", file=sys.stderr)
         return 2
+    from kafkalike.chaos.faults import parse_kinds
+
+    try:
+        kinds = parse_kinds(args.kinds, args.menu)
+    except ValueError as exc:
+        print(f"kafkalike chaos campaign: {exc}", file=sys.stderr)
+        return 2
     report = Path(args.report or tempfile.mkdtemp(prefix="kafkalike-chaos-campaign-"))
 
     def on_term(signum: int, frame: object) -> None:
@@ -159,12 +184,13 @@ def _campaign(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGTERM, on_term)
     try:
         summary = run_campaign(CampaignOptions(args.runs, report, args.backend, args.duration, args.seed_from,
-                                               args.session_timeout_ms, args.rate, args.menu, args.mode),
+                                               args.session_timeout_ms, args.rate, args.menu, args.mode, kinds),
                                say=lambda s: print(s, flush=True),
                                command=(f"kafkalike chaos campaign --runs {args.runs} --backend {args.backend} "
                                         f"--mode {args.mode} "
                                         f"--duration {args.duration:g}s --seed-from {args.seed_from} "
                                         f"--menu {args.menu} "
+                                        + (f"--kinds {','.join(kinds)} " if kinds else "") +
                                         f"--report {report}"))
     finally:
         signal.signal(signal.SIGTERM, old)
@@ -186,7 +212,17 @@ def _run(args: argparse.Namespace) -> int:
     from kafkalike.chaos.runner import ChaosRunError, RunOptions, run_chaos
     from kafkalike.chaos.scenarios import SCENARIOS
 
+    from kafkalike.chaos.faults import MenuSpec, fault_catalog, parse_kinds
+
     scenario = args.scenario or "random"
+    try:
+        menu = str(MenuSpec(args.menu, parse_kinds(args.kinds, args.menu)))
+    except ValueError as exc:
+        print(f"kafkalike chaos: {exc}", file=sys.stderr)
+        return 2
+    if args.kinds and scenario != "random":
+        print("kafkalike chaos: --kinds restricts the random nemesis only (--nemesis random)", file=sys.stderr)
+        return 2
     report = Path(args.report or tempfile.mkdtemp(prefix=f"kafkalike-chaos-{scenario}-"))
     report.mkdir(parents=True, exist_ok=True)
     base = report / "cluster"
@@ -223,6 +259,15 @@ def _run(args: argparse.Namespace) -> int:
     try:
         where = f"compose project {backend.project}" if args.backend == "compose" else base
         first = "3 KRaft controllers" if args.mode == "kraft" else "a 3-node ZooKeeper ensemble"
+        if args.kinds:
+            try:  # a focus kind this backend does not offer: refused before anything starts
+                fault_catalog(backend.session_timeout_s, bool(backend.zk_node_ids), menu,
+                              with_disk=bool(getattr(backend, "disk_faults", False)),
+                              with_clock=bool(getattr(backend, "clock_faults", False)),
+                              with_spare=bool(getattr(backend, "spares", None)),
+                              with_proxy=bool(getattr(backend, "zk_proxy", False)))
+            except ValueError as exc:
+                raise ChaosRunError(str(exc)) from None
         print(f"starting {first} and 3 brokers ({where}) ...", flush=True)
         backend.start()
         runner = run_chaos
@@ -233,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
         result = runner(backend, RunOptions(report, scenario=scenario, duration=args.duration, seed=args.seed,
                                                partitions=args.partitions, producers=args.producers,
                                                rate=args.rate, acks=args.acks,
-                                               message_timeout_ms=args.message_timeout_ms, menu=args.menu),
+                                               message_timeout_ms=args.message_timeout_ms, menu=menu),
                            say=lambda s: print(s, flush=True))
     except (ChaosRunError, ChaosBackendError) as exc:
         print(f"kafkalike chaos: {exc}", file=sys.stderr)
