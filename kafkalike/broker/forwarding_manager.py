@@ -34,7 +34,7 @@ import trio
 
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
-from kafkalike.broker.zk_admin_manager import INTERNAL_TOPICS, AdminError
+from kafkalike.broker.zk_admin_manager import AdminError, auto_create_through
 from kafkalike.client.connection import KafkaConnection
 from kafkalike.client.errors import ClientError
 from kafkalike.client.messages import build_request
@@ -393,16 +393,8 @@ class ForwardingManager:
         return {}, {n: v for n, v in (configs or {}).items() if v is not None}, uuid_to_base64(topic_id)
 
     async def auto_create_topic(self, topic: str) -> ErrorCode:
-        """Auto topic creation (auto.create.topics.enable) through the controller with its
-        defaults: LEADER_NOT_AVAILABLE while the topic comes up (also when it already exists),
-        or the controller's error; internal topics are the coordinators' (as in ZooKeeper mode)."""
-        if topic in INTERNAL_TOPICS:
-            return ErrorCode.unknown_topic_or_partition
-        try:
-            await self.create_topic(topic, -1, -1)
-        except AdminError as exc:
-            if exc.error == ErrorCode.topic_already_exists:
-                return ErrorCode.leader_not_available
-            log.info("auto_create_refused", topic=topic, error=exc.error.name.upper(), reason=str(exc))
-            return exc.error
-        return ErrorCode.leader_not_available
+        """Auto topic creation (auto.create.topics.enable) through the controller's CreateTopics
+        with its defaults: ``auto_create_through(self.create_topic, topic)`` (LEADER_NOT_AVAILABLE
+        while it comes up, the controller's error, UNKNOWN_SERVER_ERROR for anything else; as in
+        ZooKeeper mode)."""
+        return await auto_create_through(self.create_topic, topic)

@@ -44,7 +44,7 @@ import datetime
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from itertools import chain
 from typing import Any
 
@@ -449,26 +449,9 @@ class ZkAdminManager:
         return {p: list(r) for p, r in assignments.items()}
 
     async def auto_create_topic(self, topic: str) -> ErrorCode:
-        """Metadata / Produce auto-creation (auto.create.topics.enable): num.partitions and
-        default.replication.factor. Returns LEADER_NOT_AVAILABLE while the topic comes up
-        (also when another request created it first), INVALID_TOPIC_EXCEPTION for a bad
-        name, INVALID_REPLICATION_FACTOR with too few brokers (Kafka's answers)."""
-        if topic in INTERNAL_TOPICS:
-            # internal topics get their own settings (offsets.topic.*): the group coordinator
-            # creates __consumer_offsets (AutoTopicCreationManager sends it there), the
-            # transaction coordinator __transaction_state
-            return ErrorCode.unknown_topic_or_partition
-        try:
-            await self.create_topic(topic, -1, -1)
-        except AdminError as exc:
-            if exc.error == ErrorCode.topic_already_exists:
-                return ErrorCode.leader_not_available
-            log.info("auto_create_refused", topic=topic, error=exc.error.name.upper(), reason=str(exc))
-            return exc.error
-        except Exception as exc:
-            log.warning("auto_create_failed", topic=topic, error=str(exc))
-            return ErrorCode.unknown_server_error
-        return ErrorCode.leader_not_available
+        """Metadata / Produce auto-creation (auto.create.topics.enable) with num.partitions and
+        default.replication.factor: ``auto_create_through(self.create_topic, topic)``."""
+        return await auto_create_through(self.create_topic, topic)
 
     async def create_topics(self, header: Any, request: Any) -> Any:
         """CreateTopics v2-v7 (see module doc); the response of the request's version, with
@@ -963,3 +946,31 @@ class ZkAdminManager:
         config = await self.kafka_zk.get_entity_config(zd.CONFIG_TYPE_TOPIC, name)
         self.on_topic_config_change(name, config)
         log.info("topic_config_applied", topic=name, config=config)
+
+
+async def auto_create_through(create_topic: Callable[[str, int, int], Awaitable[object]], topic: str) -> ErrorCode:
+    """Auto topic creation (auto.create.topics.enable; Kafka's AutoTopicCreationManager) through
+    ``create_topic(topic, -1, -1)`` (the broker's or the controller's defaults: num.partitions,
+    default.replication.factor), shared by ZkAdminManager and the KRaft ForwardingManager.
+
+    Returns the error the Metadata / Produce answer carries meanwhile: LEADER_NOT_AVAILABLE while
+    the topic comes up (also when another request created it first: TOPIC_ALREADY_EXISTS),
+    UNKNOWN_TOPIC_OR_PARTITION for an internal topic (the group and transaction coordinators
+    create theirs with their own settings; AutoTopicCreationManager sends __consumer_offsets to
+    the group coordinator), the AdminError's code when creation is refused
+    (INVALID_TOPIC_EXCEPTION, INVALID_REPLICATION_FACTOR, POLICY_VIOLATION, REQUEST_TIMED_OUT...),
+    and UNKNOWN_SERVER_ERROR (logged) for any other exception: the request is answered, the
+    broker keeps running."""
+    if topic in INTERNAL_TOPICS:
+        return ErrorCode.unknown_topic_or_partition
+    try:
+        await create_topic(topic, -1, -1)
+    except AdminError as exc:
+        if exc.error == ErrorCode.topic_already_exists:
+            return ErrorCode.leader_not_available
+        log.info("auto_create_refused", topic=topic, error=exc.error.name.upper(), reason=str(exc))
+        return exc.error
+    except Exception as exc:
+        log.warning("auto_create_failed", topic=topic, error=str(exc))
+        return ErrorCode.unknown_server_error
+    return ErrorCode.leader_not_available
