@@ -19,7 +19,9 @@ image: everything in it is new to the publishers, who treat it as a full resynch
    followers (leader endpoints from the image's registrations on the inter-broker listener),
    ``stop_replicas(delete=True)`` for deletions. A partition whose leader epoch did not change
    but whose partition epoch did (an ISR change the controller made) gets the new ISR and
-   partition epoch on its leader, as Kafka's ``Partition.makeLeader`` takes them. On a full
+   partition epoch on its leader, as Kafka's ``Partition.makeLeader`` takes them, and its
+   replica set when a reassignment added replicas (the leader then tracks the new followers'
+   fetches, so that they can join the ISR; Kafka's ``updateAssignmentAndIsr``). On a full
    resynchronisation, hosted partitions the image does not place on this broker are stopped
    and deleted (Kafka: stray replicas);
 4. the leadership listeners run (group coordinator and transaction coordinator:
@@ -40,7 +42,7 @@ import structlog
 import trio
 
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
-from kafkalike.broker.partition import PartitionState
+from kafkalike.broker.partition import Partition, PartitionState, RemoteReplica
 from kafkalike.broker.replica_fetcher import BrokerEndpoint
 from kafkalike.broker.replica_manager import NO_EPOCH, ReplicaManager, ReplicaStateChange, StopReplicaPartition
 from kafkalike.coordination.zk_data import TopicPartition
@@ -228,6 +230,8 @@ class BrokerMetadataPublisher:
                 # same leader epoch, new partition epoch: an ISR change (Partition.makeLeader
                 # takes the controller's ISR and partition epoch)
                 if p.is_leader and reg.partition_epoch > p.partition_epoch:
+                    if reg.replicas != p.assigned_replicas:
+                        _update_leader_assignment(p, reg.replicas)
                     p.apply_isr(reg.isr, reg.partition_epoch)
                 continue
             state_changes.append(ReplicaStateChange(
@@ -243,3 +247,14 @@ class BrokerMetadataPublisher:
             failed = {str(tp): e.name for tp, e in errors.items() if e.value}
             log.info("metadata_replicas_changed", offset=image.offset,
                      leaders=len(changes.leaders), followers=len(changes.followers), errors=failed)
+
+
+def _update_leader_assignment(partition: Partition, replicas: tuple[int, ...]) -> None:
+    """A leader's replica set changed without a new leader epoch (a reassignment added
+    replicas): keep the known followers' state, start tracking the new ones (Kafka's
+    Partition.updateAssignmentAndIsr)."""
+    partition.assigned_replicas = tuple(replicas)
+    partition.remote_replicas = {
+        r: partition.remote_replicas.get(r) or RemoteReplica(r)
+        for r in replicas if r != partition.local_broker_id}
+    log.info("leader_assignment_updated", partition=str(partition.tp), replicas=list(replicas))

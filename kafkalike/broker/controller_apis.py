@@ -17,6 +17,8 @@ DeleteTopics (20)          1-6       "
 CreatePartitions (37)      0-3       "
 IncrementalAlterConfigs    0-1       "
 ElectLeaders (43)          0-2       " (preferred, unclean)
+AlterPartitionReassign..   0         " (KIP-455; api key 45)
+ListPartitionReassign..    0         " (api key 46; from the committed state)
 Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
@@ -34,6 +36,8 @@ from typing import Any
 import structlog
 
 from kafkalike.client.messages import build_entity
+from kafkalike.controller import reassignment
+from kafkalike.coordination.zk_data import ReplicaAssignment, TopicPartition
 from kafkalike.kraft.controller_result import ControllerError
 from kafkalike.kraft.quorum_controller import QuorumController
 from kafkalike.protocol.api_keys import ApiKey
@@ -63,6 +67,8 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.CREATE_PARTITIONS: (0, 3),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.ELECT_LEADERS: (0, 2),
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: (0, 0),
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
@@ -70,7 +76,7 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
 FORWARDABLE_APIS: dict[int, tuple[int, int]] = {
     k: v for k, v in CONTROLLER_APIS.items()
     if k in (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.INCREMENTAL_ALTER_CONFIGS,
-             ApiKey.ELECT_LEADERS)}
+             ApiKey.ELECT_LEADERS, ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS)}
 """What a broker may forward inside an Envelope (KIP-590)."""
 
 
@@ -97,6 +103,8 @@ class ControllerApis(RaftServer):
             ApiKey.CREATE_PARTITIONS: self.handle_create_partitions,
             ApiKey.INCREMENTAL_ALTER_CONFIGS: self.handle_incremental_alter_configs,
             ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
+            ApiKey.ALTER_PARTITION_REASSIGNMENTS: self.handle_alter_partition_reassignments,
+            ApiKey.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
             ENVELOPE: self.handle_envelope,
         }
 
@@ -258,6 +266,32 @@ class ControllerApis(RaftServer):
         if version >= 1:
             fields["error_code"] = ErrorCode.none
         return _response(ApiKey.ELECT_LEADERS, version, **fields)
+
+    async def handle_alter_partition_reassignments(self, request: Any, version: int) -> Any:
+        """AlterPartitionReassignments v0: per partition NONE or the controller's error
+        (ReplicationControlManager.alter_partition_reassignments); NOT_CONTROLLER at the top
+        level on a standby."""
+        targets = reassignment.alter_request_targets(request)
+        try:
+            answers = await self.controller.alter_partition_reassignments(
+                [(tp.topic, tp.partition, replicas) for tp, replicas in targets.items()])
+        except ControllerError as exc:
+            return reassignment.alter_response(exc.error, {})
+        return reassignment.alter_response(ErrorCode.none, {
+            TopicPartition(topic, pid): (error, message) for topic, pid, error, message in answers})
+
+    async def handle_list_partition_reassignments(self, request: Any, version: int) -> Any:
+        """ListPartitionReassignments v0: the asked partitions (all when none are named) being
+        reassigned, with replicas, adding and removing replicas; NOT_CONTROLLER on a standby."""
+        wanted = reassignment.list_request_partitions(request)
+        try:
+            found = self.controller.list_partition_reassignments(
+                None if wanted is None else [(tp.topic, tp.partition) for tp in wanted])
+        except ControllerError as exc:
+            return reassignment.list_response(exc.error, {})
+        return reassignment.list_response(ErrorCode.none, {
+            TopicPartition(topic, pid): ReplicaAssignment(part.replicas, part.adding_replicas, part.removing_replicas)
+            for (topic, pid), part in found.items()})
 
 
 class _NameOnly:

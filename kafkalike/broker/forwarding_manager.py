@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -227,7 +228,8 @@ class KRaftControlPlane:
 
 def forwarding_error_response(request: Any, error: ErrorCode, message: str | None = None) -> Any:
     """The answer to a forwarded admin ``request`` (a kio CreateTopics, DeleteTopics,
-    CreatePartitions, IncrementalAlterConfigs, AlterConfigs or ElectLeaders entity, any version)
+    CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders or Alter/ListPartitionReassignments
+    entity, any version)
     that no controller answered: ``error`` (REQUEST_TIMED_OUT from the channel) for every topic,
     resource or partition it names, as Kafka's ``AbstractRequest.getErrorResponse`` does
     (ElectLeaders with no partitions named: the top-level error only, v1+). Raises ValueError for
@@ -261,6 +263,12 @@ def forwarding_error_response(request: Any, error: ErrorCode, message: str | Non
             topic_cls, topic=t.topic, partition_result=tuple(build(
                 part_cls, partition_id=p, error_code=error, error_message=message) for p in t.partitions))
             for t in request.topic_partitions or ()))
+    if key == ApiKey.ALTER_PARTITION_REASSIGNMENTS:  # AlterPartitionReassignmentsRequest.getErrorResponse
+        answer = reassignment.alter_response(ErrorCode.none, {
+            tp: (error, message) for tp in reassignment.alter_request_targets(request)})
+        return dataclasses.replace(answer, error_code=error, error_message=message)
+    if key == ApiKey.LIST_PARTITION_REASSIGNMENTS:
+        return reassignment.list_response(error, {})
     raise ValueError(f"no forwarding error answer for {type(request).__name__}")
 
 
@@ -344,21 +352,13 @@ class ForwardingManager:
         publisher hands topic configs to the replica manager)."""
 
     async def handle_list_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
-        """ListPartitionReassignments v0 answered from the image: the asked partitions (all when
-        none are named) whose registration has adding or removing replicas."""
-        wanted = reassignment.list_request_partitions(request)
-        results: dict[zd.TopicPartition, zd.ReplicaAssignment] = {}
-        for topic in self.metadata_cache.image.topics:
-            for index, p in topic.partitions.items():
-                tp = zd.TopicPartition(topic.name, index)
-                if (p.adding_replicas or p.removing_replicas) and (wanted is None or tp in wanted):
-                    results[tp] = zd.ReplicaAssignment(p.replicas, p.adding_replicas, p.removing_replicas)
-        return reassignment.list_response(ErrorCode.none, results)
+        """ListPartitionReassignments v0, forwarded to the controller (Kafka 3.9's KafkaApis
+        forwards it too: the answer is the committed state, not this broker's image)."""
+        return await self._forward(request)
 
     async def handle_alter_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
-        """AlterPartitionReassignments: UNSUPPORTED_VERSION (kafkalike's quorum controller does not
-        reassign partitions yet)."""
-        return reassignment.alter_response(ErrorCode.unsupported_version, {})
+        """AlterPartitionReassignments v0, forwarded to the controller (KIP-455)."""
+        return await self._forward(request)
 
     # ---------------------------------------------------------------- for the coordinators
     async def create_topic(self, topic: str, num_partitions: int, replication_factor: int,

@@ -403,3 +403,16 @@ class QuorumController:
     async def elect_leaders(self, partitions: Sequence[tuple[str, int]], election: str) -> Any:
         """ElectLeaders -> [(topic, partition, error, message)]."""
         return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election))
+
+    async def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> Any:
+        """AlterPartitionReassignments -> [(topic, partition, error, message)]."""
+        return await self._write("alter_partition_reassignments",
+                                 lambda: self.replication.alter_partition_reassignments(targets))
+
+    def list_partition_reassignments(self, wanted: Sequence[tuple[str, int]] | None) -> Any:
+        """ListPartitionReassignments from the committed state -> {(topic, partition):
+        PartitionRegistration}. ControllerError NOT_CONTROLLER on a standby (Kafka reads it on
+        the active controller's event queue)."""
+        if not self.is_active():
+            raise ControllerError(ErrorCode.not_controller, f"node {self.node_id} is not the active controller")
+        return self.replication.list_partition_reassignments(wanted)

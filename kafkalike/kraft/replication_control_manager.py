@@ -17,6 +17,10 @@ State (rebuilt by replay): topics by id and name, each partition's ``PartitionRe
   replica in the new ISR that is active; with none the partition is leaderless (-1) unless unclean
   election is enabled (then the first active replica leads, ISR = [it], leader recovery RECOVERING).
   **Unfenced** -> leaderless partitions whose ISR holds the broker get it as leader.
+* **AlterPartitionReassignments** (KIP-455) -> a PartitionChangeRecord adding the target replicas
+  (``adding_replicas`` / ``removing_replicas`` set); the leader's AlterPartition that brings every
+  target replica into the ISR completes it (replicas = target, leader epoch bumped, a leader
+  being removed replaced: NEW_LEADER_ELECTED to it). A cancel reverts to the original replicas.
 
 A PartitionChangeRecord is merged as Kafka's PartitionRegistration.merge does: the partition epoch
 grows by one per change, the leader epoch only when the leader field is set (at metadata.version
@@ -28,7 +32,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -215,14 +219,28 @@ class ReplicationControlManager:
 
     def partition_change(self, topic: TopicControlInfo, pid: int, part: PartitionRegistration, *,
                          target_isr: Sequence[int] | None = None, acceptable: Callable[[int], bool] | None = None,
-                         election: str = "online", target_recovery: int | None = None) -> mr.PartitionChangeRecord | None:
-        """Kafka's PartitionChangeBuilder.build without ELR or reassignment: the record that moves
-        ``part`` to ``target_isr`` with a leader chosen by ``election`` ("online", "preferred",
-        "unclean"; online becomes unclean when the topic allows it), None when nothing changes.
-        ``acceptable(broker)``: may lead (default: active)."""
+                         election: str = "online", target_recovery: int | None = None,
+                         target_replicas: Sequence[int] | None = None, target_removing: Sequence[int] | None = None,
+                         target_adding: Sequence[int] | None = None) -> mr.PartitionChangeRecord | None:
+        """Kafka 3.9's PartitionChangeBuilder.build without ELR: the record that moves ``part`` to
+        ``target_isr`` / ``target_replicas`` / ``target_removing`` / ``target_adding`` (None: the
+        partition's own) with a leader chosen by ``election`` ("online", "preferred", "unclean";
+        online becomes unclean when the topic allows it), None when nothing changes.
+        ``acceptable(broker)``: may lead (default: active). In Kafka's order: a reassignment whose
+        target replicas are all in the ISR completes (``completeReassignmentIfNeeded``: replicas
+        and ISR lose the removing replicas, adding/removing cleared), the leader is elected among
+        the target replicas, and a replica set losing a member bumps the leader epoch
+        (``triggerLeaderEpochBumpForReplicaReassignmentIfNeeded``)."""
         ok = acceptable or self.cluster.is_active
         isr = list(part.isr if target_isr is None else target_isr)
-        replicas = part.replicas
+        replicas = list(part.replicas if target_replicas is None else target_replicas)
+        removing = list(part.removing_replicas if target_removing is None else target_removing)
+        adding = list(part.adding_replicas if target_adding is None else target_adding)
+        if removing or adding:  # PartitionReassignmentReplicas.maybeCompleteReassignment
+            done_isr = [r for r in isr if r not in removing]
+            done_replicas = [r for r in replicas if r not in removing]
+            if done_isr and done_replicas and set(done_replicas) <= set(done_isr):
+                isr, replicas, removing, adding = done_isr, done_replicas, [], []
         if election == "online" and self._unclean(topic.name):
             election = "unclean"
 
@@ -241,6 +259,8 @@ class ReplicationControlManager:
         fields: dict[str, Any] = {}
         if leader != part.leader:
             fields["leader"] = leader
+        elif not set(part.replicas) <= set(replicas):
+            fields["leader"] = part.leader  # a replica leaves: bump the leader epoch
         if unclean:
             fields["isr"] = (leader,)
             fields["leader_recovery_state"] = RECOVERING
@@ -248,6 +268,14 @@ class ReplicationControlManager:
             fields["isr"] = tuple(isr)
         if target_recovery is not None and target_recovery != part.leader_recovery_state and not unclean:
             fields["leader_recovery_state"] = target_recovery
+        if tuple(replicas) != part.replicas:  # setAssignmentChanges
+            dirs = dict(zip(part.replicas, part.directories))
+            fields["replicas"] = tuple(replicas)
+            fields["directories"] = tuple(dirs[r] if r in dirs else self.cluster.default_dir(r) for r in replicas)
+        if tuple(removing) != part.removing_replicas:
+            fields["removing_replicas"] = tuple(removing)
+        if tuple(adding) != part.adding_replicas:
+            fields["adding_replicas"] = tuple(adding)
         if not fields:
             return None
         return mr.PartitionChangeRecord(partition_id=pid, topic_id=topic.topic_id, **fields)
@@ -349,6 +377,13 @@ class ReplicationControlManager:
                 if change is not None:
                     records.append(change)
                     part = part.merge(change)
+                    if change.leader not in (NO_LEADER_CHANGE, request.broker_id):
+                        # the ISR change completed a reassignment that moved the leader away
+                        error = ErrorCode.new_leader_elected if version > 1 else ErrorCode.fenced_leader_epoch
+                        log.info("alter_partition_completed_reassignment", topic=topic.name,
+                                 partition=p.partition_index, new_leader=change.leader, error=error.name.upper())
+                        answers.append((topic.topic_id, p.partition_index, error, None))
+                        continue
                 answers.append((topic.topic_id, p.partition_index, ErrorCode.none, part))
         return ControllerResult(tuple(records), AlterPartitionResult(ErrorCode.none, tuple(answers)))
 
@@ -580,3 +615,110 @@ class ReplicationControlManager:
             records.append(change)
             answers.append((name, pid, ErrorCode.none, None))
         return ControllerResult(tuple(records), answers)
+
+    # ------------------------------------------------------------------ reassignment (KIP-455)
+
+    def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> ControllerResult:
+        """AlterPartitionReassignments (Kafka 3.9's ReplicationControlManager.
+        alterPartitionReassignments): for each (topic, partition, target replicas or None =
+        cancel) at most one PartitionChangeRecord; response [(topic, partition, error, message)]
+        in request order. Errors: UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (an
+        empty list, an unregistered or repeated broker, a cancel needing an unclean election
+        the topic does not allow), NO_REASSIGNMENT_IN_PROGRESS (cancel of nothing).
+
+        A change adds the new replicas to ``replicas`` (target first, then the removing ones)
+        with ``adding_replicas`` / ``removing_replicas`` set; once the ISR holds every target
+        replica (the leader's AlterPartition, or at once for a mere reordering) the next
+        PartitionChangeRecord drops the removing replicas (``partition_change``)."""
+        records: list[mr.ApiMessage] = []
+        answers: list[tuple[str, int, ErrorCode, str | None]] = []
+        for name, pid, target in targets:
+            try:
+                topic, part = self._reassigning_partition(name, pid)
+                if target is None:
+                    change = self._cancel_reassignment(topic, pid, part)
+                else:
+                    change = self._change_reassignment(topic, pid, part, list(target))
+            except ControllerError as exc:
+                log.info("reassignment_refused", topic=name, partition=pid, error=exc.error.name.upper(),
+                         message=exc.message)
+                answers.append((name, pid, exc.error, exc.message))
+                continue
+            if change is not None:
+                records.append(change)
+                log.info("reassignment_altered", topic=name, partition=pid, target=target,
+                         replicas=change.replicas, adding=change.adding_replicas, removing=change.removing_replicas)
+            answers.append((name, pid, ErrorCode.none, None))
+        return ControllerResult(tuple(records), answers)
+
+    def _reassigning_partition(self, name: str, pid: int) -> tuple[TopicControlInfo, PartitionRegistration]:
+        topic_id = self.topics_by_name.get(name)
+        if topic_id is None:
+            raise ControllerError(ErrorCode.unknown_topic_or_partition, f"Unable to find a topic named {name}.")
+        topic = self.topics[topic_id]
+        part = topic.parts.get(pid)
+        if part is None:
+            raise ControllerError(ErrorCode.unknown_topic_or_partition, f"Unable to find partition {name}:{pid}.")
+        return topic, part
+
+    def _change_reassignment(self, topic: TopicControlInfo, pid: int, part: PartitionRegistration,
+                             target: list[int]) -> mr.PartitionChangeRecord | None:
+        """Kafka's changePartitionReassignment (validateManualPartitionAssignment first)."""
+        if not target:
+            raise ControllerError(ErrorCode.invalid_replica_assignment,
+                                  "The manual partition assignment includes an empty replica list.")
+        previous = None
+        for b in sorted(target):
+            if b not in self.cluster.registrations:
+                raise ControllerError(ErrorCode.invalid_replica_assignment,
+                                      f"The manual partition assignment includes broker {b}, but no such broker "
+                                      "is registered.")
+            if b == previous:
+                raise ControllerError(ErrorCode.invalid_replica_assignment,
+                                      f"The manual partition assignment includes the broker {b} more than once.")
+            previous = b
+        current = list(part.replicas)
+        removing = sorted(set(current) - set(target))  # PartitionReassignmentReplicas: TreeSets
+        adding = sorted(set(target) - set(current))
+        replicas = target + removing
+        return self.partition_change(topic, pid, part,
+                                     target_replicas=replicas if replicas != current else None,
+                                     target_removing=removing or None, target_adding=adding or None)
+
+    def _cancel_reassignment(self, topic: TopicControlInfo, pid: int,
+                             part: PartitionRegistration) -> mr.PartitionChangeRecord | None:
+        """Kafka's cancelPartitionReassignment with PartitionReassignmentRevert: the replicas
+        without the adding ones, the ISR without them (or the first replica, an unclean choice)."""
+        if not (part.adding_replicas or part.removing_replicas):
+            raise ControllerError(ErrorCode.no_reassignment_in_progress, "No partition reassignment is in progress.")
+        replicas = [r for r in part.replicas if r not in part.adding_replicas]
+        isr = [r for r in part.isr if r not in part.adding_replicas]
+        if not isr:
+            if not replicas:
+                raise ControllerError(ErrorCode.invalid_replica_assignment,
+                                      "Invalid replica assignment: addingReplicas contains all replicas.")
+            isr = [replicas[0]]
+            if not self._unclean(topic.name):
+                raise ControllerError(ErrorCode.invalid_replica_assignment,
+                                      f"Unable to revert partition assignment for {topic.name}:{pid} because it "
+                                      "would require an unclean leader election.")
+        return self.partition_change(topic, pid, part, target_isr=isr, target_replicas=replicas,
+                                     target_removing=(), target_adding=())
+
+    def list_partition_reassignments(self, wanted: Iterable[tuple[str, int]] | None
+                                     ) -> dict[tuple[str, int], PartitionRegistration]:
+        """ListPartitionReassignments: {(topic, partition): registration} of the partitions
+        being reassigned (adding or removing replicas), among ``wanted`` (None: all); unknown
+        topics and partitions are left out, as Kafka's listPartitionReassignments does."""
+        out: dict[tuple[str, int], PartitionRegistration] = {}
+        if wanted is None:
+            for topic, pid, part in self.partitions():
+                if part.adding_replicas or part.removing_replicas:
+                    out[(topic.name, pid)] = part
+            return out
+        for name, pid in wanted:
+            info = self.topics.get(self.topics_by_name.get(name, mr.ZERO_UUID))
+            found = info.parts.get(pid) if info is not None else None
+            if found is not None and (found.adding_replicas or found.removing_replicas):
+                out[(name, pid)] = found
+        return out
