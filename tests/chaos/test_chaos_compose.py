@@ -9,34 +9,19 @@ was impossible it says why in KAFKALIKE_COMPOSE_SKIP and this test is skipped wi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from kafkalike.chaos.compose import ComposeBackend, docker_client
-from kafkalike.chaos.local import ChaosBackendError
+from kafkalike.chaos.compose import ComposeBackend
 from kafkalike.chaos.runner import RunOptions, run_chaos
-
-
-def _skip_reason() -> str | None:
-    if os.environ.get("KAFKALIKE_COMPOSE_SKIP"):
-        return os.environ["KAFKALIKE_COMPOSE_SKIP"]
-    try:
-        client = docker_client()
-    except ChaosBackendError as exc:
-        return f"no Docker engine (./scripts/test starts one): {exc}"
-    try:
-        client.images.get("kafkalike:latest")
-    except Exception:
-        return "no kafkalike:latest image (./scripts/build-image builds it; ./scripts/test runs that)"
-    return None
+from tests.compose_helpers import compose_skip_reason
 
 
 def test_leader_kill_on_compose_loses_nothing_and_leaves_nothing_behind(tmp_path: Path) -> None:
     """leader-kill on the compose backend: VALID, lost 0, every broker back, every iptables
     rule gone, and the project's containers, network and volumes removed by close()."""
-    reason = _skip_reason()
+    reason = compose_skip_reason()
     if reason is not None:
         pytest.skip(reason)
     backend = ComposeBackend.create(tmp_path / "compose", overrides={

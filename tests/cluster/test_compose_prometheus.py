@@ -25,38 +25,11 @@ from typing import Any
 
 import pytest
 
-from kafkalike.chaos.compose import ComposeBackend, docker_client
-from kafkalike.chaos.local import ChaosBackendError
+from kafkalike.chaos.compose import ComposeBackend
+from tests.compose_helpers import compose_skip_reason, container_address, service_containers
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 RULES_DIR = COMPOSE_DIR.parent / "prometheus"
-
-
-def _skip_reason() -> str | None:
-    if os.environ.get("KAFKALIKE_COMPOSE_SKIP"):
-        return os.environ["KAFKALIKE_COMPOSE_SKIP"]
-    try:
-        client = docker_client()
-    except ChaosBackendError as exc:
-        return f"no Docker engine (./scripts/test starts one): {exc}"
-    try:
-        client.images.get("kafkalike:latest")
-    except Exception:
-        return "no kafkalike:latest image (./scripts/build-image builds it; ./scripts/test runs that)"
-    return None
-
-
-def _prometheus_address(project: str) -> str:
-    """The prometheus service's container address on the project network."""
-    found = docker_client().containers.list(all=True, filters={"label": [
-        f"com.docker.compose.project={project}", "com.docker.compose.service=prometheus"]})
-    assert len(found) == 1, f"expected one prometheus container in {project}, found {found}"
-    c = found[0]
-    c.reload()
-    assert c.status == "running", f"prometheus container is {c.status}: {c.logs(tail=20).decode(errors='replace')}"
-    ips = [n["IPAddress"] for n in (c.attrs["NetworkSettings"]["Networks"] or {}).values() if n.get("IPAddress")]
-    assert ips, "prometheus container has no address"
-    return ips[0]
 
 
 def _api(base: str, path: str, **params: str) -> Any:
@@ -114,13 +87,16 @@ def test_compose_prometheus_scrapes_all_three_brokers_and_answers_promql(tmp_pat
     active targets of job "kafkalike", broker="1".."3" at broker<i>:7071, all health "up";
     `sum(kafka_controller_kafkacontroller_activecontrollercount)` answers 1; the rule group
     "kafkalike" of prometheus/kafkalike-alerts.yml is loaded. close() leaves nothing behind."""
-    reason = _skip_reason()
+    reason = compose_skip_reason()
     if reason is not None:
         pytest.skip(reason)
     backend = ComposeBackend.create(tmp_path / "compose")
     try:
         backend.start(timeout=600)
-        base = f"http://{_prometheus_address(backend.project)}:9090"
+        found = service_containers(backend.project, "prometheus")
+        assert len(found) == 1, f"expected one prometheus container in {backend.project}, found {found}"
+        assert found[0].status == "running", found[0].logs(tail=20).decode(errors="replace")
+        base = f"http://{container_address(found[0])}:9090"
 
         def three_up() -> list[dict[str, Any]] | None:
             active = _api(base, "/api/v1/targets", state="active")["activeTargets"]
@@ -145,8 +121,7 @@ def test_compose_prometheus_scrapes_all_three_brokers_and_answers_promql(tmp_pat
         assert {"KafkaNoActiveController", "KafkaOfflinePartitions", "KafkaBrokerMetricsDown"} <= rules
     except BaseException:
         backend.save_logs(tmp_path / "logs")
-        for c in docker_client().containers.list(all=True, filters={"label": [
-                f"com.docker.compose.project={backend.project}", "com.docker.compose.service=prometheus"]}):
+        for c in service_containers(backend.project, "prometheus"):
             print("prometheus log:", c.logs(tail=30).decode(errors="replace"))
         raise
     finally:

@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.compose_helpers import compose_skip_reason, container_address, project_objects, service_containers
+
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.secure.yml"
 
 
@@ -73,57 +75,24 @@ def test_secure_compose_file_configures_sasl_ssl_acls_and_a_secured_zookeeper(tm
         assert services[z]["depends_on"]["secrets"]["condition"] == "service_completed_successfully"
 
 
-def _skip_reason() -> str | None:
-    from kafkalike.chaos.compose import docker_client
-    from kafkalike.chaos.local import ChaosBackendError
-
-    if os.environ.get("KAFKALIKE_COMPOSE_SKIP"):
-        return os.environ["KAFKALIKE_COMPOSE_SKIP"]
-    if shutil.which("docker-compose") is None:
-        return "docker-compose is not installed"
-    try:
-        client = docker_client()
-    except ChaosBackendError as exc:
-        return f"no Docker engine (./scripts/test starts one): {exc}"
-    try:
-        client.images.get("kafkalike:latest")
-    except Exception:
-        return "no kafkalike:latest image (./scripts/build-image builds it)"
-    return None
-
-
-def _project_objects(project: str) -> list[str]:
-    from kafkalike.chaos.compose import docker_client
-
-    client = docker_client()
-    label = {"label": [f"com.docker.compose.project={project}"]}
-    return ([f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
-            + [f"network {n.name}" for n in client.networks.list(filters=label)]
-            + [f"volume {v.name}" for v in client.volumes.list(filters=label)])
-
-
 def _broker_addresses(project: str, timeout: float) -> dict[int, str]:
     """broker id -> container address, once all three containers are healthy."""
-    from kafkalike.chaos.compose import docker_client
-
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         out: dict[int, str] = {}
         for i in (1, 2, 3):
-            found = docker_client().containers.list(all=True, filters={"label": [
-                f"com.docker.compose.project={project}", f"com.docker.compose.service=broker{i}"]})
+            found = service_containers(project, f"broker{i}")
             if not found:
                 continue
             c = found[0]
-            c.reload()
             health = c.attrs["State"].get("Health", {}).get("Status")
             last = f"broker{i}: {c.status}/{health}"
             if c.status == "exited":
                 raise AssertionError(f"broker{i} exited: {c.logs(tail=30).decode(errors='replace')}")
-            if health == "healthy":
-                nets = c.attrs["NetworkSettings"]["Networks"] or {}
-                out[i] = next(n["IPAddress"] for n in nets.values() if n.get("IPAddress"))
+            address = container_address(c)
+            if health == "healthy" and address is not None:
+                out[i] = address
         if len(out) == 3:
             return out
         time.sleep(3)
@@ -146,10 +115,9 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from kafkalike.chaos.compose import docker_client
     from kafkalike.cluster.client_properties import ClientProperties
 
-    reason = _skip_reason()
+    reason = compose_skip_reason(cli=True)
     if reason is not None:
         pytest.skip(reason)
     project = f"kl-secure-{uuid.uuid4().hex[:8]}"
@@ -219,9 +187,7 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
         assert "flights" not in anonymous.list_topics(timeout=30).topics
 
         # ZooKeeper: the brokers' znodes are sasl:kafka's, readable by all
-        zk1 = docker_client().containers.list(filters={"label": [
-            f"com.docker.compose.project={project}", "com.docker.compose.service=zk1"]})[0]
-        zk_ip = next(n["IPAddress"] for n in zk1.attrs["NetworkSettings"]["Networks"].values())
+        zk_ip = container_address(service_containers(project, "zk1")[0])
         code, out, err = _main("zk", "getacl", "--zookeeper", f"{zk_ip}:2181", "/brokers/ids/1")
         assert (code, out) == (0, "'sasl,'kafka\n: cdrwa\n'world,'anyone\n: r\n"), err
     except BaseException:
@@ -231,4 +197,4 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
     finally:
         down = _compose(project, env, "down", "-v", "--remove-orphans", timeout=300)
         print(down.stdout[-2000:], down.stderr[-2000:])
-    assert _project_objects(project) == []
+    assert project_objects(project) == []
