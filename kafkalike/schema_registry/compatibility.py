@@ -14,7 +14,9 @@ that Confluent's registry uses), which follows the Avro specification's "Schema 
 promotions int->long->float->double, string<->bytes, record fields matched by name or alias, a
 reader field missing from the writer needs a default, enum symbols, union branches, fixed size.
 JSON Schema pairs follow Confluent's JSON Schema rules (``json_schema_compat``: open/closed
-content models, types, bounds, enums). Protobuf schemas are not checked (every change passes).
+content models, types, bounds, enums, tuples, const, conditionals). Protobuf pairs follow
+Confluent's Protobuf rules (``protobuf_compat``: messages, fields by number, scalar kinds,
+labels, oneofs, enums, package, referenced types).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Sequence
 
 import attrs
 
-from kafkalike.schema_registry import json_schema_compat
-from kafkalike.schema_registry.schemas import AVRO, JSON, ParsedSchema
+from kafkalike.schema_registry import json_schema_compat, protobuf_compat
+from kafkalike.schema_registry.schemas import AVRO, JSON, PROTOBUF, ParsedSchema
 
 LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
           "FULL", "FULL_TRANSITIVE")
@@ -61,7 +63,7 @@ class Incompatibility:
         if self.error_type == "READER_FIELD_MISSING_DEFAULT_VALUE":
             text = (f"The field '{self.message}' at path '{self.location}' in the {reader} schema has no default "
                     f"value and is missing in the {writer} schema")
-        elif self.location.startswith("#"):  # a JSON Schema difference (json_schema_compat)
+        elif self.location.startswith("#"):  # a JSON Schema or Protobuf difference (json_schema_compat, protobuf_compat)
             text = info = self.message.replace("{reader}", reader).replace("{writer}", writer)
         else:
             text = f"{self.message} at path '{self.location}' ({reader} schema reading {writer} schema data)"
@@ -72,10 +74,14 @@ class Incompatibility:
 
 def can_read(reader: ParsedSchema, writer: ParsedSchema) -> list[tuple[str, str, str]]:
     """Findings (error type, location, message) that stop ``reader`` from reading data written
-    with ``writer``; [] when it can. AVRO and JSON pairs are checked; PROTOBUF returns []."""
+    with ``writer``; [] when it can. AVRO, JSON and PROTOBUF pairs are checked (the location
+    of a JSON or PROTOBUF finding is Confluent's "#/..." path)."""
     if reader.schema_type == JSON and writer.schema_type == JSON:
         return [(d.type, d.json_path, d.describe("{reader}", "{writer}"))
                 for d in json_schema_compat.incompatibilities(json.loads(writer.schema), json.loads(reader.schema))]
+    if reader.schema_type == PROTOBUF and writer.schema_type == PROTOBUF:
+        return [(d.type, d.full_path, d.describe("{reader}", "{writer}"))
+                for d in protobuf_compat.incompatibilities(writer.parsed, reader.parsed)]
     if reader.schema_type != AVRO or writer.schema_type != AVRO:
         return []
     from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType

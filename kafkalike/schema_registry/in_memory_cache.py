@@ -27,7 +27,8 @@ from typing import Any
 import attrs
 import structlog
 
-from kafkalike.schema_registry.schemas import AVRO, ParsedSchema, parse_schema
+from kafkalike.schema_registry import errors
+from kafkalike.schema_registry.schemas import AVRO, PROTOBUF, ParsedSchema, parse_schema
 
 log = structlog.get_logger(__name__)
 
@@ -179,10 +180,37 @@ class InMemoryCache:
                 if sv.id == schema_id and not sv.deleted]
 
     def parsed(self, sv: SchemaVersion) -> ParsedSchema:
-        """``sv``'s schema parsed (cached by id)."""
+        """``sv``'s schema parsed (cached by id), its references resolved (``dependencies``)."""
         if sv.id not in self._parsed:
-            self._parsed[sv.id] = parse_schema(sv.schema, sv.schema_type, sv.references)
+            self._parsed[sv.id] = parse_schema(sv.schema, sv.schema_type, sv.references,
+                                               self.dependencies(sv.schema_type, sv.references))
         return self._parsed[sv.id]
+
+    def dependencies(self, schema_type: str, references: tuple[tuple[str, str, int], ...]) -> dict[str, str]:
+        """The texts a PROTOBUF schema with ``references`` imports, {import name: text}, its
+        references' references included (Confluent resolves them transitively); {} for the
+        other types. Version -1 names the subject's latest live version. Raises RestError 42201
+        when a referenced subject version does not exist."""
+        out: dict[str, str] = {}
+        if schema_type != PROTOBUF:
+            return out
+        todo = list(references)
+        while todo:
+            name, subject, version = todo.pop()
+            if name in out:
+                continue
+            versions = self.subjects.get(subject, {})
+            if version == -1:
+                live = self.live_versions(subject)
+                sv = live[-1] if live else None
+            else:
+                sv = versions.get(version)
+            if sv is None:
+                raise errors.invalid_schema(f"Invalid schema reference {name}: subject '{subject}' "
+                                            f"version {version} not found")
+            out[name] = sv.schema
+            todo.extend(sv.references)
+        return out
 
     def find_id(self, parsed: ParsedSchema) -> int | None:
         """The id of a stored schema equal to ``parsed`` (same type, identity, references)."""

@@ -22,15 +22,22 @@ Covered: empty/true/false schemas, type changed / integer->number (TYPE_EXTENDED
 paired by a maximum matching as Confluent's CombinedSchemaDiff), ``not``, ``{"type", "enum"}``
 products, string maxLength/minLength/pattern, number maximum/minimum/exclusive*/multipleOf,
 enum arrays, object properties/required/additionalProperties/patternProperties/dependencies/
-maxProperties/minProperties, array items (one schema)/maxItems/minItems/uniqueItems,
+maxProperties/minProperties, arrays (ArraySchemaDiff: one ``items`` schema, tuples as an
+``items`` array or 2020-12 ``prefixItems`` with ``additionalItems`` / 2020-12 ``items`` /
+``unevaluatedItems`` as their open, closed or partially open content model: ITEM_ADDED_*,
+ITEM_REMOVED_*, ADDITIONAL_ITEMS_*, UNEVALUATED_ITEMS_*; maxItems/minItems/uniqueItems/
+maxContains/minContains), ``const`` (ConstSchemaDiff: a changed value is ENUM_ARRAY_CHANGED),
+``if``/``then``/``else`` (a ConditionalSchema: Confluent compares none of its parts, so only
+adding one, TYPE_CHANGED, or removing one, PRODUCT_TYPE_NARROWED, is seen), a ``const`` or a
+conditional next to other keywords as everit's synthetic allOf (``_products``),
 id/title/description/default, and local ``$ref``s (inlined). Not covered (no difference is
-reported, so such a change passes): tuple ``items``/``additionalItems``, ``const``,
-``if``/``then``/``else``, references to other subjects, Confluent's metadata/reserved-property
-rules.
+reported, so such a change passes): references to other subjects, Confluent's
+metadata/reserved-property rules, unevaluatedProperties.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -55,15 +62,23 @@ COMPATIBLE_CHANGES = frozenset({
     "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
     "PROPERTY_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
     "MAX_ITEMS_INCREASED", "MAX_ITEMS_REMOVED", "MIN_ITEMS_DECREASED", "MIN_ITEMS_REMOVED",
-    "UNIQUE_ITEMS_REMOVED",
+    "MAX_CONTAINS_INCREASED", "MAX_CONTAINS_REMOVED", "MIN_CONTAINS_DECREASED", "MIN_CONTAINS_REMOVED",
+    "UNIQUE_ITEMS_REMOVED", "ADDITIONAL_ITEMS_ADDED", "ADDITIONAL_ITEMS_EXTENDED",
+    "UNEVALUATED_ITEMS_ADDED", "UNEVALUATED_ITEMS_EXTENDED",
+    "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_ADDED_TO_CLOSED_CONTENT_MODEL",
+    "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL", "ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL",
+    "ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", "ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
     "ENUM_ARRAY_EXTENDED",
     "COMBINED_TYPE_EXTENDED", "PRODUCT_TYPE_NARROWED", "SUM_TYPE_EXTENDED", "NOT_TYPE_NARROWED",
 })
-"""Confluent's ``SchemaDiff.COMPATIBLE_CHANGES`` (the reader still accepts the writer's data)."""
+"""Confluent's ``SchemaDiff.COMPATIBLE_CHANGES_STRICT`` (the reader still accepts the writer's data)."""
 
 _OBJECT_KEYS = ("properties", "required", "additionalProperties", "patternProperties",
                 "maxProperties", "minProperties", "dependencies")
-_ARRAY_KEYS = ("items", "maxItems", "minItems", "uniqueItems", "additionalItems")
+_ARRAY_KEYS = ("items", "maxItems", "minItems", "uniqueItems", "additionalItems", "prefixItems", "unevaluatedItems",
+               "contains", "maxContains", "minContains")
+_CONDITIONAL = ("if", "then", "else")
+_ANNOTATIONS = ("title", "description", "$id", "id", "default", "$schema", "$comment", "examples")
 _STRING_KEYS = ("maxLength", "minLength", "pattern")
 _NUMBER_KEYS = ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "multipleOf")
 
@@ -102,19 +117,21 @@ class Difference:
                     f"than the {writer} schema")
         if t in _TYPE_DIFFERS:
             return f"A type at path '{p}' is different between the {reader} schema and the {writer} schema"
-        if t == "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL":
+        if t in ("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_ADDED_TO_OPEN_CONTENT_MODEL"):
             return (f"The {reader} schema has an open content model and has a property or item at path '{p}' "
                     f"which is missing in the {writer} schema")
         if t == "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL":
             return (f"The {reader} schema has an unopen content model and has a required property at path "
                     f"'{p}' which is missing in the {writer} schema")
-        if t == "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL":
+        if t in ("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL"):
             return (f"The {reader} has a closed content model and is missing a property or item present at "
                     f"path '{p}' in the {writer} schema")
-        if t == "PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL":
+        if t in ("PROPERTY_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                 "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"):
             return (f"A property or item is missing in the {reader} schema but present at path '{p}' in the "
                     f"{writer} schema and is not covered by its partially open content model")
-        if t == "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL":
+        if t in ("PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+                 "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"):
             return (f"The {reader} schema has a property or item at path '{p}' which is missing in the "
                     f"{writer} schema and is not covered by its partially open content model")
         return f"{t} at path '{p}'"
@@ -125,14 +142,16 @@ _ADDED_OR_REMOVED = frozenset({
     "MAXIMUM_ADDED", "MINIMUM_ADDED", "EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MINIMUM_ADDED", "MULTIPLE_OF_ADDED",
     "MAX_LENGTH_ADDED", "MIN_LENGTH_ADDED", "PATTERN_ADDED", "REQUIRED_ATTRIBUTE_ADDED", "MAX_PROPERTIES_ADDED",
     "MIN_PROPERTIES_ADDED", "DEPENDENCY_ARRAY_ADDED", "DEPENDENCY_SCHEMA_ADDED", "MAX_ITEMS_ADDED",
-    "MIN_ITEMS_ADDED", "UNIQUE_ITEMS_ADDED", "ADDITIONAL_ITEMS_REMOVED", "ADDITIONAL_PROPERTIES_REMOVED"})
+    "MIN_ITEMS_ADDED", "UNIQUE_ITEMS_ADDED", "ADDITIONAL_ITEMS_REMOVED", "ADDITIONAL_PROPERTIES_REMOVED",
+    "MAX_CONTAINS_ADDED", "MIN_CONTAINS_ADDED", "UNEVALUATED_ITEMS_REMOVED"})
 _INCREASED = frozenset({"MIN_LENGTH_INCREASED", "MINIMUM_INCREASED", "EXCLUSIVE_MINIMUM_INCREASED",
-                        "MIN_PROPERTIES_INCREASED", "MULTIPLE_OF_EXPANDED", "MIN_ITEMS_INCREASED"})
-_DECREASED = frozenset({"MAX_LENGTH_DECREASED", "MAXIMUM_DECREASED", "MAX_ITEMS_DECREASED",
+                        "MIN_PROPERTIES_INCREASED", "MULTIPLE_OF_EXPANDED", "MIN_ITEMS_INCREASED",
+                        "MIN_CONTAINS_INCREASED"})
+_DECREASED = frozenset({"MAX_LENGTH_DECREASED", "MAXIMUM_DECREASED", "MAX_ITEMS_DECREASED", "MAX_CONTAINS_DECREASED",
                         "EXCLUSIVE_MAXIMUM_DECREASED", "MAX_PROPERTIES_DECREASED"})
 _CHANGED = frozenset({"PATTERN_CHANGED", "MULTIPLE_OF_CHANGED", "DEPENDENCY_ARRAY_CHANGED"})
 _FEWER = frozenset({"ADDITIONAL_ITEMS_NARROWED", "ENUM_ARRAY_NARROWED", "SUM_TYPE_NARROWED",
-                    "ADDITIONAL_PROPERTIES_NARROWED"})
+                    "ADDITIONAL_PROPERTIES_NARROWED", "UNEVALUATED_ITEMS_NARROWED"})
 _MORE = frozenset({"DEPENDENCY_ARRAY_EXTENDED", "PRODUCT_TYPE_EXTENDED", "SUM_TYPE_EXTENDED", "NOT_TYPE_EXTENDED"})
 _TYPE_DIFFERS = frozenset({"TYPE_CHANGED", "TYPE_NARROWED", "COMBINED_TYPE_CHANGED",
                            "COMBINED_TYPE_SUBSCHEMAS_CHANGED", "ENUM_ARRAY_CHANGED"})
@@ -143,7 +162,7 @@ _COMBINERS = ("allOf", "anyOf", "oneOf")
 
 def _kind(schema: Any) -> str:
     """The everit schema class Confluent's loader would build, as a word: empty, false,
-    combined, not, enum, object, array, string, number, boolean, null, other."""
+    combined, not, enum, const, conditional, object, array, string, number, boolean, null, other."""
     if schema is True or schema == {}:
         return "empty"
     if schema is False:
@@ -159,6 +178,10 @@ def _kind(schema: Any) -> str:
         return "not"
     if "enum" in schema and t is None:
         return "enum"
+    if "const" in schema and t is None:
+        return "const"
+    if t is None and any(k in schema for k in _CONDITIONAL):
+        return "conditional"
     if t in ("integer", "number"):
         return "number"
     if t in ("string", "boolean", "null", "object", "array"):
@@ -171,6 +194,25 @@ def _kind(schema: Any) -> str:
         if not any(k in schema for k in ("$ref", "const")):
             return "empty"
     return "other"
+
+
+def _products(schema: Any) -> Any:
+    """everit loads one schema object holding several kinds of keyword as a synthetic allOf of
+    one schema per kind, and Confluent's diff compares it as such: a ``const`` or an
+    ``if``/``then``/``else`` next to other keywords becomes {"allOf": [rest, {"const"},
+    {"if", "then", "else"}]} (annotations stay on the outside); alone, each is its own kind."""
+    if not isinstance(schema, dict) or not ("const" in schema or any(k in schema for k in _CONDITIONAL)):
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "const" and k not in _CONDITIONAL}
+    notes = {k: v for k, v in rest.items() if k in _ANNOTATIONS}
+    parts: list[Any] = []
+    if "const" in schema:
+        parts.append({"const": schema["const"]})
+    if any(k in schema for k in _CONDITIONAL):
+        parts.append({k: schema[k] for k in _CONDITIONAL if k in schema})
+    if _kind(rest) == "empty":
+        return {**notes, **parts[0]} if len(parts) == 1 else {**notes, "allOf": parts}
+    return {**notes, "allOf": [{k: v for k, v in rest.items() if k not in notes}, *parts]}
 
 
 def _combined(schema: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -228,6 +270,7 @@ def _compare(out: list[Difference], path: str, original: Any, update: Any) -> No
     if update is None:
         out.append(Difference("SCHEMA_REMOVED", path))
         return
+    original, update = _products(original), _products(update)
     ok, uk = _kind(original), _kind(update)
     if uk == "combined" and ok != "combined":
         criterion, branches = _combined(update)
@@ -242,13 +285,22 @@ def _compare(out: list[Difference], path: str, original: Any, update: Any) -> No
                         out.append(Difference("SUM_TYPE_EXTENDED", path))
                     return
     elif ok == "combined" and uk != "combined":
-        _, branches = _combined(original)
+        criterion, branches = _combined(original)
         if len(branches) == 1:
             sub = []
             _compare(sub, path, branches[0], update)
             if all(d.compatible for d in sub):
                 out.extend(sub)
                 return
+        elif criterion == "allOf":
+            # a product became one of its factors: compatible when that factor reads the reader
+            for branch in branches:
+                sub = []
+                _compare(sub, path, branch, update)
+                if all(d.compatible for d in sub):
+                    out.extend(sub)
+                    out.append(Difference("PRODUCT_TYPE_NARROWED", path))
+                    return
     if ok != uk:
         if ok == "false" or uk == "empty":
             return
@@ -287,6 +339,9 @@ def _compare(out: list[Difference], path: str, original: Any, update: Any) -> No
         _compare_number(out, path, original, update)
     elif ok == "enum":
         _compare_enum(out, path, original, update)
+    elif ok == "const":  # Confluent's ConstSchemaDiff; a conditional's if/then/else are not compared
+        if json.dumps(original["const"], sort_keys=True) != json.dumps(update["const"], sort_keys=True):
+            out.append(Difference("ENUM_ARRAY_CHANGED", f"{path}/const"))
     elif ok == "object":
         _compare_object(out, path, original, update)
     elif ok == "array":
@@ -529,6 +584,143 @@ def _compare_array(out: list[Difference], path: str, original: dict[str, Any], u
     a, b = bool(original.get("uniqueItems")), bool(update.get("uniqueItems"))
     if a != b:
         out.append(Difference("UNIQUE_ITEMS_ADDED" if b else "UNIQUE_ITEMS_REMOVED", f"{path}/uniqueItems"))
-    oi, ui = original.get("items"), update.get("items")
-    if not isinstance(oi, list) and not isinstance(ui, list):
-        _compare(out, f"{path}/items", oi, ui)
+    _contains(out, path, original, update, "maxContains", "MAX_CONTAINS")
+    _contains(out, path, original, update, "minContains", "MIN_CONTAINS")
+    ot, ut = _tuple(original), _tuple(update)
+    _compare(out, f"{path}/items", _all_items(original), _all_items(update))
+    for i in range(min(len(ot), len(ut))):
+        _compare(out, f"{path}/items/{i}", ot[i], ut[i])
+    for i in range(len(ut), len(ot)):  # an item the reader no longer describes
+        _item_removed(out, f"{path}/items/{i}", ot[i], update)
+    for i in range(len(ot), len(ut)):  # an item the writer did not describe
+        _item_added(out, f"{path}/items/{i}", original, ut[i])
+    _compare_additional_items(out, path, original, update)
+    _compare_unevaluated_items(out, path, original, update)
+
+
+def _tuple(schema: dict[str, Any]) -> list[Any]:
+    """The positional item schemas: ``items`` as an array (draft 4-7) or ``prefixItems`` (2020-12)."""
+    items = schema.get("items")
+    if isinstance(items, list):
+        return items
+    prefix = schema.get("prefixItems")
+    return prefix if isinstance(prefix, list) else []
+
+
+def _all_items(schema: dict[str, Any]) -> Any:
+    """The schema every item must match (everit's allItemSchema): a single ``items`` schema
+    object without ``prefixItems`` (with them, 2020-12's ``items`` is the additional items'
+    schema; a boolean ``items`` permits or forbids additional items, as Confluent reads it)."""
+    items = schema.get("items")
+    return None if isinstance(items, (list, bool)) or "prefixItems" in schema else items
+
+
+def _additional_items(schema: dict[str, Any]) -> Any:
+    """``additionalItems`` (or 2020-12's ``items`` after ``prefixItems``, or a boolean
+    ``items``): True, False or a schema."""
+    items = schema.get("items")
+    if isinstance(items, bool) or ("prefixItems" in schema and isinstance(items, dict)):
+        return items
+    return schema.get("additionalItems", True)
+
+
+def _items_open(schema: dict[str, Any]) -> bool:
+    """Confluent's ArraySchemaDiff.isOpenContentModel: additional items permitted with no schema
+    and ``unevaluatedItems`` absent or {}."""
+    extra, uneval = _additional_items(schema), schema.get("unevaluatedItems")
+    return extra is True and (uneval is None or uneval is True or uneval == {})
+
+
+def _items_partial(schema: dict[str, Any]) -> Any:
+    """The schema a partially open array gives items past its tuple, or None."""
+    extra = _additional_items(schema)
+    if isinstance(extra, dict):
+        return extra
+    uneval = schema.get("unevaluatedItems")
+    if extra is True and isinstance(uneval, dict) and uneval != {}:
+        return uneval
+    return None
+
+
+def _item_removed(out: list[Difference], where: str, item: Any, update: dict[str, Any]) -> None:
+    if _items_open(update):
+        out.append(Difference("ITEM_REMOVED_FROM_OPEN_CONTENT_MODEL", where))
+    elif (cover := _items_partial(update)) is not None:
+        sub: list[Difference] = []
+        _compare(sub, where, item, cover)
+        out.extend(sub)
+        out.append(Difference("ITEM_REMOVED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                              if all(d.compatible for d in sub)
+                              else "ITEM_REMOVED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", where))
+    else:
+        out.append(Difference("ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL" if item is False
+                              else "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL", where))
+
+
+def _item_added(out: list[Difference], where: str, original: dict[str, Any], item: Any) -> None:
+    if _items_open(original):
+        out.append(Difference("ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL" if _kind(item) == "empty"
+                              else "ITEM_ADDED_TO_OPEN_CONTENT_MODEL", where))
+    elif (cover := _items_partial(original)) is not None:
+        sub: list[Difference] = []
+        _compare(sub, where, cover, item)
+        out.extend(sub)
+        out.append(Difference("ITEM_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL"
+                              if all(d.compatible for d in sub)
+                              else "ITEM_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL", where))
+    else:
+        out.append(Difference("ITEM_ADDED_TO_CLOSED_CONTENT_MODEL", where))
+
+
+def _compare_additional_items(out: list[Difference], path: str, original: dict[str, Any],
+                              update: dict[str, Any]) -> None:
+    where = f"{path}/additionalItems"
+    a, b = _additional_items(original), _additional_items(update)
+    a_schema = a if isinstance(a, dict) else None
+    b_schema = b if isinstance(b, dict) else None
+    if (a is not False) != (b is not False):
+        out.append(Difference("ADDITIONAL_ITEMS_REMOVED" if a is not False else "ADDITIONAL_ITEMS_ADDED", where))
+    elif a_schema is None and b_schema is not None:
+        out.append(Difference("ADDITIONAL_ITEMS_NARROWED", where))
+    elif b_schema is None and a_schema is not None:
+        out.append(Difference("ADDITIONAL_ITEMS_EXTENDED", where))
+    elif a_schema is not None:
+        _compare(out, where, a_schema, b_schema)
+
+
+def _compare_unevaluated_items(out: list[Difference], path: str, original: dict[str, Any],
+                               update: dict[str, Any]) -> None:
+    """``unevaluatedItems`` (2019-09+), as Confluent's ArraySchemaDiff.compareUnevaluatedItems."""
+    a, b = original.get("unevaluatedItems"), update.get("unevaluatedItems")
+    if a is None and b is None:
+        return
+    where = f"{path}/unevaluatedItems"
+    a_empty, b_empty = a is True or a == {}, b is True or b == {}
+    if a is None:
+        out.append(Difference("UNEVALUATED_ITEMS_REMOVED" if b is False else "UNEVALUATED_ITEMS_NARROWED", where))
+    elif b is None:
+        out.append(Difference("UNEVALUATED_ITEMS_ADDED" if a is False else "UNEVALUATED_ITEMS_EXTENDED", where))
+    elif a is False and b is not False:
+        out.append(Difference("UNEVALUATED_ITEMS_ADDED", where))
+    elif a is not False and b is False:
+        out.append(Difference("UNEVALUATED_ITEMS_REMOVED", where))
+    elif a_empty and not b_empty:
+        out.append(Difference("UNEVALUATED_ITEMS_NARROWED", where))
+    elif b_empty and not a_empty:
+        out.append(Difference("UNEVALUATED_ITEMS_EXTENDED", where))
+    else:
+        _compare(out, where, a, b)
+
+
+def _contains(out: list[Difference], path: str, original: dict[str, Any], update: dict[str, Any],
+              key: str, name: str) -> None:
+    """maxContains/minContains (2019-09+): ADDED, REMOVED, INCREASED, DECREASED; an absent
+    minContains is its default, 1."""
+    a, b = original.get(key), update.get(key)
+    if key == "minContains":
+        a, b = (1 if v is None else v for v in (a, b))
+    if not isinstance(a, (int, float)) or isinstance(a, bool):
+        a = None
+    if not isinstance(b, (int, float)) or isinstance(b, bool):
+        b = None
+    _bound(out, path, {key: a} if a is not None else {}, {key: b} if b is not None else {}, key, name)

@@ -158,7 +158,7 @@ class KafkaSchemaRegistry:
 
     async def lookup(self, subject: str, body: Any, deleted: bool = False) -> dict[str, Any]:
         """POST /subjects/{s}: the version of ``subject`` holding this schema; 40401, 40403, 42201."""
-        parsed = self._parse_body(body)
+        parsed = await self._parse_body(body)
 
         def find() -> dict[str, Any]:
             for v in reversed(self._versions(subject, deleted)):
@@ -175,11 +175,17 @@ class KafkaSchemaRegistry:
         except errors.RestError:
             return False
 
-    @staticmethod
-    def _parse_body(body: Any) -> ParsedSchema:
+    async def _parse_body(self, body: Any) -> ParsedSchema:
+        """The request's schema parsed; its references (PROTOBUF imports) resolved from the
+        store, read to its end first. 42201 when invalid or a reference does not exist."""
         if not isinstance(body, dict):
             raise errors.invalid_schema("The request body must be a JSON object with a \"schema\" field")
-        return parse_schema(body.get("schema"), body.get("schemaType"), parse_references(body.get("references")))
+        references = parse_references(body.get("references"))
+        schema_type = str(body.get("schemaType") or "AVRO").upper()
+        if references and schema_type == "PROTOBUF":
+            await self.store.catch_up()
+        return parse_schema(body.get("schema"), body.get("schemaType"), references,
+                            self.cache.dependencies(schema_type, references))
 
     @staticmethod
     def schema_types() -> list[str]:
@@ -200,7 +206,7 @@ class KafkaSchemaRegistry:
                                  verbose: bool = False) -> dict[str, Any]:
         """POST /compatibility/subjects/{s}/versions[/{v}]: {"is_compatible": bool}
         (+ "messages" when ``verbose``); 40401, 40402, 42201, 42202."""
-        parsed = self._parse_body(body)
+        parsed = await self._parse_body(body)
         await self.store.catch_up()
         against = None if raw_version is None else [self._version(subject, raw_version)]
         if raw_version is None:
@@ -217,7 +223,7 @@ class KafkaSchemaRegistry:
         """POST /subjects/{s}/versions: {"id": N}. The same schema already live in the subject
         answers its id; an equal schema in another subject shares its id. 409 when
         incompatible with the subject's level, 42201 invalid, 50001/50002 store errors."""
-        parsed = self._parse_body(body)
+        parsed = await self._parse_body(body)
         async with self._write_lock:
             for _attempt in range(WRITE_ATTEMPTS):
                 await self.store.catch_up()

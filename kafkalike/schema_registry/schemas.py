@@ -13,16 +13,21 @@ find an already registered schema.
   draft its ``$schema`` names (draft-07, Confluent's default, when it names none), checked with the
   ``jsonschema`` library; e.g. ``{"type": "strin"}`` or ``{"required": "id"}`` is 42201, as
   Confluent's registry refuses a schema its JSON Schema loader cannot read.
-- PROTOBUF: stored as text; only checked to be non-empty with balanced braces (no .proto parser).
+- PROTOBUF: compiled by protoc (``protobuf_compat.parse``, grpcio-tools) together with the
+  files it imports: the texts of its schema references (``dependencies``, resolved by the
+  registry from the subjects and versions named) and Google's well-known types. A text protoc
+  refuses (syntax, unknown type, duplicate field number, missing import) is 42201 with protoc's
+  messages. ``identity`` is protoc's serialized descriptor of the file, so comments and layout
+  do not make a new schema.
 
-Schema references (Confluent's ``references``) are refused for AVRO and stored as given for
-the other types (not resolved).
+Schema references (Confluent's ``references``) are refused for AVRO, resolved for PROTOBUF
+(imports) and stored as given for JSON (not resolved).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 
@@ -39,7 +44,8 @@ SCHEMA_TYPES = (JSON, PROTOBUF, AVRO)
 class ParsedSchema:
     """A valid schema: ``schema_type`` (AVRO, JSON, PROTOBUF), ``schema`` the text served back,
     ``identity`` the normalized text two equal schemas share, ``references`` as given
-    ([{"name", "subject", "version"}]), ``parsed`` the library's object (Avro only)."""
+    ([{"name", "subject", "version"}]), ``parsed`` the library's object (Avro: avro's
+    Schema; PROTOBUF: protobuf_compat.ProtoSchema; JSON: None)."""
 
     schema_type: str
     schema: str
@@ -68,9 +74,11 @@ def parse_references(raw: Any) -> tuple[tuple[str, str, int], ...]:
 
 
 def parse_schema(text: Any, schema_type: str | None = None,
-                 references: tuple[tuple[str, str, int], ...] = ()) -> ParsedSchema:
-    """Parse ``text`` as ``schema_type`` (None: AVRO). Raises RestError 42201 with the
-    parser's message when the schema is invalid or the type unknown."""
+                 references: tuple[tuple[str, str, int], ...] = (),
+                 dependencies: Mapping[str, str] | None = None) -> ParsedSchema:
+    """Parse ``text`` as ``schema_type`` (None: AVRO). ``dependencies`` are the texts of the
+    schema's references and of theirs, {import name: text} (PROTOBUF only). Raises RestError
+    42201 with the parser's message when the schema is invalid or the type unknown."""
     schema_type = (schema_type or AVRO).upper()
     if not isinstance(text, str) or not text.strip():
         raise errors.invalid_schema("Empty schema")
@@ -86,14 +94,13 @@ def parse_schema(text: Any, schema_type: str | None = None,
         _check_json_schema(text, doc)
         return ParsedSchema(JSON, _compact(doc), json.dumps(doc, sort_keys=True, separators=(",", ":")), references)
     if schema_type == PROTOBUF:
-        depth = 0
-        for ch in text:
-            depth += (ch == "{") - (ch == "}")
-            if depth < 0:
-                break
-        if depth != 0:
-            raise errors.invalid_schema("Invalid schema: unbalanced braces in the .proto text")
-        return ParsedSchema(PROTOBUF, text, " ".join(text.split()), references)
+        from kafkalike.schema_registry import protobuf_compat
+
+        try:
+            proto = protobuf_compat.parse(text, dependencies or {}, {n: (s, v) for n, s, v in references})
+        except protobuf_compat.ProtoParseError as exc:
+            raise errors.invalid_schema(f"Invalid schema {text}, details: {exc}") from None
+        return ParsedSchema(PROTOBUF, text, proto.canonical.hex(), references, proto)
     raise errors.invalid_schema(f"Invalid schema type {schema_type}")
 
 
