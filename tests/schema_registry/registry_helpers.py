@@ -1,5 +1,7 @@
 """Helpers for the schema registry tests: ``kafkalike schema-registry`` as a real subprocess
-on a free port (stopped by pid, pass or fail) and a tiny JSON-over-HTTP client."""
+on a free port (stopped by pid, pass or fail), a tiny JSON-over-HTTP client, and the
+module-scoped fixtures ``registry_cluster`` (a real 1-broker cluster) and ``registry`` (a
+registry on it), which tests/schema_registry/conftest.py makes visible to the tests there."""
 
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kafkalike.cluster import process
+from kafkalike.cluster.local_cluster import LocalCluster
 
 
 @contextlib.contextmanager
@@ -55,3 +60,24 @@ def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> t
     except urllib.error.HTTPError as e:
         status, payload = e.code, e.read()
     return status, json.loads(payload)
+
+
+@pytest.fixture(scope="module")
+def registry_cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str) -> Iterator[LocalCluster]:
+    """A real 1-broker kafkalike cluster for one test module (stopped afterwards)."""
+    from tests.fixtures_cluster import _new_cluster
+
+    cluster = _new_cluster(tmp_path_factory.mktemp("registry-cluster"), zk_connect, 1, None)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(registry_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a schema registry on ``registry_cluster`` for one test module; its log in
+    a temporary ``registry.log``."""
+    log_path = tmp_path_factory.mktemp("registry-log") / "registry.log"
+    with running_registry(registry_cluster.bootstrap_servers, log_path) as url:
+        yield url

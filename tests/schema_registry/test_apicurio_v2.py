@@ -9,9 +9,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import pytest
 
-from tests.schema_registry.registry_helpers import http, running_registry
+from tests.schema_registry.registry_helpers import http
 
 V1 = {"type": "record", "name": "Customer", "namespace": "inventory",
       "fields": [{"name": "id", "type": "int"}, {"name": "email", "type": "string"}]}
@@ -45,22 +44,6 @@ def get_raw(url: str) -> tuple[int, bytes, dict[str, str]]:
             return r.status, r.read(), {k.lower(): v for k, v in r.headers.items()}
     except urllib.error.HTTPError as e:
         return e.code, e.read(), {k.lower(): v for k, v in e.headers.items()}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str):
-    from tests.fixtures_cluster import _new_cluster
-    c = _new_cluster(tmp_path_factory.mktemp("apicurio"), zk_connect, 1, None)
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(cluster, tmp_path_factory: pytest.TempPathFactory):
-    with running_registry(cluster.bootstrap_servers, tmp_path_factory.mktemp("aplog") / "registry.log") as url:
-        yield url
 
 
 def test_create_artifact_return_or_update_registers_once_and_shares_the_confluent_id(registry: str) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
+from kafkalike.cluster.local_cluster import LocalCluster
 from tests.schema_registry.registry_helpers import http, running_registry
 
 V1 = {"type": "record", "name": "Order", "namespace": "shop",
@@ -19,22 +19,6 @@ V2_NO_DEFAULT = {**V1, "fields": V1["fields"] + [{"name": "user_id", "type": "lo
 
 def body(schema: object, **extra: object) -> dict:
     return {"schema": json.dumps(schema), **extra}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, zk_connect: str):
-    from tests.fixtures_cluster import _new_cluster
-    c = _new_cluster(tmp_path_factory.mktemp("sr"), zk_connect, 1, None)
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(cluster, tmp_path_factory: pytest.TempPathFactory):
-    with running_registry(cluster.bootstrap_servers, tmp_path_factory.mktemp("srlog") / "registry.log") as url:
-        yield url
 
 
 def test_register_fetch_and_lookup_answer_confluents_shapes(registry: str) -> None:
@@ -163,32 +147,33 @@ def test_a_json_schema_that_breaks_its_meta_schema_is_refused_with_42201(registr
     assert status == 200 and isinstance(reg["id"], int)
 
 
-def test_restart_keeps_ids_and_a_second_instance_agrees(cluster, tmp_path: Path) -> None:
-    with running_registry(cluster.bootstrap_servers, tmp_path / "a.log") as a:
+def test_restart_keeps_ids_and_a_second_instance_agrees(registry_cluster: LocalCluster, tmp_path: Path) -> None:
+    with running_registry(registry_cluster.bootstrap_servers, tmp_path / "a.log") as a:
         first = http("POST", f"{a}/subjects/restart-value/versions", body(V1))[1]["id"]
         second = http("POST", f"{a}/subjects/restart-value/versions", body(V2_DEFAULT))[1]["id"]
-        with running_registry(cluster.bootstrap_servers, tmp_path / "b.log") as b:
+        with running_registry(registry_cluster.bootstrap_servers, tmp_path / "b.log") as b:
             # a second instance reads the same topic: same answers, and its writes do not reuse ids
             assert http("GET", f"{b}/subjects/restart-value/versions") == (200, [1, 2])
             third = http("POST", f"{b}/subjects/restart-other/versions", body("bytes"))[1]["id"]
             assert third not in (first, second)
         assert http("GET", f"{a}/schemas/ids/{third}") == (200, {"schema": '"bytes"'})
-    with running_registry(cluster.bootstrap_servers, tmp_path / "c.log") as c:
+    with running_registry(registry_cluster.bootstrap_servers, tmp_path / "c.log") as c:
         assert http("GET", f"{c}/subjects/restart-value/versions/1")[1]["id"] == first
         assert http("GET", f"{c}/subjects/restart-value/versions/2")[1]["id"] == second
         assert http("POST", f"{c}/subjects/restart-value/versions", body(V1)) == (200, {"id": first})
 
 
-def test_the_store_is_a_compacted_topic_with_one_partition(cluster, registry: str) -> None:
+def test_the_store_is_a_compacted_topic_with_one_partition(registry_cluster: LocalCluster, registry: str) -> None:
     from confluent_kafka.admin import AdminClient, ConfigResource
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": registry_cluster.bootstrap_servers})
     assert len(admin.list_topics("_schemas", timeout=30).topics["_schemas"].partitions) == 1
     resource = ConfigResource("topic", "_schemas")
     configs = admin.describe_configs([resource])[resource].result(timeout=30)
     assert configs["cleanup.policy"].value == "compact"
 
 
-def test_two_instances_writing_at_once_agree_on_every_id_and_version(cluster, tmp_path: Path) -> None:
+def test_two_instances_writing_at_once_agree_on_every_id_and_version(registry_cluster: LocalCluster,
+                                                                      tmp_path: Path) -> None:
     """No leader: both instances register different schemas into one subject at the same time;
     the log decides (first writer wins, the loser retries), so both end with the same versions,
     each schema has one id, and every answer given to a client is what both instances serve."""
@@ -196,8 +181,8 @@ def test_two_instances_writing_at_once_agree_on_every_id_and_version(cluster, tm
 
     subject = "race-value"
     schemas = [{"type": "enum", "name": "E", "symbols": [f"S{i}"]} for i in range(16)]
-    with running_registry(cluster.bootstrap_servers, tmp_path / "a.log") as a, \
-            running_registry(cluster.bootstrap_servers, tmp_path / "b.log") as b:
+    with running_registry(registry_cluster.bootstrap_servers, tmp_path / "a.log") as a, \
+            running_registry(registry_cluster.bootstrap_servers, tmp_path / "b.log") as b:
         assert http("PUT", f"{a}/config/{subject}", {"compatibility": "NONE"})[0] == 200
         jobs = [(a if i % 2 == 0 else b, schema) for i, schema in enumerate(schemas)]
         with ThreadPoolExecutor(max_workers=8) as pool:
