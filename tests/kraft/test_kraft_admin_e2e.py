@@ -1,0 +1,116 @@
+"""Admin operations on a KRaft cluster of real processes (one controller, three brokers), through
+kafkalike's CLI and, with KAFKALIKE_KAFKA_LIB, Kafka 3.9's own ReassignPartitionsCommand.
+
+Minutes of process start-up: behind KAFKALIKE_SLOW. The controller-side rules are covered in the
+default run by tests/kraft/test_kraft_admin_reassign.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.broker.test_partition_reassignment import _cli, _plan
+from tests.kraft.kraft_broker_helpers import kraft_cluster
+from tests.kraft.test_kraft_broker_e2e import _produce, _read_all_kafka_python
+from tests.raft.raft_helpers import wait_for
+
+pytestmark = pytest.mark.skipif(not os.environ.get("KAFKALIKE_SLOW"), reason="minutes: set KAFKALIKE_SLOW=1")
+
+LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar"))
+              and shutil.which("java") is not None)
+N = 50
+
+
+def _cli_on(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``kafkalike reassign-partitions --bootstrap-server bootstrap *args`` in this process."""
+    no_cluster: Any = None  # _cli takes the bootstrap given instead of the ZooKeeper cluster's
+    return _cli(no_cluster, *args, bootstrap=bootstrap)
+
+
+def _create_assigned(bootstrap: str, topic: str, replicas: list[int]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = NewTopic(topic, num_partitions=1, replication_factor=-1, replica_assignment=[replicas])
+    futures = admin.create_topics([new], request_timeout=90)
+    futures[topic].result(timeout=120)
+
+
+def _partition(bootstrap: str, topic: str) -> tuple[int, list[int], list[int]] | None:
+    """(leader, replicas, isr) of partition 0 from a broker's Metadata answer."""
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=30)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or 0 not in t.partitions:
+        return None
+    p = t.partitions[0]
+    return p.leader, list(p.replicas), sorted(p.isrs)
+
+
+def _kafka_tool(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["java", "-cp", f"{LIB}/*", "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", bootstrap, *args], capture_output=True, text=True, timeout=180)
+
+
+async def test_partitions_move_between_kraft_brokers_with_the_cli_and_kafkas_tool(tmp_path: Path) -> None:
+    with kraft_cluster(tmp_path, brokers=3, controllers=1,
+                       broker_extra="replica.lag.time.max.ms=5000\n") as (_controllers, brokers):
+        for node in brokers:
+            await node.started()
+        bs = ",".join(b.bootstrap for b in brokers)
+        a, b, c = (x.node_id for x in brokers)
+        await trio.to_thread.run_sync(_create_assigned, bs, "moves", [a])
+        values = [f"m{i}" for i in range(N)]
+        assert await trio.to_thread.run_sync(_produce, bs, "moves", values) == []
+
+        # kafkalike reassign-partitions: [a] -> [b, c] (both new, the leader removed)
+        plan = _plan(tmp_path, "plan.json", {("moves", 0): [b, c]})
+        executed = await trio.to_thread.run_sync(_cli_on, bs, "--execute",
+                                                 "--reassignment-json-file", plan)
+        assert executed.returncode == 0, executed.stdout + executed.stderr
+        assert executed.stdout.splitlines()[-1] == "Successfully started partition reassignment for moves-0"
+
+        async def completed() -> bool:
+            verify = await trio.to_thread.run_sync(_cli_on, bs, "--verify",
+                                                   "--reassignment-json-file", plan)
+            return "Reassignment of partition moves-0 is completed." in verify.stdout.splitlines()
+        await wait_for(completed, "moves-0 reassigned to [b, c]", timeout_s=120)
+
+        async def settled() -> bool:
+            state = await trio.to_thread.run_sync(_partition, bs, "moves")
+            return state is not None and state[1] == [b, c] and state[2] == sorted([b, c]) and state[0] in (b, c)
+        await wait_for(settled, "Metadata shows moves-0 on [b, c] with its ISR", timeout_s=60)
+        listed = await trio.to_thread.run_sync(_cli_on, bs, "--list")
+        assert listed.stdout.strip() == "No partition reassignments found."
+
+        # every acknowledged record is on the new replicas; the old one's log is deleted
+        assert sorted(await trio.to_thread.run_sync(_read_all_kafka_python, bs, "moves", N)) == sorted(values)
+        old_dir = brokers[0].dir / "logs" / "moves-0"
+
+        async def deleted() -> bool:
+            return not old_dir.exists()
+        await wait_for(deleted, "the removed replica's log deleted", timeout_s=60)
+        assert any(x.events("alter_partition_completed_reassignment") for x in _controllers)
+
+        if not HAVE_KAFKA:
+            return
+        # Kafka 3.9's kafka-reassign-partitions.sh: [b, c] -> [a, b] against the same brokers
+        back = _plan(tmp_path, "back.json", {("moves", 0): [a, b]})
+        execute = await trio.to_thread.run_sync(lambda: _kafka_tool(bs, "--execute", "--reassignment-json-file", back))
+        assert execute.returncode == 0, execute.stdout + execute.stderr[-2000:]
+        assert execute.stdout.splitlines()[-1] == "Successfully started partition reassignment for moves-0"
+
+        async def kafka_completed() -> bool:
+            verify = await trio.to_thread.run_sync(lambda: _kafka_tool(bs, "--verify", "--reassignment-json-file",
+                                                                       back))
+            return verify.returncode == 0 and \
+                "Reassignment of partition moves-0 is completed." in verify.stdout.splitlines()
+        await wait_for(kafka_completed, "Kafka's tool verifies moves-0 on [a, b]", timeout_s=180)
+        listed_by_kafka = await trio.to_thread.run_sync(lambda: _kafka_tool(bs, "--list"))
+        assert (listed_by_kafka.returncode, listed_by_kafka.stdout) == (0, listed.stdout)
+        assert sorted(await trio.to_thread.run_sync(_read_all_kafka_python, bs, "moves", N)) == sorted(values)
