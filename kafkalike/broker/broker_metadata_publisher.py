@@ -24,10 +24,13 @@ image: everything in it is new to the publishers, who treat it as a full resynch
    fetches, so that they can join the ISR; Kafka's ``updateAssignmentAndIsr``). On a full
    resynchronisation, hosted partitions the image does not place on this broker are stopped
    and deleted (Kafka: stray replicas);
-4. the leadership listeners run (group coordinator and transaction coordinator:
+4. dynamic broker configs the delta set (BROKER resource "" or this broker's id) are reloaded
+   into the ZooKeeper mode's DynamicBrokerConfig, which reconfigures the broker as a
+   ``/config/changes`` notification does in ZooKeeper mode (Kafka's DynamicConfigPublisher);
+5. the leadership listeners run (group coordinator and transaction coordinator:
    ``on_leadership_change`` loads / unloads their ``__consumer_offsets`` /
    ``__transaction_state`` partitions, Kafka's onElection / onResignation);
-5. the metadata listeners get the partitions that disappeared (as after UpdateMetadata).
+6. the metadata listeners get the partitions that disappeared (as after UpdateMetadata).
 
 A failure in one publish is logged (``metadata_publish_failed``) and the loader goes on with the
 next delta (Kafka's fault handler logs and counts it).
@@ -41,13 +44,14 @@ from typing import Any, Protocol
 import structlog
 import trio
 
+from kafkalike.broker.dynamic_broker_config import DEFAULT_ENTITY, DynamicBrokerConfig
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.partition import Partition, PartitionState, RemoteReplica
 from kafkalike.broker.replica_fetcher import BrokerEndpoint
 from kafkalike.broker.replica_manager import NO_EPOCH, ReplicaManager, ReplicaStateChange, StopReplicaPartition
 from kafkalike.coordination.zk_data import TopicPartition
 from kafkalike.image import LocalReplicaChanges, MetadataDelta, MetadataImage, MetadataProvenance
-from kafkalike.image.metadata_image import CONFIG_RESOURCE_TOPIC
+from kafkalike.image.metadata_image import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC
 from kafkalike.raft.kafka_metadata_log import Batch
 from kafkalike.raft.kafka_raft_client import LeaderAndEpoch
 from kafkalike.storage.snapshots import Snapshot, SnapshotId
@@ -165,18 +169,22 @@ class BrokerMetadataPublisher:
     ``inter_broker_listener``: the listener name followers fetch their leaders on;
     ``leadership_listeners``: called after the replica changes (coordinators'
     ``on_leadership_change``); ``metadata_listeners``: awaited with the partitions that
-    disappeared."""
+    disappeared; ``dynamic_config``: the broker's DynamicBrokerConfig, reloaded from the image
+    when the delta sets configs of the BROKER resource "" (``<default>``) or of this broker
+    (Kafka's DynamicConfigPublisher)."""
 
     def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: KRaftMetadataCache,
                  inter_broker_listener: str,
                  leadership_listeners: Sequence[Callable[[], None]] = (),
-                 metadata_listeners: Sequence[Callable[[list[TopicPartition]], Awaitable[None]]] = ()) -> None:
+                 metadata_listeners: Sequence[Callable[[list[TopicPartition]], Awaitable[None]]] = (),
+                 dynamic_config: DynamicBrokerConfig | None = None) -> None:
         self.broker_id = broker_id
         self.replica_manager = replica_manager
         self.metadata_cache = metadata_cache
         self.inter_broker_listener = inter_broker_listener
         self.leadership_listeners = list(leadership_listeners)
         self.metadata_listeners = list(metadata_listeners)
+        self.dynamic_config = dynamic_config
         self.published = 0
 
     async def publish(self, delta: MetadataDelta, image: MetadataImage) -> None:
@@ -188,6 +196,7 @@ class BrokerMetadataPublisher:
         changes = delta.local_changes(self.broker_id)
         async with rm.state_change_lock:
             await self._apply_local_changes(changes, image, full)
+        await self._update_broker_configs(delta, image, full)
         for listener in self.leadership_listeners:
             listener()
         for metadata_listener in self.metadata_listeners:
@@ -207,6 +216,20 @@ class BrokerMetadataPublisher:
             topic = image.topics.get_topic(topic_id)
             if topic is not None and topic.name not in rm.topic_configs:
                 rm.update_topic_config(topic.name, dict(image.configs.topic_config(topic.name)))
+
+    async def _update_broker_configs(self, delta: MetadataDelta, image: MetadataImage, full: bool) -> None:
+        """Dynamic broker configs from ConfigRecords (BROKER resource "" = ``<default>``, or this
+        broker's id): the ZooKeeper mode's DynamicBrokerConfig.reload, which reads them back from
+        the image (KRaftControlPlane.get_entity_config) and reconfigures the broker (Kafka 3.9's
+        DynamicConfigPublisher). A full resynchronisation reloads both when either has configs."""
+        dynamic = self.dynamic_config
+        if dynamic is None:
+            return
+        changed = {name for kind, name in delta.changed_config_resources() if kind == CONFIG_RESOURCE_BROKER}
+        for name, entity, loaded in (("", DEFAULT_ENTITY, dynamic.dynamic_default),
+                                     (str(self.broker_id), str(self.broker_id), dynamic.dynamic_broker)):
+            if name in changed or (full and (loaded or image.configs.config_map(CONFIG_RESOURCE_BROKER, name))):
+                await dynamic.reload(entity)
 
     async def _apply_local_changes(self, changes: LocalReplicaChanges, image: MetadataImage, full: bool) -> None:
         rm = self.replica_manager

@@ -180,7 +180,7 @@ class BrokerServer(KafkaServer):
         self.publisher = BrokerMetadataPublisher(
             self.broker_id, rm, self.metadata_cache, cfg.inter_broker_listener_name,
             leadership_listeners=[group.on_leadership_change, txn.on_leadership_change],
-            metadata_listeners=[self.on_metadata_update])
+            metadata_listeners=[self.on_metadata_update], dynamic_config=self.dynamic_config)
         self.loader.publishers.append(self.publisher)
         await nursery.start(self.loader.run)
         await nursery.start(raft.run)
@@ -227,8 +227,9 @@ class BrokerServer(KafkaServer):
 
     def _init_dynamic_config(self, control_plane: KRaftControlPlane) -> None:
         """Dynamic broker configs: the ZooKeeper mode's DynamicBrokerConfig over the control plane,
-        not initialized (the image is not loaded yet) and not followed afterwards: a KRaft broker
-        runs on its static configs (docs/kraft.md)."""
+        not initialized here (the image is not loaded yet): the metadata publisher reloads it
+        from the image whenever ConfigRecords of the BROKER resource "" or this broker's id
+        arrive, the first publish included (Kafka's DynamicConfigPublisher)."""
         zk_like: Any = control_plane  # the KafkaZkClient calls it makes, answered from the image
         self.dynamic_config = DynamicBrokerConfig(self.config, self.broker_id, zk_like)
 
