@@ -6,13 +6,25 @@ controller**. Everything the controllers know is in the metadata log:
 * **One event queue.** Every operation (a broker's registration or heartbeat, CreateTopics, an
   AlterPartition, fencing a broker whose session expired, a NoOp) is an event run one at a time by
   ``run``. An event reads the committed state, returns its records and its answer
-  (ControllerResult); the records are appended as one batch through ``KafkaRaftClient.append`` in
-  the active epoch, and the answer is given once the high watermark passes them. The next event
-  starts only then, so each event sees the effect of the one before it.
-* **State only by replay.** ``handle_commit`` (a Raft listener) replays each committed record into
-  the control managers (cluster, replication, configuration, features, producer ids);
-  ``handle_load_snapshot`` resets them and replays a snapshot. Standby controllers replay the same
-  records, so a new active controller already holds the state.
+  (ControllerResult); the records are appended through ``KafkaRaftClient.append`` in the active
+  epoch (one batch, or several for more than MAX_RECORDS_PER_BATCH records), and the answer is
+  given once the high watermark passes them. The next event starts only then, so each event sees
+  the effect of the one before it.
+* **State only by replay.** ``handle_commit`` (a Raft listener) queues each committed batch; a task
+  of its own replays the records into the control managers (cluster, replication, configuration,
+  features, producer ids), in log order, letting other tasks run every ``RECORDS_PER_YIELD``
+  records, so that a batch of 10,000 records does not hold up the Raft fetches and timers that
+  share the trio loop (Kafka replays on the controller's event-queue thread, not the Raft
+  thread). ``handle_load_snapshot`` queues a snapshot the same way: the state is reset and
+  replays it. Standby controllers replay the same records, so a new active controller already
+  holds the state.
+* **Bounded writes** (Kafka's QuorumController.appendRecords): an operation's records are appended
+  in batches of at most ``MAX_RECORDS_PER_BATCH`` (10,000); a user operation (CreateTopics,
+  DeleteTopics, CreatePartitions, IncrementalAlterConfigs, ElectLeaders) that would write more
+  than ``MAX_RECORDS_PER_USER_OP`` (10,000) records is refused with POLICY_VIOLATION "Unable to
+  perform excessively large batch operation." (Kafka's BoundedList / BoundedListTooLongException):
+  CreateTopics of 10,000 partitions (10,001 records) is refused, as in Kafka 3.9. Internal
+  operations (fencing a broker, a controlled shutdown) are not bounded and may span batches.
 * **Activation.** When Raft makes this node leader of epoch E, the controller is not active until
   its own LeaderChange batch of E is committed: every record before it has then been replayed. On
   activation it writes the bootstrap records of ``bootstrap.checkpoint`` (FeatureLevelRecord
@@ -55,6 +67,18 @@ __all__ = ["QuorumController", "QuorumControllerConfig", "ControllerState", "Con
 
 log = structlog.get_logger("kafkalike.kraft")
 
+MAX_RECORDS_PER_BATCH = 10000
+"""The most records the controller appends as one batch (Kafka's QuorumController.MAX_RECORDS_PER_BATCH)."""
+
+MAX_RECORDS_PER_USER_OP = MAX_RECORDS_PER_BATCH
+"""The most records a user operation may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP)."""
+
+RECORDS_PER_YIELD = 200
+"""Records replayed between two trio checkpoints (kafkalike's: one trio loop runs Raft and the replay)."""
+
+EXCESSIVE_BATCH_MESSAGE = "Unable to perform excessively large batch operation."
+"""Kafka's message for POLICY_VIOLATION when a user operation exceeds MAX_RECORDS_PER_USER_OP."""
+
 
 @attrs.frozen
 class QuorumControllerConfig:
@@ -63,7 +87,9 @@ class QuorumControllerConfig:
     ``default_replication_factor`` / ``unclean_leader_election`` / ``delete_topic_enable``,
     ``idle_interval_ms`` metadata.max.idle.interval.ms (0: no NoOps), ``bootstrap_records`` (from
     bootstrap.checkpoint), ``commit_timeout_ms`` (how long an event waits for its commit before it
-    answers REQUEST_TIMED_OUT), ``snapshot_bytes`` metadata.log.max.record.bytes.between.snapshots."""
+    answers REQUEST_TIMED_OUT), ``snapshot_bytes`` metadata.log.max.record.bytes.between.snapshots,
+    ``max_records_per_batch`` the most records appended as one batch (Kafka's
+    QuorumController.Builder.setMaxRecordsPerBatch, MAX_RECORDS_PER_BATCH by default)."""
 
     cluster_id: str
     session_timeout_ms: int = 9000
@@ -75,6 +101,7 @@ class QuorumControllerConfig:
     bootstrap_records: tuple[mr.ApiMessageAndVersion | mr.ApiMessage, ...] = ()
     commit_timeout_ms: int = 30000
     snapshot_bytes: int = 20971520
+    max_records_per_batch: int = MAX_RECORDS_PER_BATCH
 
 
 class _Future:
@@ -103,6 +130,13 @@ class _Event:
     name: str
     op: Callable[[], ControllerResult]
     future: _Future
+    user_op: bool = False  # bounded by MAX_RECORDS_PER_USER_OP
+
+
+@attrs.frozen
+class _SnapshotToLoad:
+    snapshot_id: SnapshotId
+    snapshot: Snapshot
 
 
 class ControllerState:
@@ -194,13 +228,22 @@ class QuorumController:
         self._send, self._receive = trio.open_memory_channel[_Event](math.inf)
         self._pending: set[str] = set()
         self._bytes_since_snapshot = 0
+        self._replay_send, self._replay_receive = trio.open_memory_channel[Batch | _SnapshotToLoad](math.inf)
+        self._replaying = False  # a batch or snapshot is half replayed (no snapshot of the state now)
 
     # ------------------------------------------------------------------ Raft listener
 
     def handle_commit(self, batch: Batch) -> None:
-        """Replay a committed batch; activate when it is this leader's own LeaderChange batch."""
+        """Queue a committed batch for the replay task (``run``); returns at once."""
+        self._replay_send.send_nowait(batch)
+
+    async def _replay_batch(self, batch: Batch) -> None:
+        """Replay a committed batch (a checkpoint every RECORDS_PER_YIELD records); activate when
+        it is this leader's own LeaderChange batch."""
         for i, record in enumerate(batch.records):
             self.replay(record.message, batch.base_offset + i)
+            if i % RECORDS_PER_YIELD == RECORDS_PER_YIELD - 1:
+                await trio.lowlevel.checkpoint()
         for control in batch.control_records:
             if isinstance(control, mr.LeaderChangeMessage) and control.leader_id == self.node_id and \
                     batch.epoch == self._claimed_epoch and self.active_epoch is None:
@@ -220,16 +263,33 @@ class QuorumController:
             self._deactivate("leader_changed")
 
     def handle_load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
-        """Replace the state by a snapshot's (Kafka: handleLoadSnapshot)."""
+        """Queue a snapshot for the replay task: it replaces the state (Kafka: handleLoadSnapshot)."""
+        self._replay_send.send_nowait(_SnapshotToLoad(snapshot_id, snapshot))
+
+    async def _load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
         self.state.reset()
-        for record in snapshot.records:
+        for i, record in enumerate(snapshot.records):
             self.replay(record.message, snapshot_id.end_offset - 1)
+            if i % RECORDS_PER_YIELD == RECORDS_PER_YIELD - 1:
+                await trio.lowlevel.checkpoint()
         self.last_committed_offset = snapshot_id.end_offset - 1
         self.last_committed_epoch = snapshot_id.epoch
         self._bytes_since_snapshot = 0
         log.info("controller_snapshot_loaded", node_id=self.node_id, end_offset=snapshot_id.end_offset,
                  records=len(snapshot.records))
         self._wake()
+
+    async def _replay_loop(self) -> None:
+        """Replay what ``handle_commit`` / ``handle_load_snapshot`` queued, in log order."""
+        async for item in self._replay_receive:
+            self._replaying = True
+            try:
+                if isinstance(item, _SnapshotToLoad):
+                    await self._load_snapshot(item.snapshot_id, item.snapshot)
+                else:
+                    await self._replay_batch(item)
+            finally:
+                self._replaying = False
 
     def replay(self, message: mr.ApiMessage, offset: int) -> None:
         """Apply one committed record (Kafka's QuorumController.replay)."""
@@ -267,16 +327,19 @@ class QuorumController:
 
     # ------------------------------------------------------------------ the event queue
 
-    def _enqueue(self, name: str, op: Callable[[], ControllerResult], *, internal: bool = False) -> _Future:
+    def _enqueue(self, name: str, op: Callable[[], ControllerResult], *, internal: bool = False,
+                 user_op: bool = False) -> _Future:
         future = _Future()
         if internal:
             self._pending.add(name)
-        self._send.send_nowait(_Event(name, op, future))
+        self._send.send_nowait(_Event(name, op, future, user_op))
         return future
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the event queue and the periodic tasks until cancelled."""
+        """Run the event queue, the replay of committed batches and the periodic tasks until
+        cancelled (start it before the Raft client, whose commits it replays)."""
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._replay_loop)
             nursery.start_soon(self._periodic)
             task_status.started()
             async for event in self._receive:
@@ -288,20 +351,36 @@ class QuorumController:
             if event.name != "activate" and not self.is_active():
                 raise ControllerError(ErrorCode.not_controller, f"node {self.node_id} is not the active controller")
             result = event.op()
+            if event.user_op and len(result.records) > MAX_RECORDS_PER_USER_OP:
+                log.info("controller_operation_too_large", operation=event.name, records=len(result.records),
+                         max_records=MAX_RECORDS_PER_USER_OP)
+                raise ControllerError(ErrorCode.policy_violation, EXCESSIVE_BATCH_MESSAGE)
             if result.records:
-                epoch = self.active_epoch
-                try:
-                    last = self.raft.append(list(result.records), epoch=epoch)
-                except NotLeaderError:
-                    self._deactivate("not_leader")
-                    raise ControllerError(ErrorCode.not_controller, "leadership lost") from None
-                await self._wait_committed(last)
+                await self._wait_committed(await self._append_records(result.records))
             event.future.set(result.response)
         except ControllerError as exc:
             event.future.fail(exc)
         except Exception as exc:  # a bug: answer UNKNOWN_SERVER_ERROR, keep the controller running
-            log.exception("controller_event_failed", event=event.name, error=repr(exc))
+            log.exception("controller_event_failed", operation=event.name, error=repr(exc))
             event.future.fail(ControllerError(ErrorCode.unknown_server_error, repr(exc)))
+
+    async def _append_records(self, records: Sequence[mr.ApiMessage | mr.ApiMessageAndVersion]) -> int:
+        """Append ``records`` in batches of at most ``config.max_records_per_batch``, in the active epoch
+        (Kafka's appendRecords for a non-atomic result; an atomic one is a user operation, within
+        one batch by MAX_RECORDS_PER_USER_OP). Returns the last offset. Raises ControllerError
+        NOT_CONTROLLER when leadership was lost (batches already appended may still commit)."""
+        epoch = self.active_epoch
+        last = -1
+        size = self.config.max_records_per_batch
+        for start in range(0, len(records), size):
+            if start:
+                await trio.lowlevel.checkpoint()
+            try:
+                last = self.raft.append(list(records[start:start + size]), epoch=epoch)
+            except NotLeaderError:
+                self._deactivate("not_leader")
+                raise ControllerError(ErrorCode.not_controller, "leadership lost") from None
+        return last
 
     async def _wait_committed(self, offset: int) -> None:
         epoch = self.active_epoch
@@ -317,7 +396,8 @@ class QuorumController:
         last_noop = trio.current_time()
         while True:
             await trio.sleep(0.1)
-            self._maybe_snapshot()
+            if not self._replaying:
+                self._maybe_snapshot()
             if self._claimed_epoch is not None and self.active_epoch is not None and \
                     not self.raft.quorum.is_leader():
                 self._deactivate("resigned")
@@ -359,8 +439,8 @@ class QuorumController:
         log.info("broker_session_expired", broker_id=broker_id, session_timeout_ms=self.config.session_timeout_ms)
         return ControllerResult(tuple(self.replication.handle_broker_fenced(broker_id)))
 
-    async def _write(self, name: str, op: Callable[[], ControllerResult]) -> Any:
-        return await self._enqueue(name, op).get()
+    async def _write(self, name: str, op: Callable[[], ControllerResult], *, user_op: bool = False) -> Any:
+        return await self._enqueue(name, op, user_op=user_op).get()
 
     # ------------------------------------------------------------------ operations (ControllerApis)
 
@@ -375,16 +455,17 @@ class QuorumController:
 
     async def create_topics(self, topics: Sequence[Any], validate_only: bool) -> Any:
         """CreateTopics -> [CreatedTopic]."""
-        return await self._write("create_topics", lambda: self.replication.create_topics(topics, validate_only))
+        return await self._write("create_topics", lambda: self.replication.create_topics(topics, validate_only),
+                                 user_op=True)
 
     async def delete_topics(self, topics: Sequence[Any]) -> Any:
         """DeleteTopics -> [TopicResult]."""
-        return await self._write("delete_topics", lambda: self.replication.delete_topics(topics))
+        return await self._write("delete_topics", lambda: self.replication.delete_topics(topics), user_op=True)
 
     async def create_partitions(self, topics: Sequence[Any], validate_only: bool) -> Any:
         """CreatePartitions -> [TopicResult]."""
         return await self._write("create_partitions",
-                                 lambda: self.replication.create_partitions(topics, validate_only))
+                                 lambda: self.replication.create_partitions(topics, validate_only), user_op=True)
 
     async def alter_partition(self, request: Any, version: int) -> Any:
         """AlterPartition -> AlterPartitionResult."""
@@ -398,11 +479,12 @@ class QuorumController:
     async def incremental_alter_configs(self, resources: Sequence[Any], validate_only: bool) -> Any:
         """IncrementalAlterConfigs -> [ConfigResult]."""
         return await self._write("incremental_alter_configs", lambda: self.configs.incremental_alter_configs(
-            resources, validate_only, lambda name: name in self.replication.topics_by_name))
+            resources, validate_only, lambda name: name in self.replication.topics_by_name), user_op=True)
 
     async def elect_leaders(self, partitions: Sequence[tuple[str, int]], election: str) -> Any:
         """ElectLeaders -> [(topic, partition, error, message)]."""
-        return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election))
+        return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election),
+                                 user_op=True)
 
     async def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> Any:
         """AlterPartitionReassignments -> [(topic, partition, error, message)]."""

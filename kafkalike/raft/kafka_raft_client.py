@@ -29,6 +29,10 @@ kraft.version 0) keeps one log, ``__cluster_metadata``-0 (topic id ``AAAAAAAAAAA
 API (Kafka's RaftClient): ``append(records) -> last offset`` on the leader (``NotLeaderError``,
 NOT_LEADER_OR_FOLLOWER, otherwise); a ``RaftClientListener`` gets ``handle_commit(Batch)`` for each
 committed batch in order (data and control) and ``handle_leader_change(LeaderAndEpoch)``;
+committed batches (and snapshots to load) are decoded and handed over by a task of their own,
+which lets the other tasks run every ``RECORDS_PER_YIELD`` records decoded: a 10,000-record batch
+must not hold up the fetch loop and its timers (Kafka hands batches to listeners that replay them
+on their own threads);
 ``describe_quorum()`` (also served as DescribeQuorum v0-1 to ``kafka-metadata-quorum.sh``);
 ``resign()``. The RPCs are served by ``RaftServer`` on the node's controller listener; requests go out
 through ``RaftNetworkChannel`` (kafkalike.client.connection, one connection per voter and purpose).
@@ -60,6 +64,7 @@ from kafkalike.protocol.codec import (RequestHeader, api_versions_response, enco
                                       encode_response, parse_request, request_class, response_class)
 from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnknownApiKeyError, UnsupportedVersionError
 from kafkalike.protocol.frame import FrameReader
+from kafkalike.protocol.records import DecodedBatch
 from kafkalike.raft.kafka_metadata_log import METADATA_TOPIC, Batch, KafkaMetadataLog, decode_raft_batch
 from kafkalike.storage.errors import StorageError
 from kafkalike.storage.snapshots import Snapshot, SnapshotId, read_snapshot, snapshot_path
@@ -99,6 +104,10 @@ DescribeCluster v1 with endpoint type controller (KIP-919) is what an admin clie
 ENDPOINT_TYPE_CONTROLLER = 2  # KIP-919: DescribeCluster's EndpointType (1 broker, 2 controller)
 
 FETCH_MAX_BYTES = 8 * 1024 * 1024  # Kafka's KafkaRaftClient.MAX_FETCH_SIZE_BYTES
+
+RECORDS_PER_YIELD = 200
+"""Records of a committed batch decoded between two trio checkpoints (kafkalike's: Kafka's Raft
+client runs on a thread of its own)."""
 
 
 def _now_ms() -> int:
@@ -270,6 +279,8 @@ class KafkaRaftClient:
         self._changed = trio.Event()
         self._fetch_deadline = math.inf
         self._next_commit_offset = 0  # the listener's next offset
+        self._commits_ready = trio.Event()  # wakes the commit delivery task
+        self._snapshot_to_load: tuple[SnapshotId, Snapshot] | None = None  # a fetched snapshot, not yet loaded
         self._notified_leader: LeaderAndEpoch | None = None
         self._candidate_rejected = trio.Event()
         self._known_high_watermark = -1  # a follower's: the leader's, capped at our end offset
@@ -285,6 +296,7 @@ class KafkaRaftClient:
             self._nursery = nursery
             self._channel = RaftNetworkChannel(self.config, nursery)
             self.quorum.initialize(self.log.end_offset_and_epoch())
+            nursery.start_soon(self._deliver_commits_loop)
             self._enter_state(None)
             task_status.started()
             try:
@@ -666,12 +678,13 @@ class KafkaRaftClient:
         else:
             return False
         snapshot = self.log.install_snapshot(snapshot_id, bytes(data))
-        self._next_commit_offset = snapshot_id.end_offset
         self._known_high_watermark = max(self._known_high_watermark, snapshot_id.end_offset)
         self.log.update_high_watermark(snapshot_id.end_offset)
         log.info("raft_snapshot_installed", node_id=self.node_id, end_offset=snapshot_id.end_offset,
                  epoch=snapshot_id.epoch, records=len(snapshot.records), size=len(data))
-        self._load_snapshot(snapshot_id, snapshot)
+        # loaded by the delivery task, after any batch it is handing over now
+        self._snapshot_to_load = (snapshot_id, snapshot)
+        self._deliver_commits()
         return True
 
     def _load_snapshot(self, snapshot_id: SnapshotId, snapshot: Snapshot) -> None:
@@ -693,23 +706,59 @@ class KafkaRaftClient:
         self._changed_signal()
 
     def _deliver_commits(self) -> None:
+        """The high watermark moved (or a snapshot was installed): wake the delivery task."""
+        self._commits_ready.set()
+
+    async def _deliver_commits_loop(self) -> None:
+        """Hand committed batches below the high watermark to the listener, in log order, each
+        once, and the snapshots it must load first (a fetched one; the latest one when the
+        listener is behind the log start). The only caller of ``handle_commit`` and
+        ``handle_load_snapshot``."""
+        while True:
+            await self._commits_ready.wait()
+            self._commits_ready = trio.Event()
+            while await self._deliver_some():
+                pass
+
+    async def _deliver_some(self) -> bool:
+        """Deliver what one read of the log holds; True when there may be more."""
+        if self._snapshot_to_load is not None:
+            snapshot_id, snapshot = self._snapshot_to_load
+            self._snapshot_to_load = None
+            self._load_snapshot(snapshot_id, snapshot)
+            self._next_commit_offset = snapshot_id.end_offset
         hw = self.high_watermark
         if self._next_commit_offset < self.log.start_offset:
             # the listener is behind the log's start: it starts from the latest snapshot
             latest = self.log.latest_snapshot_id()
-            if latest is not None and latest.end_offset <= hw:
-                self._load_snapshot(latest, read_snapshot(snapshot_path(self.log.dir, latest)))
-                self._next_commit_offset = latest.end_offset
-        while self._next_commit_offset < hw:
-            progressed = False
-            for raw in self.log.committed_batches(self._next_commit_offset, hw):
-                batch = decode_raft_batch(raw)
-                self._next_commit_offset = batch.last_offset + 1
-                progressed = True
-                if self.listener is not None:
-                    self.listener.handle_commit(batch)
-            if not progressed:
-                break
+            if latest is None or latest.end_offset > hw:
+                return False
+            self._load_snapshot(latest, read_snapshot(snapshot_path(self.log.dir, latest)))
+            self._next_commit_offset = latest.end_offset
+        progressed = False
+        for raw in self.log.committed_batches(self._next_commit_offset, hw):
+            batch = await self._decode_committed(raw)
+            if self._snapshot_to_load is not None:
+                return True  # a snapshot was installed meanwhile: it replaces what follows
+            self._next_commit_offset = batch.last_offset + 1
+            progressed = True
+            if self.listener is not None:
+                self.listener.handle_commit(batch)
+            await trio.lowlevel.checkpoint()
+        return progressed or self._snapshot_to_load is not None
+
+    @staticmethod
+    async def _decode_committed(raw: DecodedBatch) -> Batch:
+        """decode_raft_batch, with a checkpoint every RECORDS_PER_YIELD records."""
+        if raw.is_control or len(raw.records) <= RECORDS_PER_YIELD:
+            return decode_raft_batch(raw)
+        records = []
+        for i, r in enumerate(raw.records):
+            records.append(mr.deserialize_record(r.value or b""))
+            if i % RECORDS_PER_YIELD == RECORDS_PER_YIELD - 1:
+                await trio.lowlevel.checkpoint()
+        return Batch(raw.base_offset, raw.base_offset + raw.last_offset_delta, raw.partition_leader_epoch,
+                     raw.max_timestamp, raw.size_in_bytes, records=tuple(records))
 
     def _maybe_notify_leader_change(self) -> None:
         current = self.leader_and_epoch()
