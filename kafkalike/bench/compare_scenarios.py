@@ -13,8 +13,9 @@ Scenarios (``SCENARIOS``; seconds, wall clock, measured by this process polling 
   broker's Metadata; ``moved`` = the partitions it led.
 * ``controlled_shutdown``: SIGTERM of the broker chosen the same way -> until its process exited;
   ``moved`` = the partitions it led before.
-* ``create_partitions``: CreateTopics of a topic of P partitions (RF 3) -> until every broker's
-  Metadata shows all P with a leader.
+* ``create_partitions``: CreateTopics of a topic of P partitions (RF 3; above 5,000 partitions
+  CreateTopics of 5,000 then CreatePartitions by 5,000, see ``create_topic``) -> until every
+  broker's Metadata shows all P with a leader.
 * ``metadata_propagation``: CreateTopics of a 1-partition topic -> until every broker's Metadata
   shows it with a leader.
 * ``cold_restart``: stop the whole cluster (brokers' controlled shutdown, then ZooKeeper or the
@@ -106,17 +107,35 @@ def metadata_of(address: str, topics: list[str] | None, timeout_s: float = 5.0) 
         return None
 
 
+PARTITIONS_PER_REQUEST = 5000
+"""Partitions one CreateTopics / CreatePartitions creates at most: a KRaft controller refuses a
+user operation of more than 10,000 records (Kafka 3.9's MAX_RECORDS_PER_USER_OP; one record per
+partition plus the TopicRecord), so a 10,000-partition topic is created as 5,000 and grown by
+5,000, the same way in both modes."""
+
+
 def create_topic(bootstrap: str, name: str, partitions: int, replication_factor: int,
                  timeout_s: float = 30.0) -> ErrorCode:
-    """CreateTopics through the cluster's controller; the topic's error code (TOPIC_ALREADY_EXISTS
-    after a retried request counts as created); raises on a connection/timeout error."""
+    """CreateTopics through the cluster's controller (more than PARTITIONS_PER_REQUEST partitions:
+    CreateTopics of that many, then CreatePartitions of up to that many more at a time); the
+    topic's error code (TOPIC_ALREADY_EXISTS after a retried request counts as created), or the
+    first CreatePartitions error; raises on a connection/timeout error."""
 
     async def create() -> ErrorCode:
         with trio.fail_after(timeout_s + 10):
             async with AdminClient(bootstrap, request_timeout_ms=timeout_s * 1000) as admin:
-                result = await admin.create_topics([NewTopic(name, partitions, replication_factor)],
+                first = min(partitions, PARTITIONS_PER_REQUEST)
+                result = await admin.create_topics([NewTopic(name, first, replication_factor)],
                                                    timeout_ms=int(timeout_s * 1000), raise_errors=False)
-                return result[name]
+                code = result[name]
+                count = first
+                while count < partitions and code in (ErrorCode.none, ErrorCode.topic_already_exists):
+                    count = min(partitions, count + PARTITIONS_PER_REQUEST)
+                    grown = await admin.create_partitions({name: count}, timeout_ms=int(timeout_s * 1000),
+                                                          raise_errors=False)
+                    if grown[name] not in (ErrorCode.none, ErrorCode.invalid_partitions):
+                        return grown[name]  # INVALID_PARTITIONS: a retried request already grew it
+                return code
     return trio.run(create)
 
 
