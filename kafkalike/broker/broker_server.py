@@ -57,6 +57,7 @@ from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.server import run_until_signal
 from kafkalike.protocol.api_keys import ApiKey
+from kafkalike.protocol.entities import build, response_class_for
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
 from kafkalike.raft.kafka_raft_client import KafkaRaftClient, RaftConfig, parse_voters
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
@@ -259,6 +260,9 @@ class BrokerServer(KafkaServer):
                 log.warning("forward_failed", api=type(request).__name__, error=str(exc))
                 return forwarding_error_response(request, exc.error_code, str(exc))
         apis.register(ApiKey.ELECT_LEADERS, elect_leaders)
+        # DescribeQuorum is a broker API in KRaft mode, forwarded to the active controller
+        apis.supported = {**apis.supported, ApiKey.DESCRIBE_QUORUM: DESCRIBE_QUORUM_VERSIONS}
+        apis.register(ApiKey.DESCRIBE_QUORUM, lambda header, request, conn: describe_quorum(channel, request))
         # the ZooKeeper controller's reassignment handlers would wait on a controller never started
         apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, forwarding.handle_list_partition_reassignments)
         apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, forwarding.handle_alter_partition_reassignments)
@@ -293,6 +297,24 @@ class BrokerServer(KafkaServer):
             except Exception:
                 log.exception("metadata_log_close_failed")
         await super()._close()
+
+
+DESCRIBE_QUORUM_VERSIONS = (0, 1)
+"""DescribeQuorum versions a KRaft broker serves: the controllers' (kafkalike/raft: v0-1)."""
+
+
+async def describe_quorum(channel: NodeToControllerChannel, request: Any) -> Any:
+    """DescribeQuorum on a KRaft broker (Kafka 3.9's KafkaApis forwards it to the controller,
+    ``forwardToControllerOrFail``; ``kafka-metadata-quorum.sh --bootstrap-server`` uses it): the
+    active controller's answer, or, when no controller answers before the channel's deadline,
+    REQUEST_TIMED_OUT as the top-level error with no topics (``DescribeQuorumRequest.getErrorResponse``).
+    A ZooKeeper-mode broker does not serve it (nor does Kafka's)."""
+    try:
+        return await channel.send(request)
+    except ControllerUnavailableError as exc:
+        log.warning("forward_failed", api=type(request).__name__, error=str(exc))
+        return build(response_class_for(request), error_code=exc.error_code, error_message=str(exc), topics=(),
+                     nodes=())
 
 
 async def run_kraft_broker(config: KafkaConfig) -> int:
