@@ -35,8 +35,10 @@ has, and never above what the leader advertised in ApiVersions: IBP 3.9 sends Fe
 OffsetForLeaderEpoch v4, ListOffsets v7; IBP 2.4 sends v11, v3, v5 (all of which
 Wireshark 4.0 dissects).
 
-Connections use kafkalike's own trio client (KafkaConnection) on the inter-broker
-listener; a lost connection backs off and reconnects. A fetcher with no partitions left is
+Connections to the leader on the inter-broker listener are ReplicaFetcherBlockingSend (Kafka's
+name): one request at a time, its answer read by the fetcher's own task, so the follower's
+turnaround (answer in, records appended, next Fetch out) takes one trip through trio's
+scheduler; a lost connection backs off and reconnects. A fetcher with no partitions left is
 stopped (Kafka's shutdownIdleFetcherThreads).
 """
 
@@ -51,6 +53,7 @@ import trio
 
 from kafkalike.broker.fetch_session import next_epoch
 from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.replica_fetcher_blocking_send import ReplicaFetcherBlockingSend
 from kafkalike.broker.replication_quota_manager import ReplicationQuotaManager
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, request_versions_for_ibp
 from kafkalike.protocol.errors import ErrorCode
@@ -219,41 +222,40 @@ class ReplicaFetcher:
         return int(self.conn.api_version(api_key, max_version=self.max_versions[api_key]))
 
     async def run(self) -> None:
-        from kafkalike.client.connection import KafkaConnection
         backoff = self._cfg("replica.fetch.backoff.ms") / 1000.0
         try:
             with self.cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    while True:
-                        if not self._ready():
-                            self.wakeup = trio.Event()
-                            with trio.move_on_after(self._next_delay()):
-                                await self.wakeup.wait()
-                            continue
-                        try:
-                            if self.conn is None or self.conn.closed:
-                                self.conn = await KafkaConnection.connect(
-                                    self.host, self.port, nursery=nursery,
-                                    client_id=f"broker-{self.manager.broker_id}-fetcher-{self.leader_id}",
-                                    request_timeout_ms=self._cfg("replica.socket.timeout.ms"),
-                                    connect_timeout_ms=self._cfg("replica.socket.timeout.ms"),
-                                    ssl_context=self.manager.inter_broker.ssl_context,
-                                    sasl=self.manager.inter_broker.sasl)
-                            if any(s.truncating and not s.parked for s in self.partitions.values()):
-                                await self._truncate()
-                            else:
-                                await self._fetch()
-                        except trio.Cancelled:
-                            raise
-                        except Exception as exc:
-                            self.errors += 1
-                            log.info("replica_fetch_failed", leader=self.leader_id, host=self.host,
-                                     port=self.port, error=str(exc))
-                            self.session.handle_error()
-                            if self.conn is not None:
-                                await self.conn.aclose()
-                                self.conn = None
-                            await trio.sleep(backoff)
+                while True:
+                    if not self._ready():
+                        self.wakeup = trio.Event()
+                        with trio.move_on_after(self._next_delay()):
+                            await self.wakeup.wait()
+                        continue
+                    try:
+                        if self.conn is None or self.conn.closed:
+                            # Kafka's ReplicaFetcherBlockingSend: answers are read in this task
+                            self.conn = await ReplicaFetcherBlockingSend.connect(
+                                self.host, self.port,
+                                client_id=f"broker-{self.manager.broker_id}-fetcher-{self.leader_id}",
+                                request_timeout_ms=self._cfg("replica.socket.timeout.ms"),
+                                connect_timeout_ms=self._cfg("replica.socket.timeout.ms"),
+                                ssl_context=self.manager.inter_broker.ssl_context,
+                                sasl=self.manager.inter_broker.sasl)
+                        if any(s.truncating and not s.parked for s in self.partitions.values()):
+                            await self._truncate()
+                        else:
+                            await self._fetch()
+                    except trio.Cancelled:
+                        raise
+                    except Exception as exc:
+                        self.errors += 1
+                        log.info("replica_fetch_failed", leader=self.leader_id, host=self.host,
+                                 port=self.port, error=str(exc))
+                        self.session.handle_error()
+                        if self.conn is not None:
+                            await self.conn.aclose()
+                            self.conn = None
+                        await trio.sleep(backoff)
         finally:
             if self.conn is not None:
                 with trio.CancelScope(shield=True):
