@@ -24,7 +24,7 @@ DelayedProduce). Medians of hops do not add up to the median total.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import re
 import statistics
 import tempfile
@@ -143,25 +143,19 @@ class SystemResult:
 
 def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None) -> Any:
     """A 3-broker kafkalike with hop timing on; ``source``: a kafkalike source tree whose code
-    the broker processes run (PYTHONPATH while they are spawned), else this checkout's."""
-    from kafkalike.bench.systems import KafkalikeSystem
+    the broker processes run (cwd and PYTHONPATH point there while they are spawned), else this
+    checkout's."""
+    from kafkalike.bench.systems import KafkalikeSystem, processes_run_from
     from kafkalike.cluster.zk_ensemble import find_free_base_port
 
     port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
     system = KafkalikeSystem(work_dir / label, zookeeper_connect, port, chroot=f"hops-{label}-{uuid.uuid4().hex[:6]}",
                              overrides={HOPS_KEY: "true"})
     system.name = label
-    previous = os.environ.get("PYTHONPATH")
-    if source is not None:
-        os.environ["PYTHONPATH"] = str(source)
-    try:
+    # cwd too, not only PYTHONPATH: `python -m` puts the cwd first on sys.path, so with
+    # PYTHONPATH alone the brokers ran this checkout's code whatever ``source`` was
+    with processes_run_from(source) if source is not None else contextlib.nullcontext():
         system.up()
-    finally:
-        if source is not None:
-            if previous is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = previous
     return system
 
 
