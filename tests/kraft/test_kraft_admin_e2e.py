@@ -16,6 +16,7 @@ import pytest
 import trio
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kafkalike.cli.main import main as cli_main
 from tests.broker.test_partition_reassignment import _cli, _plan
 from tests.kraft.kraft_broker_helpers import kraft_cluster
 from tests.kraft.test_kraft_broker_e2e import _produce, _read_all_kafka_python
@@ -114,3 +115,62 @@ async def test_partitions_move_between_kraft_brokers_with_the_cli_and_kafkas_too
         listed_by_kafka = await trio.to_thread.run_sync(lambda: _kafka_tool(bs, "--list"))
         assert (listed_by_kafka.returncode, listed_by_kafka.stdout) == (0, listed.stdout)
         assert sorted(await trio.to_thread.run_sync(_read_all_kafka_python, bs, "moves", N)) == sorted(values)
+
+
+def _describe_broker(bootstrap: str, broker: str) -> dict[str, tuple[str | None, str]]:
+    """{name: (value, source name)} of a BROKER resource through confluent-kafka's admin."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.BROKER, broker)
+    entries = admin.describe_configs([resource], request_timeout=60)[resource].result(timeout=90)
+    return {name: (e.value, ConfigSource(int(e.source)).name) for name, e in entries.items()}
+
+
+def _alter_broker(bootstrap: str, broker: str, key: str, value: str | None) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    resource = ConfigResource(ConfigResource.Type.BROKER, broker,
+                              incremental_configs=[ConfigEntry(key, value, incremental_operation=op)])
+    admin.incremental_alter_configs([resource], request_timeout=60)[resource].result(timeout=90)
+
+
+async def test_dynamic_broker_configs_change_a_running_kraft_broker(tmp_path: Path) -> None:
+    with kraft_cluster(tmp_path, brokers=1, controllers=1) as (_controllers, brokers):
+        broker = brokers[0]
+        await broker.started()
+        bs, me = broker.bootstrap, str(broker.node_id)
+        # the cluster-wide default with kafkalike configs (librdkafka refuses the empty BROKER name)
+        assert await trio.to_thread.run_sync(cli_main, [
+            "configs", "--bootstrap-server", bs, "--alter", "--entity-type", "brokers", "--entity-default",
+            "--add-config", "log.retention.ms=3600000"]) == 0
+        await trio.to_thread.run_sync(_alter_broker, bs, me, "log.segment.bytes", "104857600")
+
+        async def described() -> bool:
+            entries = await trio.to_thread.run_sync(_describe_broker, bs, me)
+            return entries["log.retention.ms"] == ("3600000", "DYNAMIC_DEFAULT_BROKER_CONFIG") and \
+                entries["log.segment.bytes"] == ("104857600", "DYNAMIC_BROKER_CONFIG")
+        await wait_for(described, "the broker describes its dynamic configs", timeout_s=60)
+        applied = broker.events("dynamic_config_applied")
+        assert applied and applied[-1]["broker"] == {"log.segment.bytes": "104857600"} and \
+            applied[-1]["default"] == {"log.retention.ms": "3600000"}
+
+        await trio.to_thread.run_sync(_alter_broker, bs, me, "log.segment.bytes", None)
+
+        async def removed() -> bool:
+            last = broker.events("dynamic_config_applied")[-1]
+            return last["broker"] == {} and last["default"] == {"log.retention.ms": "3600000"}
+        await wait_for(removed, "the broker's own config deleted", timeout_s=60)
+
+        if not HAVE_KAFKA:
+            return
+        configs = ["java", "-cp", f"{LIB}/*", "kafka.admin.ConfigCommand", "--bootstrap-server", bs]
+        out = await trio.to_thread.run_sync(lambda: subprocess.run(
+            [*configs, "--describe", "--entity-type", "brokers", "--entity-default"],
+            capture_output=True, text=True, timeout=180))
+        assert out.stdout == (
+            "Default configs for brokers in the cluster are:\n"
+            "  log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
+            "log.retention.ms=3600000, DEFAULT_CONFIG:log.retention.hours=168}\n"), out.stdout + out.stderr[-2000:]
