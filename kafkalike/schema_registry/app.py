@@ -6,12 +6,13 @@ Routes (Confluent's "Schema Registry API Reference"; answers are application/vnd
     GET    /subjects[?deleted=true]                      ["orders-value", ...]
     POST   /subjects/{s}/versions                        {"schema", "schemaType"?, "references"?} -> {"id": N}
     GET    /subjects/{s}/versions[?deleted=true]         [1, 2]
-    GET    /subjects/{s}/versions/{v|latest}             {"subject", "version", "id", "schema", ...}
+    GET    /subjects/{s}/versions/{v|latest}             {"subject", "version", "id", "schema", ...} [?format=serialized]
     GET    /subjects/{s}/versions/{v|latest}/schema      the schema itself
     DELETE /subjects/{s}/versions/{v}[?permanent=true]   the version number
     POST   /subjects/{s}[?deleted=true]                  lookup -> {"subject", "version", "id", "schema"}
     DELETE /subjects/{s}[?permanent=true]                [1, 2]
-    GET    /schemas/ids/{id}                             {"schema", "schemaType"?}
+    GET    /schemas/ids/{id}                             {"schema", "schemaType"?} [?format=serialized: Protobuf
+                                                         as a base64 FileDescriptorProto]
     GET    /schemas/ids/{id}/schema                      the schema itself
     GET    /schemas/ids/{id}/subjects | /versions        subjects / [{"subject", "version"}] using it
     GET    /schemas/types                                ["JSON", "PROTOBUF", "AVRO"]
@@ -102,10 +103,14 @@ def make_app(registry: KafkaSchemaRegistry) -> Starlette:
 
     async def version(request: Request) -> Any:
         return await registry.version(subject(request), request.path_params["version"],
-                                      deleted=_flag(request, "deleted"))
+                                      deleted=_flag(request, "deleted"), fmt=request.query_params.get("format"))
 
     async def version_schema(request: Request) -> Any:
-        return json.loads((await version(request))["schema"])
+        text = (await version(request))["schema"]
+        try:
+            return json.loads(text)
+        except ValueError:  # Protobuf text
+            return text
 
     async def delete_version(request: Request) -> Any:
         return await registry.delete_version(subject(request), request.path_params["version"],
@@ -118,7 +123,7 @@ def make_app(registry: KafkaSchemaRegistry) -> Starlette:
         return await registry.delete_subject(subject(request), permanent=_flag(request, "permanent"))
 
     async def by_id(request: Request) -> Any:
-        return await registry.schema_by_id(request.path_params["id"])
+        return await registry.schema_by_id(request.path_params["id"], fmt=request.query_params.get("format"))
 
     async def by_id_schema(request: Request) -> Any:
         text = (await by_id(request))["schema"]

@@ -30,9 +30,11 @@ maxContains/minContains), ``const`` (ConstSchemaDiff: a changed value is ENUM_AR
 ``if``/``then``/``else`` (a ConditionalSchema: Confluent compares none of its parts, so only
 adding one, TYPE_CHANGED, or removing one, PRODUCT_TYPE_NARROWED, is seen), a ``const`` or a
 conditional next to other keywords as everit's synthetic allOf (``_products``),
-id/title/description/default, and local ``$ref``s (inlined). Not covered (no difference is
-reported, so such a change passes): references to other subjects, Confluent's
-metadata/reserved-property rules, unevaluatedProperties.
+2019-09+ ``dependentRequired``/``dependentSchemas`` (as ``dependencies``) and
+``unevaluatedProperties`` (in the open/closed/partially open model), id/title/description/
+default, and local ``$ref``s (inlined). Not covered (no difference is reported, so such a
+change passes): references to other subjects, Confluent's metadata/reserved-property rules,
+UNEVALUATED_PROPERTIES_* differences.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ COMPATIBLE_CHANGES = frozenset({
 """Confluent's ``SchemaDiff.COMPATIBLE_CHANGES_STRICT`` (the reader still accepts the writer's data)."""
 
 _OBJECT_KEYS = ("properties", "required", "additionalProperties", "patternProperties",
-                "maxProperties", "minProperties", "dependencies")
+                "maxProperties", "minProperties", "dependencies", "dependentRequired", "dependentSchemas",
+                "unevaluatedProperties")
 _ARRAY_KEYS = ("items", "maxItems", "minItems", "uniqueItems", "additionalItems", "prefixItems", "unevaluatedItems",
                "contains", "maxContains", "minContains")
 _CONDITIONAL = ("if", "then", "else")
@@ -467,7 +470,11 @@ def _compare_not(out: list[Difference], path: str, original: dict[str, Any], upd
 
 
 def _is_open(schema: dict[str, Any]) -> bool:
-    return not schema.get("patternProperties") and schema.get("additionalProperties", True) is True
+    """Open: no patternProperties, additionalProperties absent or true, and (2019-09+)
+    unevaluatedProperties absent, true or {}."""
+    uneval = schema.get("unevaluatedProperties")
+    return (not schema.get("patternProperties") and schema.get("additionalProperties", True) is True
+            and (uneval is None or uneval is True or uneval == {}))
 
 
 def _partial(schema: dict[str, Any], name: str) -> Any:
@@ -479,7 +486,9 @@ def _partial(schema: dict[str, Any], name: str) -> Any:
         except re.error:  # an ECMA 262 pattern Python cannot compile covers nothing here
             continue
     extra = schema.get("additionalProperties")
-    return None if isinstance(extra, bool) or extra is None else extra
+    if extra is None:  # additionalProperties absent: a 2019-09+ unevaluatedProperties schema covers
+        extra = schema.get("unevaluatedProperties")
+    return None if isinstance(extra, bool) or extra is None or extra == {} else extra
 
 
 def _has_default(schema: Any) -> bool:
@@ -543,7 +552,9 @@ def _compare_object(out: list[Difference], path: str, original: dict[str, Any], 
 def _compare_dependencies(out: list[Difference], path: str, original: dict[str, Any],
                           update: dict[str, Any]) -> None:
     """``dependencies``: property arrays (DEPENDENCY_ARRAY_*) and schemas (DEPENDENCY_SCHEMA_*)."""
-    odeps, udeps = original.get("dependencies") or {}, update.get("dependencies") or {}
+    # 2019-09+ split dependencies into dependentRequired (arrays) and dependentSchemas (schemas)
+    odeps, udeps = ({**(x.get("dependencies") or {}), **(x.get("dependentRequired") or {}),
+                     **(x.get("dependentSchemas") or {})} for x in (original, update))
     for kind, pick in (("ARRAY", lambda v: isinstance(v, list)), ("SCHEMA", lambda v: not isinstance(v, list))):
         od = {k: v for k, v in odeps.items() if pick(v)}
         ud = {k: v for k, v in udeps.items() if pick(v)}

@@ -13,6 +13,7 @@ winner for that key.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Callable, TypeVar
 
 import attrs
@@ -23,7 +24,7 @@ from kafkalike.schema_registry import compatibility, errors
 from kafkalike.schema_registry.in_memory_cache import (InMemoryCache, SchemaVersion, config_key,
                                                       config_value, schema_key, schema_value)
 from kafkalike.schema_registry.kafka_store import KafkaStore
-from kafkalike.schema_registry.schemas import SCHEMA_TYPES, ParsedSchema, parse_references, parse_schema
+from kafkalike.schema_registry.schemas import PROTOBUF, SCHEMA_TYPES, ParsedSchema, parse_references, parse_schema
 
 log = structlog.get_logger(__name__)
 
@@ -135,9 +136,18 @@ class KafkaSchemaRegistry:
                 return v
         raise errors.version_not_found(version)
 
-    async def version(self, subject: str, raw: str, deleted: bool = False) -> dict[str, Any]:
-        """GET /subjects/{s}/versions/{v}; 40401, 40402, 42202."""
-        return (await self._fresh(lambda: self._version(subject, raw, deleted))).to_json()
+    async def version(self, subject: str, raw: str, deleted: bool = False, fmt: str | None = None) -> dict[str, Any]:
+        """GET /subjects/{s}/versions/{v}[?format=serialized]; 40401, 40402, 42202."""
+        sv = await self._fresh(lambda: self._version(subject, raw, deleted))
+        return self._formatted(sv, sv.to_json(), fmt)
+
+    def _formatted(self, sv: SchemaVersion, out: dict[str, Any], fmt: str | None) -> dict[str, Any]:
+        """``out`` with its schema in the ``format`` asked: "serialized" gives a PROTOBUF schema
+        as its base64 FileDescriptorProto (Confluent's format=serialized, what confluent-kafka's
+        ProtobufDeserializer asks for); other formats and types are served as stored."""
+        if fmt == "serialized" and sv.schema_type == PROTOBUF:
+            out["schema"] = base64.b64encode(self.cache.parsed(sv).parsed.canonical).decode("ascii")
+        return out
 
     def _by_id(self, schema_id: int) -> SchemaVersion:
         sv = self.cache.schema_by_id(schema_id)
@@ -145,11 +155,11 @@ class KafkaSchemaRegistry:
             raise errors.schema_not_found(schema_id)
         return sv
 
-    async def schema_by_id(self, schema_id: int) -> dict[str, Any]:
-        """GET /schemas/ids/{id}: {"schema", "schemaType"?, "references"?}; 40403."""
+    async def schema_by_id(self, schema_id: int, fmt: str | None = None) -> dict[str, Any]:
+        """GET /schemas/ids/{id}[?format=serialized]: {"schema", "schemaType"?, "references"?}; 40403."""
         sv = await self._fresh(lambda: self._by_id(schema_id))
         out = sv.to_json()
-        return {k: out[k] for k in ("schemaType", "references", "schema") if k in out}
+        return self._formatted(sv, {k: out[k] for k in ("schemaType", "references", "schema") if k in out}, fmt)
 
     async def id_usage(self, schema_id: int) -> list[SchemaVersion]:
         """The live subject versions using ``schema_id``; 40403 when none."""
@@ -182,7 +192,7 @@ class KafkaSchemaRegistry:
             raise errors.invalid_schema("The request body must be a JSON object with a \"schema\" field")
         references = parse_references(body.get("references"))
         schema_type = str(body.get("schemaType") or "AVRO").upper()
-        if references and schema_type == "PROTOBUF":
+        if references and schema_type == PROTOBUF:
             await self.store.catch_up()
         return parse_schema(body.get("schema"), body.get("schemaType"), references,
                             self.cache.dependencies(schema_type, references))

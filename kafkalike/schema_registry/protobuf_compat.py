@@ -27,7 +27,9 @@ fully qualified (protoc resolved them), so name resolution needs no scope search
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import tempfile
 import warnings
 from typing import Any, Iterator, Mapping
@@ -153,35 +155,68 @@ def _include_dir() -> str:
     return os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/\s]+={0,2}\s*")
+
+
+def serialized_descriptor(text: str) -> Any:
+    """``text`` as a FileDescriptorProto when it is one in base64 (what confluent-kafka's
+    ProtobufSerializer registers, and Confluent's registry accepts besides .proto text), else
+    None. A .proto text always has characters outside base64 (";", "{", quotes)."""
+    from google.protobuf import descriptor_pb2  # type: ignore[import-untyped]  # no stubs installed
+
+    if not _BASE64.fullmatch(text):
+        return None
+    try:
+        return descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode("".join(text.split()), validate=True))
+    except Exception:  # not base64, or not a FileDescriptorProto: protoc will say what is wrong
+        return None
+
+
 def parse(text: str, dependencies: Mapping[str, str] | None = None,
           references: Mapping[str, tuple[str, int]] | None = None) -> ProtoSchema:
-    """Compile ``text`` (a .proto file) with ``dependencies`` ({import name: .proto text}, e.g.
-    {"other.proto": "..."}) and protoc's well-known types. ``references`` says which imports are
-    Confluent schema references ({import name: (subject, version)}). Raises ProtoParseError with
-    protoc's messages when the text or a dependency does not compile."""
-    from google.protobuf import descriptor_pb2  # type: ignore[import-untyped]  # no stubs installed
+    """Compile ``text`` (a .proto file, or a base64 FileDescriptorProto) with ``dependencies``
+    ({import name: .proto text or base64 descriptor}, e.g. {"other.proto": "..."}) and protoc's
+    well-known types. ``references`` says which imports are Confluent schema references
+    ({import name: (subject, version)}). Raises ProtoParseError with protoc's messages when the
+    schema or a dependency does not compile (a descriptor naming an unknown type included)."""
+    from google.protobuf import descriptor_pb2
     from grpc_tools import _protoc_compiler
 
     with tempfile.TemporaryDirectory(prefix="kafkalike-proto-") as tmp:
         root, deps = os.path.join(tmp, "root"), os.path.join(tmp, "deps")
         os.makedirs(root)
         os.makedirs(deps)
+        given = descriptor_pb2.FileDescriptorSet()  # the descriptors given in base64
         for name, dep_text in (dependencies or {}).items():
             path = os.path.normpath(os.path.join(deps, name))
             if not path.startswith(deps + os.sep):
                 raise ProtoParseError(f"invalid import name {name!r}")
+            if (fdp := serialized_descriptor(dep_text)) is not None:
+                fdp.name = name
+                given.file.append(fdp)
+                continue
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w", encoding="utf-8") as f:
                 f.write(dep_text)
         main = os.path.join(root, MAIN_FILE)
-        with open(main, "w", encoding="utf-8") as f:
-            f.write(text)
-        out = os.path.join(tmp, "set.pb")
+        if (fdp := serialized_descriptor(text)) is not None:
+            fdp.name = MAIN_FILE
+            given.file.append(fdp)
+            main = MAIN_FILE  # found in --descriptor_set_in
+        else:
+            with open(main, "w", encoding="utf-8") as f:
+                f.write(text)
+        out, given_path = os.path.join(tmp, "set.pb"), os.path.join(tmp, "given.pb")
         includes = [root, deps, _include_dir()]
         args = [b"protoc", *(b"-I" + p.encode() for p in includes), b"--include_imports",
-                b"--descriptor_set_out=" + out.encode(), main.encode()]
+                b"--descriptor_set_out=" + out.encode()]
+        if given.file:
+            with open(given_path, "wb") as fb:
+                fb.write(given.SerializeToString())
+            args.append(b"--descriptor_set_in=" + given_path.encode())
+        args.append(main.encode())
         if _protoc_compiler.run_main(args) != 0 or not os.path.exists(out):
-            raise ProtoParseError(_errors(_protoc_compiler, includes))
+            raise ProtoParseError(_errors(_protoc_compiler, includes) if not given.file else _errors_of(args, tmp))
         with open(out, "rb") as fb:
             fds = descriptor_pb2.FileDescriptorSet.FromString(fb.read())
     files = [_file(fd) for fd in fds.file]
@@ -207,6 +242,22 @@ def _errors(compiler: Any, includes: list[str]) -> str:
                              else f"{_s(e.filename)}: {_s(e.message)}" for e in errs())
         return str(exc)
     return "protoc could not compile the schema"
+
+
+def _errors_of(args: list[bytes], tmp: str) -> str:
+    """protoc's error lines when descriptors were given (get_protos takes none): the same
+    command run by ``python -m grpc_tools.protoc`` in a child process, its stderr read."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *(a.decode() for a in args[1:])],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"protoc could not compile the schema ({exc})"
+    lines = [line.replace(tmp + "/root/", "").replace(tmp + "/deps/", "") for line in done.stderr.splitlines()
+             if line.strip() and not line.startswith(("WARNING: All log", "W0000"))]
+    return "; ".join(lines) or "protoc could not compile the schema"
 
 
 def _s(value: object) -> str:

@@ -148,6 +148,19 @@ CASES: list[tuple[str, Any, Any, list[str], bool]] = [
     ("conditional's then changed is not compared", {**OPEN, "if": {"required": ["a"]}, "then": {"required": ["b"]}},
      {**OPEN, "if": {"required": ["a"]}, "then": {"required": ["c"]}}, [], True),
     ("a conditional alone against a string", {"if": S, "then": S}, S, ["TYPE_CHANGED #/"], False),
+    # 2019-09+ object keywords
+    ("dependentRequired compared as dependencies", {"dependentRequired": {"a": ["b"]}},
+     {"dependentRequired": {"b": ["a"]}},
+     ["DEPENDENCY_ARRAY_ADDED #/dependencies/b", "DEPENDENCY_ARRAY_REMOVED #/dependencies/a"], False),
+    ("dependentSchemas compared as dependencies", {"dependentSchemas": {"a": S}}, {"dependentSchemas": {"a": N}},
+     ["TYPE_CHANGED #/dependencies/a"], False),
+    ("unevaluatedProperties false closes the model", {"properties": {"a": S}, "unevaluatedProperties": False},
+     {"properties": {"a": S, "b": N}, "unevaluatedProperties": False},
+     ["OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL #/properties/b"], True),
+    ("an unevaluatedProperties schema covers a new property", {"properties": {"a": S}, "unevaluatedProperties": N},
+     {"properties": {"a": S, "b": N}, "unevaluatedProperties": N},
+     ["OPTIONAL_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL #/properties/b",
+      "PROPERTY_ADDED_IS_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL #/properties/b"], True),
 ]
 
 

@@ -9,7 +9,10 @@ compatible), written anew here; and the levels (BACKWARD, FORWARD, FULL, transit
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from google.protobuf import descriptor_pb2
 
 from kafkalike.schema_registry import errors, protobuf_compat
 from kafkalike.schema_registry.compatibility import check
@@ -203,3 +206,24 @@ def test_transitive_levels_check_every_version() -> None:
         ("FIELD_SCALAR_KIND_CHANGED", "#/Order/2", 1)]
     assert [f.error_type for f in check(v3, [(1, v1), (2, v2)], "FULL_TRANSITIVE")] == [
         "FIELD_SCALAR_KIND_CHANGED", "FIELD_SCALAR_KIND_CHANGED"]
+
+
+def test_a_base64_file_descriptor_is_the_same_schema_as_its_text() -> None:
+    """confluent-kafka's ProtobufSerializer registers its schema as a base64
+    FileDescriptorProto; Confluent's registry reads both forms, and so does this one."""
+    text = P3 + "package shop;\nmessage Order { int64 id = 1; map<string, int32> qty = 2; optional string note = 3; }"
+    as_text = parse_schema(text, PROTOBUF)
+    as_descriptor = parse_schema(base64.b64encode(as_text.parsed.canonical).decode(), PROTOBUF)
+    assert as_descriptor.identity == as_text.identity
+    assert diff(text, text) == ([], True)
+    assert protobuf_compat.compare(as_text.parsed, as_descriptor.parsed) == []
+
+
+def test_a_base64_descriptor_naming_an_unknown_type_is_invalid() -> None:
+    fdp = descriptor_pb2.FileDescriptorProto(name="x.proto", syntax="proto3")
+    msg = fdp.message_type.add(name="Order")
+    msg.field.add(name="line", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                  type_name=".shop.Missing", label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    with pytest.raises(errors.RestError) as exc:
+        parse_schema(base64.b64encode(fdp.SerializeToString()).decode(), PROTOBUF)
+    assert exc.value.error_code == errors.INVALID_SCHEMA and "Missing" in exc.value.message
