@@ -42,7 +42,8 @@ import attrs
 import structlog
 
 from kafkalike.cluster import process
-from kafkalike.cluster.local_cluster import STATE_FILE, ClusterError, ProcessStatus, Say, _quiet, _run_async
+from kafkalike.cluster.local_cluster import (STATE_FILE, ClusterError, ProcessStatus, Say, _quiet, _run_async,
+                                             metadata_broker_ids_at, stop_in_parallel, wait_metadata_lists_all)
 from kafkalike.protocol.metadata_records import random_uuid, uuid_to_base64
 
 log = structlog.get_logger(__name__)
@@ -231,20 +232,7 @@ class KRaftCluster:
     def metadata_broker_ids(self, broker_id: int) -> list[int]:
         """The brokers broker ``broker_id`` lists in a Metadata answer (its image's unfenced
         brokers); [] if it does not answer."""
-        from kafkalike.client.errors import ClientError
-        from kafkalike.client.kafka_client import KafkaClient
-
-        async def ask() -> list[int]:
-            client = KafkaClient([self.broker_address(broker_id)], client_id="cluster-status", request_timeout_ms=5000)
-            try:
-                await client.start()
-                return sorted((await client.refresh_metadata([])).brokers)
-            finally:
-                await client.aclose()
-        try:
-            return _run_async(ask)
-        except (ClientError, OSError):
-            return []
+        return metadata_broker_ids_at(self.broker_address(broker_id))
 
     def start(self, timeout: float = 180.0, say: Say = _quiet) -> None:
         """Format (what is not formatted yet), start the controllers, then the brokers; return
@@ -260,25 +248,14 @@ class KRaftCluster:
         say(f"controllers {self.controller_ids} started; starting brokers {self.broker_ids}")
         for i in self.broker_ids:
             self.start_node(i)
-        deadline = time.monotonic() + timeout
-        pending = list(self.broker_ids)
-        while pending:
-            self._raise_if_exited(self.controller_ids + self.broker_ids, "during start-up")
-            pending = [i for i in pending if not set(self.broker_ids) <= set(self.metadata_broker_ids(i))]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(f"brokers {pending} did not list every broker within {timeout:.0f}s")
-            time.sleep(0.5)
+        wait_metadata_lists_all(self.broker_ids, self.broker_address,
+                                lambda: self._raise_if_exited(self.controller_ids + self.broker_ids, "during start-up"),
+                                timeout, "did not list every broker", poll_s=0.5)
 
     def stop(self) -> None:
         """Stop the brokers (controlled shutdown, in parallel), then the controllers."""
         for group in (self.broker_ids, self.controller_ids):
-            pids = {i: self.pid(i) for i in group if self.alive(i)}
-            for pid in pids.values():
-                process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]  # alive nodes have a pid
-            for pid in pids.values():
-                process.stop_pid(pid, timeout=30.0)
+            stop_in_parallel([self.pid(i) for i in group if self.alive(i)])
 
     def status(self, quorum: QuorumStatus | None = None) -> list[ProcessStatus]:
         """Every process: controllers (detail: leader / voter and epoch) then brokers (detail:

@@ -679,40 +679,17 @@ class LocalCluster:
     def metadata_broker_ids(self, broker_id: int) -> list[int]:
         """The live brokers broker ``broker_id`` lists in a Metadata response (its metadata
         cache, filled only by the controller's UpdateMetadata); [] if it doesn't answer."""
-        from kafkalike.client.errors import ClientError
-        from kafkalike.client.kafka_client import KafkaClient
-
-        async def ask() -> list[int]:
-            client = KafkaClient([self.broker_address(broker_id)], client_id="cluster-status",
-                                 request_timeout_ms=5000)
-            try:
-                await client.start()
-                cluster = await client.refresh_metadata([])
-                return sorted(cluster.brokers)
-            finally:
-                await client.aclose()
-
-        try:
-            return _run_async(ask)
-        except (ClientError, OSError):
-            return []
+        return metadata_broker_ids_at(self.broker_address(broker_id))
 
     def wait_ready(self, broker_ids: list[int], timeout: float = 60.0) -> None:
         """Block until each of ``broker_ids`` answers Metadata listing all of them: registered
         is not enough, a broker knows the cluster only after the controller's UpdateMetadata
         (the ZooKeeper era's propagation lag). ClusterError on timeout, and at once (with its
         last log lines) if one of their processes is gone."""
-        deadline = time.monotonic() + timeout
-        pending = list(broker_ids)
-        while pending:
-            self._raise_if_exited(broker_ids, "before it was ready")
-            pending = [i for i in pending if not set(broker_ids) <= set(self.metadata_broker_ids(i))]
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise ClusterError(f"brokers {pending} registered but did not receive the cluster's "
-                                   f"metadata from the controller within {timeout:.0f}s")
-            time.sleep(0.2)
+        wait_metadata_lists_all(broker_ids, self.broker_address,
+                                lambda: self._raise_if_exited(broker_ids, "before it was ready"), timeout,
+                                "registered but did not receive the cluster's metadata from the controller",
+                                poll_s=0.2)
 
     def start(self, timeout: float = 90.0, say: Say = _quiet) -> None:
         """Start the ensemble (if ours) and every broker; return once all are registered and
@@ -743,11 +720,7 @@ class LocalCluster:
 
     def stop(self) -> None:
         """Stop every broker (clean shutdown, in parallel) then the ensemble; nothing is left."""
-        pids = {i: self.broker_pid(i) for i in self.broker_ids if self.broker_alive(i)}
-        for pid in pids.values():
-            process.signal_pid(pid, signal.SIGTERM)  # type: ignore[arg-type]  # only alive brokers, which have a pid
-        for i, pid in pids.items():
-            process.stop_pid(pid, timeout=30.0)
+        stop_in_parallel([self.broker_pid(i) for i in self.broker_ids if self.broker_alive(i)])
         self.stop_prometheus()
         ens = self.zk
         if ens is not None:
@@ -856,3 +829,52 @@ def _run_async(fn: Callable[[], Awaitable[T]]) -> T:
         return trio.run(fn)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(trio.run, fn).result()
+
+
+def metadata_broker_ids_at(address: str) -> list[int]:
+    """The broker ids the broker at ``address`` (host:port) lists in a Metadata answer (ZooKeeper
+    mode: its metadata cache, filled by the controller's UpdateMetadata; KRaft: its image's
+    unfenced brokers), sorted; [] if it does not answer within 5 s."""
+    from kafkalike.client.errors import ClientError
+    from kafkalike.client.kafka_client import KafkaClient
+
+    async def ask() -> list[int]:
+        client = KafkaClient([address], client_id="cluster-status", request_timeout_ms=5000)
+        try:
+            await client.start()
+            return sorted((await client.refresh_metadata([])).brokers)
+        finally:
+            await client.aclose()
+
+    try:
+        return _run_async(ask)
+    except (ClientError, OSError):
+        return []
+
+
+def wait_metadata_lists_all(broker_ids: list[int], address_of: Callable[[int], str], check_running: Callable[[], None],
+                            timeout: float, failure: str, poll_s: float) -> None:
+    """Block until every broker of ``broker_ids`` (its address: ``address_of(id)``) answers
+    Metadata listing all of them: clients can bootstrap from any. ``check_running()`` is called
+    before each round (it raises ClusterError when a process is gone); ClusterError
+    ``brokers [...] <failure> within <timeout>s`` after ``timeout`` s; polls every ``poll_s`` s."""
+    deadline = time.monotonic() + timeout
+    pending = list(broker_ids)
+    while pending:
+        check_running()
+        pending = [i for i in pending if not set(broker_ids) <= set(metadata_broker_ids_at(address_of(i)))]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"brokers {pending} {failure} within {timeout:.0f}s")
+        time.sleep(poll_s)
+
+
+def stop_in_parallel(pids: list[int | None]) -> None:
+    """SIGTERM every process of ``pids`` at once (a broker: controlled shutdown), then wait for
+    each, SIGKILL after 30 s (process.stop_pid); None entries are skipped."""
+    alive = [pid for pid in pids if pid is not None]
+    for pid in alive:
+        process.signal_pid(pid, signal.SIGTERM)
+    for pid in alive:
+        process.stop_pid(pid, timeout=30.0)
