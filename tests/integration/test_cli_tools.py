@@ -9,6 +9,7 @@ import time
 import uuid
 
 from kafkalike.cluster.local_cluster import LocalCluster
+from tests.cli_helpers import run_main
 
 
 def kafkalike(*args: str, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -17,22 +18,26 @@ def kafkalike(*args: str, stdin: str | None = None, timeout: float = 60) -> subp
 
 
 def test_topics_create_describe_list_alter_delete(kafka_cluster: LocalCluster) -> None:
-    """Each action prints what kafka-topics.sh prints; errors are one line with exit code 1."""
+    """Each action prints what kafka-topics.sh prints; errors are one line with exit code 1.
+    The tool runs in this process (its main: a dozen commands without a Python start-up each);
+    the console tools below run as processes."""
     b = kafka_cluster.bootstrap_servers
     topic = f"cli-{uuid.uuid4().hex[:8]}"
-    out = kafkalike("topics", "--bootstrap-server", b, "--create", "--topic", topic,
-                    "--partitions", "3", "--replication-factor", "3", "--config", "retention.ms=3600000")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == f"Created topic {topic}.\n"
 
-    again = kafkalike("topics", "--bootstrap-server", b, "--create", "--topic", topic, "--partitions", "1")
-    assert again.returncode == 1
-    assert again.stderr.strip() == f"Error while executing topic command : Topic '{topic}' already exists."
+    def topics(*args: str) -> tuple[int, str, str]:
+        return run_main("topics", "--bootstrap-server", b, *args)
+
+    code, out, err = topics("--create", "--topic", topic, "--partitions", "3", "--replication-factor", "3",
+                            "--config", "retention.ms=3600000")
+    assert (code, out) == (0, f"Created topic {topic}.\n"), err
+
+    code, _, err = topics("--create", "--topic", topic, "--partitions", "1")
+    assert code == 1
+    assert err.strip() == f"Error while executing topic command : Topic '{topic}' already exists."
 
     deadline = time.monotonic() + 30
     while True:
-        desc = kafkalike("topics", "--bootstrap-server", b, "--describe", "--topic", topic)
-        lines = desc.stdout.splitlines()
+        lines = topics("--describe", "--topic", topic)[1].splitlines()
         if (len(lines) == 4 and all("Leader: none" not in ln for ln in lines)) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -44,22 +49,21 @@ def test_topics_create_describe_list_alter_delete(kafka_cluster: LocalCluster) -
         replicas = m.group(2).split(",")
         assert sorted(replicas) == ["1", "2", "3"] and m.group(1) == replicas[0]
 
-    listed = kafkalike("topics", "--bootstrap-server", b, "--list")
-    assert topic in listed.stdout.splitlines()
+    assert topic in topics("--list")[1].splitlines()
 
-    assert kafkalike("topics", "--bootstrap-server", b, "--alter", "--topic", topic, "--partitions", "5").returncode == 0
+    assert topics("--alter", "--topic", topic, "--partitions", "5")[0] == 0
     deadline = time.monotonic() + 30
-    while "PartitionCount: 5" not in kafkalike("topics", "--bootstrap-server", b, "--describe", "--topic", topic).stdout:
+    while "PartitionCount: 5" not in topics("--describe", "--topic", topic)[1]:
         assert time.monotonic() < deadline, "partition count never reached 5"
         time.sleep(0.5)
 
-    missing = kafkalike("topics", "--bootstrap-server", b, "--describe", "--topic", "no-such-topic")
-    assert missing.returncode == 1
-    assert missing.stderr.strip() == "Error while executing topic command : Topic 'no-such-topic' does not exist as expected"
+    code, _, err = topics("--describe", "--topic", "no-such-topic")
+    assert code == 1
+    assert err.strip() == "Error while executing topic command : Topic 'no-such-topic' does not exist as expected"
 
-    assert kafkalike("topics", "--bootstrap-server", b, "--delete", "--topic", topic).returncode == 0
+    assert topics("--delete", "--topic", topic)[0] == 0
     deadline = time.monotonic() + 30
-    while topic in kafkalike("topics", "--bootstrap-server", b, "--list").stdout.splitlines():
+    while topic in topics("--list")[1].splitlines():
         assert time.monotonic() < deadline, "topic still listed 30 s after --delete"
         time.sleep(0.5)
 
