@@ -23,7 +23,7 @@ SnapshotFooter (4), written by Raft into the metadata log and at both ends of ev
 `build_metadata_batch` / `build_control_batch` make the v2 batches of the metadata log and of
 snapshots from these (partitionLeaderEpoch = the Raft epoch).
 
-Wire types: int8/16/32/64, uint16, bool, uuid (16 bytes; ``uuid.UUID``; Kafka's ZERO_UUID is
+Wire types: int8/16/32/64, uint16, bool, float64 (IEEE 754, big-endian), uuid (16 bytes; ``uuid.UUID``; Kafka's ZERO_UUID is
 ``ZERO_UUID``), compact string (uvarint length + 1, 0 = null), compact arrays of those or of
 structs. A tagged field is written only when its value differs from its default, as Kafka's
 generated ``write()`` does. A non-tagged field absent from a version is not written (Kafka would
@@ -69,6 +69,7 @@ _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
 
 
 class MetadataParseError(ProtocolError):
@@ -160,7 +161,8 @@ def mfield(type: Any, versions: str = "0+", *, default: Any = attrs.NOTHING,
     if isinstance(type, list):
         type = ("array", type[0])
     if default is attrs.NOTHING:
-        default = () if isinstance(type, tuple) else {"string": "", "uuid": ZERO_UUID, "bool": False}.get(type, 0)
+        default = () if isinstance(type, tuple) else \
+            {"string": "", "uuid": ZERO_UUID, "bool": False, "float64": 0.0}.get(type, 0)
     spec = FieldSpec(type, _versions(versions) or (0, MAX_VERSION), _versions(nullable_versions), tag, default)
     return attrs.field(default=default, metadata={_META: spec})
 
@@ -186,6 +188,8 @@ def _write(out: bytearray, typ: Any, value: Any, version: int, nullable: bool) -
         out += _U16.pack(value)
     elif typ == "bool":
         out.append(1 if value else 0)
+    elif typ == "float64":
+        out += _F64.pack(value)
     elif typ == "uuid":
         out += value.bytes
     elif typ == "string" or isinstance(typ, tuple):
@@ -252,6 +256,9 @@ def _read(buf: Any, pos: int, typ: Any, version: int, nullable: bool) -> tuple[A
     if typ == "bool":
         _need(buf, pos, 1)
         return buf[pos] != 0, pos + 1
+    if typ == "float64":
+        _need(buf, pos, 8)
+        return _F64.unpack_from(buf, pos)[0], pos + 8
     if typ == "uuid":
         _need(buf, pos, 16)
         return uuid.UUID(bytes=bytes(buf[pos:pos + 16])), pos + 16
@@ -454,6 +461,28 @@ class RemoveTopicRecord(ApiMessage):
 
 
 @attrs.frozen
+class EntityData:
+    """ClientQuotaRecord.Entity[]: one part of a quota entity; `entity_type` "user",
+    "client-id" or "ip", `entity_name` None for the default entity of that type."""
+
+    entity_type: str = mfield("string")
+    entity_name: str | None = mfield("string", nullable_versions="0+", default=None)
+
+
+@attrs.frozen
+class ClientQuotaRecord(ApiMessage):
+    """api key 14, version 0: a client quota set (`value`, a float64) or removed (`remove`)
+    for an entity (KIP-546; Kafka's ClientQuotaRecord)."""
+
+    api_key = 14
+
+    entity: tuple[EntityData, ...] = mfield([EntityData])
+    key: str = mfield("string")
+    value: float = mfield("float64")
+    remove: bool = mfield("bool")
+
+
+@attrs.frozen
 class FeatureLevelRecord(ApiMessage):
     """api key 12, version 0 (never advances): a finalized feature level, e.g.
     ("metadata.version", 21) for 3.9-IV0; level 0 removes the feature."""
@@ -505,7 +534,8 @@ class NoOpRecord(ApiMessage):
 METADATA_RECORD_TYPES: dict[int, type[ApiMessage]] = {
     cls.api_key: cls
     for cls in (RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, PartitionChangeRecord,
-                RemoveTopicRecord, FeatureLevelRecord, ProducerIdsRecord, BrokerRegistrationChangeRecord, NoOpRecord)
+                RemoveTopicRecord, FeatureLevelRecord, ProducerIdsRecord, BrokerRegistrationChangeRecord, NoOpRecord,
+                ClientQuotaRecord)
 }
 """api key -> record class, for the records kafkalike declares (Kafka's MetadataRecordType)."""
 

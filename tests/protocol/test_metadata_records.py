@@ -40,6 +40,8 @@ def _value(typ: Any, version: int) -> st.SearchStrategy[Any]:
         return st.integers(lo, hi)
     if typ == "bool":
         return st.booleans()
+    if typ == "float64":
+        return st.floats(allow_nan=False)
     if typ == "uuid":
         return _uuids
     if typ == "string":
@@ -95,7 +97,8 @@ def test_records_are_written_at_the_versions_kafka_3_9_writes() -> None:
     versions = {cls.__name__: cls.kafka_3_9_version for cls in mr.METADATA_RECORD_TYPES.values()}
     assert versions == {"RegisterBrokerRecord": 3, "TopicRecord": 0, "PartitionRecord": 1, "ConfigRecord": 0,
                         "PartitionChangeRecord": 1, "RemoveTopicRecord": 0, "FeatureLevelRecord": 0,
-                        "ProducerIdsRecord": 0, "BrokerRegistrationChangeRecord": 2, "NoOpRecord": 0}
+                        "ProducerIdsRecord": 0, "BrokerRegistrationChangeRecord": 2, "NoOpRecord": 0,
+                        "ClientQuotaRecord": 0}
     topic_id = uuid.UUID(int=7)
     value = mr.serialize_record(mr.PartitionChangeRecord(partition_id=3, topic_id=topic_id, leader=2))
     # frame 1, api key 5, version 1, partition id, topic id, then ONE tagged field: tag 1, size 4, leader 2
@@ -222,6 +225,10 @@ def _samples() -> dict[str, tuple[Any, int]]:
     samples["feature"] = (mr.FeatureLevelRecord(name="metadata.version", feature_level=21), 0)
     samples["pids"] = (mr.ProducerIdsRecord(broker_id=1, broker_epoch=-1, next_producer_id=2**50), 0)
     samples["noop"] = (mr.NoOpRecord(), 0)
+    samples["quota"] = (mr.ClientQuotaRecord(entity=(mr.EntityData("user", "alice"), mr.EntityData("client-id", None)),
+                                             key="producer_byte_rate", value=1048576.0, remove=False), 0)
+    samples["quotaremove"] = (mr.ClientQuotaRecord(entity=(mr.EntityData("ip", "127.0.0.1"),),
+                                                   key="connection_creation_rate", value=0.0, remove=True), 0)
     return samples
 
 
