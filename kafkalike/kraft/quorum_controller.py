@@ -73,7 +73,7 @@ MAX_RECORDS_PER_BATCH = 10000
 MAX_RECORDS_PER_USER_OP = MAX_RECORDS_PER_BATCH
 """The most records a user operation may write (Kafka's QuorumController.MAX_RECORDS_PER_USER_OP)."""
 
-RECORDS_PER_YIELD = 200
+RECORDS_PER_YIELD = 50
 """Records replayed between two trio checkpoints (kafkalike's: one trio loop runs Raft and the replay)."""
 
 EXCESSIVE_BATCH_MESSAGE = "Unable to perform excessively large batch operation."
@@ -376,7 +376,7 @@ class QuorumController:
             if start:
                 await trio.lowlevel.checkpoint()
             try:
-                last = self.raft.append(list(records[start:start + size]), epoch=epoch)
+                last = await self.raft.append_offloaded(list(records[start:start + size]), epoch=epoch)
             except NotLeaderError:
                 self._deactivate("not_leader")
                 raise ControllerError(ErrorCode.not_controller, "leadership lost") from None

@@ -28,7 +28,8 @@ from kafkalike.storage.file_records import read_slices
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.unified_log import UnifiedLog
 
-__all__ = ["KafkaMetadataLog", "METADATA_TOPIC", "METADATA_PARTITION_DIR", "Batch", "decode_raft_batch"]
+__all__ = ["KafkaMetadataLog", "METADATA_TOPIC", "METADATA_PARTITION_DIR", "Batch", "decode_raft_batch",
+           "decode_committed"]
 
 METADATA_TOPIC = "__cluster_metadata"
 METADATA_PARTITION_DIR = "__cluster_metadata-0"
@@ -60,6 +61,13 @@ def decode_raft_batch(batch: DecodedBatch) -> Batch:
     records = tuple(mr.deserialize_record(r.value or b"") for r in batch.records)
     return Batch(batch.base_offset, last, batch.partition_leader_epoch, batch.max_timestamp, batch.size_in_bytes,
                  records=records)
+
+
+def decode_committed(data: bytes, from_offset: int, high_watermark: int) -> list[DecodedBatch]:
+    """The batches of ``data`` (whole batches read from the log) with base offset >=
+    ``from_offset`` and below ``high_watermark``. Pure: safe on a worker thread."""
+    return [b for b in decode_batches(data, allow_truncated_tail=True)
+            if from_offset <= b.base_offset < high_watermark]
 
 
 class KafkaMetadataLog:
@@ -222,10 +230,7 @@ class KafkaMetadataLog:
         """Decoded batches with base offset >= ``from_offset`` and below ``high_watermark``."""
         if from_offset >= high_watermark:
             return
-        data = self.read(from_offset, max_bytes, high_watermark)
-        for batch in decode_batches(data, allow_truncated_tail=True):
-            if batch.base_offset >= from_offset and batch.base_offset < high_watermark:
-                yield batch
+        yield from decode_committed(self.read(from_offset, max_bytes, high_watermark), from_offset, high_watermark)
 
     def close(self) -> None:
         """Flush and close the files."""

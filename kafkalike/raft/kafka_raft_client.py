@@ -29,10 +29,11 @@ kraft.version 0) keeps one log, ``__cluster_metadata``-0 (topic id ``AAAAAAAAAAA
 API (Kafka's RaftClient): ``append(records) -> last offset`` on the leader (``NotLeaderError``,
 NOT_LEADER_OR_FOLLOWER, otherwise); a ``RaftClientListener`` gets ``handle_commit(Batch)`` for each
 committed batch in order (data and control) and ``handle_leader_change(LeaderAndEpoch)``;
-committed batches (and snapshots to load) are decoded and handed over by a task of their own,
-which lets the other tasks run every ``RECORDS_PER_YIELD`` records decoded: a 10,000-record batch
-must not hold up the fetch loop and its timers (Kafka hands batches to listeners that replay them
-on their own threads);
+committed batches (and snapshots to load) are handed over by a task of their own, which decodes
+batches of more than ``RECORDS_PER_YIELD`` records on a worker thread: a 10,000-record batch must
+not hold up the fetch loop and its timers (Kafka's Raft client has a thread of its own, and hands
+batches to listeners that replay them on theirs); ``append_offloaded`` encodes a large batch on a
+worker thread the same way;
 ``describe_quorum()`` (also served as DescribeQuorum v0-1 to ``kafka-metadata-quorum.sh``);
 ``resign()``. The RPCs are served by ``RaftServer`` on the node's controller listener; requests go out
 through ``RaftNetworkChannel`` (kafkalike.client.connection, one connection per voter and purpose).
@@ -65,7 +66,8 @@ from kafkalike.protocol.codec import (RequestHeader, api_versions_response, enco
 from kafkalike.protocol.errors import ErrorCode, ProtocolError, UnknownApiKeyError, UnsupportedVersionError
 from kafkalike.protocol.frame import FrameReader
 from kafkalike.protocol.records import DecodedBatch
-from kafkalike.raft.kafka_metadata_log import METADATA_TOPIC, Batch, KafkaMetadataLog, decode_raft_batch
+from kafkalike.raft.kafka_metadata_log import (METADATA_TOPIC, Batch, KafkaMetadataLog, decode_committed,
+                                               decode_raft_batch)
 from kafkalike.storage.errors import StorageError
 from kafkalike.storage.snapshots import Snapshot, SnapshotId, read_snapshot, snapshot_path
 from kafkalike.raft.quorum_state import (CandidateState, FollowerState, IllegalStateError, LeaderState,
@@ -105,9 +107,10 @@ ENDPOINT_TYPE_CONTROLLER = 2  # KIP-919: DescribeCluster's EndpointType (1 broke
 
 FETCH_MAX_BYTES = 8 * 1024 * 1024  # Kafka's KafkaRaftClient.MAX_FETCH_SIZE_BYTES
 
-RECORDS_PER_YIELD = 200
-"""Records of a committed batch decoded between two trio checkpoints (kafkalike's: Kafka's Raft
-client runs on a thread of its own)."""
+RECORDS_PER_YIELD = 50
+"""Batches of more records than this are encoded and decoded on a worker thread, so that the trio
+loop (fetches, timeouts) keeps running meanwhile (kafkalike's: Kafka's Raft client runs on a
+thread of its own). Listeners replaying a batch on the loop yield every so many records too."""
 
 
 def _now_ms() -> int:
@@ -736,11 +739,19 @@ class KafkaRaftClient:
             self._load_snapshot(latest, read_snapshot(snapshot_path(self.log.dir, latest)))
             self._next_commit_offset = latest.end_offset
         progressed = False
-        for raw in self.log.committed_batches(self._next_commit_offset, hw):
+        cursor = self._next_commit_offset
+        if cursor >= hw:
+            return False
+        data = self.log.read(cursor, 1 << 20, hw)
+        raws = await trio.to_thread.run_sync(decode_committed, data, cursor, hw) if len(data) > 65536 else \
+            decode_committed(data, cursor, hw)
+        for raw in raws:
+            if self._snapshot_to_load is not None or self._next_commit_offset != cursor:
+                return True  # a snapshot was installed, or the log truncated, meanwhile
             batch = await self._decode_committed(raw)
             if self._snapshot_to_load is not None:
                 return True  # a snapshot was installed meanwhile: it replaces what follows
-            self._next_commit_offset = batch.last_offset + 1
+            self._next_commit_offset = cursor = batch.last_offset + 1
             progressed = True
             if self.listener is not None:
                 self.listener.handle_commit(batch)
@@ -749,16 +760,10 @@ class KafkaRaftClient:
 
     @staticmethod
     async def _decode_committed(raw: DecodedBatch) -> Batch:
-        """decode_raft_batch, with a checkpoint every RECORDS_PER_YIELD records."""
+        """decode_raft_batch, on a worker thread for a batch of more than RECORDS_PER_YIELD records."""
         if raw.is_control or len(raw.records) <= RECORDS_PER_YIELD:
             return decode_raft_batch(raw)
-        records = []
-        for i, r in enumerate(raw.records):
-            records.append(mr.deserialize_record(r.value or b""))
-            if i % RECORDS_PER_YIELD == RECORDS_PER_YIELD - 1:
-                await trio.lowlevel.checkpoint()
-        return Batch(raw.base_offset, raw.base_offset + raw.last_offset_delta, raw.partition_leader_epoch,
-                     raw.max_timestamp, raw.size_in_bytes, records=tuple(records))
+        return await trio.to_thread.run_sync(decode_raft_batch, raw)
 
     def _maybe_notify_leader_change(self) -> None:
         current = self.leader_and_epoch()
@@ -779,6 +784,25 @@ class KafkaRaftClient:
             raise NotLeaderError(f"node {self.node_id} is not the leader of epoch {epoch if epoch is not None else '-'}"
                                  f" (state {s.name}, epoch {s.epoch}, leader {self.quorum.leader_id})")
         batch = mr.build_metadata_batch(records, epoch=s.epoch, append_time_ms=self.clock_ms())
+        _base, last = self.log.append_as_leader(batch, s.epoch)
+        self._on_leader_end_offset(s)
+        return last
+
+    async def append_offloaded(self, records: Sequence[mr.ApiMessage | mr.ApiMessageAndVersion],
+                               epoch: int | None = None) -> int:
+        """``append``, with a batch of more than RECORDS_PER_YIELD records encoded on a worker
+        thread first (the leadership is checked again after it): the same result and errors."""
+        if len(records) <= RECORDS_PER_YIELD:
+            return self.append(records, epoch)
+        s = self.quorum.state
+        if not isinstance(s, LeaderState) or (epoch is not None and epoch != s.epoch):
+            return self.append(records, epoch)  # raises NotLeaderError
+        batch_epoch = s.epoch
+        batch = await trio.to_thread.run_sync(
+            lambda: mr.build_metadata_batch(records, epoch=batch_epoch, append_time_ms=self.clock_ms()))
+        s = self.quorum.state
+        if not isinstance(s, LeaderState) or s.epoch != batch_epoch:
+            raise NotLeaderError(f"node {self.node_id} lost the leadership of epoch {batch_epoch} while encoding")
         _base, last = self.log.append_as_leader(batch, s.epoch)
         self._on_leader_end_offset(s)
         return last
