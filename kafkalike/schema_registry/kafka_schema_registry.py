@@ -194,8 +194,11 @@ class KafkaSchemaRegistry:
         schema_type = str(body.get("schemaType") or "AVRO").upper()
         if references and schema_type == PROTOBUF:
             await self.store.catch_up()
-        return parse_schema(body.get("schema"), body.get("schemaType"), references,
-                            self.cache.dependencies(schema_type, references))
+        dependencies = self.cache.dependencies(schema_type, references)
+        if schema_type == PROTOBUF:  # protoc takes milliseconds to a second: off the event loop
+            return await trio.to_thread.run_sync(parse_schema, body.get("schema"), body.get("schemaType"),
+                                                 references, dependencies)
+        return parse_schema(body.get("schema"), body.get("schemaType"), references, dependencies)
 
     @staticmethod
     def schema_types() -> list[str]:
