@@ -701,20 +701,25 @@ class LocalBackend:
         free = st.f_bavail * st.f_frsize
         filler = d / FILLER_NAME
         written = 0
-        with open(filler, "ab") as f:
-            try:
-                os.posix_fallocate(f.fileno(), f.tell(), free)
-                written = free
-            except OSError:
-                pass
-            chunk = b"\0" * 65536
-            while True:
+        try:  # unbuffered: a buffered tail flushed at close raised ENOSPC past the loop (issue 22)
+            with open(filler, "ab", buffering=0) as f:
                 try:
-                    f.write(chunk)
-                    f.flush()
-                    written += len(chunk)
+                    os.posix_fallocate(f.fileno(), f.tell(), free)
+                    written = free
                 except OSError:
-                    break
+                    pass
+                chunk = b"\0" * 65536
+                while True:
+                    try:
+                        n = f.write(chunk)
+                    except OSError:
+                        break
+                    if not n:
+                        break
+                    written += n
+        except BaseException:
+            filler.unlink(missing_ok=True)  # not applied: the disk is left as it was
+            raise
         left = os.statvfs(d)
         return f"filled {written} bytes; {left.f_bavail * left.f_frsize} of {st.f_blocks * st.f_frsize} left"
 
