@@ -28,8 +28,10 @@ Commands (all take --bootstrap-server, --input orders, --output customer-totals,
         handler that matches its fault, and nothing else is. Exit 1 otherwise.
     orders_dlq.py judge --work-dir W [--cluster-dir D] [--count N] [--rate R] ...
         creates the topics (they must be empty), starts the app (scripts/streams-dlq run),
-        produces --count orders at --rate per second; with --kill-app-at F SIGKILLs the app when
-        F of the good orders' updates are read and starts it again; with --cluster-dir SIGKILLs
+        produces --count orders at --rate per second (the app commits every --commit-interval-ms,
+        default 100: Kafka Streams' exactly-once default); with --kill-app-at F SIGKILLs the app when
+        F of the poison records' dead letters are read (the app is then reading the input, not only
+        aggregating what it already re-keyed) and starts it again; with --cluster-dir SIGKILLs
         the broker leading the output's partition 0 at --kill-broker-at (0.5) and restarts it;
         then runs the check. Verdict: W/summary.json; exit 1 unless OK.
 
@@ -333,7 +335,8 @@ class App(ow.App):
         self.argv = [str(ROOT / "scripts" / "streams-dlq"), "run", "--bootstrap-server", bootstrap,
                      "--application-id", args.application_id, "--state-dir", str(work / "state"),
                      "--input", args.input, "--output", args.output, "--dlq", args.dlq,
-                     "--guarantee", args.guarantee, "--replication-factor", str(args.replication_factor)]
+                     "--guarantee", args.guarantee, "--replication-factor", str(args.replication_factor),
+                     "--commit-interval-ms", str(args.commit_interval_ms)]
         self.name = "streams-dlq"
 
 
@@ -355,6 +358,7 @@ def judge(args: argparse.Namespace) -> dict[str, Any]:
         if (n := ow.topic_records(bootstrap, topic)) > 0:
             raise SystemExit(f"judge: {topic} already holds {n} records; the judge needs it empty")
     good = sum(classify(order(i)[1])[0] == GOOD for i in range(1, args.count + 1))
+    poison = args.count - good
     app, orders = App(bootstrap, work, args), Orders(bootstrap, args.input)
     events: list[str] = []
 
@@ -362,7 +366,7 @@ def judge(args: argparse.Namespace) -> dict[str, Any]:
         events.append(text)
         say(f"== {text}")
 
-    totals = TotalsReader(bootstrap, args.output)
+    totals, letters = TotalsReader(bootstrap, args.output), DeadLetterReader(bootstrap, args.dlq, args.input)
     app.start()
     started = time.monotonic()
     deadline = started + args.timeout
@@ -373,11 +377,13 @@ def judge(args: argparse.Namespace) -> dict[str, Any]:
             if want >= orders.next:
                 orders.send(want - orders.next + 1)
             totals.poll(0.2)
+            letters.poll(0.1)
             if app.exited() is not None:
                 raise SystemExit(f"the app exited ({app.exited()}): see {work}/app-{app.starts}.log")
-            if not app_killed and totals.records >= args.kill_app_at * good:
+            if not app_killed and letters.records >= args.kill_app_at * poison:
                 app.kill()
-                event(f"kill -9 the app at {totals.records} updates read ({orders.next - 1} orders produced)")
+                event(f"kill -9 the app at {letters.records} dead letters read ({totals.records} updates read, "
+                      f"{orders.next - 1} orders produced)")
                 app_killed = True
                 app.start()
             if cluster is not None and not broker_killed and totals.records >= args.kill_broker_at * good:
@@ -393,11 +399,14 @@ def judge(args: argparse.Namespace) -> dict[str, Any]:
         orders.flush()
         say(f"produced {orders.next - 1} orders ({good} good); {totals.records} updates read so far")
         totals.close()
+        letters.close()
         result = check(bootstrap, args.input, args.output, args.dlq, timeout=max(60.0, deadline - time.monotonic()))
     finally:
         app.stop()
+    again = sum(p.read_text(errors="replace").count("already written, not again") for p in work.glob("app-*.log"))
+    say(f"  dead letters not written again (their record processed again after the kill): {again}")
     result.update({"guarantee": args.guarantee, "events": events, "app_starts": app.starts,
-                   "produced": orders.next - 1})
+                   "produced": orders.next - 1, "dead_letters_not_written_again": again})
     (work / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -431,9 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     j.add_argument("--cluster-dir", type=Path, default=None, help="a kafkalike cluster dir: also kill -9 a broker")
     j.add_argument("--count", type=int, default=4000)
     j.add_argument("--rate", type=float, default=200, help="orders produced per second")
-    j.add_argument("--kill-app-at", type=float, default=None, help="fraction of the good orders' updates read")
+    j.add_argument("--kill-app-at", type=float, default=None, help="fraction of the poison records' dead letters read")
     j.add_argument("--kill-broker-at", type=float, default=0.5, help="fraction of the good orders' updates read")
     j.add_argument("--guarantee", choices=["exactly_once_v2", "at_least_once"], default="exactly_once_v2")
+    j.add_argument("--commit-interval-ms", type=int, default=100, help="the app's commit.interval.ms")
     args = parser.parse_args(argv)
     if args.command == "create-topics":
         create_topics(args.bootstrap_server, args.input, args.output, args.dlq, args.partitions, args.replication_factor)
