@@ -14,12 +14,8 @@ not authorize get nothing."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import ssl
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,18 +26,9 @@ from kafkalike.broker.ssl_factory import client_context, server_context
 from kafkalike.cluster import certs
 from kafkalike.cluster.client_properties import ClientProperties
 from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
-from kafkalike.cluster.zk_ensemble import find_free_base_port
+from tests.cluster.secured_helpers import BROKER_ZNODE_ACL, admin_round_trip, cluster_up_secured, run_main
 
 BROKER_SUPERS = "User:CN=kafkalike-broker-1;User:CN=kafkalike-broker-2;User:CN=kafkalike-broker-3"
-
-
-def _main(*argv: str) -> tuple[int, str, str]:
-    from kafkalike.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, host: str) -> str | None:
@@ -119,43 +106,22 @@ def test_ssl_cluster_configs_are_mutual_tls_deny_by_default_and_a_secured_zookee
 @pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
                     reason="starts a ZooKeeper JVM and a broker with mutual TLS (~20-60 s): KAFKALIKE_SLOW=1")
 def test_cluster_up_ssl_serves_the_admin_certificate_and_refuses_strangers(tmp_path: Path) -> None:
-    from confluent_kafka import Consumer, KafkaException, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
 
-    port = find_free_base_port(["127.0.0.1"], per_host_ports=2, low=42000, high=44000)
-    zk_port = find_free_base_port(["127.0.0.1"], per_host_ports=1, low=44000, high=46000)
     base = tmp_path / "mtls"
     try:
-        up = subprocess.run([sys.executable, "-m", "kafkalike.cli.main", "cluster", "up", "--dir", str(base),
-                             "--brokers", "1", "--zk-nodes", "1", "--base-port", str(port), "--zk-base-port",
-                             str(zk_port), "--security", "ssl"], capture_output=True, text=True, timeout=300)
-        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        cluster = LocalCluster.load(base)
+        stdout, cluster = cluster_up_secured(base, "ssl")
         assert (f"SSL bootstrap.servers={cluster.ssl_bootstrap_servers} "
-                f"(admin client properties: {cluster.admin_client_properties_path}; mutual TLS)") in up.stdout
-        assert "ACLs: deny by default; super.users=User:CN=kafkalike-broker-1;User:CN=admin" in up.stdout
-        assert f"ZooKeeper: SASL, zookeeper.set.acl=true (login: {cluster.zk_jaas_path}" in up.stdout
+                f"(admin client properties: {cluster.admin_client_properties_path}; mutual TLS)") in stdout
+        assert "ACLs: deny by default; super.users=User:CN=kafkalike-broker-1;User:CN=admin" in stdout
+        assert f"ZooKeeper: SASL, zookeeper.set.acl=true (login: {cluster.zk_jaas_path}" in stdout
         zk = ["zk", "getacl", "--zookeeper", cluster.zk_connect]
-        assert _main(*zk, "/brokers/ids/1")[:2] == (0, "'sasl,'kafka\n: cdrwa\n'world,'anyone\n: r\n")
+        assert run_main(*zk, "/brokers/ids/1")[:2] == (0, BROKER_ZNODE_ACL)
 
         admin_conf = {"bootstrap.servers": cluster.ssl_bootstrap_servers,
                       **ClientProperties.load(cluster.admin_client_properties_path).librdkafka_config()}
-        admin = AdminClient(admin_conf)
-        admin.create_topics([NewTopic("flights", 1, 1)])["flights"].result(60)
-        p = Producer(admin_conf)
-        for i in range(5):
-            p.produce("flights", f"flight-{i}".encode())
-        assert p.flush(60) == 0
-        c = Consumer({**admin_conf, "group.id": "admin-group", "auto.offset.reset": "earliest"})
-        try:
-            c.subscribe(["flights"])
-            read: list[bytes] = []
-            deadline = time.monotonic() + 60
-            while len(read) < 5 and time.monotonic() < deadline:
-                read += [bytes(m.value() or b"") for m in c.consume(num_messages=10, timeout=1.0) if m.error() is None]
-            assert sorted(read) == [f"flight-{i}".encode() for i in range(5)]
-        finally:
-            c.close()
+        admin_round_trip(admin_conf, "flights", 1, 1, [f"flight-{i}".encode() for i in range(5)], 60)
 
         # a certificate from the same CA but no ACL (User:CN=mallory): authenticated, denied
         mallory = certs.ensure_client_keystore(cluster.ssl_dir, "mallory")

@@ -14,8 +14,6 @@ volume of the project."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import secrets
 import shutil
@@ -27,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.secured_helpers import BROKER_ZNODE_ACL, add_scram_reader, admin_round_trip, consume_values, run_main
 from tests.compose_helpers import compose_skip_reason, container_address, project_objects, service_containers
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.secure.yml"
@@ -99,21 +98,11 @@ def _broker_addresses(project: str, timeout: float) -> dict[int, str]:
     raise AssertionError(f"brokers not healthy within {timeout:.0f} s; last: {last}")
 
 
-def _main(*argv: str) -> tuple[int, str, str]:
-    from kafkalike.cli.main import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1",
                     reason="KAFKALIKE_SLOW=1 runs the secured compose project (minutes)")
 def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tmp_path: Path) -> None:
-    from confluent_kafka import Consumer, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 
     from kafkalike.cluster.client_properties import ClientProperties
 
@@ -136,51 +125,21 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
         assert conf["sasl.password"] == env["KAFKALIKE_ADMIN_PASSWORD"]
         assert conf["ssl.ca.location"] == "/etc/kafkalike/secure/ca.pem"  # the containers' path
         conf["ssl.ca.location"] = str(secure / "ca.pem")  # the same file, on the host
-        admin = AdminClient(conf)
-        admin.create_topics([NewTopic("flights", 3, 3)])["flights"].result(120)
-        p = Producer({**conf, "acks": "all"})
-        for i in range(30):
-            p.produce("flights", f"flight-{i}".encode())
-        assert p.flush(120) == 0
-        c = Consumer({**conf, "group.id": "admin-group", "auto.offset.reset": "earliest"})
-        try:
-            c.subscribe(["flights"])
-            read: list[bytes] = []
-            deadline = time.monotonic() + 120
-            while len(read) < 30 and time.monotonic() < deadline:
-                read += [bytes(m.value() or b"") for m in c.consume(num_messages=50, timeout=1.0)
-                         if m.error() is None]
-            assert sorted(read) == sorted(f"flight-{i}".encode() for i in range(30))
-        finally:
-            c.close()
+        flights = [f"flight-{i}".encode() for i in range(30)]
+        admin_round_trip(conf, "flights", 3, 3, flights, 120)  # librdkafka's default acks: all
         # the README's host commands: the admin's properties with the host's path to the CA make
         # a SCRAM user bob and grant him Read; bob reads flights and sees nothing else
         host_props = tmp_path / "admin.properties"
         host_props.write_text((secure / "admin-client.properties").read_text()
                               .replace("/etc/kafkalike/secure", str(secure)))
         wire = ["--bootstrap-server", bootstrap, "--command-config", str(host_props)]
-        code, out, err = _main("configs", *wire, "--alter", "--entity-type", "users", "--entity-name", "bob",
-                               "--add-config", "SCRAM-SHA-512=[password=bob-secret]")
-        assert (code, out) == (0, "Completed updating config for user bob.\n"), err
-        code, _, err = _main("acls", *wire, "--add", "--allow-principal", "User:bob", "--operation", "Read",
-                             "--topic", "flights", "--group", "bob-group")
-        assert code == 0, err
-        code, out, err = _main("acls", *wire, "--list")
+        add_scram_reader(wire, "bob", "bob-secret", "flights", "bob-group")
+        code, out, err = run_main("acls", *wire, "--list")
         assert code == 0 and "principal=User:bob" in out, out + err
         bob = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL", "ssl.ca.location": str(secure / "ca.pem"),
                "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bob", "sasl.password": "bob-secret"}
-        bc = Consumer({**bob, "group.id": "bob-group", "auto.offset.reset": "earliest"})
-        try:
-            bc.subscribe(["flights"])
-            got: list[bytes] = []
-            deadline = time.monotonic() + 120
-            while len(got) < 30 and time.monotonic() < deadline:
-                got += [bytes(m.value() or b"") for m in bc.consume(num_messages=50, timeout=1.0)
-                        if m.error() is None]
-            assert sorted(got) == sorted(read)
-            assert set(bc.list_topics(timeout=30).topics) == {"flights"}
-        finally:
-            bc.close()
+        assert sorted(consume_values(bob, "flights", "bob-group", 30, 120)) == sorted(flights)
+        assert set(AdminClient(bob).list_topics(timeout=30).topics) == {"flights"}
 
         # User:ANONYMOUS on the PLAINTEXT listener: denied by default, sees no topic
         anonymous = AdminClient({"bootstrap.servers": f"{brokers[1]}:9092"})
@@ -188,8 +147,8 @@ def test_secure_compose_serves_an_admin_over_sasl_ssl_and_down_leaves_nothing(tm
 
         # ZooKeeper: the brokers' znodes are sasl:kafka's, readable by all
         zk_ip = container_address(service_containers(project, "zk1")[0])
-        code, out, err = _main("zk", "getacl", "--zookeeper", f"{zk_ip}:2181", "/brokers/ids/1")
-        assert (code, out) == (0, "'sasl,'kafka\n: cdrwa\n'world,'anyone\n: r\n"), err
+        code, out, err = run_main("zk", "getacl", "--zookeeper", f"{zk_ip}:2181", "/brokers/ids/1")
+        assert (code, out) == (0, BROKER_ZNODE_ACL), err
     except BaseException:
         logs = _compose(project, env, "logs", "--no-color", "--tail", "40", timeout=120)
         print(logs.stdout[-12000:])
