@@ -12,7 +12,8 @@ Content models (Confluent's terms): an object schema is *open* when it has no
 ``patternProperties`` and ``additionalProperties`` is absent or ``true``; *closed* when
 ``additionalProperties`` is ``false``; *partially open* when ``additionalProperties`` is a
 schema or ``patternProperties`` is set. Adding a property to an open writer model is
-PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL (incompatible: old data may carry that name with any
+OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL (or REQUIRED_PROPERTY_[WITH_DEFAULT_]ADDED_TO_OPEN_CONTENT_MODEL;
+incompatible under Confluent's default strict rules: old data may carry that name with any
 value) unless the new property's schema is ``{}``; removing one from a closed reader model is
 PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL (incompatible); a required property added to an
 unopen writer model needs a ``default``.
@@ -89,7 +90,7 @@ _NUMBER_KEYS = ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "m
 @attrs.frozen
 class Difference:
     """One difference: ``type`` (Confluent's ``Difference.Type`` name, e.g.
-    PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL) at ``json_path`` ("#/properties/b")."""
+    OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL) at ``json_path`` ("#/properties/b")."""
 
     type: str
     json_path: str
@@ -120,7 +121,9 @@ class Difference:
                     f"than the {writer} schema")
         if t in _TYPE_DIFFERS:
             return f"A type at path '{p}' is different between the {reader} schema and the {writer} schema"
-        if t in ("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_ADDED_TO_OPEN_CONTENT_MODEL"):
+        if t in ("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", "ITEM_ADDED_TO_OPEN_CONTENT_MODEL",
+                 "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", "REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+                 "REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL"):
             return (f"The {reader} schema has an open content model and has a property or item at path '{p}' "
                     f"which is missing in the {writer} schema")
         if t == "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL":
@@ -416,17 +419,18 @@ def _compare_combined(out: list[Difference], path: str, original: dict[str, Any]
     oc, obranches = _combined(original)
     uc, ubranches = _combined(update)
     if oc != uc:
-        if uc == "anyOf" or (uc == "oneOf" and len(obranches) == 1) or \
-                (uc == "allOf" and len(obranches) == 1 and len(ubranches) == 1):
+        if uc == "anyOf" or (len(obranches) == 1 and (len(ubranches) == 1 or uc == "oneOf")) or \
+                (len(ubranches) == 1 and oc == "allOf"):
             out.append(Difference("COMBINED_TYPE_EXTENDED", path))
         else:
             out.append(Difference("COMBINED_TYPE_CHANGED", path))
             return
     a = [b for i, b in enumerate(obranches) if b not in obranches[:i]]
     b = [x for i, x in enumerate(ubranches) if x not in ubranches[:i]]
-    if len(a) != len(b):
-        kind = "PRODUCT_TYPE" if uc == "allOf" else "SUM_TYPE"
-        out.append(Difference(f"{kind}_EXTENDED" if len(a) < len(b) else f"{kind}_NARROWED", path))
+    if len(a) < len(b):  # named after the update's criterion when it grew, the original's when it shrank
+        out.append(Difference("PRODUCT_TYPE_EXTENDED" if uc == "allOf" else "SUM_TYPE_EXTENDED", path))
+    elif len(a) > len(b):
+        out.append(Difference("PRODUCT_TYPE_NARROWED" if oc == "allOf" else "SUM_TYPE_NARROWED", path))
     edges: dict[tuple[int, int], list[Difference]] = {}
     for i, ob in enumerate(a):
         for j, ub in enumerate(b):
@@ -524,9 +528,14 @@ def _compare_object(out: list[Difference], path: str, original: dict[str, Any], 
                 out.append(Difference("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL", where))
         elif name not in oprops:
             if _is_open(original):
-                out.append(Difference("PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL"
-                                      if _kind(uprops[name]) == "empty"
-                                      else "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL", where))
+                if _kind(uprops[name]) == "empty":
+                    kind = "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL"
+                elif name in ureq:
+                    kind = ("REQUIRED_PROPERTY_WITH_DEFAULT_ADDED_TO_OPEN_CONTENT_MODEL" if _has_default(uprops[name])
+                            else "REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL")
+                else:
+                    kind = "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL"
+                out.append(Difference(kind, where))
                 continue
             if (cover := _partial(original, name)) is not None:
                 sub = []

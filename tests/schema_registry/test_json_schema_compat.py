@@ -54,7 +54,13 @@ CASES: list[tuple[str, Any, Any, list[str], bool]] = [
     ("oneOf to allOf", {"oneOf": [S, N]}, {"allOf": [S, N]}, ["COMBINED_TYPE_CHANGED #/"], False),
     ("not narrowed", {"not": N}, {"not": {"type": "integer"}}, ["NOT_TYPE_NARROWED #/not"], True),
     ("property added to an open model", OPEN, {**OPEN, "properties": {"a": S, "b": N}},
-     ["PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL #/properties/b"], False),
+     ["OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL #/properties/b"], False),
+    ("required property added to an open model", OPEN, {**OPEN, "properties": {"a": S, "b": N}, "required": ["b"]},
+     ["REQUIRED_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL #/properties/b"], False),
+    ("allOf to anyOf with fewer subschemas", {"allOf": [OPEN, {"required": ["a"]}]}, {"anyOf": [OPEN]},
+     ["COMBINED_TYPE_EXTENDED #/", "PRODUCT_TYPE_NARROWED #/"], True),
+    ("allOf to a singleton oneOf", {"allOf": [OPEN, {"required": ["a"]}]}, {"oneOf": [OPEN]},
+     ["COMBINED_TYPE_EXTENDED #/", "PRODUCT_TYPE_NARROWED #/"], True),
     ("property with {} added to an open model", OPEN, {**OPEN, "properties": {"a": S, "b": {}}},
      ["PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL #/properties/b"], True),
     ("property removed from an open model", {**OPEN, "properties": {"a": S, "b": N}}, OPEN,
@@ -228,7 +234,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory, zk_connect: str):
 
 def test_an_incompatible_json_schema_is_refused_with_409(registry: str) -> None:
     """Under the default BACKWARD level, a property added to an open content model is refused
-    (409/409 naming PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL and the path); the compatibility
+    (409/409 naming OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL and the path); the compatibility
     endpoint answers false; a compatible change (a property with a default added to a closed
     model) registers as version 2."""
     s = "jscompat-value"
@@ -237,7 +243,7 @@ def test_an_incompatible_json_schema_is_refused_with_409(registry: str) -> None:
     assert post(OPEN)[0] == 200
     status, err = post({**OPEN, "properties": {"a": S, "b": N}})
     assert (status, err["error_code"]) == (409, 409), err
-    assert "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in err["message"] and "#/properties/b" in err["message"]
+    assert "OPTIONAL_PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in err["message"] and "#/properties/b" in err["message"]
     assert ("The new schema has an open content model and has a property or item at path '#/properties/b' "
             "which is missing in the old schema") in err["message"]
     assert post({**OPEN, "properties": {"a": S, "b": N}}, f"/compatibility/subjects/{s}/versions/latest") == (
