@@ -285,6 +285,42 @@ def build_clock_library(out_dir: str | Path) -> Path:
     return out
 
 
+def fill_filesystem(directory: str | Path, preallocate: bool = True) -> str:
+    """Fill the filesystem holding ``directory``: a filler file (FILLER_NAME) there takes every
+    free byte, by posix_fallocate (``preallocate``) and then writes until ENOSPC. Written
+    unbuffered, so no tail is left to flush (and fail with ENOSPC) when the file closes, as
+    happened when posix_fallocate lost a race with the broker's own appends (issue 22). If the
+    fill raises, the filler is deleted: nothing is left half-applied. Returns "filled N bytes;
+    F of M left" (bytes)."""
+    d = Path(directory)
+    st = os.statvfs(d)
+    free = st.f_bavail * st.f_frsize
+    filler = d / FILLER_NAME
+    written = 0
+    try:
+        with open(filler, "ab", buffering=0) as f:
+            if preallocate:
+                try:
+                    os.posix_fallocate(f.fileno(), f.tell(), free)
+                    written = free
+                except OSError:
+                    pass
+            chunk = b"\0" * 65536
+            while True:
+                try:
+                    n = f.write(chunk)
+                except OSError:
+                    break
+                if not n:
+                    break
+                written += n
+    except BaseException:
+        filler.unlink(missing_ok=True)
+        raise
+    left = os.statvfs(d)
+    return f"filled {written} bytes; {left.f_bavail * left.f_frsize} of {st.f_blocks * st.f_frsize} left"
+
+
 def mounts_under(base_dir: str | Path) -> list[Path]:
     """Mount points at or below ``base_dir`` (from /proc/self/mounts), deepest first."""
     base = Path(base_dir).absolute()
@@ -696,32 +732,7 @@ class LocalBackend:
         ChaosBackendError without ``disk_mb``."""
         if self.disk_mb is None:
             raise ChaosBackendError("this backend has no small log-dir filesystems (create it with disk_mb)")
-        d = self.log_dir(broker_id)
-        st = os.statvfs(d)
-        free = st.f_bavail * st.f_frsize
-        filler = d / FILLER_NAME
-        written = 0
-        try:  # unbuffered: a buffered tail flushed at close raised ENOSPC past the loop (issue 22)
-            with open(filler, "ab", buffering=0) as f:
-                try:
-                    os.posix_fallocate(f.fileno(), f.tell(), free)
-                    written = free
-                except OSError:
-                    pass
-                chunk = b"\0" * 65536
-                while True:
-                    try:
-                        n = f.write(chunk)
-                    except OSError:
-                        break
-                    if not n:
-                        break
-                    written += n
-        except BaseException:
-            filler.unlink(missing_ok=True)  # not applied: the disk is left as it was
-            raise
-        left = os.statvfs(d)
-        return f"filled {written} bytes; {left.f_bavail * left.f_frsize} of {st.f_blocks * st.f_frsize} left"
+        return fill_filesystem(self.log_dir(broker_id))
 
     def free_disk(self, broker_id: int) -> None:
         """Delete the filler; a broker that halted meanwhile (its only log dir went offline)
