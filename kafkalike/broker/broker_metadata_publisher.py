@@ -41,9 +41,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import attrs
 import structlog
 import trio
 
+from kafkalike.broker.client_quota_manager import CLIENT_ID, DEFAULT, QUOTA_KEYS, USER, ClientQuotaManager, QuotaEntity
 from kafkalike.broker.dynamic_broker_config import DEFAULT_ENTITY, DynamicBrokerConfig
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.partition import Partition, PartitionState, RemoteReplica
@@ -160,7 +162,7 @@ class MetadataLoader:
 
 
 def _with_provenance(image: MetadataImage, provenance: MetadataProvenance) -> MetadataImage:
-    return MetadataImage(provenance, image.features, image.cluster, image.topics, image.configs, image.producer_ids)
+    return attrs.evolve(image, provenance=provenance)
 
 
 class BrokerMetadataPublisher:
@@ -171,13 +173,15 @@ class BrokerMetadataPublisher:
     ``on_leadership_change``); ``metadata_listeners``: awaited with the partitions that
     disappeared; ``dynamic_config``: the broker's DynamicBrokerConfig, reloaded from the image
     when the delta sets configs of the BROKER resource "" (``<default>``) or of this broker
-    (Kafka's DynamicConfigPublisher)."""
+    (Kafka's DynamicConfigPublisher); ``client_quotas``: the ClientQuotaManager, given the
+    image's user / client-id quotas whenever ClientQuotaRecords arrive."""
 
     def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: KRaftMetadataCache,
                  inter_broker_listener: str,
                  leadership_listeners: Sequence[Callable[[], None]] = (),
                  metadata_listeners: Sequence[Callable[[list[TopicPartition]], Awaitable[None]]] = (),
-                 dynamic_config: DynamicBrokerConfig | None = None) -> None:
+                 dynamic_config: DynamicBrokerConfig | None = None,
+                 client_quotas: ClientQuotaManager | None = None) -> None:
         self.broker_id = broker_id
         self.replica_manager = replica_manager
         self.metadata_cache = metadata_cache
@@ -185,6 +189,7 @@ class BrokerMetadataPublisher:
         self.leadership_listeners = list(leadership_listeners)
         self.metadata_listeners = list(metadata_listeners)
         self.dynamic_config = dynamic_config
+        self.client_quotas = client_quotas
         self.published = 0
 
     async def publish(self, delta: MetadataDelta, image: MetadataImage) -> None:
@@ -197,6 +202,7 @@ class BrokerMetadataPublisher:
         async with rm.state_change_lock:
             await self._apply_local_changes(changes, image, full)
         await self._update_broker_configs(delta, image, full)
+        self._update_client_quotas(delta, image, full)
         for listener in self.leadership_listeners:
             listener()
         for metadata_listener in self.metadata_listeners:
@@ -230,6 +236,23 @@ class BrokerMetadataPublisher:
                                      (str(self.broker_id), str(self.broker_id), dynamic.dynamic_broker)):
             if name in changed or (full and (loaded or image.configs.config_map(CONFIG_RESOURCE_BROKER, name))):
                 await dynamic.reload(entity)
+
+    def _update_client_quotas(self, delta: MetadataDelta, image: MetadataImage, full: bool) -> None:
+        """The image's user / client-id quotas to the ClientQuotaManager (the ZooKeeper mode's
+        load of /config/users and /config/clients), when the delta changed some. "ip" entities
+        (connection_creation_rate) are left out: kafkalike enforces no connection quotas."""
+        if self.client_quotas is None or not (full or delta.changed_quota_entities):
+            return
+        quotas: dict[QuotaEntity, dict[str, float]] = {}
+        for entity, values in image.client_quotas.entities.items():
+            parts = dict(entity)
+            if set(parts) - {USER, CLIENT_ID}:
+                continue
+            known = {k: v for k, v in values.items() if k in QUOTA_KEYS}
+            if known:
+                quotas[_quota_entity(parts)] = known
+        self.client_quotas.quotas = quotas
+        log.info("client_quotas_published", entities=len(quotas), offset=image.offset)
 
     async def _apply_local_changes(self, changes: LocalReplicaChanges, image: MetadataImage, full: bool) -> None:
         rm = self.replica_manager
@@ -281,3 +304,13 @@ def _update_leader_assignment(partition: Partition, replicas: tuple[int, ...]) -
         r: partition.remote_replicas.get(r) or RemoteReplica(r)
         for r in replicas if r != partition.local_broker_id}
     log.info("leader_assignment_updated", partition=str(partition.tp), replicas=list(replicas))
+
+
+def _quota_entity(parts: dict[str, str | None]) -> QuotaEntity:
+    """{type: name or None (the default)} -> the ClientQuotaManager's entity (DEFAULT names)."""
+    def name(etype: str) -> str | None:
+        if etype not in parts:
+            return None
+        given = parts[etype]
+        return DEFAULT if given is None else given
+    return QuotaEntity(user=name(USER), client_id=name(CLIENT_ID))

@@ -181,7 +181,8 @@ class BrokerServer(KafkaServer):
         self.publisher = BrokerMetadataPublisher(
             self.broker_id, rm, self.metadata_cache, cfg.inter_broker_listener_name,
             leadership_listeners=[group.on_leadership_change, txn.on_leadership_change],
-            metadata_listeners=[self.on_metadata_update], dynamic_config=self.dynamic_config)
+            metadata_listeners=[self.on_metadata_update], dynamic_config=self.dynamic_config,
+            client_quotas=self.client_quotas)
         self.loader.publishers.append(self.publisher)
         await nursery.start(self.loader.run)
         await nursery.start(raft.run)
@@ -266,6 +267,8 @@ class BrokerServer(KafkaServer):
         # the ZooKeeper controller's reassignment handlers would wait on a controller never started
         apis.register(ApiKey.LIST_PARTITION_REASSIGNMENTS, forwarding.handle_list_partition_reassignments)
         apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, forwarding.handle_alter_partition_reassignments)
+        # client quotas: written by the controller (ClientQuotaRecords), read from the image
+        apis.register(ApiKey.ALTER_CLIENT_QUOTAS, forwarding.handle_alter_client_quotas)
         verifier = self.add_partitions_to_txn_manager
         self.startup_hooks = [
             rm.startup, group.startup,

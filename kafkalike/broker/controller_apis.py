@@ -19,6 +19,7 @@ IncrementalAlterConfigs    0-1       "
 ElectLeaders (43)          0-2       " (preferred, unclean)
 AlterPartitionReassign..   0         " (KIP-455; api key 45)
 ListPartitionReassign..    0         " (api key 46; from the committed state)
+AlterClientQuotas (49)     0-1       " (KIP-546; ClientQuotaRecords)
 Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
@@ -38,6 +39,7 @@ import structlog
 from kafkalike.client.messages import build_entity
 from kafkalike.controller import reassignment
 from kafkalike.coordination.zk_data import ReplicaAssignment, TopicPartition
+from kafkalike.kraft.client_quota_control_manager import QuotaAlteration
 from kafkalike.kraft.controller_result import ControllerError
 from kafkalike.kraft.quorum_controller import QuorumController
 from kafkalike.protocol.api_keys import ApiKey
@@ -69,6 +71,7 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.ELECT_LEADERS: (0, 2),
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
+    ApiKey.ALTER_CLIENT_QUOTAS: (0, 1),
     ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
@@ -76,7 +79,8 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
 FORWARDABLE_APIS: dict[int, tuple[int, int]] = {
     k: v for k, v in CONTROLLER_APIS.items()
     if k in (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.INCREMENTAL_ALTER_CONFIGS,
-             ApiKey.ELECT_LEADERS, ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS)}
+             ApiKey.ELECT_LEADERS, ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
+             ApiKey.ALTER_CLIENT_QUOTAS)}
 """What a broker may forward inside an Envelope (KIP-590)."""
 
 
@@ -105,6 +109,7 @@ class ControllerApis(RaftServer):
             ApiKey.ELECT_LEADERS: self.handle_elect_leaders,
             ApiKey.ALTER_PARTITION_REASSIGNMENTS: self.handle_alter_partition_reassignments,
             ApiKey.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
+            ApiKey.ALTER_CLIENT_QUOTAS: self.handle_alter_client_quotas,
             ENVELOPE: self.handle_envelope,
         }
 
@@ -292,6 +297,22 @@ class ControllerApis(RaftServer):
         return reassignment.list_response(ErrorCode.none, {
             TopicPartition(topic, pid): ReplicaAssignment(part.replicas, part.adding_replicas, part.removing_replicas)
             for (topic, pid), part in found.items()})
+
+    async def handle_alter_client_quotas(self, request: Any, version: int) -> Any:
+        """AlterClientQuotas v0-1: per entry NONE or INVALID_REQUEST with Kafka's message
+        (ClientQuotaControlManager); NOT_CONTROLLER for every entry on a standby. With
+        ``validate_only`` the checks run and nothing is written."""
+        alterations = [QuotaAlteration(tuple((d.entity_type, d.entity_name) for d in e.entity),
+                                       tuple((o.key, float(o.value), bool(o.remove)) for o in e.ops))
+                       for e in request.entries]
+        try:
+            answers = await self.controller.alter_client_quotas(alterations, bool(request.validate_only))
+        except ControllerError as exc:
+            answers = [(exc.error, exc.message or None)] * len(alterations)
+        return _response(ApiKey.ALTER_CLIENT_QUOTAS, version, throttle_time=0, entries=[
+            {"error_code": error, "error_message": message, "entity": [
+                {"entity_type": t, "entity_name": n} for t, n in a.entity]}
+            for a, (error, message) in zip(alterations, answers)])
 
 
 class _NameOnly:

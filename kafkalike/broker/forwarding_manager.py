@@ -228,8 +228,8 @@ class KRaftControlPlane:
 
 def forwarding_error_response(request: Any, error: ErrorCode, message: str | None = None) -> Any:
     """The answer to a forwarded admin ``request`` (a kio CreateTopics, DeleteTopics,
-    CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders or Alter/ListPartitionReassignments
-    entity, any version)
+    CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders, Alter/ListPartitionReassignments
+    or AlterClientQuotas entity, any version)
     that no controller answered: ``error`` (REQUEST_TIMED_OUT from the channel) for every topic,
     resource or partition it names, as Kafka's ``AbstractRequest.getErrorResponse`` does
     (ElectLeaders with no partitions named: the top-level error only, v1+). Raises ValueError for
@@ -269,6 +269,12 @@ def forwarding_error_response(request: Any, error: ErrorCode, message: str | Non
         return dataclasses.replace(answer, error_code=error, error_message=message)
     if key == ApiKey.LIST_PARTITION_REASSIGNMENTS:
         return reassignment.list_response(error, {})
+    if key == ApiKey.ALTER_CLIENT_QUOTAS:
+        entry_cls, ent_cls = entity(resp_cls, "EntryData"), entity(resp_cls, "EntityData")
+        return build(resp_cls, entries=tuple(build(
+            entry_cls, error_code=error, error_message=message, entity=tuple(
+                build(ent_cls, entity_type=d.entity_type, entity_name=d.entity_name) for d in e.entity))
+            for e in request.entries))
     raise ValueError(f"no forwarding error answer for {type(request).__name__}")
 
 
@@ -358,6 +364,11 @@ class ForwardingManager:
 
     async def handle_alter_partition_reassignments(self, header: Any, request: Any, conn: Any) -> Any:
         """AlterPartitionReassignments v0, forwarded to the controller (KIP-455)."""
+        return await self._forward(request)
+
+    async def handle_alter_client_quotas(self, header: Any, request: Any, conn: Any) -> Any:
+        """AlterClientQuotas v0-1, forwarded to the controller (KIP-546: ClientQuotaRecords;
+        DescribeClientQuotas is answered by the broker from the quotas the image gave it)."""
         return await self._forward(request)
 
     # ---------------------------------------------------------------- for the coordinators

@@ -29,10 +29,10 @@ from typing import Any
 
 import attrs
 
-from kafkalike.image.metadata_image import (METADATA_VERSION_FEATURE, BrokerRegistration, ClusterImage,
+from kafkalike.image.metadata_image import (METADATA_VERSION_FEATURE, BrokerRegistration, ClientQuotasImage, ClusterImage,
                                             ConfigurationsImage, FeaturesImage, MetadataImage, MetadataProvenance,
                                             PartitionRegistration, ProducerIdsImage, TopicImage, TopicsImage,
-                                            CONFIG_RESOURCE_TOPIC)
+                                            QuotaEntityKey, CONFIG_RESOURCE_TOPIC)
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.topic_partition import TopicPartition
 
@@ -125,6 +125,7 @@ class MetadataDelta:
         self._config_changes: dict[tuple[int, str], dict[str, str | None]] = {}
         self._cleared_configs: set[tuple[int, str]] = set()
         self._next_producer_id: int | None = None
+        self._quota_changes: dict[QuotaEntityKey, dict[str, float | None]] = {}
         self.records = 0
         """How many records were replayed."""
 
@@ -153,7 +154,13 @@ class MetadataDelta:
     def has_changes(self) -> bool:
         """True when applying would give an image other than the base one (provenance aside)."""
         return bool(self._features or self._brokers or self._changed_topics or self._deleted_topic_ids or
-                    self._config_changes or self._cleared_configs or self._next_producer_id is not None)
+                    self._config_changes or self._cleared_configs or self._next_producer_id is not None or
+                    bool(self._quota_changes))
+
+    @property
+    def changed_quota_entities(self) -> frozenset[QuotaEntityKey]:
+        """Client quota entities set or removed in this delta."""
+        return frozenset(self._quota_changes)
 
     def topic(self, topic_id: uuid.UUID) -> TopicImage | None:
         """The topic as it is after the records replayed so far (None: absent or removed)."""
@@ -249,6 +256,10 @@ class MetadataDelta:
     def _replay_config(self, record: mr.ConfigRecord) -> None:
         self._config_changes.setdefault((record.resource_type, record.resource_name), {})[record.name] = record.value
 
+    def _replay_client_quota(self, record: mr.ClientQuotaRecord) -> None:
+        entity = frozenset((e.entity_type, e.entity_name) for e in record.entity)
+        self._quota_changes.setdefault(entity, {})[record.key] = None if record.remove else record.value
+
     def _replay_producer_ids(self, record: mr.ProducerIdsRecord) -> None:
         self._next_producer_id = record.next_producer_id
 
@@ -322,7 +333,22 @@ class MetadataDelta:
         producer_ids = base.producer_ids
         if self._next_producer_id is not None:
             producer_ids = ProducerIdsImage(self._next_producer_id)
-        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids)
+        client_quotas = base.client_quotas
+        if self._quota_changes:
+            entities = dict(base.client_quotas.entities)
+            for entity, quota_changes in self._quota_changes.items():
+                quotas = dict(entities.get(entity, {}))
+                for quota_key, quota in quota_changes.items():
+                    if quota is None:
+                        quotas.pop(quota_key, None)
+                    else:
+                        quotas[quota_key] = quota
+                if quotas:
+                    entities[entity] = quotas
+                else:
+                    entities.pop(entity, None)
+            client_quotas = ClientQuotasImage(entities)
+        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids, client_quotas)
 
 
 _REPLAY: dict[type, Any] = {
@@ -336,4 +362,5 @@ _REPLAY: dict[type, Any] = {
     mr.ConfigRecord: MetadataDelta._replay_config,
     mr.ProducerIdsRecord: MetadataDelta._replay_producer_ids,
     mr.NoOpRecord: MetadataDelta._replay_no_op,
+    mr.ClientQuotaRecord: MetadataDelta._replay_client_quota,
 }

@@ -230,6 +230,18 @@ class ProducerIdsImage:
     next_producer_id: int = -1
 
 
+QuotaEntityKey = frozenset[tuple[str, "str | None"]]
+"""A client quota entity: {(entity type "user" / "client-id" / "ip", name or None = the default)}."""
+
+
+@attrs.frozen
+class ClientQuotasImage:
+    """Client quotas, {entity: {quota key: value}} (Kafka's ClientQuotasImage, from
+    ClientQuotaRecords; KIP-546)."""
+
+    entities: Mapping[QuotaEntityKey, Mapping[str, float]] = _EMPTY
+
+
 @attrs.frozen
 class MetadataImage:
     """The whole metadata at ``provenance`` (Kafka's MetadataImage). ``MetadataImage.EMPTY`` is
@@ -241,6 +253,7 @@ class MetadataImage:
     topics: TopicsImage = TopicsImage()
     configs: ConfigurationsImage = ConfigurationsImage()
     producer_ids: ProducerIdsImage = ProducerIdsImage()
+    client_quotas: ClientQuotasImage = ClientQuotasImage()
 
     EMPTY: ClassVar[MetadataImage]  # set below the class
 

@@ -51,6 +51,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.kraft.client_quota_control_manager import ClientQuotaControlManager, QuotaAlteration
 from kafkalike.kraft.cluster_control_manager import ClusterControlManager
 from kafkalike.kraft.configuration_control_manager import ConfigurationControlManager
 from kafkalike.kraft.controller_result import ControllerError, ControllerResult
@@ -154,6 +155,7 @@ class ControllerState:
             default_replication_factor=config.default_replication_factor,
             unclean_default=config.unclean_leader_election, delete_topic_enable=config.delete_topic_enable)
         self.producer_ids = ProducerIdControlManager(self.cluster)
+        self.client_quotas = ClientQuotaControlManager()
 
     def reset(self) -> None:
         """Forget everything (before a snapshot is loaded)."""
@@ -162,6 +164,7 @@ class ControllerState:
         self.replication.reset()
         self.features.finalized.clear()
         self.producer_ids.next_producer_id = 0
+        self.client_quotas.reset()
 
     def replay(self, message: mr.ApiMessage, offset: int) -> None:
         """Apply one committed record (Kafka's QuorumController.replay)."""
@@ -177,6 +180,8 @@ class ControllerState:
             self.features.replay(message)
         elif isinstance(message, mr.ProducerIdsRecord):
             self.producer_ids.replay(message)
+        elif isinstance(message, mr.ClientQuotaRecord):
+            self.client_quotas.replay(message)
 
     def snapshot_records(self) -> list[mr.ApiMessage]:
         """The state as records (what a snapshot holds), in an order that replays to the same state."""
@@ -201,6 +206,7 @@ class ControllerState:
                     removing_replicas=p.removing_replicas, adding_replicas=p.adding_replicas, leader=p.leader,
                     leader_recovery_state=p.leader_recovery_state, leader_epoch=p.leader_epoch,
                     partition_epoch=p.partition_epoch, directories=p.directories))
+        out += self.client_quotas.snapshot_records()
         if self.producer_ids.next_producer_id:
             out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
         return out
@@ -485,6 +491,13 @@ class QuorumController:
         """ElectLeaders -> [(topic, partition, error, message)]."""
         return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election),
                                  user_op=True)
+
+    async def alter_client_quotas(self, alterations: Sequence[QuotaAlteration], validate_only: bool = False) -> Any:
+        """AlterClientQuotas -> [(error, message)] per entry (``validate_only``: no records)."""
+        def op() -> ControllerResult:
+            result = self.state.client_quotas.alter_client_quotas(alterations)
+            return ControllerResult((), result.response) if validate_only else result
+        return await self._write("alter_client_quotas", op)
 
     async def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> Any:
         """AlterPartitionReassignments -> [(topic, partition, error, message)]."""
