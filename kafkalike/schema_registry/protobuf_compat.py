@@ -31,7 +31,6 @@ import base64
 import os
 import re
 import tempfile
-import warnings
 from typing import Any, Iterator, Mapping
 
 import attrs
@@ -230,10 +229,8 @@ def parse(text: str, dependencies: Mapping[str, str] | None = None,
 def _errors(compiler: Any, includes: list[str]) -> str:
     """protoc's error lines for the main file (recompiled through get_protos, which reports
     them as an exception instead of printing them)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            compiler.get_protos(MAIN_FILE.encode(), [p.encode() for p in includes])
+    try:  # (its ProtocWarnings, e.g. no syntax line, go through the warnings module as usual)
+        compiler.get_protos(MAIN_FILE.encode(), [p.encode() for p in includes])
     except Exception as exc:  # grpc_tools' ProtocErrors: errors() lists one per problem
         errs = getattr(exc, "errors", None)
         if callable(errs):
@@ -539,7 +536,7 @@ def _kind(ctx: _Context, t: ProtoType, original: bool) -> str:
     return "SCALAR" if info is not None and isinstance(info.element, ProtoEnum) else "MESSAGE"
 
 
-def _scalar_kind(ctx: _Context, t: ProtoType, original: bool) -> str:
+def _scalar_kind(t: ProtoType) -> str:
     return _SCALAR_KIND.get(t.name, "GENERAL_NUMBER")  # an enum is a GENERAL_NUMBER (varint)
 
 
@@ -553,7 +550,7 @@ def _compare_labels_and_types(ctx: _Context, olabel: str | None, ulabel: str | N
     if okind != ukind:
         ctx.add("FIELD_KIND_CHANGED")
     elif okind == "SCALAR":
-        osk, usk = _scalar_kind(ctx, otype, True), _scalar_kind(ctx, utype, False)
+        osk, usk = _scalar_kind(otype), _scalar_kind(utype)
         if osk != usk:
             ctx.add("FIELD_SCALAR_KIND_CHANGED")
         elif olabel is not None and ulabel is not None and olabel != ulabel:
