@@ -121,8 +121,10 @@ def create_topic(bootstrap: str, name: str, partitions: int, replication_factor:
     topic's error code (TOPIC_ALREADY_EXISTS after a retried request counts as created), or the
     first CreatePartitions error; raises on a connection/timeout error."""
 
+    requests = max(1, -(-partitions // PARTITIONS_PER_REQUEST))
+
     async def create() -> ErrorCode:
-        with trio.fail_after(timeout_s + 10):
+        with trio.fail_after((timeout_s + 10) * requests):  # each request may take timeout_s
             async with AdminClient(bootstrap, request_timeout_ms=timeout_s * 1000) as admin:
                 first = min(partitions, PARTITIONS_PER_REQUEST)
                 result = await admin.create_topics([NewTopic(name, first, replication_factor)],
