@@ -51,9 +51,11 @@ from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.partition import Partition, PartitionState, RemoteReplica
 from kafkalike.broker.replica_fetcher import BrokerEndpoint
 from kafkalike.broker.replica_manager import NO_EPOCH, ReplicaManager, ReplicaStateChange, StopReplicaPartition
+from kafkalike.controller.state_change_logger import StateChangeLogger
 from kafkalike.coordination.zk_data import TopicPartition
 from kafkalike.image import LocalReplicaChanges, MetadataDelta, MetadataImage, MetadataProvenance
 from kafkalike.image.metadata_image import CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC
+from kafkalike.protocol.metadata_records import uuid_to_base64
 from kafkalike.raft.kafka_metadata_log import Batch
 from kafkalike.raft.kafka_raft_client import LeaderAndEpoch
 from kafkalike.storage.snapshots import Snapshot, SnapshotId
@@ -181,7 +183,8 @@ class BrokerMetadataPublisher:
                  leadership_listeners: Sequence[Callable[[], None]] = (),
                  metadata_listeners: Sequence[Callable[[list[TopicPartition]], Awaitable[None]]] = (),
                  dynamic_config: DynamicBrokerConfig | None = None,
-                 client_quotas: ClientQuotaManager | None = None) -> None:
+                 client_quotas: ClientQuotaManager | None = None,
+                 state_change_logger: StateChangeLogger | None = None) -> None:
         self.broker_id = broker_id
         self.replica_manager = replica_manager
         self.metadata_cache = metadata_cache
@@ -190,6 +193,8 @@ class BrokerMetadataPublisher:
         self.metadata_listeners = list(metadata_listeners)
         self.dynamic_config = dynamic_config
         self.client_quotas = client_quotas
+        #: state-change.log: Kafka 3.9's ReplicaManager.applyDelta lines ("[Broker id=1] Transitioning ...")
+        self.state_change_logger = state_change_logger or StateChangeLogger(broker_id, False)
         self.published = 0
 
     async def publish(self, delta: MetadataDelta, image: MetadataImage) -> None:
@@ -263,11 +268,20 @@ class BrokerMetadataPublisher:
                 reg = topic.partitions.get(tp.partition) if topic is not None else None
                 if reg is None or self.broker_id not in reg.replicas:
                     deletes.add(tp)
+        scl = self.state_change_logger
         if deletes:
+            scl.info(f"Deleting {len(deletes)} partition(s).")
             results = await rm.stop_replicas([StopReplicaPartition(tp, NO_EPOCH, delete=True)
                                               for tp in sorted(deletes)])
             log.info("metadata_replicas_deleted", partitions=sorted(map(str, deletes)),
                      errors={str(r.tp): r.error.name for r in results if r.error.value})
+        for kind, local in (("leaders", changes.leaders), ("followers", changes.followers)):
+            if local:
+                scl.info(f"Transitioning {len(local)} partition(s) to local {kind}.")
+            for tp, info in local.items():
+                if tp not in rm.partitions:
+                    scl.info(f"Creating new partition {tp.topic}-{tp.partition} with topic id "
+                             f"{uuid_to_base64(info.topic_id)}.")
         state_changes: list[ReplicaStateChange] = []
         for tp, info in (changes.leaders | changes.followers).items():
             reg = info.partition
@@ -290,6 +304,10 @@ class BrokerMetadataPublisher:
                 if node is not None:
                     endpoints[b.id] = BrokerEndpoint(b.id, node[0], node[1])
             errors = await rm.become_leader_or_follower(state_changes, endpoints)
+            fetching = sum(1 for c in state_changes if c.tp in changes.followers and not errors.get(c.tp, 0))
+            if fetching:
+                scl.info(f"Stopped fetchers as part of become-follower for {fetching} partitions")
+                scl.info(f"Started fetchers as part of become-follower for {fetching} partitions")
             failed = {str(tp): e.name for tp, e in errors.items() if e.value}
             log.info("metadata_replicas_changed", offset=image.offset,
                      leaders=len(changes.leaders), followers=len(changes.followers), errors=failed)

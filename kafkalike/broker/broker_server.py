@@ -56,6 +56,7 @@ from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.server import run_until_signal
+from kafkalike.controller.state_change_logger import StateChangeLogger
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.entities import build, response_class_for
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
@@ -182,7 +183,8 @@ class BrokerServer(KafkaServer):
             self.broker_id, rm, self.metadata_cache, cfg.inter_broker_listener_name,
             leadership_listeners=[group.on_leadership_change, txn.on_leadership_change],
             metadata_listeners=[self.on_metadata_update], dynamic_config=self.dynamic_config,
-            client_quotas=self.client_quotas)
+            client_quotas=self.client_quotas,
+            state_change_logger=StateChangeLogger(self.broker_id, False, log=self.state_change_log))
         self.loader.publishers.append(self.publisher)
         await nursery.start(self.loader.run)
         await nursery.start(raft.run)
