@@ -86,6 +86,26 @@ def test_protobuf_evolution_is_checked_at_each_level(pb_registry: str) -> None:
     assert http("GET", f"{pb_registry}/subjects/{s}/versions/1/schema") == (200, V1)
 
 
+def test_transitive_levels_check_every_live_version(pb_registry: str) -> None:
+    """v2 drops field 2 (compatible), v3 brings field 2 back as a string: compatible with v2,
+    not with v1, so BACKWARD_TRANSITIVE and FULL_TRANSITIVE refuse it and name version 1."""
+    client = SchemaRegistryClient({"url": pb_registry})
+    s = "pb-transitive-value"
+    v1, v2, v3 = (P3 + "message Order { int64 id = 1; int64 qty = 2; }", P3 + "message Order { int64 id = 1; }",
+                  P3 + "message Order { int64 id = 1; string qty = 2; }")
+    client.register_schema(s, Schema(v1, "PROTOBUF"))
+    client.register_schema(s, Schema(v2, "PROTOBUF"))
+    for level in ("BACKWARD_TRANSITIVE", "FULL_TRANSITIVE"):
+        client.set_compatibility(s, level)
+        assert client.test_compatibility(s, Schema(v3, "PROTOBUF"), version="latest") is True  # one version asked
+        refused = refusal(client, s, Schema(v3, "PROTOBUF"))
+        assert refused.http_status_code == 409 and "FIELD_SCALAR_KIND_CHANGED" in refused.error_message
+        assert "{oldSchemaVersion: 1}" in refused.error_message and f"{{compatibility: '{level}'}}" in refused.error_message
+    client.set_compatibility(s, "BACKWARD")
+    client.register_schema(s, Schema(v3, "PROTOBUF"))
+    assert client.get_versions(s) == [1, 2, 3]
+
+
 def test_references_are_resolved_as_imports(pb_registry: str) -> None:
     client = SchemaRegistryClient({"url": pb_registry})
     client.register_schema("shop-common", Schema(COMMON, "PROTOBUF"))
