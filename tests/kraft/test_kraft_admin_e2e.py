@@ -137,7 +137,19 @@ def _alter_broker(bootstrap: str, broker: str, key: str, value: str | None) -> N
     admin.incremental_alter_configs([resource], request_timeout=60)[resource].result(timeout=90)
 
 
-async def test_dynamic_broker_configs_change_a_running_kraft_broker(tmp_path: Path) -> None:
+def _configs_cli(*args: str) -> tuple[int, str]:
+    """``kafkalike configs *args`` in this process: (exit code, printed lines without log lines)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(["configs", *args])
+    return code, "".join(line for line in out.getvalue().splitlines(keepends=True) if "Quota configs" in line
+                         or "Completed" in line)
+
+
+async def test_dynamic_broker_configs_and_client_quotas_change_a_running_kraft_broker(tmp_path: Path) -> None:
     with kraft_cluster(tmp_path, brokers=1, controllers=1) as (_controllers, brokers):
         broker = brokers[0]
         await broker.started()
@@ -163,6 +175,30 @@ async def test_dynamic_broker_configs_change_a_running_kraft_broker(tmp_path: Pa
             last = broker.events("dynamic_config_applied")[-1]
             return last["broker"] == {} and last["default"] == {"log.retention.ms": "3600000"}
         await wait_for(removed, "the broker's own config deleted", timeout_s=60)
+
+        # client quotas: AlterClientQuotas forwarded, ClientQuotaRecords, DescribeClientQuotas from the image
+        code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
+            "--bootstrap-server", bs, "--alter", "--entity-type", "users", "--entity-name", "alice",
+            "--add-config", "producer_byte_rate=1048576,request_percentage=12.5"))
+        assert code == 0, printed
+        assert printed == "Completed updating config for user alice.\n"
+
+        async def quota_described() -> bool:
+            code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
+                "--bootstrap-server", bs, "--describe", "--entity-type", "users", "--entity-name", "alice"))
+            return code == 0 and printed == ("Quota configs for user-principal 'alice' are "
+                                             "producer_byte_rate=1048576.0, request_percentage=12.5\n")
+        await wait_for(quota_described, "DescribeClientQuotas shows alice's quotas", timeout_s=60)
+        assert any(c.events("client_quota_replayed") for c in _controllers)
+        assert broker.events("client_quotas_published")
+        if HAVE_KAFKA:
+            configs = ["java", "-cp", f"{LIB}/*", "kafka.admin.ConfigCommand", "--bootstrap-server", bs]
+            kafka_described = await trio.to_thread.run_sync(lambda: subprocess.run(
+                [*configs, "--describe", "--entity-type", "users", "--entity-name", "alice"],
+                capture_output=True, text=True, timeout=180))
+            assert kafka_described.stdout == ("Quota configs for user-principal 'alice' are "
+                                              "producer_byte_rate=1048576.0, request_percentage=12.5\n"), \
+                kafka_described.stdout + kafka_described.stderr[-2000:]
 
         if not HAVE_KAFKA:
             return
