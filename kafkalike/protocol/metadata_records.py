@@ -23,7 +23,7 @@ SnapshotFooter (4), written by Raft into the metadata log and at both ends of ev
 `build_metadata_batch` / `build_control_batch` make the v2 batches of the metadata log and of
 snapshots from these (partitionLeaderEpoch = the Raft epoch).
 
-Wire types: int8/16/32/64, uint16, bool, float64 (IEEE 754, big-endian), uuid (16 bytes; ``uuid.UUID``; Kafka's ZERO_UUID is
+Wire types: int8/16/32/64, uint16, bool, float64 (IEEE 754, big-endian), compact bytes, uuid (16 bytes; ``uuid.UUID``; Kafka's ZERO_UUID is
 ``ZERO_UUID``), compact string (uvarint length + 1, 0 = null), compact arrays of those or of
 structs. A tagged field is written only when its value differs from its default, as Kafka's
 generated ``write()`` does. A non-tagged field absent from a version is not written (Kafka would
@@ -162,7 +162,7 @@ def mfield(type: Any, versions: str = "0+", *, default: Any = attrs.NOTHING,
         type = ("array", type[0])
     if default is attrs.NOTHING:
         default = () if isinstance(type, tuple) else \
-            {"string": "", "uuid": ZERO_UUID, "bool": False, "float64": 0.0}.get(type, 0)
+            {"string": "", "bytes": b"", "uuid": ZERO_UUID, "bool": False, "float64": 0.0}.get(type, 0)
     spec = FieldSpec(type, _versions(versions) or (0, MAX_VERSION), _versions(nullable_versions), tag, default)
     return attrs.field(default=default, metadata={_META: spec})
 
@@ -192,13 +192,13 @@ def _write(out: bytearray, typ: Any, value: Any, version: int, nullable: bool) -
         out += _F64.pack(value)
     elif typ == "uuid":
         out += value.bytes
-    elif typ == "string" or isinstance(typ, tuple):
+    elif typ in ("string", "bytes") or isinstance(typ, tuple):
         if value is None:
             if not nullable:
                 raise ValueError("null in a non-nullable field")
             out.append(0)
-        elif typ == "string":
-            data = value.encode("utf-8")
+        elif typ in ("string", "bytes"):
+            data = value.encode("utf-8") if typ == "string" else bytes(value)
             write_uvarint(out, len(data) + 1)
             out += data
         else:
@@ -262,13 +262,16 @@ def _read(buf: Any, pos: int, typ: Any, version: int, nullable: bool) -> tuple[A
     if typ == "uuid":
         _need(buf, pos, 16)
         return uuid.UUID(bytes=bytes(buf[pos:pos + 16])), pos + 16
-    if typ == "string" or isinstance(typ, tuple):
+    if typ in ("string", "bytes") or isinstance(typ, tuple):
         n, pos = _uvarint(buf, pos)
         n -= 1
         if n < 0:
             if nullable:
                 return None, pos
             raise MetadataParseError("null in a non-nullable field")
+        if typ == "bytes":
+            _need(buf, pos, n)
+            return bytes(buf[pos:pos + n]), pos + n
         if typ == "string":
             _need(buf, pos, n)
             try:
@@ -483,6 +486,31 @@ class ClientQuotaRecord(ApiMessage):
 
 
 @attrs.frozen
+class UserScramCredentialRecord(ApiMessage):
+    """api key 11, version 0: a user's SCRAM credential for one mechanism (KIP-554; `mechanism`
+    1 SCRAM-SHA-256, 2 SCRAM-SHA-512; `stored_key` / `server_key` as RFC 5802 derives them)."""
+
+    api_key = 11
+
+    name: str = mfield("string")
+    mechanism: int = mfield("int8")
+    salt: bytes = mfield("bytes")
+    stored_key: bytes = mfield("bytes")
+    server_key: bytes = mfield("bytes")
+    iterations: int = mfield("int32")
+
+
+@attrs.frozen
+class RemoveUserScramCredentialRecord(ApiMessage):
+    """api key 22, version 0: a user's SCRAM credential for `mechanism` deleted."""
+
+    api_key = 22
+
+    name: str = mfield("string")
+    mechanism: int = mfield("int8")
+
+
+@attrs.frozen
 class FeatureLevelRecord(ApiMessage):
     """api key 12, version 0 (never advances): a finalized feature level, e.g.
     ("metadata.version", 21) for 3.9-IV0; level 0 removes the feature."""
@@ -535,7 +563,7 @@ METADATA_RECORD_TYPES: dict[int, type[ApiMessage]] = {
     cls.api_key: cls
     for cls in (RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, PartitionChangeRecord,
                 RemoveTopicRecord, FeatureLevelRecord, ProducerIdsRecord, BrokerRegistrationChangeRecord, NoOpRecord,
-                ClientQuotaRecord)
+                ClientQuotaRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord)
 }
 """api key -> record class, for the records kafkalike declares (Kafka's MetadataRecordType)."""
 
