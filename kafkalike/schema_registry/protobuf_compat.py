@@ -52,6 +52,7 @@ _SCALARS = {
     8: "bool", 9: "string", 12: "bytes", 13: "uint32", 15: "sfixed32", 16: "sfixed64",
     17: "sint32", 18: "sint64",
 }
+_TYPE_GROUP = 10
 _LABEL_REQUIRED, _LABEL_REPEATED = 2, 3
 
 # Confluent's FieldSchemaDiff.ScalarKind: scalars within one group share a wire encoding.
@@ -137,13 +138,16 @@ class ProtoFile:
 class ProtoSchema:
     """A compiled schema: the registered ``main`` file, every file it imports (``dependencies``,
     transitive ones included), ``references`` {import name: (subject, version)} for the files
-    that came from Confluent schema references, and ``canonical``: protoc's serialized
-    descriptor of the main file (comments and layout do not change it)."""
+    that came from Confluent schema references, ``canonical``: protoc's serialized
+    descriptor of the main file (comments and layout do not change it), and ``text``: the
+    .proto text printed from a schema given as a base64 descriptor (None when it was given as
+    text, or when the printer cannot write it back exactly)."""
 
     main: ProtoFile
     dependencies: tuple[ProtoFile, ...]
     references: Mapping[str, tuple[str, int]]
     canonical: bytes
+    text: str | None = None
 
 
 # --------------------------------------------------------------------------- parsing
@@ -221,9 +225,17 @@ def parse(text: str, dependencies: Mapping[str, str] | None = None,
     files = [_file(fd) for fd in fds.file]
     main_fd = next(fd for fd in fds.file if fd.name == MAIN_FILE)
     main_fd.ClearField("source_code_info")
-    return ProtoSchema(next(f for f in files if f.name == MAIN_FILE),
-                       tuple(f for f in files if f.name != MAIN_FILE), dict(references or {}),
-                       main_fd.SerializeToString(deterministic=True))
+    schema = ProtoSchema(next(f for f in files if f.name == MAIN_FILE),
+                         tuple(f for f in files if f.name != MAIN_FILE), dict(references or {}),
+                         main_fd.SerializeToString(deterministic=True))
+    if main == MAIN_FILE:  # given as a descriptor: as text too when that text compiles back to it
+        try:
+            printed = to_proto_text(main_fd)
+            if parse(printed, dependencies, references).canonical == schema.canonical:
+                schema = attrs.evolve(schema, text=printed)
+        except Exception:  # _Unprintable, ProtoParseError, or a descriptor API the printer missed
+            pass
+    return schema
 
 
 def _errors(compiler: Any, includes: list[str]) -> str:
@@ -585,3 +597,187 @@ def _compare_message_types(ctx: _Context, ofull: str, ufull: str) -> None:
     ctx.diffs.extend(sub.diffs)
     if not sub.compatible:
         ctx.add("FIELD_NAMED_TYPE_CHANGED")
+
+
+# --------------------------------------------------------------------------- descriptor -> .proto text
+
+class _Unprintable(Exception):
+    """A descriptor feature the printer below does not write (the base64 form is kept)."""
+
+
+_SCALAR_BY_NUMBER = _SCALARS
+
+
+def to_proto_text(fd: Any) -> str:
+    """A FileDescriptorProto as .proto text (Confluent stores and serves a schema registered as
+    a base64 descriptor as text). Covers proto2/proto3 files: package, imports, options with
+    plain values, messages (fields with labels, maps, oneofs, defaults, options, reserved),
+    enums and services without method options. Raises _Unprintable for anything else
+    (editions, groups, extensions, custom options); ``parse`` checks the text compiles back to
+    the same descriptor before using it."""
+    if fd.syntax not in ("", "proto2", "proto3") or fd.extension:
+        raise _Unprintable("syntax or extensions")
+    syntax = fd.syntax or "proto2"
+    out = [f'syntax = "{syntax}";']
+    if fd.package:
+        out.append(f"package {fd.package};")
+    public, weak = set(fd.public_dependency), set(fd.weak_dependency)
+    for i, dep in enumerate(fd.dependency):
+        out.append(f'import {"public " if i in public else "weak " if i in weak else ""}{_quote(dep)};')
+    out.extend(_options(fd, ""))
+    for m in fd.message_type:
+        out.extend(_print_message(m, syntax, ""))
+    for e in fd.enum_type:
+        out.extend(_print_enum(e, ""))
+    for svc in fd.service:
+        out.append(f"service {svc.name} {{")
+        out.extend(_options(svc, "  "))
+        for m in svc.method:
+            if m.HasField("options") and m.options.ListFields():
+                raise _Unprintable("method options")
+            cs, ss = "stream " if m.client_streaming else "", "stream " if m.server_streaming else ""
+            out.append(f"  rpc {m.name} ({cs}{m.input_type}) returns ({ss}{m.output_type});")
+        out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _option_value(field: Any, value: Any) -> str:
+    if field.type == field.TYPE_STRING:
+        return _quote(value)
+    if field.type == field.TYPE_BOOL:
+        return "true" if value else "false"
+    if field.type == field.TYPE_ENUM:
+        return field.enum_type.values_by_number[value].name
+    if field.type in (field.TYPE_MESSAGE, field.TYPE_GROUP, field.TYPE_BYTES):
+        raise _Unprintable("message-valued option")
+    return repr(value)
+
+
+def _options(holder: Any, indent: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """``option name = value;`` lines for ``holder.options`` (plain fields only)."""
+    if not holder.HasField("options"):
+        return []
+    lines = []
+    for field, value in holder.options.ListFields():
+        if field.is_extension or field.is_repeated:
+            raise _Unprintable("custom or repeated option")
+        if field.name in skip:
+            continue
+        lines.append(f"{indent}option {field.name} = {_option_value(field, value)};")
+    return lines
+
+
+def _default_json_name(name: str) -> str:
+    out, upper = [], False
+    for ch in name:
+        if ch == "_":
+            upper = True
+        else:
+            out.append(ch.upper() if upper else ch)
+            upper = False
+    return "".join(out)
+
+
+def _reserved(holder: Any, indent: str, inclusive_end: bool) -> list[str]:
+    lines = []
+    for r in holder.reserved_range:
+        end = r.end if inclusive_end else r.end - 1
+        lines.append(f"{indent}reserved {r.start}{'' if end == r.start else f' to {end}'};")
+    if holder.reserved_name:
+        lines.append(f"{indent}reserved {', '.join(_quote(n) for n in holder.reserved_name)};")
+    return lines
+
+
+def _type_text(f: Any) -> str:
+    if f.type in _SCALAR_BY_NUMBER:
+        return _SCALAR_BY_NUMBER[f.type]
+    if f.type == _TYPE_GROUP:
+        raise _Unprintable("group")
+    return f.type_name
+
+
+def _field_text(f: Any, syntax: str, in_oneof: bool, entries: Mapping[str, Any], indent: str) -> str:
+    entry = entries.get(f.type_name)
+    if entry is not None and f.label == _LABEL_REPEATED:
+        key, value = (next(x for x in entry.field if x.number == n) for n in (1, 2))
+        head = f"map<{_type_text(key)}, {_type_text(value)}>"
+    else:
+        label = ""
+        if f.label == _LABEL_REPEATED:
+            label = "repeated "
+        elif f.label == _LABEL_REQUIRED:
+            label = "required "
+        elif f.proto3_optional or (syntax == "proto2" and not in_oneof):
+            label = "optional "
+        head = label + _type_text(f)
+    opts = []
+    if f.HasField("default_value"):
+        if f.type == 9:
+            opts.append(f"default = {_quote(f.default_value)}")
+        elif f.type == 12:
+            raise _Unprintable("bytes default")
+        else:
+            opts.append(f"default = {f.default_value}")
+    if f.HasField("json_name") and f.json_name != _default_json_name(f.name):
+        opts.append(f"json_name = {_quote(f.json_name)}")
+    if f.HasField("options"):
+        for field, value in f.options.ListFields():
+            if field.is_extension or field.is_repeated:
+                raise _Unprintable("custom field option")
+            opts.append(f"{field.name} = {_option_value(field, value)}")
+    return f"{indent}{head} {f.name} = {f.number}{' [' + ', '.join(opts) + ']' if opts else ''};"
+
+
+def _print_message(m: Any, syntax: str, indent: str) -> list[str]:
+    if m.extension or m.extension_range:
+        raise _Unprintable("extensions")
+    inner = indent + "  "
+    lines = [f"{indent}message {m.name} {{"]
+    lines.extend(_options(m, inner))
+    entries = {n.name: n for n in m.nested_type if n.options.map_entry}
+    entries = {f.type_name: entries[f.type_name.rsplit(".", 1)[-1]] for f in m.field
+               if f.type_name.rsplit(".", 1)[-1] in entries}
+    real = {f.oneof_index for f in m.field if f.HasField("oneof_index") and not f.proto3_optional}
+    done: set[int] = set()
+    for f in m.field:
+        if f.HasField("oneof_index") and f.oneof_index in real:
+            if f.oneof_index in done:
+                continue
+            done.add(f.oneof_index)
+            decl = m.oneof_decl[f.oneof_index]
+            lines.append(f"{inner}oneof {decl.name} {{")
+            lines.extend(_options(decl, inner + "  "))
+            lines.extend(_field_text(g, syntax, True, entries, inner + "  ") for g in m.field
+                         if g.HasField("oneof_index") and g.oneof_index == f.oneof_index)
+            lines.append(f"{inner}}}")
+        else:
+            lines.append(_field_text(f, syntax, False, entries, inner))
+    for n in m.nested_type:
+        if not n.options.map_entry:
+            lines.extend(_print_message(n, syntax, inner))
+    for e in m.enum_type:
+        lines.extend(_print_enum(e, inner))
+    lines.extend(_reserved(m, inner, inclusive_end=False))
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def _print_enum(e: Any, indent: str) -> list[str]:
+    inner = indent + "  "
+    lines = [f"{indent}enum {e.name} {{"]
+    lines.extend(_options(e, inner))
+    for v in e.value:
+        opts = []
+        if v.HasField("options"):
+            for field, value in v.options.ListFields():
+                if field.is_extension:
+                    raise _Unprintable("custom enum value option")
+                opts.append(f"{field.name} = {_option_value(field, value)}")
+        lines.append(f"{inner}{v.name} = {v.number}{' [' + ', '.join(opts) + ']' if opts else ''};")
+    lines.extend(_reserved(e, inner, inclusive_end=True))
+    lines.append(f"{indent}}}")
+    return lines

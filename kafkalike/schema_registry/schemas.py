@@ -18,7 +18,9 @@ find an already registered schema.
   registry from the subjects and versions named) and Google's well-known types. A text protoc
   refuses (syntax, unknown type, duplicate field number, missing import) is 42201 with protoc's
   messages. ``identity`` is protoc's serialized descriptor of the file, so comments and layout
-  do not make a new schema.
+  do not make a new schema. A base64 ``FileDescriptorProto`` (confluent-kafka's
+  ProtobufSerializer) is accepted too and kept as .proto text printed from it, as Confluent
+  stores it, when that text compiles back to the same descriptor (else as given).
 
 Schema references (Confluent's ``references``) are refused for AVRO, resolved for PROTOBUF
 (imports) and stored as given for JSON (not resolved).
@@ -100,7 +102,7 @@ def parse_schema(text: Any, schema_type: str | None = None,
             proto = protobuf_compat.parse(text, dependencies or {}, {n: (s, v) for n, s, v in references})
         except protobuf_compat.ProtoParseError as exc:
             raise errors.invalid_schema(f"Invalid schema {text}, details: {exc}") from None
-        return ParsedSchema(PROTOBUF, text, proto.canonical.hex(), references, proto)
+        return ParsedSchema(PROTOBUF, proto.text or text, proto.canonical.hex(), references, proto)
     raise errors.invalid_schema(f"Invalid schema type {schema_type}")
 
 

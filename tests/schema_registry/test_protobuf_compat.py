@@ -215,6 +215,10 @@ def test_a_base64_file_descriptor_is_the_same_schema_as_its_text() -> None:
     as_text = parse_schema(text, PROTOBUF)
     as_descriptor = parse_schema(base64.b64encode(as_text.parsed.canonical).decode(), PROTOBUF)
     assert as_descriptor.identity == as_text.identity
+    # kept as .proto text printed from the descriptor (what Confluent stores), which compiles back to it
+    assert as_descriptor.schema.startswith('syntax = "proto3";\npackage shop;\nmessage Order {')
+    assert "map<string, int32> qty = 2;" in as_descriptor.schema and "optional string note = 3;" in as_descriptor.schema
+    assert parse_schema(as_descriptor.schema, PROTOBUF).identity == as_text.identity
     assert diff(text, text) == ([], True)
     assert protobuf_compat.compare(as_text.parsed, as_descriptor.parsed) == []
 
@@ -227,3 +231,13 @@ def test_a_base64_descriptor_naming_an_unknown_type_is_invalid() -> None:
     with pytest.raises(errors.RestError) as exc:
         parse_schema(base64.b64encode(fdp.SerializeToString()).decode(), PROTOBUF)
     assert exc.value.error_code == errors.INVALID_SCHEMA and "Missing" in exc.value.message
+
+
+def test_a_descriptor_the_printer_cannot_write_is_kept_as_given() -> None:
+    """A custom option (an extension) is beyond the .proto printer: the base64 form is kept."""
+    deps = {"opts.proto": P3 + 'import "google/protobuf/descriptor.proto";\n'
+                              "extend google.protobuf.FieldOptions { string tag = 50001; }"}
+    text = P3 + 'import "opts.proto";\nmessage Order { int64 id = 1 [(tag) = "x"]; }'
+    given = base64.b64encode(protobuf_compat.parse(text, deps).canonical).decode()
+    parsed = protobuf_compat.parse(given, deps)
+    assert parsed.text is None and parsed.canonical == protobuf_compat.parse(text, deps).canonical

@@ -174,6 +174,9 @@ def test_protobuf_serializer_and_deserializer_round_trip(pb_cluster: LocalCluste
     # the serializer registered money.proto as its own subject and the receipt with a reference
     latest = client.get_latest_version(f"{topic}-value")
     assert [(r.name, r.subject) for r in latest.schema.references] == [("money.proto", "money.proto")]
+    # it sent a base64 descriptor; the registry keeps (and serves) it as .proto text, as Confluent's does
+    assert latest.schema.schema_str.startswith('syntax = "proto3";\npackage shop;\nimport "money.proto";')
+    assert "message Receipt {" in latest.schema.schema_str
 
     deserialize = ProtobufDeserializer(receipt, {"use.deprecated.format": False}, client)
     consumer = Consumer({"bootstrap.servers": pb_cluster.bootstrap_servers, "group.id": "pb-readers",
