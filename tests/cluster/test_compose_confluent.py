@@ -24,24 +24,10 @@ from pathlib import Path
 import pytest
 
 from kafkalike.chaos.compose import compose_command, docker_client
-from kafkalike.chaos.local import ChaosBackendError
+from tests.compose_helpers import compose_skip_reason, project_objects
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
-
-
-def _skip_reason() -> str | None:
-    if os.environ.get("KAFKALIKE_COMPOSE_SKIP"):
-        return os.environ["KAFKALIKE_COMPOSE_SKIP"]
-    try:
-        client = docker_client()
-    except ChaosBackendError as exc:
-        return f"no Docker engine (./scripts/test starts one): {exc}"
-    for image in ("kafkalike:latest", "kafkalike-zookeeper:latest"):
-        try:
-            client.images.get(image)
-        except Exception:
-            return f"no {image} image (./scripts/build-image builds it; ./scripts/test runs that)"
-    return None
+IMAGES = ("kafkalike:latest", "kafkalike-zookeeper:latest")
 
 
 def _free_ports(n: int) -> list[int]:
@@ -55,14 +41,6 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _leftovers(project: str) -> list[str]:
-    client = docker_client()
-    label = {"label": f"com.docker.compose.project={project}"}
-    return ([c.name for c in client.containers.list(all=True, filters=label)]
-            + [n.name for n in client.networks.list(filters=label)]
-            + [v.name for v in client.volumes.list(filters=label)])
 
 
 def _wait_healthy(project: str, services: int, timeout: float) -> None:
@@ -124,7 +102,7 @@ def _up_create_produce_down(tmp_path: Path, file_name: str, host_ports: list[int
         raise
     finally:
         down = subprocess.run(compose + ["down", "-v", "-t", "10"], capture_output=True, text=True, timeout=300)
-        left = _leftovers(project)
+        left = project_objects(project)
         client = docker_client()
         for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
             c.remove(force=True, v=True)  # never leave anything, even when the assertion below fails
@@ -135,7 +113,7 @@ def _up_create_produce_down(tmp_path: Path, file_name: str, host_ports: list[int
 def test_documented_single_broker_file_works_from_the_host(tmp_path: Path) -> None:
     """The seed's file: ZooKeeper and one broker healthy; a topic created with `kafkalike
     topics` and a record round-tripped through localhost; `down -v` leaves nothing."""
-    reason = _skip_reason()
+    reason = compose_skip_reason(IMAGES)
     if reason is not None:
         pytest.skip(reason)
     _up_create_produce_down(tmp_path, "docker-compose.single.yml", [9092], services=2, replication_factor=1)
@@ -147,7 +125,7 @@ def test_confluent_style_three_by_three_file_works_from_the_host(tmp_path: Path)
     """Three ZooKeeper nodes in a quorum, three brokers on INTERNAL/EXTERNAL listeners: an RF 3
     topic created through broker 1's published port, a record produced through broker 3's and
     consumed through broker 1's; `down -v` leaves nothing."""
-    reason = _skip_reason()
+    reason = compose_skip_reason(IMAGES)
     if reason is not None:
         pytest.skip(reason)
     _up_create_produce_down(tmp_path, "docker-compose.confluent.yml", [9092, 9093, 9094], services=6,
