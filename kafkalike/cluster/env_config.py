@@ -48,8 +48,11 @@ CONFLUENT_NOT_PROPERTIES = frozenset({
     "KAFKA_VERSION", "KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS",
     "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS",
     "KAFKA_TOOLS_LOG4J_LOGLEVEL", "KAFKA_JMX_HOSTNAME", "KAFKA_JMX_PORT", "KAFKA_DEBUG",
+    "KAFKA_KRAFT_CLUSTER_ID",
 })
-"""``KAFKA_*`` variables cp-kafka reads for the JVM, JMX and log4j, never as broker properties."""
+"""``KAFKA_*`` variables cp-kafka reads for the JVM, JMX and log4j, never as broker properties, and
+Bitnami's KAFKA_KRAFT_CLUSTER_ID (the cluster id the image's start script formats KRaft storage
+with: compose/image/kafkalike-start)."""
 CONFLUENT_LOG_DIRS = "/var/lib/kafka/data"
 """cp-kafka's default ``log.dirs``."""
 
