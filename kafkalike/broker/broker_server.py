@@ -55,6 +55,8 @@ from kafkalike.broker.forwarding_manager import (ControllerUnavailableError, For
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
+from kafkalike.broker.kraft_scram_credentials import ImageScramCredentialStore
+from kafkalike.broker.sasl_scram import ScramCredentialApis
 from kafkalike.broker.server import run_until_signal
 from kafkalike.controller.state_change_logger import StateChangeLogger
 from kafkalike.protocol.api_keys import ApiKey
@@ -271,6 +273,12 @@ class BrokerServer(KafkaServer):
         apis.register(ApiKey.ALTER_PARTITION_REASSIGNMENTS, forwarding.handle_alter_partition_reassignments)
         # client quotas: written by the controller (ClientQuotaRecords), read from the image
         apis.register(ApiKey.ALTER_CLIENT_QUOTAS, forwarding.handle_alter_client_quotas)
+        # SCRAM credentials: written by the controller, read from the image (authentication and
+        # DescribeUserScramCredentials); new SASL connections use this store
+        scram: Any = ImageScramCredentialStore(lambda: self.loader.image)  # ScramCredentialStore's methods
+        self.scram_credentials = scram
+        apis.register(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, ScramCredentialApis(scram).handle_describe)
+        apis.register(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, forwarding.handle_alter_user_scram_credentials)
         verifier = self.add_partitions_to_txn_manager
         self.startup_hooks = [
             rm.startup, group.startup,

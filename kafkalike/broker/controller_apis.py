@@ -20,6 +20,7 @@ ElectLeaders (43)          0-2       " (preferred, unclean)
 AlterPartitionReassign..   0         " (KIP-455; api key 45)
 ListPartitionReassign..    0         " (api key 46; from the committed state)
 AlterClientQuotas (49)     0-1       " (KIP-546; ClientQuotaRecords)
+AlterUserScramCred.. (51)  0         " (KIP-554; UserScramCredentialRecords)
 Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
@@ -72,6 +73,7 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.ALTER_CLIENT_QUOTAS: (0, 1),
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
     ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
@@ -80,7 +82,7 @@ FORWARDABLE_APIS: dict[int, tuple[int, int]] = {
     k: v for k, v in CONTROLLER_APIS.items()
     if k in (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.INCREMENTAL_ALTER_CONFIGS,
              ApiKey.ELECT_LEADERS, ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
-             ApiKey.ALTER_CLIENT_QUOTAS)}
+             ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS)}
 """What a broker may forward inside an Envelope (KIP-590)."""
 
 
@@ -110,6 +112,7 @@ class ControllerApis(RaftServer):
             ApiKey.ALTER_PARTITION_REASSIGNMENTS: self.handle_alter_partition_reassignments,
             ApiKey.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
             ApiKey.ALTER_CLIENT_QUOTAS: self.handle_alter_client_quotas,
+            ApiKey.ALTER_USER_SCRAM_CREDENTIALS: self.handle_alter_user_scram_credentials,
             ENVELOPE: self.handle_envelope,
         }
 
@@ -313,6 +316,17 @@ class ControllerApis(RaftServer):
             {"error_code": error, "error_message": message, "entity": [
                 {"entity_type": t, "entity_name": n} for t, n in a.entity]}
             for a, (error, message) in zip(alterations, answers)])
+
+    async def handle_alter_user_scram_credentials(self, request: Any, version: int) -> Any:
+        """AlterUserScramCredentials v0: one result per user (ScramControlManager's errors);
+        NOT_CONTROLLER for every user on a standby."""
+        try:
+            answers = await self.controller.alter_user_scram_credentials(request.deletions, request.upsertions)
+        except ControllerError as exc:
+            users = dict.fromkeys(i.name for i in (*request.deletions, *request.upsertions))
+            answers = [(u, exc.error, exc.message or None) for u in users]
+        return _response(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, version, throttle_time=0, results=[
+            {"user": user, "error_code": error, "error_message": message} for user, error, message in answers])
 
 
 class _NameOnly:

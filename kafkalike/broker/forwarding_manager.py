@@ -228,8 +228,8 @@ class KRaftControlPlane:
 
 def forwarding_error_response(request: Any, error: ErrorCode, message: str | None = None) -> Any:
     """The answer to a forwarded admin ``request`` (a kio CreateTopics, DeleteTopics,
-    CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders, Alter/ListPartitionReassignments
-    or AlterClientQuotas entity, any version)
+    CreatePartitions, IncrementalAlterConfigs, AlterConfigs, ElectLeaders, Alter/ListPartitionReassignments,
+    AlterClientQuotas or AlterUserScramCredentials entity, any version)
     that no controller answered: ``error`` (REQUEST_TIMED_OUT from the channel) for every topic,
     resource or partition it names, as Kafka's ``AbstractRequest.getErrorResponse`` does
     (ElectLeaders with no partitions named: the top-level error only, v1+). Raises ValueError for
@@ -275,6 +275,11 @@ def forwarding_error_response(request: Any, error: ErrorCode, message: str | Non
             entry_cls, error_code=error, error_message=message, entity=tuple(
                 build(ent_cls, entity_type=d.entity_type, entity_name=d.entity_name) for d in e.entity))
             for e in request.entries))
+    if key == ApiKey.ALTER_USER_SCRAM_CREDENTIALS:
+        result_cls = entity(resp_cls, "AlterUserScramCredentialsResult")
+        users = dict.fromkeys(i.name for i in (*request.deletions, *request.upsertions))
+        return build(resp_cls, results=tuple(build(result_cls, user=u, error_code=error, error_message=message)
+                                             for u in users))
     raise ValueError(f"no forwarding error answer for {type(request).__name__}")
 
 
@@ -369,6 +374,11 @@ class ForwardingManager:
     async def handle_alter_client_quotas(self, header: Any, request: Any, conn: Any) -> Any:
         """AlterClientQuotas v0-1, forwarded to the controller (KIP-546: ClientQuotaRecords;
         DescribeClientQuotas is answered by the broker from the quotas the image gave it)."""
+        return await self._forward(request)
+
+    async def handle_alter_user_scram_credentials(self, header: Any, request: Any, conn: Any) -> Any:
+        """AlterUserScramCredentials v0, forwarded to the controller (UserScramCredentialRecords;
+        DescribeUserScramCredentials is answered from the image)."""
         return await self._forward(request)
 
     # ---------------------------------------------------------------- for the coordinators

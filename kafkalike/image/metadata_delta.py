@@ -32,7 +32,7 @@ import attrs
 from kafkalike.image.metadata_image import (METADATA_VERSION_FEATURE, BrokerRegistration, ClientQuotasImage, ClusterImage,
                                             ConfigurationsImage, FeaturesImage, MetadataImage, MetadataProvenance,
                                             PartitionRegistration, ProducerIdsImage, TopicImage, TopicsImage,
-                                            QuotaEntityKey, CONFIG_RESOURCE_TOPIC)
+                                            QuotaEntityKey, ScramCredentialData, ScramImage, CONFIG_RESOURCE_TOPIC)
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.topic_partition import TopicPartition
 
@@ -126,6 +126,7 @@ class MetadataDelta:
         self._cleared_configs: set[tuple[int, str]] = set()
         self._next_producer_id: int | None = None
         self._quota_changes: dict[QuotaEntityKey, dict[str, float | None]] = {}
+        self._scram_changes: dict[tuple[str, int], ScramCredentialData | None] = {}
         self.records = 0
         """How many records were replayed."""
 
@@ -155,7 +156,12 @@ class MetadataDelta:
         """True when applying would give an image other than the base one (provenance aside)."""
         return bool(self._features or self._brokers or self._changed_topics or self._deleted_topic_ids or
                     self._config_changes or self._cleared_configs or self._next_producer_id is not None or
-                    bool(self._quota_changes))
+                    bool(self._quota_changes) or bool(self._scram_changes))
+
+    @property
+    def changed_scram_users(self) -> frozenset[str]:
+        """Users whose SCRAM credentials were set or removed in this delta."""
+        return frozenset(user for user, _mechanism in self._scram_changes)
 
     @property
     def changed_quota_entities(self) -> frozenset[QuotaEntityKey]:
@@ -260,6 +266,13 @@ class MetadataDelta:
         entity = frozenset((e.entity_type, e.entity_name) for e in record.entity)
         self._quota_changes.setdefault(entity, {})[record.key] = None if record.remove else record.value
 
+    def _replay_scram(self, record: mr.UserScramCredentialRecord) -> None:
+        self._scram_changes[(record.name, record.mechanism)] = ScramCredentialData(
+            record.salt, record.stored_key, record.server_key, record.iterations)
+
+    def _replay_remove_scram(self, record: mr.RemoveUserScramCredentialRecord) -> None:
+        self._scram_changes[(record.name, record.mechanism)] = None
+
     def _replay_producer_ids(self, record: mr.ProducerIdsRecord) -> None:
         self._next_producer_id = record.next_producer_id
 
@@ -348,7 +361,16 @@ class MetadataDelta:
                 else:
                     entities.pop(entity, None)
             client_quotas = ClientQuotasImage(entities)
-        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids, client_quotas)
+        scram = base.scram
+        if self._scram_changes:
+            credentials = dict(base.scram.credentials)
+            for scram_key, credential in self._scram_changes.items():
+                if credential is None:
+                    credentials.pop(scram_key, None)
+                else:
+                    credentials[scram_key] = credential
+            scram = ScramImage(credentials)
+        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids, client_quotas, scram)
 
 
 _REPLAY: dict[type, Any] = {
@@ -363,4 +385,6 @@ _REPLAY: dict[type, Any] = {
     mr.ProducerIdsRecord: MetadataDelta._replay_producer_ids,
     mr.NoOpRecord: MetadataDelta._replay_no_op,
     mr.ClientQuotaRecord: MetadataDelta._replay_client_quota,
+    mr.UserScramCredentialRecord: MetadataDelta._replay_scram,
+    mr.RemoveUserScramCredentialRecord: MetadataDelta._replay_remove_scram,
 }

@@ -243,6 +243,24 @@ class ClientQuotasImage:
 
 
 @attrs.frozen
+class ScramCredentialData:
+    """A user's SCRAM credential for one mechanism (Kafka's ScramCredentialData)."""
+
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+@attrs.frozen
+class ScramImage:
+    """SCRAM credentials, {(user, mechanism type 1 SHA-256 / 2 SHA-512): ScramCredentialData}
+    (Kafka's ScramImage, from UserScramCredentialRecords)."""
+
+    credentials: Mapping[tuple[str, int], ScramCredentialData] = _EMPTY
+
+
+@attrs.frozen
 class MetadataImage:
     """The whole metadata at ``provenance`` (Kafka's MetadataImage). ``MetadataImage.EMPTY`` is
     the image before any record."""
@@ -254,6 +272,7 @@ class MetadataImage:
     configs: ConfigurationsImage = ConfigurationsImage()
     producer_ids: ProducerIdsImage = ProducerIdsImage()
     client_quotas: ClientQuotasImage = ClientQuotasImage()
+    scram: ScramImage = ScramImage()
 
     EMPTY: ClassVar[MetadataImage]  # set below the class
 

@@ -58,6 +58,7 @@ from kafkalike.kraft.controller_result import ControllerError, ControllerResult
 from kafkalike.kraft.feature_control_manager import FeatureControlManager
 from kafkalike.kraft.producer_id_control_manager import ProducerIdControlManager
 from kafkalike.kraft.replication_control_manager import ReplicationControlManager
+from kafkalike.kraft.scram_control_manager import ScramControlManager
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.raft.kafka_metadata_log import Batch
@@ -156,6 +157,7 @@ class ControllerState:
             unclean_default=config.unclean_leader_election, delete_topic_enable=config.delete_topic_enable)
         self.producer_ids = ProducerIdControlManager(self.cluster)
         self.client_quotas = ClientQuotaControlManager()
+        self.scram = ScramControlManager()
 
     def reset(self) -> None:
         """Forget everything (before a snapshot is loaded)."""
@@ -165,6 +167,7 @@ class ControllerState:
         self.features.finalized.clear()
         self.producer_ids.next_producer_id = 0
         self.client_quotas.reset()
+        self.scram.reset()
 
     def replay(self, message: mr.ApiMessage, offset: int) -> None:
         """Apply one committed record (Kafka's QuorumController.replay)."""
@@ -182,6 +185,8 @@ class ControllerState:
             self.producer_ids.replay(message)
         elif isinstance(message, mr.ClientQuotaRecord):
             self.client_quotas.replay(message)
+        elif isinstance(message, (mr.UserScramCredentialRecord, mr.RemoveUserScramCredentialRecord)):
+            self.scram.replay(message)
 
     def snapshot_records(self) -> list[mr.ApiMessage]:
         """The state as records (what a snapshot holds), in an order that replays to the same state."""
@@ -207,6 +212,7 @@ class ControllerState:
                     leader_recovery_state=p.leader_recovery_state, leader_epoch=p.leader_epoch,
                     partition_epoch=p.partition_epoch, directories=p.directories))
         out += self.client_quotas.snapshot_records()
+        out += self.scram.snapshot_records()
         if self.producer_ids.next_producer_id:
             out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
         return out
@@ -498,6 +504,11 @@ class QuorumController:
             result = self.state.client_quotas.alter_client_quotas(alterations)
             return ControllerResult((), result.response) if validate_only else result
         return await self._write("alter_client_quotas", op)
+
+    async def alter_user_scram_credentials(self, deletions: Sequence[Any], upsertions: Sequence[Any]) -> Any:
+        """AlterUserScramCredentials -> [(user, error, message)]."""
+        return await self._write("alter_user_scram_credentials",
+                                 lambda: self.state.scram.alter_credentials(deletions, upsertions))
 
     async def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> Any:
         """AlterPartitionReassignments -> [(topic, partition, error, message)]."""
