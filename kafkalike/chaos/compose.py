@@ -18,9 +18,23 @@ nemesis (``kafkalike.chaos.faults.Backend``) calls, through the Docker SDK:
   pair cuts every connection between them and nothing else: the workload's clients run on
   the host and still reach every broker at its container address.
 
+- a full disk (``disk_mb``, menu v2's disk-full): each broker's log dir
+  (/var/lib/kafkalike/data) is a bind mount of a ``disk_mb`` MiB tmpfs the backend mounts on
+  the host (``WORKDIR/disk-b<i>``, as the local backend's), so it survives container kills
+  and restarts; ``fill_disk`` fills it from the host with the same filler file, ``free_disk``
+  deletes it and starts the container again if the broker halted. Needs root on the host
+  and an engine that shares the host's mounts (a local dockerd).
+- clock jumps (``clock_faults``, menu v2's clock-jump): the local backend's clock library
+  (clock_offset.c, built on the host with gcc; the image is the same Debian bookworm, glibc
+  2.36) is bind-mounted read-only into every broker container and preloaded
+  (``LD_PRELOAD``) into everything the container runs; each broker reads its offset from
+  ``KAFKALIKE_CLOCK_OFFSET_FILE`` in its own bind-mounted host directory
+  (``WORKDIR/clock-b<i>``), which ``set_clock_offset`` rewrites (atomically: a rename in the
+  directory, which the bind mount shows at once).
+
 ``close()`` unpauses, deletes rules, and removes the project's containers, network and
 volumes (``compose down -v``, then the Docker SDK by project label for anything left),
-whatever happened before; it is also registered with atexit. Broker nodes are ``"b<i>"``,
+then unmounts its tmpfs log dirs, whatever happened before; it is also registered with atexit. Broker nodes are ``"b<i>"``,
 ZooKeeper nodes ``"zk<i>"``, as on the local backend. All methods block.
 """
 
@@ -40,7 +54,18 @@ from typing import Any
 import attrs
 import structlog
 
-from kafkalike.chaos.local import ChaosBackendError, PartitionState, ZkView, wait_registration_gone
+from kafkalike.chaos.local import (
+    CLOCK_OFFSET_FILE,
+    FILLER_NAME,
+    ChaosBackendError,
+    PartitionState,
+    ZkView,
+    build_clock_library,
+    fill_filesystem,
+    mounts_under,
+    unmount,
+    wait_registration_gone,
+)
 from kafkalike.cluster.env_config import variable_for
 from kafkalike.cluster.zk_ensemble import four_letter_word, parse_srvr
 
@@ -50,6 +75,12 @@ COMPOSE_FILE = Path(__file__).resolve().parents[2] / "compose" / "docker-compose
 IMAGE = os.environ.get("KAFKALIKE_IMAGE", "kafkalike:latest")
 """The image every service runs: $KAFKALIKE_IMAGE (as the compose file reads it), else kafkalike:latest."""
 BROKER_PORT = 9092
+BROKER_LOG_DIR = "/var/lib/kafkalike/data"
+"""The brokers' log.dirs inside their containers (compose/docker-compose.yml)."""
+CLOCK_LIB_DIR = "/opt/kafkalike-chaos-clock"
+"""Where the clock library's host directory is mounted (read-only) in broker containers."""
+CLOCK_OFFSET_DIR = "/var/lib/kafkalike-chaos-clock"
+"""Where a broker container sees its own offset directory (``WORKDIR/clock-b<i>``)."""
 ZK_PORT = 2181
 RULE_TAG_PREFIX = "kafkalike-chaos-"
 
@@ -103,6 +134,8 @@ class ComposeBackend:
     brokers: int = 3
     zk_count: int = 3
     name: str = "compose"
+    disk_mb: int | None = None
+    clock_faults: bool = False
     tag: str = attrs.Factory(lambda: RULE_TAG_PREFIX + uuid.uuid4().hex[:8])
     _client: Any = None
     _containers: dict[str, Any] = attrs.Factory(dict)
@@ -115,10 +148,32 @@ class ComposeBackend:
     @classmethod
     def create(cls, workdir: str | Path, overrides: dict[str, str] | None = None,
                project: str | None = None, compose_file: str | Path | None = None,
-               image: str = IMAGE) -> "ComposeBackend":
-        """A not yet started backend; project name default ``kafkalike-chaos-<hex>``."""
+               image: str = IMAGE, disk_mb: int | None = None, clock_faults: bool = False) -> "ComposeBackend":
+        """A not yet started backend; project name default ``kafkalike-chaos-<hex>``.
+        ``disk_mb``: every broker's log dir a tmpfs of that many MiB (full-disk faults);
+        ``clock_faults``: brokers run with the clock library preloaded (clock jumps; needs gcc)."""
         return cls(Path(workdir), project or f"kafkalike-chaos-{uuid.uuid4().hex[:8]}", dict(overrides or {}),
-                   Path(compose_file) if compose_file else COMPOSE_FILE, image)
+                   Path(compose_file) if compose_file else COMPOSE_FILE, image, disk_mb=disk_mb,
+                   clock_faults=clock_faults)
+
+    @property
+    def disk_faults(self) -> bool:
+        """The brokers' log dirs are small filesystems this backend can fill."""
+        return self.disk_mb is not None
+
+    def log_dir(self, broker_id: int) -> Path:
+        """The host directory bind-mounted as broker ``broker_id``'s log dir (with ``disk_mb``)."""
+        return self.workdir / f"disk-b{broker_id}"
+
+    def _mount_log_dirs(self) -> None:
+        for i in range(1, self.brokers + 1):
+            d = self.log_dir(i)
+            d.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.disk_mb}m,mode=0755",
+                                f"kafkalike-chaos-{self.project}-b{i}", str(d)], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise ChaosBackendError(f"mounting a {self.disk_mb} MiB tmpfs on {d}: {r.stderr.strip()} (needs root)")
+            log.info("chaos_log_dir_mounted", broker=i, dir=str(d), size_mb=self.disk_mb)
 
     # ---------------------------------------------------------------- lifecycle
     def _compose(self, *args: str, timeout: float = 300.0, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -135,8 +190,21 @@ class ComposeBackend:
 
     def _write_override(self) -> None:
         env = {variable_for(k): str(v) for k, v in self.overrides.items()}
-        doc = {"version": "2.4",
-               "services": {f"broker{i}": {"environment": env} for i in range(1, self.brokers + 1)}}
+        services: dict[str, dict[str, Any]] = {}
+        for i in range(1, self.brokers + 1):
+            svc: dict[str, Any] = {"environment": dict(env)}
+            volumes = []
+            if self.disk_mb is not None:
+                volumes.append(f"{self.log_dir(i).absolute()}:{BROKER_LOG_DIR}")
+            if self.clock_faults:
+                volumes += [f"{(self.workdir / 'clock-lib').absolute()}:{CLOCK_LIB_DIR}:ro",
+                            f"{self._clock_dir(i).absolute()}:{CLOCK_OFFSET_DIR}"]
+                svc["environment"].update({"LD_PRELOAD": f"{CLOCK_LIB_DIR}/libkafkalike_clock.so",
+                                           "KAFKALIKE_CLOCK_OFFSET_FILE": f"{CLOCK_OFFSET_DIR}/{CLOCK_OFFSET_FILE}"})
+            if volumes:
+                svc["volumes"] = volumes
+            services[f"broker{i}"] = svc
+        doc = {"version": "2.4", "services": services}
         # YAML is a superset of JSON: no YAML library needed
         (self.workdir / "compose.override.yml").write_text(json.dumps(doc, indent=2) + "\n")
 
@@ -154,6 +222,13 @@ class ComposeBackend:
         except Exception as exc:
             raise ChaosBackendError(f"no image {self.image}: run ./scripts/build-image first") from exc
         try:
+            if self.disk_mb is not None:
+                self._mount_log_dirs()
+            if self.clock_faults:
+                build_clock_library(self.workdir / "clock-lib")
+                for i in range(1, self.brokers + 1):
+                    self._clock_dir(i).mkdir(parents=True, exist_ok=True)
+                    (self._clock_dir(i) / CLOCK_OFFSET_FILE).write_text("0\n")
             self._write_override()
             log.info("compose_up", project=self.project)
             self._compose("up", "-d", "--no-build", timeout=timeout)
@@ -217,6 +292,8 @@ class ComposeBackend:
         if r is None or r.returncode != 0:
             log.warning("compose_down_failed", error=(r.stderr[-400:] if r else "not run"))
         self._remove_leftovers()
+        for point in mounts_under(self.workdir):  # the full-disk fault's tmpfs log dirs
+            unmount(point)
         log.info("compose_down", project=self.project)
 
     def _remove_leftovers(self) -> None:
@@ -399,6 +476,45 @@ class ComposeBackend:
             if time.monotonic() > deadline:
                 raise ChaosBackendError(f"broker {broker_id} did not register within {timeout:.0f}s")
             time.sleep(0.5)
+
+    # ---------------------------------------------------------------- full disk
+    def fill_disk(self, broker_id: int) -> str:
+        """Fill broker ``broker_id``'s tmpfs log dir from the host (local.fill_filesystem: a
+        filler file takes every free byte). Returns "filled N bytes; F of M left".
+        ChaosBackendError without ``disk_mb``."""
+        if self.disk_mb is None:
+            raise ChaosBackendError("this backend has no small log-dir filesystems (create it with disk_mb)")
+        return fill_filesystem(self.log_dir(broker_id))
+
+    def free_disk(self, broker_id: int) -> None:
+        """Delete the filler; a broker whose container exited meanwhile (its only log dir
+        went offline and it halted) is started again and waited for."""
+        (self.log_dir(broker_id) / FILLER_NAME).unlink(missing_ok=True)
+        if not self.broker_alive(broker_id):
+            self.start_broker(broker_id)
+
+    def _clock_dir(self, broker_id: int) -> Path:
+        return self.workdir / f"clock-b{broker_id}"
+
+    def set_clock_offset(self, broker_id: int, offset_s: float) -> str:
+        """Step broker ``broker_id``'s CLOCK_REALTIME to real time + ``offset_s`` seconds (the
+        preloaded library re-reads its file within 100 ms). ChaosBackendError without
+        ``clock_faults``."""
+        if not self.clock_faults:
+            raise ChaosBackendError("brokers run without the clock library (create the backend with clock_faults)")
+        path = self._clock_dir(broker_id) / CLOCK_OFFSET_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{offset_s:+.3f}\n")
+        tmp.replace(path)
+        return f"wall clock = real {offset_s:+g} s"
+
+    def container_time(self, broker_id: int) -> float:
+        """``time.time()`` as a Python process in broker ``broker_id``'s container sees it
+        (docker exec inherits the container's environment, the preloaded library included)."""
+        code, out = self._container(f"broker{broker_id}").exec_run(["python3", "-c", "import time; print(time.time())"])
+        if code != 0:
+            raise ChaosBackendError(f"broker{broker_id}: reading the clock failed: {out.decode(errors='replace')}")
+        return float(out.decode().strip().splitlines()[-1])
 
     # ---------------------------------------------------------------- ZooKeeper faults
     def zk_mode(self, node_id: int) -> str | None:

@@ -82,7 +82,7 @@ def test_a_kind_the_backend_does_not_offer_is_refused() -> None:
     with pytest.raises(ValueError, match="disk-full not offered by this backend"):
         fault_catalog(6.0, True, "v2:disk-full,clock-jump", with_clock=True)
     with pytest.raises(ValueError, match="delete-topic\\+kill9 not offered"):
-        fault_catalog(6.0, False, "v2:delete-topic+kill9")  # KRaft: no ZooKeeper topic znodes
+        fault_catalog(6.0, False, "v2:delete-topic+kill9")  # a backend that shows no topic znodes
 
 
 def test_replay_command_and_record_carry_the_focus(tmp_path: Path) -> None:
