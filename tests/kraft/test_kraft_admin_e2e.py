@@ -146,7 +146,7 @@ def _configs_cli(*args: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(out):
         code = cli_main(["configs", *args])
     return code, "".join(line for line in out.getvalue().splitlines(keepends=True) if "Quota configs" in line
-                         or "Completed" in line)
+                         or "Completed" in line or "SCRAM credential configs" in line)
 
 
 async def test_dynamic_broker_configs_and_client_quotas_change_a_running_kraft_broker(tmp_path: Path) -> None:
@@ -186,8 +186,8 @@ async def test_dynamic_broker_configs_and_client_quotas_change_a_running_kraft_b
         async def quota_described() -> bool:
             code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
                 "--bootstrap-server", bs, "--describe", "--entity-type", "users", "--entity-name", "alice"))
-            return code == 0 and printed == ("Quota configs for user-principal 'alice' are "
-                                             "producer_byte_rate=1048576.0, request_percentage=12.5\n")
+            return code == 0 and printed.startswith("Quota configs for user-principal 'alice' are "
+                                                    "producer_byte_rate=1048576.0, request_percentage=12.5\n")
         await wait_for(quota_described, "DescribeClientQuotas shows alice's quotas", timeout_s=60)
         assert any(c.events("client_quota_replayed") for c in _controllers)
         assert broker.events("client_quotas_published")
@@ -199,6 +199,21 @@ async def test_dynamic_broker_configs_and_client_quotas_change_a_running_kraft_b
             assert kafka_described.stdout == ("Quota configs for user-principal 'alice' are "
                                               "producer_byte_rate=1048576.0, request_percentage=12.5\n"), \
                 kafka_described.stdout + kafka_described.stderr[-2000:]
+
+        # SCRAM credentials: AlterUserScramCredentials forwarded, UserScramCredentialRecords,
+        # DescribeUserScramCredentials from the broker's image
+        code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
+            "--bootstrap-server", bs, "--alter", "--entity-type", "users", "--entity-name", "alice",
+            "--add-config", "SCRAM-SHA-256=[iterations=8192,password=alice-secret]"))
+        assert (code, printed) == (0, "Completed updating config for user alice.\n")
+
+        async def scram_described() -> bool:
+            code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
+                "--bootstrap-server", bs, "--describe", "--entity-type", "users", "--entity-name", "alice"))
+            return code == 0 and "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=" \
+                                 "iterations=8192\n" in printed
+        await wait_for(scram_described, "DescribeUserScramCredentials shows alice's credential", timeout_s=60)
+        assert any(c.events("scram_credential_replayed") for c in _controllers)
 
         if not HAVE_KAFKA:
             return
