@@ -133,6 +133,7 @@ class _Event:
     op: Callable[[], ControllerResult]
     future: _Future
     user_op: bool = False  # bounded by MAX_RECORDS_PER_USER_OP
+    offload: bool = False  # run op on a worker thread (it only reads the state)
 
 
 @attrs.frozen
@@ -340,11 +341,11 @@ class QuorumController:
     # ------------------------------------------------------------------ the event queue
 
     def _enqueue(self, name: str, op: Callable[[], ControllerResult], *, internal: bool = False,
-                 user_op: bool = False) -> _Future:
+                 user_op: bool = False, offload: bool = False) -> _Future:
         future = _Future()
         if internal:
             self._pending.add(name)
-        self._send.send_nowait(_Event(name, op, future, user_op))
+        self._send.send_nowait(_Event(name, op, future, user_op, offload))
         return future
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -362,7 +363,16 @@ class QuorumController:
         try:
             if event.name != "activate" and not self.is_active():
                 raise ControllerError(ErrorCode.not_controller, f"node {self.node_id} is not the active controller")
-            result = event.op()
+            if event.offload:
+                # an operation over many partitions computes its records on a worker thread,
+                # so that the loop goes on serving Raft meanwhile; the state it reads does not
+                # change under it (the previous event's records are replayed, the next waits)
+                epoch = self.active_epoch
+                result = await trio.to_thread.run_sync(event.op)
+                if event.name != "activate" and self.active_epoch != epoch:
+                    raise ControllerError(ErrorCode.not_controller, "leadership lost")
+            else:
+                result = event.op()
             if event.user_op and len(result.records) > MAX_RECORDS_PER_USER_OP:
                 log.info("controller_operation_too_large", operation=event.name, records=len(result.records),
                          max_records=MAX_RECORDS_PER_USER_OP)
@@ -416,7 +426,7 @@ class QuorumController:
             if not self.is_active():
                 continue
             if self.cluster.stale_brokers() and "fence_stale" not in self._pending:
-                self._enqueue("fence_stale", self._fence_stale_broker, internal=True)
+                self._enqueue("fence_stale", self._fence_stale_broker, internal=True, offload=True)
             interval = self.config.idle_interval_ms / 1000
             if interval > 0 and trio.current_time() - last_noop >= interval and "noop" not in self._pending:
                 last_noop = trio.current_time()
@@ -451,8 +461,9 @@ class QuorumController:
         log.info("broker_session_expired", broker_id=broker_id, session_timeout_ms=self.config.session_timeout_ms)
         return ControllerResult(tuple(self.replication.handle_broker_fenced(broker_id)))
 
-    async def _write(self, name: str, op: Callable[[], ControllerResult], *, user_op: bool = False) -> Any:
-        return await self._enqueue(name, op, user_op=user_op).get()
+    async def _write(self, name: str, op: Callable[[], ControllerResult], *, user_op: bool = False,
+                     offload: bool = False) -> Any:
+        return await self._enqueue(name, op, user_op=user_op, offload=offload).get()
 
     # ------------------------------------------------------------------ operations (ControllerApis)
 
@@ -468,7 +479,7 @@ class QuorumController:
     async def create_topics(self, topics: Sequence[Any], validate_only: bool) -> Any:
         """CreateTopics -> [CreatedTopic]."""
         return await self._write("create_topics", lambda: self.replication.create_topics(topics, validate_only),
-                                 user_op=True)
+                                 user_op=True, offload=True)
 
     async def delete_topics(self, topics: Sequence[Any]) -> Any:
         """DeleteTopics -> [TopicResult]."""
@@ -477,7 +488,8 @@ class QuorumController:
     async def create_partitions(self, topics: Sequence[Any], validate_only: bool) -> Any:
         """CreatePartitions -> [TopicResult]."""
         return await self._write("create_partitions",
-                                 lambda: self.replication.create_partitions(topics, validate_only), user_op=True)
+                                 lambda: self.replication.create_partitions(topics, validate_only), user_op=True,
+                                 offload=True)
 
     async def alter_partition(self, request: Any, version: int) -> Any:
         """AlterPartition -> AlterPartitionResult."""
@@ -496,7 +508,7 @@ class QuorumController:
     async def elect_leaders(self, partitions: Sequence[tuple[str, int]], election: str) -> Any:
         """ElectLeaders -> [(topic, partition, error, message)]."""
         return await self._write("elect_leaders", lambda: self.replication.elect_leaders(partitions, election),
-                                 user_op=True)
+                                 user_op=True, offload=True)
 
     async def alter_client_quotas(self, alterations: Sequence[QuotaAlteration], validate_only: bool = False) -> Any:
         """AlterClientQuotas -> [(error, message)] per entry (``validate_only``: no records)."""
