@@ -225,3 +225,51 @@ async def test_dynamic_broker_configs_and_client_quotas_change_a_running_kraft_b
             "Default configs for brokers in the cluster are:\n"
             "  log.retention.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:"
             "log.retention.ms=3600000, DEFAULT_CONFIG:log.retention.hours=168}\n"), out.stdout + out.stderr[-2000:]
+
+
+async def test_a_scram_user_created_through_the_controller_authenticates_on_a_kraft_broker(tmp_path: Path) -> None:
+    """A KRaft broker with PLAINTEXT and SASL_PLAINTEXT (SCRAM-SHA-256) listeners: alice's
+    credential, created with AlterUserScramCredentials over PLAINTEXT (forwarded to the controller,
+    a UserScramCredentialRecord), lets confluent-kafka authenticate on the SASL listener and produce;
+    a wrong password is refused."""
+    from confluent_kafka import Producer
+
+    from tests.kraft.kraft_broker_helpers import BrokerNode
+    from tests.kraft.kraft_helpers import CLUSTER_ID, controller_quorum
+    from tests.raft.raft_helpers import free_ports
+
+    with controller_quorum(tmp_path, 1) as voters:
+        port, sasl_port = free_ports(2)
+        node = BrokerNode(101, port, tmp_path / "broker101", voters[0].voters, [], extra=(
+            f"listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}\n"
+            "sasl.enabled.mechanisms=SCRAM-SHA-256\n"))
+        try:
+            node.dir.mkdir(parents=True, exist_ok=True)
+            node.write_config()
+            assert cli_main(["storage", "format", "-t", CLUSTER_ID, "-c", str(node.config)]) == 0
+            node.start()
+            await node.started()
+            bs = node.bootstrap
+            code, printed = await trio.to_thread.run_sync(lambda: _configs_cli(
+                "--bootstrap-server", bs, "--alter", "--entity-type", "users", "--entity-name", "alice",
+                "--add-config", "SCRAM-SHA-256=[iterations=4096,password=alice-secret]"))
+            assert (code, printed) == (0, "Completed updating config for user alice.\n")
+
+            def produce(password: str) -> list[Any]:
+                producer = Producer({"bootstrap.servers": f"127.0.0.1:{sasl_port}", "security.protocol": "SASL_PLAINTEXT",
+                                     "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "alice",
+                                     "sasl.password": password, "message.timeout.ms": 20000,
+                                     "allow.auto.create.topics": True})
+                errors: list[Any] = []
+                producer.produce("scrammed", value=b"v", on_delivery=lambda e, m: errors.append(e))
+                producer.flush(40)
+                return errors
+
+            async def authenticated() -> bool:
+                return await trio.to_thread.run_sync(produce, "alice-secret") == [None]
+            await wait_for(authenticated, "alice produces over SASL/SCRAM", timeout_s=120)
+            refused = await trio.to_thread.run_sync(produce, "wrong")
+            assert refused and refused[0] is not None
+            assert node.events("sasl_authentication_failed")
+        finally:
+            node.stop()
