@@ -427,7 +427,7 @@ def build_stop_replica(version: int, controller_id: int, controller_epoch: int, 
                        entries: Iterable[tuple[TopicPartition, int, bool]], delete: bool) -> StopReplicaRequest:
     """A StopReplica request of ``version`` for (partition, leader epoch, delete) entries. v0-v2
     carry one delete flag for the whole request, so callers split by ``delete`` for them."""
-    items = sorted(entries)
+    items = sorted(entries, key=lambda e: (e[0].topic, e[0].partition, e[1], e[2]))  # attrs compares slowly
     if version == 0:
         return StopReplicaRequest(controller_id=controller_id, controller_epoch=controller_epoch,
                                   delete_partitions=delete, topics=(), topic_states=(),
@@ -573,14 +573,15 @@ class ControllerBrokerRequestBatch:
         scl = self.state_change_logger.with_controller_epoch(controller_epoch)
         leaders = sum(1 for e in entries if e.leader_isr.leader == broker_id)
         if scl.is_trace_enabled:
-            for e in entries:
-                li = e.leader_isr
-                kind = "become-leader" if li.leader == broker_id else "become-follower"
-                state = leader_and_isr_partition_state_str(
-                    e.tp.topic, e.tp.partition, li.controller_epoch, li.leader, li.leader_epoch, li.isr,
-                    li.zk_version, e.replicas, e.adding, e.removing, e.is_new, li.leader_recovery_state)
-                scl.trace(f"Sending {kind} LeaderAndIsr request {state} to broker {broker_id} for partition "
-                          f"{partition_str(e.tp)}")
+            with scl.buffered():
+                for e in entries:
+                    li = e.leader_isr
+                    kind = "become-leader" if li.leader == broker_id else "become-follower"
+                    state = leader_and_isr_partition_state_str(
+                        e.tp.topic, e.tp.partition, li.controller_epoch, li.leader, li.leader_epoch, li.isr,
+                        li.zk_version, e.replicas, e.adding, e.removing, e.is_new, li.leader_recovery_state)
+                    scl.trace(f"Sending {kind} LeaderAndIsr request {state} to broker {broker_id} for partition "
+                              f"{partition_str(e.tp)}")
         scl.info(f"Sending LeaderAndIsr request to broker {broker_id} with {leaders} become-leader and "
                  f"{len(entries) - leaders} become-follower partitions")
 

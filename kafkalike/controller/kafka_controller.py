@@ -1135,7 +1135,7 @@ class KafkaController:
         if not names:
             return
         tps = await self.kafka_zk.read_and_delete_isr_change_notifications(names)
-        known = sorted(tp for tp in tps if tp in ctx.assignments)
+        known = sorted((tp for tp in tps if tp in ctx.assignments), key=tp_order)
         for tp in known:
             li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
             if li is not None:
@@ -1240,7 +1240,7 @@ class KafkaController:
             ctx = self.context
             electable: list[TopicPartition] = []
             live = ctx.live_broker_ids()
-            for tp in sorted(event.partitions):
+            for tp in sorted(event.partitions, key=tp_order):
                 if not ctx.assignments.get(tp) or tp not in ctx.leadership:
                     results[tp] = (ErrorCode.unknown_topic_or_partition, "The partition does not exist.", -1)
                 elif tp.topic in ctx.topics_to_delete:
@@ -1286,7 +1286,7 @@ class KafkaController:
         """Move leadership of ``partitions`` back to their preferred (first) replica where it
         is alive and in the ISR (Kafka's onReplicaElection with PreferredReplica strategy)."""
         ctx = self.context
-        candidates = [tp for tp in sorted(set(partitions))
+        candidates = [tp for tp in sorted(set(partitions), key=tp_order)
                       if tp in ctx.leadership and ctx.assignments.get(tp)
                       and ctx.leadership[tp].leader != ctx.assignments[tp][0]
                       and ctx.partition_state(tp) is PS.OnlinePartition

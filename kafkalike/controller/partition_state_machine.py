@@ -44,6 +44,7 @@ from kafkalike.controller.controller_context import (
     VALID_PREVIOUS_PARTITION_STATES,
     ControllerContext,
     PartitionState,
+    tp_order,
 )
 from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.leader_election import (
@@ -190,7 +191,7 @@ class PartitionStateMachine:
         """Set every known partition's state from what was read from ZooKeeper: no state znode
         -> NewPartition; leader alive -> OnlinePartition; else OfflinePartition."""
         ctx = self.ctx
-        for tp in sorted(ctx.assignments):
+        for tp in sorted(ctx.assignments, key=tp_order):
             li = ctx.leadership.get(tp)
             if li is None:
                 ctx.partition_states[tp] = PS.NewPartition
@@ -210,7 +211,7 @@ class PartitionStateMachine:
         (of ``topics`` only, if given)."""
         ctx = self.ctx
         wanted = None if topics is None else set(topics)
-        partitions = [tp for tp, s in sorted(ctx.partition_states.items())
+        partitions = [tp for tp, s in sorted(ctx.partition_states.items(), key=lambda item: tp_order(item[0]))
                       if s in (PS.NewPartition, PS.OfflinePartition) and tp.topic not in ctx.topics_to_delete
                       and (wanted is None or tp.topic in wanted)]
         if not partitions:

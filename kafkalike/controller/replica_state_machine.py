@@ -37,6 +37,7 @@ from kafkalike.controller.controller_context import (
     VALID_PREVIOUS_REPLICA_STATES,
     ControllerContext,
     ReplicaState,
+    tp_order,
 )
 from kafkalike.controller.fenced_zk_client import FencedZkClient
 from kafkalike.controller.partition_state_machine import PartitionStates, update_states_until_settled
@@ -47,6 +48,12 @@ log = structlog.get_logger(__name__)
 RS = ReplicaState
 
 Replica = tuple[TopicPartition, int]
+
+
+def _replica_order(item: tuple[Replica, ReplicaState]) -> tuple[str, int, int]:
+    """Sort key of a (replica, state) item: the order of the replica tuples themselves."""
+    (tp, replica), _state = item
+    return tp.topic, tp.partition, replica
 
 
 class ReplicaStateMachine:
@@ -77,7 +84,7 @@ class ReplicaStateMachine:
         """Replicas on live brokers start OnlineReplica, others ReplicaDeletionIneligible (so
         that they may move to OfflineReplica), as Kafka's initializeReplicaState."""
         ctx = self.ctx
-        for tp, replicas in sorted(ctx.assignments.items()):
+        for tp, replicas in sorted(ctx.assignments.items(), key=lambda item: tp_order(item[0])):
             for r in replicas:
                 ctx.replica_states[(tp, r)] = (RS.OnlineReplica if ctx.is_replica_online(tp, r)
                                                else RS.ReplicaDeletionIneligible)
@@ -87,8 +94,10 @@ class ReplicaStateMachine:
         the others offline (Kafka's ZkReplicaStateMachine.startup)."""
         self.initialize_replica_state()
         ctx = self.ctx
-        online = [k for k, s in sorted(ctx.replica_states.items()) if s is RS.OnlineReplica]
-        offline = [k for k, s in sorted(ctx.replica_states.items()) if s is not RS.OnlineReplica]
+        # sorted by a key: attrs' TopicPartition comparisons took ~2 s of CPU for 9,000 replicas
+        every = sorted(ctx.replica_states.items(), key=_replica_order)
+        online = [k for k, s in every if s is RS.OnlineReplica]
+        offline = [k for k, s in every if s is not RS.OnlineReplica]
         await self.handle_state_changes(online, RS.OnlineReplica)
         await self.handle_state_changes(offline, RS.OfflineReplica)
 
@@ -126,6 +135,14 @@ class ReplicaStateMachine:
                   cause)
 
     async def _do_handle(self, replica_id: int, partitions: list[TopicPartition], target: ReplicaState) -> None:
+        if target is RS.OfflineReplica:  # awaits ZooKeeper between its loops
+            await self._do_handle_lines(replica_id, partitions, target)
+            return
+        # synchronous: its state-change.log lines (one TRACE line per replica) in one write
+        with self.state_change_logger.buffered():
+            await self._do_handle_lines(replica_id, partitions, target)
+
+    async def _do_handle_lines(self, replica_id: int, partitions: list[TopicPartition], target: ReplicaState) -> None:
         ctx, batch = self.ctx, self.batch
         valid = []
         for tp in partitions:
@@ -171,8 +188,9 @@ class ReplicaStateMachine:
                     others = [r for r in ctx.assignments.get(tp, [])
                               if r != replica_id and ctx.is_replica_online(tp, r)]
                     batch.add_leader_and_isr_request_for_brokers(others, tp, li)
-            for tp in valid:
-                self._move(tp, replica_id, target)
+            with self.state_change_logger.buffered():
+                for tp in valid:
+                    self._move(tp, replica_id, target)
         elif target is RS.ReplicaDeletionStarted:
             for tp in valid:
                 batch.add_stop_replica_request_for_brokers([replica_id], tp, delete_partition=True)

@@ -33,11 +33,14 @@ config/log4j.properties.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from kafkalike.coordination.zk_data import LeaderIsrAndControllerEpoch, TopicPartition
 
@@ -52,16 +55,6 @@ STATE_CHANGE_LOG_FILE = "state-change.log"
 LOGGER_NAME = "state.change.logger"
 
 
-class _Log4jFormatter(logging.Formatter):
-    """``[%d] %p %m (%c)%n`` with log4j's ISO8601 %d: ``2026-12-07 03:01:02,123`` (local time)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        ms = int(record.msecs)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
-        level = _LEVEL_NAMES.get(record.levelno, record.levelname)
-        return f"[{stamp},{ms:03d}] {level} {record.getMessage()} ({LOGGER_NAME})"
-
-
 class StateChangeLog:
     """One ``state-change.log`` file (Kafka's stateChangeAppender).
 
@@ -69,39 +62,94 @@ class StateChangeLog:
     then: a broker's log dir, which LogManager creates); None: a log that writes nothing
     (components built without a file, e.g. in unit tests). level: the lowest level written
     (TRACE = 5 by default, logging.INFO for Kafka 3.x's default lines). Each line is written
-    and flushed synchronously (a few hundred bytes; log4j's FileAppender does the same). A
-    failed write (missing dir, disk full) is reported on stderr by logging's handler, never
-    raised into the caller. ``close()`` closes the file.
+    and flushed synchronously (a few hundred bytes; log4j's FileAppender does the same), except
+    inside ``buffered()``: the lines of a synchronous stretch (the per-partition lines of one
+    LeaderAndIsr, one replica state change) are written with one write and one flush when it
+    ends, in the order they were made. A failed write (missing dir, disk full) is reported on
+    stderr, never raised into the caller. ``close()`` closes the file.
+
+    Lines are formatted here, not through ``logging``: a LogRecord per line (with logging's
+    search of the caller's stack frame) and a flush per line cost ~0.1-0.4 ms each, and a
+    controller failover at 10,000 partitions writes tens of thousands of TRACE lines on the
+    event loop (docs/benchmarks.md, "Controller failover and controlled shutdown").
     """
 
     def __init__(self, path: Path | str | None, level: int = TRACE) -> None:
         self.path = Path(path) if path is not None else None
-        # a private Logger object, not logging.getLogger(): several brokers in one process
-        # (in-process test clusters) must not share one file
-        self._logger = logging.Logger(LOGGER_NAME, level)
-        self._logger.propagate = False
-        self._handler: logging.Handler | None = None
-        if self.path is not None:
-            # opened at the first line (delay): the broker builds this before its log dirs exist
-            self._handler = logging.FileHandler(self.path, mode="a", encoding="utf-8", delay=True)
-            self._handler.setFormatter(_Log4jFormatter())
-            self._logger.addHandler(self._handler)
-        else:
-            self._logger.disabled = True
+        self.level = level
+        self._file: Any = None
+        self._closed = self.path is None
+        self._buffer: list[str] | None = None
+        self._depth = 0
+        self._stamp_second = -1
+        self._stamp = ""
+        self._lock = threading.Lock()  # a broker thread may write too (lines stay whole)
 
     def is_enabled_for(self, level: int) -> bool:
-        return self._handler is not None and self._logger.isEnabledFor(level)
+        return not self._closed and level >= self.level
+
+    def _format(self, level: int, message: str) -> str:
+        """``[%d] %p %m (%c)`` with log4j's ISO8601 %d: ``2026-12-07 03:01:02,123`` (local time)."""
+        now = time.time()
+        second = int(now)
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        ms = int((now - second) * 1000)
+        return f"[{self._stamp},{ms:03d}] {_LEVEL_NAMES.get(level, logging.getLevelName(level))} {message} ({LOGGER_NAME})\n"
 
     def write(self, level: int, message: str) -> None:
         """Append one line at ``level``."""
-        if self._handler is not None:
-            self._logger.log(level, message)
+        if self._closed or level < self.level:
+            return
+        line = self._format(level, message)
+        with self._lock:
+            if self._buffer is not None:
+                self._buffer.append(line)
+            else:
+                self._emit(line)
+
+    @contextlib.contextmanager
+    def buffered(self) -> Iterator[None]:
+        """Within the block (for synchronous stretches of code), lines are kept and written
+        with one write and one flush at its end; blocks may nest (the outermost writes)."""
+        with self._lock:
+            self._depth += 1
+            if self._buffer is None:
+                self._buffer = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    lines, self._buffer = self._buffer, None
+                    if lines:
+                        self._emit("".join(lines))
+
+    def _emit(self, text: str) -> None:
+        """Write ``text`` and flush; errors go to stderr (logging.Handler.handleError's way)."""
+        try:
+            if self._file is None:
+                assert self.path is not None
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(text)
+            self._file.flush()
+        except Exception as exc:
+            print(f"--- state-change.log write failed ({self.path}): {exc!r}", file=sys.stderr)
 
     def close(self) -> None:
-        if self._handler is not None:
-            self._logger.removeHandler(self._handler)
-            self._handler.close()
-            self._handler = None
+        with self._lock:
+            if self._buffer:
+                lines, self._buffer = self._buffer, None
+                self._emit("".join(lines))
+            self._closed = True
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass
+                self._file = None
 
 
 #: shared by components built without a state-change log
@@ -137,6 +185,10 @@ class StateChangeLogger:
 
     def message_with_prefix(self, message: str) -> str:
         return self.log_ident + message
+
+    def buffered(self) -> contextlib.AbstractContextManager[None]:
+        """The log's ``buffered()``: the lines of a synchronous stretch in one write."""
+        return self.log.buffered()
 
     @property
     def is_trace_enabled(self) -> bool:
@@ -244,14 +296,15 @@ def log_leader_and_isr_received(scl: StateChangeLogger, correlation_id: int, ver
     epoch 3" (TRACE). ``scl``: the broker's logger (not in controller context)."""
     states = _leader_and_isr_states(version, request)
     cid, ctl = correlation_id, request.controller_id
-    scl.info(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} for {len(states)} partitions")
-    if scl.is_trace_enabled:
-        for topic, p in states:
-            state = leader_and_isr_partition_state_str(
-                topic, p.partition_index, p.controller_epoch, p.leader, p.leader_epoch, p.isr, p.zk_version,
-                p.replicas, p.adding_replicas, p.removing_replicas, p.is_new, p.leader_recovery_state)
-            scl.trace(f"Received LeaderAndIsr request {state} correlation id {cid} from controller {ctl} "
-                      f"epoch {request.controller_epoch}")
+    with scl.buffered():
+        scl.info(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} for {len(states)} partitions")
+        if scl.is_trace_enabled:
+            for topic, p in states:
+                state = leader_and_isr_partition_state_str(
+                    topic, p.partition_index, p.controller_epoch, p.leader, p.leader_epoch, p.isr, p.zk_version,
+                    p.replicas, p.adding_replicas, p.removing_replicas, p.is_new, p.leader_recovery_state)
+                scl.trace(f"Received LeaderAndIsr request {state} correlation id {cid} from controller {ctl} "
+                          f"epoch {request.controller_epoch}")
 
 
 def log_leader_and_isr_handled(scl: StateChangeLogger, broker_id: int, correlation_id: int, version: int,
@@ -271,38 +324,39 @@ def log_leader_and_isr_handled(scl: StateChangeLogger, broker_id: int, correlati
         scl.warn(f"Ignoring LeaderAndIsr request from controller {ctl} with correlation id {cid} since its "
                  f"broker epoch {request.broker_epoch} is stale.")
         return
-    errors = _leader_and_isr_errors(version, request, response)
-    states = [(t, p) for t, p in _leader_and_isr_states(version, request) if errors.get((t, p.partition_index)) == 0]
-    lead = [(t, p) for t, p in states if p.leader == broker_id]
-    follow = [(t, p) for t, p in states if p.leader != broker_id]
-    trace = scl.is_trace_enabled
-    if lead:
-        if trace:
-            for t, p in lead:
-                scl.trace(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
-                          f"starting the become-leader transition for partition {t}-{p.partition_index}")
-        scl.info(f"Stopped fetchers as part of LeaderAndIsr request correlationId {cid} from controller {ctl} "
-                 f"epoch {epoch} as part of the become-leader transition for {len(lead)} partitions")
-        if trace:
-            for t, p in lead:
-                scl.trace(f"Completed LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
-                          f"for the become-leader transition for partition {t}-{p.partition_index}")
-    if follow:
-        if trace:
-            for t, p in follow:
-                scl.trace(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
-                          f"starting the become-follower transition for partition {t}-{p.partition_index} with "
-                          f"leader {p.leader}")
-        scl.info(f"Stopped fetchers as part of become-follower request from controller {ctl} epoch {epoch} with "
-                 f"correlation id {cid} for {len(follow)} partitions")
-        if trace:
-            for t, p in follow:
-                scl.trace(f"Completed LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
-                          f"for the become-follower transition for partition {t}-{p.partition_index} with leader "
-                          f"{p.leader}")
-    total = len(_leader_and_isr_states(version, request))
-    scl.info(f"Finished LeaderAndIsr request in {int(elapsed_ms)}ms correlationId {cid} from controller {ctl} "
-             f"for {total} partitions")
+    with scl.buffered():
+        errors = _leader_and_isr_errors(version, request, response)
+        states = [(t, p) for t, p in _leader_and_isr_states(version, request) if errors.get((t, p.partition_index)) == 0]
+        lead = [(t, p) for t, p in states if p.leader == broker_id]
+        follow = [(t, p) for t, p in states if p.leader != broker_id]
+        trace = scl.is_trace_enabled
+        if lead:
+            if trace:
+                for t, p in lead:
+                    scl.trace(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
+                              f"starting the become-leader transition for partition {t}-{p.partition_index}")
+            scl.info(f"Stopped fetchers as part of LeaderAndIsr request correlationId {cid} from controller {ctl} "
+                     f"epoch {epoch} as part of the become-leader transition for {len(lead)} partitions")
+            if trace:
+                for t, p in lead:
+                    scl.trace(f"Completed LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
+                              f"for the become-leader transition for partition {t}-{p.partition_index}")
+        if follow:
+            if trace:
+                for t, p in follow:
+                    scl.trace(f"Handling LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
+                              f"starting the become-follower transition for partition {t}-{p.partition_index} with "
+                              f"leader {p.leader}")
+            scl.info(f"Stopped fetchers as part of become-follower request from controller {ctl} epoch {epoch} with "
+                     f"correlation id {cid} for {len(follow)} partitions")
+            if trace:
+                for t, p in follow:
+                    scl.trace(f"Completed LeaderAndIsr request correlationId {cid} from controller {ctl} epoch {epoch} "
+                              f"for the become-follower transition for partition {t}-{p.partition_index} with leader "
+                              f"{p.leader}")
+        total = len(_leader_and_isr_states(version, request))
+        scl.info(f"Finished LeaderAndIsr request in {int(elapsed_ms)}ms correlationId {cid} from controller {ctl} "
+                 f"for {total} partitions")
 
 
 def log_stop_replica_received(scl: StateChangeLogger, correlation_id: int, version: int, request: Any) -> None:
@@ -320,9 +374,10 @@ def log_stop_replica_received(scl: StateChangeLogger, correlation_id: int, versi
     else:
         parts = [(p.topic_name, p.partition_index, -1, request.delete_partitions) for p in request.ungrouped_partitions]
     cid, ctl = correlation_id, request.controller_id
-    scl.info(f"Handling StopReplica request correlationId {cid} from controller {ctl} for {len(parts)} partitions")
-    if scl.is_trace_enabled:
-        for topic, partition, leader_epoch, delete in parts:
-            scl.trace(f"Received StopReplica request {stop_replica_partition_state_str(partition, leader_epoch, delete)} "
-                      f"correlation id {cid} from controller {ctl} epoch {request.controller_epoch} for partition "
-                      f"{topic}-{partition}")
+    with scl.buffered():
+        scl.info(f"Handling StopReplica request correlationId {cid} from controller {ctl} for {len(parts)} partitions")
+        if scl.is_trace_enabled:
+            for topic, partition, leader_epoch, delete in parts:
+                scl.trace(f"Received StopReplica request {stop_replica_partition_state_str(partition, leader_epoch, delete)} "
+                          f"correlation id {cid} from controller {ctl} epoch {request.controller_epoch} for partition "
+                          f"{topic}-{partition}")

@@ -49,6 +49,14 @@ class RecordingBroker:
         self.port = listeners[0].socket.getsockname()[1]
 
     async def _serve(self, stream: trio.SocketStream) -> None:
+        try:
+            await self._serve_frames(stream)
+        except trio.BrokenResourceError:
+            # the controller closed the channel (remove_broker) with an answer still unread:
+            # its kernel resets the connection, and a broker just drops it
+            pass
+
+    async def _serve_frames(self, stream: trio.SocketStream) -> None:
         reader = FrameReader()
         async with stream:
             while data := await stream.receive_some(65536):
