@@ -1,0 +1,240 @@
+"""Controller failover and controlled shutdown of one kafkalike cluster holding a topic of N
+partitions (RF 3, 3 brokers, ZooKeeper mode), for before/after pairs of the controller's own
+work (issue 24), optionally with each broker's event-loop thread under cProfile.
+
+    python -m kafkalike.bench.controller_failover --partitions 10000 \\
+        [--tree before=/tmp/before --tree after=/tmp/after] [--rounds 2] [--profile DIR]
+
+Each ``--tree LABEL=DIR`` is a kafkalike source tree (``git archive <commit> | tar -x -C DIR``)
+whose code the broker processes run (PYTHONPATH while they are spawned); without one, this
+checkout runs, labelled ``here``. Every tree gets its own 3-broker cluster on one ZooKeeper
+ensemble, all up at once; per round the trees are visited in rotated order and each measures,
+with ``kafkalike bench``'s failover functions (kafkalike/bench/workloads.py):
+
+1. ``controller``: kill -9 of the active controller → the first CreateTopics that succeeds and
+   has a leader (the new controller read the cluster from ZooKeeper, sent LeaderAndIsr and
+   UpdateMetadata, and removed the dead broker from the ISRs); the killed broker is restarted
+   and every ISR is full again before the next step;
+2. ``shutdown``: SIGTERM (controlled shutdown: the controller moves the broker's leaderships
+   away first) of the non-controller broker leading most partitions → its process exited;
+   restarted and ISRs full again.
+
+``--profile DIR``: the brokers run with a sitecustomize that profiles their main thread (the
+trio loop: the controller and the request handlers) with cProfile from just before a step to
+just after it (SIGUSR2 toggles it; a broker that exits while profiling dumps at exit), and
+writes ``DIR/<label>-r<round>-<step>-broker<id>.prof``; the top functions by own and
+cumulative time of the broker that did most of the work are printed. cProfile roughly doubles
+the cost of Python calls: use the profiled run to find the costs and unprofiled runs for the
+figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pstats
+import signal
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+#: sitecustomize for profiled brokers: SIGUSR2 starts cProfile on the main thread, the next
+#: SIGUSR2 stops it and writes the stats to $KAFKALIKE_CPROFILE_DIR/<pid>-<n>.prof; a broker
+#: that exits while profiling writes them at exit.
+_SITECUSTOMIZE = r"""
+import atexit, cProfile, os, signal
+_dir = os.environ["KAFKALIKE_CPROFILE_DIR"]
+_state = {"prof": None, "n": 0}
+def _dump():
+    prof = _state["prof"]
+    if prof is not None:
+        prof.disable()
+        _state["prof"] = None
+        path = os.path.join(_dir, f"{os.getpid()}-{_state['n']}.prof")
+        prof.dump_stats(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        _state["n"] += 1
+def _toggle(*_):
+    if _state["prof"] is None:
+        _state["prof"] = cProfile.Profile()
+        _state["prof"].enable()
+    else:
+        _dump()
+signal.signal(signal.SIGUSR2, _toggle)
+atexit.register(_dump)
+"""
+
+STEPS = ("controller", "shutdown")
+
+
+@contextlib.contextmanager
+def _code_of(work_dir: Path, label: str, source: Path | None, profile_dir: Path | None) -> Iterator[None]:
+    """Within the block, broker processes spawned run ``source``'s code (cwd and PYTHONPATH
+    point there: ``python -m`` puts the cwd first on sys.path), with the profiling
+    sitecustomize first on PYTHONPATH when ``profile_dir`` is given."""
+    from kafkalike.bench.systems import processes_run_from
+
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "KAFKALIKE_CPROFILE_DIR")}
+    with processes_run_from(source) if source is not None else contextlib.nullcontext():
+        try:
+            if profile_dir is not None:
+                site = work_dir / "sitecustomize"
+                site.mkdir(parents=True, exist_ok=True)
+                (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+                raw = profile_dir / "raw" / label
+                raw.mkdir(parents=True, exist_ok=True)
+                os.environ["KAFKALIKE_CPROFILE_DIR"] = str(raw)
+                os.environ["PYTHONPATH"] = os.pathsep.join(
+                    [str(site)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _start(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None,
+           profile_dir: Path | None) -> Any:
+    from kafkalike.bench.systems import KafkalikeSystem
+    from kafkalike.cluster.zk_ensemble import find_free_base_port
+
+    port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
+    system = KafkalikeSystem(work_dir / label, zookeeper_connect, port,
+                             chroot=f"failover-{label}-{uuid.uuid4().hex[:6]}")
+    system.name = label
+    with _code_of(work_dir, label, source, profile_dir):
+        system.up()
+    return system
+
+
+def _signal_all(system: Any) -> dict[int, int]:
+    pids = system.pids()
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def _collect(system: Any, profile_dir: Path, pids: dict[int, int], name: str) -> list[Path]:
+    """Move each profiled broker's newest stats file to ``profile_dir/<name>-broker<id>.prof``."""
+    raw = profile_dir / "raw" / system.name
+    out = []
+    deadline = time.monotonic() + 30
+    for broker, pid in pids.items():
+        while time.monotonic() < deadline:
+            found = sorted(raw.glob(f"{pid}-*.prof"), key=lambda p: p.stat().st_mtime)
+            if found:
+                dest = profile_dir / f"{name}-broker{broker}.prof"
+                found[-1].replace(dest)
+                out.append(dest)
+                break
+            time.sleep(0.2)
+    return out
+
+
+def _print_profile(paths: list[Path], top: int) -> None:
+    """The top functions of the profile with the most total time (the broker that worked)."""
+    if not paths:
+        return
+    best = max(paths, key=lambda p: pstats.Stats(str(p)).total_tt)  # type: ignore[attr-defined]
+    stats = pstats.Stats(str(best))
+    print(f"--- {best.name}: {stats.total_tt:.2f} s of profiled loop-thread time")  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def run(partitions: int, trees: dict[str, Path | None], rounds: int, work_dir: Path,
+        profile_dir: Path | None, zookeeper_connect: str | None, top: int = 25) -> dict[str, dict[str, list[float]]]:
+    """Bring up one cluster per tree, create the topic on each, then ``rounds`` rounds of the
+    two steps (module doc). Returns {label: {step: [seconds per round]}}; stops every process
+    it started, by pid."""
+    from kafkalike.bench import workloads as wl
+    from kafkalike.bench.systems import rotated, stop_systems
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+
+    ensemble = None
+    live: dict[str, Any] = {}
+    results: dict[str, dict[str, list[float]]] = {label: {s: [] for s in STEPS} for label in trees}
+    topic = f"failover-{partitions}"
+    try:
+        if zookeeper_connect is None:
+            ensemble = ZkEnsemble(work_dir / "zk", nodes=3,
+                                  base_port=find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)]),
+                                  die_with_parent=True)
+            ensemble.start(timeout=90)
+            zookeeper_connect = ensemble.connect_string
+        for label, source in trees.items():
+            live[label] = None
+            live[label] = _start(work_dir, label, zookeeper_connect, source, profile_dir)
+            took = wl.make_topic(live[label], topic, partitions)
+            print(f"  {label:<10} created {partitions:,} partitions to full ISR in {took:.1f} s", flush=True)
+        for rnd in range(rounds):
+            for label in rotated(list(trees), rnd):
+                system = live[label]
+                for step in STEPS:
+                    pids = _signal_all(system) if profile_dir is not None else {}
+                    if step == "controller":
+                        seconds, broker = wl.controller_failover(system, f"r{rnd}")
+                    else:
+                        seconds, broker = wl.controlled_shutdown(system, topic)
+                    if profile_dir is not None:
+                        survivors = {b: p for b, p in pids.items() if b != broker}
+                        for pid in survivors.values():
+                            os.kill(pid, signal.SIGUSR2)
+                        paths = _collect(system, profile_dir, pids, f"{label}-r{rnd}-{step}")
+                        _print_profile(paths, top)
+                    results[label][step].append(seconds)
+                    print(f"  round {rnd} {label:<10} {step:<10} {seconds:7.2f} s (broker {broker}); "
+                          f"load {Path('/proc/loadavg').read_text().split()[0]}", flush=True)
+                    with _code_of(work_dir, label, trees[label], profile_dir):  # the restart too
+                        wl.restore(system, broker, topic, partitions, 900.0)
+    finally:
+        stop_systems({k: v for k, v in live.items() if v is not None}, ensemble, "controller_failover_stop_failed")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m kafkalike.bench.controller_failover", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--partitions", type=int, default=10_000, help="partitions of the topic (default 10,000)")
+    p.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR",
+                   help="a kafkalike source tree to run (repeatable; default: this checkout)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds, trees rotated (default 1)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="profile the brokers' loop threads during each step, stats files to DIR")
+    p.add_argument("--top", type=int, default=25, help="functions printed per profile (default 25)")
+    p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
+    args = p.parse_args(argv)
+    trees: dict[str, Path | None] = {}
+    for spec in args.tree:
+        label, _, path = spec.partition("=")
+        trees[label] = Path(path).resolve()
+    if not trees:
+        trees["here"] = None
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    load0 = Path("/proc/loadavg").read_text().split()[0]
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="kafkalike-failover-") as d:
+        results = run(args.partitions, trees, args.rounds, Path(d), args.profile, args.zookeeper, args.top)
+    load1 = Path("/proc/loadavg").read_text().split()[0]
+    print(f"{args.partitions:,} partitions, RF 3, {args.rounds} round(s) (load average {load0} before, "
+          f"{load1} after; {time.monotonic() - t0:.0f} s):")
+    for label, steps in results.items():
+        print(f"  {label:<10} " + "  ".join(
+            f"{s} median {statistics.median(v):.2f} s ({', '.join(f'{x:.2f}' for x in v)})"
+            for s, v in steps.items() if v))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
