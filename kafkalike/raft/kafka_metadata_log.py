@@ -32,6 +32,11 @@ __all__ = ["KafkaMetadataLog", "METADATA_TOPIC", "METADATA_PARTITION_DIR", "Batc
            "decode_committed"]
 
 METADATA_TOPIC = "__cluster_metadata"
+
+MAX_BATCH_SIZE_BYTES = 8 * 1024 * 1024
+"""Kafka's KafkaRaftClient.MAX_BATCH_SIZE_BYTES: the metadata log's max.message.bytes (Kafka's
+KafkaMetadataLog sets it to the Raft client's maxBatchSizeInBytes), so that a batch of 10,000
+records (1.2 MB for 10,000 PartitionRecords) is accepted."""
 METADATA_PARTITION_DIR = "__cluster_metadata-0"
 
 
@@ -82,7 +87,8 @@ class KafkaMetadataLog:
         that ends before its latest snapshot (it was lost, or the snapshot was fetched) starts
         empty at the snapshot's end offset; one that holds it starts there (Kafka's
         KafkaMetadataLog: the log start offset is never below the oldest snapshot's when segments
-        below it are gone)."""
+        below it are gone). Its max.message.bytes is MAX_BATCH_SIZE_BYTES, as in Kafka."""
+        config = attrs.evolve(config or LogConfig(), max_message_bytes=MAX_BATCH_SIZE_BYTES)
         self = cls(UnifiedLog.open(Path(metadata_dir) / METADATA_PARTITION_DIR, config))
         latest = self.latest_snapshot_id()
         if latest is not None and self.end_offset < latest.end_offset:

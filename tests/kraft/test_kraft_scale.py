@@ -162,6 +162,24 @@ async def test_a_large_committed_batch_is_replayed_in_chunks_that_let_other_task
         assert partial_views >= 5
 
 
+def test_the_metadata_log_takes_a_batch_of_10000_partition_records(tmp_path: Path) -> None:
+    # 1.2 MB: above the 1 MiB max.message.bytes of an ordinary log; Kafka's metadata log allows
+    # its Raft client's 8 MiB batches
+    records = [mr.PartitionRecord(partition_id=i, topic_id=uuid.UUID(int=7), replicas=(1, 2, 3), isr=(1, 2, 3),
+                                  removing_replicas=(), adding_replicas=(), leader=1, leader_epoch=0,
+                                  partition_epoch=0, directories=tuple(uuid.UUID(int=b) for b in (1, 2, 3)))
+               for i in range(MAX_RECORDS_PER_USER_OP)]
+    batch = mr.build_metadata_batch(records, epoch=1, append_time_ms=0)
+    assert len(batch) > 1048588
+    leader, follower = KafkaMetadataLog.open(tmp_path / "leader"), KafkaMetadataLog.open(tmp_path / "follower")
+    try:
+        assert leader.append_as_leader(batch, 1) == (0, MAX_RECORDS_PER_USER_OP - 1)
+        assert follower.append_as_follower(leader.read(0, 8 << 20)) == MAX_RECORDS_PER_USER_OP
+    finally:
+        leader.close()
+        follower.close()
+
+
 @pytest.mark.skipif(not os.environ.get("KAFKALIKE_SLOW"), reason="KAFKALIKE_SLOW: 3 controller processes, ~1-3 min")
 async def test_the_largest_create_topics_kafka_accepts_keeps_the_quorum_leader(tmp_path: Path) -> None:
     from tests.kraft.kraft_helpers import DrivenBroker, active_controller, controller_quorum, heartbeat_until, send

@@ -199,7 +199,10 @@ async def test_a_voter_that_lost_its_disk_catches_up_from_the_leaders_snapshot(t
             return q is not None and q.voters.get(lost.node_id, -1) >= now.high_watermark
         await wait_for(caught_up, "the wiped voter to catch up after the snapshot")
         above = [b for b in _data_prefix(leader, now.high_watermark) if b[0] >= event["end_offset"]]
-        assert above and [b for b in _data_prefix(lost, now.high_watermark) if b[0] >= event["end_offset"]] == above
+        # the wiped voter snapshots too (--snapshot-every): under load it may already have dropped
+        # the start of what it fetched; what it keeps is the leader's batches from there
+        kept = [b for b in _data_prefix(lost, now.high_watermark) if b[0] >= event["end_offset"]]
+        assert above and kept and kept == [b for b in above if b[0] >= kept[0][0]]
         assert all(b.base_offset >= event["end_offset"] for b in lost.batches())  # nothing below it was fetched
 
 
