@@ -109,12 +109,22 @@ class BrokerControlStates:
     next: BrokerControlState
 
 
+def loop_time() -> float:
+    """trio's clock (s), read on the event loop or from a worker thread that trio started
+    (``trio.to_thread``: the quorum controller computes large operations, among them the fencing
+    of a stale broker, off the loop). RuntimeError from any other thread."""
+    try:
+        return trio.current_time()
+    except RuntimeError:  # not in the loop's thread: ask the loop
+        return trio.from_thread.run_sync(trio.current_time)
+
+
 class ClusterControlManager:
     """Registrations (replayed) and heartbeat sessions (active controller only). ``cluster_id``
     from meta.properties; ``session_timeout_ms`` broker.session.timeout.ms; ``clock`` in seconds."""
 
     def __init__(self, cluster_id: str, session_timeout_ms: int = 9000,
-                 clock: Callable[[], float] = trio.current_time) -> None:
+                 clock: Callable[[], float] = loop_time) -> None:
         self.cluster_id = cluster_id
         self.session_timeout_ms = session_timeout_ms
         self.clock = clock

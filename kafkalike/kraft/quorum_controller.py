@@ -52,7 +52,7 @@ import structlog
 import trio
 
 from kafkalike.kraft.client_quota_control_manager import ClientQuotaControlManager, QuotaAlteration
-from kafkalike.kraft.cluster_control_manager import ClusterControlManager
+from kafkalike.kraft.cluster_control_manager import ClusterControlManager, loop_time
 from kafkalike.kraft.configuration_control_manager import ConfigurationControlManager
 from kafkalike.kraft.controller_result import ControllerError, ControllerResult
 from kafkalike.kraft.feature_control_manager import FeatureControlManager
@@ -148,7 +148,7 @@ class ControllerState:
     state back as records. Two states that replayed the same records are equal
     (``snapshot_records`` compares them)."""
 
-    def __init__(self, config: QuorumControllerConfig, clock: Callable[[], float] = trio.current_time) -> None:
+    def __init__(self, config: QuorumControllerConfig, clock: Callable[[], float] = loop_time) -> None:
         self.cluster = ClusterControlManager(config.cluster_id, config.session_timeout_ms, clock)
         self.configs = ConfigurationControlManager()
         self.features = FeatureControlManager()
