@@ -33,9 +33,10 @@ import trio
 from kafkalike.cli.main import main as cli_main
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.raft.kafka_metadata_log import METADATA_PARTITION_DIR
+from kafkalike.storage.snapshots import SnapshotId
 from tests.kraft.kraft_broker_helpers import BrokerNode
 from tests.kraft.kraft_helpers import CLUSTER_ID, ControllerNode, active_controller, controller_quorum
-from tests.raft.raft_helpers import free_ports
+from tests.raft.raft_helpers import free_ports, wait_for
 
 LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
 HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar"))
@@ -78,6 +79,23 @@ def _create_and_produce(bootstrap: str) -> None:
     assert producer.flush(150) == 0
 
 
+async def _snapshot_past_producer_ids(controller: ControllerNode) -> None:
+    """Wait until the controller wrote a snapshot holding the ProducerIdsRecord of the idempotent
+    producer (the last record the test causes), so that the latest snapshot has everything: one is
+    written every 2 KiB of records, NoOps included (an earlier one may predate the topic)."""
+    def last_producer_ids_offset() -> int | None:
+        offsets = [r.offset for b in controller.batches() if not b.is_control for r in b.records
+                   if isinstance(mr.deserialize_record(r.value or b"").message, mr.ProducerIdsRecord)]
+        return max(offsets) if offsets else None
+
+    async def done() -> bool:
+        needed = last_producer_ids_offset()
+        ends = [sid.end_offset for p in (controller.dir / METADATA_PARTITION_DIR).glob("*.checkpoint")
+                if (sid := SnapshotId.from_file_name(p.name)) is not None]
+        return needed is not None and any(end > needed for end in ends)
+    await wait_for(done, "a controller snapshot past the ProducerIdsRecord", timeout_s=180)
+
+
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Judged, list[str]]]:
     """A controller and a broker, a topic and records; yields while running (the quorum tool's
@@ -96,6 +114,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Judged, l
                 await broker.started()
             trio.run(up)
             _create_and_produce(broker.bootstrap)
+            trio.run(_snapshot_past_producer_ids, controllers[0])
             outputs = []
             for what in ("--status", "--replication"):
                 out = java("org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", broker.bootstrap,
@@ -121,10 +140,11 @@ def test_metadata_quorum_tool_describes_the_quorum_through_a_broker(judged: tupl
 
 def shell(file: Path, *command: str) -> str:
     """MetadataShell's answer to one command on ``file``, asked again (at most 5 times) when Kafka
-    3.9's shell does not answer: its non-interactive mode can print before its publisher has the
-    image (an empty answer: MetadataShell.waitUntilCaughtUp waits only for the loader's first
-    applied offset) or wait forever when the loader applied the last batch before the file reader
-    published the high watermark (KAFKA-15371, fixed after 3.9: killed after 60 s here)."""
+    3.9's shell does not answer: its non-interactive mode can run the command before its publisher
+    has the image (MetadataShell.waitUntilCaughtUp waits only for the loader's first applied
+    offset: an empty answer, or "No such file or directory." for a path a later run shows) or wait
+    forever when the loader applied the last batch before the file reader published the high
+    watermark (KAFKA-15371, fixed after 3.9: killed after 60 s here)."""
     out = ""
     for _attempt in range(5):
         try:
@@ -135,7 +155,7 @@ def shell(file: Path, *command: str) -> str:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "Exception" not in done.stdout + done.stderr, done.stdout + done.stderr
         out = done.stdout
-        if out.strip():
+        if out.strip() and not out.rstrip().endswith(": No such file or directory."):
             break
     return out
 
