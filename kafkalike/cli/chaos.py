@@ -243,7 +243,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.backend == "compose":
         from kafkalike.chaos.compose import ComposeBackend
 
-        backend = ComposeBackend.create(base, overrides=overrides)
+        known = SCENARIOS.get(scenario)
+        surfaces = fault_surfaces(known.needs if known else (), args.menu if scenario == "random" else None)
+        # of the optional fault surfaces, compose offers tmpfs log dirs (full disks) and the clock library
+        backend = ComposeBackend.create(base, overrides=overrides, disk_mb=surfaces.get("disk_mb"),
+                                        clock_faults=bool(surfaces.get("clock_faults")))
     else:
         known = SCENARIOS.get(scenario)
         backend = LocalBackend.create(base, brokers=3, overrides=overrides,
