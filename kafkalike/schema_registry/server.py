@@ -31,6 +31,10 @@ async def serve(bootstrap_servers: str, *, bind: str = "127.0.0.1", port: int = 
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 1.0
+    # idle keep-alive connections are closed after 30 s, as Confluent's registry (rest-utils'
+    # idle.timeout.ms, 30000) does; hypercorn's 5 s default raced Java's HttpClient, which reuses
+    # a pooled connection the server is closing (a converter's task failed so, load 70-110)
+    config.keep_alive_timeout = 30.0
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         app = make_app(registry)
