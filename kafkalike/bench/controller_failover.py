@@ -19,6 +19,10 @@ with ``kafkalike bench``'s failover functions (kafkalike/bench/workloads.py):
    away first) of the non-controller broker leading most partitions → its process exited;
    restarted and ISRs full again.
 
+Each step also reports the CPU seconds the brokers other than the killed / stopped one used
+during it (/proc): the work the step cost, less dependent on the machine's load than its wall
+time.
+
 ``--profile DIR``: the brokers run with a sitecustomize that profiles their main thread (the
 trio loop: the controller and the request handlers) with cProfile from just before a step to
 just after it (SIGUSR2 toggles it; a broker that exits while profiling dumps at exit), and
@@ -114,6 +118,20 @@ def _start(work_dir: Path, label: str, zookeeper_connect: str, source: Path | No
     return system
 
 
+def _cpu_of(pids: dict[int, int]) -> dict[int, float]:
+    """{pid: CPU seconds (user + system) so far} of the live ones of ``pids``."""
+    from kafkalike.bench.systems import BenchError
+    from kafkalike.bench.workloads import cpu_seconds
+
+    out = {}
+    for pid in pids.values():
+        try:
+            out[pid] = cpu_seconds(pid)
+        except BenchError:  # exited meanwhile
+            pass
+    return out
+
+
 def _signal_all(system: Any) -> dict[int, int]:
     pids = system.pids()
     for pid in pids.values():
@@ -163,7 +181,8 @@ def run(partitions: int, trees: dict[str, Path | None], rounds: int, work_dir: P
 
     ensemble = None
     live: dict[str, Any] = {}
-    results: dict[str, dict[str, list[float]]] = {label: {s: [] for s in STEPS} for label in trees}
+    results: dict[str, dict[str, list[float]]] = {label: {k: [] for s in STEPS for k in (s, f"{s}_cpu")}
+                                                  for label in trees}
     topic = f"failover-{partitions}"
     try:
         if zookeeper_connect is None:
@@ -181,6 +200,7 @@ def run(partitions: int, trees: dict[str, Path | None], rounds: int, work_dir: P
             for label in rotated(list(trees), rnd):
                 system = live[label]
                 for step in STEPS:
+                    cpu0 = _cpu_of(system.pids())
                     pids = _signal_all(system) if profile_dir is not None else {}
                     if step == "controller":
                         seconds, broker = wl.controller_failover(system, f"r{rnd}")
@@ -192,9 +212,12 @@ def run(partitions: int, trees: dict[str, Path | None], rounds: int, work_dir: P
                             os.kill(pid, signal.SIGUSR2)
                         paths = _collect(system, profile_dir, pids, f"{label}-r{rnd}-{step}")
                         _print_profile(paths, top)
+                    cpu1 = _cpu_of({b: p for b, p in system.pids().items() if b != broker})
+                    cpu = sum(cpu1[p] - cpu0[p] for p in cpu1 if p in cpu0)
                     results[label][step].append(seconds)
-                    print(f"  round {rnd} {label:<10} {step:<10} {seconds:7.2f} s (broker {broker}); "
-                          f"load {Path('/proc/loadavg').read_text().split()[0]}", flush=True)
+                    results[label][f"{step}_cpu"].append(cpu)
+                    print(f"  round {rnd} {label:<10} {step:<10} {seconds:7.2f} s (broker {broker}); CPU of the "
+                          f"other brokers {cpu:6.2f} s; load {Path('/proc/loadavg').read_text().split()[0]}", flush=True)
                     with _code_of(work_dir, label, trees[label], profile_dir):  # the restart too
                         wl.restore(system, broker, topic, partitions, 900.0)
     finally:
