@@ -176,7 +176,8 @@ class BrokerMetadataPublisher:
     disappeared; ``dynamic_config``: the broker's DynamicBrokerConfig, reloaded from the image
     when the delta sets configs of the BROKER resource "" (``<default>``) or of this broker
     (Kafka's DynamicConfigPublisher); ``client_quotas``: the ClientQuotaManager, given the
-    image's user / client-id quotas whenever ClientQuotaRecords arrive."""
+    image's user / client-id quotas whenever ClientQuotaRecords arrive; ``authorizer``: the
+    StandardAuthorizer, given the image's ACLs whenever ACL records arrive (Kafka's AclPublisher)."""
 
     def __init__(self, broker_id: int, replica_manager: ReplicaManager, metadata_cache: KRaftMetadataCache,
                  inter_broker_listener: str,
@@ -184,6 +185,7 @@ class BrokerMetadataPublisher:
                  metadata_listeners: Sequence[Callable[[list[TopicPartition]], Awaitable[None]]] = (),
                  dynamic_config: DynamicBrokerConfig | None = None,
                  client_quotas: ClientQuotaManager | None = None,
+                 authorizer: Any = None,
                  state_change_logger: StateChangeLogger | None = None) -> None:
         self.broker_id = broker_id
         self.replica_manager = replica_manager
@@ -193,6 +195,7 @@ class BrokerMetadataPublisher:
         self.metadata_listeners = list(metadata_listeners)
         self.dynamic_config = dynamic_config
         self.client_quotas = client_quotas
+        self.authorizer = authorizer
         #: state-change.log: Kafka 3.9's ReplicaManager.applyDelta lines ("[Broker id=1] Transitioning ...")
         self.state_change_logger = state_change_logger or StateChangeLogger(broker_id, False)
         self.published = 0
@@ -208,6 +211,8 @@ class BrokerMetadataPublisher:
             await self._apply_local_changes(changes, image, full)
         await self._update_broker_configs(delta, image, full)
         self._update_client_quotas(delta, image, full)
+        if self.authorizer is not None and (full or delta.acls_changed):
+            self.authorizer.load_image(image.acls)
         for listener in self.leadership_listeners:
             listener()
         for metadata_listener in self.metadata_listeners:

@@ -33,8 +33,8 @@ coordinators, KafkaApis, socket server); what differs is the control plane aroun
 Start-up errors (``BrokerStartupError``, one line): not formatted (no meta.properties v1 in the
 metadata dir), node id or cluster id mismatch, a controller role, ``metadata.log.dir`` inside
 ``log.dirs`` (kafkalike's LogManager would load ``__cluster_metadata-0`` as a partition; Kafka's
-skips it), ``authorizer.class.name`` (ACLs live in ZooKeeper in kafkalike; KRaft's ACL records are
-not built).
+skips it), an ``authorizer.class.name`` other than Kafka's StandardAuthorizer (or the ZooKeeper
+AclAuthorizer's name, taken as its alias; ACLs come from the image: standard_authorizer.py).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any
 import structlog
 import trio
 
+from kafkalike.broker.auth_helper import AuthHelper, install
 from kafkalike.broker.auto_topic_creation_manager import AutoTopicCreationManager
 from kafkalike.broker.broker_lifecycle_manager import BrokerLifecycleManager
 from kafkalike.broker.broker_metadata_publisher import BrokerMetadataPublisher, MetadataLoader
@@ -57,6 +58,7 @@ from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.kraft_metadata_cache import KRaftMetadataCache
 from kafkalike.broker.kraft_scram_credentials import ImageScramCredentialStore
 from kafkalike.broker.sasl_scram import ScramCredentialApis
+from kafkalike.broker.standard_authorizer import KRAFT_AUTHORIZER_CLASSES, StandardAuthorizer
 from kafkalike.broker.server import run_until_signal
 from kafkalike.controller.state_change_logger import StateChangeLogger
 from kafkalike.protocol.api_keys import ApiKey
@@ -109,9 +111,10 @@ class BrokerServer(KafkaServer):
         if cfg.process_roles != frozenset({"broker"}):
             raise BrokerStartupError(f"process.roles={','.join(sorted(cfg.process_roles))}: kafkalike runs "
                                      "brokers and controllers as separate processes (process.roles=broker here)")
-        if cfg["authorizer.class.name"]:
-            raise BrokerStartupError("authorizer.class.name is not supported in KRaft mode by kafkalike "
-                                     "(its ACLs are kept in ZooKeeper)")
+        name = (cfg["authorizer.class.name"] or "").strip()
+        if name and name not in KRAFT_AUTHORIZER_CLASSES:
+            raise BrokerStartupError(f"authorizer.class.name={name}: a kafkalike KRaft broker provides "
+                                     f"{KRAFT_AUTHORIZER_CLASSES[0]} only")
         log_dirs = {Path(d).resolve() for d in cfg.log_dirs}
         if not cfg["metadata.log.dir"] or Path(cfg["metadata.log.dir"]).resolve() in log_dirs:
             raise BrokerStartupError("set metadata.log.dir to a directory that is not one of log.dirs "
@@ -185,7 +188,7 @@ class BrokerServer(KafkaServer):
             self.broker_id, rm, self.metadata_cache, cfg.inter_broker_listener_name,
             leadership_listeners=[group.on_leadership_change, txn.on_leadership_change],
             metadata_listeners=[self.on_metadata_update], dynamic_config=self.dynamic_config,
-            client_quotas=self.client_quotas,
+            client_quotas=self.client_quotas, authorizer=self.authorizer,
             state_change_logger=StateChangeLogger(self.broker_id, False, log=self.state_change_log))
         self.loader.publishers.append(self.publisher)
         await nursery.start(self.loader.run)
@@ -212,6 +215,12 @@ class BrokerServer(KafkaServer):
         await nursery.start(self.gc_policy.run)
         log.info("broker_started", broker_epoch=self.broker_epoch, metadata_offset=self.loader.image.offset,
                  endpoints=[f"{n}://{h}:{p}" for n, h, p, _ in endpoints])
+
+    def _create_authorizer(self) -> Any:
+        """The StandardAuthorizer (ACLs from the image, CreateAcls / DeleteAcls to the controller
+        through ``channel``) when ``authorizer.class.name`` names it, else None."""
+        assert self.channel is not None, "the controller channel is made before the components"
+        return StandardAuthorizer.from_kraft_config(self.config, self.channel)
 
     def _hold_requests_until_unfenced(self) -> None:
         """Requests other than ApiVersions wait for ``request_processing_enabled`` (set once the
@@ -279,12 +288,24 @@ class BrokerServer(KafkaServer):
         self.scram_credentials = scram
         apis.register(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, ScramCredentialApis(scram).handle_describe)
         apis.register(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, forwarding.handle_alter_user_scram_credentials)
+        if self.authorizer is not None:  # the handlers registered here, authorized as the others are
+            self._authorize_rewired(apis, (ApiKey.ELECT_LEADERS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
+                                           ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+                                           ApiKey.ALTER_USER_SCRAM_CREDENTIALS))
         verifier = self.add_partitions_to_txn_manager
         self.startup_hooks = [
             rm.startup, group.startup,
             lambda: txn.startup(nursery, self.broker_id, control_plane, self.inter_broker.ssl_context,
                                 self.inter_broker.sasl)]
         self.shutdown_hooks = [rm.shutdown, group.shutdown, txn.shutdown, verifier.shutdown]
+
+    def _authorize_rewired(self, apis: Any, keys: tuple[int, ...]) -> None:
+        """Wrap the handlers of ``keys`` (registered after KafkaServer installed authorization)
+        with Kafka's per-API authorization (auth_helper.py), as the ZooKeeper mode's are."""
+        class Only:  # install() wraps every handler it finds: show it these only
+            handlers = {k: apis.handlers[k] for k in keys if k in apis.handlers}
+            register = apis.register
+        install(Only, AuthHelper(self.authorizer, self.metadata_cache.contains_topic))
 
     async def _controlled_shutdown(self) -> None:
         """Heartbeats with want_shut_down until the controller answers should_shut_down (it moved

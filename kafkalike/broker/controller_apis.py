@@ -21,6 +21,8 @@ AlterPartitionReassign..   0         " (KIP-455; api key 45)
 ListPartitionReassign..    0         " (api key 46; from the committed state)
 AlterClientQuotas (49)     0-1       " (KIP-546; ClientQuotaRecords)
 AlterUserScramCred.. (51)  0         " (KIP-554; UserScramCredentialRecords)
+CreateAcls (30)            1-3       " (AccessControlEntryRecords; AclControlManager)
+DeleteAcls (31)            1-3       " (RemoveAccessControlEntryRecords)
 Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
@@ -40,6 +42,8 @@ import structlog
 from kafkalike.client.messages import build_entity
 from kafkalike.controller import reassignment
 from kafkalike.coordination.zk_data import ReplicaAssignment, TopicPartition
+from kafkalike.image.metadata_image import StandardAcl
+from kafkalike.kraft.acl_control_manager import AclFilter
 from kafkalike.kraft.client_quota_control_manager import QuotaAlteration
 from kafkalike.kraft.controller_result import ControllerError
 from kafkalike.kraft.quorum_controller import QuorumController
@@ -74,6 +78,8 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.ALTER_CLIENT_QUOTAS: (0, 1),
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
+    ApiKey.CREATE_ACLS: (1, 3),
+    ApiKey.DELETE_ACLS: (1, 3),
     ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
@@ -82,7 +88,8 @@ FORWARDABLE_APIS: dict[int, tuple[int, int]] = {
     k: v for k, v in CONTROLLER_APIS.items()
     if k in (ApiKey.CREATE_TOPICS, ApiKey.DELETE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.INCREMENTAL_ALTER_CONFIGS,
              ApiKey.ELECT_LEADERS, ApiKey.ALTER_PARTITION_REASSIGNMENTS, ApiKey.LIST_PARTITION_REASSIGNMENTS,
-             ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS)}
+             ApiKey.ALTER_CLIENT_QUOTAS, ApiKey.ALTER_USER_SCRAM_CREDENTIALS, ApiKey.CREATE_ACLS,
+             ApiKey.DELETE_ACLS)}
 """What a broker may forward inside an Envelope (KIP-590)."""
 
 
@@ -113,6 +120,8 @@ class ControllerApis(RaftServer):
             ApiKey.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
             ApiKey.ALTER_CLIENT_QUOTAS: self.handle_alter_client_quotas,
             ApiKey.ALTER_USER_SCRAM_CREDENTIALS: self.handle_alter_user_scram_credentials,
+            ApiKey.CREATE_ACLS: self.handle_create_acls,
+            ApiKey.DELETE_ACLS: self.handle_delete_acls,
             ENVELOPE: self.handle_envelope,
         }
 
@@ -327,6 +336,37 @@ class ControllerApis(RaftServer):
             answers = [(u, exc.error, exc.message or None) for u in users]
         return _response(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, version, throttle_time=0, results=[
             {"user": user, "error_code": error, "error_message": message} for user, error, message in answers])
+
+
+    async def handle_create_acls(self, request: Any, version: int) -> Any:
+        """CreateAcls v1-3: one result per creation, NONE or INVALID_REQUEST with Kafka's
+        message (AclControlManager.validateNewAcl); NOT_CONTROLLER for each on a standby."""
+        acls = [StandardAcl(int(c.resource_type), c.resource_name, int(c.resource_pattern_type), c.principal,
+                            c.host, int(c.operation), int(c.permission_type)) for c in request.creations]
+        try:
+            answers = [(r.error, r.message) for r in await self.controller.create_acls(acls)]
+        except ControllerError as exc:
+            answers = [(exc.error, exc.message or None)] * len(acls)
+        return _response(ApiKey.CREATE_ACLS, version, throttle_time=0, results=[
+            {"error_code": error, "error_message": message} for error, message in answers])
+
+    async def handle_delete_acls(self, request: Any, version: int) -> Any:
+        """DeleteAcls v1-3: per filter, the ACLs it deleted, or INVALID_REQUEST ("Unknown
+        patternFilter." / "Unknown entryFilter."); NOT_CONTROLLER for each filter on a standby."""
+        filters = [AclFilter(int(f.resource_type_filter), f.resource_name_filter, int(f.pattern_type_filter),
+                             f.principal_filter, f.host_filter, int(f.operation), int(f.permission_type))
+                   for f in request.filters]
+        try:
+            results = await self.controller.delete_acls(filters)
+            out = [{"error_code": r.error, "error_message": r.message, "matching_acls": [
+                {"error_code": ErrorCode.none, "error_message": None, "resource_type": a.resource_type,
+                 "resource_name": a.resource_name, "pattern_type": a.pattern_type, "principal": a.principal,
+                 "host": a.host, "operation": a.operation, "permission_type": a.permission_type}
+                for a in r.deleted]} for r in results]
+        except ControllerError as exc:
+            out = [{"error_code": exc.error, "error_message": exc.message or None, "matching_acls": []}
+                   for _ in filters]
+        return _response(ApiKey.DELETE_ACLS, version, throttle_time=0, filter_results=out)
 
 
 class _NameOnly:

@@ -121,8 +121,10 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "(KIP-371)"),
     # --- authorization (Kafka's AclAuthorizer; broker/acl_authorizer.py)
     _key("authorizer.class.name", "string", "",
-         "authorizer: empty (none) or kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper)",
-         choices=("", "kafka.security.authorizer.AclAuthorizer")),
+         "authorizer: empty (none), kafka.security.authorizer.AclAuthorizer (ACLs in ZooKeeper) or, on a "
+         "KRaft broker, org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log)",
+         choices=("", "kafka.security.authorizer.AclAuthorizer",
+                  "org.apache.kafka.metadata.authorizer.StandardAuthorizer")),
     _key("super.users", "string", None, "principals allowed everything, ';'-separated (User:admin;User:alice)"),
     _key("allow.everyone.if.no.acl.found", "boolean", False,
          "with an authorizer: allow access to resources no ACL names (default false: deny)"),

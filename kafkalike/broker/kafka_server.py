@@ -214,7 +214,6 @@ class KafkaServer:
         # above wrapped with Kafka's per-API authorization (acl_authorizer.py, auth_helper.py);
         # the authorizer loads /kafka-acl and follows its changes from the first start-up hook
         from kafkalike.broker.acl_apis import AclApis
-        from kafkalike.broker.acl_authorizer import AclAuthorizer
         from kafkalike.broker.auth_helper import AuthHelper, install
         from kafkalike.broker.client_quota_manager import (ClientQuotaApis, ClientQuotaManager, fetch_record_bytes,
                                                            install_request_quota, install_throttling)
@@ -223,7 +222,7 @@ class KafkaServer:
         muter = install_throttling(apis, quotas, fetch_record_bytes)
         ClientQuotaApis(quotas).register(apis)
         self.startup_hooks.append(lambda: quotas.start(zk, nursery))
-        self.authorizer = authorizer = AclAuthorizer.from_config(cfg)
+        self.authorizer = authorizer = self._create_authorizer()
         AclApis(authorizer).register(apis)
         if authorizer is not None:
             install(apis, AuthHelper(authorizer, self.metadata_cache.contains_topic))
@@ -250,6 +249,12 @@ class KafkaServer:
     def request_shutdown(self) -> None:
         """Ask a running broker to shut down cleanly (what SIGTERM does)."""
         self._shutdown.set()
+
+    def _create_authorizer(self) -> Any:
+        """The authorizer ``authorizer.class.name`` names, or None (ZooKeeper mode: the
+        AclAuthorizer; a KRaft broker overrides this). Raises ValueError for another class."""
+        from kafkalike.broker.acl_authorizer import AclAuthorizer
+        return AclAuthorizer.from_config(self.config)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start the broker, report ``started`` (and task_status), serve until shutdown.

@@ -32,7 +32,8 @@ import attrs
 from kafkalike.image.metadata_image import (METADATA_VERSION_FEATURE, BrokerRegistration, ClientQuotasImage, ClusterImage,
                                             ConfigurationsImage, FeaturesImage, MetadataImage, MetadataProvenance,
                                             PartitionRegistration, ProducerIdsImage, TopicImage, TopicsImage,
-                                            QuotaEntityKey, ScramCredentialData, ScramImage, CONFIG_RESOURCE_TOPIC)
+                                            QuotaEntityKey, ScramCredentialData, ScramImage, CONFIG_RESOURCE_TOPIC,
+                                            AclsImage, StandardAcl)
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.protocol.topic_partition import TopicPartition
 
@@ -127,6 +128,7 @@ class MetadataDelta:
         self._next_producer_id: int | None = None
         self._quota_changes: dict[QuotaEntityKey, dict[str, float | None]] = {}
         self._scram_changes: dict[tuple[str, int], ScramCredentialData | None] = {}
+        self._acl_changes: dict[uuid.UUID, StandardAcl | None] = {}
         self.records = 0
         """How many records were replayed."""
 
@@ -156,7 +158,12 @@ class MetadataDelta:
         """True when applying would give an image other than the base one (provenance aside)."""
         return bool(self._features or self._brokers or self._changed_topics or self._deleted_topic_ids or
                     self._config_changes or self._cleared_configs or self._next_producer_id is not None or
-                    bool(self._quota_changes) or bool(self._scram_changes))
+                    bool(self._quota_changes) or bool(self._scram_changes) or bool(self._acl_changes))
+
+    @property
+    def acls_changed(self) -> bool:
+        """True when ACLs were created or removed in this delta."""
+        return bool(self._acl_changes)
 
     @property
     def changed_scram_users(self) -> frozenset[str]:
@@ -273,6 +280,12 @@ class MetadataDelta:
     def _replay_remove_scram(self, record: mr.RemoveUserScramCredentialRecord) -> None:
         self._scram_changes[(record.name, record.mechanism)] = None
 
+    def _replay_acl(self, record: mr.AccessControlEntryRecord) -> None:
+        self._acl_changes[record.id] = StandardAcl.from_record(record)
+
+    def _replay_remove_acl(self, record: mr.RemoveAccessControlEntryRecord) -> None:
+        self._acl_changes[record.id] = None
+
     def _replay_producer_ids(self, record: mr.ProducerIdsRecord) -> None:
         self._next_producer_id = record.next_producer_id
 
@@ -370,7 +383,17 @@ class MetadataDelta:
                 else:
                     credentials[scram_key] = credential
             scram = ScramImage(credentials)
-        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids, client_quotas, scram)
+        acls = base.acls
+        if self._acl_changes:
+            acls_by_id = dict(base.acls.acls)
+            for acl_id, change in self._acl_changes.items():
+                if change is None:
+                    acls_by_id.pop(acl_id, None)
+                else:
+                    acls_by_id[acl_id] = change
+            acls = AclsImage(acls_by_id)
+        return MetadataImage(provenance, features, cluster, topics, configs, producer_ids, client_quotas, scram,
+                             acls)
 
 
 _REPLAY: dict[type, Any] = {
@@ -387,4 +410,6 @@ _REPLAY: dict[type, Any] = {
     mr.ClientQuotaRecord: MetadataDelta._replay_client_quota,
     mr.UserScramCredentialRecord: MetadataDelta._replay_scram,
     mr.RemoveUserScramCredentialRecord: MetadataDelta._replay_remove_scram,
+    mr.AccessControlEntryRecord: MetadataDelta._replay_acl,
+    mr.RemoveAccessControlEntryRecord: MetadataDelta._replay_remove_acl,
 }

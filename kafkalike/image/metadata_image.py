@@ -17,6 +17,7 @@ Parts (Kafka's names):
 * ``ConfigurationsImage``: dynamic configs by (resource type, resource name): Kafka's
   ConfigResource.Type ids (2 TOPIC, 4 BROKER).
 * ``ProducerIdsImage``: the next producer id block's first id (-1 before any block).
+* ``AclsImage``: every ACL (``StandardAcl``) by its Uuid.
 """
 
 from __future__ import annotations
@@ -261,6 +262,42 @@ class ScramImage:
 
 
 @attrs.frozen
+class StandardAcl:
+    """One ACL as the metadata log holds it (Kafka's StandardAcl), with Kafka's wire codes:
+    resource type, resource name, pattern type (3 LITERAL, 4 PREFIXED), principal
+    (``User:alice``), host, operation, permission type (2 DENY, 3 ALLOW)."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission_type: int
+
+    @classmethod
+    def from_record(cls, record: mr.AccessControlEntryRecord) -> "StandardAcl":
+        """The ACL of an AccessControlEntryRecord (its id aside)."""
+        return cls(record.resource_type, record.resource_name, record.pattern_type, record.principal,
+                   record.host, record.operation, record.permission_type)
+
+    def to_record(self, acl_id: uuid.UUID) -> mr.AccessControlEntryRecord:
+        """The AccessControlEntryRecord that creates this ACL with id ``acl_id``."""
+        return mr.AccessControlEntryRecord(
+            id=acl_id, resource_type=self.resource_type, resource_name=self.resource_name,
+            pattern_type=self.pattern_type, principal=self.principal, host=self.host, operation=self.operation,
+            permission_type=self.permission_type)
+
+
+@attrs.frozen
+class AclsImage:
+    """Every ACL by its id, {Uuid: StandardAcl} (Kafka's AclsImage, from
+    (Remove)AccessControlEntryRecords)."""
+
+    acls: Mapping[uuid.UUID, StandardAcl] = _EMPTY
+
+
+@attrs.frozen
 class MetadataImage:
     """The whole metadata at ``provenance`` (Kafka's MetadataImage). ``MetadataImage.EMPTY`` is
     the image before any record."""
@@ -273,6 +310,7 @@ class MetadataImage:
     producer_ids: ProducerIdsImage = ProducerIdsImage()
     client_quotas: ClientQuotasImage = ClientQuotasImage()
     scram: ScramImage = ScramImage()
+    acls: AclsImage = AclsImage()
 
     EMPTY: ClassVar[MetadataImage]  # set below the class
 

@@ -51,6 +51,8 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.image.metadata_image import StandardAcl
+from kafkalike.kraft.acl_control_manager import AclControlManager, AclFilter
 from kafkalike.kraft.client_quota_control_manager import ClientQuotaControlManager, QuotaAlteration
 from kafkalike.kraft.cluster_control_manager import ClusterControlManager, loop_time
 from kafkalike.kraft.configuration_control_manager import ConfigurationControlManager
@@ -159,6 +161,7 @@ class ControllerState:
         self.producer_ids = ProducerIdControlManager(self.cluster)
         self.client_quotas = ClientQuotaControlManager()
         self.scram = ScramControlManager()
+        self.acls = AclControlManager()
 
     def reset(self) -> None:
         """Forget everything (before a snapshot is loaded)."""
@@ -169,6 +172,7 @@ class ControllerState:
         self.producer_ids.next_producer_id = 0
         self.client_quotas.reset()
         self.scram.reset()
+        self.acls.reset()
 
     def replay(self, message: mr.ApiMessage, offset: int) -> None:
         """Apply one committed record (Kafka's QuorumController.replay)."""
@@ -188,6 +192,8 @@ class ControllerState:
             self.client_quotas.replay(message)
         elif isinstance(message, (mr.UserScramCredentialRecord, mr.RemoveUserScramCredentialRecord)):
             self.scram.replay(message)
+        elif isinstance(message, (mr.AccessControlEntryRecord, mr.RemoveAccessControlEntryRecord)):
+            self.acls.replay(message)
 
     def snapshot_records(self) -> list[mr.ApiMessage]:
         """The state as records (what a snapshot holds), in an order that replays to the same state."""
@@ -214,6 +220,7 @@ class ControllerState:
                     partition_epoch=p.partition_epoch, directories=p.directories))
         out += self.client_quotas.snapshot_records()
         out += self.scram.snapshot_records()
+        out += self.acls.snapshot_records()
         if self.producer_ids.next_producer_id:
             out.append(mr.ProducerIdsRecord(broker_id=-1, next_producer_id=self.producer_ids.next_producer_id))
         return out
@@ -521,6 +528,14 @@ class QuorumController:
         """AlterUserScramCredentials -> [(user, error, message)]."""
         return await self._write("alter_user_scram_credentials",
                                  lambda: self.state.scram.alter_credentials(deletions, upsertions))
+
+    async def create_acls(self, acls: Sequence[StandardAcl]) -> Any:
+        """CreateAcls -> [AclCreateResult] (AclControlManager)."""
+        return await self._write("create_acls", lambda: self.state.acls.create_acls(acls), user_op=True)
+
+    async def delete_acls(self, filters: Sequence[AclFilter]) -> Any:
+        """DeleteAcls -> [AclDeleteResult] (AclControlManager)."""
+        return await self._write("delete_acls", lambda: self.state.acls.delete_acls(filters), user_op=True)
 
     async def alter_partition_reassignments(self, targets: Sequence[tuple[str, int, Sequence[int] | None]]) -> Any:
         """AlterPartitionReassignments -> [(topic, partition, error, message)]."""

@@ -511,6 +511,34 @@ class RemoveUserScramCredentialRecord(ApiMessage):
 
 
 @attrs.frozen
+class AccessControlEntryRecord(ApiMessage):
+    """api key 18, version 0: an ACL created, with its id (a Uuid the controller draws; Kafka's
+    AccessControlEntryRecord, StandardAcl). Codes are Kafka's wire codes: `resource_type`
+    (2 TOPIC .. 7 USER), `pattern_type` (3 LITERAL, 4 PREFIXED), `operation` (2 ALL .. 14),
+    `permission_type` (2 DENY, 3 ALLOW)."""
+
+    api_key = 18
+
+    id: uuid.UUID = mfield("uuid")
+    resource_type: int = mfield("int8")
+    resource_name: str = mfield("string")
+    pattern_type: int = mfield("int8")
+    principal: str = mfield("string")
+    host: str = mfield("string")
+    operation: int = mfield("int8")
+    permission_type: int = mfield("int8")
+
+
+@attrs.frozen
+class RemoveAccessControlEntryRecord(ApiMessage):
+    """api key 19, version 0: the ACL with this `id` deleted."""
+
+    api_key = 19
+
+    id: uuid.UUID = mfield("uuid")
+
+
+@attrs.frozen
 class FeatureLevelRecord(ApiMessage):
     """api key 12, version 0 (never advances): a finalized feature level, e.g.
     ("metadata.version", 21) for 3.9-IV0; level 0 removes the feature."""
@@ -563,7 +591,8 @@ METADATA_RECORD_TYPES: dict[int, type[ApiMessage]] = {
     cls.api_key: cls
     for cls in (RegisterBrokerRecord, TopicRecord, PartitionRecord, ConfigRecord, PartitionChangeRecord,
                 RemoveTopicRecord, FeatureLevelRecord, ProducerIdsRecord, BrokerRegistrationChangeRecord, NoOpRecord,
-                ClientQuotaRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord)
+                ClientQuotaRecord, UserScramCredentialRecord, RemoveUserScramCredentialRecord,
+                AccessControlEntryRecord, RemoveAccessControlEntryRecord)
 }
 """api key -> record class, for the records kafkalike declares (Kafka's MetadataRecordType)."""
 

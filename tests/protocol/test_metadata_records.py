@@ -102,7 +102,8 @@ def test_records_are_written_at_the_versions_kafka_3_9_writes() -> None:
                         "PartitionChangeRecord": 1, "RemoveTopicRecord": 0, "FeatureLevelRecord": 0,
                         "ProducerIdsRecord": 0, "BrokerRegistrationChangeRecord": 2, "NoOpRecord": 0,
                         "ClientQuotaRecord": 0, "UserScramCredentialRecord": 0,
-                        "RemoveUserScramCredentialRecord": 0}
+                        "RemoveUserScramCredentialRecord": 0, "AccessControlEntryRecord": 0,
+                        "RemoveAccessControlEntryRecord": 0}
     topic_id = uuid.UUID(int=7)
     value = mr.serialize_record(mr.PartitionChangeRecord(partition_id=3, topic_id=topic_id, leader=2))
     # frame 1, api key 5, version 1, partition id, topic id, then ONE tagged field: tag 1, size 4, leader 2
@@ -239,6 +240,9 @@ def _samples() -> dict[str, tuple[Any, int]]:
     samples["scramremove"] = (mr.RemoveUserScramCredentialRecord(name="alice", mechanism=2), 0)
     samples["quotaremove"] = (mr.ClientQuotaRecord(entity=(mr.EntityData("ip", "127.0.0.1"),),
                                                    key="connection_creation_rate", value=0.0, remove=True), 0)
+    samples["acl"] = (mr.AccessControlEntryRecord(id=t1, resource_type=2, resource_name="orders-", pattern_type=4,
+                                                  principal="User:alice", host="*", operation=4, permission_type=3), 0)
+    samples["aclremove"] = (mr.RemoveAccessControlEntryRecord(id=d1), 0)
     return samples
 
 
