@@ -4,6 +4,8 @@ SASL_PLAINTEXT (PLAIN users admin, alice, bob) with Kafka's StandardAuthorizer a
 an AccessControlEntryRecord) grants alice WRITE on a topic: her produce succeeds once the
 broker's image has the record, bob's gets TOPIC_AUTHORIZATION_FAILED; ``--list`` answers from the
 image; ``--remove`` (DeleteAcls, a RemoveAccessControlEntryRecord) takes alice's right away again.
+With KAFKALIKE_KAFKA_LIB, Kafka 3.9's own AclCommand (kafka-acls.sh) grants bob the same and lists
+the ACLs as kafkalike's CLI does.
 
 Minutes of process start-up: behind KAFKALIKE_SLOW. The rules are covered in the default run
 by tests/kraft/test_kraft_acl.py."""
@@ -11,6 +13,7 @@ by tests/kraft/test_kraft_acl.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +28,9 @@ pytestmark = pytest.mark.skipif(not os.environ.get("KAFKALIKE_SLOW"), reason="mi
 
 PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+LIB = Path(os.environ.get("KAFKALIKE_KAFKA_LIB", Path(__file__).resolve().parents[2] / "reference" / "lib"))
+HAVE_KAFKA = ("KAFKALIKE_KAFKA_LIB" in os.environ and LIB.is_dir() and any(LIB.glob("kafka_2.13-*.jar"))
+              and shutil.which("java") is not None)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -117,5 +123,23 @@ async def test_acls_created_through_the_controller_authorize_produce_on_a_kraft_
                 error = await trio.to_thread.run_sync(_produce, bs, "alice", "payments")
                 return error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
             await wait_for(alice_refused, "alice refused again after --remove", timeout_s=60)
+
+            if HAVE_KAFKA:  # Kafka 3.9's kafka-acls.sh against the KRaft broker
+                def kafka_acls(*args: str) -> subprocess.CompletedProcess[str]:
+                    return subprocess.run(["java", "-Xmx256m", "-cp", f"{LIB}/*", "kafka.admin.AclCommand",
+                                           "--bootstrap-server", bs, "--command-config", str(admin_props), *args],
+                                          capture_output=True, text=True, timeout=180)
+                out = await trio.to_thread.run_sync(lambda: kafka_acls(
+                    "--add", "--allow-principal", "User:bob", "--operation", "Write", "--topic", "payments"))
+                assert out.returncode == 0, out.stderr[-2000:]
+
+                async def bob_writes() -> bool:
+                    return await trio.to_thread.run_sync(_produce, bs, "bob", "payments") is None
+                await wait_for(bob_writes, "bob's produce allowed by Kafka's AclCommand's ACL", timeout_s=60)
+                kafka_listed = await trio.to_thread.run_sync(lambda: kafka_acls("--list", "--topic", "payments"))
+                ours = await trio.to_thread.run_sync(lambda: _cli(*acls, "--list", "--topic", "payments"))
+                assert "(principal=User:bob, host=*, operation=WRITE, permissionType=ALLOW)" in kafka_listed.stdout, \
+                    kafka_listed.stdout + kafka_listed.stderr[-2000:]
+                assert ours.stdout.strip() == kafka_listed.stdout.strip()
         finally:
             node.stop()
