@@ -81,13 +81,18 @@ class BrokerServer(KafkaServer):
     ``control_plane``, ``forwarding``, ``request_processing_enabled`` (set once unfenced: until
     then requests other than ApiVersions wait, as in Kafka)."""
 
-    def __init__(self, config: KafkaConfig) -> None:
+    def __init__(self, config: KafkaConfig, *, raft: KafkaRaftClient | None = None,
+                 loader: MetadataLoader | None = None) -> None:
+        """``raft`` and ``loader``: a combined node's (kafka_raft_server): the broker reads the
+        metadata log through the controller's Raft client (a voter, already running, with
+        ``loader`` among its listeners) instead of running an observer of its own."""
         super().__init__(config)
         self.broker_id = config.node_id
         self.metadata_cache: KRaftMetadataCache = KRaftMetadataCache(broker_id=self.broker_id)
-        self.raft: KafkaRaftClient | None = None
+        self.raft: KafkaRaftClient | None = raft
+        self._shared_raft = raft is not None
         self.metadata_log: KafkaMetadataLog | None = None
-        self.loader = MetadataLoader()
+        self.loader = loader or MetadataLoader()
         self.publisher: BrokerMetadataPublisher | None = None
         self.lifecycle: BrokerLifecycleManager | None = None
         self.channel: NodeToControllerChannel | None = None
@@ -123,7 +128,7 @@ class BrokerServer(KafkaServer):
             voters = parse_voters(cfg["controller.quorum.voters"])
         except ValueError as exc:
             raise BrokerStartupError(str(exc)) from None
-        if self.broker_id in voters:
+        if self.broker_id in voters and not self._shared_raft:
             raise BrokerStartupError(f"node.id {self.broker_id} is a controller.quorum.voters id: a broker "
                                      "needs an id of its own")
         try:
@@ -157,19 +162,9 @@ class BrokerServer(KafkaServer):
         log.info("broker_starting", cluster_id=cluster_id, log_dirs=cfg.log_dirs, mode="kraft",
                  metadata_log_dir=str(self.metadata_dir), voters=sorted(voters))
 
-        # the Raft observer and the controller channel
-        try:
-            self.metadata_log = metadata_log = KafkaMetadataLog.open(self.metadata_dir)
-        except StorageError as exc:
-            raise BrokerStartupError(f"cannot open the metadata log in {self.metadata_dir}: {exc}") from None
-        quorum = QuorumState(self.broker_id, set(voters), FileQuorumStateStore(metadata_log.dir / QUORUM_STATE_FILE))
-        raft = self.raft = KafkaRaftClient(RaftConfig(
-            node_id=self.broker_id, voters=voters, cluster_id=cluster_id,
-            election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
-            election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
-            fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
-            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
-            retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"]), metadata_log, quorum, self.loader)
+        # the Raft observer (a combined node: the controller's voter) and the controller channel
+        raft = self.raft if self._shared_raft else self._open_observer(voters, cluster_id)
+        assert raft is not None
         channel = self.channel = NodeToControllerChannel(
             self.broker_id, voters, lambda: raft.leader_and_epoch().leader_id, nursery,
             request_timeout_ms=cfg["controller.quorum.request.timeout.ms"] * 5)
@@ -192,7 +187,8 @@ class BrokerServer(KafkaServer):
             state_change_logger=StateChangeLogger(self.broker_id, False, log=self.state_change_log))
         self.loader.publishers.append(self.publisher)
         await nursery.start(self.loader.run)
-        await nursery.start(raft.run)
+        if not self._shared_raft:
+            await nursery.start(raft.run)
 
         # registration, catch-up, unfencing (Kafka's BrokerServer.startup)
         self.registration = self._registration()
@@ -215,6 +211,23 @@ class BrokerServer(KafkaServer):
         await nursery.start(self.gc_policy.run)
         log.info("broker_started", broker_epoch=self.broker_epoch, metadata_offset=self.loader.image.offset,
                  endpoints=[f"{n}://{h}:{p}" for n, h, p, _ in endpoints])
+
+    def _open_observer(self, voters: dict[int, tuple[str, int]], cluster_id: str) -> KafkaRaftClient:
+        """The metadata log and a Raft observer of it feeding ``self.loader``."""
+        cfg = self.config
+        try:
+            self.metadata_log = metadata_log = KafkaMetadataLog.open(self.metadata_dir)
+        except StorageError as exc:
+            raise BrokerStartupError(f"cannot open the metadata log in {self.metadata_dir}: {exc}") from None
+        quorum = QuorumState(self.broker_id, set(voters), FileQuorumStateStore(metadata_log.dir / QUORUM_STATE_FILE))
+        raft = self.raft = KafkaRaftClient(RaftConfig(
+            node_id=self.broker_id, voters=voters, cluster_id=cluster_id,
+            election_timeout_ms=cfg["controller.quorum.election.timeout.ms"],
+            election_backoff_max_ms=cfg["controller.quorum.election.backoff.max.ms"],
+            fetch_timeout_ms=cfg["controller.quorum.fetch.timeout.ms"],
+            request_timeout_ms=cfg["controller.quorum.request.timeout.ms"],
+            retry_backoff_ms=cfg["controller.quorum.retry.backoff.ms"]), metadata_log, quorum, self.loader)
+        return raft
 
     def _create_authorizer(self) -> Any:
         """The StandardAuthorizer (ACLs from the image, CreateAcls / DeleteAcls to the controller

@@ -25,6 +25,7 @@ mismatch, node.id not among the voters, no controller listener.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,14 @@ from kafkalike.kraft.feature_control_manager import METADATA_VERSION, MV_3_9_IV0
 from kafkalike.kraft.quorum_controller import QuorumController, QuorumControllerConfig
 from kafkalike.protocol import metadata_records as mr
 from kafkalike.raft.kafka_metadata_log import KafkaMetadataLog
-from kafkalike.raft.kafka_raft_client import KafkaRaftClient, RaftConfig, parse_voters
+from kafkalike.raft.kafka_raft_client import (Batch, KafkaRaftClient, LeaderAndEpoch, RaftClientListener, RaftConfig,
+                                              parse_voters)
 from kafkalike.raft.quorum_state import QUORUM_STATE_FILE, FileQuorumStateStore, QuorumState
 from kafkalike.storage.errors import StorageError
 from kafkalike.storage.meta_properties import read_meta_properties_v1
 from kafkalike.storage.snapshots import read_snapshot
 
-__all__ = ["ControllerServer", "ControllerStartupError", "run_controller", "BOOTSTRAP_FILE"]
+__all__ = ["ControllerServer", "ControllerStartupError", "RaftListeners", "run_controller", "BOOTSTRAP_FILE"]
 
 log = structlog.get_logger("kafkalike.kraft")
 
@@ -55,11 +57,38 @@ class ControllerStartupError(Exception):
     """The controller cannot start; ``str(err)`` is one line saying why."""
 
 
-class ControllerServer:
-    """One controller (see module doc). ``run()`` until ``request_shutdown()``."""
+class RaftListeners:
+    """Several Raft listeners behind one (Kafka's KafkaRaftClient keeps a list of registered
+    listeners): each committed batch, loaded snapshot and leader change goes to each, in order.
+    A combined node (``process.roles=broker,controller``) registers the QuorumController and the
+    broker's MetadataLoader on the one Raft client."""
 
-    def __init__(self, config: KafkaConfig) -> None:
+    def __init__(self, listeners: Sequence[Any]) -> None:
+        self.listeners = tuple(listeners)
+
+    def handle_commit(self, batch: Batch) -> None:
+        for listener in self.listeners:
+            listener.handle_commit(batch)
+
+    def handle_leader_change(self, leader: LeaderAndEpoch) -> None:
+        for listener in self.listeners:
+            listener.handle_leader_change(leader)
+
+    def handle_load_snapshot(self, snapshot_id: Any, snapshot: Any) -> None:
+        for listener in self.listeners:
+            handle = getattr(listener, "handle_load_snapshot", None)
+            if handle is not None:
+                handle(snapshot_id, snapshot)
+
+
+class ControllerServer:
+    """One controller (see module doc). ``run()`` until ``request_shutdown()``.
+    ``extra_raft_listeners``: listeners that get the metadata log's commits after the
+    QuorumController (a combined node's broker MetadataLoader, see kafka_raft_server)."""
+
+    def __init__(self, config: KafkaConfig, extra_raft_listeners: Sequence[RaftClientListener] = ()) -> None:
         self.config = config
+        self._extra_listeners = tuple(extra_raft_listeners)
         self.node_id = config.node_id
         self._shutdown = trio.Event()
         self.raft: KafkaRaftClient | None = None
@@ -131,7 +160,7 @@ class ControllerServer:
                 delete_topic_enable=cfg["delete.topic.enable"], idle_interval_ms=cfg["metadata.max.idle.interval.ms"],
                 bootstrap_records=tuple(bootstrap),
                 snapshot_bytes=cfg["metadata.log.max.record.bytes.between.snapshots"]))
-            raft.listener = controller
+            raft.listener = RaftListeners((controller, *self._extra_listeners)) if self._extra_listeners else controller
             async with trio.open_nursery() as nursery:
                 await nursery.start(controller.run)
                 await nursery.start(raft.run)

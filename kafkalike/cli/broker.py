@@ -59,6 +59,10 @@ def _start(args: argparse.Namespace) -> int:
     # a KRaft node's lines carry node_id (its events use broker_id for the brokers they concern)
     ids = {"node_id": config.node_id} if config.process_roles else {"broker_id": config.broker_id}
     logs.configure(fmt=args.log_format, **ids)
+    if config.process_roles == frozenset({"broker", "controller"}):  # a combined KRaft node (issue 21)
+        from kafkalike.broker.kafka_raft_server import run_kafka_raft_server
+
+        return trio.run(run_kafka_raft_server, config)
     if config.process_roles == frozenset({"broker"}):  # a KRaft broker (issue 21): BrokerServer
         from kafkalike.broker.broker_server import run_kraft_broker
 

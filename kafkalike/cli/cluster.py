@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "processes + brokers (process.roles=broker), no ZooKeeper")
     up.add_argument("--controllers", type=int, choices=[1, 3, 5], default=None,
                     help="--mode kraft: number of controllers (default 3)")
+    up.add_argument("--combined", action="store_true",
+                    help="--mode kraft: no separate controllers; each broker is also a voter "
+                         "(process.roles=broker,controller, Kafka's combined mode)")
     up.add_argument("--zk-nodes", type=int, choices=[1, 3, 5], default=None,
                     help="ZooKeeper ensemble size (default 3)")
     up.add_argument("--dir", default=".kafkalike", help="base directory (default .kafkalike)")
@@ -181,7 +184,8 @@ def _up_kraft(args: argparse.Namespace) -> int:
     try:
         cluster = KRaftCluster.load(args.dir)
         if (args.brokers or cluster.brokers) != cluster.brokers or \
-                (args.controllers or cluster.controllers) != cluster.controllers:
+                (args.controllers or cluster.controllers) != cluster.controllers or \
+                (args.combined and not cluster.combined):
             print(f"kafkalike cluster: {args.dir} already holds a KRaft cluster of {cluster.controllers} controllers "
                   f"and {cluster.brokers} brokers; run 'kafkalike cluster down' and use another --dir",
                   file=sys.stderr)
@@ -191,9 +195,10 @@ def _up_kraft(args: argparse.Namespace) -> int:
         if len(overrides) != len(args.override):
             print("kafkalike cluster: invalid --override: expected key=value", file=sys.stderr)
             return 2
-        cluster = KRaftCluster(args.dir, brokers=args.brokers or 3, controllers=args.controllers or 3,
+        brokers = args.brokers or 3
+        cluster = KRaftCluster(args.dir, brokers=brokers, controllers=brokers if args.combined else args.controllers or 3,
                                base_port=args.base_port or 9092, controller_port=(args.base_port or 9092) + 1,
-                               overrides=overrides)
+                               overrides=overrides, combined=args.combined)
     try:
         cluster.start(say=lambda line: print(line, flush=True))
     except (ClusterError, TimeoutError) as exc:

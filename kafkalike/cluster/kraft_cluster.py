@@ -10,6 +10,11 @@ Layout under the base dir (default ``.kafkalike``)::
     <base>/broker-<id>/logs/, metadata/      log.dirs and metadata.log.dir (__cluster_metadata-0)
     <base>/broker-<id>.log, .pid
 
+``--combined`` (``combined=True``): N nodes with ``process.roles=broker,controller`` (Kafka's
+combined mode), node i (ids 1..N) a voter and a broker in one process: ``<base>/node-<i>/`` (logs/,
+metadata/), ``<base>/node-<i>.log``, ``.pid``; its broker listener ``127.0.0.<i>:<base_port>``, its
+CONTROLLER listener ``127.0.0.<i>:<controller_port>``.
+
 Addresses: broker i listens on ``127.0.0.<i>:<base_port>`` (9092), as in ZooKeeper mode, so the
 same client commands work in both modes; controller j (node id 3000 + j) on
 ``127.0.1.<j>:<controller_port>`` (9093), its own loopback address (an iptables rule can cut one).
@@ -95,6 +100,7 @@ class KRaftCluster:
     overrides: dict[str, str] = attrs.Factory(dict)
     cluster_id: str = attrs.Factory(lambda: uuid_to_base64(random_uuid()))
     mode: str = "kraft"
+    combined: bool = False
 
     # ------------------------------------------------------------------ layout
     @classmethod
@@ -130,12 +136,22 @@ class KRaftCluster:
 
     @property
     def controller_ids(self) -> list[int]:
+        """The voters: controllers 3001.., or (combined) the nodes 1..N."""
+        if self.combined:
+            return self.broker_ids
         return [CONTROLLER_ID_BASE + j for j in range(1, self.controllers + 1)]
+
+    @property
+    def node_ids(self) -> list[int]:
+        """Every process's node id: controllers then brokers (combined: 1..N once)."""
+        return self.broker_ids if self.combined else self.controller_ids + self.broker_ids
 
     def broker_address(self, broker_id: int) -> str:
         return f"{self.host_prefix}{broker_id}:{self.base_port}"
 
     def controller_address(self, controller_id: int) -> str:
+        if self.combined:
+            return f"{self.host_prefix}{controller_id}:{self.controller_port}"
         return f"{self.controller_host_prefix}{controller_id - CONTROLLER_ID_BASE}:{self.controller_port}"
 
     @property
@@ -148,7 +164,7 @@ class KRaftCluster:
         return ",".join(f"{i}@{self.controller_address(i)}" for i in self.controller_ids)
 
     def node_dir(self, node_id: int) -> Path:
-        kind = "controller" if node_id > CONTROLLER_ID_BASE else "broker"
+        kind = "node" if self.combined else "controller" if node_id > CONTROLLER_ID_BASE else "broker"
         return self.base_dir / f"{kind}-{node_id}"
 
     def config_path(self, node_id: int) -> Path:
@@ -165,10 +181,13 @@ class KRaftCluster:
         d = self.node_dir(node_id)
         common = {"node.id": str(node_id), "controller.quorum.voters": self.quorum_voters,
                   "controller.listener.names": "CONTROLLER", "kafkalike.metrics.port": "-1"}
-        if node_id > CONTROLLER_ID_BASE:
+        if node_id > CONTROLLER_ID_BASE and not self.combined:
             return {"process.roles": "controller", **common,
                     "listeners": f"CONTROLLER://{self.controller_address(node_id)}", "log.dirs": str(d)}
-        props = {"process.roles": "broker", **common, "listeners": f"PLAINTEXT://{self.broker_address(node_id)}",
+        roles, listeners = "broker", f"PLAINTEXT://{self.broker_address(node_id)}"
+        if self.combined:
+            roles, listeners = "broker,controller", f"{listeners},CONTROLLER://{self.controller_address(node_id)}"
+        props = {"process.roles": roles, **common, "listeners": listeners,
                  "log.dirs": str(d / "logs"), "metadata.log.dir": str(d / "metadata"),
                  "group.initial.rebalance.delay.ms": "0"}
         if self.brokers < 3:
@@ -180,7 +199,7 @@ class KRaftCluster:
 
     def write_configs(self) -> None:
         """Write every node's server.properties."""
-        for i in self.controller_ids + self.broker_ids:
+        for i in self.node_ids:
             self.node_dir(i).mkdir(parents=True, exist_ok=True)
             lines = ["# written by kafkalike cluster up --mode kraft; Kafka's property names"]
             lines += [f"{k}={v}" for k, v in self.properties(i).items()]
@@ -241,20 +260,24 @@ class KRaftCluster:
         or after ``timeout`` s."""
         self._save()
         self.write_configs()
-        for i in self.controller_ids + self.broker_ids:
+        for i in self.node_ids:
             self.format(i)
-        for i in self.controller_ids:
-            self.start_node(i)
-        say(f"controllers {self.controller_ids} started; starting brokers {self.broker_ids}")
+        if self.combined:
+            say(f"starting combined nodes {self.broker_ids} (process.roles=broker,controller)")
+        else:
+            for i in self.controller_ids:
+                self.start_node(i)
+            say(f"controllers {self.controller_ids} started; starting brokers {self.broker_ids}")
         for i in self.broker_ids:
             self.start_node(i)
         wait_metadata_lists_all(self.broker_ids, self.broker_address,
-                                lambda: self._raise_if_exited(self.controller_ids + self.broker_ids, "during start-up"),
+                                lambda: self._raise_if_exited(self.node_ids, "during start-up"),
                                 timeout, "did not list every broker", poll_s=0.5)
 
     def stop(self) -> None:
-        """Stop the brokers (controlled shutdown, in parallel), then the controllers."""
-        for group in (self.broker_ids, self.controller_ids):
+        """Stop the brokers (controlled shutdown, in parallel), then the controllers (combined:
+        every node in parallel)."""
+        for group in ([self.broker_ids] if self.combined else [self.broker_ids, self.controller_ids]):
             stop_in_parallel([self.pid(i) for i in group if self.alive(i)])
 
     def status(self, quorum: QuorumStatus | None = None) -> list[ProcessStatus]:
@@ -262,6 +285,11 @@ class KRaftCluster:
         observer lag), from ``quorum`` when given."""
         out: list[ProcessStatus] = []
         observers = {o.node_id: o for o in quorum.observers} if quorum else {}
+        if self.combined:
+            for i in self.broker_ids:
+                detail = f"{'leader' if i == quorum.leader_id else 'voter'} epoch={quorum.epoch}" if quorum else ""
+                out.append(ProcessStatus("combined", i, self.broker_address(i), self.pid(i), self.alive(i), detail))
+            return out
         for i in self.controller_ids:
             detail = ""
             if quorum is not None:
