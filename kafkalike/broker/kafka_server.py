@@ -252,9 +252,13 @@ class KafkaServer:
 
     def _create_authorizer(self) -> Any:
         """The authorizer ``authorizer.class.name`` names, or None (ZooKeeper mode: the
-        AclAuthorizer; a KRaft broker overrides this). Raises ValueError for another class."""
+        AclAuthorizer; a KRaft broker overrides this). Raises BrokerStartupError for another class
+        (e.g. Kafka's StandardAuthorizer, which needs KRaft mode)."""
         from kafkalike.broker.acl_authorizer import AclAuthorizer
-        return AclAuthorizer.from_config(self.config)
+        try:
+            return AclAuthorizer.from_config(self.config)
+        except ValueError as exc:
+            raise BrokerStartupError(str(exc)) from None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Start the broker, report ``started`` (and task_status), serve until shutdown.

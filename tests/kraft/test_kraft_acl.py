@@ -6,6 +6,7 @@ and answers DescribeAcls from it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,7 +15,8 @@ import trio
 
 from kafkalike.broker.acl_apis import AclApis
 from kafkalike.broker.acl_authorizer import AclOperation, ResourceType
-from kafkalike.broker.kafka_config import KafkaConfig
+from kafkalike.broker.kafka_config import ConfigError, KafkaConfig
+from kafkalike.broker.kafka_server import BrokerStartupError, KafkaServer
 from kafkalike.broker.standard_authorizer import STANDARD_AUTHORIZER_CLASS, StandardAuthorizer
 from kafkalike.client.messages import build_request
 from kafkalike.image import MetadataDelta, MetadataImage
@@ -193,6 +195,17 @@ def test_a_kraft_broker_accepts_the_standard_authorizer_and_the_zookeeper_name_a
     alias = _config(**{"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})
     assert isinstance(StandardAuthorizer.from_kraft_config(alias, _NoChannel()), StandardAuthorizer)  # type: ignore[arg-type]
     assert StandardAuthorizer.from_kraft_config(_config(**{"authorizer.class.name": ""}), _NoChannel()) is None  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="authorizer.class.name"):
-        StandardAuthorizer.from_kraft_config(_config(**{"authorizer.class.name": "com.example.Other"}),
-                                             _NoChannel())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="invalid value 'com.example.Other' for configuration 'authorizer.class.name'"):
+        _config(**{"authorizer.class.name": "com.example.Other"})
+
+
+async def test_the_standard_authorizer_in_zookeeper_mode_is_a_one_line_startup_error(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """ZooKeeper mode refuses the StandardAuthorizer (its ACLs are metadata records):
+    BrokerStartupError naming the class it provides, not a traceback."""
+    zk_mode = KafkaConfig.from_mapping({
+        "broker.id": "1", "listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": str(tmp_path / "zk-logs"),
+        "zookeeper.connect": zk_chroot_connect, "zookeeper.session.timeout.ms": "4000",
+        "authorizer.class.name": STANDARD_AUTHORIZER_CLASS})
+    with pytest.raises(BrokerStartupError, match="kafkalike provides kafka.security.authorizer.AclAuthorizer only"):
+        await KafkaServer(zk_mode).run()
