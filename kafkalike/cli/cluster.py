@@ -70,7 +70,7 @@ def _up(args: argparse.Namespace) -> int:
     from kafkalike.cluster.local_cluster import ClusterError, LocalCluster
     from kafkalike.cluster.zk_ensemble import ZkEnsembleError
 
-    if args.mode == "kraft" or KRaftCluster.is_kraft(args.dir):
+    if args.mode == "kraft" or args.combined or KRaftCluster.is_kraft(args.dir):
         return _up_kraft(args)
     try:
         cluster = LocalCluster.load(args.dir)
@@ -179,7 +179,8 @@ def _up_kraft(args: argparse.Namespace) -> int:
     from kafkalike.cluster.local_cluster import ClusterError
 
     if args.mode == "zk":
-        print(f"kafkalike cluster: {args.dir} holds a KRaft cluster; use another --dir", file=sys.stderr)
+        print(f"kafkalike cluster: {args.dir} holds a KRaft cluster (or --combined, a KRaft option, was given); "
+              "use another --dir", file=sys.stderr)
         return 2
     try:
         cluster = KRaftCluster.load(args.dir)
@@ -242,8 +243,9 @@ def _kraft(args: argparse.Namespace, action: str) -> int:
         if left:
             print(f"kafkalike cluster: still running: {left}", file=sys.stderr)
             return 1
-        print(f"cluster in {args.dir} stopped ({cluster.controllers} controllers, {cluster.brokers} brokers); "
-              "data kept")
+        shape = f"{cluster.brokers} combined nodes" if cluster.combined else \
+            f"{cluster.controllers} controllers, {cluster.brokers} brokers"
+        print(f"cluster in {args.dir} stopped ({shape}); data kept")
         return 0
     if args.json:
         quorum = cluster.quorum()

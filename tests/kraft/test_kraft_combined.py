@@ -1,7 +1,7 @@
 """Combined KRaft nodes (``process.roles=broker,controller``, Kafka 3.9's KafkaRaftServer):
 one process is a voter of the quorum and a broker reading the metadata log through the same Raft
 client. Real processes started by KRaftCluster(combined=True) (what ``kafkalike cluster up --mode
-kraft --combined`` runs) and confluent-kafka as the client; the config checks Kafka's KafkaConfig
+kraft --combined`` runs, the 1-node test through that CLI) and confluent-kafka as the client; the config checks Kafka's KafkaConfig
 makes for a combined node stop start-up with one line.
 
 The 3-node test with a kill -9 of the quorum leader takes ~30-60 s on a loaded machine:
@@ -9,6 +9,7 @@ KAFKALIKE_SLOW=1."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -115,21 +116,34 @@ def test_a_combined_node_whose_id_is_not_a_voter_exits_1_with_one_line(tmp_path:
     assert len(lines) == 1 and "node id 9 must be included in the set of voters" in lines[0]
 
 
-def test_one_combined_node_is_voter_leader_and_broker_for_produce_and_consume(tmp_path: Path) -> None:
-    cluster = combined_cluster(tmp_path, 1)
+def kafkalike(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kafkalike.cli.main", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+
+
+def test_cluster_up_combined_runs_one_node_that_is_voter_leader_and_broker(tmp_path: Path) -> None:
+    base = str(tmp_path / "combined")
+    port = free_ports(1)[0]
     try:
-        cluster.start(timeout=180)
-        quorum = cluster.quorum()
-        assert quorum is not None and quorum.leader_id == 1
-        assert [v.node_id for v in quorum.voters] == [1] and quorum.observers == ()
-        assert [s.role for s in cluster.status(quorum)] == ["combined"]
-        create_topic(cluster.bootstrap_servers, "single", 2, 1)
+        up = kafkalike("cluster", "up", "--mode", "kraft", "--combined", "--brokers", "1", "--dir", base,
+                       "--base-port", str(port))
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = json.loads(kafkalike("cluster", "status", "--dir", base, "--json").stdout)
+        assert status["quorum"]["leader_id"] == 1
+        assert [v["node_id"] for v in status["quorum"]["voters"]] == [1] and status["quorum"]["observers"] == []
+        assert [(p["role"], p["alive"]) for p in status["processes"]] == [("combined", True)]
+        bootstrap = status["bootstrap_servers"]
+        create_topic(bootstrap, "single", 2, 1)
         values = [f"v{i}" for i in range(50)]
-        produce(cluster.bootstrap_servers, "single", values)
-        assert sorted(consume_all(cluster.bootstrap_servers, "single", 50)) == sorted(values)
+        produce(bootstrap, "single", values)
+        assert sorted(consume_all(bootstrap, "single", 50)) == sorted(values)
     finally:
-        cluster.stop()
-        assert not any(s.alive for s in cluster.status())
+        if KRaftCluster.is_kraft(base):
+            down = kafkalike("cluster", "down", "--dir", base)
+            assert down.returncode == 0, down.stdout + down.stderr
+            assert "1 combined nodes" in down.stdout
+    cluster = KRaftCluster.load(base)
+    assert not any(s.alive for s in cluster.status())
     log = cluster.log_path(1).read_text()
     assert "controlled_shutdown_finished" in log and "succeeded=True" in log
     assert "combined_node_stopped" in log
