@@ -114,8 +114,8 @@ class BrokerServer(KafkaServer):
         """The voters and the cluster id (from meta.properties); BrokerStartupError otherwise."""
         cfg = self.config
         if cfg.process_roles != frozenset({"broker"}):
-            raise BrokerStartupError(f"process.roles={','.join(sorted(cfg.process_roles))}: kafkalike runs "
-                                     "brokers and controllers as separate processes (process.roles=broker here)")
+            raise BrokerStartupError(f"process.roles={','.join(sorted(cfg.process_roles))}: BrokerServer runs "
+                                     "process.roles=broker (a combined node runs as kafka_raft_server.KafkaRaftServer)")
         name = (cfg["authorizer.class.name"] or "").strip()
         if name and name not in KRAFT_AUTHORIZER_CLASSES:
             raise BrokerStartupError(f"authorizer.class.name={name}: a kafkalike KRaft broker provides "

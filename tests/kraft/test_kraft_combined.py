@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafkalike.broker.kafka_config import KafkaConfig
 from kafkalike.broker.kafka_raft_server import KafkaRaftServerStartupError, broker_config, check_combined_config
 from kafkalike.cluster.kraft_cluster import KRaftCluster
+from kafkalike.cluster.local_cluster import wait_metadata_lists_all
 from tests.raft.raft_helpers import REPO, free_ports
 
 
@@ -150,7 +151,7 @@ def test_cluster_up_combined_runs_one_node_that_is_voter_leader_and_broker(tmp_p
 
 
 @pytest.mark.skipif(not os.environ.get("KAFKALIKE_SLOW"), reason="~30-60 s: set KAFKALIKE_SLOW=1")
-def test_three_combined_nodes_survive_a_kill_9_of_the_quorum_leader(tmp_path: Path) -> None:
+def test_three_combined_nodes_survive_a_kill_9_of_the_quorum_leader_which_then_rejoins(tmp_path: Path) -> None:
     cluster = combined_cluster(tmp_path, 3)
     try:
         cluster.start(timeout=240)
@@ -178,6 +179,17 @@ def test_three_combined_nodes_survive_a_kill_9_of_the_quorum_leader(tmp_path: Pa
         after = [f"after-{i}" for i in range(100)]
         produce(survivors, "combined", after)
         assert sorted(consume_all(survivors, "combined", 200)) == sorted(before + after)
+
+        # the killed node comes back: its voter rejoins, its broker is unfenced and listed again
+        cluster.start_node(old_leader)
+        wait_metadata_lists_all(cluster.broker_ids, cluster.broker_address,
+                                lambda: cluster._raise_if_exited(cluster.node_ids, "after the restart"), 180,
+                                "did not list every node after the restart", poll_s=0.5)
+        back = cluster.quorum()
+        assert back is not None and {v.node_id for v in back.voters} == {1, 2, 3}
+        rejoined = next(v for v in back.voters if v.node_id == old_leader)
+        assert rejoined.log_end_offset > 0
+        assert sorted(consume_all(cluster.broker_address(old_leader), "combined", 200)) == sorted(before + after)
     finally:
         cluster.stop()
         assert not any(s.alive for s in cluster.status())
