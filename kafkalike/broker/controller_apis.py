@@ -23,6 +23,7 @@ AlterClientQuotas (49)     0-1       " (KIP-546; ClientQuotaRecords)
 AlterUserScramCred.. (51)  0         " (KIP-554; UserScramCredentialRecords)
 CreateAcls (30)            1-3       " (AccessControlEntryRecords; AclControlManager)
 DeleteAcls (31)            1-3       " (RemoveAccessControlEntryRecords)
+DescribeAcls (29)          1-3       admin clients with --bootstrap-controller (committed ACLs)
 Envelope (58)              0         brokers forwarding the admin requests above (KIP-590)
 =========================  ========  =======================================================
 
@@ -37,13 +38,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import structlog
 
 from kafkalike.client.messages import build_entity
 from kafkalike.controller import reassignment
 from kafkalike.coordination.zk_data import ReplicaAssignment, TopicPartition
 from kafkalike.image.metadata_image import StandardAcl
-from kafkalike.kraft.acl_control_manager import AclFilter
+from kafkalike.kraft.acl_control_manager import AclFilter, acl_filter_matches
 from kafkalike.kraft.client_quota_control_manager import QuotaAlteration
 from kafkalike.kraft.controller_result import ControllerError
 from kafkalike.kraft.quorum_controller import QuorumController
@@ -80,6 +82,7 @@ CONTROLLER_APIS: dict[int, tuple[int, int]] = {
     ApiKey.ALTER_USER_SCRAM_CREDENTIALS: (0, 0),
     ApiKey.CREATE_ACLS: (1, 3),
     ApiKey.DELETE_ACLS: (1, 3),
+    ApiKey.DESCRIBE_ACLS: (1, 3),
     ENVELOPE: (0, 0),
 }
 """{api key: (min, max)} a kafkalike controller serves (module doc)."""
@@ -122,6 +125,7 @@ class ControllerApis(RaftServer):
             ApiKey.ALTER_USER_SCRAM_CREDENTIALS: self.handle_alter_user_scram_credentials,
             ApiKey.CREATE_ACLS: self.handle_create_acls,
             ApiKey.DELETE_ACLS: self.handle_delete_acls,
+            ApiKey.DESCRIBE_ACLS: self.handle_describe_acls,
             ENVELOPE: self.handle_envelope,
         }
 
@@ -367,6 +371,27 @@ class ControllerApis(RaftServer):
             out = [{"error_code": exc.error, "error_message": exc.message or None, "matching_acls": []}
                    for _ in filters]
         return _response(ApiKey.DELETE_ACLS, version, throttle_time=0, filter_results=out)
+
+    async def handle_describe_acls(self, request: Any, version: int) -> Any:
+        """DescribeAcls v1-3 from this controller's committed ACLs (any controller answers, as
+        Kafka's do from their images), grouped by resource pattern; a filter with UNKNOWN
+        elements is INVALID_REQUEST "The filter must not contain UNKNOWN elements"."""
+        flt = AclFilter(int(request.resource_type_filter), request.resource_name_filter,
+                        int(request.pattern_type_filter), request.principal_filter, request.host_filter,
+                        int(request.operation), int(request.permission_type))
+        if 0 in (flt.resource_type, flt.pattern_type, flt.operation, flt.permission_type):
+            return _response(ApiKey.DESCRIBE_ACLS, version, throttle_time=0, error_code=ErrorCode.invalid_request,
+                             error_message="The filter must not contain UNKNOWN elements", resources=[])
+        grouped: dict[tuple[int, str, int], list[Any]] = {}
+        for acl in sorted(self.controller.state.acls.acls.values(), key=lambda a: attrs.astuple(a)):
+            if acl_filter_matches(flt, acl):
+                grouped.setdefault((acl.resource_type, acl.resource_name, acl.pattern_type), []).append(acl)
+        return _response(ApiKey.DESCRIBE_ACLS, version, throttle_time=0, error_code=ErrorCode.none,
+                         error_message=None, resources=[
+                             {"resource_type": rtype, "resource_name": name, "pattern_type": pattern, "acls": [
+                                 {"principal": a.principal, "host": a.host, "operation": a.operation,
+                                  "permission_type": a.permission_type} for a in acls]}
+                             for (rtype, name, pattern), acls in grouped.items()])
 
 
 class _NameOnly:

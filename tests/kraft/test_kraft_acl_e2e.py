@@ -5,7 +5,8 @@ an AccessControlEntryRecord) grants alice WRITE on a topic: her produce succeeds
 broker's image has the record, bob's gets TOPIC_AUTHORIZATION_FAILED; ``--list`` answers from the
 image; ``--remove`` (DeleteAcls, a RemoveAccessControlEntryRecord) takes alice's right away again.
 With KAFKALIKE_KAFKA_LIB, Kafka 3.9's own AclCommand (kafka-acls.sh) grants bob the same and lists
-the ACLs as kafkalike's CLI does.
+the ACLs as kafkalike's CLI does, and as the controller answers them (DescribeAcls on the
+controller listener).
 
 Minutes of process start-up: behind KAFKALIKE_SLOW. The rules are covered in the default run
 by tests/kraft/test_kraft_acl.py."""
@@ -141,5 +142,9 @@ async def test_acls_created_through_the_controller_authorize_produce_on_a_kraft_
                 assert "(principal=User:bob, host=*, operation=WRITE, permissionType=ALLOW)" in kafka_listed.stdout, \
                     kafka_listed.stdout + kafka_listed.stderr[-2000:]
                 assert ours.stdout.strip() == kafka_listed.stdout.strip()
+                # the controller answers DescribeAcls from its committed ACLs
+                from_controller = await trio.to_thread.run_sync(lambda: _cli(
+                    "acls", "--bootstrap-server", f"127.0.0.1:{voters[0].port}", "--list", "--topic", "payments"))
+                assert from_controller.stdout.strip() == kafka_listed.stdout.strip(), from_controller.stderr[-2000:]
         finally:
             node.stop()
