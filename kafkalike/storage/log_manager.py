@@ -152,6 +152,9 @@ class LogManager:
         self._pending_metadata: dict[TopicPartition, uuid.UUID] = {}
         # (due clock ms, dir): logs renamed to *-delete by delete_log, not removed yet
         self._pending_deletions: list[tuple[int, Path]] = []
+        # renamed *-delete dir -> the log swapped out by replace_current_with_future_log: its
+        # files stay open for reads in flight until its dir is due for removal (or shutdown)
+        self._retired_logs: dict[Path, UnifiedLog] = {}
         # the broker's log.segment.delete.delay.ms (Kafka's LogManager reads the broker default
         # config's file.delete.delay.ms); the broker sets it at start-up
         self.file_delete_delay_ms = self.default_config.file_delete_delay_ms
@@ -362,7 +365,8 @@ class LogManager:
         <topic>-<partition> and opened again (nothing replayed) as the log, with the current
         log's high watermark, log start offset and newer leader epochs; the old dir is renamed
         to <topic>-<partition>.<uuid hex>-delete and removed after log.segment.delete.delay.ms
-        (its files stay open until nothing reads them). Call on the loop with the future log's
+        (its files stay open for reads in flight until then: closed by ``take_due_deletions`` or
+        at shutdown). Call on the loop with the future log's
         end offset equal to the current one's. Raises KafkaStorageError when the future log
         cannot be renamed or opened (the current log then stays, the future one is deleted)."""
         fut, current = self.future_logs.pop(tp), self.logs[tp]
@@ -397,6 +401,7 @@ class LogManager:
         new.cleaner_checkpoint = current.cleaner_checkpoint
         self.logs[tp] = new
         self._pending_deletions.append((self.clock() + self.file_delete_delay_ms, doomed))
+        self._retired_logs[doomed] = current
         log.info("future_log_swapped_in", partition=str(tp), dir=str(target), old_dir=str(doomed),
                  log_end_offset=new.log_end_offset)
         return new
@@ -565,7 +570,18 @@ class LogManager:
         due = [d for at, d in self._pending_deletions if at <= now]
         if due:
             self._pending_deletions = [(at, d) for at, d in self._pending_deletions if at > now]
+            for d in due:
+                retired = self._retired_logs.pop(d, None)
+                if retired is not None:
+                    retired.close_handlers()
         return due
+
+    def _close_retired_logs(self) -> None:
+        """Close the files of every swapped-out log not removed yet (shutdown: its dir is
+        removed at the next start)."""
+        for retired in self._retired_logs.values():
+            retired.close_handlers()
+        self._retired_logs.clear()
 
     def next_deletion_due_ms(self) -> int | None:
         """When the next renamed dir becomes due (clock ms), None when none is pending."""
@@ -844,6 +860,7 @@ class LogManager:
         self.discard_prepared()
         for fut in self.future_logs.values():  # removed at the next start (an unfinished move)
             fut.close_handlers()
+        self._close_retired_logs()
         for tp, lg in list(self.logs.items()):
             try:
                 lg.close()
@@ -874,6 +891,7 @@ class LogManager:
             writer.shutdown(wait=True)
         for lg in self.logs.values():
             lg.close_handlers()
+        self._close_retired_logs()
         self._release_locks()
 
     def _release_locks(self) -> None:
