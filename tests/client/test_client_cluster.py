@@ -497,6 +497,15 @@ async def test_connection_produce_with_acks_0_expects_no_response(kafka_cluster:
     await _create(kafka_cluster, topic, assignment={0: [2]})
     async with KafkaConnection.open(kafka_cluster.broker_host(2), kafka_cluster.base_port) as conn:
         assert conn.versions[ApiKey.METADATA] == 12
+        # broker 2 must know it leads the partition first: an acks=0 Produce it refuses
+        # (NOT_LEADER_OR_FOLLOWER) closes the connection, as Kafka's broker does
+        with trio.fail_after(30):
+            while True:
+                md = await conn.call(ApiKey.METADATA, topics=[{"name": topic}], allow_auto_topic_creation=False)
+                parts = md.topics[0].partitions if md.topics else []
+                if parts and parts[0].error_code == 0 and parts[0].leader_id == 2:
+                    break
+                await trio.sleep(0.05)
         batch = build_records_batch([(b"k", b"v")])
         for _ in range(3):
             got = await conn.call(ApiKey.PRODUCE, transactional_id=None, acks=0, timeout=1000,
