@@ -34,9 +34,8 @@ from typing import Any
 import structlog
 import trio
 
-from kafkalike.client.connection import CLIENT_API_VERSIONS, negotiate_versions
-from kafkalike.client.errors import (BadResponseError, BrokerConnectionRefusedError,
-                                     ConnectionClosedError, KafkaError, RequestTimeoutError,
+from kafkalike.client.connection import CLIENT_API_VERSIONS, negotiate_versions, open_broker_stream
+from kafkalike.client.errors import (BadResponseError, ConnectionClosedError, KafkaError, RequestTimeoutError,
                                      UnsupportedApiVersionError)
 from kafkalike.client.messages import build_request
 from kafkalike.client.sasl import SaslClientConfig
@@ -86,30 +85,7 @@ class ReplicaFetcherBlockingSend:
         with ``sasl``, SaslHandshake + SaslAuthenticate. Raises BrokerConnectionRefusedError
         when the TCP connect or the TLS handshake fails or takes over ``connect_timeout_ms``;
         the errors of ``send()`` (the connection is closed then)."""
-        stream: trio.abc.Stream | None = None
-        with trio.move_on_after(connect_timeout_ms / 1000):
-            try:
-                tcp = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
-                raise BrokerConnectionRefusedError(
-                    f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-            if ssl_context is None:
-                stream = tcp
-            else:
-                tls = trio.SSLStream(tcp, ssl_context, server_hostname=host)
-                try:
-                    await tls.do_handshake()
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    await trio.aclose_forcefully(tcp)
-                    raise BrokerConnectionRefusedError(
-                        f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}") from exc
-                except BaseException:
-                    await trio.aclose_forcefully(tcp)
-                    raise
-                stream = tls
-        if stream is None:
-            raise BrokerConnectionRefusedError(
-                f"cannot connect to {host}:{port}: no answer in {connect_timeout_ms} ms")
+        stream = await open_broker_stream(host, port, ssl_context, connect_timeout_ms)
         conn = cls(stream, host, port, client_id=client_id, request_timeout_ms=request_timeout_ms)
         try:
             await conn._negotiate()

@@ -88,6 +88,39 @@ def negotiate_versions(
     return out
 
 
+async def open_broker_stream(host: str, port: int, ssl_context: ssl.SSLContext | None,
+                             connect_timeout_ms: float) -> trio.abc.Stream:
+    """A TCP stream to ``host:port`` (TLS-wrapped and handshaken with ``ssl_context``), within
+    ``connect_timeout_ms``. Raises BrokerConnectionRefusedError when the connect or the TLS
+    handshake fails or takes longer (nothing is left open then). Used by KafkaConnection and
+    the follower's ReplicaFetcherBlockingSend."""
+    stream: trio.abc.Stream | None = None
+    with trio.move_on_after(connect_timeout_ms / 1000):
+        try:
+            tcp = await trio.open_tcp_stream(host, port)
+        except OSError as exc:
+            raise BrokerConnectionRefusedError(
+                f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+        if ssl_context is None:
+            stream = tcp
+        else:
+            tls = trio.SSLStream(tcp, ssl_context, server_hostname=host)
+            try:
+                await tls.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                await trio.aclose_forcefully(tcp)
+                raise BrokerConnectionRefusedError(
+                    f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}") from exc
+            except BaseException:  # cancelled (connect_timeout_ms)
+                await trio.aclose_forcefully(tcp)
+                raise
+            stream = tls
+    if stream is None:
+        raise BrokerConnectionRefusedError(
+            f"cannot connect to {host}:{port}: no answer in {connect_timeout_ms} ms")
+    return stream
+
+
 @attrs.define
 class _InFlight:
     correlation_id: int
@@ -176,30 +209,7 @@ class KafkaConnection:
         when the TCP connect fails or takes over ``connect_timeout_ms``; the errors of
         ``send()`` when ApiVersions fails (the connection is closed then).
         """
-        stream: trio.abc.Stream | None = None
-        with trio.move_on_after(connect_timeout_ms / 1000):
-            try:
-                tcp = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
-                raise BrokerConnectionRefusedError(
-                    f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-            if ssl_context is None:
-                stream = tcp
-            else:
-                tls = trio.SSLStream(tcp, ssl_context, server_hostname=host)
-                try:
-                    await tls.do_handshake()
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    await trio.aclose_forcefully(tcp)
-                    raise BrokerConnectionRefusedError(
-                        f"TLS handshake with {host}:{port} failed: {exc.__cause__ or exc}") from exc
-                except BaseException:  # cancelled (connect_timeout_ms)
-                    await trio.aclose_forcefully(tcp)
-                    raise
-                stream = tls
-        if stream is None:
-            raise BrokerConnectionRefusedError(
-                f"cannot connect to {host}:{port}: no answer in {connect_timeout_ms} ms")
+        stream = await open_broker_stream(host, port, ssl_context, connect_timeout_ms)
         conn = cls(stream, host, port, client_id=client_id,
                    request_timeout_ms=request_timeout_ms, max_frame_size=max_frame_size,
                    node_id=node_id, client_versions=client_versions)
