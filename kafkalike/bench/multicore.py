@@ -1,0 +1,307 @@
+"""How kafkalike's produce path uses the cores of a machine: brokers pinned to one core
+against two, rounds rotated (issue 24, "Multi-core"; docs/multicore.md).
+
+    python -m kafkalike.bench.multicore --rounds 3 --records 300000 --acks 1,all
+
+One ZooKeeper node and one 3-broker kafkalike cluster (``systems.KafkalikeSystem``: RF 3,
+min.insync.replicas 2) are started once. Each measurement is ``workloads.produce_librdkafka``
+(librdkafka in this process, ``--records`` × 100 B round-robin over 6 partitions of a fresh
+topic, linger.ms 5, batch.size 256 KiB) under one *placement*: the CPU affinity of every
+thread of the three broker processes and of this process (the client), set with
+sched_setaffinity as ``taskset -a -p`` does, and changed between runs on the running
+processes (threads started later inherit it from the thread that starts them):
+
+- ``1core``: brokers and client on the first CPU (a 1-core machine);
+- ``brokers1``: the three brokers on the first CPU, the client alone on the second;
+- ``2cores``: everything on both CPUs (no pinning, what every other bench measures).
+
+Placements are rotated per round (``systems.rotated``) so that drift and other work on the
+machine fall on each alike. Per run it records records/s, broker CPU seconds (utime+stime
+from /proc, all threads), the busiest broker's share of one core, and how much of the
+brokers' CPU ran outside their main thread (the trio event loop's thread: the rest is
+``trio.to_thread`` work and kazoo's threads), with the 1-minute load average before and
+after. Prints one line per run and a Markdown table of medians per (acks, placement); with
+``--json FILE`` also writes every run.
+
+Reading it: with one trio thread per broker, a broker process can use at most one core for
+its Python work; the ratio ``2cores / brokers1`` is what a second core gave three broker
+processes together (the way kafkalike uses several cores today: several brokers), and the
+busiest broker's share of a core says how close one process is to that ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from kafkalike.bench import workloads as wl
+from kafkalike.bench.systems import (BenchError, KafkalikeSystem, create_topic, delete_topic, rotated)
+from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+
+HOSTS = [f"127.0.0.{i}" for i in (1, 2, 3)]
+PARTITIONS = 6
+PLACEMENTS = ("1core", "brokers1", "2cores")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@attrs.frozen
+class Placement:
+    """CPU sets (CPU numbers as ``os.sched_setaffinity`` takes them) for the broker processes
+    and for the client process in one placement."""
+
+    name: str
+    brokers: frozenset[int]
+    client: frozenset[int]
+
+
+def placements(cpus: Sequence[int]) -> dict[str, Placement]:
+    """The three placements of the module doc over the first two of ``cpus`` (the CPUs this
+    process may run on). Raises BenchError with fewer than two."""
+    if len(cpus) < 2:
+        raise BenchError(f"need at least 2 CPUs to compare one core with two, have {list(cpus)}")
+    a, b = sorted(cpus)[:2]
+    both = frozenset((a, b))
+    return {"1core": Placement("1core", frozenset((a,)), frozenset((a,))),
+            "brokers1": Placement("brokers1", frozenset((a,)), frozenset((b,))),
+            "2cores": Placement("2cores", both, both)}
+
+
+# ------------------------------------------------------------------ /proc per thread
+
+
+def thread_ids(pid: int) -> list[int]:
+    """Thread ids of process ``pid`` (/proc/<pid>/task); the main thread's id is ``pid``.
+    Empty when the process is gone."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """{thread id: user + system CPU seconds} of every live thread of ``pid``, from
+    /proc/<pid>/task/<tid>/stat (fields 14 and 15, clock ticks). A thread that exits while
+    being read is left out."""
+    out: dict[int, float] = {}
+    for tid in thread_ids(pid):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[tid] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return out
+
+
+def pin_process(pid: int, cpus: Iterable[int]) -> int:
+    """Set the CPU affinity of every thread of ``pid`` to ``cpus`` (``taskset -a -c ... -p``);
+    returns how many threads were set. Threads the process starts later inherit the affinity
+    of the thread that starts them. A thread that exits meanwhile is skipped."""
+    wanted = set(cpus)
+    done = 0
+    for tid in thread_ids(pid):
+        try:
+            os.sched_setaffinity(tid, wanted)
+            done += 1
+        except ProcessLookupError:
+            continue
+    return done
+
+
+@attrs.frozen
+class CpuSplit:
+    """CPU seconds a process spent between two snapshots: on its main thread (``pid`` itself:
+    for a broker, the trio event loop) and on every other thread (threads that exited between
+    the snapshots are not counted)."""
+
+    main: float
+    other: float
+
+    @property
+    def total(self) -> float:
+        return self.main + self.other
+
+
+def cpu_split(pid: int, before: Mapping[int, float], after: Mapping[int, float]) -> CpuSplit:
+    """The CpuSplit of ``pid`` from two ``thread_cpu_seconds`` snapshots (a thread new in
+    ``after`` counts from zero)."""
+    main = after.get(pid, 0.0) - before.get(pid, 0.0)
+    other = sum(cpu - before.get(tid, 0.0) for tid, cpu in after.items() if tid != pid)
+    return CpuSplit(main, other)
+
+
+# ------------------------------------------------------------------ results
+
+
+@attrs.frozen
+class RunResult:
+    """One produce run under one placement: ``records_per_sec`` (client side, first produce to
+    last delivery report), ``seconds`` of that, ``broker_cpu_s`` (all threads of the three
+    brokers), ``busiest_broker_core`` (the highest CPU seconds / wall seconds of one broker: 1.0
+    is one core), ``off_main_share`` (fraction of the brokers' CPU not on their main threads),
+    and the 1-minute load average before and after."""
+
+    round: int
+    acks: str
+    placement: str
+    records: int
+    records_per_sec: float
+    seconds: float
+    broker_cpu_s: float
+    busiest_broker_core: float
+    off_main_share: float
+    load_before: float
+    load_after: float
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        """Broker CPU µs per record acknowledged (all brokers)."""
+        return self.broker_cpu_s / self.records * 1e6 if self.records else 0.0
+
+
+@attrs.frozen
+class SummaryRow:
+    """Medians of the runs of one (acks, placement), and ``vs_brokers1``: this placement's
+    median records/s over the ``brokers1`` placement's (None when that has no runs)."""
+
+    acks: str
+    placement: str
+    runs: int
+    records_per_sec: float
+    cpu_us_per_record: float
+    busiest_broker_core: float
+    off_main_share: float
+    vs_brokers1: float | None
+
+
+def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
+    """One SummaryRow per (acks, placement) present in ``results``, in the order acks first
+    appear, placements in PLACEMENTS order."""
+    acks_order = list(dict.fromkeys(r.acks for r in results))
+    rows: list[SummaryRow] = []
+    for acks in acks_order:
+        mine = [r for r in results if r.acks == acks]
+        base_runs = [r.records_per_sec for r in mine if r.placement == "brokers1"]
+        base = statistics.median(base_runs) if base_runs else None
+        for name in PLACEMENTS:
+            runs = [r for r in mine if r.placement == name]
+            if not runs:
+                continue
+            rps = statistics.median(r.records_per_sec for r in runs)
+            rows.append(SummaryRow(acks, name, len(runs), rps,
+                                   statistics.median(r.cpu_us_per_record for r in runs),
+                                   statistics.median(r.busiest_broker_core for r in runs),
+                                   statistics.median(r.off_main_share for r in runs),
+                                   rps / base if base else None))
+    return rows
+
+
+def render_table(rows: Sequence[SummaryRow]) -> str:
+    """The Markdown table docs/multicore.md quotes."""
+    lines = ["| acks | placement | runs | records/s (median) | vs brokers1 | broker CPU µs/record "
+             "| busiest broker, share of a core | brokers' CPU off the main thread |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        vs = f"{r.vs_brokers1:.2f}" if r.vs_brokers1 is not None else "—"
+        lines.append(f"| {r.acks} | {r.placement} | {r.runs} | {r.records_per_sec:,.0f} | {vs} "
+                     f"| {r.cpu_us_per_record:.2f} | {r.busiest_broker_core:.2f} "
+                     f"| {100 * r.off_main_share:.1f} % |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ one run
+
+
+def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: int, rnd: int) -> RunResult:
+    """Pin the brokers and this process as ``placement`` says, create a fresh topic, produce
+    ``records`` with ``acks`` (workloads.produce_librdkafka), measure, delete the topic."""
+    pids = system.pids()
+    for pid in pids.values():
+        pin_process(pid, placement.brokers)
+    pin_process(os.getpid(), placement.client)
+    topic = f"mc-{rnd}-{placement.name}-{acks}"
+    create_topic(system.bootstrap, topic, PARTITIONS, 3, timeout=120)
+    load_before = os.getloadavg()[0]
+    before = {b: thread_cpu_seconds(p) for b, p in pids.items()}
+    t0 = time.monotonic()
+    res = wl.produce_librdkafka(system, topic, records, acks, partitions=PARTITIONS)
+    wall = time.monotonic() - t0
+    after = {b: thread_cpu_seconds(p) for b, p in pids.items()}
+    splits = [cpu_split(p, before[b], after[b]) for b, p in pids.items()]
+    total = sum(s.total for s in splits)
+    result = RunResult(rnd, acks, placement.name, res.records, res.records_per_sec, res.seconds, total,
+                       max(s.total for s in splits) / wall if wall else 0.0,
+                       sum(s.other for s in splits) / total if total else 0.0,
+                       load_before, os.getloadavg()[0])
+    delete_topic(system.bootstrap, topic)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kafkalike.bench.multicore", description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--records", type=int, default=300_000, help="records (100 B) per run")
+    ap.add_argument("--acks", default="1,all", help="comma-separated: 1, all")
+    ap.add_argument("--placements", default=",".join(PLACEMENTS),
+                    help=f"comma-separated, of {', '.join(PLACEMENTS)}")
+    ap.add_argument("--warmup", type=int, default=50_000, help="records of a discarded run first (0: none)")
+    ap.add_argument("--json", type=Path, help="write every run here")
+    args = ap.parse_args(argv)
+    acks_list = [a.strip() for a in args.acks.split(",") if a.strip()]
+    chosen = [p.strip() for p in args.placements.split(",") if p.strip()]
+    if not acks_list or any(a not in ("1", "all") for a in acks_list):
+        ap.error("--acks takes 1 and/or all")
+    if not chosen or any(p not in PLACEMENTS for p in chosen):
+        ap.error(f"--placements takes {', '.join(PLACEMENTS)}")
+    own_cpus = sorted(os.sched_getaffinity(0))
+    try:
+        table = placements(own_cpus)
+    except BenchError as e:
+        ap.error(str(e))
+    work = Path(tempfile.mkdtemp(prefix="multicore-"))
+    ensemble = ZkEnsemble(work / "zk", nodes=1, base_port=find_free_base_port(HOSTS[:1]), die_with_parent=True)
+    system: KafkalikeSystem | None = None
+    results: list[RunResult] = []
+    try:
+        ensemble.start(timeout=90)
+        system = KafkalikeSystem(work / "kafkalike", ensemble.connect_string,
+                                 find_free_base_port(HOSTS, low=30000, high=32000), chroot="multicore")
+        system.up()
+        print(f"cluster up: {system.bootstrap}, broker pids {system.pids()}, CPUs {own_cpus}", flush=True)
+        if args.warmup:
+            warm = run_once(system, table["2cores"], acks_list[0], args.warmup, -1)
+            print(f"warm-up (discarded): {warm.records_per_sec:,.0f} records/s", flush=True)
+        for rnd in range(args.rounds):
+            for name in rotated(chosen, rnd):
+                for acks in acks_list:
+                    r = run_once(system, table[name], acks, args.records, rnd)
+                    results.append(r)
+                    print(f"round {rnd} acks={acks} {name}: {r.records_per_sec:,.0f} records/s, "
+                          f"broker CPU {r.cpu_us_per_record:.2f} µs/record, busiest broker "
+                          f"{r.busiest_broker_core:.2f} of a core, {100 * r.off_main_share:.1f} % off "
+                          f"the main thread (load {r.load_before:.1f} -> {r.load_after:.1f})", flush=True)
+    finally:
+        pin_process(os.getpid(), own_cpus)
+        if system is not None:
+            for pid in system.pids().values():
+                pin_process(pid, own_cpus)
+            system.down()
+        ensemble.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        if args.json is not None:
+            args.json.write_text(json.dumps([attrs.asdict(r) for r in results], indent=1))
+    print(render_table(summarize(results)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
