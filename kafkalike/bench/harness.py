@@ -191,6 +191,8 @@ def _restore_signals(previous: dict[int, Any]) -> None:
 SMALL_HEAP = "512m"
 LARGE_HEAP = "1g"
 LARGE_PARTITIONS = 5_000
+HUGE_HEAP = "2g"
+HUGE_PARTITIONS = 20_000
 
 
 def kafka_heap(config: BenchConfig, workloads: Sequence[str]) -> str:
@@ -199,8 +201,12 @@ def kafka_heap(config: BenchConfig, workloads: Sequence[str]) -> str:
     (kafka-server-start.sh) when a failover topic has ``LARGE_PARTITIONS`` or more: with
     10,000 partitions a ZooKeeper-mode broker that became controller ran out of a 512 MiB
     heap (java.lang.OutOfMemoryError in its request handlers, its followers' fetches then
-    failed and ISRs never refilled)."""
-    if "failover" in workloads and max(config.failover_partitions, default=0) >= LARGE_PARTITIONS:
+    failed and ISRs never refilled). 2 GiB from ``HUGE_PARTITIONS`` (bench/scale.py's
+    30,000-partition runs: three times the state that filled a 1 GiB heap's margin)."""
+    largest = max(config.failover_partitions, default=0) if "failover" in workloads else 0
+    if largest >= HUGE_PARTITIONS:
+        return HUGE_HEAP
+    if largest >= LARGE_PARTITIONS:
         return LARGE_HEAP
     return SMALL_HEAP
 

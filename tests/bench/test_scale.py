@@ -104,3 +104,19 @@ def test_a_system_over_the_descriptor_limit_is_skipped_before_any_step() -> None
     measure_system(run, "kafkalike", types.SimpleNamespace(name="kafkalike"), soft + 1)
     assert run.samples == []
     assert len(run.errors) == 1 and "skipped" in run.errors[0] and f"{soft:,}" in run.errors[0]
+
+
+def test_kafka_heap_grows_with_the_largest_failover_topic() -> None:
+    """512 MiB without large topics, Kafka's default 1 GiB from 5,000 partitions, 2 GiB from
+    20,000 (the scale runs); only the failover workload's counts matter."""
+    import attrs
+
+    from kafkalike.bench.harness import QUICK, kafka_heap
+
+    def heap(*counts: int, workloads: tuple[str, ...] = ("failover",)) -> str:
+        return kafka_heap(attrs.evolve(QUICK, failover_partitions=counts), workloads)
+
+    assert heap(100, 1_000) == "512m"
+    assert heap(100, 10_000) == "1g"
+    assert heap(10_000, 30_000) == "2g"
+    assert heap(30_000, workloads=("produce",)) == "512m"
