@@ -2,6 +2,8 @@
 against two, rounds rotated (issue 24, "Multi-core"; docs/multicore.md).
 
     python -m kafkalike.bench.multicore --rounds 3 --records 300000 --acks 1,all
+    python -m kafkalike.bench.multicore --threads --rounds 5
+    python -m kafkalike.bench.multicore --hop --rounds 5
 
 One ZooKeeper node and one 3-broker kafkalike cluster (``systems.KafkalikeSystem``: RF 3,
 min.insync.replicas 2) are started once. Each measurement is ``workloads.produce_librdkafka``
@@ -23,6 +25,22 @@ brokers' CPU ran outside their main thread (the trio event loop's thread: the re
 after. Prints one line per run and a Markdown table of medians per (acks, placement); with
 ``--json FILE`` also writes every run.
 
+With ``--threads`` instead (no cluster, a few seconds): how the CPU work of a broker's produce
+path scales from one thread to two inside one Python process, the prototype measurement of
+"worker threads under the GIL" (docs/multicore.md, option b): each work item is run N times on
+one thread, then N times on each of two threads started together; speedup = 2 × (one thread's
+time) / (two threads' time), 2.0 when the GIL is out of the way, 1.0 or less when it is not.
+Work items: the leader's record walk (log_validator.validate_records, pure Python), crc32c of
+16 KiB (below the 32 KiB at which the crc32c package releases the GIL) and of 1 MiB, zstd
+(cramjam) and gzip (zlib) decompression of 1 MiB. Rounds alternate which goes first.
+
+With ``--hop`` instead (no cluster, a few seconds): the prototype of option (a)'s new cost, one
+request forwarded from a network process to a partition owner and its answer back: a trio
+process sends ``--hop-bytes`` requests (int32 size + payload) over a Unix socketpair to a
+child trio process that reads each whole and answers 64 bytes, with 1 and 8 requests in
+flight. Prints µs of wall time per request and CPU µs per request of both processes together
+(/proc utime+stime): the transport alone, without the split and merge a broker would add.
+
 Reading it: with one trio thread per broker, a broker process can use at most one core for
 its Python work; the ratio ``2cores / brokers1`` is what a second core gave three broker
 processes together (the way kafkalike uses several cores today: several brokers), and the
@@ -35,13 +53,18 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
+import trio
 
 from kafkalike.bench import workloads as wl
 from kafkalike.bench.systems import (BenchError, KafkalikeSystem, create_topic, delete_topic, rotated)
@@ -218,6 +241,213 @@ def render_table(rows: Sequence[SummaryRow]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ threads under the GIL
+
+
+@attrs.frozen
+class ThreadScaling:
+    """One work item run ``calls`` times on one thread (``one_thread_s`` seconds) and ``calls``
+    times on each of two threads at once (``two_threads_s`` seconds, wall)."""
+
+    work: str
+    calls: int
+    one_thread_s: float
+    two_threads_s: float
+
+    @property
+    def speedup(self) -> float:
+        """Work done per second with two threads over one thread's: 2.0 is perfect scaling."""
+        return 2 * self.one_thread_s / self.two_threads_s if self.two_threads_s else 0.0
+
+
+def thread_work() -> dict[str, Callable[[], object]]:
+    """The work items of ``--threads`` (module doc): name → a call doing one item."""
+    import zlib
+
+    import cramjam
+    import crc32c
+
+    from kafkalike.bench.produce_validation import make_batch
+    from kafkalike.storage.log_validator import validate_records
+
+    walk_batch, _ = make_batch(100, "none")  # ~16 KiB, 140 records of 100 B
+    small = bytes(walk_batch)
+    big = bytes(make_batch(1000, "none")[0]) * 64  # ~1 MiB, compressible about as JSON is
+    gz = zlib.compress(big)
+    zs = bytes(cramjam.zstd.compress(big))
+    return {
+        "record walk, 16 KiB batch of 100 B records (pure Python)": lambda: validate_records(walk_batch),
+        "crc32c, 16 KiB": lambda: crc32c.crc32c(small),
+        "crc32c, 1 MiB": lambda: crc32c.crc32c(big),
+        "zstd decompress, 1 MiB (cramjam)": lambda: cramjam.zstd.decompress(zs),
+        "gzip decompress, 1 MiB (zlib)": lambda: zlib.decompress(gz),
+    }
+
+
+def _timed_calls(fn: Callable[[], object], calls: int, threads: int) -> float:
+    """Wall seconds for ``threads`` threads, started together, each calling ``fn`` ``calls`` times."""
+    start = threading.Barrier(threads + 1)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(calls):
+            fn()
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in workers:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def calls_for(fn: Callable[[], object], seconds: float) -> int:
+    """How many calls of ``fn`` take about ``seconds`` on one thread (at least 1)."""
+    n, elapsed = 1, 0.0
+    while elapsed < seconds / 10:
+        n *= 2
+        elapsed = _timed_calls(fn, n, 1)
+    return max(1, int(n * seconds / elapsed))
+
+
+def thread_scaling(work: Mapping[str, Callable[[], object]], seconds: float, rnd: int) -> list[ThreadScaling]:
+    """One round of ``--threads``: every work item for about ``seconds`` on one thread and the
+    same calls on each of two; odd rounds run the two-thread measurement first."""
+    out = []
+    for name, fn in work.items():
+        calls = calls_for(fn, seconds)
+        if rnd % 2:
+            two = _timed_calls(fn, calls, 2)
+            one = _timed_calls(fn, calls, 1)
+        else:
+            one = _timed_calls(fn, calls, 1)
+            two = _timed_calls(fn, calls, 2)
+        out.append(ThreadScaling(name, calls, one, two))
+    return out
+
+
+def run_threads(rounds: int, seconds: float) -> list[ThreadScaling]:
+    """``--threads``: ``rounds`` rounds of thread_scaling; prints each result and the medians."""
+    work = thread_work()
+    results: list[ThreadScaling] = []
+    for rnd in range(rounds):
+        for r in thread_scaling(work, seconds, rnd):
+            results.append(r)
+            print(f"round {rnd} {r.work}: {r.calls / r.one_thread_s:,.0f}/s on one thread, "
+                  f"{2 * r.calls / r.two_threads_s:,.0f}/s on two: x{r.speedup:.2f} "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    print("| work | one thread, calls/s | speedup with two threads (median) |\n|---|---|---|")
+    for name in work:
+        mine = [r for r in results if r.work == name]
+        print(f"| {name} | {statistics.median(r.calls / r.one_thread_s for r in mine):,.0f} "
+              f"| {statistics.median(r.speedup for r in mine):.2f} |", flush=True)
+    return results
+
+
+# ------------------------------------------------------------------ forwarding hop
+
+
+HOP_REPLY_BYTES = 64
+_HOP_CHILD = r"""
+import socket, sys, trio
+
+async def main(fd):
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(socket.socket(fileno=fd)))
+    reply = (%d).to_bytes(4, "big") + b"r" * %d
+    buf = bytearray()
+    while True:
+        data = await stream.receive_some(262144)
+        if not data:
+            return
+        buf += data
+        while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+            del buf[:4 + int.from_bytes(buf[:4], "big")]
+            await stream.send_all(reply)
+
+trio.run(main, int(sys.argv[1]))
+""" % (HOP_REPLY_BYTES, HOP_REPLY_BYTES)
+
+
+@attrs.frozen
+class HopResult:
+    """``requests`` forwarded requests of ``request_bytes`` with ``in_flight`` outstanding:
+    ``wall_us`` per request and ``cpu_us`` per request (sender and owner processes together)."""
+
+    request_bytes: int
+    in_flight: int
+    requests: int
+    wall_us: float
+    cpu_us: float
+
+
+async def _send_hops(stream: trio.SocketStream, requests: int, request_bytes: int, in_flight: int) -> None:
+    """Send ``requests`` frames, at most ``in_flight`` unanswered, until every answer is read."""
+    frame = request_bytes.to_bytes(4, "big") + b"p" * request_bytes
+    answer = 4 + HOP_REPLY_BYTES
+    sent = received = 0
+    pending = b""
+    while received < requests:
+        while sent < requests and sent - received < in_flight:
+            await stream.send_all(frame)
+            sent += 1
+        data = await stream.receive_some(65536)
+        if not data:
+            raise BenchError("the owner process closed its socket")
+        pending += data
+        received += len(pending) // answer
+        pending = pending[len(pending) // answer * answer:]
+
+
+def measure_hop(requests: int, request_bytes: int, in_flight: int) -> HopResult:
+    """One --hop measurement (module doc) with a fresh owner process, stopped at the end."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = subprocess.Popen([sys.executable, "-c", _HOP_CHILD, str(theirs.fileno())], pass_fds=(theirs.fileno(),))
+    theirs.close()
+    try:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
+
+        async def run() -> HopResult:
+            await _send_hops(stream, min(requests, 200), request_bytes, in_flight)  # warm-up
+            cpu0 = time.process_time() + sum(thread_cpu_seconds(child.pid).values())
+            t0 = time.perf_counter()
+            await _send_hops(stream, requests, request_bytes, in_flight)
+            wall = time.perf_counter() - t0
+            cpu = time.process_time() + sum(thread_cpu_seconds(child.pid).values()) - cpu0
+            await stream.aclose()
+            return HopResult(request_bytes, in_flight, requests, wall / requests * 1e6, cpu / requests * 1e6)
+
+        return trio.run(run)
+    finally:
+        ours.close()  # the owner process reads end-of-file and exits
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def run_hops(rounds: int, requests: int, sizes: Sequence[int]) -> list[HopResult]:
+    """``--hop``: ``rounds`` rounds over every size in ``sizes`` with 1 and 8 in flight (the
+    order reversed on odd rounds); prints each result and the medians."""
+    cases = [(size, fl) for size in sizes for fl in (1, 8)]
+    results: list[HopResult] = []
+    for rnd in range(rounds):
+        for size, fl in (cases if rnd % 2 == 0 else cases[::-1]):
+            r = measure_hop(requests, size, fl)
+            results.append(r)
+            print(f"round {rnd} {size:,} B, {fl} in flight: {r.wall_us:.1f} µs wall, {r.cpu_us:.1f} CPU µs "
+                  f"per request (load {os.getloadavg()[0]:.1f})", flush=True)
+    print("| request bytes | in flight | wall µs per request | CPU µs per request (both processes) |\n"
+          "|---|---|---|---|")
+    for size, fl in cases:
+        mine = [r for r in results if (r.request_bytes, r.in_flight) == (size, fl)]
+        print(f"| {size:,} | {fl} | {statistics.median(r.wall_us for r in mine):.1f} "
+              f"| {statistics.median(r.cpu_us for r in mine):.1f} |", flush=True)
+    return results
+
+
 # ------------------------------------------------------------------ one run
 
 
@@ -255,7 +485,24 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated, of {', '.join(PLACEMENTS)}")
     ap.add_argument("--warmup", type=int, default=50_000, help="records of a discarded run first (0: none)")
     ap.add_argument("--json", type=Path, help="write every run here")
+    ap.add_argument("--threads", action="store_true",
+                    help="only the thread-scaling measurement of the module doc (no cluster)")
+    ap.add_argument("--seconds", type=float, default=0.5, help="--threads: seconds per work item and run")
+    ap.add_argument("--hop", action="store_true",
+                    help="only the forwarding-hop measurement of the module doc (no cluster)")
+    ap.add_argument("--hop-bytes", default="16384,262144", help="--hop: comma-separated request sizes")
+    ap.add_argument("--hop-requests", type=int, default=5000, help="--hop: requests per measurement")
     args = ap.parse_args(argv)
+    if args.hop:
+        hops = run_hops(args.rounds, args.hop_requests, [int(x) for x in args.hop_bytes.split(",")])
+        if args.json is not None:
+            args.json.write_text(json.dumps([attrs.asdict(r) for r in hops], indent=1))
+        return 0
+    if args.threads:
+        scaled = run_threads(args.rounds, args.seconds)
+        if args.json is not None:
+            args.json.write_text(json.dumps([attrs.asdict(r) for r in scaled], indent=1))
+        return 0
     acks_list = [a.strip() for a in args.acks.split(",") if a.strip()]
     chosen = [p.strip() for p in args.placements.split(",") if p.strip()]
     if not acks_list or any(a not in ("1", "all") for a in acks_list):

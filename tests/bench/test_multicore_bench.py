@@ -103,3 +103,52 @@ def test_summarize_gives_medians_and_ratio_to_brokers_on_one_core() -> None:
     assert table.count("\n") == 4
     assert "| 1 | 2cores | 3 | 400 | 1.78 | 10.00 | 0.90 | 2.0 % |" in table
     assert "| all | 1core | 1 | 100 | — |" in table
+
+
+def test_thread_work_items_run_and_scaling_counts_both_measurements() -> None:
+    """Every --threads work item runs (the record walk accepts its batch); one round with a
+    counting work item calls it ``calls`` times on one thread and ``calls`` × 2 on two."""
+    from kafkalike.bench.multicore import ThreadScaling, thread_scaling, thread_work
+
+    for fn in thread_work().values():
+        fn()
+    lock = threading.Lock()
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        with lock:
+            count += 1
+
+    [r] = thread_scaling({"tick": tick}, 0.01, 1)
+    assert r.work == "tick" and r.calls >= 1
+    calibration = count - 3 * r.calls
+    assert calibration > 0  # calls_for's own calls, before the two measurements
+    assert ThreadScaling("w", 10, 2.0, 2.0).speedup == 2.0
+
+
+def test_hop_forwards_every_request_to_a_real_owner_process_and_back() -> None:
+    """--hop: 300 requests of 1 KiB, 8 in flight, through a real child trio process; each
+    answer is read (the sender would wait forever for a missing one) and the child exits."""
+    from kafkalike.bench.multicore import measure_hop
+
+    children_before = _children()
+    r = measure_hop(300, 1024, 8)
+    assert (r.requests, r.request_bytes, r.in_flight) == (300, 1024, 8)
+    assert r.wall_us > 0 and r.cpu_us > 0
+    assert _children() == children_before
+
+
+def _children() -> set[int]:
+    """Pids of this process's live (not zombie) children, from /proc/<pid>/stat."""
+    out = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = open(f"/proc/{name}/stat").read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                out.add(int(name))
+    return out
