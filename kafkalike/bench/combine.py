@@ -1,6 +1,7 @@
 """Merge the reports of several ``kafkalike bench`` runs (the pieces of one ``--full`` run,
-e.g. ``--workloads produce,consume,latency,resources`` and ``--workloads failover``) into one
-report, with a failover-scaling plot over every partition count measured.
+e.g. ``--workloads produce,consume,latency,resources`` and ``--workloads failover``, and a
+``python -m kafkalike.bench.scale --partitions 30000`` report) into one report, with a
+failover-scaling plot over every partition count measured.
 
     python -m kafkalike.bench.combine OUT_DIR REPORT_DIR [REPORT_DIR ...]
 

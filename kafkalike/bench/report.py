@@ -285,7 +285,8 @@ def scaling_table(samples: Iterable[Sample]) -> dict[str, dict[str, list[tuple[i
 
 def write_scaling_plot(samples: Iterable[Sample], out_dir: Path, name: str = "failover-scaling.png") -> str | None:
     """One panel per failover metric: median seconds against partition count (log-log), a
-    line per system, so how each system scales from 100 to 10,000 partitions shows at a
+    line per system, so how each system scales from 100 to 10,000 and 30,000 partitions (the
+    ``kafkalike.bench.scale`` piece, merged by ``kafkalike.bench.combine``) shows at a
     glance. Returns the PNG's file name, or None when there are fewer than two counts."""
     table = scaling_table(samples)
     counts = {n for per_system in table.values() for pts in per_system.values() for n, _ in pts}
