@@ -292,13 +292,18 @@ class IncrementalFetchContext(FetchContext):
     def update_and_generate_response(self, results: dict[TopicPartition, Any]) -> FetchSessionResponse:
         out = []
         parts = self.session.partitions
-        for tp, c in list(parts.items()):
+        none = ErrorCode.none
+        for tp, c in parts.items():
             r = results.get(tp)
             if r is None:
                 continue
+            if (r.high_watermark == c.high_watermark and r.log_start_offset == c.log_start_offset
+                    and r.last_stable_offset == c.last_stable_offset and r.error == none and r.size == 0):
+                continue  # nothing new (must_respond's answer, without the call: most partitions)
             if c.must_respond(r.error, r.high_watermark, r.last_stable_offset, r.log_start_offset, r.size):
                 out.append((tp, r))
-                parts[tp] = parts.pop(tp)  # answered partitions go last (round-robin)
+        for tp, _ in out:
+            parts[tp] = parts.pop(tp)  # answered partitions go last, in answer order (round-robin)
         return FetchSessionResponse(self.session.id, out)
 
 

@@ -164,6 +164,9 @@ class Partition:
         self.isr_update_in_flight = False
         self.isr_shrinks = 0
         self.isr_expands = 0
+        #: the ReplicaManager's last Fetch answer for this partition with nothing to read (a
+        #: frozen FetchPartitionData), reused while the HW, LSO and log start offset hold
+        self.empty_fetch_answer: Any = None
 
     @property
     def producer_state(self) -> ProducerStateManager:
@@ -391,10 +394,14 @@ class Partition:
                                     fetch_time_ms: int) -> bool:
         """Record a follower's fetch: its LEO is the fetch offset; it is caught up if it asked
         for the leader's LEO, or for what was the LEO at its previous fetch (Kafka's
-        Replica.updateFetchState). Returns True if the HW moved."""
+        Replica.updateFetchState). The HW is recomputed only when the follower's LEO changed
+        (Kafka's Partition.updateFollowerFetchState: whatever else moves the HW, an append, an
+        ISR change, another follower's fetch, recomputes it itself). Returns True if the HW
+        moved."""
         replica = self.remote_replicas.get(replica_id)
         if replica is None:
             return False
+        previous_end_offset = replica.log_end_offset
         if fetch_offset >= leader_end_offset:
             replica.last_caught_up_time_ms = max(replica.last_caught_up_time_ms, fetch_time_ms)
         elif fetch_offset >= replica.last_fetch_leader_log_end_offset >= 0:
@@ -404,6 +411,8 @@ class Partition:
         replica.log_start_offset = follower_start_offset
         replica.last_fetch_time_ms = fetch_time_ms
         replica.last_fetch_leader_log_end_offset = leader_end_offset
+        if fetch_offset == previous_end_offset:
+            return False
         return self.maybe_increment_leader_hw()
 
     def maybe_increment_leader_hw(self) -> bool:

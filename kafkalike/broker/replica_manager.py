@@ -968,41 +968,70 @@ class ReplicaManager:
 
     # ------------------------------------------------------------------ Fetch
     def _read_one(self, info: FetchPartitionInfo, max_bytes: int, replica_id: int,
-                  min_one_message: bool, isolation_level: int = 0) -> FetchPartitionData:
+                  min_one_message: bool, isolation_level: int = 0, fetch_time_ms: int = -1,
+                  update_fetch_state: bool = True) -> FetchPartitionData:
+        """One partition of a Fetch (Kafka's ReplicaManager.readFromLog ``read`` and
+        Partition.fetchRecords): the leader epoch check (FENCED_LEADER_EPOCH /
+        UNKNOWN_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER), for a follower that it is a replica
+        (NOT_LEADER_OR_FOLLOWER), the read (OFFSET_OUT_OF_RANGE, KAFKA_STORAGE_ERROR), then with
+        ``update_fetch_state`` the follower's fetch state at ``fetch_time_ms`` (ms): its LEO, which
+        may move the HW, and ISR expansion. The read from the Fetch purgatory passes
+        ``update_fetch_state=False``, as Kafka's readFromPurgatory does.
+
+        A fetch at the log end offset (a follower's usual case) reads nothing: UnifiedLog.read
+        answers [] before any segment lookup, and the answer, which then depends only on the
+        HW, LSO and log start offset, is the partition's previous such answer when those did
+        not move (``Partition.empty_fetch_answer``: FetchPartitionData is frozen)."""
         from_follower = replica_id >= 0
         tp = info.tp
         p = self.partitions.get(tp)
         if p is None:
             return FetchPartitionData(tp, self.unknown_partition_error(tp))
+        lg = p.log
+        fetch_offset = info.fetch_offset
+        read_committed = not from_follower and isolation_level == READ_COMMITTED
         try:
             p.check_leader_epoch(info.current_leader_epoch)
-            if from_follower and replica_id not in p.remote_replicas:
-                # Kafka's getReplicaOrException: not a replica of this partition
-                raise PartitionError(ErrorCode.not_leader_or_follower,
-                                     f"replica {replica_id} is not a replica of {tp}")
-            leo = p.log_end_offset
-            read_committed = not from_follower and isolation_level == READ_COMMITTED
-            slices = p.read_records(info.fetch_offset, max_bytes, from_follower=from_follower,
-                                    current_leader_epoch=info.current_leader_epoch,
-                                    min_one_message=min_one_message, read_committed=read_committed)
+            if from_follower:
+                replica = p.remote_replicas.get(replica_id)
+                if replica is None:  # Kafka's getReplicaOrException: not a replica of this partition
+                    raise PartitionError(ErrorCode.not_leader_or_follower,
+                                         f"replica {replica_id} is not a replica of {tp}")
+                leo = lg.log_end_offset
+                slices = lg.read(fetch_offset, max_bytes, None, min_one_message)
+            else:
+                slices = lg.read(fetch_offset, max_bytes,
+                                 lg.last_stable_offset if read_committed else lg.high_watermark, min_one_message)
         except PartitionError as exc:
             return FetchPartitionData(tp, exc.error_code)
         except OffsetOutOfRangeError:
-            return FetchPartitionData(tp, ErrorCode.offset_out_of_range, p.high_watermark,
-                                      p.high_watermark, p.log.log_start_offset)
+            return FetchPartitionData(tp, ErrorCode.offset_out_of_range, lg.high_watermark,
+                                      lg.high_watermark, lg.log_start_offset)
         except KafkaStorageError as exc:
             log.error("read_failed", partition=str(tp), error=str(exc))
             return FetchPartitionData(tp, ErrorCode.kafka_storage_error)
-        if from_follower:
-            if p.update_follower_fetch_state(replica_id, info.fetch_offset,
-                                             info.log_start_offset, leo, now_ms()):
+        if from_follower and update_fetch_state:
+            if fetch_time_ms < 0:
+                fetch_time_ms = now_ms()
+            if p.update_follower_fetch_state(replica_id, fetch_offset, info.log_start_offset, leo, fetch_time_ms):
                 self._complete_delayed(tp)
             elif self.delete_records_purgatory.watchers:  # the follower's log start offset may have moved
                 self.delete_records_purgatory.check_and_complete(tp)
-            self._maybe_expand_isr(p, replica_id)
+            if replica_id not in p.isr:
+                self._maybe_expand_isr(p, replica_id)
+        hw = lg.high_watermark
+        lso = lg.last_stable_offset
+        log_start = lg.log_start_offset
+        if not slices and not read_committed:  # nothing new: the previous such answer if it still holds
+            cached = p.empty_fetch_answer
+            if (cached is not None and cached.high_watermark == hw and cached.last_stable_offset == lso
+                    and cached.log_start_offset == log_start):
+                return cached
+            answer = FetchPartitionData(tp, ErrorCode.none, hw, lso, log_start, b"", None)
+            p.empty_fetch_answer = answer
+            return answer
         records: Any = b""
         aborted: tuple[AbortedTxn, ...] | None = None
-        lso = p.log.last_stable_offset
         quotas = self.replication_quotas
         if (from_follower and slices and quotas is not None
                 and quotas.leader.should_throttle(tp, replica_id in p.isr)):
@@ -1011,47 +1040,61 @@ class ReplicaManager:
             s = slices[0]
             records = FileRecords(s.file, s.position, s.length)
         if read_committed:  # Kafka's addAbortedTransactions (read from the .txnindex files)
-            upper = min(lso, p.log.fetch_upper_bound_offset(info.fetch_offset))
-            aborted = tuple(p.log.collect_aborted_transactions(info.fetch_offset, upper)) if slices else ()
-        return FetchPartitionData(tp, ErrorCode.none, p.high_watermark, lso, p.log.log_start_offset, records,
-                                  aborted)
+            upper = min(lso, lg.fetch_upper_bound_offset(fetch_offset))
+            aborted = tuple(lg.collect_aborted_transactions(fetch_offset, upper)) if slices else ()
+        return FetchPartitionData(tp, ErrorCode.none, hw, lso, log_start, records, aborted)
 
     def read_from_local_log(self, infos: list[FetchPartitionInfo], max_bytes: int,
-                            replica_id: int = -1, isolation_level: int = 0) -> list[FetchPartitionData]:
+                            replica_id: int = -1, isolation_level: int = 0,
+                            update_fetch_state: bool = True) -> list[FetchPartitionData]:
         """Read every partition of a fetch with a total byte budget ``max_bytes``: the first
         partition with data may exceed it by one batch (KIP-74); each partition gets
-        min(its max_bytes, what is left). replica_id >= 0: a follower (reads to the LEO and
-        moves its fetch state); -1 a consumer (reads to the HW, or with ``isolation_level`` 1,
-        READ_COMMITTED, to the last stable offset with the aborted transactions)."""
+        min(its max_bytes, what is left). replica_id >= 0: a follower (reads to the LEO and,
+        with ``update_fetch_state``, moves its fetch state, all partitions at one fetch time);
+        -1 a consumer (reads to the HW, or with ``isolation_level`` 1, READ_COMMITTED, to the
+        last stable offset with the aborted transactions). ``update_fetch_state=False`` is the
+        read of a completed DelayedFetch (Kafka's readFromPurgatory)."""
         out = []
         remaining = max_bytes
         min_one = True
+        fetch_time_ms = now_ms() if replica_id >= 0 and update_fetch_state else -1
+        read_one = self._read_one
         for info in infos:
-            data = self._read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one,
-                                  isolation_level)
-            if data.size > 0:
-                min_one = False
-                remaining = max(0, remaining - data.size)
+            data = read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one,
+                            isolation_level, fetch_time_ms, update_fetch_state)
+            if data.records:
+                size = data.size
+                if size > 0:
+                    min_one = False
+                    remaining = max(0, remaining - size)
             out.append(data)
         return out
 
     def _bytes_available(self, info: FetchPartitionInfo, from_follower: bool,
                          isolation_level: int = 0) -> int | None:
+        """DelayedFetch's check of one partition (Kafka's DelayedFetch.tryComplete): None when
+        the fetch must answer now (not led here any more, its leader epoch moved, the fetch
+        offset is outside the log), else the bytes readable at the fetch offset: up to the LEO
+        for a follower, the HW for a consumer, the LSO for a read_committed one; 0 at once when
+        that end is at the fetch offset (no read)."""
         p = self.partitions.get(info.tp)
-        if p is None or not p.is_leader:
+        if p is None or p.leader_id != self.broker_id:
             return None
         if info.current_leader_epoch >= 0 and info.current_leader_epoch != p.leader_epoch:
             return None
-        if from_follower:
-            end = p.log_end_offset
-        else:  # a read_committed fetch waits on the LSO (Kafka's DelayedFetch, FetchTxnCommitted)
-            end = p.log.last_stable_offset if isolation_level == READ_COMMITTED else p.high_watermark
-        if info.fetch_offset > p.log_end_offset or info.fetch_offset < p.log.log_start_offset:
+        lg = p.log
+        fetch_offset = info.fetch_offset
+        leo = lg.log_end_offset
+        if fetch_offset > leo or fetch_offset < lg.log_start_offset:
             return None
-        if end <= info.fetch_offset:
+        if from_follower:
+            end = leo
+        else:  # a read_committed fetch waits on the LSO (Kafka's DelayedFetch, FetchTxnCommitted)
+            end = lg.last_stable_offset if isolation_level == READ_COMMITTED else lg.high_watermark
+        if end <= fetch_offset:
             return 0
         try:
-            slices = p.log.read(info.fetch_offset, info.max_bytes, None if from_follower else end)
+            slices = lg.read(fetch_offset, info.max_bytes, None if from_follower else end)
         except (OffsetOutOfRangeError, KafkaStorageError):
             return None
         return sum(s.length for s in slices)
@@ -1064,22 +1107,29 @@ class ReplicaManager:
         from_follower = replica_id >= 0
         max_bytes = min(max_bytes, int(self.config["fetch.max.bytes"])) if not from_follower else max_bytes
         first = self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
-        readable = sum(d.size for d in first)
-        if (max_wait_ms <= 0 or not infos or readable >= min_bytes
-                or any(d.error != ErrorCode.none for d in first)):
+        readable, errored = 0, False
+        for d in first:
+            if d.records:
+                readable += d.size
+            elif d.error != ErrorCode.none:
+                errored = True
+        if max_wait_ms <= 0 or not infos or readable >= min_bytes or errored:
             request_hops.mark("read")
             return self._record_throttled(from_follower, first)
 
-        def read() -> list[FetchPartitionData]:
-            return self.read_from_local_log(infos, max_bytes, replica_id, isolation_level)
+        def read() -> list[FetchPartitionData]:  # Kafka's readFromPurgatory: no fetch state update
+            return self.read_from_local_log(infos, max_bytes, replica_id, isolation_level, update_fetch_state=False)
+
+        quotas = self.replication_quotas
+        leader_quota = quotas.leader if from_follower and quotas is not None else None
+        bytes_available = self._bytes_available
 
         def available(i: FetchPartitionInfo) -> int | None:
-            quotas = self.replication_quotas
-            if from_follower and quotas is not None and quotas.leader.is_throttled(i.tp):
+            if leader_quota is not None and leader_quota.throttled and leader_quota.is_throttled(i.tp):
                 p = self.partitions.get(i.tp)  # DelayedFetch: throttled bytes do not count
-                if p is not None and replica_id not in p.isr and quotas.leader.is_quota_exceeded():
+                if p is not None and replica_id not in p.isr and leader_quota.is_quota_exceeded():
                     return 0
-            return self._bytes_available(i, from_follower, isolation_level)
+            return bytes_available(i, from_follower, isolation_level)
 
         op = DelayedFetch(max_wait_ms, infos, min_bytes, available, read)
         await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])

@@ -295,7 +295,10 @@ class UnifiedLog:
         """The LSO: min(first offset of an open transaction (or of an ended one whose marker
         is not yet below the HW), high watermark), never below the log start offset (Kafka's
         UnifiedLog.lastStableOffset). read_committed consumers read below it."""
-        first = self.producer_state_manager.first_unstable_offset
+        psm = self.producer_state_manager
+        if not psm.ongoing_txns and not psm.unreplicated_txns:  # no transaction: the HW (every Fetch asks)
+            return self._high_watermark
+        first = psm.first_unstable_offset
         if first is None or first >= self._high_watermark:
             return self._high_watermark
         return max(first, self._log_start_offset)
