@@ -662,11 +662,15 @@ def _failover(run: _Run, cfg: BenchConfig, live: dict[str, BenchSystem], names: 
             for rnd in range(cfg.rounds_for(n)):
                 for label, fn in (
                     ("leader kill -9 → first ack", lambda: wl.leader_kill_to_ack(system, topic)),
-                    ("controller kill -9 → CreateTopics ok", lambda: wl.controller_failover(system, str(n))),
+                    ("controller kill -9 → CreateTopics ok",
+                     lambda: wl.controller_failover(system, str(n), timeout=wl.failover_timeout(n))),
                     ("controlled shutdown (SIGTERM → exit)", lambda: wl.controlled_shutdown(system, topic)),
                 ):
                     res = run.attempt(f"{name} {workload} {label} round {rnd}", fn)
-                    if res is not None:
+                    if res is not None and label.startswith("controlled") and res[0] >= wl.STOP_CAP_SECONDS:
+                        run.errors.append(f"{name} {workload} {label} round {rnd}: broker {res[1]} still running "
+                                          f"after {wl.STOP_CAP_SECONDS:.0f} s, killed; no figure")
+                    elif res is not None:
                         run.add(workload, label, name, res[0], "s", rnd, False)
                     # bring the cluster back to 3 brokers and full ISRs before the next trial
                     down = [b for b in (1, 2, 3) if b not in system.pids()]

@@ -17,8 +17,9 @@ ensemble (each system under its own chroot), and measures:
 3. after 5 s, the same per-broker figures with the topic, and per hosted partition:
    (with - idle) / N (every broker hosts every partition at RF 3 on 3 brokers);
 4. ``controller_failover``: kill -9 of the active controller → the first CreateTopics that
-   succeeds (given up after max(300 s, N × 20 ms)); the broker is restarted and every ISR
-   is full again (that restart is timed too, workload "restarts, N partitions");
+   succeeds (given up after ``failover_timeout(N)``: max(300 s, N × 20 ms)); the broker is
+   restarted and every ISR is full again (that restart is timed too, workload "restarts, N
+   partitions");
 5. ``controlled_shutdown``: SIGTERM of the non-controller broker leading most partitions →
    its exit (a broker still running after 120 s is killed by the bench: recorded as an
    error, no figure);
@@ -65,8 +66,6 @@ KAFKA_HEAP = HUGE_HEAP
 which ``kafkalike bench`` gives at 5,000+ partitions and which held 10,000): 30,000 partitions
 are three times that state, and a broker out of heap would measure the heap, not the work."""
 SETTLE_SECONDS = 5.0
-STOP_CAP_SECONDS = 119.0
-"""A controlled shutdown this long hit BenchSystem.stop_broker's 120 s SIGKILL: no figure."""
 
 
 def open_descriptors(pid: int) -> int:
@@ -187,14 +186,14 @@ def measure_system(run: Any, name: str, system: Any, partitions: int) -> None:
             run.add(res, "descriptors per hosted partition", name, grow["descriptors"], "descriptors", 0, False)
             run.add(res, "map areas per hosted partition", name, grow["maps"], "maps", 0, False)
     steps = (("controller kill -9 → CreateTopics ok",
-              lambda: wl.controller_failover(system, f"s{n}", timeout=max(300.0, n * 0.02))),
+              lambda: wl.controller_failover(system, f"s{n}", timeout=wl.failover_timeout(n))),
              ("controlled shutdown (SIGTERM → exit)", lambda: wl.controlled_shutdown(system, topic)))
     for i, (label, step) in enumerate(steps):
         out = run.attempt(f"{name} {fo} {label}", step)
-        if out is not None and label.startswith("controlled") and out[0] >= STOP_CAP_SECONDS:
+        if out is not None and label.startswith("controlled") and out[0] >= wl.STOP_CAP_SECONDS:
             # BenchSystem.stop_broker sends SIGKILL after 120 s: not a controlled shutdown's time
             run.errors.append(f"{name} {fo} {label}: broker {out[1]} still running after "
-                              f"{STOP_CAP_SECONDS:.0f} s, killed; no figure")
+                              f"{wl.STOP_CAP_SECONDS:.0f} s, killed; no figure")
         elif out is not None:
             run.add(fo, label, name, out[0], "s", 0, False)
             print(f"  {name}: {label} {out[0]:.2f} s (broker {out[1]}, load {_load()})", flush=True)

@@ -464,6 +464,18 @@ def controller_failover(system: BenchSystem, tag: str, timeout: float = 300.0) -
     return time.perf_counter() - t0, controller
 
 
+STOP_CAP_SECONDS = 119.0
+"""A controlled shutdown measured this long (or longer) hit the 120 s after which
+BenchSystem.stop_broker sends SIGKILL: the figure is the cap, not the shutdown's time."""
+
+
+def failover_timeout(partitions: int) -> float:
+    """Seconds ``controller_failover`` waits for a CreateTopics to succeed on a cluster of
+    ``partitions``: 300, or 20 ms per partition past 15,000 (a new ZooKeeper-mode controller
+    reads and re-sends every partition's state first)."""
+    return max(300.0, partitions * 0.02)
+
+
 def controlled_shutdown(system: BenchSystem, topic: str, rebalance_wait: float = 330.0) -> tuple[float, int]:
     """SIGTERM (controlled shutdown: leaderships moved away first) of the non-controller
     broker that leads the most partitions of ``topic``, until its process has exited, in

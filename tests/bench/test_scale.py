@@ -120,3 +120,11 @@ def test_kafka_heap_grows_with_the_largest_failover_topic() -> None:
     assert heap(100, 10_000) == "1g"
     assert heap(10_000, 30_000) == "2g"
     assert heap(30_000, workloads=("produce",)) == "512m"
+
+
+def test_controller_failover_waits_longer_only_for_large_clusters() -> None:
+    """300 s up to 15,000 partitions (every earlier figure), 20 ms per partition past it."""
+    from kafkalike.bench.workloads import failover_timeout
+
+    assert failover_timeout(100) == failover_timeout(15_000) == 300.0
+    assert failover_timeout(30_000) == 600.0
