@@ -30,6 +30,13 @@ writes ``DIR/<label>-r<round>-<step>-broker<id>.prof``; the top functions by own
 cumulative time of the broker that did most of the work are printed. cProfile roughly doubles
 the cost of Python calls: use the profiled run to find the costs and unprofiled runs for the
 figures.
+
+``--request-builds N``: no cluster; in one process per tree (rotated, N rounds), the CPU time
+of one controller batch's requests at ``--partitions``: LeaderAndIsr for every partition to 3
+brokers and UpdateMetadata of every partition to 3 brokers, built with the tree's
+ControllerBrokerRequestBatch as its brokers' send tasks would build them (each queued
+``build(version)`` called once, at the newest versions), then encoded. Prints per tree the
+median ms of adding the partitions to the batch, of building, and of encoding.
 """
 
 from __future__ import annotations
@@ -225,6 +232,73 @@ def run(partitions: int, trees: dict[str, Path | None], rounds: int, work_dir: P
     return results
 
 
+#: run by ``--request-builds`` in a child per tree (that tree first on sys.path): prints
+#: "add_ms build_ms encode_ms"
+_REQUEST_BUILDS = r"""
+import sys, time
+from kafkalike.controller.controller_channel_manager import ControllerBrokerRequestBatch, ControllerChannelManager
+from kafkalike.controller.controller_context import ControllerContext, ReplicaState
+from kafkalike.coordination import zk_data as zd
+from kafkalike.protocol.codec import encode_request
+n = int(sys.argv[1])
+VERSIONS = {4: 6, 6: 7}  # LeaderAndIsr v6, UpdateMetadata v7: Kafka 3.9's
+
+class Queued(ControllerChannelManager):
+    def __init__(self):
+        super().__init__(100)
+        self.items = []
+    def send(self, broker_id, api_key, build, callback=None, *, partitions=0):
+        self.items.append((api_key, build))
+        return True
+
+ctx = ControllerContext(epoch=5, epoch_zk_version=4)
+for b in (1, 2, 3):
+    ctx.live_brokers[b] = 1000 + b
+    ctx.broker_info[b] = zd.BrokerRegistration(b, (zd.EndPoint("PLAINTEXT", "127.0.0.1", 9090 + b),), timestamp_ms=0)
+tps = [zd.TopicPartition("t", p) for p in range(n)]
+for tp in tps:
+    ctx.assignments[tp] = [1, 2, 3]
+    ctx.leadership[tp] = zd.LeaderIsrAndControllerEpoch(1 + tp.partition % 3, 3, (1, 2, 3), 5, zk_version=3)
+    for r in (1, 2, 3):
+        ctx.replica_states[(tp, r)] = ReplicaState.OnlineReplica
+channel = Queued()
+batch = ControllerBrokerRequestBatch(ctx, channel, 100)
+t0 = time.process_time()
+batch.new_batch()
+for tp in tps:
+    batch.add_leader_and_isr_request_for_brokers([1, 2, 3], tp, ctx.leadership[tp])
+batch.send_requests_to_brokers(ctx.epoch)
+t1 = time.process_time()
+requests = [(key, build(VERSIONS[key])) for key, build in channel.items]
+t2 = time.process_time()
+for key, request in requests:
+    encode_request(request, correlation_id=1, client_id="controller-100", api_version=VERSIONS[key])
+t3 = time.process_time()
+print(f"{(t1 - t0) * 1000:.1f} {(t2 - t1) * 1000:.1f} {(t3 - t2) * 1000:.1f}")
+"""
+
+
+def request_builds(partitions: int, trees: dict[str, Path | None], rounds: int) -> dict[str, list[list[float]]]:
+    """``--request-builds``: per tree, per round, [add ms, build ms, encode ms] (CPU time of a
+    child process running _REQUEST_BUILDS with that tree's code)."""
+    import subprocess
+    import sys
+
+    out: dict[str, list[list[float]]] = {label: [] for label in trees}
+    labels = list(trees)
+    for rnd in range(rounds):
+        for label in labels[rnd % len(labels):] + labels[:rnd % len(labels)]:
+            env = dict(os.environ)
+            source = trees[label]
+            if source is not None:
+                env["PYTHONPATH"] = str(source)
+            done = subprocess.run([sys.executable, "-c", _REQUEST_BUILDS, str(partitions)], env=env,
+                                  cwd=str(source) if source is not None else None,
+                                  capture_output=True, text=True, check=True)
+            out[label].append([float(x) for x in done.stdout.strip().splitlines()[-1].split()])  # after any log lines
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m kafkalike.bench.controller_failover", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -236,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="profile the brokers' loop threads during each step, stats files to DIR")
     p.add_argument("--top", type=int, default=25, help="functions printed per profile (default 25)")
     p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
+    p.add_argument("--request-builds", type=int, default=0, metavar="ROUNDS",
+                   help="no cluster: time one batch's LeaderAndIsr and UpdateMetadata to 3 brokers, ROUNDS rounds")
     args = p.parse_args(argv)
     trees: dict[str, Path | None] = {}
     for spec in args.tree:
@@ -243,6 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         trees[label] = Path(path).resolve()
     if not trees:
         trees["here"] = None
+    if args.request_builds:
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"one batch at {args.partitions:,} partitions to 3 brokers, CPU ms, median of "
+              f"{args.request_builds} (load average {load}):")
+        for label, runs in request_builds(args.partitions, trees, args.request_builds).items():
+            add, build, encode = (statistics.median(r[i] for r in runs) for i in range(3))
+            print(f"  {label:<10} add {add:.0f}  build {build:.0f}  encode {encode:.0f}")
+        return 0
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     load0 = Path("/proc/loadavg").read_text().split()[0]

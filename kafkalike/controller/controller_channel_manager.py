@@ -23,10 +23,11 @@ in UpdateMetadata so that metadata caches drop them.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import structlog
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from kafkalike.controller.controller_context import ControllerContext
 
 log = structlog.get_logger(__name__)
+B = TypeVar("B")
 
 #: Kafka's LeaderAndIsr.LeaderDuringDelete: the leader UpdateMetadata gives partitions of a
 #: topic being deleted, which makes metadata caches drop them
@@ -366,10 +368,20 @@ def _topic_uuid(topic_id: str | None) -> uuid.UUID:
         return uuid.UUID(int=0)
 
 
-def build_leader_and_isr(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
-                         entries: Iterable[LeaderAndIsrEntry], live_leaders: Iterable[tuple[int, str, int]],
-                         topic_ids: dict[str, str]) -> LeaderAndIsrRequest:
-    """A LeaderAndIsr request of ``version`` (v0-v6 layouts; Kafka 3.x LeaderAndIsrRequest.json).
+@attrs.frozen
+class LeaderAndIsrBody:
+    """What a LeaderAndIsr of one version says, whichever broker it goes to: the partition
+    states (grouped by topic from v2) and the live leaders. Only the broker epoch (v2+) differs
+    between two brokers sent the same partitions."""
+
+    ungrouped_partition_states: tuple[LeaderAndIsrPartitionState, ...]
+    topic_states: tuple[LeaderAndIsrTopicState, ...]
+    live_leaders: tuple[LeaderAndIsrLiveLeader, ...]
+
+
+def leader_and_isr_body(version: int, entries: Iterable[LeaderAndIsrEntry],
+                        live_leaders: Iterable[tuple[int, str, int]], topic_ids: dict[str, str]) -> LeaderAndIsrBody:
+    """The LeaderAndIsrBody of ``version`` (v0-v6 layouts; Kafka 3.x LeaderAndIsrRequest.json).
     live_leaders: (broker id, host, port) of the leaders named in ``entries``."""
     states = [LeaderAndIsrPartitionState(
         topic_name=e.tp.topic, partition_index=e.tp.partition, controller_epoch=e.leader_isr.controller_epoch,
@@ -378,22 +390,52 @@ def build_leader_and_isr(version: int, controller_id: int, controller_epoch: int
         removing_replicas=e.removing, is_new=e.is_new) for e in entries]
     leaders = tuple(LeaderAndIsrLiveLeader(broker_id=b, host_name=h, port=p) for b, h, p in live_leaders)
     if version <= 1:
-        return LeaderAndIsrRequest(controller_id=controller_id, controller_epoch=controller_epoch,
-                                   ungrouped_partition_states=tuple(states), topic_states=(), live_leaders=leaders)
+        return LeaderAndIsrBody(tuple(states), (), leaders)
     by_topic: dict[str, list[LeaderAndIsrPartitionState]] = defaultdict(list)
     for s in states:
         by_topic[s.topic_name].append(s)
     topics = tuple(LeaderAndIsrTopicState(topic_name=t, topic_id=_topic_uuid(topic_ids.get(t)),
                                           partition_states=tuple(ps)) for t, ps in sorted(by_topic.items()))
+    return LeaderAndIsrBody((), topics, leaders)
+
+
+def leader_and_isr_request(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                           body: LeaderAndIsrBody) -> LeaderAndIsrRequest:
+    """A LeaderAndIsr request of ``version`` to the broker of ``broker_epoch`` (v2+), saying ``body``."""
+    if version <= 1:
+        return LeaderAndIsrRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                   ungrouped_partition_states=body.ungrouped_partition_states, topic_states=(),
+                                   live_leaders=body.live_leaders)
     return LeaderAndIsrRequest(controller_id=controller_id, controller_epoch=controller_epoch,
-                               broker_epoch=broker_epoch, ungrouped_partition_states=(), topic_states=topics,
-                               live_leaders=leaders)
+                               broker_epoch=broker_epoch, ungrouped_partition_states=(),
+                               topic_states=body.topic_states, live_leaders=body.live_leaders)
 
 
-def build_update_metadata(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
-                          entries: Iterable[UpdateMetadataEntry], live_brokers: Iterable[zd.BrokerRegistration],
-                          topic_ids: dict[str, str]) -> UpdateMetadataRequest:
-    """An UpdateMetadata request of ``version`` (v0-v7 layouts; Kafka 3.x UpdateMetadataRequest.json)."""
+def build_leader_and_isr(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                         entries: Iterable[LeaderAndIsrEntry], live_leaders: Iterable[tuple[int, str, int]],
+                         topic_ids: dict[str, str]) -> LeaderAndIsrRequest:
+    """A LeaderAndIsr request of ``version`` (v0-v6 layouts; Kafka 3.x LeaderAndIsrRequest.json).
+    live_leaders: (broker id, host, port) of the leaders named in ``entries``."""
+    return leader_and_isr_request(version, controller_id, controller_epoch, broker_epoch,
+                                  leader_and_isr_body(version, entries, live_leaders, topic_ids))
+
+
+@attrs.frozen
+class UpdateMetadataBody:
+    """What an UpdateMetadata of one version says, whichever broker it goes to: the live
+    brokers and the partition states (grouped by topic from v5). Only the broker epoch (v5+)
+    differs between the brokers of one batch (Kafka's sendUpdateMetadataRequests builds the
+    request once per version too, and sets each broker's epoch)."""
+
+    live_brokers: tuple[UpdateMetadataBroker, ...]
+    ungrouped_partition_states: tuple[UpdateMetadataPartitionState, ...]
+    topic_states: tuple[UpdateMetadataTopicState, ...]
+
+
+def update_metadata_body(version: int, entries: Iterable[UpdateMetadataEntry],
+                         live_brokers: Iterable[zd.BrokerRegistration], topic_ids: dict[str, str]
+                         ) -> UpdateMetadataBody:
+    """The UpdateMetadataBody of ``version`` (v0-v7 layouts; Kafka 3.x UpdateMetadataRequest.json)."""
     brokers = []
     for reg in live_brokers:
         if version == 0:
@@ -410,17 +452,55 @@ def build_update_metadata(version: int, controller_id: int, controller_epoch: in
         leader=e.leader, leader_epoch=e.leader_epoch, isr=e.isr, zk_version=e.zk_version,
         replicas=e.replicas, offline_replicas=e.offline_replicas) for e in entries]
     if version <= 4:
-        return UpdateMetadataRequest(controller_id=controller_id, controller_epoch=controller_epoch,
-                                     ungrouped_partition_states=tuple(states), topic_states=(),
-                                     live_brokers=tuple(brokers))
+        return UpdateMetadataBody(tuple(brokers), tuple(states), ())
     by_topic: dict[str, list[UpdateMetadataPartitionState]] = defaultdict(list)
     for s in states:
         by_topic[s.topic_name].append(s)
     topics = tuple(UpdateMetadataTopicState(topic_name=t, topic_id=_topic_uuid(topic_ids.get(t)),
                                             partition_states=tuple(ps)) for t, ps in sorted(by_topic.items()))
+    return UpdateMetadataBody(tuple(brokers), (), topics)
+
+
+def update_metadata_request(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                            body: UpdateMetadataBody) -> UpdateMetadataRequest:
+    """An UpdateMetadata request of ``version`` to the broker of ``broker_epoch`` (v5+), saying ``body``."""
+    if version <= 4:
+        return UpdateMetadataRequest(controller_id=controller_id, controller_epoch=controller_epoch,
+                                     ungrouped_partition_states=body.ungrouped_partition_states, topic_states=(),
+                                     live_brokers=body.live_brokers)
     return UpdateMetadataRequest(controller_id=controller_id, controller_epoch=controller_epoch,
-                                 broker_epoch=broker_epoch, ungrouped_partition_states=(), topic_states=topics,
-                                 live_brokers=tuple(brokers))
+                                 broker_epoch=broker_epoch, ungrouped_partition_states=(),
+                                 topic_states=body.topic_states, live_brokers=body.live_brokers)
+
+
+def build_update_metadata(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
+                          entries: Iterable[UpdateMetadataEntry], live_brokers: Iterable[zd.BrokerRegistration],
+                          topic_ids: dict[str, str]) -> UpdateMetadataRequest:
+    """An UpdateMetadata request of ``version`` (v0-v7 layouts; Kafka 3.x UpdateMetadataRequest.json)."""
+    return update_metadata_request(version, controller_id, controller_epoch, broker_epoch,
+                                   update_metadata_body(version, entries, live_brokers, topic_ids))
+
+
+class PerVersion(Generic[B]):
+    """``get(version)`` -> ``build(version)``, built the first time a version is asked for and
+    the same object after: a request body that a batch sends to several brokers is built once
+    per negotiated version, not once per broker. Thread-safe: the brokers' send tasks build big
+    requests in worker threads (BUILD_OFF_LOOP_PARTITIONS), and a second one asking while the
+    first builds waits for it and reuses its body. ``builds``: how many were built."""
+
+    def __init__(self, build: Callable[[int], B]) -> None:
+        self._build = build
+        self._built: dict[int, B] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get(self, version: int) -> B:
+        with self._lock:
+            got = self._built.get(version)
+            if got is None:
+                got = self._built[version] = self._build(version)
+                self.builds += 1
+            return got
 
 
 def build_stop_replica(version: int, controller_id: int, controller_epoch: int, broker_epoch: int,
@@ -493,14 +573,20 @@ class ControllerBrokerRequestBatch:
         does, UpdateMetadata for ``tp`` to every live broker."""
         ctx = self.context
         assignment = ctx.full_assignment(tp)
+        # one entry object for every broker told the same (see _send_leader_and_isr)
+        entries: dict[bool, LeaderAndIsrEntry] = {}
         for b in broker_ids:
             if b < 0:
                 continue
             prev = self.leader_and_isr[b].get(tp)
-            self.leader_and_isr[b][tp] = LeaderAndIsrEntry(
-                tp, leader_isr, tuple(assignment.replicas), tuple(assignment.adding_replicas),
-                tuple(assignment.removing_replicas), is_new or (prev is not None and prev.is_new))
-        self.add_update_metadata_request_for_brokers(ctx.live_or_shutting_down_broker_ids(), [tp])
+            new = is_new or (prev is not None and prev.is_new)
+            entry = entries.get(new)
+            if entry is None:
+                entry = entries[new] = LeaderAndIsrEntry(
+                    tp, leader_isr, tuple(assignment.replicas), tuple(assignment.adding_replicas),
+                    tuple(assignment.removing_replicas), new)
+            self.leader_and_isr[b][tp] = entry
+        self.add_update_metadata_request_for_brokers(ctx.live_brokers, [tp])
 
     def add_stop_replica_request_for_brokers(self, broker_ids: Iterable[int], tp: TopicPartition,
                                              delete_partition: bool) -> None:
@@ -544,26 +630,38 @@ class ControllerBrokerRequestBatch:
 
     def _send_leader_and_isr(self, controller_epoch: int) -> None:
         ctx = self.context
+        topic_ids = dict(ctx.topic_ids)
+        cid = self.controller_id
+        #: brokers told the very same entries (the usual case: every replica of a partition is
+        #: sent its new state) share one body per version, built once
+        bodies: dict[tuple[int, ...], PerVersion[LeaderAndIsrBody]] = {}
         for broker_id, parts in sorted(self.leader_and_isr.items()):
             if broker_id not in ctx.live_brokers:
                 continue
             entries = list(parts.values())
-            leaders = []
-            for leader_id in sorted({e.leader_isr.leader for e in entries}):
-                reg = ctx.broker_info.get(leader_id)
-                ep = ctx.inter_broker_endpoint(leader_id) if reg else None
-                if ep is not None:
-                    leaders.append((leader_id, ep.host, ep.port))
-            broker_epoch = self._broker_epoch(broker_id)
-            topic_ids = dict(ctx.topic_ids)
-            cid = self.controller_id
+            same = tuple(map(id, entries))
+            body = bodies.get(same)
+            if body is None:
+                leaders = []
+                for leader_id in sorted({e.leader_isr.leader for e in entries}):
+                    reg = ctx.broker_info.get(leader_id)
+                    ep = ctx.inter_broker_endpoint(leader_id) if reg else None
+                    if ep is not None:
+                        leaders.append((leader_id, ep.host, ep.port))
 
-            def build(version: int, entries: list[LeaderAndIsrEntry] = entries, leaders: list[Any] = leaders,
-                      broker_epoch: int = broker_epoch) -> Message:
-                return build_leader_and_isr(version, cid, controller_epoch, broker_epoch, entries, leaders, topic_ids)
+                def build_body(version: int, entries: list[LeaderAndIsrEntry] = entries,
+                               leaders: list[Any] = leaders) -> LeaderAndIsrBody:
+                    return leader_and_isr_body(version, entries, leaders, topic_ids)
+
+                body = bodies[same] = PerVersion(build_body)
+            broker_epoch = self._broker_epoch(broker_id)
+
+            def build(version: int, body: PerVersion[LeaderAndIsrBody] = body, broker_epoch: int = broker_epoch
+                      ) -> Message:
+                return leader_and_isr_request(version, cid, controller_epoch, broker_epoch, body.get(version))
 
             log.debug("leader_and_isr_queued", target_broker=broker_id,
-                      partitions=[str(e.tp) for e in entries][:20], count=len(entries))
+                      partitions=[str(e.tp) for e in entries[:20]], count=len(entries))
             self._log_leader_and_isr(controller_epoch, broker_id, entries)
             if self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, build, partitions=len(entries)):
                 self.sent["LeaderAndIsr"] += 1
@@ -596,13 +694,15 @@ class ControllerBrokerRequestBatch:
         live = [ctx.broker_info[b] for b in sorted(ctx.live_or_shutting_down_broker_ids()) if b in ctx.broker_info]
         topic_ids = dict(ctx.topic_ids)
         cid = self.controller_id
+        # the same partitions and brokers for every broker: built once per version
+        body = PerVersion(lambda version: update_metadata_body(version, entries, live, topic_ids))
         for broker_id in sorted(self.update_metadata_brokers):
             if broker_id not in ctx.live_brokers:
                 continue
             broker_epoch = self._broker_epoch(broker_id)
 
             def build(version: int, broker_epoch: int = broker_epoch) -> Message:
-                return build_update_metadata(version, cid, controller_epoch, broker_epoch, entries, live, topic_ids)
+                return update_metadata_request(version, cid, controller_epoch, broker_epoch, body.get(version))
 
             if self.channel.send(broker_id, ApiKey.UPDATE_METADATA, build, partitions=len(entries)):
                 self.sent["UpdateMetadata"] += 1
