@@ -3,7 +3,10 @@
 after a controller failover moved leaderships here. In-process, no cluster: a real LogManager
 on a temporary directory, a ReplicaManager (no ZooKeeper: every follower is already in the
 ISR, so no ISR write happens) leading N partitions of one topic (replicas 1 and 2, one
-10-record batch each), and broker 2's fetch session (FetchManager, KIP-227).
+10-record batch each), and broker 2's fetch session (FetchManager, KIP-227). After the set-up
+the objects are frozen out of the garbage collector's view, as a broker's GcPolicy does
+(kafkalike/broker/gc_policy.py). The logs go to /dev/shm when it exists (the set-up writes
+and fsyncs a few files per partition; the measurement touches no file).
 
     .venv/bin/python -m kafkalike.bench.fetch_serving [--partitions 10000] [--fetches 20] \\
         [--rounds 2] [--tree before=/tmp/before --tree after=/tmp/after]
@@ -44,6 +47,7 @@ WORKER_ARG = "--worker"
 
 def _worker(partitions: int, fetches: int) -> dict[str, Any]:
     """Build the replica manager and measure (runs with the tree's kafkalike on sys.path)."""
+    import gc
     import logging
 
     import trio
@@ -87,6 +91,8 @@ def _worker(partitions: int, fetches: int) -> dict[str, Any]:
                 for tp in tps:
                     rm.partitions[tp].append_records_to_leader(memoryview(bytearray(batch)), 1, 1)
                 out["setup_cpu_s"] = time.process_time() - t0
+                gc.collect()  # as a broker's GcPolicy does after start-up and every 10 s
+                gc.freeze()
                 leo = rm.partitions[tps[0]].log_end_offset
                 infos = [FetchPartitionInfo(tp, leo, max_bytes, 0, 0) for tp in tps]
                 # the follower catches up once: every HW moves to the LEO
@@ -139,7 +145,8 @@ def _worker(partitions: int, fetches: int) -> dict[str, Any]:
         finally:
             log_manager.shutdown()
 
-    with tempfile.TemporaryDirectory(prefix="fetch-serving-") as d:
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="fetch-serving-", dir=shm) as d:
         trio.run(main, d)
     out["partitions"] = partitions
     out["fetches"] = fetches

@@ -38,22 +38,35 @@ class FetchPartitionInfo:
 class DelayedFetch(DelayedOperation):
     """``bytes_available(info)`` -> readable bytes at the fetch offset (or None when the
     partition must answer at once: error, truncation, leadership change);
-    ``read()`` -> the per-partition results, stored in ``result``."""
+    ``read()`` -> the per-partition results, stored in ``result``.
+
+    ``known_incomplete``: the caller has just read every partition, on the same trio step,
+    and found nothing to answer yet (ReplicaManager.fetch_messages: no error, fewer than
+    min_bytes; Kafka's fetchMessages decides from its read in the same way), so the first
+    ``try_complete`` (the purgatory's before it watches the keys) answers False without going
+    over the partitions again; the purgatory's next one, once the keys are watched, checks
+    them. Each check goes over every partition of the fetch."""
 
     def __init__(self, delay_ms: int, infos: list[FetchPartitionInfo], min_bytes: int,
                  bytes_available: Callable[[FetchPartitionInfo], int | None],
-                 read: Callable[[], Any]) -> None:
+                 read: Callable[[], Any], known_incomplete: bool = False) -> None:
         super().__init__(delay_ms)
         self.infos = infos
         self.min_bytes = min_bytes
         self._bytes_available = bytes_available
         self._read = read
+        self._skip_check = known_incomplete
+        self.checks = 0  # passes over the partitions so far
         self.result: Any = None
         self.hops = request_hops.current()  # the Fetch's hop timing (debug, usually None)
         if self.hops is not None:
             self.hops.delayed = True
 
     def try_complete(self) -> bool:
+        if self._skip_check:
+            self._skip_check = False
+            return False
+        self.checks += 1
         total = 0
         for info in self.infos:
             n = self._bytes_available(info)

@@ -1131,7 +1131,8 @@ class ReplicaManager:
                     return 0
             return bytes_available(i, from_follower, isolation_level)
 
-        op = DelayedFetch(max_wait_ms, infos, min_bytes, available, read)
+        # no await since the read: the purgatory's first check would only repeat its finding
+        op = DelayedFetch(max_wait_ms, infos, min_bytes, available, read, known_incomplete=True)
         await self.fetch_purgatory.try_complete_else_watch(op, [i.tp for i in infos])
         request_hops.mark("woken")
         return self._record_throttled(from_follower, op.result if op.result is not None else first)

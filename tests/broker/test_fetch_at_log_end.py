@@ -166,11 +166,12 @@ async def test_a_long_poll_that_expires_updates_the_follower_fetch_state_once_an
         tmp_path: Path) -> None:
     async with leading(tmp_path, 30) as rm:
         rm.read_from_local_log(at(3, 30), MAX, FOLLOWER)
-        with counting(Partition.update_follower_fetch_state, *READ_PATH) as calls:
+        with counting(Partition.update_follower_fetch_state, ReplicaManager._bytes_available, *READ_PATH) as calls:
             answer = await rm.fetch_messages(FOLLOWER, 20, 1, MAX, 0, at(3, 30))
         assert rm.fetch_purgatory.expired == 1 and rm.fetch_purgatory.watchers == {}
-        # the first read only (Kafka's readFromPurgatory does not update it); no segment read at all
-        assert calls == Counter({"Partition.update_follower_fetch_state": 30})
+        # fetch state: the first read only (Kafka's readFromPurgatory does not update it); one
+        # DelayedFetch check once the keys are watched (the read was the first); no segment read
+        assert calls == Counter({"Partition.update_follower_fetch_state": 30, "ReplicaManager._bytes_available": 30})
         assert [(d.error, d.high_watermark, d.size) for d in answer] == [(ErrorCode.none, 3, 0)] * 30
 
 
