@@ -588,10 +588,14 @@ class UnifiedLog:
         remaining = max_bytes
         i = self._segment_index_for(fetch_offset)
         offset = fetch_offset
-        while i < len(self.segments):
+        n = len(self.segments)
+        while i < n:
             seg = self.segments[i]
             max_position = None
-            if max_offset is not None:
+            # the batch holding max_offset can only be in this segment if max_offset is below the
+            # next one's base (the LEO for the last): a consumer at HW == LEO looks up nothing
+            segment_end = self.segments[i + 1].base_offset if i + 1 < n else self._next_offset
+            if max_offset is not None and max_offset < segment_end:
                 h = seg.translate_offset(max_offset)
                 if h is not None:
                     max_position = h.position
@@ -607,7 +611,7 @@ class UnifiedLog:
             if max_position is not None:
                 break
             i += 1
-            if i < len(self.segments):
+            if i < n:
                 offset = self.segments[i].base_offset
         return slices
 
