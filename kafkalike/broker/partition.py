@@ -49,7 +49,7 @@ import structlog
 
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.record_batch import RecordBatch, build_end_txn_marker
-from kafkalike.storage import FileSlice, KafkaStorageError, LogAppendInfo, TopicPartition, UnifiedLog
+from kafkalike.storage import KafkaStorageError, LogAppendInfo, TopicPartition, UnifiedLog
 from kafkalike.storage.producer_state_manager import DuplicateBatch, ProducerStateError, ProducerStateManager
 
 __all__ = ["DuplicateBatch", "LogDeleteRecordsResult", "Partition", "PartitionError", "PartitionState", "PartitionStatistics",
@@ -375,20 +375,6 @@ class Partition:
         return low
 
     # ------------------------------------------------------------------ leader: fetch
-    def read_records(self, fetch_offset: int, max_bytes: int, *, from_follower: bool,
-                     current_leader_epoch: int = -1, min_one_message: bool = True,
-                     read_committed: bool = False) -> list[FileSlice]:
-        """File slices from ``fetch_offset``: up to the LEO for followers, the HW for
-        consumers, the LSO for read_committed consumers (Kafka's FetchLogEnd,
-        FetchHighWatermark, FetchTxnCommitted). Raises PartitionError (epoch fencing, not
-        leader) and storage's OffsetOutOfRangeError."""
-        self.check_leader_epoch(current_leader_epoch)
-        if from_follower:
-            max_offset = None
-        else:
-            max_offset = self.log.last_stable_offset if read_committed else self.high_watermark
-        return self.log.read(fetch_offset, max_bytes, max_offset, min_one_message)
-
     def update_follower_fetch_state(self, replica_id: int, fetch_offset: int,
                                     follower_start_offset: int, leader_end_offset: int,
                                     fetch_time_ms: int) -> bool:

@@ -973,7 +973,9 @@ class ReplicaManager:
         """One partition of a Fetch (Kafka's ReplicaManager.readFromLog ``read`` and
         Partition.fetchRecords): the leader epoch check (FENCED_LEADER_EPOCH /
         UNKNOWN_LEADER_EPOCH / NOT_LEADER_OR_FOLLOWER), for a follower that it is a replica
-        (NOT_LEADER_OR_FOLLOWER), the read (OFFSET_OUT_OF_RANGE, KAFKA_STORAGE_ERROR), then with
+        (NOT_LEADER_OR_FOLLOWER), the read up to the LEO for a follower, the HW for a consumer,
+        the LSO for a read_committed one (Kafka's FetchLogEnd, FetchHighWatermark,
+        FetchTxnCommitted; OFFSET_OUT_OF_RANGE, KAFKA_STORAGE_ERROR), then with
         ``update_fetch_state`` the follower's fetch state at ``fetch_time_ms`` (ms): its LEO, which
         may move the HW, and ISR expansion. The read from the Fetch purgatory passes
         ``update_fetch_state=False``, as Kafka's readFromPurgatory does.
@@ -991,7 +993,9 @@ class ReplicaManager:
         fetch_offset = info.fetch_offset
         read_committed = not from_follower and isolation_level == READ_COMMITTED
         try:
-            p.check_leader_epoch(info.current_leader_epoch)
+            epoch = info.current_leader_epoch
+            if (epoch >= 0 and epoch != p.leader_epoch) or p.leader_id != self.broker_id:
+                p.check_leader_epoch(epoch)  # raises the error (fenced, unknown epoch, not leader)
             if from_follower:
                 replica = p.remote_replicas.get(replica_id)
                 if replica is None:  # Kafka's getReplicaOrException: not a replica of this partition
@@ -1060,8 +1064,10 @@ class ReplicaManager:
         fetch_time_ms = now_ms() if replica_id >= 0 and update_fetch_state else -1
         read_one = self._read_one
         for info in infos:
-            data = read_one(info, max(0, min(info.max_bytes, remaining)), replica_id, min_one,
-                            isolation_level, fetch_time_ms, update_fetch_state)
+            limit = info.max_bytes
+            if limit > remaining:
+                limit = max(0, remaining)
+            data = read_one(info, limit, replica_id, min_one, isolation_level, fetch_time_ms, update_fetch_state)
             if data.records:
                 size = data.size
                 if size > 0:

@@ -574,7 +574,8 @@ class UnifiedLog:
         Raises OffsetOutOfRangeError (OFFSET_OUT_OF_RANGE) if fetch_offset < log start offset
         or > LEO.
         """
-        self._check_open()
+        if self.failed is not None or self._closed:  # every Fetch reads every partition: no call when open
+            self._check_open()
         if fetch_offset < self._log_start_offset or fetch_offset > self._next_offset:
             raise OffsetOutOfRangeError(
                 f"offset {fetch_offset} is out of range [{self._log_start_offset}, {self._next_offset}] for {self.dir.name}",
