@@ -231,6 +231,25 @@ def run(partitions: int, systems: Sequence[str], report_dir: Path, work_dir: Pat
     runner = _Run()
     ensemble = None
     loads: list[str] = []
+
+    def report() -> Path:
+        context = {
+            "command": command or f"python -m kafkalike.bench.scale --partitions {partitions}",
+            "configuration": (f"one topic of {partitions:,} partitions, RF 3, 3 brokers per system; systems one at a "
+                              f"time in this order: {', '.join(systems)}; one trial of each step"),
+            "systems": ", ".join(systems) + (f" (Apache Kafka {rkmod.kafka_version()})" if "kafka-zk" in systems else ""),
+            "Kafka broker heap": f"-Xmx{heap} -Xms{heap}",
+            "open files limit (soft, hard)": f"{nofile[0]:,}, {nofile[1]:,}",
+            "vm.max_map_count": _read("/proc/sys/vm/max_map_count"),
+            "machine": machine_description(),
+            "load average before / after": f"{' '.join(load_before)} / {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
+            "load when each system was done": "; ".join(loads),
+            "wall time": f"{time.monotonic() - started:.0f} s",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "errors": "; ".join(runner.errors) if runner.errors else "none",
+        }
+        return write_report(runner.samples, report_dir, context=context)
+
     try:
         ensemble = ZkEnsemble(work_dir / "zk", nodes=3, base_port=find_free_base_port(
             [f"127.0.0.{i}" for i in (1, 2, 3)]), die_with_parent=True)
@@ -246,25 +265,14 @@ def run(partitions: int, systems: Sequence[str], report_dir: Path, work_dir: Pat
                 stop_systems(live, None, "scale_stop_failed")
                 shutil.rmtree(work_dir / name, ignore_errors=True)
             loads.append(f"{name} done at load {_load()}")
+            report()  # what is measured so far survives an interrupted later system
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM via main(): the finally blocks stopped everything
+        runner.errors.append(f"run interrupted ({e}); the figures are what was measured before it")
+        print(f"  !! interrupted ({e})", flush=True)
     finally:
         if ensemble is not None:
             ensemble.stop()
-    context = {
-        "command": command or f"python -m kafkalike.bench.scale --partitions {partitions}",
-        "configuration": (f"one topic of {partitions:,} partitions, RF 3, 3 brokers per system; systems one at a "
-                          f"time in this order: {', '.join(systems)}; one trial of each step"),
-        "systems": ", ".join(systems) + (f" (Apache Kafka {rkmod.kafka_version()})" if "kafka-zk" in systems else ""),
-        "Kafka broker heap": f"-Xmx{heap} -Xms{heap}",
-        "open files limit (soft, hard)": f"{nofile[0]:,}, {nofile[1]:,}",
-        "vm.max_map_count": _read("/proc/sys/vm/max_map_count"),
-        "machine": machine_description(),
-        "load average before / after": f"{' '.join(load_before)} / {' '.join(Path('/proc/loadavg').read_text().split()[:3])}",
-        "load when each system was done": "; ".join(loads),
-        "wall time": f"{time.monotonic() - started:.0f} s",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "errors": "; ".join(runner.errors) if runner.errors else "none",
-    }
-    path = write_report(runner.samples, report_dir, context=context)
+    path = report()
     print(f"report: {path}", flush=True)
     return path
 
