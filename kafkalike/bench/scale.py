@@ -237,7 +237,7 @@ def run(partitions: int, systems: Sequence[str], report_dir: Path, work_dir: Pat
             "command": command or f"python -m kafkalike.bench.scale --partitions {partitions}",
             "configuration": (f"one topic of {partitions:,} partitions, RF 3, 3 brokers per system; systems one at a "
                               f"time in this order: {', '.join(systems)}; one trial of each step"),
-            "systems": ", ".join(systems) + (f" (Apache Kafka {rkmod.kafka_version()})" if "kafka-zk" in systems else ""),
+            "systems": ", ".join(systems) + (f" (Apache Kafka {_kafka_version()})" if "kafka-zk" in systems else ""),
             "Kafka broker heap": f"-Xmx{heap} -Xms{heap}",
             "open files limit (soft, hard)": f"{nofile[0]:,}, {nofile[1]:,}",
             "vm.max_map_count": _read("/proc/sys/vm/max_map_count"),
@@ -275,6 +275,15 @@ def run(partitions: int, systems: Sequence[str], report_dir: Path, work_dir: Pat
     path = report()
     print(f"report: {path}", flush=True)
     return path
+
+
+def _kafka_version() -> str:
+    from kafkalike.bench import reference_kafka as rkmod
+
+    try:
+        return rkmod.kafka_version()
+    except rkmod.ReferenceKafkaError:
+        return "?"
 
 
 def _read(path: str) -> str:
