@@ -134,11 +134,13 @@ def broker_hop_lines(log_paths: Iterable[Path]) -> list[HopLine]:
 @attrs.frozen
 class SystemResult:
     """One system of a hop-timing run: its label, the end-to-end LatencyResult of each round
-    and the hop summaries over all rounds (none for Kafka: its brokers log no hops)."""
+    and the hop summaries over all rounds (none for Kafka: its brokers log no hops);
+    ``produce_rates``: records/s of each round instead, when the run was a throughput run."""
 
     label: str
     latencies: tuple[Any, ...]
     summaries: tuple[HopSummary, ...]
+    produce_rates: tuple[float, ...] = ()
 
 
 def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None) -> Any:
@@ -161,7 +163,7 @@ def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source:
 
 def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path, rounds: int = 1,
         before: Path | None = None, kafka: bool = False, after: Path | None = None,
-        warmup: float = 0.0) -> list[SystemResult]:
+        warmup: float = 0.0, produce_records: int = 0) -> list[SystemResult]:
     """Start a 3-broker kafkalike cluster with hop timing on (plus, with ``before``, a second
     one running the kafkalike source tree at that path; ``after``: run the first one from that
     tree too instead of this checkout; with ``kafka`` Apache Kafka 3.9
@@ -169,7 +171,10 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     ``zookeeper_connect``); then ``rounds`` rounds of the end-to-end latency workload at
     ``rate`` records/s for ``seconds``, each on a fresh 6-partition RF 3 topic, the systems
     rotated per round, after a discarded ``warmup``-second run per system (0: none); stop
-    everything by pid. Returns one SystemResult per system."""
+    everything by pid. With ``produce_records`` each round (and warm-up) is instead Kafka's
+    ProducerPerformance at its client defaults (acks=all, batch.size 16 KiB, linger.ms 0) sending
+    that many 100 B records as fast as it can: the hops of a saturated acks=all Produce path.
+    Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
     from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
     from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
@@ -178,6 +183,12 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     live: dict[str, Any] = {}
     offsets: dict[str, dict[int, int]] = {}
     latencies: dict[str, list[Any]] = {}
+    rates: dict[str, list[float]] = {}
+    tools = wl.tool_runner(work_dir)  # only used with produce_records; starts nothing
+
+    def produce(system: Any, topic: str) -> float:
+        return wl.produce_kafka_perf(system, tools, topic, produce_records, "all", wl.CLIENT_DEFAULTS).records_per_sec
+
     try:
         hosts = [f"127.0.0.{i}" for i in (1, 2, 3)]
         if zookeeper_connect is None:
@@ -202,8 +213,11 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
         if warmup > 0:  # discarded, as kafkalike bench's warm-up: JIT for the JVMs, caches for all
             for label, system in live.items():
                 create_topic(system.bootstrap, "hops-warm-up", 6, 3, timeout=120)
-                wl.end_to_end_latency(system, "hops-warm-up", rate, warmup)
-                print(f"  warm-up {label} ({warmup:g} s, discarded)", flush=True)
+                if produce_records:
+                    produce(system, "hops-warm-up")
+                else:
+                    wl.end_to_end_latency(system, "hops-warm-up", rate, warmup)
+                print(f"  warm-up {label} (discarded)", flush=True)
         for label, system in live.items():  # hop lines are read from here on
             if label != "kafka-zk":
                 offsets[label] = {b: system.cluster.log_path(b).stat().st_size for b in system.cluster.broker_ids}
@@ -212,6 +226,10 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 system = live[label]
                 topic = f"hops-{rate}-r{rnd}"
                 create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                if produce_records:
+                    rates.setdefault(label, []).append(produce(system, topic))
+                    print(f"  round {rnd} {label:<18} {rates[label][-1]:,.0f} records/s", flush=True)
+                    continue
                 res = wl.end_to_end_latency(system, topic, rate, seconds)
                 latencies.setdefault(label, []).append(res)
                 print(f"  round {rnd} {label:<18} p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
@@ -227,7 +245,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 lines.extend(parse_hop_lines(f))
         summaries = (summarize(lines, "produce", PRODUCE_HOPS), summarize(lines, "follower", FETCH_HOPS),
                      summarize(lines, "consumer", FETCH_HOPS)) if label in offsets else ()
-        results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries))
+        results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries, tuple(rates.get(label, ()))))
     return results
 
 
@@ -246,16 +264,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=10.0,
                    help="seconds of a discarded warm-up run per system first (default 10; 0 = none)")
     p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
+    p.add_argument("--produce-records", type=int, default=0,
+                   help="instead of the latency workload: Kafka's ProducerPerformance at client defaults "
+                        "(acks=all, batch.size 16 KiB, linger.ms 0), this many records per round and warm-up")
     args = p.parse_args(argv)
     load0 = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="kafkalike-hops-") as d:
         t0 = time.monotonic()
         results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after,
-                      args.warmup)
+                      args.warmup, args.produce_records)
     load1 = Path("/proc/loadavg").read_text().split()[0]
-    print(f"end-to-end latency at {args.rate} records/s acks=all, {args.rounds} x {args.seconds:g} s per system "
-          f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
+    if args.produce_records:
+        print(f"ProducerPerformance at client defaults, acks=all, {args.produce_records:,} records x {args.rounds} "
+              f"rounds per system (load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
+    else:
+        print(f"end-to-end latency at {args.rate} records/s acks=all, {args.rounds} x {args.seconds:g} s per system "
+              f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
     for r in results:
+        if r.produce_rates:
+            print(f"  {r.label:<18} {statistics.median(r.produce_rates):,.0f} records/s (median; rounds "
+                  f"{', '.join(f'{x:,.0f}' for x in r.produce_rates)})")
+            continue
         p50 = statistics.median(x.p50_ms for x in r.latencies)
         p99 = statistics.median(x.p99_ms for x in r.latencies)
         print(f"  {r.label:<18} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  (median over {len(r.latencies)} rounds; "

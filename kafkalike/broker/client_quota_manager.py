@@ -46,6 +46,7 @@ import attrs
 import structlog
 import trio
 
+from kafkalike.broker import request_pipelining
 from kafkalike.broker.sasl_scram import desanitize, sanitize
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import BadVersion, NodeExists, NoNode
@@ -461,6 +462,7 @@ def install_throttling(apis: Any, manager: ClientQuotaManager, record_bytes: Cal
         await wait_unmuted(conn)
         if not manager.quotas:  # no quota configured anywhere: nothing to measure
             return await produce(header, request, conn)
+        request_pipelining.hold()  # this answer's throttle mutes the connection's next request
         size = sum(len(p.records) for t in request.topic_data for p in t.partition_data if p.records is not None)
         throttle = manager.record_and_get_throttle_time_ms(PRODUCER_BYTE_RATE, _user(conn), header.client_id or "",
                                                            size)
@@ -554,6 +556,8 @@ def install_request_quota(apis: Any, manager: ClientQuotaManager, muter: Channel
             await muter.wait_unmuted(conn)
             wanted = manager.has_quota(REQUEST_PERCENTAGE)
             meter.ensure(wanted)
+            if wanted:
+                request_pipelining.hold()  # a throttle mutes the connection before its next request
             if (not wanted or api_key in EXEMPT_API_KEYS
                     or (api_key == ApiKey.FETCH and getattr(request, "replica_id", -1) >= 0)):
                 return await handler(header, request, conn)

@@ -303,6 +303,11 @@ CONFIG_KEYS: dict[str, ConfigKey] = {k.name: k for k in [
          "kafkalike only, a debug metric: log a request_hops line per Produce and Fetch with the "
          "time of each hop (read, append, follower fetch, high watermark, response written; "
          "broker/request_hops.py, docs/benchmarks.md)"),
+    _key("kafkalike.produce.pipelining", "boolean", True,
+         "kafkalike only: while an acks=all Produce waits for its followers, read and serve the "
+         "connection's next request (Kafka mutes the connection until the response is sent); "
+         "requests are still handled, and answered, in order (broker/request_pipelining.py, "
+         "docs/benchmarks.md)"),
     _ignored("log.message.format.version", "string", "3.0"),
     # --- limits on admin requests (docs/broker.md "Limits on admin requests")
     _key("kafkalike.max.partitions.per.request", "int", 10000,

@@ -392,7 +392,8 @@ class KafkaServer:
             max_connections=cfg["max.connections"], max_connections_per_ip=cfg["max.connections.per.ip"],
             per_ip_overrides=per_ip_overrides, inter_broker_listener=cfg.inter_broker_listener_name,
             ssl_contexts=ssl_contexts, principal_mappers=principal_mappers, authenticators=authenticators,
-            failed_authentication_delay_ms=cfg["connection.failed.authentication.delay.ms"])
+            failed_authentication_delay_ms=cfg["connection.failed.authentication.delay.ms"],
+            pipeline_produce=bool(cfg["kafkalike.produce.pipelining"]))
         try:
             self.bound_listeners = await nursery.start(self.socket_server.serve)
         except (OSError, BaseExceptionGroup) as exc:

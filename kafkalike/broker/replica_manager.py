@@ -43,7 +43,7 @@ import attrs
 import structlog
 import trio
 
-from kafkalike.broker import request_hops
+from kafkalike.broker import request_hops, request_pipelining
 from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, DeleteRecordsPartitionStatus
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
@@ -822,6 +822,8 @@ class ReplicaManager:
             self._complete_delayed(tp)
         request_hops.mark("appended")
         if required_acks == -1 and any(s.acks_pending for s in statuses.values()):
+            # only the followers are awaited now: the connection may serve its next request
+            request_pipelining.local_work_done()
             op = DelayedProduce(timeout_ms, statuses, self.get_partition, self.min_isr_of)
             await self.produce_purgatory.try_complete_else_watch(
                 op, [tp for tp, s in statuses.items() if s.acks_pending])

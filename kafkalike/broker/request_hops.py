@@ -119,9 +119,17 @@ def finish(written_ns: int) -> None:
     hops = _current.get()
     if hops is None or hops.finished:
         return
+    _current.set(None)
+    finish_request(hops, written_ns)
+
+
+def finish_request(hops: RequestHops | None, written_ns: int) -> None:
+    """``finish`` for a request served in another task (a pipelined Produce, whose response
+    the connection's writer task writes): log ``hops``' line (no-op for None)."""
+    if hops is None or hops.finished:
+        return
     hops.mark("written", written_ns)
     hops.finished = True
-    _current.set(None)
     log.info("request_hops", api=hops.api, kind=hops.kind, delayed=hops.delayed, **hops.offsets_us())
 
 

@@ -4,7 +4,12 @@ One trio task per connection. Frames are cut by the codec's FrameReader (int32 s
 socket.request.max.bytes); each request is handed to the RequestHandler and its response
 sent before the next request of that connection is handled, so responses leave in request
 order (Kafka's per-connection ordering guarantee). A client may pipeline: frames that arrive
-while a request is being served wait in the reader's buffer.
+while a request is being served wait in the reader's buffer. One exception, kafkalike's own
+(``pipeline_produce``, kafkalike.produce.pipelining; docs/design.md decision 13): an acks=all
+Produce runs in its own task, and once it has appended and only waits for the followers
+(broker/request_pipelining.py) the connection reads and serves its next request; a writer task
+per connection writes those responses in request order, and any other request first waits
+until they are written.
 
 Responses are chunk lists (bytes / memoryview / protocol.fetch.FileRecords); FileRecords go
 out with os.sendfile straight from the segment file to the socket, so fetched record bytes
@@ -71,11 +76,12 @@ import attrs
 import structlog
 import trio
 
-from kafkalike.broker import request_hops
+from kafkalike.broker import request_hops, request_pipelining
 from kafkalike.broker.ssl_factory import NoMatchingRule, SslPrincipalMapper, principal_from_peer_certificate
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader, MemoryPool
 from kafkalike.protocol.errors import ProtocolError
+from kafkalike.protocol.produce import peek_required_acks
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +102,10 @@ ACCEPT_BACKOFF_MAX_S = 1.0
 LIMIT_LOG_INTERVAL_S = 10.0
 
 SSL_FILE_CHUNK = 256 * 1024
+MAX_PIPELINED_REQUESTS = 16
+"""Pipelined acks=all Produce requests of one connection waiting for their followers at most;
+the next frame is read only once the oldest one's response is written (a producer keeps at
+most max.in.flight.requests.per.connection = 5 in flight; this bounds a misbehaving one)."""
 """Bytes of a FileRecords region read per os.pread when it goes out over TLS."""
 
 
@@ -489,6 +499,36 @@ class _Connection:
 
 
 @attrs.define(eq=False)
+class _PipelinedRequest:
+    """One acks=all Produce served in its own task: ``ready`` once its local work is done
+    (request_pipelining.local_work_done) or it finished; ``done`` once it finished, with its
+    ``response`` chunks (None: no response) or the ``error`` it raised; ``hops``: its hop timing."""
+
+    ready: trio.Event = attrs.Factory(trio.Event)
+    done: trio.Event = attrs.Factory(trio.Event)
+    response: Sequence[Any] | None = None
+    error: Exception | None = None
+    hops: Any = None
+
+
+@attrs.define(eq=False)
+class _Pipeline:
+    """A connection's pipelined requests not yet answered, oldest first, and the writer task
+    that answers them in order (started with the first one)."""
+
+    nursery: trio.Nursery
+    send: Any = None
+    pending: int = 0
+    changed: trio.Event = attrs.Factory(trio.Event)
+    """Set (and replaced) whenever a pipelined response was written."""
+
+    def written(self) -> None:
+        self.pending -= 1
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+@attrs.define(eq=False)
 class _RateLimitedLog:
     """Logs an event at most once per LIMIT_LOG_INTERVAL_S, with how often it happened."""
 
@@ -536,6 +576,9 @@ class SocketServer:
     """listener name -> its ssl.principal.mapping.rules (absent: DEFAULT, the subject DN)."""
     authenticators: Mapping[str, Callable[[ConnectionContext], Authenticator]] = attrs.Factory(dict)
     """listener name -> Authenticator factory, for the SASL listeners."""
+    pipeline_produce: bool = False
+    """kafkalike.produce.pipelining: read and serve a connection's next request while an acks=all
+    Produce waits for its followers (request_pipelining); responses still leave in order."""
     failed_authentication_delay_ms: int = 0
     """connection.failed.authentication.delay.ms: how long a connection whose authentication
     failed stays open (not read) after its error response, as Kafka delays the close to slow
@@ -745,6 +788,13 @@ class SocketServer:
         self._memory_freed = trio.Event()
 
     async def _serve_connection(self, stream: trio.abc.Stream, conn_state: _Connection) -> None:
+        async with trio.open_nursery() as nursery:  # the pipelined requests and their writer
+            try:
+                await self._serve_frames(stream, conn_state, _Pipeline(nursery))
+            finally:
+                nursery.cancel_scope.cancel()  # the connection is done: no response is written now
+
+    async def _serve_frames(self, stream: trio.abc.Stream, conn_state: _Connection, pipe: _Pipeline) -> None:
         conn = conn_state.context
         reader = FrameReader(self.max_request_bytes, pool=self.pool)
         idle_s = self.idle_ms / 1000.0
@@ -781,6 +831,13 @@ class SocketServer:
                                         queued_max_request_bytes=self.pool.capacity)
                         self._memory_changed()  # the first waiter may now be the only one left
                     continue
+                if (self.pipeline_produce and (auth is None or auth.complete)
+                        and peek_required_acks(frame) == -1):
+                    await self._serve_pipelined(frame, reader, conn, stream, pipe)
+                    del frame
+                    continue
+                while pipe.pending:  # earlier pipelined responses leave first
+                    await pipe.changed.wait()
                 close_reason = None
                 try:
                     if auth is not None and not auth.complete:
@@ -815,3 +872,71 @@ class SocketServer:
             reader.close()
             if self.pool.waiting:
                 self._memory_changed()
+
+    async def _serve_pipelined(self, frame: memoryview, reader: FrameReader, conn: ConnectionContext,
+                               stream: trio.abc.Stream, pipe: _Pipeline) -> None:
+        """Serve an acks=all Produce in its own task and return once it has done its local work
+        (its appends; request_pipelining) or finished, so that the connection's next request can
+        be read while this one waits for the followers; its response is queued for the
+        connection's writer task, which answers in request order."""
+        if pipe.send is None:
+            pipe.send, receive = trio.open_memory_channel[_PipelinedRequest](MAX_PIPELINED_REQUESTS)
+            pipe.nursery.start_soon(self._write_pipelined, stream, conn, pipe, receive)
+        while pipe.pending >= MAX_PIPELINED_REQUESTS:
+            await pipe.changed.wait()
+        request = _PipelinedRequest()
+        pipe.pending += 1
+        pipe.send.send_nowait(request)
+        pipe.nursery.start_soon(self._handle_pipelined, frame, reader, conn, request)
+        await request.ready.wait()
+        if request.error is not None:
+            await trio.sleep_forever()  # nothing more is read: the writer logs it and ends the connection
+
+    async def _handle_pipelined(self, frame: memoryview, reader: FrameReader, conn: ConnectionContext,
+                                request: _PipelinedRequest) -> None:
+        request_pipelining.serve(request.ready.set)
+        try:
+            request.response = await self.handler.handle(frame, conn)
+            if request.response is not None:
+                request_hops.mark("response_queued")
+                request.hops = request_hops.current()
+            else:
+                request_hops.clear()
+        except Exception as exc:  # noqa: BLE001 -- the writer closes the connection when it gets here
+            request.error = exc
+        finally:
+            reader.release(frame)
+            del frame
+            if self.pool.waiting:
+                self._memory_changed()
+            request.done.set()
+            request.ready.set()
+
+    async def _write_pipelined(self, stream: trio.abc.Stream, conn: ConnectionContext, pipe: _Pipeline,
+                               receive: Any) -> None:
+        """The connection's pipelined responses, written in request order. A request that
+        raised, or a write that failed, ends the connection (logged as the serving loop does)."""
+        def written_by(hops: Any) -> Callable[[], None]:
+            def written() -> None:
+                conn.written_ns = time.perf_counter_ns()
+                request_hops.finish_request(hops, conn.written_ns)
+            return written
+
+        try:
+            async for request in receive:
+                await request.done.wait()
+                if request.error is not None:
+                    raise request.error
+                if request.response is not None:
+                    await send_chunks(stream, request.response, written=written_by(request.hops))
+                request.response = None
+                pipe.written()
+        except CloseConnection as exc:
+            log.warning("connection_closed", peer=conn.peer, reason=str(exc))
+        except ProtocolError as exc:
+            log.warning("connection_closed_bad_frame", peer=conn.peer, error=str(exc))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("request_handler_failed", peer=conn.peer)
+        pipe.nursery.cancel_scope.cancel()  # the connection ends with its first failed request

@@ -32,7 +32,8 @@ from kio.static.constants import EntityType
 from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint, skip_tagged_fields, write_uvarint
 
-__all__ = ["FAST_VERSIONS", "decode_produce_request", "encode_produce_request_body", "FIRST_FLEXIBLE_VERSION"]
+__all__ = ["FAST_VERSIONS", "decode_produce_request", "encode_produce_request_body", "FIRST_FLEXIBLE_VERSION",
+           "peek_required_acks"]
 
 FAST_VERSIONS = range(3, 13)
 """Produce versions with the name-addressed layout handled here (v13 addresses topics by id)."""
@@ -87,6 +88,36 @@ def _read_count(buf: Any, pos: int, flexible: bool) -> tuple[int, int]:
     if n < 0 or n > len(buf) - pos:
         raise MalformedFrameError(f"invalid array length {n}")
     return n, pos
+
+
+def peek_required_acks(frame: memoryview) -> int | None:
+    """The ``acks`` of a Produce request frame (size prefix removed: the request header, then
+    the body), read without decoding the rest; None when the frame is not a Produce of a version
+    in FAST_VERSIONS or is too short or malformed to tell (the full decode then reports it).
+
+    Header: api_key int16, api_version int16, correlation_id int32, client_id nullable string
+    (int16 length), and from Produce v9 (request header v2) a tagged-field section; body:
+    transactional_id (nullable string; compact from v9), acks int16 (Kafka protocol guide,
+    "Produce API" and "Headers")."""
+    try:
+        if len(frame) < 10 or _I16.unpack_from(frame, 0)[0] != 0:
+            return None
+        version = _I16.unpack_from(frame, 2)[0]
+        if version not in FAST_VERSIONS:
+            return None
+        client_id_length = _I16.unpack_from(frame, 8)[0]
+        pos = 10 + max(client_id_length, 0)
+        flexible = version >= FIRST_FLEXIBLE_VERSION
+        if flexible:
+            pos = skip_tagged_fields(frame, pos)
+            n, pos = read_uvarint(frame, pos)
+            pos += max(n - 1, 0)
+        else:
+            n = _I16.unpack_from(frame, pos)[0]
+            pos += 2 + max(n, 0)
+        return int(_I16.unpack_from(frame, pos)[0])
+    except (struct.error, MalformedFrameError):
+        return None
 
 
 def decode_produce_request(buf: memoryview, pos: int, version: int) -> tuple[Any, int]:

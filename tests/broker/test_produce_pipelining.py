@@ -1,0 +1,71 @@
+"""kafkalike.produce.pipelining (broker/request_pipelining.py, socket_server): while an acks=all
+Produce waits for its follower, the broker reads and appends the next Produce of the same
+connection; requests are appended in the order they were sent and answered in that order
+(KafkaConnection refuses a response out of order). With the key off the connection waits, as
+Kafka's muted channel does. An in-process broker with a real ZooKeeper over real TCP; the test
+plays the follower (broker 2) with follower Fetches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from kafkalike.storage import TopicPartition
+from tests.broker.broker_helpers import batch, connect, fetch, leader_and_isr, produce, running_broker
+
+
+async def _lead_with_follower_2(server: Any, topic: str) -> None:
+    me = server.broker_id
+    async with connect(server) as conn:
+        resp = await conn.send(leader_and_isr(server, topic, {0: (me, (me, 2), (me, 2))}), api_version=6)
+        assert resp.topics[0].partition_errors[0].error_code == 0
+
+
+def _log_end_offset(server: Any, topic: str) -> int:
+    return int(server.replica_manager.partitions[TopicPartition(topic, 0)].log_end_offset)
+
+
+@pytest.mark.parametrize("pipelining", ["true", "false"])
+async def test_acks_all_produces_of_one_connection_are_appended_while_the_first_waits(
+        tmp_path: Path, zk_chroot_connect: str, pipelining: str) -> None:
+    """Three acks=all Produces on one connection to a partition whose follower has not fetched:
+    pipelined, all three are appended (log end offset 3) while the first still waits; not
+    pipelined (Kafka's way), only the first is, until it is answered. Once the follower
+    acknowledges, every request is answered, in order, with base offsets 0, 1, 2."""
+    topic = "pipe"
+    async with running_broker(tmp_path, zk_chroot_connect, replica_lag_time_max_ms="600000",
+                              kafkalike_produce_pipelining=pipelining) as server:
+        await _lead_with_follower_2(server, topic)
+        results: dict[int, Any] = {}
+        async with connect(server) as conn, trio.open_nursery() as nursery:
+            async def one(i: int) -> None:
+                results[i] = await produce(conn, topic, 0, batch([f"r{i}".encode()]), acks=-1, timeout_ms=60_000)
+
+            for i in range(3):  # each request written before the next one is sent
+                sent = conn.statistics().requests_sent
+                nursery.start_soon(one, i)
+                with trio.fail_after(10):
+                    while conn.statistics().requests_sent == sent:
+                        await trio.sleep(0.005)
+            expected = 3 if pipelining == "true" else 1
+            with trio.fail_after(10):
+                while _log_end_offset(server, topic) < expected:
+                    await trio.sleep(0.01)
+            await trio.sleep(0.3)  # nothing more is appended while the follower is silent
+            assert _log_end_offset(server, topic) == expected
+            assert results == {}
+            async with connect(server) as follower:
+                acknowledged = 0
+                with trio.fail_after(20):
+                    while len(results) < 3:  # the follower fetches what there is and acknowledges it
+                        leo = _log_end_offset(server, topic)
+                        if leo > acknowledged:
+                            await fetch(follower, topic, 0, acknowledged, replica_id=2)
+                            await fetch(follower, topic, 0, leo, replica_id=2)
+                            acknowledged = leo
+                        await trio.sleep(0.01)
+        assert [results[i].error_code for i in range(3)] == [0, 0, 0]
+        assert [results[i].base_offset for i in range(3)] == [0, 1, 2]
