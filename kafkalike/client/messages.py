@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from kio.serial._implicit_defaults import get_implicit_default
@@ -79,55 +80,69 @@ def _check(values: dict[str, Any], known: frozenset[str], api_key: int) -> None:
                     _check(item, known, api_key)
 
 
-def _convert(f: dataclasses.Field, value: Any) -> Any:
+def _converter(f: dataclasses.Field) -> Callable[[Any], Any]:
+    """How a caller's value for field ``f`` becomes the entity's (see module doc), decided once."""
     kind = classify_field(f)
-    if value is None:
-        return None
     if isinstance(kind, EntityField):
-        return build_entity(kind.type_, value) if isinstance(value, dict) else value
+        sub = kind.type_
+        return lambda v: None if v is None else build_entity(sub, v) if isinstance(v, dict) else v
     if isinstance(kind, EntityTupleField):
-        return tuple(build_entity(kind.type_, v) if isinstance(v, dict) else v for v in value)
+        item = kind.type_
+        return lambda v: None if v is None else tuple(
+            build_entity(item, x) if isinstance(x, dict) else x for x in v)
     if isinstance(kind, PrimitiveTupleField):
-        return tuple(value)
-    kafka_type = f.metadata.get("kafka_type", "")
-    if kafka_type.startswith("timedelta") and not isinstance(value, datetime.timedelta):
-        return datetime.timedelta(milliseconds=value)
-    return value
+        return lambda v: None if v is None else tuple(v)
+    if f.metadata.get("kafka_type", "").startswith("timedelta"):
+        return lambda v: v if v is None or isinstance(v, datetime.timedelta) else datetime.timedelta(milliseconds=v)
+    return lambda v: v
 
 
-def _default(f: dataclasses.Field) -> Any:
+def _defaulter(f: dataclasses.Field) -> Callable[[], Any]:
+    """The value of field ``f`` when the caller gave none (see module doc), decided once. kio
+    entities are frozen and the defaults immutable, so a default built once is shared."""
     if f.default is not dataclasses.MISSING:
-        return f.default
+        value = f.default
+        return lambda: value
     if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
+        return f.default_factory
     kind = classify_field(f)
     if is_optional(f):
-        return None
+        return lambda: None
     if isinstance(kind, (EntityTupleField, PrimitiveTupleField)):
-        return ()
+        return tuple
     if isinstance(kind, EntityField):
-        return build_entity(kind.type_, {})
+        sub, built = kind.type_, []
+
+        def default_entity() -> Any:
+            if not built:
+                built.append(build_entity(sub, {}))
+            return built[0]
+        return default_entity
     assert isinstance(kind, PrimitiveField)
     kafka_type = f.metadata.get("kafka_type", "")
-    if kafka_type == "error_code":
-        return ErrorCode.none
-    if kafka_type == "bool":
-        return False
-    if kafka_type == "records":
-        return None
-    return get_implicit_default(kind.type_)
+    value = (ErrorCode.none if kafka_type == "error_code" else False if kafka_type == "bool"
+             else None if kafka_type == "records" else get_implicit_default(kind.type_))
+    return lambda: value
+
+
+_PLANS: dict[type, tuple[tuple[str, Callable[[Any], Any], Callable[[], Any]], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Callable[[], Any]], ...]:
+    """(field name, converter, defaulter) of each field of kio dataclass ``cls``, in order;
+    worked out from kio's field metadata on first use (classifying a field costs more than
+    building the entity, and the follower's Fetch is built several hundred times a second)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((f.name, _converter(f), _defaulter(f)) for f in dataclasses.fields(cls))
+    return plan
 
 
 def build_entity(cls: type, values: dict[str, Any]) -> Any:
     """Instantiate kio dataclass ``cls`` from ``values`` (see module doc); unknown keys of
     ``values`` are dropped."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in values:
-            kwargs[f.name] = _convert(f, values[f.name])
-        else:
-            kwargs[f.name] = _default(f)
-    return cls(**kwargs)
+    return cls(**{name: convert(values[name]) if name in values else default()
+                  for name, convert, default in _plan(cls)})
 
 
 def build_request(api_key: int, api_version: int, **fields: Any) -> Any:
