@@ -40,6 +40,7 @@ import structlog
 
 from kafkalike.bench.compare_scenarios import SCENARIOS, SYSTEMS, TOPIC, ComparedCluster, CompareError, \
     create_topic, run_scenario, wait_until
+from kafkalike.bench.interrupt import BenchInterrupted, restore_signals, stop_on_sigterm
 
 log = structlog.get_logger(__name__)
 
@@ -159,6 +160,7 @@ def run_compare(systems: list[str], partitions: list[int], scenarios: list[str],
                                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     own_work = work_dir is None
     base = Path(tempfile.mkdtemp(prefix="kafkalike-compare-")) if work_dir is None else work_dir
+    previous_handlers = stop_on_sigterm()  # SIGTERM unwinds through the finally blocks below
     try:
         for p in partitions:
             for system in systems:
@@ -194,7 +196,11 @@ def run_compare(systems: list[str], partitions: list[int], scenarios: list[str],
                     c.stop()
                 results["load"].append(_load())
                 (report_dir / "results.json").write_text(json.dumps(results, indent=1))
+    except BenchInterrupted as exc:  # every cluster is stopped by now; still write what was measured
+        say(f"  interrupted ({exc}): clusters stopped, writing the report")
+        results["errors"].append({"system": "", "partitions": 0, "error": f"run interrupted ({exc})"})
     finally:
+        restore_signals(previous_handlers)
         if own_work:
             shutil.rmtree(base, ignore_errors=True)
     write_report(results, report_dir)

@@ -38,6 +38,7 @@ import structlog
 
 from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench import workloads as wl
+from kafkalike.bench.interrupt import BenchInterrupted, restore_signals, stop_on_sigterm
 from kafkalike.bench.report import KAFKA_SYSTEMS, SYSTEMS, Sample, median, write_report
 from kafkalike.bench.systems import (BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
                                      create_topic, delete_topic, rotated, stop_systems)
@@ -159,33 +160,6 @@ def load_average() -> str:
 
 
 OPEN_FILES_WANTED = 200_000
-
-
-class BenchInterrupted(BaseException):
-    """SIGTERM arrived: unwind through run_bench's finally so every system is stopped."""
-
-
-def _stop_on_sigterm() -> dict[int, Any]:
-    """Make SIGTERM (and SIGINT, which a shell's background job ignores) unwind the run like
-    Ctrl-C, so the clusters are stopped by pid on the way out; main thread only. Returns the
-    previous handlers ({signal: handler}) for ``_restore_signals``."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum: int, frame: Any) -> None:
-        raise BenchInterrupted(f"signal {signum}")
-
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _restore_signals(previous: dict[int, Any]) -> None:
-    import signal
-
-    for sig, h in previous.items():
-        signal.signal(sig, h)
 
 
 SMALL_HEAP = "512m"
@@ -317,7 +291,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         print(f"  warning: open files limit {nofile[0]:,}: brokers of {max(config.failover_partitions):,} "
               "partitions may run out of descriptors", flush=True)
     heap = kafka_heap(config, workloads)
-    previous_handlers = _stop_on_sigterm()
+    previous_handlers = stop_on_sigterm()
     run = _Run()
     ensemble: ZkEnsemble | None = None
     live: dict[str, BenchSystem] = {}
@@ -375,7 +349,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         stop_systems(live, ensemble, "bench_stop_failed")
         if own_work and not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
-        _restore_signals(previous_handlers)
+        restore_signals(previous_handlers)
     limits = {k: median(v) for k, v in run.limits.items()}
     context = {
         "command": command or f"run_bench({config.name}, systems={list(systems)}, tools={list(tools)})",

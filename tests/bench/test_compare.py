@@ -125,3 +125,36 @@ def test_compare_runs_every_scenario_on_both_modes(tmp_path: Path) -> None:
     assert all(m["moved"] > 0 for m in results["measurements"]
                if m["scenario"] in ("controlled_shutdown", "broker_failure"))
     assert_no_process_runs_from(tmp_path / "work")
+
+
+def test_sigterm_stops_the_compare_run_and_every_process_it_started(tmp_path: Path) -> None:
+    """`kafkalike compare` killed with SIGTERM (what `timeout`, a CI runner or a shell's `kill` send)
+    stops the cluster it had started -- ZooKeeper and brokers, by pid -- and still writes the report
+    with the interruption among its errors. Before, the default SIGTERM action ended the Python
+    process at once and left its 3 ZooKeeper nodes and 3 brokers running."""
+    import signal
+    import subprocess
+    import sys
+
+    work, report = tmp_path / "work", tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kafkalike.cli.main", "compare", "--systems", "kafkalike-zk", "--partitions", "3",
+         "--rounds", "50", "--scenarios", "metadata_propagation", "--work-dir", str(work), "--report", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # a measured round means ZooKeeper and all 3 brokers run
+            if "metadata_propagation round 1:" in line:
+                break
+        else:
+            pytest.fail(f"compare ended before its first round (exit {proc.wait()})")
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupted" in rest, rest[-2000:]
+    assert_no_process_runs_from(work)
+    errors = json.loads((report / "results.json").read_text())["errors"]
+    assert any("run interrupted" in e["error"] for e in errors), errors
