@@ -8,7 +8,8 @@ against two, rounds rotated (issue 24, "Multi-core"; docs/multicore.md).
 One ZooKeeper node and one 3-broker kafkalike cluster (``systems.KafkalikeSystem``: RF 3,
 min.insync.replicas 2) are started once. Each measurement is ``workloads.produce_librdkafka``
 (librdkafka in this process, ``--records`` × 100 B round-robin over 6 partitions of a fresh
-topic, linger.ms 5, batch.size 256 KiB) under one *placement*: the CPU affinity of every
+topic, linger.ms 5, batch.size 256 KiB; ``--tool kafka-perf``: Kafka's ProducerPerformance with
+the same batching, ``workloads.produce_kafka_perf``) under one *placement*: the CPU affinity of every
 thread of the three broker processes and of this process (the client), set with
 sched_setaffinity as ``taskset -a -p`` does, and changed between runs on the running
 processes (threads started later inherit it from the thread that starts them):
@@ -66,6 +67,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench import workloads as wl
 from kafkalike.bench.systems import (BenchError, KafkalikeSystem, create_topic, delete_topic, rotated)
 from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
@@ -169,9 +171,10 @@ def cpu_split(pid: int, before: Mapping[int, float], after: Mapping[int, float])
 class RunResult:
     """One produce run under one placement: ``records_per_sec`` (client side, first produce to
     last delivery report), ``seconds`` of that, ``broker_cpu_s`` (all threads of the three
-    brokers), ``busiest_broker_core`` (the highest CPU seconds / wall seconds of one broker: 1.0
-    is one core), ``off_main_share`` (fraction of the brokers' CPU not on their main threads),
-    and the 1-minute load average before and after."""
+    brokers), ``busiest_broker_core`` (the highest CPU seconds of one broker over ``seconds``: 1.0
+    is one core; the CPU of the run's set-up, a JVM's start for instance, counts too),
+    ``off_main_share`` (fraction of the brokers' CPU not on their main threads), and the
+    1-minute load average before and after."""
 
     round: int
     acks: str
@@ -451,9 +454,11 @@ def run_hops(rounds: int, requests: int, sizes: Sequence[int]) -> list[HopResult
 # ------------------------------------------------------------------ one run
 
 
-def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: int, rnd: int) -> RunResult:
+def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: int, rnd: int,
+             tools: rkmod.ReferenceKafka | None = None) -> RunResult:
     """Pin the brokers and this process as ``placement`` says, create a fresh topic, produce
-    ``records`` with ``acks`` (workloads.produce_librdkafka), measure, delete the topic."""
+    ``records`` with ``acks`` (workloads.produce_librdkafka, or with ``tools`` Kafka's
+    ProducerPerformance, a JVM this process starts and so pins alike), measure, delete the topic."""
     pids = system.pids()
     for pid in pids.values():
         pin_process(pid, placement.brokers)
@@ -463,13 +468,16 @@ def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: 
     load_before = os.getloadavg()[0]
     before = {b: thread_cpu_seconds(p) for b, p in pids.items()}
     t0 = time.monotonic()
-    res = wl.produce_librdkafka(system, topic, records, acks, partitions=PARTITIONS)
+    if tools is None:
+        res = wl.produce_librdkafka(system, topic, records, acks, partitions=PARTITIONS)
+    else:
+        res = wl.produce_kafka_perf(system, tools, topic, records, acks)
     wall = time.monotonic() - t0
     after = {b: thread_cpu_seconds(p) for b, p in pids.items()}
     splits = [cpu_split(p, before[b], after[b]) for b, p in pids.items()]
     total = sum(s.total for s in splits)
     result = RunResult(rnd, acks, placement.name, res.records, res.records_per_sec, res.seconds, total,
-                       max(s.total for s in splits) / wall if wall else 0.0,
+                       max(s.total for s in splits) / (res.seconds or wall) if (res.seconds or wall) else 0.0,
                        sum(s.other for s in splits) / total if total else 0.0,
                        load_before, os.getloadavg()[0])
     delete_topic(system.bootstrap, topic)
@@ -484,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placements", default=",".join(PLACEMENTS),
                     help=f"comma-separated, of {', '.join(PLACEMENTS)}")
     ap.add_argument("--warmup", type=int, default=50_000, help="records of a discarded run first (0: none)")
+    ap.add_argument("--tool", choices=("librdkafka", "kafka-perf"), default="librdkafka",
+                    help="the producer: librdkafka in this process, or Kafka's ProducerPerformance "
+                         "(a JVM; Kafka's jars in reference/lib)")
     ap.add_argument("--json", type=Path, help="write every run here")
     ap.add_argument("--threads", action="store_true",
                     help="only the thread-scaling measurement of the module doc (no cluster)")
@@ -523,14 +534,15 @@ def main(argv: list[str] | None = None) -> int:
         system = KafkalikeSystem(work / "kafkalike", ensemble.connect_string,
                                  find_free_base_port(HOSTS, low=30000, high=32000), chroot="multicore")
         system.up()
+        tools = wl.tool_runner(work) if args.tool == "kafka-perf" else None
         print(f"cluster up: {system.bootstrap}, broker pids {system.pids()}, CPUs {own_cpus}", flush=True)
         if args.warmup:
-            warm = run_once(system, table["2cores"], acks_list[0], args.warmup, -1)
+            warm = run_once(system, table["2cores"], acks_list[0], args.warmup, -1, tools)
             print(f"warm-up (discarded): {warm.records_per_sec:,.0f} records/s", flush=True)
         for rnd in range(args.rounds):
             for name in rotated(chosen, rnd):
                 for acks in acks_list:
-                    r = run_once(system, table[name], acks, args.records, rnd)
+                    r = run_once(system, table[name], acks, args.records, rnd, tools)
                     results.append(r)
                     print(f"round {rnd} acks={acks} {name}: {r.records_per_sec:,.0f} records/s, "
                           f"broker CPU {r.cpu_us_per_record:.2f} µs/record, busiest broker "
