@@ -1136,11 +1136,11 @@ class KafkaController:
             return
         tps = await self.kafka_zk.read_and_delete_isr_change_notifications(names)
         known = sorted((tp for tp in tps if tp in ctx.assignments), key=tp_order)
-        for tp in known:
-            li = await self.kafka_zk.get_partition_state(tp.topic, tp.partition)
-            if li is not None:
-                ctx.leadership[tp] = li
-        log.info("isr_change_processed", notifications=len(names), partitions=[str(tp) for tp in known][:20])
+        # pipelined batches (Kafka's updateLeaderAndIsrCache: getTopicPartitionStates), not a
+        # round trip a partition: a leader's ISR changes after a broker's return name thousands
+        for part in chunks(known, READ_CHUNK):
+            ctx.leadership.update(await self.kafka_zk.get_partition_states(part))
+        log.info("isr_change_processed", notifications=len(names), partitions=[str(tp) for tp in known[:20]])
         if known:
             self.send_update_metadata_request(sorted(ctx.live_brokers), known)
         for tp in known:
@@ -1191,8 +1191,9 @@ class KafkaController:
                         if len(ctx.assignments[tp]) > 1 and tp in ctx.leadership
                         and tp.topic not in ctx.topics_to_delete]
 
-            led = [tp for tp in act_on() if ctx.leadership[tp].leader == broker_id]
-            followed = [tp for tp in act_on() if ctx.leadership[tp].leader != broker_id]
+            targets = act_on()  # one scan of the cluster's partitions for both lists
+            led = [tp for tp in targets if ctx.leadership[tp].leader == broker_id]
+            followed = [tp for tp in targets if ctx.leadership[tp].leader != broker_id]
             await self.partition_state_machine.handle_state_changes(
                 led, PS.OnlinePartition, ElectionStrategy.CONTROLLED_SHUTDOWN)
             self.batch.new_batch()
@@ -1203,7 +1204,7 @@ class KafkaController:
                                                                   RS.OfflineReplica)
             reply.remaining = [tp for tp in act_on() if ctx.leadership[tp].leader == broker_id]
             log.info("controlled_shutdown_done", broker=broker_id, leaderships_moved=len(led) - len(reply.remaining),
-                     remaining=[str(tp) for tp in reply.remaining][:20])
+                     remaining=[str(tp) for tp in reply.remaining[:20]])
         finally:
             reply.done.set()
 
@@ -1264,7 +1265,7 @@ class KafkaController:
                 strategy, failed = ElectionStrategy.OFFLINE_ALLOW_UNCLEAN, ErrorCode.eligible_leaders_not_available
                 kafka_strategy = "OfflinePartitionLeaderElectionStrategy(true)"
             log.info("replica_leader_election", election_type=event.election_type.name, count=len(electable),
-                     partitions=[str(tp) for tp in electable][:20])
+                     partitions=[str(tp) for tp in electable[:20]])
             outcomes = await self.partition_state_machine.handle_state_changes(
                 electable, PS.OnlinePartition, strategy)
             for tp in electable:
@@ -1293,7 +1294,7 @@ class KafkaController:
                       and tp.topic not in ctx.topics_to_delete and tp not in ctx.reassigning]
         if not candidates:
             return
-        log.info("preferred_replica_election", partitions=[str(tp) for tp in candidates][:20],
+        log.info("preferred_replica_election", partitions=[str(tp) for tp in candidates[:20]],
                  count=len(candidates), reason=reason)
         await self.partition_state_machine.handle_state_changes(candidates, PS.OnlinePartition,
                                                                 ElectionStrategy.PREFERRED)

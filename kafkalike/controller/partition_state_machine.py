@@ -10,13 +10,15 @@ To OnlinePartition:
   replica, leader_epoch 0; ``/brokers/topics/<t>/partitions/<p>/state`` is CREATED behind the
   controller-epoch check, all of a step's partitions in one pipelined batch (Kafka's
   initializeLeaderAndIsrForPartitions);
-* from OfflinePartition / OnlinePartition: the state is re-read from ZooKeeper, a leader is
-  chosen by the requested ElectionStrategy (leader_election.py: offline, reassign, preferred,
+* from OfflinePartition / OnlinePartition: from the partition's state, a leader is chosen by
+  the requested ElectionStrategy (leader_election.py: offline, reassign, preferred,
   controlled shutdown), leader_epoch + 1, and the state is UPDATED conditionally on its
   zkVersion and the controller epoch (BadVersion: re-read and retry; a state written by a
   newer controller epoch: that partition fails) (doElectLeaderForPartitions). Reads and writes
-  go in pipelined batches: read all pending states, choose all leaders, write all new states
-  (KafkaZkClient.update_leader_and_isr_many), then go round again with the BadVersion ones.
+  go in pipelined batches: choose all leaders, write all new states
+  (KafkaZkClient.update_leader_and_isr_many), then read again and go round with the
+  BadVersion ones. The first round chooses from the states the controller holds, where Kafka
+  reads them all first (update_states_until_settled says why the outcome is the same).
 Each success adds LeaderAndIsr for the partition's live replicas (and UpdateMetadata for all
 live brokers) to the controller's request batch; ``handle_state_changes`` sends the batch.
 
@@ -32,8 +34,9 @@ ControllerMoved from a fenced write propagates: the caller (KafkaController) res
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import structlog
@@ -64,6 +67,19 @@ T = TypeVar("T")
 
 #: partitions whose ZooKeeper reads/writes run at once (ZooKeeperClient runs up to 16 calls)
 ZK_CONCURRENCY = 16
+
+#: how many partitions a summary log line names (``leaders_elected``, ``isrs_shrunk``, ...);
+#: the rest are counted, and logged one by one at debug level
+FIRST_FEW = 10
+
+
+def debug_enabled(logger: Any) -> bool:
+    """True if ``logger`` (a structlog logger) would write a debug line: the controller's
+    per-partition lines are only built then (at 10,000 partitions a line each cost the event
+    loop ~0.5 s of formatting and writing per step; structlog's filtering logger drops a debug
+    call cheaply, but its arguments would still be built)."""
+    check = getattr(logger.bind(), "is_enabled_for", None)
+    return True if check is None else bool(check(logging.DEBUG))
 
 
 async def for_each_concurrently(items: Iterable[T], fn: Callable[[T], Awaitable[None]],
@@ -96,25 +112,59 @@ async def update_states_until_settled(
     zk_client: FencedZkClient, context: ControllerContext, partitions: Iterable[TopicPartition], max_rounds: int,
     compute: Callable[[list[TopicPartition], PartitionStates], Awaitable[PartitionStates]],
     on_written: Callable[[TopicPartition, LeaderIsrAndControllerEpoch], None],
+    known: PartitionStates | None = None,
 ) -> tuple[list[TopicPartition], list[TopicPartition]]:
     """Kafka's updateLeaderAndIsr retry loop, shared by the ISR removal and the elections:
-    read every pending partition's state in one pipelined batch, ``await compute(pending,
-    states)`` (absent states left out) -> {tp: new state, zk_version = the version read},
-    write them all in one pipelined batch through ``zk_client`` guarded by
-    ``context.epoch_zk_version`` (KafkaZkClient.update_leader_and_isr_many) and call
-    ``on_written(tp, state with its new zkVersion)`` for each success; the ones that hit
-    BadVersion (changed under us, e.g. by a leader's ISR update) are re-read and go round
-    again, at most ``max_rounds`` rounds. Returns (vanished: NoNode on write, still pending
-    after the last round). Raises ControllerMoved, and any other write error as a single
-    write would (after the successes of its round were handed to ``on_written``)."""
+    take every pending partition's state, ``await compute(pending, states)`` (absent states
+    left out) -> {tp: new state, zk_version = the version it was computed from}, write them all
+    in one pipelined batch through ``zk_client`` guarded by ``context.epoch_zk_version``
+    (KafkaZkClient.update_leader_and_isr_many) and call ``on_written(tp, state with its new
+    zkVersion)`` for each success; the ones that hit BadVersion (changed under us, e.g. by a
+    leader's ISR update) are re-read and go round again, at most ``max_rounds`` rounds.
+
+    ``known``: the states the controller already holds ({tp: state with the zkVersion it read or
+    wrote}, its context's ``leadership``). The first round computes from those instead of
+    reading them from ZooKeeper; the partitions without one are read (one pipelined batch).
+    A write computed from a stale known state fails BadVersion and is re-read like any other;
+    a known state that led to no write (``compute`` left it out: nothing to change, or no
+    eligible leader) is re-read and computed again in the next round, because only a write can
+    tell that it was stale. Kafka reads every state first (doRemoveReplicasFromIsr,
+    doElectLeaderForPartitions): the outcome is the same, since every write is conditional on
+    the zkVersion; kafkalike saves the read of each partition whose state has not changed since
+    the controller read or wrote it (10,000 reads in a failover's ISR removal at 10,000
+    partitions, docs/benchmarks.md).
+
+    Without ``known`` every round reads. Returns (vanished: NoNode on write, still pending
+    after the last round). Raises ControllerMoved, and any other write error as a single write
+    would (after the successes of its round were handed to ``on_written``)."""
     kzk = zk_client
     vanished: list[TopicPartition] = []
     pending = list(partitions)
     for _round in range(max_rounds):
         if not pending:
             break
-        new_states = await compute(pending, await kzk.get_partition_states(pending))
+        unconfirmed: list[TopicPartition] = []
+        if known is not None:
+            states: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
+            unknown = []
+            for tp in pending:
+                state = known.get(tp)
+                if state is None:
+                    unknown.append(tp)
+                else:
+                    states[tp] = state
+                    unconfirmed.append(tp)
+            if unknown:
+                states.update(await kzk.get_partition_states(unknown))
+            known = None  # later rounds read
+        else:
+            states = await kzk.get_partition_states(pending)
+        new_states = await compute(pending, states)
+        unconfirmed = [tp for tp in unconfirmed if tp not in new_states]
         if not new_states:
+            if unconfirmed:
+                pending = unconfirmed
+                continue
             return vanished, []
         result = await kzk.update_leader_and_isr_many(new_states, context.epoch_zk_version)
         for tp, version in result.succeeded.items():
@@ -123,7 +173,7 @@ async def update_states_until_settled(
             if not isinstance(err, NoNode):
                 raise err
         vanished += result.failed
-        pending = result.bad_version
+        pending = result.bad_version + unconfirmed
     return vanished, pending
 
 
@@ -251,14 +301,16 @@ class PartitionStateMachine:
                     f"in one of {previous} states before moving to {target.name} state. Instead it is in "
                     f"{current.name} state")
         if target is not PS.OnlinePartition:
-            for tp in valid:
-                if target is PS.NewPartition:
-                    scl.info(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} to "
-                             f"{target.name} with assigned replicas {','.join(map(str, ctx.assignments.get(tp, [])))}")
-                elif scl.is_trace_enabled:
-                    scl.trace(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} "
-                              f"to {target.name}")
-                ctx.move_partition(tp, target)
+            with scl.buffered():  # synchronous: its state-change.log lines in one write
+                for tp in valid:
+                    if target is PS.NewPartition:
+                        scl.info(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} "
+                                 f"to {target.name} with assigned replicas "
+                                 f"{','.join(map(str, ctx.assignments.get(tp, [])))}")
+                    elif scl.is_trace_enabled:
+                        scl.trace(f"Changed partition {partition_str(tp)} state from {ctx.partition_state(tp).name} "
+                                  f"to {target.name}")
+                    ctx.move_partition(tp, target)
             return {}
         uninitialized = [tp for tp in valid if ctx.partition_state(tp) is PS.NewPartition]
         to_elect = [tp for tp in valid if ctx.partition_state(tp) is not PS.NewPartition]
@@ -267,17 +319,18 @@ class PartitionStateMachine:
             results.update(await self._initialize_leader_and_isr(uninitialized))
         if to_elect:
             results.update(await self._elect_leaders(to_elect, strategy or ElectionStrategy.OFFLINE))
-        for tp, outcome in results.items():
-            if isinstance(outcome, LeaderElection):
-                written = ctx.leadership.get(tp)
-                if written is not None:
-                    scl.info(f"Changed partition {partition_str(tp)} from {ctx.partition_state(tp).name} to "
-                             f"{PS.OnlinePartition.name} with state {leader_and_isr_str(written)}")
-                ctx.move_partition(tp, PS.OnlinePartition)
-            else:
-                self._log_failed_state_change(
-                    tp, ctx.partition_state(tp), PS.OnlinePartition,
-                    f"kafka.common.StateChangeFailedException: {self._failure_text(tp, outcome, strategy)}")
+        with scl.buffered():  # synchronous: its state-change.log lines (one a partition) in one write
+            for tp, outcome in results.items():
+                if isinstance(outcome, LeaderElection):
+                    written = ctx.leadership.get(tp)
+                    if written is not None:
+                        scl.info(f"Changed partition {partition_str(tp)} from {ctx.partition_state(tp).name} to "
+                                 f"{PS.OnlinePartition.name} with state {leader_and_isr_str(written)}")
+                    ctx.move_partition(tp, PS.OnlinePartition)
+                else:
+                    self._log_failed_state_change(
+                        tp, ctx.partition_state(tp), PS.OnlinePartition,
+                        f"kafka.common.StateChangeFailedException: {self._failure_text(tp, outcome, strategy)}")
         return results
 
     def _failure_text(self, tp: TopicPartition, failure: ElectionFailure, strategy: ElectionStrategy | None) -> str:
@@ -307,20 +360,30 @@ class PartitionStateMachine:
         ctx, kzk, batch = self.ctx, self.zk_client, self.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
         new_states: dict[TopicPartition, tuple[LeaderIsrAndControllerEpoch, list[int]]] = {}
+        debug = debug_enabled(log)
+        offline: list[TopicPartition] = []
         for tp in partitions:
             replicas = ctx.assignments.get(tp, [])
             live = [r for r in replicas if ctx.is_replica_online(tp, r, include_shutting_down=False)]
             if not live:
                 out[tp] = ElectionFailure("no live replica")
-                log.warning("partition_offline", partition=str(tp), replicas=list(replicas), reason="no live replica")
+                offline.append(tp)
                 continue
             new_states[tp] = (LeaderIsrAndControllerEpoch(leader=live[0], leader_epoch=0, isr=tuple(live),
                                                           controller_epoch=ctx.epoch, zk_version=0), live)
+        if offline:
+            log.warning("partitions_offline", count=len(offline), partitions=[str(tp) for tp in offline[:FIRST_FEW]],
+                        replicas=list(ctx.assignments.get(offline[0], [])), reason="no live replica")
+            if debug:
+                for tp in offline:
+                    log.debug("partition_offline", partition=str(tp), replicas=list(ctx.assignments.get(tp, [])),
+                              reason="no live replica")
         if not new_states:
             return out
         created = await kzk.create_partition_states_many({tp: li for tp, (li, _) in new_states.items()},
                                                          ctx.epoch_zk_version)
         existed = [tp for tp, r in created.items() if isinstance(r, NodeExists)]
+        elected: list[TopicPartition] = []
         for tp, r in created.items():
             if isinstance(r, BaseException):
                 if not isinstance(r, NodeExists):
@@ -330,8 +393,13 @@ class PartitionStateMachine:
             ctx.leadership[tp] = li
             batch.add_leader_and_isr_request_for_brokers(live, tp, li, is_new=True)
             out[tp] = LeaderElection(li.leader, li.isr)
-            log.info("leader_elected", partition=str(tp), leader=li.leader, leader_epoch=0, isr=list(li.isr),
-                     strategy="new_partition")
+            elected.append(tp)
+            if debug:
+                log.debug("leader_elected", partition=str(tp), leader=li.leader, leader_epoch=0, isr=list(li.isr),
+                          strategy="new_partition")
+        if elected:
+            log.info("leaders_elected", strategy="new_partition", count=len(elected),
+                     partitions=[str(tp) for tp in elected[:FIRST_FEW]])
 
         async def adopt(tp: TopicPartition) -> None:
             # written by a controller that died before it could act on it: adopt it and elect
@@ -346,44 +414,72 @@ class PartitionStateMachine:
         await for_each_concurrently(existed, adopt)
         return out
 
-    async def _unclean_allowed(self, topic: str) -> bool:
-        return await self._unclean_leader_election_enabled(topic)
+    async def _unclean_allowed_topics(self, topics: Iterable[str]) -> set[str]:
+        """Those of ``topics`` whose unclean.leader.election.enable is true, each looked up
+        once (concurrently: a lookup may read the topic's config from ZooKeeper)."""
+        allowed: set[str] = set()
+
+        async def look_up(topic: str) -> None:
+            if await self._unclean_leader_election_enabled(topic):
+                allowed.add(topic)
+
+        await for_each_concurrently(sorted(set(topics)), look_up)
+        return allowed
 
     async def _elect_leaders(self, partitions: list[TopicPartition], strategy: ElectionStrategy
                              ) -> dict[TopicPartition, LeaderElection | ElectionFailure]:
-        """Kafka's doElectLeaderForPartitions loop: read every pending state in one batch,
-        choose each leader, write every new state in one pipelined guarded batch
-        (KafkaZkClient.update_leader_and_isr_many); the partitions that hit BadVersion go
-        round again, up to MAX_ZK_RETRIES rounds."""
+        """Kafka's doElectLeaderForPartitions loop: take every pending state (the first round
+        from the controller's context, see update_states_until_settled), choose each leader,
+        write every new state in one pipelined guarded batch
+        (KafkaZkClient.update_leader_and_isr_many); the partitions that hit BadVersion (or whose
+        known state gave no leader) go round again from a fresh read, up to MAX_ZK_RETRIES
+        rounds. The choice is plain Python over the partitions; only an offline election that
+        finds no live ISR member awaits, once per topic, the topic's
+        unclean.leader.election.enable. One ``leaders_elected`` log line for the whole call
+        (and one ``leader_election_failed`` warning if some failed), with counts and the first
+        few partitions; per partition at debug level (state-change.log keeps Kafka's line
+        per partition)."""
         ctx, batch = self.ctx, self.batch
         out: dict[TopicPartition, LeaderElection | ElectionFailure] = {}
         chosen: dict[TopicPartition, tuple[LeaderElection, list[int], LeaderIsrAndControllerEpoch]] = {}
+        no_leader: dict[TopicPartition, tuple[LeaderIsrAndControllerEpoch, list[int]]] = {}
+        written_order: list[TopicPartition] = []
+        debug = debug_enabled(log)
+        offline = strategy in (ElectionStrategy.OFFLINE, ElectionStrategy.OFFLINE_ALLOW_UNCLEAN)
+
+        def record(tp: TopicPartition, election: LeaderElection | None, recipients: list[int],
+                   current: LeaderIsrAndControllerEpoch, assignment: list[int]) -> None:
+            if election is None:
+                ctx.leadership[tp] = current
+                out[tp] = ElectionFailure(f"no eligible replica ({strategy.value})")
+                no_leader[tp] = (current, assignment)
+            else:
+                chosen[tp] = (election, recipients, current)
 
         async def compute(pending: list[TopicPartition], states: PartitionStates) -> PartitionStates:
             chosen.clear()
-
-            async def choose(tp: TopicPartition) -> None:
+            unclean_candidates: list[tuple[TopicPartition, list[int], list[int], LeaderIsrAndControllerEpoch]] = []
+            for tp in pending:
                 current = states.get(tp)
                 if current is None:
                     out[tp] = ElectionFailure("no partition state znode")
-                    return
+                    continue
                 if current.controller_epoch > ctx.epoch:
                     out[tp] = ElectionFailure(
                         f"state written by controller epoch {current.controller_epoch} > ours {ctx.epoch}")
-                    return
+                    continue
                 assignment = list(ctx.assignments.get(tp, []))
-                election, recipients = await self._choose(tp, strategy, assignment, current)
-                if election is None:
-                    ctx.leadership[tp] = current
-                    out[tp] = ElectionFailure(f"no eligible replica ({strategy.value})")
-                    log.warning("leader_election_failed", partition=str(tp), strategy=strategy.value,
-                                isr=list(current.isr), replicas=assignment,
-                                live=sorted(ctx.live_broker_ids()))
-                    return
-                chosen[tp] = (election, recipients, current)
-
-            # concurrently: an unclean-election check may read the topic's config from ZooKeeper
-            await for_each_concurrently(pending, choose)
+                election, recipients = self._choose(tp, strategy, assignment, current)
+                if election is None and offline and recipients:
+                    unclean_candidates.append((tp, assignment, recipients, current))
+                    continue
+                record(tp, election, recipients, current, assignment)
+            if unclean_candidates:  # OFFLINE only: OFFLINE_ALLOW_UNCLEAN elected uncleanly in _choose
+                allowed = await self._unclean_allowed_topics(tp.topic for tp, _a, _r, _c in unclean_candidates)
+                for tp, assignment, live, current in unclean_candidates:
+                    election = (offline_partition_leader(assignment, current.isr, live, True)
+                                if tp.topic in allowed else None)
+                    record(tp, election, live, current, assignment)
             return {
                 tp: LeaderIsrAndControllerEpoch(leader=election.leader, leader_epoch=current.leader_epoch + 1,
                                                 isr=election.isr, controller_epoch=ctx.epoch,
@@ -396,30 +492,51 @@ class PartitionStateMachine:
             ctx.leadership[tp] = written
             batch.add_leader_and_isr_request_for_brokers(recipients, tp, written)
             out[tp] = election
+            no_leader.pop(tp, None)
+            written_order.append(tp)
             if election.unclean:
                 self.unclean_elections += 1
                 log.error("unclean_leader_elected", partition=str(tp), leader=election.leader,
                           previous_isr=list(current.isr),
                           warning="an out-of-sync replica became leader: acknowledged records may be lost")
-            log.info("leader_elected", partition=str(tp), leader=written.leader, leader_epoch=written.leader_epoch,
-                     isr=list(written.isr), previous_leader=current.leader, strategy=strategy.value)
+            if debug:
+                log.debug("leader_elected", partition=str(tp), leader=written.leader,
+                          leader_epoch=written.leader_epoch, isr=list(written.isr), previous_leader=current.leader,
+                          strategy=strategy.value)
 
         vanished, changing = await update_states_until_settled(
-            self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written)
+            self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written, known=ctx.leadership)
         for tp in vanished:
             out[tp] = ElectionFailure("partition state znode vanished")
         for tp in changing:
             out[tp] = ElectionFailure("partition state kept changing")
+        if written_order:
+            log.info("leaders_elected", strategy=strategy.value, count=len(written_order),
+                     partitions=[str(tp) for tp in written_order[:FIRST_FEW]])
+        failed = [tp for tp in partitions if isinstance(out.get(tp), ElectionFailure)]
+        if failed:
+            first = failed[0]
+            current, assignment = no_leader.get(first, (ctx.leadership.get(first), ctx.assignments.get(first, [])))
+            log.warning("leader_election_failed", strategy=strategy.value, count=len(failed),
+                        partitions=[str(tp) for tp in failed[:FIRST_FEW]], reason=out[first].reason,  # type: ignore[union-attr]
+                        isr=list(current.isr) if current is not None else None, replicas=list(assignment),
+                        live=sorted(ctx.live_broker_ids()))
+            if debug:
+                for tp in failed:
+                    log.debug("leader_election_failed", partition=str(tp), strategy=strategy.value,
+                              reason=out[tp].reason)  # type: ignore[union-attr]
         return out
 
-    async def _choose(self, tp: TopicPartition, strategy: ElectionStrategy, assignment: list[int],
-                      current: LeaderIsrAndControllerEpoch) -> tuple[LeaderElection | None, list[int]]:
+    def _choose(self, tp: TopicPartition, strategy: ElectionStrategy, assignment: list[int],
+                current: LeaderIsrAndControllerEpoch) -> tuple[LeaderElection | None, list[int]]:
+        """The election ``strategy`` makes from ``current`` (unclean only for
+        OFFLINE_ALLOW_UNCLEAN: for OFFLINE the caller looks up the topic's setting when this
+        finds no leader) and the replicas to send LeaderAndIsr to."""
         ctx = self.ctx
         live = [r for r in assignment if ctx.is_replica_online(tp, r, include_shutting_down=False)]
         if strategy in (ElectionStrategy.OFFLINE, ElectionStrategy.OFFLINE_ALLOW_UNCLEAN):
             election = offline_partition_leader(assignment, current.isr, live, False)
-            if election is None and live and (strategy is ElectionStrategy.OFFLINE_ALLOW_UNCLEAN
-                                              or await self._unclean_allowed(tp.topic)):
+            if election is None and live and strategy is ElectionStrategy.OFFLINE_ALLOW_UNCLEAN:
                 election = offline_partition_leader(assignment, current.isr, live, True)
             return election, live
         if strategy is ElectionStrategy.REASSIGN:

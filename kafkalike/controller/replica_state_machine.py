@@ -40,7 +40,12 @@ from kafkalike.controller.controller_context import (
     tp_order,
 )
 from kafkalike.controller.fenced_zk_client import FencedZkClient
-from kafkalike.controller.partition_state_machine import PartitionStates, update_states_until_settled
+from kafkalike.controller.partition_state_machine import (
+    FIRST_FEW,
+    PartitionStates,
+    debug_enabled,
+    update_states_until_settled,
+)
 from kafkalike.controller.state_change_logger import StateChangeLogger, partition_str
 from kafkalike.coordination.zk_data import NO_LEADER, LeaderIsrAndControllerEpoch, TopicPartition
 
@@ -209,9 +214,15 @@ class ReplicaStateMachine:
                                       ) -> dict[TopicPartition, LeaderIsrAndControllerEpoch]:
         """Remove ``replica_id`` from each partition's ISR in ZooKeeper (leader -> -1 if it
         led; a one-member ISR is kept). Returns the partitions' states afterwards (changed or
-        not). Raises ControllerMoved."""
+        not). The first round computes from the states the context holds (no read of those;
+        a stale one fails its conditional write and is re-read: update_states_until_settled).
+        One ``isrs_shrunk`` log line for the whole call, with the count and the first few
+        partitions (each at debug level). Raises ControllerMoved."""
         ctx = self.ctx
         out: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
+        shrunk: list[TopicPartition] = []
+        skipped: list[tuple[TopicPartition, int]] = []
+        debug = debug_enabled(log)
 
         async def compute(pending: list[TopicPartition], states: PartitionStates) -> PartitionStates:
             new_states: dict[TopicPartition, LeaderIsrAndControllerEpoch] = {}
@@ -220,8 +231,7 @@ class ReplicaStateMachine:
                 if current is None:
                     continue
                 if current.controller_epoch > ctx.epoch:
-                    log.warning("isr_shrink_skipped", partition=str(tp), replica=replica_id,
-                                reason=f"state of controller epoch {current.controller_epoch}")
+                    skipped.append((tp, current.controller_epoch))
                     continue
                 if replica_id not in current.isr and current.leader != replica_id:
                     ctx.leadership[tp] = current
@@ -237,10 +247,22 @@ class ReplicaStateMachine:
         def on_written(tp: TopicPartition, written: LeaderIsrAndControllerEpoch) -> None:
             ctx.leadership[tp] = written
             out[tp] = written
-            log.info("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
-                     leader=written.leader, leader_epoch=written.leader_epoch)
+            shrunk.append(tp)
+            if debug:
+                log.debug("isr_shrunk", partition=str(tp), removed=replica_id, isr=list(written.isr),
+                          leader=written.leader, leader_epoch=written.leader_epoch)
 
         # Kafka's removeReplicasFromIsr: a vanished state znode leaves nothing to shrink; one
         # still changing after MAX_ZK_RETRIES rounds keeps its state
-        await update_states_until_settled(self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written)
+        await update_states_until_settled(self.zk_client, ctx, partitions, self.MAX_ZK_RETRIES, compute, on_written,
+                                          known=ctx.leadership)
+        if shrunk:
+            first = ctx.leadership[shrunk[0]]
+            log.info("isrs_shrunk", removed=replica_id, count=len(shrunk),
+                     partitions=[str(tp) for tp in shrunk[:FIRST_FEW]], isr=list(first.isr), leader=first.leader,
+                     leader_epoch=first.leader_epoch)
+        if skipped:
+            log.warning("isr_shrink_skipped", replica=replica_id, count=len(skipped),
+                        partitions=[str(tp) for tp, _ in skipped[:FIRST_FEW]],
+                        reason=f"state of controller epoch {skipped[0][1]}")
         return out
