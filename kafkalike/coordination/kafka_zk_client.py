@@ -8,7 +8,8 @@ refuses an id held by another live session). What the controller uses:
 and bump /controller_epoch conditionally, Kafka's KAFKA-6082 fencing), and conditional
 partition-state writes guarded by a ``CheckOp`` on /controller_epoch's zkVersion
 (``ControllerMoved`` when another controller got there first), one at a time or many pipelined
-at once (``update_leader_and_isr_many``, Kafka's updateLeaderAndIsr). Partition leaders update their
+at once (``update_leader_and_isr_many``, Kafka's updateLeaderAndIsr; kafkalike packs 50
+partitions into one guarded multi where Kafka sends one each, see PARTITIONS_PER_MULTI). Partition leaders update their
 ISR conditionally on the state's zkVersion (``update_partition_state``) and post an
 ISR-change notification.
 """
@@ -125,6 +126,15 @@ class ControllerEpoch:
     zk_version: int
 
 
+#: Partition-state writes per guarded multi of ``update_leader_and_isr_many`` and
+#: ``create_partition_states_many``. Kafka sends one multi (check + setData) per partition, 10 in
+#: flight; kazoo's client CPU is mostly per request, several times the Java client's (docs/
+#: benchmarks.md "kazoo against ZooKeeper's Java client"), so kafkalike packs 50 partitions behind
+#: one check: one request, one server transaction. A pack is all or nothing; ``_guarded_each``
+#: sends a failed pack's other writes again one per multi, so each partition's outcome is its own.
+PARTITIONS_PER_MULTI = 50
+
+
 @attrs.define
 class UpdateLeaderAndIsrResult:
     """Outcome of ``update_leader_and_isr_many`` (Kafka's UpdateLeaderAndIsrResult):
@@ -140,8 +150,10 @@ class KafkaZkClient:
     """Typed Kafka ZooKeeper operations. ``zk`` must be started. All methods are async and
     raise the coordination errors (ConnectionLoss, SessionExpired, ...) besides their own."""
 
-    def __init__(self, zk: ZooKeeperClient) -> None:
+    def __init__(self, zk: ZooKeeperClient, partitions_per_multi: int = PARTITIONS_PER_MULTI) -> None:
         self.zk = zk
+        #: partition-state writes packed into one guarded multi by the batch calls (``_guarded_each``)
+        self.partitions_per_multi = max(1, partitions_per_multi)
 
     # ---- start-up ---------------------------------------------------------------------------
 
@@ -349,6 +361,35 @@ class KafkaZkClient:
                 out.append(o[1:])
         return out
 
+    async def _guarded_each(self, epoch_zk_version: int, ops: Sequence[Op]) -> list[Any]:
+        """Apply each of ``ops`` (independent writes to different znodes) behind the controller-
+        epoch check, ``partitions_per_multi`` of them packed into one multi, every pack
+        pipelined at once (``_guarded_many``). Returns per op, in order, its result (ZnodeStat
+        for a SetDataOp, the created path for a CreateOp) or its error (BadVersion, NoNode,
+        NodeExists, ...).
+
+        A multi is all or nothing and ZooKeeper names only its first failing op: that op gets its
+        error, and the pack's other ops (rolled back) are sent again, one op per multi, which is
+        Kafka's shape (one MultiRequest per partition) and isolates every remaining failure. So
+        at most two rounds; ``partitions_per_multi`` = 1 sends Kafka's one multi per partition.
+        Raises ControllerMoved if the epoch check fails (nothing of that pack applied)."""
+        outcomes: list[Any] = [None] * len(ops)
+        pending = list(range(len(ops)))
+        size = self.partitions_per_multi
+        while pending:
+            packs = [pending[i:i + size] for i in range(0, len(pending), size)]
+            results = await self._guarded_many(epoch_zk_version, [[ops[j] for j in pack] for pack in packs])
+            pending = []
+            for pack, result in zip(packs, results):
+                if isinstance(result, MultiOpFailed):
+                    outcomes[pack[result.index]] = result.error
+                    pending += [j for k, j in enumerate(pack) if k != result.index]
+                else:
+                    for j, r in zip(pack, result):
+                        outcomes[j] = r
+            size = 1
+        return outcomes
+
     # ---- topics -------------------------------------------------------------------------------
 
     async def get_all_topics(self) -> list[str]:
@@ -493,15 +534,16 @@ class KafkaZkClient:
     ) -> dict[zd.TopicPartition, int | BaseException]:
         """Controller: ``create_partition_state`` for many partitions in pipelined batches
         (Kafka's createTopicPartitionStatesRaw): the parents first (``ensure_paths``), then every
-        guarded create at once. Returns per partition the new zkVersion (0) or its error
+        guarded create at once, ``partitions_per_multi`` to a multi (``_guarded_each``).
+        Returns per partition the new zkVersion (0) or its error
         (NodeExists: a state was written before). Raises ControllerMoved if the controller
         epoch moved, ConnectionLoss / SessionExpired for the whole batch."""
         tps = list(states)
         await self.zk.ensure_paths([zd.topic_partition_path(tp.topic, tp.partition) for tp in tps])
-        outcomes = await self._guarded_many(epoch_zk_version, [
-            [CreateOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json())] for tp in tps
+        outcomes = await self._guarded_each(epoch_zk_version, [
+            CreateOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json()) for tp in tps
         ])
-        return {tp: o.error if isinstance(o, MultiOpFailed) else 0 for tp, o in zip(tps, outcomes)}
+        return {tp: o if isinstance(o, BaseException) else 0 for tp, o in zip(tps, outcomes)}
 
     async def update_partition_state_as_controller(
         self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch, epoch_zk_version: int
@@ -523,9 +565,10 @@ class KafkaZkClient:
     ) -> UpdateLeaderAndIsrResult:
         """Controller: ``update_partition_state_as_controller`` for many partitions in one
         pipelined batch (Kafka's KafkaZkClient.updateLeaderAndIsr: every conditional SetData,
-        each in a MultiRequest behind the /controller_epoch version check, sent at once through
-        retryRequestsUntilConnected, then the responses sorted). ``states[tp].zk_version`` is
-        the version the state znode must still be at.
+        each in a MultiRequest behind the /controller_epoch version check, sent through
+        retryRequestsUntilConnected, then the responses sorted; kafkalike packs
+        ``partitions_per_multi`` SetData behind one check, ``_guarded_each``, and sends every
+        pack at once). ``states[tp].zk_version`` is the version the state znode must still be at.
 
         Returns UpdateLeaderAndIsrResult: succeeded {tp: new zkVersion}, bad_version [tp] (the
         state changed under us: re-read, recompute, retry), failed {tp: error} (NoNode, ...).
@@ -533,18 +576,18 @@ class KafkaZkClient:
         applied), ConnectionLoss / SessionExpired for the whole batch.
         """
         tps = list(states)
-        outcomes = await self._guarded_many(epoch_zk_version, [
-            [SetDataOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json(), states[tp].zk_version)]
+        outcomes = await self._guarded_each(epoch_zk_version, [
+            SetDataOp(zd.partition_state_path(tp.topic, tp.partition), states[tp].to_json(), states[tp].zk_version)
             for tp in tps
         ])
         result = UpdateLeaderAndIsrResult()
         for tp, o in zip(tps, outcomes):
-            if not isinstance(o, MultiOpFailed):
-                result.succeeded[tp] = o[0].version
-            elif isinstance(o.error, BadVersion):
+            if not isinstance(o, BaseException):
+                result.succeeded[tp] = o.version
+            elif isinstance(o, BadVersion):
                 result.bad_version.append(tp)
             else:
-                result.failed[tp] = o.error
+                result.failed[tp] = o
         return result
 
     async def update_partition_state(self, tp: zd.TopicPartition, state: zd.LeaderIsrAndControllerEpoch) -> int:

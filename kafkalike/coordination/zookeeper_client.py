@@ -55,6 +55,7 @@ import functools
 import math
 import os
 import re
+import select
 import shlex
 import socket
 import time
@@ -240,7 +241,8 @@ class ZkClientStatistics:
 
     calls: ZooKeeper operations issued; watches_armed / watches_fired: one-shot watches set /
     delivered to trio; sessions: sessions opened (1 + reconnects after expiry);
-    expirations: EXPIRED events seen; request_ms_total: milliseconds the calls took, summed.
+    expirations: EXPIRED events seen; request_ms_total: milliseconds the calls took, summed;
+    requests: ZooKeeper requests sent (a call is one; a pipelined batch one per read or multi).
     """
 
     connect: str
@@ -252,6 +254,7 @@ class ZkClientStatistics:
     sessions: int
     expirations: int
     request_ms_total: float = 0.0  # wall time of the ``calls``, summed (ZooKeeperRequestLatencyMs)
+    requests: int = 0  # ZooKeeper requests sent: 1 per call, one per znode/multi of a pipelined batch
 
 
 class Watch:
@@ -374,8 +377,52 @@ def _check_path(path: str) -> str:
 # ---- the client ------------------------------------------------------------------------------
 
 
-class _SourceBoundHandler(SequentialThreadingHandler):
-    """kazoo's threading handler, with every connection bound to a local source address.
+_POLL_READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLNVAL
+_POLL_WRITE = select.POLLOUT | select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def poll_select(rlist: Sequence[Any], wlist: Sequence[Any], xlist: Sequence[Any],
+                timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
+    """``select.select``'s contract (kazoo's ``IHandler.select``) over ONE ``poll(2)`` call.
+
+    rlist / wlist: objects with ``fileno()`` (or fds) to wait on for reading / writing;
+    xlist: ignored, and always returned empty, as kazoo's own ``selector_select`` does;
+    timeout: seconds, None = block. Returns the ready subsets (readable, writable, []): a hang-up
+    or error counts as ready for both, so the following recv/send sees it. Raises ValueError
+    for a closed object (fileno() -1), as kazoo's selector_select does.
+
+    kazoo's threading handler builds an epoll selector for each of these calls (epoll_create,
+    epoll_ctl per fd, epoll_wait, close: ~13 µs of CPU here), and its connection thread makes
+    ~6 of them per request (before each send, before each of the two reads of a reply, and
+    its loop); a poll object is a Python-side fd list and one syscall (~1.4 µs). No fd limit,
+    unlike ``select.select`` (a broker with 10,000 logs open holds fds past 1024).
+    """
+    rfds = [_fileno(obj) for obj in rlist]
+    wfds = [_fileno(obj) for obj in wlist]
+    masks = dict.fromkeys(rfds, select.POLLIN | select.POLLPRI)
+    for fd in wfds:
+        masks[fd] = masks.get(fd, 0) | select.POLLOUT
+    poller = select.poll()
+    for fd, mask in masks.items():
+        poller.register(fd, mask)
+    ready = dict(poller.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))))
+    readable = [obj for obj, fd in zip(rlist, rfds) if ready.get(fd, 0) & _POLL_READ]
+    writable = [obj for obj, fd in zip(wlist, wfds) if ready.get(fd, 0) & _POLL_WRITE]
+    return readable, writable, []
+
+
+def _fileno(obj: Any) -> int:
+    fd = obj if isinstance(obj, int) else obj.fileno()
+    if fd < 0:
+        raise ValueError("Invalid event mask or fd")
+    return int(fd)
+
+
+class _KazooHandler(SequentialThreadingHandler):
+    """kazoo's threading handler with ``select`` = ``poll_select`` (one poll(2) per wait instead
+    of a new epoll selector each time, the largest per-request CPU cost of kazoo's connection
+    thread: docs/benchmarks.md "kazoo against ZooKeeper's Java client"), and, when
+    ``source_host`` is set, every connection bound to that local source address.
 
     On loopback the kernel picks 127.0.0.1 as the source of every connection, whatever
     address the process serves on; binding the source to the process's own 127.0.0.x makes
@@ -383,11 +430,16 @@ class _SourceBoundHandler(SequentialThreadingHandler):
     iptables rule on (source, destination).
     """
 
-    def __init__(self, source_host: str) -> None:
+    def __init__(self, source_host: str | None = None) -> None:
         super().__init__()
         self.source_host = source_host
 
+    def select(self, *args: Any, **kwargs: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        return poll_select(*args, **kwargs)
+
     def create_connection(self, *args: Any, **kwargs: Any) -> socket.socket:
+        if self.source_host is None:
+            return super().create_connection(*args, **kwargs)
         source = (self.source_host, 0)
 
         class _SocketModule:  # the socket module, with create_connection bound to `source`
@@ -399,7 +451,6 @@ class _SourceBoundHandler(SequentialThreadingHandler):
                 return socket.create_connection(address, timeout, source_address=source)
 
         return _kz_utils.create_tcp_connection(_SocketModule(), *args, **kwargs)
-
 
 
 class ZooKeeperClient:
@@ -454,6 +505,7 @@ class ZooKeeperClient:
         self._connected = trio.Event()
         self._calls = 0
         self._request_ms_total = 0.0
+        self._requests = 0
         self._watches_armed = 0
         self._watches_fired = 0
         self._sessions = 0
@@ -465,6 +517,7 @@ class ZooKeeperClient:
             connect=self.connect, state=self._state, session_id=self.session_id_hex, calls=self._calls,
             watches_armed=self._watches_armed, watches_fired=self._watches_fired,
             sessions=self._sessions, expirations=self._expirations, request_ms_total=self._request_ms_total,
+            requests=self._requests,
         )
 
     # -- lifecycle --
@@ -477,8 +530,7 @@ class ZooKeeperClient:
         await self.close()
 
     def _new_kazoo(self, hosts: str, **kw: Any) -> KazooClient:
-        if self.source_host:
-            kw.setdefault("handler", _SourceBoundHandler(self.source_host))
+        kw.setdefault("handler", _KazooHandler(self.source_host or None))
         if self.sasl is not None:
             kw.setdefault("sasl_options", self.sasl.sasl_options())
         return KazooClient(
@@ -685,8 +737,9 @@ class ZooKeeperClient:
             raise CoordinationError("ZooKeeperClient is not started (or closed)")
         return self._kz
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def _run(self, fn: Callable[[], T], requests: int = 1) -> T:
         self._calls += 1
+        self._requests += requests
         started = time.perf_counter()
         try:
             return await trio.to_thread.run_sync(fn, abandon_on_cancel=True, limiter=self._limiter)
@@ -738,7 +791,7 @@ class ZooKeeperClient:
             await self.sync(checked[0])
         kz = self._client()
 
-        def finish(r: Any) -> tuple[bytes, ZnodeStat] | None:
+        def finish(_i: int, r: Any) -> tuple[bytes, ZnodeStat] | None:
             try:
                 data, stat = r.get()
             except NoNode:
@@ -763,30 +816,37 @@ class ZooKeeperClient:
         kz = self._client()
         watchers = [self._watcher(p, "data", channel) for p in checked]
 
-        def start(path: str, watcher: tuple[Watch, Callable[[WatchedEvent], None]]) -> tuple[Watch, Any]:
-            return watcher[0], kz.get_async(path, watch=watcher[1])
-
-        def finish(item: tuple[Watch, Any]) -> tuple[bytes, ZnodeStat, Watch] | None:
-            watch, r = item
+        def finish(i: int, r: Any) -> tuple[bytes, ZnodeStat, Watch] | None:
             try:
                 data, stat = r.get()
             except NoNode:
                 return None
-            return data, ZnodeStat.from_kazoo(stat), watch
+            return data, ZnodeStat.from_kazoo(stat), watchers[i][0]
 
-        return await self._pipelined([functools.partial(start, p, w) for p, w in zip(checked, watchers)], finish)
+        return await self._pipelined([functools.partial(kz.get_async, p, watch=w[1]) for p, w in zip(checked, watchers)],
+                                     finish)
 
-    async def _pipelined(self, starts: Sequence[Callable[[], Any]], finish: Callable[[Any], T]) -> list[T]:
+    async def _pipelined(self, starts: Sequence[Callable[[], Any]], finish: Callable[[int, Any], T]) -> list[T]:
         """Pipeline a batch from ONE worker thread: call every ``starts[i]()`` (a kazoo
-        ``*_async`` call, which only queues the request on the session's connection), then
-        ``finish(result)`` on each kazoo IAsyncResult in order. An exception ``finish`` lets
-        through (ConnectionLoss, SessionExpired) abandons the whole batch, as for any call."""
+        ``*_async`` call, which only queues the request on the session's connection; it returns
+        the request's IAsyncResult, or None for nothing sent), then ``finish(i, result)`` for each
+        in order. An exception ``finish`` lets through (ConnectionLoss, SessionExpired) abandons
+        the whole batch, as for any call.
+
+        The thread first waits for the LAST answer only: one session's answers arrive in the
+        order of its requests (kazoo matches them by xid in order), so then every earlier one is
+        there and ``finish`` takes them without blocking: one wake-up of this thread per batch
+        instead of one per request, and kazoo's connection thread is not interrupted for each."""
 
         def run_all() -> list[T]:
             pending = [start() for start in starts]
-            return [finish(r) for r in pending]
+            self._requests += len(pending) - pending.count(None)
+            last = next((r for r in reversed(pending) if r is not None), None)
+            if last is not None:
+                last.wait()
+            return [finish(i, r) for i, r in enumerate(pending)]
 
-        return await self._run(run_all)
+        return await self._run(run_all, requests=0)
 
     async def get_and_watch(
         self, path: str, channel: trio.MemorySendChannel[WatchEvent] | None = None
@@ -902,7 +962,7 @@ class ZooKeeperClient:
             wanted.update("/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1) if parts[0])
         kz = self._client()
 
-        def finish(r: Any) -> None:
+        def finish(_i: int, r: Any) -> None:
             try:
                 r.get()
             except NodeExists:
@@ -952,16 +1012,12 @@ class ZooKeeperClient:
         """
         txs = [self._transaction(ops) if ops else None for ops in batches]
 
-        def finish(item: tuple[Sequence[Op], Any]) -> list[OpResult] | MultiOpFailed:
-            ops, r = item
-            return [] if r is None else _multi_outcome(ops, r.get())
-
-        def start(ops: Sequence[Op], tx: Any) -> tuple[Sequence[Op], Any]:
-            return ops, None if tx is None else tx.commit_async()
+        def finish(i: int, r: Any) -> list[OpResult] | MultiOpFailed:
+            return [] if r is None else _multi_outcome(batches[i], r.get())
 
         if not batches:
             return []
-        return await self._pipelined([functools.partial(start, ops, tx) for ops, tx in zip(batches, txs)], finish)
+        return await self._pipelined([(lambda: None) if tx is None else tx.commit_async for tx in txs], finish)
 
     def _transaction(self, ops: Sequence[Op]) -> Any:
         """A kazoo transaction holding ``ops`` (not yet committed). Raises CoordinationError

@@ -10,7 +10,7 @@ import pytest
 from kafkalike.coordination import BadVersion, ZooKeeperClient
 from kafkalike.coordination import zk_data as zd
 from kafkalike.coordination.errors import MultiOpFailed, NodeExists, NoNode
-from kafkalike.coordination.kafka_zk_client import ControllerMoved, KafkaZkClient
+from kafkalike.coordination.kafka_zk_client import ControllerEpoch, ControllerMoved, KafkaZkClient
 from kafkalike.coordination.zookeeper_client import CheckOp, CreateOp, SetDataOp, ZnodeStat
 
 
@@ -149,3 +149,51 @@ async def test_topic_assignments_read_and_deletion_marks_written_in_one_batch(zk
     assert await kzk.create_delete_topic_path("a")
     await kzk.create_delete_topic_paths(["a", "b"])
     assert sorted(await kzk.get_topic_deletions()) == ["a", "b"]
+
+
+async def _created(kzk: KafkaZkClient, epoch: ControllerEpoch, topic: str, n: int) -> list[zd.TopicPartition]:
+    tps = [zd.TopicPartition(topic, i) for i in range(n)]
+    created = await kzk.create_partition_states_many(
+        {tp: zd.LeaderIsrAndControllerEpoch(1, 0, (1, 2, 3), epoch.epoch) for tp in tps}, epoch.zk_version)
+    assert created == {tp: 0 for tp in tps}
+    return tps
+
+
+async def test_update_leader_and_isr_many_packs_fifty_partitions_per_multi(zk_client: ZooKeeperClient) -> None:
+    """120 partition-state writes go out as 3 guarded multis (50 + 50 + 20), one request each,
+    and every partition gets its own new zkVersion; with partitions_per_multi=1 it is Kafka's
+    one multi per partition, 120 requests."""
+    epoch = await KafkaZkClient(zk_client).register_controller_and_increment_epoch(1)
+    for topic, per_multi, requests in (("p", 50, 3), ("q", 1, 120)):
+        kzk = KafkaZkClient(zk_client, partitions_per_multi=per_multi)
+        tps = await _created(kzk, epoch, topic, 120)
+        states = await kzk.get_partition_states(tps)
+        new = {tp: attrs.evolve(states[tp], leader=2, isr=(2, 3)) for tp in tps}
+        before = zk_client.statistics().requests
+        result = await kzk.update_leader_and_isr_many(new, epoch.zk_version)
+        assert zk_client.statistics().requests - before == requests
+        assert result.succeeded == {tp: 1 for tp in tps} and not result.bad_version and not result.failed
+        assert await kzk.get_partition_states(tps) == {tp: attrs.evolve(new[tp], zk_version=1) for tp in tps}
+
+
+async def test_a_stale_partition_fails_alone_and_its_pack_is_sent_again_one_per_multi(
+        zk_client: ZooKeeperClient) -> None:
+    """A stale zkVersion in the second pack of 50 rolls that pack back: the stale partition is
+    BadVersion (the other writer's state kept), its 49 neighbours are written one multi each
+    (3 + 49 requests), and every other partition is written once, at version 1."""
+    kzk = KafkaZkClient(zk_client)
+    epoch = await kzk.register_controller_and_increment_epoch(1)
+    tps = await _created(kzk, epoch, "p", 120)
+    states = await kzk.get_partition_states(tps)
+    stale = tps[60]
+    theirs = zd.LeaderIsrAndControllerEpoch(1, 0, (1,), 1, zk_version=0)
+    assert await kzk.update_partition_state(stale, theirs) == 1
+    new = {tp: attrs.evolve(states[tp], leader=2, isr=(2, 3)) for tp in tps}
+    before = zk_client.statistics().requests
+    result = await kzk.update_leader_and_isr_many(new, epoch.zk_version)
+    assert zk_client.statistics().requests - before == 3 + 49
+    assert result.bad_version == [stale] and not result.failed
+    assert result.succeeded == {tp: 1 for tp in tps if tp != stale}
+    after = await kzk.get_partition_states(tps)
+    assert after.pop(stale) == attrs.evolve(theirs, zk_version=1)
+    assert after == {tp: attrs.evolve(new[tp], zk_version=1) for tp in tps if tp != stale}
