@@ -9,7 +9,8 @@ One ZooKeeper node and one 3-broker kafkalike cluster (``systems.KafkalikeSystem
 min.insync.replicas 2) are started once. Each measurement is ``workloads.produce_librdkafka``
 (librdkafka in this process, ``--records`` × 100 B round-robin over 6 partitions of a fresh
 topic, linger.ms 5, batch.size 256 KiB; ``--tool kafka-perf``: Kafka's ProducerPerformance with
-the same batching, ``workloads.produce_kafka_perf``) under one *placement*: the CPU affinity of every
+the same batching, ``workloads.produce_kafka_perf``; ``--record-bytes`` for other record sizes
+with librdkafka) under one *placement*: the CPU affinity of every
 thread of the three broker processes and of this process (the client), set with
 sched_setaffinity as ``taskset -a -p`` does, and changed between runs on the running
 processes (threads started later inherit it from the thread that starts them):
@@ -454,8 +455,49 @@ def run_hops(rounds: int, requests: int, sizes: Sequence[int]) -> list[HopResult
 # ------------------------------------------------------------------ one run
 
 
+def produce_sized(system: KafkalikeSystem, topic: str, records: int, acks: str, record_bytes: int) -> wl.ProduceResult:
+    """workloads.produce_librdkafka with ``record_bytes`` values instead of 100 B (same batching,
+    6 partitions round-robin): bigger records cost the Python client less per byte, so that
+    the brokers rather than the client's per-record loop become the bottleneck. BenchError if
+    any record fails."""
+    from confluent_kafka import Producer
+
+    failed = 0
+
+    def on_delivery(err: object, msg: object) -> None:
+        nonlocal failed
+        if err is not None:
+            failed += 1
+
+    producer = Producer({"bootstrap.servers": system.bootstrap, "acks": acks, "message.timeout.ms": 300_000,
+                         "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+                         "logger": wl.LIBRDKAFKA_LOGGER, **wl.PRODUCER_BATCHING})
+    payload = b"x" * record_bytes
+    producer.produce(topic, payload, partition=0)
+    if producer.flush(60) != 0:
+        raise BenchError("librdkafka warm-up record not acknowledged")
+    pids = system.pids()
+    cpu0 = wl.total_cpu(pids)
+    t0 = time.monotonic()
+    for i in range(records):
+        while True:
+            try:
+                producer.produce(topic, payload, partition=i % PARTITIONS, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.005)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(600)
+    secs = time.monotonic() - t0
+    cpu = wl.total_cpu(pids) - cpu0
+    if left or failed:
+        raise BenchError(f"librdkafka: {failed} failed, {left} unacknowledged of {records}")
+    return wl.ProduceResult(records, secs, records / secs, cpu, cpu / (records * record_bytes / 1e9))
+
+
 def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: int, rnd: int,
-             tools: rkmod.ReferenceKafka | None = None) -> RunResult:
+             tools: rkmod.ReferenceKafka | None = None, record_bytes: int = wl.RECORD_SIZE) -> RunResult:
     """Pin the brokers and this process as ``placement`` says, create a fresh topic, produce
     ``records`` with ``acks`` (workloads.produce_librdkafka, or with ``tools`` Kafka's
     ProducerPerformance, a JVM this process starts and so pins alike), measure, delete the topic."""
@@ -468,7 +510,9 @@ def run_once(system: KafkalikeSystem, placement: Placement, acks: str, records: 
     load_before = os.getloadavg()[0]
     before = {b: thread_cpu_seconds(p) for b, p in pids.items()}
     t0 = time.monotonic()
-    if tools is None:
+    if tools is None and record_bytes != wl.RECORD_SIZE:
+        res = produce_sized(system, topic, records, acks, record_bytes)
+    elif tools is None:
         res = wl.produce_librdkafka(system, topic, records, acks, partitions=PARTITIONS)
     else:
         res = wl.produce_kafka_perf(system, tools, topic, records, acks)
@@ -495,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tool", choices=("librdkafka", "kafka-perf"), default="librdkafka",
                     help="the producer: librdkafka in this process, or Kafka's ProducerPerformance "
                          "(a JVM; Kafka's jars in reference/lib)")
+    ap.add_argument("--record-bytes", type=int, default=wl.RECORD_SIZE,
+                    help="value bytes per record (librdkafka only; default 100)")
     ap.add_argument("--json", type=Path, help="write every run here")
     ap.add_argument("--threads", action="store_true",
                     help="only the thread-scaling measurement of the module doc (no cluster)")
@@ -518,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [p.strip() for p in args.placements.split(",") if p.strip()]
     if not acks_list or any(a not in ("1", "all") for a in acks_list):
         ap.error("--acks takes 1 and/or all")
+    if args.record_bytes != wl.RECORD_SIZE and args.tool != "librdkafka":
+        ap.error("--record-bytes is for --tool librdkafka")
     if not chosen or any(p not in PLACEMENTS for p in chosen):
         ap.error(f"--placements takes {', '.join(PLACEMENTS)}")
     own_cpus = sorted(os.sched_getaffinity(0))
@@ -537,12 +585,12 @@ def main(argv: list[str] | None = None) -> int:
         tools = wl.tool_runner(work) if args.tool == "kafka-perf" else None
         print(f"cluster up: {system.bootstrap}, broker pids {system.pids()}, CPUs {own_cpus}", flush=True)
         if args.warmup:
-            warm = run_once(system, table["2cores"], acks_list[0], args.warmup, -1, tools)
+            warm = run_once(system, table["2cores"], acks_list[0], args.warmup, -1, tools, args.record_bytes)
             print(f"warm-up (discarded): {warm.records_per_sec:,.0f} records/s", flush=True)
         for rnd in range(args.rounds):
             for name in rotated(chosen, rnd):
                 for acks in acks_list:
-                    r = run_once(system, table[name], acks, args.records, rnd, tools)
+                    r = run_once(system, table[name], acks, args.records, rnd, tools, args.record_bytes)
                     results.append(r)
                     print(f"round {rnd} acks={acks} {name}: {r.records_per_sec:,.0f} records/s, "
                           f"broker CPU {r.cpu_us_per_record:.2f} µs/record, busiest broker "
