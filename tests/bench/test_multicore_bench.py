@@ -5,10 +5,12 @@ figures.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +154,26 @@ def _children() -> set[int]:
             if int(fields[1]) == os.getpid() and fields[0] != "Z":
                 out.add(int(name))
     return out
+
+
+@pytest.mark.skipif(os.environ.get("KAFKALIKE_SLOW") != "1" or len(os.sched_getaffinity(0)) < 2,
+                    reason="starts ZooKeeper and three brokers and produces under two placements: KAFKALIKE_SLOW=1")
+def test_cluster_mode_pins_three_brokers_and_reports_each_placement(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The cluster mode end to end with tiny sizes and 1 KB records: one run per placement,
+    every record acknowledged, one table row each; this process's CPU set is restored and
+    every process it started is stopped."""
+    from kafkalike.bench.multicore import main
+
+    own = os.sched_getaffinity(0)
+    children = _children()
+    out = tmp_path / "runs.json"
+    assert main(["--rounds", "1", "--records", "3000", "--record-bytes", "1000", "--warmup", "0",
+                 "--acks", "1", "--placements", "brokers1,2cores", "--json", str(out)]) == 0
+    assert os.sched_getaffinity(0) == own
+    assert _children() == children
+    runs = json.loads(out.read_text())
+    assert sorted(r["placement"] for r in runs) == ["2cores", "brokers1"]
+    assert all(r["records"] == 3000 and r["records_per_sec"] > 0 and r["broker_cpu_s"] > 0 for r in runs)
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 |")]
+    assert [line.split("|")[2].strip() for line in table] == ["brokers1", "2cores"]
