@@ -136,7 +136,7 @@ def _load() -> str:
         return "?"
 
 
-def _start(name: str, work: Path, zookeeper_connect: str, heap: str) -> Any:
+def _start(name: str, work: Path, zookeeper_connect: str, heap: str, partitions: int) -> Any:
     from kafkalike.bench import reference_kafka as rkmod
     from kafkalike.bench.systems import KafkalikeSystem, ReferenceSystem
     from kafkalike.cluster.zk_ensemble import find_free_base_port
@@ -144,7 +144,11 @@ def _start(name: str, work: Path, zookeeper_connect: str, heap: str) -> Any:
     tag = uuid.uuid4().hex[:6]
     if name == "kafkalike":
         port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
-        return KafkalikeSystem(work / name, zookeeper_connect, port, chroot=f"scale-kafkalike-{tag}")
+        # one CreateTopics of N partitions, as Kafka's ZooKeeper mode takes it: kafkalike's own
+        # guard (kafkalike.max.partitions.per.request, 10,000 like KRaft's per-operation bound)
+        # would make the bench create the topic in CreatePartitions steps
+        return KafkalikeSystem(work / name, zookeeper_connect, port, chroot=f"scale-kafkalike-{tag}",
+                               overrides={"kafkalike.max.partitions.per.request": str(max(10_000, partitions))})
     port = rkmod.find_free_port([f"127.0.1.{i}" for i in (1, 2, 3)], span=2, start=33000, stop=40000)
     return ReferenceSystem(work / name, "zk", port, zookeeper_connect=zookeeper_connect,
                            chroot=f"/scale-kafka-zk-{tag}", heap=heap)
@@ -256,7 +260,7 @@ def run(partitions: int, systems: Sequence[str], report_dir: Path, work_dir: Pat
         ensemble.start(timeout=90)
         for name in systems:
             print(f"starting {name} (load {_load()}) ...", flush=True)
-            system = _start(name, work_dir, ensemble.connect_string, heap)
+            system = _start(name, work_dir, ensemble.connect_string, heap, partitions)
             live = {name: system}
             try:
                 if _start_system(runner, name, system):
