@@ -17,9 +17,18 @@ process only); librdkafka (acks=1, linger.ms 5, batch.size 16 KiB, 3 partitions)
 the same --mbytes of records to each in turn, alternating which goes first per round;
 records/s and broker CPU µs per record (/proc), medians over --rounds.
 
+With --compiled-vs-pure (needs the mypyc extension of log_validator, scripts/build-native):
+the same, but both sides validate, one with the compiled module and one with its source
+loaded by path and interpreted (in-process: UnifiedLog's log_validator swapped for the pure
+module; --broker: the pure cluster's broker runs from a copy of the kafkalike package without
+the extension, checked in /proc/PID/maps). In-process times are this process's CPU seconds
+(time.process_time), less disturbed by a loaded machine than wall time.
+
 Usage:
   .venv/bin/python -m kafkalike.bench.produce_validation --rounds 7 --batches 2000
   .venv/bin/python -m kafkalike.bench.produce_validation --broker --rounds 5 --mbytes 20
+  .venv/bin/python -m kafkalike.bench.produce_validation --compiled-vs-pure --rounds 9 --batches 2000
+  .venv/bin/python -m kafkalike.bench.produce_validation --compiled-vs-pure --broker --rounds 5 --mbytes 60
   .venv/bin/python -m kafkalike.bench.produce_validation --json    # JSON on stdout
 The log directories live under --dir (default: a fresh temporary directory) and are removed.
 """
@@ -33,8 +42,9 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -82,8 +92,9 @@ def make_batch(record_bytes: int, codec: str, seed: int = 1) -> tuple[bytearray,
     return bytearray(data), count
 
 
-def _append_rate(dir: Path, batch: bytearray, batches: int, validate: bool) -> float:
-    """Seconds to append `batch` `batches` times to a fresh log, validation on or off."""
+def _append_rate(dir: Path, batch: bytearray, batches: int, validate: bool,
+                 clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds (of `clock`) to append `batch` `batches` times to a fresh log, validation on or off."""
     from kafkalike.storage.log_config import LogConfig
     from kafkalike.storage.unified_log import UnifiedLog
 
@@ -91,26 +102,101 @@ def _append_rate(dir: Path, batch: bytearray, batches: int, validate: bool) -> f
     log = UnifiedLog.open(dir, LogConfig())
     log.validate_records = validate
     try:
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(batches):
             log.append(batch, leader_epoch=0)
-        return time.perf_counter() - t0
+        return clock() - t0
     finally:
         log.close_handlers()
         shutil.rmtree(dir, ignore_errors=True)
 
 
-def _walk_us(batch: bytearray, reps: int = 200) -> float:
-    """µs for validate_records on one batch (median of 5 timings of `reps` calls)."""
-    from kafkalike.storage.log_validator import validate_records
+def _walk_us(batch: bytearray, reps: int = 200, module: ModuleType | None = None,
+             clock: Callable[[], float] = time.perf_counter) -> float:
+    """µs for validate_records on one batch (median of 5 timings of `reps` calls); `module`:
+    the log_validator module to use (default: kafkalike.storage.log_validator)."""
+    from kafkalike.storage import log_validator
 
+    validate_records = (module or log_validator).validate_records
     samples = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(reps):
             validate_records(batch)
-        samples.append((time.perf_counter() - t0) / reps * 1e6)
+        samples.append((clock() - t0) / reps * 1e6)
     return statistics.median(samples)
+
+
+def pure_log_validator() -> ModuleType:
+    """kafkalike/storage/log_validator.py loaded by path under another name: the interpreted
+    module, even where the mypyc extension (scripts/build-native) shadows it on import."""
+    import importlib.util
+
+    from kafkalike.storage import log_validator
+
+    source = Path(log_validator.__file__ or "").with_name("log_validator.py")
+    spec = importlib.util.spec_from_file_location("kafkalike_log_validator_pure", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compiled_log_validator() -> ModuleType:
+    """kafkalike.storage.log_validator when it is the mypyc extension; SystemExit otherwise."""
+    from kafkalike.storage import log_validator
+
+    if (log_validator.__file__ or "").endswith(".py"):
+        raise SystemExit("log_validator is not compiled: run .venv/bin/python scripts/build-native")
+    return log_validator
+
+
+def run_compiled_vs_pure(dir: Path, rounds: int, batches: int, workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Every workload, `rounds` rounds alternating compiled / pure (both validating): the append
+    path (UnifiedLog.append, its log_validator swapped) and the record walk alone, in CPU time."""
+    from kafkalike.storage import unified_log
+
+    modules = {"compiled": compiled_log_validator(), "pure": pure_log_validator()}
+    out = []
+    for record_bytes, codec in workloads:
+        batch, count = make_batch(record_bytes, codec)
+        append: dict[str, list[float]] = {"compiled": [], "pure": []}
+        walk: dict[str, list[float]] = {"compiled": [], "pure": []}
+        for r in range(rounds):
+            for side in rotated(("compiled", "pure"), r):
+                unified_log.log_validator = modules[side]
+                try:
+                    dt = _append_rate(dir / f"bench-{side}-0", batch, batches, True, clock=time.process_time)
+                finally:
+                    unified_log.log_validator = modules["compiled"]
+                append[side].append(dt / batches * 1e6)
+                walk[side].append(_walk_us(batch, module=modules[side], clock=time.process_time))
+        a = {side: statistics.median(v) for side, v in append.items()}
+        w = {side: statistics.median(v) for side, v in walk.items()}
+        out.append({
+            "record_bytes": record_bytes, "codec": codec, "records_per_batch": count, "batch_bytes": len(batch),
+            "batches_per_round": batches, "rounds": rounds,
+            "append_cpu_us_per_batch_compiled": a["compiled"], "append_cpu_us_per_batch_pure": a["pure"],
+            "walk_cpu_us_per_batch_compiled": w["compiled"], "walk_cpu_us_per_batch_pure": w["pure"],
+            "append_speedup": a["pure"] / a["compiled"], "walk_speedup": w["pure"] / w["compiled"],
+            "samples": {"append": append, "walk": walk},
+        })
+    return out
+
+
+def markdown_compiled_vs_pure(results: list[dict[str, Any]]) -> str:
+    """run_compiled_vs_pure's results as a Markdown table (docs/benchmarks.md)."""
+    lines = ["| records | codec | records/batch | append CPU µs/batch compiled / pure | speed-up | "
+             "record walk alone CPU µs/batch compiled / pure (ns/record) | speed-up |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        n = r["records_per_batch"]
+        lines.append(
+            f"| {r['record_bytes']} B | {r['codec']} | {n} | {r['append_cpu_us_per_batch_compiled']:.1f} / "
+            f"{r['append_cpu_us_per_batch_pure']:.1f} | {r['append_speedup']:.2f}x | "
+            f"{r['walk_cpu_us_per_batch_compiled']:.1f} / {r['walk_cpu_us_per_batch_pure']:.1f} "
+            f"({r['walk_cpu_us_per_batch_compiled'] * 1000 / n:.0f} / {r['walk_cpu_us_per_batch_pure'] * 1000 / n:.0f}) | "
+            f"{r['walk_speedup']:.2f}x |")
+    return "\n".join(lines)
 
 
 def run(dir: Path, rounds: int, batches: int, workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
@@ -278,6 +364,82 @@ def run_broker(base: Path, rounds: int, mbytes: float, workloads: list[tuple[int
         ens.stop()
 
 
+def _maps_compiled_walk(pid: int) -> bool:
+    """Whether process `pid` has the mypyc extension of log_validator mapped (/proc/PID/maps)."""
+    return "log_validator__mypyc" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def run_broker_compiled_vs_pure(base: Path, rounds: int, mbytes: float,
+                                workloads: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Two 1-broker clusters (real processes, both validating) on one ZooKeeper: "compiled"
+    runs this checkout (the mypyc extension of log_validator), "pure" runs from a copy of the
+    kafkalike package without any extension (its broker's cwd, first on its sys.path);
+    /proc/PID/maps confirms which walk each broker loaded. librdkafka produces the same records
+    to each in turn (order alternating per round). All processes stopped before returning."""
+    import os
+
+    import kafkalike
+    from kafkalike.cluster.local_cluster import LocalCluster
+    from kafkalike.cluster.zk_ensemble import ZkEnsemble, find_free_base_port
+
+    compiled_log_validator()
+    pure_tree = base / "pure-tree"
+    shutil.copytree(Path(kafkalike.__file__).parent, pure_tree / "kafkalike",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    ens = ZkEnsemble(str(base / "zk"), nodes=1, base_port=find_free_base_port(["127.0.0.3"]), first_host=3,
+                     die_with_parent=True)
+    clusters: dict[str, LocalCluster] = {}
+    here = os.getcwd()
+    try:
+        ens.start(timeout=60)
+        for side, host in (("compiled", 1), ("pure", 2)):
+            cluster = LocalCluster(base / f"cluster-{side}", brokers=1, first_host=host,
+                                   base_port=find_free_base_port([f"127.0.0.{host}"], low=30000, high=32000),
+                                   zookeeper_connect=ens.connect_string, chroot=f"walk-{side}")
+            clusters[side] = cluster
+            if side == "pure":
+                os.chdir(pure_tree)
+            try:
+                cluster.start(timeout=90)
+            finally:
+                os.chdir(here)
+        for side, cluster in clusters.items():
+            pid = cluster.broker_pid(1)
+            assert pid is not None
+        out = []
+        for record_bytes, codec in workloads:
+            m = produce_in_turn(clusters, f"w-{record_bytes}-{codec}", codec, record_bytes, mbytes, rounds)
+            for side, cluster in clusters.items():  # the first produce loaded log_validator
+                pid = cluster.broker_pid(1)
+                assert pid is not None
+                if _maps_compiled_walk(pid) != (side == "compiled"):
+                    raise RuntimeError(f"the {side} broker did not load the {side} record walk")
+            out.append({"record_bytes": record_bytes, "codec": codec, "records_per_run": m.records, "rounds": rounds,
+                        "records_per_s_compiled": m.records_per_s["compiled"],
+                        "records_per_s_pure": m.records_per_s["pure"],
+                        "compiled_vs_pure": m.records_per_s["compiled"] / m.records_per_s["pure"],
+                        "broker_cpu_us_per_record_compiled": m.cpu_us_per_record["compiled"],
+                        "broker_cpu_us_per_record_pure": m.cpu_us_per_record["pure"],
+                        "samples": m.samples})
+        return out
+    finally:
+        for cluster in clusters.values():
+            cluster.stop()
+        ens.stop()
+
+
+def markdown_broker_compiled_vs_pure(results: list[dict[str, Any]]) -> str:
+    """run_broker_compiled_vs_pure's results as a Markdown table (docs/benchmarks.md)."""
+    lines = ["| records | codec | records/run | compiled: records/s | pure: records/s | compiled/pure | "
+             "broker CPU µs/record compiled / pure |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['record_bytes']} B | {r['codec']} | {r['records_per_run']:,} | {r['records_per_s_compiled']:,.0f} | "
+            f"{r['records_per_s_pure']:,.0f} | {r['compiled_vs_pure']:.2f} | "
+            f"{r['broker_cpu_us_per_record_compiled']:.2f} / {r['broker_cpu_us_per_record_pure']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown_broker(results: list[dict[str, Any]]) -> str:
     """The broker results as a Markdown table (docs/benchmarks.md)."""
     lines = ["| records | codec | records/run | validation on: records/s | off: records/s | on/off | "
@@ -315,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", action="store_true",
                         help="instead: real broker processes (validation on / off) fed by librdkafka")
     parser.add_argument("--mbytes", type=float, default=20.0, help="--broker: MB of records per produce run")
+    parser.add_argument("--compiled-vs-pure", action="store_true",
+                        help="compare the mypyc-compiled record walk with the pure-Python one (both validating)")
     args = parser.parse_args(argv)
     import logging
 
@@ -323,13 +487,18 @@ def main(argv: list[str] | None = None) -> int:
     configure(level=logging.WARNING)
     base = Path(tempfile.mkdtemp(prefix="kafkalike-validation-", dir=args.dir))
     try:
-        if args.broker:
-            results = run_broker(base, args.rounds, args.mbytes, BROKER_WORKLOADS)
+        if args.compiled_vs_pure and args.broker:
+            results, table = run_broker_compiled_vs_pure(base, args.rounds, args.mbytes, BROKER_WORKLOADS), \
+                markdown_broker_compiled_vs_pure
+        elif args.compiled_vs_pure:
+            results, table = run_compiled_vs_pure(base, args.rounds, args.batches, WORKLOADS), markdown_compiled_vs_pure
+        elif args.broker:
+            results, table = run_broker(base, args.rounds, args.mbytes, BROKER_WORKLOADS), markdown_broker
         else:
-            results = run(base, args.rounds, args.batches, WORKLOADS)
+            results, table = run(base, args.rounds, args.batches, WORKLOADS), markdown
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(results, indent=1) if args.json else (markdown_broker if args.broker else markdown)(results))
+    print(json.dumps(results, indent=1) if args.json else table(results))
     return 0
 
 

@@ -38,12 +38,18 @@ Differences from Kafka, on purpose:
   - Timestamp bounds (message.timestamp.difference.max.ms, INVALID_TIMESTAMP) are not checked
     here.
 
-Cost: no per-record Python object and no copy of an uncompressed body: the walk indexes a
-memoryview with ints, one- and two-byte varints inline (nearly every field). A compressed
-body is decompressed once, never beyond MAX_DECOMPRESSED_BYTES (256 MiB: gzip and snappy
-through kafkalike.protocol.records' guards, lz4 and zstd into a bounded buffer; a
+Cost: no per-record Python object: the walk indexes bytes with ints, one- and two-byte
+varints inline (nearly every field); a buffer that is not bytes is copied once (~1 µs per
+16 KiB), since bytes is the type whose indexing mypyc compiles to a plain byte load. A
+compressed body is decompressed once, never beyond MAX_DECOMPRESSED_BYTES (256 MiB: gzip and
+snappy through kafkalike.protocol.records' guards, lz4 and zstd into a bounded buffer; a
 decompression bomb is refused with CORRUPT_MESSAGE), and walked the same way. Figures:
 docs/benchmarks.md, "Record validation on produce".
+
+Compiled: scripts/build-native compiles this module with mypyc (the compiler of mypy and
+black) into an extension beside it, which Python imports instead of this file; without it
+(no compiler, a failed build) this file runs, with the same results. Keep it mypyc-friendly:
+plain int locals, bytes indexing, no memoryview in the walk. See docs/storage.md.
 """
 
 from __future__ import annotations
@@ -119,9 +125,7 @@ def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic:
     codecs' decompression-bomb guard), an unknown codec). `position` of a CorruptRecordError is
     the batch's byte position in `buffer`. Never raises anything else for any input bytes.
     """
-    mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")
+    mv = _as_bytes(buffer)
     end = len(mv)
     if batches is not None:
         position = 0
@@ -147,7 +151,21 @@ def validate_records(buffer: bytes | bytearray | memoryview, *, compacted_topic:
         raise CorruptRecordError(f"{end - position} bytes after the last record batch", position)
 
 
-def _validate_batch(mv: memoryview, position: int, batch_end: int, end: int, attributes: int, last_delta: int,
+def _as_bytes(buffer: bytes | bytearray | memoryview) -> bytes:
+    """`buffer` as bytes: the same object when it is bytes, else one copy (~1 µs per 16 KiB).
+
+    The walk indexes bytes, not a memoryview: as fast in CPython, and the one type whose
+    indexing mypyc compiles to a direct byte load (see docs/storage.md, "Compiled record walk").
+    """
+    if isinstance(buffer, bytes):
+        return buffer
+    mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv.tobytes()
+
+
+def _validate_batch(mv: bytes, position: int, batch_end: int, end: int, attributes: int, last_delta: int,
                     producer_id: int, base_sequence: int, count: int, compacted_topic: bool,
                     max_decompressed_bytes: int) -> None:
     """One batch of `validate_records()`, from its header fields (already parsed)."""
@@ -158,11 +176,11 @@ def _validate_batch(mv: memoryview, position: int, batch_end: int, end: int, att
     if codec == CODEC_NONE:
         walk_records(mv, position + HEADER_SIZE, batch_end, count, compacted_topic)
     else:
-        body = _decompress(codec, mv[position + HEADER_SIZE:batch_end], max_decompressed_bytes, position)
+        body = _decompress(codec, memoryview(mv)[position + HEADER_SIZE:batch_end], max_decompressed_bytes, position)
         walk_records(body, 0, len(body), count, compacted_topic)
 
 
-def _decompress(codec: int, data: memoryview, limit: int, position: int) -> bytes | memoryview:
+def _decompress(codec: int, data: memoryview, limit: int, position: int) -> bytes:
     """The records part of a compressed batch, at most `limit` bytes; CorruptRecordError otherwise.
 
     gzip and snappy go through kafkalike.protocol.records (bounded by MAX_DECOMPRESSED_BYTES);
@@ -182,7 +200,7 @@ def _decompress(codec: int, data: memoryview, limit: int, position: int) -> byte
             out = bytearray(size)
             try:
                 n = module.decompress_into(data, out)
-                return memoryview(out)[:n]
+                return memoryview(out)[:n].tobytes()
             except cramjam.DecompressionError as exc:
                 if "whole buffer" not in str(exc):
                     raise
@@ -211,7 +229,7 @@ def _check_batch(count: int, last_delta: int, attributes: int, producer_id: int,
             f"Invalid sequence number {base_sequence} in record batch with producerId {producer_id}")
 
 
-def _varint_tail(buf: bytes | memoryview, p: int, limit: int, raw: int, max_bytes: int) -> tuple[int, int]:
+def _varint_tail(buf: bytes, p: int, limit: int, raw: int, max_bytes: int) -> tuple[int, int]:
     """Continue a varint whose first byte (already read, `raw` = its low 7 bits) had the high
     bit set; `p` is just after that byte. Returns (zigzag-decoded value, position after it),
     wrapped to 32 bits (varint) or 64 bits (varlong) as Java's ByteUtils.readVarint/readVarlong.
@@ -233,7 +251,7 @@ def _varint_tail(buf: bytes | memoryview, p: int, limit: int, raw: int, max_byte
         shift += 7
 
 
-def walk_records(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic: bool) -> None:
+def walk_records(buf: bytes, p: int, end: int, count: int, compacted_topic: bool) -> None:
     """Frame `count` v2 records in buf[p:end] exactly (Kafka's DefaultRecord.readFrom, without
     building records): every varint in bounds, every field inside its record, offsetDelta of
     record i == i, the last record ending at `end`. Raises InvalidRecordError /
@@ -253,7 +271,7 @@ _ZIGZAG = tuple((b >> 1) ^ -(b & 1) for b in range(128))
 """The value of each one-byte zigzag varint (a tuple lookup is cheaper than decoding)."""
 
 
-def _walk(buf: bytes | memoryview, p: int, end: int, count: int, compacted_topic: bool) -> None:
+def _walk(buf: bytes, p: int, end: int, count: int, compacted_topic: bool) -> None:
     # One- and two-byte varints are decoded inline (lengths under 64 / 8,192 bytes, deltas under
     # 64 / 8,192: nearly every field of a producer's batch); longer ones go through
     # _varint_tail. The offsetDelta check compares the raw byte with i's encoding while i < 64.
