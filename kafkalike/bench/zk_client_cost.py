@@ -185,9 +185,10 @@ def worker(connect: str, root: str, znodes: int, modes: Sequence[str], multi_m: 
         finally:
             await zk.close()
 
-    def sent(client: Any) -> int:
-        """ZooKeeper requests the client has sent (-10**9 in a tree without that counter)."""
-        return int(getattr(client.statistics(), "requests", -10**9))
+    def sent(client: Any) -> int | None:
+        """ZooKeeper requests the client has sent (None in a tree without that counter)."""
+        n = getattr(client.statistics(), "requests", None)
+        return None if n is None else int(n)
 
     async def zkclient_mode(pass_: str, zk: Any, kz: Any, kzk: Any) -> None:
         await trio.to_thread.run_sync(run_kazoo, _no_sync, lambda i: kz.create_async(paths[i], STATE), znodes, 1000,
@@ -211,15 +212,17 @@ def worker(connect: str, root: str, znodes: int, modes: Sequence[str], multi_m: 
         # (KafkaZkClient.get_partition_states + update_leader_and_isr_many, in this tree's shape)
         tps = [zd.TopicPartition("t", p) for p in range(znodes)]
         s0, c0, t0 = server_cpu_seconds(server_pid), time.process_time(), time.perf_counter()
-        requests = sent(zk) + sent(kzk.zk)
+        sent0 = [sent(zk), sent(kzk.zk)]
         states = await kzk.get_partition_states(tps)
         result = await kzk.update_leader_and_isr_many(
             {tp: attrs.evolve(st, leader=2, isr=(2, 3)) for tp, st in states.items()}, 0)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if len(result.succeeded) != znodes:
             raise RuntimeError(f"zkclient leaderAndIsr: {len(result.succeeded)} of {znodes} written")
-        requests = sent(zk) + sent(kzk.zk) - requests
-        emit(pass_, "zkclient", CONTROLLER_STEP, requests if requests >= 0 else None, wall, cpu, server_cpu_seconds(server_pid) - s0)
+        sent1 = [sent(zk), sent(kzk.zk)]
+        counts = [n for n in sent0 + sent1 if n is not None]
+        step_requests = counts[2] + counts[3] - counts[0] - counts[1] if len(counts) == 4 else None
+        emit(pass_, "zkclient", CONTROLLER_STEP, step_requests, wall, cpu, server_cpu_seconds(server_pid) - s0)
         await trio.to_thread.run_sync(run_kazoo, _no_sync, lambda i: kz.delete_async(paths[i]), znodes, 1000, "delete")
 
     trio.run(main)
