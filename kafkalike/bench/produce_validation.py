@@ -30,6 +30,7 @@ Usage:
   .venv/bin/python -m kafkalike.bench.produce_validation --compiled-vs-pure --rounds 9 --batches 2000
   .venv/bin/python -m kafkalike.bench.produce_validation --compiled-vs-pure --broker --rounds 5 --mbytes 60
   .venv/bin/python -m kafkalike.bench.produce_validation --json    # JSON on stdout
+  ... --workload 100:none --workload 100:lz4                       # only these workloads
 The log directories live under --dir (default: a fresh temporary directory) and are removed.
 """
 
@@ -477,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", action="store_true",
                         help="instead: real broker processes (validation on / off) fed by librdkafka")
     parser.add_argument("--mbytes", type=float, default=20.0, help="--broker: MB of records per produce run")
+    parser.add_argument("--workload", action="append", default=[], metavar="BYTES:CODEC",
+                        help="only these workloads, e.g. 100:none (repeatable; default: all of the mode's)")
     parser.add_argument("--compiled-vs-pure", action="store_true",
                         help="compare the mypyc-compiled record walk with the pure-Python one (both validating)")
     args = parser.parse_args(argv)
@@ -485,17 +488,20 @@ def main(argv: list[str] | None = None) -> int:
     from kafkalike.logs import configure
 
     configure(level=logging.WARNING)
+    only = {(int(w.split(":")[0]), w.split(":")[1]) for w in args.workload}
+    workloads = [w for w in WORKLOADS if not only or w in only]
+    broker_workloads = [w for w in BROKER_WORKLOADS if not only or w in only]
     base = Path(tempfile.mkdtemp(prefix="kafkalike-validation-", dir=args.dir))
     try:
         if args.compiled_vs_pure and args.broker:
-            results, table = run_broker_compiled_vs_pure(base, args.rounds, args.mbytes, BROKER_WORKLOADS), \
+            results, table = run_broker_compiled_vs_pure(base, args.rounds, args.mbytes, broker_workloads), \
                 markdown_broker_compiled_vs_pure
         elif args.compiled_vs_pure:
-            results, table = run_compiled_vs_pure(base, args.rounds, args.batches, WORKLOADS), markdown_compiled_vs_pure
+            results, table = run_compiled_vs_pure(base, args.rounds, args.batches, workloads), markdown_compiled_vs_pure
         elif args.broker:
-            results, table = run_broker(base, args.rounds, args.mbytes, BROKER_WORKLOADS), markdown_broker
+            results, table = run_broker(base, args.rounds, args.mbytes, broker_workloads), markdown_broker
         else:
-            results, table = run(base, args.rounds, args.batches, WORKLOADS), markdown
+            results, table = run(base, args.rounds, args.batches, workloads), markdown
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(results, indent=1) if args.json else table(results))

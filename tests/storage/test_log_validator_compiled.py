@@ -76,11 +76,11 @@ _records = st.lists(
               headers=st.lists(st.tuples(st.text(max_size=5), st.one_of(st.none(), st.binary(max_size=5))),
                                max_size=3).map(tuple),
               timestamp=st.integers(min_value=0, max_value=2**42)),
-    min_size=1, max_size=90)
+    min_size=1, max_size=80)
 
 
 @needs_extension
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(recs=_records, codec=st.sampled_from([0, 0, 1, 2, 3, 4]), compacted=st.booleans(),
        mutation=st.sampled_from(["none", "byte", "truncate", "count"]), where=st.integers(min_value=0),
        byte=st.integers(0, 255))
