@@ -7,9 +7,9 @@ order (Kafka's per-connection ordering guarantee). A client may pipeline: frames
 while a request is being served wait in the reader's buffer. One exception, kafkalike's own
 (``pipeline_produce``, kafkalike.produce.pipelining; docs/design.md decision 13): an acks=all
 Produce runs in its own task, and once it has appended and only waits for the followers
-(broker/request_pipelining.py) the connection reads and serves its next request; a writer task
-per connection writes those responses in request order, and any other request first waits
-until they are written.
+(broker/request_pipelining.py) the connection reads and serves its next request; each such
+task writes its response once the previous one has written its own (request order), and any
+other request first waits until they are written.
 
 Responses are chunk lists (bytes / memoryview / protocol.fetch.FileRecords); FileRecords go
 out with os.sendfile straight from the segment file to the socket, so fetched record bytes
@@ -501,24 +501,22 @@ class _Connection:
 @attrs.define(eq=False)
 class _PipelinedRequest:
     """One acks=all Produce served in its own task: ``ready`` once its local work is done
-    (request_pipelining.local_work_done) or it finished; ``done`` once it finished, with its
-    ``response`` chunks (None: no response) or the ``error`` it raised; ``hops``: its hop timing."""
+    (request_pipelining.local_work_done) or it finished (``failed`` if it raised); ``written``
+    once its response was written (or it had none), which the next pipelined request waits for."""
 
     ready: trio.Event = attrs.Factory(trio.Event)
-    done: trio.Event = attrs.Factory(trio.Event)
-    response: Sequence[Any] | None = None
-    error: Exception | None = None
-    hops: Any = None
+    written: trio.Event = attrs.Factory(trio.Event)
+    failed: bool = False
 
 
 @attrs.define(eq=False)
 class _Pipeline:
-    """A connection's pipelined requests not yet answered, oldest first, and the writer task
-    that answers them in order (started with the first one)."""
+    """A connection's pipelined requests: how many are not yet answered, and the newest (each
+    writes its response once the one before it has written its own)."""
 
     nursery: trio.Nursery
-    send: Any = None
     pending: int = 0
+    last: _PipelinedRequest | None = None
     changed: trio.Event = attrs.Factory(trio.Event)
     """Set (and replaced) whenever a pipelined response was written."""
 
@@ -788,7 +786,7 @@ class SocketServer:
         self._memory_freed = trio.Event()
 
     async def _serve_connection(self, stream: trio.abc.Stream, conn_state: _Connection) -> None:
-        async with trio.open_nursery() as nursery:  # the pipelined requests and their writer
+        async with trio.open_nursery() as nursery:  # the pipelined requests, each writing its own answer in turn
             try:
                 await self._serve_frames(stream, conn_state, _Pipeline(nursery))
             finally:
@@ -877,60 +875,53 @@ class SocketServer:
                                stream: trio.abc.Stream, pipe: _Pipeline) -> None:
         """Serve an acks=all Produce in its own task and return once it has done its local work
         (its appends; request_pipelining) or finished, so that the connection's next request can
-        be read while this one waits for the followers; its response is queued for the
-        connection's writer task, which answers in request order."""
-        if pipe.send is None:
-            pipe.send, receive = trio.open_memory_channel[_PipelinedRequest](MAX_PIPELINED_REQUESTS)
-            pipe.nursery.start_soon(self._write_pipelined, stream, conn, pipe, receive)
+        be read while this one waits for the followers. The task writes its response itself,
+        once the connection's previous pipelined request has written its own: answers leave in
+        request order, and the first in line is written with no extra task wake-up."""
         while pipe.pending >= MAX_PIPELINED_REQUESTS:
             await pipe.changed.wait()
-        request = _PipelinedRequest()
+        request, previous = _PipelinedRequest(), pipe.last
+        pipe.last = request
         pipe.pending += 1
-        pipe.send.send_nowait(request)
-        pipe.nursery.start_soon(self._handle_pipelined, frame, reader, conn, request)
+        pipe.nursery.start_soon(self._handle_pipelined, frame, reader, conn, stream, pipe, request, previous)
         await request.ready.wait()
-        if request.error is not None:
-            await trio.sleep_forever()  # nothing more is read: the writer logs it and ends the connection
+        if request.failed:
+            await trio.sleep_forever()  # nothing more is read: its task logs it and ends the connection
 
     async def _handle_pipelined(self, frame: memoryview, reader: FrameReader, conn: ConnectionContext,
-                                request: _PipelinedRequest) -> None:
+                                stream: trio.abc.Stream, pipe: _Pipeline, request: _PipelinedRequest,
+                                previous: _PipelinedRequest | None) -> None:
         request_pipelining.serve(request.ready.set)
+        response: Sequence[Any] | None = None
+        error: Exception | None = None
         try:
-            request.response = await self.handler.handle(frame, conn)
-            if request.response is not None:
+            response = await self.handler.handle(frame, conn)
+            if response is not None:
                 request_hops.mark("response_queued")
-                request.hops = request_hops.current()
             else:
                 request_hops.clear()
-        except Exception as exc:  # noqa: BLE001 -- the writer closes the connection when it gets here
-            request.error = exc
+        except Exception as exc:  # noqa: BLE001 -- raised below, in request order
+            error = exc
+            request.failed = True
         finally:
             reader.release(frame)
             del frame
             if self.pool.waiting:
                 self._memory_changed()
-            request.done.set()
             request.ready.set()
+        hops = request_hops.current()
 
-    async def _write_pipelined(self, stream: trio.abc.Stream, conn: ConnectionContext, pipe: _Pipeline,
-                               receive: Any) -> None:
-        """The connection's pipelined responses, written in request order. A request that
-        raised, or a write that failed, ends the connection (logged as the serving loop does)."""
-        def written_by(hops: Any) -> Callable[[], None]:
-            def written() -> None:
-                conn.written_ns = time.perf_counter_ns()
-                request_hops.finish_request(hops, conn.written_ns)
-            return written
+        def written() -> None:
+            conn.written_ns = time.perf_counter_ns()
+            request_hops.finish_request(hops, conn.written_ns)
 
         try:
-            async for request in receive:
-                await request.done.wait()
-                if request.error is not None:
-                    raise request.error
-                if request.response is not None:
-                    await send_chunks(stream, request.response, written=written_by(request.hops))
-                request.response = None
-                pipe.written()
+            if previous is not None:
+                await previous.written.wait()
+            if error is not None:
+                raise error
+            if response is not None:
+                await send_chunks(stream, response, written=written)
         except CloseConnection as exc:
             log.warning("connection_closed", peer=conn.peer, reason=str(exc))
         except ProtocolError as exc:
@@ -939,4 +930,8 @@ class SocketServer:
             pass
         except Exception:
             log.exception("request_handler_failed", peer=conn.peer)
+        else:
+            request.written.set()
+            pipe.written()
+            return
         pipe.nursery.cancel_scope.cancel()  # the connection ends with its first failed request

@@ -69,3 +69,46 @@ async def test_acks_all_produces_of_one_connection_are_appended_while_the_first_
                         await trio.sleep(0.01)
         assert [results[i].error_code for i in range(3)] == [0, 0, 0]
         assert [results[i].base_offset for i in range(3)] == [0, 1, 2]
+
+
+async def test_a_malformed_pipelined_produce_closes_the_connection_after_the_earlier_answer(
+        tmp_path: Path, zk_chroot_connect: str) -> None:
+    """A valid acks=all Produce waiting for its follower, then an acks=all Produce whose body is
+    cut short on the same connection: the broker answers the first once the follower acknowledges
+    it, then closes the connection (Kafka's answer to a malformed request), and the second appended
+    nothing."""
+    from kafkalike.client.messages import build_request
+    from kafkalike.protocol.api_keys import ApiKey
+    from kafkalike.protocol.codec import decode_response, encode_request
+
+    topic = "pipe-bad"
+    async with running_broker(tmp_path, zk_chroot_connect, replica_lag_time_max_ms="600000") as server:
+        await _lead_with_follower_2(server, topic)
+        good = build_request(ApiKey.PRODUCE, 9, acks=-1, timeout=60_000, transactional_id=None, topic_data=[
+            {"name": topic, "partition_data": [{"index": 0, "records": batch([b"ok"])}]}])
+        first = encode_request(good, correlation_id=1, client_id="raw", api_version=9)
+        whole = encode_request(good, correlation_id=2, client_id="raw", api_version=9)
+        cut = whole[4:len(whole) - 20]  # header, transactional id, acks, part of the rest
+        second = len(cut).to_bytes(4, "big") + cut
+        stream = await trio.open_tcp_stream("127.0.0.1", server.bound_listeners[0].port)
+        async with stream:
+            await stream.send_all(first + second)
+            with trio.fail_after(10):
+                while _log_end_offset(server, topic) < 1:
+                    await trio.sleep(0.01)
+            async with connect(server) as follower:
+                await fetch(follower, topic, 0, 0, replica_id=2)
+                await fetch(follower, topic, 0, 1, replica_id=2)
+            received = b""
+            with trio.fail_after(20):
+                while True:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        break
+                    received += data
+        size = int.from_bytes(received[:4], "big")
+        assert len(received) == 4 + size  # one answer, then the broker closed the connection
+        correlation_id, response = decode_response(memoryview(received[4:]), ApiKey.PRODUCE, 9)
+        assert correlation_id == 1
+        assert response.responses[0].partition_responses[0].error_code == 0
+        assert _log_end_offset(server, topic) == 1
