@@ -498,6 +498,18 @@ class _Connection:
     last_active: float
 
 
+def _log_connection_end(exc: Exception, peer: tuple[str, int]) -> None:
+    """The one log line of a connection ended by ``exc`` (call it in the ``except`` block):
+    a refused frame, a handler's CloseConnection, the peer gone (nothing), or a handler's
+    unexpected error (with its traceback)."""
+    if isinstance(exc, ProtocolError):
+        log.warning("connection_closed_bad_frame", peer=peer, error=str(exc))
+    elif isinstance(exc, CloseConnection):
+        log.warning("connection_closed", peer=peer, reason=str(exc))
+    elif not isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
+        log.exception("request_handler_failed", peer=peer)
+
+
 @attrs.define(eq=False)
 class _PipelinedRequest:
     """One acks=all Produce served in its own task: ``ready`` once its local work is done
@@ -858,14 +870,8 @@ class SocketServer:
                 if close_reason is not None:  # failed authentication: logged by the authenticator
                     await trio.sleep(self.failed_authentication_delay_ms / 1000.0)
                     return
-        except ProtocolError as exc:
-            log.warning("connection_closed_bad_frame", peer=conn.peer, error=str(exc))
-        except CloseConnection as exc:
-            log.warning("connection_closed", peer=conn.peer, reason=str(exc))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("request_handler_failed", peer=conn.peer)
+        except Exception as exc:
+            _log_connection_end(exc, conn.peer)
         finally:
             reader.close()
             if self.pool.waiting:
@@ -922,14 +928,8 @@ class SocketServer:
                 raise error
             if response is not None:
                 await send_chunks(stream, response, written=written)
-        except CloseConnection as exc:
-            log.warning("connection_closed", peer=conn.peer, reason=str(exc))
-        except ProtocolError as exc:
-            log.warning("connection_closed_bad_frame", peer=conn.peer, error=str(exc))
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        except Exception:
-            log.exception("request_handler_failed", peer=conn.peer)
+        except Exception as exc:
+            _log_connection_end(exc, conn.peer)
         else:
             request.written.set()
             pipe.written()
