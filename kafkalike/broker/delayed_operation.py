@@ -143,6 +143,22 @@ class DelayedOperationPurgatory:
                 done += 1
         return done
 
+    def check_and_complete_every(self) -> int:
+        """Run try_complete once on every watched operation (ReplicaManager's shutdown);
+        returns how many completed now. ``check_and_complete`` key by key would check an
+        operation once per key it watches, and each DelayedFetch check goes over every
+        partition of the fetch: a follower's Fetch of n partitions cost n² partition checks
+        (85 s of a broker's shutdown at 10,000 partitions, issue 24)."""
+        ops: dict[int, DelayedOperation] = {}
+        for watched in self.watchers.values():
+            for op in watched:
+                ops.setdefault(id(op), op)
+        done = 0
+        for op in ops.values():
+            if not op.completed and op.try_complete():
+                done += 1
+        return done
+
     def complete_all(self, key: Hashable) -> int:
         """force_complete every operation under ``key`` (leadership moved, replica stopped)."""
         ops = self.watchers.get(key)

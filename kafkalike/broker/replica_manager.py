@@ -378,8 +378,9 @@ class ReplicaManager:
     async def shutdown(self) -> None:
         """Stop the fetchers, complete what waits in the purgatories, checkpoint the HWs."""
         await self.fetcher_manager.shutdown()
-        for tp in list(self.partitions):
-            self._complete_delayed(tp)
+        # each waiting operation checked once, not once per partition it watches
+        for purgatory in (self.produce_purgatory, self.fetch_purgatory, self.delete_records_purgatory):
+            purgatory.check_and_complete_every()
         try:
             self.log_manager.checkpoint_high_watermarks()
         except Exception as exc:
