@@ -99,6 +99,7 @@ class HopSummary:
     kind: str
     requests: int
     rows: tuple[tuple[str, float, int], ...]
+    delayed_only: bool = True
 
 
 def summarize(lines: Sequence[HopLine], kind: str, hops: Sequence[tuple[str, str, str]],
@@ -111,12 +112,12 @@ def summarize(lines: Sequence[HopLine], kind: str, hops: Sequence[tuple[str, str
     for name, a, b in hops:
         values = [(ln.marks[b] - ln.marks[a]) / 1000.0 for ln in chosen if a in ln.marks and b in ln.marks]
         rows.append((name, statistics.median(values) if values else float("nan"), len(values)))
-    return HopSummary(kind, len(chosen), tuple(rows))
+    return HopSummary(kind, len(chosen), tuple(rows), delayed_only)
 
 
 def format_summary(s: HopSummary) -> str:
     """A plain-text table of one HopSummary."""
-    out = [f"{s.kind} requests that waited: {s.requests}"]
+    out = [f"{s.kind} requests{' that waited' if s.delayed_only else ''}: {s.requests}"]
     for name, ms, n in s.rows:
         out.append(f"  {name:<60} {ms:>8.3f} ms  (n={n})")
     return "\n".join(out)
@@ -163,7 +164,7 @@ def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source:
 
 def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path, rounds: int = 1,
         before: Path | None = None, kafka: bool = False, after: Path | None = None,
-        warmup: float = 0.0, produce_records: int = 0) -> list[SystemResult]:
+        warmup: float = 0.0, produce_records: int = 0, consume_records: int = 0) -> list[SystemResult]:
     """Start a 3-broker kafkalike cluster with hop timing on (plus, with ``before``, a second
     one running the kafkalike source tree at that path; ``after``: run the first one from that
     tree too instead of this checkout; with ``kafka`` Apache Kafka 3.9
@@ -174,6 +175,11 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     everything by pid. With ``produce_records`` each round (and warm-up) is instead Kafka's
     ProducerPerformance at its client defaults (acks=all, batch.size 16 KiB, linger.ms 0) sending
     that many 100 B records as fast as it can: the hops of a saturated acks=all Produce path.
+    With ``consume_records`` each round (and warm-up) writes that many records with
+    ProducerPerformance at acks=1 and the bench's tuned batching (batch.size 256 KiB, linger.ms 5:
+    the topic ``kafkalike bench``'s consume workload reads; not timed) and then reads them with
+    Kafka's ConsumerPerformance in a new group, as that workload does: the rates are its fetch-only records/s, and the consumer Fetch hops
+    are summarised over every consumer Fetch, not only those that waited.
     Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
     from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
@@ -187,6 +193,10 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     tools = wl.tool_runner(work_dir)  # only used with produce_records; starts nothing
 
     def produce(system: Any, topic: str) -> float:
+        if consume_records:
+            # written as kafkalike bench's consume workload reads it: its first produce run (acks=1, tuned)
+            wl.produce_kafka_perf(system, tools, topic, consume_records, "1", None)
+            return wl.consume_kafka_perf(system, tools, topic, consume_records).fetch_records_per_sec
         return wl.produce_kafka_perf(system, tools, topic, produce_records, "all", wl.CLIENT_DEFAULTS).records_per_sec
 
     try:
@@ -213,7 +223,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
         if warmup > 0:  # discarded, as kafkalike bench's warm-up: JIT for the JVMs, caches for all
             for label, system in live.items():
                 create_topic(system.bootstrap, "hops-warm-up", 6, 3, timeout=120)
-                if produce_records:
+                if produce_records or consume_records:
                     produce(system, "hops-warm-up")
                 else:
                     wl.end_to_end_latency(system, "hops-warm-up", rate, warmup)
@@ -226,7 +236,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 system = live[label]
                 topic = f"hops-{rate}-r{rnd}"
                 create_topic(system.bootstrap, topic, 6, 3, timeout=120)
-                if produce_records:
+                if produce_records or consume_records:
                     rates.setdefault(label, []).append(produce(system, topic))
                     print(f"  round {rnd} {label:<18} {rates[label][-1]:,.0f} records/s", flush=True)
                     continue
@@ -244,7 +254,8 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 f.seek(offset)
                 lines.extend(parse_hop_lines(f))
         summaries = (summarize(lines, "produce", PRODUCE_HOPS), summarize(lines, "follower", FETCH_HOPS),
-                     summarize(lines, "consumer", FETCH_HOPS)) if label in offsets else ()
+                     summarize(lines, "consumer", FETCH_HOPS, delayed_only=not consume_records)
+                     ) if label in offsets else ()
         results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries, tuple(rates.get(label, ()))))
     return results
 
@@ -267,14 +278,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--produce-records", type=int, default=0,
                    help="instead of the latency workload: Kafka's ProducerPerformance at client defaults "
                         "(acks=all, batch.size 16 KiB, linger.ms 0), this many records per round and warm-up")
+    p.add_argument("--consume-records", type=int, default=0,
+                   help="instead of the latency workload: write this many records per round and warm-up, then "
+                        "read them with Kafka's ConsumerPerformance (fetch-only records/s; every consumer Fetch's hops)")
     args = p.parse_args(argv)
     load0 = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="kafkalike-hops-") as d:
         t0 = time.monotonic()
         results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after,
-                      args.warmup, args.produce_records)
+                      args.warmup, args.produce_records, args.consume_records)
     load1 = Path("/proc/loadavg").read_text().split()[0]
-    if args.produce_records:
+    if args.consume_records:
+        print(f"ConsumerPerformance (fetch only), {args.consume_records:,} records x {args.rounds} rounds per system "
+              f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
+    elif args.produce_records:
         print(f"ProducerPerformance at client defaults, acks=all, {args.produce_records:,} records x {args.rounds} "
               f"rounds per system (load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
     else:
