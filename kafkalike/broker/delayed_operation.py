@@ -135,13 +135,7 @@ class DelayedOperationPurgatory:
         """Run try_complete on every operation watched under ``key``; returns how many
         completed now."""
         ops = self.watchers.get(key)
-        if not ops:
-            return 0
-        done = 0
-        for op in list(ops):
-            if not op.completed and op.try_complete():
-                done += 1
-        return done
+        return _try_complete_each(list(ops)) if ops else 0
 
     def check_and_complete_every(self) -> int:
         """Run try_complete once on every watched operation (ReplicaManager's shutdown);
@@ -149,15 +143,8 @@ class DelayedOperationPurgatory:
         operation once per key it watches, and each DelayedFetch check goes over every
         partition of the fetch: a follower's Fetch of n partitions cost n² partition checks
         (85 s of a broker's shutdown at 10,000 partitions, issue 24)."""
-        ops: dict[int, DelayedOperation] = {}
-        for watched in self.watchers.values():
-            for op in watched:
-                ops.setdefault(id(op), op)
-        done = 0
-        for op in ops.values():
-            if not op.completed and op.try_complete():
-                done += 1
-        return done
+        # an operation is hashed by identity; dict keys keep the order they were first watched in
+        return _try_complete_each(list(dict.fromkeys(op for watched in self.watchers.values() for op in watched)))
 
     def complete_all(self, key: Hashable) -> int:
         """force_complete every operation under ``key`` (leadership moved, replica stopped)."""
@@ -174,3 +161,8 @@ class DelayedOperationPurgatory:
         """Frozen snapshot for the CLI and tests."""
         return PurgatoryStatistics(self.name, self.delayed, len(self.watchers),
                                    self.completed_at_once, self.completed_delayed, self.expired)
+
+
+def _try_complete_each(ops: list[DelayedOperation]) -> int:
+    """try_complete each of ``ops`` not completed yet; returns how many completed now."""
+    return sum(1 for op in ops if not op.completed and op.try_complete())
