@@ -178,8 +178,9 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     With ``consume_records`` each round (and warm-up) writes that many records with
     ProducerPerformance at acks=1 and the bench's tuned batching (batch.size 256 KiB, linger.ms 5:
     the topic ``kafkalike bench``'s consume workload reads; not timed) and then reads them with
-    Kafka's ConsumerPerformance in a new group, as that workload does: the rates are its fetch-only records/s, and the consumer Fetch hops
-    are summarised over every consumer Fetch, not only those that waited.
+    Kafka's ConsumerPerformance in a new group, as that workload does: the rates are its
+    fetch-only records/s, and the consumer Fetch hops are summarised over every consumer Fetch,
+    not only those that waited.
     Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
     from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
@@ -190,9 +191,10 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     offsets: dict[str, dict[int, int]] = {}
     latencies: dict[str, list[Any]] = {}
     rates: dict[str, list[float]] = {}
-    tools = wl.tool_runner(work_dir)  # only used with produce_records; starts nothing
+    tools = wl.tool_runner(work_dir)  # only used with produce_records / consume_records; starts nothing
 
-    def produce(system: Any, topic: str) -> float:
+    def throughput_round(system: Any, topic: str) -> float:
+        """records/s of one round (or warm-up) of the throughput workload chosen."""
         if consume_records:
             # written as kafkalike bench's consume workload reads it: its first produce run (acks=1, tuned)
             wl.produce_kafka_perf(system, tools, topic, consume_records, "1", None)
@@ -224,7 +226,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
             for label, system in live.items():
                 create_topic(system.bootstrap, "hops-warm-up", 6, 3, timeout=120)
                 if produce_records or consume_records:
-                    produce(system, "hops-warm-up")
+                    throughput_round(system, "hops-warm-up")
                 else:
                     wl.end_to_end_latency(system, "hops-warm-up", rate, warmup)
                 print(f"  warm-up {label} (discarded)", flush=True)
@@ -237,7 +239,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 topic = f"hops-{rate}-r{rnd}"
                 create_topic(system.bootstrap, topic, 6, 3, timeout=120)
                 if produce_records or consume_records:
-                    rates.setdefault(label, []).append(produce(system, topic))
+                    rates.setdefault(label, []).append(throughput_round(system, topic))
                     print(f"  round {rnd} {label:<18} {rates[label][-1]:,.0f} records/s", flush=True)
                     continue
                 res = wl.end_to_end_latency(system, topic, rate, seconds)
