@@ -4,6 +4,8 @@ against a kafkalike cluster whose brokers log a ``request_hops`` line per Produc
 hop over the run.
 
     python -m kafkalike.bench.hop_timing [--rate 100] [--seconds 30] [--zookeeper HOST:PORT]
+        [--kafka] [--before DIR] [--rounds N] [--no-hops]
+        [--produce-records N | --consume-records N [--cold]]
 
 Prints the end-to-end percentiles (librdkafka producer acks=all linger.ms=0 and an
 assigned librdkafka consumer, as ``kafkalike bench``'s latency workload) and the median,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import statistics
 import tempfile
@@ -142,18 +145,33 @@ class SystemResult:
     latencies: tuple[Any, ...]
     summaries: tuple[HopSummary, ...]
     produce_rates: tuple[float, ...] = ()
+    cpu_ms_per_1k: tuple[float, ...] = ()  # the brokers' CPU (user + system) per 1,000 records, each round
 
 
-def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None) -> Any:
-    """A 3-broker kafkalike with hop timing on; ``source``: a kafkalike source tree whose code
-    the broker processes run (cwd and PYTHONPATH point there while they are spawned), else this
-    checkout's."""
+def drop_page_cache() -> None:
+    """Write dirty pages out and drop the clean ones from the page cache (``sync``; ``echo 1 >
+    /proc/sys/vm/drop_caches``): the next reads of any log come from the disk. Raises
+    BenchError when not permitted (not root, or a container without /proc/sys write access)."""
+    from kafkalike.bench.workloads import BenchError
+
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as exc:
+        raise BenchError(f"cannot drop the page cache: {exc}") from exc
+
+
+def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source: Path | None,
+                     hops: bool = True) -> Any:
+    """A 3-broker kafkalike with hop timing on (unless not ``hops``); ``source``: a kafkalike
+    source tree whose code the broker processes run (cwd and PYTHONPATH point there while they
+    are spawned), else this checkout's."""
     from kafkalike.bench.systems import KafkalikeSystem, processes_run_from
     from kafkalike.cluster.zk_ensemble import find_free_base_port
 
     port = find_free_base_port([f"127.0.0.{i}" for i in (1, 2, 3)], low=30000, high=32000)
     system = KafkalikeSystem(work_dir / label, zookeeper_connect, port, chroot=f"hops-{label}-{uuid.uuid4().hex[:6]}",
-                             overrides={HOPS_KEY: "true"})
+                             overrides={HOPS_KEY: "true" if hops else "false"})
     system.name = label
     # cwd too, not only PYTHONPATH: `python -m` puts the cwd first on sys.path, so with
     # PYTHONPATH alone the brokers ran this checkout's code whatever ``source`` was
@@ -164,7 +182,8 @@ def _start_kafkalike(work_dir: Path, label: str, zookeeper_connect: str, source:
 
 def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path, rounds: int = 1,
         before: Path | None = None, kafka: bool = False, after: Path | None = None,
-        warmup: float = 0.0, produce_records: int = 0, consume_records: int = 0) -> list[SystemResult]:
+        warmup: float = 0.0, produce_records: int = 0, consume_records: int = 0,
+        hops: bool = True, cold: bool = False) -> list[SystemResult]:
     """Start a 3-broker kafkalike cluster with hop timing on (plus, with ``before``, a second
     one running the kafkalike source tree at that path; ``after``: run the first one from that
     tree too instead of this checkout; with ``kafka`` Apache Kafka 3.9
@@ -181,6 +200,13 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     Kafka's ConsumerPerformance in a new group, as that workload does: the rates are its
     fetch-only records/s, and the consumer Fetch hops are summarised over every consumer Fetch,
     not only those that waited.
+    With ``cold`` (and ``consume_records``) the page cache is dropped between the write and the
+    read (``sync``, then ``echo 1 > /proc/sys/vm/drop_caches``; root only): a consumer catching
+    up on data that must come from the disk. BenchError when the cache cannot be dropped.
+    Every round also records the brokers' CPU (user + system seconds of their processes, from
+    /proc) per 1,000 records of the round: a steadier figure than rates for a before/after pair.
+    ``hops`` False: the kafkalike brokers log no hop lines (their own cost, ~20 % of a broker's
+    CPU at 100 records/s), so CPU and latency are as in ``kafkalike bench``; no hop summaries.
     Returns one SystemResult per system."""
     from kafkalike.bench import workloads as wl
     from kafkalike.bench.systems import ReferenceSystem, create_topic, rotated, stop_systems
@@ -191,6 +217,7 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
     offsets: dict[str, dict[int, int]] = {}
     latencies: dict[str, list[Any]] = {}
     rates: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     tools = wl.tool_runner(work_dir)  # only used with produce_records / consume_records; starts nothing
 
     def throughput_round(system: Any, topic: str) -> float:
@@ -198,6 +225,8 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
         if consume_records:
             # written as kafkalike bench's consume workload reads it: its first produce run (acks=1, tuned)
             wl.produce_kafka_perf(system, tools, topic, consume_records, "1", None)
+            if cold:
+                drop_page_cache()
             return wl.consume_kafka_perf(system, tools, topic, consume_records).fetch_records_per_sec
         return wl.produce_kafka_perf(system, tools, topic, produce_records, "all", wl.CLIENT_DEFAULTS).records_per_sec
 
@@ -210,9 +239,9 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
             zookeeper_connect = ensemble.connect_string
         if before is not None:
             live["kafkalike-before"] = None
-            live["kafkalike-before"] = _start_kafkalike(work_dir, "kafkalike-before", zookeeper_connect, before)
+            live["kafkalike-before"] = _start_kafkalike(work_dir, "kafkalike-before", zookeeper_connect, before, hops)
         live["kafkalike"] = None
-        live["kafkalike"] = _start_kafkalike(work_dir, "kafkalike", zookeeper_connect, after)
+        live["kafkalike"] = _start_kafkalike(work_dir, "kafkalike", zookeeper_connect, after, hops)
         if kafka:
             from kafkalike.bench import reference_kafka as rkmod
 
@@ -238,14 +267,22 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 system = live[label]
                 topic = f"hops-{rate}-r{rnd}"
                 create_topic(system.bootstrap, topic, 6, 3, timeout=120)
+                pids = list(system.pids().values())
+                cpu0 = sum(wl.cpu_seconds(pid) for pid in pids)
                 if produce_records or consume_records:
                     rates.setdefault(label, []).append(throughput_round(system, topic))
-                    print(f"  round {rnd} {label:<18} {rates[label][-1]:,.0f} records/s", flush=True)
-                    continue
-                res = wl.end_to_end_latency(system, topic, rate, seconds)
-                latencies.setdefault(label, []).append(res)
-                print(f"  round {rnd} {label:<18} p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
-                      f"delivered {res.delivered_rate:,.0f}/s", flush=True)
+                    records = float(produce_records or consume_records)
+                    line = f"{rates[label][-1]:,.0f} records/s"
+                else:
+                    res = wl.end_to_end_latency(system, topic, rate, seconds)
+                    latencies.setdefault(label, []).append(res)
+                    records = res.delivered_rate * seconds
+                    line = (f"p50 {res.p50_ms:8.2f} ms  p99 {res.p99_ms:8.2f} ms  "
+                            f"delivered {res.delivered_rate:,.0f}/s")
+                used = sum(wl.cpu_seconds(pid) for pid in pids) - cpu0
+                cpu.setdefault(label, []).append(used * 1e6 / max(records, 1.0))
+                print(f"  round {rnd} {label:<18} {line}  broker CPU {cpu[label][-1]:,.1f} ms per 1,000 records",
+                      flush=True)
     finally:
         stop_systems({k: v for k, v in live.items() if v is not None}, ensemble, "hop_timing_stop_failed")
     results = []
@@ -257,8 +294,9 @@ def run(rate: int, seconds: float, zookeeper_connect: str | None, work_dir: Path
                 lines.extend(parse_hop_lines(f))
         summaries = (summarize(lines, "produce", PRODUCE_HOPS), summarize(lines, "follower", FETCH_HOPS),
                      summarize(lines, "consumer", FETCH_HOPS, delayed_only=not consume_records)
-                     ) if label in offsets else ()
-        results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries, tuple(rates.get(label, ()))))
+                     ) if hops and label in offsets else ()
+        results.append(SystemResult(label, tuple(latencies.get(label, ())), summaries, tuple(rates.get(label, ())),
+                                    tuple(cpu.get(label, ()))))
     return results
 
 
@@ -277,21 +315,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=10.0,
                    help="seconds of a discarded warm-up run per system first (default 10; 0 = none)")
     p.add_argument("--zookeeper", default=None, help="an existing ensemble (default: start one)")
+    p.add_argument("--no-hops", action="store_true",
+                   help="kafkalike brokers log no hop lines (their own cost left out: CPU and latency as in "
+                        "kafkalike bench; no hop summaries)")
     p.add_argument("--produce-records", type=int, default=0,
                    help="instead of the latency workload: Kafka's ProducerPerformance at client defaults "
                         "(acks=all, batch.size 16 KiB, linger.ms 0), this many records per round and warm-up")
     p.add_argument("--consume-records", type=int, default=0,
                    help="instead of the latency workload: write this many records per round and warm-up, then "
                         "read them with Kafka's ConsumerPerformance (fetch-only records/s; every consumer Fetch's hops)")
+    p.add_argument("--cold", action="store_true",
+                   help="with --consume-records: drop the page cache between the write and the read (root only), "
+                        "so the consumer catches up from the disk")
     args = p.parse_args(argv)
     load0 = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="kafkalike-hops-") as d:
         t0 = time.monotonic()
         results = run(args.rate, args.seconds, args.zookeeper, Path(d), args.rounds, args.before, args.kafka, args.after,
-                      args.warmup, args.produce_records, args.consume_records)
+                      args.warmup, args.produce_records, args.consume_records, hops=not args.no_hops, cold=args.cold)
     load1 = Path("/proc/loadavg").read_text().split()[0]
     if args.consume_records:
-        print(f"ConsumerPerformance (fetch only), {args.consume_records:,} records x {args.rounds} rounds per system "
+        print(f"ConsumerPerformance (fetch only{', page cache dropped first' if args.cold else ''}), "
+              f"{args.consume_records:,} records x {args.rounds} rounds per system "
               f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
     elif args.produce_records:
         print(f"ProducerPerformance at client defaults, acks=all, {args.produce_records:,} records x {args.rounds} "
@@ -300,14 +345,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"end-to-end latency at {args.rate} records/s acks=all, {args.rounds} x {args.seconds:g} s per system "
               f"(load average {load0} before, {load1} after; {time.monotonic() - t0:.0f} s):")
     for r in results:
+        cpu_line = (f"  {'':<18} broker CPU {statistics.median(r.cpu_ms_per_1k):,.1f} ms per 1,000 records "
+                    f"(median; rounds {', '.join(f'{x:,.1f}' for x in r.cpu_ms_per_1k)})") if r.cpu_ms_per_1k else None
         if r.produce_rates:
             print(f"  {r.label:<18} {statistics.median(r.produce_rates):,.0f} records/s (median; rounds "
                   f"{', '.join(f'{x:,.0f}' for x in r.produce_rates)})")
-            continue
-        p50 = statistics.median(x.p50_ms for x in r.latencies)
-        p99 = statistics.median(x.p99_ms for x in r.latencies)
-        print(f"  {r.label:<18} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  (median over {len(r.latencies)} rounds; "
-              f"p50s {', '.join(f'{x.p50_ms:.2f}' for x in r.latencies)})")
+        else:
+            p50 = statistics.median(x.p50_ms for x in r.latencies)
+            p99 = statistics.median(x.p99_ms for x in r.latencies)
+            print(f"  {r.label:<18} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  (median over {len(r.latencies)} rounds; "
+                  f"p50s {', '.join(f'{x.p50_ms:.2f}' for x in r.latencies)})")
+        if cpu_line:
+            print(cpu_line)
     for r in results:
         for s in r.summaries:
             print(f"[{r.label}] " + format_summary(s))

@@ -20,7 +20,10 @@ Messages are kio entities (one frozen dataclass per API version, e.g.
 ``kio.schema.metadata.v12.request.MetadataRequest``), except the ZooKeeper-era RPCs (keys 4-7)
 which are kafkalike's own attrs classes covering all versions (kafkalike.protocol.schema);
 for those, pass ``api_version`` when encoding. Produce requests and Fetch responses take the
-fast paths in kafkalike.protocol.produce / .fetch (record data stays a memoryview).
+fast paths in kafkalike.protocol.produce / .fetch (record data stays a memoryview); Fetch
+requests are encoded by kafkalike.protocol.fetch_request (the follower's per-round-trip
+request) and decoded by the generic reader (a hand-written decoder was no faster: building
+kio's entities is most of the cost, docs/benchmarks.md).
 
 Headers (Kafka protocol guide, "Headers"; Kafka's ``ApiKeys.requestHeaderVersion``):
 request header v2 for flexible versions (client_id stays a *legacy* nullable string, then
@@ -46,6 +49,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_writer
 
 from kafkalike.protocol import fetch as _fetch
+from kafkalike.protocol import fetch_request as _fetch_request
 from kafkalike.protocol import produce as _produce
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, api_name
 from kafkalike.protocol.controlled_shutdown import (ControlledShutdownRequest,
@@ -420,7 +424,10 @@ def encode_request(
         size = len(head) + sum(c.nbytes if isinstance(c, memoryview) else len(c)
                                for c in chunks)
         return b"".join([_I32.pack(size), bytes(head), *chunks])
-    body = _encode_body(request, api_version)
+    if api_key == ApiKey.FETCH and api_version in _fetch_request.FAST_VERSIONS:
+        body = _fetch_request.encode_fetch_request_body(request, api_version)
+    else:
+        body = _encode_body(request, api_version)
     return _I32.pack(len(head) + len(body)) + bytes(head) + body
 
 

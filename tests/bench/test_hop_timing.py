@@ -53,6 +53,7 @@ def test_hop_timing_runs_this_checkout_beside_another_source_tree(tmp_path: Path
     assert [r.label for r in results] == ["kafkalike-before", "kafkalike"]
     for r in results:
         assert len(r.latencies) == 1 and r.latencies[0].samples > 0
+        assert len(r.cpu_ms_per_1k) == 1 and r.cpu_ms_per_1k[0] > 0  # the brokers' CPU was read
         produce = r.summaries[0]
         assert produce.kind == "produce" and produce.requests > 0
         assert all(n > 0 for _, _, n in produce.rows)
