@@ -13,8 +13,7 @@ other request first waits until they are written.
 
 Responses are chunk lists (bytes / memoryview / protocol.fetch.FileRecords); FileRecords go
 out with os.sendfile straight from the segment file to the socket, so fetched record bytes
-are never copied through Python; a region no longer in the page cache is read in by a worker
-thread first, so the disk's wait does not stop the event loop (broker/page_cache.py).
+are never copied through Python.
 
 SSL listeners (an ssl.SSLContext for the listener name, from broker/ssl_factory.py) wrap
 the accepted socket in a ServerTlsStream (ssl.SSLObject over memory BIOs, decrypting every
@@ -77,7 +76,7 @@ import attrs
 import structlog
 import trio
 
-from kafkalike.broker import page_cache, request_hops, request_pipelining
+from kafkalike.broker import request_hops, request_pipelining
 from kafkalike.broker.ssl_factory import NoMatchingRule, SslPrincipalMapper, principal_from_peer_certificate
 from kafkalike.protocol.fetch import FileRecords
 from kafkalike.protocol.frame import FrameReader, MemoryPool
@@ -352,17 +351,9 @@ async def _writev_all(sock: Any, views: list[memoryview]) -> None:
             i += 1
 
 
-async def _load_if_not_cached(fd: int, region: FileRecords) -> None:
-    """Read ``region`` into the page cache in a worker thread when it is not there, so that
-    sending it does not stop the event loop while the disk answers (broker/page_cache.py)."""
-    if not page_cache.is_resident(fd, region.position, region.size):
-        await trio.to_thread.run_sync(page_cache.load, fd, region.position, region.size)
-
-
 async def _send_file_region(stream: trio.abc.Stream, region: FileRecords) -> None:
     """FileRecords over a stream that isn't a plain socket (TLS): pread + send_all."""
     fd = region.file if isinstance(region.file, int) else region.file.fileno()
-    await _load_if_not_cached(fd, region)
     offset, remaining = region.position, region.size
     while remaining > 0:
         data = os.pread(fd, min(remaining, SSL_FILE_CHUNK), offset)
@@ -375,10 +366,8 @@ async def _send_file_region(stream: trio.abc.Stream, region: FileRecords) -> Non
 
 async def _sendfile(sock: Any, region: FileRecords) -> None:
     """os.sendfile of ``region`` to the non-blocking trio socket ``sock``; yields when the
-    socket's send buffer is full (and after a partial send), not after a complete one. Data no
-    longer in the page cache is read in first, off the event loop (_load_if_not_cached)."""
+    socket's send buffer is full (and after a partial send), not after a complete one."""
     fd = region.file if isinstance(region.file, int) else region.file.fileno()
-    await _load_if_not_cached(fd, region)
     offset, remaining = region.position, region.size
     while remaining > 0:
         try:
