@@ -124,13 +124,12 @@ def _write_string(out: bytearray, value: str | None, flexible: bool) -> None:
 
 
 def encode_fetch_request_body(request: Any, version: int) -> bytes:
-    """The body of a Fetch request (v4-12) from a kio FetchRequest (``max_wait`` a timedelta
-    or int ms; fields a version lacks are not read). The same bytes kio's generic writer gives."""
+    """The body of a Fetch request (v4-12) from a kio FetchRequest (``max_wait`` a timedelta, as
+    every kio entity holds it; fields a version lacks are not read). The same bytes kio's
+    generic writer gives."""
     flexible = version >= FIRST_FLEXIBLE_VERSION
-    max_wait = request.max_wait
-    max_wait_ms = max_wait // _ONE_MS if isinstance(max_wait, datetime.timedelta) else int(max_wait)
-    out = bytearray(_HEAD.pack(request.replica_id, max_wait_ms, request.min_bytes, request.max_bytes,
-                               request.isolation_level))
+    out = bytearray(_HEAD.pack(request.replica_id, request.max_wait // _ONE_MS, request.min_bytes,
+                               request.max_bytes, request.isolation_level))
     if version >= 7:
         out += _SESSION.pack(request.session_id, request.session_epoch)
     _write_count(out, len(request.topics), flexible)
