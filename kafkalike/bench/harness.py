@@ -38,6 +38,7 @@ import structlog
 
 from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench import workloads as wl
+from kafkalike.bench.background_load import BackgroundLoad, BackgroundLoadError, BackgroundLoadSpec
 from kafkalike.bench.interrupt import BenchInterrupted, restore_signals, stop_on_sigterm
 from kafkalike.bench.report import KAFKA_SYSTEMS, SYSTEMS, Sample, median, write_report
 from kafkalike.bench.systems import (BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
@@ -255,15 +256,20 @@ def _measure_limits(run: _Run, cfg: BenchConfig, work_dir: Path, install_iperf3:
 def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir: Path | str = "bench-report",
               *, tools: Sequence[str] = TOOLS, workloads: Sequence[str] = WORKLOADS,
               work_dir: Path | str | None = None, zookeeper_connect: str | None = None,
-              install_iperf3: bool = False, command: str = "", keep_work_dir: bool = False) -> Path:
+              install_iperf3: bool = False, command: str = "", keep_work_dir: bool = False,
+              background_load: BackgroundLoadSpec | None = None) -> Path:
     """Run ``workloads`` against ``systems`` (names from report.SYSTEMS) with load from
     ``tools`` ("kafka-perf": Kafka's Java perf tools; "librdkafka"), write the report into
     ``report_dir`` and return the path of its report.md.
 
     work_dir: where clusters keep their data (a fresh temporary directory by default,
     removed afterwards unless ``keep_work_dir``); zookeeper_connect: an existing ensemble to
-    use instead of starting one. Raises BenchError for an unknown system, tool or workload,
-    or when a system cannot be started (everything started is stopped first).
+    use instead of starting one; background_load: a fixed CPU hog (stress-ng,
+    bench/background_load.py) running from after the first machine-limit measurement until
+    the workloads are done, so every workload, warm-ups included, runs beside it (the report
+    says which and how much CPU it used). Raises BenchError for an unknown system, tool or
+    workload, when stress-ng is missing, or when a system cannot be started (everything
+    started is stopped first).
     """
     for name in systems:
         if name not in SYSTEMS:
@@ -276,6 +282,8 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
             raise BenchError(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     if not systems:
         raise BenchError("no system to measure")
+    if background_load is not None and shutil.which("stress-ng") is None:
+        raise BenchError("--background-load needs stress-ng: apt-get install stress-ng (./scripts/bench installs it)")
     started = time.monotonic()
     report_dir = Path(report_dir)
     own_work = work_dir is None
@@ -295,6 +303,7 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
     run = _Run()
     ensemble: ZkEnsemble | None = None
     live: dict[str, BenchSystem] = {}
+    hog = BackgroundLoad(background_load, work / "background-load.log") if background_load else None
     load_before = load_average()
     try:
         if zookeeper_connect is None and ("kafkalike" in systems or "kafka-zk" in systems):
@@ -326,6 +335,12 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         if not live:
             raise BenchError("no system started: " + "; ".join(run.errors))
         _measure_limits(run, config, work, install_iperf3)
+        if hog is not None:
+            try:
+                hog.start()
+            except BackgroundLoadError as e:
+                raise BenchError(str(e)) from e
+            print(f"background load: {hog.spec.describe()} (pid {hog.pid})", flush=True)
         tools_runner = wl.tool_runner(work) if "kafka-perf" in tools else None
         names = [n for n in systems if n in live]
         if "resources" in workloads:
@@ -341,11 +356,15 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
             _resources_partitions(run, config, live, names)
         if "failover" in workloads:
             _failover(run, config, live, names)
+        if hog is not None:
+            hog.stop()
         _measure_limits(run, config, work, install_iperf3)
     except BenchInterrupted as e:  # stop everything, then still write what was measured
         run.errors.append(f"run interrupted ({e}); the figures above are what was measured before it")
         print(f"  !! interrupted ({e}): stopping, then writing the report", flush=True)
     finally:
+        if hog is not None:
+            hog.stop()
         stop_systems(live, ensemble, "bench_stop_failed")
         if own_work and not keep_work_dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -367,6 +386,8 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
         "Kafka broker heap": f"-Xmx{heap} -Xms{heap}",
         "machine": machine_description(),
         "load average before / after": f"{load_before} / {load_average()}",
+        "background load": ("none" if hog is None else hog.spec.describe() + " (not started)" if hog.result is None
+                            else hog.result.describe()),
         "wall time": f"{time.monotonic() - started:.0f} s",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "errors": ("; ".join(run.errors) if run.errors else "none"),

@@ -17,6 +17,8 @@ EXAMPLE = """examples:
   kafkalike bench --quick --workloads produce,consume --systems kafkalike,kafka-kraft
   kafkalike bench --quick --client-defaults --workloads produce,consume,latency \\
       --latency-rates 100,500,5000 --idle-partitions 0,1000
+  kafkalike bench --full --workloads produce,consume,latency --background-load 2:50
+                                                           # beside a CPU hog: 2 stress-ng workers at 50 %
 
 systems: kafkalike, kafka-zk, kafka-kraft; tools: kafka-perf (Kafka's ProducerPerformance /
 ConsumerPerformance, fetched with Maven), librdkafka; workloads: produce, consume, latency,
@@ -66,6 +68,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--idle-partitions", default=None,
                    help="comma-separated idle partition counts the latency workload also runs with "
                         "(overrides the size, e.g. 0,1000)")
+    p.add_argument("--background-load", default=None, metavar="N[:P]",
+                   help="run the workloads beside a fixed CPU hog: stress-ng --cpu N --cpu-load P "
+                        "(N workers each busy P %% of the time, default 100; e.g. 2:50 is one core's worth)")
     p.add_argument("--work-dir", default=None, help="cluster data directory (default: a temporary one, removed)")
     p.add_argument("--install-iperf3", action="store_true", help="apt-get install iperf3 when missing")
     p.set_defaults(func=run)
@@ -74,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     import attrs
 
+    from kafkalike.bench.background_load import BackgroundLoadSpec
     from kafkalike.bench.harness import FULL, QUICK, run_bench
     from kafkalike.bench.systems import BenchError
 
@@ -112,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         config = attrs.evolve(config, **{field: values})
+    background_load = None
+    if args.background_load is not None:
+        try:
+            background_load = BackgroundLoadSpec.parse(args.background_load)
+        except ValueError as e:
+            print(f"kafkalike bench: --background-load {e}", file=sys.stderr)
+            return 2
     if args.failover_rounds is not None:
         if args.failover_rounds < 1:
             print(f"kafkalike bench: --failover-rounds {args.failover_rounds}: expected at least 1",
@@ -129,10 +142,12 @@ def run(args: argparse.Namespace) -> int:
         *(["--client-defaults"] if args.client_defaults else []),
         *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
         *(["--latency-rates", args.latency_rates] if args.latency_rates else []),
-        *(["--idle-partitions", args.idle_partitions] if args.idle_partitions else [])])
+        *(["--idle-partitions", args.idle_partitions] if args.idle_partitions else []),
+        *(["--background-load", args.background_load] if args.background_load else [])])
     try:
         path = run_bench(config, args.systems, args.report, tools=args.tools, workloads=args.workloads,
-                         work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command)
+                         work_dir=args.work_dir, install_iperf3=args.install_iperf3, command=command,
+                         background_load=background_load)
     except BenchError as e:
         print(f"kafkalike bench: {e}", file=sys.stderr)
         return 2

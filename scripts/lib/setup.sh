@@ -10,7 +10,7 @@ VENV="$ROOT/.venv"
 _sudo() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # chromium + chromium-driver: the dashboard's browser test (tests/dashboard), headless
-kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark iptables chromium chromium-driver prometheus)
+kafkalike_apt_packages=(zookeeper default-jre-headless netcat-openbsd kcat tshark iptables chromium chromium-driver prometheus stress-ng)
 
 ensure_debian_packages() {
     local missing=()

@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from kafkalike.bench.background_load import BackgroundLoadSpec
 from kafkalike.bench.harness import QUICK, WORKLOADS, run_bench
 from kafkalike.bench.report import SYSTEMS, samples_from_json
 from kafkalike.bench.systems import BenchError
@@ -31,12 +32,15 @@ def test_bench_runs_every_workload_against_kafkalike_alone(tmp_path: Path, zk_co
     """A tiny run of all workloads against kafkalike (discarded warm-ups first, produce also
     at client defaults, consume assigned and in a fresh group, latency also with 12 idle
     partitions) writes report.md, plots and a positive number for every metric, with no
-    failed measurement, and stops every process."""
+    failed measurement, and stops every process, the background CPU hog (a light one here)
+    included; the report says what the hog was and the CPU it used."""
     work = tmp_path / "work"
     path = run_bench(TINY, ["kafkalike"], tmp_path / "report", tools=["librdkafka"], work_dir=work,
-                     zookeeper_connect=zk_connect, command="smoke")
+                     zookeeper_connect=zk_connect, command="smoke", background_load=BackgroundLoadSpec(1, 10))
     text = path.read_text()
     assert "- **errors**: none" in text, text
+    hog_line = next(ln for ln in text.splitlines() if ln.startswith("- **background load**"))
+    assert "stress-ng --cpu 1 --cpu-load 10" in hog_line and " s of CPU over " in hog_line, hog_line
     samples = samples_from_json(json.loads((tmp_path / "report" / "samples.json").read_text()))
     assert {s.system for s in samples} == {"kafkalike"}
     metrics = {(s.workload, s.metric) for s in samples}
