@@ -46,6 +46,7 @@ import trio
 from kafkalike.broker import request_hops, request_pipelining
 from kafkalike.broker.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kafkalike.broker.delayed_delete_records import DelayedDeleteRecords, DeleteRecordsPartitionStatus
+from kafkalike.broker.checkpoint_writer import CheckpointWriter
 from kafkalike.broker.delayed_fetch import DelayedFetch, FetchPartitionInfo
 from kafkalike.broker.delayed_operation import DelayedOperationPurgatory
 from kafkalike.broker.delayed_produce import DelayedProduce, ProducePartitionStatus
@@ -364,27 +365,30 @@ class ReplicaManager:
         # offline through here
         log_manager.on_log_dir_failure = self.handle_log_dir_failure
         log_manager.file_delete_delay_ms = int(config["log.segment.delete.delay.ms"])
+        # the high-watermark, recovery-point and log-start-offset files, written in worker threads
+        self.checkpoint_writer = CheckpointWriter(log_manager.write_checkpoint)
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
         """Start the background tasks (Kafka's ReplicaManager.startup and the LogManager's
         scheduled work): ISR expiration, ISR change propagation, log maintenance, deletion
-        of renamed log dirs."""
+        of renamed log dirs, the checkpoint writer."""
+        self.nursery.start_soon(self.checkpoint_writer.run)
         self.nursery.start_soon(self._isr_expiration_task)
         self.nursery.start_soon(self._isr_change_propagation_task)
         self.nursery.start_soon(self._log_maintenance_task)
         self.nursery.start_soon(self._log_deletion_task)
 
     async def shutdown(self) -> None:
-        """Stop the fetchers, complete what waits in the purgatories, checkpoint the HWs."""
+        """Stop the fetchers, complete what waits in the purgatories, write the HW
+        checkpoint and close the checkpoint writer (the LogManager's shutdown writes the final
+        files after it)."""
         await self.fetcher_manager.shutdown()
         # each waiting operation checked once, not once per partition it watches
         for purgatory in (self.produce_purgatory, self.fetch_purgatory, self.delete_records_purgatory):
             purgatory.check_and_complete_every()
-        try:
-            self.log_manager.checkpoint_high_watermarks()
-        except Exception as exc:
-            log.warning("hw_checkpoint_failed", error=str(exc))
+        self.checkpoint_writer.queue(self.log_manager.high_watermark_checkpoint())
+        await self.checkpoint_writer.close()
 
     # ------------------------------------------------------------------ configs
     def log_config_for(self, topic: str) -> LogConfig:
@@ -1247,7 +1251,7 @@ class ReplicaManager:
         while True:
             await trio.sleep(interval)
             try:
-                self.log_manager.checkpoint_high_watermarks()
+                self.checkpoint_writer.queue(self.log_manager.high_watermark_checkpoint())
             except Exception as exc:
                 log.warning("hw_checkpoint_failed", error=str(exc))
 
@@ -1279,9 +1283,9 @@ class ReplicaManager:
                         if deleted:
                             log.info("log_retention_done", segments_deleted=deleted)
                     elif name == "recovery_points":
-                        lm.checkpoint_recovery_points()
+                        self.checkpoint_writer.queue(lm.recovery_point_checkpoint())
                     elif name == "log_start":
-                        lm.checkpoint_log_start_offsets()
+                        self.checkpoint_writer.queue(lm.log_start_offset_checkpoint())
                     elif name == "cleaner":
                         await self._clean_logs(cleaner)
             except Exception:

@@ -23,11 +23,12 @@ handed out by `take_due_deletions()` after log.segment.delete.delay.ms and remov
 `delete_dirs()` (the broker runs it in a worker thread).
 
 Periodic work the broker schedules: `cleanup_logs()` (retention,
-log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), `checkpoint_*()`
+log.retention.check.interval.ms), `flush_dirty_logs()` (flush.ms), the checkpoint files
 (log.flush.offset.checkpoint.interval.ms, log.flush.start.offset.checkpoint.interval.ms,
-replica.high.watermark.checkpoint.interval.ms; the high-watermark, recovery-point and
-log-start-offset files are written by one writer thread, from offsets read on the caller's
-thread), and the log cleaner (log_cleaner.LogCleaner).
+replica.high.watermark.checkpoint.interval.ms: `*_checkpoint()` reads the offsets into a
+CheckpointSnapshot on the caller's thread, `write_checkpoint()` writes one, and touches no
+LogManager state, so the broker runs it in a worker thread: broker/checkpoint_writer.py), and
+the log cleaner (log_cleaner.LogCleaner).
 `shutdown()` flushes and closes every log, writes all checkpoints and the clean-shutdown marker
 (not in a dir that failed). A log that fails a write it cannot undo reports it through
 `on_log_dir_failure`; `handle_log_dir_failure()` takes its whole dir offline (Kafka's
@@ -39,11 +40,9 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 from pathlib import Path
 
@@ -71,6 +70,17 @@ log = structlog.get_logger(__name__)
 LOCK_FILE = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
 FUTURE_DIR_SUFFIX = "-future"  # <topic>-<partition>.<uuid hex>-future: a replica moving here (KIP-113)
+
+
+@attrs.frozen
+class CheckpointSnapshot:
+    """The offsets one checkpoint file is to hold in each log dir: ``file_name`` (e.g.
+    replication-offset-checkpoint) and dir -> {partition: offset}, read from the logs at one
+    moment (LogManager.high_watermark_checkpoint and the like) and written later, maybe in a
+    worker thread (LogManager.write_checkpoint)."""
+
+    file_name: str
+    offsets: Mapping[Path, Mapping[TopicPartition, int]]
 
 
 @attrs.frozen
@@ -165,11 +175,6 @@ class LogManager:
         # partitions planned (plan_new_logs) whose creation is under way
         self._prepared: dict[TopicPartition, UnifiedLog] = {}
         self._planned: set[TopicPartition] = set()
-        # the checkpoint writer thread (checkpoint_high_watermarks, checkpoint_recovery_points,
-        # checkpoint_log_start_offsets) and what it is to write next: file name -> dir -> offsets
-        self._hw_lock = threading.Lock()
-        self._hw_writer: ThreadPoolExecutor | None = None
-        self._hw_latest: dict[str, dict[Path, dict[TopicPartition, int]]] = {}
         #: logs created since start-up by get_or_create_log itself (on the caller's thread: the
         #: event loop) and taken ready-made from create_planned_logs (a worker thread)
         self.logs_created_inline = 0
@@ -706,19 +711,16 @@ class LogManager:
                 out.setdefault(parent, {})[tp] = lg
         return out
 
-    def checkpoint_recovery_points(self) -> None:
-        """Write recovery-point-offset-checkpoint in every dir, in the background: the
-        recovery points are read here, the files written by the checkpoint writer thread (see
-        checkpoint_high_watermarks; 10,000 partitions' file, fsynced, held the event loop up to
-        hundreds of ms on a busy disk every log.flush.offset.checkpoint.interval.ms). A log
-        recovers from an older recovery point than the one it has, never a newer: a late write
-        loses nothing."""
-        self._checkpoint_in_background(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
+    def recovery_point_checkpoint(self) -> CheckpointSnapshot:
+        """The recovery points of every log, as recovery-point-offset-checkpoint in each dir
+        (log.flush.offset.checkpoint.interval.ms). A log recovers from an older recovery point
+        than the one it has, never a newer: a late write loses nothing."""
+        return CheckpointSnapshot(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
 
-    def checkpoint_log_start_offsets(self) -> None:
-        """Write log-start-offset-checkpoint (only logs whose start offset moved past their
-        first segment, as Kafka), in the background as checkpoint_recovery_points."""
-        self._checkpoint_in_background(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
+    def log_start_offset_checkpoint(self) -> CheckpointSnapshot:
+        """log-start-offset-checkpoint in each dir: only logs whose start offset moved past
+        their first segment, as Kafka."""
+        return CheckpointSnapshot(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
 
     def _recovery_points(self) -> dict[Path, dict[TopicPartition, int]]:
         return {d: {tp: lg.recovery_point for tp, lg in logs.items()} for d, logs in self._by_dir().items()}
@@ -731,49 +733,26 @@ class LogManager:
     def _high_watermarks(self) -> dict[Path, dict[TopicPartition, int]]:
         return {d: {tp: lg.high_watermark for tp, lg in logs.items()} for d, logs in self._by_dir().items()}
 
-    def checkpoint_high_watermarks(self) -> None:
-        """Write replication-offset-checkpoint (high watermarks) in every dir, in the
-        background: the high watermarks are read here, the files written (formatted, fsynced,
-        renamed) by one writer thread, as Kafka's "highwatermark-checkpoint" scheduler thread
-        writes them, so that 10,000 partitions' checkpoint does not hold the event loop (it
-        held it 0.2-0.4 s every replica.high.watermark.checkpoint.interval.ms on a busy
-        machine). A newer call supersedes a write not started yet; a failed write is logged
-        (``hw_checkpoint_failed``), as the broker's checkpoint task logs it. ``shutdown`` waits
-        for the writer and then writes the final one itself (``checkpoint_all``)."""
-        self._checkpoint_in_background(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
+    def high_watermark_checkpoint(self) -> CheckpointSnapshot:
+        """The high watermarks of every log, as replication-offset-checkpoint in each dir
+        (replica.high.watermark.checkpoint.interval.ms)."""
+        return CheckpointSnapshot(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
 
-    def _checkpoint_in_background(self, file_name: str, snapshot: dict[Path, dict[TopicPartition, int]]) -> None:
-        """Queue ``snapshot`` (dir -> offsets) to be written as ``file_name`` in each dir by the
-        checkpoint writer thread (one thread, "hw-checkpoint", for the high-watermark,
-        recovery-point and log-start-offset files); it replaces a queued, unwritten snapshot of
-        the same file."""
-        with self._hw_lock:
-            queued = bool(self._hw_latest)
-            self._hw_latest[file_name] = snapshot
-            if queued:
-                return
-            if self._hw_writer is None:
-                self._hw_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-checkpoint")
-            self._hw_writer.submit(self._write_queued_checkpoints)
-
-    def _write_queued_checkpoints(self) -> None:
-        """The writer thread's job: every queued snapshot (the latest of each file)."""
-        with self._hw_lock:
-            queued, self._hw_latest = self._hw_latest, {}
-        for file_name, snapshot in queued.items():
-            for d, offsets in snapshot.items():
-                try:
-                    OffsetCheckpointFile(d / file_name).write(offsets)
-                except KafkaStorageError as exc:
-                    event = "hw_checkpoint_failed" if file_name == REPLICATION_OFFSET_CHECKPOINT else "checkpoint_failed"
-                    log.warning(event, file=file_name, error=str(exc))
-
-    def _stop_checkpoint_writer(self) -> None:
-        """Wait for the writer thread's running and queued writes, and stop it."""
-        with self._hw_lock:
-            writer, self._hw_writer = self._hw_writer, None
-        if writer is not None:
-            writer.shutdown(wait=True)
+    @staticmethod
+    def write_checkpoint(snapshot: CheckpointSnapshot) -> None:
+        """Write ``snapshot``'s file in each of its dirs (formatted, fsynced, renamed:
+        OffsetCheckpointFile). It reads nothing of the LogManager, so it may run in a worker
+        thread: 10,000 partitions' file, fsynced, held the event loop 0.2-0.4 s on a busy disk
+        (issue 15). A dir whose write fails is logged (``hw_checkpoint_failed`` for the
+        high-watermark file, ``checkpoint_failed`` for the others) and the other dirs are still
+        written."""
+        for d, offsets in snapshot.offsets.items():
+            try:
+                OffsetCheckpointFile(d / snapshot.file_name).write(offsets)
+            except KafkaStorageError as exc:
+                event = ("hw_checkpoint_failed" if snapshot.file_name == REPLICATION_OFFSET_CHECKPOINT
+                         else "checkpoint_failed")
+                log.warning(event, file=snapshot.file_name, dir=str(d), error=str(exc))
 
     @staticmethod
     def _write_checkpoints_now(file_name: str, snapshot: dict[Path, dict[TopicPartition, int]]) -> None:
@@ -788,9 +767,9 @@ class LogManager:
             )
 
     def checkpoint_all(self) -> None:
-        """Write every checkpoint file in every log dir (atomically), on the caller's thread,
-        after the writer thread's queued writes (shutdown: these are the last ones)."""
-        self._stop_checkpoint_writer()
+        """Write every checkpoint file in every log dir (atomically), on the caller's thread
+        (shutdown: these are the last ones; the broker's checkpoint writer is closed first).
+        Raises KafkaStorageError."""
         self._write_checkpoints_now(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
         self._write_checkpoints_now(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
         self._write_checkpoints_now(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
@@ -803,7 +782,7 @@ class LogManager:
         (log.flush.scheduler.interval.ms, here 1 s by default since Kafka's default is "never"),
         recovery-point and log-start-offset checkpoints (log.flush.offset.checkpoint.interval.ms,
         log.flush.start.offset.checkpoint.interval.ms; written here, on the caller's thread,
-        unlike checkpoint_recovery_points()). Call it every second or so from one task.
+        where the broker hands them to its checkpoint writer). Call it every second or so from one task.
         Returns what ran: {"segments_deleted": n, "logs_flushed": n, "checkpoints": n}.
         """
         now = self.clock()
@@ -885,10 +864,6 @@ class LogManager:
 
     def close_uncleanly(self) -> None:
         """Drop everything without flushing or markers (tests: simulates kill -9)."""
-        with self._hw_lock:  # queued checkpoint writes are dropped, a running one finishes
-            writer, self._hw_writer, self._hw_latest = self._hw_writer, None, {}
-        if writer is not None:
-            writer.shutdown(wait=True)
         for lg in self.logs.values():
             lg.close_handlers()
         self._close_retired_logs()

@@ -6,11 +6,10 @@ and the prepared logs nobody takes leave no directory behind."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from kafkalike.protocol.record_batch import SimpleRecord, build_batch
-from kafkalike.storage.checkpoints import REPLICATION_OFFSET_CHECKPOINT, OffsetCheckpointFile, TopicPartition
+from kafkalike.storage.checkpoints import TopicPartition
 from kafkalike.storage.log_config import LogConfig
 from kafkalike.storage.log_manager import LogManager
 
@@ -75,37 +74,3 @@ def test_prepared_logs_nobody_takes_are_removed_and_a_deleted_partition_takes_it
     assert mgr.delete_dirs(mgr.take_due_deletions(now_ms=mgr.clock() + 10**9)) == 3
     assert sorted(d.name for d in root.iterdir() if d.is_dir()) == ["t-1"]
     mgr.shutdown()
-
-
-def test_high_watermark_checkpoints_are_written_by_a_writer_thread_and_shutdown_writes_the_last_ones(
-        tmp_path: Path) -> None:
-    """checkpoint_high_watermarks hands the file to a writer thread (the caller's thread does
-    not write it); the file then holds the high watermarks of that call; shutdown waits for the
-    writer and writes the final high watermarks itself."""
-    root = tmp_path / "d"
-    mgr = _manager(root)
-    tp = TopicPartition("hw", 0)
-    lg = mgr.get_or_create_log(tp)
-    lg.append(bytearray(build_batch([SimpleRecord(value=b"v", key=None, timestamp=1)] * 5)), leader_epoch=0)
-    lg.update_high_watermark(3)
-    writers: list[str] = []
-    original = OffsetCheckpointFile.write
-
-    def observed(self: OffsetCheckpointFile, offsets: dict) -> None:  # type: ignore[type-arg]
-        writers.append(threading.current_thread().name)
-        original(self, offsets)
-
-    OffsetCheckpointFile.write = observed  # type: ignore[method-assign,assignment]
-    try:
-        mgr.checkpoint_high_watermarks()
-        deadline = time.monotonic() + 30
-        while OffsetCheckpointFile(root / REPLICATION_OFFSET_CHECKPOINT).read() != {tp: 3}:
-            assert time.monotonic() < deadline, "the high-watermark checkpoint was never written"
-            time.sleep(0.01)
-        assert writers and all(name.startswith("hw-checkpoint") for name in writers)
-        lg.update_high_watermark(5)
-        mgr.shutdown()
-    finally:
-        OffsetCheckpointFile.write = original  # type: ignore[method-assign]
-    assert OffsetCheckpointFile(root / REPLICATION_OFFSET_CHECKPOINT).read() == {tp: 5}
-    assert writers[-1] == threading.current_thread().name  # the final one: shutdown's own write
