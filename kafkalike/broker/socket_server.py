@@ -922,8 +922,10 @@ class SocketServer:
             request_hops.finish_request(hops, conn.written_ns)
 
         try:
-            if previous is not None:
+            if previous is not None and not previous.written.is_set():
                 await previous.written.wait()
+            else:  # first in line: write now (Event.wait on a set event is a trip through the scheduler)
+                await trio.lowlevel.checkpoint_if_cancelled()
             if error is not None:
                 raise error
             if response is not None:
