@@ -21,13 +21,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import attrs
+
+from kafkalike.cluster.process import exit_description, is_alive, signal_pid, spawn_detached, tail, wait_for
 
 CPU_METHOD = "int64"
 """stress-ng's --cpu-method: integer arithmetic, the same work every run."""
@@ -107,13 +107,20 @@ def parse_summary(text: str, spec: BackgroundLoadSpec) -> BackgroundLoadResult:
     return BackgroundLoadResult(spec, float(run.group(1)), float(total.group(1)), float(total.group(2)) / 100)
 
 
+def require_stress_ng() -> None:
+    """Raises BackgroundLoadError, saying how to install it, when stress-ng is not on PATH."""
+    if shutil.which("stress-ng") is None:
+        raise BackgroundLoadError("a background load needs stress-ng: apt-get install stress-ng "
+                                  "(./scripts/bench installs it)")
+
+
 class BackgroundLoad:
     """stress-ng started by ``start()`` and stopped by ``stop()`` (also as a context
-    manager). It runs in a process group of its own, so that ``stop()`` can end its workers
-    by that group's id (the pid of the stress-ng it started) if stress-ng does not stop on
-    SIGINT, and (``setpriv --pdeathsig KILL``, as kafkalike.cluster.process does) it gets
-    SIGKILL if this process dies first; stress-ng's workers follow their parent. Its output
-    goes to ``log_path``.
+    manager), with kafkalike.cluster.process.spawn_detached: in a session and process group
+    of its own, so that ``stop()`` can end its workers by that group's id (the pid of the
+    stress-ng it started) if stress-ng does not stop on SIGINT, and with
+    ``die_with_parent`` (SIGKILL if this process dies first; stress-ng's workers follow
+    their parent). Its output goes to ``log_path``, its pid to ``log_path`` + ".pid".
 
     Raises BackgroundLoadError from ``start()`` when stress-ng is not installed or exits at
     once.
@@ -122,55 +129,38 @@ class BackgroundLoad:
     def __init__(self, spec: BackgroundLoadSpec, log_path: Path) -> None:
         self.spec = spec
         self.log_path = Path(log_path)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self.pid: int | None = None
+        """The stress-ng parent's pid while it runs."""
         self.result: BackgroundLoadResult | None = None
 
-    @property
-    def pid(self) -> int | None:
-        """The stress-ng parent's pid while it runs."""
-        return self._proc.pid if self._proc is not None else None
-
     def start(self) -> None:
-        if shutil.which("stress-ng") is None:
-            raise BackgroundLoadError("a background load needs stress-ng: apt-get install stress-ng "
-                                      "(./scripts/bench installs it)")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        require_stress_ng()
         temp = self.log_path.parent / "stress-ng"
-        temp.mkdir(exist_ok=True)
-        argv = self.spec.command(temp)
-        setpriv = shutil.which("setpriv")
-        if setpriv and threading.current_thread() is threading.main_thread():
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]  # gone with this process, however it ends
-        self._log = open(self.log_path, "wb")
-        self._proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        temp.mkdir(parents=True, exist_ok=True)
+        self.log_path.unlink(missing_ok=True)  # spawn_detached appends: the summary read is this run's
+        pid = spawn_detached(self.spec.command(temp), self.log_path,
+                             self.log_path.with_name(self.log_path.name + ".pid"), die_with_parent=True).pid
         time.sleep(0.3)
-        if self._proc.poll() is not None:
-            code = self._proc.returncode
-            self._proc = None
-            self._log.close()
-            raise BackgroundLoadError(f"stress-ng exited at once with status {code}; "
-                                      f"its output: {self.log_path.read_text(errors='replace')[-500:]}")
+        if not is_alive(pid):
+            raise BackgroundLoadError(f"stress-ng exited at once ({exit_description(pid)}); "
+                                      f"its output: {tail(self.log_path)}")
+        self.pid = pid
 
     def stop(self) -> BackgroundLoadResult | None:
         """SIGINT (stress-ng then stops its workers and prints its summary); after
         STOP_TIMEOUT_S SIGKILL to its process group (while the parent is not yet reaped, so
         the group id cannot belong to another process). Returns the summary (None if it was
         not running). Safe to call twice."""
-        proc, self._proc = self._proc, None
-        if proc is None:
+        pid, self.pid = self.pid, None
+        if pid is None:
             return self.result
+        signal_pid(pid, signal.SIGINT)
         try:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            # not reaped yet, so its pid (the group's id) is still its own: end the group
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        finally:
-            if self._log is not None:
-                self._log.close()
+            wait_for(lambda: not is_alive(pid), STOP_TIMEOUT_S, what=f"stress-ng (pid {pid}) to stop")
+        except TimeoutError:
+            # is_alive has not reaped it, so its pid (the group's id) is still its own: end the group
+            os.killpg(pid, signal.SIGKILL)
+            wait_for(lambda: not is_alive(pid), STOP_TIMEOUT_S, what=f"stress-ng (pid {pid}) to die")
         self.result = parse_summary(self.log_path.read_text(errors="replace"), self.spec)
         return self.result
 

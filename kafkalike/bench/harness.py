@@ -38,7 +38,8 @@ import structlog
 
 from kafkalike.bench import reference_kafka as rkmod
 from kafkalike.bench import workloads as wl
-from kafkalike.bench.background_load import BackgroundLoad, BackgroundLoadError, BackgroundLoadSpec
+from kafkalike.bench.background_load import (BackgroundLoad, BackgroundLoadError, BackgroundLoadSpec,
+                                             require_stress_ng)
 from kafkalike.bench.interrupt import BenchInterrupted, restore_signals, stop_on_sigterm
 from kafkalike.bench.report import KAFKA_SYSTEMS, SYSTEMS, Sample, median, write_report
 from kafkalike.bench.systems import (BenchError, BenchSystem, KafkalikeSystem, ReferenceSystem,
@@ -282,8 +283,11 @@ def run_bench(config: BenchConfig, systems: Sequence[str] = SYSTEMS, report_dir:
             raise BenchError(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     if not systems:
         raise BenchError("no system to measure")
-    if background_load is not None and shutil.which("stress-ng") is None:
-        raise BenchError("--background-load needs stress-ng: apt-get install stress-ng (./scripts/bench installs it)")
+    if background_load is not None:
+        try:
+            require_stress_ng()  # before anything is started
+        except BackgroundLoadError as e:
+            raise BenchError(str(e)) from e
     started = time.monotonic()
     report_dir = Path(report_dir)
     own_work = work_dir is None
