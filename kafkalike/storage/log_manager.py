@@ -755,9 +755,11 @@ class LogManager:
                 log.warning(event, file=snapshot.file_name, dir=str(d), error=str(exc))
 
     @staticmethod
-    def _write_checkpoints_now(file_name: str, snapshot: dict[Path, dict[TopicPartition, int]]) -> None:
-        for d, offsets in snapshot.items():
-            OffsetCheckpointFile(d / file_name).write(offsets)
+    def _write_checkpoint_now(snapshot: CheckpointSnapshot) -> None:
+        """Write ``snapshot``'s file in each of its dirs; raises KafkaStorageError (shutdown
+        and maintenance() decide what a failure means, unlike write_checkpoint)."""
+        for d, offsets in snapshot.offsets.items():
+            OffsetCheckpointFile(d / snapshot.file_name).write(offsets)
 
     def checkpoint_cleaner_offsets(self) -> None:
         """Write cleaner-offset-checkpoint for compacted logs."""
@@ -770,9 +772,9 @@ class LogManager:
         """Write every checkpoint file in every log dir (atomically), on the caller's thread
         (shutdown: these are the last ones; the broker's checkpoint writer is closed first).
         Raises KafkaStorageError."""
-        self._write_checkpoints_now(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
-        self._write_checkpoints_now(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
-        self._write_checkpoints_now(REPLICATION_OFFSET_CHECKPOINT, self._high_watermarks())
+        self._write_checkpoint_now(self.recovery_point_checkpoint())
+        self._write_checkpoint_now(self.log_start_offset_checkpoint())
+        self._write_checkpoint_now(self.high_watermark_checkpoint())
         self.checkpoint_cleaner_offsets()
 
     # ------------------------------------------------------------------ one call for the broker's timer
@@ -796,13 +798,13 @@ class LogManager:
             done["logs_flushed"] = self.flush_dirty_logs()
             due["flush"] = now
         if now - due.get("recovery_cp", now) >= iv.recovery_point_checkpoint_ms:
-            self._write_checkpoints_now(RECOVERY_POINT_CHECKPOINT, self._recovery_points())
+            self._write_checkpoint_now(self.recovery_point_checkpoint())
             self.checkpoint_cleaner_offsets()
             due["recovery_cp"] = now
             done["checkpoints"] += 1
         due.setdefault("recovery_cp", now)
         if now - due.get("start_cp", now) >= iv.log_start_offset_checkpoint_ms:
-            self._write_checkpoints_now(LOG_START_OFFSET_CHECKPOINT, self._log_start_offsets())
+            self._write_checkpoint_now(self.log_start_offset_checkpoint())
             due["start_cp"] = now
             done["checkpoints"] += 1
         due.setdefault("start_cp", now)
