@@ -44,7 +44,8 @@ def build_generic(partitions: int) -> Any:
 
 
 def build_direct(partitions: int) -> Any:
-    """The request as ReplicaFetcher builds it now (protocol/fetch_request)."""
+    """The request as ReplicaFetcher built it from 48e14ab on (kio's entities built directly,
+    protocol/fetch_request); it now builds plain records instead (bench/cold_path.py)."""
     parts = [fetch_partition(VERSION, d["partition"], d["fetch_offset"], d["partition_max_bytes"],
                              d["current_leader_epoch"], d["log_start_offset"], d["last_fetched_epoch"])
              for d in _fields(partitions)]

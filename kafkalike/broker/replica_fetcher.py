@@ -57,7 +57,8 @@ from kafkalike.broker.replica_fetcher_blocking_send import ReplicaFetcherBlockin
 from kafkalike.broker.replication_quota_manager import ReplicationQuotaManager
 from kafkalike.protocol.api_keys import SUPPORTED_APIS, ApiKey, request_versions_for_ibp
 from kafkalike.protocol.errors import ErrorCode
-from kafkalike.protocol.fetch_request import fetch_partition, fetch_request
+from kafkalike.protocol.fetch_request import (FetchPartitionFields, FetchRequestFields, FetchTopicFields,
+                                              ForgottenTopicFields)
 from kafkalike.protocol.record_batch import BATCH_LENGTH_AT, LOG_OVERHEAD
 from kafkalike.storage import TopicPartition
 
@@ -144,7 +145,8 @@ class FetcherStatistics:
 
 class FetchSessionHandler:
     """The follower's half of a fetch session (Kafka's clients FetchSessionHandler and
-    FetchMetadata): ``build(next)`` with {tp: request fields} the partitions to fetch now
+    FetchMetadata): ``build(next)`` with {tp: request fields (FetchPartitionFields, compared
+    with ``!=``)} the partitions to fetch now
     -> (session_id, session_epoch, partitions to send, forgotten tps);
     ``handle_response(error, session_id)`` after an answer, ``handle_error()`` after a lost
     connection or a failed call. Sans-IO."""
@@ -152,11 +154,11 @@ class FetchSessionHandler:
     def __init__(self) -> None:
         self.session_id = 0
         self.epoch = 0  # 0 = full fetch opening a session (INITIAL_EPOCH)
-        self.session: dict[TopicPartition, dict[str, int]] = {}
+        self.session: dict[TopicPartition, Any] = {}
         self._sent_full = True
 
-    def build(self, wanted: dict[TopicPartition, dict[str, int]]
-              ) -> tuple[int, int, dict[TopicPartition, dict[str, int]], list[TopicPartition]]:
+    def build(self, wanted: dict[TopicPartition, Any]
+              ) -> tuple[int, int, dict[TopicPartition, Any], list[TopicPartition]]:
         if self.epoch == 0:
             self.session = dict(wanted)
             self._sent_full = True
@@ -350,7 +352,7 @@ class ReplicaFetcher:
         now = trio.current_time()
         states = {tp: s for tp, s in self.partitions.items()
                   if not s.truncating and not s.parked and s.delayed_until <= now}
-        wanted: dict[TopicPartition, dict[str, int]] = {}
+        wanted: dict[TopicPartition, FetchPartitionFields] = {}
         max_bytes = self._cfg("replica.fetch.max.bytes")
         quota = self.manager.quota
         for tp, state in states.items():
@@ -359,11 +361,8 @@ class ReplicaFetcher:
                 continue
             if quota is not None and quota.should_throttle(tp, state.caught_up):
                 continue  # KIP-73: follower throttle exceeded, this partition waits
-            wanted[tp] = {
-                "partition": tp.partition, "current_leader_epoch": state.leader_epoch,
-                "fetch_offset": p.log_end_offset, "last_fetched_epoch": -1,
-                "log_start_offset": p.log.log_start_offset,
-                "partition_max_bytes": max_bytes}
+            wanted[tp] = FetchPartitionFields(tp.partition, state.leader_epoch, p.log_end_offset, -1,
+                                              p.log.log_start_offset, max_bytes)
         if not wanted:
             # nothing to fetch (all throttled): Kafka's fetcher waits replica.fetch.backoff.ms
             await trio.sleep(0.01 if quota is None or not states else self._cfg("replica.fetch.backoff.ms") / 1000.0)
@@ -373,24 +372,27 @@ class ReplicaFetcher:
             session_id, epoch, send, forgotten = self.session.build(wanted)
         else:
             session_id, epoch, send, forgotten = 0, -1, wanted, []
-        topics: dict[str, list[Any]] = {}
-        for tp, d in send.items():  # kio entities built directly: build_request's checks cost 3x
-            topics.setdefault(tp.topic, []).append(fetch_partition(
-                version, d["partition"], d["fetch_offset"], d["partition_max_bytes"], d["current_leader_epoch"],
-                d["log_start_offset"], d["last_fetched_epoch"]))
+        # plain records, not kio entities: this runs right after the broker sat idle, where
+        # every object built costs several times its warm cost (docs/benchmarks.md, "Cold paths")
+        topics: dict[str, list[FetchPartitionFields]] = {}
+        for tp, fields in send.items():
+            topics.setdefault(tp.topic, []).append(fields)
         forgotten_topics: dict[str, list[int]] = {}
         for tp in forgotten:
             forgotten_topics.setdefault(tp.topic, []).append(tp.partition)
         wait_ms = self._cfg("replica.fetch.wait.max.ms")
-        response = await self.conn.send(
-            fetch_request(version, replica_id=self.manager.broker_id, max_wait_ms=wait_ms,
-                          min_bytes=self._cfg("replica.fetch.min.bytes"),
-                          max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
-                          session_id=session_id, session_epoch=epoch, topics=topics, forgotten=forgotten_topics),
-            timeout_ms=self._cfg("replica.socket.timeout.ms") + wait_ms)
+        response = await self.conn.send_fetch(
+            FetchRequestFields(
+                replica_id=self.manager.broker_id, max_wait_ms=wait_ms,
+                min_bytes=self._cfg("replica.fetch.min.bytes"),
+                max_bytes=self._cfg("replica.fetch.response.max.bytes"), isolation_level=0,
+                session_id=session_id, session_epoch=epoch,
+                topics=tuple(FetchTopicFields(t, tuple(ps)) for t, ps in topics.items()),
+                forgotten_topics_data=tuple(ForgottenTopicFields(t, tuple(ps)) for t, ps in forgotten_topics.items())),
+            version, timeout_ms=self._cfg("replica.socket.timeout.ms") + wait_ms)
         self.fetches += 1
         if version >= 7:
-            self.session.handle_response(getattr(response, "error_code", 0), getattr(response, "session_id", 0))
+            self.session.handle_response(response.error_code, response.session_id)
         for t in response.responses:
             for d in t.partitions:
                 tp = TopicPartition(t.topic, d.partition_index)
@@ -418,7 +420,7 @@ class ReplicaFetcher:
                     state.caught_up = state.lag == 0
                     # DeleteRecords / retention on the leader: follow its log start offset
                     # (Kafka's ReplicaFetcherThread: log.maybeIncrementLogStartOffset)
-                    leader_start = getattr(d, "log_start_offset", -1)
+                    leader_start = d.log_start_offset  # -1 before Fetch v5
                     if leader_start > p.log.log_start_offset:
                         p.maybe_increment_log_start_offset(leader_start)
                 except Exception as exc:

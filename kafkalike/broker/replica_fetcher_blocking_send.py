@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -41,8 +42,11 @@ from kafkalike.client.messages import build_request
 from kafkalike.client.sasl import SaslClientConfig
 from kafkalike.client.sasl import authenticate as sasl_authenticate
 from kafkalike.protocol.api_keys import ApiKey, api_name
-from kafkalike.protocol.codec import decode_response, encode_request, peek_correlation_id
+from kafkalike.protocol.codec import (decode_fetch_response_frame, decode_response, encode_request,
+                                      encode_request_frame, peek_correlation_id)
 from kafkalike.protocol.errors import ErrorCode, ProtocolError
+from kafkalike.protocol.fetch import FetchResponseFields
+from kafkalike.protocol.fetch_request import FetchRequestFields, encode_fetch_request_fields
 from kafkalike.protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameReader
 from kafkalike.protocol.schema import Message
 
@@ -163,10 +167,6 @@ class ReplicaFetcherBlockingSend:
         ``timeout_ms`` (default ``request_timeout_ms``) bounds the whole round trip. Takes
         at least one checkpoint. Raises ConnectionClosedError, RequestTimeoutError,
         BadResponseError (the connection is closed after each)."""
-        if self._closed:
-            raise ConnectionClosedError(f"connection to {self.host}:{self.port} is closed")
-        if self._busy:
-            raise RuntimeError("ReplicaFetcherBlockingSend carries one request at a time")
         if isinstance(request, Message):
             api_key = type(request).__api_key__
             if api_version is None:
@@ -174,10 +174,44 @@ class ReplicaFetcherBlockingSend:
         else:
             api_key = int(getattr(type(request), "__api_key__", -1))
             api_version = int(getattr(type(request), "__version__", -1))
+        version = api_version
+
+        def encode(correlation_id: int) -> bytes:
+            return encode_request(request, correlation_id=correlation_id, client_id=self.client_id,
+                                  api_version=version)
+
+        def decode(frame: memoryview) -> Any:
+            return decode_response(frame, api_key, version)[1]
+
+        return await self._round_trip(api_key, version, encode, decode, timeout_ms)
+
+    async def send_fetch(self, request: FetchRequestFields, api_version: int, *,
+                         timeout_ms: float | None = None) -> FetchResponseFields:
+        """A Fetch (v4-v12) from plain records, its answer decoded into plain records
+        (protocol.fetch_request.encode_fetch_request_fields, codec.decode_fetch_response_frame):
+        the follower's round trip without kio entities (docs/benchmarks.md, "Cold paths").
+        Otherwise as ``send``."""
+        body = encode_fetch_request_fields(request, api_version)
+
+        def encode(correlation_id: int) -> bytes:
+            return encode_request_frame(ApiKey.FETCH, api_version, correlation_id, self.client_id, body)
+
+        def decode(frame: memoryview) -> FetchResponseFields:
+            return decode_fetch_response_frame(frame, api_version)[1]
+
+        return await self._round_trip(ApiKey.FETCH, api_version, encode, decode, timeout_ms)
+
+    async def _round_trip(self, api_key: int, api_version: int, encode: Callable[[int], bytes],
+                          decode: Callable[[memoryview], Any], timeout_ms: float | None) -> Any:
+        """Write ``encode(correlation id)``, read the answer in this task, return
+        ``decode(frame)`` (``decode`` raises ProtocolError for a bad answer)."""
+        if self._closed:
+            raise ConnectionClosedError(f"connection to {self.host}:{self.port} is closed")
+        if self._busy:
+            raise RuntimeError("ReplicaFetcherBlockingSend carries one request at a time")
         correlation_id = self._next_correlation_id
         self._next_correlation_id = (correlation_id + 1) & 0x7FFFFFFF
-        data = encode_request(request, correlation_id=correlation_id, client_id=self.client_id,
-                              api_version=api_version)
+        data = encode(correlation_id)
         timeout = self.request_timeout_ms if timeout_ms is None else timeout_ms
         frame: memoryview | None = None
         self._busy = True
@@ -214,13 +248,12 @@ class ReplicaFetcherBlockingSend:
                 f"response from {self.host}:{self.port} has correlation id "
                 f"{peek_correlation_id(frame)}, expected {correlation_id}")
         try:
-            _cid, response = decode_response(frame, api_key, api_version)
+            return decode(frame)
         except ProtocolError as exc:
             self._closed = True
             raise BadResponseError(
                 f"{api_name(api_key)} v{api_version} response from {self.host}:{self.port} "
                 f"does not decode: {exc}") from exc
-        return response
 
     async def _write(self, data: bytes) -> bool:
         """Write all of ``data``; True if the task had to wait (a trip through the scheduler).

@@ -74,6 +74,9 @@ __all__ = [
     "api_versions_response",
     "encode_request",
     "decode_response",
+    "decode_fetch_response_frame",
+    "encode_request_frame",
+    "request_header_bytes",
     "peek_correlation_id",
     "request_class",
     "response_class",
@@ -377,6 +380,31 @@ def encode_api_versions_fallback(
 # ------------------------------------------------------------------------------- client side
 
 
+def request_header_bytes(api_key: int, api_version: int, correlation_id: int, client_id: str | None) -> bytes:
+    """The request header (Kafka protocol guide, "Request Header" v0-v2, the version the api
+    and version call for): api key, version, correlation id, client id (v1+), an empty
+    tagged-field section (v2)."""
+    hv = request_header_version(api_key, api_version)
+    head = bytearray(_FIXED.pack(api_key, api_version, correlation_id))
+    if hv >= 1:
+        if client_id is None:
+            head += _I16.pack(-1)
+        else:
+            cid = client_id.encode("utf-8")
+            head += _I16.pack(len(cid)) + cid
+    if hv >= 2:
+        head.append(0)
+    return bytes(head)
+
+
+def encode_request_frame(api_key: int, api_version: int, correlation_id: int, client_id: str | None,
+                         body: bytes) -> bytes:
+    """A whole request frame (size prefix, header, ``body``) around a body already encoded
+    (e.g. protocol.fetch_request.encode_fetch_request_fields)."""
+    head = request_header_bytes(api_key, api_version, correlation_id, client_id)
+    return _I32.pack(len(head) + len(body)) + head + body
+
+
 def encode_request(
     request: Any,
     *,
@@ -409,26 +437,17 @@ def encode_request(
                              f"not {api_version}")
         api_version = int(version)
     _check_message(request, api_key, api_version, "request")
-    hv = request_header_version(api_key, api_version)
-    head = bytearray(_FIXED.pack(api_key, api_version, correlation_id))
-    if hv >= 1:
-        if client_id is None:
-            head += _I16.pack(-1)
-        else:
-            cid = client_id.encode("utf-8")
-            head += _I16.pack(len(cid)) + cid
-    if hv >= 2:
-        head.append(0)
+    head = request_header_bytes(api_key, api_version, correlation_id, client_id)
     if api_key == ApiKey.PRODUCE and api_version in _produce.FAST_VERSIONS:
         chunks = _produce.encode_produce_request_body(request, api_version)
         size = len(head) + sum(c.nbytes if isinstance(c, memoryview) else len(c)
                                for c in chunks)
-        return b"".join([_I32.pack(size), bytes(head), *chunks])
+        return b"".join([_I32.pack(size), head, *chunks])
     if api_key == ApiKey.FETCH and api_version in _fetch_request.FAST_VERSIONS:
         body = _fetch_request.encode_fetch_request_body(request, api_version)
     else:
         body = _encode_body(request, api_version)
-    return _I32.pack(len(head) + len(body)) + bytes(head) + body
+    return _I32.pack(len(head) + len(body)) + head + body
 
 
 def peek_correlation_id(frame: bytes | bytearray | memoryview) -> int:
@@ -452,10 +471,7 @@ def decode_response(
     without schema).
     """
     buf = frame if isinstance(frame, memoryview) else memoryview(frame)
-    correlation_id = peek_correlation_id(buf)
-    pos = 4
-    if response_header_version(api_key, api_version) == 1:
-        pos = skip_tagged_fields(buf, pos)
+    correlation_id, pos = _response_header(buf, api_key, api_version)
     if api_key == ApiKey.API_VERSIONS and api_version > 0 and len(buf) >= pos + 2 and \
             _I16.unpack_from(buf, pos)[0] == ErrorCode.unsupported_version:
         api_version = 0  # KIP-511: the broker answered in the v0 format
@@ -464,7 +480,35 @@ def decode_response(
         response, pos = _fetch.decode_fetch_response(buf, pos, api_version)
     else:
         response, pos = _decode_body(cls, api_version, buf, pos)
+    _check_consumed(buf, pos, api_key, api_version)
+    return correlation_id, response
+
+
+def decode_fetch_response_frame(frame: bytes | bytearray | memoryview,
+                                api_version: int) -> tuple[int, _fetch.FetchResponseFields]:
+    """Decode a Fetch response frame body (v4-v12, without size prefix) into plain records
+    (protocol.fetch.decode_fetch_response_fields: no kio entity; the follower's path).
+    Returns (correlation_id, FetchResponseFields); records are memoryview slices of
+    ``frame``. Raises MalformedFrameError; ValueError for a version outside v4-v12."""
+    if api_version not in _fetch.FAST_VERSIONS:
+        raise ValueError(f"Fetch v{api_version} has no plain-record decoder (v4-v12)")
+    buf = frame if isinstance(frame, memoryview) else memoryview(frame)
+    correlation_id, pos = _response_header(buf, ApiKey.FETCH, api_version)
+    response, pos = _fetch.decode_fetch_response_fields(buf, pos, api_version)
+    _check_consumed(buf, pos, ApiKey.FETCH, api_version)
+    return correlation_id, response
+
+
+def _response_header(buf: memoryview, api_key: int, api_version: int) -> tuple[int, int]:
+    """(correlation id, position of the body) of a response frame body."""
+    correlation_id = peek_correlation_id(buf)
+    pos = 4
+    if response_header_version(api_key, api_version) == 1:
+        pos = skip_tagged_fields(buf, pos)
+    return correlation_id, pos
+
+
+def _check_consumed(buf: memoryview, pos: int, api_key: int, api_version: int) -> None:
     if pos != len(buf):
         raise MalformedFrameError(
             f"{len(buf) - pos} trailing bytes after {api_name(api_key)} v{api_version} response")
-    return correlation_id, response

@@ -1,8 +1,10 @@
 """Fetch response (api key 1) fast path: records spliced in as file slices, never copied.
 
 Holds ``FileRecords`` (a placeholder: "``size`` bytes of ``file`` from ``position``"),
-``encode_fetch_response()`` (server side: the response as a list of chunks) and
-``decode_fetch_response()`` (client / follower side: records as memoryview slices).
+``encode_fetch_response()`` (server side: the response as a list of chunks),
+``decode_fetch_response_fields()`` (the follower's side: plain records, no kio entity) and
+``decode_fetch_response()`` (clients: kio's FetchResponse built from those records); records
+stay memoryview slices of the frame.
 Layout, Kafka protocol guide "Fetch API", v4-v12:
 
     throttle_time_ms int32 | error_code int16 (v7+) | session_id int32 (v7+)
@@ -44,7 +46,8 @@ from kafkalike.protocol.errors import MalformedFrameError
 from kafkalike.protocol.schema import read_uvarint, write_uvarint
 
 __all__ = ["FAST_VERSIONS", "Chunk", "FileRecords", "encode_fetch_response", "decode_fetch_response", "frame_size",
-           "chunk_size", "FIRST_FLEXIBLE_VERSION"]
+           "chunk_size", "FIRST_FLEXIBLE_VERSION", "FetchedPartition", "FetchedTopic", "FetchResponseFields",
+           "decode_fetch_response_fields"]
 
 FAST_VERSIONS = range(4, 13)
 """Fetch versions with the name-addressed layout handled here (v13+ address topics by id)."""
@@ -234,28 +237,75 @@ def _count(buf: Any, pos: int, flexible: bool, nullable: bool = False) -> tuple[
     return n, pos
 
 
-def decode_fetch_response(buf: memoryview, pos: int, version: int) -> tuple[Any, int]:
-    """Decode a Fetch response body (after the response header) at ``buf[pos:]``.
+@attrs.frozen
+class FetchedPartition:
+    """One partition of a decoded Fetch response (Kafka protocol guide, Fetch v4-v12
+    PartitionData), plain values: ``error_code`` an int, offsets in records,
+    ``aborted_transactions`` None or ((producer_id, first_offset), ...), ``records`` a
+    memoryview slice of the frame or None, and the v12 tagged fields as (epoch, end_offset)
+    (diverging_epoch), (leader_id, leader_epoch) (current_leader), (end_offset, epoch)
+    (snapshot_id), None when absent."""
 
-    Returns (kio FetchResponse of that version, position after it); ``records`` are
-    memoryview slices of ``buf`` or None. Raises MalformedFrameError.
-    """
-    mod = _module(version)
+    partition_index: int
+    error_code: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    aborted_transactions: tuple[tuple[int, int], ...] | None
+    preferred_read_replica: int
+    records: memoryview | None
+    diverging_epoch: tuple[int, int] | None = None
+    current_leader: tuple[int, int] | None = None
+    snapshot_id: tuple[int, int] | None = None
+
+
+@attrs.frozen
+class FetchedTopic:
+    """One topic of a decoded Fetch response: its name and partitions."""
+
+    topic: str
+    partitions: tuple[FetchedPartition, ...]
+
+
+@attrs.frozen
+class FetchResponseFields:
+    """A decoded Fetch response body as plain values (``decode_fetch_response_fields``):
+    throttle time (ms), top-level error code (an int; 0 before v7), fetch session id (0
+    before v7) and the topics."""
+
+    throttle_time_ms: int
+    error_code: int
+    session_id: int
+    responses: tuple[FetchedTopic, ...]
+
+
+_ERROR_CODES = frozenset(int(e) for e in ErrorCode)
+
+
+def decode_fetch_response_fields(buf: memoryview, pos: int, version: int) -> tuple[FetchResponseFields, int]:
+    """Decode a Fetch response body (after the response header) at ``buf[pos:]`` into plain
+    records, no kio entity built: the follower's path (broker/replica_fetcher.py), where a
+    response is decoded after the broker sat idle and every object and function touched then
+    costs several times its warm cost (docs/benchmarks.md, "Cold paths").
+
+    Returns (FetchResponseFields, position after it); ``records`` are memoryview slices of
+    ``buf``. Raises MalformedFrameError (a length past the end, an unknown error code,
+    invalid UTF-8 in a topic name)."""
     flexible = version >= FIRST_FLEXIBLE_VERSION
     if not isinstance(buf, memoryview):
         buf = memoryview(buf)
-    kwargs: dict[str, Any] = {}
     if version >= 7:
         _need(buf, pos, 10)
         throttle, error_code, session_id = _TOP_V7.unpack_from(buf, pos)
         pos += 10
-        kwargs["error_code"] = _error_code(error_code)
-        kwargs["session_id"] = session_id
+        if error_code not in _ERROR_CODES:
+            raise MalformedFrameError(f"unknown error code {error_code}")
     else:
         _need(buf, pos, 4)
         throttle = _I32.unpack_from(buf, pos)[0]
+        error_code = session_id = 0
         pos += 4
-    kwargs["throttle_time"] = datetime.timedelta(milliseconds=throttle)
+    head = _PART_HEAD_V5 if version >= 5 else _PART_HEAD
     n_topics, pos = _count(buf, pos, flexible)
     topics = []
     for _ in range(n_topics):
@@ -269,35 +319,30 @@ def decode_fetch_response(buf: memoryview, pos: int, version: int) -> tuple[Any,
         n_parts, pos = _count(buf, pos, flexible)
         parts = []
         for _ in range(n_parts):
-            fields: dict[str, Any] = {}
+            _need(buf, pos, head.size)
             if version >= 5:
-                _need(buf, pos, _PART_HEAD_V5.size)
-                (fields["partition_index"], ec, fields["high_watermark"],
-                 fields["last_stable_offset"], fields["log_start_offset"]) = \
-                    _PART_HEAD_V5.unpack_from(buf, pos)
-                pos += _PART_HEAD_V5.size
+                index, ec, hw, lso, log_start = head.unpack_from(buf, pos)
             else:
-                _need(buf, pos, _PART_HEAD.size)
-                (fields["partition_index"], ec, fields["high_watermark"],
-                 fields["last_stable_offset"]) = _PART_HEAD.unpack_from(buf, pos)
-                pos += _PART_HEAD.size
-            fields["error_code"] = _error_code(ec)
+                index, ec, hw, lso = head.unpack_from(buf, pos)
+                log_start = -1
+            pos += head.size
+            if ec and ec not in _ERROR_CODES:
+                raise MalformedFrameError(f"unknown error code {ec}")
             n_aborted, pos = _count(buf, pos, flexible, nullable=True)
-            if n_aborted < 0:
-                fields["aborted_transactions"] = None
-            else:
-                aborted = []
+            aborted: tuple[tuple[int, int], ...] | None = None
+            if n_aborted >= 0:
+                entries = []
                 for _ in range(n_aborted):
                     _need(buf, pos, 16)
-                    pid, first = _ABORTED.unpack_from(buf, pos)
+                    entries.append(_ABORTED.unpack_from(buf, pos))
                     pos += 16
                     if flexible:
                         pos = _skip_tags(buf, pos)
-                    aborted.append(mod.AbortedTransaction(producer_id=pid, first_offset=first))
-                fields["aborted_transactions"] = tuple(aborted)
+                aborted = tuple(entries)
+            preferred = -1
             if version >= 11:
                 _need(buf, pos, 4)
-                fields["preferred_read_replica"] = _I32.unpack_from(buf, pos)[0]
+                preferred = _I32.unpack_from(buf, pos)[0]
                 pos += 4
             if flexible:
                 size, pos = read_uvarint(buf, pos)
@@ -306,30 +351,65 @@ def decode_fetch_response(buf: memoryview, pos: int, version: int) -> tuple[Any,
                 _need(buf, pos, 4)
                 size = _I32.unpack_from(buf, pos)[0]
                 pos += 4
+            records = None
             if size < 0:
                 if size != -1:
                     raise MalformedFrameError(f"invalid records length {size}")
-                fields["records"] = None
             else:
                 _need(buf, pos, size)
-                fields["records"] = buf[pos:pos + size]
+                records = buf[pos:pos + size]
                 pos += size
+            tags: dict[str, tuple[int, int]] = {}
             if flexible:
-                pos = _read_partition_tags(buf, pos, mod, fields)
-            parts.append(mod.PartitionData(**fields))
+                pos = _read_partition_tags(buf, pos, tags)
+            parts.append(FetchedPartition(index, ec, hw, lso, log_start, aborted, preferred, records, **tags))
         if flexible:
             pos = _skip_tags(buf, pos)
-        topics.append(mod.FetchableTopicResponse(topic=name, partitions=tuple(parts)))
+        topics.append(FetchedTopic(name, tuple(parts)))
     if flexible:
         pos = _skip_tags(buf, pos)
-    return mod.FetchResponse(responses=tuple(topics), **kwargs), pos
+    return FetchResponseFields(throttle, error_code, session_id, tuple(topics)), pos
 
 
-def _error_code(value: int) -> ErrorCode:
-    try:
-        return ErrorCode(value)
-    except ValueError:
-        raise MalformedFrameError(f"unknown error code {value}") from None
+def decode_fetch_response(buf: memoryview, pos: int, version: int) -> tuple[Any, int]:
+    """Decode a Fetch response body (after the response header) at ``buf[pos:]``.
+
+    Returns (kio FetchResponse of that version, position after it); ``records`` are
+    memoryview slices of ``buf`` or None. Raises MalformedFrameError.
+    """
+    fields, pos = decode_fetch_response_fields(buf, pos, version)
+    mod = _module(version)
+    kwargs: dict[str, Any] = {}
+    if version >= 7:
+        kwargs["error_code"] = ErrorCode(fields.error_code)
+        kwargs["session_id"] = fields.session_id
+    topics = []
+    for t in fields.responses:
+        parts = []
+        for p in t.partitions:
+            part: dict[str, Any] = {
+                "partition_index": p.partition_index, "error_code": ErrorCode(p.error_code),
+                "high_watermark": p.high_watermark, "last_stable_offset": p.last_stable_offset,
+                "aborted_transactions": None if p.aborted_transactions is None else tuple(
+                    mod.AbortedTransaction(producer_id=pid, first_offset=first)
+                    for pid, first in p.aborted_transactions),
+                "records": p.records}
+            if version >= 5:
+                part["log_start_offset"] = p.log_start_offset
+            if version >= 11:
+                part["preferred_read_replica"] = p.preferred_read_replica
+            if p.diverging_epoch is not None:
+                part["diverging_epoch"] = mod.EpochEndOffset(epoch=p.diverging_epoch[0],
+                                                             end_offset=p.diverging_epoch[1])
+            if p.current_leader is not None:
+                part["current_leader"] = mod.LeaderIdAndEpoch(leader_id=p.current_leader[0],
+                                                              leader_epoch=p.current_leader[1])
+            if p.snapshot_id is not None:
+                part["snapshot_id"] = mod.SnapshotId(end_offset=p.snapshot_id[0], epoch=p.snapshot_id[1])
+            parts.append(mod.PartitionData(**part))
+        topics.append(mod.FetchableTopicResponse(topic=t.topic, partitions=tuple(parts)))
+    return mod.FetchResponse(responses=tuple(topics), throttle_time=datetime.timedelta(
+        milliseconds=fields.throttle_time_ms), **kwargs), pos
 
 
 def _string_len(buf: Any, pos: int) -> tuple[int, int]:
@@ -350,7 +430,7 @@ def _skip_tags(buf: Any, pos: int) -> int:
     return pos
 
 
-def _read_partition_tags(buf: Any, pos: int, mod: ModuleType, fields: dict[str, Any]) -> int:
+def _read_partition_tags(buf: Any, pos: int, fields: dict[str, tuple[int, int]]) -> int:
     count, pos = read_uvarint(buf, pos)
     for _ in range(count):
         tag, pos = read_uvarint(buf, pos)
@@ -358,18 +438,14 @@ def _read_partition_tags(buf: Any, pos: int, mod: ModuleType, fields: dict[str, 
         _need(buf, pos, size)
         end = pos + size
         if tag == 0 and size >= 12:
-            epoch, end_offset = _EPOCH_END.unpack_from(buf, pos)
+            fields["diverging_epoch"] = _EPOCH_END.unpack_from(buf, pos)
             _skip_tags(buf[:end], pos + 12)
-            fields["diverging_epoch"] = mod.EpochEndOffset(epoch=epoch, end_offset=end_offset)
         elif tag == 1 and size >= 8:
-            leader_id, leader_epoch = _LEADER.unpack_from(buf, pos)
+            fields["current_leader"] = _LEADER.unpack_from(buf, pos)
             _skip_tags(buf[:end], pos + 8)
-            fields["current_leader"] = mod.LeaderIdAndEpoch(leader_id=leader_id,
-                                                            leader_epoch=leader_epoch)
         elif tag == 2 and size >= 12:
-            end_offset, epoch = _SNAPSHOT.unpack_from(buf, pos)
+            fields["snapshot_id"] = _SNAPSHOT.unpack_from(buf, pos)
             _skip_tags(buf[:end], pos + 12)
-            fields["snapshot_id"] = mod.SnapshotId(end_offset=end_offset, epoch=epoch)
         elif tag <= 2:
             raise MalformedFrameError(f"fetch partition tag {tag} too short ({size} bytes)")
         pos = end

@@ -1,6 +1,8 @@
 """Fetch request (api key 1) fast path: ``encode_fetch_request_body()``, the request body
 written out by hand instead of through kio's generic, schema-driven writer (3x faster:
-docs/benchmarks.md, "The follower's Fetch request").
+docs/benchmarks.md, "The follower's Fetch request"), and ``encode_fetch_request_fields()``,
+the same bytes from plain records (``FetchRequestFields``), which the follower builds
+instead of kio's entities (docs/benchmarks.md, "Cold paths").
 
 Every follower sends its leader a Fetch per round trip, so its encode sits on the acks=all
 path (docs/benchmarks.md, "Hop timing"). Layout, Kafka protocol guide "Fetch API", v4-v12:
@@ -29,12 +31,16 @@ import struct
 from types import ModuleType
 from typing import Any
 
+import attrs
+
 from kio.index import load_payload_module
 from kio.static.constants import EntityType
 
 from kafkalike.protocol.schema import write_uvarint
 
-__all__ = ["FAST_VERSIONS", "encode_fetch_request_body", "request_module", "fetch_partition", "fetch_request"]
+__all__ = ["FAST_VERSIONS", "encode_fetch_request_body", "request_module", "fetch_partition", "fetch_request",
+           "FetchPartitionFields", "FetchTopicFields", "ForgottenTopicFields", "FetchRequestFields",
+           "encode_fetch_request_fields"]
 
 FAST_VERSIONS = range(4, 13)
 """Fetch request versions encoded here (v13+ address topics by id and go through kio)."""
@@ -123,12 +129,73 @@ def _write_string(out: bytearray, value: str | None, flexible: bool) -> None:
     out += data
 
 
+@attrs.frozen
+class FetchPartitionFields:
+    """One partition of a Fetch request as plain values (the attribute names of kio's
+    FetchPartition): offsets in records, bytes, leader epochs (-1 = none)."""
+
+    partition: int
+    current_leader_epoch: int
+    fetch_offset: int
+    last_fetched_epoch: int
+    log_start_offset: int
+    partition_max_bytes: int
+
+
+@attrs.frozen
+class FetchTopicFields:
+    """One topic of a Fetch request: its name and partitions."""
+
+    topic: str
+    partitions: tuple[FetchPartitionFields, ...]
+
+
+@attrs.frozen
+class ForgottenTopicFields:
+    """Partitions of one topic an incremental fetch removes from its session (v7+)."""
+
+    topic: str
+    partitions: tuple[int, ...]
+
+
+@attrs.frozen
+class FetchRequestFields:
+    """A Fetch request (v4-12) as plain values, encoded by ``encode_fetch_request_fields``
+    without building kio's entities: the follower's path (broker/replica_fetcher.py), where
+    every object built after the broker sat idle costs several times its warm cost
+    (docs/benchmarks.md, "Cold paths"). ``max_wait_ms`` in ms, byte limits in bytes."""
+
+    replica_id: int
+    max_wait_ms: int
+    min_bytes: int
+    max_bytes: int
+    isolation_level: int
+    session_id: int
+    session_epoch: int
+    topics: tuple[FetchTopicFields, ...]
+    forgotten_topics_data: tuple[ForgottenTopicFields, ...] = ()
+    rack_id: str = ""
+    cluster_id: str | None = None
+
+
+def encode_fetch_request_fields(request: FetchRequestFields, version: int) -> bytes:
+    """The body of a Fetch request (v4-12) from plain values: the bytes
+    ``encode_fetch_request_body`` gives for the kio entity with the same fields."""
+    return _encode_body(request, version, request.max_wait_ms)
+
+
 def encode_fetch_request_body(request: Any, version: int) -> bytes:
     """The body of a Fetch request (v4-12) from a kio FetchRequest (``max_wait`` a timedelta, as
     every kio entity holds it; fields a version lacks are not read). The same bytes kio's
     generic writer gives."""
+    return _encode_body(request, version, request.max_wait // _ONE_MS)
+
+
+def _encode_body(request: Any, version: int, max_wait_ms: int) -> bytes:
+    """The body from anything with kio's FetchRequest attribute names (a kio entity or
+    FetchRequestFields), the wait given in ms."""
     flexible = version >= FIRST_FLEXIBLE_VERSION
-    out = bytearray(_HEAD.pack(request.replica_id, request.max_wait // _ONE_MS, request.min_bytes,
+    out = bytearray(_HEAD.pack(request.replica_id, max_wait_ms, request.min_bytes,
                                request.max_bytes, request.isolation_level))
     if version >= 7:
         out += _SESSION.pack(request.session_id, request.session_epoch)
