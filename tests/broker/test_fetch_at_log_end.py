@@ -193,6 +193,52 @@ async def test_a_long_poll_at_the_log_end_offset_is_woken_by_an_append(tmp_path:
         assert rm.fetch_purgatory.expired == 0 and rm.fetch_purgatory.completed_delayed == 1
 
 
+async def test_a_long_poll_woken_by_an_append_reads_the_new_batch_once(tmp_path: Path) -> None:
+    """With min_bytes 1 the purgatory check answers from the offsets alone (Kafka's
+    DelayedFetch compares positions), so the woken fetch reads the segment once, to answer:
+    it read twice before (once to count the bytes, once on completion)."""
+    async with leading(tmp_path, 1) as rm:
+        tp = TopicPartition(TOPIC, 0)
+        rm.read_from_local_log(at(3, 1), MAX, FOLLOWER)
+        got: list[list[FetchPartitionData]] = []
+
+        async def poll() -> None:
+            got.append(await rm.fetch_messages(FOLLOWER, 30_000, 1, MAX, 0, at(3, 1)))
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(poll)
+                while rm.fetch_purgatory.delayed == 0:
+                    await trio.sleep(0.001)
+                rm.partitions[tp].append_records_to_leader(records(1), 1, 1)
+                with counting(LogSegment.read) as calls:
+                    assert rm.fetch_purgatory.check_and_complete(tp) == 1
+        assert calls == Counter({"LogSegment.read": 1})
+        assert got[0][0].size > 0
+
+
+async def test_a_long_poll_with_min_bytes_above_a_batch_header_waits_until_that_many_bytes(tmp_path: Path) -> None:
+    """A min_bytes larger than one batch header still counts the readable bytes (a read per
+    check) and completes only once they reach it."""
+    async with leading(tmp_path, 1) as rm:
+        tp = TopicPartition(TOPIC, 0)
+        p = rm.partitions[tp]
+        rm.read_from_local_log(at(3, 1), MAX, FOLLOWER)
+        one_batch = len(records(1))
+        got: list[list[FetchPartitionData]] = []
+
+        async def poll() -> None:
+            got.append(await rm.fetch_messages(FOLLOWER, 30_000, 3 * one_batch, MAX, 0, at(3, 1)))
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(poll)
+                while rm.fetch_purgatory.delayed == 0:
+                    await trio.sleep(0.001)
+                for expected in (0, 0, 1):
+                    p.append_records_to_leader(records(1), 1, 1)
+                    assert rm.fetch_purgatory.check_and_complete(tp) == expected
+        assert got[0][0].size == 3 * one_batch
+
+
 async def test_an_incremental_fetch_answers_only_the_partitions_with_something_new(tmp_path: Path) -> None:
     async with leading(tmp_path, 20) as rm:
         manager = FetchManager(FetchSessionCache(4))
