@@ -148,3 +148,39 @@ async def test_request_bytes_already_in_the_socket_are_read_without_a_scheduler_
     with pytest.raises(trio.ClosedResourceError):
         await receive_some(server)
     await listener.aclose()
+
+
+def _segments_out(stream: trio.SocketStream) -> int:
+    """TCP segments the socket has sent (Linux tcp_info.tcpi_segs_out, at byte 136)."""
+    import socket
+    import struct
+
+    info = stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return int(struct.unpack_from("=I", info, 136)[0])
+
+
+async def test_a_response_with_records_leaves_in_one_segment_not_one_per_system_call(tmp_path: Path) -> None:
+    """A small one-partition Fetch-like answer (header bytes, 170 bytes of records from the
+    file, trailing tag bytes) is written corked: one TCP segment on loopback where the three
+    system calls sent three (TCP_NODELAY), each of which the receiver handled on its own.
+    Without records (plain bytes, one writev) nothing is corked and it is one segment too."""
+    seg = _segment(tmp_path, 1000)
+    server, client, listener = await _connected_pair()
+    try:
+        assert _segments_out(server) == _segments_out(server)  # steady: nothing in flight
+        with seg.open("rb") as f:
+            for chunks, size in (([b"h" * 40, FileRecords(f, 0, 170), b"\x00\x00\x00"], 213),
+                                 ([b"p" * 60, memoryview(b"q" * 20)], 80)):
+                before = _segments_out(server)
+                await send_chunks(server, chunks)
+                assert _segments_out(server) - before == 1
+                assert len(await _read_exactly(client, size)) == size
+        # the cork is off again: a later small write leaves at once
+        before = _segments_out(server)
+        await send_chunks(server, [b"x"])
+        assert _segments_out(server) - before == 1
+        assert await _read_exactly(client, 1) == b"x"
+    finally:
+        await server.aclose()
+        await client.aclose()
+        await listener.aclose()
