@@ -102,11 +102,14 @@ ACCEPT_BACKOFF_MAX_S = 1.0
 LIMIT_LOG_INTERVAL_S = 10.0
 
 SSL_FILE_CHUNK = 256 * 1024
+"""Bytes of a FileRecords region read per os.pread when it goes out over TLS."""
+CORK_MAX_RECORD_BYTES = 4096
+"""Responses with at most this many bytes of records are written corked, in one segment
+(``_send_chunks_to_socket``)."""
 MAX_PIPELINED_REQUESTS = 16
 """Pipelined acks=all Produce requests of one connection waiting for their followers at most;
 the next frame is read only once the oldest one's response is written (a producer keeps at
 most max.in.flight.requests.per.connection = 5 in flight; this bounds a misbehaving one)."""
-"""Bytes of a FileRecords region read per os.pread when it goes out over TLS."""
 
 
 class CloseConnection(Exception):
@@ -315,20 +318,24 @@ def _socket_error(exc: OSError) -> Exception:
 
 
 async def _send_chunks_to_socket(sock: Any, chunks: Sequence[Any]) -> None:
-    """The chunks with writev / sendfile. A response holding records (a FileRecords chunk) is
-    written corked (TCP_CORK from its first FileRecords until the last chunk is written, as
-    nginx's tcp_nopush does around sendfile): its header, records and trailing bytes leave in
-    as few TCP segments as their size needs. Without it every system call sends its own
-    segment (trio sets TCP_NODELAY): a one-partition Fetch answer went out as three segments,
-    and the receiver's kernel and event loop handled each (a follower woken up to three times
-    per answer). Uncorking sends what is left at once."""
+    """The chunks with writev / sendfile. A response holding at most CORK_MAX_RECORD_BYTES of
+    records (FileRecords chunks) is written corked (TCP_CORK around the whole response, as
+    nginx's tcp_nopush around sendfile): its header, records and trailing bytes leave as one
+    TCP segment. Without it every system call sends its own segment (trio sets TCP_NODELAY):
+    a one-partition Fetch answer of one record went out as three, and the receiver's kernel and
+    event loop handled each. Larger responses are not corked: measured under
+    ProducerPerformance at client defaults, corking the followers' 16-80 KiB answers cut the
+    rate from 112k to 66k records/s (docs/benchmarks.md, "Cold paths"). Uncorking sends what
+    is left at once."""
+    record_bytes = 0
+    for chunk in chunks:
+        if isinstance(chunk, FileRecords):
+            record_bytes += chunk.size
+    corked = 0 < record_bytes <= CORK_MAX_RECORD_BYTES and _set_cork(sock, True)
     pending: list[memoryview] = []
-    corked = False
     try:
         for chunk in chunks:
             if isinstance(chunk, FileRecords):
-                if not corked:
-                    corked = _set_cork(sock, True)
                 if pending:
                     await _writev_all(sock, pending)
                     pending = []

@@ -184,3 +184,38 @@ async def test_a_response_with_records_leaves_in_one_segment_not_one_per_system_
         await server.aclose()
         await client.aclose()
         await listener.aclose()
+
+
+async def test_a_response_with_more_records_than_the_cork_limit_is_not_corked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records over CORK_MAX_RECORD_BYTES stream out as sendfile sends them (corking the
+    followers' 16-80 KiB answers halved the acks=all rate at client defaults): the socket is
+    never corked, so no write is held back; the bytes arrive whole."""
+    import socket
+
+    from kafkalike.broker import socket_server
+
+    seg = _segment(tmp_path, 100_000)
+    server, client, listener = await _connected_pair()
+    corks: list[int] = []
+    real = socket_server._set_cork
+
+    def spy(sock: object, on: bool) -> bool:
+        corks.append(on)
+        return real(sock, on)
+    monkeypatch.setattr(socket_server, "_set_cork", spy)
+    try:
+        with seg.open("rb") as f:
+            size = socket_server.CORK_MAX_RECORD_BYTES + 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_chunks, server, [b"h" * 40, FileRecords(f, 0, size), b"\x00"])
+                assert len(await _read_exactly(client, 41 + size)) == 41 + size
+            assert corks == []
+            await send_chunks(server, [b"h" * 40, FileRecords(f, 0, 170), b"\x00"])
+            assert corks == [True, False]
+            assert server.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+            assert len(await _read_exactly(client, 211)) == 211
+    finally:
+        await server.aclose()
+        await client.aclose()
+        await listener.aclose()
