@@ -175,20 +175,30 @@ async def test_a_long_poll_that_expires_updates_the_follower_fetch_state_once_an
         assert [(d.error, d.high_watermark, d.size) for d in answer] == [(ErrorCode.none, 3, 0)] * 30
 
 
+@asynccontextmanager
+async def long_poll(rm: ReplicaManager, partitions: int, min_bytes: int = 1
+                    ) -> AsyncIterator[list[list[FetchPartitionData]]]:
+    """A follower's long poll (30 s) of partitions 0..n-1 at offset 3, waiting in the Fetch
+    purgatory while the block runs; its answer is appended to the yielded list when it
+    completes (the block must complete it: 20 s guard)."""
+    rm.read_from_local_log(at(3, partitions), MAX, FOLLOWER)
+    got: list[list[FetchPartitionData]] = []
+
+    async def poll() -> None:
+        got.append(await rm.fetch_messages(FOLLOWER, 30_000, min_bytes, MAX, 0, at(3, partitions)))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poll)
+            while rm.fetch_purgatory.delayed == 0:
+                await trio.sleep(0.001)
+            yield got
+
+
 async def test_a_long_poll_at_the_log_end_offset_is_woken_by_an_append(tmp_path: Path) -> None:
     async with leading(tmp_path, 3) as rm:
-        rm.read_from_local_log(at(3, 3), MAX, FOLLOWER)
-        got: list[list[FetchPartitionData]] = []
-
-        async def poll() -> None:
-            got.append(await rm.fetch_messages(FOLLOWER, 30_000, 1, MAX, 0, at(3, 3)))
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(poll)
-                while rm.fetch_purgatory.delayed == 0:
-                    await trio.sleep(0.001)
-                rm.partitions[TopicPartition(TOPIC, 1)].append_records_to_leader(records(1), 1, 1)
-                rm.fetch_purgatory.check_and_complete(TopicPartition(TOPIC, 1))
+        async with long_poll(rm, 3) as got:
+            rm.partitions[TopicPartition(TOPIC, 1)].append_records_to_leader(records(1), 1, 1)
+            rm.fetch_purgatory.check_and_complete(TopicPartition(TOPIC, 1))
         assert [d.size > 0 for d in got[0]] == [False, True, False]
         assert rm.fetch_purgatory.expired == 0 and rm.fetch_purgatory.completed_delayed == 1
 
@@ -199,19 +209,10 @@ async def test_a_long_poll_woken_by_an_append_reads_the_new_batch_once(tmp_path:
     it read twice before (once to count the bytes, once on completion)."""
     async with leading(tmp_path, 1) as rm:
         tp = TopicPartition(TOPIC, 0)
-        rm.read_from_local_log(at(3, 1), MAX, FOLLOWER)
-        got: list[list[FetchPartitionData]] = []
-
-        async def poll() -> None:
-            got.append(await rm.fetch_messages(FOLLOWER, 30_000, 1, MAX, 0, at(3, 1)))
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(poll)
-                while rm.fetch_purgatory.delayed == 0:
-                    await trio.sleep(0.001)
-                rm.partitions[tp].append_records_to_leader(records(1), 1, 1)
-                with counting(LogSegment.read) as calls:
-                    assert rm.fetch_purgatory.check_and_complete(tp) == 1
+        async with long_poll(rm, 1) as got:
+            rm.partitions[tp].append_records_to_leader(records(1), 1, 1)
+            with counting(LogSegment.read) as calls:
+                assert rm.fetch_purgatory.check_and_complete(tp) == 1
         assert calls == Counter({"LogSegment.read": 1})
         assert got[0][0].size > 0
 
@@ -221,21 +222,11 @@ async def test_a_long_poll_with_min_bytes_above_a_batch_header_waits_until_that_
     check) and completes only once they reach it."""
     async with leading(tmp_path, 1) as rm:
         tp = TopicPartition(TOPIC, 0)
-        p = rm.partitions[tp]
-        rm.read_from_local_log(at(3, 1), MAX, FOLLOWER)
         one_batch = len(records(1))
-        got: list[list[FetchPartitionData]] = []
-
-        async def poll() -> None:
-            got.append(await rm.fetch_messages(FOLLOWER, 30_000, 3 * one_batch, MAX, 0, at(3, 1)))
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(poll)
-                while rm.fetch_purgatory.delayed == 0:
-                    await trio.sleep(0.001)
-                for expected in (0, 0, 1):
-                    p.append_records_to_leader(records(1), 1, 1)
-                    assert rm.fetch_purgatory.check_and_complete(tp) == expected
+        async with long_poll(rm, 1, min_bytes=3 * one_batch) as got:
+            for expected in (0, 0, 1):
+                rm.partitions[tp].append_records_to_leader(records(1), 1, 1)
+                assert rm.fetch_purgatory.check_and_complete(tp) == expected
         assert got[0][0].size == 3 * one_batch
 
 
