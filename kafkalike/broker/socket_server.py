@@ -13,7 +13,8 @@ other request first waits until they are written.
 
 Responses are chunk lists (bytes / memoryview / protocol.fetch.FileRecords); FileRecords go
 out with os.sendfile straight from the segment file to the socket, so fetched record bytes
-are never copied through Python.
+are never copied through Python. A response with at most CORK_MAX_RECORD_BYTES of records is
+written under TCP_CORK, so its header, records and trailer leave as one TCP segment.
 
 SSL listeners (an ssl.SSLContext for the listener name, from broker/ssl_factory.py) wrap
 the accepted socket in a ServerTlsStream (ssl.SSLObject over memory BIOs, decrypting every
