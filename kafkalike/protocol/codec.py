@@ -11,6 +11,9 @@ Server side
 Client side
     ``encode_request(request, correlation_id=, client_id=, api_version=) -> bytes``
     ``decode_response(frame, api_key, api_version) -> (correlation_id, response)``
+    ``encode_request_frame(api_key, api_version, correlation_id, client_id, body) -> bytes``
+    ``decode_fetch_response_frame(frame, api_version) -> (correlation_id, FetchResponseFields)``
+        (the follower's Fetch without kio entities: protocol.fetch / protocol.fetch_request)
     ``peek_correlation_id(frame) -> int``
 Schemas
     ``request_class(api_key, version)`` / ``response_class(api_key, version)``,
