@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kafkalike.protocol import codec
-from kafkalike.protocol import fetch as fetch_codec
 from kafkalike.protocol.api_keys import ApiKey
 from kafkalike.protocol.errors import ErrorCode
 from kafkalike.protocol.fetch_request import (FetchPartitionFields, FetchRequestFields, FetchTopicFields,
@@ -49,8 +48,7 @@ def follower_answer_frame() -> memoryview:
                              records=bytes(170))
     response = mod.FetchResponse(throttle_time=datetime.timedelta(0), error_code=ErrorCode.none, session_id=7,
                                  responses=(mod.FetchableTopicResponse(topic="latency", partitions=(part,)),))
-    chunks = fetch_codec.encode_fetch_response(response, VERSION, correlation_id=3)
-    return memoryview(b"".join(bytes(c) for c in chunks if not isinstance(c, fetch_codec.FileRecords))[4:])
+    return memoryview(codec.encode_response(codec.RequestHeader(ApiKey.FETCH, VERSION, 3), response)[4:])
 
 
 def request_kio() -> bytes:

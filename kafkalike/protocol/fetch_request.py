@@ -18,8 +18,12 @@ path (docs/benchmarks.md, "Hop timing"). Layout, Kafka protocol guide "Fetch API
     (v12: compact strings and arrays, a tagged-field section closing every struct; the
     request's own section may carry tag 0, cluster_id, a compact nullable string — KIP-709)
 
-The input is kio's FetchRequest entity of that version, as for the generic codec; the bytes
-are kio's (tests/protocol/test_fetch_request.py). The broker decodes Fetch requests with the
+``encode_fetch_request_body`` takes kio's FetchRequest entity of that version (clients, as
+for the generic codec), ``encode_fetch_request_fields`` a FetchRequestFields (the follower);
+one writer serves both and the bytes are kio's (tests/protocol/test_fetch_request.py,
+test_fetch_plain_records.py). ``fetch_partition`` / ``fetch_request`` build the kio entities
+directly; the follower used them until it moved to plain records, and the benchmarks
+(bench/fetch_request_codec.py, bench/cold_path.py) still compare against them. The broker decodes Fetch requests with the
 generic reader: a hand-written decoder measured no faster, as building kio's entities is most
 of a decode's cost.
 """

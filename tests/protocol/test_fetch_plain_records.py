@@ -19,7 +19,7 @@ from protocol_strategies import kio_entity  # noqa: E402
 
 from kafkalike.protocol import codec  # noqa: E402
 from kafkalike.protocol.api_keys import ApiKey  # noqa: E402
-from kafkalike.protocol.errors import MalformedFrameError  # noqa: E402
+from kafkalike.protocol.errors import ErrorCode, MalformedFrameError  # noqa: E402
 from kafkalike.protocol.fetch import FAST_VERSIONS, decode_fetch_response_fields  # noqa: E402
 from kafkalike.protocol.fetch_request import (FetchPartitionFields, FetchRequestFields,  # noqa: E402
                                               FetchTopicFields, ForgottenTopicFields,
@@ -82,8 +82,6 @@ def test_plain_fetch_response_decoder_reads_the_values_kio_wrote(version: int) -
 
 def _one_partition_response(version: int, partition_error: int = 0, top_error: int = 0) -> bytes:
     """A one-partition Fetch response body; error codes kio cannot write are patched in."""
-    from kio.schema.errors import ErrorCode
-
     cls = codec.response_class(ApiKey.FETCH, version)
     mod = sys.modules[cls.__module__]
     part = {"partition_index": 0, "error_code": ErrorCode(6), "high_watermark": 5, "last_stable_offset": 5,
